@@ -1,0 +1,59 @@
+// swift-tools-version: 6.0
+// Swift 6 language mode (strict concurrency: complete) is the default for
+// every target of a 6.0 manifest; nothing below opts out of it.
+import PackageDescription
+
+let package = Package(
+    name: "synsight",
+    products: [
+        .executable(name: "synsight", targets: ["synsight"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // The kernel<->user records, defined once in bpf/synsight_abi.h.
+        .target(name: "CSynsightABI"),
+        // libbpf itself, through pkg-config.
+        .systemLibrary(
+            name: "CLibBPF",
+            pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev"])]
+        ),
+        // Small C helpers for libbpf APIs that do not import well into Swift
+        // (variadic print callback, option-struct macros).
+        .target(
+            name: "CSynsightShim",
+            linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
+        ),
+        // Pure Swift: event model, decoding, attribution, output. No libbpf, no root.
+        .target(name: "SynsightCore", dependencies: ["CSynsightABI"]),
+        // The only module that talks to the kernel.
+        .target(
+            name: "SynsightKernel",
+            dependencies: ["SynsightCore", "CSynsightABI", "CLibBPF", "CSynsightShim"],
+            plugins: ["BPFObjectPlugin"]
+        ),
+        .executableTarget(
+            name: "synsight",
+            dependencies: [
+                "SynsightCore", "SynsightKernel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Host tool run by the plugin: compiles bpf/*.bpf.c and embeds the objects.
+        .executableTarget(name: "bpf-embed"),
+        .plugin(
+            name: "BPFObjectPlugin",
+            capability: .buildTool(),
+            dependencies: ["bpf-embed"]
+        ),
+        .testTarget(name: "SynsightCoreTests", dependencies: ["SynsightCore", "CSynsightABI"]),
+        .testTarget(
+            name: "SynsightEndToEndTests",
+            dependencies: ["SynsightCore", "SynsightKernel"]
+        ),
+    ]
+)

@@ -1,0 +1,173 @@
+#define _GNU_SOURCE /* vasprintf */
+#include "CSynsightShim.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include "../../bpf/synsight_abi.h"
+
+static syn_log_fn g_logger;
+
+static int trampoline(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char *buf = NULL;
+	syn_log_fn fn = __atomic_load_n(&g_logger, __ATOMIC_ACQUIRE);
+	if (!fn)
+		return 0;
+	/* Verifier logs run to many kilobytes: no fixed buffer. */
+	if (vasprintf(&buf, fmt, ap) < 0 || !buf)
+		return 0;
+	size_t n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = 0;
+	fn((int)level, buf);
+	free(buf);
+	return 0;
+}
+
+void syn_set_libbpf_logger(syn_log_fn fn)
+{
+	__atomic_store_n(&g_logger, fn, __ATOMIC_RELEASE);
+	libbpf_set_print(trampoline);
+}
+
+static struct btf *g_vmlinux;
+
+static struct btf *vmlinux(void)
+{
+	if (!g_vmlinux) {
+		struct btf *b = btf__load_vmlinux_btf();
+		if (!b)
+			return NULL;
+		g_vmlinux = b;
+	}
+	return g_vmlinux;
+}
+
+static int probe_tracing(const char *name, const char *prefix, enum bpf_attach_type type)
+{
+	char full[256];
+	struct btf *btf = vmlinux();
+	if (!btf)
+		return errno ? -errno : -ENOENT;
+	snprintf(full, sizeof(full), "%s%s", prefix, name);
+	int id = btf__find_by_name_kind(btf, full, prefix[0] ? BTF_KIND_TYPEDEF : BTF_KIND_FUNC);
+	if (id < 0)
+		return -ENOENT;
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, opts,
+		.expected_attach_type = type,
+		.attach_btf_id = id,
+	);
+	int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, 2, &opts);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+int syn_probe_fentry(const char *func)
+{
+	return probe_tracing(func, "", BPF_TRACE_FENTRY);
+}
+
+int syn_probe_tp_btf(const char *tp)
+{
+	return probe_tracing(tp, "btf_trace_", BPF_TRACE_RAW_TP);
+}
+
+int syn_btf_enum_has(const char *type, const char *value)
+{
+	struct btf *btf = vmlinux();
+	if (!btf)
+		return -ENOENT;
+	int id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM);
+	if (id < 0)
+		id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM64);
+	if (id < 0)
+		return 0;
+	const struct btf_type *t = btf__type_by_id(btf, id);
+	if (btf_is_enum(t)) {
+		const struct btf_enum *e = btf_enum(t);
+		for (int i = 0; i < btf_vlen(t); i++, e++)
+			if (strcmp(btf__name_by_offset(btf, e->name_off), value) == 0)
+				return 1;
+	}
+	return 0;
+}
+
+int syn_btf_has(const char *kind, const char *name)
+{
+	struct btf *btf = vmlinux();
+	if (!btf)
+		return -ENOENT;
+	__u32 k;
+	if (strcmp(kind, "func") == 0)
+		k = BTF_KIND_FUNC;
+	else if (strcmp(kind, "typedef") == 0)
+		k = BTF_KIND_TYPEDEF;
+	else if (strcmp(kind, "struct") == 0)
+		k = BTF_KIND_STRUCT;
+	else
+		k = BTF_KIND_ENUM;
+	return btf__find_by_name_kind(btf, name, k) >= 0 ? 1 : 0;
+}
+
+bool syn_kprobes_available(void)
+{
+	return access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0;
+}
+
+struct bpf_object *syn_open_object(const void *buf, size_t len, const char *name)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
+	return bpf_object__open_mem(buf, len, &opts);
+}
+
+int syn_set_config(struct bpf_object *obj, const struct syn_config *cfg)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	struct bpf_map *map;
+	if (!btf)
+		return -ENOENT;
+	int id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+	if (id < 0)
+		return -ENOENT;
+	const struct btf_type *sec = btf__type_by_id(btf, id);
+	const struct btf_var_secinfo *vs = btf_var_secinfos(sec);
+	long offset = -1;
+	for (int i = 0; i < btf_vlen(sec); i++, vs++) {
+		const struct btf_type *var = btf__type_by_id(btf, vs->type);
+		if (strcmp(btf__name_by_offset(btf, var->name_off), "cfg") == 0) {
+			if (vs->size != sizeof(*cfg))
+				return -EINVAL;
+			offset = vs->offset;
+			break;
+		}
+	}
+	if (offset < 0)
+		return -ENOENT;
+	bpf_object__for_each_map(map, obj) {
+		const char *n = bpf_map__name(map);
+		size_t l = strlen(n);
+		if (!bpf_map__is_internal(map) || l < 7 || strcmp(n + l - 7, ".rodata") != 0)
+			continue;
+		size_t size = 0;
+		char *data = (char *)bpf_map__initial_value(map, &size);
+		if (!data || size < offset + sizeof(*cfg))
+			return -EINVAL;
+		memcpy(data + offset, cfg, sizeof(*cfg));
+		return 0;
+	}
+	return -ENOENT;
+}

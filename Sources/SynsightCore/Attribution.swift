@@ -1,0 +1,330 @@
+/// The attribution engine: joins kernel events into verdicts. Pure and
+/// synchronous; owned by one consumer thread. Everything it knows comes from
+/// `seed` (the start-up snapshot) and `ingest` (kernel events in ring order).
+///
+/// PID semantics (DESIGN.md): `process` is what the refusal is attributed to
+/// (the listener that closed, exited, or listens elsewhere); `client` is the
+/// connecting process when it is on this host, taken from its connect() in
+/// process context and joined by 4-tuple, never from softirq `current`.
+
+/// Converts kernel CLOCK_BOOTTIME nanoseconds to wall-clock nanoseconds.
+public struct ClockMapping: Sendable {
+    public var bootToEpochOffsetNs: Int64
+
+    public init(bootToEpochOffsetNs: Int64) {
+        self.bootToEpochOffsetNs = bootToEpochOffsetNs
+    }
+
+    public func epoch(_ boot: UInt64) -> Int64 { Int64(boot) + bootToEpochOffsetNs }
+}
+
+/// Optional enrichment of a PID (e.g. its executable path from /proc).
+public protocol ProcessResolver {
+    func exe(pid: UInt32) -> String?
+}
+
+/// A listening socket the engine knows of.
+public struct ListenerInfo: Sendable, Hashable {
+    public var netns: UInt32
+    public var family: AddressFamily
+    public var local: Endpoint
+    /// nil when unknown (start-up snapshot from /proc does not show it).
+    public var ipv6Only: Bool?
+    public var socketInode: UInt64
+    public var pid: UInt32
+    public var comm: String
+    public var exe: String?
+    /// Kernel time it started listening; nil if it predates synsight.
+    public var since: UInt64?
+
+    public init(netns: UInt32, family: AddressFamily, local: Endpoint, ipv6Only: Bool?,
+                socketInode: UInt64, pid: UInt32, comm: String, exe: String? = nil, since: UInt64? = nil) {
+        self.netns = netns
+        self.family = family
+        self.local = local
+        self.ipv6Only = ipv6Only
+        self.socketInode = socketInode
+        self.pid = pid
+        self.comm = comm
+        self.exe = exe
+        self.since = since
+    }
+
+    var process: ProcessRef { ProcessRef(pid: pid, comm: comm, exe: exe) }
+
+    var json: JSONValue {
+        var f: [(String, JSONValue)] = [
+            ("addr", .string(local.addr.description)), ("port", .int(Int64(local.port))),
+            ("family", .string(family.rawValue)), ("netns", .int(Int64(netns))),
+            ("pid", .int(Int64(pid))), ("comm", .string(comm)),
+        ]
+        if let ipv6Only { f.append(("ipv6only", .bool(ipv6Only))) }
+        return .object(f)
+    }
+
+    /// Would this listener accept a SYN of `family` sent to `addr`?
+    func accepts(family f: AddressFamily, addr: IPAddress) -> Bool {
+        let addrMatches = local.addr.isUnspecified || local.addr == addr
+        if f == family { return addrMatches }
+        // A dual-stack [::] listener also takes IPv4.
+        return family == .ipv6 && f == .ipv4 && ipv6Only == false && local.addr.isUnspecified
+    }
+}
+
+struct ListenerID: Hashable {
+    var netns: UInt32
+    var inode: UInt64
+}
+
+struct NetnsPort: Hashable {
+    var netns: UInt32
+    var port: UInt16
+}
+
+struct ClosedListener {
+    var listener: ListenerInfo
+    var closedAt: UInt64
+    var closer: TaskInfo
+}
+
+struct JoinKey: Hashable {
+    var client: Endpoint
+    var server: Endpoint
+}
+
+struct Pending {
+    var record: Record
+    var deadline: UInt64
+    var serial: UInt64
+}
+
+public struct AttributionEngine {
+    public let clock: ClockMapping
+    /// How long a server-side refusal waits for the local client's side
+    /// (connect() failing with ECONNREFUSED) before it is emitted without a
+    /// client. The client's RST processing follows within microseconds on
+    /// loopback and veth; a remote client never comes.
+    public let joinWindowNs: UInt64
+    let resolver: (any ProcessResolver)?
+
+    var listeners: [ListenerID: ListenerInfo] = [:]
+    var byPort: [UInt16: Set<ListenerID>] = [:]
+    var history: [NetnsPort: ClosedListener] = [:]
+    var exits: [UInt32: ProcessExit] = [:]
+    var exitOrder: [UInt32] = []
+    var pending: [JoinKey: Pending] = [:]
+    var serial: UInt64 = 0
+    var earlyClients: [JoinKey: ConnectError] = [:]
+
+    /// Bounds on remembered state, so memory does not grow with uptime.
+    static let maxExits = 4096
+    static let maxHistory = 65536
+    static let maxPending = 65536
+
+    public init(clock: ClockMapping, joinWindowNs: UInt64 = 200_000_000,
+                resolver: (any ProcessResolver)? = nil) {
+        self.clock = clock
+        self.joinWindowNs = joinWindowNs
+        self.resolver = resolver
+    }
+
+    public var knownListeners: [ListenerInfo] { Array(listeners.values) }
+    public var pendingCount: Int { pending.count }
+
+    /// Listeners that existed before tracing started.
+    public mutating func seed(_ infos: [ListenerInfo]) {
+        for info in infos { add(info) }
+    }
+
+    mutating func add(_ info: ListenerInfo) {
+        let id = ListenerID(netns: info.netns, inode: info.socketInode)
+        if let old = listeners[id], old.local.port != info.local.port {
+            byPort[old.local.port]?.remove(id)
+        }
+        listeners[id] = info
+        byPort[info.local.port, default: []].insert(id)
+    }
+
+    /// Feed one kernel event; returns the records that became final.
+    public mutating func ingest(_ event: KernelEvent) -> [Record] {
+        switch event {
+        case .listen(let c):
+            exits.removeValue(forKey: c.task.pid)  // a PID that listens again is alive
+            add(ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
+                             socketInode: c.socketInode, pid: c.task.pid, comm: c.task.comm,
+                             exe: resolver?.exe(pid: c.task.pid), since: c.ts))
+            return []
+        case .listenClose(let c):
+            let id = ListenerID(netns: c.netns, inode: c.socketInode)
+            let info: ListenerInfo
+            if let known = listeners.removeValue(forKey: id) {
+                byPort[known.local.port]?.remove(id)
+                if byPort[known.local.port]?.isEmpty == true { byPort[known.local.port] = nil }
+                info = known
+            } else {
+                info = ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
+                                    socketInode: c.socketInode, pid: c.task.pid, comm: c.task.comm)
+            }
+            if history.count >= Self.maxHistory, history[NetnsPort(netns: info.netns, port: info.local.port)] == nil {
+                // Forget the oldest closure rather than grow without bound.
+                if let oldest = history.min(by: { $0.value.closedAt < $1.value.closedAt })?.key {
+                    history.removeValue(forKey: oldest)
+                }
+            }
+            history[NetnsPort(netns: info.netns, port: info.local.port)] =
+                ClosedListener(listener: info, closedAt: c.ts, closer: c.task)
+            return []
+        case .exit(let x):
+            if exits.updateValue(x, forKey: x.task.pid) == nil {
+                exitOrder.append(x.task.pid)
+                if exitOrder.count > Self.maxExits {
+                    let drop = exitOrder.count - Self.maxExits
+                    for pid in exitOrder.prefix(drop) where exits[pid]?.ts ?? 0 <= x.ts { exits.removeValue(forKey: pid) }
+                    exitOrder.removeFirst(drop)
+                }
+            }
+            return []
+        case .noSocketReset(let r):
+            var record = attribute(r)
+            let key = JoinKey(client: r.remote, server: r.local)
+            if let ce = earlyClients.removeValue(forKey: key) {
+                record.client = clientRef(ce)
+                return [record]
+            }
+            serial += 1
+            if let displaced = pending.updateValue(Pending(record: record, deadline: r.ts + joinWindowNs, serial: serial), forKey: key) {
+                return [displaced.record]
+            }
+            var out: [Record] = []
+            if pending.count > Self.maxPending { out = expire(now: UInt64.max, limit: pending.count - Self.maxPending) }
+            return out
+        case .connectError(let ce):
+            // Only ECONNREFUSED answers a no-listener RST.
+            guard ce.errno == 111 else { return [] }
+            let key = JoinKey(client: ce.local, server: ce.remote)
+            if var p = pending.removeValue(forKey: key) {
+                p.record.client = clientRef(ce)
+                return [p.record]
+            }
+            earlyClients[key] = ce
+            if earlyClients.count > 4096 {
+                earlyClients = earlyClients.filter { $0.value.ts + joinWindowNs > ce.ts }
+            }
+            return []
+        }
+    }
+
+    func clientRef(_ ce: ConnectError) -> ProcessRef {
+        ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid))
+    }
+
+    /// Emit refusals whose join window has passed (`now` in kernel boot ns).
+    public mutating func expire(now: UInt64) -> [Record] {
+        expire(now: now, limit: Int.max)
+    }
+
+    mutating func expire(now: UInt64, limit: Int) -> [Record] {
+        guard !pending.isEmpty else { return [] }
+        var due = pending.filter { $0.value.deadline <= now }.sorted { $0.value.serial < $1.value.serial }
+        if due.count > limit { due = Array(due.prefix(limit)) }
+        for (k, _) in due { pending.removeValue(forKey: k) }
+        if !earlyClients.isEmpty { earlyClients = earlyClients.filter { $0.value.ts + joinWindowNs > now } }
+        return due.map(\.value.record)
+    }
+
+    /// Emit everything still waiting (end of tracing).
+    public mutating func finish() -> [Record] { expire(now: UInt64.max) }
+
+    // MARK: - Causes
+
+    func attribute(_ r: NoSocketReset) -> Record {
+        var record = Record(ts: clock.epoch(r.ts), kind: .refusal, reason: .noListener,
+                            port: r.local.port, family: r.family, netns: r.netns,
+                            local: r.local, remote: r.remote)
+        let port = r.local.port
+        let onPort = (byPort[port] ?? []).compactMap { listeners[$0] }
+            .sorted { ($0.netns, $0.socketInode) < ($1.netns, $1.socketInode) }
+        // Listeners that would have taken this SYN say the registry raced with
+        // the kernel (closing right now); they explain nothing.
+        let here = onPort.filter { $0.netns == r.netns && !$0.accepts(family: r.family, addr: r.local.addr) }
+        var evidence: [(String, JSONValue)] = []
+        let cause: NoListenerCause
+        let hint: String
+
+        if !here.isEmpty {
+            let sameFamily = here.filter { $0.family == r.family }
+            let l = (sameFamily.first ?? here[0])
+            record.process = l.process
+            evidence.append(("listeners", .array(here.map(\.json))))
+            if !sameFamily.isEmpty {
+                cause = .boundToOtherAddress
+                let addrs = sameFamily.map { Endpoint(addr: $0.local.addr, port: port).description }
+                hint = "\(l.comm) (pid \(l.pid)) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local): "
+                    + "bind the service to \(r.family == .ipv4 ? "0.0.0.0" : "[::]") or to \(r.local.addr), or connect to the address it listens on"
+            } else {
+                cause = .familyMismatch
+                let other = l.family == .ipv6 ? "IPv6" : "IPv4"
+                let asked = r.family == .ipv6 ? "IPv6" : "IPv4"
+                if l.family == .ipv6 {
+                    hint = "\(l.comm) (pid \(l.pid)) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
+                        + (l.ipv6Only == true ? " (IPV6_V6ONLY)" : "")
+                        + " but the client used \(asked): also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (net.ipv6.bindv6only), or connect over IPv6"
+                } else {
+                    hint = "\(l.comm) (pid \(l.pid)) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
+                        + " but the client used \(asked): also listen on [::]:\(port), or connect over IPv4"
+                }
+            }
+        } else if let closed = history[NetnsPort(netns: r.netns, port: port)] {
+            let l = closed.listener
+            record.process = l.process
+            evidence.append(("listened_on", .string(Endpoint(addr: l.local.addr, port: port).description)))
+            evidence.append(("closed_at", .string(RFC3339.format(nanosecondsSinceEpoch: clock.epoch(closed.closedAt)))))
+            if let x = exits[l.pid], x.ts >= (l.since ?? 0) {
+                cause = .listenerExited
+                evidence.append(("exited_at", .string(RFC3339.format(nanosecondsSinceEpoch: clock.epoch(x.ts)))))
+                if let sig = x.signal {
+                    evidence.append(("signal", .int(Int64(sig))))
+                    evidence.append(("signal_name", .string(Signals.name(sig))))
+                    if x.coreDumped { evidence.append(("core_dumped", .bool(true))) }
+                    hint = "\(l.comm) (pid \(l.pid)) was killed by \(Signals.name(sig))\(x.coreDumped ? " (core dumped)" : "") and nothing listens on port \(port) since: "
+                        + "restart the service and find out who sent the signal (OOM killer: dmesg; supervisor: journalctl)"
+                } else {
+                    let status = x.status ?? 0
+                    evidence.append(("exit_status", .int(Int64(status))))
+                    hint = "\(l.comm) (pid \(l.pid)) exited with status \(status) and nothing listens on port \(port) since: "
+                        + "restart the service and check its logs for why it exited"
+                }
+            } else {
+                cause = .listenerClosed
+                if closed.closer.pid != l.pid {
+                    evidence.append(("closed_by", ProcessRef(pid: closed.closer.pid, comm: closed.closer.comm).json))
+                }
+                hint = "\(l.comm) (pid \(l.pid)) closed its listening socket on port \(port) but is still running: "
+                    + "check its logs (reload, shutdown in progress, lost configuration) and restart or reconfigure it"
+            }
+        } else if let l = onPort.first(where: { $0.netns != r.netns }) {
+            cause = .otherNetns
+            record.process = l.process
+            evidence.append(("listeners", .array(onPort.filter { $0.netns != r.netns }.map(\.json))))
+            hint = "port \(port) listens in network namespace \(l.netns) (\(l.comm), pid \(l.pid)), but the SYN arrived in namespace \(r.netns): "
+                + "connect from inside that namespace, publish the port (container port mapping), or run the service in this namespace"
+        } else {
+            cause = .neverListened
+            hint = "nothing has listened on port \(port) in this network namespace since synsight started: "
+                + "start the service, or check that the client uses the right port and address"
+        }
+        evidence.append(("hook", .string(r.hook.name)))
+        record.cause = cause.rawValue
+        record.evidence = evidence
+        record.hint = hint
+        return record
+    }
+}
+
+public enum Signals {
+    static let names = [1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
+                        7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2",
+                        13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS"]
+
+    public static func name(_ signal: Int) -> String { names[signal] ?? "signal \(signal)" }
+}

@@ -1,0 +1,34 @@
+/// The human-readable form of a record: one line, untrusted strings escaped.
+public enum TextFormat {
+    public static func line(_ r: Record) -> String {
+        let time = RFC3339.format(nanosecondsSinceEpoch: r.ts)
+        // "2026-11-22T03:10:11.123456789Z" -> "03:10:11.123456"
+        let clock = String(time.dropFirst(11).prefix(15))
+        switch r.kind {
+        case .lost:
+            return "\(clock)  LOST     \(r.count ?? 0) event(s) lost" + (r.hint.map { ": " + TerminalText.escape($0) } ?? "")
+        default:
+            var parts: [String] = [clock, r.kind.rawValue.uppercased().padding(8)]
+            if let port = r.port { parts.append("port \(port)") }
+            var why = r.reason?.rawValue ?? "unknown"
+            if let cause = r.cause { why += "/" + cause }
+            parts.append(why)
+            if let remote = r.remote, let local = r.local { parts.append("\(remote) -> \(local)") }
+            if let c = r.client { parts.append("client \(ref(c))") }
+            if let p = r.process { parts.append("process \(ref(p))") }
+            if let hint = r.hint { parts.append("| " + TerminalText.escape(hint)) }
+            return parts.joined(separator: "  ")
+        }
+    }
+
+    static func ref(_ p: ProcessRef) -> String {
+        "\(TerminalText.escape(p.comm))[\(p.pid)]"
+    }
+}
+
+extension String {
+    /// Left-aligned in a column of `width` characters.
+    public func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

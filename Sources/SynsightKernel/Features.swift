@@ -1,0 +1,153 @@
+import CSynsightShim
+import Glibc
+import SynsightCore
+
+/// The outcome of one feature probe (after cilium/ebpf's three outcomes;
+/// an inconclusive probe is reported as unsupported with the error).
+public enum ProbeResult: Sendable, Equatable {
+    case supported(String)
+    case unsupported(String)
+
+    public var isSupported: Bool { if case .supported = self { return true } else { return false } }
+    public var detail: String {
+        switch self {
+        case .supported(let s), .unsupported(let s): return s
+        }
+    }
+}
+
+/// What this kernel lets synsight see, probed by loading and by reading BTF,
+/// never by comparing version numbers.
+public struct KernelFeatures: Sendable {
+    public var release: String
+    public var btf: ProbeResult
+    public var privileges: ProbeResult
+    /// tp_btf/tcp_send_reset firing for sk==NULL with reason NO_SOCKET (6.10+).
+    public var tcpSendResetNoSocket: ProbeResult
+    /// tp_btf/kfree_skb with SKB_DROP_REASON_NO_SOCKET (5.17+).
+    public var kfreeSkbNoSocket: ProbeResult
+    /// fentry on tcp_v4_send_reset (BPF trampolines allowed).
+    public var fentrySendReset: ProbeResult
+    /// kprobes (CONFIG_KPROBES) and the symbol to probe.
+    public var kprobeSendReset: ProbeResult
+    public var inetSockSetState: ProbeResult
+    public var schedProcessExit: ProbeResult
+
+    public static func probe() -> KernelFeatures {
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let btfPath = "/sys/kernel/btf/vmlinux"
+        let btf: ProbeResult = access(btfPath, R_OK) == 0
+            ? .supported(btfPath)
+            : .unsupported("\(btfPath) is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF")
+        let privileges = Privileges.check()
+
+        func tp(_ name: String, needs: String) -> ProbeResult {
+            guard btf.isSupported else { return .unsupported("no kernel BTF") }
+            let rc = syn_probe_tp_btf(name)
+            if rc == 0 { return .supported("tp_btf/\(name) loads") }
+            return .unsupported("tp_btf/\(name): \(Errno.name(-rc))" + (rc == -ENOENT ? " (tracepoint not in this kernel; \(needs))" : ""))
+        }
+
+        var sendReset = tp("tcp_send_reset", needs: "")
+        if sendReset.isSupported {
+            if syn_btf_enum_has("sk_rst_reason", "SK_RST_REASON_NO_SOCKET") != 1 {
+                sendReset = .unsupported("tcp_send_reset has no reset reason and skips sk==NULL resets before 6.10 (commit 19822a980e19)")
+            } else {
+                sendReset = .supported("tcp_send_reset fires for sk==NULL with reason NO_SOCKET (6.10+)")
+            }
+        }
+        var kfree = tp("kfree_skb", needs: "")
+        if kfree.isSupported {
+            kfree = syn_btf_enum_has("skb_drop_reason", "SKB_DROP_REASON_NO_SOCKET") == 1
+                ? .supported("kfree_skb carries drop reason NO_SOCKET (5.17+)")
+                : .unsupported("kfree_skb has no drop reasons before 5.17 (commit c504e5c2f964)")
+        }
+        var fentry: ProbeResult = .unsupported("no kernel BTF")
+        if btf.isSupported {
+            let rc = syn_probe_fentry("tcp_v4_send_reset")
+            switch rc {
+            case 0: fentry = .supported("fentry/tcp_v4_send_reset loads")
+            case -EPERM: fentry = .unsupported("BPF trampolines refused (EPERM): lockdown or a restricted hypervisor")
+            case -ENOENT: fentry = .unsupported("tcp_v4_send_reset is not in BTF (inlined or renamed)")
+            default: fentry = .unsupported("fentry/tcp_v4_send_reset: \(Errno.name(-rc))")
+            }
+        }
+        let kprobe: ProbeResult = syn_kprobes_available()
+            ? .supported("kprobe PMU present")
+            : .unsupported("kernel built without CONFIG_KPROBES")
+
+        return KernelFeatures(
+            release: release, btf: btf, privileges: privileges,
+            tcpSendResetNoSocket: sendReset, kfreeSkbNoSocket: kfree,
+            fentrySendReset: fentry, kprobeSendReset: kprobe,
+            inetSockSetState: tp("inet_sock_set_state", needs: "4.16+"),
+            schedProcessExit: tp("sched_process_exit", needs: ""))
+    }
+
+    public func result(for hook: ResetHook) -> ProbeResult {
+        switch hook {
+        case .tcpSendReset: return tcpSendResetNoSocket
+        case .fentry: return fentrySendReset
+        case .kprobe: return kprobeSendReset
+        case .kfreeSkb: return kfreeSkbNoSocket
+        }
+    }
+
+    /// Preference order for the no-listener RST: the dedicated tracepoint,
+    /// then the function that sends the RST (called only for RSTs: cheap),
+    /// then the generic drop tracepoint (fires for every dropped packet).
+    public static let resetPreference: [ResetHook] = [.tcpSendReset, .fentry, .kprobe, .kfreeSkb]
+
+    public func chooseResetHook(forced: ResetHook? = nil) -> Result<ResetHook, KernelError> {
+        if let forced {
+            let r = result(for: forced)
+            if r.isSupported { return .success(forced) }
+            return .failure(KernelError(what: "hook \(forced.name) was requested", why: r.detail,
+                                        fix: "run `synsight doctor` to see the hooks this kernel supports"))
+        }
+        for hook in Self.resetPreference where result(for: hook).isSupported { return .success(hook) }
+        return .failure(KernelError(
+            what: "no hook can see no-listener resets on kernel \(release)",
+            why: Self.resetPreference.map { "\($0.name): \(result(for: $0).detail)" }.joined(separator: "; "),
+            fix: "synsight needs Linux 5.17+ with BTF, or fentry/kprobes"))
+    }
+}
+
+/// Root, or the capabilities loading tracing programs needs.
+public enum Privileges {
+    static let capBPF = 39
+    static let capPerfmon = 38
+    static let capSysAdmin = 21
+
+    public static func check() -> ProbeResult {
+        if geteuid() == 0 { return .supported("running as root") }
+        guard let caps = effectiveCapabilities() else {
+            return .unsupported("cannot read /proc/self/status")
+        }
+        let has = { (bit: Int) in caps & (1 << UInt64(bit)) != 0 }
+        if has(capSysAdmin) || (has(capBPF) && has(capPerfmon)) {
+            return .supported("CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)")
+        }
+        return .unsupported("not root and missing CAP_BPF/CAP_PERFMON")
+    }
+
+    static func effectiveCapabilities() -> UInt64? {
+        guard let text = ProcFS.read("/proc/self/status") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("CapEff:") {
+            return UInt64(line.dropFirst(7).trimmingCharacters(in: " \t"), radix: 16)
+        }
+        return nil
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = self
+        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
+        while let l = s.last, chars.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,52 @@
+import Glibc
+
+/// An error from the kernel side, always saying what failed, why, and what
+/// to do about it, in one line suitable for a terminal.
+public struct KernelError: Error, CustomStringConvertible, Sendable {
+    public var what: String
+    public var why: String
+    public var fix: String?
+    public var errno: Int32?
+
+    public init(what: String, why: String, fix: String? = nil, errno: Int32? = nil) {
+        self.what = what
+        self.why = why
+        self.fix = fix
+        self.errno = errno
+    }
+
+    public var description: String {
+        "\(what): \(why)" + (fix.map { " (\($0))" } ?? "")
+    }
+
+    /// From a libbpf/syscall failure: `code` is a negative or positive errno.
+    static func sys(_ what: String, code: Int32, fix: String? = nil) -> KernelError {
+        let e = abs(code)
+        let why = "\(Errno.name(e)): \(String(cString: strerror(e)))"
+        var fix = fix
+        if fix == nil, e == EPERM || e == EACCES {
+            fix = "run as root, or with CAP_BPF and CAP_PERFMON"
+        }
+        return KernelError(what: what, why: why, fix: fix, errno: e)
+    }
+}
+
+enum Errno {
+    static func name(_ e: Int32) -> String {
+        switch e {
+        case EPERM: return "EPERM"
+        case ENOENT: return "ENOENT"
+        case EINTR: return "EINTR"
+        case E2BIG: return "E2BIG"
+        case ENOMEM: return "ENOMEM"
+        case EACCES: return "EACCES"
+        case EBUSY: return "EBUSY"
+        case EINVAL: return "EINVAL"
+        case ENOSPC: return "ENOSPC"
+        case ENOSYS: return "ENOSYS"
+        case EOPNOTSUPP: return "EOPNOTSUPP"
+        case ESRCH: return "ESRCH"
+        default: return "errno \(e)"
+        }
+    }
+}

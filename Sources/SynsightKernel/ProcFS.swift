@@ -1,0 +1,110 @@
+import Glibc
+import SynsightCore
+
+/// Thin /proc access: every file read of the snapshot goes through here.
+enum ProcFS {
+    static func read(_ path: String, limit: Int = 4 << 20) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while out.count < limit {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out.append(contentsOf: buf[0..<n])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func readlink(_ path: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = Glibc.readlink(path, &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func list(_ path: String) -> [String] {
+        guard let d = opendir(path) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// The inode of a namespace link such as /proc/<pid>/ns/net (= ns.inum).
+    static func nsInode(_ path: String) -> UInt32? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt32(truncatingIfNeeded: st.st_ino)
+    }
+
+    static func pids() -> [UInt32] {
+        list("/proc").compactMap { UInt32($0) }
+    }
+
+    static func comm(_ pid: UInt32) -> String? {
+        guard let s = read("/proc/\(pid)/comm") else { return nil }
+        return s.hasSuffix("\n") ? String(s.dropLast()) : s
+    }
+}
+
+/// Listeners that existed before tracing started, from /proc: every
+/// process's socket fds, and each network namespace's /proc/<pid>/net/tcp{,6}
+/// (read once per namespace, through a process that lives in it).
+public enum ListenerSnapshot {
+    public static func take() -> [ListenerInfo] {
+        var socketOwner: [UInt32: [UInt64: UInt32]] = [:]  // netns -> inode -> pid
+        var netnsReader: [UInt32: UInt32] = [:]              // netns -> a pid in it
+        for pid in ProcFS.pids() {
+            guard let ns = ProcFS.nsInode("/proc/\(pid)/ns/net") else { continue }
+            if netnsReader[ns] == nil { netnsReader[ns] = pid }
+            for fd in ProcFS.list("/proc/\(pid)/fd") {
+                guard let target = ProcFS.readlink("/proc/\(pid)/fd/\(fd)"),
+                      target.hasPrefix("socket:["), target.hasSuffix("]"),
+                      let ino = UInt64(target.dropFirst(8).dropLast()) else { continue }
+                // Keep the lowest PID for a shared socket (usually the parent).
+                if let have = socketOwner[ns]?[ino], have < pid { continue }
+                socketOwner[ns, default: [:]][ino] = pid
+            }
+        }
+        var comms: [UInt32: String] = [:]
+        var out: [ListenerInfo] = []
+        for (ns, reader) in netnsReader {
+            for (file, family) in [("tcp", AddressFamily.ipv4), ("tcp6", .ipv6)] {
+                guard let text = ProcFS.read("/proc/\(reader)/net/\(file)") else { continue }
+                for s in ProcNet.parse(text, family: family) where s.state == ProcNetSocket.listenState {
+                    guard let pid = socketOwner[ns]?[s.inode] else { continue }
+                    let comm = comms[pid] ?? ProcFS.comm(pid) ?? "?"
+                    comms[pid] = comm
+                    out.append(ListenerInfo(netns: ns, family: family, local: s.local, ipv6Only: nil,
+                                            socketInode: s.inode, pid: pid, comm: comm,
+                                            exe: ProcFS.readlink("/proc/\(pid)/exe")))
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// PID -> executable path from /proc, cached (a refusal storm from one
+/// client must not cost a readlink per event). Bounded.
+public final class ProcfsResolver: ProcessResolver {
+    var cache: [UInt32: String?] = [:]
+
+    public init() {}
+
+    public func exe(pid: UInt32) -> String? {
+        if let hit = cache[pid] { return hit }
+        if cache.count > 4096 { cache.removeAll(keepingCapacity: true) }
+        let v = ProcFS.readlink("/proc/\(pid)/exe")
+        cache[pid] = .some(v)
+        return v
+    }
+
+    public func forget(pid: UInt32) { cache[pid] = nil }
+}

@@ -1,0 +1,245 @@
+import CLibBPF
+import CSynsightABI
+import CSynsightShim
+import Glibc
+import Synchronization
+import SynsightCore
+
+public struct TracerOptions: Sendable {
+    /// Only report refusals to these local ports (at most 16; empty = all).
+    public var ports: [UInt16] = []
+    /// Force a no-listener RST hook instead of the probed choice.
+    public var resetHook: ResetHook? = nil
+    /// Ring buffer size in bytes (power of two, multiple of the page size).
+    public var ringBytes: UInt32 = 8 << 20
+    /// Print libbpf's own log to stderr.
+    public var verbose: Bool = false
+
+    public init() {}
+}
+
+/// Routes libbpf's log: dropped unless --verbose (libbpf-bootstrap style).
+let libbpfVerbose = Atomic<Bool>(false)
+
+private let libbpfLogger: syn_log_fn = { level, message in
+    guard let message, libbpfVerbose.load(ordering: .relaxed) else { return }
+    let line = "libbpf: " + String(cString: message) + "\n"
+    _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+}
+
+/// The loaded BPF object, its attached programs and its ring buffer.
+///
+/// `@unchecked Sendable` is not claimed: a Tracer is created, polled and
+/// destroyed on one thread (the consumer loop), which is what libbpf's
+/// ring_buffer requires anyway.
+public final class Tracer {
+    public let features: KernelFeatures
+    public let resetHook: ResetHook
+    let object: OpaquePointer
+    var links: [OpaquePointer] = []
+    var ring: OpaquePointer?
+    let lostFD: Int32
+    let listenerPidsFD: Int32
+    let ncpus: Int
+
+    /// Opens, configures, loads and attaches. Fallible libbpf work happens
+    /// before any stored property is set, so a failure cleans up exactly once.
+    public init(options: TracerOptions, features: KernelFeatures = .probe()) throws(KernelError) {
+        libbpfVerbose.store(options.verbose, ordering: .relaxed)
+        syn_set_libbpf_logger(libbpfLogger)
+
+        guard features.privileges.isSupported else {
+            throw KernelError(what: "cannot load BPF programs", why: features.privileges.detail,
+                              fix: "run with sudo, or grant CAP_BPF and CAP_PERFMON")
+        }
+        guard features.btf.isSupported else {
+            throw KernelError(what: "cannot trace", why: features.btf.detail,
+                              fix: "use a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+        }
+        for (name, r) in [("tp_btf/inet_sock_set_state", features.inetSockSetState),
+                          ("tp_btf/sched_process_exit", features.schedProcessExit)] where !r.isSupported {
+            throw KernelError(what: "required hook \(name) is unavailable", why: r.detail,
+                              fix: "run `synsight doctor` for details")
+        }
+        if options.ports.count > Int(SYN_MAX_FILTER_PORTS) {
+            throw KernelError(what: "too many --port filters", why: "at most \(SYN_MAX_FILTER_PORTS) are supported")
+        }
+        let hook: ResetHook
+        switch features.chooseResetHook(forced: options.resetHook) {
+        case .success(let h): hook = h
+        case .failure(let e): throw e
+        }
+
+        guard let bytes = base64Decode(BPFObject_refusals.base64) else {
+            throw KernelError(what: "embedded BPF object", why: "corrupt base64", fix: "rebuild synsight")
+        }
+        let obj: OpaquePointer? = bytes.withUnsafeBytes { raw in
+            syn_open_object(raw.baseAddress, raw.count, "synsight")
+        }
+        guard let obj else { throw KernelError.sys("opening the BPF object", code: errno) }
+
+        do throws(KernelError) {
+            // Choose programs: exactly one no-listener RST hook.
+            let wanted: Set<String> = {
+                var s: Set<String> = ["sock_state", "proc_exit"]
+                switch hook {
+                case .tcpSendReset: s.insert("rst_tp_send_reset")
+                case .kfreeSkb: s.insert("rst_kfree_skb")
+                case .fentry: s.formUnion(["rst_fentry_v4", "rst_fentry_v6"])
+                case .kprobe: s.formUnion(["rst_kprobe_v4", "rst_kprobe_v6"])
+                }
+                return s
+            }()
+            var prog = bpf_object__next_program(obj, nil)
+            while let p = prog {
+                let name = String(cString: bpf_program__name(p))
+                bpf_program__set_autoload(p, wanted.contains(name))
+                prog = bpf_object__next_program(obj, p)
+            }
+
+            var cfg = syn_config()
+            withUnsafeMutableBytes(of: &cfg.ports) { raw in
+                let ports = raw.bindMemory(to: UInt16.self)
+                for (i, p) in options.ports.enumerated() { ports[i] = p }
+            }
+            cfg.nports = UInt32(options.ports.count)
+            let rc = syn_set_config(obj, &cfg)
+            if rc != 0 { throw KernelError.sys("writing the BPF configuration", code: rc) }
+
+            guard let ringMap = bpf_object__find_map_by_name(obj, "events") else {
+                throw KernelError(what: "BPF object", why: "map `events` missing", fix: "rebuild synsight")
+            }
+            let ringRC = bpf_map__set_max_entries(ringMap, options.ringBytes)
+            if ringRC != 0 { throw KernelError.sys("sizing the ring buffer to \(options.ringBytes) bytes", code: ringRC) }
+
+            let loadRC = bpf_object__load(obj)
+            if loadRC != 0 {
+                throw KernelError.sys("loading the BPF programs (hook \(hook.name))", code: loadRC,
+                                      fix: options.verbose ? nil : "run with --verbose for the verifier log")
+            }
+        } catch {
+            bpf_object__close(obj)
+            throw error
+        }
+
+        var links: [OpaquePointer] = []
+        var prog = bpf_object__next_program(obj, nil)
+        while let p = prog {
+            if bpf_program__autoload(p) {
+                guard let link = bpf_program__attach(p) else {
+                    let e = errno
+                    let name = String(cString: bpf_program__name(p))
+                    for l in links { bpf_link__destroy(l) }
+                    bpf_object__close(obj)
+                    throw KernelError.sys("attaching \(name)", code: e)
+                }
+                links.append(link)
+            }
+            prog = bpf_object__next_program(obj, p)
+        }
+
+        self.features = features
+        self.resetHook = hook
+        self.object = obj
+        self.links = links
+        self.lostFD = bpf_map__fd(bpf_object__find_map_by_name(obj, "lost_events"))
+        self.listenerPidsFD = bpf_map__fd(bpf_object__find_map_by_name(obj, "listener_pids"))
+        self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
+    }
+
+    deinit {
+        if let ring { ring_buffer__free(ring) }
+        for l in links { bpf_link__destroy(l) }
+        bpf_object__close(object)
+    }
+
+    /// Tell the kernel side to report the exits of these (pre-existing) listeners.
+    public func watchExits(of pids: [UInt32]) {
+        var one: UInt8 = 1
+        for var pid in pids {
+            _ = bpf_map_update_elem(listenerPidsFD, &pid, &one, UInt64(BPF_ANY))
+        }
+    }
+
+    /// Total ring-buffer reservations that failed, summed over CPUs.
+    public func lostEvents() -> UInt64 {
+        var key: UInt32 = 0
+        var values = [UInt64](repeating: 0, count: ncpus)
+        guard bpf_map_lookup_elem(lostFD, &key, &values) == 0 else { return 0 }
+        return values.reduce(0, &+)
+    }
+
+    /// Reads records until `shouldStop` says so. `onRecord` gets each raw
+    /// record; `onTick` runs after every poll (at most every `tickMs`).
+    public func run(tickMs: Int32 = 50,
+                    onRecord: @escaping (UnsafeRawBufferPointer) -> Void,
+                    onTick: () -> Void,
+                    shouldStop: () -> Bool) throws(KernelError) {
+        let box = Unmanaged.passRetained(RecordSink(onRecord))
+        defer { box.release() }
+        let fd = bpf_map__fd(bpf_object__find_map_by_name(object, "events"))
+        guard let rb = ring_buffer__new(fd, { ctx, data, size in
+            guard let ctx, let data else { return 0 }
+            Unmanaged<RecordSink>.fromOpaque(ctx).takeUnretainedValue()
+                .handler(UnsafeRawBufferPointer(start: data, count: size))
+            return 0
+        }, box.toOpaque(), nil) else {
+            throw KernelError.sys("creating the ring buffer reader", code: errno)
+        }
+        ring = rb
+        defer { ring_buffer__free(rb); ring = nil }
+        while !shouldStop() {
+            let n = ring_buffer__poll(rb, tickMs)
+            if n < 0 && n != -EINTR {
+                throw KernelError.sys("reading the ring buffer", code: n)
+            }
+            onTick()
+        }
+        // Drain what is already there.
+        _ = ring_buffer__consume(rb)
+    }
+}
+
+final class RecordSink {
+    let handler: (UnsafeRawBufferPointer) -> Void
+    init(_ handler: @escaping (UnsafeRawBufferPointer) -> Void) { self.handler = handler }
+}
+
+/// Base64 decoding of the embedded object (no Foundation in this module).
+func base64Decode(_ s: String) -> [UInt8]? {
+    var table = [UInt8](repeating: 0xFF, count: 256)
+    for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+        table[Int(c)] = UInt8(i)
+    }
+    var out: [UInt8] = []
+    out.reserveCapacity(s.utf8.count * 3 / 4)
+    var acc: UInt32 = 0, bits = 0
+    for c in s.utf8 {
+        if c == UInt8(ascii: "=") { break }
+        let v = table[Int(c)]
+        if v == 0xFF { return nil }
+        acc = acc << 6 | UInt32(v)
+        bits += 6
+        if bits >= 8 {
+            bits -= 8
+            out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+        }
+    }
+    return out
+}
+
+/// Kernel CLOCK_BOOTTIME -> wall clock.
+public func currentClockMapping() -> ClockMapping {
+    var real = timespec(), boot = timespec()
+    clock_gettime(CLOCK_BOOTTIME, &boot)
+    clock_gettime(CLOCK_REALTIME, &real)
+    let r = Int64(real.tv_sec) * 1_000_000_000 + Int64(real.tv_nsec)
+    let b = Int64(boot.tv_sec) * 1_000_000_000 + Int64(boot.tv_nsec)
+    return ClockMapping(bootToEpochOffsetNs: r - b)
+}
+
+public func bootTimeNow() -> UInt64 {
+    var boot = timespec()
+    clock_gettime(CLOCK_BOOTTIME, &boot)
+    return UInt64(boot.tv_sec) * 1_000_000_000 + UInt64(boot.tv_nsec)
+}

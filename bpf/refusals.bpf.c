@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * synsight: kernel side of no-listener refusal attribution.
+ *
+ * Decide in the kernel, report little: a healthy connection costs one map
+ * update and one delete (the connect map) and no ring-buffer record. Records
+ * cross to user space only for a refusal, for listener births and deaths,
+ * for the exit of a process that once listened, and for a failed connect().
+ *
+ * Several programs serve the same purpose on different kernels (see
+ * shared kernel-facts §1, §2, §10). User space probes the running kernel and
+ * enables exactly one of the "no-socket RST" programs with
+ * bpf_program__set_autoload(); they are never chosen by kernel version.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "synsight_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+const volatile struct syn_config cfg = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024); /* resized by user space before load */
+} events SEC(".maps");
+
+/* Ring-buffer reservations that failed, per CPU: never lose silently. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost_events SEC(".maps");
+
+/* Sockets in SYN_SENT -> who called connect(), captured in process context. */
+struct connect_info {
+	struct syn_task task;
+	__u64 ts_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* struct sock * */
+	__type(value, struct connect_info);
+} connecting SEC(".maps");
+
+/* Thread-group ids that have called listen(): only their exits are reported.
+ * User space seeds it with the listeners found in the start-up snapshot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} listener_pids SEC(".maps");
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost_events, &zero);
+	if (n)
+		*n += 1; /* per-CPU slot: no atomic needed */
+}
+
+static __always_inline void *reserve(__u32 size, __u8 kind)
+{
+	struct syn_hdr *h = bpf_ringbuf_reserve(&events, size, 0);
+	if (!h) {
+		count_lost();
+		return NULL;
+	}
+	h->kind = kind;
+	h->abi = SYN_ABI_VERSION;
+	h->size = size;
+	h->cpu = bpf_get_smp_processor_id();
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	return h;
+}
+
+static __always_inline void fill_task(struct syn_task *t)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	t->pid = id >> 32;
+	t->tid = (__u32)id;
+	t->uid = (__u32)bpf_get_current_uid_gid();
+	t->_pad = 0;
+	t->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(t->comm, sizeof(t->comm));
+}
+
+static __always_inline bool port_wanted(__u16 port)
+{
+	if (cfg.nports == 0)
+		return true;
+#pragma unroll
+	for (int i = 0; i < SYN_MAX_FILTER_PORTS; i++) {
+		if (i < cfg.nports && cfg.ports[i] == port)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline void v4_mapped(__u8 dst[16], __be32 addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr, 4);
+}
+
+static __always_inline __u32 sock_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/*
+ * Parse a received TCP segment for which no socket matched. Fills the record
+ * with local = destination of the segment (the port nobody listens on) and
+ * remote = its sender. Returns false if it is not a TCP SYN we report.
+ */
+static __always_inline bool parse_syn(const struct sk_buff *skb,
+				      struct syn_ev_no_socket_rst *e)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u8 vbyte = 0;
+	struct tcphdr tcp;
+
+	if (bpf_probe_read_kernel(&vbyte, 1, head + nh))
+		return false;
+	if ((vbyte >> 4) == 4) {
+		struct iphdr ip;
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return false;
+		if (ip.protocol != IPPROTO_TCP)
+			return false;
+		/* transport_header is set by ip_local_deliver before tcp_v4_rcv,
+		 * but compute it from ihl in case a caller has not. */
+		th = nh + ip.ihl * 4;
+		v4_mapped(e->t.local, ip.daddr);
+		v4_mapped(e->t.remote, ip.saddr);
+		e->t.family = AF_INET;
+	} else if ((vbyte >> 4) == 6) {
+		struct ipv6hdr ip6;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return false;
+		/* Extension headers: rely on the transport header the stack set. */
+		if (ip6.nexthdr != IPPROTO_TCP && th <= nh)
+			return false;
+		if (ip6.nexthdr == IPPROTO_TCP)
+			th = nh + sizeof(ip6);
+		__builtin_memcpy(e->t.local, &ip6.daddr, 16);
+		__builtin_memcpy(e->t.remote, &ip6.saddr, 16);
+		e->t.family = AF_INET6;
+	} else {
+		return false;
+	}
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th))
+		return false;
+	__u8 flags = ((__u8 *)&tcp)[13];
+	/* Only the first packet of a connection attempt: a SYN without ACK. A
+	 * stray segment of a vanished connection is a different story. */
+	if (!(flags & TCP_FLAG_SYN) || (flags & TCP_FLAG_ACK))
+		return false;
+	e->tcp_flags = flags;
+	e->t.lport = bpf_ntohs(tcp.dest);
+	e->t.rport = bpf_ntohs(tcp.source);
+	e->t._pad = 0;
+	return port_wanted(e->t.lport);
+}
+
+static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 source)
+{
+	struct syn_ev_no_socket_rst *e;
+
+	e = reserve(sizeof(*e), SYN_EV_NO_SOCKET_RST);
+	if (!e)
+		return 0;
+	if (!parse_syn(skb, e)) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	e->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	e->source = source;
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* 6.10+: tcp_send_reset fires for every RST, sk==NULL for "no socket"
+ * (19822a980e19 "trace: tcp: fully support trace_tcp_send_reset"). */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(rst_tp_send_reset, const struct sock *sk, const struct sk_buff *skb,
+	     enum sk_rst_reason reason)
+{
+	if (sk || !skb)
+		return 0;
+	if (reason != bpf_core_enum_value(enum sk_rst_reason, SK_RST_REASON_NO_SOCKET))
+		return 0;
+	return emit_no_socket_rst(skb, SYN_RST_SRC_TP_SEND_RESET);
+}
+
+/* 5.17+: kfree_skb carries a drop reason; tcp_v{4,6}_rcv's no_tcp_socket path
+ * frees the SYN with NO_SOCKET right after sending the RST. Only the first
+ * three arguments are read, so the program loads on kernels with and without
+ * the rx_sk argument (6.11). The enum's numbering differs between kernels:
+ * CO-RE resolves NO_SOCKET from the running kernel's BTF. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(rst_kfree_skb, struct sk_buff *skb, void *location,
+	     enum skb_drop_reason reason)
+{
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET))
+		return 0;
+	if (!skb)
+		return 0;
+	return emit_no_socket_rst(skb, SYN_RST_SRC_KFREE_SKB);
+}
+
+/* Before 6.10 (and with a trampoline-capable kernel): the function that sends
+ * the no-socket RST. Only the first two arguments are read: 6.10 added a
+ * third (the reset reason), and a program reading it does not load on 6.1. */
+SEC("fentry/tcp_v4_send_reset")
+int BPF_PROG(rst_fentry_v4, const struct sock *sk, struct sk_buff *skb)
+{
+	if (sk)
+		return 0;
+	return emit_no_socket_rst(skb, SYN_RST_SRC_FENTRY);
+}
+
+SEC("fentry/tcp_v6_send_reset")
+int BPF_PROG(rst_fentry_v6, const struct sock *sk, struct sk_buff *skb)
+{
+	if (sk)
+		return 0;
+	return emit_no_socket_rst(skb, SYN_RST_SRC_FENTRY);
+}
+
+/* Kernels with kprobes but without BPF trampolines. */
+SEC("kprobe/tcp_v4_send_reset")
+int BPF_KPROBE(rst_kprobe_v4, const struct sock *sk, struct sk_buff *skb)
+{
+	if (sk)
+		return 0;
+	return emit_no_socket_rst(skb, SYN_RST_SRC_KPROBE);
+}
+
+SEC("kprobe/tcp_v6_send_reset")
+int BPF_KPROBE(rst_kprobe_v6, const struct sock *sk, struct sk_buff *skb)
+{
+	if (sk)
+		return 0;
+	return emit_no_socket_rst(skb, SYN_RST_SRC_KPROBE);
+}
+
+static __always_inline void sock_local(const struct sock *sk, struct syn_tuple *t)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	struct inet_sock *inet = (struct inet_sock *)sk;
+
+	t->family = family;
+	if (family == AF_INET) {
+		v4_mapped(t->local, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		v4_mapped(t->remote, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	} else {
+		bpf_core_read(t->local, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(t->remote, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	/* skc_num is already 0 at some ->CLOSE transitions (inet_put_port);
+	 * inet_sport keeps the local port. */
+	t->lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->_pad = 0;
+}
+
+static __always_inline __u64 sock_inode(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+}
+
+static __always_inline int on_listen_change(const struct sock *sk, __u8 kind)
+{
+	struct syn_ev_listen *e = reserve(sizeof(*e), kind);
+	if (!e)
+		return 0;
+	sock_local(sk, &e->t);
+	__builtin_memset(e->t.remote, 0, 16);
+	e->t.rport = 0;
+	fill_task(&e->task);
+	e->sock_ino = sock_inode(sk);
+	e->netns = sock_netns(sk);
+	e->ipv6only = e->t.family == AF_INET6 ?
+		BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only) : 0;
+	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	__u32 tgid = e->task.pid; /* e is gone after submit */
+	bpf_ringbuf_submit(e, 0);
+
+	if (kind == SYN_EV_LISTEN) {
+		__u8 one = 1;
+		bpf_map_update_elem(&listener_pids, &tgid, &one, BPF_ANY);
+	}
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	__u16 proto = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	__u64 key = (__u64)sk;
+
+	if (proto != IPPROTO_TCP)
+		return 0;
+
+	if (newstate == TCP_LISTEN && oldstate == TCP_CLOSE)
+		return on_listen_change(sk, SYN_EV_LISTEN);
+	if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE)
+		return on_listen_change(sk, SYN_EV_LISTEN_CLOSE);
+
+	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
+		/* connect(): process context, the only moment the caller is known. */
+		struct connect_info ci = {};
+		fill_task(&ci.task);
+		ci.ts_ns = bpf_ktime_get_boot_ns();
+		bpf_map_update_elem(&connecting, &key, &ci, BPF_ANY);
+		return 0;
+	}
+	if (oldstate != TCP_SYN_SENT)
+		return 0;
+
+	/* Leaving SYN_SENT: ESTABLISHED (healthy, forget it) or CLOSE (failed). */
+	struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
+	if (!ci)
+		return 0;
+	int err = BPF_CORE_READ(sk, sk_err);
+	if (newstate == TCP_CLOSE && err != 0) {
+		struct syn_ev_connect_error *e = reserve(sizeof(*e), SYN_EV_CONNECT_ERROR);
+		if (e) {
+			sock_local(sk, &e->t);
+			e->task = ci->task;
+			e->connect_ts_ns = ci->ts_ns;
+			e->netns = sock_netns(sk);
+			e->err = err;
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+	bpf_map_delete_elem(&connecting, &key);
+	return 0;
+}
+
+/* Only the first argument is read: 6.18 added group_dead, 6.12 has (p). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(proc_exit, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+
+	if (!bpf_map_lookup_elem(&listener_pids, &tgid))
+		return 0;
+	/* do_exit() decrements signal->live before this tracepoint: zero means
+	 * this is the last thread of the process. */
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+
+	struct syn_ev_exit *e = reserve(sizeof(*e), SYN_EV_EXIT);
+	if (e) {
+		fill_task(&e->task);
+		e->task.pid = tgid;
+		e->exit_code = BPF_CORE_READ(p, exit_code);
+		e->_pad = 0;
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_map_delete_elem(&listener_pids, &tgid);
+	return 0;
+}
