@@ -52,6 +52,12 @@ public struct ListenerInfo: Sendable, Hashable {
 
     var process: ProcessRef { ProcessRef(pid: pid, comm: comm, exe: exe) }
 
+    /// An AF_INET6 socket bound to an IPv4-mapped address (::ffff:a.b.c.d)
+    /// takes IPv4 only: it behaves as an IPv4 listener.
+    var effectiveFamily: AddressFamily {
+        family == .ipv6 && local.addr.isV4Mapped ? .ipv4 : family
+    }
+
     var json: JSONValue {
         var f: [(String, JSONValue)] = [
             ("addr", .string(local.addr.description)), ("port", .int(Int64(local.port))),
@@ -65,7 +71,7 @@ public struct ListenerInfo: Sendable, Hashable {
     /// Would this listener accept a SYN of `family` sent to `addr`?
     func accepts(family f: AddressFamily, addr: IPAddress) -> Bool {
         let addrMatches = local.addr.isUnspecified || local.addr == addr
-        if f == family { return addrMatches }
+        if f == effectiveFamily { return addrMatches }
         // A dual-stack [::] listener also takes IPv4.
         return family == .ipv6 && f == .ipv4 && ipv6Only == false && local.addr.isUnspecified
     }
@@ -111,7 +117,7 @@ public struct AttributionEngine {
     var byPort: [UInt16: Set<ListenerID>] = [:]
     var history: [NetnsPort: ClosedListener] = [:]
     var exits: [UInt32: ProcessExit] = [:]
-    var exitOrder: [UInt32] = []
+    var exitOrder: [(pid: UInt32, ts: UInt64)] = []
     var pending: [JoinKey: Pending] = [:]
     var serial: UInt64 = 0
     var earlyClients: [JoinKey: ConnectError] = [:]
@@ -175,19 +181,23 @@ public struct AttributionEngine {
                 ClosedListener(listener: info, closedAt: c.ts, closer: c.task)
             return []
         case .exit(let x):
-            if exits.updateValue(x, forKey: x.task.pid) == nil {
-                exitOrder.append(x.task.pid)
-                if exitOrder.count > Self.maxExits {
-                    let drop = exitOrder.count - Self.maxExits
-                    for pid in exitOrder.prefix(drop) where exits[pid]?.ts ?? 0 <= x.ts { exits.removeValue(forKey: pid) }
-                    exitOrder.removeFirst(drop)
+            exits[x.task.pid] = x
+            exitOrder.append((x.task.pid, x.ts))
+            if exitOrder.count > Self.maxExits {
+                let drop = exitOrder.count - Self.maxExits
+                // Evict an exit only if it is still the one remembered for
+                // that PID (a reused PID may have exited again since).
+                for old in exitOrder.prefix(drop) where exits[old.pid]?.ts == old.ts {
+                    exits.removeValue(forKey: old.pid)
                 }
+                exitOrder.removeFirst(drop)
             }
             return []
         case .noSocketReset(let r):
             var record = attribute(r)
             let key = JoinKey(client: r.remote, server: r.local)
-            if let ce = earlyClients.removeValue(forKey: key) {
+            pruneEarlyClients(now: r.ts)
+            if let ce = earlyClients.removeValue(forKey: key), ce.ts + joinWindowNs > r.ts {
                 record.client = clientRef(ce)
                 return [record]
             }
@@ -207,9 +217,7 @@ public struct AttributionEngine {
                 return [p.record]
             }
             earlyClients[key] = ce
-            if earlyClients.count > 4096 {
-                earlyClients = earlyClients.filter { $0.value.ts + joinWindowNs > ce.ts }
-            }
+            if earlyClients.count > 4096 { pruneEarlyClients(now: ce.ts) }
             return []
         }
     }
@@ -220,7 +228,12 @@ public struct AttributionEngine {
 
     /// Emit refusals whose join window has passed (`now` in kernel boot ns).
     public mutating func expire(now: UInt64) -> [Record] {
-        expire(now: now, limit: Int.max)
+        if now != UInt64.max { pruneEarlyClients(now: now) }
+        return expire(now: now, limit: Int.max)
+    }
+
+    mutating func pruneEarlyClients(now: UInt64) {
+        if !earlyClients.isEmpty { earlyClients = earlyClients.filter { $0.value.ts &+ joinWindowNs > now } }
     }
 
     mutating func expire(now: UInt64, limit: Int) -> [Record] {
@@ -228,7 +241,6 @@ public struct AttributionEngine {
         var due = pending.filter { $0.value.deadline <= now }.sorted { $0.value.serial < $1.value.serial }
         if due.count > limit { due = Array(due.prefix(limit)) }
         for (k, _) in due { pending.removeValue(forKey: k) }
-        if !earlyClients.isEmpty { earlyClients = earlyClients.filter { $0.value.ts + joinWindowNs > now } }
         return due.map(\.value.record)
     }
 
@@ -252,7 +264,7 @@ public struct AttributionEngine {
         let hint: String
 
         if !here.isEmpty {
-            let sameFamily = here.filter { $0.family == r.family }
+            let sameFamily = here.filter { $0.effectiveFamily == r.family }
             let l = (sameFamily.first ?? here[0])
             record.process = l.process
             evidence.append(("listeners", .array(here.map(\.json))))
@@ -263,9 +275,9 @@ public struct AttributionEngine {
                     + "bind the service to \(r.family == .ipv4 ? "0.0.0.0" : "[::]") or to \(r.local.addr), or connect to the address it listens on"
             } else {
                 cause = .familyMismatch
-                let other = l.family == .ipv6 ? "IPv6" : "IPv4"
+                let other = l.effectiveFamily == .ipv6 ? "IPv6" : "IPv4"
                 let asked = r.family == .ipv6 ? "IPv6" : "IPv4"
-                if l.family == .ipv6 {
+                if l.effectiveFamily == .ipv6 {
                     hint = "\(l.comm) (pid \(l.pid)) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
                         + (l.ipv6Only == true ? " (IPV6_V6ONLY)" : "")
                         + " but the client used \(asked): also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (net.ipv6.bindv6only), or connect over IPv6"

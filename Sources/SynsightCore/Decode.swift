@@ -8,6 +8,7 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
     case unknownKind(UInt8)
     case abiMismatch(got: UInt8, expected: UInt8)
     case badFamily(UInt16)
+    case unknownHook(UInt8)
 
     public var description: String {
         switch self {
@@ -16,6 +17,7 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
         case .unknownKind(let k): return "unknown record kind \(k)"
         case let .abiMismatch(got, expected): return "record ABI version \(got), this build understands \(expected)"
         case .badFamily(let f): return "unknown address family \(f)"
+        case .unknownHook(let h): return "unknown reset hook \(h)"
         }
     }
 }
@@ -46,9 +48,10 @@ public enum EventDecoder {
         case SYN_EV_NO_SOCKET_RST.rawValue:
             let e = raw.loadUnaligned(as: syn_ev_no_socket_rst.self)
             let t = try tuple(e.t)
+            guard let hook = ResetHook(rawValue: e.source) else { throw .unknownHook(e.source) }
             return .noSocketReset(NoSocketReset(
                 ts: e.hdr.ts_ns, family: t.family, local: t.local, remote: t.remote,
-                netns: e.netns, hook: ResetHook(rawValue: e.source) ?? .tcpSendReset,
+                netns: e.netns, hook: hook,
                 tcpFlags: e.tcp_flags))
         case SYN_EV_LISTEN.rawValue, SYN_EV_LISTEN_CLOSE.rawValue:
             let e = raw.loadUnaligned(as: syn_ev_listen.self)

@@ -63,8 +63,9 @@ public enum JSONLines {
 
     /// RFC 8259 string escaping. Swift strings are valid Unicode, so invalid
     /// UTF-8 from the kernel has already become U+FFFD; control characters,
-    /// quotes and backslashes are escaped, and so are U+2028/2029 and DEL so
-    /// a line is safe to paste into JavaScript or a terminal.
+    /// quotes and backslashes are escaped, and so are DEL, C1 controls,
+    /// U+2028/2029 and bidi overrides, so a line is safe to paste into
+    /// JavaScript or print on a terminal.
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for scalar in s.unicodeScalars {
@@ -74,7 +75,9 @@ public enum JSONLines {
             case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
             case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
             case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0x00..<0x20, 0x7F, 0x2028, 0x2029:
+            case 0x00..<0x20, 0x7F, 0x80..<0xA0, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069:
+                // C0/C1 controls and bidi overrides: valid JSON either way,
+                // escaped so that `cat` of a log cannot drive a terminal.
                 let v = scalar.value
                 out.append(contentsOf: [0x5C, UInt8(ascii: "u"),
                                         hexDigits[Int(v >> 12 & 0xF)], hexDigits[Int(v >> 8 & 0xF)],

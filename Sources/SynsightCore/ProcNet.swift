@@ -51,9 +51,9 @@ public enum ProcNet {
         for _ in 0..<words {
             let end = hex.index(idx, offsetBy: 8)
             guard let w = UInt32(hex[idx..<end], radix: 16) else { return nil }
-            // The printed word is the address word as loaded on a
-            // little-endian host: its in-memory bytes are the network bytes.
-            bytes += withUnsafeBytes(of: w.littleEndian) { Array($0) }
+            // The printed word is the address word as loaded in host order:
+            // stored back in host order, its bytes are the network bytes.
+            bytes += withUnsafeBytes(of: w) { Array($0) }
             idx = end
         }
         if family == .ipv4 {

@@ -47,6 +47,8 @@ struct Trace: ParsableCommand {
     @Flag(help: "Show libbpf's log (verifier output on load failures).")
     var verbose = false
 
+    static let maxDuration: Double = 366 * 86400
+
     static func parseHook(_ s: String) -> ResetHook? {
         switch s {
         case "tcp_send_reset", "tp_btf/tcp_send_reset": return .tcpSendReset
@@ -58,8 +60,8 @@ struct Trace: ParsableCommand {
     }
 
     func validate() throws {
-        if let duration, !(duration > 0 && duration.isFinite) {
-            throw ValidationError("--duration must be a positive number of seconds, got \(duration)")
+        if let duration, !(duration > 0 && duration <= Self.maxDuration) {
+            throw ValidationError("--duration must be a positive number of seconds up to \(Int(Self.maxDuration)) (one year), got \(duration)")
         }
         if let count, count <= 0 {
             throw ValidationError("--count must be a positive number, got \(count)")
@@ -100,6 +102,13 @@ struct Trace: ParsableCommand {
                                        joinWindowNs: UInt64(joinWindowMs) * 1_000_000, resolver: resolver)
         engine.seed(snapshot)
 
+        // A parent may have spawned us with these signals blocked (some
+        // process launchers do): Ctrl-C and `kill` must always stop a trace.
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        sigaddset(&handled, SIGINT)
+        sigaddset(&handled, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &handled, nil)
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGPIPE, SIG_IGN)

@@ -1,0 +1,215 @@
+import Foundation
+import Testing
+
+// Runs the built `synsight` executable. Everything here is rejected (or
+// answered) by argument parsing and validation, before any BPF is loaded,
+// so these tests need no privileges and never start tracing.
+
+struct RunResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
+}
+
+enum CLIError: Error, CustomStringConvertible {
+    case binaryNotFound(searched: [String])
+    case timedOut([String])
+
+    var description: String {
+        switch self {
+        case .binaryNotFound(let dirs):
+            return "the synsight executable was not found next to the test bundle; searched: \(dirs.joined(separator: ", ")). "
+                + "Build it first (swift build --build-tests builds every product)."
+        case .timedOut(let args):
+            return "synsight \(args.joined(separator: " ")) did not exit within the time limit"
+        }
+    }
+}
+
+/// The `synsight` executable in the build directory holding this test
+/// bundle: walk up from the bundle and from argv[0].
+func synsightExecutable() throws -> URL {
+    let fm = FileManager.default
+    var starts: [URL] = [Bundle.main.bundleURL, Bundle.main.executableURL?.deletingLastPathComponent()].compactMap { $0 }
+    if let argv0 = CommandLine.arguments.first {
+        let url = URL(fileURLWithPath: argv0, relativeTo: URL(fileURLWithPath: fm.currentDirectoryPath))
+        starts.append(url.deletingLastPathComponent())
+    }
+    var searched: [String] = []
+    for start in starts {
+        var dir = start.standardizedFileURL
+        for _ in 0..<6 {
+            let candidate = dir.appendingPathComponent("synsight")
+            searched.append(dir.path)
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: candidate.path, isDirectory: &isDir), !isDir.boolValue,
+               fm.isExecutableFile(atPath: candidate.path) {
+                return candidate
+            }
+            let parent = dir.deletingLastPathComponent()
+            if parent.path == dir.path { break }
+            dir = parent
+        }
+    }
+    throw CLIError.binaryNotFound(searched: searched)
+}
+
+/// Runs synsight with `args`, output captured through files (no pipe
+/// deadlock), killed if it runs longer than `timeout` seconds.
+func synsight(_ args: String..., timeout: TimeInterval = 30) throws -> RunResult {
+    try run(args, timeout: timeout)
+}
+
+func run(_ args: [String], timeout: TimeInterval = 30) throws -> RunResult {
+    let exe = try synsightExecutable()
+    let fm = FileManager.default
+    let dir = fm.temporaryDirectory.appendingPathComponent("synsight-cli-\(UUID().uuidString)")
+    try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? fm.removeItem(at: dir) }
+    let outURL = dir.appendingPathComponent("stdout")
+    let errURL = dir.appendingPathComponent("stderr")
+    _ = fm.createFile(atPath: outURL.path, contents: nil)
+    _ = fm.createFile(atPath: errURL.path, contents: nil)
+    let out = try FileHandle(forWritingTo: outURL)
+    let err = try FileHandle(forWritingTo: errURL)
+
+    let p = Process()
+    p.executableURL = exe
+    p.arguments = args
+    p.standardInput = FileHandle.nullDevice
+    p.standardOutput = out
+    p.standardError = err
+    var env = ProcessInfo.processInfo.environment
+    env["COLUMNS"] = "100"
+    p.environment = env
+    try p.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+    if p.isRunning {
+        p.terminate()
+        p.waitUntilExit()
+        throw CLIError.timedOut(args)
+    }
+    p.waitUntilExit()
+    try out.close()
+    try err.close()
+    return RunResult(status: p.terminationStatus,
+                     stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+                     stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+}
+
+/// ArgumentParser's exit code for usage and validation errors (EX_USAGE).
+let usageError: Int32 = 64
+
+@Suite("synsight CLI")
+struct CLITests {
+    @Test func executableIsFound() throws {
+        let exe = try synsightExecutable()
+        #expect(exe.lastPathComponent == "synsight")
+    }
+
+    @Test func topLevelHelpListsSubcommands() throws {
+        let r = try synsight("--help")
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("USAGE: synsight <subcommand>"))
+        #expect(r.stdout.range(of: #"(?m)^\s+trace\s"#, options: .regularExpression) != nil)
+        #expect(r.stdout.range(of: #"(?m)^\s+doctor\s"#, options: .regularExpression) != nil)
+        #expect(r.stdout.contains("--version"))
+        #expect(r.stderr.isEmpty)
+    }
+
+    @Test func helpSubcommandMatchesTraceHelp() throws {
+        let viaFlag = try synsight("trace", "--help")
+        let viaHelp = try synsight("help", "trace")
+        #expect(viaHelp.status == 0)
+        #expect(viaHelp.stdout == viaFlag.stdout)
+    }
+
+    @Test func traceHelpListsItsOptions() throws {
+        let r = try synsight("trace", "--help")
+        #expect(r.status == 0)
+        for option in ["--json", "--duration <seconds>", "--count <n>", "--port <port>", "--reset-hook <hook>",
+                       "--join-window-ms <ms>", "--verbose"] {
+            #expect(r.stdout.contains(option), "trace --help does not mention \(option)")
+        }
+        #expect(r.stdout.contains("USAGE: synsight trace"))
+        #expect(r.stdout.contains("needs root"))
+        #expect(r.stderr.isEmpty)
+    }
+
+    @Test func doctorHelp() throws {
+        let r = try synsight("doctor", "--help")
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("USAGE: synsight doctor"))
+    }
+
+    @Test func versionPrintsAVersion() throws {
+        let r = try synsight("--version")
+        #expect(r.status == 0)
+        let version = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(version.range(of: #"^[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$"#, options: .regularExpression) != nil,
+                "not a version: \(version)")
+        #expect(r.stdout.hasSuffix("\n"))
+        #expect(r.stdout.filter { $0 == "\n" }.count == 1)
+    }
+
+    /// Invocations rejected before any BPF is loaded, and the text the error
+    /// line must contain (the option it is about).
+    @Test(arguments: [
+        (["trace", "--port", "0"], "--port must be between 1 and 65535, got 0"),
+        (["trace", "--port", "70000"], "--port must be between 1 and 65535, got 70000"),
+        (["trace", "--port", "65536"], "--port must be between 1 and 65535, got 65536"),
+        (["trace", "--port=-1"], "--port must be between 1 and 65535, got -1"),
+        (["trace", "--duration=-1"], "got -1.0"),
+        (["trace", "--duration", "1e11"], "--duration must be a positive number of seconds up to 31622400"),
+        (["trace", "--duration", "0"], "got 0.0"),
+        (["trace", "--duration", "inf"], "--duration must be a positive number of seconds"),
+        (["trace", "--duration", "nan"], "--duration must be a positive number of seconds"),
+        (["trace", "--count", "0"], "--count must be a positive number, got 0"),
+        (["trace", "--count=-3"], "--count must be a positive number, got -3"),
+        (["trace", "--reset-hook", "bogus"], "--reset-hook must be one of tcp_send_reset, fentry, kprobe, kfree_skb; got 'bogus'"),
+        (["trace", "--join-window-ms", "10001"], "--join-window-ms must be between 0 and 10000, got 10001"),
+        (["trace", "--join-window-ms=-1"], "--join-window-ms must be between 0 and 10000, got -1"),
+        (["trace", "--port", "http"], "--port"),
+        (["trace", "--duration", "soon"], "--duration"),
+        (["trace", "--count", "1.5"], "--count"),
+        (["trace", "--no-such-option"], "--no-such-option"),
+        (["no-such-command"], "no-such-command"),
+    ])
+    func invalidArgumentsFail(args: [String], message: String) throws {
+        let r = try run(args)
+        #expect(r.status == usageError, "exit status \(r.status) for \(args): \(r.stderr)")
+        #expect(r.stdout.isEmpty, "nothing on stdout on error, got: \(r.stdout)")
+        let first = try #require(r.stderrLines.first, "no error message for \(args)")
+        #expect(first.hasPrefix("Error: "), "first stderr line: \(first)")
+        #expect(first.contains(message), "error line for \(args) is: \(first)")
+    }
+
+    /// A negative number after a space is read as an option by the parser:
+    /// it still fails, and still names the option.
+    @Test(arguments: [["trace", "--duration", "-1"], ["trace", "--count", "-1"], ["trace", "--port", "-1"]])
+    func negativeValueAfterSpaceFails(args: [String]) throws {
+        let r = try run(args)
+        #expect(r.status == usageError)
+        let first = try #require(r.stderrLines.first)
+        #expect(first.hasPrefix("Error: "))
+        #expect(first.contains(args[1]), "error line for \(args) is: \(first)")
+    }
+
+    @Test func seventeenDistinctPortsFail() throws {
+        let args = ["trace"] + (1...17).flatMap { ["--port", String(8000 + $0)] }
+        let r = try run(args)
+        #expect(r.status == usageError)
+        let first = try #require(r.stderrLines.first)
+        #expect(first == "Error: at most 16 different --port values are supported, got 17")
+    }
+
+    @Test func usageFollowsTheErrorLine() throws {
+        let r = try synsight("trace", "--count", "0")
+        #expect(r.stderrLines.first == "Error: --count must be a positive number, got 0")
+        #expect(r.stderr.contains("Usage: synsight trace"))
+        #expect(r.stderr.contains("synsight trace --help"))
+    }
+}
