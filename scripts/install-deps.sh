@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what synsight needs on Debian 12, idempotently: nothing is
+# downloaded when everything is already there. Needs root for apt-get (uses
+# sudo when not root). Swift itself is expected at /opt/swift or on PATH.
+set -euo pipefail
+
+# Build: libbpf (headers + pkg-config), its libelf/zlib link dependencies.
+# Tests: iproute2 (ip netns, veth), python3 (the test peer), procps.
+PACKAGES=(libbpf-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+    SUDO=""
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+        SUDO="sudo"
+    fi
+    echo "install-deps: installing ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null && [[ ! -x /opt/swift/usr/bin/swift ]]; then
+    echo "install-deps: Swift 6 not found (looked on PATH and in /opt/swift/usr/bin); install a Swift 6 toolchain" >&2
+    exit 1
+fi

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, CLI and end-to-end (real BPF, real sockets in
+# network namespaces the tests create and delete). The end-to-end tests need
+# root; SYNSIGHT_REQUIRE_ROOT=1 makes a skipped root-only test a failure, so
+# this command cannot pass by skipping them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+source scripts/env.sh
+if [[ $(id -u) -ne 0 ]]; then
+    # Build as the user (keeps .build owned by them), run the tests as root.
+    swift build --build-tests
+    exec sudo env "PATH=$PATH" SYNSIGHT_REQUIRE_ROOT=1 swift test --skip-build "$@"
+fi
+export SYNSIGHT_REQUIRE_ROOT=1
+swift build --build-tests
+swift test --skip-build "$@"
+# The tests delete their namespaces even on failure; check that they did.
+if ip netns list | grep -q '^synsight-e2e-'; then
+    echo "test.sh: network namespaces left behind:" >&2
+    ip netns list | grep '^synsight-e2e-' >&2
+    exit 1
+fi
