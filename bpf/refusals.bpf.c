@@ -360,6 +360,12 @@ int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int ne
 	return 0;
 }
 
+/* Areas added by issue 3: each is a header of programs sharing the maps and
+ * helpers above. */
+#include "syscalls.bpf.h"
+#include "firewall.bpf.h"
+#include "overflow.bpf.h"
+
 /* Only the first argument is read: 6.18 added group_dead, 6.12 has (p). */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(proc_exit, struct task_struct *p)

@@ -37,6 +37,10 @@ enum syn_event_kind {
 	SYN_EV_EXIT = 4,
 	/* A connecting socket left SYN_SENT with an error (client side). */
 	SYN_EV_CONNECT_ERROR = 5,
+	/* Reserved for the areas of issue 3 (one owner each):
+	 * 6-9   bind/listen/connect syscall failures, capability, LSM (bpf/syscalls.bpf.h)
+	 * 10-13 firewall drops and rejects (bpf/firewall.bpf.h)
+	 * 14-17 listen-queue overflow, accept() failures (bpf/overflow.bpf.h) */
 };
 
 /* Which kernel hook produced a SYN_EV_NO_SOCKET_RST record. */

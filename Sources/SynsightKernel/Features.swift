@@ -86,6 +86,17 @@ public struct KernelFeatures: Sendable {
             schedProcessExit: tp("sched_process_exit", needs: ""))
     }
 
+    /// BPF programs (by function name in bpf/) that load only where their
+    /// probe succeeded; every other non-`rst_` program always loads. Areas
+    /// add their optional programs here.
+    public var optionalPrograms: [String: ProbeResult] {
+        var p: [String: ProbeResult] = [:]
+        p.merge(syscallOptionalPrograms) { a, _ in a }
+        p.merge(firewallOptionalPrograms) { a, _ in a }
+        p.merge(overflowOptionalPrograms) { a, _ in a }
+        return p
+    }
+
     public func result(for hook: ResetHook) -> ProbeResult {
         switch hook {
         case .tcpSendReset: return tcpSendResetNoSocket

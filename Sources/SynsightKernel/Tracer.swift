@@ -79,21 +79,30 @@ public final class Tracer {
         guard let obj else { throw KernelError.sys("opening the BPF object", code: errno) }
 
         do throws(KernelError) {
-            // Choose programs: exactly one no-listener RST hook.
-            let wanted: Set<String> = {
-                var s: Set<String> = ["sock_state", "proc_exit"]
+            // Choose programs: exactly one no-listener RST hook (the `rst_`
+            // group); optional programs only where their probe succeeded;
+            // everything else always.
+            let resetPrograms: Set<String> = {
                 switch hook {
-                case .tcpSendReset: s.insert("rst_tp_send_reset")
-                case .kfreeSkb: s.insert("rst_kfree_skb")
-                case .fentry: s.formUnion(["rst_fentry_v4", "rst_fentry_v6"])
-                case .kprobe: s.formUnion(["rst_kprobe_v4", "rst_kprobe_v6"])
+                case .tcpSendReset: return ["rst_tp_send_reset"]
+                case .kfreeSkb: return ["rst_kfree_skb"]
+                case .fentry: return ["rst_fentry_v4", "rst_fentry_v6"]
+                case .kprobe: return ["rst_kprobe_v4", "rst_kprobe_v6"]
                 }
-                return s
             }()
+            let optional = features.optionalPrograms
             var prog = bpf_object__next_program(obj, nil)
             while let p = prog {
                 let name = String(cString: bpf_program__name(p))
-                bpf_program__set_autoload(p, wanted.contains(name))
+                let load: Bool
+                if name.hasPrefix("rst_") {
+                    load = resetPrograms.contains(name)
+                } else if let probe = optional[name] {
+                    load = probe.isSupported
+                } else {
+                    load = true
+                }
+                bpf_program__set_autoload(p, load)
                 prog = bpf_object__next_program(obj, p)
             }
 
