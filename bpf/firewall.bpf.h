@@ -1,3 +1,242 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* synsight: firewall programs, included by refusals.bpf.c (shares its maps and helpers). */
+/* synsight: firewall programs, included by refusals.bpf.c (shares its maps and helpers).
+ *
+ * A firewall REJECT or DROP verdict ends in kfree_skb with reason
+ * NETFILTER_DROP (nft_do_chain or nf_hook_slow; kernel-facts §4): the same
+ * event for both. What tells them apart comes later or elsewhere, and is
+ * decided in user space: an ICMP error sent for the same skb (icmp_send,
+ * IPv4 REJECT with ICMP), the local client's errno (ECONNREFUSED after a
+ * REJECT), or a retransmitted SYN (the first got no answer: DROP).
+ */
 #pragma once
+
+#define RTN_LOCAL 2
+
+/* Parse the TCP segment in an skb (any flags). local = its destination,
+ * remote = its source. */
+static __always_inline bool fw_parse(const struct sk_buff *skb, struct syn_tuple *t, __u8 *flags)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u8 vbyte = 0;
+	struct tcphdr tcp;
+
+	if (!head || bpf_probe_read_kernel(&vbyte, 1, head + nh))
+		return false;
+	if ((vbyte >> 4) == 4) {
+		struct iphdr ip;
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return false;
+		if (ip.protocol != IPPROTO_TCP)
+			return false;
+		th = nh + ip.ihl * 4;
+		v4_mapped(t->local, ip.daddr);
+		v4_mapped(t->remote, ip.saddr);
+		t->family = AF_INET;
+	} else if ((vbyte >> 4) == 6) {
+		struct ipv6hdr ip6;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return false;
+		if (ip6.nexthdr != IPPROTO_TCP && th <= nh)
+			return false;
+		if (ip6.nexthdr == IPPROTO_TCP)
+			th = nh + sizeof(ip6);
+		__builtin_memcpy(t->local, &ip6.daddr, 16);
+		__builtin_memcpy(t->remote, &ip6.saddr, 16);
+		t->family = AF_INET6;
+	} else {
+		return false;
+	}
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th))
+		return false;
+	*flags = ((__u8 *)&tcp)[13];
+	t->lport = bpf_ntohs(tcp.dest);
+	t->rport = bpf_ntohs(tcp.source);
+	t->_pad = 0;
+	return true;
+}
+
+/* Runs for every freed skb: the reason comparison comes first and costs one
+ * instruction for all the others. NETFILTER_DROP's number differs between
+ * kernels (7 on 6.1, 12 on 6.18): CO-RE resolves it from the running BTF. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(fw_kfree_skb, struct sk_buff *skb, void *location,
+	     enum skb_drop_reason reason)
+{
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		return 0;
+	if (!skb)
+		return 0;
+
+	struct syn_ev_fw_drop *e = reserve(sizeof(*e), SYN_EV_FW_DROP);
+	if (!e)
+		return 0;
+	__u8 tcp_flags = 0;
+	if (!fw_parse(skb, &e->t, &tcp_flags) || !port_wanted(e->t.lport)) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst) & ~1UL;
+	__u8 flags = 0, hook = SYN_FW_HOOK_UNKNOWN;
+
+	__builtin_memset(&e->task, 0, sizeof(e->task));
+	e->netns = 0;
+	e->ifindex = 0;
+	if (dev) {
+		flags |= SYN_FW_F_DEV;
+		e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+		e->ifindex = BPF_CORE_READ(dev, ifindex);
+	}
+	if (refdst)
+		flags |= SYN_FW_F_DST;
+	if (sk) {
+		flags |= SYN_FW_F_SK;
+		if (!e->netns)
+			e->netns = sock_netns(sk);
+	}
+	/* Only a SYN's skb->sk is the connecting socket (a SYN-ACK's is a
+	 * request or listener socket). */
+	if (sk && (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
+		/* The client socket of a locally generated SYN: its connect()
+		 * caller was captured in process context (sock_state). */
+		__u64 key = (__u64)sk;
+		struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
+		if (ci) {
+			e->task = ci->task;
+			flags |= SYN_FW_F_TASK;
+			/* The first SYN is dropped inside connect(); retransmissions
+			 * run from the timer, where current is unrelated. */
+			if ((bpf_get_current_pid_tgid() >> 32) == ci->task.pid)
+				flags |= SYN_FW_F_PROC_CTX;
+		}
+	}
+	if (!dev)
+		hook = sk ? SYN_FW_HOOK_OUTPUT : SYN_FW_HOOK_UNKNOWN;
+	else if (sk)
+		hook = SYN_FW_HOOK_POSTROUTING;
+	else if (!refdst)
+		hook = SYN_FW_HOOK_PREROUTING;
+	else if (e->t.family == AF_INET)
+		hook = BPF_CORE_READ((struct rtable *)refdst, rt_type) == RTN_LOCAL ?
+			SYN_FW_HOOK_INPUT : SYN_FW_HOOK_FORWARD;
+	else
+		hook = SYN_FW_HOOK_INPUT;
+
+	e->skbaddr = (__u64)skb;
+	e->location = (__u64)location;
+	e->mark = BPF_CORE_READ(skb, mark);
+	e->tcp_flags = tcp_flags;
+	e->hook = hook;
+	e->flags = flags;
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* IPv4 only (icmpv6_send has no tracepoint); fires after the rate limits,
+ * just before the ICMP is pushed (6.10+, backported to 6.6.81 and 6.1). The
+ * tracepoint's own sport/dport are filled for UDP only: parse the skb. */
+SEC("tp_btf/icmp_send")
+int BPF_PROG(fw_icmp_send, const struct sk_buff *skb, int type, int code)
+{
+	if (!skb)
+		return 0;
+	struct syn_ev_fw_icmp *e = reserve(sizeof(*e), SYN_EV_FW_ICMP);
+	if (!e)
+		return 0;
+	__u8 tcp_flags = 0;
+	if (!fw_parse(skb, &e->t, &tcp_flags) || !port_wanted(e->t.lport)) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	e->netns = 0;
+	if (dev)
+		e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	else if (sk)
+		e->netns = sock_netns(sk);
+	e->skbaddr = (__u64)skb;
+	e->type = type;
+	e->code = code;
+	e->tcp_flags = tcp_flags;
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* A SYN retransmitted by a local client: its first SYN got no answer.
+ * Only SYN_SENT sockets whose connect() was seen are reported; every other
+ * retransmission costs a state read. Only the first argument is read: 6.18
+ * has (sk, skb, err), older kernels (sk, skb). */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
+{
+	if (!sk)
+		return 0;
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return 0;
+	__u64 key = (__u64)sk;
+	struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
+	if (!ci)
+		return 0;
+	struct syn_ev_fw_syn_retrans *e = reserve(sizeof(*e), SYN_EV_FW_SYN_RETRANS);
+	if (!e)
+		return 0;
+	sock_local(sk, &e->t);
+	if (!port_wanted(e->t.rport)) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	e->task = ci->task;
+	e->connect_ts_ns = ci->ts_ns;
+	e->netns = sock_netns(sk);
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* A connect() that fails on an ICMP error processed while the caller held
+ * the socket lock (loopback, veth: all in one softirq run) only sets
+ * sk_err_soft; a non-blocking caller reads ECONNREFUSED from SO_ERROR (which
+ * clears it) and closes the socket in SYN_SENT with sk_err == 0, which
+ * sock_state does not report. tcp_v4_err queues the ICMP on the error queue
+ * first (ip_icmp_error -> sock_queue_err_skb -> sk_error_report, error 0,
+ * kernel-facts §1): report it there, for a locked SYN_SENT socket only (an
+ * unlocked one fails at once with sk_err, reported by sock_state). */
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(fw_soft_error, const struct sock *sk)
+{
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return 0;
+	if (BPF_CORE_READ(sk, sk_err) != 0 || !BPF_CORE_READ(sk, sk_lock.owned))
+		return 0;
+	__u64 key = (__u64)sk;
+	struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
+	if (!ci)
+		return 0;
+	struct sk_buff *q = BPF_CORE_READ(sk, sk_error_queue.prev);
+	if (!q || (void *)q == (void *)&sk->sk_error_queue)
+		return 0;
+	struct sock_exterr_skb *serr = (struct sock_exterr_skb *)&q->cb;
+	__u32 err = BPF_CORE_READ(serr, ee.ee_errno);
+	if (err == 0)
+		return 0;
+	struct syn_ev_connect_error *e = reserve(sizeof(*e), SYN_EV_FW_SOFT_ERROR);
+	if (!e)
+		return 0;
+	sock_local(sk, &e->t);
+	if (!port_wanted(e->t.rport)) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	e->task = ci->task;
+	e->connect_ts_ns = ci->ts_ns;
+	e->netns = sock_netns(sk);
+	e->err = err;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

@@ -1,3 +1,283 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* synsight: overflow programs, included by refusals.bpf.c (shares its maps and helpers). */
+/*
+ * synsight: listen-queue overflow and accept() failures, included by
+ * refusals.bpf.c (shares its maps and helpers).
+ *
+ * A SYN dropped because a queue is full leaves no drop reason and no
+ * tracepoint of its own (kernel-facts §3): tcp_conn_request drops it, bumps
+ * the listener's sk_drops, and tcp_rcv_state_process *consumes* it. So, on
+ * kernels where consume_skb carries its call site (6.12+), the SYN consumed
+ * inside tcp_rcv_state_process is matched to its listener (by netns and
+ * port, from listen_ports) and the listener's sk_drops and queue lengths are
+ * compared with what was seen before: a rise means this very SYN was dropped.
+ * Where fentry is allowed, tcp_conn_request gives the same per SYN (kernel
+ * matrix).
+ *
+ * ACK stage (6.15+): kfree_skb TCP_LISTEN_OVERFLOW with rx_sk = the listener,
+ * and with tcp_abort_on_overflow the listener's RST (tcp_send_reset,
+ * state LISTEN, reason INVALID_SYN).
+ */
 #pragma once
+
+#define SYN_COOKIE_EVENT_GAP_NS (100 * 1000 * 1000ULL)
+
+static __always_inline __u32 listener_drops(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_drops.counter);
+}
+
+static __always_inline int emit_overflow(const struct sock *sk, struct listen_info *li,
+					 const struct syn_tuple *t, __u32 netns,
+					 __u8 stage, __u8 method, __u32 suppressed)
+{
+	struct syn_ev_listen_overflow *e = reserve(sizeof(*e), SYN_EV_LISTEN_OVERFLOW);
+	if (!e)
+		return 0;
+	e->t = *t;
+	e->listener_ino = li ? li->ino : 0;
+	e->netns = netns;
+	e->listener_pid = li ? li->tgid : 0;
+	e->ack_backlog = BPF_CORE_READ(sk, sk_ack_backlog);
+	e->max_ack_backlog = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	e->syn_qlen = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_accept_queue.qlen.counter);
+	e->drops = listener_drops(sk);
+	e->somaxconn = BPF_CORE_READ(sk, __sk_common.skc_net.net, core.sysctl_somaxconn);
+	e->suppressed = suppressed;
+	e->stage = stage;
+	e->method = method;
+	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	__builtin_memset(&e->client, 0, sizeof(e->client));
+	e->client_found = find_client(t, &e->client);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* Did this SYN overflow the listener `key`? Returns 1 if it was reported. */
+static __noinline int check_listener(__u64 key, const struct syn_tuple *t)
+{
+	const struct sock *sk = (const struct sock *)key;
+	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
+	if (!li || li->family != t->family)
+		return 0;
+
+	__u32 drops = listener_drops(sk);
+	__u32 ack = BPF_CORE_READ(sk, sk_ack_backlog);
+	__u32 max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	__u32 qlen = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_accept_queue.qlen.counter);
+	__u8 cookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
+
+	if (drops != li->drops_seen) {
+		li->drops_seen = drops;
+		/* tcp_conn_request checks the SYN queue first (a drop there only
+		 * without syncookies), then the accept queue. */
+		__u8 stage;
+		if (qlen > max && cookies == 0)
+			stage = SYN_OVF_SYN_SYNQ_DROP;
+		else if (ack > max)
+			stage = SYN_OVF_SYN_ACCEPTQ;
+		else
+			return 0; /* sk_drops rose for another reason (e.g. an ACK-stage drop) */
+		emit_overflow(sk, li, t, li->netns, stage, SYN_OVF_M_CONSUME_SKB, 0);
+		return 1;
+	}
+	if (qlen > max && cookies != 0) {
+		/* SYN queue full, answered with a cookie: not a drop, but a SYN
+		 * flood or a backlog too small. Rate-limited per listener; the
+		 * folded count travels in `suppressed`. */
+		__u64 now = bpf_ktime_get_boot_ns();
+		if (now - li->last_emit_ns < SYN_COOKIE_EVENT_GAP_NS) {
+			li->suppressed++;
+			return 1;
+		}
+		__u32 folded = li->suppressed;
+		li->suppressed = 0;
+		li->last_emit_ns = now;
+		emit_overflow(sk, li, t, li->netns, SYN_OVF_SYN_COOKIE, SYN_OVF_M_CONSUME_SKB, folded);
+		return 1;
+	}
+	return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(ovf_consume_skb, struct sk_buff *skb, void *location)
+{
+	__u64 loc = (__u64)location;
+	struct syn_tuple t = {};
+	__u8 flags = 0;
+
+	/* Hot path: every consumed skb on the host. Two compares and out. */
+	if (loc < cfg.trs_start || loc >= cfg.trs_end)
+		return 0;
+	if (!parse_tcp(skb, &t, &flags) || !is_first_syn(flags))
+		return 0;
+	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &t.lport);
+	if (!ls)
+		return 0;
+	for (int i = 0; i < LISTEN_SLOTS; i++) {
+		__u64 key = ls->sk[i];
+		if (key == 0)
+			continue;
+		if (check_listener(key, &t) > 0)
+			break;
+	}
+	return 0;
+}
+
+/* 6.15+: the handshake ACK dropped because the accept queue is full. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(ovf_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	struct syn_tuple t = {};
+	__u8 flags = 0;
+
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
+		return 0;
+	if (!skb || !rx_sk)
+		return 0;
+	if (!parse_tcp(skb, &t, &flags))
+		return 0;
+	__u64 key = (__u64)rx_sk;
+	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
+	if (li)
+		li->drops_seen = listener_drops(rx_sk);
+	return emit_overflow(rx_sk, li, &t, sock_netns(rx_sk), SYN_OVF_ACK_DROP,
+			     SYN_OVF_M_KFREE_SKB, 0);
+}
+
+/* tcp_abort_on_overflow=1: the listener answers the overflowing ACK with RST. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(ovf_send_reset, const struct sock *sk, const struct sk_buff *skb,
+	     enum sk_rst_reason reason)
+{
+	struct syn_tuple t = {};
+	__u8 flags = 0;
+
+	if (!sk || !skb)
+		return 0;
+	if (reason != bpf_core_enum_value(enum sk_rst_reason, SK_RST_REASON_INVALID_SYN))
+		return 0;
+	if (sk->__sk_common.skc_state != TCP_LISTEN)
+		return 0;
+	if (!parse_tcp(skb, &t, &flags))
+		return 0;
+	__u64 key = (__u64)sk;
+	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
+	return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_ACK_RESET,
+			     SYN_OVF_M_SEND_RESET, 0);
+}
+
+/* Listeners that predate tracing: user space runs this iterator once in
+ * each network namespace (an iterator walks its creator's netns). */
+SEC("iter/tcp")
+int iter_listeners(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	if (!skc || skc->skc_state != TCP_LISTEN)
+		return 0;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	const struct sock *sk = (const struct sock *)tp;
+	__u64 key = (__u64)sk;
+	if (bpf_map_lookup_elem(&listen_socks, &key))
+		return 0;
+	struct listen_info li = {
+		.ino = sock_inode(sk),
+		.netns = sock_netns(sk),
+		.drops_seen = listener_drops(sk),
+		.port = skc->skc_num,
+		.family = skc->skc_family,
+	};
+	bpf_map_update_elem(&listen_socks, &key, &li, BPF_NOEXIST);
+	port_slot_add(li.port, key);
+	return 0;
+}
+
+/* accept() failing on a listener: EMFILE/ENFILE means the queue cannot drain. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);   /* pid_tgid */
+	__type(value, __u32); /* fd */
+} accept_fds SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);   /* tgid */
+	__type(value, __u64); /* last report, boot ns */
+} accept_err_last SEC(".maps");
+
+static __always_inline const struct sock *fd_sock(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	struct file *f = NULL;
+	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline int accept_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 fd = (__u32)ctx->args[0];
+	bpf_map_update_elem(&accept_fds, &id, &fd, BPF_ANY);
+	return 0;
+}
+
+#define EMFILE 24
+#define ENFILE 23
+
+static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 *fdp = bpf_map_lookup_elem(&accept_fds, &id);
+	if (!fdp)
+		return 0;
+	__u32 fd = *fdp;
+	bpf_map_delete_elem(&accept_fds, &id);
+	long ret = ctx->ret;
+	if (ret != -EMFILE && ret != -ENFILE)
+		return 0;
+	/* A server out of fds usually spins on accept(): one report per
+	 * process per second is enough to explain its overflows. */
+	__u32 tgid = id >> 32;
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 *last = bpf_map_lookup_elem(&accept_err_last, &tgid);
+	if (last && now - *last < 1000000000ULL)
+		return 0;
+	bpf_map_update_elem(&accept_err_last, &tgid, &now, BPF_ANY);
+
+	const struct sock *sk = fd_sock(fd);
+	struct syn_ev_accept_error *e = reserve(sizeof(*e), SYN_EV_ACCEPT_ERROR);
+	if (!e)
+		return 0;
+	fill_task(&e->task);
+	e->err = (__s32)ret;
+	e->listener_ino = sk ? sock_inode(sk) : 0;
+	e->netns = sk ? sock_netns(sk) : 0;
+	e->port = sk ? BPF_CORE_READ(sk, __sk_common.skc_num) : 0;
+	e->family = sk ? BPF_CORE_READ(sk, __sk_common.skc_family) : 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	e->nofile_cur = BPF_CORE_READ(task, signal, rlim[7].rlim_cur); /* RLIMIT_NOFILE */
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int ovf_enter_accept4(struct trace_event_raw_sys_enter *ctx) { return accept_enter(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int ovf_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int ovf_enter_accept(struct trace_event_raw_sys_enter *ctx) { return accept_enter(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int ovf_exit_accept(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx); }

@@ -49,7 +49,13 @@ struct {
 struct connect_info {
 	struct syn_task task;
 	__u64 ts_ns;
+	__u64 established_ns; /* 0 while in SYN_SENT */
 };
+
+/* A reset this soon after the handshake is a setup failure (e.g. the
+ * listener's tcp_abort_on_overflow RST), reported as reset_by_peer. */
+#define RESET_AFTER_SETUP_NS (10ULL * 1000 * 1000 * 1000)
+#define ECONNRESET 104
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -66,6 +72,76 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } listener_pids SEC(".maps");
+
+/* Listening sockets, for the overflow programs (overflow.bpf.h): filled at
+ * CLOSE->LISTEN and, for listeners that predate tracing, by the iter/tcp
+ * program run by user space in each network namespace. */
+struct listen_info {
+	__u64 ino;
+	__u64 last_emit_ns;  /* rate limit of non-drop overflow events */
+	__u32 tgid;          /* 0 when the listener predates tracing */
+	__u32 netns;
+	__u32 drops_seen;    /* sk_drops when last looked at */
+	__u32 suppressed;
+	__u16 port;
+	__u16 family;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* struct sock * of the listener */
+	__type(value, struct listen_info);
+} listen_socks SEC(".maps");
+
+/* Listeners by local port, across namespaces: where a SYN's namespace is no
+ * longer readable (skb->dev is gone when tcp_rcv_state_process consumes it),
+ * the listener whose own counters moved is the one. */
+#define LISTEN_SLOTS 8
+struct listen_slots {
+	__u64 sk[LISTEN_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u16); /* local port */
+	__type(value, struct listen_slots);
+} listen_ports SEC(".maps");
+
+static __always_inline void port_slot_add(__u16 port, __u64 sk)
+{
+	struct listen_slots empty = {};
+	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
+	if (!ls) {
+		bpf_map_update_elem(&listen_ports, &port, &empty, BPF_NOEXIST);
+		ls = bpf_map_lookup_elem(&listen_ports, &port);
+		if (!ls)
+			return;
+	}
+	for (int i = 0; i < LISTEN_SLOTS; i++) {
+		if (ls->sk[i] == sk)
+			return;
+	}
+	for (int i = 0; i < LISTEN_SLOTS; i++) {
+		if (ls->sk[i] == 0) {
+			ls->sk[i] = sk;
+			return;
+		}
+	}
+}
+
+static __always_inline void port_slot_del(__u16 port, __u64 sk)
+{
+	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
+	if (!ls)
+		return;
+	for (int i = 0; i < LISTEN_SLOTS; i++) {
+		if (ls->sk[i] == sk)
+			ls->sk[i] = 0;
+	}
+}
 
 static __always_inline void count_lost(void)
 {
@@ -127,12 +203,11 @@ static __always_inline __u32 sock_netns(const struct sock *sk)
 }
 
 /*
- * Parse a received TCP segment for which no socket matched. Fills the record
- * with local = destination of the segment (the port nobody listens on) and
- * remote = its sender. Returns false if it is not a TCP SYN we report.
+ * Parse a received TCP segment: local = its destination, remote = its
+ * sender. Returns false if it is not TCP over IPv4/IPv6.
  */
-static __always_inline bool parse_syn(const struct sk_buff *skb,
-				      struct syn_ev_no_socket_rst *e)
+static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tuple *t,
+				      __u8 *tcp_flags)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 nh = BPF_CORE_READ(skb, network_header);
@@ -151,9 +226,9 @@ static __always_inline bool parse_syn(const struct sk_buff *skb,
 		/* transport_header is set by ip_local_deliver before tcp_v4_rcv,
 		 * but compute it from ihl in case a caller has not. */
 		th = nh + ip.ihl * 4;
-		v4_mapped(e->t.local, ip.daddr);
-		v4_mapped(e->t.remote, ip.saddr);
-		e->t.family = AF_INET;
+		v4_mapped(t->local, ip.daddr);
+		v4_mapped(t->remote, ip.saddr);
+		t->family = AF_INET;
 	} else if ((vbyte >> 4) == 6) {
 		struct ipv6hdr ip6;
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
@@ -163,23 +238,38 @@ static __always_inline bool parse_syn(const struct sk_buff *skb,
 			return false;
 		if (ip6.nexthdr == IPPROTO_TCP)
 			th = nh + sizeof(ip6);
-		__builtin_memcpy(e->t.local, &ip6.daddr, 16);
-		__builtin_memcpy(e->t.remote, &ip6.saddr, 16);
-		e->t.family = AF_INET6;
+		__builtin_memcpy(t->local, &ip6.daddr, 16);
+		__builtin_memcpy(t->remote, &ip6.saddr, 16);
+		t->family = AF_INET6;
 	} else {
 		return false;
 	}
 	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th))
 		return false;
-	__u8 flags = ((__u8 *)&tcp)[13];
+	*tcp_flags = ((__u8 *)&tcp)[13];
+	t->lport = bpf_ntohs(tcp.dest);
+	t->rport = bpf_ntohs(tcp.source);
+	t->_pad = 0;
+	return true;
+}
+
+static __always_inline bool is_first_syn(__u8 flags)
+{
+	return (flags & TCP_FLAG_SYN) && !(flags & TCP_FLAG_ACK);
+}
+
+/* A SYN for which no socket matched: local = the port nobody listens on. */
+static __always_inline bool parse_syn(const struct sk_buff *skb,
+				      struct syn_ev_no_socket_rst *e)
+{
+	__u8 flags = 0;
+	if (!parse_tcp(skb, &e->t, &flags))
+		return false;
 	/* Only the first packet of a connection attempt: a SYN without ACK. A
 	 * stray segment of a vanished connection is a different story. */
-	if (!(flags & TCP_FLAG_SYN) || (flags & TCP_FLAG_ACK))
+	if (!is_first_syn(flags))
 		return false;
 	e->tcp_flags = flags;
-	e->t.lport = bpf_ntohs(tcp.dest);
-	e->t.rport = bpf_ntohs(tcp.source);
-	e->t._pad = 0;
 	return port_wanted(e->t.lport);
 }
 
@@ -291,6 +381,62 @@ static __always_inline __u64 sock_inode(const struct sock *sk)
 	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
 }
 
+/*
+ * Find the local connecting socket of a SYN by its 4-tuple, in the
+ * `connecting` map (filled in process context at connect()). Used only on
+ * rare paths (a dropped SYN): it walks the map.
+ */
+struct find_client_ctx {
+	struct syn_tuple want;   /* as the server saw it: local = server, remote = client */
+	struct syn_task task;
+	bool found;
+};
+
+static long find_client_cb(struct bpf_map *map, __u64 *key, struct connect_info *ci,
+			   struct find_client_ctx *ctx)
+{
+	const struct sock *sk = (const struct sock *)*key;
+	struct syn_tuple t = {};
+
+	sock_local(sk, &t);
+	if (t.lport != ctx->want.rport || t.rport != ctx->want.lport)
+		return 0;
+	if (__builtin_memcmp(t.local, ctx->want.remote, 16) != 0 ||
+	    __builtin_memcmp(t.remote, ctx->want.local, 16) != 0)
+		return 0;
+	ctx->task = ci->task;
+	ctx->found = true;
+	return 1;
+}
+
+static __always_inline bool find_client(const struct syn_tuple *server_view, struct syn_task *out)
+{
+	struct find_client_ctx ctx = {};
+	ctx.want = *server_view;
+	bpf_for_each_map_elem(&connecting, find_client_cb, &ctx, 0);
+	if (ctx.found)
+		*out = ctx.task;
+	return ctx.found;
+}
+
+static __always_inline void track_listener(const struct sock *sk, __u8 kind, const struct syn_ev_listen *e)
+{
+	__u64 key = (__u64)sk;
+
+	if (kind == SYN_EV_LISTEN) {
+		struct listen_info li = {
+			.ino = e->sock_ino, .tgid = e->task.pid, .netns = e->netns,
+			.drops_seen = BPF_CORE_READ(sk, sk_drops.counter),
+			.port = e->t.lport, .family = e->t.family,
+		};
+		bpf_map_update_elem(&listen_socks, &key, &li, BPF_ANY);
+		port_slot_add(e->t.lport, key);
+	} else {
+		bpf_map_delete_elem(&listen_socks, &key);
+		port_slot_del(e->t.lport, key);
+	}
+}
+
 static __always_inline int on_listen_change(const struct sock *sk, __u8 kind)
 {
 	struct syn_ev_listen *e = reserve(sizeof(*e), kind);
@@ -306,6 +452,7 @@ static __always_inline int on_listen_change(const struct sock *sk, __u8 kind)
 		BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only) : 0;
 	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
 	__u32 tgid = e->task.pid; /* e is gone after submit */
+	track_listener(sk, kind, e);
 	bpf_ringbuf_submit(e, 0);
 
 	if (kind == SYN_EV_LISTEN) {
@@ -337,15 +484,26 @@ int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int ne
 		bpf_map_update_elem(&connecting, &key, &ci, BPF_ANY);
 		return 0;
 	}
-	if (oldstate != TCP_SYN_SENT)
+	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
+		/* Healthy. Remembered until CLOSE: the client of an ACK-stage
+		 * overflow is ESTABLISHED already, and a reset right after setup
+		 * is a failure of its own. */
+		struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
+		if (ci)
+			ci->established_ns = bpf_ktime_get_boot_ns();
+		return 0;
+	}
+	if (newstate != TCP_CLOSE)
 		return 0;
 
-	/* Leaving SYN_SENT: ESTABLISHED (healthy, forget it) or CLOSE (failed). */
 	struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
 	if (!ci)
 		return 0;
 	int err = BPF_CORE_READ(sk, sk_err);
-	if (newstate == TCP_CLOSE && err != 0) {
+	bool failed = oldstate == TCP_SYN_SENT && err != 0;
+	bool reset_after_setup = ci->established_ns != 0 && err == ECONNRESET &&
+		bpf_ktime_get_boot_ns() - ci->established_ns < RESET_AFTER_SETUP_NS;
+	if (failed || reset_after_setup) {
 		struct syn_ev_connect_error *e = reserve(sizeof(*e), SYN_EV_CONNECT_ERROR);
 		if (e) {
 			sock_local(sk, &e->t);

@@ -41,6 +41,27 @@ enum syn_event_kind {
 	 * 6-9   bind/listen/connect syscall failures, capability, LSM (bpf/syscalls.bpf.h)
 	 * 10-13 firewall drops and rejects (bpf/firewall.bpf.h)
 	 * 14-17 listen-queue overflow, accept() failures (bpf/overflow.bpf.h) */
+	/* bind(), listen() or connect() failed (or SELinux audited a denial
+	 * during one, also in permissive mode). Process context of the caller. */
+	SYN_EV_SOCKCALL = 6,
+	/* Netfilter dropped a TCP packet (kfree_skb reason NETFILTER_DROP):
+	 * a firewall REJECT or DROP verdict (bpf/firewall.bpf.h). */
+	SYN_EV_FW_DROP = 10,
+	/* IPv4 ICMP error sent for a TCP packet (icmp:icmp_send): with a
+	 * following NETFILTER_DROP of the same skb, a REJECT with ICMP. */
+	SYN_EV_FW_ICMP = 11,
+	/* A local client retransmitted its SYN (tcp_retransmit_skb in SYN_SENT):
+	 * the first one got no answer. */
+	SYN_EV_FW_SYN_RETRANS = 12,
+	/* An ICMP error reached a connecting socket while connect() held its
+	 * lock: only a soft error, seen by the caller through SO_ERROR, and no
+	 * SYN_EV_CONNECT_ERROR. Layout: syn_ev_connect_error. */
+	SYN_EV_FW_SOFT_ERROR = 13,
+	/* A connection attempt dropped or answered because a listener's
+	 * queue was full (stage says which queue and when). */
+	SYN_EV_LISTEN_OVERFLOW = 14,
+	/* accept()/accept4() on a listener failed with EMFILE/ENFILE. */
+	SYN_EV_ACCEPT_ERROR = 15,
 };
 
 /* Which kernel hook produced a SYN_EV_NO_SOCKET_RST record. */
@@ -114,6 +135,157 @@ struct syn_ev_connect_error {
 	__s32 err;           /* sk->sk_err when leaving SYN_SENT: 111, 110, 113, ... */
 };
 
+/* Where in connection setup a listen-queue overflow happened. */
+enum syn_overflow_stage {
+	SYN_OVF_SYN_ACCEPTQ = 1,   /* SYN dropped: accept queue full (tcp_conn_request) */
+	SYN_OVF_SYN_SYNQ_DROP = 2, /* SYN dropped: SYN queue full, syncookies off */
+	SYN_OVF_SYN_COOKIE = 3,    /* SYN queue full, answered with a syncookie (not a drop) */
+	SYN_OVF_ACK_DROP = 4,      /* handshake ACK dropped: accept queue full */
+	SYN_OVF_ACK_RESET = 5,     /* handshake ACK answered with RST (tcp_abort_on_overflow) */
+};
+
+/* How the overflow was seen. */
+enum syn_overflow_method {
+	SYN_OVF_M_CONSUME_SKB = 1, /* tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops */
+	SYN_OVF_M_KFREE_SKB = 2,   /* tp_btf/kfree_skb reason TCP_LISTEN_OVERFLOW (6.15+) */
+	SYN_OVF_M_SEND_RESET = 3,  /* tp_btf/tcp_send_reset, listener, reason INVALID_SYN */
+};
+
+struct syn_ev_listen_overflow {
+	struct syn_hdr hdr;
+	struct syn_tuple t;      /* local = the listener's side of the SYN/ACK; remote = the client */
+	struct syn_task client;  /* the local connecting task, when found (client_found) */
+	__u64 listener_ino;      /* socket inode of the listener (0 if unknown) */
+	__u32 netns;
+	__u32 listener_pid;      /* tgid that called listen(), 0 if it predates tracing */
+	__u32 ack_backlog;       /* sk_ack_backlog: accept queue length */
+	__u32 max_ack_backlog;   /* sk_max_ack_backlog = min(backlog, somaxconn) */
+	__u32 syn_qlen;          /* icsk_accept_queue.qlen: SYN queue length */
+	__u32 drops;             /* listener sk_drops */
+	__s32 somaxconn;         /* net.core.somaxconn of the listener's netns */
+	__u32 suppressed;        /* same-listener events folded into this one (rate limit) */
+	__u8 stage;              /* enum syn_overflow_stage */
+	__u8 method;             /* enum syn_overflow_method */
+	__u8 client_found;
+	__u8 _pad[5];
+};
+
+struct syn_ev_accept_error {
+	struct syn_hdr hdr;
+	struct syn_task task;
+	__u64 listener_ino;
+	__u32 netns;
+	__s32 err;               /* -EMFILE, -ENFILE, ... as returned */
+	__u64 nofile_cur;        /* RLIMIT_NOFILE soft limit of the task */
+	__u16 port;              /* the listener's local port */
+	__u16 family;
+	__u32 _pad;
+};
+
+/* Where in netfilter a SYN_EV_FW_DROP happened, from the skb's state. */
+enum syn_fw_hook {
+	SYN_FW_HOOK_UNKNOWN = 0,
+	SYN_FW_HOOK_PREROUTING = 1, /* received, not routed yet (no dst) */
+	SYN_FW_HOOK_INPUT = 2,      /* received, routed to a local address */
+	SYN_FW_HOOK_FORWARD = 3,    /* received, routed elsewhere */
+	SYN_FW_HOOK_OUTPUT = 4,     /* locally generated, before the device is set */
+	SYN_FW_HOOK_POSTROUTING = 5,/* locally generated, device set */
+};
+
+/* syn_ev_fw_drop.flags */
+#define SYN_FW_F_SK 0x01        /* skb->sk was set (locally generated packet) */
+#define SYN_FW_F_DEV 0x02       /* skb->dev was set */
+#define SYN_FW_F_DST 0x04       /* the skb had a route (dst) */
+#define SYN_FW_F_TASK 0x08      /* task is the connect() caller of skb->sk */
+#define SYN_FW_F_PROC_CTX 0x10  /* the drop ran in that caller's own context */
+
+struct syn_ev_fw_drop {
+	struct syn_hdr hdr;
+	struct syn_tuple t;  /* local = destination of the packet, remote = its source */
+	struct syn_task task;/* valid with SYN_FW_F_TASK: from connect() of skb->sk */
+	__u64 skbaddr;       /* joins a preceding SYN_EV_FW_ICMP */
+	__u64 location;      /* kernel address of the dropper (nft_do_chain, nf_hook_slow) */
+	__u32 netns;
+	__u32 mark;          /* skb->mark at the drop */
+	__u32 ifindex;       /* skb->dev's ifindex, 0 without a device */
+	__u8 tcp_flags;
+	__u8 hook;           /* enum syn_fw_hook */
+	__u8 flags;          /* SYN_FW_F_* */
+	__u8 _pad;
+};
+
+struct syn_ev_fw_icmp {
+	struct syn_hdr hdr;
+	struct syn_tuple t;  /* of the offending TCP packet: local = its destination */
+	__u64 skbaddr;       /* the offending skb */
+	__u32 netns;
+	__u8 type;
+	__u8 code;
+	__u8 tcp_flags;
+	__u8 _pad;
+};
+
+struct syn_ev_fw_syn_retrans {
+	struct syn_hdr hdr;
+	struct syn_tuple t;  /* local = client address/port; remote = destination */
+	struct syn_task task;/* captured at connect() (CLOSE->SYN_SENT), process context */
+	__u64 connect_ts_ns;
+	__u32 netns;
+	__u32 _pad;
+};
+
+/* The socket system call of a SYN_EV_SOCKCALL record. */
+enum syn_sockcall_op {
+	SYN_CALL_BIND = 1,
+	SYN_CALL_LISTEN = 2,
+	SYN_CALL_CONNECT = 3,
+};
+
+/* CAP_NET_BIND_SERVICE as seen by the cap_capable tracepoint during the call. */
+enum syn_cap_state {
+	SYN_CAP_NOT_SEEN = 0,  /* no check (or the hook is not attached) */
+	SYN_CAP_GRANTED = 1,
+	SYN_CAP_DENIED = 2,
+};
+
+#define SYN_AVC_CTX_LEN 128
+#define SYN_AVC_CLASS_LEN 32
+
+/* The first SELinux denial (avc:selinux_audited, denied != 0) of the call.
+ * Strings are bounded copies, NUL-terminated unless they filled the field. */
+struct syn_avc {
+	__u32 requested;
+	__u32 denied;
+	__u32 audited;
+	__s32 result;        /* 0 with denied != 0: permissive */
+	char tclass[SYN_AVC_CLASS_LEN];
+	char scontext[SYN_AVC_CTX_LEN];
+	char tcontext[SYN_AVC_CTX_LEN];
+};
+
+struct syn_ev_sockcall {
+	struct syn_hdr hdr;
+	struct syn_tuple t;      /* bind: local = the requested address/port; listen: local = the
+	                          * bound address/port; connect: remote = the destination,
+	                          * local = the socket's bound address/port (often zero) */
+	struct syn_task task;
+	__u64 start_ns;          /* when the call entered the kernel */
+	__u32 netns;             /* task->nsproxy->net_ns */
+	__s32 ret;               /* as returned: -98, -99, -13, -1, ... (0: permissive SELinux) */
+	__s32 fd;
+	__s32 unpriv_port_start; /* net.ipv4.ip_unprivileged_port_start of the netns, -1 unknown */
+	__u16 port_range_lo;     /* net.ipv4.ip_local_port_range of the netns, 0 0 unknown */
+	__u16 port_range_hi;
+	__u8 op;                 /* enum syn_sockcall_op */
+	__u8 sock_type;          /* SOCK_STREAM 1, SOCK_DGRAM 2; 0 unknown */
+	__u8 cap_state;          /* enum syn_cap_state */
+	__u8 landlocked;         /* the process called landlock_restrict_self (or descends from one) */
+	__u8 avc_count;          /* SELinux denials audited during the call; the first is in avc */
+	__u8 nonlocal_bind;      /* net.ipv4.ip_nonlocal_bind of the netns */
+	__u8 _pad[6];
+	struct syn_avc avc;      /* zero unless avc_count != 0 */
+};
+
 /*
  * Read-only configuration (.rodata), written by user space between open and
  * load. Zero values mean "no filter".
@@ -122,6 +294,10 @@ struct syn_config {
 	__u16 ports[SYN_MAX_FILTER_PORTS]; /* only report RSTs for these local ports */
 	__u32 nports;
 	__u32 _pad;
+	/* [start, end) of tcp_rcv_state_process from /proc/kallsyms: a SYN
+	 * consumed there was handled by a listener (see overflow.bpf.h). */
+	__u64 trs_start;
+	__u64 trs_end;
 };
 
 #ifndef __cplusplus
@@ -132,7 +308,14 @@ _Static_assert(sizeof(struct syn_ev_no_socket_rst) == 64, "syn_ev_no_socket_rst 
 _Static_assert(sizeof(struct syn_ev_listen) == 112, "syn_ev_listen layout");
 _Static_assert(sizeof(struct syn_ev_exit) == 64, "syn_ev_exit layout");
 _Static_assert(sizeof(struct syn_ev_connect_error) == 112, "syn_ev_connect_error layout");
-_Static_assert(sizeof(struct syn_config) == 40, "syn_config layout");
+_Static_assert(sizeof(struct syn_ev_fw_drop) == 128, "syn_ev_fw_drop layout");
+_Static_assert(sizeof(struct syn_ev_fw_icmp) == 72, "syn_ev_fw_icmp layout");
+_Static_assert(sizeof(struct syn_ev_fw_syn_retrans) == 112, "syn_ev_fw_syn_retrans layout");
+_Static_assert(sizeof(struct syn_avc) == 304, "syn_avc layout");
+_Static_assert(sizeof(struct syn_ev_sockcall) == 440, "syn_ev_sockcall layout");
+_Static_assert(sizeof(struct syn_config) == 56, "syn_config layout");
+_Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_overflow layout");
+_Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");
 #endif
 
 #endif /* SYNSIGHT_ABI_H */

@@ -1,3 +1,442 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* synsight: syscalls programs, included by refusals.bpf.c (shares its maps and helpers). */
 #pragma once
+
+/*
+ * bind(), listen() and connect() failures, and why: EADDRINUSE (with the
+ * requested address, never the 0 the kernel leaves behind), EADDRNOTAVAIL,
+ * EACCES/EPERM told apart by what happened *during the call in the same
+ * thread*: a failed CAP_NET_BIND_SERVICE check (tp_btf/cap_capable, 6.14+),
+ * an SELinux denial (tp_btf/selinux_audited, 5.10+), or a Landlock-sandboxed
+ * process (Landlock has no tracepoint; landlock_restrict_self is remembered).
+ * See shared kernel-facts §5, §6, §8.
+ *
+ * Two interchangeable entry groups feed the same handlers; user space loads
+ * exactly one (probe in Features+Syscall.swift):
+ *  - sc_tp_*  classic syscalls:sys_{enter,exit}_{bind,listen,connect} (and
+ *             sys_exit_landlock_restrict_self). Cheapest: the kernel filters
+ *             by syscall number. Attaching needs tracefs mounted (libbpf
+ *             reads the event id from /sys/kernel/tracing).
+ *  - sc_raw_* tp_btf/sys_enter + sys_exit (raw_syscalls), filtering by
+ *             syscall number in BPF: a few instructions on every syscall,
+ *             but no tracefs needed.
+ */
+
+#define SYN_EPERM 1
+#define SYN_EACCES 13
+#define SYN_EADDRINUSE 98
+#define SYN_EADDRNOTAVAIL 99
+#define SYN_CAP_NET_BIND_SERVICE 10
+#define SYN_SOCK_STREAM 1
+
+#if defined(__TARGET_ARCH_x86)
+#define SYN_NR_CONNECT 42
+#define SYN_NR_BIND 49
+#define SYN_NR_LISTEN 50
+#elif defined(__TARGET_ARCH_arm64)
+#define SYN_NR_BIND 200
+#define SYN_NR_LISTEN 201
+#define SYN_NR_CONNECT 203
+#else
+#error "syscalls.bpf.h: add this architecture's bind/listen/connect numbers"
+#endif
+/* The same on every architecture (unified syscall table, 5.13+). */
+#define SYN_NR_LANDLOCK_RESTRICT_SELF 446
+
+/* A bind/listen/connect in progress, per thread (pid_tgid). LRU: a thread
+ * killed inside the call never reaches sys_exit. */
+struct sockcall_inflight {
+	struct syn_tuple t;   /* the requested (bind) or destination (connect) address */
+	__u64 start_ns;
+	__s32 fd;
+	__u8 op;
+	__u8 cap_state;
+	__u8 avc_count;
+	__u8 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sockcall_inflight);
+} sockcalls SEC(".maps");
+
+/* The first SELinux denial of an in-progress call (rare: kept apart so the
+ * in-flight entries of healthy connects stay small). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct syn_avc);
+} sockcall_avc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syn_avc);
+} avc_scratch SEC(".maps");
+
+/* Thread-group ids that restricted themselves with Landlock (value: the
+ * thread that called landlock_restrict_self), and their children. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} landlocked SEC(".maps");
+
+/* Older netns_ipv4 layout: ip_local_ports.range was int[2] under a seqlock
+ * until the range became one packed u32 (lo | hi << 16). */
+struct local_ports___old {
+	int range[2];
+} __attribute__((preserve_access_index));
+
+static __always_inline bool read_user_sockaddr(const void *uaddr, long len, __u8 addr[16],
+					       __u16 *port, __u16 *family)
+{
+	__u16 fam = 0;
+
+	if (!uaddr || len < 2)
+		return false;
+	if (bpf_probe_read_user(&fam, sizeof(fam), uaddr))
+		return false;
+	if (fam == AF_INET) {
+		struct sockaddr_in sin;
+		if (len < (long)sizeof(sin) || bpf_probe_read_user(&sin, sizeof(sin), uaddr))
+			return false;
+		v4_mapped(addr, sin.sin_addr.s_addr);
+		*port = bpf_ntohs(sin.sin_port);
+	} else if (fam == AF_INET6) {
+		struct sockaddr_in6 sin6;
+		if (len < 24 || bpf_probe_read_user(&sin6, 24, uaddr))
+			return false;
+		__builtin_memcpy(addr, &sin6.sin6_addr, 16);
+		*port = bpf_ntohs(sin6.sin6_port);
+	} else {
+		return false;
+	}
+	*family = fam;
+	return true;
+}
+
+/* current->files->fdt->fd[fd]->private_data, if that file is a socket. */
+static __always_inline struct socket *fd_socket(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **files;
+	struct file *f = NULL;
+
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	files = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &files[fd]) || !f)
+		return NULL;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & 00170000) != 0140000) /* S_IFSOCK */
+		return NULL;
+	return BPF_CORE_READ(f, private_data);
+}
+
+static __always_inline bool sockcall_reported(__u8 op, long err)
+{
+	switch (err) {
+	case SYN_EADDRINUSE:
+		return op != SYN_CALL_CONNECT;
+	case SYN_EADDRNOTAVAIL:
+		return op != SYN_CALL_LISTEN;
+	case SYN_EACCES:
+	case SYN_EPERM:
+		return true;
+	}
+	return false;
+}
+
+static __always_inline int sockcall_enter(__u8 op, long fd, const void *uaddr, long len)
+{
+	struct sockcall_inflight in = {};
+	__u64 id = bpf_get_current_pid_tgid();
+
+	in.op = op;
+	in.fd = fd;
+	in.start_ns = bpf_ktime_get_boot_ns();
+	if (op == SYN_CALL_BIND) {
+		if (!read_user_sockaddr(uaddr, len, in.t.local, &in.t.lport, &in.t.family))
+			return 0;
+	} else if (op == SYN_CALL_CONNECT) {
+		if (!read_user_sockaddr(uaddr, len, in.t.remote, &in.t.rport, &in.t.family))
+			return 0;
+	}
+	bpf_map_update_elem(&sockcalls, &id, &in, BPF_ANY);
+	return 0;
+}
+
+static __always_inline void netns_sysctls(struct syn_ev_sockcall *e)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct net *net = BPF_CORE_READ(task, nsproxy, net_ns);
+
+	e->netns = BPF_CORE_READ(net, ns.inum);
+	e->unpriv_port_start = -1;
+	if (bpf_core_field_exists(net->ipv4.sysctl_ip_prot_sock))
+		e->unpriv_port_start = BPF_CORE_READ(net, ipv4.sysctl_ip_prot_sock);
+	e->nonlocal_bind = 0;
+	if (bpf_core_field_exists(net->ipv4.sysctl_ip_nonlocal_bind))
+		e->nonlocal_bind = BPF_CORE_READ(net, ipv4.sysctl_ip_nonlocal_bind) != 0;
+	e->port_range_lo = 0;
+	e->port_range_hi = 0;
+	if (bpf_core_field_size(net->ipv4.ip_local_ports.range) == 4) {
+		__u32 r = BPF_CORE_READ(net, ipv4.ip_local_ports.range);
+		e->port_range_lo = r & 0xffff;
+		e->port_range_hi = r >> 16;
+	} else {
+		struct local_ports___old *lp = (void *)__builtin_preserve_access_index(&net->ipv4.ip_local_ports);
+		int r[2] = {};
+		if (!bpf_core_read(r, sizeof(r), &lp->range)) {
+			e->port_range_lo = r[0];
+			e->port_range_hi = r[1];
+		}
+	}
+}
+
+static __always_inline int sockcall_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
+	struct syn_avc *avc = NULL;
+
+	if (!in)
+		return 0;
+	if (in->avc_count)
+		avc = bpf_map_lookup_elem(&sockcall_avc, &id);
+	if (!(ret < 0 && sockcall_reported(in->op, -ret)) && !avc)
+		goto out;
+
+	struct socket *sock = fd_socket(in->fd);
+	struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+	__u8 type = sock ? (__u8)BPF_CORE_READ(sock, type) : 0;
+	/* connect() returns EACCES for a UDP send to broadcast, EPERM for ...:
+	 * only stream sockets are connections being refused. */
+	if (in->op == SYN_CALL_CONNECT && type != SYN_SOCK_STREAM && !avc)
+		goto out;
+
+	struct syn_tuple bound = {};
+	if (sk && in->op != SYN_CALL_BIND)
+		sock_local(sk, &bound);
+	__u16 port = in->op == SYN_CALL_BIND ? in->t.lport :
+		     in->op == SYN_CALL_LISTEN ? bound.lport : in->t.rport;
+	if (!port_wanted(port))
+		goto out;
+
+	struct syn_ev_sockcall *e = reserve(sizeof(*e), SYN_EV_SOCKCALL);
+	if (!e)
+		goto out;
+	e->t = in->t;
+	if (in->op != SYN_CALL_BIND) {
+		__builtin_memcpy(e->t.local, bound.local, 16);
+		e->t.lport = bound.lport;
+		if (in->op == SYN_CALL_LISTEN) {
+			e->t.family = bound.family;
+			__builtin_memset(e->t.remote, 0, 16);
+			e->t.rport = 0;
+		}
+	}
+	e->t._pad = 0;
+	fill_task(&e->task);
+	e->start_ns = in->start_ns;
+	netns_sysctls(e);
+	e->ret = ret;
+	e->fd = in->fd;
+	e->op = in->op;
+	e->sock_type = type;
+	e->cap_state = in->cap_state;
+	__u32 tgid = id >> 32;
+	e->landlocked = bpf_map_lookup_elem(&landlocked, &tgid) != NULL;
+	e->avc_count = in->avc_count;
+	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	if (avc)
+		bpf_probe_read_kernel(&e->avc, sizeof(e->avc), avc);
+	else
+		__builtin_memset(&e->avc, 0, sizeof(e->avc));
+	bpf_ringbuf_submit(e, 0);
+out:
+	bpf_map_delete_elem(&sockcalls, &id);
+	if (avc)
+		bpf_map_delete_elem(&sockcall_avc, &id);
+	return 0;
+}
+
+static __always_inline int landlock_restricted(long ret)
+{
+	if (ret != 0)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	bpf_map_update_elem(&landlocked, &tgid, &tid, BPF_ANY);
+	return 0;
+}
+
+/* Classic per-syscall tracepoints (need tracefs for attaching). */
+SEC("tracepoint/syscalls/sys_enter_bind")
+int sc_tp_enter_bind(struct trace_event_raw_sys_enter *ctx)
+{
+	return sockcall_enter(SYN_CALL_BIND, ctx->args[0], (const void *)ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int sc_tp_exit_bind(struct trace_event_raw_sys_exit *ctx)
+{
+	return sockcall_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_listen")
+int sc_tp_enter_listen(struct trace_event_raw_sys_enter *ctx)
+{
+	return sockcall_enter(SYN_CALL_LISTEN, ctx->args[0], NULL, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_listen")
+int sc_tp_exit_listen(struct trace_event_raw_sys_exit *ctx)
+{
+	return sockcall_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sc_tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	return sockcall_enter(SYN_CALL_CONNECT, ctx->args[0], (const void *)ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sc_tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	return sockcall_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_landlock_restrict_self")
+int sc_tp_exit_landlock(struct trace_event_raw_sys_exit *ctx)
+{
+	return landlock_restricted(ctx->ret);
+}
+
+/* Raw syscall tracepoints: every syscall, filtered here by number. */
+#if defined(__TARGET_ARCH_x86)
+#define SYN_SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
+#else
+struct pt_regs___syn_arm64 {
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+#define SYN_SYSCALL_NR(regs) BPF_CORE_READ((struct pt_regs___syn_arm64 *)(regs), syscallno)
+#endif
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sc_raw_enter, struct pt_regs *regs, long nr)
+{
+	__u8 op;
+
+	if (nr == SYN_NR_BIND)
+		op = SYN_CALL_BIND;
+	else if (nr == SYN_NR_CONNECT)
+		op = SYN_CALL_CONNECT;
+	else if (nr == SYN_NR_LISTEN)
+		op = SYN_CALL_LISTEN;
+	else
+		return 0;
+	return sockcall_enter(op, PT_REGS_PARM1_CORE_SYSCALL(regs),
+			      (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs),
+			      PT_REGS_PARM3_CORE_SYSCALL(regs));
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sc_raw_exit, struct pt_regs *regs, long ret)
+{
+	long nr = SYN_SYSCALL_NR(regs);
+
+	if (nr == SYN_NR_BIND || nr == SYN_NR_CONNECT || nr == SYN_NR_LISTEN)
+		return sockcall_exit(ret);
+	if (nr == SYN_NR_LANDLOCK_RESTRICT_SELF)
+		return landlock_restricted(ret);
+	return 0;
+}
+
+/* 6.14+ ("security: add trace event for cap_capable", Jordan Rome): a failed
+ * CAP_NET_BIND_SERVICE check inside bind() is the privileged-port EACCES. */
+SEC("tp_btf/cap_capable")
+int BPF_PROG(sc_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
+	     const struct user_namespace *capable_ns, int cap, int ret)
+{
+	if (cap != SYN_CAP_NET_BIND_SERVICE)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
+	if (!in)
+		return 0;
+	if (ret != 0)
+		in->cap_state = SYN_CAP_DENIED;
+	else if (in->cap_state == SYN_CAP_NOT_SEEN)
+		in->cap_state = SYN_CAP_GRANTED;
+	return 0;
+}
+
+/* 5.10+: fires for audited SELinux decisions, in the caller's context. */
+SEC("tp_btf/selinux_audited")
+int BPF_PROG(sc_selinux_audited, struct selinux_audit_data *sad, char *scontext,
+	     char *tcontext, const char *tclass)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
+	__u32 zero = 0;
+
+	if (!in || !sad)
+		return 0;
+	__u32 denied = BPF_CORE_READ(sad, denied);
+	if (!denied)
+		return 0; /* an auditallow grant */
+	if (in->avc_count < 255)
+		in->avc_count++;
+	if (bpf_map_lookup_elem(&sockcall_avc, &id))
+		return 0; /* keep the first denial (name_bind comes before node_bind) */
+	struct syn_avc *a = bpf_map_lookup_elem(&avc_scratch, &zero);
+	if (!a)
+		return 0;
+	__builtin_memset(a, 0, sizeof(*a));
+	a->requested = BPF_CORE_READ(sad, requested);
+	a->denied = denied;
+	a->audited = BPF_CORE_READ(sad, audited);
+	a->result = BPF_CORE_READ(sad, result);
+	bpf_probe_read_kernel_str(a->tclass, sizeof(a->tclass), tclass);
+	bpf_probe_read_kernel_str(a->scontext, sizeof(a->scontext), scontext);
+	bpf_probe_read_kernel_str(a->tcontext, sizeof(a->tcontext), tcontext);
+	bpf_map_update_elem(&sockcall_avc, &id, a, BPF_ANY);
+	return 0;
+}
+
+/* A Landlock domain is inherited by children: so is the mark. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(sc_landlock_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u32 *v;
+
+	if (ptgid == ctgid)
+		return 0;
+	v = bpf_map_lookup_elem(&landlocked, &ptgid);
+	if (v) {
+		__u32 tid = *v;
+		bpf_map_update_elem(&landlocked, &ctgid, &tid, BPF_ANY);
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(sc_landlock_exit, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	bpf_map_delete_elem(&landlocked, &tgid);
+	return 0;
+}

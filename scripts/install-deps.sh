@@ -6,7 +6,8 @@ set -euo pipefail
 
 # Build: libbpf (headers + pkg-config), its libelf/zlib link dependencies.
 # Tests: iproute2 (ip netns, veth), python3 (the test peer), procps.
-PACKAGES=(libbpf-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps)
+# Firewall rule naming and its tests: nftables (nft), iptables (nft backend), util-linux (nsenter).
+PACKAGES=(libbpf-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

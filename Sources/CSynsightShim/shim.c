@@ -2,6 +2,8 @@
 #include "CSynsightShim.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,6 +125,26 @@ int syn_btf_has(const char *kind, const char *name)
 	return btf__find_by_name_kind(btf, name, k) >= 0 ? 1 : 0;
 }
 
+int syn_btf_tp_nargs(const char *tp)
+{
+	char full[256];
+	struct btf *btf = vmlinux();
+	if (!btf)
+		return -ENOENT;
+	snprintf(full, sizeof(full), "btf_trace_%s", tp);
+	int id = btf__find_by_name_kind(btf, full, BTF_KIND_TYPEDEF);
+	if (id < 0)
+		return -ENOENT;
+	const struct btf_type *t = btf__type_by_id(btf, id);
+	t = btf__type_by_id(btf, t->type); /* pointer */
+	if (!t || !btf_is_ptr(t))
+		return -EINVAL;
+	t = btf__type_by_id(btf, t->type); /* func proto */
+	if (!t || !btf_is_func_proto(t))
+		return -EINVAL;
+	return btf_vlen(t) - 1;
+}
+
 bool syn_kprobes_available(void)
 {
 	return access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0;
@@ -170,4 +192,20 @@ int syn_set_config(struct bpf_object *obj, const struct syn_config *cfg)
 		return 0;
 	}
 	return -ENOENT;
+}
+
+int syn_setns_net(int fd)
+{
+	return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
+}
+
+int syn_private_tracefs(void)
+{
+	if (unshare(CLONE_NEWNS) != 0)
+		return -errno;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		return -errno;
+	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) != 0)
+		return -errno;
+	return 0;
 }

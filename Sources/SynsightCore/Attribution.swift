@@ -121,6 +121,11 @@ public struct AttributionEngine {
     var pending: [JoinKey: Pending] = [:]
     var serial: UInt64 = 0
     var earlyClients: [JoinKey: ConnectError] = [:]
+    /// Firewall REJECT/DROP decisions in progress, and the rule source (FirewallAttribution.swift).
+    public var firewall = FirewallState()
+    var overflow = OverflowState()
+    /// bind/listen/connect failures: hooks, port-holder lookup, caches (SyscallAttribution.swift).
+    public var syscalls = SyscallState()
 
     /// Bounds on remembered state, so memory does not grow with uptime.
     static let maxExits = 4096
@@ -154,6 +159,12 @@ public struct AttributionEngine {
     /// Feed one kernel event; returns the records that became final.
     public mutating func ingest(_ event: KernelEvent) -> [Record] {
         switch event {
+        case .socketCall(let s):
+            return ingestSocketCall(s)
+        case .listenOverflow(let o):
+            return ingestOverflow(o)
+        case .acceptError(let a):
+            return ingestAcceptError(a)
         case .listen(let c):
             exits.removeValue(forKey: c.task.pid)  // a PID that listens again is alive
             add(ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
@@ -196,28 +207,37 @@ public struct AttributionEngine {
         case .noSocketReset(let r):
             var record = attribute(r)
             let key = JoinKey(client: r.remote, server: r.local)
-            pruneEarlyClients(now: r.ts)
             if let ce = earlyClients.removeValue(forKey: key), ce.ts + joinWindowNs > r.ts {
                 record.client = clientRef(ce)
-                return [record]
+                return [record] + pruneEarlyClients(now: r.ts)
             }
+            let expiredClients = pruneEarlyClients(now: r.ts)
             serial += 1
             if let displaced = pending.updateValue(Pending(record: record, deadline: r.ts + joinWindowNs, serial: serial), forKey: key) {
-                return [displaced.record]
+                return expiredClients + [displaced.record]
             }
-            var out: [Record] = []
+            var out: [Record] = expiredClients
             if pending.count > Self.maxPending { out = expire(now: UInt64.max, limit: pending.count - Self.maxPending) }
             return out
+        case .firewallDrop, .firewallICMP, .synRetransmit:
+            return ingestFirewall(event)
         case .connectError(let ce):
-            // Only ECONNREFUSED answers a no-listener RST.
-            guard ce.errno == 111 else { return [] }
+            if let fw = firewallClientOutcome(ce) { return fw }
             let key = JoinKey(client: ce.local, server: ce.remote)
+            if ce.errno == 104 {
+                // Already reported from the server side (the listener's RST)?
+                if let t = overflow.recentResets[key], ce.ts >= t, ce.ts - t < 1_000_000_000 { return [] }
+                return [clientFailureRecord(ce)]
+            }
+            // Only ECONNREFUSED answers a no-listener RST; other errors stand alone.
+            guard ce.errno == 111 else { return [clientFailureRecord(ce)] }
             if var p = pending.removeValue(forKey: key) {
                 p.record.client = clientRef(ce)
                 return [p.record]
             }
+            // Wait one join window for a server-side RST of this host.
             earlyClients[key] = ce
-            if earlyClients.count > 4096 { pruneEarlyClients(now: ce.ts) }
+            if earlyClients.count > 4096 { return pruneEarlyClients(now: ce.ts) }
             return []
         }
     }
@@ -228,12 +248,21 @@ public struct AttributionEngine {
 
     /// Emit refusals whose join window has passed (`now` in kernel boot ns).
     public mutating func expire(now: UInt64) -> [Record] {
-        if now != UInt64.max { pruneEarlyClients(now: now) }
-        return expire(now: now, limit: Int.max)
+        let clients = pruneEarlyClients(now: now)
+        return expireFirewall(now: now) + expire(now: now, limit: Int.max) + clients
     }
 
-    mutating func pruneEarlyClients(now: UInt64) {
-        if !earlyClients.isEmpty { earlyClients = earlyClients.filter { $0.value.ts &+ joinWindowNs > now } }
+    /// Refused connects that no server-side RST joined within the window
+    /// become client-side records (the server is not on this host).
+    mutating func pruneEarlyClients(now: UInt64) -> [Record] {
+        guard !earlyClients.isEmpty else { return [] }
+        var out: [Record] = []
+        earlyClients = earlyClients.filter { _, ce in
+            if ce.ts &+ joinWindowNs > now { return true }
+            out.append(clientFailureRecord(ce))
+            return false
+        }
+        return out.sorted { $0.ts < $1.ts }
     }
 
     mutating func expire(now: UInt64, limit: Int) -> [Record] {

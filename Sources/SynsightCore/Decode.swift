@@ -9,6 +9,7 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
     case abiMismatch(got: UInt8, expected: UInt8)
     case badFamily(UInt16)
     case unknownHook(UInt8)
+    case unknownCall(UInt8)
 
     public var description: String {
         switch self {
@@ -18,6 +19,7 @@ public enum DecodeError: Error, Equatable, CustomStringConvertible {
         case let .abiMismatch(got, expected): return "record ABI version \(got), this build understands \(expected)"
         case .badFamily(let f): return "unknown address family \(f)"
         case .unknownHook(let h): return "unknown reset hook \(h)"
+        case .unknownCall(let c): return "unknown socket call \(c)"
         }
     }
 }
@@ -37,12 +39,20 @@ public enum EventDecoder {
         case SYN_EV_LISTEN.rawValue, SYN_EV_LISTEN_CLOSE.rawValue: need = MemoryLayout<syn_ev_listen>.size
         case SYN_EV_EXIT.rawValue: need = MemoryLayout<syn_ev_exit>.size
         case SYN_EV_CONNECT_ERROR.rawValue: need = MemoryLayout<syn_ev_connect_error>.size
-        default: throw .unknownKind(kind)
+        case SYN_EV_SOCKCALL.rawValue: need = MemoryLayout<syn_ev_sockcall>.size
+        case SYN_EV_FW_DROP.rawValue: need = MemoryLayout<syn_ev_fw_drop>.size
+        case SYN_EV_FW_ICMP.rawValue: need = MemoryLayout<syn_ev_fw_icmp>.size
+        case SYN_EV_FW_SYN_RETRANS.rawValue: need = MemoryLayout<syn_ev_fw_syn_retrans>.size
+        case SYN_EV_FW_SOFT_ERROR.rawValue: need = MemoryLayout<syn_ev_connect_error>.size
+        default:
+            guard let size = overflowSizes[UInt32(kind)] else { throw .unknownKind(kind) }
+            need = size
         }
         // Records may grow at the end in later ABI revisions; a shorter one is an error.
         guard raw.count >= need else { throw .truncated(kind: kind, got: raw.count, need: need) }
         let abi = raw[1]
         guard abi == abiVersion else { throw .abiMismatch(got: abi, expected: abiVersion) }
+        if overflowSizes[UInt32(kind)] != nil { return try decodeOverflow(kind: UInt32(kind), raw) }
 
         switch UInt32(kind) {
         case SYN_EV_NO_SOCKET_RST.rawValue:
@@ -63,6 +73,10 @@ public enum EventDecoder {
         case SYN_EV_EXIT.rawValue:
             let e = raw.loadUnaligned(as: syn_ev_exit.self)
             return .exit(ProcessExit(ts: e.hdr.ts_ns, task: task(e.task), exitCode: e.exit_code))
+        case SYN_EV_SOCKCALL.rawValue:
+            return try SocketCallDecoder.decode(raw)
+        case SYN_EV_FW_DROP.rawValue, SYN_EV_FW_ICMP.rawValue, SYN_EV_FW_SYN_RETRANS.rawValue, SYN_EV_FW_SOFT_ERROR.rawValue:
+            return try decodeFirewall(kind: kind, raw)
         default:
             let e = raw.loadUnaligned(as: syn_ev_connect_error.self)
             let t = try tuple(e.t)

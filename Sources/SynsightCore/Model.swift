@@ -229,6 +229,12 @@ public enum KernelEvent: Sendable, Hashable {
     case listenClose(ListenerChange)
     case exit(ProcessExit)
     case connectError(ConnectError)
+    case socketCall(SocketCallFailure)
+    case listenOverflow(ListenOverflow)
+    case acceptError(AcceptError)
+    case firewallDrop(FirewallDrop)
+    case firewallICMP(FirewallICMP)
+    case synRetransmit(SynRetransmit)
 
     public var ts: UInt64 {
         switch self {
@@ -236,6 +242,12 @@ public enum KernelEvent: Sendable, Hashable {
         case .listen(let e), .listenClose(let e): return e.ts
         case .exit(let e): return e.ts
         case .connectError(let e): return e.ts
+        case .socketCall(let e): return e.ts
+        case .listenOverflow(let e): return e.ts
+        case .acceptError(let e): return e.ts
+        case .firewallDrop(let e): return e.ts
+        case .firewallICMP(let e): return e.ts
+        case .synRetransmit(let e): return e.ts
         }
     }
 }

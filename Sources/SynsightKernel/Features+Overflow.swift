@@ -1,6 +1,86 @@
+import CSynsightShim
+import Glibc
 import SynsightCore
 
 extension KernelFeatures {
-    /// Optional programs of bpf/overflow*.bpf.h, by program name, with their probe.
-    var overflowOptionalPrograms: [String: ProbeResult] { [:] }
+    /// Optional programs of bpf/overflow.bpf.h, by program name, with their probe.
+    var overflowOptionalPrograms: [String: ProbeResult] {
+        let accept = Self.syscallTracepoints(["sys_enter_accept4", "sys_exit_accept4", "sys_enter_accept", "sys_exit_accept"])
+        return [
+            "ovf_consume_skb": overflowConsumeSkb,
+            "ovf_kfree_skb": overflowAckDrop,
+            "ovf_send_reset": overflowAckReset,
+            "iter_listeners": iterTCP,
+            "ovf_enter_accept4": accept, "ovf_exit_accept4": accept,
+            "ovf_enter_accept": accept, "ovf_exit_accept": accept,
+        ]
+    }
+
+    /// Per-SYN overflow detection: consume_skb must carry its call site
+    /// (6.12+) and tcp_rcv_state_process's address range must be readable.
+    public var overflowConsumeSkb: ProbeResult {
+        guard btf.isSupported else { return .unsupported("no kernel BTF") }
+        let n = syn_btf_tp_nargs("consume_skb")
+        guard n >= 2 else {
+            return .unsupported("consume_skb has no call-site argument before 6.12: use fentry/tcp_conn_request where allowed")
+        }
+        guard KernelSymbols.range(of: "tcp_rcv_state_process") != nil else {
+            return .unsupported("tcp_rcv_state_process not found in /proc/kallsyms (kptr_restrict?)")
+        }
+        return .supported("consume_skb in tcp_rcv_state_process + listener sk_drops, per SYN")
+    }
+
+    public var overflowAckDrop: ProbeResult {
+        guard btf.isSupported else { return .unsupported("no kernel BTF") }
+        return syn_btf_enum_has("skb_drop_reason", "SKB_DROP_REASON_TCP_LISTEN_OVERFLOW") == 1 && syn_btf_tp_nargs("kfree_skb") >= 4
+            ? .supported("kfree_skb TCP_LISTEN_OVERFLOW with rx_sk (6.15+)")
+            : .unsupported("no TCP_LISTEN_OVERFLOW drop reason before 6.15 (ACK-stage drops are NOT_SPECIFIED)")
+    }
+
+    public var overflowAckReset: ProbeResult {
+        tcpSendResetNoSocket.isSupported && syn_btf_enum_has("sk_rst_reason", "SK_RST_REASON_INVALID_SYN") == 1
+            ? .supported("tcp_send_reset from the listener, reason INVALID_SYN (6.10+)")
+            : .unsupported("tcp_send_reset has no reset reason before 6.10")
+    }
+
+    public var iterTCP: ProbeResult {
+        guard btf.isSupported else { return .unsupported("no kernel BTF") }
+        return syn_btf_has("struct", "bpf_iter__tcp") == 1
+            ? .supported("iter/tcp, run in each network namespace")
+            : .unsupported("no iter/tcp before 5.9")
+    }
+
+    public static func syscallTracepoints(_ names: [String]) -> ProbeResult {
+        for root in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+            if names.allSatisfy({ access("\(root)/events/syscalls/\($0)", F_OK) == 0 }) {
+                return .supported("syscall tracepoints \(names.joined(separator: ", "))")
+            }
+        }
+        return .unsupported("syscall tracepoints missing (CONFIG_FTRACE_SYSCALLS, or tracefs not mounted)")
+    }
+}
+
+/// Addresses of kernel functions, from /proc/kallsyms (root sees real ones).
+enum KernelSymbols {
+    /// [start, end) of a text symbol: end is the lowest symbol address above start.
+    static func range(of name: String) -> (UInt64, UInt64)? {
+        if name == "tcp_rcv_state_process" { return tcpRcvStateProcess }
+        return lookup(name)
+    }
+
+    static let tcpRcvStateProcess: (UInt64, UInt64)? = lookup("tcp_rcv_state_process")
+
+    static func lookup(_ name: String) -> (UInt64, UInt64)? {
+        guard let text = ProcFS.read("/proc/kallsyms", limit: 64 << 20) else { return nil }
+        var addrs: [UInt64] = []
+        var start: UInt64?
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: " ", maxSplits: 3)
+            guard f.count >= 3, let addr = UInt64(f[0], radix: 16), addr != 0 else { continue }
+            if start == nil, f[2] == name { start = addr }
+            addrs.append(addr)
+        }
+        guard let s = start, let e = addrs.filter({ $0 > s }).min() else { return nil }
+        return (s, e)
+    }
 }

@@ -34,6 +34,7 @@ public struct KernelFeatures: Sendable {
     public var schedProcessExit: ProbeResult
 
     public static func probe() -> KernelFeatures {
+        TraceFS.ensure()
         var u = utsname()
         uname(&u)
         let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

@@ -46,6 +46,8 @@ public final class Tracer {
     /// before any stored property is set, so a failure cleans up exactly once.
     public init(options: TracerOptions, features: KernelFeatures = .probe()) throws(KernelError) {
         libbpfVerbose.store(options.verbose, ordering: .relaxed)
+        // Classic tracepoints are probed and attached through tracefs.
+        TraceFS.ensure()
         syn_set_libbpf_logger(libbpfLogger)
 
         guard features.privileges.isSupported else {
@@ -112,6 +114,10 @@ public final class Tracer {
                 for (i, p) in options.ports.enumerated() { ports[i] = p }
             }
             cfg.nports = UInt32(options.ports.count)
+            if let (start, end) = KernelSymbols.tcpRcvStateProcess {
+                cfg.trs_start = start
+                cfg.trs_end = end
+            }
             let rc = syn_set_config(obj, &cfg)
             if rc != 0 { throw KernelError.sys("writing the BPF configuration", code: rc) }
 
@@ -134,7 +140,8 @@ public final class Tracer {
         var links: [OpaquePointer] = []
         var prog = bpf_object__next_program(obj, nil)
         while let p = prog {
-            if bpf_program__autoload(p) {
+            // Iterators are attached on demand (seedListeners), not here.
+            if bpf_program__autoload(p), !String(cString: bpf_program__name(p)).hasPrefix("iter_") {
                 guard let link = bpf_program__attach(p) else {
                     let e = errno
                     let name = String(cString: bpf_program__name(p))
@@ -168,6 +175,42 @@ public final class Tracer {
         for var pid in pids {
             _ = bpf_map_update_elem(listenerPidsFD, &pid, &one, UInt64(BPF_ANY))
         }
+    }
+
+    /// Registers, for the overflow programs, the listening sockets that
+    /// existed before tracing, by running iter/tcp once inside each network
+    /// namespace (an iterator walks its creator's namespace). `netnsPids`
+    /// maps a namespace inode to a PID living in it. Returns the namespaces
+    /// that could not be entered.
+    @discardableResult
+    public func seedListeners(netnsPids: [UInt32: UInt32]) -> [UInt32] {
+        guard let prog = bpf_object__find_program_by_name(object, "iter_listeners"),
+              bpf_program__autoload(prog),
+              let link = bpf_program__attach_iter(prog, nil) else { return Array(netnsPids.keys) }
+        defer { bpf_link__destroy(link) }
+        let home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
+        guard home >= 0 else { return Array(netnsPids.keys) }
+        defer { close(home) }
+        var failed: [UInt32] = []
+        for (ns, pid) in netnsPids.sorted(by: { $0.key < $1.key }) {
+            let fd = open("/proc/\(pid)/ns/net", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0, syn_setns_net(fd) == 0 else {
+                if fd >= 0 { close(fd) }
+                failed.append(ns)
+                continue
+            }
+            close(fd)
+            let iter = bpf_iter_create(bpf_link__fd(link))
+            if iter >= 0 {
+                var buf = [UInt8](repeating: 0, count: 4096)
+                while buf.withUnsafeMutableBytes({ read(iter, $0.baseAddress, $0.count) }) > 0 {}
+                close(iter)
+            } else {
+                failed.append(ns)
+            }
+            _ = syn_setns_net(home)
+        }
+        return failed
     }
 
     /// Total ring-buffer reservations that failed, summed over CPUs.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import SynsightCore
 import SynsightKernel
 
@@ -56,11 +57,71 @@ enum DoctorReport {
         l.append("    listener registry      \(registry)")
         l.append("    listener exits         " + (f.schedProcessExit.isSupported ? "tp_btf/sched_process_exit (exit status and signal)" : "UNAVAILABLE: \(f.schedProcessExit.detail)"))
         l.append("    local client identity  " + (f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state CLOSE->SYN_SENT (process context), joined by 4-tuple" : "UNAVAILABLE"))
-        for reason in ["accept_queue_full", "syn_queue_full", "firewall_reject", "firewall_drop",
-                       "address_in_use", "privileged_port", "address_not_available", "lsm_denied",
-                       "fd_exhausted", "ephemeral_ports_exhausted"] {
-            l.append("  \(reason.padding(24)) not implemented in synsight \(SynsightVersion.string)")
-        }
+        l.append(contentsOf: firewallLines(f))
+        l.append(contentsOf: overflowLines(f))
+        l.append(contentsOf: syscallLines(f))
         return l.joined(separator: "\n")
+    }
+
+    static func firewallLines(_ f: KernelFeatures) -> [String] {
+        let drop = f.firewallDropProbe, icmp = f.firewallICMPProbe, retrans = f.firewallRetransmitProbe
+        guard drop.isSupported else {
+            return ["  firewall_reject          UNAVAILABLE -- \(drop.detail)",
+                    "  firewall_drop            UNAVAILABLE -- \(drop.detail)"]
+        }
+        let rules = access("/usr/sbin/nft", X_OK) == 0 || access("/sbin/nft", X_OK) == 0
+            ? "rule named from the netns ruleset (nft -j list ruleset, read-only)"
+            : "rule not named: nft is not installed"
+        return [
+            "  firewall_reject          tp_btf/kfree_skb NETFILTER_DROP + client errno"
+                + (icmp.isSupported ? " + tp_btf/icmp_send (IPv4 ICMP)" : " (no icmp_send: \(icmp.detail))") + "; \(rules)",
+            "  firewall_drop            tp_btf/kfree_skb NETFILTER_DROP + retransmitted SYN"
+                + (retrans.isSupported ? " (and tp_btf/tcp_retransmit_skb for local clients)" : " (no tcp_retransmit_skb: \(retrans.detail))"),
+        ]
+    }
+}
+
+extension DoctorReport {
+    /// Listen-queue overflow and accept() failures (bpf/overflow.bpf.h).
+    static func overflowLines(_ f: KernelFeatures) -> [String] {
+        let syn = f.overflowConsumeSkb, ackDrop = f.overflowAckDrop, ackReset = f.overflowAckReset
+        let seed = f.iterTCP.isSupported ? "" : "; listeners that predate synsight are not watched (\(f.iterTCP.detail))"
+        let synStage = syn.isSupported
+            ? "per SYN: \(syn.detail)"
+            : "SYN stage UNAVAILABLE (\(syn.detail))"
+        let ackStage = [ackDrop.isSupported ? "ACK stage: \(ackDrop.detail)" : "ACK-stage drops UNAVAILABLE (\(ackDrop.detail))",
+                        ackReset.isSupported ? "abort_on_overflow RST: \(ackReset.detail)" : "abort_on_overflow RST UNAVAILABLE (\(ackReset.detail))"]
+        let accept = KernelFeatures.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
+        return [
+            "  accept_queue_full        \(synStage); " + ackStage.joined(separator: "; ") + seed,
+            "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)" : "UNAVAILABLE (\(syn.detail))") + seed,
+            "  fd_exhausted             " + (accept.isSupported ? "syscalls:sys_exit_accept{,4} EMFILE/ENFILE on a listener (1 report/s per process), and as the cause of its overflows" : "UNAVAILABLE (\(accept.detail))"),
+        ]
+    }
+
+    /// bind/listen/connect failures and LSM denials (bpf/syscalls.bpf.h).
+    static func syscallLines(_ f: KernelFeatures) -> [String] {
+        TraceFS.ensure()  // as `trace` does: probe what it would attach
+        let s = f.syscalls
+        guard s.entry.isSupported else {
+            let why = "\(s.classic.detail); \(s.raw.detail)"
+            return ["address_in_use", "privileged_port", "address_not_available", "lsm_denied", "ephemeral_ports_exhausted"]
+                .map { "  \($0.padding(24)) UNAVAILABLE -- \(why)" }
+        }
+        let entry = s.entryName
+        let cost = s.classic.isSupported ? "" : " (runs on every syscall: mount tracefs for the cheaper per-syscall tracepoints)"
+        let cap = s.capCapable.isSupported
+            ? "full: + tp_btf/cap_capable (CAP_NET_BIND_SERVICE denied in the same thread)"
+            : "inferred: port < ip_unprivileged_port_start and no other explanation (\(s.capCapable.detail))"
+        let selinux = s.selinuxAudited.isSupported
+            ? "SELinux via tp_btf/selinux_audited (\(s.selinuxState))" : "SELinux UNAVAILABLE (\(s.selinuxAudited.detail))"
+        let landlock = s.landlock.isSupported ? "Landlock via landlock_restrict_self + fork inheritance" : "Landlock UNAVAILABLE (\(s.landlock.detail))"
+        return [
+            "  address_in_use           \(entry)\(cost) -- full: requested address from bind()/listen(), holder from the listener registry, else /proc (LISTEN, TIME_WAIT, ...)",
+            "  privileged_port          \(entry) -- \(cap)",
+            "  address_not_available    \(entry) -- full: requested address, ip_nonlocal_bind of the netns",
+            "  lsm_denied               \(entry) on bind/connect -- \(selinux); \(landlock); other LSMs and cgroup BPF by elimination",
+            "  ephemeral_ports_exhausted \(entry) connect() EADDRNOTAVAIL -- full: destination, ip_local_port_range of the netns",
+        ]
     }
 }

@@ -97,10 +97,16 @@ struct Trace: ParsableCommand {
         // (the engine deduplicates), and none is missed.
         let snapshot = ListenerSnapshot.take()
         tracer.watchExits(of: Array(Set(snapshot.map(\.pid))))
+        let unseeded = tracer.seedListeners(netnsPids: ListenerSnapshot.namespaces())
+        if verbose && !unseeded.isEmpty {
+            Output.stderr("synsight: could not enter network namespaces \(unseeded): overflows of their pre-existing listeners are not seen\n")
+        }
         let resolver = ProcfsResolver()
         var engine = AttributionEngine(clock: currentClockMapping(),
                                        joinWindowNs: UInt64(joinWindowMs) * 1_000_000, resolver: resolver)
         engine.seed(snapshot)
+        engine.syscalls = SyscallState(holders: ProcfsPortHolders(), hooks: tracer.features.syscalls.hookSet)
+        engine.firewall.rules = NftRuleSource()
 
         // A parent may have spawned us with these signals blocked (some
         // process launchers do): Ctrl-C and `kill` must always stop a trace.
@@ -114,7 +120,7 @@ struct Trace: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         let portNote = options.ports.isEmpty ? "all ports" : "port " + options.ports.map(String.init).joined(separator: ", ")
-        Output.stderr("synsight: tracing no-listener refusals on \(portNote) (hook \(tracer.resetHook.name), "
+        Output.stderr("synsight: tracing refusals on \(portNote) (hook \(tracer.resetHook.name), "
             + "\(snapshot.count) listener\(snapshot.count == 1 ? "" : "s") known). Ctrl-C to stop.\n")
 
         let started = bootTimeNow()
@@ -128,8 +134,12 @@ struct Trace: ParsableCommand {
         let json = self.json
         let limit = count
 
+        // The kernel filters what it can (no-listener RSTs); every other
+        // record is filtered here by its port.
+        let portFilter = Set(options.ports)
         func emit(_ records: [Record]) {
             for r in records {
+                if !portFilter.isEmpty, r.kind != .lost, !portFilter.contains(r.port ?? 0) { continue }
                 if let limit, r.kind != .lost, emitted >= limit { return }
                 summary.add(r)
                 if r.kind != .lost { emitted += 1 }

@@ -455,7 +455,9 @@ struct AttributionJoinTests {
     @Test func timeoutErrnoDoesNotJoin() throws {
         var e = engine()
         #expect(e.ingest(rst(at: 1_000, to: server, from: client1)).isEmpty)
-        #expect(e.ingest(connectFailure(at: 1_050, from: client1, to: server, errno: 110)).isEmpty)
+        // A timeout stands alone as the client's view.
+        let timeout = try single(e.ingest(connectFailure(at: 1_050, from: client1, to: server, errno: 110)))
+        #expect(timeout.kind == .connectFailure && timeout.cause == "timed_out" && timeout.process?.pid == 777)
         #expect(e.pendingCount == 1)
         let r = try single(e.finish())
         #expect(r.client == nil)
@@ -463,7 +465,7 @@ struct AttributionJoinTests {
 
     @Test func timeoutErrnoBeforeRSTIsNotAnEarlyClient() throws {
         var e = engine()
-        #expect(e.ingest(connectFailure(at: 990, from: client1, to: server, errno: 110)).isEmpty)
+        #expect(try single(e.ingest(connectFailure(at: 990, from: client1, to: server, errno: 110))).cause == "timed_out")
         #expect(e.ingest(rst(at: 1_000, to: server, from: client1)).isEmpty)
         let r = try single(e.finish())
         #expect(r.client == nil)
@@ -477,8 +479,12 @@ struct AttributionJoinTests {
         // Same client, another destination port.
         #expect(e.ingest(connectFailure(at: 1_060, from: client1, to: Endpoint(addr: server.addr, port: 10))).isEmpty)
         #expect(e.pendingCount == 1)
-        let r = try single(e.finish())
-        #expect(r.client == nil)
+        // Finishing emits the unjoined refusal and the two clients' own views.
+        let all = e.finish()
+        #expect(all.count == 3)
+        let refusal = try #require(all.first { $0.kind == .refusal })
+        #expect(refusal.client == nil)
+        #expect(all.filter { $0.kind == .connectFailure && $0.cause == "connection_refused" }.count == 2)
     }
 
     @Test func ipv6Join() throws {
@@ -509,9 +515,14 @@ struct AttributionJoinTests {
         // An unrelated refusal is pending when time passes beyond the window.
         let stranger = Endpoint(addr: v4(10, 1, 1, 1), port: 7)
         #expect(e.ingest(rst(at: 10_500, to: server, from: stranger)).isEmpty)
-        let expired = try single(e.expire(now: 20_000))
-        #expect(expired.remote == stranger)
-        #expect(expired.client == nil)
+        let expired = e.expire(now: 20_000)
+        #expect(expired.count == 2)
+        let refusal = try #require(expired.first { $0.kind == .refusal })
+        #expect(refusal.remote == stranger)
+        #expect(refusal.client == nil)
+        // The early client that nothing joined becomes the client's own view.
+        let own = try #require(expired.first { $0.kind == .connectFailure })
+        #expect(own.cause == "connection_refused" && own.process?.pid == 777 && own.port == server.port)
         // The early client is older than the window now: no join.
         #expect(e.ingest(rst(at: 30_000, to: server, from: client1)).isEmpty)
         let r = try single(e.finish())
@@ -548,11 +559,15 @@ struct AttributionBoundsTests {
         let server = Endpoint(addr: v4(127, 0, 0, 1), port: 9)
         for i in 0..<5_000 {
             let cli = Endpoint(addr: v4(127, 0, 1, UInt8(i % 250)), port: 1_000 + UInt16(i))
-            #expect(e.ingest(connectFailure(at: 100 + UInt64(i) * 10, from: cli, to: server)).isEmpty)
+            // Older unjoined clients come out as client-side records, never lost.
+            for r in e.ingest(connectFailure(at: 100 + UInt64(i) * 10, from: cli, to: server)) {
+                #expect(r.kind == .connectFailure)
+            }
         }
         let cli = Endpoint(addr: v4(127, 0, 0, 9), port: 65_000)
-        #expect(e.ingest(connectFailure(at: 60_000, from: cli, to: server, pid: 4_444, comm: "last")).isEmpty)
-        let r = try single(e.ingest(rst(at: 60_001, to: server, from: cli)))
+        _ = e.ingest(connectFailure(at: 60_000, from: cli, to: server, pid: 4_444, comm: "last"))
+        let out = e.ingest(rst(at: 60_001, to: server, from: cli))
+        let r = try #require(out.first { $0.kind == .refusal })
         #expect(r.client?.pid == 4_444)
     }
 

@@ -384,7 +384,7 @@ struct DecodeErrorTests {
                 == "record of kind \(kind) truncated: 1 bytes, need \(need)")
     }
 
-    @Test(arguments: [UInt8(0), 6, 7, 0x80, 255])
+    @Test(arguments: [UInt8(0), 18, 64, 0x80, 255])
     func unknownKind(kind: UInt8) {
         var bytes = rstRecord()
         bytes[0] = kind

@@ -27,6 +27,20 @@ int syn_btf_enum_has(const char *type, const char *value);
  * "struct", "enum") and name? 1 yes, 0 no, negative errno if unreadable. */
 int syn_btf_has(const char *kind, const char *name);
 
+/* Number of arguments of the raw tracepoint `tp` (its btf_trace_<tp>
+ * typedef, context pointer excluded), or a negative errno. */
+int syn_btf_tp_nargs(const char *tp);
+
+/* setns(fd, CLONE_NEWNET) for the calling thread (glibc declares setns
+ * only under _GNU_SOURCE, which Swift's Glibc import does not define). */
+int syn_setns_net(int fd);
+
+/* Gives the calling thread a private mount namespace (propagation to the
+ * host off) and mounts tracefs at /sys/kernel/tracing in it. The host's
+ * mounts are untouched and nothing is left behind when the process exits.
+ * 0 or a negative errno. */
+int syn_private_tracefs(void);
+
 /* Is the kprobe PMU present (CONFIG_KPROBES)? */
 bool syn_kprobes_available(void);
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// Root-only end-to-end tests skip (with the reason) for a developer without
@@ -51,13 +52,15 @@ func waitUntil(timeout: Double = 10, _ condition: () throws -> Bool) rethrows ->
 /// A network namespace created for one test and always deleted.
 final class NetNS {
     static let prefix = "synsight-e2e-"
-    nonisolated(unsafe) static var counter = 0
+    /// Suites run in parallel: every namespace (and veth) gets a unique number.
+    static let counter = Atomic<Int>(0)
     let name: String
     let inode: Int
+    let number: Int
 
     init() throws {
-        NetNS.counter += 1
-        name = "\(NetNS.prefix)\(getpid())-\(NetNS.counter)"
+        number = NetNS.counter.add(1, ordering: .relaxed).newValue
+        name = "\(NetNS.prefix)\(getpid())-\(number)"
         try sh(["ip", "netns", "add", name])
         try sh(["ip", "-n", name, "link", "set", "lo", "up"])
         var st = stat()
@@ -75,19 +78,24 @@ final class NetNS {
         _ = try? sh(["ip", "netns", "del", name], allowFailure: true)
     }
 
-    /// Removes namespaces left by an earlier run that was killed.
+    /// Removes namespaces left by an earlier run that was killed: only those
+    /// whose creating test process (the PID in the name) is gone, so suites
+    /// running in parallel keep theirs.
     static func removeStale() {
         guard let list = try? sh(["ip", "netns", "list"], allowFailure: true) else { return }
         for line in list.split(separator: "\n") {
             let n = String(line.split(separator: " ").first ?? "")
-            if n.hasPrefix(prefix) { _ = try? sh(["ip", "netns", "del", n], allowFailure: true) }
+            guard n.hasPrefix(prefix) else { continue }
+            let owner = n.dropFirst(prefix.count).split(separator: "-").first.flatMap { Int32($0) }
+            if let owner, owner == getpid() || kill(owner, 0) == 0 { continue }
+            _ = try? sh(["ip", "netns", "del", n], allowFailure: true)
         }
     }
 
     /// Connects two namespaces with a veth pair: self gets .1, other .2, in 198.18.0.0/24
     /// (the benchmarking range; traffic never leaves these two namespaces).
     func link(to other: NetNS, subnet: String = "198.18.0") throws {
-        let a = "ssa\(NetNS.counter)", b = "ssb\(NetNS.counter)"
+        let a = "ssa\(getpid() % 100000)x\(number)", b = "ssb\(getpid() % 100000)x\(number)"
         try sh(["ip", "link", "add", a, "netns", name, "type", "veth", "peer", "name", b, "netns", other.name])
         try sh(["ip", "-n", name, "addr", "add", "\(subnet).1/24", "dev", a])
         try sh(["ip", "-n", other.name, "addr", "add", "\(subnet).2/24", "dev", b])
@@ -103,17 +111,22 @@ final class Peer {
     let outFile: URL
 
     /// Starts `peer.py listen ...` and waits for "ready".
-    init(listenIn ns: NetNS, addr: String, port: Int, extra: [String] = []) throws {
+    convenience init(listenIn ns: NetNS, addr: String, port: Int, extra: [String] = []) throws {
+        try self.init(runIn: ns, ["listen", addr, String(port)] + extra)
+    }
+
+    /// Starts `peer.py <args>` inside `ns` and waits until its output starts with `readyPrefix`.
+    init(runIn ns: NetNS, _ args: [String], readyPrefix: String = "ready", timeout: Double = 10) throws {
         outFile = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-peer-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", ns.name, "/usr/bin/python3", Peer.script, "listen", addr, String(port)] + extra
+        process.arguments = ["netns", "exec", ns.name, "/usr/bin/python3", Peer.script] + args
         process.standardOutput = try FileHandle(forWritingTo: outFile)
         process.standardError = process.standardOutput
         try process.run()
-        let ready = waitUntil { output.hasPrefix("ready") || !process.isRunning }
+        let ready = waitUntil(timeout: timeout) { output.hasPrefix(readyPrefix) || !process.isRunning }
         guard ready, process.isRunning else {
-            throw CommandFailure(description: "listener did not start: \(output)")
+            throw CommandFailure(description: "peer \(args.joined(separator: " ")) did not start: \(output)")
         }
     }
 

@@ -46,15 +46,163 @@ def connect(addr, port, timeout):
     print(os.getpid(), code, flush=True)
 
 
+def stall(addr, port, backlog, emfile):
+    """Listen with a small backlog and never accept (or, with emfile, try to
+    accept at the open-file limit so every accept() fails with EMFILE)."""
+    import resource
+    s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(backlog)
+    if emfile:
+        probe = os.open("/dev/null", os.O_RDONLY)  # the kernel hands out the lowest free fd
+        os.close(probe)
+        lowest_free = probe
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        # The next fd accept() would take is the lowest free one: forbid it.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+    print("ready", os.getpid(), flush=True)
+    while True:
+        if emfile:
+            try:
+                c, _ = s.accept()
+                c.close()
+            except OSError as e:
+                if e.errno != errno.EMFILE:
+                    raise
+                time.sleep(0.05)
+        else:
+            time.sleep(3600)
+
+
+def hold(addr, port, seconds):
+    """Connect and keep the connection open (it sits in the accept queue)."""
+    s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect((addr, port))
+    print("connected", os.getpid(), flush=True)
+    time.sleep(seconds)
+
+
+# --- bind/listen/connect failure helpers (BindFailureTests.swift) ---
+#   peer.py bind ADDR PORT [--reuseaddr] [--listen]
+#       one bind() (and listen()); print "<pid> <errno>" (0 on success).
+#   peer.py listen-twice ADDR PORT
+#       two SO_REUSEADDR sockets bound to ADDR:PORT; the first listens, then
+#       the second listen(); print "<pid> <errno>".
+#   peer.py landlock ALLOWED_PORT (bind|connect) ADDR PORT
+#       Landlock-restrict TCP bind/connect to ALLOWED_PORT (ABI 4+, via raw
+#       syscalls 444-446), then one bind() or connect(); print "<pid> <errno>".
+#   peer.py exhaust ADDR PORT N
+#       hold N connections to ADDR:PORT, then one more connect(); print
+#       "<pid> <errno> <held>".
+
+
+def sys_errno(fn):
+    try:
+        fn()
+        return 0
+    except OSError as e:
+        return e.errno if e.errno is not None else -1
+
+
+def cmd_bind(addr, port, reuseaddr, do_listen):
+    s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    if reuseaddr:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+    def run():
+        s.bind((addr, port))
+        if do_listen:
+            s.listen(4)
+    print(os.getpid(), sys_errno(run), flush=True)
+
+
+def cmd_listen_twice(addr, port):
+    a = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    b = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    for s in (a, b):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((addr, port))
+    a.listen(4)
+    print(os.getpid(), sys_errno(lambda: b.listen(4)), flush=True)
+
+
+def cmd_landlock(allowed, op, addr, port):
+    import ctypes
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    bind_tcp, connect_tcp = 1, 2
+    # struct landlock_ruleset_attr { u64 handled_access_fs; u64 handled_access_net; }
+    attr = ctypes.create_string_buffer(struct.pack("QQ", 0, bind_tcp | connect_tcp))
+    fd = libc.syscall(444, attr, ctypes.c_size_t(16), ctypes.c_uint32(0))
+    if fd < 0:
+        sys.exit("landlock_create_ruleset: errno %d" % ctypes.get_errno())
+    # struct landlock_net_port_attr { u64 allowed_access; u64 port; } (packed)
+    rule = ctypes.create_string_buffer(struct.pack("QQ", bind_tcp | connect_tcp, allowed))
+    if libc.syscall(445, ctypes.c_int(fd), ctypes.c_int(2), rule, ctypes.c_uint32(0)) != 0:
+        sys.exit("landlock_add_rule: errno %d" % ctypes.get_errno())
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        sys.exit("prctl: errno %d" % ctypes.get_errno())
+    if libc.syscall(446, ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
+        sys.exit("landlock_restrict_self: errno %d" % ctypes.get_errno())
+    s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    s.settimeout(3)
+    if op == "bind":
+        code = sys_errno(lambda: s.bind((addr, port)))
+    else:
+        code = sys_errno(lambda: s.connect((addr, port)))
+    print(os.getpid(), code, flush=True)
+
+
+def cmd_exhaust(addr, port, n):
+    held = []
+    for _ in range(n):
+        s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+        s.settimeout(3)
+        try:
+            s.connect((addr, port))
+            held.append(s)
+        except OSError:
+            s.close()
+            break
+    s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    s.settimeout(3)
+    print(os.getpid(), sys_errno(lambda: s.connect((addr, port))), len(held), flush=True)
+
+
+def extra(args):
+    opts = [a for a in args if a.startswith("--")]
+    pos = [a for a in args if not a.startswith("--")]
+    cmd = pos[0]
+    if cmd == "bind":
+        cmd_bind(pos[1], int(pos[2]), "--reuseaddr" in opts, "--listen" in opts)
+    elif cmd == "listen-twice":
+        cmd_listen_twice(pos[1], int(pos[2]))
+    elif cmd == "landlock":
+        cmd_landlock(int(pos[1]), pos[2], pos[3], int(pos[4]))
+    elif cmd == "exhaust":
+        cmd_exhaust(pos[1], int(pos[2]), int(pos[3]))
+    else:
+        return False
+    return True
+
+
 def main(argv):
     args = argv[1:]
+    if args and args[0] in ("bind", "listen-twice", "landlock", "exhaust"):
+        extra(args)
+        return
     opts = {}
     pos = []
     i = 0
     while i < len(args):
         if args[i] == "--v6only":
             opts["v6only"] = True
-        elif args[i] in ("--close-after", "--timeout"):
+        elif args[i] == "--emfile":
+            opts["emfile"] = True
+        elif args[i] in ("--close-after", "--timeout", "--backlog", "--seconds"):
             opts[args[i][2:]] = float(args[i + 1])
             i += 1
         else:
@@ -63,6 +211,10 @@ def main(argv):
     cmd, addr, port = pos[0], pos[1], int(pos[2])
     if cmd == "listen":
         listen(addr, port, opts.get("v6only", False), opts.get("close-after"))
+    elif cmd == "stall":
+        stall(addr, port, int(opts.get("backlog", 1)), opts.get("emfile", False))
+    elif cmd == "hold":
+        hold(addr, port, opts.get("seconds", 30.0))
     elif cmd == "connect":
         connect(addr, port, opts.get("timeout", 5.0))
     else:
