@@ -12,50 +12,6 @@
 
 #define RTN_LOCAL 2
 
-/* Parse the TCP segment in an skb (any flags). local = its destination,
- * remote = its source. */
-static __always_inline bool fw_parse(const struct sk_buff *skb, struct syn_tuple *t, __u8 *flags)
-{
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 th = BPF_CORE_READ(skb, transport_header);
-	__u8 vbyte = 0;
-	struct tcphdr tcp;
-
-	if (!head || bpf_probe_read_kernel(&vbyte, 1, head + nh))
-		return false;
-	if ((vbyte >> 4) == 4) {
-		struct iphdr ip;
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
-			return false;
-		if (ip.protocol != IPPROTO_TCP)
-			return false;
-		th = nh + ip.ihl * 4;
-		v4_mapped(t->local, ip.daddr);
-		v4_mapped(t->remote, ip.saddr);
-		t->family = AF_INET;
-	} else if ((vbyte >> 4) == 6) {
-		struct ipv6hdr ip6;
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
-			return false;
-		if (ip6.nexthdr != IPPROTO_TCP && th <= nh)
-			return false;
-		if (ip6.nexthdr == IPPROTO_TCP)
-			th = nh + sizeof(ip6);
-		__builtin_memcpy(t->local, &ip6.daddr, 16);
-		__builtin_memcpy(t->remote, &ip6.saddr, 16);
-		t->family = AF_INET6;
-	} else {
-		return false;
-	}
-	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th))
-		return false;
-	*flags = ((__u8 *)&tcp)[13];
-	t->lport = bpf_ntohs(tcp.dest);
-	t->rport = bpf_ntohs(tcp.source);
-	t->_pad = 0;
-	return true;
-}
 
 /* Runs for every freed skb: the reason comparison comes first and costs one
  * instruction for all the others. NETFILTER_DROP's number differs between
@@ -73,7 +29,7 @@ int BPF_PROG(fw_kfree_skb, struct sk_buff *skb, void *location,
 	if (!e)
 		return 0;
 	__u8 tcp_flags = 0;
-	if (!fw_parse(skb, &e->t, &tcp_flags) || !port_wanted(e->t.lport)) {
+	if (!parse_tcp(skb, &e->t, &tcp_flags) || !port_wanted(e->t.lport)) {
 		bpf_ringbuf_discard(e, 0);
 		return 0;
 	}
@@ -148,7 +104,7 @@ int BPF_PROG(fw_icmp_send, const struct sk_buff *skb, int type, int code)
 	if (!e)
 		return 0;
 	__u8 tcp_flags = 0;
-	if (!fw_parse(skb, &e->t, &tcp_flags) || !port_wanted(e->t.lport)) {
+	if (!parse_tcp(skb, &e->t, &tcp_flags) || !port_wanted(e->t.lport)) {
 		bpf_ringbuf_discard(e, 0);
 		return 0;
 	}

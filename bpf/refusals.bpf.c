@@ -215,7 +215,7 @@ static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tupl
 	__u8 vbyte = 0;
 	struct tcphdr tcp;
 
-	if (bpf_probe_read_kernel(&vbyte, 1, head + nh))
+	if (!head || bpf_probe_read_kernel(&vbyte, 1, head + nh))
 		return false;
 	if ((vbyte >> 4) == 4) {
 		struct iphdr ip;

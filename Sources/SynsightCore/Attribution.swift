@@ -124,6 +124,9 @@ public struct AttributionEngine {
     /// Firewall REJECT/DROP decisions in progress, and the rule source (FirewallAttribution.swift).
     public var firewall = FirewallState()
     var overflow = OverflowState()
+    /// The closure each history entry replaced, so that a LISTEN->CLOSE that
+    /// was really a failed listen() can be taken back (undoFailedListen).
+    var replacedHistory: [NetnsPort: ClosedListener] = [:]
     /// bind/listen/connect failures: hooks, port-holder lookup, caches (SyscallAttribution.swift).
     public var syscalls = SyscallState()
 
@@ -160,6 +163,7 @@ public struct AttributionEngine {
     public mutating func ingest(_ event: KernelEvent) -> [Record] {
         switch event {
         case .socketCall(let s):
+            if s.call == .listen && s.errno == 98 { undoFailedListen(s) }
             return ingestSocketCall(s)
         case .listenOverflow(let o):
             return ingestOverflow(o)
@@ -188,8 +192,11 @@ public struct AttributionEngine {
                     history.removeValue(forKey: oldest)
                 }
             }
-            history[NetnsPort(netns: info.netns, port: info.local.port)] =
-                ClosedListener(listener: info, closedAt: c.ts, closer: c.task)
+            let np = NetnsPort(netns: info.netns, port: info.local.port)
+            if let old = history.updateValue(ClosedListener(listener: info, closedAt: c.ts, closer: c.task), forKey: np) {
+                replacedHistory[np] = old
+                if replacedHistory.count > 1024 { replacedHistory.removeAll() }
+            }
             return []
         case .exit(let x):
             exits[x.task.pid] = x
@@ -239,6 +246,21 @@ public struct AttributionEngine {
             earlyClients[key] = ce
             if earlyClients.count > 4096 { return pruneEarlyClients(now: ce.ts) }
             return []
+        }
+    }
+
+    /// inet_csk_listen_start enters LISTEN before it takes the port, so a
+    /// listen() failing with EADDRINUSE was seen as LISTEN then CLOSE by the
+    /// same process just before the failure: that socket never listened and
+    /// must not stand as the port's last listener.
+    mutating func undoFailedListen(_ s: SocketCallFailure) {
+        let np = NetnsPort(netns: s.netns, port: s.local.port)
+        guard let cur = history[np], cur.closer.pid == s.task.pid, cur.listener.pid == s.task.pid,
+              s.ts >= cur.closedAt, s.ts - cur.closedAt < 1_000_000_000 else { return }
+        if let previous = replacedHistory.removeValue(forKey: np) {
+            history[np] = previous
+        } else {
+            history.removeValue(forKey: np)
         }
     }
 

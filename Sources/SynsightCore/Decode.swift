@@ -78,12 +78,7 @@ public enum EventDecoder {
         case SYN_EV_FW_DROP.rawValue, SYN_EV_FW_ICMP.rawValue, SYN_EV_FW_SYN_RETRANS.rawValue, SYN_EV_FW_SOFT_ERROR.rawValue:
             return try decodeFirewall(kind: kind, raw)
         default:
-            let e = raw.loadUnaligned(as: syn_ev_connect_error.self)
-            let t = try tuple(e.t)
-            return .connectError(ConnectError(
-                ts: e.hdr.ts_ns, connectTs: e.connect_ts_ns, family: t.family,
-                local: t.local, remote: t.remote, task: task(e.task),
-                netns: e.netns, errno: e.err))
+            return .connectError(try connectError(raw.loadUnaligned(as: syn_ev_connect_error.self)))
         }
     }
 
@@ -95,6 +90,14 @@ public enum EventDecoder {
         } catch {
             fatalError("unreachable: \(error)")
         }
+    }
+
+    /// SYN_EV_CONNECT_ERROR and SYN_EV_FW_SOFT_ERROR share this layout.
+    static func connectError(_ e: syn_ev_connect_error) throws(DecodeError) -> ConnectError {
+        let t = try tuple(e.t)
+        return ConnectError(ts: e.hdr.ts_ns, connectTs: e.connect_ts_ns, family: t.family,
+                            local: t.local, remote: t.remote, task: task(e.task),
+                            netns: e.netns, errno: e.err)
     }
 
     static func tuple(_ t: syn_tuple) throws(DecodeError) -> (family: AddressFamily, local: Endpoint, remote: Endpoint) {

@@ -26,12 +26,7 @@ extension EventDecoder {
                 skbAddr: e.skbaddr, type: e.type, code: e.code, tcpFlags: e.tcp_flags))
         case SYN_EV_FW_SOFT_ERROR.rawValue:
             // The caller's connect() failed as surely as with a hard error.
-            let e = raw.loadUnaligned(as: syn_ev_connect_error.self)
-            let t = try tuple(e.t)
-            return .connectError(ConnectError(
-                ts: e.hdr.ts_ns, connectTs: e.connect_ts_ns, family: t.family,
-                local: t.local, remote: t.remote, task: task(e.task),
-                netns: e.netns, errno: e.err))
+            return .connectError(try connectError(raw.loadUnaligned(as: syn_ev_connect_error.self)))
         default:
             let e = raw.loadUnaligned(as: syn_ev_fw_syn_retrans.self)
             let t = try tuple(e.t)

@@ -42,3 +42,25 @@ struct AttributionRegressionTests {
         #expect(r.process?.pid == 5)
     }
 }
+
+@Suite("AttributionEngine: failed listen()")
+struct FailedListenTests {
+    @Test("a listen() that failed with EADDRINUSE (seen as LISTEN then CLOSE) is not the port's last listener")
+    func failedListenIsNotAListener() throws {
+        var e = engine()
+        let port: UInt16 = 8080
+        let real = Endpoint(addr: v4(127, 0, 0, 1), port: port)
+        _ = e.ingest(.listen(listenerChange(at: 1_000, on: real, pid: 10, comm: "old", inode: 1)))
+        _ = e.ingest(.listenClose(listenerChange(at: 5_000, on: real, pid: 10, comm: "old", inode: 1)))
+        // pid 20's listen() fails: LISTEN, CLOSE, then the syscall's EADDRINUSE.
+        _ = e.ingest(.listen(listenerChange(at: 9_000, on: real, pid: 20, comm: "new", inode: 2)))
+        _ = e.ingest(.listenClose(listenerChange(at: 9_020, on: real, pid: 20, comm: "new", inode: 2)))
+        let failure = SocketCallFailure(ts: 9_030, startTs: 8_990, call: .listen, family: .ipv4, local: real,
+                                        remote: Endpoint(addr: .any4, port: 0), task: TaskInfo(pid: 20, comm: "new"),
+                                        netns: hostNS, errno: 98, fd: 3)
+        _ = e.ingest(.socketCall(failure))
+        let r = try single(run(&e, [rst(at: 10_000, to: real, from: client1)]).filter { $0.kind == .refusal })
+        #expect(r.cause == "listener_closed")
+        #expect(r.process?.pid == 10)
+    }
+}
