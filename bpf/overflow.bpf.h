@@ -123,6 +123,62 @@ int BPF_PROG(ovf_consume_skb, struct sk_buff *skb, void *location)
 	return 0;
 }
 
+/*
+ * Where BPF trampolines or kprobes exist: the queue state as tcp_conn_request
+ * starts, which decides the SYN's fate exactly as the kernel will:
+ *   if ((syncookies == 2 || reqsk_queue_len > max) && !isn)
+ *           cookie, or drop when syncookies are off;
+ *   if (sk_acceptq_is_full(sk)) drop;
+ * (6.1 and 6.12 tcp_input.c). Runs only for SYNs to listeners: cheaper than
+ * consume_skb, so it is preferred where it loads.
+ */
+static __always_inline int conn_request(const struct sock *sk, const struct sk_buff *skb)
+{
+	struct syn_tuple t = {};
+	__u8 flags = 0;
+
+	if (!parse_tcp(skb, &t, &flags) || !is_first_syn(flags))
+		return 0;
+	__u64 key = (__u64)sk;
+	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
+	__u32 ack = BPF_CORE_READ(sk, sk_ack_backlog);
+	__u32 max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	__u32 qlen = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_accept_queue.qlen.counter);
+	__u8 cookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
+	bool synq_full = cookies == 2 || qlen > max;
+
+	if (synq_full && cookies == 0)
+		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_SYNQ_DROP, SYN_OVF_M_CONN_REQUEST, 0);
+	if (ack > max)
+		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_ACCEPTQ, SYN_OVF_M_CONN_REQUEST, 0);
+	if (synq_full && cookies == 1 && li) {
+		__u64 now = bpf_ktime_get_boot_ns();
+		if (now - li->last_emit_ns < SYN_COOKIE_EVENT_GAP_NS) {
+			li->suppressed++;
+			return 0;
+		}
+		__u32 folded = li->suppressed;
+		li->suppressed = 0;
+		li->last_emit_ns = now;
+		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_COOKIE, SYN_OVF_M_CONN_REQUEST, folded);
+	}
+	return 0;
+}
+
+SEC("fentry/tcp_conn_request")
+int BPF_PROG(ovf_fentry_conn_request, struct request_sock_ops *rsk_ops,
+	     const struct tcp_request_sock_ops *af_ops, struct sock *sk, struct sk_buff *skb)
+{
+	return conn_request(sk, skb);
+}
+
+SEC("kprobe/tcp_conn_request")
+int BPF_KPROBE(ovf_kprobe_conn_request, struct request_sock_ops *rsk_ops,
+	       const struct tcp_request_sock_ops *af_ops, struct sock *sk, struct sk_buff *skb)
+{
+	return conn_request(sk, skb);
+}
+
 /* 6.15+: the handshake ACK dropped because the accept queue is full. */
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(ovf_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,

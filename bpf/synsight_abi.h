@@ -149,6 +149,7 @@ enum syn_overflow_method {
 	SYN_OVF_M_CONSUME_SKB = 1, /* tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops */
 	SYN_OVF_M_KFREE_SKB = 2,   /* tp_btf/kfree_skb reason TCP_LISTEN_OVERFLOW (6.15+) */
 	SYN_OVF_M_SEND_RESET = 3,  /* tp_btf/tcp_send_reset, listener, reason INVALID_SYN */
+	SYN_OVF_M_CONN_REQUEST = 4, /* fentry/kprobe tcp_conn_request: queue state as the SYN arrives */
 };
 
 struct syn_ev_listen_overflow {

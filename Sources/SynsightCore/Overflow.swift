@@ -24,9 +24,11 @@ public enum OverflowMethod: UInt8, Sendable, CaseIterable {
     case consumeSkb = 1
     case kfreeSkb = 2
     case sendReset = 3
+    case connRequest = 4
 
     public var name: String {
         switch self {
+        case .connRequest: return "fentry/kprobe tcp_conn_request: queue state as the SYN arrives"
         case .consumeSkb: return "tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops"
         case .kfreeSkb: return "tp_btf/kfree_skb TCP_LISTEN_OVERFLOW"
         case .sendReset: return "tp_btf/tcp_send_reset from the listener (INVALID_SYN)"

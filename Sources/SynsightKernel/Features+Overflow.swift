@@ -6,14 +6,47 @@ extension KernelFeatures {
     /// Optional programs of bpf/overflow.bpf.h, by program name, with their probe.
     var overflowOptionalPrograms: [String: ProbeResult] {
         let accept = Self.syscallTracepoints(["sys_enter_accept4", "sys_exit_accept4", "sys_enter_accept", "sys_exit_accept"])
+        // Per SYN: fentry, else kprobe, on tcp_conn_request (runs only for SYNs
+        // to listeners); else consume_skb (runs for every consumed packet).
+        let fentry = overflowConnRequestFentry
+        let kprobe: ProbeResult = fentry.isSupported ? .unsupported("fentry/tcp_conn_request is used") : overflowConnRequestKprobe
+        let consume: ProbeResult = fentry.isSupported || kprobe.isSupported
+            ? .unsupported("tcp_conn_request is hooked directly") : overflowConsumeSkb
         return [
-            "ovf_consume_skb": overflowConsumeSkb,
+            "ovf_fentry_conn_request": fentry,
+            "ovf_kprobe_conn_request": kprobe,
+            "ovf_consume_skb": consume,
             "ovf_kfree_skb": overflowAckDrop,
             "ovf_send_reset": overflowAckReset,
             "iter_listeners": iterTCP,
             "ovf_enter_accept4": accept, "ovf_exit_accept4": accept,
             "ovf_enter_accept": accept, "ovf_exit_accept": accept,
         ]
+    }
+
+    public var overflowConnRequestFentry: ProbeResult {
+        guard btf.isSupported else { return .unsupported("no kernel BTF") }
+        let rc = syn_probe_fentry("tcp_conn_request")
+        switch rc {
+        case 0: return .supported("fentry/tcp_conn_request: queue state as each SYN arrives")
+        case -EPERM: return .unsupported("BPF trampolines refused (EPERM)")
+        default: return .unsupported("fentry/tcp_conn_request: \(Errno.name(-rc))")
+        }
+    }
+
+    public var overflowConnRequestKprobe: ProbeResult {
+        syn_kprobes_available()
+            ? .supported("kprobe/tcp_conn_request: queue state as each SYN arrives")
+            : .unsupported("kernel built without CONFIG_KPROBES")
+    }
+
+    /// The per-SYN overflow method this kernel gets, in order of preference.
+    public var overflowPerSYN: ProbeResult {
+        let p = overflowOptionalPrograms
+        for name in ["ovf_fentry_conn_request", "ovf_kprobe_conn_request", "ovf_consume_skb"] {
+            if let r = p[name], r.isSupported { return r }
+        }
+        return overflowConsumeSkb
     }
 
     /// Per-SYN overflow detection: consume_skb must carry its call site

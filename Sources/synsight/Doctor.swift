@@ -84,7 +84,7 @@ enum DoctorReport {
 extension DoctorReport {
     /// Listen-queue overflow and accept() failures (bpf/overflow.bpf.h).
     static func overflowLines(_ f: KernelFeatures) -> [String] {
-        let syn = f.overflowConsumeSkb, ackDrop = f.overflowAckDrop, ackReset = f.overflowAckReset
+        let syn = f.overflowPerSYN, ackDrop = f.overflowAckDrop, ackReset = f.overflowAckReset
         let seed = f.iterTCP.isSupported ? "" : "; listeners that predate synsight are not watched (\(f.iterTCP.detail))"
         let synStage = syn.isSupported
             ? "per SYN: \(syn.detail)"

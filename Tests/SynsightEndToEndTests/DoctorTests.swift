@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+
+/// `synsight doctor` on the real kernel. A hook the kernel is new enough for
+/// must be the one used: the kernel's own BTF (its string table) says which
+/// features exist, independently of synsight's probes.
+@Suite("doctor, end to end", .enabled(if: Privileged.enabled))
+struct DoctorTests {
+    static let btfStrings: Data = (try? Data(contentsOf: URL(fileURLWithPath: "/sys/kernel/btf/vmlinux"))) ?? Data()
+
+    static func kernelHas(_ name: String) -> Bool {
+        // BTF names are NUL-terminated in the string section.
+        btfStrings.range(of: Data([0] + Array(name.utf8) + [0])) != nil
+    }
+
+    func doctor() throws -> String {
+        try sh([TraceSession.binary, "doctor"])
+    }
+
+    @Test("no_listener uses tcp_send_reset where the kernel has reset reasons (6.10+)")
+    func noListenerHook() throws {
+        try Privileged.check()
+        let out = try doctor()
+        let line = try #require(out.split(separator: "\n").first { $0.contains("no_listener") })
+        if Self.kernelHas("SK_RST_REASON_NO_SOCKET") {
+            #expect(line.contains("tp_btf/tcp_send_reset"), "\(line)")
+        } else {
+            #expect(!line.contains("UNAVAILABLE") || !Self.kernelHas("SKB_DROP_REASON_NO_SOCKET"), "\(line)")
+        }
+    }
+
+    @Test("ACK-stage overflow uses TCP_LISTEN_OVERFLOW where the kernel has it (6.15+)")
+    func ackStageHook() throws {
+        try Privileged.check()
+        let out = try doctor()
+        let line = try #require(out.split(separator: "\n").first { $0.contains("accept_queue_full") })
+        #expect(!line.contains("SYN stage UNAVAILABLE"), "\(line)")
+        if Self.kernelHas("SKB_DROP_REASON_TCP_LISTEN_OVERFLOW") {
+            #expect(line.contains("kfree_skb TCP_LISTEN_OVERFLOW"), "\(line)")
+        }
+    }
+
+    @Test("every reason is served or says why not; nothing is left 'not implemented'")
+    func everyReasonAccountedFor() throws {
+        try Privileged.check()
+        let out = try doctor()
+        for reason in ["no_listener", "accept_queue_full", "syn_queue_full", "firewall_reject", "firewall_drop",
+                       "address_in_use", "privileged_port", "address_not_available", "lsm_denied",
+                       "fd_exhausted", "ephemeral_ports_exhausted"] {
+            #expect(out.contains("  \(reason)"), "doctor does not mention \(reason)")
+        }
+        #expect(!out.contains("not implemented"))
+    }
+
+    @Test("not root: a one-line error naming what to do, and a non-zero exit")
+    func notRoot() throws {
+        try Privileged.check()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all",
+                       TraceSession.binary, "trace", "--duration", "1"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 1, "\(text)")
+        #expect(text.hasPrefix("synsight: error:"))
+        #expect(text.contains("sudo") || text.contains("CAP_BPF"))
+    }
+}
