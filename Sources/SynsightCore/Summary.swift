@@ -34,12 +34,12 @@ public struct TraceSummary: Sendable {
     public func render(durationSeconds: Double) -> String {
         var lines: [String] = []
         let secs = (durationSeconds * 10).rounded() / 10
-        lines.append("synsight: \(total) refusal\(total == 1 ? "" : "s") in \(secs)s, \(lost) event\(lost == 1 ? "" : "s") lost"
+        lines.append("synsight: \(total) event\(total == 1 ? "" : "s") in \(secs)s, \(lost) event\(lost == 1 ? "" : "s") lost"
             + (undecodable > 0 ? ", \(undecodable) undecodable record\(undecodable == 1 ? "" : "s")" : ""))
         if !counts.isEmpty {
-            lines.append("  " + pad("PORT", 6) + pad("REASON", 20) + pad("CAUSE", 24) + "COUNT")
+            lines.append("  " + pad("PORT", 6) + pad("REASON", 27) + pad("CAUSE", 24) + "COUNT")
             for (k, n) in counts.sorted(by: { $0.key < $1.key }) {
-                lines.append("  " + pad(String(k.port), 6) + pad(k.reason, 20) + pad(k.cause, 24) + String(n))
+                lines.append("  " + pad(String(k.port), 6) + pad(k.reason, 27) + pad(k.cause, 24) + String(n))
             }
         }
         return lines.joined(separator: "\n")

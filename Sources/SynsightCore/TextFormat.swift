@@ -13,7 +13,11 @@ public enum TextFormat {
             var why = r.reason?.rawValue ?? "unknown"
             if let cause = r.cause { why += "/" + cause }
             parts.append(why)
-            if let remote = r.remote, let local = r.local { parts.append("\(remote) -> \(local)") }
+            if let remote = r.remote, let local = r.local {
+                parts.append("\(remote) -> \(local)")
+            } else if let local = r.local {
+                parts.append("on \(local)")
+            }
             if let c = r.client { parts.append("client \(ref(c))") }
             if let p = r.process { parts.append("process \(ref(p))") }
             if let hint = r.hint { parts.append("| " + TerminalText.escape(hint)) }

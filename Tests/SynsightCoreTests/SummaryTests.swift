@@ -18,7 +18,7 @@ struct TraceSummaryTests {
         #expect(s.lost == 0)
         #expect(s.undecodable == 0)
         #expect(s.counts.isEmpty)
-        #expect(s.render(durationSeconds: 1) == "synsight: 0 refusals in 1.0s, 0 events lost")
+        #expect(s.render(durationSeconds: 1) == "synsight: 0 events in 1.0s, 0 events lost")
     }
 
     @Test func countsPerPortReasonCause() {
@@ -47,7 +47,7 @@ struct TraceSummaryTests {
         let text = s.render(durationSeconds: 12.34)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(lines.count == 7)
-        #expect(lines.first == "synsight: 15 refusals in 12.3s, 12 events lost, 3 undecodable records")
+        #expect(lines.first == "synsight: 15 events in 12.3s, 12 events lost, 3 undecodable records")
         let rows = lines.dropFirst(2).map { $0.split(separator: " ").map(String.init) }
         #expect(lines[1].split(separator: " ") == ["PORT", "REASON", "CAUSE", "COUNT"])
         // Sorted by port, then reason, then cause.
@@ -65,7 +65,7 @@ struct TraceSummaryTests {
         s.add(refusal(port: 1, cause: "never_listened"))
         s.add(Record(ts: 0, kind: .lost, count: 1))
         s.addUndecodable()
-        #expect(s.render(durationSeconds: 0.04).hasPrefix("synsight: 1 refusal in 0.0s, 1 event lost, 1 undecodable record\n"))
+        #expect(s.render(durationSeconds: 0.04).hasPrefix("synsight: 1 event in 0.0s, 1 event lost, 1 undecodable record\n"))
     }
 
     @Test func lostWithoutCountAddsNothing() {
