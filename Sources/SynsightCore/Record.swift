@@ -118,6 +118,9 @@ public struct Record: Sendable, Hashable {
     public var evidence: [(String, JSONValue)]
     public var hint: String?
     public var count: UInt64?
+    /// For `summary` records: the first and last folded event (epoch ns).
+    public var firstTs: Int64?
+    public var lastTs: Int64?
 
     public init(ts: Int64, kind: RecordKind, reason: Reason? = nil, cause: String? = nil,
                 port: UInt16? = nil, family: AddressFamily? = nil, netns: UInt32? = nil,
@@ -163,6 +166,8 @@ public struct Record: Sendable, Hashable {
         if let process { f.append(("process", process.json)) }
         if let client { f.append(("client", client.json)) }
         if let count { f.append(("count", .int(Int64(clamping: count)))) }
+        if let firstTs { f.append(("first_ts", .string(RFC3339.format(nanosecondsSinceEpoch: firstTs)))) }
+        if let lastTs { f.append(("last_ts", .string(RFC3339.format(nanosecondsSinceEpoch: lastTs)))) }
         f.append(("evidence", .object(evidence)))
         if let hint { f.append(("hint", .string(hint))) }
         return .object(f)

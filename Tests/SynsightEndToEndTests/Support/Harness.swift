@@ -252,3 +252,9 @@ final class TraceSession {
 }
 
 func randomPort() -> Int { Int.random(in: 20000...29999) }
+
+/// A fresh temporary directory.
+func tempDir() -> String {
+    var template = Array((NSTemporaryDirectory() + "synsight-e2e-rec-XXXXXX").utf8CString)
+    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+}

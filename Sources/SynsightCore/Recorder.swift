@@ -1,0 +1,263 @@
+import Glibc
+
+/// Writes JSON Lines to a directory for `synsight record`: the active file
+/// `synsight.jsonl`, rotated by size to `synsight-<UTC time>.jsonl`, with
+/// retention by count and age.
+///
+/// Crash safety: lines are buffered and written in whole lines, one write(2)
+/// per flush, so a process killed between writes leaves only whole lines; a
+/// write cut short (power loss, a fatal signal inside write) can leave a
+/// partial last line, which `open` truncates away on the next start. After
+/// SIGKILL nothing already written is lost (the page cache outlives the
+/// process); after a power loss, what was not yet fsynced is (fsync policy).
+///
+/// Faults: a failed write (disk full, directory removed) drops the batch,
+/// counts its lines as lost and reports once per episode; the next flush
+/// retries (re-creating the directory and file) and, once writing works
+/// again, first writes a `lost` record with the count, so the gap is visible.
+public final class Recorder {
+    public enum FsyncPolicy: String, Sendable, CaseIterable {
+        case never, rotate, always
+    }
+
+    public struct Options: Sendable {
+        public var directory: String
+        public var maxFileSize: Int64 = 64 << 20
+        public var maxFiles: Int = 10
+        /// Rotated files older than this are deleted (nil: keep by count only).
+        public var maxAgeSeconds: Int64? = nil
+        public var fsync: FsyncPolicy = .rotate
+        /// Buffered bytes that force a write before the periodic flush.
+        public var bufferLimit: Int = 256 << 10
+
+        public init(directory: String) {
+            self.directory = directory
+        }
+    }
+
+    public static let activeName = "synsight.jsonl"
+
+    public let options: Options
+    var fd: Int32 = -1
+    var size: Int64 = 0
+    var buffer: [UInt8] = []
+    var bufferedLines: UInt64 = 0
+    public private(set) var linesWritten: UInt64 = 0
+    public private(set) var linesLost: UInt64 = 0
+    var unreportedLost: UInt64 = 0
+    var failing = false
+    /// Called with a one-line message when writing starts or stops failing.
+    public var onError: (String) -> Void = { _ in }
+    /// Wall clock, for rotated-file names and retention (tests replace it).
+    public var now: () -> Int64 = {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+    }
+
+    public init(options: Options) {
+        self.options = options
+        buffer.reserveCapacity(options.bufferLimit + 4096)
+    }
+
+    deinit {
+        _ = flush()
+        if fd >= 0 { Glibc.close(fd) }
+    }
+
+    var activePath: String { options.directory + "/" + Recorder.activeName }
+
+    /// Creates the directory (0750) and opens the active file, repairing a
+    /// partial last line left by a crash. Returns the bytes truncated.
+    @discardableResult
+    public func open() throws(RecorderError) -> Int64 {
+        if mkdir(options.directory, 0o750) != 0 && errno != EEXIST {
+            throw RecorderError(what: "creating \(options.directory)", errno: errno)
+        }
+        var st = stat()
+        guard stat(options.directory, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            throw RecorderError(what: "\(options.directory) is not a directory", errno: ENOTDIR)
+        }
+        return try openActive()
+    }
+
+    func openActive() throws(RecorderError) -> Int64 {
+        // O_NOFOLLOW: a symlink planted at the active path is refused, never written through.
+        let f = Glibc.open(activePath, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o640)
+        guard f >= 0 else { throw RecorderError(what: "opening \(activePath)", errno: errno) }
+        fchmod(f, 0o640)
+        var st = stat()
+        fstat(f, &st)
+        var end = Int64(st.st_size)
+        var truncated: Int64 = 0
+        if end > 0 {
+            // Find the last newline; anything after it is a partial line.
+            var pos = end
+            var byte: UInt8 = 0
+            while pos > 0 {
+                if pread(f, &byte, 1, off_t(pos - 1)) != 1 { break }
+                if byte == 0x0A { break }
+                pos -= 1
+            }
+            if pos < end {
+                truncated = end - pos
+                _ = ftruncate(f, off_t(pos))
+                end = pos
+            }
+        }
+        fd = f
+        size = end
+        return truncated
+    }
+
+    /// Queues one record (as one line).
+    public func append(_ r: Record) {
+        JSONLines.append(r, to: &buffer)
+        bufferedLines += 1
+        if buffer.count >= options.bufferLimit { _ = flush() }
+    }
+
+    /// Writes the buffered lines; rotates and prunes as needed. Returns false
+    /// if the batch could not be written (its lines are counted as lost).
+    @discardableResult
+    public func flush() -> Bool {
+        if unreportedLost > 0 && !failing {
+            // Writing works again: make the gap visible before new lines.
+            var lost = Record(ts: now(), kind: .lost, evidence: [("where", .string("recorder: write failed"))],
+                              hint: "the recording directory was full or unavailable: free space or fix the directory",
+                              count: unreportedLost)
+            lost.evidence.append(("directory", .string(options.directory)))
+            var line: [UInt8] = []
+            JSONLines.append(lost, to: &line)
+            if writeAll(line) { unreportedLost = 0 }
+        }
+        guard !buffer.isEmpty else { return true }
+        if size > 0 && size + Int64(buffer.count) > options.maxFileSize { rotate() }
+        if writeAll(buffer) {
+            if failing {
+                failing = false
+                onError("recording to \(options.directory) works again")
+            }
+            linesWritten += bufferedLines
+            if options.fsync == .always { fsync(fd) }
+        } else {
+            linesLost += bufferedLines
+            unreportedLost += bufferedLines
+        }
+        buffer.removeAll(keepingCapacity: true)
+        bufferedLines = 0
+        return !failing
+    }
+
+    func writeAll(_ bytes: [UInt8]) -> Bool {
+        // The directory or file may have been removed under us: lines written
+        // to a file without a name are lost at close, uncounted. Reopen first.
+        if fd >= 0 && access(activePath, F_OK) != 0 {
+            Glibc.close(fd)
+            fd = -1
+        }
+        if fd < 0 {
+            // The directory vanished or the file could not be opened: retry.
+            _ = mkdir(options.directory, 0o750)
+            do { _ = try openActive() } catch {
+                noteFailure("\(error)")
+                return false
+            }
+        }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                // Take back a partial line so the file stays whole lines.
+                if off > 0 { _ = ftruncate(fd, off_t(size)) }
+                noteFailure("writing \(activePath): \(String(cString: strerror(e)))")
+                if e == ESTALE || e == ENOENT || e == EIO { Glibc.close(fd); fd = -1 }
+                return false
+            }
+            off += n
+        }
+        size += Int64(bytes.count)
+        return true
+    }
+
+    func noteFailure(_ why: String) {
+        if !failing {
+            failing = true
+            onError("recording paused: \(why); events are counted as lost until it works again")
+        }
+    }
+
+    /// Closes the active file under a rotated name and opens a new one.
+    public func rotate() {
+        guard fd >= 0 else { return }
+        if options.fsync != .never { fsync(fd) }
+        Glibc.close(fd)
+        fd = -1
+        let stamp = RFC3339.format(nanosecondsSinceEpoch: now())
+        // 2026-11-22T03:10:11.123456789Z -> 20261122T031011.123456789Z
+        let compact = stamp.filter { $0 != "-" && $0 != ":" }
+        var target = options.directory + "/synsight-\(compact).jsonl"
+        var n = 1
+        while access(target, F_OK) == 0 {
+            n += 1
+            target = options.directory + "/synsight-\(compact)-\(n).jsonl"
+        }
+        _ = Glibc.rename(activePath, target)
+        do { _ = try openActive() } catch { noteFailure("\(error)") }
+        prune()
+    }
+
+    /// The rotated files, oldest first (their names sort by time).
+    public func rotatedFiles() -> [String] {
+        guard let d = opendir(options.directory) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasPrefix("synsight-") && (name.hasSuffix(".jsonl") || name.hasSuffix(".jsonl.gz")) { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Retention: at most `maxFiles` rotated files, none older than `maxAgeSeconds`.
+    public func prune() {
+        var files = rotatedFiles()
+        while files.count > options.maxFiles {
+            _ = unlink(options.directory + "/" + files.removeFirst())
+        }
+        if let maxAge = options.maxAgeSeconds {
+            let cutoff = now() / 1_000_000_000 - maxAge
+            for name in files {
+                var st = stat()
+                let path = options.directory + "/" + name
+                if stat(path, &st) == 0 && Int64(st.st_mtim.tv_sec) < cutoff { _ = unlink(path) }
+            }
+        }
+    }
+
+    /// SIGHUP: reopen the active path (after logrotate moved the file).
+    public func reopen() {
+        _ = flush()
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+        do { _ = try openActive() } catch { noteFailure("\(error)") }
+    }
+
+    /// Flush, fsync (unless `never`) and close.
+    public func close() {
+        _ = flush()
+        if fd >= 0 {
+            if options.fsync != .never { fsync(fd) }
+            Glibc.close(fd)
+            fd = -1
+        }
+    }
+}
+
+public struct RecorderError: Error, CustomStringConvertible, Sendable {
+    public var what: String
+    public var errno: Int32
+    public var description: String { "\(what): \(String(cString: strerror(errno)))" }
+}

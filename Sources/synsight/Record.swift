@@ -1,0 +1,167 @@
+import ArgumentParser
+import Glibc
+import SynsightCore
+import SynsightKernel
+
+struct RecordCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "record",
+        abstract: "Record refusals continuously to rotated JSON Lines files (needs root).",
+        discussion: """
+            Writes the JSON Lines contract (schema v1) to DIR/synsight.jsonl, rotated by size to \
+            DIR/synsight-<UTC time>.jsonl and pruned by count and age. Files are created 0640 and \
+            never written through a symlink.
+
+            Durability: lines are written whole, at least every --flush-interval-ms; after a crash \
+            the next start removes a partial last line. Nothing written is lost when the process \
+            is killed; after a power loss, what was not yet fsynced is (--fsync: never, rotate \
+            [default], always).
+
+            Storms: per port, reason, cause and process, at most --aggregate events per second are \
+            written one by one; the rest of that second becomes one `summary` record with `count`, \
+            `first_ts` and `last_ts`. No event is ever dropped from the totals.
+
+            Faults: when the directory is full or gone, recording pauses (reported on stderr), \
+            events are counted, and a `lost` record with the count is written when it works again.
+
+            Signals: SIGTERM/SIGINT flush and exit; SIGHUP reopens the file (logrotate `copytruncate` \
+            is not needed: rotate by moving the file, then send SIGHUP).
+
+            Example:
+              sudo synsight record --dir /var/log/synsight --max-file-size 100M --max-files 20 --max-age 14d
+            """
+    )
+
+    @Option(help: ArgumentHelp("Directory to record into (created if missing).", valueName: "dir"))
+    var dir: String
+
+    @Option(help: ArgumentHelp("Rotate the active file at this size (bytes, or with K/M/G).", valueName: "size"))
+    var maxFileSize: String = "64M"
+
+    @Option(help: ArgumentHelp("Keep at most this many rotated files.", valueName: "n"))
+    var maxFiles: Int = 10
+
+    @Option(help: ArgumentHelp("Delete rotated files older than this (e.g. 3600, 30m, 12h, 7d).", valueName: "age"))
+    var maxAge: String?
+
+    @Option(help: ArgumentHelp("When to fsync: never, rotate, always.", valueName: "policy"))
+    var fsync: String = "rotate"
+
+    @Option(help: ArgumentHelp("Write buffered lines at least this often.", valueName: "ms"))
+    var flushIntervalMs: Int = 1000
+
+    @Option(help: ArgumentHelp("Identical events per second written one by one before folding into a summary (0: never fold).",
+                               valueName: "n"))
+    var aggregate: Int = 10
+
+    @Option(name: .customLong("port"), help: ArgumentHelp("Only record events on this port (repeatable, at most 16).", valueName: "port"))
+    var ports: [Int] = []
+
+    @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
+    var duration: Double?
+
+    @Flag(help: "Show libbpf's log.")
+    var verbose = false
+
+    static func parseSize(_ s: String) -> Int64? {
+        guard let last = s.last else { return nil }
+        let mult: Int64
+        var digits = Substring(s)
+        switch last {
+        case "K", "k": mult = 1 << 10; digits = digits.dropLast()
+        case "M", "m": mult = 1 << 20; digits = digits.dropLast()
+        case "G", "g": mult = 1 << 30; digits = digits.dropLast()
+        default: mult = 1
+        }
+        guard let v = Int64(digits), v > 0 else { return nil }
+        let (r, overflow) = v.multipliedReportingOverflow(by: mult)
+        return overflow ? nil : r
+    }
+
+    static func parseAge(_ s: String) -> Int64? {
+        guard let last = s.last else { return nil }
+        let mult: Int64
+        var digits = Substring(s)
+        switch last {
+        case "s": mult = 1; digits = digits.dropLast()
+        case "m": mult = 60; digits = digits.dropLast()
+        case "h": mult = 3600; digits = digits.dropLast()
+        case "d": mult = 86400; digits = digits.dropLast()
+        default: mult = 1
+        }
+        guard let v = Int64(digits), v > 0, v < Int64.max / 86400 else { return nil }
+        return v * mult
+    }
+
+    func validate() throws {
+        guard !dir.isEmpty else { throw ValidationError("--dir must not be empty") }
+        guard let size = Self.parseSize(maxFileSize), size >= 4096 else {
+            throw ValidationError("--max-file-size must be at least 4096 bytes (e.g. 64M), got '\(maxFileSize)'")
+        }
+        _ = size
+        guard maxFiles >= 1 else { throw ValidationError("--max-files must be at least 1, got \(maxFiles)") }
+        if let maxAge, Self.parseAge(maxAge) == nil {
+            throw ValidationError("--max-age must be a positive duration (e.g. 3600, 30m, 12h, 7d), got '\(maxAge)'")
+        }
+        guard Recorder.FsyncPolicy(rawValue: fsync) != nil else {
+            throw ValidationError("--fsync must be one of never, rotate, always; got '\(fsync)'")
+        }
+        guard (10...60_000).contains(flushIntervalMs) else {
+            throw ValidationError("--flush-interval-ms must be between 10 and 60000, got \(flushIntervalMs)")
+        }
+        guard aggregate >= 0 else { throw ValidationError("--aggregate must be 0 or more, got \(aggregate)") }
+        for p in ports where !(1...65535).contains(p) {
+            throw ValidationError("--port must be between 1 and 65535, got \(p)")
+        }
+        if Set(ports).count > 16 { throw ValidationError("at most 16 different --port values are supported") }
+        if let duration, !(duration > 0 && duration <= Trace.maxDuration) {
+            throw ValidationError("--duration must be a positive number of seconds up to \(Int(Trace.maxDuration)), got \(duration)")
+        }
+    }
+
+    func run() throws {
+        var opts = Recorder.Options(directory: dir)
+        opts.maxFileSize = Self.parseSize(maxFileSize) ?? 64 << 20
+        opts.maxFiles = maxFiles
+        opts.maxAgeSeconds = maxAge.flatMap(Self.parseAge)
+        opts.fsync = Recorder.FsyncPolicy(rawValue: fsync) ?? .rotate
+        let recorder = Recorder(options: opts)
+        recorder.onError = { Output.stderr("synsight: \($0)\n") }
+        do {
+            let repaired = try recorder.open()
+            if repaired > 0 {
+                Output.stderr("synsight: removed a partial last line (\(repaired) bytes) left by an earlier crash in \(dir)/\(Recorder.activeName)\n")
+            }
+        } catch {
+            throw fail("cannot record to \(dir): \(error) (choose a writable directory with --dir)")
+        }
+        recorder.prune()
+
+        var settings = TraceSettings()
+        settings.ports = Array(Set(ports.map { UInt16($0) })).sorted()
+        settings.verbose = verbose
+        settings.duration = duration
+        settings.aggregate = aggregate > 0 ? aggregate : nil
+        settings.reopenOnHUP = true
+
+        let flushEvery = UInt64(flushIntervalMs) * 1_000_000
+        var lastFlush = bootTimeNow()
+        let summary = try TraceRunner.run(
+            settings,
+            emit: { recorder.append($0) },
+            tick: {
+                if reopenRequested.exchange(false, ordering: .relaxed) { recorder.reopen() }
+                let now = bootTimeNow()
+                if now - lastFlush >= flushEvery {
+                    recorder.flush()
+                    lastFlush = now
+                }
+                return true
+            })
+        recorder.close()
+        Output.stderr(summary + "\n")
+        if recorder.linesLost > 0 {
+            Output.stderr("synsight: \(recorder.linesLost) event(s) could not be written to \(dir)\n")
+        }
+    }
+}
