@@ -18,7 +18,7 @@ struct Synsight: ParsableCommand {
               sudo synsight doctor                which hook serves each reason on this kernel
             """,
         version: SynsightVersion.string,
-        subcommands: [Trace.self, RecordCommand.self, Doctor.self]
+        subcommands: [Trace.self, RecordCommand.self, ReportCommand.self, Doctor.self]
     )
 }
 

@@ -1,0 +1,276 @@
+import Glibc
+
+/// Reads report inputs (files and directories) line by line into a
+/// `ReportBuilder`, with a fixed-size read buffer, collecting per-line
+/// diagnostics (capped) and the exit status.
+public struct ReportSession {
+    public static let maxMessages = 20
+    public static let maxLineBytes = 1 << 20
+
+    public var builder: ReportBuilder
+    /// Diagnostics as `file:line: message` (at most `maxMessages` line messages).
+    public private(set) var messages: [String] = []
+    public private(set) var suppressedMessages = 0
+    public private(set) var skippedLines: UInt64 = 0
+    public private(set) var skippedFiles = 0
+    public private(set) var unreadableInputs = 0
+    public private(set) var filesRead = 0
+
+    public init(options: ReportOptions = ReportOptions()) {
+        builder = ReportBuilder(options: options)
+    }
+
+    /// 0: everything read; 2: some lines or files were skipped; 1: an input could not be read.
+    public var exitStatus: Int32 {
+        if unreadableInputs > 0 { return 1 }
+        if skippedLines > 0 || skippedFiles > 0 { return 2 }
+        return 0
+    }
+
+    mutating func note(_ s: String) {
+        if messages.count < Self.maxMessages { messages.append(s) } else { suppressedMessages += 1 }
+    }
+
+    /// Input-level messages (unreadable, skipped files) are never capped.
+    mutating func noteInput(_ s: String) { messages.append(s) }
+
+    mutating func skip(_ name: String, _ line: Int, _ e: ReportLineError) {
+        skippedLines += 1
+        builder.totals.skippedLines = skippedLines
+        note("\(name):\(line): skipped: \(e.message)")
+    }
+
+    public static func isDirectory(_ path: String) -> Bool? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// `*.jsonl` and `*.jsonl.gz` in `dir` (not recursive), sorted by name so
+    /// rotated files come in time order before the active `synsight.jsonl`.
+    public static func listDirectory(_ dir: String) -> [String]? {
+        guard let d = opendir(dir) else { return nil }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let ent = readdir(d) {
+            let name = withUnsafePointer(to: &ent.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            if name.hasSuffix(".jsonl") || name.hasSuffix(".jsonl.gz") { names.append(name) }
+        }
+        let base = dir.hasSuffix("/") ? dir : dir + "/"
+        return names.sorted().map { base + $0 }
+    }
+
+    /// A file or a directory given on the command line.
+    public mutating func addInput(_ path: String) {
+        guard let isDir = Self.isDirectory(path) else {
+            unreadableInputs += 1
+            noteInput("\(path): cannot read: \(String(cString: strerror(errno)))")
+            return
+        }
+        if isDir {
+            guard let files = Self.listDirectory(path) else {
+                unreadableInputs += 1
+                noteInput("\(path): cannot list directory: \(String(cString: strerror(errno)))")
+                return
+            }
+            if files.isEmpty { noteInput("\(path): no *.jsonl files in this directory") }
+            for f in files { readFile(f) }
+        } else {
+            readFile(path)
+        }
+    }
+
+    public mutating func readFile(_ path: String) {
+        if path.hasSuffix(".gz") {
+            readCompressed(path)
+            return
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            unreadableInputs += 1
+            noteInput("\(path): cannot open: \(String(cString: strerror(errno)))")
+            return
+        }
+        defer { close(fd) }
+        if readStream(fd, name: path) {
+            filesRead += 1
+            builder.totals.files = filesRead
+        } else {
+            unreadableInputs += 1
+        }
+    }
+
+    /// Streams `fd` line by line; false on a read error (already noted).
+    mutating func readStream(_ fd: Int32, name: String) -> Bool {
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        var lines = LineSplitter(name: name)
+        while true {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                noteInput("\(name): read error: \(String(cString: strerror(errno)))")
+                return false
+            }
+            if n == 0 { break }
+            buf.withUnsafeBufferPointer { b in
+                lines.feed(UnsafeBufferPointer(rebasing: b[0..<n]), into: &self)
+            }
+        }
+        lines.finish(into: &self)
+        return true
+    }
+
+    /// `*.jsonl.gz`: decompressed by the system's `gzip -dc` through a pipe
+    /// (no new library dependency), streamed like a plain file. Without
+    /// gzip, or when it fails, the file is listed as skipped.
+    mutating func readCompressed(_ path: String) {
+        guard access(path, R_OK) == 0 else {
+            unreadableInputs += 1
+            noteInput("\(path): cannot read: \(String(cString: strerror(errno)))")
+            return
+        }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            skippedFiles += 1
+            noteInput("\(path): skipped: cannot decompress (pipe: \(String(cString: strerror(errno))))")
+            return
+        }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ["gzip", "-dc", "--", path]
+        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, "gzip", &actions, nil, &cargs, environ)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            skippedFiles += 1
+            noteInput("\(path): skipped: cannot run gzip to decompress it (\(String(cString: strerror(rc)))); decompress it first")
+            return
+        }
+        // Lines are counted in the decompressed stream.
+        let ok = readStream(fds[0], name: path)
+        close(fds[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        let exited = (status & 0x7f) == 0
+        if !ok || !exited || (status >> 8) & 0xff != 0 {
+            skippedFiles += 1
+            noteInput("\(path): skipped the rest: gzip could not decompress it (corrupt or truncated)")
+        }
+        filesRead += 1
+        builder.totals.files = filesRead
+    }
+
+    /// Reads `text` as if it were the file `name` (for tests and stdin-like input).
+    public mutating func read(text: String, name: String) {
+        var lines = LineSplitter(name: name)
+        var t = text
+        t.withUTF8 { lines.feed($0, into: &self) }
+        lines.finish(into: &self)
+        filesRead += 1
+        builder.totals.files = filesRead
+    }
+
+    mutating func handle(line raw: UnsafeBufferPointer<UInt8>, number: Int, name: String, terminated: Bool) {
+        var line = raw
+        if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line[0..<line.count - 1]) }
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }  // blank line: not a record
+        if let e = builder.add(line: line) {
+            if !terminated, e.message == "invalid JSON" {
+                skip(name, number, ReportLineError("truncated line (no newline at end of file; the writer may have been interrupted)"))
+            } else {
+                skip(name, number, e)
+            }
+        }
+    }
+
+    /// Splits a byte stream into lines; a line longer than `maxLineBytes` is
+    /// skipped without being held in memory.
+    struct LineSplitter {
+        let name: String
+        var carry: [UInt8] = []
+        var number = 0
+        var tooLong = false
+        var sawAny = false
+
+        init(name: String) { self.name = name }
+
+        mutating func feed(_ chunk: UnsafeBufferPointer<UInt8>, into s: inout ReportSession) {
+            if !chunk.isEmpty { sawAny = true }
+            var start = 0
+            while start < chunk.count {
+                guard let nl = chunk[start...].firstIndex(of: 0x0A) else {
+                    appendCarry(UnsafeBufferPointer(rebasing: chunk[start...]))
+                    return
+                }
+                number += 1
+                if tooLong {
+                    s.skip(name, number, ReportLineError("line longer than \(ReportSession.maxLineBytes) bytes"))
+                    tooLong = false
+                    carry.removeAll(keepingCapacity: true)
+                } else if carry.isEmpty {
+                    s.handle(line: UnsafeBufferPointer(rebasing: chunk[start..<nl]), number: number, name: name, terminated: true)
+                } else {
+                    appendCarry(UnsafeBufferPointer(rebasing: chunk[start..<nl]))
+                    if tooLong {
+                        s.skip(name, number, ReportLineError("line longer than \(ReportSession.maxLineBytes) bytes"))
+                        tooLong = false
+                    } else {
+                        let c = carry
+                        c.withUnsafeBufferPointer { s.handle(line: $0, number: number, name: name, terminated: true) }
+                    }
+                    carry.removeAll(keepingCapacity: carry.capacity <= 1 << 16)
+                }
+                start = nl + 1
+            }
+        }
+
+        mutating func appendCarry(_ bytes: UnsafeBufferPointer<UInt8>) {
+            if tooLong { return }
+            if carry.count + bytes.count > ReportSession.maxLineBytes {
+                tooLong = true
+                carry = []
+                return
+            }
+            carry.append(contentsOf: bytes)
+        }
+
+        mutating func finish(into s: inout ReportSession) {
+            if !sawAny {
+                s.noteInput("\(name): empty file (no records)")
+                return
+            }
+            guard tooLong || !carry.isEmpty else { return }
+            number += 1
+            if tooLong {
+                s.skip(name, number, ReportLineError("line longer than \(ReportSession.maxLineBytes) bytes"))
+            } else {
+                let c = carry
+                c.withUnsafeBufferPointer { s.handle(line: $0, number: number, name: name, terminated: false) }
+            }
+            carry = []
+            tooLong = false
+        }
+    }
+
+    /// All diagnostics for stderr, with the count of suppressed ones.
+    public var diagnostics: [String] {
+        var out = messages
+        if suppressedMessages > 0 {
+            out.append("... and \(suppressedMessages) more skipped line\(suppressedMessages == 1 ? "" : "s") not shown")
+        }
+        if skippedLines > 0 {
+            out.append("\(skippedLines) line\(skippedLines == 1 ? " was" : "s were") skipped; the report covers the rest")
+        }
+        return out
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Glibc
+import SynsightCore
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Summarize recorded JSON Lines files per port and reason (no root needed).",
+        discussion: """
+            Reads JSON Lines (schema v1) written by `synsight record` or `synsight trace --json`. \
+            A directory means every *.jsonl and *.jsonl.gz file in it (rotated files first); \
+            .gz files are decompressed with the system's gzip. Files are streamed: memory \
+            does not grow with their size.
+
+            For each port and reason: the number of events (a summary record counts its \
+            `count`), first and last seen, the processes and clients involved, the evidence \
+            and hint of the most recent record, and the steps to fix it. Then a timeline \
+            per minute by reason, and the totals, including events lost in the ring buffer.
+
+            Lines that cannot be used (truncated, not JSON, missing fields, a newer schema \
+            version) are reported on stderr as file:line and skipped; the rest is reported.
+
+            Exit status: 0 if every line was read, 2 if some lines or files were skipped, \
+            1 on a usage error or when an input could not be read.
+
+            Examples:
+              synsight report /var/log/synsight
+              synsight report --port 8080 --since 2026-11-22T03:00:00Z refusals.jsonl
+              synsight report --format markdown /var/log/synsight > incident.md
+            """
+    )
+
+    @Argument(help: ArgumentHelp("JSON Lines files, or directories of *.jsonl files.", valueName: "file-or-dir"))
+    var inputs: [String] = []
+
+    @Option(help: ArgumentHelp("Only records at or after this time (RFC 3339, e.g. 2026-11-22T03:00:00Z).",
+                               valueName: "time"))
+    var since: String?
+
+    @Option(help: ArgumentHelp("Only records at or before this time (RFC 3339).", valueName: "time"))
+    var until: String?
+
+    @Option(name: .customLong("port"), help: ArgumentHelp("Only this port (repeatable).", valueName: "port"))
+    var ports: [Int] = []
+
+    @Option(help: ArgumentHelp("Output format: text, markdown or json.", valueName: "format"))
+    var format: String = "text"
+
+    static func parseTime(_ s: String, _ option: String) throws -> Int64 {
+        guard let t = RFC3339.parse(s) else {
+            throw ValidationError("\(option) must be an RFC 3339 timestamp like 2026-11-22T03:00:00Z, got '\(TerminalText.escape(s))'")
+        }
+        return t
+    }
+
+    func validate() throws {
+        if inputs.isEmpty { throw ValidationError("give at least one file or directory to report on") }
+        let s = try since.map { try Self.parseTime($0, "--since") }
+        let u = try until.map { try Self.parseTime($0, "--until") }
+        if let s, let u, s > u { throw ValidationError("--since (\(since!)) is after --until (\(until!))") }
+        for p in ports where !(1...65535).contains(p) {
+            throw ValidationError("--port must be between 1 and 65535, got \(p)")
+        }
+        if ReportFormat(rawValue: format) == nil {
+            throw ValidationError("--format must be one of text, markdown, json; got '\(TerminalText.escape(format))'")
+        }
+    }
+
+    func run() throws {
+        let options = ReportOptions(since: try since.map { try Self.parseTime($0, "--since") },
+                                    until: try until.map { try Self.parseTime($0, "--until") },
+                                    ports: Set(ports))
+        var session = ReportSession(options: options)
+        for input in inputs { session.addInput(input) }
+        for d in session.diagnostics { Output.stderr("synsight: \(TerminalText.escape(d))\n") }
+        let text = session.builder.report().render(ReportFormat(rawValue: format) ?? .text)
+        Output.write(fd: STDOUT_FILENO, Array(text.utf8))
+        let status = session.exitStatus
+        if status != 0 { throw ExitCode(status) }
+    }
+}
