@@ -113,7 +113,7 @@ public struct NftRuleset: Sendable {
 
     /// Parses `nft -j list ruleset` and, optionally, `nft -a list ruleset`.
     public init?(json: String, text: String? = nil) {
-        guard let root = FirewallJSON.parse(json), case .array(let items)? = root["nftables"] else { return nil }
+        guard let root = JSONReader.parse(json), case .array(let items)? = root["nftables"] else { return nil }
         for item in items {
             if let c = item["chain"] {
                 chains.append(Chain(family: c["family"]?.stringValue ?? "", table: c["table"]?.stringValue ?? "",

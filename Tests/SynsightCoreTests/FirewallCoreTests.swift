@@ -321,10 +321,10 @@ struct FirewallRulesTests {
 
     @Test("JSON reader: escapes, nesting, rejection of garbage")
     func json() {
-        #expect(FirewallJSON.parse(#"{"a": [1, -2, "x\"y\u0041"], "b": null, "c": true}"#)?["a"]
+        #expect(JSONReader.parse(#"{"a": [1, -2, "x\"y\u0041"], "b": null, "c": true}"#)?["a"]
                 == .array([.int(1), .int(-2), .string("x\"yA")]))
-        #expect(FirewallJSON.parse("{\"a\": ") == nil)
-        #expect(FirewallJSON.parse("[1] x") == nil)
+        #expect(JSONReader.parse("{\"a\": ") == nil)
+        #expect(JSONReader.parse("[1] x") == nil)
         #expect(NftRuleset(json: "not json") == nil)
     }
 
