@@ -181,18 +181,6 @@ int BPF_PROG(fw_soft_error, const struct sock *sk)
 	__u32 err = BPF_CORE_READ(serr, ee.ee_errno);
 	if (err == 0)
 		return 0;
-	struct syn_ev_connect_error *e = reserve(sizeof(*e), SYN_EV_FW_SOFT_ERROR);
-	if (!e)
-		return 0;
-	sock_local(sk, &e->t);
-	if (!port_wanted(e->t.rport)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
-	e->task = ci->task;
-	e->connect_ts_ns = ci->ts_ns;
-	e->netns = sock_netns(sk);
-	e->err = err;
-	bpf_ringbuf_submit(e, 0);
+	emit_connect_error(sk, ci, SYN_EV_FW_SOFT_ERROR, err, true);
 	return 0;
 }

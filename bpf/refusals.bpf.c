@@ -419,6 +419,26 @@ static __always_inline bool find_client(const struct syn_tuple *server_view, str
 	return ctx.found;
 }
 
+/* The client's failed connect, with the task captured at connect() time.
+ * `filter`: apply the --port filter to the destination port. */
+static __always_inline void emit_connect_error(const struct sock *sk, const struct connect_info *ci,
+					       __u8 kind, int err, bool filter)
+{
+	struct syn_ev_connect_error *e = reserve(sizeof(*e), kind);
+	if (!e)
+		return;
+	sock_local(sk, &e->t);
+	if (filter && !port_wanted(e->t.rport)) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	e->task = ci->task;
+	e->connect_ts_ns = ci->ts_ns;
+	e->netns = sock_netns(sk);
+	e->err = err;
+	bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline void track_listener(const struct sock *sk, __u8 kind, const struct syn_ev_listen *e)
 {
 	__u64 key = (__u64)sk;
@@ -503,17 +523,8 @@ int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int ne
 	bool failed = oldstate == TCP_SYN_SENT && err != 0;
 	bool reset_after_setup = ci->established_ns != 0 && err == ECONNRESET &&
 		bpf_ktime_get_boot_ns() - ci->established_ns < RESET_AFTER_SETUP_NS;
-	if (failed || reset_after_setup) {
-		struct syn_ev_connect_error *e = reserve(sizeof(*e), SYN_EV_CONNECT_ERROR);
-		if (e) {
-			sock_local(sk, &e->t);
-			e->task = ci->task;
-			e->connect_ts_ns = ci->ts_ns;
-			e->netns = sock_netns(sk);
-			e->err = err;
-			bpf_ringbuf_submit(e, 0);
-		}
-	}
+	if (failed || reset_after_setup)
+		emit_connect_error(sk, ci, SYN_EV_CONNECT_ERROR, err, false);
 	bpf_map_delete_elem(&connecting, &key);
 	return 0;
 }
