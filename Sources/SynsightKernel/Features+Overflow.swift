@@ -83,13 +83,12 @@ extension KernelFeatures {
             : .unsupported("no iter/tcp before 5.9")
     }
 
+    /// Classic syscall tracepoints, checked where libbpf will look for them
+    /// (SyscallProbes.classicEvent).
     public static func syscallTracepoints(_ names: [String]) -> ProbeResult {
-        for root in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
-            if names.allSatisfy({ access("\(root)/events/syscalls/\($0)", F_OK) == 0 }) {
-                return .supported("syscall tracepoints \(names.joined(separator: ", "))")
-            }
-        }
-        return .unsupported("syscall tracepoints missing (CONFIG_FTRACE_SYSCALLS, or tracefs not mounted)")
+        names.allSatisfy(SyscallProbes.classicEvent)
+            ? .supported("syscall tracepoints \(names.joined(separator: ", "))")
+            : .unsupported("syscall tracepoints missing (CONFIG_FTRACE_SYSCALLS, or tracefs not mounted)")
     }
 }
 

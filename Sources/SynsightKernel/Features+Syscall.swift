@@ -39,10 +39,7 @@ public struct SyscallProbes: Sendable {
 
     public static func probe(btf: ProbeResult) -> SyscallProbes {
         func tp(_ name: String, _ what: String) -> ProbeResult {
-            guard btf.isSupported else { return .unsupported("no kernel BTF") }
-            let rc = syn_probe_tp_btf(name)
-            if rc == 0 { return .supported("tp_btf/\(name) loads") }
-            return .unsupported("tp_btf/\(name): \(Errno.name(-rc))" + (rc == -ENOENT ? " (\(what))" : ""))
+            KernelFeatures.probeTpBtf(name, btf: btf, missing: what)
         }
         let events = ["sys_enter_bind", "sys_exit_bind", "sys_enter_listen", "sys_exit_listen",
                       "sys_enter_connect", "sys_exit_connect"]

@@ -44,12 +44,7 @@ public struct KernelFeatures: Sendable {
             : .unsupported("\(btfPath) is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF")
         let privileges = Privileges.check()
 
-        func tp(_ name: String, needs: String) -> ProbeResult {
-            guard btf.isSupported else { return .unsupported("no kernel BTF") }
-            let rc = syn_probe_tp_btf(name)
-            if rc == 0 { return .supported("tp_btf/\(name) loads") }
-            return .unsupported("tp_btf/\(name): \(Errno.name(-rc))" + (rc == -ENOENT ? " (tracepoint not in this kernel; \(needs))" : ""))
-        }
+        func tp(_ name: String, needs: String) -> ProbeResult { probeTpBtf(name, btf: btf, missing: needs) }
 
         var sendReset = tp("tcp_send_reset", needs: "")
         if sendReset.isSupported {
@@ -85,6 +80,16 @@ public struct KernelFeatures: Sendable {
             fentrySendReset: fentry, kprobeSendReset: kprobe,
             inetSockSetState: tp("inet_sock_set_state", needs: "4.16+"),
             schedProcessExit: tp("sched_process_exit", needs: ""))
+    }
+
+    /// Can a tp_btf program attach to raw tracepoint `name`? `missing` says
+    /// what it takes when the tracepoint is not in this kernel.
+    static func probeTpBtf(_ name: String, btf: ProbeResult, missing: String) -> ProbeResult {
+        guard btf.isSupported else { return .unsupported("no kernel BTF") }
+        let rc = syn_probe_tp_btf(name)
+        if rc == 0 { return .supported("tp_btf/\(name) loads") }
+        return .unsupported("tp_btf/\(name): \(Errno.name(-rc))"
+            + (rc == -ENOENT ? " (tracepoint not in this kernel" + (missing.isEmpty ? ")" : "; \(missing))") : ""))
     }
 
     /// BPF programs (by function name in bpf/) that load only where their

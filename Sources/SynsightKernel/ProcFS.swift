@@ -57,16 +57,13 @@ enum ProcFS {
 /// process's socket fds, and each network namespace's /proc/<pid>/net/tcp{,6}
 /// (read once per namespace, through a process that lives in it).
 public enum ListenerSnapshot {
-    /// Every network namespace some process lives in, with one such PID.
-    public static func namespaces() -> [UInt32: UInt32] {
-        var out: [UInt32: UInt32] = [:]
-        for pid in ProcFS.pids() {
-            if let ns = ProcFS.nsInode("/proc/\(pid)/ns/net"), out[ns] == nil { out[ns] = pid }
-        }
-        return out
+    public struct Result: Sendable {
+        public var listeners: [ListenerInfo]
+        /// Every network namespace some process lives in, with one such PID.
+        public var namespaces: [UInt32: UInt32]
     }
 
-    public static func take() -> [ListenerInfo] {
+    public static func take() -> Result {
         var socketOwner: [UInt32: [UInt64: UInt32]] = [:]  // netns -> inode -> pid
         var netnsReader: [UInt32: UInt32] = [:]              // netns -> a pid in it
         for pid in ProcFS.pids() {
@@ -96,7 +93,7 @@ public enum ListenerSnapshot {
                 }
             }
         }
-        return out
+        return Result(listeners: out, namespaces: netnsReader)
     }
 }
 

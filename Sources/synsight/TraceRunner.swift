@@ -40,9 +40,10 @@ enum TraceRunner {
 
         // Attach first, then snapshot: a listener born in between is in both
         // (the engine deduplicates), and none is missed.
-        let snapshot = ListenerSnapshot.take()
+        let taken = ListenerSnapshot.take()
+        let snapshot = taken.listeners
         tracer.watchExits(of: Array(Set(snapshot.map(\.pid))))
-        let unseeded = tracer.seedListeners(netnsPids: ListenerSnapshot.namespaces())
+        let unseeded = tracer.seedListeners(netnsPids: taken.namespaces)
         if s.verbose && !unseeded.isEmpty {
             Output.stderr("synsight: could not enter network namespaces \(unseeded): overflows of their pre-existing listeners are not seen\n")
         }
