@@ -7,7 +7,10 @@ set -euo pipefail
 # Build: libbpf (headers + pkg-config), its libelf/zlib link dependencies.
 # Tests: iproute2 (ip netns, veth), python3 (the test peer), procps.
 # Firewall rule naming and its tests: nftables (nft), iptables (nft backend), util-linux (nsenter).
-PACKAGES=(libbpf-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux)
+# Kernel matrix (scripts/kernel-matrix.sh): qemu (TCG guests), busybox (their /init),
+# kmod (depmod for the guest kernels' modules, modprobe inside), cpio (the initramfs).
+PACKAGES=(libbpf-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux
+          qemu-system-x86 busybox-static kmod cpio)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,23 @@
+#!/bin/sh
+# /init of a kernel-matrix guest (busybox sh). The kernel passes
+# km_args=... from its command line in the environment. Results go to the
+# second serial port (/dev/ttyS1), the console to the first.
+export PATH=/usr/local/bin:/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mkdir -p /run/netns /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+hostname km-guest
+ip link set lo up
+echo "km: $(uname -r) up, running: ${km_args:-}" >/dev/console
+# shellcheck disable=SC2086
+python3 /km/scenarios.py --out /dev/ttyS1 ${km_args:-}
+rc=$?
+echo "KM-EXIT $rc" >/dev/ttyS1
+sync
+poweroff -f

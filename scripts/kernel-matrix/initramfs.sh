@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Builds the guest's initramfs (an uncompressed cpio: nothing to inflate under
+# TCG): busybox for /init, and the host's own binaries the scenarios run --
+# synsight, python3, ip, nft, iptables, setpriv, modprobe ... -- each copied
+# to its host path with every shared library `ldd` lists, so the guest runs
+# exactly what the host runs. The kernel's networking modules go to
+# /lib/modules/<release> so the guest kernel autoloads what nft/iptables ask
+# for (its modprobe is the host's kmod, copied in).
+#
+# Debian's cloud kernels have no 9p (CONFIG_NET_9P is not set) and bookworm
+# has no virtiofsd, so the host's root cannot be shared into the guest: the
+# closure of the few programs needed is copied instead.
+#
+#   initramfs.sh KERNEL_DIR SYNSIGHT_BIN OUT.cpio [EXTRA_DIR]
+#       EXTRA_DIR (optional) is copied to / of the guest as is (SELinux policy).
+set -euo pipefail
+kdir=$1
+synsight=$2
+out=$3
+extra=${4:-}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+rel=$(cat "$kdir/version")
+
+stage=$(mktemp -d "${out}.stage.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+# Debian 12 is usr-merged: keep the same layout so host paths resolve.
+mkdir -p "$stage"/{usr/bin,usr/sbin,usr/lib,usr/lib64,proc,sys,dev,tmp,run,etc,km,root}
+ln -s usr/bin "$stage/bin"; ln -s usr/sbin "$stage/sbin"
+ln -s usr/lib "$stage/lib"; ln -s usr/lib64 "$stage/lib64"
+mkdir -p "$stage/var/tmp" "$stage/var/lib"; ln -s ../run "$stage/var/run"
+
+# copy PATH...: each file (symlinks followed) to the same path in the stage.
+copy() {
+    local f
+    for f in "$@"; do
+        [[ -e $stage$f ]] && continue
+        mkdir -p "$(dirname "$stage$f")"
+        cp -L "$f" "$stage$f"
+    done
+}
+
+# copy_bin PATH...: the program and the shared libraries it loads.
+copy_bin() {
+    local f lib
+    for f in "$@"; do
+        copy "$f"
+        while read -r lib; do
+            copy "$lib"
+        done < <(ldd "$f" 2>/dev/null | awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}')
+    done
+}
+
+copy /bin/busybox
+for applet in sh ash mount umount mkdir cat echo sleep poweroff reboot ls ln rm cp mv grep sed tr \
+              head tail wc cut sort uname dmesg kill ps env true false chmod chown stat date tee \
+              printf test seq find xargs awk dd tr readlink id sync hostname; do
+    [[ -e $stage/usr/bin/$applet ]] || ln -s busybox "$stage/usr/bin/$applet"
+done
+
+copy_bin "$synsight" /usr/bin/python3.11 /usr/bin/ip /usr/sbin/nft /usr/sbin/xtables-nft-multi \
+         /usr/bin/setpriv /usr/bin/nsenter /usr/bin/unshare /usr/sbin/sysctl /usr/bin/kmod
+ln -sf python3.11 "$stage/usr/bin/python3"
+for t in iptables ip6tables iptables-save ip6tables-save iptables-restore; do
+    ln -sf xtables-nft-multi "$stage/usr/sbin/$t"
+done
+for t in modprobe insmod lsmod rmmod depmod modinfo; do ln -sf ../bin/kmod "$stage/usr/sbin/$t"; done
+mkdir -p "$stage/usr/local/bin"
+cp "$synsight" "$stage/usr/local/bin/synsight"
+
+# Python's standard library (bytecode included) and its extension modules.
+py=/usr/lib/python3.11
+mkdir -p "$stage$py"
+tar -C "$py" --exclude=./idlelib --exclude=./tkinter --exclude=./ensurepip --exclude=./lib2to3 \
+    --exclude=./turtledemo --exclude=./pydoc_data --exclude='./config-*' -cf - . | tar -C "$stage$py" -xf -
+for so in "$py"/lib-dynload/*.so; do copy_bin "$so"; done
+# iptables' extensions, nft's and ip's data files.
+copy_bin /usr/lib/x86_64-linux-gnu/xtables/*.so
+cp -a /etc/iproute2 "$stage/etc/" 2>/dev/null || true
+copy /etc/protocols /etc/services /etc/ethertypes 2>/dev/null || true
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$stage/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
+
+# The guest kernel's modules: networking (veth, nf_tables, reject, xtables),
+# and what they depend on.
+mdir=$kdir/lib/modules/$rel
+mkdir -p "$stage/lib/modules/$rel/kernel/drivers/net"
+cp -a "$mdir"/modules.order "$mdir"/modules.builtin* "$stage/lib/modules/$rel/"
+for d in net lib crypto; do
+    [[ -d $mdir/kernel/$d ]] && cp -a "$mdir/kernel/$d" "$stage/lib/modules/$rel/kernel/"
+done
+cp -a "$mdir"/kernel/drivers/net/veth.ko* "$stage/lib/modules/$rel/kernel/drivers/net/"
+depmod -b "$stage" "$rel"
+
+# The scenarios, the test peer, and /init.
+cp "$here/scenarios.py" "$repo/Tests/SynsightEndToEndTests/Support/peer.py" "$stage/km/"
+cp "$here/guest-init.sh" "$stage/init"
+chmod +x "$stage/init"
+[[ -n $extra && -d $extra ]] && cp -a "$extra"/. "$stage/"
+
+(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) >"$out.tmp"
+mv "$out.tmp" "$out"
