@@ -203,7 +203,7 @@ int syn_private_tracefs(void)
 {
 	if (unshare(CLONE_NEWNS) != 0)
 		return -errno;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0)
 		return -errno;
 	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) != 0)
 		return -errno;

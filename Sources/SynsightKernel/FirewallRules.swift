@@ -63,7 +63,9 @@ public final class NftRuleSource: FirewallRuleSource {
     /// process living in it. nil when it is ours (no nsenter needed).
     func nsPath(_ netns: UInt32) -> String?? {
         if netns == ownNetns || netns == 0 { return .some(nil) }
-        for dir in ["/run/netns", "/var/run/netns"] {
+        // synsight may run in a mount namespace of its own (TraceFS.ensure):
+        // a namespace named after it started is found through PID 1's root.
+        for dir in ["/run/netns", "/var/run/netns", "/proc/1/root/run/netns"] {
             for name in ProcFS.list(dir) where ProcFS.nsInode("\(dir)/\(name)") == netns {
                 return "\(dir)/\(name)"
             }

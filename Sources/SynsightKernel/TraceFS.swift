@@ -3,9 +3,11 @@ import Glibc
 
 /// Classic tracepoints (the syscall ones) are attached through tracefs: libbpf
 /// reads each event's id from it. Some hosts (minimal VMs, this project's CI)
-/// do not mount it. synsight then mounts it in a private mount namespace of
-/// its own: the host's mount table never changes, several synsight processes
-/// cannot race on a shared mount, and nothing needs undoing at exit.
+/// do not mount it. synsight then mounts it in a mount namespace of its own:
+/// the host's mount table never changes, several synsight processes cannot
+/// race on a shared mount, and nothing needs undoing at exit. The namespace
+/// is a slave of the host's, so mounts made later on the host (network
+/// namespaces named in /run/netns) still show up in it.
 public enum TraceFS {
     public static let path = "/sys/kernel/tracing"
 

@@ -35,8 +35,9 @@ int syn_btf_tp_nargs(const char *tp);
  * only under _GNU_SOURCE, which Swift's Glibc import does not define). */
 int syn_setns_net(int fd);
 
-/* Gives the calling thread a private mount namespace (propagation to the
- * host off) and mounts tracefs at /sys/kernel/tracing in it. The host's
+/* Gives the calling thread a mount namespace of its own (a slave: nothing
+ * propagates to the host, the host's later mounts such as /run/netns/<name>
+ * still arrive) and mounts tracefs at /sys/kernel/tracing in it. The host's
  * mounts are untouched and nothing is left behind when the process exits.
  * 0 or a negative errno. */
 int syn_private_tracefs(void);
