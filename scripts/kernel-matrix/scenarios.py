@@ -1,0 +1,1135 @@
+#!/usr/bin/python3
+"""Kernel-matrix scenarios: every refusal reason provoked for real (sockets,
+nft/iptables rules, sysctls, Landlock) inside network namespaces this script
+creates and always deletes, traced by the real `synsight trace --json`.
+
+Each scenario asserts the attributed fields (kind, reason, cause, port, pids)
+and records the hook that served it (the record's evidence: hook, method or
+check; for syscall-based reasons, the doctor's line). The hook expected on
+this kernel is derived independently of synsight: from the kernel's own BTF
+(which enum values and tracepoints exist) and from loading a two-instruction
+fentry program with the bpf(2) syscall. A scenario whose record names
+another hook fails: a kernel new enough for a hook must use it.
+
+Runs the same on the host and inside the kernel-matrix guests (where the
+init passes --slow for the 1-vCPU TCG guest).
+
+  scenarios.py --out FILE [--synsight BIN] [--peer peer.py] [--slow N]
+               [--only NAME,...] [--passes default,kprobe,kfree_skb]
+
+Output: JSON Lines to FILE: an "env" line, a "doctor" line, one "scenario"
+line per scenario and pass, and a final "done" line. Exit status 0 when no
+scenario failed ("unavailable" is not a failure: the kernel cannot show it,
+and the line says why).
+"""
+import ctypes
+import errno
+import json
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# --------------------------------------------------------------------------
+# The kernel, seen independently of synsight
+
+
+class BTF:
+    """The kernel's BTF (/sys/kernel/btf/vmlinux): names, functions, and the
+    argument counts of BTF-typed tracepoints. Hand-written because no
+    packaged Python library reads BTF; only the few kinds needed are decoded."""
+
+    KIND_SIZES = {1: 4, 3: 12, 4: 12, 5: 12, 6: 8, 13: 8, 14: 4, 15: 12, 17: 4, 19: 12}
+    VLEN_KINDS = {4, 5, 6, 13, 15, 19}
+
+    def __init__(self, path="/sys/kernel/btf/vmlinux"):
+        data = open(path, "rb").read()
+        magic, _ver, _flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<HBBIIIII", data, 0)
+        assert magic == 0xEB9F, "not BTF"
+        self.strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
+        types = data[hdr_len + type_off:hdr_len + type_off + type_len]
+        self.funcs = {}       # name -> type id (BTF_KIND_FUNC)
+        self.typedefs = {}    # name -> referenced type id
+        self.kinds = []       # per id: (kind, vlen, type)
+        self.kinds.append((0, 0, 0))
+        off, tid = 0, 1
+        n = len(types)
+        unpack = struct.unpack_from
+        while off < n:
+            name_off, info, size_type = unpack("<III", types, off)
+            kind = (info >> 24) & 0x1F
+            vlen = info & 0xFFFF
+            if kind == 12:
+                self.funcs[self.name(name_off)] = tid
+            elif kind == 8:
+                nm = self.name(name_off)
+                if nm.startswith("btf_trace_"):
+                    self.typedefs[nm] = size_type
+            self.kinds.append((kind, vlen, size_type))
+            off += 12
+            extra = self.KIND_SIZES.get(kind, 0)
+            off += extra * vlen if kind in self.VLEN_KINDS else extra
+            tid += 1
+
+    def name(self, off):
+        end = self.strings.index(b"\0", off)
+        return self.strings[off:end].decode()
+
+    def has_name(self, name):
+        """A type, enum value or member of that name exists."""
+        return (b"\0" + name.encode() + b"\0") in self.strings
+
+    def tp_nargs(self, tp):
+        """Arguments of a BTF-typed tracepoint (without the context), or -1."""
+        t = self.typedefs.get("btf_trace_" + tp)
+        if t is None:
+            return -1
+        kind, _, ref = self.kinds[t]
+        if kind != 2:
+            return -1
+        kind, vlen, _ = self.kinds[ref]
+        return vlen - 1 if kind == 13 else -1
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+SYS_bpf = 321
+BPF_PROG_LOAD = 5
+BPF_PROG_TYPE_TRACING = 26
+BPF_TRACE_FENTRY = 24
+
+
+def fentry_loads(btf, func):
+    """0 if a trivial fentry program on `func` loads, else the errno (the
+    same test libbpf-based tools make; here with the raw bpf(2) syscall)."""
+    fid = btf.funcs.get(func)
+    if fid is None:
+        return errno.ENOENT
+    insns = struct.pack("<BBhi", 0xB7, 0, 0, 0) + struct.pack("<BBhi", 0x95, 0, 0, 0)  # r0 = 0; exit
+    ibuf = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(b"GPL")
+    attr = bytearray(128)
+    struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_TRACING, 2, ctypes.addressof(ibuf), ctypes.addressof(lic))
+    struct.pack_into("<I", attr, 68, BPF_TRACE_FENTRY)
+    struct.pack_into("<I", attr, 108, fid)
+    abuf = ctypes.create_string_buffer(bytes(attr), len(attr))
+    fd = _libc.syscall(SYS_bpf, BPF_PROG_LOAD, abuf, len(attr))
+    if fd < 0:
+        return ctypes.get_errno()
+    os.close(fd)
+    return 0
+
+
+def kallsyms_has(func):
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                p = line.split()
+                if len(p) >= 3 and p[2] == func and p[1] in "tT":
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+class Kernel:
+    """What this kernel offers, and so which hook each reason must use."""
+
+    def __init__(self):
+        self.release = os.uname().release
+        self.btf = BTF()
+        self.kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe/type")
+        self.fentry_errno = fentry_loads(self.btf, "tcp_v4_send_reset")
+        self.fentry = self.fentry_errno == 0
+        self.landlock_abi = landlock_abi()
+
+    def kprobe_ok(self, func):
+        return self.kprobes and kallsyms_has(func)
+
+    def fentry_ok(self, func):
+        return self.fentry and fentry_loads(self.btf, func) == 0
+
+    def describe(self):
+        return {
+            "release": self.release,
+            "fentry": self.fentry,
+            "fentry_errno": errno.errorcode.get(self.fentry_errno, str(self.fentry_errno)) if self.fentry_errno else "",
+            "kprobes": self.kprobes,
+            "rst_reason_no_socket": self.btf.has_name("SK_RST_REASON_NO_SOCKET"),
+            "drop_reason_no_socket": self.btf.has_name("SKB_DROP_REASON_NO_SOCKET"),
+            "drop_reason_listen_overflow": self.btf.has_name("SKB_DROP_REASON_TCP_LISTEN_OVERFLOW"),
+            "consume_skb_args": self.btf.tp_nargs("consume_skb"),
+            "kfree_skb_args": self.btf.tp_nargs("kfree_skb"),
+            "icmp_send_tp": self.btf.tp_nargs("icmp_send") >= 0,
+            "cap_capable_tp": self.btf.tp_nargs("cap_capable") >= 0,
+            "landlock_abi": self.landlock_abi,
+            "selinux": open("/sys/fs/selinux/enforce").read().strip() if os.path.exists("/sys/fs/selinux/enforce") else "",
+        }
+
+    # The hook each reason must use here, in synsight's order of preference.
+    # None: this kernel cannot show it (the string says why).
+
+    def reset_hook(self, forced=None):
+        if forced == "kprobe":
+            return ("kprobe/tcp_v{4,6}_send_reset", None) if self.kprobe_ok("tcp_v4_send_reset") \
+                else (None, "kernel has no kprobes (CONFIG_KPROBES)")
+        if forced == "kfree_skb":
+            return ("tp_btf/kfree_skb", None) if self.btf.has_name("SKB_DROP_REASON_NO_SOCKET") \
+                else (None, "kfree_skb has no drop reasons before 5.17")
+        if self.btf.has_name("SK_RST_REASON_NO_SOCKET"):
+            return "tp_btf/tcp_send_reset", None
+        if self.fentry_ok("tcp_v4_send_reset"):
+            return "fentry/tcp_v{4,6}_send_reset", None
+        if self.kprobe_ok("tcp_v4_send_reset"):
+            return "kprobe/tcp_v{4,6}_send_reset", None
+        if self.btf.has_name("SKB_DROP_REASON_NO_SOCKET"):
+            return "tp_btf/kfree_skb", None
+        return None, "no hook sees no-socket resets"
+
+    def syn_overflow_method(self, forced=None):
+        if forced == "kprobe":
+            return ("kprobe/tcp_conn_request", None) if self.kprobe_ok("tcp_conn_request") \
+                else (None, "kernel has no kprobes (CONFIG_KPROBES)")
+        if self.fentry_ok("tcp_conn_request"):
+            return "fentry/tcp_conn_request", None
+        if self.kprobe_ok("tcp_conn_request"):
+            return "kprobe/tcp_conn_request", None
+        if self.btf.tp_nargs("consume_skb") >= 2:
+            return "tp_btf/consume_skb", None
+        return None, "no fentry/kprobe, and consume_skb has no call site before 6.12"
+
+    def ack_overflow_method(self, abort):
+        if not abort and self.btf.has_name("SKB_DROP_REASON_TCP_LISTEN_OVERFLOW"):
+            return "tp_btf/kfree_skb TCP_LISTEN_OVERFLOW", None
+        if abort and self.btf.has_name("SK_RST_REASON_INVALID_SYN"):
+            return "tp_btf/tcp_send_reset", None
+        if self.fentry_ok("tcp_v4_syn_recv_sock"):
+            return "fexit/tcp_v{4,6}_syn_recv_sock", None
+        if self.kprobe_ok("tcp_v4_syn_recv_sock"):
+            return "kretprobe/tcp_v{4,6}_syn_recv_sock", None
+        return None, ("no TCP_LISTEN_OVERFLOW drop reason before 6.15" if not abort
+                      else "no reset reason before 6.10") + ", and no fexit/kretprobe"
+
+    def cap_check(self):
+        return "tp_btf/cap_capable" if self.btf.tp_nargs("cap_capable") >= 0 else "inferred"
+
+
+def landlock_abi():
+    try:
+        return max(0, _libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1)))  # LANDLOCK_CREATE_RULESET_VERSION
+    except Exception:
+        return 0
+
+
+# --------------------------------------------------------------------------
+# Test plumbing: namespaces, peers, the trace
+
+
+SLOW = 1.0
+
+
+def sh(*args, check=True, timeout=60):
+    r = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout * SLOW)
+    if check and r.returncode != 0:
+        raise Failure("`%s` exited %d: %s" % (" ".join(args), r.returncode, r.stdout.strip()))
+    return r.stdout
+
+
+def wait_until(cond, timeout=10):
+    deadline = time.time() + timeout * SLOW
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    return cond()
+
+
+class Failure(Exception):
+    pass
+
+
+class Unavailable(Exception):
+    pass
+
+
+class NetNS:
+    prefix = "synsight-km-"
+    count = 0
+
+    def __init__(self):
+        NetNS.count += 1
+        self.number = NetNS.count
+        self.name = "%s%d-%d" % (self.prefix, os.getpid(), self.number)
+        sh("ip", "netns", "add", self.name)
+        sh("ip", "-n", self.name, "link", "set", "lo", "up")
+        self.inode = os.stat("/run/netns/" + self.name).st_ino
+        CLEANUP.append(self.remove)
+
+    def exec(self, *args, **kw):
+        return sh("ip", "netns", "exec", self.name, *args, **kw)
+
+    def remove(self):
+        out = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True).stdout
+        for p in out.split():
+            try:
+                os.kill(int(p), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+    def link(self, other, v4="198.18.0", v6=None):
+        """veth pair: self .1, other .2 (and fd00:5e::1/2 with v6)."""
+        a, b = "kma%dx%d" % (os.getpid() % 10000, self.number), "kmb%dx%d" % (os.getpid() % 10000, self.number)
+        sh("ip", "link", "add", a, "netns", self.name, "type", "veth", "peer", "name", b, "netns", other.name)
+        sh("ip", "-n", self.name, "addr", "add", v4 + ".1/24", "dev", a)
+        sh("ip", "-n", other.name, "addr", "add", v4 + ".2/24", "dev", b)
+        if v6:
+            sh("ip", "-n", self.name, "addr", "add", v6 + "1/64", "dev", a, "nodad")
+            sh("ip", "-n", other.name, "addr", "add", v6 + "2/64", "dev", b, "nodad")
+        sh("ip", "-n", self.name, "link", "set", a, "up")
+        sh("ip", "-n", other.name, "link", "set", b, "up")
+        ok = wait_until(lambda: all("state UP" in sh("ip", "-n", ns.name, "link", "show", "dev", d)
+                                    for ns, d in ((self, a), (other, b))), 10)
+        if not ok:
+            raise Failure("veth %s/%s did not come up" % (a, b))
+        return a, b
+
+
+CLEANUP = []
+
+
+def cleanup():
+    while CLEANUP:
+        try:
+            CLEANUP.pop()()
+        except Exception:
+            pass
+
+
+class Peer:
+    """Support/peer.py inside a namespace (ip netns exec execs python: the
+    PID is the peer's own)."""
+
+    def __init__(self, ns, args, ready="ready", timeout=15):
+        self.out = tempfile.NamedTemporaryFile(prefix="km-peer-", delete=False)
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns.name, "/usr/bin/python3", PEER] + args,
+                                     stdout=self.out, stderr=subprocess.STDOUT)
+        CLEANUP.append(self.kill)
+        if not wait_until(lambda: self.output().startswith(ready) or self.proc.poll() is not None, timeout) \
+                or self.proc.poll() is not None:
+            raise Failure("peer %s did not start: %s" % (" ".join(args), self.output()))
+        self.pid = self.proc.pid
+
+    def output(self):
+        try:
+            return open(self.out.name).read()
+        except OSError:
+            return ""
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        try:
+            os.unlink(self.out.name)
+        except OSError:
+            pass
+
+
+def peer(ns, *args, unprivileged=False, timeout=30):
+    """Runs a one-shot peer.py command; returns the integers it printed (pid, errno, ...)."""
+    cmd = ["ip", "netns", "exec", ns.name]
+    if unprivileged:
+        cmd += ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all"]
+    out = sh(*(cmd + ["/usr/bin/python3", PEER] + [str(a) for a in args]), timeout=timeout)
+    nums = [int(x) for x in out.split() if x.lstrip("-").isdigit()]
+    if len(nums) < 2:
+        raise Failure("bad peer output: %r" % out)
+    return nums
+
+
+def connect(ns, addr, port, timeout=3):
+    return peer(ns, "connect", addr, port, "--timeout", timeout * SLOW)
+
+
+def connect_async(ns, addr, port, timeout=2):
+    return subprocess.Popen(["ip", "netns", "exec", ns.name, "/usr/bin/python3", PEER, "connect", addr, str(port),
+                             "--timeout", str(timeout * SLOW)], stdout=subprocess.PIPE, text=True)
+
+
+def result_of(p):
+    out, _ = p.communicate()
+    nums = [int(x) for x in out.split() if x.lstrip("-").isdigit()]
+    return nums if len(nums) >= 2 else [-1, -1]
+
+
+class Trace:
+    """`synsight trace --json` for one pass of scenarios."""
+
+    def __init__(self, args, env=None):
+        self.out = tempfile.NamedTemporaryFile(prefix="km-trace-out-", delete=False)
+        self.err = tempfile.NamedTemporaryFile(prefix="km-trace-err-", delete=False)
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen([SYNSIGHT, "trace", "--json"] + args, stdout=self.out, stderr=self.err, env=e)
+        self.parsed = []
+        self.offset = 0
+        if not wait_until(lambda: "synsight: tracing" in self.stderr() or self.proc.poll() is not None, 60) \
+                or self.proc.poll() is not None:
+            err = self.stderr()
+            self.stop()
+            raise Failure("synsight trace %s did not start: %s" % (" ".join(args), err.strip()))
+
+    def stderr(self):
+        return open(self.err.name, errors="replace").read()
+
+    def records(self):
+        with open(self.out.name, errors="replace") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind("\n")
+        if end >= 0:
+            for line in data[:end].split("\n"):
+                if line.strip():
+                    try:
+                        self.parsed.append(json.loads(line))
+                    except ValueError:
+                        raise Failure("unparsable JSON line from synsight: %r" % line)
+            self.offset += len(data[:end + 1].encode())
+        return self.parsed
+
+    def wait(self, match, timeout=10):
+        found = wait_until(lambda: next((r for r in self.records() if match(r)), None), timeout)
+        return found
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20 * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.stderr()
+
+
+def rnd_port():
+    return random.randint(20000, 29999)
+
+
+# --------------------------------------------------------------------------
+# Assertions
+
+
+class Check:
+    def __init__(self):
+        self.failures = []
+
+    def eq(self, what, got, want):
+        if got != want:
+            self.failures.append("%s: got %r, want %r" % (what, got, want))
+
+    def true(self, what, cond):
+        if not cond:
+            self.failures.append(what)
+
+
+def ev(r):
+    return r.get("evidence") or {}
+
+
+def pid_of(r, key):
+    return (r.get(key) or {}).get("pid")
+
+
+def record_hook(r):
+    e = ev(r)
+    for k in ("hook", "method", "check"):
+        if isinstance(e.get(k), str):
+            return e[k]
+    return None
+
+
+def hook_matches(got, want):
+    """`want` is a stable prefix of what synsight writes (method strings carry
+    an explanation after the hook name)."""
+    return got is not None and want is not None and got.startswith(want)
+
+
+def expect_common(c, r, kind, reason, cause, port, family="ipv4"):
+    c.eq("kind", r.get("kind"), kind)
+    c.eq("reason", r.get("reason"), reason)
+    if cause is not None:
+        c.eq("cause", r.get("cause"), cause)
+    c.eq("port", r.get("port"), port)
+    c.eq("family", r.get("family"), family)
+    c.eq("v", r.get("v"), 1)
+    c.true("hint is empty", bool(r.get("hint")))
+
+
+# --------------------------------------------------------------------------
+# Scenarios: each returns (record, check, expected_hook); the hook is
+# compared by the runner.
+
+SCENARIOS = []
+
+
+def scenario(name, reason, passes=("default",)):
+    def wrap(fn):
+        SCENARIOS.append((name, reason, passes, fn))
+        return fn
+    return wrap
+
+
+def no_listener_record(t, ns, port, family=None, timeout=10):
+    return t.wait(lambda r: r.get("kind") == "refusal" and r.get("reason") == "no_listener"
+                  and r.get("netns") == ns.inode and r.get("port") == port
+                  and (family is None or r.get("family") == family), timeout)
+
+
+@scenario("closed port, IPv4", "no_listener/never_listened", passes=("default", "kprobe", "kfree_skb"))
+def sc_closed_v4(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    pid, err = connect(ns, "127.0.0.1", port)
+    c = Check()
+    c.eq("connect errno", err, errno.ECONNREFUSED)
+    r = no_listener_record(t, ns, port, "ipv4")
+    if r:
+        expect_common(c, r, "refusal", "no_listener", "never_listened", port)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("local.addr", (r.get("local") or {}).get("addr"), "127.0.0.1")
+    return r, c, k.reset_hook(pas if pas != "default" else None)
+
+
+@scenario("closed port, IPv6", "no_listener/never_listened", passes=("default", "kprobe", "kfree_skb"))
+def sc_closed_v6(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    pid, err = connect(ns, "::1", port)
+    c = Check()
+    c.eq("connect errno", err, errno.ECONNREFUSED)
+    r = no_listener_record(t, ns, port, "ipv6")
+    if r:
+        expect_common(c, r, "refusal", "no_listener", "never_listened", port, "ipv6")
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("local.addr", (r.get("local") or {}).get("addr"), "::1")
+    return r, c, k.reset_hook(pas if pas != "default" else None)
+
+
+@scenario("listener killed by SIGKILL", "no_listener/listener_exited")
+def sc_listener_exited(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    listener = Peer(ns, ["listen", "127.0.0.1", str(port)])
+    listener.kill()
+    pid, err = connect(ns, "127.0.0.1", port)
+    c = Check()
+    c.eq("connect errno", err, errno.ECONNREFUSED)
+    r = no_listener_record(t, ns, port)
+    if r:
+        expect_common(c, r, "refusal", "no_listener", "listener_exited", port)
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("evidence.signal", ev(r).get("signal"), 9)
+    return r, c, k.reset_hook()
+
+
+@scenario("listener closed, process alive", "no_listener/listener_closed")
+def sc_listener_closed(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    listener = Peer(ns, ["listen", "0.0.0.0", str(port), "--close-after", "0.2"])
+    c = Check()
+    c.true("listener did not close", wait_until(lambda: "closed" in listener.output(), 10))
+    pid, err = connect(ns, "127.0.0.1", port)
+    r = no_listener_record(t, ns, port)
+    if r:
+        expect_common(c, r, "refusal", "no_listener", "listener_closed", port)
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+    return r, c, k.reset_hook()
+
+
+@scenario("127.0.0.1-only listener reached over veth", "no_listener/bound_to_other_address")
+def sc_bound_other(t, k, pas):
+    server, client = NetNS(), NetNS()
+    server.link(client)
+    port = rnd_port()
+    listener = Peer(server, ["listen", "127.0.0.1", str(port)])
+    pid, err = connect(client, "198.18.0.1", port)
+    c = Check()
+    c.eq("connect errno", err, errno.ECONNREFUSED)
+    r = no_listener_record(t, server, port)
+    if r:
+        expect_common(c, r, "refusal", "no_listener", "bound_to_other_address", port)
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("remote.addr", (r.get("remote") or {}).get("addr"), "198.18.0.2")
+    return r, c, k.reset_hook()
+
+
+@scenario("IPv6-only listener reached over IPv4", "no_listener/family_mismatch")
+def sc_family(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    listener = Peer(ns, ["listen", "::", str(port), "--v6only"])
+    pid, err = connect(ns, "127.0.0.1", port)
+    c = Check()
+    r = no_listener_record(t, ns, port)
+    if r:
+        expect_common(c, r, "refusal", "no_listener", "family_mismatch", port)
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+    return r, c, k.reset_hook()
+
+
+@scenario("port listening only in another namespace", "no_listener/other_netns")
+def sc_other_netns(t, k, pas):
+    server, client = NetNS(), NetNS()
+    port = rnd_port()
+    listener = Peer(server, ["listen", "0.0.0.0", str(port)])
+    pid, err = connect(client, "127.0.0.1", port)
+    c = Check()
+    r = no_listener_record(t, client, port)
+    if r:
+        expect_common(c, r, "refusal", "no_listener", "other_netns", port)
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+    return r, c, k.reset_hook()
+
+
+def overflow_record(t, ns, port, reason, stage=None, timeout=10):
+    return t.wait(lambda r: r.get("netns") == ns.inode and r.get("port") == port and r.get("reason") == reason
+                  and (stage is None or ev(r).get("stage") == stage), timeout)
+
+
+@scenario("accept queue full at the SYN (backlog 1, never accepts)", "accept_queue_full/listener_not_accepting",
+          passes=("default", "kprobe"))
+def sc_accept_full(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1"])
+    holders = [Peer(ns, ["hold", "127.0.0.1", str(port), "--seconds", "60"], ready="connected") for _ in range(2)]
+    pid, err = connect(ns, "127.0.0.1", port, timeout=1.5)
+    c = Check()
+    c.true("third connect completed", err != 0)
+    r = overflow_record(t, ns, port, "accept_queue_full")
+    if r:
+        expect_common(c, r, "drop", "accept_queue_full", "listener_not_accepting", port)
+        c.eq("process.pid", pid_of(r, "process"), server.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("evidence.stage", ev(r).get("stage"), "syn")
+        c.eq("evidence.max_backlog", ev(r).get("max_backlog"), 1)
+        c.eq("evidence.accept_queue", ev(r).get("accept_queue"), 2)
+    del holders
+    return r, c, k.syn_overflow_method(pas if pas == "kprobe" else None)
+
+
+@scenario("accept() fails with EMFILE behind a full queue", "accept_queue_full/fd_exhausted")
+def sc_fd_exhausted(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1", "--emfile"])
+    holders = [Peer(ns, ["hold", "127.0.0.1", str(port), "--seconds", "60"], ready="connected") for _ in range(2)]
+    c = Check()
+    fd = t.wait(lambda r: r.get("reason") == "fd_exhausted" and pid_of(r, "process") == server.pid, 10)
+    c.true("no fd_exhausted overflow record for the server", fd is not None)
+    if fd:
+        c.eq("fd_exhausted.kind", fd.get("kind"), "overflow")
+        c.eq("fd_exhausted.errno", ev(fd).get("errno"), "EMFILE")
+        c.eq("fd_exhausted.port", fd.get("port"), port)
+    pid, err = connect(ns, "127.0.0.1", port, timeout=1.5)
+    r = overflow_record(t, ns, port, "accept_queue_full")
+    if r:
+        expect_common(c, r, "drop", "accept_queue_full", "fd_exhausted", port)
+        c.eq("process.pid", pid_of(r, "process"), server.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("evidence.accept_errno", ev(r).get("accept_errno"), "EMFILE")
+    del holders
+    return r, c, k.syn_overflow_method()
+
+
+def syn_queue(t, k, pas, cookies):
+    server, client = NetNS(), NetNS()
+    server.link(client)
+    server.exec("sysctl", "-qw", "net.ipv4.tcp_syncookies=%d" % cookies)
+    client.exec("nft", "add table inet t; add chain inet t in { type filter hook input priority 0; }; "
+                "add rule inet t in tcp flags & (syn | ack) == (syn | ack) drop")
+    port = rnd_port()
+    listener = Peer(server, ["stall", "0.0.0.0", str(port), "--backlog", "2"])
+    procs = [connect_async(client, "198.18.0.1", port, timeout=1) for _ in range(6)]
+    r = overflow_record(t, server, port, "syn_queue_full")
+    for p in procs:
+        result_of(p)
+    c = Check()
+    if r:
+        if cookies == 0:
+            expect_common(c, r, "drop", "syn_queue_full", "syncookies_off", port)
+        else:
+            expect_common(c, r, "overflow", "syn_queue_full", "syncookies_sent", port)
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.eq("evidence.max_backlog", ev(r).get("max_backlog"), 2)
+        c.true("evidence.syn_queue > 2", (ev(r).get("syn_queue") or 0) > 2)
+        c.eq("remote.addr", (r.get("remote") or {}).get("addr"), "198.18.0.2")
+    return r, c, k.syn_overflow_method(pas if pas == "kprobe" else None)
+
+
+@scenario("SYN queue full, syncookies off", "syn_queue_full/syncookies_off", passes=("default", "kprobe"))
+def sc_synq_drop(t, k, pas):
+    return syn_queue(t, k, pas, 0)
+
+
+@scenario("SYN queue full, syncookies on", "syn_queue_full/syncookies_sent")
+def sc_synq_cookie(t, k, pas):
+    return syn_queue(t, k, pas, 1)
+
+
+def ack_stage(t, k, pas, abort):
+    expected = k.ack_overflow_method(abort)
+    server, client = NetNS(), NetNS()
+    server.link(client)
+    if abort:
+        server.exec("sysctl", "-qw", "net.ipv4.tcp_abort_on_overflow=1")
+    port = rnd_port()
+    listener = Peer(server, ["stall", "0.0.0.0", str(port), "--backlog", "1"])
+    client.exec("nft", "add table inet hold; add chain inet hold out { type filter hook output priority 0; }; "
+                "add rule inet hold out tcp dport %d tcp flags & (syn | ack | fin | rst) == ack drop" % port)
+    held = [Peer(client, ["hold", "198.18.0.1", str(port), "--seconds", "60"], ready="connected") for _ in range(2)]
+    fillers = [Peer(server, ["hold", "198.18.0.1", str(port), "--seconds", "60"], ready="connected") for _ in range(2)]
+    client.exec("nft", "delete table inet hold")
+    # The server retransmits its SYN-ACK after ~1 s; the clients' ACKs then overflow.
+    r = overflow_record(t, server, port, "accept_queue_full", stage="ack", timeout=15)
+    c = Check()
+    if r:
+        expect_common(c, r, "refusal" if abort else "drop", "accept_queue_full", None, port)
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.true("client.pid %r is not one of the held clients" % pid_of(r, "client"),
+               pid_of(r, "client") in [p.pid for p in held])
+        c.eq("remote.addr", (r.get("remote") or {}).get("addr"), "198.18.0.2")
+        if abort:
+            c.eq("evidence.tcp_abort_on_overflow", ev(r).get("tcp_abort_on_overflow"), True)
+    del fillers
+    return r, c, expected
+
+
+@scenario("accept queue full at the ACK stage: ACK dropped", "accept_queue_full/listener_not_accepting (ack)")
+def sc_ack_drop(t, k, pas):
+    return ack_stage(t, k, pas, False)
+
+
+@scenario("accept queue full at the ACK stage, tcp_abort_on_overflow: RST", "accept_queue_full (ack, RST)")
+def sc_ack_reset(t, k, pas):
+    return ack_stage(t, k, pas, True)
+
+
+V4S, V4C = "198.18.7.1", "198.18.7.2"
+V6P = "fd00:5e::"
+
+
+def fw_pair():
+    server, client = NetNS(), NetNS()
+    server.link(client, v4="198.18.7", v6=V6P)
+    # No tentative IPv6 address left, or the first connects fail.
+    wait_until(lambda: "tentative" not in server.exec("ip", "-6", "addr") + client.exec("ip", "-6", "addr"), 10)
+    return server, client
+
+
+def nft_load(ns, ruleset):
+    with tempfile.NamedTemporaryFile("w", prefix="km-nft-", suffix=".nft", delete=False) as f:
+        f.write(ruleset)
+    try:
+        ns.exec("nft", "-f", f.name)
+    finally:
+        os.unlink(f.name)
+
+
+def fw_record(t, ns, port, timeout=10):
+    return t.wait(lambda r: (r.get("reason") or "").startswith("firewall_") and r.get("netns") == ns.inode
+                  and r.get("port") == port, timeout)
+
+
+def fw_check(c, r, reject, port, client_pid, table, chain, rule_contains, family="ipv4", method=None):
+    expect_common(c, r, "refusal" if reject else "drop", "firewall_reject" if reject else "firewall_drop", None, port, family)
+    c.eq("client.pid", pid_of(r, "client"), client_pid)
+    c.eq("evidence.table", ev(r).get("table"), table)
+    c.eq("evidence.chain", ev(r).get("chain"), chain)
+    c.true("evidence.rule %r lacks %r" % (ev(r).get("rule"), rule_contains), rule_contains in (ev(r).get("rule") or ""))
+    if method:
+        c.eq("evidence.method", ev(r).get("method"), method)
+
+
+FW_HOOK = "tp_btf/kfree_skb (NETFILTER_DROP)"
+
+
+def fw_expected(k):
+    return (FW_HOOK, None) if k.btf.has_name("SKB_DROP_REASON_NETFILTER_DROP") else (None, "no NETFILTER_DROP before 5.18")
+
+
+@scenario("nft INPUT reject with tcp reset, IPv4", "firewall_reject (tcp reset)")
+def sc_fw_in_reset(t, k, pas):
+    server, client = fw_pair()
+    port = rnd_port()
+    nft_load(server, 'table inet filter { chain input { type filter hook input priority 0; policy accept;\n'
+             'tcp dport %d counter reject with tcp reset comment "km"\n}\n}\n' % port)
+    pid, err = connect(client, V4S, port)
+    c = Check()
+    c.eq("connect errno", err, errno.ECONNREFUSED)
+    r = fw_record(t, server, port)
+    if r:
+        fw_check(c, r, True, port, pid, "inet filter", "input", 'reject with tcp reset comment "km"', method="client_errno")
+        c.eq("evidence.reject_with", ev(r).get("reject_with"), "tcp-reset")
+    return r, c, fw_expected(k)
+
+
+@scenario("nft INPUT reject (ICMP port-unreachable), IPv4", "firewall_reject (icmp)")
+def sc_fw_in_icmp(t, k, pas):
+    server, client = fw_pair()
+    port = rnd_port()
+    nft_load(server, 'table inet filter { chain input { type filter hook input priority 0; policy accept;\n'
+             'tcp dport %d reject\n}\n}\n' % port)
+    pid, err = connect(client, V4S, port)
+    c = Check()
+    c.eq("connect errno", err, errno.ECONNREFUSED)
+    r = fw_record(t, server, port)
+    if r:
+        fw_check(c, r, True, port, pid, "inet filter", "input", "tcp dport %d reject" % port,
+                 method="icmp_send" if k.btf.tp_nargs("icmp_send") >= 0 else None)
+    return r, c, fw_expected(k)
+
+
+@scenario("nft INPUT drop, IPv4", "firewall_drop")
+def sc_fw_in_drop(t, k, pas):
+    server, client = fw_pair()
+    port = rnd_port()
+    nft_load(server, 'table inet filter { chain input { type filter hook input priority 0; policy accept;\n'
+             'tcp dport %d drop\n}\n}\n' % port)
+    pid, err = connect(client, V4S, port, timeout=2)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = fw_record(t, server, port)
+    if r:
+        fw_check(c, r, False, port, pid, "inet filter", "input", "tcp dport %d drop" % port, method="retransmission")
+    return r, c, fw_expected(k)
+
+
+@scenario("nft INPUT reject with tcp reset and drop, IPv6", "firewall_reject/firewall_drop (IPv6)")
+def sc_fw_v6(t, k, pas):
+    server, client = fw_pair()
+    port = rnd_port()
+    nft_load(server, 'table ip6 filter6 { chain input { type filter hook input priority 0; policy accept;\n'
+             'tcp dport %d reject with tcp reset\ntcp dport %d drop\n}\n}\n' % (port, port + 1))
+    pid, err = connect(client, V6P + "1", port)
+    pid2, err2 = connect(client, V6P + "1", port + 1, timeout=2)
+    c = Check()
+    c.eq("connect errno", err, errno.ECONNREFUSED)
+    c.eq("connect errno (drop)", err2, errno.ETIMEDOUT)
+    r = fw_record(t, server, port)
+    r2 = fw_record(t, server, port + 1)
+    c.true("no IPv6 drop record", r2 is not None)
+    if r:
+        fw_check(c, r, True, port, pid, "ip6 filter6", "input", "reject with tcp reset", "ipv6")
+    if r2:
+        fw_check(c, r2, False, port + 1, pid2, "ip6 filter6", "input", "tcp dport %d drop" % (port + 1), "ipv6")
+    return r, c, fw_expected(k)
+
+
+@scenario("nft OUTPUT reject and drop of the client's own SYN", "firewall_reject/firewall_drop (OUTPUT)")
+def sc_fw_out(t, k, pas):
+    server, client = fw_pair()
+    port = rnd_port()
+    nft_load(client, 'table inet out { chain output { type filter hook output priority 0; policy accept;\n'
+             'tcp dport %d reject with tcp reset\ntcp dport %d drop\n}\n}\n' % (port, port + 1))
+    pid, err = connect(client, V4S, port)
+    pid2, err2 = connect(client, V4S, port + 1, timeout=2)
+    c = Check()
+    r = fw_record(t, client, port)
+    r2 = fw_record(t, client, port + 1)
+    c.true("no OUTPUT drop record", r2 is not None)
+    if r:
+        fw_check(c, r, True, port, pid, "inet out", "output", "reject with tcp reset")
+    if r2:
+        fw_check(c, r2, False, port + 1, pid2, "inet out", "output", "tcp dport %d drop" % (port + 1))
+        c.eq("evidence.client_context", ev(r2).get("client_context"), "process")
+    return r, c, fw_expected(k)
+
+
+@scenario("iptables (nft backend) REJECT tcp-reset and DROP", "firewall_reject/firewall_drop (iptables)")
+def sc_fw_iptables(t, k, pas):
+    server, client = fw_pair()
+    port = rnd_port()
+    server.exec("iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(port), "-j", "REJECT", "--reject-with", "tcp-reset")
+    server.exec("iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(port + 1), "-j", "DROP")
+    pid, err = connect(client, V4S, port)
+    pid2, err2 = connect(client, V4S, port + 1, timeout=2)
+    c = Check()
+    r = fw_record(t, server, port)
+    r2 = fw_record(t, server, port + 1)
+    c.true("no iptables DROP record", r2 is not None)
+    if r:
+        fw_check(c, r, True, port, pid, "ip filter", "INPUT", "tcp dport %d" % port)
+    if r2:
+        fw_check(c, r2, False, port + 1, pid2, "ip filter", "INPUT", "tcp dport %d" % (port + 1))
+    return r, c, fw_expected(k)
+
+
+def sys_record(t, ns, kind, reason, port, pid=None, key="process", timeout=10):
+    return t.wait(lambda r: r.get("kind") == kind and r.get("reason") == reason and r.get("netns") == ns.inode
+                  and r.get("port") == port and (pid is None or pid_of(r, key) == pid), timeout)
+
+
+@scenario("bind() EADDRINUSE with a listening holder", "address_in_use")
+def sc_bind_in_use(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    holder = Peer(ns, ["listen", "127.0.0.1", str(port)])
+    pid, err = peer(ns, "bind", "127.0.0.1", port)
+    c = Check()
+    c.eq("bind errno", err, errno.EADDRINUSE)
+    r = sys_record(t, ns, "bind_failure", "address_in_use", port)
+    if r:
+        expect_common(c, r, "bind_failure", "address_in_use", None, port)
+        c.eq("process.pid (holder)", pid_of(r, "process"), holder.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("evidence.failed_in", ev(r).get("failed_in"), "bind")
+    return r, c, ("syscalls:sys_{enter,exit}_{bind,listen,connect}", None)
+
+
+@scenario("listen() EADDRINUSE (two SO_REUSEADDR sockets)", "address_in_use (listen)")
+def sc_listen_in_use(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    pid, err = peer(ns, "listen-twice", "127.0.0.1", port)
+    c = Check()
+    c.eq("listen errno", err, errno.EADDRINUSE)
+    r = sys_record(t, ns, "bind_failure", "address_in_use", port)
+    if r:
+        expect_common(c, r, "bind_failure", "address_in_use", None, port)
+        c.eq("evidence.failed_in", ev(r).get("failed_in"), "listen")
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("process.pid", pid_of(r, "process"), pid)
+    return r, c, ("syscalls:sys_{enter,exit}_{bind,listen,connect}", None)
+
+
+@scenario("privileged port as uid 65534", "privileged_port")
+def sc_privileged(t, k, pas):
+    ns = NetNS()
+    pid, err = peer(ns, "bind", "0.0.0.0", 80, unprivileged=True)
+    c = Check()
+    c.eq("bind errno", err, errno.EACCES)
+    r = sys_record(t, ns, "bind_failure", "privileged_port", 80)
+    if r:
+        expect_common(c, r, "bind_failure", "privileged_port", None, 80)
+        c.eq("process.pid", pid_of(r, "process"), pid)
+        c.eq("evidence.uid", ev(r).get("uid"), 65534)
+        c.eq("evidence.capability", ev(r).get("capability"), "CAP_NET_BIND_SERVICE")
+    return r, c, (k.cap_check(), None)
+
+
+@scenario("bind() to an address not on this host", "address_not_available")
+def sc_addr_not_avail(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    pid, err = peer(ns, "bind", "192.0.2.1", port)
+    c = Check()
+    c.eq("bind errno", err, errno.EADDRNOTAVAIL)
+    r = sys_record(t, ns, "bind_failure", "address_not_available", port)
+    if r:
+        expect_common(c, r, "bind_failure", "address_not_available", None, port)
+        c.eq("process.pid", pid_of(r, "process"), pid)
+        c.eq("local.addr", (r.get("local") or {}).get("addr"), "192.0.2.1")
+    return r, c, ("syscalls:sys_{enter,exit}_{bind,listen,connect}", None)
+
+
+@scenario("Landlock-restricted bind and connect", "lsm_denied/landlock")
+def sc_landlock(t, k, pas):
+    if k.landlock_abi < 4:
+        raise Unavailable("Landlock ABI %d: TCP bind/connect rules need ABI 4 (Linux 6.7)" % k.landlock_abi)
+    ns = NetNS()
+    port = rnd_port()
+    Peer(ns, ["listen", "127.0.0.1", str(port + 1)])
+    b = peer(ns, "landlock", port + 2, "bind", "127.0.0.1", port, unprivileged=True)
+    cn = peer(ns, "landlock", port + 2, "connect", "127.0.0.1", port + 1, unprivileged=True)
+    c = Check()
+    c.eq("bind errno", b[1], errno.EACCES)
+    c.eq("connect errno", cn[1], errno.EACCES)
+    r = sys_record(t, ns, "denial", "lsm_denied", port, pid=b[0])
+    r2 = sys_record(t, ns, "denial", "lsm_denied", port + 1, pid=cn[0])
+    c.true("no lsm_denied record for the connect", r2 is not None)
+    for rec, op in ((r, "bind"), (r2, "connect")):
+        if rec:
+            expect_common(c, rec, "denial", "lsm_denied", "landlock", rec.get("port"))
+            c.eq("evidence.operation (%s)" % op, ev(rec).get("operation"), op)
+    return r, c, ("syscalls:sys_{enter,exit}_{bind,listen,connect}", None)
+
+
+@scenario("ephemeral ports exhausted (2-port range)", "ephemeral_ports_exhausted")
+def sc_ephemeral(t, k, pas):
+    ns = NetNS()
+    ns.exec("sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40001")
+    port = rnd_port()
+    Peer(ns, ["listen", "127.0.0.1", str(port)])
+    f = peer(ns, "exhaust", "127.0.0.1", port, 2)
+    c = Check()
+    c.eq("connect errno", f[1], errno.EADDRNOTAVAIL)
+    r = sys_record(t, ns, "connect_failure", "ephemeral_ports_exhausted", port, pid=f[0], key="client")
+    if r:
+        expect_common(c, r, "connect_failure", "ephemeral_ports_exhausted", None, port)
+        c.eq("process.pid", pid_of(r, "process"), f[0])
+    return r, c, ("syscalls:sys_{enter,exit}_{bind,listen,connect}", None)
+
+
+@scenario("no ARP answer: EHOSTUNREACH", "connect_failure/host_unreachable")
+def sc_host_unreach(t, k, pas):
+    client, other = NetNS(), NetNS()
+    other.link(client)
+    port = rnd_port()
+    pid, err = connect(client, "198.18.0.77", port, timeout=15)
+    c = Check()
+    c.eq("connect errno", err, errno.EHOSTUNREACH)
+    r = t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("netns") == client.inode and r.get("port") == port, 15)
+    if r:
+        expect_common(c, r, "connect_failure", "unknown", "host_unreachable", port)
+        c.eq("process.pid", pid_of(r, "process"), pid)
+    return r, c, ("tp_btf/inet_sock_set_state", None)
+
+
+@scenario("SYNs that vanish: ETIMEDOUT", "connect_failure/timed_out")
+def sc_timed_out(t, k, pas):
+    client, other = NetNS(), NetNS()
+    _, dev = other.link(client)
+    client.exec("ip", "neigh", "add", "198.18.0.88", "lladdr", "02:00:00:00:00:88", "dev", dev, "nud", "permanent")
+    client.exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
+    port = rnd_port()
+    pid, err = connect(client, "198.18.0.88", port, timeout=15)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("netns") == client.inode and r.get("port") == port, 15)
+    if r:
+        expect_common(c, r, "connect_failure", "unknown", "timed_out", port)
+        c.eq("process.pid", pid_of(r, "process"), pid)
+    return r, c, ("tp_btf/inet_sock_set_state", None)
+
+
+# --------------------------------------------------------------------------
+# The runner
+
+PASSES = {
+    # name: (trace arguments, environment, what it proves)
+    "default": ([], {}, "hooks chosen by synsight's probes"),
+    "kprobe": (["--reset-hook", "kprobe"], {"SYNSIGHT_OVERFLOW_HOOK": "kprobe"}, "kprobe variants forced"),
+    "kfree_skb": (["--reset-hook", "kfree_skb"], {}, "kfree_skb fallback forced"),
+}
+
+
+def doctor_hooks(text):
+    """reason -> the hook text of its doctor line."""
+    out = {}
+    for line in text.splitlines():
+        p = line.strip().split(None, 1)
+        if len(p) == 2 and line.startswith("  ") and not line.startswith("   "):
+            out[p[0]] = p[1].split(" -- ")[0].strip()
+    return out
+
+
+def run_scenario(emit, k, trace, pas, name, reason, fn, doctor):
+    started = time.time()
+    res = {"type": "scenario", "pass": pas, "name": name, "reason": reason}
+    try:
+        r, c, (want, why) = fn(trace, k, pas)
+        got = record_hook(r) if r else None
+        if got is None and r:
+            got = doctor.get(r.get("reason"), None)
+        res.update({"hook": got, "expected_hook": want})
+        if r is None:
+            if want is None:
+                res.update({"status": "unavailable", "detail": why})
+            else:
+                res.update({"status": "fail", "detail": "no record (expected one via %s)" % want})
+        else:
+            res["record"] = {k2: r.get(k2) for k2 in ("kind", "reason", "cause", "port", "family")}
+            res["record"]["process"] = pid_of(r, "process")
+            res["record"]["client"] = pid_of(r, "client")
+            if want is None:
+                c.failures.append("a record came although this kernel should not show it (%s)" % why)
+            elif not hook_matches(got, want):
+                c.failures.append("hook %r, but this kernel must use %r" % (got, want))
+            res.update({"status": "fail" if c.failures else "pass", "detail": "; ".join(c.failures)})
+            if c.failures:
+                res["json"] = json.dumps(r, sort_keys=True)[:3000]
+    except Unavailable as e:
+        res.update({"status": "unavailable", "detail": str(e), "hook": None, "expected_hook": None})
+    except Exception as e:
+        res.update({"status": "fail", "detail": "%s: %s" % (type(e).__name__, e),
+                    "trace": traceback.format_exc(limit=3)})
+    finally:
+        cleanup()
+    res["seconds"] = round(time.time() - started, 1)
+    emit(res)
+    return res["status"] != "fail"
+
+
+def main():
+    global SYNSIGHT, PEER, SLOW
+    args = sys.argv[1:]
+
+    def opt(name, default=None):
+        return args[args.index(name) + 1] if name in args else default
+    SYNSIGHT = opt("--synsight", "/usr/local/bin/synsight")
+    PEER = opt("--peer", os.path.join(HERE, "peer.py"))
+    SLOW = float(opt("--slow", "1"))
+    only = set(filter(None, (opt("--only", "") or "").split(",")))
+    passes = (opt("--passes", "default,kprobe,kfree_skb")).split(",")
+    out = open(opt("--out", "/dev/stdout"), "w", buffering=1)
+
+    def emit(obj):
+        out.write(json.dumps(obj, sort_keys=True) + "\n")
+        out.flush()
+
+    k = Kernel()
+    emit({"type": "env", **k.describe()})
+    d = subprocess.run([SYNSIGHT, "doctor"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    emit({"type": "doctor", "text": d.stdout, "status": d.returncode})
+    doctor = doctor_hooks(d.stdout)
+    ok = True
+
+    for pas in passes:
+        targs, tenv, _ = PASSES[pas]
+        selected = [(n, r, fn) for (n, r, ps, fn) in SCENARIOS if pas in ps and (not only or fn.__name__ in only)]
+        if not selected:
+            continue
+        if pas == "kprobe" and not k.kprobes:
+            for n, r, fn in selected:
+                emit({"type": "scenario", "pass": pas, "name": n, "reason": r, "status": "unavailable",
+                      "detail": "kernel has no kprobes (CONFIG_KPROBES)", "hook": None, "expected_hook": None})
+            continue
+        try:
+            trace = Trace(targs, tenv)
+        except Failure as e:
+            for n, r, fn in selected:
+                emit({"type": "scenario", "pass": pas, "name": n, "reason": r, "status": "fail", "detail": str(e)})
+            ok = False
+            continue
+        try:
+            for n, r, fn in selected:
+                ok &= run_scenario(emit, k, trace, pas, n, r, fn, doctor)
+        finally:
+            summary = trace.stop()
+        emit({"type": "trace", "pass": pas, "stderr": summary[-4000:]})
+    emit({"type": "done"})
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        cleanup()
