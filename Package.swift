@@ -27,8 +27,10 @@ let package = Package(
             name: "CSynsightShim",
             linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
         ),
+        // zlib's gzip init macros wrapped for Swift (compressed recordings).
+        .target(name: "CSynsightZlib", linkerSettings: [.linkedLibrary("z")]),
         // Pure Swift: event model, decoding, attribution, output. No libbpf, no root.
-        .target(name: "SynsightCore", dependencies: ["CSynsightABI"]),
+        .target(name: "SynsightCore", dependencies: ["CSynsightABI", "CSynsightZlib"]),
         // The only module that talks to the kernel.
         .target(
             name: "SynsightKernel",

@@ -15,6 +15,11 @@ import Glibc
 /// counts its lines as lost and reports once per episode; the next flush
 /// retries (re-creating the directory and file) and, once writing works
 /// again, first writes a `lost` record with the count, so the gap is visible.
+///
+/// Compression (`compress`): rotated files are gzipped by a
+/// `RotationCompressor` thread (never the active file); retention counts a
+/// file and its `.gz` as one. `open` cleans up what a crash during
+/// compression left (see `recoverCompressionLeftovers`).
 public final class Recorder {
     public enum FsyncPolicy: String, Sendable, CaseIterable {
         case never, rotate, always
@@ -29,6 +34,8 @@ public final class Recorder {
         public var fsync: FsyncPolicy = .rotate
         /// Buffered bytes that force a write before the periodic flush.
         public var bufferLimit: Int = 256 << 10
+        /// Gzip rotated files (off the recording thread).
+        public var compress = false
 
         public init(directory: String) {
             self.directory = directory
@@ -48,6 +55,12 @@ public final class Recorder {
     var failing = false
     /// Called with a one-line message when writing starts or stops failing.
     public var onError: (String) -> Void = { _ in }
+    /// Messages about files cleaned up by `open` (crash leftovers).
+    public private(set) var startupNotes: [String] = []
+    /// Runs while `options.compress` is on and the recorder is open.
+    public private(set) var compressor: RotationCompressor?
+    /// Called on the compressor's thread when a file cannot be compressed.
+    public var onCompressionError: @Sendable (String) -> Void = { _ in }
     /// Wall clock, for rotated-file names and retention (tests replace it).
     public var now: () -> Int64 = {
         var t = timespec()
@@ -63,6 +76,7 @@ public final class Recorder {
     deinit {
         _ = flush()
         if fd >= 0 { Glibc.close(fd) }
+        compressor?.stop()
     }
 
     var activePath: String { options.directory + "/" + Recorder.activeName }
@@ -78,7 +92,47 @@ public final class Recorder {
         guard stat(options.directory, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
             throw RecorderError(what: "\(options.directory) is not a directory", errno: ENOTDIR)
         }
-        return try openActive()
+        recoverCompressionLeftovers()
+        let truncated = try openActive()
+        if options.compress && compressor == nil {
+            let c = RotationCompressor(directory: options.directory, onError: onCompressionError)
+            compressor = c
+            c.start()  // also compresses rotated files an earlier run left plain
+        }
+        return truncated
+    }
+
+    /// After a crash during compression: a `.gz.tmp` is deleted; where both
+    /// `<name>.jsonl` and `<name>.jsonl.gz` exist, the `.gz` is kept only if
+    /// it decompresses completely (CRCs checked) to the plain file's length,
+    /// else the plain file is kept. At most one file was being compressed,
+    /// so this costs at most one decompression. Runs whether or not
+    /// compression is on now.
+    func recoverCompressionLeftovers() {
+        let dir = options.directory
+        let names = RecordingFiles.list(dir)
+        let present = Set(names)
+        for name in names where name.hasPrefix(RecordingFiles.rotatedPrefix) {
+            let path = dir + "/" + name
+            if name.hasSuffix(RecordingFiles.tmpSuffix) {
+                _ = unlink(path)
+                startupNotes.append("removed \(path), an unfinished compression left by an earlier run")
+                continue
+            }
+            guard let (base, compressed) = RecordingFiles.rotatedBase(name), compressed,
+                  present.contains(base + RecordingFiles.plainSuffix) else { continue }
+            let plain = dir + "/" + base + RecordingFiles.plainSuffix
+            var st = stat()
+            guard lstat(plain, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+            if let n = Gzip.verifiedLength(path: path), n == Int64(st.st_size) {
+                _ = unlink(plain)
+                startupNotes.append("kept \(path) and removed \(plain): an earlier run was interrupted after compressing it")
+            } else {
+                _ = unlink(path)
+                startupNotes.append("removed \(path), incomplete or not matching \(plain): an earlier run was interrupted while compressing it")
+            }
+        }
+        RecordingFiles.fsyncDirectory(dir)
     }
 
     func openActive() throws(RecorderError) -> Int64 {
@@ -200,39 +254,47 @@ public final class Recorder {
         let compact = stamp.filter { $0 != "-" && $0 != ":" }
         var target = options.directory + "/synsight-\(compact).jsonl"
         var n = 1
-        while access(target, F_OK) == 0 {
+        while access(target, F_OK) == 0 || access(target + ".gz", F_OK) == 0 {
             n += 1
             target = options.directory + "/synsight-\(compact)-\(n).jsonl"
         }
         _ = Glibc.rename(activePath, target)
         do { _ = try openActive() } catch { noteFailure("\(error)") }
         prune()
+        compressor?.wake()
     }
 
-    /// The rotated files, oldest first (their names sort by time).
+    /// The rotated files (plain or compressed), oldest first (their names
+    /// sort by time).
     public func rotatedFiles() -> [String] {
-        guard let d = opendir(options.directory) else { return [] }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasPrefix("synsight-") && (name.hasSuffix(".jsonl") || name.hasSuffix(".jsonl.gz")) { names.append(name) }
-        }
-        return names.sorted()
+        RecordingFiles.list(options.directory).filter { RecordingFiles.rotatedBase($0) != nil }
     }
 
-    /// Retention: at most `maxFiles` rotated files, none older than `maxAgeSeconds`.
+    /// Retention: at most `maxFiles` rotated files, none older than
+    /// `maxAgeSeconds`. A file and its compressed copy (both exist for a
+    /// moment while it is compressed) count as one and go together.
     public func prune() {
-        var files = rotatedFiles()
-        while files.count > options.maxFiles {
-            _ = unlink(options.directory + "/" + files.removeFirst())
+        compressor?.lock()
+        defer { compressor?.unlock() }
+        var bases: [String] = []
+        var seen = Set<String>()
+        for name in rotatedFiles() {
+            if let b = RecordingFiles.rotatedBase(name)?.base, seen.insert(b).inserted { bases.append(b) }
         }
+        let dir = options.directory + "/"
+        func remove(_ base: String) {
+            _ = unlink(dir + base + RecordingFiles.plainSuffix)
+            _ = unlink(dir + base + RecordingFiles.gzSuffix)
+        }
+        while bases.count > options.maxFiles { remove(bases.removeFirst()) }
         if let maxAge = options.maxAgeSeconds {
             let cutoff = now() / 1_000_000_000 - maxAge
-            for name in files {
+            for base in bases {
                 var st = stat()
-                let path = options.directory + "/" + name
-                if stat(path, &st) == 0 && Int64(st.st_mtim.tv_sec) < cutoff { _ = unlink(path) }
+                let old = [RecordingFiles.plainSuffix, RecordingFiles.gzSuffix].contains {
+                    stat(dir + base + $0, &st) == 0 && Int64(st.st_mtim.tv_sec) < cutoff
+                }
+                if old { remove(base) }
             }
         }
     }
@@ -245,7 +307,8 @@ public final class Recorder {
         do { _ = try openActive() } catch { noteFailure("\(error)") }
     }
 
-    /// Flush, fsync (unless `never`) and close.
+    /// Flush, fsync (unless `never`) and close; stops the compressor (a file
+    /// it was compressing stays plain and is compressed at the next start).
     public func close() {
         _ = flush()
         if fd >= 0 {
@@ -253,6 +316,7 @@ public final class Recorder {
             Glibc.close(fd)
             fd = -1
         }
+        compressor?.stop()
     }
 }
 

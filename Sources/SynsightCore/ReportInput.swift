@@ -48,6 +48,9 @@ public struct ReportSession {
 
     /// `*.jsonl` and `*.jsonl.gz` in `dir` (not recursive), sorted by name so
     /// rotated files come in time order before the active `synsight.jsonl`.
+    /// Where both `x.jsonl` and `x.jsonl.gz` exist (the recorder is compressing
+    /// x, or was interrupted doing so) only the plain file is read, so nothing
+    /// is counted twice.
     public static func listDirectory(_ dir: String) -> [String]? {
         guard let d = opendir(dir) else { return nil }
         defer { closedir(d) }
@@ -58,6 +61,8 @@ public struct ReportSession {
             }
             if name.hasSuffix(".jsonl") || name.hasSuffix(".jsonl.gz") { names.append(name) }
         }
+        let plain = Set(names.filter { $0.hasSuffix(".jsonl") })
+        names.removeAll { $0.hasSuffix(".jsonl.gz") && plain.contains(String($0.dropLast(3))) }
         let base = dir.hasSuffix("/") ? dir : dir + "/"
         return names.sorted().map { base + $0 }
     }
@@ -76,7 +81,14 @@ public struct ReportSession {
                 return
             }
             if files.isEmpty { noteInput("\(path): no *.jsonl files in this directory") }
-            for f in files { readFile(f) }
+            for f in files {
+                // Compressed (and its plain file removed) since the listing: read the .gz.
+                if !f.hasSuffix(".gz"), access(f, F_OK) != 0, errno == ENOENT, access(f + ".gz", F_OK) == 0 {
+                    readFile(f + ".gz")
+                } else {
+                    readFile(f)
+                }
+            }
         } else {
             readFile(path)
         }
@@ -122,49 +134,34 @@ public struct ReportSession {
         return true
     }
 
-    /// `*.jsonl.gz`: decompressed by the system's `gzip -dc` through a pipe
-    /// (no new library dependency), streamed like a plain file. Without
-    /// gzip, or when it fails, the file is listed as skipped.
+    /// `*.jsonl.gz`: streamed through zlib (all gzip members, CRCs checked),
+    /// split into lines like a plain file; memory stays flat. Corrupt or
+    /// truncated data ends the file with a message naming it (lines before
+    /// the damage are counted) and exit status 2.
     mutating func readCompressed(_ path: String) {
-        guard access(path, R_OK) == 0 else {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
             unreadableInputs += 1
-            noteInput("\(path): cannot read: \(String(cString: strerror(errno)))")
+            noteInput("\(path): cannot open: \(String(cString: strerror(errno)))")
             return
         }
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else {
-            skippedFiles += 1
-            noteInput("\(path): skipped: cannot decompress (pipe: \(String(cString: strerror(errno))))")
+        defer { close(fd) }
+        var lines = LineSplitter(name: path)
+        let end = Gzip.inflate(fd: fd) { chunk in lines.feed(chunk, into: &self) }
+        switch end {
+        case .complete:
+            lines.finish(into: &self)
+        case .readError:
+            lines.finish(into: &self)
+            unreadableInputs += 1
+            noteInput("\(path): \(end.description)")
             return
-        }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = ["gzip", "-dc", "--", path]
-        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, "gzip", &actions, nil, &cargs, environ)
-        close(fds[1])
-        guard rc == 0 else {
-            close(fds[0])
+        default:
+            // A partial last line before the damage is not a record: drop it silently
+            // (the file-level message says the rest was skipped).
+            let before = lines.number
             skippedFiles += 1
-            noteInput("\(path): skipped: cannot run gzip to decompress it (\(String(cString: strerror(rc)))); decompress it first")
-            return
-        }
-        // Lines are counted in the decompressed stream.
-        let ok = readStream(fds[0], name: path)
-        close(fds[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-        let exited = (status & 0x7f) == 0
-        if !ok || !exited || (status >> 8) & 0xff != 0 {
-            skippedFiles += 1
-            noteInput("\(path): skipped the rest: gzip could not decompress it (corrupt or truncated)")
+            noteInput("\(path): skipped the rest: \(end.description); lines read before it: \(before)")
         }
         filesRead += 1
         builder.totals.files = filesRead

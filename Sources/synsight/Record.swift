@@ -24,6 +24,12 @@ struct RecordCommand: ParsableCommand {
             Faults: when the directory is full or gone, recording pauses (reported on stderr), \
             events are counted, and a `lost` record with the count is written when it works again.
 
+            Compression (--compress, default off): each rotated file is gzipped to \
+            synsight-<UTC time>.jsonl.gz by a background thread (never the active file), written to a \
+            .tmp file, fsynced and renamed, then the plain file is removed; leftovers of a crash are \
+            cleaned at start. --max-files and --max-age count compressed files. `synsight report` \
+            reads .gz files directly.
+
             Signals: SIGTERM/SIGINT flush and exit; SIGHUP reopens the file (logrotate `copytruncate` \
             is not needed: rotate by moving the file, then send SIGHUP).
 
@@ -53,6 +59,9 @@ struct RecordCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Identical events per second written one by one before folding into a summary (0: never fold).",
                                valueName: "n"))
     var aggregate: Int = 10
+
+    @Flag(help: "Gzip rotated files in the background (default: off).")
+    var compress = false
 
     @Option(name: .customLong("port"), help: ArgumentHelp("Only record events on this port (repeatable, at most 16).", valueName: "port"))
     var ports: [Int] = []
@@ -125,8 +134,10 @@ struct RecordCommand: ParsableCommand {
         opts.maxFiles = maxFiles
         opts.maxAgeSeconds = maxAge.flatMap(Self.parseAge)
         opts.fsync = Recorder.FsyncPolicy(rawValue: fsync) ?? .rotate
+        opts.compress = compress
         let recorder = Recorder(options: opts)
         recorder.onError = { Output.stderr("synsight: \($0)\n") }
+        recorder.onCompressionError = { Output.stderr("synsight: \(TerminalText.escape($0))\n") }
         do {
             let repaired = try recorder.open()
             if repaired > 0 {
@@ -135,6 +146,7 @@ struct RecordCommand: ParsableCommand {
         } catch {
             throw fail("cannot record to \(dir): \(error) (choose a writable directory with --dir)")
         }
+        for note in recorder.startupNotes { Output.stderr("synsight: \(TerminalText.escape(note))\n") }
         recorder.prune()
 
         var settings = TraceSettings()
