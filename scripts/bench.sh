@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# synsight benchmarks (issue 6): refusal storm, cost per event against
+# bpftrace, healthy-traffic overhead (nginx + wrk), start-up, memory and
+# report throughput. Writes docs/benchmarks.md. Not part of the test suite.
+#
+#   sudo bash scripts/bench.sh            # full run (waits for a quiet machine)
+#   sudo bash scripts/bench.sh --quick    # short runs, to check the harness
+#   options: --no-wait  --only storms,healthy,...  --workers N  --no-doc
+#
+# Needs root (BPF, network namespaces). All traffic stays on loopback inside
+# namespaces the benchmark creates (sb<pid>-*) and deletes on exit, even on
+# failure; no host sysctl, firewall rule or service is changed.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+source scripts/env.sh
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "bench: needs root (BPF programs, network namespaces): run with sudo" >&2
+    exit 1
+fi
+
+write_doc=1
+args=()
+for a in "$@"; do
+    if [[ $a == --no-doc ]]; then write_doc=0; else args+=("$a"); fi
+done
+
+bash scripts/install-deps.sh
+bash scripts/bench/install-bench-deps.sh
+
+scratch=${SYNSIGHT_BENCH_SCRATCH:-.build-bench}
+echo "bench: building synsight (release, --scratch-path $scratch)" >&2
+swift build -c release --scratch-path "$scratch" >&2
+bin="$root/$scratch/release/synsight"
+
+work=$(mktemp -d /tmp/synsight-bench-sh.XXXXXX)
+cleanup() {
+    # bench.py deletes what it created; this catches a bench.py killed hard.
+    local ns
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^sb[0-9]*-" || true); do
+        pid=${ns#sb}; pid=${pid%%-*}
+        if ! kill -0 "$pid" 2>/dev/null; then ip netns del "$ns" 2>/dev/null || true; fi
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+gcc -O2 -Wall -o "$work/refuse" scripts/bench/refuse.c
+
+python3 scripts/bench/bench.py --synsight "$bin" --refuse "$work/refuse" --out "$work/results.json" ${args[@]+"${args[@]}"}
+
+if ((write_doc)); then
+    python3 scripts/bench/report.py "$work/results.json" --synsight "$bin" > docs/benchmarks.md.new
+    mv docs/benchmarks.md.new docs/benchmarks.md
+    echo "bench: wrote docs/benchmarks.md" >&2
+fi
+cp "$work/results.json" "${SYNSIGHT_BENCH_RESULTS:-/tmp/synsight-bench-results.json}"
