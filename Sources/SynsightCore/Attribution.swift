@@ -120,7 +120,7 @@ public struct AttributionEngine {
     var exitOrder: [(pid: UInt32, ts: UInt64)] = []
     var pending: [JoinKey: Pending] = [:]
     var serial: UInt64 = 0
-    var earlyClients: [JoinKey: ConnectError] = [:]
+    var earlyClients = ExpiringMap<JoinKey, ConnectError>()
     /// Firewall REJECT/DROP decisions in progress, and the rule source (FirewallAttribution.swift).
     public var firewall = FirewallState()
     var overflow = OverflowState()
@@ -134,6 +134,7 @@ public struct AttributionEngine {
     static let maxExits = 4096
     static let maxHistory = 65536
     static let maxPending = 65536
+    static let maxEarlyClients = 16384
 
     public init(clock: ClockMapping, joinWindowNs: UInt64 = 200_000_000,
                 resolver: (any ProcessResolver)? = nil) {
@@ -214,7 +215,7 @@ public struct AttributionEngine {
         case .noSocketReset(let r):
             var record = attribute(r)
             let key = JoinKey(client: r.remote, server: r.local)
-            if let ce = earlyClients.removeValue(forKey: key), ce.ts + joinWindowNs > r.ts {
+            if let ce = earlyClients.removeValue(forKey: key), ce.ts &+ joinWindowNs > r.ts {
                 record.client = clientRef(ce)
                 return [record] + pruneEarlyClients(now: r.ts)
             }
@@ -229,8 +230,16 @@ public struct AttributionEngine {
         case .firewallDrop, .firewallICMP, .synRetransmit:
             return ingestFirewall(event)
         case .connectError(let ce):
-            if let fw = firewallClientOutcome(ce) { return fw }
             let key = JoinKey(client: ce.local, server: ce.remote)
+            // The common case of a refusal storm: the server side's
+            // no-listener RST is already waiting for this very client. A
+            // no-socket RST is not a firewall's, so the firewall's
+            // bookkeeping is skipped (it used to remember every such error).
+            if ce.errno == 111, firewall.attempts[key] == nil, var p = pending.removeValue(forKey: key) {
+                p.record.client = clientRef(ce)
+                return [p.record]
+            }
+            if let fw = firewallClientOutcome(ce) { return fw }
             if ce.errno == 104 {
                 // Already reported from the server side (the listener's RST)?
                 if let t = overflow.recentResets[key], ce.ts >= t, ce.ts - t < 1_000_000_000 { return [] }
@@ -243,9 +252,12 @@ public struct AttributionEngine {
                 return [p.record]
             }
             // Wait one join window for a server-side RST of this host.
-            earlyClients[key] = ce
-            if earlyClients.count > 4096 { return pruneEarlyClients(now: ce.ts) }
-            return []
+            var out = pruneEarlyClients(now: ce.ts)
+            if earlyClients.count >= Self.maxEarlyClients, let old = earlyClients.removeOldest() {
+                out.append(clientFailureRecord(old))
+            }
+            earlyClients.insert(ce, forKey: key, deadline: ce.ts &+ joinWindowNs)
+            return out
         }
     }
 
@@ -278,13 +290,8 @@ public struct AttributionEngine {
     /// become client-side records (the server is not on this host).
     mutating func pruneEarlyClients(now: UInt64) -> [Record] {
         guard !earlyClients.isEmpty else { return [] }
-        var out: [Record] = []
-        earlyClients = earlyClients.filter { _, ce in
-            if ce.ts &+ joinWindowNs > now { return true }
-            out.append(clientFailureRecord(ce))
-            return false
-        }
-        return out.sorted { $0.ts < $1.ts }
+        // Oldest first, O(1) amortized (ExpiringMap): this runs per event.
+        return earlyClients.expire(now: now).map { clientFailureRecord($0) }
     }
 
     mutating func expire(now: UInt64, limit: Int) -> [Record] {

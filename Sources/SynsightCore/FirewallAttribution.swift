@@ -36,7 +36,8 @@ public struct FirewallState {
     /// ICMP errors by offending skb, waiting for that skb's NETFILTER_DROP.
     var icmpBySkb: [UInt64: FirewallICMP] = [:]
     /// Client outcomes that arrived before the drop they answer.
-    var earlyErrors: [JoinKey: ConnectError] = [:]
+    var earlyErrors = ExpiringMap<JoinKey, ConnectError>()
+    static let maxEarlyErrors = 16384
     /// 4-tuples already reported: later retransmissions are not new refusals.
     var decided: [JoinKey: UInt64] = [:]
     var serial: UInt64 = 0
@@ -129,10 +130,11 @@ extension AttributionEngine {
         let key = JoinKey(client: ce.local, server: ce.remote)
         guard var a = firewall.attempts[key] else {
             if firewall.decided[key] != nil { return [] }  // e.g. ETIMEDOUT long after a reported DROP
-            if firewall.earlyErrors.count > 4096 {
-                firewall.earlyErrors = firewall.earlyErrors.filter { $0.value.ts + firewall.decisionWindowNs > ce.ts }
-            }
-            firewall.earlyErrors[key] = ce
+            // Every refused connect passes here (a storm: hundreds of
+            // thousands a second): expiry is O(1) amortized, oldest first.
+            _ = firewall.earlyErrors.expire(now: ce.ts)
+            if firewall.earlyErrors.count >= FirewallState.maxEarlyErrors { _ = firewall.earlyErrors.removeOldest() }
+            firewall.earlyErrors.insert(ce, forKey: key, deadline: ce.ts &+ firewall.decisionWindowNs)
             return nil
         }
         a.client = ce.task
@@ -143,7 +145,7 @@ extension AttributionEngine {
     /// Decides every attempt whose window has passed.
     mutating func expireFirewall(now: UInt64, limit: Int = Int.max) -> [Record] {
         if now != UInt64.max, !firewall.earlyErrors.isEmpty {
-            firewall.earlyErrors = firewall.earlyErrors.filter { $0.value.ts + firewall.decisionWindowNs > now }
+            _ = firewall.earlyErrors.expire(now: now)
         }
         guard !firewall.attempts.isEmpty else { return [] }
         var due = firewall.attempts.filter { $0.value.deadline <= now }.sorted { $0.value.serial < $1.value.serial }
