@@ -88,7 +88,7 @@ int BPF_PROG(fw_kfree_skb, struct sk_buff *skb, void *location,
 	e->hook = hook;
 	e->flags = flags;
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -120,7 +120,7 @@ int BPF_PROG(fw_icmp_send, const struct sk_buff *skb, int type, int code)
 	e->code = code;
 	e->tcp_flags = tcp_flags;
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -151,7 +151,7 @@ int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
 	e->connect_ts_ns = ci->ts_ns;
 	e->netns = sock_netns(sk);
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 

@@ -48,7 +48,7 @@ static __always_inline int emit_overflow(const struct sock *sk, struct listen_in
 	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
 	__builtin_memset(&e->client, 0, sizeof(e->client));
 	e->client_found = find_client(t, &e->client);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -322,7 +322,7 @@ static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	e->nofile_cur = BPF_CORE_READ(task, signal, rlim[7].rlim_cur); /* RLIMIT_NOFILE */
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 

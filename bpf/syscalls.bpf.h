@@ -259,7 +259,7 @@ static __always_inline int sockcall_exit(long ret)
 		bpf_probe_read_kernel(&e->avc, sizeof(e->avc), avc);
 	else
 		__builtin_memset(&e->avc, 0, sizeof(e->avc));
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 out:
 	bpf_map_delete_elem(&sockcalls, &id);
 	if (avc)

@@ -245,6 +245,9 @@ public final class Tracer {
             if n < 0 && n != -EINTR {
                 throw KernelError.sys("reading the ring buffer", code: n)
             }
+            // The BPF side wakes us only when much is unread (submit() in
+            // refusals.bpf.c): what arrived without a wakeup is read here.
+            _ = ring_buffer__consume(rb)
             onTick()
         }
         // Drain what is already there.
