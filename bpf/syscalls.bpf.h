@@ -87,9 +87,12 @@ struct {
 	__type(value, __u32);
 } landlocked SEC(".maps");
 
-/* Older netns_ipv4 layout: ip_local_ports.range was int[2] under a seqlock
- * until the range became one packed u32 (lo | hi << 16). */
+/* Older netns_ipv4 layout (6.1 has it): ip_local_ports.range was int[2]
+ * under a seqlock until the range became one packed u32 (lo | hi << 16).
+ * The seqlock's presence tells the layouts apart: a size test on `range`
+ * itself fails to relocate on the other layout (kernel matrix, 6.1). */
 struct local_ports___old {
+	seqlock_t lock;
 	int range[2];
 } __attribute__((preserve_access_index));
 
@@ -186,17 +189,17 @@ static __always_inline void netns_sysctls(struct syn_ev_sockcall *e)
 		e->nonlocal_bind = BPF_CORE_READ(net, ipv4.sysctl_ip_nonlocal_bind) != 0;
 	e->port_range_lo = 0;
 	e->port_range_hi = 0;
-	if (bpf_core_field_size(net->ipv4.ip_local_ports.range) == 4) {
-		__u32 r = BPF_CORE_READ(net, ipv4.ip_local_ports.range);
-		e->port_range_lo = r & 0xffff;
-		e->port_range_hi = r >> 16;
-	} else {
-		struct local_ports___old *lp = (void *)__builtin_preserve_access_index(&net->ipv4.ip_local_ports);
+	struct local_ports___old *lp = (void *)__builtin_preserve_access_index(&net->ipv4.ip_local_ports);
+	if (bpf_core_field_exists(lp->lock)) {
 		int r[2] = {};
 		if (!bpf_core_read(r, sizeof(r), &lp->range)) {
 			e->port_range_lo = r[0];
 			e->port_range_hi = r[1];
 		}
+	} else {
+		__u32 r = BPF_CORE_READ(net, ipv4.ip_local_ports.range);
+		e->port_range_lo = r & 0xffff;
+		e->port_range_hi = r >> 16;
 	}
 }
 
