@@ -15,9 +15,16 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 hostname km-guest
 ip link set lo up
 echo "km: $(uname -r) up, running: ${km_args:-}" >/dev/console
-# shellcheck disable=SC2086
-python3 /km/scenarios.py --out /dev/ttyS1 ${km_args:-}
-rc=$?
+[ -n "${km_cmd64:-}" ] && km_cmd=$(echo "$km_cmd64" | base64 -d)
+if [ -n "${km_cmd:-}" ]; then
+    # scripts/kernel-matrix/guest-run.sh: one command, its output as the result.
+    sh -c "$km_cmd" >/dev/ttyS1 2>&1
+    rc=$?
+else
+    # shellcheck disable=SC2086
+    python3 /km/scenarios.py --out /dev/ttyS1 ${km_args:-}
+    rc=$?
+fi
 echo "KM-EXIT $rc" >/dev/ttyS1
 sync
 poweroff -f

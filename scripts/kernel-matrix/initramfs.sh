@@ -13,6 +13,11 @@
 #
 #   initramfs.sh KERNEL_DIR SYNSIGHT_BIN OUT.cpio [EXTRA_DIR]
 #       EXTRA_DIR (optional) is copied to / of the guest as is (SELinux policy).
+#
+# Two archives concatenated (the kernel unpacks both): a base with
+# everything but synsight and the scenarios, cached per kernel next to
+# OUT (rebuilt when this script or the host's programs change), and a small
+# one with synsight, the scenarios and /init, rebuilt every time.
 set -euo pipefail
 kdir=$1
 synsight=$2
@@ -22,8 +27,27 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 rel=$(cat "$kdir/version")
 
+base=$(dirname "$out")/base-$rel.cpio
 stage=$(mktemp -d "${out}.stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
+newest=$(stat -c %Y "$0" /usr/bin/python3.11 /usr/sbin/nft /usr/bin/ip /usr/sbin/xtables-nft-multi /bin/busybox | sort -n | tail -1)
+if [[ -f $base && -f $base.list ]] && (( $(stat -c %Y "$base") >= newest )); then
+    mkdir -p "$stage/usr/local/bin" "$stage/km"
+    cp "$synsight" "$stage/usr/local/bin/synsight"
+    for lib in $(ldd "$synsight" | awk '/=> \// {print $3}'); do
+        # Libraries the base does not have (synsight linked against something new).
+        grep -qxF ".$lib" "$base.list" || { mkdir -p "$stage$(dirname "$lib")"; cp -L "$lib" "$stage$lib"; }
+    done
+    cp "$here/scenarios.py" "$repo/Tests/SynsightEndToEndTests/Support/peer.py" "$stage/km/"
+    cp "$here/guest-init.sh" "$stage/init"
+    chmod +x "$stage/init"
+    [[ -n $extra && -d $extra ]] && cp -a "$extra"/. "$stage/"
+    (cd "$stage" && find . -mindepth 1 -print0 | cpio --null -o -H newc --quiet) >"$out.top"
+    cat "$base" "$out.top" >"$out.tmp"
+    rm -f "$out.top"
+    mv "$out.tmp" "$out"
+    exit 0
+fi
 # Debian 12 is usr-merged: keep the same layout so host paths resolve.
 mkdir -p "$stage"/{usr/bin,usr/sbin,usr/lib,usr/lib64,proc,sys,dev,tmp,run,etc,km,root}
 ln -s usr/bin "$stage/bin"; ln -s usr/sbin "$stage/sbin"
@@ -54,19 +78,18 @@ copy_bin() {
 copy /bin/busybox
 for applet in sh ash mount umount mkdir cat echo sleep poweroff reboot ls ln rm cp mv grep sed tr \
               head tail wc cut sort uname dmesg kill ps env true false chmod chown stat date tee \
-              printf test seq find xargs awk dd tr readlink id sync hostname; do
+              printf test seq base64 find xargs awk dd tr readlink id sync hostname; do
     [[ -e $stage/usr/bin/$applet ]] || ln -s busybox "$stage/usr/bin/$applet"
 done
 
 copy_bin "$synsight" /usr/bin/python3.11 /usr/bin/ip /usr/sbin/nft /usr/sbin/xtables-nft-multi \
          /usr/bin/setpriv /usr/bin/nsenter /usr/bin/unshare /usr/sbin/sysctl /usr/bin/kmod
+rm -f "$stage$synsight"  # its libraries stay; the binary goes on top
 ln -sf python3.11 "$stage/usr/bin/python3"
 for t in iptables ip6tables iptables-save ip6tables-save iptables-restore; do
     ln -sf xtables-nft-multi "$stage/usr/sbin/$t"
 done
 for t in modprobe insmod lsmod rmmod depmod modinfo; do ln -sf ../bin/kmod "$stage/usr/sbin/$t"; done
-mkdir -p "$stage/usr/local/bin"
-cp "$synsight" "$stage/usr/local/bin/synsight"
 
 # Python's standard library (bytecode included) and its extension modules.
 py=/usr/lib/python3.11
@@ -92,11 +115,7 @@ done
 cp -a "$mdir"/kernel/drivers/net/veth.ko* "$stage/lib/modules/$rel/kernel/drivers/net/"
 depmod -b "$stage" "$rel"
 
-# The scenarios, the test peer, and /init.
-cp "$here/scenarios.py" "$repo/Tests/SynsightEndToEndTests/Support/peer.py" "$stage/km/"
-cp "$here/guest-init.sh" "$stage/init"
-chmod +x "$stage/init"
-[[ -n $extra && -d $extra ]] && cp -a "$extra"/. "$stage/"
 
-(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) >"$out.tmp"
-mv "$out.tmp" "$out"
+(cd "$stage" && find . -print0 | tee >(tr '\0' '\n' >"$base.list") | cpio --null -o -H newc --quiet) >"$base.tmp"
+mv "$base.tmp" "$base"
+exec bash "$0" "$@"

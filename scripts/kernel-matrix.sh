@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The kernel matrix: every refusal reason proven on Debian's 6.1 and 6.12
+# kernels (cloud-amd64 flavours) in qemu guests, and on this host's kernel,
+# then docs/kernel-matrix.md written from the results.
+#
+#   bash scripts/kernel-matrix.sh [--kernels "6.1 6.12"] [--no-host] [--only sc_a,sc_b]
+#                                 [--passes default,kprobe,kfree_skb] [--selinux] [--no-doc]
+#
+# Each guest boots once (qemu TCG, 1 vCPU: KVM does not work here) with an
+# initramfs holding the host's own synsight, python3, ip, nft, iptables ...
+# (scripts/kernel-matrix/initramfs.sh) and runs scripts/kernel-matrix/scenarios.py;
+# results come back on the guest's second serial port. Kernel packages are
+# fetched once into .kernel-matrix/ (gitignored; KERNEL_MATRIX_CACHE moves it)
+# with a private apt configuration: the host's apt sources are not touched.
+#
+# SYNSIGHT_BIN selects the binary under test (default: built here with
+# `swift build`, scratch path KERNEL_MATRIX_SCRATCH or .build).
+# Exit status: 0 when no scenario failed on any kernel and every guest finished.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+kernels="6.1 6.12"
+host=1
+only=""
+passes="default,kprobe,kfree_skb"
+selinux=0
+doc=1
+while (($#)); do
+    case $1 in
+        --kernels) kernels=$2; shift ;;
+        --no-host) host=0 ;;
+        --only) only=$2; shift ;;
+        --passes) passes=$2; shift ;;
+        --selinux) selinux=1 ;;
+        --no-doc) doc=0 ;;
+        *) echo "kernel-matrix: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+declare -A META=([6.1]=linux-image-cloud-amd64 [6.12]=linux-image-6.12-cloud-amd64)
+cache=${KERNEL_MATRIX_CACHE:-$repo/.kernel-matrix}
+mkdir -p "$cache"
+
+bash scripts/install-deps.sh
+source scripts/env.sh
+if [[ -z ${SYNSIGHT_BIN:-} ]]; then
+    scratch=${KERNEL_MATRIX_SCRATCH:-.build}
+    swift build --scratch-path "$scratch" --product synsight >&2
+    SYNSIGHT_BIN=$(swift build --scratch-path "$scratch" --show-bin-path)/synsight
+fi
+[[ -x $SYNSIGHT_BIN ]] || { echo "kernel-matrix: no synsight binary at $SYNSIGHT_BIN" >&2; exit 1; }
+
+run=$cache/results/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$run"
+cols=()
+scenario_args="--passes $passes"
+[[ -n $only ]] && scenario_args+=" --only $only"
+
+for k in $kernels; do
+    meta=${META[$k]:-}
+    [[ -n $meta ]] || { echo "kernel-matrix: unknown kernel $k (known: ${!META[*]})" >&2; exit 2; }
+    kdir=$(bash scripts/kernel-matrix/fetch-kernel.sh "$cache" "$meta")
+    rel=$(cat "$kdir/version")
+    initrd=$cache/initramfs-$rel.cpio
+    bash scripts/kernel-matrix/initramfs.sh "$kdir" "$SYNSIGHT_BIN" "$initrd"
+    out=$run/$k.jsonl
+    echo "kernel-matrix: booting $rel ($(cat "$kdir/package"))" >&2
+    start=$(date +%s)
+    # -nic none: no PXE ROM to wait for; the scenarios use loopback and veth only.
+    timeout 900 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 1 -nographic -no-reboot -nic none \
+        -monitor none -kernel "$kdir/vmlinuz" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 quiet km_args=\"--slow 4 $scenario_args\"" \
+        -serial "file:$run/$k.console" -serial "file:$out" >/dev/null 2>&1 || \
+        echo "kernel-matrix: qemu for $rel exited $? (see $run/$k.console)" >&2
+    echo "kernel-matrix: $rel done in $(( $(date +%s) - start )) s: $(grep -c '"status": "pass"' "$out" || true) passed, $(grep -c '"status": "fail"' "$out" || true) failed" >&2
+    cols+=("$k=$out")
+done
+
+if ((host)); then
+    out=$run/host.jsonl
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    python3 scripts/kernel-matrix/scenarios.py --synsight "$SYNSIGHT_BIN" \
+        --peer Tests/SynsightEndToEndTests/Support/peer.py --out "$out" $scenario_args || true
+    echo "kernel-matrix: host $(uname -r) done in $(( $(date +%s) - start )) s" >&2
+    cols+=("host=$out")
+fi
+
+doc_path=docs/kernel-matrix.md
+((doc)) || doc_path=$run/kernel-matrix.md
+status=0
+python3 scripts/kernel-matrix/render.py "$doc_path" "${cols[@]}" || status=1
+echo "kernel-matrix: wrote $doc_path (results in $run)" >&2
+grep -h '"status": "fail"' "$run"/*.jsonl 2>/dev/null | python3 -c '
+import json, sys
+for l in sys.stdin:
+    o = json.loads(l)
+    print("FAIL %s / %s: %s" % (o["pass"], o["name"], o.get("detail", "")), file=sys.stderr)
+' || true
+exit $status
