@@ -102,17 +102,59 @@ enum KernelSymbols {
 
     static let tcpRcvStateProcess: (UInt64, UInt64)? = lookup("tcp_rcv_state_process")
 
+    /// One pass over the raw bytes of /proc/kallsyms (120k+ lines): split
+    /// into Swift Strings it took most of synsight's start-up (about 2 s of
+    /// 3.6 s on a 2-vCPU VM, docs/benchmarks.md); as bytes it is a few ms
+    /// on top of the kernel's own time to generate the file.
     static func lookup(_ name: String) -> (UInt64, UInt64)? {
-        guard let text = ProcFS.read("/proc/kallsyms", limit: 64 << 20) else { return nil }
+        guard let bytes = ProcFS.readBytes("/proc/kallsyms", limit: 64 << 20) else { return nil }
+        return lookup(Array(name.utf8), in: bytes)
+    }
+
+    /// Lines are `<hex address> <type> <name>[\t[module]]`.
+    static func lookup(_ name: [UInt8], in text: [UInt8]) -> (UInt64, UInt64)? {
         var addrs: [UInt64] = []
+        addrs.reserveCapacity(text.count / 40)
         var start: UInt64?
-        for line in text.split(separator: "\n") {
-            let f = line.split(separator: " ", maxSplits: 3)
-            guard f.count >= 3, let addr = UInt64(f[0], radix: 16), addr != 0 else { continue }
-            if start == nil, f[2] == name { start = addr }
-            addrs.append(addr)
+        text.withUnsafeBufferPointer { buf in
+            let n = buf.count
+            var i = 0
+            while i < n {
+                // Address.
+                var addr: UInt64 = 0
+                var digits = 0
+                while i < n {
+                    let c = buf[i]
+                    let v: UInt8
+                    switch c {
+                    case 0x30...0x39: v = c - 0x30
+                    case 0x61...0x66: v = c - 0x61 + 10
+                    case 0x41...0x46: v = c - 0x41 + 10
+                    default: v = 0xFF
+                    }
+                    if v == 0xFF { break }
+                    addr = addr << 4 | UInt64(v)
+                    digits += 1
+                    i += 1
+                }
+                // " <type> "
+                let nameStart = i + 3
+                var j = nameStart
+                while j < n, buf[j] != 0x0A, buf[j] != 0x09, buf[j] != 0x20 { j += 1 }
+                if digits > 0, addr != 0, nameStart <= j, i < n, buf[i] == 0x20 {
+                    addrs.append(addr)
+                    if start == nil, j - nameStart == name.count,
+                       name.withUnsafeBufferPointer({ memcmp($0.baseAddress!, buf.baseAddress! + nameStart, name.count) == 0 }) {
+                        start = addr
+                    }
+                }
+                while j < n, buf[j] != 0x0A { j += 1 }
+                i = j + 1
+            }
         }
-        guard let s = start, let e = addrs.filter({ $0 > s }).min() else { return nil }
-        return (s, e)
+        guard let s = start else { return nil }
+        var end = UInt64.max
+        for a in addrs where a > s && a < end { end = a }
+        return end == UInt64.max ? nil : (s, end)
     }
 }

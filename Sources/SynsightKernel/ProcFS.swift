@@ -18,6 +18,21 @@ enum ProcFS {
         return String(decoding: out, as: UTF8.self)
     }
 
+    static func readBytes(_ path: String, limit: Int = 4 << 20) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 1 << 20)
+        while out.count < limit {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out.append(contentsOf: buf[0..<n])
+        }
+        return out
+    }
+
     static func readlink(_ path: String) -> String? {
         var buf = [CChar](repeating: 0, count: 4096)
         let n = Glibc.readlink(path, &buf, buf.count - 1)
