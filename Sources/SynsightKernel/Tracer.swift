@@ -229,6 +229,12 @@ public final class Tracer {
                     shouldStop: () -> Bool) throws(KernelError) {
         let box = Unmanaged.passRetained(RecordSink(onRecord))
         defer { box.release() }
+        // Start-up is over: libbpf's parsed vmlinux BTF (CO-RE, feature
+        // probes) and the /proc snapshot were freed, but malloc keeps the
+        // pages. Give them back before the ring is mapped (it adds twice its
+        // size to RSS), or they stay in RSS for the process's life (about
+        // 12 MB; docs/benchmarks.md, memory target).
+        _ = syn_malloc_trim()
         let fd = bpf_map__fd(bpf_object__find_map_by_name(object, "events"))
         guard let rb = ring_buffer__new(fd, { ctx, data, size in
             guard let ctx, let data else { return 0 }

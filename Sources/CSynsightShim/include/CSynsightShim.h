@@ -3,6 +3,11 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <malloc.h>
+
+/* glibc's malloc_trim is not in Swift's Glibc module: hands the free pages
+ * of the heap back to the kernel (after start-up, see Tracer.run). */
+static inline int syn_malloc_trim(void) { return malloc_trim(0); }
 
 /* libbpf's print callback is variadic (va_list) and has no context pointer.
  * This trampoline formats each message and hands a plain C string to the
