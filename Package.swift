@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The kernel<->user records, defined once in bpf/synsight_abi.h.
@@ -37,10 +38,15 @@ let package = Package(
             dependencies: ["SynsightCore", "CSynsightABI", "CLibBPF", "CSynsightShim"],
             plugins: ["BPFObjectPlugin"]
         ),
+        // Prometheus /metrics: counters, listener gauges, the small HTTP server. No root.
+        .target(
+            name: "SynsightMetrics",
+            dependencies: ["SynsightCore", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         .executableTarget(
             name: "synsight",
             dependencies: [
-                "SynsightCore", "SynsightKernel",
+                "SynsightCore", "SynsightKernel", "SynsightMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -54,6 +60,7 @@ let package = Package(
         ),
         .testTarget(name: "SynsightCoreTests", dependencies: ["SynsightCore", "CSynsightABI"]),
         .testTarget(name: "SynsightCLITests"),
+        .testTarget(name: "SynsightMetricsTests", dependencies: ["SynsightMetrics", "SynsightCore"]),
         // Root-only: real BPF, real sockets, in namespaces the tests create.
         .testTarget(
             name: "SynsightEndToEndTests",

@@ -32,3 +32,7 @@ if ! command -v swift >/dev/null && [[ ! -x /opt/swift/usr/bin/swift ]]; then
     echo "install-deps: Swift 6 not found (looked on PATH and in /opt/swift/usr/bin); install a Swift 6 toolchain" >&2
     exit 1
 fi
+
+# promtool and prometheus for the metrics tests: Debian's package unpacked
+# into .tools/prometheus, not installed (its postinst would start a daemon).
+bash "$(dirname "$0")/fetch-prometheus.sh"

@@ -72,6 +72,9 @@ struct RecordCommand: ParsableCommand {
     @Flag(help: "Show libbpf's log.")
     var verbose = false
 
+    @OptionGroup(title: "Metrics")
+    var metrics: MetricsOptions
+
     static func parseSize(_ s: String) -> Int64? {
         guard let last = s.last else { return nil }
         let mult: Int64
@@ -155,6 +158,9 @@ struct RecordCommand: ParsableCommand {
         settings.duration = duration
         settings.aggregate = aggregate > 0 ? aggregate : nil
         settings.reopenOnHUP = true
+        let metricsEndpoint = try metrics.start(command: "record", ports: settings.ports)
+        defer { metricsEndpoint?.stop() }
+        settings.metrics = metricsEndpoint?.counters
 
         let flushEvery = UInt64(flushIntervalMs) * 1_000_000
         var lastFlush = bootTimeNow()
@@ -167,6 +173,7 @@ struct RecordCommand: ParsableCommand {
                 if now - lastFlush >= flushEvery {
                     recorder.flush()
                     lastFlush = now
+                    metricsEndpoint?.counters.recorderTotals(written: recorder.linesWritten, lost: recorder.linesLost)
                 }
                 return true
             })

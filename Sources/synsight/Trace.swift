@@ -46,6 +46,9 @@ struct Trace: ParsableCommand {
     @Flag(help: "Show libbpf's log (verifier output on load failures).")
     var verbose = false
 
+    @OptionGroup(title: "Metrics")
+    var metrics: MetricsOptions
+
     static let maxDuration: Double = 366 * 86400
 
     static func parseHook(_ s: String) -> ResetHook? {
@@ -87,6 +90,9 @@ struct Trace: ParsableCommand {
         settings.joinWindowMs = joinWindowMs
         settings.duration = duration
         settings.count = count
+        let metricsEndpoint = try metrics.start(command: "trace", ports: settings.ports)
+        defer { metricsEndpoint?.stop() }
+        settings.metrics = metricsEndpoint?.counters
 
         var out: [UInt8] = []
         out.reserveCapacity(1 << 16)

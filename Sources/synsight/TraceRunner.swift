@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import SynsightCore
 import SynsightKernel
+import SynsightMetrics
 
 let stopRequested = Atomic<Bool>(false)
 let reopenRequested = Atomic<Bool>(false)
@@ -19,6 +20,8 @@ struct TraceSettings {
     var aggregate: Int? = nil
     /// SIGHUP asks to reopen output files (record) instead of ending the process.
     var reopenOnHUP = false
+    /// Prometheus counters (--metrics-address), updated with every delivered record.
+    var metrics: EventCounters? = nil
 }
 
 /// The tracing loop: load and attach, snapshot listeners, read the ring,
@@ -86,6 +89,7 @@ enum TraceRunner {
         func deliver(_ r: Record) {
             if let limit, r.kind != .lost, emitted >= limit { return }
             summary.add(r)
+            s.metrics?.observe(r)
             if r.kind != .lost { emitted += 1 }
             output(r)
         }

@@ -1,0 +1,181 @@
+import Prometheus
+import SynsightCore
+
+/// Metric names and HELP texts, in one place (the registry requires the
+/// same HELP text every time a family is used).
+public enum MetricNames {
+    static func d(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "synsight", metricName: name, unitName: unit, helpText: help)
+    }
+
+    static var refusals: MetricNameDescriptor {
+        d("refusals", "total", "Connections refused, dropped or failed, listener overflows, bind failures and denials "
+            + "attributed by synsight, by JSON record kind, reason, cause and service port (events folded into summary "
+            + "records included). Ports after the first --metrics-max-ports distinct ones are counted as port=\"other\".")
+    }
+    static var summarized: MetricNameDescriptor {
+        d("summarized_events", "total",
+          "Events folded into summary records by storm aggregation (already counted in synsight_refusals_total).")
+    }
+    static var ringLost: MetricNameDescriptor {
+        d("ring_buffer_lost_events", "total", "Events the kernel could not hand to synsight because the BPF ring buffer was full.")
+    }
+    static var recorderLost: MetricNameDescriptor {
+        d("recorder_lost_events", "total", "Events that could not be written to the recording (disk full, directory removed).")
+    }
+    static var written: MetricNameDescriptor {
+        d("records_written", "total", "Records written to the output: JSON Lines to the recording (record) or lines to stdout (trace).")
+    }
+    static var acceptQueue: MetricNameDescriptor {
+        d("listener_accept_queue", "", "Connections waiting in a listener's accept queue (sk_ack_backlog; a SO_REUSEPORT "
+            + "group is summed), per network namespace, port and address, read at scrape time.")
+    }
+    static var maxBacklog: MetricNameDescriptor {
+        d("listener_max_backlog", "", "A listener's accept-queue limit, min(listen() backlog, net.core.somaxconn) "
+            + "(sk_max_ack_backlog; a SO_REUSEPORT group is summed).")
+    }
+    static var listeners: MetricNameDescriptor {
+        d("listeners", "", "Listener series (network namespace, port, address) found at the last scrape, before the "
+            + "--metrics-max-listeners bound.")
+    }
+    static var listenersNotExported: MetricNameDescriptor {
+        d("listeners_not_exported", "", "Listener series left out of the queue gauges by the --metrics-max-listeners bound.")
+    }
+    static var namespacesUnreadable: MetricNameDescriptor {
+        d("listener_namespaces_unreadable", "", "Network namespaces whose listeners could not be read at the last scrape.")
+    }
+    static var buildInfo: MetricNameDescriptor {
+        d("build_info", "", "Always 1; the labels say which synsight version and command runs.")
+    }
+    static var startTime: MetricNameDescriptor {
+        d("start_time", "seconds", "When synsight started, in seconds since the Unix epoch.")
+    }
+}
+
+/// Bounds the `port` label: the first `limit` distinct ports seen get a
+/// label of their own, every later one is counted under port="other", so a
+/// scan of 65535 ports cannot create 65535 series.
+public struct PortLabels: Sendable {
+    public enum Slot: Hashable, Sendable {
+        case none
+        case port(UInt16)
+        case other
+
+        public var label: String {
+            switch self {
+            case .none: return "none"
+            case .port(let p): return String(p)
+            case .other: return "other"
+            }
+        }
+    }
+
+    public let limit: Int
+    public private(set) var assigned: Set<UInt16> = []
+
+    public init(limit: Int) {
+        self.limit = max(0, limit)
+    }
+
+    public mutating func slot(_ port: UInt16?) -> Slot {
+        guard let port else { return .none }
+        if assigned.contains(port) { return .port(port) }
+        if assigned.count < limit {
+            assigned.insert(port)
+            return .port(port)
+        }
+        return .other
+    }
+}
+
+/// Counter updates from the records a trace delivers. Owned by the tracing
+/// loop (not shared between threads): per record it costs one dictionary
+/// lookup and one atomic add; the registry (locked) is only touched when a
+/// new label set appears. The HTTP thread reads the same counters through
+/// the registry.
+public final class EventCounters {
+    struct Key: Hashable {
+        var kind: RecordKind
+        var reason: Reason?
+        var cause: String?
+        var port: PortLabels.Slot
+    }
+
+    struct SummaryKey: Hashable {
+        var kind: RecordKind
+        var reason: Reason?
+    }
+
+    let registry: PrometheusCollectorRegistry
+    public private(set) var ports: PortLabels
+    var refusals: [Key: Counter] = [:]
+    var summarized: [SummaryKey: Counter] = [:]
+    let ringLost: Counter
+    let recorderLost: Counter?
+    let written: Counter
+    var recorderWrittenSeen: UInt64 = 0
+    var recorderLostSeen: UInt64 = 0
+    /// trace: every delivered record is a line written to stdout. record:
+    /// the recorder says what it wrote (`recorderTotals`).
+    public let deliveredIsWritten: Bool
+
+    public init(registry: PrometheusCollectorRegistry, maxPorts: Int, recording: Bool) {
+        self.registry = registry
+        ports = PortLabels(limit: maxPorts)
+        ringLost = registry.makeCounter(descriptor: MetricNames.ringLost)
+        recorderLost = recording
+            ? registry.makeCounter(descriptor: MetricNames.recorderLost) : nil
+        written = registry.makeCounter(descriptor: MetricNames.written)
+        deliveredIsWritten = !recording
+    }
+
+    /// One record as delivered to the output (after storm aggregation).
+    public func observe(_ r: Record) {
+        if deliveredIsWritten { written.increment() }
+        switch r.kind {
+        case .lost:
+            // The recorder's own lost records carry where = "recorder: ...";
+            // they are counted from its totals (`recorderTotals`).
+            let whereText = r.evidence.first { $0.0 == "where" }?.1.stringValue ?? ""
+            if !whereText.hasPrefix("recorder") { ringLost.increment(by: Int64(clamping: r.count ?? 0)) }
+        case .summary:
+            let n = Int64(clamping: r.count ?? 0)
+            let name = r.evidence.first { $0.0 == "summarized_kind" }?.1.stringValue ?? ""
+            let kind = RecordKind(rawValue: name) ?? .summary
+            counter(kind: kind, r).increment(by: n)
+            let sk = SummaryKey(kind: kind, reason: r.reason)
+            let c = summarized[sk] ?? {
+                let c = registry.makeCounter(descriptor: MetricNames.summarized,
+                                             labels: [("kind", kind.rawValue), ("reason", r.reason?.rawValue ?? "none")])
+                summarized[sk] = c
+                return c
+            }()
+            c.increment(by: n)
+        default:
+            counter(kind: r.kind, r).increment()
+        }
+    }
+
+    func counter(kind: RecordKind, _ r: Record) -> Counter {
+        let key = Key(kind: kind, reason: r.reason, cause: r.cause, port: ports.slot(r.port))
+        if let c = refusals[key] { return c }
+        let c = registry.makeCounter(descriptor: MetricNames.refusals,
+                                     labels: [("kind", kind.rawValue), ("reason", r.reason?.rawValue ?? "none"),
+                                              ("cause", r.cause ?? "none"), ("port", key.port.label)])
+        refusals[key] = c
+        return c
+    }
+
+    /// The recorder's running totals (lines written, lines lost to write
+    /// failures); the counters advance by the difference.
+    public func recorderTotals(written w: UInt64, lost: UInt64) {
+        if w > recorderWrittenSeen {
+            written.increment(by: Int64(clamping: w - recorderWrittenSeen))
+            recorderWrittenSeen = w
+        }
+        if lost > recorderLostSeen {
+            recorderLost?.increment(by: Int64(clamping: lost - recorderLostSeen))
+            recorderLostSeen = lost
+        }
+    }
+}
