@@ -132,7 +132,7 @@ int BPF_PROG(ovf_consume_skb, struct sk_buff *skb, void *location)
  * (6.1 and 6.12 tcp_input.c). Runs only for SYNs to listeners: cheaper than
  * consume_skb, so it is preferred where it loads.
  */
-static __always_inline int conn_request(const struct sock *sk, const struct sk_buff *skb)
+static __always_inline int conn_request(const struct sock *sk, const struct sk_buff *skb, __u8 method)
 {
 	struct syn_tuple t = {};
 	__u8 flags = 0;
@@ -148,9 +148,9 @@ static __always_inline int conn_request(const struct sock *sk, const struct sk_b
 	bool synq_full = cookies == 2 || qlen > max;
 
 	if (synq_full && cookies == 0)
-		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_SYNQ_DROP, SYN_OVF_M_CONN_REQUEST, 0);
+		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_SYNQ_DROP, method, 0);
 	if (ack > max)
-		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_ACCEPTQ, SYN_OVF_M_CONN_REQUEST, 0);
+		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_ACCEPTQ, method, 0);
 	if (synq_full && cookies == 1 && li) {
 		__u64 now = bpf_ktime_get_boot_ns();
 		if (now - li->last_emit_ns < SYN_COOKIE_EVENT_GAP_NS) {
@@ -160,7 +160,7 @@ static __always_inline int conn_request(const struct sock *sk, const struct sk_b
 		__u32 folded = li->suppressed;
 		li->suppressed = 0;
 		li->last_emit_ns = now;
-		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_COOKIE, SYN_OVF_M_CONN_REQUEST, folded);
+		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_COOKIE, method, folded);
 	}
 	return 0;
 }
@@ -169,14 +169,126 @@ SEC("fentry/tcp_conn_request")
 int BPF_PROG(ovf_fentry_conn_request, struct request_sock_ops *rsk_ops,
 	     const struct tcp_request_sock_ops *af_ops, struct sock *sk, struct sk_buff *skb)
 {
-	return conn_request(sk, skb);
+	return conn_request(sk, skb, SYN_OVF_M_CONN_REQUEST);
 }
 
 SEC("kprobe/tcp_conn_request")
 int BPF_KPROBE(ovf_kprobe_conn_request, struct request_sock_ops *rsk_ops,
 	       const struct tcp_request_sock_ops *af_ops, struct sock *sk, struct sk_buff *skb)
 {
-	return conn_request(sk, skb);
+	return conn_request(sk, skb, SYN_OVF_M_CONN_REQUEST_KPROBE);
+}
+
+/*
+ * ACK stage where the kernel has neither the TCP_LISTEN_OVERFLOW drop
+ * reason (6.15) nor reset reasons (6.10): tcp_v{4,6}_syn_recv_sock returns
+ * no child when the accept queue is full (`if (sk_acceptq_is_full(sk)) goto
+ * exit_overflow;`, 6.1 and 6.12), and tcp_check_req then drops the ACK, or
+ * answers it with RST when tcp_abort_on_overflow is set. cfg.flags says
+ * which of the two no tracepoint reports on this kernel.
+ */
+static __always_inline int syn_recv_done(const struct sock *sk, const struct sk_buff *skb,
+					 const struct sock *child, __u8 method)
+{
+	struct syn_tuple t = {};
+	__u8 flags = 0;
+
+	if (child || !sk || !skb)
+		return 0;
+	/* No child for another reason (memory, route): not an overflow. */
+	if (BPF_CORE_READ(sk, sk_ack_backlog) <= BPF_CORE_READ(sk, sk_max_ack_backlog))
+		return 0;
+	bool abort = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_abort_on_overflow) != 0;
+	if (!(cfg.flags & (abort ? SYN_CFG_ACK_RESET_SYN_RECV : SYN_CFG_ACK_DROP_SYN_RECV)))
+		return 0;
+	if (!parse_tcp(skb, &t, &flags))
+		return 0;
+	__u64 key = (__u64)sk;
+	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
+	if (li)
+		li->drops_seen = listener_drops(sk);
+	return emit_overflow(sk, li, &t, sock_netns(sk), abort ? SYN_OVF_ACK_RESET : SYN_OVF_ACK_DROP, method, 0);
+}
+
+/* The argument count differs between kernels (6.1.192 and 6.18 have a 7th,
+ * an MPTCP callback; older ones 6), and fexit's return value sits after the
+ * last argument: read it with bpf_get_func_ret (5.17+), declare only the
+ * two arguments used (kernel matrix, 6.1). */
+SEC("fexit/tcp_v4_syn_recv_sock")
+int BPF_PROG(ovf_fexit_syn_recv_v4, const struct sock *sk, struct sk_buff *skb)
+{
+	__u64 ret = 0;
+	bpf_get_func_ret(ctx, &ret);
+	return syn_recv_done(sk, skb, (const struct sock *)ret, SYN_OVF_M_SYN_RECV_FEXIT);
+}
+
+SEC("fexit/tcp_v6_syn_recv_sock")
+int BPF_PROG(ovf_fexit_syn_recv_v6, const struct sock *sk, struct sk_buff *skb)
+{
+	__u64 ret = 0;
+	bpf_get_func_ret(ctx, &ret);
+	return syn_recv_done(sk, skb, (const struct sock *)ret, SYN_OVF_M_SYN_RECV_FEXIT);
+}
+
+/* kretprobes see only the return value: the arguments are kept per CPU at
+ * entry (softirq; the call does not nest on one CPU). */
+struct syn_recv_args {
+	__u64 sk;
+	__u64 skb;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syn_recv_args);
+} syn_recv_args SEC(".maps");
+
+static __always_inline int syn_recv_enter(const struct sock *sk, const struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct syn_recv_args *a = bpf_map_lookup_elem(&syn_recv_args, &zero);
+	if (a) {
+		a->sk = (__u64)sk;
+		a->skb = (__u64)skb;
+	}
+	return 0;
+}
+
+static __always_inline int syn_recv_exit(const struct sock *child)
+{
+	__u32 zero = 0;
+	struct syn_recv_args *a = bpf_map_lookup_elem(&syn_recv_args, &zero);
+	if (!a || !a->sk)
+		return 0;
+	const struct sock *sk = (const struct sock *)a->sk;
+	const struct sk_buff *skb = (const struct sk_buff *)a->skb;
+	a->sk = 0;
+	return syn_recv_done(sk, skb, child, SYN_OVF_M_SYN_RECV_KRETPROBE);
+}
+
+SEC("kprobe/tcp_v4_syn_recv_sock")
+int BPF_KPROBE(ovf_kprobe_syn_recv_v4, const struct sock *sk, struct sk_buff *skb)
+{
+	return syn_recv_enter(sk, skb);
+}
+
+SEC("kretprobe/tcp_v4_syn_recv_sock")
+int BPF_KRETPROBE(ovf_kretprobe_syn_recv_v4, struct sock *ret)
+{
+	return syn_recv_exit(ret);
+}
+
+SEC("kprobe/tcp_v6_syn_recv_sock")
+int BPF_KPROBE(ovf_kprobe_syn_recv_v6, const struct sock *sk, struct sk_buff *skb)
+{
+	return syn_recv_enter(sk, skb);
+}
+
+SEC("kretprobe/tcp_v6_syn_recv_sock")
+int BPF_KRETPROBE(ovf_kretprobe_syn_recv_v6, struct sock *ret)
+{
+	return syn_recv_exit(ret);
 }
 
 /* 6.15+: the handshake ACK dropped because the accept queue is full. */

@@ -149,7 +149,10 @@ enum syn_overflow_method {
 	SYN_OVF_M_CONSUME_SKB = 1, /* tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops */
 	SYN_OVF_M_KFREE_SKB = 2,   /* tp_btf/kfree_skb reason TCP_LISTEN_OVERFLOW (6.15+) */
 	SYN_OVF_M_SEND_RESET = 3,  /* tp_btf/tcp_send_reset, listener, reason INVALID_SYN */
-	SYN_OVF_M_CONN_REQUEST = 4, /* fentry/kprobe tcp_conn_request: queue state as the SYN arrives */
+	SYN_OVF_M_CONN_REQUEST = 4, /* fentry/tcp_conn_request: queue state as the SYN arrives */
+	SYN_OVF_M_CONN_REQUEST_KPROBE = 5, /* kprobe/tcp_conn_request: the same where trampolines are refused */
+	SYN_OVF_M_SYN_RECV_FEXIT = 6,      /* fexit/tcp_v{4,6}_syn_recv_sock: no child, accept queue full */
+	SYN_OVF_M_SYN_RECV_KRETPROBE = 7,  /* kretprobe/tcp_v{4,6}_syn_recv_sock: the same */
 };
 
 struct syn_ev_listen_overflow {
@@ -291,10 +294,16 @@ struct syn_ev_sockcall {
  * Read-only configuration (.rodata), written by user space between open and
  * load. Zero values mean "no filter".
  */
+/* syn_config.flags */
+enum syn_config_flags {
+	SYN_CFG_ACK_DROP_SYN_RECV = 1,  /* ACK-stage drops: no kfree_skb TCP_LISTEN_OVERFLOW (before 6.15) */
+	SYN_CFG_ACK_RESET_SYN_RECV = 2, /* abort_on_overflow RSTs: no reset reason (before 6.10) */
+};
+
 struct syn_config {
 	__u16 ports[SYN_MAX_FILTER_PORTS]; /* only report RSTs for these local ports */
 	__u32 nports;
-	__u32 _pad;
+	__u32 flags;   /* SYN_CFG_*: which ACK-stage overflows the syn_recv_sock programs report */
 	/* [start, end) of tcp_rcv_state_process from /proc/kallsyms: a SYN
 	 * consumed there was handled by a listener (see overflow.bpf.h). */
 	__u64 trs_start;

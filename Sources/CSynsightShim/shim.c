@@ -74,6 +74,18 @@ static int probe_tracing(const char *name, const char *prefix, enum bpf_attach_t
 	int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, 2, &opts);
 	if (fd < 0)
 		return -errno;
+	if (type == BPF_TRACE_FENTRY || type == BPF_TRACE_FEXIT) {
+		/* Loading is not enough: the trampoline is built at attach, and
+		 * refuses functions it cannot handle (6.1 x86: more than 6
+		 * arguments, ENOTSUPP). Attach for a moment, then detach. */
+		int link = bpf_raw_tracepoint_open(NULL, fd);
+		if (link < 0) {
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+		close(link);
+	}
 	close(fd);
 	return 0;
 }
@@ -81,6 +93,11 @@ static int probe_tracing(const char *name, const char *prefix, enum bpf_attach_t
 int syn_probe_fentry(const char *func)
 {
 	return probe_tracing(func, "", BPF_TRACE_FENTRY);
+}
+
+int syn_probe_fexit(const char *func)
+{
+	return probe_tracing(func, "", BPF_TRACE_FEXIT);
 }
 
 int syn_probe_tp_btf(const char *tp)

@@ -25,10 +25,16 @@ public enum OverflowMethod: UInt8, Sendable, CaseIterable {
     case kfreeSkb = 2
     case sendReset = 3
     case connRequest = 4
+    case connRequestKprobe = 5
+    case synRecvFexit = 6
+    case synRecvKretprobe = 7
 
     public var name: String {
         switch self {
-        case .connRequest: return "fentry/kprobe tcp_conn_request: queue state as the SYN arrives"
+        case .connRequest: return "fentry/tcp_conn_request: queue state as the SYN arrives"
+        case .connRequestKprobe: return "kprobe/tcp_conn_request: queue state as the SYN arrives"
+        case .synRecvFexit: return "fexit/tcp_v{4,6}_syn_recv_sock: no child socket, accept queue full"
+        case .synRecvKretprobe: return "kretprobe/tcp_v{4,6}_syn_recv_sock: no child socket, accept queue full"
         case .consumeSkb: return "tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops"
         case .kfreeSkb: return "tp_btf/kfree_skb TCP_LISTEN_OVERFLOW"
         case .sendReset: return "tp_btf/tcp_send_reset from the listener (INVALID_SYN)"

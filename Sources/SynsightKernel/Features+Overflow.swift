@@ -1,3 +1,4 @@
+import CSynsightABI
 import CSynsightShim
 import Glibc
 import SynsightCore
@@ -12,20 +13,36 @@ extension KernelFeatures {
         let kprobe: ProbeResult = fentry.isSupported ? .unsupported("fentry/tcp_conn_request is used") : overflowConnRequestKprobe
         let consume: ProbeResult = fentry.isSupported || kprobe.isSupported
             ? .unsupported("tcp_conn_request is hooked directly") : overflowConsumeSkb
+        // ACK stage, where no tracepoint reports it: fexit, else kretprobe,
+        // on tcp_v{4,6}_syn_recv_sock.
+        let synRecv = overflowSynRecv
+        let synRecvFexit: ProbeResult = synRecv.isSupported && synRecv.detail.hasPrefix("fexit") ? synRecv : .unsupported(synRecv.detail)
+        let synRecvKprobe: ProbeResult = synRecv.isSupported && synRecv.detail.hasPrefix("kretprobe") ? synRecv : .unsupported(synRecv.detail)
         return [
             "ovf_fentry_conn_request": fentry,
             "ovf_kprobe_conn_request": kprobe,
             "ovf_consume_skb": consume,
             "ovf_kfree_skb": overflowAckDrop,
             "ovf_send_reset": overflowAckReset,
+            "ovf_fexit_syn_recv_v4": synRecvFexit, "ovf_fexit_syn_recv_v6": synRecvFexit,
+            "ovf_kprobe_syn_recv_v4": synRecvKprobe, "ovf_kretprobe_syn_recv_v4": synRecvKprobe,
+            "ovf_kprobe_syn_recv_v6": synRecvKprobe, "ovf_kretprobe_syn_recv_v6": synRecvKprobe,
             "iter_listeners": iterTCP,
             "ovf_enter_accept4": accept, "ovf_exit_accept4": accept,
             "ovf_enter_accept": accept, "ovf_exit_accept": accept,
         ]
     }
 
+    /// SYNSIGHT_OVERFLOW_HOOK=kprobe skips the fentry/fexit overflow programs
+    /// (as --reset-hook does for no-listener resets), so the kprobe ones can be
+    /// exercised where both work (the kernel matrix does).
+    static var overflowKprobeForced: Bool {
+        getenv("SYNSIGHT_OVERFLOW_HOOK").map { String(cString: $0) == "kprobe" } ?? false
+    }
+
     public var overflowConnRequestFentry: ProbeResult {
         guard btf.isSupported else { return .unsupported("no kernel BTF") }
+        if Self.overflowKprobeForced { return .unsupported("disabled by SYNSIGHT_OVERFLOW_HOOK=kprobe") }
         let rc = syn_probe_fentry("tcp_conn_request")
         switch rc {
         case 0: return .supported("fentry/tcp_conn_request: queue state as each SYN arrives")
@@ -35,9 +52,42 @@ extension KernelFeatures {
     }
 
     public var overflowConnRequestKprobe: ProbeResult {
-        syn_kprobes_available()
-            ? .supported("kprobe/tcp_conn_request: queue state as each SYN arrives")
-            : .unsupported("kernel built without CONFIG_KPROBES")
+        KernelFeatures.kprobeTarget("tcp_conn_request", purpose: "queue state as each SYN arrives")
+    }
+
+    /// The ACK-stage overflow hook where no tracepoint reports it (before
+    /// 6.15 for drops, 6.10 for abort_on_overflow RSTs).
+    public var overflowSynRecv: ProbeResult {
+        if overflowAckDrop.isSupported && overflowAckReset.isSupported {
+            return .unsupported("ACK-stage overflows are traced (kfree_skb and tcp_send_reset reasons)")
+        }
+        if btf.isSupported && !Self.overflowKprobeForced {
+            let rc = syn_probe_fexit("tcp_v4_syn_recv_sock")
+            if rc == 0 { return .supported("fexit/tcp_v{4,6}_syn_recv_sock: no child socket with the accept queue full") }
+        }
+        let k4 = KernelFeatures.kprobeTarget("tcp_v4_syn_recv_sock", purpose: "")
+        let k6 = KernelFeatures.kprobeTarget("tcp_v6_syn_recv_sock", purpose: "")
+        if k4.isSupported && k6.isSupported {
+            return .supported("kretprobe/tcp_v{4,6}_syn_recv_sock: no child socket with the accept queue full")
+        }
+        return .unsupported("no fexit (BPF trampolines refused or no BTF) and \(k4.isSupported ? k6.detail : k4.detail)")
+    }
+
+    /// The syn_config flags for the ACK-stage programs.
+    public var synRecvFlags: UInt32 {
+        guard overflowSynRecv.isSupported else { return 0 }
+        return (overflowAckDrop.isSupported ? 0 : UInt32(SYN_CFG_ACK_DROP_SYN_RECV.rawValue))
+            | (overflowAckReset.isSupported ? 0 : UInt32(SYN_CFG_ACK_RESET_SYN_RECV.rawValue))
+    }
+
+    /// A function kprobes can attach to: the kprobe PMU exists and the
+    /// symbol is in /proc/kallsyms (not inlined away on this build).
+    static func kprobeTarget(_ function: String, purpose: String) -> ProbeResult {
+        guard syn_kprobes_available() else { return .unsupported("kernel built without CONFIG_KPROBES") }
+        guard KernelSymbols.lookup(function) != nil else {
+            return .unsupported("\(function) is not in /proc/kallsyms (inlined, or kptr_restrict)")
+        }
+        return .supported(purpose.isEmpty ? "kprobe/\(function)" : "kprobe/\(function): \(purpose)")
     }
 
     /// The per-SYN overflow method this kernel gets, in order of preference.

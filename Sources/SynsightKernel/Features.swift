@@ -70,9 +70,9 @@ public struct KernelFeatures: Sendable {
             default: fentry = .unsupported("fentry/tcp_v4_send_reset: \(Errno.name(-rc))")
             }
         }
-        let kprobe: ProbeResult = syn_kprobes_available()
-            ? .supported("kprobe PMU present")
-            : .unsupported("kernel built without CONFIG_KPROBES")
+        var kprobe = kprobeTarget("tcp_v4_send_reset", purpose: "")
+        if kprobe.isSupported { kprobe = kprobeTarget("tcp_v6_send_reset", purpose: "") }
+        if kprobe.isSupported { kprobe = .supported("kprobe PMU present, tcp_v{4,6}_send_reset in kallsyms") }
 
         return KernelFeatures(
             release: release, btf: btf, privileges: privileges,

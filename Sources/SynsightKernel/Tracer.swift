@@ -114,6 +114,7 @@ public final class Tracer {
                 for (i, p) in options.ports.enumerated() { ports[i] = p }
             }
             cfg.nports = UInt32(options.ports.count)
+            cfg.flags = features.synRecvFlags
             if let (start, end) = KernelSymbols.tcpRcvStateProcess {
                 cfg.trs_start = start
                 cfg.trs_end = end

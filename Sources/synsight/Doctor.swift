@@ -89,8 +89,13 @@ extension DoctorReport {
         let synStage = syn.isSupported
             ? "per SYN: \(syn.detail)"
             : "SYN stage UNAVAILABLE (\(syn.detail))"
-        let ackStage = [ackDrop.isSupported ? "ACK stage: \(ackDrop.detail)" : "ACK-stage drops UNAVAILABLE (\(ackDrop.detail))",
-                        ackReset.isSupported ? "abort_on_overflow RST: \(ackReset.detail)" : "abort_on_overflow RST UNAVAILABLE (\(ackReset.detail))"]
+        let synRecv = f.overflowSynRecv
+        let ackStage = [ackDrop.isSupported ? "ACK stage: \(ackDrop.detail)"
+                            : synRecv.isSupported ? "ACK stage: \(synRecv.detail)"
+                            : "ACK-stage drops UNAVAILABLE (\(ackDrop.detail); \(synRecv.detail))",
+                        ackReset.isSupported ? "abort_on_overflow RST: \(ackReset.detail)"
+                            : synRecv.isSupported ? "abort_on_overflow RST: \(synRecv.detail.split(separator: ":")[0]) with tcp_abort_on_overflow set"
+                            : "abort_on_overflow RST UNAVAILABLE (\(ackReset.detail); \(synRecv.detail))"]
         let accept = KernelFeatures.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
         return [
             "  accept_queue_full        \(synStage); " + ackStage.joined(separator: "; ") + seed,

@@ -20,6 +20,8 @@ void syn_set_libbpf_logger(syn_log_fn fn);
  * negative errno (-EPERM where trampolines are refused, -ENOENT where the
  * function is not in BTF). Mirrors libbpf-tools' fentry_can_attach. */
 int syn_probe_fentry(const char *func);
+/* The same for fexit (same trampoline; the return value is an argument more). */
+int syn_probe_fexit(const char *func);
 
 /* Can this kernel load a tp_btf program for the named raw tracepoint? */
 int syn_probe_tp_btf(const char *tp);
