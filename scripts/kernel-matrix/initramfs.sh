@@ -20,8 +20,8 @@
 # one with synsight, the scenarios and /init, rebuilt every time.
 set -euo pipefail
 kdir=$1
-synsight=$2
-out=$3
+synsight=$(realpath "$2")
+out=$(realpath -m "$3")
 extra=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -29,13 +29,17 @@ rel=$(cat "$kdir/version")
 
 base=$(dirname "$out")/base-$rel.cpio
 stage=$(mktemp -d "${out}.stage.XXXXXX")
+chmod 755 "$stage"  # mktemp made it 0700: the guest's / must be searchable by uid 65534
 trap 'rm -rf "$stage"' EXIT
 newest=$(stat -c %Y "$0" /usr/bin/python3.11 /usr/sbin/nft /usr/bin/ip /usr/sbin/xtables-nft-multi /bin/busybox | sort -n | tail -1)
 if [[ -f $base && -f $base.list ]] && (( $(stat -c %Y "$base") >= newest )); then
     mkdir -p "$stage/usr/local/bin" "$stage/km"
     cp "$synsight" "$stage/usr/local/bin/synsight"
     for lib in $(ldd "$synsight" | awk '/=> \// {print $3}'); do
-        # Libraries the base does not have (synsight linked against something new).
+        # Libraries the base does not have (synsight linked against something
+        # new), under their /usr path: a real /lib directory in this archive
+        # would shadow the base's /lib -> usr/lib symlink.
+        case $lib in /lib/* | /lib64/*) lib=/usr$lib ;; esac
         grep -qxF ".$lib" "$base.list" || { mkdir -p "$stage$(dirname "$lib")"; cp -L "$lib" "$stage$lib"; }
     done
     cp "$here/scenarios.py" "$repo/Tests/SynsightEndToEndTests/Support/peer.py" "$stage/km/"
@@ -118,4 +122,5 @@ depmod -b "$stage" "$rel"
 
 (cd "$stage" && find . -print0 | tee >(tr '\0' '\n' >"$base.list") | cpio --null -o -H newc --quiet) >"$base.tmp"
 mv "$base.tmp" "$base"
+rm -rf "$stage"
 exec bash "$0" "$@"

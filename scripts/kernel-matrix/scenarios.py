@@ -104,11 +104,15 @@ SYS_bpf = 321
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_TRACING = 26
 BPF_TRACE_FENTRY = 24
+BPF_TRACE_FEXIT = 25
+BPF_RAW_TRACEPOINT_OPEN = 17
 
 
-def fentry_loads(btf, func):
-    """0 if a trivial fentry program on `func` loads, else the errno (the
-    same test libbpf-based tools make; here with the raw bpf(2) syscall)."""
+def fentry_loads(btf, func, attach_type=BPF_TRACE_FENTRY):
+    """0 if a trivial fentry (or fexit) program on `func` loads and attaches,
+    else the errno; with the raw bpf(2) syscall. Attaching matters: the
+    trampoline refuses some functions only then (6.1 x86: more than six
+    arguments)."""
     fid = btf.funcs.get(func)
     if fid is None:
         return errno.ENOENT
@@ -117,14 +121,20 @@ def fentry_loads(btf, func):
     lic = ctypes.create_string_buffer(b"GPL")
     attr = bytearray(128)
     struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_TRACING, 2, ctypes.addressof(ibuf), ctypes.addressof(lic))
-    struct.pack_into("<I", attr, 68, BPF_TRACE_FENTRY)
+    struct.pack_into("<I", attr, 68, attach_type)
     struct.pack_into("<I", attr, 108, fid)
     abuf = ctypes.create_string_buffer(bytes(attr), len(attr))
     fd = _libc.syscall(SYS_bpf, BPF_PROG_LOAD, abuf, len(attr))
     if fd < 0:
         return ctypes.get_errno()
+    # raw_tracepoint_open {u64 name; u32 prog_fd} attaches a tracing program.
+    rbuf = ctypes.create_string_buffer(struct.pack("<QI4x", 0, fd), 16)
+    link = _libc.syscall(SYS_bpf, BPF_RAW_TRACEPOINT_OPEN, rbuf, 16)
+    err = ctypes.get_errno() if link < 0 else 0
+    if link >= 0:
+        os.close(link)
     os.close(fd)
-    return 0
+    return err
 
 
 def kallsyms_has(func):
@@ -153,8 +163,8 @@ class Kernel:
     def kprobe_ok(self, func):
         return self.kprobes and kallsyms_has(func)
 
-    def fentry_ok(self, func):
-        return self.fentry and fentry_loads(self.btf, func) == 0
+    def fentry_ok(self, func, attach_type=BPF_TRACE_FENTRY):
+        return self.fentry and fentry_loads(self.btf, func, attach_type) == 0
 
     def describe(self):
         return {
@@ -210,7 +220,7 @@ class Kernel:
             return "tp_btf/kfree_skb TCP_LISTEN_OVERFLOW", None
         if abort and self.btf.has_name("SK_RST_REASON_INVALID_SYN"):
             return "tp_btf/tcp_send_reset", None
-        if self.fentry_ok("tcp_v4_syn_recv_sock"):
+        if self.fentry_ok("tcp_v4_syn_recv_sock", BPF_TRACE_FEXIT):
             return "fexit/tcp_v{4,6}_syn_recv_sock", None
         if self.kprobe_ok("tcp_v4_syn_recv_sock"):
             return "kretprobe/tcp_v{4,6}_syn_recv_sock", None
