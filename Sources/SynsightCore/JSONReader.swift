@@ -90,6 +90,69 @@ public enum JSONReader {
             }
         }
 
+        /// Accepts exactly what `value(depth:)` accepts, without building
+        /// the value: `synsight report` validates every line in full but
+        /// keeps only a few of its fields (ReportEvent.decode(line:)).
+        mutating func skipValue(depth: Int) -> Bool {
+            guard depth < JSONReader.maxDepth, i < b.count else { return false }
+            switch b[i] {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                let close = b[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                let isObject = close == UInt8(ascii: "}")
+                i += 1
+                skipSpace()
+                if i < b.count, b[i] == close { i += 1; return true }
+                while true {
+                    skipSpace()
+                    if isObject {
+                        guard skipString() else { return false }
+                        skipSpace()
+                        guard i < b.count, b[i] == UInt8(ascii: ":") else { return false }
+                        i += 1
+                        skipSpace()
+                    }
+                    guard skipValue(depth: depth + 1) else { return false }
+                    skipSpace()
+                    guard i < b.count else { return false }
+                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if b[i] == close { i += 1; return true }
+                    return false
+                }
+            case UInt8(ascii: "\""): return skipString()
+            case UInt8(ascii: "t"): return literal("true")
+            case UInt8(ascii: "f"): return literal("false")
+            case UInt8(ascii: "n"): return literal("null")
+            default: return number() != nil
+            }
+        }
+
+        /// Accepts exactly the strings `string()` accepts (raw control
+        /// characters and unknown or short escapes are refused).
+        mutating func skipString() -> Bool {
+            guard i < b.count, b[i] == UInt8(ascii: "\"") else { return false }
+            i += 1
+            while i < b.count {
+                let c = b[i]
+                i += 1
+                if c == UInt8(ascii: "\"") { return true }
+                if c < 0x20 { return false }
+                if c != UInt8(ascii: "\\") { continue }
+                guard i < b.count else { return false }
+                let e = b[i]
+                i += 1
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "n"), UInt8(ascii: "t"),
+                     UInt8(ascii: "r"), UInt8(ascii: "b"), UInt8(ascii: "f"):
+                    continue
+                case UInt8(ascii: "u"):
+                    guard hex4() != nil else { return false }
+                default:
+                    return false
+                }
+            }
+            return false
+        }
+
         func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
 
         mutating func number() -> JSONValue? {

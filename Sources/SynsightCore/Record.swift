@@ -58,7 +58,12 @@ public struct ProcessRef: Sendable, Hashable {
 
 /// A minimal ordered JSON value: evidence objects keep their field order so
 /// output is stable and diffable.
-public indirect enum JSONValue: Sendable, Hashable {
+///
+/// Not `indirect`: arrays and objects already hold their elements in an
+/// Array's heap buffer, and an indirect enum boxes *every* value (each int
+/// and string a heap allocation): that was most of the cost of reading and
+/// writing JSON Lines (docs/benchmarks.md).
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case int(Int64)

@@ -147,8 +147,8 @@ public struct ReportBuilder: Sendable {
     /// Parses and adds one line (without its newline). Returns why it was skipped, if it was.
     @discardableResult
     public mutating func add(line: UnsafeBufferPointer<UInt8>) -> ReportLineError? {
-        guard let value = JSONReader.parse(line) else { return ReportLineError("invalid JSON") }
-        switch ReportEvent.decode(value) {
+        // Validates the whole line but builds only the fields the report reads.
+        switch ReportEvent.decode(line: line) {
         case .failure(let e): return e
         case .success(let ev):
             add(ev)

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Reading JSON Lines records (schema v1) back for `synsight report`: only
 /// the fields the report needs, validated; unknown extra fields are ignored
 /// (the contract allows added fields).
@@ -99,8 +101,101 @@ public struct ReportEvent: Sendable {
     public var firstTs: Int64
     public var lastTs: Int64
     public var hint: String?
-    /// The whole record, kept only as a group's most recent example.
-    public var raw: JSONValue
+    /// The whole record, kept only as a group's most recent example. Parsed
+    /// from the line when asked for: a report reads millions of lines and
+    /// shows a few of them, and building every line's tree (then freeing
+    /// it) was most of `report`'s time (docs/benchmarks.md).
+    public var raw: JSONValue {
+        get { rawValue ?? rawLine.flatMap { JSONReader.parse($0) } ?? .null }
+        set { rawValue = newValue; rawLine = nil }
+    }
+    var rawValue: JSONValue?
+    var rawLine: [UInt8]?
+
+    /// The fields `decode` reads; every other field of a line is validated
+    /// and skipped by `decode(line:)`.
+    static let decodedFields: Set<String> = ["v", "ts", "kind", "reason", "cause", "hint", "port", "count",
+                                             "first_ts", "last_ts", "process", "client"]
+
+    /// The name of a key `decode` reads, or nil: matched on the raw bytes by
+    /// length, then content (no String, no allocation per key).
+    static func decodedField(_ k: UnsafeBufferPointer<UInt8>) -> String? {
+        func eq(_ name: StaticString) -> Bool {
+            name.utf8CodeUnitCount == k.count && memcmp(name.utf8Start, k.baseAddress!, k.count) == 0
+        }
+        switch k.count {
+        case 1: return eq("v") ? "v" : nil
+        case 2: return eq("ts") ? "ts" : nil
+        case 4: return eq("kind") ? "kind" : eq("hint") ? "hint" : eq("port") ? "port" : nil
+        case 5: return eq("cause") ? "cause" : eq("count") ? "count" : nil
+        case 6: return eq("reason") ? "reason" : eq("client") ? "client" : nil
+        case 7: return eq("process") ? "process" : eq("last_ts") ? "last_ts" : nil
+        case 8: return eq("first_ts") ? "first_ts" : nil
+        default: return nil
+        }
+    }
+
+    /// Decodes one line: the whole line must be valid JSON (as
+    /// `JSONReader.parse` checks it), but only the fields the report reads
+    /// are built; the others are checked and skipped. Same result as
+    /// `decode(JSONReader.parse(line))`.
+    public static func decode(line: UnsafeBufferPointer<UInt8>) -> Result<ReportEvent, ReportLineError> {
+        var p = JSONReader.Parser(b: line)
+        p.skipSpace()
+        guard p.i < line.count, line[p.i] == UInt8(ascii: "{") else {
+            // Not an object: the full parser gives the exact verdict.
+            guard let v = JSONReader.parse(line) else { return .failure(.init("invalid JSON")) }
+            return decode(v)
+        }
+        p.i += 1
+        var fields: [(String, JSONValue)] = []
+        fields.reserveCapacity(12)
+        p.skipSpace()
+        if p.i < line.count, line[p.i] == UInt8(ascii: "}") {
+            p.i += 1
+        } else {
+            while true {
+                p.skipSpace()
+                guard p.i < line.count, line[p.i] == UInt8(ascii: "\"") else { return .failure(.init("invalid JSON")) }
+                // Keys without escapes (all of synsight's) are matched as
+                // bytes: no String is made for the fields that are skipped.
+                var j = p.i + 1
+                while j < line.count, line[j] != UInt8(ascii: "\""), line[j] != UInt8(ascii: "\\"), line[j] >= 0x20 { j += 1 }
+                let key: String?
+                if j < line.count, line[j] == UInt8(ascii: "\"") {
+                    key = decodedField(UnsafeBufferPointer(rebasing: line[(p.i + 1)..<j]))
+                    p.i = j + 1
+                } else {
+                    guard let k = p.string() else { return .failure(.init("invalid JSON")) }
+                    key = decodedFields.contains(k) ? k : nil
+                }
+                p.skipSpace()
+                guard p.i < line.count, line[p.i] == UInt8(ascii: ":") else { return .failure(.init("invalid JSON")) }
+                p.i += 1
+                p.skipSpace()
+                if let k = key {
+                    guard let v = p.value(depth: 1) else { return .failure(.init("invalid JSON")) }
+                    fields.append((k, v))
+                } else {
+                    guard p.skipValue(depth: 1) else { return .failure(.init("invalid JSON")) }
+                }
+                p.skipSpace()
+                guard p.i < line.count else { return .failure(.init("invalid JSON")) }
+                if line[p.i] == UInt8(ascii: ",") { p.i += 1; continue }
+                if line[p.i] == UInt8(ascii: "}") { p.i += 1; break }
+                return .failure(.init("invalid JSON"))
+            }
+        }
+        p.skipSpace()
+        guard p.i == line.count else { return .failure(.init("invalid JSON")) }
+        switch decode(.object(fields)) {
+        case .failure(let e): return .failure(e)
+        case .success(var ev):
+            ev.rawValue = nil
+            ev.rawLine = Array(line)
+            return .success(ev)
+        }
+    }
 
     /// Validates a parsed line. Returns the event, or a one-line reason why
     /// the line is skipped.
@@ -164,7 +259,8 @@ public struct ReportEvent: Sendable {
             if first > last { swap(&first, &last) }
         }
         return .success(ReportEvent(ts: ts, kind: kind, reason: reason, cause: cause, port: port, process: proc,
-                                    client: client, count: count, firstTs: first, lastTs: last, hint: hint, raw: v))
+                                    client: client, count: count, firstTs: first, lastTs: last, hint: hint,
+                                    rawValue: v, rawLine: nil))
     }
 }
 
