@@ -9,8 +9,10 @@ set -euo pipefail
 # Firewall rule naming and its tests: nftables (nft), iptables (nft backend), util-linux (nsenter).
 # Kernel matrix (scripts/kernel-matrix.sh): qemu (TCG guests), busybox (their /init),
 # kmod (depmod for the guest kernels' modules, modprobe inside), cpio (the initramfs).
+# Report/deploy tests: python3-venv (the venv of test validators below), gzip (.gz fixtures).
 PACKAGES=(libbpf-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux
-          qemu-system-x86 busybox-static kmod cpio)
+          qemu-system-x86 busybox-static kmod cpio
+          python3-venv gzip)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -36,3 +38,17 @@ fi
 # promtool and prometheus for the metrics tests: Debian's package unpacked
 # into .tools/prometheus, not installed (its postinst would start a daemon).
 bash "$(dirname "$0")/fetch-prometheus.sh"
+
+# Python tools the tests run, pinned, in a venv under the checkout
+# (.venv-tests, gitignored): html5lib (strict HTML5 parse of the HTML report),
+# kubernetes-validate (the DaemonSet against Kubernetes' schemas). Reinstalled
+# only when the pins change.
+VENV="$(cd "$(dirname "$0")/.." && pwd)/.venv-tests"
+PY_PINS="html5lib==1.1 kubernetes-validate==1.37.0"
+if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.pins" 2>/dev/null)" != "$PY_PINS" ]]; then
+    echo "install-deps: installing $PY_PINS into $VENV" >&2
+    rm -rf "$VENV"
+    /usr/bin/python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check $PY_PINS
+    echo "$PY_PINS" > "$VENV/.pins"
+fi

@@ -136,6 +136,8 @@ public struct ReportBuilder: Sendable {
     public var totals = ReportTotals()
     public private(set) var groups: [ReportGroupKey: ReportGroup] = [:]
     public private(set) var timeline = ReportTimeline(maxBuckets: ReportBuilder.maxTimelineBuckets)
+    /// Per-second (at finest) counts for the HTML chart; bounded like `timeline`.
+    public private(set) var chart = ReportChartTimeline()
     /// Records whose group was not created because `maxGroups` was reached.
     public private(set) var overflowedGroups: UInt64 = 0
 
@@ -203,6 +205,7 @@ public struct ReportBuilder: Sendable {
         }
         groups[key] = g
         timeline.add(ts: e.ts, reason: key.reason, e.count)
+        chart.add(ts: e.ts, reason: key.reason, e.count)
     }
 
     /// A sorted snapshot for the formatters.
@@ -215,7 +218,7 @@ public struct ReportBuilder: Sendable {
                                first: gs.map(\.first).min() ?? 0, last: gs.map(\.last).max() ?? 0, groups: sorted)
         }
         ports.sort { $0.events != $1.events ? $0.events > $1.events : $0.port < $1.port }
-        return Report(totals: totals, ports: ports, timeline: timeline, options: options,
+        return Report(totals: totals, ports: ports, timeline: timeline, chart: chart, options: options,
                       overflowedGroups: overflowedGroups)
     }
 }
@@ -233,6 +236,7 @@ public struct Report: Sendable {
     public var totals: ReportTotals
     public var ports: [Port]
     public var timeline: ReportTimeline
+    public var chart: ReportChartTimeline
     public var options: ReportOptions
     public var overflowedGroups: UInt64
 }

@@ -1,10 +1,10 @@
-/// Text, Markdown and JSON renderings of a `Report`. Every string that came
-/// from a record (comm, exe, hint, cause, evidence, rule text) is untrusted:
-/// escaped for the terminal in text, for Markdown in markdown, and JSON-escaped
-/// in JSON.
+/// Text, Markdown and JSON renderings of a `Report` (HTML: ReportHTML.swift).
+/// Every string that came from a record (comm, exe, hint, cause, evidence,
+/// rule text) is untrusted: escaped for the terminal in text, for Markdown in
+/// markdown, JSON-escaped in JSON, and HTML-escaped in HTML.
 
 public enum ReportFormat: String, Sendable, CaseIterable {
-    case text, markdown, json
+    case text, markdown, json, html
 }
 
 /// Markdown escaping for untrusted text: terminal controls first, then every
@@ -284,6 +284,7 @@ extension Report {
         case .text: return text()
         case .markdown: return markdown()
         case .json: return json()
+        case .html: return html()
         }
     }
 }

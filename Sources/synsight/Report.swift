@@ -8,14 +8,20 @@ struct ReportCommand: ParsableCommand {
         abstract: "Summarize recorded JSON Lines files per port and reason (no root needed).",
         discussion: """
             Reads JSON Lines (schema v1) written by `synsight record` or `synsight trace --json`. \
-            A directory means every *.jsonl and *.jsonl.gz file in it (rotated files first); \
-            .gz files are decompressed with the system's gzip. Files are streamed: memory \
-            does not grow with their size.
+            A directory means every *.jsonl and *.jsonl.gz file in it (rotated files first; a \
+            file present both plain and compressed is read once). .gz files are decompressed \
+            as they are read; a corrupt or truncated one is named on stderr and the rest of the \
+            input is still reported. Files are streamed: memory does not grow with their size.
 
             For each port and reason: the number of events (a summary record counts its \
             `count`), first and last seen, the processes and clients involved, the evidence \
             and hint of the most recent record, and the steps to fix it. Then a timeline \
             per minute by reason, and the totals, including events lost in the ring buffer.
+
+            --format html writes one self-contained HTML file (inline CSS and SVG, no script, \
+            nothing loaded from elsewhere) with a chart of events over time by reason, the bar \
+            width chosen from the time span (at most \(Report.chartMaxBars) bars, stated on the \
+            chart), and the same per-port sections.
 
             Lines that cannot be used (truncated, not JSON, missing fields, a newer schema \
             version) are reported on stderr as file:line and skipped; the rest is reported.
@@ -27,6 +33,7 @@ struct ReportCommand: ParsableCommand {
               synsight report /var/log/synsight
               synsight report --port 8080 --since 2026-11-22T03:00:00Z refusals.jsonl
               synsight report --format markdown /var/log/synsight > incident.md
+              synsight report --format html /var/log/synsight > incident.html
             """
     )
 
@@ -43,7 +50,7 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .customLong("port"), help: ArgumentHelp("Only this port (repeatable).", valueName: "port"))
     var ports: [Int] = []
 
-    @Option(help: ArgumentHelp("Output format: text, markdown or json.", valueName: "format"))
+    @Option(help: ArgumentHelp("Output format: text, markdown, json or html.", valueName: "format"))
     var format: String = "text"
 
     static func parseTime(_ s: String, _ option: String) throws -> Int64 {
@@ -62,7 +69,7 @@ struct ReportCommand: ParsableCommand {
             throw ValidationError("--port must be between 1 and 65535, got \(p)")
         }
         if ReportFormat(rawValue: format) == nil {
-            throw ValidationError("--format must be one of text, markdown, json; got '\(TerminalText.escape(format))'")
+            throw ValidationError("--format must be one of text, markdown, json, html; got '\(TerminalText.escape(format))'")
         }
     }
 
