@@ -15,10 +15,11 @@ struct Synsight: ParsableCommand {
             Examples:
               sudo synsight trace                 live, one line per refusal
               sudo synsight trace --json --port 8080 --duration 30
+              sudo synsight explain 8080          what is wrong with port 8080 right now
               sudo synsight doctor                which hook serves each reason on this kernel
             """,
         version: SynsightVersion.string,
-        subcommands: [Trace.self, RecordCommand.self, ReportCommand.self, Doctor.self]
+        subcommands: [Trace.self, RecordCommand.self, ReportCommand.self, Explain.self, Doctor.self]
     )
 }
 

@@ -28,17 +28,28 @@ struct TraceSettings {
 /// attribute, and hand every final record to `emit`. `tick` runs after each
 /// poll (about every 50 ms) and returns false to stop. Returns the summary text.
 enum TraceRunner {
-    static func run(_ s: TraceSettings, emit output: @escaping (Record) -> Void, tick: () -> Bool) throws -> String {
+    static func options(for s: TraceSettings) -> TracerOptions {
         var options = TracerOptions()
         options.ports = s.ports
         options.resetHook = s.resetHook
         options.verbose = s.verbose
+        return options
+    }
 
+    /// `prepared`: a Tracer the caller already loaded (explain does, to report
+    /// a load failure as "trace unavailable" instead of an error); it must
+    /// have been created with `options(for: s)`.
+    static func run(_ s: TraceSettings, tracer prepared: Tracer? = nil,
+                    emit output: @escaping (Record) -> Void, tick: () -> Bool) throws -> String {
         let tracer: Tracer
-        do {
-            tracer = try Tracer(options: options)
-        } catch {
-            throw fail(error.description)
+        if let prepared {
+            tracer = prepared
+        } else {
+            do {
+                tracer = try Tracer(options: options(for: s))
+            } catch {
+                throw fail(error.description)
+            }
         }
 
         // Attach first, then snapshot: a listener born in between is in both

@@ -1,0 +1,434 @@
+import Foundation
+import Testing
+
+/// `synsight explain <port> --json` against the real kernel: real listeners,
+/// queues, limits and nft rules in namespaces each test creates and deletes,
+/// and a short real trace. Each test asserts the verdict and the findings
+/// (codes, severities, numbers, PIDs, rule handles), and the healthy case
+/// asserts "healthy", so every verdict can fail.
+@Suite("explain, end to end", .serialized, .enabled(if: Privileged.enabled))
+struct ExplainTests {
+    init() throws {
+        try Privileged.check()
+        NetNS.removeStale()
+    }
+
+    /// One run of `synsight explain`, started in the background so a test can
+    /// act while its short trace runs.
+    final class Run {
+        let process = Process()
+        let outFile: URL
+        let errFile: URL
+
+        init(_ args: [String], asUser: Int? = nil) throws {
+            let tmp = FileManager.default.temporaryDirectory
+            outFile = tmp.appendingPathComponent("synsight-explain-out-\(UUID().uuidString)")
+            errFile = tmp.appendingPathComponent("synsight-explain-err-\(UUID().uuidString)")
+            _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
+            if let uid = asUser {
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+                process.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--inh-caps=-all",
+                                     TraceSession.binary, "explain"] + args
+            } else {
+                process.executableURL = URL(fileURLWithPath: TraceSession.binary)
+                process.arguments = ["explain"] + args
+            }
+            process.standardOutput = try FileHandle(forWritingTo: outFile)
+            process.standardError = try FileHandle(forWritingTo: errFile)
+            try process.run()
+        }
+
+        deinit {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            try? FileManager.default.removeItem(at: outFile)
+            try? FileManager.default.removeItem(at: errFile)
+        }
+
+        var stdout: String { (try? String(contentsOf: outFile, encoding: .utf8)) ?? "" }
+        var stderr: String { (try? String(contentsOf: errFile, encoding: .utf8)) ?? "" }
+
+        /// Waits until the short trace is attached (its banner is on stderr).
+        func waitForTrace() throws {
+            let ok = waitUntil(timeout: 20) { stderr.contains("synsight: tracing") || !process.isRunning }
+            guard ok, process.isRunning else { throw CommandFailure(description: "explain's trace did not start: \(stderr)") }
+        }
+
+        /// Waits for the exit; returns the status and the parsed JSON object.
+        func finish(timeout: Double = 30) throws -> (status: Int32, report: Report) {
+            if !waitUntil(timeout: timeout, { !process.isRunning }) {
+                kill(process.processIdentifier, SIGKILL)
+                throw CommandFailure(description: "explain did not exit within \(timeout) s: \(stderr)")
+            }
+            process.waitUntilExit()
+            let text = stdout
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+                throw CommandFailure(description: "explain printed no JSON object (status \(process.terminationStatus)): \(text) \(stderr)")
+            }
+            #expect(text.hasSuffix("}\n") && text.filter { $0 == "\n" }.count == 1, "one JSON object on one line")
+            return (process.terminationStatus, Report(raw: obj, text: text))
+        }
+    }
+
+    /// explain's JSON output, with lookups for the assertions.
+    struct Report: CustomStringConvertible {
+        let raw: [String: Any]
+        let text: String
+        var description: String { text }
+
+        var verdict: [String: Any] { raw["verdict"] as? [String: Any] ?? [:] }
+        var status: String? { verdict["status"] as? String }
+        var summary: String { verdict["summary"] as? String ?? "" }
+        var findings: [[String: Any]] { raw["findings"] as? [[String: Any]] ?? [] }
+        var listeners: [[String: Any]] { raw["listeners"] as? [[String: Any]] ?? [] }
+        var recent: [String: Any] { raw["recent"] as? [String: Any] ?? [:] }
+        var namespaces: [[String: Any]] { raw["namespaces"] as? [[String: Any]] ?? [] }
+
+        func finding(_ code: String, where match: ([String: Any]) -> Bool = { _ in true }) -> [String: Any]? {
+            findings.first { $0["code"] as? String == code && match($0) }
+        }
+
+        func evidence(_ f: [String: Any]?) -> [String: Any] { f?["evidence"] as? [String: Any] ?? [:] }
+
+        /// The recent_refusals finding for this reason and cause.
+        func recentFinding(reason: String, cause: String? = nil) -> [String: Any]? {
+            finding("recent_refusals") { f in
+                let ev = evidence(f)
+                return ev["reason"] as? String == reason && (cause == nil || ev["cause"] as? String == cause)
+            }
+        }
+
+        var serious: [[String: Any]] { findings.filter { ($0["severity"] as? String) != "info" } }
+    }
+
+    func explain(_ args: [String]) throws -> (status: Int32, report: Report) {
+        try Run(["--json"] + args).finish()
+    }
+
+    func pid(_ obj: Any?) -> Int? { (obj as? [String: Any])?["pid"] as? Int }
+
+    // MARK: no listener
+
+    @Test("closed port: not_listening (critical), and the refusal the short trace saw with the client's pid")
+    func closedPort() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "2"])
+        try run.waitForTrace()
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let (status, r) = try run.finish()
+
+        #expect(status == 2)
+        #expect(r.raw["v"] as? Int == 1)
+        #expect(r.raw["port"] as? Int == port)
+        #expect(r.status == "broken", "\(r)")
+        #expect(r.listeners.isEmpty)
+        let f = try #require(r.finding("not_listening"), "\(r)")
+        #expect(f["severity"] as? String == "critical")
+        #expect((f["message"] as? String)?.contains("nothing listens on port \(port)") == true)
+        #expect(r.summary.contains("nothing listens on port \(port)"))
+        #expect(r.recent["status"] as? String == "ran")
+        let recent = try #require(r.recentFinding(reason: "no_listener", cause: "never_listened"), "\(r)")
+        let latest = r.evidence(recent)["latest"] as? [String: Any]
+        #expect(pid(latest?["client"]) == c.pid)
+        #expect(latest?["netns"] as? Int == ns.inode)
+        #expect(r.evidence(f)["refused"] as? Int ?? 0 >= 1)
+        let viewpoint = r.raw["viewpoint"] as? [String: Any]
+        #expect(viewpoint?["netns"] as? Int == ns.inode)
+        #expect(viewpoint?["name"] as? String == ns.name)
+    }
+
+    @Test("listener killed during the short trace: not_listening names the last listener, killed by SIGKILL")
+    func listenerKilled() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let listener = try Peer(listenIn: ns, addr: "127.0.0.1", port: port)
+        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "2.5"])
+        try run.waitForTrace()
+        listener.killHard()
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let (status, r) = try run.finish()
+
+        #expect(status == 2)
+        #expect(r.status == "broken", "\(r)")
+        #expect(r.listeners.isEmpty, "the listener is gone: \(r)")
+        let f = try #require(r.finding("not_listening"), "\(r)")
+        #expect(pid(r.evidence(f)["last_listener"]) == listener.pid, "\(r)")
+        #expect(r.evidence(f)["cause"] as? String == "listener_exited")
+        #expect((f["message"] as? String)?.contains("pid \(listener.pid)") == true)
+        #expect((f["message"] as? String)?.contains("SIGKILL") == true, "\(f)")
+        let recent = try #require(r.recentFinding(reason: "no_listener", cause: "listener_exited"), "\(r)")
+        let latest = r.evidence(recent)["latest"] as? [String: Any]
+        #expect(pid(latest?["process"]) == listener.pid)
+        #expect(pid(latest?["client"]) == c.pid)
+    }
+
+    @Test("loopback-only listener, client in another namespace: loopback_only, and the refused connect")
+    func loopbackOnly() throws {
+        let server = try NetNS()
+        defer { server.remove() }
+        let client = try NetNS()
+        defer { client.remove() }
+        try server.link(to: client)
+        let port = randomPort()
+        let listener = try Peer(listenIn: server, addr: "127.0.0.1", port: port)
+        let run = try Run(["--json", String(port), "--netns", client.name, "--duration", "2"])
+        try run.waitForTrace()
+        let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let (status, r) = try run.finish()
+
+        #expect(status == 2)
+        let f = try #require(r.finding("loopback_only"), "\(r)")
+        #expect(f["severity"] as? String == "warning")
+        #expect(f["netns"] as? Int == server.inode)
+        #expect((f["message"] as? String)?.contains("127.0.0.1:\(port) only") == true)
+        #expect((f["remediation"] as? String)?.contains("0.0.0.0") == true)
+        let l = try #require(r.listeners.first)
+        #expect(r.listeners.count == 1)
+        #expect(l["addr"] as? String == "127.0.0.1")
+        #expect(l["netns"] as? Int == server.inode)
+        #expect(pid((l["processes"] as? [Any])?.first) == listener.pid)
+        // Seen from the client's namespace, nothing listens there.
+        #expect(r.finding("other_netns_only") { $0["netns"] as? Int == client.inode } != nil)
+        let recent = try #require(r.recentFinding(reason: "no_listener", cause: "bound_to_other_address"), "\(r)")
+        #expect(pid((r.evidence(recent)["latest"] as? [String: Any])?["process"]) == listener.pid)
+        #expect(r.status == "broken")
+    }
+
+    @Test("IPv6-only listener reached over IPv4: ipv6_only from IPV6_V6ONLY, family_mismatch in the trace")
+    func ipv6Only() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let listener = try Peer(listenIn: ns, addr: "::", port: port, extra: ["--v6only"])
+        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "2"])
+        try run.waitForTrace()
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let (_, r) = try run.finish()
+
+        let f = try #require(r.finding("ipv6_only"), "\(r)")
+        #expect(f["severity"] as? String == "warning")
+        #expect(r.evidence(f)["ipv6only"] as? Bool == true)
+        #expect((f["message"] as? String)?.contains("IPv4 clients are refused") == true)
+        let l = try #require(r.listeners.first)
+        #expect(l["family"] as? String == "ipv6")
+        #expect(l["addr"] as? String == "::")
+        #expect(l["ipv6only"] as? Bool == true)
+        #expect(pid((l["processes"] as? [Any])?.first) == listener.pid)
+        #expect(r.recentFinding(reason: "no_listener", cause: "family_mismatch") != nil, "\(r)")
+        #expect(r.status == "broken")
+    }
+
+    @Test("listener only in another namespace: other_netns_only names it")
+    func otherNetns() throws {
+        let server = try NetNS()
+        defer { server.remove() }
+        let client = try NetNS()
+        defer { client.remove() }
+        let port = randomPort()
+        let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
+        let (status, r) = try explain([String(port), "--netns", client.name, "--duration", "0"])
+
+        #expect(status == 2)
+        #expect(r.status == "degraded", "\(r)")
+        let f = try #require(r.finding("other_netns_only"), "\(r)")
+        #expect(f["netns"] as? Int == client.inode)
+        #expect((r.evidence(f)["listener_netns"] as? [Int]) == [server.inode])
+        #expect((f["message"] as? String)?.contains("pid \(listener.pid)") == true)
+        #expect(r.finding("not_listening") == nil)
+        #expect(r.recent["status"] as? String == "skipped")
+        // Every namespace of the host was scanned, the two of this test among them.
+        let scanned = Set(r.namespaces.compactMap { $0["netns"] as? Int })
+        #expect(scanned.isSuperset(of: [server.inode, client.inode]))
+    }
+
+    // MARK: queues and limits
+
+    /// A stalled server (backlog 1: the accept queue holds 2) and two held connections.
+    func stalledServer(_ ns: NetNS, port: Int, emfile: Bool = false) throws -> (Peer, [Peer]) {
+        let server = try Peer(runIn: ns, ["stall", "127.0.0.1", String(port), "--backlog", "1"] + (emfile ? ["--emfile"] : []))
+        var holders: [Peer] = []
+        for _ in 0..<2 {
+            holders.append(try Peer(runIn: ns, ["hold", "127.0.0.1", String(port), "--seconds", "20"], readyPrefix: "connected"))
+        }
+        return (server, holders)
+    }
+
+    @Test("full accept queue: accept_queue_full with the queue, the backlog and that namespace's somaxconn")
+    func acceptQueueFull() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        try sh(["ip", "netns", "exec", ns.name, "sysctl", "-qw", "net.core.somaxconn=100"])
+        let port = randomPort()
+        let (server, holders) = try stalledServer(ns, port: port)
+        let (status, r) = try explain([String(port), "--netns", ns.name, "--duration", "0"])
+        _ = holders
+
+        #expect(status == 2)
+        #expect(r.status == "broken")
+        let f = try #require(r.finding("accept_queue_full"), "\(r)")
+        #expect(f["severity"] as? String == "critical")
+        let ev = r.evidence(f)
+        #expect(ev["accept_queue"] as? Int == 2)
+        #expect(ev["max_backlog"] as? Int == 1)
+        #expect(ev["somaxconn"] as? Int == 100)
+        #expect(ev["pid"] as? Int == server.pid)
+        #expect((f["message"] as? String)?.contains("2/1") == true)
+        #expect((f["remediation"] as? String)?.contains("backlog") == true)
+        let l = try #require(r.listeners.first)
+        #expect(l["accept_queue"] as? Int == 2)
+        #expect(l["max_backlog"] as? Int == 1)
+        #expect(l["somaxconn"] as? Int == 100)
+        // Not an fd problem here.
+        #expect(r.finding("fd_limit_reached") == nil)
+    }
+
+    @Test("fd exhaustion: fd_limit_reached with the limit and the open fds; the full queue blames EMFILE")
+    func fdExhausted() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let (server, holders) = try stalledServer(ns, port: port, emfile: true)
+        let (_, r) = try explain([String(port), "--netns", ns.name, "--duration", "1.5"])
+        _ = holders
+
+        #expect(r.status == "broken")
+        let f = try #require(r.finding("fd_limit_reached"), "\(r)")
+        #expect(f["severity"] as? String == "critical")
+        let ev = r.evidence(f)
+        #expect(ev["pid"] as? Int == server.pid)
+        let soft = try #require(ev["nofile_soft"] as? Int)
+        #expect(soft > 0 && soft < 64)
+        #expect(ev["open_fds"] as? Int ?? 0 >= soft)
+        let q = try #require(r.finding("accept_queue_full"), "\(r)")
+        #expect((q["message"] as? String)?.contains("EMFILE") == true)
+        let p = try #require((r.listeners.first?["processes"] as? [[String: Any]])?.first)
+        #expect(p["nofile_soft"] as? Int == soft)
+        // The short trace saw accept() fail.
+        #expect(r.recentFinding(reason: "fd_exhausted") != nil, "\(r)")
+    }
+
+    // MARK: firewall
+
+    @Test("nft drop and reject rules on the port: firewall_drop / firewall_reject naming the rule handle")
+    func firewallRules() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let base = randomPort()
+        let (pDrop, pReject, pCond) = (base, base + 1, base + 2)
+        var listeners: [Peer] = []
+        for p in [pDrop, pReject, pCond] { listeners.append(try Peer(listenIn: ns, addr: "0.0.0.0", port: p)) }
+        try sh(["ip", "netns", "exec", ns.name, "nft",
+                "add table inet filter; "
+                + "add chain inet filter input { type filter hook input priority 0; policy accept; }; "
+                + "add rule inet filter input tcp dport \(pDrop) counter drop; "
+                + "add rule inet filter input tcp dport \(pReject) reject with tcp reset; "
+                + "add rule inet filter input ip saddr 10.0.0.0/8 tcp dport \(pCond) drop"])
+        let rules = try sh(["ip", "netns", "exec", ns.name, "nft", "-a", "list", "ruleset"])
+        func handle(_ text: String) -> Int? {
+            for line in rules.split(separator: "\n") where line.contains(text) {
+                if let r = line.range(of: "# handle ") { return Int(line[r.upperBound...].trimmingCharacters(in: .whitespaces)) }
+            }
+            return nil
+        }
+        let hDrop = try #require(handle("dport \(pDrop)")), hReject = try #require(handle("dport \(pReject)"))
+
+        let (_, drop) = try explain([String(pDrop), "--netns", ns.name, "--duration", "0"])
+        let d = try #require(drop.finding("firewall_drop"), "\(drop)")
+        #expect(d["severity"] as? String == "critical")
+        #expect(d["netns"] as? Int == ns.inode)
+        #expect(drop.evidence(d)["handle"] as? Int == hDrop)
+        #expect(drop.evidence(d)["table"] as? String == "inet filter")
+        #expect(drop.evidence(d)["chain"] as? String == "input")
+        #expect(drop.evidence(d)["confidence"] as? String == "certain")
+        #expect(drop.evidence(d)["direction"] as? String == "inbound")
+        #expect((d["message"] as? String)?.contains("nft rule inet filter input handle \(hDrop) drops tcp dport \(pDrop)") == true, "\(d)")
+        #expect((d["remediation"] as? String)?.contains("handle \(hDrop)") == true)
+        #expect(drop.status == "broken")
+
+        let (_, reject) = try explain([String(pReject), "--netns", ns.name, "--duration", "0"])
+        let j = try #require(reject.finding("firewall_reject"), "\(reject)")
+        #expect(j["severity"] as? String == "critical")
+        #expect(reject.evidence(j)["handle"] as? Int == hReject)
+        #expect(reject.evidence(j)["reject_with"] as? String == "tcp-reset")
+        #expect(reject.finding("firewall_drop") == nil, "the drop rule is for another port: \(reject)")
+
+        // A rule limited to some sources applies to some clients only.
+        let (_, cond) = try explain([String(pCond), "--netns", ns.name, "--duration", "0"])
+        let c = try #require(cond.finding("firewall_drop"), "\(cond)")
+        #expect(c["severity"] as? String == "warning")
+        #expect(cond.evidence(c)["confidence"] as? String == "conditional")
+        #expect((cond.evidence(c)["conditions"] as? [String])?.contains { $0.contains("10.0.0.0/8") } == true, "\(c)")
+        _ = listeners
+    }
+
+    // MARK: healthy, degraded modes, errors
+
+    @Test("a healthy dual-stack listener: verdict healthy, exit status 0, no problem findings")
+    func healthy() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let listener = try Peer(listenIn: ns, addr: "::", port: port)
+        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "1.5"])
+        try run.waitForTrace()
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        #expect(c.errno == 0)
+        let (status, r) = try run.finish()
+
+        #expect(r.status == "healthy", "\(r)")
+        #expect(status == 0)
+        #expect(r.serious.isEmpty, "\(r.serious)")
+        #expect(r.summary.hasPrefix("healthy:"))
+        #expect(r.summary.contains("pid \(listener.pid)"))
+        let l = try #require(r.listeners.first)
+        #expect(l["ipv6only"] as? Bool == false)
+        #expect(l["accept_queue"] as? Int == 1, "the test's connection, never accepted by peer.py listen")
+        #expect(l["max_backlog"] as? Int == 16)
+        #expect(r.recent["status"] as? String == "ran")
+        #expect((r.recent["records"] as? [Any])?.isEmpty == true)
+        let me = r.namespaces.first { $0["netns"] as? Int == ns.inode }
+        #expect((me?["firewall"] as? [String: Any])?["checked"] as? Bool == true)
+    }
+
+    @Test("no BPF for the short trace: the static state is still explained, and why the trace was unavailable")
+    func traceUnavailable() throws {
+        let doctor = try sh([TraceSession.binary, "doctor"], allowFailure: true)
+        let fentryWorks = doctor.split(separator: "\n").contains { $0.contains("fentry/tcp_v{4,6}_send_reset") && $0.contains("yes") }
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let listener = try Peer(listenIn: ns, addr: "127.0.0.1", port: port)
+        // Forcing a hook this kernel refuses makes the tracer fail to load, as on a kernel without BPF.
+        let (_, r) = try explain([String(port), "--netns", ns.name, "--duration", "1", "--reset-hook", "fentry"])
+        if fentryWorks {
+            #expect(r.recent["status"] as? String == "ran")
+            return
+        }
+        #expect(r.recent["status"] as? String == "unavailable", "\(r)")
+        #expect((r.recent["reason"] as? String)?.contains("fentry") == true, "\(r.recent)")
+        #expect(r.finding("trace_unavailable") != nil)
+        #expect(r.finding("loopback_only") != nil)
+        #expect(pid((r.listeners.first?["processes"] as? [Any])?.first) == listener.pid)
+    }
+
+    @Test("not root: a clear error naming what needs root and why")
+    func notRoot() throws {
+        let run = try Run([String(randomPort()), "--duration", "0"], asUser: 65534)
+        _ = waitUntil(timeout: 20) { !run.process.isRunning }
+        run.process.waitUntilExit()
+        #expect(run.process.terminationStatus == 1)
+        #expect(run.stdout.isEmpty)
+        let err = run.stderr
+        #expect(err.hasPrefix("synsight: error: explain needs root"), "\(err)")
+        for needed in ["CAP_SYS_ADMIN", "CAP_BPF", "network namespace", "sudo"] {
+            #expect(err.contains(needed), "\(err)")
+        }
+    }
+}
