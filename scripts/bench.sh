@@ -5,6 +5,8 @@
 #
 #   sudo bash scripts/bench.sh            # full run (waits for a quiet machine)
 #   sudo bash scripts/bench.sh --quick    # short runs, to check the harness
+#   sudo bash scripts/bench.sh --head     # benchmark the committed HEAD (built
+#                                         # from `git archive`, not the work tree)
 #   options: --no-wait  --only storms,healthy,...  --workers N  --no-doc
 #
 # Needs root (BPF, network namespaces). All traffic stays on loopback inside
@@ -22,18 +24,35 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 write_doc=1
+head_only=0
 args=()
 for a in "$@"; do
-    if [[ $a == --no-doc ]]; then write_doc=0; else args+=("$a"); fi
+    case $a in
+        --no-doc) write_doc=0 ;;
+        --head) head_only=1 ;;
+        *) args+=("$a") ;;
+    esac
 done
 
 bash scripts/install-deps.sh
 bash scripts/bench/install-bench-deps.sh
 
 scratch=${SYNSIGHT_BENCH_SCRATCH:-.build-bench}
-echo "bench: building synsight (release, --scratch-path $scratch)" >&2
-swift build -c release --scratch-path "$scratch" >&2
-bin="$root/$scratch/release/synsight"
+src=$root
+commit=$(git rev-parse --short=12 HEAD)
+dirty=$(git status --porcelain --untracked-files=no | head -1)
+if ((head_only)); then
+    # The committed revision only: other work in progress in the tree is
+    # neither built nor measured. Kept in one place so rebuilds are incremental.
+    src=/var/tmp/synsight-bench-head
+    mkdir -p "$src"
+    find "$src" -mindepth 1 -maxdepth 1 ! -name "$scratch" -exec rm -rf {} +
+    git archive HEAD | tar -x -C "$src"
+    dirty=""
+fi
+echo "bench: building synsight $commit${dirty:+ (with uncommitted changes)} (release, --scratch-path $scratch)" >&2
+(cd "$src" && swift build -c release --scratch-path "$scratch" >&2)
+bin="$src/$scratch/release/synsight"
 
 work=$(mktemp -d /tmp/synsight-bench-sh.XXXXXX)
 cleanup() {
@@ -52,7 +71,7 @@ gcc -O2 -Wall -o "$work/refuse" scripts/bench/refuse.c
 python3 scripts/bench/bench.py --synsight "$bin" --refuse "$work/refuse" --out "$work/results.json" ${args[@]+"${args[@]}"}
 
 if ((write_doc)); then
-    python3 scripts/bench/report.py "$work/results.json" --synsight "$bin" > docs/benchmarks.md.new
+    python3 scripts/bench/report.py "$work/results.json" --commit "$commit" ${dirty:+--dirty} > docs/benchmarks.md.new
     mv docs/benchmarks.md.new docs/benchmarks.md
     echo "bench: wrote docs/benchmarks.md" >&2
 fi

@@ -173,6 +173,23 @@ def bpf_run_time(pid):
     return ns, cnt, sorted(seen)
 
 
+def bpf_programs(pid):
+    """{program name: (run_time_ns, run_cnt)} of the BPF programs `pid` holds."""
+    names = {p["id"]: p.get("name", "?") for p in json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)}
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-prog":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        except OSError:
+            continue
+        name = names.get(int(info["prog_id"]), info["prog_id"].strip())
+        out[name] = (int(info.get("run_time_ns", 0)), int(info.get("run_cnt", 0)))
+    return out
+
+
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -469,9 +486,34 @@ http {{
                 runs.append(pair)
                 log(f"http pair {i}: without {pair['without']:,.0f} req/s, with {pair['with']:,.0f} req/s, "
                     f"ratio {pair['ratio']:.3f}")
+            # Where the overhead goes: one more run with BPF statistics on
+            # (not part of the ratio: the statistics cost time themselves).
+            p, _ = self.syn.start_record(self.tmp("http-stats"))
+            time.sleep(0.3)
+            stats_fd = enable_bpf_stats()
+            try:
+                before = bpf_programs(p.pid)
+                cpu0 = cpu_seconds(p.pid)
+                rps = self.wrk(ns, secs)
+                cpu1 = cpu_seconds(p.pid)
+                after = bpf_programs(p.pid)
+            finally:
+                os.close(stats_fd)
+            self.syn.stop_record(p)
+            requests = rps * secs
+            per_prog = {}
+            for name, (t, c) in after.items():
+                t0, c0 = before.get(name, (0, 0))
+                if c - c0 > 0:
+                    per_prog[name] = dict(ns_per_request=(t - t0) / requests, runs_per_request=(c - c0) / requests)
+            breakdown = dict(requests_per_s=rps, user_cpu_us_per_request=(cpu1 - cpu0) / requests * 1e6,
+                             bpf_ns_per_request=sum(v["ns_per_request"] for v in per_prog.values()),
+                             programs=per_prog)
+            log(f"http overhead: {breakdown['bpf_ns_per_request']:.0f} ns of BPF and "
+                f"{breakdown['user_cpu_us_per_request']:.2f} us of synsight CPU per request")
         finally:
             stop(nginx, signal.SIGQUIT)
-        self.results["healthy"] = dict(runs=runs, seconds=secs,
+        self.results["healthy"] = dict(runs=runs, seconds=secs, breakdown=breakdown,
                                        median_ratio=median([r["ratio"] for r in runs]))
 
     def _port_open(self, ns, port):

@@ -57,13 +57,14 @@ def mb(kb):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
-    ap.add_argument("--synsight")
+    ap.add_argument("--commit", help="the revision measured (default: HEAD)")
+    ap.add_argument("--dirty", action="store_true", help="it was built with uncommitted changes")
     a = ap.parse_args()
     r = json.load(open(a.results))
     m = machine()
-    commit = sh(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"])
-    dirty = sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"])
-    subject = sh(["git", "-C", ROOT, "log", "-1", "--format=%s"])
+    commit = a.commit or sh(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"])
+    dirty = a.dirty
+    subject = sh(["git", "-C", ROOT, "log", "-1", "--format=%s", commit])
     out = []
     p = out.append
 
@@ -208,6 +209,18 @@ def main():
         for i, x in enumerate(healthy["runs"]):
             p(f"| {i + 1} | {x['without']:,.0f} | {x['with']:,.0f} | {x['ratio']:.3f} |")
         p("")
+        b = healthy.get("breakdown")
+        if b:
+            p(f"Where the overhead goes (one more run with BPF statistics on, {b['requests_per_s']:,.0f} req/s): "
+              f"{b['bpf_ns_per_request']:.0f} ns of BPF programs and {b['user_cpu_us_per_request']:.2f} µs of "
+              "synsight's own CPU per request (each request is one connection).")
+            p("")
+            p("| BPF program | runs per request | ns per request |")
+            p("|---|---|---|")
+            for name, v in sorted(b["programs"].items(), key=lambda kv: -kv[1]["ns_per_request"]):
+                if v["ns_per_request"] >= 1:
+                    p(f"| `{name}` | {v['runs_per_request']:.2f} | {v['ns_per_request']:.0f} |")
+            p("")
 
     if st:
         p("## Start-up (target 4)")
