@@ -146,7 +146,15 @@ def main():
         md.append(res["doctor"].rstrip() or "(no output)")
         md.append("```")
         md.append("")
-    open(out, "w").write("\n".join(md))
+    open(out, "w").write("\n".join(md) + "\n")
+    total = {"pass": 0, "fail": 0, "unavailable": 0}
+    for _, res in cols:
+        for r in res["rows"]:
+            total[r["status"]] = total.get(r["status"], 0) + 1
+        if not res["done"]:
+            total["fail"] += 1
+    # The plain closing line CI reads (n/a counts as skipped).
+    print("kernel-matrix: %d passed, %d failed, %d skipped" % (total["pass"], total["fail"], total["unavailable"]))
     return 1 if failed else 0
 
 

@@ -215,7 +215,12 @@ class Kernel:
             return "tp_btf/consume_skb", None
         return None, "no fentry/kprobe, and consume_skb has no call site before 6.12"
 
-    def ack_overflow_method(self, abort):
+    def ack_overflow_method(self, abort, forced=None):
+        if forced == "kprobe":
+            if not abort and self.btf.has_name("SKB_DROP_REASON_TCP_LISTEN_OVERFLOW"):
+                return "tp_btf/kfree_skb TCP_LISTEN_OVERFLOW", None
+            return ("kretprobe/tcp_v{4,6}_syn_recv_sock", None) if self.kprobe_ok("tcp_v4_syn_recv_sock") \
+                else (None, "kernel has no kprobes (CONFIG_KPROBES)")
         if not abort and self.btf.has_name("SKB_DROP_REASON_TCP_LISTEN_OVERFLOW"):
             return "tp_btf/kfree_skb TCP_LISTEN_OVERFLOW", None
         if abort and self.btf.has_name("SK_RST_REASON_INVALID_SYN"):
@@ -783,7 +788,7 @@ def sc_synq_cookie(t, k, pas):
 
 
 def ack_stage(t, k, pas, abort):
-    expected = k.ack_overflow_method(abort)
+    expected = k.ack_overflow_method(abort, pas if pas == "kprobe" else None)
     server, client = NetNS(), NetNS()
     server.link(client)
     if abort:
@@ -810,7 +815,8 @@ def ack_stage(t, k, pas, abort):
     return r, c, expected
 
 
-@scenario("accept queue full at the ACK stage: ACK dropped", "accept_queue_full/listener_not_accepting (ack)")
+@scenario("accept queue full at the ACK stage: ACK dropped", "accept_queue_full/listener_not_accepting (ack)",
+          passes=("default", "kprobe"))
 def sc_ack_drop(t, k, pas):
     return ack_stage(t, k, pas, False)
 
