@@ -4,7 +4,7 @@
 # then docs/kernel-matrix.md written from the results.
 #
 #   bash scripts/kernel-matrix.sh [--kernels "6.1 6.12"] [--no-host] [--only sc_a,sc_b]
-#                                 [--passes default,kprobe,kfree_skb] [--selinux] [--no-doc]
+#                                 [--passes default,kprobe,kfree_skb] [--no-selinux] [--no-doc]
 #
 # Each guest boots once (qemu TCG, 1 vCPU: KVM does not work here) with an
 # initramfs holding the host's own synsight, python3, ip, nft, iptables ...
@@ -24,7 +24,7 @@ kernels="6.1 6.12"
 host=1
 only=""
 passes="default,kprobe,kfree_skb"
-selinux=0
+selinux=1
 doc=1
 while (($#)); do
     case $1 in
@@ -32,7 +32,7 @@ while (($#)); do
         --no-host) host=0 ;;
         --only) only=$2; shift ;;
         --passes) passes=$2; shift ;;
-        --selinux) selinux=1 ;;
+        --no-selinux) selinux=0 ;;
         --no-doc) doc=0 ;;
         *) echo "kernel-matrix: unknown option $1" >&2; exit 2 ;;
     esac
@@ -77,6 +77,27 @@ for k in $kernels; do
     echo "kernel-matrix: $rel done in $(( $(date +%s) - start )) s: $(grep -c '"status": "pass"' "$out" || true) passed, $(grep -c '"status": "fail"' "$out" || true) failed" >&2
     cols+=("$k=$out")
 done
+
+if ((selinux)); then
+    # One guest with SELinux enforcing and Debian's reference policy (plus the
+    # test domain of scripts/kernel-matrix/selinux/km_test.cil).
+    k=6.12
+    kdir=$(bash scripts/kernel-matrix/fetch-kernel.sh "$cache" "${META[$k]}")
+    rel=$(cat "$kdir/version")
+    policy=$(bash scripts/kernel-matrix/selinux-policy.sh "$cache")
+    initrd=$cache/initramfs-selinux-$rel.cpio
+    bash scripts/kernel-matrix/initramfs.sh "$kdir" "$SYNSIGHT_BIN" "$initrd" "$policy"
+    out=$run/$k-selinux.jsonl
+    echo "kernel-matrix: booting $rel with SELinux enforcing" >&2
+    start=$(date +%s)
+    timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 1 -nographic -no-reboot -nic none \
+        -monitor none -kernel "$kdir/vmlinuz" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 quiet security=selinux selinux=1 enforcing=1 km_args=\"--slow 4 --passes selinux\"" \
+        -serial "file:$run/$k-selinux.console" -serial "file:$out" >/dev/null 2>&1 || \
+        echo "kernel-matrix: qemu for $rel (SELinux) exited $? (see $run/$k-selinux.console)" >&2
+    echo "kernel-matrix: $rel with SELinux done in $(( $(date +%s) - start )) s" >&2
+    cols+=("$k+SELinux=$out")
+fi
 
 if ((host)); then
     out=$run/host.jsonl

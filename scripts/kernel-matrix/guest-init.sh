@@ -14,6 +14,12 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 hostname km-guest
 ip link set lo up
+if grep -q "security=selinux" /proc/cmdline; then
+    # Debian's reference policy, from /etc/selinux (selinux-policy.sh);
+    # enforcing=1 on the command line makes it enforce.
+    load_policy -i >/dev/console 2>&1 || echo "km: load_policy failed" >/dev/console
+    echo "km: SELinux enforce=$(cat /sys/fs/selinux/enforce 2>/dev/null) context=$(cat /proc/self/attr/current)" >/dev/console
+fi
 echo "km: $(uname -r) up, running: ${km_args:-}" >/dev/console
 [ -n "${km_cmd64:-}" ] && km_cmd=$(echo "$km_cmd64" | base64 -d)
 if [ -n "${km_cmd:-}" ]; then

@@ -89,6 +89,8 @@ done
 copy_bin "$synsight" /usr/bin/python3.11 /usr/bin/ip /usr/sbin/nft /usr/sbin/xtables-nft-multi \
          /usr/bin/setpriv /usr/bin/nsenter /usr/bin/unshare /usr/sbin/sysctl /usr/bin/kmod
 rm -f "$stage$synsight"  # its libraries stay; the binary goes on top
+# SELinux guest: load_policy (policycoreutils), where the host has it.
+[[ -x /usr/sbin/load_policy ]] && copy_bin /usr/sbin/load_policy
 ln -sf python3.11 "$stage/usr/bin/python3"
 for t in iptables ip6tables iptables-save ip6tables-save iptables-restore; do
     ln -sf xtables-nft-multi "$stage/usr/sbin/$t"

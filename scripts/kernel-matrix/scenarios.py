@@ -351,7 +351,7 @@ class Child:
     uid/gid 65534 without capabilities (a root -> non-root setresuid drops
     them all, like `setpriv --reuid 65534 --inh-caps=-all`)."""
 
-    def __init__(self, ns, args, unprivileged=False):
+    def __init__(self, ns, args, unprivileged=False, selinux_context=None):
         m = peer_module()
         args = [str(a) for a in args]
         nsfd = os.open("/run/netns/" + ns.name, os.O_RDONLY)
@@ -371,6 +371,11 @@ class Child:
                     os.setgroups([])
                     os.setresgid(65534, 65534, 65534)
                     os.setresuid(65534, 65534, 65534)
+                if selinux_context:
+                    # As runcon does: the domain is entered at execve.
+                    with open("/proc/self/attr/exec", "w") as f:
+                        f.write(selinux_context)
+                    os.execv("/usr/bin/python3", ["python3", PEER] + args)
                 m.main(["peer.py"] + args)
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1
@@ -1114,6 +1119,57 @@ def sc_timed_out(t, k, pas):
     return r, c, ("tp_btf/inet_sock_set_state", None)
 
 
+SELINUX_TEST_CONTEXT = "system_u:system_r:km_test_t:s0"  # scripts/kernel-matrix/selinux/km_test.cil
+
+
+def selinux_enforcing():
+    try:
+        return open("/sys/fs/selinux/enforce").read().strip() == "1"
+    except OSError:
+        return False
+
+
+def selinux_denial(t, k, op):
+    """A process in km_test_t (no name_bind/name_connect on http_port_t)
+    binds or connects to port 80."""
+    if not selinux_enforcing():
+        raise Unavailable("SELinux is not enforcing (boot with security=selinux enforcing=1 and a policy)")
+    ns = NetNS()
+    if op == "bind":
+        c = Child(ns, ["bind", "0.0.0.0", 80], selinux_context=SELINUX_TEST_CONTEXT)
+        perm = "name_bind"
+    else:
+        Peer(ns, ["listen", "127.0.0.1", "80"])
+        c = Child(ns, ["connect", "127.0.0.1", 80, "--timeout", 3], selinux_context=SELINUX_TEST_CONTEXT)
+        perm = "name_connect"
+    pid, err = c.result()
+    chk = Check()
+    chk.eq("%s errno" % op, err, errno.EACCES)
+    r = sys_record(t, ns, "denial", "lsm_denied", 80, pid=pid)
+    if r:
+        expect_common(chk, r, "denial", "lsm_denied", "selinux", 80)
+        e = ev(r)
+        chk.eq("evidence.scontext", e.get("scontext"), SELINUX_TEST_CONTEXT)
+        chk.true("evidence.tcontext %r is not http_port_t" % e.get("tcontext"), ":http_port_t:" in (e.get("tcontext") or ""))
+        chk.eq("evidence.tclass", e.get("tclass"), "tcp_socket")
+        chk.true("evidence.permissions %r lacks %s" % (e.get("permissions"), perm), perm in (e.get("permissions") or []))
+        chk.eq("evidence.mode", e.get("mode"), "enforcing")
+        chk.eq("evidence.operation", e.get("operation"), op)
+        chk.true("hint does not name semanage port: %r" % r.get("hint"), "semanage port" in (r.get("hint") or ""))
+    return r, chk, ("syscalls:sys_{enter,exit}_{bind,listen,connect}", None)
+
+
+@scenario("SELinux domain without name_bind binds port 80", "lsm_denied/selinux (name_bind)", passes=("selinux",))
+def sc_selinux_bind(t, k, pas):
+    return selinux_denial(t, k, "bind")
+
+
+@scenario("SELinux domain without name_connect connects to port 80", "lsm_denied/selinux (name_connect)",
+          passes=("selinux",))
+def sc_selinux_connect(t, k, pas):
+    return selinux_denial(t, k, "connect")
+
+
 # --------------------------------------------------------------------------
 # The runner
 
@@ -1122,6 +1178,7 @@ PASSES = {
     "default": ([], {}, "hooks chosen by synsight's probes"),
     "kprobe": (["--reset-hook", "kprobe"], {"SYNSIGHT_OVERFLOW_HOOK": "kprobe"}, "kprobe variants forced"),
     "kfree_skb": (["--reset-hook", "kfree_skb"], {}, "kfree_skb fallback forced"),
+    "selinux": ([], {}, "SELinux enforcing with Debian's reference policy"),
 }
 
 
