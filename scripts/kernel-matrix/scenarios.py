@@ -1154,7 +1154,7 @@ def selinux_denial(t, k, op):
         chk.eq("evidence.tclass", e.get("tclass"), "tcp_socket")
         chk.true("evidence.permissions %r lacks %s" % (e.get("permissions"), perm), perm in (e.get("permissions") or []))
         chk.eq("evidence.mode", e.get("mode"), "enforcing")
-        chk.eq("evidence.operation", e.get("operation"), op)
+        chk.eq("evidence.call", e.get("call"), op)
         chk.true("hint does not name semanage port: %r" % r.get("hint"), "semanage port" in (r.get("hint") or ""))
     return r, chk, ("syscalls:sys_{enter,exit}_{bind,listen,connect}", None)
 

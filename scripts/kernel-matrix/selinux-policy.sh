@@ -26,7 +26,8 @@ fi
 root=$dir/root
 policy=$root/etc/selinux/default/policy/policy.33
 cil=$here/selinux/km_test.cil
-if [[ ! -f $policy || $deb -nt $policy || $cil -nt $policy || $0 -nt $policy ]]; then
+base_stamp=$root/.base-built
+if [[ ! -f $base_stamp || $deb -nt $base_stamp || $0 -nt $base_stamp ]]; then
     rm -rf "$root" "$dir/pkg"
     dpkg-deb -x "$deb" "$dir/pkg"
     cp -a "$dir/pkg" "$root"
@@ -43,6 +44,9 @@ if [[ ! -f $policy || $deb -nt $policy || $cil -nt $policy || $0 -nt $policy ]];
     done
     echo "selinux-policy: building Debian's reference policy (a few minutes, once)" >&2
     semodule -p "$root" -X 100 -n -s default "${args[@]}" >&2 2> >(grep -v "not in password file" >&2)
+    touch "$base_stamp"
+fi
+if [[ ! -f $policy || $cil -nt $policy || $base_stamp -nt $policy ]]; then
     semodule -p "$root" -X 400 -n -s default -i "$cil" 2> >(grep -v "not in password file" >&2)
     touch "$policy"
 fi
