@@ -363,12 +363,6 @@ int iter_listeners(struct bpf_iter__tcp *ctx)
 }
 
 /* accept() failing on a listener: EMFILE/ENFILE means the queue cannot drain. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);   /* pid_tgid */
-	__type(value, __u32); /* fd */
-} accept_fds SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -390,28 +384,24 @@ static __always_inline const struct sock *fd_sock(__u32 fd)
 	return BPF_CORE_READ(sock, sk);
 }
 
-static __always_inline int accept_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 fd = (__u32)ctx->args[0];
-	bpf_map_update_elem(&accept_fds, &id, &fd, BPF_ANY);
-	return 0;
-}
-
 #define EMFILE 24
 #define ENFILE 23
 
+/*
+ * Only the exit: every accept() of every server passes here, and a healthy
+ * one must cost a compare, not a map update at entry and a lookup and delete
+ * at exit (docs/benchmarks.md). The listener's fd, the first argument, is
+ * still in the task's saved user registers at syscall exit (x86-64 keeps it
+ * in di, arm64 in orig_x0: PT_REGS_PARM1_CORE_SYSCALL).
+ */
 static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 *fdp = bpf_map_lookup_elem(&accept_fds, &id);
-	if (!fdp)
-		return 0;
-	__u32 fd = *fdp;
-	bpf_map_delete_elem(&accept_fds, &id);
 	long ret = ctx->ret;
 	if (ret != -EMFILE && ret != -ENFILE)
 		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	__u32 fd = (__u32)PT_REGS_PARM1_CORE_SYSCALL(regs);
 	/* A server out of fds usually spins on accept(): one report per
 	 * process per second is enough to explain its overflows. */
 	__u32 tgid = id >> 32;
@@ -438,14 +428,8 @@ static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_accept4")
-int ovf_enter_accept4(struct trace_event_raw_sys_enter *ctx) { return accept_enter(ctx); }
-
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int ovf_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx); }
-
-SEC("tracepoint/syscalls/sys_enter_accept")
-int ovf_enter_accept(struct trace_event_raw_sys_enter *ctx) { return accept_enter(ctx); }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
 int ovf_exit_accept(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx); }

@@ -1,3 +1,4 @@
+import CLibBPF
 import CSynsightABI
 import CSynsightShim
 import Glibc
@@ -6,7 +7,11 @@ import SynsightCore
 extension KernelFeatures {
     /// Optional programs of bpf/overflow.bpf.h, by program name, with their probe.
     var overflowOptionalPrograms: [String: ProbeResult] {
-        let accept = Self.syscallTracepoints(["sys_enter_accept4", "sys_exit_accept4", "sys_enter_accept", "sys_exit_accept"])
+        var accept = Self.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
+        // The exit reads the listener's fd from the saved user registers.
+        if accept.isSupported, libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nil) != 1 {
+            accept = .unsupported("bpf_task_pt_regs is missing (kernel older than 5.15)")
+        }
         // Per SYN: fentry, else kprobe, on tcp_conn_request (runs only for SYNs
         // to listeners); else consume_skb (runs for every consumed packet).
         let fentry = overflowConnRequestFentry
@@ -28,8 +33,7 @@ extension KernelFeatures {
             "ovf_kprobe_syn_recv_v4": synRecvKprobe, "ovf_kretprobe_syn_recv_v4": synRecvKprobe,
             "ovf_kprobe_syn_recv_v6": synRecvKprobe, "ovf_kretprobe_syn_recv_v6": synRecvKprobe,
             "iter_listeners": iterTCP,
-            "ovf_enter_accept4": accept, "ovf_exit_accept4": accept,
-            "ovf_enter_accept": accept, "ovf_exit_accept": accept,
+            "ovf_exit_accept4": accept, "ovf_exit_accept": accept,
         ]
     }
 
