@@ -183,27 +183,61 @@ public final class Recorder {
             lost.evidence.append(("directory", .string(options.directory)))
             var line: [UInt8] = []
             JSONLines.append(lost, to: &line)
-            if writeAll(line) { unreportedLost = 0 }
+            if writeAll(line[...]) { unreportedLost = 0 }
         }
         guard !buffer.isEmpty else { return true }
-        if size > 0 && size + Int64(buffer.count) > options.maxFileSize { rotate() }
-        if writeAll(buffer) {
+        // A batch can be larger than a file may be (a burst, a small
+        // --max-file-size): it is cut at line ends so every file stays within
+        // the size, except a single line longer than it.
+        var start = 0
+        var remaining = bufferedLines
+        var justRotated = false
+        while start < buffer.count {
+            let room = options.maxFileSize - size
+            var end = buffer.count
+            if Int64(end - start) > room {
+                let fit = room > 0 ? lastNewline(in: start..<(start + Int(room))) : nil
+                if let fit {
+                    end = fit + 1
+                } else if size > 0 && !justRotated {
+                    rotate()
+                    justRotated = true
+                    continue
+                } else {
+                    end = (buffer[start...].firstIndex(of: 0x0A) ?? (buffer.count - 1)) + 1
+                }
+            }
+            justRotated = false
+            let lines = UInt64(buffer[start..<end].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
+            guard writeAll(buffer[start..<end]) else {
+                linesLost += remaining
+                unreportedLost += remaining
+                break
+            }
             if failing {
                 failing = false
                 onError("recording to \(options.directory) works again")
             }
-            linesWritten += bufferedLines
-            if options.fsync == .always { fsync(fd) }
-        } else {
-            linesLost += bufferedLines
-            unreportedLost += bufferedLines
+            linesWritten += lines
+            remaining -= min(lines, remaining)
+            start = end
         }
+        if start >= buffer.count, options.fsync == .always, fd >= 0 { fsync(fd) }
         buffer.removeAll(keepingCapacity: true)
         bufferedLines = 0
         return !failing
     }
 
-    func writeAll(_ bytes: [UInt8]) -> Bool {
+    func lastNewline(in range: Range<Int>) -> Int? {
+        var i = range.upperBound - 1
+        while i >= range.lowerBound {
+            if buffer[i] == 0x0A { return i }
+            i -= 1
+        }
+        return nil
+    }
+
+    func writeAll(_ bytes: ArraySlice<UInt8>) -> Bool {
         // The directory or file may have been removed under us: lines written
         // to a file without a name are lost at close, uncounted. Reopen first.
         if fd >= 0 && access(activePath, F_OK) != 0 {

@@ -72,6 +72,42 @@ struct RecorderCompressionTests {
         for l in all { #expect((try? JSONSerialization.jsonObject(with: Data(l.utf8))) is [String: Any]) }
     }
 
+    /// One flush bigger than a file may be is cut at line ends across files.
+    @Test func aBurstIsSplitSoEveryFileStaysWithinTheSize() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = Recorder.Options(directory: dir)
+        o.maxFileSize = 4096
+        o.maxFiles = 1000
+        o.bufferLimit = 1 << 20  // one batch for everything
+        let r = Recorder(options: o)
+        try r.open()
+        var clock: Int64 = 1_700_000_000_000_000_000
+        r.now = { clock += 1_000_000; return clock }
+        for i in 0..<300 { r.append(sampleRecord(i)) }
+        // And one line longer than a whole file: written alone, not dropped.
+        var huge = sampleRecord(300)
+        huge.hint = String(repeating: "x", count: 5000)
+        r.append(huge)
+        r.flush()
+        r.close()
+        #expect(r.linesWritten == 301 && r.linesLost == 0)
+        let files = names(dir).filter { $0.hasSuffix(".jsonl") }
+        #expect(files.count > 20, "\(files.count) files")
+        var oversize = 0
+        for f in files {
+            var st = stat()
+            stat(dir + "/" + f, &st)
+            let ls = lines(dir + "/" + f)
+            if st.st_size > 4096 {
+                oversize += 1
+                #expect(ls.count == 1)
+            }
+        }
+        #expect(oversize == 1)
+        #expect(recordedLines(dir).count == 301)
+    }
+
     @Test func retentionCountsCompressedFiles() throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
