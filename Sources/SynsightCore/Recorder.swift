@@ -4,10 +4,11 @@ import Glibc
 /// `synsight.jsonl`, rotated by size to `synsight-<UTC time>.jsonl`, with
 /// retention by count and age.
 ///
-/// Crash safety: lines are buffered and written in whole lines, one write(2)
-/// per flush, so a process killed between writes leaves only whole lines; a
-/// write cut short (power loss, a fatal signal inside write) can leave a
-/// partial last line, which `open` truncates away on the next start. After
+/// Crash safety: lines are buffered and written in whole lines (a flush is cut
+/// at line ends where a file fills up), so a process killed between writes
+/// leaves only whole lines; a write cut short (power loss, a fatal signal
+/// inside write) can leave a partial last line, which `open` truncates away
+/// on the next start. After
 /// SIGKILL nothing already written is lost (the page cache outlives the
 /// process); after a power loss, what was not yet fsynced is (fsync policy).
 ///
