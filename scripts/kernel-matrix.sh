@@ -4,7 +4,7 @@
 # then docs/kernel-matrix.md written from the results.
 #
 #   bash scripts/kernel-matrix.sh [--kernels "6.1 6.12"] [--no-host] [--only sc_a,sc_b]
-#                                 [--passes default,kprobe,kfree_skb] [--no-selinux] [--no-doc]
+#                                 [--passes default,kprobe,kfree_skb] [--no-selinux] [--no-doc] [--jobs N]
 #
 # Each guest boots once (qemu TCG, 1 vCPU: KVM does not work here) with an
 # initramfs holding the host's own synsight, python3, ip, nft, iptables ...
@@ -26,6 +26,8 @@ only=""
 passes="default,kprobe,kfree_skb"
 selinux=1
 doc=1
+# Guests at once: 1 on a shared machine; CI (CI=true, a machine of its own) runs 2.
+jobs=${KERNEL_MATRIX_JOBS:-$([[ ${CI:-} == true ]] && echo 2 || echo 1)}
 while (($#)); do
     case $1 in
         --kernels) kernels=$2; shift ;;
@@ -34,6 +36,7 @@ while (($#)); do
         --passes) passes=$2; shift ;;
         --no-selinux) selinux=0 ;;
         --no-doc) doc=0 ;;
+        --jobs) jobs=$2; shift ;;
         *) echo "kernel-matrix: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -58,6 +61,33 @@ cols=()
 scenario_args="--passes $passes"
 [[ -n $only ]] && scenario_args+=" --only $only"
 
+# boot LABEL KERNEL_DIR INITRD APPEND: one guest, results in $run/LABEL.jsonl.
+boot() {
+    local label=$1 kdir=$2 initrd=$3 append=$4 start out
+    out=$run/$label.jsonl
+    start=$(date +%s)
+    echo "kernel-matrix: booting $label ($(cat "$kdir/package"))" >&2
+    # -nic none: no PXE ROM to wait for; the scenarios use loopback and veth only.
+    timeout 900 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 1 -nographic -no-reboot -nic none \
+        -monitor none -kernel "$kdir/vmlinuz" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 quiet $append" \
+        -serial "file:$run/$label.console" -serial "file:$out" >/dev/null 2>&1 || \
+        echo "kernel-matrix: qemu for $label exited $? (see $run/$label.console)" >&2
+    echo "kernel-matrix: $label done in $(( $(date +%s) - start )) s: $(grep -c '"status": "pass"' "$out" || true) passed," \
+         "$(grep -c '"status": "fail"' "$out" || true) failed" >&2
+}
+
+# Guests run one at a time (each takes one core under TCG), or --jobs at once
+# (CI, on a machine of its own, runs two).
+guest() {
+    if ((jobs > 1)); then
+        while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
+        boot "$@" &
+    else
+        boot "$@"
+    fi
+}
+
 for k in $kernels; do
     meta=${META[$k]:-}
     [[ -n $meta ]] || { echo "kernel-matrix: unknown kernel $k (known: ${!META[*]})" >&2; exit 2; }
@@ -65,17 +95,8 @@ for k in $kernels; do
     rel=$(cat "$kdir/version")
     initrd=$cache/initramfs-$rel.cpio
     bash scripts/kernel-matrix/initramfs.sh "$kdir" "$SYNSIGHT_BIN" "$initrd"
-    out=$run/$k.jsonl
-    echo "kernel-matrix: booting $rel ($(cat "$kdir/package"))" >&2
-    start=$(date +%s)
-    # -nic none: no PXE ROM to wait for; the scenarios use loopback and veth only.
-    timeout 900 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 1 -nographic -no-reboot -nic none \
-        -monitor none -kernel "$kdir/vmlinuz" -initrd "$initrd" \
-        -append "console=ttyS0 panic=-1 quiet km_args=\"--slow 4 $scenario_args\"" \
-        -serial "file:$run/$k.console" -serial "file:$out" >/dev/null 2>&1 || \
-        echo "kernel-matrix: qemu for $rel exited $? (see $run/$k.console)" >&2
-    echo "kernel-matrix: $rel done in $(( $(date +%s) - start )) s: $(grep -c '"status": "pass"' "$out" || true) passed, $(grep -c '"status": "fail"' "$out" || true) failed" >&2
-    cols+=("$k=$out")
+    guest "$k" "$kdir" "$initrd" "km_args=\"--slow 4 $scenario_args\""
+    cols+=("$k=$run/$k.jsonl")
 done
 
 if ((selinux)); then
@@ -87,17 +108,10 @@ if ((selinux)); then
     policy=$(bash scripts/kernel-matrix/selinux-policy.sh "$cache")
     initrd=$cache/initramfs-selinux-$rel.cpio
     bash scripts/kernel-matrix/initramfs.sh "$kdir" "$SYNSIGHT_BIN" "$initrd" "$policy"
-    out=$run/$k-selinux.jsonl
-    echo "kernel-matrix: booting $rel with SELinux enforcing" >&2
-    start=$(date +%s)
-    timeout 600 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 1 -nographic -no-reboot -nic none \
-        -monitor none -kernel "$kdir/vmlinuz" -initrd "$initrd" \
-        -append "console=ttyS0 panic=-1 quiet security=selinux selinux=1 enforcing=1 km_args=\"--slow 4 --passes selinux\"" \
-        -serial "file:$run/$k-selinux.console" -serial "file:$out" >/dev/null 2>&1 || \
-        echo "kernel-matrix: qemu for $rel (SELinux) exited $? (see $run/$k-selinux.console)" >&2
-    echo "kernel-matrix: $rel with SELinux done in $(( $(date +%s) - start )) s" >&2
-    cols+=("$k+SELinux=$out")
+    guest "$k-selinux" "$kdir" "$initrd" "security=selinux selinux=1 enforcing=1 km_args=\"--slow 4 --passes selinux\""
+    cols+=("$k+SELinux=$run/$k-selinux.jsonl")
 fi
+wait
 
 if ((host)); then
     out=$run/host.jsonl

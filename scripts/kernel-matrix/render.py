@@ -54,8 +54,11 @@ def cell(r):
 
 
 def short(hook):
-    # Method strings carry an explanation after the hook name.
-    return hook.split(":")[0] if hook.startswith(("fentry/", "kprobe/")) else hook.split(" in ")[0].split(" from ")[0]
+    # Method strings and doctor lines carry an explanation after the hook name.
+    h = hook.split(": ")[0]
+    for sep in (" in ", " from ", " on ", " connect()"):
+        h = h.split(sep)[0]
+    return h
 
 
 def esc(s):
