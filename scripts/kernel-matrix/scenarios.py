@@ -154,6 +154,7 @@ class Kernel:
 
     def __init__(self):
         self.release = os.uname().release
+        self.cache = {}
         self.btf = BTF()
         self.kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe/type")
         self.fentry_errno = fentry_loads(self.btf, "tcp_v4_send_reset")
@@ -161,10 +162,16 @@ class Kernel:
         self.landlock_abi = landlock_abi()
 
     def kprobe_ok(self, func):
-        return self.kprobes and kallsyms_has(func)
+        key = ("kprobe", func)
+        if key not in self.cache:
+            self.cache[key] = self.kprobes and kallsyms_has(func)
+        return self.cache[key]
 
     def fentry_ok(self, func, attach_type=BPF_TRACE_FENTRY):
-        return self.fentry and fentry_loads(self.btf, func, attach_type) == 0
+        key = ("fentry", func, attach_type)
+        if key not in self.cache:
+            self.cache[key] = self.fentry and fentry_loads(self.btf, func, attach_type) == 0
+        return self.cache[key]
 
     def describe(self):
         return {
