@@ -61,7 +61,7 @@ struct OverflowCoreTests {
             try EventDecoder.decode(Array(full.dropLast()))
         }
         #expect(throws: DecodeError.unknownKind(9)) { try EventDecoder.decode(overflowRecordBytes(stage: 9)) }
-        #expect(throws: DecodeError.unknownHook(7)) { try EventDecoder.decode(overflowRecordBytes(stage: 1, method: 7)) }
+        #expect(throws: DecodeError.unknownHook(99)) { try EventDecoder.decode(overflowRecordBytes(stage: 1, method: 99)) }
     }
 
     @Test func decodesAcceptError() throws {
