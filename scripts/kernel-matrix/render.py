@@ -47,7 +47,7 @@ def cell(r):
     st = r.get("status")
     hook = r.get("hook") or ""
     if st == "pass":
-        return "pass: `%s`" % short(hook)
+        return "pass: `%s`%s" % (short(hook), " (on retry)" if r.get("retried") else "")
     if st == "unavailable":
         return "n/a: %s" % esc(r.get("detail") or "")
     return "**FAIL**: %s" % esc((r.get("detail") or "")[:160])
@@ -133,6 +133,13 @@ def main():
                           yn(e.get("drop_reason_listen_overflow")), e.get("consume_skb_args"),
                           yn(e.get("cap_capable_tp")), yn(e.get("icmp_send_tp")), e.get("landlock_abi"),
                           ", SELinux enforce=%s" % e["selinux"] if e.get("selinux") else ""))
+            md.append("")
+        retried = [r for r in res["rows"] if r.get("retried")]
+        if retried:
+            md.append("Passed only on the second attempt:")
+            md.append("")
+            for r in retried:
+                md.append("- %s / %s: %s" % (r["pass"], esc(r["name"]), esc(r.get("detail") or "")))
             md.append("")
         fails = [r for r in res["rows"] if r.get("status") == "fail"]
         if fails:

@@ -1200,7 +1200,22 @@ def doctor_hooks(text):
 
 
 def run_scenario(emit, k, trace, pas, name, reason, fn, doctor):
+    """Runs a scenario; a failure is retried once (timing on a loaded 1-vCPU
+    guest) and a pass on the retry says so in the results."""
     started = time.time()
+    res = attempt(k, trace, pas, name, reason, fn, doctor)
+    if res["status"] == "fail":
+        first = res
+        res = attempt(k, trace, pas, name, reason, fn, doctor)
+        if res["status"] == "pass":
+            res["retried"] = True
+            res["detail"] = "passed on the second attempt; the first failed: %s" % first.get("detail")
+    res["seconds"] = round(time.time() - started, 1)
+    emit(res)
+    return res["status"] != "fail"
+
+
+def attempt(k, trace, pas, name, reason, fn, doctor):
     res = {"type": "scenario", "pass": pas, "name": name, "reason": reason}
     try:
         r, c, (want, why) = fn(trace, k, pas)
@@ -1231,9 +1246,7 @@ def run_scenario(emit, k, trace, pas, name, reason, fn, doctor):
                     "trace": traceback.format_exc(limit=3)})
     finally:
         cleanup()
-    res["seconds"] = round(time.time() - started, 1)
-    emit(res)
-    return res["status"] != "fail"
+    return res
 
 
 def main():
