@@ -57,6 +57,8 @@ fi
 
 run=$cache/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$run"
+# Keep the ten latest runs' results.
+ls -1dt "$cache"/results/*/ 2>/dev/null | tail -n +11 | xargs -r rm -rf
 cols=()
 scenario_args="--passes $passes"
 [[ -n $only ]] && scenario_args+=" --only $only"
