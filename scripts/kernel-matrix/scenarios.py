@@ -595,6 +595,20 @@ def scenario(name, reason, passes=("default",)):
     return wrap
 
 
+PRESTARTED = {}          # scenario function name -> what its prestart returned (or the error)
+PRESTARTED_CLEANUP = {}  # scenario function name -> cleanups of what it started
+
+
+def prestarted(name):
+    """What the scenario's prestart made; consumed by the first attempt."""
+    v = PRESTARTED.pop(name, None)
+    if v is None:
+        raise Failure("the listener started before synsight is gone (consumed by the first attempt)")
+    if isinstance(v, Exception):
+        raise Failure("starting the listener before synsight failed: %s" % v)
+    return v
+
+
 def no_listener_record(t, ns, port, family=None, timeout=10):
     return t.wait(lambda r: r.get("kind") == "refusal" and r.get("reason") == "no_listener"
                   and r.get("netns") == ns.inode and r.get("port") == port
@@ -738,6 +752,68 @@ def sc_accept_full(t, k, pas):
         c.eq("evidence.accept_queue", ev(r).get("accept_queue"), 2)
     del holders
     return r, c, k.syn_overflow_method(pas if pas == "kprobe" else None)
+
+
+def prestart_stalled_server():
+    ns = NetNS()
+    port = rnd_port()
+    server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1"])
+    return ns, port, server
+
+
+@scenario("accept queue full, listener started before synsight (iter/tcp)",
+          "accept_queue_full/listener_not_accepting (predates)")
+def sc_accept_full_predates(t, k, pas):
+    ns, port, server = prestarted("sc_accept_full_predates")
+    holders = [Peer(ns, ["hold", "127.0.0.1", str(port), "--seconds", "60"], ready="connected") for _ in range(2)]
+    pid, err = connect(ns, "127.0.0.1", port, timeout=1.5)
+    c = Check()
+    c.true("third connect completed", err != 0)
+    r = overflow_record(t, ns, port, "accept_queue_full")
+    if r:
+        expect_common(c, r, "drop", "accept_queue_full", "listener_not_accepting", port)
+        c.eq("process.pid", pid_of(r, "process"), server.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("evidence.max_backlog", ev(r).get("max_backlog"), 1)
+    del holders
+    return r, c, k.syn_overflow_method()
+
+
+sc_accept_full_predates.prestart = prestart_stalled_server
+
+
+def prestart_loopback_listener():
+    ns = NetNS()
+    port = rnd_port()
+    listener = Peer(ns, ["listen", "127.0.0.1", str(port)])
+    return ns, port, listener
+
+
+@scenario("listener started before synsight, reached on another address, then killed",
+          "no_listener/bound_to_other_address + listener_exited (predates)")
+def sc_predates_no_listener(t, k, pas):
+    ns, port, listener = prestarted("sc_predates_no_listener")
+    c = Check()
+    # 127.0.0.2 is local (lo holds 127/8) but the listener is bound to .1 only.
+    pid1, _ = connect(ns, "127.0.0.2", port)
+    r1 = no_listener_record(t, ns, port)
+    c.true("no bound_to_other_address record", r1 is not None)
+    if r1:
+        expect_common(c, r1, "refusal", "no_listener", "bound_to_other_address", port)
+        c.eq("process.pid (first)", pid_of(r1, "process"), listener.pid)
+        c.eq("client.pid (first)", pid_of(r1, "client"), pid1)
+    listener.kill()
+    pid2, _ = connect(ns, "127.0.0.1", port)
+    r = t.wait(lambda r: r.get("netns") == ns.inode and r.get("port") == port and r.get("cause") == "listener_exited")
+    if r:
+        expect_common(c, r, "refusal", "no_listener", "listener_exited", port)
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid2)
+        c.eq("evidence.signal", ev(r).get("signal"), 9)
+    return r, c, k.reset_hook()
+
+
+sc_predates_no_listener.prestart = prestart_loopback_listener
 
 
 @scenario("accept() fails with EMFILE behind a full queue", "accept_queue_full/fd_exhausted")
@@ -1217,6 +1293,7 @@ def run_scenario(emit, k, trace, pas, name, reason, fn, doctor):
 
 def attempt(k, trace, pas, name, reason, fn, doctor):
     res = {"type": "scenario", "pass": pas, "name": name, "reason": reason}
+    CLEANUP.extend(PRESTARTED_CLEANUP.pop(fn.__name__, []))
     try:
         r, c, (want, why) = fn(trace, k, pas)
         got = record_hook(r) if r else None
@@ -1283,6 +1360,19 @@ def main():
                 emit({"type": "scenario", "pass": pas, "name": n, "reason": r, "status": "unavailable",
                       "detail": "kernel has no kprobes (CONFIG_KPROBES)", "hook": None, "expected_hook": None})
             continue
+        # Listeners some scenarios need to exist before synsight starts (found
+        # by its /proc snapshot and iter/tcp): started now, kept out of the
+        # per-scenario cleanup until their scenario has run.
+        for n, r, fn in selected:
+            pre = getattr(fn, "prestart", None)
+            if pre:
+                mark = len(CLEANUP)
+                try:
+                    PRESTARTED[fn.__name__] = pre()
+                except Exception as e:
+                    PRESTARTED[fn.__name__] = e
+                PRESTARTED_CLEANUP[fn.__name__] = CLEANUP[mark:]
+                del CLEANUP[mark:]
         try:
             trace = Trace(targs, tenv)
         except Failure as e:
