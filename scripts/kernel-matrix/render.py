@@ -90,8 +90,8 @@ def main():
               "of its own and asserts the record `synsight trace --json` writes (kind, reason, cause, port, pids). "
               "The hook cell is the hook named by the record (`evidence.hook`, `.method` or `.check`; for the "
               "syscall-based reasons, `synsight doctor`'s line). A scenario fails when the hook is not the one "
-              "this kernel must use, derived independently of synsight from the kernel's BTF and from loading an "
-              "fentry program (scripts/kernel-matrix/scenarios.py). *n/a* means the kernel cannot show it, and why.")
+              "this kernel must use, derived independently of synsight from the kernel's BTF and from loading and "
+              "attaching fentry/fexit programs (scripts/kernel-matrix/scenarios.py). *n/a* means the kernel cannot show it, and why.")
     md.append("")
     md.append("Passes: **default** = hooks chosen by synsight's own probes; **kprobe** = `--reset-hook kprobe` and "
               "`SYNSIGHT_OVERFLOW_HOOK=kprobe` (the kprobe programs forced); **kfree_skb** = `--reset-hook kfree_skb`; "

@@ -492,6 +492,7 @@ class Trace:
                 or self.proc.poll() is not None:
             err = self.stderr()
             self.stop()
+            self.remove_files()
             raise Failure("synsight trace %s did not start: %s" % (" ".join(args), err.strip()))
 
     def stderr(self):
@@ -515,6 +516,14 @@ class Trace:
     def wait(self, match, timeout=10):
         found = wait_until(lambda: next((r for r in self.records() if match(r)), None), timeout)
         return found
+
+    def remove_files(self):
+        for f in (self.out, self.err):
+            f.close()
+            try:
+                os.unlink(f.name)
+            except OSError:
+                pass
 
     def stop(self):
         if self.proc.poll() is None:
@@ -1385,6 +1394,7 @@ def main():
                 ok &= run_scenario(emit, k, trace, pas, n, r, fn, doctor)
         finally:
             summary = trace.stop()
+            trace.remove_files()
         emit({"type": "trace", "pass": pas, "stderr": summary[-4000:]})
     emit({"type": "done"})
     return 0 if ok else 1
