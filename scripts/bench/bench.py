@@ -655,8 +655,8 @@ def main():
     args.calibrate_seconds = 1 if q else 3
     args.storm_seconds = 3 if q else 10
     args.rounds = 1 if q else 3
-    args.http_seconds = 3 if q else 10
-    args.http_pairs = 2 if q else 6
+    args.http_seconds = 3 if q else 6
+    args.http_pairs = 2 if q else 10
     args.startup_runs = 3 if q else 15
     args.memory_seconds = 15 if q else 60
     args.report_bytes = (128 << 20) if q else (1 << 30)
