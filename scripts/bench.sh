@@ -37,6 +37,8 @@ done
 bash scripts/install-deps.sh
 bash scripts/bench/install-bench-deps.sh
 
+work=$(mktemp -d /tmp/synsight-bench-sh.XXXXXX)
+trap 'rm -rf "$work"' EXIT
 scratch=${SYNSIGHT_BENCH_SCRATCH:-.build-bench}
 src=$root
 commit=$(git rev-parse --short=12 HEAD)
@@ -44,17 +46,27 @@ dirty=$(git status --porcelain --untracked-files=no | head -1)
 if ((head_only)); then
     # The committed revision only: other work in progress in the tree is
     # neither built nor measured. Kept in one place so rebuilds are incremental.
+    # Only files whose content changed are replaced, so unchanged sources
+    # keep their times and the build stays incremental.
     src=/var/tmp/synsight-bench-head
-    mkdir -p "$src"
-    find "$src" -mindepth 1 -maxdepth 1 ! -name "$scratch" -exec rm -rf {} +
-    git archive HEAD | tar -x -C "$src"
+    fresh="$work/head"
+    mkdir -p "$src" "$fresh"
+    git archive HEAD | tar -x -C "$fresh"
+    (cd "$fresh" && find . -type f) | while IFS= read -r f; do
+        if ! cmp -s "$fresh/$f" "$src/$f"; then
+            mkdir -p "$(dirname "$src/$f")"
+            cp "$fresh/$f" "$src/$f"
+        fi
+    done
+    (cd "$src" && find . -path "./$scratch" -prune -o -type f -print) | while IFS= read -r f; do
+        [[ -e $fresh/$f ]] || rm -f "$src/$f"
+    done
     dirty=""
 fi
 echo "bench: building synsight $commit${dirty:+ (with uncommitted changes)} (release, --scratch-path $scratch)" >&2
 (cd "$src" && swift build -c release --scratch-path "$scratch" >&2)
 bin="$src/$scratch/release/synsight"
 
-work=$(mktemp -d /tmp/synsight-bench-sh.XXXXXX)
 cleanup() {
     # bench.py deletes what it created; this catches a bench.py killed hard.
     local ns
