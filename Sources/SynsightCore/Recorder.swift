@@ -293,9 +293,11 @@ public final class Recorder {
             n += 1
             target = options.directory + "/synsight-\(compact)-\(n).jsonl"
         }
+        // Make room first, so the directory never holds more than
+        // `maxFiles` rotated files, not even between the rename and the prune.
+        prune(reserve: 1)
         _ = Glibc.rename(activePath, target)
         do { _ = try openActive() } catch { noteFailure("\(error)") }
-        prune()
         compressor?.wake()
     }
 
@@ -308,7 +310,8 @@ public final class Recorder {
     /// Retention: at most `maxFiles` rotated files, none older than
     /// `maxAgeSeconds`. A file and its compressed copy (both exist for a
     /// moment while it is compressed) count as one and go together.
-    public func prune() {
+    /// `reserve` leaves room for that many files about to be rotated.
+    public func prune(reserve: Int = 0) {
         compressor?.lock()
         defer { compressor?.unlock() }
         var bases: [String] = []
@@ -321,7 +324,7 @@ public final class Recorder {
             _ = unlink(dir + base + RecordingFiles.plainSuffix)
             _ = unlink(dir + base + RecordingFiles.gzSuffix)
         }
-        while bases.count > options.maxFiles { remove(bases.removeFirst()) }
+        while bases.count > max(0, options.maxFiles - reserve) { remove(bases.removeFirst()) }
         if let maxAge = options.maxAgeSeconds {
             let cutoff = now() / 1_000_000_000 - maxAge
             for base in bases {
