@@ -60,10 +60,14 @@ static __noinline int check_listener(__u64 key, const struct syn_tuple *t)
 	if (!li || li->family != t->family)
 		return 0;
 
+	/* Per SYN to a listener: read only what the healthy case needs (drops,
+	 * SYN queue length and the backlog), the rest once something moved. */
 	__u32 drops = listener_drops(sk);
-	__u32 ack = BPF_CORE_READ(sk, sk_ack_backlog);
 	__u32 max = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	__u32 qlen = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_accept_queue.qlen.counter);
+	if (drops == li->drops_seen && qlen <= max)
+		return 0;
+	__u32 ack = BPF_CORE_READ(sk, sk_ack_backlog);
 	__u8 cookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
 
 	if (drops != li->drops_seen) {

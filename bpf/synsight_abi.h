@@ -298,6 +298,8 @@ struct syn_ev_sockcall {
 enum syn_config_flags {
 	SYN_CFG_ACK_DROP_SYN_RECV = 1,  /* ACK-stage drops: no kfree_skb TCP_LISTEN_OVERFLOW (before 6.15) */
 	SYN_CFG_ACK_RESET_SYN_RECV = 2, /* abort_on_overflow RSTs: no reset reason (before 6.10) */
+	SYN_CFG_CONNECT_EXIT_ONLY = 4,  /* connect() seen at exit only, its arguments read from the saved
+					 * user registers (bpf_task_pt_regs, 5.15+); see syscalls.bpf.h */
 };
 
 struct syn_config {

@@ -20,6 +20,17 @@
  *  - sc_raw_* tp_btf/sys_enter + sys_exit (raw_syscalls), filtering by
  *             syscall number in BPF: a few instructions on every syscall,
  *             but no tracefs needed.
+ *
+ * connect() is the hot one (every outgoing connection on the host) and almost
+ * never fails synchronously. Where bpf_task_pt_regs exists (5.15+;
+ * SYN_CFG_CONNECT_EXIT_ONLY) it has no entry program: the exit returns after
+ * one compare unless the call failed with a reported error, and only then
+ * reads the fd and the address from the task's saved user registers (the
+ * address is still in user memory). An SELinux denial inside connect() makes
+ * its own in-flight entry (sc_selinux_audited), counted in
+ * connect_avc_pending so that exits look it up only while one exists. The
+ * entry program and its map update and delete per connect() cost about 10%
+ * of nginx's requests/s with short connections (docs/benchmarks.md).
  */
 
 #define SYN_EPERM 1
@@ -52,8 +63,18 @@ struct sockcall_inflight {
 	__u8 op;
 	__u8 cap_state;
 	__u8 avc_count;
-	__u8 _pad;
+	__u8 lazy;            /* made by sc_selinux_audited inside an exit-only connect() */
 };
+
+/* In-flight entries made by sc_selinux_audited for exit-only connect()s and
+ * not yet taken by their exit. A thread killed inside connect() leaves it
+ * raised: exits then only look up more often than needed. */
+__u64 connect_avc_pending = 0;
+
+static __always_inline bool connect_exit_only(void)
+{
+	return cfg.flags & SYN_CFG_CONNECT_EXIT_ONLY;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -203,14 +224,12 @@ static __always_inline void netns_sysctls(struct syn_ev_sockcall *e)
 	}
 }
 
-static __always_inline int sockcall_exit(long ret)
+/* Reports the call `in` (a map entry, or the stack copy of an exit-only
+ * connect) if it failed with a reported error or met an SELinux denial. */
+static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *in, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
 	struct syn_avc *avc = NULL;
 
-	if (!in)
-		return 0;
 	if (in->avc_count)
 		avc = bpf_map_lookup_elem(&sockcall_avc, &id);
 	if (!(ret < 0 && sockcall_reported(in->op, -ret)) && !avc)
@@ -270,6 +289,56 @@ out:
 	return 0;
 }
 
+static __always_inline int sockcall_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
+
+	if (!in)
+		return 0;
+	return sockcall_finish(id, in, ret);
+}
+
+/* Exit-only connect() (SYN_CFG_CONNECT_EXIT_ONLY): `regs` are the task's
+ * saved user registers, which still hold the arguments. */
+static __always_inline int connect_exit(long ret, struct pt_regs *regs)
+{
+	bool reported = ret < 0 && sockcall_reported(SYN_CALL_CONNECT, -ret);
+
+	/* Hot path: a connect() that succeeded or is in progress. */
+	if (!reported && !connect_avc_pending)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sockcall_inflight local = {};
+	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
+	if (in && in->lazy) {
+		__sync_fetch_and_add(&connect_avc_pending, -1);
+		in->lazy = 0;
+	} else if (in) {
+		return sockcall_finish(id, in, ret); /* not ours: an entry program made it */
+	} else if (!reported) {
+		return 0;
+	} else {
+		local.op = SYN_CALL_CONNECT;
+		local.start_ns = bpf_ktime_get_boot_ns();
+		in = &local;
+	}
+	in->op = SYN_CALL_CONNECT;
+	in->fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	if (!read_user_sockaddr((const void *)PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs),
+				in->t.remote, &in->t.rport, &in->t.family)) {
+		bpf_map_delete_elem(&sockcalls, &id);
+		bpf_map_delete_elem(&sockcall_avc, &id);
+		return 0;
+	}
+	return sockcall_finish(id, in, ret);
+}
+
+static __always_inline struct pt_regs *user_regs(void)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
 static __always_inline int landlock_restricted(long ret)
 {
 	if (ret != 0)
@@ -314,6 +383,8 @@ int sc_tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_connect")
 int sc_tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
+	if (connect_exit_only())
+		return connect_exit(ctx->ret, user_regs());
 	return sockcall_exit(ctx->ret);
 }
 
@@ -340,7 +411,7 @@ int BPF_PROG(sc_raw_enter, struct pt_regs *regs, long nr)
 
 	if (nr == SYN_NR_BIND)
 		op = SYN_CALL_BIND;
-	else if (nr == SYN_NR_CONNECT)
+	else if (nr == SYN_NR_CONNECT && !connect_exit_only())
 		op = SYN_CALL_CONNECT;
 	else if (nr == SYN_NR_LISTEN)
 		op = SYN_CALL_LISTEN;
@@ -356,6 +427,8 @@ int BPF_PROG(sc_raw_exit, struct pt_regs *regs, long ret)
 {
 	long nr = SYN_SYSCALL_NR(regs);
 
+	if (nr == SYN_NR_CONNECT && connect_exit_only())
+		return connect_exit(ret, regs);
 	if (nr == SYN_NR_BIND || nr == SYN_NR_CONNECT || nr == SYN_NR_LISTEN)
 		return sockcall_exit(ret);
 	if (nr == SYN_NR_LANDLOCK_RESTRICT_SELF)
@@ -391,11 +464,21 @@ int BPF_PROG(sc_selinux_audited, struct selinux_audit_data *sad, char *scontext,
 	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
 	__u32 zero = 0;
 
-	if (!in || !sad)
+	if (!sad)
 		return 0;
 	__u32 denied = BPF_CORE_READ(sad, denied);
 	if (!denied)
 		return 0; /* an auditallow grant */
+	if (!in && connect_exit_only() && SYN_SYSCALL_NR(user_regs()) == SYN_NR_CONNECT) {
+		/* An exit-only connect(): its exit fills in the arguments. */
+		struct sockcall_inflight fresh = { .op = SYN_CALL_CONNECT, .lazy = 1 };
+		fresh.start_ns = bpf_ktime_get_boot_ns();
+		if (bpf_map_update_elem(&sockcalls, &id, &fresh, BPF_NOEXIST) == 0)
+			__sync_fetch_and_add(&connect_avc_pending, 1);
+		in = bpf_map_lookup_elem(&sockcalls, &id);
+	}
+	if (!in)
+		return 0;
 	if (in->avc_count < 255)
 		in->avc_count++;
 	if (bpf_map_lookup_elem(&sockcall_avc, &id))

@@ -1,3 +1,4 @@
+import CLibBPF
 import CSynsightShim
 import Glibc
 import SynsightCore
@@ -16,11 +17,17 @@ public struct SyscallProbes: Sendable {
     public var selinuxState: String
     /// Landlock: the landlock_restrict_self exit (classic or raw) + fork inheritance.
     public var landlock: ProbeResult
+    /// connect() traced at exit only, its arguments read from the saved user
+    /// registers (bpf_task_pt_regs, 5.15+): no entry program and no map
+    /// update per connect() on the host (bpf/syscalls.bpf.h).
+    public var connectExitOnly: Bool = false
 
     /// The entry group in use: classic if it can attach, else raw.
     public var entry: ProbeResult { classic.isSupported ? classic : raw }
     public var entryName: String {
-        classic.isSupported ? "syscalls:sys_{enter,exit}_{bind,listen,connect}" : "tp_btf/sys_enter + sys_exit (raw_syscalls)"
+        guard classic.isSupported else { return "tp_btf/sys_enter + sys_exit (raw_syscalls)" }
+        return connectExitOnly ? "syscalls:sys_{enter,exit}_{bind,listen} + sys_exit_connect"
+            : "syscalls:sys_{enter,exit}_{bind,listen,connect}"
     }
 
     public var hookSet: SyscallHookSet {
@@ -71,8 +78,11 @@ public struct SyscallProbes: Sendable {
                 ? .supported("landlock_restrict_self seen in tp_btf/sys_exit + tp_btf/sched_process_fork")
                 : raw
         }
+        // The exit programs are tracepoint (classic) or tracing (raw) programs;
+        // the helper arrived for both in 5.15.
+        let exitOnly = libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nil) == 1
         return SyscallProbes(classic: classic, raw: raw, capCapable: cap, selinuxAudited: avc,
-                             selinuxState: selinuxState, landlock: landlock)
+                             selinuxState: selinuxState, landlock: landlock, connectExitOnly: exitOnly)
     }
 }
 
@@ -87,6 +97,9 @@ extension KernelFeatures {
         for name in ["sc_tp_enter_bind", "sc_tp_exit_bind", "sc_tp_enter_listen", "sc_tp_exit_listen",
                      "sc_tp_enter_connect", "sc_tp_exit_connect"] {
             p[name] = s.classic
+        }
+        if s.connectExitOnly {
+            p["sc_tp_enter_connect"] = .unsupported("connect() is traced at exit only (its arguments read with bpf_task_pt_regs)")
         }
         p["sc_tp_exit_landlock"] = s.classic.isSupported ? s.landlock : .unsupported("raw entry in use")
         p["sc_raw_enter"] = rawEntry
