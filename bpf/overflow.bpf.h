@@ -112,6 +112,12 @@ int BPF_PROG(ovf_consume_skb, struct sk_buff *skb, void *location)
 	/* Hot path: every consumed skb on the host. Two compares and out. */
 	if (loc < cfg.trs_start || loc >= cfg.trs_end)
 		return 0;
+	/* Consumed by tcp_rcv_state_process: ~3 segments per connection, one of
+	 * them a SYN to a listener. Only the flags byte before the full parse;
+	 * tcp_rcv_state_process itself reads the header at tcp_hdr(skb), so the
+	 * transport header is set here (skb is a BTF pointer: direct loads). */
+	if (bpf_probe_read_kernel(&flags, 1, skb->head + skb->transport_header + 13) || !is_first_syn(flags))
+		return 0;
 	if (!parse_tcp(skb, &t, &flags) || !is_first_syn(flags))
 		return 0;
 	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &t.lport);
