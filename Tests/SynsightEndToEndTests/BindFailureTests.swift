@@ -187,10 +187,20 @@ struct BindFailureTests {
         #expect(b[1] == Int(EADDRNOTAVAIL))
         let l = try peer(ns, unprivileged: true, ["landlock", String(port + 2), "bind", "127.0.0.1", String(port)])
         #expect(l[1] == Int(EACCES))
+        // connect() is seen at its exit only: the destination comes from the
+        // saved user registers (sys_exit's regs here).
+        let listener = try Peer(listenIn: ns, addr: "127.0.0.1", port: port + 1)
+        _ = listener
+        let c = try peer(ns, unprivileged: true, ["landlock", String(port + 2), "connect", "127.0.0.1", String(port + 1)])
+        #expect(c[1] == Int(EACCES))
         #expect(waitUntil(timeout: 10) {
             let lines = text().split(separator: "\n")
             return lines.contains { $0.contains("\"address_not_available\"") && $0.contains("\"pid\":\(b[0])") }
                 && lines.contains { $0.contains("\"cause\":\"landlock\"") && $0.contains("\"pid\":\(l[0])") }
+                && lines.contains {
+                    $0.contains("\"cause\":\"landlock\"") && $0.contains("\"pid\":\(c[0])")
+                        && $0.contains("\"operation\":\"connect\"") && $0.contains("\"port\":\(port + 1)")
+                }
         }, "\(text())")
         kill(p.processIdentifier, SIGINT)
         #expect(waitUntil(timeout: 10) { !p.isRunning })
