@@ -314,12 +314,13 @@ static __always_inline int connect_exit(long ret, struct pt_regs *regs)
 	if (in && in->lazy) {
 		__sync_fetch_and_add(&connect_avc_pending, -1);
 		in->lazy = 0;
-	} else if (in) {
-		return sockcall_finish(id, in, ret); /* not ours: an entry program made it */
-	} else if (!reported) {
-		return 0;
 	} else {
-		local.op = SYN_CALL_CONNECT;
+		/* No entry program runs for connect() here: any other entry of
+		 * this thread was left by a call it never finished. */
+		if (in)
+			bpf_map_delete_elem(&sockcalls, &id);
+		if (!reported)
+			return 0;
 		local.start_ns = bpf_ktime_get_boot_ns();
 		in = &local;
 	}

@@ -5,11 +5,18 @@ import Glibc
 import SynsightCore
 
 extension KernelFeatures {
+    /// bpf_task_pt_regs (5.15+, tracepoint and tracing programs alike): an
+    /// exit program reads the syscall's arguments from the saved user
+    /// registers, so it needs no entry program (accept(), connect()).
+    static var hasTaskPtRegs: Bool {
+        libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nil) == 1
+    }
+
     /// Optional programs of bpf/overflow.bpf.h, by program name, with their probe.
     var overflowOptionalPrograms: [String: ProbeResult] {
         var accept = Self.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
         // The exit reads the listener's fd from the saved user registers.
-        if accept.isSupported, libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nil) != 1 {
+        if accept.isSupported, !Self.hasTaskPtRegs {
             accept = .unsupported("bpf_task_pt_regs is missing (kernel older than 5.15)")
         }
         // Per SYN: fentry, else kprobe, on tcp_conn_request (runs only for SYNs

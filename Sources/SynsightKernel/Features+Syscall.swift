@@ -1,4 +1,3 @@
-import CLibBPF
 import CSynsightShim
 import Glibc
 import SynsightCore
@@ -78,11 +77,9 @@ public struct SyscallProbes: Sendable {
                 ? .supported("landlock_restrict_self seen in tp_btf/sys_exit + tp_btf/sched_process_fork")
                 : raw
         }
-        // The exit programs are tracepoint (classic) or tracing (raw) programs;
-        // the helper arrived for both in 5.15.
-        let exitOnly = libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nil) == 1
         return SyscallProbes(classic: classic, raw: raw, capCapable: cap, selinuxAudited: avc,
-                             selinuxState: selinuxState, landlock: landlock, connectExitOnly: exitOnly)
+                             selinuxState: selinuxState, landlock: landlock,
+                             connectExitOnly: KernelFeatures.hasTaskPtRegs)
     }
 }
 
