@@ -58,14 +58,13 @@ int BPF_PROG(fw_kfree_skb, struct sk_buff *skb, void *location,
 	if (sk && (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
 		/* The client socket of a locally generated SYN: its connect()
 		 * caller was captured in process context (sock_state). */
-		__u64 key = (__u64)sk;
-		struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
-		if (ci) {
-			e->task = ci->task;
+		struct connect_info ci;
+		if (conn_get(sk_key(sk), &ci)) {
+			e->task = ci.task;
 			flags |= SYN_FW_F_TASK;
 			/* The first SYN is dropped inside connect(); retransmissions
 			 * run from the timer, where current is unrelated. */
-			if ((bpf_get_current_pid_tgid() >> 32) == ci->task.pid)
+			if ((bpf_get_current_pid_tgid() >> 32) == ci.task.pid)
 				flags |= SYN_FW_F_PROC_CTX;
 		}
 	}
@@ -135,10 +134,13 @@ int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
 		return 0;
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
 		return 0;
-	__u64 key = (__u64)sk;
-	struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
-	if (!ci)
+	__u64 key = sk_key(sk);
+	struct connect_info ci;
+	if (!conn_get(key, &ci))
 		return 0;
+	/* The retransmitted SYN is processed on this CPU (loopback, veth): a
+	 * listener's overflow finds its client here (find_client). */
+	conn_mark_cpu(key);
 	struct syn_ev_fw_syn_retrans *e = reserve(sizeof(*e), SYN_EV_FW_SYN_RETRANS);
 	if (!e)
 		return 0;
@@ -147,8 +149,8 @@ int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
 		bpf_ringbuf_discard(e, 0);
 		return 0;
 	}
-	e->task = ci->task;
-	e->connect_ts_ns = ci->ts_ns;
+	e->task = ci.task;
+	e->connect_ts_ns = ci.ts_ns;
 	e->netns = sock_netns(sk);
 	e->_pad = 0;
 	submit(e);
@@ -170,9 +172,8 @@ int BPF_PROG(fw_soft_error, const struct sock *sk)
 		return 0;
 	if (BPF_CORE_READ(sk, sk_err) != 0 || !BPF_CORE_READ(sk, sk_lock.owned))
 		return 0;
-	__u64 key = (__u64)sk;
-	struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
-	if (!ci)
+	struct connect_info ci;
+	if (!conn_get(sk_key(sk), &ci))
 		return 0;
 	struct sk_buff *q = BPF_CORE_READ(sk, sk_error_queue.prev);
 	if (!q || (void *)q == (void *)&sk->sk_error_queue)
@@ -181,6 +182,6 @@ int BPF_PROG(fw_soft_error, const struct sock *sk)
 	__u32 err = BPF_CORE_READ(serr, ee.ee_errno);
 	if (err == 0)
 		return 0;
-	emit_connect_error(sk, ci, SYN_EV_FW_SOFT_ERROR, err, true);
+	emit_connect_error(sk, &ci, SYN_EV_FW_SOFT_ERROR, err, true);
 	return 0;
 }

@@ -57,12 +57,157 @@ struct connect_info {
 #define RESET_AFTER_SETUP_NS (10ULL * 1000 * 1000 * 1000)
 #define ECONNRESET 104
 
+/*
+ * The connecting sockets: struct sock * -> struct connect_info, from connect()
+ * (CLOSE->SYN_SENT) to CLOSE. Written and read several times per TCP
+ * connection on the host, so it is not a BPF hash map: a hash or LRU update
+ * at connect() and its delete at CLOSE (bucket locks, free lists shared
+ * between CPUs) cost 4% of a Connection: close web server's requests/s
+ * (docs/benchmarks.md, fix 8). Instead, a set-associative table in a BPF
+ * array (lookups inlined by the verifier, no locks): CONN_WAYS sockets per
+ * set, the set chosen by a hash of the socket's address. A slot is claimed
+ * with a compare-and-swap (marked CONN_BUSY while it is written); a full set
+ * gives up its oldest entry, the least likely to be asked about (only
+ * SYN_SENT and the first seconds after setup matter). Readers copy an entry
+ * and check that its key did not change meanwhile.
+ */
+#define CONN_SET_BITS 13
+#define CONN_SETS (1 << CONN_SET_BITS)
+#define CONN_WAYS 8
+#define CONN_BUSY 1ULL /* low bit of a key: the slot is being written */
+
+struct conn_set {
+	__u64 sk[CONN_WAYS];
+	__u16 dport[CONN_WAYS]; /* destination port: find_client's walk skips the rest */
+	struct connect_info ci[CONN_WAYS];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64); /* struct sock * */
-	__type(value, struct connect_info);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CONN_SETS);
+	__type(key, __u32);
+	__type(value, struct conn_set);
 } connecting SEC(".maps");
+
+/* Per CPU: the socket of the latest connect() (a local client's first SYN,
+ * and its ACK, are processed inside its connect() on this CPU), and
+ * find_client's walk budget. */
+struct conn_cpu {
+	__u64 last_sk;
+	__u64 window_ns;
+	__u32 walks;
+	__u32 _pad;
+	__u64 scratch; /* sk_key */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conn_cpu);
+} conn_cpu SEC(".maps");
+
+#define READ_ONCE_U64(x) (*(volatile __u64 *)&(x))
+#define barrier() asm volatile("" ::: "memory")
+
+/*
+ * A socket's address as a number (the key of `connecting`). The verifier
+ * allows no arithmetic on a BTF pointer, but a pointer stored in a map value
+ * reads back as a plain number (privileged programs only, which synsight's
+ * always are); cheaper than a bpf_probe_read_kernel of it.
+ */
+static __always_inline __u64 sk_key(const struct sock *sk)
+{
+	__u32 zero = 0;
+	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
+	if (!c)
+		return 0;
+	*(volatile const struct sock **)&c->scratch = sk;
+	return READ_ONCE_U64(c->scratch);
+}
+
+static __always_inline struct conn_set *conn_set_of(__u64 sk)
+{
+	__u32 i = (__u32)((sk * 0x9E3779B97F4A7C15ULL) >> (64 - CONN_SET_BITS));
+	return bpf_map_lookup_elem(&connecting, &i);
+}
+
+static __always_inline int conn_way(const struct conn_set *s, __u64 sk)
+{
+	for (int i = 0; i < CONN_WAYS; i++) {
+		if (READ_ONCE_U64(s->sk[i]) == sk)
+			return i;
+	}
+	return -1;
+}
+
+/* The entry of `sk` in place (for an update), or NULL. */
+static __always_inline struct connect_info *conn_ref(__u64 sk, struct conn_set **set, int *way)
+{
+	struct conn_set *s = conn_set_of(sk);
+	if (!s)
+		return NULL;
+	int w = conn_way(s, sk);
+	if (w < 0)
+		return NULL;
+	w &= CONN_WAYS - 1;
+	*set = s;
+	*way = w;
+	return &s->ci[w];
+}
+
+/* A copy of the entry of `sk`; false if there is none or it was replaced
+ * while being copied. */
+static __always_inline bool conn_get(__u64 sk, struct connect_info *out)
+{
+	struct conn_set *s;
+	int w;
+	struct connect_info *ci = conn_ref(sk, &s, &w);
+	if (!ci)
+		return false;
+	*out = *ci;
+	barrier();
+	return READ_ONCE_U64(s->sk[w]) == sk;
+}
+
+static __always_inline void conn_put(__u64 sk, __u16 dport, const struct connect_info *ci)
+{
+	struct conn_set *s = conn_set_of(sk);
+	if (!s)
+		return;
+	int w = -1;
+	__u64 old = 0, oldest_ts = ~0ULL;
+	for (int i = 0; i < CONN_WAYS; i++) {
+		__u64 k = READ_ONCE_U64(s->sk[i]);
+		if (k == sk || k == 0) { /* the same address reused, or free */
+			w = i;
+			old = k;
+			break;
+		}
+		if (!(k & CONN_BUSY) && s->ci[i].ts_ns < oldest_ts) {
+			oldest_ts = s->ci[i].ts_ns;
+			w = i;
+			old = k;
+		}
+	}
+	if (w < 0)
+		return;
+	w &= CONN_WAYS - 1;
+	/* Lost a race for the slot with another CPU: this connect() is not
+	 * remembered (its refusal is still reported, without the caller). */
+	if (__sync_val_compare_and_swap(&s->sk[w], old, sk | CONN_BUSY) != old)
+		return;
+	s->ci[w] = *ci;
+	s->dport[w] = dport;
+	__sync_lock_test_and_set(&s->sk[w], sk); /* publish: a full barrier */
+}
+
+/* Remove the entry of `sk`; false if it was replaced meanwhile (then a copy
+ * taken before may be torn). */
+static __always_inline bool conn_del(struct conn_set *s, int way, __u64 sk)
+{
+	return __sync_val_compare_and_swap(&s->sk[way & (CONN_WAYS - 1)], sk, 0) == sk;
+}
 
 /* Thread-group ids that have called listen(): only their exits are reported.
  * User space seeds it with the listeners found in the start-up snapshot. */
@@ -402,41 +547,92 @@ static __always_inline __u64 sock_inode(const struct sock *sk)
 }
 
 /*
- * Find the local connecting socket of a SYN by its 4-tuple, in the
- * `connecting` map (filled in process context at connect()). Used only on
- * rare paths (a dropped SYN): it walks the map.
+ * Find the local connecting socket of a SYN (or of a handshake's ACK) by its
+ * 4-tuple, in `connecting` (filled in process context at connect()). Used
+ * only on rare paths (a dropped SYN or ACK). First the socket of this CPU's
+ * latest connect(): a local client's first SYN and its ACK are processed
+ * inside its own connect(). Otherwise (a retransmission, from a timer) the
+ * table is walked, skipping entries for other destination ports; a walk
+ * visits all CONN_SETS sets, so each CPU walks at most FIND_CLIENT_WALKS times
+ * per FIND_CLIENT_WINDOW_NS: in an overflow storm the rest are reported
+ * without their client rather than spending the CPU the storm needs.
  */
+#define FIND_CLIENT_WALKS 8
+#define FIND_CLIENT_WINDOW_NS (100 * 1000 * 1000ULL)
+
 struct find_client_ctx {
 	struct syn_tuple want;   /* as the server saw it: local = server, remote = client */
 	struct syn_task task;
 	bool found;
 };
 
-static long find_client_cb(struct bpf_map *map, __u64 *key, struct connect_info *ci,
-			   struct find_client_ctx *ctx)
+/* Is `key` the client end of `want` (the server's view)? */
+static __noinline bool sock_is_client(__u64 key, const struct syn_tuple *want)
 {
-	const struct sock *sk = (const struct sock *)*key;
 	struct syn_tuple t = {};
 
-	sock_local(sk, &t);
-	if (t.lport != ctx->want.rport || t.rport != ctx->want.lport)
-		return 0;
-	if (__builtin_memcmp(t.local, ctx->want.remote, 16) != 0 ||
-	    __builtin_memcmp(t.remote, ctx->want.local, 16) != 0)
-		return 0;
-	ctx->task = ci->task;
-	ctx->found = true;
-	return 1;
+	sock_local((const struct sock *)key, &t);
+	if (t.lport != want->rport || t.rport != want->lport)
+		return false;
+	return __builtin_memcmp(t.local, want->remote, 16) == 0 &&
+	       __builtin_memcmp(t.remote, want->local, 16) == 0;
+}
+
+static long find_client_cb(struct bpf_map *map, __u32 *key, struct conn_set *s,
+			   struct find_client_ctx *ctx)
+{
+	for (int i = 0; i < CONN_WAYS; i++) {
+		__u64 k = READ_ONCE_U64(s->sk[i]);
+		if (k == 0 || (k & CONN_BUSY) || s->dport[i] != ctx->want.lport)
+			continue;
+		if (!sock_is_client(k, &ctx->want))
+			continue;
+		ctx->task = s->ci[i].task;
+		barrier();
+		if (READ_ONCE_U64(s->sk[i]) != k)
+			continue;
+		ctx->found = true;
+		return 1;
+	}
+	return 0;
 }
 
 static __always_inline bool find_client(const struct syn_tuple *server_view, struct syn_task *out)
 {
+	__u32 zero = 0;
+	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
+	struct connect_info ci;
+
+	if (!c)
+		return false;
+	if (c->last_sk && sock_is_client(c->last_sk, server_view) && conn_get(c->last_sk, &ci)) {
+		*out = ci.task;
+		return true;
+	}
+	__u64 now = bpf_ktime_get_boot_ns();
+	if (now - c->window_ns >= FIND_CLIENT_WINDOW_NS) {
+		c->window_ns = now;
+		c->walks = 0;
+	}
+	if (c->walks >= FIND_CLIENT_WALKS)
+		return false;
+	c->walks++;
+
 	struct find_client_ctx ctx = {};
 	ctx.want = *server_view;
 	bpf_for_each_map_elem(&connecting, find_client_cb, &ctx, 0);
 	if (ctx.found)
 		*out = ctx.task;
 	return ctx.found;
+}
+
+/* Remember this CPU's latest connecting socket (see find_client). */
+static __always_inline void conn_mark_cpu(__u64 sk)
+{
+	__u32 zero = 0;
+	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
+	if (c)
+		c->last_sk = sk;
 }
 
 /* The client's failed connect, with the task captured at connect() time.
@@ -508,7 +704,6 @@ int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int ne
 	/* Runs ~10 times per TCP connection on the host: a direct load (sk is a
 	 * BTF pointer here), not a bpf_probe_read_kernel call. */
 	__u16 proto = BPF_CORE_READ_BITFIELD(sk, sk_protocol);
-	__u64 key = (__u64)sk;
 
 	if (proto != IPPROTO_TCP)
 		return 0;
@@ -519,18 +714,23 @@ int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int ne
 		return on_listen_change(sk, SYN_EV_LISTEN_CLOSE);
 
 	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
-		/* connect(): process context, the only moment the caller is known. */
+		/* connect(): process context, the only moment the caller is known.
+		 * The destination port is set already, the source port not yet. */
 		struct connect_info ci = {};
+		__u64 key = sk_key(sk);
 		fill_task(&ci.task);
 		ci.ts_ns = bpf_ktime_get_boot_ns();
-		bpf_map_update_elem(&connecting, &key, &ci, BPF_ANY);
+		conn_put(key, bpf_ntohs(sk->__sk_common.skc_dport), &ci);
+		conn_mark_cpu(key);
 		return 0;
 	}
+	struct conn_set *set;
+	int way;
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
 		/* Healthy. Remembered until CLOSE: the client of an ACK-stage
 		 * overflow is ESTABLISHED already, and a reset right after setup
 		 * is a failure of its own. */
-		struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
+		struct connect_info *ci = conn_ref(sk_key(sk), &set, &way);
 		if (ci)
 			ci->established_ns = bpf_ktime_get_boot_ns();
 		return 0;
@@ -538,16 +738,20 @@ int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int ne
 	if (newstate != TCP_CLOSE)
 		return 0;
 
-	struct connect_info *ci = bpf_map_lookup_elem(&connecting, &key);
-	if (!ci)
+	__u64 key = sk_key(sk);
+	struct connect_info *ref = conn_ref(key, &set, &way);
+	if (!ref)
+		return 0;
+	struct connect_info ci = *ref;
+	barrier();
+	if (!conn_del(set, way, key))
 		return 0;
 	int err = BPF_CORE_READ(sk, sk_err);
 	bool failed = oldstate == TCP_SYN_SENT && err != 0;
-	bool reset_after_setup = ci->established_ns != 0 && err == ECONNRESET &&
-		bpf_ktime_get_boot_ns() - ci->established_ns < RESET_AFTER_SETUP_NS;
+	bool reset_after_setup = ci.established_ns != 0 && err == ECONNRESET &&
+		bpf_ktime_get_boot_ns() - ci.established_ns < RESET_AFTER_SETUP_NS;
 	if (failed || reset_after_setup)
-		emit_connect_error(sk, ci, SYN_EV_CONNECT_ERROR, err, false);
-	bpf_map_delete_elem(&connecting, &key);
+		emit_connect_error(sk, &ci, SYN_EV_CONNECT_ERROR, err, false);
 	return 0;
 }
 

@@ -51,7 +51,7 @@ let arch: String = {
 }()
 
 run(clang, [
-    "-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_\(arch)",
+    "-target", "bpf", "-mcpu=v3", "-g", "-O2", "-D__TARGET_ARCH_\(arch)",
     "-Wall", "-Werror", "-Wno-unused-function",
     // libbpf 1.1's BPF_CORE_READ macros trip this clang 21 warning.
     "-Wno-default-const-init-var-unsafe",
