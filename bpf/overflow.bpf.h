@@ -102,31 +102,54 @@ static __noinline int check_listener(__u64 key, const struct syn_tuple *t)
 	return 0;
 }
 
+/* Did the listener `key`'s drop counter move, or its SYN queue pass its
+ * backlog, since it was last looked at? What the healthy case reads per SYN. */
+static __always_inline bool listener_moved(__u64 key)
+{
+	const struct sock *sk = (const struct sock *)key;
+	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
+	if (!li)
+		return false;
+	__u32 drops = listener_drops(sk);
+	__u32 max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	__u32 qlen = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_accept_queue.qlen.counter);
+	return drops != li->drops_seen || qlen > max;
+}
+
 SEC("tp_btf/consume_skb")
 int BPF_PROG(ovf_consume_skb, struct sk_buff *skb, void *location)
 {
 	__u64 loc = (__u64)location;
 	struct syn_tuple t = {};
+	struct tcphdr th;
 	__u8 flags = 0;
+	bool parsed = false;
 
 	/* Hot path: every consumed skb on the host. Two compares and out. */
 	if (loc < cfg.trs_start || loc >= cfg.trs_end)
 		return 0;
 	/* Consumed by tcp_rcv_state_process: ~3 segments per connection, one of
-	 * them a SYN to a listener. Only the flags byte before the full parse;
-	 * tcp_rcv_state_process itself reads the header at tcp_hdr(skb), so the
-	 * transport header is set here (skb is a BTF pointer: direct loads). */
-	if (bpf_probe_read_kernel(&flags, 1, skb->head + skb->transport_header + 13) || !is_first_syn(flags))
+	 * them a SYN to a listener. tcp_rcv_state_process itself reads the
+	 * header at tcp_hdr(skb), so the transport header is set here (skb is
+	 * a BTF pointer: direct loads). One read gives the flags and the port;
+	 * the addresses are parsed only when a listener's counters moved. */
+	if (bpf_probe_read_kernel(&th, sizeof(th), skb->head + skb->transport_header))
 		return 0;
-	if (!parse_tcp(skb, &t, &flags) || !is_first_syn(flags))
+	if (!is_first_syn(((__u8 *)&th)[13]))
 		return 0;
-	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &t.lport);
+	__u16 port = bpf_ntohs(th.dest);
+	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
 	if (!ls)
 		return 0;
 	for (int i = 0; i < LISTEN_SLOTS; i++) {
 		__u64 key = ls->sk[i];
-		if (key == 0)
+		if (key == 0 || !listener_moved(key))
 			continue;
+		if (!parsed) {
+			if (!parse_tcp(skb, &t, &flags) || !is_first_syn(flags))
+				return 0;
+			parsed = true;
+		}
 		if (check_listener(key, &t) > 0)
 			break;
 	}
