@@ -427,14 +427,15 @@ static __always_inline const struct sock *fd_sock(__u32 fd)
  * still in the task's saved user registers at syscall exit (x86-64 keeps it
  * in di, arm64 in orig_x0: PT_REGS_PARM1_CORE_SYSCALL).
  */
-static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline bool accept_exit_wanted(long ret)
 {
-	long ret = ctx->ret;
-	if (ret != -EMFILE && ret != -ENFILE)
-		return 0;
+	return ret == -EMFILE || ret == -ENFILE;
+}
+
+/* An accept() on listener `fd` failed with `ret` (accept_exit_wanted). */
+static __always_inline int accept_exit(long ret, __u32 fd)
+{
 	__u64 id = bpf_get_current_pid_tgid();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	__u32 fd = (__u32)PT_REGS_PARM1_CORE_SYSCALL(regs);
 	/* A server out of fds usually spins on accept(): one report per
 	 * process per second is enough to explain its overflows. */
 	__u32 tgid = id >> 32;
@@ -461,8 +462,27 @@ static __always_inline int accept_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+static __always_inline int accept_tp_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	if (!accept_exit_wanted(ctx->ret))
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	return accept_exit(ctx->ret, (__u32)PT_REGS_PARM1_CORE_SYSCALL(regs));
+}
+
 SEC("tracepoint/syscalls/sys_exit_accept4")
-int ovf_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx); }
+int ovf_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return accept_tp_exit(ctx); }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
-int ovf_exit_accept(struct trace_event_raw_sys_exit *ctx) { return accept_exit(ctx); }
+int ovf_exit_accept(struct trace_event_raw_sys_exit *ctx) { return accept_tp_exit(ctx); }
+
+/* Where BPF trampolines are allowed (with the sc_fx_ syscall group, so that
+ * no syscall tracepoint is attached): accept() and accept4() both end in
+ * __sys_accept4. */
+SEC("fexit/__sys_accept4")
+int BPF_PROG(ovf_fx_exit_accept4, int fd, void *upeer, void *upeer_len, int flags, int ret)
+{
+	if (!accept_exit_wanted(ret))
+		return 0;
+	return accept_exit(ret, fd);
+}

@@ -11,8 +11,15 @@
  * process (Landlock has no tracepoint; landlock_restrict_self is remembered).
  * See shared kernel-facts §5, §6, §8.
  *
- * Two interchangeable entry groups feed the same handlers; user space loads
- * exactly one (probe in Features+Syscall.swift):
+ * Three interchangeable entry groups feed the same handlers; user space loads
+ * exactly one (probe in Features+Syscall.swift), in this order of preference:
+ *  - sc_fx_*  BPF trampolines on __sys_bind, __sys_listen, __sys_connect (and
+ *             the landlock_restrict_self syscall; accept() has its own in
+ *             overflow.bpf.h). No syscall tracepoint is attached at all: any
+ *             one of them, classic or raw, puts every syscall of every task
+ *             on the slow path (TIF_SYSCALL_TRACEPOINT), measured at about 2%
+ *             of a Connection: close web server's requests/s. Refused on
+ *             some VMs (EPERM), which then use:
  *  - sc_tp_*  classic syscalls:sys_{enter,exit}_{bind,listen,connect} (and
  *             sys_exit_landlock_restrict_self). Cheapest: the kernel filters
  *             by syscall number. Attaching needs tracefs mounted (libbpf
@@ -299,15 +306,19 @@ static __always_inline int sockcall_exit(long ret)
 	return sockcall_finish(id, in, ret);
 }
 
-/* Exit-only connect() (SYN_CFG_CONNECT_EXIT_ONLY): `regs` are the task's
- * saved user registers, which still hold the arguments. */
-static __always_inline int connect_exit(long ret, struct pt_regs *regs)
+/* Exit-only connect(): the hot path, a connect() that succeeded or is in
+ * progress, is this one compare. */
+static __always_inline bool connect_exit_wanted(long ret)
+{
+	return (ret < 0 && sockcall_reported(SYN_CALL_CONNECT, -ret)) || connect_avc_pending;
+}
+
+/* Exit-only connect() (SYN_CFG_CONNECT_EXIT_ONLY, or the fexit program): the
+ * arguments come from the task's saved user registers or from the
+ * trampoline. Call only when connect_exit_wanted(ret). */
+static __always_inline int connect_exit(long ret, long fd, const void *uaddr, long len)
 {
 	bool reported = ret < 0 && sockcall_reported(SYN_CALL_CONNECT, -ret);
-
-	/* Hot path: a connect() that succeeded or is in progress. */
-	if (!reported && !connect_avc_pending)
-		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sockcall_inflight local = {};
 	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
@@ -325,9 +336,8 @@ static __always_inline int connect_exit(long ret, struct pt_regs *regs)
 		in = &local;
 	}
 	in->op = SYN_CALL_CONNECT;
-	in->fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	if (!read_user_sockaddr((const void *)PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs),
-				in->t.remote, &in->t.rport, &in->t.family)) {
+	in->fd = fd;
+	if (!read_user_sockaddr(uaddr, len, in->t.remote, &in->t.rport, &in->t.family)) {
 		bpf_map_delete_elem(&sockcalls, &id);
 		bpf_map_delete_elem(&sockcall_avc, &id);
 		return 0;
@@ -384,15 +394,72 @@ int sc_tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_connect")
 int sc_tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	if (connect_exit_only())
-		return connect_exit(ctx->ret, user_regs());
-	return sockcall_exit(ctx->ret);
+	if (!connect_exit_only())
+		return sockcall_exit(ctx->ret);
+	if (!connect_exit_wanted(ctx->ret))
+		return 0;
+	struct pt_regs *regs = user_regs();
+	return connect_exit(ctx->ret, PT_REGS_PARM1_CORE_SYSCALL(regs),
+			    (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
 }
 
 SEC("tracepoint/syscalls/sys_exit_landlock_restrict_self")
 int sc_tp_exit_landlock(struct trace_event_raw_sys_exit *ctx)
 {
 	return landlock_restricted(ctx->ret);
+}
+
+/*
+ * BPF trampolines on the syscalls' own functions, where the kernel allows
+ * them (not on every VM: kernel-facts). Preferred: attaching any syscall
+ * tracepoint, classic or raw, puts every syscall of every task on the slow
+ * path (TIF_SYSCALL_TRACEPOINT), about 2% of a Connection: close web
+ * server's requests/s (docs/benchmarks.md); a trampoline costs only the
+ * calls it is on. bind() and listen() are rare: entry and exit, as with the
+ * tracepoints. connect() at exit only, its arguments from the trampoline.
+ */
+SEC("fentry/__sys_bind")
+int BPF_PROG(sc_fx_enter_bind, int fd, void *uaddr, int addrlen)
+{
+	return sockcall_enter(SYN_CALL_BIND, fd, uaddr, addrlen);
+}
+
+SEC("fexit/__sys_bind")
+int BPF_PROG(sc_fx_exit_bind, int fd, void *uaddr, int addrlen, int ret)
+{
+	return sockcall_exit(ret);
+}
+
+SEC("fentry/__sys_listen")
+int BPF_PROG(sc_fx_enter_listen, int fd, int backlog)
+{
+	return sockcall_enter(SYN_CALL_LISTEN, fd, NULL, 0);
+}
+
+SEC("fexit/__sys_listen")
+int BPF_PROG(sc_fx_exit_listen, int fd, int backlog, int ret)
+{
+	return sockcall_exit(ret);
+}
+
+SEC("fexit/__sys_connect")
+int BPF_PROG(sc_fx_exit_connect, int fd, void *uaddr, int addrlen, int ret)
+{
+	if (!connect_exit_wanted(ret))
+		return 0;
+	return connect_exit(ret, fd, uaddr, addrlen);
+}
+
+#if defined(__TARGET_ARCH_x86)
+#define SYN_SYSCALL_FN(name) "__x64_sys_" name
+#else
+#define SYN_SYSCALL_FN(name) "__arm64_sys_" name
+#endif
+
+SEC("fexit/" SYN_SYSCALL_FN("landlock_restrict_self"))
+int BPF_PROG(sc_fx_exit_landlock, const struct pt_regs *regs, long ret)
+{
+	return landlock_restricted(ret);
 }
 
 /* Raw syscall tracepoints: every syscall, filtered here by number. */
@@ -428,8 +495,12 @@ int BPF_PROG(sc_raw_exit, struct pt_regs *regs, long ret)
 {
 	long nr = SYN_SYSCALL_NR(regs);
 
-	if (nr == SYN_NR_CONNECT && connect_exit_only())
-		return connect_exit(ret, regs);
+	if (nr == SYN_NR_CONNECT && connect_exit_only()) {
+		if (!connect_exit_wanted(ret))
+			return 0;
+		return connect_exit(ret, PT_REGS_PARM1_CORE_SYSCALL(regs),
+				    (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
+	}
 	if (nr == SYN_NR_BIND || nr == SYN_NR_CONNECT || nr == SYN_NR_LISTEN)
 		return sockcall_exit(ret);
 	if (nr == SYN_NR_LANDLOCK_RESTRICT_SELF)

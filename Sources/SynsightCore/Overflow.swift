@@ -161,7 +161,7 @@ extension AttributionEngine {
                        port: a.port == 0 ? nil : a.port, netns: a.netns == 0 ? nil : a.netns)
         r.process = ProcessRef(pid: a.task.pid, comm: a.task.comm, exe: resolver?.exe(pid: a.task.pid))
         r.evidence = [("errno", .string(a.errnoName)), ("nofile_limit", .int(Int64(clamping: a.nofileLimit))),
-                      ("hook", .string("syscalls:sys_exit_accept4/accept"))]
+                      ("hook", .string("accept()/accept4() exit"))]
         r.hint = a.errno == 24
             ? "\(a.task.comm) (pid \(a.task.pid)) hit its open-file limit (\(a.nofileLimit)): accept() fails with EMFILE and its accept queue cannot drain; raise LimitNOFILE / ulimit -n, or find the fd leak (ls /proc/\(a.task.pid)/fd | wc -l)"
             : "the system-wide file table is full (ENFILE): raise fs.file-max, or find the process leaking files"

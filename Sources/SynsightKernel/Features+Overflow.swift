@@ -13,12 +13,26 @@ extension KernelFeatures {
     }
 
     /// Optional programs of bpf/overflow.bpf.h, by program name, with their probe.
-    var overflowOptionalPrograms: [String: ProbeResult] {
-        var accept = Self.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
-        // The exit reads the listener's fd from the saved user registers.
-        if accept.isSupported, !Self.hasTaskPtRegs {
-            accept = .unsupported("bpf_task_pt_regs is missing (kernel older than 5.15)")
+    /// accept()/accept4() failing with EMFILE/ENFILE: fexit/__sys_accept4 where
+    /// the syscall group uses BPF trampolines (then no syscall tracepoint is
+    /// attached at all), else the classic exits, which read the listener's fd
+    /// from the saved user registers.
+    public var acceptExit: (fexit: ProbeResult, tracepoints: ProbeResult) {
+        var fexit: ProbeResult = .unsupported("BPF trampolines not in use for syscalls")
+        if syscalls.trampoline.isSupported {
+            let rc = syn_probe_fexit("__sys_accept4")
+            fexit = rc == 0 ? .supported("fexit/__sys_accept4") : .unsupported("fexit/__sys_accept4: \(Errno.name(-rc))")
         }
+        if fexit.isSupported { return (fexit, .unsupported("fexit/__sys_accept4 is used")) }
+        var tps = Self.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
+        if tps.isSupported, !Self.hasTaskPtRegs {
+            tps = .unsupported("bpf_task_pt_regs is missing (kernel older than 5.15)")
+        }
+        return (fexit, tps)
+    }
+
+    var overflowOptionalPrograms: [String: ProbeResult] {
+        let (acceptFexit, accept) = acceptExit
         // Per SYN: fentry, else kprobe, on tcp_conn_request (runs only for SYNs
         // to listeners); else consume_skb (runs for every consumed packet).
         let fentry = overflowConnRequestFentry
@@ -41,6 +55,7 @@ extension KernelFeatures {
             "ovf_kprobe_syn_recv_v6": synRecvKprobe, "ovf_kretprobe_syn_recv_v6": synRecvKprobe,
             "iter_listeners": iterTCP,
             "ovf_exit_accept4": accept, "ovf_exit_accept": accept,
+            "ovf_fx_exit_accept4": acceptFexit,
         ]
     }
 

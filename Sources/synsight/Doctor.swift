@@ -96,11 +96,13 @@ extension DoctorReport {
                         ackReset.isSupported ? "abort_on_overflow RST: \(ackReset.detail)"
                             : synRecv.isSupported ? "abort_on_overflow RST: \(synRecv.detail.split(separator: ":")[0]) with tcp_abort_on_overflow set"
                             : "abort_on_overflow RST UNAVAILABLE (\(ackReset.detail); \(synRecv.detail))"]
-        let accept = KernelFeatures.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
+        let (acceptFexit, acceptTps) = f.acceptExit
+        let accept = acceptFexit.isSupported ? acceptFexit : acceptTps
+        let acceptHook = acceptFexit.isSupported ? "fexit/__sys_accept4" : "syscalls:sys_exit_accept{,4}"
         return [
             "  accept_queue_full        \(synStage); " + ackStage.joined(separator: "; ") + seed,
             "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)" : "UNAVAILABLE (\(syn.detail))") + seed,
-            "  fd_exhausted             " + (accept.isSupported ? "syscalls:sys_exit_accept{,4} EMFILE/ENFILE on a listener (1 report/s per process), and as the cause of its overflows" : "UNAVAILABLE (\(accept.detail))"),
+            "  fd_exhausted             " + (accept.isSupported ? "\(acceptHook) EMFILE/ENFILE on a listener (1 report/s per process), and as the cause of its overflows" : "UNAVAILABLE (\(accept.detail))"),
         ]
     }
 
@@ -114,7 +116,9 @@ extension DoctorReport {
                 .map { "  \($0.padding(24)) UNAVAILABLE -- \(why)" }
         }
         let entry = s.entryName
-        let cost = s.classic.isSupported ? "" : " (runs on every syscall: mount tracefs for the cheaper per-syscall tracepoints)"
+        let cost = s.trampoline.isSupported ? ""
+            : s.classic.isSupported ? " (every syscall takes the slow path while attached; no BPF trampolines: \(s.trampoline.detail))"
+            : " (runs on every syscall: mount tracefs for the cheaper per-syscall tracepoints)"
         let cap = s.capCapable.isSupported
             ? "full: + tp_btf/cap_capable (CAP_NET_BIND_SERVICE denied in the same thread)"
             : "inferred: port < ip_unprivileged_port_start and no other explanation (\(s.capCapable.detail))"

@@ -239,6 +239,12 @@ class Kernel:
         return None, ("no TCP_LISTEN_OVERFLOW drop reason before 6.15" if not abort
                       else "no reset reason before 6.10") + ", and no fexit/kretprobe"
 
+    def syscall_hook(self):
+        fx = all(self.fentry_ok(f, t) for f, t in (("__sys_connect", BPF_TRACE_FEXIT), ("__sys_bind", BPF_TRACE_FENTRY),
+                                                   ("__sys_bind", BPF_TRACE_FEXIT), ("__sys_listen", BPF_TRACE_FENTRY),
+                                                   ("__sys_listen", BPF_TRACE_FEXIT)))
+        return SYSCALL_HOOK_FX if fx else SYSCALL_HOOK_CLASSIC
+
     def cap_check(self):
         return "tp_btf/cap_capable" if self.btf.tp_nargs("cap_capable") >= 0 else "inferred"
 
@@ -1101,8 +1107,11 @@ def sc_fw_iptables(t, k, pas):
 
 
 # bpf_task_pt_regs (5.15+, every kernel of the matrix): connect() is traced at
-# its exit only, reading its arguments from the saved user registers.
-SYSCALL_HOOK = "syscalls:sys_{enter,exit}_{bind,listen} + sys_exit_connect"
+# its exit only, reading its arguments from the saved user registers. Where
+# BPF trampolines load, on the syscall functions themselves (no syscall
+# tracepoint, so no syscall slow path); else the classic tracepoints.
+SYSCALL_HOOK_CLASSIC = "syscalls:sys_{enter,exit}_{bind,listen} + sys_exit_connect"
+SYSCALL_HOOK_FX = "fentry+fexit/__sys_{bind,listen} + fexit/__sys_connect"
 
 
 def sys_record(t, ns, kind, reason, port, pid=None, key="process", timeout=10):
@@ -1124,7 +1133,7 @@ def sc_bind_in_use(t, k, pas):
         c.eq("process.pid (holder)", pid_of(r, "process"), holder.pid)
         c.eq("client.pid", pid_of(r, "client"), pid)
         c.eq("evidence.failed_in", ev(r).get("failed_in"), "bind")
-    return r, c, (SYSCALL_HOOK, None)
+    return r, c, (k.syscall_hook(), None)
 
 
 @scenario("listen() EADDRINUSE (two SO_REUSEADDR sockets)", "address_in_use (listen)")
@@ -1140,7 +1149,7 @@ def sc_listen_in_use(t, k, pas):
         c.eq("evidence.failed_in", ev(r).get("failed_in"), "listen")
         c.eq("client.pid", pid_of(r, "client"), pid)
         c.eq("process.pid", pid_of(r, "process"), pid)
-    return r, c, (SYSCALL_HOOK, None)
+    return r, c, (k.syscall_hook(), None)
 
 
 @scenario("privileged port as uid 65534", "privileged_port")
@@ -1170,7 +1179,7 @@ def sc_addr_not_avail(t, k, pas):
         expect_common(c, r, "bind_failure", "address_not_available", None, port)
         c.eq("process.pid", pid_of(r, "process"), pid)
         c.eq("local.addr", (r.get("local") or {}).get("addr"), "192.0.2.1")
-    return r, c, (SYSCALL_HOOK, None)
+    return r, c, (k.syscall_hook(), None)
 
 
 @scenario("Landlock-restricted bind and connect", "lsm_denied/landlock")
@@ -1192,7 +1201,7 @@ def sc_landlock(t, k, pas):
         if rec:
             expect_common(c, rec, "denial", "lsm_denied", "landlock", rec.get("port"))
             c.eq("evidence.operation (%s)" % op, ev(rec).get("operation"), op)
-    return r, c, (SYSCALL_HOOK, None)
+    return r, c, (k.syscall_hook(), None)
 
 
 @scenario("ephemeral ports exhausted (2-port range)", "ephemeral_ports_exhausted")
@@ -1208,7 +1217,7 @@ def sc_ephemeral(t, k, pas):
     if r:
         expect_common(c, r, "connect_failure", "ephemeral_ports_exhausted", None, port)
         c.eq("process.pid", pid_of(r, "process"), f[0])
-    return r, c, (SYSCALL_HOOK, None)
+    return r, c, (k.syscall_hook(), None)
 
 
 @scenario("no ARP answer: EHOSTUNREACH", "connect_failure/host_unreachable")
@@ -1280,7 +1289,7 @@ def selinux_denial(t, k, op):
         chk.eq("evidence.mode", e.get("mode"), "enforcing")
         chk.eq("evidence.call", e.get("call"), op)
         chk.true("hint does not name semanage port: %r" % r.get("hint"), "semanage port" in (r.get("hint") or ""))
-    return r, chk, (SYSCALL_HOOK, None)
+    return r, chk, (k.syscall_hook(), None)
 
 
 @scenario("SELinux domain without name_bind binds port 80", "lsm_denied/selinux (name_bind)", passes=("selinux",))
