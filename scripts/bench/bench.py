@@ -262,11 +262,14 @@ class Bpftrace:
                'args->state, args->reason, (args->saddr[2] << 8) | args->saddr[3], '
                '(args->daddr[2] << 8) | args->daddr[3]); }')
 
+    def __init__(self, program=None):
+        self.program = program or self.PROGRAM
+
     def start(self, out_path):
         # tracefs is not mounted on the host: mount it in a private mount
         # namespace of bpftrace's own (the host's mounts stay untouched).
         inner = ("mount -t tracefs nodev /sys/kernel/tracing && "
-                 f"exec bpftrace -o {out_path} -e '{self.PROGRAM}'")
+                 f"exec bpftrace -o {out_path} -e '{self.program}'")
         err = open(out_path + ".err", "w")
         p = spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
                   stdout=subprocess.DEVNULL, stderr=err)
@@ -434,14 +437,41 @@ class Bench:
             f"user {row['user_cpu']:.2f} s + bpf {row['bpf_cpu']:.2f} s = {row['cpu_per_million']:.2f} s per million")
         return row
 
-    # -- target 3: nginx under wrk with and without synsight record
+    # -- target 3: nginx under wrk with and without a tracer
+    #
+    # Three configurations, each its own interleaved pairs:
+    #  one_client  nginx with one worker, wrk with one thread: the client's
+    #              thread is the bottleneck (and on loopback it also runs the
+    #              server's handshake in its softirqs), so this is the one most
+    #              sensitive to a per-connection cost;
+    #  saturated   nginx with a worker per CPU (Debian's `worker_processes
+    #              auto`), wrk with a thread per CPU: every CPU busy, the
+    #              ratio is the tracer's share of all the CPU;
+    #  syscall_tp  one_client's layout with only bpftrace attached to one
+    #              syscall tracepoint that never fires here (sys_exit_bind):
+    #              what any syscall tracepoint costs, the part of synsight's
+    #              cost that only BPF trampolines avoid.
+    HTTP_CONFIGS = (
+        ("one_client", dict(workers=1, threads=1, conns=32, tracer="synsight", stats=True)),
+        ("saturated", dict(workers=None, threads=None, conns=64, tracer="synsight", stats=False)),
+        ("syscall_tp", dict(workers=1, threads=1, conns=32, tracer="syscall_tp", stats=False)),
+    )
+
     def healthy(self, ns):
-        d = self.tmp("nginx")
+        ncpu = os.cpu_count() or 1
+        out = {}
+        for name, c in self.HTTP_CONFIGS:
+            c = dict(c, workers=c["workers"] or ncpu, threads=c["threads"] or ncpu)
+            out[name] = self._healthy_config(ns, name, c)
+        self.results["healthy"] = out
+
+    def _nginx(self, ns, workers):
+        d = self.tmp(f"nginx-{workers}")
         for sub in ("logs", "tmp"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         conf = os.path.join(d, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(f"""worker_processes 1;
+            f.write(f"""worker_processes {workers};
 pid {d}/nginx.pid;
 error_log {d}/logs/error.log warn;
 events {{ worker_connections 4096; }}
@@ -461,14 +491,30 @@ http {{
 """)
         nginx = spawn(["ip", "netns", "exec", ns, "nginx", "-e", "stderr", "-p", d, "-c", conf,
                        "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(100):
+            if self._port_open(ns, 8080):
+                return nginx
+            time.sleep(0.1)
+        stop(nginx, signal.SIGQUIT)
+        raise RuntimeError("nginx did not start listening on 127.0.0.1:8080")
+
+    def _start_tracer(self, kind, tag):
+        """Starts the compared tracer; returns a function that stops it."""
+        if kind == "synsight":
+            p, _ = self.syn.start_record(self.tmp(tag))
+            return lambda: self.syn.stop_record(p)
+        bt = Bpftrace(program="tracepoint:syscalls:sys_exit_bind { @n = count(); }")
+        p, _ = bt.start(os.path.join(self.tmp(tag), "bpftrace.out"))
+        # bpftrace is the process itself (unshare and sh exec it); its exit
+        # closes the perf event, which detaches the tracepoint.
+        return lambda: stop(p, signal.SIGINT)
+
+    def _healthy_config(self, ns, name, c):
+        nginx = self._nginx(ns, c["workers"])
+        wrk = lambda secs: self.wrk(ns, secs, c["threads"], c["conns"])
+        breakdown = None
         try:
-            for _ in range(100):
-                if self._port_open(ns, 8080):
-                    break
-                time.sleep(0.1)
-            else:
-                raise RuntimeError("nginx did not start listening on 127.0.0.1:8080")
-            self.wrk(ns, 2)  # warm-up
+            wrk(2)  # warm-up
             runs = []
             secs = self.args.http_seconds
             for i in range(self.args.http_pairs):
@@ -476,45 +522,51 @@ http {{
                 pair = {}
                 for mode in order:
                     if mode == "with":
-                        p, _ = self.syn.start_record(self.tmp(f"http-{i}"))
+                        stop_tracer = self._start_tracer(c["tracer"], f"http-{name}-{i}")
                         time.sleep(0.3)
-                        pair[mode] = self.wrk(ns, secs)
-                        self.syn.stop_record(p)
+                        try:
+                            pair[mode] = wrk(secs)
+                        finally:
+                            stop_tracer()
                     else:
-                        pair[mode] = self.wrk(ns, secs)
+                        pair[mode] = wrk(secs)
                 pair["ratio"] = pair["with"] / pair["without"]
                 runs.append(pair)
-                log(f"http pair {i}: without {pair['without']:,.0f} req/s, with {pair['with']:,.0f} req/s, "
+                log(f"http {name} pair {i}: without {pair['without']:,.0f} req/s, with {pair['with']:,.0f} req/s, "
                     f"ratio {pair['ratio']:.3f}")
-            # Where the overhead goes: one more run with BPF statistics on
-            # (not part of the ratio: the statistics cost time themselves).
-            p, _ = self.syn.start_record(self.tmp("http-stats"))
-            time.sleep(0.3)
-            stats_fd = enable_bpf_stats()
-            try:
-                before = bpf_programs(p.pid)
-                cpu0 = cpu_seconds(p.pid)
-                rps = self.wrk(ns, secs)
-                cpu1 = cpu_seconds(p.pid)
-                after = bpf_programs(p.pid)
-            finally:
-                os.close(stats_fd)
-            self.syn.stop_record(p)
-            requests = rps * secs
-            per_prog = {}
-            for name, (t, c) in after.items():
-                t0, c0 = before.get(name, (0, 0))
-                if c - c0 > 0:
-                    per_prog[name] = dict(ns_per_request=(t - t0) / requests, runs_per_request=(c - c0) / requests)
-            breakdown = dict(requests_per_s=rps, user_cpu_us_per_request=(cpu1 - cpu0) / requests * 1e6,
-                             bpf_ns_per_request=sum(v["ns_per_request"] for v in per_prog.values()),
-                             programs=per_prog)
-            log(f"http overhead: {breakdown['bpf_ns_per_request']:.0f} ns of BPF and "
-                f"{breakdown['user_cpu_us_per_request']:.2f} us of synsight CPU per request")
+            if c["stats"]:
+                breakdown = self._healthy_breakdown(wrk, secs)
         finally:
             stop(nginx, signal.SIGQUIT)
-        self.results["healthy"] = dict(runs=runs, seconds=secs, breakdown=breakdown,
-                                       median_ratio=median([r["ratio"] for r in runs]))
+        return dict(runs=runs, seconds=secs, breakdown=breakdown, workers=c["workers"], threads=c["threads"],
+                    conns=c["conns"], tracer=c["tracer"], median_ratio=median([r["ratio"] for r in runs]))
+
+    def _healthy_breakdown(self, wrk, secs):
+        # Where the overhead goes: one more run with BPF statistics on (not
+        # part of the ratio: the statistics cost time themselves).
+        p, _ = self.syn.start_record(self.tmp("http-stats"))
+        time.sleep(0.3)
+        stats_fd = enable_bpf_stats()
+        try:
+            before = bpf_programs(p.pid)
+            cpu0 = cpu_seconds(p.pid)
+            rps = wrk(secs)
+            cpu1 = cpu_seconds(p.pid)
+            after = bpf_programs(p.pid)
+        finally:
+            os.close(stats_fd)
+        self.syn.stop_record(p)
+        requests = rps * secs
+        per_prog = {}
+        for name, (t, c) in after.items():
+            t0, c0 = before.get(name, (0, 0))
+            if c - c0 > 0:
+                per_prog[name] = dict(ns_per_request=(t - t0) / requests, runs_per_request=(c - c0) / requests)
+        b = dict(requests_per_s=rps, user_cpu_us_per_request=(cpu1 - cpu0) / requests * 1e6,
+                 bpf_ns_per_request=sum(v["ns_per_request"] for v in per_prog.values()), programs=per_prog)
+        log(f"http overhead: {b['bpf_ns_per_request']:.0f} ns of BPF and "
+            f"{b['user_cpu_us_per_request']:.2f} us of synsight CPU per request")
+        return b
 
     def _port_open(self, ns, port):
         code = ("import socket,sys\ns=socket.socket()\ns.settimeout(0.5)\n"
@@ -522,9 +574,9 @@ http {{
         return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code],
                               capture_output=True).returncode == 0
 
-    def wrk(self, ns, secs):
-        out = run(["ip", "netns", "exec", ns, "wrk", "-t1", "-c32", f"-d{secs}s", "-H", "Connection: close",
-                   "http://127.0.0.1:8080/"]).stdout
+    def wrk(self, ns, secs, threads=1, conns=32):
+        out = run(["ip", "netns", "exec", ns, "wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s",
+                   "-H", "Connection: close", "http://127.0.0.1:8080/"]).stdout
         m = re.search(r"Requests/sec:\s*([\d.]+)", out)
         errors = re.search(r"Socket errors: (.*)", out)
         if errors and "connect 0" not in errors.group(1):
