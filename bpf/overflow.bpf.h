@@ -52,9 +52,13 @@ static __always_inline int emit_overflow(const struct sock *sk, struct listen_in
 	return 0;
 }
 
-/* Did this SYN overflow the listener `key`? Returns 1 if it was reported. */
-static __noinline int check_listener(__u64 key, const struct syn_tuple *t)
+/* Did this SYN overflow the listener `key`? Returns 1 if it was reported.
+ * A global function: the verifier checks it once, not once per listener slot
+ * of ovf_consume_skb's loop (which took ~180 ms of start-up). */
+__noinline int check_listener(__u64 key, const struct syn_tuple *t)
 {
+	if (!t)
+		return 0;
 	const struct sock *sk = (const struct sock *)key;
 	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
 	if (!li || li->family != t->family)

@@ -597,9 +597,12 @@ static long find_client_cb(struct bpf_map *map, __u32 *key, struct conn_set *s,
 	return 0;
 }
 
-static __always_inline bool find_client(const struct syn_tuple *server_view, struct syn_task *out)
+/* A global function: verified once, not inline in every overflow program. */
+__noinline int find_client(const struct syn_tuple *server_view, struct syn_task *out)
 {
 	__u32 zero = 0;
+	if (!server_view || !out)
+		return 0;
 	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
 	struct connect_info ci;
 

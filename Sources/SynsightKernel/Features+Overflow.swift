@@ -8,9 +8,8 @@ extension KernelFeatures {
     /// bpf_task_pt_regs (5.15+, tracepoint and tracing programs alike): an
     /// exit program reads the syscall's arguments from the saved user
     /// registers, so it needs no entry program (accept(), connect()).
-    static var hasTaskPtRegs: Bool {
+    static let hasTaskPtRegs: Bool =
         libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nil) == 1
-    }
 
     /// Optional programs of bpf/overflow.bpf.h, by program name, with their probe.
     /// accept()/accept4() failing with EMFILE/ENFILE: fexit/__sys_accept4 where

@@ -133,8 +133,6 @@ public struct SyscallProbes: Sendable {
 }
 
 extension KernelFeatures {
-    public var syscalls: SyscallProbes { SyscallProbes.probe(btf: btf) }
-
     /// Optional programs of bpf/syscall*.bpf.h, by program name, with their probe.
     var syscallOptionalPrograms: [String: ProbeResult] {
         let s = syscalls

@@ -32,6 +32,9 @@ public struct KernelFeatures: Sendable {
     public var kprobeSendReset: ProbeResult
     public var inetSockSetState: ProbeResult
     public var schedProcessExit: ProbeResult
+    /// How bind/listen/connect failures are seen (probed once: each probe
+    /// loads a program, and start-up reads this several times).
+    public var syscalls: SyscallProbes
 
     public static func probe() -> KernelFeatures {
         TraceFS.ensure()
@@ -79,7 +82,8 @@ public struct KernelFeatures: Sendable {
             tcpSendResetNoSocket: sendReset, kfreeSkbNoSocket: kfree,
             fentrySendReset: fentry, kprobeSendReset: kprobe,
             inetSockSetState: tp("inet_sock_set_state", needs: "4.16+"),
-            schedProcessExit: tp("sched_process_exit", needs: ""))
+            schedProcessExit: tp("sched_process_exit", needs: ""),
+            syscalls: SyscallProbes.probe(btf: btf))
     }
 
     /// Can a tp_btf program attach to raw tracepoint `name`? `missing` says
