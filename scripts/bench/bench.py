@@ -718,6 +718,7 @@ def main():
     tmp_root = tempfile.mkdtemp(prefix="synsight-bench-")
     only = set(args.only.split(","))
     b = Bench(args)
+    b.results["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     try:
         if args.no_wait:
             quiet = (loadavg(), 0.0, loadavg() < 0.8)
