@@ -555,7 +555,8 @@ static __always_inline __u64 sock_inode(const struct sock *sk)
  * table is walked, skipping entries for other destination ports; a walk
  * visits all CONN_SETS sets, so each CPU walks at most FIND_CLIENT_WALKS times
  * per FIND_CLIENT_WINDOW_NS: in an overflow storm the rest are reported
- * without their client rather than spending the CPU the storm needs.
+ * without their client (SYN_CLIENT_NOT_LOOKED_UP) rather than spending the
+ * CPU the storm needs.
  */
 #define FIND_CLIENT_WALKS 8
 #define FIND_CLIENT_WINDOW_NS (100 * 1000 * 1000ULL)
@@ -602,15 +603,15 @@ __noinline int find_client(const struct syn_tuple *server_view, struct syn_task 
 {
 	__u32 zero = 0;
 	if (!server_view || !out)
-		return 0;
+		return SYN_CLIENT_NOT_FOUND;
 	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
 	struct connect_info ci;
 
 	if (!c)
-		return false;
+		return SYN_CLIENT_NOT_FOUND;
 	if (c->last_sk && sock_is_client(c->last_sk, server_view) && conn_get(c->last_sk, &ci)) {
 		*out = ci.task;
-		return true;
+		return SYN_CLIENT_FOUND;
 	}
 	__u64 now = bpf_ktime_get_boot_ns();
 	if (now - c->window_ns >= FIND_CLIENT_WINDOW_NS) {
@@ -618,15 +619,16 @@ __noinline int find_client(const struct syn_tuple *server_view, struct syn_task 
 		c->walks = 0;
 	}
 	if (c->walks >= FIND_CLIENT_WALKS)
-		return false;
+		return SYN_CLIENT_NOT_LOOKED_UP;
 	c->walks++;
 
 	struct find_client_ctx ctx = {};
 	ctx.want = *server_view;
 	bpf_for_each_map_elem(&connecting, find_client_cb, &ctx, 0);
-	if (ctx.found)
-		*out = ctx.task;
-	return ctx.found;
+	if (!ctx.found)
+		return SYN_CLIENT_NOT_FOUND;
+	*out = ctx.task;
+	return SYN_CLIENT_FOUND;
 }
 
 /* Remember this CPU's latest connecting socket (see find_client). */

@@ -170,8 +170,15 @@ struct syn_ev_listen_overflow {
 	__u32 suppressed;        /* same-listener events folded into this one (rate limit) */
 	__u8 stage;              /* enum syn_overflow_stage */
 	__u8 method;             /* enum syn_overflow_method */
-	__u8 client_found;
+	__u8 client_found;       /* enum syn_client_lookup */
 	__u8 _pad[5];
+};
+
+/* How the overflowed SYN's (or ACK's) local client was looked for. */
+enum syn_client_lookup {
+	SYN_CLIENT_NOT_FOUND = 0,
+	SYN_CLIENT_FOUND = 1,
+	SYN_CLIENT_NOT_LOOKED_UP = 2, /* this CPU's table walks for the window were spent (an overflow storm) */
 };
 
 struct syn_ev_accept_error {

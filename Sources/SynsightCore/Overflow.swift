@@ -50,6 +50,9 @@ public struct ListenOverflow: Sendable, Hashable {
     public var local: Endpoint
     public var remote: Endpoint
     public var client: TaskInfo?
+    /// The kernel did not look for the client: its per-CPU budget of table
+    /// walks was spent (an overflow storm; bpf/refusals.bpf.c find_client).
+    public var clientNotLookedUp: Bool = false
     public var listenerInode: UInt64
     public var netns: UInt32
     public var listenerPID: UInt32
@@ -63,7 +66,7 @@ public struct ListenOverflow: Sendable, Hashable {
     public var method: OverflowMethod
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint, client: TaskInfo? = nil,
-                listenerInode: UInt64, netns: UInt32, listenerPID: UInt32 = 0, acceptQueue: UInt32,
+                clientNotLookedUp: Bool = false, listenerInode: UInt64, netns: UInt32, listenerPID: UInt32 = 0, acceptQueue: UInt32,
                 maxBacklog: UInt32, synQueue: UInt32 = 0, drops: UInt32 = 0, somaxconn: Int32 = 4096,
                 suppressed: UInt32 = 0, stage: OverflowStage, method: OverflowMethod = .consumeSkb) {
         self.ts = ts
@@ -71,6 +74,7 @@ public struct ListenOverflow: Sendable, Hashable {
         self.local = local
         self.remote = remote
         self.client = client
+        self.clientNotLookedUp = clientNotLookedUp
         self.listenerInode = listenerInode
         self.netns = netns
         self.listenerPID = listenerPID
@@ -129,7 +133,8 @@ extension EventDecoder {
         guard let method = OverflowMethod(rawValue: e.method) else { throw .unknownHook(e.method) }
         return .listenOverflow(ListenOverflow(
             ts: e.hdr.ts_ns, family: t.family, local: t.local, remote: t.remote,
-            client: e.client_found != 0 ? task(e.client) : nil, listenerInode: e.listener_ino,
+            client: e.client_found == UInt8(SYN_CLIENT_FOUND.rawValue) ? task(e.client) : nil,
+            clientNotLookedUp: e.client_found == UInt8(SYN_CLIENT_NOT_LOOKED_UP.rawValue), listenerInode: e.listener_ino,
             netns: e.netns, listenerPID: e.listener_pid, acceptQueue: e.ack_backlog,
             maxBacklog: e.max_ack_backlog, synQueue: e.syn_qlen, drops: e.drops, somaxconn: e.somaxconn,
             suppressed: e.suppressed, stage: stage, method: method))
@@ -217,6 +222,9 @@ extension AttributionEngine {
         ]
         if o.stage == .ackReset { ev.append(("tcp_abort_on_overflow", .bool(true))) }
         if o.suppressed > 0 { ev.append(("folded", .int(Int64(o.suppressed)))) }
+        if o.client == nil, o.clientNotLookedUp {
+            ev.append(("client_lookup", .string("skipped: this CPU's client lookups for the last 100 ms were spent (overflow storm)")))
+        }
         if let l = listener { ev.append(("listener", l.json)) }
         if let a = recentAcceptError {
             ev.append(("accept_errno", .string(a.errnoName)))

@@ -2,13 +2,13 @@ import CSynsightABI
 import SynsightCore
 import Testing
 
-func overflowRecordBytes(stage: UInt8, method: UInt8 = 1, clientFound: Bool = true, ack: UInt32 = 2,
+func overflowRecordBytes(stage: UInt8, method: UInt8 = 1, clientFound: Bool = true, clientLookup: UInt8? = nil, ack: UInt32 = 2,
                          max: UInt32 = 1, qlen: UInt32 = 0, suppressed: UInt32 = 0) -> [UInt8] {
     var e = syn_ev_listen_overflow()
     e.hdr = header(SYN_EV_LISTEN_OVERFLOW, size: MemoryLayout<syn_ev_listen_overflow>.size, ts: 9_000)
     e.t = tuple(local: mapped(127, 0, 0, 1), lport: 8080, remote: mapped(127, 0, 0, 1), rport: 50_000, family: 2)
     e.client = task(pid: 321, tid: 321, uid: 0, cgroup: 1, comm: Array("curl".utf8))
-    e.client_found = clientFound ? 1 : 0
+    e.client_found = clientLookup ?? (clientFound ? 1 : 0)
     e.listener_ino = 555
     e.netns = 4_026_531_840
     e.listener_pid = 0
@@ -53,6 +53,28 @@ struct OverflowCoreTests {
             return
         }
         #expect(o.client == nil)
+    }
+
+    @Test("a client the kernel did not look for (walk budget spent) is absent, and the record says why")
+    func clientNotLookedUp() throws {
+        guard case .listenOverflow(let o) = try EventDecoder.decode(
+            overflowRecordBytes(stage: 1, clientLookup: UInt8(SYN_CLIENT_NOT_LOOKED_UP.rawValue))) else {
+            Issue.record("expected listenOverflow")
+            return
+        }
+        #expect(o.client == nil && o.clientNotLookedUp)
+        var e = seeded()
+        let r = try single(e.ingest(.listenOverflow(o)))
+        #expect(r.client == nil)
+        #expect(r.evidence("client_lookup")?.stringValue?.hasPrefix("skipped") == true)
+        // Not found (looked for): no such evidence.
+        guard case .listenOverflow(let nf) = try EventDecoder.decode(overflowRecordBytes(stage: 1, clientFound: false)) else {
+            Issue.record("expected listenOverflow")
+            return
+        }
+        #expect(!nf.clientNotLookedUp)
+        var e2 = seeded()
+        #expect(try single(e2.ingest(.listenOverflow(nf))).evidence("client_lookup") == nil)
     }
 
     @Test func truncatedAndBadStage() {
