@@ -52,6 +52,28 @@ static __always_inline int emit_overflow(const struct sock *sk, struct listen_in
 	return 0;
 }
 
+/* What the healthy case reads per SYN to a listener: the drop counter, the
+ * SYN queue length and the backlog. */
+struct listener_queue {
+	__u32 drops;
+	__u32 max;
+	__u32 qlen;
+};
+
+static __always_inline void read_listener_queue(const struct sock *sk, struct listener_queue *q)
+{
+	q->drops = listener_drops(sk);
+	q->max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	q->qlen = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_accept_queue.qlen.counter);
+}
+
+/* Did the drop counter move, or the SYN queue pass the backlog, since the
+ * listener was last looked at? */
+static __always_inline bool listener_queue_moved(const struct listen_info *li, const struct listener_queue *q)
+{
+	return q->drops != li->drops_seen || q->qlen > q->max;
+}
+
 /* Did this SYN overflow the listener `key`? Returns 1 if it was reported.
  * A global function: the verifier checks it once, not once per listener slot
  * of ovf_consume_skb's loop (which took ~180 ms of start-up). */
@@ -64,13 +86,13 @@ __noinline int check_listener(__u64 key, const struct syn_tuple *t)
 	if (!li || li->family != t->family)
 		return 0;
 
-	/* Per SYN to a listener: read only what the healthy case needs (drops,
-	 * SYN queue length and the backlog), the rest once something moved. */
-	__u32 drops = listener_drops(sk);
-	__u32 max = BPF_CORE_READ(sk, sk_max_ack_backlog);
-	__u32 qlen = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_accept_queue.qlen.counter);
-	if (drops == li->drops_seen && qlen <= max)
+	/* Per SYN to a listener: read only what the healthy case needs, the
+	 * rest once something moved. */
+	struct listener_queue q;
+	read_listener_queue(sk, &q);
+	if (!listener_queue_moved(li, &q))
 		return 0;
+	__u32 drops = q.drops, max = q.max, qlen = q.qlen;
 	__u32 ack = BPF_CORE_READ(sk, sk_ack_backlog);
 	__u8 cookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
 
@@ -106,18 +128,15 @@ __noinline int check_listener(__u64 key, const struct syn_tuple *t)
 	return 0;
 }
 
-/* Did the listener `key`'s drop counter move, or its SYN queue pass its
- * backlog, since it was last looked at? What the healthy case reads per SYN. */
+/* The listener `key` is tracked and its queue moved (listener_queue_moved). */
 static __always_inline bool listener_moved(__u64 key)
 {
-	const struct sock *sk = (const struct sock *)key;
 	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
 	if (!li)
 		return false;
-	__u32 drops = listener_drops(sk);
-	__u32 max = BPF_CORE_READ(sk, sk_max_ack_backlog);
-	__u32 qlen = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_accept_queue.qlen.counter);
-	return drops != li->drops_seen || qlen > max;
+	struct listener_queue q;
+	read_listener_queue((const struct sock *)key, &q);
+	return listener_queue_moved(li, &q);
 }
 
 SEC("tp_btf/consume_skb")
@@ -470,8 +489,7 @@ static __always_inline int accept_tp_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	if (!accept_exit_wanted(ctx->ret))
 		return 0;
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	return accept_exit(ctx->ret, (__u32)PT_REGS_PARM1_CORE_SYSCALL(regs));
+	return accept_exit(ctx->ret, (__u32)PT_REGS_PARM1_CORE_SYSCALL(user_regs()));
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")

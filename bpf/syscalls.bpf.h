@@ -350,6 +350,14 @@ static __always_inline struct pt_regs *user_regs(void)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
+/* connect_exit with the arguments still in the syscall's saved user
+ * registers (the tracepoint exits). */
+static __always_inline int connect_exit_regs(long ret, struct pt_regs *regs)
+{
+	return connect_exit(ret, PT_REGS_PARM1_CORE_SYSCALL(regs),
+			    (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
+}
+
 static __always_inline int landlock_restricted(long ret)
 {
 	if (ret != 0)
@@ -398,9 +406,7 @@ int sc_tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return sockcall_exit(ctx->ret);
 	if (!connect_exit_wanted(ctx->ret))
 		return 0;
-	struct pt_regs *regs = user_regs();
-	return connect_exit(ctx->ret, PT_REGS_PARM1_CORE_SYSCALL(regs),
-			    (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
+	return connect_exit_regs(ctx->ret, user_regs());
 }
 
 SEC("tracepoint/syscalls/sys_exit_landlock_restrict_self")
@@ -498,8 +504,7 @@ int BPF_PROG(sc_raw_exit, struct pt_regs *regs, long ret)
 	if (nr == SYN_NR_CONNECT && connect_exit_only()) {
 		if (!connect_exit_wanted(ret))
 			return 0;
-		return connect_exit(ret, PT_REGS_PARM1_CORE_SYSCALL(regs),
-				    (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
+		return connect_exit_regs(ret, regs);
 	}
 	if (nr == SYN_NR_BIND || nr == SYN_NR_CONNECT || nr == SYN_NR_LISTEN)
 		return sockcall_exit(ret);
