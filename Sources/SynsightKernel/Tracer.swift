@@ -115,7 +115,7 @@ public final class Tracer {
             }
             cfg.nports = UInt32(options.ports.count)
             cfg.flags = features.synRecvFlags
-                | (KernelFeatures.hasTaskPtRegs ? UInt32(SYN_CFG_CONNECT_EXIT_ONLY.rawValue) : 0)
+                | (features.syscalls.connectExitOnly ? UInt32(SYN_CFG_CONNECT_EXIT_ONLY.rawValue) : 0)
             if let (start, end) = KernelSymbols.tcpRcvStateProcess {
                 cfg.trs_start = start
                 cfg.trs_end = end
