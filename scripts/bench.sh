@@ -79,8 +79,18 @@ cleanup() {
 trap cleanup EXIT
 
 gcc -O2 -Wall -o "$work/refuse" scripts/bench/refuse.c
+gcc -O2 -Wall -o "$work/floor-loader" scripts/bench/floor-loader.c -lbpf
+# The BPF object this build embedded (the newest, should the plugin outputs
+# hold an older one from a package directory of another name).
+bpf_object=$(find "$src/$scratch/plugins/outputs" -path '*/SynsightKernel/*/refusals.bpf.o' \
+    -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2-)
+if [[ -z $bpf_object ]]; then
+    echo "bench: synsight's BPF object (refusals.bpf.o) not found under $src/$scratch/plugins/outputs" >&2
+    exit 1
+fi
 
-python3 scripts/bench/bench.py --synsight "$bin" --refuse "$work/refuse" --out "$work/results.json" ${args[@]+"${args[@]}"}
+python3 scripts/bench/bench.py --synsight "$bin" --refuse "$work/refuse" --floor-loader "$work/floor-loader" \
+    --bpf-object "$bpf_object" --out "$work/results.json" ${args[@]+"${args[@]}"}
 
 if ((write_doc)); then
     python3 scripts/bench/report.py "$work/results.json" --commit "$commit" ${dirty:+--dirty} > docs/benchmarks.md.new

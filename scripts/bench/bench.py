@@ -451,19 +451,72 @@ class Bench:
     #              syscall tracepoint that never fires here (sys_exit_bind):
     #              what any syscall tracepoint costs, the part of synsight's
     #              cost that only BPF trampolines avoid.
+    #  hooks_floor one_client's layout with a copy of every program `record`
+    #              attaches on this kernel, same hooks, bodies `return 0`
+    #              (floor-loader.c): what the hooks cost by themselves, the
+    #              least any tool attributing through them can cost;
+    #  hooks_floor_no_syscalls  the same without the syscall tracepoints:
+    #              the hooks where BPF trampolines serve the syscalls.
     HTTP_CONFIGS = (
         ("one_client", dict(workers=1, threads=1, conns=32, tracer="synsight", stats=True)),
         ("saturated", dict(workers=None, threads=None, conns=64, tracer="synsight", stats=False)),
         ("syscall_tp", dict(workers=1, threads=1, conns=32, tracer="syscall_tp", stats=False)),
+        ("hooks_floor", dict(workers=1, threads=1, conns=32, tracer="floor", stats=False, floor_skip=())),
+        ("hooks_floor_no_syscalls", dict(workers=1, threads=1, conns=32, tracer="floor", stats=False,
+                                         floor_skip=("tracepoint/syscalls/",))),
     )
 
     def healthy(self, ns):
         ncpu = os.cpu_count() or 1
         out = {}
+        self.floors = self._build_floors()
         for name, c in self.HTTP_CONFIGS:
             c = dict(c, workers=c["workers"] or ncpu, threads=c["threads"] or ncpu)
             out[name] = self._healthy_config(ns, name, c)
+            if name in self.floors:
+                out[name]["programs"] = self.floors[name][1]
         self.results["healthy"] = out
+
+    # Iterators run only when read (at start-up), not per connection.
+    FLOOR_SKIP_SECTIONS = ("iter/",)
+
+    def _build_floors(self):
+        """Writes and compiles the hooks-only copies of what `record` attaches
+        here: the names of the programs a running `record` holds, each with
+        its section (hook) from synsight's BPF object, body `return 0`.
+        Returns {config name: (object path, [(name, section)])}."""
+        p, _ = self.syn.start_record(self.tmp("floor-probe"))
+        try:
+            attached = set(bpf_programs(p.pid))
+        finally:
+            self.syn.stop_record(p)
+        sections = dict(line.split(" ", 1) for line in
+                        run([self.args.floor_loader, "sections", self.args.bpf_object]).stdout.splitlines())
+        programs = []
+        for name in sorted(attached):
+            # bpftool names come from BTF (full) or the kernel's 15-character
+            # program name: match either.
+            full = name if name in sections else next((n for n in sections if n[:15] == name), None)
+            if full is None:
+                raise RuntimeError(f"hooks_floor: record holds program {name!r}, not in {self.args.bpf_object}")
+            if not sections[full].startswith(self.FLOOR_SKIP_SECTIONS):
+                programs.append((full, sections[full]))
+        floors = {}
+        for cname, c in self.HTTP_CONFIGS:
+            if c["tracer"] != "floor":
+                continue
+            chosen = [(n, sec) for n, sec in programs if not sec.startswith(c["floor_skip"])]
+            d = self.tmp(cname)
+            src = os.path.join(d, "floor.bpf.c")
+            with open(src, "w") as f:
+                f.write('char LICENSE[] __attribute__((section("license"), used)) = "GPL";\n')
+                for name, section in chosen:
+                    f.write(f'__attribute__((section("{section}"), used)) int {name}(void *ctx) {{ return 0; }}\n')
+            obj = os.path.join(d, "floor.bpf.o")
+            run(["clang", "-target", "bpf", "-O2", "-g", "-c", src, "-o", obj])
+            log(f"{cname}: {len(chosen)} programs: " + ", ".join(f"{n} ({s})" for n, s in chosen))
+            floors[cname] = (obj, chosen)
+        return floors
 
     def _nginx(self, ns, workers):
         d = self.tmp(f"nginx-{workers}")
@@ -498,15 +551,32 @@ http {{
         stop(nginx, signal.SIGQUIT)
         raise RuntimeError("nginx did not start listening on 127.0.0.1:8080")
 
-    def _start_tracer(self, kind, tag):
+    def _start_tracer(self, kind, tag, config):
         """Starts the compared tracer; returns a function that stops it."""
         if kind == "synsight":
             p, _ = self.syn.start_record(self.tmp(tag))
             return lambda: self.syn.stop_record(p)
+        if kind == "floor":
+            return self._start_floor(*self.floors[config])
         bt = Bpftrace(program="tracepoint:syscalls:sys_exit_bind { @n = count(); }")
         p, _ = bt.start(os.path.join(self.tmp(tag), "bpftrace.out"))
         # bpftrace is the process itself (unshare and sh exec it); its exit
         # closes the perf event, which detaches the tracepoint.
+        return lambda: stop(p, signal.SIGINT)
+
+    def _start_floor(self, obj, programs):
+        # Classic tracepoints need tracefs, which the host may not mount:
+        # mount it in a private mount namespace (the host's mounts stay as
+        # they are), as for bpftrace.
+        inner = ("mount -t tracefs nodev /sys/kernel/tracing && "
+                 f"exec {self.args.floor_loader} attach {obj}")
+        p = spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = p.stdout.readline()
+        want = sorted(n for n, _ in programs)
+        if not line.startswith("floor: attached") or sorted(line.split()[2:]) != want:
+            stop(p)
+            raise RuntimeError(f"floor-loader did not attach {want}: {line}{p.stderr.read()}")
         return lambda: stop(p, signal.SIGINT)
 
     def _healthy_config(self, ns, name, c):
@@ -522,7 +592,7 @@ http {{
                 pair = {}
                 for mode in order:
                     if mode == "with":
-                        stop_tracer = self._start_tracer(c["tracer"], f"http-{name}-{i}")
+                        stop_tracer = self._start_tracer(c["tracer"], f"http-{name}-{i}", name)
                         time.sleep(0.3)
                         try:
                             pair[mode] = wrk(secs)
@@ -697,6 +767,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synsight", required=True)
     ap.add_argument("--refuse", required=True)
+    ap.add_argument("--floor-loader", required=True, help="scripts/bench/floor-loader.c, built")
+    ap.add_argument("--bpf-object", required=True, help="synsight's BPF object (refusals.bpf.o)")
     ap.add_argument("--out", required=True, help="results JSON")
     ap.add_argument("--only", default="calibrate,storms,healthy,startup,memory,report")
     ap.add_argument("--quick", action="store_true", help="short runs, for developing the harness")

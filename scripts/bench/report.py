@@ -249,13 +249,23 @@ def main():
                           "exits for bind/listen/connect/accept failures; where BPF trampolines load it uses "
                           "fentry/fexit on the syscall functions instead and pays none of this (`synsight "
                           "doctor`); this VM refuses trampolines (EPERM).",
+            "hooks_floor": "**The hooks alone** (the one-client layout, with a copy of every program `record` "
+                           "attaches on this kernel: the same hooks, each program's body `return 0`, loaded by "
+                           "`scripts/bench/floor-loader.c`, not by synsight): what those hooks cost when the "
+                           "programs on them do nothing, the least any tool attributing refusals through them "
+                           "can cost on this kernel.",
+            "hooks_floor_no_syscalls": "**The hooks alone, without the syscall tracepoints** (as above, "
+                                       "minus the `tracepoint/syscalls/` programs): the hooks left where "
+                                       "BPF trampolines serve the syscalls, as on the kernel matrix's 6.1 "
+                                       "and 6.12 (the trampolines' own cost, paid only by bind/listen/"
+                                       "connect/accept calls, is not in it: this VM refuses them).",
         }
-        for name in ("one_client", "saturated", "syscall_tp"):
+        for name in ("one_client", "saturated", "syscall_tp", "hooks_floor", "hooks_floor_no_syscalls"):
             h = healthy.get(name)
             if not h:
                 continue
             ratio, ratios, iqr, result = http_verdict(h)
-            who = "`record`" if h["tracer"] == "synsight" else "bpftrace"
+            who = {"synsight": "`record`", "floor": "the empty programs"}.get(h["tracer"], "bpftrace")
             p(descr[name] + f" {h['seconds']} s per run; median ratio **{ratio:.3f}** (interquartile range {iqr:.3f}).")
             p("")
             p(f"| pair | without (req/s) | with {who} (req/s) | ratio |")
@@ -263,6 +273,35 @@ def main():
             for i, x in enumerate(h["runs"]):
                 p(f"| {i + 1} | {x['without']:,.0f} | {x['with']:,.0f} | {x['ratio']:.3f} |")
             p("")
+            if h.get("programs"):
+                hooks = {}
+                for pname, section in h["programs"]:
+                    hooks.setdefault(section, []).append(pname)
+                if name == "hooks_floor":
+                    p(f"The {len(h['programs'])} programs, by hook: " + "; ".join(
+                        f"`{sec}` ({', '.join(names)})" for sec, names in sorted(hooks.items())) + ".")
+                else:
+                    p(f"{len(h['programs'])} programs on {len(hooks)} hooks.")
+                one = healthy.get("one_client")
+                if one and name == "hooks_floor":
+                    p("")
+                    floor, rec = h["median_ratio"], one["median_ratio"]
+                    text = (f"In this run, the hooks alone give a median **{floor:.3f}**, `record` "
+                            f"**{rec:.3f}** (one client thread), the target {HTTP_RATIO:.2f}.")
+                    floor_iqr = http_verdict(h)[2]
+                    if floor < HTTP_RATIO and floor_iqr <= 2 * (1 - HTTP_RATIO):
+                        text += (" The empty programs already miss the target: on this kernel no programs "
+                                 "on these hooks, however small, meet it.")
+                    elif floor < HTTP_RATIO:
+                        text += (" The empty programs' median is below the target too, but their pairs "
+                                 "vary by more than the margin.")
+                    if floor > rec:
+                        text += (f" synsight's program bodies add {(floor - rec) * 100:.1f} points to the "
+                                 f"hooks' {(1 - floor) * 100:.1f}.")
+                    else:
+                        text += " The two differ by less than the noise between runs."
+                    p(text)
+                p("")
             b = h.get("breakdown")
             if b:
                 p(f"Where the overhead goes (one more run with BPF statistics on, {b['requests_per_s']:,.0f} req/s): "
