@@ -427,19 +427,6 @@ struct {
 	__type(value, __u64); /* last report, boot ns */
 } accept_err_last SEC(".maps");
 
-static __always_inline const struct sock *fd_sock(__u32 fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	struct file *f = NULL;
-	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
-		return NULL;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	if (!sock)
-		return NULL;
-	return BPF_CORE_READ(sock, sk);
-}
-
 #define EMFILE 24
 #define ENFILE 23
 
@@ -468,7 +455,9 @@ static __always_inline int accept_exit(long ret, __u32 fd)
 		return 0;
 	bpf_map_update_elem(&accept_err_last, &tgid, &now, BPF_ANY);
 
-	const struct sock *sk = fd_sock(fd);
+	/* fd_socket (syscalls.bpf.h): bounds-checked, and only a socket's file. */
+	struct socket *sock = fd_socket((int)fd);
+	const struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
 	struct syn_ev_accept_error *e = reserve(sizeof(*e), SYN_EV_ACCEPT_ERROR);
 	if (!e)
 		return 0;
