@@ -20,7 +20,8 @@ extension KernelFeatures {
         var fexit: ProbeResult = .unsupported("BPF trampolines not in use for syscalls")
         if syscalls.trampoline.isSupported {
             let rc = syn_probe_fexit("__sys_accept4")
-            fexit = rc == 0 ? .supported("fexit/__sys_accept4") : .unsupported("fexit/__sys_accept4: \(Errno.name(-rc))")
+            fexit = rc == 0 ? .supported("fexit/__sys_accept4")
+                : .unsupported(Self.trampolineRefusal("fexit/__sys_accept4", rc))
         }
         if fexit.isSupported { return (fexit, .unsupported("fexit/__sys_accept4 is used")) }
         var tps = Self.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
@@ -69,11 +70,8 @@ extension KernelFeatures {
         guard btf.isSupported else { return .unsupported("no kernel BTF") }
         if Self.overflowKprobeForced { return .unsupported("disabled by SYNSIGHT_OVERFLOW_HOOK=kprobe") }
         let rc = syn_probe_fentry("tcp_conn_request")
-        switch rc {
-        case 0: return .supported("fentry/tcp_conn_request: queue state as each SYN arrives")
-        case -EPERM: return .unsupported("BPF trampolines refused (EPERM)")
-        default: return .unsupported("fentry/tcp_conn_request: \(Errno.name(-rc))")
-        }
+        return rc == 0 ? .supported("fentry/tcp_conn_request: queue state as each SYN arrives")
+            : .unsupported(Self.trampolineRefusal("fentry/tcp_conn_request", rc))
     }
 
     public var overflowConnRequestKprobe: ProbeResult {
@@ -103,6 +101,17 @@ extension KernelFeatures {
         guard overflowSynRecv.isSupported else { return 0 }
         return (overflowAckDrop.isSupported ? 0 : UInt32(SYN_CFG_ACK_DROP_SYN_RECV.rawValue))
             | (overflowAckReset.isSupported ? 0 : UInt32(SYN_CFG_ACK_RESET_SYN_RECV.rawValue))
+    }
+
+    /// Why a BPF trampoline (`what`: "fentry/fn" or "fexit/fn") did not load,
+    /// from its probe's negative errno: one wording for every probe, so
+    /// `doctor` says it the same way for each hook.
+    static func trampolineRefusal(_ what: String, _ rc: Int32) -> String {
+        switch rc {
+        case -EPERM: return "BPF trampolines refused (EPERM): lockdown or a restricted hypervisor"
+        case -ENOENT: return "\(what): not in the kernel's BTF (inlined or renamed)"
+        default: return "\(what): \(Errno.name(-rc))"
+        }
     }
 
     /// A function kprobes can attach to: the kprobe PMU exists and the

@@ -75,12 +75,7 @@ public struct SyscallProbes: Sendable {
                            ("__sys_listen", false), ("__sys_listen", true)] {
             let rc = exit ? syn_probe_fexit(fn) : syn_probe_fentry(fn)
             if rc == 0 { continue }
-            let what = "\(exit ? "fexit" : "fentry")/\(fn)"
-            switch rc {
-            case -EPERM: return .unsupported("BPF trampolines refused (EPERM)")
-            case -ENOENT: return .unsupported("\(what): not in the kernel's BTF")
-            default: return .unsupported("\(what): \(Errno.name(-rc))")
-            }
+            return .unsupported(KernelFeatures.trampolineRefusal("\(exit ? "fexit" : "fentry")/\(fn)", rc))
         }
         return .supported("BPF trampolines on the syscall functions")
     }
@@ -116,7 +111,7 @@ public struct SyscallProbes: Sendable {
             let rc = syn_probe_fexit(fn)
             landlock = rc == 0
                 ? .supported("fexit/\(fn) + tp_btf/sched_process_fork")
-                : .unsupported("fexit/\(fn): \(Errno.name(-rc)) (Landlock needs 5.13+)")
+                : .unsupported(KernelFeatures.trampolineRefusal("fexit/\(fn)", rc) + " (Landlock needs 5.13+)")
         } else if classic.isSupported {
             landlock = classicEvent("sys_exit_landlock_restrict_self")
                 ? .supported("syscalls:sys_exit_landlock_restrict_self + tp_btf/sched_process_fork")

@@ -66,12 +66,8 @@ public struct KernelFeatures: Sendable {
         var fentry: ProbeResult = .unsupported("no kernel BTF")
         if btf.isSupported {
             let rc = syn_probe_fentry("tcp_v4_send_reset")
-            switch rc {
-            case 0: fentry = .supported("fentry/tcp_v4_send_reset loads")
-            case -EPERM: fentry = .unsupported("BPF trampolines refused (EPERM): lockdown or a restricted hypervisor")
-            case -ENOENT: fentry = .unsupported("tcp_v4_send_reset is not in BTF (inlined or renamed)")
-            default: fentry = .unsupported("fentry/tcp_v4_send_reset: \(Errno.name(-rc))")
-            }
+            fentry = rc == 0 ? .supported("fentry/tcp_v4_send_reset loads")
+                : .unsupported(trampolineRefusal("fentry/tcp_v4_send_reset", rc))
         }
         var kprobe = kprobeTarget("tcp_v4_send_reset", purpose: "")
         if kprobe.isSupported { kprobe = kprobeTarget("tcp_v6_send_reset", purpose: "") }
