@@ -306,11 +306,17 @@ static __always_inline int sockcall_exit(long ret)
 	return sockcall_finish(id, in, ret);
 }
 
+/* connect() failed with an error synsight reports. */
+static __always_inline bool connect_error_reported(long ret)
+{
+	return ret < 0 && sockcall_reported(SYN_CALL_CONNECT, -ret);
+}
+
 /* Exit-only connect(): the hot path, a connect() that succeeded or is in
  * progress, is this one compare. */
 static __always_inline bool connect_exit_wanted(long ret)
 {
-	return (ret < 0 && sockcall_reported(SYN_CALL_CONNECT, -ret)) || connect_avc_pending;
+	return connect_error_reported(ret) || connect_avc_pending;
 }
 
 /* Exit-only connect() (SYN_CFG_CONNECT_EXIT_ONLY, or the fexit program): the
@@ -318,7 +324,7 @@ static __always_inline bool connect_exit_wanted(long ret)
  * trampoline. Call only when connect_exit_wanted(ret). */
 static __always_inline int connect_exit(long ret, long fd, const void *uaddr, long len)
 {
-	bool reported = ret < 0 && sockcall_reported(SYN_CALL_CONNECT, -ret);
+	bool reported = connect_error_reported(ret);
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sockcall_inflight local = {};
 	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
