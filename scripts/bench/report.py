@@ -27,11 +27,14 @@ def http_verdict(h):
     ratios = [x["ratio"] for x in h["runs"]]
     q = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else [ratio, ratio, ratio]
     iqr = q[2] - q[0]
+    result = "**INCONCLUSIVE** (noise larger than the margin)" if http_noisy(iqr) else verdict(ratio >= HTTP_RATIO)
+    return ratio, ratios, iqr, result
+
+
+def http_noisy(iqr):
     # A median ratio is only a verdict when the pairs agree to better than
     # the margin being tested (2%); on a noisy host they do not.
-    noisy = iqr > 2 * (1 - HTTP_RATIO)
-    result = "**INCONCLUSIVE** (noise larger than the margin)" if noisy else verdict(ratio >= HTTP_RATIO)
-    return ratio, ratios, iqr, result
+    return iqr > 2 * (1 - HTTP_RATIO)
 STARTUP_S = 0.300
 MEMORY_PEAK_MB = 40
 REPORT_MBPS = 100
@@ -288,8 +291,8 @@ def main():
                     floor, rec = h["median_ratio"], one["median_ratio"]
                     text = (f"In this run, the hooks alone give a median **{floor:.3f}**, `record` "
                             f"**{rec:.3f}** (one client thread), the target {HTTP_RATIO:.2f}.")
-                    floor_iqr = http_verdict(h)[2]
-                    if floor < HTTP_RATIO and floor_iqr <= 2 * (1 - HTTP_RATIO):
+                    floor_noisy = http_noisy(http_verdict(h)[2])
+                    if floor < HTTP_RATIO and not floor_noisy:
                         text += (" The empty programs already miss the target: on this kernel no programs "
                                  "on these hooks, however small, meet it.")
                     elif floor < HTTP_RATIO:
