@@ -190,6 +190,15 @@ def bpf_programs(pid):
     return out
 
 
+def with_tracefs(command):
+    """argv running the shell `command` (which must exec the tracer) where
+    tracefs is mounted: the host may not mount it, so it is mounted in a
+    private mount namespace of the tracer's own (the host's mounts stay
+    untouched). unshare and sh exec, so the process is the tracer itself."""
+    inner = f"mount -t tracefs nodev /sys/kernel/tracing && exec {command}"
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", inner]
+
+
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -266,12 +275,8 @@ class Bpftrace:
         self.program = program or self.PROGRAM
 
     def start(self, out_path):
-        # tracefs is not mounted on the host: mount it in a private mount
-        # namespace of bpftrace's own (the host's mounts stay untouched).
-        inner = ("mount -t tracefs nodev /sys/kernel/tracing && "
-                 f"exec bpftrace -o {out_path} -e '{self.program}'")
         err = open(out_path + ".err", "w")
-        p = spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+        p = spawn(with_tracefs(f"bpftrace -o {out_path} -e '{self.program}'"),
                   stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -565,12 +570,8 @@ http {{
         return lambda: stop(p, signal.SIGINT)
 
     def _start_floor(self, obj, programs):
-        # Classic tracepoints need tracefs, which the host may not mount:
-        # mount it in a private mount namespace (the host's mounts stay as
-        # they are), as for bpftrace.
-        inner = ("mount -t tracefs nodev /sys/kernel/tracing && "
-                 f"exec {self.args.floor_loader} attach {obj}")
-        p = spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+        # Its classic syscall tracepoints need tracefs.
+        p = spawn(with_tracefs(f"{self.args.floor_loader} attach {obj}"),
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = p.stdout.readline()
         want = sorted(n for n, _ in programs)
