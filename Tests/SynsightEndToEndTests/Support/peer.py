@@ -5,8 +5,10 @@ test's network namespaces with `ip netns exec`. Standard library only.
   peer.py listen ADDR PORT [--v6only] [--close-after SEC]
       bind+listen, print "ready <pid>", then stay until killed (or close the
       listening socket after SEC seconds and print "closed", staying alive).
-  peer.py connect ADDR PORT [--timeout SEC]
-      one connect(); print "<pid> <errno>" (0 on success).
+  peer.py connect ADDR PORT [--timeout SEC] [--comm-hex HEX]
+      one connect(); print "<pid> <errno>" (0 on success). With --comm-hex,
+      first set the process name (comm) to those raw bytes (any bytes, not
+      necessarily UTF-8) by writing /proc/self/comm.
 """
 import errno
 import os
@@ -35,7 +37,10 @@ def listen(addr, port, v6only, close_after):
         time.sleep(3600)
 
 
-def connect(addr, port, timeout):
+def connect(addr, port, timeout, comm_hex=None):
+    if comm_hex is not None:
+        with open("/proc/self/comm", "wb", buffering=0) as f:
+            f.write(bytes.fromhex(comm_hex))
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     s.settimeout(timeout)
     code = 0
@@ -205,6 +210,9 @@ def main(argv):
         elif args[i] in ("--close-after", "--timeout", "--backlog", "--seconds"):
             opts[args[i][2:]] = float(args[i + 1])
             i += 1
+        elif args[i] == "--comm-hex":
+            opts["comm-hex"] = args[i + 1]
+            i += 1
         else:
             pos.append(args[i])
         i += 1
@@ -216,7 +224,7 @@ def main(argv):
     elif cmd == "hold":
         hold(addr, port, opts.get("seconds", 30.0))
     elif cmd == "connect":
-        connect(addr, port, opts.get("timeout", 5.0))
+        connect(addr, port, opts.get("timeout", 5.0), opts.get("comm-hex"))
     else:
         sys.exit("unknown command " + cmd)
 
