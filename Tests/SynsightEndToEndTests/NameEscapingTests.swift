@@ -32,4 +32,25 @@ struct NameEscapingTests {
         // The raw line: JSON escaping of the escaped form (each backslash doubled once more).
         #expect(r.line.contains(#""comm":"pé\\xff\\\\\\x1b""#), "\(r.line)")
     }
+
+    @Test("a listener whose comm and executable path are not UTF-8: explain lists both in the escaped form, from /proc")
+    func listenerNamesFromProc() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let dir = tempDir()
+        defer { _ = try? sh(["rm", "-rf", dir]) }
+        let port = randomPort()
+        // comm "l" "i" 0xFF "\" ESC; the interpreter re-executed from <dir>/"d" 0xFF "\"/python3.
+        let listener = try Peer(runIn: ns, ["listen", "0.0.0.0", String(port), "--comm-hex", "6c69ff5c1b",
+                                            "--exe-in", dir, "--exe-dir-hex", "64ff5c"])
+        let run = try ExplainTests.Run(["--json", String(port), "--netns", ns.name, "--duration", "0"])
+        let (_, r) = try run.finish()
+
+        let l = try #require(r.listeners.first, "\(r)")
+        let p = try #require((l["processes"] as? [[String: Any]])?.first, "\(l)")
+        #expect(p["pid"] as? Int == listener.pid)
+        #expect(p["comm"] as? String == #"li\xff\\\x1b"#, "\(p)")
+        #expect(p["exe"] as? String == dir + #"/d\xff\\/python3"#, "\(p)")
+        #expect(!r.text.unicodeScalars.contains { $0.value == 0xFFFD }, "a byte was lost: \(r.text)")
+    }
 }

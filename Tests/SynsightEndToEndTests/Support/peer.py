@@ -5,10 +5,16 @@ test's network namespaces with `ip netns exec`. Standard library only.
   peer.py listen ADDR PORT [--v6only] [--close-after SEC]
       bind+listen, print "ready <pid>", then stay until killed (or close the
       listening socket after SEC seconds and print "closed", staying alive).
-  peer.py connect ADDR PORT [--timeout SEC] [--comm-hex HEX]
-      one connect(); print "<pid> <errno>" (0 on success). With --comm-hex,
-      first set the process name (comm) to those raw bytes (any bytes, not
-      necessarily UTF-8) by writing /proc/self/comm.
+  peer.py connect ADDR PORT [--timeout SEC]
+      one connect(); print "<pid> <errno>" (0 on success).
+
+Options for any command (untrusted names, raw bytes given in hex):
+  --comm-hex HEX          set the process name (comm) to these bytes first,
+                          by writing /proc/self/comm
+  --exe-in DIR --exe-dir-hex HEX
+                          first re-exec the interpreter from DIR/<bytes>/python3
+                          (a hard link, else a copy), so /proc/<pid>/exe is a
+                          path with those bytes; the test removes DIR
 """
 import errno
 import os
@@ -37,10 +43,7 @@ def listen(addr, port, v6only, close_after):
         time.sleep(3600)
 
 
-def connect(addr, port, timeout, comm_hex=None):
-    if comm_hex is not None:
-        with open("/proc/self/comm", "wb", buffering=0) as f:
-            f.write(bytes.fromhex(comm_hex))
+def connect(addr, port, timeout):
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     s.settimeout(timeout)
     code = 0
@@ -194,8 +197,40 @@ def extra(args):
     return True
 
 
+def take_option(args, name):
+    """Removes `name VALUE` from args; returns VALUE (or None)."""
+    if name not in args:
+        return None
+    i = args.index(name)
+    value = args[i + 1]
+    del args[i:i + 2]
+    return value
+
+
+def untrusted_names(args):
+    """Applies --exe-in/--exe-dir-hex (re-exec) and --comm-hex."""
+    exe_in = take_option(args, "--exe-in")
+    exe_dir = take_option(args, "--exe-dir-hex")
+    if exe_in is not None and exe_dir is not None:
+        import shutil
+        d = os.path.join(os.fsencode(exe_in), bytes.fromhex(exe_dir))
+        os.makedirs(d, exist_ok=True)
+        exe = os.path.join(d, b"python3")
+        if not os.path.exists(exe):
+            try:
+                os.link(os.path.realpath(sys.executable), exe)
+            except OSError:
+                shutil.copy2(os.path.realpath(sys.executable), exe)
+        os.execv(exe, [exe, os.path.abspath(__file__)] + args)
+    comm = take_option(args, "--comm-hex")
+    if comm is not None:
+        with open("/proc/self/comm", "wb", buffering=0) as f:
+            f.write(bytes.fromhex(comm))
+
+
 def main(argv):
     args = argv[1:]
+    untrusted_names(args)
     if args and args[0] in ("bind", "listen-twice", "landlock", "exhaust"):
         extra(args)
         return
@@ -210,9 +245,6 @@ def main(argv):
         elif args[i] in ("--close-after", "--timeout", "--backlog", "--seconds"):
             opts[args[i][2:]] = float(args[i + 1])
             i += 1
-        elif args[i] == "--comm-hex":
-            opts["comm-hex"] = args[i + 1]
-            i += 1
         else:
             pos.append(args[i])
         i += 1
@@ -224,7 +256,7 @@ def main(argv):
     elif cmd == "hold":
         hold(addr, port, opts.get("seconds", 30.0))
     elif cmd == "connect":
-        connect(addr, port, opts.get("timeout", 5.0), opts.get("comm-hex"))
+        connect(addr, port, opts.get("timeout", 5.0))
     else:
         sys.exit("unknown command " + cmd)
 
