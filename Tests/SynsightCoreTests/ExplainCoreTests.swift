@@ -271,6 +271,26 @@ struct ExplainForwardTests {
         #expect(!shared.forwardedOnly, "input jumps to it too")
     }
 
+    @Test("jumps are followed through regular chains, and a jump cycle ends")
+    func jumpChains() throws {
+        let json = #"""
+        {"nftables": [{"chain": {"family": "ip", "table": "t", "name": "fwd", "handle": 1, "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}},
+        {"chain": {"family": "ip", "table": "t", "name": "a", "handle": 2}},
+        {"chain": {"family": "ip", "table": "t", "name": "b", "handle": 3}},
+        {"chain": {"family": "ip", "table": "t", "name": "orphan", "handle": 4}},
+        {"rule": {"family": "ip", "table": "t", "chain": "fwd", "handle": 5, "expr": [{"jump": {"target": "a"}}]}},
+        {"rule": {"family": "ip", "table": "t", "chain": "a", "handle": 6, "expr": [{"goto": {"target": "b"}}]}},
+        {"rule": {"family": "ip", "table": "t", "chain": "b", "handle": 7, "expr": [{"jump": {"target": "a"}}]}},
+        {"rule": {"family": "ip", "table": "t", "chain": "b", "handle": 8, "expr": [{"drop": null}]}},
+        {"rule": {"family": "ip", "table": "t", "chain": "orphan", "handle": 9, "expr": [{"drop": null}]}}]}
+        """#
+        let rs = try #require(NftRuleset(json: json))
+        #expect(rs.hooksReaching()["ip t b"] == ["forward"])
+        let m = rs.portMatches(port: 8080)
+        #expect(m.first { $0.rule.handle == 8 }?.forwardedOnly == true, "reached through a, by goto")
+        #expect(m.first { $0.rule.handle == 9 }?.forwardedOnly == false, "no chain jumps to it: as before")
+    }
+
     @Test("DNAT rules of a port: dnat names them, a redirect or another port does not")
     func dnat() {
         #expect(ForwardFixture.ruleset(dnat: true).dnatRules(port: 8080) == [21])
