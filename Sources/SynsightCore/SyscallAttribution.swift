@@ -1,7 +1,7 @@
 /// Attribution of failed bind(), listen() and connect() calls: which reason,
 /// whose fault, the evidence and one fix.
 ///
-/// PID semantics (DESIGN.md): for `address_in_use`, `process` is the holder
+/// PID semantics (docs/architecture.md): for `address_in_use`, `process` is the holder
 /// of the port and `client` the process whose bind/listen failed; for every
 /// other reason `process` is the failing process (and, for connect(),
 /// `client` too: it is the connecting process on this host).
