@@ -241,16 +241,18 @@ final class TraceSession {
         return found
     }
 
-    /// Ctrl-C; returns the summary printed on stderr.
+    /// Ctrl-C; returns the summary printed on stderr. Every record of the
+    /// session is then validated against the schema (failures point here, at
+    /// the caller's line).
     @discardableResult
-    func stop() -> String {
+    func stop(sourceLocation: SourceLocation = #_sourceLocation) -> String {
         kill(process.processIdentifier, SIGINT)
         if !waitUntil(timeout: 10, { !process.isRunning }) {
             Issue.record("synsight trace did not exit within 10 s of SIGINT")
             kill(process.processIdentifier, SIGKILL)
         }
         process.waitUntilExit()
-        RecordSchema.check(files: [outFile.path], "synsight trace --json")
+        RecordSchema.check(files: [outFile.path], "synsight trace --json", sourceLocation: sourceLocation)
         validated = true
         return stderr
     }
