@@ -83,19 +83,25 @@ struct SchemaContractTests {
         }
     }
 
-    /// Closed evidence values written from Swift enums.
+    /// Closed evidence values written from Swift enums (shapes shared by
+    /// several reasons are `$defs/evidence_*`, referenced by each).
     @Test func evidenceEnums() throws {
         let s = try Self.schema()
-        for r in [Reason.firewallDrop, .firewallReject] {
-            let method = Self.at(s, "$defs", "reason_" + r.rawValue, "properties", "evidence", "properties", "method")
-            #expect(Self.enumValues(method) == Set(FirewallMethod.allCases.map(\.rawValue)))
+        let shared: [(String, [Reason])] = [("evidence_firewall", [.firewallDrop, .firewallReject]),
+                                            ("evidence_overflow", [.acceptQueueFull, .synQueueFull]),
+                                            ("evidence_client_failure", [.unknown, .resetByPeer])]
+        for (def, reasons) in shared {
+            for r in reasons {
+                #expect(Self.at(s, "$defs", "reason_" + r.rawValue, "properties", "evidence", "$ref") as? String
+                        == "#/$defs/" + def, "\(r.rawValue) evidence")
+            }
         }
-        for r in [Reason.acceptQueueFull, .synQueueFull] {
-            let stage = Self.at(s, "$defs", "reason_" + r.rawValue, "properties", "evidence", "properties", "stage")
-            #expect(Self.enumValues(stage) == Set(OverflowStage.allCases.map(\.name)))
-        }
-        let call = Self.at(s, "$defs", "reason_address_in_use", "properties", "evidence", "properties", "call")
-        #expect(Self.enumValues(call) == Set(SocketCall.allCases.map(\.name)))
+        #expect(Self.enumValues(Self.at(s, "$defs", "evidence_firewall", "properties", "method"))
+                == Set(FirewallMethod.allCases.map(\.rawValue)))
+        #expect(Self.enumValues(Self.at(s, "$defs", "evidence_overflow", "properties", "stage"))
+                == Set(OverflowStage.allCases.map(\.name)))
+        #expect(Self.enumValues(Self.at(s, "$defs", "evidence_call", "properties", "call"))
+                == Set(SocketCall.allCases.map(\.name)))
         let errno = Self.at(s, "$defs", "reason_fd_exhausted", "properties", "evidence", "properties", "errno")
         #expect(Self.enumValues(errno) == Set(Cause.FdExhausted.allCases.map { $0.rawValue.uppercased() }))
     }
