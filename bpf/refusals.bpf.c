@@ -8,7 +8,7 @@
  * for the exit of a process that once listened, and for a failed connect().
  *
  * Several programs serve the same purpose on different kernels (see
- * shared kernel-facts §1, §2, §10). User space probes the running kernel and
+ * docs/kernel-notes.md §1, §2, §10). User space probes the running kernel and
  * enables exactly one of the "no-socket RST" programs with
  * bpf_program__set_autoload(); they are never chosen by kernel version.
  */

@@ -43,10 +43,11 @@ bash "$(dirname "$0")/fetch-prometheus.sh"
 # Python tools the tests run, pinned, in a venv under the checkout
 # (.venv-tests, gitignored): html5lib (strict HTML5 parse of the HTML report),
 # kubernetes-validate (the DaemonSet against Kubernetes' schemas), PyYAML (reading
-# the manifest in the tests). Reinstalled
+# the manifest in the tests), check-jsonschema (every JSON Lines record the tests and
+# the kernel matrix produce, against docs/schema/synsight-record-v1.schema.json). Reinstalled
 # only when the pins change.
 VENV="$(cd "$(dirname "$0")/.." && pwd)/.venv-tests"
-PY_PINS="html5lib==1.1 kubernetes-validate==1.37.0 PyYAML==6.0.3"
+PY_PINS="html5lib==1.1 kubernetes-validate==1.37.0 PyYAML==6.0.3 check-jsonschema==0.39.0"
 if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.pins" 2>/dev/null)" != "$PY_PINS" ]]; then
     echo "install-deps: installing $PY_PINS into $VENV" >&2
     rm -rf "$VENV"

@@ -2,7 +2,7 @@
 /// synchronous; owned by one consumer thread. Everything it knows comes from
 /// `seed` (the start-up snapshot) and `ingest` (kernel events in ring order).
 ///
-/// PID semantics (DESIGN.md): `process` is what the refusal is attributed to
+/// PID semantics (docs/architecture.md): `process` is what the refusal is attributed to
 /// (the listener that closed, exited, or listens elsewhere); `client` is the
 /// connecting process when it is on this host, taken from its connect() in
 /// process context and joined by 4-tuple, never from softirq `current`.

@@ -761,11 +761,11 @@ struct Analysis {
     /// refusal (and say what to do about it).
     static func staticCodes(reason: Reason?, cause: String?) -> Set<String> {
         switch (reason, cause) {
-        case (.noListener?, "bound_to_other_address"?): return ["loopback_only", "specific_address"]
-        case (.noListener?, "family_mismatch"?): return ["ipv6_only"]
-        case (.noListener?, "other_netns"?): return ["other_netns_only"]
+        case (.noListener?, Cause.NoListener.boundToOtherAddress.rawValue?): return ["loopback_only", "specific_address"]
+        case (.noListener?, Cause.NoListener.familyMismatch.rawValue?): return ["ipv6_only"]
+        case (.noListener?, Cause.NoListener.otherNetns.rawValue?): return ["other_netns_only"]
         case (.noListener?, _): return ["not_listening"]
-        case (.acceptQueueFull?, "fd_exhausted"?), (.fdExhausted?, _): return ["fd_limit_reached"]
+        case (.acceptQueueFull?, Cause.AcceptQueueFull.fdExhausted.rawValue?), (.fdExhausted?, _): return ["fd_limit_reached"]
         case (.acceptQueueFull?, _): return ["accept_queue_full", "accept_queue_at_limit"]
         case (.synQueueFull?, _): return ["syn_queue_full"]
         case (.firewallDrop?, _), (.firewallReject?, _): return ["firewall_drop", "firewall_reject"]

@@ -54,7 +54,7 @@ public struct FirewallState {
     public var pendingCount: Int { attempts.count }
 }
 
-enum FirewallMethod: String {
+enum FirewallMethod: String, CaseIterable {
     case clientErrno = "client_errno"
     case icmpSend = "icmp_send"
     case retransmission

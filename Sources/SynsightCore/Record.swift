@@ -1,4 +1,4 @@
-/// One line of the JSON Lines contract (schema v1, DESIGN.md). Field names
+/// One line of the JSON Lines contract (schema v1, docs/schema/synsight-record-v1.schema.json). Field names
 /// are fixed by the contract; renaming or retyping one bumps `v`.
 
 public enum RecordKind: String, Sendable, Hashable, CaseIterable {

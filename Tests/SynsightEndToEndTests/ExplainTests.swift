@@ -66,6 +66,9 @@ struct ExplainTests {
                 throw CommandFailure(description: "explain printed no JSON object (status \(process.terminationStatus)): \(text) \(stderr)")
             }
             #expect(text.hasSuffix("}\n") && text.filter { $0 == "\n" }.count == 1, "one JSON object on one line")
+            if let records = (obj["recent"] as? [String: Any])?["records"] as? [Any] {
+                RecordSchema.check(objects: records, "explain --json recent.records")
+            }
             return (process.terminationStatus, Report(raw: obj, text: text))
         }
     }
