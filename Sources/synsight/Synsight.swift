@@ -40,18 +40,10 @@ enum Output {
         write(fd: STDERR_FILENO, Array(s.utf8))
     }
 
-    /// Returns false when the reader went away (EPIPE).
+    /// Returns false when the write failed (the reader went away, or an
+    /// error: `writeAll` tells them apart).
     @discardableResult
     static func write(fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            off += n
-        }
-        return true
+        writeAll(fd: fd, bytes) == .ok
     }
 }
