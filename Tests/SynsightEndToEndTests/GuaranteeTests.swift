@@ -1,0 +1,202 @@
+import Foundation
+import Testing
+
+/// README "Guarantees" for trace and record, against the real kernel: write
+/// errors on standard output, a closed pipe, a second recorder and a
+/// crashed one, a storm on a terminal. Refusals are real: connect() to a
+/// closed loopback port inside a namespace this test creates.
+@Suite("guarantees, end to end", .serialized, .enabled(if: Privileged.enabled))
+struct GuaranteeTests {
+    init() throws {
+        try Privileged.check()
+        NetNS.removeStale()
+    }
+
+    /// synsight running as a child, stderr to a file, stdout where the test says.
+    final class Child {
+        let process = Process()
+        let errFile: URL
+
+        init(_ args: [String], stdout: Any) throws {
+            errFile = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-err-\(UUID().uuidString)")
+            _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
+            process.executableURL = URL(fileURLWithPath: TraceSession.binary)
+            process.arguments = args
+            process.standardOutput = stdout
+            process.standardError = try FileHandle(forWritingTo: errFile)
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+        }
+
+        deinit {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            try? FileManager.default.removeItem(at: errFile)
+        }
+
+        var stderr: String { (try? String(contentsOf: errFile, encoding: .utf8)) ?? "" }
+        var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
+
+        func waitStarted() throws {
+            let started = waitUntil(timeout: 20) { stderr.contains("synsight: tracing") || !process.isRunning }
+            guard started, process.isRunning else { throw CommandFailure(description: "did not start: \(stderr)") }
+        }
+
+        /// Waits for the process to end on its own; SIGKILLs it after `timeout`.
+        func waitExit(timeout: Double = 10) -> Bool {
+            let ended = waitUntil(timeout: timeout) { !process.isRunning }
+            if !ended { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            return ended
+        }
+    }
+
+    @Test("trace > /dev/full: one error line, status 1, and the summary counts what was not written",
+          arguments: [["--json"], []])
+    func traceToAFullDevice(format: [String]) throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let full = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+        let trace = try Child(["trace", "--port", String(port), "--duration", "60"] + format, stdout: full)
+        try trace.waitStarted()
+        _ = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        #expect(trace.waitExit(), "trace went on after its output failed: \(trace.stderr)")
+        #expect(trace.process.terminationStatus == 1, "\(trace.stderr)")
+        #expect(trace.stderrLines.last == "synsight: error: cannot write to standard output: No space left on device (ENOSPC); "
+            + "1 record not written (free space, or write elsewhere)", "\(trace.stderr)")
+        let summary = try #require(trace.stderrLines.first { $0.hasPrefix("synsight: 1 event in ") }, "\(trace.stderr)")
+        #expect(summary.hasSuffix("0 events lost in the ring buffer, 1 record not written to standard output"), "\(summary)")
+    }
+
+    @Test("trace into a closed pipe (| head) ends quietly with status 0")
+    func traceIntoAClosedPipe() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let pipe = Pipe()
+        let trace = try Child(["trace", "--json", "--port", String(port), "--duration", "60"], stdout: pipe)
+        try trace.waitStarted()
+        try pipe.fileHandleForReading.close()  // the reader is gone, as after `head -1`
+        _ = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        #expect(trace.waitExit(), "trace went on writing into a closed pipe: \(trace.stderr)")
+        #expect(trace.process.terminationStatus == 0, "\(trace.stderr)")
+        #expect(!trace.stderr.contains("error"), "\(trace.stderr)")
+    }
+
+    @Test("a second recorder on a directory is refused; the lock does not outlive a SIGKILLed recorder")
+    func recorderLockAcrossSIGKILL() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let args = ["record", "--dir", dir, "--port", String(port), "--aggregate", "0", "--flush-interval-ms", "50"]
+
+        let first = try Child(args, stdout: FileHandle.nullDevice)
+        try first.waitStarted()
+        let second = try Child(args, stdout: FileHandle.nullDevice)
+        #expect(second.waitExit(timeout: 20), "the second recorder ran: \(second.stderr)")
+        #expect(second.process.terminationStatus == 1)
+        #expect(second.stderrLines == ["synsight: error: cannot record to \(dir): another synsight record "
+            + "(pid \(first.process.processIdentifier)) is writing there; stop it or use another --dir"], "\(second.stderr)")
+
+        for _ in 0..<3 { _ = try Peer.connect(from: ns, addr: "127.0.0.1", port: port) }
+        usleep(600_000)  // past the join window and a flush
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+
+        // The kernel released the lock with the process: a new recorder starts.
+        let third = try Child(args, stdout: FileHandle.nullDevice)
+        try third.waitStarted()
+        for _ in 0..<2 { _ = try Peer.connect(from: ns, addr: "127.0.0.1", port: port) }
+        usleep(600_000)
+        kill(third.process.processIdentifier, SIGTERM)
+        #expect(third.waitExit())
+        #expect(third.process.terminationStatus == 0, "\(third.stderr)")
+        let text = (try? String(contentsOfFile: dir + "/synsight.jsonl", encoding: .utf8)) ?? ""
+        let refusals = text.split(separator: "\n").filter { $0.contains("\"kind\":\"refusal\"") && $0.contains("\"port\":\(port),") }
+        #expect(refusals.count == 5, "\(text)")
+    }
+
+    /// 40 refusals from one client in well under a second.
+    func storm(_ ns: NetNS, port: Int) throws {
+        try sh(["ip", "netns", "exec", ns.name, "/usr/bin/python3", "-c", """
+            import socket
+            for _ in range(40):
+                s = socket.socket()
+                try: s.connect(("127.0.0.1", \(port)))
+                except OSError: pass
+                s.close()
+            """])
+    }
+
+    /// Lines printed one by one, and the count the folded lines carry.
+    func tally(_ text: String, port: Int) -> (single: Int, folded: Int, foldedLines: Int) {
+        var single = 0, folded = 0, foldedLines = 0
+        for line in text.split(whereSeparator: \.isNewline) where line.contains("REFUSAL") && line.contains("port \(port) ") {
+            if let r = line.range(of: "… ×") {
+                foldedLines += 1
+                folded += Int(line[r.upperBound...].prefix { $0.isNumber }) ?? 0
+                #expect(line.hasSuffix(" more in the last 1s"), "\(line)")
+            } else {
+                single += 1
+            }
+        }
+        return (single, folded, foldedLines)
+    }
+
+    @Test("trace --fold 3: a storm is at most 3 lines per second plus one folded line; the totals count all 40")
+    func foldedStorm() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-out-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let trace = try Child(["trace", "--fold", "3", "--port", String(port)], stdout: try FileHandle(forWritingTo: out))
+        try trace.waitStarted()
+        try storm(ns, port: port)
+        usleep(1_500_000)  // past the fold window
+        kill(trace.process.processIdentifier, SIGINT)
+        #expect(trace.waitExit())
+        let text = try String(contentsOf: out, encoding: .utf8)
+        let t = tally(text, port: port)
+        #expect(t.single + t.folded == 40, "\(text)")
+        #expect(t.foldedLines >= 1 && t.single <= 3 * (t.foldedLines + 1), "\(text)")
+        #expect(trace.stderr.contains("synsight: 40 events in "), "\(trace.stderr)")
+    }
+
+    @Test("on a terminal trace folds by default; --json stays one line per event")
+    func terminalFoldsByDefault() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        for json in [false, true] {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-tty-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: out) }
+            // script(1) gives synsight a pseudo-terminal as standard output and copies it to `out`.
+            let command = "exec '\(TraceSession.binary)' trace \(json ? "--json " : "")--port \(port) --duration 5"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+            p.arguments = ["-qfec", command, out.path]
+            p.standardInput = FileHandle.nullDevice
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+            #expect(waitUntil(timeout: 20) { ((try? String(contentsOf: out, encoding: .utf8)) ?? "").contains("synsight: tracing") })
+            try storm(ns, port: port)
+            #expect(waitUntil(timeout: 15) { !p.isRunning })
+            let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+            if json {
+                let lines = text.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("{") && $0.contains("\"port\":\(port),") }
+                #expect(lines.count == 40, "\(text)")
+                #expect(!text.contains("\"kind\":\"summary\""), "\(text)")
+            } else {
+                let t = tally(text, port: port)
+                #expect(t.single + t.folded == 40, "\(text)")
+                #expect(t.foldedLines >= 1, "no folded line on a terminal: \(text)")
+            }
+        }
+    }
+}
