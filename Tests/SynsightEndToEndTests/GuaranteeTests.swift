@@ -118,6 +118,36 @@ struct GuaranteeTests {
         #expect(refusals.count == 5, "\(text)")
     }
 
+    @Test("record: a symlink planted at the active file is refused, and the summary is one truthful line")
+    func recordSummaryAfterARefusedSymlink() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let victim = dir + ".victim"
+        try Data("keep\n".utf8).write(to: URL(fileURLWithPath: victim))
+        defer { try? FileManager.default.removeItem(atPath: victim) }
+        let rec = try Child(["record", "--dir", dir, "--port", String(port), "--aggregate", "0", "--flush-interval-ms", "50"],
+                            stdout: FileHandle.nullDevice)
+        try rec.waitStarted()
+        // logrotate-style: the file is moved away, but a symlink appears in its place before SIGHUP.
+        try FileManager.default.moveItem(atPath: dir + "/synsight.jsonl", toPath: dir + "/moved.jsonl")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/synsight.jsonl", withDestinationPath: victim)
+        kill(rec.process.processIdentifier, SIGHUP)
+        #expect(waitUntil(timeout: 10) { rec.stderr.contains("recording paused") }, "\(rec.stderr)")
+        for _ in 0..<3 { _ = try Peer.connect(from: ns, addr: "127.0.0.1", port: port) }
+        usleep(600_000)
+        kill(rec.process.processIdentifier, SIGTERM)
+        #expect(rec.waitExit())
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep\n")
+        let summary = rec.stderrLines.filter { $0.range(of: #"^synsight: \d+ events? in "#, options: .regularExpression) != nil }
+        #expect(summary.count == 1, "\(rec.stderr)")
+        #expect(summary.first?.hasPrefix("synsight: 3 events in ") == true, "\(rec.stderr)")
+        #expect(summary.first?.hasSuffix("s, 0 events lost in the ring buffer, 3 records not written to \(dir)") == true, "\(rec.stderr)")
+        #expect(!rec.stderr.contains("could not be written"), "\(rec.stderr)")
+    }
+
     /// 40 refusals from one client in well under a second.
     func storm(_ ns: NetNS, port: Int) throws {
         try sh(["ip", "netns", "exec", ns.name, "/usr/bin/python3", "-c", """
