@@ -24,6 +24,9 @@ struct RecordCommand: ParsableCommand {
             Faults: when the directory is full or gone, recording pauses (reported on stderr), \
             events are counted, and a `lost` record with the count is written when it works again.
 
+            One recorder per directory: a second one is refused (a lock on DIR/.synsight.lock, \
+            released by the kernel when the recorder ends, even by SIGKILL).
+
             Compression (--compress, default off): each rotated file is gzipped to \
             synsight-<UTC time>.jsonl.gz by a background thread (never the active file), written to a \
             .tmp file, fsynced and renamed, then the plain file is removed; leftovers of a crash are \

@@ -14,6 +14,11 @@ struct Trace: ParsableCommand {
             attributed to, and a hint. Ctrl-C (or the end of --duration / --count) prints \
             a summary to stderr.
 
+            On a terminal, storms are folded (--fold, --no-fold): per port, reason, cause and \
+            process, at most \(terminalFold) events a second are printed, then one line with the count of \
+            the rest. A write error on standard output ends the trace with an error (exit 1); \
+            a closed pipe (| head) ends it quietly.
+
             Examples:
               sudo synsight trace
               sudo synsight trace --port 8080 --port 8443
