@@ -103,7 +103,8 @@ enum TraceRunner {
             if let limit, r.kind != .lost, emitted >= limit { return }
             summary.add(r)
             s.metrics?.observe(r)
-            if r.kind != .lost { emitted += 1 }
+            // --count counts events: a folded storm counts all it folds.
+            if r.kind != .lost { emitted += r.kind == .summary ? Int(clamping: r.count ?? 1) : 1 }
             output(r)
         }
         func emit(_ records: [Record]) {
