@@ -6,7 +6,7 @@ import Glibc
 /// every record that did not make it out is counted for the summary.
 final class StdoutSink {
     let fd: Int32
-    private(set) var outcome: WriteOutcome = .ok
+    private(set) var outcome: Output.WriteResult = .ok
     /// Records that could not be written because writing failed (not
     /// those after a closed pipe: nobody was reading them).
     private(set) var unwritten: UInt64 = 0

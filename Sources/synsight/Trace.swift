@@ -148,7 +148,7 @@ struct Trace: ParsableCommand {
         if case .failed(let e) = sink.outcome {
             summary.addUnwritten(sink.unwritten, target: "standard output")
             Output.stderr(summary.render(durationSeconds: seconds) + "\n")
-            throw fail("cannot write to standard output: \(WriteOutcome.describe(e)); "
+            throw fail(Output.WriteResult.message(e, writing: "to standard output") + " (\(Errno.name(e))); "
                 + "\(sink.unwritten) record\(sink.unwritten == 1 ? "" : "s") not written (free space, or write elsewhere)")
         }
         Output.stderr(summary.render(durationSeconds: seconds) + "\n")
