@@ -121,17 +121,17 @@ struct RecordCommand: ParsableCommand {
         switch Self.parseSize(maxFileSize) {
         case .value(let size) where size >= 4096: break
         case .tooLarge:
-            throw ValidationError("--max-file-size is too large: at most \(Self.maxFileSizeLimit >> 30)G, got '\(maxFileSize)'")
+            throw ValidationError("--max-file-size is too large: at most \(Self.maxFileSizeLimit >> 30)G, got '\(TerminalText.escape(maxFileSize))'")
         default:
-            throw ValidationError("--max-file-size must be at least 4096 bytes (e.g. 64M), got '\(maxFileSize)'")
+            throw ValidationError("--max-file-size must be at least 4096 bytes (e.g. 64M), got '\(TerminalText.escape(maxFileSize))'")
         }
         guard maxFiles >= 1 else { throw ValidationError("--max-files must be at least 1, got \(maxFiles)") }
         switch maxAge.map(Self.parseAge) {
         case nil, .value: break
         case .tooLarge:
-            throw ValidationError("--max-age is too large: at most \(Self.maxAgeLimit / 86400)d, got '\(maxAge ?? "")'")
+            throw ValidationError("--max-age is too large: at most \(Self.maxAgeLimit / 86400)d, got '\(TerminalText.escape(maxAge ?? ""))'")
         case .invalid:
-            throw ValidationError("--max-age must be a positive duration (e.g. 3600, 30m, 12h, 7d), got '\(maxAge ?? "")'")
+            throw ValidationError("--max-age must be a positive duration (e.g. 3600, 30m, 12h, 7d), got '\(TerminalText.escape(maxAge ?? ""))'")
         }
         guard Recorder.FsyncPolicy(rawValue: fsync) != nil else {
             throw ValidationError("--fsync must be one of never, rotate, always; got '\(fsync)'")
@@ -165,7 +165,7 @@ struct RecordCommand: ParsableCommand {
                 Output.stderr("synsight: removed a partial last line (\(repaired) bytes) left by an earlier crash in \(dir)/\(Recorder.activeName)\n")
             }
         } catch where error.lockedBy != nil {
-            throw fail("cannot record to \(dir): \(error); stop it or use another --dir")
+            throw fail("cannot record to \(TerminalText.escape(dir)): \(error); stop it or use another --dir")
         } catch {
             throw fail("cannot record to \(dir): \(error) (choose a writable directory with --dir)")
         }
