@@ -68,6 +68,50 @@ struct GuaranteeTests {
         #expect(summary.hasSuffix("0 events lost in the ring buffer, 1 record not written to standard output"), "\(summary)")
     }
 
+    @Test("trace --json > a file on a full disk: every record is either written whole or counted as not written")
+    func traceToAFullDisk() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let errFile = dir + ".stderr"
+        _ = FileManager.default.createFile(atPath: errFile, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errFile) }
+        // An 8 KiB tmpfs that exists only in this shell's mount namespace: a
+        // few dozen lines fit, the write that fills it is cut short.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        p.arguments = ["-m", "--propagation", "private", "/bin/sh", "-c",
+                       "mount -t tmpfs -o size=8k tmpfs '\(dir)' || exit 99; "
+                       + "'\(TraceSession.binary)' trace --json --port \(port) --duration 60 > '\(dir)/out' 2> '\(errFile)'; "
+                       + "echo status=$?; echo lines=$(tr -cd '\\n' < '\(dir)/out' | wc -c)"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        var stderr: String { (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "" }
+        try #require(waitUntil(timeout: 20) { stderr.contains("synsight: tracing") }, "\(stderr)")
+        try storm(ns, port: port, count: 100)
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let fields = Dictionary(uniqueKeysWithValues: text.split(whereSeparator: \.isNewline).compactMap { line -> (String, Int)? in
+            let kv = line.split(separator: "=")
+            return kv.count == 2 ? (String(kv[0]), Int(kv[1].trimmingCharacters(in: .whitespaces)) ?? -1) : nil
+        })
+        #expect(fields["status"] == 1, "\(text) \(stderr)")
+        let written = try #require(fields["lines"], "\(text)")
+        let lines = stderr.split(separator: "\n").map(String.init)
+        let summary = try #require(lines.first { $0.hasPrefix("synsight: 100 events in ") }, "\(stderr)")
+        let notWritten = try #require(summary.range(of: #"\d+(?= records? not written to standard output$)"#, options: .regularExpression)
+            .flatMap { Int(summary[$0]) }, "\(summary)")
+        #expect(written > 0 && notWritten > 0, "\(summary); \(written) lines written")
+        #expect(written + notWritten == 100, "\(summary); \(written) whole lines in the file")
+        #expect(lines.last == "synsight: error: cannot write to standard output: No space left on device (ENOSPC); "
+            + "\(notWritten) records not written (free space, or write elsewhere)", "\(stderr)")
+    }
+
     @Test("trace into a closed pipe (| head) ends quietly with status 0")
     func traceIntoAClosedPipe() throws {
         let ns = try NetNS()
@@ -148,11 +192,11 @@ struct GuaranteeTests {
         #expect(!rec.stderr.contains("could not be written"), "\(rec.stderr)")
     }
 
-    /// 40 refusals from one client in well under a second.
-    func storm(_ ns: NetNS, port: Int) throws {
+    /// `count` refusals from one client in well under a second.
+    func storm(_ ns: NetNS, port: Int, count: Int = 40) throws {
         try sh(["ip", "netns", "exec", ns.name, "/usr/bin/python3", "-c", """
             import socket
-            for _ in range(40):
+            for _ in range(\(count)):
                 s = socket.socket()
                 try: s.connect(("127.0.0.1", \(port)))
                 except OSError: pass
