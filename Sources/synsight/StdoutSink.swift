@@ -17,10 +17,12 @@ final class StdoutSink {
         buffer.reserveCapacity(1 << 16)
     }
 
-    /// Queues one record's line (`line` must end with a newline and hold no other).
-    func append(_ line: some Collection<UInt8>) {
+    /// Queues one record: `write` appends its line (ending with a newline,
+    /// holding no other) to the buffer; it is not even formatted once the
+    /// output is gone.
+    func append(_ write: (inout [UInt8]) -> Void) {
         switch outcome {
-        case .ok: buffer.append(contentsOf: line)
+        case .ok: write(&buffer)
         case .closedPipe: break
         case .failed: unwritten += 1
         }

@@ -126,23 +126,21 @@ struct Trace: ParsableCommand {
         let metricsEndpoint = try metrics.start(command: "trace", ports: settings.ports)
         defer { metricsEndpoint?.stop() }
         settings.metrics = metricsEndpoint?.counters
-
         settings.aggregate = Self.foldLimit(fold: fold, noFold: noFold, json: json, isTerminal: isatty(STDOUT_FILENO) == 1)
 
         let sink = StdoutSink()
-        var line: [UInt8] = []
         let json = self.json
         var (summary, seconds) = try TraceRunner.run(
             settings,
             emit: { r in
-                line.removeAll(keepingCapacity: true)
-                if json {
-                    JSONLines.append(r, to: &line)
-                } else {
-                    line.append(contentsOf: TextFormat.line(r).utf8)
-                    line.append(0x0A)
+                sink.append { out in
+                    if json {
+                        JSONLines.append(r, to: &out)
+                    } else {
+                        out.append(contentsOf: TextFormat.line(r).utf8)
+                        out.append(0x0A)
+                    }
                 }
-                sink.append(line)
             },
             tick: { sink.flush() })
         if case .failed(let e) = sink.outcome {
