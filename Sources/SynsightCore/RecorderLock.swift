@@ -27,8 +27,14 @@ public final class RecorderLock {
     /// `RecorderError` with `lockedBy` set when another process holds it.
     public init(directory: String) throws(RecorderError) {
         let path = directory + "/" + Self.fileName
-        let f = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o640)
+        // O_NONBLOCK: a FIFO planted there cannot block the open.
+        let f = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0o640)
         guard f >= 0 else { throw RecorderError(what: "opening the lock file \(path)", errno: errno) }
+        var st = stat()
+        guard fstat(f, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            close(f)
+            throw RecorderError(what: "\(path) is not a regular file (remove it)", errno: EINVAL)
+        }
         while flock(f, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
             if e == EINTR { continue }

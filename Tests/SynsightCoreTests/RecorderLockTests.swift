@@ -55,6 +55,19 @@ struct RecorderLockTests {
         #expect(lines(victim) == ["keep"])
     }
 
+    @Test func aFIFOAtTheLockPathIsRefusedWithoutBlocking() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(mkfifo(dir + "/" + RecorderLock.fileName, 0o600) == 0)
+        do {
+            _ = try RecorderLock(directory: dir)
+            Issue.record("a FIFO was taken as the lock file")
+        } catch {
+            #expect(error.lockedBy == nil)
+            #expect(error.description.contains("is not a regular file"), "\(error)")
+        }
+    }
+
     @Test func aRecorderHoldsTheLockFromOpenToClose() throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
