@@ -241,16 +241,17 @@ struct GuaranteeTests {
         #expect(trace.stderr.contains("synsight: 40 events in "), "\(trace.stderr)")
     }
 
-    @Test("on a terminal trace folds by default; --json stays one line per event")
+    @Test("on a terminal trace folds by default; --json and --no-fold stay one line per event")
     func terminalFoldsByDefault() throws {
         let ns = try NetNS()
         defer { ns.remove() }
         let port = randomPort()
-        for json in [false, true] {
+        for (json, noFold) in [(false, false), (true, false), (false, true)] {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-tty-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: out) }
             // script(1) gives synsight a pseudo-terminal as standard output and copies it to `out`.
-            let command = "exec '\(TraceSession.binary)' trace \(json ? "--json " : "")--port \(port) --duration 5"
+            let command = "exec '\(TraceSession.binary)' trace \(json ? "--json " : "")\(noFold ? "--no-fold " : "")"
+                + "--port \(port) --duration 5"
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
             p.arguments = ["-qfec", command, out.path]
@@ -267,6 +268,9 @@ struct GuaranteeTests {
                 let lines = text.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("{") && $0.contains("\"port\":\(port),") }
                 #expect(lines.count == 40, "\(text)")
                 #expect(!text.contains("\"kind\":\"summary\""), "\(text)")
+            } else if noFold {
+                let t = tally(text, port: port)
+                #expect(t.single == 40 && t.foldedLines == 0, "\(text)")
             } else {
                 let t = tally(text, port: port)
                 #expect(t.single + t.folded == 40, "\(text)")
