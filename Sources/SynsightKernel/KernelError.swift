@@ -31,9 +31,15 @@ public struct KernelError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-enum Errno {
-    static func name(_ e: Int32) -> String {
+/// Symbolic errno names for one-line errors (kernel probes, write errors).
+public enum Errno {
+    public static func name(_ e: Int32) -> String {
         switch e {
+        case EIO: return "EIO"
+        case EBADF: return "EBADF"
+        case EFBIG: return "EFBIG"
+        case EDQUOT: return "EDQUOT"
+        case EPIPE: return "EPIPE"
         case EPERM: return "EPERM"
         case ENOENT: return "ENOENT"
         case EINTR: return "EINTR"

@@ -28,7 +28,7 @@ struct Explain: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
-    @Option(help: ArgumentHelp("Trace refusals on the port for this many seconds first (0 skips the trace).",
+    @Option(parsing: .unconditional, help: ArgumentHelp("Trace refusals on the port for this many seconds first (0 skips the trace).",
                                valueName: "seconds"))
     var duration: Double = 3
 

@@ -26,7 +26,8 @@ struct TraceSettings {
 
 /// The tracing loop: load and attach, snapshot listeners, read the ring,
 /// attribute, and hand every final record to `emit`. `tick` runs after each
-/// poll (about every 50 ms) and returns false to stop. Returns the summary text.
+/// poll (about every 50 ms) and returns false to stop. Returns the summary
+/// (the caller adds what it could not write) and the seconds traced.
 enum TraceRunner {
     static func options(for s: TraceSettings) -> TracerOptions {
         var options = TracerOptions()
@@ -40,7 +41,8 @@ enum TraceRunner {
     /// a load failure as "trace unavailable" instead of an error); it must
     /// have been created with `options(for: s)`.
     static func run(_ s: TraceSettings, tracer prepared: Tracer? = nil,
-                    emit output: @escaping (Record) -> Void, tick: () -> Bool) throws -> String {
+                    emit output: @escaping (Record) -> Void,
+                    tick: () -> Bool) throws -> (summary: TraceSummary, seconds: Double) {
         let tracer: Tracer
         if let prepared {
             tracer = prepared
@@ -101,7 +103,8 @@ enum TraceRunner {
             if let limit, r.kind != .lost, emitted >= limit { return }
             summary.add(r)
             s.metrics?.observe(r)
-            if r.kind != .lost { emitted += 1 }
+            // --count counts events: a folded storm counts all it folds.
+            if r.kind != .lost { emitted += r.kind == .summary ? Int(clamping: r.count ?? 1) : 1 }
             output(r)
         }
         func emit(_ records: [Record]) {
@@ -161,7 +164,6 @@ enum TraceRunner {
         if let a = aggregator?.finish() { for r in a { deliver(r) } }
         checkLost(now: bootTimeNow())
         _ = tick()
-        let elapsed = Double(bootTimeNow() - started) / 1e9
-        return summary.render(durationSeconds: elapsed)
+        return (summary, Double(bootTimeNow() - started) / 1e9)
     }
 }
