@@ -1,6 +1,6 @@
 /// Naming the firewall rule behind a drop, without changing the ruleset:
-/// the ruleset of the packet's network namespace (`nft -j list ruleset`, and
-/// `nft -a list ruleset` for the rule text) is matched against the packet.
+/// the ruleset of the packet's network namespace (as `nft -j list ruleset`
+/// prints it, and `nft -a list ruleset` for the rule text) is matched against the packet.
 /// Fetching is behind `FirewallRuleSource` (implemented in SynsightKernel);
 /// parsing and matching are here, pure and testable on recorded rulesets.
 

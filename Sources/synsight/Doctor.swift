@@ -70,7 +70,7 @@ enum DoctorReport {
                     "  firewall_drop            UNAVAILABLE -- \(drop.detail)"]
         }
         let rules = access("/usr/sbin/nft", X_OK) == 0 || access("/sbin/nft", X_OK) == 0
-            ? "rule named from the netns ruleset (nft -j list ruleset, read-only)"
+            ? "rule named from the netns ruleset (read in-process with libnftables, read-only)"
             : "rule not named: nft is not installed"
         return [
             "  firewall_reject          tp_btf/kfree_skb NETFILTER_DROP + client errno"
