@@ -31,6 +31,8 @@ public final class NftablesReader: @unchecked Sendable {
         var outcome: Outcome? = nil
         var readAt: UInt64 = 0
         var queued = false
+        /// When the ring-buffer thread last looked for it in /run/netns.
+        var namedScanAt: UInt64 = 0
     }
 
     let lock = ConditionLock()
@@ -67,7 +69,25 @@ public final class NftablesReader: @unchecked Sendable {
     /// fresh one is cached. Never blocks beyond a short lock; called on the
     /// ring-buffer thread.
     public func pin(_ netns: UInt32) {
-        lock.withLock { wantLocked(netns, now: ConditionLock.now()) }
+        let now = ConditionLock.now()
+        // Take the pin here and now when the namespace is named: a wakeup of
+        // the reader thread can come too late on a loaded machine (the
+        // namespace may be deleted milliseconds after the drop). Others are
+        // found by the reader thread, through /proc. At most one scan of
+        // /run/netns per namespace every 100 ms.
+        let scan = lock.withLock { () -> Bool in
+            guard netns != 0, netns != ownNetns else { return false }
+            guard let pin = pins[netns] else { return true }
+            return pin.fd < 0 && pin.namedScanAt &+ 100_000_000 <= now
+        }
+        let fd = scan ? NetnsPaths.openNamed(netns) : -1
+        lock.withLock {
+            wantLocked(netns, now: now)
+            if scan { pins[netns]?.namedScanAt = now }
+            if fd >= 0 {
+                if pins[netns]?.fd ?? 0 < 0 { pins[netns]?.fd = fd } else { close(fd) }
+            }
+        }
     }
 
     /// The namespace's ruleset as read at most `ttlNs` ago (normally by the
@@ -128,7 +148,11 @@ public final class NftablesReader: @unchecked Sendable {
             if delayNs > 0 { sleepNs(delayNs) }
             lock.withLock {
                 let now = ConditionLock.now()
-                pins[netns]?.fd = pinned
+                if pins[netns]?.fd ?? -1 < 0 {
+                    pins[netns]?.fd = pinned
+                } else if pinned >= 0 && pinned != pins[netns]?.fd {
+                    close(pinned)
+                }
                 pins[netns]?.outcome = outcome
                 pins[netns]?.readAt = now
                 pins[netns]?.queued = false
