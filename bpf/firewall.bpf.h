@@ -87,7 +87,7 @@ int BPF_PROG(fw_kfree_skb, struct sk_buff *skb, void *location,
 	e->hook = hook;
 	e->flags = flags;
 	e->_pad = 0;
-	submit(e);
+	submit_urgent(e);
 	return 0;
 }
 

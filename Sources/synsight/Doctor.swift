@@ -105,9 +105,7 @@ enum DoctorReport {
             return ["  firewall_reject          UNAVAILABLE -- \(drop.detail)",
                     "  firewall_drop            UNAVAILABLE -- \(drop.detail)"]
         }
-        let rules = access("/usr/sbin/nft", X_OK) == 0 || access("/sbin/nft", X_OK) == 0
-            ? "rule named from the netns ruleset (nft -j list ruleset, read-only)"
-            : "rule not named: nft is not installed"
+        let rules = "rule named from the netns ruleset (read in-process with libnftables, read-only)"
         return [
             "  firewall_reject          tp_btf/kfree_skb NETFILTER_DROP + client errno"
                 + (icmp.isSupported ? " + tp_btf/icmp_send (IPv4 ICMP)" : " (no icmp_send: \(icmp.detail))") + "; \(rules)",

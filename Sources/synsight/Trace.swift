@@ -64,6 +64,9 @@ struct Trace: ParsableCommand {
     @Flag(help: "Show libbpf's log (verifier output on load failures).")
     var verbose = false
 
+    @Option(help: .hidden)
+    var testRulesetDelayMs: Int = 0
+
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
@@ -123,6 +126,7 @@ struct Trace: ParsableCommand {
         settings.joinWindowMs = joinWindowMs
         settings.duration = duration
         settings.count = count
+        settings.rulesetDelayMs = testRulesetDelayMs
         let metricsEndpoint = try metrics.start(command: "trace", ports: settings.ports)
         defer { metricsEndpoint?.stop() }
         settings.metrics = metricsEndpoint?.counters

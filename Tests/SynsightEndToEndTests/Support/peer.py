@@ -180,6 +180,22 @@ def cmd_exhaust(addr, port, n):
     print(os.getpid(), sys_errno(lambda: s.connect((addr, port))), len(held), flush=True)
 
 
+def cmd_storm(addr, port, n):
+    """n connects one after another, each on a new socket; prints the pid
+    and how many were refused (ECONNREFUSED) and how many failed otherwise."""
+    refused = other = 0
+    for _ in range(n):
+        s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+        s.settimeout(2)
+        code = sys_errno(lambda: s.connect((addr, port)))
+        s.close()
+        if code == errno.ECONNREFUSED:
+            refused += 1
+        elif code != 0:
+            other += 1
+    print(os.getpid(), refused, other, flush=True)
+
+
 def extra(args):
     opts = [a for a in args if a.startswith("--")]
     pos = [a for a in args if not a.startswith("--")]
@@ -192,6 +208,8 @@ def extra(args):
         cmd_landlock(int(pos[1]), pos[2], pos[3], int(pos[4]))
     elif cmd == "exhaust":
         cmd_exhaust(pos[1], int(pos[2]), int(pos[3]))
+    elif cmd == "storm":
+        cmd_storm(pos[1], int(pos[2]), int(pos[3]))
     else:
         return False
     return True
@@ -231,7 +249,7 @@ def untrusted_names(args):
 def main(argv):
     args = argv[1:]
     untrusted_names(args)
-    if args and args[0] in ("bind", "listen-twice", "landlock", "exhaust"):
+    if args and args[0] in ("bind", "listen-twice", "landlock", "exhaust", "storm"):
         extra(args)
         return
     opts = {}
