@@ -48,7 +48,8 @@ public final class NftablesReader: @unchecked Sendable {
     let maxPins = 64
     /// A deliberately slow source, for tests of the pipeline's deadlines.
     let delayNs: UInt64
-    let ownNetns: UInt32?
+    /// synsight's own network namespace (the host's, normally).
+    public let ownNetns: UInt32?
     /// synsight's own network namespace, to return to after each read.
     let home: Int32
 

@@ -73,6 +73,7 @@ enum TraceRunner {
         let rules = NftRuleSource(delayMs: s.rulesetDelayMs)
         defer { rules.reader.stop() }
         engine.firewall.rules = rules
+        engine.hostNetns = rules.reader.ownNetns
 
         // A parent may have spawned us with these signals blocked (some
         // process launchers do): Ctrl-C and `kill` must always stop a trace.

@@ -28,13 +28,24 @@ struct EnrichmentTests {
         try sh(["ip", "netns", "exec", ns.name, "nft", "-f", file.path])
     }
 
-    /// Runs `perNamespace` refused connects in every namespace, all at once.
-    func stormAll(_ spaces: [NetNS], port: Int, perNamespace: Int) {
+    /// Runs `perNamespace` refused connects in every namespace, all at once;
+    /// returns how many were refused (ECONNREFUSED) in each.
+    func stormAll(_ spaces: [NetNS], port: Int, perNamespace: Int) -> [Int] {
+        final class Counts: @unchecked Sendable {  // guarded by `lock`
+            let lock = NSLock()
+            var refused: [Int: Int] = [:]
+        }
+        let counts = Counts()
         nonisolated(unsafe) let spaces = spaces
         DispatchQueue.concurrentPerform(iterations: spaces.count) { i in
-            _ = try? sh(["ip", "netns", "exec", spaces[i].name, "python3", Peer.script,
-                         "storm", "127.0.0.1", String(port), String(perNamespace)])
+            let out = (try? sh(["ip", "netns", "exec", spaces[i].name, "python3", Peer.script,
+                                "storm", "127.0.0.1", String(port), String(perNamespace)])) ?? ""
+            let fields = out.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+            counts.lock.lock()
+            counts.refused[i] = fields.count == 3 ? fields[1] : -1
+            counts.lock.unlock()
         }
+        return (0..<spaces.count).map { counts.refused[$0] ?? -1 }
     }
 
     func firewallRecords(_ trace: TraceSession, port: Int) -> [JSONRecord] {
@@ -56,7 +67,8 @@ struct EnrichmentTests {
         var args = ["--port", String(port)]
         if rulesetDelayMs > 0 { args += ["--test-ruleset-delay-ms", String(rulesetDelayMs)] }
         let trace = try TraceSession(args)
-        stormAll(spaces, port: port, perNamespace: perNamespace)
+        let refused = stormAll(spaces, port: port, perNamespace: perNamespace)
+        #expect(refused == Array(repeating: perNamespace, count: count), "connects refused per namespace: \(refused)")
         let all = count * perNamespace
         _ = waitUntil(timeout: 30) { firewallRecords(trace, port: port).count >= all }
         trace.stop()
