@@ -45,6 +45,7 @@ struct SchemaRecordsTests {
         out += e.ingest(rst(at: 50_003, to: Endpoint(addr: v4(127, 0, 0, 1), port: 9101), from: client))
         _ = e.ingest(.listen(listenerChange(at: 50_004, on: Endpoint(addr: .any4, port: 9102), pid: 702, comm: "ns", inode: 82, netns: otherNS)))
         out += e.ingest(rst(at: 50_005, to: Endpoint(addr: v4(127, 0, 0, 1), port: 9102), from: client))
+        out += NATJoinTests.wrongPortBehindDNAT()
 
         // accept_queue_full, syn_queue_full (every stage), fd_exhausted (EMFILE, ENFILE, and as the overflow's cause).
         for stage in OverflowStage.allCases {
