@@ -11,7 +11,7 @@ extension AttributionEngine {
         r.process = ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid))
         let who = "\(ce.task.comm) (pid \(ce.task.pid))"
         let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
-        var evidence: [(String, JSONValue)] = [("errno", .string(Self.errnoName(ce.errno))),
+        var evidence: [(String, JSONValue)] = [("errno", .string(ErrnoName.name(ce.errno))),
                                                ("after_ms", .int(elapsedMs)),
                                                ("hook", .string("tp_btf/inet_sock_set_state (sk_err)"))]
         switch ce.errno {
@@ -42,21 +42,9 @@ extension AttributionEngine {
         default:
             r.reason = .unknown
             r.cause = Cause.Unknown.connectError.rawValue
-            r.hint = "connect() from \(who) to \(dest) failed with \(Self.errnoName(ce.errno))"
+            r.hint = "connect() from \(who) to \(dest) failed with \(ErrnoName.name(ce.errno))"
         }
         r.evidence = evidence
         return r
-    }
-
-    static func errnoName(_ e: Int32) -> String {
-        switch e {
-        case 101: return "ENETUNREACH"
-        case 103: return "ECONNABORTED"
-        case 104: return "ECONNRESET"
-        case 110: return "ETIMEDOUT"
-        case 111: return "ECONNREFUSED"
-        case 113: return "EHOSTUNREACH"
-        default: return "errno \(e)"
-        }
     }
 }

@@ -111,7 +111,7 @@ public struct AcceptError: Sendable, Hashable {
         self.port = port
     }
 
-    public var errnoName: String { errno == 24 ? "EMFILE" : errno == 23 ? "ENFILE" : "errno \(errno)" }
+    public var errnoName: String { ErrnoName.name(errno) }
 }
 
 extension EventDecoder {

@@ -32,19 +32,6 @@ struct HolderKey: Hashable {
     var proto: String
 }
 
-public enum ErrnoName {
-    public static func name(_ e: Int32) -> String {
-        switch e {
-        case 0: return "0"
-        case 1: return "EPERM"
-        case 13: return "EACCES"
-        case 98: return "EADDRINUSE"
-        case 99: return "EADDRNOTAVAIL"
-        default: return "errno \(e)"
-        }
-    }
-}
-
 /// TCP states as numbered in /proc/net/tcp (include/net/tcp_states.h).
 public enum TCPStateName {
     public static func name(_ state: UInt8, proto: String = "tcp") -> String {

@@ -112,7 +112,7 @@ extension KernelFeatures {
             switch rc {
             case -EPERM: return "BPF trampolines refused (EPERM): lockdown or a restricted hypervisor"
             case -ENOENT: return "\(what): not in the kernel's BTF (inlined or renamed)"
-            default: return "\(what): \(Errno.name(-rc))"
+            default: return "\(what): \(ErrnoName.name(-rc))"
             }
         }())
     }

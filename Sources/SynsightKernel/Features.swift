@@ -92,7 +92,7 @@ public struct KernelFeatures: Sendable {
         guard btf.isSupported else { return .unsupported("no kernel BTF") }
         let rc = syn_probe_tp_btf(name)
         if rc == 0 { return .supported("tp_btf/\(name) loads") }
-        return failedProbe("tp_btf/\(name)", rc, "tp_btf/\(name): \(Errno.name(-rc))"
+        return failedProbe("tp_btf/\(name)", rc, "tp_btf/\(name): \(ErrnoName.name(-rc))"
             + (rc == -ENOENT ? " (tracepoint not in this kernel" + (missing.isEmpty ? ")" : "; \(missing))") : ""))
     }
 

@@ -150,7 +150,7 @@ struct Trace: ParsableCommand {
         if case .failed(let e) = sink.outcome {
             summary.addUnwritten(sink.unwritten, target: "standard output")
             Output.stderr(summary.render(durationSeconds: seconds) + "\n")
-            throw fail(Output.WriteResult.message(e, writing: "to standard output") + " (\(Errno.name(e))); "
+            throw fail(Output.WriteResult.message(e, writing: "to standard output") + " (\(ErrnoName.name(e))); "
                 + "\(sink.unwritten) record\(sink.unwritten == 1 ? "" : "s") not written (free space, or write elsewhere)")
         }
         Output.stderr(summary.render(durationSeconds: seconds) + "\n")
