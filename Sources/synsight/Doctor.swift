@@ -11,11 +11,7 @@ struct Doctor: ParsableCommand {
 
     func run() throws {
         let f = KernelFeatures.probe()
-        // A closed pipe (`| head`) is a quiet end; any other failed write is an error.
-        signal(SIGPIPE, SIG_IGN)
-        if case .failed(let e) = Output.writeAll(fd: STDOUT_FILENO, Array((DoctorReport.render(f) + "\n").utf8)) {
-            throw fail(Output.WriteResult.message(e, writing: "to standard output") + " (\(ErrnoName.name(e)))")
-        }
+        try Output.stdoutOrFail(DoctorReport.render(f) + "\n")
         if !f.privileges.isSupported || !f.btf.isSupported { throw ExitCode.failure }
     }
 }

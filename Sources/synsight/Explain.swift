@@ -94,7 +94,7 @@ struct Explain: ParsableCommand {
                                      recent: recent, notes: state.notes)
             let report = SynsightCore.Explain.analyze(input)
             let text = json ? ExplainFormat.jsonLine(report) : ExplainFormat.text(report)
-            Output.write(fd: STDOUT_FILENO, Array(text.utf8))
+            try Output.stdoutOrFail(text)
             if report.status != .healthy { throw ExitCode(2) }
         } catch let e as KernelError {
             throw fail(e.description)

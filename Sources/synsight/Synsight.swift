@@ -70,6 +70,15 @@ enum Output {
         return .ok
     }
 
+    /// Writes a command's whole answer to stdout: a closed pipe (`| head`) is
+    /// a quiet end; any other failed write ends the command with one line.
+    static func stdoutOrFail(_ text: String) throws {
+        signal(SIGPIPE, SIG_IGN)
+        if case .failed(let e) = writeAll(fd: STDOUT_FILENO, Array(text.utf8)) {
+            throw fail(WriteResult.message(e, writing: "to standard output") + " (\(ErrnoName.name(e)))")
+        }
+    }
+
     /// Returns false when the write failed (the reader went away, or any
     /// other error); `writeAll` says which.
     @discardableResult

@@ -68,6 +68,18 @@ struct GuaranteeTests {
         #expect(summary.hasSuffix("0 events lost in the ring buffer, 1 record not written to standard output"), "\(summary)")
     }
 
+    @Test("explain > /dev/full (text and JSON): one error line and status 1, not the verdict's status")
+    func explainToAFullDevice() throws {
+        for format in [[], ["--json"]] {
+            let full = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+            let explain = try Child(["explain", String(randomPort()), "--duration", "0"] + format, stdout: full)
+            #expect(explain.waitExit(timeout: 30), "\(explain.stderr)")
+            #expect(explain.process.terminationStatus == 1, "\(explain.stderr)")
+            #expect(explain.stderrLines.last == "synsight: error: cannot write to standard output: No space left on device (ENOSPC)",
+                    "\(explain.stderr)")
+        }
+    }
+
     @Test("trace --json > a file on a full disk: every record is either written whole or counted as not written")
     func traceToAFullDisk() throws {
         let ns = try NetNS()
