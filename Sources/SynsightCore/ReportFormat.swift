@@ -26,11 +26,17 @@ public enum MarkdownText {
 extension Report {
     static func time(_ ns: Int64) -> String { RFC3339.format(nanosecondsSinceEpoch: ns) }
 
+    /// A bucket edge in seconds (it may lie past the last representable
+    /// nanosecond, so it is not converted to nanoseconds).
+    static func time(seconds: Int64) -> String { RFC3339.format(secondsSinceEpoch: seconds) }
+
     /// Seconds precision, for tables.
     static func shortTime(_ ns: Int64) -> String {
         let t = time(ns)
         return String(t.prefix(19)) + "Z"
     }
+
+    static func shortTime(seconds: Int64) -> String { String(time(seconds: seconds).prefix(19)) + "Z" }
 
     static func portLabel(_ p: Int) -> String { p < 0 ? "(none)" : String(p) }
 
@@ -86,7 +92,7 @@ extension Report {
     /// Reasons in the timeline, most events first.
     static func timelineColumns(_ t: ReportTimeline) -> [String] {
         var totals: [String: UInt64] = [:]
-        for row in t.buckets.values { for (r, n) in row { totals[r, default: 0] += n } }
+        for row in t.buckets.values { for (r, n) in row { totals[r, default: 0].saturate(adding: n) } }
         return totals.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
     }
 
@@ -146,7 +152,7 @@ extension Report {
             out.append("  " + "TIME".padding(22) + zip(cols, widths).map { esc($0).padding($1 + 2) }.joined())
             for start in t.buckets.keys.sorted() {
                 let row = t.buckets[start]!
-                out.append("  " + Report.shortTime(start * 1_000_000_000).padding(22)
+                out.append("  " + Report.shortTime(seconds: start).padding(22)
                            + zip(cols, widths).map { String(row[$0] ?? 0).padding($1 + 2) }.joined())
             }
         }
@@ -209,7 +215,7 @@ extension Report {
             out.append("|---|" + cols.map { _ in "---:|" }.joined())
             for start in t.buckets.keys.sorted() {
                 let row = t.buckets[start]!
-                out.append("| \(Report.shortTime(start * 1_000_000_000)) | " + cols.map { String(row[$0] ?? 0) }.joined(separator: " | ") + " |")
+                out.append("| \(Report.shortTime(seconds: start)) | " + cols.map { String(row[$0] ?? 0) }.joined(separator: " | ") + " |")
             }
         }
         return out.joined(separator: "\n") + "\n"
@@ -262,7 +268,7 @@ extension Report {
         let timelineJSON: JSONValue = .object([
             ("bucket_seconds", .int(timeline.bucketSeconds)),
             ("buckets", .array(timeline.buckets.keys.sorted().map { start in
-                .object([("start", .string(Report.time(start * 1_000_000_000))),
+                .object([("start", .string(Report.time(seconds: start))),
                          ("counts", .object(timeline.buckets[start]!.sorted { $0.key < $1.key }.map {
                              ($0.key, .int(Int64(clamping: $0.value)))
                          }))])
