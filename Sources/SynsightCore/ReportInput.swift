@@ -223,9 +223,14 @@ public struct ReportSession {
 
     /// Reads `text` as if it were the file `name` (for tests and stdin-like input).
     public mutating func read(text: String, name: String) {
-        var lines = LineSplitter(name: name)
         var t = text
-        t.withUTF8 { lines.feed($0, into: &self) }
+        t.withUTF8 { read(bytes: UnsafeRawBufferPointer($0), name: name) }
+    }
+
+    /// Reads `data` as if it were the plain file `name` (for tests and fuzzing).
+    public mutating func read(bytes data: UnsafeRawBufferPointer, name: String) {
+        var lines = LineSplitter(name: name)
+        lines.feed(data.bindMemory(to: UInt8.self), into: &self)
         lines.finish(into: &self)
         filesRead += 1
         builder.totals.files = filesRead

@@ -85,7 +85,10 @@ extension RFC3339 {
         }
         guard i == b.count else { return .failure(.syntax) }
         // Years 0000-9999: |secs| < 4e11, no overflow before the nanoseconds.
-        let secs = daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+        var secs = daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+        // Before the epoch, borrow a second so the product cannot overflow
+        // when the sum still fits (1677-09-21T00:12:43.145224192Z is Int64.min).
+        if secs < 0, nanos > 0 { secs += 1; nanos -= 1_000_000_000 }
         let (ns, o1) = secs.multipliedReportingOverflow(by: 1_000_000_000)
         let (t, o2) = ns.addingReportingOverflow(nanos)
         return o1 || o2 ? .failure(.outOfRange) : .success(t)

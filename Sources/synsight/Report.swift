@@ -24,7 +24,11 @@ struct ReportCommand: ParsableCommand {
             chart), and the same per-port sections.
 
             Lines that cannot be used (truncated, not JSON, missing fields, a newer schema \
-            version) are reported on stderr as file:line and skipped; the rest is reported.
+            version, a timestamp outside 1677-2262, a `count` that is not a non-negative \
+            integer, longer than 1 MiB) are reported on stderr as file:line and skipped; the \
+            rest is reported. Totals saturate at 18446744073709551615 rather than wrap. From a \
+            directory only regular files (and symlinks to them) are read: a FIFO, device or \
+            socket is named on stderr and skipped; named on the command line it is an error.
 
             Exit status: 0 if every line was read, 2 if some lines or files were skipped, \
             1 on a usage error, when an input could not be read, or when the report could not \
