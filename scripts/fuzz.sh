@@ -54,11 +54,13 @@ for t in "${targets[@]}"; do
     corpus="$build/corpus/$t"
     artifacts="$build/artifacts/$t"
     mkdir -p "$corpus" "$artifacts"
+    dict=()
+    [[ -f Tests/Fixtures/fuzz/$t.dict ]] && dict=(-dict="Tests/Fixtures/fuzz/$t.dict")
     echo "fuzz.sh: $t for ${seconds}s (corpus $corpus, seeds $seeds)"
     # Swift's own backtracer would take the crash signal from libFuzzer,
     # which then could not save the input.
     if SWIFT_BACKTRACE=enable=no "$bin" "$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "$seeds" \
+        -max_len=65536 -print_final_stats=1 "${dict[@]}" -artifact_prefix="$artifacts/" "$corpus" "$seeds" \
         >"$build/$t.log" 2>&1; then
         grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done )' "$build/$t.log" | tr '\n' ' '
         echo
