@@ -67,6 +67,7 @@ for t in "${targets[@]}"; do
     else
         tail -40 "$build/$t.log" >&2
         echo "fuzz.sh: $t FAILED; the input is in $artifacts/ (full log: $build/$t.log)." >&2
+        echo "fuzz.sh: see the message and a symbolized backtrace with the normal build: swift build && .build/debug/SynsightFuzz $t $artifacts/<file>" >&2
         echo "fuzz.sh: keep it as a regression: cp $artifacts/<file> $seeds/ and fix the bug." >&2
         failed+=("$t")
     fi

@@ -40,12 +40,6 @@ public struct ReportSession {
         note("\(name):\(line): skipped: \(e.message)")
     }
 
-    public static func isDirectory(_ path: String) -> Bool? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        return (st.st_mode & S_IFMT) == S_IFDIR
-    }
-
     /// What a file that is not a regular file is, for messages.
     static func kind(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
