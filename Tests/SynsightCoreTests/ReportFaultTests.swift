@@ -148,6 +148,20 @@ struct ReportFaultTests {
                                + "(save the data to a file first)"])
     }
 
+    /// What the jsonl fuzz target found within 2,000 runs on the code before
+    /// these fixes, from the fixture recording alone: a year mutated to 5026
+    /// trapped the RFC 3339 parser. Kept in Tests/Fixtures/fuzz/jsonl.
+    @Test func theFuzzersYear5026IsOneBadLine() throws {
+        let path = String(#filePath.dropLast("SynsightCoreTests/ReportFaultTests.swift".count))
+            + "Fixtures/fuzz/jsonl/crash-acddaf1337dddf35d33b1de107c3d627b16629f8"
+        var s = ReportSession()
+        s.addInput(path)
+        #expect(s.messages.first == "\(path):2: skipped: field 'ts' is outside the range synsight can represent "
+                + "(1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z)")
+        #expect(s.builder.totals.events == 28)
+        #expect(s.exitStatus == 2)
+    }
+
     /// 8 MiB of zeros in 8 KiB of gzip: one bad line (too long), read in
     /// fixed buffers; and a giant line given in one piece is bounded too.
     @Test func aGzipBombIsOneOverlongLine() throws {
