@@ -145,6 +145,18 @@ struct ReportFaultCLITests {
         if format == "html" { #expect(r.stdout.contains(#"data-total="18446744073709551615""#)) }
     }
 
+    /// The issue's exact case: two summaries of Int64.max events trapped in
+    /// the HTML chart's axis arithmetic (exit 132, no output).
+    @Test func twoInt64MaxSummariesDrawAChart() throws {
+        let line = summaryLine(count: "9223372036854775807")
+        let dir = try ReportFixtureDir(files: ["a.jsonl": line + "\n" + line + "\n"])
+        defer { dir.remove() }
+        let r = try synsight("report", "--format", "html", dir.path("a.jsonl"))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains(#"data-total="18446744073709551614""#))
+        #expect(r.stdout.contains(#"data-count="18446744073709551614""#))
+    }
+
     /// 1e30 and 1.5 used to be read as 1 while -5 was refused.
     @Test(arguments: ["1e30", "1.5", "-5", #""7""#, "true", "null", "18446744073709551616", "1E2"])
     func aCountThatIsNotANonNegativeIntegerMakesTheLineBad(_ count: String) throws {
