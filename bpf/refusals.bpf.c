@@ -398,11 +398,23 @@ static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tupl
 		struct ipv6hdr ip6;
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
 			return false;
-		/* Extension headers: rely on the transport header the stack set. */
-		if (ip6.nexthdr != IPPROTO_TCP && th <= nh)
+		/* Up to three extension headers (hop-by-hop, routing, destination
+		 * options) before TCP; anything else (ICMPv6 behind a hop-by-hop
+		 * header, as MLD sends it) is not TCP. */
+		__u8 next = ip6.nexthdr;
+		__u16 off = nh + sizeof(ip6);
+		for (int i = 0; i < 3 && next != IPPROTO_TCP; i++) {
+			__u8 ext[2];
+			if (next != 0 && next != 43 && next != 60)
+				return false;
+			if (bpf_probe_read_kernel(ext, sizeof(ext), head + off))
+				return false;
+			next = ext[0];
+			off += (ext[1] + 1) * 8;
+		}
+		if (next != IPPROTO_TCP)
 			return false;
-		if (ip6.nexthdr == IPPROTO_TCP)
-			th = nh + sizeof(ip6);
+		th = off;
 		__builtin_memcpy(t->local, &ip6.daddr, 16);
 		__builtin_memcpy(t->remote, &ip6.saddr, 16);
 		t->family = AF_INET6;
@@ -765,6 +777,7 @@ int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int ne
 #include "syscalls.bpf.h"
 #include "firewall.bpf.h"
 #include "overflow.bpf.h"
+#include "drops.bpf.h"
 
 /* Only the first argument is read: 6.18 added group_dead, 6.12 has (p). */
 SEC("tp_btf/sched_process_exit")

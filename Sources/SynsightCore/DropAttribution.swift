@@ -1,0 +1,105 @@
+/// Handshake segments dropped by the kernel for any reason the other areas
+/// do not own (`drop` / `packet_dropped`): the kernel's reason, named from
+/// the running kernel's BTF, decides the cause (DropCause); the interface,
+/// namespace, location and the processes on either side are the evidence.
+///
+/// A dropped SYN is retransmitted (1 s, 3 s, 7 s, ...): one record per
+/// connection attempt, the first drop; the local client's later ETIMEDOUT is
+/// the same failure and is not reported again.
+
+/// The engine's drop state (one stored property of `AttributionEngine`).
+public struct DropState {
+    /// This kernel's reason names (empty: every reason is reported by number).
+    public var reasons = DropReasonNames()
+    /// Drop locations to symbols; nil: locations stay addresses.
+    public var symbols: (any KernelSymbolizer)?
+    /// Attempts already reported, by 4-tuple, with the first drop's time.
+    var decided: [JoinKey: UInt64] = [:]
+
+    static let maxDecided = 65536
+    /// A SYN is retransmitted for up to ~130 s (tcp_syn_retries=6).
+    static let decidedTTL: UInt64 = 140_000_000_000
+
+    public init(reasons: DropReasonNames = DropReasonNames(), symbols: (any KernelSymbolizer)? = nil) {
+        self.reasons = reasons
+        self.symbols = symbols
+    }
+
+    /// Frees that are not failures although kfree_skb reports them: a
+    /// retransmitted SYN reaching a server's pending request socket is freed
+    /// by tcp_v{4,6}_rcv with the default reason NOT_SPECIFIED after the
+    /// SYN-ACK is sent again (tcp_check_req), on every kernel with reasons.
+    static let benign: [(reason: String, functions: Set<String>, synOnly: Bool)] = [
+        ("not_specified", ["tcp_v4_rcv", "tcp_v6_rcv"], true),
+    ]
+
+    func isBenign(_ d: PacketDrop, reason: DropReasonName, function: String?) -> Bool {
+        guard let function else { return false }
+        return Self.benign.contains { $0.reason == reason.name && $0.functions.contains(function) && (!$0.synOnly || !d.isSynAck) }
+    }
+}
+
+extension AttributionEngine {
+    mutating func ingestDrop(_ d: PacketDrop) -> [Record] {
+        let reason = drops.reasons.name(d.reasonCode)
+        let location = drops.symbols?.symbolize(d.location)
+        if drops.isBenign(d, reason: reason, function: location?.name) { return [] }
+        let key = JoinKey(client: d.clientEnd, server: d.server)
+        if let seen = drops.decided[key], seen + DropState.decidedTTL > d.ts { return [] }
+        if drops.decided.count >= DropState.maxDecided {
+            drops.decided = drops.decided.filter { $0.value + DropState.decidedTTL > d.ts }
+            if drops.decided.count >= DropState.maxDecided { drops.decided.removeAll() }
+        }
+        drops.decided[key] = d.ts
+        return [dropRecord(d, reason: reason, location: location)]
+    }
+
+    /// A local client's ETIMEDOUT (or the unreachable error an ICMP sent by
+    /// the dropping router gave it) after its SYN was dropped on this host:
+    /// already reported by the drop.
+    func dropExplains(_ ce: ConnectError) -> Bool {
+        guard [110, 113, 101].contains(ce.errno), let seen = drops.decided[JoinKey(client: ce.local, server: ce.remote)] else { return false }
+        return ce.ts >= seen && ce.ts - seen < DropState.decidedTTL
+    }
+
+    func dropRecord(_ d: PacketDrop, reason: DropReasonName, location: (name: String, offset: UInt64)?) -> Record {
+        let cause = DropCause.of(reason)
+        let port = d.server.port
+        var record = Record(ts: clock.epoch(d.ts), kind: .drop, reason: .packetDropped, cause: cause.rawValue,
+                            port: port, family: d.family, netns: d.netns, local: d.server, remote: d.clientEnd)
+        if let c = d.client {
+            record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid))
+        }
+        if !d.isSynAck, let l = localListener(port: port, netns: d.netns, family: d.family, addr: d.local.addr) {
+            record.process = l.process
+        }
+        var ev: [(String, JSONValue)] = [
+            ("drop_reason", .string(reason.name)),
+            ("drop_reason_code", .int(Int64(d.reasonCode))),
+        ]
+        if let sub = reason.subsystem { ev.append(("drop_reason_subsystem", .string(sub))) }
+        if let location {
+            ev.append(("location", .string(location.offset == 0 ? location.name : "\(location.name)+0x\(String(location.offset, radix: 16))")))
+        } else if d.location != 0 {
+            ev.append(("location", .string("0x" + String(d.location, radix: 16))))
+        }
+        ev.append(("segment", .string(d.isSynAck ? "syn_ack" : "syn")))
+        ev.append(("direction", .string(d.direction)))
+        if !d.ifname.isEmpty { ev.append(("interface", .string(d.ifname))) }
+        if d.ifindex != 0 { ev.append(("ifindex", .int(Int64(d.ifindex)))) }
+        if let h = d.hook.name { ev.append(("stack_hook", .string(h))) }
+        if let s = cause.sysctl(family: d.family, interface: d.ifname) { ev.append(("sysctl", .string(s))) }
+        if let a = DropCause.attachPoint(reason) { ev.append(("attach_point", .string(a))) }
+        ev.append(("hook", .string("tp_btf/kfree_skb")))
+        record.evidence = ev
+        record.hint = cause.hint(d, reason: reason, port: port)
+        return record
+    }
+
+    /// The listener a SYN was going to, in its namespace.
+    func localListener(port: UInt16, netns: UInt32, family: AddressFamily, addr: IPAddress) -> ListenerInfo? {
+        (byPort[port] ?? []).compactMap { listeners[$0] }
+            .filter { $0.netns == netns && $0.accepts(family: family, addr: addr) }
+            .min { $0.socketInode < $1.socketInode }
+    }
+}
