@@ -25,17 +25,26 @@ public struct DropState {
         self.symbols = symbols
     }
 
-    /// Frees that are not failures although kfree_skb reports them: a
-    /// retransmitted SYN reaching a server's pending request socket is freed
-    /// by tcp_v{4,6}_rcv with the default reason NOT_SPECIFIED after the
-    /// SYN-ACK is sent again (tcp_check_req), on every kernel with reasons.
-    static let benign: [(reason: String, functions: Set<String>, synOnly: Bool)] = [
+    /// Drops that are not a failure of the connection attempt although
+    /// kfree_skb reports them, each with why:
+    /// - a retransmitted SYN reaching a server's pending request socket is
+    ///   freed by tcp_v{4,6}_rcv with the default NOT_SPECIFIED after the
+    ///   SYN-ACK is sent again (tcp_check_req), on every kernel with reasons;
+    /// - a frame for another host's MAC address (OTHERHOST) or a unicast
+    ///   packet in an L2 multicast/broadcast frame: every port of a bridge
+    ///   that floods a frame drops its copy, the right one takes it.
+    static let benign: [(reason: String, functions: Set<String>?, synOnly: Bool)] = [
         ("not_specified", ["tcp_v4_rcv", "tcp_v6_rcv"], true),
+        ("otherhost", nil, false),
+        ("unicast_in_l2_multicast", nil, false),
     ]
 
     func isBenign(_ d: PacketDrop, reason: DropReasonName, function: String?) -> Bool {
-        guard let function else { return false }
-        return Self.benign.contains { $0.reason == reason.name && $0.functions.contains(function) && (!$0.synOnly || !d.isSynAck) }
+        Self.benign.contains { b in
+            guard b.reason == reason.name, !b.synOnly || !d.isSynAck else { return false }
+            guard let functions = b.functions else { return true }
+            return function.map(functions.contains) ?? false
+        }
     }
 }
 
@@ -44,6 +53,9 @@ extension AttributionEngine {
         let reason = drops.reasons.name(d.reasonCode)
         let location = drops.symbols?.symbolize(d.location)
         if drops.isBenign(d, reason: reason, function: location?.name) { return [] }
+        // A local client's SYN that found no neighbour: its connect() fails
+        // with EHOSTUNREACH, reported as connect_failure/host_unreachable.
+        if d.hasSocket, DropCause.of(reason) == .neighbourFailed { return [] }
         let key = JoinKey(client: d.clientEnd, server: d.server)
         if let seen = drops.decided[key], seen + DropState.decidedTTL > d.ts { return [] }
         if drops.decided.count >= DropState.maxDecided {

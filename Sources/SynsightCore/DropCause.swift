@@ -9,7 +9,6 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
     case bpfProgram = "bpf_program"
     case xfrmPolicy = "xfrm_policy"
     case socketFilter = "socket_filter"
-    case otherHost = "other_host"
     case martianSource = "martian_source"
     case badDestination = "bad_destination"
     case checksum
@@ -35,7 +34,6 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
                       "tc_chain_notfound", "tc_reclassify_loop"],
         .xfrmPolicy: ["xfrm_policy"],
         .socketFilter: ["socket_filter"],
-        .otherHost: ["otherhost", "unicast_in_l2_multicast"],
         .martianSource: ["ip_invalid_source", "ip_local_source", "ip_localnet", "mac_invalid_source"],
         .badDestination: ["ip_invalid_dest", "ip_inaddrerrors"],
         .checksum: ["tcp_csum", "ip_csum", "skb_csum", "icmp_csum"],
@@ -112,8 +110,6 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
             return "\(what): an IPsec (XFRM) policy requires a transform the packet lacks: check `ip xfrm policy` and the tunnel's state"
         case .socketFilter:
             return "\(what): a socket filter (SO_ATTACH_FILTER / cgroup BPF ingress) on the receiving socket rejected it: check the listener's attached filter"
-        case .otherHost:
-            return "\(what): it was addressed to another host's MAC address (promiscuous or bridged traffic): check the ARP/neighbour entries and the bridge"
         case .martianSource:
             return "\(what): its source \(src) is invalid on \(dev) (martian: loopback, local or multicast source): fix the sender's address or NAT"
         case .badDestination:

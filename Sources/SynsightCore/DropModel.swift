@@ -99,9 +99,11 @@ public struct DropReasonNames: Sendable {
         }
         // A subsystem enum's names share a prefix (OVS_DROP_, RX_DROP_U_): drop it.
         let bySub = Dictionary(grouping: subsystemReasons.filter { $0.1 > 0xFFFF && $0.1 <= Int64(UInt32.max) }) { $0.1 >> 16 }
-        for (_, list) in bySub {
+        for (_, all) in bySub {
+            // The subsystem's base value (__OVS_DROP_REASON = subsys << 16) is a marker.
+            let list = all.filter { $0.1 & 0xFFFF != 0 }
             let prefix = Self.commonPrefix(list.map(\.0))
-            for (n, v) in list where v & 0xFFFF != 0 {
+            for (n, v) in list {
                 self.subsystemReasons[UInt32(v)] = Self.normalize(n, prefixes: [prefix])
             }
         }
