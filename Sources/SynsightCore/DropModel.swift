@@ -112,6 +112,10 @@ public struct DropReasonNames: Sendable {
     /// Named values of the core enum (markers excluded).
     public var count: Int { core.count }
     public var subsystemCount: Int { subsystems.count }
+    /// The 6.4+ subsystems by name, in id order.
+    public var subsystemNames: [String] { subsystems.sorted { $0.key < $1.key }.map(\.value) }
+    /// Reasons named by the subsystems' own enums (their modules loaded).
+    public var subsystemReasonCount: Int { subsystemReasons.count }
     public var isEmpty: Bool { core.isEmpty }
 
     public func name(_ code: UInt32) -> DropReasonName {
