@@ -34,23 +34,23 @@ static __always_inline bool drop_reason_handled_elsewhere(__u32 reason)
 	return false;
 }
 
-/* A SYN or SYN-ACK dropped with any other reason. */
+/* A SYN or SYN-ACK dropped with any other reason. Most drops are not of
+ * a handshake (UDP, ARP, data): the headers are parsed before anything is
+ * reserved in the ring. */
 static __always_inline int handshake_drop(struct sk_buff *skb, void *location, __u32 reason)
 {
+	struct syn_tuple t;
+	__u8 tcp_flags = 0;
+	if (!parse_tcp(skb, &t, &tcp_flags) || !(tcp_flags & TCP_FLAG_SYN))
+		return 0;
+	bool synack = tcp_flags & TCP_FLAG_ACK;
+	/* The service port: a SYN's destination, a SYN-ACK's source. */
+	if (!port_wanted(synack ? t.rport : t.lport))
+		return 0;
 	struct syn_ev_pkt_drop *e = reserve(sizeof(*e), SYN_EV_PKT_DROP);
 	if (!e)
 		return 0;
-	__u8 tcp_flags = 0;
-	if (!parse_tcp(skb, &e->t, &tcp_flags) || !(tcp_flags & TCP_FLAG_SYN)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
-	bool synack = tcp_flags & TCP_FLAG_ACK;
-	/* The service port: a SYN's destination, a SYN-ACK's source. */
-	if (!port_wanted(synack ? e->t.rport : e->t.lport)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
+	e->t = t;
 	struct skb_where w;
 	skb_where(skb, &e->t, tcp_flags, &e->task, &w);
 	if (!(w.flags & SYN_FW_F_TASK) && !(w.flags & SYN_FW_F_SK)) {

@@ -98,7 +98,7 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
             return "reverse-path filter on \(dev)\(ns) dropped the \(seg) from \(src): the route back to \(src) leaves by another interface; "
                 + "set \(sysctl)=2 (loose; the larger of it and net.ipv4.conf.all.rp_filter applies) or fix the asymmetric route"
         case .noRoute:
-            return "\(what): no route to \(d.direction == "ingress" || d.direction == "forward" ? dst : src); "
+            return "\(what): no route to its destination \(dst); "
                 + "add the route (`ip route get \(dst)` in that namespace shows the lookup that failed)"
         case .neighbourFailed:
             return "\(what): the next hop's link-layer address could not be resolved (ARP/NDP failed): check the next hop is up and on that link (`ip neigh`)"
