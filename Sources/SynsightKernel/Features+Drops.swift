@@ -18,7 +18,7 @@ extension KernelFeatures {
             parts.append("subsystems \(names.subsystemNames.joined(separator: ", ")) with \(names.subsystemReasonCount) reasons named"
                 + (names.subsystemReasonCount == 0 ? " (their modules are not loaded: reported by number)" : ""))
         }
-        parts.append(KernelSymbolTable().count > 0
+        parts.append(KernelSymbolTable.addressesVisible()
             ? "locations named from /proc/kallsyms"
             : "locations as addresses (/proc/kallsyms hides them without root)")
         return parts.joined(separator: "; ")

@@ -1,33 +1,64 @@
 import Glibc
 import SynsightCore
 
-/// The kernel's text symbols from /proc/kallsyms, read once at start-up into
-/// a sorted table, for naming drop locations (`tcp_v4_rcv+0x3a1`) with a
-/// binary search on the consumer thread. Names are kept in one byte buffer
-/// (about 4 MB for a distribution kernel with modules) rather than one
-/// String each. Without root, kallsyms shows every address as zero: the
-/// table is then empty and locations stay addresses.
+/// The kernel's text symbols from /proc/kallsyms, for naming drop locations
+/// (`tcp_v4_rcv+0x3a1`) with a binary search.
+///
+/// Read once, on the first drop that needs a name (a host without drops
+/// never pays for it: generating kallsyms costs the kernel tens of
+/// milliseconds, and the table about 3.5 MB, against the start-up and memory
+/// targets of docs/benchmarks.md), then cached for the process's life.
+/// Addresses are kept as 32-bit offsets from the lowest text symbol (kernel
+/// and module text span far less than 4 GB) and names in one byte buffer
+/// rather than one String each. Without root, kallsyms shows every address as
+/// zero: the table is then empty and locations stay addresses.
 public final class KernelSymbolTable: KernelSymbolizer {
-    let addrs: [UInt64]
-    let nameStart: [UInt32]
-    let nameLen: [UInt16]
-    let names: [UInt8]
+    struct Table {
+        var base: UInt64 = 0
+        var offsets: [UInt32] = []
+        var nameStart: [UInt32] = []
+        var nameLen: [UInt16] = []
+        var names: [UInt8] = []
+    }
 
-    public var count: Int { addrs.count }
+    let path: String
+    var table: Table?
     /// No kernel function is this long: an address further from its symbol is not in the table.
     static let maxOffset: UInt64 = 1 << 20
 
     public init(path: String = "/proc/kallsyms") {
-        let text = ProcFS.readBytes(path, limit: 64 << 20) ?? []
-        (addrs, nameStart, nameLen, names) = Self.parse(text)
+        self.path = path
     }
 
     init(text: [UInt8]) {
-        (addrs, nameStart, nameLen, names) = Self.parse(text)
+        path = ""
+        table = Self.parse(text)
+    }
+
+    /// Symbols in the table (reads it if not read yet).
+    public var count: Int { loaded().offsets.count }
+
+    func loaded() -> Table {
+        if let table { return table }
+        let t = Self.parse(ProcFS.readBytes(path, limit: 64 << 20) ?? [])
+        table = t
+        return t
+    }
+
+    /// Does /proc/kallsyms show real addresses to this process (root, or
+    /// kptr_restrict allowing it)? Reads only its first line.
+    public static func addressesVisible(path: String = "/proc/kallsyms") -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return false }
+        return buf.prefix(n).prefix { $0 != 0x20 }.contains { $0 != UInt8(ascii: "0") }
     }
 
     /// Lines are `<hex address> <type> <name>[\t[module]]`; text symbols (t, T) only.
-    static func parse(_ text: [UInt8]) -> ([UInt64], [UInt32], [UInt16], [UInt8]) {
+    static func parse(_ text: [UInt8]) -> Table {
         var entries: [(addr: UInt64, start: UInt32, len: UInt16)] = []
         var names: [UInt8] = []
         text.withUnsafeBufferPointer { buf in
@@ -51,8 +82,12 @@ public final class KernelSymbolTable: KernelSymbolizer {
                 i = j + 1
             }
         }
+        guard let low = entries.lazy.map(\.addr).min() else { return Table() }
+        // Only what fits 32 bits above the lowest symbol (all of it on x86-64 and arm64).
+        entries.removeAll { $0.addr - low > UInt64(UInt32.max) }
         entries.sort { $0.addr < $1.addr }
-        return (entries.map(\.addr), entries.map(\.start), entries.map(\.len), names)
+        return Table(base: low, offsets: entries.map { UInt32($0.addr - low) },
+                     nameStart: entries.map(\.start), nameLen: entries.map(\.len), names: names)
     }
 
     static func hexValue(_ c: UInt8) -> UInt8? {
@@ -66,15 +101,20 @@ public final class KernelSymbolTable: KernelSymbolizer {
 
     /// The symbol at or below `address`.
     public func symbolize(_ address: UInt64) -> (name: String, offset: UInt64)? {
-        guard address != 0, let first = addrs.first, address >= first else { return nil }
-        var lo = 0, hi = addrs.count - 1
+        guard address != 0 else { return nil }
+        let t = loaded()
+        guard !t.offsets.isEmpty, address >= t.base, address - t.base <= UInt64(UInt32.max) else { return nil }
+        let want = UInt32(address - t.base)
+        var lo = 0, hi = t.offsets.count - 1
+        guard t.offsets[0] <= want else { return nil }
         while lo < hi {
             let mid = (lo + hi + 1) / 2
-            if addrs[mid] <= address { lo = mid } else { hi = mid - 1 }
+            if t.offsets[mid] <= want { lo = mid } else { hi = mid - 1 }
         }
+        let offset = UInt64(want - t.offsets[lo])
         // Past the last symbol of a region (no end address in kallsyms).
-        guard address - addrs[lo] < Self.maxOffset else { return nil }
-        let s = Int(nameStart[lo]), l = Int(nameLen[lo])
-        return (String(decoding: names[s..<(s + l)], as: UTF8.self), address - addrs[lo])
+        guard offset < Self.maxOffset else { return nil }
+        let s = Int(t.nameStart[lo]), l = Int(t.nameLen[lo])
+        return (String(decoding: t.names[s..<(s + l)], as: UTF8.self), offset)
     }
 }

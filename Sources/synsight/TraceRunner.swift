@@ -67,6 +67,7 @@ enum TraceRunner {
         engine.seed(snapshot)
         engine.syscalls = SyscallState(holders: ProcfsPortHolders(), hooks: tracer.features.syscalls.hookSet)
         engine.firewall.rules = NftRuleSource()
+        // Reason names now (one enum of the BTF libbpf already parsed); kallsyms on the first drop.
         engine.drops = DropState(reasons: KernelDropReasons.read(), symbols: KernelSymbolTable())
 
         // A parent may have spawned us with these signals blocked (some
