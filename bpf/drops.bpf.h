@@ -53,10 +53,10 @@ static __always_inline int handshake_drop(struct sk_buff *skb, void *location, _
 	e->t = t;
 	struct skb_where w;
 	skb_where(skb, &e->t, tcp_flags, &e->task, &w);
-	if (!(w.flags & SYN_FW_F_TASK) && !(w.flags & SYN_FW_F_SK)) {
-		/* Received: its client may be a local socket in another
-		 * namespace (veth, bridge), found by 4-tuple as the overflow
-		 * programs do; a SYN-ACK's client is its destination. */
+	if (!(w.flags & SYN_FW_F_TASK) && (synack || !(w.flags & SYN_FW_F_SK))) {
+		/* A received SYN's client, or any SYN-ACK's (its skb->sk is the
+		 * server's), may be a local socket in another namespace (veth,
+		 * bridge): found by 4-tuple as the overflow programs do. */
 		struct syn_tuple server_view = e->t;
 		if (synack) {
 			__builtin_memcpy(server_view.local, e->t.remote, 16);

@@ -82,7 +82,7 @@ extension AttributionEngine {
         if let c = d.client {
             record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid))
         }
-        if !d.isSynAck, let l = localListener(port: port, netns: d.netns, family: d.family, addr: d.local.addr) {
+        if let l = localListener(port: port, netns: d.netns, family: d.family, addr: d.server.addr) {
             record.process = l.process
         }
         var ev: [(String, JSONValue)] = [
@@ -108,7 +108,8 @@ extension AttributionEngine {
         return record
     }
 
-    /// The listener a SYN was going to, in its namespace.
+    /// The listener of the handshake in the drop's namespace (a SYN's
+    /// destination, a SYN-ACK's sender), if it is there.
     func localListener(port: UInt16, netns: UInt32, family: AddressFamily, addr: IPAddress) -> ListenerInfo? {
         (byPort[port] ?? []).compactMap { listeners[$0] }
             .filter { $0.netns == netns && $0.accepts(family: family, addr: addr) }

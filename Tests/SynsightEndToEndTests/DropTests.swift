@@ -115,9 +115,9 @@ struct DropTests {
         #expect(!trace.records.contains { $0.string("kind") == "connect_failure" && $0.pid("client") == c.pid })
     }
 
-    /// Compiles a tc direct-action program that drops TCP to `port` (the
-    /// clang that builds synsight's own BPF programs).
-    func tcProgram(port: Int, dir: String) throws -> String {
+    /// Compiles a tc direct-action program that drops TCP to `port` (from
+    /// it with `source`), with the clang that builds synsight's own BPF programs.
+    func tcProgram(port: Int, source: Bool = false, dir: String) throws -> String {
         let src = "\(dir)/drop.c", obj = "\(dir)/drop.o"
         try """
             #include <linux/bpf.h>
@@ -135,7 +135,7 @@ struct DropTests {
             \tstruct tcphdr *th = (void *)ip + ip->ihl * 4;
             \tif ((void *)(th + 1) > end)
             \t\treturn 0;
-            \treturn th->dest == __builtin_bswap16(\(port)) ? 2 /* TC_ACT_SHOT */ : 0;
+            \treturn th->\(source ? "source" : "dest") == __builtin_bswap16(\(port)) ? 2 /* TC_ACT_SHOT */ : 0;
             }
             char _license[] __attribute__((section("license"), used)) = "GPL";
             """.write(toFile: src, atomically: true, encoding: .utf8)
@@ -173,5 +173,46 @@ struct DropTests {
                    direction: "ingress", clientPid: c.pid, remote: "198.18.44.2")
         #expect(r?.pid("process") == listener.pid, "\(String(describing: r))")
         #expect(r?.evidence["attach_point"] as? String == "tc ingress")
+    }
+
+    @Test("a tc egress BPF program on the server drops its SYN-ACKs")
+    func tcEgressSynAck() throws {
+        let server = try NetNS(), client = try NetNS()
+        defer { server.remove(); client.remove() }
+        let n = server.number
+        let (s1, c1) = ("drs\(n)e", "drc\(n)e")
+        try Self.veth(server, s1, "198.18.45.1", client, c1, "198.18.45.2")
+        let port = randomPort()
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let obj = try tcProgram(port: port, source: true, dir: dir)
+        try sh(["ip", "netns", "exec", server.name, "tc", "qdisc", "add", "dev", s1, "clsact"])
+        try sh(["ip", "netns", "exec", server.name, "tc", "filter", "add", "dev", s1, "egress", "bpf", "da",
+                "obj", obj, "sec", "tc"])
+        let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
+
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: client, addr: "198.18.45.1", port: port, timeout: 2)
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = record(trace, netns: server, port: port)
+        trace.stop()
+        guard let r else {
+            Issue.record("no packet_dropped record for port \(port): \(trace.stdout)")
+            return
+        }
+        #expect(r.string("kind") == "drop" && r.string("reason") == "packet_dropped", "\(r)")
+        #expect(r.string("cause") == "bpf_program", "\(r)")
+        #expect(r.int("port") == port)
+        // The server is `local` whichever way the segment went.
+        #expect((r.object("local")?["addr"] as? String) == "198.18.45.1", "\(r)")
+        #expect((r.object("remote")?["addr"] as? String) == "198.18.45.2", "\(r)")
+        let ev = r.evidence
+        #expect(ev["drop_reason"] as? String == "tc_egress", "\(r)")
+        #expect(ev["segment"] as? String == "syn_ack", "\(r)")
+        #expect(ev["direction"] as? String == "egress", "\(r)")
+        #expect(ev["interface"] as? String == s1, "\(r)")
+        #expect(ev["attach_point"] as? String == "tc egress", "\(r)")
+        #expect(r.pid("process") == listener.pid, "\(r)")
+        #expect(r.pid("client") == c.pid, "\(r)")
     }
 }
