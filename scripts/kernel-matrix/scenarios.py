@@ -1344,19 +1344,21 @@ __attribute__((section("tc"), used)) int km_drop(struct __sk_buff *skb)
 	struct tcphdr *th = (void *)ip + ip->ihl * 4;
 	if ((void *)(th + 1) > end)
 		return 0;
-	return th->dest == __builtin_bswap16(PORT) ? 2 : 0;
+	return th->FIELD == __builtin_bswap16(PORT) ? 2 : 0;
 }
 char _license[] __attribute__((section("license"), used)) = "GPL";
 """
 
 
-def tc_drop_filter(ns, dev, port):
-    """A tc ingress filter dropping TCP to `port`: u32 + gact where the kernel
-    has them (the guests' modules), else a direct-action BPF program built
-    with the host's clang; Unavailable when neither can be had."""
+def tc_drop_filter(ns, dev, port, egress=False):
+    """A tc filter dropping TCP to `port` at ingress (from it at egress): u32
+    + gact where the kernel has them (the guests' modules), else a
+    direct-action BPF program built with the host's clang; Unavailable when
+    neither can be had."""
+    where, field = ("egress", "sport") if egress else ("ingress", "dport")
     ns.exec("tc", "qdisc", "add", "dev", dev, "clsact")
-    gact = subprocess.run(["ip", "netns", "exec", ns.name, "tc", "filter", "add", "dev", dev, "ingress",
-                           "protocol", "ip", "u32", "match", "ip", "dport", str(port), "0xffff", "action", "drop"],
+    gact = subprocess.run(["ip", "netns", "exec", ns.name, "tc", "filter", "add", "dev", dev, where,
+                           "protocol", "ip", "u32", "match", "ip", field, str(port), "0xffff", "action", "drop"],
                           capture_output=True, text=True)
     if gact.returncode == 0:
         return "u32 action drop"
@@ -1366,10 +1368,10 @@ def tc_drop_filter(ns, dev, port):
     d = tempfile.mkdtemp(prefix="km-tc-")
     CLEANUP.append(lambda: shutil.rmtree(d, ignore_errors=True))
     with open(os.path.join(d, "drop.c"), "w") as f:
-        f.write(TC_PROG.replace("PORT", str(port)))
+        f.write(TC_PROG.replace("PORT", str(port)).replace("FIELD", "source" if egress else "dest"))
     sh(clang, "-target", "bpf", "-O2", "-I/usr/include/%s-linux-gnu" % os.uname().machine,
        "-c", os.path.join(d, "drop.c"), "-o", os.path.join(d, "drop.o"))
-    ns.exec("tc", "filter", "add", "dev", dev, "ingress", "bpf", "da", "obj", os.path.join(d, "drop.o"), "sec", "tc")
+    ns.exec("tc", "filter", "add", "dev", dev, where, "bpf", "da", "obj", os.path.join(d, "drop.o"), "sec", "tc")
     return "bpf da"
 
 
@@ -1389,6 +1391,33 @@ def sc_drop_tc(t, k, pas):
         drop_check(c, k, r, port, pid, "TC_INGRESS", "bpf_program", s1, "ingress")
         if k.btf.has_name("SKB_DROP_REASON_TC_INGRESS"):
             c.eq("evidence.attach_point", ev(r).get("attach_point"), "tc ingress")
+    return r, c, drop_expected(k)
+
+
+@scenario("tc egress filter on the server drops its SYN-ACK", "packet_dropped/bpf_program (syn_ack)")
+def sc_drop_tc_egress(t, k, pas):
+    if not os.access("/usr/sbin/tc", os.X_OK) and not shutil.which("tc"):
+        raise Unavailable("tc (iproute2) is not installed")
+    server, client = NetNS(), NetNS()
+    s1, _ = server.link(client, v4="198.18.45")
+    port = rnd_port()
+    listener = Peer(server, ["listen", "0.0.0.0", str(port)])
+    tc_drop_filter(server, s1, port, egress=True)
+    pid, err = connect(client, "198.18.45.1", port, timeout=2)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = drop_record(t, server, port)
+    if r:
+        want = "tc_egress" if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") else None
+        expect_common(c, r, "drop", "packet_dropped", "bpf_program" if want else None, port)
+        if want:
+            c.eq("evidence.drop_reason", ev(r).get("drop_reason"), want)
+        c.eq("evidence.segment", ev(r).get("segment"), "syn_ack")
+        c.eq("evidence.direction", ev(r).get("direction"), "egress")
+        c.eq("evidence.interface", ev(r).get("interface"), s1)
+        c.eq("local.addr", (r.get("local") or {}).get("addr"), "198.18.45.1")
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
     return r, c, drop_expected(k)
 
 
