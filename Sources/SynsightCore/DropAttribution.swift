@@ -15,6 +15,15 @@ public struct DropState {
     public var symbols: (any KernelSymbolizer)?
     /// Attempts already reported, by 4-tuple, with the first drop's time.
     var decided: [JoinKey: UInt64] = [:]
+    /// First drops of a family that healthy handshakes also produce now and
+    /// then, waiting for a second drop of the same attempt.
+    var unconfirmed: [JoinKey: UInt64] = [:]
+
+    /// TCP's own rejections (`tcp_state`) also hit a healthy handshake: a
+    /// duplicate SYN-ACK reaching a client already ESTABLISHED, a
+    /// retransmitted SYN crossing the handshake's ACK. A failing attempt
+    /// retransmits and is dropped again: these are reported at the second drop.
+    static let confirmedByRepeat: Set<DropCause> = [.tcpState]
 
     static let maxDecided = 65536
     /// A SYN is retransmitted for up to ~130 s (tcp_syn_retries=6).
@@ -58,12 +67,23 @@ extension AttributionEngine {
         if d.hasSocket, DropCause.of(reason) == .neighbourFailed { return [] }
         let key = JoinKey(client: d.clientEnd, server: d.server)
         if let seen = drops.decided[key], seen + DropState.decidedTTL > d.ts { return [] }
+        var repeated = false
+        if DropState.confirmedByRepeat.contains(DropCause.of(reason)) {
+            guard let first = drops.unconfirmed.removeValue(forKey: key), first + DropState.decidedTTL > d.ts else {
+                if drops.unconfirmed.count >= DropState.maxDecided { drops.unconfirmed.removeAll() }
+                drops.unconfirmed[key] = d.ts
+                return []
+            }
+            repeated = true
+        }
         if drops.decided.count >= DropState.maxDecided {
             drops.decided = drops.decided.filter { $0.value + DropState.decidedTTL > d.ts }
             if drops.decided.count >= DropState.maxDecided { drops.decided.removeAll() }
         }
         drops.decided[key] = d.ts
-        return [dropRecord(d, reason: reason, location: location)]
+        var record = dropRecord(d, reason: reason, location: location)
+        if repeated { record.evidence.insert(("drops", .int(2)), at: record.evidence.count - 1) }
+        return [record]
     }
 
     /// A local client's ETIMEDOUT (or the unreachable error an ICMP sent by

@@ -223,4 +223,17 @@ struct DropAttributionTests {
         other.drops = DropState(reasons: DropReasonNames(core: kernel618 + [("SKB_DROP_REASON_OTHERHOST", 13)]))
         #expect(other.ingest(.packetDrop(drop(ts: 3, code: 13))).isEmpty)
     }
+
+    @Test("TCP's own rejections are reported at the second drop of the same attempt")
+    func tcpStateNeedsARepeat() throws {
+        var e = AttributionEngine(clock: ClockMapping(bootToEpochOffsetNs: 0))
+        e.drops = DropState(reasons: DropReasonNames(core: kernel618 + [("SKB_DROP_REASON_TCP_INVALID_SYN", 46)]))
+        // A one-off (a duplicate SYN-ACK after the connection is up): nothing.
+        #expect(e.ingest(.packetDrop(drop(ts: 1, code: 46, flags: 0x12))).isEmpty)
+        // The same attempt dropped again: reported once, with the count.
+        let r = try single(e.ingest(.packetDrop(drop(ts: 1_000_000_000, code: 46, flags: 0x12))))
+        #expect(r.cause == "tcp_state")
+        #expect(JSONValue.object(r.evidence)["drops"]?.intValue == 2)
+        #expect(e.ingest(.packetDrop(drop(ts: 3_000_000_000, code: 46, flags: 0x12))).isEmpty)
+    }
 }
