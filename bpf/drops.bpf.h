@@ -14,6 +14,16 @@
  */
 #pragma once
 
+/* Per CPU: the packet being looked at. Parsed before anything is reserved
+ * in the ring, it does not fit on the stack next to find_client's frames
+ * (512 bytes for the three). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syn_tuple);
+} drop_pkt SEC(".maps");
+
 /* Reasons another program owns, or that are not a drop of a connection
  * attempt. A reason the kernel lacks (CO-RE: the value does not exist) is
  * skipped by its _exists test, so the program loads on 5.18+. */
@@ -34,37 +44,36 @@ static __always_inline bool drop_reason_handled_elsewhere(__u32 reason)
 	return false;
 }
 
-/* A SYN or SYN-ACK dropped with any other reason. Most drops are not of
- * a handshake (UDP, ARP, data): the headers are parsed before anything is
- * reserved in the ring. */
-static __always_inline int handshake_drop(struct sk_buff *skb, void *location, __u32 reason)
+/* A SYN or SYN-ACK dropped with any other reason. */
+static __always_inline int handshake_drop(struct sk_buff *skb, void *location, __u32 reason,
+					  const struct syn_tuple *t, __u8 tcp_flags)
 {
-	struct syn_tuple t;
-	__u8 tcp_flags = 0;
-	if (!parse_tcp(skb, &t, &tcp_flags) || !(tcp_flags & TCP_FLAG_SYN))
-		return 0;
 	bool synack = tcp_flags & TCP_FLAG_ACK;
 	/* The service port: a SYN's destination, a SYN-ACK's source. */
-	if (!port_wanted(synack ? t.rport : t.lport))
+	if (!port_wanted(synack ? t->rport : t->lport))
 		return 0;
 	struct syn_ev_pkt_drop *e = reserve(sizeof(*e), SYN_EV_PKT_DROP);
 	if (!e)
 		return 0;
-	e->t = t;
+	e->t = *t;
 	struct skb_where w;
-	skb_where(skb, &e->t, tcp_flags, &e->task, &w);
+	skb_where(skb, t, tcp_flags, &e->task, &w);
 	if (!(w.flags & SYN_FW_F_TASK) && (synack || !(w.flags & SYN_FW_F_SK))) {
 		/* A received SYN's client, or any SYN-ACK's (its skb->sk is the
 		 * server's), may be a local socket in another namespace (veth,
-		 * bridge): found by 4-tuple as the overflow programs do. */
-		struct syn_tuple server_view = e->t;
+		 * bridge): the socket of this CPU's latest connect(), if its
+		 * 4-tuple matches. Only the first drop of an attempt is
+		 * reported, and that one runs inside the client's connect(). */
+		struct syn_tuple server_view = *t;
 		if (synack) {
-			__builtin_memcpy(server_view.local, e->t.remote, 16);
-			__builtin_memcpy(server_view.remote, e->t.local, 16);
-			server_view.lport = e->t.rport;
-			server_view.rport = e->t.lport;
+			__builtin_memcpy(server_view.local, t->remote, 16);
+			__builtin_memcpy(server_view.remote, t->local, 16);
+			server_view.lport = t->rport;
+			server_view.rport = t->lport;
 		}
-		if (find_client(&server_view, &e->task) == SYN_CLIENT_FOUND)
+		__u32 zero = 0;
+		struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
+		if (c && find_client_here(c, &server_view, &e->task))
 			w.flags |= SYN_FW_F_TASK;
 	}
 	__builtin_memset(e->ifname, 0, sizeof(e->ifname));
@@ -85,15 +94,25 @@ static __always_inline int handshake_drop(struct sk_buff *skb, void *location, _
 
 /* Every freed skb with a drop reason (5.17+; NETFILTER_DROP needs 5.18).
  * Only the first three arguments are read, so the program loads on kernels
- * with and without rx_sk (6.11). */
+ * with and without rx_sk (6.11). The packet is parsed once, before anything
+ * is reserved in the ring (most drops are not of TCP), for both records. */
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(drop_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
 	if (!skb)
 		return 0;
-	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
-		return fw_drop(skb, location);
-	if (drop_reason_handled_elsewhere(reason))
+	bool netfilter = reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP);
+	if (!netfilter && drop_reason_handled_elsewhere(reason))
 		return 0;
-	return handshake_drop(skb, location, reason);
+	__u32 zero = 0;
+	struct syn_tuple *t = bpf_map_lookup_elem(&drop_pkt, &zero);
+	__u8 tcp_flags = 0;
+	if (!t || !parse_tcp(skb, t, &tcp_flags))
+		return 0;
+	if (netfilter)
+		return fw_drop(skb, location, t, tcp_flags);
+	/* Besides a firewall's drop, only a handshake segment is of interest. */
+	if (!(tcp_flags & TCP_FLAG_SYN))
+		return 0;
+	return handshake_drop(skb, location, reason, t, tcp_flags);
 }

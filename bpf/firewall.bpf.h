@@ -84,19 +84,19 @@ static __always_inline void skb_where(const struct sk_buff *skb, const struct sy
 }
 
 /* A TCP packet freed with NETFILTER_DROP: a firewall REJECT or DROP. Called
- * by the one kfree_skb program (drops.bpf.h), which checks the reason. */
-static __always_inline int fw_drop(struct sk_buff *skb, void *location)
+ * by the one kfree_skb program (drops.bpf.h), which checked the reason and
+ * parsed the packet (`t`, `tcp_flags`). */
+static __always_inline int fw_drop(struct sk_buff *skb, void *location, const struct syn_tuple *t,
+				   __u8 tcp_flags)
 {
+	if (!port_wanted(t->lport))
+		return 0;
 	struct syn_ev_fw_drop *e = reserve(sizeof(*e), SYN_EV_FW_DROP);
 	if (!e)
 		return 0;
-	__u8 tcp_flags = 0;
-	if (!parse_tcp(skb, &e->t, &tcp_flags) || !port_wanted(e->t.lport)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
+	e->t = *t;
 	struct skb_where w;
-	skb_where(skb, &e->t, tcp_flags, &e->task, &w);
+	skb_where(skb, t, tcp_flags, &e->task, &w);
 	e->netns = w.netns;
 	e->ifindex = w.ifindex;
 	e->skbaddr = (__u64)skb;

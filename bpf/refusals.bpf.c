@@ -610,6 +610,22 @@ static long find_client_cb(struct bpf_map *map, __u32 *key, struct conn_set *s,
 	return 0;
 }
 
+/* The first half of find_client, alone: this CPU's latest connect() only.
+ * A local client's first SYN, and the SYN-ACK answering it, are processed
+ * inside its connect() on its CPU. Without the walk it costs the verifier
+ * little: find_client's walk takes ~100 ms to verify in each program that
+ * calls it, which the kfree_skb program (drops.bpf.h) does not pay. */
+static __always_inline bool find_client_here(struct conn_cpu *c, const struct syn_tuple *server_view,
+					     struct syn_task *out)
+{
+	struct connect_info ci;
+
+	if (!c->last_sk || !sock_is_client(c->last_sk, server_view) || !conn_get(c->last_sk, &ci))
+		return false;
+	*out = ci.task;
+	return true;
+}
+
 /* A global function: verified once, not inline in every overflow program. */
 __noinline int find_client(const struct syn_tuple *server_view, struct syn_task *out)
 {
@@ -617,14 +633,11 @@ __noinline int find_client(const struct syn_tuple *server_view, struct syn_task 
 	if (!server_view || !out)
 		return SYN_CLIENT_NOT_FOUND;
 	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
-	struct connect_info ci;
 
 	if (!c)
 		return SYN_CLIENT_NOT_FOUND;
-	if (c->last_sk && sock_is_client(c->last_sk, server_view) && conn_get(c->last_sk, &ci)) {
-		*out = ci.task;
+	if (find_client_here(c, server_view, out))
 		return SYN_CLIENT_FOUND;
-	}
 	__u64 now = bpf_ktime_get_boot_ns();
 	if (now - c->window_ns >= FIND_CLIENT_WINDOW_NS) {
 		c->window_ns = now;
