@@ -123,16 +123,29 @@ struct DropTests {
             #include <linux/bpf.h>
             #include <linux/if_ether.h>
             #include <linux/ip.h>
+            #include <linux/ipv6.h>
             #include <linux/tcp.h>
             #include <linux/in.h>
             __attribute__((section("tc"), used)) int synsight_e2e_drop(struct __sk_buff *skb)
             {
             \tvoid *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
             \tstruct ethhdr *eth = data;
-            \tstruct iphdr *ip = (void *)(eth + 1);
-            \tif ((void *)(ip + 1) > end || eth->h_proto != __builtin_bswap16(ETH_P_IP) || ip->protocol != IPPROTO_TCP)
+            \tstruct tcphdr *th;
+            \tif ((void *)(eth + 1) > end)
             \t\treturn 0; /* TC_ACT_OK */
-            \tstruct tcphdr *th = (void *)ip + ip->ihl * 4;
+            \tif (eth->h_proto == __builtin_bswap16(ETH_P_IP)) {
+            \t\tstruct iphdr *ip = (void *)(eth + 1);
+            \t\tif ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
+            \t\t\treturn 0;
+            \t\tth = (void *)ip + ip->ihl * 4;
+            \t} else if (eth->h_proto == __builtin_bswap16(ETH_P_IPV6)) {
+            \t\tstruct ipv6hdr *ip6 = (void *)(eth + 1);
+            \t\tif ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
+            \t\t\treturn 0;
+            \t\tth = (void *)(ip6 + 1);
+            \t} else {
+            \t\treturn 0;
+            \t}
             \tif ((void *)(th + 1) > end)
             \t\treturn 0;
             \treturn th->\(source ? "source" : "dest") == __builtin_bswap16(\(port)) ? 2 /* TC_ACT_SHOT */ : 0;
@@ -214,5 +227,38 @@ struct DropTests {
         #expect(ev["attach_point"] as? String == "tc egress", "\(r)")
         #expect(r.pid("process") == listener.pid, "\(r)")
         #expect(r.pid("client") == c.pid, "\(r)")
+    }
+
+    @Test("a tc ingress BPF program drops an IPv6 SYN")
+    func tcIngressIPv6() throws {
+        let server = try NetNS(), client = try NetNS()
+        defer { server.remove(); client.remove() }
+        let n = server.number
+        let (s1, c1) = ("drs\(n)6", "drc\(n)6")
+        try Self.veth(server, s1, "198.18.46.1", client, c1, "198.18.46.2")
+        try sh(["ip", "-n", server.name, "addr", "add", "fd00:5e:46::1/64", "dev", s1, "nodad"])
+        try sh(["ip", "-n", client.name, "addr", "add", "fd00:5e:46::2/64", "dev", c1, "nodad"])
+        let ready = waitUntil(timeout: 5) {
+            [(server.name, s1), (client.name, c1)].allSatisfy { ns, dev in
+                ((try? sh(["ip", "-n", ns, "link", "show", "dev", dev])) ?? "").contains("state UP")
+            }
+        }
+        #expect(ready)
+        let port = randomPort()
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let obj = try tcProgram(port: port, dir: dir)
+        try sh(["ip", "netns", "exec", server.name, "tc", "qdisc", "add", "dev", s1, "clsact"])
+        try sh(["ip", "netns", "exec", server.name, "tc", "filter", "add", "dev", s1, "ingress", "bpf", "da",
+                "obj", obj, "sec", "tc"])
+
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: client, addr: "fd00:5e:46::1", port: port, timeout: 2)
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = record(trace, netns: server, port: port)
+        trace.stop()
+        assertDrop(r, cause: "bpf_program", dropReason: "tc_ingress", port: port, interface: s1,
+                   direction: "ingress", clientPid: c.pid, remote: "fd00:5e:46::2")
+        #expect(r?.string("family") == "ipv6")
     }
 }
