@@ -14,16 +14,6 @@
  */
 #pragma once
 
-/* Per CPU: the packet being looked at. Parsed before anything is reserved
- * in the ring, it does not fit on the stack next to find_client's frames
- * (512 bytes for the three). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct syn_tuple);
-} drop_pkt SEC(".maps");
-
 /* Reasons another program owns, or that are not a drop of a connection
  * attempt. A reason the kernel lacks (CO-RE: the value does not exist) is
  * skipped by its _exists test, so the program loads on 5.18+. */
@@ -104,15 +94,14 @@ int BPF_PROG(drop_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_
 	bool netfilter = reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP);
 	if (!netfilter && drop_reason_handled_elsewhere(reason))
 		return 0;
-	__u32 zero = 0;
-	struct syn_tuple *t = bpf_map_lookup_elem(&drop_pkt, &zero);
+	struct syn_tuple t;
 	__u8 tcp_flags = 0;
-	if (!t || !parse_tcp(skb, t, &tcp_flags))
+	if (!parse_tcp(skb, &t, &tcp_flags))
 		return 0;
 	if (netfilter)
-		return fw_drop(skb, location, t, tcp_flags);
+		return fw_drop(skb, location, &t, tcp_flags);
 	/* Besides a firewall's drop, only a handshake segment is of interest. */
 	if (!(tcp_flags & TCP_FLAG_SYN))
 		return 0;
-	return handshake_drop(skb, location, reason, t, tcp_flags);
+	return handshake_drop(skb, location, reason, &t, tcp_flags);
 }
