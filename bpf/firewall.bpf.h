@@ -13,46 +13,46 @@
 #define RTN_LOCAL 2
 
 
-/* Runs for every freed skb: the reason comparison comes first and costs one
- * instruction for all the others. NETFILTER_DROP's number differs between
- * kernels (7 on 6.1, 12 on 6.18): CO-RE resolves it from the running BTF. */
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(fw_kfree_skb, struct sk_buff *skb, void *location,
-	     enum skb_drop_reason reason)
-{
-	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
-		return 0;
-	if (!skb)
-		return 0;
+/* Where a freed packet was in the stack, from the skb's state: shared by the
+ * NETFILTER_DROP record and the other handshake drops (drops.bpf.h). */
+struct skb_where {
+	__u32 netns;
+	__u32 ifindex;
+	__u8 hook;   /* enum syn_fw_hook */
+	__u8 flags;  /* SYN_FW_F_* */
+};
 
-	struct syn_ev_fw_drop *e = reserve(sizeof(*e), SYN_EV_FW_DROP);
-	if (!e)
-		return 0;
-	__u8 tcp_flags = 0;
-	if (!parse_tcp(skb, &e->t, &tcp_flags) || !port_wanted(e->t.lport)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
+/* Fills `w`, and `task` (zeroed otherwise) with the connect() caller when
+ * the packet is a SYN of a local connecting socket (skb->sk). */
+static __always_inline void skb_where(const struct sk_buff *skb, const struct syn_tuple *t,
+				      __u8 tcp_flags, struct syn_task *task, struct skb_where *w)
+{
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	struct sock *sk = BPF_CORE_READ(skb, sk);
 	unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst) & ~1UL;
 	__u8 flags = 0, hook = SYN_FW_HOOK_UNKNOWN;
 
-	__builtin_memset(&e->task, 0, sizeof(e->task));
-	e->netns = 0;
-	e->ifindex = 0;
+	__builtin_memset(task, 0, sizeof(*task));
+	w->netns = 0;
+	w->ifindex = 0;
 	if (dev) {
 		flags |= SYN_FW_F_DEV;
-		e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
-		e->ifindex = BPF_CORE_READ(dev, ifindex);
+		w->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+		w->ifindex = BPF_CORE_READ(dev, ifindex);
 	}
 	if (refdst)
 		flags |= SYN_FW_F_DST;
+	/* A packet from a socket of another namespace still carries it until
+	 * ip_rcv orphans it (veth, tc ingress): received, not sent, here. */
+	bool local_sk = false;
 	if (sk) {
-		flags |= SYN_FW_F_SK;
-		if (!e->netns)
-			e->netns = sock_netns(sk);
+		__u32 sk_ns = sock_netns(sk);
+		local_sk = !w->netns || w->netns == sk_ns;
+		if (!w->netns)
+			w->netns = sk_ns;
 	}
+	if (local_sk)
+		flags |= SYN_FW_F_SK;
 	/* Only a SYN's skb->sk is the connecting socket (a SYN-ACK's is a
 	 * request or listener socket). */
 	if (sk && (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
@@ -60,7 +60,7 @@ int BPF_PROG(fw_kfree_skb, struct sk_buff *skb, void *location,
 		 * caller was captured in process context (sock_state). */
 		struct connect_info ci;
 		if (conn_get(sk_key(sk), &ci)) {
-			e->task = ci.task;
+			*task = ci.task;
 			flags |= SYN_FW_F_TASK;
 			/* The first SYN is dropped inside connect(); retransmissions
 			 * run from the timer, where current is unrelated. */
@@ -70,22 +70,41 @@ int BPF_PROG(fw_kfree_skb, struct sk_buff *skb, void *location,
 	}
 	if (!dev)
 		hook = sk ? SYN_FW_HOOK_OUTPUT : SYN_FW_HOOK_UNKNOWN;
-	else if (sk)
+	else if (local_sk)
 		hook = SYN_FW_HOOK_POSTROUTING;
 	else if (!refdst)
 		hook = SYN_FW_HOOK_PREROUTING;
-	else if (e->t.family == AF_INET)
+	else if (t->family == AF_INET)
 		hook = BPF_CORE_READ((struct rtable *)refdst, rt_type) == RTN_LOCAL ?
 			SYN_FW_HOOK_INPUT : SYN_FW_HOOK_FORWARD;
 	else
 		hook = SYN_FW_HOOK_INPUT;
+	w->hook = hook;
+	w->flags = flags;
+}
 
+/* A TCP packet freed with NETFILTER_DROP: a firewall REJECT or DROP. Called
+ * by the one kfree_skb program (drops.bpf.h), which checked the reason and
+ * parsed the packet (`t`, `tcp_flags`). */
+static __always_inline int fw_drop(struct sk_buff *skb, void *location, const struct syn_tuple *t,
+				   __u8 tcp_flags)
+{
+	if (!port_wanted(t->lport))
+		return 0;
+	struct syn_ev_fw_drop *e = reserve(sizeof(*e), SYN_EV_FW_DROP);
+	if (!e)
+		return 0;
+	e->t = *t;
+	struct skb_where w;
+	skb_where(skb, t, tcp_flags, &e->task, &w);
+	e->netns = w.netns;
+	e->ifindex = w.ifindex;
 	e->skbaddr = (__u64)skb;
 	e->location = (__u64)location;
 	e->mark = BPF_CORE_READ(skb, mark);
 	e->tcp_flags = tcp_flags;
-	e->hook = hook;
-	e->flags = flags;
+	e->hook = w.hook;
+	e->flags = w.flags;
 	e->_pad = 0;
 	submit_urgent(e);
 	return 0;

@@ -428,11 +428,23 @@ static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tupl
 		struct ipv6hdr ip6;
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
 			return false;
-		/* Extension headers: rely on the transport header the stack set. */
-		if (ip6.nexthdr != IPPROTO_TCP && th <= nh)
+		/* Up to three extension headers (hop-by-hop, routing, destination
+		 * options) before TCP; anything else (ICMPv6 behind a hop-by-hop
+		 * header, as MLD sends it) is not TCP. */
+		__u8 next = ip6.nexthdr;
+		__u16 off = nh + sizeof(ip6);
+		for (int i = 0; i < 3 && next != IPPROTO_TCP; i++) {
+			__u8 ext[2];
+			if (next != 0 && next != 43 && next != 60)
+				return false;
+			if (bpf_probe_read_kernel(ext, sizeof(ext), head + off))
+				return false;
+			next = ext[0];
+			off += (ext[1] + 1) * 8;
+		}
+		if (next != IPPROTO_TCP)
 			return false;
-		if (ip6.nexthdr == IPPROTO_TCP)
-			th = nh + sizeof(ip6);
+		th = off;
 		__builtin_memcpy(t->local, &ip6.daddr, 16);
 		__builtin_memcpy(t->remote, &ip6.saddr, 16);
 		t->family = AF_INET6;
@@ -628,6 +640,23 @@ static long find_client_cb(struct bpf_map *map, __u32 *key, struct conn_set *s,
 	return 0;
 }
 
+/* The first half of find_client, alone: this CPU's latest connect() only.
+ * A local client's first SYN, and the SYN-ACK answering it, are processed
+ * inside its connect() on its CPU. Without the walk it costs the verifier
+ * little: each program calling find_client spent ~100 ms in BPF_PROG_LOAD
+ * (strace, this 2-vCPU VM under load), which the kfree_skb program
+ * (drops.bpf.h) does not pay. */
+static __always_inline bool find_client_here(struct conn_cpu *c, const struct syn_tuple *server_view,
+					     struct syn_task *out)
+{
+	struct connect_info ci;
+
+	if (!c->last_sk || !sock_is_client(c->last_sk, server_view) || !conn_get(c->last_sk, &ci))
+		return false;
+	*out = ci.task;
+	return true;
+}
+
 /* A global function: verified once, not inline in every overflow program. */
 __noinline int find_client(const struct syn_tuple *server_view, struct syn_task *out)
 {
@@ -635,14 +664,11 @@ __noinline int find_client(const struct syn_tuple *server_view, struct syn_task 
 	if (!server_view || !out)
 		return SYN_CLIENT_NOT_FOUND;
 	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
-	struct connect_info ci;
 
 	if (!c)
 		return SYN_CLIENT_NOT_FOUND;
-	if (c->last_sk && sock_is_client(c->last_sk, server_view) && conn_get(c->last_sk, &ci)) {
-		*out = ci.task;
+	if (find_client_here(c, server_view, out))
 		return SYN_CLIENT_FOUND;
-	}
 	__u64 now = bpf_ktime_get_boot_ns();
 	if (now - c->window_ns >= FIND_CLIENT_WINDOW_NS) {
 		c->window_ns = now;
@@ -795,6 +821,7 @@ int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int ne
 #include "syscalls.bpf.h"
 #include "firewall.bpf.h"
 #include "overflow.bpf.h"
+#include "drops.bpf.h"
 
 /* Only the first argument is read: 6.18 added group_dead, 6.12 has (p). */
 SEC("tp_btf/sched_process_exit")

@@ -62,6 +62,11 @@ enum syn_event_kind {
 	SYN_EV_LISTEN_OVERFLOW = 14,
 	/* accept()/accept4() on a listener failed with EMFILE/ENFILE. */
 	SYN_EV_ACCEPT_ERROR = 15,
+	/* 18-19 packet drops of issue 17 (bpf/drops.bpf.h) */
+	/* A handshake segment (SYN, SYN-ACK) freed by kfree_skb with any drop
+	 * reason the areas above do not handle (rp_filter, no route, tc/XDP/
+	 * cgroup BPF, XFRM, checksum, ...). */
+	SYN_EV_PKT_DROP = 18,
 };
 
 /* Which kernel hook produced a SYN_EV_NO_SOCKET_RST record. */
@@ -204,7 +209,7 @@ enum syn_fw_hook {
 };
 
 /* syn_ev_fw_drop.flags */
-#define SYN_FW_F_SK 0x01        /* skb->sk was set (locally generated packet) */
+#define SYN_FW_F_SK 0x01        /* skb->sk was a socket of the packet's own namespace (sent from this one) */
 #define SYN_FW_F_DEV 0x02       /* skb->dev was set */
 #define SYN_FW_F_DST 0x04       /* the skb had a route (dst) */
 #define SYN_FW_F_TASK 0x08      /* task is the connect() caller of skb->sk */
@@ -243,6 +248,26 @@ struct syn_ev_fw_syn_retrans {
 	__u64 connect_ts_ns;
 	__u32 netns;
 	__u32 _pad;
+};
+
+#define SYN_IFNAMSIZ 16
+
+/* A handshake segment dropped by the kernel (SYN_EV_PKT_DROP). The numeric
+ * reason is the running kernel's `enum skb_drop_reason` (since 6.4 a
+ * subsystem id in bits 16..31): user space names it from the kernel's BTF. */
+struct syn_ev_pkt_drop {
+	struct syn_hdr hdr;
+	struct syn_tuple t;  /* local = destination of the packet, remote = its source */
+	struct syn_task task;/* valid with SYN_FW_F_TASK: the connect() caller on this host */
+	__u64 location;      /* kernel address that freed the skb (kfree_skb's `location`) */
+	__u32 netns;         /* of skb->dev, else of skb->sk */
+	__u32 reason;        /* enum skb_drop_reason, as the kernel numbers it */
+	__u32 ifindex;       /* skb->dev's ifindex, 0 without a device */
+	__u8 tcp_flags;
+	__u8 hook;           /* enum syn_fw_hook: where in the stack (from the skb's state) */
+	__u8 flags;          /* SYN_FW_F_* */
+	__u8 _pad;
+	char ifname[SYN_IFNAMSIZ]; /* skb->dev->name, NUL-terminated unless it fills the field */
 };
 
 /* The socket system call of a SYN_EV_SOCKCALL record. */
@@ -335,6 +360,7 @@ _Static_assert(sizeof(struct syn_ev_sockcall) == 440, "syn_ev_sockcall layout");
 _Static_assert(sizeof(struct syn_config) == 56, "syn_config layout");
 _Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_overflow layout");
 _Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");
+_Static_assert(sizeof(struct syn_ev_pkt_drop) == 136, "syn_ev_pkt_drop layout");
 #endif
 
 #endif /* SYNSIGHT_ABI_H */

@@ -125,6 +125,63 @@ int syn_btf_enum_has(const char *type, const char *value)
 	return 0;
 }
 
+static int enum_values(const struct btf *btf, const struct btf_type *t, bool by_high, uint32_t high,
+		       syn_enum_fn fn, void *ctx)
+{
+	int n = 0;
+	for (int i = 0; i < btf_vlen(t); i++) {
+		const char *name;
+		int64_t v;
+		if (btf_is_enum(t)) {
+			const struct btf_enum *e = btf_enum(t) + i;
+			name = btf__name_by_offset(btf, e->name_off);
+			v = btf_kflag(t) ? (int64_t)e->val : (int64_t)(uint32_t)e->val;
+		} else {
+			const struct btf_enum64 *e = btf_enum64(t) + i;
+			name = btf__name_by_offset(btf, e->name_off);
+			v = (int64_t)btf_enum64_value(e);
+		}
+		if (!name || (by_high && (((uint64_t)v >> 16) & 0xffff) != high))
+			continue;
+		fn(name, v, ctx);
+		n++;
+	}
+	return n;
+}
+
+int syn_btf_enum_values(const char *module, const char *type, uint32_t high, syn_enum_fn fn, void *ctx)
+{
+	struct btf *base = vmlinux();
+	if (!base)
+		return -ENOENT;
+	struct btf *btf = base;
+	if (module) {
+		char path[256];
+		snprintf(path, sizeof(path), "/sys/kernel/btf/%s", module);
+		btf = btf__parse_split(path, base);
+		if (!btf)
+			return errno ? -errno : -ENOENT;
+	}
+	int n = 0;
+	if (type) {
+		int id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM);
+		if (id < 0)
+			id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM64);
+		n = id < 0 ? -ENOENT : enum_values(btf, btf__type_by_id(btf, id), false, 0, fn, ctx);
+	} else {
+		/* A module's own types follow the base's. */
+		int first = module ? (int)btf__type_cnt(base) : 1;
+		for (int id = first; id < (int)btf__type_cnt(btf); id++) {
+			const struct btf_type *t = btf__type_by_id(btf, id);
+			if (btf_is_enum(t) || btf_is_enum64(t))
+				n += enum_values(btf, t, true, high, fn, ctx);
+		}
+	}
+	if (btf != base)
+		btf__free(btf);
+	return n;
+}
+
 int syn_btf_has(const char *kind, const char *name)
 {
 	struct btf *btf = vmlinux();

@@ -134,6 +134,8 @@ public struct AttributionEngine {
     var replacedHistory: [NetnsPort: ClosedListener] = [:]
     /// bind/listen/connect failures: hooks, port-holder lookup, caches (SyscallAttribution.swift).
     public var syscalls = SyscallState()
+    /// Handshake segments dropped for other reasons: reason names, symbols (DropAttribution.swift).
+    public var drops = DropState()
 
     /// Bounds on remembered state, so memory does not grow with uptime.
     static let maxExits = 4096
@@ -240,6 +242,8 @@ public struct AttributionEngine {
             return out
         case .firewallDrop, .firewallICMP, .synRetransmit:
             return ingestFirewall(event)
+        case .packetDrop(let d):
+            return ingestDrop(d)
         case .connectError(let ce):
             let key = JoinKey(client: ce.local, server: ce.remote)
             // The common case of a refusal storm: the server side's
@@ -250,6 +254,7 @@ public struct AttributionEngine {
                 p.record.client = clientRef(ce)
                 return [p.record]
             }
+            if dropExplains(ce) { return [] }
             if let fw = firewallClientOutcome(ce) { return fw }
             if ce.errno == 104 {
                 // Already reported from the server side (the listener's RST)?

@@ -7,6 +7,9 @@ public enum Cause {
     /// Finer causes of `no_listener`.
     public typealias NoListener = NoListenerCause
 
+    /// `packet_dropped`: the family of the kernel's drop reason (DropCause.swift).
+    public typealias PacketDropped = DropCause
+
     /// `accept_queue_full`: who is not taking connections off the queue.
     public enum AcceptQueueFull: String, Sendable, Hashable, CaseIterable {
         case listenerNotAccepting = "listener_not_accepting"
@@ -73,6 +76,7 @@ public enum Cause {
         case .lsmDenied: return LSMDenied.allCases.map(\.rawValue)
         case .resetByPeer: return ResetByPeer.allCases.map(\.rawValue)
         case .unknown: return Unknown.allCases.map(\.rawValue)
+        case .packetDropped: return PacketDropped.allCases.map(\.rawValue)
         case .firewallReject, .firewallDrop, .addressInUse, .privilegedPort, .ephemeralPortsExhausted:
             return []
         }

@@ -44,6 +44,7 @@ public enum EventDecoder {
         case SYN_EV_FW_ICMP.rawValue: need = MemoryLayout<syn_ev_fw_icmp>.size
         case SYN_EV_FW_SYN_RETRANS.rawValue: need = MemoryLayout<syn_ev_fw_syn_retrans>.size
         case SYN_EV_FW_SOFT_ERROR.rawValue: need = MemoryLayout<syn_ev_connect_error>.size
+        case SYN_EV_PKT_DROP.rawValue: need = MemoryLayout<syn_ev_pkt_drop>.size
         default:
             guard let size = overflowSizes[UInt32(kind)] else { throw .unknownKind(kind) }
             need = size
@@ -77,6 +78,8 @@ public enum EventDecoder {
             return try SocketCallDecoder.decode(raw)
         case SYN_EV_FW_DROP.rawValue, SYN_EV_FW_ICMP.rawValue, SYN_EV_FW_SYN_RETRANS.rawValue, SYN_EV_FW_SOFT_ERROR.rawValue:
             return try decodeFirewall(kind: kind, raw)
+        case SYN_EV_PKT_DROP.rawValue:
+            return try decodePacketDrop(raw)
         default:
             return .connectError(try connectError(raw.loadUnaligned(as: syn_ev_connect_error.self)))
         }

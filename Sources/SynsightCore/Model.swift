@@ -235,6 +235,7 @@ public enum KernelEvent: Sendable, Hashable {
     case firewallDrop(FirewallDrop)
     case firewallICMP(FirewallICMP)
     case synRetransmit(SynRetransmit)
+    case packetDrop(PacketDrop)
 
     public var ts: UInt64 {
         switch self {
@@ -248,6 +249,7 @@ public enum KernelEvent: Sendable, Hashable {
         case .firewallDrop(let e): return e.ts
         case .firewallICMP(let e): return e.ts
         case .synRetransmit(let e): return e.ts
+        case .packetDrop(let e): return e.ts
         }
     }
 }

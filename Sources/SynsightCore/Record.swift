@@ -21,6 +21,8 @@ public enum Reason: String, Sendable, Hashable, CaseIterable {
     case fdExhausted = "fd_exhausted"
     case ephemeralPortsExhausted = "ephemeral_ports_exhausted"
     case resetByPeer = "reset_by_peer"
+    /// A handshake segment dropped by the kernel for any other reason (DropAttribution.swift).
+    case packetDropped = "packet_dropped"
     case unknown
 }
 

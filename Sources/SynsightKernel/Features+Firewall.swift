@@ -6,7 +6,7 @@ extension KernelFeatures {
     /// Optional programs of bpf/firewall*.bpf.h, by program name, with their probe.
     var firewallOptionalPrograms: [String: ProbeResult] {
         [
-            "fw_kfree_skb": firewallDropProbe,
+            "drop_kfree_skb": firewallDropProbe,
             "fw_icmp_send": firewallICMPProbe,
             "fw_syn_retransmit": firewallRetransmitProbe,
             "fw_soft_error": firewallSoftErrorProbe,

@@ -90,9 +90,17 @@ enum DoctorReport {
         l.append("    listener exits         " + (f.schedProcessExit.isSupported ? "tp_btf/sched_process_exit (exit status and signal)" : "UNAVAILABLE: \(f.schedProcessExit.detail)"))
         l.append("    local client identity  " + (f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state CLOSE->SYN_SENT (process context), joined by 4-tuple" : "UNAVAILABLE"))
         l.append(contentsOf: firewallLines(f))
+        l.append(packetDropLine(f))
         l.append(contentsOf: overflowLines(f))
         l.append(contentsOf: syscallLines(f))
         return l.joined(separator: "\n")
+    }
+
+    static func packetDropLine(_ f: KernelFeatures) -> String {
+        let probe = f.packetDropProbe
+        guard probe.isSupported else { return "  packet_dropped           UNAVAILABLE -- \(probe.detail)" }
+        return "  packet_dropped           tp_btf/kfree_skb, a SYN or SYN-ACK with any reason but NETFILTER_DROP, NO_SOCKET, "
+            + "TCP_LISTEN_OVERFLOW -- \(f.packetDropDetail())"
     }
 
     static func firewallLines(_ f: KernelFeatures) -> [String] {

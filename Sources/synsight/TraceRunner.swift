@@ -74,6 +74,8 @@ enum TraceRunner {
         defer { rules.reader.stop() }
         engine.firewall.rules = rules
         engine.hostNetns = rules.reader.ownNetns
+        // Reason names now (one enum of the BTF libbpf already parsed); kallsyms on the first drop.
+        engine.drops = DropState(reasons: KernelDropReasons.read(), symbols: KernelSymbolTable())
 
         // A parent may have spawned us with these signals blocked (some
         // process launchers do): Ctrl-C and `kill` must always stop a trace.

@@ -120,6 +120,7 @@ struct ABILayoutTests {
         #expect(MemoryLayout<syn_ev_listen>.size == 112)
         #expect(MemoryLayout<syn_ev_exit>.size == 64)
         #expect(MemoryLayout<syn_ev_connect_error>.size == 112)
+        #expect(MemoryLayout<syn_ev_pkt_drop>.size == 136)
         #expect(EventDecoder.abiVersion == 1)
     }
 }
@@ -386,7 +387,7 @@ struct DecodeErrorTests {
                 == "record of kind \(kind) truncated: 1 bytes, need \(need)")
     }
 
-    @Test(arguments: [UInt8(0), 18, 64, 0x80, 255])
+    @Test(arguments: [UInt8(0), 19, 64, 0x80, 255])
     func unknownKind(kind: UInt8) {
         var bytes = rstRecord()
         bytes[0] = kind

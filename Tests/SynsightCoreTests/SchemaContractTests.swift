@@ -62,7 +62,8 @@ struct SchemaContractTests {
         let def = try Self.reasonDef(reason)
         let swift = Cause.values(for: reason)
         #expect(Set(swift).count == swift.count, "duplicate cause of \(reason.rawValue)")
-        let snake = try Regex("^[a-z]+(_[a-z]+)*$")
+        // snake_case; digits are part of a word (tcp_md5, ipv6_disabled).
+        let snake = try Regex("^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
         for c in swift { #expect(c.wholeMatch(of: snake) != nil, "\(c)") }
         if swift.isEmpty {
             #expect(Self.at(def, "properties", "cause") == nil, "\(reason.rawValue) has no causes in Cause.swift")

@@ -40,13 +40,29 @@ struct DoctorTests {
         }
     }
 
+    @Test("packet_dropped: kfree_skb, the reasons named from this kernel's BTF, its subsystems")
+    func packetDropped() throws {
+        try Privileged.check()
+        let out = try doctor()
+        let line = try #require(out.split(separator: "\n").first { $0.contains("packet_dropped") })
+        guard Self.kernelHas("SKB_DROP_REASON_NETFILTER_DROP") else {
+            #expect(line.contains("UNAVAILABLE"), "\(line)")
+            return
+        }
+        #expect(line.contains("tp_btf/kfree_skb"), "\(line)")
+        #expect(line.contains("reasons named from BTF"), "\(line)")
+        #expect(line.contains("openvswitch") == Self.kernelHas("SKB_DROP_REASON_SUBSYS_OPENVSWITCH"), "\(line)")
+        // Root reads real addresses from kallsyms.
+        #expect(line.contains("locations named from /proc/kallsyms"), "\(line)")
+    }
+
     @Test("every reason is served or says why not; nothing is left 'not implemented'")
     func everyReasonAccountedFor() throws {
         try Privileged.check()
         let out = try doctor()
         for reason in ["no_listener", "accept_queue_full", "syn_queue_full", "firewall_reject", "firewall_drop",
                        "address_in_use", "privileged_port", "address_not_available", "lsm_denied",
-                       "fd_exhausted", "ephemeral_ports_exhausted"] {
+                       "fd_exhausted", "ephemeral_ports_exhausted", "packet_dropped"] {
             #expect(out.contains("  \(reason)"), "doctor does not mention \(reason)")
         }
         #expect(!out.contains("not implemented"))

@@ -87,7 +87,7 @@ for applet in sh ash mount umount mkdir cat echo sleep poweroff reboot ls ln rm 
 done
 
 copy_bin "$synsight" /usr/bin/python3.11 /usr/bin/ip /usr/sbin/nft /usr/sbin/xtables-nft-multi \
-         /usr/bin/setpriv /usr/bin/nsenter /usr/bin/unshare /usr/sbin/sysctl /usr/bin/kmod
+         /usr/bin/setpriv /usr/bin/nsenter /usr/bin/unshare /usr/sbin/sysctl /usr/bin/kmod /usr/sbin/tc
 rm -f "$stage$synsight"  # its libraries stay; the binary goes on top
 # SELinux guest: load_policy (policycoreutils), where the host has it.
 [[ -x /usr/sbin/load_policy ]] && copy_bin /usr/sbin/load_policy

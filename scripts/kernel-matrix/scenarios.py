@@ -27,6 +27,7 @@ import errno
 import json
 import os
 import random
+import shutil
 import signal
 import struct
 import subprocess
@@ -1252,6 +1253,174 @@ def sc_timed_out(t, k, pas):
     return r, c, ("tp_btf/inet_sock_set_state", None)
 
 
+# Handshake segments dropped for other reasons (drop/packet_dropped): the
+# reason name must be the running kernel's, read from its BTF by synsight;
+# the scenario derives what it expects from the same BTF independently.
+DROP_HOOK = "tp_btf/kfree_skb"
+
+
+def drop_expected(k):
+    return (DROP_HOOK, None) if k.btf.has_name("SKB_DROP_REASON_NETFILTER_DROP") \
+        else (None, "no kfree_skb drop reasons before 5.18")
+
+
+def drop_record(t, ns, port, timeout=10):
+    return t.wait(lambda r: r.get("reason") == "packet_dropped" and r.get("netns") == ns.inode
+                  and r.get("port") == port, timeout)
+
+
+def drop_check(c, k, r, port, client_pid, kernel_reason, cause, interface, direction):
+    """`kernel_reason`: the SKB_DROP_REASON_ name the kernel should report; a
+    kernel without it must still give a named reason (or `unknown` with the
+    number), never crash."""
+    want_name = kernel_reason.lower() if k.btf.has_name("SKB_DROP_REASON_" + kernel_reason) else None
+    expect_common(c, r, "drop", "packet_dropped", cause if want_name else None, port)
+    e = ev(r)
+    if want_name:
+        c.eq("evidence.drop_reason", e.get("drop_reason"), want_name)
+    c.true("evidence.drop_reason_code missing", isinstance(e.get("drop_reason_code"), int))
+    c.eq("evidence.interface", e.get("interface"), interface)
+    c.eq("evidence.direction", e.get("direction"), direction)
+    c.eq("client.pid", pid_of(r, "client"), client_pid)
+    c.true("evidence.location %r is not a symbol" % e.get("location"),
+           isinstance(e.get("location"), str) and not e["location"].startswith("0x"))
+
+
+@scenario("strict rp_filter, asymmetric routes: SYN dropped", "packet_dropped/rp_filter")
+def sc_drop_rp_filter(t, k, pas):
+    server, client = NetNS(), NetNS()
+    s1, c1 = server.link(client, v4="198.18.40")
+    # A second link: the route back to the client's second address.
+    a, b = "kmr%dx%d" % (os.getpid() % 10000, server.number), "kms%dx%d" % (os.getpid() % 10000, server.number)
+    sh("ip", "link", "add", a, "netns", server.name, "type", "veth", "peer", "name", b, "netns", client.name)
+    sh("ip", "-n", server.name, "addr", "add", "198.18.41.1/24", "dev", a)
+    sh("ip", "-n", client.name, "addr", "add", "198.18.41.2/24", "dev", b)
+    sh("ip", "-n", server.name, "link", "set", a, "up")
+    sh("ip", "-n", client.name, "link", "set", b, "up")
+    server.exec("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1")
+    server.exec("sysctl", "-qw", "net.ipv4.conf.%s.rp_filter=1" % s1)
+    mac = json.loads(sh("ip", "-n", server.name, "-j", "link", "show", "dev", s1))[0]["address"]
+    client.exec("ip", "neigh", "replace", "198.18.40.1", "lladdr", mac, "dev", c1, "nud", "permanent")
+    port = rnd_port()
+    pid, err = peer(client, "connect", "198.18.40.1", port, "--timeout", 2, "--source", "198.18.41.2")
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = drop_record(t, server, port)
+    if r:
+        drop_check(c, k, r, port, pid, "IP_RPFILTER", "rp_filter", s1, "ingress")
+        c.eq("evidence.sysctl", ev(r).get("sysctl"), "net.ipv4.conf.%s.rp_filter" % s1)
+    return r, c, drop_expected(k)
+
+
+@scenario("router namespace without a route: forwarded SYN dropped", "packet_dropped/no_route")
+def sc_drop_no_route(t, k, pas):
+    router, client = NetNS(), NetNS()
+    r1, _ = router.link(client, v4="198.18.42")
+    router.exec("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    client.exec("ip", "route", "add", "198.18.43.0/24", "via", "198.18.42.1")
+    port = rnd_port()
+    pid, err = connect(client, "198.18.43.9", port, timeout=2)
+    c = Check()
+    c.true("connect errno %r" % err, err in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ETIMEDOUT))
+    r = drop_record(t, router, port)
+    if r:
+        drop_check(c, k, r, port, pid, "IP_INNOROUTES", "no_route", r1, "forward")
+    return r, c, drop_expected(k)
+
+
+TC_PROG = r"""
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/in.h>
+__attribute__((section("tc"), used)) int km_drop(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || eth->h_proto != __builtin_bswap16(ETH_P_IP) || ip->protocol != IPPROTO_TCP)
+		return 0;
+	struct tcphdr *th = (void *)ip + ip->ihl * 4;
+	if ((void *)(th + 1) > end)
+		return 0;
+	return th->FIELD == __builtin_bswap16(PORT) ? 2 : 0;
+}
+char _license[] __attribute__((section("license"), used)) = "GPL";
+"""
+
+
+def tc_drop_filter(ns, dev, port, egress=False):
+    """A tc filter dropping TCP to `port` at ingress (from it at egress): u32
+    + gact where the kernel has them (the guests' modules), else a
+    direct-action BPF program built with the host's clang; Unavailable when
+    neither can be had."""
+    where, field = ("egress", "sport") if egress else ("ingress", "dport")
+    ns.exec("tc", "qdisc", "add", "dev", dev, "clsact")
+    gact = subprocess.run(["ip", "netns", "exec", ns.name, "tc", "filter", "add", "dev", dev, where,
+                           "protocol", "ip", "u32", "match", "ip", field, str(port), "0xffff", "action", "drop"],
+                          capture_output=True, text=True)
+    if gact.returncode == 0:
+        return "u32 action drop"
+    clang = next((p for p in ("/opt/swift/usr/bin/clang", "/usr/bin/clang") if os.access(p, os.X_OK)), None)
+    if not clang:
+        raise Unavailable("tc: no gact action (%s) and no clang for a BPF filter" % gact.stderr.strip())
+    d = tempfile.mkdtemp(prefix="km-tc-")
+    CLEANUP.append(lambda: shutil.rmtree(d, ignore_errors=True))
+    with open(os.path.join(d, "drop.c"), "w") as f:
+        f.write(TC_PROG.replace("PORT", str(port)).replace("FIELD", "source" if egress else "dest"))
+    sh(clang, "-target", "bpf", "-O2", "-I/usr/include/%s-linux-gnu" % os.uname().machine,
+       "-c", os.path.join(d, "drop.c"), "-o", os.path.join(d, "drop.o"))
+    ns.exec("tc", "filter", "add", "dev", dev, where, "bpf", "da", "obj", os.path.join(d, "drop.o"), "sec", "tc")
+    return "bpf da"
+
+
+@scenario("tc ingress filter drops the SYN", "packet_dropped/bpf_program")
+def sc_drop_tc(t, k, pas):
+    if not os.access("/usr/sbin/tc", os.X_OK) and not shutil.which("tc"):
+        raise Unavailable("tc (iproute2) is not installed")
+    server, client = NetNS(), NetNS()
+    s1, _ = server.link(client, v4="198.18.44")
+    port = rnd_port()
+    tc_drop_filter(server, s1, port)
+    pid, err = connect(client, "198.18.44.1", port, timeout=2)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = drop_record(t, server, port)
+    if r:
+        drop_check(c, k, r, port, pid, "TC_INGRESS", "bpf_program", s1, "ingress")
+        if k.btf.has_name("SKB_DROP_REASON_TC_INGRESS"):
+            c.eq("evidence.attach_point", ev(r).get("attach_point"), "tc ingress")
+    return r, c, drop_expected(k)
+
+
+@scenario("tc egress filter on the server drops its SYN-ACK", "packet_dropped/bpf_program (syn_ack)")
+def sc_drop_tc_egress(t, k, pas):
+    if not os.access("/usr/sbin/tc", os.X_OK) and not shutil.which("tc"):
+        raise Unavailable("tc (iproute2) is not installed")
+    server, client = NetNS(), NetNS()
+    s1, _ = server.link(client, v4="198.18.45")
+    port = rnd_port()
+    listener = Peer(server, ["listen", "0.0.0.0", str(port)])
+    tc_drop_filter(server, s1, port, egress=True)
+    pid, err = connect(client, "198.18.45.1", port, timeout=2)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = drop_record(t, server, port)
+    if r:
+        want = "tc_egress" if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") else None
+        expect_common(c, r, "drop", "packet_dropped", "bpf_program" if want else None, port)
+        if want:
+            c.eq("evidence.drop_reason", ev(r).get("drop_reason"), want)
+        c.eq("evidence.segment", ev(r).get("segment"), "syn_ack")
+        c.eq("evidence.direction", ev(r).get("direction"), "egress")
+        c.eq("evidence.interface", ev(r).get("interface"), s1)
+        c.eq("local.addr", (r.get("local") or {}).get("addr"), "198.18.45.1")
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+    return r, c, drop_expected(k)
+
+
 SELINUX_TEST_CONTEXT = "system_u:system_r:km_test_t:s0"  # scripts/kernel-matrix/selinux/km_test.cil
 
 
@@ -1360,6 +1529,8 @@ def attempt(k, trace, pas, name, reason, fn, doctor):
             res["record"] = {k2: r.get(k2) for k2 in ("kind", "reason", "cause", "port", "family")}
             res["record"]["process"] = pid_of(r, "process")
             res["record"]["client"] = pid_of(r, "client")
+            if ev(r).get("drop_reason") is not None:
+                res["record"]["drop_reason"] = ev(r).get("drop_reason")
             if want is None:
                 c.failures.append("a record came although this kernel should not show it (%s)" % why)
             elif not hook_matches(got, want):

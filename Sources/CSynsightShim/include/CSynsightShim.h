@@ -30,6 +30,15 @@ int syn_probe_tp_btf(const char *tp);
  * negative errno if BTF cannot be read. */
 int syn_btf_enum_has(const char *type, const char *value);
 
+/* Calls fn(name, value, ctx) for every value of `enum type` (ENUM or
+ * ENUM64) in the BTF of `module` (NULL: vmlinux; else the split BTF in
+ * /sys/kernel/btf/<module>). With `type` NULL, every enum of that BTF whose
+ * values have bits 16..31 equal to `high` (the drop-reason subsystems of
+ * 6.4+, e.g. enum ovs_drop_reason). Returns the number of values, or a
+ * negative errno (-ENOENT: no such BTF or enum). */
+typedef void (*syn_enum_fn)(const char *name, int64_t value, void *ctx);
+int syn_btf_enum_values(const char *module, const char *type, uint32_t high, syn_enum_fn fn, void *ctx);
+
 /* Does vmlinux BTF have a type of the given kind ("func", "typedef",
  * "struct", "enum") and name? 1 yes, 0 no, negative errno if unreadable. */
 int syn_btf_has(const char *kind, const char *name);

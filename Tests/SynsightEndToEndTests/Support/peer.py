@@ -5,8 +5,9 @@ test's network namespaces with `ip netns exec`. Standard library only.
   peer.py listen ADDR PORT [--v6only] [--close-after SEC]
       bind+listen, print "ready <pid>", then stay until killed (or close the
       listening socket after SEC seconds and print "closed", staying alive).
-  peer.py connect ADDR PORT [--timeout SEC]
-      one connect(); print "<pid> <errno>" (0 on success).
+  peer.py connect ADDR PORT [--timeout SEC] [--source ADDR]
+      one connect() (bound to ADDR first with --source); print "<pid> <errno>"
+      (0 on success).
 
 Options for any command (untrusted names, raw bytes given in hex):
   --comm-hex HEX          set the process name (comm) to these bytes first,
@@ -43,11 +44,13 @@ def listen(addr, port, v6only, close_after):
         time.sleep(3600)
 
 
-def connect(addr, port, timeout):
+def connect(addr, port, timeout, source=None):
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     s.settimeout(timeout)
     code = 0
     try:
+        if source:
+            s.bind((source, 0))
         s.connect((addr, port))
     except OSError as e:
         code = e.errno if e.errno is not None else errno.ETIMEDOUT
@@ -263,6 +266,9 @@ def main(argv):
         elif args[i] in ("--close-after", "--timeout", "--backlog", "--seconds"):
             opts[args[i][2:]] = float(args[i + 1])
             i += 1
+        elif args[i] == "--source":
+            opts["source"] = args[i + 1]
+            i += 1
         else:
             pos.append(args[i])
         i += 1
@@ -274,7 +280,7 @@ def main(argv):
     elif cmd == "hold":
         hold(addr, port, opts.get("seconds", 30.0))
     elif cmd == "connect":
-        connect(addr, port, opts.get("timeout", 5.0))
+        connect(addr, port, opts.get("timeout", 5.0), opts.get("source"))
     else:
         sys.exit("unknown command " + cmd)
 

@@ -1,0 +1,264 @@
+import Foundation
+import Testing
+
+/// Handshake segments the kernel drops for reasons other than a firewall
+/// verdict (`drop` / `packet_dropped`), provoked for real in namespaces each
+/// test creates and deletes: strict reverse-path filtering with asymmetric
+/// routes, a router namespace without a route, a tc ingress BPF program.
+/// The reason names asserted are the running kernel's (read from its BTF by
+/// synsight; the tests read nothing from it), on 6.18: ip_rpfilter,
+/// ip_innoroutes, tc_ingress.
+@Suite("kernel drops of handshake segments, end to end", .serialized, .enabled(if: Privileged.enabled))
+struct DropTests {
+    init() throws {
+        try Privileged.check()
+        NetNS.removeStale()
+    }
+
+    /// A veth pair between two namespaces: `a` in `left` with `aAddr`/24, `b` in `right` with `bAddr`/24.
+    static func veth(_ left: NetNS, _ a: String, _ aAddr: String, _ right: NetNS, _ b: String, _ bAddr: String) throws {
+        try sh(["ip", "link", "add", a, "netns", left.name, "type", "veth", "peer", "name", b, "netns", right.name])
+        try sh(["ip", "-n", left.name, "addr", "add", "\(aAddr)/24", "dev", a])
+        try sh(["ip", "-n", right.name, "addr", "add", "\(bAddr)/24", "dev", b])
+        try sh(["ip", "-n", left.name, "link", "set", a, "up"])
+        try sh(["ip", "-n", right.name, "link", "set", b, "up"])
+    }
+
+    func record(_ trace: TraceSession, netns: NetNS, port: Int, timeout: Double = 8) -> JSONRecord? {
+        trace.waitForRecord(timeout: timeout) {
+            $0.string("reason") == "packet_dropped" && $0.int("netns") == netns.inode && $0.int("port") == port
+        }
+    }
+
+    func assertDrop(_ r: JSONRecord?, cause: String, dropReason: String, port: Int, interface: String,
+                    direction: String, clientPid: Int, remote: String,
+                    sourceLocation: SourceLocation = #_sourceLocation) {
+        guard let r else {
+            Issue.record("no packet_dropped record for port \(port)", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(r.int("v") == 1, sourceLocation: sourceLocation)
+        #expect(r.string("kind") == "drop", "\(r)", sourceLocation: sourceLocation)
+        #expect(r.string("reason") == "packet_dropped", "\(r)", sourceLocation: sourceLocation)
+        #expect(r.string("cause") == cause, "\(r)", sourceLocation: sourceLocation)
+        #expect(r.int("port") == port, sourceLocation: sourceLocation)
+        #expect((r.object("local")?["port"] as? Int) == port, sourceLocation: sourceLocation)
+        #expect((r.object("remote")?["addr"] as? String) == remote, "\(r)", sourceLocation: sourceLocation)
+        #expect(r.pid("client") == clientPid, "\(r)", sourceLocation: sourceLocation)
+        let ev = r.evidence
+        #expect(ev["drop_reason"] as? String == dropReason, "\(r)", sourceLocation: sourceLocation)
+        #expect(ev["drop_reason_code"] as? Int != nil, sourceLocation: sourceLocation)
+        #expect(ev["interface"] as? String == interface, "\(r)", sourceLocation: sourceLocation)
+        #expect(ev["direction"] as? String == direction, "\(r)", sourceLocation: sourceLocation)
+        #expect(ev["segment"] as? String == "syn", sourceLocation: sourceLocation)
+        // Root reads real kallsyms addresses: the location is a symbol, not a number.
+        #expect((ev["location"] as? String).map { !$0.hasPrefix("0x") } == true, "\(r)", sourceLocation: sourceLocation)
+        #expect((r.string("hint") ?? "").contains(interface), "\(r)", sourceLocation: sourceLocation)
+    }
+
+    @Test("strict rp_filter drops a SYN that arrives on the interface the route back does not use")
+    func rpFilter() throws {
+        let server = try NetNS(), client = try NetNS()
+        defer { server.remove(); client.remove() }
+        let n = server.number
+        let (s1, c1, s2, c2) = ("drs\(n)a", "drc\(n)a", "drs\(n)b", "drc\(n)b")
+        try Self.veth(server, s1, "198.18.40.1", client, c1, "198.18.40.2")
+        try Self.veth(server, s2, "198.18.41.1", client, c2, "198.18.41.2")
+        // The client sends from its second address out of the first link; the
+        // server's route back to 198.18.41.2 is the second link: strict mode drops.
+        try sh(["ip", "netns", "exec", server.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1",
+                "net.ipv4.conf.\(s1).rp_filter=1"])
+        // A static neighbour: the ARP request from that source would be filtered too.
+        let link = try sh(["ip", "-n", server.name, "-j", "link", "show", "dev", s1])
+        let mac = try #require((try JSONSerialization.jsonObject(with: Data(link.utf8)) as? [[String: Any]])?.first?["address"] as? String)
+        try sh(["ip", "-n", client.name, "neigh", "replace", "198.18.40.1", "lladdr", mac, "dev", c1, "nud", "permanent"])
+        let port = randomPort()
+        let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
+
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: client, addr: "198.18.40.1", port: port, timeout: 2, source: "198.18.41.2")
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = record(trace, netns: server, port: port)
+        trace.stop()
+        assertDrop(r, cause: "rp_filter", dropReason: "ip_rpfilter", port: port, interface: s1,
+                   direction: "ingress", clientPid: c.pid, remote: "198.18.41.2")
+        #expect(r?.pid("process") == listener.pid, "\(String(describing: r))")
+        #expect(r?.evidence["sysctl"] as? String == "net.ipv4.conf.\(s1).rp_filter")
+        #expect((r?.string("hint") ?? "").contains("net.ipv4.conf.\(s1).rp_filter=2"))
+        // One record per attempt: the retransmitted SYNs and the client's ETIMEDOUT are the same failure.
+        let mine = trace.records.filter { $0.int("port") == port }
+        #expect(mine.count == 1, "\(mine)")
+    }
+
+    @Test("a router namespace without a route drops the forwarded SYN")
+    func noRoute() throws {
+        let router = try NetNS(), client = try NetNS()
+        defer { router.remove(); client.remove() }
+        let n = router.number
+        let (r1, c1) = ("drr\(n)a", "drc\(n)a")
+        try Self.veth(router, r1, "198.18.42.1", client, c1, "198.18.42.2")
+        try sh(["ip", "netns", "exec", router.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        // The client routes 198.18.43.0/24 through the router, which has no route there.
+        try sh(["ip", "-n", client.name, "route", "add", "198.18.43.0/24", "via", "198.18.42.1"])
+        let port = randomPort()
+
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: client, addr: "198.18.43.9", port: port, timeout: 2)
+        // The router answers with ICMP net unreachable; the client may see it or time out.
+        #expect([Int(ENETUNREACH), Int(EHOSTUNREACH), Int(ETIMEDOUT)].contains(c.errno), "errno \(c.errno)")
+        let r = record(trace, netns: router, port: port)
+        trace.stop()
+        assertDrop(r, cause: "no_route", dropReason: "ip_innoroutes", port: port, interface: r1,
+                   direction: "forward", clientPid: c.pid, remote: "198.18.42.2")
+        #expect((r?.string("hint") ?? "").contains("198.18.43.9"))
+        // The client's own failure is the same event, not a second record.
+        #expect(!trace.records.contains { $0.string("kind") == "connect_failure" && $0.pid("client") == c.pid })
+    }
+
+    /// Compiles a tc direct-action program that drops TCP to `port` (from
+    /// it with `source`), with the clang that builds synsight's own BPF programs.
+    func tcProgram(port: Int, source: Bool = false, dir: String) throws -> String {
+        let src = "\(dir)/drop.c", obj = "\(dir)/drop.o"
+        try """
+            #include <linux/bpf.h>
+            #include <linux/if_ether.h>
+            #include <linux/ip.h>
+            #include <linux/ipv6.h>
+            #include <linux/tcp.h>
+            #include <linux/in.h>
+            __attribute__((section("tc"), used)) int synsight_e2e_drop(struct __sk_buff *skb)
+            {
+            \tvoid *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+            \tstruct ethhdr *eth = data;
+            \tstruct tcphdr *th;
+            \tif ((void *)(eth + 1) > end)
+            \t\treturn 0; /* TC_ACT_OK */
+            \tif (eth->h_proto == __builtin_bswap16(ETH_P_IP)) {
+            \t\tstruct iphdr *ip = (void *)(eth + 1);
+            \t\tif ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
+            \t\t\treturn 0;
+            \t\tth = (void *)ip + ip->ihl * 4;
+            \t} else if (eth->h_proto == __builtin_bswap16(ETH_P_IPV6)) {
+            \t\tstruct ipv6hdr *ip6 = (void *)(eth + 1);
+            \t\tif ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
+            \t\t\treturn 0;
+            \t\tth = (void *)(ip6 + 1);
+            \t} else {
+            \t\treturn 0;
+            \t}
+            \tif ((void *)(th + 1) > end)
+            \t\treturn 0;
+            \treturn th->\(source ? "source" : "dest") == __builtin_bswap16(\(port)) ? 2 /* TC_ACT_SHOT */ : 0;
+            }
+            char _license[] __attribute__((section("license"), used)) = "GPL";
+            """.write(toFile: src, atomically: true, encoding: .utf8)
+        let clang = ["/opt/swift/usr/bin/clang", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "clang"
+        var arch = utsname()
+        uname(&arch)
+        let machine = withUnsafeBytes(of: arch.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        try sh([clang, "-target", "bpf", "-O2", "-I/usr/include/\(machine)-linux-gnu", "-c", src, "-o", obj])
+        return obj
+    }
+
+    @Test("a tc ingress BPF program drops the SYN")
+    func tcIngress() throws {
+        let server = try NetNS(), client = try NetNS()
+        defer { server.remove(); client.remove() }
+        let n = server.number
+        let (s1, c1) = ("drs\(n)t", "drc\(n)t")
+        try Self.veth(server, s1, "198.18.44.1", client, c1, "198.18.44.2")
+        let port = randomPort()
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let obj = try tcProgram(port: port, dir: dir)
+        // The qdisc and filter live on the server's veth: deleting the namespace removes them.
+        try sh(["ip", "netns", "exec", server.name, "tc", "qdisc", "add", "dev", s1, "clsact"])
+        try sh(["ip", "netns", "exec", server.name, "tc", "filter", "add", "dev", s1, "ingress", "bpf", "da",
+                "obj", obj, "sec", "tc"])
+        let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
+
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: client, addr: "198.18.44.1", port: port, timeout: 2)
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = record(trace, netns: server, port: port)
+        trace.stop()
+        assertDrop(r, cause: "bpf_program", dropReason: "tc_ingress", port: port, interface: s1,
+                   direction: "ingress", clientPid: c.pid, remote: "198.18.44.2")
+        #expect(r?.pid("process") == listener.pid, "\(String(describing: r))")
+        #expect(r?.evidence["attach_point"] as? String == "tc ingress")
+    }
+
+    @Test("a tc egress BPF program on the server drops its SYN-ACKs")
+    func tcEgressSynAck() throws {
+        let server = try NetNS(), client = try NetNS()
+        defer { server.remove(); client.remove() }
+        let n = server.number
+        let (s1, c1) = ("drs\(n)e", "drc\(n)e")
+        try Self.veth(server, s1, "198.18.45.1", client, c1, "198.18.45.2")
+        let port = randomPort()
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let obj = try tcProgram(port: port, source: true, dir: dir)
+        try sh(["ip", "netns", "exec", server.name, "tc", "qdisc", "add", "dev", s1, "clsact"])
+        try sh(["ip", "netns", "exec", server.name, "tc", "filter", "add", "dev", s1, "egress", "bpf", "da",
+                "obj", obj, "sec", "tc"])
+        let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
+
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: client, addr: "198.18.45.1", port: port, timeout: 2)
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = record(trace, netns: server, port: port)
+        trace.stop()
+        guard let r else {
+            Issue.record("no packet_dropped record for port \(port): \(trace.stdout)")
+            return
+        }
+        #expect(r.string("kind") == "drop" && r.string("reason") == "packet_dropped", "\(r)")
+        #expect(r.string("cause") == "bpf_program", "\(r)")
+        #expect(r.int("port") == port)
+        // The server is `local` whichever way the segment went.
+        #expect((r.object("local")?["addr"] as? String) == "198.18.45.1", "\(r)")
+        #expect((r.object("remote")?["addr"] as? String) == "198.18.45.2", "\(r)")
+        let ev = r.evidence
+        #expect(ev["drop_reason"] as? String == "tc_egress", "\(r)")
+        #expect(ev["segment"] as? String == "syn_ack", "\(r)")
+        #expect(ev["direction"] as? String == "egress", "\(r)")
+        #expect(ev["interface"] as? String == s1, "\(r)")
+        #expect(ev["attach_point"] as? String == "tc egress", "\(r)")
+        #expect(r.pid("process") == listener.pid, "\(r)")
+        #expect(r.pid("client") == c.pid, "\(r)")
+    }
+
+    @Test("a tc ingress BPF program drops an IPv6 SYN")
+    func tcIngressIPv6() throws {
+        let server = try NetNS(), client = try NetNS()
+        defer { server.remove(); client.remove() }
+        let n = server.number
+        let (s1, c1) = ("drs\(n)6", "drc\(n)6")
+        try Self.veth(server, s1, "198.18.46.1", client, c1, "198.18.46.2")
+        try sh(["ip", "-n", server.name, "addr", "add", "fd00:5e:46::1/64", "dev", s1, "nodad"])
+        try sh(["ip", "-n", client.name, "addr", "add", "fd00:5e:46::2/64", "dev", c1, "nodad"])
+        let ready = waitUntil(timeout: 5) {
+            [(server.name, s1), (client.name, c1)].allSatisfy { ns, dev in
+                ((try? sh(["ip", "-n", ns, "link", "show", "dev", dev])) ?? "").contains("state UP")
+            }
+        }
+        #expect(ready)
+        let port = randomPort()
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let obj = try tcProgram(port: port, dir: dir)
+        try sh(["ip", "netns", "exec", server.name, "tc", "qdisc", "add", "dev", s1, "clsact"])
+        try sh(["ip", "netns", "exec", server.name, "tc", "filter", "add", "dev", s1, "ingress", "bpf", "da",
+                "obj", obj, "sec", "tc"])
+
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: client, addr: "fd00:5e:46::1", port: port, timeout: 2)
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = record(trace, netns: server, port: port)
+        trace.stop()
+        assertDrop(r, cause: "bpf_program", dropReason: "tc_ingress", port: port, interface: s1,
+                   direction: "ingress", clientPid: c.pid, remote: "fd00:5e:46::2")
+        #expect(r?.string("family") == "ipv6")
+    }
+}

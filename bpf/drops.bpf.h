@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* synsight: the one kfree_skb program, included by refusals.bpf.c after
+ * firewall.bpf.h (shares its maps and helpers).
+ *
+ * kfree_skb fires only when the kernel drops a packet (a normal free is
+ * consume_skb), so healthy traffic never runs this. A drop costs one reason
+ * comparison for the reasons other areas own or that are not a failed
+ * connection attempt, then a parse of the IP and TCP headers: only a SYN or
+ * SYN-ACK crosses to user space, with the kernel's own reason number.
+ * User space names that number from the running kernel's BTF (the enum is
+ * renumbered between kernels and split into subsystems since 6.4); nothing
+ * here depends on its numbering except the few reasons tested below, which
+ * CO-RE resolves from the running kernel's BTF.
+ */
+#pragma once
+
+/* Reasons another program owns, or that are not a drop of a connection
+ * attempt. A reason the kernel lacks (CO-RE: the value does not exist) is
+ * skipped by its _exists test, so the program loads on 5.18+. */
+static __always_inline bool drop_reason_handled_elsewhere(__u32 reason)
+{
+	/* A SYN to no socket: answered with RST, a refusal (rst_* programs). */
+	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET))
+		return true;
+	/* The accept queue's ACK-stage drop (ovf_kfree_skb, 6.15+). */
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
+		return true;
+	/* Not a drop (kfree_skb_reason(skb, SKB_CONSUMED) is traced as
+	 * consume_skb since 6.3, but not on every kernel that has the value). */
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
+		return true;
+	return false;
+}
+
+/* A SYN or SYN-ACK dropped with any other reason. */
+static __always_inline int handshake_drop(struct sk_buff *skb, void *location, __u32 reason,
+					  const struct syn_tuple *t, __u8 tcp_flags)
+{
+	bool synack = tcp_flags & TCP_FLAG_ACK;
+	/* The service port: a SYN's destination, a SYN-ACK's source. */
+	if (!port_wanted(synack ? t->rport : t->lport))
+		return 0;
+	struct syn_ev_pkt_drop *e = reserve(sizeof(*e), SYN_EV_PKT_DROP);
+	if (!e)
+		return 0;
+	e->t = *t;
+	struct skb_where w;
+	skb_where(skb, t, tcp_flags, &e->task, &w);
+	if (!(w.flags & SYN_FW_F_TASK) && (synack || !(w.flags & SYN_FW_F_SK))) {
+		/* A received SYN's client, or any SYN-ACK's (its skb->sk is the
+		 * server's), may be a local socket in another namespace (veth,
+		 * bridge): the socket of this CPU's latest connect(), if its
+		 * 4-tuple matches. Only the first drop of an attempt is
+		 * reported, and that one runs inside the client's connect(). */
+		struct syn_tuple server_view = *t;
+		if (synack) {
+			__builtin_memcpy(server_view.local, t->remote, 16);
+			__builtin_memcpy(server_view.remote, t->local, 16);
+			server_view.lport = t->rport;
+			server_view.rport = t->lport;
+		}
+		__u32 zero = 0;
+		struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
+		if (c && find_client_here(c, &server_view, &e->task))
+			w.flags |= SYN_FW_F_TASK;
+	}
+	__builtin_memset(e->ifname, 0, sizeof(e->ifname));
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	if (dev)
+		bpf_core_read_str(e->ifname, sizeof(e->ifname), &dev->name);
+	e->location = (__u64)location;
+	e->netns = w.netns;
+	e->reason = reason;
+	e->ifindex = w.ifindex;
+	e->tcp_flags = tcp_flags;
+	e->hook = w.hook;
+	e->flags = w.flags;
+	e->_pad = 0;
+	submit(e);
+	return 0;
+}
+
+/* Every freed skb with a drop reason (5.17+; NETFILTER_DROP needs 5.18).
+ * Only the first three arguments are read, so the program loads on kernels
+ * with and without rx_sk (6.11). The packet is parsed once, before anything
+ * is reserved in the ring (most drops are not of TCP), for both records. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(drop_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	if (!skb)
+		return 0;
+	bool netfilter = reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP);
+	if (!netfilter && drop_reason_handled_elsewhere(reason))
+		return 0;
+	struct syn_tuple t;
+	__u8 tcp_flags = 0;
+	if (!parse_tcp(skb, &t, &tcp_flags))
+		return 0;
+	if (netfilter)
+		return fw_drop(skb, location, &t, tcp_flags);
+	/* Besides a firewall's drop, only a handshake segment is of interest. */
+	if (!(tcp_flags & TCP_FLAG_SYN))
+		return 0;
+	return handshake_drop(skb, location, reason, &t, tcp_flags);
+}
