@@ -41,6 +41,13 @@ public final class Tracer {
     let lostFD: Int32
     let listenerPidsFD: Int32
     let ncpus: Int
+    /// The ring buffer's positions, read-only (its fill, for SelfCost).
+    var ringPositions: syn_ring_positions
+    let ringBytes: UInt64
+    /// The most unread bytes seen before a read, since start and since the
+    /// last `takeRingPeak()` (Tracer+Cost.swift).
+    var ringPeak: UInt64 = 0
+    var ringPeakWindow: UInt64 = 0
 
     /// Opens, configures, loads and attaches. Fallible libbpf work happens
     /// before any stored property is set, so a failure cleans up exactly once.
@@ -84,29 +91,7 @@ public final class Tracer {
             // Choose programs: exactly one no-listener RST hook (the `rst_`
             // group); optional programs only where their probe succeeded;
             // everything else always.
-            let resetPrograms: Set<String> = {
-                switch hook {
-                case .tcpSendReset: return ["rst_tp_send_reset"]
-                case .kfreeSkb: return ["rst_kfree_skb"]
-                case .fentry: return ["rst_fentry_v4", "rst_fentry_v6"]
-                case .kprobe: return ["rst_kprobe_v4", "rst_kprobe_v6"]
-                }
-            }()
-            let optional = features.optionalPrograms
-            var prog = bpf_object__next_program(obj, nil)
-            while let p = prog {
-                let name = String(cString: bpf_program__name(p))
-                let load: Bool
-                if name.hasPrefix("rst_") {
-                    load = resetPrograms.contains(name)
-                } else if let probe = optional[name] {
-                    load = probe.isSupported
-                } else {
-                    load = true
-                }
-                bpf_program__set_autoload(p, load)
-                prog = bpf_object__next_program(obj, p)
-            }
+            Self.selectPrograms(obj, features: features, hook: hook)
 
             var cfg = syn_config()
             withUnsafeMutableBytes(of: &cfg.ports) { raw in
@@ -160,12 +145,19 @@ public final class Tracer {
         self.resetHook = hook
         self.object = obj
         self.links = links
+        self.ringBytes = UInt64(options.ringBytes)
+        var positions = syn_ring_positions()
+        if syn_ring_positions_map(bpf_map__fd(bpf_object__find_map_by_name(obj, "events")), &positions) != 0 {
+            positions = syn_ring_positions()  // the fill is then reported as 0
+        }
+        self.ringPositions = positions
         self.lostFD = bpf_map__fd(bpf_object__find_map_by_name(obj, "lost_events"))
         self.listenerPidsFD = bpf_map__fd(bpf_object__find_map_by_name(obj, "listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
     }
 
     deinit {
+        syn_ring_positions_unmap(&ringPositions)
         if let ring { ring_buffer__free(ring) }
         for l in links { bpf_link__destroy(l) }
         bpf_object__close(object)
@@ -254,7 +246,9 @@ public final class Tracer {
                 throw KernelError.sys("reading the ring buffer", code: n)
             }
             // The BPF side wakes us only when much is unread (submit() in
-            // refusals.bpf.c): what arrived without a wakeup is read here.
+            // refusals.bpf.c): what arrived without a wakeup is read here,
+            // after noting how much it was (the ring's fill, SelfCost).
+            noteRingFill()
             _ = ring_buffer__consume(rb)
             onTick()
         }

@@ -9,10 +9,21 @@ struct Doctor: ParsableCommand {
         discussion: "Probes by loading small BPF programs and reading kernel BTF; run it as root for conclusive answers."
     )
 
+    @Option(help: ArgumentHelp("Also attach what `trace` attaches for this many seconds, with the kernel's BPF statistics on, "
+                               + "and print what each program costs on this host's traffic.", valueName: "seconds"))
+    var measure: Double?
+
+    func validate() throws {
+        if let measure, !(measure > 0 && measure <= 3600) {
+            throw ValidationError("--measure must be a number of seconds between 0 and 3600, got \(measure)")
+        }
+    }
+
     func run() throws {
         let f = KernelFeatures.probe()
         print(DoctorReport.render(f))
         if !f.privileges.isSupported || !f.btf.isSupported { throw ExitCode.failure }
+        if let measure { print(try DoctorReport.measure(seconds: measure, features: f)) }
     }
 }
 
@@ -60,6 +71,7 @@ enum DoctorReport {
         l.append(contentsOf: firewallLines(f))
         l.append(contentsOf: overflowLines(f))
         l.append(contentsOf: syscallLines(f))
+        l.append(contentsOf: costLines(f))
         return l.joined(separator: "\n")
     }
 

@@ -75,6 +75,9 @@ struct RecordCommand: ParsableCommand {
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
+    @OptionGroup(title: "Self-overhead")
+    var cost: SelfCostOptions
+
     static func parseSize(_ s: String) -> Int64? {
         guard let last = s.last else { return nil }
         let mult: Int64
@@ -161,6 +164,8 @@ struct RecordCommand: ParsableCommand {
         let metricsEndpoint = try metrics.start(command: "record", ports: settings.ports)
         defer { metricsEndpoint?.stop() }
         settings.metrics = metricsEndpoint?.counters
+        settings.costMetrics = metricsEndpoint?.cost
+        settings.bpfStats = cost.bpfStats
 
         let flushEvery = UInt64(flushIntervalMs) * 1_000_000
         var lastFlush = bootTimeNow()

@@ -49,6 +49,9 @@ struct Trace: ParsableCommand {
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
+    @OptionGroup(title: "Self-overhead")
+    var cost: SelfCostOptions
+
     static let maxDuration: Double = 366 * 86400
 
     static func parseHook(_ s: String) -> ResetHook? {
@@ -93,6 +96,8 @@ struct Trace: ParsableCommand {
         let metricsEndpoint = try metrics.start(command: "trace", ports: settings.ports)
         defer { metricsEndpoint?.stop() }
         settings.metrics = metricsEndpoint?.counters
+        settings.costMetrics = metricsEndpoint?.cost
+        settings.bpfStats = cost.bpfStats
 
         var out: [UInt8] = []
         out.reserveCapacity(1 << 16)

@@ -22,6 +22,10 @@ struct TraceSettings {
     var reopenOnHUP = false
     /// Prometheus counters (--metrics-address), updated with every delivered record.
     var metrics: EventCounters? = nil
+    /// synsight's own cost in the metrics (--metrics-address), updated every second.
+    var costMetrics: SelfCostMetrics? = nil
+    /// Turn on the kernel's BPF statistics for the run (--bpf-stats).
+    var bpfStats = false
 }
 
 /// The tracing loop: load and attach, snapshot listeners, read the ring,
@@ -41,6 +45,14 @@ enum TraceRunner {
     /// have been created with `options(for: s)`.
     static func run(_ s: TraceSettings, tracer prepared: Tracer? = nil,
                     emit output: @escaping (Record) -> Void, tick: () -> Bool) throws -> String {
+        // Before loading: the programs' counters then cover the whole run.
+        let statistics: BPFStatistics?
+        do {
+            statistics = s.bpfStats ? try BPFStatistics.enable() : nil
+        } catch {
+            throw fail(error.description)
+        }
+        defer { withExtendedLifetime(statistics) {} }
         let tracer: Tracer
         if let prepared {
             tracer = prepared
@@ -126,6 +138,7 @@ enum TraceRunner {
         }
 
         var lastLostCheck = started
+        s.costMetrics?.update(tracer.costSample(window: true))
         do {
             try tracer.run(
                 onRecord: { raw in
@@ -143,6 +156,7 @@ enum TraceRunner {
                     if let a = aggregator?.expire(nowEpochNs: engine.clock.epoch(now)) { for r in a { deliver(r) } }
                     if now - lastLostCheck >= 1_000_000_000 {
                         checkLost(now: now)
+                        s.costMetrics?.update(tracer.costSample(window: true))
                         lastLostCheck = now
                     }
                     keepGoing = tick()
@@ -162,6 +176,8 @@ enum TraceRunner {
         checkLost(now: bootTimeNow())
         _ = tick()
         let elapsed = Double(bootTimeNow() - started) / 1e9
-        return summary.render(durationSeconds: elapsed)
+        let cost = tracer.costSample()
+        s.costMetrics?.update(tracer.costSample(window: true))
+        return summary.render(durationSeconds: elapsed) + "\n" + SelfCostFormat.render(cost, durationSeconds: elapsed)
     }
 }

@@ -64,4 +64,31 @@ struct bpf_object *syn_open_object(const void *buf, size_t len, const char *name
  * through the object's BTF (DATASEC ".rodata"). Between open and load.
  * 0 or a negative errno. */
 int syn_set_config(struct bpf_object *obj, const struct syn_config *cfg);
+/* synsight's own cost (issue 16). */
+
+/* BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): while the returned fd is open the
+ * kernel counts every BPF program's runs and run time (run_cnt,
+ * run_time_ns), without the kernel.bpf_stats_enabled sysctl being written;
+ * closing the fd turns the counting off again (unless someone else holds it
+ * on). Needs CAP_SYS_ADMIN. An fd, or a negative errno. */
+int syn_enable_bpf_stats(void);
+
+/* run_cnt and run_time_ns of the program behind `prog_fd` (zero while BPF
+ * statistics are off). 0 or a negative errno. */
+int syn_prog_run_stats(int prog_fd, uint64_t *run_cnt, uint64_t *run_time_ns);
+
+/* A read-only view of a BPF ring buffer's consumer and producer positions
+ * (its first two pages; libbpf 1.1 has no ring__avail_data_size). */
+struct syn_ring_positions {
+	void *pages;
+	size_t len;
+	size_t page;
+};
+
+/* Maps the positions of the ring buffer map `map_fd`. 0 or a negative errno. */
+int syn_ring_positions_map(int map_fd, struct syn_ring_positions *out);
+/* Bytes written by BPF and not yet read by the consumer (producer minus
+ * consumer position, record headers included). */
+uint64_t syn_ring_positions_unread(const struct syn_ring_positions *p);
+void syn_ring_positions_unmap(struct syn_ring_positions *p);
 #endif
