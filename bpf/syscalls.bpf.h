@@ -237,6 +237,16 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 {
 	struct syn_avc *avc = NULL;
 
+	/* Without the state-change hook a successful listen() is the
+	 * listener's birth (refusals.bpf.c, SYN_CFG_NO_STATE_HOOK). */
+	if (in->op == SYN_CALL_LISTEN && ret == 0 && no_state_hook()) {
+		struct socket *s = fd_socket(in->fd);
+		struct sock *lsk = s ? BPF_CORE_READ(s, sk) : NULL;
+		if (lsk && BPF_CORE_READ(lsk, __sk_common.skc_state) == TCP_LISTEN &&
+		    BPF_CORE_READ_BITFIELD_PROBED(lsk, sk_protocol) == IPPROTO_TCP)
+			on_listen_change(lsk, SYN_EV_LISTEN);
+	}
+
 	if (in->avc_count)
 		avc = bpf_map_lookup_elem(&sockcall_avc, &id);
 	if (!(ret < 0 && sockcall_reported(in->op, -ret)) && !avc)

@@ -2,6 +2,7 @@
 #include "CSynsightShim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -277,4 +278,25 @@ void syn_ring_positions_unmap(struct syn_ring_positions *p)
 	if (p->pages)
 		munmap(p->pages, p->len);
 	p->pages = NULL;
+}
+
+int syn_private_cgroup2_root(void)
+{
+	const char *at = "/sys/fs/cgroup";
+	if (unshare(CLONE_NEWNS) != 0)
+		return -errno;
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0)
+		return -errno;
+	if (mount("cgroup2", at, "cgroup2", 0, NULL) != 0)
+		return -errno;
+	int fd = open(at, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int e = errno;
+	umount2(at, MNT_DETACH);
+	return fd >= 0 ? fd : -e;
+}
+
+int syn_prog_test_run(int prog_fd)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
+	return bpf_prog_test_run_opts(prog_fd, &opts) == 0 ? 0 : -errno;
 }

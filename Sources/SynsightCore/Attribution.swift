@@ -366,7 +366,7 @@ public struct AttributionEngine {
                 }
             } else {
                 cause = .listenerClosed
-                if closed.closer.pid != l.pid {
+                if closed.closer.pid != 0 && closed.closer.pid != l.pid {
                     evidence.append(("closed_by", ProcessRef(pid: closed.closer.pid, comm: closed.closer.comm).json))
                 }
                 hint = "\(l.comm) (pid \(l.pid)) closed its listening socket on port \(port) but is still running: "

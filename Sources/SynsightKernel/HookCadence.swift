@@ -22,6 +22,10 @@ public struct HookCadence: Sendable, Equatable {
 
     static let table: [String: HookCadence] = [
         "sock_state": .h("every TCP state change on the host (both ends of a local connection: about 10)"),
+        "conn_connect4": .h("every IPv4 connect() on the host (TCP: the caller is remembered)"),
+        "conn_connect6": .h("every IPv6 connect() on the host (TCP: the caller is remembered)"),
+        "run_reap_listeners": .f("every 5 s, run by synsight: a walk of its listener registry"),
+        "conn_error_report": .f("every socket error report (refused, reset, timed out, unreachable)"),
         "ovf_consume_skb": .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it)"),
         "fw_kfree_skb": .h("every packet freed with a drop reason (a closing connection frees one)"),
         "ovf_kfree_skb": .h("every packet freed with a drop reason (a closing connection frees one)"),

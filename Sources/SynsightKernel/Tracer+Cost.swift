@@ -1,5 +1,6 @@
 import CLibBPF
 import CSynsightShim
+import Glibc
 import SynsightCore
 
 /// Which programs of the embedded object a Tracer loads, and what they cost.
@@ -48,13 +49,19 @@ extension Tracer {
         return attachedPrograms(obj).map { (String(cString: bpf_program__name($0)), String(cString: bpf_program__section_name($0))) }
     }
 
+    /// Programs user space runs itself instead of attaching: iterators
+    /// (seedListeners) and `run_` programs (sweepListeners).
+    static func runOnDemand(_ name: String) -> Bool {
+        name.hasPrefix("iter_") || name.hasPrefix("run_")
+    }
+
     /// The loaded programs that are attached for the run (iterators are
     /// run once at start-up, not attached).
     static func attachedPrograms(_ obj: OpaquePointer) -> [OpaquePointer] {
         var out: [OpaquePointer] = []
         var prog = bpf_object__next_program(obj, nil)
         while let p = prog {
-            if bpf_program__autoload(p), !String(cString: bpf_program__name(p)).hasPrefix("iter_") {
+            if bpf_program__autoload(p), !runOnDemand(String(cString: bpf_program__name(p))) {
                 out.append(p)
             }
             prog = bpf_object__next_program(obj, p)
@@ -65,7 +72,11 @@ extension Tracer {
     /// Run count and run time of every attached program (zero unless the
     /// kernel's BPF statistics are on: BPFStatistics).
     public func programStats() -> [SelfCost.Program] {
-        Self.attachedPrograms(object).map { p in
+        var programs = Self.attachedPrograms(object)
+        if let reap = bpf_object__find_program_by_name(object, "run_reap_listeners"), bpf_program__autoload(reap) {
+            programs.append(reap)  // run by the sweep: synsight's cost too
+        }
+        return programs.map { p in
             var runs: UInt64 = 0, ns: UInt64 = 0
             _ = syn_prog_run_stats(bpf_program__fd(p), &runs, &ns)
             return SelfCost.Program(name: String(cString: bpf_program__name(p)),
@@ -88,5 +99,28 @@ extension Tracer {
         if window { ringPeakWindow = 0 }
         return SelfCost(programs: programStats(), bpfStatsEnabled: BPFStatistics.enabled,
                         cpuSeconds: ProcessCPU.seconds(), ringBytes: ringBytes, ringUnreadPeak: peak)
+    }
+}
+
+/// Without the state-change hook (SYN_CFG_NO_STATE_HOOK), listeners that
+/// closed while no refusal or SYN asked about their port are found by a
+/// sweep of the kernel's listener registry every few seconds.
+extension Tracer {
+    static let sweepIntervalNs: UInt64 = 5_000_000_000
+
+    func sweepListenersIfDue() {
+        let now = bootTimeNow()
+        guard now &- lastSweep >= Self.sweepIntervalNs else { return }
+        lastSweep = now
+        sweepListeners()
+    }
+
+    /// Runs run_reap_listeners once (BPF_PROG_TEST_RUN; its records
+    /// arrive through the ring buffer). A bounded kernel walk of the
+    /// listener registry, no /proc, no netlink.
+    func sweepListeners() {
+        guard let prog = bpf_object__find_program_by_name(object, "run_reap_listeners"),
+              bpf_program__autoload(prog) else { return }
+        _ = syn_prog_test_run(bpf_program__fd(prog))
     }
 }

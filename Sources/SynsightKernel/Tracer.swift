@@ -48,6 +48,9 @@ public final class Tracer {
     /// last `takeRingPeak()` (Tracer+Cost.swift).
     var ringPeak: UInt64 = 0
     var ringPeakWindow: UInt64 = 0
+    /// Without the state-change hook: the iterator that finds closed
+    /// listeners nothing asked about (sweepListeners), and when it last ran.
+    var lastSweep: UInt64 = 0
 
     /// Opens, configures, loads and attaches. Fallible libbpf work happens
     /// before any stored property is set, so a failure cleans up exactly once.
@@ -87,11 +90,13 @@ public final class Tracer {
         }
         guard let obj else { throw KernelError.sys("opening the BPF object", code: errno) }
 
+        var noStateHook = false
         do throws(KernelError) {
             // Choose programs: exactly one no-listener RST hook (the `rst_`
             // group); optional programs only where their probe succeeded;
             // everything else always.
             Self.selectPrograms(obj, features: features, hook: hook)
+            noStateHook = features.connectWithoutStateHook.isSupported
 
             var cfg = syn_config()
             withUnsafeMutableBytes(of: &cfg.ports) { raw in
@@ -101,6 +106,7 @@ public final class Tracer {
             cfg.nports = UInt32(options.ports.count)
             cfg.flags = features.synRecvFlags
                 | (features.syscalls.connectExitOnly ? UInt32(SYN_CFG_CONNECT_EXIT_ONLY.rawValue) : 0)
+                | (noStateHook ? UInt32(SYN_CFG_NO_STATE_HOOK.rawValue) : 0)
             if let (start, end) = KernelSymbols.tcpRcvStateProcess {
                 cfg.trs_start = start
                 cfg.trs_end = end
@@ -125,11 +131,26 @@ public final class Tracer {
         }
 
         var links: [OpaquePointer] = []
+        var cgroupFD: Int32 = -1
+        defer { if cgroupFD >= 0 { close(cgroupFD) } }
         var prog = bpf_object__next_program(obj, nil)
         while let p = prog {
-            // Iterators are attached on demand (seedListeners), not here.
-            if bpf_program__autoload(p), !String(cString: bpf_program__name(p)).hasPrefix("iter_") {
-                guard let link = bpf_program__attach(p) else {
+            // Iterators are attached on demand (seedListeners), not here;
+            // `run_` programs are run by user space (sweepListeners).
+            if bpf_program__autoload(p), !Self.runOnDemand(String(cString: bpf_program__name(p))) {
+                // cgroup programs attach to the root cgroup v2 (the link holds it).
+                if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
+                    switch CgroupRoot.open() {
+                    case .success(let fd): cgroupFD = fd
+                    case .failure(let e):
+                        for l in links { bpf_link__destroy(l) }
+                        bpf_object__close(obj)
+                        throw e
+                    }
+                }
+                let attached = String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/")
+                    ? bpf_program__attach_cgroup(p, cgroupFD) : bpf_program__attach(p)
+                guard let link = attached else {
                     let e = errno
                     let name = String(cString: bpf_program__name(p))
                     for l in links { bpf_link__destroy(l) }
@@ -250,6 +271,7 @@ public final class Tracer {
             // after noting how much it was (the ring's fill, SelfCost).
             noteRingFill()
             _ = ring_buffer__consume(rb)
+            sweepListenersIfDue()
             onTick()
         }
         // Drain what is already there.

@@ -64,10 +64,15 @@ enum DoctorReport {
         case .failure(let e):
             l.append("  no_listener              UNAVAILABLE -- \(e.why)")
         }
-        let registry = f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state + /proc snapshot at start" : "UNAVAILABLE: \(f.inetSockSetState.detail)"
+        let stateless = f.connectWithoutStateHook
+        let registry = stateless.isSupported
+            ? "listen() exits + /proc snapshot at start; closes found when a refusal or a SYN to the port needs them"
+            : f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state + /proc snapshot at start" : "UNAVAILABLE: \(f.inetSockSetState.detail)"
         l.append("    listener registry      \(registry)")
         l.append("    listener exits         " + (f.schedProcessExit.isSupported ? "tp_btf/sched_process_exit (exit status and signal)" : "UNAVAILABLE: \(f.schedProcessExit.detail)"))
-        l.append("    local client identity  " + (f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state CLOSE->SYN_SENT (process context), joined by 4-tuple" : "UNAVAILABLE"))
+        l.append("    local client identity  " + (stateless.isSupported
+            ? "cgroup/connect{4,6} on the root cgroup v2 (\(stateless.detail); process context), joined by 4-tuple"
+            : f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state CLOSE->SYN_SENT (process context), joined by 4-tuple (no state-change-free way: \(stateless.detail))" : "UNAVAILABLE"))
         l.append(contentsOf: firewallLines(f))
         l.append(contentsOf: overflowLines(f))
         l.append(contentsOf: syscallLines(f))

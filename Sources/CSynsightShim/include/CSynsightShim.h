@@ -49,6 +49,17 @@ int syn_setns_net(int fd);
  * 0 or a negative errno. */
 int syn_private_tracefs(void);
 
+/* An O_RDONLY fd of the root of the cgroup v2 hierarchy mounted privately:
+ * a mount namespace of the calling thread's own (a slave, as above), cgroup2
+ * mounted over /sys/fs/cgroup there, opened, and unmounted again (the fd
+ * keeps it). For hosts that mount no cgroup2 anywhere. The host's mounts are
+ * untouched. An fd or a negative errno. */
+int syn_private_cgroup2_root(void);
+
+/* Runs the (raw_tp) program `prog_fd` once with BPF_PROG_TEST_RUN and no
+ * context. 0 or a negative errno. */
+int syn_prog_test_run(int prog_fd);
+
 /* Is the kprobe PMU present (CONFIG_KPROBES)? */
 bool syn_kprobes_available(void);
 
