@@ -88,6 +88,8 @@ struct connect_info {
 struct conn_set {
 	__u64 sk[CONN_WAYS];
 	__u16 dport[CONN_WAYS]; /* destination port: find_client's walk skips the rest */
+	__u32 next;             /* the way a full set gives up next (first in, first out) */
+	__u32 _pad;
 	struct connect_info ci[CONN_WAYS];
 };
 
@@ -185,7 +187,7 @@ static __always_inline void conn_put(__u64 sk, __u16 dport, const struct connect
 	if (!s)
 		return;
 	int w = -1;
-	__u64 old = 0, oldest_ts = ~0ULL;
+	__u64 old = 0;
 	for (int i = 0; i < CONN_WAYS; i++) {
 		__u64 k = READ_ONCE_U64(s->sk[i]);
 		if (k == sk || k == 0) { /* the same address reused, or free */
@@ -193,14 +195,17 @@ static __always_inline void conn_put(__u64 sk, __u16 dport, const struct connect
 			old = k;
 			break;
 		}
-		if (!(k & CONN_BUSY) && s->ci[i].ts_ns < oldest_ts) {
-			oldest_ts = s->ci[i].ts_ns;
-			w = i;
-			old = k;
-		}
 	}
-	if (w < 0)
-		return;
+	if (w < 0) {
+		/* Full (always, once entries outlive their sockets: see
+		 * SYN_CFG_NO_STATE_HOOK): give up the way filled longest ago,
+		 * reading only this set's first cache lines, not every entry's
+		 * time (8 cache lines per connect()). */
+		w = __sync_fetch_and_add(&s->next, 1) & (CONN_WAYS - 1);
+		old = READ_ONCE_U64(s->sk[w]);
+		if (old & CONN_BUSY)
+			return;
+	}
 	w &= CONN_WAYS - 1;
 	/* Lost a race for the slot with another CPU: this connect() is not
 	 * remembered (its refusal is still reported, without the caller). */

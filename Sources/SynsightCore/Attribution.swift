@@ -129,6 +129,8 @@ public struct AttributionEngine {
     var replacedHistory: [NetnsPort: ClosedListener] = [:]
     /// bind/listen/connect failures: hooks, port-holder lookup, caches (SyscallAttribution.swift).
     public var syscalls = SyscallState()
+    /// The hook connection errors come from (evidence.hook of client-side failures).
+    public var clientErrorHook = ClientErrorHook.stateChange
 
     /// Bounds on remembered state, so memory does not grow with uptime.
     static let maxExits = 4096

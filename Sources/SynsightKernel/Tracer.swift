@@ -35,6 +35,9 @@ private let libbpfLogger: syn_log_fn = { level, message in
 public final class Tracer {
     public let features: KernelFeatures
     public let resetHook: ResetHook
+    /// inet_sock_set_state is not attached (SYN_CFG_NO_STATE_HOOK): connect()
+    /// callers from cgroup/connect{4,6}, errors from inet_sk_error_report.
+    public let noStateHook: Bool
     let object: OpaquePointer
     var links: [OpaquePointer] = []
     var ring: OpaquePointer?
@@ -164,6 +167,7 @@ public final class Tracer {
 
         self.features = features
         self.resetHook = hook
+        self.noStateHook = noStateHook
         self.object = obj
         self.links = links
         self.ringBytes = UInt64(options.ringBytes)

@@ -79,6 +79,7 @@ enum TraceRunner {
         engine.seed(snapshot)
         engine.syscalls = SyscallState(holders: ProcfsPortHolders(), hooks: tracer.features.syscalls.hookSet)
         engine.firewall.rules = NftRuleSource()
+        engine.clientErrorHook = tracer.noStateHook ? .errorReport : .stateChange
 
         // A parent may have spawned us with these signals blocked (some
         // process launchers do): Ctrl-C and `kill` must always stop a trace.

@@ -120,7 +120,7 @@ def main():
         subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
         mport = free_port()
         err = open(f"{tmp}/record.err", "w+")
-        rec = subprocess.Popen([binary, "record", "--dir", f"{tmp}/rec", "--bpf-stats",
+        rec = subprocess.Popen([binary, "record", "--dir", f"{tmp}/rec", "--bpf-stats"] + os.environ.get("PER_CONN_EXTRA", "").split() + [
                                 "--metrics-address", f"127.0.0.1:{mport}"], stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 60
         while "synsight: tracing" not in open(f"{tmp}/record.err").read():
