@@ -66,7 +66,7 @@ enum DoctorReport {
         }
         let stateless = f.connectWithoutStateHook
         let registry = stateless.isSupported
-            ? "listen() exits + /proc snapshot at start; closes found when a refusal or a SYN to the port needs them"
+            ? "listen() exits + /proc snapshot at start; closes found when a refusal or a SYN to the port needs them, else by a sweep every 5 s"
             : f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state + /proc snapshot at start" : "UNAVAILABLE: \(f.inetSockSetState.detail)"
         l.append("    listener registry      \(registry)")
         l.append("    listener exits         " + (f.schedProcessExit.isSupported ? "tp_btf/sched_process_exit (exit status and signal)" : "UNAVAILABLE: \(f.schedProcessExit.detail)"))
