@@ -267,6 +267,11 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 		     in->op == SYN_CALL_LISTEN ? bound.lport : in->t.rport;
 	if (!port_wanted(port))
 		goto out;
+	/* The holder of the port is looked up in the listener registry: drop
+	 * the listeners of the port that closed unseen first (their closes
+	 * reach user space before this record). */
+	if (no_state_hook() && ret == -SYN_EADDRINUSE)
+		listeners_reap(port);
 
 	struct syn_ev_sockcall *e = reserve(sizeof(*e), SYN_EV_SOCKCALL);
 	if (!e)
