@@ -243,8 +243,17 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 		struct socket *s = fd_socket(in->fd);
 		struct sock *lsk = s ? BPF_CORE_READ(s, sk) : NULL;
 		if (lsk && BPF_CORE_READ(lsk, __sk_common.skc_state) == TCP_LISTEN &&
-		    BPF_CORE_READ_BITFIELD_PROBED(lsk, sk_protocol) == IPPROTO_TCP)
+		    BPF_CORE_READ_BITFIELD_PROBED(lsk, sk_protocol) == IPPROTO_TCP) {
+			/* This socket's memory was a listener that closed unseen:
+			 * that one's close first, and off its port's slots. */
+			__u64 key = (__u64)lsk;
+			struct listen_info *old = bpf_map_lookup_elem(&listen_socks, &key);
+			if (old && old->ino != sock_inode(lsk)) {
+				emit_lazy_close(old);
+				port_slot_del(old->port, key);
+			}
 			on_listen_change(lsk, SYN_EV_LISTEN);
+		}
 	}
 
 	if (in->avc_count)
