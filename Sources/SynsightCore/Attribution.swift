@@ -351,6 +351,11 @@ public struct AttributionEngine {
             record.process = l.process
             evidence.append(("listened_on", .string(Endpoint(addr: l.local.addr, port: port).description)))
             evidence.append(("closed_at", .string(RFC3339.format(nanosecondsSinceEpoch: clock.epoch(closed.closedAt)))))
+            if closed.closer.pid == 0 {
+                // Found closed when needed or by the sweep (no state-change
+                // hook): closed_at is when it was noticed, not the close.
+                evidence.append(("closed_at_exact", .bool(false)))
+            }
             if let x = exits[l.pid], x.ts >= (l.since ?? 0) {
                 cause = .listenerExited
                 evidence.append(("exited_at", .string(RFC3339.format(nanosecondsSinceEpoch: clock.epoch(x.ts)))))
