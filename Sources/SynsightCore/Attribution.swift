@@ -21,6 +21,12 @@ public struct ClockMapping: Sendable {
 /// Optional enrichment of a PID (e.g. its executable path from /proc).
 public protocol ProcessResolver {
     func exe(pid: UInt32) -> String?
+    /// The process's cgroup, unit, container and pod, read while it lives.
+    func workload(pid: UInt32) -> WorkloadIdentity?
+}
+
+extension ProcessResolver {
+    public func workload(pid: UInt32) -> WorkloadIdentity? { nil }
 }
 
 /// A listening socket the engine knows of.
@@ -36,9 +42,14 @@ public struct ListenerInfo: Sendable, Hashable {
     public var exe: String?
     /// Kernel time it started listening; nil if it predates synsight.
     public var since: UInt64?
+    /// Captured when it started listening (or at the start-up snapshot), so a
+    /// refusal after the process or its container died still names them.
+    public var workload: WorkloadIdentity?
 
     public init(netns: UInt32, family: AddressFamily, local: Endpoint, ipv6Only: Bool?,
-                socketInode: UInt64, pid: UInt32, comm: String, exe: String? = nil, since: UInt64? = nil) {
+                socketInode: UInt64, pid: UInt32, comm: String, exe: String? = nil, since: UInt64? = nil,
+                workload: WorkloadIdentity? = nil) {
+        self.workload = workload
         self.netns = netns
         self.family = family
         self.local = local
@@ -50,7 +61,7 @@ public struct ListenerInfo: Sendable, Hashable {
         self.since = since
     }
 
-    var process: ProcessRef { ProcessRef(pid: pid, comm: comm, exe: exe) }
+    var process: ProcessRef { ProcessRef(pid: pid, comm: comm, exe: exe, workload: workload) }
 
     /// An AF_INET6 socket bound to an IPv4-mapped address (::ffff:a.b.c.d)
     /// takes IPv4 only: it behaves as an IPv4 listener.
@@ -65,6 +76,7 @@ public struct ListenerInfo: Sendable, Hashable {
             ("pid", .int(Int64(pid))), ("comm", .string(comm)),
         ]
         if let ipv6Only { f.append(("ipv6only", .bool(ipv6Only))) }
+        if let workload { f += workload.jsonFields }
         return .object(f)
     }
 
@@ -174,7 +186,8 @@ public struct AttributionEngine {
             exits.removeValue(forKey: c.task.pid)  // a PID that listens again is alive
             add(ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
                              socketInode: c.socketInode, pid: c.task.pid, comm: c.task.comm,
-                             exe: resolver?.exe(pid: c.task.pid), since: c.ts))
+                             exe: resolver?.exe(pid: c.task.pid), since: c.ts,
+                             workload: resolver?.workload(pid: c.task.pid)))
             return []
         case .listenClose(let c):
             let id = ListenerID(netns: c.netns, inode: c.socketInode)
@@ -277,7 +290,8 @@ public struct AttributionEngine {
     }
 
     func clientRef(_ ce: ConnectError) -> ProcessRef {
-        ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid))
+        ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid),
+                   workload: resolver?.workload(pid: ce.task.pid))
     }
 
     /// Emit refusals whose join window has passed (`now` in kernel boot ns).

@@ -214,7 +214,8 @@ extension AttributionEngine {
                             port: d.servicePort, family: d.family, netns: d.netns,
                             local: d.local, remote: d.remote)
         if let c = a.client {
-            record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid))
+            record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
+                                   workload: resolver?.workload(pid: c.pid))
         }
         var ev: [(String, JSONValue)] = [("method", .string(method.rawValue))]
         if let errno { ev.append(("client_errno", .int(Int64(errno)))) }

@@ -40,18 +40,27 @@ public struct ProcessRef: Sendable, Hashable {
     public var comm: String
     public var exe: String?
     public var cgroup: String?
+    /// Unit, container, pod (Workload/WorkloadIdentity.swift), captured while
+    /// the process lived; its `cgroup` takes the place of `cgroup` above.
+    public var workload: WorkloadIdentity?
 
-    public init(pid: UInt32, comm: String, exe: String? = nil, cgroup: String? = nil) {
+    public init(pid: UInt32, comm: String, exe: String? = nil, cgroup: String? = nil,
+                workload: WorkloadIdentity? = nil) {
         self.pid = pid
         self.comm = comm
         self.exe = exe
         self.cgroup = cgroup
+        self.workload = workload
     }
 
     var json: JSONValue {
         var fields: [(String, JSONValue)] = [("pid", .int(Int64(pid))), ("comm", .string(comm))]
         if let exe { fields.append(("exe", .string(exe))) }
-        if let cgroup { fields.append(("cgroup", .string(cgroup))) }
+        if let workload {
+            fields += workload.jsonFields
+        } else if let cgroup {
+            fields.append(("cgroup", .string(cgroup)))
+        }
         return .object(fields)
     }
 }
@@ -116,6 +125,8 @@ public struct Record: Sendable, Hashable {
     public var port: UInt16?
     public var family: AddressFamily?
     public var netns: UInt32?
+    /// The namespace's `ip netns` name, or the container or pod living in it.
+    public var netnsName: String?
     public var local: Endpoint?
     public var remote: Endpoint?
     public var process: ProcessRef?
@@ -126,6 +137,8 @@ public struct Record: Sendable, Hashable {
     /// For `summary` records: the first and last folded event (epoch ns).
     public var firstTs: Int64?
     public var lastTs: Int64?
+    /// The node the record comes from (hostname, machine-id, boot-id).
+    public var node: NodeIdentity?
 
     public init(ts: Int64, kind: RecordKind, reason: Reason? = nil, cause: String? = nil,
                 port: UInt16? = nil, family: AddressFamily? = nil, netns: UInt32? = nil,
@@ -166,6 +179,7 @@ public struct Record: Sendable, Hashable {
         if let port { f.append(("port", .int(Int64(port)))) }
         if let family { f.append(("family", .string(family.rawValue))) }
         if let netns { f.append(("netns", .int(Int64(netns)))) }
+        if let netnsName { f.append(("netns_name", .string(netnsName))) }
         if let local { f.append(("local", Record.endpoint(local))) }
         if let remote { f.append(("remote", Record.endpoint(remote))) }
         if let process { f.append(("process", process.json)) }
@@ -175,6 +189,7 @@ public struct Record: Sendable, Hashable {
         if let lastTs { f.append(("last_ts", .string(RFC3339.format(nanosecondsSinceEpoch: lastTs)))) }
         f.append(("evidence", .object(evidence)))
         if let hint { f.append(("hint", .string(hint))) }
+        if let node, !node.isEmpty { f.append(("node", node.json)) }
         return .object(f)
     }
 

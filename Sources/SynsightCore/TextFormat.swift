@@ -18,6 +18,7 @@ public enum TextFormat {
             } else if let local = r.local {
                 parts.append("on \(local)")
             }
+            if let name = r.netnsName { parts.append("netns \(TerminalText.escape(name))") }
             if let c = r.client { parts.append("client \(ref(c))") }
             if let p = r.process { parts.append("process \(ref(p))") }
             if let hint = r.hint { parts.append("| " + TerminalText.escape(hint)) }
@@ -25,8 +26,12 @@ public enum TextFormat {
         }
     }
 
+    /// `nginx[4410]`, then the workload: `nginx[4410] unit nginx.service`,
+    /// `api[77] pod shop/api-7d9f container api`, `httpd[5] container web`.
     static func ref(_ p: ProcessRef) -> String {
-        "\(TerminalText.escape(p.comm))[\(p.pid)]"
+        var s = "\(TerminalText.escape(p.comm))[\(p.pid)]"
+        if let words = p.workload?.phrase { s += " " + TerminalText.escape(words) }
+        return s
     }
 }
 

@@ -116,8 +116,14 @@ public enum ListenerSnapshot {
 /// client must not cost a readlink per event). Bounded.
 public final class ProcfsResolver: ProcessResolver {
     var cache: [UInt32: String?] = [:]
+    /// Cgroup, unit, container and pod (cached and bounded there).
+    public let workloads: WorkloadResolver?
 
-    public init() {}
+    public init(workloads: WorkloadResolver? = nil) {
+        self.workloads = workloads
+    }
+
+    public func workload(pid: UInt32) -> WorkloadIdentity? { workloads?.identity(pid: pid) }
 
     public func exe(pid: UInt32) -> String? {
         if let hit = cache[pid] { return hit }

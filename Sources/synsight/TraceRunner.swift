@@ -55,13 +55,21 @@ enum TraceRunner {
         // Attach first, then snapshot: a listener born in between is in both
         // (the engine deduplicates), and none is missed.
         let taken = ListenerSnapshot.take()
-        let snapshot = taken.listeners
+        // Workload identity (cgroup, unit, container, pod) of the listeners
+        // alive now; the sources are found here, before the ring is read.
+        let workloads = WorkloadResolver(sources: .probe())
+        let node = NodeIdentityReader.read()
+        let snapshot = taken.listeners.map { l in
+            var l = l
+            l.workload = workloads.identity(pid: l.pid)
+            return l
+        }
         tracer.watchExits(of: Array(Set(snapshot.map(\.pid))))
         let unseeded = tracer.seedListeners(netnsPids: taken.namespaces)
         if s.verbose && !unseeded.isEmpty {
             Output.stderr("synsight: could not enter network namespaces \(unseeded): overflows of their pre-existing listeners are not seen\n")
         }
-        let resolver = ProcfsResolver()
+        let resolver = ProcfsResolver(workloads: workloads)
         var engine = AttributionEngine(clock: currentClockMapping(),
                                        joinWindowNs: UInt64(s.joinWindowMs) * 1_000_000, resolver: resolver)
         engine.seed(snapshot)
@@ -99,6 +107,9 @@ enum TraceRunner {
         let portFilter = Set(s.ports)
         func deliver(_ r: Record) {
             if let limit, r.kind != .lost, emitted >= limit { return }
+            var r = r
+            r.node = node
+            if r.netnsName == nil, let ns = r.netns { r.netnsName = workloads.netnsName(ns) }
             summary.add(r)
             s.metrics?.observe(r)
             if r.kind != .lost { emitted += 1 }

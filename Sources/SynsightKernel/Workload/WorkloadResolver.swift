@@ -1,0 +1,188 @@
+import Glibc
+import SynsightCore
+
+/// PID -> workload identity (cgroup, unit, container, pod) and network
+/// namespace -> name, from the host's files. Used on the consumer thread in
+/// the same place the executable path is read (a listener's birth, a client's
+/// refused connect(), the start-up snapshot), so every step is one small
+/// read, and everything is cached and bounded:
+/// - per PID, /proc/<pid>/cgroup (one small file) at most once per second;
+/// - per cgroup path, the named identity (names are looked for again after
+///   `retryNamesNs` when one was missing: a container's config or a pod's
+///   log directory may appear just after its process);
+/// - Docker names per container id (one config.v2.json read);
+/// - kubelet's pod directories and /run/netns, listed again only on a miss
+///   and at most once per `relistNs`.
+/// Each table is emptied when it reaches `maxEntries`.
+public final class WorkloadResolver {
+    public let sources: WorkloadSources
+
+    static let maxEntries = 4096
+    static let pidTTLNs: UInt64 = 1_000_000_000
+    static let retryNamesNs: UInt64 = 5_000_000_000
+    static let relistNs: UInt64 = 2_000_000_000
+    static let maxConfigBytes = 1 << 20
+
+    struct PidEntry {
+        var identity: WorkloadIdentity?
+        var readAt: UInt64
+    }
+
+    struct Named {
+        var identity: WorkloadIdentity
+        var namedAt: UInt64
+        var complete: Bool
+    }
+
+    struct PodDir {
+        var namespace: String
+        var name: String
+        var directory: String
+    }
+
+    var byPid: [UInt32: PidEntry] = [:]
+    var byCgroup: [String: Named] = [:]
+    var dockerNames: [String: String] = [:]
+    var pods: [String: PodDir] = [:]
+    var podsListedAt: UInt64?
+    var containerLinks: [String: String] = [:]
+    var linksListedAt: UInt64?
+    var netnsNames: [UInt32: String] = [:]
+    var netnsListedAt: UInt64?
+    /// Network namespaces of processes found in a container or pod: their label.
+    var workloadNetns: [UInt32: String] = [:]
+
+    public init(sources: WorkloadSources) {
+        self.sources = sources
+    }
+
+    // MARK: - Processes
+
+    public func identity(pid: UInt32) -> WorkloadIdentity? {
+        let now = Self.monotonicNow()
+        if let e = byPid[pid], now &- e.readAt < Self.pidTTLNs { return e.identity }
+        guard let text = ProcFS.read("/proc/\(pid)/cgroup", limit: 65536) else {
+            // Gone: what was read while it lived is still the best answer.
+            return byPid[pid]?.identity
+        }
+        var identity: WorkloadIdentity?
+        if let raw = CgroupIdentity.identity(cgroupFile: text) {
+            identity = named(raw, now: now)
+            if let id = identity, let label = Self.netnsLabel(id), let ns = ProcFS.nsInode("/proc/\(pid)/ns/net") {
+                Self.bound(&workloadNetns)
+                workloadNetns[ns] = label
+            }
+        }
+        Self.bound(&byPid)
+        byPid[pid] = PidEntry(identity: identity, readAt: now)
+        return identity
+    }
+
+    func named(_ raw: WorkloadIdentity, now: UInt64) -> WorkloadIdentity {
+        guard let key = raw.cgroup else { return raw }
+        if let hit = byCgroup[key], hit.complete || now &- hit.namedAt < Self.retryNamesNs { return hit.identity }
+        var id = raw
+        var complete = true
+        if var pod = id.pod {
+            complete = namePod(&pod, containerID: id.container?.id, now: now)
+            id.pod = pod
+        } else if var c = id.container, c.runtime == .docker || c.runtime == nil {
+            c.name = dockerName(id: c.id)
+            complete = c.name != nil || sources.dockerDataRoots.isEmpty
+            id.container = c
+        }
+        Self.bound(&byCgroup)
+        byCgroup[key] = Named(identity: id, namedAt: now, complete: complete)
+        return id
+    }
+
+    /// The label a network namespace takes from the workload living in it.
+    static func netnsLabel(_ id: WorkloadIdentity) -> String? {
+        if let pod = id.pod, pod.name != nil { return "pod " + pod.label }
+        if let c = id.container { return "container " + (c.name ?? c.shortID) }
+        return nil
+    }
+
+    // MARK: - Docker
+
+    func dockerName(id: String) -> String? {
+        if let hit = dockerNames[id] { return hit }
+        for root in sources.dockerDataRoots {
+            guard let bytes = ProcFS.readBytes("\(root)/containers/\(id)/config.v2.json", limit: Self.maxConfigBytes),
+                  let name = WorkloadNames.dockerName(configJSON: bytes) else { continue }
+            Self.bound(&dockerNames)
+            dockerNames[id] = name
+            return name
+        }
+        return nil
+    }
+
+    // MARK: - Kubernetes
+
+    /// Fills namespace, name and container name; true when all were found.
+    func namePod(_ pod: inout PodRef, containerID: String?, now: UInt64) -> Bool {
+        if pods[pod.uid] == nil, Self.due(podsListedAt, now) { listPods(now: now) }
+        guard let dir = pods[pod.uid] else { return false }
+        pod.namespace = dir.namespace
+        pod.name = dir.name
+        let containers = ProcFS.list(dir.directory).filter { WorkloadSources.isDirectory(dir.directory + "/" + $0) }
+        if containers.count == 1 {
+            pod.container = containers[0]
+        } else if let containerID {
+            if containerLinks[containerID] == nil, Self.due(linksListedAt, now) { listContainerLinks(now: now) }
+            pod.container = containerLinks[containerID]
+        }
+        return pod.container != nil || containerID == nil
+    }
+
+    func listPods(now: UInt64) {
+        podsListedAt = now
+        pods.removeAll(keepingCapacity: true)
+        for entry in ProcFS.list(sources.podLogRoot).prefix(Self.maxEntries) {
+            guard let p = WorkloadNames.podLogDirectory(entry) else { continue }
+            pods[p.uid] = PodDir(namespace: p.namespace, name: p.pod, directory: sources.podLogRoot + "/" + entry)
+        }
+    }
+
+    func listContainerLinks(now: UInt64) {
+        linksListedAt = now
+        containerLinks.removeAll(keepingCapacity: true)
+        for entry in ProcFS.list(sources.containerLogRoot).prefix(Self.maxEntries * 4) {
+            if let l = WorkloadNames.containerLogLink(entry) { containerLinks[l.id] = l.container }
+        }
+    }
+
+    // MARK: - Network namespaces
+
+    /// `ip netns` name of a namespace, else the container or pod living in it.
+    public func netnsName(_ inode: UInt32) -> String? {
+        if let n = netnsNames[inode] { return n }
+        let now = Self.monotonicNow()
+        if sources.netnsDirExists, Self.due(netnsListedAt, now) {
+            netnsListedAt = now
+            netnsNames.removeAll(keepingCapacity: true)
+            for name in ProcFS.list(WorkloadSources.netnsDir).prefix(Self.maxEntries) {
+                if let ns = ProcFS.nsInode(WorkloadSources.netnsDir + "/" + name) { netnsNames[ns] = name }
+            }
+            if let n = netnsNames[inode] { return n }
+        }
+        return workloadNetns[inode]
+    }
+
+    // MARK: - Helpers
+
+    static func due(_ last: UInt64?, _ now: UInt64) -> Bool {
+        guard let last else { return true }
+        return now &- last >= relistNs
+    }
+
+    static func bound<K, V>(_ table: inout [K: V]) {
+        if table.count >= maxEntries { table.removeAll(keepingCapacity: true) }
+    }
+
+    static func monotonicNow() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+}
