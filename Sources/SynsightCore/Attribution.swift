@@ -63,6 +63,9 @@ public struct ListenerInfo: Sendable, Hashable {
 
     var process: ProcessRef { ProcessRef(pid: pid, comm: comm, exe: exe, workload: workload) }
 
+    /// "nginx (pid 4410)", with its workload when known: "nginx (pid 4410, unit nginx.service)".
+    var label: String { "\(comm) (pid \(pid)" + (workload?.phrase.map { ", " + $0 } ?? "") + ")" }
+
     /// An AF_INET6 socket bound to an IPv4-mapped address (::ffff:a.b.c.d)
     /// takes IPv4 only: it behaves as an IPv4 listener.
     var effectiveFamily: AddressFamily {
@@ -343,18 +346,18 @@ public struct AttributionEngine {
             if !sameFamily.isEmpty {
                 cause = .boundToOtherAddress
                 let addrs = sameFamily.map { Endpoint(addr: $0.local.addr, port: port).description }
-                hint = "\(l.comm) (pid \(l.pid)) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local): "
+                hint = "\(l.label) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local): "
                     + "bind the service to \(r.family == .ipv4 ? "0.0.0.0" : "[::]") or to \(r.local.addr), or connect to the address it listens on"
             } else {
                 cause = .familyMismatch
                 let other = l.effectiveFamily == .ipv6 ? "IPv6" : "IPv4"
                 let asked = r.family == .ipv6 ? "IPv6" : "IPv4"
                 if l.effectiveFamily == .ipv6 {
-                    hint = "\(l.comm) (pid \(l.pid)) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
+                    hint = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
                         + (l.ipv6Only == true ? " (IPV6_V6ONLY)" : "")
                         + " but the client used \(asked): also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (net.ipv6.bindv6only), or connect over IPv6"
                 } else {
-                    hint = "\(l.comm) (pid \(l.pid)) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
+                    hint = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
                         + " but the client used \(asked): also listen on [::]:\(port), or connect over IPv4"
                 }
             }
@@ -370,12 +373,12 @@ public struct AttributionEngine {
                     evidence.append(("signal", .int(Int64(sig))))
                     evidence.append(("signal_name", .string(Signals.name(sig))))
                     if x.coreDumped { evidence.append(("core_dumped", .bool(true))) }
-                    hint = "\(l.comm) (pid \(l.pid)) was killed by \(Signals.name(sig))\(x.coreDumped ? " (core dumped)" : "") and nothing listens on port \(port) since: "
+                    hint = "\(l.label) was killed by \(Signals.name(sig))\(x.coreDumped ? " (core dumped)" : "") and nothing listens on port \(port) since: "
                         + "restart the service and find out who sent the signal (OOM killer: dmesg; supervisor: journalctl)"
                 } else {
                     let status = x.status ?? 0
                     evidence.append(("exit_status", .int(Int64(status))))
-                    hint = "\(l.comm) (pid \(l.pid)) exited with status \(status) and nothing listens on port \(port) since: "
+                    hint = "\(l.label) exited with status \(status) and nothing listens on port \(port) since: "
                         + "restart the service and check its logs for why it exited"
                 }
             } else {
@@ -383,14 +386,14 @@ public struct AttributionEngine {
                 if closed.closer.pid != l.pid {
                     evidence.append(("closed_by", ProcessRef(pid: closed.closer.pid, comm: closed.closer.comm).json))
                 }
-                hint = "\(l.comm) (pid \(l.pid)) closed its listening socket on port \(port) but is still running: "
+                hint = "\(l.label) closed its listening socket on port \(port) but is still running: "
                     + "check its logs (reload, shutdown in progress, lost configuration) and restart or reconfigure it"
             }
         } else if let l = onPort.first(where: { $0.netns != r.netns }) {
             cause = .otherNetns
             record.process = l.process
             evidence.append(("listeners", .array(onPort.filter { $0.netns != r.netns }.map(\.json))))
-            hint = "port \(port) listens in network namespace \(l.netns) (\(l.comm), pid \(l.pid)), but the SYN arrived in namespace \(r.netns): "
+            hint = "port \(port) listens in network namespace \(l.netns) (\(l.label)), but the SYN arrived in namespace \(r.netns): "
                 + "connect from inside that namespace, publish the port (container port mapping), or run the service in this namespace"
         } else {
             cause = .neverListened
