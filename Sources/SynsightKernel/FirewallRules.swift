@@ -21,12 +21,21 @@ public final class NftRuleSource: FirewallRuleSource {
     let ownNetns: UInt32?
     let nft: String
     let nsenter: String
+    /// iptables-nft-save / ip6tables-nft-save: nft shows an iptables rule's
+    /// `-m comment` only as a match without its text.
+    let iptablesSave: [String: String]
 
     public init(ttlNs: UInt64 = 1_000_000_000) {
         self.ttlNs = ttlNs
         ownNetns = ProcFS.nsInode("/proc/self/ns/net")
         nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"].first { access($0, X_OK) == 0 } ?? "nft"
         nsenter = ["/usr/bin/nsenter", "/bin/nsenter", "/usr/sbin/nsenter"].first { access($0, X_OK) == 0 } ?? "nsenter"
+        var save: [String: String] = [:]
+        for (family, tool) in [("ip", "iptables"), ("ip6", "ip6tables")] {
+            save[family] = ["/usr/sbin/\(tool)-nft-save", "/sbin/\(tool)-nft-save", "/usr/sbin/\(tool)-save"]
+                .first { access($0, X_OK) == 0 }
+        }
+        iptablesSave = save
     }
 
     public func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
@@ -81,15 +90,23 @@ public final class NftRuleSource: FirewallRuleSource {
             if ProcessEnv.debug { debugLog("synsight: network namespace \(netns) not found in /run/netns nor /proc/*/ns/net") }
             return nil
         }
-        func run(_ args: [String]) -> String? {
-            if let path { return Subprocess.capture([nsenter, "--net=\(path)", "--", nft] + args) }
-            return Subprocess.capture([nft] + args)
+        func run(_ args: [String], tool: String? = nil) -> String? {
+            let tool = tool ?? nft
+            if let path { return Subprocess.capture([nsenter, "--net=\(path)", "--", tool] + args) }
+            return Subprocess.capture([tool] + args)
         }
         // A dump can be interrupted by a concurrent ruleset change (NLM_F_DUMP_INTR): retry.
         for _ in 0..<3 {
             guard let json = run(["-j", "list", "ruleset"]) else { continue }
             let text = run(["-a", "list", "ruleset"])
-            if let rs = NftRuleset(json: json, text: text) { return rs }
+            if var rs = NftRuleset(json: json, text: text) {
+                if rs.hasIptablesComments {
+                    for (family, tool) in iptablesSave.sorted(by: { $0.key < $1.key }) {
+                        if let save = run([], tool: tool) { rs.attachIptablesComments(save: save, family: family) }
+                    }
+                }
+                return rs
+            }
             if ProcessEnv.debug { debugLog("synsight: unparsable nft -j output for netns \(netns): \(json.prefix(200))") }
         }
         return nil
