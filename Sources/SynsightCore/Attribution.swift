@@ -64,7 +64,7 @@ public struct ListenerInfo: Sendable, Hashable {
     var process: ProcessRef { ProcessRef(pid: pid, comm: comm, exe: exe, workload: workload) }
 
     /// "nginx (pid 4410)", with its workload when known: "nginx (pid 4410, unit nginx.service)".
-    var label: String { "\(comm) (pid \(pid)" + (workload?.phrase.map { ", " + $0 } ?? "") + ")" }
+    var label: String { process.label }
 
     /// An AF_INET6 socket bound to an IPv4-mapped address (::ffff:a.b.c.d)
     /// takes IPv4 only: it behaves as an IPv4 listener.

@@ -53,6 +53,9 @@ public struct ProcessRef: Sendable, Hashable {
         self.workload = workload
     }
 
+    /// "nginx (pid 4410)", with its workload when known: "nginx (pid 4410, unit nginx.service)".
+    public var label: String { "\(comm) (pid \(pid)" + (workload?.phrase.map { ", " + $0 } ?? "") + ")" }
+
     var json: JSONValue {
         var fields: [(String, JSONValue)] = [("pid", .int(Int64(pid))), ("comm", .string(comm))]
         if let exe { fields.append(("exe", .string(exe))) }

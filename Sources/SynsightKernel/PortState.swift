@@ -130,10 +130,12 @@ public enum PortState {
         }
         let owners = socketOwners(Set(listeners.map(\.inode).filter { $0 != 0 }))
         var processes: [UInt32: ExplainProcess] = [:]
+        let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: .probe())
         for i in listeners.indices {
             listeners[i].processes = (owners[listeners[i].inode] ?? []).sorted().map { pid in
                 if let p = processes[pid] { return p }
-                let p = process(pid)
+                var p = process(pid)
+                p.workload = workloads?.identity(pid: pid)
                 processes[pid] = p
                 return p
             }

@@ -12,6 +12,7 @@ struct Doctor: ParsableCommand {
     func run() throws {
         let f = KernelFeatures.probe()
         print(DoctorReport.render(f))
+        print(DoctorReport.workloadLines(WorkloadSources.probe(), node: NodeIdentityReader.read()).joined(separator: "\n"))
         if !f.privileges.isSupported || !f.btf.isSupported { throw ExitCode.failure }
     }
 }
@@ -61,6 +62,17 @@ enum DoctorReport {
         l.append(contentsOf: overflowLines(f))
         l.append(contentsOf: syscallLines(f))
         return l.joined(separator: "\n")
+    }
+
+    /// Where process objects get their unit, container and pod names, and
+    /// the node identity every record carries.
+    static func workloadLines(_ w: WorkloadSources, node: NodeIdentity) -> [String] {
+        var l = ["", "workload identity (process objects: cgroup, unit, container, pod; records: netns_name, node)"]
+        l += w.doctorLines.map { "  " + $0 }
+        let parts = [node.hostname.map { "hostname \($0)" }, node.machineID.map { "machine-id \($0)" },
+                     node.bootID.map { "boot-id \($0)" }].compactMap { $0 }
+        l.append("  node                     " + (parts.isEmpty ? "UNAVAILABLE: no hostname, /etc/machine-id or boot_id" : parts.joined(separator: ", ")))
+        return l.map(TerminalText.escape)
     }
 
     static func firewallLines(_ f: KernelFeatures) -> [String] {

@@ -164,4 +164,26 @@ struct WorkloadIdentityEndToEndTests {
         #expect(process["unit"] == nil)
         #expect((r.string("hint") ?? "").contains("pod shop/\(podName)"), "hint: \(r.string("hint") ?? "")")
     }
+
+    @Test("doctor names this host's identity sources: cgroup layout, pod log root, /run/netns, node")
+    func doctorSources() throws {
+        let logs = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: logs) }
+        try FileManager.default.createDirectory(atPath: logs + "/pods", withIntermediateDirectories: true)
+        let out = try sh(["/usr/bin/env", "SYNSIGHT_POD_LOG_DIR=\(logs)/pods", TraceSession.binary, "doctor"])
+        let cgroups = try #require(out.split(separator: "\n").first { $0.contains("  cgroups ") }, "\(out)")
+        if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers") {
+            #expect(cgroups.contains("cgroup v2"), "\(cgroups)")
+        } else if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.controllers") {
+            #expect(cgroups.contains("hybrid"), "\(cgroups)")
+        } else {
+            #expect(cgroups.contains("cgroup v1"), "\(cgroups)")
+        }
+        #expect(out.contains("kubelet pod log directories in \(logs)/pods"), "\(out)")
+        let bootID = try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(out.contains("boot-id \(bootID)"))
+        let missing = try sh(["/usr/bin/env", "SYNSIGHT_POD_LOG_DIR=\(logs)/absent", TraceSession.binary, "doctor"])
+        #expect(missing.contains("\(logs)/absent absent (no kubelet)"), "\(missing)")
+    }
 }
