@@ -186,4 +186,28 @@ struct WorkloadIdentityEndToEndTests {
         let missing = try sh(["/usr/bin/env", "SYNSIGHT_POD_LOG_DIR=\(logs)/absent", TraceSession.binary, "doctor"])
         #expect(missing.contains("\(logs)/absent absent (no kubelet)"), "\(missing)")
     }
+
+    @Test("explain: the listener's process carries its unit (JSON) and the text names it")
+    func explainNamesTheUnit() throws {
+        let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy mounted")
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let cgroup = try CgroupTree(root: root, components: ["system.slice", "synsight-e2e-\(tag).service"])
+        defer { cgroup.remove() }
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let listener = try Peer(runIn: ns, ["listen", "0.0.0.0", String(port), "--await-cgroup", cgroup.path],
+                                readyPrefix: "waiting")
+        defer { listener.killHard() }
+        try String(listener.pid).write(toFile: cgroup.leaf + "/cgroup.procs", atomically: false, encoding: .utf8)
+        #expect(waitUntil { listener.output.contains("ready") }, "peer output: \(listener.output)")
+        let (_, report) = try ExplainTests.Run(["--json", String(port), "--duration", "0"]).finish()
+        let mine = report.listeners.first { ($0["netns"] as? Int) == ns.inode }
+        let process = (mine?["processes"] as? [[String: Any]])?.first
+        #expect(process?["pid"] as? Int == listener.pid, "\(report)")
+        #expect(process?["unit"] as? String == "synsight-e2e-\(tag).service", "\(report)")
+        #expect(process?["cgroup"] as? String == cgroup.path)
+        let text = try sh([TraceSession.binary, "explain", String(port), "--duration", "0"], allowFailure: true)
+        #expect(text.contains("unit synsight-e2e-\(tag).service"), "\(text)")
+    }
 }
