@@ -21,12 +21,16 @@ public struct ClockMapping: Sendable {
 /// Optional enrichment of a PID (e.g. its executable path from /proc).
 public protocol ProcessResolver {
     func exe(pid: UInt32) -> String?
-    /// The process's cgroup, unit, container and pod, read while it lives.
-    func workload(pid: UInt32) -> WorkloadIdentity?
+    /// The process's cgroup, unit, container and pod, read while it lives;
+    /// `cgroupID` (the kernel's cgroup v2 id of the task, 0 if unknown)
+    /// still names its cgroup after it exited.
+    func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity?
 }
 
 extension ProcessResolver {
-    public func workload(pid: UInt32) -> WorkloadIdentity? { nil }
+    public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? { nil }
+    public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
+    public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }
 }
 
 /// A listening socket the engine knows of.
@@ -190,7 +194,7 @@ public struct AttributionEngine {
             add(ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
                              socketInode: c.socketInode, pid: c.task.pid, comm: c.task.comm,
                              exe: resolver?.exe(pid: c.task.pid), since: c.ts,
-                             workload: resolver?.workload(pid: c.task.pid)))
+                             workload: resolver?.workload(task: c.task)))
             return []
         case .listenClose(let c):
             let id = ListenerID(netns: c.netns, inode: c.socketInode)
@@ -294,7 +298,7 @@ public struct AttributionEngine {
 
     func clientRef(_ ce: ConnectError) -> ProcessRef {
         ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid),
-                   workload: resolver?.workload(pid: ce.task.pid))
+                   workload: resolver?.workload(task: ce.task))
     }
 
     /// Emit refusals whose join window has passed (`now` in kernel boot ns).

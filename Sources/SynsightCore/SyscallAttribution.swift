@@ -108,7 +108,7 @@ extension AttributionEngine {
 
     func failing(_ e: SocketCallFailure) -> ProcessRef {
         ProcessRef(pid: e.task.pid, comm: e.task.comm, exe: resolver?.exe(pid: e.task.pid),
-                                   workload: resolver?.workload(pid: e.task.pid))
+                                   workload: resolver?.workload(task: e.task))
     }
 
     func who(_ e: SocketCallFailure) -> String { "\(e.task.comm) (pid \(e.task.pid))" }

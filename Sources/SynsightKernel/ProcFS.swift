@@ -123,7 +123,9 @@ public final class ProcfsResolver: ProcessResolver {
         self.workloads = workloads
     }
 
-    public func workload(pid: UInt32) -> WorkloadIdentity? { workloads?.identity(pid: pid) }
+    public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? {
+        workloads?.identity(pid: pid, cgroupID: cgroupID)
+    }
 
     public func exe(pid: UInt32) -> String? {
         if let hit = cache[pid] { return hit }

@@ -67,7 +67,11 @@ struct WorkloadIdentityEndToEndTests {
         NetNS.removeStale()
     }
 
-    func killedListenerRefusal(cgroup: CgroupTree, environment: [String: String] = [:]) throws -> (JSONRecord, NetNS, Peer) {
+    /// `settle`: how long the listener lives after listen(). 0 kills it at
+    /// once, possibly before synsight's consumer has read its /proc entries:
+    /// its cgroup v2 id from the kernel event must still name its cgroup.
+    func killedListenerRefusal(cgroup: CgroupTree, settle: Double = 0,
+                               environment: [String: String] = [:]) throws -> (JSONRecord, NetNS, Peer) {
         let ns = try NetNS()
         let port = randomPort()
         let trace = try TraceSession([], environment: environment)
@@ -77,10 +81,7 @@ struct WorkloadIdentityEndToEndTests {
         #expect(waitUntil { listener.output.contains("ready") }, "peer output: \(listener.output)")
         let inCgroup = (try? String(contentsOfFile: "/proc/\(listener.pid)/cgroup", encoding: .utf8)) ?? ""
         #expect(inCgroup.contains(cgroup.path), "the listener was not moved: \(inCgroup)")
-        // synsight reads the identity when its consumer handles the listen
-        // event (like the executable path): give it that moment, as any
-        // service that lives longer than a few milliseconds does.
-        Thread.sleep(forTimeInterval: 0.5)
+        if settle > 0 { Thread.sleep(forTimeInterval: settle) }
         listener.killHard()
         let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
         #expect(c.errno == Int(ECONNREFUSED))
@@ -128,7 +129,10 @@ struct WorkloadIdentityEndToEndTests {
         let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let cgroup = try CgroupTree(root: root, components: ["system.slice", "synsight-e2e-\(tag).service"])
         defer { cgroup.remove() }
-        let (r, ns, _) = try killedListenerRefusal(cgroup: cgroup)
+        // Only a v1 path (the v2 cgroup is the root): named from
+        // /proc/<pid>/cgroup, read when synsight's consumer handles the
+        // listen event, so the listener lives a moment (as services do).
+        let (r, ns, _) = try killedListenerRefusal(cgroup: cgroup, settle: 0.5)
         defer { ns.remove() }
         #expect(r.object("process")?["unit"] as? String == "synsight-e2e-\(tag).service", "record: \(r)")
         #expect(r.object("process")?["cgroup"] as? String == "/system.slice/synsight-e2e-\(tag).service")

@@ -1,3 +1,4 @@
+import CSynsightShim
 import Glibc
 import SynsightCore
 
@@ -7,6 +8,9 @@ import SynsightCore
 /// refused connect(), the start-up snapshot), so every step is one small
 /// read, and everything is cached and bounded:
 /// - per PID, /proc/<pid>/cgroup (one small file) at most once per second;
+///   when the process is already gone, its cgroup v2 id (from the kernel
+///   event) names the directory it was in, while that still exists
+///   (open_by_handle_at on the v2 mount: one syscall, no walk);
 /// - per cgroup path, the named identity (names are looked for again after
 ///   `retryNamesNs` when one was missing: a container's config or a pod's
 ///   log directory may appear just after its process);
@@ -51,19 +55,36 @@ public final class WorkloadResolver {
     var netnsListedAt: UInt64?
     /// Network namespaces of processes found in a container or pod: their label.
     var workloadNetns: [UInt32: String] = [:]
+    /// cgroup v2 id -> path, for processes gone before they were looked at.
+    var byCgroupID: [UInt64: String?] = [:]
+    /// The v2 mount, opened once (nil: no v2 hierarchy, or it cannot be opened).
+    lazy var v2MountFD: Int32? = {
+        guard let m = sources.cgroupV2Mount else { return nil }
+        let fd = open(m, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        return fd >= 0 ? fd : nil
+    }()
 
     public init(sources: WorkloadSources) {
         self.sources = sources
     }
 
+    deinit {
+        if let fd = v2MountFD { close(fd) }
+    }
+
     // MARK: - Processes
 
-    public func identity(pid: UInt32) -> WorkloadIdentity? {
+    /// `cgroupID`: the task's cgroup v2 id from the kernel event (0: unknown).
+    public func identity(pid: UInt32, cgroupID: UInt64 = 0) -> WorkloadIdentity? {
         let now = Self.monotonicNow()
         if let e = byPid[pid], now &- e.readAt < Self.pidTTLNs { return e.identity }
         guard let text = ProcFS.read("/proc/\(pid)/cgroup", limit: 65536) else {
-            // Gone: what was read while it lived is still the best answer.
-            return byPid[pid]?.identity
+            // Gone: what was read while it lived is still the best answer,
+            // else the cgroup it was in, if the kernel event named it.
+            if let known = byPid[pid] { return known.identity }
+            guard cgroupID > 1, let path = cgroupPath(id: cgroupID) else { return nil }
+            let raw = CgroupIdentity.identity(path: path)
+            return raw.cgroup == "/" ? nil : named(raw, now: now)
         }
         var identity: WorkloadIdentity?
         if let raw = CgroupIdentity.identity(cgroupFile: text) {
@@ -94,6 +115,22 @@ public final class WorkloadResolver {
         Self.bound(&byCgroup)
         byCgroup[key] = Named(identity: id, namedAt: now, complete: complete)
         return id
+    }
+
+    /// The v2 directory of a cgroup id, relative to the mount ("/system.slice/x.service").
+    func cgroupPath(id: UInt64) -> String? {
+        if let hit = byCgroupID[id] { return hit }
+        guard let fd = v2MountFD, let mount = sources.cgroupV2Mount else { return nil }
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = syn_cgroup_path(fd, id, &buf, buf.count)
+        var path: String?
+        if n > 0 {
+            let full = String(decoding: buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if full == mount { path = "/" } else if full.hasPrefix(mount + "/") { path = String(full.dropFirst(mount.count)) }
+        }
+        Self.bound(&byCgroupID)
+        byCgroupID[id] = .some(path)
+        return path
     }
 
     /// The label a network namespace takes from the workload living in it.

@@ -26,6 +26,15 @@ public struct WorkloadSources: Sendable {
     public var containerLogRoot: String
     public var netnsDirExists: Bool
 
+    /// Where the v2 hierarchy is mounted (names a cgroup by its kernel id).
+    public var cgroupV2Mount: String? {
+        switch cgroupMode {
+        case .v2: return "/sys/fs/cgroup"
+        case .hybrid: return "/sys/fs/cgroup/unified"
+        case .v1, .none: return nil
+        }
+    }
+
     public init(cgroupMode: CgroupMode, dockerDataRoots: [String], podLogRoot: String, podLogRootExists: Bool,
                 containerLogRoot: String, netnsDirExists: Bool) {
         self.cgroupMode = cgroupMode
