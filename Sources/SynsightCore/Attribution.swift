@@ -134,6 +134,8 @@ public struct AttributionEngine {
 
     var listeners: [ListenerID: ListenerInfo] = [:]
     var byPort: [UInt16: Set<ListenerID>] = [:]
+    /// Listeners of containers and pods, by network namespace (wrong_port).
+    var workloadListeners: [UInt32: Set<ListenerID>] = [:]
     var history: [NetnsPort: ClosedListener] = [:]
     var exits: [UInt32: ProcessExit] = [:]
     var exitOrder: [(pid: UInt32, ts: UInt64)] = []
@@ -177,6 +179,16 @@ public struct AttributionEngine {
         }
         listeners[id] = info
         byPort[info.local.port, default: []].insert(id)
+        if info.workload?.container != nil || info.workload?.pod != nil {
+            workloadListeners[info.netns, default: []].insert(id)
+        } else {
+            forgetWorkloadListener(id)
+        }
+    }
+
+    mutating func forgetWorkloadListener(_ id: ListenerID) {
+        guard workloadListeners[id.netns]?.remove(id) != nil else { return }
+        if workloadListeners[id.netns]?.isEmpty == true { workloadListeners[id.netns] = nil }
     }
 
     /// Feed one kernel event; returns the records that became final.
@@ -200,6 +212,7 @@ public struct AttributionEngine {
             let id = ListenerID(netns: c.netns, inode: c.socketInode)
             let info: ListenerInfo
             if let known = listeners.removeValue(forKey: id) {
+                forgetWorkloadListener(id)
                 byPort[known.local.port]?.remove(id)
                 if byPort[known.local.port]?.isEmpty == true { byPort[known.local.port] = nil }
                 info = known
@@ -393,6 +406,15 @@ public struct AttributionEngine {
                 hint = "\(l.label) closed its listening socket on port \(port) but is still running: "
                     + "check its logs (reload, shutdown in progress, lost configuration) and restart or reconfigure it"
             }
+        } else if let others = workloadListeners[r.netns]?.compactMap({ listeners[$0] }), !others.isEmpty {
+            let sorted = others.sorted { ($0.local.port, $0.socketInode) < ($1.local.port, $1.socketInode) }
+            let l = sorted[0]
+            cause = .wrongPort
+            record.process = l.process
+            evidence.append(("listeners", .array(sorted.prefix(8).map(\.json))))
+            let ports = Set(sorted.filter { $0.pid == l.pid }.map(\.local.port)).sorted().map(String.init)
+            hint = "nothing listens on port \(port) in this namespace, but \(l.label) listens on \(ports.joined(separator: ", ")) only: "
+                + "connect to (or publish) the port it listens on, or make it listen on \(port) (a container port mapped to the wrong port is the usual cause)"
         } else if let l = onPort.first(where: { $0.netns != r.netns }) {
             cause = .otherNetns
             record.process = l.process

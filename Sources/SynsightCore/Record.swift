@@ -32,6 +32,9 @@ public enum NoListenerCause: String, Sendable, Hashable, CaseIterable {
     case boundToOtherAddress = "bound_to_other_address"
     case familyMismatch = "family_mismatch"
     case otherNetns = "other_netns"
+    /// Nothing on this port, but the container or pod owning the namespace
+    /// listens on other ports (the usual port-mapping mistake).
+    case wrongPort = "wrong_port"
 }
 
 /// The process an event is attributed to (or the local client).

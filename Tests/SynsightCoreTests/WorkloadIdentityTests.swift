@@ -241,4 +241,33 @@ struct WorkloadIdentityTests {
         #expect(out.first?.cause == "listener_exited")
         #expect(out.first?.process?.workload?.unit == "web.service")
     }
+
+    @Test("nothing on the port, but the container owning the namespace listens on another: wrong_port names it")
+    func wrongPortInAContainer() {
+        var e = AttributionEngine(clock: ClockMapping(bootToEpochOffsetNs: 0), joinWindowNs: 0)
+        let web = WorkloadIdentity(cgroup: "/docker/\(dockerID)", container: ContainerRef(runtime: .docker, id: dockerID, name: "web"))
+        e.seed([ListenerInfo(netns: 5, family: .ipv4, local: Endpoint(addr: .any4, port: 81), ipv6Only: nil,
+                             socketInode: 3, pid: 70, comm: "httpd", workload: web),
+                // Not a container: the host's listener in namespace 1 says nothing about namespace 5.
+                ListenerInfo(netns: 1, family: .ipv4, local: Endpoint(addr: .any4, port: 22), ipv6Only: nil,
+                             socketInode: 4, pid: 1, comm: "sshd")])
+        let lo = IPAddress(v4: 127, 0, 0, 1)
+        func refuse(netns: UInt32, port: UInt16, ts: UInt64) -> Record? {
+            var out = e.ingest(.noSocketReset(NoSocketReset(ts: ts, family: .ipv4, local: Endpoint(addr: lo, port: port),
+                                                            remote: Endpoint(addr: lo, port: 5000), netns: netns)))
+            out += e.finish()
+            return out.first
+        }
+        let r = refuse(netns: 5, port: 80, ts: 10)
+        #expect(r?.cause == NoListenerCause.wrongPort.rawValue)
+        #expect(r?.process?.pid == 70)
+        #expect(r?.process?.workload?.container?.name == "web")
+        #expect(r?.hint?.contains("httpd (pid 70, container web) listens on 81 only") == true)
+        // The host's namespace (no container listener) stays never_listened.
+        #expect(refuse(netns: 1, port: 80, ts: 20)?.cause == NoListenerCause.neverListened.rawValue)
+        // Once the container's listener closes, its namespace has nothing listening: listener_closed on 81, never_listened on 80.
+        _ = e.ingest(.listenClose(ListenerChange(ts: 30, family: .ipv4, local: Endpoint(addr: .any4, port: 81),
+                                                 task: TaskInfo(pid: 70, comm: "httpd"), socketInode: 3, netns: 5)))
+        #expect(refuse(netns: 5, port: 80, ts: 40)?.cause == NoListenerCause.neverListened.rawValue)
+    }
 }

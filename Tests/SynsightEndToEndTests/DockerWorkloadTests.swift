@@ -99,7 +99,7 @@ struct DockerWorkloadTests {
         try Privileged.check()
     }
 
-    @Test("killed process in a Docker container: the refusal names the container from its config")
+    @Test("a Docker container: a wrong port, then its killed listener, named by the container from its config")
     func killedInContainer() throws {
         #expect(FileManager.default.isExecutableFile(atPath: DockerDaemon.dockerd),
                 "docker.io is not installed: run scripts/install-deps.sh")
@@ -126,12 +126,25 @@ struct DockerWorkloadTests {
             return httpd != nil && !listening.isEmpty
         }, "httpd did not listen in the container")
         let listener = try #require(httpd)
+        let netns = try #require(Int(try sh(["stat", "-L", "-c", "%i", "/proc/\(pid1)/ns/net"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+
+        // The wrong port first: nothing on port+1, the container listens on port.
+        let wrong = try sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "/usr/bin/python3", Peer.script, "connect",
+                            "127.0.0.1", String(port + 1), "--timeout", "2"])
+        #expect(wrong.hasSuffix(" \(ECONNREFUSED)\n"), "connect: \(wrong)")
+        let w = try #require(trace.waitForRecord {
+            $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == port + 1
+        }, "no wrong-port refusal; stderr: \(trace.stderr)")
+        #expect(w.string("cause") == "wrong_port", "record: \(w)")
+        #expect(w.pid("process") == listener)
+        #expect((w.object("process")?["container"] as? [String: Any])?["name"] as? String == name)
+        #expect((w.string("hint") ?? "").contains("container \(name)) listens on \(port) only"), "\(w)")
+
         kill(pid_t(listener), SIGKILL)
         let out = try sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "/usr/bin/python3", Peer.script, "connect",
                           "127.0.0.1", String(port), "--timeout", "2"])
         #expect(out.hasSuffix(" \(ECONNREFUSED)\n"), "connect: \(out)")
-        let netns = try #require(Int(try sh(["stat", "-L", "-c", "%i", "/proc/\(pid1)/ns/net"])
-            .trimmingCharacters(in: .whitespacesAndNewlines)))
         let r = try #require(trace.waitForRecord {
             $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == port
         }, "no refusal; stderr: \(trace.stderr)")
