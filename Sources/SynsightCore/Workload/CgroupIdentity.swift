@@ -39,6 +39,10 @@ public enum CgroupIdentity {
             var path = String(parts[2])
             if path.hasSuffix(" (deleted)") { path.removeLast(" (deleted)".count) }
             guard path.hasPrefix("/") else { continue }
+            // Read from inside a cgroup namespace (synsight in a pod), other
+            // processes' paths start above its root: "/../../system.slice/x.service".
+            while path.hasPrefix("/../") { path.removeFirst(3) }
+            if path == "/.." { path = "/" }
             let controllers = parts[1].split(separator: ",").map(String.init)
             out.append(Line(hierarchy: h, controllers: controllers, path: path))
         }
