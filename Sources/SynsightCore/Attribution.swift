@@ -25,10 +25,16 @@ public protocol ProcessResolver {
     /// `cgroupID` (the kernel's cgroup v2 id of the task, 0 if unknown)
     /// still names its cgroup after it exited.
     func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity?
+    /// A process now in the same unit, container or pod as `workload`,
+    /// running the same program (`comm`), that started at or after
+    /// `startedAfter` (kernel boot ns), other than `pid`: the supervisor's
+    /// restart of a listener that exited.
+    func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef?
 }
 
 extension ProcessResolver {
     public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? { nil }
+    public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
     public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
     public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }
 }
@@ -352,8 +358,8 @@ public struct AttributionEngine {
         // the kernel (closing right now); they explain nothing.
         let here = onPort.filter { $0.netns == r.netns && !$0.accepts(family: r.family, addr: r.local.addr) }
         var evidence: [(String, JSONValue)] = []
-        let cause: NoListenerCause
-        let hint: String
+        var cause: NoListenerCause
+        var hint: String
 
         if !here.isEmpty {
             let sameFamily = here.filter { $0.effectiveFamily == r.family }
@@ -425,6 +431,16 @@ public struct AttributionEngine {
             cause = .neverListened
             hint = "nothing has listened on port \(port) in this network namespace since synsight started: "
                 + "start the service, or check that the client uses the right port and address"
+        }
+        if cause == .listenerExited, let closed = history[NetnsPort(netns: r.netns, port: port)],
+           let w = closed.listener.workload, let scope = w.phrase, let x = exits[closed.listener.pid],
+           let next = resolver?.successor(of: w, excluding: closed.listener.pid, comm: closed.listener.comm, startedAfter: x.ts) {
+            // Restarted by its supervisor, not listening yet: the new process is the one to look at.
+            cause = .restarting
+            evidence.append(("previous", closed.listener.process.json))
+            record.process = next
+            hint = "\(next.label) has started in the same \(scope) since \(closed.listener.label) exited, but does not listen on port \(port) yet: "
+                + "traffic reaches it before it is ready; wait for it, or route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer)"
         }
         evidence.append(("hook", .string(r.hook.name)))
         record.cause = cause.rawValue

@@ -35,6 +35,9 @@ public enum NoListenerCause: String, Sendable, Hashable, CaseIterable {
     /// Nothing on this port, but the container or pod owning the namespace
     /// listens on other ports (the usual port-mapping mistake).
     case wrongPort = "wrong_port"
+    /// The listener exited and a new process has started in its unit,
+    /// container or pod, but does not listen yet.
+    case restarting
 }
 
 /// The process an event is attributed to (or the local client).

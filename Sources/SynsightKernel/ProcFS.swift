@@ -127,6 +127,13 @@ public final class ProcfsResolver: ProcessResolver {
         workloads?.identity(pid: pid, cgroupID: cgroupID)
     }
 
+    public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String,
+                          startedAfter: UInt64) -> ProcessRef? {
+        guard let next = workloads?.successor(of: workload, excluding: pid, comm: comm, startedAfter: startedAfter) else { return nil }
+        return ProcessRef(pid: next, comm: ProcFS.comm(next) ?? "?", exe: exe(pid: next),
+                          workload: workloads?.identity(pid: next))
+    }
+
     public func exe(pid: UInt32) -> String? {
         if let hit = cache[pid] { return hit }
         if cache.count > 4096 { cache.removeAll(keepingCapacity: true) }

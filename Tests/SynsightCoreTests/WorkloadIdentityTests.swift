@@ -273,4 +273,42 @@ struct WorkloadIdentityTests {
                                                  task: TaskInfo(pid: 70, comm: "httpd"), socketInode: 3, netns: 5)))
         #expect(refuse(netns: 5, port: 80, ts: 40)?.cause == NoListenerCause.neverListened.rawValue)
     }
+
+    /// A supervisor that has restarted the unit's program as pid 81.
+    struct RestartedResolver: ProcessResolver {
+        func exe(pid: UInt32) -> String? { nil }
+        func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? {
+            workload.unit == "web.service" && pid == 50 && comm == "web" && startedAfter == 11
+                ? ProcessRef(pid: 81, comm: "web", workload: workload) : nil
+        }
+    }
+
+    @Test("the listener exited and its unit runs the program again, not listening yet: restarting names the new process")
+    func restartingService() {
+        var e = AttributionEngine(clock: ClockMapping(bootToEpochOffsetNs: 0), joinWindowNs: 0, resolver: RestartedResolver())
+        let unit = WorkloadIdentity(cgroup: "/system.slice/web.service", unit: "web.service")
+        e.seed([ListenerInfo(netns: 1, family: .ipv4, local: Endpoint(addr: .any4, port: 8080), ipv6Only: nil,
+                             socketInode: 9, pid: 50, comm: "web", workload: unit)])
+        let task = TaskInfo(pid: 50, comm: "web")
+        _ = e.ingest(.listenClose(ListenerChange(ts: 10, family: .ipv4, local: Endpoint(addr: .any4, port: 8080),
+                                                 task: task, socketInode: 9, netns: 1)))
+        _ = e.ingest(.exit(ProcessExit(ts: 11, task: task, exitCode: 9)))
+        let lo = IPAddress(v4: 127, 0, 0, 1)
+        var out = e.ingest(.noSocketReset(NoSocketReset(ts: 20, family: .ipv4, local: Endpoint(addr: lo, port: 8080),
+                                                        remote: Endpoint(addr: lo, port: 5555), netns: 1)))
+        out += e.finish()
+        let r = out.first
+        #expect(r?.cause == NoListenerCause.restarting.rawValue)
+        #expect(r?.process?.pid == 81)
+        #expect(r?.json["evidence"]?["previous"]?["pid"]?.intValue == 50)
+        #expect(r?.json["evidence"]?["signal_name"]?.stringValue == "SIGKILL")
+        #expect(r?.hint?.contains("web (pid 81, unit web.service) has started in the same unit web.service since web (pid 50, unit web.service) exited") == true)
+    }
+
+    @Test func procStatStartTime() {
+        let stat = "4410 (ngi) nx) S 1 4410 4410 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000000 200 18446744073709551615"
+        #expect(ProcStat.startTicks(stat) == 123456)
+        #expect(ProcStat.startTicks("garbage") == nil)
+        #expect(ProcStat.startTicks("1 (x) S 1 2") == nil)
+    }
 }

@@ -214,4 +214,40 @@ struct WorkloadIdentityEndToEndTests {
         let text = try sh([TraceSession.binary, "explain", String(port), "--duration", "0"], allowFailure: true)
         #expect(text.contains("unit synsight-e2e-\(tag).service"), "\(text)")
     }
+
+    @Test("restarted by its supervisor, not listening yet: cause restarting names the new process, the dead listener stays in the evidence")
+    func restartedNotListening() throws {
+        let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy mounted")
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let cgroup = try CgroupTree(root: root, components: ["system.slice", "synsight-e2e-\(tag).service"])
+        defer { cgroup.remove() }
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let trace = try TraceSession([])
+        func start(_ listenPort: Int) throws -> Peer {
+            let p = try Peer(runIn: ns, ["listen", "127.0.0.1", String(listenPort), "--await-cgroup", cgroup.path],
+                             readyPrefix: "waiting")
+            try String(p.pid).write(toFile: cgroup.leaf + "/cgroup.procs", atomically: false, encoding: .utf8)
+            #expect(waitUntil { p.output.contains("ready") }, "peer output: \(p.output)")
+            return p
+        }
+        let first = try start(port)
+        first.killHard()
+        // The "supervisor" starts the same program again; it has not listened on the port yet.
+        let second = try start(port + 1)
+        defer { second.killHard() }
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let r = try #require(trace.waitForRecord {
+            $0.string("kind") == "refusal" && $0.int("netns") == ns.inode && $0.int("port") == port
+        }, "no refusal; stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("cause") == "restarting", "record: \(r)")
+        #expect(r.pid("process") == second.pid)
+        #expect(r.object("process")?["unit"] as? String == "synsight-e2e-\(tag).service")
+        #expect((r.evidence["previous"] as? [String: Any])?["pid"] as? Int == first.pid)
+        #expect(r.evidence["signal_name"] as? String == "SIGKILL")
+        #expect((r.string("hint") ?? "").contains("has started in the same unit synsight-e2e-\(tag).service"))
+    }
 }

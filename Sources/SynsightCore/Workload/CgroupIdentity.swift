@@ -177,3 +177,15 @@ public enum SystemdEscape {
         }
     }
 }
+
+/// /proc/<pid>/stat: the process's start time (field 22, clock ticks since
+/// boot, the boot-time clock the kernel events use).
+public enum ProcStat {
+    public static func startTicks(_ text: String) -> UInt64? {
+        // comm (field 2) is in parentheses and may hold spaces or ')'.
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+}

@@ -206,6 +206,69 @@ public final class WorkloadResolver {
         return workloadNetns[inode]
     }
 
+    // MARK: - Restarts
+
+    struct Members {
+        var pids: [UInt32]
+        var readAt: UInt64
+    }
+
+    var members: [String: Members] = [:]
+    static let membersTTLNs: UInt64 = 500_000_000
+    /// Start times are in clock ticks: a restart within a tick of the exit still counts.
+    static let startSlackNs: UInt64 = 20_000_000
+    lazy var nsPerTick: UInt64 = 1_000_000_000 / UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
+
+    /// A process now in the workload's unit, container or pod (for a pod,
+    /// in any of its containers: a restarted container gets a new one)
+    /// that started at or after `startedAfter` (boot ns) and runs the same
+    /// program as the one that exited (`comm`), so that a cron job or a
+    /// health check in the same cgroup is not taken for a restart.
+    public func successor(of w: WorkloadIdentity, excluding pid: UInt32, comm: String,
+                          startedAfter: UInt64) -> UInt32? {
+        guard let scope = Self.scopePath(w), scope != "/" else { return nil }
+        for p in members(of: scope, descend: w.pod != nil) where p != pid {
+            guard let stat = ProcFS.read("/proc/\(p)/stat", limit: 4096), let ticks = ProcStat.startTicks(stat),
+                  ticks * nsPerTick + Self.startSlackNs >= startedAfter, ProcFS.comm(p) == comm else { continue }
+            return p
+        }
+        return nil
+    }
+
+    /// The cgroup holding the workload's processes: the pod's slice, else its own.
+    static func scopePath(_ w: WorkloadIdentity) -> String? {
+        guard let path = w.cgroup else { return nil }
+        guard let pod = w.pod else { return path }
+        let parts = path.split(separator: "/")
+        let systemdUID = pod.uid.replacing("-", with: "_")
+        guard let i = parts.firstIndex(where: { $0 == "pod" + pod.uid || $0.hasSuffix("pod\(systemdUID).slice") }) else { return path }
+        return "/" + parts[...i].joined(separator: "/")
+    }
+
+    /// PIDs in the cgroup `scope` (and, with `descend`, its child cgroups),
+    /// from the v2 hierarchy or the v1 ones systemd and docker use; cached briefly.
+    func members(of scope: String, descend: Bool) -> [UInt32] {
+        let now = Self.monotonicNow()
+        if let m = members[scope], now &- m.readAt < Self.membersTTLNs { return m.pids }
+        var pids: [UInt32] = []
+        let roots = [sources.cgroupV2Mount, "/sys/fs/cgroup/systemd", "/sys/fs/cgroup/pids"].compactMap { $0 }
+        for root in roots {
+            let dir = root + scope
+            guard let procs = ProcFS.read(dir + "/cgroup.procs", limit: 1 << 20) else { continue }
+            pids = procs.split(separator: "\n").compactMap { UInt32($0) }
+            if descend {
+                for child in ProcFS.list(dir).prefix(64) where WorkloadSources.isDirectory(dir + "/" + child) {
+                    let text = ProcFS.read(dir + "/" + child + "/cgroup.procs", limit: 1 << 20) ?? ""
+                    pids += text.split(separator: "\n").compactMap { UInt32($0) }
+                }
+            }
+            break
+        }
+        Self.bound(&members)
+        members[scope] = Members(pids: pids, readAt: now)
+        return pids
+    }
+
     // MARK: - Helpers
 
     static func due(_ last: UInt64?, _ now: UInt64) -> Bool {
