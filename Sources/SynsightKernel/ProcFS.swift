@@ -130,7 +130,8 @@ public final class ProcfsResolver: ProcessResolver {
     public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String,
                           startedAfter: UInt64) -> ProcessRef? {
         guard let next = workloads?.successor(of: workload, excluding: pid, comm: comm, startedAfter: startedAfter) else { return nil }
-        return ProcessRef(pid: next, comm: ProcFS.comm(next) ?? "?", exe: exe(pid: next),
+        // Same comm by construction: no read per refusal.
+        return ProcessRef(pid: next, comm: comm, exe: exe(pid: next),
                           workload: workloads?.identity(pid: next))
     }
 

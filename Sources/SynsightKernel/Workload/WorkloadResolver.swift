@@ -214,6 +214,9 @@ public final class WorkloadResolver {
     }
 
     var members: [String: Members] = [:]
+    /// Answers of `successor`, so a storm of refusals to a dead port costs
+    /// one look at the cgroup's processes per `membersTTLNs`.
+    var successors: [String: (pid: UInt32?, at: UInt64)] = [:]
     static let membersTTLNs: UInt64 = 500_000_000
     /// Start times are in clock ticks: a restart within a tick of the exit still counts.
     static let startSlackNs: UInt64 = 20_000_000
@@ -227,12 +230,19 @@ public final class WorkloadResolver {
     public func successor(of w: WorkloadIdentity, excluding pid: UInt32, comm: String,
                           startedAfter: UInt64) -> UInt32? {
         guard let scope = Self.scopePath(w), scope != "/" else { return nil }
+        let key = "\(scope) \(pid) \(startedAfter)"
+        let now = Self.monotonicNow()
+        if let hit = successors[key], now &- hit.at < Self.membersTTLNs { return hit.pid }
+        var found: UInt32?
         for p in members(of: scope, descend: w.pod != nil) where p != pid {
             guard let stat = ProcFS.read("/proc/\(p)/stat", limit: 4096), let ticks = ProcStat.startTicks(stat),
                   ticks * nsPerTick + Self.startSlackNs >= startedAfter, ProcFS.comm(p) == comm else { continue }
-            return p
+            found = p
+            break
         }
-        return nil
+        Self.bound(&successors)
+        successors[key] = (found, now)
+        return found
     }
 
     /// The cgroup holding the workload's processes: the pod's slice, else its own.
