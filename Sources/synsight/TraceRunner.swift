@@ -109,7 +109,7 @@ enum TraceRunner {
             if let limit, r.kind != .lost, emitted >= limit { return }
             var r = r
             r.node = node
-            if r.netnsName == nil, let ns = r.netns { r.netnsName = workloads.netnsName(ns) }
+            workloads.enrich(&r)
             summary.add(r)
             s.metrics?.observe(r)
             if r.kind != .lost { emitted += 1 }

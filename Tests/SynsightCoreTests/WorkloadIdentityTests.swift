@@ -311,4 +311,20 @@ struct WorkloadIdentityTests {
         #expect(ProcStat.startTicks("garbage") == nil)
         #expect(ProcStat.startTicks("1 (x) S 1 2") == nil)
     }
+
+    @Test func dockerProxyCommandLine() {
+        let p = PublishedPort(dockerProxyCommandLine: ["/usr/sbin/docker-proxy", "-proto", "tcp", "-host-ip", "127.0.0.1",
+                                                       "-host-port", "18300", "-container-ip", "172.17.0.2", "-container-port", "80"])
+        #expect(p == PublishedPort(published: "127.0.0.1:18300", target: "172.17.0.2:80"))
+        let v6 = PublishedPort(dockerProxyCommandLine: ["docker-proxy", "-proto", "tcp", "-host-ip", "::1", "-host-port", "1",
+                                                        "-container-ip", "fd00::2", "-container-port", "2"])
+        #expect(v6?.published == "[::1]:1" && v6?.target == "[fd00::2]:2")
+        #expect(PublishedPort(dockerProxyCommandLine: ["/usr/bin/python3", "-host-port", "1"]) == nil)
+        #expect(PublishedPort(dockerProxyCommandLine: ["docker-proxy", "-host-port"]) == nil)
+        var r = Record(ts: 1, kind: .refusal, reason: .noListener, hint: "nothing listens")
+        r.netnsName = "container web"
+        r.addProxy(p!, tool: "docker-proxy")
+        #expect(r.json["evidence"]?["proxy"]?["published"]?.stringValue == "127.0.0.1:18300")
+        #expect(r.hint == "nothing listens (the client is docker-proxy, forwarding the published port 127.0.0.1:18300 to 172.17.0.2:80 in container web)")
+    }
 }

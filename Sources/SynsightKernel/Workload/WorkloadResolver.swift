@@ -206,6 +206,25 @@ public final class WorkloadResolver {
         return workloadNetns[inode]
     }
 
+    // MARK: - Records
+
+    var proxies: [UInt32: PublishedPort?] = [:]
+
+    /// Adds what the record's namespace and client say in the operator's
+    /// terms: the namespace's name, and the published port when the client
+    /// is Docker's userland proxy (its command line, read once per pid).
+    public func enrich(_ r: inout Record) {
+        if r.netnsName == nil, let ns = r.netns { r.netnsName = netnsName(ns) }
+        guard let c = r.client, c.comm == "docker-proxy" else { return }
+        if proxies[c.pid] == nil {
+            let cmd = ProcFS.read("/proc/\(c.pid)/cmdline", limit: 4096) ?? ""
+            let args = cmd.split(separator: "\0").map(String.init)
+            Self.bound(&proxies)
+            proxies[c.pid] = .some(PublishedPort(dockerProxyCommandLine: args))
+        }
+        if let p = proxies[c.pid] ?? nil { r.addProxy(p, tool: "docker-proxy") }
+    }
+
     // MARK: - Restarts
 
     struct Members {
