@@ -3,8 +3,9 @@ import Testing
 
 /// A Docker daemon of the test's own (Debian's docker.io, installed by
 /// scripts/install-deps.sh): its own data root, exec root, socket and
-/// pidfile, no bridge and no iptables rules, so the host's network is not
-/// touched. `stop()` removes its containers, stops it by its pid, unmounts
+/// pidfile and no iptables rules; no bridge, or (`bridge:`) a docker0 in a
+/// test range for published ports. `stop()` removes its containers, stops
+/// it by its pid, deletes docker0 if it created it, unmounts
 /// what it left and removes everything it created on the host (its
 /// directories, /etc/docker/key.json, /run/containerd, /opt/containerd, its
 /// `docker` cgroups) that did not exist before.
@@ -19,17 +20,21 @@ final class DockerDaemon {
     let root: String
     let process = Process()
     let preexisting: Set<String>
+    let createdBridge: Bool
     var stopped = false
 
     var socket: String { root + "/docker.sock" }
     var dataRoot: String { root + "/data" }
 
-    init() throws {
+    /// `bridge`: docker0's address (e.g. "198.19.250.1/24"); nil: no bridge.
+    init(bridge: String? = nil) throws {
         preexisting = Set(Self.sideEffects.filter { FileManager.default.fileExists(atPath: $0) })
+        createdBridge = bridge != nil && !FileManager.default.fileExists(atPath: "/sys/class/net/docker0")
         root = tempDir()
         process.executableURL = URL(fileURLWithPath: Self.dockerd)
         process.arguments = ["--data-root", dataRoot, "--exec-root", root + "/exec", "-H", "unix://" + socket,
-                             "--pidfile", root + "/docker.pid", "--bridge=none", "--iptables=false", "--ip6tables=false",
+                             "--pidfile", root + "/docker.pid", bridge.map { "--bip=" + $0 } ?? "--bridge=none",
+                             "--iptables=false", "--ip6tables=false",
                              "--ip-forward=false", "--ip-masq=false",
                              "--containerd-namespace", "synsight-e2e", "--containerd-plugins-namespace", "synsight-e2e-plugins"]
         let log = FileHandle(forWritingAtPath: "/dev/null")
@@ -82,6 +87,7 @@ final class DockerDaemon {
             }
         for m in mounts.sorted(by: { $0.count > $1.count }) { umount2(m, Int32(MNT_DETACH)) }
         try? FileManager.default.removeItem(atPath: root)
+        if createdBridge { _ = try? sh(["ip", "link", "del", "docker0"], allowFailure: true) }
         for path in Self.sideEffects where !preexisting.contains(path) {
             if path.hasPrefix("/sys/fs/cgroup") { rmdir(path) } else { try? FileManager.default.removeItem(atPath: path) }
         }
@@ -158,5 +164,50 @@ struct DockerWorkloadTests {
         #expect(r.object("process")?["cgroup"] as? String == "/docker/\(id)")
         #expect(r.string("netns_name") == "container \(name)")
         #expect((r.string("hint") ?? "").contains("container \(name)"))
+    }
+
+    @Test("a container with a wrong port mapping: wrong_port names what listens in the container; the client is docker-proxy with the published port")
+    func wrongPortMapping() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: DockerDaemon.dockerd),
+                "docker.io is not installed: run scripts/install-deps.sh")
+        guard FileManager.default.isExecutableFile(atPath: DockerDaemon.dockerd) else { return }
+        let daemon = try DockerDaemon(bridge: "198.19.250.1/24")
+        defer { daemon.stop() }
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        try daemon.importBusybox(tag: "synsight-e2e-busybox:\(tag)")
+        let name = "synsight-e2e-web-\(tag)"
+        let published = randomPort()
+        // The app listens on 81, the mapping sends the published port to 80.
+        try daemon.docker(["run", "-d", "--name", name, "-p", "127.0.0.1:\(published):80", "synsight-e2e-busybox:\(tag)",
+                           "/bin/sh", "-c", "httpd -f -p 81 & while true; do sleep 1; done"])
+        let pid1 = try #require(Int(try daemon.docker(["inspect", "-f", "{{.State.Pid}}", name])
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let ip = try daemon.docker(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", name])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(waitUntil {
+            !((try? sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "ss", "-Hltn", "sport = :81"])) ?? "").isEmpty
+        }, "httpd did not listen on 81 in the container")
+        let httpd = try sh(["ps", "-o", "pid=,comm=", "--ppid", String(pid1)]).split(separator: "\n")
+            .first { $0.hasSuffix("httpd") }.flatMap { Int($0.split(separator: " ").first ?? "") }
+        let netns = try #require(Int(try sh(["stat", "-L", "-c", "%i", "/proc/\(pid1)/ns/net"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let trace = try TraceSession([])
+        // A client on the host uses the published address; docker-proxy accepts and connects to the container.
+        _ = try sh(["/usr/bin/python3", Peer.script, "connect", "127.0.0.1", String(published), "--timeout", "2"])
+        let r = try #require(trace.waitForRecord {
+            $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == 80
+        }, "no refusal in the container; stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("cause") == "wrong_port", "record: \(r)")
+        #expect(r.pid("process") == httpd)
+        #expect((r.object("process")?["container"] as? [String: Any])?["name"] as? String == name)
+        #expect(r.object("client")?["comm"] as? String == "docker-proxy")
+        let proxy = r.evidence["proxy"] as? [String: Any]
+        #expect(proxy?["published"] as? String == "127.0.0.1:\(published)", "record: \(r)")
+        #expect(proxy?["target"] as? String == "\(ip):80")
+        #expect(r.string("netns_name") == "container \(name)")
+        let hint = r.string("hint") ?? ""
+        #expect(hint.contains("container \(name)) listens on 81 only"), "\(hint)")
+        #expect(hint.contains("published port 127.0.0.1:\(published)"), "\(hint)")
     }
 }
