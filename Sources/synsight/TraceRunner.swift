@@ -101,6 +101,7 @@ enum TraceRunner {
         var keepGoing = true
         let limit = s.count
         var aggregator = s.aggregate.map { StormAggregator(perKeyPerWindow: $0) }
+        var proxyJoin = ProxyJoin()
 
         // The kernel filters what it can (no-listener RSTs); every other
         // record is filtered here by its port.
@@ -110,6 +111,7 @@ enum TraceRunner {
             var r = r
             r.node = node
             workloads.enrich(&r)
+            proxyJoin.annotate(&r)
             summary.add(r)
             s.metrics?.observe(r)
             if r.kind != .lost { emitted += 1 }

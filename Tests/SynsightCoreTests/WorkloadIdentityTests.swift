@@ -327,4 +327,37 @@ struct WorkloadIdentityTests {
         #expect(r.json["evidence"]?["proxy"]?["published"]?.stringValue == "127.0.0.1:18300")
         #expect(r.hint == "nothing listens (the client is docker-proxy, forwarding the published port 127.0.0.1:18300 to 172.17.0.2:80 in container web)")
     }
+
+    @Test("the client's reset by docker-proxy names the refusal behind the published port")
+    func proxyJoin() {
+        var join = ProxyJoin()
+        let lo = IPAddress(v4: 127, 0, 0, 1)
+        var inner = Record(ts: 1_000, kind: .refusal, reason: .noListener, cause: "wrong_port", port: 80,
+                           netns: 7, hint: "nothing listens on port 80")
+        inner.netnsName = "container web"
+        inner.process = ProcessRef(pid: 5, comm: "httpd")
+        inner.client = ProcessRef(pid: 9, comm: "docker-proxy")
+        inner.addProxy(PublishedPort(published: "127.0.0.1:18300", target: "172.17.0.2:80"), tool: "docker-proxy")
+        join.annotate(&inner)
+        var reset = Record(ts: 2_000, kind: .connectFailure, reason: .resetByPeer, cause: "reset_after_setup", port: 18300,
+                           local: Endpoint(addr: lo, port: 40000), remote: Endpoint(addr: lo, port: 18300), hint: "reset")
+        join.annotate(&reset)
+        let b = reset.json["evidence"]?["behind_proxy"]
+        #expect(b?["published"]?.stringValue == "127.0.0.1:18300")
+        #expect(b?["cause"]?.stringValue == "wrong_port")
+        #expect(b?["netns_name"]?.stringValue == "container web")
+        #expect(b?["process"]?["pid"]?.intValue == 5)
+        #expect(reset.hint?.hasPrefix("docker-proxy accepted the connection on the published port 127.0.0.1:18300 and reset it, because its own connection to 172.17.0.2:80 (container web) was refused (no_listener/wrong_port): nothing listens on port 80") == true)
+        // Another port, or too late: left alone.
+        var other = Record(ts: 2_000, kind: .connectFailure, reason: .resetByPeer, port: 18301,
+                           local: Endpoint(addr: lo, port: 40001), remote: Endpoint(addr: lo, port: 18301), hint: "reset")
+        join.annotate(&other)
+        #expect(other.hint == "reset")
+        var late = Record(ts: 5_000_000_000, kind: .connectFailure, reason: .resetByPeer, port: 18300,
+                          local: Endpoint(addr: lo, port: 40002), remote: Endpoint(addr: lo, port: 18300), hint: "reset")
+        join.annotate(&late)
+        #expect(late.hint == "reset")
+        #expect(PublishedPort(published: "0.0.0.0:18300", target: "x").isPublished(at: "10.0.0.1:18300"))
+        #expect(!PublishedPort(published: "127.0.0.1:18300", target: "x").isPublished(at: "127.0.0.2:18300"))
+    }
 }
