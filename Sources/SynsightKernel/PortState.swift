@@ -140,6 +140,12 @@ public enum PortState {
                 return p
             }
         }
+        // A namespace without an `ip netns` name takes the container's or pod's listening in it.
+        if let workloads {
+            for i in states.indices where states[i].name == nil && !states[i].isHost {
+                states[i].name = workloads.netnsName(states[i].inode)
+            }
+        }
         if geteuid() != 0 { notes.append("not root: sockets, fds and limits of other users' processes may be missing") }
         return Gathered(namespaces: states, listeners: listeners, notes: notes)
     }

@@ -191,6 +191,13 @@ struct DockerWorkloadTests {
             .first { $0.hasSuffix("httpd") }.flatMap { Int($0.split(separator: " ").first ?? "") }
         let netns = try #require(Int(try sh(["stat", "-L", "-c", "%i", "/proc/\(pid1)/ns/net"])
             .trimmingCharacters(in: .whitespacesAndNewlines)))
+        // explain names the container's listener and its namespace.
+        let (_, report) = try ExplainTests.Run(["--json", "81", "--duration", "0"]).finish()
+        let listener = report.listeners.first { ($0["netns"] as? Int) == netns }
+        let owner = (listener?["processes"] as? [[String: Any]])?.first
+        #expect((owner?["container"] as? [String: Any])?["name"] as? String == name, "\(report)")
+        #expect(report.namespaces.first { ($0["netns"] as? Int) == netns }?["name"] as? String == "container \(name)")
+
         let trace = try TraceSession([])
         // A client on the host uses the published address; docker-proxy accepts and connects to the container.
         // Like curl: it sends a request and waits for the answer (the proxy
