@@ -253,7 +253,8 @@ public struct AttributionEngine {
             return []
         case .noSocketReset(let r):
             var record = attribute(r)
-            let key = JoinKey(client: r.remote, server: r.local)
+            // The client connected to the address before DNAT: join on that.
+            let key = JoinKey(client: r.remote, server: r.originalDestination ?? r.local)
             if let ce = earlyClients.removeValue(forKey: key), ce.ts &+ joinWindowNs > r.ts {
                 record.client = clientRef(ce)
                 return [record] + pruneEarlyClients(now: r.ts)
@@ -441,6 +442,10 @@ public struct AttributionEngine {
             record.process = next
             hint = "\(next.label) has started in the same \(scope) since \(closed.listener.label) exited, but does not listen on port \(port) yet: "
                 + "traffic reaches it before it is ready; wait for it, or route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer)"
+        }
+        if let o = r.originalDestination {
+            evidence.append(("original_destination", .string(o.description)))
+            hint += " (the client connected to \(o), translated to \(r.local) by DNAT)"
         }
         evidence.append(("hook", .string(r.hook.name)))
         record.cause = cause.rawValue
