@@ -215,7 +215,7 @@ extension AttributionEngine {
                             local: d.local, remote: d.remote)
         if let c = a.client {
             record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
-                                   workload: resolver?.workload(task: c))
+                                       workload: resolver?.workload(task: c))
         }
         var ev: [(String, JSONValue)] = [("method", .string(method.rawValue))]
         if let errno { ev.append(("client_errno", .int(Int64(errno)))) }

@@ -165,7 +165,7 @@ extension AttributionEngine {
         var r = Record(ts: clock.epoch(a.ts), kind: .overflow, reason: .fdExhausted, cause: a.errnoName.lowercased(),
                        port: a.port == 0 ? nil : a.port, netns: a.netns == 0 ? nil : a.netns)
         r.process = ProcessRef(pid: a.task.pid, comm: a.task.comm, exe: resolver?.exe(pid: a.task.pid),
-                                   workload: resolver?.workload(task: a.task))
+                               workload: resolver?.workload(task: a.task))
         r.evidence = [("errno", .string(a.errnoName)), ("nofile_limit", .int(Int64(clamping: a.nofileLimit))),
                       ("hook", .string("accept()/accept4() exit"))]
         r.hint = a.errno == 24
@@ -212,7 +212,7 @@ extension AttributionEngine {
         }
         if let c = o.client {
             r.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
-                                   workload: resolver?.workload(task: c))
+                                  workload: resolver?.workload(task: c))
         }
         var ev: [(String, JSONValue)] = [
             ("stage", .string(o.stage.name)),
