@@ -504,6 +504,38 @@ static __always_inline bool parse_syn(const struct sk_buff *skb,
 	return port_wanted(e->t.lport);
 }
 
+/* The conntrack entry of the SYN (skb->_nfct, attached in PREROUTING and
+ * kept on tcp_v{4,6}_rcv's no-socket path): its original destination is the
+ * address the client used before DNAT. nf_conn is in a module on many
+ * kernels: without its BTF (module not loaded) the branch is compiled out. */
+static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn_ev_no_socket_rst *e)
+{
+	e->has_ct = 0;
+	e->orig_dport = 0;
+	__builtin_memset(e->orig_dst, 0, sizeof(e->orig_dst));
+	__builtin_memset(e->_pad2, 0, sizeof(e->_pad2));
+	if (!bpf_core_type_exists(struct nf_conn))
+		return;
+	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	if (!ct)
+		return;
+	union nf_inet_addr dst = {};
+	__be16 port = 0;
+	if (bpf_core_read(&dst, sizeof(dst), &ct->tuplehash[0].tuple.dst.u3) ||
+	    bpf_core_read(&port, sizeof(port), &ct->tuplehash[0].tuple.dst.u.tcp.port))
+		return;
+	if (e->t.family == AF_INET) {
+		e->orig_dst[10] = 0xff;
+		e->orig_dst[11] = 0xff;
+		__builtin_memcpy(&e->orig_dst[12], &dst.ip, 4);
+	} else {
+		__builtin_memcpy(e->orig_dst, &dst.ip6, 16);
+	}
+	e->orig_dport = bpf_ntohs(port);
+	e->has_ct = 1;
+}
+
 static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 source)
 {
 	struct syn_ev_no_socket_rst ev = {};
@@ -523,6 +555,7 @@ static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 so
 	e->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
 	e->source = source;
 	e->_pad = 0;
+	read_conntrack(skb, e);
 	submit(e);
 	return 0;
 }

@@ -111,7 +111,14 @@ struct syn_ev_no_socket_rst {
 	__u32 netns;         /* inode of the netns the SYN arrived in */
 	__u8 source;         /* enum syn_rst_source */
 	__u8 tcp_flags;      /* flags of the offending segment */
-	__u16 _pad;
+	__u8 has_ct;         /* 1: the SYN had a conntrack entry (orig_* are set) */
+	__u8 _pad;
+	/* The destination the client used, from the conntrack entry's original
+	 * tuple: differs from t.local/t.lport when the SYN was DNATed
+	 * (published ports, Service NAT, REDIRECT). 16 bytes, IPv4 mapped. */
+	__u8 orig_dst[16];
+	__u16 orig_dport;
+	__u8 _pad2[6];
 };
 
 struct syn_ev_listen {
@@ -352,7 +359,7 @@ struct syn_config {
 _Static_assert(sizeof(struct syn_hdr) == 16, "syn_hdr layout");
 _Static_assert(sizeof(struct syn_tuple) == 40, "syn_tuple layout");
 _Static_assert(sizeof(struct syn_task) == 40, "syn_task layout");
-_Static_assert(sizeof(struct syn_ev_no_socket_rst) == 64, "syn_ev_no_socket_rst layout");
+_Static_assert(sizeof(struct syn_ev_no_socket_rst) == 88, "syn_ev_no_socket_rst layout");
 _Static_assert(sizeof(struct syn_ev_listen) == 112, "syn_ev_listen layout");
 _Static_assert(sizeof(struct syn_ev_exit) == 64, "syn_ev_exit layout");
 _Static_assert(sizeof(struct syn_ev_connect_error) == 112, "syn_ev_connect_error layout");

@@ -31,6 +31,27 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Workload identity tests with a real container: Debian's Docker engine
+# (docker.io: dockerd, containerd, runc). The tests start their own dockerd
+# (own data root, socket, no bridge, no iptables) and stop it; the package's
+# own service must not start, so invoke-rc.d is told no while it installs.
+if ! dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok installed"; then
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    echo "install-deps: installing docker.io (its service is not started)" >&2
+    policy_added=""
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        policy_added=1
+    fi
+    $SUDO apt-get update -qq
+    status=0
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker.io >/dev/null || status=$?
+    [[ -n "$policy_added" ]] && $SUDO rm -f /usr/sbin/policy-rc.d
+    ((status == 0)) || { echo "install-deps: installing docker.io failed (apt-get exit $status)" >&2; exit 1; }
+fi
+
 if ! command -v swift >/dev/null && [[ ! -x /opt/swift/usr/bin/swift ]]; then
     echo "install-deps: Swift 6 not found (looked on PATH and in /opt/swift/usr/bin); install a Swift 6 toolchain" >&2
     exit 1

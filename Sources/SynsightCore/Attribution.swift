@@ -21,6 +21,22 @@ public struct ClockMapping: Sendable {
 /// Optional enrichment of a PID (e.g. its executable path from /proc).
 public protocol ProcessResolver {
     func exe(pid: UInt32) -> String?
+    /// The process's cgroup, unit, container and pod, read while it lives;
+    /// `cgroupID` (the kernel's cgroup v2 id of the task, 0 if unknown)
+    /// still names its cgroup after it exited.
+    func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity?
+    /// A process now in the same unit, container or pod as `workload`,
+    /// running the same program (`comm`), that started at or after
+    /// `startedAfter` (kernel boot ns), other than `pid`: the supervisor's
+    /// restart of a listener that exited.
+    func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef?
+}
+
+extension ProcessResolver {
+    public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? { nil }
+    public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
+    public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
+    public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }
 }
 
 /// A listening socket the engine knows of.
@@ -36,9 +52,14 @@ public struct ListenerInfo: Sendable, Hashable {
     public var exe: String?
     /// Kernel time it started listening; nil if it predates synsight.
     public var since: UInt64?
+    /// Captured when it started listening (or at the start-up snapshot), so a
+    /// refusal after the process or its container died still names them.
+    public var workload: WorkloadIdentity?
 
     public init(netns: UInt32, family: AddressFamily, local: Endpoint, ipv6Only: Bool?,
-                socketInode: UInt64, pid: UInt32, comm: String, exe: String? = nil, since: UInt64? = nil) {
+                socketInode: UInt64, pid: UInt32, comm: String, exe: String? = nil, since: UInt64? = nil,
+                workload: WorkloadIdentity? = nil) {
+        self.workload = workload
         self.netns = netns
         self.family = family
         self.local = local
@@ -50,7 +71,10 @@ public struct ListenerInfo: Sendable, Hashable {
         self.since = since
     }
 
-    var process: ProcessRef { ProcessRef(pid: pid, comm: comm, exe: exe) }
+    var process: ProcessRef { ProcessRef(pid: pid, comm: comm, exe: exe, workload: workload) }
+
+    /// "nginx (pid 4410)", with its workload when known: "nginx (pid 4410, unit nginx.service)".
+    var label: String { process.label }
 
     /// An AF_INET6 socket bound to an IPv4-mapped address (::ffff:a.b.c.d)
     /// takes IPv4 only: it behaves as an IPv4 listener.
@@ -65,6 +89,7 @@ public struct ListenerInfo: Sendable, Hashable {
             ("pid", .int(Int64(pid))), ("comm", .string(comm)),
         ]
         if let ipv6Only { f.append(("ipv6only", .bool(ipv6Only))) }
+        if let workload { f += workload.jsonFields }
         return .object(f)
     }
 
@@ -115,6 +140,8 @@ public struct AttributionEngine {
 
     var listeners: [ListenerID: ListenerInfo] = [:]
     var byPort: [UInt16: Set<ListenerID>] = [:]
+    /// Listeners of containers and pods, by network namespace (wrong_port).
+    var workloadListeners: [UInt32: Set<ListenerID>] = [:]
     var history: [NetnsPort: ClosedListener] = [:]
     var exits: [UInt32: ProcessExit] = [:]
     var exitOrder: [(pid: UInt32, ts: UInt64)] = []
@@ -167,6 +194,16 @@ public struct AttributionEngine {
         }
         listeners[id] = info
         byPort[info.local.port, default: []].insert(id)
+        if info.workload?.container != nil || info.workload?.pod != nil {
+            workloadListeners[info.netns, default: []].insert(id)
+        } else {
+            forgetWorkloadListener(id)
+        }
+    }
+
+    mutating func forgetWorkloadListener(_ id: ListenerID) {
+        guard workloadListeners[id.netns]?.remove(id) != nil else { return }
+        if workloadListeners[id.netns]?.isEmpty == true { workloadListeners[id.netns] = nil }
     }
 
     /// Feed one kernel event; returns the records that became final.
@@ -183,12 +220,14 @@ public struct AttributionEngine {
             exits.removeValue(forKey: c.task.pid)  // a PID that listens again is alive
             add(ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
                              socketInode: c.socketInode, pid: c.task.pid, comm: c.task.comm,
-                             exe: resolver?.exe(pid: c.task.pid), since: c.ts))
+                             exe: resolver?.exe(pid: c.task.pid), since: c.ts,
+                             workload: resolver?.workload(task: c.task)))
             return []
         case .listenClose(let c):
             let id = ListenerID(netns: c.netns, inode: c.socketInode)
             let info: ListenerInfo
             if let known = listeners.removeValue(forKey: id) {
+                forgetWorkloadListener(id)
                 byPort[known.local.port]?.remove(id)
                 if byPort[known.local.port]?.isEmpty == true { byPort[known.local.port] = nil }
                 info = known
@@ -223,7 +262,8 @@ public struct AttributionEngine {
             return []
         case .noSocketReset(let r):
             var record = attribute(r)
-            let key = JoinKey(client: r.remote, server: r.local)
+            // The client connected to the address before DNAT: join on that.
+            let key = JoinKey(client: r.remote, server: r.originalDestination ?? r.local)
             if let ce = earlyClients.removeValue(forKey: key), ce.ts &+ joinWindowNs > r.ts {
                 record.client = clientRef(ce)
                 return [record] + pruneEarlyClients(now: r.ts)
@@ -301,7 +341,8 @@ public struct AttributionEngine {
     }
 
     func clientRef(_ ce: ConnectError) -> ProcessRef {
-        ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid))
+        ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid),
+                   workload: resolver?.workload(task: ce.task))
     }
 
     /// Emit refusals whose join window has passed (`now` in kernel boot ns).
@@ -342,8 +383,8 @@ public struct AttributionEngine {
         // the kernel (closing right now); they explain nothing.
         let here = onPort.filter { $0.netns == r.netns && !$0.accepts(family: r.family, addr: r.local.addr) }
         var evidence: [(String, JSONValue)] = []
-        let cause: NoListenerCause
-        let hint: String
+        var cause: NoListenerCause
+        var hint: String
 
         if !here.isEmpty {
             let sameFamily = here.filter { $0.effectiveFamily == r.family }
@@ -353,18 +394,18 @@ public struct AttributionEngine {
             if !sameFamily.isEmpty {
                 cause = .boundToOtherAddress
                 let addrs = sameFamily.map { Endpoint(addr: $0.local.addr, port: port).description }
-                hint = "\(l.comm) (pid \(l.pid)) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local): "
+                hint = "\(l.label) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local): "
                     + "bind the service to \(r.family == .ipv4 ? "0.0.0.0" : "[::]") or to \(r.local.addr), or connect to the address it listens on"
             } else {
                 cause = .familyMismatch
                 let other = l.effectiveFamily == .ipv6 ? "IPv6" : "IPv4"
                 let asked = r.family == .ipv6 ? "IPv6" : "IPv4"
                 if l.effectiveFamily == .ipv6 {
-                    hint = "\(l.comm) (pid \(l.pid)) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
+                    hint = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
                         + (l.ipv6Only == true ? " (IPV6_V6ONLY)" : "")
                         + " but the client used \(asked): also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (net.ipv6.bindv6only), or connect over IPv6"
                 } else {
-                    hint = "\(l.comm) (pid \(l.pid)) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
+                    hint = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
                         + " but the client used \(asked): also listen on [::]:\(port), or connect over IPv4"
                 }
             }
@@ -385,12 +426,12 @@ public struct AttributionEngine {
                     evidence.append(("signal", .int(Int64(sig))))
                     evidence.append(("signal_name", .string(Signals.name(sig))))
                     if x.coreDumped { evidence.append(("core_dumped", .bool(true))) }
-                    hint = "\(l.comm) (pid \(l.pid)) was killed by \(Signals.name(sig))\(x.coreDumped ? " (core dumped)" : "") and nothing listens on port \(port) since: "
+                    hint = "\(l.label) was killed by \(Signals.name(sig))\(x.coreDumped ? " (core dumped)" : "") and nothing listens on port \(port) since: "
                         + "restart the service and find out who sent the signal (OOM killer: dmesg; supervisor: journalctl)"
                 } else {
                     let status = x.status ?? 0
                     evidence.append(("exit_status", .int(Int64(status))))
-                    hint = "\(l.comm) (pid \(l.pid)) exited with status \(status) and nothing listens on port \(port) since: "
+                    hint = "\(l.label) exited with status \(status) and nothing listens on port \(port) since: "
                         + "restart the service and check its logs for why it exited"
                 }
             } else {
@@ -398,46 +439,62 @@ public struct AttributionEngine {
                 if closed.closer.pid != 0 && closed.closer.pid != l.pid {
                     evidence.append(("closed_by", ProcessRef(pid: closed.closer.pid, comm: closed.closer.comm).json))
                 }
-                hint = "\(l.comm) (pid \(l.pid)) closed its listening socket on port \(port) but is still running: "
+                hint = "\(l.label) closed its listening socket on port \(port) but is still running: "
                     + "check its logs (reload, shutdown in progress, lost configuration) and restart or reconfigure it"
             }
+        } else if let sorted = wrongPortListeners(netns: r.netns, port: port) {
+            let l = sorted[0]
+            cause = .wrongPort
+            record.process = l.process
+            evidence.append(("listeners", .array(sorted.prefix(8).map(\.json))))
+            let ports = Set(sorted.filter { $0.pid == l.pid }.map(\.local.port)).sorted().map(String.init)
+            hint = "nothing listens on port \(port) in this namespace, but \(l.label) listens on \(ports.joined(separator: ", ")) only: "
+                + "connect to (or publish) the port it listens on, or make it listen on \(port) (a container port mapped to the wrong port is the usual cause)"
         } else if let l = onPort.first(where: { $0.netns != r.netns }) {
             cause = .otherNetns
             record.process = l.process
             evidence.append(("listeners", .array(onPort.filter { $0.netns != r.netns }.map(\.json))))
-            hint = "port \(port) listens in network namespace \(l.netns) (\(l.comm), pid \(l.pid)), but the SYN arrived in namespace \(r.netns): "
+            hint = "port \(port) listens in network namespace \(l.netns) (\(l.label)), but the SYN arrived in namespace \(r.netns): "
                 + "connect from inside that namespace, publish the port (container port mapping), or run the service in this namespace"
-        } else if let others = otherPortsListening(netns: r.netns, port: port) {
-            cause = .wrongPort
-            let l = others[0]
-            record.process = l.process
-            evidence.append(("listeners", .array(others.map(\.json))))
-            let ports = Set(others.map(\.local.port)).sorted().map(String.init).joined(separator: ", ")
-            hint = "nothing listens on port \(port) in network namespace \(r.netns), but \(l.comm) (pid \(l.pid)) listens there on port "
-                + "\(ports): fix the port the traffic is sent or mapped to (a container's published port, a Service's targetPort), "
-                + "or make the service listen on \(port)"
         } else {
             cause = .neverListened
             hint = "nothing has listened on port \(port) in this network namespace since synsight started: "
                 + "start the service, or check that the client uses the right port and address"
         }
+        if cause == .listenerExited, let closed = history[NetnsPort(netns: r.netns, port: port)],
+           let w = closed.listener.workload, let scope = w.phrase, let x = exits[closed.listener.pid],
+           let next = resolver?.successor(of: w, excluding: closed.listener.pid, comm: closed.listener.comm, startedAfter: x.ts) {
+            // Restarted by its supervisor, not listening yet: the new process is the one to look at.
+            cause = .restarting
+            evidence.append(("previous", closed.listener.process.json))
+            record.process = next
+            hint = "\(next.label) has started in the same \(scope) since \(closed.listener.label) exited, but does not listen on port \(port) yet: "
+                + "traffic reaches it before it is ready; wait for it, or route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer)"
+        }
         evidence.append(("hook", .string(r.hook.name)))
         record.cause = cause.rawValue
         record.evidence = evidence
         record.hint = hint
+        // The SYN's own conntrack entry (DNAT in this namespace) names where the client connected to.
+        if let o = r.originalDestination { applyNAT(&record, clientDestination: o) }
         return record
     }
 }
 
 extension AttributionEngine {
     /// The most common container mistake: the SYN was sent (or mapped) to
-    /// one port, the service in that namespace listens on another. Only for
-    /// a namespace other than the host's, with listeners on at most
-    /// `maxWrongPortPorts` ports (a container's, not a host's dozens).
-    func otherPortsListening(netns: UInt32, port: UInt16) -> [ListenerInfo]? {
+    /// one port, the service in that namespace listens on another. The
+    /// listeners of the container or pod owning the namespace; else, for a
+    /// namespace other than the host's, its listeners when they are on at
+    /// most `maxWrongPortPorts` ports (a container's, not a host's dozens).
+    /// Sorted by port; nil when neither applies.
+    func wrongPortListeners(netns: UInt32, port: UInt16) -> [ListenerInfo]? {
+        let byPort: (ListenerInfo, ListenerInfo) -> Bool = { ($0.local.port, $0.socketInode) < ($1.local.port, $1.socketInode) }
+        if let owned = workloadListeners[netns]?.compactMap({ listeners[$0] }), !owned.isEmpty {
+            return owned.sorted(by: byPort)
+        }
         guard let hostNetns, netns != hostNetns else { return nil }
-        let others = listeners.values.filter { $0.netns == netns && $0.local.port != port }
-            .sorted { ($0.local.port, $0.socketInode) < ($1.local.port, $1.socketInode) }
+        let others = listeners.values.filter { $0.netns == netns && $0.local.port != port }.sorted(by: byPort)
         let ports = Set(others.map(\.local.port))
         guard !ports.isEmpty, ports.count <= Self.maxWrongPortPorts else { return nil }
         return others

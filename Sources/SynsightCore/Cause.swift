@@ -7,6 +7,9 @@ public enum Cause {
     /// Finer causes of `no_listener`.
     public typealias NoListener = NoListenerCause
 
+    /// `firewall_reject` / `firewall_drop`, when the rule says more (FirewallModel.swift).
+    public typealias Firewall = FirewallCause
+
     /// `packet_dropped`: the family of the kernel's drop reason (DropCause.swift).
     public typealias PacketDropped = DropCause
 
@@ -77,7 +80,8 @@ public enum Cause {
         case .resetByPeer: return ResetByPeer.allCases.map(\.rawValue)
         case .unknown: return Unknown.allCases.map(\.rawValue)
         case .packetDropped: return PacketDropped.allCases.map(\.rawValue)
-        case .firewallReject, .firewallDrop, .addressInUse, .privilegedPort, .ephemeralPortsExhausted:
+        case .firewallReject, .firewallDrop: return Firewall.allCases.map(\.rawValue)
+        case .addressInUse, .privilegedPort, .ephemeralPortsExhausted:
             return []
         }
     }

@@ -16,7 +16,8 @@ extension AttributionEngine {
         let dest = ce.remote
         var r = Record(ts: clock.epoch(ce.ts), kind: .connectFailure, port: dest.port, family: ce.family,
                        netns: ce.netns, local: ce.local, remote: ce.remote)
-        r.process = ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid))
+        r.process = ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid),
+                               workload: resolver?.workload(task: ce.task))
         let who = "\(ce.task.comm) (pid \(ce.task.pid))"
         let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
         var evidence: [(String, JSONValue)] = [("errno", .string(ErrnoName.name(ce.errno))),

@@ -60,10 +60,15 @@ public enum EventDecoder {
             let e = raw.loadUnaligned(as: syn_ev_no_socket_rst.self)
             let t = try tuple(e.t)
             guard let hook = ResetHook(rawValue: e.source) else { throw .unknownHook(e.source) }
+            var original: Endpoint?
+            if e.has_ct != 0 {
+                let o = Endpoint(addr: IPAddress(bytes: withUnsafeBytes(of: e.orig_dst) { Array($0) }), port: e.orig_dport)
+                if o != t.local { original = o }
+            }
             return .noSocketReset(NoSocketReset(
                 ts: e.hdr.ts_ns, family: t.family, local: t.local, remote: t.remote,
                 netns: e.netns, hook: hook,
-                tcpFlags: e.tcp_flags))
+                tcpFlags: e.tcp_flags, originalDestination: original))
         case SYN_EV_LISTEN.rawValue, SYN_EV_LISTEN_CLOSE.rawValue:
             let e = raw.loadUnaligned(as: syn_ev_listen.self)
             let t = try tuple(e.t)

@@ -19,6 +19,8 @@ public struct ExplainProcess: Sendable, Hashable {
     public var limitsKnown: Bool
     /// Entries of /proc/<pid>/fd.
     public var openFds: Int?
+    /// Its cgroup, unit, container, pod.
+    public var workload: WorkloadIdentity?
 
     public init(pid: UInt32, comm: String, exe: String? = nil, nofileSoft: UInt64? = nil, nofileHard: UInt64? = nil,
                 limitsKnown: Bool = false, openFds: Int? = nil) {
@@ -31,7 +33,7 @@ public struct ExplainProcess: Sendable, Hashable {
         self.openFds = openFds
     }
 
-    var label: String { "\(comm) (pid \(pid))" }
+    var label: String { "\(comm) (pid \(pid)" + (workload?.phrase.map { ", " + $0 } ?? "") + ")" }
 
     /// Open fds at or above the soft limit: the next accept() fails with EMFILE.
     var atFdLimit: Bool {
@@ -744,8 +746,8 @@ struct Analysis {
             var msg = "\(count) \(last.kind.rawValue.replacingUnderscores)\(count == 1 ? "" : "s") in the last \(r.secondsText) s: "
                 + "\(last.reason?.rawValue ?? "unknown")\(last.cause.map { "/\($0)" } ?? "")"
             if let ns = last.netns { msg += " in \(input.label(ns))" }
-            if let p = last.process { msg += ", attributed to \(p.comm) (pid \(p.pid))" }
-            if let c = last.client { msg += ", client \(c.comm) (pid \(c.pid))" }
+            if let p = last.process { msg += ", attributed to \(p.label)" }
+            if let c = last.client { msg += ", client \(c.label)" }
             var ev: [(String, JSONValue)] = [("kind", .string(last.kind.rawValue)), ("count", .int(Int64(count)))]
             if let reason = last.reason { ev.append(("reason", .string(reason.rawValue))) }
             if let cause = last.cause { ev.append(("cause", .string(cause))) }

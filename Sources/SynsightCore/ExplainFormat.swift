@@ -57,6 +57,7 @@ public enum ExplainFormat {
             o.append(("nofile_hard", p.nofileHard.map { .int(Int64(clamping: $0)) } ?? .string("unlimited")))
         }
         if let n = p.openFds { o.append(("open_fds", .int(Int64(n)))) }
+        if let w = p.workload { o += w.jsonFields }
         return .object(o)
     }
 
@@ -161,7 +162,7 @@ public enum ExplainFormat {
             head += "  \(esc(i.label(x.netns)))"
             l.append(head)
             for p in x.processes {
-                var line = "    \(esc(p.comm)) (pid \(p.pid)\(p.exe.map { ", " + esc($0) } ?? ""))"
+                var line = "    \(esc(p.comm)) (pid \(p.pid)\(p.exe.map { ", " + esc($0) } ?? "")\(p.workload?.phrase.map { ", " + esc($0) } ?? ""))"
                 if p.limitsKnown, let open = p.openFds {
                     line += "  open files \(open) / limit \(p.nofileSoft.map(String.init) ?? "unlimited") (hard \(p.nofileHard.map(String.init) ?? "unlimited"))"
                 }

@@ -214,7 +214,8 @@ extension AttributionEngine {
                             port: d.servicePort, family: d.family, netns: d.netns,
                             local: d.local, remote: d.remote)
         if let c = a.client {
-            record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid))
+            record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
+                                       workload: resolver?.workload(task: c))
         }
         var ev: [(String, JSONValue)] = [("method", .string(method.rawValue))]
         if let errno { ev.append(("client_errno", .int(Int64(errno)))) }
@@ -233,6 +234,12 @@ extension AttributionEngine {
             ev.append(("chain", .string(rule.chain)))
             if let h = rule.handle { ev.append(("handle", .int(Int64(h)))) }
             ev.append(("rule", .string(rule.text)))
+            if let c = rule.comment { ev.append(("rule_comment", .string(c))) }
+            if let o = rule.owner { ev.append(("rule_owner", .string(o.rawValue))) }
+            if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
+                record.cause = FirewallCause.serviceWithoutEndpoints.rawValue
+                ev.append(("service", .string(service)))
+            }
             if let p = rule.packets { ev.append(("rule_packets", .int(Int64(clamping: p)))) }
             ev.append(("rule_method", .string(lookup?.method ?? "ruleset_match")))
             if candidates.count > 1 {
@@ -240,6 +247,7 @@ extension AttributionEngine {
                     var f: [(String, JSONValue)] = [("table", .string(c.table)), ("chain", .string(c.chain))]
                     if let h = c.handle { f.append(("handle", .int(Int64(h)))) }
                     f.append(("rule", .string(c.text)))
+                    if let comment = c.comment { f.append(("rule_comment", .string(comment))) }
                     return .object(f)
                 })))
             }
@@ -263,17 +271,24 @@ extension AttributionEngine {
             return "a firewall rule\(where_) \(verb) TCP \(what) to port \(port)\(effect): find it with `nft -a list ruleset` (or `iptables -L -v -n`) "
                 + "and delete it or add an accept rule before it"
         }
+        if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
+            return "Kubernetes Service \(service) has no ready endpoints, so kube-proxy \(verb) connections to it "
+                + "(rule in table \(rule.table) chain \(rule.chain)): check that the Service's selector matches running pods and that they pass their readiness probes "
+                + "(kubectl get endpointslices -n \(service.split(separator: "/").first.map(String.init) ?? "<namespace>"))"
+        }
+        let owned = rule.owner.map { "; " + $0.advice(port: port) } ?? ""
+        let commented = rule.comment.map { " (comment \"\($0)\")" } ?? ""
         if rule.verdict == .policyDrop {
             let add = rule.iptables
                 ? "iptables -I \(rule.chain) -p tcp --dport \(port) -j ACCEPT"
                 : "nft insert rule \(rule.table) \(rule.chain) tcp dport \(port) accept"
-            return "chain \(rule.chain) of table \(rule.table) has policy drop and no rule accepts TCP port \(port)\(effect): add an accept rule (\(add))"
+            return "chain \(rule.chain) of table \(rule.table) has policy drop and no rule accepts TCP port \(port)\(effect): add an accept rule (\(add))" + owned
         }
         let handle = rule.handle.map { " (handle \($0))" } ?? ""
         let delete = rule.iptables
             ? "iptables -D \(rule.chain) ... (see `iptables -L \(rule.chain) --line-numbers`)"
             : "nft delete rule \(rule.table) \(rule.chain)\(handle.isEmpty ? "" : " handle \(rule.handle!)")"
-        return "rule \"\(rule.text)\" in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port)\(effect): "
-            + "delete it (\(delete)) or add an accept rule before it"
+        return "rule \"\(rule.text)\"\(rule.text.contains("comment") ? "" : commented) in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port)\(effect): "
+            + "delete it (\(delete)) or add an accept rule before it" + owned
     }
 }

@@ -129,3 +129,9 @@ public struct SynRetransmit: Sendable, Hashable {
         self.netns = netns
     }
 }
+
+/// Finer causes of `firewall_reject` / `firewall_drop`, when the rule says more.
+public enum FirewallCause: String, Sendable, Hashable, CaseIterable {
+    /// kube-proxy rejects connections to a Service that has no ready endpoints.
+    case serviceWithoutEndpoints = "service_without_endpoints"
+}

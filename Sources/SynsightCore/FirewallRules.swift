@@ -54,9 +54,16 @@ public struct FirewallRule: Sendable, Hashable {
     public var exact: Bool
     /// iptables-nft manages the table (use iptables, not nft, to change it).
     public var iptables: Bool
+    /// The rule's comment (nft `comment`, iptables `-m comment --comment`). Untrusted.
+    public var comment: String?
+    /// The tool managing the chain or table, when its names say so.
+    public var owner: FirewallOwner?
 
     public init(table: String, chain: String, handle: Int?, text: String, verdict: FirewallVerdict,
-                packets: UInt64? = nil, exact: Bool = true, iptables: Bool = false) {
+                packets: UInt64? = nil, exact: Bool = true, iptables: Bool = false,
+                comment: String? = nil, owner: FirewallOwner? = nil) {
+        self.comment = comment
+        self.owner = owner
         self.table = table
         self.chain = chain
         self.handle = handle
@@ -142,6 +149,25 @@ public struct NftRuleset: Sendable {
         if let text { texts = NftRuleset.ruleTexts(text) }
     }
 
+    /// Rules that carry an iptables `-m comment` (nft shows only the match, not its text).
+    public var hasIptablesComments: Bool {
+        rules.contains { r in r.comment == nil && r.expr.contains { $0["xt"]?["name"]?.stringValue == "comment" } }
+    }
+
+    /// Takes the comments of iptables-nft rules from `iptables-save` (or
+    /// `ip6tables-save` for `family` "ip6"): the n-th rule of a chain in nft's
+    /// listing is the n-th `-A` of that chain.
+    public mutating func attachIptablesComments(save text: String, family: String) {
+        let comments = IptablesSave.comments(text)
+        guard !comments.isEmpty else { return }
+        var position: [String: Int] = [:]
+        for i in rules.indices where rules[i].family == family {
+            let key = rules[i].table + " " + rules[i].chain
+            position[key, default: 0] += 1
+            if rules[i].comment == nil, let c = comments[key]?[position[key]!] { rules[i].comment = c }
+        }
+    }
+
     static func key(_ family: String, _ table: String, _ chain: String, _ handle: Int) -> String {
         "\(family) \(table) \(chain) \(handle)"
     }
@@ -213,7 +239,8 @@ public struct NftRuleset: Sendable {
                         if name == "REJECT" { verdict = .reject(xtRejectWith(r)) } else if name == "DROP" { verdict = .drop }
                         break
                     }
-                    unknown = true  // an xt match this reader does not evaluate
+                    // A comment matches every packet; other xt matches are not evaluated here.
+                    if name != "comment" { unknown = true }
                 } else if e["accept"] != nil || e["jump"] != nil || e["goto"] != nil || e["return"] != nil || e["queue"] != nil {
                     break
                 }
@@ -223,13 +250,15 @@ public struct NftRuleset: Sendable {
                 ?? (r.comment.map { "... comment \"\($0)\"" } ?? "handle \(r.handle)")
             let rule = FirewallRule(table: "\(r.family) \(r.table)", chain: r.chain, handle: r.handle, text: text,
                                     verdict: verdict, packets: packets, exact: !unknown,
-                                    iptables: isIptables(r.family, r.table))
+                                    iptables: isIptables(r.family, r.table), comment: r.comment,
+                                    owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain))
             if unknown { loose.append(rule) } else { exact.append(rule) }
         }
         for c in chains where c.policy == "drop" && c.hook != nil && familyFits(c.family, p.family) && hookFits(c.hook, p.hook) {
             policies.append(FirewallRule(table: "\(c.family) \(c.table)", chain: c.name, handle: nil,
                                          text: "policy drop", verdict: .policyDrop, exact: false,
-                                         iptables: isIptables(c.family, c.table)))
+                                         iptables: isIptables(c.family, c.table),
+                                         owner: FirewallOwner.recognise(table: "\(c.family) \(c.table)", chain: c.name)))
         }
         return exact + loose + policies
     }

@@ -144,9 +144,14 @@ public struct NoSocketReset: Sendable, Hashable {
     public var netns: UInt32
     public var hook: ResetHook
     public var tcpFlags: UInt8
+    /// Where the client sent the SYN before DNAT (conntrack's original
+    /// destination), when it differs from `local`; nil without NAT.
+    public var originalDestination: Endpoint?
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint,
-                netns: UInt32, hook: ResetHook = .tcpSendReset, tcpFlags: UInt8 = 0x02) {
+                netns: UInt32, hook: ResetHook = .tcpSendReset, tcpFlags: UInt8 = 0x02,
+                originalDestination: Endpoint? = nil) {
+        self.originalDestination = originalDestination
         self.ts = ts
         self.family = family
         self.local = local

@@ -55,7 +55,7 @@ extension AttributionEngine {
     /// The client's view joined into a refusal it never saw directly: where
     /// it connected to, and that the destination was translated.
     func applyNAT(_ record: inout Record, clientDestination: Endpoint) {
-        guard let local = record.local, clientDestination != local else { return }
+        guard let local = record.local, clientDestination != local, record.originalDestination == nil else { return }
         record.originalDestination = clientDestination
         record.evidence.append(("nat", .string("dnat")))
         if let hint = record.hint {

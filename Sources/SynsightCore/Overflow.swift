@@ -164,7 +164,8 @@ extension AttributionEngine {
 
         var r = Record(ts: clock.epoch(a.ts), kind: .overflow, reason: .fdExhausted, cause: Cause.FdExhausted(errno: a.errno)?.rawValue,
                        port: a.port == 0 ? nil : a.port, netns: a.netns == 0 ? nil : a.netns)
-        r.process = ProcessRef(pid: a.task.pid, comm: a.task.comm, exe: resolver?.exe(pid: a.task.pid))
+        r.process = ProcessRef(pid: a.task.pid, comm: a.task.comm, exe: resolver?.exe(pid: a.task.pid),
+                               workload: resolver?.workload(task: a.task))
         r.evidence = [("errno", .string(a.errnoName)), ("nofile_limit", .int(Int64(clamping: a.nofileLimit))),
                       ("hook", .string("accept()/accept4() exit"))]
         r.hint = a.errno == 24
@@ -206,10 +207,12 @@ extension AttributionEngine {
         let pid = listener?.pid ?? o.listenerPID
         let comm = listener?.comm ?? recentAcceptError?.task.comm
         if pid != 0 {
-            r.process = ProcessRef(pid: pid, comm: comm ?? "?", exe: listener?.exe ?? resolver?.exe(pid: pid))
+            r.process = ProcessRef(pid: pid, comm: comm ?? "?", exe: listener?.exe ?? resolver?.exe(pid: pid),
+                                   workload: listener?.workload ?? resolver?.workload(pid: pid))
         }
         if let c = o.client {
-            r.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid))
+            r.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
+                                  workload: resolver?.workload(task: c))
         }
         var ev: [(String, JSONValue)] = [
             ("stage", .string(o.stage.name)),

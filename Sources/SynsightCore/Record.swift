@@ -34,9 +34,12 @@ public enum NoListenerCause: String, Sendable, Hashable, CaseIterable {
     case boundToOtherAddress = "bound_to_other_address"
     case familyMismatch = "family_mismatch"
     case otherNetns = "other_netns"
-    /// Nothing listens on the port in that (container) namespace, but
-    /// something listens there on another port.
+    /// Nothing on this port, but the container or pod owning the namespace
+    /// listens on other ports (the usual port-mapping mistake).
     case wrongPort = "wrong_port"
+    /// The listener exited and a new process has started in its unit,
+    /// container or pod, but does not listen yet.
+    case restarting
 }
 
 /// The process an event is attributed to (or the local client).
@@ -45,18 +48,30 @@ public struct ProcessRef: Sendable, Hashable {
     public var comm: String
     public var exe: String?
     public var cgroup: String?
+    /// Unit, container, pod (Workload/WorkloadIdentity.swift), captured while
+    /// the process lived; its `cgroup` takes the place of `cgroup` above.
+    public var workload: WorkloadIdentity?
 
-    public init(pid: UInt32, comm: String, exe: String? = nil, cgroup: String? = nil) {
+    public init(pid: UInt32, comm: String, exe: String? = nil, cgroup: String? = nil,
+                workload: WorkloadIdentity? = nil) {
         self.pid = pid
         self.comm = comm
         self.exe = exe
         self.cgroup = cgroup
+        self.workload = workload
     }
+
+    /// "nginx (pid 4410)", with its workload when known: "nginx (pid 4410, unit nginx.service)".
+    public var label: String { "\(comm) (pid \(pid)" + (workload?.phrase.map { ", " + $0 } ?? "") + ")" }
 
     var json: JSONValue {
         var fields: [(String, JSONValue)] = [("pid", .int(Int64(pid))), ("comm", .string(comm))]
         if let exe { fields.append(("exe", .string(exe))) }
-        if let cgroup { fields.append(("cgroup", .string(cgroup))) }
+        if let workload {
+            fields += workload.jsonFields
+        } else if let cgroup {
+            fields.append(("cgroup", .string(cgroup)))
+        }
         return .object(fields)
     }
 }
@@ -128,6 +143,8 @@ public struct Record: Sendable, Hashable {
     public var port: UInt16?
     public var family: AddressFamily?
     public var netns: UInt32?
+    /// The namespace's `ip netns` name, or the container or pod living in it.
+    public var netnsName: String?
     public var local: Endpoint?
     public var remote: Endpoint?
     /// Where the client connected to before a destination NAT sent the SYN
@@ -141,6 +158,8 @@ public struct Record: Sendable, Hashable {
     /// For `summary` records: the first and last folded event (epoch ns).
     public var firstTs: Int64?
     public var lastTs: Int64?
+    /// The node the record comes from (hostname, machine-id, boot-id).
+    public var node: NodeIdentity?
 
     public init(ts: Int64, kind: RecordKind, reason: Reason? = nil, cause: String? = nil,
                 port: UInt16? = nil, family: AddressFamily? = nil, netns: UInt32? = nil,
@@ -181,6 +200,7 @@ public struct Record: Sendable, Hashable {
         if let port { f.append(("port", .int(Int64(port)))) }
         if let family { f.append(("family", .string(family.rawValue))) }
         if let netns { f.append(("netns", .int(Int64(netns)))) }
+        if let netnsName { f.append(("netns_name", .string(netnsName))) }
         if let local { f.append(("local", Record.endpoint(local))) }
         if let remote { f.append(("remote", Record.endpoint(remote))) }
         if let originalDestination { f.append(("original_destination", Record.endpoint(originalDestination))) }
@@ -191,6 +211,7 @@ public struct Record: Sendable, Hashable {
         if let lastTs { f.append(("last_ts", .string(RFC3339.format(nanosecondsSinceEpoch: lastTs)))) }
         f.append(("evidence", .object(evidence)))
         if let hint { f.append(("hint", .string(hint))) }
+        if let node, !node.isEmpty { f.append(("node", node.json)) }
         return .object(f)
     }
 

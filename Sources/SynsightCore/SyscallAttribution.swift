@@ -94,7 +94,8 @@ extension AttributionEngine {
     }
 
     func failing(_ e: SocketCallFailure) -> ProcessRef {
-        ProcessRef(pid: e.task.pid, comm: e.task.comm, exe: resolver?.exe(pid: e.task.pid))
+        ProcessRef(pid: e.task.pid, comm: e.task.comm, exe: resolver?.exe(pid: e.task.pid),
+                   workload: resolver?.workload(task: e.task))
     }
 
     func who(_ e: SocketCallFailure) -> String { "\(e.task.comm) (pid \(e.task.pid))" }
@@ -123,7 +124,8 @@ extension AttributionEngine {
         let holder = found.first
         let port = e.local.port
         if let h = holder {
-            if let pid = h.pid { r.process = ProcessRef(pid: pid, comm: h.comm ?? "?", exe: resolver?.exe(pid: pid)) }
+            if let pid = h.pid { r.process = ProcessRef(pid: pid, comm: h.comm ?? "?", exe: resolver?.exe(pid: pid),
+                                                        workload: resolver?.workload(pid: pid)) }
             ev.append(("holder", holderJSON(h)))
             if found.count > 1 { ev.append(("holders", .int(Int64(found.count)))) }
         }

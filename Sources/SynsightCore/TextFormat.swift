@@ -32,13 +32,18 @@ public enum TextFormat {
         } else if let local = r.local {
             parts.append("on \(local)")
         }
+        if let name = r.netnsName { parts.append("netns \(TerminalText.escape(name))") }
         if let c = r.client { parts.append("client \(ref(c))") }
         if let p = r.process { parts.append("process \(ref(p))") }
         return parts
     }
 
+    /// `nginx[4410]`, then the workload: `nginx[4410] unit nginx.service`,
+    /// `api[77] pod shop/api-7d9f container api`, `httpd[5] container web`.
     static func ref(_ p: ProcessRef) -> String {
-        "\(TerminalText.escape(p.comm))[\(p.pid)]"
+        var s = "\(TerminalText.escape(p.comm))[\(p.pid)]"
+        if let words = p.workload?.phrase { s += " " + TerminalText.escape(words) }
+        return s
     }
 }
 

@@ -218,12 +218,36 @@ public final class NftablesReader: @unchecked Sendable {
                 lastError = e.message
             case .success(let json):
                 let text = try? run(flags: UInt32(NFT_CTX_OUTPUT_HANDLE)).get()
-                if let rs = NftRuleset(json: json, text: text) { return .ruleset(rs) }
+                if var rs = NftRuleset(json: json, text: text) {
+                    attachIptablesComments(&rs)
+                    return .ruleset(rs)
+                }
                 lastError = "unparsable JSON: \(json.prefix(120))"
             }
         }
         return .unavailable("libnftables could not list the ruleset: \(lastError)")
     }
+
+    /// nft shows an iptables-nft rule's `-m comment` only as a match without
+    /// its text: iptables-nft-save prints it. Spawned from this thread, the
+    /// tool runs in the namespace the thread has entered; only when the
+    /// ruleset has such a rule.
+    func attachIptablesComments(_ rs: inout NftRuleset) {
+        guard rs.hasIptablesComments else { return }
+        for (family, tool) in Self.iptablesSave.sorted(by: { $0.key < $1.key }) {
+            if let save = Subprocess.capture([tool]) { rs.attachIptablesComments(save: save, family: family) }
+        }
+    }
+
+    /// iptables-nft-save / ip6tables-nft-save, by nft family.
+    static let iptablesSave: [String: String] = {
+        var save: [String: String] = [:]
+        for (family, tool) in [("ip", "iptables"), ("ip6", "ip6tables")] {
+            save[family] = ["/usr/sbin/\(tool)-nft-save", "/sbin/\(tool)-nft-save", "/usr/sbin/\(tool)-save"]
+                .first { access($0, X_OK) == 0 }
+        }
+        return save
+    }()
 
     struct ListError: Error { let message: String }
 

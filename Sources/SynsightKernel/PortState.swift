@@ -127,12 +127,20 @@ public enum PortState {
         }
         let owners = socketOwners(Set(listeners.map(\.inode).filter { $0 != 0 }))
         var processes: [UInt32: ExplainProcess] = [:]
+        let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: .probe())
         for i in listeners.indices {
             listeners[i].processes = (owners[listeners[i].inode] ?? []).sorted().map { pid in
                 if let p = processes[pid] { return p }
-                let p = process(pid)
+                var p = process(pid)
+                p.workload = workloads?.identity(pid: pid)
                 processes[pid] = p
                 return p
+            }
+        }
+        // A namespace without an `ip netns` name takes the container's or pod's listening in it.
+        if let workloads {
+            for i in states.indices where states[i].name == nil && !states[i].isHost {
+                states[i].name = workloads.netnsName(states[i].inode)
             }
         }
         if geteuid() != 0 { notes.append("not root: sockets, fds and limits of other users' processes may be missing") }

@@ -122,8 +122,24 @@ public enum ListenerSnapshot {
 /// client must not cost a readlink per event). Bounded.
 public final class ProcfsResolver: ProcessResolver {
     var cache: [UInt32: String?] = [:]
+    /// Cgroup, unit, container and pod (cached and bounded there).
+    public let workloads: WorkloadResolver?
 
-    public init() {}
+    public init(workloads: WorkloadResolver? = nil) {
+        self.workloads = workloads
+    }
+
+    public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? {
+        workloads?.identity(pid: pid, cgroupID: cgroupID)
+    }
+
+    public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String,
+                          startedAfter: UInt64) -> ProcessRef? {
+        guard let next = workloads?.successor(of: workload, excluding: pid, comm: comm, startedAfter: startedAfter) else { return nil }
+        // Same comm by construction: no read per refusal.
+        return ProcessRef(pid: next, comm: comm, exe: exe(pid: next),
+                          workload: workloads?.identity(pid: next))
+    }
 
     public func exe(pid: UInt32) -> String? {
         if let hit = cache[pid] { return hit }

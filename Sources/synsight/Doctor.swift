@@ -21,9 +21,10 @@ struct Doctor: ParsableCommand {
 
     func run() throws {
         let f = KernelFeatures.probe()
-        try Output.stdoutOrFail(DoctorReport.render(f) + "\n")
+        try Output.stdoutOrFail(DoctorReport.render(f) + "\n"
+            + DoctorReport.workloadLines(WorkloadSources.probe(), node: NodeIdentityReader.read()).joined(separator: "\n") + "\n")
         if !f.privileges.isSupported || !f.btf.isSupported { throw ExitCode.failure }
-        if let measure { print(try DoctorReport.measure(seconds: measure, features: f)) }
+        if let measure { try Output.stdoutOrFail(try DoctorReport.measure(seconds: measure, features: f) + "\n") }
     }
 }
 
@@ -118,6 +119,17 @@ enum DoctorReport {
         guard probe.isSupported else { return "  packet_dropped           UNAVAILABLE -- \(probe.detail)" }
         return "  packet_dropped           tp_btf/kfree_skb, a SYN or SYN-ACK with any reason but NETFILTER_DROP, NO_SOCKET, "
             + "TCP_LISTEN_OVERFLOW -- \(f.packetDropDetail())"
+    }
+
+    /// Where process objects get their unit, container and pod names, and
+    /// the node identity every record carries.
+    static func workloadLines(_ w: WorkloadSources, node: NodeIdentity) -> [String] {
+        var l = ["", "workload identity (process objects: cgroup, unit, container, pod; records: netns_name, node)"]
+        l += w.doctorLines.map { "  " + $0 }
+        let parts = [node.hostname.map { "hostname \($0)" }, node.machineID.map { "machine-id \($0)" },
+                     node.bootID.map { "boot-id \($0)" }].compactMap { $0 }
+        l.append("  node                     " + (parts.isEmpty ? "UNAVAILABLE: no hostname, /etc/machine-id or boot_id" : parts.joined(separator: ", ")))
+        return l.map(TerminalText.escape)
     }
 
     static func firewallLines(_ f: KernelFeatures) -> [String] {

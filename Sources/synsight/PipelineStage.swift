@@ -23,6 +23,11 @@ enum PipelineItem: Sendable {
 final class PipelineStage: @unchecked Sendable {
     let settings: TraceSettings
     var engine: AttributionEngine
+    /// Workload names for every process object, and the node, on every record.
+    let workloads: WorkloadResolver
+    let node: NodeIdentity
+    /// The outside client of a published port behind docker-proxy.
+    var proxyJoin = ProxyJoin()
     var aggregator: StormAggregator?
     let portFilter: Set<UInt16>
     let output: (Record) -> Void
@@ -35,10 +40,12 @@ final class PipelineStage: @unchecked Sendable {
     /// The stage wants the trace to end (--count reached, the reader is gone).
     let stopWanted = Atomic<Bool>(false)
 
-    init(settings: TraceSettings, engine: AttributionEngine,
+    init(settings: TraceSettings, engine: AttributionEngine, workloads: WorkloadResolver, node: NodeIdentity,
          output: @escaping (Record) -> Void, tick: @escaping () -> Bool) {
         self.settings = settings
         self.engine = engine
+        self.workloads = workloads
+        self.node = node
         self.aggregator = settings.aggregate.map { StormAggregator(perKeyPerWindow: $0) }
         // The kernel filters what it can (no-listener RSTs); every other
         // record is filtered here by its port.
@@ -107,6 +114,10 @@ final class PipelineStage: @unchecked Sendable {
 
     func deliver(_ r: Record) {
         if let limit = settings.count, r.kind != .lost, emitted >= limit { return }
+        var r = r
+        r.node = node
+        workloads.enrich(&r)
+        proxyJoin.annotate(&r)
         summary.add(r)
         settings.metrics?.observe(r)
         // --count counts events: a folded storm counts all it folds.

@@ -72,13 +72,21 @@ enum TraceRunner {
         // Attach first, then snapshot: a listener born in between is in both
         // (the engine deduplicates), and none is missed.
         let taken = ListenerSnapshot.take()
-        let snapshot = taken.listeners
+        // Workload identity (cgroup, unit, container, pod) of the listeners
+        // alive now; the sources are found here, before the ring is read.
+        let workloads = WorkloadResolver(sources: .probe())
+        let node = NodeIdentityReader.read()
+        let snapshot = taken.listeners.map { l in
+            var l = l
+            l.workload = workloads.identity(pid: l.pid)
+            return l
+        }
         tracer.watchExits(of: Array(Set(snapshot.map(\.pid))))
         let unseeded = tracer.seedListeners(netnsPids: taken.namespaces)
         if s.verbose && !unseeded.isEmpty {
             Output.stderr("synsight: could not enter network namespaces \(unseeded): overflows of their pre-existing listeners are not seen\n")
         }
-        let resolver = ProcfsResolver()
+        let resolver = ProcfsResolver(workloads: workloads)
         var engine = AttributionEngine(clock: currentClockMapping(),
                                        joinWindowNs: UInt64(s.joinWindowMs) * 1_000_000, resolver: resolver)
         engine.seed(snapshot)
@@ -116,7 +124,7 @@ enum TraceRunner {
         // only, and this thread waits for it before returning.
         let queue = HandoffQueue<PipelineItem>(capacity: Self.queueCapacity)
         let summary = try withoutActuallyEscaping(tick) { tick in
-            let stage = PipelineStage(settings: s, engine: engine, output: output, tick: tick)
+            let stage = PipelineStage(settings: s, engine: engine, workloads: workloads, node: node, output: output, tick: tick)
             let pipeline: WorkerThread
             do {
                 pipeline = try WorkerThread(name: "synsight-pipe") { stage.run(queue) }

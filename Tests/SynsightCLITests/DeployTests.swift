@@ -133,6 +133,11 @@ struct DeployTests {
         #expect(hostPath("/var/log/synsight").readOnly == false)
         #expect(hostPath("/sys/kernel/btf").path == "/sys/kernel/btf")
         #expect(hostPath("/sys/kernel/btf").readOnly == true)
+        // Workload identity sources, read-only at the paths synsight reads.
+        for path in ["/var/log/pods", "/var/log/containers", "/etc/machine-id"] {
+            #expect(hostPath(path).path == path)
+            #expect(hostPath(path).readOnly == true)
+        }
         // The liveness probe asks the metrics endpoint the args turn on.
         let args = c["args"] as? [String] ?? []
         let probe = (c["livenessProbe"] as? [String: Any])?["httpGet"] as? [String: Any]

@@ -116,7 +116,7 @@ struct ABILayoutTests {
         #expect(MemoryLayout<syn_hdr>.size == 16)
         #expect(MemoryLayout<syn_tuple>.size == 40)
         #expect(MemoryLayout<syn_task>.size == 40)
-        #expect(MemoryLayout<syn_ev_no_socket_rst>.size == 64)
+        #expect(MemoryLayout<syn_ev_no_socket_rst>.size == 88)
         #expect(MemoryLayout<syn_ev_listen>.size == 112)
         #expect(MemoryLayout<syn_ev_exit>.size == 64)
         #expect(MemoryLayout<syn_ev_connect_error>.size == 112)
@@ -356,7 +356,7 @@ struct DecodeErrorTests {
     }
 
     @Test(arguments: [
-        (UInt8(SYN_EV_NO_SOCKET_RST.rawValue), 64),
+        (UInt8(SYN_EV_NO_SOCKET_RST.rawValue), 88),
         (UInt8(SYN_EV_LISTEN.rawValue), 112),
         (UInt8(SYN_EV_LISTEN_CLOSE.rawValue), 112),
         (UInt8(SYN_EV_EXIT.rawValue), 64),

@@ -69,6 +69,8 @@ struct SchemaRecordsTests {
         out += e.ingest(rst(at: 50_005, to: Endpoint(addr: v4(127, 0, 0, 1), port: 9102), from: client))
         out += NATJoinTests.wrongPortBehindDNAT()
         out += Self.packetDrops()
+        out += WorkloadIdentityTests.restartingRecords()
+        out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 
         // accept_queue_full, syn_queue_full (every stage), fd_exhausted (EMFILE, ENFILE, and as the overflow's cause).
         for stage in OverflowStage.allCases {

@@ -85,7 +85,7 @@ struct NATTests {
         let listeners = r.evidence["listeners"] as? [[String: Any]]
         #expect(listeners?.first?["port"] as? Int == actual, "\(r)")
         let hint = r.string("hint") ?? ""
-        #expect(hint.contains("\(Self.routerFront):\(published)") && hint.contains("port \(actual)"), "\(hint)")
+        #expect(hint.contains("\(Self.routerFront):\(published)") && hint.contains("listens on \(actual)"), "\(hint)")
         _ = listener
     }
 
@@ -111,5 +111,41 @@ struct NATTests {
         // One record for the connection: no separate client-side failure.
         #expect(!trace.records.contains { $0.string("reason") == "connection_refused" || $0.string("cause") == "connection_refused" },
                 "\(trace.stdout)")
+    }
+
+    /// DNAT inside the server's own namespace: the original destination comes
+    /// from the SYN's conntrack entry (read in BPF), and the client is joined on it.
+    @Test("DNAT in the refusing namespace: original_destination from conntrack, and the client")
+    func dnatInTheSameNamespace() throws {
+        let pair = try FirewallTests.Pair()
+        defer { pair.remove() }
+        let published = randomPort(), target = published + 1
+        let ruleset = """
+            table ip synsight_nat {
+                chain prerouting {
+                    type nat hook prerouting priority dstnat; policy accept;
+                    tcp dport \(published) dnat to \(FirewallTests.v4Server):\(target)
+                }
+            }
+            """
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-nat-\(UUID().uuidString)")
+        try ruleset.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        try sh(["ip", "netns", "exec", pair.server.name, "nft", "-f", file.path])
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: pair.client, addr: FirewallTests.v4Server, port: published, timeout: 2)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let r = try #require(trace.waitForRecord {
+            $0.string("kind") == "refusal" && $0.int("netns") == pair.server.inode && $0.int("port") == target
+        }, "no refusal on the translated port; stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("reason") == "no_listener")
+        // never_listened, or other_netns when a concurrent test listens on that port elsewhere.
+        #expect(["never_listened", "other_netns"].contains(r.string("cause") ?? ""), "record: \(r)")
+        #expect((r.object("local")?["port"] as? Int) == target)
+        #expect(r.object("original_destination")?["addr"] as? String == FirewallTests.v4Server, "record: \(r)")
+        #expect(r.object("original_destination")?["port"] as? Int == published, "record: \(r)")
+        #expect(r.pid("client") == c.pid, "record: \(r)")
+        #expect((r.string("hint") ?? "").contains("the client connected to \(FirewallTests.v4Server):\(published)"))
     }
 }

@@ -581,7 +581,7 @@ def prestart_port(i):
 
 
 def filter_ports():
-    return [PORT_BASE + i for i in range(3 * PORT_TRIPLETS + 2)] + [80]
+    return [PORT_BASE + i for i in range(3 * PORT_TRIPLETS + 3)] + [80]
 
 
 # --------------------------------------------------------------------------
@@ -986,6 +986,36 @@ def nft_load(ns, ruleset):
         ns.exec("nft", "-f", f.name)
     finally:
         os.unlink(f.name)
+
+
+def prestart_dnat():
+    """A DNAT rule loaded before synsight starts: where conntrack is a
+    module, its BTF (struct nf_conn) must be there when the programs load."""
+    server, client = fw_pair()
+    target = prestart_port(2)
+    published = target + 1000
+    nft_load(server, "table ip km_nat {\n chain prerouting {\n"
+             "  type nat hook prerouting priority dstnat; policy accept;\n"
+             "  tcp dport %d dnat to %s:%d\n }\n}\n" % (published, V4S, target))
+    return server, client, published, target
+
+
+@scenario("DNAT to a closed port: original destination from conntrack, client joined",
+          "no_listener (DNAT, original_destination)")
+def sc_dnat(t, k, pas):
+    server, client, published, target = prestarted("sc_dnat")
+    pid, err = connect(client, V4S, published)
+    c = Check()
+    c.eq("connect errno", err, errno.ECONNREFUSED)
+    r = no_listener_record(t, server, target)
+    if r:
+        expect_common(c, r, "refusal", "no_listener", None, target)
+        c.eq("evidence.original_destination", ev(r).get("original_destination"), "%s:%d" % (V4S, published))
+        c.eq("client.pid", pid_of(r, "client"), pid)
+    return r, c, k.reset_hook()
+
+
+sc_dnat.prestart = prestart_dnat
 
 
 def fw_record(t, ns, port, timeout=10):

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <malloc.h>
+#include "CSynsightCgroup.h"
 
 /* glibc's malloc_trim is not in Swift's Glibc module: hands the free pages
  * of the heap back to the kernel (after start-up, see Tracer.run). */

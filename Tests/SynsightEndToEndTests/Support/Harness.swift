@@ -191,7 +191,8 @@ final class TraceSession {
     /// The records were checked against the schema (at stop, or at deinit).
     var validated = false
 
-    init(_ args: [String]) throws {
+    /// `environment`: added to synsight's own (e.g. SYNSIGHT_POD_LOG_DIR).
+    init(_ args: [String], environment: [String: String] = [:]) throws {
         let tmp = FileManager.default.temporaryDirectory
         outFile = tmp.appendingPathComponent("synsight-out-\(UUID().uuidString)")
         errFile = tmp.appendingPathComponent("synsight-err-\(UUID().uuidString)")
@@ -199,6 +200,9 @@ final class TraceSession {
         _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: TraceSession.binary)
         process.arguments = ["trace", "--json"] + args
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardOutput = try FileHandle(forWritingTo: outFile)
         process.standardError = try FileHandle(forWritingTo: errFile)
         try process.run()

@@ -2,9 +2,12 @@
 """Test peer for synsight's end-to-end tests: real sockets, run inside the
 test's network namespaces with `ip netns exec`. Standard library only.
 
-  peer.py listen ADDR PORT [--v6only] [--close-after SEC]
+  peer.py listen ADDR PORT [--v6only] [--close-after SEC] [--await-cgroup TEXT]
       bind+listen, print "ready <pid>", then stay until killed (or close the
       listening socket after SEC seconds and print "closed", staying alive).
+      --await-cgroup: first print "waiting <pid>" and wait until
+      /proc/self/cgroup contains TEXT (the test moves it: `ip netns exec`
+      mounts its own /sys, without the cgroup hierarchies), then listen.
   peer.py connect ADDR PORT [--timeout SEC] [--source ADDR]
       one connect() (bound to ADDR first with --source); print "<pid> <errno>"
       (0 on success).
@@ -263,6 +266,14 @@ def main(argv):
             opts["v6only"] = True
         elif args[i] == "--emfile":
             opts["emfile"] = True
+        elif args[i] == "--await-cgroup":
+            print("waiting", os.getpid(), flush=True)
+            deadline = time.monotonic() + 10
+            while args[i + 1] not in open("/proc/self/cgroup").read():
+                if time.monotonic() > deadline:
+                    sys.exit("not moved into a cgroup containing " + args[i + 1])
+                time.sleep(0.01)
+            i += 1
         elif args[i] in ("--close-after", "--timeout", "--backlog", "--seconds"):
             opts[args[i][2:]] = float(args[i + 1])
             i += 1

@@ -1,0 +1,317 @@
+import CSynsightShim
+import Glibc
+import SynsightCore
+
+/// PID -> workload identity (cgroup, unit, container, pod) and network
+/// namespace -> name, from the host's files. Used on the consumer thread in
+/// the same place the executable path is read (a listener's birth, a client's
+/// refused connect(), the start-up snapshot), so every step is one small
+/// read, and everything is cached and bounded:
+/// - per PID, /proc/<pid>/cgroup (one small file) at most once per second;
+///   when the process is already gone, its cgroup v2 id (from the kernel
+///   event) names the directory it was in, while that still exists
+///   (open_by_handle_at on the v2 mount: one syscall, no walk);
+/// - per cgroup path, the named identity (names are looked for again after
+///   `retryNamesNs` when one was missing: a container's config or a pod's
+///   log directory may appear just after its process);
+/// - Docker names per container id (one config.v2.json read);
+/// - kubelet's pod directories and /run/netns, listed again only on a miss
+///   and at most once per `relistNs`.
+/// Each table is emptied when it reaches `maxEntries`.
+public final class WorkloadResolver {
+    public let sources: WorkloadSources
+
+    static let maxEntries = 4096
+    static let pidTTLNs: UInt64 = 1_000_000_000
+    static let retryNamesNs: UInt64 = 5_000_000_000
+    static let relistNs: UInt64 = 2_000_000_000
+    static let maxConfigBytes = 1 << 20
+
+    struct PidEntry {
+        var identity: WorkloadIdentity?
+        var readAt: UInt64
+    }
+
+    struct Named {
+        var identity: WorkloadIdentity
+        var namedAt: UInt64
+        var complete: Bool
+    }
+
+    struct PodDir {
+        var namespace: String
+        var name: String
+        var directory: String
+    }
+
+    var byPid: [UInt32: PidEntry] = [:]
+    var byCgroup: [String: Named] = [:]
+    var dockerNames: [String: String] = [:]
+    var pods: [String: PodDir] = [:]
+    var podsListedAt: UInt64?
+    var containerLinks: [String: String] = [:]
+    var linksListedAt: UInt64?
+    var netnsNames: [UInt32: String] = [:]
+    var netnsListedAt: UInt64?
+    /// Network namespaces of processes found in a container or pod: their label.
+    var workloadNetns: [UInt32: String] = [:]
+    /// cgroup v2 id -> path, for processes gone before they were looked at.
+    var byCgroupID: [UInt64: String?] = [:]
+    /// The v2 mount, opened once (nil: no v2 hierarchy, or it cannot be opened).
+    lazy var v2MountFD: Int32? = {
+        guard let m = sources.cgroupV2Mount else { return nil }
+        let fd = open(m, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        return fd >= 0 ? fd : nil
+    }()
+
+    public init(sources: WorkloadSources) {
+        self.sources = sources
+    }
+
+    deinit {
+        if let fd = v2MountFD { close(fd) }
+    }
+
+    // MARK: - Processes
+
+    /// `cgroupID`: the task's cgroup v2 id from the kernel event (0: unknown).
+    public func identity(pid: UInt32, cgroupID: UInt64 = 0) -> WorkloadIdentity? {
+        let now = Self.monotonicNow()
+        if let e = byPid[pid], now &- e.readAt < Self.pidTTLNs { return e.identity }
+        guard let text = ProcFS.read("/proc/\(pid)/cgroup", limit: 65536) else {
+            // Gone: what was read while it lived is still the best answer,
+            // else the cgroup it was in, if the kernel event named it.
+            if let known = byPid[pid] { return known.identity }
+            guard cgroupID > 1, let path = cgroupPath(id: cgroupID) else { return nil }
+            let raw = CgroupIdentity.identity(path: path)
+            return raw.cgroup == "/" ? nil : named(raw, now: now)
+        }
+        var identity: WorkloadIdentity?
+        if let raw = CgroupIdentity.identity(cgroupFile: text) {
+            identity = named(raw, now: now)
+            if let id = identity, let label = Self.netnsLabel(id), let ns = ProcFS.nsInode("/proc/\(pid)/ns/net") {
+                Self.bound(&workloadNetns)
+                workloadNetns[ns] = label
+            }
+        }
+        Self.bound(&byPid)
+        byPid[pid] = PidEntry(identity: identity, readAt: now)
+        return identity
+    }
+
+    func named(_ raw: WorkloadIdentity, now: UInt64) -> WorkloadIdentity {
+        guard let key = raw.cgroup else { return raw }
+        if let hit = byCgroup[key], hit.complete || now &- hit.namedAt < Self.retryNamesNs { return hit.identity }
+        var id = raw
+        var complete = true
+        if var pod = id.pod {
+            complete = namePod(&pod, containerID: id.container?.id, now: now)
+            id.pod = pod
+        } else if var c = id.container, c.runtime == .docker || c.runtime == nil {
+            c.name = dockerName(id: c.id)
+            complete = c.name != nil || sources.dockerDataRoots.isEmpty
+            id.container = c
+        }
+        Self.bound(&byCgroup)
+        byCgroup[key] = Named(identity: id, namedAt: now, complete: complete)
+        return id
+    }
+
+    /// The v2 directory of a cgroup id, relative to the mount ("/system.slice/x.service").
+    func cgroupPath(id: UInt64) -> String? {
+        if let hit = byCgroupID[id] { return hit }
+        guard let fd = v2MountFD, let mount = sources.cgroupV2Mount else { return nil }
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = syn_cgroup_path(fd, id, &buf, buf.count)
+        var path: String?
+        if n > 0 {
+            let full = String(decoding: buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if full == mount { path = "/" } else if full.hasPrefix(mount + "/") { path = String(full.dropFirst(mount.count)) }
+        }
+        Self.bound(&byCgroupID)
+        byCgroupID[id] = .some(path)
+        return path
+    }
+
+    /// The label a network namespace takes from the workload living in it.
+    static func netnsLabel(_ id: WorkloadIdentity) -> String? {
+        if let pod = id.pod, pod.name != nil { return "pod " + pod.label }
+        if let c = id.container { return "container " + (c.name ?? c.shortID) }
+        return nil
+    }
+
+    // MARK: - Docker
+
+    func dockerName(id: String) -> String? {
+        if let hit = dockerNames[id] { return hit }
+        for root in sources.dockerDataRoots {
+            guard let bytes = ProcFS.readBytes("\(root)/containers/\(id)/config.v2.json", limit: Self.maxConfigBytes),
+                  let name = WorkloadNames.dockerName(configJSON: bytes) else { continue }
+            Self.bound(&dockerNames)
+            dockerNames[id] = name
+            return name
+        }
+        return nil
+    }
+
+    // MARK: - Kubernetes
+
+    /// Fills namespace, name and container name; true when all were found.
+    func namePod(_ pod: inout PodRef, containerID: String?, now: UInt64) -> Bool {
+        if pods[pod.uid] == nil, Self.due(podsListedAt, now) { listPods(now: now) }
+        guard let dir = pods[pod.uid] else { return false }
+        pod.namespace = dir.namespace
+        pod.name = dir.name
+        let containers = ProcFS.list(dir.directory).filter { WorkloadSources.isDirectory(dir.directory + "/" + $0) }
+        if containers.count == 1 {
+            pod.container = containers[0]
+        } else if let containerID {
+            if containerLinks[containerID] == nil, Self.due(linksListedAt, now) { listContainerLinks(now: now) }
+            pod.container = containerLinks[containerID]
+        }
+        return pod.container != nil || containerID == nil
+    }
+
+    func listPods(now: UInt64) {
+        podsListedAt = now
+        pods.removeAll(keepingCapacity: true)
+        for entry in ProcFS.list(sources.podLogRoot).prefix(Self.maxEntries) {
+            guard let p = WorkloadNames.podLogDirectory(entry) else { continue }
+            pods[p.uid] = PodDir(namespace: p.namespace, name: p.pod, directory: sources.podLogRoot + "/" + entry)
+        }
+    }
+
+    func listContainerLinks(now: UInt64) {
+        linksListedAt = now
+        containerLinks.removeAll(keepingCapacity: true)
+        for entry in ProcFS.list(sources.containerLogRoot).prefix(Self.maxEntries * 4) {
+            if let l = WorkloadNames.containerLogLink(entry) { containerLinks[l.id] = l.container }
+        }
+    }
+
+    // MARK: - Network namespaces
+
+    /// `ip netns` name of a namespace, else the container or pod living in it.
+    public func netnsName(_ inode: UInt32) -> String? {
+        if let n = netnsNames[inode] { return n }
+        let now = Self.monotonicNow()
+        if sources.netnsDirExists, Self.due(netnsListedAt, now) {
+            netnsListedAt = now
+            netnsNames.removeAll(keepingCapacity: true)
+            for name in ProcFS.list(WorkloadSources.netnsDir).prefix(Self.maxEntries) {
+                if let ns = ProcFS.nsInode(WorkloadSources.netnsDir + "/" + name) { netnsNames[ns] = name }
+            }
+            if let n = netnsNames[inode] { return n }
+        }
+        return workloadNetns[inode]
+    }
+
+    // MARK: - Records
+
+    var proxies: [UInt32: PublishedPort?] = [:]
+
+    /// Adds what the record's namespace and client say in the operator's
+    /// terms: the namespace's name, and the published port when the client
+    /// is Docker's userland proxy (its command line, read once per pid).
+    public func enrich(_ r: inout Record) {
+        if r.netnsName == nil, let ns = r.netns { r.netnsName = netnsName(ns) }
+        guard let c = r.client, c.comm == "docker-proxy" else { return }
+        if proxies[c.pid] == nil {
+            let cmd = ProcFS.read("/proc/\(c.pid)/cmdline", limit: 4096) ?? ""
+            let args = cmd.split(separator: "\0").map(String.init)
+            Self.bound(&proxies)
+            proxies[c.pid] = .some(PublishedPort(dockerProxyCommandLine: args))
+        }
+        if let p = proxies[c.pid] ?? nil { r.addProxy(p, tool: "docker-proxy") }
+    }
+
+    // MARK: - Restarts
+
+    struct Members {
+        var pids: [UInt32]
+        var readAt: UInt64
+    }
+
+    var members: [String: Members] = [:]
+    /// Answers of `successor`, so a storm of refusals to a dead port costs
+    /// one look at the cgroup's processes per `membersTTLNs`.
+    var successors: [String: (pid: UInt32?, at: UInt64)] = [:]
+    static let membersTTLNs: UInt64 = 500_000_000
+    /// Start times are in clock ticks: a restart within a tick of the exit still counts.
+    static let startSlackNs: UInt64 = 20_000_000
+    lazy var nsPerTick: UInt64 = 1_000_000_000 / UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
+
+    /// A process now in the workload's unit, container or pod (for a pod,
+    /// in any of its containers: a restarted container gets a new one)
+    /// that started at or after `startedAfter` (boot ns) and runs the same
+    /// program as the one that exited (`comm`), so that a cron job or a
+    /// health check in the same cgroup is not taken for a restart.
+    public func successor(of w: WorkloadIdentity, excluding pid: UInt32, comm: String,
+                          startedAfter: UInt64) -> UInt32? {
+        guard let scope = Self.scopePath(w), scope != "/" else { return nil }
+        let key = "\(scope) \(pid) \(startedAfter)"
+        let now = Self.monotonicNow()
+        if let hit = successors[key], now &- hit.at < Self.membersTTLNs { return hit.pid }
+        var found: UInt32?
+        for p in members(of: scope, descend: w.pod != nil) where p != pid {
+            guard let stat = ProcFS.read("/proc/\(p)/stat", limit: 4096), let ticks = ProcStat.startTicks(stat),
+                  ticks * nsPerTick + Self.startSlackNs >= startedAfter, ProcFS.comm(p) == comm else { continue }
+            found = p
+            break
+        }
+        Self.bound(&successors)
+        successors[key] = (found, now)
+        return found
+    }
+
+    /// The cgroup holding the workload's processes: the pod's slice, else its own.
+    static func scopePath(_ w: WorkloadIdentity) -> String? {
+        guard let path = w.cgroup else { return nil }
+        guard let pod = w.pod else { return path }
+        let parts = path.split(separator: "/")
+        let systemdUID = pod.uid.replacing("-", with: "_")
+        guard let i = parts.firstIndex(where: { $0 == "pod" + pod.uid || $0.hasSuffix("pod\(systemdUID).slice") }) else { return path }
+        return "/" + parts[...i].joined(separator: "/")
+    }
+
+    /// PIDs in the cgroup `scope` (and, with `descend`, its child cgroups),
+    /// from the v2 hierarchy or the v1 ones systemd and docker use; cached briefly.
+    func members(of scope: String, descend: Bool) -> [UInt32] {
+        let now = Self.monotonicNow()
+        if let m = members[scope], now &- m.readAt < Self.membersTTLNs { return m.pids }
+        var pids: [UInt32] = []
+        let roots = [sources.cgroupV2Mount, "/sys/fs/cgroup/systemd", "/sys/fs/cgroup/pids"].compactMap { $0 }
+        for root in roots {
+            let dir = root + scope
+            guard let procs = ProcFS.read(dir + "/cgroup.procs", limit: 1 << 20) else { continue }
+            pids = procs.split(separator: "\n").compactMap { UInt32($0) }
+            if descend {
+                for child in ProcFS.list(dir).prefix(64) where WorkloadSources.isDirectory(dir + "/" + child) {
+                    let text = ProcFS.read(dir + "/" + child + "/cgroup.procs", limit: 1 << 20) ?? ""
+                    pids += text.split(separator: "\n").compactMap { UInt32($0) }
+                }
+            }
+            break
+        }
+        Self.bound(&members)
+        members[scope] = Members(pids: pids, readAt: now)
+        return pids
+    }
+
+    // MARK: - Helpers
+
+    static func due(_ last: UInt64?, _ now: UInt64) -> Bool {
+        guard let last else { return true }
+        return now &- last >= relistNs
+    }
+
+    static func bound<K, V>(_ table: inout [K: V]) {
+        if table.count >= maxEntries { table.removeAll(keepingCapacity: true) }
+    }
+
+    static func monotonicNow() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+}

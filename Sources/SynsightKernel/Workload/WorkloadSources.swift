@@ -1,0 +1,106 @@
+import Glibc
+import SynsightCore
+
+/// Which workload-identity sources this host has, found once at start-up
+/// (before the ring buffer is read: the /proc scan for dockerd happens here,
+/// never on the consumer thread). Reported by `doctor`.
+public struct WorkloadSources: Sendable {
+    public enum CgroupMode: String, Sendable {
+        case v2 = "cgroup v2"
+        case v1 = "cgroup v1"
+        case hybrid = "hybrid (cgroup v1 with v2 at /sys/fs/cgroup/unified)"
+        case none = "no cgroup filesystem mounted"
+    }
+
+    /// Default kubelet pod log root; `SYNSIGHT_POD_LOG_DIR` overrides it (tests).
+    public static let defaultPodLogRoot = "/var/log/pods"
+    public static let defaultDockerDataRoot = "/var/lib/docker"
+    public static let netnsDir = "/run/netns"
+
+    public var cgroupMode: CgroupMode
+    /// Docker data roots that exist: from running dockerd command lines and the default.
+    public var dockerDataRoots: [String]
+    /// kubelet's pod log directories, and the `containers` symlink directory next to it.
+    public var podLogRoot: String
+    public var podLogRootExists: Bool
+    public var containerLogRoot: String
+    public var netnsDirExists: Bool
+
+    /// Where the v2 hierarchy is mounted (names a cgroup by its kernel id).
+    public var cgroupV2Mount: String? {
+        switch cgroupMode {
+        case .v2: return "/sys/fs/cgroup"
+        case .hybrid: return "/sys/fs/cgroup/unified"
+        case .v1, .none: return nil
+        }
+    }
+
+    public init(cgroupMode: CgroupMode, dockerDataRoots: [String], podLogRoot: String, podLogRootExists: Bool,
+                containerLogRoot: String, netnsDirExists: Bool) {
+        self.cgroupMode = cgroupMode
+        self.dockerDataRoots = dockerDataRoots
+        self.podLogRoot = podLogRoot
+        self.podLogRootExists = podLogRootExists
+        self.containerLogRoot = containerLogRoot
+        self.netnsDirExists = netnsDirExists
+    }
+
+    /// Probe this host.
+    public static func probe() -> WorkloadSources {
+        let podRoot = environment("SYNSIGHT_POD_LOG_DIR") ?? defaultPodLogRoot
+        let parent = podRoot.split(separator: "/").dropLast().joined(separator: "/")
+        return WorkloadSources(cgroupMode: cgroupMode(), dockerDataRoots: dockerDataRoots(), podLogRoot: podRoot,
+                               podLogRootExists: isDirectory(podRoot), containerLogRoot: "/" + parent + "/containers",
+                               netnsDirExists: isDirectory(netnsDir))
+    }
+
+    static func environment(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        let s = String(cString: v)
+        return s.isEmpty ? nil : s
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// A v2 hierarchy's root has `cgroup.controllers`: at /sys/fs/cgroup (v2)
+    /// or /sys/fs/cgroup/unified (hybrid).
+    static func cgroupMode() -> CgroupMode {
+        func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+        if exists("/sys/fs/cgroup/cgroup.controllers") { return .v2 }
+        if exists("/sys/fs/cgroup/unified/cgroup.controllers") { return .hybrid }
+        return isDirectory("/sys/fs/cgroup/systemd") || isDirectory("/sys/fs/cgroup/memory") ? .v1 : .none
+    }
+
+    /// `--data-root` of every running dockerd, plus /var/lib/docker; only
+    /// those with a `containers` directory.
+    static func dockerDataRoots() -> [String] {
+        var roots: [String] = []
+        for pid in ProcFS.pids() {
+            guard let cmd = ProcFS.read("/proc/\(pid)/cmdline", limit: 65536) else { continue }
+            let args = cmd.split(separator: "\0", omittingEmptySubsequences: false).map(String.init)
+            guard WorkloadNames.isDockerd(commandLine: args) else { continue }
+            let named = WorkloadNames.dockerDataRoots(commandLine: args)
+            roots += named.isEmpty ? [defaultDockerDataRoot] : named
+        }
+        roots.append(defaultDockerDataRoot)
+        var seen = Set<String>()
+        return roots.filter { seen.insert($0).inserted && isDirectory($0 + "/containers") }
+    }
+
+    /// One line per source, for `doctor`.
+    public var doctorLines: [String] {
+        [
+            "cgroups                  \(cgroupMode.rawValue)",
+            "docker names             " + (dockerDataRoots.isEmpty
+                ? "no Docker data root found (no dockerd running, no \(Self.defaultDockerDataRoot)/containers): containers named by id only"
+                : "container configs in " + dockerDataRoots.joined(separator: ", ")),
+            "pod names                " + (podLogRootExists
+                ? "kubelet pod log directories in \(podLogRoot)"
+                : "\(podLogRoot) absent (no kubelet): pods named by UID only"),
+            "netns names              " + (netnsDirExists ? "\(Self.netnsDir) (ip netns)" : "\(Self.netnsDir) absent: namespaces by inode (and container) only"),
+        ]
+    }
+}
