@@ -91,15 +91,23 @@ public final class NftablesReader: @unchecked Sendable {
         }
     }
 
-    /// The namespace's ruleset as read at most `ttlNs` ago (normally by the
-    /// read `pin` started), waiting at most `timeoutNs` for a read in progress.
+    /// The namespace's ruleset as read at most `ttlNs` before the latest drop
+    /// pinned there (normally by the read that `pin` started), waiting at
+    /// most `timeoutNs` for a read in progress.
     public func ruleset(_ netns: UInt32, timeoutNs: UInt64) -> Outcome {
         let deadline = ConditionLock.now() &+ timeoutNs
         return lock.withLock {
             if let failure = workerFailure { return .unavailable(failure) }
-            wantLocked(netns, now: ConditionLock.now())
+            // Reads are started by `pin`, when drops arrive; a lookup only
+            // starts one for a namespace never pinned (explain) or never read.
+            // Re-reading here when the cache is older than the ttl would make
+            // a slow source thrash: every lookup would wait for a new read.
+            if pins[netns]?.outcome == nil { wantLocked(netns, now: ConditionLock.now()) }
             while true {
-                if let pin = pins[netns], !pin.queued, let outcome = pin.outcome { return outcome }
+                // A read fresh for the latest drop seen in the namespace
+                // answers, even while a newer one is queued.
+                if let pin = pins[netns], let outcome = pin.outcome,
+                   !pin.queued || pin.readAt &+ ttlNs > pin.lastWanted { return outcome }
                 if !lock.wait(until: deadline) {
                     return .unavailable("the ruleset was not read within \(timeoutNs / 1_000_000) ms "
                         + "(the reader is busy with \(queue.count) other namespace\(queue.count == 1 ? "" : "s"))")

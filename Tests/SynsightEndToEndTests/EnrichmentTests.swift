@@ -74,7 +74,9 @@ struct EnrichmentTests {
         trace.stop()
 
         let records = firewallRecords(trace, port: port)
-        #expect(records.count == all, "\(records.count) of \(all) drops reported")
+        let drops = records.reduce(0) { $0 + (($1.evidence["drops"] as? Int) ?? 1) }
+        let others = trace.records.filter { $0.int("port") == port && $0.string("reason") != "firewall_reject" }
+        #expect(records.count == all, "\(records.count) records, \(drops) drops of \(all); other records on the port: \(others)")
         #expect(!trace.records.contains { $0.string("kind") == "lost" }, "\(trace.stderr)")
         for (i, ns) in spaces.enumerated() {
             let mine = records.filter { $0.int("netns") == ns.inode }
