@@ -22,6 +22,12 @@ let package = Package(
             pkgConfig: "libbpf",
             providers: [.apt(["libbpf-dev"])]
         ),
+        // libnftables: rulesets read in-process (what `nft -j list ruleset` prints).
+        .systemLibrary(
+            name: "CNftables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]
+        ),
         // Small C helpers for libbpf APIs that do not import well into Swift
         // (variadic print callback, option-struct macros).
         .target(
@@ -35,7 +41,7 @@ let package = Package(
         // The only module that talks to the kernel.
         .target(
             name: "SynsightKernel",
-            dependencies: ["SynsightCore", "CSynsightABI", "CLibBPF", "CSynsightShim"],
+            dependencies: ["SynsightCore", "CSynsightABI", "CLibBPF", "CSynsightShim", "CNftables"],
             plugins: ["BPFObjectPlugin"]
         ),
         // Prometheus /metrics: counters, listener gauges, the small HTTP server. No root.

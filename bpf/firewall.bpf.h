@@ -2,7 +2,7 @@
 /* synsight: firewall programs, included by refusals.bpf.c (shares its maps and helpers).
  *
  * A firewall REJECT or DROP verdict ends in kfree_skb with reason
- * NETFILTER_DROP (nft_do_chain or nf_hook_slow; kernel-facts §4): the same
+ * NETFILTER_DROP (nft_do_chain or nf_hook_slow; docs/kernel-notes.md §4): the same
  * event for both. What tells them apart comes later or elsewhere, and is
  * decided in user space: an ICMP error sent for the same skb (icmp_send,
  * IPv4 REJECT with ICMP), the local client's errno (ECONNREFUSED after a
@@ -106,7 +106,7 @@ static __always_inline int fw_drop(struct sk_buff *skb, void *location, const st
 	e->hook = w.hook;
 	e->flags = w.flags;
 	e->_pad = 0;
-	submit(e);
+	submit_urgent(e);
 	return 0;
 }
 
@@ -182,7 +182,7 @@ int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
  * clears it) and closes the socket in SYN_SENT with sk_err == 0, which
  * sock_state does not report. tcp_v4_err queues the ICMP on the error queue
  * first (ip_icmp_error -> sock_queue_err_skb -> sk_error_report, error 0,
- * kernel-facts §1): report it there, for a locked SYN_SENT socket only (an
+ * docs/kernel-notes.md §1): report it there, for a locked SYN_SENT socket only (an
  * unlocked one fails at once with sk_err, reported by sock_state). */
 SEC("tp_btf/inet_sk_error_report")
 int BPF_PROG(fw_soft_error, const struct sock *sk)

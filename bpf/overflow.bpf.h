@@ -4,7 +4,7 @@
  * refusals.bpf.c (shares its maps and helpers).
  *
  * A SYN dropped because a queue is full leaves no drop reason and no
- * tracepoint of its own (kernel-facts §3): tcp_conn_request drops it, bumps
+ * tracepoint of its own (docs/kernel-notes.md §3): tcp_conn_request drops it, bumps
  * the listener's sk_drops, and tcp_rcv_state_process *consumes* it. So, on
  * kernels where consume_skb carries its call site (6.12+), the SYN consumed
  * inside tcp_rcv_state_process is matched to its listener (by netns and

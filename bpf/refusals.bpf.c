@@ -8,7 +8,7 @@
  * for the exit of a process that once listened, and for a failed connect().
  *
  * Several programs serve the same purpose on different kernels (see
- * shared kernel-facts §1, §2, §10). User space probes the running kernel and
+ * docs/kernel-notes.md §1, §2, §10). User space probes the running kernel and
  * enables exactly one of the "no-socket RST" programs with
  * bpf_program__set_autoload(); they are never chosen by kernel version.
  */
@@ -329,6 +329,36 @@ static __always_inline void submit(void *e)
 	__u64 flags = avail >= SYN_WAKEUP_BYTES && avail < SYN_WAKEUP_BYTES + size
 		? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
+}
+
+/*
+ * Submit and wake the consumer now, at most once per URGENT_WAKEUP_NS on
+ * this CPU: for records whose evidence can vanish within a tick (a firewall
+ * drop's network namespace, deleted right after the drop by a crash-looping
+ * container or a test harness, must be pinned by the consumer while it still
+ * exists). A storm of them still wakes the consumer at most 200 times a
+ * second per CPU.
+ */
+#define URGENT_WAKEUP_NS (5 * 1000 * 1000)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} last_urgent_wakeup SEC(".maps");
+
+static __always_inline void submit_urgent(void *e)
+{
+	__u32 zero = 0;
+	__u64 *last = bpf_map_lookup_elem(&last_urgent_wakeup, &zero);
+	__u64 now = ((struct syn_hdr *)e)->ts_ns;
+	if (last && now - *last >= URGENT_WAKEUP_NS) {
+		*last = now;
+		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+		return;
+	}
+	submit(e);
 }
 
 static __always_inline void fill_task(struct syn_task *t)

@@ -9,7 +9,7 @@
  * thread*: a failed CAP_NET_BIND_SERVICE check (tp_btf/cap_capable, 6.14+),
  * an SELinux denial (tp_btf/selinux_audited, 5.10+), or a Landlock-sandboxed
  * process (Landlock has no tracepoint; landlock_restrict_self is remembered).
- * See shared kernel-facts §5, §6, §8.
+ * See docs/kernel-notes.md §5, §6, §8.
  *
  * Three interchangeable entry groups feed the same handlers; user space loads
  * exactly one (probe in Features+Syscall.swift), in this order of preference:
@@ -423,7 +423,7 @@ int sc_tp_exit_landlock(struct trace_event_raw_sys_exit *ctx)
 
 /*
  * BPF trampolines on the syscalls' own functions, where the kernel allows
- * them (not on every VM: kernel-facts). Preferred: attaching any syscall
+ * them (not on every VM: docs/kernel-notes.md §10). Preferred: attaching any syscall
  * tracepoint, classic or raw, puts every syscall of every task on the slow
  * path (TIF_SYSCALL_TRACEPOINT), about 2% of a Connection: close web
  * server's requests/s (docs/benchmarks.md); a trampoline costs only the

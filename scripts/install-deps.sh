@@ -6,12 +6,12 @@ set -euo pipefail
 
 # Build: libbpf (headers + pkg-config), its libelf/zlib link dependencies.
 # Tests: iproute2 (ip netns, veth), python3 (the test peer), procps.
-# Firewall rule naming and its tests: nftables (nft), iptables (nft backend), util-linux (nsenter).
+# Firewall rule naming: libnftables-dev (rulesets read in-process); its tests: nftables (nft), iptables (nft backend), util-linux (nsenter).
 # Kernel matrix (scripts/kernel-matrix.sh): qemu (TCG guests), busybox (their /init),
 # kmod (depmod for the guest kernels' modules, modprobe inside), cpio (the initramfs),
 # policycoreutils + semodule-utils (Debian's SELinux reference policy built for the SELinux guest).
 # Report/deploy tests: python3-venv (the venv of test validators below), gzip (.gz fixtures).
-PACKAGES=(libbpf-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux
+PACKAGES=(libbpf-dev libnftables-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux
           qemu-system-x86 busybox-static kmod cpio policycoreutils semodule-utils
           python3-venv gzip)
 
@@ -43,10 +43,11 @@ bash "$(dirname "$0")/fetch-prometheus.sh"
 # Python tools the tests run, pinned, in a venv under the checkout
 # (.venv-tests, gitignored): html5lib (strict HTML5 parse of the HTML report),
 # kubernetes-validate (the DaemonSet against Kubernetes' schemas), PyYAML (reading
-# the manifest in the tests). Reinstalled
+# the manifest in the tests), check-jsonschema (every JSON Lines record the tests and
+# the kernel matrix produce, against docs/schema/synsight-record-v1.schema.json). Reinstalled
 # only when the pins change.
 VENV="$(cd "$(dirname "$0")/.." && pwd)/.venv-tests"
-PY_PINS="html5lib==1.1 kubernetes-validate==1.37.0 PyYAML==6.0.3"
+PY_PINS="html5lib==1.1 kubernetes-validate==1.37.0 PyYAML==6.0.3 check-jsonschema==0.39.0"
 if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.pins" 2>/dev/null)" != "$PY_PINS" ]]; then
     echo "install-deps: installing $PY_PINS into $VENV" >&2
     rm -rf "$VENV"

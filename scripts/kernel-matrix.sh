@@ -15,7 +15,8 @@
 #
 # SYNSIGHT_BIN selects the binary under test (default: built here with
 # `swift build`, scratch path KERNEL_MATRIX_SCRATCH or .build).
-# Exit status: 0 when no scenario failed on any kernel and every guest finished.
+# Exit status: 0 when no scenario failed on any kernel, every guest finished,
+# and every record synsight wrote matches docs/schema/synsight-record-v1.schema.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -129,6 +130,24 @@ doc_path=docs/kernel-matrix.md
 ((doc)) || doc_path=$run/kernel-matrix.md
 status=0
 python3 scripts/kernel-matrix/render.py "$doc_path" "${cols[@]}" || status=1
+# Every record synsight wrote in each guest and on the host (scenarios.py
+# passes them back as {"type": "record"} lines) must match the published
+# contract: validated here, with check-jsonschema, after the guests return.
+mkdir -p "$run/records"
+for f in "$run"/*.jsonl; do
+    python3 -c 'import json, sys
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        o = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(o, dict) and o.get("type") == "record":
+        print(json.dumps(o["record"]))' "$f" > "$run/records/$(basename "$f")"
+done
+if ! .venv-tests/bin/python scripts/check-records.py "$run"/records/*.jsonl; then
+    echo "kernel-matrix: records above do not match docs/schema/synsight-record-v1.schema.json" >&2
+    status=1
+fi
 echo "kernel-matrix: wrote $doc_path (results in $run)" >&2
 grep -h '"status": "fail"' "$run"/*.jsonl 2>/dev/null | python3 -c '
 import json, sys

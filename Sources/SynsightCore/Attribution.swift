@@ -2,7 +2,7 @@
 /// synchronous; owned by one consumer thread. Everything it knows comes from
 /// `seed` (the start-up snapshot) and `ingest` (kernel events in ring order).
 ///
-/// PID semantics (DESIGN.md): `process` is what the refusal is attributed to
+/// PID semantics (docs/architecture.md): `process` is what the refusal is attributed to
 /// (the listener that closed, exited, or listens elsewhere); `client` is the
 /// connecting process when it is on this host, taken from its connect() in
 /// process context and joined by 4-tuple, never from softirq `current`.
@@ -121,6 +121,11 @@ public struct AttributionEngine {
     var pending: [JoinKey: Pending] = [:]
     var serial: UInt64 = 0
     var earlyClients = ExpiringMap<JoinKey, ConnectError>()
+    /// Refusals and their clients across a destination NAT (NATJoin.swift).
+    var natJoin = NATJoinState()
+    /// synsight's own (the host's) network namespace: a namespace with a few
+    /// listeners on other ports is a container's only when it is not this one.
+    public var hostNetns: UInt32?
     /// Firewall REJECT/DROP decisions in progress, and the rule source (FirewallAttribution.swift).
     public var firewall = FirewallState()
     var overflow = OverflowState()
@@ -221,8 +226,14 @@ public struct AttributionEngine {
                 record.client = clientRef(ce)
                 return [record] + pruneEarlyClients(now: r.ts)
             }
+            if let ce = natEarlyClient(for: r, key: key) {
+                record.client = clientRef(ce)
+                applyNAT(&record, clientDestination: ce.remote)
+                return [record] + pruneEarlyClients(now: r.ts)
+            }
             let expiredClients = pruneEarlyClients(now: r.ts)
             serial += 1
+            natJoin.notePending(key)
             if let displaced = pending.updateValue(Pending(record: record, deadline: r.ts + joinWindowNs, serial: serial), forKey: key) {
                 return expiredClients + [displaced.record]
             }
@@ -256,12 +267,18 @@ public struct AttributionEngine {
                 p.record.client = clientRef(ce)
                 return [p.record]
             }
+            if var p = natPendingRefusal(for: ce, key: key) {
+                p.record.client = clientRef(ce)
+                applyNAT(&p.record, clientDestination: ce.remote)
+                return [p.record]
+            }
             // Wait one join window for a server-side RST of this host.
             var out = pruneEarlyClients(now: ce.ts)
             if earlyClients.count >= Self.maxEarlyClients, let old = earlyClients.removeOldest() {
                 out.append(clientFailureRecord(old))
             }
             earlyClients.insert(ce, forKey: key, deadline: ce.ts &+ joinWindowNs)
+            natJoin.noteEarly(key)
             return out
         }
     }
@@ -383,6 +400,15 @@ public struct AttributionEngine {
             evidence.append(("listeners", .array(onPort.filter { $0.netns != r.netns }.map(\.json))))
             hint = "port \(port) listens in network namespace \(l.netns) (\(l.comm), pid \(l.pid)), but the SYN arrived in namespace \(r.netns): "
                 + "connect from inside that namespace, publish the port (container port mapping), or run the service in this namespace"
+        } else if let others = otherPortsListening(netns: r.netns, port: port) {
+            cause = .wrongPort
+            let l = others[0]
+            record.process = l.process
+            evidence.append(("listeners", .array(others.map(\.json))))
+            let ports = Set(others.map(\.local.port)).sorted().map(String.init).joined(separator: ", ")
+            hint = "nothing listens on port \(port) in network namespace \(r.netns), but \(l.comm) (pid \(l.pid)) listens there on port "
+                + "\(ports): fix the port the traffic is sent or mapped to (a container's published port, a Service's targetPort), "
+                + "or make the service listen on \(port)"
         } else {
             cause = .neverListened
             hint = "nothing has listened on port \(port) in this network namespace since synsight started: "
@@ -394,6 +420,23 @@ public struct AttributionEngine {
         record.hint = hint
         return record
     }
+}
+
+extension AttributionEngine {
+    /// The most common container mistake: the SYN was sent (or mapped) to
+    /// one port, the service in that namespace listens on another. Only for
+    /// a namespace other than the host's, with listeners on at most
+    /// `maxWrongPortPorts` ports (a container's, not a host's dozens).
+    func otherPortsListening(netns: UInt32, port: UInt16) -> [ListenerInfo]? {
+        guard let hostNetns, netns != hostNetns else { return nil }
+        let others = listeners.values.filter { $0.netns == netns && $0.local.port != port }
+            .sorted { ($0.local.port, $0.socketInode) < ($1.local.port, $1.socketInode) }
+        let ports = Set(others.map(\.local.port))
+        guard !ports.isEmpty, ports.count <= Self.maxWrongPortPorts else { return nil }
+        return others
+    }
+
+    static let maxWrongPortPorts = 4
 }
 
 public enum Signals {

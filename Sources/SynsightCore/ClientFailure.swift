@@ -11,52 +11,40 @@ extension AttributionEngine {
         r.process = ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid))
         let who = "\(ce.task.comm) (pid \(ce.task.pid))"
         let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
-        var evidence: [(String, JSONValue)] = [("errno", .string(Self.errnoName(ce.errno))),
+        var evidence: [(String, JSONValue)] = [("errno", .string(ErrnoName.name(ce.errno))),
                                                ("after_ms", .int(elapsedMs)),
                                                ("hook", .string("tp_btf/inet_sock_set_state (sk_err)"))]
         switch ce.errno {
         case 111:
             r.reason = .unknown
-            r.cause = "connection_refused"
+            r.cause = Cause.Unknown.connectionRefused.rawValue
             r.hint = "\(dest) answered \(who)'s SYN with a reset, and no listener or firewall rule on this host explains it: "
                 + "nothing listens on port \(dest.port) there, or a firewall rejects; run synsight on that host to know which"
         case 110:
             r.reason = .unknown
-            r.cause = "timed_out"
+            r.cause = Cause.Unknown.timedOut.rawValue
             r.hint = "\(dest) never answered \(who)'s SYNs: a firewall drops them, the host is down, or its listen queue overflows; "
                 + "check the path and run synsight on that host"
         case 113:
             r.reason = .unknown
-            r.cause = "host_unreachable"
+            r.cause = Cause.Unknown.hostUnreachable.rawValue
             r.hint = "no route to host \(dest.addr) (ICMP host unreachable or no ARP/NDP answer): check that the host is up and the address right"
         case 101:
             r.reason = .unknown
-            r.cause = "network_unreachable"
+            r.cause = Cause.Unknown.networkUnreachable.rawValue
             r.hint = "no route to network of \(dest.addr) from this host: check the routing table (ip route get \(dest.addr))"
         case 104:
             r.reason = .resetByPeer
-            r.cause = "reset_after_setup"
+            r.cause = Cause.ResetByPeer.resetAfterSetup.rawValue
             r.hint = "\(dest) reset the connection \(elapsedMs) ms after \(who) connected: a server refusing after the handshake "
                 + "(e.g. its accept queue overflowed with tcp_abort_on_overflow=1, or it closed with unread data); check the server"
             evidence.append(("state", .string("established")))
         default:
             r.reason = .unknown
-            r.cause = "connect_error"
-            r.hint = "connect() from \(who) to \(dest) failed with \(Self.errnoName(ce.errno))"
+            r.cause = Cause.Unknown.connectError.rawValue
+            r.hint = "connect() from \(who) to \(dest) failed with \(ErrnoName.name(ce.errno))"
         }
         r.evidence = evidence
         return r
-    }
-
-    static func errnoName(_ e: Int32) -> String {
-        switch e {
-        case 101: return "ENETUNREACH"
-        case 103: return "ECONNABORTED"
-        case 104: return "ECONNRESET"
-        case 110: return "ETIMEDOUT"
-        case 111: return "ECONNREFUSED"
-        case 113: return "EHOSTUNREACH"
-        default: return "errno \(e)"
-        }
     }
 }

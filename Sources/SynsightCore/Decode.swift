@@ -116,10 +116,7 @@ public enum EventDecoder {
     }
 
     static func task(_ t: syn_task) -> TaskInfo {
-        let comm = withUnsafeBytes(of: t.comm) { raw -> String in
-            let bytes = raw.prefix { $0 != 0 }
-            return String(decoding: bytes, as: UTF8.self)
-        }
+        let comm = withUnsafeBytes(of: t.comm) { NameBytes.string($0.prefix { $0 != 0 }) }
         return TaskInfo(pid: t.pid, tid: t.tid, uid: t.uid, cgroupID: t.cgroup_id, comm: comm)
     }
 }

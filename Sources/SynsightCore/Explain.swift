@@ -612,13 +612,31 @@ struct Analysis {
                     add(Finding(.info, "firewall_not_checked", "the firewall of \(ns.label) was not checked: \(why)", netns: ns.inode))
                 }
             case .ruleset(let rs):
-                let matches = rs.portMatches(port: port)
+                var matches = rs.portMatches(port: port)
+                if listening.contains(ns.inode) { matches = Self.forLocalListener(matches, dnat: rs.dnatRules(port: port)) }
                 guard !matches.isEmpty else { continue }
                 firewall[ns.inode] = matches
                 for m in matches where m.confidence != .shadowed {
                     add(ruleFinding(m, ns: ns, listening: listening.contains(ns.inode)))
                 }
             }
+        }
+    }
+
+    /// Connections to a listener of the namespace pass prerouting and input
+    /// (and output, postrouting for local clients and the replies), never
+    /// forward, which sees only traffic routed through the namespace. So
+    /// rules that see forwarded traffic only are left out, unless a DNAT rule
+    /// may send the port's connections to another address: then they stay,
+    /// as information (see `ruleFinding`), naming the DNAT.
+    static func forLocalListener(_ matches: [PortRuleMatch], dnat: [Int]) -> [PortRuleMatch] {
+        guard !dnat.isEmpty else { return matches.filter { !$0.forwardedOnly } }
+        let handles = dnat.map(String.init).joined(separator: ", ")
+        return matches.map { m in
+            guard m.forwardedOnly else { return m }
+            var m = m
+            m.conditions.append("only if the DNAT of handle \(handles) sends the connection to another address")
+            return m
         }
     }
 
@@ -629,7 +647,7 @@ struct Analysis {
         let matters: Bool
         var ceiling: Severity = .critical
         switch m.direction {
-        case .inbound, .reply: matters = listening
+        case .inbound, .reply: matters = listening && !m.forwardedOnly
         case .outbound:
             matters = isViewpoint || listening
             if !isViewpoint { ceiling = .warning }
@@ -743,11 +761,11 @@ struct Analysis {
     /// refusal (and say what to do about it).
     static func staticCodes(reason: Reason?, cause: String?) -> Set<String> {
         switch (reason, cause) {
-        case (.noListener?, "bound_to_other_address"?): return ["loopback_only", "specific_address"]
-        case (.noListener?, "family_mismatch"?): return ["ipv6_only"]
-        case (.noListener?, "other_netns"?): return ["other_netns_only"]
+        case (.noListener?, Cause.NoListener.boundToOtherAddress.rawValue?): return ["loopback_only", "specific_address"]
+        case (.noListener?, Cause.NoListener.familyMismatch.rawValue?): return ["ipv6_only"]
+        case (.noListener?, Cause.NoListener.otherNetns.rawValue?): return ["other_netns_only"]
         case (.noListener?, _): return ["not_listening"]
-        case (.acceptQueueFull?, "fd_exhausted"?), (.fdExhausted?, _): return ["fd_limit_reached"]
+        case (.acceptQueueFull?, Cause.AcceptQueueFull.fdExhausted.rawValue?), (.fdExhausted?, _): return ["fd_limit_reached"]
         case (.acceptQueueFull?, _): return ["accept_queue_full", "accept_queue_at_limit"]
         case (.synQueueFull?, _): return ["syn_queue_full"]
         case (.firewallDrop?, _), (.firewallReject?, _): return ["firewall_drop", "firewall_reject"]

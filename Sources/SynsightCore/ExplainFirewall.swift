@@ -51,10 +51,17 @@ public struct PortRuleMatch: Sendable, Hashable {
     public var portSpecific: Bool
     /// The earlier accept rule that takes the traffic first (confidence `shadowed`).
     public var shadowedBy: Int?
+    /// The rule sees only traffic routed through the namespace: its chain is
+    /// on the forward hook, or a regular chain only forward chains jump to.
+    /// Connections to a listener of the namespace never pass it.
+    public var forwardedOnly: Bool
+
+    /// The condition a forward-hook rule carries.
+    public static let forwardedCondition = "only traffic forwarded through this namespace"
 
     public init(rule: FirewallRule, hook: String?, direction: Direction, confidence: Confidence,
                 conditions: [String] = [], families: [AddressFamily] = [.ipv4, .ipv6],
-                portSpecific: Bool = true, shadowedBy: Int? = nil) {
+                portSpecific: Bool = true, shadowedBy: Int? = nil, forwardedOnly: Bool = false) {
         self.rule = rule
         self.hook = hook
         self.direction = direction
@@ -63,6 +70,7 @@ public struct PortRuleMatch: Sendable, Hashable {
         self.families = families
         self.portSpecific = portSpecific
         self.shadowedBy = shadowedBy
+        self.forwardedOnly = forwardedOnly
     }
 
     /// "nft rule inet filter input handle 7" / "iptables rule ip filter INPUT handle 2" / "chain policy ...".
@@ -90,6 +98,7 @@ extension NftRuleset {
     public func portMatches(port: UInt16) -> [PortRuleMatch] {
         var out: [PortRuleMatch] = []
         let baseChains = chains.filter { $0.family == "inet" || $0.family == "ip" || $0.family == "ip6" }
+        let reaching = hooksReaching()
         for chain in baseChains {
             let hook = chain.hook
             let directions: [PortRuleMatch.Direction]
@@ -98,12 +107,54 @@ extension NftRuleset {
             case "output", "postrouting": directions = [.outbound, .reply]
             default: continue
             }
+            let via = reaching[NftRuleset.chainKey(chain.family, chain.table, chain.name)] ?? []
+            let forwardedOnly = hook == "forward" || (hook == nil && via == ["forward"])
             let chainRules = rules.filter { $0.family == chain.family && $0.table == chain.table && $0.chain == chain.name }
             for dir in directions {
-                out += evaluate(chain: chain, rules: chainRules, port: port, direction: dir)
+                out += evaluate(chain: chain, rules: chainRules, port: port, direction: dir, forwardedOnly: forwardedOnly)
             }
         }
         return out
+    }
+
+    static func chainKey(_ family: String, _ table: String, _ chain: String) -> String { "\(family) \(table) \(chain)" }
+
+    /// For each regular chain, the hooks of the base chains that reach it by
+    /// jump or goto, directly or through other regular chains.
+    func hooksReaching() -> [String: Set<String>] {
+        var targets: [String: Set<String>] = [:]  // chain -> chains it jumps to
+        for r in rules {
+            for x in r.expr {
+                guard let t = (x["jump"] ?? x["goto"])?["target"]?.stringValue else { continue }
+                targets[Self.chainKey(r.family, r.table, r.chain), default: []].insert(Self.chainKey(r.family, r.table, t))
+            }
+        }
+        var reached: [String: Set<String>] = [:]
+        for base in chains {
+            guard let hook = base.hook else { continue }
+            var todo = Array(targets[Self.chainKey(base.family, base.table, base.name)] ?? [])
+            var seen = Set<String>()
+            while let c = todo.popLast() {
+                guard seen.insert(c).inserted else { continue }
+                reached[c, default: []].insert(hook)
+                todo += targets[c] ?? []
+            }
+        }
+        return reached
+    }
+
+    /// Handles of the rules that DNAT TCP connections to `port` (in any chain
+    /// of an ip, ip6 or inet table): such connections may be routed on to
+    /// another address, through the forward hook. Empty when none does.
+    public func dnatRules(port: UInt16) -> [Int] {
+        rules.filter { r in
+            guard r.family == "inet" || r.family == "ip" || r.family == "ip6" else { return false }
+            let dnat = r.expr.contains { x in
+                x["dnat"] != nil || (x["xt"]?["type"]?.stringValue == "target" && x["xt"]?["name"]?.stringValue == "DNAT")
+            }
+            let families: Set<AddressFamily> = r.family == "ip" ? [.ipv4] : r.family == "ip6" ? [.ipv6] : [.ipv4, .ipv6]
+            return dnat && evaluate(rule: r, port: port, direction: .inbound, families: families) != nil
+        }.map(\.handle)
     }
 
     struct Evaluated {
@@ -121,7 +172,7 @@ extension NftRuleset {
     }
 
     func evaluate(chain: Chain, rules chainRules: [Rule], port: UInt16,
-                  direction: PortRuleMatch.Direction) -> [PortRuleMatch] {
+                  direction: PortRuleMatch.Direction, forwardedOnly: Bool = false) -> [PortRuleMatch] {
         var out: [PortRuleMatch] = []
         var acceptedBefore: [(handle: Int, conditions: [String], certain: Bool)] = []
         var jumpedBefore: [Int] = []
@@ -151,7 +202,7 @@ extension NftRuleset {
             guard let verdict = e.verdict else { continue }
             var conditions = e.conditions
             if chain.hook == nil { conditions.append("only when another chain jumps to \(chain.name)") }
-            if chain.hook == "forward" { conditions.append("only traffic forwarded through this namespace") }
+            if forwardedOnly { conditions.append(PortRuleMatch.forwardedCondition) }
             var base: PortRuleMatch.Confidence = .certain
             if !e.unknown.isEmpty { base = .possible; conditions += e.unknown.map { "\($0) (not evaluated)" } }
             else if !conditions.isEmpty { base = .conditional }
@@ -164,14 +215,14 @@ extension NftRuleset {
                                     iptables: isIptables(r.family, r.table))
             out.append(PortRuleMatch(rule: rule, hook: chain.hook, direction: direction, confidence: c,
                                      conditions: conditions, families: e.families.sorted { $0.rawValue < $1.rawValue },
-                                     portSpecific: e.portSpecific, shadowedBy: shadow))
+                                     portSpecific: e.portSpecific, shadowedBy: shadow, forwardedOnly: forwardedOnly))
         }
         if chain.policy == "drop", chain.hook != nil {
             var conditions: [String] = []
             // A policy applies to what no rule accepted: certain only when nothing could have.
             var (c, shadow) = confidence(base: .certain, conditions: &conditions)
-            if chain.hook == "forward" {
-                conditions.append("only traffic forwarded through this namespace")
+            if forwardedOnly {
+                conditions.append(PortRuleMatch.forwardedCondition)
                 if c == .certain { c = .conditional }
             }
             let rule = FirewallRule(table: "\(chain.family) \(chain.table)", chain: chain.name, handle: nil,
@@ -179,7 +230,7 @@ extension NftRuleset {
                                     iptables: isIptables(chain.family, chain.table))
             out.append(PortRuleMatch(rule: rule, hook: chain.hook, direction: direction, confidence: c,
                                      conditions: conditions, families: chainFamilies.sorted { $0.rawValue < $1.rawValue },
-                                     portSpecific: false, shadowedBy: shadow))
+                                     portSpecific: false, shadowedBy: shadow, forwardedOnly: forwardedOnly))
         }
         return out
     }

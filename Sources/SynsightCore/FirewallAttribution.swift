@@ -54,7 +54,7 @@ public struct FirewallState {
     public var pendingCount: Int { attempts.count }
 }
 
-enum FirewallMethod: String {
+enum FirewallMethod: String, CaseIterable {
     case clientErrno = "client_errno"
     case icmpSend = "icmp_send"
     case retransmission
@@ -244,7 +244,9 @@ extension AttributionEngine {
                 })))
             }
         } else if firewall.rules != nil {
-            ev.append(("rule_method", .string(lookup == nil ? "ruleset_unavailable" : "no_match")))
+            let unavailable = lookup == nil || lookup?.unavailable != nil
+            ev.append(("rule_method", .string(unavailable ? "ruleset_unavailable" : "no_match")))
+            if let why = lookup?.unavailable { ev.append(("ruleset_error", .string(why))) }
         }
         ev.append(("hook", .string("tp_btf/kfree_skb (NETFILTER_DROP)")))
         record.evidence = ev

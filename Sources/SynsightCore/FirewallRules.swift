@@ -1,6 +1,6 @@
 /// Naming the firewall rule behind a drop, without changing the ruleset:
-/// the ruleset of the packet's network namespace (`nft -j list ruleset`, and
-/// `nft -a list ruleset` for the rule text) is matched against the packet.
+/// the ruleset of the packet's network namespace (as `nft -j list ruleset`
+/// prints it, and `nft -a list ruleset` for the rule text) is matched against the packet.
 /// Fetching is behind `FirewallRuleSource` (implemented in SynsightKernel);
 /// parsing and matching are here, pure and testable on recorded rulesets.
 
@@ -71,18 +71,30 @@ public struct FirewallRule: Sendable, Hashable {
 /// The answer of a rule lookup: the best candidates first.
 public struct FirewallRuleLookup: Sendable, Hashable {
     public var candidates: [FirewallRule]
-    /// "ruleset_match" (plus "+counter" when a counter moved for the chosen rule).
+    /// "ruleset_match" (plus "+counter" when a counter moved for the chosen
+    /// rule), or "ruleset_unavailable".
     public var method: String
+    /// Why the ruleset could not be read (the namespace was gone, the read
+    /// was too slow, ...); nil when it was read.
+    public var unavailable: String?
 
-    public init(candidates: [FirewallRule], method: String = "ruleset_match") {
+    public init(candidates: [FirewallRule], method: String = "ruleset_match", unavailable: String? = nil) {
         self.candidates = candidates
         self.method = method
+        self.unavailable = unavailable
     }
 }
 
 /// Finds the rules of a packet's network namespace that may have dropped it.
 public protocol FirewallRuleSource {
+    /// Called when a drop in `netns` is first seen (on the ring-buffer
+    /// thread: must not block): capture what may vanish before the lookup.
+    func pin(netns: UInt32)
     func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup?
+}
+
+extension FirewallRuleSource {
+    public func pin(netns: UInt32) {}
 }
 
 /// A parsed nftables ruleset (native nft and iptables-nft alike).

@@ -111,7 +111,7 @@ public struct AcceptError: Sendable, Hashable {
         self.port = port
     }
 
-    public var errnoName: String { errno == 24 ? "EMFILE" : errno == 23 ? "ENFILE" : "errno \(errno)" }
+    public var errnoName: String { ErrnoName.name(errno) }
 }
 
 extension EventDecoder {
@@ -162,7 +162,7 @@ extension AttributionEngine {
         if overflow.acceptErrors.count > 4096 { overflow.acceptErrors.removeAll() }
         if overflow.acceptErrorsByPID.count > 4096 { overflow.acceptErrorsByPID.removeAll() }
 
-        var r = Record(ts: clock.epoch(a.ts), kind: .overflow, reason: .fdExhausted, cause: a.errnoName.lowercased(),
+        var r = Record(ts: clock.epoch(a.ts), kind: .overflow, reason: .fdExhausted, cause: Cause.FdExhausted(errno: a.errno)?.rawValue,
                        port: a.port == 0 ? nil : a.port, netns: a.netns == 0 ? nil : a.netns)
         r.process = ProcessRef(pid: a.task.pid, comm: a.task.comm, exe: resolver?.exe(pid: a.task.pid))
         r.evidence = [("errno", .string(a.errnoName)), ("nofile_limit", .int(Int64(clamping: a.nofileLimit))),
@@ -194,12 +194,12 @@ extension AttributionEngine {
         let reason: Reason
         var cause: String
         switch o.stage {
-        case .synAcceptQueue, .ackDrop: kind = .drop; reason = .acceptQueueFull; cause = "listener_not_accepting"
-        case .ackReset: kind = .refusal; reason = .acceptQueueFull; cause = "listener_not_accepting"
-        case .synQueueDrop: kind = .drop; reason = .synQueueFull; cause = "syncookies_off"
-        case .synCookie: kind = .overflow; reason = .synQueueFull; cause = "syncookies_sent"
+        case .synAcceptQueue, .ackDrop: kind = .drop; reason = .acceptQueueFull; cause = Cause.AcceptQueueFull.listenerNotAccepting.rawValue
+        case .ackReset: kind = .refusal; reason = .acceptQueueFull; cause = Cause.AcceptQueueFull.listenerNotAccepting.rawValue
+        case .synQueueDrop: kind = .drop; reason = .synQueueFull; cause = Cause.SynQueueFull.syncookiesOff.rawValue
+        case .synCookie: kind = .overflow; reason = .synQueueFull; cause = Cause.SynQueueFull.syncookiesSent.rawValue
         }
-        if reason == .acceptQueueFull, recentAcceptError != nil { cause = "fd_exhausted" }
+        if reason == .acceptQueueFull, recentAcceptError != nil { cause = Cause.AcceptQueueFull.fdExhausted.rawValue }
 
         var r = Record(ts: clock.epoch(o.ts), kind: kind, reason: reason, cause: cause, port: port,
                        family: o.family, netns: o.netns, local: o.local, remote: o.remote)
@@ -236,13 +236,13 @@ extension AttributionEngine {
         let who = pid != 0 ? "\(comm ?? "the listener") (pid \(pid))" : "the listener"
         let capped = o.somaxconn > 0 && UInt32(o.somaxconn) == o.maxBacklog
         switch (reason, cause) {
-        case (.acceptQueueFull, "fd_exhausted"):
+        case (.acceptQueueFull, Cause.AcceptQueueFull.fdExhausted.rawValue):
             r.hint = "\(who) cannot accept on port \(port): accept() fails with \(recentAcceptError?.errnoName ?? "EMFILE") (open-file limit \(recentAcceptError?.nofileLimit ?? 0)); raise LimitNOFILE / ulimit -n or fix the fd leak"
         case (.acceptQueueFull, _):
             r.hint = "\(who) is not accepting connections on port \(port) fast enough (accept queue \(o.acceptQueue)/\(o.maxBacklog)): "
                 + "speed up or add workers to its accept loop, and raise the listen() backlog"
                 + (capped ? " and net.core.somaxconn (the backlog is capped at somaxconn \(o.somaxconn))" : "")
-        case (.synQueueFull, "syncookies_off"):
+        case (.synQueueFull, Cause.SynQueueFull.syncookiesOff.rawValue):
             r.hint = "the SYN queue of port \(port) is full (\(o.synQueue)/\(o.maxBacklog)) and syncookies are off, so SYNs are dropped: "
                 + "enable net.ipv4.tcp_syncookies=1, raise the listen() backlog and net.ipv4.tcp_max_syn_backlog, and look for a SYN flood or clients that never finish the handshake"
         default:

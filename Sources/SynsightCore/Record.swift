@@ -1,4 +1,4 @@
-/// One line of the JSON Lines contract (schema v1, DESIGN.md). Field names
+/// One line of the JSON Lines contract (schema v1, docs/schema/synsight-record-v1.schema.json). Field names
 /// are fixed by the contract; renaming or retyping one bumps `v`.
 
 public enum RecordKind: String, Sendable, Hashable, CaseIterable {
@@ -34,6 +34,9 @@ public enum NoListenerCause: String, Sendable, Hashable, CaseIterable {
     case boundToOtherAddress = "bound_to_other_address"
     case familyMismatch = "family_mismatch"
     case otherNetns = "other_netns"
+    /// Nothing listens on the port in that (container) namespace, but
+    /// something listens there on another port.
+    case wrongPort = "wrong_port"
 }
 
 /// The process an event is attributed to (or the local client).
@@ -120,6 +123,9 @@ public struct Record: Sendable, Hashable {
     public var netns: UInt32?
     public var local: Endpoint?
     public var remote: Endpoint?
+    /// Where the client connected to before a destination NAT sent the SYN
+    /// to `local` (joined from the local client's side).
+    public var originalDestination: Endpoint?
     public var process: ProcessRef?
     public var client: ProcessRef?
     public var evidence: [(String, JSONValue)]
@@ -170,6 +176,7 @@ public struct Record: Sendable, Hashable {
         if let netns { f.append(("netns", .int(Int64(netns)))) }
         if let local { f.append(("local", Record.endpoint(local))) }
         if let remote { f.append(("remote", Record.endpoint(remote))) }
+        if let originalDestination { f.append(("original_destination", Record.endpoint(originalDestination))) }
         if let process { f.append(("process", process.json)) }
         if let client { f.append(("client", client.json)) }
         if let count { f.append(("count", .int(Int64(clamping: count)))) }

@@ -58,6 +58,8 @@ public final class Recorder {
     public var onError: (String) -> Void = { _ in }
     /// Messages about files cleaned up by `open` (crash leftovers).
     public private(set) var startupNotes: [String] = []
+    /// Held from `open` to `close`: no other recorder writes this directory.
+    var lock: RecorderLock?
     /// Runs while `options.compress` is on and the recorder is open.
     public private(set) var compressor: RotationCompressor?
     /// Called on the compressor's thread when a file cannot be compressed.
@@ -82,8 +84,10 @@ public final class Recorder {
 
     var activePath: String { options.directory + "/" + Recorder.activeName }
 
-    /// Creates the directory (0750) and opens the active file, repairing a
-    /// partial last line left by a crash. Returns the bytes truncated.
+    /// Creates the directory (0750), takes its lock (one recorder per
+    /// directory: a second one is refused before it touches a file) and
+    /// opens the active file, repairing a partial last line left by a
+    /// crash. Returns the bytes truncated.
     @discardableResult
     public func open() throws(RecorderError) -> Int64 {
         if mkdir(options.directory, 0o750) != 0 && errno != EEXIST {
@@ -93,6 +97,7 @@ public final class Recorder {
         guard stat(options.directory, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
             throw RecorderError(what: "\(options.directory) is not a directory", errno: ENOTDIR)
         }
+        if lock == nil { lock = try RecorderLock(directory: options.directory) }
         recoverCompressionLeftovers()
         let truncated = try openActive()
         if options.compress && compressor == nil {
@@ -247,7 +252,10 @@ public final class Recorder {
         }
         if fd < 0 {
             // The directory vanished or the file could not be opened: retry.
-            _ = mkdir(options.directory, 0o750)
+            if mkdir(options.directory, 0o750) == 0 {
+                // Re-created: the old lock file went with the directory.
+                if let l = try? RecorderLock(directory: options.directory) { lock = l }
+            }
             do { _ = try openActive() } catch {
                 noteFailure("\(error)")
                 return false
@@ -355,11 +363,21 @@ public final class Recorder {
             fd = -1
         }
         compressor?.stop()
+        lock?.release()
+        lock = nil
     }
 }
 
 public struct RecorderError: Error, CustomStringConvertible, Sendable {
     public var what: String
     public var errno: Int32
-    public var description: String { "\(what): \(String(cString: strerror(errno)))" }
+    /// Set when another recorder holds the directory (see `RecorderLock`).
+    public var lockedBy: RecorderLock.Holder? = nil
+
+    public var description: String {
+        if let lockedBy {
+            return "another synsight record" + (lockedBy.pid.map { " (pid \($0))" } ?? "") + " is writing there"
+        }
+        return "\(what): \(String(cString: strerror(errno)))"
+    }
 }

@@ -245,20 +245,20 @@ public struct Report: Sendable {
 public enum Remediation {
     public static func steps(reason: String, cause: String) -> [String] {
         switch (reason, cause) {
-        case ("no_listener", "listener_exited"):
+        case ("no_listener", Cause.NoListener.listenerExited.rawValue):
             return ["Find why the service exited (journalctl -u <unit>, dmesg for the OOM killer, the exit signal in the evidence).",
                     "Restart it, and make the supervisor restart it (systemd Restart=on-failure, a liveness probe).",
                     "Keep clients from hammering a dead port: retries with backoff, health-checked load balancing."]
-        case ("no_listener", "listener_closed"):
+        case ("no_listener", Cause.NoListener.listenerClosed.rawValue):
             return ["The service closed its listening socket: check for a reload or a graceful shutdown that did not finish.",
                     "Restart the service; for zero-downtime reloads hand the socket over (systemd socket activation, SO_REUSEPORT)."]
-        case ("no_listener", "bound_to_other_address"):
+        case ("no_listener", Cause.NoListener.boundToOtherAddress.rawValue):
             return ["Fix the bind address: listen on 0.0.0.0/:: or the address clients use, not 127.0.0.1 or another interface.",
                     "Check the service's listen/bind setting and restart it; verify with ss -ltnp."]
-        case ("no_listener", "family_mismatch"):
+        case ("no_listener", Cause.NoListener.familyMismatch.rawValue):
             return ["The listener is IPv4-only or IPv6-only: listen on both (:: with net.ipv6.bindv6only=0, or two sockets).",
                     "Or point clients at the family the service listens on (check DNS A/AAAA records)."]
-        case ("no_listener", "other_netns"):
+        case ("no_listener", Cause.NoListener.otherNetns.rawValue):
             return ["The service listens in another network namespace (container/pod): publish the port or connect to the namespace's address.",
                     "Check the container's port mapping and the pod's Service/targetPort."]
         case ("no_listener", _):

@@ -23,13 +23,18 @@ public struct StormAggregator {
         var example: Record?
     }
 
+    /// The evidence field naming the kind of the folded events.
+    public static let summarizedKindKey = "summarized_kind"
+    /// One second: what `record --aggregate` and `trace --fold` count in.
+    public static let defaultWindowNs: Int64 = 1_000_000_000
+
     public let perKeyPerWindow: Int
     public let windowNs: Int64
     var buckets: [Key: Bucket] = [:]
     /// Distinct keys tracked at once; beyond it records pass unaggregated.
     static let maxKeys = 65536
 
-    public init(perKeyPerWindow: Int, windowNs: Int64 = 1_000_000_000) {
+    public init(perKeyPerWindow: Int, windowNs: Int64 = StormAggregator.defaultWindowNs) {
         self.perKeyPerWindow = max(1, perKeyPerWindow)
         self.windowNs = windowNs
     }
@@ -76,7 +81,7 @@ public struct StormAggregator {
 
     func summary(_ b: Bucket) -> Record? {
         guard b.folded > 0, var s = b.example else { return nil }
-        s.evidence.append(("summarized_kind", .string(s.kind.rawValue)))
+        s.evidence.append((Self.summarizedKindKey, .string(s.kind.rawValue)))
         s.kind = .summary
         s.ts = b.lastTs
         s.count = b.folded

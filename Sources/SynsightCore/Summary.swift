@@ -14,6 +14,10 @@ public struct TraceSummary: Sendable {
     public private(set) var lost: UInt64 = 0
     public private(set) var undecodable: UInt64 = 0
     public private(set) var total: UInt64 = 0
+    /// Records produced but not written out (trace's standard output
+    /// failed, record's directory was full or unwritable), and where to.
+    public private(set) var unwritten: UInt64 = 0
+    public private(set) var unwrittenTarget = ""
 
     public init() {}
 
@@ -30,11 +34,20 @@ public struct TraceSummary: Sendable {
 
     public mutating func addUndecodable(_ n: UInt64 = 1) { undecodable += n }
 
+    public mutating func addUnwritten(_ n: UInt64, target: String) {
+        unwritten += n
+        unwrittenTarget = target
+    }
+
     /// A short human table.
     public func render(durationSeconds: Double) -> String {
         var lines: [String] = []
         let secs = (durationSeconds * 10).rounded() / 10
-        lines.append("synsight: \(total) event\(total == 1 ? "" : "s") in \(secs)s, \(lost) event\(lost == 1 ? "" : "s") lost"
+        // Two ways to lose something, each named: events the ring buffer
+        // dropped before synsight saw them, records it could not write.
+        let lostWhere = unwritten > 0 ? " in the ring buffer" : ""
+        lines.append("synsight: \(total) event\(total == 1 ? "" : "s") in \(secs)s, \(lost) event\(lost == 1 ? "" : "s") lost\(lostWhere)"
+            + (unwritten > 0 ? ", \(unwritten) record\(unwritten == 1 ? "" : "s") not written to \(unwrittenTarget)" : "")
             + (undecodable > 0 ? ", \(undecodable) undecodable record\(undecodable == 1 ? "" : "s")" : ""))
         if !counts.isEmpty {
             lines.append("  " + pad("PORT", 6) + pad("REASON", 27) + pad("CAUSE", 24) + "COUNT")

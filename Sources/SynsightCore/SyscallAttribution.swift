@@ -1,7 +1,7 @@
 /// Attribution of failed bind(), listen() and connect() calls: which reason,
 /// whose fault, the evidence and one fix.
 ///
-/// PID semantics (DESIGN.md): for `address_in_use`, `process` is the holder
+/// PID semantics (docs/architecture.md): for `address_in_use`, `process` is the holder
 /// of the port and `client` the process whose bind/listen failed; for every
 /// other reason `process` is the failing process (and, for connect(),
 /// `client` too: it is the connecting process on this host).
@@ -30,19 +30,6 @@ struct HolderKey: Hashable {
     var netns: UInt32
     var port: UInt16
     var proto: String
-}
-
-public enum ErrnoName {
-    public static func name(_ e: Int32) -> String {
-        switch e {
-        case 0: return "0"
-        case 1: return "EPERM"
-        case 13: return "EACCES"
-        case 98: return "EADDRINUSE"
-        case 99: return "EADDRNOTAVAIL"
-        default: return "errno \(e)"
-        }
-    }
 }
 
 /// TCP states as numbered in /proc/net/tcp (include/net/tcp_states.h).
@@ -225,7 +212,7 @@ extension AttributionEngine {
             if e.local.port != 0 {
                 // A socket bound to a fixed port: that 4-tuple already exists.
                 var r = baseRecord(e, kind: .connectFailure, reason: .addressNotAvailable)
-                r.cause = "four_tuple_in_use"
+                r.cause = Cause.AddressNotAvailable.fourTupleInUse.rawValue
                 r.process = failing(e)
                 r.client = failing(e)
                 r.evidence = callEvidence(e) + [("destination", Record.endpoint(e.remote)),
@@ -280,16 +267,16 @@ extension AttributionEngine {
         return r
     }
 
-    func denialRecord(_ e: SocketCallFailure, cause: String) -> Record {
+    func denialRecord(_ e: SocketCallFailure, cause: Cause.LSMDenied) -> Record {
         var r = baseRecord(e, kind: .denial, reason: .lsmDenied)
-        r.cause = cause
+        r.cause = cause.rawValue
         r.process = failing(e)
         if e.call == .connect { r.client = failing(e) }
         return r
     }
 
     func landlockDenial(_ e: SocketCallFailure) -> Record {
-        var r = denialRecord(e, cause: "landlock")
+        var r = denialRecord(e, cause: .landlock)
         r.evidence = callEvidence(e) + [("lsm", .string("landlock")), ("operation", .string(e.call.name)),
                                         ("sandboxed_pid", .int(Int64(e.task.pid))),
                                         ("access", .string(e.call == .bind ? "LANDLOCK_ACCESS_NET_BIND_TCP" : "LANDLOCK_ACCESS_NET_CONNECT_TCP"))]
@@ -299,7 +286,7 @@ extension AttributionEngine {
     }
 
     mutating func otherLSMDenial(_ e: SocketCallFailure) -> Record {
-        var r = denialRecord(e, cause: "other_lsm")
+        var r = denialRecord(e, cause: .otherLSM)
         var ev = callEvidence(e)
         let lsms = activeLSMs()
         ev.append(("active_lsms", lsms.map { .array($0.map { .string($0) }) } ?? .null))
@@ -329,7 +316,7 @@ extension AttributionEngine {
     }
 
     mutating func selinuxDenial(_ e: SocketCallFailure, _ avc: AVCDenial) -> Record {
-        var r = denialRecord(e, cause: "selinux")
+        var r = denialRecord(e, cause: .selinux)
         let table: [String: UInt32]?
         if let c = syscalls.permCache[avc.tclass] { table = c } else {
             table = syscalls.holders?.selinuxPermissions(tclass: avc.tclass)

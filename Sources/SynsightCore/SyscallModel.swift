@@ -194,10 +194,9 @@ enum SocketCallDecoder {
             avcCount: e.avc_count, avc: avc))
     }
 
-    /// A bounded C string from a fixed array: up to the first NUL, or all of it.
+    /// A bounded C string from a fixed array: up to the first NUL, or all of
+    /// it; in the escaped form of `NameBytes` (contexts are untrusted bytes).
     static func cString<T>(_ field: T) -> String {
-        withUnsafeBytes(of: field) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
+        withUnsafeBytes(of: field) { raw in NameBytes.string(raw.prefix { $0 != 0 }) }
     }
 }

@@ -7,22 +7,34 @@ public enum TextFormat {
         switch r.kind {
         case .lost:
             return "\(clock)  LOST     \(r.count ?? 0) event(s) lost" + (r.hint.map { ": " + TerminalText.escape($0) } ?? "")
+        case .summary:
+            // A storm folded by StormAggregator: the last folded event, then how many.
+            let kind = r.evidence.first { $0.0 == StormAggregator.summarizedKindKey }?.1.stringValue ?? r.kind.rawValue
+            var parts = [clock, kind.uppercased().padding(8)] + describe(r)
+            parts.append("… ×\(r.count ?? 0) more in the last \(StormAggregator.defaultWindowNs / 1_000_000_000)s")
+            return parts.joined(separator: "  ")
         default:
-            var parts: [String] = [clock, r.kind.rawValue.uppercased().padding(8)]
-            if let port = r.port { parts.append("port \(port)") }
-            var why = r.reason?.rawValue ?? "unknown"
-            if let cause = r.cause { why += "/" + cause }
-            parts.append(why)
-            if let remote = r.remote, let local = r.local {
-                parts.append("\(remote) -> \(local)")
-            } else if let local = r.local {
-                parts.append("on \(local)")
-            }
-            if let c = r.client { parts.append("client \(ref(c))") }
-            if let p = r.process { parts.append("process \(ref(p))") }
+            var parts = [clock, r.kind.rawValue.uppercased().padding(8)] + describe(r)
             if let hint = r.hint { parts.append("| " + TerminalText.escape(hint)) }
             return parts.joined(separator: "  ")
         }
+    }
+
+    /// Port, reason/cause, addresses and processes, untrusted strings escaped.
+    static func describe(_ r: Record) -> [String] {
+        var parts: [String] = []
+        if let port = r.port { parts.append("port \(port)") }
+        var why = r.reason?.rawValue ?? "unknown"
+        if let cause = r.cause { why += "/" + cause }
+        parts.append(why)
+        if let remote = r.remote, let local = r.local {
+            parts.append("\(remote) -> \(local)")
+        } else if let local = r.local {
+            parts.append("on \(local)")
+        }
+        if let c = r.client { parts.append("client \(ref(c))") }
+        if let p = r.process { parts.append("process \(ref(p))") }
+        return parts
     }
 
     static func ref(_ p: ProcessRef) -> String {

@@ -17,7 +17,7 @@ extension KernelFeatures {
     public var firewallDropProbe: ProbeResult {
         guard btf.isSupported else { return .unsupported("no kernel BTF") }
         let rc = syn_probe_tp_btf("kfree_skb")
-        guard rc == 0 else { return .unsupported("tp_btf/kfree_skb: \(Errno.name(-rc))") }
+        guard rc == 0 else { return Self.failedProbe("tp_btf/kfree_skb", rc, "tp_btf/kfree_skb: \(ErrnoName.name(-rc))") }
         return syn_btf_enum_has("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP") == 1
             ? .supported("kfree_skb carries drop reason NETFILTER_DROP (5.18+)")
             : .unsupported("kfree_skb has no NETFILTER_DROP reason before 5.18 (commit 2df3041ba3be)")
@@ -28,7 +28,7 @@ extension KernelFeatures {
         guard btf.isSupported else { return .unsupported("no kernel BTF") }
         let rc = syn_probe_tp_btf("icmp_send")
         if rc == 0 { return .supported("tp_btf/icmp_send loads: IPv4 REJECT with ICMP is seen") }
-        return .unsupported("tp_btf/icmp_send: \(Errno.name(-rc))" + (rc == -ENOENT ? " (tracepoint added in 6.10, commit db3efdcf70c7)" : ""))
+        return Self.failedProbe("tp_btf/icmp_send", rc, "tp_btf/icmp_send: \(ErrnoName.name(-rc))" + (rc == -ENOENT ? " (tracepoint added in 6.10, commit db3efdcf70c7)" : ""))
     }
 
     /// tp_btf/tcp_retransmit_skb: a local client's retransmitted SYN.
@@ -36,7 +36,7 @@ extension KernelFeatures {
         guard btf.isSupported else { return .unsupported("no kernel BTF") }
         let rc = syn_probe_tp_btf("tcp_retransmit_skb")
         if rc == 0 { return .supported("tp_btf/tcp_retransmit_skb loads") }
-        return .unsupported("tp_btf/tcp_retransmit_skb: \(Errno.name(-rc))")
+        return Self.failedProbe("tp_btf/tcp_retransmit_skb", rc, "tp_btf/tcp_retransmit_skb: \(ErrnoName.name(-rc))")
     }
 
     /// tp_btf/inet_sk_error_report (5.14, e6a3e4434000): an ICMP error queued on a connecting socket.
@@ -44,6 +44,6 @@ extension KernelFeatures {
         guard btf.isSupported else { return .unsupported("no kernel BTF") }
         let rc = syn_probe_tp_btf("inet_sk_error_report")
         if rc == 0 { return .supported("tp_btf/inet_sk_error_report loads") }
-        return .unsupported("tp_btf/inet_sk_error_report: \(Errno.name(-rc))" + (rc == -ENOENT ? " (added in 5.14)" : ""))
+        return Self.failedProbe("tp_btf/inet_sk_error_report", rc, "tp_btf/inet_sk_error_report: \(ErrnoName.name(-rc))" + (rc == -ENOENT ? " (added in 5.14)" : ""))
     }
 }

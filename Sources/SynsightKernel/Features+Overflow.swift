@@ -21,7 +21,7 @@ extension KernelFeatures {
         if syscalls.trampoline.isSupported {
             let rc = syn_probe_fexit("__sys_accept4")
             fexit = rc == 0 ? .supported("fexit/__sys_accept4")
-                : .unsupported(Self.trampolineRefusal("fexit/__sys_accept4", rc))
+                : Self.trampolineRefusal("fexit/__sys_accept4", rc)
         }
         if fexit.isSupported { return (fexit, .unsupported("fexit/__sys_accept4 is used")) }
         var tps = Self.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
@@ -71,7 +71,7 @@ extension KernelFeatures {
         if Self.overflowKprobeForced { return .unsupported("disabled by SYNSIGHT_OVERFLOW_HOOK=kprobe") }
         let rc = syn_probe_fentry("tcp_conn_request")
         return rc == 0 ? .supported("fentry/tcp_conn_request: queue state as each SYN arrives")
-            : .unsupported(Self.trampolineRefusal("fentry/tcp_conn_request", rc))
+            : Self.trampolineRefusal("fentry/tcp_conn_request", rc)
     }
 
     public var overflowConnRequestKprobe: ProbeResult {
@@ -105,13 +105,16 @@ extension KernelFeatures {
 
     /// Why a BPF trampoline (`what`: "fentry/fn" or "fexit/fn") did not load,
     /// from its probe's negative errno: one wording for every probe, so
-    /// `doctor` says it the same way for each hook.
-    static func trampolineRefusal(_ what: String, _ rc: Int32) -> String {
-        switch rc {
-        case -EPERM: return "BPF trampolines refused (EPERM): lockdown or a restricted hypervisor"
-        case -ENOENT: return "\(what): not in the kernel's BTF (inlined or renamed)"
-        default: return "\(what): \(Errno.name(-rc))"
-        }
+    /// `doctor` says it the same way for each hook. EPERM means refused by
+    /// the kernel only when synsight had the privileges to ask.
+    static func trampolineRefusal(_ what: String, _ rc: Int32) -> ProbeResult {
+        failedProbe(what, rc, {
+            switch rc {
+            case -EPERM: return "BPF trampolines refused (EPERM): lockdown or a restricted hypervisor"
+            case -ENOENT: return "\(what): not in the kernel's BTF (inlined or renamed)"
+            default: return "\(what): \(ErrnoName.name(-rc))"
+            }
+        }())
     }
 
     /// A function kprobes can attach to: the kprobe PMU exists and the
@@ -119,7 +122,9 @@ extension KernelFeatures {
     static func kprobeTarget(_ function: String, purpose: String) -> ProbeResult {
         guard syn_kprobes_available() else { return .unsupported("kernel built without CONFIG_KPROBES") }
         guard KernelSymbols.lookup(function) != nil else {
-            return .unsupported("\(function) is not in /proc/kallsyms (inlined, or kptr_restrict)")
+            // Without privileges /proc/kallsyms shows no addresses.
+            return lackingPrivileges("/proc/kallsyms")
+                ?? .unsupported("\(function) is not in /proc/kallsyms (inlined, or kptr_restrict)")
         }
         return .supported(purpose.isEmpty ? "kprobe/\(function)" : "kprobe/\(function): \(purpose)")
     }
@@ -142,7 +147,8 @@ extension KernelFeatures {
             return .unsupported("consume_skb has no call-site argument before 6.12: use fentry/tcp_conn_request where allowed")
         }
         guard KernelSymbols.range(of: "tcp_rcv_state_process") != nil else {
-            return .unsupported("tcp_rcv_state_process not found in /proc/kallsyms (kptr_restrict?)")
+            return Self.lackingPrivileges("/proc/kallsyms")
+                ?? .unsupported("tcp_rcv_state_process not found in /proc/kallsyms (kptr_restrict?)")
         }
         return .supported("consume_skb in tcp_rcv_state_process + listener sk_drops, per SYN")
     }
@@ -172,7 +178,8 @@ extension KernelFeatures {
     public static func syscallTracepoints(_ names: [String]) -> ProbeResult {
         names.allSatisfy(SyscallProbes.classicEvent)
             ? .supported("syscall tracepoints \(names.joined(separator: ", "))")
-            : .unsupported("syscall tracepoints missing (CONFIG_FTRACE_SYSCALLS, or tracefs not mounted)")
+            : lackingPrivileges("tracefs")
+                ?? .unsupported("syscall tracepoints missing (CONFIG_FTRACE_SYSCALLS, or tracefs not mounted)")
     }
 }
 

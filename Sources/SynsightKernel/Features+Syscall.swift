@@ -75,7 +75,7 @@ public struct SyscallProbes: Sendable {
                            ("__sys_listen", false), ("__sys_listen", true)] {
             let rc = exit ? syn_probe_fexit(fn) : syn_probe_fentry(fn)
             if rc == 0 { continue }
-            return .unsupported(KernelFeatures.trampolineRefusal("\(exit ? "fexit" : "fentry")/\(fn)", rc))
+            return KernelFeatures.trampolineRefusal("\(exit ? "fexit" : "fentry")/\(fn)", rc)
         }
         return .supported("BPF trampolines on the syscall functions")
     }
@@ -88,7 +88,8 @@ public struct SyscallProbes: Sendable {
                       "sys_enter_connect", "sys_exit_connect"]
         var classic: ProbeResult = events.allSatisfy(classicEvent)
             ? .supported("classic syscall tracepoints under \(tracefsRoot)")
-            : .unsupported("syscall tracepoint ids not readable under \(tracefsRoot) (tracefs not mounted, or no CONFIG_FTRACE_SYSCALLS)")
+            : KernelFeatures.lackingPrivileges("tracefs")
+                ?? .unsupported("syscall tracepoint ids not readable under \(tracefsRoot) (tracefs not mounted, or no CONFIG_FTRACE_SYSCALLS)")
         // Lets the tests (and a user on a kernel where the classic events
         // misbehave) exercise the raw path where both work.
         if forcedEntry == "raw" {
@@ -109,9 +110,9 @@ public struct SyscallProbes: Sendable {
         if trampoline.isSupported {
             let fn = syscallFunction("landlock_restrict_self")
             let rc = syn_probe_fexit(fn)
-            landlock = rc == 0
-                ? .supported("fexit/\(fn) + tp_btf/sched_process_fork")
-                : .unsupported(KernelFeatures.trampolineRefusal("fexit/\(fn)", rc) + " (Landlock needs 5.13+)")
+            let refusal = KernelFeatures.trampolineRefusal("fexit/\(fn)", rc)
+            landlock = rc == 0 ? .supported("fexit/\(fn) + tp_btf/sched_process_fork")
+                : refusal.isInconclusive ? refusal : .unsupported(refusal.detail + " (Landlock needs 5.13+)")
         } else if classic.isSupported {
             landlock = classicEvent("sys_exit_landlock_restrict_self")
                 ? .supported("syscalls:sys_exit_landlock_restrict_self + tp_btf/sched_process_fork")

@@ -2,16 +2,20 @@ import CSynsightShim
 import Glibc
 import SynsightCore
 
-/// The outcome of one feature probe (after cilium/ebpf's three outcomes;
-/// an inconclusive probe is reported as unsupported with the error).
+/// The outcome of one feature probe (after cilium/ebpf's three outcomes).
 public enum ProbeResult: Sendable, Equatable {
     case supported(String)
     case unsupported(String)
+    /// The probe could not run: it needs privileges this process lacks
+    /// (EPERM/EACCES without root or CAP_BPF, kallsyms or tracefs hidden).
+    /// It says nothing about the kernel.
+    case inconclusive(String)
 
     public var isSupported: Bool { if case .supported = self { return true } else { return false } }
+    public var isInconclusive: Bool { if case .inconclusive = self { return true } else { return false } }
     public var detail: String {
         switch self {
-        case .supported(let s), .unsupported(let s): return s
+        case .supported(let s), .unsupported(let s), .inconclusive(let s): return s
         }
     }
 }
@@ -45,7 +49,7 @@ public struct KernelFeatures: Sendable {
         let btf: ProbeResult = access(btfPath, R_OK) == 0
             ? .supported(btfPath)
             : .unsupported("\(btfPath) is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF")
-        let privileges = Privileges.check()
+        let privileges = Privileges.current
 
         func tp(_ name: String, needs: String) -> ProbeResult { probeTpBtf(name, btf: btf, missing: needs) }
 
@@ -67,7 +71,7 @@ public struct KernelFeatures: Sendable {
         if btf.isSupported {
             let rc = syn_probe_fentry("tcp_v4_send_reset")
             fentry = rc == 0 ? .supported("fentry/tcp_v4_send_reset loads")
-                : .unsupported(trampolineRefusal("fentry/tcp_v4_send_reset", rc))
+                : trampolineRefusal("fentry/tcp_v4_send_reset", rc)
         }
         var kprobe = kprobeTarget("tcp_v4_send_reset", purpose: "")
         if kprobe.isSupported { kprobe = kprobeTarget("tcp_v6_send_reset", purpose: "") }
@@ -88,8 +92,22 @@ public struct KernelFeatures: Sendable {
         guard btf.isSupported else { return .unsupported("no kernel BTF") }
         let rc = syn_probe_tp_btf(name)
         if rc == 0 { return .supported("tp_btf/\(name) loads") }
-        return .unsupported("tp_btf/\(name): \(Errno.name(-rc))"
+        return failedProbe("tp_btf/\(name)", rc, "tp_btf/\(name): \(ErrnoName.name(-rc))"
             + (rc == -ENOENT ? " (tracepoint not in this kernel" + (missing.isEmpty ? ")" : "; \(missing))") : ""))
+    }
+
+    /// A probe that failed with `rc` (a negative errno). Without privileges,
+    /// EPERM and EACCES mean "not allowed to ask", not "the kernel lacks
+    /// it": inconclusive. Otherwise `unsupported` says why.
+    static func failedProbe(_ what: String, _ rc: Int32, _ unsupported: @autoclosure () -> String) -> ProbeResult {
+        if rc == -EPERM || rc == -EACCES, let lacking = lackingPrivileges(what) { return lacking }
+        return .unsupported(unsupported())
+    }
+
+    /// Inconclusive when this process lacks the privileges probing needs
+    /// (what it could not read or load is `what`); nil when it has them.
+    static func lackingPrivileges(_ what: String) -> ProbeResult? {
+        Privileges.current.isSupported ? nil : .inconclusive("\(what): not probed, needs root (or CAP_BPF and CAP_PERFMON)")
     }
 
     /// BPF programs (by function name in bpf/) that load only where their
@@ -125,6 +143,12 @@ public struct KernelFeatures: Sendable {
                                         fix: "run `synsight doctor` to see the hooks this kernel supports"))
         }
         for hook in Self.resetPreference where result(for: hook).isSupported { return .success(hook) }
+        if Self.resetPreference.contains(where: { result(for: $0).isInconclusive }) {
+            return .failure(KernelError(
+                what: "cannot tell which hook sees no-listener resets",
+                why: "probing the kernel needs root (or CAP_BPF and CAP_PERFMON): \(privileges.detail)",
+                fix: "run it with sudo"))
+        }
         return .failure(KernelError(
             what: "no hook can see no-listener resets on kernel \(release)",
             why: Self.resetPreference.map { "\($0.name): \(result(for: $0).detail)" }.joined(separator: "; "),
@@ -134,6 +158,9 @@ public struct KernelFeatures: Sendable {
 
 /// Root, or the capabilities loading tracing programs needs.
 public enum Privileges {
+    /// This process's privileges, checked once.
+    public static let current = check()
+
     static let capBPF = 39
     static let capPerfmon = 38
     static let capSysAdmin = 21

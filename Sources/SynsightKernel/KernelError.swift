@@ -1,4 +1,5 @@
 import Glibc
+import SynsightCore
 
 /// An error from the kernel side, always saying what failed, why, and what
 /// to do about it, in one line suitable for a terminal.
@@ -22,7 +23,7 @@ public struct KernelError: Error, CustomStringConvertible, Sendable {
     /// From a libbpf/syscall failure: `code` is a negative or positive errno.
     static func sys(_ what: String, code: Int32, fix: String? = nil) -> KernelError {
         let e = abs(code)
-        let why = "\(Errno.name(e)): \(String(cString: strerror(e)))"
+        let why = "\(ErrnoName.name(e)): \(String(cString: strerror(e)))"
         var fix = fix
         if fix == nil, e == EPERM || e == EACCES {
             fix = "run as root, or with CAP_BPF and CAP_PERFMON"
@@ -31,22 +32,3 @@ public struct KernelError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-enum Errno {
-    static func name(_ e: Int32) -> String {
-        switch e {
-        case EPERM: return "EPERM"
-        case ENOENT: return "ENOENT"
-        case EINTR: return "EINTR"
-        case E2BIG: return "E2BIG"
-        case ENOMEM: return "ENOMEM"
-        case EACCES: return "EACCES"
-        case EBUSY: return "EBUSY"
-        case EINVAL: return "EINVAL"
-        case ENOSPC: return "ENOSPC"
-        case ENOSYS: return "ENOSYS"
-        case EOPNOTSUPP: return "EOPNOTSUPP"
-        case ESRCH: return "ESRCH"
-        default: return "errno \(e)"
-        }
-    }
-}

@@ -98,16 +98,13 @@ public enum PortState {
             notes.append("network namespace\(vanished.count == 1 ? "" : "s") \(vanished.map(String.init).joined(separator: ", ")) disappeared during the scan")
         }
 
-        // Firewall, from synsight's own namespace (nft runs under nsenter).
-        let rules = NftRuleSource(ttlNs: 0)
-        let nftInstalled = access(rules.nft, X_OK) == 0
+        // Firewall: each namespace's ruleset, read in-process (libnftables).
+        let rules = NftRuleSource(ttlNs: 60_000_000_000, timeoutMs: 10_000)
+        for ns in states.indices { rules.pin(netns: states[ns].inode) }
         for i in states.indices {
-            if !nftInstalled {
-                states[i].firewall = .unavailable("nft is not installed (Debian package nftables)")
-            } else if let rs = rules.ruleset(netns: states[i].inode) {
-                states[i].firewall = .ruleset(rs)
-            } else {
-                states[i].firewall = .unavailable("`nft -j list ruleset` failed in this namespace")
+            switch rules.ruleset(netns: states[i].inode) {
+            case .ruleset(let rs): states[i].firewall = .ruleset(rs)
+            case .unavailable(let why): states[i].firewall = .unavailable(why)
             }
         }
 

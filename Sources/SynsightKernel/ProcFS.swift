@@ -23,7 +23,7 @@ enum ProcFS {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
+        var buf = [UInt8](repeating: 0, count: min(limit, 1 << 20))
         while out.count < limit {
             let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
@@ -33,11 +33,15 @@ enum ProcFS {
         return out
     }
 
+    /// A link's target (an executable's path, "socket:[123]"), in the
+    /// escaped form of `NameBytes`: a path is any bytes.
     static func readlink(_ path: String) -> String? {
-        var buf = [CChar](repeating: 0, count: 4096)
-        let n = Glibc.readlink(path, &buf, buf.count - 1)
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = buf.withUnsafeMutableBytes {
+            Glibc.readlink(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count - 1)
+        }
         guard n > 0 else { return nil }
-        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return NameBytes.string(buf[0..<n])
     }
 
     static func list(_ path: String) -> [String] {
@@ -62,9 +66,11 @@ enum ProcFS {
         list("/proc").compactMap { UInt32($0) }
     }
 
+    /// A process's name, in the escaped form of `NameBytes` (any 15 bytes).
     static func comm(_ pid: UInt32) -> String? {
-        guard let s = read("/proc/\(pid)/comm") else { return nil }
-        return s.hasSuffix("\n") ? String(s.dropLast()) : s
+        guard var b = readBytes("/proc/\(pid)/comm", limit: 64) else { return nil }
+        if b.last == UInt8(ascii: "\n") { b.removeLast() }
+        return NameBytes.string(b)
     }
 }
 

@@ -1,5 +1,6 @@
 import CSynsightShim
 import Glibc
+import SynsightCore
 
 /// Classic tracepoints (the syscall ones) are attached through tracefs: libbpf
 /// reads each event's id from it. Some hosts (minimal VMs, this project's CI)
@@ -23,6 +24,6 @@ public enum TraceFS {
         if available { return nil }
         let rc = syn_private_tracefs()
         if rc == 0 && available { return nil }
-        return "tracefs is not mounted and could not be mounted privately (\(Errno.name(-rc)))"
+        return "tracefs is not mounted and could not be mounted privately (\(ErrnoName.name(-rc)))"
     }
 }

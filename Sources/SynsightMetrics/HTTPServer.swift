@@ -6,8 +6,9 @@ import Synchronization
 // because SwiftNIO (or a framework on it) would add a large build for one
 // GET; what matters here is small and testable: parse one request head,
 // answer, close. Slow or half-open clients are bounded by deadlines and a
-// connection cap, and the server runs on a thread of its own, so a scraper
-// can never stall the tracing loop.
+// connection cap that closes the oldest idle connection to admit a new one
+// (ServeLoop.swift), and the server runs on a thread of its own, so neither
+// idle clients nor a scraper can stall a scrape or the tracing loop.
 
 /// Request parsing and responses, without sockets.
 public enum HTTPExchange {
@@ -94,11 +95,15 @@ public final class MetricsHTTPServer {
         public var writeTimeoutMs: Int64 = 10_000
         /// After the response, how long to wait for the client to close.
         public var lingerMs: Int64 = 1000
-        /// Connections served at once; more wait in the kernel's backlog.
-        public var maxConnections = 16
+        /// Connections open at once. A new connection beyond it closes the
+        /// oldest one still waiting for its client (see ServeLoop), so idle
+        /// clients can never keep a scraper out.
+        public var maxConnections = 64
 
         public init() {}
     }
+
+    static let listenBacklog: Int32 = 1024
 
     /// The bound address (the real port when 0 was asked for).
     public let address: MetricsAddress
@@ -137,7 +142,10 @@ public final class MetricsHTTPServer {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if addr.isV6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
         var err = bindSocket(fd, addr)
-        if err == 0 && listen(fd, 64) != 0 { err = errno }
+        // A deep backlog: a burst of connections waits there (the serving
+        // thread drains it at once) instead of having its SYNs dropped and
+        // retried a second or more later. The kernel caps it at somaxconn.
+        if err == 0 && listen(fd, listenBacklog) != 0 { err = errno }
         guard err == 0 else {
             close(fd)
             throw MetricsServerError(description: explain(err, addr))
@@ -261,119 +269,5 @@ public final class MetricsHTTPServer {
             close(wakeWriteFD)
             closed = true
         }
-    }
-}
-
-/// The serving thread's state: every connection with its deadline.
-final class ServeLoop: Sendable {
-    let listenFD: Int32
-    let wakeFD: Int32
-    let limits: MetricsHTTPServer.Limits
-    let render: @Sendable () -> [UInt8]
-
-    init(listenFD: Int32, wakeFD: Int32, limits: MetricsHTTPServer.Limits, render: @escaping @Sendable () -> [UInt8]) {
-        self.listenFD = listenFD
-        self.wakeFD = wakeFD
-        self.limits = limits
-        self.render = render
-    }
-
-    enum Phase { case reading, writing, draining }
-
-    struct Connection {
-        var fd: Int32
-        var phase: Phase = .reading
-        var input: [UInt8] = []
-        var output: [UInt8] = []
-        var sent = 0
-        var deadline: Int64
-    }
-
-    static func nowMs() -> Int64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Int64(t.tv_sec) * 1000 + Int64(t.tv_nsec) / 1_000_000
-    }
-
-    func run() {
-        var conns: [Connection] = []
-        var fds: [pollfd] = []
-        while true {
-            let now = Self.nowMs()
-            fds.removeAll(keepingCapacity: true)
-            fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
-            let accepting = conns.count < limits.maxConnections
-            fds.append(pollfd(fd: accepting ? listenFD : -1, events: Int16(POLLIN), revents: 0))
-            var timeout = Int64(1000)
-            for c in conns {
-                fds.append(pollfd(fd: c.fd, events: Int16(c.phase == .writing ? POLLOUT : POLLIN), revents: 0))
-                timeout = min(timeout, max(0, c.deadline - now))
-            }
-            let n = poll(&fds, nfds_t(fds.count), Int32(timeout))
-            if n < 0 && errno != EINTR { break }
-            if fds[0].revents != 0 { break }
-            let now2 = Self.nowMs()
-            var next: [Connection] = []
-            next.reserveCapacity(conns.count + 1)
-            for (i, var c) in conns.enumerated() {
-                let ev = fds[i + 2].revents
-                var open = true
-                if ev != 0 { open = step(&c, now: now2) }
-                if open && now2 >= c.deadline { open = false }  // too slow, or half-open
-                if open { next.append(c) } else { close(c.fd) }
-            }
-            conns = next
-            if accepting && fds[1].revents & Int16(POLLIN) != 0 {
-                while conns.count < limits.maxConnections {
-                    let fd = accept(listenFD, nil, nil)
-                    if fd < 0 { break }
-                    MetricsHTTPServer.setFlags(fd)
-                    conns.append(Connection(fd: fd, deadline: now2 + limits.headTimeoutMs))
-                }
-            }
-        }
-        for c in conns { close(c.fd) }
-    }
-
-    /// Advances one connection; false when it is finished or broken.
-    func step(_ c: inout Connection, now: Int64) -> Bool {
-        var buf = [UInt8](repeating: 0, count: 4096)
-        switch c.phase {
-        case .reading:
-            let n = buf.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 { return errno == EAGAIN || errno == EINTR }
-            if n == 0 { return false }  // closed before a whole request
-            c.input += buf[0..<n]
-            let head = HTTPExchange.parseHead(c.input)
-            if head == .incomplete { return true }
-            c.output = HTTPExchange.response(to: head, render: render)
-            c.input = []
-            c.phase = .writing
-            c.deadline = now + limits.writeTimeoutMs
-            return write(&c, now: now)
-        case .writing:
-            return write(&c, now: now)
-        case .draining:
-            // Read (and drop) until the client closes, so closing never
-            // resets a connection whose response is still in flight.
-            while true {
-                let n = buf.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
-                if n > 0 { continue }
-                if n < 0 && (errno == EAGAIN || errno == EINTR) { return true }
-                return false
-            }
-        }
-    }
-
-    func write(_ c: inout Connection, now: Int64) -> Bool {
-        while c.sent < c.output.count {
-            let n = c.output.withUnsafeBytes { send(c.fd, $0.baseAddress! + c.sent, $0.count - c.sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 { return errno == EAGAIN || errno == EINTR }
-            c.sent += n
-        }
-        shutdown(c.fd, Int32(SHUT_WR))
-        c.phase = .draining
-        c.deadline = now + limits.lingerMs
-        return true
     }
 }

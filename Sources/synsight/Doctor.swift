@@ -11,36 +11,68 @@ struct Doctor: ParsableCommand {
 
     func run() throws {
         let f = KernelFeatures.probe()
-        print(DoctorReport.render(f))
+        try Output.stdoutOrFail(DoctorReport.render(f) + "\n")
         if !f.privileges.isSupported || !f.btf.isSupported { throw ExitCode.failure }
     }
 }
 
 enum DoctorReport {
-    static func mark(_ r: ProbeResult) -> String { r.isSupported ? "yes" : "no " }
+    /// "?": the probe could not run without privileges; it says nothing about the kernel.
+    static func mark(_ r: ProbeResult) -> String { r.isSupported ? "yes" : r.isInconclusive ? "?  " : "no " }
+
+    static let reasons = ["no_listener", "firewall_reject", "firewall_drop", "accept_queue_full", "syn_queue_full",
+                          "fd_exhausted", "address_in_use", "privileged_port", "address_not_available", "lsm_denied",
+                          "ephemeral_ports_exhausted"]
+
+    static func hooks(_ f: KernelFeatures) -> [(String, ProbeResult)] {
+        [("tp_btf/tcp_send_reset (no-socket)", f.tcpSendResetNoSocket),
+         ("fentry/tcp_v{4,6}_send_reset", f.fentrySendReset),
+         ("kprobe/tcp_v{4,6}_send_reset", f.kprobeSendReset),
+         ("tp_btf/kfree_skb (NO_SOCKET)", f.kfreeSkbNoSocket),
+         ("tp_btf/inet_sock_set_state", f.inetSockSetState),
+         ("tp_btf/sched_process_exit", f.schedProcessExit)]
+    }
+
+    /// What could not be probed without privileges, each named once
+    /// ("tp_btf/kfree_skb", "/proc/kallsyms", "tracefs", ...).
+    static func unprobed(_ f: KernelFeatures) -> [String] {
+        let s = f.syscalls
+        let all = hooks(f).map(\.1) + [f.firewallDropProbe, f.firewallICMPProbe, f.firewallRetransmitProbe,
+                                       f.overflowPerSYN, f.overflowSynRecv, f.acceptExit.fexit, f.acceptExit.tracepoints,
+                                       s.trampoline, s.classic, s.raw, s.capCapable, s.selinuxAudited, s.landlock]
+        var seen = Set<String>()
+        return all.filter(\.isInconclusive).compactMap { r in
+            let what = String(r.detail.prefix { $0 != ":" })
+            return seen.insert(what).inserted ? what : nil
+        }
+    }
 
     static func render(_ f: KernelFeatures) -> String {
         var l: [String] = []
         l.append("synsight \(SynsightVersion.string) on Linux \(f.release)")
         l.append("")
+        let privileged = f.privileges.isSupported
+        if !privileged {
+            let missed = unprobed(f)
+            l.append("synsight doctor needs root (or CAP_BPF and CAP_PERFMON) to probe this kernel: "
+                + "\(missed.count) check\(missed.count == 1 ? "" : "s") could not run (\(missed.joined(separator: ", "))).")
+            l.append("Marked ? below: not known, not missing. Run `sudo synsight doctor` for conclusive answers.")
+            l.append("")
+        }
         l.append("environment")
         l.append("  \(mark(f.btf))  kernel BTF            \(f.btf.detail)")
         l.append("  \(mark(f.privileges))  privileges            \(f.privileges.detail)")
-        if !f.privileges.isSupported {
-            l.append("       (program-load probes below are inconclusive without privileges: run `sudo synsight doctor`)")
-        }
         l.append("")
         l.append("hooks")
-        for (name, r) in [("tp_btf/tcp_send_reset (no-socket)", f.tcpSendResetNoSocket),
-                          ("fentry/tcp_v{4,6}_send_reset", f.fentrySendReset),
-                          ("kprobe/tcp_v{4,6}_send_reset", f.kprobeSendReset),
-                          ("tp_btf/kfree_skb (NO_SOCKET)", f.kfreeSkbNoSocket),
-                          ("tp_btf/inet_sock_set_state", f.inetSockSetState),
-                          ("tp_btf/sched_process_exit", f.schedProcessExit)] {
+        for (name, r) in hooks(f) {
             l.append("  \(mark(r))  \(name.padding(36)) \(r.detail)")
         }
         l.append("")
         l.append("reasons")
+        guard privileged else {
+            // Which hook serves a reason is known only once its programs could load.
+            return (l + reasons.map { "  \($0.padding(24)) UNKNOWN -- not probed without root" }).joined(separator: "\n")
+        }
         switch f.chooseResetHook() {
         case .success(let hook):
             let fidelity: String
@@ -77,9 +109,7 @@ enum DoctorReport {
             return ["  firewall_reject          UNAVAILABLE -- \(drop.detail)",
                     "  firewall_drop            UNAVAILABLE -- \(drop.detail)"]
         }
-        let rules = access("/usr/sbin/nft", X_OK) == 0 || access("/sbin/nft", X_OK) == 0
-            ? "rule named from the netns ruleset (nft -j list ruleset, read-only)"
-            : "rule not named: nft is not installed"
+        let rules = "rule named from the netns ruleset (read in-process with libnftables, read-only)"
         return [
             "  firewall_reject          tp_btf/kfree_skb NETFILTER_DROP + client errno"
                 + (icmp.isSupported ? " + tp_btf/icmp_send (IPv4 ICMP)" : " (no icmp_send: \(icmp.detail))") + "; \(rules)",

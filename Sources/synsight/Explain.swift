@@ -28,7 +28,7 @@ struct Explain: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
-    @Option(help: ArgumentHelp("Trace refusals on the port for this many seconds first (0 skips the trace).",
+    @Option(parsing: .unconditional, help: ArgumentHelp("Trace refusals on the port for this many seconds first (0 skips the trace).",
                                valueName: "seconds"))
     var duration: Double = 3
 
@@ -94,7 +94,7 @@ struct Explain: ParsableCommand {
                                      recent: recent, notes: state.notes)
             let report = SynsightCore.Explain.analyze(input)
             let text = json ? ExplainFormat.jsonLine(report) : ExplainFormat.text(report)
-            Output.write(fd: STDOUT_FILENO, Array(text.utf8))
+            try Output.stdoutOrFail(text)
             if report.status != .healthy { throw ExitCode(2) }
         } catch let e as KernelError {
             throw fail(e.description)

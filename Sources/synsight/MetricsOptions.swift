@@ -10,12 +10,12 @@ struct MetricsOptions: ParsableArguments {
         valueName: "[host:]port"))
     var metricsAddress: String?
 
-    @Option(help: ArgumentHelp(
+    @Option(parsing: .unconditional, help: ArgumentHelp(
         "Distinct ports that get their own `port` label in the refusal counters; later ones are counted as port=\"other\".",
         valueName: "n"))
     var metricsMaxPorts: Int = 100
 
-    @Option(help: ArgumentHelp("Listener series (namespace, port, address) exported as queue gauges, lowest ports first.",
+    @Option(parsing: .unconditional, help: ArgumentHelp("Listener series (namespace, port, address) exported as queue gauges, lowest ports first.",
                                valueName: "n"))
     var metricsMaxListeners: Int = 100
 

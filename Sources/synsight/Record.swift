@@ -24,6 +24,9 @@ struct RecordCommand: ParsableCommand {
             Faults: when the directory is full or gone, recording pauses (reported on stderr), \
             events are counted, and a `lost` record with the count is written when it works again.
 
+            One recorder per directory: a second one is refused (a lock on DIR/.synsight.lock, \
+            released by the kernel when the recorder ends, even by SIGKILL).
+
             Compression (--compress, default off): each rotated file is gzipped to \
             synsight-<UTC time>.jsonl.gz by a background thread (never the active file), written to a \
             .tmp file, fsynced and renamed, then the plain file is removed; leftovers of a crash are \
@@ -41,32 +44,32 @@ struct RecordCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Directory to record into (created if missing).", valueName: "dir"))
     var dir: String
 
-    @Option(help: ArgumentHelp("Rotate the active file at this size (bytes, or with K/M/G).", valueName: "size"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Rotate the active file at this size (bytes, or with K/M/G).", valueName: "size"))
     var maxFileSize: String = "64M"
 
-    @Option(help: ArgumentHelp("Keep at most this many rotated files.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Keep at most this many rotated files.", valueName: "n"))
     var maxFiles: Int = 10
 
-    @Option(help: ArgumentHelp("Delete rotated files older than this (e.g. 3600, 30m, 12h, 7d).", valueName: "age"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Delete rotated files older than this (e.g. 3600, 30m, 12h, 7d).", valueName: "age"))
     var maxAge: String?
 
     @Option(help: ArgumentHelp("When to fsync: never, rotate, always.", valueName: "policy"))
     var fsync: String = "rotate"
 
-    @Option(help: ArgumentHelp("Write buffered lines at least this often.", valueName: "ms"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Write buffered lines at least this often.", valueName: "ms"))
     var flushIntervalMs: Int = 1000
 
-    @Option(help: ArgumentHelp("Identical events per second written one by one before folding into a summary (0: never fold).",
+    @Option(parsing: .unconditional, help: ArgumentHelp("Identical events per second written one by one before folding into a summary (0: never fold).",
                                valueName: "n"))
     var aggregate: Int = 10
 
     @Flag(help: "Gzip rotated files in the background (default: off).")
     var compress = false
 
-    @Option(name: .customLong("port"), help: ArgumentHelp("Only record events on this port (repeatable, at most 16).", valueName: "port"))
+    @Option(name: .customLong("port"), parsing: .unconditionalSingleValue, help: ArgumentHelp("Only record events on this port (repeatable, at most 16).", valueName: "port"))
     var ports: [Int] = []
 
-    @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
     var duration: Double?
 
     @Flag(help: "Show libbpf's log.")
@@ -75,45 +78,60 @@ struct RecordCommand: ParsableCommand {
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
-    static func parseSize(_ s: String) -> Int64? {
-        guard let last = s.last else { return nil }
-        let mult: Int64
-        var digits = Substring(s)
-        switch last {
-        case "K", "k": mult = 1 << 10; digits = digits.dropLast()
-        case "M", "m": mult = 1 << 20; digits = digits.dropLast()
-        case "G", "g": mult = 1 << 30; digits = digits.dropLast()
-        default: mult = 1
-        }
-        guard let v = Int64(digits), v > 0 else { return nil }
-        let (r, overflow) = v.multipliedReportingOverflow(by: mult)
-        return overflow ? nil : r
+    /// A number with an optional unit suffix, as the size and age options take it.
+    enum Amount: Equatable {
+        case value(Int64)
+        /// Not a positive whole number with a known suffix.
+        case invalid
+        /// More than `limit` (also when it does not fit in 64 bits).
+        case tooLarge
     }
 
-    static func parseAge(_ s: String) -> Int64? {
-        guard let last = s.last else { return nil }
-        let mult: Int64
+    /// The largest --max-file-size: 1 TiB (rotation is there to keep files small).
+    static let maxFileSizeLimit: Int64 = 1 << 40
+    /// The largest --max-age: 100 years.
+    static let maxAgeLimit: Int64 = 36_500 * 86_400
+
+    static func parseAmount(_ s: String, units: [Character: Int64], limit: Int64) -> Amount {
+        guard let last = s.last else { return .invalid }
         var digits = Substring(s)
-        switch last {
-        case "s": mult = 1; digits = digits.dropLast()
-        case "m": mult = 60; digits = digits.dropLast()
-        case "h": mult = 3600; digits = digits.dropLast()
-        case "d": mult = 86400; digits = digits.dropLast()
-        default: mult = 1
+        var mult: Int64 = 1
+        if let m = units[last] {
+            mult = m
+            digits = digits.dropLast()
         }
-        guard let v = Int64(digits), v > 0, v < Int64.max / 86400 else { return nil }
-        return v * mult
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return .invalid }
+        guard let v = Int64(digits) else { return .tooLarge }  // all digits: only overflow fails
+        guard v > 0 else { return .invalid }
+        let (r, overflow) = v.multipliedReportingOverflow(by: mult)
+        return overflow || r > limit ? .tooLarge : .value(r)
+    }
+
+    static func parseSize(_ s: String) -> Amount {
+        parseAmount(s, units: ["K": 1 << 10, "k": 1 << 10, "M": 1 << 20, "m": 1 << 20, "G": 1 << 30, "g": 1 << 30],
+                    limit: maxFileSizeLimit)
+    }
+
+    static func parseAge(_ s: String) -> Amount {
+        parseAmount(s, units: ["s": 1, "m": 60, "h": 3600, "d": 86400], limit: maxAgeLimit)
     }
 
     func validate() throws {
         guard !dir.isEmpty else { throw ValidationError("--dir must not be empty") }
-        guard let size = Self.parseSize(maxFileSize), size >= 4096 else {
-            throw ValidationError("--max-file-size must be at least 4096 bytes (e.g. 64M), got '\(maxFileSize)'")
+        switch Self.parseSize(maxFileSize) {
+        case .value(let size) where size >= 4096: break
+        case .tooLarge:
+            throw ValidationError("--max-file-size is too large: at most \(Self.maxFileSizeLimit >> 30)G, got '\(TerminalText.escape(maxFileSize))'")
+        default:
+            throw ValidationError("--max-file-size must be at least 4096 bytes (e.g. 64M), got '\(TerminalText.escape(maxFileSize))'")
         }
-        _ = size
         guard maxFiles >= 1 else { throw ValidationError("--max-files must be at least 1, got \(maxFiles)") }
-        if let maxAge, Self.parseAge(maxAge) == nil {
-            throw ValidationError("--max-age must be a positive duration (e.g. 3600, 30m, 12h, 7d), got '\(maxAge)'")
+        switch maxAge.map(Self.parseAge) {
+        case nil, .value: break
+        case .tooLarge:
+            throw ValidationError("--max-age is too large: at most \(Self.maxAgeLimit / 86400)d, got '\(TerminalText.escape(maxAge ?? ""))'")
+        case .invalid:
+            throw ValidationError("--max-age must be a positive duration (e.g. 3600, 30m, 12h, 7d), got '\(TerminalText.escape(maxAge ?? ""))'")
         }
         guard Recorder.FsyncPolicy(rawValue: fsync) != nil else {
             throw ValidationError("--fsync must be one of never, rotate, always; got '\(fsync)'")
@@ -133,9 +151,9 @@ struct RecordCommand: ParsableCommand {
 
     func run() throws {
         var opts = Recorder.Options(directory: dir)
-        opts.maxFileSize = Self.parseSize(maxFileSize) ?? 64 << 20
+        if case .value(let size) = Self.parseSize(maxFileSize) { opts.maxFileSize = size }
         opts.maxFiles = maxFiles
-        opts.maxAgeSeconds = maxAge.flatMap(Self.parseAge)
+        if let maxAge, case .value(let age) = Self.parseAge(maxAge) { opts.maxAgeSeconds = age }
         opts.fsync = Recorder.FsyncPolicy(rawValue: fsync) ?? .rotate
         opts.compress = compress
         let recorder = Recorder(options: opts)
@@ -146,6 +164,8 @@ struct RecordCommand: ParsableCommand {
             if repaired > 0 {
                 Output.stderr("synsight: removed a partial last line (\(repaired) bytes) left by an earlier crash in \(dir)/\(Recorder.activeName)\n")
             }
+        } catch where error.lockedBy != nil {
+            throw fail("cannot record to \(TerminalText.escape(dir)): \(error); stop it or use another --dir")
         } catch {
             throw fail("cannot record to \(dir): \(error) (choose a writable directory with --dir)")
         }
@@ -164,7 +184,7 @@ struct RecordCommand: ParsableCommand {
 
         let flushEvery = UInt64(flushIntervalMs) * 1_000_000
         var lastFlush = bootTimeNow()
-        let summary = try TraceRunner.run(
+        var (summary, seconds) = try TraceRunner.run(
             settings,
             emit: { recorder.append($0) },
             tick: {
@@ -178,9 +198,7 @@ struct RecordCommand: ParsableCommand {
                 return true
             })
         recorder.close()
-        Output.stderr(summary + "\n")
-        if recorder.linesLost > 0 {
-            Output.stderr("synsight: \(recorder.linesLost) event(s) could not be written to \(dir)\n")
-        }
+        if recorder.linesLost > 0 { summary.addUnwritten(recorder.linesLost, target: TerminalText.escape(dir)) }
+        Output.stderr(summary.render(durationSeconds: seconds) + "\n")
     }
 }

@@ -40,18 +40,49 @@ enum Output {
         write(fd: STDERR_FILENO, Array(s.utf8))
     }
 
-    /// Returns false when the reader went away (EPIPE).
-    @discardableResult
-    static func write(fd: Int32, _ bytes: [UInt8]) -> Bool {
+    /// How writing all of a buffer ended.
+    enum WriteResult: Equatable {
+        case ok
+        /// The reader went away (EPIPE, with SIGPIPE ignored): as with
+        /// `| head`, a quiet end, not an error.
+        case closedPipe
+        /// Any other failure (ENOSPC on a full disk, EIO, EBADF...): the
+        /// command must say so and exit non-zero.
+        case failed(errno: Int32)
+
+        /// "cannot write <what>: <reason>", for the one-line error.
+        static func message(_ err: Int32, writing what: String) -> String {
+            "cannot write \(what): \(String(cString: strerror(err)))"
+        }
+    }
+
+    /// Writes every byte of `bytes` to `fd` (retrying short writes and EINTR).
+    static func writeAll(fd: Int32, _ bytes: [UInt8]) -> WriteResult {
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
             if n < 0 {
                 if errno == EINTR { continue }
-                return false
+                return errno == EPIPE ? .closedPipe : .failed(errno: errno)
             }
             off += n
         }
-        return true
+        return .ok
+    }
+
+    /// Writes a command's whole answer to stdout: a closed pipe (`| head`) is
+    /// a quiet end; any other failed write ends the command with one line.
+    static func stdoutOrFail(_ text: String) throws {
+        signal(SIGPIPE, SIG_IGN)
+        if case .failed(let e) = writeAll(fd: STDOUT_FILENO, Array(text.utf8)) {
+            throw fail(WriteResult.message(e, writing: "to standard output") + " (\(ErrnoName.name(e)))")
+        }
+    }
+
+    /// Returns false when the write failed (the reader went away, or any
+    /// other error); `writeAll` says which.
+    @discardableResult
+    static func write(fd: Int32, _ bytes: [UInt8]) -> Bool {
+        writeAll(fd: fd, bytes) == .ok
     }
 }

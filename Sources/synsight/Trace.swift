@@ -14,6 +14,11 @@ struct Trace: ParsableCommand {
             attributed to, and a hint. Ctrl-C (or the end of --duration / --count) prints \
             a summary to stderr.
 
+            On a terminal, storms are folded (--fold, --no-fold): per port, reason, cause and \
+            process, at most \(terminalFold) events a second are printed, then one line with the count of \
+            the rest. A write error on standard output ends the trace with an error (exit 1); \
+            a closed pipe (| head) ends it quietly.
+
             Examples:
               sudo synsight trace
               sudo synsight trace --port 8080 --port 8443
@@ -24,32 +29,57 @@ struct Trace: ParsableCommand {
     @Flag(help: "Print JSON Lines (schema v1) instead of text.")
     var json = false
 
-    @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
+    // Numbers are read with `.unconditional`: `--count -1` is the value -1
+    // (and gets a message saying what is wrong with it), not a missing value.
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
     var duration: Double?
 
-    @Option(help: ArgumentHelp("Stop after this many refusals.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many refusals.", valueName: "n"))
     var count: Int?
 
-    @Option(name: .customLong("port"),
+    @Option(name: .customLong("port"), parsing: .unconditionalSingleValue,
             help: ArgumentHelp("Only report refusals on this local port (repeatable, at most 16).", valueName: "port"))
     var ports: [Int] = []
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Fold repeats: per port, reason, cause and process, print at most n events a second one by one, then one line "
+            + "with the count of the rest (default: \(Self.terminalFold) when standard output is a terminal and not --json, "
+            + "else off). The summary's totals count every event.",
+        valueName: "n"))
+    var fold: Int?
+
+    @Flag(help: "Print every event, even on a terminal.")
+    var noFold = false
 
     @Option(help: ArgumentHelp(
         "Use this hook for no-listener resets instead of the probed one: tcp_send_reset, fentry, kprobe, kfree_skb.",
         valueName: "hook"))
     var resetHook: String?
 
-    @Option(help: ArgumentHelp("How long a refusal waits for the local client's side before it is printed without it.",
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("How long a refusal waits for the local client's side before it is printed without it.",
                                valueName: "ms"))
     var joinWindowMs: Int = 200
 
     @Flag(help: "Show libbpf's log (verifier output on load failures).")
     var verbose = false
 
+    @Option(help: .hidden)
+    var testRulesetDelayMs: Int = 0
+
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
     static let maxDuration: Double = 366 * 86400
+    /// Events per key and second printed one by one on a terminal.
+    static let terminalFold = 10
+
+    /// How many identical events a second pass before folding (nil: never fold).
+    static func foldLimit(fold: Int?, noFold: Bool, json: Bool, isTerminal: Bool) -> Int? {
+        if noFold { return nil }
+        if let fold { return fold }
+        return isTerminal && !json ? terminalFold : nil
+    }
 
     static func parseHook(_ s: String) -> ResetHook? {
         switch s {
@@ -77,6 +107,12 @@ struct Trace: ParsableCommand {
         if let resetHook, Self.parseHook(resetHook) == nil {
             throw ValidationError("--reset-hook must be one of tcp_send_reset, fentry, kprobe, kfree_skb; got '\(resetHook)'")
         }
+        if let fold, fold < 1 {
+            throw ValidationError("--fold must be at least 1 (--no-fold prints every event), got \(fold)")
+        }
+        if fold != nil && noFold {
+            throw ValidationError("--fold and --no-fold cannot be used together")
+        }
         if !(0...10_000).contains(joinWindowMs) {
             throw ValidationError("--join-window-ms must be between 0 and 10000, got \(joinWindowMs)")
         }
@@ -90,31 +126,33 @@ struct Trace: ParsableCommand {
         settings.joinWindowMs = joinWindowMs
         settings.duration = duration
         settings.count = count
+        settings.rulesetDelayMs = testRulesetDelayMs
         let metricsEndpoint = try metrics.start(command: "trace", ports: settings.ports)
         defer { metricsEndpoint?.stop() }
         settings.metrics = metricsEndpoint?.counters
+        settings.aggregate = Self.foldLimit(fold: fold, noFold: noFold, json: json, isTerminal: isatty(STDOUT_FILENO) == 1)
 
-        var out: [UInt8] = []
-        out.reserveCapacity(1 << 16)
-        var readerGone = false
+        let sink = StdoutSink()
         let json = self.json
-        let summary = try TraceRunner.run(
+        var (summary, seconds) = try TraceRunner.run(
             settings,
             emit: { r in
-                if json {
-                    JSONLines.append(r, to: &out)
-                } else {
-                    out.append(contentsOf: TextFormat.line(r).utf8)
-                    out.append(0x0A)
+                sink.append { out in
+                    if json {
+                        JSONLines.append(r, to: &out)
+                    } else {
+                        out.append(contentsOf: TextFormat.line(r).utf8)
+                        out.append(0x0A)
+                    }
                 }
             },
-            tick: {
-                if !out.isEmpty {
-                    if !Output.write(fd: STDOUT_FILENO, out) { readerGone = true }
-                    out.removeAll(keepingCapacity: true)
-                }
-                return !readerGone
-            })
-        Output.stderr(summary + "\n")
+            tick: { sink.flush() })
+        if case .failed(let e) = sink.outcome {
+            summary.addUnwritten(sink.unwritten, target: "standard output")
+            Output.stderr(summary.render(durationSeconds: seconds) + "\n")
+            throw fail(Output.WriteResult.message(e, writing: "to standard output") + " (\(ErrnoName.name(e))); "
+                + "\(sink.unwritten) record\(sink.unwritten == 1 ? "" : "s") not written (free space, or write elsewhere)")
+        }
+        Output.stderr(summary.render(durationSeconds: seconds) + "\n")
     }
 }

@@ -22,11 +22,14 @@ struct TraceSettings {
     var reopenOnHUP = false
     /// Prometheus counters (--metrics-address), updated with every delivered record.
     var metrics: EventCounters? = nil
+    /// Tests only: every ruleset read takes this much longer (a slow rule source).
+    var rulesetDelayMs = 0
 }
 
 /// The tracing loop: load and attach, snapshot listeners, read the ring,
 /// attribute, and hand every final record to `emit`. `tick` runs after each
-/// poll (about every 50 ms) and returns false to stop. Returns the summary text.
+/// poll (about every 50 ms) and returns false to stop. Returns the summary
+/// (the caller adds what it could not write) and the seconds traced.
 enum TraceRunner {
     static func options(for s: TraceSettings) -> TracerOptions {
         var options = TracerOptions()
@@ -40,7 +43,8 @@ enum TraceRunner {
     /// a load failure as "trace unavailable" instead of an error); it must
     /// have been created with `options(for: s)`.
     static func run(_ s: TraceSettings, tracer prepared: Tracer? = nil,
-                    emit output: @escaping (Record) -> Void, tick: () -> Bool) throws -> String {
+                    emit output: @escaping (Record) -> Void,
+                    tick: () -> Bool) throws -> (summary: TraceSummary, seconds: Double) {
         let tracer: Tracer
         if let prepared {
             tracer = prepared
@@ -66,8 +70,12 @@ enum TraceRunner {
                                        joinWindowNs: UInt64(s.joinWindowMs) * 1_000_000, resolver: resolver)
         engine.seed(snapshot)
         engine.syscalls = SyscallState(holders: ProcfsPortHolders(), hooks: tracer.features.syscalls.hookSet)
-        engine.firewall.rules = NftRuleSource()
-        // Reason names now (one enum of the BTF libbpf already parsed); kallsyms on the first drop.
+        let rules = NftRuleSource(delayMs: s.rulesetDelayMs)
+        defer { rules.reader.stop() }
+        engine.firewall.rules = rules
+        engine.hostNetns = rules.reader.ownNetns
+        // Reason names now (one enum of the BTF libbpf already parsed); kallsyms
+        // on the first drop that needs a name, on the pipeline thread.
         engine.drops = DropState(reasons: KernelDropReasons.read(), symbols: KernelSymbolTable())
 
         // A parent may have spawned us with these signals blocked (some
@@ -89,81 +97,71 @@ enum TraceRunner {
 
         let started = bootTimeNow()
         let deadline = s.duration.map { started + UInt64($0 * 1e9) }
-        var summary = TraceSummary()
-        var emitted = 0
-        var lostSeen: UInt64 = 0
-        var keepGoing = true
-        let limit = s.count
-        var aggregator = s.aggregate.map { StormAggregator(perKeyPerWindow: $0) }
-
-        // The kernel filters what it can (no-listener RSTs); every other
-        // record is filtered here by its port.
-        let portFilter = Set(s.ports)
-        func deliver(_ r: Record) {
-            if let limit, r.kind != .lost, emitted >= limit { return }
-            summary.add(r)
-            s.metrics?.observe(r)
-            if r.kind != .lost { emitted += 1 }
-            output(r)
-        }
-        func emit(_ records: [Record]) {
-            for r in records {
-                if !portFilter.isEmpty, r.kind != .lost, !portFilter.contains(r.port ?? 0) { continue }
-                if aggregator != nil {
-                    for a in aggregator!.add(r) { deliver(a) }
-                } else {
-                    deliver(r)
-                }
+        // The ring-buffer thread (this one) only decodes and hands off; the
+        // pipeline thread attributes, enriches (which may wait on a ruleset
+        // read or a /proc walk) and writes. The caller's closures run there
+        // only, and this thread waits for it before returning.
+        let queue = HandoffQueue<PipelineItem>(capacity: Self.queueCapacity)
+        let summary = try withoutActuallyEscaping(tick) { tick in
+            let stage = PipelineStage(settings: s, engine: engine, output: output, tick: tick)
+            let pipeline: WorkerThread
+            do {
+                pipeline = try WorkerThread(name: "synsight-pipe") { stage.run(queue) }
+            } catch {
+                throw fail("cannot start the pipeline thread: \(error)")
             }
-        }
-        func checkLost(now: UInt64) {
-            let lost = tracer.lostEvents()
-            if lost > lostSeen {
-                emit([Record(ts: engine.clock.epoch(now), kind: .lost,
-                             evidence: [("where", .string("ring buffer full"))],
-                             hint: "the consumer fell behind: filter with --port, or enlarge the ring buffer",
-                             count: lost - lostSeen)])
-                lostSeen = lost
+            defer {
+                queue.close()
+                pipeline.join()
             }
+            try readRing(tracer, into: queue, rules: rules, stage: stage, deadline: deadline)
+            return stage.summary
         }
+        return (summary, Double(bootTimeNow() - started) / 1e9)
+    }
 
-        var lastLostCheck = started
+    /// At most this many decoded events wait for the pipeline (beyond it a
+    /// batch is dropped and counted: the ring-buffer thread never blocks).
+    static let queueCapacity = 65_536
+
+    /// The ring-buffer thread: decode, pin what may vanish, hand off.
+    static func readRing(_ tracer: Tracer, into queue: HandoffQueue<PipelineItem>, rules: NftRuleSource,
+                         stage: PipelineStage, deadline: UInt64?) throws {
+        var batch: [PipelineItem] = []
+        var lastLostCheck = bootTimeNow()
         do {
             try tracer.run(
                 onRecord: { raw in
                     do {
                         let event = try EventDecoder.decode(raw)
-                        emit(engine.ingest(event))
+                        // A drop's namespace may be deleted before the record
+                        // is decided: pin it now (the reader opens it at once).
+                        if case .firewallDrop(let d) = event { rules.pin(netns: d.netns) }
+                        batch.append(.event(event))
                     } catch {
-                        summary.addUndecodable()
-                        if s.verbose { Output.stderr("synsight: skipped a record: \(error)\n") }
+                        batch.append(.undecodable("\(error)"))
                     }
                 },
                 onTick: {
                     let now = bootTimeNow()
-                    emit(engine.expire(now: now))
-                    if let a = aggregator?.expire(nowEpochNs: engine.clock.epoch(now)) { for r in a { deliver(r) } }
+                    queue.push(batch)
+                    batch.removeAll(keepingCapacity: true)
+                    var control: [PipelineItem] = [.tick(now)]
                     if now - lastLostCheck >= 1_000_000_000 {
-                        checkLost(now: now)
+                        control.append(.lost(tracer.lostEvents()))
                         lastLostCheck = now
                     }
-                    keepGoing = tick()
+                    queue.push(control, droppable: false)
                 },
                 shouldStop: {
-                    if stopRequested.load(ordering: .relaxed) || !keepGoing { return true }
-                    if let limit, emitted >= limit { return true }
+                    if stopRequested.load(ordering: .relaxed) || stage.stopWanted.load(ordering: .relaxed) { return true }
                     if let deadline, bootTimeNow() >= deadline { return true }
                     return false
                 })
         } catch {
-            _ = tick()
             throw fail(error.description)
         }
-        emit(engine.finish())
-        if let a = aggregator?.finish() { for r in a { deliver(r) } }
-        checkLost(now: bootTimeNow())
-        _ = tick()
-        let elapsed = Double(bootTimeNow() - started) / 1e9
-        return summary.render(durationSeconds: elapsed)
+        queue.push(batch)
+        queue.push([.lost(tracer.lostEvents())], droppable: false)
     }
 }

@@ -62,7 +62,9 @@ func synsight(_ args: String..., timeout: TimeInterval = 30) throws -> RunResult
     try run(args, timeout: timeout)
 }
 
-func run(_ args: [String], timeout: TimeInterval = 30) throws -> RunResult {
+/// `stdoutPath`: standard output goes there instead (e.g. /dev/full; then
+/// `RunResult.stdout` is empty).
+func run(_ args: [String], timeout: TimeInterval = 30, stdoutPath: String? = nil) throws -> RunResult {
     let exe = try synsightExecutable()
     let fm = FileManager.default
     let dir = fm.temporaryDirectory.appendingPathComponent("synsight-cli-\(UUID().uuidString)")
@@ -72,7 +74,7 @@ func run(_ args: [String], timeout: TimeInterval = 30) throws -> RunResult {
     let errURL = dir.appendingPathComponent("stderr")
     _ = fm.createFile(atPath: outURL.path, contents: nil)
     _ = fm.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL)
+    let out = try FileHandle(forWritingTo: stdoutPath.map { URL(fileURLWithPath: $0) } ?? outURL)
     let err = try FileHandle(forWritingTo: errURL)
 
     let p = Process()
@@ -187,15 +189,43 @@ struct CLITests {
         #expect(first.contains(message), "error line for \(args) is: \(first)")
     }
 
-    /// A negative number after a space is read as an option by the parser:
-    /// it still fails, and still names the option.
-    @Test(arguments: [["trace", "--duration", "-1"], ["trace", "--count", "-1"], ["trace", "--port", "-1"]])
-    func negativeValueAfterSpaceFails(args: [String]) throws {
+    /// A negative number after a space is the option's value (not a
+    /// "Missing value" for an option it looks like): the error says what is
+    /// wrong with it.
+    @Test(arguments: [
+        (["trace", "--duration", "-1"], "--duration must be a positive number of seconds up to 31622400 (one year), got -1.0"),
+        (["trace", "--count", "-1"], "--count must be a positive number, got -1"),
+        (["trace", "--port", "-1"], "--port must be between 1 and 65535, got -1"),
+        (["trace", "--join-window-ms", "-5"], "--join-window-ms must be between 0 and 10000, got -5"),
+        (["trace", "--fold", "-2"], "--fold must be at least 1 (--no-fold prints every event), got -2"),
+        (["trace", "--metrics-max-ports", "-1"], "--metrics-max-ports must be between 1 and 10000, got -1"),
+        (["record", "--dir", "/nonexistent", "--max-files", "-1"], "--max-files must be at least 1, got -1"),
+        (["record", "--dir", "/nonexistent", "--aggregate", "-1"], "--aggregate must be 0 or more, got -1"),
+        (["record", "--dir", "/nonexistent", "--flush-interval-ms", "-1"], "--flush-interval-ms must be between 10 and 60000, got -1"),
+        (["record", "--dir", "/nonexistent", "--max-age", "-1d"], "--max-age must be a positive duration (e.g. 3600, 30m, 12h, 7d), got '-1d'"),
+        (["record", "--dir", "/nonexistent", "--max-file-size", "-1"], "--max-file-size must be at least 4096 bytes (e.g. 64M), got '-1'"),
+        (["explain", "8080", "--duration", "-1"], "--duration must be between 0 and 3600 seconds, got -1.0"),
+    ])
+    func negativeValueAfterSpaceIsAValue(args: [String], message: String) throws {
         let r = try run(args)
         #expect(r.status == usageError)
-        let first = try #require(r.stderrLines.first)
-        #expect(first.hasPrefix("Error: "))
-        #expect(first.contains(args[1]), "error line for \(args) is: \(first)")
+        #expect(r.stderrLines.first == "Error: \(message)", "for \(args): \(r.stderr)")
+    }
+
+    /// Numbers too large for the option (or for 64 bits) say so and give the
+    /// maximum, instead of claiming they are too small.
+    @Test(arguments: [
+        (["record", "--dir", "/nonexistent", "--max-file-size", "99999999999G"], "--max-file-size is too large: at most 1024G, got '99999999999G'"),
+        (["record", "--dir", "/nonexistent", "--max-file-size", "99999999999999999999"], "--max-file-size is too large: at most 1024G, got '99999999999999999999'"),
+        (["record", "--dir", "/nonexistent", "--max-file-size", "1025G"], "--max-file-size is too large: at most 1024G, got '1025G'"),
+        (["record", "--dir", "/nonexistent", "--max-age", "99999999999999999d"], "--max-age is too large: at most 36500d, got '99999999999999999d'"),
+        (["record", "--dir", "/nonexistent", "--max-file-size", "12Q"], "--max-file-size must be at least 4096 bytes (e.g. 64M), got '12Q'"),
+        (["trace", "--fold", "3", "--no-fold"], "--fold and --no-fold cannot be used together"),
+    ])
+    func outOfRangeValuesSayWhatIsWrong(args: [String], message: String) throws {
+        let r = try run(args)
+        #expect(r.status == usageError)
+        #expect(r.stderrLines.first == "Error: \(message)", "for \(args): \(r.stderr)")
     }
 
     @Test func seventeenDistinctPortsFail() throws {

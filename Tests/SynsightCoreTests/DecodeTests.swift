@@ -319,8 +319,10 @@ struct DecodeRecordTests {
             Issue.record("expected listen")
             return
         }
-        #expect(c.task.comm == "f\u{FFFD}o\u{1B}[31m\n\u{07}")
-        #expect(TerminalText.escape(c.task.comm) == "f\u{FFFD}o\\x1b[31m\\x0a\\x07")
+        // Kept recoverable in the escaped form of NameBytes, not as U+FFFD.
+        #expect(c.task.comm == #"f\xffo\x1b[31m\x0a\x07"#)
+        #expect(NameBytes.bytes(c.task.comm) == comm)
+        #expect(TerminalText.escape(c.task.comm) == #"f\\xffo\\x1b[31m\\x0a\\x07"#)
     }
 
     @Test func commStopsAtFirstNUL() throws {

@@ -223,6 +223,122 @@ struct ExplainFirewallTests {
     }
 }
 
+/// A Docker-like host: input accepts, forward drops by policy and through a
+/// regular chain it jumps to; optionally a chain shared by input and forward
+/// (dropping one source address), and a DNAT of port 8080 to another address.
+enum ForwardFixture {
+    static func json(dnat: Bool = false, shared: Bool = true) -> String {
+        var items = [
+            #"{"chain": {"family": "inet", "table": "filter", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}"#,
+            #"{"chain": {"family": "inet", "table": "filter", "name": "forward", "handle": 2, "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}}"#,
+            #"{"chain": {"family": "inet", "table": "filter", "name": "user", "handle": 3}}"#,
+            #"{"chain": {"family": "inet", "table": "filter", "name": "shared", "handle": 4}}"#,
+            #"{"rule": {"family": "inet", "table": "filter", "chain": "forward", "handle": 5, "expr": [{"jump": {"target": "user"}}]}}"#,
+            #"{"rule": {"family": "inet", "table": "filter", "chain": "forward", "handle": 6, "expr": [{"jump": {"target": "shared"}}]}}"#,
+            #"{"rule": {"family": "inet", "table": "filter", "chain": "input", "handle": 7, "expr": [{"jump": {"target": "shared"}}]}}"#,
+            #"{"rule": {"family": "inet", "table": "filter", "chain": "user", "handle": 8, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}, {"drop": null}]}}"#,
+        ]
+        if shared {
+            items.append(#"{"rule": {"family": "inet", "table": "filter", "chain": "shared", "handle": 9, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "192.0.2.1"}}, {"drop": null}]}}"#)
+        }
+        if dnat {
+            items += [
+                #"{"chain": {"family": "ip", "table": "nat", "name": "pre", "handle": 20, "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}"#,
+                #"{"rule": {"family": "ip", "table": "nat", "chain": "pre", "handle": 21, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}, {"dnat": {"addr": "10.0.0.2", "port": 80}}]}}"#,
+                #"{"rule": {"family": "ip", "table": "nat", "chain": "pre", "handle": 22, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 9090}}, {"redirect": {"port": 9091}}]}}"#,
+            ]
+        }
+        return #"{"nftables": ["# + items.joined(separator: ",\n") + "]}"
+    }
+
+    static func ruleset(dnat: Bool = false, shared: Bool = true) -> NftRuleset { NftRuleset(json: json(dnat: dnat, shared: shared))! }
+}
+
+@Suite("explain: forward-hook rules and local listeners")
+struct ExplainForwardTests {
+    typealias F = ExplainFixture
+
+    @Test("forward chains and the regular chains only they jump to see forwarded traffic only; a shared chain does not")
+    func forwardedOnly() throws {
+        let m = ForwardFixture.ruleset().portMatches(port: 8080)
+        let policy = try #require(m.first { $0.rule.verdict == .policyDrop && $0.rule.chain == "forward" })
+        #expect(policy.forwardedOnly && policy.hook == "forward")
+        #expect(policy.conditions.contains(PortRuleMatch.forwardedCondition))
+        let user = try #require(m.first { $0.rule.handle == 8 })
+        #expect(user.forwardedOnly && user.hook == nil)
+        #expect(user.conditions.contains(PortRuleMatch.forwardedCondition))
+        let shared = try #require(m.first { $0.rule.handle == 9 })
+        #expect(!shared.forwardedOnly, "input jumps to it too")
+    }
+
+    @Test("jumps are followed through regular chains, and a jump cycle ends")
+    func jumpChains() throws {
+        let json = #"""
+        {"nftables": [{"chain": {"family": "ip", "table": "t", "name": "fwd", "handle": 1, "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}},
+        {"chain": {"family": "ip", "table": "t", "name": "a", "handle": 2}},
+        {"chain": {"family": "ip", "table": "t", "name": "b", "handle": 3}},
+        {"chain": {"family": "ip", "table": "t", "name": "orphan", "handle": 4}},
+        {"rule": {"family": "ip", "table": "t", "chain": "fwd", "handle": 5, "expr": [{"jump": {"target": "a"}}]}},
+        {"rule": {"family": "ip", "table": "t", "chain": "a", "handle": 6, "expr": [{"goto": {"target": "b"}}]}},
+        {"rule": {"family": "ip", "table": "t", "chain": "b", "handle": 7, "expr": [{"jump": {"target": "a"}}]}},
+        {"rule": {"family": "ip", "table": "t", "chain": "b", "handle": 8, "expr": [{"drop": null}]}},
+        {"rule": {"family": "ip", "table": "t", "chain": "orphan", "handle": 9, "expr": [{"drop": null}]}}]}
+        """#
+        let rs = try #require(NftRuleset(json: json))
+        #expect(rs.hooksReaching()["ip t b"] == ["forward"])
+        let m = rs.portMatches(port: 8080)
+        #expect(m.first { $0.rule.handle == 8 }?.forwardedOnly == true, "reached through a, by goto")
+        #expect(m.first { $0.rule.handle == 9 }?.forwardedOnly == false, "no chain jumps to it: as before")
+    }
+
+    @Test("DNAT rules of a port: dnat names them, a redirect or another port does not")
+    func dnat() {
+        #expect(ForwardFixture.ruleset(dnat: true).dnatRules(port: 8080) == [21])
+        #expect(ForwardFixture.ruleset(dnat: true).dnatRules(port: 9090).isEmpty, "a redirect stays local")
+        #expect(ForwardFixture.ruleset(dnat: true).dnatRules(port: 8081).isEmpty)
+        #expect(ForwardFixture.ruleset().dnatRules(port: 8080).isEmpty)
+    }
+
+    func analyze(_ rs: NftRuleset, listenerNetns: UInt32 = F.ns) -> ExplainReport {
+        let l = F.listener(.any6, family: .ipv6, v6only: false, netns: listenerNetns)
+        let namespaces = listenerNetns == F.ns ? [F.namespace(firewall: .ruleset(rs))]
+            : [F.namespace(firewall: .ruleset(rs)), F.namespace(F.other, name: "app")]
+        return Explain.analyze(F.input([l], namespaces: namespaces))
+    }
+
+    @Test("a local listener behind a forward chain with policy drop: healthy, no firewall finding, no rule listed")
+    func localListener() {
+        let r = analyze(ForwardFixture.ruleset(shared: false))
+        #expect(r.status == .healthy, "\(r.findings.map(\.message))")
+        #expect(r.findings.isEmpty, "\(r.findings.map(\.message))")
+        #expect((r.firewall[F.ns] ?? []).isEmpty)
+        #expect(r.summary.contains("no firewall rule stops it"), "\(r.summary)")
+        // A chain input jumps to still counts, even when forward jumps to it too.
+        let shared = analyze(ForwardFixture.ruleset())
+        #expect(shared.findings.map(\.code) == ["firewall_drop"], "\(shared.findings.map(\.message))")
+        #expect(shared.findings.first?.message.contains("handle 9") == true)
+        #expect(shared.findings.first?.severity == .warning)
+    }
+
+    @Test("the port DNATed elsewhere: the forward rules are kept, as information naming the DNAT")
+    func dnatKeepsThem() throws {
+        let r = analyze(ForwardFixture.ruleset(dnat: true, shared: false))
+        #expect(r.status == .healthy, "\(r.findings.map(\.message))")
+        let policy = try #require(r.findings.first { $0.message.hasPrefix("policy drop of chain inet filter forward") })
+        #expect(policy.severity == .info)
+        #expect(policy.message.contains("only if the DNAT of handle 21"), "\(policy.message)")
+        #expect(r.findings.first { $0.message.contains("handle 8") }?.severity == .info)
+        #expect(!r.findings.contains { $0.severity != .info && $0.message.contains("forward") })
+    }
+
+    @Test("no listener in the namespace (traffic may be routed through it): forward rules stay, as information")
+    func routedThrough() throws {
+        let r = analyze(ForwardFixture.ruleset(), listenerNetns: F.other)
+        let policy = try #require(r.findings.first { $0.message.hasPrefix("policy drop of chain inet filter forward") })
+        #expect(policy.severity == .info)
+    }
+}
+
 // MARK: - verdicts
 
 enum ExplainFixture {

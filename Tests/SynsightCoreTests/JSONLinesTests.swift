@@ -221,7 +221,7 @@ struct JSONLinesTests {
             "refusal", "drop", "bind_failure", "connect_failure", "overflow", "denial", "lost", "summary"])
         #expect(Set(NoListenerCause.allCases.map(\.rawValue)) == [
             "never_listened", "listener_closed", "listener_exited", "bound_to_other_address",
-            "family_mismatch", "other_netns"])
+            "family_mismatch", "other_netns", "wrong_port"])
     }
 }
 
@@ -346,5 +346,20 @@ struct TextFormatTests {
     @Test func lostLine() {
         let line = TextFormat.line(Record(ts: 1_700_000_000_123_456_789, kind: .lost, hint: "filter\u{1B}", count: 17))
         #expect(line == "22:13:20.123456  LOST     17 event(s) lost: filter\\x1b")
+    }
+
+    /// `trace --fold` on a terminal: the folded rest of a second is one line
+    /// that says what it folds and how many, in the kind it folds.
+    @Test func foldedSummaryLine() throws {
+        var a = StormAggregator(perKeyPerWindow: 2)
+        var out: [Record] = []
+        for i in 0..<1236 { out += a.add(sampleRecord(i)) }
+        out += a.finish()
+        let folded = try #require(out.last)
+        let line = TextFormat.line(folded)
+        #expect(line.hasPrefix("22:13:20.000001  REFUSAL   port 8080  no_listener/never_listened  "), "\(line)")
+        #expect(line.contains("process svc[7]"))
+        #expect(line.hasSuffix("  … ×1234 more in the last 1s"), "\(line)")
+        #expect(!line.contains("|"), "the hint is on the lines printed one by one")
     }
 }

@@ -160,7 +160,8 @@ struct RecorderCompressionTests {
         let r = recorder(dir, compress: false)
         try r.open()
         r.close()
-        #expect(names(dir) == ["synsight-20260101T000000Z.jsonl", "synsight-20260102T000000Z.jsonl.gz",
+        // The lock file stays (it only holds a pid); the lock itself went with close().
+        #expect(names(dir) == [RecorderLock.fileName, "synsight-20260101T000000Z.jsonl", "synsight-20260102T000000Z.jsonl.gz",
                                "synsight-20260103T000000Z.jsonl", "synsight.jsonl"])
         #expect(r.startupNotes.count == 3, "\(r.startupNotes)")
         #expect(r.startupNotes.contains { $0.contains("20260101T000000Z.jsonl.gz.tmp") && $0.contains("unfinished") })
@@ -172,7 +173,8 @@ struct RecorderCompressionTests {
         try r2.open()
         #expect(poll { !names(dir).contains { RecordingFiles.rotatedBase($0)?.compressed == false } }, "\(names(dir))")
         r2.close()
-        #expect(names(dir) == ["synsight-20260101T000000Z.jsonl.gz", "synsight-20260102T000000Z.jsonl.gz",
+        // Compression and retention leave the lock file alone.
+        #expect(names(dir) == [RecorderLock.fileName, "synsight-20260101T000000Z.jsonl.gz", "synsight-20260102T000000Z.jsonl.gz",
                                "synsight-20260103T000000Z.jsonl.gz", "synsight.jsonl"])
         #expect(recordedLines(dir).count == 900)
     }

@@ -21,6 +21,19 @@ struct TraceSummaryTests {
         #expect(s.render(durationSeconds: 1) == "synsight: 0 events in 1.0s, 0 events lost")
     }
 
+    @Test func recordsNotWrittenAreNamedApartFromRingBufferLosses() {
+        var s = TraceSummary()
+        for _ in 0..<10 { s.add(refusal(port: 8080, cause: "never_listened")) }
+        s.addUnwritten(10, target: "standard output")
+        let first = s.render(durationSeconds: 2).split(separator: "\n").first.map(String.init)
+        // Never "0 events lost" alone when output was lost.
+        #expect(first == "synsight: 10 events in 2.0s, 0 events lost in the ring buffer, 10 records not written to standard output")
+        s.add(Record(ts: 0, kind: .lost, count: 3))
+        s.addUnwritten(1, target: "standard output")
+        #expect(s.render(durationSeconds: 2).hasPrefix(
+            "synsight: 10 events in 2.0s, 3 events lost in the ring buffer, 11 records not written to standard output\n"))
+    }
+
     @Test func countsPerPortReasonCause() {
         var s = TraceSummary()
         s.add(refusal(port: 8080, cause: "never_listened"))

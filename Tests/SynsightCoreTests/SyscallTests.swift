@@ -6,7 +6,7 @@ import Testing
 // bytes, attribution of each reason from synthetic events, SELinux
 // permission decoding. SELinux is not active on the CI machine: the AVC
 // records here are what selinux_audited delivers on an enforcing host
-// (kernel-facts §6).
+// (docs/kernel-notes.md §6).
 
 func sockcallRecord(op: syn_sockcall_op = SYN_CALL_BIND, ret: Int32 = -98,
                     local: [UInt8] = mapped(127, 0, 0, 1), lport: UInt16 = 8080,

@@ -204,6 +204,7 @@ struct BindFailureTests {
         }, "\(text())")
         kill(p.processIdentifier, SIGINT)
         #expect(waitUntil(timeout: 10) { !p.isRunning })
+        RecordSchema.check(lines: text(), "synsight trace --json (raw syscall entry)", objectsOnly: true)
     }
 
     @Test("ephemeral ports exhausted: connect() -> EADDRNOTAVAIL with a 2-port ip_local_port_range")

@@ -87,4 +87,32 @@ struct DoctorTests {
         #expect(text.hasPrefix("synsight: error:"))
         #expect(text.contains("sudo") || text.contains("CAP_BPF"))
     }
+
+    /// Without privileges a probe's EPERM says nothing about the kernel:
+    /// doctor must say it needs root and which checks could not run, not
+    /// report hooks or reasons as missing.
+    @Test("not root: doctor says it needs root and names the checks it could not run, blaming no kernel feature")
+    func doctorWithoutRoot() throws {
+        try Privileged.check()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all", TraceSession.binary, "doctor"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 1)
+        let lines = text.split(separator: "\n").map(String.init)
+        let headline = try #require(lines.first { $0.hasPrefix("synsight doctor needs root") }, "\(text)")
+        #expect(headline.contains("could not run (tp_btf/tcp_send_reset, "), "\(headline)")
+        let hook = try #require(lines.first { $0.contains("tp_btf/tcp_send_reset (no-socket)") })
+        #expect(hook.hasPrefix("  ?  "), "\(hook)")
+        #expect(hook.contains("not probed, needs root"), "\(hook)")
+        let noListener = try #require(lines.first { $0.hasPrefix("  no_listener ") })
+        #expect(noListener.contains("UNKNOWN -- not probed without root"), "\(noListener)")
+        #expect(!text.contains("UNAVAILABLE"), "a reason is reported missing without having been probed: \(text)")
+        #expect(!text.contains("EPERM"), "\(text)")
+    }
 }

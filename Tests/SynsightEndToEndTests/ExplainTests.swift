@@ -66,6 +66,9 @@ struct ExplainTests {
                 throw CommandFailure(description: "explain printed no JSON object (status \(process.terminationStatus)): \(text) \(stderr)")
             }
             #expect(text.hasSuffix("}\n") && text.filter { $0 == "\n" }.count == 1, "one JSON object on one line")
+            if let records = (obj["recent"] as? [String: Any])?["records"] as? [Any] {
+                RecordSchema.check(objects: records, "explain --json recent.records")
+            }
             return (process.terminationStatus, Report(raw: obj, text: text))
         }
     }
@@ -366,6 +369,38 @@ struct ExplainTests {
         #expect(cond.evidence(c)["confidence"] as? String == "conditional")
         #expect((cond.evidence(c)["conditions"] as? [String])?.contains { $0.contains("10.0.0.0/8") } == true, "\(c)")
         _ = listeners
+    }
+
+    @Test("a forward chain with policy drop and a local listener: healthy, no firewall finding (forward sees routed traffic only)")
+    func forwardPolicyLocalListener() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let listener = try Peer(listenIn: ns, addr: "0.0.0.0", port: port)
+        try sh(["ip", "netns", "exec", ns.name, "nft",
+                "add table inet filter; "
+                + "add chain inet filter input { type filter hook input priority 0; policy accept; }; "
+                + "add chain inet filter forward { type filter hook forward priority 0; policy drop; }; "
+                + "add chain inet filter fwd_user; "
+                + "add rule inet filter forward jump fwd_user; "
+                + "add rule inet filter fwd_user tcp dport \(port) drop"])
+        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "1.5"])
+        try run.waitForTrace()
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        #expect(c.errno == 0, "the forward chain must not stop a local connection")
+        let (status, r) = try run.finish()
+
+        #expect(r.status == "healthy", "\(r)")
+        #expect(status == 0)
+        #expect(r.serious.isEmpty, "\(r.serious)")
+        let fw = r.findings.filter { ($0["code"] as? String)?.hasPrefix("firewall_") == true }
+        #expect(fw.isEmpty, "forward-hook rules reported for a local listener: \(fw)")
+        #expect(r.summary.contains("no firewall rule stops it"), "\(r.summary)")
+        #expect(r.summary.contains("pid \(listener.pid)"))
+        let me = try #require(r.namespaces.first { $0["netns"] as? Int == ns.inode })
+        let firewall = me["firewall"] as? [String: Any]
+        #expect(firewall?["checked"] as? Bool == true, "the ruleset was read: \(me)")
+        #expect((firewall?["rules"] as? [Any])?.isEmpty == true, "\(me)")
     }
 
     // MARK: healthy, degraded modes, errors

@@ -33,7 +33,9 @@ struct RecordTests {
         /// Every line of every file, each required to parse.
         func records() -> [[String: Any]] {
             var out: [[String: Any]] = []
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasSuffix(".jsonl") {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl") }
+            RecordSchema.check(files: names.map { dir + "/" + $0 }, "synsight record")
+            for name in names {
                 let text = (try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)) ?? ""
                 #expect(text.isEmpty || text.hasSuffix("\n"), "\(name) does not end with a whole line")
                 for line in text.split(separator: "\n") {
@@ -163,6 +165,7 @@ struct RecordTests {
         let text = (try? String(contentsOfFile: inside + "/synsight.jsonl", encoding: .utf8)) ?? ""
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
+        RecordSchema.check(lines: text, "synsight record (disk full)")
         var written = 0
         var lost = 0
         for line in text.split(separator: "\n") {

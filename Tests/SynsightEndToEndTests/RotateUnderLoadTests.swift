@@ -37,6 +37,7 @@ struct RotateUnderLoadTests {
     /// synsight), each required to be a whole JSON object.
     func records(_ dir: String, _ files: Files) throws -> [[String: Any]] {
         var out: [[String: Any]] = []
+        RecordSchema.check(files: (files.plain + files.gz).map { dir + "/" + $0 }, "synsight record --compress")
         for name in files.plain + files.gz {
             let path = dir + "/" + name
             let text = name.hasSuffix(".gz") ? try sh(["gzip", "-dc", "--", path])

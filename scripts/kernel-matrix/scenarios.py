@@ -1607,6 +1607,10 @@ def main():
                 ok &= run_scenario(emit, k, trace, pas, n, r, fn, doctor)
         finally:
             summary = trace.stop()
+            # Every record synsight wrote, for the host to validate against
+            # docs/schema/synsight-record-v1.schema.json (kernel-matrix.sh).
+            for rec in trace.records():
+                emit({"type": "record", "pass": pas, "record": rec})
             trace.remove_files()
         emit({"type": "trace", "pass": pas, "stderr": summary[-4000:]})
     emit({"type": "done"})

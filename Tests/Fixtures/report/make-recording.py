@@ -40,24 +40,29 @@ def overflow(sec, frac):
             "cause": "listener_not_accepting", "port": 9090, "family": "ipv6", "netns": 4026531833,
             "local": {"addr": "::1", "port": 9090}, "remote": {"addr": "::1", "port": 50000 + sec},
             "process": java,
-            "evidence": {"accept_queue": 129, "max_backlog": 128, "somaxconn": 4096, "stage": "syn",
-                         "hook": "tp/skb/consume_skb"},
+            "evidence": {"stage": "syn", "accept_queue": 129, "max_backlog": 128, "syn_queue": 0,
+                         "somaxconn": 4096, "listener_drops": 3,
+                         "method": "tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops"},
             "hint": "java (pid 4321) does not accept fast enough: accept queue 129/128"}
 
 def firewall(sec):
-    return {"v": 1, "ts": ts(sec), "kind": "drop", "reason": "firewall_drop", "cause": "nft_rule",
+    return {"v": 1, "ts": ts(sec), "kind": "drop", "reason": "firewall_drop",
             "port": 5432, "family": "ipv4", "netns": 4026531833,
             "local": {"addr": "10.0.0.1", "port": 5432}, "remote": {"addr": "10.0.0.9", "port": 33000 + sec},
-            "evidence": {"table": "inet filter", "chain": "input", "handle": 17,
-                         "rule": "tcp dport 5432 ip saddr != 10.0.0.0/29 drop", "hook": "tp/skb/kfree_skb"},
+            "evidence": {"method": "retransmission", "chain_hook": "input", "mark": 0, "drops": 2,
+                         "table": "inet filter", "chain": "input", "handle": 17,
+                         "rule": "tcp dport 5432 ip saddr != 10.0.0.0/29 drop", "rule_method": "ruleset_match",
+                         "hook": "tp_btf/kfree_skb (NETFILTER_DROP)"},
             "hint": "nft rule 'tcp dport 5432 ip saddr != 10.0.0.0/29 drop' (table inet filter, chain input, handle 17) dropped the SYN"}
 
 def lsm(sec):
     return {"v": 1, "ts": ts(sec), "kind": "denial", "reason": "lsm_denied", "cause": "selinux",
             "port": 8443, "family": "ipv4", "netns": 4026531833,
             "local": {"addr": "0.0.0.0", "port": 8443}, "process": evil,
-            "evidence": {"lsm": "selinux", "scontext": "system_u:system_r:httpd_t:s0",
-                         "tclass": "tcp_socket", "perm": "name_bind", "note": "a&b <i>not html</i>"},
+            "evidence": {"call": "bind", "errno": "EACCES", "protocol": "tcp",
+                         "scontext": "system_u:system_r:httpd_t:s0", "tcontext": "system_u:object_r:unreserved_port_t:s0",
+                         "tclass": "tcp_socket", "permissions": ["name_bind"], "requested": ["name_bind"],
+                         "mode": "enforcing", "result": -13, "note": "a&b <i>not html</i>"},
             "hint": "SELinux denied name_bind on port 8443: semanage port -a -t http_port_t -p tcp 8443"}
 
 rotated, active = [], []

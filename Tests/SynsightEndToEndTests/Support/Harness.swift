@@ -145,11 +145,10 @@ final class Peer {
     }
 
     /// One connect() from inside `ns`; returns the connecting PID and errno.
-    /// `source`: bind to this local address first.
     static func connect(from ns: NetNS, addr: String, port: Int, timeout: Double = 3,
-                        source: String? = nil) throws -> (pid: Int, errno: Int) {
+                        extra: [String] = []) throws -> (pid: Int, errno: Int) {
         let out = try sh(["ip", "netns", "exec", ns.name, "/usr/bin/python3", script, "connect", addr, String(port),
-                          "--timeout", String(timeout)] + (source.map { ["--source", $0] } ?? []))
+                          "--timeout", String(timeout)] + extra)
         let f = out.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
         guard f.count == 2 else { throw CommandFailure(description: "bad connect output: \(out)") }
         return (f[0], f[1])
@@ -188,6 +187,8 @@ final class TraceSession {
     let process = Process()
     let outFile: URL
     let errFile: URL
+    /// The records were checked against the schema (at stop, or at deinit).
+    var validated = false
 
     init(_ args: [String]) throws {
         let tmp = FileManager.default.temporaryDirectory
@@ -208,6 +209,7 @@ final class TraceSession {
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        if !validated { RecordSchema.check(files: [outFile.path], "synsight trace --json") }
         try? FileManager.default.removeItem(at: outFile)
         try? FileManager.default.removeItem(at: errFile)
     }
@@ -240,15 +242,19 @@ final class TraceSession {
         return found
     }
 
-    /// Ctrl-C; returns the summary printed on stderr.
+    /// Ctrl-C; returns the summary printed on stderr. Every record of the
+    /// session is then validated against the schema (failures point here, at
+    /// the caller's line).
     @discardableResult
-    func stop() -> String {
+    func stop(sourceLocation: SourceLocation = #_sourceLocation) -> String {
         kill(process.processIdentifier, SIGINT)
         if !waitUntil(timeout: 10, { !process.isRunning }) {
             Issue.record("synsight trace did not exit within 10 s of SIGINT")
             kill(process.processIdentifier, SIGKILL)
         }
         process.waitUntilExit()
+        RecordSchema.check(files: [outFile.path], "synsight trace --json", sourceLocation: sourceLocation)
+        validated = true
         return stderr
     }
 }
@@ -259,4 +265,62 @@ func randomPort() -> Int { Int.random(in: 20000...29999) }
 func tempDir() -> String {
     var template = Array((NSTemporaryDirectory() + "synsight-e2e-rec-XXXXXX").utf8CString)
     return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+}
+
+/// The published JSON Lines contract, docs/schema/synsight-record-v1.schema.json:
+/// every record a test gets from `trace --json`, `record` or `explain --json`
+/// is validated against it with check-jsonschema (scripts/check-records.py,
+/// one run per call: its start-up is ~0.5 s). A record that does not match
+/// fails the test with the record and the schema's message.
+enum RecordSchema {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/../../.."
+
+    /// Validates JSON Lines files (.jsonl or .jsonl.gz).
+    static func check(files: [String], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        guard !files.isEmpty else { return }
+        let py = repo + "/.venv-tests/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: py) else {
+            Issue.record("\(py) is missing: run scripts/install-deps.sh (it installs check-jsonschema)", sourceLocation: sourceLocation)
+            return
+        }
+        let p = Process()
+        // Through /usr/bin/env: Process resolves symlinks, and a venv's python must start by its own path.
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [py, repo + "/scripts/check-records.py"] + files
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        do { try p.run() } catch {
+            Issue.record("check-records.py did not start: \(error)", sourceLocation: sourceLocation)
+            return
+        }
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        if p.terminationStatus != 0 {
+            Issue.record("records of \(what) do not match docs/schema/synsight-record-v1.schema.json:\n\(out)",
+                         sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Validates JSON Lines text; lines that are not JSON objects are skipped
+    /// only when `objectsOnly` (output mixed with stderr).
+    static func check(lines text: String, _ what: String, objectsOnly: Bool = false,
+                      sourceLocation: SourceLocation = #_sourceLocation) {
+        let lines = text.split(separator: "\n").filter { !objectsOnly || $0.hasPrefix("{") }
+        guard !lines.isEmpty else { return }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-records-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        guard FileManager.default.createFile(atPath: file.path, contents: Data((lines.joined(separator: "\n") + "\n").utf8)) else {
+            Issue.record("cannot write \(file.path) to validate the records of \(what)", sourceLocation: sourceLocation)
+            return
+        }
+        check(files: [file.path], what, sourceLocation: sourceLocation)
+    }
+
+    /// Validates JSON values already parsed (explain's embedded records).
+    static func check(objects: [Any], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let lines = objects.compactMap { try? JSONSerialization.data(withJSONObject: $0) }.map { String(decoding: $0, as: UTF8.self) }
+        if lines.count != objects.count { Issue.record("\(what): a record is not a JSON object", sourceLocation: sourceLocation) }
+        check(lines: lines.joined(separator: "\n"), what, sourceLocation: sourceLocation)
+    }
 }

@@ -8,6 +8,14 @@ test's network namespaces with `ip netns exec`. Standard library only.
   peer.py connect ADDR PORT [--timeout SEC] [--source ADDR]
       one connect() (bound to ADDR first with --source); print "<pid> <errno>"
       (0 on success).
+
+Options for any command (untrusted names, raw bytes given in hex):
+  --comm-hex HEX          set the process name (comm) to these bytes first,
+                          by writing /proc/self/comm
+  --exe-in DIR --exe-dir-hex HEX
+                          first re-exec the interpreter from DIR/<bytes>/python3
+                          (a hard link, else a copy), so /proc/<pid>/exe is a
+                          path with those bytes; the test removes DIR
 """
 import errno
 import os
@@ -175,6 +183,22 @@ def cmd_exhaust(addr, port, n):
     print(os.getpid(), sys_errno(lambda: s.connect((addr, port))), len(held), flush=True)
 
 
+def cmd_storm(addr, port, n):
+    """n connects one after another, each on a new socket; prints the pid
+    and how many were refused (ECONNREFUSED) and how many failed otherwise."""
+    refused = other = 0
+    for _ in range(n):
+        s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+        s.settimeout(2)
+        code = sys_errno(lambda: s.connect((addr, port)))
+        s.close()
+        if code == errno.ECONNREFUSED:
+            refused += 1
+        elif code != 0:
+            other += 1
+    print(os.getpid(), refused, other, flush=True)
+
+
 def extra(args):
     opts = [a for a in args if a.startswith("--")]
     pos = [a for a in args if not a.startswith("--")]
@@ -187,14 +211,48 @@ def extra(args):
         cmd_landlock(int(pos[1]), pos[2], pos[3], int(pos[4]))
     elif cmd == "exhaust":
         cmd_exhaust(pos[1], int(pos[2]), int(pos[3]))
+    elif cmd == "storm":
+        cmd_storm(pos[1], int(pos[2]), int(pos[3]))
     else:
         return False
     return True
 
 
+def take_option(args, name):
+    """Removes `name VALUE` from args; returns VALUE (or None)."""
+    if name not in args:
+        return None
+    i = args.index(name)
+    value = args[i + 1]
+    del args[i:i + 2]
+    return value
+
+
+def untrusted_names(args):
+    """Applies --exe-in/--exe-dir-hex (re-exec) and --comm-hex."""
+    exe_in = take_option(args, "--exe-in")
+    exe_dir = take_option(args, "--exe-dir-hex")
+    if exe_in is not None and exe_dir is not None:
+        import shutil
+        d = os.path.join(os.fsencode(exe_in), bytes.fromhex(exe_dir))
+        os.makedirs(d, exist_ok=True)
+        exe = os.path.join(d, b"python3")
+        if not os.path.exists(exe):
+            try:
+                os.link(os.path.realpath(sys.executable), exe)
+            except OSError:
+                shutil.copy2(os.path.realpath(sys.executable), exe)
+        os.execv(exe, [exe, os.path.abspath(__file__)] + args)
+    comm = take_option(args, "--comm-hex")
+    if comm is not None:
+        with open("/proc/self/comm", "wb", buffering=0) as f:
+            f.write(bytes.fromhex(comm))
+
+
 def main(argv):
     args = argv[1:]
-    if args and args[0] in ("bind", "listen-twice", "landlock", "exhaust"):
+    untrusted_names(args)
+    if args and args[0] in ("bind", "listen-twice", "landlock", "exhaust", "storm"):
         extra(args)
         return
     opts = {}
