@@ -57,6 +57,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Fuzz targets for the parsers of untrusted input (recordings, gzip,
+        // metrics requests): libFuzzer under scripts/fuzz.sh, a replayer of
+        // the regression corpus (Tests/Fixtures/fuzz) in the normal build.
+        .target(name: "CSynsightFuzz"),
+        .executableTarget(name: "SynsightFuzz", dependencies: ["SynsightCore", "SynsightMetrics", "CSynsightFuzz"]),
         // Host tool run by the plugin: compiles bpf/*.bpf.c and embeds the objects.
         .executableTarget(name: "bpf-embed"),
         .plugin(

@@ -134,6 +134,10 @@ static __always_inline bool listener_moved(__u64 key)
 	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
 	if (!li)
 		return false;
+	/* Without the state-change hook a closed listener stays registered
+	 * until found dead: its memory may be another socket's now. */
+	if (no_state_hook() && !listener_alive(key, li->port))
+		return false;
 	struct listener_queue q;
 	read_listener_queue((const struct sock *)key, &q);
 	return listener_queue_moved(li, &q);

@@ -32,6 +32,14 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct syn_config cfg = {};
 
+static __always_inline bool no_state_hook(void)
+{
+	return cfg.flags & SYN_CFG_NO_STATE_HOOK;
+}
+
+/* Drops the listeners of `port` that are no longer listening (defined below). */
+int listeners_reap(__u16 port);
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 * 1024 * 1024); /* resized by user space before load */
@@ -50,6 +58,7 @@ struct connect_info {
 	struct syn_task task;
 	__u64 ts_ns;
 	__u64 established_ns; /* 0 while in SYN_SENT */
+	__u64 cookie;         /* the socket's cookie (SYN_CFG_NO_STATE_HOOK: entries are not deleted at CLOSE) */
 };
 
 /* A reset this soon after the handshake is a setup failure (e.g. the
@@ -79,6 +88,8 @@ struct connect_info {
 struct conn_set {
 	__u64 sk[CONN_WAYS];
 	__u16 dport[CONN_WAYS]; /* destination port: find_client's walk skips the rest */
+	__u32 next;             /* the way a full set gives up next (first in, first out) */
+	__u32 _pad;
 	struct connect_info ci[CONN_WAYS];
 };
 
@@ -176,7 +187,7 @@ static __always_inline void conn_put(__u64 sk, __u16 dport, const struct connect
 	if (!s)
 		return;
 	int w = -1;
-	__u64 old = 0, oldest_ts = ~0ULL;
+	__u64 old = 0;
 	for (int i = 0; i < CONN_WAYS; i++) {
 		__u64 k = READ_ONCE_U64(s->sk[i]);
 		if (k == sk || k == 0) { /* the same address reused, or free */
@@ -184,14 +195,17 @@ static __always_inline void conn_put(__u64 sk, __u16 dport, const struct connect
 			old = k;
 			break;
 		}
-		if (!(k & CONN_BUSY) && s->ci[i].ts_ns < oldest_ts) {
-			oldest_ts = s->ci[i].ts_ns;
-			w = i;
-			old = k;
-		}
 	}
-	if (w < 0)
-		return;
+	if (w < 0) {
+		/* Full (always, once entries outlive their sockets: see
+		 * SYN_CFG_NO_STATE_HOOK): give up the way filled longest ago,
+		 * reading only this set's first cache lines, not every entry's
+		 * time (8 cache lines per connect()). */
+		w = __sync_fetch_and_add(&s->next, 1) & (CONN_WAYS - 1);
+		old = READ_ONCE_U64(s->sk[w]);
+		if (old & CONN_BUSY)
+			return;
+	}
 	w &= CONN_WAYS - 1;
 	/* Lost a race for the slot with another CPU: this connect() is not
 	 * remembered (its refusal is still reported, without the caller). */
@@ -273,6 +287,16 @@ static __always_inline void port_slot_add(__u16 port, __u64 sk)
 		if (ls->sk[i] == 0) {
 			ls->sk[i] = sk;
 			return;
+		}
+	}
+	/* Full: without the state-change hook closed listeners stay until
+	 * found dead (listeners_reap). */
+	if (no_state_hook() && listeners_reap(port) > 0) {
+		for (int i = 0; i < LISTEN_SLOTS; i++) {
+			if (ls->sk[i] == 0) {
+				ls->sk[i] = sk;
+				return;
+			}
 		}
 	}
 }
@@ -482,15 +506,20 @@ static __always_inline bool parse_syn(const struct sk_buff *skb,
 
 static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 source)
 {
+	struct syn_ev_no_socket_rst ev = {};
 	struct syn_ev_no_socket_rst *e;
 
+	if (!parse_syn(skb, &ev))
+		return 0;
+	/* Without the state-change hook, a listener that closed on this port
+	 * is found now, and its close reaches user space before the refusal. */
+	if (no_state_hook())
+		listeners_reap(ev.t.lport);
 	e = reserve(sizeof(*e), SYN_EV_NO_SOCKET_RST);
 	if (!e)
 		return 0;
-	if (!parse_syn(skb, e)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
+	e->t = ev.t;
+	e->tcp_flags = ev.tcp_flags;
 	e->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
 	e->source = source;
 	e->_pad = 0;
@@ -813,6 +842,149 @@ int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int ne
 		bpf_ktime_get_boot_ns() - ci.established_ns < RESET_AFTER_SETUP_NS;
 	if (failed || reset_after_setup)
 		emit_connect_error(sk, &ci, SYN_EV_CONNECT_ERROR, err, false);
+	return 0;
+}
+
+/*
+ * Without inet_sock_set_state (SYN_CFG_NO_STATE_HOOK, issue 16): it runs
+ * about 10 times per TCP connection on the host. Instead:
+ *  - the connect() caller, once per connect() in its own context, from
+ *    cgroup/connect4 and cgroup/connect6 on the root cgroup v2, kept in
+ *    `connecting` with the socket's cookie (entries are not deleted at
+ *    CLOSE: a full set gives up its oldest; socket-local storage costs an
+ *    allocation per connect(), measured at about 1 us);
+ *  - connection errors from inet_sk_error_report, which fires only on
+ *    errors: refused, reset, timed out, unreachable;
+ *  - listener births from listen()'s exit (syscalls.bpf.h), deaths found
+ *    when a refusal or a SYN to the port needs them (listeners_reap).
+ */
+#define SOCK_STREAM 1
+
+static __always_inline int on_connect(struct bpf_sock_addr *ctx)
+{
+	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
+		return 1;
+	struct bpf_sock *bsk = ctx->sk;
+	if (!bsk)
+		return 1;
+	struct connect_info ci = {};
+	fill_task(&ci.task);
+	ci.ts_ns = bpf_ktime_get_boot_ns();
+	ci.cookie = bpf_get_socket_cookie(ctx);
+	__u64 key = sk_key((const struct sock *)bsk);
+	conn_put(key, bpf_ntohs((__u16)ctx->user_port), &ci);
+	conn_mark_cpu(key);
+	return 1; /* never refuse a connect() */
+}
+
+SEC("cgroup/connect4")
+int conn_connect4(struct bpf_sock_addr *ctx) { return on_connect(ctx); }
+
+SEC("cgroup/connect6")
+int conn_connect6(struct bpf_sock_addr *ctx) { return on_connect(ctx); }
+
+/* A TCP socket's error: sk_err is set before the report. A connection that
+ * never saw the peer's SYN-ACK has rcv_nxt 0 (tcp_connect_init): a failed
+ * connect(); otherwise a reset within RESET_AFTER_SETUP_NS of connect() is a
+ * setup failure of its own (reset_by_peer). */
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(conn_error_report, const struct sock *sk)
+{
+	if (!sk || BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	int err = sk->sk_err;
+	if (err == 0)
+		return 0;
+	/* The table keeps entries past CLOSE: the cookie tells this socket's
+	 * own connect() from an earlier socket's at the same address. */
+	__u64 key = sk_key(sk);
+	struct conn_set *set;
+	int way;
+	struct connect_info *ref = conn_ref(key, &set, &way);
+	if (!ref)
+		return 0;
+	struct connect_info ci = *ref;
+	barrier();
+	if (ci.cookie != bpf_get_socket_cookie((void *)sk) || !conn_del(set, way, key))
+		return 0; /* not this socket's, or already reported: one report per connection */
+	bool failed = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) == 0;
+	bool reset_after_setup = !failed && err == ECONNRESET &&
+		bpf_ktime_get_boot_ns() - ci.ts_ns < RESET_AFTER_SETUP_NS;
+	if (failed || reset_after_setup)
+		emit_connect_error(sk, &ci, SYN_EV_CONNECT_ERROR, err, false);
+	return 0;
+}
+
+/* Is the socket at `key` still a listener on `port`? TCP sockets are
+ * SLAB_TYPESAFE_BY_RCU: a closed listener's memory stays a socket, reused
+ * or not, so reading it is safe and tells. */
+static __always_inline bool listener_alive(__u64 key, __u16 port)
+{
+	const struct sock *sk = (const struct sock *)key;
+	return BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN &&
+	       BPF_CORE_READ(sk, __sk_common.skc_num) == port;
+}
+
+/* A listener found dead: its close, as inet_sock_set_state would have
+ * reported it (the closing process and the exact time unknown: task zero,
+ * ts = now). */
+static __always_inline void emit_lazy_close(const struct listen_info *li)
+{
+	struct syn_ev_listen *e = reserve(sizeof(*e), SYN_EV_LISTEN_CLOSE);
+	if (!e)
+		return;
+	__builtin_memset(&e->t, 0, sizeof(e->t));
+	e->t.lport = li->port;
+	e->t.family = li->family;
+	__builtin_memset(&e->task, 0, sizeof(e->task));
+	e->sock_ino = li->ino;
+	e->netns = li->netns;
+	e->ipv6only = 0;
+	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	submit(e);
+}
+
+/* A global function (verified once). Returns how many were reaped. */
+__noinline int listeners_reap(__u16 port)
+{
+	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
+	int reaped = 0;
+	if (!ls)
+		return 0;
+	for (int i = 0; i < LISTEN_SLOTS; i++) {
+		__u64 key = ls->sk[i];
+		if (key == 0 || listener_alive(key, port))
+			continue;
+		struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
+		if (li) {
+			emit_lazy_close(li);
+			bpf_map_delete_elem(&listen_socks, &key);
+		}
+		ls->sk[i] = 0;
+		reaped++;
+	}
+	return reaped;
+}
+
+/* Listeners that closed while nothing asked about their port: user space
+ * runs this program (BPF_PROG_TEST_RUN, not attached to anything) every
+ * few seconds (Tracer.run), so that the registries on both sides stay
+ * bounded. */
+static long reap_cb(struct bpf_map *map, __u64 *key, struct listen_info *li, void *ctx)
+{
+	__u64 k = *key;
+	if (listener_alive(k, li->port))
+		return 0;
+	emit_lazy_close(li);
+	port_slot_del(li->port, k);
+	bpf_map_delete_elem(&listen_socks, &k);
+	return 0;
+}
+
+SEC("raw_tp")
+int run_reap_listeners(void *ctx)
+{
+	bpf_for_each_map_elem(&listen_socks, reap_cb, NULL, 0);
 	return 0;
 }
 

@@ -332,6 +332,10 @@ enum syn_config_flags {
 	SYN_CFG_ACK_RESET_SYN_RECV = 2, /* abort_on_overflow RSTs: no reset reason (before 6.10) */
 	SYN_CFG_CONNECT_EXIT_ONLY = 4,  /* connect() seen at exit only, its arguments read from the saved
 					 * user registers (bpf_task_pt_regs, 5.15+); see syscalls.bpf.h */
+	SYN_CFG_NO_STATE_HOOK = 8,      /* inet_sock_set_state is not attached (issue 16): connect()
+					 * callers from cgroup/connect{4,6}, connection errors from
+					 * inet_sk_error_report, listener births from listen()'s exit,
+					 * listener deaths found when a SYN or a refusal needs them */
 };
 
 struct syn_config {

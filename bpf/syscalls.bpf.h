@@ -237,6 +237,25 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 {
 	struct syn_avc *avc = NULL;
 
+	/* Without the state-change hook a successful listen() is the
+	 * listener's birth (refusals.bpf.c, SYN_CFG_NO_STATE_HOOK). */
+	if (in->op == SYN_CALL_LISTEN && ret == 0 && no_state_hook()) {
+		struct socket *s = fd_socket(in->fd);
+		struct sock *lsk = s ? BPF_CORE_READ(s, sk) : NULL;
+		if (lsk && BPF_CORE_READ(lsk, __sk_common.skc_state) == TCP_LISTEN &&
+		    BPF_CORE_READ_BITFIELD_PROBED(lsk, sk_protocol) == IPPROTO_TCP) {
+			/* This socket's memory was a listener that closed unseen:
+			 * that one's close first, and off its port's slots. */
+			__u64 key = (__u64)lsk;
+			struct listen_info *old = bpf_map_lookup_elem(&listen_socks, &key);
+			if (old && old->ino != sock_inode(lsk)) {
+				emit_lazy_close(old);
+				port_slot_del(old->port, key);
+			}
+			on_listen_change(lsk, SYN_EV_LISTEN);
+		}
+	}
+
 	if (in->avc_count)
 		avc = bpf_map_lookup_elem(&sockcall_avc, &id);
 	if (!(ret < 0 && sockcall_reported(in->op, -ret)) && !avc)
@@ -257,6 +276,11 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 		     in->op == SYN_CALL_LISTEN ? bound.lport : in->t.rport;
 	if (!port_wanted(port))
 		goto out;
+	/* The holder of the port is looked up in the listener registry: drop
+	 * the listeners of the port that closed unseen first (their closes
+	 * reach user space before this record). */
+	if (no_state_hook() && ret == -SYN_EADDRINUSE)
+		listeners_reap(port);
 
 	struct syn_ev_sockcall *e = reserve(sizeof(*e), SYN_EV_SOCKCALL);
 	if (!e)

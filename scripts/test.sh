@@ -11,6 +11,9 @@ if [[ $(id -u) -ne 0 ]]; then
     # Build as the user (keeps .build owned by them), run the tests as root.
     swift build --build-tests
     sudo env "PATH=$PATH" SYNSIGHT_REQUIRE_ROOT=1 swift test --skip-build "$@"
+    if [[ $# -eq 0 && ${SYNSIGHT_FUZZ:-1} != 0 ]]; then
+        bash scripts/fuzz.sh
+    fi
     if [[ $# -eq 0 && ${SYNSIGHT_KERNEL_MATRIX:-1} != 0 ]]; then
         exec sudo env "PATH=$PATH" SYNSIGHT_BIN="$(swift build --show-bin-path)/synsight" bash scripts/kernel-matrix.sh
     fi
@@ -24,6 +27,12 @@ if ip netns list | grep -q '^synsight-e2e-'; then
     echo "test.sh: network namespaces left behind:" >&2
     ip netns list | grep '^synsight-e2e-' >&2
     exit 1
+fi
+# Fuzzing: each parser of untrusted input under libFuzzer for
+# SYNSIGHT_FUZZ_SECONDS (default 60) each, about 3 minutes plus the first
+# build of .build-fuzz. Only with the whole suite; SYNSIGHT_FUZZ=0 skips it.
+if [[ $# -eq 0 && ${SYNSIGHT_FUZZ:-1} != 0 ]]; then
+    bash scripts/fuzz.sh
 fi
 # The kernel matrix: every reason on Debian's 6.1 and 6.12 kernels in qemu
 # guests and on this kernel, written to docs/kernel-matrix.md (a few minutes).

@@ -2,7 +2,9 @@
 #include "CSynsightShim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <stdlib.h>
 #include <stdarg.h>
@@ -282,4 +284,76 @@ int syn_private_tracefs(void)
 	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) != 0)
 		return -errno;
 	return 0;
+}
+
+int syn_enable_bpf_stats(void)
+{
+	int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	return fd >= 0 ? fd : -errno;
+}
+
+int syn_prog_run_stats(int prog_fd, uint64_t *run_cnt, uint64_t *run_time_ns)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0)
+		return -errno;
+	*run_cnt = info.run_cnt;
+	*run_time_ns = info.run_time_ns;
+	return 0;
+}
+
+int syn_ring_positions_map(int map_fd, struct syn_ring_positions *out)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	/* Page 0: consumer_pos, page 1: producer_pos (kernel/bpf/ringbuf.c).
+	 * Read-only: the kernel allows a writable mapping of page 0 only, and
+	 * the consumer (libbpf's ring_buffer) owns that one. */
+	void *p = mmap(NULL, 2 * page, PROT_READ, MAP_SHARED, map_fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	out->pages = p;
+	out->len = 2 * page;
+	out->page = page;
+	return 0;
+}
+
+uint64_t syn_ring_positions_unread(const struct syn_ring_positions *p)
+{
+	if (!p->pages)
+		return 0;
+	const unsigned long *cons = (const unsigned long *)p->pages;
+	const unsigned long *prod = (const unsigned long *)((const char *)p->pages + p->page);
+	unsigned long c = __atomic_load_n(cons, __ATOMIC_ACQUIRE);
+	unsigned long q = __atomic_load_n(prod, __ATOMIC_ACQUIRE);
+	return q > c ? q - c : 0;
+}
+
+void syn_ring_positions_unmap(struct syn_ring_positions *p)
+{
+	if (p->pages)
+		munmap(p->pages, p->len);
+	p->pages = NULL;
+}
+
+int syn_private_cgroup2_root(void)
+{
+	const char *at = "/sys/fs/cgroup";
+	if (unshare(CLONE_NEWNS) != 0)
+		return -errno;
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0)
+		return -errno;
+	if (mount("cgroup2", at, "cgroup2", 0, NULL) != 0)
+		return -errno;
+	int fd = open(at, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int e = errno;
+	umount2(at, MNT_DETACH);
+	return fd >= 0 ? fd : -e;
+}
+
+int syn_prog_test_run(int prog_fd)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
+	return bpf_prog_test_run_opts(prog_fd, &opts) == 0 ? 0 : -errno;
 }

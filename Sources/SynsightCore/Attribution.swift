@@ -136,6 +136,8 @@ public struct AttributionEngine {
     public var syscalls = SyscallState()
     /// Handshake segments dropped for other reasons: reason names, symbols (DropAttribution.swift).
     public var drops = DropState()
+    /// The hook connection errors come from (evidence.hook of client-side failures).
+    public var clientErrorHook = ClientErrorHook.stateChange
 
     /// Bounds on remembered state, so memory does not grow with uptime.
     static let maxExits = 4096
@@ -371,6 +373,11 @@ public struct AttributionEngine {
             record.process = l.process
             evidence.append(("listened_on", .string(Endpoint(addr: l.local.addr, port: port).description)))
             evidence.append(("closed_at", .string(RFC3339.format(nanosecondsSinceEpoch: clock.epoch(closed.closedAt)))))
+            if closed.closer.pid == 0 {
+                // Found closed when needed or by the sweep (no state-change
+                // hook): closed_at is when it was noticed, not the close.
+                evidence.append(("closed_at_exact", .bool(false)))
+            }
             if let x = exits[l.pid], x.ts >= (l.since ?? 0) {
                 cause = .listenerExited
                 evidence.append(("exited_at", .string(RFC3339.format(nanosecondsSinceEpoch: clock.epoch(x.ts)))))
@@ -388,7 +395,7 @@ public struct AttributionEngine {
                 }
             } else {
                 cause = .listenerClosed
-                if closed.closer.pid != l.pid {
+                if closed.closer.pid != 0 && closed.closer.pid != l.pid {
                     evidence.append(("closed_by", ProcessRef(pid: closed.closer.pid, comm: closed.closer.comm).json))
                 }
                 hint = "\(l.comm) (pid \(l.pid)) closed its listening socket on port \(port) but is still running: "

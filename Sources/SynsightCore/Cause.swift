@@ -7,6 +7,9 @@ public enum Cause {
     /// Finer causes of `no_listener`.
     public typealias NoListener = NoListenerCause
 
+    /// `packet_dropped`: the family of the kernel's drop reason (DropCause.swift).
+    public typealias PacketDropped = DropCause
+
     /// `accept_queue_full`: who is not taking connections off the queue.
     public enum AcceptQueueFull: String, Sendable, Hashable, CaseIterable {
         case listenerNotAccepting = "listener_not_accepting"
@@ -60,9 +63,6 @@ public enum Cause {
         case networkUnreachable = "network_unreachable"
         case connectError = "connect_error"
     }
-
-    /// `packet_dropped`: the family of the kernel's drop reason (DropCause.swift).
-    public typealias PacketDropped = DropCause
 
     /// The causes a record of `reason` may carry; empty: it carries none.
     /// Exhaustive, so a new `Reason` does not compile until it is decided here.

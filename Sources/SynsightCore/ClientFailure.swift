@@ -1,3 +1,11 @@
+/// Where the kernel side saw a connection's error (evidence.hook).
+public enum ClientErrorHook: String, Sendable {
+    /// inet_sock_set_state leaving SYN_SENT (or ESTABLISHED) with sk_err set.
+    case stateChange = "tp_btf/inet_sock_set_state (sk_err)"
+    /// inet_sk_error_report, without the state-change hook (issue 16).
+    case errorReport = "tp_btf/inet_sk_error_report (sk_err)"
+}
+
 /// The client's view: a local connect() that failed, or a connection reset
 /// right after setup, that no server-side event on this host explains (the
 /// server is elsewhere, or the cause is not traced). Joined server-side
@@ -13,7 +21,7 @@ extension AttributionEngine {
         let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
         var evidence: [(String, JSONValue)] = [("errno", .string(ErrnoName.name(ce.errno))),
                                                ("after_ms", .int(elapsedMs)),
-                                               ("hook", .string("tp_btf/inet_sock_set_state (sk_err)"))]
+                                               ("hook", .string(clientErrorHook.rawValue))]
         switch ce.errno {
         case 111:
             r.reason = .unknown

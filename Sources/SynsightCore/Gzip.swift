@@ -58,6 +58,24 @@ public enum Gzip {
     /// is valid gzip) and hands each decompressed chunk to `output`. Data
     /// decoded before an error has been handed over when this returns it.
     public static func inflate(fd: Int32, _ output: (UnsafeBufferPointer<UInt8>) -> Void) -> ReadEnd {
+        inflate(read: { Glibc.read(fd, $0, $1) }, output)
+    }
+
+    /// `inflate(fd:)` on gzip data in memory (for tests and fuzzing).
+    public static func inflate(bytes: UnsafeRawBufferPointer, _ output: (UnsafeBufferPointer<UInt8>) -> Void) -> ReadEnd {
+        var at = 0
+        return inflate(read: { buf, max in
+            let n = min(max, bytes.count - at)
+            if n > 0 { UnsafeMutableRawPointer(buf).copyMemory(from: bytes.baseAddress! + at, byteCount: n) }
+            at += n
+            return n
+        }, output)
+    }
+
+    /// The decompression loop; `read` fills a buffer like read(2) (bytes
+    /// read, 0 at the end, -1 with errno set).
+    static func inflate(read: (UnsafeMutablePointer<UInt8>, Int) -> Int,
+                        _ output: (UnsafeBufferPointer<UInt8>) -> Void) -> ReadEnd {
         let s = Stream(deflating: false)
         let rc = synsight_inflate_init_gzip(s.z)
         guard rc == Z_OK else { return .zlibFailed(code: rc) }
@@ -69,7 +87,7 @@ public enum Gzip {
         var inMember = false          // a member has started and not ended
         var sawAny = false
         while true {
-            let n = Glibc.read(fd, input, chunkSize)
+            let n = read(input, chunkSize)
             if n < 0 {
                 if errno == EINTR { continue }
                 return .readError(errno: errno)
@@ -93,7 +111,11 @@ public enum Gzip {
                     inMember = false
                     _ = inflateReset(s.z)
                 case Z_OK, Z_BUF_ERROR:
-                    break
+                    // No progress with input and a whole output buffer: never
+                    // loop on it (zlib should not do this; checked, not trusted).
+                    if produced == 0, before == s.z.pointee.avail_in {
+                        return .corrupt(compressedOffset: consumedTotal, message: "zlib made no progress")
+                    }
                 case Z_DATA_ERROR, Z_NEED_DICT:
                     return .corrupt(compressedOffset: consumedTotal, message: s.message)
                 case Z_MEM_ERROR:

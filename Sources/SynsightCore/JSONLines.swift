@@ -21,6 +21,7 @@ public enum JSONLines {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .int(let i): appendInt(i, to: &out)
+        case .number(let t): out.append(contentsOf: t.utf8)
         case .string(let s): appendString(s, to: &out)
         case .array(let a):
             out.append(UInt8(ascii: "["))
@@ -93,10 +94,19 @@ public enum JSONLines {
 /// RFC 3339 timestamps in UTC with nanoseconds, without Foundation.
 public enum RFC3339 {
     public static func format(nanosecondsSinceEpoch ns: Int64) -> String {
-        let secs = ns >= 0 ? ns / 1_000_000_000 : (ns - 999_999_999) / 1_000_000_000
-        let nanos = ns - secs * 1_000_000_000
-        let days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
-        let sod = secs - days * 86400
+        // Floor division that cannot overflow (Int64.min included).
+        var secs = ns / 1_000_000_000
+        var nanos = ns % 1_000_000_000
+        if nanos < 0 { secs -= 1; nanos += 1_000_000_000 }
+        return format(secondsSinceEpoch: secs, nanos: nanos)
+    }
+
+    /// A whole second (or a second and `nanos`), for times computed in
+    /// seconds (a report's bucket edges) that need not fit in Int64 nanoseconds.
+    public static func format(secondsSinceEpoch secs: Int64, nanos: Int64 = 0) -> String {
+        var days = secs / 86400
+        var sod = secs % 86400
+        if sod < 0 { days -= 1; sod += 86400 }
         let (y, m, d) = civil(fromDays: days)
         func pad(_ v: Int64, _ w: Int) -> String {
             let s = String(v)

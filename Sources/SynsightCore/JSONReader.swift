@@ -2,8 +2,8 @@
 /// Generalizes `FirewallJSON` for untrusted input: raw control characters in
 /// strings are rejected, `\u` surrogate pairs are joined (a lone surrogate
 /// becomes U+FFFD), nesting depth is capped, and integers that do not fit in
-/// an Int64 are rejected. `JSONValue` has no floating-point case, so a number
-/// with a fraction or exponent is truncated toward zero to its integer part.
+/// an Int64 are kept, like numbers with a fraction or an exponent, as their
+/// text (`JSONValue.number`): never read as some other integer.
 public enum JSONReader {
     public static let maxDepth = 64
 
@@ -155,7 +155,10 @@ public enum JSONReader {
 
         func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
 
+        /// An RFC 8259 number: `.int` when it is an integer that fits in an
+        /// Int64, else `.number` with its text.
         mutating func number() -> JSONValue? {
+            let start = i
             var neg = false
             if i < b.count, b[i] == UInt8(ascii: "-") { neg = true; i += 1 }
             guard i < b.count, isDigit(b[i]) else { return nil }
@@ -185,8 +188,9 @@ public enum JSONReader {
                 while i < b.count, isDigit(b[i]) { i += 1 }
                 fractional = true
             }
-            if overflow { return nil }
-            _ = fractional
+            if overflow || fractional {
+                return .number(String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self))
+            }
             return .int(v)
         }
 

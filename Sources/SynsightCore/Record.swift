@@ -72,6 +72,11 @@ public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case int(Int64)
+    /// A JSON number that is not an integer in Int64's range (a fraction, an
+    /// exponent, or a larger integer), kept as its text (valid JSON number
+    /// syntax, checked by `JSONReader`): never mistaken for an integer, and
+    /// written back unchanged.
+    case number(String)
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
@@ -81,6 +86,7 @@ public enum JSONValue: Sendable, Hashable {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
         case let (.int(x), .int(y)): return x == y
+        case let (.number(x), .number(y)): return x == y
         case let (.string(x), .string(y)): return x == y
         case let (.array(x), .array(y)): return x == y
         case let (.object(x), .object(y)):
@@ -94,6 +100,7 @@ public enum JSONValue: Sendable, Hashable {
         case .null: h.combine(0)
         case .bool(let b): h.combine(b)
         case .int(let i): h.combine(i)
+        case .number(let t): h.combine(t)
         case .string(let s): h.combine(s)
         case .array(let a): h.combine(a)
         case .object(let o): for (k, v) in o { h.combine(k); h.combine(v) }

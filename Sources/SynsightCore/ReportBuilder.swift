@@ -17,6 +17,22 @@ public struct ReportOptions: Sendable {
     }
 }
 
+/// Event counts saturate at UInt64.max instead of wrapping or trapping: a
+/// corrupt or hostile `count` can make a total too large (it is then shown
+/// as 18446744073709551615), never smaller than the truth.
+extension UInt64 {
+    public func saturatingAdd(_ n: UInt64) -> UInt64 {
+        let (s, o) = addingReportingOverflow(n)
+        return o ? .max : s
+    }
+
+    public mutating func saturate(adding n: UInt64) { self = saturatingAdd(n) }
+}
+
+extension Sequence where Element == UInt64 {
+    public var saturatingSum: UInt64 { reduce(0) { $0.saturatingAdd($1) } }
+}
+
 /// Counts per key, holding at most `capacity` keys; later new keys are
 /// counted in `others`.
 public struct BoundedCounter<Key: Hashable & Sendable>: Sendable {
@@ -28,11 +44,11 @@ public struct BoundedCounter<Key: Hashable & Sendable>: Sendable {
 
     public mutating func add(_ key: Key, _ n: UInt64) {
         if let c = counts[key] {
-            counts[key] = c &+ n
+            counts[key] = c.saturatingAdd(n)
         } else if counts.count < capacity {
             counts[key] = n
         } else {
-            others &+= n
+            others = others.saturatingAdd(n)
         }
     }
 
@@ -85,11 +101,12 @@ public struct ReportTimeline: Sendable {
 
     init(maxBuckets: Int) { self.maxBuckets = maxBuckets }
 
-    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a - b + 1) / b }
+    /// Floor division for b > 0; cannot overflow (Int64.min included).
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a % b < 0 ? a / b - 1 : a / b }
 
     mutating func add(ts: Int64, reason: String, _ n: UInt64) {
         let start = Self.floorDiv(Self.floorDiv(ts, 1_000_000_000), bucketSeconds) * bucketSeconds
-        buckets[start, default: [:]][reason, default: 0] &+= n
+        buckets[start, default: [:]][reason, default: 0].saturate(adding: n)
         while buckets.count > maxBuckets { coarsen() }
     }
 
@@ -98,7 +115,7 @@ public struct ReportTimeline: Sendable {
         var merged: [Int64: [String: UInt64]] = [:]
         for (start, row) in buckets {
             let s = Self.floorDiv(start, bucketSeconds) * bucketSeconds
-            for (r, n) in row { merged[s, default: [:]][r, default: 0] &+= n }
+            for (r, n) in row { merged[s, default: [:]][r, default: 0].saturate(adding: n) }
         }
         buckets = merged
     }
@@ -180,18 +197,18 @@ public struct ReportBuilder: Sendable {
         totals.first = min(totals.first ?? e.firstTs, e.firstTs)
         totals.last = max(totals.last ?? e.lastTs, e.lastTs)
         if e.kind == RecordKind.lost.rawValue {
-            totals.lost &+= e.count
+            totals.lost.saturate(adding: e.count)
             totals.lostRecords += 1
             return
         }
-        totals.events &+= e.count
+        totals.events.saturate(adding: e.count)
         var key = ReportGroupKey(port: e.port ?? -1, reason: e.reason ?? e.kind, cause: e.cause ?? "")
         if groups[key] == nil, groups.count >= Self.maxGroups {
             overflowedGroups += 1
             key = ReportGroupKey(port: -1, reason: "(too many groups)", cause: "")
         }
         var g = groups.removeValue(forKey: key) ?? ReportGroup(key: key, top: Self.maxTopEntries)
-        g.events &+= e.count
+        g.events.saturate(adding: e.count)
         g.records += 1
         g.first = min(g.first, e.firstTs)
         g.last = max(g.last, e.lastTs)
@@ -214,7 +231,7 @@ public struct ReportBuilder: Sendable {
         for g in groups.values { byPort[g.key.port, default: []].append(g) }
         var ports: [Report.Port] = byPort.map { port, gs in
             let sorted = gs.sorted { $0.events != $1.events ? $0.events > $1.events : $0.key < $1.key }
-            return Report.Port(port: port, events: gs.reduce(0) { $0 &+ $1.events },
+            return Report.Port(port: port, events: gs.reduce(0) { $0.saturatingAdd($1.events) },
                                first: gs.map(\.first).min() ?? 0, last: gs.map(\.last).max() ?? 0, groups: sorted)
         }
         ports.sort { $0.events != $1.events ? $0.events > $1.events : $0.port < $1.port }

@@ -57,7 +57,7 @@ public struct ReportChartTimeline: Sendable {
         let start = ReportTimeline.floorDiv(second, bucketSeconds) * bucketSeconds
         var row = buckets[start] ?? []
         if row.count < series.count { row += [UInt64](repeating: 0, count: series.count - row.count) }
-        row[idx] &+= n
+        row[idx].saturate(adding: n)
         buckets[start] = row
         while buckets.count > maxBuckets { coarsen() }
     }
@@ -70,7 +70,7 @@ public struct ReportChartTimeline: Sendable {
             let s = ReportTimeline.floorDiv(start, w) * w
             var m = merged[s] ?? []
             if m.count < row.count { m += [UInt64](repeating: 0, count: row.count - m.count) }
-            for (i, n) in row.enumerated() { m[i] &+= n }
+            for (i, n) in row.enumerated() { m[i].saturate(adding: n) }
             merged[s] = m
         }
         buckets = merged
@@ -87,8 +87,8 @@ public struct ReportChartTimeline: Sendable {
         public var counts: [[UInt64]]
         public var series: [String]
 
-        public var total: UInt64 { counts.reduce(0) { $0 &+ $1.reduce(0, &+) } }
-        public var tallest: UInt64 { counts.map { $0.reduce(0, &+) }.max() ?? 0 }
+        public var total: UInt64 { counts.reduce(0) { $0.saturatingAdd($1.saturatingSum) } }
+        public var tallest: UInt64 { counts.map(\.saturatingSum).max() ?? 0 }
     }
 
     public func bars(maxBars: Int) -> Bars? {
@@ -105,7 +105,7 @@ public struct ReportChartTimeline: Sendable {
         for (s, row) in buckets {
             let bar = Int((ReportTimeline.floorDiv(s, w) * w - start) / w)
             guard bar >= 0, bar < n else { continue }
-            for (k, v) in row.enumerated() { counts[bar][k] &+= v }
+            for (k, v) in row.enumerated() { counts[bar][k].saturate(adding: v) }
         }
         return Bars(bucketSeconds: w, start: start, counts: counts, series: series)
     }

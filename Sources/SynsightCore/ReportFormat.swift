@@ -23,14 +23,26 @@ public enum MarkdownText {
     }
 }
 
+extension JSONValue {
+    /// A count in the JSON report: exact up to UInt64.max (beyond Int64 as
+    /// number text), where clamping would disagree with the text report.
+    static func unsigned(_ n: UInt64) -> JSONValue { n <= UInt64(Int64.max) ? .int(Int64(n)) : .number(String(n)) }
+}
+
 extension Report {
     static func time(_ ns: Int64) -> String { RFC3339.format(nanosecondsSinceEpoch: ns) }
+
+    /// A bucket edge in seconds (it may lie past the last representable
+    /// nanosecond, so it is not converted to nanoseconds).
+    static func time(seconds: Int64) -> String { RFC3339.format(secondsSinceEpoch: seconds) }
 
     /// Seconds precision, for tables.
     static func shortTime(_ ns: Int64) -> String {
         let t = time(ns)
         return String(t.prefix(19)) + "Z"
     }
+
+    static func shortTime(seconds: Int64) -> String { String(time(seconds: seconds).prefix(19)) + "Z" }
 
     static func portLabel(_ p: Int) -> String { p < 0 ? "(none)" : String(p) }
 
@@ -86,7 +98,7 @@ extension Report {
     /// Reasons in the timeline, most events first.
     static func timelineColumns(_ t: ReportTimeline) -> [String] {
         var totals: [String: UInt64] = [:]
-        for row in t.buckets.values { for (r, n) in row { totals[r, default: 0] += n } }
+        for row in t.buckets.values { for (r, n) in row { totals[r, default: 0].saturate(adding: n) } }
         return totals.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
     }
 
@@ -146,7 +158,7 @@ extension Report {
             out.append("  " + "TIME".padding(22) + zip(cols, widths).map { esc($0).padding($1 + 2) }.joined())
             for start in t.buckets.keys.sorted() {
                 let row = t.buckets[start]!
-                out.append("  " + Report.shortTime(start * 1_000_000_000).padding(22)
+                out.append("  " + Report.shortTime(seconds: start).padding(22)
                            + zip(cols, widths).map { String(row[$0] ?? 0).padding($1 + 2) }.joined())
             }
         }
@@ -209,7 +221,7 @@ extension Report {
             out.append("|---|" + cols.map { _ in "---:|" }.joined())
             for start in t.buckets.keys.sorted() {
                 let row = t.buckets[start]!
-                out.append("| \(Report.shortTime(start * 1_000_000_000)) | " + cols.map { String(row[$0] ?? 0) }.joined(separator: " | ") + " |")
+                out.append("| \(Report.shortTime(seconds: start)) | " + cols.map { String(row[$0] ?? 0) }.joined(separator: " | ") + " |")
             }
         }
         return out.joined(separator: "\n") + "\n"
@@ -220,37 +232,37 @@ extension Report {
     public var jsonValue: JSONValue {
         func procs(_ c: BoundedCounter<ReportProcess>) -> JSONValue {
             .array(c.top(ReportBuilder.maxTopEntries) { ($0.pid, $0.comm) < ($1.pid, $1.comm) }.map {
-                .object([("pid", .int($0.0.pid)), ("comm", .string($0.0.comm)), ("count", .int(Int64(clamping: $0.1)))])
+                .object([("pid", .int($0.0.pid)), ("comm", .string($0.0.comm)), ("count", .unsigned($0.1))])
             })
         }
         func ts(_ v: Int64?) -> JSONValue { v.map { .string(Report.time($0)) } ?? .null }
         var totalsFields: [(String, JSONValue)] = [
             ("files", .int(Int64(totals.files))),
-            ("records", .int(Int64(clamping: totals.records))),
-            ("matched", .int(Int64(clamping: totals.matched))),
-            ("events", .int(Int64(clamping: totals.events))),
-            ("lost", .int(Int64(clamping: totals.lost))),
-            ("skipped_lines", .int(Int64(clamping: totals.skippedLines))),
+            ("records", .unsigned(totals.records)),
+            ("matched", .unsigned(totals.matched)),
+            ("events", .unsigned(totals.events)),
+            ("lost", .unsigned(totals.lost)),
+            ("skipped_lines", .unsigned(totals.skippedLines)),
             ("first", ts(totals.first)),
             ("last", ts(totals.last)),
         ]
-        if overflowedGroups > 0 { totalsFields.append(("overflowed_group_records", .int(Int64(clamping: overflowedGroups)))) }
+        if overflowedGroups > 0 { totalsFields.append(("overflowed_group_records", .unsigned(overflowedGroups))) }
         let portsJSON: [JSONValue] = ports.map { p in
             .object([
                 ("port", p.port < 0 ? .null : .int(Int64(p.port))),
-                ("events", .int(Int64(clamping: p.events))),
+                ("events", .unsigned(p.events)),
                 ("first", ts(p.first)), ("last", ts(p.last)),
                 ("reasons", .array(p.groups.map { g in
                     var f: [(String, JSONValue)] = [
                         ("reason", .string(g.key.reason)),
                         ("cause", g.key.cause.isEmpty ? .null : .string(g.key.cause)),
-                        ("events", .int(Int64(clamping: g.events))),
-                        ("records", .int(Int64(clamping: g.records))),
+                        ("events", .unsigned(g.events)),
+                        ("records", .unsigned(g.records)),
                         ("first", ts(g.first)), ("last", ts(g.last)),
                         ("processes", procs(g.processes)),
-                        ("other_processes", .int(Int64(clamping: g.processes.others))),
+                        ("other_processes", .unsigned(g.processes.others)),
                         ("clients", procs(g.clients)),
-                        ("other_clients", .int(Int64(clamping: g.clients.others))),
+                        ("other_clients", .unsigned(g.clients.others)),
                     ]
                     f.append(("latest", g.latest?.raw ?? .null))
                     f.append(("hint", g.latest?.hint.map { .string($0) } ?? .null))
@@ -262,9 +274,9 @@ extension Report {
         let timelineJSON: JSONValue = .object([
             ("bucket_seconds", .int(timeline.bucketSeconds)),
             ("buckets", .array(timeline.buckets.keys.sorted().map { start in
-                .object([("start", .string(Report.time(start * 1_000_000_000))),
+                .object([("start", .string(Report.time(seconds: start))),
                          ("counts", .object(timeline.buckets[start]!.sorted { $0.key < $1.key }.map {
-                             ($0.key, .int(Int64(clamping: $0.value)))
+                             ($0.key, .unsigned($0.value))
                          }))])
             })),
         ])

@@ -60,17 +60,18 @@ extension Report {
         return s == 1 ? "1 second" : "\(s) seconds"
     }
 
-    /// A round axis step (1, 2 or 5 x 10^k, at least 1) giving at most 5 steps.
-    static func axisStep(_ top: UInt64) -> UInt64 {
-        var step: UInt64 = 1
+    /// A round axis step (1, 2 or 5 x 10^k, at least 1) giving at most 5
+    /// steps. UInt128: the stacked bars of UInt64 counts cannot overflow it.
+    static func axisStep(_ top: UInt128) -> UInt128 {
+        var step: UInt128 = 1
         while true {
-            for m: UInt64 in [1, 2, 5] where (top + step * m - 1) / (step * m) <= 5 { return step * m }
+            for m: UInt128 in [1, 2, 5] where (top + step * m - 1) / (step * m) <= 5 { return step * m }
             step *= 10
         }
     }
 
     static func clock(_ seconds: Int64, width: Int64, spanDays: Bool) -> String {
-        let t = time(seconds * 1_000_000_000)  // 2026-11-22T03:10:11.000000000Z
+        let t = time(seconds: seconds)  // 2026-11-22T03:10:11.000000000Z
         let date = String(t.prefix(10)), hms = String(t.dropFirst(11).prefix(8)), hm = String(t.dropFirst(11).prefix(5))
         if width >= 86400 { return date }
         if spanDays { return String(date.dropFirst(5)) + " " + hm }
@@ -86,27 +87,28 @@ extension Report {
         let n = bars.counts.count
         let slot = plotW / Double(n)
         let barW = max(1.0, slot * (n > 60 ? 0.9 : 0.8))
-        let step = Report.axisStep(bars.tallest)
-        let axisTop = ((bars.tallest + step - 1) / step) * step
-        func y(_ v: UInt64) -> Double { top + plotH - plotH * Double(v) / Double(axisTop) }
+        let tallest = bars.counts.map { $0.reduce(UInt128(0)) { $0 + UInt128($1) } }.max() ?? 0
+        let step = Report.axisStep(tallest)
+        let axisTop = ((tallest + step - 1) / step) * step
+        func y(_ v: UInt128) -> Double { top + plotH - plotH * Double(v) / Double(axisTop) }
         func f(_ d: Double) -> String {
             let r = (d * 10).rounded() / 10
             return r == r.rounded() ? String(Int(r)) : String(r)
         }
         let width = Report.widthPhrase(bars.bucketSeconds)
         let endSecond = bars.start + Int64(n) * bars.bucketSeconds
-        let spanDays = Report.time(bars.start * 1_000_000_000).prefix(10) != Report.time((endSecond - 1) * 1_000_000_000).prefix(10)
+        let spanDays = Report.time(seconds: bars.start).prefix(10) != Report.time(seconds: endSecond - 1).prefix(10)
         let perWhat = bars.bucketSeconds == 1 ? "per second" : "per \(width)"
         var s: [String] = []
         s.append("<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(f(w)) \(f(h))\" role=\"img\" "
                  + "aria-labelledby=\"chart-title\" data-bucket-seconds=\"\(bars.bucketSeconds)\" data-bars=\"\(n)\" "
                  + "data-total=\"\(bars.total)\">")
-        s.append("<title id=\"chart-title\">Events \(perWhat) by reason, \(esc(Report.time(bars.start * 1_000_000_000))) to "
-                 + "\(esc(Report.time(endSecond * 1_000_000_000)))</title>")
+        s.append("<title id=\"chart-title\">Events \(perWhat) by reason, \(esc(Report.time(seconds: bars.start))) to "
+                 + "\(esc(Report.time(seconds: endSecond)))</title>")
         s.append("<text class=\"caption\" x=\"\(f(left))\" y=\"18\">Events \(perWhat) by reason (UTC)</text>")
         s.append("<text class=\"width\" x=\"\(f(w - right))\" y=\"18\" text-anchor=\"end\">each bar = \(width) · \(n) bar\(n == 1 ? "" : "s")</text>")
         // Grid and y axis.
-        var v: UInt64 = 0
+        var v: UInt128 = 0
         while v <= axisTop {
             s.append("<line class=\"grid\" x1=\"\(f(left))\" x2=\"\(f(w - right))\" y1=\"\(f(y(v)))\" y2=\"\(f(y(v)))\"/>")
             s.append("<text class=\"tick\" x=\"\(f(left - 6))\" y=\"\(f(y(v) + 4))\" text-anchor=\"end\">\(v)</text>")
@@ -117,15 +119,15 @@ extension Report {
         for (i, row) in bars.counts.enumerated() {
             let barStart = bars.start + Int64(i) * bars.bucketSeconds
             let x = left + Double(i) * slot + (slot - barW) / 2
-            var base: UInt64 = 0
+            var base: UInt128 = 0
             for (k, c) in row.enumerated() where c > 0 {
                 // At least 2 px, so a single event next to a storm stays visible.
-                let y0 = y(base), hgt = max(2, y0 - y(base + c)), y1 = y0 - hgt
-                let label = "\(Report.shortTime(barStart * 1_000_000_000)) +\(width): \(esc(bars.series[k])) \(c)"
+                let y0 = y(base), hgt = max(2, y0 - y(base + UInt128(c))), y1 = y0 - hgt
+                let label = "\(Report.shortTime(seconds: barStart)) +\(width): \(esc(bars.series[k])) \(c)"
                 s.append("<rect class=\"bar\" x=\"\(f(x))\" y=\"\(f(y1))\" width=\"\(f(barW))\" height=\"\(f(hgt))\" "
                          + "fill=\"\(Report.color(bars.series, k))\" data-start=\"\(barStart)\" data-reason=\"\(esc(bars.series[k]))\" "
                          + "data-count=\"\(c)\"><title>\(label)</title></rect>")
-                base += c
+                base += UInt128(c)
             }
         }
         // x axis with about 6 time labels.
@@ -138,12 +140,12 @@ extension Report {
             s.append("<text class=\"tick\" x=\"\(f(x))\" y=\"\(f(top + plotH + 18))\" text-anchor=\"middle\">"
                      + "\(Report.clock(sec, width: bars.bucketSeconds, spanDays: spanDays))</text>")
         }
-        s.append("<text class=\"tick\" x=\"\(f(left))\" y=\"\(f(h - 10))\">from \(Report.shortTime(bars.start * 1_000_000_000))</text>")
-        s.append("<text class=\"tick\" x=\"\(f(w - right))\" y=\"\(f(h - 10))\" text-anchor=\"end\">to \(Report.shortTime(endSecond * 1_000_000_000))</text>")
+        s.append("<text class=\"tick\" x=\"\(f(left))\" y=\"\(f(h - 10))\">from \(Report.shortTime(seconds: bars.start))</text>")
+        s.append("<text class=\"tick\" x=\"\(f(w - right))\" y=\"\(f(h - 10))\" text-anchor=\"end\">to \(Report.shortTime(seconds: endSecond))</text>")
         s.append("</svg>")
         // Legend: reasons with their totals, as HTML under the chart.
         var totals = [UInt64](repeating: 0, count: bars.series.count)
-        for row in bars.counts { for (k, c) in row.enumerated() { totals[k] &+= c } }
+        for row in bars.counts { for (k, c) in row.enumerated() { totals[k].saturate(adding: c) } }
         s.append("<ul class=\"legend\">")
         for k in bars.series.indices {
             s.append("<li><span class=\"swatch\" style=\"background:\(Report.color(bars.series, k))\"></span>"

@@ -40,10 +40,55 @@ public struct ReportSession {
         note("\(name):\(line): skipped: \(e.message)")
     }
 
-    public static func isDirectory(_ path: String) -> Bool? {
+    /// What a file that is not a regular file is, for messages.
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFREG: return "a regular file"
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
+    }
+
+    /// Opens `path` for reading only if it is a regular file (a symlink to
+    /// one is fine). It is checked with stat(2) before opening, so a device
+    /// is never opened (opening some has effects), opened with O_NONBLOCK,
+    /// so a FIFO swapped in meanwhile cannot block the open, and checked
+    /// again with fstat(2). A FIFO, device or socket found in a directory is
+    /// skipped (exit status 2); one named on the command line is an
+    /// unreadable input (exit status 1). Nil when the file is not read.
+    mutating func openRegular(_ path: String, inDirectory: Bool) -> Int32? {
         var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        return (st.st_mode & S_IFMT) == S_IFDIR
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            notRegular(path, st.st_mode, inDirectory: inDirectory)
+            return nil
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else {
+            unreadableInputs += 1
+            noteInput("\(path): cannot open: \(String(cString: strerror(errno)))")
+            return nil
+        }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            notRegular(path, st.st_mode, inDirectory: inDirectory)
+            return nil
+        }
+        return fd
+    }
+
+    mutating func notRegular(_ path: String, _ mode: mode_t, inDirectory: Bool) {
+        if inDirectory {
+            skippedFiles += 1
+            noteInput("\(path): skipped: \(Self.kind(mode)), not a regular file (report reads only regular files and symlinks to them)")
+        } else {
+            unreadableInputs += 1
+            noteInput("\(path): cannot read: \(Self.kind(mode)), not a regular file; "
+                      + "report reads only regular files (save the data to a file first)")
+        }
     }
 
     /// `*.jsonl` and `*.jsonl.gz` in `dir` (not recursive), sorted by name so
@@ -69,12 +114,13 @@ public struct ReportSession {
 
     /// A file or a directory given on the command line.
     public mutating func addInput(_ path: String) {
-        guard let isDir = Self.isDirectory(path) else {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
             unreadableInputs += 1
             noteInput("\(path): cannot read: \(String(cString: strerror(errno)))")
             return
         }
-        if isDir {
+        if (st.st_mode & S_IFMT) == S_IFDIR {
             guard let files = Self.listDirectory(path) else {
                 unreadableInputs += 1
                 noteInput("\(path): cannot list directory: \(String(cString: strerror(errno)))")
@@ -84,9 +130,9 @@ public struct ReportSession {
             for f in files {
                 // Compressed (and its plain file removed) since the listing: read the .gz.
                 if !f.hasSuffix(".gz"), access(f, F_OK) != 0, errno == ENOENT, access(f + ".gz", F_OK) == 0 {
-                    readFile(f + ".gz")
+                    readFile(f + ".gz", inDirectory: true)
                 } else {
-                    readFile(f)
+                    readFile(f, inDirectory: true)
                 }
             }
         } else {
@@ -94,17 +140,13 @@ public struct ReportSession {
         }
     }
 
-    public mutating func readFile(_ path: String) {
+    /// Reads one file; `inDirectory`: it was found in a directory (see `openRegular`).
+    public mutating func readFile(_ path: String, inDirectory: Bool = false) {
         if path.hasSuffix(".gz") {
-            readCompressed(path)
+            readCompressed(path, inDirectory: inDirectory)
             return
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            unreadableInputs += 1
-            noteInput("\(path): cannot open: \(String(cString: strerror(errno)))")
-            return
-        }
+        guard let fd = openRegular(path, inDirectory: inDirectory) else { return }
         defer { close(fd) }
         if readStream(fd, name: path) {
             filesRead += 1
@@ -138,16 +180,22 @@ public struct ReportSession {
     /// split into lines like a plain file; memory stays flat. Corrupt or
     /// truncated data ends the file with a message naming it (lines before
     /// the damage are counted) and exit status 2.
-    mutating func readCompressed(_ path: String) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            unreadableInputs += 1
-            noteInput("\(path): cannot open: \(String(cString: strerror(errno)))")
-            return
-        }
+    mutating func readCompressed(_ path: String, inDirectory: Bool) {
+        guard let fd = openRegular(path, inDirectory: inDirectory) else { return }
         defer { close(fd) }
+        readCompressed(name: path) { Gzip.inflate(fd: fd, $0) }
+    }
+
+    /// `data` as if it were the gzip file `name` (for tests and fuzzing).
+    public mutating func read(compressed data: UnsafeRawBufferPointer, name: String) {
+        readCompressed(name: name) { Gzip.inflate(bytes: data, $0) }
+    }
+
+    /// The lines of what `inflate` decompresses, and how it ended.
+    mutating func readCompressed(name path: String,
+                                 inflate: ((UnsafeBufferPointer<UInt8>) -> Void) -> Gzip.ReadEnd) {
         var lines = LineSplitter(name: path)
-        let end = Gzip.inflate(fd: fd) { chunk in lines.feed(chunk, into: &self) }
+        let end = inflate { chunk in lines.feed(chunk, into: &self) }
         switch end {
         case .complete:
             lines.finish(into: &self)
@@ -169,9 +217,14 @@ public struct ReportSession {
 
     /// Reads `text` as if it were the file `name` (for tests and stdin-like input).
     public mutating func read(text: String, name: String) {
-        var lines = LineSplitter(name: name)
         var t = text
-        t.withUTF8 { lines.feed($0, into: &self) }
+        t.withUTF8 { read(bytes: UnsafeRawBufferPointer($0), name: name) }
+    }
+
+    /// Reads `data` as if it were the plain file `name` (for tests and fuzzing).
+    public mutating func read(bytes data: UnsafeRawBufferPointer, name: String) {
+        var lines = LineSplitter(name: name)
+        lines.feed(data.bindMemory(to: UInt8.self), into: &self)
         lines.finish(into: &self)
         filesRead += 1
         builder.totals.files = filesRead
@@ -214,6 +267,8 @@ public struct ReportSession {
                     s.skip(name, number, ReportLineError("line longer than \(ReportSession.maxLineBytes) bytes"))
                     tooLong = false
                     carry.removeAll(keepingCapacity: true)
+                } else if carry.isEmpty, nl - start > ReportSession.maxLineBytes {
+                    s.skip(name, number, ReportLineError("line longer than \(ReportSession.maxLineBytes) bytes"))
                 } else if carry.isEmpty {
                     s.handle(line: UnsafeBufferPointer(rebasing: chunk[start..<nl]), number: number, name: name, terminated: true)
                 } else {

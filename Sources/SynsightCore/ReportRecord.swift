@@ -5,16 +5,46 @@ import Glibc
 /// (the contract allows added fields).
 
 extension RFC3339 {
+    /// Why a timestamp was not accepted.
+    public enum ParseError: Error, Equatable, Sendable {
+        /// Not `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, or an impossible date or time.
+        case syntax
+        /// A valid timestamp outside what an Int64 of nanoseconds since the
+        /// epoch holds (`representableRangeText`).
+        case outOfRange
+
+        /// The phrase for a message, e.g. "field 'ts' is ...".
+        public var phrase: String {
+            switch self {
+            case .syntax: return "not an RFC 3339 timestamp"
+            case .outOfRange: return "outside the range synsight can represent (\(RFC3339.representableRangeText))"
+            }
+        }
+    }
+
+    /// Every timestamp synsight handles is an Int64 of nanoseconds since the
+    /// epoch: this range in words (whole seconds inside it), for messages.
+    public static let representableRangeText = "1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z"
+
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (RFC 3339; `t`/`z`
-    /// and a space separator accepted) into nanoseconds since the Unix epoch.
+    /// and a space separator accepted) into nanoseconds since the Unix epoch;
+    /// nil if it is not one or is outside `representableRangeText`.
     public static func parse(_ s: String) -> Int64? {
+        if case .success(let t) = parseChecked(s) { return t }
+        return nil
+    }
+
+    /// `parse`, saying why a string was refused. Never traps: the year has
+    /// four digits, so the seconds fit easily in an Int64, and only the
+    /// conversion to nanoseconds is checked for overflow.
+    public static func parseChecked(_ s: String) -> Result<Int64, ParseError> {
         let b = Array(s.utf8)
         func num(_ at: Int, _ n: Int) -> Int64? {
-            guard at + n <= b.count else { return nil }
+            guard at >= 0, at + n <= b.count else { return nil }
             var v: Int64 = 0
             for k in at..<at + n {
                 guard b[k] >= 0x30, b[k] <= 0x39 else { return nil }
-                v = v * 10 + Int64(b[k] - 0x30)
+                v = v * 10 + Int64(b[k] - 0x30)  // at most 4 digits
             }
             return v
         }
@@ -23,8 +53,10 @@ extension RFC3339 {
               let d = num(8, 2), [UInt8(ascii: "T"), UInt8(ascii: "t"), UInt8(ascii: " ")].contains(b[10]),
               let h = num(11, 2), b[13] == UInt8(ascii: ":"), let mi = num(14, 2), b[16] == UInt8(ascii: ":"),
               let sec = num(17, 2)
-        else { return nil }
-        guard (1...12).contains(mo), d >= 1, d <= daysInMonth(y, mo), h <= 23, mi <= 59, sec <= 60 else { return nil }
+        else { return .failure(.syntax) }
+        guard (1...12).contains(mo), d >= 1, d <= daysInMonth(y, mo), h <= 23, mi <= 59, sec <= 60 else {
+            return .failure(.syntax)
+        }
         var i = 19
         var nanos: Int64 = 0
         if i < b.count, b[i] == UInt8(ascii: ".") {
@@ -35,26 +67,31 @@ extension RFC3339 {
                 digits += 1
                 i += 1
             }
-            guard digits > 0 else { return nil }
+            guard digits > 0 else { return .failure(.syntax) }
             for _ in min(digits, 9)..<9 { nanos *= 10 }
         }
-        guard i < b.count else { return nil }
+        guard i < b.count else { return .failure(.syntax) }
         var offset: Int64 = 0
         switch b[i] {
         case UInt8(ascii: "Z"), UInt8(ascii: "z"):
             i += 1
         case UInt8(ascii: "+"), UInt8(ascii: "-"):
             guard let oh = num(i + 1, 2), i + 3 < b.count, b[i + 3] == UInt8(ascii: ":"), let om = num(i + 4, 2),
-                  oh <= 23, om <= 59 else { return nil }
+                  oh <= 23, om <= 59 else { return .failure(.syntax) }
             offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "-") ? -1 : 1)
             i += 6
         default:
-            return nil
+            return .failure(.syntax)
         }
-        guard i == b.count else { return nil }
-        let days = daysFromCivil(y, mo, d)
-        let secs = days * 86400 + h * 3600 + mi * 60 + sec - offset
-        return secs * 1_000_000_000 + nanos
+        guard i == b.count else { return .failure(.syntax) }
+        // Years 0000-9999: |secs| < 4e11, no overflow before the nanoseconds.
+        var secs = daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+        // Before the epoch, borrow a second so the product cannot overflow
+        // when the sum still fits (1677-09-21T00:12:43.145224192Z is Int64.min).
+        if secs < 0, nanos > 0 { secs += 1; nanos -= 1_000_000_000 }
+        let (ns, o1) = secs.multipliedReportingOverflow(by: 1_000_000_000)
+        let (t, o2) = ns.addingReportingOverflow(nanos)
+        return o1 || o2 ? .failure(.outOfRange) : .success(t)
     }
 
     static func daysInMonth(_ y: Int64, _ m: Int64) -> Int64 {
@@ -208,9 +245,8 @@ public struct ReportEvent: Sendable {
         }
         if ver < 1 { return .failure(.init("invalid schema version \(ver)")) }
         guard let tsValue = v["ts"] else { return .failure(.init("missing required field 'ts'")) }
-        guard let tsString = tsValue.stringValue, let ts = RFC3339.parse(tsString) else {
-            return .failure(.init("field 'ts' is not an RFC 3339 timestamp"))
-        }
+        let ts: Int64
+        switch timestamp(tsValue, "ts") { case .success(let t): ts = t; case .failure(let e): return .failure(e) }
         guard let kindValue = v["kind"] else { return .failure(.init("missing required field 'kind'")) }
         guard let kind = kindValue.stringValue, !kind.isEmpty else { return .failure(.init("field 'kind' is not a string")) }
 
@@ -247,20 +283,53 @@ public struct ReportEvent: Sendable {
 
         var count: UInt64 = 1
         if kind == RecordKind.summary.rawValue || kind == RecordKind.lost.rawValue {
-            guard let c = v["count"] else { return .failure(.init("\(kind) record without required field 'count'")) }
-            guard let n = c.intValue, n >= 0 else { return .failure(.init("field 'count' is not a non-negative integer")) }
-            count = UInt64(n)
+            switch Self.count(v["count"], kind: kind) {
+            case .success(let n): count = n
+            case .failure(let e): return .failure(e)
+            }
         }
 
         var first = ts, last = ts
         if kind == RecordKind.summary.rawValue {
-            if let s = v["first_ts"]?.stringValue, let t = RFC3339.parse(s) { first = t }
-            if let s = v["last_ts"]?.stringValue, let t = RFC3339.parse(s) { last = t }
+            for (key, into) in [("first_ts", 0), ("last_ts", 1)] {
+                guard let value = v[key], value != .null else { continue }
+                switch timestamp(value, key) {
+                case .success(let t): if into == 0 { first = t } else { last = t }
+                case .failure(let e): return .failure(e)
+                }
+            }
             if first > last { swap(&first, &last) }
         }
         return .success(ReportEvent(ts: ts, kind: kind, reason: reason, cause: cause, port: port, process: proc,
                                     client: client, count: count, firstTs: first, lastTs: last, hint: hint,
                                     rawValue: v, rawLine: nil))
+    }
+}
+
+extension ReportEvent {
+    /// A timestamp field: an RFC 3339 string inside the range synsight represents.
+    static func timestamp(_ v: JSONValue, _ key: String) -> Result<Int64, ReportLineError> {
+        guard let s = v.stringValue else { return .failure(.init("field '\(key)' is not an RFC 3339 timestamp")) }
+        switch RFC3339.parseChecked(s) {
+        case .success(let t): return .success(t)
+        case .failure(let e): return .failure(.init("field '\(key)' is \(e.phrase)"))
+        }
+    }
+
+    /// `count` of a summary or lost record: a JSON integer from 0 to
+    /// UInt64.max. A fraction, an exponent, a sign, a string or a boolean
+    /// makes the line bad (it is not read as some other number).
+    static func count(_ v: JSONValue?, kind: String) -> Result<UInt64, ReportLineError> {
+        guard let v else { return .failure(.init("\(kind) record without required field 'count'")) }
+        switch v {
+        case .int(let n) where n >= 0: return .success(UInt64(n))
+        case .number(let text):
+            if let n = UInt64(text) { return .success(n) }
+            let shown = text.count <= 32 ? text : String(text.prefix(32)) + "..."
+            return .failure(.init("field 'count' is not a non-negative integer up to \(UInt64.max) (got \(shown))"))
+        default:
+            return .failure(.init("field 'count' is not a non-negative integer up to \(UInt64.max)"))
+        }
     }
 }
 

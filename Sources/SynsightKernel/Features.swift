@@ -118,6 +118,7 @@ public struct KernelFeatures: Sendable {
         p.merge(syscallOptionalPrograms) { a, _ in a }
         p.merge(firewallOptionalPrograms) { a, _ in a }
         p.merge(overflowOptionalPrograms) { a, _ in a }
+        p.merge(connectOptionalPrograms) { a, _ in a }
         return p
     }
 

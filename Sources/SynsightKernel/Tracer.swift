@@ -35,12 +35,25 @@ private let libbpfLogger: syn_log_fn = { level, message in
 public final class Tracer {
     public let features: KernelFeatures
     public let resetHook: ResetHook
+    /// inet_sock_set_state is not attached (SYN_CFG_NO_STATE_HOOK): connect()
+    /// callers from cgroup/connect{4,6}, errors from inet_sk_error_report.
+    public let noStateHook: Bool
     let object: OpaquePointer
     var links: [OpaquePointer] = []
     var ring: OpaquePointer?
     let lostFD: Int32
     let listenerPidsFD: Int32
     let ncpus: Int
+    /// The ring buffer's positions, read-only (its fill, for SelfCost).
+    var ringPositions: syn_ring_positions
+    let ringBytes: UInt64
+    /// The most unread bytes seen before a read, since start and since the
+    /// last `takeRingPeak()` (Tracer+Cost.swift).
+    var ringPeak: UInt64 = 0
+    var ringPeakWindow: UInt64 = 0
+    /// Without the state-change hook: the iterator that finds closed
+    /// listeners nothing asked about (sweepListeners), and when it last ran.
+    var lastSweep: UInt64 = 0
 
     /// Opens, configures, loads and attaches. Fallible libbpf work happens
     /// before any stored property is set, so a failure cleans up exactly once.
@@ -80,33 +93,13 @@ public final class Tracer {
         }
         guard let obj else { throw KernelError.sys("opening the BPF object", code: errno) }
 
+        var noStateHook = false
         do throws(KernelError) {
             // Choose programs: exactly one no-listener RST hook (the `rst_`
             // group); optional programs only where their probe succeeded;
             // everything else always.
-            let resetPrograms: Set<String> = {
-                switch hook {
-                case .tcpSendReset: return ["rst_tp_send_reset"]
-                case .kfreeSkb: return ["rst_kfree_skb"]
-                case .fentry: return ["rst_fentry_v4", "rst_fentry_v6"]
-                case .kprobe: return ["rst_kprobe_v4", "rst_kprobe_v6"]
-                }
-            }()
-            let optional = features.optionalPrograms
-            var prog = bpf_object__next_program(obj, nil)
-            while let p = prog {
-                let name = String(cString: bpf_program__name(p))
-                let load: Bool
-                if name.hasPrefix("rst_") {
-                    load = resetPrograms.contains(name)
-                } else if let probe = optional[name] {
-                    load = probe.isSupported
-                } else {
-                    load = true
-                }
-                bpf_program__set_autoload(p, load)
-                prog = bpf_object__next_program(obj, p)
-            }
+            Self.selectPrograms(obj, features: features, hook: hook)
+            noStateHook = features.connectWithoutStateHook.isSupported
 
             var cfg = syn_config()
             withUnsafeMutableBytes(of: &cfg.ports) { raw in
@@ -116,6 +109,7 @@ public final class Tracer {
             cfg.nports = UInt32(options.ports.count)
             cfg.flags = features.synRecvFlags
                 | (features.syscalls.connectExitOnly ? UInt32(SYN_CFG_CONNECT_EXIT_ONLY.rawValue) : 0)
+                | (noStateHook ? UInt32(SYN_CFG_NO_STATE_HOOK.rawValue) : 0)
             if let (start, end) = KernelSymbols.tcpRcvStateProcess {
                 cfg.trs_start = start
                 cfg.trs_end = end
@@ -140,11 +134,26 @@ public final class Tracer {
         }
 
         var links: [OpaquePointer] = []
+        var cgroupFD: Int32 = -1
+        defer { if cgroupFD >= 0 { close(cgroupFD) } }
         var prog = bpf_object__next_program(obj, nil)
         while let p = prog {
-            // Iterators are attached on demand (seedListeners), not here.
-            if bpf_program__autoload(p), !String(cString: bpf_program__name(p)).hasPrefix("iter_") {
-                guard let link = bpf_program__attach(p) else {
+            // Iterators are attached on demand (seedListeners), not here;
+            // `run_` programs are run by user space (sweepListeners).
+            if bpf_program__autoload(p), !Self.runOnDemand(String(cString: bpf_program__name(p))) {
+                // cgroup programs attach to the root cgroup v2 (the link holds it).
+                if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
+                    switch CgroupRoot.open() {
+                    case .success(let fd): cgroupFD = fd
+                    case .failure(let e):
+                        for l in links { bpf_link__destroy(l) }
+                        bpf_object__close(obj)
+                        throw e
+                    }
+                }
+                let attached = String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/")
+                    ? bpf_program__attach_cgroup(p, cgroupFD) : bpf_program__attach(p)
+                guard let link = attached else {
                     let e = errno
                     let name = String(cString: bpf_program__name(p))
                     for l in links { bpf_link__destroy(l) }
@@ -158,14 +167,22 @@ public final class Tracer {
 
         self.features = features
         self.resetHook = hook
+        self.noStateHook = noStateHook
         self.object = obj
         self.links = links
+        self.ringBytes = UInt64(options.ringBytes)
+        var positions = syn_ring_positions()
+        if syn_ring_positions_map(bpf_map__fd(bpf_object__find_map_by_name(obj, "events")), &positions) != 0 {
+            positions = syn_ring_positions()  // the fill is then reported as 0
+        }
+        self.ringPositions = positions
         self.lostFD = bpf_map__fd(bpf_object__find_map_by_name(obj, "lost_events"))
         self.listenerPidsFD = bpf_map__fd(bpf_object__find_map_by_name(obj, "listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
     }
 
     deinit {
+        syn_ring_positions_unmap(&ringPositions)
         if let ring { ring_buffer__free(ring) }
         for l in links { bpf_link__destroy(l) }
         bpf_object__close(object)
@@ -254,8 +271,11 @@ public final class Tracer {
                 throw KernelError.sys("reading the ring buffer", code: n)
             }
             // The BPF side wakes us only when much is unread (submit() in
-            // refusals.bpf.c): what arrived without a wakeup is read here.
+            // refusals.bpf.c): what arrived without a wakeup is read here,
+            // after noting how much it was (the ring's fill, SelfCost).
+            noteRingFill()
             _ = ring_buffer__consume(rb)
+            sweepListenersIfDue()
             onTick()
         }
         // Drain what is already there.

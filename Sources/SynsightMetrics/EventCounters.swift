@@ -44,6 +44,27 @@ public enum MetricNames {
     static var namespacesUnreadable: MetricNameDescriptor {
         d("listener_namespaces_unreadable", "", "Network namespaces whose listeners could not be read at the last scrape.")
     }
+    static var programRuns: MetricNameDescriptor {
+        d("bpf_program_runs", "total", "Runs of each of synsight's BPF programs (label program: its name in bpf/, hook: "
+            + "its attach point), counted by the kernel only while BPF statistics are on (--bpf-stats; "
+            + "synsight_bpf_stats_enabled).")
+    }
+    static var programRunSeconds: MetricNameDescriptor {
+        d("bpf_program_run_seconds", "total", "Time spent in each of synsight's BPF programs, counted by the kernel "
+            + "only while BPF statistics are on (they add two clock reads to every run).")
+    }
+    static var bpfStatsEnabled: MetricNameDescriptor {
+        d("bpf_stats_enabled", "", "1 while the kernel's BPF statistics are on (--bpf-stats, or the kernel.bpf_stats_enabled "
+            + "sysctl), else 0: the program counters do not move.")
+    }
+    static var consumerCPU: MetricNameDescriptor {
+        d("consumer_cpu_seconds", "total", "User and system CPU of the synsight process (the ring-buffer consumer, "
+            + "attribution and output; BPF program time is not in it).")
+    }
+    static var ringFill: MetricNameDescriptor {
+        d("ringbuf_fill_ratio", "", "The most the BPF ring buffer held unread since the previous update (about every "
+            + "second), as a share of its size, sampled before each read: near 1, events are about to be lost.")
+    }
     static var buildInfo: MetricNameDescriptor {
         d("build_info", "", "Always 1; the labels say which synsight version and command runs.")
     }

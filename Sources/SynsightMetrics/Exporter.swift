@@ -86,6 +86,11 @@ public final class MetricsExporter: Sendable {
         EventCounters(registry: registry, maxPorts: settings.maxPorts, recording: recording)
     }
 
+    /// synsight's own cost (one per process, fed by the tracing loop).
+    public func makeSelfCostMetrics() -> SelfCostMetrics {
+        SelfCostMetrics(registry: registry)
+    }
+
     /// Refreshes the scrape-time gauges and returns the exposition text.
     public func render() -> [UInt8] {
         refreshListeners(now: Self.monotonicNs())

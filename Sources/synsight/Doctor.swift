@@ -9,10 +9,21 @@ struct Doctor: ParsableCommand {
         discussion: "Probes by loading small BPF programs and reading kernel BTF; run it as root for conclusive answers."
     )
 
+    @Option(help: ArgumentHelp("Also attach what `trace` attaches for this many seconds, with the kernel's BPF statistics on, "
+                               + "and print what each program costs on this host's traffic.", valueName: "seconds"))
+    var measure: Double?
+
+    func validate() throws {
+        if let measure, !(measure > 0 && measure <= 3600) {
+            throw ValidationError("--measure must be a number of seconds between 0 and 3600, got \(measure)")
+        }
+    }
+
     func run() throws {
         let f = KernelFeatures.probe()
         try Output.stdoutOrFail(DoctorReport.render(f) + "\n")
         if !f.privileges.isSupported || !f.btf.isSupported { throw ExitCode.failure }
+        if let measure { print(try DoctorReport.measure(seconds: measure, features: f)) }
     }
 }
 
@@ -85,14 +96,20 @@ enum DoctorReport {
         case .failure(let e):
             l.append("  no_listener              UNAVAILABLE -- \(e.why)")
         }
-        let registry = f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state + /proc snapshot at start" : "UNAVAILABLE: \(f.inetSockSetState.detail)"
+        let stateless = f.connectWithoutStateHook
+        let registry = stateless.isSupported
+            ? "listen() exits + /proc snapshot at start; closes found when a refusal or a SYN to the port needs them, else by a sweep every 5 s"
+            : f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state + /proc snapshot at start" : "UNAVAILABLE: \(f.inetSockSetState.detail)"
         l.append("    listener registry      \(registry)")
         l.append("    listener exits         " + (f.schedProcessExit.isSupported ? "tp_btf/sched_process_exit (exit status and signal)" : "UNAVAILABLE: \(f.schedProcessExit.detail)"))
-        l.append("    local client identity  " + (f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state CLOSE->SYN_SENT (process context), joined by 4-tuple" : "UNAVAILABLE"))
+        l.append("    local client identity  " + (stateless.isSupported
+            ? "cgroup/connect{4,6} on the root cgroup v2 (\(stateless.detail); process context), joined by 4-tuple"
+            : f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state CLOSE->SYN_SENT (process context), joined by 4-tuple (no state-change-free way: \(stateless.detail))" : "UNAVAILABLE"))
         l.append(contentsOf: firewallLines(f))
         l.append(packetDropLine(f))
         l.append(contentsOf: overflowLines(f))
         l.append(contentsOf: syscallLines(f))
+        l.append(contentsOf: costLines(f))
         return l.joined(separator: "\n")
     }
 

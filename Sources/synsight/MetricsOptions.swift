@@ -39,10 +39,12 @@ struct MetricsOptions: ParsableArguments {
     final class Running {
         let server: MetricsHTTPServer
         let counters: EventCounters
+        let cost: SelfCostMetrics
 
-        init(server: MetricsHTTPServer, counters: EventCounters) {
+        init(server: MetricsHTTPServer, counters: EventCounters, cost: SelfCostMetrics) {
             self.server = server
             self.counters = counters
+            self.cost = cost
         }
 
         func stop() { server.stop() }
@@ -70,6 +72,7 @@ struct MetricsOptions: ParsableArguments {
         }
         server.start { exporter.render() }
         Output.stderr("synsight: serving Prometheus metrics at http://\(server.address)/metrics\n")
-        return Running(server: server, counters: exporter.makeEventCounters(recording: command == "record"))
+        return Running(server: server, counters: exporter.makeEventCounters(recording: command == "record"),
+                       cost: exporter.makeSelfCostMetrics())
     }
 }

@@ -1,8 +1,9 @@
 import Glibc
 
 extension Output {
-    /// As `writeAll(fd:_:)`, and `written` says how many bytes made it, so
-    /// a caller can count the lines that did not (`StdoutSink`).
+    /// Writes every byte of `bytes` to `fd` (retrying short writes and
+    /// EINTR); `written` says how many bytes made it, so a caller can count
+    /// the lines that did not (`StdoutSink`).
     static func writeAll(fd: Int32, _ bytes: [UInt8], written: inout Int) -> WriteResult {
         written = 0
         while written < bytes.count {

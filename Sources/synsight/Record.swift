@@ -78,6 +78,9 @@ struct RecordCommand: ParsableCommand {
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
+    @OptionGroup(title: "Self-overhead")
+    var cost: SelfCostOptions
+
     /// A number with an optional unit suffix, as the size and age options take it.
     enum Amount: Equatable {
         case value(Int64)
@@ -181,10 +184,12 @@ struct RecordCommand: ParsableCommand {
         let metricsEndpoint = try metrics.start(command: "record", ports: settings.ports)
         defer { metricsEndpoint?.stop() }
         settings.metrics = metricsEndpoint?.counters
+        settings.costMetrics = metricsEndpoint?.cost
+        settings.bpfStats = cost.bpfStats
 
         let flushEvery = UInt64(flushIntervalMs) * 1_000_000
         var lastFlush = bootTimeNow()
-        var (summary, seconds) = try TraceRunner.run(
+        var (summary, seconds, cost) = try TraceRunner.run(
             settings,
             emit: { recorder.append($0) },
             tick: {
@@ -199,6 +204,6 @@ struct RecordCommand: ParsableCommand {
             })
         recorder.close()
         if recorder.linesLost > 0 { summary.addUnwritten(recorder.linesLost, target: TerminalText.escape(dir)) }
-        Output.stderr(summary.render(durationSeconds: seconds) + "\n")
+        Output.stderr(summary.render(durationSeconds: seconds) + "\n" + cost + "\n")
     }
 }

@@ -24,10 +24,15 @@ struct ReportCommand: ParsableCommand {
             chart), and the same per-port sections.
 
             Lines that cannot be used (truncated, not JSON, missing fields, a newer schema \
-            version) are reported on stderr as file:line and skipped; the rest is reported.
+            version, a timestamp outside 1677-2262, a `count` that is not a non-negative \
+            integer, longer than 1 MiB) are reported on stderr as file:line and skipped; the \
+            rest is reported. Totals saturate at 18446744073709551615 rather than wrap. From a \
+            directory only regular files (and symlinks to them) are read: a FIFO, device or \
+            socket is named on stderr and skipped; named on the command line it is an error.
 
             Exit status: 0 if every line was read, 2 if some lines or files were skipped, \
-            1 on a usage error or when an input could not be read.
+            1 on a usage error, when an input could not be read, or when the report could not \
+            be written (a full disk; a closed pipe, as with `| head`, is not an error).
 
             Examples:
               synsight report /var/log/synsight
@@ -54,10 +59,15 @@ struct ReportCommand: ParsableCommand {
     var format: String = "text"
 
     static func parseTime(_ s: String, _ option: String) throws -> Int64 {
-        guard let t = RFC3339.parse(s) else {
+        switch RFC3339.parseChecked(s) {
+        case .success(let t):
+            return t
+        case .failure(.syntax):
             throw ValidationError("\(option) must be an RFC 3339 timestamp like 2026-11-22T03:00:00Z, got '\(TerminalText.escape(s))'")
+        case .failure(.outOfRange):
+            throw ValidationError("\(option) must be from \(RFC3339.representableRangeText) (the range of synsight's "
+                                  + "nanosecond timestamps), got '\(TerminalText.escape(s))'")
         }
-        return t
     }
 
     func validate() throws {
@@ -81,7 +91,10 @@ struct ReportCommand: ParsableCommand {
         for input in inputs { session.addInput(input) }
         for d in session.diagnostics { Output.stderr("synsight: \(TerminalText.escape(d))\n") }
         let text = session.builder.report().render(ReportFormat(rawValue: format) ?? .text)
-        Output.write(fd: STDOUT_FILENO, Array(text.utf8))
+        // A closed pipe (`| head`) is a quiet success; any other failed write
+        // (a full disk, /dev/full) is an error: the report is incomplete.
+        try Output.stdoutOrFail(text, what: "the report to standard output",
+                                consequence: "; it is incomplete: check the disk or the file it is redirected to")
         let status = session.exitStatus
         if status != 0 { throw ExitCode(status) }
     }

@@ -58,24 +58,17 @@ enum Output {
 
     /// Writes every byte of `bytes` to `fd` (retrying short writes and EINTR).
     static func writeAll(fd: Int32, _ bytes: [UInt8]) -> WriteResult {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno == EPIPE ? .closedPipe : .failed(errno: errno)
-            }
-            off += n
-        }
-        return .ok
+        var written = 0
+        return writeAll(fd: fd, bytes, written: &written)
     }
 
     /// Writes a command's whole answer to stdout: a closed pipe (`| head`) is
     /// a quiet end; any other failed write ends the command with one line.
-    static func stdoutOrFail(_ text: String) throws {
+    /// `what` and `consequence` word the error line.
+    static func stdoutOrFail(_ text: String, what: String = "to standard output", consequence: String = "") throws {
         signal(SIGPIPE, SIG_IGN)
         if case .failed(let e) = writeAll(fd: STDOUT_FILENO, Array(text.utf8)) {
-            throw fail(WriteResult.message(e, writing: "to standard output") + " (\(ErrnoName.name(e)))")
+            throw fail(WriteResult.message(e, writing: what) + " (\(ErrnoName.name(e)))" + consequence)
         }
     }
 

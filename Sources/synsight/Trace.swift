@@ -70,6 +70,9 @@ struct Trace: ParsableCommand {
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
+    @OptionGroup(title: "Self-overhead")
+    var cost: SelfCostOptions
+
     static let maxDuration: Double = 366 * 86400
     /// Events per key and second printed one by one on a terminal.
     static let terminalFold = 10
@@ -131,10 +134,12 @@ struct Trace: ParsableCommand {
         defer { metricsEndpoint?.stop() }
         settings.metrics = metricsEndpoint?.counters
         settings.aggregate = Self.foldLimit(fold: fold, noFold: noFold, json: json, isTerminal: isatty(STDOUT_FILENO) == 1)
+        settings.costMetrics = metricsEndpoint?.cost
+        settings.bpfStats = cost.bpfStats
 
         let sink = StdoutSink()
         let json = self.json
-        var (summary, seconds) = try TraceRunner.run(
+        var (summary, seconds, cost) = try TraceRunner.run(
             settings,
             emit: { r in
                 sink.append { out in
@@ -149,10 +154,10 @@ struct Trace: ParsableCommand {
             tick: { sink.flush() })
         if case .failed(let e) = sink.outcome {
             summary.addUnwritten(sink.unwritten, target: "standard output")
-            Output.stderr(summary.render(durationSeconds: seconds) + "\n")
+            Output.stderr(summary.render(durationSeconds: seconds) + "\n" + cost + "\n")
             throw fail(Output.WriteResult.message(e, writing: "to standard output") + " (\(ErrnoName.name(e))); "
                 + "\(sink.unwritten) record\(sink.unwritten == 1 ? "" : "s") not written (free space, or write elsewhere)")
         }
-        Output.stderr(summary.render(durationSeconds: seconds) + "\n")
+        Output.stderr(summary.render(durationSeconds: seconds) + "\n" + cost + "\n")
     }
 }

@@ -24,12 +24,17 @@ struct TraceSettings {
     var metrics: EventCounters? = nil
     /// Tests only: every ruleset read takes this much longer (a slow rule source).
     var rulesetDelayMs = 0
+    /// synsight's own cost in the metrics (--metrics-address), updated every second.
+    var costMetrics: SelfCostMetrics? = nil
+    /// Turn on the kernel's BPF statistics for the run (--bpf-stats).
+    var bpfStats = false
 }
 
 /// The tracing loop: load and attach, snapshot listeners, read the ring,
 /// attribute, and hand every final record to `emit`. `tick` runs after each
 /// poll (about every 50 ms) and returns false to stop. Returns the summary
-/// (the caller adds what it could not write) and the seconds traced.
+/// (the caller adds what it could not write), the seconds traced, and
+/// synsight's own cost over the run (CPU, ring-buffer fill, BPF statistics).
 enum TraceRunner {
     static func options(for s: TraceSettings) -> TracerOptions {
         var options = TracerOptions()
@@ -44,7 +49,15 @@ enum TraceRunner {
     /// have been created with `options(for: s)`.
     static func run(_ s: TraceSettings, tracer prepared: Tracer? = nil,
                     emit output: @escaping (Record) -> Void,
-                    tick: () -> Bool) throws -> (summary: TraceSummary, seconds: Double) {
+                    tick: () -> Bool) throws -> (summary: TraceSummary, seconds: Double, cost: String) {
+        // Before loading: the programs' counters then cover the whole run.
+        let statistics: BPFStatistics?
+        do {
+            statistics = s.bpfStats ? try BPFStatistics.enable() : nil
+        } catch {
+            throw fail(error.description)
+        }
+        defer { withExtendedLifetime(statistics) {} }
         let tracer: Tracer
         if let prepared {
             tracer = prepared
@@ -74,9 +87,9 @@ enum TraceRunner {
         defer { rules.reader.stop() }
         engine.firewall.rules = rules
         engine.hostNetns = rules.reader.ownNetns
-        // Reason names now (one enum of the BTF libbpf already parsed); kallsyms
-        // on the first drop that needs a name, on the pipeline thread.
+        // Reason names now (one enum of the BTF libbpf already parsed); kallsyms on the first drop.
         engine.drops = DropState(reasons: KernelDropReasons.read(), symbols: KernelSymbolTable())
+        engine.clientErrorHook = tracer.noStateHook ? .errorReport : .stateChange
 
         // A parent may have spawned us with these signals blocked (some
         // process launchers do): Ctrl-C and `kill` must always stop a trace.
@@ -114,10 +127,13 @@ enum TraceRunner {
                 queue.close()
                 pipeline.join()
             }
-            try readRing(tracer, into: queue, rules: rules, stage: stage, deadline: deadline)
+            try readRing(tracer, into: queue, rules: rules, stage: stage, deadline: deadline, costMetrics: s.costMetrics)
             return stage.summary
         }
-        return (summary, Double(bootTimeNow() - started) / 1e9)
+        let elapsed = Double(bootTimeNow() - started) / 1e9
+        let cost = tracer.costSample()
+        s.costMetrics?.update(tracer.costSample(window: true))
+        return (summary, elapsed, SelfCostFormat.render(cost, durationSeconds: elapsed))
     }
 
     /// At most this many decoded events wait for the pipeline (beyond it a
@@ -126,9 +142,10 @@ enum TraceRunner {
 
     /// The ring-buffer thread: decode, pin what may vanish, hand off.
     static func readRing(_ tracer: Tracer, into queue: HandoffQueue<PipelineItem>, rules: NftRuleSource,
-                         stage: PipelineStage, deadline: UInt64?) throws {
+                         stage: PipelineStage, deadline: UInt64?, costMetrics: SelfCostMetrics?) throws {
         var batch: [PipelineItem] = []
         var lastLostCheck = bootTimeNow()
+        costMetrics?.update(tracer.costSample(window: true))
         do {
             try tracer.run(
                 onRecord: { raw in
@@ -149,6 +166,7 @@ enum TraceRunner {
                     var control: [PipelineItem] = [.tick(now)]
                     if now - lastLostCheck >= 1_000_000_000 {
                         control.append(.lost(tracer.lostEvents()))
+                        costMetrics?.update(tracer.costSample(window: true))
                         lastLostCheck = now
                     }
                     queue.push(control, droppable: false)

@@ -97,12 +97,30 @@ struct AttributionCauseTests {
         #expect(r.evidence("listened_on")?.stringValue == "0.0.0.0:8080")
         #expect(r.evidence("closed_at")?.stringValue == RFC3339.format(nanosecondsSinceEpoch: bootOffset + 200))
         #expect(r.evidence("closed_by") == nil)
+        #expect(r.evidence("closed_at_exact") == nil)
         #expect(r.evidence("exited_at") == nil)
         let hint = try #require(r.hint)
         #expect(hint.contains("webapp"))
         #expect(hint.contains("8080"))
         #expect(hint.contains("still running"))
         #expect(e.knownListeners.isEmpty)
+    }
+
+    @Test("a close noticed without the state-change hook (closer unknown): listener_closed, no closed_by, closed_at not exact")
+    func listenerClosedNoticedLater() throws {
+        var e = engine()
+        let addr = Endpoint(addr: .any4, port: 8080)
+        let r = try single(run(&e, [
+            .listen(listenerChange(at: 100, on: addr, pid: 500, comm: "webapp", inode: 11)),
+            .listenClose(listenerChange(at: 290, on: Endpoint(addr: .any4, port: 8080), pid: 0, comm: "", inode: 11)),
+            rst(at: 300, to: Endpoint(addr: v4(127, 0, 0, 1), port: 8080), from: client1),
+        ]))
+        #expect(r.cause == "listener_closed")
+        #expect(r.process?.pid == 500)
+        #expect(r.process?.comm == "webapp")
+        #expect(r.evidence("listened_on")?.stringValue == "0.0.0.0:8080")
+        #expect(r.evidence("closed_by") == nil)
+        #expect(r.evidence("closed_at_exact") == .bool(false))
     }
 
     @Test func listenerClosedByAnotherProcess() throws {

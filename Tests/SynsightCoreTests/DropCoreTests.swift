@@ -244,8 +244,8 @@ struct DropAttributionTests {
     }
 }
 
-/// One `packet_dropped` record of every cause, through the engine (for the
-/// schema test, SchemaRecordsTests).
+/// One `packet_dropped` record of every cause, through the engine (the
+/// reason names built into a synthetic kernel, `tcp_state` dropped twice).
 enum DropRecords {
     static func everyCause() -> [Record] {
         var core: [(String, Int64)] = []

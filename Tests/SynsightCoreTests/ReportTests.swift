@@ -66,15 +66,29 @@ struct ReportParsingTests {
 
     @Test func readerParsesValuesAndEscapes() {
         let v = JSONReader.parse(#" {"a":[1,-2,3.7,true,false,null],"s":"x\"\\\/\n\u00e9\ud83d\ude00","o":{}} "#)
-        #expect(v?["a"] == .array([.int(1), .int(-2), .int(3), .bool(true), .bool(false), .null]))
+        #expect(v?["a"] == .array([.int(1), .int(-2), .number("3.7"), .bool(true), .bool(false), .null]))
         #expect(v?["s"] == .string("x\"\\/\né😀"))
         #expect(v?["o"] == .object([]))
     }
 
-    @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\":1,}", "\"raw\ncontrol\"", "01", "99999999999999999999",
+    @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\":1,}", "\"raw\ncontrol\"", "01", "1.", "-", "1e", "1e+",
                       "{\"a\":1} x", "tru", "\"\\x\"", String(repeating: "[", count: 100) + String(repeating: "]", count: 100)])
     func readerRejectsMalformed(_ s: String) {
         #expect(JSONReader.parse(s) == nil)
+    }
+
+    /// Integers and other numbers stay distinguishable: a fraction, an
+    /// exponent or an integer outside Int64 is kept as its text, never
+    /// truncated to some other integer (1.5 and 1e30 were read as 1).
+    @Test func numbersOutsideInt64AreKeptAsText() {
+        #expect(JSONReader.parse("9223372036854775807") == .int(.max))
+        #expect(JSONReader.parse("-9223372036854775808") == .int(.min))
+        for text in ["9223372036854775808", "99999999999999999999", "1.5", "1e30", "-0.25", "1E+2", "0.0"] {
+            #expect(JSONReader.parse(text) == .number(text))
+            var out: [UInt8] = []
+            JSONLines.append(.number(text), to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == text)
+        }
     }
 
     @Test func loneSurrogateBecomesReplacement() {

@@ -62,7 +62,7 @@ struct SchemaContractTests {
         let def = try Self.reasonDef(reason)
         let swift = Cause.values(for: reason)
         #expect(Set(swift).count == swift.count, "duplicate cause of \(reason.rawValue)")
-        // Digits after a letter are snake case too (tcp_md5, ipv6_disabled).
+        // snake_case; digits are part of a word (tcp_md5, ipv6_disabled).
         let snake = try Regex("^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
         for c in swift { #expect(c.wholeMatch(of: snake) != nil, "\(c)") }
         if swift.isEmpty {

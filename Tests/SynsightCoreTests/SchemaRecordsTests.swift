@@ -23,6 +23,28 @@ struct SchemaRecordsTests {
     }
 
     /// Records for every reason and cause, from events as the decoder would deliver them.
+    /// packet_dropped: a record of every cause family (a kernel reason name
+    /// of each; openvswitch by its subsystem; other for a name no table has).
+    static func packetDrops() -> [Record] {
+        let e = engine()
+        return DropCause.allCases.map { cause in
+            let name: DropReasonName
+            switch cause {
+            case .openvswitch:
+                name = DropReasonName(name: "openvswitch:last_action", code: 0x20001, subsystem: "openvswitch", known: true)
+            case .other:
+                name = DropReasonName(name: "a_future_reason", code: 999, subsystem: nil, known: true)
+            default:
+                name = DropReasonName(name: DropCause.reasons[cause]![0], code: 16, subsystem: nil, known: true)
+            }
+            let d = PacketDrop(ts: 1_000, family: .ipv4, local: Endpoint(addr: v4(198, 18, 40, 1), port: 8080),
+                               remote: Endpoint(addr: v4(198, 18, 41, 2), port: 40000), netns: 77, reasonCode: UInt32(name.code),
+                               location: 0xFFFF_FFFF_8100_0260, ifindex: 2, ifname: "veth-s1", tcpFlags: 0x02,
+                               hook: .prerouting, client: TaskInfo(pid: 31, comm: "curl"))
+            return e.dropRecord(d, reason: name, location: ("ip_rcv_finish_core", 0x260))
+        }
+    }
+
     static func records() -> [Record] {
         var out: [Record] = []
         let server = Endpoint(addr: v4(127, 0, 0, 1), port: 8080)
@@ -46,6 +68,7 @@ struct SchemaRecordsTests {
         _ = e.ingest(.listen(listenerChange(at: 50_004, on: Endpoint(addr: .any4, port: 9102), pid: 702, comm: "ns", inode: 82, netns: otherNS)))
         out += e.ingest(rst(at: 50_005, to: Endpoint(addr: v4(127, 0, 0, 1), port: 9102), from: client))
         out += NATJoinTests.wrongPortBehindDNAT()
+        out += Self.packetDrops()
 
         // accept_queue_full, syn_queue_full (every stage), fd_exhausted (EMFILE, ENFILE, and as the overflow's cause).
         for stage in OverflowStage.allCases {
@@ -117,9 +140,6 @@ struct SchemaRecordsTests {
         var g = engine()
         _ = g.ingest(drop(200_000, 44000, 5))
         out += g.finish()
-
-        // packet_dropped: every cause (DropCoreTests.swift).
-        out += DropRecords.everyCause()
 
         // lost and summary records, as the trace loop and the aggregator make them.
         out.append(Record(ts: 1, kind: .lost, evidence: [("where", .string("ring buffer full"))], hint: "h", count: 3))

@@ -76,7 +76,7 @@ struct DropTests {
         let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
 
         let trace = try TraceSession([])
-        let c = try Peer.connect(from: client, addr: "198.18.40.1", port: port, timeout: 2, extra: ["--source", "198.18.41.2"])
+        let c = try Peer.connect(from: client, addr: "198.18.40.1", port: port, timeout: 2, source: "198.18.41.2")
         #expect(c.errno == Int(ETIMEDOUT))
         let r = record(trace, netns: server, port: port)
         trace.stop()

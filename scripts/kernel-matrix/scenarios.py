@@ -246,6 +246,16 @@ class Kernel:
                                                    ("__sys_listen", BPF_TRACE_FEXIT)))
         return SYSCALL_HOOK_FX if fx else SYSCALL_HOOK_CLASSIC
 
+    def client_error_hook(self):
+        """Connection errors: inet_sk_error_report (5.14+) where a cgroup v2
+        can be had for cgroup/connect{4,6} (mounted, or mountable: every
+        kernel with cgroup2 in /proc/filesystems), else the state-change hook."""
+        with open("/proc/filesystems") as f:
+            cgroup2 = any(l.split()[-1] == "cgroup2" for l in f if l.strip())
+        if cgroup2 and self.btf.tp_nargs("inet_sk_error_report") >= 0:
+            return "tp_btf/inet_sk_error_report"
+        return "tp_btf/inet_sock_set_state"
+
     def cap_check(self):
         return "tp_btf/cap_capable" if self.btf.tp_nargs("cap_capable") >= 0 else "inferred"
 
@@ -1233,7 +1243,7 @@ def sc_host_unreach(t, k, pas):
     if r:
         expect_common(c, r, "connect_failure", "unknown", "host_unreachable", port)
         c.eq("process.pid", pid_of(r, "process"), pid)
-    return r, c, ("tp_btf/inet_sock_set_state", None)
+    return r, c, (k.client_error_hook(), None)
 
 
 @scenario("SYNs that vanish: ETIMEDOUT", "connect_failure/timed_out")
@@ -1250,7 +1260,7 @@ def sc_timed_out(t, k, pas):
     if r:
         expect_common(c, r, "connect_failure", "unknown", "timed_out", port)
         c.eq("process.pid", pid_of(r, "process"), pid)
-    return r, c, ("tp_btf/inet_sock_set_state", None)
+    return r, c, (k.client_error_hook(), None)
 
 
 # Handshake segments dropped for other reasons (drop/packet_dropped): the

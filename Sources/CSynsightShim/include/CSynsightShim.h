@@ -58,6 +58,17 @@ int syn_setns_net(int fd);
  * 0 or a negative errno. */
 int syn_private_tracefs(void);
 
+/* An O_RDONLY fd of the root of the cgroup v2 hierarchy mounted privately:
+ * a mount namespace of the calling thread's own (a slave, as above), cgroup2
+ * mounted over /sys/fs/cgroup there, opened, and unmounted again (the fd
+ * keeps it). For hosts that mount no cgroup2 anywhere. The host's mounts are
+ * untouched. An fd or a negative errno. */
+int syn_private_cgroup2_root(void);
+
+/* Runs the (raw_tp) program `prog_fd` once with BPF_PROG_TEST_RUN and no
+ * context. 0 or a negative errno. */
+int syn_prog_test_run(int prog_fd);
+
 /* Is the kprobe PMU present (CONFIG_KPROBES)? */
 bool syn_kprobes_available(void);
 
@@ -73,4 +84,31 @@ struct bpf_object *syn_open_object(const void *buf, size_t len, const char *name
  * through the object's BTF (DATASEC ".rodata"). Between open and load.
  * 0 or a negative errno. */
 int syn_set_config(struct bpf_object *obj, const struct syn_config *cfg);
+/* synsight's own cost (issue 16). */
+
+/* BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): while the returned fd is open the
+ * kernel counts every BPF program's runs and run time (run_cnt,
+ * run_time_ns), without the kernel.bpf_stats_enabled sysctl being written;
+ * closing the fd turns the counting off again (unless someone else holds it
+ * on). Needs CAP_SYS_ADMIN. An fd, or a negative errno. */
+int syn_enable_bpf_stats(void);
+
+/* run_cnt and run_time_ns of the program behind `prog_fd` (zero while BPF
+ * statistics are off). 0 or a negative errno. */
+int syn_prog_run_stats(int prog_fd, uint64_t *run_cnt, uint64_t *run_time_ns);
+
+/* A read-only view of a BPF ring buffer's consumer and producer positions
+ * (its first two pages; libbpf 1.1 has no ring__avail_data_size). */
+struct syn_ring_positions {
+	void *pages;
+	size_t len;
+	size_t page;
+};
+
+/* Maps the positions of the ring buffer map `map_fd`. 0 or a negative errno. */
+int syn_ring_positions_map(int map_fd, struct syn_ring_positions *out);
+/* Bytes written by BPF and not yet read by the consumer (producer minus
+ * consumer position, record headers included). */
+uint64_t syn_ring_positions_unread(const struct syn_ring_positions *p);
+void syn_ring_positions_unmap(struct syn_ring_positions *p);
 #endif

@@ -145,10 +145,11 @@ final class Peer {
     }
 
     /// One connect() from inside `ns`; returns the connecting PID and errno.
+    /// `source`: bind to this local address first; `extra`: more peer.py options.
     static func connect(from ns: NetNS, addr: String, port: Int, timeout: Double = 3,
-                        extra: [String] = []) throws -> (pid: Int, errno: Int) {
+                        source: String? = nil, extra: [String] = []) throws -> (pid: Int, errno: Int) {
         let out = try sh(["ip", "netns", "exec", ns.name, "/usr/bin/python3", script, "connect", addr, String(port),
-                          "--timeout", String(timeout)] + extra)
+                          "--timeout", String(timeout)] + (source.map { ["--source", $0] } ?? []) + extra)
         let f = out.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
         guard f.count == 2 else { throw CommandFailure(description: "bad connect output: \(out)") }
         return (f[0], f[1])

@@ -1,0 +1,47 @@
+import CSynsightShim
+import Glibc
+import SynsightCore
+
+/// The root of the cgroup v2 hierarchy, where synsight's cgroup/connect
+/// programs attach so that every connect() on the host runs them (issue 16).
+/// Found in /proc/self/mountinfo (hybrid hosts mount it at
+/// /sys/fs/cgroup/unified); where none is mounted, mounted privately
+/// (syn_private_cgroup2_root): the host's mounts never change.
+public enum CgroupRoot {
+    /// The mount point of a cgroup2 filesystem whose root is the hierarchy's root.
+    static func mountPoint() -> String? {
+        guard let text = ProcFS.read("/proc/self/mountinfo") else { return nil }
+        for line in text.split(separator: "\n") {
+            // id parent major:minor root mountpoint options... - fstype source superopts
+            let halves = line.split(separator: " - ", maxSplits: 1)
+            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+            let f = halves[0].split(separator: " ")
+            guard f.count >= 5, f[3] == "/" else { continue }
+            return String(f[4])
+        }
+        return nil
+    }
+
+    /// An fd of the root cgroup, or why there is none.
+    public static func open() -> Result<Int32, KernelError> {
+        if let path = mountPoint() {
+            let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 { return .success(fd) }
+        }
+        let fd = syn_private_cgroup2_root()
+        if fd >= 0 { return .success(fd) }
+        return .failure(KernelError.sys("opening the root cgroup v2 (none mounted, and mounting one privately failed)", code: fd))
+    }
+
+    /// Is there a cgroup v2 root to attach to (mounted, or mountable privately)?
+    public static var available: ProbeResult {
+        if let path = mountPoint() { return .supported("cgroup v2 at \(path)") }
+        // Mounting privately is the only way to know that it works.
+        let fd = syn_private_cgroup2_root()
+        if fd >= 0 {
+            close(fd)
+            return .supported("no cgroup v2 mounted: one is mounted privately")
+        }
+        return .unsupported("no cgroup v2 mounted, and mounting one privately failed (\(ErrnoName.name(-fd)))")
+    }
+}
