@@ -212,6 +212,12 @@ struct DropAttributionTests {
         #expect(sub.cause == "openvswitch")
     }
 
+    @Test("every cause comes out of the engine, once each")
+    func everyCause() {
+        let recs = DropRecords.everyCause()
+        #expect(recs.map(\.cause) == DropCause.allCases.map(\.rawValue))
+    }
+
     @Test("a retransmitted SYN freed by tcp_v4_rcv without a reason is not a failure")
     func benign() {
         var e = engine()
@@ -235,5 +241,36 @@ struct DropAttributionTests {
         #expect(r.cause == "tcp_state")
         #expect(JSONValue.object(r.evidence)["drops"]?.intValue == 2)
         #expect(e.ingest(.packetDrop(drop(ts: 3_000_000_000, code: 46, flags: 0x12))).isEmpty)
+    }
+}
+
+/// One `packet_dropped` record of every cause, through the engine (the
+/// reason names built into a synthetic kernel, `tcp_state` dropped twice).
+enum DropRecords {
+    static func everyCause() -> [Record] {
+        var core: [(String, Int64)] = []
+        var codes: [DropCause: UInt32] = [.openvswitch: 0x20001]
+        for (i, cause) in DropCause.allCases.enumerated() where cause != .openvswitch {
+            let name = cause == .other ? "a_reason_of_2030" : DropCause.reasons[cause]![0]
+            core.append(("SKB_DROP_REASON_" + name.uppercased(), Int64(10 + i)))
+            codes[cause] = UInt32(10 + i)
+        }
+        var e = AttributionEngine(clock: ClockMapping(bootToEpochOffsetNs: 0))
+        e.drops = DropState(reasons: DropReasonNames(core: core, subsystems: subsys618, subsystemReasons: ovsReasons),
+                            symbols: DropAttributionTests.Symbols())
+        var out: [Record] = []
+        for (i, cause) in DropCause.allCases.enumerated() {
+            let d = PacketDrop(ts: UInt64(i) * 10 + 1, family: .ipv4, local: DropAttributionTests.server,
+                               remote: Endpoint(addr: IPAddress(v4: 198, 18, 41, 2), port: 41000 + UInt16(i)), netns: 77,
+                               reasonCode: codes[cause]!, location: 0xFFFF_FFFF_8100_0260, ifindex: 2, ifname: "veth0",
+                               client: TaskInfo(pid: 31, comm: "curl"))
+            out += e.ingest(.packetDrop(d))
+            if DropState.confirmedByRepeat.contains(cause) {
+                var again = d
+                again.ts += 1
+                out += e.ingest(.packetDrop(again))
+            }
+        }
+        return out
     }
 }
