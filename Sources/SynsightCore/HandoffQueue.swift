@@ -1,8 +1,8 @@
 /// Hands items from one thread to another in batches: the ring-buffer thread
 /// pushes what it decoded after each poll, the pipeline thread takes
-/// everything queued at once. Bounded: past `capacity` queued items a push of
-/// droppable items is refused whole and counted (`dropped`), so the pushing
-/// thread never blocks and nothing is lost without a count. Items pushed with
+/// everything queued at once. Bounded: droppable items beyond `capacity`
+/// queued ones are refused and counted (`dropped`), so the pushing thread
+/// never blocks and nothing is lost without a count. Items pushed with
 /// `droppable: false` (control markers) are always queued.
 public final class HandoffQueue<Item: Sendable>: @unchecked Sendable {
     let lock = ConditionLock()
@@ -15,19 +15,22 @@ public final class HandoffQueue<Item: Sendable>: @unchecked Sendable {
         self.capacity = capacity
     }
 
-    /// Queues `batch`; returns false (and counts the batch as dropped) when
-    /// the queue is full and the batch is droppable, or the queue is closed.
+    /// Queues `batch`, or as much of it as fits when it is droppable (the
+    /// rest is counted as dropped); returns false when anything was dropped.
+    /// A closed queue takes nothing.
     @discardableResult
     public func push(_ batch: [Item], droppable: Bool = true) -> Bool {
         guard !batch.isEmpty else { return true }
         return lock.withLock {
-            if closed || (droppable && items.count + batch.count > capacity) {
+            if closed {
                 droppedCount &+= UInt64(batch.count)
                 return false
             }
-            items.append(contentsOf: batch)
-            lock.broadcast()
-            return true
+            let fits = droppable ? max(0, min(batch.count, capacity - items.count)) : batch.count
+            items.append(contentsOf: batch.prefix(fits))
+            if fits > 0 { lock.broadcast() }
+            droppedCount &+= UInt64(batch.count - fits)
+            return fits == batch.count
         }
     }
 

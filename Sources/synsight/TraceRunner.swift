@@ -147,6 +147,8 @@ enum TraceRunner {
     /// At most this many decoded events wait for the pipeline (beyond it a
     /// batch is dropped and counted: the ring-buffer thread never blocks).
     static let queueCapacity = 65_536
+    /// Events handed over at once (at the latest after each poll).
+    static let batchSize = 4096
 
     /// The ring-buffer thread: decode, pin what may vanish, hand off.
     static func readRing(_ tracer: Tracer, into queue: HandoffQueue<PipelineItem>, rules: NftRuleSource,
@@ -165,6 +167,12 @@ enum TraceRunner {
                         batch.append(.event(event))
                     } catch {
                         batch.append(.undecodable("\(error)"))
+                    }
+                    // A storm drained in one poll is handed over in pieces,
+                    // so the pipeline starts on it at once.
+                    if batch.count >= Self.batchSize {
+                        queue.push(batch)
+                        batch.removeAll(keepingCapacity: true)
                     }
                 },
                 onTick: {
