@@ -1010,7 +1010,8 @@ def sc_dnat(t, k, pas):
     r = no_listener_record(t, server, target)
     if r:
         expect_common(c, r, "refusal", "no_listener", None, target)
-        c.eq("evidence.original_destination", ev(r).get("original_destination"), "%s:%d" % (V4S, published))
+        c.eq("original_destination", r.get("original_destination"), {"addr": V4S, "port": published})
+        c.eq("evidence.nat", ev(r).get("nat"), "dnat")
         c.eq("client.pid", pid_of(r, "client"), pid)
     return r, c, k.reset_hook()
 
