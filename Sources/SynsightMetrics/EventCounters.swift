@@ -11,7 +11,9 @@ public enum MetricNames {
     static var refusals: MetricNameDescriptor {
         d("refusals", "total", "Connections refused, dropped or failed, listener overflows, bind failures and denials "
             + "attributed by synsight, by JSON record kind, reason, cause and service port (events folded into summary "
-            + "records included). Ports after the first --metrics-max-ports distinct ones are counted as port=\"other\".")
+            + "records included) and workload (unit:, container: or pod: of the record's process, else its client; empty "
+            + "when none). Ports after the first --metrics-max-ports distinct ones are counted as port=\"other\", "
+            + "workloads after the first --metrics-max-workloads as workload=\"other\".")
     }
     static var summarized: MetricNameDescriptor {
         d("summarized_events", "total",
@@ -75,7 +77,7 @@ public enum MetricNames {
 
 /// Bounds the `port` label: the first `limit` distinct ports seen get a
 /// label of their own, every later one is counted under port="other", so a
-/// scan of 65535 ports cannot create 65535 series.
+/// scan of 65535 ports cannot create 65535 series (`FirstSeenBound`).
 public struct PortLabels: Sendable {
     public enum Slot: Hashable, Sendable {
         case none
@@ -91,21 +93,18 @@ public struct PortLabels: Sendable {
         }
     }
 
-    public let limit: Int
-    public private(set) var assigned: Set<UInt16> = []
+    var bound: FirstSeenBound<UInt16>
 
     public init(limit: Int) {
-        self.limit = max(0, limit)
+        bound = FirstSeenBound(limit: limit)
     }
+
+    public var limit: Int { bound.limit }
+    public var assigned: Set<UInt16> { bound.assigned }
 
     public mutating func slot(_ port: UInt16?) -> Slot {
         guard let port else { return .none }
-        if assigned.contains(port) { return .port(port) }
-        if assigned.count < limit {
-            assigned.insert(port)
-            return .port(port)
-        }
-        return .other
+        return bound.admit(port) ? .port(port) : .other
     }
 }
 
@@ -120,6 +119,7 @@ public final class EventCounters {
         var reason: Reason?
         var cause: String?
         var port: PortLabels.Slot
+        var workload: WorkloadLabels.Slot
     }
 
     struct SummaryKey: Hashable {
@@ -129,6 +129,7 @@ public final class EventCounters {
 
     let registry: PrometheusCollectorRegistry
     public private(set) var ports: PortLabels
+    public private(set) var workloads: WorkloadLabels
     var refusals: [Key: Counter] = [:]
     var summarized: [SummaryKey: Counter] = [:]
     let ringLost: Counter
@@ -140,9 +141,10 @@ public final class EventCounters {
     /// the recorder says what it wrote (`recorderTotals`).
     public let deliveredIsWritten: Bool
 
-    public init(registry: PrometheusCollectorRegistry, maxPorts: Int, recording: Bool) {
+    public init(registry: PrometheusCollectorRegistry, maxPorts: Int, maxWorkloads: Int, recording: Bool) {
         self.registry = registry
         ports = PortLabels(limit: maxPorts)
+        workloads = WorkloadLabels(limit: maxWorkloads)
         ringLost = registry.makeCounter(descriptor: MetricNames.ringLost)
         recorderLost = recording
             ? registry.makeCounter(descriptor: MetricNames.recorderLost) : nil
@@ -178,11 +180,12 @@ public final class EventCounters {
     }
 
     func counter(kind: RecordKind, _ r: Record) -> Counter {
-        let key = Key(kind: kind, reason: r.reason, cause: r.cause, port: ports.slot(r.port))
+        let key = Key(kind: kind, reason: r.reason, cause: r.cause, port: ports.slot(r.port), workload: workloads.slot(r))
         if let c = refusals[key] { return c }
         let c = registry.makeCounter(descriptor: MetricNames.refusals,
                                      labels: [("kind", kind.rawValue), ("reason", r.reason?.rawValue ?? "none"),
-                                              ("cause", r.cause ?? "none"), ("port", key.port.label)])
+                                              ("cause", r.cause ?? "none"), ("port", key.port.label),
+                                              ("workload", key.workload.label)])
         refusals[key] = c
         return c
     }

@@ -50,6 +50,8 @@ public struct ListenerSelection: Sendable, Equatable {
 public final class MetricsExporter: Sendable {
     public struct Settings: Sendable {
         public var maxPorts = 100
+        /// Distinct workloads with a `workload` label of their own (`WorkloadLabels`).
+        public var maxWorkloads = 100
         public var maxListeners = 100
         /// Only these ports' listeners (the command's --port filter; empty: all).
         public var ports: Set<UInt16> = []
@@ -83,7 +85,8 @@ public final class MetricsExporter: Sendable {
 
     /// Counters for the tracing loop (one per process).
     public func makeEventCounters(recording: Bool) -> EventCounters {
-        EventCounters(registry: registry, maxPorts: settings.maxPorts, recording: recording)
+        EventCounters(registry: registry, maxPorts: settings.maxPorts, maxWorkloads: settings.maxWorkloads,
+                      recording: recording)
     }
 
     /// synsight's own cost (one per process, fed by the tracing loop).

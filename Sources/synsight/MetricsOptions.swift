@@ -15,6 +15,12 @@ struct MetricsOptions: ParsableArguments {
         valueName: "n"))
     var metricsMaxPorts: Int = 100
 
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Distinct workloads (unit, container, pod) that get their own `workload` label in the refusal counters; "
+            + "later ones are counted as workload=\"other\".",
+        valueName: "n"))
+    var metricsMaxWorkloads: Int = 100
+
     @Option(parsing: .unconditional, help: ArgumentHelp("Listener series (namespace, port, address) exported as queue gauges, lowest ports first.",
                                valueName: "n"))
     var metricsMaxListeners: Int = 100
@@ -29,6 +35,9 @@ struct MetricsOptions: ParsableArguments {
         }
         guard (1...10_000).contains(metricsMaxPorts) else {
             throw ValidationError("--metrics-max-ports must be between 1 and 10000, got \(metricsMaxPorts)")
+        }
+        guard (0...10_000).contains(metricsMaxWorkloads) else {
+            throw ValidationError("--metrics-max-workloads must be between 0 and 10000, got \(metricsMaxWorkloads)")
         }
         guard (0...10_000).contains(metricsMaxListeners) else {
             throw ValidationError("--metrics-max-listeners must be between 0 and 10000, got \(metricsMaxListeners)")
@@ -56,6 +65,7 @@ struct MetricsOptions: ParsableArguments {
         guard let text = metricsAddress, let addr = try? MetricsAddress.parse(text) else { return nil }
         var settings = MetricsExporter.Settings()
         settings.maxPorts = metricsMaxPorts
+        settings.maxWorkloads = metricsMaxWorkloads
         settings.maxListeners = metricsMaxListeners
         settings.ports = Set(ports)
         settings.version = SynsightVersion.string

@@ -10,7 +10,8 @@ struct MetricsCLITests {
     func helpListsMetricsOptions(command: String) throws {
         let r = try run([command, "--help"])
         #expect(r.status == 0)
-        for option in ["--metrics-address <[host:]port>", "--metrics-max-ports <n>", "--metrics-max-listeners <n>"] {
+        for option in ["--metrics-address <[host:]port>", "--metrics-max-ports <n>", "--metrics-max-workloads <n>",
+                       "--metrics-max-listeners <n>"] {
             #expect(r.stdout.contains(option), "\(option) missing from \(command) --help")
         }
         #expect(r.stdout.contains("loopback only"))
@@ -25,6 +26,7 @@ struct MetricsCLITests {
         (["--metrics-address", "example.com:9464"], "host names other than localhost are not resolved"),
         (["--metrics-address", "1.2.3:9464"], "'1.2.3' is not an IPv4 address"),
         (["--metrics-max-ports", "0"], "--metrics-max-ports must be between 1 and 10000, got 0"),
+        (["--metrics-max-workloads", "10001"], "--metrics-max-workloads must be between 0 and 10000, got 10001"),
         (["--metrics-max-listeners=-1"], "--metrics-max-listeners must be between 0 and 10000, got -1"),
     ])
     func invalidValues(args: [String], message: String) throws {

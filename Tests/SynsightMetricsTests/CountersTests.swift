@@ -166,6 +166,7 @@ struct CountersTests {
         #expect(e.sum("synsight_refusals_total", ["port": "other"]) == 4990)
         #expect(e.sum("synsight_refusals_total", ["port": "3"]) == 2)
         #expect(e.sum("synsight_refusals_total") == 5005)
+        #expect(series.allSatisfy { $0.labels["workload"] == "" }, "no workload: the empty label")
     }
 
     @Test("label values from the kernel side are escaped in the exposition")
@@ -176,6 +177,99 @@ struct CountersTests {
         let text = String(decoding: exporter.registry.emitToBuffer(), as: UTF8.self)
         #expect(text.contains(#"cause="we\"ird\\cause\nline""#))
         #expect(Exposition(text).sum("synsight_refusals_total", ["cause": "we\"ird\\cause\nline"]) == 1)
+    }
+}
+
+func withWorkload(_ r: Record, process: WorkloadIdentity? = nil, client: WorkloadIdentity? = nil) -> Record {
+    var r = r
+    if let process { r.process = ProcessRef(pid: 4410, comm: "nginx", workload: process) }
+    if let client { r.client = ProcessRef(pid: 77, comm: "curl", workload: client) }
+    return r
+}
+
+@Suite("metrics: workload label and its bound")
+struct WorkloadLabelTests {
+    static let podID = "0f4c3a2e-1b7d-4c8e-9a6f-2d5e8b1c7a90"
+    static let containerID = String(repeating: "ab12", count: 16)
+
+    @Test("each workload kind yields its label: unit, container (name, else short id), pod (namespace/name, else uid); none is empty")
+    func eachKind() {
+        let exporter = MetricsExporter(settings: .init(), sampler: emptySampler())
+        let c = exporter.makeEventCounters(recording: false)
+        c.observe(withWorkload(refusal(port: 80), process: WorkloadIdentity(cgroup: "/system.slice/nginx.service",
+                                                                             unit: "nginx.service")))
+        c.observe(withWorkload(refusal(port: 80), process: WorkloadIdentity(
+            unit: "docker-\(Self.containerID).scope", container: ContainerRef(runtime: .docker, id: Self.containerID, name: "web"))))
+        c.observe(withWorkload(refusal(port: 80), process: WorkloadIdentity(
+            container: ContainerRef(runtime: .containerd, id: Self.containerID))))
+        c.observe(withWorkload(refusal(port: 80), process: WorkloadIdentity(
+            container: ContainerRef(runtime: .containerd, id: Self.containerID, name: "k8s_api"),
+            pod: PodRef(uid: Self.podID, qos: .burstable, namespace: "shop", name: "api-7d9f", container: "api"))))
+        c.observe(withWorkload(refusal(port: 80), process: WorkloadIdentity(pod: PodRef(uid: Self.podID))))
+        c.observe(refusal(port: 80))
+        // No process: the client's workload; a process without a workload is still the process's (none).
+        c.observe(withWorkload(refusal(port: 81), client: WorkloadIdentity(unit: "cron.service")))
+        var both = withWorkload(refusal(port: 82), client: WorkloadIdentity(unit: "cron.service"))
+        both.process = ProcessRef(pid: 1, comm: "x")
+        c.observe(both)
+
+        let e = Exposition(exporter.registry.emitToBuffer())
+        let byWorkload = Dictionary(grouping: e.values("synsight_refusals_total"), by: { $0.labels["workload"] ?? "<absent>" })
+            .mapValues { $0.reduce(0) { $0 + $1.value } }
+        #expect(byWorkload == [
+            "unit:nginx.service": 1, "container:web": 1, "container:ab12ab12ab12": 1, "pod:shop/api-7d9f": 1,
+            "pod:\(Self.podID)": 1, "": 2, "unit:cron.service": 1,
+        ])
+        #expect(e.sum("synsight_refusals_total", ["workload": "unit:cron.service", "port": "81"]) == 1)
+        #expect(e.sum("synsight_refusals_total", ["workload": "", "port": "82"]) == 1)
+        #expect(e.sum("synsight_refusals_total") == 8)
+        #expect(e.help["synsight_refusals_total"]?.contains(#"workload="other""#) == true)
+    }
+
+    @Test("5000 distinct pods make at most --metrics-max-workloads labels plus \"other\" (and \"\" for none); overflow counted, totals exact")
+    func bound() {
+        var s = MetricsExporter.Settings()
+        s.maxWorkloads = 10
+        let exporter = MetricsExporter(settings: s, sampler: emptySampler())
+        let c = exporter.makeEventCounters(recording: false)
+        func pod(_ i: Int) -> WorkloadIdentity {
+            WorkloadIdentity(pod: PodRef(uid: "uid-\(i)", namespace: "shop", name: "api-\(i)"))
+        }
+        for i in 1...5000 { c.observe(withWorkload(refusal(port: 8080), process: pod(i))) }
+        for i in 1...5 { c.observe(withWorkload(refusal(port: 8080), process: pod(i))) }  // admitted ones keep their label
+        c.observe(refusal(port: 8080))  // no workload: "", not counted against the bound
+        var summary = withWorkload(refusal(port: 8080), process: pod(3))
+        summary.kind = .summary
+        summary.count = 40
+        summary.evidence = [("summarized_kind", .string("refusal"))]
+        c.observe(summary)
+
+        let e = Exposition(exporter.registry.emitToBuffer())
+        let series = e.values("synsight_refusals_total")
+        #expect(series.count == 12)
+        #expect(Set(series.map { $0.labels["workload"]! })
+                == Set((1...10).map { "pod:shop/api-\($0)" } + ["other", ""]))
+        #expect(e.sum("synsight_refusals_total", ["workload": "other"]) == 4990)
+        #expect(e.sum("synsight_refusals_total", ["workload": "pod:shop/api-3"]) == 42)
+        #expect(e.sum("synsight_refusals_total", ["workload": ""]) == 1)
+        #expect(e.sum("synsight_refusals_total") == 5046)
+        #expect(c.workloads.assigned.count == 10)
+    }
+
+    @Test("untrusted names: quote and backslash escaped by the writer, control characters replaced, long names cut")
+    func sanitising() {
+        let exporter = MetricsExporter(settings: .init(), sampler: emptySampler())
+        let c = exporter.makeEventCounters(recording: false)
+        c.observe(withWorkload(refusal(port: 5), process: WorkloadIdentity(unit: "we\"ird\\unit\nline\u{7}.service")))
+        let long = String(repeating: "n", count: 500)
+        c.observe(withWorkload(refusal(port: 5), process: WorkloadIdentity(
+            container: ContainerRef(runtime: .docker, id: Self.containerID, name: long))))
+        let text = String(decoding: exporter.registry.emitToBuffer(), as: UTF8.self)
+        #expect(text.contains(#"workload="unit:we\"ird\\unit?line?.service""#))
+        let e = Exposition(text)
+        #expect(e.sum("synsight_refusals_total", ["workload": "unit:we\"ird\\unit?line?.service"]) == 1)
+        let cut = "container:" + String(repeating: "n", count: WorkloadLabels.maxLength - "container:".count)
+        #expect(e.sum("synsight_refusals_total", ["workload": cut]) == 1)
     }
 }
 

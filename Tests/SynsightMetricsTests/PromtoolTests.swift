@@ -50,6 +50,7 @@ struct PromtoolTests {
         let lo = IPAddress(v4: 127, 0, 0, 1)
         var s = MetricsExporter.Settings()
         s.maxPorts = 2
+        s.maxWorkloads = 2
         let exporter = MetricsExporter(settings: s) {
             ([ListenerQueue(netns: 4026531840, local: Endpoint(addr: lo, port: 8080), acceptQueue: 3, maxBacklog: 4),
               ListenerQueue(netns: 4026531840, local: Endpoint(addr: .any6, port: 8443), acceptQueue: 0, maxBacklog: 4096)], 0)
@@ -59,6 +60,17 @@ struct PromtoolTests {
             c.observe(Record(ts: 1, kind: .refusal, reason: .noListener, cause: "never_listened", port: port))
         }
         c.observe(Record(ts: 1, kind: .drop, reason: .firewallDrop, port: 22))
+        // Every workload kind, an untrusted name, and the overflow bucket (bound of 2).
+        let workloads = [
+            WorkloadIdentity(unit: "nginx.service"),
+            WorkloadIdentity(container: ContainerRef(runtime: .docker, id: String(repeating: "c", count: 64), name: "web")),
+            WorkloadIdentity(pod: PodRef(uid: "u-1", namespace: "shop", name: "api-7d9f", container: "api")),
+            WorkloadIdentity(unit: "we\"ird\\x\n.service"),
+        ]
+        for w in workloads {
+            c.observe(Record(ts: 1, kind: .refusal, reason: .noListener, cause: "never_listened", port: 80,
+                             process: ProcessRef(pid: 1, comm: "p", workload: w)))
+        }
         var summary = Record(ts: 1, kind: .summary, reason: .noListener, cause: "listener_closed", port: 80, count: 12)
         summary.evidence = [("summarized_kind", .string("refusal"))]
         c.observe(summary)
@@ -73,6 +85,8 @@ struct PromtoolTests {
             #expect(!e.values(name).isEmpty, "\(name) missing")
             #expect(e.help[name]?.isEmpty == false, "\(name) has no HELP")
         }
+        #expect(e.sum("synsight_refusals_total", ["workload": "unit:nginx.service"]) == 1)
+        #expect(e.sum("synsight_refusals_total", ["workload": "other"]) == 2)
         let r = try PrometheusTools.checkMetrics(text)
         #expect(r.status == 0, "promtool: \(r.output)")
         #expect(r.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool: \(r.output)")
