@@ -23,13 +23,13 @@ enum WorkloadFixture {
         let hostileClient = #"{"pid":10,"comm":"c","unit":"<script>alert(1)</script>&x.service"}"#
         let hostilePodClient = #"{"pid":11,"comm":"k","pod":{"namespace":"ns\u001b[31m\u202eevil","name":"p<b>","uid":"u"}}"#
         return [
-            #"{"v":1,"ts":"2026-11-22T03:10:11Z","kind":"refusal","reason":"no_listener","cause":"listener_exited","port":8080,"process":{"pid":4410,"comm":"nginx","unit":"nginx.service","cgroup":"/system.slice/nginx.service"},"client":{"pid":4702,"comm":"curl"},"node":\#(nodeA),"evidence":{"signal":9},"hint":"restart nginx"}"#,
-            #"{"v":1,"ts":"2026-11-22T03:11:12Z","kind":"summary","reason":"no_listener","cause":"listener_exited","port":8080,"process":{"pid":4410,"comm":"nginx","unit":"nginx.service"},"count":9,"first_ts":"2026-11-22T03:10:12Z","last_ts":"2026-11-22T03:11:12Z","node":\#(nodeA)}"#,
-            #"{"v":1,"ts":"2026-11-22T03:12:00Z","kind":"lost","count":3,"node":\#(nodeA)}"#,
-            #"{"v":1,"ts":"2026-11-22T03:10:30Z","kind":"refusal","reason":"no_listener","cause":"listener_exited","port":8080,"process":{"pid":200,"comm":"httpd","container":\#(container)},"client":{"pid":300,"comm":"curl","pod":\#(pod)},"node":\#(nodeB)}"#,
-            #"{"v":1,"ts":"2026-11-22T03:10:40Z","kind":"overflow","reason":"accept_queue_full","port":9090,"process":{"pid":77,"comm":"java","pod":{"namespace":"shop","name":"api-7d9f","uid":"\#(podUID)","container":"app"}},"node":\#(nodeB),"future_field":{"x":1}}"#,
-            #"{"v":1,"ts":"2026-11-22T03:11:40Z","kind":"summary","reason":"accept_queue_full","port":9090,"process":{"pid":77,"comm":"java","pod":{"namespace":"shop","name":"api-7d9f","uid":"\#(podUID)","container":"app"}},"client":\#(hostilePodClient),"count":4,"first_ts":"2026-11-22T03:10:41Z","last_ts":"2026-11-22T03:11:40Z","node":\#(nodeB)}"#,
-            #"{"v":1,"ts":"2026-11-22T03:11:50Z","kind":"refusal","reason":"no_listener","cause":"never_listened","port":7070,"process":\#(hostile),"client":\#(hostileClient),"node":\#(nodeB)}"#,
+            #"{"v":1,"ts":"2026-11-22T03:10:11.000000000Z","kind":"refusal","reason":"no_listener","cause":"listener_exited","port":8080,"process":{"pid":4410,"comm":"nginx","unit":"nginx.service","cgroup":"/system.slice/nginx.service"},"client":{"pid":4702,"comm":"curl"},"node":\#(nodeA),"evidence":{"signal":9},"hint":"restart nginx"}"#,
+            #"{"v":1,"ts":"2026-11-22T03:11:12.000000000Z","kind":"summary","reason":"no_listener","cause":"listener_exited","port":8080,"process":{"pid":4410,"comm":"nginx","unit":"nginx.service"},"count":9,"first_ts":"2026-11-22T03:10:12.000000000Z","last_ts":"2026-11-22T03:11:12.000000000Z","node":\#(nodeA)}"#,
+            #"{"v":1,"ts":"2026-11-22T03:12:00.000000000Z","kind":"lost","count":3,"node":\#(nodeA)}"#,
+            #"{"v":1,"ts":"2026-11-22T03:10:30.000000000Z","kind":"refusal","reason":"no_listener","cause":"listener_exited","port":8080,"process":{"pid":200,"comm":"httpd","container":\#(container)},"client":{"pid":300,"comm":"curl","pod":\#(pod)},"node":\#(nodeB)}"#,
+            #"{"v":1,"ts":"2026-11-22T03:10:40.000000000Z","kind":"overflow","reason":"accept_queue_full","port":9090,"process":{"pid":77,"comm":"java","pod":{"namespace":"shop","name":"api-7d9f","uid":"\#(podUID)","container":"app"}},"node":\#(nodeB),"future_field":{"x":1}}"#,
+            #"{"v":1,"ts":"2026-11-22T03:11:40.000000000Z","kind":"summary","reason":"accept_queue_full","port":9090,"process":{"pid":77,"comm":"java","pod":{"namespace":"shop","name":"api-7d9f","uid":"\#(podUID)","container":"app"}},"client":\#(hostilePodClient),"count":4,"first_ts":"2026-11-22T03:10:41.000000000Z","last_ts":"2026-11-22T03:11:40.000000000Z","node":\#(nodeB)}"#,
+            #"{"v":1,"ts":"2026-11-22T03:11:50.000000000Z","kind":"refusal","reason":"no_listener","cause":"never_listened","port":7070,"process":\#(hostile),"client":\#(hostileClient),"node":\#(nodeB)}"#,
         ]
     }
 
@@ -177,6 +177,38 @@ struct ReportWorkloadCLITests {
         #expect(r.stderr.contains(mention), "stderr: \(r.stderr)")
         #expect(!r.stderr.contains("\u{1b}"))
         #expect(r.stdout.isEmpty)
+    }
+
+    /// The identity fields are shaped as synsight writes them: each record's
+    /// `node`, `process` and `client` validate against the contract's schema
+    /// (the records are otherwise minimal, so only these parts are checked).
+    @Test func identityFieldsValidateAgainstTheSchema() throws {
+        let py = try ReportFixture.venvPython()
+        let d = try WorkloadFixture.dir()
+        defer { d.remove() }
+        let schema = ReportFixture.root.appendingPathComponent("../../../docs/schema/synsight-record-v1.schema.json")
+            .standardizedFileURL.path
+        let script = #"""
+            import json, sys, jsonschema
+            schema = json.load(open(sys.argv[1]))
+            def validator(sub):
+                return jsonschema.Draft202012Validator(dict(sub, **{"$defs": schema["$defs"]}))
+            parts = {"node": validator(schema["properties"]["node"]),
+                     "process": validator({"$ref": "#/$defs/process"}), "client": validator({"$ref": "#/$defs/process"})}
+            errors, checked = [], 0
+            for n, line in enumerate(open(sys.argv[2]), 1):
+                rec = json.loads(line)
+                for key, v in parts.items():
+                    if key in rec:
+                        checked += 1
+                        errors += [f"line {n} {key}: {e.message}" for e in v.iter_errors(rec[key])]
+            print("\n".join(errors) or f"ok {checked}")
+            sys.exit(1 if errors else 0)
+            """#
+        try Data(script.utf8).write(to: d.url.appendingPathComponent("check.py"))
+        let r = try runTool(py, [d.path("check.py"), schema, d.path("synsight.jsonl")])
+        #expect(r.status == 0, "\(r.out)")
+        #expect(r.out.hasPrefix("ok 17"), "\(r.out)")
     }
 
     @Test func helpDocumentsTheFilters() throws {
