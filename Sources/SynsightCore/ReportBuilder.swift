@@ -9,11 +9,19 @@ public struct ReportOptions: Sendable {
     public var since: Int64?
     public var until: Int64?
     public var ports: Set<Int>
+    /// `--node`: hostnames or machine ids; a record matches one of them.
+    public var nodes: [String]
+    /// `--workload`: units, container names or id prefixes, pods as
+    /// `namespace/name`; a record whose process or client matches one.
+    public var workloads: [String]
 
-    public init(since: Int64? = nil, until: Int64? = nil, ports: Set<Int> = []) {
+    public init(since: Int64? = nil, until: Int64? = nil, ports: Set<Int> = [], nodes: [String] = [],
+                workloads: [String] = []) {
         self.since = since
         self.until = until
         self.ports = ports
+        self.nodes = nodes
+        self.workloads = workloads
     }
 }
 
@@ -82,6 +90,8 @@ public struct ReportGroup: Sendable {
     public var kinds: BoundedCounter<String>
     public var processes: BoundedCounter<ReportProcess>
     public var clients: BoundedCounter<ReportProcess>
+    /// Events per node (shown when the recording has several nodes).
+    public var nodes: BoundedCounter<ReportNode>
     /// The most recent record of the group (by `ts`; the later line wins a tie).
     public var latest: ReportEvent?
 
@@ -90,6 +100,7 @@ public struct ReportGroup: Sendable {
         kinds = BoundedCounter(capacity: 8)
         processes = BoundedCounter(capacity: top)
         clients = BoundedCounter(capacity: top)
+        nodes = BoundedCounter(capacity: top)
     }
 }
 
@@ -142,12 +153,18 @@ public struct ReportTotals: Sendable {
     public var skippedLines: UInt64 = 0
     public var first: Int64?
     public var last: Int64?
+    /// Matched records and events per node (lost events excluded; records
+    /// without a node are not counted here).
+    public var nodeEvents = BoundedCounter<ReportNode>(capacity: ReportBuilder.maxNodes)
+    public var nodeRecords = BoundedCounter<ReportNode>(capacity: ReportBuilder.maxNodes)
 }
 
 public struct ReportBuilder: Sendable {
     public static let maxGroups = 4096
     public static let maxTopEntries = 32
     public static let maxTimelineBuckets = 2048
+    /// Distinct nodes counted in the totals; more are counted as "others".
+    public static let maxNodes = 1024
 
     public let options: ReportOptions
     public var totals = ReportTotals()
@@ -187,6 +204,14 @@ public struct ReportBuilder: Sendable {
         if !options.ports.isEmpty, e.kind != RecordKind.lost.rawValue {
             guard let p = e.port, options.ports.contains(p) else { return false }
         }
+        if !options.nodes.isEmpty {
+            guard let n = e.node, options.nodes.contains(where: n.matches) else { return false }
+        }
+        // Lost records name no process: like --port, --workload keeps them.
+        if !options.workloads.isEmpty, e.kind != RecordKind.lost.rawValue {
+            let ws = [e.process?.workload, e.client?.workload].compactMap { $0 }
+            guard ws.contains(where: { w in options.workloads.contains(where: w.matches) }) else { return false }
+        }
         return true
     }
 
@@ -202,6 +227,10 @@ public struct ReportBuilder: Sendable {
             return
         }
         totals.events.saturate(adding: e.count)
+        if let n = e.node {
+            totals.nodeEvents.add(n, e.count)
+            totals.nodeRecords.add(n, 1)
+        }
         var key = ReportGroupKey(port: e.port ?? -1, reason: e.reason ?? e.kind, cause: e.cause ?? "")
         if groups[key] == nil, groups.count >= Self.maxGroups {
             overflowedGroups += 1
@@ -215,6 +244,7 @@ public struct ReportBuilder: Sendable {
         g.kinds.add(e.kind, e.count)
         if let p = e.process { g.processes.add(p, e.count) }
         if let c = e.client { g.clients.add(c, e.count) }
+        if let n = e.node { g.nodes.add(n, e.count) }
         if let l = g.latest {
             if e.ts >= l.ts { g.latest = e }
         } else {

@@ -48,8 +48,17 @@ extension Report {
 
     static func plural(_ n: UInt64, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
 
+    /// Orders processes with equal counts: pid, comm, then workload.
+    static func processOrder(_ a: ReportProcess, _ b: ReportProcess) -> Bool {
+        (a.pid, a.comm, a.workload?.label ?? "") < (b.pid, b.comm, b.workload?.label ?? "")
+    }
+
+    /// `nginx[4410] ×3`, with the workload when the record named one:
+    /// `nginx[4410] (pod shop/api container web) ×3`.
     static func processList(_ c: BoundedCounter<ReportProcess>, limit: Int, escape: (String) -> String) -> String {
-        var items = c.top(limit) { ($0.pid, $0.comm) < ($1.pid, $1.comm) }.map { "\(escape($0.0.comm))[\($0.0.pid)] ×\($0.1)" }
+        var items = c.top(limit, by: processOrder).map { p, n in
+            "\(escape(p.comm))[\(p.pid)]" + (p.workload.map { " (\(escape($0.label)))" } ?? "") + " ×\(n)"
+        }
         let shown = items.count
         let rest = c.counts.count - shown
         if rest > 0 { items.append("\(rest) more") }
@@ -82,6 +91,33 @@ extension Report {
         }
     }
 
+    /// Whether the matched records come from more than one node: then the
+    /// groups name their nodes and a per-node total is shown.
+    var multiNode: Bool { totals.nodeEvents.counts.count + (totals.nodeEvents.others > 0 ? 1 : 0) > 1 }
+
+    /// `host-a ×3, host-b ×2` (the group's events per node).
+    static func nodeList(_ c: BoundedCounter<ReportNode>, limit: Int, escape: (String) -> String) -> String {
+        var items = c.top(limit, by: <).map { "\(escape($0.0.label)) ×\($0.1)" }
+        let rest = c.counts.count - items.count
+        if rest > 0 { items.append("\(rest) more") }
+        if c.others > 0 { items.append("others ×\(c.others)") }
+        return items.joined(separator: ", ")
+    }
+
+    /// One line per node for the per-node totals, unescaped: `host-a
+    /// (machine id 0123…): 5 events in 4 records`; other nodes last.
+    var nodeTotals: [String] {
+        var lines = totals.nodeEvents.top(ReportBuilder.maxNodes, by: <).map { n, events in
+            var s = n.label
+            if n.hostname != nil, let m = n.machineID { s += " (machine id \(m))" }
+            return s + ": \(Report.plural(events, "event")) in \(Report.plural(totals.nodeRecords.counts[n] ?? 0, "record"))"
+        }
+        if totals.nodeEvents.others > 0 {
+            lines.append("other nodes: \(Report.plural(totals.nodeEvents.others, "event")) in \(Report.plural(totals.nodeRecords.others, "record"))")
+        }
+        return lines
+    }
+
     var lostWarning: String? {
         guard totals.lost > 0 else { return nil }
         return "\(Report.plural(totals.lost, "event")) LOST in the ring buffer (\(Report.plural(totals.lostRecords, "lost record"))): counts below are lower bounds"
@@ -92,6 +128,8 @@ extension Report {
         if let s = options.since { parts.append("since \(Report.time(s))") }
         if let u = options.until { parts.append("until \(Report.time(u))") }
         if !options.ports.isEmpty { parts.append("port " + options.ports.sorted().map(String.init).joined(separator: ", ")) }
+        if !options.nodes.isEmpty { parts.append("node " + options.nodes.joined(separator: ", ")) }
+        if !options.workloads.isEmpty { parts.append("workload " + options.workloads.joined(separator: ", ")) }
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 
@@ -136,6 +174,9 @@ extension Report {
                 if !g.clients.counts.isEmpty || g.clients.others > 0 {
                     out.append("    clients:   " + Report.processList(g.clients, limit: Report.topShown, escape: esc))
                 }
+                if multiNode, !g.nodes.counts.isEmpty || g.nodes.others > 0 {
+                    out.append("    nodes:     " + Report.nodeList(g.nodes, limit: Report.topShown, escape: esc))
+                }
                 if let l = g.latest {
                     var latest = "    latest:    \(Report.time(l.ts)) \(esc(l.kind))"
                     if let e = Report.endpoints(l.raw) { latest += " " + esc(e) }
@@ -161,6 +202,11 @@ extension Report {
                 out.append("  " + Report.shortTime(seconds: start).padding(22)
                            + zip(cols, widths).map { String(row[$0] ?? 0).padding($1 + 2) }.joined())
             }
+        }
+        if multiNode {
+            out.append("")
+            out.append("NODES (events per node)")
+            for line in nodeTotals { out.append("  " + esc(line)) }
         }
         out.append("")
         var tl = "TOTALS: \(Report.plural(totals.records, "record")) read from \(totals.files) file\(totals.files == 1 ? "" : "s"), \(Report.plural(totals.events, "event")), \(totals.lost) lost"
@@ -199,6 +245,9 @@ extension Report {
                 if !g.clients.counts.isEmpty || g.clients.others > 0 {
                     out.append("- Clients: " + Report.processList(g.clients, limit: Report.topShown, escape: esc))
                 }
+                if multiNode, !g.nodes.counts.isEmpty || g.nodes.others > 0 {
+                    out.append("- Nodes: " + Report.nodeList(g.nodes, limit: Report.topShown, escape: esc))
+                }
                 if let l = g.latest {
                     var latest = "- Latest: \(Report.time(l.ts)) \(esc(l.kind))"
                     if let e = Report.endpoints(l.raw) { latest += " " + esc(e) }
@@ -210,6 +259,12 @@ extension Report {
                 out.append("- Fix:")
                 for s in Remediation.steps(reason: g.key.reason, cause: g.key.cause) { out.append("  1. " + esc(s)) }
             }
+        }
+        if multiNode {
+            out.append("")
+            out.append("## Nodes")
+            out.append("")
+            for line in nodeTotals { out.append("- " + esc(line)) }
         }
         let t = timeline.compacted(rows: Report.timelineRows)
         if !t.buckets.isEmpty {
@@ -231,8 +286,9 @@ extension Report {
 
     public var jsonValue: JSONValue {
         func procs(_ c: BoundedCounter<ReportProcess>) -> JSONValue {
-            .array(c.top(ReportBuilder.maxTopEntries) { ($0.pid, $0.comm) < ($1.pid, $1.comm) }.map {
-                .object([("pid", .int($0.0.pid)), ("comm", .string($0.0.comm)), ("count", .unsigned($0.1))])
+            .array(c.top(ReportBuilder.maxTopEntries, by: Report.processOrder).map { p, n in
+                .object([("pid", .int(p.pid)), ("comm", .string(p.comm))] + (p.workload?.jsonFields ?? [])
+                        + [("count", .unsigned(n))])
             })
         }
         func ts(_ v: Int64?) -> JSONValue { v.map { .string(Report.time($0)) } ?? .null }
@@ -264,6 +320,12 @@ extension Report {
                         ("clients", procs(g.clients)),
                         ("other_clients", .unsigned(g.clients.others)),
                     ]
+                    if !g.nodes.counts.isEmpty || g.nodes.others > 0 {
+                        f.append(("nodes", .array(g.nodes.top(ReportBuilder.maxTopEntries, by: <).map {
+                            .object([("node", $0.0.json), ("events", .unsigned($0.1))])
+                        })))
+                        if g.nodes.others > 0 { f.append(("other_nodes", .unsigned(g.nodes.others))) }
+                    }
                     f.append(("latest", g.latest?.raw ?? .null))
                     f.append(("hint", g.latest?.hint.map { .string($0) } ?? .null))
                     f.append(("remediation", .array(Remediation.steps(reason: g.key.reason, cause: g.key.cause).map { .string($0) })))
@@ -280,8 +342,21 @@ extension Report {
                          }))])
             })),
         ])
-        return .object([("v", .int(1)), ("totals", .object(totalsFields)), ("ports", .array(portsJSON)),
-                        ("timeline", timelineJSON)])
+        var top: [(String, JSONValue)] = [("v", .int(1)), ("totals", .object(totalsFields)), ("ports", .array(portsJSON)),
+                                          ("timeline", timelineJSON)]
+        // Only when records named their node: reports of older recordings are unchanged.
+        if !totals.nodeEvents.counts.isEmpty {
+            var nodes: [JSONValue] = totals.nodeEvents.top(ReportBuilder.maxNodes, by: <).map { n, events in
+                .object([("node", n.json), ("events", .unsigned(events)),
+                         ("records", .unsigned(totals.nodeRecords.counts[n] ?? 0))])
+            }
+            if totals.nodeEvents.others > 0 {
+                nodes.append(.object([("node", .null), ("events", .unsigned(totals.nodeEvents.others)),
+                                      ("records", .unsigned(totals.nodeRecords.others))]))
+            }
+            top.append(("nodes", .array(nodes)))
+        }
+        return .object(top)
     }
 
     public func json() -> String {

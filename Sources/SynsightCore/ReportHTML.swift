@@ -267,6 +267,9 @@ extension Report {
                 if !g.clients.counts.isEmpty || g.clients.others > 0 {
                     out.append("<dt>Clients</dt><dd>\(Report.processList(g.clients, limit: Report.topShown, escape: esc))</dd>")
                 }
+                if multiNode, !g.nodes.counts.isEmpty || g.nodes.others > 0 {
+                    out.append("<dt>Nodes</dt><dd>\(Report.nodeList(g.nodes, limit: Report.topShown, escape: esc))</dd>")
+                }
                 if let l = g.latest {
                     var latest = "\(Report.time(l.ts)) \(esc(l.kind))"
                     if let e = Report.endpoints(l.raw) { latest += " " + esc(e) }
@@ -289,6 +292,14 @@ extension Report {
             out.append("</section>")
         }
         if ports.isEmpty { out.append("<p>No refusals recorded.</p>") }
+        if multiNode {
+            out.append("<section id=\"nodes\">")
+            out.append("<h2>Nodes</h2>")
+            out.append("<ul>")
+            for line in nodeTotals { out.append("<li>\(esc(line))</li>") }
+            out.append("</ul>")
+            out.append("</section>")
+        }
 
         var tl = "Totals: \(Report.plural(totals.records, "record")) read from \(totals.files) file\(totals.files == 1 ? "" : "s"), \(Report.plural(totals.events, "event")), \(totals.lost) lost"
         if totals.skippedLines > 0 { tl += ", \(Report.plural(totals.skippedLines, "line")) skipped" }

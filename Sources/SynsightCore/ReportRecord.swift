@@ -113,14 +113,17 @@ extension RFC3339 {
     }
 }
 
-/// A process as the report counts it: pid and comm.
+/// A process as the report counts it: pid, comm and its workload (unit,
+/// container, pod) when the record names one.
 public struct ReportProcess: Hashable, Sendable {
     public var pid: Int64
     public var comm: String
+    public var workload: ReportWorkload?
 
-    public init(pid: Int64, comm: String) {
+    public init(pid: Int64, comm: String, workload: ReportWorkload? = nil) {
         self.pid = pid
         self.comm = comm
+        self.workload = workload
     }
 }
 
@@ -138,6 +141,8 @@ public struct ReportEvent: Sendable {
     public var firstTs: Int64
     public var lastTs: Int64
     public var hint: String?
+    /// The record's `node`, when it names one.
+    public var node: ReportNode?
     /// The whole record, kept only as a group's most recent example. Parsed
     /// from the line when asked for: a report reads millions of lines and
     /// shows a few of them, and building every line's tree (then freeing
@@ -152,7 +157,7 @@ public struct ReportEvent: Sendable {
     /// The fields `decode` reads; every other field of a line is validated
     /// and skipped by `decode(line:)`.
     static let decodedFields: Set<String> = ["v", "ts", "kind", "reason", "cause", "hint", "port", "count",
-                                             "first_ts", "last_ts", "process", "client"]
+                                             "first_ts", "last_ts", "process", "client", "node"]
 
     /// The name of a key `decode` reads, or nil: matched on the raw bytes by
     /// length, then content (no String, no allocation per key).
@@ -163,7 +168,7 @@ public struct ReportEvent: Sendable {
         switch k.count {
         case 1: return eq("v") ? "v" : nil
         case 2: return eq("ts") ? "ts" : nil
-        case 4: return eq("kind") ? "kind" : eq("hint") ? "hint" : eq("port") ? "port" : nil
+        case 4: return eq("kind") ? "kind" : eq("hint") ? "hint" : eq("port") ? "port" : eq("node") ? "node" : nil
         case 5: return eq("cause") ? "cause" : eq("count") ? "count" : nil
         case 6: return eq("reason") ? "reason" : eq("client") ? "client" : nil
         case 7: return eq("process") ? "process" : eq("last_ts") ? "last_ts" : nil
@@ -261,7 +266,8 @@ public struct ReportEvent: Sendable {
             switch v[key] {
             case nil, .null?: return .success(nil)
             case let p? where p["pid"]?.intValue != nil:
-                return .success(ReportProcess(pid: p["pid"]!.intValue!, comm: p["comm"]?.stringValue ?? "?"))
+                return .success(ReportProcess(pid: p["pid"]!.intValue!, comm: p["comm"]?.stringValue ?? "?",
+                                              workload: ReportWorkload.decode(p)))
             default: return .failure(.init("field '\(key)' is not a process object with a 'pid'"))
             }
         }
@@ -302,7 +308,7 @@ public struct ReportEvent: Sendable {
         }
         return .success(ReportEvent(ts: ts, kind: kind, reason: reason, cause: cause, port: port, process: proc,
                                     client: client, count: count, firstTs: first, lastTs: last, hint: hint,
-                                    rawValue: v, rawLine: nil))
+                                    node: ReportNode.decode(v["node"]), rawValue: v, rawLine: nil))
     }
 }
 

@@ -23,6 +23,15 @@ struct ReportCommand: ParsableCommand {
             width chosen from the time span (at most \(Report.chartMaxBars) bars, stated on the \
             chart), and the same per-port sections.
 
+            Records carry the node they come from and the workload of their processes, so \
+            recordings of many nodes can be reported together: --node keeps the records of a \
+            node (its hostname or machine id), --workload those whose process or client \
+            belongs to a workload: a systemd unit (nginx.service), a container (its name, or \
+            its id or a prefix of it) or a Kubernetes pod (namespace/name). Both repeat; a \
+            record matches any of the values given. The sections name the workload next to \
+            each process and client, and, when the records come from several nodes, the \
+            nodes of each reason and the events per node.
+
             Lines that cannot be used (truncated, not JSON, missing fields, a newer schema \
             version, a timestamp outside 1677-2262, a `count` that is not a non-negative \
             integer, longer than 1 MiB) are reported on stderr as file:line and skipped; the \
@@ -37,6 +46,7 @@ struct ReportCommand: ParsableCommand {
             Examples:
               synsight report /var/log/synsight
               synsight report --port 8080 --since 2026-11-22T03:00:00Z refusals.jsonl
+              synsight report --node web-3 --workload shop/api node-*/synsight
               synsight report --format markdown /var/log/synsight > incident.md
               synsight report --format html /var/log/synsight > incident.html
             """
@@ -55,6 +65,15 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .customLong("port"), help: ArgumentHelp("Only this port (repeatable).", valueName: "port"))
     var ports: [Int] = []
 
+    @Option(name: .customLong("node"),
+            help: ArgumentHelp("Only records from this node: hostname or machine id (repeatable).", valueName: "name"))
+    var nodes: [String] = []
+
+    @Option(name: .customLong("workload"),
+            help: ArgumentHelp("Only records whose process or client is in this workload: a systemd unit, a container "
+                               + "name or id prefix, or a pod as namespace/name (repeatable).", valueName: "workload"))
+    var workloads: [String] = []
+
     @Option(help: ArgumentHelp("Output format: text, markdown, json or html.", valueName: "format"))
     var format: String = "text"
 
@@ -70,6 +89,13 @@ struct ReportCommand: ParsableCommand {
         }
     }
 
+    /// A --node or --workload value: not empty, no spaces or control characters.
+    static func checkName(_ s: String, _ option: String, _ what: String) throws {
+        if s.isEmpty || s.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7f }) {
+            throw ValidationError("\(option) must be \(what), without spaces or control characters; got '\(TerminalText.escape(s))'")
+        }
+    }
+
     func validate() throws {
         if inputs.isEmpty { throw ValidationError("give at least one file or directory to report on") }
         let s = try since.map { try Self.parseTime($0, "--since") }
@@ -77,6 +103,14 @@ struct ReportCommand: ParsableCommand {
         if let s, let u, s > u { throw ValidationError("--since (\(since!)) is after --until (\(until!))") }
         for p in ports where !(1...65535).contains(p) {
             throw ValidationError("--port must be between 1 and 65535, got \(p)")
+        }
+        for n in nodes { try Self.checkName(n, "--node", "a hostname or a machine id") }
+        for w in workloads {
+            try Self.checkName(w, "--workload", "a unit, a container name or id prefix, or a pod as namespace/name")
+            let parts = w.split(separator: "/", omittingEmptySubsequences: false)
+            if parts.count > 2 || (parts.count == 2 && parts.contains { $0.isEmpty }) {
+                throw ValidationError("--workload: a pod is given as namespace/name, got '\(TerminalText.escape(w))'")
+            }
         }
         if ReportFormat(rawValue: format) == nil {
             throw ValidationError("--format must be one of text, markdown, json, html; got '\(TerminalText.escape(format))'")
@@ -86,7 +120,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let options = ReportOptions(since: try since.map { try Self.parseTime($0, "--since") },
                                     until: try until.map { try Self.parseTime($0, "--until") },
-                                    ports: Set(ports))
+                                    ports: Set(ports), nodes: nodes, workloads: workloads)
         var session = ReportSession(options: options)
         for input in inputs { session.addInput(input) }
         for d in session.diagnostics { Output.stderr("synsight: \(TerminalText.escape(d))\n") }

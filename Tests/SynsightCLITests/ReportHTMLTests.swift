@@ -125,7 +125,8 @@ print(json.dumps(result))
 
 @Suite("synsight report --format html")
 struct ReportHTMLCLITests {
-    func check(_ html: String) throws -> [String: Any] {
+    /// `recording`: the recording the bars are compared with (default: the fixture's).
+    func check(_ html: String, recording: String = ReportFixture.recording) throws -> [String: Any] {
         let py = try ReportFixture.venvPython()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-html-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -134,7 +135,7 @@ struct ReportHTMLCLITests {
         try Data(html.utf8).write(to: file)
         let script = dir.appendingPathComponent("check.py")
         try Data(htmlChecker.utf8).write(to: script)
-        let r = try runTool(py, [script.path, file.path, ReportFixture.recording])
+        let r = try runTool(py, [script.path, file.path, recording])
         try #require(r.status == 0, "checker failed: \(r.out)")
         return try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
     }
