@@ -65,7 +65,15 @@ func synsight(_ args: String..., timeout: TimeInterval = 30) throws -> RunResult
 /// `stdoutPath`: standard output goes there instead (e.g. /dev/full; then
 /// `RunResult.stdout` is empty).
 func run(_ args: [String], timeout: TimeInterval = 30, stdoutPath: String? = nil) throws -> RunResult {
-    let exe = try synsightExecutable()
+    try runProcess(try synsightExecutable(), args, environment: ["COLUMNS": "100"], timeout: timeout,
+                   stdoutPath: stdoutPath, label: args)
+}
+
+/// Runs `executable` with stdin from /dev/null and stdout/stderr captured in
+/// files (no pipe to deadlock on), killed after `timeout` seconds: a hang is
+/// a failure, not a stuck suite. `environment` is added to this process's.
+func runProcess(_ executable: URL, _ args: [String], environment: [String: String], timeout: TimeInterval,
+                stdoutPath: String? = nil, label: [String]) throws -> RunResult {
     let fm = FileManager.default
     let dir = fm.temporaryDirectory.appendingPathComponent("synsight-cli-\(UUID().uuidString)")
     try fm.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -78,21 +86,19 @@ func run(_ args: [String], timeout: TimeInterval = 30, stdoutPath: String? = nil
     let err = try FileHandle(forWritingTo: errURL)
 
     let p = Process()
-    p.executableURL = exe
+    p.executableURL = executable
     p.arguments = args
     p.standardInput = FileHandle.nullDevice
     p.standardOutput = out
     p.standardError = err
-    var env = ProcessInfo.processInfo.environment
-    env["COLUMNS"] = "100"
-    p.environment = env
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     try p.run()
     let deadline = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
     if p.isRunning {
         p.terminate()
         p.waitUntilExit()
-        throw CLIError.timedOut(args)
+        throw CLIError.timedOut(label)
     }
     p.waitUntilExit()
     try out.close()

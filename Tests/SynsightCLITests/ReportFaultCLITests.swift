@@ -7,37 +7,8 @@ import Testing
 /// Runs `command` with bash (`$SYNSIGHT` is the binary), stderr captured.
 /// Killed after `timeout` seconds: a hang is a failure, not a stuck suite.
 func bashRun(_ command: String, timeout: TimeInterval = 30) throws -> RunResult {
-    let fm = FileManager.default
-    let dir = fm.temporaryDirectory.appendingPathComponent("synsight-bash-\(UUID().uuidString)")
-    try fm.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? fm.removeItem(at: dir) }
-    let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr")
-    _ = fm.createFile(atPath: outURL.path, contents: nil)
-    _ = fm.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/bash")
-    p.arguments = ["-c", command]
-    p.standardInput = FileHandle.nullDevice
-    p.standardOutput = out
-    p.standardError = err
-    var env = ProcessInfo.processInfo.environment
-    env["SYNSIGHT"] = try synsightExecutable().path
-    p.environment = env
-    try p.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-    if p.isRunning {
-        p.terminate()
-        p.waitUntilExit()
-        throw CLIError.timedOut(["bash", "-c", command])
-    }
-    p.waitUntilExit()
-    try out.close()
-    try err.close()
-    return RunResult(status: p.terminationStatus,
-                     stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-                     stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", command],
+                   environment: ["SYNSIGHT": try synsightExecutable().path], timeout: timeout, label: ["bash", "-c", command])
 }
 
 func summaryLine(count: String, port: Int = 9) -> String {
