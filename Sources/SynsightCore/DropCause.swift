@@ -84,6 +84,32 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
         }
     }
 
+    /// The fix in general terms, for the report's steps (the record's hint
+    /// says it for the one drop: addresses, interface, namespace).
+    public var remediation: String {
+        switch self {
+        case .rpFilter: return "Reverse-path filtering dropped the SYN: make the routes symmetric, or set rp_filter=2 (loose) on the interface in the evidence."
+        case .noRoute: return "No route for the handshake: add the missing route in the namespace in the evidence (ip route get <addr>)."
+        case .neighbourFailed: return "The next hop did not answer ARP/NDP: check that it is up and on that link (ip neigh)."
+        case .bpfProgram: return "A tc, XDP or cgroup BPF program (a network-policy engine) dropped it: find it (tc filter show, bpftool net show, bpftool cgroup tree) and allow the port."
+        case .xfrmPolicy: return "An IPsec (XFRM) policy wants a transform the packet lacks: check ip xfrm policy and the tunnel."
+        case .socketFilter: return "A socket filter on the listener rejected it: check the filter attached to the listening socket."
+        case .martianSource: return "The source address is invalid on that interface (martian): fix the sender's address or the NAT in front of it."
+        case .badDestination: return "The destination is not a valid unicast address here: fix the client's target address."
+        case .checksum: return "Bad checksums: check NIC offloads (ethtool -k) and the path for a corrupting middlebox."
+        case .tcpMD5: return "TCP MD5 signatures differ: configure the same TCP_MD5SIG key on both ends."
+        case .tcpAO: return "TCP-AO failed: configure matching TCP-AO keys on both ends."
+        case .minTTL: return "The TTL is below the listener's IP_MINTTL: the peer is further away than allowed, or lower IP_MINTTL."
+        case .securityHook: return "A security module's network hook refused it: read the LSM's audit log."
+        case .ipv6Disabled: return "IPv6 is disabled on the interface: enable it (disable_ipv6=0) or connect over IPv4."
+        case .malformed: return "The packets are malformed or truncated: capture them (tcpdump) and fix the sender."
+        case .queueFull: return "A queue was full or memory short: check qdisc statistics (tc -s qdisc), netdev_max_backlog and memory pressure."
+        case .tcpState: return "TCP rejected stale or out-of-window handshakes: look for a NAT reusing 4-tuples, or timestamp (PAWS) problems."
+        case .openvswitch: return "Open vSwitch dropped it: check the bridge's flows (ovs-ofctl dump-flows)."
+        case .unspecified, .other: return "The kernel dropped the handshake: the evidence names the reason and the kernel function that dropped it."
+        }
+    }
+
     /// The fix, in one sentence. `d` is the drop, `reason` its kernel name,
     /// `port` the service port.
     public func hint(_ d: PacketDrop, reason: DropReasonName, port: UInt16) -> String {

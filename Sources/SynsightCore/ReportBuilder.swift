@@ -308,6 +308,14 @@ public enum Remediation {
         case ("no_listener", Cause.NoListener.otherNetns.rawValue):
             return ["The service listens in another network namespace (container/pod): publish the port or connect to the namespace's address.",
                     "Check the container's port mapping and the pod's Service/targetPort."]
+        case ("no_listener", Cause.NoListener.wrongPort.rawValue):
+            return ["The service in that container, pod or namespace listens on another port (named in the evidence): "
+                        + "fix the port mapping (docker run -p HOST:CONTAINER, the Service's targetPort) or the service's listen port.",
+                    "Verify inside the namespace with nsenter -n -t <pid> ss -ltnp."]
+        case ("no_listener", Cause.NoListener.restarting.rawValue):
+            return ["The service was restarted and its new process does not listen yet: traffic reaches it before it is ready.",
+                    "Route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer), "
+                        + "and find why the previous process exited (evidence.previous)."]
         case ("no_listener", _):
             return ["Nothing listens on this port: start the service (or its socket unit), or fix the client's port.",
                     "Check that the service's configured port matches what clients use; verify with ss -ltnp."]
@@ -319,6 +327,11 @@ public enum Remediation {
             return ["Likely a SYN flood or a burst: keep net.ipv4.tcp_syncookies=1.",
                     "Raise net.ipv4.tcp_max_syn_backlog and the listen backlog/net.core.somaxconn.",
                     "If it is an attack, rate-limit SYNs upstream (firewall, load balancer)."]
+        case ("firewall_reject", Cause.Firewall.serviceWithoutEndpoints.rawValue),
+             ("firewall_drop", Cause.Firewall.serviceWithoutEndpoints.rawValue):
+            return ["kube-proxy rejects connections to a Service without ready endpoints (the Service is in the evidence).",
+                    "Check its pods and selector: kubectl get endpointslices -l kubernetes.io/service-name=<name>, "
+                        + "and why the pods are not ready (kubectl describe pod)."]
         case ("firewall_reject", _), ("firewall_drop", _):
             return ["A firewall rule blocks this traffic: find it (the rule in the evidence; nft list ruleset / iptables -S).",
                     "Change the rule (or add an accept rule before it) for the intended sources, and persist the change.",
@@ -342,6 +355,9 @@ public enum Remediation {
         case ("ephemeral_ports_exhausted", _):
             return ["The client ran out of local ports: reuse connections (keep-alive, pooling).",
                     "Widen net.ipv4.ip_local_port_range; enable net.ipv4.tcp_tw_reuse for outgoing connections."]
+        case ("packet_dropped", let cause):
+            return [(DropCause(rawValue: cause) ?? .other).remediation,
+                    "Watch it live with sudo synsight trace --port <port>; the evidence names the interface and the kernel function."]
         case ("reset_by_peer", _):
             return ["The peer reset the connection: check the peer's logs and its own refusals (run synsight there)."]
         default:

@@ -451,3 +451,24 @@ struct ReportStreamingTests {
         #expect(s.messages.contains { $0.hasPrefix("\(path):2: ") && $0.contains("longer than") })
     }
 }
+
+/// The report's fix steps name the new causes, not the generic fallback.
+@Suite("report remediation for the newer causes")
+struct RemediationCoverageTests {
+    static let generic = Remediation.steps(reason: "no_such_reason", cause: "-")
+
+    @Test(arguments: [("no_listener", "wrong_port"), ("no_listener", "restarting"),
+                      ("firewall_reject", "service_without_endpoints"), ("firewall_drop", "service_without_endpoints")])
+    func namedCause(_ reason: String, _ cause: String) {
+        let steps = Remediation.steps(reason: reason, cause: cause)
+        #expect(steps != Self.generic)
+        #expect(steps != Remediation.steps(reason: reason, cause: "some_other_cause"), "\(reason)/\(cause) falls back to the reason's steps")
+    }
+
+    @Test func everyDropCauseHasItsOwnStep() {
+        for cause in DropCause.allCases where cause != .unspecified && cause != .other {
+            let first = Remediation.steps(reason: "packet_dropped", cause: cause.rawValue).first
+            #expect(first != nil && first != DropCause.other.remediation, "\(cause.rawValue)")
+        }
+    }
+}
