@@ -91,23 +91,21 @@ public final class NftablesReader: @unchecked Sendable {
         }
     }
 
-    /// The namespace's ruleset as read at most `ttlNs` before the latest drop
-    /// pinned there (normally by the read that `pin` started), waiting at
-    /// most `timeoutNs` for a read in progress.
+    /// The namespace's latest ruleset read (a drop's `pin` starts a read
+    /// when the last one is older than `ttlNs`), waiting at most `timeoutNs`
+    /// when there is none yet.
     public func ruleset(_ netns: UInt32, timeoutNs: UInt64) -> Outcome {
         let deadline = ConditionLock.now() &+ timeoutNs
         return lock.withLock {
             if let failure = workerFailure { return .unavailable(failure) }
-            // Reads are started by `pin`, when drops arrive; a lookup only
-            // starts one for a namespace never pinned (explain) or never read.
-            // Re-reading here when the cache is older than the ttl would make
-            // a slow source thrash: every lookup would wait for a new read.
+            // Reads are started by `pin`, when drops arrive, and refresh the
+            // cache in the background; a lookup waits only when the namespace
+            // has never been read. Waiting for each refresh made the pipeline
+            // crawl on a loaded machine: with many namespaces in a storm the
+            // reader was always a refresh behind, and every lookup waited.
             if pins[netns]?.outcome == nil { wantLocked(netns, now: ConditionLock.now()) }
             while true {
-                // A read fresh for the latest drop seen in the namespace
-                // answers, even while a newer one is queued.
-                if let pin = pins[netns], let outcome = pin.outcome,
-                   !pin.queued || pin.readAt &+ ttlNs > pin.lastWanted { return outcome }
+                if let outcome = pins[netns]?.outcome { return outcome }
                 if !lock.wait(until: deadline) {
                     return .unavailable("the ruleset was not read within \(timeoutNs / 1_000_000) ms "
                         + "(the reader is busy with \(queue.count) other namespace\(queue.count == 1 ? "" : "s"))")

@@ -51,7 +51,8 @@ public enum PortState {
         for dir in ["/run/netns", "/var/run/netns"] {
             for name in ProcFS.list(dir).sorted() {
                 let path = "\(dir)/\(name)"
-                guard let ns = ProcFS.nsInode(path) else { continue }
+                // Not yet (or no longer) a namespace mount: a plain file.
+                guard ProcFS.isNamespace(path), let ns = ProcFS.nsInode(path) else { continue }
                 if byInode[ns] == nil {
                     byInode[ns] = Namespace(inode: ns, path: path, name: name, processCount: 0, isHost: ns == host)
                 } else if byInode[ns]!.name == nil {
@@ -232,6 +233,10 @@ public enum PortState {
         var st = stat()
         guard fstat(fd, &st) == 0, UInt32(truncatingIfNeeded: st.st_ino) == ns.inode else { return false }
         let rc = syn_setns_net(fd)
+        // EINVAL: the path is no namespace (any more, or not yet): `ip netns
+        // add` creates the file before it mounts the namespace on it, and
+        // `ip netns del` unmounts it first. Like a namespace that is gone.
+        if rc == -EINVAL { return false }
         guard rc == 0 else {
             throw KernelError.sys("entering network namespace \(ns.inode) (\(ns.path))", code: rc,
                                   fix: "explain needs CAP_SYS_ADMIN to enter network namespaces: run it as root")

@@ -56,6 +56,13 @@ enum ProcFS {
     }
 
     /// The inode of a namespace link such as /proc/<pid>/ns/net (= ns.inum).
+    /// Is `path` a namespace (on nsfs, the device every namespace file has)?
+    static func isNamespace(_ path: String) -> Bool {
+        var st = stat(), own = stat()
+        guard stat(path, &st) == 0, stat("/proc/self/ns/net", &own) == 0 else { return false }
+        return st.st_dev == own.st_dev
+    }
+
     static func nsInode(_ path: String) -> UInt32? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
