@@ -160,6 +160,14 @@ struct DropTests {
         return obj
     }
 
+    /// Attaches the compiled tc program to `dev` (direct action) on a clsact
+    /// qdisc; they live on the namespace's veth and go with the namespace.
+    func attachTC(_ obj: String, to dev: String, in ns: NetNS, direction: String) throws {
+        try sh(["ip", "netns", "exec", ns.name, "tc", "qdisc", "add", "dev", dev, "clsact"])
+        try sh(["ip", "netns", "exec", ns.name, "tc", "filter", "add", "dev", dev, direction, "bpf", "da",
+                "obj", obj, "sec", "tc"])
+    }
+
     @Test("a tc ingress BPF program drops the SYN")
     func tcIngress() throws {
         let server = try NetNS(), client = try NetNS()
@@ -171,10 +179,7 @@ struct DropTests {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let obj = try tcProgram(port: port, dir: dir)
-        // The qdisc and filter live on the server's veth: deleting the namespace removes them.
-        try sh(["ip", "netns", "exec", server.name, "tc", "qdisc", "add", "dev", s1, "clsact"])
-        try sh(["ip", "netns", "exec", server.name, "tc", "filter", "add", "dev", s1, "ingress", "bpf", "da",
-                "obj", obj, "sec", "tc"])
+        try attachTC(obj, to: s1, in: server, direction: "ingress")
         let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
 
         let trace = try TraceSession([])
@@ -199,9 +204,7 @@ struct DropTests {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let obj = try tcProgram(port: port, source: true, dir: dir)
-        try sh(["ip", "netns", "exec", server.name, "tc", "qdisc", "add", "dev", s1, "clsact"])
-        try sh(["ip", "netns", "exec", server.name, "tc", "filter", "add", "dev", s1, "egress", "bpf", "da",
-                "obj", obj, "sec", "tc"])
+        try attachTC(obj, to: s1, in: server, direction: "egress")
         let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
 
         let trace = try TraceSession([])
@@ -248,9 +251,7 @@ struct DropTests {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let obj = try tcProgram(port: port, dir: dir)
-        try sh(["ip", "netns", "exec", server.name, "tc", "qdisc", "add", "dev", s1, "clsact"])
-        try sh(["ip", "netns", "exec", server.name, "tc", "filter", "add", "dev", s1, "ingress", "bpf", "da",
-                "obj", obj, "sec", "tc"])
+        try attachTC(obj, to: s1, in: server, direction: "ingress")
 
         let trace = try TraceSession([])
         let c = try Peer.connect(from: client, addr: "fd00:5e:46::1", port: port, timeout: 2)

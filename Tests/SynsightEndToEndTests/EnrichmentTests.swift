@@ -22,10 +22,7 @@ struct EnrichmentTests {
               }
             }
             """
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-nft-\(UUID().uuidString)")
-        try ruleset.write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        try sh(["ip", "netns", "exec", ns.name, "nft", "-f", file.path])
+        try ns.loadNft(ruleset)
     }
 
     /// Runs `perNamespace` refused connects in every namespace, all at once;

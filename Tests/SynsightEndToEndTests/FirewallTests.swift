@@ -50,14 +50,6 @@ struct FirewallTests {
         }
     }
 
-    /// Loads an nft ruleset inside `ns` (never the host's).
-    func nft(_ ns: NetNS, _ ruleset: String) throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-nft-\(UUID().uuidString)")
-        try ruleset.write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        try sh(["ip", "netns", "exec", ns.name, "nft", "-f", file.path])
-    }
-
     /// The handle nft gave the rule whose text contains `match`.
     func handle(_ ns: NetNS, _ match: String) throws -> Int? {
         let text = try sh(["ip", "netns", "exec", ns.name, "nft", "-a", "list", "ruleset"])
@@ -124,7 +116,7 @@ struct FirewallTests {
         defer { pair.remove() }
         let base = randomPort()
         let (pReset, pIcmp, pDrop) = (base, base + 1, base + 2)
-        try nft(pair.server, """
+        try pair.server.loadNft("""
             table inet filter {
               chain input { type filter hook input priority 0; policy accept;
                 tcp dport \(pReset) counter reject with tcp reset comment "synsight-e2e"
@@ -171,7 +163,7 @@ struct FirewallTests {
         defer { pair.remove() }
         let base = randomPort()
         let (pReset, pDrop) = (base, base + 1)
-        try nft(pair.server, """
+        try pair.server.loadNft("""
             table ip6 filter6 {
               chain input { type filter hook input priority 0; policy accept;
                 ip6 saddr \(Self.v6Client) tcp dport \(pReset) reject with tcp reset
@@ -207,7 +199,7 @@ struct FirewallTests {
         defer { pair.remove() }
         let base = randomPort()
         let (pReject, pDrop) = (base, base + 1)
-        try nft(pair.client, """
+        try pair.client.loadNft("""
             table inet out {
               chain output { type filter hook output priority 0; policy accept;
                 tcp dport \(pReject) reject with tcp reset

@@ -36,10 +36,7 @@ struct NATTests {
                   }
                 }
                 """
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-nft-\(UUID().uuidString)")
-            try ruleset.write(to: file, atomically: true, encoding: .utf8)
-            defer { try? FileManager.default.removeItem(at: file) }
-            try sh(["ip", "netns", "exec", router.name, "nft", "-f", file.path])
+            try router.loadNft(ruleset)
         }
 
         static func veth(_ a: NetNS, _ aAddr: String, _ aDev: String, _ b: NetNS, _ bAddr: String, _ bDev: String) throws {
@@ -128,10 +125,7 @@ struct NATTests {
                 }
             }
             """
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-nat-\(UUID().uuidString)")
-        try ruleset.write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        try sh(["ip", "netns", "exec", pair.server.name, "nft", "-f", file.path])
+        try pair.server.loadNft(ruleset)
         let trace = try TraceSession([])
         let c = try Peer.connect(from: pair.client, addr: FirewallTests.v4Server, port: published, timeout: 2)
         #expect(c.errno == Int(ECONNREFUSED))

@@ -92,6 +92,14 @@ final class NetNS {
         }
     }
 
+    /// Loads an nft ruleset inside this namespace (never the host's).
+    func loadNft(_ ruleset: String) throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-nft-\(UUID().uuidString)")
+        try ruleset.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        try sh(["ip", "netns", "exec", name, "nft", "-f", file.path])
+    }
+
     /// Connects two namespaces with a veth pair: self gets .1, other .2, in 198.18.0.0/24
     /// (the benchmarking range; traffic never leaves these two namespaces).
     func link(to other: NetNS, subnet: String = "198.18.0") throws {
