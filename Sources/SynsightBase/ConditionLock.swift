@@ -5,8 +5,8 @@ import Glibc
 /// Waits are timed on CLOCK_MONOTONIC, so a wall-clock step does not stretch
 /// or cut them. `@unchecked Sendable`: every field is guarded by the mutex.
 public final class ConditionLock: @unchecked Sendable {
-    package let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    package let cond: UnsafeMutablePointer<pthread_cond_t>
+    let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    let cond: UnsafeMutablePointer<pthread_cond_t>
 
     public init() {
         mutex = .allocate(capacity: 1)

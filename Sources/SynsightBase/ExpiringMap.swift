@@ -23,7 +23,7 @@ package struct ExpiringMap<Key: Hashable, Value> {
 
     package var count: Int { entries.count }
     /// FIFO slots held, live or stale (for tests of the compaction).
-    package var fifoSlots: Int { order.count - head }
+    var fifoSlots: Int { order.count - head }
     package var isEmpty: Bool { entries.isEmpty }
 
     package subscript(key: Key) -> Value? { entries[key]?.value }

@@ -35,9 +35,9 @@ public enum Gzip {
     /// A heap-allocated `z_stream`: zlib keeps a pointer back to the stream
     /// in its state and refuses calls from a moved copy.
     final class Stream {
-        package let z: UnsafeMutablePointer<z_stream>
+        let z: UnsafeMutablePointer<z_stream>
         let deflating: Bool
-        package var live = false
+        var live = false
 
         package init(deflating: Bool) {
             self.deflating = deflating

@@ -6,8 +6,8 @@
 /// `droppable: false` (control markers) are always queued.
 public final class HandoffQueue<Item: Sendable>: @unchecked Sendable {
     package let lock = ConditionLock()
-    package var items: [Item] = []
-    package var closed = false
+    var items: [Item] = []
+    var closed = false
     var droppedCount: UInt64 = 0
     public let capacity: Int
 

@@ -65,7 +65,7 @@ public enum NameBytes {
         byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\\")
     }
 
-    package static let digits = Array("0123456789abcdef".utf8)
+    static let digits = Array("0123456789abcdef".utf8)
 
     package static func hex(_ byte: UInt8) -> String {
         String(decoding: [UInt8(ascii: "\\"), UInt8(ascii: "x"), digits[Int(byte >> 4)], digits[Int(byte & 0xF)]],

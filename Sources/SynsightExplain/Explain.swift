@@ -340,7 +340,7 @@ extension Explain {
 /// The analysis, one concern per method.
 struct Analysis {
     package let input: ExplainInput
-    package var findings: [Finding] = []
+    var findings: [Finding] = []
     package var firewall: [UInt32: [PortRuleMatch]] = [:]
 
     package init(input: ExplainInput) { self.input = input }
@@ -348,7 +348,7 @@ struct Analysis {
     package var port: UInt16 { input.port }
 
     /// Namespaces with a listener on the port, the viewpoint first.
-    package var listenerNetns: [UInt32] {
+    var listenerNetns: [UInt32] {
         var seen: [UInt32] = []
         for l in input.listeners where !seen.contains(l.netns) { seen.append(l.netns) }
         return seen.sorted { ($0 != input.viewpoint ? 1 : 0, $0) < ($1 != input.viewpoint ? 1 : 0, $1) }
@@ -428,7 +428,7 @@ struct Analysis {
         }
     }
 
-    package mutating func addresses(in ns: UInt32) {
+    mutating func addresses(in ns: UInt32) {
         let ls = input.listeners.filter { $0.netns == ns }
         guard let first = ls.first else { return }
         let label = input.label(ns)
@@ -489,7 +489,7 @@ struct Analysis {
         return ev
     }
 
-    package mutating func queues() {
+    mutating func queues() {
         for l in input.listeners {
             let ns = input.namespace(l.netns)
             let somax = ns?.sysctls.somaxconn
@@ -607,7 +607,7 @@ struct Analysis {
 
     // MARK: firewall
 
-    package mutating func firewallRules() {
+    mutating func firewallRules() {
         let listening = Set(listenerNetns)
         for ns in input.namespaces {
             let relevant = listening.contains(ns.inode) || ns.inode == input.viewpoint
@@ -714,7 +714,7 @@ struct Analysis {
 
     // MARK: the short trace
 
-    package mutating func recent() {
+    mutating func recent() {
         let r = input.recent
         switch r.status {
         case .skipped:

@@ -124,7 +124,7 @@ extension NftRuleset {
 
     /// For each regular chain, the hooks of the base chains that reach it by
     /// jump or goto, directly or through other regular chains.
-    package func hooksReaching() -> [String: Set<String>] {
+    func hooksReaching() -> [String: Set<String>] {
         var targets: [String: Set<String>] = [:]  // chain -> chains it jumps to
         for r in rules {
             for x in r.expr {
@@ -161,12 +161,12 @@ extension NftRuleset {
     }
 
     struct Evaluated {
-        package var rule: Rule
+        var rule: Rule
         package var result: PortMatchResult   // .yes, .depends (conditions joined), .unknown
-        package var conditions: [String]
+        var conditions: [String]
         package var unknown: [String]
-        package var portSpecific: Bool
-        package var families: Set<AddressFamily>
+        var portSpecific: Bool
+        var families: Set<AddressFamily>
         /// drop/reject/accept, or nil (jump, goto, no verdict).
         package var verdict: FirewallVerdict?
         package var accepts: Bool

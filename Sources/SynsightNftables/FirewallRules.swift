@@ -468,7 +468,7 @@ extension IPAddress {
         return IPAddress(bytes: bytes)
     }
 
-    package func inPrefix(_ base: IPAddress, length: Int) -> Bool {
+    func inPrefix(_ base: IPAddress, length: Int) -> Bool {
         let len = max(0, min(128, length))
         func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? ~0 : ~0 << UInt64(64 - bits) }
         let mh = mask(len), ml = mask(len - 64)
@@ -477,7 +477,7 @@ extension IPAddress {
 }
 
 extension String {
-    package func components(separatedByString sep: String) -> [String] {
+    func components(separatedByString sep: String) -> [String] {
         var out: [String] = []
         var rest = Substring(self)
         while let r = rest.firstRange(of: sep) {

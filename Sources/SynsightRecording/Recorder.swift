@@ -50,7 +50,7 @@ public final class Recorder {
     public let options: Options
     package var fd: Int32 = -1
     package var size: Int64 = 0
-    package var buffer: [UInt8] = []
+    var buffer: [UInt8] = []
     var bufferedLines: UInt64 = 0
     public private(set) var linesWritten: UInt64 = 0
     public private(set) var linesLost: UInt64 = 0

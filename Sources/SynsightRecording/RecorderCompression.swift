@@ -54,10 +54,10 @@ public enum RecordingFiles {
 public final class RotationCompressor: @unchecked Sendable {
     public let directory: String
     public let level: Int32
-    package let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    package let cond: UnsafeMutablePointer<pthread_cond_t>
-    package var pending = false
-    package var stopping = false
+    let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    let cond: UnsafeMutablePointer<pthread_cond_t>
+    var pending = false
+    var stopping = false
     package var thread: pthread_t?
     let stopFlag = Atomic<Bool>(false)
     let compressedCount = Atomic<Int>(0)
@@ -86,7 +86,7 @@ public final class RotationCompressor: @unchecked Sendable {
     }
 
     package func lock() { pthread_mutex_lock(mutex) }
-    package func unlock() { pthread_mutex_unlock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
 
     /// Starts the thread; it looks for work at once (files left by an earlier run).
     public func start() {

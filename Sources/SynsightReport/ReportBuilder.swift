@@ -115,7 +115,7 @@ public struct ReportTimeline: Sendable {
     package init(maxBuckets: Int) { self.maxBuckets = maxBuckets }
 
     /// Floor division for b > 0; cannot overflow (Int64.min included).
-    package static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a % b < 0 ? a / b - 1 : a / b }
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a % b < 0 ? a / b - 1 : a / b }
 
     package mutating func add(ts: Int64, reason: String, _ n: UInt64) {
         let start = Self.floorDiv(Self.floorDiv(ts, 1_000_000_000), bucketSeconds) * bucketSeconds

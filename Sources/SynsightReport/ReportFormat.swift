@@ -32,11 +32,11 @@ extension JSONValue {
 }
 
 extension Report {
-    package static func time(_ ns: Int64) -> String { RFC3339.format(nanosecondsSinceEpoch: ns) }
+    static func time(_ ns: Int64) -> String { RFC3339.format(nanosecondsSinceEpoch: ns) }
 
     /// A bucket edge in seconds (it may lie past the last representable
     /// nanosecond, so it is not converted to nanoseconds).
-    package static func time(seconds: Int64) -> String { RFC3339.format(secondsSinceEpoch: seconds) }
+    static func time(seconds: Int64) -> String { RFC3339.format(secondsSinceEpoch: seconds) }
 
     /// Seconds precision, for tables.
     static func shortTime(_ ns: Int64) -> String {

@@ -64,7 +64,7 @@ extension Report {
 
     /// A round axis step (1, 2 or 5 x 10^k, at least 1) giving at most 5
     /// steps. UInt128: the stacked bars of UInt64 counts cannot overflow it.
-    package static func axisStep(_ top: UInt128) -> UInt128 {
+    static func axisStep(_ top: UInt128) -> UInt128 {
         var step: UInt128 = 1
         while true {
             for m: UInt128 in [1, 2, 5] where (top + step * m - 1) / (step * m) <= 5 { return step * m }

@@ -29,7 +29,7 @@ public struct ReportSession {
         return 0
     }
 
-    package mutating func note(_ s: String) {
+    mutating func note(_ s: String) {
         if messages.count < Self.maxMessages { messages.append(s) } else { suppressedMessages += 1 }
     }
 
@@ -249,10 +249,10 @@ public struct ReportSession {
     /// skipped without being held in memory.
     struct LineSplitter {
         package let name: String
-        package var carry: [UInt8] = []
+        var carry: [UInt8] = []
         package var number = 0
         var tooLong = false
-        package var sawAny = false
+        var sawAny = false
 
         package init(name: String) { self.name = name }
 

@@ -158,12 +158,12 @@ public struct ReportEvent: Sendable {
 
     /// The fields `decode` reads; every other field of a line is validated
     /// and skipped by `decode(line:)`.
-    package static let decodedFields: Set<String> = ["v", "ts", "kind", "reason", "cause", "hint", "port", "count",
+    static let decodedFields: Set<String> = ["v", "ts", "kind", "reason", "cause", "hint", "port", "count",
                                              "first_ts", "last_ts", "process", "client", "node"]
 
     /// The name of a key `decode` reads, or nil: matched on the raw bytes by
     /// length, then content (no String, no allocation per key).
-    package static func decodedField(_ k: UnsafeBufferPointer<UInt8>) -> String? {
+    static func decodedField(_ k: UnsafeBufferPointer<UInt8>) -> String? {
         func eq(_ name: StaticString) -> Bool {
             name.utf8CodeUnitCount == k.count && memcmp(name.utf8Start, k.baseAddress!, k.count) == 0
         }
@@ -316,7 +316,7 @@ public struct ReportEvent: Sendable {
 
 extension ReportEvent {
     /// A timestamp field: an RFC 3339 string inside the range synsight represents.
-    package static func timestamp(_ v: JSONValue, _ key: String) -> Result<Int64, ReportLineError> {
+    static func timestamp(_ v: JSONValue, _ key: String) -> Result<Int64, ReportLineError> {
         guard let s = v.stringValue else { return .failure(.init("field '\(key)' is not an RFC 3339 timestamp")) }
         switch RFC3339.parseChecked(s) {
         case .success(let t): return .success(t)

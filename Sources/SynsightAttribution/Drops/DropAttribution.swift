@@ -26,7 +26,7 @@ public struct DropState {
     /// duplicate SYN-ACK reaching a client already ESTABLISHED, a
     /// retransmitted SYN crossing the handshake's ACK. A failing attempt
     /// retransmits and is dropped again: these are reported at the second drop.
-    package static let confirmedByRepeat: Set<DropCause> = [.tcpState]
+    static let confirmedByRepeat: Set<DropCause> = [.tcpState]
 
     static let maxDecided = 65536
     /// A SYN is retransmitted for up to ~130 s (tcp_syn_retries=6).
@@ -45,7 +45,7 @@ public struct DropState {
     /// - a frame for another host's MAC address (OTHERHOST) or a unicast
     ///   packet in an L2 multicast/broadcast frame: every port of a bridge
     ///   that floods a frame drops its copy, the right one takes it.
-    package static let benign: [(reason: String, functions: Set<String>?, synOnly: Bool)] = [
+    static let benign: [(reason: String, functions: Set<String>?, synOnly: Bool)] = [
         ("not_specified", ["tcp_v4_rcv", "tcp_v6_rcv"], true),
         ("otherhost", nil, false),
         ("unicast_in_l2_multicast", nil, false),
@@ -97,7 +97,7 @@ extension AttributionEngine {
         return ce.ts >= seen && ce.ts - seen < DropState.decidedTTL
     }
 
-    package func dropRecord(_ d: PacketDrop, reason: DropReasonName, location: (name: String, offset: UInt64)?) -> Record {
+    func dropRecord(_ d: PacketDrop, reason: DropReasonName, location: (name: String, offset: UInt64)?) -> Record {
         let cause = DropCause.of(reason)
         let port = d.server.port
         var record = Record(ts: clock.epoch(d.ts), kind: .drop, reason: .packetDropped, cause: cause.rawValue,
@@ -133,7 +133,7 @@ extension AttributionEngine {
 
     /// The listener of the handshake in the drop's namespace (a SYN's
     /// destination, a SYN-ACK's sender), if it is there.
-    package func localListener(port: UInt16, netns: UInt32, family: AddressFamily, addr: IPAddress) -> ListenerInfo? {
+    func localListener(port: UInt16, netns: UInt32, family: AddressFamily, addr: IPAddress) -> ListenerInfo? {
         (byPort[port] ?? []).compactMap { listeners[$0] }
             .filter { $0.netns == netns && $0.accepts(family: family, addr: addr) }
             .min { $0.socketInode < $1.socketInode }

@@ -21,12 +21,12 @@ struct NetnsPort: Hashable {
 }
 
 struct ClosedListener {
-    package var listener: ListenerInfo
+    var listener: ListenerInfo
     var closedAt: UInt64
     var closer: TaskInfo
 }
 
-package struct JoinKey: Hashable {
+struct JoinKey: Hashable {
     package var client: Endpoint
     package var server: Endpoint
 }
@@ -44,7 +44,7 @@ public struct AttributionEngine {
     /// client. The client's RST processing follows within microseconds on
     /// loopback and veth; a remote client never comes.
     public let joinWindowNs: UInt64
-    package let resolver: (any ProcessResolver)?
+    let resolver: (any ProcessResolver)?
 
     var listeners: [ListenerID: ListenerInfo] = [:]
     var byPort: [UInt16: Set<ListenerID>] = [:]
@@ -55,7 +55,7 @@ public struct AttributionEngine {
     var exitOrder: [(pid: UInt32, ts: UInt64)] = []
     var pending: [JoinKey: Pending] = [:]
     package var serial: UInt64 = 0
-    package var earlyClients = ExpiringMap<JoinKey, ConnectError>()
+    var earlyClients = ExpiringMap<JoinKey, ConnectError>()
     /// Refusals and their clients across a destination NAT (NATJoin.swift).
     var natJoin = NATJoinState()
     /// synsight's own (the host's) network namespace: a namespace with a few
@@ -78,7 +78,7 @@ public struct AttributionEngine {
     static let maxExits = 4096
     static let maxHistory = 65536
     static let maxPending = 65536
-    package static let maxEarlyClients = 16384
+    static let maxEarlyClients = 16384
 
     public init(clock: ClockMapping, joinWindowNs: UInt64 = 200_000_000,
                 resolver: (any ProcessResolver)? = nil) {

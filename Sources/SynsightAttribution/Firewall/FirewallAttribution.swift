@@ -27,7 +27,7 @@ public struct FirewallState {
     struct Attempt {
         package var first: FirewallDrop
         package var drops: Int = 1
-        package var icmp: FirewallICMP?
+        var icmp: FirewallICMP?
         package var client: TaskInfo?
         package var processContext = false
         var retransmitted = false
@@ -39,7 +39,7 @@ public struct FirewallState {
     /// ICMP errors by offending skb, waiting for that skb's NETFILTER_DROP.
     var icmpBySkb: [UInt64: FirewallICMP] = [:]
     /// Client outcomes that arrived before the drop they answer.
-    package var earlyErrors = ExpiringMap<JoinKey, ConnectError>()
+    var earlyErrors = ExpiringMap<JoinKey, ConnectError>()
     static let maxEarlyErrors = 16384
     /// 4-tuples already reported: later retransmissions are not new refusals.
     var decided: [JoinKey: UInt64] = [:]

@@ -75,12 +75,12 @@ extension AttributionEngine {
         return r
     }
 
-    package func failing(_ e: SocketCallFailure) -> ProcessRef {
+    func failing(_ e: SocketCallFailure) -> ProcessRef {
         ProcessRef(pid: e.task.pid, comm: e.task.comm, exe: resolver?.exe(pid: e.task.pid),
                    workload: resolver?.workload(task: e.task))
     }
 
-    package func who(_ e: SocketCallFailure) -> String { "\(e.task.comm) (pid \(e.task.pid))" }
+    func who(_ e: SocketCallFailure) -> String { "\(e.task.comm) (pid \(e.task.pid))" }
 
     func callEvidence(_ e: SocketCallFailure) -> [(String, JSONValue)] {
         [("call", .string(e.call.name)), ("errno", .string(ErrnoName.name(e.errno))),

@@ -109,7 +109,7 @@ public enum EventDecoder {
                             netns: e.netns, errno: e.err)
     }
 
-    package static func tuple(_ t: syn_tuple) throws(DecodeError) -> (family: AddressFamily, local: Endpoint, remote: Endpoint) {
+    static func tuple(_ t: syn_tuple) throws(DecodeError) -> (family: AddressFamily, local: Endpoint, remote: Endpoint) {
         guard let family = AddressFamily(kernel: t.family) else { throw .badFamily(t.family) }
         return (family,
                 Endpoint(addr: address(t.local), port: t.lport),

@@ -78,8 +78,8 @@ public struct DropReasonName: Sendable, Hashable {
 /// (SynsightKernel.KernelDropReasons); built from plain (name, value) lists
 /// so tests can give a synthetic kernel.
 public struct DropReasonNames: Sendable {
-    package var core: [UInt32: String] = [:]
-    package var subsystems: [UInt32: String] = [:]
+    var core: [UInt32: String] = [:]
+    var subsystems: [UInt32: String] = [:]
     package var subsystemReasons: [UInt32: String] = [:]
 
     /// `core`: `enum skb_drop_reason`; `subsystems`: `enum
@@ -142,7 +142,7 @@ public struct DropReasonNames: Sendable {
     }
 
     /// The longest prefix ending in "_" shared by all names ("" for one name).
-    package static func commonPrefix(_ names: [String]) -> String {
+    static func commonPrefix(_ names: [String]) -> String {
         guard names.count > 1, var prefix = names.first.map(Array.init) else { return "" }
         for n in names.dropFirst() {
             let a = Array(n)

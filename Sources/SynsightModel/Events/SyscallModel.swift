@@ -197,7 +197,7 @@ enum SocketCallDecoder {
 
     /// A bounded C string from a fixed array: up to the first NUL, or all of
     /// it; in the escaped form of `NameBytes` (contexts are untrusted bytes).
-    package static func cString<T>(_ field: T) -> String {
+    static func cString<T>(_ field: T) -> String {
         withUnsafeBytes(of: field) { raw in NameBytes.string(raw.prefix { $0 != 0 }) }
     }
 }

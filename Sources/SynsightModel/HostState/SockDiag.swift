@@ -155,8 +155,8 @@ public enum SockDiag {
         return s
     }
 
-    package static func u16(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt16 { UInt16(b[at]) | UInt16(b[at + 1]) << 8 }
-    package static func u32(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
+    static func u16(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt16 { UInt16(b[at]) | UInt16(b[at + 1]) << 8 }
+    static func u32(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
         UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
     }
 }

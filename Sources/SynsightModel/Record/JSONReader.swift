@@ -27,7 +27,7 @@ public enum JSONReader {
     }
 
     package struct Parser {
-        package let b: UnsafeBufferPointer<UInt8>
+        let b: UnsafeBufferPointer<UInt8>
         package var i = 0
 
         package init(b: UnsafeBufferPointer<UInt8>, i: Int = 0) {

@@ -8,15 +8,15 @@ import SynsightModel
 /// Bounded; fed every delivered record in order.
 public struct ProxyJoin {
     struct Behind {
-        package var proxy: PublishedPort
-        package var tool: String
+        var proxy: PublishedPort
+        var tool: String
         package var ts: Int64
         package var record: Record
     }
 
     var recent: [String: Behind] = [:]
     /// How long after the proxy's refusal the client's reset is joined.
-    package static let windowNs: Int64 = 2_000_000_000
+    static let windowNs: Int64 = 2_000_000_000
     package static let maxEntries = 1024
 
     public init() {}
