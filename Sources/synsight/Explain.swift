@@ -129,6 +129,7 @@ struct Explain: ParsableCommand {
         do {
             _ = try TraceRunner.run(settings, tracer: tracer, emit: { records.append($0) }, tick: { true })
         } catch {
+            Output.stderr("synsight: error: \(error)\n")
             return RecentActivity(status: .failed, seconds: Double(bootTimeNow() - started) / 1e9,
                                   detail: "the trace stopped with an error (printed above)", hook: hook, records: records)
         }

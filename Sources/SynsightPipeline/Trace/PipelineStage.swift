@@ -6,7 +6,6 @@ import SynsightAttribution
 import SynsightRecording
 import SynsightReport
 import SynsightExplain
-import SynsightPipeline
 import SynsightKernel
 
 /// What the ring-buffer thread hands to the pipeline thread, in order.

@@ -7,34 +7,43 @@ import SynsightAttribution
 import SynsightRecording
 import SynsightReport
 import SynsightExplain
-import SynsightPipeline
 import SynsightKernel
 import SynsightMetrics
 
-let stopRequested = Atomic<Bool>(false)
-let reopenRequested = Atomic<Bool>(false)
+/// Set by SIGINT/SIGTERM: the trace stops at its next poll.
+public let stopRequested = Atomic<Bool>(false)
+/// Set by SIGHUP when `reopenOnHUP`: the caller reopens its output files.
+public let reopenRequested = Atomic<Bool>(false)
+
+/// Why a trace could not start or go on, as one line for the user.
+public struct TraceError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
 
 /// What `trace` and `record` share: which refusals, for how long.
-struct TraceSettings {
-    var ports: [UInt16] = []
-    var resetHook: ResetHook? = nil
-    var verbose = false
-    var joinWindowMs = 200
-    var duration: Double? = nil
-    var count: Int? = nil
+public struct TraceSettings {
+    public init() {}
+
+    public var ports: [UInt16] = []
+    public var resetHook: ResetHook? = nil
+    public var verbose = false
+    public var joinWindowMs = 200
+    public var duration: Double? = nil
+    public var count: Int? = nil
     /// Storm aggregation (record): at most this many identical records per
     /// second pass individually; the rest become one `summary` record.
-    var aggregate: Int? = nil
+    public var aggregate: Int? = nil
     /// SIGHUP asks to reopen output files (record) instead of ending the process.
-    var reopenOnHUP = false
+    public var reopenOnHUP = false
     /// Prometheus counters (--metrics-address), updated with every delivered record.
-    var metrics: EventCounters? = nil
+    public var metrics: EventCounters? = nil
     /// Tests only: every ruleset read takes this much longer (a slow rule source).
-    var rulesetDelayMs = 0
+    public var rulesetDelayMs = 0
     /// synsight's own cost in the metrics (--metrics-address), updated every second.
-    var costMetrics: SelfCostMetrics? = nil
+    public var costMetrics: SelfCostMetrics? = nil
     /// Turn on the kernel's BPF statistics for the run (--bpf-stats).
-    var bpfStats = false
+    public var bpfStats = false
 }
 
 /// The tracing loop: load and attach, snapshot listeners, read the ring,
@@ -42,8 +51,8 @@ struct TraceSettings {
 /// poll (about every 50 ms) and returns false to stop. Returns the summary
 /// (the caller adds what it could not write), the seconds traced, and
 /// synsight's own cost over the run (CPU, ring-buffer fill, BPF statistics).
-enum TraceRunner {
-    static func options(for s: TraceSettings) -> TracerOptions {
+public enum TraceRunner {
+    public static func options(for s: TraceSettings) -> TracerOptions {
         var options = TracerOptions()
         options.ports = s.ports
         options.resetHook = s.resetHook
@@ -54,7 +63,7 @@ enum TraceRunner {
     /// `prepared`: a Tracer the caller already loaded (explain does, to report
     /// a load failure as "trace unavailable" instead of an error); it must
     /// have been created with `options(for: s)`.
-    static func run(_ s: TraceSettings, tracer prepared: Tracer? = nil,
+    public static func run(_ s: TraceSettings, tracer prepared: Tracer? = nil,
                     emit output: @escaping (Record) -> Void,
                     tick: () -> Bool) throws -> (summary: TraceSummary, seconds: Double, cost: String) {
         // Before loading: the programs' counters then cover the whole run.
@@ -62,7 +71,7 @@ enum TraceRunner {
         do {
             statistics = s.bpfStats ? try BPFStatistics.enable() : nil
         } catch {
-            throw fail(error.description)
+            throw TraceError(error.description)
         }
         defer { withExtendedLifetime(statistics) {} }
         let tracer: Tracer
@@ -72,7 +81,7 @@ enum TraceRunner {
             do {
                 tracer = try Tracer(options: options(for: s))
             } catch {
-                throw fail(error.description)
+                throw TraceError(error.description)
             }
         }
 
@@ -136,7 +145,7 @@ enum TraceRunner {
             do {
                 pipeline = try WorkerThread(name: "synsight-pipe") { stage.run(queue) }
             } catch {
-                throw fail("cannot start the pipeline thread: \(error)")
+                throw TraceError("cannot start the pipeline thread: \(error)")
             }
             defer {
                 queue.close()
@@ -200,7 +209,7 @@ enum TraceRunner {
                     return false
                 })
         } catch {
-            throw fail(error.description)
+            throw TraceError(error.description)
         }
         queue.push(batch)
         queue.push([.lost(tracer.lostEvents())], droppable: false)

@@ -1,18 +1,19 @@
+import SynsightBase
 import Glibc
 
 /// `trace`'s standard output: one line per record, buffered and written
 /// once per tick. A closed pipe (`| head -1`) ends the trace quietly; any
 /// other write error (a full disk, /dev/full) ends it with an error, and
 /// every record that did not make it out is counted for the summary.
-final class StdoutSink {
-    let fd: Int32
-    private(set) var outcome: Output.WriteResult = .ok
+public final class StdoutSink {
+    public let fd: Int32
+    public private(set) var outcome: Output.WriteResult = .ok
     /// Records that could not be written because writing failed (not
     /// those after a closed pipe: nobody was reading them).
-    private(set) var unwritten: UInt64 = 0
+    public private(set) var unwritten: UInt64 = 0
     private var buffer: [UInt8] = []
 
-    init(fd: Int32 = STDOUT_FILENO) {
+    public init(fd: Int32 = STDOUT_FILENO) {
         self.fd = fd
         buffer.reserveCapacity(1 << 16)
     }
@@ -20,7 +21,7 @@ final class StdoutSink {
     /// Queues one record: `write` appends its line (ending with a newline,
     /// holding no other) to the buffer; it is not even formatted once the
     /// output is gone.
-    func append(_ write: (inout [UInt8]) -> Void) {
+    public func append(_ write: (inout [UInt8]) -> Void) {
         switch outcome {
         case .ok: write(&buffer)
         case .closedPipe: break
@@ -30,7 +31,7 @@ final class StdoutSink {
 
     /// Writes what is queued; false once the output is gone (stop tracing).
     @discardableResult
-    func flush() -> Bool {
+    public func flush() -> Bool {
         guard outcome == .ok else { return false }
         guard !buffer.isEmpty else { return true }
         var written = 0
