@@ -377,7 +377,7 @@ struct Analysis {
     var lastListener: Record? {
         input.recent.events.last {
             $0.reason == .noListener && $0.process != nil
-                && ($0.cause == NoListenerCause.listenerExited.rawValue || $0.cause == NoListenerCause.listenerClosed.rawValue)
+                && ($0.cause == .noListener(.listenerExited) || $0.cause == .noListener(.listenerClosed))
         }
     }
 
@@ -388,7 +388,7 @@ struct Analysis {
             var ev: [(String, JSONValue)] = []
             if let last = lastListener, let p = last.process {
                 msg += "; the last listener, \(p.comm) pid \(p.pid), "
-                if last.cause == NoListenerCause.listenerExited.rawValue {
+                if last.cause == .noListener(.listenerExited) {
                     if let sig = last.evidence.first(where: { $0.0 == "signal_name" })?.1.stringValue {
                         msg += "was killed by \(sig)"
                     } else if let st = last.evidence.first(where: { $0.0 == "exit_status" })?.1.intValue {
@@ -402,7 +402,7 @@ struct Analysis {
                 msg += " (seen by the trace)"
                 if let h = last.hint { remediation = h }
                 ev.append(("last_listener", p.json))
-                ev.append(("cause", .string(last.cause ?? "")))
+                ev.append(("cause", .string(last.cause?.rawValue ?? "")))
             }
             let refused = input.recent.events.filter { $0.reason == .noListener }.reduce(0) { $0 + Int($1.count ?? 1) }
             if refused > 0 {
@@ -734,7 +734,7 @@ struct Analysis {
         // One finding per (kind, reason, cause, namespace), latest record as evidence.
         var groups: [(key: String, records: [Record])] = []
         for e in r.events {
-            let key = "\(e.kind.rawValue)|\(e.reason?.rawValue ?? "")|\(e.cause ?? "")|\(e.netns ?? 0)"
+            let key = "\(e.kind.rawValue)|\(e.reason?.rawValue ?? "")|\(e.cause?.rawValue ?? "")|\(e.netns ?? 0)"
             if let i = groups.firstIndex(where: { $0.key == key }) { groups[i].records.append(e) } else { groups.append((key, [e])) }
         }
         for g in groups {
@@ -753,7 +753,7 @@ struct Analysis {
             if let c = last.client { msg += ", client \(c.label)" }
             var ev: [(String, JSONValue)] = [("kind", .string(last.kind.rawValue)), ("count", .int(Int64(count)))]
             if let reason = last.reason { ev.append(("reason", .string(reason.rawValue))) }
-            if let cause = last.cause { ev.append(("cause", .string(cause))) }
+            if let cause = last.cause { ev.append(("cause", .string(cause.rawValue))) }
             ev.append(("latest", last.json))
             let covered = Analysis.staticCodes(reason: last.reason, cause: last.cause)
             let isCovered = findings.contains { covered.contains($0.code) && $0.severity != .info }
@@ -764,13 +764,13 @@ struct Analysis {
 
     /// The findings on the current state that already explain a traced
     /// refusal (and say what to do about it).
-    static func staticCodes(reason: Reason?, cause: String?) -> Set<String> {
+    static func staticCodes(reason: Reason?, cause: RecordCause?) -> Set<String> {
         switch (reason, cause) {
-        case (.noListener?, Cause.NoListener.boundToOtherAddress.rawValue?): return ["loopback_only", "specific_address"]
-        case (.noListener?, Cause.NoListener.familyMismatch.rawValue?): return ["ipv6_only"]
-        case (.noListener?, Cause.NoListener.otherNetns.rawValue?): return ["other_netns_only"]
+        case (.noListener?, .noListener(.boundToOtherAddress)?): return ["loopback_only", "specific_address"]
+        case (.noListener?, .noListener(.familyMismatch)?): return ["ipv6_only"]
+        case (.noListener?, .noListener(.otherNetns)?): return ["other_netns_only"]
         case (.noListener?, _): return ["not_listening"]
-        case (.acceptQueueFull?, Cause.AcceptQueueFull.fdExhausted.rawValue?), (.fdExhausted?, _): return ["fd_limit_reached"]
+        case (.acceptQueueFull?, .acceptQueueFull(.fdExhausted)?), (.fdExhausted?, _): return ["fd_limit_reached"]
         case (.acceptQueueFull?, _): return ["accept_queue_full", "accept_queue_at_limit"]
         case (.synQueueFull?, _): return ["syn_queue_full"]
         case (.firewallDrop?, _), (.firewallReject?, _): return ["firewall_drop", "firewall_reject"]

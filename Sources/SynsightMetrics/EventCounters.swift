@@ -118,7 +118,7 @@ public final class EventCounters {
     struct Key: Hashable {
         var kind: RecordKind
         var reason: Reason?
-        var cause: String?
+        var cause: RecordCause?
         var port: PortLabels.Slot
         var workload: WorkloadLabels.Slot
     }
@@ -185,7 +185,7 @@ public final class EventCounters {
         if let c = refusals[key] { return c }
         let c = registry.makeCounter(descriptor: MetricNames.refusals,
                                      labels: [("kind", kind.rawValue), ("reason", r.reason?.rawValue ?? "none"),
-                                              ("cause", r.cause ?? "none"), ("port", key.port.label),
+                                              ("cause", r.cause?.rawValue ?? "none"), ("port", key.port.label),
                                               ("workload", key.workload.label)])
         refusals[key] = c
         return c

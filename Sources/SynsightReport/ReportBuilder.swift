@@ -233,7 +233,7 @@ public struct ReportBuilder: Sendable {
             totals.nodeEvents.add(n, e.count)
             totals.nodeRecords.add(n, 1)
         }
-        var key = ReportGroupKey(port: e.port ?? -1, reason: e.reason ?? e.kind, cause: e.cause ?? "")
+        var key = ReportGroupKey(port: e.port ?? -1, reason: e.reason?.rawValue ?? e.kind, cause: e.cause?.rawValue ?? "")
         if groups[key] == nil, groups.count >= Self.maxGroups {
             overflowedGroups += 1
             key = ReportGroupKey(port: -1, reason: "(too many groups)", cause: "")
@@ -290,80 +290,12 @@ public struct Report: Sendable {
     public var overflowedGroups: UInt64
 }
 
-/// What an experienced engineer does about each reason.
+/// The report's fix steps for a group: the advice catalogue's steps
+/// (Advice.swift in SynsightModel), looked up by the group's reason and cause
+/// as read from the recording (unknown ones get the general steps).
 public enum Remediation {
     public static func steps(reason: String, cause: String) -> [String] {
-        switch (reason, cause) {
-        case ("no_listener", Cause.NoListener.listenerExited.rawValue):
-            return ["Find why the service exited (journalctl -u <unit>, dmesg for the OOM killer, the exit signal in the evidence).",
-                    "Restart it, and make the supervisor restart it (systemd Restart=on-failure, a liveness probe).",
-                    "Keep clients from hammering a dead port: retries with backoff, health-checked load balancing."]
-        case ("no_listener", Cause.NoListener.listenerClosed.rawValue):
-            return ["The service closed its listening socket: check for a reload or a graceful shutdown that did not finish.",
-                    "Restart the service; for zero-downtime reloads hand the socket over (systemd socket activation, SO_REUSEPORT)."]
-        case ("no_listener", Cause.NoListener.boundToOtherAddress.rawValue):
-            return ["Fix the bind address: listen on 0.0.0.0/:: or the address clients use, not 127.0.0.1 or another interface.",
-                    "Check the service's listen/bind setting and restart it; verify with ss -ltnp."]
-        case ("no_listener", Cause.NoListener.familyMismatch.rawValue):
-            return ["The listener is IPv4-only or IPv6-only: listen on both (:: with net.ipv6.bindv6only=0, or two sockets).",
-                    "Or point clients at the family the service listens on (check DNS A/AAAA records)."]
-        case ("no_listener", Cause.NoListener.otherNetns.rawValue):
-            return ["The service listens in another network namespace (container/pod): publish the port or connect to the namespace's address.",
-                    "Check the container's port mapping and the pod's Service/targetPort."]
-        case ("no_listener", Cause.NoListener.wrongPort.rawValue):
-            return ["The service in that container, pod or namespace listens on another port (named in the evidence): "
-                        + "fix the port mapping (docker run -p HOST:CONTAINER, the Service's targetPort) or the service's listen port.",
-                    "Verify inside the namespace with nsenter -n -t <pid> ss -ltnp."]
-        case ("no_listener", Cause.NoListener.restarting.rawValue):
-            return ["The service was restarted and its new process does not listen yet: traffic reaches it before it is ready.",
-                    "Route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer), "
-                        + "and find why the previous process exited (evidence.previous)."]
-        case ("no_listener", _):
-            return ["Nothing listens on this port: start the service (or its socket unit), or fix the client's port.",
-                    "Check that the service's configured port matches what clients use; verify with ss -ltnp."]
-        case ("accept_queue_full", _):
-            return ["The service does not accept connections fast enough: fix the slow accept loop (blocked event loop, too few workers/threads).",
-                    "Raise the listen backlog in the service and net.core.somaxconn (the backlog is capped by it).",
-                    "Check for fd exhaustion behind it (EMFILE on accept) and for CPU starvation of the process."]
-        case ("syn_queue_full", _):
-            return ["Likely a SYN flood or a burst: keep net.ipv4.tcp_syncookies=1.",
-                    "Raise net.ipv4.tcp_max_syn_backlog and the listen backlog/net.core.somaxconn.",
-                    "If it is an attack, rate-limit SYNs upstream (firewall, load balancer)."]
-        case ("firewall_reject", Cause.Firewall.serviceWithoutEndpoints.rawValue),
-             ("firewall_drop", Cause.Firewall.serviceWithoutEndpoints.rawValue):
-            return ["kube-proxy rejects connections to a Service without ready endpoints (the Service is in the evidence).",
-                    "Check its pods and selector: kubectl get endpointslices -l kubernetes.io/service-name=<name>, "
-                        + "and why the pods are not ready (kubectl describe pod)."]
-        case ("firewall_reject", _), ("firewall_drop", _):
-            return ["A firewall rule blocks this traffic: find it (the rule in the evidence; nft list ruleset / iptables -S).",
-                    "Change the rule (or add an accept rule before it) for the intended sources, and persist the change.",
-                    "Check every layer: host firewall, container/Kubernetes network policy, cloud security groups."]
-        case ("lsm_denied", _):
-            return ["An LSM (SELinux/AppArmor/Landlock) denied it: read the denial in the evidence (ausearch -m avc).",
-                    "For SELinux add the port label: semanage port -a -t <type>_port_t -p tcp <port>.",
-                    "Or fix the policy or profile; do not switch enforcement off."]
-        case ("address_in_use", _):
-            return ["Another process holds the port (see the holder in the evidence; ss -ltnp 'sport = :<port>').",
-                    "Stop the old instance or move one service to another port; use SO_REUSEADDR for restarts over TIME_WAIT."]
-        case ("privileged_port", _):
-            return ["Ports below net.ipv4.ip_unprivileged_port_start need privilege: grant CAP_NET_BIND_SERVICE (systemd AmbientCapabilities).",
-                    "Or use a port above 1024 behind a redirect, or lower net.ipv4.ip_unprivileged_port_start."]
-        case ("address_not_available", _):
-            return ["The bind address is not on this host (yet): fix the configured address, or bind after the network is up.",
-                    "For a floating/virtual IP set net.ipv4.ip_nonlocal_bind=1; order the unit after network-online.target."]
-        case ("fd_exhausted", _):
-            return ["The process ran out of file descriptors: raise its limit (systemd LimitNOFILE=, ulimit -n).",
-                    "Look for a descriptor leak (ls /proc/<pid>/fd | wc -l over time); check fs.file-max for ENFILE."]
-        case ("ephemeral_ports_exhausted", _):
-            return ["The client ran out of local ports: reuse connections (keep-alive, pooling).",
-                    "Widen net.ipv4.ip_local_port_range; enable net.ipv4.tcp_tw_reuse for outgoing connections."]
-        case ("packet_dropped", let cause):
-            return [(DropCause(rawValue: cause) ?? .other).remediation,
-                    "Watch it live with sudo synsight trace --port <port>; the evidence names the interface and the kernel function."]
-        case ("reset_by_peer", _):
-            return ["The peer reset the connection: check the peer's logs and its own refusals (run synsight there)."]
-        default:
-            return ["Read the evidence of the most recent record below; run sudo synsight trace --port <port> to watch it live."]
-        }
+        let known = Reason(rawValue: reason)
+        return Advice.for(reason: known, cause: cause.isEmpty ? nil : RecordCause(reason: known, rawValue: cause)).steps
     }
 }

@@ -133,8 +133,10 @@ public struct ReportProcess: Hashable, Sendable {
 public struct ReportEvent: Sendable {
     public var ts: Int64
     public var kind: String
-    public var reason: String?
-    public var cause: String?
+    /// The record's reason: one this version knows, or a newer one kept by name.
+    public var reason: ReasonValue?
+    /// The record's cause, typed under its reason (`.other` when this version does not know it).
+    public var cause: RecordCause?
     public var port: Int?
     public var process: ReportProcess?
     public var client: ReportProcess?
@@ -274,10 +276,10 @@ public struct ReportEvent: Sendable {
             }
         }
 
-        let reason: String?, cause: String?, hint: String?
+        let reason: ReasonValue?, cause: RecordCause?, hint: String?
         let proc: ReportProcess?, client: ReportProcess?
-        switch optionalString("reason") { case .success(let s): reason = s; case .failure(let e): return .failure(e) }
-        switch optionalString("cause") { case .success(let s): cause = s; case .failure(let e): return .failure(e) }
+        switch optionalString("reason") { case .success(let s): reason = s.map(ReasonValue.init(rawValue:)); case .failure(let e): return .failure(e) }
+        switch optionalString("cause") { case .success(let s): cause = s.map { RecordCause(reason: reason?.known, rawValue: $0) }; case .failure(let e): return .failure(e) }
         switch optionalString("hint") { case .success(let s): hint = s; case .failure(let e): return .failure(e) }
         switch process("process") { case .success(let p): proc = p; case .failure(let e): return .failure(e) }
         switch process("client") { case .success(let p): client = p; case .failure(let e): return .failure(e) }

@@ -27,7 +27,7 @@ struct AttributionCauseTests {
         let r = try single(run(&e, [rst(at: 1_000, to: local, from: client1, hook: .kfreeSkb)]))
         #expect(r.kind == .refusal)
         #expect(r.reason == .noListener)
-        #expect(r.cause == "never_listened")
+        #expect(r.cause?.rawValue == "never_listened")
         #expect(r.port == 9)
         #expect(r.family == .ipv4)
         #expect(r.netns == hostNS)
@@ -52,7 +52,7 @@ struct AttributionCauseTests {
         ])
         let r = try single(records)
         #expect(r.reason == .noListener)
-        #expect(r.cause == "listener_closed")
+        #expect(r.cause?.rawValue == "listener_closed")
         #expect(r.port == 8080)
         #expect(r.process?.pid == 500)
         #expect(r.process?.comm == "webapp")
@@ -78,7 +78,7 @@ struct AttributionCauseTests {
             .listenClose(listenerChange(at: 290, on: Endpoint(addr: .any4, port: 8080), pid: 0, comm: "", inode: 11)),
             rst(at: 300, to: Endpoint(addr: v4(127, 0, 0, 1), port: 8080), from: client1),
         ]))
-        #expect(r.cause == "listener_closed")
+        #expect(r.cause?.rawValue == "listener_closed")
         #expect(r.process?.pid == 500)
         #expect(r.process?.comm == "webapp")
         #expect(r.evidence("listened_on")?.stringValue == "0.0.0.0:8080")
@@ -94,7 +94,7 @@ struct AttributionCauseTests {
             .listenClose(listenerChange(at: 200, on: addr, pid: 501, comm: "child", inode: 11)),
             rst(at: 300, to: Endpoint(addr: v4(127, 0, 0, 1), port: 8080), from: client1),
         ]))
-        #expect(r.cause == "listener_closed")
+        #expect(r.cause?.rawValue == "listener_closed")
         #expect(r.process?.pid == 500)
         #expect(r.process?.comm == "parent")
         #expect(r.evidence("closed_by")?["pid"]?.intValue == 501)
@@ -111,7 +111,7 @@ struct AttributionCauseTests {
             rst(at: 5_000, to: Endpoint(addr: v4(127, 0, 0, 1), port: 6379), from: client1),
         ]))
         #expect(r.reason == .noListener)
-        #expect(r.cause == "listener_exited")
+        #expect(r.cause?.rawValue == "listener_exited")
         #expect(r.port == 6379)
         #expect(r.process?.pid == 900)
         #expect(r.process?.comm == "redis-server")
@@ -137,7 +137,7 @@ struct AttributionCauseTests {
             .listenClose(listenerChange(at: 1_001, on: addr, pid: 901, comm: "crashy", inode: 43)),
             rst(at: 5_000, to: Endpoint(addr: v4(127, 0, 0, 1), port: 7000), from: client1),
         ]))
-        #expect(r.cause == "listener_exited")
+        #expect(r.cause?.rawValue == "listener_exited")
         #expect(r.evidence("signal")?.intValue == 11)
         #expect(r.evidence("signal_name")?.stringValue == "SIGSEGV")
         #expect(r.evidence("core_dumped") == .bool(true))
@@ -153,7 +153,7 @@ struct AttributionCauseTests {
             .listenClose(listenerChange(at: 2_001, on: addr, pid: 910, comm: "node", inode: 44)),
             rst(at: 9_000, to: Endpoint(addr: v4(127, 0, 0, 1), port: 3000), from: client1),
         ]))
-        #expect(r.cause == "listener_exited")
+        #expect(r.cause?.rawValue == "listener_exited")
         #expect(r.process?.pid == 910)
         #expect(r.process?.comm == "node")
         #expect(r.evidence("exit_status")?.intValue == 3)
@@ -175,7 +175,7 @@ struct AttributionCauseTests {
             .listenClose(listenerChange(at: 200, on: addr, pid: 920, comm: "svc", inode: 45)),
             rst(at: 300, to: Endpoint(addr: v4(127, 0, 0, 1), port: 8081), from: client1),
         ]))
-        #expect(r.cause == "listener_closed")
+        #expect(r.cause?.rawValue == "listener_closed")
         #expect(r.evidence("signal") == nil)
     }
 
@@ -192,7 +192,7 @@ struct AttributionCauseTests {
             .listenClose(listenerChange(at: 2_000, on: addr, pid: 930, comm: "svc", inode: 46)),
             rst(at: 3_000, to: Endpoint(addr: v4(127, 0, 0, 1), port: 8082), from: client1),
         ]))
-        #expect(r.cause == "listener_closed")
+        #expect(r.cause?.rawValue == "listener_closed")
         #expect(r.evidence("exited_at") == nil)
     }
 
@@ -203,7 +203,7 @@ struct AttributionCauseTests {
             rst(at: 200, to: Endpoint(addr: v4(10, 0, 0, 1), port: 8080), from: Endpoint(addr: v4(10, 0, 0, 2), port: 33333)),
         ]))
         #expect(r.reason == .noListener)
-        #expect(r.cause == "bound_to_other_address")
+        #expect(r.cause?.rawValue == "bound_to_other_address")
         #expect(r.port == 8080)
         #expect(r.process?.pid == 600)
         #expect(r.process?.comm == "devserver")
@@ -230,7 +230,7 @@ struct AttributionCauseTests {
             .listen(listenerChange(at: 100, on: Endpoint(addr: .any6, port: 8443), pid: 700, comm: "envoy", inode: 13, ipv6Only: true)),
             rst(at: 200, to: Endpoint(addr: v4(127, 0, 0, 1), port: 8443), from: client1),
         ]))
-        #expect(r.cause == "family_mismatch")
+        #expect(r.cause?.rawValue == "family_mismatch")
         #expect(r.family == .ipv4)
         #expect(r.port == 8443)
         #expect(r.process?.pid == 700)
@@ -255,7 +255,7 @@ struct AttributionCauseTests {
             .listen(listenerChange(at: 100, on: Endpoint(addr: .any4, port: 8080), pid: 710, comm: "py", inode: 14)),
             rst(at: 200, to: local, from: Endpoint(addr: ip6(0, 0, 0, 0, 0, 0, 0, 1), port: 50_000)),
         ]))
-        #expect(r.cause == "family_mismatch")
+        #expect(r.cause?.rawValue == "family_mismatch")
         #expect(r.family == .ipv6)
         #expect(r.local?.description == "[::1]:8080")
         #expect(r.process?.pid == 710)
@@ -271,7 +271,7 @@ struct AttributionCauseTests {
             .listen(listenerChange(at: 100, on: Endpoint(addr: .any4, port: 5000), pid: 800, comm: "containerd-app", inode: 15, netns: otherNS)),
             rst(at: 200, to: Endpoint(addr: v4(127, 0, 0, 1), port: 5000), from: client1, netns: hostNS),
         ]))
-        #expect(r.cause == "other_netns")
+        #expect(r.cause?.rawValue == "other_netns")
         #expect(r.netns == hostNS)
         #expect(r.port == 5000)
         #expect(r.process?.pid == 800)
@@ -298,7 +298,7 @@ struct AttributionCauseTests {
         let r = try single(run(&e, [
             rst(at: 200, to: Endpoint(addr: v4(192, 168, 1, 10), port: 5432), from: Endpoint(addr: v4(192, 168, 1, 20), port: 41000)),
         ]))
-        #expect(r.cause == "bound_to_other_address")
+        #expect(r.cause?.rawValue == "bound_to_other_address")
         #expect(r.process == ProcessRef(pid: 321, comm: "postgres", exe: "/usr/lib/postgresql/16/bin/postgres"))
         #expect(r.hint?.contains("postgres") == true)
         #expect(r.hint?.contains("127.0.0.1:5432") == true)
@@ -321,7 +321,7 @@ struct AttributionCauseTests {
             .listenClose(listenerChange(at: 11, on: addr, pid: 322, comm: "java", inode: 556)),
             rst(at: 20, to: Endpoint(addr: v4(127, 0, 0, 1), port: 9200), from: client1),
         ]))
-        #expect(r.cause == "listener_exited")
+        #expect(r.cause?.rawValue == "listener_exited")
         #expect(r.process?.pid == 322)
         #expect(r.evidence("signal_name")?.stringValue == "SIGTERM")
     }
@@ -334,7 +334,7 @@ struct AttributionCauseTests {
             .listen(listenerChange(at: 100, on: Endpoint(addr: .any4, port: 8080), pid: 1000, comm: "racer", inode: 16)),
             rst(at: 200, to: Endpoint(addr: v4(10, 0, 0, 1), port: 8080), from: client1),
         ]))
-        #expect(r.cause == "never_listened")
+        #expect(r.cause?.rawValue == "never_listened")
         #expect(r.process == nil)
         #expect(r.evidence("listeners") == nil)
     }
@@ -345,7 +345,7 @@ struct AttributionCauseTests {
             .listen(listenerChange(at: 100, on: Endpoint(addr: .any6, port: 8080), pid: 1001, comm: "dual", inode: 17, ipv6Only: false)),
             rst(at: 200, to: Endpoint(addr: v4(127, 0, 0, 1), port: 8080), from: client1),
         ]))
-        #expect(r.cause == "never_listened")
+        #expect(r.cause?.rawValue == "never_listened")
         #expect(r.process == nil)
     }
 
@@ -355,7 +355,7 @@ struct AttributionCauseTests {
             .listen(listenerChange(at: 100, on: Endpoint(addr: v4(127, 0, 0, 1), port: 8081), pid: 1002, comm: "other", inode: 18)),
             rst(at: 200, to: Endpoint(addr: v4(10, 0, 0, 1), port: 8080), from: client1),
         ]))
-        #expect(r.cause == "never_listened")
+        #expect(r.cause?.rawValue == "never_listened")
         #expect(r.port == 8080)
         #expect(r.process == nil)
     }
@@ -387,7 +387,7 @@ struct AttributionJoinTests {
         #expect(e.pendingCount == 1)
         let out = e.ingest(connectFailure(at: 1_050, from: client1, to: server, pid: 4321, comm: "psql"))
         let r = try single(out)
-        #expect(r.cause == "never_listened")
+        #expect(r.cause?.rawValue == "never_listened")
         #expect(r.client == ProcessRef(pid: 4321, comm: "psql"))
         #expect(r.port == 9)
         #expect(r.remote == client1)
@@ -416,7 +416,7 @@ struct AttributionJoinTests {
         #expect(e.pendingCount == 1)
         let r = try single(e.expire(now: 1_000 + 200_000_000))
         #expect(r.client == nil)
-        #expect(r.cause == "never_listened")
+        #expect(r.cause?.rawValue == "never_listened")
         #expect(r.remote?.description == "10.9.8.7:1234")
         #expect(e.pendingCount == 0)
         #expect(e.expire(now: .max).isEmpty)
@@ -438,7 +438,7 @@ struct AttributionJoinTests {
         #expect(e.ingest(rst(at: 1_000, to: server, from: client1)).isEmpty)
         // A timeout stands alone as the client's view.
         let timeout = try single(e.ingest(connectFailure(at: 1_050, from: client1, to: server, errno: 110)))
-        #expect(timeout.kind == .connectFailure && timeout.cause == "timed_out" && timeout.process?.pid == 777)
+        #expect(timeout.kind == .connectFailure && timeout.cause?.rawValue == "timed_out" && timeout.process?.pid == 777)
         #expect(e.pendingCount == 1)
         let r = try single(e.finish())
         #expect(r.client == nil)
@@ -446,7 +446,7 @@ struct AttributionJoinTests {
 
     @Test func timeoutErrnoBeforeRSTIsNotAnEarlyClient() throws {
         var e = engine()
-        #expect(try single(e.ingest(connectFailure(at: 990, from: client1, to: server, errno: 110))).cause == "timed_out")
+        #expect(try single(e.ingest(connectFailure(at: 990, from: client1, to: server, errno: 110))).cause?.rawValue == "timed_out")
         #expect(e.ingest(rst(at: 1_000, to: server, from: client1)).isEmpty)
         let r = try single(e.finish())
         #expect(r.client == nil)
@@ -465,7 +465,7 @@ struct AttributionJoinTests {
         #expect(all.count == 3)
         let refusal = try #require(all.first { $0.kind == .refusal })
         #expect(refusal.client == nil)
-        #expect(all.filter { $0.kind == .connectFailure && $0.cause == "connection_refused" }.count == 2)
+        #expect(all.filter { $0.kind == .connectFailure && $0.cause?.rawValue == "connection_refused" }.count == 2)
     }
 
     @Test func ipv6Join() throws {
@@ -503,7 +503,7 @@ struct AttributionJoinTests {
         #expect(refusal.client == nil)
         // The early client that nothing joined becomes the client's own view.
         let own = try #require(expired.first { $0.kind == .connectFailure })
-        #expect(own.cause == "connection_refused" && own.process?.pid == 777 && own.port == server.port)
+        #expect(own.cause?.rawValue == "connection_refused" && own.process?.pid == 777 && own.port == server.port)
         // The early client is older than the window now: no join.
         #expect(e.ingest(rst(at: 30_000, to: server, from: client1)).isEmpty)
         let r = try single(e.finish())
@@ -526,13 +526,13 @@ struct AttributionBoundsTests {
         _ = e.ingest(.listenClose(listenerChange(at: 10_001, on: addr, pid: 1, comm: "victim", inode: 99)))
         let r = try single(run(&e, [rst(at: 30_000, to: Endpoint(addr: v4(127, 0, 0, 1), port: 8080), from: client1)]))
         #expect(r.reason == .noListener)
-        #expect(r.cause == "listener_exited")
+        #expect(r.cause?.rawValue == "listener_exited")
         #expect(r.process?.pid == 1)
         #expect(r.evidence("signal_name")?.stringValue == "SIGKILL")
 
         // And an unrelated port still attributes normally.
         let other = try single(run(&e, [rst(at: 40_000, to: Endpoint(addr: v4(127, 0, 0, 1), port: 1), from: client1)]))
-        #expect(other.cause == "never_listened")
+        #expect(other.cause?.rawValue == "never_listened")
     }
 
     @Test func manyEarlyClientsDoNotBreakJoining() throws {
@@ -565,9 +565,9 @@ struct AttributionBoundsTests {
         }
         #expect(e.knownListeners.count == 2_500)
         let closed = try single(run(&e, [rst(at: 20_000, to: Endpoint(addr: v4(127, 0, 0, 1), port: 10_000), from: client1)]))
-        #expect(closed.cause == "listener_closed")
+        #expect(closed.cause?.rawValue == "listener_closed")
         let elsewhere = try single(run(&e, [rst(at: 20_001, to: Endpoint(addr: v4(10, 0, 0, 1), port: 10_001), from: client1)]))
-        #expect(elsewhere.cause == "bound_to_other_address")
+        #expect(elsewhere.cause?.rawValue == "bound_to_other_address")
     }
 }
 

@@ -105,7 +105,7 @@ struct FirewallOwnerTests {
         #expect(out.count == 1)
         let r = out[0]
         #expect(r.reason == .firewallReject)
-        #expect(r.cause == FirewallCause.serviceWithoutEndpoints.rawValue)
+        #expect(r.cause?.rawValue == FirewallCause.serviceWithoutEndpoints.rawValue)
         #expect(r.json["evidence"]?["service"]?.stringValue == "shop/api:http")
         #expect(r.json["evidence"]?["rule_comment"]?.stringValue == "shop/api:http has no endpoints")
         #expect(r.json["evidence"]?["rule_owner"]?.stringValue == "kube-proxy")

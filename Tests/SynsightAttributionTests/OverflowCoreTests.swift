@@ -114,7 +114,7 @@ struct OverflowCoreTests {
         let r = try single(e.ingest(.listenOverflow(o)))
         #expect(r.kind == .drop)
         #expect(r.reason == .acceptQueueFull)
-        #expect(r.cause == "listener_not_accepting")
+        #expect(r.cause?.rawValue == "listener_not_accepting")
         #expect(r.port == 8080)
         #expect(r.process?.pid == 77 && r.process?.comm == "nginx")
         #expect(r.client?.pid == 321)
@@ -135,7 +135,7 @@ struct OverflowCoreTests {
         let o = ListenOverflow(ts: 2, family: .ipv4, local: listenerEnd, remote: client1, listenerInode: 555,
                                netns: 4_026_531_840, acceptQueue: 2, maxBacklog: 1, stage: .synAcceptQueue)
         let r = try single(e.ingest(.listenOverflow(o)))
-        #expect(r.cause == "fd_exhausted")
+        #expect(r.cause?.rawValue == "fd_exhausted")
         #expect(r.evidence("accept_errno")?.stringValue == "EMFILE")
         #expect(r.hint?.contains("LimitNOFILE") == true)
     }
@@ -147,7 +147,7 @@ struct OverflowCoreTests {
         let o = ListenOverflow(ts: 1 + 60_000_000_000, family: .ipv4, local: listenerEnd, remote: client1,
                                listenerInode: 555, netns: 4_026_531_840, acceptQueue: 2, maxBacklog: 1,
                                stage: .synAcceptQueue)
-        #expect(try single(e.ingest(.listenOverflow(o))).cause == "listener_not_accepting")
+        #expect(try single(e.ingest(.listenOverflow(o))).cause?.rawValue == "listener_not_accepting")
     }
 
     @Test(arguments: [(OverflowStage.synQueueDrop, RecordKind.drop, "syncookies_off"),
@@ -158,7 +158,7 @@ struct OverflowCoreTests {
                                netns: 4_026_531_840, acceptQueue: 0, maxBacklog: 2, synQueue: 3,
                                suppressed: stage == .synCookie ? 41 : 0, stage: stage)
         let r = try single(e.ingest(.listenOverflow(o)))
-        #expect(r.kind == kind && r.reason == .synQueueFull && r.cause == cause && r.process?.pid == 77)
+        #expect(r.kind == kind && r.reason == .synQueueFull && r.cause?.rawValue == cause && r.process?.pid == 77)
         if stage == .synCookie {
             #expect(r.count == 42)
             #expect(r.evidence("folded")?.intValue == 41)
@@ -196,7 +196,7 @@ struct ClientFailureTests {
         let r = try single(e.ingest(connectFailure(at: 5_000, from: client1, to: server, pid: 9, comm: "curl", errno: errno)))
         #expect(r.kind == .connectFailure)
         #expect(r.reason == reason)
-        #expect(r.cause == cause)
+        #expect(r.cause?.rawValue == cause)
         #expect(r.port == 443)
         #expect(r.process?.pid == 9)
         #expect(r.remote == server)
@@ -208,7 +208,7 @@ struct ClientFailureTests {
         #expect(e.ingest(connectFailure(at: 5_000, from: client1, to: server)).isEmpty)
         #expect(e.expire(now: 5_500).isEmpty)
         let r = try single(e.expire(now: 6_001))
-        #expect(r.kind == .connectFailure && r.cause == "connection_refused" && r.process?.pid == 777)
+        #expect(r.kind == .connectFailure && r.cause?.rawValue == "connection_refused" && r.process?.pid == 777)
         #expect(r.evidence("errno")?.stringValue == "ECONNREFUSED")
     }
 

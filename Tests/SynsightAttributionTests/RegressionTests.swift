@@ -24,7 +24,7 @@ struct AttributionRegressionTests {
         out += e.ingest(.listenClose(listenerChange(at: 10_001, on: local, pid: 42, comm: "svc", inode: 1)))
         let r = try single(run(&e, [rst(at: 20_000, to: local, from: client1)]))
         #expect(out.isEmpty)
-        #expect(r.cause == "listener_exited")
+        #expect(r.cause?.rawValue == "listener_exited")
         #expect(r.evidence("signal")?.intValue == 9)
     }
 
@@ -42,7 +42,7 @@ struct AttributionRegressionTests {
         let mapped = Endpoint(addr: v4(127, 0, 0, 1), port: port)
         _ = e.ingest(.listen(listenerChange(at: 1, on: mapped, family: .ipv6, pid: 5, comm: "svc", inode: 9)))
         let r = try single(run(&e, [rst(at: 2, to: Endpoint(addr: v4(10, 0, 0, 1), port: port), from: client1)]))
-        #expect(r.cause == "bound_to_other_address")
+        #expect(r.cause?.rawValue == "bound_to_other_address")
         #expect(r.process?.pid == 5)
     }
 }
@@ -64,7 +64,7 @@ struct FailedListenTests {
                                         netns: hostNS, errno: 98, fd: 3)
         _ = e.ingest(.socketCall(failure))
         let r = try single(run(&e, [rst(at: 10_000, to: real, from: client1)]).filter { $0.kind == .refusal })
-        #expect(r.cause == "listener_closed")
+        #expect(r.cause?.rawValue == "listener_closed")
         #expect(r.process?.pid == 10)
     }
 }

@@ -161,7 +161,7 @@ struct SchemaRecordsTests {
         for reason in Reason.allCases {
             #expect(recs.contains { $0.reason == reason }, "no record of \(reason.rawValue)")
             for cause in Cause.values(for: reason) {
-                #expect(recs.contains { $0.reason == reason && $0.cause == cause }, "no record of \(reason.rawValue)/\(cause)")
+                #expect(recs.contains { $0.reason == reason && $0.cause?.rawValue == cause }, "no record of \(reason.rawValue)/\(cause)")
             }
         }
         for kind in RecordKind.allCases { #expect(recs.contains { $0.kind == kind }, "no \(kind.rawValue) record") }

@@ -77,7 +77,7 @@ struct AttributionStormTests {
             let ts = 1_000_000 + UInt64(i) * 5_000  // 200k/s
             #expect(e.ingest(rst(at: ts, to: server, from: client)).isEmpty)
             let out = e.ingest(connectFailure(at: ts + 1_000, from: client, to: server, pid: 4321, comm: "refuse"))
-            if out.count == 1, out[0].client?.pid == 4321, out[0].cause == "never_listened" { joined += 1 }
+            if out.count == 1, out[0].client?.pid == 4321, out[0].cause?.rawValue == "never_listened" { joined += 1 }
         }
         #expect(joined == n)
         #expect(e.pendingCount == 0)

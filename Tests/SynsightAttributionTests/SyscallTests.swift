@@ -238,7 +238,7 @@ struct SyscallAttributionTests {
         // With the hook attached, no capability check means something refused earlier.
         var now = sysEngine()
         let o = try single(run(&now, [call(errno: 13, local: Endpoint(addr: .any4, port: 443))]))
-        #expect(o.reason == .lsmDenied && o.cause == "other_lsm")
+        #expect(o.reason == .lsmDenied && o.cause?.rawValue == "other_lsm")
     }
 
     @Test("address_not_available on bind; ephemeral exhaustion and 4-tuple reuse on connect")
@@ -259,23 +259,23 @@ struct SyscallAttributionTests {
         #expect(c.hint?.contains("tcp_tw_reuse") == true)
 
         let t = try single(run(&e, [call(.connect, errno: 99, local: Endpoint(addr: .any4, port: 7000), remote: dst)]))
-        #expect(t.reason == .addressNotAvailable && t.cause == "four_tuple_in_use")
+        #expect(t.reason == .addressNotAvailable && t.cause?.rawValue == "four_tuple_in_use")
     }
 
     @Test("landlock denial on bind and connect; other_lsm lists the active LSMs")
     func lsm() throws {
         var e = sysEngine()
         let b = try single(run(&e, [call(errno: 13, local: Endpoint(addr: v4(127, 0, 0, 1), port: 8090), landlocked: true)]))
-        #expect(b.kind == .denial && b.reason == .lsmDenied && b.cause == "landlock")
+        #expect(b.kind == .denial && b.reason == .lsmDenied && b.cause?.rawValue == "landlock")
         #expect(b.process?.pid == 500)
         #expect(b.evidence("operation")?.stringValue == "bind")
         #expect(b.evidence("sandboxed_pid")?.intValue == 500)
         let dst = Endpoint(addr: v4(127, 0, 0, 1), port: 8091)
         let c = try single(run(&e, [call(.connect, errno: 13, remote: dst, landlocked: true)]))
-        #expect(c.cause == "landlock" && c.port == 8091 && c.client?.pid == 500)
+        #expect(c.cause?.rawValue == "landlock" && c.port == 8091 && c.client?.pid == 500)
 
         let o = try single(run(&e, [call(.connect, errno: 1, remote: dst)]))
-        #expect(o.cause == "other_lsm")
+        #expect(o.cause?.rawValue == "other_lsm")
         #expect(o.evidence("active_lsms") == .array([.string("lockdown"), .string("capability"), .string("landlock"), .string("bpf")]))
         #expect(o.hint?.contains("cgroup") == true)
     }
@@ -286,7 +286,7 @@ struct SyscallAttributionTests {
         let avc = AVCDenial(requested: 0x100000, denied: 0x100000, audited: 0x100000, result: -13, tclass: "tcp_socket",
                             scontext: "system_u:system_r:httpd_t:s0", tcontext: "system_u:object_r:unreserved_port_t:s0")
         let r = try single(run(&e, [call(errno: 13, local: Endpoint(addr: .any4, port: 8081), avc: avc)]))
-        #expect(r.kind == .denial && r.reason == .lsmDenied && r.cause == "selinux")
+        #expect(r.kind == .denial && r.reason == .lsmDenied && r.cause?.rawValue == "selinux")
         #expect(r.evidence("permissions") == .array([.string("name_bind")]))
         #expect(r.evidence("mode")?.stringValue == "enforcing")
         #expect(r.evidence("scontext")?.stringValue == "system_u:system_r:httpd_t:s0")
@@ -306,7 +306,7 @@ struct SyscallAttributionTests {
                             scontext: "u:r:app_t:s0", tcontext: "u:object_r:http_port_t:s0")
         let dst = Endpoint(addr: v4(10, 0, 0, 1), port: 80)
         let r = try single(run(&e, [call(.connect, errno: 0, remote: dst, avc: avc)]))
-        #expect(r.cause == "selinux")
+        #expect(r.cause?.rawValue == "selinux")
         #expect(r.evidence("mode")?.stringValue == "permissive")
         #expect(r.evidence("permissions") == .array([.string("name_connect")]))
         #expect(r.port == 80)

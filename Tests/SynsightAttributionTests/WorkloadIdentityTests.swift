@@ -189,7 +189,7 @@ struct WorkloadIdentityTests {
 
     @Test func jsonAndTextCarryTheWorkloadEscaped() throws {
         let hostile = "web\u{1b}[31m\"\n\u{202e}"
-        var r = Record(ts: 1, kind: .refusal, reason: .noListener, cause: "listener_exited", port: 80)
+        var r = Record(ts: 1, kind: .refusal, reason: .noListener, cause: .noListener(.listenerExited), port: 80)
         r.process = ProcessRef(pid: 4410, comm: "nginx", workload: WorkloadIdentity(
             cgroup: "/system.slice/docker-\(dockerID).scope",
             container: ContainerRef(runtime: .docker, id: dockerID, name: hostile)))
@@ -244,7 +244,7 @@ struct WorkloadIdentityTests {
                                                         remote: Endpoint(addr: IPAddress(v4: 127, 0, 0, 1), port: 5555), netns: 1)))
         out += e.finish()
         #expect(out.count == 1)
-        #expect(out.first?.cause == "listener_exited")
+        #expect(out.first?.cause?.rawValue == "listener_exited")
         #expect(out.first?.process?.workload?.unit == "web.service")
     }
 
@@ -265,16 +265,16 @@ struct WorkloadIdentityTests {
             return out.first
         }
         let r = refuse(netns: 5, port: 80, ts: 10)
-        #expect(r?.cause == NoListenerCause.wrongPort.rawValue)
+        #expect(r?.cause?.rawValue == NoListenerCause.wrongPort.rawValue)
         #expect(r?.process?.pid == 70)
         #expect(r?.process?.workload?.container?.name == "web")
         #expect(r?.hint?.contains("httpd (pid 70, container web) listens on 81 only") == true)
         // The host's namespace (no container listener) stays never_listened.
-        #expect(refuse(netns: 1, port: 80, ts: 20)?.cause == NoListenerCause.neverListened.rawValue)
+        #expect(refuse(netns: 1, port: 80, ts: 20)?.cause?.rawValue == NoListenerCause.neverListened.rawValue)
         // Once the container's listener closes, its namespace has nothing listening: listener_closed on 81, never_listened on 80.
         _ = e.ingest(.listenClose(ListenerChange(ts: 30, family: .ipv4, local: Endpoint(addr: .any4, port: 81),
                                                  task: TaskInfo(pid: 70, comm: "httpd"), socketInode: 3, netns: 5)))
-        #expect(refuse(netns: 5, port: 80, ts: 40)?.cause == NoListenerCause.neverListened.rawValue)
+        #expect(refuse(netns: 5, port: 80, ts: 40)?.cause?.rawValue == NoListenerCause.neverListened.rawValue)
     }
 
     /// A supervisor that has restarted the unit's program as pid 81.
@@ -289,7 +289,7 @@ struct WorkloadIdentityTests {
     @Test("the listener exited and its unit runs the program again, not listening yet: restarting names the new process")
     func restartingService() {
         let r = Self.restartingRecords().first
-        #expect(r?.cause == NoListenerCause.restarting.rawValue)
+        #expect(r?.cause?.rawValue == NoListenerCause.restarting.rawValue)
         #expect(r?.process?.pid == 81)
         #expect(r?.json["evidence"]?["previous"]?["pid"]?.intValue == 50)
         #expect(r?.json["evidence"]?["signal_name"]?.stringValue == "SIGKILL")
@@ -340,14 +340,14 @@ struct WorkloadIdentityTests {
     func proxyJoin() {
         var join = ProxyJoin()
         let lo = IPAddress(v4: 127, 0, 0, 1)
-        var inner = Record(ts: 1_000, kind: .refusal, reason: .noListener, cause: "wrong_port", port: 80,
+        var inner = Record(ts: 1_000, kind: .refusal, reason: .noListener, cause: .noListener(.wrongPort), port: 80,
                            netns: 7, hint: "nothing listens on port 80")
         inner.netnsName = "container web"
         inner.process = ProcessRef(pid: 5, comm: "httpd")
         inner.client = ProcessRef(pid: 9, comm: "docker-proxy")
         inner.addProxy(PublishedPort(published: "127.0.0.1:18300", target: "172.17.0.2:80"), tool: "docker-proxy")
         join.annotate(&inner)
-        var reset = Record(ts: 2_000, kind: .connectFailure, reason: .resetByPeer, cause: "reset_after_setup", port: 18300,
+        var reset = Record(ts: 2_000, kind: .connectFailure, reason: .resetByPeer, cause: .resetByPeer(.resetAfterSetup), port: 18300,
                            local: Endpoint(addr: lo, port: 40000), remote: Endpoint(addr: lo, port: 18300), hint: "reset")
         join.annotate(&reset)
         let b = reset.json["evidence"]?["behind_proxy"]

@@ -376,7 +376,7 @@ enum ExplainFixture {
     }
 
     static func exitedRecord() -> Record {
-        var r = Record(ts: 1_700_000_000_000_000_000, kind: .refusal, reason: .noListener, cause: "listener_exited",
+        var r = Record(ts: 1_700_000_000_000_000_000, kind: .refusal, reason: .noListener, cause: .noListener(.listenerExited),
                        port: 8080, family: .ipv4, netns: ns,
                        local: Endpoint(addr: IPAddress(v4: 127, 0, 0, 1), port: 8080),
                        remote: Endpoint(addr: IPAddress(v4: 127, 0, 0, 1), port: 40000),

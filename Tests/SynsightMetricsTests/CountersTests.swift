@@ -80,7 +80,7 @@ struct Exposition {
 }
 
 func refusal(port: UInt16?, kind: RecordKind = .refusal, reason: Reason = .noListener, cause: String? = "never_listened") -> Record {
-    Record(ts: 1, kind: kind, reason: reason, cause: cause, port: port)
+    Record(ts: 1, kind: kind, reason: reason, cause: cause.map { RecordCause(reason: reason, rawValue: $0) }, port: port)
 }
 
 func emptySampler() -> MetricsExporter.Sampler { { ([], 0) } }

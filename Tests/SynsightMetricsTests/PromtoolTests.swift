@@ -57,7 +57,7 @@ struct PromtoolTests {
         }
         let c = exporter.makeEventCounters(recording: true)
         for port: UInt16 in [80, 443, 8080, 9090] {
-            c.observe(Record(ts: 1, kind: .refusal, reason: .noListener, cause: "never_listened", port: port))
+            c.observe(Record(ts: 1, kind: .refusal, reason: .noListener, cause: .noListener(.neverListened), port: port))
         }
         c.observe(Record(ts: 1, kind: .drop, reason: .firewallDrop, port: 22))
         // Every workload kind, an untrusted name, and the overflow bucket (bound of 2).
@@ -68,10 +68,10 @@ struct PromtoolTests {
             WorkloadIdentity(unit: "we\"ird\\x\n.service"),
         ]
         for w in workloads {
-            c.observe(Record(ts: 1, kind: .refusal, reason: .noListener, cause: "never_listened", port: 80,
+            c.observe(Record(ts: 1, kind: .refusal, reason: .noListener, cause: .noListener(.neverListened), port: 80,
                              process: ProcessRef(pid: 1, comm: "p", workload: w)))
         }
-        var summary = Record(ts: 1, kind: .summary, reason: .noListener, cause: "listener_closed", port: 80, count: 12)
+        var summary = Record(ts: 1, kind: .summary, reason: .noListener, cause: .noListener(.listenerClosed), port: 80, count: 12)
         summary.evidence = [("summarized_kind", .string("refusal"))]
         c.observe(summary)
         c.observe(Record(ts: 1, kind: .lost, evidence: [("where", .string("ring buffer full"))], count: 2))

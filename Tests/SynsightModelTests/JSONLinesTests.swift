@@ -83,7 +83,7 @@ struct JSONLinesTests {
     }
 
     @Test func optionalFieldsAreOmittedNotNull() throws {
-        let r = Record(ts: 5, kind: .refusal, reason: .noListener, cause: "never_listened", port: 1,
+        let r = Record(ts: 5, kind: .refusal, reason: .noListener, cause: .noListener(.neverListened), port: 1,
                        family: .ipv6, netns: 1,
                        local: Endpoint(addr: .any6, port: 1), remote: Endpoint(addr: .any6, port: 2),
                        process: ProcessRef(pid: 1, comm: "init"), hint: "h")
@@ -281,7 +281,7 @@ struct TerminalTextTests {
 struct TextFormatTests {
     @Test func refusalLine() {
         var r = fullRecord(comm: "evil\u{1B}[2Jname\nx", exe: nil)
-        r.cause = "never_listened"
+        r.cause = .noListener(.neverListened)
         r.hint = "start the service\u{1B}]0;pwned\u{07}"
         let line = TextFormat.line(r)
         #expect(!line.contains("\n"))

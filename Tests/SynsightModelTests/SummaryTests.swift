@@ -38,7 +38,7 @@ struct TraceSummaryTests {
         s.add(refusal(port: 22, cause: nil, reason: .firewallReject))
         s.add(Record(ts: 0, kind: .lost, count: 5))
         s.add(Record(ts: 0, kind: .lost, count: 7))
-        s.add(Record(ts: 0, kind: .summary, reason: .noListener, cause: "never_listened", port: 443, count: 10))
+        s.add(Record(ts: 0, kind: .summary, reason: .noListener, cause: .noListener(.neverListened), port: 443, count: 10))
         s.addUndecodable()
         s.addUndecodable(2)
 

@@ -45,7 +45,7 @@ package func tempDir() -> String {
 }
 
 package func sampleRecord(_ i: Int, port: UInt16 = 8080, pid: UInt32 = 7) -> Record {
-    Record(ts: 1_700_000_000_000_000_000 + Int64(i), kind: .refusal, reason: .noListener, cause: "never_listened",
+    Record(ts: 1_700_000_000_000_000_000 + Int64(i), kind: .refusal, reason: .noListener, cause: .noListener(.neverListened),
            port: port, family: .ipv4, netns: 1, local: Endpoint(addr: IPAddress(v4: 127, 0, 0, 1), port: port),
            remote: Endpoint(addr: IPAddress(v4: 127, 0, 0, 1), port: UInt16(40_000 + i % 1000)),
            process: ProcessRef(pid: pid, comm: "svc"), hint: "start the service")

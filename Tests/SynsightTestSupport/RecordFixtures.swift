@@ -28,7 +28,7 @@ package var rfc3339Nanos: Regex<AnyRegexOutput> {
 
 package func fullRecord(comm: String = "nginx", exe: String? = "/usr/sbin/nginx") -> Record {
     Record(
-        ts: 1_700_000_000_123_456_789, kind: .refusal, reason: .noListener, cause: "listener_exited",
+        ts: 1_700_000_000_123_456_789, kind: .refusal, reason: .noListener, cause: .noListener(.listenerExited),
         port: 8080, family: .ipv4, netns: 4_026_531_840,
         local: Endpoint(addr: IPAddress(v4: 127, 0, 0, 1), port: 8080),
         remote: Endpoint(addr: IPAddress(v4: 127, 0, 0, 1), port: 40_000),
@@ -42,7 +42,7 @@ package func fullRecord(comm: String = "nginx", exe: String? = "/usr/sbin/nginx"
 }
 
 package func refusal(port: UInt16, cause: String?, reason: Reason = .noListener) -> Record {
-    Record(ts: 0, kind: .refusal, reason: reason, cause: cause, port: port)
+    Record(ts: 0, kind: .refusal, reason: reason, cause: cause.map { RecordCause(reason: reason, rawValue: $0) }, port: port)
 }
 
 /// The count for one key (Key's memberwise initializer is not public).

@@ -29,31 +29,31 @@ extension AttributionEngine {
         switch ce.errno {
         case 111:
             r.reason = .unknown
-            r.cause = Cause.Unknown.connectionRefused.rawValue
+            r.cause = .unknown(.connectionRefused)
             r.hint = "\(dest) answered \(who)'s SYN with a reset, and no listener or firewall rule on this host explains it: "
                 + "nothing listens on port \(dest.port) there, or a firewall rejects; run synsight on that host to know which"
         case 110:
             r.reason = .unknown
-            r.cause = Cause.Unknown.timedOut.rawValue
+            r.cause = .unknown(.timedOut)
             r.hint = "\(dest) never answered \(who)'s SYNs: a firewall drops them, the host is down, or its listen queue overflows; "
                 + "check the path and run synsight on that host"
         case 113:
             r.reason = .unknown
-            r.cause = Cause.Unknown.hostUnreachable.rawValue
+            r.cause = .unknown(.hostUnreachable)
             r.hint = "no route to host \(dest.addr) (ICMP host unreachable or no ARP/NDP answer): check that the host is up and the address right"
         case 101:
             r.reason = .unknown
-            r.cause = Cause.Unknown.networkUnreachable.rawValue
+            r.cause = .unknown(.networkUnreachable)
             r.hint = "no route to network of \(dest.addr) from this host: check the routing table (ip route get \(dest.addr))"
         case 104:
             r.reason = .resetByPeer
-            r.cause = Cause.ResetByPeer.resetAfterSetup.rawValue
+            r.cause = .resetByPeer(.resetAfterSetup)
             r.hint = "\(dest) reset the connection \(elapsedMs) ms after \(who) connected: a server refusing after the handshake "
                 + "(e.g. its accept queue overflowed with tcp_abort_on_overflow=1, or it closed with unread data); check the server"
             evidence.append(("state", .string("established")))
         default:
             r.reason = .unknown
-            r.cause = Cause.Unknown.connectError.rawValue
+            r.cause = .unknown(.connectError)
             r.hint = "connect() from \(who) to \(dest) failed with \(ErrnoName.name(ce.errno))"
         }
         r.evidence = evidence

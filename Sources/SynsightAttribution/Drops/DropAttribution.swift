@@ -100,7 +100,7 @@ extension AttributionEngine {
     func dropRecord(_ d: PacketDrop, reason: DropReasonName, location: (name: String, offset: UInt64)?) -> Record {
         let cause = DropCause.of(reason)
         let port = d.server.port
-        var record = Record(ts: clock.epoch(d.ts), kind: .drop, reason: .packetDropped, cause: cause.rawValue,
+        var record = Record(ts: clock.epoch(d.ts), kind: .drop, reason: .packetDropped, cause: .packetDropped(cause),
                             port: port, family: d.family, netns: d.netns, local: d.server, remote: d.clientEnd)
         if let c = d.client {
             record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid))

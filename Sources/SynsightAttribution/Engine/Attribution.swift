@@ -380,7 +380,7 @@ public struct AttributionEngine {
                 + "traffic reaches it before it is ready; wait for it, or route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer)"
         }
         evidence.append(("hook", .string(r.hook.name)))
-        record.cause = cause.rawValue
+        record.cause = .noListener(cause)
         record.evidence = evidence
         record.hint = hint
         // The SYN's own conntrack entry (DNAT in this namespace) names where the client connected to.

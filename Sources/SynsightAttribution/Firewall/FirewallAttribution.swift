@@ -233,7 +233,7 @@ extension AttributionEngine {
             if let c = rule.comment { ev.append(("rule_comment", .string(c))) }
             if let o = rule.owner { ev.append(("rule_owner", .string(o.rawValue))) }
             if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
-                record.cause = FirewallCause.serviceWithoutEndpoints.rawValue
+                record.cause = .firewall(.serviceWithoutEndpoints)
                 ev.append(("service", .string(service)))
             }
             if let p = rule.packets { ev.append(("rule_packets", .int(Int64(clamping: p)))) }

@@ -24,7 +24,7 @@ extension AttributionEngine {
         if overflow.acceptErrors.count > 4096 { overflow.acceptErrors.removeAll() }
         if overflow.acceptErrorsByPID.count > 4096 { overflow.acceptErrorsByPID.removeAll() }
 
-        var r = Record(ts: clock.epoch(a.ts), kind: .overflow, reason: .fdExhausted, cause: Cause.FdExhausted(errno: a.errno)?.rawValue,
+        var r = Record(ts: clock.epoch(a.ts), kind: .overflow, reason: .fdExhausted, cause: Cause.FdExhausted(errno: a.errno).map(RecordCause.fdExhausted),
                        port: a.port == 0 ? nil : a.port, netns: a.netns == 0 ? nil : a.netns)
         r.process = ProcessRef(pid: a.task.pid, comm: a.task.comm, exe: resolver?.exe(pid: a.task.pid),
                                workload: resolver?.workload(task: a.task))
@@ -55,14 +55,14 @@ extension AttributionEngine {
 
         let kind: RecordKind
         let reason: Reason
-        var cause: String
+        var cause: RecordCause
         switch o.stage {
-        case .synAcceptQueue, .ackDrop: kind = .drop; reason = .acceptQueueFull; cause = Cause.AcceptQueueFull.listenerNotAccepting.rawValue
-        case .ackReset: kind = .refusal; reason = .acceptQueueFull; cause = Cause.AcceptQueueFull.listenerNotAccepting.rawValue
-        case .synQueueDrop: kind = .drop; reason = .synQueueFull; cause = Cause.SynQueueFull.syncookiesOff.rawValue
-        case .synCookie: kind = .overflow; reason = .synQueueFull; cause = Cause.SynQueueFull.syncookiesSent.rawValue
+        case .synAcceptQueue, .ackDrop: kind = .drop; reason = .acceptQueueFull; cause = .acceptQueueFull(.listenerNotAccepting)
+        case .ackReset: kind = .refusal; reason = .acceptQueueFull; cause = .acceptQueueFull(.listenerNotAccepting)
+        case .synQueueDrop: kind = .drop; reason = .synQueueFull; cause = .synQueueFull(.syncookiesOff)
+        case .synCookie: kind = .overflow; reason = .synQueueFull; cause = .synQueueFull(.syncookiesSent)
         }
-        if reason == .acceptQueueFull, recentAcceptError != nil { cause = Cause.AcceptQueueFull.fdExhausted.rawValue }
+        if reason == .acceptQueueFull, recentAcceptError != nil { cause = .acceptQueueFull(.fdExhausted) }
 
         var r = Record(ts: clock.epoch(o.ts), kind: kind, reason: reason, cause: cause, port: port,
                        family: o.family, netns: o.netns, local: o.local, remote: o.remote)
@@ -101,13 +101,13 @@ extension AttributionEngine {
         let who = pid != 0 ? "\(comm ?? "the listener") (pid \(pid))" : "the listener"
         let capped = o.somaxconn > 0 && UInt32(o.somaxconn) == o.maxBacklog
         switch (reason, cause) {
-        case (.acceptQueueFull, Cause.AcceptQueueFull.fdExhausted.rawValue):
+        case (.acceptQueueFull, .acceptQueueFull(.fdExhausted)):
             r.hint = "\(who) cannot accept on port \(port): accept() fails with \(recentAcceptError?.errnoName ?? "EMFILE") (open-file limit \(recentAcceptError?.nofileLimit ?? 0)); raise LimitNOFILE / ulimit -n or fix the fd leak"
         case (.acceptQueueFull, _):
             r.hint = "\(who) is not accepting connections on port \(port) fast enough (accept queue \(o.acceptQueue)/\(o.maxBacklog)): "
                 + "speed up or add workers to its accept loop, and raise the listen() backlog"
                 + (capped ? " and net.core.somaxconn (the backlog is capped at somaxconn \(o.somaxconn))" : "")
-        case (.synQueueFull, Cause.SynQueueFull.syncookiesOff.rawValue):
+        case (.synQueueFull, .synQueueFull(.syncookiesOff)):
             r.hint = "the SYN queue of port \(port) is full (\(o.synQueue)/\(o.maxBacklog)) and syncookies are off, so SYNs are dropped: "
                 + "enable net.ipv4.tcp_syncookies=1, raise the listen() backlog and net.ipv4.tcp_max_syn_backlog, and look for a SYN flood or clients that never finish the handshake"
         default:

@@ -196,7 +196,7 @@ extension AttributionEngine {
             if e.local.port != 0 {
                 // A socket bound to a fixed port: that 4-tuple already exists.
                 var r = baseRecord(e, kind: .connectFailure, reason: .addressNotAvailable)
-                r.cause = Cause.AddressNotAvailable.fourTupleInUse.rawValue
+                r.cause = .addressNotAvailable(.fourTupleInUse)
                 r.process = failing(e)
                 r.client = failing(e)
                 r.evidence = callEvidence(e) + [("destination", Record.endpoint(e.remote)),
@@ -253,7 +253,7 @@ extension AttributionEngine {
 
     func denialRecord(_ e: SocketCallFailure, cause: Cause.LSMDenied) -> Record {
         var r = baseRecord(e, kind: .denial, reason: .lsmDenied)
-        r.cause = cause.rawValue
+        r.cause = .lsmDenied(cause)
         r.process = failing(e)
         if e.call == .connect { r.client = failing(e) }
         return r

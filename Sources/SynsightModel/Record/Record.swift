@@ -140,7 +140,8 @@ public struct Record: Sendable, Hashable {
     public var ts: Int64
     public var kind: RecordKind
     public var reason: Reason?
-    public var cause: String?
+    /// One of the reason's `Cause` enums (RecordCause.swift), or a newer cause read from a file.
+    public var cause: RecordCause?
     public var port: UInt16?
     public var family: AddressFamily?
     public var netns: UInt32?
@@ -162,7 +163,7 @@ public struct Record: Sendable, Hashable {
     /// The node the record comes from (hostname, machine-id, boot-id).
     public var node: NodeIdentity?
 
-    public init(ts: Int64, kind: RecordKind, reason: Reason? = nil, cause: String? = nil,
+    public init(ts: Int64, kind: RecordKind, reason: Reason? = nil, cause: RecordCause? = nil,
                 port: UInt16? = nil, family: AddressFamily? = nil, netns: UInt32? = nil,
                 local: Endpoint? = nil, remote: Endpoint? = nil, process: ProcessRef? = nil,
                 client: ProcessRef? = nil, evidence: [(String, JSONValue)] = [],
@@ -197,7 +198,7 @@ public struct Record: Sendable, Hashable {
             ("kind", .string(kind.rawValue)),
         ]
         if let reason { f.append(("reason", .string(reason.rawValue))) }
-        if let cause { f.append(("cause", .string(cause))) }
+        if let cause { f.append(("cause", .string(cause.rawValue))) }
         if let port { f.append(("port", .int(Int64(port)))) }
         if let family { f.append(("family", .string(family.rawValue))) }
         if let netns { f.append(("netns", .int(Int64(netns)))) }

@@ -9,7 +9,7 @@ public struct StormAggregator {
     package struct Key: Hashable {
         package var kind: RecordKind
         package var reason: Reason?
-        package var cause: String?
+        package var cause: RecordCause?
         package var port: UInt16?
         package var netns: UInt32?
         package var pid: UInt32?

@@ -28,7 +28,7 @@ public struct TraceSummary: Sendable {
             lost += r.count ?? 0
         default:
             let n = r.kind == .summary ? (r.count ?? 1) : 1
-            counts[Key(port: r.port ?? 0, reason: r.reason?.rawValue ?? r.kind.rawValue, cause: r.cause ?? "-"), default: 0] += n
+            counts[Key(port: r.port ?? 0, reason: r.reason?.rawValue ?? r.kind.rawValue, cause: r.cause?.rawValue ?? "-"), default: 0] += n
             total += n
         }
     }

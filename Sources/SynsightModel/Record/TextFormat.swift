@@ -26,7 +26,7 @@ public enum TextFormat {
         var parts: [String] = []
         if let port = r.port { parts.append("port \(port)") }
         var why = r.reason?.rawValue ?? "unknown"
-        if let cause = r.cause { why += "/" + cause }
+        if let cause = r.cause { why += "/" + cause.rawValue }
         parts.append(why)
         if let remote = r.remote, let local = r.local {
             parts.append("\(remote) -> \(local)")

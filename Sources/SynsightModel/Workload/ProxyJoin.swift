@@ -37,12 +37,12 @@ public struct ProxyJoin {
         var f: [(String, JSONValue)] = [("tool", .string(behind.tool)), ("published", .string(behind.proxy.published)),
                                         ("target", .string(behind.proxy.target))]
         if let reason = inner.reason { f.append(("reason", .string(reason.rawValue))) }
-        if let cause = inner.cause { f.append(("cause", .string(cause))) }
+        if let cause = inner.cause { f.append(("cause", .string(cause.rawValue))) }
         if let ns = inner.netns { f.append(("netns", .int(Int64(ns)))) }
         if let name = inner.netnsName { f.append(("netns_name", .string(name))) }
         if let p = inner.process { f.append(("process", p.json)) }
         r.evidence.append(("behind_proxy", .object(f)))
-        let why = [inner.reason?.rawValue, inner.cause].compactMap { $0 }.joined(separator: "/")
+        let why = [inner.reason?.rawValue, inner.cause?.rawValue].compactMap { $0 }.joined(separator: "/")
         r.hint = "\(behind.tool) accepted the connection on the published port \(behind.proxy.published) and reset it, "
             + "because its own connection to \(behind.proxy.target)\(inner.netnsName.map { " (\($0))" } ?? "") was refused (\(why))"
             + (inner.hint.map { ": " + $0 } ?? "")

@@ -1,0 +1,225 @@
+import SynsightBase
+/// What to do about a (reason, cause): the one advice catalogue. Attribution
+/// ends a record's `hint` with `fix` (after saying what it saw), explain uses
+/// `fix` as a finding's remediation, and the report lists `steps`. A cause's
+/// advice is written here once; DropCause.remediation (DropCause.swift) is the
+/// step for each `packet_dropped` cause.
+public struct Advice: Sendable, Hashable {
+    /// The fix in one clause, filled in from the record's facts.
+    public var fix: String
+    /// The fix step by step, for the report (generic: `<port>`, `<pid>` unless the facts name them).
+    public var steps: [String]
+
+    public init(fix: String, steps: [String]) {
+        self.fix = fix
+        self.steps = steps
+    }
+
+    /// The facts of one record that fill the advice's blanks; all optional.
+    public struct Facts: Sendable, Hashable {
+        /// The service (or bound) port.
+        public var port: UInt16?
+        /// The process the advice is about.
+        public var pid: UInt32?
+        /// The address the client used (or the one asked for).
+        public var address: IPAddress?
+        /// The family of `address`.
+        public var family: AddressFamily?
+        /// The family a listener listens for (family_mismatch).
+        public var listenerFamily: AddressFamily?
+        /// The listener was killed by a signal (listener_exited).
+        public var killedBySignal = false
+        /// net.core.somaxconn, when it caps the listen backlog (accept_queue_full).
+        public var somaxconnCap: Int32?
+        /// The failing call was connect(), not bind() (ephemeral_ports_exhausted).
+        public var outgoing = false
+        /// net.ipv4.ip_unprivileged_port_start (privileged_port).
+        public var unprivilegedPortStart: Int?
+
+        public init(port: UInt16? = nil, pid: UInt32? = nil, address: IPAddress? = nil, family: AddressFamily? = nil,
+                    listenerFamily: AddressFamily? = nil, killedBySignal: Bool = false, somaxconnCap: Int32? = nil,
+                    outgoing: Bool = false, unprivilegedPortStart: Int? = nil) {
+            self.port = port
+            self.pid = pid
+            self.address = address
+            self.family = family
+            self.listenerFamily = listenerFamily
+            self.killedBySignal = killedBySignal
+            self.somaxconnCap = somaxconnCap
+            self.outgoing = outgoing
+            self.unprivilegedPortStart = unprivilegedPortStart
+        }
+    }
+
+    /// The advice for a record of `reason` with `cause` (nil: none, or a
+    /// cause this version does not know: the reason's general advice).
+    public static func `for`(reason: Reason?, cause: RecordCause?, facts: Facts = Facts()) -> Advice {
+        switch reason {
+        case .noListener?: return noListener(cause, facts)
+        case .acceptQueueFull?, .synQueueFull?, .fdExhausted?: return queues(reason, cause, facts)
+        case .firewallReject?, .firewallDrop?: return firewall(cause)
+        case .lsmDenied?, .addressInUse?, .privilegedPort?, .addressNotAvailable?, .ephemeralPortsExhausted?:
+            return calls(reason, cause, facts)
+        case .packetDropped?:
+            let drop: DropCause
+            if case .packetDropped(let c)? = cause { drop = c } else { drop = .other }
+            return Advice(fix: drop.remediation,
+                          steps: [drop.remediation,
+                                  "Watch it live with sudo synsight trace --port \(portText(facts)); the evidence names the interface and the kernel function."])
+        case .resetByPeer?:
+            return Advice(fix: "check the server",
+                          steps: ["The peer reset the connection: check the peer's logs and its own refusals (run synsight there)."])
+        case .unknown?, nil:
+            return Advice(fix: "run synsight on the host that refused",
+                          steps: ["Read the evidence of the most recent record below; run sudo synsight trace --port \(portText(facts)) to watch it live."])
+        }
+    }
+
+    static func portText(_ f: Facts) -> String { f.port.map(String.init) ?? "<port>" }
+
+    static func noListener(_ cause: RecordCause?, _ f: Facts) -> Advice {
+        let port = portText(f)
+        guard case .noListener(let c)? = cause else { return neverListened(port) }
+        switch c {
+        case .neverListened:
+            return neverListened(port)
+        case .listenerExited:
+            return Advice(fix: f.killedBySignal
+                            ? "restart the service and find out who sent the signal (OOM killer: dmesg; supervisor: journalctl)"
+                            : "restart the service and check its logs for why it exited",
+                          steps: ["Find why the service exited (journalctl -u <unit>, dmesg for the OOM killer, the exit signal in the evidence).",
+                                  "Restart it, and make the supervisor restart it (systemd Restart=on-failure, a liveness probe).",
+                                  "Keep clients from hammering a dead port: retries with backoff, health-checked load balancing."])
+        case .listenerClosed:
+            return Advice(fix: "check its logs (reload, shutdown in progress, lost configuration) and restart or reconfigure it",
+                          steps: ["The service closed its listening socket: check for a reload or a graceful shutdown that did not finish.",
+                                  "Restart the service; for zero-downtime reloads hand the socket over (systemd socket activation, SO_REUSEPORT)."])
+        case .boundToOtherAddress:
+            let wildcard = f.family == .ipv6 ? "[::]" : "0.0.0.0"
+            return Advice(fix: "bind the service to \(wildcard) or to \(f.address.map { "\($0)" } ?? "the address clients use"), "
+                            + "or connect to the address it listens on",
+                          steps: ["Fix the bind address: listen on 0.0.0.0/:: or the address clients use, not 127.0.0.1 or another interface.",
+                                  "Check the service's listen/bind setting and restart it; verify with ss -ltnp."])
+        case .familyMismatch:
+            return Advice(fix: f.listenerFamily == .ipv6
+                            ? "also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (net.ipv6.bindv6only), or connect over IPv6"
+                            : "also listen on [::]:\(port), or connect over IPv4",
+                          steps: ["The listener is IPv4-only or IPv6-only: listen on both (:: with net.ipv6.bindv6only=0, or two sockets).",
+                                  "Or point clients at the family the service listens on (check DNS A/AAAA records)."])
+        case .otherNetns:
+            return Advice(fix: "connect from inside that namespace, publish the port (container port mapping), or run the service in this namespace",
+                          steps: ["The service listens in another network namespace (container/pod): publish the port or connect to the namespace's address.",
+                                  "Check the container's port mapping and the pod's Service/targetPort."])
+        case .wrongPort:
+            return Advice(fix: "connect to (or publish) the port it listens on, or make it listen on \(port) "
+                            + "(a container port mapped to the wrong port is the usual cause)",
+                          steps: ["The service in that container, pod or namespace listens on another port (named in the evidence): "
+                                    + "fix the port mapping (docker run -p HOST:CONTAINER, the Service's targetPort) or the service's listen port.",
+                                  "Verify inside the namespace with nsenter -n -t <pid> ss -ltnp."])
+        case .restarting:
+            return Advice(fix: "traffic reaches it before it is ready; wait for it, or route only to ready instances "
+                            + "(readiness probe, systemd Type=notify, a health-checked load balancer)",
+                          steps: ["The service was restarted and its new process does not listen yet: traffic reaches it before it is ready.",
+                                  "Route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer), "
+                                    + "and find why the previous process exited (evidence.previous)."])
+        }
+    }
+
+    static func neverListened(_ port: String) -> Advice {
+        Advice(fix: "start the service, or check that the client uses the right port and address",
+               steps: ["Nothing listens on this port: start the service (or its socket unit), or fix the client's port.",
+                       "Check that the service's configured port matches what clients use; verify with ss -ltnp."])
+    }
+
+    static let fdSteps = ["The process ran out of file descriptors: raise its limit (systemd LimitNOFILE=, ulimit -n).",
+                          "Look for a descriptor leak (ls /proc/<pid>/fd | wc -l over time); check fs.file-max for ENFILE."]
+
+    static func queues(_ reason: Reason?, _ cause: RecordCause?, _ f: Facts) -> Advice {
+        switch cause {
+        case .acceptQueueFull(.fdExhausted)?:
+            return Advice(fix: "raise LimitNOFILE / ulimit -n or fix the fd leak",
+                          steps: ["The service cannot accept: accept() fails with EMFILE/ENFILE, so its accept queue fills up."] + fdSteps)
+        case .fdExhausted(.emfile)?:
+            return Advice(fix: "raise LimitNOFILE / ulimit -n, or find the fd leak (ls /proc/\(f.pid.map(String.init) ?? "<pid>")/fd | wc -l)",
+                          steps: fdSteps)
+        case .fdExhausted(.enfile)?:
+            return Advice(fix: "raise fs.file-max, or find the process leaking files", steps: fdSteps)
+        case .synQueueFull(.syncookiesOff)?:
+            return Advice(fix: "enable net.ipv4.tcp_syncookies=1, raise the listen() backlog and net.ipv4.tcp_max_syn_backlog, "
+                            + "and look for a SYN flood or clients that never finish the handshake",
+                          steps: synSteps)
+        default:
+            break
+        }
+        switch reason {
+        case .synQueueFull?:
+            return Advice(fix: "raise the listen() backlog", steps: synSteps)
+        case .fdExhausted?:
+            return Advice(fix: "raise the open-file limit (LimitNOFILE / ulimit -n, fs.file-max), or find the fd leak", steps: fdSteps)
+        default:
+            return Advice(fix: "speed up or add workers to its accept loop, and raise the listen() backlog"
+                            + (f.somaxconnCap.map { " and net.core.somaxconn (the backlog is capped at somaxconn \($0))" } ?? ""),
+                          steps: ["The service does not accept connections fast enough: fix the slow accept loop (blocked event loop, too few workers/threads).",
+                                  "Raise the listen backlog in the service and net.core.somaxconn (the backlog is capped by it).",
+                                  "Check for fd exhaustion behind it (EMFILE on accept) and for CPU starvation of the process."])
+        }
+    }
+
+    static let synSteps = ["Likely a SYN flood or a burst: keep net.ipv4.tcp_syncookies=1.",
+                           "Raise net.ipv4.tcp_max_syn_backlog and the listen backlog/net.core.somaxconn.",
+                           "If it is an attack, rate-limit SYNs upstream (firewall, load balancer)."]
+
+    static func firewall(_ cause: RecordCause?) -> Advice {
+        if case .firewall(.serviceWithoutEndpoints)? = cause {
+            return Advice(fix: "give the Service ready endpoints (check its pods and selector)",
+                          steps: ["kube-proxy rejects connections to a Service without ready endpoints (the Service is in the evidence).",
+                                  "Check its pods and selector: kubectl get endpointslices -l kubernetes.io/service-name=<name>, "
+                                    + "and why the pods are not ready (kubectl describe pod)."])
+        }
+        return Advice(fix: "delete the rule or insert an accept rule before it",
+                      steps: ["A firewall rule blocks this traffic: find it (the rule in the evidence; nft list ruleset / iptables -S).",
+                              "Change the rule (or add an accept rule before it) for the intended sources, and persist the change.",
+                              "Check every layer: host firewall, container/Kubernetes network policy, cloud security groups."])
+    }
+
+    static func calls(_ reason: Reason?, _ cause: RecordCause?, _ f: Facts) -> Advice {
+        let port = portText(f)
+        switch (reason, cause) {
+        case (.lsmDenied?, .lsmDenied(.landlock)?):
+            return Advice(fix: "add a LANDLOCK_RULE_NET_PORT rule for port \(port) to its sandbox policy, or use a port the policy allows",
+                          steps: ["Landlock sandboxes the process without a rule for this port: add a LANDLOCK_RULE_NET_PORT rule for it to the sandbox policy.",
+                                  "Or use a port the policy allows."])
+        case (.lsmDenied?, _):
+            return Advice(fix: "read the denial in the audit log and fix the policy or the port's label",
+                          steps: ["An LSM (SELinux/AppArmor/Landlock) denied it: read the denial in the evidence (ausearch -m avc).",
+                                  "For SELinux add the port label: semanage port -a -t <type>_port_t -p tcp \(port).",
+                                  "Or fix the policy or profile; do not switch enforcement off."])
+        case (.addressInUse?, _):
+            return Advice(fix: "stop the other holder of the port, or bind another port",
+                          steps: ["Another process holds the port (see the holder in the evidence; ss -ltnp 'sport = :\(port)').",
+                                  "Stop the old instance or move one service to another port; use SO_REUSEADDR for restarts over TIME_WAIT."])
+        case (.privilegedPort?, _):
+            let start = f.unprivilegedPortStart.map(String.init) ?? "1024"
+            return Advice(fix: "grant it (AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit, or setcap cap_net_bind_service=+ep on the binary), "
+                            + "use a port >= \(start), or lower the sysctl",
+                          steps: ["Ports below net.ipv4.ip_unprivileged_port_start need privilege: grant CAP_NET_BIND_SERVICE (systemd AmbientCapabilities).",
+                                  "Or use a port above 1024 behind a redirect, or lower net.ipv4.ip_unprivileged_port_start."])
+        case (.addressNotAvailable?, .addressNotAvailable(.fourTupleInUse)?):
+            return Advice(fix: "do not bind() client sockets to a fixed port (or use IP_BIND_ADDRESS_NO_PORT)",
+                          steps: ["The client binds its socket to a fixed local port that already has a connection to this destination.",
+                                  "Do not bind() client sockets to a fixed port; let the kernel choose (or use IP_BIND_ADDRESS_NO_PORT)."])
+        case (.addressNotAvailable?, _):
+            let v = f.family == .ipv6 ? "ipv6" : "ipv4"
+            return Advice(fix: "bind to the right (or wildcard) address, add the address first, "
+                            + "or set net.\(v).ip_nonlocal_bind=1 / IP_FREEBIND to bind before it exists",
+                          steps: ["The bind address is not on this host (yet): fix the configured address, or bind after the network is up.",
+                                  "For a floating/virtual IP set net.ipv4.ip_nonlocal_bind=1; order the unit after network-online.target."])
+        default:
+            return Advice(fix: f.outgoing
+                            ? "widen the range, reuse connections (keep-alive, pooling), or enable net.ipv4.tcp_tw_reuse"
+                            : "widen the range, or release idle sockets",
+                          steps: ["The client ran out of local ports: reuse connections (keep-alive, pooling).",
+                                  "Widen net.ipv4.ip_local_port_range; enable net.ipv4.tcp_tw_reuse for outgoing connections."])
+        }
+    }
+}
