@@ -384,7 +384,7 @@ struct Analysis {
     mutating func presence() {
         if input.listeners.isEmpty {
             var msg = "nothing listens on port \(port) in any of the \(input.namespaces.count) network namespace\(input.namespaces.count == 1 ? "" : "s") of this host"
-            var remediation = "start the service that should listen on port \(port), or check that clients use the right port"
+            var remediation = Advice.for(reason: .noListener, cause: .noListener(.neverListened), facts: Advice.Facts(port: port)).fix
             var ev: [(String, JSONValue)] = []
             if let last = lastListener, let p = last.process {
                 msg += "; the last listener, \(p.comm) pid \(p.pid), "

@@ -292,7 +292,9 @@ public struct AttributionEngine {
         let here = onPort.filter { $0.netns == r.netns && !$0.accepts(family: r.family, addr: r.local.addr) }
         var evidence: [(String, JSONValue)] = []
         var cause: NoListenerCause
-        var hint: String
+        // What was seen; the hint ends with the catalogue's fix (Advice.swift).
+        var situation: String
+        var facts = Advice.Facts(port: port, address: r.local.addr, family: r.family)
 
         if !here.isEmpty {
             let sameFamily = here.filter { $0.effectiveFamily == r.family }
@@ -302,20 +304,15 @@ public struct AttributionEngine {
             if !sameFamily.isEmpty {
                 cause = .boundToOtherAddress
                 let addrs = sameFamily.map { Endpoint(addr: $0.local.addr, port: port).description }
-                hint = "\(l.label) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local): "
-                    + "bind the service to \(r.family == .ipv4 ? "0.0.0.0" : "[::]") or to \(r.local.addr), or connect to the address it listens on"
+                situation = "\(l.label) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local)"
             } else {
                 cause = .familyMismatch
                 let other = l.effectiveFamily == .ipv6 ? "IPv6" : "IPv4"
                 let asked = r.family == .ipv6 ? "IPv6" : "IPv4"
-                if l.effectiveFamily == .ipv6 {
-                    hint = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
-                        + (l.ipv6Only == true ? " (IPV6_V6ONLY)" : "")
-                        + " but the client used \(asked): also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (net.ipv6.bindv6only), or connect over IPv6"
-                } else {
-                    hint = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
-                        + " but the client used \(asked): also listen on [::]:\(port), or connect over IPv4"
-                }
+                facts.listenerFamily = l.effectiveFamily
+                situation = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
+                    + (l.effectiveFamily == .ipv6 && l.ipv6Only == true ? " (IPV6_V6ONLY)" : "")
+                    + " but the client used \(asked)"
             }
         } else if let closed = history[NetnsPort(netns: r.netns, port: port)] {
             let l = closed.listener
@@ -334,21 +331,19 @@ public struct AttributionEngine {
                     evidence.append(("signal", .int(Int64(sig))))
                     evidence.append(("signal_name", .string(Signals.name(sig))))
                     if x.coreDumped { evidence.append(("core_dumped", .bool(true))) }
-                    hint = "\(l.label) was killed by \(Signals.name(sig))\(x.coreDumped ? " (core dumped)" : "") and nothing listens on port \(port) since: "
-                        + "restart the service and find out who sent the signal (OOM killer: dmesg; supervisor: journalctl)"
+                    facts.killedBySignal = true
+                    situation = "\(l.label) was killed by \(Signals.name(sig))\(x.coreDumped ? " (core dumped)" : "") and nothing listens on port \(port) since"
                 } else {
                     let status = x.status ?? 0
                     evidence.append(("exit_status", .int(Int64(status))))
-                    hint = "\(l.label) exited with status \(status) and nothing listens on port \(port) since: "
-                        + "restart the service and check its logs for why it exited"
+                    situation = "\(l.label) exited with status \(status) and nothing listens on port \(port) since"
                 }
             } else {
                 cause = .listenerClosed
                 if closed.closer.pid != 0 && closed.closer.pid != l.pid {
                     evidence.append(("closed_by", ProcessRef(pid: closed.closer.pid, comm: closed.closer.comm).json))
                 }
-                hint = "\(l.label) closed its listening socket on port \(port) but is still running: "
-                    + "check its logs (reload, shutdown in progress, lost configuration) and restart or reconfigure it"
+                situation = "\(l.label) closed its listening socket on port \(port) but is still running"
             }
         } else if let sorted = wrongPortListeners(netns: r.netns, port: port) {
             let l = sorted[0]
@@ -356,18 +351,15 @@ public struct AttributionEngine {
             record.process = l.process
             evidence.append(("listeners", .array(sorted.prefix(8).map(\.json))))
             let ports = Set(sorted.filter { $0.pid == l.pid }.map(\.local.port)).sorted().map(String.init)
-            hint = "nothing listens on port \(port) in this namespace, but \(l.label) listens on \(ports.joined(separator: ", ")) only: "
-                + "connect to (or publish) the port it listens on, or make it listen on \(port) (a container port mapped to the wrong port is the usual cause)"
+            situation = "nothing listens on port \(port) in this namespace, but \(l.label) listens on \(ports.joined(separator: ", ")) only"
         } else if let l = onPort.first(where: { $0.netns != r.netns }) {
             cause = .otherNetns
             record.process = l.process
             evidence.append(("listeners", .array(onPort.filter { $0.netns != r.netns }.map(\.json))))
-            hint = "port \(port) listens in network namespace \(l.netns) (\(l.label)), but the SYN arrived in namespace \(r.netns): "
-                + "connect from inside that namespace, publish the port (container port mapping), or run the service in this namespace"
+            situation = "port \(port) listens in network namespace \(l.netns) (\(l.label)), but the SYN arrived in namespace \(r.netns)"
         } else {
             cause = .neverListened
-            hint = "nothing has listened on port \(port) in this network namespace since synsight started: "
-                + "start the service, or check that the client uses the right port and address"
+            situation = "nothing has listened on port \(port) in this network namespace since synsight started"
         }
         if cause == .listenerExited, let closed = history[NetnsPort(netns: r.netns, port: port)],
            let w = closed.listener.workload, let scope = w.phrase, let x = exits[closed.listener.pid],
@@ -376,13 +368,12 @@ public struct AttributionEngine {
             cause = .restarting
             evidence.append(("previous", closed.listener.process.json))
             record.process = next
-            hint = "\(next.label) has started in the same \(scope) since \(closed.listener.label) exited, but does not listen on port \(port) yet: "
-                + "traffic reaches it before it is ready; wait for it, or route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer)"
+            situation = "\(next.label) has started in the same \(scope) since \(closed.listener.label) exited, but does not listen on port \(port) yet"
         }
         evidence.append(("hook", .string(r.hook.name)))
         record.cause = .noListener(cause)
         record.evidence = evidence
-        record.hint = hint
+        record.hint = situation + ": " + Advice.for(reason: .noListener, cause: record.cause, facts: facts).fix
         // The SYN's own conntrack entry (DNAT in this namespace) names where the client connected to.
         if let o = r.originalDestination { applyNAT(&record, clientDestination: o) }
         return record

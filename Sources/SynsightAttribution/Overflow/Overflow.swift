@@ -30,9 +30,10 @@ extension AttributionEngine {
                                workload: resolver?.workload(task: a.task))
         r.evidence = [("errno", .string(a.errnoName)), ("nofile_limit", .int(Int64(clamping: a.nofileLimit))),
                       ("hook", .string("accept()/accept4() exit"))]
-        r.hint = a.errno == 24
-            ? "\(a.task.comm) (pid \(a.task.pid)) hit its open-file limit (\(a.nofileLimit)): accept() fails with EMFILE and its accept queue cannot drain; raise LimitNOFILE / ulimit -n, or find the fd leak (ls /proc/\(a.task.pid)/fd | wc -l)"
-            : "the system-wide file table is full (ENFILE): raise fs.file-max, or find the process leaking files"
+        let situation = a.errno == 24
+            ? "\(a.task.comm) (pid \(a.task.pid)) hit its open-file limit (\(a.nofileLimit)): accept() fails with EMFILE and its accept queue cannot drain; "
+            : "the system-wide file table is full (ENFILE): "
+        r.hint = situation + Advice.for(reason: .fdExhausted, cause: r.cause, facts: Advice.Facts(pid: a.task.pid)).fix
         return [r]
     }
 
@@ -100,19 +101,20 @@ extension AttributionEngine {
 
         let who = pid != 0 ? "\(comm ?? "the listener") (pid \(pid))" : "the listener"
         let capped = o.somaxconn > 0 && UInt32(o.somaxconn) == o.maxBacklog
+        // What was seen; the hint ends with the catalogue's fix (Advice.swift).
+        let situation: String
         switch (reason, cause) {
         case (.acceptQueueFull, .acceptQueueFull(.fdExhausted)):
-            r.hint = "\(who) cannot accept on port \(port): accept() fails with \(recentAcceptError?.errnoName ?? "EMFILE") (open-file limit \(recentAcceptError?.nofileLimit ?? 0)); raise LimitNOFILE / ulimit -n or fix the fd leak"
+            situation = "\(who) cannot accept on port \(port): accept() fails with \(recentAcceptError?.errnoName ?? "EMFILE") (open-file limit \(recentAcceptError?.nofileLimit ?? 0)); "
         case (.acceptQueueFull, _):
-            r.hint = "\(who) is not accepting connections on port \(port) fast enough (accept queue \(o.acceptQueue)/\(o.maxBacklog)): "
-                + "speed up or add workers to its accept loop, and raise the listen() backlog"
-                + (capped ? " and net.core.somaxconn (the backlog is capped at somaxconn \(o.somaxconn))" : "")
+            situation = "\(who) is not accepting connections on port \(port) fast enough (accept queue \(o.acceptQueue)/\(o.maxBacklog)): "
         case (.synQueueFull, .synQueueFull(.syncookiesOff)):
-            r.hint = "the SYN queue of port \(port) is full (\(o.synQueue)/\(o.maxBacklog)) and syncookies are off, so SYNs are dropped: "
-                + "enable net.ipv4.tcp_syncookies=1, raise the listen() backlog and net.ipv4.tcp_max_syn_backlog, and look for a SYN flood or clients that never finish the handshake"
+            situation = "the SYN queue of port \(port) is full (\(o.synQueue)/\(o.maxBacklog)) and syncookies are off, so SYNs are dropped: "
         default:
-            r.hint = "the SYN queue of port \(port) is full (\(o.synQueue)/\(o.maxBacklog)): syncookies keep connections working, but this is a SYN flood or a backlog too small for the load; raise the listen() backlog"
+            situation = "the SYN queue of port \(port) is full (\(o.synQueue)/\(o.maxBacklog)): syncookies keep connections working, but this is a SYN flood or a backlog too small for the load; "
         }
+        let facts = Advice.Facts(port: port, pid: pid, somaxconnCap: capped ? o.somaxconn : nil)
+        r.hint = situation + Advice.for(reason: reason, cause: cause, facts: facts).fix
         return [r]
     }
 }

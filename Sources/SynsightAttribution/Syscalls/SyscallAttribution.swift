@@ -94,7 +94,7 @@ extension AttributionEngine {
             r.process = failing(e)
             r.evidence = callEvidence(e) + [("requested", Record.endpoint(e.local))] + rangeEvidence(e)
             r.hint = "\(who(e)) asked for any free port but all of net.ipv4.ip_local_port_range\(rangeText(e)) are taken: "
-                + "widen the range, or release idle sockets"
+                + Advice.for(reason: .ephemeralPortsExhausted, cause: nil).fix
             return r
         }
         var r = baseRecord(e, kind: .bindFailure, reason: .addressInUse)
@@ -202,7 +202,7 @@ extension AttributionEngine {
                 r.evidence = callEvidence(e) + [("destination", Record.endpoint(e.remote)),
                                                 ("bound", Record.endpoint(e.local))]
                 r.hint = "\(who(e)) bound its socket to \(e.local) and that port already has a connection to \(e.remote): "
-                    + "do not bind() client sockets to a fixed port (or use IP_BIND_ADDRESS_NO_PORT)"
+                    + Advice.for(reason: .addressNotAvailable, cause: r.cause).fix
                 return r
             }
             var r = baseRecord(e, kind: .connectFailure, reason: .ephemeralPortsExhausted)
@@ -210,17 +210,17 @@ extension AttributionEngine {
             r.client = failing(e)
             r.evidence = callEvidence(e) + [("destination", Record.endpoint(e.remote))] + rangeEvidence(e)
             r.hint = "no free local port to reach \(e.remote): all ports of net.ipv4.ip_local_port_range\(rangeText(e)) are in use towards it; "
-                + "widen the range, reuse connections (keep-alive, pooling), or enable net.ipv4.tcp_tw_reuse"
+                + Advice.for(reason: .ephemeralPortsExhausted, cause: nil, facts: Advice.Facts(outgoing: true)).fix
             return r
         }
         var r = baseRecord(e, kind: .bindFailure, reason: .addressNotAvailable)
         r.process = failing(e)
-        let v = e.family == .ipv4 || e.local.addr.isV4Mapped ? "ipv4" : "ipv6"
+        let family: AddressFamily = e.family == .ipv4 || e.local.addr.isV4Mapped ? .ipv4 : .ipv6
         r.evidence = callEvidence(e) + [("addr", .string(e.local.addr.description)),
                                         ("requested", Record.endpoint(e.local)),
                                         ("ip_nonlocal_bind", .bool(e.nonlocalBind))]
         r.hint = "\(e.local.addr) is not configured on any interface of network namespace \(e.netns): "
-            + "bind to the right (or wildcard) address, add the address first, or set net.\(v).ip_nonlocal_bind=1 / IP_FREEBIND to bind before it exists"
+            + Advice.for(reason: .addressNotAvailable, cause: nil, facts: Advice.Facts(family: family)).fix
         return r
     }
 
@@ -247,7 +247,8 @@ extension AttributionEngine {
         r.evidence = ev
         let start = e.unprivilegedPortStart.map(String.init) ?? "1024"
         r.hint = "port \(e.local.port) is below net.ipv4.ip_unprivileged_port_start (\(start)) and \(who(e)), uid \(e.task.uid), lacks CAP_NET_BIND_SERVICE: "
-            + "grant it (AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit, or setcap cap_net_bind_service=+ep on the binary), use a port >= \(start), or lower the sysctl"
+            + Advice.for(reason: .privilegedPort, cause: nil,
+                         facts: Advice.Facts(unprivilegedPortStart: e.unprivilegedPortStart.map { Int($0) })).fix
         return r
     }
 
@@ -265,7 +266,7 @@ extension AttributionEngine {
                                         ("sandboxed_pid", .int(Int64(e.task.pid))),
                                         ("access", .string(e.call == .bind ? "LANDLOCK_ACCESS_NET_BIND_TCP" : "LANDLOCK_ACCESS_NET_CONNECT_TCP"))]
         r.hint = "\(who(e)) is sandboxed by Landlock (landlock_restrict_self) without a rule allowing \(e.call.name) on TCP port \(e.port): "
-            + "add a LANDLOCK_RULE_NET_PORT rule for port \(e.port) to its sandbox policy, or use a port the policy allows"
+            + Advice.for(reason: .lsmDenied, cause: r.cause, facts: Advice.Facts(port: e.port)).fix
         return r
     }
 
