@@ -389,9 +389,9 @@ struct Analysis {
             if let last = lastListener, let p = last.process {
                 msg += "; the last listener, \(p.comm) pid \(p.pid), "
                 if last.cause == .noListener(.listenerExited) {
-                    if let sig = last.evidence.first(where: { $0.0 == "signal_name" })?.1.stringValue {
+                    if let sig = last.evidence(.signalName)?.stringValue {
                         msg += "was killed by \(sig)"
-                    } else if let st = last.evidence.first(where: { $0.0 == "exit_status" })?.1.intValue {
+                    } else if let st = last.evidence(.exitStatus)?.intValue {
                         msg += "exited with status \(st)"
                     } else {
                         msg += "exited"

@@ -160,7 +160,7 @@ public final class EventCounters {
         case .lost:
             // The recorder's own lost records carry where = "recorder: ...";
             // they are counted from its totals (`recorderTotals`).
-            let whereText = r.evidence.first { $0.0 == "where" }?.1.stringValue ?? ""
+            let whereText = r.evidence(.lostWhere)?.stringValue ?? ""
             if !whereText.hasPrefix("recorder") { ringLost.increment(by: Int64(clamping: r.count ?? 0)) }
         case .summary:
             let n = Int64(clamping: r.count ?? 0)

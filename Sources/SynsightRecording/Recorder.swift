@@ -185,7 +185,7 @@ public final class Recorder {
     public func flush() -> Bool {
         if unreportedLost > 0 && !failing {
             // Writing works again: make the gap visible before new lines.
-            var lost = Record(ts: now(), kind: .lost, evidence: [("where", .string("recorder: write failed"))],
+            var lost = Record(ts: now(), kind: .lost, evidence: [EvidenceKey.lostWhere(.string("recorder: write failed"))],
                               hint: "the recording directory was full or unavailable: free space or fix the directory",
                               count: unreportedLost)
             lost.evidence.append(("directory", .string(options.directory)))

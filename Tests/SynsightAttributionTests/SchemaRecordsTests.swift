@@ -184,3 +184,41 @@ struct SchemaRecordsTests {
         #expect(p.terminationStatus == 0, "\(out)")
     }
 }
+
+@Suite("the contract's catalogues cover what the engine writes")
+struct ContractCatalogueTests {
+    @Test("every top-level evidence key the engine writes is an EvidenceKey")
+    func evidenceKeysAreCatalogued() {
+        let known = Set(EvidenceKey.allCases.map(\.rawValue))
+        for r in SchemaRecordsTests.records() {
+            for (key, _) in r.evidence {
+                #expect(known.contains(key), "\(r.kind.rawValue)/\(r.reason?.rawValue ?? "-"): evidence key '\(key)' is not in EvidenceKey")
+            }
+        }
+    }
+
+    @Test("every cause decodes back to its typed case under its reason")
+    func causesRoundTrip() {
+        for reason in Reason.allCases {
+            for raw in Cause.values(for: reason) {
+                let c = RecordCause(reason: reason, rawValue: raw)
+                #expect(c.rawValue == raw)
+                if case .other = c { Issue.record("\(reason.rawValue)/\(raw) decodes as .other") }
+            }
+        }
+        #expect(RecordCause(reason: .noListener, rawValue: "a_cause_of_2030") == .other("a_cause_of_2030"))
+        #expect(RecordCause(reason: nil, rawValue: "never_listened") == .other("never_listened"))
+    }
+
+    @Test("every reason and cause has advice of its own, with steps")
+    func everyCauseHasAdvice() {
+        for reason in Reason.allCases {
+            let general = Advice.for(reason: reason, cause: nil)
+            #expect(!general.fix.isEmpty && !general.steps.isEmpty, "\(reason.rawValue)")
+            for raw in Cause.values(for: reason) {
+                let a = Advice.for(reason: reason, cause: RecordCause(reason: reason, rawValue: raw))
+                #expect(!a.fix.isEmpty && !a.steps.isEmpty, "\(reason.rawValue)/\(raw)")
+            }
+        }
+    }
+}

@@ -85,7 +85,7 @@ extension AttributionEngine {
         }
         drops.decided[key] = d.ts
         var record = dropRecord(d, reason: reason, location: location)
-        if repeated { record.evidence.insert(("drops", .int(2)), at: record.evidence.count - 1) }
+        if repeated { record.evidence.insert((EvidenceKey.drops.rawValue, .int(2)), at: record.evidence.count - 1) }
         return [record]
     }
 
@@ -109,23 +109,23 @@ extension AttributionEngine {
             record.process = l.process
         }
         var ev: [(String, JSONValue)] = [
-            ("drop_reason", .string(reason.name)),
-            ("drop_reason_code", .int(Int64(d.reasonCode))),
+            (EvidenceKey.dropReason.rawValue, .string(reason.name)),
+            (EvidenceKey.dropReasonCode.rawValue, .int(Int64(d.reasonCode))),
         ]
-        if let sub = reason.subsystem { ev.append(("drop_reason_subsystem", .string(sub))) }
+        if let sub = reason.subsystem { ev.append((EvidenceKey.dropReasonSubsystem.rawValue, .string(sub))) }
         if let location {
-            ev.append(("location", .string(location.offset == 0 ? location.name : "\(location.name)+0x\(String(location.offset, radix: 16))")))
+            ev.append((EvidenceKey.location.rawValue, .string(location.offset == 0 ? location.name : "\(location.name)+0x\(String(location.offset, radix: 16))")))
         } else if d.location != 0 {
-            ev.append(("location", .string("0x" + String(d.location, radix: 16))))
+            ev.append((EvidenceKey.location.rawValue, .string("0x" + String(d.location, radix: 16))))
         }
-        ev.append(("segment", .string(d.isSynAck ? "syn_ack" : "syn")))
-        ev.append(("direction", .string(d.direction)))
-        if !d.ifname.isEmpty { ev.append(("interface", .string(d.ifname))) }
-        if d.ifindex != 0 { ev.append(("ifindex", .int(Int64(d.ifindex)))) }
-        if let h = d.hook.name { ev.append(("stack_hook", .string(h))) }
-        if let s = cause.sysctl(family: d.family, interface: d.ifname) { ev.append(("sysctl", .string(s))) }
-        if let a = DropCause.attachPoint(reason) { ev.append(("attach_point", .string(a))) }
-        ev.append(("hook", .string("tp_btf/kfree_skb")))
+        ev.append((EvidenceKey.segment.rawValue, .string(d.isSynAck ? "syn_ack" : "syn")))
+        ev.append((EvidenceKey.direction.rawValue, .string(d.direction)))
+        if !d.ifname.isEmpty { ev.append((EvidenceKey.interface.rawValue, .string(d.ifname))) }
+        if d.ifindex != 0 { ev.append((EvidenceKey.ifindex.rawValue, .int(Int64(d.ifindex)))) }
+        if let h = d.hook.name { ev.append((EvidenceKey.stackHook.rawValue, .string(h))) }
+        if let s = cause.sysctl(family: d.family, interface: d.ifname) { ev.append((EvidenceKey.sysctl.rawValue, .string(s))) }
+        if let a = DropCause.attachPoint(reason) { ev.append((EvidenceKey.attachPoint.rawValue, .string(a))) }
+        ev.append((EvidenceKey.hook.rawValue, .string("tp_btf/kfree_skb")))
         record.evidence = ev
         record.hint = cause.hint(d, reason: reason, port: port)
         return record

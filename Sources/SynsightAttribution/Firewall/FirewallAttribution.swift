@@ -213,33 +213,33 @@ extension AttributionEngine {
             record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
                                        workload: resolver?.workload(task: c))
         }
-        var ev: [(String, JSONValue)] = [("method", .string(method.rawValue))]
-        if let errno { ev.append(("client_errno", .int(Int64(errno)))) }
-        if let h = d.hook.name { ev.append(("chain_hook", .string(h))) }
-        if let rejectWith, reject { ev.append(("reject_with", .string(rejectWith))) }
+        var ev: [(String, JSONValue)] = [(EvidenceKey.method.rawValue, .string(method.rawValue))]
+        if let errno { ev.append((EvidenceKey.clientErrno.rawValue, .int(Int64(errno)))) }
+        if let h = d.hook.name { ev.append((EvidenceKey.chainHook.rawValue, .string(h))) }
+        if let rejectWith, reject { ev.append((EvidenceKey.rejectWith.rawValue, .string(rejectWith))) }
         if let icmp = a.icmp {
-            ev.append(("icmp", .object([("type", .int(Int64(icmp.type))), ("code", .int(Int64(icmp.code)))])))
+            ev.append((EvidenceKey.icmp.rawValue, .object([("type", .int(Int64(icmp.type))), ("code", .int(Int64(icmp.code)))])))
         }
-        ev.append(("mark", .int(Int64(d.mark))))
-        ev.append(("drops", .int(Int64(a.drops))))
-        if !d.isSyn { ev.append(("syn", .bool(false))); ev.append(("tcp_flags", .int(Int64(d.tcpFlags)))) }
-        if d.hasSocket { ev.append(("local_socket", .bool(true))) }
-        if a.client != nil { ev.append(("client_context", .string(a.processContext ? "process" : "joined"))) }
+        ev.append((EvidenceKey.mark.rawValue, .int(Int64(d.mark))))
+        ev.append((EvidenceKey.drops.rawValue, .int(Int64(a.drops))))
+        if !d.isSyn { ev.append((EvidenceKey.syn.rawValue, .bool(false))); ev.append((EvidenceKey.tcpFlags.rawValue, .int(Int64(d.tcpFlags)))) }
+        if d.hasSocket { ev.append((EvidenceKey.localSocket.rawValue, .bool(true))) }
+        if a.client != nil { ev.append((EvidenceKey.clientContext.rawValue, .string(a.processContext ? "process" : "joined"))) }
         if let rule {
-            ev.append(("table", .string(rule.table)))
-            ev.append(("chain", .string(rule.chain)))
-            if let h = rule.handle { ev.append(("handle", .int(Int64(h)))) }
-            ev.append(("rule", .string(rule.text)))
-            if let c = rule.comment { ev.append(("rule_comment", .string(c))) }
-            if let o = rule.owner { ev.append(("rule_owner", .string(o.rawValue))) }
+            ev.append((EvidenceKey.table.rawValue, .string(rule.table)))
+            ev.append((EvidenceKey.chain.rawValue, .string(rule.chain)))
+            if let h = rule.handle { ev.append((EvidenceKey.handle.rawValue, .int(Int64(h)))) }
+            ev.append((EvidenceKey.rule.rawValue, .string(rule.text)))
+            if let c = rule.comment { ev.append((EvidenceKey.ruleComment.rawValue, .string(c))) }
+            if let o = rule.owner { ev.append((EvidenceKey.ruleOwner.rawValue, .string(o.rawValue))) }
             if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
                 record.cause = .firewall(.serviceWithoutEndpoints)
-                ev.append(("service", .string(service)))
+                ev.append((EvidenceKey.service.rawValue, .string(service)))
             }
-            if let p = rule.packets { ev.append(("rule_packets", .int(Int64(clamping: p)))) }
-            ev.append(("rule_method", .string(lookup?.method ?? "ruleset_match")))
+            if let p = rule.packets { ev.append((EvidenceKey.rulePackets.rawValue, .int(Int64(clamping: p)))) }
+            ev.append((EvidenceKey.ruleMethod.rawValue, .string(lookup?.method ?? "ruleset_match")))
             if candidates.count > 1 {
-                ev.append(("candidates", .array(candidates.prefix(8).map { c in
+                ev.append((EvidenceKey.candidates.rawValue, .array(candidates.prefix(8).map { c in
                     var f: [(String, JSONValue)] = [("table", .string(c.table)), ("chain", .string(c.chain))]
                     if let h = c.handle { f.append(("handle", .int(Int64(h)))) }
                     f.append(("rule", .string(c.text)))
@@ -249,10 +249,10 @@ extension AttributionEngine {
             }
         } else if firewall.rules != nil {
             let unavailable = lookup == nil || lookup?.unavailable != nil
-            ev.append(("rule_method", .string(unavailable ? "ruleset_unavailable" : "no_match")))
-            if let why = lookup?.unavailable { ev.append(("ruleset_error", .string(why))) }
+            ev.append((EvidenceKey.ruleMethod.rawValue, .string(unavailable ? "ruleset_unavailable" : "no_match")))
+            if let why = lookup?.unavailable { ev.append((EvidenceKey.rulesetError.rawValue, .string(why))) }
         }
-        ev.append(("hook", .string("tp_btf/kfree_skb (NETFILTER_DROP)")))
+        ev.append((EvidenceKey.hook.rawValue, .string("tp_btf/kfree_skb (NETFILTER_DROP)")))
         record.evidence = ev
         record.hint = firewallHint(record: record, rule: rule, reject: reject, port: d.servicePort, isSyn: d.isSyn)
         return record

@@ -60,7 +60,7 @@ extension AttributionEngine {
     func applyNAT(_ record: inout Record, clientDestination: Endpoint) {
         guard let local = record.local, clientDestination != local, record.originalDestination == nil else { return }
         record.originalDestination = clientDestination
-        record.evidence.append(("nat", .string("dnat")))
+        record.evidence.append((EvidenceKey.nat.rawValue, .string("dnat")))
         if let hint = record.hint {
             record.hint = "the client connected to \(clientDestination), translated (DNAT) to \(local): " + hint
         }

@@ -28,8 +28,8 @@ extension AttributionEngine {
                        port: a.port == 0 ? nil : a.port, netns: a.netns == 0 ? nil : a.netns)
         r.process = ProcessRef(pid: a.task.pid, comm: a.task.comm, exe: resolver?.exe(pid: a.task.pid),
                                workload: resolver?.workload(task: a.task))
-        r.evidence = [("errno", .string(a.errnoName)), ("nofile_limit", .int(Int64(clamping: a.nofileLimit))),
-                      ("hook", .string("accept()/accept4() exit"))]
+        r.evidence = [(EvidenceKey.errno.rawValue, .string(a.errnoName)), (EvidenceKey.nofileLimit.rawValue, .int(Int64(clamping: a.nofileLimit))),
+                      (EvidenceKey.hook.rawValue, .string("accept()/accept4() exit"))]
         let situation = a.errno == 24
             ? "\(a.task.comm) (pid \(a.task.pid)) hit its open-file limit (\(a.nofileLimit)): accept() fails with EMFILE and its accept queue cannot drain; "
             : "the system-wide file table is full (ENFILE): "
@@ -78,23 +78,23 @@ extension AttributionEngine {
                                   workload: resolver?.workload(task: c))
         }
         var ev: [(String, JSONValue)] = [
-            ("stage", .string(o.stage.name)),
-            ("accept_queue", .int(Int64(o.acceptQueue))),
-            ("max_backlog", .int(Int64(o.maxBacklog))),
-            ("syn_queue", .int(Int64(o.synQueue))),
-            ("somaxconn", .int(Int64(o.somaxconn))),
-            ("listener_drops", .int(Int64(o.drops))),
-            ("method", .string(o.method.name)),
+            (EvidenceKey.stage.rawValue, .string(o.stage.name)),
+            (EvidenceKey.acceptQueue.rawValue, .int(Int64(o.acceptQueue))),
+            (EvidenceKey.maxBacklog.rawValue, .int(Int64(o.maxBacklog))),
+            (EvidenceKey.synQueue.rawValue, .int(Int64(o.synQueue))),
+            (EvidenceKey.somaxconn.rawValue, .int(Int64(o.somaxconn))),
+            (EvidenceKey.listenerDrops.rawValue, .int(Int64(o.drops))),
+            (EvidenceKey.method.rawValue, .string(o.method.name)),
         ]
-        if o.stage == .ackReset { ev.append(("tcp_abort_on_overflow", .bool(true))) }
-        if o.suppressed > 0 { ev.append(("folded", .int(Int64(o.suppressed)))) }
+        if o.stage == .ackReset { ev.append((EvidenceKey.tcpAbortOnOverflow.rawValue, .bool(true))) }
+        if o.suppressed > 0 { ev.append((EvidenceKey.folded.rawValue, .int(Int64(o.suppressed)))) }
         if o.client == nil, o.clientNotLookedUp {
-            ev.append(("client_lookup", .string("skipped: this CPU's client lookups for the last 100 ms were spent (overflow storm)")))
+            ev.append((EvidenceKey.clientLookup.rawValue, .string("skipped: this CPU's client lookups for the last 100 ms were spent (overflow storm)")))
         }
-        if let l = listener { ev.append(("listener", l.json)) }
+        if let l = listener { ev.append((EvidenceKey.listener.rawValue, l.json)) }
         if let a = recentAcceptError {
-            ev.append(("accept_errno", .string(a.errnoName)))
-            ev.append(("nofile_limit", .int(Int64(clamping: a.nofileLimit))))
+            ev.append((EvidenceKey.acceptErrno.rawValue, .string(a.errnoName)))
+            ev.append((EvidenceKey.nofileLimit.rawValue, .int(Int64(clamping: a.nofileLimit))))
         }
         r.evidence = ev
         if o.suppressed > 0 { r.count = UInt64(o.suppressed) + 1 }

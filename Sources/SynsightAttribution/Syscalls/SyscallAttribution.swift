@@ -83,8 +83,8 @@ extension AttributionEngine {
     func who(_ e: SocketCallFailure) -> String { "\(e.task.comm) (pid \(e.task.pid))" }
 
     func callEvidence(_ e: SocketCallFailure) -> [(String, JSONValue)] {
-        [("call", .string(e.call.name)), ("errno", .string(ErrnoName.name(e.errno))),
-         ("protocol", .string(e.protocolName))]
+        [(EvidenceKey.call.rawValue, .string(e.call.name)), (EvidenceKey.errno.rawValue, .string(ErrnoName.name(e.errno))),
+         (EvidenceKey.socketProtocol.rawValue, .string(e.protocolName))]
     }
 
     package mutating func addressInUse(_ e: SocketCallFailure) -> Record {
@@ -92,7 +92,7 @@ extension AttributionEngine {
         if e.call == .bind && e.local.port == 0 {
             var r = baseRecord(e, kind: .bindFailure, reason: .ephemeralPortsExhausted)
             r.process = failing(e)
-            r.evidence = callEvidence(e) + [("requested", Record.endpoint(e.local))] + rangeEvidence(e)
+            r.evidence = callEvidence(e) + [(EvidenceKey.requested.rawValue, Record.endpoint(e.local))] + rangeEvidence(e)
             r.hint = "\(who(e)) asked for any free port but all of net.ipv4.ip_local_port_range\(rangeText(e)) are taken: "
                 + Advice.for(reason: .ephemeralPortsExhausted, cause: nil).fix
             return r
@@ -100,16 +100,16 @@ extension AttributionEngine {
         var r = baseRecord(e, kind: .bindFailure, reason: .addressInUse)
         r.client = failing(e)
         var ev = callEvidence(e)
-        ev.append(("requested", Record.endpoint(e.local)))
-        ev.append(("failed_in", .string(e.call.name)))
+        ev.append((EvidenceKey.requested.rawValue, Record.endpoint(e.local)))
+        ev.append((EvidenceKey.failedIn.rawValue, .string(e.call.name)))
         let found = holders(for: e)
         let holder = found.first
         let port = e.local.port
         if let h = holder {
             if let pid = h.pid { r.process = ProcessRef(pid: pid, comm: h.comm ?? "?", exe: resolver?.exe(pid: pid),
                                                         workload: resolver?.workload(pid: pid)) }
-            ev.append(("holder", holderJSON(h)))
-            if found.count > 1 { ev.append(("holders", .int(Int64(found.count)))) }
+            ev.append((EvidenceKey.holder.rawValue, holderJSON(h)))
+            if found.count > 1 { ev.append((EvidenceKey.holders.rawValue, .int(Int64(found.count)))) }
         }
         r.evidence = ev
         let owner = holder.map { h in h.pid.map { "\(h.comm ?? "?") (pid \($0))" } ?? "a socket with no process" }
@@ -199,8 +199,8 @@ extension AttributionEngine {
                 r.cause = .addressNotAvailable(.fourTupleInUse)
                 r.process = failing(e)
                 r.client = failing(e)
-                r.evidence = callEvidence(e) + [("destination", Record.endpoint(e.remote)),
-                                                ("bound", Record.endpoint(e.local))]
+                r.evidence = callEvidence(e) + [(EvidenceKey.destination.rawValue, Record.endpoint(e.remote)),
+                                                (EvidenceKey.bound.rawValue, Record.endpoint(e.local))]
                 r.hint = "\(who(e)) bound its socket to \(e.local) and that port already has a connection to \(e.remote): "
                     + Advice.for(reason: .addressNotAvailable, cause: r.cause).fix
                 return r
@@ -208,7 +208,7 @@ extension AttributionEngine {
             var r = baseRecord(e, kind: .connectFailure, reason: .ephemeralPortsExhausted)
             r.process = failing(e)
             r.client = failing(e)
-            r.evidence = callEvidence(e) + [("destination", Record.endpoint(e.remote))] + rangeEvidence(e)
+            r.evidence = callEvidence(e) + [(EvidenceKey.destination.rawValue, Record.endpoint(e.remote))] + rangeEvidence(e)
             r.hint = "no free local port to reach \(e.remote): all ports of net.ipv4.ip_local_port_range\(rangeText(e)) are in use towards it; "
                 + Advice.for(reason: .ephemeralPortsExhausted, cause: nil, facts: Advice.Facts(outgoing: true)).fix
             return r
@@ -216,9 +216,9 @@ extension AttributionEngine {
         var r = baseRecord(e, kind: .bindFailure, reason: .addressNotAvailable)
         r.process = failing(e)
         let family: AddressFamily = e.family == .ipv4 || e.local.addr.isV4Mapped ? .ipv4 : .ipv6
-        r.evidence = callEvidence(e) + [("addr", .string(e.local.addr.description)),
-                                        ("requested", Record.endpoint(e.local)),
-                                        ("ip_nonlocal_bind", .bool(e.nonlocalBind))]
+        r.evidence = callEvidence(e) + [(EvidenceKey.addr.rawValue, .string(e.local.addr.description)),
+                                        (EvidenceKey.requested.rawValue, Record.endpoint(e.local)),
+                                        (EvidenceKey.ipNonlocalBind.rawValue, .bool(e.nonlocalBind))]
         r.hint = "\(e.local.addr) is not configured on any interface of network namespace \(e.netns): "
             + Advice.for(reason: .addressNotAvailable, cause: nil, facts: Advice.Facts(family: family)).fix
         return r
@@ -226,8 +226,8 @@ extension AttributionEngine {
 
     func rangeEvidence(_ e: SocketCallFailure) -> [(String, JSONValue)] {
         guard let r = e.localPortRange else { return [] }
-        return [("ip_local_port_range", .string("\(r.lowerBound) \(r.upperBound)")),
-                ("ports_in_range", .int(Int64(r.count)))]
+        return [(EvidenceKey.ipLocalPortRange.rawValue, .string("\(r.lowerBound) \(r.upperBound)")),
+                (EvidenceKey.portsInRange.rawValue, .int(Int64(r.count)))]
     }
 
     func rangeText(_ e: SocketCallFailure) -> String {
@@ -239,11 +239,11 @@ extension AttributionEngine {
         var r = baseRecord(e, kind: .bindFailure, reason: .privilegedPort)
         r.process = failing(e)
         var ev = callEvidence(e)
-        ev.append(("port", .int(Int64(e.local.port))))
-        if let s = e.unprivilegedPortStart { ev.append(("ip_unprivileged_port_start", .int(Int64(s)))) }
-        ev.append(("capability", .string("CAP_NET_BIND_SERVICE")))
-        ev.append(("uid", .int(Int64(e.task.uid))))
-        ev.append(("check", .string(inferred ? "inferred from the port (no cap_capable tracepoint)" : "tp_btf/cap_capable")))
+        ev.append((EvidenceKey.port.rawValue, .int(Int64(e.local.port))))
+        if let s = e.unprivilegedPortStart { ev.append((EvidenceKey.ipUnprivilegedPortStart.rawValue, .int(Int64(s)))) }
+        ev.append((EvidenceKey.capability.rawValue, .string("CAP_NET_BIND_SERVICE")))
+        ev.append((EvidenceKey.uid.rawValue, .int(Int64(e.task.uid))))
+        ev.append((EvidenceKey.check.rawValue, .string(inferred ? "inferred from the port (no cap_capable tracepoint)" : "tp_btf/cap_capable")))
         r.evidence = ev
         let start = e.unprivilegedPortStart.map(String.init) ?? "1024"
         r.hint = "port \(e.local.port) is below net.ipv4.ip_unprivileged_port_start (\(start)) and \(who(e)), uid \(e.task.uid), lacks CAP_NET_BIND_SERVICE: "
@@ -262,9 +262,9 @@ extension AttributionEngine {
 
     func landlockDenial(_ e: SocketCallFailure) -> Record {
         var r = denialRecord(e, cause: .landlock)
-        r.evidence = callEvidence(e) + [("lsm", .string("landlock")), ("operation", .string(e.call.name)),
-                                        ("sandboxed_pid", .int(Int64(e.task.pid))),
-                                        ("access", .string(e.call == .bind ? "LANDLOCK_ACCESS_NET_BIND_TCP" : "LANDLOCK_ACCESS_NET_CONNECT_TCP"))]
+        r.evidence = callEvidence(e) + [(EvidenceKey.lsm.rawValue, .string("landlock")), (EvidenceKey.operation.rawValue, .string(e.call.name)),
+                                        (EvidenceKey.sandboxedPid.rawValue, .int(Int64(e.task.pid))),
+                                        (EvidenceKey.access.rawValue, .string(e.call == .bind ? "LANDLOCK_ACCESS_NET_BIND_TCP" : "LANDLOCK_ACCESS_NET_CONNECT_TCP"))]
         r.hint = "\(who(e)) is sandboxed by Landlock (landlock_restrict_self) without a rule allowing \(e.call.name) on TCP port \(e.port): "
             + Advice.for(reason: .lsmDenied, cause: r.cause, facts: Advice.Facts(port: e.port)).fix
         return r
@@ -274,8 +274,8 @@ extension AttributionEngine {
         var r = denialRecord(e, cause: .otherLSM)
         var ev = callEvidence(e)
         let lsms = activeLSMs()
-        ev.append(("active_lsms", lsms.map { .array($0.map { .string($0) }) } ?? .null))
-        if e.call == .bind { ev.append(("capability_check", .string(capabilityText(e.capability)))) }
+        ev.append((EvidenceKey.activeLsms.rawValue, lsms.map { .array($0.map { .string($0) }) } ?? .null))
+        if e.call == .bind { ev.append((EvidenceKey.capabilityCheck.rawValue, .string(capabilityText(e.capability)))) }
         r.evidence = ev
         let others = (lsms ?? []).filter { !["capability", "lockdown", "yama", "landlock", "selinux"].contains($0) }
         var where_ = others.isEmpty ? "the active LSMs" : others.joined(separator: ", ")
@@ -310,12 +310,12 @@ extension AttributionEngine {
         let denied = SELinuxPermissions.names(bits: avc.denied, tclass: avc.tclass, table: table)
         let mode = avc.permissive ? "permissive" : "enforcing"
         var ev = callEvidence(e)
-        ev += [("scontext", .string(avc.scontext)), ("tcontext", .string(avc.tcontext)),
-               ("tclass", .string(avc.tclass)),
-               ("permissions", .array(denied.map { .string($0) })),
-               ("requested", .array(SELinuxPermissions.names(bits: avc.requested, tclass: avc.tclass, table: table).map { .string($0) })),
-               ("mode", .string(mode)), ("result", .int(Int64(avc.result)))]
-        if e.avcCount > 1 { ev.append(("denials", .int(Int64(e.avcCount)))) }
+        ev += [(EvidenceKey.scontext.rawValue, .string(avc.scontext)), (EvidenceKey.tcontext.rawValue, .string(avc.tcontext)),
+               (EvidenceKey.tclass.rawValue, .string(avc.tclass)),
+               (EvidenceKey.permissions.rawValue, .array(denied.map { .string($0) })),
+               (EvidenceKey.requested.rawValue, .array(SELinuxPermissions.names(bits: avc.requested, tclass: avc.tclass, table: table).map { .string($0) })),
+               (EvidenceKey.mode.rawValue, .string(mode)), (EvidenceKey.result.rawValue, .int(Int64(avc.result)))]
+        if e.avcCount > 1 { ev.append((EvidenceKey.denials.rawValue, .int(Int64(e.avcCount)))) }
         r.evidence = ev
         let domain = SELinuxPermissions.type(of: avc.scontext) ?? avc.scontext
         let target = SELinuxPermissions.type(of: avc.tcontext) ?? avc.tcontext

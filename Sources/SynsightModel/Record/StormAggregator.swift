@@ -25,7 +25,7 @@ public struct StormAggregator {
     }
 
     /// The evidence field naming the kind of the folded events.
-    public static let summarizedKindKey = "summarized_kind"
+    public static let summarizedKindKey = EvidenceKey.summarizedKind.rawValue
     /// One second: what `record --aggregate` and `trace --fold` count in.
     public static let defaultWindowNs: Int64 = 1_000_000_000
 

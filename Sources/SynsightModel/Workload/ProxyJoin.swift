@@ -22,7 +22,7 @@ public struct ProxyJoin {
     public init() {}
 
     public mutating func annotate(_ r: inout Record) {
-        if let p = r.evidence.first(where: { $0.0 == "proxy" })?.1, let published = p["published"]?.stringValue,
+        if let p = r.evidence(.proxy), let published = p["published"]?.stringValue,
            let target = p["target"]?.stringValue {
             if recent.count >= Self.maxEntries { recent = recent.filter { r.ts - $0.value.ts < Self.windowNs } }
             if recent.count >= Self.maxEntries { recent.removeAll() }
@@ -41,7 +41,7 @@ public struct ProxyJoin {
         if let ns = inner.netns { f.append(("netns", .int(Int64(ns)))) }
         if let name = inner.netnsName { f.append(("netns_name", .string(name))) }
         if let p = inner.process { f.append(("process", p.json)) }
-        r.evidence.append(("behind_proxy", .object(f)))
+        r.addEvidence(.behindProxy, .object(f))
         let why = [inner.reason?.rawValue, inner.cause?.rawValue].compactMap { $0 }.joined(separator: "/")
         r.hint = "\(behind.tool) accepted the connection on the published port \(behind.proxy.published) and reset it, "
             + "because its own connection to \(behind.proxy.target)\(inner.netnsName.map { " (\($0))" } ?? "") was refused (\(why))"

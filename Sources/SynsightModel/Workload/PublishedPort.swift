@@ -31,7 +31,7 @@ extension Record {
     /// which one, so the refusal inside the container is tied to the
     /// address the real client used.
     public mutating func addProxy(_ p: PublishedPort, tool: String) {
-        evidence.append(("proxy", .object([("tool", .string(tool)), ("published", .string(p.published)),
+        evidence.append((EvidenceKey.proxy.rawValue, .object([("tool", .string(tool)), ("published", .string(p.published)),
                                            ("target", .string(p.target))])))
         if let h = hint {
             hint = h + " (the client is \(tool), forwarding the published port \(p.published) to \(p.target)"

@@ -104,7 +104,7 @@ final class PipelineStage: @unchecked Sendable {
 
     func emitLost(_ count: UInt64, where place: String, hint: String) {
         emit([Record(ts: engine.clock.epoch(bootTimeNow()), kind: .lost,
-                     evidence: [("where", .string(place))], hint: hint, count: count)])
+                     evidence: [EvidenceKey.lostWhere(.string(place))], hint: hint, count: count)])
     }
 
     func emit(_ records: [Record]) {

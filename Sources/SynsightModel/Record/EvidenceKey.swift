@@ -1,0 +1,123 @@
+import SynsightBase
+/// Every top-level key of a record's `evidence` object (schema v1): the one
+/// place an evidence key is spelled. Writers use `EvidenceKey.x.rawValue` (or
+/// `Record.evidence(_:)`); readers (explain, the proxy join, metrics) use
+/// `Record.evidence(_:)`. `SchemaRecordsTests` fails when the engine writes
+/// a key missing here. Nested objects (listeners, processes, endpoints) keep
+/// the field names of their own types.
+public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
+    case acceptErrno = "accept_errno"
+    case acceptQueue = "accept_queue"
+    case access
+    case activeLsms = "active_lsms"
+    case addr
+    case afterMs = "after_ms"
+    case attachPoint = "attach_point"
+    case behindProxy = "behind_proxy"
+    case bound
+    case call
+    case candidates
+    case capability
+    case capabilityCheck = "capability_check"
+    case chain
+    case chainHook = "chain_hook"
+    case check
+    case clientContext = "client_context"
+    case clientErrno = "client_errno"
+    case clientLookup = "client_lookup"
+    case closedAt = "closed_at"
+    case closedAtExact = "closed_at_exact"
+    case closedBy = "closed_by"
+    case coreDumped = "core_dumped"
+    case denials
+    case destination
+    case direction
+    case directory
+    case dropReason = "drop_reason"
+    case dropReasonCode = "drop_reason_code"
+    case dropReasonSubsystem = "drop_reason_subsystem"
+    case drops
+    case errno
+    case exitStatus = "exit_status"
+    case exitedAt = "exited_at"
+    case failedIn = "failed_in"
+    case folded
+    case handle
+    case holder
+    case holders
+    case hook
+    case icmp
+    case ifindex
+    case interface
+    case ipLocalPortRange = "ip_local_port_range"
+    case ipNonlocalBind = "ip_nonlocal_bind"
+    case ipUnprivilegedPortStart = "ip_unprivileged_port_start"
+    case listenedOn = "listened_on"
+    case listener
+    case listenerDrops = "listener_drops"
+    case listeners
+    case localSocket = "local_socket"
+    case location
+    case lsm
+    case mark
+    case maxBacklog = "max_backlog"
+    case method
+    case mode
+    case nat
+    case nofileLimit = "nofile_limit"
+    case operation
+    case permissions
+    case port
+    case portsInRange = "ports_in_range"
+    case previous
+    case socketProtocol = "protocol"
+    case proxy
+    case rejectWith = "reject_with"
+    case requested
+    case result
+    case rule
+    case ruleComment = "rule_comment"
+    case ruleMethod = "rule_method"
+    case ruleOwner = "rule_owner"
+    case rulePackets = "rule_packets"
+    case rulesetError = "ruleset_error"
+    case sandboxedPid = "sandboxed_pid"
+    case scontext
+    case segment
+    case service
+    case signal
+    case signalName = "signal_name"
+    case somaxconn
+    case stackHook = "stack_hook"
+    case stage
+    case state
+    case summarizedKind = "summarized_kind"
+    case syn
+    case synQueue = "syn_queue"
+    case sysctl
+    case table
+    case tclass
+    case tcontext
+    case tcpAbortOnOverflow = "tcp_abort_on_overflow"
+    case tcpFlags = "tcp_flags"
+    case uid
+    /// `lost` records: where events were lost.
+    case lostWhere = "where"
+}
+
+extension Record {
+    /// The value of one evidence field (the first, if repeated).
+    public func evidence(_ key: EvidenceKey) -> JSONValue? {
+        evidence.first { $0.0 == key.rawValue }?.1
+    }
+
+    /// Appends one evidence field.
+    public mutating func addEvidence(_ key: EvidenceKey, _ value: JSONValue) {
+        evidence.append((key.rawValue, value))
+    }
+}
+
+extension EvidenceKey {
+    /// One evidence field, for building an evidence list.
+    public func callAsFunction(_ value: JSONValue) -> (String, JSONValue) { (rawValue, value) }
+}
