@@ -164,7 +164,7 @@ public final class EventCounters {
             if !whereText.hasPrefix("recorder") { ringLost.increment(by: Int64(clamping: r.count ?? 0)) }
         case .summary:
             let n = Int64(clamping: r.count ?? 0)
-            let name = r.evidence.first { $0.0 == StormAggregator.summarizedKindKey }?.1.stringValue ?? ""
+            let name = r.evidence(.summarizedKind)?.stringValue ?? ""
             let kind = RecordKind(rawValue: name) ?? .summary
             counter(kind: kind, r).increment(by: n)
             let sk = SummaryKey(kind: kind, reason: r.reason)

@@ -10,7 +10,7 @@ public enum TextFormat {
             return "\(clock)  LOST     \(r.count ?? 0) event(s) lost" + (r.hint.map { ": " + TerminalText.escape($0) } ?? "")
         case .summary:
             // A storm folded by StormAggregator: the last folded event, then how many.
-            let kind = r.evidence.first { $0.0 == StormAggregator.summarizedKindKey }?.1.stringValue ?? r.kind.rawValue
+            let kind = r.evidence(.summarizedKind)?.stringValue ?? r.kind.rawValue
             var parts = [clock, kind.uppercased().padding(8)] + describe(r)
             parts.append("… ×\(r.count ?? 0) more in the last \(StormAggregator.defaultWindowNs / 1_000_000_000)s")
             return parts.joined(separator: "  ")
