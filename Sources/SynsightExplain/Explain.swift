@@ -678,17 +678,14 @@ struct Analysis {
         if m.rule.verdict != .policyDrop { msg += ": \"\(m.rule.text)\"" }
         if !m.portSpecific && m.rule.verdict != .policyDrop { msg += " (matches every port)" }
 
-        let remediation: String
-        if m.rule.verdict == .policyDrop {
-            let add = m.rule.iptables
-                ? "iptables -I \(m.rule.chain) -p tcp --\(m.direction == .reply ? "sport" : "dport") \(port) -j ACCEPT"
-                : "nft insert rule \(m.rule.table) \(m.rule.chain) tcp \(m.direction == .reply ? "sport" : "dport") \(port) accept"
-            remediation = "chain \(m.rule.chain) of table \(m.rule.table) drops what no rule accepts: add an accept rule for port \(port) (\(add))"
-        } else if m.rule.iptables {
-            remediation = "delete iptables rule \(m.rule.chain) ... (`iptables -L \(m.rule.chain) --line-numbers`) or insert an ACCEPT rule before it"
-        } else {
-            remediation = "delete the rule (nft delete rule \(m.rule.table) \(m.rule.chain) handle \(m.rule.handle ?? 0)) or insert an accept rule before it"
-        }
+        // The same fix as the record's hint (Advice.swift).
+        let rule = Advice.Rule(table: m.rule.table, chain: m.rule.chain, handle: m.rule.handle, iptables: m.rule.iptables,
+                               policyDrop: m.rule.verdict == .policyDrop, portMatch: m.direction == .reply ? "sport" : "dport")
+        let fix = Advice.for(reason: m.rule.verdict.isReject ? .firewallReject : .firewallDrop, cause: nil,
+                             facts: Advice.Facts(port: port, rule: rule)).fix
+        let remediation = m.rule.verdict == .policyDrop
+            ? "chain \(m.rule.chain) of table \(m.rule.table) drops what no rule accepts: " + fix
+            : fix
         var ev: [(String, JSONValue)] = [
             ("table", .string(m.rule.table)), ("chain", .string(m.rule.chain)),
             ("hook", m.hook.map { .string($0) } ?? .null),

@@ -262,29 +262,29 @@ extension AttributionEngine {
         let what = isSyn ? "SYNs" : "packets"
         let verb = reject ? "rejects" : "drops"
         let effect = reject ? "" : " (the client times out)"
+        // What was seen; the fix comes from the catalogue (Advice.swift).
+        var facts = Advice.Facts(port: port)
+        func fix(_ cause: RecordCause? = nil) -> String {
+            Advice.for(reason: reject ? .firewallReject : .firewallDrop, cause: cause, facts: facts).fix
+        }
         guard let rule else {
             let where_ = record.netns.map { " in network namespace \($0)" } ?? ""
-            return "a firewall rule\(where_) \(verb) TCP \(what) to port \(port)\(effect): find it with `nft -a list ruleset` (or `iptables -L -v -n`) "
-                + "and delete it or add an accept rule before it"
+            return "a firewall rule\(where_) \(verb) TCP \(what) to port \(port)\(effect): " + fix()
         }
         if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
+            facts.serviceNamespace = service.split(separator: "/").first.map(String.init)
             return "Kubernetes Service \(service) has no ready endpoints, so kube-proxy \(verb) connections to it "
-                + "(rule in table \(rule.table) chain \(rule.chain)): check that the Service's selector matches running pods and that they pass their readiness probes "
-                + "(kubectl get endpointslices -n \(service.split(separator: "/").first.map(String.init) ?? "<namespace>"))"
+                + "(rule in table \(rule.table) chain \(rule.chain)): " + fix(.firewall(.serviceWithoutEndpoints))
         }
+        facts.rule = Advice.Rule(table: rule.table, chain: rule.chain, handle: rule.handle, iptables: rule.iptables,
+                                 policyDrop: rule.verdict == .policyDrop)
         let owned = rule.owner.map { "; " + $0.advice(port: port) } ?? ""
         let commented = rule.comment.map { " (comment \"\($0)\")" } ?? ""
         if rule.verdict == .policyDrop {
-            let add = rule.iptables
-                ? "iptables -I \(rule.chain) -p tcp --dport \(port) -j ACCEPT"
-                : "nft insert rule \(rule.table) \(rule.chain) tcp dport \(port) accept"
-            return "chain \(rule.chain) of table \(rule.table) has policy drop and no rule accepts TCP port \(port)\(effect): add an accept rule (\(add))" + owned
+            return "chain \(rule.chain) of table \(rule.table) has policy drop and no rule accepts TCP port \(port)\(effect): " + fix() + owned
         }
         let handle = rule.handle.map { " (handle \($0))" } ?? ""
-        let delete = rule.iptables
-            ? "iptables -D \(rule.chain) ... (see `iptables -L \(rule.chain) --line-numbers`)"
-            : "nft delete rule \(rule.table) \(rule.chain)\(handle.isEmpty ? "" : " handle \(rule.handle!)")"
         return "rule \"\(rule.text)\"\(rule.text.contains("comment") ? "" : commented) in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port)\(effect): "
-            + "delete it (\(delete)) or add an accept rule before it" + owned
+            + fix() + owned
     }
 }

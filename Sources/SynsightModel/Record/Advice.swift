@@ -35,10 +35,15 @@ public struct Advice: Sendable, Hashable {
         public var outgoing = false
         /// net.ipv4.ip_unprivileged_port_start (privileged_port).
         public var unprivilegedPortStart: Int?
+        /// The firewall rule that matched (firewall_reject, firewall_drop).
+        public var rule: Rule?
+        /// The Kubernetes namespace of a Service without endpoints.
+        public var serviceNamespace: String?
 
         public init(port: UInt16? = nil, pid: UInt32? = nil, address: IPAddress? = nil, family: AddressFamily? = nil,
                     listenerFamily: AddressFamily? = nil, killedBySignal: Bool = false, somaxconnCap: Int32? = nil,
-                    outgoing: Bool = false, unprivilegedPortStart: Int? = nil) {
+                    outgoing: Bool = false, unprivilegedPortStart: Int? = nil, rule: Rule? = nil,
+                    serviceNamespace: String? = nil) {
             self.port = port
             self.pid = pid
             self.address = address
@@ -48,6 +53,31 @@ public struct Advice: Sendable, Hashable {
             self.somaxconnCap = somaxconnCap
             self.outgoing = outgoing
             self.unprivilegedPortStart = unprivilegedPortStart
+            self.rule = rule
+            self.serviceNamespace = serviceNamespace
+        }
+    }
+
+    /// Where a firewall rule is, as far as the fix needs it (SynsightNftables'
+    /// FirewallRule, reduced to what the commands name).
+    public struct Rule: Sendable, Hashable {
+        public var table: String
+        public var chain: String
+        public var handle: Int?
+        /// An iptables rule (iptables-nft), not a native nft one.
+        public var iptables: Bool
+        /// The chain's policy drops (no rule to delete: an accept rule is missing).
+        public var policyDrop: Bool
+        /// The match the accept rule needs: `dport` for the service's connections, `sport` for its replies.
+        public var portMatch: String
+
+        public init(table: String, chain: String, handle: Int?, iptables: Bool, policyDrop: Bool, portMatch: String = "dport") {
+            self.table = table
+            self.chain = chain
+            self.handle = handle
+            self.iptables = iptables
+            self.policyDrop = policyDrop
+            self.portMatch = portMatch
         }
     }
 
@@ -57,7 +87,7 @@ public struct Advice: Sendable, Hashable {
         switch reason {
         case .noListener?: return noListener(cause, facts)
         case .acceptQueueFull?, .synQueueFull?, .fdExhausted?: return queues(reason, cause, facts)
-        case .firewallReject?, .firewallDrop?: return firewall(cause)
+        case .firewallReject?, .firewallDrop?: return firewall(cause, facts)
         case .lsmDenied?, .addressInUse?, .privilegedPort?, .addressNotAvailable?, .ephemeralPortsExhausted?:
             return calls(reason, cause, facts)
         case .packetDropped?:
@@ -169,17 +199,36 @@ public struct Advice: Sendable, Hashable {
                            "Raise net.ipv4.tcp_max_syn_backlog and the listen backlog/net.core.somaxconn.",
                            "If it is an attack, rate-limit SYNs upstream (firewall, load balancer)."]
 
-    static func firewall(_ cause: RecordCause?) -> Advice {
+    static func firewall(_ cause: RecordCause?, _ f: Facts) -> Advice {
         if case .firewall(.serviceWithoutEndpoints)? = cause {
-            return Advice(fix: "give the Service ready endpoints (check its pods and selector)",
+            return Advice(fix: "check that the Service's selector matches running pods and that they pass their readiness probes "
+                            + "(kubectl get endpointslices -n \(f.serviceNamespace ?? "<namespace>"))",
                           steps: ["kube-proxy rejects connections to a Service without ready endpoints (the Service is in the evidence).",
                                   "Check its pods and selector: kubectl get endpointslices -l kubernetes.io/service-name=<name>, "
                                     + "and why the pods are not ready (kubectl describe pod)."])
         }
-        return Advice(fix: "delete the rule or insert an accept rule before it",
-                      steps: ["A firewall rule blocks this traffic: find it (the rule in the evidence; nft list ruleset / iptables -S).",
+        return Advice(fix: ruleFix(f), steps: ["A firewall rule blocks this traffic: find it (the rule in the evidence; nft list ruleset / iptables -S).",
                               "Change the rule (or add an accept rule before it) for the intended sources, and persist the change.",
                               "Check every layer: host firewall, container/Kubernetes network policy, cloud security groups."])
+    }
+
+    /// Delete the rule, or add the accept rule a policy drop lacks; without a
+    /// rule, how to find it.
+    static func ruleFix(_ f: Facts) -> String {
+        let port = portText(f)
+        guard let r = f.rule else {
+            return "find it with `nft -a list ruleset` (or `iptables -L -v -n`) and delete it or add an accept rule before it"
+        }
+        if r.policyDrop {
+            let add = r.iptables
+                ? "iptables -I \(r.chain) -p tcp --\(r.portMatch) \(port) -j ACCEPT"
+                : "nft insert rule \(r.table) \(r.chain) tcp \(r.portMatch) \(port) accept"
+            return "add an accept rule for port \(port) (\(add))"
+        }
+        let delete = r.iptables
+            ? "iptables -D \(r.chain) ... (see `iptables -L \(r.chain) --line-numbers`)"
+            : "nft delete rule \(r.table) \(r.chain)" + (r.handle.map { " handle \($0)" } ?? "")
+        return "delete it (\(delete)) or add an accept rule before it"
     }
 
     static func calls(_ reason: Reason?, _ cause: RecordCause?, _ f: Facts) -> Advice {
