@@ -497,9 +497,6 @@ struct Analysis {
             guard let q = l.acceptQueue, let max = l.maxBacklog else { continue }
             let capped = somax.map { $0 > 0 && UInt32($0) == max } ?? false
             let fdBlocked = l.processes.first { $0.atFdLimit }
-            let backlogAdvice = "raise the listen() backlog (now \(max))"
-                + (capped ? " and net.core.somaxconn in \(label) (\(somax!), it caps the backlog)"
-                          : somax.map { " (net.core.somaxconn \($0) allows up to \($0))" } ?? "")
             if q > max || (q == max && max > 0) {
                 let full = q > max
                 var msg = "accept queue \(full ? "full" : "at its limit") \(q)/\(max) on \(l.address) (\(label)): "
@@ -509,7 +506,9 @@ struct Analysis {
                     remediation = Analysis.raiseFdLimit(p)
                 } else {
                     msg += "\(l.owner) is not accepting connections" + (full ? "; new connections are dropped" : " fast enough")
-                    remediation = "find why \(l.owner) stopped accepting (blocked or too slow accept loop: add workers), and \(backlogAdvice)"
+                    remediation = Advice.for(reason: .acceptQueueFull, cause: .acceptQueueFull(.listenerNotAccepting),
+                                             facts: Advice.Facts(port: port, somaxconnCap: capped ? somax.map { Int32(clamping: $0) } : nil,
+                                                                 backlog: max, namespaceLabel: label)).fix
                 }
                 msg += " (backlog \(max), somaxconn \(somax.map(String.init) ?? "?"))"
                 add(Finding(full ? .critical : .warning, full ? "accept_queue_full" : "accept_queue_at_limit", msg,
@@ -530,13 +529,13 @@ struct Analysis {
                 if cookies == 0 {
                     add(Finding(.critical, "syn_queue_full",
                                 "SYN queue full \(sq)/\(synFull ? max : UInt32(maxSyn ?? 0)) on \(l.address) (\(label)) and syncookies are off: new SYNs are dropped",
-                                remediation: "enable net.ipv4.tcp_syncookies=1 in \(label), raise the listen() backlog and net.ipv4.tcp_max_syn_backlog, "
-                                    + "and look for a SYN flood or clients that never complete the handshake",
+                                remediation: Advice.for(reason: .synQueueFull, cause: .synQueueFull(.syncookiesOff),
+                                                        facts: Advice.Facts(namespaceLabel: label)).fix,
                                 netns: l.netns, evidence: ev))
                 } else {
                     add(Finding(.warning, "syn_queue_full",
                                 "SYN queue full \(sq)/\(max) on \(l.address) (\(label)): syncookies keep new connections working (without TCP options)",
-                                remediation: "raise the listen() backlog and look for a SYN flood or clients that never complete the handshake",
+                                remediation: Advice.for(reason: .synQueueFull, cause: .synQueueFull(.syncookiesSent)).fix,
                                 netns: l.netns, evidence: ev))
                 }
             }
@@ -546,8 +545,8 @@ struct Analysis {
     // MARK: limits
 
     static func raiseFdLimit(_ p: ExplainProcess) -> String {
-        "raise the open-file limit of \(p.label) (LimitNOFILE= in its systemd unit, ulimit -n, up to the hard limit "
-            + "\(p.nofileHard.map(String.init) ?? "unlimited")), or find its fd leak (ls -l /proc/\(p.pid)/fd)"
+        Advice.for(reason: .fdExhausted, cause: .fdExhausted(.emfile),
+                   facts: Advice.Facts(pid: p.pid, processLabel: p.label, nofileHard: p.nofileHard.map(String.init) ?? "unlimited")).fix
     }
 
     package mutating func limits() {

@@ -469,7 +469,7 @@ struct ExplainVerdictTests {
         let f = try #require(r.findings.first)
         #expect(f.code == "accept_queue_full")
         #expect(f.message.hasPrefix("accept queue full 129/128 on 0.0.0.0:8080"))
-        #expect(f.remediation?.contains("net.core.somaxconn in network namespace 4026532300 (web) (128, it caps the backlog)") == true)
+        #expect(f.remediation?.contains("net.core.somaxconn in network namespace 4026532300 (web) (the backlog is capped at somaxconn 128)") == true)
         #expect(f.evidence.first { $0.0 == "somaxconn" }?.1 == .int(128))
         let atLimit = Explain.analyze(F.input([F.listener(queue: 128, backlog: 128)]))
         #expect(codes(atLimit, .warning).contains("accept_queue_at_limit"))

@@ -113,7 +113,7 @@ extension AttributionEngine {
         default:
             situation = "the SYN queue of port \(port) is full (\(o.synQueue)/\(o.maxBacklog)): syncookies keep connections working, but this is a SYN flood or a backlog too small for the load; "
         }
-        let facts = Advice.Facts(port: port, pid: pid, somaxconnCap: capped ? o.somaxconn : nil)
+        let facts = Advice.Facts(port: port, pid: pid != 0 ? pid : nil, somaxconnCap: capped ? o.somaxconn : nil)
         r.hint = situation + Advice.for(reason: reason, cause: cause, facts: facts).fix
         return [r]
     }

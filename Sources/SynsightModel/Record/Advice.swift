@@ -37,13 +37,22 @@ public struct Advice: Sendable, Hashable {
         public var unprivilegedPortStart: Int?
         /// The firewall rule that matched (firewall_reject, firewall_drop).
         public var rule: Rule?
+        /// "nginx (pid 4410)": the process whose limit is meant.
+        public var processLabel: String?
+        /// Its hard open-file limit ("unlimited" when it has none).
+        public var nofileHard: String?
+        /// The listen() backlog in effect.
+        public var backlog: UInt32?
+        /// The network namespace whose sysctls are meant, as explain names it.
+        public var namespaceLabel: String?
         /// The Kubernetes namespace of a Service without endpoints.
         public var serviceNamespace: String?
 
         public init(port: UInt16? = nil, pid: UInt32? = nil, address: IPAddress? = nil, family: AddressFamily? = nil,
                     listenerFamily: AddressFamily? = nil, killedBySignal: Bool = false, somaxconnCap: Int32? = nil,
                     outgoing: Bool = false, unprivilegedPortStart: Int? = nil, rule: Rule? = nil,
-                    serviceNamespace: String? = nil) {
+                    serviceNamespace: String? = nil, processLabel: String? = nil, nofileHard: String? = nil,
+                    backlog: UInt32? = nil, namespaceLabel: String? = nil) {
             self.port = port
             self.pid = pid
             self.address = address
@@ -55,6 +64,10 @@ public struct Advice: Sendable, Hashable {
             self.unprivilegedPortStart = unprivilegedPortStart
             self.rule = rule
             self.serviceNamespace = serviceNamespace
+            self.processLabel = processLabel
+            self.nofileHard = nofileHard
+            self.backlog = backlog
+            self.namespaceLabel = namespaceLabel
         }
     }
 
@@ -164,18 +177,23 @@ public struct Advice: Sendable, Hashable {
     static let fdSteps = ["The process ran out of file descriptors: raise its limit (systemd LimitNOFILE=, ulimit -n).",
                           "Look for a descriptor leak (ls /proc/<pid>/fd | wc -l over time); check fs.file-max for ENFILE."]
 
+    /// The fix for a process at its open-file limit (EMFILE).
+    static func raiseFdLimit(_ f: Facts) -> String {
+        "raise the open-file limit\(f.processLabel.map { " of " + $0 } ?? "") (LimitNOFILE= in its systemd unit, ulimit -n"
+            + (f.nofileHard.map { ", up to the hard limit \($0)" } ?? "")
+            + "), or find its fd leak (ls -l /proc/\(f.pid.map(String.init) ?? "<pid>")/fd)"
+    }
+
     static func queues(_ reason: Reason?, _ cause: RecordCause?, _ f: Facts) -> Advice {
+        let inNamespace = f.namespaceLabel.map { " in " + $0 } ?? ""
         switch cause {
         case .acceptQueueFull(.fdExhausted)?:
-            return Advice(fix: "raise LimitNOFILE / ulimit -n or fix the fd leak",
+            return Advice(fix: raiseFdLimit(f),
                           steps: ["The service cannot accept: accept() fails with EMFILE/ENFILE, so its accept queue fills up."] + fdSteps)
-        case .fdExhausted(.emfile)?:
-            return Advice(fix: "raise LimitNOFILE / ulimit -n, or find the fd leak (ls /proc/\(f.pid.map(String.init) ?? "<pid>")/fd | wc -l)",
-                          steps: fdSteps)
         case .fdExhausted(.enfile)?:
             return Advice(fix: "raise fs.file-max, or find the process leaking files", steps: fdSteps)
         case .synQueueFull(.syncookiesOff)?:
-            return Advice(fix: "enable net.ipv4.tcp_syncookies=1, raise the listen() backlog and net.ipv4.tcp_max_syn_backlog, "
+            return Advice(fix: "enable net.ipv4.tcp_syncookies=1\(inNamespace), raise the listen() backlog and net.ipv4.tcp_max_syn_backlog, "
                             + "and look for a SYN flood or clients that never finish the handshake",
                           steps: synSteps)
         default:
@@ -183,12 +201,13 @@ public struct Advice: Sendable, Hashable {
         }
         switch reason {
         case .synQueueFull?:
-            return Advice(fix: "raise the listen() backlog", steps: synSteps)
+            return Advice(fix: "raise the listen() backlog and look for a SYN flood or clients that never finish the handshake", steps: synSteps)
         case .fdExhausted?:
-            return Advice(fix: "raise the open-file limit (LimitNOFILE / ulimit -n, fs.file-max), or find the fd leak", steps: fdSteps)
+            return Advice(fix: raiseFdLimit(f), steps: fdSteps)
         default:
             return Advice(fix: "speed up or add workers to its accept loop, and raise the listen() backlog"
-                            + (f.somaxconnCap.map { " and net.core.somaxconn (the backlog is capped at somaxconn \($0))" } ?? ""),
+                            + (f.backlog.map { " (now \($0))" } ?? "")
+                            + (f.somaxconnCap.map { " and net.core.somaxconn\(inNamespace) (the backlog is capped at somaxconn \($0))" } ?? ""),
                           steps: ["The service does not accept connections fast enough: fix the slow accept loop (blocked event loop, too few workers/threads).",
                                   "Raise the listen backlog in the service and net.core.somaxconn (the backlog is capped by it).",
                                   "Check for fd exhaustion behind it (EMFILE on accept) and for CPU starvation of the process."])
