@@ -113,22 +113,24 @@ extension AttributionEngine {
         }
         r.evidence = ev
         let owner = holder.map { h in h.pid.map { "\(h.comm ?? "?") (pid \($0))" } ?? "a socket with no process" }
+        // What was seen; the fix comes from the catalogue (Advice.swift).
+        let situation: String
         switch (e.call, holder?.state) {
         case (.listen, _):
-            r.hint = "\(who(e)) could not listen on \(e.local): "
+            situation = "\(who(e)) could not listen on \(e.local): "
                 + (owner.map { "\($0) already listens there" } ?? "another socket already listens there")
-                + " (SO_REUSEADDR lets both bind, not both listen): stop the other listener, or set SO_REUSEPORT on both sockets to share the port"
+                + " (SO_REUSEADDR lets both bind, not both listen): "
         case (_, "LISTEN"):
-            r.hint = "\(owner ?? "another process") already listens on \(holder.map { Endpoint(addr: $0.local.addr, port: port).description } ?? "port \(port)"): "
-                + "stop it or change one of the two ports (an old instance still running, or a second copy of the service?)"
+            situation = "\(owner ?? "another process") already listens on \(holder.map { Endpoint(addr: $0.local.addr, port: port).description } ?? "port \(port)"): "
         case (_, "TIME_WAIT"):
-            r.hint = "port \(port) is held by a connection in TIME_WAIT: set SO_REUSEADDR on the socket before bind() (servers should always), or wait for it to expire"
+            situation = "port \(port) is held by a connection in TIME_WAIT: "
         case (_, .some(let state)):
-            r.hint = "port \(port) is used by \(owner ?? "a socket") in state \(state): stop that user or bind another port; set SO_REUSEADDR before bind() if it is a leftover connection"
+            situation = "port \(port) is used by \(owner ?? "a socket") in state \(state): "
         case (_, .none):
-            r.hint = "port \(port) is already bound in this network namespace (holder not found: bound but not listening, or already gone): "
-                + "find it with `ss -tanp 'sport = :\(port)'` and stop it, or bind another port"
+            situation = "port \(port) is already bound in this network namespace (holder not found: bound but not listening, or already gone): "
         }
+        r.hint = situation + Advice.for(reason: .addressInUse, cause: nil,
+                                        facts: Advice.Facts(port: port, call: e.call, holderState: holder?.state)).fix
         return r
     }
 
@@ -281,7 +283,7 @@ extension AttributionEngine {
         var where_ = others.isEmpty ? "the active LSMs" : others.joined(separator: ", ")
         if e.errno == 1 { where_ += " or a cgroup BPF program (EPERM: `bpftool cgroup tree`)" }
         r.hint = "\(e.call.name)() on port \(e.port) by \(who(e)) was refused with \(ErrnoName.name(e.errno)), not by capabilities, SELinux or Landlock: "
-            + "check \(where_) (AppArmor: `aa-status` and apparmor=\"DENIED\" in the audit log)"
+            + Advice.for(reason: .lsmDenied, cause: r.cause, facts: Advice.Facts(port: e.port, lsmsToCheck: where_)).fix
         return r
     }
 
@@ -322,16 +324,17 @@ extension AttributionEngine {
         let proto = avc.tclass == "udp_socket" ? "udp" : "tcp"
         let prefix = avc.permissive ? "SELinux (permissive: allowed now, denied once enforcing) flags" : "SELinux denies"
         let perms = denied.joined(separator: ",")
+        let situation: String
         if denied.contains("name_bind") || denied.contains("name_connect") {
-            r.hint = "\(prefix) \(domain) \(perms) on \(proto) port \(e.port) (labelled \(target)): "
-                + "label the port with a type \(domain) may use, e.g. `semanage port -a -t <port_type> -p \(proto) \(e.port)`, or add a policy module (audit2allow)"
+            situation = "\(prefix) \(domain) \(perms) on \(proto) port \(e.port) (labelled \(target)): "
         } else if denied.contains("node_bind") {
-            r.hint = "\(prefix) \(domain) node_bind on address \(e.local.addr) (labelled \(target)): "
-                + "bind another address, or label the node (`semanage node`) / extend the policy (audit2allow)"
+            situation = "\(prefix) \(domain) node_bind on address \(e.local.addr) (labelled \(target)): "
         } else {
-            r.hint = "\(prefix) \(domain) \(perms) on \(avc.tclass) (target \(target)): "
-                + "extend the policy for this access (audit2allow -a shows the rule) or run the service in a domain that has it"
+            situation = "\(prefix) \(domain) \(perms) on \(avc.tclass) (target \(target)): "
         }
+        r.hint = situation + Advice.for(reason: .lsmDenied, cause: r.cause,
+                                        facts: Advice.Facts(port: e.port, selinuxDomain: domain, deniedPermissions: denied,
+                                                            socketProtocol: proto)).fix
         return r
     }
 }

@@ -45,6 +45,16 @@ public struct Advice: Sendable, Hashable {
         public var backlog: UInt32?
         /// The network namespace whose sysctls are meant, as explain names it.
         public var namespaceLabel: String?
+        /// The failing socket call.
+        public var call: SocketCall?
+        /// The TCP state of the socket holding the port (address_in_use; nil: holder not found).
+        public var holderState: String?
+        /// SELinux: the source domain, the denied permissions, the socket protocol ("tcp").
+        public var selinuxDomain: String?
+        public var deniedPermissions: [String] = []
+        public var socketProtocol: String?
+        /// Other LSMs: where to look ("apparmor", "the active LSMs").
+        public var lsmsToCheck: String?
         /// The Kubernetes namespace of a Service without endpoints.
         public var serviceNamespace: String?
 
@@ -52,7 +62,9 @@ public struct Advice: Sendable, Hashable {
                     listenerFamily: AddressFamily? = nil, killedBySignal: Bool = false, somaxconnCap: Int32? = nil,
                     outgoing: Bool = false, unprivilegedPortStart: Int? = nil, rule: Rule? = nil,
                     serviceNamespace: String? = nil, processLabel: String? = nil, nofileHard: String? = nil,
-                    backlog: UInt32? = nil, namespaceLabel: String? = nil) {
+                    backlog: UInt32? = nil, namespaceLabel: String? = nil, call: SocketCall? = nil,
+                    holderState: String? = nil, selinuxDomain: String? = nil, deniedPermissions: [String] = [],
+                    socketProtocol: String? = nil, lsmsToCheck: String? = nil) {
             self.port = port
             self.pid = pid
             self.address = address
@@ -68,6 +80,12 @@ public struct Advice: Sendable, Hashable {
             self.nofileHard = nofileHard
             self.backlog = backlog
             self.namespaceLabel = namespaceLabel
+            self.call = call
+            self.holderState = holderState
+            self.selinuxDomain = selinuxDomain
+            self.deniedPermissions = deniedPermissions
+            self.socketProtocol = socketProtocol
+            self.lsmsToCheck = lsmsToCheck
         }
     }
 
@@ -250,6 +268,36 @@ public struct Advice: Sendable, Hashable {
         return "delete it (\(delete)) or add an accept rule before it"
     }
 
+    static func lsmSteps(_ port: String) -> [String] {
+        ["An LSM (SELinux/AppArmor/Landlock) denied it: read the denial in the evidence (ausearch -m avc).",
+         "For SELinux add the port label: semanage port -a -t <type>_port_t -p tcp \(port).",
+         "Or fix the policy or profile; do not switch enforcement off."]
+    }
+
+    static func selinuxFix(_ f: Facts) -> String {
+        let domain = f.selinuxDomain ?? "the domain"
+        if f.deniedPermissions.contains("name_bind") || f.deniedPermissions.contains("name_connect") {
+            return "label the port with a type \(domain) may use, e.g. `semanage port -a -t <port_type> -p \(f.socketProtocol ?? "tcp") \(portText(f))`, "
+                + "or add a policy module (audit2allow)"
+        }
+        if f.deniedPermissions.contains("node_bind") {
+            return "bind another address, or label the node (`semanage node`) / extend the policy (audit2allow)"
+        }
+        return "extend the policy for this access (audit2allow -a shows the rule) or run the service in a domain that has it"
+    }
+
+    /// By what holds the port: a second listener, a listener, a TIME_WAIT
+    /// connection, another socket, or nothing found.
+    static func addressInUseFix(_ f: Facts) -> String {
+        if f.call == .listen { return "stop the other listener, or set SO_REUSEPORT on both sockets to share the port" }
+        switch f.holderState {
+        case "LISTEN"?: return "stop it or change one of the two ports (an old instance still running, or a second copy of the service?)"
+        case "TIME_WAIT"?: return "set SO_REUSEADDR on the socket before bind() (servers should always), or wait for it to expire"
+        case .some: return "stop that user or bind another port; set SO_REUSEADDR before bind() if it is a leftover connection"
+        case nil: return "find it with `ss -tanp 'sport = :\(portText(f))'` and stop it, or bind another port"
+        }
+    }
+
     static func calls(_ reason: Reason?, _ cause: RecordCause?, _ f: Facts) -> Advice {
         let port = portText(f)
         switch (reason, cause) {
@@ -257,13 +305,16 @@ public struct Advice: Sendable, Hashable {
             return Advice(fix: "add a LANDLOCK_RULE_NET_PORT rule for port \(port) to its sandbox policy, or use a port the policy allows",
                           steps: ["Landlock sandboxes the process without a rule for this port: add a LANDLOCK_RULE_NET_PORT rule for it to the sandbox policy.",
                                   "Or use a port the policy allows."])
+        case (.lsmDenied?, .lsmDenied(.selinux)?):
+            return Advice(fix: selinuxFix(f), steps: lsmSteps(port))
+        case (.lsmDenied?, .lsmDenied(.otherLSM)?):
+            return Advice(fix: "check \(f.lsmsToCheck ?? "the active LSMs") (AppArmor: `aa-status` and apparmor=\"DENIED\" in the audit log)",
+                          steps: lsmSteps(port))
         case (.lsmDenied?, _):
             return Advice(fix: "read the denial in the audit log and fix the policy or the port's label",
-                          steps: ["An LSM (SELinux/AppArmor/Landlock) denied it: read the denial in the evidence (ausearch -m avc).",
-                                  "For SELinux add the port label: semanage port -a -t <type>_port_t -p tcp \(port).",
-                                  "Or fix the policy or profile; do not switch enforcement off."])
+                          steps: lsmSteps(port))
         case (.addressInUse?, _):
-            return Advice(fix: "stop the other holder of the port, or bind another port",
+            return Advice(fix: addressInUseFix(f),
                           steps: ["Another process holds the port (see the holder in the evidence; ss -ltnp 'sport = :\(port)').",
                                   "Stop the old instance or move one service to another port; use SO_REUSEADDR for restarts over TIME_WAIT."])
         case (.privilegedPort?, _):
