@@ -73,12 +73,30 @@ public struct ReportGroupKey: Hashable, Sendable, Comparable {
     public var port: Int
     public var reason: String
     public var cause: String
+    /// The group's reason and cause as typed by the decoder (nil for a group
+    /// keyed by kind, or the overflow group): what the fix steps are looked up by.
+    public var typedReason: Reason?
+    public var typedCause: RecordCause?
 
     public init(port: Int, reason: String, cause: String) {
         self.port = port
         self.reason = reason
         self.cause = cause
+        self.typedReason = Reason(rawValue: reason)
+        self.typedCause = cause.isEmpty ? nil : RecordCause(reason: typedReason, rawValue: cause)
     }
+
+    /// The group of a decoded record: its reason (else its kind) and cause.
+    init(port: Int, event e: ReportEvent) {
+        self.port = port
+        self.reason = e.reason?.rawValue ?? e.kind
+        self.cause = e.cause?.rawValue ?? ""
+        self.typedReason = e.reason?.known
+        self.typedCause = e.cause
+    }
+
+    /// The report's fix steps for this group, from the advice catalogue.
+    public var steps: [String] { Advice.for(reason: typedReason, cause: typedCause).steps }
 
     public static func < (a: Self, b: Self) -> Bool { (a.port, a.reason, a.cause) < (b.port, b.reason, b.cause) }
 }
@@ -233,7 +251,7 @@ public struct ReportBuilder: Sendable {
             totals.nodeEvents.add(n, e.count)
             totals.nodeRecords.add(n, 1)
         }
-        var key = ReportGroupKey(port: e.port ?? -1, reason: e.reason?.rawValue ?? e.kind, cause: e.cause?.rawValue ?? "")
+        var key = ReportGroupKey(port: e.port ?? -1, event: e)
         if groups[key] == nil, groups.count >= Self.maxGroups {
             overflowedGroups += 1
             key = ReportGroupKey(port: -1, reason: "(too many groups)", cause: "")
