@@ -421,8 +421,7 @@ struct Analysis {
             add(Finding(.warning, "other_netns_only",
                         "nothing listens on port \(port) in \(input.label(input.viewpoint)); it listens only in \(elsewhere.joined(separator: " and "))",
                         remediation: "clients in \(input.label(input.viewpoint)) cannot reach it on this namespace's addresses: "
-                            + "connect from inside that namespace or to an address routed to it, publish the port (container port mapping), "
-                            + "or run the service in this namespace",
+                            + Advice.for(reason: .noListener, cause: .noListener(.otherNetns), facts: Advice.Facts(port: port)).fix,
                         netns: input.viewpoint,
                         evidence: [("listener_netns", .array(listenerNetns.map { .int(Int64($0)) }))]))
         }
@@ -439,7 +438,8 @@ struct Analysis {
             add(Finding(.warning, "loopback_only",
                         "\(first.owner) listens on \(list) only (\(label)): unreachable from "
                             + (isHost ? "other hosts" : "other hosts and namespaces") + "; only clients inside \(isHost ? "this host" : "that namespace") can connect",
-                        remediation: "bind to 0.0.0.0 (or [::] for IPv4 and IPv6), or to the service address, if other hosts should connect",
+                        remediation: "if other hosts should connect: "
+                            + Advice.for(reason: .noListener, cause: .noListener(.boundToOtherAddress), facts: Advice.Facts(port: port)).fix,
                         netns: ns, evidence: ev))
             return
         }
@@ -454,20 +454,25 @@ struct Analysis {
                 ? "IPv6-only socket: \(v6only!.owner) listens on \(v6only!.address) with IPV6_V6ONLY (\(label)): IPv4 clients are refused"
                 : "\(first.owner) listens on IPv6 \(list) only (\(label)): IPv4 clients are refused"
             add(Finding(.warning, "ipv6_only", msg,
-                        remediation: "clear IPV6_V6ONLY (setsockopt IPV6_V6ONLY 0; net.ipv6.bindv6only=0 for the default) "
-                            + "or also listen on 0.0.0.0:\(port)",
+                        remediation: Advice.for(reason: .noListener, cause: .noListener(.familyMismatch),
+                                                facts: Advice.Facts(port: port, listenerFamily: .ipv6)).fix,
                         netns: ns, evidence: ev + [("ipv6only", .bool(v6only != nil))]))
             return
         }
         if v6.isEmpty {
             add(Finding(.info, "ipv4_only", "\(first.owner) listens on IPv4 only (\(list), \(label)): IPv6 clients are refused",
-                        remediation: "listen on [::]:\(port) as well if IPv6 clients should connect", netns: ns, evidence: ev))
+                        remediation: "if IPv6 clients should connect: "
+                            + Advice.for(reason: .noListener, cause: .noListener(.familyMismatch),
+                                         facts: Advice.Facts(port: port, listenerFamily: .ipv4)).fix,
+                        netns: ns, evidence: ev))
         }
         let wildcard = ls.contains { $0.local.addr.isUnspecified }
         if !wildcard {
             add(Finding(.info, "specific_address",
                         "\(first.owner) listens on \(list) only (\(label)): connections to other addresses of the namespace are refused",
-                        remediation: "bind to 0.0.0.0 / [::] if clients use other addresses", netns: ns, evidence: ev))
+                        remediation: "if clients use other addresses: "
+                            + Advice.for(reason: .noListener, cause: .noListener(.boundToOtherAddress), facts: Advice.Facts(port: port)).fix,
+                        netns: ns, evidence: ev))
         }
     }
 

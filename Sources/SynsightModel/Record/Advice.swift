@@ -156,19 +156,21 @@ public struct Advice: Sendable, Hashable {
                           steps: ["The service closed its listening socket: check for a reload or a graceful shutdown that did not finish.",
                                   "Restart the service; for zero-downtime reloads hand the socket over (systemd socket activation, SO_REUSEPORT)."])
         case .boundToOtherAddress:
-            let wildcard = f.family == .ipv6 ? "[::]" : "0.0.0.0"
+            let wildcard = f.family.map { $0 == .ipv6 ? "[::]" : "0.0.0.0" } ?? "0.0.0.0 (or [::] for IPv4 and IPv6)"
             return Advice(fix: "bind the service to \(wildcard) or to \(f.address.map { "\($0)" } ?? "the address clients use"), "
                             + "or connect to the address it listens on",
                           steps: ["Fix the bind address: listen on 0.0.0.0/:: or the address clients use, not 127.0.0.1 or another interface.",
                                   "Check the service's listen/bind setting and restart it; verify with ss -ltnp."])
         case .familyMismatch:
             return Advice(fix: f.listenerFamily == .ipv6
-                            ? "also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (net.ipv6.bindv6only), or connect over IPv6"
+                            ? "also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (setsockopt IPV6_V6ONLY 0; net.ipv6.bindv6only=0 for the default), "
+                                + "or connect over IPv6"
                             : "also listen on [::]:\(port), or connect over IPv4",
                           steps: ["The listener is IPv4-only or IPv6-only: listen on both (:: with net.ipv6.bindv6only=0, or two sockets).",
                                   "Or point clients at the family the service listens on (check DNS A/AAAA records)."])
         case .otherNetns:
-            return Advice(fix: "connect from inside that namespace, publish the port (container port mapping), or run the service in this namespace",
+            return Advice(fix: "connect from inside that namespace or to an address routed to it, publish the port (container port mapping), "
+                            + "or run the service in this namespace",
                           steps: ["The service listens in another network namespace (container/pod): publish the port or connect to the namespace's address.",
                                   "Check the container's port mapping and the pod's Service/targetPort."])
         case .wrongPort:
