@@ -389,9 +389,10 @@ struct Analysis {
             if let last = lastListener, let p = last.process {
                 msg += "; the last listener, \(p.comm) pid \(p.pid), "
                 if last.cause == .noListener(.listenerExited) {
-                    if let sig = last.evidence(.signalName)?.stringValue {
+                    let ev = last.noListenerEvidence
+                    if let sig = ev?.signalName {
                         msg += "was killed by \(sig)"
-                    } else if let st = last.evidence(.exitStatus)?.intValue {
+                    } else if let st = ev?.exitStatus {
                         msg += "exited with status \(st)"
                     } else {
                         msg += "exited"

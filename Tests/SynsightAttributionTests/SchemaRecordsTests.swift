@@ -197,6 +197,18 @@ struct ContractCatalogueTests {
         }
     }
 
+    @Test("no_listener evidence read into NoListenerEvidence encodes back to the same fields, in order")
+    func noListenerEvidenceRoundTrips() {
+        let records = SchemaRecordsTests.records().filter { $0.reason == .noListener && $0.kind != .summary }
+        #expect(records.count >= Cause.NoListener.allCases.count)
+        for r in records {
+            let typed = NoListenerEvidence(r.evidence)
+            let known = Set(typed.fields.map(\.0))
+            #expect(JSONValue.object(typed.fields) == .object(r.evidence.filter { known.contains($0.0) }), "\(r.cause?.rawValue ?? "-")")
+            #expect(r.evidence.count - typed.fields.count <= 1, "only a NAT or proxy field is added after attribution: \(r.evidence.map(\.0))")
+        }
+    }
+
     @Test("every cause decodes back to its typed case under its reason")
     func causesRoundTrip() {
         for reason in Reason.allCases {

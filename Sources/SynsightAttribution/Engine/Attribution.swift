@@ -290,7 +290,7 @@ public struct AttributionEngine {
         // Listeners that would have taken this SYN say the registry raced with
         // the kernel (closing right now); they explain nothing.
         let here = onPort.filter { $0.netns == r.netns && !$0.accepts(family: r.family, addr: r.local.addr) }
-        var evidence: [(String, JSONValue)] = []
+        var evidence = NoListenerEvidence()
         var cause: NoListenerCause
         // What was seen; the hint ends with the catalogue's fix (Advice.swift).
         var situation: String
@@ -300,7 +300,7 @@ public struct AttributionEngine {
             let sameFamily = here.filter { $0.effectiveFamily == r.family }
             let l = (sameFamily.first ?? here[0])
             record.process = l.process
-            evidence.append((EvidenceKey.listeners.rawValue, .array(here.map(\.json))))
+            evidence.listeners = here.map(\.json)
             if !sameFamily.isEmpty {
                 cause = .boundToOtherAddress
                 let addrs = sameFamily.map { Endpoint(addr: $0.local.addr, port: port).description }
@@ -317,31 +317,31 @@ public struct AttributionEngine {
         } else if let closed = history[NetnsPort(netns: r.netns, port: port)] {
             let l = closed.listener
             record.process = l.process
-            evidence.append((EvidenceKey.listenedOn.rawValue, .string(Endpoint(addr: l.local.addr, port: port).description)))
-            evidence.append((EvidenceKey.closedAt.rawValue, .string(RFC3339.format(nanosecondsSinceEpoch: clock.epoch(closed.closedAt)))))
+            evidence.listenedOn = Endpoint(addr: l.local.addr, port: port).description
+            evidence.closedAt = RFC3339.format(nanosecondsSinceEpoch: clock.epoch(closed.closedAt))
             if closed.closer.pid == 0 {
                 // Found closed when needed or by the sweep (no state-change
                 // hook): closed_at is when it was noticed, not the close.
-                evidence.append((EvidenceKey.closedAtExact.rawValue, .bool(false)))
+                evidence.closedAtExact = false
             }
             if let x = exits[l.pid], x.ts >= (l.since ?? 0) {
                 cause = .listenerExited
-                evidence.append((EvidenceKey.exitedAt.rawValue, .string(RFC3339.format(nanosecondsSinceEpoch: clock.epoch(x.ts)))))
+                evidence.exitedAt = RFC3339.format(nanosecondsSinceEpoch: clock.epoch(x.ts))
                 if let sig = x.signal {
-                    evidence.append((EvidenceKey.signal.rawValue, .int(Int64(sig))))
-                    evidence.append((EvidenceKey.signalName.rawValue, .string(Signals.name(sig))))
-                    if x.coreDumped { evidence.append((EvidenceKey.coreDumped.rawValue, .bool(true))) }
+                    evidence.signal = Int64(sig)
+                    evidence.signalName = Signals.name(sig)
+                    evidence.coreDumped = x.coreDumped
                     facts.killedBySignal = true
                     situation = "\(l.label) was killed by \(Signals.name(sig))\(x.coreDumped ? " (core dumped)" : "") and nothing listens on port \(port) since"
                 } else {
                     let status = x.status ?? 0
-                    evidence.append((EvidenceKey.exitStatus.rawValue, .int(Int64(status))))
+                    evidence.exitStatus = Int64(status)
                     situation = "\(l.label) exited with status \(status) and nothing listens on port \(port) since"
                 }
             } else {
                 cause = .listenerClosed
                 if closed.closer.pid != 0 && closed.closer.pid != l.pid {
-                    evidence.append((EvidenceKey.closedBy.rawValue, ProcessRef(pid: closed.closer.pid, comm: closed.closer.comm).json))
+                    evidence.closedBy = ProcessRef(pid: closed.closer.pid, comm: closed.closer.comm).json
                 }
                 situation = "\(l.label) closed its listening socket on port \(port) but is still running"
             }
@@ -349,13 +349,13 @@ public struct AttributionEngine {
             let l = sorted[0]
             cause = .wrongPort
             record.process = l.process
-            evidence.append((EvidenceKey.listeners.rawValue, .array(sorted.prefix(8).map(\.json))))
+            evidence.listeners = sorted.prefix(8).map(\.json)
             let ports = Set(sorted.filter { $0.pid == l.pid }.map(\.local.port)).sorted().map(String.init)
             situation = "nothing listens on port \(port) in this namespace, but \(l.label) listens on \(ports.joined(separator: ", ")) only"
         } else if let l = onPort.first(where: { $0.netns != r.netns }) {
             cause = .otherNetns
             record.process = l.process
-            evidence.append((EvidenceKey.listeners.rawValue, .array(onPort.filter { $0.netns != r.netns }.map(\.json))))
+            evidence.listeners = onPort.filter { $0.netns != r.netns }.map(\.json)
             situation = "port \(port) listens in network namespace \(l.netns) (\(l.label)), but the SYN arrived in namespace \(r.netns)"
         } else {
             cause = .neverListened
@@ -366,13 +366,13 @@ public struct AttributionEngine {
            let next = resolver?.successor(of: w, excluding: closed.listener.pid, comm: closed.listener.comm, startedAfter: x.ts) {
             // Restarted by its supervisor, not listening yet: the new process is the one to look at.
             cause = .restarting
-            evidence.append((EvidenceKey.previous.rawValue, closed.listener.process.json))
+            evidence.previous = closed.listener.process.json
             record.process = next
             situation = "\(next.label) has started in the same \(scope) since \(closed.listener.label) exited, but does not listen on port \(port) yet"
         }
-        evidence.append((EvidenceKey.hook.rawValue, .string(r.hook.name)))
+        evidence.hook = r.hook.name
         record.cause = .noListener(cause)
-        record.evidence = evidence
+        record.evidence = evidence.fields
         record.hint = situation + ": " + Advice.for(reason: .noListener, cause: record.cause, facts: facts).fix
         // The SYN's own conntrack entry (DNAT in this namespace) names where the client connected to.
         if let o = r.originalDestination { applyNAT(&record, clientDestination: o) }
