@@ -40,12 +40,14 @@ extension Report {
     public static let chartMaxBars = 120
 
     /// Fixed colours for the known reasons, so reports compare at a glance.
-    static let reasonColors: [String: String] = [
-        "no_listener": "#d62728", "accept_queue_full": "#ff7f0e", "syn_queue_full": "#e6b800",
-        "firewall_reject": "#9467bd", "firewall_drop": "#5b2c83", "lsm_denied": "#8c564b",
-        "address_in_use": "#1f77b4", "privileged_port": "#17becf", "address_not_available": "#2ca02c",
-        "fd_exhausted": "#e377c2", "ephemeral_ports_exhausted": "#7f7f7f", "reset_by_peer": "#bcbd22",
+    static let colorOfReason: [Reason: String] = [
+        .noListener: "#d62728", .acceptQueueFull: "#ff7f0e", .synQueueFull: "#e6b800",
+        .firewallReject: "#9467bd", .firewallDrop: "#5b2c83", .lsmDenied: "#8c564b",
+        .addressInUse: "#1f77b4", .privilegedPort: "#17becf", .addressNotAvailable: "#2ca02c",
+        .fdExhausted: "#e377c2", .ephemeralPortsExhausted: "#7f7f7f", .resetByPeer: "#bcbd22",
     ]
+    /// By the series name (a reason's raw value, or a kind).
+    static let reasonColors: [String: String] = Dictionary(uniqueKeysWithValues: colorOfReason.map { ($0.key.rawValue, $0.value) })
     static let fallbackColors = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#31a354", "#756bb1"]
 
     static func color(_ series: [String], _ i: Int) -> String {

@@ -39,9 +39,9 @@ enum DoctorReport {
     /// "?": the probe could not run without privileges; it says nothing about the kernel.
     static func mark(_ r: ProbeResult) -> String { r.isSupported ? "yes" : r.isInconclusive ? "?  " : "no " }
 
-    static let reasons = ["no_listener", "firewall_reject", "firewall_drop", "accept_queue_full", "syn_queue_full",
-                          "fd_exhausted", "address_in_use", "privileged_port", "address_not_available", "lsm_denied",
-                          "ephemeral_ports_exhausted"]
+    static let reasons = ([.noListener, .firewallReject, .firewallDrop, .acceptQueueFull, .synQueueFull,
+                           .fdExhausted, .addressInUse, .privilegedPort, .addressNotAvailable, .lsmDenied,
+                           .ephemeralPortsExhausted] as [Reason]).map(\.rawValue)
 
     static func hooks(_ f: KernelFeatures) -> [(String, ProbeResult)] {
         [("tp_btf/tcp_send_reset (no-socket)", f.tcpSendResetNoSocket),

@@ -264,7 +264,7 @@ extension AttributionEngine {
 
     func landlockDenial(_ e: SocketCallFailure) -> Record {
         var r = denialRecord(e, cause: .landlock)
-        r.evidence = callEvidence(e) + [(EvidenceKey.lsm.rawValue, .string("landlock")), (EvidenceKey.operation.rawValue, .string(e.call.name)),
+        r.evidence = callEvidence(e) + [(EvidenceKey.lsm.rawValue, .string(Cause.LSMDenied.landlock.rawValue)), (EvidenceKey.operation.rawValue, .string(e.call.name)),
                                         (EvidenceKey.sandboxedPid.rawValue, .int(Int64(e.task.pid))),
                                         (EvidenceKey.access.rawValue, .string(e.call == .bind ? "LANDLOCK_ACCESS_NET_BIND_TCP" : "LANDLOCK_ACCESS_NET_CONNECT_TCP"))]
         r.hint = "\(who(e)) is sandboxed by Landlock (landlock_restrict_self) without a rule allowing \(e.call.name) on TCP port \(e.port): "
