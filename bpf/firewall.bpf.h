@@ -160,6 +160,7 @@ int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
 	/* The retransmitted SYN is processed on this CPU (loopback, veth): a
 	 * listener's overflow finds its client here (find_client). */
 	conn_mark_cpu(key);
+	timeout_note_syn_route(sk); /* timeouts.bpf.h */
 	struct syn_ev_fw_syn_retrans *e = reserve(sizeof(*e), SYN_EV_FW_SYN_RETRANS);
 	if (!e)
 		return 0;
@@ -187,7 +188,10 @@ int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
 SEC("tp_btf/inet_sk_error_report")
 int BPF_PROG(fw_soft_error, const struct sock *sk)
 {
-	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+	if (!sk)
+		return 0;
+	timeout_on_error_report(sk); /* timeouts.bpf.h: an unanswered connect()'s ETIMEDOUT */
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
 		return 0;
 	if (BPF_CORE_READ(sk, sk_err) != 0 || !BPF_CORE_READ(sk, sk_lock.owned))
 		return 0;

@@ -1024,6 +1024,7 @@ int run_reap_listeners(void *ctx)
 /* Areas added by issue 3: each is a header of programs sharing the maps and
  * helpers above. */
 #include "syscalls.bpf.h"
+#include "timeouts.bpf.h"
 #include "firewall.bpf.h"
 #include "overflow.bpf.h"
 #include "drops.bpf.h"
