@@ -27,7 +27,7 @@ struct TimeoutDropNote {
     static let copied: Set<String> = [
         "table", "chain", "handle", "rule", "rule_comment", "rule_owner", "service", "chain_hook",
         "drop_reason", "drop_reason_code", "drop_reason_subsystem", "location", "interface", "ifindex",
-        "direction", "segment", "stack_hook", "attach_point", "sysctl",
+        "direction", "segment", "stack_hook", "attach_point", "sysctl", "syn", "tcp_flags",
     ]
 
     init(_ r: Record, reason: Reason) {
@@ -37,6 +37,12 @@ struct TimeoutDropNote {
         netns = r.netns
         hint = r.hint
         evidence = r.evidence.filter { Self.copied.contains($0.0) }
+    }
+
+    /// A SYN-ACK on its way back (packet_dropped's `segment`, a firewall drop's `tcp_flags`).
+    var isSynAck: Bool {
+        if let segment = field("segment") { return segment == "syn_ack" }
+        return field("tcp_flags").flatMap { Int($0) }.map { $0 & 0x12 == 0x12 } ?? false
     }
 
     func field(_ name: String) -> String? {
@@ -171,7 +177,7 @@ extension AttributionEngine {
         if let drop {
             r.cause = Cause.ConnectTimeout.droppedOnHost.rawValue
             ev.append(("drop", drop.json))
-            let segment = drop.field("segment") == "syn_ack" ? "the SYN-ACKs coming back" : "its SYNs"
+            let segment = drop.isSynAck ? "the SYN-ACKs coming back" : "its SYNs"
             r.hint = "connect() from \(who) to \(ce.remote) timed out after \(elapsedMs) ms: \(segment) were dropped on this host by "
                 + drop.actor + " (the \(drop.reason.rawValue) record at the first drop)" + (drop.hint.map { ": " + $0 } ?? "")
         } else if let e = route?.egress {
