@@ -288,6 +288,8 @@ struct syn_ev_pkt_drop {
 #define SYN_TMO_F_GATEWAY 0x02  /* the route goes via `gateway`; without it: directly connected */
 #define SYN_TMO_F_STASHED 0x04  /* the route of the last retransmitted SYN: the socket's own was
 				 * reset on retransmission (IPv6: ip6_negative_advice) */
+#define SYN_TMO_F_LOOPBACK 0x08 /* the route's device is a loopback (IFF_LOOPBACK): the SYNs never left
+				 * the host (a local destination, or one NAT sent elsewhere after routing) */
 
 /* Where a timed-out connect()'s SYNs left this host (SYN_EV_CONNECT_TIMEOUT). */
 struct syn_ev_connect_timeout {

@@ -22,13 +22,14 @@
 
 #define ETIMEDOUT 110
 #define RTF_GATEWAY 0x0002
+#define IFF_LOOPBACK 0x8
 
 struct tmo_route {
 	__u64 cookie;            /* bpf_get_socket_cookie: the stash is this socket's */
 	__u8 gateway[16];
 	__u32 ifindex;
 	__u16 gw_family;
-	__u8 flags;              /* SYN_TMO_F_ROUTE | SYN_TMO_F_GATEWAY */
+	__u8 flags;              /* SYN_TMO_F_ROUTE | SYN_TMO_F_GATEWAY | SYN_TMO_F_LOOPBACK */
 	__u8 _pad;
 	char ifname[SYN_IFNAMSIZ];
 };
@@ -54,6 +55,8 @@ static __always_inline bool tmo_read_route(const struct sock *sk, struct tmo_rou
 	r->ifindex = BPF_CORE_READ(dev, ifindex);
 	bpf_core_read_str(r->ifname, sizeof(r->ifname), &dev->name);
 	r->flags = SYN_TMO_F_ROUTE;
+	if (BPF_CORE_READ(dev, flags) & IFF_LOOPBACK)
+		r->flags |= SYN_TMO_F_LOOPBACK;
 	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET) {
 		/* dst is the first member of struct rtable. rt_gw_family (5.2)
 		 * predates inet_sk_error_report (5.14); tested all the same. */

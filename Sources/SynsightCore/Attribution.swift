@@ -215,7 +215,7 @@ public struct AttributionEngine {
             if s.call == .listen && s.errno == 98 { undoFailedListen(s) }
             return ingestSocketCall(s)
         case .listenOverflow(let o):
-            return ingestOverflow(o)
+            return noteHandshakeDrops(ingestOverflow(o))
         case .acceptError(let a):
             return ingestAcceptError(a)
         case .listen(let c):

@@ -24,11 +24,15 @@ public struct ConnectTimeoutRoute: Sendable, Hashable {
         public var ifindex: UInt32
         /// nil: directly connected (the destination is the next hop).
         public var gateway: IPAddress?
+        /// A loopback device: the SYNs never left the host (a local
+        /// destination, or one a NAT rule sent elsewhere after routing).
+        public var loopback: Bool
 
-        public init(ifname: String, ifindex: UInt32, gateway: IPAddress? = nil) {
+        public init(ifname: String, ifindex: UInt32, gateway: IPAddress? = nil, loopback: Bool = false) {
             self.ifname = ifname
             self.ifindex = ifindex
             self.gateway = gateway
+            self.loopback = loopback
         }
 
         /// "198.18.0.1" or "directly connected".
@@ -59,7 +63,8 @@ extension EventDecoder {
         if flags & SYN_TMO_F_ROUTE != 0 {
             let ifname = withUnsafeBytes(of: e.ifname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             egress = .init(ifname: ifname, ifindex: e.ifindex,
-                           gateway: flags & SYN_TMO_F_GATEWAY != 0 ? address(e.gateway) : nil)
+                           gateway: flags & SYN_TMO_F_GATEWAY != 0 ? address(e.gateway) : nil,
+                           loopback: flags & SYN_TMO_F_LOOPBACK != 0)
         }
         return .connectTimeout(ConnectTimeoutRoute(
             ts: e.hdr.ts_ns, family: t.family, local: t.local, remote: t.remote, netns: e.netns,

@@ -28,7 +28,12 @@ struct TimeoutDropNote {
         "table", "chain", "handle", "rule", "rule_comment", "rule_owner", "service", "chain_hook",
         "drop_reason", "drop_reason_code", "drop_reason_subsystem", "location", "interface", "ifindex",
         "direction", "segment", "stack_hook", "attach_point", "sysctl", "syn", "tcp_flags",
+        "stage", "accept_queue", "max_backlog", "syn_queue", "somaxconn", "listener_drops",
     ]
+
+    /// Drop records that can explain a timeout: the firewall's, the
+    /// kernel's other drops, and a listener's full queue (kind `drop`).
+    static let reasons: Set<Reason> = [.firewallDrop, .packetDropped, .acceptQueueFull, .synQueueFull]
 
     init(_ r: Record, reason: Reason) {
         ts = r.ts
@@ -58,6 +63,10 @@ struct TimeoutDropNote {
             if let t = field("table") { where_.append("table \(t)") }
             if let c = field("chain") { where_.append("chain \(c)") }
             return "the firewall rule `\(rule)`" + (where_.isEmpty ? "" : " (\(where_.joined(separator: ", ")))")
+        }
+        if reason == .acceptQueueFull || reason == .synQueueFull {
+            let queue = reason == .synQueueFull ? "SYN queue" : "accept queue"
+            return "the listener's full \(queue)" + (field("accept_queue").map { " (\($0) of \(field("max_backlog") ?? "?") waiting)" } ?? "")
         }
         if let r = field("drop_reason") {
             return "the kernel (drop reason \(r)" + (field("location").map { " at \($0)" } ?? "")
@@ -108,7 +117,7 @@ extension AttributionEngine {
     /// Remember the drops among `records` (just decided), by attempt.
     mutating func noteHandshakeDrops(_ records: [Record]) -> [Record] {
         for r in records {
-            guard let reason = r.reason, reason == .firewallDrop || reason == .packetDropped,
+            guard r.kind == .drop, let reason = r.reason, TimeoutDropNote.reasons.contains(reason),
                   let local = r.local, let remote = r.remote, let port = r.port else { continue }
             // The server end carries the service port (a SYN's destination, a SYN-ACK's source).
             let note = TimeoutDropNote(r, reason: reason)
@@ -157,7 +166,10 @@ extension AttributionEngine {
     func timeoutRecord(_ ce: ConnectError, route: ConnectTimeoutRoute?) -> Record {
         let key = JoinKey(client: ce.local, server: ce.remote)
         let drop = timeouts.drop(key, before: clock.epoch(ce.ts))
-        guard drop != nil || route?.egress != nil else { return clientFailureRecord(ce) }
+        // A loopback egress never left the host: not "past this host" (a
+        // local destination, or a NAT's, whose drop, if any, was not joined).
+        let pastHost = route?.egress.map { !$0.loopback } ?? false
+        guard drop != nil || pastHost else { return clientFailureRecord(ce) }
         var r = Record(ts: clock.epoch(ce.ts), kind: .connectFailure, reason: .connectTimeout,
                        port: ce.remote.port, family: ce.family, netns: ce.netns, local: ce.local, remote: ce.remote)
         r.process = clientRef(ce)
@@ -180,7 +192,7 @@ extension AttributionEngine {
             let segment = drop.isSynAck ? "the SYN-ACKs coming back" : "its SYNs"
             r.hint = "connect() from \(who) to \(ce.remote) timed out after \(elapsedMs) ms: \(segment) were dropped on this host by "
                 + drop.actor + " (the \(drop.reason.rawValue) record at the first drop)" + (drop.hint.map { ": " + $0 } ?? "")
-        } else if let e = route?.egress {
+        } else if let e = route?.egress, pastHost {
             r.cause = Cause.ConnectTimeout.noAnswerPastHost.rawValue
             let via = e.gateway.map { "via gateway \($0)" } ?? "to a directly connected destination"
             r.hint = "\(ce.remote) never answered \(who)'s \(sent), which left this host through \(e.ifname) (ifindex \(e.ifindex)) \(via), "

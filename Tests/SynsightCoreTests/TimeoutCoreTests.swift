@@ -104,6 +104,24 @@ struct TimeoutCoreTests {
         #expect(other.cause == Cause.ConnectTimeout.noAnswerPastHost.rawValue)
     }
 
+    @Test("a SYN dropped by a full accept queue explains the timeout; a loopback route is not past this host")
+    func overflowAndLoopback() throws {
+        var e = engine()
+        let o = ListenOverflow(ts: 1_000, family: .ipv4, local: Self.server, remote: Self.client, listenerInode: 90,
+                               netns: 55, listenerPID: 800, acceptQueue: 5, maxBacklog: 4, stage: .synAcceptQueue)
+        let d = try single(e.ingest(.listenOverflow(o)))
+        #expect(d.kind == .drop && d.reason == .acceptQueueFull)
+        #expect(e.ingest(Self.route(ts: 3_000_000_000, egress: .init(ifname: "lo", ifindex: 1, loopback: true))).isEmpty)
+        let r = try single(e.ingest(connectFailure(at: 3_000_000_100, from: Self.client, to: Self.server, errno: 110)))
+        #expect(r.reason == .connectTimeout && r.cause == Cause.ConnectTimeout.droppedOnHost.rawValue)
+        #expect(r.hint?.contains("full accept queue (5 of 4 waiting)") == true, "\(r.hint ?? "")")
+
+        let other = Endpoint(addr: Self.client.addr, port: 41002)
+        #expect(e.ingest(Self.route(ts: 4_000_000_000, from: other, egress: .init(ifname: "lo", ifindex: 1, loopback: true))).isEmpty)
+        let l = try single(e.ingest(connectFailure(at: 4_000_000_100, from: other, to: Self.server, errno: 110)))
+        #expect(l.reason == .unknown && l.cause == Cause.Unknown.timedOut.rawValue)
+    }
+
     @Test("SYN_EV_CONNECT_TIMEOUT decodes every field")
     func decode() throws {
         var e = syn_ev_connect_timeout()
@@ -113,12 +131,12 @@ struct TimeoutCoreTests {
         withUnsafeMutableBytes(of: &e.gateway) { $0[10] = 0xFF; $0[11] = 0xFF; $0[12] = 198; $0[13] = 18; $0[14] = 77; $0[15] = 1 }
         e.t.lport = 41000; e.t.rport = 443; e.t.family = 2
         e.netns = 77; e.ifindex = 3; e.syn_retransmits = 2; e.total_retrans = 2; e.gw_family = 2
-        e.flags = UInt8(SYN_TMO_F_ROUTE | SYN_TMO_F_GATEWAY | SYN_TMO_F_STASHED)
+        e.flags = UInt8(SYN_TMO_F_ROUTE | SYN_TMO_F_GATEWAY | SYN_TMO_F_STASHED | SYN_TMO_F_LOOPBACK)
         withUnsafeMutableBytes(of: &e.ifname) { for (i, c) in "dummy0".utf8.enumerated() { $0[i] = c } }
         let raw = withUnsafeBytes(of: e) { Array($0) }
         guard case .connectTimeout(let t) = try EventDecoder.decode(raw) else { Issue.record("wrong case"); return }
         #expect(t.ts == 9 && t.local == Self.client && t.remote.port == 443 && t.netns == 77)
-        #expect(t.egress == .init(ifname: "dummy0", ifindex: 3, gateway: Self.gateway))
+        #expect(t.egress == .init(ifname: "dummy0", ifindex: 3, gateway: Self.gateway, loopback: true))
         #expect(t.synRetransmits == 2 && t.fromLastRetransmit)
 
         e.flags = 0

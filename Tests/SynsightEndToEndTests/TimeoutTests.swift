@@ -186,4 +186,35 @@ struct TimeoutTests {
         // socket before INPUT), where the input rule is not looked for.
         #expect(r.string("hint")?.contains("SYN-ACKs coming back") == true, "\(r)")
     }
+
+    @Test("SYNs dropped by a listener's full accept queue over loopback: dropped_on_host names the queue")
+    func acceptQueueFullOnHost() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        try synRetries(ns)
+        let port = randomPort()
+        let server = try Peer(runIn: ns, ["stall", "127.0.0.1", String(port), "--backlog", "1"])
+        let trace = try TraceSession([])
+        // Backlog 1: the accept queue holds 2; the third connect's SYNs are dropped.
+        var holders: [Peer] = []
+        for _ in 0..<2 {
+            holders.append(try Peer(runIn: ns, ["hold", "127.0.0.1", String(port), "--seconds", "30"], readyPrefix: "connected"))
+        }
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port, timeout: 15)
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = try #require(trace.waitForRecord(timeout: 15) {
+            $0.string("kind") == "connect_failure" && $0.int("netns") == ns.inode && $0.int("port") == port
+        }, "stdout: \(trace.stdout)")
+        trace.stop()
+        _ = (server, holders)
+        #expect(r.string("reason") == "connect_timeout", "\(r)")
+        #expect(r.string("cause") == "dropped_on_host", "\(r)")
+        #expect(r.pid("process") == c.pid)
+        #expect((r.evidence["egress_interface"] as? String) == "lo")
+        let drop = try #require(r.evidence["drop"] as? [String: Any], "\(r)")
+        #expect((drop["reason"] as? String) == "accept_queue_full")
+        #expect((drop["stage"] as? String) == "syn")
+        #expect((drop["max_backlog"] as? Int) == 1)
+        #expect(r.string("hint")?.contains("full accept queue") == true, "\(r)")
+    }
 }
