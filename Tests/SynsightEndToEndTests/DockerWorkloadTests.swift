@@ -16,10 +16,11 @@ import Testing
 final class DockerDaemon {
     static let dockerd = "/usr/sbin/dockerd"
     static let client = "/usr/bin/docker"
-    /// Host paths dockerd and its containerd create outside the roots given to them.
+    /// Host paths dockerd, its containerd and its BuildKit create outside the roots given to them.
     static let sideEffects = ["/etc/docker", "/run/docker", "/run/containerd", "/opt/containerd"]
         + ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd", "unified", ""]
             .map { "/sys/fs/cgroup/\($0)\($0.isEmpty ? "" : "/")docker" }
+            .flatMap { [$0 + "/buildkit", $0] }  // BuildKit's (image builds), before its parent
 
     let root: String
     let process = Process()
