@@ -254,6 +254,43 @@ struct WorkloadLabelTests {
         #expect(e.sum("synsight_refusals_total", ["workload": ""]) == 1)
         #expect(e.sum("synsight_refusals_total") == 5046)
         #expect(c.workloads.assigned.count == 10)
+        // The summary's folded events carry the same bounded label.
+        #expect(e.sum("synsight_summarized_events_total", ["workload": "pod:shop/api-3"]) == 40)
+    }
+
+    @Test("summarized events by workload: a storm names its pod or unit; past the bound \"other\", none \"\"; totals exact")
+    func summarizedByWorkload() {
+        var s = MetricsExporter.Settings()
+        s.maxWorkloads = 2
+        let exporter = MetricsExporter(settings: s, sampler: emptySampler())
+        let c = exporter.makeEventCounters(recording: false)
+        func summary(_ w: WorkloadIdentity?, count: UInt64, reason: Reason = .noListener) -> Record {
+            var r = refusal(port: 8080)
+            r.reason = reason
+            if let w { r = withWorkload(r, process: w) }
+            r.kind = .summary
+            r.count = count
+            r.evidence = [("summarized_kind", .string("refusal"))]
+            return r
+        }
+        let api = WorkloadIdentity(pod: PodRef(uid: "u1", namespace: "shop", name: "api"))
+        c.observe(summary(api, count: 30))
+        c.observe(summary(WorkloadIdentity(unit: "nginx.service"), count: 7))
+        c.observe(summary(WorkloadIdentity(container: ContainerRef(runtime: .docker, id: WorkloadLabelTests.containerID,
+                                                                   name: "web")), count: 5))
+        c.observe(summary(nil, count: 2))
+        c.observe(summary(api, count: 3, reason: .acceptQueueFull))
+
+        let e = Exposition(exporter.registry.emitToBuffer())
+        let byWorkload = Dictionary(grouping: e.values("synsight_summarized_events_total"),
+                                    by: { $0.labels["workload"] ?? "<absent>" })
+            .mapValues { $0.reduce(0) { $0 + $1.value } }
+        #expect(byWorkload == ["pod:shop/api": 33, "unit:nginx.service": 7, "other": 5, "": 2])
+        #expect(e.sum("synsight_summarized_events_total", ["workload": "pod:shop/api", "reason": "accept_queue_full"]) == 3)
+        // The refusal counter agrees: one bound for both families.
+        #expect(e.sum("synsight_refusals_total", ["workload": "other"]) == 5)
+        #expect(e.sum("synsight_summarized_events_total") == e.sum("synsight_refusals_total"))
+        #expect(e.help["synsight_summarized_events_total"]?.contains("workload") == true)
     }
 
     @Test("untrusted names: quote and backslash escaped by the writer, control characters replaced, long names cut")
