@@ -289,7 +289,8 @@ struct MetricsTests {
         let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let units = ["synsight-e2e-metrics-a-\(tag).service", "synsight-e2e-metrics-b-\(tag).service"]
         let cgroups = try units.map { try CgroupTree(root: root, components: ["system.slice", $0]) }
-        defer { cgroups.forEach { $0.remove() } }
+        // The second tree shares the first's system.slice: removed first.
+        defer { cgroups.reversed().forEach { $0.remove() } }
         let ns = try NetNS()
         defer { ns.remove() }
         let ports = [randomPort(), randomPort() + 10_000]
