@@ -22,7 +22,7 @@ struct HostNetworkState {
 
     static func capture() -> HostNetworkState {
         var iptables: [String: String] = [:]
-        for variant in ["iptables-nft-save", "iptables-legacy-save"] {
+        for variant in DockerFirewall.variants().map({ $0 + "-save" }) {
             let out = (try? sh([variant], allowFailure: true)) ?? ""
             iptables[variant] = out.split(separator: "\n")
                 .filter { !$0.hasPrefix("#") }
@@ -81,8 +81,14 @@ struct HostNetworkState {
 /// and nat tables, for iptables-nft and iptables-legacy (whichever holds
 /// them), and the nft tables iptables-nft created that did not exist before.
 enum DockerFirewall {
+    /// iptables-nft, and iptables-legacy only where the legacy tables are
+    /// loaded: iptables-legacy-save would otherwise load the ip_tables module.
+    static func variants() -> [String] {
+        ["iptables-nft"] + (FileManager.default.fileExists(atPath: "/proc/net/ip_tables_names") ? ["iptables-legacy"] : [])
+    }
+
     static func remove(bridge: String, tablesBefore: Set<String>) {
-        for variant in ["iptables-nft", "iptables-legacy"] {
+        for variant in variants() {
             // Read through -save first: listing a legacy table with -S would create it.
             let save = (try? sh([variant + "-save"], allowFailure: true)) ?? ""
             guard save.contains("DOCKER") || save.contains(bridge) else { continue }
