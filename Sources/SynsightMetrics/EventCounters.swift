@@ -32,14 +32,15 @@ public enum MetricNames {
     }
     static var acceptQueue: MetricNameDescriptor {
         d("listener_accept_queue", "", "Connections waiting in a listener's accept queue (sk_ack_backlog; a SO_REUSEPORT "
-            + "group is summed), per network namespace, port and address, read at scrape time.")
+            + "group is summed), per network namespace, port, address and workload (unit:, container: or pod: of the "
+            + "process holding the socket; empty when none), read at scrape time.")
     }
     static var maxBacklog: MetricNameDescriptor {
         d("listener_max_backlog", "", "A listener's accept-queue limit, min(listen() backlog, net.core.somaxconn) "
             + "(sk_max_ack_backlog; a SO_REUSEPORT group is summed).")
     }
     static var listeners: MetricNameDescriptor {
-        d("listeners", "", "Listener series (network namespace, port, address) found at the last scrape, before the "
+        d("listeners", "", "Listener series (network namespace, port, address, workload) found at the last scrape, before the "
             + "--metrics-max-listeners bound.")
     }
     static var listenersNotExported: MetricNameDescriptor {

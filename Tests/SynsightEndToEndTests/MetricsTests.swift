@@ -365,6 +365,38 @@ struct MetricsTests {
         trace.stop()
     }
 
+    @Test("listener gauges name the workload holding the socket: a listener in a systemd-shaped unit cgroup, and none for one outside")
+    func listenerGaugeWorkload() throws {
+        let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy mounted")
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let unit = "synsight-e2e-gauge-\(tag).service"
+        let cgroup = try CgroupTree(root: root, components: ["system.slice", unit])
+        defer { cgroup.remove() }
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let ports = [randomPort(), randomPort() + 10_000]
+        let inUnit = try Peer(runIn: ns, ["listen", "127.0.0.1", String(ports[0]), "--await-cgroup", cgroup.path],
+                              readyPrefix: "waiting")
+        try String(inUnit.pid).write(toFile: cgroup.leaf + "/cgroup.procs", atomically: false, encoding: .utf8)
+        #expect(waitUntil { inUnit.output.contains("ready") }, "peer output: \(inUnit.output)")
+        let outside = try Peer(listenIn: ns, addr: "127.0.0.1", port: ports[1])
+        let metricsPort = Self.freePort()
+        let trace = try TraceSession(ports.flatMap { ["--port", String($0)] } + ["--metrics-address", String(metricsPort)])
+        let body = try Self.http(port: metricsPort).body
+        let series = { (port: Int) in ["netns": String(ns.inode), "port": String(port), "address": "127.0.0.1"] }
+        #expect(Self.sum(body, "synsight_listener_max_backlog", series(ports[0]).merging(["workload": "unit:\(unit)"]) { $1 })
+                != nil, "\(body)")
+        #expect(Self.sum(body, "synsight_listener_accept_queue", series(ports[0]).merging(["workload": "unit:\(unit)"]) { $1 })
+                == 0, "\(body)")
+        #expect(Self.sum(body, "synsight_listener_accept_queue", series(ports[1]).merging(["workload": ""]) { $1 }) == 0,
+                "\(body)")
+        let lint = try Self.promtool(body)
+        #expect(lint.status == 0, "promtool: \(lint.output)")
+        inUnit.killHard()
+        outside.killHard()
+        trace.stop()
+    }
+
     @Test("HTTP: 404 and 405; half-open and slow clients neither stall a scrape nor the tracing loop, and are cut off")
     func slowClients() throws {
         let ns = try NetNS()

@@ -339,6 +339,29 @@ struct ListenerGaugeTests {
         #expect(filtered.total == 1 && filtered.entries.first?.acceptQueue == 5)
     }
 
+    @Test("the workload holding a listener is a label of its series; a SO_REUSEPORT group of one workload stays one series")
+    func workloadLabel() {
+        let lo = IPAddress(v4: 127, 0, 0, 1)
+        let web = WorkloadIdentity(container: ContainerRef(runtime: .docker, id: WorkloadLabelTests.containerID, name: "web"))
+        let api = WorkloadIdentity(pod: PodRef(uid: "u1", namespace: "shop", name: "api"))
+        func w(_ q: ListenerQueue, _ id: WorkloadIdentity?) -> ListenerQueue { var q = q; q.workload = id; return q }
+        let sockets = [w(Self.q(1, lo, 80, 1, 8), web), w(Self.q(1, lo, 80, 2, 8), web),
+                       w(Self.q(2, .any4, 8080, 0, 128), api), Self.q(3, lo, 22, 0, 128)]
+        let sel = ListenerSelection.select(sockets, ports: [], limit: 100)
+        #expect(sel.total == 3)
+        #expect(sel.entries.map(\.series) == [
+            ListenerSeries(netns: 3, port: 22, address: "127.0.0.1", workload: ""),
+            ListenerSeries(netns: 1, port: 80, address: "127.0.0.1", workload: "container:web"),
+            ListenerSeries(netns: 2, port: 8080, address: "0.0.0.0", workload: "pod:shop/api"),
+        ])
+        #expect(sel.entries[1].acceptQueue == 3)
+        let exporter = MetricsExporter(settings: .init(), sampler: { (sockets, 0) })
+        let e = Exposition(exporter.render())
+        #expect(e.sum("synsight_listener_accept_queue", ["workload": "container:web", "port": "80"]) == 3)
+        #expect(e.sum("synsight_listener_max_backlog", ["workload": "pod:shop/api"]) == 128)
+        #expect(e.sum("synsight_listener_accept_queue", ["workload": "", "port": "22"]) == 0)
+    }
+
     @Test("gauges follow the listeners: a closed listener's series disappears; samples are reused briefly")
     func gaugesFollowSamples() {
         let calls = Atomic<Int>(0)
