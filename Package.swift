@@ -121,6 +121,8 @@ let package = Package(
         .testTarget(name: "SynsightRecordingTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightRecording"]),
         .testTarget(name: "SynsightReportTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightReport"]),
         .testTarget(name: "SynsightExplainTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightNftables", "SynsightExplain"]),
+        // The kernel module's tests that need no root (parsers, BTF names).
+        .testTarget(name: "SynsightKernelTests", dependencies: ["SynsightBase", "SynsightModel", "SynsightKernel"]),
         .testTarget(name: "SynsightCLITests"),
         .testTarget(name: "SynsightMetricsTests", dependencies: ["SynsightMetrics", "SynsightModel"]),
         // Root-only: real BPF, real sockets, in namespaces the tests create.

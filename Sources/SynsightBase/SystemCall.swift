@@ -20,7 +20,8 @@ public func readToEnd(fd: Int32, limit: Int, chunk: Int = 1 << 16) -> [UInt8] {
     var out: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: max(1, min(limit, chunk)))
     while out.count < limit {
-        let n = retryingEINTR { buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
+        let want = min(buf.count, limit - out.count)
+        let n = retryingEINTR { buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, want) } }
         if n <= 0 { break }
         out.append(contentsOf: buf[0..<n])
     }
