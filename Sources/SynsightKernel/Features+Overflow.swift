@@ -2,7 +2,9 @@ import CLibBPF
 import CSynsightABI
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 extension KernelFeatures {
     /// bpf_task_pt_regs (5.15+, tracepoint and tracing programs alike): an
@@ -186,7 +188,7 @@ extension KernelFeatures {
 /// Addresses of kernel functions, from /proc/kallsyms (root sees real ones).
 enum KernelSymbols {
     /// [start, end) of a text symbol: end is the lowest symbol address above start.
-    static func range(of name: String) -> (UInt64, UInt64)? {
+    package static func range(of name: String) -> (UInt64, UInt64)? {
         if name == "tcp_rcv_state_process" { return tcpRcvStateProcess }
         return lookup(name)
     }

@@ -1,5 +1,5 @@
 import Synchronization
-import SynsightCore
+import SynsightModel
 
 /// The workload holding each listening socket, for the listener gauges'
 /// `workload` label. Read on the metrics thread at scrape time: a socket's
