@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 source scripts/env.sh
+# Each bpf/ header compiles on its own (no include-order dependencies).
+bash scripts/check-bpf-headers.sh
 if [[ $(id -u) -ne 0 ]]; then
     # Build as the user (keeps .build owned by them), run the tests as root.
     swift build --build-tests
