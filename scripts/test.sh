@@ -9,6 +9,8 @@ bash scripts/install-deps.sh
 source scripts/env.sh
 # Module layering: every import points down the data path (docs/architecture.md).
 python3 scripts/check-layers.py
+# Each bpf/ header compiles on its own (no include-order dependencies).
+bash scripts/check-bpf-headers.sh
 if [[ $(id -u) -ne 0 ]]; then
     # Build as the user (keeps .build owned by them), run the tests as root.
     swift build --build-tests
