@@ -372,12 +372,16 @@ enum syn_config_flags {
 					 * callers from cgroup/connect{4,6}, connection errors from
 					 * inet_sk_error_report, listener births from listen()'s exit,
 					 * listener deaths found when a SYN or a refusal needs them */
+	SYN_CFG_RST_KFREE_SKB = 16,     /* the no-listener RST from kfree_skb NO_SOCKET (the one
+					 * kfree_skb program serves other areas too) */
+	SYN_CFG_RST_SEND_RESET = 32,    /* the no-listener RST from tcp_send_reset NO_SOCKET (6.10+;
+					 * the one tcp_send_reset program serves the overflow area too) */
 };
 
 struct syn_config {
 	__u16 ports[SYN_MAX_FILTER_PORTS]; /* only report RSTs for these local ports */
 	__u32 nports;
-	__u32 flags;   /* SYN_CFG_*: which ACK-stage overflows the syn_recv_sock programs report */
+	__u32 flags;   /* SYN_CFG_*: which handlers of a shared hook run */
 	/* [start, end) of tcp_rcv_state_process from /proc/kallsyms: a SYN
 	 * consumed there was handled by a listener (see overflow.bpf.h). */
 	__u64 trs_start;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* synsight: where a timed-out connect()'s SYNs went (issue 17, "timeouts
- * explained"). Included by refusals.bpf.c before firewall.bpf.h, whose
- * inet_sk_error_report and tcp_retransmit_skb programs call the two
- * functions below; nothing else here is attached on its own.
+ * explained"). A library header: refusals.bpf.c's inet_sk_error_report and
+ * tcp_retransmit_skb programs call the two functions below; its own map
+ * (tmo_routes) and record (SYN_EV_CONNECT_TIMEOUT) are nobody else's.
  *
  * A connect() that is never answered fails in tcp_write_err /
  * tcp_done_with_error with sk_err ETIMEDOUT (when no ICMP error set
@@ -20,7 +20,15 @@
  */
 #pragma once
 
+#include "defs.bpf.h"
+#include "config.bpf.h"
+#include "conntab.bpf.h"
+#include "ringbuf.bpf.h"
+#include "sock.bpf.h"
+
+#ifndef ETIMEDOUT
 #define ETIMEDOUT 110
+#endif
 #define RTF_GATEWAY 0x0002
 #define IFF_LOOPBACK 0x8
 
@@ -85,9 +93,12 @@ static __always_inline bool tmo_read_route(const struct sock *sk, struct tmo_rou
 }
 
 /* From tcp_retransmit_skb (after the SYN went out, so the socket has a
- * route again): remember it for the error report. */
-static __always_inline void timeout_note_syn_route(const struct sock *sk)
+ * route again): remember a connecting socket's route for the error report.
+ * Only SYN_SENT sockets: a SYN retransmission is rare, other ones skip here. */
+static __always_inline void timeout_on_syn_retransmit(const struct sock *sk)
 {
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return;
 	struct tmo_route r = {};
 	if (!tmo_read_route(sk, &r))
 		return;
@@ -109,6 +120,8 @@ static __always_inline __u32 tmo_syn_retransmits(const struct sock *sk)
 /* From inet_sk_error_report: a connect() that timed out unanswered. */
 static __always_inline void timeout_on_error_report(const struct sock *sk)
 {
+	if (!sk)
+		return;
 	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
 		return;
 	if (BPF_CORE_READ(sk, sk_err) != ETIMEDOUT)

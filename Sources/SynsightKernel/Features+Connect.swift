@@ -19,10 +19,12 @@ extension KernelFeatures {
         return CgroupRoot.available
     }
 
-    /// The programs of either way; exactly one of them is loaded.
+    /// The programs of either way; exactly one of them is loaded (the error
+    /// report's handler runs in the shared inet_sk_error_report program and
+    /// checks SYN_CFG_NO_STATE_HOOK itself).
     var connectOptionalPrograms: [String: ProbeResult] {
         let r = connectWithoutStateHook
-        return ["conn_connect4": r, "conn_connect6": r, "conn_error_report": r, "run_reap_listeners": r,
+        return ["conn_connect4": r, "conn_connect6": r, "run_reap_listeners": r,
                 "sock_state": r.isSupported
                     ? .unsupported("replaced by cgroup/connect{4,6} and inet_sk_error_report") : inetSockSetState]
     }

@@ -1,8 +1,10 @@
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 extension KernelFeatures {
     /// Handshake drops for any other reason come from the same kfree_skb
-    /// program as NETFILTER_DROP (bpf/drops.bpf.h, drop_kfree_skb): what
+    /// program as NETFILTER_DROP (on_kfree_skb, bpf/drops.bpf.h): what
     /// loads it loads them.
     public var packetDropProbe: ProbeResult { firewallDropProbe }
 

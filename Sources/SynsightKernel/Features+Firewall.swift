@@ -1,15 +1,17 @@
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 extension KernelFeatures {
-    /// Optional programs of bpf/firewall*.bpf.h, by program name, with their probe.
+    /// Optional programs of the firewall area, by program name, with their
+    /// probe (its kfree_skb and inet_sk_error_report handlers run in the
+    /// shared-hook programs: Tracer.sharedHookPrograms).
     var firewallOptionalPrograms: [String: ProbeResult] {
         [
-            "drop_kfree_skb": firewallDropProbe,
             "fw_icmp_send": firewallICMPProbe,
             "fw_syn_retransmit": firewallRetransmitProbe,
-            "fw_soft_error": firewallSoftErrorProbe,
         ]
     }
 

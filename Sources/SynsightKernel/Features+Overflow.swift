@@ -2,7 +2,9 @@ import CLibBPF
 import CSynsightABI
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 extension KernelFeatures {
     /// bpf_task_pt_regs (5.15+, tracepoint and tracing programs alike): an
@@ -11,7 +13,9 @@ extension KernelFeatures {
     static let hasTaskPtRegs: Bool =
         libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nil) == 1
 
-    /// Optional programs of bpf/overflow.bpf.h, by program name, with their probe.
+    /// Optional programs of the overflow area, by program name, with their
+    /// probe (its kfree_skb and tcp_send_reset handlers run in the
+    /// shared-hook programs: Tracer.sharedHookPrograms).
     /// accept()/accept4() failing with EMFILE/ENFILE: fexit/__sys_accept4 where
     /// the syscall group uses BPF trampolines (then no syscall tracepoint is
     /// attached at all), else the classic exits, which read the listener's fd
@@ -48,8 +52,6 @@ extension KernelFeatures {
             "ovf_fentry_conn_request": fentry,
             "ovf_kprobe_conn_request": kprobe,
             "ovf_consume_skb": consume,
-            "ovf_kfree_skb": overflowAckDrop,
-            "ovf_send_reset": overflowAckReset,
             "ovf_fexit_syn_recv_v4": synRecvFexit, "ovf_fexit_syn_recv_v6": synRecvFexit,
             "ovf_kprobe_syn_recv_v4": synRecvKprobe, "ovf_kretprobe_syn_recv_v4": synRecvKprobe,
             "ovf_kprobe_syn_recv_v6": synRecvKprobe, "ovf_kretprobe_syn_recv_v6": synRecvKprobe,
@@ -186,7 +188,7 @@ extension KernelFeatures {
 /// Addresses of kernel functions, from /proc/kallsyms (root sees real ones).
 enum KernelSymbols {
     /// [start, end) of a text symbol: end is the lowest symbol address above start.
-    static func range(of name: String) -> (UInt64, UInt64)? {
+    package static func range(of name: String) -> (UInt64, UInt64)? {
         if name == "tcp_rcv_state_process" { return tcpRcvStateProcess }
         return lookup(name)
     }

@@ -1,6 +1,8 @@
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// The outcome of one feature probe (after cilium/ebpf's three outcomes).
 public enum ProbeResult: Sendable, Equatable {

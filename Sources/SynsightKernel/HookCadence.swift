@@ -16,7 +16,7 @@ public struct HookCadence: Sendable, Equatable {
             return name.contains("connect") ? .h("every connect() on the host (one compare unless it failed)")
                 : .f("every bind(), listen() or landlock_restrict_self() on the host")
         }
-        if name.hasPrefix("rst_") { return .f("every RST the host sends, or every dropped packet (kfree_skb)") }
+        if name.hasPrefix("rst_") { return .f("every RST the host sends without a socket") }
         return .f("see bpf/")
     }
 
@@ -25,11 +25,9 @@ public struct HookCadence: Sendable, Equatable {
         "conn_connect4": .h("every IPv4 connect() on the host (TCP: the caller is remembered)"),
         "conn_connect6": .h("every IPv6 connect() on the host (TCP: the caller is remembered)"),
         "run_reap_listeners": .f("every 5 s, run by synsight: a walk of its listener registry"),
-        "conn_error_report": .f("every socket error report (refused, reset, timed out, unreachable)"),
+        "on_sk_error_report": .f("every socket error report (refused, reset, timed out, unreachable)"),
         "ovf_consume_skb": .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it)"),
-        "fw_kfree_skb": .h("every packet freed with a drop reason (a closing connection frees one)"),
-        "ovf_kfree_skb": .h("every packet freed with a drop reason (a closing connection frees one)"),
-        "rst_kfree_skb": .h("every packet freed with a drop reason (a closing connection frees one)"),
+        "on_kfree_skb": .h("every packet freed with a drop reason (a closing connection frees one)"),
         "ovf_fentry_conn_request": .h("every SYN to a listener"),
         "ovf_kprobe_conn_request": .h("every SYN to a listener"),
         "ovf_fexit_syn_recv_v4": .h("every handshake a listener completes"),
@@ -44,18 +42,15 @@ public struct HookCadence: Sendable, Equatable {
         "sc_raw_enter": .h("every system call on the host"),
         "sc_raw_exit": .h("every system call on the host"),
         "sc_cap_capable": .h("every capability check on the host (one compare unless CAP_NET_BIND_SERVICE)"),
-        "rst_tp_send_reset": .f("every RST the host sends"),
-        "ovf_send_reset": .f("every RST the host sends"),
+        "on_tcp_send_reset": .f("every RST the host sends"),
         "rst_fentry_v4": .f("every IPv4 RST sent without a socket"),
         "rst_fentry_v6": .f("every IPv6 RST sent without a socket"),
         "rst_kprobe_v4": .f("every IPv4 RST sent without a socket"),
         "rst_kprobe_v6": .f("every IPv6 RST sent without a socket"),
         "fw_icmp_send": .f("every ICMP error the host sends"),
         "fw_syn_retransmit": .f("every TCP retransmission (a state read; reports SYN_SENT only)"),
-        "fw_soft_error": .f("every socket error report"),
         "sc_selinux_audited": .f("every audited SELinux decision"),
         "sc_landlock_fork": .f("every fork on the host (a lookup)"),
-        "sc_landlock_exit": .f("every thread exit on the host"),
-        "proc_exit": .f("every thread exit on the host (a lookup)"),
+        "on_process_exit": .f("every thread exit on the host (two loads unless it is a process's last thread)"),
     ]
 }

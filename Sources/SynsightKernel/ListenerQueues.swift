@@ -1,6 +1,8 @@
 import Glibc
 import Synchronization
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Accept-queue length and backlog of every listening TCP socket, in every
 /// network namespace, for the per-listener metrics gauges. Read at scrape
@@ -32,7 +34,7 @@ public enum ListenerQueues {
                         guard case .success(let sockets) = PortState.diagDump(family: family) else { ok = false; continue }
                         for s in sockets where s.state == SockDiag.stateListen {
                             found.append(ListenerQueue(netns: ns.inode, local: s.local, acceptQueue: s.rqueue,
-                                                       maxBacklog: s.wqueue))
+                                                       maxBacklog: s.wqueue, inode: s.inode))
                         }
                     }
                 }

@@ -1,41 +1,27 @@
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Thin /proc access: every file read of the snapshot goes through here.
-enum ProcFS {
-    static func read(_ path: String, limit: Int = 4 << 20) -> String? {
+package enum ProcFS {
+    package static func read(_ path: String, limit: Int = 4 << 20) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while out.count < limit {
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            out.append(contentsOf: buf[0..<n])
-        }
-        return String(decoding: out, as: UTF8.self)
+        return String(decoding: readToEnd(fd: fd, limit: limit), as: UTF8.self)
     }
 
-    static func readBytes(_ path: String, limit: Int = 4 << 20) -> [UInt8]? {
+    package static func readBytes(_ path: String, limit: Int = 4 << 20) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: min(limit, 1 << 20))
-        while out.count < limit {
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            out.append(contentsOf: buf[0..<n])
-        }
-        return out
+        return readToEnd(fd: fd, limit: limit, chunk: 1 << 20)
     }
 
     /// A link's target (an executable's path, "socket:[123]"), in the
     /// escaped form of `NameBytes`: a path is any bytes.
-    static func readlink(_ path: String) -> String? {
+    package static func readlink(_ path: String) -> String? {
         var buf = [UInt8](repeating: 0, count: 4096)
         let n = buf.withUnsafeMutableBytes {
             Glibc.readlink(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count - 1)
@@ -44,7 +30,7 @@ enum ProcFS {
         return NameBytes.string(buf[0..<n])
     }
 
-    static func list(_ path: String) -> [String] {
+    package static func list(_ path: String) -> [String] {
         guard let d = opendir(path) else { return [] }
         defer { closedir(d) }
         var names: [String] = []
@@ -74,7 +60,7 @@ enum ProcFS {
     }
 
     /// A process's name, in the escaped form of `NameBytes` (any 15 bytes).
-    static func comm(_ pid: UInt32) -> String? {
+    package static func comm(_ pid: UInt32) -> String? {
         guard var b = readBytes("/proc/\(pid)/comm", limit: 64) else { return nil }
         if b.last == UInt8(ascii: "\n") { b.removeLast() }
         return NameBytes.string(b)

@@ -1,22 +1,27 @@
 import CLibBPF
+import CSynsightABI
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Which programs of the embedded object a Tracer loads, and what they cost.
 extension Tracer {
-    /// Marks the programs to load: exactly one no-listener RST group (`rst_`),
+    /// Marks the programs to load: the no-listener RST programs of the chosen
+    /// hook (`rst_`; on a shared tracepoint, a cfg flag instead:
+    /// resetHookFlags), a shared-hook program where one of its areas needs it,
     /// optional programs only where their probe succeeded, everything else
     /// always. Between open and load.
     static func selectPrograms(_ obj: OpaquePointer, features: KernelFeatures, hook: ResetHook) {
         let resetPrograms: Set<String> = {
             switch hook {
-            case .tcpSendReset: return ["rst_tp_send_reset"]
-            case .kfreeSkb: return ["rst_kfree_skb"]
+            case .tcpSendReset, .kfreeSkb: return []
             case .fentry: return ["rst_fentry_v4", "rst_fentry_v6"]
             case .kprobe: return ["rst_kprobe_v4", "rst_kprobe_v6"]
             }
         }()
+        let shared = sharedHookPrograms(features: features, hook: hook)
         let optional = features.optionalPrograms
         var prog = bpf_object__next_program(obj, nil)
         while let p = prog {
@@ -24,6 +29,8 @@ extension Tracer {
             let load: Bool
             if name.hasPrefix("rst_") {
                 load = resetPrograms.contains(name)
+            } else if let wanted = shared[name] {
+                load = wanted
             } else if let probe = optional[name] {
                 load = probe.isSupported
             } else {
@@ -31,6 +38,36 @@ extension Tracer {
             }
             bpf_program__set_autoload(p, load)
             prog = bpf_object__next_program(obj, p)
+        }
+    }
+
+    /// The programs on a hook several areas share (bpf/refusals.bpf.c has one
+    /// program per hook), loaded where any of those areas needs the hook. The
+    /// handler of an area that does not is switched off inside the program
+    /// (a cfg flag, or a CO-RE test of the reason it handles).
+    static func sharedHookPrograms(features: KernelFeatures, hook: ResetHook) -> [String: Bool] {
+        [
+            // No-listener RST (kfree_skb fallback), NETFILTER_DROP and other
+            // handshake drops, the ACK-stage overflow (6.15+).
+            "on_kfree_skb": hook == .kfreeSkb || features.firewallDropProbe.isSupported
+                || features.overflowAckDrop.isSupported,
+            // No-listener RST (6.10+), the listener's abort_on_overflow RST.
+            "on_tcp_send_reset": hook == .tcpSendReset || features.overflowAckReset.isSupported,
+            // The firewall's ICMP soft error; connection errors without the
+            // state-change hook (which needs this tracepoint).
+            "on_sk_error_report": features.firewallSoftErrorProbe.isSupported,
+            // Listener exits (required) and Landlock marks.
+            "on_process_exit": true,
+        ]
+    }
+
+    /// The syn_config flag that routes a shared tracepoint's no-socket RST to
+    /// the no-listener handler: set for the chosen reset hook only.
+    static func resetHookFlags(_ hook: ResetHook) -> UInt32 {
+        switch hook {
+        case .kfreeSkb: return UInt32(SYN_CFG_RST_KFREE_SKB.rawValue)
+        case .tcpSendReset: return UInt32(SYN_CFG_RST_SEND_RESET.rawValue)
+        case .fentry, .kprobe: return 0
         }
     }
 

@@ -3,7 +3,9 @@ import CSynsightABI
 import CSynsightShim
 import Glibc
 import Synchronization
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 public struct TracerOptions: Sendable {
     /// Only report refusals to these local ports (at most 16; empty = all).
@@ -110,6 +112,7 @@ public final class Tracer {
             cfg.flags = features.synRecvFlags
                 | (features.syscalls.connectExitOnly ? UInt32(SYN_CFG_CONNECT_EXIT_ONLY.rawValue) : 0)
                 | (noStateHook ? UInt32(SYN_CFG_NO_STATE_HOOK.rawValue) : 0)
+                | Self.resetHookFlags(hook)
             if let (start, end) = KernelSymbols.tcpRcvStateProcess {
                 cfg.trs_start = start
                 cfg.trs_end = end
@@ -271,7 +274,7 @@ public final class Tracer {
                 throw KernelError.sys("reading the ring buffer", code: n)
             }
             // The BPF side wakes us only when much is unread (submit() in
-            // refusals.bpf.c): what arrived without a wakeup is read here,
+            // bpf/ringbuf.bpf.h): what arrived without a wakeup is read here,
             // after noting how much it was (the ring's fill, SelfCost).
             noteRingFill()
             _ = ring_buffer__consume(rb)

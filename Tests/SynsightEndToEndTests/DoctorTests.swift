@@ -17,6 +17,23 @@ struct DoctorTests {
         try sh([TraceSession.binary, "doctor"])
     }
 
+    @Test("one program per kernel hook: no hook in doctor's cost section lists two programs")
+    func oneProgramPerHook() throws {
+        try Privileged.check()
+        let out = try doctor()
+        let lines = out.split(separator: "\n")
+        let start = try #require(lines.firstIndex { $0.hasPrefix("cost (the ") }, "\(out)")
+        // `    <hook>  <program>[, <program>...]: <when it runs>` until the next section.
+        let hookLines = lines[(start + 1)...].prefix { !$0.isEmpty && $0.hasPrefix("  ") }
+            .filter { $0.hasPrefix("    ") && ($0.contains("/") || $0.contains("raw_tp")) }
+        #expect(hookLines.count >= 10, "\(out)")
+        for l in hookLines {
+            let programs = l.drop { $0 == " " }.drop { $0 != " " }.prefix { $0 != ":" }
+            #expect(!programs.contains(","), "two programs on one hook: \(l)")
+        }
+        #expect(hookLines.contains { $0.contains("tp_btf/kfree_skb") && $0.contains("on_kfree_skb") }, "\(out)")
+    }
+
     @Test("no_listener uses tcp_send_reset where the kernel has reset reasons (6.10+)")
     func noListenerHook() throws {
         try Privileged.check()

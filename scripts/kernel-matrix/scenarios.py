@@ -1019,6 +1019,110 @@ def sc_dnat(t, k, pas):
 sc_dnat.prestart = prestart_dnat
 
 
+def cgroup_tree(components):
+    """Creates <cgroup v2 root>/<components...> (/sys/fs/cgroup as the guest's
+    /init mounts it, /sys/fs/cgroup/unified on a hybrid host) and registers
+    its removal, deepest first, with any process left moved back to the
+    root. Returns (path as /proc/<pid>/cgroup shows it, directory)."""
+    root = next((r for r in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+                 if os.path.exists(r + "/cgroup.controllers")), None)
+    if root is None:
+        raise Unavailable("no cgroup v2 hierarchy mounted")
+    created, d = [], root
+    for c in components:
+        d = d + "/" + c
+        if not os.path.isdir(d):
+            os.mkdir(d)
+            created.append(d)
+
+    def remove():
+        for x in reversed(created):
+            try:
+                for pid in open(x + "/cgroup.procs").read().split():
+                    with open(root + "/cgroup.procs", "w") as f:
+                        f.write(pid)
+            except OSError:
+                pass
+            wait_until(lambda: not os.path.isdir(x) or _rmdir(x), 5)
+    CLEANUP.append(remove)
+    return "/" + "/".join(components), d
+
+
+def _rmdir(d):
+    try:
+        os.rmdir(d)
+        return True
+    except OSError:
+        return False
+
+
+def killed_in_cgroup(t, components):
+    """A listener moved into a cgroup laid out as systemd or kubelet lay
+    theirs out, killed with SIGKILL, then refused: the record."""
+    path, d = cgroup_tree(components)
+    ns = NetNS()
+    port = rnd_port()
+    listener = Peer(ns, ["listen", "127.0.0.1", str(port), "--await-cgroup", path], ready="waiting")
+    with open(d + "/cgroup.procs", "w") as f:
+        f.write(str(listener.pid))
+    if not wait_until(lambda: "ready" in listener.output(), 10):
+        raise Failure("the listener did not start in %s: %s" % (path, listener.output()))
+    listener.kill()
+    pid, err = connect(ns, "127.0.0.1", port)
+    c = Check()
+    c.eq("connect errno", err, errno.ECONNREFUSED)
+    r = no_listener_record(t, ns, port)
+    if r:
+        expect_common(c, r, "refusal", "no_listener", "listener_exited", port)
+        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("process.cgroup", (r.get("process") or {}).get("cgroup"), path)
+    return r, c
+
+
+@scenario("killed systemd service (cgroup v2 system.slice): the unit named", "no_listener (workload: unit)")
+def sc_identity_unit(t, k, pas):
+    unit = "km\\x2dsvc-%d.service" % os.getpid()
+    r, c = killed_in_cgroup(t, ["system.slice", unit])
+    if r:
+        p = r.get("process") or {}
+        c.eq("process.unit", p.get("unit"), "km-svc-%d.service" % os.getpid())
+        c.true("no container or pod", p.get("container") is None and p.get("pod") is None)
+    return r, c, k.reset_hook()
+
+
+def prestart_identity_pod():
+    """A kubelet-style pod log directory (<ns>_<pod>_<uid>/<container>/) in a
+    temporary root that synsight, started next, is pointed at with
+    SYNSIGHT_POD_LOG_DIR (the trace takes this process's environment)."""
+    uid = "%08x-%04x-4%03x-8%03x-%012x" % (random.getrandbits(32), random.getrandbits(16), random.getrandbits(12),
+                                          random.getrandbits(12), random.getrandbits(48))
+    logs = tempfile.mkdtemp(prefix="km-pods-")
+    os.makedirs("%s/shop_api-km_%s/api" % (logs, uid))
+    os.environ["SYNSIGHT_POD_LOG_DIR"] = logs
+    CLEANUP.append(lambda: shutil.rmtree(logs, ignore_errors=True))
+    return uid
+
+
+@scenario("killed pod container (kubelet systemd driver, containerd scope): the pod named",
+          "no_listener (workload: pod)")
+def sc_identity_pod(t, k, pas):
+    uid = prestarted("sc_identity_pod")
+    cid = "%064x" % random.getrandbits(256)
+    r, c = killed_in_cgroup(t, ["kubepods.slice", "kubepods-besteffort.slice",
+                                "kubepods-besteffort-pod%s.slice" % uid.replace("-", "_"),
+                                "cri-containerd-%s.scope" % cid])
+    if r:
+        p = r.get("process") or {}
+        c.eq("process.pod", p.get("pod"), {"namespace": "shop", "name": "api-km", "uid": uid, "container": "api",
+                                           "qos": "besteffort"})
+        c.eq("process.container", p.get("container"), {"runtime": "containerd", "id": cid})
+    return r, c, k.reset_hook()
+
+
+sc_identity_pod.prestart = prestart_identity_pod
+
+
 def fw_record(t, ns, port, timeout=10):
     return t.wait(lambda r: (r.get("reason") or "").startswith("firewall_") and r.get("netns") == ns.inode
                   and r.get("port") == port, timeout)
