@@ -1,6 +1,9 @@
 import CSynsightABI
-@testable import SynsightCore
 import Testing
+import SynsightTestSupport
+@testable import SynsightBase
+@testable import SynsightModel
+@testable import SynsightAttribution
 
 /// Timeouts explained (TimeoutAttribution.swift), from synthetic events: the
 /// route record of a timed-out connect() joined with its ETIMEDOUT in either

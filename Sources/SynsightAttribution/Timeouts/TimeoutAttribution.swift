@@ -1,3 +1,6 @@
+import SynsightBase
+import SynsightModel
+
 /// Timeouts explained (issue 17): a local client's connect() that timed out
 /// (ETIMEDOUT) is reported as `connect_failure`/`connect_timeout` with
 /// - `dropped_on_host` when a drop record of this host (`firewall_drop`,

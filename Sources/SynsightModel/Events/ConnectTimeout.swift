@@ -1,4 +1,5 @@
 import CSynsightABI
+import SynsightBase
 
 /// Where a local client's unanswered connect() sent its SYNs, read from the
 /// socket when it timed out (SYN_EV_CONNECT_TIMEOUT, bpf/timeouts.bpf.h).
