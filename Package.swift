@@ -41,7 +41,10 @@ let package = Package(
         // The only module that talks to the kernel.
         .target(
             name: "SynsightKernel",
-            dependencies: ["SynsightCore", "CSynsightABI", "CLibBPF", "CSynsightShim", "CNftables"],
+            dependencies: [
+                "SynsightCore", "CSynsightABI", "CLibBPF", "CSynsightShim", "CNftables",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             plugins: ["BPFObjectPlugin"]
         ),
         // Prometheus /metrics: counters, listener gauges, the small HTTP server. No root.

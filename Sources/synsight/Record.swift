@@ -75,6 +75,9 @@ struct RecordCommand: ParsableCommand {
     @Flag(help: "Show libbpf's log.")
     var verbose = false
 
+    @OptionGroup(title: "Diagnostics")
+    var diagnostics: DiagnosticOptions
+
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
@@ -153,6 +156,7 @@ struct RecordCommand: ParsableCommand {
     }
 
     func run() throws {
+        diagnostics.apply()
         var opts = Recorder.Options(directory: dir)
         if case .value(let size) = Self.parseSize(maxFileSize) { opts.maxFileSize = size }
         opts.maxFiles = maxFiles
@@ -178,6 +182,8 @@ struct RecordCommand: ParsableCommand {
         var settings = TraceSettings()
         settings.ports = Array(Set(ports.map { UInt16($0) })).sorted()
         settings.verbose = verbose
+        settings.hooks = diagnostics.hookChoices
+        settings.podLogDir = diagnostics.podLogDir
         settings.duration = duration
         settings.aggregate = aggregate > 0 ? aggregate : nil
         settings.reopenOnHUP = true

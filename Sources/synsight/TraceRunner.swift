@@ -10,7 +10,10 @@ let reopenRequested = Atomic<Bool>(false)
 /// What `trace` and `record` share: which refusals, for how long.
 struct TraceSettings {
     var ports: [UInt16] = []
-    var resetHook: ResetHook? = nil
+    /// Hooks chosen instead of the probed ones (--reset-hook, --force-hook).
+    var hooks = HookChoices()
+    /// kubelet's pod log root when not the default (--pod-log-dir).
+    var podLogDir: String? = nil
     var verbose = false
     var joinWindowMs = 200
     var duration: Double? = nil
@@ -39,7 +42,7 @@ enum TraceRunner {
     static func options(for s: TraceSettings) -> TracerOptions {
         var options = TracerOptions()
         options.ports = s.ports
-        options.resetHook = s.resetHook
+        options.hooks = s.hooks
         options.verbose = s.verbose
         return options
     }
@@ -74,7 +77,7 @@ enum TraceRunner {
         let taken = ListenerSnapshot.take()
         // Workload identity (cgroup, unit, container, pod) of the listeners
         // alive now; the sources are found here, before the ring is read.
-        let workloads = WorkloadResolver(sources: .probe())
+        let workloads = WorkloadResolver(sources: .probe(podLogRoot: s.podLogDir))
         let node = NodeIdentityReader.read()
         let snapshot = taken.listeners.map { l in
             var l = l
