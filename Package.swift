@@ -75,6 +75,9 @@ let package = Package(
         .testTarget(name: "SynsightCoreTests", dependencies: ["SynsightCore", "CSynsightABI"]),
         .testTarget(name: "SynsightCLITests"),
         .testTarget(name: "SynsightMetricsTests", dependencies: ["SynsightMetrics", "SynsightCore"]),
+        // The probe plan on synthetic probe results (no root), and against
+        // this kernel (root: probes cached, unselected programs not loaded).
+        .testTarget(name: "SynsightKernelTests", dependencies: ["SynsightKernel", "SynsightCore", "CLibBPF", "CSynsightShim"]),
         // Root-only: real BPF, real sockets, in namespaces the tests create.
         .testTarget(
             name: "SynsightEndToEndTests",
