@@ -87,6 +87,7 @@ public final class Tracer {
         do throws(KernelError) {
             // Load exactly the programs some area's plan selected.
             Self.selectPrograms(obj, plan.programs)
+            Diagnostics.log.debug("loading the planned programs: \(plan.orderedPrograms.map(\.rawValue).joined(separator: ", "))")
 
             var cfg = syn_config()
             withUnsafeMutableBytes(of: &cfg.ports) { raw in

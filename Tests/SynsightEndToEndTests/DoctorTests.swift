@@ -96,6 +96,17 @@ struct DoctorTests {
         #expect(!lines.contains { $0.contains("tracepoint/syscalls/sys_enter_bind") }, "a classic syscall tracepoint is still planned")
     }
 
+    @Test("trace --log-level debug: swift-log diagnostics on stderr name the planned programs; the default level prints none")
+    func debugLogLevel() throws {
+        try Privileged.check()
+        let debug = try sh([TraceSession.binary, "trace", "--duration", "1", "--log-level", "debug", "--force-hook", "syscall=raw"])
+        let line = try #require(debug.split(separator: "\n").first { $0.contains("loading the planned programs:") }, "\(debug)")
+        #expect(line.contains("debug"), "\(line)")
+        #expect(line.contains("sc_raw_enter") && !line.contains("sc_tp_enter_bind"), "\(line)")
+        let quiet = try sh([TraceSession.binary, "trace", "--duration", "1"])
+        #expect(!quiet.contains("loading the planned programs"), "\(quiet)")
+    }
+
     @Test("not root: a one-line error naming what to do, and a non-zero exit")
     func notRoot() throws {
         try Privileged.check()
