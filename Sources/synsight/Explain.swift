@@ -92,7 +92,8 @@ struct Explain: ParsableCommand {
             } else {
                 recent = RecentActivity(status: .skipped)
             }
-            let state = try PortState.gather(port: port, namespaces: namespaces, countersAtStart: countersAtStart)
+            let state = try PortState.gather(port: port, namespaces: namespaces, countersAtStart: countersAtStart,
+                                             podLogRoot: diagnostics.podLogDir)
             let input = ExplainInput(port: port, ts: currentClockMapping().epoch(bootTimeNow()), viewpoint: viewpoint,
                                      namespaces: state.namespaces, listeners: state.listeners,
                                      recent: recent, notes: state.notes)
