@@ -67,7 +67,7 @@ public struct SyscallProbes: Sendable {
     /// preferred groups, so the tests (and a user on a kernel where one
     /// misbehaves) can exercise the others where they all work.
     static func probeTrampolines(forced: HookChoices.SyscallEntry?) -> ProbeResult {
-        if let f = forced, f != .trampoline {
+        if let f = forced {
             return .unsupported("disabled by --force-hook syscall=\(f.rawValue)")
         }
         // connect() is traced at exit only; an SELinux denial inside it makes

@@ -16,9 +16,9 @@ public struct HookChoices: Sendable, Equatable {
 
     public init() {}
 
+    /// Each case sets the groups preferred to it aside (fentry/fexit on
+    /// __sys_{bind,listen,connect} first, then the classic tracepoints).
     public enum SyscallEntry: String, Sendable, CaseIterable {
-        /// fentry/fexit on __sys_{bind,listen,connect} (the preferred group).
-        case trampoline
         /// syscalls:sys_{enter,exit}_* (skips the trampolines).
         case tracepoint
         /// tp_btf/sys_enter + sys_exit (skips the trampolines and the classic tracepoints).
@@ -26,13 +26,13 @@ public struct HookChoices: Sendable, Equatable {
     }
 
     public enum OverflowHook: String, Sendable, CaseIterable {
-        case trampoline, kprobe
+        /// kprobe/kretprobe instead of fentry/fexit (where both work).
+        case kprobe
     }
 
     public enum ConnectHook: String, Sendable, CaseIterable {
-        /// cgroup/connect{4,6} + inet_sk_error_report (the preferred way).
-        case cgroup
-        /// tp_btf/inet_sock_set_state (about 10 runs per connection).
+        /// tp_btf/inet_sock_set_state (about 10 runs per connection) instead
+        /// of cgroup/connect{4,6} + inet_sk_error_report.
         case stateChange = "inet_sock_set_state"
     }
 
