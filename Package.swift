@@ -36,13 +36,36 @@ let package = Package(
         ),
         // zlib's gzip init macros wrapped for Swift (compressed recordings).
         .target(name: "CSynsightZlib", linkerSettings: [.linkedLibrary("z")]),
-        // Pure Swift: event model, decoding, attribution, output. No libbpf, no root.
-        .target(name: "SynsightCore", dependencies: ["CSynsightABI", "CSynsightZlib"]),
+        // The data path, bottom to top (docs/architecture.md): each module
+        // depends only on modules listed before it. Everything up to the
+        // sinks is pure Swift: no libbpf, no root.
+        // Errors, errno names, locks, the worker thread and hand-off queue, gzip.
+        .target(name: "SynsightBase", dependencies: ["CSynsightZlib"]),
+        // The record model: kernel events (decoded from bpf/synsight_abi.h),
+        // records, reasons, causes, JSON Lines reading and writing, text
+        // lines, workload and node identity, host-state parsers.
+        .target(name: "SynsightModel", dependencies: ["SynsightBase", "CSynsightABI"]),
+        // nftables rulesets (libnftables JSON), owners of tables and chains,
+        // and the one rule matcher trace and explain share.
+        .target(name: "SynsightNftables", dependencies: ["SynsightBase", "SynsightModel"]),
+        // Attribution: the engine and one folder per reason area.
+        .target(
+            name: "SynsightAttribution",
+            dependencies: ["SynsightBase", "SynsightModel", "SynsightNftables"]
+        ),
+        // Sinks that need no kernel: recordings, reports, explain.
+        .target(name: "SynsightRecording", dependencies: ["SynsightBase", "SynsightModel"]),
+        .target(name: "SynsightReport", dependencies: ["SynsightBase", "SynsightModel"]),
+        .target(
+            name: "SynsightExplain",
+            dependencies: ["SynsightBase", "SynsightModel", "SynsightNftables"]
+        ),
         // The only module that talks to the kernel.
         .target(
             name: "SynsightKernel",
             dependencies: [
-                "SynsightCore", "CSynsightABI", "CLibBPF", "CSynsightShim", "CNftables",
+                "SynsightBase", "SynsightModel", "SynsightNftables",
+                "CSynsightABI", "CLibBPF", "CSynsightShim", "CNftables",
                 .product(name: "Logging", package: "swift-log"),
             ],
             plugins: ["BPFObjectPlugin"]
@@ -50,12 +73,25 @@ let package = Package(
         // Prometheus /metrics: counters, listener gauges, the small HTTP server. No root.
         .target(
             name: "SynsightMetrics",
-            dependencies: ["SynsightCore", .product(name: "Prometheus", package: "swift-prometheus")]
+            dependencies: ["SynsightBase", "SynsightModel", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
+        // The sessions: a trace (ring buffer -> hand-off -> attribution ->
+        // sinks) and explain's live snapshot of a port. Wires the kernel
+        // module to attribution and the sinks; the CLI only parses arguments.
+        .target(
+            name: "SynsightPipeline",
+            dependencies: [
+                "SynsightBase", "SynsightModel", "SynsightNftables", "SynsightAttribution",
+                "SynsightRecording", "SynsightReport", "SynsightExplain", "SynsightKernel",
+                "SynsightMetrics", "CSynsightShim",
+            ]
         ),
         .executableTarget(
             name: "synsight",
             dependencies: [
-                "SynsightCore", "SynsightKernel", "SynsightMetrics",
+                "SynsightBase", "SynsightModel", "SynsightNftables", "SynsightAttribution",
+                "SynsightRecording", "SynsightReport", "SynsightExplain",
+                "SynsightKernel", "SynsightMetrics", "SynsightPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -64,7 +100,7 @@ let package = Package(
         // metrics requests): libFuzzer under scripts/fuzz.sh, a replayer of
         // the regression corpus (Tests/Fixtures/fuzz) in the normal build.
         .target(name: "CSynsightFuzz"),
-        .executableTarget(name: "SynsightFuzz", dependencies: ["SynsightCore", "SynsightMetrics", "CSynsightFuzz"]),
+        .executableTarget(name: "SynsightFuzz", dependencies: ["SynsightBase", "SynsightModel", "SynsightReport", "SynsightMetrics", "CSynsightFuzz"]),
         // Host tool run by the plugin: compiles bpf/*.bpf.c and embeds the objects.
         .executableTarget(name: "bpf-embed"),
         .plugin(
@@ -72,12 +108,25 @@ let package = Package(
             capability: .buildTool(),
             dependencies: ["bpf-embed"]
         ),
-        .testTarget(name: "SynsightCoreTests", dependencies: ["SynsightCore", "CSynsightABI"]),
+        // Fixtures shared by the unit-test targets (raw ABI records, events,
+        // records, temporary files). Built only for tests.
+        .target(
+            name: "SynsightTestSupport",
+            dependencies: ["SynsightBase", "SynsightModel", "SynsightNftables", "SynsightAttribution", "CSynsightABI"],
+            path: "Tests/SynsightTestSupport"
+        ),
+        .testTarget(name: "SynsightBaseTests", dependencies: ["SynsightTestSupport", "SynsightBase"]),
+        .testTarget(name: "SynsightModelTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "CSynsightABI"]),
+        .testTarget(name: "SynsightNftablesTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightNftables"]),
+        .testTarget(name: "SynsightAttributionTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightNftables", "SynsightAttribution", "CSynsightABI"]),
+        .testTarget(name: "SynsightRecordingTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightRecording"]),
+        .testTarget(name: "SynsightReportTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightReport"]),
+        .testTarget(name: "SynsightExplainTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightNftables", "SynsightExplain"]),
         .testTarget(name: "SynsightCLITests"),
-        .testTarget(name: "SynsightMetricsTests", dependencies: ["SynsightMetrics", "SynsightCore"]),
+        .testTarget(name: "SynsightMetricsTests", dependencies: ["SynsightMetrics", "SynsightModel"]),
         // The probe plan on synthetic probe results (no root), and against
         // this kernel (root: probes cached, unselected programs not loaded).
-        .testTarget(name: "SynsightKernelTests", dependencies: ["SynsightKernel", "SynsightCore", "CLibBPF", "CSynsightShim"]),
+        .testTarget(name: "SynsightKernelTests", dependencies: ["SynsightKernel", "SynsightBase", "SynsightModel", "CLibBPF", "CSynsightShim"]),
         // Root-only: real BPF, real sockets, in namespaces the tests create.
         .testTarget(
             name: "SynsightEndToEndTests",

@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 source scripts/env.sh
+# Module layering: every import points down the data path (docs/architecture.md).
+python3 scripts/check-layers.py
 if [[ $(id -u) -ne 0 ]]; then
     # Build as the user (keeps .build owned by them), run the tests as root.
     swift build --build-tests

@@ -1,6 +1,8 @@
 import CSynsightFuzz
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightReport
 import SynsightMetrics
 
 // Fuzz targets for everything that parses untrusted input: recordings

@@ -1,6 +1,8 @@
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// The root of the cgroup v2 hierarchy, where synsight's cgroup/connect
 /// programs attach so that every connect() on the host runs them (issue 16).

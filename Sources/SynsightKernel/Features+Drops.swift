@@ -1,4 +1,6 @@
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 extension KernelFeatures {
     /// Handshake drops for any other reason come from the same kfree_skb

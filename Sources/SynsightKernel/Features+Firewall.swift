@@ -1,6 +1,8 @@
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// What bpf/firewall.bpf.h and the drop program need, probed once.
 public struct FirewallProbes: Sendable {

@@ -2,7 +2,9 @@ import CLibBPF
 import CSynsightABI
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// What bpf/overflow.bpf.h needs: listen-queue overflow (SYN and ACK
 /// stage) and accept() failing with EMFILE/ENFILE. Probed once.

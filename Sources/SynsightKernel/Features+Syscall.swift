@@ -1,6 +1,8 @@
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// How bind/listen/connect failures are seen on this kernel (bpf/syscalls.bpf.h).
 public struct SyscallProbes: Sendable {

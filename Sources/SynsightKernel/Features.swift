@@ -1,6 +1,8 @@
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// What this kernel lets synsight see, probed by loading and by reading BTF,
 /// never by comparing version numbers. Probed once per run (`probe`): every

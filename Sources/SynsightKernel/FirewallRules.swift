@@ -1,5 +1,7 @@
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Names the rule behind a drop: the ruleset of the packet's network
 /// namespace, read by an `NftablesReader` (in-process, on its own thread,

@@ -1,4 +1,4 @@
-import SynsightCore
+import SynsightModel
 
 /// Hooks chosen by the caller instead of by the probes: `trace --reset-hook`
 /// and the hidden `--force-hook area=hook` (tests, and a user on a kernel

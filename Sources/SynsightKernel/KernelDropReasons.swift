@@ -1,6 +1,8 @@
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// The running kernel's drop-reason names, from its BTF: `enum
 /// skb_drop_reason`, and since 6.4 `enum skb_drop_reason_subsys` with each

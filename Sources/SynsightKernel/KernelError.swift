@@ -1,5 +1,7 @@
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// An error from the kernel side, always saying what failed, why, and what
 /// to do about it, in one line suitable for a terminal.

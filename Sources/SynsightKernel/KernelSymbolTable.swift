@@ -1,5 +1,7 @@
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// The kernel's text symbols from /proc/kallsyms, for naming drop locations
 /// (`tcp_v4_rcv+0x3a1`) with a binary search.

@@ -1,6 +1,8 @@
 import Glibc
 import Synchronization
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Accept-queue length and backlog of every listening TCP socket, in every
 /// network namespace, for the per-listener metrics gauges. Read at scrape

@@ -1,7 +1,9 @@
 import CNftables
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Reads the nftables ruleset of any network namespace in-process with
 /// libnftables (what `nft -j list ruleset` prints), on one dedicated thread.

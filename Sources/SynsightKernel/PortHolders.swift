@@ -1,5 +1,7 @@
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Who holds a port, the active LSMs and SELinux's permission numbering,
 /// read from /proc and /sys when a bind fails (rare: never per packet).

@@ -1,6 +1,9 @@
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+import SynsightKernel
 
 /// The live state of one TCP port for `explain`, in every network namespace
 /// of the host: listening sockets and SYN-queue request sockets (sock_diag),
@@ -23,12 +26,6 @@ public enum PortState {
         public var name: String?
         public var processCount: Int
         public var isHost: Bool
-    }
-
-    public struct Gathered: Sendable {
-        public var namespaces: [ExplainNamespace]
-        public var listeners: [ExplainListener]
-        public var notes: [String]
     }
 
     /// Synsight's own network namespace.
@@ -88,106 +85,11 @@ public enum PortState {
         }
     }
 
-    /// Reads everything `explain` needs about `port`. `podLogRoot`: kubelet's
-    /// pod log root when not the default (--pod-log-dir).
-    public static func gather(port: UInt16, namespaces: [Namespace], countersAtStart: [UInt32: [String: UInt64]]?,
-                              podLogRoot: String? = nil) throws(KernelError) -> Gathered {
-        var (states, sockets, vanished) = try onOwnThread { () throws(KernelError) in
-            try readNamespaces(port: port, namespaces: namespaces, countersAtStart: countersAtStart)
-        }
-        var notes: [String] = []
-        if !vanished.isEmpty {
-            notes.append("network namespace\(vanished.count == 1 ? "" : "s") \(vanished.map(String.init).joined(separator: ", ")) disappeared during the scan")
-        }
-
-        // Firewall: each namespace's ruleset, read in-process (libnftables).
-        let rules = NftRuleSource(ttlNs: 60_000_000_000, timeoutMs: 10_000)
-        for ns in states.indices { rules.pin(netns: states[ns].inode) }
-        for i in states.indices {
-            switch rules.ruleset(netns: states[i].inode) {
-            case .ruleset(let rs): states[i].firewall = .ruleset(rs)
-            case .unavailable(let why): states[i].firewall = .unavailable(why)
-            }
-        }
-
-        // Listeners, their SYN queues, and the processes holding them.
-        var listeners: [ExplainListener] = []
-        for (ns, found) in sockets {
-            let listening = found.filter { $0.state == SockDiag.stateListen }
-            let requests = found.filter { $0.state == SockDiag.stateSynRecv && $0.inode == 0 }
-            var here = listening.map { s in
-                ExplainListener(netns: ns, family: s.family, local: s.local,
-                                ipv6Only: s.family == .ipv6 ? s.ipv6Only : nil, inode: s.inode,
-                                acceptQueue: s.rqueue, maxBacklog: s.wqueue, synQueue: 0, drops: s.drops)
-            }
-            if states.first(where: { $0.inode == ns })?.socketSource != "sock_diag" {
-                // /proc has the accept queue but neither the backlog nor IPV6_V6ONLY.
-                for j in here.indices { here[j].maxBacklog = nil; here[j].acceptQueue = nil; here[j].drops = nil }
-            }
-            Explain.assignSynQueues(&here, requests: requests.map { ($0.family, $0.local) })
-            listeners += here
-        }
-        let owners = socketOwners(Set(listeners.map(\.inode).filter { $0 != 0 }))
-        var processes: [UInt32: ExplainProcess] = [:]
-        let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: .probe(podLogRoot: podLogRoot))
-        for i in listeners.indices {
-            listeners[i].processes = (owners[listeners[i].inode] ?? []).sorted().map { pid in
-                if let p = processes[pid] { return p }
-                var p = process(pid)
-                p.workload = workloads?.identity(pid: pid)
-                processes[pid] = p
-                return p
-            }
-        }
-        // A namespace without an `ip netns` name takes the container's or pod's listening in it.
-        if let workloads {
-            for i in states.indices where states[i].name == nil && !states[i].isHost {
-                states[i].name = workloads.netnsName(states[i].inode)
-            }
-        }
-        if geteuid() != 0 { notes.append("not root: sockets, fds and limits of other users' processes may be missing") }
-        return Gathered(namespaces: states, listeners: listeners, notes: notes)
-    }
-
-    /// Per-namespace reads, on the namespace-hopping thread.
-    static func readNamespaces(port: UInt16, namespaces: [Namespace], countersAtStart: [UInt32: [String: UInt64]]?)
-        throws(KernelError) -> ([ExplainNamespace], [(ns: UInt32, sockets: [SockDiag.Socket])], [UInt32]) {
-        var states: [ExplainNamespace] = []
-        var sockets: [(ns: UInt32, sockets: [SockDiag.Socket])] = []
-        var vanished: [UInt32] = []
-        for ns in namespaces {
-            var state = ExplainNamespace(inode: ns.inode, name: ns.name, isHost: ns.isHost, processCount: ns.processCount)
-            let entered = try inside(ns) {
-                let (found, source) = portSockets(port)
-                sockets.append((ns.inode, found))
-                state.socketSource = source
-                state.sysctls = NetnsSysctls(
-                    somaxconn: sysctl("net/core/somaxconn"),
-                    tcpMaxSynBacklog: sysctl("net/ipv4/tcp_max_syn_backlog"),
-                    tcpSyncookies: sysctl("net/ipv4/tcp_syncookies"),
-                    tcpAbortOnOverflow: sysctl("net/ipv4/tcp_abort_on_overflow"))
-                if let text = ProcFS.read("/proc/thread-self/net/netstat") {
-                    state.counters = ProcText.netstat(text)
-                } else {
-                    state.problems.append("cannot read /proc/net/netstat")
-                }
-                state.countersAtStart = countersAtStart?[ns.inode]
-                // iptables-legacy tables are invisible to nft: say so rather than report "no rule".
-                if let legacy = ProcFS.read("/proc/thread-self/net/ip_tables_names"), !legacy.isEmpty {
-                    let names = legacy.split(separator: "\n").joined(separator: ", ")
-                    state.problems.append("iptables-legacy tables (\(names)) exist and are not checked: see `iptables-legacy -L -n -v`")
-                }
-            }
-            if entered { states.append(state) } else { vanished.append(ns.inode) }
-        }
-        return (states, sockets, vanished)
-    }
-
     // MARK: - inside a namespace
 
     /// Runs `body` on a new thread and waits for it (see the type's comment:
     /// only that thread ever leaves synsight's namespace).
-    static func onOwnThread<T>(_ body: @escaping () throws(KernelError) -> T) throws(KernelError) -> T {
+    package static func onOwnThread<T>(_ body: @escaping () throws(KernelError) -> T) throws(KernelError) -> T {
         var result: Result<T, KernelError>?
         let task = ThreadTask {
             do throws(KernelError) {
@@ -219,7 +121,7 @@ public enum PortState {
     /// since it was listed). Failing to come back is fatal for the
     /// explanation (every later read would describe the wrong namespace).
     @discardableResult
-    static func inside(_ ns: Namespace, _ body: () -> Void) throws(KernelError) -> Bool {
+    package static func inside(_ ns: Namespace, _ body: () -> Void) throws(KernelError) -> Bool {
         let home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
         guard home >= 0 else { throw KernelError.sys("opening /proc/thread-self/ns/net", code: errno) }
         defer { close(home) }
@@ -250,7 +152,7 @@ public enum PortState {
         return true
     }
 
-    static func sysctl(_ name: String) -> Int? {
+    package static func sysctl(_ name: String) -> Int? {
         guard let s = ProcFS.read("/proc/sys/\(name)", limit: 256) else { return nil }
         return s.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).first.flatMap { Int($0) }
     }
@@ -258,7 +160,7 @@ public enum PortState {
     /// LISTEN and request sockets on `port` in the current namespace, from
     /// sock_diag; /proc/net/tcp{,6} when sock_diag is unavailable (no
     /// tcp_diag module).
-    static func portSockets(_ port: UInt16) -> ([SockDiag.Socket], String) {
+    package static func portSockets(_ port: UInt16) -> ([SockDiag.Socket], String) {
         var out: [SockDiag.Socket] = []
         var failure: String?
         for family in [AddressFamily.ipv4, .ipv6] {
@@ -313,7 +215,7 @@ public enum PortState {
 
     /// PIDs holding each socket inode (every process's fds; socket inodes
     /// are unique host-wide, sockfs being a single filesystem).
-    static func socketOwners(_ wanted: Set<UInt64>) -> [UInt64: [UInt32]] {
+    package static func socketOwners(_ wanted: Set<UInt64>) -> [UInt64: [UInt32]] {
         guard !wanted.isEmpty else { return [:] }
         var out: [UInt64: [UInt32]] = [:]
         for pid in ProcFS.pids() {
@@ -327,18 +229,6 @@ public enum PortState {
         return out
     }
 
-    static func process(_ pid: UInt32) -> ExplainProcess {
-        var p = ExplainProcess(pid: pid, comm: ProcFS.comm(pid) ?? "?", exe: ProcFS.readlink("/proc/\(pid)/exe"))
-        if let text = ProcFS.read("/proc/\(pid)/limits"), let lim = ProcText.openFileLimits(text) {
-            p.nofileSoft = lim.soft
-            p.nofileHard = lim.hard
-            p.limitsKnown = true
-        }
-        let fds = ProcFS.list("/proc/\(pid)/fd")
-        // An empty list is a process that is gone (or unreadable), not one with no fds.
-        if !fds.isEmpty { p.openFds = fds.count }
-        return p
-    }
 }
 
 /// The work of the namespace-reading thread. Handed over by pthread_create

@@ -1,5 +1,5 @@
 import CSynsightABI
-import SynsightCore
+import SynsightModel
 
 /// A program of the embedded BPF object, named by the enum bpf-embed
 /// generates from the object's symbol table (never by a string).

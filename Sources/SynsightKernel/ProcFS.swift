@@ -1,9 +1,11 @@
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Thin /proc access: every file read of the snapshot goes through here.
-enum ProcFS {
-    static func read(_ path: String, limit: Int = 4 << 20) -> String? {
+package enum ProcFS {
+    package static func read(_ path: String, limit: Int = 4 << 20) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -18,7 +20,7 @@ enum ProcFS {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func readBytes(_ path: String, limit: Int = 4 << 20) -> [UInt8]? {
+    package static func readBytes(_ path: String, limit: Int = 4 << 20) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -35,7 +37,7 @@ enum ProcFS {
 
     /// A link's target (an executable's path, "socket:[123]"), in the
     /// escaped form of `NameBytes`: a path is any bytes.
-    static func readlink(_ path: String) -> String? {
+    package static func readlink(_ path: String) -> String? {
         var buf = [UInt8](repeating: 0, count: 4096)
         let n = buf.withUnsafeMutableBytes {
             Glibc.readlink(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count - 1)
@@ -44,7 +46,7 @@ enum ProcFS {
         return NameBytes.string(buf[0..<n])
     }
 
-    static func list(_ path: String) -> [String] {
+    package static func list(_ path: String) -> [String] {
         guard let d = opendir(path) else { return [] }
         defer { closedir(d) }
         var names: [String] = []
@@ -74,7 +76,7 @@ enum ProcFS {
     }
 
     /// A process's name, in the escaped form of `NameBytes` (any 15 bytes).
-    static func comm(_ pid: UInt32) -> String? {
+    package static func comm(_ pid: UInt32) -> String? {
         guard var b = readBytes("/proc/\(pid)/comm", limit: 64) else { return nil }
         if b.last == UInt8(ascii: "\n") { b.removeLast() }
         return NameBytes.string(b)

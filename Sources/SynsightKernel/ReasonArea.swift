@@ -1,4 +1,4 @@
-import SynsightCore
+import SynsightModel
 
 /// The reason areas, each with the programs it needs from the kernel
 /// (its `plan`, written next to its probes in Features+<area>.swift).

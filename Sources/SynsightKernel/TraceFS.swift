@@ -1,6 +1,8 @@
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Classic tracepoints (the syscall ones) are attached through tracefs: libbpf
 /// reads each event's id from it. Some hosts (minimal VMs, this project's CI)

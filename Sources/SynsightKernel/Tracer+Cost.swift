@@ -1,7 +1,9 @@
 import CLibBPF
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Which programs of the embedded object a Tracer loads, and what they cost.
 extension Tracer {

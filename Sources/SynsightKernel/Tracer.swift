@@ -3,7 +3,9 @@ import CSynsightABI
 import CSynsightShim
 import Glibc
 import Synchronization
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 public struct TracerOptions: Sendable {
     /// Only report refusals to these local ports (at most 16; empty = all).

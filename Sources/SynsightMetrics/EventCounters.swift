@@ -1,5 +1,6 @@
 import Prometheus
-import SynsightCore
+import SynsightBase
+import SynsightModel
 
 /// Metric names and HELP texts, in one place (the registry requires the
 /// same HELP text every time a family is used).

@@ -1,7 +1,8 @@
 import Glibc
 import Prometheus
 import Synchronization
-import SynsightCore
+import SynsightBase
+import SynsightModel
 
 /// One series of the listener gauges: the sockets listening on one address
 /// and port in one network namespace (a SO_REUSEPORT group is one series).

@@ -1,5 +1,6 @@
 import Prometheus
-import SynsightCore
+import SynsightBase
+import SynsightModel
 
 /// synsight's own cost as metrics: per-program BPF run counters, the
 /// process's CPU, the ring buffer's fill. Owned by the tracing loop, which

@@ -1,4 +1,5 @@
-import SynsightCore
+import SynsightBase
+import SynsightModel
 
 /// Bounds the `workload` label of the event counters: `unit:nginx.service`,
 /// `container:web`, `pod:shop/api-7d9f`, or "" when the record names no

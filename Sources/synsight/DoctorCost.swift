@@ -1,5 +1,12 @@
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+import SynsightAttribution
+import SynsightRecording
+import SynsightReport
+import SynsightExplain
+import SynsightPipeline
 import SynsightKernel
 
 /// `doctor`'s cost section: which of the hooks `trace` attaches here run for

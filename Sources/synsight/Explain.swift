@@ -1,6 +1,13 @@
 import ArgumentParser
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+import SynsightAttribution
+import SynsightRecording
+import SynsightReport
+import SynsightExplain
+import SynsightPipeline
 import SynsightKernel
 
 struct Explain: ParsableCommand {
@@ -92,12 +99,12 @@ struct Explain: ParsableCommand {
             } else {
                 recent = RecentActivity(status: .skipped)
             }
-            let state = try PortState.gather(port: port, namespaces: namespaces, countersAtStart: countersAtStart,
-                                             podLogRoot: diagnostics.podLogDir)
+            let state = try ExplainSnapshot.gather(port: port, namespaces: namespaces, countersAtStart: countersAtStart,
+                                                   podLogRoot: diagnostics.podLogDir)
             let input = ExplainInput(port: port, ts: currentClockMapping().epoch(bootTimeNow()), viewpoint: viewpoint,
                                      namespaces: state.namespaces, listeners: state.listeners,
                                      recent: recent, notes: state.notes)
-            let report = SynsightCore.Explain.analyze(input)
+            let report = SynsightExplain.Explain.analyze(input)
             let text = json ? ExplainFormat.jsonLine(report) : ExplainFormat.text(report)
             try Output.stdoutOrFail(text)
             if report.status != .healthy { throw ExitCode(2) }
@@ -128,6 +135,7 @@ struct Explain: ParsableCommand {
         do {
             _ = try TraceRunner.run(settings, tracer: tracer, emit: { records.append($0) }, tick: { true })
         } catch {
+            Output.stderr("synsight: error: \(error)\n")
             return RecentActivity(status: .failed, seconds: Double(bootTimeNow() - started) / 1e9,
                                   detail: "the trace stopped with an error (printed above)", hook: hook, records: records)
         }

@@ -1,5 +1,7 @@
+import SynsightBase
 import ArgumentParser
 import SynsightKernel
+import SynsightPipeline
 import SynsightMetrics
 
 /// `--metrics-address` and its bounds, shared by `trace` and `record`.

@@ -1,6 +1,13 @@
 import ArgumentParser
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+import SynsightAttribution
+import SynsightRecording
+import SynsightReport
+import SynsightExplain
+import SynsightPipeline
 import SynsightKernel
 
 struct RecordCommand: ParsableCommand {
@@ -195,19 +202,21 @@ struct RecordCommand: ParsableCommand {
 
         let flushEvery = UInt64(flushIntervalMs) * 1_000_000
         var lastFlush = bootTimeNow()
-        var (summary, seconds, cost) = try TraceRunner.run(
-            settings,
-            emit: { recorder.append($0) },
-            tick: {
-                if reopenRequested.exchange(false, ordering: .relaxed) { recorder.reopen() }
-                let now = bootTimeNow()
-                if now - lastFlush >= flushEvery {
-                    recorder.flush()
-                    lastFlush = now
-                    metricsEndpoint?.counters.recorderTotals(written: recorder.linesWritten, lost: recorder.linesLost)
-                }
-                return true
-            })
+        var (summary, seconds, cost) = try orFail {
+            try TraceRunner.run(
+                settings,
+                emit: { recorder.append($0) },
+                tick: {
+                    if reopenRequested.exchange(false, ordering: .relaxed) { recorder.reopen() }
+                    let now = bootTimeNow()
+                    if now - lastFlush >= flushEvery {
+                        recorder.flush()
+                        lastFlush = now
+                        metricsEndpoint?.counters.recorderTotals(written: recorder.linesWritten, lost: recorder.linesLost)
+                    }
+                    return true
+                })
+        }
         recorder.close()
         if recorder.linesLost > 0 { summary.addUnwritten(recorder.linesLost, target: TerminalText.escape(dir)) }
         Output.stderr(summary.render(durationSeconds: seconds) + "\n" + cost + "\n")

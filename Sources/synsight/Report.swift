@@ -1,6 +1,13 @@
 import ArgumentParser
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+import SynsightAttribution
+import SynsightRecording
+import SynsightReport
+import SynsightExplain
+import SynsightPipeline
 
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

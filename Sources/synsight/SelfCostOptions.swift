@@ -1,3 +1,4 @@
+import SynsightBase
 import ArgumentParser
 
 /// `--bpf-stats`, shared by `trace`, `record` and `doctor --measure`.

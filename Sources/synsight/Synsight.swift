@@ -1,6 +1,13 @@
 import ArgumentParser
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+import SynsightAttribution
+import SynsightRecording
+import SynsightReport
+import SynsightExplain
+import SynsightPipeline
 import SynsightKernel
 
 @main
@@ -33,35 +40,16 @@ func fail(_ message: String) -> ExitCode {
     return ExitCode.failure
 }
 
-/// Unbuffered writes to stdout/stderr through write(2). Swift 6 forbids the
-/// C `stdout` global; this also lets a closed pipe end the trace cleanly.
-enum Output {
-    static func stderr(_ s: String) {
-        write(fd: STDERR_FILENO, Array(s.utf8))
+/// Runs a trace session, turning its one-line error into `fail`'s.
+func orFail<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as TraceError {
+        throw fail(e.description)
     }
+}
 
-    /// How writing all of a buffer ended.
-    enum WriteResult: Equatable {
-        case ok
-        /// The reader went away (EPIPE, with SIGPIPE ignored): as with
-        /// `| head`, a quiet end, not an error.
-        case closedPipe
-        /// Any other failure (ENOSPC on a full disk, EIO, EBADF...): the
-        /// command must say so and exit non-zero.
-        case failed(errno: Int32)
-
-        /// "cannot write <what>: <reason>", for the one-line error.
-        static func message(_ err: Int32, writing what: String) -> String {
-            "cannot write \(what): \(String(cString: strerror(err)))"
-        }
-    }
-
-    /// Writes every byte of `bytes` to `fd` (retrying short writes and EINTR).
-    static func writeAll(fd: Int32, _ bytes: [UInt8]) -> WriteResult {
-        var written = 0
-        return writeAll(fd: fd, bytes, written: &written)
-    }
-
+extension Output {
     /// Writes a command's whole answer to stdout: a closed pipe (`| head`) is
     /// a quiet end; any other failed write ends the command with one line.
     /// `what` and `consequence` word the error line.
@@ -70,12 +58,5 @@ enum Output {
         if case .failed(let e) = writeAll(fd: STDOUT_FILENO, Array(text.utf8)) {
             throw fail(WriteResult.message(e, writing: what) + " (\(ErrnoName.name(e)))" + consequence)
         }
-    }
-
-    /// Returns false when the write failed (the reader went away, or any
-    /// other error); `writeAll` says which.
-    @discardableResult
-    static func write(fd: Int32, _ bytes: [UInt8]) -> Bool {
-        writeAll(fd: fd, bytes) == .ok
     }
 }

@@ -1,7 +1,14 @@
 import ArgumentParser
 import Glibc
 import Synchronization
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+import SynsightAttribution
+import SynsightRecording
+import SynsightReport
+import SynsightExplain
+import SynsightPipeline
 import SynsightKernel
 
 
@@ -136,19 +143,21 @@ struct Trace: ParsableCommand {
 
         let sink = StdoutSink()
         let json = self.json
-        var (summary, seconds, cost) = try TraceRunner.run(
-            settings,
-            emit: { r in
-                sink.append { out in
-                    if json {
-                        JSONLines.append(r, to: &out)
-                    } else {
-                        out.append(contentsOf: TextFormat.line(r).utf8)
-                        out.append(0x0A)
+        var (summary, seconds, cost) = try orFail {
+            try TraceRunner.run(
+                settings,
+                emit: { r in
+                    sink.append { out in
+                        if json {
+                            JSONLines.append(r, to: &out)
+                        } else {
+                            out.append(contentsOf: TextFormat.line(r).utf8)
+                            out.append(0x0A)
+                        }
                     }
-                }
-            },
-            tick: { sink.flush() })
+                },
+                tick: { sink.flush() })
+        }
         if case .failed(let e) = sink.outcome {
             summary.addUnwritten(sink.unwritten, target: "standard output")
             Output.stderr(summary.render(durationSeconds: seconds) + "\n" + cost + "\n")

@@ -1,6 +1,6 @@
 import CLibBPF
 import Glibc
-import SynsightCore
+import SynsightModel
 @testable import SynsightKernel
 import Testing
 

@@ -1,6 +1,6 @@
 import CSynsightABI
 import Glibc
-import SynsightCore
+import SynsightModel
 @testable import SynsightKernel
 import Testing
 

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import SynsightCore
+import SynsightModel
 import Testing
 @testable import SynsightMetrics
 

@@ -1,5 +1,5 @@
 import Foundation
-import SynsightCore
+import SynsightModel
 import Testing
 @testable import SynsightMetrics
 

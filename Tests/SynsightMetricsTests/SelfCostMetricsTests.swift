@@ -1,4 +1,4 @@
-import SynsightCore
+import SynsightModel
 import Testing
 @testable import SynsightMetrics
 

@@ -1,5 +1,7 @@
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Reads this node's identity once (hostname, /etc/machine-id,
 /// /proc/sys/kernel/random/boot_id).

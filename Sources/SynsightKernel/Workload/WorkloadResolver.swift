@@ -1,6 +1,8 @@
 import CSynsightShim
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// PID -> workload identity (cgroup, unit, container, pod) and network
 /// namespace -> name, from the host's files. Used on the consumer thread in

@@ -1,5 +1,7 @@
 import Glibc
-import SynsightCore
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 
 /// Which workload-identity sources this host has, found once at start-up
 /// (before the ring buffer is read: the /proc scan for dockerd happens here,

@@ -1,0 +1,141 @@
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+/// Handshake segments dropped by the kernel for any reason the other areas
+/// do not own (`drop` / `packet_dropped`): the kernel's reason, named from
+/// the running kernel's BTF, decides the cause (DropCause); the interface,
+/// namespace, location and the processes on either side are the evidence.
+///
+/// A dropped SYN is retransmitted (1 s, 3 s, 7 s, ...): one record per
+/// connection attempt, the first drop; the local client's later ETIMEDOUT is
+/// the same failure and is not reported again.
+
+/// The engine's drop state (one stored property of `AttributionEngine`).
+public struct DropState {
+    /// This kernel's reason names (empty: every reason is reported by number).
+    public var reasons = DropReasonNames()
+    /// Drop locations to symbols; nil: locations stay addresses.
+    public var symbols: (any KernelSymbolizer)?
+    /// Attempts already reported, by 4-tuple, with the first drop's time.
+    var decided: [JoinKey: UInt64] = [:]
+    /// First drops of a family that healthy handshakes also produce now and
+    /// then, waiting for a second drop of the same attempt.
+    var unconfirmed: [JoinKey: UInt64] = [:]
+
+    /// TCP's own rejections (`tcp_state`) also hit a healthy handshake: a
+    /// duplicate SYN-ACK reaching a client already ESTABLISHED, a
+    /// retransmitted SYN crossing the handshake's ACK. A failing attempt
+    /// retransmits and is dropped again: these are reported at the second drop.
+    static let confirmedByRepeat: Set<DropCause> = [.tcpState]
+
+    static let maxDecided = 65536
+    /// A SYN is retransmitted for up to ~130 s (tcp_syn_retries=6).
+    static let decidedTTL: UInt64 = 140_000_000_000
+
+    public init(reasons: DropReasonNames = DropReasonNames(), symbols: (any KernelSymbolizer)? = nil) {
+        self.reasons = reasons
+        self.symbols = symbols
+    }
+
+    /// Drops that are not a failure of the connection attempt although
+    /// kfree_skb reports them, each with why:
+    /// - a retransmitted SYN reaching a server's pending request socket is
+    ///   freed by tcp_v{4,6}_rcv with the default NOT_SPECIFIED after the
+    ///   SYN-ACK is sent again (tcp_check_req), on every kernel with reasons;
+    /// - a frame for another host's MAC address (OTHERHOST) or a unicast
+    ///   packet in an L2 multicast/broadcast frame: every port of a bridge
+    ///   that floods a frame drops its copy, the right one takes it.
+    static let benign: [(reason: String, functions: Set<String>?, synOnly: Bool)] = [
+        ("not_specified", ["tcp_v4_rcv", "tcp_v6_rcv"], true),
+        ("otherhost", nil, false),
+        ("unicast_in_l2_multicast", nil, false),
+    ]
+
+    func isBenign(_ d: PacketDrop, reason: DropReasonName, function: String?) -> Bool {
+        Self.benign.contains { b in
+            guard b.reason == reason.name, !b.synOnly || !d.isSynAck else { return false }
+            guard let functions = b.functions else { return true }
+            return function.map(functions.contains) ?? false
+        }
+    }
+}
+
+extension AttributionEngine {
+    mutating func ingestDrop(_ d: PacketDrop) -> [Record] {
+        let reason = drops.reasons.name(d.reasonCode)
+        let location = drops.symbols?.symbolize(d.location)
+        if drops.isBenign(d, reason: reason, function: location?.name) { return [] }
+        // A local client's SYN that found no neighbour: its connect() fails
+        // with EHOSTUNREACH, reported as connect_failure/host_unreachable.
+        if d.hasSocket, DropCause.of(reason) == .neighbourFailed { return [] }
+        let key = JoinKey(client: d.clientEnd, server: d.server)
+        if let seen = drops.decided[key], seen + DropState.decidedTTL > d.ts { return [] }
+        var repeated = false
+        if DropState.confirmedByRepeat.contains(DropCause.of(reason)) {
+            guard let first = drops.unconfirmed.removeValue(forKey: key), first + DropState.decidedTTL > d.ts else {
+                if drops.unconfirmed.count >= DropState.maxDecided { drops.unconfirmed.removeAll() }
+                drops.unconfirmed[key] = d.ts
+                return []
+            }
+            repeated = true
+        }
+        if drops.decided.count >= DropState.maxDecided {
+            drops.decided = drops.decided.filter { $0.value + DropState.decidedTTL > d.ts }
+            if drops.decided.count >= DropState.maxDecided { drops.decided.removeAll() }
+        }
+        drops.decided[key] = d.ts
+        var record = dropRecord(d, reason: reason, location: location)
+        if repeated { record.evidence.insert(("drops", .int(2)), at: record.evidence.count - 1) }
+        return [record]
+    }
+
+    /// A local client's ETIMEDOUT (or the unreachable error an ICMP sent by
+    /// the dropping router gave it) after its SYN was dropped on this host:
+    /// already reported by the drop.
+    func dropExplains(_ ce: ConnectError) -> Bool {
+        guard [110, 113, 101].contains(ce.errno), let seen = drops.decided[JoinKey(client: ce.local, server: ce.remote)] else { return false }
+        return ce.ts >= seen && ce.ts - seen < DropState.decidedTTL
+    }
+
+    func dropRecord(_ d: PacketDrop, reason: DropReasonName, location: (name: String, offset: UInt64)?) -> Record {
+        let cause = DropCause.of(reason)
+        let port = d.server.port
+        var record = Record(ts: clock.epoch(d.ts), kind: .drop, reason: .packetDropped, cause: cause.rawValue,
+                            port: port, family: d.family, netns: d.netns, local: d.server, remote: d.clientEnd)
+        if let c = d.client {
+            record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid))
+        }
+        if let l = localListener(port: port, netns: d.netns, family: d.family, addr: d.server.addr) {
+            record.process = l.process
+        }
+        var ev: [(String, JSONValue)] = [
+            ("drop_reason", .string(reason.name)),
+            ("drop_reason_code", .int(Int64(d.reasonCode))),
+        ]
+        if let sub = reason.subsystem { ev.append(("drop_reason_subsystem", .string(sub))) }
+        if let location {
+            ev.append(("location", .string(location.offset == 0 ? location.name : "\(location.name)+0x\(String(location.offset, radix: 16))")))
+        } else if d.location != 0 {
+            ev.append(("location", .string("0x" + String(d.location, radix: 16))))
+        }
+        ev.append(("segment", .string(d.isSynAck ? "syn_ack" : "syn")))
+        ev.append(("direction", .string(d.direction)))
+        if !d.ifname.isEmpty { ev.append(("interface", .string(d.ifname))) }
+        if d.ifindex != 0 { ev.append(("ifindex", .int(Int64(d.ifindex)))) }
+        if let h = d.hook.name { ev.append(("stack_hook", .string(h))) }
+        if let s = cause.sysctl(family: d.family, interface: d.ifname) { ev.append(("sysctl", .string(s))) }
+        if let a = DropCause.attachPoint(reason) { ev.append(("attach_point", .string(a))) }
+        ev.append(("hook", .string("tp_btf/kfree_skb")))
+        record.evidence = ev
+        record.hint = cause.hint(d, reason: reason, port: port)
+        return record
+    }
+
+    /// The listener of the handshake in the drop's namespace (a SYN's
+    /// destination, a SYN-ACK's sender), if it is there.
+    func localListener(port: UInt16, netns: UInt32, family: AddressFamily, addr: IPAddress) -> ListenerInfo? {
+        (byPort[port] ?? []).compactMap { listeners[$0] }
+            .filter { $0.netns == netns && $0.accepts(family: family, addr: addr) }
+            .min { $0.socketInode < $1.socketInode }
+    }
+}

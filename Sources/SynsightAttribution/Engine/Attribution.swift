@@ -1,0 +1,420 @@
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+/// The attribution engine: joins kernel events into verdicts. Pure and
+/// synchronous; owned by one consumer thread. Everything it knows comes from
+/// `seed` (the start-up snapshot) and `ingest` (kernel events in ring order).
+///
+/// PID semantics (docs/architecture.md): `process` is what the refusal is attributed to
+/// (the listener that closed, exited, or listens elsewhere); `client` is the
+/// connecting process when it is on this host, taken from its connect() in
+/// process context and joined by 4-tuple, never from softirq `current`.
+
+struct ListenerID: Hashable {
+    package var netns: UInt32
+    package var inode: UInt64
+}
+
+struct NetnsPort: Hashable {
+    package var netns: UInt32
+    package var port: UInt16
+}
+
+struct ClosedListener {
+    var listener: ListenerInfo
+    var closedAt: UInt64
+    var closer: TaskInfo
+}
+
+struct JoinKey: Hashable {
+    package var client: Endpoint
+    package var server: Endpoint
+}
+
+struct Pending {
+    package var record: Record
+    package var deadline: UInt64
+    package var serial: UInt64
+}
+
+public struct AttributionEngine {
+    public let clock: ClockMapping
+    /// How long a server-side refusal waits for the local client's side
+    /// (connect() failing with ECONNREFUSED) before it is emitted without a
+    /// client. The client's RST processing follows within microseconds on
+    /// loopback and veth; a remote client never comes.
+    public let joinWindowNs: UInt64
+    let resolver: (any ProcessResolver)?
+
+    var listeners: [ListenerID: ListenerInfo] = [:]
+    var byPort: [UInt16: Set<ListenerID>] = [:]
+    /// Listeners of containers and pods, by network namespace (wrong_port).
+    var workloadListeners: [UInt32: Set<ListenerID>] = [:]
+    var history: [NetnsPort: ClosedListener] = [:]
+    var exits: [UInt32: ProcessExit] = [:]
+    var exitOrder: [(pid: UInt32, ts: UInt64)] = []
+    var pending: [JoinKey: Pending] = [:]
+    package var serial: UInt64 = 0
+    var earlyClients = ExpiringMap<JoinKey, ConnectError>()
+    /// Refusals and their clients across a destination NAT (NATJoin.swift).
+    var natJoin = NATJoinState()
+    /// synsight's own (the host's) network namespace: a namespace with a few
+    /// listeners on other ports is a container's only when it is not this one.
+    public var hostNetns: UInt32?
+    /// Firewall REJECT/DROP decisions in progress, and the rule source (FirewallAttribution.swift).
+    public var firewall = FirewallState()
+    var overflow = OverflowState()
+    /// The closure each history entry replaced, so that a LISTEN->CLOSE that
+    /// was really a failed listen() can be taken back (undoFailedListen).
+    var replacedHistory: [NetnsPort: ClosedListener] = [:]
+    /// bind/listen/connect failures: hooks, port-holder lookup, caches (SyscallAttribution.swift).
+    public var syscalls = SyscallState()
+    /// Handshake segments dropped for other reasons: reason names, symbols (DropAttribution.swift).
+    public var drops = DropState()
+    /// The hook connection errors come from (evidence.hook of client-side failures).
+    public var clientErrorHook = ClientErrorHook.stateChange
+
+    /// Bounds on remembered state, so memory does not grow with uptime.
+    static let maxExits = 4096
+    static let maxHistory = 65536
+    static let maxPending = 65536
+    static let maxEarlyClients = 16384
+
+    public init(clock: ClockMapping, joinWindowNs: UInt64 = 200_000_000,
+                resolver: (any ProcessResolver)? = nil) {
+        self.clock = clock
+        self.joinWindowNs = joinWindowNs
+        self.resolver = resolver
+    }
+
+    public var knownListeners: [ListenerInfo] { Array(listeners.values) }
+    public var pendingCount: Int { pending.count }
+
+    /// Listeners that existed before tracing started.
+    public mutating func seed(_ infos: [ListenerInfo]) {
+        for info in infos { add(info) }
+    }
+
+    package mutating func add(_ info: ListenerInfo) {
+        let id = ListenerID(netns: info.netns, inode: info.socketInode)
+        if let old = listeners[id], old.local.port != info.local.port {
+            byPort[old.local.port]?.remove(id)
+        }
+        listeners[id] = info
+        byPort[info.local.port, default: []].insert(id)
+        if info.workload?.container != nil || info.workload?.pod != nil {
+            workloadListeners[info.netns, default: []].insert(id)
+        } else {
+            forgetWorkloadListener(id)
+        }
+    }
+
+    mutating func forgetWorkloadListener(_ id: ListenerID) {
+        guard workloadListeners[id.netns]?.remove(id) != nil else { return }
+        if workloadListeners[id.netns]?.isEmpty == true { workloadListeners[id.netns] = nil }
+    }
+
+    /// Feed one kernel event; returns the records that became final.
+    public mutating func ingest(_ event: KernelEvent) -> [Record] {
+        switch event {
+        case .socketCall(let s):
+            if s.call == .listen && s.errno == 98 { undoFailedListen(s) }
+            return ingestSocketCall(s)
+        case .listenOverflow(let o):
+            return ingestOverflow(o)
+        case .acceptError(let a):
+            return ingestAcceptError(a)
+        case .listen(let c):
+            exits.removeValue(forKey: c.task.pid)  // a PID that listens again is alive
+            add(ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
+                             socketInode: c.socketInode, pid: c.task.pid, comm: c.task.comm,
+                             exe: resolver?.exe(pid: c.task.pid), since: c.ts,
+                             workload: resolver?.workload(task: c.task)))
+            return []
+        case .listenClose(let c):
+            let id = ListenerID(netns: c.netns, inode: c.socketInode)
+            let info: ListenerInfo
+            if let known = listeners.removeValue(forKey: id) {
+                forgetWorkloadListener(id)
+                byPort[known.local.port]?.remove(id)
+                if byPort[known.local.port]?.isEmpty == true { byPort[known.local.port] = nil }
+                info = known
+            } else {
+                info = ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
+                                    socketInode: c.socketInode, pid: c.task.pid, comm: c.task.comm)
+            }
+            if history.count >= Self.maxHistory, history[NetnsPort(netns: info.netns, port: info.local.port)] == nil {
+                // Forget the oldest closure rather than grow without bound.
+                if let oldest = history.min(by: { $0.value.closedAt < $1.value.closedAt })?.key {
+                    history.removeValue(forKey: oldest)
+                }
+            }
+            let np = NetnsPort(netns: info.netns, port: info.local.port)
+            if let old = history.updateValue(ClosedListener(listener: info, closedAt: c.ts, closer: c.task), forKey: np) {
+                replacedHistory[np] = old
+                if replacedHistory.count > 1024 { replacedHistory.removeAll() }
+            }
+            return []
+        case .exit(let x):
+            exits[x.task.pid] = x
+            exitOrder.append((x.task.pid, x.ts))
+            if exitOrder.count > Self.maxExits {
+                let drop = exitOrder.count - Self.maxExits
+                // Evict an exit only if it is still the one remembered for
+                // that PID (a reused PID may have exited again since).
+                for old in exitOrder.prefix(drop) where exits[old.pid]?.ts == old.ts {
+                    exits.removeValue(forKey: old.pid)
+                }
+                exitOrder.removeFirst(drop)
+            }
+            return []
+        case .noSocketReset(let r):
+            var record = attribute(r)
+            // The client connected to the address before DNAT: join on that.
+            let key = JoinKey(client: r.remote, server: r.originalDestination ?? r.local)
+            if let ce = earlyClients.removeValue(forKey: key), ce.ts &+ joinWindowNs > r.ts {
+                record.client = clientRef(ce)
+                return [record] + pruneEarlyClients(now: r.ts)
+            }
+            if let ce = natEarlyClient(for: r, key: key) {
+                record.client = clientRef(ce)
+                applyNAT(&record, clientDestination: ce.remote)
+                return [record] + pruneEarlyClients(now: r.ts)
+            }
+            let expiredClients = pruneEarlyClients(now: r.ts)
+            serial += 1
+            natJoin.notePending(key)
+            if let displaced = pending.updateValue(Pending(record: record, deadline: r.ts + joinWindowNs, serial: serial), forKey: key) {
+                return expiredClients + [displaced.record]
+            }
+            var out: [Record] = expiredClients
+            if pending.count > Self.maxPending { out = expire(now: UInt64.max, limit: pending.count - Self.maxPending) }
+            return out
+        case .firewallDrop, .firewallICMP, .synRetransmit:
+            return ingestFirewall(event)
+        case .packetDrop(let d):
+            return ingestDrop(d)
+        case .connectError(let ce):
+            let key = JoinKey(client: ce.local, server: ce.remote)
+            // The common case of a refusal storm: the server side's
+            // no-listener RST is already waiting for this very client. A
+            // no-socket RST is not a firewall's, so the firewall's
+            // bookkeeping is skipped (it used to remember every such error).
+            if ce.errno == 111, firewall.attempts[key] == nil, var p = pending.removeValue(forKey: key) {
+                p.record.client = clientRef(ce)
+                return [p.record]
+            }
+            if dropExplains(ce) { return [] }
+            if let fw = firewallClientOutcome(ce) { return fw }
+            if ce.errno == 104 {
+                // Already reported from the server side (the listener's RST)?
+                if let t = overflow.recentResets[key], ce.ts >= t, ce.ts - t < 1_000_000_000 { return [] }
+                return [clientFailureRecord(ce)]
+            }
+            // Only ECONNREFUSED answers a no-listener RST; other errors stand alone.
+            guard ce.errno == 111 else { return [clientFailureRecord(ce)] }
+            if var p = pending.removeValue(forKey: key) {
+                p.record.client = clientRef(ce)
+                return [p.record]
+            }
+            if var p = natPendingRefusal(for: ce, key: key) {
+                p.record.client = clientRef(ce)
+                applyNAT(&p.record, clientDestination: ce.remote)
+                return [p.record]
+            }
+            // Wait one join window for a server-side RST of this host.
+            var out = pruneEarlyClients(now: ce.ts)
+            if earlyClients.count >= Self.maxEarlyClients, let old = earlyClients.removeOldest() {
+                out.append(clientFailureRecord(old))
+            }
+            earlyClients.insert(ce, forKey: key, deadline: ce.ts &+ joinWindowNs)
+            natJoin.noteEarly(key)
+            return out
+        }
+    }
+
+    /// inet_csk_listen_start enters LISTEN before it takes the port, so a
+    /// listen() failing with EADDRINUSE was seen as LISTEN then CLOSE by the
+    /// same process just before the failure: that socket never listened and
+    /// must not stand as the port's last listener.
+    mutating func undoFailedListen(_ s: SocketCallFailure) {
+        let np = NetnsPort(netns: s.netns, port: s.local.port)
+        guard let cur = history[np], cur.closer.pid == s.task.pid, cur.listener.pid == s.task.pid,
+              s.ts >= cur.closedAt, s.ts - cur.closedAt < 1_000_000_000 else { return }
+        if let previous = replacedHistory.removeValue(forKey: np) {
+            history[np] = previous
+        } else {
+            history.removeValue(forKey: np)
+        }
+    }
+
+    func clientRef(_ ce: ConnectError) -> ProcessRef {
+        ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid),
+                   workload: resolver?.workload(task: ce.task))
+    }
+
+    /// Emit refusals whose join window has passed (`now` in kernel boot ns).
+    public mutating func expire(now: UInt64) -> [Record] {
+        let clients = pruneEarlyClients(now: now)
+        return expireFirewall(now: now) + expire(now: now, limit: Int.max) + clients
+    }
+
+    /// Refused connects that no server-side RST joined within the window
+    /// become client-side records (the server is not on this host).
+    mutating func pruneEarlyClients(now: UInt64) -> [Record] {
+        guard !earlyClients.isEmpty else { return [] }
+        // Oldest first, O(1) amortized (ExpiringMap): this runs per event.
+        return earlyClients.expire(now: now).map { clientFailureRecord($0) }
+    }
+
+    package mutating func expire(now: UInt64, limit: Int) -> [Record] {
+        guard !pending.isEmpty else { return [] }
+        var due = pending.filter { $0.value.deadline <= now }.sorted { $0.value.serial < $1.value.serial }
+        if due.count > limit { due = Array(due.prefix(limit)) }
+        for (k, _) in due { pending.removeValue(forKey: k) }
+        return due.map(\.value.record)
+    }
+
+    /// Emit everything still waiting (end of tracing).
+    public mutating func finish() -> [Record] { expire(now: UInt64.max) }
+
+    // MARK: - Causes
+
+    func attribute(_ r: NoSocketReset) -> Record {
+        var record = Record(ts: clock.epoch(r.ts), kind: .refusal, reason: .noListener,
+                            port: r.local.port, family: r.family, netns: r.netns,
+                            local: r.local, remote: r.remote)
+        let port = r.local.port
+        let onPort = (byPort[port] ?? []).compactMap { listeners[$0] }
+            .sorted { ($0.netns, $0.socketInode) < ($1.netns, $1.socketInode) }
+        // Listeners that would have taken this SYN say the registry raced with
+        // the kernel (closing right now); they explain nothing.
+        let here = onPort.filter { $0.netns == r.netns && !$0.accepts(family: r.family, addr: r.local.addr) }
+        var evidence: [(String, JSONValue)] = []
+        var cause: NoListenerCause
+        var hint: String
+
+        if !here.isEmpty {
+            let sameFamily = here.filter { $0.effectiveFamily == r.family }
+            let l = (sameFamily.first ?? here[0])
+            record.process = l.process
+            evidence.append(("listeners", .array(here.map(\.json))))
+            if !sameFamily.isEmpty {
+                cause = .boundToOtherAddress
+                let addrs = sameFamily.map { Endpoint(addr: $0.local.addr, port: port).description }
+                hint = "\(l.label) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local): "
+                    + "bind the service to \(r.family == .ipv4 ? "0.0.0.0" : "[::]") or to \(r.local.addr), or connect to the address it listens on"
+            } else {
+                cause = .familyMismatch
+                let other = l.effectiveFamily == .ipv6 ? "IPv6" : "IPv4"
+                let asked = r.family == .ipv6 ? "IPv6" : "IPv4"
+                if l.effectiveFamily == .ipv6 {
+                    hint = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
+                        + (l.ipv6Only == true ? " (IPV6_V6ONLY)" : "")
+                        + " but the client used \(asked): also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (net.ipv6.bindv6only), or connect over IPv6"
+                } else {
+                    hint = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
+                        + " but the client used \(asked): also listen on [::]:\(port), or connect over IPv4"
+                }
+            }
+        } else if let closed = history[NetnsPort(netns: r.netns, port: port)] {
+            let l = closed.listener
+            record.process = l.process
+            evidence.append(("listened_on", .string(Endpoint(addr: l.local.addr, port: port).description)))
+            evidence.append(("closed_at", .string(RFC3339.format(nanosecondsSinceEpoch: clock.epoch(closed.closedAt)))))
+            if closed.closer.pid == 0 {
+                // Found closed when needed or by the sweep (no state-change
+                // hook): closed_at is when it was noticed, not the close.
+                evidence.append(("closed_at_exact", .bool(false)))
+            }
+            if let x = exits[l.pid], x.ts >= (l.since ?? 0) {
+                cause = .listenerExited
+                evidence.append(("exited_at", .string(RFC3339.format(nanosecondsSinceEpoch: clock.epoch(x.ts)))))
+                if let sig = x.signal {
+                    evidence.append(("signal", .int(Int64(sig))))
+                    evidence.append(("signal_name", .string(Signals.name(sig))))
+                    if x.coreDumped { evidence.append(("core_dumped", .bool(true))) }
+                    hint = "\(l.label) was killed by \(Signals.name(sig))\(x.coreDumped ? " (core dumped)" : "") and nothing listens on port \(port) since: "
+                        + "restart the service and find out who sent the signal (OOM killer: dmesg; supervisor: journalctl)"
+                } else {
+                    let status = x.status ?? 0
+                    evidence.append(("exit_status", .int(Int64(status))))
+                    hint = "\(l.label) exited with status \(status) and nothing listens on port \(port) since: "
+                        + "restart the service and check its logs for why it exited"
+                }
+            } else {
+                cause = .listenerClosed
+                if closed.closer.pid != 0 && closed.closer.pid != l.pid {
+                    evidence.append(("closed_by", ProcessRef(pid: closed.closer.pid, comm: closed.closer.comm).json))
+                }
+                hint = "\(l.label) closed its listening socket on port \(port) but is still running: "
+                    + "check its logs (reload, shutdown in progress, lost configuration) and restart or reconfigure it"
+            }
+        } else if let sorted = wrongPortListeners(netns: r.netns, port: port) {
+            let l = sorted[0]
+            cause = .wrongPort
+            record.process = l.process
+            evidence.append(("listeners", .array(sorted.prefix(8).map(\.json))))
+            let ports = Set(sorted.filter { $0.pid == l.pid }.map(\.local.port)).sorted().map(String.init)
+            hint = "nothing listens on port \(port) in this namespace, but \(l.label) listens on \(ports.joined(separator: ", ")) only: "
+                + "connect to (or publish) the port it listens on, or make it listen on \(port) (a container port mapped to the wrong port is the usual cause)"
+        } else if let l = onPort.first(where: { $0.netns != r.netns }) {
+            cause = .otherNetns
+            record.process = l.process
+            evidence.append(("listeners", .array(onPort.filter { $0.netns != r.netns }.map(\.json))))
+            hint = "port \(port) listens in network namespace \(l.netns) (\(l.label)), but the SYN arrived in namespace \(r.netns): "
+                + "connect from inside that namespace, publish the port (container port mapping), or run the service in this namespace"
+        } else {
+            cause = .neverListened
+            hint = "nothing has listened on port \(port) in this network namespace since synsight started: "
+                + "start the service, or check that the client uses the right port and address"
+        }
+        if cause == .listenerExited, let closed = history[NetnsPort(netns: r.netns, port: port)],
+           let w = closed.listener.workload, let scope = w.phrase, let x = exits[closed.listener.pid],
+           let next = resolver?.successor(of: w, excluding: closed.listener.pid, comm: closed.listener.comm, startedAfter: x.ts) {
+            // Restarted by its supervisor, not listening yet: the new process is the one to look at.
+            cause = .restarting
+            evidence.append(("previous", closed.listener.process.json))
+            record.process = next
+            hint = "\(next.label) has started in the same \(scope) since \(closed.listener.label) exited, but does not listen on port \(port) yet: "
+                + "traffic reaches it before it is ready; wait for it, or route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer)"
+        }
+        evidence.append(("hook", .string(r.hook.name)))
+        record.cause = cause.rawValue
+        record.evidence = evidence
+        record.hint = hint
+        // The SYN's own conntrack entry (DNAT in this namespace) names where the client connected to.
+        if let o = r.originalDestination { applyNAT(&record, clientDestination: o) }
+        return record
+    }
+}
+
+extension AttributionEngine {
+    /// The most common container mistake: the SYN was sent (or mapped) to
+    /// one port, the service in that namespace listens on another. The
+    /// listeners of the container or pod owning the namespace; else, for a
+    /// namespace other than the host's, its listeners when they are on at
+    /// most `maxWrongPortPorts` ports (a container's, not a host's dozens).
+    /// Sorted by port; nil when neither applies.
+    func wrongPortListeners(netns: UInt32, port: UInt16) -> [ListenerInfo]? {
+        let byPort: (ListenerInfo, ListenerInfo) -> Bool = { ($0.local.port, $0.socketInode) < ($1.local.port, $1.socketInode) }
+        if let owned = workloadListeners[netns]?.compactMap({ listeners[$0] }), !owned.isEmpty {
+            return owned.sorted(by: byPort)
+        }
+        guard let hostNetns, netns != hostNetns else { return nil }
+        let others = listeners.values.filter { $0.netns == netns && $0.local.port != port }.sorted(by: byPort)
+        let ports = Set(others.map(\.local.port))
+        guard !ports.isEmpty, ports.count <= Self.maxWrongPortPorts else { return nil }
+        return others
+    }
+
+    static let maxWrongPortPorts = 4
+}
+
+public enum Signals {
+    package static let names = [1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
+                        7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2",
+                        13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS"]
+
+    public static func name(_ signal: Int) -> String { names[signal] ?? "signal \(signal)" }
+}

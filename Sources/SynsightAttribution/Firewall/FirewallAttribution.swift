@@ -1,0 +1,290 @@
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+/// Firewall REJECT vs DROP, and which rule.
+///
+/// The kernel reports the same thing for both verdicts (a packet freed with
+/// NETFILTER_DROP). What tells them apart, strongest first:
+/// - `client_errno`: the local client's connect() failed with ECONNREFUSED
+///   (REJECT: tcp-reset or ICMP) or ETIMEDOUT (DROP);
+/// - `icmp_send`: an ICMP error was sent for the very same skb just before
+///   it was freed (IPv4 REJECT with ICMP);
+/// - `retransmission`: the client sent the SYN again (it got no answer), seen
+///   as a second drop of the same 4-tuple or as the local client's
+///   tcp_retransmit_skb;
+/// - `single_drop`: none of these within the decision window. A client that
+///   got no answer retransmits after 1 s (the initial RTO), so one drop and
+///   silence most likely means it got an answer: REJECT, unless the rule
+///   found in the ruleset says DROP.
+
+/// The engine's firewall state (one stored property of `AttributionEngine`).
+public struct FirewallState {
+    /// Looks up the rule behind a drop; nil: no rule naming.
+    public var rules: (any FirewallRuleSource)?
+    /// How long a first drop waits for the signals above.
+    public var decisionWindowNs: UInt64 = 1_500_000_000
+
+    struct Attempt {
+        package var first: FirewallDrop
+        package var drops: Int = 1
+        var icmp: FirewallICMP?
+        package var client: TaskInfo?
+        package var processContext = false
+        var retransmitted = false
+        package var deadline: UInt64
+        package var serial: UInt64
+    }
+
+    var attempts: [JoinKey: Attempt] = [:]
+    /// ICMP errors by offending skb, waiting for that skb's NETFILTER_DROP.
+    var icmpBySkb: [UInt64: FirewallICMP] = [:]
+    /// Client outcomes that arrived before the drop they answer.
+    var earlyErrors = ExpiringMap<JoinKey, ConnectError>()
+    static let maxEarlyErrors = 16384
+    /// 4-tuples already reported: later retransmissions are not new refusals.
+    var decided: [JoinKey: UInt64] = [:]
+    package var serial: UInt64 = 0
+
+    static let maxAttempts = 65536
+    static let maxDecided = 65536
+    /// A decided connection attempt retransmits for up to ~130 s (tcp_syn_retries=6).
+    static let decidedTTL: UInt64 = 140_000_000_000
+
+    public init(rules: (any FirewallRuleSource)? = nil) {
+        self.rules = rules
+    }
+
+    public var pendingCount: Int { attempts.count }
+}
+
+extension AttributionEngine {
+    /// Feeds one firewall-related event (drop, ICMP, client SYN retransmission).
+    mutating func ingestFirewall(_ event: KernelEvent) -> [Record] {
+        switch event {
+        case .firewallICMP(let i):
+            let key = JoinKey(client: i.remote, server: i.local)
+            if firewall.attempts[key] != nil {
+                // An ICMP for a retransmission of a pending attempt.
+                firewall.attempts[key]!.icmp = i
+                return []
+            }
+            if firewall.icmpBySkb.count > 4096 { firewall.icmpBySkb = firewall.icmpBySkb.filter { $0.value.ts + 1_000_000_000 > i.ts } }
+            firewall.icmpBySkb[i.skbAddr] = i
+            return []
+        case .synRetransmit(let r):
+            let key = JoinKey(client: r.local, server: r.remote)
+            guard firewall.attempts[key] != nil else { return [] }
+            firewall.attempts[key]!.client = r.task
+            firewall.attempts[key]!.retransmitted = true
+            return decideFirewall(key, firewall.attempts[key]!.icmp != nil ? .icmpSend : .retransmission, now: r.ts)
+        case .firewallDrop(let d):
+            return firewallDrop(d)
+        default:
+            return []
+        }
+    }
+
+    package mutating func firewallDrop(_ d: FirewallDrop) -> [Record] {
+        let key = JoinKey(client: d.remote, server: d.local)
+        var icmp: FirewallICMP?
+        if let i = firewall.icmpBySkb.removeValue(forKey: d.skbAddr), i.local == d.local, i.remote == d.remote {
+            icmp = i
+        }
+        if let seen = firewall.decided[key], seen + FirewallState.decidedTTL > d.ts {
+            return []  // a retransmission of an attempt already reported
+        }
+        if var a = firewall.attempts[key] {
+            a.drops += 1
+            if let icmp { a.icmp = icmp }
+            if a.client == nil, let c = d.client { a.client = c }
+            firewall.attempts[key] = a
+            return decideFirewall(key, a.icmp != nil ? .icmpSend : .retransmission, now: d.ts)
+        }
+        firewall.serial += 1
+        var a = FirewallState.Attempt(first: d, icmp: icmp, client: d.client, processContext: d.processContext,
+                                      deadline: d.ts + firewall.decisionWindowNs, serial: firewall.serial)
+        if let ce = firewall.earlyErrors.removeValue(forKey: key), ce.ts + firewall.decisionWindowNs > d.ts {
+            a.client = a.client ?? ce.task
+            firewall.attempts[key] = a
+            return firewallClientOutcome(ce) ?? []
+        }
+        firewall.attempts[key] = a
+        // Even with an ICMP (REJECT, certain) the attempt waits for the local
+        // client: a client still inside connect() when the ICMP arrives only
+        // notes a soft error, retransmits after 1 s and fails then.
+        var out: [Record] = []
+        if firewall.attempts.count > FirewallState.maxAttempts {
+            out = expireFirewall(now: UInt64.max, limit: firewall.attempts.count - FirewallState.maxAttempts)
+        }
+        return out
+    }
+
+    /// A local connect() failed: if it answers a pending firewall drop, decide
+    /// it. Returns nil when the error is not about a firewall drop (so the
+    /// no-listener join may use it).
+    mutating func firewallClientOutcome(_ ce: ConnectError) -> [Record]? {
+        let key = JoinKey(client: ce.local, server: ce.remote)
+        guard var a = firewall.attempts[key] else {
+            if firewall.decided[key] != nil { return [] }  // e.g. ETIMEDOUT long after a reported DROP
+            // Every refused connect passes here (a storm: hundreds of
+            // thousands a second): expiry is O(1) amortized, oldest first.
+            _ = firewall.earlyErrors.expire(now: ce.ts)
+            if firewall.earlyErrors.count >= FirewallState.maxEarlyErrors { _ = firewall.earlyErrors.removeOldest() }
+            firewall.earlyErrors.insert(ce, forKey: key, deadline: ce.ts &+ firewall.decisionWindowNs)
+            return nil
+        }
+        a.client = ce.task
+        firewall.attempts[key] = a
+        return decideFirewall(key, .clientErrno, now: ce.ts, errno: ce.errno)
+    }
+
+    /// Decides every attempt whose window has passed.
+    mutating func expireFirewall(now: UInt64, limit: Int = Int.max) -> [Record] {
+        if now != UInt64.max, !firewall.earlyErrors.isEmpty {
+            _ = firewall.earlyErrors.expire(now: now)
+        }
+        guard !firewall.attempts.isEmpty else { return [] }
+        var due = firewall.attempts.filter { $0.value.deadline <= now }.sorted { $0.value.serial < $1.value.serial }
+        if due.count > limit { due = Array(due.prefix(limit)) }
+        var out: [Record] = []
+        for (k, a) in due {
+            out += decideFirewall(k, a.icmp != nil ? .icmpSend : .singleDrop, now: min(now, a.deadline))
+        }
+        return out
+    }
+
+    mutating func decideFirewall(_ key: JoinKey, _ method: FirewallMethod, now: UInt64, errno: Int32? = nil) -> [Record] {
+        guard let a = firewall.attempts.removeValue(forKey: key) else { return [] }
+        // The ICMP error generated for the packet is the most direct evidence.
+        let method: FirewallMethod = a.icmp != nil ? .icmpSend : method
+        if firewall.decided.count >= FirewallState.maxDecided {
+            firewall.decided = firewall.decided.filter { $0.value + FirewallState.decidedTTL > now }
+            if firewall.decided.count >= FirewallState.maxDecided { firewall.decided.removeAll() }
+        }
+        firewall.decided[key] = a.first.ts
+        return [firewallRecord(a, method: method, errno: errno)]
+    }
+
+    func firewallRecord(_ a: FirewallState.Attempt, method: FirewallMethod, errno: Int32?) -> Record {
+        let d = a.first
+        let packet = FirewallPacket(netns: d.netns, family: d.family, local: d.local, remote: d.remote,
+                                    hook: d.hook, mark: d.mark, isSyn: d.isSyn)
+        let lookup = firewall.rules?.lookup(packet)
+
+        // Reject or drop: the strongest signal seen decides.
+        var reject: Bool
+        var rejectWith: String?
+        switch method {
+        case .clientErrno:
+            reject = errno != 110
+        case .icmpSend:
+            reject = true
+        case .retransmission:
+            reject = false
+        case .singleDrop:
+            reject = true
+        }
+        if let icmp = a.icmp { rejectWith = icmp.rejectWith }
+
+        // The rule: the best candidate whose verdict agrees with what was seen.
+        var rule: FirewallRule?
+        var candidates = lookup?.candidates ?? []
+        if method == .singleDrop, let best = candidates.first {
+            // No signal from the client side: the rule's own verdict is better evidence.
+            reject = best.verdict.isReject
+        }
+        let agreeing = candidates.filter { $0.verdict.isReject == reject }
+        if !agreeing.isEmpty { candidates = agreeing }
+        rule = candidates.first
+        if case .reject(let with)? = rule?.verdict, rejectWith == nil { rejectWith = with }
+        if reject, rejectWith == nil, method == .clientErrno, d.family == .ipv4, a.icmp == nil {
+            // IPv4 ICMP rejects are seen by icmp_send; ECONNREFUSED without one is a RST.
+            rejectWith = "tcp-reset"
+        }
+
+        // Only a SYN is answered for the client by a REJECT that it sees as
+        // a refusal; other packets (SYN-ACK, data) are dropped for it.
+        if !d.isSyn && a.icmp == nil && method != .clientErrno { reject = false }
+        var record = Record(ts: clock.epoch(d.ts), kind: reject ? .refusal : .drop,
+                            reason: reject ? .firewallReject : .firewallDrop,
+                            port: d.servicePort, family: d.family, netns: d.netns,
+                            local: d.local, remote: d.remote)
+        if let c = a.client {
+            record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
+                                       workload: resolver?.workload(task: c))
+        }
+        var ev: [(String, JSONValue)] = [("method", .string(method.rawValue))]
+        if let errno { ev.append(("client_errno", .int(Int64(errno)))) }
+        if let h = d.hook.name { ev.append(("chain_hook", .string(h))) }
+        if let rejectWith, reject { ev.append(("reject_with", .string(rejectWith))) }
+        if let icmp = a.icmp {
+            ev.append(("icmp", .object([("type", .int(Int64(icmp.type))), ("code", .int(Int64(icmp.code)))])))
+        }
+        ev.append(("mark", .int(Int64(d.mark))))
+        ev.append(("drops", .int(Int64(a.drops))))
+        if !d.isSyn { ev.append(("syn", .bool(false))); ev.append(("tcp_flags", .int(Int64(d.tcpFlags)))) }
+        if d.hasSocket { ev.append(("local_socket", .bool(true))) }
+        if a.client != nil { ev.append(("client_context", .string(a.processContext ? "process" : "joined"))) }
+        if let rule {
+            ev.append(("table", .string(rule.table)))
+            ev.append(("chain", .string(rule.chain)))
+            if let h = rule.handle { ev.append(("handle", .int(Int64(h)))) }
+            ev.append(("rule", .string(rule.text)))
+            if let c = rule.comment { ev.append(("rule_comment", .string(c))) }
+            if let o = rule.owner { ev.append(("rule_owner", .string(o.rawValue))) }
+            if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
+                record.cause = FirewallCause.serviceWithoutEndpoints.rawValue
+                ev.append(("service", .string(service)))
+            }
+            if let p = rule.packets { ev.append(("rule_packets", .int(Int64(clamping: p)))) }
+            ev.append(("rule_method", .string(lookup?.method ?? "ruleset_match")))
+            if candidates.count > 1 {
+                ev.append(("candidates", .array(candidates.prefix(8).map { c in
+                    var f: [(String, JSONValue)] = [("table", .string(c.table)), ("chain", .string(c.chain))]
+                    if let h = c.handle { f.append(("handle", .int(Int64(h)))) }
+                    f.append(("rule", .string(c.text)))
+                    if let comment = c.comment { f.append(("rule_comment", .string(comment))) }
+                    return .object(f)
+                })))
+            }
+        } else if firewall.rules != nil {
+            let unavailable = lookup == nil || lookup?.unavailable != nil
+            ev.append(("rule_method", .string(unavailable ? "ruleset_unavailable" : "no_match")))
+            if let why = lookup?.unavailable { ev.append(("ruleset_error", .string(why))) }
+        }
+        ev.append(("hook", .string("tp_btf/kfree_skb (NETFILTER_DROP)")))
+        record.evidence = ev
+        record.hint = firewallHint(record: record, rule: rule, reject: reject, port: d.servicePort, isSyn: d.isSyn)
+        return record
+    }
+
+    func firewallHint(record: Record, rule: FirewallRule?, reject: Bool, port: UInt16, isSyn: Bool) -> String {
+        let what = isSyn ? "SYNs" : "packets"
+        let verb = reject ? "rejects" : "drops"
+        let effect = reject ? "" : " (the client times out)"
+        guard let rule else {
+            let where_ = record.netns.map { " in network namespace \($0)" } ?? ""
+            return "a firewall rule\(where_) \(verb) TCP \(what) to port \(port)\(effect): find it with `nft -a list ruleset` (or `iptables -L -v -n`) "
+                + "and delete it or add an accept rule before it"
+        }
+        if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
+            return "Kubernetes Service \(service) has no ready endpoints, so kube-proxy \(verb) connections to it "
+                + "(rule in table \(rule.table) chain \(rule.chain)): check that the Service's selector matches running pods and that they pass their readiness probes "
+                + "(kubectl get endpointslices -n \(service.split(separator: "/").first.map(String.init) ?? "<namespace>"))"
+        }
+        let owned = rule.owner.map { "; " + $0.advice(port: port) } ?? ""
+        let commented = rule.comment.map { " (comment \"\($0)\")" } ?? ""
+        if rule.verdict == .policyDrop {
+            let add = rule.iptables
+                ? "iptables -I \(rule.chain) -p tcp --dport \(port) -j ACCEPT"
+                : "nft insert rule \(rule.table) \(rule.chain) tcp dport \(port) accept"
+            return "chain \(rule.chain) of table \(rule.table) has policy drop and no rule accepts TCP port \(port)\(effect): add an accept rule (\(add))" + owned
+        }
+        let handle = rule.handle.map { " (handle \($0))" } ?? ""
+        let delete = rule.iptables
+            ? "iptables -D \(rule.chain) ... (see `iptables -L \(rule.chain) --line-numbers`)"
+            : "nft delete rule \(rule.table) \(rule.chain)\(handle.isEmpty ? "" : " handle \(rule.handle!)")"
+        return "rule \"\(rule.text)\"\(rule.text.contains("comment") ? "" : commented) in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port)\(effect): "
+            + "delete it (\(delete)) or add an accept rule before it" + owned
+    }
+}

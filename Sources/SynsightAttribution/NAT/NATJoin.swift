@@ -1,0 +1,68 @@
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+/// Joining a refusal and its local client across a destination NAT (Docker
+/// `-p`, kube-proxy and nftables Services, any DNAT or REDIRECT).
+///
+/// DNAT rewrites where the SYN goes, not where it comes from: the refusal
+/// (seen where the translated SYN arrived, e.g. inside a container) and the
+/// client's failed connect() (seen with the address the client used) share
+/// the client's endpoint, not the server's. Within one join window, a refusal
+/// and a connect() error with the same client endpoint and different server
+/// endpoints are one connection, and the client's server endpoint is the
+/// original destination.
+///
+/// Loopback clients are left out: 127.0.0.1 source ports repeat across
+/// network namespaces, and loopback is not destination-NATed (docker-proxy
+/// takes those connections instead, see `DockerProxy`).
+struct NATJoinState {
+    /// Refusals waiting for their client, by client endpoint.
+    var pendingByClient: [Endpoint: JoinKey] = [:]
+    /// Refused connect()s waiting for a refusal, by client endpoint.
+    var earlyByClient: [Endpoint: JoinKey] = [:]
+    /// Entries are checked against the maps they index when used; past this
+    /// many (stale ones accumulate) an index is cleared.
+    package static let maxEntries = 16_384
+
+    static func joinable(_ client: Endpoint) -> Bool { !client.addr.isLoopback && !client.addr.isUnspecified }
+
+    mutating func notePending(_ key: JoinKey) {
+        guard Self.joinable(key.client) else { return }
+        if pendingByClient.count >= Self.maxEntries { pendingByClient.removeAll() }
+        pendingByClient[key.client] = key
+    }
+
+    mutating func noteEarly(_ key: JoinKey) {
+        guard Self.joinable(key.client) else { return }
+        if earlyByClient.count >= Self.maxEntries { earlyByClient.removeAll() }
+        earlyByClient[key.client] = key
+    }
+}
+
+extension AttributionEngine {
+    /// A refused connect() waiting under a translated destination for this refusal.
+    mutating func natEarlyClient(for r: NoSocketReset, key: JoinKey) -> ConnectError? {
+        guard let other = natJoin.earlyByClient.removeValue(forKey: key.client), other.server != key.server,
+              let ce = earlyClients.removeValue(forKey: other), ce.ts &+ joinWindowNs > r.ts else { return nil }
+        return ce
+    }
+
+    /// A refusal waiting for its client, seen under the translated destination.
+    mutating func natPendingRefusal(for ce: ConnectError, key: JoinKey) -> Pending? {
+        guard let other = natJoin.pendingByClient.removeValue(forKey: key.client), other.server != key.server else {
+            return nil
+        }
+        return pending.removeValue(forKey: other)
+    }
+
+    /// The client's view joined into a refusal it never saw directly: where
+    /// it connected to, and that the destination was translated.
+    func applyNAT(_ record: inout Record, clientDestination: Endpoint) {
+        guard let local = record.local, clientDestination != local, record.originalDestination == nil else { return }
+        record.originalDestination = clientDestination
+        record.evidence.append(("nat", .string("dnat")))
+        if let hint = record.hint {
+            record.hint = "the client connected to \(clientDestination), translated (DNAT) to \(local): " + hint
+        }
+    }
+}

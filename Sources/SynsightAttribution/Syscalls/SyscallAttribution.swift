@@ -1,0 +1,337 @@
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+/// Attribution of failed bind(), listen() and connect() calls: which reason,
+/// whose fault, the evidence and one fix.
+///
+/// PID semantics (docs/architecture.md): for `address_in_use`, `process` is the holder
+/// of the port and `client` the process whose bind/listen failed; for every
+/// other reason `process` is the failing process (and, for connect(),
+/// `client` too: it is the connecting process on this host).
+
+/// The engine's state for socket-call failures (one stored property on the
+/// engine, so this area does not spread through Attribution.swift).
+public struct SyscallState {
+    /// Live lookups (/proc, /sys); nil: only the listener registry is used.
+    public var holders: (any PortHolderLookup)?
+    public var hooks: SyscallHookSet
+    /// Recent holder lookups, so a crash-looping service retrying bind()
+    /// does not cost a /proc scan per attempt.
+    var holderCache: [HolderKey: (ts: UInt64, holders: [PortHolder])] = [:]
+    var lsmCache: [String]??
+    var permCache: [String: [String: UInt32]?] = [:]
+
+    static let holderCacheNs: UInt64 = 1_000_000_000
+
+    public init(holders: (any PortHolderLookup)? = nil, hooks: SyscallHookSet = SyscallHookSet()) {
+        self.holders = holders
+        self.hooks = hooks
+    }
+}
+
+struct HolderKey: Hashable {
+    package var netns: UInt32
+    package var port: UInt16
+    package var proto: String
+}
+
+
+extension AttributionEngine {
+    mutating func ingestSocketCall(_ e: SocketCallFailure) -> [Record] {
+        // An SELinux denial explains EACCES/EPERM (enforcing) or nothing
+        // failed at all (permissive): report the denial.
+        if let avc = e.avc, avc.denied != 0, e.errno == 0 || e.errno == 13 || e.errno == 1 {
+            return [selinuxDenial(e, avc)]
+        }
+        switch e.errno {
+        case 98:
+            return [addressInUse(e)]
+        case 99:
+            return [addressNotAvailable(e)]
+        case 13, 1:
+            if e.call == .bind && e.capability == .denied { return [privilegedPort(e, inferred: false)] }
+            if e.landlocked && e.call != .listen { return [landlockDenial(e)] }
+            if e.call == .bind, e.errno == 13, !syscalls.hooks.capability, e.capability == .notSeen,
+               let start = e.unprivilegedPortStart, e.local.port != 0, Int32(e.local.port) < start, e.task.uid != 0 {
+                return [privilegedPort(e, inferred: true)]
+            }
+            return [otherLSMDenial(e)]
+        default:
+            return []
+        }
+    }
+
+    // MARK: - Records
+
+    func baseRecord(_ e: SocketCallFailure, kind: RecordKind, reason: Reason) -> Record {
+        var r = Record(ts: clock.epoch(e.ts), kind: kind, reason: reason, port: e.port,
+                       family: e.family, netns: e.netns)
+        if e.call == .connect {
+            if e.local.port != 0 || !e.local.addr.isUnspecified { r.local = e.local }
+            r.remote = e.remote
+        } else {
+            r.local = e.local
+        }
+        return r
+    }
+
+    func failing(_ e: SocketCallFailure) -> ProcessRef {
+        ProcessRef(pid: e.task.pid, comm: e.task.comm, exe: resolver?.exe(pid: e.task.pid),
+                   workload: resolver?.workload(task: e.task))
+    }
+
+    func who(_ e: SocketCallFailure) -> String { "\(e.task.comm) (pid \(e.task.pid))" }
+
+    func callEvidence(_ e: SocketCallFailure) -> [(String, JSONValue)] {
+        [("call", .string(e.call.name)), ("errno", .string(ErrnoName.name(e.errno))),
+         ("protocol", .string(e.protocolName))]
+    }
+
+    package mutating func addressInUse(_ e: SocketCallFailure) -> Record {
+        // bind(port 0) failing with EADDRINUSE: no free ephemeral port.
+        if e.call == .bind && e.local.port == 0 {
+            var r = baseRecord(e, kind: .bindFailure, reason: .ephemeralPortsExhausted)
+            r.process = failing(e)
+            r.evidence = callEvidence(e) + [("requested", Record.endpoint(e.local))] + rangeEvidence(e)
+            r.hint = "\(who(e)) asked for any free port but all of net.ipv4.ip_local_port_range\(rangeText(e)) are taken: "
+                + "widen the range, or release idle sockets"
+            return r
+        }
+        var r = baseRecord(e, kind: .bindFailure, reason: .addressInUse)
+        r.client = failing(e)
+        var ev = callEvidence(e)
+        ev.append(("requested", Record.endpoint(e.local)))
+        ev.append(("failed_in", .string(e.call.name)))
+        let found = holders(for: e)
+        let holder = found.first
+        let port = e.local.port
+        if let h = holder {
+            if let pid = h.pid { r.process = ProcessRef(pid: pid, comm: h.comm ?? "?", exe: resolver?.exe(pid: pid),
+                                                        workload: resolver?.workload(pid: pid)) }
+            ev.append(("holder", holderJSON(h)))
+            if found.count > 1 { ev.append(("holders", .int(Int64(found.count)))) }
+        }
+        r.evidence = ev
+        let owner = holder.map { h in h.pid.map { "\(h.comm ?? "?") (pid \($0))" } ?? "a socket with no process" }
+        switch (e.call, holder?.state) {
+        case (.listen, _):
+            r.hint = "\(who(e)) could not listen on \(e.local): "
+                + (owner.map { "\($0) already listens there" } ?? "another socket already listens there")
+                + " (SO_REUSEADDR lets both bind, not both listen): stop the other listener, or set SO_REUSEPORT on both sockets to share the port"
+        case (_, "LISTEN"):
+            r.hint = "\(owner ?? "another process") already listens on \(holder.map { Endpoint(addr: $0.local.addr, port: port).description } ?? "port \(port)"): "
+                + "stop it or change one of the two ports (an old instance still running, or a second copy of the service?)"
+        case (_, "TIME_WAIT"):
+            r.hint = "port \(port) is held by a connection in TIME_WAIT: set SO_REUSEADDR on the socket before bind() (servers should always), or wait for it to expire"
+        case (_, .some(let state)):
+            r.hint = "port \(port) is used by \(owner ?? "a socket") in state \(state): stop that user or bind another port; set SO_REUSEADDR before bind() if it is a leftover connection"
+        case (_, .none):
+            r.hint = "port \(port) is already bound in this network namespace (holder not found: bound but not listening, or already gone): "
+                + "find it with `ss -tanp 'sport = :\(port)'` and stop it, or bind another port"
+        }
+        return r
+    }
+
+    func holderJSON(_ h: PortHolder) -> JSONValue {
+        var f: [(String, JSONValue)] = []
+        if let pid = h.pid { f.append(("pid", .int(Int64(pid)))) }
+        if let comm = h.comm { f.append(("comm", .string(comm))) }
+        f.append(("state", .string(h.state)))
+        f.append(("addr", .string(h.local.addr.description)))
+        f.append(("port", .int(Int64(h.local.port))))
+        f.append(("family", .string(h.family.rawValue)))
+        if let remote = h.remote, h.state != "LISTEN", remote.port != 0 { f.append(("remote", Record.endpoint(remote))) }
+        if let rp = h.reusePort { f.append(("reuseport", .bool(rp))) }
+        f.append(("source", .string(h.source)))
+        return .object(f)
+    }
+
+    /// Does a socket on `h` conflict with binding `addr` of `family`?
+    static func conflicts(_ h: PortHolder, family: AddressFamily, addr: IPAddress) -> Bool {
+        let hAddr = h.local.addr
+        let hFamily: AddressFamily = h.family == .ipv6 && hAddr.isV4Mapped ? .ipv4 : h.family
+        if hFamily == family { return hAddr.isUnspecified || addr.isUnspecified || hAddr == addr }
+        // A dual-stack [::] socket and an IPv4 socket share the port space.
+        return (hAddr.isUnspecified && h.family == .ipv6) || (addr.isUnspecified && family == .ipv6)
+    }
+
+    /// The sockets holding the requested port, best explanation first.
+    package mutating func holders(for e: SocketCallFailure) -> [PortHolder] {
+        let port = e.local.port
+        var found: [PortHolder] = []
+        // The registry knows who called listen(), even for a socket passed on since.
+        for id in byPort[port] ?? [] {
+            guard let l = listeners[id], l.netns == e.netns else { continue }
+            found.append(PortHolder(pid: l.pid, comm: l.comm, state: "LISTEN", family: l.family, local: l.local,
+                                    inode: l.socketInode, source: "listener registry"))
+        }
+        if let lookup = syscalls.holders {
+            let key = HolderKey(netns: e.netns, port: port, proto: e.protocolName)
+            let live: [PortHolder]
+            if let c = syscalls.holderCache[key], e.ts >= c.ts, e.ts - c.ts < SyscallState.holderCacheNs {
+                live = c.holders
+            } else {
+                live = lookup.holders(netns: e.netns, port: port, proto: e.protocolName, near: e.task.pid)
+                if syscalls.holderCache.count > 1024 { syscalls.holderCache.removeAll(keepingCapacity: true) }
+                syscalls.holderCache[key] = (e.ts, live)
+            }
+            for h in live where !found.contains(where: { $0.inode != 0 && $0.inode == h.inode }) { found.append(h) }
+        }
+        let family = e.family
+        let addr = e.local.addr
+        func rank(_ h: PortHolder) -> Int {
+            var r = Self.conflicts(h, family: family, addr: addr) ? 0 : 100
+            switch h.state {
+            case "LISTEN": r += 0
+            case "TIME_WAIT": r += 20
+            default: r += h.pid == nil ? 15 : 10
+            }
+            return r
+        }
+        return found.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+    }
+
+    package func addressNotAvailable(_ e: SocketCallFailure) -> Record {
+        if e.call == .connect {
+            if e.local.port != 0 {
+                // A socket bound to a fixed port: that 4-tuple already exists.
+                var r = baseRecord(e, kind: .connectFailure, reason: .addressNotAvailable)
+                r.cause = Cause.AddressNotAvailable.fourTupleInUse.rawValue
+                r.process = failing(e)
+                r.client = failing(e)
+                r.evidence = callEvidence(e) + [("destination", Record.endpoint(e.remote)),
+                                                ("bound", Record.endpoint(e.local))]
+                r.hint = "\(who(e)) bound its socket to \(e.local) and that port already has a connection to \(e.remote): "
+                    + "do not bind() client sockets to a fixed port (or use IP_BIND_ADDRESS_NO_PORT)"
+                return r
+            }
+            var r = baseRecord(e, kind: .connectFailure, reason: .ephemeralPortsExhausted)
+            r.process = failing(e)
+            r.client = failing(e)
+            r.evidence = callEvidence(e) + [("destination", Record.endpoint(e.remote))] + rangeEvidence(e)
+            r.hint = "no free local port to reach \(e.remote): all ports of net.ipv4.ip_local_port_range\(rangeText(e)) are in use towards it; "
+                + "widen the range, reuse connections (keep-alive, pooling), or enable net.ipv4.tcp_tw_reuse"
+            return r
+        }
+        var r = baseRecord(e, kind: .bindFailure, reason: .addressNotAvailable)
+        r.process = failing(e)
+        let v = e.family == .ipv4 || e.local.addr.isV4Mapped ? "ipv4" : "ipv6"
+        r.evidence = callEvidence(e) + [("addr", .string(e.local.addr.description)),
+                                        ("requested", Record.endpoint(e.local)),
+                                        ("ip_nonlocal_bind", .bool(e.nonlocalBind))]
+        r.hint = "\(e.local.addr) is not configured on any interface of network namespace \(e.netns): "
+            + "bind to the right (or wildcard) address, add the address first, or set net.\(v).ip_nonlocal_bind=1 / IP_FREEBIND to bind before it exists"
+        return r
+    }
+
+    func rangeEvidence(_ e: SocketCallFailure) -> [(String, JSONValue)] {
+        guard let r = e.localPortRange else { return [] }
+        return [("ip_local_port_range", .string("\(r.lowerBound) \(r.upperBound)")),
+                ("ports_in_range", .int(Int64(r.count)))]
+    }
+
+    func rangeText(_ e: SocketCallFailure) -> String {
+        guard let r = e.localPortRange else { return "" }
+        return " (\(r.lowerBound)-\(r.upperBound), \(r.count) port\(r.count == 1 ? "" : "s"))"
+    }
+
+    package func privilegedPort(_ e: SocketCallFailure, inferred: Bool) -> Record {
+        var r = baseRecord(e, kind: .bindFailure, reason: .privilegedPort)
+        r.process = failing(e)
+        var ev = callEvidence(e)
+        ev.append(("port", .int(Int64(e.local.port))))
+        if let s = e.unprivilegedPortStart { ev.append(("ip_unprivileged_port_start", .int(Int64(s)))) }
+        ev.append(("capability", .string("CAP_NET_BIND_SERVICE")))
+        ev.append(("uid", .int(Int64(e.task.uid))))
+        ev.append(("check", .string(inferred ? "inferred from the port (no cap_capable tracepoint)" : "tp_btf/cap_capable")))
+        r.evidence = ev
+        let start = e.unprivilegedPortStart.map(String.init) ?? "1024"
+        r.hint = "port \(e.local.port) is below net.ipv4.ip_unprivileged_port_start (\(start)) and \(who(e)), uid \(e.task.uid), lacks CAP_NET_BIND_SERVICE: "
+            + "grant it (AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit, or setcap cap_net_bind_service=+ep on the binary), use a port >= \(start), or lower the sysctl"
+        return r
+    }
+
+    func denialRecord(_ e: SocketCallFailure, cause: Cause.LSMDenied) -> Record {
+        var r = baseRecord(e, kind: .denial, reason: .lsmDenied)
+        r.cause = cause.rawValue
+        r.process = failing(e)
+        if e.call == .connect { r.client = failing(e) }
+        return r
+    }
+
+    func landlockDenial(_ e: SocketCallFailure) -> Record {
+        var r = denialRecord(e, cause: .landlock)
+        r.evidence = callEvidence(e) + [("lsm", .string("landlock")), ("operation", .string(e.call.name)),
+                                        ("sandboxed_pid", .int(Int64(e.task.pid))),
+                                        ("access", .string(e.call == .bind ? "LANDLOCK_ACCESS_NET_BIND_TCP" : "LANDLOCK_ACCESS_NET_CONNECT_TCP"))]
+        r.hint = "\(who(e)) is sandboxed by Landlock (landlock_restrict_self) without a rule allowing \(e.call.name) on TCP port \(e.port): "
+            + "add a LANDLOCK_RULE_NET_PORT rule for port \(e.port) to its sandbox policy, or use a port the policy allows"
+        return r
+    }
+
+    mutating func otherLSMDenial(_ e: SocketCallFailure) -> Record {
+        var r = denialRecord(e, cause: .otherLSM)
+        var ev = callEvidence(e)
+        let lsms = activeLSMs()
+        ev.append(("active_lsms", lsms.map { .array($0.map { .string($0) }) } ?? .null))
+        if e.call == .bind { ev.append(("capability_check", .string(capabilityText(e.capability)))) }
+        r.evidence = ev
+        let others = (lsms ?? []).filter { !["capability", "lockdown", "yama", "landlock", "selinux"].contains($0) }
+        var where_ = others.isEmpty ? "the active LSMs" : others.joined(separator: ", ")
+        if e.errno == 1 { where_ += " or a cgroup BPF program (EPERM: `bpftool cgroup tree`)" }
+        r.hint = "\(e.call.name)() on port \(e.port) by \(who(e)) was refused with \(ErrnoName.name(e.errno)), not by capabilities, SELinux or Landlock: "
+            + "check \(where_) (AppArmor: `aa-status` and apparmor=\"DENIED\" in the audit log)"
+        return r
+    }
+
+    func capabilityText(_ c: CapabilityCheck) -> String {
+        switch c {
+        case .notSeen: return syscalls.hooks.capability ? "not reached (refused before the capability check)" : "unknown (no cap_capable hook)"
+        case .granted: return "granted"
+        case .denied: return "denied"
+        }
+    }
+
+    package mutating func activeLSMs() -> [String]? {
+        if let cached = syscalls.lsmCache { return cached }
+        let v = syscalls.holders?.activeLSMs()
+        syscalls.lsmCache = .some(v)
+        return v
+    }
+
+    mutating func selinuxDenial(_ e: SocketCallFailure, _ avc: AVCDenial) -> Record {
+        var r = denialRecord(e, cause: .selinux)
+        let table: [String: UInt32]?
+        if let c = syscalls.permCache[avc.tclass] { table = c } else {
+            table = syscalls.holders?.selinuxPermissions(tclass: avc.tclass)
+            syscalls.permCache[avc.tclass] = .some(table)
+        }
+        let denied = SELinuxPermissions.names(bits: avc.denied, tclass: avc.tclass, table: table)
+        let mode = avc.permissive ? "permissive" : "enforcing"
+        var ev = callEvidence(e)
+        ev += [("scontext", .string(avc.scontext)), ("tcontext", .string(avc.tcontext)),
+               ("tclass", .string(avc.tclass)),
+               ("permissions", .array(denied.map { .string($0) })),
+               ("requested", .array(SELinuxPermissions.names(bits: avc.requested, tclass: avc.tclass, table: table).map { .string($0) })),
+               ("mode", .string(mode)), ("result", .int(Int64(avc.result)))]
+        if e.avcCount > 1 { ev.append(("denials", .int(Int64(e.avcCount)))) }
+        r.evidence = ev
+        let domain = SELinuxPermissions.type(of: avc.scontext) ?? avc.scontext
+        let target = SELinuxPermissions.type(of: avc.tcontext) ?? avc.tcontext
+        let proto = avc.tclass == "udp_socket" ? "udp" : "tcp"
+        let prefix = avc.permissive ? "SELinux (permissive: allowed now, denied once enforcing) flags" : "SELinux denies"
+        let perms = denied.joined(separator: ",")
+        if denied.contains("name_bind") || denied.contains("name_connect") {
+            r.hint = "\(prefix) \(domain) \(perms) on \(proto) port \(e.port) (labelled \(target)): "
+                + "label the port with a type \(domain) may use, e.g. `semanage port -a -t <port_type> -p \(proto) \(e.port)`, or add a policy module (audit2allow)"
+        } else if denied.contains("node_bind") {
+            r.hint = "\(prefix) \(domain) node_bind on address \(e.local.addr) (labelled \(target)): "
+                + "bind another address, or label the node (`semanage node`) / extend the policy (audit2allow)"
+        } else {
+            r.hint = "\(prefix) \(domain) \(perms) on \(avc.tclass) (target \(target)): "
+                + "extend the policy for this access (audit2allow -a shows the rule) or run the service in a domain that has it"
+        }
+        return r
+    }
+}
+

@@ -1,0 +1,146 @@
+import SynsightBase
+/// Firewall events: what the kernel reports about netfilter REJECT/DROP
+/// verdicts (bpf/firewall.bpf.h), in Swift terms.
+
+/// Where in netfilter a packet was dropped, as far as the skb tells.
+public enum FirewallHook: UInt8, Sendable, Hashable {
+    case unknown = 0
+    case prerouting = 1
+    case input = 2
+    case forward = 3
+    case output = 4
+    case postrouting = 5
+
+    /// The nft base-chain hook name ("input", "output", ...); nil if unknown.
+    public var name: String? {
+        switch self {
+        case .unknown: return nil
+        case .prerouting: return "prerouting"
+        case .input: return "input"
+        case .forward: return "forward"
+        case .output: return "output"
+        case .postrouting: return "postrouting"
+        }
+    }
+}
+
+/// A TCP packet freed with reason NETFILTER_DROP: a REJECT or DROP verdict.
+/// `local` is the packet's destination (the service), `remote` its source.
+public struct FirewallDrop: Sendable, Hashable {
+    public var ts: UInt64
+    public var family: AddressFamily
+    public var local: Endpoint
+    public var remote: Endpoint
+    public var netns: UInt32
+    public var mark: UInt32
+    public var ifindex: UInt32
+    public var tcpFlags: UInt8
+    public var hook: FirewallHook
+    public var skbAddr: UInt64
+    public var location: UInt64
+    /// skb->sk was set: the packet was generated on this host (OUTPUT path).
+    public var hasSocket: Bool
+    /// The connect() caller of skb->sk (captured in process context at connect()).
+    public var client: TaskInfo?
+    /// The drop ran in the client's own context (the first SYN, inside connect()).
+    public var processContext: Bool
+
+    public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint, netns: UInt32,
+                mark: UInt32 = 0, ifindex: UInt32 = 0, tcpFlags: UInt8 = 0x02, hook: FirewallHook = .input,
+                skbAddr: UInt64 = 0, location: UInt64 = 0, hasSocket: Bool = false,
+                client: TaskInfo? = nil, processContext: Bool = false) {
+        self.ts = ts
+        self.family = family
+        self.local = local
+        self.remote = remote
+        self.netns = netns
+        self.mark = mark
+        self.ifindex = ifindex
+        self.tcpFlags = tcpFlags
+        self.hook = hook
+        self.skbAddr = skbAddr
+        self.location = location
+        self.hasSocket = hasSocket
+        self.client = client
+        self.processContext = processContext
+    }
+
+    /// A connection attempt: SYN without ACK.
+    public var isSyn: Bool { tcpFlags & 0x02 != 0 && tcpFlags & 0x10 == 0 }
+
+    /// The service port: the destination, except for a SYN-ACK (sent by the service).
+    public var servicePort: UInt16 { tcpFlags & 0x12 == 0x12 ? remote.port : local.port }
+}
+
+/// An IPv4 ICMP error sent for a TCP packet (icmp:icmp_send). `local` is the
+/// offending packet's destination.
+public struct FirewallICMP: Sendable, Hashable {
+    public var ts: UInt64
+    public var family: AddressFamily
+    public var local: Endpoint
+    public var remote: Endpoint
+    public var netns: UInt32
+    public var skbAddr: UInt64
+    public var type: UInt8
+    public var code: UInt8
+    public var tcpFlags: UInt8
+
+    public init(ts: UInt64, family: AddressFamily = .ipv4, local: Endpoint, remote: Endpoint, netns: UInt32,
+                skbAddr: UInt64, type: UInt8 = 3, code: UInt8 = 3, tcpFlags: UInt8 = 0x02) {
+        self.ts = ts
+        self.family = family
+        self.local = local
+        self.remote = remote
+        self.netns = netns
+        self.skbAddr = skbAddr
+        self.type = type
+        self.code = code
+        self.tcpFlags = tcpFlags
+    }
+
+    /// The nft/iptables name of what the client was sent ("icmp port-unreachable").
+    public var rejectWith: String {
+        guard type == 3 else { return "icmp type \(type) code \(code)" }
+        let names: [UInt8: String] = [0: "net-unreachable", 1: "host-unreachable", 2: "prot-unreachable",
+                                      3: "port-unreachable", 9: "net-prohibited", 10: "host-prohibited",
+                                      13: "admin-prohibited"]
+        return "icmp " + (names[code] ?? "unreachable code \(code)")
+    }
+}
+
+/// A local client retransmitted its SYN: the first one got no answer.
+/// `local` is the client end.
+public struct SynRetransmit: Sendable, Hashable {
+    public var ts: UInt64
+    public var connectTs: UInt64
+    public var family: AddressFamily
+    public var local: Endpoint
+    public var remote: Endpoint
+    public var task: TaskInfo
+    public var netns: UInt32
+
+    public init(ts: UInt64, connectTs: UInt64 = 0, family: AddressFamily, local: Endpoint, remote: Endpoint,
+                task: TaskInfo, netns: UInt32) {
+        self.ts = ts
+        self.connectTs = connectTs
+        self.family = family
+        self.local = local
+        self.remote = remote
+        self.task = task
+        self.netns = netns
+    }
+}
+
+/// Finer causes of `firewall_reject` / `firewall_drop`, when the rule says more.
+public enum FirewallCause: String, Sendable, Hashable, CaseIterable {
+    /// kube-proxy rejects connections to a Service that has no ready endpoints.
+    case serviceWithoutEndpoints = "service_without_endpoints"
+}
+
+/// How a firewall verdict was reached (the record's `evidence.method`).
+package enum FirewallMethod: String, CaseIterable {
+    case clientErrno = "client_errno"
+    case icmpSend = "icmp_send"
+    case retransmission
+    case singleDrop = "single_drop"
+}

@@ -1,0 +1,22 @@
+import SynsightBase
+
+/// Optional enrichment of a PID (e.g. its executable path from /proc).
+public protocol ProcessResolver {
+    func exe(pid: UInt32) -> String?
+    /// The process's cgroup, unit, container and pod, read while it lives;
+    /// `cgroupID` (the kernel's cgroup v2 id of the task, 0 if unknown)
+    /// still names its cgroup after it exited.
+    func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity?
+    /// A process now in the same unit, container or pod as `workload`,
+    /// running the same program (`comm`), that started at or after
+    /// `startedAfter` (kernel boot ns), other than `pid`: the supervisor's
+    /// restart of a listener that exited.
+    func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef?
+}
+
+extension ProcessResolver {
+    public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? { nil }
+    public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
+    public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
+    public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }
+}

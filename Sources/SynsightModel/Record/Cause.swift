@@ -1,0 +1,89 @@
+import SynsightBase
+/// Every `cause` value of the JSON Lines contract (schema v1), per reason: the
+/// one place a cause is spelled. Attribution writes `Cause.<Reason>.<case>.rawValue`;
+/// docs/schema/synsight-record-v1.schema.json lists the same values, and
+/// `SchemaContractTests` fails when the two differ, so a new cause is added
+/// here and in the schema together.
+public enum Cause {
+    /// Finer causes of `no_listener`.
+    public typealias NoListener = NoListenerCause
+
+    /// `firewall_reject` / `firewall_drop`, when the rule says more (FirewallModel.swift).
+    public typealias Firewall = FirewallCause
+
+    /// `packet_dropped`: the family of the kernel's drop reason (DropCause.swift).
+    public typealias PacketDropped = DropCause
+
+    /// `accept_queue_full`: who is not taking connections off the queue.
+    public enum AcceptQueueFull: String, Sendable, Hashable, CaseIterable {
+        case listenerNotAccepting = "listener_not_accepting"
+        /// accept() on the listener fails with EMFILE/ENFILE.
+        case fdExhausted = "fd_exhausted"
+    }
+
+    /// `syn_queue_full`: whether the kernel fell back to syncookies.
+    public enum SynQueueFull: String, Sendable, Hashable, CaseIterable {
+        case syncookiesOff = "syncookies_off"
+        case syncookiesSent = "syncookies_sent"
+    }
+
+    /// `fd_exhausted`: the errno accept() failed with, in lower case.
+    public enum FdExhausted: String, Sendable, Hashable, CaseIterable {
+        case emfile
+        case enfile
+
+        /// From a positive errno (24 EMFILE, 23 ENFILE); nil for any other.
+        public init?(errno: Int32) {
+            switch errno {
+            case 24: self = .emfile
+            case 23: self = .enfile
+            default: return nil
+            }
+        }
+    }
+
+    /// `address_not_available`: set only when connect() reuses a fixed local port.
+    public enum AddressNotAvailable: String, Sendable, Hashable, CaseIterable {
+        case fourTupleInUse = "four_tuple_in_use"
+    }
+
+    /// `lsm_denied`: which security module refused.
+    public enum LSMDenied: String, Sendable, Hashable, CaseIterable {
+        case selinux
+        case landlock
+        case otherLSM = "other_lsm"
+    }
+
+    /// `reset_by_peer`: a connection reset right after setup.
+    public enum ResetByPeer: String, Sendable, Hashable, CaseIterable {
+        case resetAfterSetup = "reset_after_setup"
+    }
+
+    /// `unknown`: a local connect() failure nothing on this host explains, by errno.
+    public enum Unknown: String, Sendable, Hashable, CaseIterable {
+        case connectionRefused = "connection_refused"
+        case timedOut = "timed_out"
+        case hostUnreachable = "host_unreachable"
+        case networkUnreachable = "network_unreachable"
+        case connectError = "connect_error"
+    }
+
+    /// The causes a record of `reason` may carry; empty: it carries none.
+    /// Exhaustive, so a new `Reason` does not compile until it is decided here.
+    public static func values(for reason: Reason) -> [String] {
+        switch reason {
+        case .noListener: return NoListener.allCases.map(\.rawValue)
+        case .acceptQueueFull: return AcceptQueueFull.allCases.map(\.rawValue)
+        case .synQueueFull: return SynQueueFull.allCases.map(\.rawValue)
+        case .fdExhausted: return FdExhausted.allCases.map(\.rawValue)
+        case .addressNotAvailable: return AddressNotAvailable.allCases.map(\.rawValue)
+        case .lsmDenied: return LSMDenied.allCases.map(\.rawValue)
+        case .resetByPeer: return ResetByPeer.allCases.map(\.rawValue)
+        case .unknown: return Unknown.allCases.map(\.rawValue)
+        case .packetDropped: return PacketDropped.allCases.map(\.rawValue)
+        case .firewallReject, .firewallDrop: return Firewall.allCases.map(\.rawValue)
+        case .addressInUse, .privilegedPort, .ephemeralPortsExhausted:
+            return []
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import SynsightBase
+/// Names for what a cgroup path identifies, from the files a node keeps:
+/// Docker's container configs and kubelet's log directories. Pure parsing
+/// of those files' contents and names; SynsightKernel reads them.
+public enum WorkloadNames {
+    /// Docker's `<data-root>/containers/<id>/config.v2.json`: its `Name`
+    /// ("/web") without the leading slash.
+    public static func dockerName(configJSON bytes: [UInt8]) -> String? {
+        guard let root = JSONReader.parse(bytes), var name = root["Name"]?.stringValue else { return nil }
+        if name.hasPrefix("/") { name.removeFirst() }
+        return name.isEmpty ? nil : name
+    }
+
+    /// Docker data roots named on a dockerd command line (`--data-root X`,
+    /// `--data-root=X`, and the old `-g`/`--graph`).
+    public static func dockerDataRoots(commandLine args: [String]) -> [String] {
+        var roots: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if ["--data-root", "--graph", "-g"].contains(a), i + 1 < args.count {
+                roots.append(args[i + 1])
+                i += 2
+                continue
+            }
+            for flag in ["--data-root=", "--graph="] where a.hasPrefix(flag) {
+                roots.append(String(a.dropFirst(flag.count)))
+            }
+            i += 1
+        }
+        return roots.filter { $0.hasPrefix("/") }
+    }
+
+    /// Is this process a Docker daemon (argv[0] ending in `dockerd`)?
+    public static func isDockerd(commandLine args: [String]) -> Bool {
+        guard let first = args.first else { return false }
+        return first == "dockerd" || first.hasSuffix("/dockerd")
+    }
+
+    /// A kubelet pod log directory name: `<namespace>_<pod>_<uid>`.
+    /// Namespaces and pod names are DNS labels/subdomains (no `_`).
+    public static func podLogDirectory(_ name: String) -> (namespace: String, pod: String, uid: String)? {
+        let parts = name.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty,
+              CgroupIdentity.isPodUID(String(parts[2])) else { return nil }
+        return (String(parts[0]), String(parts[1]), String(parts[2]))
+    }
+
+    /// kubelet's `/var/log/containers/<pod>_<namespace>_<container>-<id>.log`
+    /// symlinks: the container name for a container id.
+    public static func containerLogLink(_ name: String) -> (pod: String, namespace: String, container: String, id: String)? {
+        guard name.hasSuffix(".log") else { return nil }
+        let stem = name.dropLast(4)
+        let parts = stem.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 3, let dash = parts[2].lastIndex(of: "-") else { return nil }
+        let container = parts[2][..<dash], id = String(parts[2][parts[2].index(after: dash)...])
+        guard !container.isEmpty, CgroupIdentity.isContainerID(id) else { return nil }
+        return (String(parts[0]), String(parts[1]), String(container), id)
+    }
+}

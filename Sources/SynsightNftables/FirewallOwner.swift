@@ -1,0 +1,108 @@
+import SynsightBase
+import SynsightModel
+/// The tool that manages a firewall chain or table, recognised from the
+/// names it gives them, and what that means for the fix (a rule such a tool
+/// manages comes back when deleted by hand).
+public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
+    case kubeProxy = "kube-proxy"
+    case docker
+    case ufw
+    case firewalld
+    case calico
+    case cilium
+    case fail2ban
+    case libvirt
+
+    /// From the table ("inet firewalld", "ip kube-proxy") and chain names.
+    public static func recognise(table: String, chain: String) -> FirewallOwner? {
+        let tableName = table.split(separator: " ").last.map(String.init) ?? table
+        switch tableName {
+        case "kube-proxy": return .kubeProxy
+        case "firewalld": return .firewalld
+        case "calico": return .calico
+        default: break
+        }
+        if chain.hasPrefix("KUBE-") { return .kubeProxy }
+        if chain == "DOCKER" || chain.hasPrefix("DOCKER-") { return .docker }
+        if chain.hasPrefix("ufw-") || chain.hasPrefix("ufw6-") { return .ufw }
+        if chain.hasPrefix("cali-") { return .calico }
+        if chain.hasPrefix("CILIUM_") || chain.hasPrefix("cilium-") { return .cilium }
+        if chain.hasPrefix("f2b-") { return .fail2ban }
+        if chain.hasPrefix("LIBVIRT_") { return .libvirt }
+        // firewalld's iptables backend.
+        if ["INPUT_direct", "OUTPUT_direct", "FORWARD_direct", "INPUT_ZONES", "FORWARD_IN_ZONES", "FORWARD_OUT_ZONES"].contains(chain)
+            || chain.hasPrefix("IN_") || chain.hasPrefix("FWDI_") || chain.hasPrefix("FWDO_") || chain.hasPrefix("FWD_") {
+            return .firewalld
+        }
+        return nil
+    }
+
+    /// How to change what this tool manages, instead of editing its rules.
+    public func advice(port: UInt16) -> String {
+        switch self {
+        case .kubeProxy: return "kube-proxy rewrites these rules from the cluster's Services: fix the Service or its endpoints, not the rule"
+        case .docker: return "Docker manages this chain: change the container's published ports, or add your own rule to DOCKER-USER"
+        case .ufw: return "ufw manages this chain: `ufw allow \(port)/tcp` (or remove the deny rule with `ufw delete`)"
+        case .firewalld: return "firewalld manages this table: `firewall-cmd --add-port=\(port)/tcp` (with --permanent to keep it)"
+        case .calico: return "Calico manages this chain from its network policies: change the NetworkPolicy / GlobalNetworkPolicy"
+        case .cilium: return "Cilium manages this chain: change the CiliumNetworkPolicy or Service"
+        case .fail2ban: return "fail2ban banned the client: `fail2ban-client unban <address>` if the ban is wrong"
+        case .libvirt: return "libvirt manages this chain for its virtual networks: change the network's definition (virsh net-edit)"
+        }
+    }
+
+    /// kube-proxy's comment on the reject for a Service without endpoints:
+    /// "shop/api:http has no endpoints" -> "shop/api:http".
+    public static func serviceWithoutEndpoints(comment: String?) -> String? {
+        let suffix = " has no endpoints"
+        guard let comment, comment.hasSuffix(suffix) else { return nil }
+        let service = String(comment.dropLast(suffix.count))
+        return service.isEmpty || service.contains(" ") ? nil : service
+    }
+}
+
+/// `iptables-save` output: the `-m comment --comment` of each rule, by
+/// table, chain and position (1-based, the order nft lists them in).
+public enum IptablesSave {
+    public static func comments(_ text: String) -> [String: [Int: String]] {
+        var out: [String: [Int: String]] = [:]
+        var table = ""
+        var position: [String: Int] = [:]
+        for raw in text.split(separator: "\n") {
+            if raw.hasPrefix("*") { table = String(raw.dropFirst()); position.removeAll(); continue }
+            guard raw.hasPrefix("-A ") else { continue }
+            let words = tokens(raw)
+            guard words.count >= 2 else { continue }
+            let key = table + " " + words[1]
+            position[key, default: 0] += 1
+            if let i = words.firstIndex(of: "--comment"), i + 1 < words.count {
+                out[key, default: [:]][position[key]!] = words[i + 1]
+            }
+        }
+        return out
+    }
+
+    /// Words of a saved rule; "..." quotes with \" and \\ escapes, as iptables-save writes them.
+    static func tokens(_ line: Substring) -> [String] {
+        var out: [String] = []
+        var cur = ""
+        var inQuotes = false, escaped = false, started = false
+        for ch in line {
+            if escaped { cur.append(ch); escaped = false; continue }
+            if inQuotes {
+                if ch == "\\" { escaped = true } else if ch == "\"" { inQuotes = false } else { cur.append(ch) }
+                continue
+            }
+            if ch == "\"" { inQuotes = true; started = true; continue }
+            if ch == " " || ch == "\t" {
+                if started || !cur.isEmpty { out.append(cur) }
+                cur = ""
+                started = false
+                continue
+            }
+            cur.append(ch)
+        }
+        if started || !cur.isEmpty { out.append(cur) }
+        return out
+    }
+}

@@ -1,0 +1,500 @@
+import SynsightBase
+import SynsightModel
+/// Naming the firewall rule behind a drop, without changing the ruleset:
+/// the ruleset of the packet's network namespace (as `nft -j list ruleset`
+/// prints it, and `nft -a list ruleset` for the rule text) is matched against the packet.
+/// Fetching is behind `FirewallRuleSource` (implemented in SynsightKernel);
+/// parsing and matching are here, pure and testable on recorded rulesets.
+
+/// The packet a rule is looked up for.
+public struct FirewallPacket: Sendable, Hashable {
+    public var netns: UInt32
+    public var family: AddressFamily
+    /// Destination (the service) and source of the dropped packet.
+    public var local: Endpoint
+    public var remote: Endpoint
+    public var hook: FirewallHook
+    public var mark: UInt32
+    public var isSyn: Bool
+
+    public init(netns: UInt32, family: AddressFamily, local: Endpoint, remote: Endpoint,
+                hook: FirewallHook, mark: UInt32 = 0, isSyn: Bool = true) {
+        self.netns = netns
+        self.family = family
+        self.local = local
+        self.remote = remote
+        self.hook = hook
+        self.mark = mark
+        self.isSyn = isSyn
+    }
+}
+
+/// What a rule does to the packet.
+public enum FirewallVerdict: Sendable, Hashable {
+    /// REJECT; the reply kind ("tcp-reset", "icmp port-unreachable", ...).
+    case reject(String)
+    case drop
+    /// A base chain's `policy drop`.
+    case policyDrop
+
+    public var isReject: Bool { if case .reject = self { return true } else { return false } }
+}
+
+/// One rule that may have dropped the packet.
+public struct FirewallRule: Sendable, Hashable {
+    /// "inet filter", "ip filter" (iptables-nft), ...
+    public var table: String
+    public var chain: String
+    /// nil for a chain policy.
+    public var handle: Int?
+    /// The rule as `nft list ruleset` prints it, counters removed.
+    public var text: String
+    public var verdict: FirewallVerdict
+    /// Packets counted by the rule's counter, if it has one.
+    public var packets: UInt64?
+    /// Every match of the rule was understood (and fits the packet).
+    public var exact: Bool
+    /// iptables-nft manages the table (use iptables, not nft, to change it).
+    public var iptables: Bool
+    /// The rule's comment (nft `comment`, iptables `-m comment --comment`). Untrusted.
+    public var comment: String?
+    /// The tool managing the chain or table, when its names say so.
+    public var owner: FirewallOwner?
+
+    public init(table: String, chain: String, handle: Int?, text: String, verdict: FirewallVerdict,
+                packets: UInt64? = nil, exact: Bool = true, iptables: Bool = false,
+                comment: String? = nil, owner: FirewallOwner? = nil) {
+        self.comment = comment
+        self.owner = owner
+        self.table = table
+        self.chain = chain
+        self.handle = handle
+        self.text = text
+        self.verdict = verdict
+        self.packets = packets
+        self.exact = exact
+        self.iptables = iptables
+    }
+}
+
+/// The answer of a rule lookup: the best candidates first.
+public struct FirewallRuleLookup: Sendable, Hashable {
+    public var candidates: [FirewallRule]
+    /// "ruleset_match" (plus "+counter" when a counter moved for the chosen
+    /// rule), or "ruleset_unavailable".
+    public var method: String
+    /// Why the ruleset could not be read (the namespace was gone, the read
+    /// was too slow, ...); nil when it was read.
+    public var unavailable: String?
+
+    public init(candidates: [FirewallRule], method: String = "ruleset_match", unavailable: String? = nil) {
+        self.candidates = candidates
+        self.method = method
+        self.unavailable = unavailable
+    }
+}
+
+/// Finds the rules of a packet's network namespace that may have dropped it.
+public protocol FirewallRuleSource {
+    /// Called when a drop in `netns` is first seen (on the ring-buffer
+    /// thread: must not block): capture what may vanish before the lookup.
+    func pin(netns: UInt32)
+    func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup?
+}
+
+extension FirewallRuleSource {
+    public func pin(netns: UInt32) {}
+}
+
+/// A parsed nftables ruleset (native nft and iptables-nft alike).
+public struct NftRuleset: Sendable {
+    public struct Chain: Sendable, Hashable {
+        public var family: String
+        public var table: String
+        public var name: String
+        public var hook: String?
+        public var policy: String?
+    }
+
+    public struct Rule: Sendable {
+        public var family: String
+        public var table: String
+        public var chain: String
+        public var handle: Int
+        public var comment: String?
+        public var expr: [JSONValue]
+    }
+
+    public var chains: [Chain] = []
+    public var rules: [Rule] = []
+    /// Rule text by "family table chain handle", from `nft -a list ruleset`.
+    public var texts: [String: String] = [:]
+
+    public init() {}
+
+    /// Parses `nft -j list ruleset` and, optionally, `nft -a list ruleset`.
+    public init?(json: String, text: String? = nil) {
+        guard let root = JSONReader.parse(json), case .array(let items)? = root["nftables"] else { return nil }
+        for item in items {
+            if let c = item["chain"] {
+                chains.append(Chain(family: c["family"]?.stringValue ?? "", table: c["table"]?.stringValue ?? "",
+                                    name: c["name"]?.stringValue ?? "", hook: c["hook"]?.stringValue,
+                                    policy: c["policy"]?.stringValue))
+            } else if let r = item["rule"] {
+                var expr: [JSONValue] = []
+                if case .array(let e)? = r["expr"] { expr = e }
+                rules.append(Rule(family: r["family"]?.stringValue ?? "", table: r["table"]?.stringValue ?? "",
+                                  chain: r["chain"]?.stringValue ?? "", handle: Int(r["handle"]?.intValue ?? -1),
+                                  comment: r["comment"]?.stringValue, expr: expr))
+            }
+        }
+        if let text { texts = NftRuleset.ruleTexts(text) }
+    }
+
+    /// Rules that carry an iptables `-m comment` (nft shows only the match, not its text).
+    public var hasIptablesComments: Bool {
+        rules.contains { r in r.comment == nil && r.expr.contains { $0["xt"]?["name"]?.stringValue == "comment" } }
+    }
+
+    /// Takes the comments of iptables-nft rules from `iptables-save` (or
+    /// `ip6tables-save` for `family` "ip6"): the n-th rule of a chain in nft's
+    /// listing is the n-th `-A` of that chain.
+    public mutating func attachIptablesComments(save text: String, family: String) {
+        let comments = IptablesSave.comments(text)
+        guard !comments.isEmpty else { return }
+        var position: [String: Int] = [:]
+        for i in rules.indices where rules[i].family == family {
+            let key = rules[i].table + " " + rules[i].chain
+            position[key, default: 0] += 1
+            if rules[i].comment == nil, let c = comments[key]?[position[key]!] { rules[i].comment = c }
+        }
+    }
+
+    package static func key(_ family: String, _ table: String, _ chain: String, _ handle: Int) -> String {
+        "\(family) \(table) \(chain) \(handle)"
+    }
+
+    /// Rule lines of `nft -a list ruleset` ("... # handle 7"), counters removed.
+    static func ruleTexts(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        var family = "", table = "", chain = ""
+        for raw in text.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: " \t")
+            let words = line.split(separator: " ").map(String.init)
+            if words.first == "table", words.count >= 3 {
+                family = words[1]; table = words[2]; continue
+            }
+            if words.first == "chain", words.count >= 2 { chain = words[1]; continue }
+            guard let r = line.firstRange(of: " # handle "), let handle = Int(line[r.upperBound...]) else { continue }
+            var body = String(line[..<r.lowerBound])
+            body = stripCounters(body)
+            out[key(family, table, chain, handle)] = body
+        }
+        return out
+    }
+
+    /// "counter packets 3 bytes 180 " -> "" (values change with every packet).
+    static func stripCounters(_ s: String) -> String {
+        var words = s.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+        var i = 0
+        while i < words.count {
+            if words[i] == "counter", i + 4 < words.count, words[i + 1] == "packets", words[i + 3] == "bytes" {
+                words.removeSubrange(i...(i + 4))
+            } else {
+                i += 1
+            }
+        }
+        return words.joined(separator: " ")
+    }
+
+    package func chain(_ family: String, _ table: String, _ name: String) -> Chain? {
+        chains.first { $0.family == family && $0.table == table && $0.name == name }
+    }
+
+    /// Rules (and base-chain drop policies) that may have dropped `p`: exact
+    /// matches first, then rules with matches not understood, then policies.
+    public func candidates(for p: FirewallPacket) -> [FirewallRule] {
+        var exact: [FirewallRule] = [], loose: [FirewallRule] = [], policies: [FirewallRule] = []
+        for r in rules {
+            guard familyFits(r.family, p.family), let c = chain(r.family, r.table, r.chain), hookFits(c.hook, p.hook) else { continue }
+            var unknown = false
+            var verdict: FirewallVerdict?
+            var packets: UInt64?
+            var fits = true
+            for e in r.expr {
+                if let m = e["match"] {
+                    switch NftMatch.evaluate(m, p) {
+                    case .no: fits = false
+                    case .unknown: unknown = true
+                    case .yes: break
+                    }
+                    if !fits { break }
+                } else if let c = e["counter"] {
+                    packets = c["packets"]?.intValue.map { UInt64(max(0, $0)) }
+                } else if e["drop"] != nil {
+                    verdict = .drop; break
+                } else if let rj = e["reject"] {
+                    verdict = .reject(rejectWith(rj, family: r.family)); break
+                } else if let xt = e["xt"] {
+                    let name = xt["name"]?.stringValue ?? ""
+                    if xt["type"]?.stringValue == "target" {
+                        if name == "REJECT" { verdict = .reject(xtRejectWith(r)) } else if name == "DROP" { verdict = .drop }
+                        break
+                    }
+                    // A comment matches every packet; other xt matches are not evaluated here.
+                    if name != "comment" { unknown = true }
+                } else if e["accept"] != nil || e["jump"] != nil || e["goto"] != nil || e["return"] != nil || e["queue"] != nil {
+                    break
+                }
+            }
+            guard fits, let verdict else { continue }
+            let text = texts[NftRuleset.key(r.family, r.table, r.chain, r.handle)]
+                ?? (r.comment.map { "... comment \"\($0)\"" } ?? "handle \(r.handle)")
+            let rule = FirewallRule(table: "\(r.family) \(r.table)", chain: r.chain, handle: r.handle, text: text,
+                                    verdict: verdict, packets: packets, exact: !unknown,
+                                    iptables: isIptables(r.family, r.table), comment: r.comment,
+                                    owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain))
+            if unknown { loose.append(rule) } else { exact.append(rule) }
+        }
+        for c in chains where c.policy == "drop" && c.hook != nil && familyFits(c.family, p.family) && hookFits(c.hook, p.hook) {
+            policies.append(FirewallRule(table: "\(c.family) \(c.table)", chain: c.name, handle: nil,
+                                         text: "policy drop", verdict: .policyDrop, exact: false,
+                                         iptables: isIptables(c.family, c.table),
+                                         owner: FirewallOwner.recognise(table: "\(c.family) \(c.table)", chain: c.name)))
+        }
+        return exact + loose + policies
+    }
+
+    package func isIptables(_ family: String, _ table: String) -> Bool {
+        (family == "ip" || family == "ip6") && ["filter", "raw", "mangle", "nat", "security"].contains(table)
+            && chains.contains { $0.family == family && $0.table == table && $0.name == $0.name.uppercased() && $0.hook != nil }
+    }
+
+    func familyFits(_ f: String, _ pf: AddressFamily) -> Bool {
+        switch f {
+        case "inet": return true
+        case "ip": return pf == .ipv4
+        case "ip6": return pf == .ipv6
+        default: return false
+        }
+    }
+
+    /// A rule in a non-base chain (reached by jump) fits any hook.
+    func hookFits(_ chainHook: String?, _ h: FirewallHook) -> Bool {
+        guard let chainHook, let name = h.name else { return true }
+        if chainHook == name { return true }
+        // "input" from the skb can not tell INPUT from an early PREROUTING drop
+        // after routing; FORWARD is told apart for IPv4 only.
+        if h == .input && chainHook == "forward" { return true }
+        return false
+    }
+
+    package func rejectWith(_ rj: JSONValue, family: String) -> String {
+        let type = rj["type"]?.stringValue
+        let expr = rj["expr"]?.stringValue
+        if type == "tcp reset" { return "tcp-reset" }
+        let t = type ?? (family == "ip" ? "icmp" : family == "ip6" ? "icmpv6" : "icmpx")
+        return "\(t) \(expr ?? "port-unreachable")"
+    }
+
+    /// iptables' REJECT shows as an xt target in JSON; its options are in the
+    /// text nft prints ("reject with tcp reset", "reject with icmp host-prohibited").
+    package func xtRejectWith(_ r: Rule) -> String {
+        let text = texts[NftRuleset.key(r.family, r.table, r.chain, r.handle)] ?? ""
+        if text.contains("reject with tcp reset") { return "tcp-reset" }
+        if let range = text.firstRange(of: "reject with ") {
+            let rest = text[range.upperBound...].split(separator: " ").prefix(2).joined(separator: " ")
+            if rest.hasPrefix("icmp") { return rest }
+        }
+        return r.family == "ip6" ? "icmpv6 port-unreachable" : "icmp port-unreachable"
+    }
+}
+
+/// Evaluation of one nft `match` expression against a packet.
+package enum NftMatch {
+    package enum Result { case yes, no, unknown }
+
+    /// A packet field's value, for comparison.
+    package enum Value {
+        case int(Int64)
+        case addr(IPAddress)
+        case proto(Int64)
+    }
+
+    package static func evaluate(_ m: JSONValue, _ p: FirewallPacket) -> Result {
+        guard let left = m["left"], let right = m["right"] else { return .unknown }
+        let op = m["op"]?.stringValue ?? "=="
+        let value: Value
+        if let pl = left["payload"] {
+            let proto = pl["protocol"]?.stringValue ?? ""
+            let field = pl["field"]?.stringValue ?? ""
+            switch (proto, field) {
+            case ("tcp", "dport"), ("th", "dport"): value = .int(Int64(p.local.port))
+            case ("tcp", "sport"), ("th", "sport"): value = .int(Int64(p.remote.port))
+            case ("udp", _), ("sctp", _), ("dccp", _), ("udplite", _), ("icmp", _), ("icmpv6", _):
+                return op == "!=" ? .yes : .no
+            case ("ip", "saddr"), ("ip", "daddr"):
+                guard p.family == .ipv4 else { return .no }
+                value = .addr(field == "saddr" ? p.remote.addr : p.local.addr)
+            case ("ip6", "saddr"), ("ip6", "daddr"):
+                guard p.family == .ipv6 else { return .no }
+                value = .addr(field == "saddr" ? p.remote.addr : p.local.addr)
+            case ("ip", "protocol"):
+                guard p.family == .ipv4 else { return .no }
+                value = .proto(6)
+            case ("ip6", "nexthdr"):
+                guard p.family == .ipv6 else { return .no }
+                value = .proto(6)
+            case ("tcp", "flags"):
+                return .unknown
+            default: return .unknown
+            }
+        } else if let meta = left["meta"] {
+            switch meta["key"]?.stringValue ?? "" {
+            case "l4proto": value = .proto(6)
+            case "nfproto": value = .proto(p.family == .ipv4 ? 2 : 10)
+            case "mark": value = .int(Int64(p.mark))
+            default: return .unknown  // iifname, oifname, skuid, ...
+            }
+        } else if let ct = left["ct"], ct["key"]?.stringValue == "state" {
+            guard p.isSyn else { return .unknown }
+            let states = strings(right)
+            guard !states.isEmpty else { return .unknown }
+            let has = states.contains("new")
+            if op == "!=" { return has ? .no : .yes }
+            return has ? .yes : .no
+        } else {
+            return .unknown
+        }
+        guard let r = compare(value, right) else { return .unknown }
+        switch op {
+        case "==", "in": return r ? .yes : .no
+        case "!=": return r ? .no : .yes
+        default: return .unknown
+        }
+    }
+
+    package static func strings(_ v: JSONValue) -> [String] {
+        if let s = v.stringValue { return [s] }
+        if case .array(let a) = v { return a.compactMap(\.stringValue) }
+        if let set = v["set"], case .array(let a) = set { return a.compactMap(\.stringValue) }
+        return []
+    }
+
+    /// Does `value` equal / fall in `right`? nil when `right` is not understood.
+    package static func compare(_ value: Value, _ right: JSONValue) -> Bool? {
+        if case .object(let f) = right, f.first?.0 == "set", case .array(let items) = f[0].1 {
+            var unknown = false
+            for item in items {
+                switch compare(value, item) {
+                case true?: return true
+                case nil: unknown = true
+                default: break
+                }
+            }
+            return unknown ? nil : false
+        }
+        if case .array(let items) = right {  // anonymous set in some nft versions
+            return compare(value, .object([("set", .array(items))]))
+        }
+        switch value {
+        case .int(let v):
+            if let i = right.intValue { return i == v }
+            if case .array(let r)? = right["range"], r.count == 2, let lo = r[0].intValue, let hi = r[1].intValue {
+                return lo <= v && v <= hi
+            }
+            if let s = right.stringValue, let i = Int64(s) { return i == v }
+            return nil
+        case .proto(let v):
+            if let i = right.intValue { return i == v }
+            if let s = right.stringValue {
+                switch s {
+                case "tcp": return v == 6
+                case "ipv4": return v == 2
+                case "ipv6": return v == 10
+                default: return false
+                }
+            }
+            return nil
+        case .addr(let a):
+            if let s = right.stringValue { return IPAddress.parse(s).map { $0 == a } }
+            if let pre = right["prefix"], let s = pre["addr"]?.stringValue, let len = pre["len"]?.intValue,
+               let base = IPAddress.parse(s) {
+                return a.inPrefix(base, length: Int(len) + (base.isV4Mapped ? 96 : 0))
+            }
+            if case .array(let r)? = right["range"], r.count == 2, let lo = r[0].stringValue.flatMap(IPAddress.parse),
+               let hi = r[1].stringValue.flatMap(IPAddress.parse) {
+                return (lo.high, lo.low) <= (a.high, a.low) && (a.high, a.low) <= (hi.high, hi.low)
+            }
+            return nil
+        }
+    }
+}
+
+extension IPAddress {
+    /// Parses dotted IPv4 (stored mapped) or RFC 4291 IPv6 text.
+    package static func parse(_ s: String) -> IPAddress? {
+        if !s.contains(":") {
+            let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 4 else { return nil }
+            var o: [UInt8] = []
+            for p in parts { guard let v = UInt8(p) else { return nil }; o.append(v) }
+            return IPAddress(v4: o[0], o[1], o[2], o[3])
+        }
+        var head: [UInt16] = [], tail: [UInt16] = []
+        let halves = s.components(separatedByString: "::")
+        guard halves.count <= 2 else { return nil }
+        func groups(_ t: String) -> [UInt16]? {
+            if t.isEmpty { return [] }
+            var out: [UInt16] = []
+            for g in t.split(separator: ":", omittingEmptySubsequences: false) {
+                if g.contains("."), let v4 = parse(String(g)) {
+                    out.append(UInt16(truncatingIfNeeded: v4.low >> 16)); out.append(UInt16(truncatingIfNeeded: v4.low))
+                } else {
+                    guard let v = UInt16(g, radix: 16) else { return nil }
+                    out.append(v)
+                }
+            }
+            return out
+        }
+        guard let h = groups(halves[0]) else { return nil }
+        head = h
+        if halves.count == 2 { guard let t = groups(halves[1]) else { return nil }; tail = t }
+        let missing = 8 - head.count - tail.count
+        guard missing >= 0, halves.count == 2 || missing == 0 else { return nil }
+        let all = head + [UInt16](repeating: 0, count: halves.count == 2 ? missing : 0) + tail
+        var bytes: [UInt8] = []
+        for g in all { bytes.append(UInt8(g >> 8)); bytes.append(UInt8(g & 0xFF)) }
+        return IPAddress(bytes: bytes)
+    }
+
+    func inPrefix(_ base: IPAddress, length: Int) -> Bool {
+        let len = max(0, min(128, length))
+        func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? ~0 : ~0 << UInt64(64 - bits) }
+        let mh = mask(len), ml = mask(len - 64)
+        return high & mh == base.high & mh && low & ml == base.low & ml
+    }
+}
+
+extension String {
+    func components(separatedByString sep: String) -> [String] {
+        var out: [String] = []
+        var rest = Substring(self)
+        while let r = rest.firstRange(of: sep) {
+            out.append(String(rest[..<r.lowerBound]))
+            rest = rest[r.upperBound...]
+        }
+        out.append(String(rest))
+        return out
+    }
+}
+
+extension StringProtocol {
+    package func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = Substring(self)
+        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
+        while let l = s.last, chars.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

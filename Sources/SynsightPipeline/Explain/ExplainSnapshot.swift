@@ -1,0 +1,127 @@
+import Glibc
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+import SynsightExplain
+import SynsightKernel
+
+/// What `explain` knows about one port, read live from the host: the
+/// listeners and request sockets in every network namespace (sock_diag),
+/// the processes holding them with their fd limits (/proc), and each
+/// namespace's sysctls, TcpExt counters and nftables ruleset. The
+/// namespace walk itself is the kernel module's `PortState`.
+public enum ExplainSnapshot {
+    public struct Gathered: Sendable {
+        public var namespaces: [ExplainNamespace]
+        public var listeners: [ExplainListener]
+        public var notes: [String]
+    }
+
+    /// Reads everything `explain` needs about `port`. `podLogRoot`: kubelet's
+    /// pod log root when not the default (--pod-log-dir).
+    public static func gather(port: UInt16, namespaces: [PortState.Namespace], countersAtStart: [UInt32: [String: UInt64]]?,
+                              podLogRoot: String? = nil) throws(KernelError) -> Gathered {
+        var (states, sockets, vanished) = try PortState.onOwnThread { () throws(KernelError) in
+            try readNamespaces(port: port, namespaces: namespaces, countersAtStart: countersAtStart)
+        }
+        var notes: [String] = []
+        if !vanished.isEmpty {
+            notes.append("network namespace\(vanished.count == 1 ? "" : "s") \(vanished.map(String.init).joined(separator: ", ")) disappeared during the scan")
+        }
+
+        // Firewall: each namespace's ruleset, read in-process (libnftables).
+        let rules = NftRuleSource(ttlNs: 60_000_000_000, timeoutMs: 10_000)
+        for ns in states.indices { rules.pin(netns: states[ns].inode) }
+        for i in states.indices {
+            switch rules.ruleset(netns: states[i].inode) {
+            case .ruleset(let rs): states[i].firewall = .ruleset(rs)
+            case .unavailable(let why): states[i].firewall = .unavailable(why)
+            }
+        }
+
+        // Listeners, their SYN queues, and the processes holding them.
+        var listeners: [ExplainListener] = []
+        for (ns, found) in sockets {
+            let listening = found.filter { $0.state == SockDiag.stateListen }
+            let requests = found.filter { $0.state == SockDiag.stateSynRecv && $0.inode == 0 }
+            var here = listening.map { s in
+                ExplainListener(netns: ns, family: s.family, local: s.local,
+                                ipv6Only: s.family == .ipv6 ? s.ipv6Only : nil, inode: s.inode,
+                                acceptQueue: s.rqueue, maxBacklog: s.wqueue, synQueue: 0, drops: s.drops)
+            }
+            if states.first(where: { $0.inode == ns })?.socketSource != "sock_diag" {
+                // /proc has the accept queue but neither the backlog nor IPV6_V6ONLY.
+                for j in here.indices { here[j].maxBacklog = nil; here[j].acceptQueue = nil; here[j].drops = nil }
+            }
+            Explain.assignSynQueues(&here, requests: requests.map { ($0.family, $0.local) })
+            listeners += here
+        }
+        let owners = PortState.socketOwners(Set(listeners.map(\.inode).filter { $0 != 0 }))
+        var processes: [UInt32: ExplainProcess] = [:]
+        let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: .probe(podLogRoot: podLogRoot))
+        for i in listeners.indices {
+            listeners[i].processes = (owners[listeners[i].inode] ?? []).sorted().map { pid in
+                if let p = processes[pid] { return p }
+                var p = process(pid)
+                p.workload = workloads?.identity(pid: pid)
+                processes[pid] = p
+                return p
+            }
+        }
+        // A namespace without an `ip netns` name takes the container's or pod's listening in it.
+        if let workloads {
+            for i in states.indices where states[i].name == nil && !states[i].isHost {
+                states[i].name = workloads.netnsName(states[i].inode)
+            }
+        }
+        if geteuid() != 0 { notes.append("not root: sockets, fds and limits of other users' processes may be missing") }
+        return Gathered(namespaces: states, listeners: listeners, notes: notes)
+    }
+
+    /// Per-namespace reads, on the namespace-hopping thread.
+    static func readNamespaces(port: UInt16, namespaces: [PortState.Namespace], countersAtStart: [UInt32: [String: UInt64]]?)
+        throws(KernelError) -> ([ExplainNamespace], [(ns: UInt32, sockets: [SockDiag.Socket])], [UInt32]) {
+        var states: [ExplainNamespace] = []
+        var sockets: [(ns: UInt32, sockets: [SockDiag.Socket])] = []
+        var vanished: [UInt32] = []
+        for ns in namespaces {
+            var state = ExplainNamespace(inode: ns.inode, name: ns.name, isHost: ns.isHost, processCount: ns.processCount)
+            let entered = try PortState.inside(ns) {
+                let (found, source) = PortState.portSockets(port)
+                sockets.append((ns.inode, found))
+                state.socketSource = source
+                state.sysctls = NetnsSysctls(
+                    somaxconn: PortState.sysctl("net/core/somaxconn"),
+                    tcpMaxSynBacklog: PortState.sysctl("net/ipv4/tcp_max_syn_backlog"),
+                    tcpSyncookies: PortState.sysctl("net/ipv4/tcp_syncookies"),
+                    tcpAbortOnOverflow: PortState.sysctl("net/ipv4/tcp_abort_on_overflow"))
+                if let text = ProcFS.read("/proc/thread-self/net/netstat") {
+                    state.counters = ProcText.netstat(text)
+                } else {
+                    state.problems.append("cannot read /proc/net/netstat")
+                }
+                state.countersAtStart = countersAtStart?[ns.inode]
+                // iptables-legacy tables are invisible to nft: say so rather than report "no rule".
+                if let legacy = ProcFS.read("/proc/thread-self/net/ip_tables_names"), !legacy.isEmpty {
+                    let names = legacy.split(separator: "\n").joined(separator: ", ")
+                    state.problems.append("iptables-legacy tables (\(names)) exist and are not checked: see `iptables-legacy -L -n -v`")
+                }
+            }
+            if entered { states.append(state) } else { vanished.append(ns.inode) }
+        }
+        return (states, sockets, vanished)
+    }
+
+    static func process(_ pid: UInt32) -> ExplainProcess {
+        var p = ExplainProcess(pid: pid, comm: ProcFS.comm(pid) ?? "?", exe: ProcFS.readlink("/proc/\(pid)/exe"))
+        if let text = ProcFS.read("/proc/\(pid)/limits"), let lim = ProcText.openFileLimits(text) {
+            p.nofileSoft = lim.soft
+            p.nofileHard = lim.hard
+            p.limitsKnown = true
+        }
+        let fds = ProcFS.list("/proc/\(pid)/fd")
+        // An empty list is a process that is gone (or unreadable), not one with no fds.
+        if !fds.isEmpty { p.openFds = fds.count }
+        return p
+    }
+}

@@ -1,0 +1,220 @@
+import Glibc
+import Synchronization
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+import SynsightAttribution
+import SynsightRecording
+import SynsightReport
+import SynsightExplain
+import SynsightKernel
+import SynsightMetrics
+
+/// Set by SIGINT/SIGTERM: the trace stops at its next poll.
+public let stopRequested = Atomic<Bool>(false)
+/// Set by SIGHUP when `reopenOnHUP`: the caller reopens its output files.
+public let reopenRequested = Atomic<Bool>(false)
+
+/// Why a trace could not start or go on, as one line for the user.
+public struct TraceError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// What `trace` and `record` share: which refusals, for how long.
+public struct TraceSettings {
+    public init() {}
+
+    public var ports: [UInt16] = []
+    /// Hooks chosen instead of the probed ones (--reset-hook, --force-hook).
+    public var hooks = HookChoices()
+    /// kubelet's pod log root when not the default (--pod-log-dir).
+    public var podLogDir: String? = nil
+    public var verbose = false
+    public var joinWindowMs = 200
+    public var duration: Double? = nil
+    public var count: Int? = nil
+    /// Storm aggregation (record): at most this many identical records per
+    /// second pass individually; the rest become one `summary` record.
+    public var aggregate: Int? = nil
+    /// SIGHUP asks to reopen output files (record) instead of ending the process.
+    public var reopenOnHUP = false
+    /// Prometheus counters (--metrics-address), updated with every delivered record.
+    public var metrics: EventCounters? = nil
+    /// Tests only: every ruleset read takes this much longer (a slow rule source).
+    public var rulesetDelayMs = 0
+    /// synsight's own cost in the metrics (--metrics-address), updated every second.
+    public var costMetrics: SelfCostMetrics? = nil
+    /// Turn on the kernel's BPF statistics for the run (--bpf-stats).
+    public var bpfStats = false
+}
+
+/// The tracing loop: load and attach, snapshot listeners, read the ring,
+/// attribute, and hand every final record to `emit`. `tick` runs after each
+/// poll (about every 50 ms) and returns false to stop. Returns the summary
+/// (the caller adds what it could not write), the seconds traced, and
+/// synsight's own cost over the run (CPU, ring-buffer fill, BPF statistics).
+public enum TraceRunner {
+    public static func options(for s: TraceSettings) -> TracerOptions {
+        var options = TracerOptions()
+        options.ports = s.ports
+        options.hooks = s.hooks
+        options.verbose = s.verbose
+        return options
+    }
+
+    /// `prepared`: a Tracer the caller already loaded (explain does, to report
+    /// a load failure as "trace unavailable" instead of an error); it must
+    /// have been created with `options(for: s)`.
+    public static func run(_ s: TraceSettings, tracer prepared: Tracer? = nil,
+                    emit output: @escaping (Record) -> Void,
+                    tick: () -> Bool) throws -> (summary: TraceSummary, seconds: Double, cost: String) {
+        // Before loading: the programs' counters then cover the whole run.
+        let statistics: BPFStatistics?
+        do {
+            statistics = s.bpfStats ? try BPFStatistics.enable() : nil
+        } catch {
+            throw TraceError(error.description)
+        }
+        defer { withExtendedLifetime(statistics) {} }
+        let tracer: Tracer
+        if let prepared {
+            tracer = prepared
+        } else {
+            do {
+                tracer = try Tracer(options: options(for: s))
+            } catch {
+                throw TraceError(error.description)
+            }
+        }
+
+        // Attach first, then snapshot: a listener born in between is in both
+        // (the engine deduplicates), and none is missed.
+        let taken = ListenerSnapshot.take()
+        // Workload identity (cgroup, unit, container, pod) of the listeners
+        // alive now; the sources are found here, before the ring is read.
+        let workloads = WorkloadResolver(sources: .probe(podLogRoot: s.podLogDir))
+        let node = NodeIdentityReader.read()
+        let snapshot = taken.listeners.map { l in
+            var l = l
+            l.workload = workloads.identity(pid: l.pid)
+            return l
+        }
+        tracer.watchExits(of: Array(Set(snapshot.map(\.pid))))
+        let unseeded = tracer.seedListeners(netnsPids: taken.namespaces)
+        if s.verbose && !unseeded.isEmpty {
+            Output.stderr("synsight: could not enter network namespaces \(unseeded): overflows of their pre-existing listeners are not seen\n")
+        }
+        let resolver = ProcfsResolver(workloads: workloads)
+        var engine = AttributionEngine(clock: currentClockMapping(),
+                                       joinWindowNs: UInt64(s.joinWindowMs) * 1_000_000, resolver: resolver)
+        engine.seed(snapshot)
+        engine.syscalls = SyscallState(holders: ProcfsPortHolders(), hooks: tracer.features.syscalls.hookSet)
+        let rules = NftRuleSource(delayMs: s.rulesetDelayMs)
+        defer { rules.reader.stop() }
+        engine.firewall.rules = rules
+        engine.hostNetns = rules.reader.ownNetns
+        // Reason names now (one enum of the BTF libbpf already parsed); kallsyms on the first drop.
+        engine.drops = DropState(reasons: KernelDropReasons.read(), symbols: KernelSymbolTable())
+        engine.clientErrorHook = tracer.noStateHook ? .errorReport : .stateChange
+
+        // A parent may have spawned us with these signals blocked (some
+        // process launchers do): Ctrl-C and `kill` must always stop a trace.
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        sigaddset(&handled, SIGINT)
+        sigaddset(&handled, SIGTERM)
+        if s.reopenOnHUP { sigaddset(&handled, SIGHUP) }
+        pthread_sigmask(SIG_UNBLOCK, &handled, nil)
+        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
+        if s.reopenOnHUP { signal(SIGHUP) { _ in reopenRequested.store(true, ordering: .relaxed) } }
+        signal(SIGPIPE, SIG_IGN)
+
+        let portNote = s.ports.isEmpty ? "all ports" : "port " + s.ports.map(String.init).joined(separator: ", ")
+        Output.stderr("synsight: tracing refusals on \(portNote) (hook \(tracer.resetHook.name), "
+            + "\(snapshot.count) listener\(snapshot.count == 1 ? "" : "s") known). Ctrl-C to stop.\n")
+
+        let started = bootTimeNow()
+        let deadline = s.duration.map { started + UInt64($0 * 1e9) }
+        // The ring-buffer thread (this one) only decodes and hands off; the
+        // pipeline thread attributes, enriches (which may wait on a ruleset
+        // read or a /proc walk) and writes. The caller's closures run there
+        // only, and this thread waits for it before returning.
+        let queue = HandoffQueue<PipelineItem>(capacity: Self.queueCapacity)
+        let summary = try withoutActuallyEscaping(tick) { tick in
+            let stage = PipelineStage(settings: s, engine: engine, workloads: workloads, node: node, output: output, tick: tick)
+            let pipeline: WorkerThread
+            do {
+                pipeline = try WorkerThread(name: "synsight-pipe") { stage.run(queue) }
+            } catch {
+                throw TraceError("cannot start the pipeline thread: \(error)")
+            }
+            defer {
+                queue.close()
+                pipeline.join()
+            }
+            try readRing(tracer, into: queue, rules: rules, stage: stage, deadline: deadline, costMetrics: s.costMetrics)
+            return stage.summary
+        }
+        let elapsed = Double(bootTimeNow() - started) / 1e9
+        let cost = tracer.costSample()
+        s.costMetrics?.update(tracer.costSample(window: true))
+        return (summary, elapsed, SelfCostFormat.render(cost, durationSeconds: elapsed))
+    }
+
+    /// At most this many decoded events wait for the pipeline (beyond it a
+    /// batch is dropped and counted: the ring-buffer thread never blocks).
+    static let queueCapacity = 65_536
+    /// Events handed over at once (at the latest after each poll).
+    static let batchSize = 4096
+
+    /// The ring-buffer thread: decode, pin what may vanish, hand off.
+    static func readRing(_ tracer: Tracer, into queue: HandoffQueue<PipelineItem>, rules: NftRuleSource,
+                         stage: PipelineStage, deadline: UInt64?, costMetrics: SelfCostMetrics?) throws {
+        var batch: [PipelineItem] = []
+        var lastLostCheck = bootTimeNow()
+        costMetrics?.update(tracer.costSample(window: true))
+        do {
+            try tracer.run(
+                onRecord: { raw in
+                    do {
+                        let event = try EventDecoder.decode(raw)
+                        // A drop's namespace may be deleted before the record
+                        // is decided: pin it now (the reader opens it at once).
+                        if case .firewallDrop(let d) = event { rules.pin(netns: d.netns) }
+                        batch.append(.event(event))
+                    } catch {
+                        batch.append(.undecodable("\(error)"))
+                    }
+                    // A storm drained in one poll is handed over in pieces,
+                    // so the pipeline starts on it at once.
+                    if batch.count >= Self.batchSize {
+                        queue.push(batch)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                },
+                onTick: {
+                    let now = bootTimeNow()
+                    queue.push(batch)
+                    batch.removeAll(keepingCapacity: true)
+                    var control: [PipelineItem] = [.tick(now)]
+                    if now - lastLostCheck >= 1_000_000_000 {
+                        control.append(.lost(tracer.lostEvents()))
+                        costMetrics?.update(tracer.costSample(window: true))
+                        lastLostCheck = now
+                    }
+                    queue.push(control, droppable: false)
+                },
+                shouldStop: {
+                    if stopRequested.load(ordering: .relaxed) || stage.stopWanted.load(ordering: .relaxed) { return true }
+                    if let deadline, bootTimeNow() >= deadline { return true }
+                    return false
+                })
+        } catch {
+            throw TraceError(error.description)
+        }
+        queue.push(batch)
+        queue.push([.lost(tracer.lostEvents())], droppable: false)
+    }
+}

@@ -1,0 +1,80 @@
+@testable import SynsightBase
+@testable import SynsightModel
+@testable import SynsightNftables
+@testable import SynsightAttribution
+import Testing
+import SynsightTestSupport
+
+/// A refusal inside a container's namespace and its local client's failed
+/// connect() to a published address: joined across the DNAT by the client's
+/// endpoint, with the original destination; and the wrong-port cause.
+@Suite("NAT join and wrong_port")
+struct NATJoinTests {
+    static let natClient = Endpoint(addr: v4(198, 18, 9, 2), port: 40001)
+    static let published = Endpoint(addr: v4(198, 18, 9, 1), port: 18300)
+    static let translated = Endpoint(addr: v4(198, 18, 10, 2), port: 80)
+
+    /// httpd listens on 81 in `otherNS`; the published port maps to 80.
+    static func containerEngine() -> AttributionEngine {
+        var e = engine()
+        e.hostNetns = hostNS
+        _ = e.ingest(.listen(listenerChange(at: 50_006, on: Endpoint(addr: .any4, port: 81), pid: 703, comm: "httpd",
+                                            inode: 83, netns: otherNS)))
+        return e
+    }
+
+    /// The client's error first, then the server side's RST (the schema suite uses it too).
+    static func wrongPortBehindDNAT() -> [Record] {
+        var e = containerEngine()
+        var out = e.ingest(connectFailure(at: 50_007, from: natClient, to: published, pid: 555, netns: hostNS))
+        out += e.ingest(rst(at: 50_008, to: translated, from: natClient, netns: otherNS))
+        return out + e.finish()
+    }
+
+    @Test func clientFirstThenRefusal() throws {
+        let out = Self.wrongPortBehindDNAT()
+        #expect(out.count == 1, "\(out.map(\.json))")
+        let r = try #require(out.first)
+        #expect(r.reason == .noListener)
+        #expect(r.cause == NoListenerCause.wrongPort.rawValue)
+        #expect(r.port == 80)
+        #expect(r.process?.pid == 703)
+        #expect(r.client?.pid == 555)
+        #expect(r.originalDestination == Self.published)
+        #expect(r.evidence("nat") == .string("dnat"))
+        #expect(r.hint?.contains("198.18.9.1:18300") == true && r.hint?.contains("listens on 81") == true, "\(r.hint ?? "")")
+    }
+
+    @Test func refusalFirstThenClient() throws {
+        var e = Self.containerEngine()
+        var out = e.ingest(rst(at: 50_008, to: Self.translated, from: Self.natClient, netns: otherNS))
+        #expect(out.isEmpty)
+        out += e.ingest(connectFailure(at: 50_009, from: Self.natClient, to: Self.published, pid: 556, netns: hostNS))
+        let r = try #require(out.first)
+        #expect(out.count == 1)
+        #expect(r.client?.pid == 556)
+        #expect(r.originalDestination == Self.published)
+    }
+
+    /// Loopback clients are never joined by endpoint alone (their ports repeat
+    /// across namespaces); the client stays a record of its own.
+    @Test func loopbackIsNotJoinedAcrossDestinations() {
+        var e = Self.containerEngine()
+        let lo = Endpoint(addr: v4(127, 0, 0, 1), port: 40002)
+        var out = e.ingest(connectFailure(at: 1, from: lo, to: Endpoint(addr: v4(127, 0, 0, 1), port: 18300)))
+        out += e.ingest(rst(at: 2, to: Endpoint(addr: v4(127, 0, 0, 1), port: 80), from: lo, netns: otherNS))
+        out += e.finish()
+        #expect(out.count == 2)
+        #expect(out.allSatisfy { $0.originalDestination == nil })
+    }
+
+    /// The host's own namespace (dozens of listeners) never gets wrong_port.
+    @Test func hostNamespaceIsNeverWrongPort() {
+        var e = engine()
+        e.hostNetns = hostNS
+        _ = e.ingest(.listen(listenerChange(at: 1, on: Endpoint(addr: .any4, port: 22), pid: 9, comm: "sshd", inode: 1)))
+        let out = e.ingest(rst(at: 2, to: Endpoint(addr: v4(127, 0, 0, 1), port: 80), from: Endpoint(addr: v4(127, 0, 0, 1), port: 5)))
+            + e.finish()
+        #expect(out.first?.cause == NoListenerCause.neverListened.rawValue)
+    }
+}

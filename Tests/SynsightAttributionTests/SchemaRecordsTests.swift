@@ -1,0 +1,186 @@
+import Foundation
+@testable import SynsightBase
+@testable import SynsightModel
+@testable import SynsightNftables
+@testable import SynsightAttribution
+import Testing
+import SynsightTestSupport
+
+/// The attribution engine driven through every reason and every cause of
+/// Cause.swift (synthetic events, no root), and each record it writes
+/// validated against docs/schema/synsight-record-v1.schema.json with
+/// check-jsonschema: the evidence shapes the schema requires are the ones the
+/// code writes, including for causes the CI host's kernel cannot produce
+/// (SELinux, trampoline-only hooks).
+@Suite("every reason and cause the engine writes matches the JSON Schema")
+struct SchemaRecordsTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../..").standardizedFileURL.path
+
+    struct OneRule: FirewallRuleSource {
+        func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
+            FirewallRuleLookup(candidates: [
+                FirewallRule(table: "inet filter", chain: "input", handle: 7, text: "tcp dport 8080 drop", verdict: .drop, packets: 3),
+                FirewallRule(table: "inet filter", chain: "input", handle: 9, text: "tcp dport 8080 reject", verdict: .reject("tcp-reset")),
+            ])
+        }
+    }
+
+    /// Records for every reason and cause, from events as the decoder would deliver them.
+    /// packet_dropped: a record of every cause family (a kernel reason name
+    /// of each; openvswitch by its subsystem; other for a name no table has).
+    static func packetDrops() -> [Record] {
+        let e = engine()
+        return DropCause.allCases.map { cause in
+            let name: DropReasonName
+            switch cause {
+            case .openvswitch:
+                name = DropReasonName(name: "openvswitch:last_action", code: 0x20001, subsystem: "openvswitch", known: true)
+            case .other:
+                name = DropReasonName(name: "a_future_reason", code: 999, subsystem: nil, known: true)
+            default:
+                name = DropReasonName(name: DropCause.reasons[cause]![0], code: 16, subsystem: nil, known: true)
+            }
+            let d = PacketDrop(ts: 1_000, family: .ipv4, local: Endpoint(addr: v4(198, 18, 40, 1), port: 8080),
+                               remote: Endpoint(addr: v4(198, 18, 41, 2), port: 40000), netns: 77, reasonCode: UInt32(name.code),
+                               location: 0xFFFF_FFFF_8100_0260, ifindex: 2, ifname: "veth-s1", tcpFlags: 0x02,
+                               hook: .prerouting, client: TaskInfo(pid: 31, comm: "curl"))
+            return e.dropRecord(d, reason: name, location: ("ip_rcv_finish_core", 0x260))
+        }
+    }
+
+    static func records() -> [Record] {
+        var out: [Record] = []
+        let server = Endpoint(addr: v4(127, 0, 0, 1), port: 8080)
+        let client = Endpoint(addr: v4(127, 0, 0, 1), port: 40000)
+
+        // no_listener: never listened, closed, exited (signal and status), other address, family, other netns.
+        var e = engine()
+        out += e.ingest(rst(at: 1_000, to: server, from: client)) + e.ingest(connectFailure(at: 1_100, from: client, to: server))
+        for (i, code) in [UInt32(9 | 0x80), 3 << 8, 0].enumerated() {
+            let port = UInt16(9000 + i)
+            let at = UInt64(10_000 * (i + 1))
+            _ = e.ingest(.listen(listenerChange(at: at, on: Endpoint(addr: .any4, port: port), pid: 600 + UInt32(i), comm: "web", inode: 70 + UInt64(i))))
+            _ = e.ingest(.listenClose(listenerChange(at: at + 1, on: Endpoint(addr: .any4, port: port), pid: 600 + UInt32(i), comm: "web", inode: 70 + UInt64(i))))
+            if code != 0 { _ = e.ingest(exitEvent(at: at + 2, pid: 600 + UInt32(i), comm: "web", code: code)) }
+            out += e.ingest(rst(at: at + 3, to: Endpoint(addr: v4(127, 0, 0, 1), port: port), from: client))
+        }
+        _ = e.ingest(.listen(listenerChange(at: 50_000, on: Endpoint(addr: v4(127, 0, 0, 2), port: 9100), pid: 700, comm: "lo2", inode: 80)))
+        out += e.ingest(rst(at: 50_001, to: Endpoint(addr: v4(127, 0, 0, 1), port: 9100), from: client))
+        _ = e.ingest(.listen(listenerChange(at: 50_002, on: Endpoint(addr: .any6, port: 9101), pid: 701, comm: "v6", inode: 81, ipv6Only: true)))
+        out += e.ingest(rst(at: 50_003, to: Endpoint(addr: v4(127, 0, 0, 1), port: 9101), from: client))
+        _ = e.ingest(.listen(listenerChange(at: 50_004, on: Endpoint(addr: .any4, port: 9102), pid: 702, comm: "ns", inode: 82, netns: otherNS)))
+        out += e.ingest(rst(at: 50_005, to: Endpoint(addr: v4(127, 0, 0, 1), port: 9102), from: client))
+        out += NATJoinTests.wrongPortBehindDNAT()
+        out += Self.packetDrops()
+        out += WorkloadIdentityTests.restartingRecords()
+        out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
+
+        // accept_queue_full, syn_queue_full (every stage), fd_exhausted (EMFILE, ENFILE, and as the overflow's cause).
+        for stage in OverflowStage.allCases {
+            out += e.ingest(.listenOverflow(ListenOverflow(
+                ts: 60_000 + UInt64(stage.rawValue), family: .ipv4, local: server, remote: client,
+                client: TaskInfo(pid: 777, comm: "curl"), listenerInode: 90, netns: hostNS, listenerPID: 800,
+                acceptQueue: 2, maxBacklog: 1, suppressed: stage == .synCookie ? 4 : 0, stage: stage)))
+        }
+        for errno: Int32 in [24, 23] {
+            out += e.ingest(.acceptError(AcceptError(ts: 70_000, task: TaskInfo(pid: 800, comm: "srv"), listenerInode: 90,
+                                                     netns: hostNS, errno: errno, nofileLimit: 64, port: 8080)))
+        }
+        out += e.ingest(.listenOverflow(ListenOverflow(ts: 70_001, family: .ipv4, local: server, remote: client,
+                                                       clientNotLookedUp: true, listenerInode: 90, netns: hostNS,
+                                                       listenerPID: 800, acceptQueue: 2, maxBacklog: 1, stage: .synAcceptQueue)))
+
+        // connect() failures nothing on this host explains: every errno, and reset_by_peer.
+        for (i, errno) in [Int32(110), 113, 101, 104, 5].enumerated() {
+            out += e.ingest(connectFailure(at: 80_000 + UInt64(i), from: Endpoint(addr: v4(10, 0, 0, 1), port: 41000 + UInt16(i)),
+                                           to: Endpoint(addr: v4(10, 0, 0, 2), port: 443), errno: errno))
+        }
+        out += e.finish()  // connection_refused (the client waited for a server-side RST that never came)
+        _ = e.ingest(connectFailure(at: 90_000, from: Endpoint(addr: v4(10, 0, 0, 1), port: 42000), to: Endpoint(addr: v4(10, 0, 0, 2), port: 443)))
+        out += e.finish()
+
+        // Socket calls: address_in_use (holder and none, bind and listen), ephemeral ports (bind, connect),
+        // address_not_available (bind, 4-tuple), privileged_port (seen, inferred), lsm_denied (each cause).
+        let fake = FakeHolders()
+        fake.result = [PortHolder(pid: 900, comm: "old", state: "TIME_WAIT", family: .ipv4, local: server,
+                                  remote: client, inode: 5, reusePort: false)]
+        var s = sysEngine(fake)
+        let avc = AVCDenial(requested: 0x100000, denied: 0x100000, audited: 0x100000, result: -13, tclass: "tcp_socket",
+                            scontext: "system_u:system_r:httpd_t:s0", tcontext: "system_u:object_r:http_port_t:s0")
+        let calls: [KernelEvent] = [
+            call(errno: 98), call(.listen, errno: 98, local: Endpoint(addr: v4(127, 0, 0, 1), port: 8081)),
+            call(errno: 98, local: Endpoint(addr: .any4, port: 0)),
+            call(.connect, errno: 99, local: Endpoint(addr: .any4, port: 0), remote: server),
+            call(errno: 99, local: Endpoint(addr: v4(192, 0, 2, 1), port: 8080)),
+            call(.connect, errno: 99, local: Endpoint(addr: v4(127, 0, 0, 1), port: 5000), remote: server),
+            call(errno: 13, local: Endpoint(addr: .any4, port: 80), cap: .denied),
+            call(errno: 13, local: Endpoint(addr: .any4, port: 80), landlocked: true),
+            call(.connect, errno: 13, remote: server, landlocked: true),
+            call(errno: 13, local: Endpoint(addr: .any4, port: 8080)),
+            call(errno: 1, local: Endpoint(addr: .any4, port: 8080)),
+            call(errno: 13, local: Endpoint(addr: .any4, port: 80), avc: avc),
+            call(.connect, errno: 0, remote: server, avc: AVCDenial(requested: 0x400000, denied: 0x400000, audited: 0x400000,
+                                                                   result: 0, tclass: "tcp_socket", scontext: "a:b:c_t:s0", tcontext: "a:b:d_t:s0")),
+        ]
+        for c in calls { out += s.ingest(c) }
+        var inferred = sysEngine(fake, hooks: SyscallHookSet(capability: false))
+        out += inferred.ingest(call(errno: 13, local: Endpoint(addr: .any4, port: 80)))
+
+        // Firewall: reject (client errno, ICMP), drop (retransmission), and a lookup with no rule source.
+        var f = engine()
+        f.firewall.rules = OneRule()
+        let drop = { (ts: UInt64, port: UInt16, skb: UInt64) in
+            KernelEvent.firewallDrop(FirewallDrop(ts: ts, family: .ipv4, local: Endpoint(addr: v4(127, 0, 0, 1), port: 8080),
+                                                  remote: Endpoint(addr: v4(127, 0, 0, 1), port: port), netns: hostNS,
+                                                  mark: 0x1140, skbAddr: skb, client: TaskInfo(pid: 777, comm: "curl"), processContext: true))
+        }
+        _ = f.ingest(drop(100_000, 43000, 1))
+        out += f.ingest(connectFailure(at: 100_100, from: Endpoint(addr: v4(127, 0, 0, 1), port: 43000), to: server))
+        _ = f.ingest(.firewallICMP(FirewallICMP(ts: 100_200, local: server, remote: Endpoint(addr: v4(127, 0, 0, 1), port: 43001),
+                                                netns: hostNS, skbAddr: 2)))
+        _ = f.ingest(drop(100_201, 43001, 2))
+        _ = f.ingest(drop(100_300, 43002, 3))
+        out += f.ingest(drop(1_100_300, 43002, 4))
+        out += f.finish()
+        var g = engine()
+        _ = g.ingest(drop(200_000, 44000, 5))
+        out += g.finish()
+
+        // lost and summary records, as the trace loop and the aggregator make them.
+        out.append(Record(ts: 1, kind: .lost, evidence: [("where", .string("ring buffer full"))], hint: "h", count: 3))
+        var agg = StormAggregator(perKeyPerWindow: 1)
+        for r in out where r.reason == .noListener { _ = agg.add(r); _ = agg.add(r) }
+        out += agg.finish()
+        return out
+    }
+
+    @Test("every reason and every cause is produced, and every record validates")
+    func engineRecordsValidate() throws {
+        let recs = Self.records()
+        for reason in Reason.allCases {
+            #expect(recs.contains { $0.reason == reason }, "no record of \(reason.rawValue)")
+            for cause in Cause.values(for: reason) {
+                #expect(recs.contains { $0.reason == reason && $0.cause == cause }, "no record of \(reason.rawValue)/\(cause)")
+            }
+        }
+        for kind in RecordKind.allCases { #expect(recs.contains { $0.kind == kind }, "no \(kind.rawValue) record") }
+
+        let py = Self.repo + "/.venv-tests/bin/python"
+        try #require(FileManager.default.isExecutableFile(atPath: py),
+                     "\(py) is missing: run scripts/install-deps.sh (it installs check-jsonschema)")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-schema-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(recs.map { JSONLines.line($0) }.joined().utf8).write(to: file)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [py, Self.repo + "/scripts/check-records.py", file.path]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(out)")
+    }
+}
