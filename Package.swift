@@ -124,9 +124,10 @@ let package = Package(
         .testTarget(name: "SynsightExplainTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightNftables", "SynsightExplain"]),
         .testTarget(name: "SynsightCLITests"),
         .testTarget(name: "SynsightMetricsTests", dependencies: ["SynsightMetrics", "SynsightModel"]),
-        // The probe plan on synthetic probe results (no root), and against
-        // this kernel (root: probes cached, unselected programs not loaded).
-        .testTarget(name: "SynsightKernelTests", dependencies: ["SynsightKernel", "SynsightBase", "SynsightModel", "CLibBPF", "CSynsightShim"]),
+        // The kernel module without root (host readers, the probe plan on
+        // synthetic probe results) and, as root, the probe plan on this
+        // kernel (probes cached, unselected programs not loaded).
+        .testTarget(name: "SynsightKernelTests", dependencies: ["SynsightBase", "SynsightModel", "SynsightKernel", "CLibBPF", "CSynsightShim"]),
         // Root-only: real BPF, real sockets, in namespaces the tests create.
         .testTarget(
             name: "SynsightEndToEndTests",
