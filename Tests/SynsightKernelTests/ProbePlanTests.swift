@@ -135,7 +135,7 @@ struct ProbePlanTests {
     func forcedReset() {
         let kfree = ProbePlan(hostLike { $0.choices.reset = .kfreeSkb })
         #expect(kfree.plan(for: .noListener).programs == [.onKfreeSkb])
-        #expect(kfree.programs.isDisjoint(with: [.onTcpSendReset, .rstFentryV4, .rstFentryV6, .rstKprobeV4, .rstKprobeV6]))
+        #expect(kfree.programs.isDisjoint(with: [.rstFentryV4, .rstFentryV6, .rstKprobeV4, .rstKprobeV6]))
         // kfree_skb's program is shared: the flag routes its no-socket RSTs to the no-listener handler.
         #expect(kfree.configFlags & UInt32(SYN_CFG_RST_KFREE_SKB.rawValue) != 0)
         #expect(kfree.configFlags & UInt32(SYN_CFG_RST_SEND_RESET.rawValue) == 0)
