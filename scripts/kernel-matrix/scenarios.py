@@ -1731,7 +1731,7 @@ def sc_selinux_connect(t, k, pas):
 PASSES = {
     # name: (trace arguments, environment, what it proves)
     "default": ([], {}, "hooks chosen by synsight's probes"),
-    "kprobe": (["--reset-hook", "kprobe"], {"SYNSIGHT_OVERFLOW_HOOK": "kprobe"}, "kprobe variants forced"),
+    "kprobe": (["--reset-hook", "kprobe", "--force-hook", "overflow=kprobe"], {}, "kprobe variants forced"),
     "kfree_skb": (["--reset-hook", "kfree_skb"], {}, "kfree_skb fallback forced"),
     "selinux": ([], {}, "SELinux enforcing with Debian's reference policy"),
 }
