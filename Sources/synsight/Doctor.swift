@@ -138,10 +138,10 @@ enum DoctorReport {
 
     /// Timeouts explained: where an unanswered connect()'s SYNs went (bpf/timeouts.bpf.h).
     static func connectTimeoutLine(_ f: KernelFeatures) -> String {
-        let report = f.firewallSoftErrorProbe
+        let report = f.firewall.softError, retransmit = f.firewall.retransmit
         guard report.isSupported else { return "  connect_timeout          UNAVAILABLE -- \(report.detail) (timeouts stay unknown/timed_out)" }
-        let ipv6 = f.firewallRetransmitProbe.isSupported
-            ? "IPv6 route from tp_btf/tcp_retransmit_skb" : "IPv6 route UNAVAILABLE (\(f.firewallRetransmitProbe.detail))"
+        let ipv6 = retransmit.isSupported
+            ? "IPv6 route from tp_btf/tcp_retransmit_skb" : "IPv6 route UNAVAILABLE (\(retransmit.detail))"
         return "  connect_timeout          tp_btf/inet_sk_error_report (ETIMEDOUT): egress device, gateway, SYN retransmissions "
             + "from the socket; \(ipv6); joined with this host's drops of the same attempt"
     }
