@@ -66,6 +66,7 @@ let package = Package(
             dependencies: [
                 "SynsightBase", "SynsightModel", "SynsightNftables",
                 "CSynsightABI", "CLibBPF", "CSynsightShim", "CNftables",
+                .product(name: "Logging", package: "swift-log"),
             ],
             plugins: ["BPFObjectPlugin"]
         ),
@@ -123,6 +124,10 @@ let package = Package(
         .testTarget(name: "SynsightExplainTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightNftables", "SynsightExplain"]),
         .testTarget(name: "SynsightCLITests"),
         .testTarget(name: "SynsightMetricsTests", dependencies: ["SynsightMetrics", "SynsightModel"]),
+        // The kernel module without root (host readers, the probe plan on
+        // synthetic probe results) and, as root, the probe plan on this
+        // kernel (probes cached, unselected programs not loaded).
+        .testTarget(name: "SynsightKernelTests", dependencies: ["SynsightBase", "SynsightModel", "SynsightKernel", "CLibBPF", "CSynsightShim"]),
         // Root-only: real BPF, real sockets, in namespaces the tests create.
         .testTarget(
             name: "SynsightEndToEndTests",

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* synsight: the one kfree_skb program, included by refusals.bpf.c after
- * firewall.bpf.h (shares its maps and helpers).
+/* synsight: the packet-drop area's handler for kfree_skb, called by the one
+ * kfree_skb program of refusals.bpf.c for every reason no other area owns.
  *
  * kfree_skb fires only when the kernel drops a packet (a normal free is
  * consume_skb), so healthy traffic never runs this. A drop costs one reason
@@ -14,24 +14,22 @@
  */
 #pragma once
 
-/* Reasons another program owns, or that are not a drop of a connection
- * attempt. A reason the kernel lacks (CO-RE: the value does not exist) is
- * skipped by its _exists test, so the program loads on 5.18+. */
-static __always_inline bool drop_reason_handled_elsewhere(__u32 reason)
+#include "defs.bpf.h"
+#include "config.bpf.h"
+#include "conntab.bpf.h"
+#include "firewall.bpf.h"
+#include "ringbuf.bpf.h"
+#include "skb.bpf.h"
+#include "skb_where.bpf.h"
+
+/* Not a drop: kfree_skb_reason(skb, SKB_CONSUMED) is traced as consume_skb
+ * since 6.3, but not on every kernel that has the value. A reason the
+ * kernel lacks (CO-RE: the value does not exist) is skipped by its _exists
+ * test. */
+static __always_inline bool drop_reason_consumed(__u32 reason)
 {
-	/* A SYN to no socket: answered with RST, a refusal (rst_* programs). */
-	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET))
-		return true;
-	/* The accept queue's ACK-stage drop (ovf_kfree_skb, 6.15+). */
-	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW) &&
-	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
-		return true;
-	/* Not a drop (kfree_skb_reason(skb, SKB_CONSUMED) is traced as
-	 * consume_skb since 6.3, but not on every kernel that has the value). */
-	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
-	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
-		return true;
-	return false;
+	return bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED);
 }
 
 /* A SYN or SYN-ACK dropped with any other reason. */
@@ -82,17 +80,20 @@ static __always_inline int handshake_drop(struct sk_buff *skb, void *location, _
 	return 0;
 }
 
-/* Every freed skb with a drop reason (5.17+; NETFILTER_DROP needs 5.18).
- * Only the first three arguments are read, so the program loads on kernels
- * with and without rx_sk (6.11). The packet is parsed once, before anything
- * is reserved in the ring (most drops are not of TCP), for both records. */
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(drop_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+/* A freed skb with a reason no other area owns (the caller took NO_SOCKET
+ * and TCP_LISTEN_OVERFLOW). NETFILTER_DROP needs 5.18 (2df3041ba3be): on a
+ * kernel without it (5.17) the kfree_skb program may still load for the
+ * no-listener area, and this handler is then compiled out by CO-RE. The
+ * packet is parsed once, before anything is reserved in the ring (most
+ * drops are not of TCP), for both records. Not inlined: the kfree_skb
+ * program's handlers would otherwise share one stack frame, and with
+ * find_client's (the overflow handler) pass BPF's 512 bytes. */
+static __noinline int drops_on_kfree_skb(struct sk_buff *skb, void *location, __u32 reason)
 {
-	if (!skb)
+	if (!bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
 		return 0;
 	bool netfilter = reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP);
-	if (!netfilter && drop_reason_handled_elsewhere(reason))
+	if (!netfilter && drop_reason_consumed(reason))
 		return 0;
 	struct syn_tuple t;
 	__u8 tcp_flags = 0;

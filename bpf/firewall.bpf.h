@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* synsight: firewall programs, included by refusals.bpf.c (shares its maps and helpers).
+/* synsight: the firewall area's handlers, called by the programs of refusals.bpf.c.
  *
  * A firewall REJECT or DROP verdict ends in kfree_skb with reason
  * NETFILTER_DROP (nft_do_chain or nf_hook_slow; docs/kernel-notes.md §4): the same
@@ -10,82 +10,17 @@
  */
 #pragma once
 
-#define RTN_LOCAL 2
-
-
-/* Where a freed packet was in the stack, from the skb's state: shared by the
- * NETFILTER_DROP record and the other handshake drops (drops.bpf.h). */
-struct skb_where {
-	__u32 netns;
-	__u32 ifindex;
-	__u8 hook;   /* enum syn_fw_hook */
-	__u8 flags;  /* SYN_FW_F_* */
-};
-
-/* Fills `w`, and `task` (zeroed otherwise) with the connect() caller when
- * the packet is a SYN of a local connecting socket (skb->sk). */
-static __always_inline void skb_where(const struct sk_buff *skb, const struct syn_tuple *t,
-				      __u8 tcp_flags, struct syn_task *task, struct skb_where *w)
-{
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	struct sock *sk = BPF_CORE_READ(skb, sk);
-	unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst) & ~1UL;
-	__u8 flags = 0, hook = SYN_FW_HOOK_UNKNOWN;
-
-	__builtin_memset(task, 0, sizeof(*task));
-	w->netns = 0;
-	w->ifindex = 0;
-	if (dev) {
-		flags |= SYN_FW_F_DEV;
-		w->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
-		w->ifindex = BPF_CORE_READ(dev, ifindex);
-	}
-	if (refdst)
-		flags |= SYN_FW_F_DST;
-	/* A packet from a socket of another namespace still carries it until
-	 * ip_rcv orphans it (veth, tc ingress): received, not sent, here. */
-	bool local_sk = false;
-	if (sk) {
-		__u32 sk_ns = sock_netns(sk);
-		local_sk = !w->netns || w->netns == sk_ns;
-		if (!w->netns)
-			w->netns = sk_ns;
-	}
-	if (local_sk)
-		flags |= SYN_FW_F_SK;
-	/* Only a SYN's skb->sk is the connecting socket (a SYN-ACK's is a
-	 * request or listener socket). */
-	if (sk && (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
-		/* The client socket of a locally generated SYN: its connect()
-		 * caller was captured in process context (sock_state). */
-		struct connect_info ci;
-		if (conn_get(sk_key(sk), &ci)) {
-			*task = ci.task;
-			flags |= SYN_FW_F_TASK;
-			/* The first SYN is dropped inside connect(); retransmissions
-			 * run from the timer, where current is unrelated. */
-			if ((bpf_get_current_pid_tgid() >> 32) == ci.task.pid)
-				flags |= SYN_FW_F_PROC_CTX;
-		}
-	}
-	if (!dev)
-		hook = sk ? SYN_FW_HOOK_OUTPUT : SYN_FW_HOOK_UNKNOWN;
-	else if (local_sk)
-		hook = SYN_FW_HOOK_POSTROUTING;
-	else if (!refdst)
-		hook = SYN_FW_HOOK_PREROUTING;
-	else if (t->family == AF_INET)
-		hook = BPF_CORE_READ((struct rtable *)refdst, rt_type) == RTN_LOCAL ?
-			SYN_FW_HOOK_INPUT : SYN_FW_HOOK_FORWARD;
-	else
-		hook = SYN_FW_HOOK_INPUT;
-	w->hook = hook;
-	w->flags = flags;
-}
+#include "defs.bpf.h"
+#include "config.bpf.h"
+#include "conntab.bpf.h"
+#include "ringbuf.bpf.h"
+#include "skb.bpf.h"
+#include "skb_where.bpf.h"
+#include "sock.bpf.h"
 
 /* A TCP packet freed with NETFILTER_DROP: a firewall REJECT or DROP. Called
- * by the one kfree_skb program (drops.bpf.h), which checked the reason and
- * parsed the packet (`t`, `tcp_flags`). */
+ * by the kfree_skb program, which checked the reason and parsed the packet
+ * (`t`, `tcp_flags`). */
 static __always_inline int fw_drop(struct sk_buff *skb, void *location, const struct syn_tuple *t,
 				   __u8 tcp_flags)
 {
@@ -113,8 +48,7 @@ static __always_inline int fw_drop(struct sk_buff *skb, void *location, const st
 /* IPv4 only (icmpv6_send has no tracepoint); fires after the rate limits,
  * just before the ICMP is pushed (6.10+, backported to 6.6.81 and 6.1). The
  * tracepoint's own sport/dport are filled for UDP only: parse the skb. */
-SEC("tp_btf/icmp_send")
-int BPF_PROG(fw_icmp_send, const struct sk_buff *skb, int type, int code)
+static __always_inline int fw_on_icmp_send(const struct sk_buff *skb, int type, int code)
 {
 	if (!skb)
 		return 0;
@@ -146,8 +80,7 @@ int BPF_PROG(fw_icmp_send, const struct sk_buff *skb, int type, int code)
  * Only SYN_SENT sockets whose connect() was seen are reported; every other
  * retransmission costs a state read. Only the first argument is read: 6.18
  * has (sk, skb, err), older kernels (sk, skb). */
-SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
+static __always_inline int fw_on_syn_retransmit(const struct sock *sk)
 {
 	if (!sk)
 		return 0;
@@ -180,12 +113,11 @@ int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
  * the socket lock (loopback, veth: all in one softirq run) only sets
  * sk_err_soft; a non-blocking caller reads ECONNREFUSED from SO_ERROR (which
  * clears it) and closes the socket in SYN_SENT with sk_err == 0, which
- * sock_state does not report. tcp_v4_err queues the ICMP on the error queue
+ * conn_on_state_change does not report. tcp_v4_err queues the ICMP on the error queue
  * first (ip_icmp_error -> sock_queue_err_skb -> sk_error_report, error 0,
  * docs/kernel-notes.md §1): report it there, for a locked SYN_SENT socket only (an
- * unlocked one fails at once with sk_err, reported by sock_state). */
-SEC("tp_btf/inet_sk_error_report")
-int BPF_PROG(fw_soft_error, const struct sock *sk)
+ * unlocked one fails at once with sk_err, reported by connect.bpf.h). */
+static __always_inline int fw_on_soft_error(const struct sock *sk)
 {
 	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
 		return 0;

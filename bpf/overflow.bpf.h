@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * synsight: listen-queue overflow and accept() failures, included by
- * refusals.bpf.c (shares its maps and helpers).
+ * synsight: the overflow area's handlers (listen-queue overflow and accept()
+ * failures), called by the programs of refusals.bpf.c.
  *
  * A SYN dropped because a queue is full leaves no drop reason and no
  * tracepoint of its own (docs/kernel-notes.md §3): tcp_conn_request drops it, bumps
@@ -18,6 +18,15 @@
  * state LISTEN, reason INVALID_SYN).
  */
 #pragma once
+
+#include "defs.bpf.h"
+#include "config.bpf.h"
+#include "conntab.bpf.h"
+#include "listeners.bpf.h"
+#include "ringbuf.bpf.h"
+#include "skb.bpf.h"
+#include "sock.bpf.h"
+#include "task.bpf.h"
 
 #define SYN_COOKIE_EVENT_GAP_NS (100 * 1000 * 1000ULL)
 
@@ -143,8 +152,8 @@ static __always_inline bool listener_moved(__u64 key)
 	return listener_queue_moved(li, &q);
 }
 
-SEC("tp_btf/consume_skb")
-int BPF_PROG(ovf_consume_skb, struct sk_buff *skb, void *location)
+/* consume_skb: every consumed skb on the host. */
+static __always_inline int ovf_on_consume_skb(struct sk_buff *skb, void *location)
 {
 	__u64 loc = (__u64)location;
 	struct syn_tuple t = {};
@@ -192,7 +201,7 @@ int BPF_PROG(ovf_consume_skb, struct sk_buff *skb, void *location)
  * (6.1 and 6.12 tcp_input.c). Runs only for SYNs to listeners: cheaper than
  * consume_skb, so it is preferred where it loads.
  */
-static __always_inline int conn_request(const struct sock *sk, const struct sk_buff *skb, __u8 method)
+static __always_inline int ovf_on_conn_request(const struct sock *sk, const struct sk_buff *skb, __u8 method)
 {
 	struct syn_tuple t = {};
 	__u8 flags = 0;
@@ -225,20 +234,6 @@ static __always_inline int conn_request(const struct sock *sk, const struct sk_b
 	return 0;
 }
 
-SEC("fentry/tcp_conn_request")
-int BPF_PROG(ovf_fentry_conn_request, struct request_sock_ops *rsk_ops,
-	     const struct tcp_request_sock_ops *af_ops, struct sock *sk, struct sk_buff *skb)
-{
-	return conn_request(sk, skb, SYN_OVF_M_CONN_REQUEST);
-}
-
-SEC("kprobe/tcp_conn_request")
-int BPF_KPROBE(ovf_kprobe_conn_request, struct request_sock_ops *rsk_ops,
-	       const struct tcp_request_sock_ops *af_ops, struct sock *sk, struct sk_buff *skb)
-{
-	return conn_request(sk, skb, SYN_OVF_M_CONN_REQUEST_KPROBE);
-}
-
 /*
  * ACK stage where the kernel has neither the TCP_LISTEN_OVERFLOW drop
  * reason (6.15) nor reset reasons (6.10): tcp_v{4,6}_syn_recv_sock returns
@@ -247,7 +242,7 @@ int BPF_KPROBE(ovf_kprobe_conn_request, struct request_sock_ops *rsk_ops,
  * answers it with RST when tcp_abort_on_overflow is set. cfg.flags says
  * which of the two no tracepoint reports on this kernel.
  */
-static __always_inline int syn_recv_done(const struct sock *sk, const struct sk_buff *skb,
+static __always_inline int ovf_on_syn_recv_done(const struct sock *sk, const struct sk_buff *skb,
 					 const struct sock *child, __u8 method)
 {
 	struct syn_tuple t = {};
@@ -270,26 +265,6 @@ static __always_inline int syn_recv_done(const struct sock *sk, const struct sk_
 	return emit_overflow(sk, li, &t, sock_netns(sk), abort ? SYN_OVF_ACK_RESET : SYN_OVF_ACK_DROP, method, 0);
 }
 
-/* The argument count differs between kernels (6.1.192 and 6.18 have a 7th,
- * an MPTCP callback; older ones 6), and fexit's return value sits after the
- * last argument: read it with bpf_get_func_ret (5.17+), declare only the
- * two arguments used (kernel matrix, 6.1). */
-SEC("fexit/tcp_v4_syn_recv_sock")
-int BPF_PROG(ovf_fexit_syn_recv_v4, const struct sock *sk, struct sk_buff *skb)
-{
-	__u64 ret = 0;
-	bpf_get_func_ret(ctx, &ret);
-	return syn_recv_done(sk, skb, (const struct sock *)ret, SYN_OVF_M_SYN_RECV_FEXIT);
-}
-
-SEC("fexit/tcp_v6_syn_recv_sock")
-int BPF_PROG(ovf_fexit_syn_recv_v6, const struct sock *sk, struct sk_buff *skb)
-{
-	__u64 ret = 0;
-	bpf_get_func_ret(ctx, &ret);
-	return syn_recv_done(sk, skb, (const struct sock *)ret, SYN_OVF_M_SYN_RECV_FEXIT);
-}
-
 /* kretprobes see only the return value: the arguments are kept per CPU at
  * entry (softirq; the call does not nest on one CPU). */
 struct syn_recv_args {
@@ -304,7 +279,7 @@ struct {
 	__type(value, struct syn_recv_args);
 } syn_recv_args SEC(".maps");
 
-static __always_inline int syn_recv_enter(const struct sock *sk, const struct sk_buff *skb)
+static __always_inline int ovf_on_syn_recv_enter(const struct sock *sk, const struct sk_buff *skb)
 {
 	__u32 zero = 0;
 	struct syn_recv_args *a = bpf_map_lookup_elem(&syn_recv_args, &zero);
@@ -315,7 +290,7 @@ static __always_inline int syn_recv_enter(const struct sock *sk, const struct sk
 	return 0;
 }
 
-static __always_inline int syn_recv_exit(const struct sock *child)
+static __always_inline int ovf_on_syn_recv_exit(const struct sock *child)
 {
 	__u32 zero = 0;
 	struct syn_recv_args *a = bpf_map_lookup_elem(&syn_recv_args, &zero);
@@ -324,43 +299,32 @@ static __always_inline int syn_recv_exit(const struct sock *child)
 	const struct sock *sk = (const struct sock *)a->sk;
 	const struct sk_buff *skb = (const struct sk_buff *)a->skb;
 	a->sk = 0;
-	return syn_recv_done(sk, skb, child, SYN_OVF_M_SYN_RECV_KRETPROBE);
+	return ovf_on_syn_recv_done(sk, skb, child, SYN_OVF_M_SYN_RECV_KRETPROBE);
 }
 
-SEC("kprobe/tcp_v4_syn_recv_sock")
-int BPF_KPROBE(ovf_kprobe_syn_recv_v4, const struct sock *sk, struct sk_buff *skb)
+/* kfree_skb with reason TCP_LISTEN_OVERFLOW (6.15+, "tcp: add four drop
+ * reasons to tcp_check_req()"): the handshake ACK dropped because the
+ * accept queue is full. False, and a constant, where the kernel lacks the
+ * reason: then the kfree_skb program's rx_sk read is never verified. */
+static __always_inline bool ovf_ack_overflow_traced(void)
 {
-	return syn_recv_enter(sk, skb);
+	return bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
 }
 
-SEC("kretprobe/tcp_v4_syn_recv_sock")
-int BPF_KRETPROBE(ovf_kretprobe_syn_recv_v4, struct sock *ret)
+static __always_inline bool ovf_ack_overflow_reason(__u32 reason)
 {
-	return syn_recv_exit(ret);
+	return ovf_ack_overflow_traced() &&
+	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
 }
 
-SEC("kprobe/tcp_v6_syn_recv_sock")
-int BPF_KPROBE(ovf_kprobe_syn_recv_v6, const struct sock *sk, struct sk_buff *skb)
-{
-	return syn_recv_enter(sk, skb);
-}
-
-SEC("kretprobe/tcp_v6_syn_recv_sock")
-int BPF_KRETPROBE(ovf_kretprobe_syn_recv_v6, struct sock *ret)
-{
-	return syn_recv_exit(ret);
-}
-
-/* 6.15+: the handshake ACK dropped because the accept queue is full. */
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(ovf_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
-	     struct sock *rx_sk)
+/* The ACK-stage drop (ovf_ack_overflow_reason); rx_sk is the listener. Not
+ * inlined (nor ovf_on_send_reset): in the shared programs the frames of the
+ * handlers and of find_client would add up past BPF's 512 bytes of stack. */
+static __noinline int ovf_on_kfree_skb(struct sk_buff *skb, struct sock *rx_sk)
 {
 	struct syn_tuple t = {};
 	__u8 flags = 0;
 
-	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
-		return 0;
 	if (!skb || !rx_sk)
 		return 0;
 	if (!parse_tcp(skb, &t, &flags))
@@ -374,16 +338,16 @@ int BPF_PROG(ovf_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 }
 
 /* tcp_abort_on_overflow=1: the listener answers the overflowing ACK with RST. */
-SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(ovf_send_reset, const struct sock *sk, const struct sk_buff *skb,
-	     enum sk_rst_reason reason)
+static __noinline int ovf_on_send_reset(const struct sock *sk, const struct sk_buff *skb,
+					enum sk_rst_reason reason)
 {
 	struct syn_tuple t = {};
 	__u8 flags = 0;
 
 	if (!sk || !skb)
 		return 0;
-	if (reason != bpf_core_enum_value(enum sk_rst_reason, SK_RST_REASON_INVALID_SYN))
+	if (!bpf_core_enum_value_exists(enum sk_rst_reason, SK_RST_REASON_INVALID_SYN) ||
+	    reason != bpf_core_enum_value(enum sk_rst_reason, SK_RST_REASON_INVALID_SYN))
 		return 0;
 	if (sk->__sk_common.skc_state != TCP_LISTEN)
 		return 0;
@@ -395,33 +359,6 @@ int BPF_PROG(ovf_send_reset, const struct sock *sk, const struct sk_buff *skb,
 			     SYN_OVF_M_SEND_RESET, 0);
 }
 
-/* Listeners that predate tracing: user space runs this iterator once in
- * each network namespace (an iterator walks its creator's netns). */
-SEC("iter/tcp")
-int iter_listeners(struct bpf_iter__tcp *ctx)
-{
-	struct sock_common *skc = ctx->sk_common;
-	if (!skc || skc->skc_state != TCP_LISTEN)
-		return 0;
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
-	if (!tp)
-		return 0;
-	const struct sock *sk = (const struct sock *)tp;
-	__u64 key = (__u64)sk;
-	if (bpf_map_lookup_elem(&listen_socks, &key))
-		return 0;
-	struct listen_info li = {
-		.ino = sock_inode(sk),
-		.netns = sock_netns(sk),
-		.drops_seen = listener_drops(sk),
-		.port = skc->skc_num,
-		.family = skc->skc_family,
-	};
-	bpf_map_update_elem(&listen_socks, &key, &li, BPF_NOEXIST);
-	port_slot_add(li.port, key);
-	return 0;
-}
-
 /* accept() failing on a listener: EMFILE/ENFILE means the queue cannot drain. */
 
 struct {
@@ -430,9 +367,6 @@ struct {
 	__type(key, __u32);   /* tgid */
 	__type(value, __u64); /* last report, boot ns */
 } accept_err_last SEC(".maps");
-
-#define EMFILE 24
-#define ENFILE 23
 
 /*
  * Only the exit: every accept() of every server passes here, and a healthy
@@ -459,7 +393,7 @@ static __always_inline int accept_exit(long ret, __u32 fd)
 		return 0;
 	bpf_map_update_elem(&accept_err_last, &tgid, &now, BPF_ANY);
 
-	/* fd_socket (syscalls.bpf.h): bounds-checked, and only a socket's file. */
+	/* fd_socket (task.bpf.h): bounds-checked, and only a socket's file. */
 	struct socket *sock = fd_socket((int)fd);
 	const struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
 	struct syn_ev_accept_error *e = reserve(sizeof(*e), SYN_EV_ACCEPT_ERROR);
@@ -478,24 +412,17 @@ static __always_inline int accept_exit(long ret, __u32 fd)
 	return 0;
 }
 
-static __always_inline int accept_tp_exit(struct trace_event_raw_sys_exit *ctx)
+/* syscalls:sys_exit_accept{,4}: the listener's fd from the saved user
+ * registers. */
+static __always_inline int ovf_on_tp_exit_accept(long ret)
 {
-	if (!accept_exit_wanted(ctx->ret))
+	if (!accept_exit_wanted(ret))
 		return 0;
-	return accept_exit(ctx->ret, (__u32)PT_REGS_PARM1_CORE_SYSCALL(user_regs()));
+	return accept_exit(ret, (__u32)PT_REGS_PARM1_CORE_SYSCALL(user_regs()));
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int ovf_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return accept_tp_exit(ctx); }
-
-SEC("tracepoint/syscalls/sys_exit_accept")
-int ovf_exit_accept(struct trace_event_raw_sys_exit *ctx) { return accept_tp_exit(ctx); }
-
-/* Where BPF trampolines are allowed (with the sc_fx_ syscall group, so that
- * no syscall tracepoint is attached): accept() and accept4() both end in
- * __sys_accept4. */
-SEC("fexit/__sys_accept4")
-int BPF_PROG(ovf_fx_exit_accept4, int fd, void *upeer, void *upeer_len, int flags, int ret)
+/* fexit/__sys_accept4 (accept() and accept4() both end there). */
+static __always_inline int ovf_on_fx_exit_accept(int fd, int ret)
 {
 	if (!accept_exit_wanted(ret))
 		return 0;

@@ -1,6 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* synsight: syscalls programs, included by refusals.bpf.c (shares its maps and helpers). */
+/* synsight: the syscall area's handlers, called by the programs of refusals.bpf.c. */
 #pragma once
+
+#include "defs.bpf.h"
+#include "compat.bpf.h"
+#include "config.bpf.h"
+#include "listeners.bpf.h"
+#include "ringbuf.bpf.h"
+#include "sock.bpf.h"
+#include "task.bpf.h"
 
 /*
  * bind(), listen() and connect() failures, and why: EADDRINUSE (with the
@@ -11,8 +19,9 @@
  * process (Landlock has no tracepoint; landlock_restrict_self is remembered).
  * See docs/kernel-notes.md §5, §6, §8.
  *
- * Three interchangeable entry groups feed the same handlers; user space loads
- * exactly one (probe in Features+Syscall.swift), in this order of preference:
+ * Three interchangeable entry groups (programs sc_fx_*, sc_tp_*, sc_raw_* in
+ * refusals.bpf.c) feed the same handlers; user space loads exactly one
+ * (probe in Features+Syscall.swift), in this order of preference:
  *  - sc_fx_*  BPF trampolines on __sys_bind, __sys_listen, __sys_connect (and
  *             the landlock_restrict_self syscall; accept() has its own in
  *             overflow.bpf.h). No syscall tracepoint is attached at all: any
@@ -34,18 +43,11 @@
  * one compare unless the call failed with a reported error, and only then
  * reads the fd and the address from the task's saved user registers (the
  * address is still in user memory). An SELinux denial inside connect() makes
- * its own in-flight entry (sc_selinux_audited), counted in
+ * its own in-flight entry (sc_on_selinux_audited), counted in
  * connect_avc_pending so that exits look it up only while one exists. The
  * entry program and its map update and delete per connect() cost about 10%
  * of nginx's requests/s with short connections (docs/benchmarks.md).
  */
-
-#define SYN_EPERM 1
-#define SYN_EACCES 13
-#define SYN_EADDRINUSE 98
-#define SYN_EADDRNOTAVAIL 99
-#define SYN_CAP_NET_BIND_SERVICE 10
-#define SYN_SOCK_STREAM 1
 
 #if defined(__TARGET_ARCH_x86)
 #define SYN_NR_CONNECT 42
@@ -77,11 +79,6 @@ struct sockcall_inflight {
  * not yet taken by their exit. A thread killed inside connect() leaves it
  * raised: exits then only look up more often than needed. */
 __u64 connect_avc_pending = 0;
-
-static __always_inline bool connect_exit_only(void)
-{
-	return cfg.flags & SYN_CFG_CONNECT_EXIT_ONLY;
-}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -115,15 +112,6 @@ struct {
 	__type(value, __u32);
 } landlocked SEC(".maps");
 
-/* Older netns_ipv4 layout (6.1 has it): ip_local_ports.range was int[2]
- * under a seqlock until the range became one packed u32 (lo | hi << 16).
- * The seqlock's presence tells the layouts apart: a size test on `range`
- * itself fails to relocate on the other layout (kernel matrix, 6.1). */
-struct local_ports___old {
-	seqlock_t lock;
-	int range[2];
-} __attribute__((preserve_access_index));
-
 static __always_inline bool read_user_sockaddr(const void *uaddr, long len, __u8 addr[16],
 					       __u16 *port, __u16 *family)
 {
@@ -152,33 +140,15 @@ static __always_inline bool read_user_sockaddr(const void *uaddr, long len, __u8
 	return true;
 }
 
-/* current->files->fdt->fd[fd]->private_data, if that file is a socket. */
-static __always_inline struct socket *fd_socket(int fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **files;
-	struct file *f = NULL;
-
-	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	files = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &files[fd]) || !f)
-		return NULL;
-	if ((BPF_CORE_READ(f, f_inode, i_mode) & 00170000) != 0140000) /* S_IFSOCK */
-		return NULL;
-	return BPF_CORE_READ(f, private_data);
-}
-
 static __always_inline bool sockcall_reported(__u8 op, long err)
 {
 	switch (err) {
-	case SYN_EADDRINUSE:
+	case EADDRINUSE:
 		return op != SYN_CALL_CONNECT;
-	case SYN_EADDRNOTAVAIL:
+	case EADDRNOTAVAIL:
 		return op != SYN_CALL_LISTEN;
-	case SYN_EACCES:
-	case SYN_EPERM:
+	case EACCES:
+	case EPERM:
 		return true;
 	}
 	return false;
@@ -215,20 +185,7 @@ static __always_inline void netns_sysctls(struct syn_ev_sockcall *e)
 	e->nonlocal_bind = 0;
 	if (bpf_core_field_exists(net->ipv4.sysctl_ip_nonlocal_bind))
 		e->nonlocal_bind = BPF_CORE_READ(net, ipv4.sysctl_ip_nonlocal_bind) != 0;
-	e->port_range_lo = 0;
-	e->port_range_hi = 0;
-	struct local_ports___old *lp = (void *)__builtin_preserve_access_index(&net->ipv4.ip_local_ports);
-	if (bpf_core_field_exists(lp->lock)) {
-		int r[2] = {};
-		if (!bpf_core_read(r, sizeof(r), &lp->range)) {
-			e->port_range_lo = r[0];
-			e->port_range_hi = r[1];
-		}
-	} else {
-		__u32 r = BPF_CORE_READ(net, ipv4.ip_local_ports.range);
-		e->port_range_lo = r & 0xffff;
-		e->port_range_hi = r >> 16;
-	}
+	compat_local_port_range(net, &e->port_range_lo, &e->port_range_hi);
 }
 
 /* Reports the call `in` (a map entry, or the stack copy of an exit-only
@@ -238,7 +195,7 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 	struct syn_avc *avc = NULL;
 
 	/* Without the state-change hook a successful listen() is the
-	 * listener's birth (refusals.bpf.c, SYN_CFG_NO_STATE_HOOK). */
+	 * listener's birth (connect.bpf.h, SYN_CFG_NO_STATE_HOOK). */
 	if (in->op == SYN_CALL_LISTEN && ret == 0 && no_state_hook()) {
 		struct socket *s = fd_socket(in->fd);
 		struct sock *lsk = s ? BPF_CORE_READ(s, sk) : NULL;
@@ -266,7 +223,7 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 	__u8 type = sock ? (__u8)BPF_CORE_READ(sock, type) : 0;
 	/* connect() returns EACCES for a UDP send to broadcast, EPERM for ...:
 	 * only stream sockets are connections being refused. */
-	if (in->op == SYN_CALL_CONNECT && type != SYN_SOCK_STREAM && !avc)
+	if (in->op == SYN_CALL_CONNECT && type != SOCK_STREAM && !avc)
 		goto out;
 
 	struct syn_tuple bound = {};
@@ -279,7 +236,7 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 	/* The holder of the port is looked up in the listener registry: drop
 	 * the listeners of the port that closed unseen first (their closes
 	 * reach user space before this record). */
-	if (no_state_hook() && ret == -SYN_EADDRINUSE)
+	if (no_state_hook() && ret == -EADDRINUSE)
 		listeners_reap(port);
 
 	struct syn_ev_sockcall *e = reserve(sizeof(*e), SYN_EV_SOCKCALL);
@@ -375,11 +332,6 @@ static __always_inline int connect_exit(long ret, long fd, const void *uaddr, lo
 	return sockcall_finish(id, in, ret);
 }
 
-static __always_inline struct pt_regs *user_regs(void)
-{
-	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-}
-
 /* connect_exit with the arguments still in the syscall's saved user
  * registers (the tracepoint exits). */
 static __always_inline int connect_exit_regs(long ret, struct pt_regs *regs)
@@ -398,118 +350,27 @@ static __always_inline int landlock_restricted(long ret)
 	return 0;
 }
 
-/* Classic per-syscall tracepoints (need tracefs for attaching). */
-SEC("tracepoint/syscalls/sys_enter_bind")
-int sc_tp_enter_bind(struct trace_event_raw_sys_enter *ctx)
-{
-	return sockcall_enter(SYN_CALL_BIND, ctx->args[0], (const void *)ctx->args[1], ctx->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_bind")
-int sc_tp_exit_bind(struct trace_event_raw_sys_exit *ctx)
-{
-	return sockcall_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_listen")
-int sc_tp_enter_listen(struct trace_event_raw_sys_enter *ctx)
-{
-	return sockcall_enter(SYN_CALL_LISTEN, ctx->args[0], NULL, 0);
-}
-
-SEC("tracepoint/syscalls/sys_exit_listen")
-int sc_tp_exit_listen(struct trace_event_raw_sys_exit *ctx)
-{
-	return sockcall_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_connect")
-int sc_tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	return sockcall_enter(SYN_CALL_CONNECT, ctx->args[0], (const void *)ctx->args[1], ctx->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_connect")
-int sc_tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+/* syscalls:sys_exit_connect (classic tracepoint). */
+static __always_inline int sc_on_tp_exit_connect(long ret)
 {
 	if (!connect_exit_only())
-		return sockcall_exit(ctx->ret);
-	if (!connect_exit_wanted(ctx->ret))
+		return sockcall_exit(ret);
+	if (!connect_exit_wanted(ret))
 		return 0;
-	return connect_exit_regs(ctx->ret, user_regs());
+	return connect_exit_regs(ret, user_regs());
 }
 
-SEC("tracepoint/syscalls/sys_exit_landlock_restrict_self")
-int sc_tp_exit_landlock(struct trace_event_raw_sys_exit *ctx)
-{
-	return landlock_restricted(ctx->ret);
-}
-
-/*
- * BPF trampolines on the syscalls' own functions, where the kernel allows
- * them (not on every VM: docs/kernel-notes.md §10). Preferred: attaching any syscall
- * tracepoint, classic or raw, puts every syscall of every task on the slow
- * path (TIF_SYSCALL_TRACEPOINT), about 2% of a Connection: close web
- * server's requests/s (docs/benchmarks.md); a trampoline costs only the
- * calls it is on. bind() and listen() are rare: entry and exit, as with the
- * tracepoints. connect() at exit only, its arguments from the trampoline.
- */
-SEC("fentry/__sys_bind")
-int BPF_PROG(sc_fx_enter_bind, int fd, void *uaddr, int addrlen)
-{
-	return sockcall_enter(SYN_CALL_BIND, fd, uaddr, addrlen);
-}
-
-SEC("fexit/__sys_bind")
-int BPF_PROG(sc_fx_exit_bind, int fd, void *uaddr, int addrlen, int ret)
-{
-	return sockcall_exit(ret);
-}
-
-SEC("fentry/__sys_listen")
-int BPF_PROG(sc_fx_enter_listen, int fd, int backlog)
-{
-	return sockcall_enter(SYN_CALL_LISTEN, fd, NULL, 0);
-}
-
-SEC("fexit/__sys_listen")
-int BPF_PROG(sc_fx_exit_listen, int fd, int backlog, int ret)
-{
-	return sockcall_exit(ret);
-}
-
-SEC("fexit/__sys_connect")
-int BPF_PROG(sc_fx_exit_connect, int fd, void *uaddr, int addrlen, int ret)
+/* fexit/__sys_connect: connect() at exit only, its arguments from the
+ * trampoline. */
+static __always_inline int sc_on_fx_exit_connect(int fd, void *uaddr, int addrlen, int ret)
 {
 	if (!connect_exit_wanted(ret))
 		return 0;
 	return connect_exit(ret, fd, uaddr, addrlen);
 }
 
-#if defined(__TARGET_ARCH_x86)
-#define SYN_SYSCALL_FN(name) "__x64_sys_" name
-#else
-#define SYN_SYSCALL_FN(name) "__arm64_sys_" name
-#endif
-
-SEC("fexit/" SYN_SYSCALL_FN("landlock_restrict_self"))
-int BPF_PROG(sc_fx_exit_landlock, const struct pt_regs *regs, long ret)
-{
-	return landlock_restricted(ret);
-}
-
-/* Raw syscall tracepoints: every syscall, filtered here by number. */
-#if defined(__TARGET_ARCH_x86)
-#define SYN_SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
-#else
-struct pt_regs___syn_arm64 {
-	__s32 syscallno;
-} __attribute__((preserve_access_index));
-#define SYN_SYSCALL_NR(regs) BPF_CORE_READ((struct pt_regs___syn_arm64 *)(regs), syscallno)
-#endif
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sc_raw_enter, struct pt_regs *regs, long nr)
+/* raw_syscalls:sys_enter: every syscall, filtered here by number. */
+static __always_inline int sc_on_raw_enter(struct pt_regs *regs, long nr)
 {
 	__u8 op;
 
@@ -526,8 +387,8 @@ int BPF_PROG(sc_raw_enter, struct pt_regs *regs, long nr)
 			      PT_REGS_PARM3_CORE_SYSCALL(regs));
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(sc_raw_exit, struct pt_regs *regs, long ret)
+/* raw_syscalls:sys_exit. */
+static __always_inline int sc_on_raw_exit(struct pt_regs *regs, long ret)
 {
 	long nr = SYN_SYSCALL_NR(regs);
 
@@ -543,13 +404,12 @@ int BPF_PROG(sc_raw_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
-/* 6.14+ ("security: add trace event for cap_capable", Jordan Rome): a failed
- * CAP_NET_BIND_SERVICE check inside bind() is the privileged-port EACCES. */
-SEC("tp_btf/cap_capable")
-int BPF_PROG(sc_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
-	     const struct user_namespace *capable_ns, int cap, int ret)
+/* cap_capable (6.14+, "security: add trace event for cap_capable", Jordan
+ * Rome): a failed CAP_NET_BIND_SERVICE check inside bind() is the
+ * privileged-port EACCES. */
+static __always_inline int sc_on_cap_capable(int cap, int ret)
 {
-	if (cap != SYN_CAP_NET_BIND_SERVICE)
+	if (cap != CAP_NET_BIND_SERVICE)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
@@ -562,10 +422,10 @@ int BPF_PROG(sc_cap_capable, const struct cred *cred, struct user_namespace *tar
 	return 0;
 }
 
-/* 5.10+: fires for audited SELinux decisions, in the caller's context. */
-SEC("tp_btf/selinux_audited")
-int BPF_PROG(sc_selinux_audited, struct selinux_audit_data *sad, char *scontext,
-	     char *tcontext, const char *tclass)
+/* selinux_audited (5.10+): fires for audited SELinux decisions, in the
+ * caller's context. */
+static __always_inline int sc_on_selinux_audited(struct selinux_audit_data *sad, char *scontext,
+						 char *tcontext, const char *tclass)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
@@ -605,9 +465,9 @@ int BPF_PROG(sc_selinux_audited, struct selinux_audit_data *sad, char *scontext,
 	return 0;
 }
 
-/* A Landlock domain is inherited by children: so is the mark. */
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(sc_landlock_fork, struct task_struct *parent, struct task_struct *child)
+/* sched_process_fork: a Landlock domain is inherited by children, and so
+ * is the mark. */
+static __always_inline int sc_on_process_fork(struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
@@ -623,13 +483,10 @@ int BPF_PROG(sc_landlock_fork, struct task_struct *parent, struct task_struct *c
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(sc_landlock_exit, struct task_struct *p)
+/* sched_process_exit, for the last thread of process `tgid`: its Landlock
+ * mark goes. */
+static __always_inline int sc_on_process_exit(__u32 tgid)
 {
-	__u32 tgid = BPF_CORE_READ(p, tgid);
-
-	if (BPF_CORE_READ(p, signal, live.counter) != 0)
-		return 0;
 	bpf_map_delete_elem(&landlocked, &tgid);
 	return 0;
 }

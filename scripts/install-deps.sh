@@ -10,10 +10,11 @@ set -euo pipefail
 # Kernel matrix (scripts/kernel-matrix.sh): qemu (TCG guests), busybox (their /init),
 # kmod (depmod for the guest kernels' modules, modprobe inside), cpio (the initramfs),
 # policycoreutils + semodule-utils (Debian's SELinux reference policy built for the SELinux guest).
-# Report/deploy tests: python3-venv (the venv of test validators below), gzip (.gz fixtures).
+# Report/deploy tests: python3-venv (the venv of test validators below), gzip (.gz fixtures),
+# debootstrap (the Debian 12 base image scripts/container-image.sh builds locally: no registry).
 PACKAGES=(libbpf-dev libnftables-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux
           qemu-system-x86 busybox-static kmod cpio policycoreutils semodule-utils
-          python3-venv gzip)
+          python3-venv gzip debootstrap)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -33,7 +34,8 @@ fi
 
 # Workload identity tests with a real container: Debian's Docker engine
 # (docker.io: dockerd, containerd, runc). The tests start their own dockerd
-# (own data root, socket, no bridge, no iptables) and stop it; the package's
+# (own data root, socket; a test bridge and iptables rules only where a test
+# needs them, all removed) and stop it; the package's
 # own service must not start, so invoke-rc.d is told no while it installs.
 if ! dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok installed"; then
     SUDO=""

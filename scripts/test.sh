@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 source scripts/env.sh
+# Module layering: every import points down the data path (docs/architecture.md).
+python3 scripts/check-layers.py
+# Each bpf/ header compiles on its own (no include-order dependencies).
+bash scripts/check-bpf-headers.sh
 if [[ $(id -u) -ne 0 ]]; then
     # Build as the user (keeps .build owned by them), run the tests as root.
     swift build --build-tests
@@ -27,6 +31,17 @@ if ip netns list | grep -q '^synsight-e2e-'; then
     echo "test.sh: network namespaces left behind:" >&2
     ip netns list | grep '^synsight-e2e-' >&2
     exit 1
+fi
+# ... and that the Docker tests removed what their daemons made (only
+# meaningful when no other Docker engine runs on this host).
+if ! pgrep -x dockerd >/dev/null; then
+    left=$( { ip -o link show docker0 2>/dev/null | cut -d' ' -f2; iptables-nft-save 2>/dev/null | grep '^:DOCKER';
+              ls -d /sys/fs/cgroup/*/docker /run/docker 2>/dev/null; } || true)
+    if [[ -n $left ]]; then
+        echo "test.sh: Docker's bridge, chains or directories left behind:" >&2
+        echo "$left" >&2
+        exit 1
+    fi
 fi
 # Fuzzing: each parser of untrusted input under libFuzzer for
 # SYNSIGHT_FUZZ_SECONDS (default 60) each, about 3 minutes plus the first

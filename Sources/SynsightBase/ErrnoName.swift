@@ -23,3 +23,12 @@ public enum ErrnoName {
         return names[e] ?? "errno \(e)"
     }
 }
+
+/// Signal names for exit statuses (asm-generic/signal.h numbering, as on x86-64 and arm64).
+public enum Signals {
+    static let names = [1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
+                        7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2",
+                        13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS"]
+
+    public static func name(_ signal: Int) -> String { names[signal] ?? "signal \(signal)" }
+}

@@ -87,9 +87,8 @@ public enum Gzip {
         var inMember = false          // a member has started and not ended
         var sawAny = false
         while true {
-            let n = read(input, chunkSize)
+            let n = retryingEINTR { read(input, chunkSize) }
             if n < 0 {
-                if errno == EINTR { continue }
                 return .readError(errno: errno)
             }
             if n == 0 { break }
@@ -171,9 +170,8 @@ public enum Gzip {
             if shouldStop() { return .stopped }
             var n = 0
             if !finishing {
-                n = Glibc.read(source, input, chunkSize)
+                n = retryingEINTR { Glibc.read(source, input, chunkSize) }
                 if n < 0 {
-                    if errno == EINTR { continue }
                     return .failed("reading: \(String(cString: strerror(errno)))")
                 }
                 if n == 0 { finishing = true }
@@ -190,9 +188,8 @@ public enum Gzip {
                 let produced = chunkSize - Int(s.z.pointee.avail_out)
                 var off = 0
                 while off < produced {
-                    let w = Glibc.write(dest, out + off, produced - off)
+                    let w = retryingEINTR { Glibc.write(dest, out + off, produced - off) }
                     if w < 0 {
-                        if errno == EINTR { continue }
                         return .failed("writing: \(String(cString: strerror(errno)))")
                     }
                     off += w

@@ -44,10 +44,9 @@ extension Output {
     public static func writeAll(fd: Int32, _ bytes: [UInt8], written: inout Int) -> WriteResult {
         written = 0
         while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            let n = retryingEINTR { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) } }
             if n < 0 {
                 let e = errno
-                if e == EINTR { continue }
                 return e == EPIPE ? .closedPipe : .failed(errno: e)
             }
             written += n

@@ -776,6 +776,8 @@ struct Analysis {
         case (.acceptQueueFull?, _): return ["accept_queue_full", "accept_queue_at_limit"]
         case (.synQueueFull?, _): return ["syn_queue_full"]
         case (.firewallDrop?, _), (.firewallReject?, _): return ["firewall_drop", "firewall_reject"]
+        // A timeout explained by a drop here: a firewall finding on the current state covers it.
+        case (.connectTimeout?, .connectTimeout(.droppedOnHost)?): return ["firewall_drop", "firewall_reject"]
         default: return []
         }
     }

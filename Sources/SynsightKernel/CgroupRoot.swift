@@ -37,12 +37,12 @@ public enum CgroupRoot {
 
     /// Is there a cgroup v2 root to attach to (mounted, or mountable privately)?
     public static var available: ProbeResult {
-        if let path = mountPoint() { return .supported("cgroup v2 at \(path)") }
+        if let path = mountPoint() { return .supports("cgroup/connect{4,6}", "cgroup v2 at \(path)") }
         // Mounting privately is the only way to know that it works.
         let fd = syn_private_cgroup2_root()
         if fd >= 0 {
             close(fd)
-            return .supported("no cgroup v2 mounted: one is mounted privately")
+            return .supports("cgroup/connect{4,6}", "no cgroup v2 mounted: one is mounted privately")
         }
         return .unsupported("no cgroup v2 mounted, and mounting one privately failed (\(ErrnoName.name(-fd)))")
     }

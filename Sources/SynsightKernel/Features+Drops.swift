@@ -4,9 +4,8 @@ import SynsightNftables
 
 extension KernelFeatures {
     /// Handshake drops for any other reason come from the same kfree_skb
-    /// program as NETFILTER_DROP (bpf/drops.bpf.h, drop_kfree_skb): what
-    /// loads it loads them.
-    public var packetDropProbe: ProbeResult { firewallDropProbe }
+    /// program as NETFILTER_DROP (bpf/drops.bpf.h): what loads it loads them.
+    public var packetDropProbe: ProbeResult { firewall.drop }
 
     /// What `doctor` says about them: how many reasons this kernel's BTF
     /// names, its subsystems, and whether drop locations get symbols.
@@ -24,5 +23,13 @@ extension KernelFeatures {
             ? "locations named from /proc/kallsyms"
             : "locations as addresses (/proc/kallsyms hides them without root)")
         return parts.joined(separator: "; ")
+    }
+}
+
+extension ReasonArea {
+    /// The kfree_skb program of the firewall area, for every other reason.
+    static func packetDropsPlan(_ f: KernelFeatures) -> AreaPlan {
+        f.packetDropProbe.isSupported ? .run([.onKfreeSkb])
+            : .cannotRun(CannotRun(needs: "tp_btf/kfree_skb with drop reasons", probe: f.packetDropProbe))
     }
 }

@@ -4,48 +4,65 @@ import SynsightBase
 import SynsightModel
 import SynsightNftables
 
-extension KernelFeatures {
-    /// Optional programs of bpf/firewall*.bpf.h, by program name, with their probe.
-    var firewallOptionalPrograms: [String: ProbeResult] {
-        [
-            "drop_kfree_skb": firewallDropProbe,
-            "fw_icmp_send": firewallICMPProbe,
-            "fw_syn_retransmit": firewallRetransmitProbe,
-            "fw_soft_error": firewallSoftErrorProbe,
-        ]
-    }
-
+/// What bpf/firewall.bpf.h and the drop program need, probed once.
+public struct FirewallProbes: Sendable {
     /// tp_btf/kfree_skb with reason NETFILTER_DROP (5.18, 2df3041ba3be; 5.15.58 backport).
-    public var firewallDropProbe: ProbeResult {
-        guard btf.isSupported else { return .unsupported("no kernel BTF") }
-        let rc = syn_probe_tp_btf("kfree_skb")
-        guard rc == 0 else { return Self.failedProbe("tp_btf/kfree_skb", rc, "tp_btf/kfree_skb: \(ErrnoName.name(-rc))") }
-        return syn_btf_enum_has("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP") == 1
-            ? .supported("kfree_skb carries drop reason NETFILTER_DROP (5.18+)")
-            : .unsupported("kfree_skb has no NETFILTER_DROP reason before 5.18 (commit 2df3041ba3be)")
-    }
-
+    public var drop: ProbeResult = .unsupported("not probed")
     /// tp_btf/icmp_send (6.10, db3efdcf70c7; backported to 6.6.81 and 6.1).
-    public var firewallICMPProbe: ProbeResult {
-        guard btf.isSupported else { return .unsupported("no kernel BTF") }
-        let rc = syn_probe_tp_btf("icmp_send")
-        if rc == 0 { return .supported("tp_btf/icmp_send loads: IPv4 REJECT with ICMP is seen") }
-        return Self.failedProbe("tp_btf/icmp_send", rc, "tp_btf/icmp_send: \(ErrnoName.name(-rc))" + (rc == -ENOENT ? " (tracepoint added in 6.10, commit db3efdcf70c7)" : ""))
-    }
-
+    public var icmp: ProbeResult = .unsupported("not probed")
     /// tp_btf/tcp_retransmit_skb: a local client's retransmitted SYN.
-    public var firewallRetransmitProbe: ProbeResult {
-        guard btf.isSupported else { return .unsupported("no kernel BTF") }
-        let rc = syn_probe_tp_btf("tcp_retransmit_skb")
-        if rc == 0 { return .supported("tp_btf/tcp_retransmit_skb loads") }
-        return Self.failedProbe("tp_btf/tcp_retransmit_skb", rc, "tp_btf/tcp_retransmit_skb: \(ErrnoName.name(-rc))")
+    public var retransmit: ProbeResult = .unsupported("not probed")
+    /// tp_btf/inet_sk_error_report (5.14, e6a3e4434000): an ICMP error queued on a connecting socket.
+    public var softError: ProbeResult = .unsupported("not probed")
+
+    public init() {}
+
+    var allResults: [ProbeResult] { [drop, icmp, retransmit, softError] }
+
+    static func probe(btf: ProbeResult) -> FirewallProbes {
+        var p = FirewallProbes()
+        guard btf.isSupported else {
+            p.drop = .unsupported("no kernel BTF")
+            p.icmp = p.drop
+            p.retransmit = p.drop
+            p.softError = p.drop
+            return p
+        }
+        let rc = ProgramProbe.tpBtf("kfree_skb")
+        if rc != 0 {
+            p.drop = KernelFeatures.failedProbe("tp_btf/kfree_skb", rc, "tp_btf/kfree_skb: \(ErrnoName.name(-rc))")
+        } else {
+            p.drop = syn_btf_enum_has("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP") == 1
+                ? .supports("tp_btf/kfree_skb", "kfree_skb carries drop reason NETFILTER_DROP (5.18+)")
+                : .unsupported("kfree_skb has no NETFILTER_DROP reason before 5.18 (commit 2df3041ba3be)")
+        }
+        p.icmp = tpBtf("icmp_send", "loads: IPv4 REJECT with ICMP is seen", enoent: " (tracepoint added in 6.10, commit db3efdcf70c7)")
+        p.retransmit = tpBtf("tcp_retransmit_skb", "loads", enoent: "")
+        p.softError = tpBtf("inet_sk_error_report", "loads", enoent: " (added in 5.14)")
+        return p
     }
 
-    /// tp_btf/inet_sk_error_report (5.14, e6a3e4434000): an ICMP error queued on a connecting socket.
-    public var firewallSoftErrorProbe: ProbeResult {
-        guard btf.isSupported else { return .unsupported("no kernel BTF") }
-        let rc = syn_probe_tp_btf("inet_sk_error_report")
-        if rc == 0 { return .supported("tp_btf/inet_sk_error_report loads") }
-        return Self.failedProbe("tp_btf/inet_sk_error_report", rc, "tp_btf/inet_sk_error_report: \(ErrnoName.name(-rc))" + (rc == -ENOENT ? " (added in 5.14)" : ""))
+    /// tp_btf/`name`: supported with "tp_btf/name <loaded>", else why (`enoent`: what a missing tracepoint means).
+    static func tpBtf(_ name: String, _ loaded: String, enoent: String) -> ProbeResult {
+        let rc = ProgramProbe.tpBtf(name)
+        if rc == 0 { return .supports("tp_btf/\(name)", "tp_btf/\(name) \(loaded)") }
+        return KernelFeatures.failedProbe("tp_btf/\(name)", rc,
+                                          "tp_btf/\(name): \(ErrnoName.name(-rc))" + (rc == -ENOENT ? enoent : ""))
+    }
+}
+
+extension ReasonArea {
+    /// NETFILTER_DROP from kfree_skb; ICMP rejects, retransmitted SYNs and
+    /// soft errors where their tracepoints load.
+    static func firewallPlan(_ f: KernelFeatures) -> AreaPlan {
+        let p = f.firewall
+        guard p.drop.isSupported else {
+            return .cannotRun(CannotRun(needs: "tp_btf/kfree_skb with NETFILTER_DROP", probe: p.drop))
+        }
+        var programs: Set<BPFProgram> = [.onKfreeSkb]
+        if p.icmp.isSupported { programs.insert(.fwIcmpSend) }
+        if p.retransmit.isSupported { programs.insert(.fwSynRetransmit) }
+        if p.softError.isSupported { programs.insert(.onSkErrorReport) }
+        return .run(programs)
     }
 }

@@ -6,104 +6,141 @@ import SynsightBase
 import SynsightModel
 import SynsightNftables
 
+/// What bpf/overflow.bpf.h needs: listen-queue overflow (SYN and ACK
+/// stage) and accept() failing with EMFILE/ENFILE. Probed once.
+public struct OverflowProbes: Sendable {
+    /// Per SYN: fentry, else kprobe, on tcp_conn_request (runs only for
+    /// SYNs to listeners); else consume_skb (runs for every consumed packet).
+    public var connRequestFentry: ProbeResult = .unsupported("not probed")
+    public var connRequestKprobe: ProbeResult = .unsupported("not probed")
+    /// consume_skb with its call site (6.12+) inside tcp_rcv_state_process.
+    public var consumeSkb: ProbeResult = .unsupported("not probed")
+    /// kfree_skb TCP_LISTEN_OVERFLOW with rx_sk (6.15+).
+    public var ackDrop: ProbeResult = .unsupported("not probed")
+    /// tcp_send_reset from the listener, reason INVALID_SYN (6.10+).
+    public var ackReset: ProbeResult = .unsupported("not probed")
+    /// The ACK-stage hook where no tracepoint reports it: fexit, else
+    /// kretprobe, on tcp_v{4,6}_syn_recv_sock (`synRecvHook` says which).
+    public var synRecv: ProbeResult = .unsupported("not probed")
+    public var synRecvHook: SynRecvHook?
+    /// iter/tcp: listeners that predate synsight.
+    public var iterTCP: ProbeResult = .unsupported("not probed")
+    /// accept()/accept4() failing with EMFILE/ENFILE: fexit/__sys_accept4
+    /// where the syscall group uses BPF trampolines, else the classic exits
+    /// (the listener's fd read from the saved user registers).
+    public var acceptFexit: ProbeResult = .unsupported("not probed")
+    public var acceptTracepoints: ProbeResult = .unsupported("not probed")
+
+    public enum SynRecvHook: Sendable, Equatable { case fexit, kretprobe }
+
+    public init() {}
+
+    var allResults: [ProbeResult] {
+        [connRequestFentry, connRequestKprobe, consumeSkb, ackDrop, ackReset, synRecv, iterTCP, acceptFexit, acceptTracepoints]
+    }
+
+    /// The per-SYN method in use, in order of preference (fentry, kprobe, consume_skb).
+    public var perSYN: ProbeResult {
+        [connRequestFentry, connRequestKprobe, consumeSkb].first(where: \.isSupported) ?? consumeSkb
+    }
+
+    /// The accept() exit in use (fexit, else the classic tracepoints).
+    public var accept: ProbeResult { acceptFexit.isSupported ? acceptFexit : acceptTracepoints }
+
+    /// The syn_config flags for the ACK-stage programs.
+    public var synRecvFlags: UInt32 {
+        guard synRecv.isSupported else { return 0 }
+        return (ackDrop.isSupported ? 0 : UInt32(SYN_CFG_ACK_DROP_SYN_RECV.rawValue))
+            | (ackReset.isSupported ? 0 : UInt32(SYN_CFG_ACK_RESET_SYN_RECV.rawValue))
+    }
+
+    static func probe(_ f: KernelFeatures, symbols: [String: KernelSymbols.Range]) -> OverflowProbes {
+        var p = OverflowProbes()
+        let btf = f.btf.isSupported
+        let kprobeForced = f.choices.overflow == .kprobe
+        let disabled = ProbeResult.unsupported("disabled by --force-hook overflow=kprobe")
+        if !btf {
+            p.connRequestFentry = .unsupported("no kernel BTF")
+        } else if kprobeForced {
+            p.connRequestFentry = disabled
+        } else {
+            let rc = ProgramProbe.fentry("tcp_conn_request")
+            p.connRequestFentry = rc == 0 ? .supports("fentry/tcp_conn_request", "fentry/tcp_conn_request: queue state as each SYN arrives")
+                : KernelFeatures.trampolineRefusal("fentry/tcp_conn_request", rc)
+        }
+        p.connRequestKprobe = p.connRequestFentry.isSupported ? .unsupported("fentry/tcp_conn_request is used")
+            : KernelFeatures.kprobeTarget("tcp_conn_request", symbols, purpose: "queue state as each SYN arrives")
+        p.consumeSkb = p.connRequestFentry.isSupported || p.connRequestKprobe.isSupported
+            ? .unsupported("tcp_conn_request is hooked directly") : probeConsumeSkb(btf: f.btf, symbols: symbols)
+        p.ackDrop = btf && syn_btf_enum_has("skb_drop_reason", "SKB_DROP_REASON_TCP_LISTEN_OVERFLOW") == 1 && syn_btf_tp_nargs("kfree_skb") >= 4
+            ? .supports("tp_btf/kfree_skb", "kfree_skb TCP_LISTEN_OVERFLOW with rx_sk (6.15+)")
+            : .unsupported(btf ? "no TCP_LISTEN_OVERFLOW drop reason before 6.15 (ACK-stage drops are NOT_SPECIFIED)" : "no kernel BTF")
+        p.ackReset = f.tcpSendResetNoSocket.isSupported && syn_btf_enum_has("sk_rst_reason", "SK_RST_REASON_INVALID_SYN") == 1
+            ? .supports("tp_btf/tcp_send_reset", "tcp_send_reset from the listener, reason INVALID_SYN (6.10+)")
+            : .unsupported("tcp_send_reset has no reset reason before 6.10")
+        (p.synRecv, p.synRecvHook) = probeSynRecv(p, btf: btf, kprobeForced: kprobeForced, symbols: symbols)
+        p.iterTCP = !btf ? .unsupported("no kernel BTF")
+            : syn_btf_has("struct", "bpf_iter__tcp") == 1 ? .supports("iter/tcp", "iter/tcp, run in each network namespace")
+            : .unsupported("no iter/tcp before 5.9")
+        (p.acceptFexit, p.acceptTracepoints) = probeAccept(f.syscalls)
+        return p
+    }
+
+    /// The ACK-stage overflow hook where no tracepoint reports it (before
+    /// 6.15 for drops, 6.10 for abort_on_overflow RSTs).
+    static func probeSynRecv(_ p: OverflowProbes, btf: Bool, kprobeForced: Bool,
+                             symbols: [String: KernelSymbols.Range]) -> (ProbeResult, SynRecvHook?) {
+        if p.ackDrop.isSupported && p.ackReset.isSupported {
+            return (.unsupported("ACK-stage overflows are traced (kfree_skb and tcp_send_reset reasons)"), nil)
+        }
+        if btf && !kprobeForced && ProgramProbe.fexit("tcp_v4_syn_recv_sock") == 0 {
+            return (.supports("fexit/tcp_v{4,6}_syn_recv_sock",
+                              "fexit/tcp_v{4,6}_syn_recv_sock: no child socket with the accept queue full"), .fexit)
+        }
+        let k4 = KernelFeatures.kprobeTarget("tcp_v4_syn_recv_sock", symbols, purpose: "")
+        let k6 = KernelFeatures.kprobeTarget("tcp_v6_syn_recv_sock", symbols, purpose: "")
+        if k4.isSupported && k6.isSupported {
+            return (.supports("kretprobe/tcp_v{4,6}_syn_recv_sock",
+                              "kretprobe/tcp_v{4,6}_syn_recv_sock: no child socket with the accept queue full"), .kretprobe)
+        }
+        return (.unsupported("no fexit (BPF trampolines refused or no BTF) and \(k4.isSupported ? k6.detail : k4.detail)"), nil)
+    }
+
+    /// Per-SYN overflow detection: consume_skb must carry its call site
+    /// (6.12+) and tcp_rcv_state_process's address range must be readable.
+    static func probeConsumeSkb(btf: ProbeResult, symbols: [String: KernelSymbols.Range]) -> ProbeResult {
+        guard btf.isSupported else { return .unsupported("no kernel BTF") }
+        guard syn_btf_tp_nargs("consume_skb") >= 2 else {
+            return .unsupported("consume_skb has no call-site argument before 6.12: use fentry/tcp_conn_request where allowed")
+        }
+        guard symbols["tcp_rcv_state_process"] != nil else {
+            return KernelFeatures.lackingPrivileges("/proc/kallsyms", errno: EACCES)
+                ?? .unsupported("tcp_rcv_state_process not found in /proc/kallsyms (kptr_restrict?)")
+        }
+        return .supports("tp_btf/consume_skb", "consume_skb in tcp_rcv_state_process + listener sk_drops, per SYN")
+    }
+
+    static func probeAccept(_ syscalls: SyscallProbes) -> (fexit: ProbeResult, tracepoints: ProbeResult) {
+        var fexit: ProbeResult = .unsupported("BPF trampolines not in use for syscalls")
+        if syscalls.trampoline.isSupported {
+            let rc = ProgramProbe.fexit("__sys_accept4")
+            fexit = rc == 0 ? .supports("fexit/__sys_accept4") : KernelFeatures.trampolineRefusal("fexit/__sys_accept4", rc)
+        }
+        if fexit.isSupported { return (fexit, .unsupported("fexit/__sys_accept4 is used")) }
+        var tps = KernelFeatures.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
+        if tps.isSupported, !KernelFeatures.hasTaskPtRegs {
+            tps = .unsupported("bpf_task_pt_regs is missing (kernel older than 5.15)")
+        }
+        return (fexit, tps)
+    }
+}
+
 extension KernelFeatures {
     /// bpf_task_pt_regs (5.15+, tracepoint and tracing programs alike): an
     /// exit program reads the syscall's arguments from the saved user
     /// registers, so it needs no entry program (accept(), connect()).
     static let hasTaskPtRegs: Bool =
         libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs, nil) == 1
-
-    /// Optional programs of bpf/overflow.bpf.h, by program name, with their probe.
-    /// accept()/accept4() failing with EMFILE/ENFILE: fexit/__sys_accept4 where
-    /// the syscall group uses BPF trampolines (then no syscall tracepoint is
-    /// attached at all), else the classic exits, which read the listener's fd
-    /// from the saved user registers.
-    public var acceptExit: (fexit: ProbeResult, tracepoints: ProbeResult) {
-        var fexit: ProbeResult = .unsupported("BPF trampolines not in use for syscalls")
-        if syscalls.trampoline.isSupported {
-            let rc = syn_probe_fexit("__sys_accept4")
-            fexit = rc == 0 ? .supported("fexit/__sys_accept4")
-                : Self.trampolineRefusal("fexit/__sys_accept4", rc)
-        }
-        if fexit.isSupported { return (fexit, .unsupported("fexit/__sys_accept4 is used")) }
-        var tps = Self.syscallTracepoints(["sys_exit_accept4", "sys_exit_accept"])
-        if tps.isSupported, !Self.hasTaskPtRegs {
-            tps = .unsupported("bpf_task_pt_regs is missing (kernel older than 5.15)")
-        }
-        return (fexit, tps)
-    }
-
-    var overflowOptionalPrograms: [String: ProbeResult] {
-        let (acceptFexit, accept) = acceptExit
-        // Per SYN: fentry, else kprobe, on tcp_conn_request (runs only for SYNs
-        // to listeners); else consume_skb (runs for every consumed packet).
-        let fentry = overflowConnRequestFentry
-        let kprobe: ProbeResult = fentry.isSupported ? .unsupported("fentry/tcp_conn_request is used") : overflowConnRequestKprobe
-        let consume: ProbeResult = fentry.isSupported || kprobe.isSupported
-            ? .unsupported("tcp_conn_request is hooked directly") : overflowConsumeSkb
-        // ACK stage, where no tracepoint reports it: fexit, else kretprobe,
-        // on tcp_v{4,6}_syn_recv_sock.
-        let synRecv = overflowSynRecv
-        let synRecvFexit: ProbeResult = synRecv.isSupported && synRecv.detail.hasPrefix("fexit") ? synRecv : .unsupported(synRecv.detail)
-        let synRecvKprobe: ProbeResult = synRecv.isSupported && synRecv.detail.hasPrefix("kretprobe") ? synRecv : .unsupported(synRecv.detail)
-        return [
-            "ovf_fentry_conn_request": fentry,
-            "ovf_kprobe_conn_request": kprobe,
-            "ovf_consume_skb": consume,
-            "ovf_kfree_skb": overflowAckDrop,
-            "ovf_send_reset": overflowAckReset,
-            "ovf_fexit_syn_recv_v4": synRecvFexit, "ovf_fexit_syn_recv_v6": synRecvFexit,
-            "ovf_kprobe_syn_recv_v4": synRecvKprobe, "ovf_kretprobe_syn_recv_v4": synRecvKprobe,
-            "ovf_kprobe_syn_recv_v6": synRecvKprobe, "ovf_kretprobe_syn_recv_v6": synRecvKprobe,
-            "iter_listeners": iterTCP,
-            "ovf_exit_accept4": accept, "ovf_exit_accept": accept,
-            "ovf_fx_exit_accept4": acceptFexit,
-        ]
-    }
-
-    /// SYNSIGHT_OVERFLOW_HOOK=kprobe skips the fentry/fexit overflow programs
-    /// (as --reset-hook does for no-listener resets), so the kprobe ones can be
-    /// exercised where both work (the kernel matrix does).
-    static var overflowKprobeForced: Bool {
-        getenv("SYNSIGHT_OVERFLOW_HOOK").map { String(cString: $0) == "kprobe" } ?? false
-    }
-
-    public var overflowConnRequestFentry: ProbeResult {
-        guard btf.isSupported else { return .unsupported("no kernel BTF") }
-        if Self.overflowKprobeForced { return .unsupported("disabled by SYNSIGHT_OVERFLOW_HOOK=kprobe") }
-        let rc = syn_probe_fentry("tcp_conn_request")
-        return rc == 0 ? .supported("fentry/tcp_conn_request: queue state as each SYN arrives")
-            : Self.trampolineRefusal("fentry/tcp_conn_request", rc)
-    }
-
-    public var overflowConnRequestKprobe: ProbeResult {
-        KernelFeatures.kprobeTarget("tcp_conn_request", purpose: "queue state as each SYN arrives")
-    }
-
-    /// The ACK-stage overflow hook where no tracepoint reports it (before
-    /// 6.15 for drops, 6.10 for abort_on_overflow RSTs).
-    public var overflowSynRecv: ProbeResult {
-        if overflowAckDrop.isSupported && overflowAckReset.isSupported {
-            return .unsupported("ACK-stage overflows are traced (kfree_skb and tcp_send_reset reasons)")
-        }
-        if btf.isSupported && !Self.overflowKprobeForced {
-            let rc = syn_probe_fexit("tcp_v4_syn_recv_sock")
-            if rc == 0 { return .supported("fexit/tcp_v{4,6}_syn_recv_sock: no child socket with the accept queue full") }
-        }
-        let k4 = KernelFeatures.kprobeTarget("tcp_v4_syn_recv_sock", purpose: "")
-        let k6 = KernelFeatures.kprobeTarget("tcp_v6_syn_recv_sock", purpose: "")
-        if k4.isSupported && k6.isSupported {
-            return .supported("kretprobe/tcp_v{4,6}_syn_recv_sock: no child socket with the accept queue full")
-        }
-        return .unsupported("no fexit (BPF trampolines refused or no BTF) and \(k4.isSupported ? k6.detail : k4.detail)")
-    }
-
-    /// The syn_config flags for the ACK-stage programs.
-    public var synRecvFlags: UInt32 {
-        guard overflowSynRecv.isSupported else { return 0 }
-        return (overflowAckDrop.isSupported ? 0 : UInt32(SYN_CFG_ACK_DROP_SYN_RECV.rawValue))
-            | (overflowAckReset.isSupported ? 0 : UInt32(SYN_CFG_ACK_RESET_SYN_RECV.rawValue))
-    }
 
     /// Why a BPF trampoline (`what`: "fentry/fn" or "fexit/fn") did not load,
     /// from its probe's negative errno: one wording for every probe, so
@@ -120,134 +157,61 @@ extension KernelFeatures {
     }
 
     /// A function kprobes can attach to: the kprobe PMU exists and the
-    /// symbol is in /proc/kallsyms (not inlined away on this build).
-    static func kprobeTarget(_ function: String, purpose: String) -> ProbeResult {
+    /// symbol is in /proc/kallsyms (`symbols`, read once; not inlined away on this build).
+    static func kprobeTarget(_ function: String, _ symbols: [String: KernelSymbols.Range], purpose: String) -> ProbeResult {
         guard syn_kprobes_available() else { return .unsupported("kernel built without CONFIG_KPROBES") }
-        guard KernelSymbols.lookup(function) != nil else {
+        guard symbols[function] != nil else {
             // Without privileges /proc/kallsyms shows no addresses.
-            return lackingPrivileges("/proc/kallsyms")
+            return lackingPrivileges("/proc/kallsyms", errno: EACCES)
                 ?? .unsupported("\(function) is not in /proc/kallsyms (inlined, or kptr_restrict)")
         }
-        return .supported(purpose.isEmpty ? "kprobe/\(function)" : "kprobe/\(function): \(purpose)")
-    }
-
-    /// The per-SYN overflow method this kernel gets, in order of preference.
-    public var overflowPerSYN: ProbeResult {
-        let p = overflowOptionalPrograms
-        for name in ["ovf_fentry_conn_request", "ovf_kprobe_conn_request", "ovf_consume_skb"] {
-            if let r = p[name], r.isSupported { return r }
-        }
-        return overflowConsumeSkb
-    }
-
-    /// Per-SYN overflow detection: consume_skb must carry its call site
-    /// (6.12+) and tcp_rcv_state_process's address range must be readable.
-    public var overflowConsumeSkb: ProbeResult {
-        guard btf.isSupported else { return .unsupported("no kernel BTF") }
-        let n = syn_btf_tp_nargs("consume_skb")
-        guard n >= 2 else {
-            return .unsupported("consume_skb has no call-site argument before 6.12: use fentry/tcp_conn_request where allowed")
-        }
-        guard KernelSymbols.range(of: "tcp_rcv_state_process") != nil else {
-            return Self.lackingPrivileges("/proc/kallsyms")
-                ?? .unsupported("tcp_rcv_state_process not found in /proc/kallsyms (kptr_restrict?)")
-        }
-        return .supported("consume_skb in tcp_rcv_state_process + listener sk_drops, per SYN")
-    }
-
-    public var overflowAckDrop: ProbeResult {
-        guard btf.isSupported else { return .unsupported("no kernel BTF") }
-        return syn_btf_enum_has("skb_drop_reason", "SKB_DROP_REASON_TCP_LISTEN_OVERFLOW") == 1 && syn_btf_tp_nargs("kfree_skb") >= 4
-            ? .supported("kfree_skb TCP_LISTEN_OVERFLOW with rx_sk (6.15+)")
-            : .unsupported("no TCP_LISTEN_OVERFLOW drop reason before 6.15 (ACK-stage drops are NOT_SPECIFIED)")
-    }
-
-    public var overflowAckReset: ProbeResult {
-        tcpSendResetNoSocket.isSupported && syn_btf_enum_has("sk_rst_reason", "SK_RST_REASON_INVALID_SYN") == 1
-            ? .supported("tcp_send_reset from the listener, reason INVALID_SYN (6.10+)")
-            : .unsupported("tcp_send_reset has no reset reason before 6.10")
-    }
-
-    public var iterTCP: ProbeResult {
-        guard btf.isSupported else { return .unsupported("no kernel BTF") }
-        return syn_btf_has("struct", "bpf_iter__tcp") == 1
-            ? .supported("iter/tcp, run in each network namespace")
-            : .unsupported("no iter/tcp before 5.9")
+        return .supports("kprobe/\(function)", purpose.isEmpty ? "kprobe/\(function)" : "kprobe/\(function): \(purpose)")
     }
 
     /// Classic syscall tracepoints, checked where libbpf will look for them
     /// (SyscallProbes.classicEvent).
     public static func syscallTracepoints(_ names: [String]) -> ProbeResult {
         names.allSatisfy(SyscallProbes.classicEvent)
-            ? .supported("syscall tracepoints \(names.joined(separator: ", "))")
+            ? .supports(names.map { "syscalls:\($0)" }.joined(separator: ", "), "syscall tracepoints \(names.joined(separator: ", "))")
             : lackingPrivileges("tracefs")
                 ?? .unsupported("syscall tracepoints missing (CONFIG_FTRACE_SYSCALLS, or tracefs not mounted)")
     }
 }
 
-/// Addresses of kernel functions, from /proc/kallsyms (root sees real ones).
-enum KernelSymbols {
-    /// [start, end) of a text symbol: end is the lowest symbol address above start.
-    package static func range(of name: String) -> (UInt64, UInt64)? {
-        if name == "tcp_rcv_state_process" { return tcpRcvStateProcess }
-        return lookup(name)
-    }
-
-    static let tcpRcvStateProcess: (UInt64, UInt64)? = lookup("tcp_rcv_state_process")
-
-    /// One pass over the raw bytes of /proc/kallsyms (120k+ lines): split
-    /// into Swift Strings it took most of synsight's start-up (about 2 s of
-    /// 3.6 s on a 2-vCPU VM, docs/benchmarks.md); as bytes it is a few ms
-    /// on top of the kernel's own time to generate the file.
-    static func lookup(_ name: String) -> (UInt64, UInt64)? {
-        guard let bytes = ProcFS.readBytes("/proc/kallsyms", limit: 64 << 20) else { return nil }
-        return lookup(Array(name.utf8), in: bytes)
-    }
-
-    /// Lines are `<hex address> <type> <name>[\t[module]]`.
-    static func lookup(_ name: [UInt8], in text: [UInt8]) -> (UInt64, UInt64)? {
-        var addrs: [UInt64] = []
-        addrs.reserveCapacity(text.count / 40)
-        var start: UInt64?
-        text.withUnsafeBufferPointer { buf in
-            let n = buf.count
-            var i = 0
-            while i < n {
-                // Address.
-                var addr: UInt64 = 0
-                var digits = 0
-                while i < n {
-                    let c = buf[i]
-                    let v: UInt8
-                    switch c {
-                    case 0x30...0x39: v = c - 0x30
-                    case 0x61...0x66: v = c - 0x61 + 10
-                    case 0x41...0x46: v = c - 0x41 + 10
-                    default: v = 0xFF
-                    }
-                    if v == 0xFF { break }
-                    addr = addr << 4 | UInt64(v)
-                    digits += 1
-                    i += 1
-                }
-                // " <type> "
-                let nameStart = i + 3
-                var j = nameStart
-                while j < n, buf[j] != 0x0A, buf[j] != 0x09, buf[j] != 0x20 { j += 1 }
-                if digits > 0, addr != 0, nameStart <= j, i < n, buf[i] == 0x20 {
-                    addrs.append(addr)
-                    if start == nil, j - nameStart == name.count,
-                       name.withUnsafeBufferPointer({ memcmp($0.baseAddress!, buf.baseAddress! + nameStart, name.count) == 0 }) {
-                        start = addr
-                    }
-                }
-                while j < n, buf[j] != 0x0A { j += 1 }
-                i = j + 1
-            }
+extension ReasonArea {
+    /// Per SYN: fentry, else kprobe on tcp_conn_request, else consume_skb.
+    /// ACK stage: the kfree_skb and tcp_send_reset reasons, else fexit or
+    /// kretprobe on tcp_v{4,6}_syn_recv_sock. iter/tcp for older listeners.
+    static func overflowPlan(_ f: KernelFeatures) -> AreaPlan {
+        let p = f.overflow
+        var programs: Set<BPFProgram> = []
+        if p.connRequestFentry.isSupported {
+            programs.insert(.ovfFentryConnRequest)
+        } else if p.connRequestKprobe.isSupported {
+            programs.insert(.ovfKprobeConnRequest)
+        } else if p.consumeSkb.isSupported {
+            programs.insert(.ovfConsumeSkb)
         }
-        guard let s = start else { return nil }
-        var end = UInt64.max
-        for a in addrs where a > s && a < end { end = a }
-        return end == UInt64.max ? nil : (s, end)
+        if p.ackDrop.isSupported { programs.insert(.onKfreeSkb) }
+        if p.ackReset.isSupported { programs.insert(.onTcpSendReset) }
+        switch p.synRecvHook {
+        case .fexit: programs.formUnion([.ovfFexitSynRecvV4, .ovfFexitSynRecvV6])
+        case .kretprobe:
+            programs.formUnion([.ovfKprobeSynRecvV4, .ovfKretprobeSynRecvV4, .ovfKprobeSynRecvV6, .ovfKretprobeSynRecvV6])
+        case nil: break
+        }
+        guard !programs.isEmpty else {
+            return .cannotRun(CannotRun(needs: "a per-SYN or ACK-stage overflow hook", probe: p.perSYN))
+        }
+        if p.iterTCP.isSupported { programs.insert(.iterListeners) }
+        return .run(programs)
+    }
+
+    /// accept() exits: fexit/__sys_accept4, else the classic tracepoints.
+    static func fdExhaustedPlan(_ f: KernelFeatures) -> AreaPlan {
+        let p = f.overflow
+        if p.acceptFexit.isSupported { return .run([.ovfFxExitAccept4]) }
+        if p.acceptTracepoints.isSupported { return .run([.ovfExitAccept4, .ovfExitAccept]) }
+        return .cannotRun(CannotRun(needs: "an accept() exit hook", probe: p.accept))
     }
 }

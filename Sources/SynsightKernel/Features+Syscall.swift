@@ -14,20 +14,24 @@ public struct SyscallProbes: Sendable {
     public var trampoline: ProbeResult = .unsupported("not probed")
     /// syscalls:sys_{enter,exit}_{bind,listen,connect}: classic tracepoints,
     /// filtered by the kernel; attaching needs tracefs mounted.
-    public var classic: ProbeResult
+    public var classic: ProbeResult = .unsupported("not probed")
     /// tp_btf/sys_enter + sys_exit: every syscall, filtered in BPF; no tracefs needed.
-    public var raw: ProbeResult
+    public var raw: ProbeResult = .unsupported("not probed")
     /// tp_btf/cap_capable (6.14+): tells the privileged-port EACCES apart.
-    public var capCapable: ProbeResult
+    public var capCapable: ProbeResult = .unsupported("not probed")
     /// tp_btf/selinux_audited (5.10+), and whether SELinux is enforcing at all.
-    public var selinuxAudited: ProbeResult
-    public var selinuxState: String
+    public var selinuxAudited: ProbeResult = .unsupported("not probed")
+    public var selinuxState = ""
     /// Landlock: the landlock_restrict_self exit (classic or raw) + fork inheritance.
-    public var landlock: ProbeResult
+    public var landlock: ProbeResult = .unsupported("not probed")
     /// connect() traced at exit only, its arguments read from the saved user
     /// registers (bpf_task_pt_regs, 5.15+): no entry program and no map
     /// update per connect() on the host (bpf/syscalls.bpf.h).
     public var connectExitOnly: Bool = false
+
+    public init() {}
+
+    var allResults: [ProbeResult] { [trampoline, classic, raw, capCapable, selinuxAudited, landlock] }
 
     /// The entry group in use: trampolines, else classic, else raw.
     public var entry: ProbeResult { trampoline.isSupported ? trampoline : classic.isSupported ? classic : raw }
@@ -61,43 +65,41 @@ public struct SyscallProbes: Sendable {
         #endif
     }
 
-    /// SYNSIGHT_SYSCALL_ENTRY=classic or =raw: skip the preferred groups, so
-    /// the tests (and a user on a kernel where one misbehaves) can exercise
-    /// the others where they all work.
-    static var forcedEntry: String? { getenv("SYNSIGHT_SYSCALL_ENTRY").map { String(cString: $0) } }
-
-    static func probeTrampolines() -> ProbeResult {
-        if let f = forcedEntry, f == "classic" || f == "raw" {
-            return .unsupported("disabled by SYNSIGHT_SYSCALL_ENTRY=\(f)")
+    /// `forced` (--force-hook syscall=tracepoint or =raw) skips the
+    /// preferred groups, so the tests (and a user on a kernel where one
+    /// misbehaves) can exercise the others where they all work.
+    static func probeTrampolines(forced: HookChoices.SyscallEntry?) -> ProbeResult {
+        if let f = forced {
+            return .unsupported("disabled by --force-hook syscall=\(f.rawValue)")
         }
         // connect() is traced at exit only; an SELinux denial inside it makes
         // its in-flight entry from the saved user registers.
         guard KernelFeatures.hasTaskPtRegs else { return .unsupported("bpf_task_pt_regs is missing (kernel older than 5.15)") }
         for (fn, exit) in [("__sys_connect", true), ("__sys_bind", false), ("__sys_bind", true),
                            ("__sys_listen", false), ("__sys_listen", true)] {
-            let rc = exit ? syn_probe_fexit(fn) : syn_probe_fentry(fn)
+            let rc = exit ? ProgramProbe.fexit(fn) : ProgramProbe.fentry(fn)
             if rc == 0 { continue }
             return KernelFeatures.trampolineRefusal("\(exit ? "fexit" : "fentry")/\(fn)", rc)
         }
-        return .supported("BPF trampolines on the syscall functions")
+        return .supports("fentry+fexit/__sys_{bind,listen} + fexit/__sys_connect", "BPF trampolines on the syscall functions")
     }
 
-    public static func probe(btf: ProbeResult) -> SyscallProbes {
+    static func probe(btf: ProbeResult, forced: HookChoices.SyscallEntry?) -> SyscallProbes {
         func tp(_ name: String, _ what: String) -> ProbeResult {
             KernelFeatures.probeTpBtf(name, btf: btf, missing: what)
         }
         let events = ["sys_enter_bind", "sys_exit_bind", "sys_enter_listen", "sys_exit_listen",
                       "sys_enter_connect", "sys_exit_connect"]
         var classic: ProbeResult = events.allSatisfy(classicEvent)
-            ? .supported("classic syscall tracepoints under \(tracefsRoot)")
+            ? .supports("syscalls:sys_{enter,exit}_{bind,listen,connect}", "classic syscall tracepoints under \(tracefsRoot)")
             : KernelFeatures.lackingPrivileges("tracefs")
                 ?? .unsupported("syscall tracepoint ids not readable under \(tracefsRoot) (tracefs not mounted, or no CONFIG_FTRACE_SYSCALLS)")
         // Lets the tests (and a user on a kernel where the classic events
         // misbehave) exercise the raw path where both work.
-        if forcedEntry == "raw" {
-            classic = .unsupported("disabled by SYNSIGHT_SYSCALL_ENTRY=raw")
+        if forced == .raw {
+            classic = .unsupported("disabled by --force-hook syscall=raw")
         }
-        let trampoline: ProbeResult = btf.isSupported ? probeTrampolines() : .unsupported("no kernel BTF")
+        let trampoline: ProbeResult = btf.isSupported ? probeTrampolines(forced: forced) : .unsupported("no kernel BTF")
         var raw = tp("sys_enter", "raw_syscalls tracepoint missing")
         if raw.isSupported { raw = tp("sys_exit", "raw_syscalls tracepoint missing") }
         let cap = tp("cap_capable", "tracepoint added in 6.14; privileged ports are inferred from ip_unprivileged_port_start")
@@ -111,50 +113,62 @@ public struct SyscallProbes: Sendable {
         let landlock: ProbeResult
         if trampoline.isSupported {
             let fn = syscallFunction("landlock_restrict_self")
-            let rc = syn_probe_fexit(fn)
+            let rc = ProgramProbe.fexit(fn)
             let refusal = KernelFeatures.trampolineRefusal("fexit/\(fn)", rc)
-            landlock = rc == 0 ? .supported("fexit/\(fn) + tp_btf/sched_process_fork")
+            landlock = rc == 0 ? .supports("fexit/\(fn)", "fexit/\(fn) + tp_btf/sched_process_fork")
                 : refusal.isInconclusive ? refusal : .unsupported(refusal.detail + " (Landlock needs 5.13+)")
         } else if classic.isSupported {
             landlock = classicEvent("sys_exit_landlock_restrict_self")
-                ? .supported("syscalls:sys_exit_landlock_restrict_self + tp_btf/sched_process_fork")
+                ? .supports("syscalls:sys_exit_landlock_restrict_self", "syscalls:sys_exit_landlock_restrict_self + tp_btf/sched_process_fork")
                 : .unsupported("no landlock_restrict_self syscall tracepoint (Landlock needs 5.13+)")
         } else {
             landlock = raw.isSupported
-                ? .supported("landlock_restrict_self seen in tp_btf/sys_exit + tp_btf/sched_process_fork")
+                ? .supports("tp_btf/sys_exit", "landlock_restrict_self seen in tp_btf/sys_exit + tp_btf/sched_process_fork")
                 : raw
         }
-        return SyscallProbes(trampoline: trampoline, classic: classic, raw: raw, capCapable: cap, selinuxAudited: avc,
-                             selinuxState: selinuxState, landlock: landlock,
-                             connectExitOnly: KernelFeatures.hasTaskPtRegs)
+        var p = SyscallProbes()
+        (p.trampoline, p.classic, p.raw, p.capCapable, p.selinuxAudited) = (trampoline, classic, raw, cap, avc)
+        (p.selinuxState, p.landlock, p.connectExitOnly) = (selinuxState, landlock, KernelFeatures.hasTaskPtRegs)
+        return p
     }
 }
 
-extension KernelFeatures {
-    /// Optional programs of bpf/syscall*.bpf.h, by program name, with their probe.
-    var syscallOptionalPrograms: [String: ProbeResult] {
-        let s = syscalls
-        let fx = s.trampoline
-        let classic: ProbeResult = fx.isSupported ? .unsupported("BPF trampolines used instead") : s.classic
-        let rawEntry: ProbeResult = fx.isSupported || s.classic.isSupported
-            ? .unsupported("\(fx.isSupported ? "BPF trampolines" : "classic syscall tracepoints") used instead") : s.raw
-        var p: [String: ProbeResult] = [:]
-        for name in ["sc_tp_enter_bind", "sc_tp_exit_bind", "sc_tp_enter_listen", "sc_tp_exit_listen",
-                     "sc_tp_enter_connect", "sc_tp_exit_connect"] {
-            p[name] = classic
+extension ReasonArea {
+    /// One entry group (trampolines, else classic tracepoints, else raw
+    /// syscalls), plus cap_capable and selinux_audited where they load.
+    static func syscallsPlan(_ f: KernelFeatures) -> AreaPlan {
+        let s = f.syscalls
+        var programs: Set<BPFProgram>
+        if s.trampoline.isSupported {
+            programs = [.scFxEnterBind, .scFxExitBind, .scFxEnterListen, .scFxExitListen, .scFxExitConnect]
+        } else if s.classic.isSupported {
+            programs = [.scTpEnterBind, .scTpExitBind, .scTpEnterListen, .scTpExitListen, .scTpExitConnect]
+            // connect() is traced at exit only where its arguments can be
+            // read with bpf_task_pt_regs.
+            if !s.connectExitOnly { programs.insert(.scTpEnterConnect) }
+        } else if s.raw.isSupported {
+            programs = [.scRawEnter, .scRawExit]
+        } else {
+            return .cannotRun(CannotRun(needs: "a bind/listen/connect hook", probe: s.entry))
         }
-        if s.connectExitOnly, classic.isSupported {
-            p["sc_tp_enter_connect"] = .unsupported("connect() is traced at exit only (its arguments read with bpf_task_pt_regs)")
+        if s.capCapable.isSupported { programs.insert(.scCapCapable) }
+        if s.selinuxAudited.isSupported { programs.insert(.scSelinuxAudited) }
+        return .run(programs)
+    }
+
+    /// landlock_restrict_self's exit in the entry group's flavour (the raw
+    /// group sees it in sys_exit), and the domain's inheritance on fork.
+    static func landlockPlan(_ f: KernelFeatures) -> AreaPlan {
+        let s = f.syscalls
+        guard s.entry.isSupported, s.landlock.isSupported else {
+            return .cannotRun(CannotRun(needs: "landlock_restrict_self's exit", probe: s.entry.isSupported ? s.landlock : s.entry))
         }
-        for name in ["sc_fx_enter_bind", "sc_fx_exit_bind", "sc_fx_enter_listen", "sc_fx_exit_listen", "sc_fx_exit_connect"] {
-            p[name] = fx
+        var programs: Set<BPFProgram> = [.scLandlockFork, .onProcessExit]
+        if s.trampoline.isSupported {
+            programs.insert(.scFxExitLandlock)
+        } else if s.classic.isSupported {
+            programs.insert(.scTpExitLandlock)
         }
-        p["sc_fx_exit_landlock"] = fx.isSupported ? s.landlock : .unsupported("BPF trampolines not in use")
-        p["sc_tp_exit_landlock"] = classic.isSupported ? s.landlock : .unsupported("classic syscall tracepoints not in use")
-        p["sc_raw_enter"] = rawEntry
-        p["sc_raw_exit"] = rawEntry
-        p["sc_cap_capable"] = s.capCapable
-        p["sc_selinux_audited"] = s.selinuxAudited
-        return p
+        return .run(programs)
     }
 }

@@ -4,96 +4,98 @@ import SynsightBase
 import SynsightModel
 import SynsightNftables
 
-/// The outcome of one feature probe (after cilium/ebpf's three outcomes).
-public enum ProbeResult: Sendable, Equatable {
-    case supported(String)
-    case unsupported(String)
-    /// The probe could not run: it needs privileges this process lacks
-    /// (EPERM/EACCES without root or CAP_BPF, kallsyms or tracefs hidden).
-    /// It says nothing about the kernel.
-    case inconclusive(String)
-
-    public var isSupported: Bool { if case .supported = self { return true } else { return false } }
-    public var isInconclusive: Bool { if case .inconclusive = self { return true } else { return false } }
-    public var detail: String {
-        switch self {
-        case .supported(let s), .unsupported(let s), .inconclusive(let s): return s
-        }
-    }
-}
-
 /// What this kernel lets synsight see, probed by loading and by reading BTF,
-/// never by comparing version numbers.
+/// never by comparing version numbers. Probed once per run (`probe`): every
+/// result is stored, so reading one again loads no program and reads no
+/// file. ProbePlan turns it into the programs to load.
 public struct KernelFeatures: Sendable {
-    public var release: String
-    public var btf: ProbeResult
-    public var privileges: ProbeResult
+    /// The hooks the caller chose instead of the probes (test switches).
+    public var choices = HookChoices()
+    public var release = ""
+    public var btf: ProbeResult = .unsupported("not probed")
+    public var privileges: ProbeResult = .unsupported("not probed")
     /// tp_btf/tcp_send_reset firing for sk==NULL with reason NO_SOCKET (6.10+).
-    public var tcpSendResetNoSocket: ProbeResult
+    public var tcpSendResetNoSocket: ProbeResult = .unsupported("not probed")
     /// tp_btf/kfree_skb with SKB_DROP_REASON_NO_SOCKET (5.17+).
-    public var kfreeSkbNoSocket: ProbeResult
+    public var kfreeSkbNoSocket: ProbeResult = .unsupported("not probed")
     /// fentry on tcp_v4_send_reset (BPF trampolines allowed).
-    public var fentrySendReset: ProbeResult
+    public var fentrySendReset: ProbeResult = .unsupported("not probed")
     /// kprobes (CONFIG_KPROBES) and the symbol to probe.
-    public var kprobeSendReset: ProbeResult
-    public var inetSockSetState: ProbeResult
-    public var schedProcessExit: ProbeResult
-    /// How bind/listen/connect failures are seen (probed once: each probe
-    /// loads a program, and start-up reads this several times).
-    public var syscalls: SyscallProbes
+    public var kprobeSendReset: ProbeResult = .unsupported("not probed")
+    public var inetSockSetState: ProbeResult = .unsupported("not probed")
+    public var schedProcessExit: ProbeResult = .unsupported("not probed")
+    /// How bind/listen/connect failures are seen.
+    public var syscalls = SyscallProbes()
+    /// Firewall drops, ICMP rejects, retransmitted SYNs, soft errors.
+    public var firewall = FirewallProbes()
+    /// Listen-queue overflow and accept() failures.
+    public var overflow = OverflowProbes()
+    /// Connections without the state-change hook (Features+Connect.swift).
+    public var connectWithoutStateHook: ProbeResult = .unsupported("not probed")
+    /// [start, end) of tcp_rcv_state_process (the consume_skb call-site filter).
+    public var tcpRcvStateProcess: KernelSymbols.Range?
 
-    public static func probe() -> KernelFeatures {
+    public init() {}
+
+    /// Runs every probe once. `choices` sets preferred hooks aside.
+    public static func probe(_ choices: HookChoices = HookChoices()) -> KernelFeatures {
         TraceFS.ensure()
+        var f = KernelFeatures()
+        f.choices = choices
         var u = utsname()
         uname(&u)
-        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        f.release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let btfPath = "/sys/kernel/btf/vmlinux"
-        let btf: ProbeResult = access(btfPath, R_OK) == 0
-            ? .supported(btfPath)
+        f.btf = access(btfPath, R_OK) == 0
+            ? .supports(btfPath)
             : .unsupported("\(btfPath) is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF")
-        let privileges = Privileges.current
+        f.privileges = Privileges.current
+        // One pass over /proc/kallsyms for every symbol a probe needs.
+        let symbols = KernelSymbols.find(KernelSymbols.probed)
+        f.tcpRcvStateProcess = symbols["tcp_rcv_state_process"]
+        f.probeResets(symbols)
+        f.inetSockSetState = probeTpBtf("inet_sock_set_state", btf: f.btf, missing: "4.16+")
+        f.schedProcessExit = probeTpBtf("sched_process_exit", btf: f.btf, missing: "")
+        f.syscalls = SyscallProbes.probe(btf: f.btf, forced: choices.syscallEntry)
+        f.firewall = FirewallProbes.probe(btf: f.btf)
+        f.overflow = OverflowProbes.probe(f, symbols: symbols)
+        f.connectWithoutStateHook = f.probeConnectWithoutStateHook()
+        return f
+    }
 
-        func tp(_ name: String, needs: String) -> ProbeResult { probeTpBtf(name, btf: btf, missing: needs) }
-
-        var sendReset = tp("tcp_send_reset", needs: "")
-        if sendReset.isSupported {
-            if syn_btf_enum_has("sk_rst_reason", "SK_RST_REASON_NO_SOCKET") != 1 {
-                sendReset = .unsupported("tcp_send_reset has no reset reason and skips sk==NULL resets before 6.10 (commit 19822a980e19)")
-            } else {
-                sendReset = .supported("tcp_send_reset fires for sk==NULL with reason NO_SOCKET (6.10+)")
-            }
+    /// The four no-listener RST hooks.
+    mutating func probeResets(_ symbols: [String: KernelSymbols.Range]) {
+        tcpSendResetNoSocket = Self.probeTpBtf("tcp_send_reset", btf: btf, missing: "")
+        if tcpSendResetNoSocket.isSupported {
+            tcpSendResetNoSocket = syn_btf_enum_has("sk_rst_reason", "SK_RST_REASON_NO_SOCKET") == 1
+                ? .supports("tp_btf/tcp_send_reset", "tcp_send_reset fires for sk==NULL with reason NO_SOCKET (6.10+)")
+                : .unsupported("tcp_send_reset has no reset reason and skips sk==NULL resets before 6.10 (commit 19822a980e19)")
         }
-        var kfree = tp("kfree_skb", needs: "")
-        if kfree.isSupported {
-            kfree = syn_btf_enum_has("skb_drop_reason", "SKB_DROP_REASON_NO_SOCKET") == 1
-                ? .supported("kfree_skb carries drop reason NO_SOCKET (5.17+)")
+        kfreeSkbNoSocket = Self.probeTpBtf("kfree_skb", btf: btf, missing: "")
+        if kfreeSkbNoSocket.isSupported {
+            kfreeSkbNoSocket = syn_btf_enum_has("skb_drop_reason", "SKB_DROP_REASON_NO_SOCKET") == 1
+                ? .supports("tp_btf/kfree_skb", "kfree_skb carries drop reason NO_SOCKET (5.17+)")
                 : .unsupported("kfree_skb has no drop reasons before 5.17 (commit c504e5c2f964)")
         }
-        var fentry: ProbeResult = .unsupported("no kernel BTF")
+        fentrySendReset = .unsupported("no kernel BTF")
         if btf.isSupported {
-            let rc = syn_probe_fentry("tcp_v4_send_reset")
-            fentry = rc == 0 ? .supported("fentry/tcp_v4_send_reset loads")
-                : trampolineRefusal("fentry/tcp_v4_send_reset", rc)
+            let rc = ProgramProbe.fentry("tcp_v4_send_reset")
+            fentrySendReset = rc == 0 ? .supports("fentry/tcp_v{4,6}_send_reset", "fentry/tcp_v4_send_reset loads")
+                : Self.trampolineRefusal("fentry/tcp_v4_send_reset", rc)
         }
-        var kprobe = kprobeTarget("tcp_v4_send_reset", purpose: "")
-        if kprobe.isSupported { kprobe = kprobeTarget("tcp_v6_send_reset", purpose: "") }
-        if kprobe.isSupported { kprobe = .supported("kprobe PMU present, tcp_v{4,6}_send_reset in kallsyms") }
-
-        return KernelFeatures(
-            release: release, btf: btf, privileges: privileges,
-            tcpSendResetNoSocket: sendReset, kfreeSkbNoSocket: kfree,
-            fentrySendReset: fentry, kprobeSendReset: kprobe,
-            inetSockSetState: tp("inet_sock_set_state", needs: "4.16+"),
-            schedProcessExit: tp("sched_process_exit", needs: ""),
-            syscalls: SyscallProbes.probe(btf: btf))
+        kprobeSendReset = Self.kprobeTarget("tcp_v4_send_reset", symbols, purpose: "")
+        if kprobeSendReset.isSupported { kprobeSendReset = Self.kprobeTarget("tcp_v6_send_reset", symbols, purpose: "") }
+        if kprobeSendReset.isSupported {
+            kprobeSendReset = .supports("kprobe/tcp_v{4,6}_send_reset", "kprobe PMU present, tcp_v{4,6}_send_reset in kallsyms")
+        }
     }
 
     /// Can a tp_btf program attach to raw tracepoint `name`? `missing` says
     /// what it takes when the tracepoint is not in this kernel.
     static func probeTpBtf(_ name: String, btf: ProbeResult, missing: String) -> ProbeResult {
         guard btf.isSupported else { return .unsupported("no kernel BTF") }
-        let rc = syn_probe_tp_btf(name)
-        if rc == 0 { return .supported("tp_btf/\(name) loads") }
+        let rc = ProgramProbe.tpBtf(name)
+        if rc == 0 { return .supports("tp_btf/\(name)", "tp_btf/\(name) loads") }
         return failedProbe("tp_btf/\(name)", rc, "tp_btf/\(name): \(ErrnoName.name(-rc))"
             + (rc == -ENOENT ? " (tracepoint not in this kernel" + (missing.isEmpty ? ")" : "; \(missing))") : ""))
     }
@@ -102,26 +104,14 @@ public struct KernelFeatures: Sendable {
     /// EPERM and EACCES mean "not allowed to ask", not "the kernel lacks
     /// it": inconclusive. Otherwise `unsupported` says why.
     static func failedProbe(_ what: String, _ rc: Int32, _ unsupported: @autoclosure () -> String) -> ProbeResult {
-        if rc == -EPERM || rc == -EACCES, let lacking = lackingPrivileges(what) { return lacking }
+        if rc == -EPERM || rc == -EACCES, let lacking = lackingPrivileges(what, errno: -rc) { return lacking }
         return .unsupported(unsupported())
     }
 
     /// Inconclusive when this process lacks the privileges probing needs
     /// (what it could not read or load is `what`); nil when it has them.
-    static func lackingPrivileges(_ what: String) -> ProbeResult? {
-        Privileges.current.isSupported ? nil : .inconclusive("\(what): not probed, needs root (or CAP_BPF and CAP_PERFMON)")
-    }
-
-    /// BPF programs (by function name in bpf/) that load only where their
-    /// probe succeeded; every other non-`rst_` program always loads. Areas
-    /// add their optional programs here.
-    public var optionalPrograms: [String: ProbeResult] {
-        var p: [String: ProbeResult] = [:]
-        p.merge(syscallOptionalPrograms) { a, _ in a }
-        p.merge(firewallOptionalPrograms) { a, _ in a }
-        p.merge(overflowOptionalPrograms) { a, _ in a }
-        p.merge(connectOptionalPrograms) { a, _ in a }
-        return p
+    static func lackingPrivileges(_ what: String, errno: Int32 = EPERM) -> ProbeResult? {
+        Privileges.current.isSupported ? nil : .notProbed(what, errno: errno)
     }
 
     public func result(for hook: ResetHook) -> ProbeResult {
@@ -138,8 +128,10 @@ public struct KernelFeatures: Sendable {
     /// then the generic drop tracepoint (fires for every dropped packet).
     public static let resetPreference: [ResetHook] = [.tcpSendReset, .fentry, .kprobe, .kfreeSkb]
 
-    public func chooseResetHook(forced: ResetHook? = nil) -> Result<ResetHook, KernelError> {
-        if let forced {
+    /// The no-listener RST hook: the chosen one (`choices.reset`), else the
+    /// first supported in order of preference.
+    public func chooseResetHook() -> Result<ResetHook, KernelError> {
+        if let forced = choices.reset {
             let r = result(for: forced)
             if r.isSupported { return .success(forced) }
             return .failure(KernelError(what: "hook \(forced.name) was requested", why: r.detail,
@@ -157,6 +149,13 @@ public struct KernelFeatures: Sendable {
             why: Self.resetPreference.map { "\($0.name): \(result(for: $0).detail)" }.joined(separator: "; "),
             fix: "synsight needs Linux 5.17+ with BTF, or fentry/kprobes"))
     }
+
+    /// Every probe result, for what `doctor` could not probe without privileges.
+    public var allResults: [ProbeResult] {
+        [btf, privileges, tcpSendResetNoSocket, fentrySendReset, kprobeSendReset, kfreeSkbNoSocket,
+         inetSockSetState, schedProcessExit, connectWithoutStateHook]
+            + syscalls.allResults + firewall.allResults + overflow.allResults
+    }
 }
 
 /// Root, or the capabilities loading tracing programs needs.
@@ -169,13 +168,13 @@ public enum Privileges {
     static let capSysAdmin = 21
 
     public static func check() -> ProbeResult {
-        if geteuid() == 0 { return .supported("running as root") }
+        if geteuid() == 0 { return .supports("root", "running as root") }
         guard let caps = effectiveCapabilities() else {
             return .unsupported("cannot read /proc/self/status")
         }
         let has = { (bit: Int) in caps & (1 << UInt64(bit)) != 0 }
         if has(capSysAdmin) || (has(capBPF) && has(capPerfmon)) {
-            return .supported("CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)")
+            return .supports("capabilities", "CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)")
         }
         return .unsupported("not root and missing CAP_BPF/CAP_PERFMON")
     }

@@ -26,7 +26,7 @@ public final class NftRuleSource: FirewallRuleSource, @unchecked Sendable {
     public func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
         switch reader.ruleset(packet.netns, timeoutNs: timeoutNs) {
         case .unavailable(let why):
-            if ProcessEnv.debug { debugLog("synsight: no ruleset for netns \(packet.netns): \(why)") }
+            Diagnostics.log.debug("no ruleset for netns \(packet.netns): \(why)")
             return FirewallRuleLookup(candidates: [], method: "ruleset_unavailable", unavailable: why)
         case .ruleset(let rs):
             return Self.rank(rs.candidates(for: packet))
@@ -50,14 +50,4 @@ public final class NftRuleSource: FirewallRuleSource, @unchecked Sendable {
         }
         return FirewallRuleLookup(candidates: ordered, method: method)
     }
-}
-
-/// SYNSIGHT_DEBUG=1 reports rule-lookup failures on stderr.
-enum ProcessEnv {
-    static let debug: Bool = getenv("SYNSIGHT_DEBUG").map { String(cString: $0) == "1" } ?? false
-}
-
-func debugLog(_ line: String) {
-    let l = line + "\n"
-    _ = l.withCString { write(STDERR_FILENO, $0, strlen($0)) }
 }

@@ -1,6 +1,7 @@
 /// When each of synsight's BPF programs runs: for healthy traffic (a cost
 /// every host pays all the time) or only when something fails or on rare
-/// events. One entry per program of bpf/; `doctor` prints it per hook.
+/// events. One entry per program of bpf/ (the switch is over the generated
+/// enum: a new program does not build without one); `doctor` prints it per hook.
 public struct HookCadence: Sendable, Equatable {
     /// Runs for traffic that never fails (per connection, packet or syscall).
     public var healthy: Bool
@@ -10,52 +11,50 @@ public struct HookCadence: Sendable, Equatable {
     static func h(_ t: String) -> HookCadence { HookCadence(healthy: true, trigger: t) }
     static func f(_ t: String) -> HookCadence { HookCadence(healthy: false, trigger: t) }
 
-    public static func of(program name: String) -> HookCadence {
-        if let c = table[name] { return c }
-        if name.hasPrefix("sc_fx_") || name.hasPrefix("sc_tp_") {
-            return name.contains("connect") ? .h("every connect() on the host (one compare unless it failed)")
-                : .f("every bind(), listen() or landlock_restrict_self() on the host")
-        }
-        if name.hasPrefix("rst_") { return .f("every RST the host sends, or every dropped packet (kfree_skb)") }
-        return .f("see bpf/")
-    }
+    static let connectCall = h("every connect() on the host (one compare unless it failed)")
+    static let bindListen = f("every bind(), listen() or landlock_restrict_self() on the host")
+    static let kfreeSkb = h("every packet freed with a drop reason (a closing connection frees one)")
+    static let synRecv = h("every handshake a listener completes")
+    static let anyRST = f("every RST the host sends")
 
-    static let table: [String: HookCadence] = [
-        "sock_state": .h("every TCP state change on the host (both ends of a local connection: about 10)"),
-        "conn_connect4": .h("every IPv4 connect() on the host (TCP: the caller is remembered)"),
-        "conn_connect6": .h("every IPv6 connect() on the host (TCP: the caller is remembered)"),
-        "run_reap_listeners": .f("every 5 s, run by synsight: a walk of its listener registry"),
-        "conn_error_report": .f("every socket error report (refused, reset, timed out, unreachable)"),
-        "ovf_consume_skb": .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it)"),
-        "fw_kfree_skb": .h("every packet freed with a drop reason (a closing connection frees one)"),
-        "ovf_kfree_skb": .h("every packet freed with a drop reason (a closing connection frees one)"),
-        "rst_kfree_skb": .h("every packet freed with a drop reason (a closing connection frees one)"),
-        "ovf_fentry_conn_request": .h("every SYN to a listener"),
-        "ovf_kprobe_conn_request": .h("every SYN to a listener"),
-        "ovf_fexit_syn_recv_v4": .h("every handshake a listener completes"),
-        "ovf_fexit_syn_recv_v6": .h("every handshake a listener completes"),
-        "ovf_kprobe_syn_recv_v4": .h("every handshake a listener completes"),
-        "ovf_kprobe_syn_recv_v6": .h("every handshake a listener completes"),
-        "ovf_kretprobe_syn_recv_v4": .h("every handshake a listener completes"),
-        "ovf_kretprobe_syn_recv_v6": .h("every handshake a listener completes"),
-        "ovf_exit_accept": .h("every accept() on the host (one compare unless EMFILE/ENFILE)"),
-        "ovf_exit_accept4": .h("every accept4() on the host (one compare unless EMFILE/ENFILE)"),
-        "ovf_fx_exit_accept4": .h("every accept() on the host (one compare unless EMFILE/ENFILE)"),
-        "sc_raw_enter": .h("every system call on the host"),
-        "sc_raw_exit": .h("every system call on the host"),
-        "sc_cap_capable": .h("every capability check on the host (one compare unless CAP_NET_BIND_SERVICE)"),
-        "rst_tp_send_reset": .f("every RST the host sends"),
-        "ovf_send_reset": .f("every RST the host sends"),
-        "rst_fentry_v4": .f("every IPv4 RST sent without a socket"),
-        "rst_fentry_v6": .f("every IPv6 RST sent without a socket"),
-        "rst_kprobe_v4": .f("every IPv4 RST sent without a socket"),
-        "rst_kprobe_v6": .f("every IPv6 RST sent without a socket"),
-        "fw_icmp_send": .f("every ICMP error the host sends"),
-        "fw_syn_retransmit": .f("every TCP retransmission (a state read; reports SYN_SENT only)"),
-        "fw_soft_error": .f("every socket error report"),
-        "sc_selinux_audited": .f("every audited SELinux decision"),
-        "sc_landlock_fork": .f("every fork on the host (a lookup)"),
-        "sc_landlock_exit": .f("every thread exit on the host"),
-        "proc_exit": .f("every thread exit on the host (a lookup)"),
-    ]
+    public static func of(_ program: BPFProgram) -> HookCadence {
+        switch program {
+        case .sockState: return .h("every TCP state change on the host (both ends of a local connection: about 10)")
+        case .connConnect4: return .h("every IPv4 connect() on the host (TCP: the caller is remembered)")
+        case .connConnect6: return .h("every IPv6 connect() on the host (TCP: the caller is remembered)")
+        case .runReapListeners: return .f("every 5 s, run by synsight: a walk of its listener registry")
+        case .onSkErrorReport: return .f("every socket error report (refused, reset, timed out, unreachable)")
+        case .ovfConsumeSkb: return .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it)")
+        case .onKfreeSkb: return kfreeSkb
+        case .ovfFentryConnRequest, .ovfKprobeConnRequest: return .h("every SYN to a listener")
+        case .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .ovfKprobeSynRecvV4, .ovfKprobeSynRecvV6,
+             .ovfKretprobeSynRecvV4, .ovfKretprobeSynRecvV6: return synRecv
+        case .ovfExitAccept: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)")
+        case .ovfExitAccept4: return .h("every accept4() on the host (one compare unless EMFILE/ENFILE)")
+        case .ovfFxExitAccept4: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)")
+        case .iterListeners: return .f("once per network namespace at start, run by synsight")
+        case .scRawEnter, .scRawExit: return .h("every system call on the host")
+        case .scCapCapable: return .h("every capability check on the host (one compare unless CAP_NET_BIND_SERVICE)")
+        case .scTpEnterConnect, .scTpExitConnect, .scFxExitConnect: return connectCall
+        case .scTpEnterBind, .scTpExitBind, .scTpEnterListen, .scTpExitListen, .scTpExitLandlock,
+             .scFxEnterBind, .scFxExitBind, .scFxEnterListen, .scFxExitListen, .scFxExitLandlock: return bindListen
+        case .onTcpSendReset: return anyRST
+        case .rstFentryV4, .rstKprobeV4: return .f("every IPv4 RST sent without a socket")
+        case .rstFentryV6, .rstKprobeV6: return .f("every IPv6 RST sent without a socket")
+        case .fwIcmpSend: return .f("every ICMP error the host sends")
+        case .fwSynRetransmit: return .f("every TCP retransmission (a state read; reports SYN_SENT only)")
+        case .scSelinuxAudited: return .f("every audited SELinux decision")
+        case .scLandlockFork: return .f("every fork on the host (a lookup)")
+        case .onProcessExit: return .f("every thread exit on the host (two loads unless it is a process's last thread)")
+        }
+    }
+}
+
+extension BPFProgram {
+    /// Run by synsight itself instead of attached: the iterator
+    /// (Tracer.seedListeners) and the listener sweep (Tracer.sweepListeners).
+    public var runOnDemand: Bool { self == .iterListeners || self == .runReapListeners }
+
+    /// When it runs (HookCadence).
+    public var cadence: HookCadence { HookCadence.of(self) }
 }

@@ -34,7 +34,7 @@ public enum ListenerQueues {
                         guard case .success(let sockets) = PortState.diagDump(family: family) else { ok = false; continue }
                         for s in sockets where s.state == SockDiag.stateListen {
                             found.append(ListenerQueue(netns: ns.inode, local: s.local, acceptQueue: s.rqueue,
-                                                       maxBacklog: s.wqueue))
+                                                       maxBacklog: s.wqueue, inode: s.inode))
                         }
                     }
                 }

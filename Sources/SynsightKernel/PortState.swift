@@ -195,8 +195,7 @@ public enum PortState {
         var buf = [UInt8](repeating: 0, count: 64 << 10)
         var found: [SockDiag.Socket] = []
         while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingEINTR { buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
             guard n > 0 else { return .failure(DiagError(n == 0 ? "connection closed" : "recv: \(String(cString: strerror(errno)))")) }
             switch buf.withUnsafeBytes({ SockDiag.parse(UnsafeRawBufferPointer(rebasing: $0[0..<n]), into: &found) }) {
             case .more: continue

@@ -23,7 +23,7 @@ enum Subprocess {
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])
-            if ProcessEnv.debug { debugLog("synsight: spawning \(argv[0]) failed: \(rc)") }
+            Diagnostics.log.debug("spawning \(argv[0]) failed: \(rc)")
             return nil
         }
         var out: [UInt8] = []
@@ -38,7 +38,7 @@ enum Subprocess {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else {
-            if ProcessEnv.debug { debugLog("synsight: `\(argv.joined(separator: " "))` failed: status \(status)") }
+            Diagnostics.log.debug("`\(argv.joined(separator: " "))` failed: status \(status)")
             return nil
         }
         return String(decoding: out, as: UTF8.self)

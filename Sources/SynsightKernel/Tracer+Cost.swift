@@ -7,54 +7,32 @@ import SynsightNftables
 
 /// Which programs of the embedded object a Tracer loads, and what they cost.
 extension Tracer {
-    /// Marks the programs to load: exactly one no-listener RST group (`rst_`),
-    /// optional programs only where their probe succeeded, everything else
-    /// always. Between open and load.
-    static func selectPrograms(_ obj: OpaquePointer, features: KernelFeatures, hook: ResetHook) {
-        let resetPrograms: Set<String> = {
-            switch hook {
-            case .tcpSendReset: return ["rst_tp_send_reset"]
-            case .kfreeSkb: return ["rst_kfree_skb"]
-            case .fentry: return ["rst_fentry_v4", "rst_fentry_v6"]
-            case .kprobe: return ["rst_kprobe_v4", "rst_kprobe_v6"]
-            }
-        }()
-        let optional = features.optionalPrograms
+    /// Turns autoload off for every program `selected` does not hold
+    /// (between open and load): an unselected program is neither loaded
+    /// nor attached.
+    static func selectPrograms(_ obj: OpaquePointer, _ selected: Set<BPFProgram>) {
         var prog = bpf_object__next_program(obj, nil)
         while let p = prog {
-            let name = String(cString: bpf_program__name(p))
-            let load: Bool
-            if name.hasPrefix("rst_") {
-                load = resetPrograms.contains(name)
-            } else if let probe = optional[name] {
-                load = probe.isSupported
-            } else {
-                load = true
-            }
-            bpf_program__set_autoload(p, load)
+            bpf_program__set_autoload(p, program(p).map(selected.contains) ?? false)
             prog = bpf_object__next_program(obj, p)
         }
     }
 
-    /// The programs `trace` would attach on this kernel (name, hook), without
-    /// loading anything: for `doctor`. Empty when the object cannot be opened
-    /// or no no-listener hook is usable.
-    public static func plannedPrograms(features: KernelFeatures) -> [(name: String, hook: String)] {
-        guard case .success(let hook) = features.chooseResetHook(),
-              let bytes = base64Decode(BPFObject_refusals.base64) else { return [] }
-        let obj: OpaquePointer? = bytes.withUnsafeBytes { raw in
-            syn_open_object(raw.baseAddress, raw.count, "synsight")
-        }
-        guard let obj else { return [] }
-        defer { bpf_object__close(obj) }
-        selectPrograms(obj, features: features, hook: hook)
-        return attachedPrograms(obj).map { (String(cString: bpf_program__name($0)), String(cString: bpf_program__section_name($0))) }
+    /// The enum case of a libbpf program.
+    static func program(_ p: OpaquePointer) -> BPFProgram? {
+        BPFProgram(rawValue: String(cString: bpf_program__name(p)))
     }
 
-    /// Programs user space runs itself instead of attaching: iterators
-    /// (seedListeners) and `run_` programs (sweepListeners).
-    static func runOnDemand(_ name: String) -> Bool {
-        name.hasPrefix("iter_") || name.hasPrefix("run_")
+    /// A loaded program of this tracer's object, nil when the plan left it out.
+    func program(_ which: BPFProgram) -> OpaquePointer? {
+        guard let p = bpf_object__find_program_by_name(object, which.rawValue), bpf_program__autoload(p) else { return nil }
+        return p
+    }
+
+    /// Programs user space runs itself instead of attaching: the iterator
+    /// (seedListeners) and the listener sweep (sweepListeners).
+    static func runOnDemand(_ p: OpaquePointer) -> Bool {
+        program(p)?.runOnDemand ?? false
     }
 
     /// The loaded programs that are attached for the run (iterators are
@@ -63,9 +41,7 @@ extension Tracer {
         var out: [OpaquePointer] = []
         var prog = bpf_object__next_program(obj, nil)
         while let p = prog {
-            if bpf_program__autoload(p), !runOnDemand(String(cString: bpf_program__name(p))) {
-                out.append(p)
-            }
+            if bpf_program__autoload(p), !runOnDemand(p) { out.append(p) }
             prog = bpf_object__next_program(obj, p)
         }
         return out
@@ -75,7 +51,7 @@ extension Tracer {
     /// kernel's BPF statistics are on: BPFStatistics).
     public func programStats() -> [SelfCost.Program] {
         var programs = Self.attachedPrograms(object)
-        if let reap = bpf_object__find_program_by_name(object, "run_reap_listeners"), bpf_program__autoload(reap) {
+        if let reap = program(.runReapListeners) {
             programs.append(reap)  // run by the sweep: synsight's cost too
         }
         return programs.map { p in
@@ -121,8 +97,7 @@ extension Tracer {
     /// arrive through the ring buffer). A bounded kernel walk of the
     /// listener registry, no /proc, no netlink.
     func sweepListeners() {
-        guard let prog = bpf_object__find_program_by_name(object, "run_reap_listeners"),
-              bpf_program__autoload(prog) else { return }
+        guard let prog = program(.runReapListeners) else { return }
         _ = syn_prog_test_run(bpf_program__fd(prog))
     }
 }

@@ -10,8 +10,8 @@ import SynsightNftables
 public struct TracerOptions: Sendable {
     /// Only report refusals to these local ports (at most 16; empty = all).
     public var ports: [UInt16] = []
-    /// Force a no-listener RST hook instead of the probed choice.
-    public var resetHook: ResetHook? = nil
+    /// Hooks chosen instead of the probed ones (--reset-hook, --force-hook).
+    public var hooks = HookChoices()
     /// Ring buffer size in bytes (power of two, multiple of the page size).
     public var ringBytes: UInt32 = 8 << 20
     /// Print libbpf's own log to stderr.
@@ -35,7 +35,9 @@ private let libbpfLogger: syn_log_fn = { level, message in
 /// destroyed on one thread (the consumer loop), which is what libbpf's
 /// ring_buffer requires anyway.
 public final class Tracer {
-    public let features: KernelFeatures
+    /// What was probed and which programs are loaded.
+    public let plan: ProbePlan
+    public var features: KernelFeatures { plan.features }
     public let resetHook: ResetHook
     /// inet_sock_set_state is not attached (SYN_CFG_NO_STATE_HOOK): connect()
     /// callers from cgroup/connect{4,6}, errors from inet_sk_error_report.
@@ -57,34 +59,23 @@ public final class Tracer {
     /// listeners nothing asked about (sweepListeners), and when it last ran.
     var lastSweep: UInt64 = 0
 
-    /// Opens, configures, loads and attaches. Fallible libbpf work happens
-    /// before any stored property is set, so a failure cleans up exactly once.
-    public init(options: TracerOptions, features: KernelFeatures = .probe()) throws(KernelError) {
+    /// Opens, configures, loads and attaches the programs `plan` selects
+    /// (probed now with `options.hooks` when not given). Fallible libbpf work
+    /// happens before any stored property is set, so a failure cleans up exactly once.
+    public init(options: TracerOptions, plan given: ProbePlan? = nil) throws(KernelError) {
         libbpfVerbose.store(options.verbose, ordering: .relaxed)
         // Classic tracepoints are probed and attached through tracefs.
         TraceFS.ensure()
         syn_set_libbpf_logger(libbpfLogger)
-
-        guard features.privileges.isSupported else {
-            throw KernelError(what: "cannot load BPF programs", why: features.privileges.detail,
-                              fix: "run with sudo, or grant CAP_BPF and CAP_PERFMON")
-        }
-        guard features.btf.isSupported else {
-            throw KernelError(what: "cannot trace", why: features.btf.detail,
-                              fix: "use a kernel built with CONFIG_DEBUG_INFO_BTF=y")
-        }
-        for (name, r) in [("tp_btf/inet_sock_set_state", features.inetSockSetState),
-                          ("tp_btf/sched_process_exit", features.schedProcessExit)] where !r.isSupported {
-            throw KernelError(what: "required hook \(name) is unavailable", why: r.detail,
-                              fix: "run `synsight doctor` for details")
-        }
+        let plan = given ?? ProbePlan.probe(options.hooks)
+        let features = plan.features
+        try plan.requireTraceable()
         if options.ports.count > Int(SYN_MAX_FILTER_PORTS) {
             throw KernelError(what: "too many --port filters", why: "at most \(SYN_MAX_FILTER_PORTS) are supported")
         }
-        let hook: ResetHook
-        switch features.chooseResetHook(forced: options.resetHook) {
-        case .success(let h): hook = h
-        case .failure(let e): throw e
+        guard let hook = plan.resetHook else {
+            throw KernelError(what: "no no-listener hook was planned", why: "the probe plan chose none",
+                              fix: "run `synsight doctor` for details")
         }
 
         guard let bytes = base64Decode(BPFObject_refusals.base64) else {
@@ -95,13 +86,10 @@ public final class Tracer {
         }
         guard let obj else { throw KernelError.sys("opening the BPF object", code: errno) }
 
-        var noStateHook = false
         do throws(KernelError) {
-            // Choose programs: exactly one no-listener RST hook (the `rst_`
-            // group); optional programs only where their probe succeeded;
-            // everything else always.
-            Self.selectPrograms(obj, features: features, hook: hook)
-            noStateHook = features.connectWithoutStateHook.isSupported
+            // Load exactly the programs some area's plan selected.
+            Self.selectPrograms(obj, plan.programs)
+            Diagnostics.log.debug("loading the planned programs: \(plan.orderedPrograms.map(\.rawValue).joined(separator: ", "))")
 
             var cfg = syn_config()
             withUnsafeMutableBytes(of: &cfg.ports) { raw in
@@ -109,12 +97,10 @@ public final class Tracer {
                 for (i, p) in options.ports.enumerated() { ports[i] = p }
             }
             cfg.nports = UInt32(options.ports.count)
-            cfg.flags = features.synRecvFlags
-                | (features.syscalls.connectExitOnly ? UInt32(SYN_CFG_CONNECT_EXIT_ONLY.rawValue) : 0)
-                | (noStateHook ? UInt32(SYN_CFG_NO_STATE_HOOK.rawValue) : 0)
-            if let (start, end) = KernelSymbols.tcpRcvStateProcess {
-                cfg.trs_start = start
-                cfg.trs_end = end
+            cfg.flags = plan.configFlags
+            if let r = features.tcpRcvStateProcess {
+                cfg.trs_start = r.start
+                cfg.trs_end = r.end
             }
             let rc = syn_set_config(obj, &cfg)
             if rc != 0 { throw KernelError.sys("writing the BPF configuration", code: rc) }
@@ -142,7 +128,7 @@ public final class Tracer {
         while let p = prog {
             // Iterators are attached on demand (seedListeners), not here;
             // `run_` programs are run by user space (sweepListeners).
-            if bpf_program__autoload(p), !Self.runOnDemand(String(cString: bpf_program__name(p))) {
+            if bpf_program__autoload(p), !Self.runOnDemand(p) {
                 // cgroup programs attach to the root cgroup v2 (the link holds it).
                 if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
                     switch CgroupRoot.open() {
@@ -167,9 +153,9 @@ public final class Tracer {
             prog = bpf_object__next_program(obj, p)
         }
 
-        self.features = features
+        self.plan = plan
         self.resetHook = hook
-        self.noStateHook = noStateHook
+        self.noStateHook = plan.noStateHook
         self.object = obj
         self.links = links
         self.ringBytes = UInt64(options.ringBytes)
@@ -205,7 +191,7 @@ public final class Tracer {
     /// that could not be entered.
     @discardableResult
     public func seedListeners(netnsPids: [UInt32: UInt32]) -> [UInt32] {
-        guard let prog = bpf_object__find_program_by_name(object, "iter_listeners"),
+        guard let prog = program(.iterListeners),
               bpf_program__autoload(prog),
               let link = bpf_program__attach_iter(prog, nil) else { return Array(netnsPids.keys) }
         defer { bpf_link__destroy(link) }

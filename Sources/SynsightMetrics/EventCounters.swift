@@ -18,7 +18,9 @@ public enum MetricNames {
     }
     static var summarized: MetricNameDescriptor {
         d("summarized_events", "total",
-          "Events folded into summary records by storm aggregation (already counted in synsight_refusals_total).")
+          "Events folded into summary records by storm aggregation (already counted in synsight_refusals_total), by "
+            + "the folded events' kind and reason and their workload (as in synsight_refusals_total, under the same "
+            + "--metrics-max-workloads bound).")
     }
     static var ringLost: MetricNameDescriptor {
         d("ring_buffer_lost_events", "total", "Events the kernel could not hand to synsight because the BPF ring buffer was full.")
@@ -31,14 +33,15 @@ public enum MetricNames {
     }
     static var acceptQueue: MetricNameDescriptor {
         d("listener_accept_queue", "", "Connections waiting in a listener's accept queue (sk_ack_backlog; a SO_REUSEPORT "
-            + "group is summed), per network namespace, port and address, read at scrape time.")
+            + "group is summed), per network namespace, port, address and workload (unit:, container: or pod: of the "
+            + "process holding the socket; empty when none), read at scrape time.")
     }
     static var maxBacklog: MetricNameDescriptor {
         d("listener_max_backlog", "", "A listener's accept-queue limit, min(listen() backlog, net.core.somaxconn) "
             + "(sk_max_ack_backlog; a SO_REUSEPORT group is summed).")
     }
     static var listeners: MetricNameDescriptor {
-        d("listeners", "", "Listener series (network namespace, port, address) found at the last scrape, before the "
+        d("listeners", "", "Listener series (network namespace, port, address, workload) found at the last scrape, before the "
             + "--metrics-max-listeners bound.")
     }
     static var listenersNotExported: MetricNameDescriptor {
@@ -126,6 +129,7 @@ public final class EventCounters {
     struct SummaryKey: Hashable {
         var kind: RecordKind
         var reason: Reason?
+        var workload: WorkloadLabels.Slot
     }
 
     let registry: PrometheusCollectorRegistry
@@ -166,22 +170,24 @@ public final class EventCounters {
             let n = Int64(clamping: r.count ?? 0)
             let name = r.evidence(.summarizedKind)?.stringValue ?? ""
             let kind = RecordKind(rawValue: name) ?? .summary
-            counter(kind: kind, r).increment(by: n)
-            let sk = SummaryKey(kind: kind, reason: r.reason)
+            let workload = workloads.slot(r)
+            counter(kind: kind, r, workload: workload).increment(by: n)
+            let sk = SummaryKey(kind: kind, reason: r.reason, workload: workload)
             let c = summarized[sk] ?? {
                 let c = registry.makeCounter(descriptor: MetricNames.summarized,
-                                             labels: [("kind", kind.rawValue), ("reason", r.reason?.rawValue ?? "none")])
+                                             labels: [("kind", kind.rawValue), ("reason", r.reason?.rawValue ?? "none"),
+                                                      ("workload", workload.label)])
                 summarized[sk] = c
                 return c
             }()
             c.increment(by: n)
         default:
-            counter(kind: r.kind, r).increment()
+            counter(kind: r.kind, r, workload: workloads.slot(r)).increment()
         }
     }
 
-    func counter(kind: RecordKind, _ r: Record) -> Counter {
-        let key = Key(kind: kind, reason: r.reason, cause: r.cause, port: ports.slot(r.port), workload: workloads.slot(r))
+    func counter(kind: RecordKind, _ r: Record, workload: WorkloadLabels.Slot) -> Counter {
+        let key = Key(kind: kind, reason: r.reason, cause: r.cause, port: ports.slot(r.port), workload: workload)
         if let c = refusals[key] { return c }
         let c = registry.makeCounter(descriptor: MetricNames.refusals,
                                      labels: [("kind", kind.rawValue), ("reason", r.reason?.rawValue ?? "none"),

@@ -5,14 +5,18 @@ import SynsightBase
 import SynsightModel
 
 /// One series of the listener gauges: the sockets listening on one address
-/// and port in one network namespace (a SO_REUSEPORT group is one series).
+/// and port in one network namespace (a SO_REUSEPORT group is one series),
+/// held by one workload (`WorkloadLabels.value`, "" when none is known). The
+/// workload adds no series of its own: a listener has one holder, and the
+/// series are bounded by --metrics-max-listeners.
 public struct ListenerSeries: Hashable, Sendable, Comparable {
     public var netns: UInt32
     public var port: UInt16
     public var address: String
+    public var workload = ""
 
     public static func < (a: ListenerSeries, b: ListenerSeries) -> Bool {
-        (a.port, a.netns, a.address) < (b.port, b.netns, b.address)
+        (a.port, a.netns, a.address, a.workload) < (b.port, b.netns, b.address, b.workload)
     }
 }
 
@@ -34,7 +38,8 @@ public struct ListenerSelection: Sendable, Equatable {
     public static func select(_ sockets: [ListenerQueue], ports: Set<UInt16>, limit: Int) -> ListenerSelection {
         var sums: [ListenerSeries: (UInt64, UInt64)] = [:]
         for s in sockets where ports.isEmpty || ports.contains(s.local.port) {
-            let key = ListenerSeries(netns: s.netns, port: s.local.port, address: s.local.addr.description)
+            let key = ListenerSeries(netns: s.netns, port: s.local.port, address: s.local.addr.description,
+                                     workload: s.workload.flatMap(WorkloadLabels.value) ?? "")
             let old = sums[key] ?? (0, 0)
             sums[key] = (old.0 + UInt64(s.acceptQueue), old.1 + UInt64(s.maxBacklog))
         }
@@ -141,7 +146,7 @@ struct ListenerGauges {
             seen.insert(e.series)
             let g = gauges[e.series] ?? {
                 let labels = [("netns", String(e.series.netns)), ("port", String(e.series.port)),
-                              ("address", e.series.address)]
+                              ("address", e.series.address), ("workload", e.series.workload)]
                 let pair = (registry.makeGauge(descriptor: MetricNames.acceptQueue, labels: labels),
                             registry.makeGauge(descriptor: MetricNames.maxBacklog, labels: labels))
                 gauges[e.series] = pair

@@ -265,9 +265,8 @@ public final class Recorder {
         }
         var off = 0
         while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            let n = retryingEINTR { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) } }
             if n < 0 {
-                if errno == EINTR { continue }
                 let e = errno
                 // Take back a partial line so the file stays whole lines.
                 if off > 0 { _ = ftruncate(fd, off_t(size)) }

@@ -37,9 +37,8 @@ public final class RecorderLock {
             close(f)
             throw RecorderError(what: "\(path) is not a regular file (remove it)", errno: EINVAL)
         }
-        while flock(f, LOCK_EX | LOCK_NB) != 0 {
+        if retryingEINTR({ flock(f, LOCK_EX | LOCK_NB) }) != 0 {
             let e = errno
-            if e == EINTR { continue }
             let holder = e == EWOULDBLOCK ? Holder(pid: Self.readPid(f)) : nil
             close(f)
             throw RecorderError(what: "locking \(path)", errno: e, lockedBy: holder)

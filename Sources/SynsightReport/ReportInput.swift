@@ -163,9 +163,8 @@ public struct ReportSession {
         var buf = [UInt8](repeating: 0, count: 1 << 16)
         var lines = LineSplitter(name: name)
         while true {
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n = retryingEINTR { buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
             if n < 0 {
-                if errno == EINTR { continue }
                 noteInput("\(name): read error: \(String(cString: strerror(errno)))")
                 return false
             }

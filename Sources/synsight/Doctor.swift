@@ -26,12 +26,19 @@ struct Doctor: ParsableCommand {
         }
     }
 
+    @OptionGroup(title: "Diagnostics")
+    var diagnostics: DiagnosticOptions
+
     func run() throws {
-        let f = KernelFeatures.probe()
-        try Output.stdoutOrFail(DoctorReport.render(f) + "\n"
-            + DoctorReport.workloadLines(WorkloadSources.probe(), node: NodeIdentityReader.read()).joined(separator: "\n") + "\n")
+        diagnostics.apply()
+        // Probed once; the report and --measure read this one plan.
+        let plan = ProbePlan.probe(diagnostics.hookChoices)
+        let f = plan.features
+        try Output.stdoutOrFail(DoctorReport.render(plan) + "\n"
+            + DoctorReport.workloadLines(WorkloadSources.probe(podLogRoot: diagnostics.podLogDir), node: NodeIdentityReader.read())
+                .joined(separator: "\n") + "\n")
         if !f.privileges.isSupported || !f.btf.isSupported { throw ExitCode.failure }
-        if let measure { try Output.stdoutOrFail(try DoctorReport.measure(seconds: measure, features: f) + "\n") }
+        if let measure { try Output.stdoutOrFail(try DoctorReport.measure(seconds: measure, plan: plan) + "\n") }
     }
 }
 
@@ -55,18 +62,15 @@ enum DoctorReport {
     /// What could not be probed without privileges, each named once
     /// ("tp_btf/kfree_skb", "/proc/kallsyms", "tracefs", ...).
     static func unprobed(_ f: KernelFeatures) -> [String] {
-        let s = f.syscalls
-        let all = hooks(f).map(\.1) + [f.firewallDropProbe, f.firewallICMPProbe, f.firewallRetransmitProbe,
-                                       f.overflowPerSYN, f.overflowSynRecv, f.acceptExit.fexit, f.acceptExit.tracepoints,
-                                       s.trampoline, s.classic, s.raw, s.capCapable, s.selinuxAudited, s.landlock]
         var seen = Set<String>()
-        return all.filter(\.isInconclusive).compactMap { r in
-            let what = String(r.detail.prefix { $0 != ":" })
-            return seen.insert(what).inserted ? what : nil
+        return f.allResults.compactMap { r in
+            guard case .inconclusive(let i) = r else { return nil }
+            return seen.insert(i.what).inserted ? i.what : nil
         }
     }
 
-    static func render(_ f: KernelFeatures) -> String {
+    static func render(_ plan: ProbePlan) -> String {
+        let f = plan.features
         var l: [String] = []
         l.append("synsight \(SynsightVersion.string) on Linux \(f.release)")
         l.append("")
@@ -92,8 +96,8 @@ enum DoctorReport {
             // Which hook serves a reason is known only once its programs could load.
             return (l + reasons.map { "  \($0.padding(24)) UNKNOWN -- not probed without root" }).joined(separator: "\n")
         }
-        switch f.chooseResetHook() {
-        case .success(let hook):
+        switch (plan.plan(for: .noListener), plan.resetHook) {
+        case (.run, let hook?):
             let fidelity: String
             switch hook {
             case .tcpSendReset: fidelity = "full: every no-socket RST, with the kernel's reset reason"
@@ -101,8 +105,10 @@ enum DoctorReport {
             case .kfreeSkb: fidelity = "full, at higher cost: filters every dropped packet for NO_SOCKET"
             }
             l.append("  no_listener              \(hook.name) -- \(fidelity)")
-        case .failure(let e):
-            l.append("  no_listener              UNAVAILABLE -- \(e.why)")
+        case (.cannotRun(let why), _):
+            l.append("  no_listener              UNAVAILABLE -- \(why.error.why)")
+        case (.run, nil):
+            l.append("  no_listener              UNAVAILABLE -- no hook planned")
         }
         let stateless = f.connectWithoutStateHook
         let registry = stateless.isSupported
@@ -115,9 +121,11 @@ enum DoctorReport {
             : f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state CLOSE->SYN_SENT (process context), joined by 4-tuple (no state-change-free way: \(stateless.detail))" : "UNAVAILABLE"))
         l.append(contentsOf: firewallLines(f))
         l.append(packetDropLine(f))
+        l.append(connectTimeoutLine(f))
         l.append(contentsOf: overflowLines(f))
         l.append(contentsOf: syscallLines(f))
-        l.append(contentsOf: costLines(f))
+        l.append(contentsOf: planLines(plan))
+        l.append(contentsOf: costLines(plan))
         return l.joined(separator: "\n")
     }
 
@@ -126,6 +134,16 @@ enum DoctorReport {
         guard probe.isSupported else { return "  packet_dropped           UNAVAILABLE -- \(probe.detail)" }
         return "  packet_dropped           tp_btf/kfree_skb, a SYN or SYN-ACK with any reason but NETFILTER_DROP, NO_SOCKET, "
             + "TCP_LISTEN_OVERFLOW -- \(f.packetDropDetail())"
+    }
+
+    /// Timeouts explained: where an unanswered connect()'s SYNs went (bpf/timeouts.bpf.h).
+    static func connectTimeoutLine(_ f: KernelFeatures) -> String {
+        let report = f.firewall.softError, retransmit = f.firewall.retransmit
+        guard report.isSupported else { return "  connect_timeout          UNAVAILABLE -- \(report.detail) (timeouts stay unknown/timed_out)" }
+        let ipv6 = retransmit.isSupported
+            ? "IPv6 route from tp_btf/tcp_retransmit_skb" : "IPv6 route UNAVAILABLE (\(retransmit.detail))"
+        return "  connect_timeout          tp_btf/inet_sk_error_report (ETIMEDOUT): egress device, gateway, SYN retransmissions "
+            + "from the socket; \(ipv6); joined with this host's drops of the same attempt"
     }
 
     /// Where process objects get their unit, container and pod names, and
@@ -140,7 +158,7 @@ enum DoctorReport {
     }
 
     static func firewallLines(_ f: KernelFeatures) -> [String] {
-        let drop = f.firewallDropProbe, icmp = f.firewallICMPProbe, retrans = f.firewallRetransmitProbe
+        let drop = f.firewall.drop, icmp = f.firewall.icmp, retrans = f.firewall.retransmit
         guard drop.isSupported else {
             return ["  firewall_reject          UNAVAILABLE -- \(drop.detail)",
                     "  firewall_drop            UNAVAILABLE -- \(drop.detail)"]
@@ -158,21 +176,21 @@ enum DoctorReport {
 extension DoctorReport {
     /// Listen-queue overflow and accept() failures (bpf/overflow.bpf.h).
     static func overflowLines(_ f: KernelFeatures) -> [String] {
-        let syn = f.overflowPerSYN, ackDrop = f.overflowAckDrop, ackReset = f.overflowAckReset
-        let seed = f.iterTCP.isSupported ? "" : "; listeners that predate synsight are not watched (\(f.iterTCP.detail))"
+        let o = f.overflow
+        let syn = o.perSYN, ackDrop = o.ackDrop, ackReset = o.ackReset
+        let seed = o.iterTCP.isSupported ? "" : "; listeners that predate synsight are not watched (\(o.iterTCP.detail))"
         let synStage = syn.isSupported
             ? "per SYN: \(syn.detail)"
             : "SYN stage UNAVAILABLE (\(syn.detail))"
-        let synRecv = f.overflowSynRecv
+        let synRecv = o.synRecv
         let ackStage = [ackDrop.isSupported ? "ACK stage: \(ackDrop.detail)"
                             : synRecv.isSupported ? "ACK stage: \(synRecv.detail)"
                             : "ACK-stage drops UNAVAILABLE (\(ackDrop.detail); \(synRecv.detail))",
                         ackReset.isSupported ? "abort_on_overflow RST: \(ackReset.detail)"
-                            : synRecv.isSupported ? "abort_on_overflow RST: \(synRecv.detail.split(separator: ":")[0]) with tcp_abort_on_overflow set"
+                            : synRecv.isSupported ? "abort_on_overflow RST: \(synRecv.hook!.name) with tcp_abort_on_overflow set"
                             : "abort_on_overflow RST UNAVAILABLE (\(ackReset.detail); \(synRecv.detail))"]
-        let (acceptFexit, acceptTps) = f.acceptExit
-        let accept = acceptFexit.isSupported ? acceptFexit : acceptTps
-        let acceptHook = acceptFexit.isSupported ? "fexit/__sys_accept4" : "syscalls:sys_exit_accept{,4}"
+        let accept = o.accept
+        let acceptHook = o.acceptFexit.isSupported ? "fexit/__sys_accept4" : "syscalls:sys_exit_accept{,4}"
         return [
             "  accept_queue_full        \(synStage); " + ackStage.joined(separator: "; ") + seed,
             "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)" : "UNAVAILABLE (\(syn.detail))") + seed,

@@ -13,18 +13,35 @@ import SynsightKernel
 /// healthy traffic and which only on failures; with `--measure`, what each
 /// costs on this host's live traffic.
 extension DoctorReport {
-    static func costLines(_ f: KernelFeatures) -> [String] {
-        let planned = Tracer.plannedPrograms(features: f)
-        guard !planned.isEmpty else { return [] }
-        var byHook: [String: [String]] = [:]
-        for p in planned { byHook[p.hook, default: []].append(p.name) }
+    /// The probe plan: each reason area with the number of programs it
+    /// loads, or what it needs and why this kernel cannot give it.
+    static func planLines(_ plan: ProbePlan) -> [String] {
+        var l = ["", "plan (each area's programs; an area that cannot run loads nothing)"]
+        for (area, p) in plan.areas {
+            switch p {
+            case .run(let programs):
+                let names = BPFProgram.allCases.filter(programs.contains).map(\.rawValue)
+                l.append("  \(area.rawValue.padding(14)) \(names.joined(separator: ", "))")
+            case .cannotRun(let why):
+                let state = why.probe.isInconclusive ? "NOT PROBED" : "CANNOT RUN"
+                l.append("  \(area.rawValue.padding(14)) \(state) -- needs \(why.needs): \(why.probe.detail)")
+            }
+        }
+        return l
+    }
+
+    static func costLines(_ plan: ProbePlan) -> [String] {
+        let planned = plan.orderedPrograms.filter { !$0.runOnDemand }
+        guard !planned.isEmpty, plan.resetHook != nil else { return [] }
+        var byHook: [String: [BPFProgram]] = [:]
+        for p in planned { byHook[p.section, default: []].append(p) }
         let hooks = byHook.keys.sorted()
         let w = (hooks.map(\.count).max() ?? 0) + 2
         func line(_ hook: String) -> String {
-            let names = byHook[hook]!
-            return "    " + hook.padding(w) + names.joined(separator: ", ") + ": " + HookCadence.of(program: names[0]).trigger
+            let programs = byHook[hook]!
+            return "    " + hook.padding(w) + programs.map(\.rawValue).joined(separator: ", ") + ": " + programs[0].cadence.trigger
         }
-        let healthy = hooks.filter { byHook[$0]!.contains { HookCadence.of(program: $0).healthy } }
+        let healthy = hooks.filter { byHook[$0]!.contains { $0.cadence.healthy } }
         let other = hooks.filter { !healthy.contains($0) }
         var l = ["", "cost (the \(planned.count) programs trace and record attach here)"]
         l.append("  run for healthy traffic:")
@@ -42,12 +59,12 @@ extension DoctorReport {
     /// Attaches what `trace` attaches for `seconds` with BPF statistics on,
     /// reads (and discards) the ring buffer, and reports each program's runs
     /// and run time on this host's traffic meanwhile.
-    static func measure(seconds: Double, features: KernelFeatures) throws -> String {
+    static func measure(seconds: Double, plan: ProbePlan) throws -> String {
         let stats: BPFStatistics
         let tracer: Tracer
         do {
             stats = try BPFStatistics.enable()
-            tracer = try Tracer(options: TracerOptions(), features: features)
+            tracer = try Tracer(options: TracerOptions(), plan: plan)
         } catch {
             throw fail(error.description)
         }

@@ -52,6 +52,9 @@ struct Explain: ParsableCommand {
     @Flag(help: "Show libbpf's log (verifier output on load failures).")
     var verbose = false
 
+    @OptionGroup(title: "Diagnostics")
+    var diagnostics: DiagnosticOptions
+
     static let maxDuration: Double = 3600
 
     func validate() throws {
@@ -67,6 +70,7 @@ struct Explain: ParsableCommand {
     }
 
     func run() throws {
+        diagnostics.apply()
         guard geteuid() == 0 else {
             throw fail("explain needs root: it enters every network namespace to read sockets, sysctls and counters "
                 + "(CAP_SYS_ADMIN), reads other processes' sockets, fds and limits under /proc (CAP_SYS_PTRACE), lists "
@@ -95,7 +99,8 @@ struct Explain: ParsableCommand {
             } else {
                 recent = RecentActivity(status: .skipped)
             }
-            let state = try ExplainSnapshot.gather(port: port, namespaces: namespaces, countersAtStart: countersAtStart)
+            let state = try ExplainSnapshot.gather(port: port, namespaces: namespaces, countersAtStart: countersAtStart,
+                                                   podLogRoot: diagnostics.podLogDir)
             let input = ExplainInput(port: port, ts: currentClockMapping().epoch(bootTimeNow()), viewpoint: viewpoint,
                                      namespaces: state.namespaces, listeners: state.listeners,
                                      recent: recent, notes: state.notes)
@@ -114,7 +119,8 @@ struct Explain: ParsableCommand {
     func shortTrace(_ port: UInt16) -> RecentActivity {
         var settings = TraceSettings()
         settings.ports = [port]
-        settings.resetHook = resetHook.flatMap(Trace.parseHook)
+        settings.hooks = diagnostics.hookChoices(resetHook: resetHook)
+        settings.podLogDir = diagnostics.podLogDir
         settings.verbose = verbose
         settings.duration = duration
         let tracer: Tracer

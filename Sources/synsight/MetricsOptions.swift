@@ -72,8 +72,10 @@ struct MetricsOptions: ParsableArguments {
         settings.ports = Set(ports)
         settings.version = SynsightVersion.string
         settings.command = command
+        let owners = ListenerOwners()
         let exporter = MetricsExporter(settings: settings) {
-            let s = ListenerQueues.sample()
+            var s = ListenerQueues.sample()
+            owners.annotate(&s.listeners)
             return (s.listeners, s.unreadable)
         }
         let server: MetricsHTTPServer

@@ -82,6 +82,9 @@ struct RecordCommand: ParsableCommand {
     @Flag(help: "Show libbpf's log.")
     var verbose = false
 
+    @OptionGroup(title: "Diagnostics")
+    var diagnostics: DiagnosticOptions
+
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
@@ -160,6 +163,7 @@ struct RecordCommand: ParsableCommand {
     }
 
     func run() throws {
+        diagnostics.apply()
         var opts = Recorder.Options(directory: dir)
         if case .value(let size) = Self.parseSize(maxFileSize) { opts.maxFileSize = size }
         opts.maxFiles = maxFiles
@@ -185,6 +189,8 @@ struct RecordCommand: ParsableCommand {
         var settings = TraceSettings()
         settings.ports = Array(Set(ports.map { UInt16($0) })).sorted()
         settings.verbose = verbose
+        settings.hooks = diagnostics.hookChoices
+        settings.podLogDir = diagnostics.podLogDir
         settings.duration = duration
         settings.aggregate = aggregate > 0 ? aggregate : nil
         settings.reopenOnHUP = true

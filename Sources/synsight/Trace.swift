@@ -74,6 +74,9 @@ struct Trace: ParsableCommand {
     @Option(help: .hidden)
     var testRulesetDelayMs: Int = 0
 
+    @OptionGroup(title: "Diagnostics")
+    var diagnostics: DiagnosticOptions
+
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
@@ -91,15 +94,7 @@ struct Trace: ParsableCommand {
         return isTerminal && !json ? terminalFold : nil
     }
 
-    static func parseHook(_ s: String) -> ResetHook? {
-        switch s {
-        case "tcp_send_reset", "tp_btf/tcp_send_reset": return .tcpSendReset
-        case "kfree_skb", "tp_btf/kfree_skb": return .kfreeSkb
-        case "fentry": return .fentry
-        case "kprobe": return .kprobe
-        default: return nil
-        }
-    }
+    static func parseHook(_ s: String) -> ResetHook? { HookChoices.resetHook(named: s) }
 
     func validate() throws {
         if let duration, !(duration > 0 && duration <= Self.maxDuration) {
@@ -129,9 +124,11 @@ struct Trace: ParsableCommand {
     }
 
     func run() throws {
+        diagnostics.apply()
         var settings = TraceSettings()
         settings.ports = Array(Set(ports.map { UInt16($0) })).sorted()
-        settings.resetHook = resetHook.flatMap(Self.parseHook)
+        settings.hooks = diagnostics.hookChoices(resetHook: resetHook)
+        settings.podLogDir = diagnostics.podLogDir
         settings.verbose = verbose
         settings.joinWindowMs = joinWindowMs
         settings.duration = duration

@@ -153,6 +153,18 @@ struct CLITests {
         #expect(r.stdout.contains("USAGE: synsight doctor"))
     }
 
+    /// The test switches are options, hidden from --help (shown by --help-hidden).
+    @Test(arguments: ["trace", "record", "explain", "doctor"])
+    func testSwitchesAreHiddenOptions(command: String) throws {
+        let help = try synsight(command, "--help")
+        #expect(help.status == 0)
+        #expect(!help.stdout.contains("--force-hook"), "\(command) --help shows a hidden option")
+        let hidden = try synsight(command, "--help-hidden")
+        for option in ["--force-hook <area=hook>", "--log-level <level>", "--pod-log-dir <dir>"] {
+            #expect(hidden.stdout.contains(option), "\(command) --help-hidden does not mention \(option)")
+        }
+    }
+
     @Test func versionPrintsAVersion() throws {
         let r = try synsight("--version")
         #expect(r.status == 0)
@@ -178,6 +190,11 @@ struct CLITests {
         (["trace", "--count", "0"], "--count must be a positive number, got 0"),
         (["trace", "--count=-3"], "--count must be a positive number, got -3"),
         (["trace", "--reset-hook", "bogus"], "--reset-hook must be one of tcp_send_reset, fentry, kprobe, kfree_skb; got 'bogus'"),
+        (["trace", "--force-hook", "syscall=classic"], "--force-hook takes area=hook, one of reset=tcp_send_reset|fentry|kprobe|kfree_skb, "
+            + "syscall=tracepoint|raw, overflow=kprobe, connect=inet_sock_set_state; got 'syscall=classic'"),
+        (["doctor", "--force-hook", "overflow"], "--force-hook takes area=hook"),
+        (["record", "--dir", "/nonexistent", "--force-hook", "nat=kprobe"], "got 'nat=kprobe'"),
+        (["trace", "--log-level", "loud"], "--log-level must be one of trace, debug, info, notice, warning, error, critical; got 'loud'"),
         (["trace", "--join-window-ms", "10001"], "--join-window-ms must be between 0 and 10000, got 10001"),
         (["trace", "--join-window-ms=-1"], "--join-window-ms must be between 0 and 10000, got -1"),
         (["trace", "--port", "http"], "--port"),

@@ -173,10 +173,7 @@ struct BindFailureTests {
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TraceSession.binary)
-        p.arguments = ["trace", "--json", "--duration", "20"]
-        var env = ProcessInfo.processInfo.environment
-        env["SYNSIGHT_SYSCALL_ENTRY"] = "raw"
-        p.environment = env
+        p.arguments = ["trace", "--json", "--duration", "20", "--force-hook", "syscall=raw"]
         p.standardOutput = try FileHandle(forWritingTo: out)
         p.standardError = p.standardOutput
         try p.run()

@@ -17,6 +17,23 @@ struct DoctorTests {
         try sh([TraceSession.binary, "doctor"])
     }
 
+    @Test("one program per kernel hook: no hook in doctor's cost section lists two programs")
+    func oneProgramPerHook() throws {
+        try Privileged.check()
+        let out = try doctor()
+        let lines = out.split(separator: "\n")
+        let start = try #require(lines.firstIndex { $0.hasPrefix("cost (the ") }, "\(out)")
+        // `    <hook>  <program>[, <program>...]: <when it runs>` until the next section.
+        let hookLines = lines[(start + 1)...].prefix { !$0.isEmpty && $0.hasPrefix("  ") }
+            .filter { $0.hasPrefix("    ") && ($0.contains("/") || $0.contains("raw_tp")) }
+        #expect(hookLines.count >= 10, "\(out)")
+        for l in hookLines {
+            let programs = l.drop { $0 == " " }.drop { $0 != " " }.prefix { $0 != ":" }
+            #expect(!programs.contains(","), "two programs on one hook: \(l)")
+        }
+        #expect(hookLines.contains { $0.contains("tp_btf/kfree_skb") && $0.contains("on_kfree_skb") }, "\(out)")
+    }
+
     @Test("no_listener uses tcp_send_reset where the kernel has reset reasons (6.10+)")
     func noListenerHook() throws {
         try Privileged.check()
@@ -62,10 +79,49 @@ struct DoctorTests {
         let out = try doctor()
         for reason in ["no_listener", "accept_queue_full", "syn_queue_full", "firewall_reject", "firewall_drop",
                        "address_in_use", "privileged_port", "address_not_available", "lsm_denied",
-                       "fd_exhausted", "ephemeral_ports_exhausted", "packet_dropped"] {
+                       "fd_exhausted", "ephemeral_ports_exhausted", "packet_dropped", "connect_timeout"] {
             #expect(out.contains("  \(reason)"), "doctor does not mention \(reason)")
         }
         #expect(!out.contains("not implemented"))
+    }
+
+    @Test("the plan: one line per reason area; Landlock's fork/exit programs are planned only where Landlock is served")
+    func planSection() throws {
+        try Privileged.check()
+        let lines = try doctor().split(separator: "\n").map(String.init)
+        for area in ["noListener", "connections", "firewall", "packetDrops", "overflow", "fdExhausted", "syscalls", "landlock"] {
+            #expect(lines.contains { $0.hasPrefix("  \(area) ") }, "no plan line for \(area)")
+        }
+        let lsm = try #require(lines.first { $0.hasPrefix("  lsm_denied") })
+        let served = lsm.contains("Landlock via")
+        let landlock = try #require(lines.first { $0.hasPrefix("  landlock ") })
+        #expect(landlock.contains("sc_landlock_fork") == served, "\(landlock) / \(lsm)")
+        #expect(landlock.contains("CANNOT RUN") == !served, "\(landlock)")
+        // The cost section lists what is attached: the same programs.
+        #expect(lines.contains { $0.contains("sc_landlock_fork:") } == served)
+    }
+
+    @Test("--force-hook syscall=raw: the syscall areas plan the raw_syscalls programs and no other group")
+    func forcedSyscallHook() throws {
+        try Privileged.check()
+        let lines = try sh([TraceSession.binary, "doctor", "--force-hook", "syscall=raw"]).split(separator: "\n").map(String.init)
+        let plan = try #require(lines.first { $0.hasPrefix("  syscalls ") })
+        #expect(plan.contains("sc_raw_enter, sc_raw_exit"), "\(plan)")
+        #expect(!plan.contains("sc_tp_") && !plan.contains("sc_fx_"), "\(plan)")
+        let inUse = try #require(lines.first { $0.hasPrefix("  address_in_use ") })
+        #expect(inUse.contains("tp_btf/sys_enter + sys_exit (raw_syscalls)"), "\(inUse)")
+        #expect(!lines.contains { $0.contains("tracepoint/syscalls/sys_enter_bind") }, "a classic syscall tracepoint is still planned")
+    }
+
+    @Test("trace --log-level debug: swift-log diagnostics on stderr name the planned programs; the default level prints none")
+    func debugLogLevel() throws {
+        try Privileged.check()
+        let debug = try sh([TraceSession.binary, "trace", "--duration", "1", "--log-level", "debug", "--force-hook", "syscall=raw"])
+        let line = try #require(debug.split(separator: "\n").first { $0.contains("loading the planned programs:") }, "\(debug)")
+        #expect(line.contains("debug"), "\(line)")
+        #expect(line.contains("sc_raw_enter") && !line.contains("sc_tp_enter_bind"), "\(line)")
+        let quiet = try sh([TraceSession.binary, "trace", "--duration", "1"])
+        #expect(!quiet.contains("loading the planned programs"), "\(quiet)")
     }
 
     @Test("not root: a one-line error naming what to do, and a non-zero exit")

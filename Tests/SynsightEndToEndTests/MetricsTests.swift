@@ -283,6 +283,56 @@ struct MetricsTests {
         trace.stop()
     }
 
+    @Test("workload labels: refusals and folded storms counted by the systemd unit of the killed listener; the second unit past --metrics-max-workloads 1 is \"other\"")
+    func workloadLabels() throws {
+        let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy mounted")
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let units = ["synsight-e2e-metrics-a-\(tag).service", "synsight-e2e-metrics-b-\(tag).service"]
+        let cgroups = try units.map { try CgroupTree(root: root, components: ["system.slice", $0]) }
+        // The second tree shares the first's system.slice: removed first.
+        defer { cgroups.reversed().forEach { $0.remove() } }
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let ports = [randomPort(), randomPort() + 10_000]
+        let metricsPort = Self.freePort()
+        // --fold 1: past one refusal a second per port and process, the rest is folded into summaries.
+        let trace = try TraceSession(ports.flatMap { ["--port", String($0)] }
+                                     + ["--fold", "1", "--metrics-address", String(metricsPort), "--metrics-max-workloads", "1"])
+        // A listener in each unit's cgroup, killed: its refusals are attributed to it, and to its unit.
+        for (cgroup, port) in zip(cgroups, ports) {
+            let listener = try Peer(runIn: ns, ["listen", "127.0.0.1", String(port), "--await-cgroup", cgroup.path],
+                                    readyPrefix: "waiting")
+            try String(listener.pid).write(toFile: cgroup.leaf + "/cgroup.procs", atomically: false, encoding: .utf8)
+            #expect(waitUntil { listener.output.contains("ready") }, "peer output: \(listener.output)")
+            listener.killHard()
+        }
+        let storm = 6
+        func counted(_ port: Int) -> (records: Int, events: Int) {
+            let rs = trace.records.filter { $0.int("port") == port && ["refusal", "summary"].contains($0.string("kind") ?? "") }
+            return (rs.count, rs.reduce(0) { $0 + (($1.string("kind") == "summary") ? ($1.int("count") ?? 0) : 1) })
+        }
+        // Unit a first: it gets the one workload label.
+        for _ in 0..<storm { _ = try Peer.connect(from: ns, addr: "127.0.0.1", port: ports[0]) }
+        #expect(waitUntil(timeout: 15) { counted(ports[0]).events == storm }, "records: \(trace.stdout)")
+        _ = try Peer.connect(from: ns, addr: "127.0.0.1", port: ports[1])
+        #expect(waitUntil(timeout: 15) { counted(ports[1]).events == 1 }, "records: \(trace.stdout)")
+        let folded = trace.records.filter { $0.int("port") == ports[0] && $0.string("kind") == "summary" }
+            .reduce(0) { $0 + ($1.int("count") ?? 0) }
+        #expect(folded > 0, "a storm of \(storm) in about a second folds with --fold 1: \(trace.stdout)")
+        let unit = trace.records.first { $0.int("port") == ports[0] }?.object("process")?["unit"] as? String
+        #expect(unit == units[0], "records: \(trace.stdout)")
+
+        let body = try Self.http(port: metricsPort).body
+        let a = "unit:\(units[0])"
+        #expect(Self.sum(body, "synsight_refusals_total", ["workload": a, "port": String(ports[0])]) == Double(storm), "\(body)")
+        #expect(Self.sum(body, "synsight_summarized_events_total", ["workload": a, "kind": "refusal"]) == Double(folded), "\(body)")
+        #expect(Self.sum(body, "synsight_refusals_total", ["workload": "other", "port": String(ports[1])]) == 1, "\(body)")
+        #expect(!body.contains(units[1]), "the second unit is past the bound: \(body)")
+        let lint = try Self.promtool(body)
+        #expect(lint.status == 0, "promtool: \(lint.output)")
+        trace.stop()
+    }
+
     @Test("listener gauges: a stalled listener's accept queue and backlog, in its namespace; gone when it exits")
     func listenerGauges() throws {
         let ns = try NetNS()
@@ -312,6 +362,38 @@ struct MetricsTests {
         #expect(Self.sum(after, "synsight_listener_accept_queue", series) == nil, "the closed listener is still exported")
         #expect(Self.sum(after, "synsight_listeners", [:]) == 0)
         _ = (holders, third)
+        trace.stop()
+    }
+
+    @Test("listener gauges name the workload holding the socket: a listener in a systemd-shaped unit cgroup, and none for one outside")
+    func listenerGaugeWorkload() throws {
+        let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy mounted")
+        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let unit = "synsight-e2e-gauge-\(tag).service"
+        let cgroup = try CgroupTree(root: root, components: ["system.slice", unit])
+        defer { cgroup.remove() }
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let ports = [randomPort(), randomPort() + 10_000]
+        let inUnit = try Peer(runIn: ns, ["listen", "127.0.0.1", String(ports[0]), "--await-cgroup", cgroup.path],
+                              readyPrefix: "waiting")
+        try String(inUnit.pid).write(toFile: cgroup.leaf + "/cgroup.procs", atomically: false, encoding: .utf8)
+        #expect(waitUntil { inUnit.output.contains("ready") }, "peer output: \(inUnit.output)")
+        let outside = try Peer(listenIn: ns, addr: "127.0.0.1", port: ports[1])
+        let metricsPort = Self.freePort()
+        let trace = try TraceSession(ports.flatMap { ["--port", String($0)] } + ["--metrics-address", String(metricsPort)])
+        let body = try Self.http(port: metricsPort).body
+        let series = { (port: Int) in ["netns": String(ns.inode), "port": String(port), "address": "127.0.0.1"] }
+        #expect(Self.sum(body, "synsight_listener_max_backlog", series(ports[0]).merging(["workload": "unit:\(unit)"]) { $1 })
+                != nil, "\(body)")
+        #expect(Self.sum(body, "synsight_listener_accept_queue", series(ports[0]).merging(["workload": "unit:\(unit)"]) { $1 })
+                == 0, "\(body)")
+        #expect(Self.sum(body, "synsight_listener_accept_queue", series(ports[1]).merging(["workload": ""]) { $1 }) == 0,
+                "\(body)")
+        let lint = try Self.promtool(body)
+        #expect(lint.status == 0, "promtool: \(lint.output)")
+        inUnit.killHard()
+        outside.killHard()
         trace.stop()
     }
 

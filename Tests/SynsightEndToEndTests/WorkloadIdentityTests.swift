@@ -71,10 +71,10 @@ struct WorkloadIdentityEndToEndTests {
     /// once, possibly before synsight's consumer has read its /proc entries:
     /// its cgroup v2 id from the kernel event must still name its cgroup.
     func killedListenerRefusal(cgroup: CgroupTree, settle: Double = 0,
-                               environment: [String: String] = [:]) throws -> (JSONRecord, NetNS, Peer) {
+                               traceArgs: [String] = []) throws -> (JSONRecord, NetNS, Peer) {
         let ns = try NetNS()
         let port = randomPort()
-        let trace = try TraceSession([], environment: environment)
+        let trace = try TraceSession(traceArgs)
         let listener = try Peer(runIn: ns, ["listen", "127.0.0.1", String(port), "--await-cgroup", cgroup.path],
                                 readyPrefix: "waiting")
         try String(listener.pid).write(toFile: cgroup.leaf + "/cgroup.procs", atomically: false, encoding: .utf8)
@@ -153,7 +153,7 @@ struct WorkloadIdentityEndToEndTests {
         let podName = "api-\(String(uid.prefix(4)))"
         try FileManager.default.createDirectory(atPath: "\(logs)/pods/shop_\(podName)_\(uid)/api",
                                                 withIntermediateDirectories: true)
-        let (r, ns, _) = try killedListenerRefusal(cgroup: cgroup, environment: ["SYNSIGHT_POD_LOG_DIR": "\(logs)/pods"])
+        let (r, ns, _) = try killedListenerRefusal(cgroup: cgroup, traceArgs: ["--pod-log-dir", "\(logs)/pods"])
         defer { ns.remove() }
         let process = try #require(r.object("process"))
         let pod = process["pod"] as? [String: Any]
@@ -174,7 +174,7 @@ struct WorkloadIdentityEndToEndTests {
         let logs = tempDir()
         defer { try? FileManager.default.removeItem(atPath: logs) }
         try FileManager.default.createDirectory(atPath: logs + "/pods", withIntermediateDirectories: true)
-        let out = try sh(["/usr/bin/env", "SYNSIGHT_POD_LOG_DIR=\(logs)/pods", TraceSession.binary, "doctor"])
+        let out = try sh([TraceSession.binary, "doctor", "--pod-log-dir", "\(logs)/pods"])
         let cgroups = try #require(out.split(separator: "\n").first { $0.contains("  cgroups ") }, "\(out)")
         if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers") {
             #expect(cgroups.contains("cgroup v2"), "\(cgroups)")
@@ -187,7 +187,7 @@ struct WorkloadIdentityEndToEndTests {
         let bootID = try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(out.contains("boot-id \(bootID)"))
-        let missing = try sh(["/usr/bin/env", "SYNSIGHT_POD_LOG_DIR=\(logs)/absent", TraceSession.binary, "doctor"])
+        let missing = try sh([TraceSession.binary, "doctor", "--pod-log-dir", "\(logs)/absent"])
         #expect(missing.contains("\(logs)/absent absent (no kubelet)"), "\(missing)")
     }
 

@@ -254,6 +254,43 @@ struct WorkloadLabelTests {
         #expect(e.sum("synsight_refusals_total", ["workload": ""]) == 1)
         #expect(e.sum("synsight_refusals_total") == 5046)
         #expect(c.workloads.assigned.count == 10)
+        // The summary's folded events carry the same bounded label.
+        #expect(e.sum("synsight_summarized_events_total", ["workload": "pod:shop/api-3"]) == 40)
+    }
+
+    @Test("summarized events by workload: a storm names its pod or unit; past the bound \"other\", none \"\"; totals exact")
+    func summarizedByWorkload() {
+        var s = MetricsExporter.Settings()
+        s.maxWorkloads = 2
+        let exporter = MetricsExporter(settings: s, sampler: emptySampler())
+        let c = exporter.makeEventCounters(recording: false)
+        func summary(_ w: WorkloadIdentity?, count: UInt64, reason: Reason = .noListener) -> Record {
+            var r = refusal(port: 8080)
+            r.reason = reason
+            if let w { r = withWorkload(r, process: w) }
+            r.kind = .summary
+            r.count = count
+            r.evidence = [("summarized_kind", .string("refusal"))]
+            return r
+        }
+        let api = WorkloadIdentity(pod: PodRef(uid: "u1", namespace: "shop", name: "api"))
+        c.observe(summary(api, count: 30))
+        c.observe(summary(WorkloadIdentity(unit: "nginx.service"), count: 7))
+        c.observe(summary(WorkloadIdentity(container: ContainerRef(runtime: .docker, id: WorkloadLabelTests.containerID,
+                                                                   name: "web")), count: 5))
+        c.observe(summary(nil, count: 2))
+        c.observe(summary(api, count: 3, reason: .acceptQueueFull))
+
+        let e = Exposition(exporter.registry.emitToBuffer())
+        let byWorkload = Dictionary(grouping: e.values("synsight_summarized_events_total"),
+                                    by: { $0.labels["workload"] ?? "<absent>" })
+            .mapValues { $0.reduce(0) { $0 + $1.value } }
+        #expect(byWorkload == ["pod:shop/api": 33, "unit:nginx.service": 7, "other": 5, "": 2])
+        #expect(e.sum("synsight_summarized_events_total", ["workload": "pod:shop/api", "reason": "accept_queue_full"]) == 3)
+        // The refusal counter agrees: one bound for both families.
+        #expect(e.sum("synsight_refusals_total", ["workload": "other"]) == 5)
+        #expect(e.sum("synsight_summarized_events_total") == e.sum("synsight_refusals_total"))
+        #expect(e.help["synsight_summarized_events_total"]?.contains("workload") == true)
     }
 
     @Test("untrusted names: quote and backslash escaped by the writer, control characters replaced, long names cut")
@@ -300,6 +337,29 @@ struct ListenerGaugeTests {
         #expect(bounded.entries.map(\.series.port) == [22, 8080])
         let filtered = ListenerSelection.select(sockets, ports: [9000], limit: 100)
         #expect(filtered.total == 1 && filtered.entries.first?.acceptQueue == 5)
+    }
+
+    @Test("the workload holding a listener is a label of its series; a SO_REUSEPORT group of one workload stays one series")
+    func workloadLabel() {
+        let lo = IPAddress(v4: 127, 0, 0, 1)
+        let web = WorkloadIdentity(container: ContainerRef(runtime: .docker, id: WorkloadLabelTests.containerID, name: "web"))
+        let api = WorkloadIdentity(pod: PodRef(uid: "u1", namespace: "shop", name: "api"))
+        func w(_ q: ListenerQueue, _ id: WorkloadIdentity?) -> ListenerQueue { var q = q; q.workload = id; return q }
+        let sockets = [w(Self.q(1, lo, 80, 1, 8), web), w(Self.q(1, lo, 80, 2, 8), web),
+                       w(Self.q(2, .any4, 8080, 0, 128), api), Self.q(3, lo, 22, 0, 128)]
+        let sel = ListenerSelection.select(sockets, ports: [], limit: 100)
+        #expect(sel.total == 3)
+        #expect(sel.entries.map(\.series) == [
+            ListenerSeries(netns: 3, port: 22, address: "127.0.0.1", workload: ""),
+            ListenerSeries(netns: 1, port: 80, address: "127.0.0.1", workload: "container:web"),
+            ListenerSeries(netns: 2, port: 8080, address: "0.0.0.0", workload: "pod:shop/api"),
+        ])
+        #expect(sel.entries[1].acceptQueue == 3)
+        let exporter = MetricsExporter(settings: .init(), sampler: { (sockets, 0) })
+        let e = Exposition(exporter.render())
+        #expect(e.sum("synsight_listener_accept_queue", ["workload": "container:web", "port": "80"]) == 3)
+        #expect(e.sum("synsight_listener_max_backlog", ["workload": "pod:shop/api"]) == 128)
+        #expect(e.sum("synsight_listener_accept_queue", ["workload": "", "port": "22"]) == 0)
     }
 
     @Test("gauges follow the listeners: a closed listener's series disappears; samples are reused briefly")

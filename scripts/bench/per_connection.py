@@ -104,6 +104,8 @@ def main():
     ap.add_argument("--connections", type=int, default=4000)
     ap.add_argument("--synsight", default=None, help="the synsight binary (default: .build/release, else .build/debug)")
     ap.add_argument("--json", help="also write the result as JSON to this file")
+    ap.add_argument("--force-hook", action="append", default=[], metavar="AREA=HOOK",
+                    help="passed to record (e.g. connect=inet_sock_set_state measures the state-change hook)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("per-connection: needs root (BPF, network namespaces)")
@@ -120,7 +122,8 @@ def main():
         subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
         mport = free_port()
         err = open(f"{tmp}/record.err", "w+")
-        rec = subprocess.Popen([binary, "record", "--dir", f"{tmp}/rec", "--bpf-stats"] + os.environ.get("PER_CONN_EXTRA", "").split() + [
+        rec = subprocess.Popen([binary, "record", "--dir", f"{tmp}/rec", "--bpf-stats"] + os.environ.get("PER_CONN_EXTRA", "").split()
+                               + [a for h in args.force_hook for a in ("--force-hook", h)] + [
                                 "--metrics-address", f"127.0.0.1:{mport}"], stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 60
         while "synsight: tracing" not in open(f"{tmp}/record.err").read():

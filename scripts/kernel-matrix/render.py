@@ -94,7 +94,7 @@ def main():
               "attaching fentry/fexit programs (scripts/kernel-matrix/scenarios.py). *n/a* means the kernel cannot show it, and why.")
     md.append("")
     md.append("Passes: **default** = hooks chosen by synsight's own probes; **kprobe** = `--reset-hook kprobe` and "
-              "`SYNSIGHT_OVERFLOW_HOOK=kprobe` (the kprobe programs forced); **kfree_skb** = `--reset-hook kfree_skb`; "
+              "`--force-hook overflow=kprobe` (the kprobe programs forced); **kfree_skb** = `--reset-hook kfree_skb`; "
               "**selinux** = a guest booted with SELinux enforcing and Debian's reference policy.")
     md.append("")
     header = "| pass | scenario | reason | " + " | ".join("%s (%s)" % (l, res["env"].get("release", "?")) for l, res in cols) + " |"

@@ -14,7 +14,7 @@ public struct WorkloadSources: Sendable {
         case none = "no cgroup filesystem mounted"
     }
 
-    /// Default kubelet pod log root; `SYNSIGHT_POD_LOG_DIR` overrides it (tests).
+    /// Default kubelet pod log root; the hidden `--pod-log-dir` overrides it (tests).
     public static let defaultPodLogRoot = "/var/log/pods"
     public static let defaultDockerDataRoot = "/var/lib/docker"
     public static let netnsDir = "/run/netns"
@@ -47,19 +47,13 @@ public struct WorkloadSources: Sendable {
         self.netnsDirExists = netnsDirExists
     }
 
-    /// Probe this host.
-    public static func probe() -> WorkloadSources {
-        let podRoot = environment("SYNSIGHT_POD_LOG_DIR") ?? defaultPodLogRoot
+    /// Probe this host. `podLogRoot`: kubelet's pod log root, when not the default.
+    public static func probe(podLogRoot: String? = nil) -> WorkloadSources {
+        let podRoot = podLogRoot ?? defaultPodLogRoot
         let parent = podRoot.split(separator: "/").dropLast().joined(separator: "/")
         return WorkloadSources(cgroupMode: cgroupMode(), dockerDataRoots: dockerDataRoots(), podLogRoot: podRoot,
                                podLogRootExists: isDirectory(podRoot), containerLogRoot: "/" + parent + "/containers",
                                netnsDirExists: isDirectory(netnsDir))
-    }
-
-    static func environment(_ name: String) -> String? {
-        guard let v = getenv(name) else { return nil }
-        let s = String(cString: v)
-        return s.isEmpty ? nil : s
     }
 
     static func isDirectory(_ path: String) -> Bool {

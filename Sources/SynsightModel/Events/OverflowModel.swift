@@ -52,7 +52,7 @@ public struct ListenOverflow: Sendable, Hashable {
     public var remote: Endpoint
     public var client: TaskInfo?
     /// The kernel did not look for the client: its per-CPU budget of table
-    /// walks was spent (an overflow storm; bpf/refusals.bpf.c find_client).
+    /// walks was spent (an overflow storm; bpf/conntab.bpf.h find_client).
     public var clientNotLookedUp: Bool = false
     public var listenerInode: UInt64
     public var netns: UInt32

@@ -11,11 +11,18 @@ public struct ListenerQueue: Sendable, Hashable {
     public var acceptQueue: UInt32
     /// sk_max_ack_backlog.
     public var maxBacklog: UInt32
+    /// The socket's inode (0: unknown).
+    public var inode: UInt64
+    /// The workload of the process holding it, when known.
+    public var workload: WorkloadIdentity?
 
-    public init(netns: UInt32, local: Endpoint, acceptQueue: UInt32, maxBacklog: UInt32) {
+    public init(netns: UInt32, local: Endpoint, acceptQueue: UInt32, maxBacklog: UInt32, inode: UInt64 = 0,
+                workload: WorkloadIdentity? = nil) {
         self.netns = netns
         self.local = local
         self.acceptQueue = acceptQueue
         self.maxBacklog = maxBacklog
+        self.inode = inode
+        self.workload = workload
     }
 }

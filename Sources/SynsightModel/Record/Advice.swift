@@ -127,6 +127,8 @@ public struct Advice: Sendable, Hashable {
             return Advice(fix: drop.remediation,
                           steps: [drop.remediation,
                                   "Watch it live with sudo synsight trace --port \(portText(facts)); the evidence names the interface and the kernel function."])
+        case .connectTimeout?:
+            return connectTimeout(cause)
         case .resetByPeer?:
             return Advice(fix: "check the server",
                           steps: ["The peer reset the connection: check the peer's logs and its own refusals (run synsight there)."])
@@ -134,6 +136,20 @@ public struct Advice: Sendable, Hashable {
             return Advice(fix: "run synsight on the host that refused",
                           steps: ["Read the evidence of the most recent record below; run sudo synsight trace --port \(portText(facts)) to watch it live."])
         }
+    }
+
+    static func connectTimeout(_ cause: RecordCause?) -> Advice {
+        if case .connectTimeout(.droppedOnHost)? = cause {
+            return Advice(fix: "fix that drop as its own record says",
+                          steps: ["The connection attempts were dropped on this host, not lost on the way: the drop is in evidence.drop "
+                                    + "(the firewall rule, or the kernel's drop reason, location and interface).",
+                                  "Fix that drop as its own record says (the firewall_drop or packet_dropped record of the same port, just before)."])
+        }
+        return Advice(fix: "check the route and the path past the next hop, and run synsight on the peer",
+                      steps: ["The SYNs left this host (evidence: egress_interface, next_hop, syn_retransmits) and nothing came back: "
+                                + "the problem is past this host.",
+                              "Check that the route is the intended one (ip route get <destination>); then the path from the next hop on: "
+                                + "a firewall or security group dropping, the peer down, or nothing listening there (run synsight on the peer)."])
     }
 
     static func portText(_ f: Facts) -> String { f.port.map(String.init) ?? "<port>" }

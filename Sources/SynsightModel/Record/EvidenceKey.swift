@@ -33,10 +33,12 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case destination
     case direction
     case directory
+    case drop
     case dropReason = "drop_reason"
     case dropReasonCode = "drop_reason_code"
     case dropReasonSubsystem = "drop_reason_subsystem"
     case drops
+    case egressInterface = "egress_interface"
     case errno
     case exitStatus = "exit_status"
     case exitedAt = "exited_at"
@@ -64,6 +66,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case method
     case mode
     case nat
+    case nextHop = "next_hop"
     case nofileLimit = "nofile_limit"
     case operation
     case permissions
@@ -75,6 +78,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case rejectWith = "reject_with"
     case requested
     case result
+    case routeFrom = "route_from"
     case rule
     case ruleComment = "rule_comment"
     case ruleMethod = "rule_method"
@@ -94,6 +98,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case summarizedKind = "summarized_kind"
     case syn
     case synQueue = "syn_queue"
+    case synRetransmits = "syn_retransmits"
     case sysctl
     case table
     case tclass

@@ -14,6 +14,7 @@ public enum RecordCause: Sendable, Hashable, CustomStringConvertible {
     case resetByPeer(Cause.ResetByPeer)
     case unknown(Cause.Unknown)
     case packetDropped(Cause.PacketDropped)
+    case connectTimeout(Cause.ConnectTimeout)
     /// `firewall_reject` and `firewall_drop`.
     case firewall(Cause.Firewall)
     /// A cause read from a file that this version's enums lack (or one under
@@ -32,6 +33,7 @@ public enum RecordCause: Sendable, Hashable, CustomStringConvertible {
         case .resetByPeer(let c): return c.rawValue
         case .unknown(let c): return c.rawValue
         case .packetDropped(let c): return c.rawValue
+        case .connectTimeout(let c): return c.rawValue
         case .firewall(let c): return c.rawValue
         case .other(let s): return s
         }
@@ -55,6 +57,7 @@ public enum RecordCause: Sendable, Hashable, CustomStringConvertible {
         case .resetByPeer?: self = typed(Cause.ResetByPeer.self, RecordCause.resetByPeer)
         case .unknown?: self = typed(Cause.Unknown.self, RecordCause.unknown)
         case .packetDropped?: self = typed(Cause.PacketDropped.self, RecordCause.packetDropped)
+        case .connectTimeout?: self = typed(Cause.ConnectTimeout.self, RecordCause.connectTimeout)
         case .firewallReject?, .firewallDrop?: self = typed(Cause.Firewall.self, RecordCause.firewall)
         case .addressInUse?, .privilegedPort?, .ephemeralPortsExhausted?, nil: self = .other(raw)
         }

@@ -17,9 +17,10 @@ public enum ExplainSnapshot {
         public var notes: [String]
     }
 
-    /// Reads everything `explain` needs about `port`.
-    public static func gather(port: UInt16, namespaces: [PortState.Namespace],
-                              countersAtStart: [UInt32: [String: UInt64]]?) throws(KernelError) -> Gathered {
+    /// Reads everything `explain` needs about `port`. `podLogRoot`: kubelet's
+    /// pod log root when not the default (--pod-log-dir).
+    public static func gather(port: UInt16, namespaces: [PortState.Namespace], countersAtStart: [UInt32: [String: UInt64]]?,
+                              podLogRoot: String? = nil) throws(KernelError) -> Gathered {
         var (states, sockets, vanished) = try PortState.onOwnThread { () throws(KernelError) in
             try readNamespaces(port: port, namespaces: namespaces, countersAtStart: countersAtStart)
         }
@@ -57,7 +58,7 @@ public enum ExplainSnapshot {
         }
         let owners = PortState.socketOwners(Set(listeners.map(\.inode).filter { $0 != 0 }))
         var processes: [UInt32: ExplainProcess] = [:]
-        let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: .probe())
+        let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: .probe(podLogRoot: podLogRoot))
         for i in listeners.indices {
             listeners[i].processes = (owners[listeners[i].inode] ?? []).sorted().map { pid in
                 if let p = processes[pid] { return p }

@@ -26,7 +26,10 @@ public struct TraceSettings {
     public init() {}
 
     public var ports: [UInt16] = []
-    public var resetHook: ResetHook? = nil
+    /// Hooks chosen instead of the probed ones (--reset-hook, --force-hook).
+    public var hooks = HookChoices()
+    /// kubelet's pod log root when not the default (--pod-log-dir).
+    public var podLogDir: String? = nil
     public var verbose = false
     public var joinWindowMs = 200
     public var duration: Double? = nil
@@ -55,7 +58,7 @@ public enum TraceRunner {
     public static func options(for s: TraceSettings) -> TracerOptions {
         var options = TracerOptions()
         options.ports = s.ports
-        options.resetHook = s.resetHook
+        options.hooks = s.hooks
         options.verbose = s.verbose
         return options
     }
@@ -90,7 +93,7 @@ public enum TraceRunner {
         let taken = ListenerSnapshot.take()
         // Workload identity (cgroup, unit, container, pod) of the listeners
         // alive now; the sources are found here, before the ring is read.
-        let workloads = WorkloadResolver(sources: .probe())
+        let workloads = WorkloadResolver(sources: .probe(podLogRoot: s.podLogDir))
         let node = NodeIdentityReader.read()
         let snapshot = taken.listeners.map { l in
             var l = l

@@ -199,7 +199,7 @@ final class TraceSession {
     /// The records were checked against the schema (at stop, or at deinit).
     var validated = false
 
-    /// `environment`: added to synsight's own (e.g. SYNSIGHT_POD_LOG_DIR).
+    /// `environment`: added to synsight's own.
     init(_ args: [String], environment: [String: String] = [:]) throws {
         let tmp = FileManager.default.temporaryDirectory
         outFile = tmp.appendingPathComponent("synsight-out-\(UUID().uuidString)")

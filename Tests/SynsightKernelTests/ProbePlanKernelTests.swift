@@ -1,0 +1,88 @@
+import CLibBPF
+import Glibc
+import SynsightModel
+@testable import SynsightKernel
+import Testing
+
+/// Root-only tests skip for a developer without root; SYNSIGHT_REQUIRE_ROOT=1
+/// (the project's test command) turns the skip into a failure.
+enum Root {
+    static let isRoot = geteuid() == 0
+    static let enabled = isRoot || getenv("SYNSIGHT_REQUIRE_ROOT").map { String(cString: $0) == "1" } == true
+    static func check() throws { try #require(isRoot, "these tests load BPF programs: they need root") }
+}
+
+@Suite("probe plan on this kernel", .serialized, .enabled(if: Root.enabled))
+struct ProbePlanKernelTests {
+    @Test("probes run once: reading the results and planning again loads no program and reads kallsyms no more")
+    func cached() throws {
+        try Root.check()
+        let reads0 = KernelSymbols.reads.load(ordering: .relaxed)
+        let loads0 = ProgramProbe.loads.load(ordering: .relaxed)
+        let plan = ProbePlan.probe()
+        let reads1 = KernelSymbols.reads.load(ordering: .relaxed)
+        let loads1 = ProgramProbe.loads.load(ordering: .relaxed)
+        #expect(reads1 - reads0 == 1, "one pass over /proc/kallsyms per probe run")
+        #expect(loads1 > loads0, "the probes load programs (root)")
+        // Everything doctor and the tracer read, twice.
+        for _ in 0..<2 {
+            let again = ProbePlan(plan.features)
+            _ = again.programs
+            _ = again.configFlags
+            _ = plan.features.allResults
+            _ = plan.features.overflow.perSYN
+            _ = plan.features.overflow.accept
+            _ = plan.features.packetDropProbe
+            _ = try? again.requireTraceable()
+            #expect(again.programs == plan.programs)
+        }
+        #expect(KernelSymbols.reads.load(ordering: .relaxed) == reads1)
+        #expect(ProgramProbe.loads.load(ordering: .relaxed) == loads1)
+        // As root nothing is inconclusive.
+        #expect(!plan.features.allResults.contains { $0.isInconclusive })
+    }
+
+    @Test("the tracer loads exactly the planned programs: one set aside (Landlock) is absent from the kernel")
+    func unselectedNotLoaded() throws {
+        try Root.check()
+        var f = KernelFeatures.probe()
+        f.syscalls.landlock = .unsupported("set aside by the test")
+        let plan = ProbePlan(f)
+        #expect(!plan.plan(for: .landlock).runs)
+        let before = Set(Self.ownPrograms())
+        let tracer = try Tracer(options: TracerOptions(), plan: plan)
+        let loaded = Set(Self.ownPrograms()).subtracting(before)
+        // The kernel truncates program names to 15 bytes (BPF_OBJ_NAME_LEN).
+        let planned = Set(plan.programs.map { String($0.rawValue.prefix(15)) })
+        #expect(loaded == planned)
+        for p in [BPFProgram.scLandlockFork, .scTpExitLandlock, .scFxExitLandlock] {
+            #expect(!loaded.contains(String(p.rawValue.prefix(15))), "\(p) loaded")
+        }
+        withExtendedLifetime(tracer) {}
+    }
+
+    /// The names of the BPF programs this process holds open, from the
+    /// kernel: /proc/self/fdinfo gives each program fd's prog_id, and the
+    /// program's info its name.
+    static func ownPrograms() -> [String] {
+        guard let dir = opendir("/proc/self/fdinfo") else { return [] }
+        defer { closedir(dir) }
+        var ids: Set<UInt32> = []
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let text = ProcFS.read("/proc/self/fdinfo/\(name)") else { continue }
+            for line in text.split(separator: "\n") where line.hasPrefix("prog_id:") {
+                if let id = UInt32(line.dropFirst(8).trimmingCharacters(in: " \t")) { ids.insert(id) }
+            }
+        }
+        return ids.compactMap { id in
+            let fd = bpf_prog_get_fd_by_id(id)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            var info = bpf_prog_info()
+            var len = UInt32(MemoryLayout<bpf_prog_info>.size)
+            guard bpf_obj_get_info_by_fd(fd, &info, &len) == 0 else { return nil }
+            return withUnsafeBytes(of: info.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+    }
+}

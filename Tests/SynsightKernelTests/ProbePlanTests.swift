@@ -1,0 +1,226 @@
+import CSynsightABI
+import Glibc
+import SynsightModel
+@testable import SynsightKernel
+import Testing
+
+/// Probe results as this repository's CI host has them (6.18: tracepoints,
+/// no BPF trampolines, no kprobes), then edited per test.
+func hostLike(_ edit: (inout KernelFeatures) -> Void = { _ in }) -> KernelFeatures {
+    var f = KernelFeatures()
+    f.btf = .supports("/sys/kernel/btf/vmlinux")
+    f.privileges = .supports("root", "running as root")
+    f.tcpSendResetNoSocket = .supports("tp_btf/tcp_send_reset")
+    f.kfreeSkbNoSocket = .supports("tp_btf/kfree_skb")
+    f.fentrySendReset = .unsupported("BPF trampolines refused (EPERM)")
+    f.kprobeSendReset = .unsupported("kernel built without CONFIG_KPROBES")
+    f.inetSockSetState = .supports("tp_btf/inet_sock_set_state")
+    f.schedProcessExit = .supports("tp_btf/sched_process_exit")
+    f.syscalls.trampoline = .unsupported("BPF trampolines refused (EPERM)")
+    f.syscalls.classic = .supports("syscalls:sys_{enter,exit}_{bind,listen,connect}")
+    f.syscalls.raw = .supports("tp_btf/sys_enter")
+    f.syscalls.capCapable = .supports("tp_btf/cap_capable")
+    f.syscalls.selinuxAudited = .supports("tp_btf/selinux_audited")
+    f.syscalls.landlock = .supports("syscalls:sys_exit_landlock_restrict_self")
+    f.syscalls.connectExitOnly = true
+    f.firewall.drop = .supports("tp_btf/kfree_skb")
+    f.firewall.icmp = .supports("tp_btf/icmp_send")
+    f.firewall.retransmit = .supports("tp_btf/tcp_retransmit_skb")
+    f.firewall.softError = .supports("tp_btf/inet_sk_error_report")
+    f.overflow.connRequestFentry = .unsupported("BPF trampolines refused (EPERM)")
+    f.overflow.connRequestKprobe = .unsupported("kernel built without CONFIG_KPROBES")
+    f.overflow.consumeSkb = .supports("tp_btf/consume_skb")
+    f.overflow.ackDrop = .supports("tp_btf/kfree_skb")
+    f.overflow.ackReset = .supports("tp_btf/tcp_send_reset")
+    f.overflow.synRecv = .unsupported("ACK-stage overflows are traced")
+    f.overflow.iterTCP = .supports("iter/tcp")
+    f.overflow.acceptFexit = .unsupported("BPF trampolines not in use for syscalls")
+    f.overflow.acceptTracepoints = .supports("syscalls:sys_exit_accept4, syscalls:sys_exit_accept")
+    f.connectWithoutStateHook = .supports("cgroup/connect{4,6}")
+    edit(&f)
+    return f
+}
+
+/// A 6.1 guest of the kernel matrix: BPF trampolines and kprobes, no
+/// tcp_send_reset reasons, no consume_skb call site.
+func trampolineKernel(_ edit: (inout KernelFeatures) -> Void = { _ in }) -> KernelFeatures {
+    hostLike { f in
+        f.tcpSendResetNoSocket = .unsupported("tcp_send_reset has no reset reason before 6.10")
+        f.fentrySendReset = .supports("fentry/tcp_v{4,6}_send_reset")
+        f.kprobeSendReset = .supports("kprobe/tcp_v{4,6}_send_reset")
+        f.syscalls.trampoline = .supports("fentry+fexit/__sys_{bind,listen} + fexit/__sys_connect")
+        f.syscalls.landlock = .supports("fexit/__x64_sys_landlock_restrict_self")
+        f.overflow.connRequestFentry = .supports("fentry/tcp_conn_request")
+        f.overflow.consumeSkb = .unsupported("tcp_conn_request is hooked directly")
+        f.overflow.ackDrop = .unsupported("no TCP_LISTEN_OVERFLOW drop reason before 6.15")
+        f.overflow.ackReset = .unsupported("tcp_send_reset has no reset reason before 6.10")
+        f.overflow.synRecv = .supports("fexit/tcp_v{4,6}_syn_recv_sock")
+        f.overflow.synRecvHook = .fexit
+        f.overflow.acceptFexit = .supports("fexit/__sys_accept4")
+        f.overflow.acceptTracepoints = .unsupported("fexit/__sys_accept4 is used")
+        edit(&f)
+    }
+}
+
+@Suite("probe plan: programs per reason area, from probe results")
+struct ProbePlanTests {
+    @Test("the host's plan loads exactly the programs of its hooks, one no-listener group")
+    func hostPlan() {
+        let plan = ProbePlan(hostLike())
+        #expect(plan.resetHook == .tcpSendReset)
+        #expect(plan.programs == [
+            .onTcpSendReset, .onProcessExit, .connConnect4, .connConnect6, .onSkErrorReport, .runReapListeners,
+            .onKfreeSkb, .fwIcmpSend, .fwSynRetransmit,
+            .ovfConsumeSkb, .iterListeners, .ovfExitAccept4, .ovfExitAccept,
+            .scTpEnterBind, .scTpExitBind, .scTpEnterListen, .scTpExitListen, .scTpExitConnect,
+            .scCapCapable, .scSelinuxAudited, .scTpExitLandlock, .scLandlockFork,
+        ])
+        #expect(plan.areas.allSatisfy { $0.plan.runs })
+        #expect(plan.noStateHook)
+        #expect(plan.configFlags & UInt32(SYN_CFG_NO_STATE_HOOK.rawValue) != 0)
+        #expect(plan.configFlags & UInt32(SYN_CFG_CONNECT_EXIT_ONLY.rawValue) != 0)
+        #expect(plan.configFlags & UInt32(SYN_CFG_ACK_DROP_SYN_RECV.rawValue) == 0)
+        #expect(throws: Never.self) { try plan.requireTraceable() }
+    }
+
+    @Test("where Landlock is unsupported its fork and exit programs are not selected, and the area says why")
+    func landlockUnsupported() throws {
+        let why = ProbeResult.unsupported("no landlock_restrict_self syscall tracepoint (Landlock needs 5.13+)")
+        let plan = ProbePlan(hostLike { $0.syscalls.landlock = why })
+        guard case .cannotRun(let cannot) = plan.plan(for: .landlock) else {
+            Issue.record("landlock area runs without Landlock")
+            return
+        }
+        #expect(cannot.probe == why)
+        #expect(plan.programs.isDisjoint(with: [.scLandlockFork, .scTpExitLandlock, .scFxExitLandlock]))
+        // on_process_exit stays: listener exits need it (its Landlock handler is then idle).
+        #expect(plan.programs == ProbePlan(hostLike()).programs.subtracting([.scLandlockFork, .scTpExitLandlock]))
+    }
+
+    @Test("an inconclusive probe (no privileges) makes an area not runnable with its errno, never 'unsupported'")
+    func inconclusive() throws {
+        let plan = ProbePlan(hostLike { f in
+            f.syscalls.classic = .notProbed("tracefs")
+            f.syscalls.raw = .notProbed("tp_btf/sys_enter")
+        })
+        guard case .cannotRun(let cannot) = plan.plan(for: .syscalls),
+              case .inconclusive(let i) = cannot.probe else {
+            Issue.record("syscalls area: \(plan.plan(for: .syscalls))")
+            return
+        }
+        #expect(i.what == "tp_btf/sys_enter")
+        #expect(i.errno == EPERM)
+        #expect(!plan.plan(for: .landlock).runs)
+        #expect(plan.programs.isDisjoint(with: BPFProgram.allCases.filter { $0.rawValue.hasPrefix("sc_") }))
+    }
+
+    @Test("no-listener hooks all inconclusive: tracing refuses to start and says it needs root")
+    func noListenerInconclusive() {
+        let plan = ProbePlan(hostLike { f in
+            f.privileges = .unsupported("not root and missing CAP_BPF/CAP_PERFMON")
+            f.tcpSendResetNoSocket = .notProbed("tp_btf/tcp_send_reset")
+            f.kfreeSkbNoSocket = .notProbed("tp_btf/kfree_skb")
+        })
+        guard case .cannotRun(let cannot) = plan.plan(for: .noListener) else {
+            Issue.record("no-listener area runs")
+            return
+        }
+        #expect(cannot.probe.isInconclusive)
+        #expect(cannot.error.what == "cannot tell which hook sees no-listener resets")
+        #expect(plan.resetHook == nil)
+        #expect(throws: KernelError.self) { try plan.requireTraceable() }
+    }
+
+    @Test("a forced reset hook is the only no-listener group; an unsupported one is refused with the probe's reason")
+    func forcedReset() {
+        let kfree = ProbePlan(hostLike { $0.choices.reset = .kfreeSkb })
+        #expect(kfree.plan(for: .noListener).programs == [.onKfreeSkb])
+        #expect(kfree.programs.isDisjoint(with: [.rstFentryV4, .rstFentryV6, .rstKprobeV4, .rstKprobeV6]))
+        // kfree_skb's program is shared: the flag routes its no-socket RSTs to the no-listener handler.
+        #expect(kfree.configFlags & UInt32(SYN_CFG_RST_KFREE_SKB.rawValue) != 0)
+        #expect(kfree.configFlags & UInt32(SYN_CFG_RST_SEND_RESET.rawValue) == 0)
+        #expect(ProbePlan(hostLike()).configFlags & UInt32(SYN_CFG_RST_SEND_RESET.rawValue) != 0)
+        #expect(ProbePlan(hostLike()).configFlags & UInt32(SYN_CFG_RST_KFREE_SKB.rawValue) == 0)
+        let fentry = ProbePlan(hostLike { $0.choices.reset = .fentry })
+        guard case .cannotRun(let cannot) = fentry.plan(for: .noListener) else {
+            Issue.record("fentry forced on a kernel that refuses it")
+            return
+        }
+        #expect(cannot.error.what == "hook fentry/tcp_v{4,6}_send_reset was requested")
+        #expect(cannot.error.why == "BPF trampolines refused (EPERM)")
+    }
+
+    @Test("without the state-change-free set, inet_sock_set_state replaces cgroup/connect and the sweep")
+    func stateHook() {
+        let plan = ProbePlan(hostLike { $0.connectWithoutStateHook = .unsupported("disabled by --force-hook connect=inet_sock_set_state") })
+        #expect(plan.plan(for: .connections).programs == [.onProcessExit, .sockState])
+        #expect(!plan.noStateHook)
+        #expect(plan.configFlags & UInt32(SYN_CFG_NO_STATE_HOOK.rawValue) == 0)
+        let neither = ProbePlan(hostLike { f in
+            f.connectWithoutStateHook = .unsupported("no cgroup v2")
+            f.inetSockSetState = .unsupported("tp_btf/inet_sock_set_state: ENOENT")
+        })
+        #expect(throws: KernelError.self) { try neither.requireTraceable() }
+    }
+
+    @Test("a trampoline kernel: fentry/fexit groups, no syscall tracepoint, no kprobe")
+    func trampolines() {
+        let plan = ProbePlan(trampolineKernel())
+        #expect(plan.resetHook == .fentry)
+        #expect(plan.plan(for: .noListener).programs == [.rstFentryV4, .rstFentryV6])
+        #expect(plan.plan(for: .syscalls).programs == [
+            .scFxEnterBind, .scFxExitBind, .scFxEnterListen, .scFxExitListen, .scFxExitConnect,
+            .scCapCapable, .scSelinuxAudited,
+        ])
+        #expect(plan.plan(for: .landlock).programs == [.scFxExitLandlock, .scLandlockFork, .onProcessExit])
+        #expect(plan.plan(for: .overflow).programs == [.ovfFentryConnRequest, .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .iterListeners])
+        #expect(plan.plan(for: .fdExhausted).programs == [.ovfFxExitAccept4])
+        #expect(!plan.programs.contains { $0.section.hasPrefix("tracepoint/") || $0.section.hasPrefix("kprobe/") })
+        #expect(plan.configFlags & UInt32(SYN_CFG_ACK_DROP_SYN_RECV.rawValue) != 0)
+        #expect(plan.configFlags & UInt32(SYN_CFG_ACK_RESET_SYN_RECV.rawValue) != 0)
+    }
+
+    @Test("overflow forced to kprobes (--force-hook overflow=kprobe): kprobe and kretprobe programs, no fentry/fexit")
+    func overflowKprobes() {
+        let plan = ProbePlan(trampolineKernel { f in
+            f.overflow.connRequestFentry = .unsupported("disabled by --force-hook overflow=kprobe")
+            f.overflow.connRequestKprobe = .supports("kprobe/tcp_conn_request")
+            f.overflow.synRecv = .supports("kretprobe/tcp_v{4,6}_syn_recv_sock")
+            f.overflow.synRecvHook = .kretprobe
+        })
+        #expect(plan.plan(for: .overflow).programs == [
+            .ovfKprobeConnRequest, .ovfKprobeSynRecvV4, .ovfKretprobeSynRecvV4, .ovfKprobeSynRecvV6,
+            .ovfKretprobeSynRecvV6, .iterListeners,
+        ])
+    }
+
+    @Test("every program of the object is selected by some kernel's plan (none is dead weight)")
+    func everyProgramReachable() {
+        let plans = [
+            hostLike(), trampolineKernel(),
+            hostLike { $0.choices.reset = .kfreeSkb; $0.connectWithoutStateHook = .unsupported("x") },
+            hostLike { $0.syscalls.classic = .unsupported("x"); $0.syscalls.connectExitOnly = false },
+            hostLike { $0.syscalls.connectExitOnly = false },
+            trampolineKernel { f in
+                f.choices.reset = .kprobe
+                f.overflow.connRequestFentry = .unsupported("x")
+                f.overflow.connRequestKprobe = .supports("kprobe/tcp_conn_request")
+                f.overflow.synRecvHook = .kretprobe
+            },
+        ].map(ProbePlan.init)
+        let reached = plans.reduce(into: Set<BPFProgram>()) { $0.formUnion($1.programs) }
+        #expect(Set(BPFProgram.allCases).subtracting(reached) == [])
+    }
+
+    @Test("--force-hook specs parse into choices; unknown areas and hooks are refused")
+    func forceHook() {
+        var c = HookChoices()
+        #expect(c.force("syscall=raw")?.syscallEntry == .raw)
+        #expect(c.force("overflow=kprobe")?.overflow == .kprobe)
+        #expect(c.force("connect=inet_sock_set_state")?.connect == .stateChange)
+        #expect(c.force("reset=kfree_skb")?.reset == .kfreeSkb)
+        #expect(c.force("syscall=classic") == nil)
+        #expect(c.force("overflow") == nil)
+        #expect(c.force("nat=kprobe") == nil)
+    }
+}

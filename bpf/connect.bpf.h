@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * synsight: the connection and listener handlers of the no-listener area.
+ * Who called connect() (captured in process context), a connection's
+ * failure (SYN_EV_CONNECT_ERROR), listener births and deaths, and the exit
+ * of a process that once listened (SYN_EV_EXIT).
+ *
+ * Two ways, one of them loaded (SYN_CFG_NO_STATE_HOOK):
+ *  - inet_sock_set_state (conn_on_state_change): every state change;
+ *  - without it (issue 16; it runs about 10 times per TCP connection on the
+ *    host): the connect() caller, once per connect() in its own context,
+ *    from cgroup/connect4 and cgroup/connect6 on the root cgroup v2, kept in
+ *    `connecting` with the socket's cookie (entries are not deleted at
+ *    CLOSE: a full set gives up its oldest; socket-local storage costs an
+ *    allocation per connect(), measured at about 1 us); connection errors
+ *    from inet_sk_error_report, which fires only on errors: refused, reset,
+ *    timed out, unreachable; listener births from listen()'s exit
+ *    (syscalls.bpf.h), deaths found when a refusal or a SYN to the port
+ *    needs them (listeners_reap).
+ */
+#pragma once
+
+#include "defs.bpf.h"
+#include "config.bpf.h"
+#include "conntab.bpf.h"
+#include "listeners.bpf.h"
+#include "ringbuf.bpf.h"
+#include "task.bpf.h"
+
+/* inet_sock_set_state. Runs ~10 times per TCP connection on the host: a
+ * direct load (sk is a BTF pointer here), not a bpf_probe_read_kernel call. */
+static __always_inline int conn_on_state_change(const struct sock *sk, const int oldstate,
+						const int newstate)
+{
+	__u16 proto = BPF_CORE_READ_BITFIELD(sk, sk_protocol);
+
+	if (proto != IPPROTO_TCP)
+		return 0;
+
+	if (newstate == TCP_LISTEN && oldstate == TCP_CLOSE)
+		return on_listen_change(sk, SYN_EV_LISTEN);
+	if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE)
+		return on_listen_change(sk, SYN_EV_LISTEN_CLOSE);
+
+	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
+		/* connect(): process context, the only moment the caller is known.
+		 * The destination port is set already, the source port not yet. */
+		struct connect_info ci = {};
+		__u64 key = sk_key(sk);
+		fill_task(&ci.task);
+		ci.ts_ns = bpf_ktime_get_boot_ns();
+		conn_put(key, bpf_ntohs(sk->__sk_common.skc_dport), &ci);
+		conn_mark_cpu(key);
+		return 0;
+	}
+	struct conn_set *set;
+	int way;
+	if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
+		/* Healthy. Remembered until CLOSE: the client of an ACK-stage
+		 * overflow is ESTABLISHED already, and a reset right after setup
+		 * is a failure of its own. */
+		struct connect_info *ci = conn_ref(sk_key(sk), &set, &way);
+		if (ci)
+			ci->established_ns = bpf_ktime_get_boot_ns();
+		return 0;
+	}
+	if (newstate != TCP_CLOSE)
+		return 0;
+
+	__u64 key = sk_key(sk);
+	struct connect_info *ref = conn_ref(key, &set, &way);
+	if (!ref)
+		return 0;
+	struct connect_info ci = *ref;
+	barrier();
+	if (!conn_del(set, way, key))
+		return 0;
+	int err = BPF_CORE_READ(sk, sk_err);
+	bool failed = oldstate == TCP_SYN_SENT && err != 0;
+	bool reset_after_setup = ci.established_ns != 0 && err == ECONNRESET &&
+		bpf_ktime_get_boot_ns() - ci.established_ns < RESET_AFTER_SETUP_NS;
+	if (failed || reset_after_setup)
+		emit_connect_error(sk, &ci, SYN_EV_CONNECT_ERROR, err, false);
+	return 0;
+}
+
+/* cgroup/connect{4,6}: a connect() on any socket of the host. */
+static __always_inline int conn_on_connect(struct bpf_sock_addr *ctx)
+{
+	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
+		return 1;
+	struct bpf_sock *bsk = ctx->sk;
+	if (!bsk)
+		return 1;
+	struct connect_info ci = {};
+	fill_task(&ci.task);
+	ci.ts_ns = bpf_ktime_get_boot_ns();
+	ci.cookie = bpf_get_socket_cookie(ctx);
+	__u64 key = sk_key((const struct sock *)bsk);
+	conn_put(key, bpf_ntohs((__u16)ctx->user_port), &ci);
+	conn_mark_cpu(key);
+	return 1; /* never refuse a connect() */
+}
+
+
+/* inet_sk_error_report, with SYN_CFG_NO_STATE_HOOK. A TCP socket's error:
+ * sk_err is set before the report. A connection that never saw the peer's
+ * SYN-ACK has rcv_nxt 0 (tcp_connect_init): a failed connect(); otherwise a
+ * reset within RESET_AFTER_SETUP_NS of connect() is a setup failure of its
+ * own (reset_by_peer). */
+static __always_inline int conn_on_error_report(const struct sock *sk)
+{
+	if (!no_state_hook())
+		return 0; /* conn_on_state_change reports it at CLOSE */
+	if (!sk || BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	int err = sk->sk_err;
+	if (err == 0)
+		return 0;
+	/* The table keeps entries past CLOSE: the cookie tells this socket's
+	 * own connect() from an earlier socket's at the same address. */
+	__u64 key = sk_key(sk);
+	struct conn_set *set;
+	int way;
+	struct connect_info *ref = conn_ref(key, &set, &way);
+	if (!ref)
+		return 0;
+	struct connect_info ci = *ref;
+	barrier();
+	if (ci.cookie != bpf_get_socket_cookie((void *)sk) || !conn_del(set, way, key))
+		return 0; /* not this socket's, or already reported: one report per connection */
+	bool failed = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) == 0;
+	bool reset_after_setup = !failed && err == ECONNRESET &&
+		bpf_ktime_get_boot_ns() - ci.ts_ns < RESET_AFTER_SETUP_NS;
+	if (failed || reset_after_setup)
+		emit_connect_error(sk, &ci, SYN_EV_CONNECT_ERROR, err, false);
+	return 0;
+}
+
+/* sched_process_exit: the last thread of a process that once listened
+ * (`tgid`; `p` is the exiting task). */
+static __always_inline int conn_on_process_exit(struct task_struct *p, __u32 tgid)
+{
+	if (!bpf_map_lookup_elem(&listener_pids, &tgid))
+		return 0;
+	struct syn_ev_exit *e = reserve(sizeof(*e), SYN_EV_EXIT);
+	if (e) {
+		fill_task(&e->task);
+		e->task.pid = tgid;
+		e->exit_code = BPF_CORE_READ(p, exit_code);
+		e->_pad = 0;
+		submit(e);
+	}
+	bpf_map_delete_elem(&listener_pids, &tgid);
+	return 0;
+}

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * synsight BPF library: the connecting sockets, each with the process that
+ * called connect() (captured in process context, the only moment it is
+ * known), and the search for the local client of a SYN seen at the server.
+ */
+#pragma once
+
+#include "defs.bpf.h"
+#include "config.bpf.h"
+#include "ringbuf.bpf.h"
+#include "sock.bpf.h"
+
+/* Sockets in SYN_SENT -> who called connect(), captured in process context. */
+struct connect_info {
+	struct syn_task task;
+	__u64 ts_ns;
+	__u64 established_ns; /* 0 while in SYN_SENT */
+	__u64 cookie;         /* the socket's cookie (SYN_CFG_NO_STATE_HOOK: entries are not deleted at CLOSE) */
+};
+
+/* A reset this soon after the handshake is a setup failure (e.g. the
+ * listener's tcp_abort_on_overflow RST), reported as reset_by_peer. */
+#define RESET_AFTER_SETUP_NS (10ULL * 1000 * 1000 * 1000)
+
+/*
+ * The connecting sockets: struct sock * -> struct connect_info, from connect()
+ * (CLOSE->SYN_SENT) to CLOSE. Written and read several times per TCP
+ * connection on the host, so it is not a BPF hash map: a hash or LRU update
+ * at connect() and its delete at CLOSE (bucket locks, free lists shared
+ * between CPUs) cost 4% of a Connection: close web server's requests/s
+ * (docs/benchmarks.md, fix 8). Instead, a set-associative table in a BPF
+ * array (lookups inlined by the verifier, no locks): CONN_WAYS sockets per
+ * set, the set chosen by a hash of the socket's address. A slot is claimed
+ * with a compare-and-swap (marked CONN_BUSY while it is written); a full set
+ * gives up its oldest entry, the least likely to be asked about (only
+ * SYN_SENT and the first seconds after setup matter). Readers copy an entry
+ * and check that its key did not change meanwhile.
+ */
+#define CONN_SET_BITS 13
+#define CONN_SETS (1 << CONN_SET_BITS)
+#define CONN_WAYS 8
+#define CONN_BUSY 1ULL /* low bit of a key: the slot is being written */
+
+struct conn_set {
+	__u64 sk[CONN_WAYS];
+	__u16 dport[CONN_WAYS]; /* destination port: find_client's walk skips the rest */
+	__u32 next;             /* the way a full set gives up next (first in, first out) */
+	__u32 _pad;
+	struct connect_info ci[CONN_WAYS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CONN_SETS);
+	__type(key, __u32);
+	__type(value, struct conn_set);
+} connecting SEC(".maps");
+
+/* Per CPU: the socket of the latest connect() (a local client's first SYN,
+ * and its ACK, are processed inside its connect() on this CPU), and
+ * find_client's walk budget. */
+struct conn_cpu {
+	__u64 last_sk;
+	__u64 window_ns;
+	__u32 walks;
+	__u32 _pad;
+	__u64 scratch; /* sk_key */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conn_cpu);
+} conn_cpu SEC(".maps");
+
+/*
+ * A socket's address as a number (the key of `connecting`). The verifier
+ * allows no arithmetic on a BTF pointer, but a pointer stored in a map value
+ * reads back as a plain number (privileged programs only, which synsight's
+ * always are); cheaper than a bpf_probe_read_kernel of it.
+ */
+static __always_inline __u64 sk_key(const struct sock *sk)
+{
+	__u32 zero = 0;
+	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
+	if (!c)
+		return 0;
+	*(volatile const struct sock **)&c->scratch = sk;
+	return READ_ONCE_U64(c->scratch);
+}
+
+static __always_inline struct conn_set *conn_set_of(__u64 sk)
+{
+	__u32 i = (__u32)((sk * 0x9E3779B97F4A7C15ULL) >> (64 - CONN_SET_BITS));
+	return bpf_map_lookup_elem(&connecting, &i);
+}
+
+static __always_inline int conn_way(const struct conn_set *s, __u64 sk)
+{
+	for (int i = 0; i < CONN_WAYS; i++) {
+		if (READ_ONCE_U64(s->sk[i]) == sk)
+			return i;
+	}
+	return -1;
+}
+
+/* The entry of `sk` in place (for an update), or NULL. */
+static __always_inline struct connect_info *conn_ref(__u64 sk, struct conn_set **set, int *way)
+{
+	struct conn_set *s = conn_set_of(sk);
+	if (!s)
+		return NULL;
+	int w = conn_way(s, sk);
+	if (w < 0)
+		return NULL;
+	w &= CONN_WAYS - 1;
+	*set = s;
+	*way = w;
+	return &s->ci[w];
+}
+
+/* A copy of the entry of `sk`; false if there is none or it was replaced
+ * while being copied. */
+static __always_inline bool conn_get(__u64 sk, struct connect_info *out)
+{
+	struct conn_set *s;
+	int w;
+	struct connect_info *ci = conn_ref(sk, &s, &w);
+	if (!ci)
+		return false;
+	*out = *ci;
+	barrier();
+	return READ_ONCE_U64(s->sk[w]) == sk;
+}
+
+static __always_inline void conn_put(__u64 sk, __u16 dport, const struct connect_info *ci)
+{
+	struct conn_set *s = conn_set_of(sk);
+	if (!s)
+		return;
+	int w = -1;
+	__u64 old = 0;
+	for (int i = 0; i < CONN_WAYS; i++) {
+		__u64 k = READ_ONCE_U64(s->sk[i]);
+		if (k == sk || k == 0) { /* the same address reused, or free */
+			w = i;
+			old = k;
+			break;
+		}
+	}
+	if (w < 0) {
+		/* Full (always, once entries outlive their sockets: see
+		 * SYN_CFG_NO_STATE_HOOK): give up the way filled longest ago,
+		 * reading only this set's first cache lines, not every entry's
+		 * time (8 cache lines per connect()). */
+		w = __sync_fetch_and_add(&s->next, 1) & (CONN_WAYS - 1);
+		old = READ_ONCE_U64(s->sk[w]);
+		if (old & CONN_BUSY)
+			return;
+	}
+	w &= CONN_WAYS - 1;
+	/* Lost a race for the slot with another CPU: this connect() is not
+	 * remembered (its refusal is still reported, without the caller). */
+	if (__sync_val_compare_and_swap(&s->sk[w], old, sk | CONN_BUSY) != old)
+		return;
+	s->ci[w] = *ci;
+	s->dport[w] = dport;
+	__sync_lock_test_and_set(&s->sk[w], sk); /* publish: a full barrier */
+}
+
+/* Remove the entry of `sk`; false if it was replaced meanwhile (then a copy
+ * taken before may be torn). */
+static __always_inline bool conn_del(struct conn_set *s, int way, __u64 sk)
+{
+	return __sync_val_compare_and_swap(&s->sk[way & (CONN_WAYS - 1)], sk, 0) == sk;
+}
+
+/*
+ * Find the local connecting socket of a SYN (or of a handshake's ACK) by its
+ * 4-tuple, in `connecting` (filled in process context at connect()). Used
+ * only on rare paths (a dropped SYN or ACK). First the socket of this CPU's
+ * latest connect(): a local client's first SYN and its ACK are processed
+ * inside its own connect(). Otherwise (a retransmission, from a timer) the
+ * table is walked, skipping entries for other destination ports; a walk
+ * visits all CONN_SETS sets, so each CPU walks at most FIND_CLIENT_WALKS times
+ * per FIND_CLIENT_WINDOW_NS: in an overflow storm the rest are reported
+ * without their client (SYN_CLIENT_NOT_LOOKED_UP) rather than spending the
+ * CPU the storm needs.
+ */
+#define FIND_CLIENT_WALKS 8
+#define FIND_CLIENT_WINDOW_NS (100 * 1000 * 1000ULL)
+
+struct find_client_ctx {
+	struct syn_tuple want;   /* as the server saw it: local = server, remote = client */
+	struct syn_task task;
+	bool found;
+};
+
+/* Is `key` the client end of `want` (the server's view)? */
+static __noinline bool sock_is_client(__u64 key, const struct syn_tuple *want)
+{
+	struct syn_tuple t = {};
+
+	sock_local((const struct sock *)key, &t);
+	if (t.lport != want->rport || t.rport != want->lport)
+		return false;
+	return __builtin_memcmp(t.local, want->remote, 16) == 0 &&
+	       __builtin_memcmp(t.remote, want->local, 16) == 0;
+}
+
+static long find_client_cb(struct bpf_map *map, __u32 *key, struct conn_set *s,
+			   struct find_client_ctx *ctx)
+{
+	for (int i = 0; i < CONN_WAYS; i++) {
+		__u64 k = READ_ONCE_U64(s->sk[i]);
+		if (k == 0 || (k & CONN_BUSY) || s->dport[i] != ctx->want.lport)
+			continue;
+		if (!sock_is_client(k, &ctx->want))
+			continue;
+		ctx->task = s->ci[i].task;
+		barrier();
+		if (READ_ONCE_U64(s->sk[i]) != k)
+			continue;
+		ctx->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* The first half of find_client, alone: this CPU's latest connect() only.
+ * A local client's first SYN, and the SYN-ACK answering it, are processed
+ * inside its connect() on its CPU. Without the walk it costs the verifier
+ * little: each program calling find_client spent ~100 ms in BPF_PROG_LOAD
+ * (strace, this 2-vCPU VM under load), which the kfree_skb program
+ * (drops.bpf.h) does not pay. */
+static __always_inline bool find_client_here(struct conn_cpu *c, const struct syn_tuple *server_view,
+					     struct syn_task *out)
+{
+	struct connect_info ci;
+
+	if (!c->last_sk || !sock_is_client(c->last_sk, server_view) || !conn_get(c->last_sk, &ci))
+		return false;
+	*out = ci.task;
+	return true;
+}
+
+/* A global function: verified once, not inline in every overflow program. */
+__noinline int find_client(const struct syn_tuple *server_view, struct syn_task *out)
+{
+	__u32 zero = 0;
+	if (!server_view || !out)
+		return SYN_CLIENT_NOT_FOUND;
+	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
+
+	if (!c)
+		return SYN_CLIENT_NOT_FOUND;
+	if (find_client_here(c, server_view, out))
+		return SYN_CLIENT_FOUND;
+	__u64 now = bpf_ktime_get_boot_ns();
+	if (now - c->window_ns >= FIND_CLIENT_WINDOW_NS) {
+		c->window_ns = now;
+		c->walks = 0;
+	}
+	if (c->walks >= FIND_CLIENT_WALKS)
+		return SYN_CLIENT_NOT_LOOKED_UP;
+	c->walks++;
+
+	struct find_client_ctx ctx = {};
+	ctx.want = *server_view;
+	bpf_for_each_map_elem(&connecting, find_client_cb, &ctx, 0);
+	if (!ctx.found)
+		return SYN_CLIENT_NOT_FOUND;
+	*out = ctx.task;
+	return SYN_CLIENT_FOUND;
+}
+
+/* Remember this CPU's latest connecting socket (see find_client). */
+static __always_inline void conn_mark_cpu(__u64 sk)
+{
+	__u32 zero = 0;
+	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
+	if (c)
+		c->last_sk = sk;
+}
+
+/* The client's failed connect, with the task captured at connect() time.
+ * `filter`: apply the --port filter to the destination port. */
+static __always_inline void emit_connect_error(const struct sock *sk, const struct connect_info *ci,
+					       __u8 kind, int err, bool filter)
+{
+	struct syn_ev_connect_error *e = reserve(sizeof(*e), kind);
+	if (!e)
+		return;
+	sock_local(sk, &e->t);
+	if (filter && !port_wanted(e->t.rport)) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	e->task = ci->task;
+	e->connect_ts_ns = ci->ts_ns;
+	e->netns = sock_netns(sk);
+	e->err = err;
+	submit(e);
+}
+

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * synsight BPF library: the includes every other header needs, and the one
+ * definition of the constants the kernel's UAPI headers would give (they
+ * cannot be included next to vmlinux.h): address families, protocols, TCP
+ * flags, errno values.
+ */
+#pragma once
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "synsight_abi.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define SOCK_STREAM 1
+#define RTN_LOCAL 2
+
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+/* errno values (asm-generic/errno-base.h, errno.h). */
+#define EPERM 1
+#define EACCES 13
+#define ENFILE 23
+#define EMFILE 24
+#define EADDRINUSE 98
+#define EADDRNOTAVAIL 99
+#define ECONNRESET 104
+
+#define CAP_NET_BIND_SERVICE 10
+
+#define READ_ONCE_U64(x) (*(volatile __u64 *)&(x))
+#ifndef barrier
+#define barrier() asm volatile("" ::: "memory")
+#endif
+
+/* An IPv4 address as IPv4-mapped IPv6 (::ffff:a.b.c.d), the ABI's form. */
+static __always_inline void v4_mapped(__u8 dst[16], __be32 addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr, 4);
+}

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * synsight BPF library: the listener registry. Listening sockets (for the
+ * overflow handlers and for telling a closed listener from none), by socket
+ * and by port, and the processes that ever listened (only their exits are
+ * reported). Births and deaths are reported as SYN_EV_LISTEN and
+ * SYN_EV_LISTEN_CLOSE; without the state-change hook a death is found when
+ * something asks about the port (listeners_reap).
+ */
+#pragma once
+
+#include "defs.bpf.h"
+#include "config.bpf.h"
+#include "ringbuf.bpf.h"
+#include "sock.bpf.h"
+#include "task.bpf.h"
+
+/* Drops the listeners of `port` that are no longer listening (below). */
+int listeners_reap(__u16 port);
+
+/* Thread-group ids that have called listen(): only their exits are reported.
+ * User space seeds it with the listeners found in the start-up snapshot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} listener_pids SEC(".maps");
+
+/* Listening sockets, for the overflow programs (overflow.bpf.h): filled at
+ * CLOSE->LISTEN and, for listeners that predate tracing, by the iter/tcp
+ * program run by user space in each network namespace. */
+struct listen_info {
+	__u64 ino;
+	__u64 last_emit_ns;  /* rate limit of non-drop overflow events */
+	__u32 tgid;          /* 0 when the listener predates tracing */
+	__u32 netns;
+	__u32 drops_seen;    /* sk_drops when last looked at */
+	__u32 suppressed;
+	__u16 port;
+	__u16 family;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* struct sock * of the listener */
+	__type(value, struct listen_info);
+} listen_socks SEC(".maps");
+
+/* Listeners by local port, across namespaces: where a SYN's namespace is no
+ * longer readable (skb->dev is gone when tcp_rcv_state_process consumes it),
+ * the listener whose own counters moved is the one. */
+#define LISTEN_SLOTS 8
+struct listen_slots {
+	__u64 sk[LISTEN_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u16); /* local port */
+	__type(value, struct listen_slots);
+} listen_ports SEC(".maps");
+
+static __always_inline void port_slot_add(__u16 port, __u64 sk)
+{
+	struct listen_slots empty = {};
+	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
+	if (!ls) {
+		bpf_map_update_elem(&listen_ports, &port, &empty, BPF_NOEXIST);
+		ls = bpf_map_lookup_elem(&listen_ports, &port);
+		if (!ls)
+			return;
+	}
+	for (int i = 0; i < LISTEN_SLOTS; i++) {
+		if (ls->sk[i] == sk)
+			return;
+	}
+	for (int i = 0; i < LISTEN_SLOTS; i++) {
+		if (ls->sk[i] == 0) {
+			ls->sk[i] = sk;
+			return;
+		}
+	}
+	/* Full: without the state-change hook closed listeners stay until
+	 * found dead (listeners_reap). */
+	if (no_state_hook() && listeners_reap(port) > 0) {
+		for (int i = 0; i < LISTEN_SLOTS; i++) {
+			if (ls->sk[i] == 0) {
+				ls->sk[i] = sk;
+				return;
+			}
+		}
+	}
+}
+
+static __always_inline void port_slot_del(__u16 port, __u64 sk)
+{
+	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
+	if (!ls)
+		return;
+	for (int i = 0; i < LISTEN_SLOTS; i++) {
+		if (ls->sk[i] == sk)
+			ls->sk[i] = 0;
+	}
+}
+
+/* Is the socket at `key` still a listener on `port`? TCP sockets are
+ * SLAB_TYPESAFE_BY_RCU: a closed listener's memory stays a socket, reused
+ * or not, so reading it is safe and tells. */
+static __always_inline bool listener_alive(__u64 key, __u16 port)
+{
+	const struct sock *sk = (const struct sock *)key;
+	return BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN &&
+	       BPF_CORE_READ(sk, __sk_common.skc_num) == port;
+}
+
+/* A listener found dead: its close, as inet_sock_set_state would have
+ * reported it (the closing process and the exact time unknown: task zero,
+ * ts = now). */
+static __always_inline void emit_lazy_close(const struct listen_info *li)
+{
+	struct syn_ev_listen *e = reserve(sizeof(*e), SYN_EV_LISTEN_CLOSE);
+	if (!e)
+		return;
+	__builtin_memset(&e->t, 0, sizeof(e->t));
+	e->t.lport = li->port;
+	e->t.family = li->family;
+	__builtin_memset(&e->task, 0, sizeof(e->task));
+	e->sock_ino = li->ino;
+	e->netns = li->netns;
+	e->ipv6only = 0;
+	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	submit(e);
+}
+
+/* A global function (verified once). Returns how many were reaped. */
+__noinline int listeners_reap(__u16 port)
+{
+	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
+	int reaped = 0;
+	if (!ls)
+		return 0;
+	for (int i = 0; i < LISTEN_SLOTS; i++) {
+		__u64 key = ls->sk[i];
+		if (key == 0 || listener_alive(key, port))
+			continue;
+		struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
+		if (li) {
+			emit_lazy_close(li);
+			bpf_map_delete_elem(&listen_socks, &key);
+		}
+		ls->sk[i] = 0;
+		reaped++;
+	}
+	return reaped;
+}
+
+static __always_inline void track_listener(const struct sock *sk, __u8 kind, const struct syn_ev_listen *e)
+{
+	__u64 key = (__u64)sk;
+
+	if (kind == SYN_EV_LISTEN) {
+		struct listen_info li = {
+			.ino = e->sock_ino, .tgid = e->task.pid, .netns = e->netns,
+			.drops_seen = BPF_CORE_READ(sk, sk_drops.counter),
+			.port = e->t.lport, .family = e->t.family,
+		};
+		bpf_map_update_elem(&listen_socks, &key, &li, BPF_ANY);
+		port_slot_add(e->t.lport, key);
+	} else {
+		bpf_map_delete_elem(&listen_socks, &key);
+		port_slot_del(e->t.lport, key);
+	}
+}
+
+static __always_inline int on_listen_change(const struct sock *sk, __u8 kind)
+{
+	struct syn_ev_listen *e = reserve(sizeof(*e), kind);
+	if (!e)
+		return 0;
+	sock_local(sk, &e->t);
+	__builtin_memset(e->t.remote, 0, 16);
+	e->t.rport = 0;
+	fill_task(&e->task);
+	e->sock_ino = sock_inode(sk);
+	e->netns = sock_netns(sk);
+	e->ipv6only = e->t.family == AF_INET6 ?
+		BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only) : 0;
+	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	__u32 tgid = e->task.pid; /* e is gone after submit */
+	track_listener(sk, kind, e);
+	submit(e);
+
+	if (kind == SYN_EV_LISTEN) {
+		__u8 one = 1;
+		bpf_map_update_elem(&listener_pids, &tgid, &one, BPF_ANY);
+	}
+	return 0;
+}
+
+static long reap_cb(struct bpf_map *map, __u64 *key, struct listen_info *li, void *ctx)
+{
+	__u64 k = *key;
+	if (listener_alive(k, li->port))
+		return 0;
+	emit_lazy_close(li);
+	port_slot_del(li->port, k);
+	bpf_map_delete_elem(&listen_socks, &k);
+	return 0;
+}
+
+/* Listeners that closed while nothing asked about their port: user space
+ * runs the program calling this (BPF_PROG_TEST_RUN, not attached to
+ * anything) every few seconds (Tracer.run), so that the registries on both
+ * sides stay bounded. */
+static __always_inline void listeners_sweep(void)
+{
+	bpf_for_each_map_elem(&listen_socks, reap_cb, NULL, 0);
+}
+
+/* A listener that predates tracing, found by the iter/tcp program user
+ * space runs once in each network namespace. */
+static __always_inline void listeners_seed(struct sock_common *skc)
+{
+	if (!skc || skc->skc_state != TCP_LISTEN)
+		return;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return;
+	const struct sock *sk = (const struct sock *)tp;
+	__u64 key = (__u64)sk;
+	if (bpf_map_lookup_elem(&listen_socks, &key))
+		return;
+	struct listen_info li = {
+		.ino = sock_inode(sk),
+		.netns = sock_netns(sk),
+		.drops_seen = BPF_CORE_READ(sk, sk_drops.counter),
+		.port = skc->skc_num,
+		.family = skc->skc_family,
+	};
+	bpf_map_update_elem(&listen_socks, &key, &li, BPF_NOEXIST);
+	port_slot_add(li.port, key);
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * synsight: the no-listener area's packet handlers. A SYN that matched no
+ * socket is answered with RST; one record per such SYN (SYN_EV_NO_SOCKET_RST).
+ * Several hooks see it, on different kernels (docs/kernel-notes.md §1, §2,
+ * §10); user space probes the running kernel and enables exactly one: the
+ * fentry/kprobe programs by loading only them, the shared tracepoints
+ * (tcp_send_reset, kfree_skb) by a cfg flag (SYN_CFG_RST_SEND_RESET,
+ * SYN_CFG_RST_KFREE_SKB). They are never chosen by kernel version.
+ */
+#pragma once
+
+#include "defs.bpf.h"
+#include "config.bpf.h"
+#include "listeners.bpf.h"
+#include "ringbuf.bpf.h"
+#include "skb.bpf.h"
+
+/* A SYN for which no socket matched: local = the port nobody listens on. */
+static __always_inline bool parse_syn(const struct sk_buff *skb,
+				      struct syn_ev_no_socket_rst *e)
+{
+	__u8 flags = 0;
+	if (!parse_tcp(skb, &e->t, &flags))
+		return false;
+	/* Only the first packet of a connection attempt: a SYN without ACK. A
+	 * stray segment of a vanished connection is a different story. */
+	if (!is_first_syn(flags))
+		return false;
+	e->tcp_flags = flags;
+	return port_wanted(e->t.lport);
+}
+
+/* The conntrack entry of the SYN (skb->_nfct, attached in PREROUTING and
+ * kept on tcp_v{4,6}_rcv's no-socket path): its original destination is the
+ * address the client used before DNAT. nf_conn is in a module on many
+ * kernels: without its BTF (module not loaded) the branch is compiled out. */
+static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn_ev_no_socket_rst *e)
+{
+	e->has_ct = 0;
+	e->orig_dport = 0;
+	__builtin_memset(e->orig_dst, 0, sizeof(e->orig_dst));
+	__builtin_memset(e->_pad2, 0, sizeof(e->_pad2));
+	if (!bpf_core_type_exists(struct nf_conn))
+		return;
+	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	if (!ct)
+		return;
+	union nf_inet_addr dst = {};
+	__be16 port = 0;
+	if (bpf_core_read(&dst, sizeof(dst), &ct->tuplehash[0].tuple.dst.u3) ||
+	    bpf_core_read(&port, sizeof(port), &ct->tuplehash[0].tuple.dst.u.tcp.port))
+		return;
+	if (e->t.family == AF_INET) {
+		e->orig_dst[10] = 0xff;
+		e->orig_dst[11] = 0xff;
+		__builtin_memcpy(&e->orig_dst[12], &dst.ip, 4);
+	} else {
+		__builtin_memcpy(e->orig_dst, &dst.ip6, 16);
+	}
+	e->orig_dport = bpf_ntohs(port);
+	e->has_ct = 1;
+}
+
+static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 source)
+{
+	struct syn_ev_no_socket_rst ev = {};
+	struct syn_ev_no_socket_rst *e;
+
+	if (!parse_syn(skb, &ev))
+		return 0;
+	/* Without the state-change hook, a listener that closed on this port
+	 * is found now, and its close reaches user space before the refusal. */
+	if (no_state_hook())
+		listeners_reap(ev.t.lport);
+	e = reserve(sizeof(*e), SYN_EV_NO_SOCKET_RST);
+	if (!e)
+		return 0;
+	e->t = ev.t;
+	e->tcp_flags = ev.tcp_flags;
+	e->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	e->source = source;
+	e->_pad = 0;
+	read_conntrack(skb, e);
+	submit(e);
+	return 0;
+}
+
+/* tcp_send_reset (6.10+, 19822a980e19 "trace: tcp: fully support
+ * trace_tcp_send_reset"): fires for every RST, sk==NULL for "no socket". */
+static __noinline int rst_on_send_reset(const struct sock *sk, const struct sk_buff *skb,
+					enum sk_rst_reason reason)
+{
+	if (sk || !skb)
+		return 0;
+	if (reason != bpf_core_enum_value(enum sk_rst_reason, SK_RST_REASON_NO_SOCKET))
+		return 0;
+	return emit_no_socket_rst(skb, SYN_RST_SRC_TP_SEND_RESET);
+}
+
+/* kfree_skb with reason NO_SOCKET (5.17+; the caller checked the reason):
+ * tcp_v{4,6}_rcv's no_tcp_socket path frees the SYN right after sending the
+ * RST. Not inlined (nor rst_on_send_reset): the shared program's other
+ * handlers' stack frames would add up past BPF's 512 bytes. */
+static __noinline int rst_on_kfree_skb(const struct sk_buff *skb)
+{
+	return emit_no_socket_rst(skb, SYN_RST_SRC_KFREE_SKB);
+}
+
+/* Before 6.10: the function that sends the RST, tcp_v{4,6}_send_reset, by
+ * fentry or kprobe (`source`); sk==NULL for the no-socket RST. */
+static __always_inline int rst_on_send_reset_fn(const struct sock *sk, struct sk_buff *skb, __u8 source)
+{
+	if (sk)
+		return 0;
+	return emit_no_socket_rst(skb, source);
+}
