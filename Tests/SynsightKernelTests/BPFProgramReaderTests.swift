@@ -1,3 +1,5 @@
+import CLibBPF
+import CSynsightShim
 import Glibc
 import Testing
 @testable import SynsightBase
@@ -36,5 +38,63 @@ struct BPFProgramReaderTests {
     @Test("tags are lower-case hex, two digits a byte")
     func hex() {
         #expect([0x00, 0x0f, 0xa5, 0xff].map(BPFProgramReader.hex).joined() == "000fa5ff")
+    }
+}
+
+/// BPFProgramReader against the real kernel (root): a tcx program attached
+/// by the test to a veth in a namespace the test creates is named with its
+/// id, name, type and attach point; synsight's own ids are left out.
+@Suite("BPF program reader on this kernel", .serialized, .enabled(if: Root.enabled))
+struct BPFProgramReaderKernelTests {
+    /// `r0 = -1 (TCX_NEXT); exit`, a sched_cls program that lets everything pass.
+    static func loadPassProgram(name: String) throws -> Int32 {
+        var mov = bpf_insn()
+        mov.code = 0xb7  // BPF_ALU64 | BPF_MOV | BPF_K
+        mov.imm = -1
+        var exit = bpf_insn()
+        exit.code = 0x95  // BPF_JMP | BPF_EXIT
+        let insns = [mov, exit]
+        let fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, name, "GPL", insns, insns.count, nil)
+        try #require(fd >= 0, "bpf_prog_load: \(ErrnoName.name(errno))")
+        return fd
+    }
+
+    @Test("a tcx ingress program on a veth in another namespace: id, name, type, attach point")
+    func tcxProgram() throws {
+        try Root.check()
+        let ns = "synsight-kt-tcx-\(getpid())"
+        try #require(Subprocess.capture(["/usr/sbin/ip", "netns", "add", ns]) != nil, "ip netns add \(ns)")
+        defer { _ = Subprocess.capture(["/usr/sbin/ip", "netns", "del", ns]) }
+        try #require(Subprocess.capture(["/usr/sbin/ip", "-n", ns, "link", "add", "ktv0", "type", "veth", "peer", "name", "ktv1"]) != nil)
+        let netns = try #require(ProcFS.nsInode("/run/netns/\(ns)"))
+        let prog = try Self.loadPassProgram(name: "synsight_kt_tcx")
+        defer { close(prog) }
+        var info = bpf_prog_info()
+        var len = UInt32(MemoryLayout<bpf_prog_info>.size)
+        try #require(bpf_obj_get_info_by_fd(prog, &info, &len) == 0)
+        // Attached from a thread inside the namespace (ifindexes are per namespace).
+        let attached = try PortState.onOwnThread { () throws(KernelError) -> (link: Int32, ifindex: UInt32, errno: Int32) in
+            let fd = open("/run/netns/\(ns)", O_RDONLY | O_CLOEXEC)
+            defer { close(fd) }
+            guard syn_setns_net(fd) == 0 else { return (-1, 0, errno) }
+            let ifindex = if_nametoindex("ktv0")
+            let link = bpf_link_create(prog, Int32(ifindex), BPFProgramReader.tcxIngress, nil)
+            return (link, ifindex, link >= 0 ? 0 : errno)
+        }
+        try #require(attached.link >= 0, "tcx link: \(ErrnoName.name(attached.errno))")
+        defer { close(attached.link) }
+
+        let q = BPFProgramQuery(netns: netns, ifindex: attached.ifindex, ifname: "ktv0", ingress: true, tc: true, cgroupOf: nil)
+        let f = BPFProgramReader(own: []).programs(q)
+        #expect(f.unavailable.isEmpty, "\(f.unavailable)")
+        #expect(f.programs == [BPFProgramRef(id: info.id, name: "synsight_kt_tcx", type: "sched_cls", tag: f.programs.first?.tag ?? "",
+                                             kind: .tcxIngress, target: "ktv0")], "\(f.programs)")
+        #expect(f.programs.first?.attach == "tcx ingress on ktv0")
+        #expect(f.programs.first?.tag.count == 16)
+        // Egress has nothing; synsight's own programs are never named.
+        var egress = q
+        egress.ingress = false
+        #expect(BPFProgramReader(own: []).programs(egress).programs.isEmpty)
+        #expect(BPFProgramReader(own: [info.id]).programs(q).programs.isEmpty)
     }
 }
