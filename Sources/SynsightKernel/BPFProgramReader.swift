@@ -50,24 +50,24 @@ public final class BPFProgramReader: BPFProgramSource, @unchecked Sendable {
 
     func read(_ q: BPFProgramQuery) -> BPFProgramFindings {
         var out = BPFProgramFindings()
-        var attached: [(id: UInt32, kind: BPFAttachKind, target: String, pref: UInt16?, tcName: String?)] = []
+        var attached: [(id: UInt32, kind: BPFAttachKind, target: String, pref: UInt16?, tcName: String?, dir: String?)] = []
         if q.tc, q.ifindex != 0 {
             switch interfacePrograms(q) {
             case .success(let found):
-                attached += found.map { ($0.progID, $0.kind, q.ifname, $0.pref, $0.name) }
+                attached += found.map { ($0.progID, $0.kind, q.ifname, $0.pref, $0.name, nil) }
             case .failure(let why):
                 out.unavailable.append(why.description)
             }
         }
         if let pid = q.cgroupOf {
             switch cgroupPrograms(pid: pid, ingress: q.ingress) {
-            case .success(let found): attached += found.map { ($0.id, $0.kind, $0.path, nil, nil) }
+            case .success(let found): attached += found.map { ($0.id, $0.kind, $0.path, nil, nil, $0.dir) }
             case .failure(let why): out.unavailable.append(why.description)
             }
         }
         for a in attached where !own.contains(a.id) {
             var ref = BPFProgramRef(id: a.id, name: "", type: "", tag: "", kind: a.kind, target: a.target,
-                                    tcPref: a.pref, tcName: a.tcName)
+                                    tcPref: a.pref, tcName: a.tcName, cgroupDir: a.dir)
             if let e = Self.describe(&ref) { out.unavailable.append(e) }
             out.programs.append(ref)
         }
@@ -171,8 +171,9 @@ public final class BPFProgramReader: BPFProgramSource, @unchecked Sendable {
     struct CgroupProgram {
         var id: UInt32
         var kind: BPFAttachKind
-        /// The cgroup it is attached to, relative to the v2 root ("/" for the root).
+        /// The cgroup it is attached to, relative to the v2 root ("/" for the root), and its directory.
         var path: String
+        var dir: String
     }
 
     func cgroupPrograms(pid: UInt32, ingress: Bool) -> Result<[CgroupProgram], ReadError> {
@@ -197,12 +198,14 @@ public final class BPFProgramReader: BPFProgramSource, @unchecked Sendable {
         var dir = leaf
         while !left.isEmpty {
             let here = (try? Self.query(path: root + (dir == "/" ? "" : dir), type: type, flags: 0).get()) ?? []
-            for id in here where left.remove(id) != nil { out.append(CgroupProgram(id: id, kind: kind, path: dir)) }
+            for id in here where left.remove(id) != nil {
+                out.append(CgroupProgram(id: id, kind: kind, path: dir, dir: root + (dir == "/" ? "" : dir)))
+            }
             if dir == "/" || dir.isEmpty { break }
             let parent = dir.split(separator: "/").dropLast().joined(separator: "/")
             dir = "/" + parent
         }
-        out += left.sorted().map { CgroupProgram(id: $0, kind: kind, path: leaf) }
+        out += left.sorted().map { CgroupProgram(id: $0, kind: kind, path: leaf, dir: root + leaf) }
         let order = Dictionary(effective.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         return .success(out.sorted { order[$0.id, default: 0] < order[$1.id, default: 0] })
     }

@@ -84,7 +84,8 @@ struct DropProgramsTests {
     @Test("a socket-filter drop reads the cgroup programs of the listener")
     func cgroupIngressOfListener() throws {
         let cg = BPFProgramRef(id: 9, name: "sd_fw_ingress", type: "cgroup_skb", tag: "aabbccddeeff0011",
-                               kind: .cgroupIngress, target: "/system.slice/web.service")
+                               kind: .cgroupIngress, target: "/system.slice/web.service",
+                               cgroupDir: "/sys/fs/cgroup/system.slice/web.service")
         let source = Recording(BPFProgramFindings(programs: [cg]))
         var e = engine(source, reasons: [("SKB_DROP_REASON_SOCKET_FILTER", 5)])
         _ = e.ingest(.listen(listenerChange(at: 500, on: Endpoint(addr: .any4, port: 8080), pid: 700, comm: "web", inode: 80, netns: 77)))
@@ -93,7 +94,7 @@ struct DropProgramsTests {
         #expect(source.queries.first?.cgroupOf == 700 && source.queries.first?.tc == false && source.queries.first?.ingress == true)
         let p = try #require(JSONValue.object(r.evidence)["bpf_programs"]?.items?.first)
         #expect(p["attach"]?.stringValue == "cgroup inet ingress /system.slice/web.service" && p["owner"]?.stringValue == "systemd")
-        #expect(r.hint?.contains("`bpftool cgroup detach <cgroup2 mount>/system.slice/web.service ingress id 9`") == true, "\(r.hint ?? "")")
+        #expect(r.hint?.contains("`bpftool cgroup detach /sys/fs/cgroup/system.slice/web.service ingress id 9`") == true, "\(r.hint ?? "")")
     }
 
     @Test("nothing readable: the evidence says why and the hint stays the cause's")

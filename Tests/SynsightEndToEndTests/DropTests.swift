@@ -374,6 +374,6 @@ struct DropTests {
         #expect(r.pid("process") == listener.pid, "\(r)")
         #expect(r.pid("client") == c.pid, "\(r)")
         assertNamed(r, program: expected, type: "cgroup_skb", attach: "cgroup inet ingress \(cgroup.path)",
-                    inspect: "`bpftool cgroup show <cgroup2 mount>\(cgroup.path)`")
+                    inspect: "`bpftool cgroup show \(cgroup.leaf)`")
     }
 }

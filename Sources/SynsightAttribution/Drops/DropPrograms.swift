@@ -83,9 +83,9 @@ extension AttributionEngine {
 
     /// "tc ingress program 42 "drop" on eth0 ... `bpftool prog show id 42`, `tc filter show dev eth0 ingress`".
     static func programHint(_ programs: [BPFProgramRef], _ d: PacketDrop, port: UInt16) -> String? {
-        guard let first = programs.first else { return nil }
+        guard !programs.isEmpty else { return nil }
         let named = programs.map { p in
-            "\(p.id)" + (p.name.isEmpty ? "" : " \"\(p.name)\"") + (p.owner.map { " (\($0.rawValue))" } ?? "")
+            "\(p.id)" + (p.name.isEmpty ? "" : " \"\(p.name)\"") + (p.owner.map { " (\($0.rawValue))" } ?? "") + " at \(p.attach)"
         }
         let who = programs.count == 1 ? "BPF program \(named[0])" : "one of the BPF programs \(named.joined(separator: ", "))"
         var inspect = programs.map { "`bpftool prog show id \($0.id)`" }
@@ -100,14 +100,15 @@ extension AttributionEngine {
                 inspect.append("`bpftool net show dev \(p.target)`")
                 detach.append("`bpftool net detach tcx_\(dir) dev \(p.target)`")
             case .cgroupIngress, .cgroupEgress:
-                inspect.append("`bpftool cgroup show <cgroup2 mount>\(p.target)`")
-                detach.append("`bpftool cgroup detach <cgroup2 mount>\(p.target) \(dir) id \(p.id)`")
+                let path = p.cgroupDir ?? "<cgroup2 mount>\(p.target)"
+                inspect.append("`bpftool cgroup show \(path)`")
+                detach.append("`bpftool cgroup detach \(path) \(dir) id \(p.id)`")
             }
         }
         var seen = Set<String>()
         inspect = inspect.filter { seen.insert($0).inserted }
         detach = detach.filter { seen.insert($0).inserted }
-        return "\(who) at \(first.attach) (network namespace \(d.netns)) dropped the \(d.segment) to port \(port): "
+        return "\(who) (network namespace \(d.netns)) dropped the \(d.segment) to port \(port): "
             + "inspect it with \(inspect.joined(separator: ", ")); allow the port in the policy that loaded it, or detach it (\(detach.joined(separator: ", ")))"
     }
 }

@@ -41,9 +41,11 @@ public struct BPFProgramRef: Sendable, Hashable {
     /// tc only: the filter's preference and its name as tc shows it (iproute2: `file.o:[section]`).
     public var tcPref: UInt16?
     public var tcName: String?
+    /// cgroup only: the cgroup's directory (under the v2 mount), for the commands in the hint.
+    public var cgroupDir: String?
 
     public init(id: UInt32, name: String, type: String, tag: String, kind: BPFAttachKind, target: String,
-                tcPref: UInt16? = nil, tcName: String? = nil) {
+                tcPref: UInt16? = nil, tcName: String? = nil, cgroupDir: String? = nil) {
         self.id = id
         self.name = name
         self.type = type
@@ -52,6 +54,7 @@ public struct BPFProgramRef: Sendable, Hashable {
         self.target = target
         self.tcPref = tcPref
         self.tcName = tcName
+        self.cgroupDir = cgroupDir
     }
 
     public var attach: String { kind.describe(at: target) }
