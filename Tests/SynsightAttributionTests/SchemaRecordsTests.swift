@@ -174,6 +174,13 @@ struct SchemaRecordsTests {
         _ = g.ingest(drop(200_000, 44000, 5))
         out += g.finish()
 
+        // connect_timeout: the DROP above explains 43002's timeout (dropped_on_host, the rule);
+        // SYNs that left via a gateway (IPv4) or directly connected (IPv6): no_answer_past_host.
+        _ = f.ingest(connectFailure(at: 1_200_000, from: Endpoint(addr: v4(127, 0, 0, 1), port: 43002),
+                                    to: Endpoint(addr: v4(127, 0, 0, 1), port: 8080), errno: 110))
+        out += f.finish()
+        out += TimeoutCoreTests.pastHostRecords()
+
         // lost and summary records, as the trace loop and the aggregator make them.
         out.append(Record(ts: 1, kind: .lost, evidence: [("where", .string("ring buffer full"))], hint: "h", count: 3))
         var agg = StormAggregator(perKeyPerWindow: 1)
