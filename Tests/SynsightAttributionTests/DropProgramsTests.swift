@@ -118,6 +118,21 @@ struct DropProgramsTests {
         #expect(source.queries.isEmpty && JSONValue.object(r.evidence)["bpf_programs"] == nil)
     }
 
+    @Test("the client's timeout that the drop explains carries the programs too (connect_timeout evidence.drop)")
+    func timeoutNamesProgram() throws {
+        let source = Recording(BPFProgramFindings(programs: [Self.tcProgram]))
+        var e = engine(source, reasons: [("SKB_DROP_REASON_TC_INGRESS", 61)])
+        let (s, c) = (DropAttributionTests.server, DropAttributionTests.client)
+        _ = try single(e.ingest(.packetDrop(drop(code: 61))))
+        _ = e.ingest(.connectTimeout(ConnectTimeoutRoute(ts: 3_000_000_000, family: .ipv4, local: c, remote: s, netns: hostNS,
+                                                         egress: .init(ifname: "eth0", ifindex: 3), synRetransmits: 2,
+                                                         fromLastRetransmit: false)))
+        let r = try single(e.ingest(connectFailure(at: 3_000_000_100, from: c, to: s, pid: 31, errno: 110)))
+        #expect(r.reason == .connectTimeout && r.cause == Cause.ConnectTimeout.droppedOnHost.rawValue)
+        let programs = try #require(r.evidence("drop")?["bpf_programs"]?.items, "\(r.json)")
+        #expect(programs.first?["id"]?.intValue == 42 && programs.first?["attach"]?.stringValue == "tc ingress on veth-s1")
+    }
+
     @Test("owners are recognised by the names their programs carry")
     func owners() {
         #expect(BPFProgramOwner.of(names: ["cil_from_container"]) == .cilium)
