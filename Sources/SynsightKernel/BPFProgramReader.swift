@@ -51,7 +51,7 @@ public final class BPFProgramReader: BPFProgramSource, @unchecked Sendable {
     func read(_ q: BPFProgramQuery) -> BPFProgramFindings {
         var out = BPFProgramFindings()
         var attached: [(id: UInt32, kind: BPFAttachKind, target: String, pref: UInt16?, tcName: String?, dir: String?)] = []
-        if q.tc, q.ifindex != 0 {
+        if q.tc || q.xdp, q.ifindex != 0 {
             switch interfacePrograms(q) {
             case .success(let found):
                 attached += found.map { ($0.progID, $0.kind, q.ifname, $0.pref, $0.name, nil) }
@@ -95,26 +95,39 @@ public final class BPFProgramReader: BPFProgramSource, @unchecked Sendable {
             return try PortState.onOwnThread { () throws(KernelError) -> Result<[InterfaceProgram], ReadError> in
                 let fd = NetnsPaths.open(q.netns)
                 guard fd >= 0 else {
-                    return .failure(ReadError("network namespace \(q.netns) is gone (not in /run/netns, no process in it): its tc programs cannot be read"))
+                    return .failure(ReadError("network namespace \(q.netns) is gone (not in /run/netns, no process in it): the programs of \(q.ifname) cannot be read"))
                 }
                 defer { close(fd) }
                 let rc = syn_setns_net(fd)
                 guard rc == 0 else {
-                    return .failure(ReadError("cannot enter network namespace \(q.netns) to read the tc programs of \(q.ifname): \(ErrnoName.name(-rc))"))
+                    return .failure(ReadError("cannot enter network namespace \(q.netns) to read the programs of \(q.ifname): \(ErrnoName.name(-rc))"))
                 }
                 // The thread ends here: it is never used again in that namespace.
                 return body()
             }
         } catch {
-            return .failure(ReadError("cannot read the tc programs of \(q.ifname): \(error)"))
+            return .failure(ReadError("cannot read the programs of \(q.ifname): \(error)"))
         }
     }
 
-    /// In the current thread's namespace: cls_bpf filters, then tcx.
+    /// In the current thread's namespace: XDP, cls_bpf filters, then tcx.
     static func listInterface(_ q: BPFProgramQuery) -> Result<[InterfaceProgram], ReadError> {
+        var out: [InterfaceProgram] = []
+        if q.xdp {
+            var opts = bpf_xdp_query_opts()
+            opts.sz = MemoryLayout<bpf_xdp_query_opts>.size
+            let rc = bpf_xdp_query(Int32(bitPattern: q.ifindex), 0, &opts)
+            guard rc == 0 else {
+                return .failure(ReadError("cannot read the XDP programs of \(q.ifname) (ifindex \(q.ifindex)): \(ErrnoName.name(-rc))"))
+            }
+            for (id, kind) in [(opts.skb_prog_id, BPFAttachKind.xdpGeneric), (opts.drv_prog_id, .xdpDriver), (opts.hw_prog_id, .xdpOffload)]
+            where id != 0 {
+                out.append(InterfaceProgram(progID: id, kind: kind))
+            }
+        }
+        guard q.tc else { return .success(out) }
         let parents = q.ingress ? [TCFilterDump.parentClsactIngress, TCFilterDump.parentIngressQdisc]
                                 : [TCFilterDump.parentClsactEgress]
-        var out: [InterfaceProgram] = []
         for (i, parent) in parents.enumerated() {
             switch dumpFilters(ifindex: q.ifindex, parent: parent, seq: UInt32(i + 1)) {
             case .success(let fs):

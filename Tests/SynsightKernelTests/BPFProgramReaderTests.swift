@@ -21,7 +21,7 @@ struct BPFProgramReaderTests {
         let q = BPFProgramQuery(netns: Self.noNetns, ifindex: 2, ifname: "veth0", ingress: true, tc: true, cgroupOf: nil)
         let f = reader.programs(q)
         #expect(f.programs.isEmpty)
-        #expect(f.unavailable == ["network namespace \(Self.noNetns) is gone (not in /run/netns, no process in it): its tc programs cannot be read"])
+        #expect(f.unavailable == ["network namespace \(Self.noNetns) is gone (not in /run/netns, no process in it): the programs of veth0 cannot be read"])
         #expect(reader.cache.withLock { $0[q] } != nil)
     }
 

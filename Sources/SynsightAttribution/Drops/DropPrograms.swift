@@ -14,6 +14,8 @@ struct DropProgramSite: Equatable {
     /// The cgroup inet programs of the socket's owner.
     var cgroup: Bool
     var ingress: Bool
+    /// The interface's XDP programs (a generic-mode XDP_DROP frees the skb).
+    var xdp = false
 
     /// Reasons of each site (normalised BTF names, see DropCause.reasons).
     static let tcReasons: Set<String> = ["tc_ingress", "tc_egress", "tc_cookie_error", "tc_chain_notfound", "tc_reclassify_loop"]
@@ -24,6 +26,8 @@ struct DropProgramSite: Equatable {
     /// Kernels that drop without a reason (not_specified) there: the freeing function says which hook.
     static let tcFunctions: Set<String> = ["tcf_classify", "tc_run", "sch_handle_ingress", "sch_handle_egress", "tcx_run"]
     static let cgroupFunctions: Set<String> = ["sk_filter_trim_cap", "__cgroup_bpf_run_filter_skb"]
+    /// Generic (skb) XDP's XDP_DROP: kfree_skb without a reason in do_xdp_generic on 6.18.
+    static let xdpFunctions: Set<String> = ["do_xdp_generic", "netif_receive_generic_xdp", "bpf_prog_run_generic_xdp"]
 
     static func of(_ d: PacketDrop, reason: DropReasonName, function: String?) -> DropProgramSite? {
         let ingress = d.direction != "egress"
@@ -32,10 +36,12 @@ struct DropProgramSite: Equatable {
             return DropProgramSite(tc: true, cgroup: false, ingress: dir)
         }
         if let dir = cgroupReasons[reason.name] { return DropProgramSite(tc: false, cgroup: true, ingress: dir) }
+        if reason.name == "xdp" { return DropProgramSite(tc: false, cgroup: false, ingress: true, xdp: true) }
         guard !reason.known || DropCause.of(reason) == .unspecified || DropCause.of(reason) == .other,
               let function else { return nil }
         if tcFunctions.contains(function) { return DropProgramSite(tc: true, cgroup: false, ingress: ingress) }
         if cgroupFunctions.contains(function) { return DropProgramSite(tc: false, cgroup: true, ingress: ingress) }
+        if xdpFunctions.contains(function) { return DropProgramSite(tc: false, cgroup: false, ingress: true, xdp: true) }
         return nil
     }
 
@@ -56,9 +62,11 @@ extension AttributionEngine {
         }
         let owner = site.socketOwner(d, listener: record.process?.pid, client: record.client?.pid)
         let q = BPFProgramQuery(netns: d.netns, ifindex: d.ifindex, ifname: d.ifname, ingress: site.ingress,
-                                tc: site.tc, cgroupOf: site.cgroup ? owner : nil)
+                                tc: site.tc, cgroupOf: site.cgroup ? owner : nil, xdp: site.xdp)
         var found = source.programs(q)
-        if site.tc && d.ifindex == 0 { found.unavailable.append("the drop has no interface: its tc programs cannot be read") }
+        if (site.tc || site.xdp) && d.ifindex == 0 {
+            found.unavailable.append("the drop has no interface: its tc and XDP programs cannot be read")
+        }
         if site.cgroup && owner == nil {
             found.unavailable.append("the socket's owner is not known: its cgroup programs cannot be read")
         }
@@ -99,6 +107,9 @@ extension AttributionEngine {
             case .tcxIngress, .tcxEgress:
                 inspect.append("`bpftool net show dev \(p.target)`")
                 detach.append("`bpftool net detach tcx_\(dir) dev \(p.target)`")
+            case .xdpGeneric, .xdpDriver, .xdpOffload:
+                inspect.append("`ip link show dev \(p.target)`")
+                detach.append("`ip link set dev \(p.target) \(p.kind.rawValue) off`")
             case .cgroupIngress, .cgroupEgress:
                 let path = p.cgroupDir ?? "<cgroup2 mount>\(p.target)"
                 inspect.append("`bpftool cgroup show \(path)`")

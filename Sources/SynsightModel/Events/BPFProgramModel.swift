@@ -1,6 +1,6 @@
 import SynsightBase
 /// The BPF programs that could have dropped a handshake segment (a tc,
-/// tcx or cgroup skb program: `packet_dropped`, evidence `bpf_programs`), in
+/// tcx, XDP or cgroup skb program: `packet_dropped`, evidence `bpf_programs`), in
 /// Swift terms. SynsightKernel reads them (BPFProgramReader); the drop area
 /// of the attribution asks for them (Drops/DropPrograms.swift).
 
@@ -15,8 +15,12 @@ public enum BPFAttachKind: String, Sendable, Hashable, CaseIterable {
     /// BPF_CGROUP_INET_INGRESS / EGRESS on a cgroup v2 directory.
     case cgroupIngress = "cgroup inet ingress"
     case cgroupEgress = "cgroup inet egress"
+    /// An XDP program, by its mode as iproute2 spells it (`ip link set dev X xdpgeneric off`).
+    case xdpGeneric = "xdpgeneric"
+    case xdpDriver = "xdpdrv"
+    case xdpOffload = "xdpoffload"
 
-    public var isIngress: Bool { [.tcIngress, .tcxIngress, .cgroupIngress].contains(self) }
+    public var isIngress: Bool { ![.tcEgress, .tcxEgress, .cgroupEgress].contains(self) }
     public var isCgroup: Bool { self == .cgroupIngress || self == .cgroupEgress }
 
     /// "tc ingress on eth0", "cgroup inet egress /system.slice/x.service".
@@ -99,14 +103,18 @@ public struct BPFProgramQuery: Sendable, Hashable {
     public var tc: Bool
     /// Read the cgroup programs of this process's cgroup v2 (the socket's owner).
     public var cgroupOf: UInt32?
+    /// Read the interface's XDP programs (every mode).
+    public var xdp: Bool
 
-    public init(netns: UInt32, ifindex: UInt32, ifname: String, ingress: Bool, tc: Bool, cgroupOf: UInt32?) {
+    public init(netns: UInt32, ifindex: UInt32, ifname: String, ingress: Bool, tc: Bool, cgroupOf: UInt32?,
+                xdp: Bool = false) {
         self.netns = netns
         self.ifindex = ifindex
         self.ifname = ifname
         self.ingress = ingress
         self.tc = tc
         self.cgroupOf = cgroupOf
+        self.xdp = xdp
     }
 }
 
