@@ -1603,6 +1603,23 @@ char _license[] __attribute__((section("license"), used)) = "GPL";
 """
 
 
+def tc_programs_check(c, k, r, method, attach, reason):
+    """The record names the filter's BPF program (id, attach point) when it
+    is one (`bpf da`), and an empty list for u32 + gact (no BPF program at
+    that attach point); either way every attach point was read."""
+    if not k.btf.has_name("SKB_DROP_REASON_" + reason):
+        return
+    e = ev(r)
+    progs = e.get("bpf_programs")
+    if method == "bpf da":
+        c.eq("evidence.bpf_programs[].attach", [p.get("attach") for p in progs or []], [attach])
+        c.eq("evidence.bpf_programs[].name", [p.get("name") for p in progs or []], ["km_drop"])
+        c.true("evidence.bpf_programs[].id %r" % progs, all(isinstance(p.get("id"), int) and p["id"] > 0 for p in progs or []))
+    else:
+        c.eq("evidence.bpf_programs (a u32 filter is no BPF program)", progs, [])
+    c.eq("evidence.bpf_programs_unavailable", e.get("bpf_programs_unavailable"), None)
+
+
 def tc_drop_filter(ns, dev, port, egress=False):
     """A tc filter dropping TCP to `port` at ingress (from it at egress): u32
     + gact where the kernel has them (the guests' modules), else a
@@ -1635,7 +1652,7 @@ def sc_drop_tc(t, k, pas):
     server, client = NetNS(), NetNS()
     s1, _ = server.link(client, v4="198.18.44")
     port = rnd_port()
-    tc_drop_filter(server, s1, port)
+    method = tc_drop_filter(server, s1, port)
     pid, err = connect(client, "198.18.44.1", port, timeout=2)
     c = Check()
     c.eq("connect errno", err, errno.ETIMEDOUT)
@@ -1644,6 +1661,7 @@ def sc_drop_tc(t, k, pas):
         drop_check(c, k, r, port, pid, "TC_INGRESS", "bpf_program", s1, "ingress")
         if k.btf.has_name("SKB_DROP_REASON_TC_INGRESS"):
             c.eq("evidence.attach_point", ev(r).get("attach_point"), "tc ingress")
+        tc_programs_check(c, k, r, method, "tc ingress on " + s1, "TC_INGRESS")
     return r, c, drop_expected(k)
 
 
@@ -1655,7 +1673,7 @@ def sc_drop_tc_egress(t, k, pas):
     s1, _ = server.link(client, v4="198.18.45")
     port = rnd_port()
     listener = Peer(server, ["listen", "0.0.0.0", str(port)])
-    tc_drop_filter(server, s1, port, egress=True)
+    method = tc_drop_filter(server, s1, port, egress=True)
     pid, err = connect(client, "198.18.45.1", port, timeout=2)
     c = Check()
     c.eq("connect errno", err, errno.ETIMEDOUT)
@@ -1671,6 +1689,7 @@ def sc_drop_tc_egress(t, k, pas):
         c.eq("local.addr", (r.get("local") or {}).get("addr"), "198.18.45.1")
         c.eq("process.pid", pid_of(r, "process"), listener.pid)
         c.eq("client.pid", pid_of(r, "client"), pid)
+        tc_programs_check(c, k, r, method, "tc egress on " + s1, "TC_EGRESS")
     return r, c, drop_expected(k)
 
 

@@ -15,6 +15,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case attachPoint = "attach_point"
     case behindProxy = "behind_proxy"
     case bound
+    case bpfPrograms = "bpf_programs"
+    case bpfProgramsUnavailable = "bpf_programs_unavailable"
     case call
     case candidates
     case capability
