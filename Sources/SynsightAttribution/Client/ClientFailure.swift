@@ -23,39 +23,43 @@ extension AttributionEngine {
                                workload: resolver?.workload(task: ce.task))
         let who = "\(ce.task.comm) (pid \(ce.task.pid))"
         let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
-        var evidence: [(String, JSONValue)] = [("errno", .string(ErrnoName.name(ce.errno))),
-                                               ("after_ms", .int(elapsedMs)),
-                                               ("hook", .string(clientErrorHook.rawValue))]
+        var evidence: [(String, JSONValue)] = [EvidenceKey.errno(.string(ErrnoName.name(ce.errno))),
+                                               EvidenceKey.afterMs(.int(elapsedMs)),
+                                               EvidenceKey.hook(.string(clientErrorHook.rawValue))]
+        // What was seen; the fix comes from the advice catalogue.
+        let seen: String
         switch ce.errno {
         case 111:
             r.reason = .unknown
             r.cause = .unknown(.connectionRefused)
-            r.hint = "\(dest) answered \(who)'s SYN with a reset, and no listener or firewall rule on this host explains it: "
-                + "nothing listens on port \(dest.port) there, or a firewall rejects; run synsight on that host to know which"
+            seen = "\(dest) answered \(who)'s SYN with a reset, and no listener or firewall rule on this host explains it: "
+                + "nothing listens on port \(dest.port) there, or a firewall rejects"
         case 110:
             r.reason = .unknown
             r.cause = .unknown(.timedOut)
-            r.hint = "\(dest) never answered \(who)'s SYNs: a firewall drops them, the host is down, or its listen queue overflows; "
-                + "check the path and run synsight on that host"
+            seen = "\(dest) never answered \(who)'s SYNs: a firewall drops them, the host is down, or its listen queue overflows"
         case 113:
             r.reason = .unknown
             r.cause = .unknown(.hostUnreachable)
-            r.hint = "no route to host \(dest.addr) (ICMP host unreachable or no ARP/NDP answer): check that the host is up and the address right"
+            seen = "no route to host \(dest.addr) (ICMP host unreachable or no ARP/NDP answer)"
         case 101:
             r.reason = .unknown
             r.cause = .unknown(.networkUnreachable)
-            r.hint = "no route to network of \(dest.addr) from this host: check the routing table (ip route get \(dest.addr))"
+            seen = "no route to network of \(dest.addr) from this host"
         case 104:
             r.reason = .resetByPeer
             r.cause = .resetByPeer(.resetAfterSetup)
-            r.hint = "\(dest) reset the connection \(elapsedMs) ms after \(who) connected: a server refusing after the handshake "
-                + "(e.g. its accept queue overflowed with tcp_abort_on_overflow=1, or it closed with unread data); check the server"
-            evidence.append(("state", .string("established")))
+            seen = "\(dest) reset the connection \(elapsedMs) ms after \(who) connected: a server refusing after the handshake "
+                + "(e.g. its accept queue overflowed with tcp_abort_on_overflow=1, or it closed with unread data)"
+            evidence.append(EvidenceKey.state(.string("established")))
         default:
             r.reason = .unknown
             r.cause = .unknown(.connectError)
-            r.hint = "connect() from \(who) to \(dest) failed with \(ErrnoName.name(ce.errno))"
+            seen = "connect() from \(who) to \(dest) failed with \(ErrnoName.name(ce.errno))"
         }
+        let advice = Advice.for(reason: r.reason, cause: r.cause,
+                                facts: Advice.Facts(port: dest.port, pid: ce.task.pid, address: dest.addr, family: ce.family))
+        r.hint = seen + (r.cause == .unknown(.connectError) ? "" : ": " + advice.fix)
         r.evidence = evidence
         return r
     }

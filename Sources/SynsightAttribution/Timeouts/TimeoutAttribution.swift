@@ -177,31 +177,32 @@ extension AttributionEngine {
                        port: ce.remote.port, family: ce.family, netns: ce.netns, local: ce.local, remote: ce.remote)
         r.process = clientRef(ce)
         let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
-        var ev: [(String, JSONValue)] = [("errno", .string(ErrnoName.name(ce.errno))), ("after_ms", .int(elapsedMs)),
-                                         ("hook", .string(clientErrorHook.rawValue))]
+        var ev: [(String, JSONValue)] = [EvidenceKey.errno(.string(ErrnoName.name(ce.errno))), EvidenceKey.afterMs(.int(elapsedMs)),
+                                         EvidenceKey.hook(.string(clientErrorHook.rawValue))]
         if let route {
-            ev.append(("syn_retransmits", .int(Int64(route.synRetransmits))))
+            ev.append(EvidenceKey.synRetransmits(.int(Int64(route.synRetransmits))))
             if let e = route.egress {
-                ev += [("egress_interface", .string(e.ifname)), ("ifindex", .int(Int64(e.ifindex))),
-                       ("next_hop", .string(e.nextHop)),
-                       ("route_from", .string(route.fromLastRetransmit ? "last_retransmit" : "socket"))]
+                ev += [EvidenceKey.egressInterface(.string(e.ifname)), EvidenceKey.ifindex(.int(Int64(e.ifindex))),
+                       EvidenceKey.nextHop(.string(e.nextHop)),
+                       EvidenceKey.routeFrom(.string(route.fromLastRetransmit ? "last_retransmit" : "socket"))]
             }
         }
         let who = "\(ce.task.comm) (pid \(ce.task.pid))"
         let sent = route.map { "\($0.synRetransmits + 1) SYNs" } ?? "SYNs"
         if let drop {
             r.cause = .connectTimeout(.droppedOnHost)
-            ev.append(("drop", drop.json))
+            ev.append(EvidenceKey.drop(drop.json))
             let segment = drop.isSynAck ? "the SYN-ACKs coming back" : "its SYNs"
             r.hint = "connect() from \(who) to \(ce.remote) timed out after \(elapsedMs) ms: \(segment) were dropped on this host by "
                 + drop.actor + " (the \(drop.reason.rawValue) record at the first drop)" + (drop.hint.map { ": " + $0 } ?? "")
         } else if let e = route?.egress, pastHost {
             r.cause = .connectTimeout(.noAnswerPastHost)
             let via = e.gateway.map { "via gateway \($0)" } ?? "to a directly connected destination"
+            let advice = Advice.for(reason: .connectTimeout, cause: r.cause,
+                                    facts: Advice.Facts(port: ce.remote.port, address: ce.remote.addr,
+                                                        nextHop: e.gateway.map { "\($0)" } ?? e.ifname))
             r.hint = "\(ce.remote) never answered \(who)'s \(sent), which left this host through \(e.ifname) (ifindex \(e.ifindex)) \(via), "
-                + "and nothing on this host dropped them: the problem is past this host. Check the path from "
-                + "\(e.gateway.map { "\($0)" } ?? e.ifname) on (a firewall or security group there, the peer down or not listening), "
-                + "and run synsight on \(ce.remote.addr) if you can"
+                + "and nothing on this host dropped them: " + advice.fix
         }
         r.evidence = ev
         return r

@@ -57,6 +57,8 @@ public struct Advice: Sendable, Hashable {
         public var lsmsToCheck: String?
         /// The Kubernetes namespace of a Service without endpoints.
         public var serviceNamespace: String?
+        /// Where a connection's SYNs left this host: the gateway, or the interface (connect_timeout).
+        public var nextHop: String?
 
         public init(port: UInt16? = nil, pid: UInt32? = nil, address: IPAddress? = nil, family: AddressFamily? = nil,
                     listenerFamily: AddressFamily? = nil, killedBySignal: Bool = false, somaxconnCap: Int32? = nil,
@@ -64,7 +66,7 @@ public struct Advice: Sendable, Hashable {
                     serviceNamespace: String? = nil, processLabel: String? = nil, nofileHard: String? = nil,
                     backlog: UInt32? = nil, namespaceLabel: String? = nil, call: SocketCall? = nil,
                     holderState: String? = nil, selinuxDomain: String? = nil, deniedPermissions: [String] = [],
-                    socketProtocol: String? = nil, lsmsToCheck: String? = nil) {
+                    socketProtocol: String? = nil, lsmsToCheck: String? = nil, nextHop: String? = nil) {
             self.port = port
             self.pid = pid
             self.address = address
@@ -78,6 +80,7 @@ public struct Advice: Sendable, Hashable {
             self.serviceNamespace = serviceNamespace
             self.processLabel = processLabel
             self.nofileHard = nofileHard
+            self.nextHop = nextHop
             self.backlog = backlog
             self.namespaceLabel = namespaceLabel
             self.call = call
@@ -128,24 +131,53 @@ public struct Advice: Sendable, Hashable {
                           steps: [drop.remediation,
                                   "Watch it live with sudo synsight trace --port \(portText(facts)); the evidence names the interface and the kernel function."])
         case .connectTimeout?:
-            return connectTimeout(cause)
+            return connectTimeout(cause, facts)
         case .resetByPeer?:
             return Advice(fix: "check the server",
                           steps: ["The peer reset the connection: check the peer's logs and its own refusals (run synsight there)."])
         case .unknown?, nil:
-            return Advice(fix: "run synsight on the host that refused",
-                          steps: ["Read the evidence of the most recent record below; run sudo synsight trace --port \(portText(facts)) to watch it live."])
+            return unknown(cause, facts)
         }
     }
 
-    static func connectTimeout(_ cause: RecordCause?) -> Advice {
+    /// A local connect() failure nothing on this host explains: what to
+    /// check depends on how it failed.
+    static func unknown(_ cause: RecordCause?, _ f: Facts) -> Advice {
+        let live = "run sudo synsight trace --port \(portText(f)) to watch it live."
+        let addr = f.address.map { "\($0)" } ?? "<address>"
+        switch cause {
+        case .unknown(.connectionRefused)?:
+            return Advice(fix: "run synsight on that host to know which",
+                          steps: ["The peer answered with a reset: nothing listens on the port there, or a firewall rejects. "
+                                    + "Run synsight on that host to know which."])
+        case .unknown(.timedOut)?:
+            return Advice(fix: "check the path and run synsight on that host",
+                          steps: ["Nothing answered: check the path (routes, firewalls between the hosts) and run synsight on the "
+                                    + "server, where a drop or a full listen queue would be named.", live])
+        case .unknown(.hostUnreachable)?:
+            return Advice(fix: "check that the host is up and the address right",
+                          steps: ["The host did not answer ARP/NDP, or a router sent ICMP host unreachable: check that \(addr) is up "
+                                    + "and the right address."])
+        case .unknown(.networkUnreachable)?:
+            return Advice(fix: "check the routing table (ip route get \(addr))",
+                          steps: ["No route to the network of \(addr): check the routing table (ip route get \(addr))."])
+        default:
+            return Advice(fix: "run synsight on the host that refused",
+                          steps: ["Read the evidence of the most recent record below; " + live])
+        }
+    }
+
+    static func connectTimeout(_ cause: RecordCause?, _ f: Facts) -> Advice {
         if case .connectTimeout(.droppedOnHost)? = cause {
             return Advice(fix: "fix that drop as its own record says",
                           steps: ["The connection attempts were dropped on this host, not lost on the way: the drop is in evidence.drop "
                                     + "(the firewall rule, or the kernel's drop reason, location and interface).",
                                   "Fix that drop as its own record says (the firewall_drop or packet_dropped record of the same port, just before)."])
         }
-        return Advice(fix: "check the route and the path past the next hop, and run synsight on the peer",
+        let from = f.nextHop ?? "the next hop"
+        let peer = f.address.map { "\($0)" } ?? "the peer"
+        return Advice(fix: "the problem is past this host. Check the path from \(from) on (a firewall or security group there, "
+                        + "the peer down or not listening), and run synsight on \(peer) if you can",
                       steps: ["The SYNs left this host (evidence: egress_interface, next_hop, syn_retransmits) and nothing came back: "
                                 + "the problem is past this host.",
                               "Check that the route is the intended one (ip route get <destination>); then the path from the next hop on: "
