@@ -70,9 +70,9 @@ extension AttributionEngine {
         if site.cgroup && owner == nil {
             found.unavailable.append("the socket's owner is not known: its cgroup programs cannot be read")
         }
-        var ev: [(String, JSONValue)] = [("bpf_programs", .array(found.programs.map(Self.programJSON)))]
+        var ev: [(String, JSONValue)] = [EvidenceKey.bpfPrograms(.array(found.programs.map(Self.programJSON)))]
         if !found.unavailable.isEmpty {
-            ev.append(("bpf_programs_unavailable", .string(found.unavailable.joined(separator: "; "))))
+            ev.append(EvidenceKey.bpfProgramsUnavailable(.string(found.unavailable.joined(separator: "; "))))
         }
         return (ev, Self.programHint(found.programs, d, port: d.server.port))
     }
