@@ -18,6 +18,12 @@ extension PipelineStage {
         var family: AddressFamily
     }
 
+    /// The summary's evidence: where it was folded, how many had local clients
+    /// (docs/schema/synsight-record-v1.schema.json, summary records).
+    static let foldedInKey = "folded_in"
+    static let foldedInKernel = "kernel"
+    static let localClientsKey = "local_clients"
+
     /// How often the counters are read (the kernel's window is 1 s too).
     static let foldReadIntervalNs: UInt64 = 1_000_000_000
 
@@ -41,8 +47,8 @@ extension PipelineStage {
             ?? unsampledRefusal(storm, family: family)
         if storm.clients == 0 { s.client = nil }
         s.evidence.append((StormAggregator.summarizedKindKey, .string(s.kind.rawValue)))
-        s.evidence.append(("folded_in", .string("kernel")))
-        s.evidence.append(("local_clients", .int(Int64(clamping: storm.clients))))
+        s.evidence.append((Self.foldedInKey, .string(Self.foldedInKernel)))
+        s.evidence.append((Self.localClientsKey, .int(Int64(clamping: storm.clients))))
         s.kind = .summary
         s.ts = engine.clock.epoch(storm.lastNs)
         s.count = storm.count
