@@ -35,6 +35,7 @@
 #include "no_listener.bpf.h"
 #include "overflow.bpf.h"
 #include "syscalls.bpf.h"
+#include "timeouts.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -189,6 +190,7 @@ int BPF_PROG(on_sk_error_report, const struct sock *sk)
 	if (!sk)
 		return 0;
 	fw_on_soft_error(sk);
+	timeout_on_error_report(sk); /* an unanswered connect()'s ETIMEDOUT: where its SYNs went */
 	return conn_on_error_report(sk);
 }
 
@@ -196,6 +198,7 @@ int BPF_PROG(on_sk_error_report, const struct sock *sk)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
 {
+	timeout_on_syn_retransmit(sk); /* the route a retransmitted SYN took */
 	return fw_on_syn_retransmit(sk);
 }
 

@@ -67,6 +67,12 @@ enum syn_event_kind {
 	 * reason the areas above do not handle (rp_filter, no route, tc/XDP/
 	 * cgroup BPF, XFRM, checksum, ...). */
 	SYN_EV_PKT_DROP = 18,
+	/* A local client's connect() timed out unanswered (ETIMEDOUT): where
+	 * its SYNs left this host and how many were sent (bpf/timeouts.bpf.h).
+	 * Sent from inet_sk_error_report next to the client's
+	 * SYN_EV_CONNECT_ERROR (before or after it); user space joins the two
+	 * by 4-tuple and namespace. */
+	SYN_EV_CONNECT_TIMEOUT = 20,
 };
 
 /* Which kernel hook produced a SYN_EV_NO_SOCKET_RST record. */
@@ -277,6 +283,29 @@ struct syn_ev_pkt_drop {
 	char ifname[SYN_IFNAMSIZ]; /* skb->dev->name, NUL-terminated unless it fills the field */
 };
 
+/* syn_ev_connect_timeout.flags */
+#define SYN_TMO_F_ROUTE 0x01    /* the egress device (and next hop) are known */
+#define SYN_TMO_F_GATEWAY 0x02  /* the route goes via `gateway`; without it: directly connected */
+#define SYN_TMO_F_STASHED 0x04  /* the route of the last retransmitted SYN: the socket's own was
+				 * reset on retransmission (IPv6: ip6_negative_advice) */
+#define SYN_TMO_F_LOOPBACK 0x08 /* the route's device is a loopback (IFF_LOOPBACK): the SYNs never left
+				 * the host (a local destination, or one NAT sent elsewhere after routing) */
+
+/* Where a timed-out connect()'s SYNs left this host (SYN_EV_CONNECT_TIMEOUT). */
+struct syn_ev_connect_timeout {
+	struct syn_hdr hdr;
+	struct syn_tuple t;  /* local = client address/port; remote = destination */
+	__u8 gateway[16];    /* next hop with SYN_TMO_F_GATEWAY (IPv4 mapped, or IPv6) */
+	__u32 netns;
+	__u32 ifindex;       /* egress device of the route (dst->dev), with SYN_TMO_F_ROUTE */
+	__u32 syn_retransmits; /* SYN retransmissions: icsk_retransmits (else tcp_sock.total_retrans) */
+	__u32 total_retrans; /* tcp_sock.total_retrans */
+	__u16 gw_family;     /* AF_INET or AF_INET6 (an IPv4 route may go via an IPv6 gateway) */
+	__u8 flags;          /* SYN_TMO_F_* */
+	__u8 _pad[5];
+	char ifname[SYN_IFNAMSIZ]; /* dst->dev->name, NUL-terminated unless it fills the field */
+};
+
 /* The socket system call of a SYN_EV_SOCKCALL record. */
 enum syn_sockcall_op {
 	SYN_CALL_BIND = 1,
@@ -403,6 +432,7 @@ _Static_assert(sizeof(struct syn_config) == 64, "syn_config layout");
 _Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_overflow layout");
 _Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");
 _Static_assert(sizeof(struct syn_ev_pkt_drop) == 136, "syn_ev_pkt_drop layout");
+_Static_assert(sizeof(struct syn_ev_connect_timeout) == 112, "syn_ev_connect_timeout layout");
 #endif
 
 #endif /* SYNSIGHT_ABI_H */

@@ -7,12 +7,13 @@ set -euo pipefail
 # Build: libbpf (headers + pkg-config), its libelf/zlib link dependencies.
 # Tests: iproute2 (ip netns, veth), python3 (the test peer), procps.
 # Firewall rule naming: libnftables-dev (rulesets read in-process); its tests: nftables (nft), iptables (nft backend), util-linux (nsenter).
+# BPF drop tests: bpftool (loads and attaches a cgroup skb program, shows its id independently of synsight).
 # Kernel matrix (scripts/kernel-matrix.sh): qemu (TCG guests), busybox (their /init),
 # kmod (depmod for the guest kernels' modules, modprobe inside), cpio (the initramfs),
 # policycoreutils + semodule-utils (Debian's SELinux reference policy built for the SELinux guest).
 # Report/deploy tests: python3-venv (the venv of test validators below), gzip (.gz fixtures),
 # debootstrap (the Debian 12 base image scripts/container-image.sh builds locally: no registry).
-PACKAGES=(libbpf-dev libnftables-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux
+PACKAGES=(libbpf-dev libnftables-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux bpftool
           qemu-system-x86 busybox-static kmod cpio policycoreutils semodule-utils
           python3-venv gzip debootstrap)
 

@@ -774,6 +774,8 @@ struct Analysis {
         case (.acceptQueueFull?, _): return ["accept_queue_full", "accept_queue_at_limit"]
         case (.synQueueFull?, _): return ["syn_queue_full"]
         case (.firewallDrop?, _), (.firewallReject?, _): return ["firewall_drop", "firewall_reject"]
+        // A timeout explained by a drop here: a firewall finding on the current state covers it.
+        case (.connectTimeout?, Cause.ConnectTimeout.droppedOnHost.rawValue?): return ["firewall_drop", "firewall_reject"]
         default: return []
         }
     }

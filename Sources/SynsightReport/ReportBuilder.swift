@@ -360,6 +360,15 @@ public enum Remediation {
         case ("packet_dropped", let cause):
             return [(DropCause(rawValue: cause) ?? .other).remediation,
                     "Watch it live with sudo synsight trace --port <port>; the evidence names the interface and the kernel function."]
+        case ("connect_timeout", Cause.ConnectTimeout.droppedOnHost.rawValue):
+            return ["The connection attempts were dropped on this host, not lost on the way: the drop is in evidence.drop "
+                        + "(the firewall rule, or the kernel's drop reason, location and interface).",
+                    "Fix that drop as its own record says (the firewall_drop or packet_dropped record of the same port, just before)."]
+        case ("connect_timeout", _):
+            return ["The SYNs left this host (evidence: egress_interface, next_hop, syn_retransmits) and nothing came back: "
+                        + "the problem is past this host.",
+                    "Check that the route is the intended one (ip route get <destination>); then the path from the next hop on: "
+                        + "a firewall or security group dropping, the peer down, or nothing listening there (run synsight on the peer)."]
         case ("reset_by_peer", _):
             return ["The peer reset the connection: check the peer's logs and its own refusals (run synsight there)."]
         default:

@@ -45,6 +45,7 @@ extension Report {
         "firewall_reject": "#9467bd", "firewall_drop": "#5b2c83", "lsm_denied": "#8c564b",
         "address_in_use": "#1f77b4", "privileged_port": "#17becf", "address_not_available": "#2ca02c",
         "fd_exhausted": "#e377c2", "ephemeral_ports_exhausted": "#7f7f7f", "reset_by_peer": "#bcbd22",
+        "connect_timeout": "#aec7e8",
     ]
     static let fallbackColors = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#31a354", "#756bb1"]
 

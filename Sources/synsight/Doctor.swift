@@ -121,6 +121,7 @@ enum DoctorReport {
             : f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state CLOSE->SYN_SENT (process context), joined by 4-tuple (no state-change-free way: \(stateless.detail))" : "UNAVAILABLE"))
         l.append(contentsOf: firewallLines(f))
         l.append(packetDropLine(f))
+        l.append(connectTimeoutLine(f))
         l.append(contentsOf: overflowLines(f))
         l.append(contentsOf: syscallLines(f))
         l.append(contentsOf: planLines(plan))
@@ -133,6 +134,16 @@ enum DoctorReport {
         guard probe.isSupported else { return "  packet_dropped           UNAVAILABLE -- \(probe.detail)" }
         return "  packet_dropped           tp_btf/kfree_skb, a SYN or SYN-ACK with any reason but NETFILTER_DROP, NO_SOCKET, "
             + "TCP_LISTEN_OVERFLOW -- \(f.packetDropDetail())"
+    }
+
+    /// Timeouts explained: where an unanswered connect()'s SYNs went (bpf/timeouts.bpf.h).
+    static func connectTimeoutLine(_ f: KernelFeatures) -> String {
+        let report = f.firewall.softError, retransmit = f.firewall.retransmit
+        guard report.isSupported else { return "  connect_timeout          UNAVAILABLE -- \(report.detail) (timeouts stay unknown/timed_out)" }
+        let ipv6 = retransmit.isSupported
+            ? "IPv6 route from tp_btf/tcp_retransmit_skb" : "IPv6 route UNAVAILABLE (\(retransmit.detail))"
+        return "  connect_timeout          tp_btf/inet_sk_error_report (ETIMEDOUT): egress device, gateway, SYN retransmissions "
+            + "from the socket; \(ipv6); joined with this host's drops of the same attempt"
     }
 
     /// Where process objects get their unit, container and pod names, and

@@ -49,6 +49,32 @@ struct SchemaRecordsTests {
         }
     }
 
+    /// A tc program of Cilium's and a cgroup program, one attach point unreadable.
+    struct SomePrograms: BPFProgramSource {
+        func programs(_ q: BPFProgramQuery) -> BPFProgramFindings {
+            BPFProgramFindings(programs: [
+                BPFProgramRef(id: 42, name: "cil_from_contai", type: "sched_cls", tag: "0123456789abcdef",
+                              kind: q.tc ? .tcIngress : .cgroupIngress, target: q.tc ? q.ifname : "/system.slice/web.service",
+                              tcPref: q.tc ? 49152 : nil, tcName: q.tc ? "bpf_lxc.o:[from-container]" : nil),
+                BPFProgramRef(id: 43, name: "", type: "", tag: "", kind: .tcxIngress, target: q.ifname),
+            ], unavailable: ["cannot read BPF program 43: EPERM (needs CAP_SYS_ADMIN)"])
+        }
+    }
+
+    /// packet_dropped with the programs named: a tc drop and a socket-filter (cgroup ingress) drop.
+    static func namedProgramDrops() -> [Record] {
+        var e = engine()
+        e.drops.programs = SomePrograms()
+        return [("tc_ingress", UInt8(0x02)), ("socket_filter", 0x02), ("bpf_cgroup_egress", 0x12)].map { reason, flags in
+            let d = PacketDrop(ts: 2_000, family: .ipv4, local: Endpoint(addr: v4(198, 18, 40, 1), port: 8080),
+                               remote: Endpoint(addr: v4(198, 18, 41, 2), port: 40000), netns: 77, reasonCode: 16,
+                               location: 0xFFFF_FFFF_8100_0260, ifindex: 2, ifname: "veth-s1", tcpFlags: flags,
+                               hook: .prerouting, client: TaskInfo(pid: 31, comm: "curl"))
+            let name = DropReasonName(name: reason, code: 16, subsystem: nil, known: true)
+            return e.dropRecord(d, reason: name, location: ("tcf_classify", 0x60))
+        }
+    }
+
     static func records() -> [Record] {
         var out: [Record] = []
         let server = Endpoint(addr: v4(127, 0, 0, 1), port: 8080)
@@ -73,6 +99,7 @@ struct SchemaRecordsTests {
         out += e.ingest(rst(at: 50_005, to: Endpoint(addr: v4(127, 0, 0, 1), port: 9102), from: client))
         out += NATJoinTests.wrongPortBehindDNAT()
         out += Self.packetDrops()
+        out += Self.namedProgramDrops()
         out += WorkloadIdentityTests.restartingRecords()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 
@@ -146,6 +173,13 @@ struct SchemaRecordsTests {
         var g = engine()
         _ = g.ingest(drop(200_000, 44000, 5))
         out += g.finish()
+
+        // connect_timeout: the DROP above explains 43002's timeout (dropped_on_host, the rule);
+        // SYNs that left via a gateway (IPv4) or directly connected (IPv6): no_answer_past_host.
+        _ = f.ingest(connectFailure(at: 1_200_000, from: Endpoint(addr: v4(127, 0, 0, 1), port: 43002),
+                                    to: Endpoint(addr: v4(127, 0, 0, 1), port: 8080), errno: 110))
+        out += f.finish()
+        out += TimeoutCoreTests.pastHostRecords()
 
         // lost and summary records, as the trace loop and the aggregator make them.
         out.append(Record(ts: 1, kind: .lost, evidence: [("where", .string("ring buffer full"))], hint: "h", count: 3))

@@ -37,7 +37,7 @@ struct ClientFailureTests {
         #expect((r.evidence["errno"] as? String) == "EHOSTUNREACH")
     }
 
-    @Test("SYNs that vanish: timed_out after the SYN retries, the client's pid")
+    @Test("SYNs that vanish: no_answer_past_host after the SYN retries, the client's pid and egress")
     func timedOut() throws {
         let client = try NetNS()
         defer { client.remove() }
@@ -56,7 +56,12 @@ struct ClientFailureTests {
         #expect(c.errno == Int(ETIMEDOUT))
         let r = try #require(failure(trace, ns: client, port: port), "stdout: \(trace.stdout)")
         trace.stop()
-        #expect(r.string("cause") == "timed_out")
+        // The SYNs left through the veth to a directly connected address: past this host.
+        #expect(r.string("reason") == "connect_timeout")
+        #expect(r.string("cause") == "no_answer_past_host")
+        #expect((r.evidence["egress_interface"] as? String) == dev)
+        #expect((r.evidence["next_hop"] as? String) == "directly connected")
+        #expect((r.evidence["syn_retransmits"] as? Int ?? 0) >= 1)
         #expect(r.pid("process") == c.pid)
         #expect((r.evidence["after_ms"] as? Int ?? 0) >= 1000)
         #expect(r.string("hint")?.contains("198.18.0.88") == true)

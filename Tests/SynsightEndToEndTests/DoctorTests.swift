@@ -79,7 +79,7 @@ struct DoctorTests {
         let out = try doctor()
         for reason in ["no_listener", "accept_queue_full", "syn_queue_full", "firewall_reject", "firewall_drop",
                        "address_in_use", "privileged_port", "address_not_available", "lsm_denied",
-                       "fd_exhausted", "ephemeral_ports_exhausted", "packet_dropped"] {
+                       "fd_exhausted", "ephemeral_ports_exhausted", "packet_dropped", "connect_timeout"] {
             #expect(out.contains("  \(reason)"), "doctor does not mention \(reason)")
         }
         #expect(!out.contains("not implemented"))

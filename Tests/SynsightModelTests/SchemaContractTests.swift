@@ -105,6 +105,8 @@ struct SchemaContractTests {
                 == Set(OverflowStage.allCases.map(\.name)))
         #expect(Self.enumValues(Self.at(s, "$defs", "evidence_call", "properties", "call"))
                 == Set(SocketCall.allCases.map(\.name)))
+        #expect(Self.enumValues(Self.at(s, "$defs", "bpf_program", "properties", "owner"))
+                == Set(BPFProgramOwner.allCases.map(\.rawValue)))
         let errno = Self.at(s, "$defs", "reason_fd_exhausted", "properties", "evidence", "properties", "errno")
         #expect(Self.enumValues(errno) == Set(Cause.FdExhausted.allCases.map { $0.rawValue.uppercased() }))
     }

@@ -461,11 +461,18 @@ struct RemediationCoverageTests {
     static let generic = Remediation.steps(reason: "no_such_reason", cause: "-")
 
     @Test(arguments: [("no_listener", "wrong_port"), ("no_listener", "restarting"),
-                      ("firewall_reject", "service_without_endpoints"), ("firewall_drop", "service_without_endpoints")])
+                      ("firewall_reject", "service_without_endpoints"), ("firewall_drop", "service_without_endpoints"),
+                      ("connect_timeout", "dropped_on_host")])
     func namedCause(_ reason: String, _ cause: String) {
         let steps = Remediation.steps(reason: reason, cause: cause)
         #expect(steps != Self.generic)
         #expect(steps != Remediation.steps(reason: reason, cause: "some_other_cause"), "\(reason)/\(cause) falls back to the reason's steps")
+    }
+
+    @Test func everyConnectTimeoutCauseHasItsOwnSteps() {
+        let steps = Cause.ConnectTimeout.allCases.map { Remediation.steps(reason: "connect_timeout", cause: $0.rawValue) }
+        #expect(!steps.contains(Self.generic))
+        #expect(Set(steps).count == Cause.ConnectTimeout.allCases.count)
     }
 
     @Test func everyDropCauseHasItsOwnStep() {

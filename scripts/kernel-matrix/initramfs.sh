@@ -110,7 +110,7 @@ copy /etc/protocols /etc/services /etc/ethertypes 2>/dev/null || true
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$stage/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
 
-# The guest kernel's modules: networking (veth, nf_tables, reject, xtables),
+# The guest kernel's modules: networking (veth, dummy, ifb, nf_tables, reject, xtables),
 # and what they depend on.
 mdir=$kdir/lib/modules/$rel
 mkdir -p "$stage/lib/modules/$rel/kernel/drivers/net"
@@ -119,6 +119,12 @@ for d in net lib crypto; do
     [[ -d $mdir/kernel/$d ]] && cp -a "$mdir/kernel/$d" "$stage/lib/modules/$rel/kernel/"
 done
 cp -a "$mdir"/kernel/drivers/net/veth.ko* "$stage/lib/modules/$rel/kernel/drivers/net/"
+# dummy and ifb: devices that consume what they are sent (connect timeouts past this host).
+for m in dummy ifb; do
+    if compgen -G "$mdir/kernel/drivers/net/$m.ko*" >/dev/null; then
+        cp -a "$mdir"/kernel/drivers/net/$m.ko* "$stage/lib/modules/$rel/kernel/drivers/net/"
+    fi
+done
 depmod -b "$stage" "$rel"
 
 

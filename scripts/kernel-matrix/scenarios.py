@@ -1437,7 +1437,24 @@ def sc_host_unreach(t, k, pas):
     return r, c, (k.client_error_hook(), None)
 
 
-@scenario("SYNs that vanish: ETIMEDOUT", "connect_failure/timed_out")
+def timeout_explained(k):
+    """Timeouts are explained (connect_timeout) where inet_sk_error_report
+    exists (5.14+); elsewhere they stay unknown/timed_out."""
+    return k.btf.tp_nargs("inet_sk_error_report") >= 0
+
+
+def tcp_retrans_segs(ns):
+    """The namespace's own retransmitted-segment count (/proc/net/snmp,
+    Tcp RetransSegs): the SYN retransmissions of its one connect()."""
+    rows = [l.split() for l in ns.exec("cat", "/proc/net/snmp").splitlines() if l.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("RetransSegs")]) if len(rows) == 2 else -1
+
+
+def timeout_record(t, ns, port):
+    return t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("netns") == ns.inode and r.get("port") == port, 15)
+
+
+@scenario("SYNs that vanish: ETIMEDOUT", "connect_failure/connect_timeout/no_answer_past_host (veth)")
 def sc_timed_out(t, k, pas):
     client, other = NetNS(), NetNS()
     _, dev = other.link(client)
@@ -1447,9 +1464,100 @@ def sc_timed_out(t, k, pas):
     pid, err = connect(client, "198.18.0.88", port, timeout=15)
     c = Check()
     c.eq("connect errno", err, errno.ETIMEDOUT)
-    r = t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("netns") == client.inode and r.get("port") == port, 15)
+    r = timeout_record(t, client, port)
     if r:
-        expect_common(c, r, "connect_failure", "unknown", "timed_out", port)
+        if timeout_explained(k):
+            expect_common(c, r, "connect_failure", "connect_timeout", "no_answer_past_host", port)
+            c.eq("evidence.egress_interface", ev(r).get("egress_interface"), dev)
+            c.eq("evidence.next_hop", ev(r).get("next_hop"), "directly connected")
+            c.eq("evidence.syn_retransmits", ev(r).get("syn_retransmits"), tcp_retrans_segs(client))
+        else:
+            expect_common(c, r, "connect_failure", "unknown", "timed_out", port)
+        c.eq("process.pid", pid_of(r, "process"), pid)
+    return r, c, (k.client_error_hook(), None)
+
+
+def timeout_dummy_client(v6):
+    """A client namespace whose route to 198.18.78.0/24 (fd00:78::/64) goes
+    via a gateway on a `dummy` device, which consumes what it is sent and
+    answers nothing (ifb without a redirect does the same where dummy.ko is
+    missing). Returns (namespace, device, its ifindex)."""
+    client = NetNS()
+    dev = "kmt%d" % client.number
+    if subprocess.run(["ip", "-n", client.name, "link", "add", dev, "type", "dummy"], capture_output=True).returncode != 0:
+        sh("ip", "-n", client.name, "link", "add", dev, "type", "ifb")
+    sh("ip", "-n", client.name, "link", "set", dev, "up")
+    if v6:
+        sh("ip", "-n", client.name, "-6", "addr", "add", "fd00:77::2/64", "dev", dev, "nodad")
+        sh("ip", "-n", client.name, "-6", "route", "add", "fd00:78::/64", "via", "fd00:77::1", "dev", dev)
+    else:
+        sh("ip", "-n", client.name, "addr", "add", "198.18.77.2/24", "dev", dev)
+        sh("ip", "-n", client.name, "route", "add", "198.18.78.0/24", "via", "198.18.77.1", "dev", dev)
+    client.exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
+    index = int(sh("ip", "-n", client.name, "-o", "link", "show", "dev", dev).split(":")[0])
+    return client, dev, index
+
+
+def timeout_past_host(t, k, v6):
+    client, dev, index = timeout_dummy_client(v6)
+    port = rnd_port()
+    pid, err = connect(client, "fd00:78::9" if v6 else "198.18.78.9", port, timeout=15)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    if not timeout_explained(k):
+        raise Unavailable("no tp_btf/inet_sk_error_report (5.14+): timeouts stay unknown/timed_out")
+    r = timeout_record(t, client, port)
+    if r:
+        expect_common(c, r, "connect_failure", "connect_timeout", "no_answer_past_host", port,
+                      "ipv6" if v6 else "ipv4")
+        e = ev(r)
+        c.eq("evidence.egress_interface", e.get("egress_interface"), dev)
+        c.eq("evidence.ifindex", e.get("ifindex"), index)
+        c.eq("evidence.next_hop", e.get("next_hop"), "fd00:77::1" if v6 else "198.18.77.1")
+        retrans = tcp_retrans_segs(client)
+        c.true("SYNs retransmitted (RetransSegs %d)" % retrans, retrans >= 1)
+        c.eq("evidence.syn_retransmits", e.get("syn_retransmits"), retrans)
+        # IPv6 drops the socket's route at each retransmission timeout
+        # (ip6_negative_advice): the last retransmitted SYN's route is used.
+        c.eq("evidence.route_from", e.get("route_from"), "last_retransmit" if v6 else "socket")
+        c.eq("process.pid", pid_of(r, "process"), pid)
+    return r, c, (k.client_error_hook(), None)
+
+
+@scenario("SYNs into a dummy route: ETIMEDOUT past this host", "connect_timeout/no_answer_past_host")
+def sc_timeout_past_host(t, k, pas):
+    return timeout_past_host(t, k, False)
+
+
+@scenario("IPv6 SYNs into a dummy route: ETIMEDOUT past this host", "connect_timeout/no_answer_past_host (IPv6)")
+def sc_timeout_past_host_v6(t, k, pas):
+    return timeout_past_host(t, k, True)
+
+
+@scenario("nft DROP in the peer namespace: ETIMEDOUT explained by the drop", "connect_timeout/dropped_on_host")
+def sc_timeout_dropped(t, k, pas):
+    server, client = fw_pair()
+    client.exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
+    port = rnd_port()
+    nft_load(server, 'table inet filter { chain input { type filter hook input priority 0; policy accept;\n'
+             'tcp dport %d drop\n}\n}\n' % port)
+    pid, err = connect(client, V4S, port, timeout=15)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    if not timeout_explained(k):
+        raise Unavailable("no tp_btf/inet_sk_error_report (5.14+): timeouts stay unknown/timed_out")
+    if fw_expected(k)[0] is None:
+        raise Unavailable(fw_expected(k)[1])
+    r = timeout_record(t, client, port)
+    if r:
+        expect_common(c, r, "connect_failure", "connect_timeout", "dropped_on_host", port)
+        d = ev(r).get("drop") or {}
+        c.eq("evidence.drop.reason", d.get("reason"), "firewall_drop")
+        c.eq("evidence.drop.netns", d.get("netns"), server.inode)
+        c.eq("evidence.drop.table", d.get("table"), "inet filter")
+        c.eq("evidence.drop.chain", d.get("chain"), "input")
+        c.true("evidence.drop.rule names the rule: %r" % d.get("rule"), "tcp dport %d drop" % port in (d.get("rule") or ""))
+        c.eq("evidence.syn_retransmits", ev(r).get("syn_retransmits"), tcp_retrans_segs(client))
         c.eq("process.pid", pid_of(r, "process"), pid)
     return r, c, (k.client_error_hook(), None)
 
@@ -1551,6 +1659,23 @@ char _license[] __attribute__((section("license"), used)) = "GPL";
 """
 
 
+def tc_programs_check(c, k, r, method, attach, reason):
+    """The record names the filter's BPF program (id, attach point) when it
+    is one (`bpf da`), and an empty list for u32 + gact (no BPF program at
+    that attach point); either way every attach point was read."""
+    if not k.btf.has_name("SKB_DROP_REASON_" + reason):
+        return
+    e = ev(r)
+    progs = e.get("bpf_programs")
+    if method == "bpf da":
+        c.eq("evidence.bpf_programs[].attach", [p.get("attach") for p in progs or []], [attach])
+        c.eq("evidence.bpf_programs[].name", [p.get("name") for p in progs or []], ["km_drop"])
+        c.true("evidence.bpf_programs[].id %r" % progs, all(isinstance(p.get("id"), int) and p["id"] > 0 for p in progs or []))
+    else:
+        c.eq("evidence.bpf_programs (a u32 filter is no BPF program)", progs, [])
+    c.eq("evidence.bpf_programs_unavailable", e.get("bpf_programs_unavailable"), None)
+
+
 def tc_drop_filter(ns, dev, port, egress=False):
     """A tc filter dropping TCP to `port` at ingress (from it at egress): u32
     + gact where the kernel has them (the guests' modules), else a
@@ -1583,7 +1708,7 @@ def sc_drop_tc(t, k, pas):
     server, client = NetNS(), NetNS()
     s1, _ = server.link(client, v4="198.18.44")
     port = rnd_port()
-    tc_drop_filter(server, s1, port)
+    method = tc_drop_filter(server, s1, port)
     pid, err = connect(client, "198.18.44.1", port, timeout=2)
     c = Check()
     c.eq("connect errno", err, errno.ETIMEDOUT)
@@ -1592,6 +1717,7 @@ def sc_drop_tc(t, k, pas):
         drop_check(c, k, r, port, pid, "TC_INGRESS", "bpf_program", s1, "ingress")
         if k.btf.has_name("SKB_DROP_REASON_TC_INGRESS"):
             c.eq("evidence.attach_point", ev(r).get("attach_point"), "tc ingress")
+        tc_programs_check(c, k, r, method, "tc ingress on " + s1, "TC_INGRESS")
     return r, c, drop_expected(k)
 
 
@@ -1603,7 +1729,7 @@ def sc_drop_tc_egress(t, k, pas):
     s1, _ = server.link(client, v4="198.18.45")
     port = rnd_port()
     listener = Peer(server, ["listen", "0.0.0.0", str(port)])
-    tc_drop_filter(server, s1, port, egress=True)
+    method = tc_drop_filter(server, s1, port, egress=True)
     pid, err = connect(client, "198.18.45.1", port, timeout=2)
     c = Check()
     c.eq("connect errno", err, errno.ETIMEDOUT)
@@ -1619,6 +1745,7 @@ def sc_drop_tc_egress(t, k, pas):
         c.eq("local.addr", (r.get("local") or {}).get("addr"), "198.18.45.1")
         c.eq("process.pid", pid_of(r, "process"), listener.pid)
         c.eq("client.pid", pid_of(r, "client"), pid)
+        tc_programs_check(c, k, r, method, "tc egress on " + s1, "TC_EGRESS")
     return r, c, drop_expected(k)
 
 

@@ -16,6 +16,8 @@ public struct DropState {
     public var reasons = DropReasonNames()
     /// Drop locations to symbols; nil: locations stay addresses.
     public var symbols: (any KernelSymbolizer)?
+    /// The tc/tcx/cgroup programs at a BPF drop's attach points (DropPrograms.swift); nil: not looked up.
+    public var programs: (any BPFProgramSource)?
     /// Attempts already reported, by 4-tuple, with the first drop's time.
     var decided: [JoinKey: UInt64] = [:]
     /// First drops of a family that healthy handshakes also produce now and
@@ -32,9 +34,11 @@ public struct DropState {
     /// A SYN is retransmitted for up to ~130 s (tcp_syn_retries=6).
     static let decidedTTL: UInt64 = 140_000_000_000
 
-    public init(reasons: DropReasonNames = DropReasonNames(), symbols: (any KernelSymbolizer)? = nil) {
+    public init(reasons: DropReasonNames = DropReasonNames(), symbols: (any KernelSymbolizer)? = nil,
+                programs: (any BPFProgramSource)? = nil) {
         self.reasons = reasons
         self.symbols = symbols
+        self.programs = programs
     }
 
     /// Drops that are not a failure of the connection attempt although
@@ -125,9 +129,11 @@ extension AttributionEngine {
         if let h = d.hook.name { ev.append(("stack_hook", .string(h))) }
         if let s = cause.sysctl(family: d.family, interface: d.ifname) { ev.append(("sysctl", .string(s))) }
         if let a = DropCause.attachPoint(reason) { ev.append(("attach_point", .string(a))) }
+        let named = dropProgramEvidence(d, reason: reason, function: location?.name, record: record)
+        ev += named.evidence
         ev.append(("hook", .string("tp_btf/kfree_skb")))
         record.evidence = ev
-        record.hint = cause.hint(d, reason: reason, port: port)
+        record.hint = named.hint ?? cause.hint(d, reason: reason, port: port)
         return record
     }
 

@@ -71,6 +71,8 @@ public struct AttributionEngine {
     public var syscalls = SyscallState()
     /// Handshake segments dropped for other reasons: reason names, symbols (DropAttribution.swift).
     public var drops = DropState()
+    /// Timed-out connects waiting for their route record, and the drops that explain them (TimeoutAttribution.swift).
+    var timeouts = TimeoutState()
     /// The hook connection errors come from (evidence.hook of client-side failures).
     public var clientErrorHook = ClientErrorHook.stateChange
 
@@ -121,7 +123,7 @@ public struct AttributionEngine {
             if s.call == .listen && s.errno == 98 { undoFailedListen(s) }
             return ingestSocketCall(s)
         case .listenOverflow(let o):
-            return ingestOverflow(o)
+            return noteHandshakeDrops(ingestOverflow(o))
         case .acceptError(let a):
             return ingestAcceptError(a)
         case .listen(let c):
@@ -191,9 +193,13 @@ public struct AttributionEngine {
             if pending.count > Self.maxPending { out = expire(now: UInt64.max, limit: pending.count - Self.maxPending) }
             return out
         case .firewallDrop, .firewallICMP, .synRetransmit:
-            return ingestFirewall(event)
+            return noteHandshakeDrops(ingestFirewall(event))
         case .packetDrop(let d):
-            return ingestDrop(d)
+            return noteHandshakeDrops(ingestDrop(d))
+        case .connectTimeout(let route):
+            return ingestConnectTimeout(route)
+        case .connectError(let ce) where ce.errno == 110:
+            return connectTimedOut(ce)  // TimeoutAttribution.swift
         case .connectError(let ce):
             let key = JoinKey(client: ce.local, server: ce.remote)
             // The common case of a refusal storm: the server side's
@@ -256,7 +262,8 @@ public struct AttributionEngine {
     /// Emit refusals whose join window has passed (`now` in kernel boot ns).
     public mutating func expire(now: UInt64) -> [Record] {
         let clients = pruneEarlyClients(now: now)
-        return expireFirewall(now: now) + expire(now: now, limit: Int.max) + clients
+        let firewall = noteHandshakeDrops(expireFirewall(now: now))
+        return firewall + expire(now: now, limit: Int.max) + clients + expireTimeouts(now: now)
     }
 
     /// Refused connects that no server-side RST joined within the window

@@ -46,6 +46,7 @@ public enum EventDecoder {
         case SYN_EV_FW_SYN_RETRANS.rawValue: need = MemoryLayout<syn_ev_fw_syn_retrans>.size
         case SYN_EV_FW_SOFT_ERROR.rawValue: need = MemoryLayout<syn_ev_connect_error>.size
         case SYN_EV_PKT_DROP.rawValue: need = MemoryLayout<syn_ev_pkt_drop>.size
+        case SYN_EV_CONNECT_TIMEOUT.rawValue: need = MemoryLayout<syn_ev_connect_timeout>.size
         default:
             guard let size = overflowSizes[UInt32(kind)] else { throw .unknownKind(kind) }
             need = size
@@ -86,6 +87,8 @@ public enum EventDecoder {
             return try decodeFirewall(kind: kind, raw)
         case SYN_EV_PKT_DROP.rawValue:
             return try decodePacketDrop(raw)
+        case SYN_EV_CONNECT_TIMEOUT.rawValue:
+            return try decodeConnectTimeout(raw)
         default:
             return .connectError(try connectError(raw.loadUnaligned(as: syn_ev_connect_error.self)))
         }

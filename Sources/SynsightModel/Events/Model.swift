@@ -242,6 +242,8 @@ public enum KernelEvent: Sendable, Hashable {
     case firewallICMP(FirewallICMP)
     case synRetransmit(SynRetransmit)
     case packetDrop(PacketDrop)
+    /// Where a timed-out connect()'s SYNs left (ConnectTimeout.swift).
+    case connectTimeout(ConnectTimeoutRoute)
 
     public var ts: UInt64 {
         switch self {
@@ -256,6 +258,7 @@ public enum KernelEvent: Sendable, Hashable {
         case .firewallICMP(let e): return e.ts
         case .synRetransmit(let e): return e.ts
         case .packetDrop(let e): return e.ts
+        case .connectTimeout(let e): return e.ts
         }
     }
 }

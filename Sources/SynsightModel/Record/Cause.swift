@@ -59,6 +59,16 @@ public enum Cause {
         case resetAfterSetup = "reset_after_setup"
     }
 
+    /// `connect_timeout`: where a local client's unanswered SYNs went (TimeoutAttribution.swift).
+    public enum ConnectTimeout: String, Sendable, Hashable, CaseIterable {
+        /// Its SYNs (or the SYN-ACKs coming back) were dropped on this host;
+        /// the evidence names the drop (rule, drop reason, location).
+        case droppedOnHost = "dropped_on_host"
+        /// Its SYNs left this host (egress interface, next hop, retransmissions)
+        /// and nothing came back: the problem is past this host.
+        case noAnswerPastHost = "no_answer_past_host"
+    }
+
     /// `unknown`: a local connect() failure nothing on this host explains, by errno.
     public enum Unknown: String, Sendable, Hashable, CaseIterable {
         case connectionRefused = "connection_refused"
@@ -79,6 +89,7 @@ public enum Cause {
         case .addressNotAvailable: return AddressNotAvailable.allCases.map(\.rawValue)
         case .lsmDenied: return LSMDenied.allCases.map(\.rawValue)
         case .resetByPeer: return ResetByPeer.allCases.map(\.rawValue)
+        case .connectTimeout: return ConnectTimeout.allCases.map(\.rawValue)
         case .unknown: return Unknown.allCases.map(\.rawValue)
         case .packetDropped: return PacketDropped.allCases.map(\.rawValue)
         case .firewallReject, .firewallDrop: return Firewall.allCases.map(\.rawValue)

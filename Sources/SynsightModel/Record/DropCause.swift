@@ -92,7 +92,7 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
         case .rpFilter: return "Reverse-path filtering dropped the SYN: make the routes symmetric, or set rp_filter=2 (loose) on the interface in the evidence."
         case .noRoute: return "No route for the handshake: add the missing route in the namespace in the evidence (ip route get <addr>)."
         case .neighbourFailed: return "The next hop did not answer ARP/NDP: check that it is up and on that link (ip neigh)."
-        case .bpfProgram: return "A tc, XDP or cgroup BPF program (a network-policy engine) dropped it: find it (tc filter show, bpftool net show, bpftool cgroup tree) and allow the port."
+        case .bpfProgram: return "A tc, XDP or cgroup BPF program (a network-policy engine) dropped it: the evidence (bpf_programs) names it; inspect it (bpftool prog show id <id>, tc filter show, bpftool cgroup tree) and allow the port in its policy, or detach it."
         case .xfrmPolicy: return "An IPsec (XFRM) policy wants a transform the packet lacks: check ip xfrm policy and the tunnel."
         case .socketFilter: return "A socket filter on the listener rejected it: check the filter attached to the listening socket."
         case .martianSource: return "The source address is invalid on that interface (martian): fix the sender's address or the NAT in front of it."

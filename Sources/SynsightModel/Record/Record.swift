@@ -24,6 +24,8 @@ public enum Reason: String, Sendable, Hashable, CaseIterable {
     case resetByPeer = "reset_by_peer"
     /// A handshake segment dropped by the kernel for any other reason (DropAttribution.swift).
     case packetDropped = "packet_dropped"
+    /// A local connect() timed out (ETIMEDOUT), explained (TimeoutAttribution.swift).
+    case connectTimeout = "connect_timeout"
     case unknown
 }
 

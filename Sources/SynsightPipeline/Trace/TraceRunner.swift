@@ -120,7 +120,9 @@ public enum TraceRunner {
         engine.firewall.rules = rules
         engine.hostNetns = rules.reader.ownNetns
         // Reason names now (one enum of the BTF libbpf already parsed); kallsyms on the first drop.
-        engine.drops = DropState(reasons: KernelDropReasons.read(), symbols: KernelSymbolTable())
+        // tc/tcx/cgroup programs at a BPF drop's attach points, synsight's own excluded.
+        engine.drops = DropState(reasons: KernelDropReasons.read(), symbols: KernelSymbolTable(),
+                                 programs: BPFProgramReader(own: tracer.programIDs()))
         engine.clientErrorHook = tracer.noStateHook ? .errorReport : .stateChange
 
         // A parent may have spawned us with these signals blocked (some

@@ -1,0 +1,209 @@
+import SynsightBase
+import SynsightModel
+
+/// Timeouts explained (issue 17): a local client's connect() that timed out
+/// (ETIMEDOUT) is reported as `connect_failure`/`connect_timeout` with
+/// - `dropped_on_host` when a drop record of this host (`firewall_drop`,
+///   `packet_dropped`) named the same attempt before the timeout: the record
+///   carries that drop (rule, drop reason, location, interface) next to the
+///   client and how long it waited. The drop itself was reported at its first
+///   occurrence; this is the failure the process saw, tied to it;
+/// - `no_answer_past_host` when its SYNs left the host and nothing came
+///   back: the route's egress interface and next hop, and how many SYNs were
+///   retransmitted, read from the socket at the timeout (bpf/timeouts.bpf.h).
+/// Without either (no route record: the kernel lacks inet_sk_error_report,
+/// or the record was lost), the client's view stays `unknown`/`timed_out`.
+///
+/// The route record and the ETIMEDOUT come from one error report, in either
+/// order: the first to arrive waits one join window for the other.
+
+/// A drop record of this host, kept for the timeout of the same attempt.
+struct TimeoutDropNote {
+    var ts: Int64
+    var reason: Reason
+    var cause: String?
+    var netns: UInt32?
+    var hint: String?
+    /// The fields of the drop's evidence that say what dropped it.
+    var evidence: [(String, JSONValue)]
+
+    static let copied: Set<String> = [
+        "table", "chain", "handle", "rule", "rule_comment", "rule_owner", "service", "chain_hook",
+        "drop_reason", "drop_reason_code", "drop_reason_subsystem", "location", "interface", "ifindex",
+        "direction", "segment", "stack_hook", "attach_point", "bpf_programs", "bpf_programs_unavailable", "sysctl", "syn", "tcp_flags",
+        "stage", "accept_queue", "max_backlog", "syn_queue", "somaxconn", "listener_drops",
+    ]
+
+    /// Drop records that can explain a timeout: the firewall's, the
+    /// kernel's other drops, and a listener's full queue (kind `drop`).
+    static let reasons: Set<Reason> = [.firewallDrop, .packetDropped, .acceptQueueFull, .synQueueFull]
+
+    init(_ r: Record, reason: Reason) {
+        ts = r.ts
+        self.reason = reason
+        cause = r.cause
+        netns = r.netns
+        hint = r.hint
+        evidence = r.evidence.filter { Self.copied.contains($0.0) }
+    }
+
+    /// A SYN-ACK on its way back (packet_dropped's `segment`, a firewall drop's `tcp_flags`).
+    var isSynAck: Bool {
+        if let segment = field("segment") { return segment == "syn_ack" }
+        return field("tcp_flags").flatMap { Int($0) }.map { $0 & 0x12 == 0x12 } ?? false
+    }
+
+    func field(_ name: String) -> String? {
+        guard let v = evidence.first(where: { $0.0 == name })?.1 else { return nil }
+        return v.stringValue ?? v.intValue.map(String.init)
+    }
+
+    /// "nft rule `tcp dport 80 drop` (table inet filter, chain input)" or
+    /// "kernel drop reason ip_rpfilter at ip_rcv_finish_core+0x1c3 on veth0".
+    var actor: String {
+        if let rule = field("rule") {
+            var where_: [String] = []
+            if let t = field("table") { where_.append("table \(t)") }
+            if let c = field("chain") { where_.append("chain \(c)") }
+            return "the firewall rule `\(rule)`" + (where_.isEmpty ? "" : " (\(where_.joined(separator: ", ")))")
+        }
+        if reason == .acceptQueueFull || reason == .synQueueFull {
+            let queue = reason == .synQueueFull ? "SYN queue" : "accept queue"
+            return "the listener's full \(queue)" + (field("accept_queue").map { " (\($0) of \(field("max_backlog") ?? "?") waiting)" } ?? "")
+        }
+        if let r = field("drop_reason") {
+            return "the kernel (drop reason \(r)" + (field("location").map { " at \($0)" } ?? "")
+                + (field("interface").map { " on \($0)" } ?? "") + ")"
+        }
+        return reason == .firewallDrop ? "a firewall rule" : "the kernel"
+    }
+
+    var json: JSONValue {
+        var f: [(String, JSONValue)] = [("reason", .string(reason.rawValue))]
+        if let cause { f.append(("cause", .string(cause))) }
+        if let netns { f.append(("netns", .int(Int64(netns)))) }
+        f.append(("ts", .string(RFC3339.format(nanosecondsSinceEpoch: ts))))
+        return .object(f + evidence)
+    }
+}
+
+/// The engine's timeout state (one stored property of `AttributionEngine`).
+public struct TimeoutState {
+    /// The latest drop record of each attempt, by 4-tuple.
+    var drops: [JoinKey: TimeoutDropNote] = [:]
+    /// Route records waiting for their ETIMEDOUT, and ETIMEDOUTs waiting for their route.
+    var routes = ExpiringMap<JoinKey, ConnectTimeoutRoute>()
+    var waiting = ExpiringMap<JoinKey, ConnectError>()
+
+    static let maxEntries = 16384
+    /// A SYN is retransmitted for up to ~130 s (tcp_syn_retries=6).
+    static let dropTTL: Int64 = Int64(DropState.decidedTTL)
+
+    public init() {}
+
+    mutating func note(_ d: TimeoutDropNote, key: JoinKey) {
+        if drops.count >= Self.maxEntries {
+            drops = drops.filter { $0.value.ts + Self.dropTTL > d.ts }
+            if drops.count >= Self.maxEntries { drops.removeAll() }
+        }
+        drops[key] = d
+    }
+
+    /// The drop of this attempt seen before `ts` (epoch ns), within a SYN's retry time.
+    func drop(_ key: JoinKey, before ts: Int64) -> TimeoutDropNote? {
+        guard let d = drops[key], d.ts <= ts, ts - d.ts < Self.dropTTL else { return nil }
+        return d
+    }
+}
+
+extension AttributionEngine {
+    /// Remember the drops among `records` (just decided), by attempt.
+    mutating func noteHandshakeDrops(_ records: [Record]) -> [Record] {
+        for r in records {
+            guard r.kind == .drop, let reason = r.reason, TimeoutDropNote.reasons.contains(reason),
+                  let local = r.local, let remote = r.remote, let port = r.port else { continue }
+            // The server end carries the service port (a SYN's destination, a SYN-ACK's source).
+            let note = TimeoutDropNote(r, reason: reason)
+            if local.port == port { timeouts.note(note, key: JoinKey(client: remote, server: local)) }
+            if remote.port == port { timeouts.note(note, key: JoinKey(client: local, server: remote)) }
+        }
+        return records
+    }
+
+    /// The route record of a timed-out connect().
+    mutating func ingestConnectTimeout(_ route: ConnectTimeoutRoute) -> [Record] {
+        let key = JoinKey(client: route.local, server: route.remote)
+        if let ce = timeouts.waiting.removeValue(forKey: key) {
+            return [timeoutRecord(ce, route: ce.netns == route.netns ? route : nil)]
+        }
+        if timeouts.routes.count >= TimeoutState.maxEntries { _ = timeouts.routes.removeOldest() }
+        timeouts.routes.insert(route, forKey: key, deadline: route.ts &+ joinWindowNs)
+        return []
+    }
+
+    /// A local connect() failed with ETIMEDOUT. A firewall attempt still
+    /// waiting for the client's outcome is decided first (as before).
+    mutating func connectTimedOut(_ ce: ConnectError) -> [Record] {
+        let key = JoinKey(client: ce.local, server: ce.remote)
+        let explained: [Record]? = dropExplains(ce) ? [] : firewallClientOutcome(ce)
+        let decided = noteHandshakeDrops(explained ?? [])
+        // Explained by a drop no longer remembered: reported already, as before.
+        if explained != nil, timeouts.drop(key, before: clock.epoch(ce.ts)) == nil { return decided }
+        if let route = timeouts.routes.removeValue(forKey: key), route.netns == ce.netns {
+            return decided + [timeoutRecord(ce, route: route)]
+        }
+        if timeouts.waiting.count >= TimeoutState.maxEntries, let old = timeouts.waiting.removeOldest() {
+            return decided + [timeoutRecord(old, route: nil)]
+        }
+        timeouts.waiting.insert(ce, forKey: key, deadline: ce.ts &+ joinWindowNs)
+        return decided
+    }
+
+    /// Timeouts whose route record did not come within the window.
+    mutating func expireTimeouts(now: UInt64) -> [Record] {
+        if !timeouts.routes.isEmpty { _ = timeouts.routes.expire(now: now) }
+        guard !timeouts.waiting.isEmpty else { return [] }
+        return timeouts.waiting.expire(now: now).map { timeoutRecord($0, route: nil) }
+    }
+
+    func timeoutRecord(_ ce: ConnectError, route: ConnectTimeoutRoute?) -> Record {
+        let key = JoinKey(client: ce.local, server: ce.remote)
+        let drop = timeouts.drop(key, before: clock.epoch(ce.ts))
+        // A loopback egress never left the host: not "past this host" (a
+        // local destination, or a NAT's, whose drop, if any, was not joined).
+        let pastHost = route?.egress.map { !$0.loopback } ?? false
+        guard drop != nil || pastHost else { return clientFailureRecord(ce) }
+        var r = Record(ts: clock.epoch(ce.ts), kind: .connectFailure, reason: .connectTimeout,
+                       port: ce.remote.port, family: ce.family, netns: ce.netns, local: ce.local, remote: ce.remote)
+        r.process = clientRef(ce)
+        let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
+        var ev: [(String, JSONValue)] = [("errno", .string(ErrnoName.name(ce.errno))), ("after_ms", .int(elapsedMs)),
+                                         ("hook", .string(clientErrorHook.rawValue))]
+        if let route {
+            ev.append(("syn_retransmits", .int(Int64(route.synRetransmits))))
+            if let e = route.egress {
+                ev += [("egress_interface", .string(e.ifname)), ("ifindex", .int(Int64(e.ifindex))),
+                       ("next_hop", .string(e.nextHop)),
+                       ("route_from", .string(route.fromLastRetransmit ? "last_retransmit" : "socket"))]
+            }
+        }
+        let who = "\(ce.task.comm) (pid \(ce.task.pid))"
+        let sent = route.map { "\($0.synRetransmits + 1) SYNs" } ?? "SYNs"
+        if let drop {
+            r.cause = Cause.ConnectTimeout.droppedOnHost.rawValue
+            ev.append(("drop", drop.json))
+            let segment = drop.isSynAck ? "the SYN-ACKs coming back" : "its SYNs"
+            r.hint = "connect() from \(who) to \(ce.remote) timed out after \(elapsedMs) ms: \(segment) were dropped on this host by "
+                + drop.actor + " (the \(drop.reason.rawValue) record at the first drop)" + (drop.hint.map { ": " + $0 } ?? "")
+        } else if let e = route?.egress, pastHost {
+            r.cause = Cause.ConnectTimeout.noAnswerPastHost.rawValue
+            let via = e.gateway.map { "via gateway \($0)" } ?? "to a directly connected destination"
+            r.hint = "\(ce.remote) never answered \(who)'s \(sent), which left this host through \(e.ifname) (ifindex \(e.ifindex)) \(via), "
+                + "and nothing on this host dropped them: the problem is past this host. Check the path from "
+                + "\(e.gateway.map { "\($0)" } ?? e.ifname) on (a firewall or security group there, the peer down or not listening), "
+                + "and run synsight on \(ce.remote.addr) if you can"
+        }
+        r.evidence = ev
+        return r
+    }
+}
