@@ -10,6 +10,7 @@
 #include "config.bpf.h"
 #include "ringbuf.bpf.h"
 #include "sock.bpf.h"
+#include "fold.bpf.h"
 
 /* Sockets in SYN_SENT -> who called connect(), captured in process context. */
 struct connect_info {
@@ -290,10 +291,16 @@ static __always_inline void conn_mark_cpu(__u64 sk)
 static __always_inline void emit_connect_error(const struct sock *sk, const struct connect_info *ci,
 					       __u8 kind, int err, bool filter)
 {
+	struct syn_tuple t = {};
+	sock_local(sk, &t);
+	/* The answer to a refusal the kernel folded: counted with it, not sent
+	 * (checked before reserving: a discard wakes the consumer). */
+	if (err == ECONNREFUSED && fold_client(&t))
+		return;
 	struct syn_ev_connect_error *e = reserve(sizeof(*e), kind);
 	if (!e)
 		return;
-	sock_local(sk, &e->t);
+	e->t = t;
 	if (filter && !port_wanted(e->t.rport)) {
 		bpf_ringbuf_discard(e, 0);
 		return;

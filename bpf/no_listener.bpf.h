@@ -15,6 +15,7 @@
 #include "listeners.bpf.h"
 #include "ringbuf.bpf.h"
 #include "skb.bpf.h"
+#include "fold.bpf.h"
 
 /* A SYN for which no socket matched: local = the port nobody listens on. */
 static __always_inline bool parse_syn(const struct sk_buff *skb,
@@ -63,6 +64,29 @@ static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn
 	e->has_ct = 1;
 }
 
+/* A storm past cfg.fold_per_window per second on this CPU (bpf/fold.bpf.h):
+ * counted per (netns, port, family), not sent. A DNATed SYN is never folded
+ * (user space joins its client across the NAT). */
+static __always_inline bool fold_no_socket_rst(const struct sk_buff *skb, const struct syn_ev_no_socket_rst *ev)
+{
+	if (cfg.fold_per_window == 0)
+		return false;
+	struct syn_ev_no_socket_rst ct = {};
+	read_conntrack(skb, &ct);
+	if (ct.has_ct && (ct.orig_dport != ev->t.lport || !fold_addr_eq(ct.orig_dst, ev->t.local)))
+		return false;
+	struct syn_fold_key key = {};
+	key.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	key.port = ev->t.lport;
+	key.kind = SYN_EV_NO_SOCKET_RST;
+	key.family = (__u8)ev->t.family;
+	__u64 now = bpf_ktime_get_boot_ns();
+	if (!fold_take(&key, now))
+		return false;
+	fold_note_client(&key, &ev->t, now);
+	return true;
+}
+
 static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 source)
 {
 	struct syn_ev_no_socket_rst ev = {};
@@ -74,6 +98,8 @@ static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 so
 	 * is found now, and its close reaches user space before the refusal. */
 	if (no_state_hook())
 		listeners_reap(ev.t.lport);
+	if (fold_no_socket_rst(skb, &ev))
+		return 0;
 	e = reserve(sizeof(*e), SYN_EV_NO_SOCKET_RST);
 	if (!e)
 		return 0;

@@ -386,10 +386,37 @@ struct syn_config {
 	 * consumed there was handled by a listener (see overflow.bpf.h). */
 	__u64 trs_start;
 	__u64 trs_end;
+	/* Storms folded in the kernel (bpf/fold.bpf.h): per key, CPU and
+	 * second, this many records cross the ring buffer one by one, the
+	 * rest are counted in the `folded` map. 0: no folding. */
+	__u32 fold_per_window;
+	__u32 _pad;
+};
+
+/* The key of a folded storm (map `folded`, bpf/fold.bpf.h). */
+struct syn_fold_key {
+	__u32 netns;   /* inode of the netns the SYN arrived in */
+	__u16 port;    /* the local port the SYN was sent to */
+	__u8 kind;     /* enum syn_event_kind of the folded records */
+	__u8 family;   /* AF_INET (2) or AF_INET6 (10) */
+};
+
+/* One CPU's counters of a folded storm. count and clients only grow: user
+ * space emits the difference since its last read. */
+struct syn_fold_val {
+	__u64 count;     /* records folded (not sent individually) */
+	__u64 clients;   /* of them, with a local client's ECONNREFUSED folded too */
+	__u64 first_ns;  /* CLOCK_BOOTTIME of the first folded record */
+	__u64 last_ns;   /* CLOCK_BOOTTIME of the latest folded record */
+	__u64 window_ns; /* start of this CPU's current window */
+	__u32 passed;    /* records sent individually in that window */
+	__u32 _pad;
 };
 
 #ifndef __cplusplus
 _Static_assert(sizeof(struct syn_hdr) == 16, "syn_hdr layout");
+_Static_assert(sizeof(struct syn_fold_key) == 8, "syn_fold_key layout");
+_Static_assert(sizeof(struct syn_fold_val) == 48, "syn_fold_val layout");
 _Static_assert(sizeof(struct syn_tuple) == 40, "syn_tuple layout");
 _Static_assert(sizeof(struct syn_task) == 40, "syn_task layout");
 _Static_assert(sizeof(struct syn_ev_no_socket_rst) == 88, "syn_ev_no_socket_rst layout");
@@ -401,7 +428,7 @@ _Static_assert(sizeof(struct syn_ev_fw_icmp) == 72, "syn_ev_fw_icmp layout");
 _Static_assert(sizeof(struct syn_ev_fw_syn_retrans) == 112, "syn_ev_fw_syn_retrans layout");
 _Static_assert(sizeof(struct syn_avc) == 304, "syn_avc layout");
 _Static_assert(sizeof(struct syn_ev_sockcall) == 440, "syn_ev_sockcall layout");
-_Static_assert(sizeof(struct syn_config) == 56, "syn_config layout");
+_Static_assert(sizeof(struct syn_config) == 64, "syn_config layout");
 _Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_overflow layout");
 _Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");
 _Static_assert(sizeof(struct syn_ev_pkt_drop) == 136, "syn_ev_pkt_drop layout");

@@ -16,6 +16,10 @@ public struct TracerOptions: Sendable {
     public var ringBytes: UInt32 = 8 << 20
     /// Print libbpf's own log to stderr.
     public var verbose: Bool = false
+    /// Storms folded in the kernel (bpf/fold.bpf.h): per key, CPU and
+    /// second, this many records are sent one by one, the rest counted.
+    /// 0: every record crosses the ring buffer.
+    public var foldPerWindow: UInt32 = 0
 
     public init() {}
 }
@@ -46,6 +50,8 @@ public final class Tracer {
     var links: [OpaquePointer] = []
     var ring: OpaquePointer?
     let lostFD: Int32
+    /// TracerOptions.foldPerWindow, as written into the configuration.
+    let foldPerWindow: UInt32
     let listenerPidsFD: Int32
     let ncpus: Int
     /// The ring buffer's positions, read-only (its fill, for SelfCost).
@@ -98,6 +104,7 @@ public final class Tracer {
             }
             cfg.nports = UInt32(options.ports.count)
             cfg.flags = plan.configFlags
+            cfg.fold_per_window = options.foldPerWindow
             if let r = features.tcpRcvStateProcess {
                 cfg.trs_start = r.start
                 cfg.trs_end = r.end
@@ -165,6 +172,7 @@ public final class Tracer {
         }
         self.ringPositions = positions
         self.lostFD = bpf_map__fd(bpf_object__find_map_by_name(obj, "lost_events"))
+        self.foldPerWindow = options.foldPerWindow
         self.listenerPidsFD = bpf_map__fd(bpf_object__find_map_by_name(obj, "listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
     }

@@ -88,6 +88,9 @@ struct RecordCommand: ParsableCommand {
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
+    @OptionGroup(title: "Storms")
+    var kernelFoldOptions: KernelFoldOptions
+
     @OptionGroup(title: "Self-overhead")
     var cost: SelfCostOptions
 
@@ -199,6 +202,7 @@ struct RecordCommand: ParsableCommand {
         settings.metrics = metricsEndpoint?.counters
         settings.costMetrics = metricsEndpoint?.cost
         settings.bpfStats = cost.bpfStats
+        settings.kernelFold = !kernelFoldOptions.noKernelFold
 
         let flushEvery = UInt64(flushIntervalMs) * 1_000_000
         var lastFlush = bootTimeNow()

@@ -80,6 +80,9 @@ struct Trace: ParsableCommand {
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
 
+    @OptionGroup(title: "Storms")
+    var kernelFoldOptions: KernelFoldOptions
+
     @OptionGroup(title: "Self-overhead")
     var cost: SelfCostOptions
 
@@ -140,6 +143,7 @@ struct Trace: ParsableCommand {
         settings.aggregate = Self.foldLimit(fold: fold, noFold: noFold, json: json, isTerminal: isatty(STDOUT_FILENO) == 1)
         settings.costMetrics = metricsEndpoint?.cost
         settings.bpfStats = cost.bpfStats
+        settings.kernelFold = !kernelFoldOptions.noKernelFold
 
         let sink = StdoutSink()
         let json = self.json

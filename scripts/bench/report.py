@@ -198,7 +198,9 @@ def main():
         p("## Storms: synsight against bpftrace (targets 1 and 2)")
         p("")
         p(f"{storms['seconds']} s storms, alternating synsight (`synsight record`, default options: at most 10 "
-          "identical events per second written one by one, the rest folded into `summary` records) and "
+          "identical events per second written one by one, the rest folded into `summary` records; no-listener "
+          "refusals past 10 per namespace, port, CPU and second are counted in the kernel and never cross the "
+          "ring buffer, bpf/fold.bpf.h) and "
           "bpftrace (`tracepoint:tcp:tcp_send_reset`, one `printf` line per RST, to a file). "
           "Ground truth: the namespace's `TcpOutRsts` before and after. "
           "*Accounted* = synsight's `refusal` records plus the `count` of its `summary` records for that "

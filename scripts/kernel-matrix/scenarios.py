@@ -683,6 +683,62 @@ def sc_closed_v4(t, k, pas):
     return r, c, k.reset_hook(pas if pas != "default" else None)
 
 
+STORM = """
+import socket, sys
+n = 0
+for _ in range(int(sys.argv[2])):
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", int(sys.argv[1])))
+    except ConnectionRefusedError:
+        n += 1
+    s.close()
+print(n)
+"""
+
+
+@scenario("storm folded in the kernel", "no_listener/never_listened", passes=("default", "kprobe", "kfree_skb"))
+def sc_closed_fold(t, k, pas):
+    """A trace of its own with --fold 3: of a 300-refusal storm at most 3 per
+    CPU and second cross the ring buffer; the rest come back as summary
+    records folded in the kernel (bpf/fold.bpf.h) with their local clients.
+    Individual + folded = the client's ECONNREFUSED count, exactly."""
+    ns = NetNS()
+    port = rnd_port()
+    targs, tenv, _ = PASSES[pas]
+    own = Trace(targs + ["--fold", "3", "--port", str(port)], tenv)
+    CLEANUP.append(own.remove_files)
+    CLEANUP.append(own.stop)
+    refused = int(ns.exec("/usr/bin/python3", "-c", STORM, str(port), "300").strip())
+    c = Check()
+    c.eq("client refused", refused, 300)
+
+    def mine(r):
+        return r.get("port") == port and r.get("netns") == ns.inode
+
+    def tally():
+        recs = [r for r in own.records() if mine(r)]
+        single = [r for r in recs if r.get("kind") == "refusal"]
+        kernel = [r for r in recs if r.get("kind") == "summary" and ev(r).get("folded_in") == "kernel"]
+        user = [r for r in recs if r.get("kind") == "summary" and ev(r).get("folded_in") is None]
+        return single, kernel, user
+
+    wait_until(lambda: sum(len(x) if i == 0 else sum(r.get("count", 0) for r in x)
+                           for i, x in enumerate(tally())) >= refused, 20)
+    own.stop()
+    single, kernel, user = tally()
+    folded = sum(r.get("count", 0) for r in kernel)
+    c.eq("individual + kernel-folded + user-folded", len(single) + folded + sum(r.get("count", 0) for r in user), refused)
+    c.true("some refusals folded in the kernel (%d individual)" % len(single), folded > 0)
+    for r in kernel:
+        c.eq("summary cause", r.get("cause"), "never_listened")
+        c.eq("summary local_clients", ev(r).get("local_clients"), r.get("count"))
+    c.true("no connect_failure for a folded refusal's client",
+           not any(r.get("kind") == "connect_failure" and mine(r) for r in own.records()))
+    r = single[0] if single else None
+    return r, c, k.reset_hook(pas if pas != "default" else None)
+
+
 @scenario("closed port, IPv6", "no_listener/never_listened", passes=("default", "kprobe", "kfree_skb"))
 def sc_closed_v6(t, k, pas):
     ns = NetNS()

@@ -287,7 +287,7 @@ public struct AttributionEngine {
 
     // MARK: - Causes
 
-    func attribute(_ r: NoSocketReset) -> Record {
+    package func attribute(_ r: NoSocketReset) -> Record {
         var record = Record(ts: clock.epoch(r.ts), kind: .refusal, reason: .noListener,
                             port: r.local.port, family: r.family, netns: r.netns,
                             local: r.local, remote: r.remote)

@@ -35,6 +35,11 @@ final class PipelineStage: @unchecked Sendable {
     /// The outside client of a published port behind docker-proxy.
     var proxyJoin = ProxyJoin()
     var aggregator: StormAggregator?
+    /// The kernel's folded storms (PipelineStage+KernelFold.swift), the
+    /// latest individual record of each key, and when they were last read.
+    let kernelFold: KernelFold?
+    var foldSamples: [FoldSampleKey: Record] = [:]
+    var lastFoldRead: UInt64 = 0
     let portFilter: Set<UInt16>
     let output: (Record) -> Void
     let tick: () -> Bool
@@ -47,8 +52,10 @@ final class PipelineStage: @unchecked Sendable {
     let stopWanted = Atomic<Bool>(false)
 
     init(settings: TraceSettings, engine: AttributionEngine, workloads: WorkloadResolver, node: NodeIdentity,
+         kernelFold: KernelFold? = nil,
          output: @escaping (Record) -> Void, tick: @escaping () -> Bool) {
         self.settings = settings
+        self.kernelFold = kernelFold
         self.engine = engine
         self.workloads = workloads
         self.node = node
@@ -70,6 +77,7 @@ final class PipelineStage: @unchecked Sendable {
             reportQueueDrops(queue.dropped)
         }
         emit(engine.finish())
+        readKernelFolds(now: bootTimeNow(), force: true)
         if let a = aggregator?.finish() { for r in a { deliver(r) } }
         if !tick() { stopWanted.store(true, ordering: .relaxed) }
     }
@@ -83,6 +91,7 @@ final class PipelineStage: @unchecked Sendable {
             if verbose { Output.stderr("synsight: skipped a record: \(why)\n") }
         case .tick(let now):
             emit(engine.expire(now: now))
+            readKernelFolds(now: now)
             if let a = aggregator?.expire(nowEpochNs: engine.clock.epoch(now)) { for r in a { deliver(r) } }
             if !tick() { stopWanted.store(true, ordering: .relaxed) }
         case .lost(let total):
@@ -110,6 +119,7 @@ final class PipelineStage: @unchecked Sendable {
     func emit(_ records: [Record]) {
         for r in records {
             if !portFilter.isEmpty, r.kind != .lost, !portFilter.contains(r.port ?? 0) { continue }
+            noteFoldSample(r)
             if aggregator != nil {
                 for a in aggregator!.add(r) { deliver(a) }
             } else {

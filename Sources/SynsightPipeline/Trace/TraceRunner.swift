@@ -47,6 +47,10 @@ public struct TraceSettings {
     public var costMetrics: SelfCostMetrics? = nil
     /// Turn on the kernel's BPF statistics for the run (--bpf-stats).
     public var bpfStats = false
+    /// Fold storms in the kernel too, past `aggregate` records per key, CPU
+    /// and second (bpf/fold.bpf.h); false: every record crosses the ring
+    /// buffer and storms are folded in user space only (--no-kernel-fold).
+    public var kernelFold = true
 }
 
 /// The tracing loop: load and attach, snapshot listeners, read the ring,
@@ -60,6 +64,7 @@ public enum TraceRunner {
         options.ports = s.ports
         options.hooks = s.hooks
         options.verbose = s.verbose
+        if s.kernelFold, let n = s.aggregate { options.foldPerWindow = UInt32(clamping: n) }
         return options
     }
 
@@ -145,7 +150,8 @@ public enum TraceRunner {
         // only, and this thread waits for it before returning.
         let queue = HandoffQueue<PipelineItem>(capacity: Self.queueCapacity)
         let summary = try withoutActuallyEscaping(tick) { tick in
-            let stage = PipelineStage(settings: s, engine: engine, workloads: workloads, node: node, output: output, tick: tick)
+            let stage = PipelineStage(settings: s, engine: engine, workloads: workloads, node: node,
+                                      kernelFold: tracer.kernelFold(), output: output, tick: tick)
             let pipeline: WorkerThread
             do {
                 pipeline = try WorkerThread(name: "synsight-pipe") { stage.run(queue) }
