@@ -43,10 +43,10 @@ struct ClientFailureTests {
         defer { client.remove() }
         let other = try NetNS()
         defer { other.remove() }
-        try other.link(to: client)
+        // The client's end of the veth (named by link(), not parsed from `ip link`,
+        // which may also print "Peer netns reference is invalid." under load).
+        let dev = try other.link(to: client).peer
         // .88 "exists" for the client (a permanent neighbour), but its frames reach no one.
-        let dev = try sh(["ip", "-n", client.name, "-o", "link", "show", "type", "veth"])
-            .split(separator: ":")[1].split(separator: "@")[0].trimmingCharacters(in: .whitespaces)
         try sh(["ip", "-n", client.name, "neigh", "add", "198.18.0.88", "lladdr", "02:00:00:00:00:88",
                 "dev", dev, "nud", "permanent"])
         try sh(["ip", "netns", "exec", client.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])

@@ -35,11 +35,20 @@ struct EnrichmentTests {
         let counts = Counts()
         nonisolated(unsafe) let spaces = spaces
         DispatchQueue.concurrentPerform(iterations: spaces.count) { i in
-            let out = (try? sh(["ip", "netns", "exec", spaces[i].name, "python3", Peer.script,
-                                "storm", "127.0.0.1", String(port), String(perNamespace)])) ?? ""
-            let fields = out.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+            let out: String
+            do {
+                out = try sh(["ip", "netns", "exec", spaces[i].name, "python3", Peer.script,
+                              "storm", "127.0.0.1", String(port), String(perNamespace)])
+            } catch {
+                out = "\(error)"
+            }
+            // The answer is the line "<pid> <refused> <other>"; stderr shares
+            // the pipe, so a warning may surround it.
+            let answer = out.split(separator: "\n").reversed().map { $0.split(separator: " ") }
+                .first { $0.count == 3 && $0.allSatisfy { Int($0) != nil } }
+            if answer == nil { Issue.record("storm in \(spaces[i].name): \(out)") }
             counts.lock.lock()
-            counts.refused[i] = fields.count == 3 ? fields[1] : -1
+            counts.refused[i] = answer.map { Int($0[1])! } ?? -1
             counts.lock.unlock()
         }
         return (0..<spaces.count).map { counts.refused[$0] ?? -1 }

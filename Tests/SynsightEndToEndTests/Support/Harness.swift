@@ -102,13 +102,16 @@ final class NetNS {
 
     /// Connects two namespaces with a veth pair: self gets .1, other .2, in 198.18.0.0/24
     /// (the benchmarking range; traffic never leaves these two namespaces).
-    func link(to other: NetNS, subnet: String = "198.18.0") throws {
+    /// Returns the veth's names: `local` in this namespace, `peer` in `other`.
+    @discardableResult
+    func link(to other: NetNS, subnet: String = "198.18.0") throws -> (local: String, peer: String) {
         let a = "ssa\(getpid() % 100000)x\(number)", b = "ssb\(getpid() % 100000)x\(number)"
         try sh(["ip", "link", "add", a, "netns", name, "type", "veth", "peer", "name", b, "netns", other.name])
         try sh(["ip", "-n", name, "addr", "add", "\(subnet).1/24", "dev", a])
         try sh(["ip", "-n", other.name, "addr", "add", "\(subnet).2/24", "dev", b])
         try sh(["ip", "-n", name, "link", "set", a, "up"])
         try sh(["ip", "-n", other.name, "link", "set", b, "up"])
+        return (a, b)
     }
 }
 
@@ -158,9 +161,13 @@ final class Peer {
                         source: String? = nil, extra: [String] = []) throws -> (pid: Int, errno: Int) {
         let out = try sh(["ip", "netns", "exec", ns.name, "/usr/bin/python3", script, "connect", addr, String(port),
                           "--timeout", String(timeout)] + (source.map { ["--source", $0] } ?? []) + extra)
-        let f = out.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
-        guard f.count == 2 else { throw CommandFailure(description: "bad connect output: \(out)") }
-        return (f[0], f[1])
+        // The answer is the line "<pid> <errno>"; stderr shares the pipe, so
+        // a warning from `ip netns exec` or python may surround it.
+        for line in out.split(separator: "\n").reversed() {
+            let f = line.split(separator: " ").compactMap { Int($0) }
+            if f.count == 2 && line.split(separator: " ").count == 2 { return (f[0], f[1]) }
+        }
+        throw CommandFailure(description: "bad connect output: \(out)")
     }
 }
 
