@@ -91,11 +91,17 @@ struct KernelFoldTests {
         for r in t.kernelSummaries {
             #expect(r.string("reason") == "no_listener" && r.string("cause") == "never_listened", "\(r.line)")
             #expect(r.object("evidence")?["summarized_kind"] as? String == "refusal", "\(r.line)")
-            #expect(r.object("evidence")?["local_clients"] as? Int == r.int("count"), "\(r.line)")
+            // A client's error may be counted in the read after its RST's (a
+            // read falls between the two): per record within one per CPU.
+            let local = r.object("evidence")?["local_clients"] as? Int ?? -1
+            #expect(abs(local - (r.int("count") ?? 0)) <= cpus, "\(r.line)")
             #expect(r.object("client")?["comm"] as? String == "python3", "\(r.line)")
             #expect(r.int("netns") == ns.inode, "\(r.line)")
             #expect(r.string("first_ts") != nil && r.string("last_ts") != nil, "\(r.line)")
         }
+        // Over the storm every folded refusal's local client is counted.
+        let localClients = t.kernelSummaries.reduce(0) { $0 + (($1.object("evidence")?["local_clients"] as? Int) ?? 0) }
+        #expect(localClients == t.kernelFolded, "local clients \(localClients), folded \(t.kernelFolded)")
         #expect(summary.contains("synsight: \(s.resets) events in "), "\(summary)")
         #expect(summary.contains("0 events lost"), "\(summary)")
     }
