@@ -1,4 +1,5 @@
 import CLibBPF
+import Foundation
 import Glibc
 import SynsightModel
 @testable import SynsightKernel
@@ -12,6 +13,30 @@ enum Root {
     static func check() throws { try #require(isRoot, "these tests load BPF programs: they need root") }
 }
 
+/// Runs `body` on a thread of its own and waits for it. Probing and loading
+/// may move the calling thread into a mount namespace of its own (TraceFS.ensure
+/// mounts tracefs privately where the host has none); in this test process,
+/// whose pool threads later spawn `ip netns add` for other suites, that would
+/// leave those namespaces' mounts invisible to every other thread. The thread
+/// dies with its namespace.
+func onOwnThread<T>(_ body: @escaping () throws -> T) throws -> T {
+    let box = ThreadResult<T>()
+    let done = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) let body = body
+    let thread = Thread {
+        box.result = Result { try body() }
+        done.signal()
+    }
+    thread.start()
+    done.wait()
+    return try box.result!.get()
+}
+
+/// Written by the thread before it signals, read after the wait.
+final class ThreadResult<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
+}
+
 @Suite("probe plan on this kernel", .serialized, .enabled(if: Root.enabled))
 struct ProbePlanKernelTests {
     @Test("probes run once: reading the results and planning again loads no program and reads kallsyms no more")
@@ -19,7 +44,7 @@ struct ProbePlanKernelTests {
         try Root.check()
         let reads0 = KernelSymbols.reads.load(ordering: .relaxed)
         let loads0 = ProgramProbe.loads.load(ordering: .relaxed)
-        let plan = ProbePlan.probe()
+        let plan = try onOwnThread { ProbePlan.probe() }
         let reads1 = KernelSymbols.reads.load(ordering: .relaxed)
         let loads1 = ProgramProbe.loads.load(ordering: .relaxed)
         #expect(reads1 - reads0 == 1, "one pass over /proc/kallsyms per probe run")
@@ -45,12 +70,13 @@ struct ProbePlanKernelTests {
     @Test("the tracer loads exactly the planned programs: one set aside (Landlock) is absent from the kernel")
     func unselectedNotLoaded() throws {
         try Root.check()
-        var f = KernelFeatures.probe()
+        var f = try onOwnThread { KernelFeatures.probe() }
         f.syscalls.landlock = .unsupported("set aside by the test")
         let plan = ProbePlan(f)
         #expect(!plan.plan(for: .landlock).runs)
         let before = Set(Self.ownPrograms())
-        let tracer = try Tracer(options: TracerOptions(), plan: plan)
+        nonisolated(unsafe) let unsafePlan = plan
+        nonisolated(unsafe) let tracer = try onOwnThread { try Tracer(options: TracerOptions(), plan: unsafePlan) }
         let loaded = Set(Self.ownPrograms()).subtracting(before)
         // The kernel truncates program names to 15 bytes (BPF_OBJ_NAME_LEN).
         let planned = Set(plan.programs.map { String($0.rawValue.prefix(15)) })
