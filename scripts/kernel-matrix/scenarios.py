@@ -494,6 +494,19 @@ def result_of(c):
         return [-1, -1]
 
 
+# Options every trace of a pass takes, added by scenarios' prestart hooks
+# (e.g. --pod-log-dir for a pod log root the scenario made).
+EXTRA_TRACE_ARGS = []
+
+
+def set_trace_option(name, value):
+    """Sets `name value` in EXTRA_TRACE_ARGS, replacing an earlier pass's."""
+    if name in EXTRA_TRACE_ARGS:
+        i = EXTRA_TRACE_ARGS.index(name)
+        del EXTRA_TRACE_ARGS[i:i + 2]
+    EXTRA_TRACE_ARGS.extend([name, value])
+
+
 class Trace:
     """`synsight trace --json` for one pass of scenarios."""
 
@@ -502,7 +515,8 @@ class Trace:
         self.err = tempfile.NamedTemporaryFile(prefix="km-trace-err-", delete=False)
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = subprocess.Popen([SYNSIGHT, "trace", "--json"] + args, stdout=self.out, stderr=self.err, env=e)
+        self.proc = subprocess.Popen([SYNSIGHT, "trace", "--json"] + args + EXTRA_TRACE_ARGS,
+                                     stdout=self.out, stderr=self.err, env=e)
         self.parsed = []
         self.offset = 0
         self.start = 0
@@ -1150,12 +1164,12 @@ def sc_identity_unit(t, k, pas):
 def prestart_identity_pod():
     """A kubelet-style pod log directory (<ns>_<pod>_<uid>/<container>/) in a
     temporary root that synsight, started next, is pointed at with
-    SYNSIGHT_POD_LOG_DIR (the trace takes this process's environment)."""
+    --pod-log-dir (EXTRA_TRACE_ARGS: every trace of the pass takes it)."""
     uid = "%08x-%04x-4%03x-8%03x-%012x" % (random.getrandbits(32), random.getrandbits(16), random.getrandbits(12),
                                           random.getrandbits(12), random.getrandbits(48))
     logs = tempfile.mkdtemp(prefix="km-pods-")
     os.makedirs("%s/shop_api-km_%s/api" % (logs, uid))
-    os.environ["SYNSIGHT_POD_LOG_DIR"] = logs
+    set_trace_option("--pod-log-dir", logs)
     CLEANUP.append(lambda: shutil.rmtree(logs, ignore_errors=True))
     return uid
 
