@@ -1,5 +1,5 @@
-@testable import SynsightBase
-@testable import SynsightModel
+import SynsightBase
+import SynsightModel
 import CSynsightABI
 import Testing
 

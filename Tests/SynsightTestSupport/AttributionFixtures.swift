@@ -1,7 +1,7 @@
-@testable import SynsightAttribution
-@testable import SynsightBase
-@testable import SynsightModel
-@testable import SynsightNftables
+import SynsightAttribution
+import SynsightBase
+import SynsightModel
+import SynsightNftables
 import Testing
 
 package let bootOffset: Int64 = 1_700_000_000_000_000_000

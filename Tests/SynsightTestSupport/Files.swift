@@ -1,6 +1,6 @@
-@testable import SynsightBase
-@testable import SynsightModel
-@testable import SynsightRecording
+import SynsightBase
+import SynsightModel
+import SynsightRecording
 import Foundation
 import Testing
 

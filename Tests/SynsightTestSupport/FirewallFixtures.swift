@@ -1,6 +1,6 @@
 import SynsightBase
 import SynsightModel
-@testable import SynsightNftables
+import SynsightNftables
 
 /// The ruleset fixture was recorded with `nft -j list ruleset` / `nft -a list
 /// ruleset` in a scratch namespace holding native nft rules, a base chain with
