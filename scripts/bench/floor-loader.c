@@ -16,10 +16,29 @@
  */
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+/* The root of the cgroup v2 hierarchy: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts. */
+static int cgroup2_root(void)
+{
+	const char *at[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+	for (unsigned i = 0; i < 2; i++) {
+		struct statfs st;
+		if (statfs(at[i], &st) == 0 && st.f_type == CGROUP2_SUPER_MAGIC)
+			return open(at[i], O_RDONLY | O_DIRECTORY);
+	}
+	return -1;
+}
 
 static volatile sig_atomic_t stop;
 
@@ -55,7 +74,16 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	printf("floor: attached");
 	bpf_object__for_each_program(p, obj) {
-		if (!bpf_program__attach(p)) {
+		/* cgroup programs attach to the root of the v2 hierarchy, as synsight does. */
+		const char *sec = bpf_program__section_name(p);
+		struct bpf_link *l;
+		if (!strncmp(sec, "cgroup/", 7)) {
+			int cg = cgroup2_root();
+			l = cg >= 0 ? bpf_program__attach_cgroup(p, cg) : NULL;
+		} else {
+			l = bpf_program__attach(p);
+		}
+		if (!l) {
 			fprintf(stderr, "floor-loader: cannot attach %s (%s): %s\n", bpf_program__name(p),
 				bpf_program__section_name(p), strerror(errno));
 			return 1;
