@@ -483,7 +483,11 @@ class Bench:
         self.results["healthy"] = out
 
     # Iterators run only when read (at start-up), not per connection.
+    # Programs `record` holds but runs on demand, not on a hook (the
+    # listener iterator, the bare raw_tp run with BPF_PROG_TEST_RUN): the
+    # floor has nothing to attach for them. Mirrors BPFProgram.runOnDemand.
     FLOOR_SKIP_SECTIONS = ("iter/",)
+    FLOOR_SKIP_EXACT = ("raw_tp", "raw_tracepoint")
 
     def _build_floors(self):
         """Writes and compiles the hooks-only copies of what `record` attaches
@@ -504,7 +508,8 @@ class Bench:
             full = name if name in sections else next((n for n in sections if n[:15] == name), None)
             if full is None:
                 raise RuntimeError(f"hooks_floor: record holds program {name!r}, not in {self.args.bpf_object}")
-            if not sections[full].startswith(self.FLOOR_SKIP_SECTIONS):
+            sec = sections[full]
+            if not sec.startswith(self.FLOOR_SKIP_SECTIONS) and sec not in self.FLOOR_SKIP_EXACT:
                 programs.append((full, sections[full]))
         floors = {}
         for cname, c in self.HTTP_CONFIGS:
@@ -516,7 +521,10 @@ class Bench:
             with open(src, "w") as f:
                 f.write('char LICENSE[] __attribute__((section("license"), used)) = "GPL";\n')
                 for name, section in chosen:
-                    f.write(f'__attribute__((section("{section}"), used)) int {name}(void *ctx) {{ return 0; }}\n')
+                    # cgroup programs allow with 1 (0 would refuse every
+                    # connect()); every other kind ignores the value.
+                    verdict = 1 if section.startswith("cgroup") else 0
+                    f.write(f'__attribute__((section("{section}"), used)) int {name}(void *ctx) {{ return {verdict}; }}\n')
             obj = os.path.join(d, "floor.bpf.o")
             run(["clang", "-target", "bpf", "-O2", "-g", "-c", src, "-o", obj])
             log(f"{cname}: {len(chosen)} programs: " + ", ".join(f"{n} ({s})" for n, s in chosen))
