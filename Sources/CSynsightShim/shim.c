@@ -275,15 +275,42 @@ int syn_setns_net(int fd)
 	return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
 }
 
-int syn_private_tracefs(void)
+int syn_private_tracefs(int *saved_ns, int *saved_cwd)
 {
+	*saved_ns = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	*saved_cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (*saved_ns < 0 || *saved_cwd < 0)
+		goto fail;
 	if (unshare(CLONE_NEWNS) != 0)
-		return -errno;
-	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0)
-		return -errno;
-	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) != 0)
-		return -errno;
+		goto fail;
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0 ||
+	    mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) != 0) {
+		int e = errno;
+		syn_leave_private_tracefs(*saved_ns, *saved_cwd);
+		*saved_ns = *saved_cwd = -1;
+		return -e;
+	}
 	return 0;
+fail:;
+	int e = errno;
+	if (*saved_ns >= 0)
+		close(*saved_ns);
+	if (*saved_cwd >= 0)
+		close(*saved_cwd);
+	*saved_ns = *saved_cwd = -1;
+	return -e;
+}
+
+int syn_leave_private_tracefs(int saved_ns, int saved_cwd)
+{
+	int rc = 0;
+	/* setns() into a mount namespace resets the thread's working directory
+	 * to the namespace's root: go back to the one it had. */
+	if (setns(saved_ns, CLONE_NEWNS) != 0 || fchdir(saved_cwd) != 0)
+		rc = -errno;
+	close(saved_ns);
+	close(saved_cwd);
+	return rc;
 }
 
 int syn_enable_bpf_stats(void)

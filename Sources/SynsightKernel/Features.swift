@@ -39,7 +39,8 @@ public struct KernelFeatures: Sendable {
 
     /// Runs every probe once. `choices` sets preferred hooks aside.
     public static func probe(_ choices: HookChoices = HookChoices()) -> KernelFeatures {
-        TraceFS.ensure()
+        let tracefs = TraceFS.enter()
+        defer { tracefs.leave() }
         var f = KernelFeatures()
         f.choices = choices
         var u = utsname()

@@ -3,9 +3,8 @@ import Glibc
 /// Finding a network namespace by its inode: a named one (`ip netns`, under
 /// /run/netns), else a process living in it.
 enum NetnsPaths {
-    /// Where named namespaces are mounted. synsight may run in a mount
-    /// namespace of its own (TraceFS.ensure): a namespace named after it
-    /// started is found through PID 1's root.
+    /// Where named namespaces are mounted; PID 1's view last, for a synsight
+    /// started in a mount namespace other than the host's (a container).
     static let namedDirs = ["/run/netns", "/var/run/netns", "/proc/1/root/run/netns"]
 
     /// A named namespace's path (a scan of the few /run/netns entries).

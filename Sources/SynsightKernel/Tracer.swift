@@ -71,7 +71,8 @@ public final class Tracer {
     public init(options: TracerOptions, plan given: ProbePlan? = nil) throws(KernelError) {
         libbpfVerbose.store(options.verbose, ordering: .relaxed)
         // Classic tracepoints are probed and attached through tracefs.
-        TraceFS.ensure()
+        let tracefs = TraceFS.enter()
+        defer { tracefs.leave() }
         syn_set_libbpf_logger(libbpfLogger)
         let plan = given ?? ProbePlan.probe(options.hooks)
         let features = plan.features

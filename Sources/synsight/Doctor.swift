@@ -200,7 +200,6 @@ extension DoctorReport {
 
     /// bind/listen/connect failures and LSM denials (bpf/syscalls.bpf.h).
     static func syscallLines(_ f: KernelFeatures) -> [String] {
-        TraceFS.ensure()  // as `trace` does: probe what it would attach
         let s = f.syscalls
         guard s.entry.isSupported else {
             let why = "\(s.classic.detail); \(s.raw.detail)"

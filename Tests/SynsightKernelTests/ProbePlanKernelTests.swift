@@ -13,30 +13,6 @@ enum Root {
     static func check() throws { try #require(isRoot, "these tests load BPF programs: they need root") }
 }
 
-/// Runs `body` on a thread of its own and waits for it. Probing and loading
-/// may move the calling thread into a mount namespace of its own (TraceFS.ensure
-/// mounts tracefs privately where the host has none); in this test process,
-/// whose pool threads later spawn `ip netns add` for other suites, that would
-/// leave those namespaces' mounts invisible to every other thread. The thread
-/// dies with its namespace.
-func onOwnThread<T>(_ body: @escaping () throws -> T) throws -> T {
-    let box = ThreadResult<T>()
-    let done = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) let body = body
-    let thread = Thread {
-        box.result = Result { try body() }
-        done.signal()
-    }
-    thread.start()
-    done.wait()
-    return try box.result!.get()
-}
-
-/// Written by the thread before it signals, read after the wait.
-final class ThreadResult<T>: @unchecked Sendable {
-    var result: Result<T, any Error>?
-}
-
 @Suite("probe plan on this kernel", .serialized, .enabled(if: Root.enabled))
 struct ProbePlanKernelTests {
     @Test("probes run once: reading the results and planning again loads no program and reads kallsyms no more")
@@ -44,7 +20,7 @@ struct ProbePlanKernelTests {
         try Root.check()
         let reads0 = KernelSymbols.reads.load(ordering: .relaxed)
         let loads0 = ProgramProbe.loads.load(ordering: .relaxed)
-        let plan = try onOwnThread { ProbePlan.probe() }
+        let plan = ProbePlan.probe()
         let reads1 = KernelSymbols.reads.load(ordering: .relaxed)
         let loads1 = ProgramProbe.loads.load(ordering: .relaxed)
         #expect(reads1 - reads0 == 1, "one pass over /proc/kallsyms per probe run")
@@ -70,13 +46,12 @@ struct ProbePlanKernelTests {
     @Test("the tracer loads exactly the planned programs: one set aside (Landlock) is absent from the kernel")
     func unselectedNotLoaded() throws {
         try Root.check()
-        var f = try onOwnThread { KernelFeatures.probe() }
+        var f = KernelFeatures.probe()
         f.syscalls.landlock = .unsupported("set aside by the test")
         let plan = ProbePlan(f)
         #expect(!plan.plan(for: .landlock).runs)
         let before = Set(Self.ownPrograms())
-        nonisolated(unsafe) let unsafePlan = plan
-        nonisolated(unsafe) let tracer = try onOwnThread { try Tracer(options: TracerOptions(), plan: unsafePlan) }
+        let tracer = try Tracer(options: TracerOptions(), plan: plan)
         let loaded = Set(Self.ownPrograms()).subtracting(before)
         // The kernel truncates program names to 15 bytes (BPF_OBJ_NAME_LEN).
         let planned = Set(plan.programs.map { String($0.rawValue.prefix(15)) })
@@ -84,6 +59,23 @@ struct ProbePlanKernelTests {
         for p in [BPFProgram.scLandlockFork, .scTpExitLandlock, .scFxExitLandlock] {
             #expect(!loaded.contains(String(p.rawValue.prefix(15))), "\(p) loaded")
         }
+        withExtendedLifetime(tracer) {}
+    }
+
+    @Test("probing and attaching leave the calling thread in the process's mount namespace and working directory")
+    func threadKeepsItsMountNamespace() throws {
+        try Root.check()
+        // This host has no tracefs mounted: the probes and the tracer mount it
+        // in a private namespace for the calling thread. A pooled thread left
+        // there would hide later mounts (`ip netns add` from it) from the rest
+        // of the process.
+        let before = (ProcFS.nsInode("/proc/thread-self/ns/mnt"), FileManager.default.currentDirectoryPath)
+        let plan = ProbePlan.probe()
+        #expect(ProcFS.nsInode("/proc/thread-self/ns/mnt") == before.0)
+        let tracer = try Tracer(options: TracerOptions(), plan: plan)
+        #expect(ProcFS.nsInode("/proc/thread-self/ns/mnt") == before.0)
+        #expect(ProcFS.nsInode("/proc/thread-self/ns/mnt") == ProcFS.nsInode("/proc/self/ns/mnt"))
+        #expect(FileManager.default.currentDirectoryPath == before.1)
         withExtendedLifetime(tracer) {}
     }
 

@@ -55,9 +55,14 @@ int syn_setns_net(int fd);
 /* Gives the calling thread a mount namespace of its own (a slave: nothing
  * propagates to the host, the host's later mounts such as /run/netns/<name>
  * still arrive) and mounts tracefs at /sys/kernel/tracing in it. The host's
- * mounts are untouched and nothing is left behind when the process exits.
- * 0 or a negative errno. */
-int syn_private_tracefs(void);
+ * mounts are untouched. The thread's mount namespace and working directory
+ * are saved first (*saved_ns, *saved_cwd; both -1 on failure) so that
+ * syn_leave_private_tracefs can put the thread back: the private namespace
+ * then disappears with its mount. 0 or a negative errno. */
+int syn_private_tracefs(int *saved_ns, int *saved_cwd);
+/* Moves the calling thread back to the mount namespace and working directory
+ * syn_private_tracefs saved, and closes the saved fds; 0 or -errno. */
+int syn_leave_private_tracefs(int saved_ns, int saved_cwd);
 
 /* An O_RDONLY fd of the root of the cgroup v2 hierarchy mounted privately:
  * a mount namespace of the calling thread's own (a slave, as above), cgroup2
