@@ -271,15 +271,13 @@ extension Tracer {
     /// The kernel ids of synsight's own loaded programs.
     public func programIDs() -> Set<UInt32> {
         var out: Set<UInt32> = []
-        var prog = bpf_object__next_program(object, nil)
-        while let p = prog {
+        for p in objects.loadedPrograms {
             let fd = bpf_program__fd(p)
             if fd >= 0 {
                 var info = bpf_prog_info()
                 var len = UInt32(MemoryLayout<bpf_prog_info>.size)
                 if bpf_obj_get_info_by_fd(fd, &info, &len) == 0 { out.insert(info.id) }
             }
-            prog = bpf_object__next_program(object, p)
         }
         return out
     }

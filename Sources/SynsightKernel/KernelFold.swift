@@ -77,7 +77,7 @@ public final class KernelFold: @unchecked Sendable {
 extension Tracer {
     /// The reader of the kernel's folded storms, when folding is on.
     public func kernelFold() -> KernelFold? {
-        guard foldPerWindow > 0, let map = bpf_object__find_map_by_name(object, "folded") else { return nil }
+        guard foldPerWindow > 0, let map = objects.map("folded") else { return nil }
         return KernelFold(fd: bpf_map__fd(map), ncpus: ncpus)
     }
 }

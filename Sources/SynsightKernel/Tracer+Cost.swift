@@ -7,17 +7,6 @@ import SynsightNftables
 
 /// Which programs of the embedded object a Tracer loads, and what they cost.
 extension Tracer {
-    /// Turns autoload off for every program `selected` does not hold
-    /// (between open and load): an unselected program is neither loaded
-    /// nor attached.
-    static func selectPrograms(_ obj: OpaquePointer, _ selected: Set<BPFProgram>) {
-        var prog = bpf_object__next_program(obj, nil)
-        while let p = prog {
-            bpf_program__set_autoload(p, program(p).map(selected.contains) ?? false)
-            prog = bpf_object__next_program(obj, p)
-        }
-    }
-
     /// The enum case of a libbpf program.
     static func program(_ p: OpaquePointer) -> BPFProgram? {
         BPFProgram(rawValue: String(cString: bpf_program__name(p)))
@@ -25,8 +14,7 @@ extension Tracer {
 
     /// A loaded program of this tracer's object, nil when the plan left it out.
     func program(_ which: BPFProgram) -> OpaquePointer? {
-        guard let p = bpf_object__find_program_by_name(object, which.rawValue), bpf_program__autoload(p) else { return nil }
-        return p
+        objects.program(which)
     }
 
     /// Programs user space runs itself instead of attaching: the iterator
@@ -37,20 +25,14 @@ extension Tracer {
 
     /// The loaded programs that are attached for the run (iterators are
     /// run once at start-up, not attached).
-    static func attachedPrograms(_ obj: OpaquePointer) -> [OpaquePointer] {
-        var out: [OpaquePointer] = []
-        var prog = bpf_object__next_program(obj, nil)
-        while let p = prog {
-            if bpf_program__autoload(p), !runOnDemand(p) { out.append(p) }
-            prog = bpf_object__next_program(obj, p)
-        }
-        return out
+    var attachedPrograms: [OpaquePointer] {
+        objects.loadedPrograms.filter { !Self.runOnDemand($0) }
     }
 
     /// Run count and run time of every attached program (zero unless the
     /// kernel's BPF statistics are on: BPFStatistics).
     public func programStats() -> [SelfCost.Program] {
-        var programs = Self.attachedPrograms(object)
+        var programs = attachedPrograms
         if let reap = program(.runReapListeners) {
             programs.append(reap)  // run by the sweep: synsight's cost too
         }

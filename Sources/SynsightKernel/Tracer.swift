@@ -46,7 +46,8 @@ public final class Tracer {
     /// inet_sock_set_state is not attached (SYN_CFG_NO_STATE_HOOK): connect()
     /// callers from cgroup/connect{4,6}, errors from inet_sk_error_report.
     public let noStateHook: Bool
-    let object: OpaquePointer
+    /// The loaded programs and their maps (closed after the links).
+    let objects: BPFObjectSet
     var links: [OpaquePointer] = []
     var ring: OpaquePointer?
     let lostFD: Int32
@@ -88,16 +89,12 @@ public final class Tracer {
         guard let bytes = base64Decode(BPFObject_refusals.base64) else {
             throw KernelError(what: "embedded BPF object", why: "corrupt base64", fix: "rebuild synsight")
         }
-        let obj: OpaquePointer? = bytes.withUnsafeBytes { raw in
-            syn_open_object(raw.baseAddress, raw.count, "synsight")
-        }
-        guard let obj else { throw KernelError.sys("opening the BPF object", code: errno) }
-
-        do throws(KernelError) {
-            // Load exactly the programs some area's plan selected.
-            Self.selectPrograms(obj, plan.programs)
-            Diagnostics.log.debug("loading the planned programs: \(plan.orderedPrograms.map(\.rawValue).joined(separator: ", "))")
-
+        // Load exactly the programs some area's plan selected.
+        Diagnostics.log.debug("loading the planned programs: \(plan.orderedPrograms.map(\.rawValue).joined(separator: ", "))")
+        let objects = try BPFObjectSet.load(
+            bytes: bytes, selected: plan.programs,
+            loadFix: options.verbose ? nil : "run with --verbose for the verifier log"
+        ) { (obj) throws(KernelError) in
             var cfg = syn_config()
             withUnsafeMutableBytes(of: &cfg.ports) { raw in
                 let ports = raw.bindMemory(to: UInt16.self)
@@ -118,32 +115,21 @@ public final class Tracer {
             }
             let ringRC = bpf_map__set_max_entries(ringMap, options.ringBytes)
             if ringRC != 0 { throw KernelError.sys("sizing the ring buffer to \(options.ringBytes) bytes", code: ringRC) }
-
-            let loadRC = bpf_object__load(obj)
-            if loadRC != 0 {
-                throw KernelError.sys("loading the BPF programs (hook \(hook.name))", code: loadRC,
-                                      fix: options.verbose ? nil : "run with --verbose for the verifier log")
-            }
-        } catch {
-            bpf_object__close(obj)
-            throw error
         }
 
         var links: [OpaquePointer] = []
         var cgroupFD: Int32 = -1
         defer { if cgroupFD >= 0 { close(cgroupFD) } }
-        var prog = bpf_object__next_program(obj, nil)
-        while let p = prog {
+        for p in objects.loadedPrograms {
             // Iterators are attached on demand (seedListeners), not here;
             // `run_` programs are run by user space (sweepListeners).
-            if bpf_program__autoload(p), !Self.runOnDemand(p) {
+            if !Self.runOnDemand(p) {
                 // cgroup programs attach to the root cgroup v2 (the link holds it).
                 if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
                     switch CgroupRoot.open() {
                     case .success(let fd): cgroupFD = fd
                     case .failure(let e):
                         for l in links { bpf_link__destroy(l) }
-                        bpf_object__close(obj)
                         throw e
                     }
                 }
@@ -153,28 +139,26 @@ public final class Tracer {
                     let e = errno
                     let name = String(cString: bpf_program__name(p))
                     for l in links { bpf_link__destroy(l) }
-                    bpf_object__close(obj)
                     throw KernelError.sys("attaching \(name)", code: e)
                 }
                 links.append(link)
             }
-            prog = bpf_object__next_program(obj, p)
         }
 
         self.plan = plan
         self.resetHook = hook
         self.noStateHook = plan.noStateHook
-        self.object = obj
+        self.objects = objects
         self.links = links
         self.ringBytes = UInt64(options.ringBytes)
         var positions = syn_ring_positions()
-        if syn_ring_positions_map(bpf_map__fd(bpf_object__find_map_by_name(obj, "events")), &positions) != 0 {
+        if syn_ring_positions_map(bpf_map__fd(objects.map("events")), &positions) != 0 {
             positions = syn_ring_positions()  // the fill is then reported as 0
         }
         self.ringPositions = positions
-        self.lostFD = bpf_map__fd(bpf_object__find_map_by_name(obj, "lost_events"))
+        self.lostFD = bpf_map__fd(objects.map("lost_events"))
         self.foldPerWindow = options.foldPerWindow
-        self.listenerPidsFD = bpf_map__fd(bpf_object__find_map_by_name(obj, "listener_pids"))
+        self.listenerPidsFD = bpf_map__fd(objects.map("listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
     }
 
@@ -182,7 +166,6 @@ public final class Tracer {
         syn_ring_positions_unmap(&ringPositions)
         if let ring { ring_buffer__free(ring) }
         for l in links { bpf_link__destroy(l) }
-        bpf_object__close(object)
     }
 
     /// Tell the kernel side to report the exits of these (pre-existing) listeners.
@@ -251,7 +234,7 @@ public final class Tracer {
         // size to RSS), or they stay in RSS for the process's life (about
         // 12 MB; docs/benchmarks.md, memory target).
         _ = syn_malloc_trim()
-        let fd = bpf_map__fd(bpf_object__find_map_by_name(object, "events"))
+        let fd = bpf_map__fd(objects.map("events"))
         guard let rb = ring_buffer__new(fd, { ctx, data, size in
             guard let ctx, let data else { return 0 }
             Unmanaged<RecordSink>.fromOpaque(ctx).takeUnretainedValue()
