@@ -243,6 +243,25 @@ struct ContractCatalogueTests {
         }
     }
 
+    /// The engine fills these structs: reading its evidence back gives every field, in order.
+    static func typedFields<E: ReasonEvidence>(_: E.Type, _ r: Record) -> [(String, JSONValue)] {
+        E(r.evidence).fields
+    }
+
+    @Test("the evidence of every reason with a typed struct reads into it and encodes back unchanged")
+    func typedEvidenceRoundTrips() {
+        let records = SchemaRecordsTests.records().filter { $0.kind != .summary }
+        for reason in Reason.allCases where reason != .noListener {  // no_listener: above (NAT and proxy fields)
+            guard let type = reason.evidenceType else { continue }
+            let mine = records.filter { $0.reason == reason }
+            #expect(!mine.isEmpty, "no record of \(reason.rawValue)")
+            for r in mine {
+                #expect(JSONValue.object(Self.typedFields(type, r)) == .object(r.evidence),
+                        "\(reason.rawValue)/\(r.cause?.rawValue ?? "-"): \(r.evidence.map(\.0))")
+            }
+        }
+    }
+
     @Test("every cause decodes back to its typed case under its reason")
     func causesRoundTrip() {
         for reason in Reason.allCases {

@@ -28,8 +28,11 @@ extension AttributionEngine {
                        port: a.port == 0 ? nil : a.port, netns: a.netns == 0 ? nil : a.netns)
         r.process = ProcessRef(pid: a.task.pid, comm: a.task.comm, exe: resolver?.exe(pid: a.task.pid),
                                workload: resolver?.workload(task: a.task))
-        r.evidence = [(EvidenceKey.errno.rawValue, .string(a.errnoName)), (EvidenceKey.nofileLimit.rawValue, .int(Int64(clamping: a.nofileLimit))),
-                      (EvidenceKey.hook.rawValue, .string("accept()/accept4() exit"))]
+        var ev = FdExhaustedEvidence()
+        ev.errno = a.errnoName
+        ev.nofileLimit = a.nofileLimit
+        ev.hook = "accept()/accept4() exit"
+        r.evidence = ev.fields
         let situation = a.errno == 24
             ? "\(a.task.comm) (pid \(a.task.pid)) hit its open-file limit (\(a.nofileLimit)): accept() fails with EMFILE and its accept queue cannot drain; "
             : "the system-wide file table is full (ENFILE): "
@@ -77,26 +80,7 @@ extension AttributionEngine {
             r.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
                                   workload: resolver?.workload(task: c))
         }
-        var ev: [(String, JSONValue)] = [
-            (EvidenceKey.stage.rawValue, .string(o.stage.name)),
-            (EvidenceKey.acceptQueue.rawValue, .int(Int64(o.acceptQueue))),
-            (EvidenceKey.maxBacklog.rawValue, .int(Int64(o.maxBacklog))),
-            (EvidenceKey.synQueue.rawValue, .int(Int64(o.synQueue))),
-            (EvidenceKey.somaxconn.rawValue, .int(Int64(o.somaxconn))),
-            (EvidenceKey.listenerDrops.rawValue, .int(Int64(o.drops))),
-            (EvidenceKey.method.rawValue, .string(o.method.name)),
-        ]
-        if o.stage == .ackReset { ev.append((EvidenceKey.tcpAbortOnOverflow.rawValue, .bool(true))) }
-        if o.suppressed > 0 { ev.append((EvidenceKey.folded.rawValue, .int(Int64(o.suppressed)))) }
-        if o.client == nil, o.clientNotLookedUp {
-            ev.append((EvidenceKey.clientLookup.rawValue, .string("skipped: this CPU's client lookups for the last 100 ms were spent (overflow storm)")))
-        }
-        if let l = listener { ev.append((EvidenceKey.listener.rawValue, l.json)) }
-        if let a = recentAcceptError {
-            ev.append((EvidenceKey.acceptErrno.rawValue, .string(a.errnoName)))
-            ev.append((EvidenceKey.nofileLimit.rawValue, .int(Int64(clamping: a.nofileLimit))))
-        }
-        r.evidence = ev
+        r.evidence = Self.overflowEvidence(o, listener: listener, acceptError: recentAcceptError).fields
         if o.suppressed > 0 { r.count = UInt64(o.suppressed) + 1 }
 
         let who = pid != 0 ? "\(comm ?? "the listener") (pid \(pid))" : "the listener"
@@ -116,5 +100,25 @@ extension AttributionEngine {
         let facts = Advice.Facts(port: port, pid: pid != 0 ? pid : nil, somaxconnCap: capped ? o.somaxconn : nil)
         r.hint = situation + Advice.for(reason: reason, cause: cause, facts: facts).fix
         return [r]
+    }
+
+    static func overflowEvidence(_ o: ListenOverflow, listener: ListenerInfo?, acceptError: AcceptError?) -> OverflowEvidence {
+        var ev = OverflowEvidence()
+        ev.stage = o.stage.name
+        ev.acceptQueue = o.acceptQueue
+        ev.maxBacklog = o.maxBacklog
+        ev.synQueue = o.synQueue
+        ev.somaxconn = o.somaxconn
+        ev.listenerDrops = o.drops
+        ev.method = o.method.name
+        ev.tcpAbortOnOverflow = o.stage == .ackReset
+        if o.suppressed > 0 { ev.folded = o.suppressed }
+        if o.client == nil, o.clientNotLookedUp {
+            ev.clientLookup = "skipped: this CPU's client lookups for the last 100 ms were spent (overflow storm)"
+        }
+        ev.listener = listener?.json
+        ev.acceptErrno = acceptError?.errnoName
+        ev.nofileLimit = acceptError?.nofileLimit
+        return ev
     }
 }

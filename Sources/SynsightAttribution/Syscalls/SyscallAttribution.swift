@@ -82,36 +82,34 @@ extension AttributionEngine {
 
     func who(_ e: SocketCallFailure) -> String { "\(e.task.comm) (pid \(e.task.pid))" }
 
-    func callEvidence(_ e: SocketCallFailure) -> [(String, JSONValue)] {
-        [(EvidenceKey.call.rawValue, .string(e.call.name)), (EvidenceKey.errno.rawValue, .string(ErrnoName.name(e.errno))),
-         (EvidenceKey.socketProtocol.rawValue, .string(e.protocolName))]
-    }
-
     package mutating func addressInUse(_ e: SocketCallFailure) -> Record {
         // bind(port 0) failing with EADDRINUSE: no free ephemeral port.
         if e.call == .bind && e.local.port == 0 {
             var r = baseRecord(e, kind: .bindFailure, reason: .ephemeralPortsExhausted)
             r.process = failing(e)
-            r.evidence = callEvidence(e) + [(EvidenceKey.requested.rawValue, Record.endpoint(e.local))] + rangeEvidence(e)
+            var ev = EphemeralPortsEvidence(call: e)
+            ev.requested = Record.endpoint(e.local)
+            ev.setRange(e.localPortRange)
+            r.evidence = ev.fields
             r.hint = "\(who(e)) asked for any free port but all of net.ipv4.ip_local_port_range\(rangeText(e)) are taken: "
                 + Advice.for(reason: .ephemeralPortsExhausted, cause: nil).fix
             return r
         }
         var r = baseRecord(e, kind: .bindFailure, reason: .addressInUse)
         r.client = failing(e)
-        var ev = callEvidence(e)
-        ev.append((EvidenceKey.requested.rawValue, Record.endpoint(e.local)))
-        ev.append((EvidenceKey.failedIn.rawValue, .string(e.call.name)))
+        var ev = AddressInUseEvidence(call: e)
+        ev.requested = Record.endpoint(e.local)
+        ev.failedIn = e.call.name
         let found = holders(for: e)
         let holder = found.first
         let port = e.local.port
         if let h = holder {
             if let pid = h.pid { r.process = ProcessRef(pid: pid, comm: h.comm ?? "?", exe: resolver?.exe(pid: pid),
                                                         workload: resolver?.workload(pid: pid)) }
-            ev.append((EvidenceKey.holder.rawValue, holderJSON(h)))
-            if found.count > 1 { ev.append((EvidenceKey.holders.rawValue, .int(Int64(found.count)))) }
+            ev.holder = holderJSON(h)
+            if found.count > 1 { ev.holders = found.count }
         }
-        r.evidence = ev
+        r.evidence = ev.fields
         let owner = holder.map { h in h.pid.map { "\(h.comm ?? "?") (pid \($0))" } ?? "a socket with no process" }
         // What was seen; the fix comes from the catalogue (Advice.swift).
         let situation: String
@@ -201,8 +199,10 @@ extension AttributionEngine {
                 r.cause = .addressNotAvailable(.fourTupleInUse)
                 r.process = failing(e)
                 r.client = failing(e)
-                r.evidence = callEvidence(e) + [(EvidenceKey.destination.rawValue, Record.endpoint(e.remote)),
-                                                (EvidenceKey.bound.rawValue, Record.endpoint(e.local))]
+                var ev = AddressNotAvailableEvidence(call: e)
+                ev.destination = Record.endpoint(e.remote)
+                ev.bound = Record.endpoint(e.local)
+                r.evidence = ev.fields
                 r.hint = "\(who(e)) bound its socket to \(e.local) and that port already has a connection to \(e.remote): "
                     + Advice.for(reason: .addressNotAvailable, cause: r.cause).fix
                 return r
@@ -210,7 +210,10 @@ extension AttributionEngine {
             var r = baseRecord(e, kind: .connectFailure, reason: .ephemeralPortsExhausted)
             r.process = failing(e)
             r.client = failing(e)
-            r.evidence = callEvidence(e) + [(EvidenceKey.destination.rawValue, Record.endpoint(e.remote))] + rangeEvidence(e)
+            var ev = EphemeralPortsEvidence(call: e)
+            ev.destination = Record.endpoint(e.remote)
+            ev.setRange(e.localPortRange)
+            r.evidence = ev.fields
             r.hint = "no free local port to reach \(e.remote): all ports of net.ipv4.ip_local_port_range\(rangeText(e)) are in use towards it; "
                 + Advice.for(reason: .ephemeralPortsExhausted, cause: nil, facts: Advice.Facts(outgoing: true)).fix
             return r
@@ -218,18 +221,14 @@ extension AttributionEngine {
         var r = baseRecord(e, kind: .bindFailure, reason: .addressNotAvailable)
         r.process = failing(e)
         let family: AddressFamily = e.family == .ipv4 || e.local.addr.isV4Mapped ? .ipv4 : .ipv6
-        r.evidence = callEvidence(e) + [(EvidenceKey.addr.rawValue, .string(e.local.addr.description)),
-                                        (EvidenceKey.requested.rawValue, Record.endpoint(e.local)),
-                                        (EvidenceKey.ipNonlocalBind.rawValue, .bool(e.nonlocalBind))]
+        var ev = AddressNotAvailableEvidence(call: e)
+        ev.addr = e.local.addr.description
+        ev.requested = Record.endpoint(e.local)
+        ev.ipNonlocalBind = e.nonlocalBind
+        r.evidence = ev.fields
         r.hint = "\(e.local.addr) is not configured on any interface of network namespace \(e.netns): "
             + Advice.for(reason: .addressNotAvailable, cause: nil, facts: Advice.Facts(family: family)).fix
         return r
-    }
-
-    func rangeEvidence(_ e: SocketCallFailure) -> [(String, JSONValue)] {
-        guard let r = e.localPortRange else { return [] }
-        return [(EvidenceKey.ipLocalPortRange.rawValue, .string("\(r.lowerBound) \(r.upperBound)")),
-                (EvidenceKey.portsInRange.rawValue, .int(Int64(r.count)))]
     }
 
     func rangeText(_ e: SocketCallFailure) -> String {
@@ -240,13 +239,13 @@ extension AttributionEngine {
     package func privilegedPort(_ e: SocketCallFailure, inferred: Bool) -> Record {
         var r = baseRecord(e, kind: .bindFailure, reason: .privilegedPort)
         r.process = failing(e)
-        var ev = callEvidence(e)
-        ev.append((EvidenceKey.port.rawValue, .int(Int64(e.local.port))))
-        if let s = e.unprivilegedPortStart { ev.append((EvidenceKey.ipUnprivilegedPortStart.rawValue, .int(Int64(s)))) }
-        ev.append((EvidenceKey.capability.rawValue, .string("CAP_NET_BIND_SERVICE")))
-        ev.append((EvidenceKey.uid.rawValue, .int(Int64(e.task.uid))))
-        ev.append((EvidenceKey.check.rawValue, .string(inferred ? "inferred from the port (no cap_capable tracepoint)" : "tp_btf/cap_capable")))
-        r.evidence = ev
+        var ev = PrivilegedPortEvidence(call: e)
+        ev.port = e.local.port
+        ev.ipUnprivilegedPortStart = e.unprivilegedPortStart
+        ev.capability = "CAP_NET_BIND_SERVICE"
+        ev.uid = e.task.uid
+        ev.check = inferred ? "inferred from the port (no cap_capable tracepoint)" : "tp_btf/cap_capable"
+        r.evidence = ev.fields
         let start = e.unprivilegedPortStart.map(String.init) ?? "1024"
         r.hint = "port \(e.local.port) is below net.ipv4.ip_unprivileged_port_start (\(start)) and \(who(e)), uid \(e.task.uid), lacks CAP_NET_BIND_SERVICE: "
             + Advice.for(reason: .privilegedPort, cause: nil,
@@ -264,9 +263,12 @@ extension AttributionEngine {
 
     func landlockDenial(_ e: SocketCallFailure) -> Record {
         var r = denialRecord(e, cause: .landlock)
-        r.evidence = callEvidence(e) + [(EvidenceKey.lsm.rawValue, .string(Cause.LSMDenied.landlock.rawValue)), (EvidenceKey.operation.rawValue, .string(e.call.name)),
-                                        (EvidenceKey.sandboxedPid.rawValue, .int(Int64(e.task.pid))),
-                                        (EvidenceKey.access.rawValue, .string(e.call == .bind ? "LANDLOCK_ACCESS_NET_BIND_TCP" : "LANDLOCK_ACCESS_NET_CONNECT_TCP"))]
+        var ev = LSMDeniedEvidence(call: e)
+        ev.lsm = Cause.LSMDenied.landlock.rawValue
+        ev.operation = e.call.name
+        ev.sandboxedPid = e.task.pid
+        ev.access = e.call == .bind ? "LANDLOCK_ACCESS_NET_BIND_TCP" : "LANDLOCK_ACCESS_NET_CONNECT_TCP"
+        r.evidence = ev.fields
         r.hint = "\(who(e)) is sandboxed by Landlock (landlock_restrict_self) without a rule allowing \(e.call.name) on TCP port \(e.port): "
             + Advice.for(reason: .lsmDenied, cause: r.cause, facts: Advice.Facts(port: e.port)).fix
         return r
@@ -274,11 +276,11 @@ extension AttributionEngine {
 
     mutating func otherLSMDenial(_ e: SocketCallFailure) -> Record {
         var r = denialRecord(e, cause: .otherLSM)
-        var ev = callEvidence(e)
+        var ev = LSMDeniedEvidence(call: e)
         let lsms = activeLSMs()
-        ev.append((EvidenceKey.activeLsms.rawValue, lsms.map { .array($0.map { .string($0) }) } ?? .null))
-        if e.call == .bind { ev.append((EvidenceKey.capabilityCheck.rawValue, .string(capabilityText(e.capability)))) }
-        r.evidence = ev
+        ev.activeLsms = .some(lsms)
+        if e.call == .bind { ev.capabilityCheck = capabilityText(e.capability) }
+        r.evidence = ev.fields
         let others = (lsms ?? []).filter { !["capability", "lockdown", "yama", "landlock", "selinux"].contains($0) }
         var where_ = others.isEmpty ? "the active LSMs" : others.joined(separator: ", ")
         if e.errno == 1 { where_ += " or a cgroup BPF program (EPERM: `bpftool cgroup tree`)" }
@@ -311,14 +313,16 @@ extension AttributionEngine {
         }
         let denied = SELinuxPermissions.names(bits: avc.denied, tclass: avc.tclass, table: table)
         let mode = avc.permissive ? "permissive" : "enforcing"
-        var ev = callEvidence(e)
-        ev += [(EvidenceKey.scontext.rawValue, .string(avc.scontext)), (EvidenceKey.tcontext.rawValue, .string(avc.tcontext)),
-               (EvidenceKey.tclass.rawValue, .string(avc.tclass)),
-               (EvidenceKey.permissions.rawValue, .array(denied.map { .string($0) })),
-               (EvidenceKey.requested.rawValue, .array(SELinuxPermissions.names(bits: avc.requested, tclass: avc.tclass, table: table).map { .string($0) })),
-               (EvidenceKey.mode.rawValue, .string(mode)), (EvidenceKey.result.rawValue, .int(Int64(avc.result)))]
-        if e.avcCount > 1 { ev.append((EvidenceKey.denials.rawValue, .int(Int64(e.avcCount)))) }
-        r.evidence = ev
+        var ev = LSMDeniedEvidence(call: e)
+        ev.scontext = avc.scontext
+        ev.tcontext = avc.tcontext
+        ev.tclass = avc.tclass
+        ev.permissions = denied
+        ev.requestedPermissions = SELinuxPermissions.names(bits: avc.requested, tclass: avc.tclass, table: table)
+        ev.mode = mode
+        ev.result = avc.result
+        if e.avcCount > 1 { ev.denials = e.avcCount }
+        r.evidence = ev.fields
         let domain = SELinuxPermissions.type(of: avc.scontext) ?? avc.scontext
         let target = SELinuxPermissions.type(of: avc.tcontext) ?? avc.tcontext
         let proto = avc.tclass == "udp_socket" ? "udp" : "tcp"

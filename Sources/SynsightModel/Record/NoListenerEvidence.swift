@@ -1,9 +1,8 @@
 import SynsightBase
 /// The evidence of a `no_listener` record, typed: attribution fills it, explain
-/// reads it, and `fields` encodes it to the same ordered JSON object the schema
-/// (`$defs/reason_no_listener`) describes. A field left nil (or at its default)
-/// is not written, exactly as before.
-public struct NoListenerEvidence: Sendable, Hashable {
+/// reads it, and `fields` (ReasonEvidence) encodes it to the same ordered JSON
+/// object the schema (`$defs/reason_no_listener`) describes.
+public struct NoListenerEvidence: ReasonEvidence {
     /// Listeners on the port that did not take the SYN (other address or family,
     /// other port or namespace), as `ListenerInfo.json` objects.
     public var listeners: [JSONValue]?
@@ -27,50 +26,19 @@ public struct NoListenerEvidence: Sendable, Hashable {
 
     public init() {}
 
-    /// Reads the fields it knows from a record's evidence; others are ignored.
-    public init(_ fields: [(String, JSONValue)]) {
-        for (key, value) in fields {
-            switch EvidenceKey(rawValue: key) {
-            case .listeners?: if case .array(let a) = value { listeners = a }
-            case .listenedOn?: listenedOn = value.stringValue
-            case .closedAt?: closedAt = value.stringValue
-            case .closedAtExact?: if case .bool(let b) = value { closedAtExact = b }
-            case .exitedAt?: exitedAt = value.stringValue
-            case .signal?: signal = value.intValue
-            case .signalName?: signalName = value.stringValue
-            case .coreDumped?: if case .bool(let b) = value { coreDumped = b }
-            case .exitStatus?: exitStatus = value.intValue
-            case .closedBy?: closedBy = value
-            case .previous?: previous = value
-            case .hook?: hook = value.stringValue
-            default: break
-            }
-        }
-    }
+    public static let reasons: Set<Reason> = [.noListener]
 
-    /// The evidence object's fields, in contract order.
-    public var fields: [(String, JSONValue)] {
-        var f: [(String, JSONValue)] = []
-        func add(_ key: EvidenceKey, _ value: JSONValue?) { if let value { f.append((key.rawValue, value)) } }
-        add(.listeners, listeners.map { .array($0) })
-        add(.listenedOn, listenedOn.map { .string($0) })
-        add(.closedAt, closedAt.map { .string($0) })
-        add(.closedAtExact, closedAtExact ? nil : .bool(false))
-        add(.exitedAt, exitedAt.map { .string($0) })
-        add(.signal, signal.map { .int($0) })
-        add(.signalName, signalName.map { .string($0) })
-        add(.coreDumped, coreDumped ? .bool(true) : nil)
-        add(.exitStatus, exitStatus.map { .int($0) })
-        add(.closedBy, closedBy)
-        add(.previous, previous)
-        add(.hook, hook.map { .string($0) })
-        return f
-    }
+    public static let layout: [EvidenceField<NoListenerEvidence>] = [
+        .array(.listeners, \.listeners), .string(.listenedOn, \.listenedOn), .string(.closedAt, \.closedAt),
+        .flag(.closedAtExact, \.closedAtExact, default: true), .string(.exitedAt, \.exitedAt),
+        .int(.signal, \.signal), .string(.signalName, \.signalName), .flag(.coreDumped, \.coreDumped, default: false),
+        .int(.exitStatus, \.exitStatus), .value(.closedBy, \.closedBy), .value(.previous, \.previous), .string(.hook, \.hook),
+    ]
 }
 
 extension Record {
     /// The typed evidence of a `no_listener` record; nil for any other reason.
     public var noListenerEvidence: NoListenerEvidence? {
-        reason == .noListener ? NoListenerEvidence(evidence) : nil
+        evidence(as: NoListenerEvidence.self)
     }
 }
