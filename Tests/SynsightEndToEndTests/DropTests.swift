@@ -103,6 +103,40 @@ struct DropTests {
         #expect(mine.count == 1, "\(mine)")
     }
 
+    @Test("loose rp_filter drops a SYN whose source has no route back at all; the record says there is none")
+    func rpFilterLooseNoRouteBack() throws {
+        let server = try NetNS(), client = try NetNS()
+        defer { server.remove(); client.remove() }
+        let n = server.number
+        let (s1, c1) = ("drs\(n)l", "drc\(n)l")
+        try Self.veth(server, s1, "198.18.44.1", client, c1, "198.18.44.2")
+        // The client also owns 198.18.45.2, which the server has no route to (and no default route).
+        try sh(["ip", "-n", client.name, "addr", "add", "198.18.45.2/32", "dev", c1])
+        try sh(["ip", "netns", "exec", server.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2",
+                "net.ipv4.conf.\(s1).rp_filter=0"])
+        let link = try sh(["ip", "-n", server.name, "-j", "link", "show", "dev", s1])
+        let mac = try #require((try JSONSerialization.jsonObject(with: Data(link.utf8)) as? [[String: Any]])?.first?["address"] as? String)
+        try sh(["ip", "-n", client.name, "neigh", "replace", "198.18.44.1", "lladdr", mac, "dev", c1, "nud", "permanent"])
+        let port = randomPort()
+        _ = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
+
+        let trace = try TraceSession(["--port", String(port)])
+        let c = try Peer.connect(from: client, addr: "198.18.44.1", port: port, timeout: 2, source: "198.18.45.2")
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = record(trace, netns: server, port: port)
+        trace.stop()
+        assertDrop(r, cause: "rp_filter", dropReason: "ip_rpfilter", port: port, interface: s1,
+                   direction: "ingress", clientPid: c.pid, remote: "198.18.45.2")
+        let rp = r?.evidence["rp_filter"] as? [String: Any]
+        #expect(rp?["all"] as? Int == 2 && rp?["device"] as? Int == 0 && rp?["effective"] as? Int == 2, "\(String(describing: r))")
+        #expect(rp?["mode"] as? String == "loose", "\(String(describing: r))")
+        #expect((rp?["decision"] as? String ?? "").hasPrefix("loose: no route back to 198.18.45.2"), "\(String(describing: r))")
+        let back = r?.evidence["route_back"] as? [String: Any]
+        #expect(back?["destination"] as? String == "198.18.45.2" && back?["result"] as? String == "no_route", "\(String(describing: r))")
+        #expect(back?["errno"] as? String == "ENETUNREACH" && back?["interface"] == nil, "\(String(describing: r))")
+        #expect((r?.string("hint") ?? "").contains("there is no route back to 198.18.45.2"), "\(String(describing: r))")
+    }
+
     @Test("a router namespace without a route drops the forwarded SYN")
     func noRoute() throws {
         let router = try NetNS(), client = try NetNS()
@@ -136,6 +170,36 @@ struct DropTests {
         #expect(!trace.records.contains {
             $0.string("kind") == "connect_failure" && $0.pid("process") == c.pid && $0.string("reason") != "connect_timeout"
         })
+    }
+
+    @Test("an IPv6 router namespace without a route: the forwarded SYN's failed lookup, replayed")
+    func noRouteIPv6() throws {
+        let router = try NetNS(), client = try NetNS()
+        defer { router.remove(); client.remove() }
+        let n = router.number
+        let (r1, c1) = ("drr\(n)6", "drc\(n)6")
+        try sh(["ip", "link", "add", r1, "netns", router.name, "type", "veth", "peer", "name", c1, "netns", client.name])
+        try sh(["ip", "-n", router.name, "addr", "add", "fd00:5e:42::1/64", "dev", r1, "nodad"])
+        try sh(["ip", "-n", client.name, "addr", "add", "fd00:5e:42::2/64", "dev", c1, "nodad"])
+        try sh(["ip", "-n", router.name, "link", "set", r1, "up"])
+        try sh(["ip", "-n", client.name, "link", "set", c1, "up"])
+        try sh(["ip", "netns", "exec", router.name, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+        try sh(["ip", "-n", client.name, "-6", "route", "add", "fd00:5e:43::/64", "via", "fd00:5e:42::1"])
+        let port = randomPort()
+
+        let trace = try TraceSession(["--port", String(port)])
+        let c = try Peer.connect(from: client, addr: "fd00:5e:43::9", port: port, timeout: 2)
+        #expect([Int(ENETUNREACH), Int(EHOSTUNREACH), Int(ETIMEDOUT)].contains(c.errno), "errno \(c.errno)")
+        let r = record(trace, netns: router, port: port)
+        trace.stop()
+        // IPv6 drops it as the null route's input (ip6_pkt_discard), before the FORWARD hook.
+        assertDrop(r, cause: "no_route", dropReason: "ip_innoroutes", port: port, interface: r1,
+                   direction: "ingress", clientPid: c.pid, remote: "fd00:5e:42::2")
+        let lookup = r?.evidence["route_lookup"] as? [String: Any]
+        #expect(lookup?["destination"] as? String == "fd00:5e:43::9" && lookup?["source"] as? String == "fd00:5e:42::2", "\(String(describing: r))")
+        #expect(lookup?["iif"] as? String == r1 && lookup?["result"] as? String == "no_route", "\(String(describing: r))")
+        #expect(lookup?["errno"] as? String == "ENETUNREACH", "\(String(describing: r))")
+        #expect(r?.evidence["route_unavailable"] == nil, "\(String(describing: r))")
     }
 
     @Test("a router namespace deleted right after its no-route drop: the lookup was made in it in time")
