@@ -60,7 +60,7 @@ struct RouteGetTests {
         #expect(r.result == "no_route" && r.route == nil)
         #expect(RouteLookupResult(request: r.request, answer: .failed(113)).result == "unreachable")
         #expect(RouteLookupResult(request: r.request, answer: .failed(13)).result == "prohibit")
-        #expect(RouteLookupResult(request: r.request, answer: .failed(18)).result == "rp_filter")
+        #expect(RouteLookupResult(request: r.request, answer: .failed(22)).result == "invalid")
         #expect(RouteLookupResult(request: r.request, answer: .failed(5)).result == "error")
     }
 

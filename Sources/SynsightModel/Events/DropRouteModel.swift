@@ -82,9 +82,10 @@ public struct RouteLookupResult: Sendable, Hashable {
         }
     }
 
-    /// The errno each kind of failed lookup returns (fib_props, ip_route_input_slow).
-    static let failures: [Int32: String] = [101: "no_route", 113: "unreachable", 13: "prohibit",
-                                            22: "blackhole", 18: "rp_filter"]
+    /// The errno each kind of failed lookup returns (fib_props, ip_route_input_slow):
+    /// EINVAL is a blackhole route, or a source the kernel refuses (martian,
+    /// or the reverse-path filter of an input lookup).
+    static let failures: [Int32: String] = [101: "no_route", 113: "unreachable", 13: "prohibit", 22: "invalid"]
 }
 
 /// The reverse-path filter's settings in the drop's namespace: the kernel

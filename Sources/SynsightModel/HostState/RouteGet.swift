@@ -75,8 +75,8 @@ public enum RouteGet {
         case route(Route)
         /// The lookup failed with this errno (positive): ENETUNREACH no
         /// route, EHOSTUNREACH an unreachable route, EACCES a prohibit route,
-        /// EINVAL a blackhole route (or a source the kernel refuses),
-        /// EXDEV the reverse-path filter.
+        /// EINVAL a blackhole route or a source the kernel refuses (martian,
+        /// or refused by rp_filter in an input lookup).
         case failed(Int32)
     }
 
