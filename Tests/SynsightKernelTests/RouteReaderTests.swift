@@ -56,6 +56,18 @@ struct RouteReaderTests {
         #expect(reader.lock.withLock { reader.entries.isEmpty && reader.worker == nil })
     }
 
+    @Test("a lookup that cannot be made waits a bounded time, then says why")
+    func boundedWait() throws {
+        let reader = RouteReader(reasons: Self.names, timeoutMs: 50)
+        reader.stop()  // no reader thread: nothing will answer
+        let d = Self.drop(reason: 88, netns: reader.ownNetns ?? 0)
+        let started = ConditionLock.now()
+        let f = reader.lookup(try #require(DropRouteQuery.of(d, cause: .noRoute)))
+        let waitedMs = (ConditionLock.now() - started) / 1_000_000
+        #expect(f.unavailable == ["the route lookup did not finish within 50 ms (0 other lookups queued)"])
+        #expect(waitedMs >= 50 && waitedMs < 1000, "waited \(waitedMs) ms")
+    }
+
     @Test("this host can make route lookups (doctor's probe)")
     func probe() {
         #expect(RouteReader.probe().isSupported, "\(RouteReader.probe().detail)")
