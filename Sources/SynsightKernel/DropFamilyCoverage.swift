@@ -95,14 +95,3 @@ public struct DropFamilyCoverage: Sendable {
         }
     }
 }
-
-extension RouteReader {
-    /// Whether this process can make route lookups (an output lookup of 127.0.0.1 in its own namespace).
-    public static func probe() -> ProbeResult {
-        switch RouteSocket.get(RouteGet.Request(family: .ipv4, dst: IPAddress(v4: 127, 0, 0, 1))) {
-        case .success(.route): return .supports("rtnetlink RTM_GETROUTE")
-        case .success(.failed(let e)): return .unsupported("a route lookup of 127.0.0.1 failed: \(ErrnoName.name(e))")
-        case .failure(let why): return .unsupported(why.description)
-        }
-    }
-}
