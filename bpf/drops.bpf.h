@@ -76,7 +76,10 @@ static __always_inline int handshake_drop(struct sk_buff *skb, void *location, _
 	e->hook = w.hook;
 	e->flags = w.flags;
 	e->_pad = 0;
-	submit(e);
+	/* Urgent, like a firewall drop: user space reads the drop's namespace
+	 * (its route lookup, its interface's programs), which may be deleted
+	 * right after the drop. */
+	submit_urgent(e);
 	return 0;
 }
 

@@ -120,7 +120,7 @@ enum DoctorReport {
             ? "cgroup/connect{4,6} on the root cgroup v2 (\(stateless.detail); process context), joined by 4-tuple"
             : f.inetSockSetState.isSupported ? "tp_btf/inet_sock_set_state CLOSE->SYN_SENT (process context), joined by 4-tuple (no state-change-free way: \(stateless.detail))" : "UNAVAILABLE"))
         l.append(contentsOf: firewallLines(f))
-        l.append(packetDropLine(f))
+        l.append(contentsOf: packetDropLines(plan))
         l.append(connectTimeoutLine(f))
         l.append(contentsOf: overflowLines(f))
         l.append(contentsOf: syscallLines(f))
@@ -129,11 +129,19 @@ enum DoctorReport {
         return l.joined(separator: "\n")
     }
 
-    static func packetDropLine(_ f: KernelFeatures) -> String {
+    /// packet_dropped, then a line per cause family: what this kernel's BTF
+    /// names of it and how its actor is named (DropFamilyCoverage, from the plan).
+    static func packetDropLines(_ plan: ProbePlan) -> [String] {
+        let f = plan.features
         let probe = f.packetDropProbe
-        guard probe.isSupported else { return "  packet_dropped           UNAVAILABLE -- \(probe.detail)" }
-        return "  packet_dropped           tp_btf/kfree_skb, a SYN or SYN-ACK with any reason but NETFILTER_DROP, NO_SOCKET, "
-            + "TCP_LISTEN_OVERFLOW -- \(f.packetDropDetail())"
+        let head = probe.isSupported
+            ? "  packet_dropped           tp_btf/kfree_skb, a SYN or SYN-ACK with any reason but NETFILTER_DROP, NO_SOCKET, "
+                + "TCP_LISTEN_OVERFLOW -- \(f.packetDropDetail())"
+            : "  packet_dropped           UNAVAILABLE -- \(probe.detail)"
+        let families = DropFamilyCoverage.of(plan, names: KernelDropReasons.read(), readers: .probe())
+        return [head] + families.map { c in
+            "    \(c.cause.rawValue.padding(22)) " + (c.unavailable ? "UNAVAILABLE -- " : "") + c.detail
+        }
     }
 
     /// Timeouts explained: where an unanswered connect()'s SYNs went (bpf/timeouts.bpf.h).

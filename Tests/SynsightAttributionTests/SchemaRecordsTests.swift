@@ -100,6 +100,7 @@ struct SchemaRecordsTests {
         out += NATJoinTests.wrongPortBehindDNAT()
         out += Self.packetDrops()
         out += Self.namedProgramDrops()
+        out += DropRoutesTests.records()
         out += WorkloadIdentityTests.restartingRecords()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 

@@ -73,6 +73,43 @@ struct DoctorTests {
         #expect(line.contains("locations named from /proc/kallsyms"), "\(line)")
     }
 
+    @Test("packet_dropped: a line per cause family, its reasons as this kernel's BTF has them, how its actor is named")
+    func packetDropFamilies() throws {
+        try Privileged.check()
+        let out = try doctor()
+        let lines = out.split(separator: "\n").map(String.init)
+        let start = try #require(lines.firstIndex { $0.hasPrefix("  packet_dropped") }, "\(out)")
+        let families = lines[(start + 1)...].prefix { $0.hasPrefix("    ") }
+        func line(_ family: String) -> String { families.first { $0.hasPrefix("    \(family) ") } ?? "" }
+        guard Self.kernelHas("SKB_DROP_REASON_NETFILTER_DROP") else {
+            #expect(families.allSatisfy { $0.contains("UNAVAILABLE") }, "\(out)")
+            return
+        }
+        // Each family lists exactly the reasons the kernel's BTF has (read here independently).
+        for (family, reasons) in [("rp_filter", ["IP_RPFILTER"]), ("no_route", ["IP_INNOROUTES", "IP_OUTNOROUTES"]),
+                                  ("bpf_program", ["TC_INGRESS", "TC_EGRESS", "XDP"]), ("tcp_ao", ["TCP_AONOTFOUND"]),
+                                  ("min_ttl", ["TCP_MINTTL"]), ("xfrm_policy", ["XFRM_POLICY"])] {
+            let l = line(family)
+            #expect(!l.isEmpty, "no line for \(family): \(out)")
+            // "reasons a, b (not in this kernel: c); <actor>": the names before the parenthesis.
+            let listed = l.split(separator: ";").first.map { String($0.split(separator: "(").first ?? "") } ?? ""
+            let names = Set(listed.split { $0 == " " || $0 == "," }.map(String.init))
+            for r in reasons {
+                let named = names.contains(r.lowercased()) && !l.contains("UNAVAILABLE")
+                #expect(named == Self.kernelHas("SKB_DROP_REASON_" + r), "\(family)/\(r): \(l)")
+            }
+        }
+        if Self.kernelHas("SKB_DROP_REASON_IP_RPFILTER") {
+            #expect(line("rp_filter").contains("route back to the source, read by RTM_GETROUTE"), "\(line("rp_filter"))")
+        }
+        if Self.kernelHas("SKB_DROP_REASON_IP_INNOROUTES") {
+            #expect(line("no_route").contains("failed lookup replayed by RTM_GETROUTE"), "\(line("no_route"))")
+        }
+        #expect(line("bpf_program").contains("tc filters (rtnetlink)"), "\(line("bpf_program"))")
+        #expect(line("openvswitch").contains("UNAVAILABLE") != Self.kernelHas("SKB_DROP_REASON_SUBSYS_OPENVSWITCH"), "\(line("openvswitch"))")
+        #expect(line("other").hasPrefix("    other") && line("other").contains("by its BTF name"), "\(out)")
+    }
+
     @Test("every reason is served or says why not; nothing is left 'not implemented'")
     func everyReasonAccountedFor() throws {
         try Privileged.check()

@@ -65,9 +65,11 @@ struct DropTests {
         try Self.veth(server, s1, "198.18.40.1", client, c1, "198.18.40.2")
         try Self.veth(server, s2, "198.18.41.1", client, c2, "198.18.41.2")
         // The client sends from its second address out of the first link; the
-        // server's route back to 198.18.41.2 is the second link: strict mode drops.
+        // server's route back to 198.18.41.2 is the second link: strict mode
+        // drops. The device's own setting is 0: the kernel applies the larger
+        // of it and `all`'s (1), and the record must say so.
         try sh(["ip", "netns", "exec", server.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1",
-                "net.ipv4.conf.\(s1).rp_filter=1"])
+                "net.ipv4.conf.\(s1).rp_filter=0"])
         // A static neighbour: the ARP request from that source would be filtered too.
         let link = try sh(["ip", "-n", server.name, "-j", "link", "show", "dev", s1])
         let mac = try #require((try JSONSerialization.jsonObject(with: Data(link.utf8)) as? [[String: Any]])?.first?["address"] as? String)
@@ -85,9 +87,54 @@ struct DropTests {
         #expect(r?.pid("process") == listener.pid, "\(String(describing: r))")
         #expect(r?.evidence["sysctl"] as? String == "net.ipv4.conf.\(s1).rp_filter")
         #expect((r?.string("hint") ?? "").contains("net.ipv4.conf.\(s1).rp_filter=2"))
+        // The values that decided it, read in the server's namespace, and the route back.
+        let rp = r?.evidence["rp_filter"] as? [String: Any]
+        #expect(rp?["all"] as? Int == 1 && rp?["device"] as? Int == 0, "\(String(describing: r))")
+        #expect(rp?["effective"] as? Int == 1 && rp?["mode"] as? String == "strict", "\(String(describing: r))")
+        #expect((rp?["decision"] as? String ?? "").contains("leaves by \(s2), not by \(s1)"), "\(String(describing: r))")
+        let back = r?.evidence["route_back"] as? [String: Any]
+        #expect(back?["destination"] as? String == "198.18.41.2" && back?["source"] as? String == "198.18.40.1", "\(String(describing: r))")
+        #expect(back?["result"] as? String == "route" && back?["interface"] as? String == s2, "\(String(describing: r))")
+        #expect(back?["next_hop"] as? String == "directly connected" && back?["table"] as? Int == 254, "\(String(describing: r))")
+        #expect(r?.evidence["route_unavailable"] == nil, "\(String(describing: r))")
+        #expect((r?.string("hint") ?? "").contains("the route back to 198.18.41.2 leaves by \(s2), not \(s1)"), "\(String(describing: r))")
         // One record per attempt: the retransmitted SYNs and the client's ETIMEDOUT are the same failure.
         let mine = trace.records.filter { $0.int("port") == port }
         #expect(mine.count == 1, "\(mine)")
+    }
+
+    @Test("loose rp_filter drops a SYN whose source has no route back at all; the record says there is none")
+    func rpFilterLooseNoRouteBack() throws {
+        let server = try NetNS(), client = try NetNS()
+        defer { server.remove(); client.remove() }
+        let n = server.number
+        let (s1, c1) = ("drs\(n)l", "drc\(n)l")
+        try Self.veth(server, s1, "198.18.44.1", client, c1, "198.18.44.2")
+        // The client also owns 198.18.45.2, which the server has no route to (and no default route).
+        try sh(["ip", "-n", client.name, "addr", "add", "198.18.45.2/32", "dev", c1])
+        try sh(["ip", "netns", "exec", server.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2",
+                "net.ipv4.conf.\(s1).rp_filter=0"])
+        let link = try sh(["ip", "-n", server.name, "-j", "link", "show", "dev", s1])
+        let mac = try #require((try JSONSerialization.jsonObject(with: Data(link.utf8)) as? [[String: Any]])?.first?["address"] as? String)
+        try sh(["ip", "-n", client.name, "neigh", "replace", "198.18.44.1", "lladdr", mac, "dev", c1, "nud", "permanent"])
+        let port = randomPort()
+        _ = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
+
+        let trace = try TraceSession(["--port", String(port)])
+        let c = try Peer.connect(from: client, addr: "198.18.44.1", port: port, timeout: 2, source: "198.18.45.2")
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = record(trace, netns: server, port: port)
+        trace.stop()
+        assertDrop(r, cause: "rp_filter", dropReason: "ip_rpfilter", port: port, interface: s1,
+                   direction: "ingress", clientPid: c.pid, remote: "198.18.45.2")
+        let rp = r?.evidence["rp_filter"] as? [String: Any]
+        #expect(rp?["all"] as? Int == 2 && rp?["device"] as? Int == 0 && rp?["effective"] as? Int == 2, "\(String(describing: r))")
+        #expect(rp?["mode"] as? String == "loose", "\(String(describing: r))")
+        #expect((rp?["decision"] as? String ?? "").hasPrefix("loose: no route back to 198.18.45.2"), "\(String(describing: r))")
+        let back = r?.evidence["route_back"] as? [String: Any]
+        #expect(back?["destination"] as? String == "198.18.45.2" && back?["result"] as? String == "no_route", "\(String(describing: r))")
+        #expect(back?["errno"] as? String == "ENETUNREACH" && back?["interface"] == nil, "\(String(describing: r))")
+        #expect((r?.string("hint") ?? "").contains("there is no route back to 198.18.45.2"), "\(String(describing: r))")
     }
 
     @Test("a router namespace without a route drops the forwarded SYN")
@@ -111,11 +158,126 @@ struct DropTests {
         assertDrop(r, cause: "no_route", dropReason: "ip_innoroutes", port: port, interface: r1,
                    direction: "forward", clientPid: c.pid, remote: "198.18.42.2")
         #expect((r?.string("hint") ?? "").contains("198.18.43.9"))
+        // The router's lookup for the SYN, replayed in its namespace when the drop was decoded.
+        let lookup = r?.evidence["route_lookup"] as? [String: Any]
+        #expect(lookup?["destination"] as? String == "198.18.43.9" && lookup?["source"] as? String == "198.18.42.2", "\(String(describing: r))")
+        #expect(lookup?["iif"] as? String == r1 && lookup?["result"] as? String == "no_route", "\(String(describing: r))")
+        #expect(lookup?["errno"] as? String == "ENETUNREACH" && lookup?["interface"] == nil, "\(String(describing: r))")
+        #expect(r?.evidence["route_unavailable"] == nil, "\(String(describing: r))")
+        #expect((r?.string("hint") ?? "").contains("`ip route get 198.18.43.9 from 198.18.42.2 iif \(r1)`"), "\(String(describing: r))")
         // The client's own failure is the same event, not a second record
         // (a timeout is the exception: connect_timeout names this drop).
         #expect(!trace.records.contains {
             $0.string("kind") == "connect_failure" && $0.pid("process") == c.pid && $0.string("reason") != "connect_timeout"
         })
+    }
+
+    @Test("an IPv6 router namespace without a route: the forwarded SYN's failed lookup, replayed")
+    func noRouteIPv6() throws {
+        let router = try NetNS(), client = try NetNS()
+        defer { router.remove(); client.remove() }
+        let n = router.number
+        let (r1, c1) = ("drr\(n)6", "drc\(n)6")
+        try sh(["ip", "link", "add", r1, "netns", router.name, "type", "veth", "peer", "name", c1, "netns", client.name])
+        try sh(["ip", "-n", router.name, "addr", "add", "fd00:5e:42::1/64", "dev", r1, "nodad"])
+        try sh(["ip", "-n", client.name, "addr", "add", "fd00:5e:42::2/64", "dev", c1, "nodad"])
+        try sh(["ip", "-n", router.name, "link", "set", r1, "up"])
+        try sh(["ip", "-n", client.name, "link", "set", c1, "up"])
+        try sh(["ip", "netns", "exec", router.name, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+        try sh(["ip", "-n", client.name, "-6", "route", "add", "fd00:5e:43::/64", "via", "fd00:5e:42::1"])
+        let port = randomPort()
+
+        let trace = try TraceSession(["--port", String(port)])
+        let c = try Peer.connect(from: client, addr: "fd00:5e:43::9", port: port, timeout: 2)
+        #expect([Int(ENETUNREACH), Int(EHOSTUNREACH), Int(ETIMEDOUT)].contains(c.errno), "errno \(c.errno)")
+        let r = record(trace, netns: router, port: port)
+        trace.stop()
+        // IPv6 drops it as the null route's input (ip6_pkt_discard), before the FORWARD hook.
+        assertDrop(r, cause: "no_route", dropReason: "ip_innoroutes", port: port, interface: r1,
+                   direction: "ingress", clientPid: c.pid, remote: "fd00:5e:42::2")
+        let lookup = r?.evidence["route_lookup"] as? [String: Any]
+        #expect(lookup?["destination"] as? String == "fd00:5e:43::9" && lookup?["source"] as? String == "fd00:5e:42::2", "\(String(describing: r))")
+        #expect(lookup?["iif"] as? String == r1 && lookup?["result"] as? String == "no_route", "\(String(describing: r))")
+        #expect(lookup?["errno"] as? String == "ENETUNREACH", "\(String(describing: r))")
+        #expect(r?.evidence["route_unavailable"] == nil, "\(String(describing: r))")
+    }
+
+    @Test("a router namespace deleted right after its no-route drop: the lookup was made in it in time")
+    func noRouteNamespaceDeleted() throws {
+        let router = try NetNS(), client = try NetNS()
+        defer { router.remove(); client.remove() }
+        let n = router.number
+        let (r1, c1) = ("drr\(n)a", "drc\(n)a")
+        try Self.veth(router, r1, "198.18.42.1", client, c1, "198.18.42.2")
+        try sh(["ip", "netns", "exec", router.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        try sh(["ip", "-n", client.name, "route", "add", "198.18.43.0/24", "via", "198.18.42.1"])
+        let port = randomPort()
+
+        let trace = try TraceSession(["--port", String(port)])
+        // 20 ms: the drop is read at once (it wakes the consumer), the namespace
+        // pinned when decoded; without the pin the lookup finds it gone.
+        try Self.synThenDelete(from: client, to: "198.18.43.9", port: port, deleting: router, afterMs: 20)
+        #expect(access("/run/netns/\(router.name)", F_OK) != 0, "the router namespace still exists")
+        let r = record(trace, netns: router, port: port)
+        trace.stop()
+        guard let r else {
+            Issue.record("no packet_dropped record; stderr: \(trace.stderr)")
+            return
+        }
+        #expect(r.string("cause") == "no_route", "\(r)")
+        let lookup = r.evidence["route_lookup"] as? [String: Any]
+        #expect(lookup?["iif"] as? String == r1 && lookup?["result"] as? String == "no_route", "\(r)")
+        #expect(r.evidence["route_unavailable"] == nil, "\(r)")
+    }
+
+    /// From a thread of this process: enter `ns`, send one SYN to `addr`
+    /// (a non-blocking connect), come back, and `afterMs` later delete
+    /// `deleting` as `ip netns del` does (detach and remove its /run/netns
+    /// mount): the deletion follows the drop closely whatever the load.
+    static func synThenDelete(from ns: NetNS, to addr: String, port: Int, deleting victim: NetNS, afterMs: Int) throws {
+        typealias SetNS = @convention(c) (Int32, Int32) -> Int32
+        typealias Umount2 = @convention(c) (UnsafePointer<CChar>, Int32) -> Int32
+        // glibc declares setns only with _GNU_SOURCE: not in Swift's Glibc module.
+        let libc = dlopen(nil, RTLD_NOW)
+        guard let setnsSym = dlsym(libc, "setns"), let umountSym = dlsym(libc, "umount2") else {
+            throw CommandFailure(description: "setns/umount2 not found")
+        }
+        let setns = unsafeBitCast(setnsSym, to: SetNS.self)
+        let umount2 = unsafeBitCast(umountSym, to: Umount2.self)
+        let (CLONE_NEWNET, MNT_DETACH): (Int32, Int32) = (0x4000_0000, 2)
+        final class Outcome: @unchecked Sendable { var failure: String? }
+        let outcome = Outcome()
+        let from = "/run/netns/\(ns.name)", path = "/run/netns/\(victim.name)"
+        var target = in_addr()
+        guard inet_pton(AF_INET, addr, &target) == 1 else { throw CommandFailure(description: "bad address \(addr)") }
+        let destination = target
+        let done = DispatchSemaphore(value: 0)
+        let runner = Thread {
+            defer { done.signal() }
+            let home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
+            let inside = open(from, O_RDONLY | O_CLOEXEC)
+            defer { close(home) }
+            guard home >= 0, inside >= 0, setns(inside, CLONE_NEWNET) == 0 else {
+                outcome.failure = "cannot enter \(from)"
+                return
+            }
+            close(inside)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = in_port_t(UInt16(port).bigEndian)
+            sa.sin_addr = destination
+            _ = withUnsafePointer(to: &sa) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            _ = setns(home, CLONE_NEWNET)
+            usleep(UInt32(afterMs * 1000))
+            if umount2(path, MNT_DETACH) != 0 || unlink(path) != 0 { outcome.failure = "cannot delete \(path)" }
+            close(fd)
+        }
+        runner.start()
+        done.wait()
+        if let failure = outcome.failure { throw CommandFailure(description: failure) }
     }
 
     /// Compiles a tc direct-action program that drops TCP to `port` (from

@@ -224,3 +224,55 @@ struct ProbePlanTests {
         #expect(c.force("nat=kprobe") == nil)
     }
 }
+
+/// doctor's packet_dropped families, from the plan and a kernel's reason
+/// names (synthetic: 6.1 lacks TCP-AO and the route reasons of 6.18).
+@Suite("doctor: what each drop family can see")
+struct DropFamilyCoverageTests {
+    static let kernel61 = DropReasonNames(core: [("SKB_DROP_REASON_NOT_SPECIFIED", 1), ("SKB_DROP_REASON_IP_RPFILTER", 11),
+                                                 ("SKB_DROP_REASON_TCP_CSUM", 4), ("SKB_DROP_REASON_IP_INNOROUTES", 40),
+                                                 ("SKB_DROP_REASON_TC_INGRESS", 60), ("SKB_DROP_REASON_FUTURE_THING", 70)])
+    static let readers = DropFamilyCoverage.Readers(routeLookup: .supports("rtnetlink RTM_GETROUTE"), cgroupV2: true)
+
+    static func line(_ all: [DropFamilyCoverage], _ cause: DropCause) -> DropFamilyCoverage {
+        all.first { $0.cause == cause }!
+    }
+
+    @Test("one entry per cause family, in DropCause order")
+    func everyFamily() {
+        let all = DropFamilyCoverage.of(ProbePlan(hostLike()), names: Self.kernel61, readers: Self.readers)
+        #expect(all.map(\.cause) == DropCause.allCases)
+    }
+
+    @Test("reasons this kernel has and lacks; a family without any is degraded, saying why")
+    func reasons() {
+        let all = DropFamilyCoverage.of(ProbePlan(hostLike()), names: Self.kernel61, readers: Self.readers)
+        let rp = Self.line(all, .rpFilter), route = Self.line(all, .noRoute), ao = Self.line(all, .tcpAO)
+        #expect(!rp.unavailable && rp.detail.hasPrefix("reason ip_rpfilter; the interface, its rp_filter"), "\(rp.detail)")
+        #expect(rp.detail.contains("route back to the source, read by RTM_GETROUTE"))
+        #expect(route.detail.hasPrefix("reason ip_innoroutes (not in this kernel: ip_outnoroutes); the failed lookup replayed"), "\(route.detail)")
+        #expect(ao.unavailable && ao.detail.contains("none of its reasons (tcp_auth_hdr, tcp_aonotfound"), "\(ao.detail)")
+        #expect(Self.line(all, .openvswitch).unavailable)
+        let other = Self.line(all, .other)
+        #expect(!other.unavailable && other.detail.contains("(1 in this kernel: future_thing)"), "\(other.detail)")
+        #expect(Self.line(all, .bpfProgram).detail.contains("cgroup inet egress (bpf_prog_query)"))
+    }
+
+    @Test("degraded readers: no route lookups, no cgroup v2")
+    func degradedReaders() {
+        let readers = DropFamilyCoverage.Readers(routeLookup: .unsupported("socket(AF_NETLINK): EAFNOSUPPORT"), cgroupV2: false)
+        let all = DropFamilyCoverage.of(ProbePlan(hostLike()), names: Self.kernel61, readers: readers)
+        #expect(Self.line(all, .rpFilter).detail.contains("route back UNAVAILABLE (socket(AF_NETLINK): EAFNOSUPPORT)"))
+        #expect(Self.line(all, .noRoute).detail.contains("lookup that failed UNAVAILABLE"))
+        #expect(Self.line(all, .bpfProgram).detail.contains("cgroup programs UNAVAILABLE (no cgroup v2 hierarchy mounted)"))
+    }
+
+    @Test("the plan says the drop program cannot load: every family is unavailable, with the plan's reason")
+    func planCannotRun() {
+        let plan = ProbePlan(hostLike { $0.firewall.drop = .unsupported("no kfree_skb drop reasons before 5.18") })
+        let all = DropFamilyCoverage.of(plan, names: Self.kernel61, readers: Self.readers)
+        #expect(all.allSatisfy { $0.unavailable && $0.detail.contains("no kfree_skb drop reasons before 5.18") })
+        let unnamed = DropFamilyCoverage.of(ProbePlan(hostLike()), names: DropReasonNames(), readers: Self.readers)
+        #expect(unnamed.allSatisfy { $0.unavailable })
+    }
+}

@@ -1620,8 +1620,9 @@ def sc_drop_rp_filter(t, k, pas):
     sh("ip", "-n", client.name, "addr", "add", "198.18.41.2/24", "dev", b)
     sh("ip", "-n", server.name, "link", "set", a, "up")
     sh("ip", "-n", client.name, "link", "set", b, "up")
+    # The device's own setting is 0: the kernel applies the larger of it and all's.
     server.exec("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1")
-    server.exec("sysctl", "-qw", "net.ipv4.conf.%s.rp_filter=1" % s1)
+    server.exec("sysctl", "-qw", "net.ipv4.conf.%s.rp_filter=0" % s1)
     mac = json.loads(sh("ip", "-n", server.name, "-j", "link", "show", "dev", s1))[0]["address"]
     client.exec("ip", "neigh", "replace", "198.18.40.1", "lladdr", mac, "dev", c1, "nud", "permanent")
     port = rnd_port()
@@ -1632,6 +1633,18 @@ def sc_drop_rp_filter(t, k, pas):
     if r:
         drop_check(c, k, r, port, pid, "IP_RPFILTER", "rp_filter", s1, "ingress")
         c.eq("evidence.sysctl", ev(r).get("sysctl"), "net.ipv4.conf.%s.rp_filter" % s1)
+        if k.btf.has_name("SKB_DROP_REASON_IP_RPFILTER"):
+            # The values that decided it and the route back, read in the server's namespace.
+            rp = ev(r).get("rp_filter") or {}
+            c.eq("evidence.rp_filter (all, device, effective, mode)",
+                 (rp.get("all"), rp.get("device"), rp.get("effective"), rp.get("mode")), (1, 0, 1, "strict"))
+            back = ev(r).get("route_back") or {}
+            c.eq("evidence.route_back (destination, result, interface, next_hop)",
+                 (back.get("destination"), back.get("result"), back.get("interface"), back.get("next_hop")),
+                 ("198.18.41.2", "route", a, "directly connected"))
+            c.eq("evidence.route_unavailable", ev(r).get("route_unavailable"), None)
+            c.true("hint names the interface the route back leaves by: %r" % r.get("hint"),
+                   "leaves by %s, not %s" % (a, s1) in (r.get("hint") or ""))
     return r, c, drop_expected(k)
 
 
@@ -1648,6 +1661,13 @@ def sc_drop_no_route(t, k, pas):
     r = drop_record(t, router, port)
     if r:
         drop_check(c, k, r, port, pid, "IP_INNOROUTES", "no_route", r1, "forward")
+        if k.btf.has_name("SKB_DROP_REASON_IP_INNOROUTES"):
+            # The router's lookup for the SYN, replayed in its namespace.
+            lk = ev(r).get("route_lookup") or {}
+            c.eq("evidence.route_lookup (destination, source, iif, result, errno)",
+                 (lk.get("destination"), lk.get("source"), lk.get("iif"), lk.get("result"), lk.get("errno")),
+                 ("198.18.43.9", "198.18.42.2", r1, "no_route", "ENETUNREACH"))
+            c.eq("evidence.route_unavailable", ev(r).get("route_unavailable"), None)
     return r, c, drop_expected(k)
 
 

@@ -18,6 +18,8 @@ public struct DropState {
     public var symbols: (any KernelSymbolizer)?
     /// The tc/tcx/cgroup programs at a BPF drop's attach points (DropPrograms.swift); nil: not looked up.
     public var programs: (any BPFProgramSource)?
+    /// The route state of rp_filter and no-route drops (DropRoutes.swift); nil: not read.
+    public var routes: (any DropRouteSource)?
     /// Attempts already reported, by 4-tuple, with the first drop's time.
     var decided: [JoinKey: UInt64] = [:]
     /// First drops of a family that healthy handshakes also produce now and
@@ -35,10 +37,11 @@ public struct DropState {
     static let decidedTTL: UInt64 = 140_000_000_000
 
     public init(reasons: DropReasonNames = DropReasonNames(), symbols: (any KernelSymbolizer)? = nil,
-                programs: (any BPFProgramSource)? = nil) {
+                programs: (any BPFProgramSource)? = nil, routes: (any DropRouteSource)? = nil) {
         self.reasons = reasons
         self.symbols = symbols
         self.programs = programs
+        self.routes = routes
     }
 
     /// Drops that are not a failure of the connection attempt although
@@ -131,9 +134,11 @@ extension AttributionEngine {
         if let a = DropCause.attachPoint(reason) { ev.append((EvidenceKey.attachPoint.rawValue, .string(a))) }
         let named = dropProgramEvidence(d, reason: reason, function: location?.name, record: record)
         ev += named.evidence
+        let routed = dropRouteEvidence(d, cause: cause, port: port)
+        ev += routed.evidence
         ev.append((EvidenceKey.hook.rawValue, .string("tp_btf/kfree_skb")))
         record.evidence = ev
-        record.hint = named.hint ?? cause.hint(d, reason: reason, port: port)
+        record.hint = named.hint ?? routed.hint ?? cause.hint(d, reason: reason, port: port)
         return record
     }
 

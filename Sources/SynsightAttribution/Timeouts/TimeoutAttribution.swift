@@ -32,6 +32,8 @@ struct TimeoutDropNote {
         "drop_reason", "drop_reason_code", "drop_reason_subsystem", "location", "interface", "ifindex",
         "direction", "segment", "stack_hook", "attach_point", "bpf_programs", "bpf_programs_unavailable", "sysctl", "syn", "tcp_flags",
         "stage", "accept_queue", "max_backlog", "syn_queue", "somaxconn", "listener_drops",
+        EvidenceKey.rpFilter.rawValue, EvidenceKey.routeBack.rawValue, EvidenceKey.routeLookup.rawValue,
+        EvidenceKey.routeUnavailable.rawValue,
     ]
 
     /// Drop records that can explain a timeout: the firewall's, the

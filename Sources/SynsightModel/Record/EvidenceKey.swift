@@ -80,7 +80,11 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case rejectWith = "reject_with"
     case requested
     case result
+    case routeBack = "route_back"
     case routeFrom = "route_from"
+    case routeLookup = "route_lookup"
+    case routeUnavailable = "route_unavailable"
+    case rpFilter = "rp_filter"
     case rule
     case ruleComment = "rule_comment"
     case ruleMethod = "rule_method"

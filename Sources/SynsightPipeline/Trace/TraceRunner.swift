@@ -121,8 +121,13 @@ public enum TraceRunner {
         engine.hostNetns = rules.reader.ownNetns
         // Reason names now (one enum of the BTF libbpf already parsed); kallsyms on the first drop.
         // tc/tcx/cgroup programs at a BPF drop's attach points, synsight's own excluded.
-        engine.drops = DropState(reasons: KernelDropReasons.read(), symbols: KernelSymbolTable(),
-                                 programs: BPFProgramReader(own: tracer.programIDs()))
+        // rp_filter and no-route drops: their namespace's sysctls and route
+        // lookup, read by the route reader thread as soon as they are decoded.
+        let reasons = KernelDropReasons.read()
+        let routes = RouteReader(reasons: reasons)
+        defer { routes.stop() }
+        engine.drops = DropState(reasons: reasons, symbols: KernelSymbolTable(),
+                                 programs: BPFProgramReader(own: tracer.programIDs()), routes: routes)
         engine.clientErrorHook = tracer.noStateHook ? .errorReport : .stateChange
 
         // A parent may have spawned us with these signals blocked (some
@@ -162,7 +167,7 @@ public enum TraceRunner {
                 queue.close()
                 pipeline.join()
             }
-            try readRing(tracer, into: queue, rules: rules, stage: stage, deadline: deadline, costMetrics: s.costMetrics)
+            try readRing(tracer, into: queue, rules: rules, routes: routes, stage: stage, deadline: deadline, costMetrics: s.costMetrics)
             return stage.summary
         }
         let elapsed = Double(bootTimeNow() - started) / 1e9
@@ -179,7 +184,7 @@ public enum TraceRunner {
 
     /// The ring-buffer thread: decode, pin what may vanish, hand off.
     static func readRing(_ tracer: Tracer, into queue: HandoffQueue<PipelineItem>, rules: NftRuleSource,
-                         stage: PipelineStage, deadline: UInt64?, costMetrics: SelfCostMetrics?) throws {
+                         routes: RouteReader, stage: PipelineStage, deadline: UInt64?, costMetrics: SelfCostMetrics?) throws {
         var batch: [PipelineItem] = []
         var lastLostCheck = bootTimeNow()
         costMetrics?.update(tracer.costSample(window: true))
@@ -191,6 +196,8 @@ public enum TraceRunner {
                         // A drop's namespace may be deleted before the record
                         // is decided: pin it now (the reader opens it at once).
                         if case .firewallDrop(let d) = event { rules.pin(netns: d.netns) }
+                        // rp_filter / no-route drops: their route lookup starts now.
+                        if case .packetDrop(let d) = event { routes.pin(d) }
                         batch.append(.event(event))
                     } catch {
                         batch.append(.undecodable("\(error)"))

@@ -1,0 +1,158 @@
+import SynsightBase
+/// The routing state behind a reverse-path-filter or no-route drop (issue
+/// 17: "for rp_filter, the interface and the sysctl; for no route, the route
+/// lookup that failed"), read in the drop's network namespace by a
+/// `DropRouteSource` (SynsightKernel.RouteReader) the moment the drop is
+/// decoded: the namespace may vanish before the record is decided.
+
+/// What to read for one drop. Hashable: the key the lookup is started
+/// under (ring-buffer thread) and asked for (pipeline thread).
+public struct DropRouteQuery: Sendable, Hashable {
+    public enum Purpose: String, Sendable, Hashable {
+        /// rp_filter: its sysctls for `ifname`, and the route back to the packet's source.
+        case reversePath
+        /// no_route: the lookup the kernel made for the packet, replayed.
+        case forward
+    }
+
+    public var purpose: Purpose
+    public var netns: UInt32
+    /// The interface the packet was on (rp_filter: the sysctl's device).
+    public var ifname: String
+    public var lookup: RouteGet.Request
+
+    public init(purpose: Purpose, netns: UInt32, ifname: String, lookup: RouteGet.Request) {
+        self.purpose = purpose
+        self.netns = netns
+        self.ifname = ifname
+        self.lookup = lookup
+    }
+
+    /// The query for a drop of `cause`; nil for causes without route state.
+    ///
+    /// rp_filter (IPv4 only, like the sysctl): the kernel's check
+    /// (fib_validate_source) looks up the packet's source with its
+    /// destination as source address, and strict mode wants the answer to
+    /// leave by the interface the packet came in on: an output lookup to the
+    /// source, from the destination. no_route: a packet that arrived on an
+    /// interface (forwarded, or to this host) is looked up as input on it,
+    /// from its source; one this host sent, as output.
+    public static func of(_ d: PacketDrop, cause: DropCause) -> DropRouteQuery? {
+        switch cause {
+        case .rpFilter:
+            guard d.family == .ipv4 else { return nil }
+            return DropRouteQuery(purpose: .reversePath, netns: d.netns, ifname: d.ifname,
+                                  lookup: RouteGet.Request(family: d.family, dst: d.remote.addr, src: d.local.addr))
+        case .noRoute:
+            let input = d.direction != "egress" && d.ifindex != 0
+            return DropRouteQuery(purpose: .forward, netns: d.netns, ifname: d.ifname,
+                                  lookup: RouteGet.Request(family: d.family, dst: d.local.addr, src: d.remote.addr,
+                                                           iif: input ? d.ifindex : nil))
+        default:
+            return nil
+        }
+    }
+}
+
+/// One lookup as made and answered; `oifName` is the answer's interface,
+/// named in the drop's namespace.
+public struct RouteLookupResult: Sendable, Hashable {
+    public var request: RouteGet.Request
+    public var answer: RouteGet.Answer
+    public var oifName: String?
+    /// rp_filter: the destination is not this namespace's address (a
+    /// forwarded packet): the lookup was made without it as source.
+    public var withoutSource: Bool
+
+    public init(request: RouteGet.Request, answer: RouteGet.Answer, oifName: String? = nil, withoutSource: Bool = false) {
+        self.request = request
+        self.answer = answer
+        self.oifName = oifName
+        self.withoutSource = withoutSource
+    }
+
+    /// The route found, if any.
+    public var route: RouteGet.Route? { if case .route(let r) = answer { return r } else { return nil } }
+
+    /// What the lookup gave, in one word: `route`, or why it failed.
+    public var result: String {
+        switch answer {
+        case .route: return "route"
+        case .failed(let e): return Self.failures[e] ?? "error"
+        }
+    }
+
+    /// The errno each kind of failed lookup returns (fib_props, ip_route_input_slow):
+    /// EINVAL is a blackhole route, or a source the kernel refuses (martian,
+    /// or the reverse-path filter of an input lookup).
+    static let failures: [Int32: String] = [101: "no_route", 113: "unreachable", 13: "prohibit", 22: "invalid"]
+}
+
+/// The reverse-path filter's settings in the drop's namespace: the kernel
+/// applies the larger of `all` and the device's (IN_DEV_MAXCONF).
+public struct RPFilterSysctls: Sendable, Hashable {
+    public var all: Int
+    public var device: Int
+
+    public init(all: Int, device: Int) {
+        self.all = all
+        self.device = device
+    }
+
+    public var effective: Int { max(all, device) }
+
+    /// 0 off, 1 strict (RFC 3704), 2 loose.
+    public var mode: String {
+        switch effective {
+        case 0: return "off"
+        case 1: return "strict"
+        default: return "loose"
+        }
+    }
+}
+
+/// What was read for one drop, and what could not be (each as one sentence).
+public struct DropRouteFindings: Sendable, Hashable {
+    public var rpFilter: RPFilterSysctls?
+    public var route: RouteLookupResult?
+    public var unavailable: [String]
+
+    public init(rpFilter: RPFilterSysctls? = nil, route: RouteLookupResult? = nil, unavailable: [String] = []) {
+        self.rpFilter = rpFilter
+        self.route = route
+        self.unavailable = unavailable
+    }
+}
+
+/// Reads the route state of drops (SynsightKernel implements it).
+public protocol DropRouteSource {
+    /// A drop was decoded (ring-buffer thread: must not block): pin its
+    /// namespace and start the read when the drop wants one.
+    func pin(_ drop: PacketDrop)
+    /// The findings of `query` (pipeline thread): waits a bounded time for
+    /// a read in progress, starts one when none was pinned.
+    func lookup(_ query: DropRouteQuery) -> DropRouteFindings
+}
+
+extension DropReasonNames {
+    /// This kernel's values of the reasons of `causes` (core reasons).
+    public func codes(of causes: Set<DropCause>) -> [UInt32: DropCause] {
+        var out: [UInt32: DropCause] = [:]
+        for (code, name) in core {
+            let cause = DropCause.of(DropReasonName(name: name, code: code, subsystem: nil, known: true))
+            if causes.contains(cause) { out[code] = cause }
+        }
+        return out
+    }
+
+    /// The names this kernel has, of those given.
+    public func named(_ names: [String]) -> [String] {
+        let have = Set(core.values)
+        return names.filter(have.contains)
+    }
+
+    /// This kernel's core reason names no cause family lists (reported as `other`).
+    public var unlisted: [String] {
+        core.values.filter { DropCause.of(DropReasonName(name: $0, code: 0, subsystem: nil, known: true)) == .other }.sorted()
+    }
+}
