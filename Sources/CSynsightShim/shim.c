@@ -55,6 +55,12 @@ static struct btf *vmlinux(void)
 	return g_vmlinux;
 }
 
+void syn_release_vmlinux_btf(void)
+{
+	btf__free(g_vmlinux);
+	g_vmlinux = NULL;
+}
+
 static int probe_tracing(const char *name, const char *prefix, enum bpf_attach_type type)
 {
 	char full[256];
@@ -311,6 +317,15 @@ int syn_leave_private_tracefs(int saved_ns, int saved_cwd)
 	close(saved_ns);
 	close(saved_cwd);
 	return rc;
+}
+
+int syn_cpus_allowed(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 1;
+	int n = CPU_COUNT(&set);
+	return n > 0 ? n : 1;
 }
 
 int syn_enable_bpf_stats(void)

@@ -19,10 +19,11 @@ import SynsightModel
 /// - `groups`: each loads a share of the selected programs and reuses the
 ///   maps' fds (`bpf_map__reuse_fd`), so all programs share one set of maps
 ///   and see the same frozen configuration. The groups load on threads of
-///   their own, one per online CPU (at most 4), shares balanced by
+///   their own, one per CPU the process may run on (at most 4), shares balanced by
 ///   instruction count.
 /// Each group parses the kernel's BTF for its CO-RE relocations (freed after
-/// loading); that is the price of the parallelism.
+/// loading; ProcessMemory.useOneArena keeps those pages from staying
+/// resident); that is the price of the parallelism.
 final class BPFObjectSet {
     /// The maps (and the configuration) of every program.
     let maps: OpaquePointer
@@ -132,7 +133,7 @@ final class BPFObjectSet {
     /// count (a stand-in for verification time); no empty share.
     /// `obj` is opened, not loaded.
     static func shares(of selected: Set<BPFProgram>, in obj: OpaquePointer) -> [Set<BPFProgram>] {
-        let cpus = Int(max(1, min(4, sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        let cpus = Int(min(4, syn_cpus_allowed()))
         var sized: [(BPFProgram, Int)] = []
         var prog = bpf_object__next_program(obj, nil)
         while let p = prog {

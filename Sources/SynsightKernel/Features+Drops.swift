@@ -10,7 +10,7 @@ extension KernelFeatures {
     /// What `doctor` says about them: how many reasons this kernel's BTF
     /// names, its subsystems, and whether drop locations get symbols.
     public func packetDropDetail() -> String {
-        let names = KernelDropReasons.read()
+        let names = dropReasons
         guard !names.isEmpty else { return "no enum skb_drop_reason in BTF: reasons reported by number" }
         var parts = ["\(names.count) reasons named from BTF (enum skb_drop_reason)"]
         if names.subsystemCount == 0 {

@@ -32,6 +32,8 @@ public struct KernelFeatures: Sendable {
     public var overflow = OverflowProbes()
     /// Connections without the state-change hook (Features+Connect.swift).
     public var connectWithoutStateHook: ProbeResult = .unsupported("not probed")
+    /// The kernel's drop-reason names (enum skb_drop_reason and subsystems), read with the probes.
+    public var dropReasons = DropReasonNames()
     /// [start, end) of tcp_rcv_state_process (the consume_skb call-site filter).
     public var tcpRcvStateProcess: KernelSymbols.Range?
 
@@ -61,6 +63,11 @@ public struct KernelFeatures: Sendable {
         f.firewall = FirewallProbes.probe(btf: f.btf)
         f.overflow = OverflowProbes.probe(f, symbols: symbols)
         f.connectWithoutStateHook = f.probeConnectWithoutStateHook()
+        f.dropReasons = KernelDropReasons.read()
+        // Nothing after the probes reads the kernel's BTF through the shim:
+        // free it before the programs load (each libbpf object parses its
+        // own), or it stays in RSS for the whole run.
+        syn_release_vmlinux_btf()
         return f
     }
 

@@ -138,7 +138,7 @@ enum DoctorReport {
             ? "  packet_dropped           tp_btf/kfree_skb, a SYN or SYN-ACK with any reason but NETFILTER_DROP, NO_SOCKET, "
                 + "TCP_LISTEN_OVERFLOW -- \(f.packetDropDetail())"
             : "  packet_dropped           UNAVAILABLE -- \(probe.detail)"
-        let families = DropFamilyCoverage.of(plan, names: KernelDropReasons.read(), readers: .probe())
+        let families = DropFamilyCoverage.of(plan, names: plan.features.dropReasons, readers: .probe())
         return [head] + families.map { c in
             "    \(c.cause.rawValue.padding(22)) " + (c.unavailable ? "UNAVAILABLE -- " : "") + c.detail
         }

@@ -28,6 +28,11 @@ struct Synsight: ParsableCommand {
         version: SynsightVersion.string,
         subcommands: [Trace.self, RecordCommand.self, ReportCommand.self, Explain.self, Doctor.self]
     )
+
+    static func main() {
+        ProcessMemory.useOneArena()  // before any thread exists
+        main(nil)
+    }
 }
 
 enum SynsightVersion {

@@ -9,6 +9,11 @@
 /* glibc's malloc_trim is not in Swift's Glibc module: hands the free pages
  * of the heap back to the kernel (after start-up, see Tracer.run). */
 static inline int syn_malloc_trim(void) { return malloc_trim(0); }
+/* Every thread allocates from the main malloc arena: memory a short-lived
+ * thread freed (libbpf's parsed kernel BTF while it loads programs) is then
+ * given back by syn_malloc_trim instead of staying resident in that
+ * thread's arena. */
+static inline int syn_single_malloc_arena(void) { return mallopt(M_ARENA_MAX, 1); }
 
 /* libbpf's print callback is variadic (va_list) and has no context pointer.
  * This trampoline formats each message and hands a plain C string to the
@@ -59,6 +64,14 @@ int syn_setns_net(int fd);
  * are saved first (*saved_ns, *saved_cwd; both -1 on failure) so that
  * syn_leave_private_tracefs can put the thread back: the private namespace
  * then disappears with its mount. 0 or a negative errno. */
+/* The CPUs this thread may run on (its affinity mask: a cpuset or taskset
+ * narrows it); at least 1. */
+int syn_cpus_allowed(void);
+
+/* Frees the kernel BTF the probes and syn_btf_enum_values parsed (about
+ * 7 MB, kept between calls); the next call parses it again. */
+void syn_release_vmlinux_btf(void);
+
 int syn_private_tracefs(int *saved_ns, int *saved_cwd);
 /* Moves the calling thread back to the mount namespace and working directory
  * syn_private_tracefs saved, and closes the saved fds; 0 or -errno. */

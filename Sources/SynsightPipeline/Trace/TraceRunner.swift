@@ -123,7 +123,7 @@ public enum TraceRunner {
         // tc/tcx/cgroup programs at a BPF drop's attach points, synsight's own excluded.
         // rp_filter and no-route drops: their namespace's sysctls and route
         // lookup, read by the route reader thread as soon as they are decoded.
-        let reasons = KernelDropReasons.read()
+        let reasons = tracer.features.dropReasons
         let routes = RouteReader(reasons: reasons)
         defer { routes.stop() }
         engine.drops = DropState(reasons: reasons, symbols: KernelSymbolTable(),
