@@ -30,6 +30,8 @@ public struct KernelFeatures: Sendable {
     public var firewall = FirewallProbes()
     /// Listen-queue overflow and accept() failures.
     public var overflow = OverflowProbes()
+    /// Injected resets: the refusing RST's TTL (Features+ResetTTL.swift).
+    public var resetTTL = ResetTTLProbes()
     /// Connections without the state-change hook (Features+Connect.swift).
     public var connectWithoutStateHook: ProbeResult = .unsupported("not probed")
     /// [start, end) of tcp_rcv_state_process (the consume_skb call-site filter).
@@ -59,6 +61,7 @@ public struct KernelFeatures: Sendable {
         f.syscalls = SyscallProbes.probe(btf: f.btf, forced: choices.syscallEntry)
         f.firewall = FirewallProbes.probe(btf: f.btf)
         f.overflow = OverflowProbes.probe(f, symbols: symbols)
+        f.resetTTL = ResetTTLProbes.probe(f, symbols: symbols)
         f.connectWithoutStateHook = f.probeConnectWithoutStateHook()
         return f
     }
@@ -154,7 +157,7 @@ public struct KernelFeatures: Sendable {
     public var allResults: [ProbeResult] {
         [btf, privileges, tcpSendResetNoSocket, fentrySendReset, kprobeSendReset, kfreeSkbNoSocket,
          inetSockSetState, schedProcessExit, connectWithoutStateHook]
-            + syscalls.allResults + firewall.allResults + overflow.allResults
+            + syscalls.allResults + firewall.allResults + overflow.allResults + resetTTL.allResults
     }
 }
 
