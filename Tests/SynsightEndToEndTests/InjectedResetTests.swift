@@ -97,4 +97,55 @@ struct InjectedResetTests {
         #expect((e4["ttl"] as? Int) == 63 && (e4["verdict"] as? String) == "consistent" && (e4["likely_middlebox"] as? Bool) == false, "\(e4)")
         trace.stop()
     }
+
+    @Test("a peer past this host (tun): unknown/injected_reset_suspected for a RST nearer than its SYN-ACKs (or: connection_refused without the hook)")
+    func remotePeer() throws {
+        let supported = try !sh([TraceSession.binary, "doctor"]).split(separator: "\n")
+            .contains { $0.hasPrefix("  injected_reset_suspected UNAVAILABLE") }
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort(), closed = port + 1, injected = port + 2
+        let dev = "rttl\(ns.number)"
+        let peer = try Peer(runIn: ns, ["tun", dev, "\(port):synack:60,\(closed):rst:60,\(injected):rst:64"])
+        try sh(["ip", "-n", ns.name, "addr", "add", "198.18.65.2/24", "dev", dev])
+        try sh(["ip", "-n", ns.name, "link", "set", dev, "up"])
+        try sh(["ip", "-n", ns.name, "route", "add", "198.18.66.0/24", "dev", dev])
+        let remote = "198.18.66.1"
+        let trace = try TraceSession([])
+
+        // 1. Refused by the peer (TTL 60: 4 hops): nothing on this host explains it.
+        let c1 = try Peer.connect(from: ns, addr: remote, port: closed)
+        #expect(c1.errno == Int(ECONNREFUSED))
+        let first = try #require(trace.waitForRecord { $0.int("port") == closed && $0.pid("process") == c1.pid }, "stdout: \(trace.stdout)")
+        #expect(first.string("kind") == "connect_failure" && first.string("reason") == "unknown", "\(first)")
+        #expect(first.string("cause") == "connection_refused", "\(first)")
+        guard supported else {
+            #expect(reset(first) == nil, "\(first)")
+            trace.stop()
+            _ = peer
+            return
+        }
+        let r1 = try #require(reset(first), "\(first)")
+        #expect((r1["ttl"] as? Int) == 60 && (r1["hops"] as? Int) == 4 && (r1["verdict"] as? String) == "no_baseline", "\(r1)")
+
+        // 2. The peer's SYN-ACK (TTL 60) completes a handshake: the baseline.
+        #expect(try Peer.connect(from: ns, addr: remote, port: port).errno == 0)
+
+        // 3. A RST with TTL 64 in the peer's name: 4 hops nearer than its SYN-ACKs.
+        let c3 = try Peer.connect(from: ns, addr: remote, port: injected)
+        #expect(c3.errno == Int(ECONNREFUSED))
+        let flagged = try #require(trace.waitForRecord { $0.int("port") == injected && $0.pid("process") == c3.pid }, "stdout: \(trace.stdout)")
+        #expect(flagged.string("reason") == "unknown" && flagged.string("cause") == "injected_reset_suspected", "\(flagged)")
+        let e = try #require(reset(flagged))
+        #expect((e["ttl"] as? Int) == 64 && (e["verdict"] as? String) == "differs" && (e["hops_closer"] as? Int) == 4, "\(e)")
+        #expect(((e["baseline"] as? [String: Any])?["ttl_min"] as? Int) == 60, "\(e)")
+        #expect(flagged.string("hint")?.contains("tcpdump") == true, "\(flagged)")
+
+        // 4. Refused by the peer again: not flagged.
+        let c4 = try Peer.connect(from: ns, addr: remote, port: closed)
+        let again = try #require(trace.waitForRecord { $0.int("port") == closed && $0.pid("process") == c4.pid }, "stdout: \(trace.stdout)")
+        #expect(again.string("cause") == "connection_refused" && (reset(again)?["verdict"] as? String) == "consistent", "\(again)")
+        trace.stop()
+        _ = peer
+    }
 }

@@ -1688,6 +1688,73 @@ def sc_injected_reset(t, k, pas):
     return view, c, (want, why)
 
 
+@scenario("RST in the name of a peer past this host (tun, 4 hops): TTL against its SYN-ACKs",
+          "connect_failure/unknown/injected_reset_suspected", passes=("default", "kprobe"))
+def sc_injected_reset_remote(t, k, pas):
+    """The peer is a user-space TCP stack behind a tun device (peer.py tun):
+    nothing on this host explains its refusals, which stay the client's own
+    records (unknown/connection_refused); its packets start at TTL 60."""
+    want, why = reset_ttl_expected(k)
+    if pas == "kprobe":
+        want, why = ("kprobe/tcp_reset", None) if k.kprobe_ok("tcp_reset") and k.kprobe_ok("tcp_finish_connect") \
+            else (None, "kernel has no kprobes (CONFIG_KPROBES)")
+    subprocess.run(["modprobe", "tun"], capture_output=True)
+    ns = NetNS()
+    port = rnd_port()
+    closed, injected = port + 1, port + 2
+    dev = "kmr%d" % ns.number
+    Peer(ns, ["tun", dev, "%d:synack:60,%d:rst:60,%d:rst:64" % (port, closed, injected)])
+    sh("ip", "-n", ns.name, "addr", "add", "198.18.65.2/24", "dev", dev)
+    sh("ip", "-n", ns.name, "link", "set", dev, "up")
+    sh("ip", "-n", ns.name, "route", "add", "198.18.66.0/24", "dev", dev)
+    remote = "198.18.66.1"
+    c = Check()
+
+    def client_record(p, pid):
+        return t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("port") == p and pid_of(r, "process") == pid, 10)
+
+    pid, err = connect(ns, remote, closed)
+    c.eq("connect errno (refused)", err, errno.ECONNREFUSED)
+    first = client_record(closed, pid)
+    if first is None:
+        raise Failure("no connect_failure record of the first refusal (port %d)" % closed)
+    expect_common(c, first, "connect_failure", "unknown", "connection_refused", closed)
+    if want is None:
+        c.true("doctor reports injected_reset_suspected UNAVAILABLE: %r" % DOCTOR.get("injected_reset_suspected"),
+               (DOCTOR.get("injected_reset_suspected") or "").startswith("UNAVAILABLE"))
+        c.true("no evidence.reset without the hook", "reset" not in ev(first))
+        if c.failures:
+            raise Failure("; ".join(c.failures))
+        raise Unavailable(why + "; doctor says so and the refusal stays unknown/connection_refused without evidence.reset")
+    r1 = ev(first).get("reset") or {}
+    c.eq("first refusal: evidence.reset.ttl", r1.get("ttl"), 60)
+    c.eq("first refusal: evidence.reset.hops", r1.get("hops"), 4)
+    c.eq("first refusal: evidence.reset.verdict", r1.get("verdict"), "no_baseline")
+    _, ok = connect(ns, remote, port)
+    c.eq("connect errno (the peer's SYN-ACK)", ok, 0)
+    pid3, err3 = connect(ns, remote, injected)
+    c.eq("connect errno (injected)", err3, errno.ECONNREFUSED)
+    r = client_record(injected, pid3)
+    if r is None:
+        raise Failure("no connect_failure record of the injected reset (port %d)" % injected)
+    expect_common(c, r, "connect_failure", "unknown", "injected_reset_suspected", injected)
+    e = ev(r).get("reset") or {}
+    c.eq("injected: evidence.reset.ttl", e.get("ttl"), 64)
+    c.eq("injected: evidence.reset.verdict", e.get("verdict"), "differs")
+    c.eq("injected: evidence.reset.hops_closer", e.get("hops_closer"), 4)
+    c.eq("injected: evidence.reset.baseline.ttl_min", (e.get("baseline") or {}).get("ttl_min"), 60)
+    pid4, err4 = connect(ns, remote, closed)
+    again = client_record(closed, pid4)
+    if again is None:
+        c.failures.append("no record of the second refusal")
+    else:
+        c.eq("second refusal: cause", again.get("cause"), "connection_refused")
+        c.eq("second refusal: evidence.reset.verdict", (ev(again).get("reset") or {}).get("verdict"), "consistent")
+    view = dict(r)
+    view["evidence"] = e
+    return view, c, (want, why)
+
+
 # Handshake segments dropped for other reasons (drop/packet_dropped): the
 # reason name must be the running kernel's, read from its BTF by synsight;
 # the scenario derives what it expects from the same BTF independently.
