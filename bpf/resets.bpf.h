@@ -42,7 +42,15 @@ struct rttl_baseline {
 	__u8 ttl_max;
 	__u8 ttl_last;
 	__u8 _pad;
+	/* The reset records of this peer in the current second (a refusal storm
+	 * sends RTTL_PER_WINDOW of them, the rest of its refusals carry no TTL). */
+	__u64 window_ns;
+	__u32 sent;
+	__u32 _pad2;
 };
+
+#define RTTL_PER_WINDOW 16
+#define RTTL_WINDOW_NS 1000000000ULL
 
 /* The watched peers: a peer enters when one of its RSTs refuses a local
  * connect(); the oldest give way (LRU). */
@@ -90,13 +98,24 @@ static __always_inline int rttl_on_reset(const struct sock *sk, const struct sk_
 		return 0;
 	struct rttl_peer_key k = {};
 	rttl_key(sk, &t, &k);
-	struct rttl_baseline none = {};
 	struct rttl_baseline *b = bpf_map_lookup_elem(&rttl_peers, &k);
 	if (!b) {
 		/* Watch this peer: the baseline program measures its SYN-ACKs from now on. */
+		struct rttl_baseline none = {};
 		bpf_map_update_elem(&rttl_peers, &k, &none, BPF_NOEXIST);
-		b = &none;
+		b = bpf_map_lookup_elem(&rttl_peers, &k);
+		if (!b)
+			return 0;
 	}
+	/* A refusal storm: a few records per peer and second, not one per RST. */
+	__u64 now = bpf_ktime_get_boot_ns();
+	if (now - b->window_ns > RTTL_WINDOW_NS) {
+		b->window_ns = now;
+		b->sent = 0;
+	}
+	if (b->sent >= RTTL_PER_WINDOW)
+		return 0;
+	b->sent++;
 	struct syn_ev_connect_reset *e = reserve(sizeof(*e), SYN_EV_CONNECT_RESET);
 	if (!e)
 		return 0;

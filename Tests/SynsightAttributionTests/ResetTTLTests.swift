@@ -129,6 +129,15 @@ struct ResetTTLTests {
         #expect(e.resets.notes.isEmpty)
     }
 
+    @Test("the advice for injected_reset_suspected: capture on the path, the server's view, the middleboxes")
+    func advice() {
+        let a = Advice.for(reason: .unknown, cause: .unknown(.injectedResetSuspected),
+                           facts: Advice.Facts(port: 8080, address: Self.server.addr, family: .ipv4))
+        #expect(a.fix.contains("tcpdump") && a.fix.contains("198.18.91.2") && a.fix.contains("IPS"), "\(a.fix)")
+        #expect(a.steps.count == 3 && a.steps.joined().contains("evidence.reset"))
+        #expect(RecordCause(reason: .unknown, rawValue: "injected_reset_suspected") == .unknown(.injectedResetSuspected))
+    }
+
     @Test("SYN_EV_CONNECT_RESET decodes every field")
     func decode() throws {
         var e = syn_ev_connect_reset()

@@ -1750,6 +1750,20 @@ def sc_injected_reset_remote(t, k, pas):
     else:
         c.eq("second refusal: cause", again.get("cause"), "connection_refused")
         c.eq("second refusal: evidence.reset.verdict", (ev(again).get("reset") or {}).get("verdict"), "consistent")
+    # A refusal storm: every refusal has its record, at most 16 per second carry the RST's TTL.
+    n = 100
+    started = time.time()
+    spid, refused, _ = peer(ns, "storm", remote, closed, n)
+    elapsed = time.time() - started
+    c.eq("storm: refused", refused, n)
+    storm = lambda: [x for x in t.records()[t.start:] if x.get("port") == closed and pid_of(x, "process") == spid]
+    wait_until(lambda: len(storm()) >= n, 20)
+    got = storm()
+    with_reset = sum(1 for x in got if "reset" in ev(x))
+    c.eq("storm: records", len(got), n)
+    windows = int(elapsed) + 2
+    c.true("storm: %d of %d records carry evidence.reset in %.1f s (at most 16 per second)" % (with_reset, len(got), elapsed),
+           1 <= with_reset <= 16 * windows)
     view = dict(r)
     view["evidence"] = e
     return view, c, (want, why)
