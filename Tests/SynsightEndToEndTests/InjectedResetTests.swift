@@ -98,8 +98,9 @@ struct InjectedResetTests {
         trace.stop()
     }
 
-    @Test("a peer past this host (tun): unknown/injected_reset_suspected for a RST nearer than its SYN-ACKs (or: connection_refused without the hook)")
-    func remotePeer() throws {
+    @Test("a peer past this host (tun): unknown/injected_reset_suspected for a RST nearer than its SYN-ACKs (or: connection_refused without the hook)",
+          arguments: [false, true])
+    func remotePeer(v6: Bool) throws {
         let supported = try !sh([TraceSession.binary, "doctor"]).split(separator: "\n")
             .contains { $0.hasPrefix("  injected_reset_suspected UNAVAILABLE") }
         let ns = try NetNS()
@@ -107,10 +108,15 @@ struct InjectedResetTests {
         let port = randomPort(), closed = port + 1, injected = port + 2
         let dev = "rttl\(ns.number)"
         let peer = try Peer(runIn: ns, ["tun", dev, "\(port):synack:60,\(closed):rst:60,\(injected):rst:64"])
-        try sh(["ip", "-n", ns.name, "addr", "add", "198.18.65.2/24", "dev", dev])
+        if v6 {
+            try sh(["ip", "-n", ns.name, "-6", "addr", "add", "fd00:65::2/64", "dev", dev, "nodad"])
+        } else {
+            try sh(["ip", "-n", ns.name, "addr", "add", "198.18.65.2/24", "dev", dev])
+        }
         try sh(["ip", "-n", ns.name, "link", "set", dev, "up"])
-        try sh(["ip", "-n", ns.name, "route", "add", "198.18.66.0/24", "dev", dev])
-        let remote = "198.18.66.1"
+        try sh(["ip", "-n", ns.name] + (v6 ? ["-6", "route", "add", "fd00:66::/64"] : ["route", "add", "198.18.66.0/24"]) + ["dev", dev])
+        let remote = v6 ? "fd00:66::1" : "198.18.66.1"
+        let field = v6 ? "hop_limit" : "ttl"
         let trace = try TraceSession([])
 
         // 1. Refused by the peer (TTL 60: 4 hops): nothing on this host explains it.
@@ -127,6 +133,7 @@ struct InjectedResetTests {
         }
         let r1 = try #require(reset(first), "\(first)")
         #expect((r1["ttl"] as? Int) == 60 && (r1["hops"] as? Int) == 4 && (r1["verdict"] as? String) == "no_baseline", "\(r1)")
+        #expect((r1["field"] as? String) == field && first.string("family") == (v6 ? "ipv6" : "ipv4"), "\(first)")
 
         // 2. The peer's SYN-ACK (TTL 60) completes a handshake: the baseline.
         #expect(try Peer.connect(from: ns, addr: remote, port: port).errno == 0)

@@ -1691,9 +1691,20 @@ def sc_injected_reset(t, k, pas):
 @scenario("RST in the name of a peer past this host (tun, 4 hops): TTL against its SYN-ACKs",
           "connect_failure/unknown/injected_reset_suspected", passes=("default", "kprobe"))
 def sc_injected_reset_remote(t, k, pas):
+    return injected_reset_remote(t, k, pas, False)
+
+
+@scenario("IPv6: RST in the name of a peer past this host (tun, 4 hops): hop limit against its SYN-ACKs",
+          "connect_failure/unknown/injected_reset_suspected (IPv6)", passes=("default",))
+def sc_injected_reset_remote_v6(t, k, pas):
+    return injected_reset_remote(t, k, pas, True)
+
+
+def injected_reset_remote(t, k, pas, v6):
     """The peer is a user-space TCP stack behind a tun device (peer.py tun):
     nothing on this host explains its refusals, which stay the client's own
     records (unknown/connection_refused); its packets start at TTL 60."""
+    family = "ipv6" if v6 else "ipv4"
     want, why = reset_ttl_expected(k)
     if pas == "kprobe":
         want, why = ("kprobe/tcp_reset", None) if k.kprobe_ok("tcp_reset") and k.kprobe_ok("tcp_finish_connect") \
@@ -1704,10 +1715,16 @@ def sc_injected_reset_remote(t, k, pas):
     closed, injected = port + 1, port + 2
     dev = "kmr%d" % ns.number
     Peer(ns, ["tun", dev, "%d:synack:60,%d:rst:60,%d:rst:64" % (port, closed, injected)])
-    sh("ip", "-n", ns.name, "addr", "add", "198.18.65.2/24", "dev", dev)
+    if v6:
+        sh("ip", "-n", ns.name, "-6", "addr", "add", "fd00:65::2/64", "dev", dev, "nodad")
+    else:
+        sh("ip", "-n", ns.name, "addr", "add", "198.18.65.2/24", "dev", dev)
     sh("ip", "-n", ns.name, "link", "set", dev, "up")
-    sh("ip", "-n", ns.name, "route", "add", "198.18.66.0/24", "dev", dev)
-    remote = "198.18.66.1"
+    if v6:
+        sh("ip", "-n", ns.name, "-6", "route", "add", "fd00:66::/64", "dev", dev)
+    else:
+        sh("ip", "-n", ns.name, "route", "add", "198.18.66.0/24", "dev", dev)
+    remote = "fd00:66::1" if v6 else "198.18.66.1"
     c = Check()
 
     def client_record(p, pid):
@@ -1718,7 +1735,7 @@ def sc_injected_reset_remote(t, k, pas):
     first = client_record(closed, pid)
     if first is None:
         raise Failure("no connect_failure record of the first refusal (port %d)" % closed)
-    expect_common(c, first, "connect_failure", "unknown", "connection_refused", closed)
+    expect_common(c, first, "connect_failure", "unknown", "connection_refused", closed, family)
     if want is None:
         c.true("doctor reports injected_reset_suspected UNAVAILABLE: %r" % DOCTOR.get("injected_reset_suspected"),
                (DOCTOR.get("injected_reset_suspected") or "").startswith("UNAVAILABLE"))
@@ -1730,6 +1747,7 @@ def sc_injected_reset_remote(t, k, pas):
     c.eq("first refusal: evidence.reset.ttl", r1.get("ttl"), 60)
     c.eq("first refusal: evidence.reset.hops", r1.get("hops"), 4)
     c.eq("first refusal: evidence.reset.verdict", r1.get("verdict"), "no_baseline")
+    c.eq("first refusal: evidence.reset.field", r1.get("field"), "hop_limit" if v6 else "ttl")
     _, ok = connect(ns, remote, port)
     c.eq("connect errno (the peer's SYN-ACK)", ok, 0)
     pid3, err3 = connect(ns, remote, injected)
@@ -1737,7 +1755,7 @@ def sc_injected_reset_remote(t, k, pas):
     r = client_record(injected, pid3)
     if r is None:
         raise Failure("no connect_failure record of the injected reset (port %d)" % injected)
-    expect_common(c, r, "connect_failure", "unknown", "injected_reset_suspected", injected)
+    expect_common(c, r, "connect_failure", "unknown", "injected_reset_suspected", injected, family)
     e = ev(r).get("reset") or {}
     c.eq("injected: evidence.reset.ttl", e.get("ttl"), 64)
     c.eq("injected: evidence.reset.verdict", e.get("verdict"), "differs")

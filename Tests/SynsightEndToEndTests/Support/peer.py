@@ -14,9 +14,9 @@ test's network namespaces with `ip netns exec`. Standard library only.
 
   peer.py tun DEV ANSWERS
       a remote TCP peer in user space, behind tun device DEV (created here,
-      IPv4, no packet info; the test addresses and routes it after "ready
+      IPv4 and IPv6, no packet info; the test addresses and routes it after "ready
       <pid>"): each SYN to a port of ANSWERS ("PORT:synack:TTL,PORT:rst:TTL")
-      is answered with a SYN-ACK or a RST+ACK sent with that IP TTL; nothing
+      is answered with a SYN-ACK or a RST+ACK sent with that TTL (hop limit); nothing
       else is answered. The kernel of the namespace sees a peer that no
       socket, rule or drop of this host stands for (injected resets).
 
@@ -271,21 +271,30 @@ def inet_checksum(b):
 
 
 def tun_answer(pkt, rules):
-    """The answer to one IPv4 packet read from the tun device, or None."""
-    if len(pkt) < 40 or pkt[0] >> 4 != 4 or pkt[9] != socket.IPPROTO_TCP:
+    """The answer to one IPv4 or IPv6 packet read from the tun device, or None."""
+    if len(pkt) >= 40 and pkt[0] >> 4 == 4 and pkt[9] == socket.IPPROTO_TCP:
+        th = (pkt[0] & 0xF) * 4
+        src, dst = pkt[12:16], pkt[16:20]
+    elif len(pkt) >= 60 and pkt[0] >> 4 == 6 and pkt[6] == socket.IPPROTO_TCP:  # no extension headers
+        th = 40
+        src, dst = pkt[8:24], pkt[24:40]
+    else:
         return None
-    ihl = (pkt[0] & 0xF) * 4
-    src, dst = pkt[12:16], pkt[16:20]
-    sport, dport, seq = struct.unpack("!HHI", pkt[ihl:ihl + 8])
-    if pkt[ihl + 13] & 0x12 != 0x02 or dport not in rules:  # a SYN without ACK, to a port answered
+    sport, dport, seq = struct.unpack("!HHI", pkt[th:th + 8])
+    if pkt[th + 13] & 0x12 != 0x02 or dport not in rules:  # a SYN without ACK, to a port answered
         return None
     kind, ttl = rules[dport]
     flags, window = (0x12, 65535) if kind == "synack" else (0x14, 0)  # SYN+ACK, or RST+ACK
     tcp = bytearray(struct.pack("!HHIIBBHHH", dport, sport, 1000 if kind == "synack" else 0,
                                 (seq + 1) & 0xFFFFFFFF, 5 << 4, flags, window, 0, 0))
-    struct.pack_into("!H", tcp, 16, inet_checksum(dst + src + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp)) + tcp))
-    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, ttl, socket.IPPROTO_TCP, 0, dst, src))
-    struct.pack_into("!H", ip, 10, inet_checksum(bytes(ip)))
+    if len(src) == 4:
+        pseudo = dst + src + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
+        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, ttl, socket.IPPROTO_TCP, 0, dst, src))
+        struct.pack_into("!H", ip, 10, inet_checksum(bytes(ip)))
+    else:
+        pseudo = dst + src + struct.pack("!I3xB", len(tcp), socket.IPPROTO_TCP)
+        ip = bytearray(struct.pack("!IHBB16s16s", 0x60000000, len(tcp), socket.IPPROTO_TCP, ttl, dst, src))
+    struct.pack_into("!H", tcp, 16, inet_checksum(pseudo + tcp))
     return bytes(ip + tcp)
 
 
