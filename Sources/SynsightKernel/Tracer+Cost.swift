@@ -36,7 +36,8 @@ extension Tracer {
     }
 
     /// The loaded programs that are attached for the run (iterators are
-    /// run once at start-up, not attached).
+    /// run once at start-up, not attached; the injected-reset baseline
+    /// program only while armed, Tracer+ResetTTL.swift: 0 runs otherwise).
     static func attachedPrograms(_ obj: OpaquePointer) -> [OpaquePointer] {
         var out: [OpaquePointer] = []
         var prog = bpf_object__next_program(obj, nil)
