@@ -10,7 +10,7 @@
  * Layout (docs/architecture.md, "BPF"): the programs are here and only
  * here, each a few lines that dispatch to the areas' static handlers
  * (no_listener.bpf.h, connect.bpf.h, syscalls.bpf.h, firewall.bpf.h,
- * drops.bpf.h, overflow.bpf.h); the maps and helpers the areas share are in
+ * drops.bpf.h, overflow.bpf.h, timeouts.bpf.h, resets.bpf.h); the maps and helpers the areas share are in
  * library headers (defs, config, ringbuf, task, sock, skb, skb_where,
  * conntab, listeners, compat). Every header includes what it uses and
  * compiles alone (scripts/check-bpf-headers.sh).
@@ -34,6 +34,7 @@
 #include "listeners.bpf.h"
 #include "no_listener.bpf.h"
 #include "overflow.bpf.h"
+#include "resets.bpf.h"
 #include "syscalls.bpf.h"
 #include "timeouts.bpf.h"
 
@@ -169,6 +170,35 @@ int BPF_PROG(fw_icmp_send, const struct sk_buff *skb, int type, int code)
 }
 
 /* ---- Sockets ---- */
+
+/* A RST a socket accepted (every state; the handler keeps SYN_SENT): the
+ * RST's TTL against the peer's usual one (resets.bpf.h). fentry where BPF
+ * trampolines load, else kprobe. */
+SEC("fentry/tcp_reset")
+int BPF_PROG(rttl_fentry_reset, struct sock *sk, struct sk_buff *skb)
+{
+	return rttl_on_reset(sk, skb, SYN_RTTL_SRC_FENTRY);
+}
+
+SEC("kprobe/tcp_reset")
+int BPF_KPROBE(rttl_kprobe_reset, struct sock *sk, struct sk_buff *skb)
+{
+	return rttl_on_reset(sk, skb, SYN_RTTL_SRC_KPROBE);
+}
+
+/* A local client's completed handshake (the SYN-ACK): the baseline of a
+ * watched peer. Attached by user space only after a refusal (Tracer+ResetTTL.swift). */
+SEC("fentry/tcp_finish_connect")
+int BPF_PROG(rttl_fentry_finish_connect, struct sock *sk, struct sk_buff *skb)
+{
+	return rttl_on_finish_connect(sk, skb);
+}
+
+SEC("kprobe/tcp_finish_connect")
+int BPF_KPROBE(rttl_kprobe_finish_connect, struct sock *sk, struct sk_buff *skb)
+{
+	return rttl_on_finish_connect(sk, skb);
+}
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(sock_state, const struct sock *sk, const int oldstate, const int newstate)

@@ -73,6 +73,11 @@ enum syn_event_kind {
 	 * SYN_EV_CONNECT_ERROR (before or after it); user space joins the two
 	 * by 4-tuple and namespace. */
 	SYN_EV_CONNECT_TIMEOUT = 20,
+	/* A connecting socket (SYN_SENT) accepted a RST: the RST's TTL or hop
+	 * limit and the baseline of the peer's SYN-ACKs (bpf/resets.bpf.h).
+	 * Sent from tcp_reset, before the client's SYN_EV_CONNECT_ERROR;
+	 * user space joins the two by 4-tuple and namespace. */
+	SYN_EV_CONNECT_RESET = 21,
 };
 
 /* Which kernel hook produced a SYN_EV_NO_SOCKET_RST record. */
@@ -306,6 +311,28 @@ struct syn_ev_connect_timeout {
 	char ifname[SYN_IFNAMSIZ]; /* dst->dev->name, NUL-terminated unless it fills the field */
 };
 
+/* Which kernel hook produced a SYN_EV_CONNECT_RESET record. */
+enum syn_reset_ttl_source {
+	SYN_RTTL_SRC_FENTRY = 1,  /* fentry/tcp_reset */
+	SYN_RTTL_SRC_KPROBE = 2,  /* kprobe/tcp_reset */
+};
+
+/* A RST that refused a local connect() (SYN_EV_CONNECT_RESET), with what the
+ * same peer's SYN-ACKs arrived with. TTLs are IPv4 TTLs or IPv6 hop limits. */
+struct syn_ev_connect_reset {
+	struct syn_hdr hdr;
+	struct syn_tuple t;        /* local = client address/port; remote = the peer the RST came from */
+	__u64 baseline_last_ns;    /* CLOCK_BOOTTIME of the peer's latest SYN-ACK measured; 0: none */
+	__u32 netns;               /* of the client socket */
+	__u32 baseline_packets;    /* SYN-ACKs of the peer measured (0: no baseline yet) */
+	__u8 ttl;                  /* of the RST (0: unreadable) */
+	__u8 baseline_min;         /* lowest and highest TTL of the peer's SYN-ACKs, and the latest */
+	__u8 baseline_max;
+	__u8 baseline_last;
+	__u8 source;               /* enum syn_reset_ttl_source */
+	__u8 _pad[3];
+};
+
 /* The socket system call of a SYN_EV_SOCKCALL record. */
 enum syn_sockcall_op {
 	SYN_CALL_BIND = 1,
@@ -433,6 +460,7 @@ _Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_over
 _Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");
 _Static_assert(sizeof(struct syn_ev_pkt_drop) == 136, "syn_ev_pkt_drop layout");
 _Static_assert(sizeof(struct syn_ev_connect_timeout) == 112, "syn_ev_connect_timeout layout");
+_Static_assert(sizeof(struct syn_ev_connect_reset) == 80, "syn_ev_connect_reset layout");
 #endif
 
 #endif /* SYNSIGHT_ABI_H */

@@ -30,6 +30,8 @@ public struct KernelFeatures: Sendable {
     public var firewall = FirewallProbes()
     /// Listen-queue overflow and accept() failures.
     public var overflow = OverflowProbes()
+    /// Injected resets: the refusing RST's TTL (Features+ResetTTL.swift).
+    public var resetTTL = ResetTTLProbes()
     /// Connections without the state-change hook (Features+Connect.swift).
     public var connectWithoutStateHook: ProbeResult = .unsupported("not probed")
     /// The kernel's drop-reason names (enum skb_drop_reason and subsystems), read with the probes.
@@ -62,6 +64,7 @@ public struct KernelFeatures: Sendable {
         f.syscalls = SyscallProbes.probe(btf: f.btf, forced: choices.syscallEntry)
         f.firewall = FirewallProbes.probe(btf: f.btf)
         f.overflow = OverflowProbes.probe(f, symbols: symbols)
+        f.resetTTL = ResetTTLProbes.probe(f, symbols: symbols)
         f.connectWithoutStateHook = f.probeConnectWithoutStateHook()
         f.dropReasons = KernelDropReasons.read()
         // Nothing after the probes reads the kernel's BTF through the shim:
@@ -162,7 +165,7 @@ public struct KernelFeatures: Sendable {
     public var allResults: [ProbeResult] {
         [btf, privileges, tcpSendResetNoSocket, fentrySendReset, kprobeSendReset, kfreeSkbNoSocket,
          inetSockSetState, schedProcessExit, connectWithoutStateHook]
-            + syscalls.allResults + firewall.allResults + overflow.allResults
+            + syscalls.allResults + firewall.allResults + overflow.allResults + resetTTL.allResults
     }
 }
 

@@ -41,6 +41,11 @@ public struct HookCadence: Sendable, Equatable {
         case .onTcpSendReset: return anyRST
         case .rstFentryV4, .rstKprobeV4: return .f("every IPv4 RST sent without a socket")
         case .rstFentryV6, .rstKprobeV6: return .f("every IPv6 RST sent without a socket")
+        case .rttlFentryReset, .rttlKprobeReset:
+            return .f("every RST a TCP socket accepts (a state read; reports connecting sockets only)")
+        case .rttlFentryFinishConnect, .rttlKprobeFinishConnect:
+            return .h("every completed outgoing handshake (a lookup), attached only after a refusal by a remote peer, "
+                + "until 10 min without one")
         case .fwIcmpSend: return .f("every ICMP error the host sends")
         case .fwSynRetransmit: return .f("every TCP retransmission (a state read; reports SYN_SENT only)")
         case .scSelinuxAudited: return .f("every audited SELinux decision")

@@ -13,6 +13,8 @@ public struct HookChoices: Sendable, Equatable {
     public var overflow: OverflowHook?
     /// Keep the state-change hook instead of cgroup/connect + inet_sk_error_report.
     public var connect: ConnectHook?
+    /// Injected resets: kprobes instead of BPF trampolines (where both work).
+    public var resetTTL: ResetTTLProbes.Hook?
 
     public init() {}
 
@@ -42,6 +44,7 @@ public struct HookChoices: Sendable, Equatable {
         ("syscall", SyscallEntry.allCases.map(\.rawValue)),
         ("overflow", OverflowHook.allCases.map(\.rawValue)),
         ("connect", ConnectHook.allCases.map(\.rawValue)),
+        ("resetttl", ["kprobe"]),
     ]
 
     /// Applies one `area=hook`; nil when it names no known area or hook.
@@ -61,6 +64,9 @@ public struct HookChoices: Sendable, Equatable {
         case "connect":
             guard let h = ConnectHook(rawValue: parts[1]) else { return nil }
             connect = h
+        case "resetttl":
+            guard parts[1] == "kprobe" else { return nil }
+            resetTTL = .kprobe
         default:
             return nil
         }

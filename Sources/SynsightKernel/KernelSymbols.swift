@@ -11,7 +11,7 @@ public enum KernelSymbols {
 
     /// The symbols the probes need, found in one read (KernelFeatures.probe).
     static let probed = ["tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_conn_request", "tcp_v4_syn_recv_sock",
-                         "tcp_v6_syn_recv_sock", "tcp_rcv_state_process"]
+                         "tcp_v6_syn_recv_sock", "tcp_rcv_state_process", "tcp_reset", "tcp_finish_connect"]
 
     /// Reads of /proc/kallsyms so far (the probe-plan tests check there is one per probe run).
     static let reads = Atomic<Int>(0)

@@ -21,6 +21,9 @@ public enum ReasonArea: String, Sendable, CaseIterable {
     case syscalls
     /// lsm_denied by Landlock: landlock_restrict_self and fork inheritance.
     case landlock
+    /// Injected resets: the TTL of the RST that refused a local client
+    /// against the peer's usual one (evidence `reset`, injected_reset_suspected).
+    case injectedResets
 
     /// Tracing does not start without it.
     public var required: Bool { self == .noListener || self == .connections }
@@ -35,6 +38,7 @@ public enum ReasonArea: String, Sendable, CaseIterable {
         case .fdExhausted: return Self.fdExhaustedPlan(f)
         case .syscalls: return Self.syscallsPlan(f)
         case .landlock: return Self.landlockPlan(f)
+        case .injectedResets: return Self.injectedResetsPlan(f)
         }
     }
 

@@ -24,7 +24,8 @@ extension Tracer {
     }
 
     /// The loaded programs that are attached for the run (iterators are
-    /// run once at start-up, not attached).
+    /// run once at start-up, not attached; the injected-reset baseline
+    /// program only while armed, Tracer+ResetTTL.swift: 0 runs otherwise).
     var attachedPrograms: [OpaquePointer] {
         objects.loadedPrograms.filter { !Self.runOnDemand($0) }
     }

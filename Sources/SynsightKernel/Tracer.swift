@@ -65,6 +65,12 @@ public final class Tracer {
     /// Without the state-change hook: the iterator that finds closed
     /// listeners nothing asked about (sweepListeners), and when it last ran.
     var lastSweep: UInt64 = 0
+    /// Injected resets (Tracer+ResetTTL.swift): the baseline program's link
+    /// while attached, a refusing RST's record since the last read, and when
+    /// the latest came.
+    var baselineLink: OpaquePointer?
+    var resetRecordSeen = false
+    var lastResetRecord: UInt64 = 0
 
     /// Opens, configures, loads and attaches the programs `plan` selects
     /// (probed now with `options.hooks` when not given). Fallible libbpf work
@@ -123,7 +129,8 @@ public final class Tracer {
         for p in objects.loadedPrograms {
             // Iterators are attached on demand (seedListeners), not here;
             // `run_` programs are run by user space (sweepListeners).
-            if !Self.runOnDemand(p) {
+            // The baseline program of injected resets is attached on demand (Tracer+ResetTTL.swift).
+            if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true {
                 // cgroup programs attach to the root cgroup v2 (the link holds it).
                 if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
                     switch CgroupRoot.open() {
@@ -165,6 +172,7 @@ public final class Tracer {
     deinit {
         syn_ring_positions_unmap(&ringPositions)
         if let ring { ring_buffer__free(ring) }
+        if let baselineLink { bpf_link__destroy(baselineLink) }
         for l in links { bpf_link__destroy(l) }
     }
 
@@ -226,7 +234,10 @@ public final class Tracer {
                     onRecord: @escaping (UnsafeRawBufferPointer) -> Void,
                     onTick: () -> Void,
                     shouldStop: () -> Bool) throws(KernelError) {
-        let box = Unmanaged.passRetained(RecordSink(onRecord))
+        let box = Unmanaged.passRetained(RecordSink { [self] raw in
+            noteRecordKind(raw)  // a refusing RST arms the baseline program
+            onRecord(raw)
+        })
         defer { box.release() }
         // Start-up is over: libbpf's parsed vmlinux BTF (CO-RE, feature
         // probes) and the /proc snapshot were freed, but malloc keeps the
@@ -255,6 +266,7 @@ public final class Tracer {
             // after noting how much it was (the ring's fill, SelfCost).
             noteRingFill()
             _ = ring_buffer__consume(rb)
+            updateResetBaseline()
             sweepListenersIfDue()
             onTick()
         }

@@ -122,6 +122,7 @@ enum DoctorReport {
         l.append(contentsOf: firewallLines(f))
         l.append(contentsOf: packetDropLines(plan))
         l.append(connectTimeoutLine(f))
+        l.append(injectedResetLine(f))
         l.append(contentsOf: overflowLines(f))
         l.append(contentsOf: syscallLines(f))
         l.append(contentsOf: planLines(plan))
@@ -152,6 +153,17 @@ enum DoctorReport {
             ? "IPv6 route from tp_btf/tcp_retransmit_skb" : "IPv6 route UNAVAILABLE (\(retransmit.detail))"
         return "  connect_timeout          tp_btf/inet_sk_error_report (ETIMEDOUT): egress device, gateway, SYN retransmissions "
             + "from the socket; \(ipv6); joined with this host's drops of the same attempt"
+    }
+
+    /// Injected resets: the refusing RST's TTL against the peer's (bpf/resets.bpf.h).
+    static func injectedResetLine(_ f: KernelFeatures) -> String {
+        let r = f.resetTTL
+        guard r.hook != nil else {
+            return "  injected_reset_suspected UNAVAILABLE -- needs fentry or kprobe on tcp_reset: \(r.reset.detail) "
+                + "(refusals by remote peers stay unknown/connection_refused, without the reset's TTL)"
+        }
+        return "  injected_reset_suspected \(r.reset.hook!.name): the refusing RST's TTL or hop limit; baseline from "
+            + "\(r.baseline.hook!.name) (watched peers' SYN-ACKs), attached after a refusal, detached after 10 min without one"
     }
 
     /// Where process objects get their unit, container and pod names, and

@@ -181,6 +181,7 @@ struct SchemaRecordsTests {
                                     to: Endpoint(addr: v4(127, 0, 0, 1), port: 8080), errno: 110))
         out += f.finish()
         out += TimeoutCoreTests.pastHostRecords()
+        out += ResetTTLTests.remoteRefusals()
 
         // lost and summary records, as the trace loop and the aggregator make them.
         out.append(Record(ts: 1, kind: .lost, evidence: [("where", .string("ring buffer full"))], hint: "h", count: 3))

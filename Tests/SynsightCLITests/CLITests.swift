@@ -191,7 +191,7 @@ struct CLITests {
         (["trace", "--count=-3"], "--count must be a positive number, got -3"),
         (["trace", "--reset-hook", "bogus"], "--reset-hook must be one of tcp_send_reset, fentry, kprobe, kfree_skb; got 'bogus'"),
         (["trace", "--force-hook", "syscall=classic"], "--force-hook takes area=hook, one of reset=tcp_send_reset|fentry|kprobe|kfree_skb, "
-            + "syscall=tracepoint|raw, overflow=kprobe, connect=inet_sock_set_state; got 'syscall=classic'"),
+            + "syscall=tracepoint|raw, overflow=kprobe, connect=inet_sock_set_state, resetttl=kprobe; got 'syscall=classic'"),
         (["doctor", "--force-hook", "overflow"], "--force-hook takes area=hook"),
         (["record", "--dir", "/nonexistent", "--force-hook", "nat=kprobe"], "got 'nat=kprobe'"),
         (["trace", "--log-level", "loud"], "--log-level must be one of trace, debug, info, notice, warning, error, critical; got 'loud'"),

@@ -37,6 +37,8 @@ func hostLike(_ edit: (inout KernelFeatures) -> Void = { _ in }) -> KernelFeatur
     f.overflow.acceptFexit = .unsupported("BPF trampolines not in use for syscalls")
     f.overflow.acceptTracepoints = .supports("syscalls:sys_exit_accept4, syscalls:sys_exit_accept")
     f.connectWithoutStateHook = .supports("cgroup/connect{4,6}")
+    f.resetTTL.reset = .unsupported("BPF trampolines refused (EPERM); kernel built without CONFIG_KPROBES")
+    f.resetTTL.baseline = f.resetTTL.reset
     edit(&f)
     return f
 }
@@ -58,6 +60,9 @@ func trampolineKernel(_ edit: (inout KernelFeatures) -> Void = { _ in }) -> Kern
         f.overflow.synRecvHook = .fexit
         f.overflow.acceptFexit = .supports("fexit/__sys_accept4")
         f.overflow.acceptTracepoints = .unsupported("fexit/__sys_accept4 is used")
+        f.resetTTL.reset = .supports("fentry/tcp_reset")
+        f.resetTTL.baseline = .supports("fentry/tcp_finish_connect")
+        f.resetTTL.hook = .fentry
         edit(&f)
     }
 }
@@ -75,7 +80,9 @@ struct ProbePlanTests {
             .scTpEnterBind, .scTpExitBind, .scTpEnterListen, .scTpExitListen, .scTpExitConnect,
             .scCapCapable, .scSelinuxAudited, .scTpExitLandlock, .scLandlockFork,
         ])
-        #expect(plan.areas.allSatisfy { $0.plan.runs })
+        // Every area runs but injected resets (no fentry or kprobe on tcp_reset here).
+        #expect(plan.areas.allSatisfy { $0.plan.runs || $0.area == .injectedResets })
+        #expect(!plan.plan(for: .injectedResets).runs)
         #expect(plan.noStateHook)
         #expect(plan.configFlags & UInt32(SYN_CFG_NO_STATE_HOOK.rawValue) != 0)
         #expect(plan.configFlags & UInt32(SYN_CFG_CONNECT_EXIT_ONLY.rawValue) != 0)
@@ -180,6 +187,22 @@ struct ProbePlanTests {
         #expect(plan.configFlags & UInt32(SYN_CFG_ACK_RESET_SYN_RECV.rawValue) != 0)
     }
 
+    @Test("injected resets: fentry or kprobe on tcp_reset, the baseline program attached on demand, or why not")
+    func injectedResets() throws {
+        #expect(ProbePlan(trampolineKernel()).plan(for: .injectedResets).programs == [.rttlFentryReset, .rttlFentryFinishConnect])
+        let kprobe = ProbePlan(trampolineKernel { $0.resetTTL.hook = .kprobe })
+        #expect(kprobe.plan(for: .injectedResets).programs == [.rttlKprobeReset, .rttlKprobeFinishConnect])
+        #expect(BPFProgram.allCases.filter(\.attachOnDemand) == [.rttlFentryFinishConnect, .rttlKprobeFinishConnect])
+        #expect(!BPFProgram.rttlFentryReset.attachOnDemand && !BPFProgram.rttlFentryReset.cadence.healthy)
+        #expect(BPFProgram.rttlFentryFinishConnect.cadence.trigger.contains("only after a refusal"))
+        guard case .cannotRun(let why) = ProbePlan(hostLike()).plan(for: .injectedResets) else {
+            Issue.record("injected resets run without fentry or kprobes")
+            return
+        }
+        #expect(why.needs == "fentry or kprobe on tcp_reset and tcp_finish_connect")
+        #expect(why.probe.detail.contains("CONFIG_KPROBES"))
+    }
+
     @Test("overflow forced to kprobes (--force-hook overflow=kprobe): kprobe and kretprobe programs, no fentry/fexit")
     func overflowKprobes() {
         let plan = ProbePlan(trampolineKernel { f in
@@ -206,6 +229,7 @@ struct ProbePlanTests {
                 f.overflow.connRequestFentry = .unsupported("x")
                 f.overflow.connRequestKprobe = .supports("kprobe/tcp_conn_request")
                 f.overflow.synRecvHook = .kretprobe
+                f.resetTTL.hook = .kprobe
             },
         ].map(ProbePlan.init)
         let reached = plans.reduce(into: Set<BPFProgram>()) { $0.formUnion($1.programs) }
@@ -219,6 +243,8 @@ struct ProbePlanTests {
         #expect(c.force("overflow=kprobe")?.overflow == .kprobe)
         #expect(c.force("connect=inet_sock_set_state")?.connect == .stateChange)
         #expect(c.force("reset=kfree_skb")?.reset == .kfreeSkb)
+        #expect(c.force("resetttl=kprobe")?.resetTTL == .kprobe)
+        #expect(c.force("resetttl=fentry") == nil)
         #expect(c.force("syscall=classic") == nil)
         #expect(c.force("overflow") == nil)
         #expect(c.force("nat=kprobe") == nil)

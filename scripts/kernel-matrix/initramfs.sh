@@ -119,8 +119,9 @@ for d in net lib crypto; do
     [[ -d $mdir/kernel/$d ]] && cp -a "$mdir/kernel/$d" "$stage/lib/modules/$rel/kernel/"
 done
 cp -a "$mdir"/kernel/drivers/net/veth.ko* "$stage/lib/modules/$rel/kernel/drivers/net/"
-# dummy and ifb: devices that consume what they are sent (connect timeouts past this host).
-for m in dummy ifb; do
+# dummy and ifb: devices that consume what they are sent (connect timeouts past this host);
+# tun: a user-space peer past this host (injected resets).
+for m in dummy ifb tun; do
     if compgen -G "$mdir/kernel/drivers/net/$m.ko*" >/dev/null; then
         cp -a "$mdir"/kernel/drivers/net/$m.ko* "$stage/lib/modules/$rel/kernel/drivers/net/"
     fi

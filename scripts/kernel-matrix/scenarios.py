@@ -272,6 +272,8 @@ def landlock_abi():
 
 
 SLOW = 1.0
+# reason -> the hook text of its doctor line (doctor_hooks), for scenarios that check it.
+DOCTOR = {}
 
 
 def sh(*args, check=True, timeout=60):
@@ -1576,6 +1578,215 @@ def sc_timeout_dropped(t, k, pas):
     return r, c, (k.client_error_hook(), None)
 
 
+# Injected resets (bpf/resets.bpf.h): a client namespace reaches a server
+# namespace through a router namespace. The server's own RSTs arrive with
+# TTL 63 (64, one router), the router's `reject with tcp reset` with 64.
+RTTL_C, RTTL_R1, RTTL_R2, RTTL_S = "198.18.63.2", "198.18.63.1", "198.18.64.2", "198.18.64.1"
+
+
+def reset_ttl_expected(k):
+    """The tcp_reset hook synsight must use here (fentry, else kprobe, on
+    tcp_reset and tcp_finish_connect alike), or why it cannot."""
+    if k.fentry_ok("tcp_reset") and k.fentry_ok("tcp_finish_connect"):
+        return "fentry/tcp_reset", None
+    if k.kprobe_ok("tcp_reset") and k.kprobe_ok("tcp_finish_connect"):
+        return "kprobe/tcp_reset", None
+    return None, "no fentry or kprobe on tcp_reset (BPF trampolines refused, no CONFIG_KPROBES)"
+
+
+def reset_ttl_topology():
+    """client -- router -- server: (client, router, server) namespaces."""
+    client, router, server = NetNS(), NetNS(), NetNS()
+    router.link(client, v4="198.18.63")   # router .1, client .2
+    server.link(router, v4="198.18.64")   # server .1, router .2
+    router.exec("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    client.exec("ip", "route", "add", "default", "via", RTTL_R1)
+    server.exec("ip", "route", "add", "default", "via", RTTL_R2)
+    return client, router, server
+
+
+def reset_record(t, port, timeout=10):
+    """The record of a refusal of port `port` that carries evidence.reset."""
+    return t.wait(lambda r: r.get("port") == port and isinstance(ev(r).get("reset"), dict), timeout)
+
+
+@scenario("RST injected by a router namespace: TTL against the peer's SYN-ACKs", "evidence.reset (injected_reset_suspected)",
+          passes=("default", "kprobe"))
+def sc_injected_reset(t, k, pas):
+    want, why = reset_ttl_expected(k)
+    if pas == "kprobe":
+        want, why = ("kprobe/tcp_reset", None) if k.kprobe_ok("tcp_reset") and k.kprobe_ok("tcp_finish_connect") \
+            else (None, "kernel has no kprobes (CONFIG_KPROBES)")
+    client, router, server = reset_ttl_topology()
+    port = rnd_port()                    # a listener: the baseline
+    closed, injected = port + 1, port + 2
+    c = Check()
+    # 1. A real refusal by the server: its RST crosses the router (TTL 63). No baseline yet.
+    pid, err = connect(client, RTTL_S, closed)
+    c.eq("connect errno (closed port)", err, errno.ECONNREFUSED)
+    first = no_listener_record(t, server, closed)
+    if want is None:
+        # This kernel cannot read the RST: doctor says so, the refusal is still attributed.
+        c.true("doctor reports injected_reset_suspected UNAVAILABLE: %r" % DOCTOR.get("injected_reset_suspected"),
+               (DOCTOR.get("injected_reset_suspected") or "").startswith("UNAVAILABLE"))
+        c.true("no_listener record of the closed port", first is not None)
+        if first:
+            c.eq("no_listener client.pid", pid_of(first, "client"), pid)
+            c.true("no evidence.reset without the hook", "reset" not in ev(first))
+        if c.failures:
+            raise Failure("; ".join(c.failures))
+        raise Unavailable(why + "; doctor says so and the refusal is attributed without evidence.reset")
+    if first is None:
+        raise Failure("no no_listener record for the first refusal (port %d)" % closed)
+    r1 = ev(first).get("reset") or {}
+    c.eq("first refusal: evidence.reset.ttl", r1.get("ttl"), 63)
+    c.eq("first refusal: evidence.reset.hops", r1.get("hops"), 1)
+    c.eq("first refusal: evidence.reset.verdict", r1.get("verdict"), "no_baseline")
+    c.eq("first refusal: client.pid", pid_of(first, "client"), pid)
+    # 2. A connection that succeeds: the baseline (its SYN-ACK arrives with TTL 63).
+    listener = Peer(server, ["listen", RTTL_S, port])
+    _, ok = connect(client, RTTL_S, port)
+    c.eq("connect errno (listener)", ok, 0)
+    listener.kill()
+    # 3. The router answers for the server: its RST arrives with TTL 64.
+    nft_load(router, "table inet km_rttl { chain forward { type filter hook forward priority 0; policy accept;\n"
+             "tcp dport %d reject with tcp reset\n}\n}\n" % injected)
+    pid3, err3 = connect(client, RTTL_S, injected)
+    c.eq("connect errno (injected)", err3, errno.ECONNREFUSED)
+    r = reset_record(t, injected)
+    if r is None:
+        raise Failure("no record of port %d with evidence.reset" % injected)
+    e = ev(r).get("reset") or {}
+    c.true("injected: reason %r/%r" % (r.get("reason"), r.get("cause")),
+           r.get("reason") == "firewall_reject" or (r.get("reason"), r.get("cause")) == ("unknown", "injected_reset_suspected"))
+    c.eq("injected: evidence.reset.ttl", e.get("ttl"), 64)
+    c.eq("injected: evidence.reset.hops", e.get("hops"), 0)
+    c.eq("injected: evidence.reset.verdict", e.get("verdict"), "differs")
+    c.eq("injected: evidence.reset.likely_middlebox", e.get("likely_middlebox"), True)
+    c.eq("injected: evidence.reset.hops_closer", e.get("hops_closer"), 1)
+    b = e.get("baseline") or {}
+    c.eq("injected: baseline.ttl_min", b.get("ttl_min"), 63)
+    c.eq("injected: baseline.hops_min", b.get("hops_min"), 1)
+    c.true("injected: baseline.packets >= 1 (%r)" % b.get("packets"), (b.get("packets") or 0) >= 1)
+    c.eq("injected: client", pid_of(r, "client") or pid_of(r, "process"), pid3)
+    c.true("injected: hint names the middlebox: %r" % r.get("hint"), "middlebox" in (r.get("hint") or ""))
+    # 4. A second real refusal: the same distance as the peer's packets, not flagged.
+    pid4, err4 = connect(client, RTTL_S, closed)
+    c.eq("connect errno (second refusal)", err4, errno.ECONNREFUSED)
+    second = t.wait(lambda x: x.get("port") == closed and pid_of(x, "client") == pid4, 10)
+    if second is None:
+        c.failures.append("no record of the second refusal")
+    else:
+        e4 = ev(second).get("reset") or {}
+        c.eq("second refusal: reason", second.get("reason"), "no_listener")
+        c.eq("second refusal: evidence.reset.ttl", e4.get("ttl"), 63)
+        c.eq("second refusal: evidence.reset.verdict", e4.get("verdict"), "consistent")
+        c.eq("second refusal: evidence.reset.likely_middlebox", e4.get("likely_middlebox"), False)
+    # The runner compares the hook that read the RST (evidence.reset.hook).
+    view = dict(r)
+    view["evidence"] = e
+    return view, c, (want, why)
+
+
+@scenario("RST in the name of a peer past this host (tun, 4 hops): TTL against its SYN-ACKs",
+          "connect_failure/unknown/injected_reset_suspected", passes=("default", "kprobe"))
+def sc_injected_reset_remote(t, k, pas):
+    return injected_reset_remote(t, k, pas, False)
+
+
+@scenario("IPv6: RST in the name of a peer past this host (tun, 4 hops): hop limit against its SYN-ACKs",
+          "connect_failure/unknown/injected_reset_suspected (IPv6)", passes=("default",))
+def sc_injected_reset_remote_v6(t, k, pas):
+    return injected_reset_remote(t, k, pas, True)
+
+
+def injected_reset_remote(t, k, pas, v6):
+    """The peer is a user-space TCP stack behind a tun device (peer.py tun):
+    nothing on this host explains its refusals, which stay the client's own
+    records (unknown/connection_refused); its packets start at TTL 60."""
+    family = "ipv6" if v6 else "ipv4"
+    want, why = reset_ttl_expected(k)
+    if pas == "kprobe":
+        want, why = ("kprobe/tcp_reset", None) if k.kprobe_ok("tcp_reset") and k.kprobe_ok("tcp_finish_connect") \
+            else (None, "kernel has no kprobes (CONFIG_KPROBES)")
+    subprocess.run(["modprobe", "tun"], capture_output=True)
+    ns = NetNS()
+    port = rnd_port()
+    closed, injected = port + 1, port + 2
+    dev = "kmr%d" % ns.number
+    Peer(ns, ["tun", dev, "%d:synack:60,%d:rst:60,%d:rst:64" % (port, closed, injected)])
+    if v6:
+        sh("ip", "-n", ns.name, "-6", "addr", "add", "fd00:65::2/64", "dev", dev, "nodad")
+    else:
+        sh("ip", "-n", ns.name, "addr", "add", "198.18.65.2/24", "dev", dev)
+    sh("ip", "-n", ns.name, "link", "set", dev, "up")
+    if v6:
+        sh("ip", "-n", ns.name, "-6", "route", "add", "fd00:66::/64", "dev", dev)
+    else:
+        sh("ip", "-n", ns.name, "route", "add", "198.18.66.0/24", "dev", dev)
+    remote = "fd00:66::1" if v6 else "198.18.66.1"
+    c = Check()
+
+    def client_record(p, pid):
+        return t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("port") == p and pid_of(r, "process") == pid, 10)
+
+    pid, err = connect(ns, remote, closed)
+    c.eq("connect errno (refused)", err, errno.ECONNREFUSED)
+    first = client_record(closed, pid)
+    if first is None:
+        raise Failure("no connect_failure record of the first refusal (port %d)" % closed)
+    expect_common(c, first, "connect_failure", "unknown", "connection_refused", closed, family)
+    if want is None:
+        c.true("doctor reports injected_reset_suspected UNAVAILABLE: %r" % DOCTOR.get("injected_reset_suspected"),
+               (DOCTOR.get("injected_reset_suspected") or "").startswith("UNAVAILABLE"))
+        c.true("no evidence.reset without the hook", "reset" not in ev(first))
+        if c.failures:
+            raise Failure("; ".join(c.failures))
+        raise Unavailable(why + "; doctor says so and the refusal stays unknown/connection_refused without evidence.reset")
+    r1 = ev(first).get("reset") or {}
+    c.eq("first refusal: evidence.reset.ttl", r1.get("ttl"), 60)
+    c.eq("first refusal: evidence.reset.hops", r1.get("hops"), 4)
+    c.eq("first refusal: evidence.reset.verdict", r1.get("verdict"), "no_baseline")
+    c.eq("first refusal: evidence.reset.field", r1.get("field"), "hop_limit" if v6 else "ttl")
+    _, ok = connect(ns, remote, port)
+    c.eq("connect errno (the peer's SYN-ACK)", ok, 0)
+    pid3, err3 = connect(ns, remote, injected)
+    c.eq("connect errno (injected)", err3, errno.ECONNREFUSED)
+    r = client_record(injected, pid3)
+    if r is None:
+        raise Failure("no connect_failure record of the injected reset (port %d)" % injected)
+    expect_common(c, r, "connect_failure", "unknown", "injected_reset_suspected", injected, family)
+    e = ev(r).get("reset") or {}
+    c.eq("injected: evidence.reset.ttl", e.get("ttl"), 64)
+    c.eq("injected: evidence.reset.verdict", e.get("verdict"), "differs")
+    c.eq("injected: evidence.reset.hops_closer", e.get("hops_closer"), 4)
+    c.eq("injected: evidence.reset.baseline.ttl_min", (e.get("baseline") or {}).get("ttl_min"), 60)
+    pid4, err4 = connect(ns, remote, closed)
+    again = client_record(closed, pid4)
+    if again is None:
+        c.failures.append("no record of the second refusal")
+    else:
+        c.eq("second refusal: cause", again.get("cause"), "connection_refused")
+        c.eq("second refusal: evidence.reset.verdict", (ev(again).get("reset") or {}).get("verdict"), "consistent")
+    # A refusal storm: every refusal has its record, at most 16 per second carry the RST's TTL.
+    n = 100
+    started = time.time()
+    spid, refused, _ = peer(ns, "storm", remote, closed, n)
+    elapsed = time.time() - started
+    c.eq("storm: refused", refused, n)
+    storm = lambda: [x for x in t.records()[t.start:] if x.get("port") == closed and pid_of(x, "process") == spid]
+    wait_until(lambda: len(storm()) >= n, 20)
+    got = storm()
+    with_reset = sum(1 for x in got if "reset" in ev(x))
+    c.eq("storm: records", len(got), n)
+    windows = int(elapsed) + 2
+    c.true("storm: %d of %d records carry evidence.reset in %.1f s (at most 16 per second)" % (with_reset, len(got), elapsed),
+           1 <= with_reset <= 16 * windows)
+    view = dict(r)
+    view["evidence"] = e
+    return view, c, (want, why)
+
+
 # Handshake segments dropped for other reasons (drop/packet_dropped): the
 # reason name must be the running kernel's, read from its BTF by synsight;
 # the scenario derives what it expects from the same BTF independently.
@@ -1840,7 +2051,8 @@ def sc_selinux_connect(t, k, pas):
 PASSES = {
     # name: (trace arguments, environment, what it proves)
     "default": ([], {}, "hooks chosen by synsight's probes"),
-    "kprobe": (["--reset-hook", "kprobe", "--force-hook", "overflow=kprobe"], {}, "kprobe variants forced"),
+    "kprobe": (["--reset-hook", "kprobe", "--force-hook", "overflow=kprobe", "--force-hook", "resetttl=kprobe"], {},
+               "kprobe variants forced"),
     "kfree_skb": (["--reset-hook", "kfree_skb"], {}, "kfree_skb fallback forced"),
     "selinux": ([], {}, "SELinux enforcing with Debian's reference policy"),
 }
@@ -1932,6 +2144,7 @@ def main():
     d = subprocess.run([SYNSIGHT, "doctor"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     emit({"type": "doctor", "text": d.stdout, "status": d.returncode})
     doctor = doctor_hooks(d.stdout)
+    DOCTOR.update(doctor)
     ok = True
 
     for pas in passes:

@@ -73,6 +73,8 @@ public struct AttributionEngine {
     public var drops = DropState()
     /// Timed-out connects waiting for their route record, and the drops that explain them (TimeoutAttribution.swift).
     var timeouts = TimeoutState()
+    /// RSTs that refused local clients, with their TTL, waiting for their refusal's record (ResetTTLAttribution.swift).
+    var resets = ResetTTLState()
     /// The hook connection errors come from (evidence.hook of client-side failures).
     public var clientErrorHook = ClientErrorHook.stateChange
 
@@ -118,6 +120,11 @@ public struct AttributionEngine {
 
     /// Feed one kernel event; returns the records that became final.
     public mutating func ingest(_ event: KernelEvent) -> [Record] {
+        let records = ingestEvent(event)
+        return annotateResets(records)  // a refusal's RST TTL (ResetTTLAttribution.swift)
+    }
+
+    mutating func ingestEvent(_ event: KernelEvent) -> [Record] {
         switch event {
         case .socketCall(let s):
             if s.call == .listen && s.errno == 98 { undoFailedListen(s) }
@@ -198,6 +205,8 @@ public struct AttributionEngine {
             return noteHandshakeDrops(ingestDrop(d))
         case .connectTimeout(let route):
             return ingestConnectTimeout(route)
+        case .connectReset(let reset):
+            return noteConnectReset(reset)  // ResetTTLAttribution.swift
         case .connectError(let ce) where ce.errno == 110:
             return connectTimedOut(ce)  // TimeoutAttribution.swift
         case .connectError(let ce):
@@ -263,7 +272,9 @@ public struct AttributionEngine {
     public mutating func expire(now: UInt64) -> [Record] {
         let clients = pruneEarlyClients(now: now)
         let firewall = noteHandshakeDrops(expireFirewall(now: now))
-        return firewall + expire(now: now, limit: Int.max) + clients + expireTimeouts(now: now)
+        let out = annotateResets(firewall + expire(now: now, limit: Int.max) + clients + expireTimeouts(now: now))
+        expireResets(now: now)
+        return out
     }
 
     /// Refused connects that no server-side RST joined within the window

@@ -244,6 +244,8 @@ public enum KernelEvent: Sendable, Hashable {
     case packetDrop(PacketDrop)
     /// Where a timed-out connect()'s SYNs left (ConnectTimeout.swift).
     case connectTimeout(ConnectTimeoutRoute)
+    /// A RST that refused a local connect(), with its TTL (ConnectReset.swift).
+    case connectReset(ConnectReset)
 
     public var ts: UInt64 {
         switch self {
@@ -259,6 +261,7 @@ public enum KernelEvent: Sendable, Hashable {
         case .synRetransmit(let e): return e.ts
         case .packetDrop(let e): return e.ts
         case .connectTimeout(let e): return e.ts
+        case .connectReset(let e): return e.ts
         }
     }
 }

@@ -150,6 +150,16 @@ public struct Advice: Sendable, Hashable {
             return Advice(fix: "run synsight on that host to know which",
                           steps: ["The peer answered with a reset: nothing listens on the port there, or a firewall rejects. "
                                     + "Run synsight on that host to know which."])
+        case .unknown(.injectedResetSuspected)?:
+            return Advice(fix: "a box on the path likely sent it in \(addr)'s name: capture on the path (tcpdump 'tcp[tcpflags] & tcp-rst != 0' "
+                            + "on this host, and on \(addr) to see whether it sent one), compare with the server's own view, "
+                            + "and check the firewalls, IPS and load balancers between the hosts",
+                          steps: ["The reset crossed a different number of hops than the peer's own packets (evidence.reset: ttl, hops, "
+                                    + "baseline): something on the path answered in the peer's name, a firewall's `reject with tcp reset`, "
+                                    + "an IPS, a load balancer or a spoofer.",
+                                  "Capture on the path: on this host (tcpdump -v 'tcp[tcpflags] & tcp-rst != 0' shows each reset's TTL) "
+                                    + "and on \(addr): did the server send a reset at all? Run synsight there for its own view.",
+                                  "Check the firewalls, IPS and load balancers between the hosts for a rule that rejects this port."])
         case .unknown(.timedOut)?:
             return Advice(fix: "check the path and run synsight on that host",
                           steps: ["Nothing answered: check the path (routes, firewalls between the hosts) and run synsight on the "

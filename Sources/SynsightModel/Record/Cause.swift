@@ -72,6 +72,9 @@ public enum Cause {
     /// `unknown`: a local connect() failure nothing on this host explains, by errno.
     public enum Unknown: String, Sendable, Hashable, CaseIterable {
         case connectionRefused = "connection_refused"
+        /// Refused by a RST whose TTL says it came from another distance than
+        /// the peer's own packets: a likely middlebox (ResetTTLAttribution.swift).
+        case injectedResetSuspected = "injected_reset_suspected"
         case timedOut = "timed_out"
         case hostUnreachable = "host_unreachable"
         case networkUnreachable = "network_unreachable"

@@ -79,6 +79,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case proxy
     case rejectWith = "reject_with"
     case requested
+    /// The TTL of the RST that refused a local client, and the peer's usual one (ResetTTLEvidence).
+    case reset
     case result
     case routeBack = "route_back"
     case routeFrom = "route_from"

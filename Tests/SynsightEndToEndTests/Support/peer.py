@@ -12,6 +12,14 @@ test's network namespaces with `ip netns exec`. Standard library only.
       one connect() (bound to ADDR first with --source); print "<pid> <errno>"
       (0 on success).
 
+  peer.py tun DEV ANSWERS
+      a remote TCP peer in user space, behind tun device DEV (created here,
+      IPv4 and IPv6, no packet info; the test addresses and routes it after "ready
+      <pid>"): each SYN to a port of ANSWERS ("PORT:synack:TTL,PORT:rst:TTL")
+      is answered with a SYN-ACK or a RST+ACK sent with that TTL (hop limit); nothing
+      else is answered. The kernel of the namespace sees a peer that no
+      socket, rule or drop of this host stands for (injected resets).
+
 Options for any command (untrusted names, raw bytes given in hex):
   --comm-hex HEX          set the process name (comm) to these bytes first,
                           by writing /proc/self/comm
@@ -23,6 +31,7 @@ Options for any command (untrusted names, raw bytes given in hex):
 import errno
 import os
 import socket
+import struct
 import sys
 import time
 
@@ -252,9 +261,65 @@ def untrusted_names(args):
             f.write(bytes.fromhex(comm))
 
 
+def inet_checksum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def tun_answer(pkt, rules):
+    """The answer to one IPv4 or IPv6 packet read from the tun device, or None."""
+    if len(pkt) >= 40 and pkt[0] >> 4 == 4 and pkt[9] == socket.IPPROTO_TCP:
+        th = (pkt[0] & 0xF) * 4
+        src, dst = pkt[12:16], pkt[16:20]
+    elif len(pkt) >= 60 and pkt[0] >> 4 == 6 and pkt[6] == socket.IPPROTO_TCP:  # no extension headers
+        th = 40
+        src, dst = pkt[8:24], pkt[24:40]
+    else:
+        return None
+    sport, dport, seq = struct.unpack("!HHI", pkt[th:th + 8])
+    if pkt[th + 13] & 0x12 != 0x02 or dport not in rules:  # a SYN without ACK, to a port answered
+        return None
+    kind, ttl = rules[dport]
+    flags, window = (0x12, 65535) if kind == "synack" else (0x14, 0)  # SYN+ACK, or RST+ACK
+    tcp = bytearray(struct.pack("!HHIIBBHHH", dport, sport, 1000 if kind == "synack" else 0,
+                                (seq + 1) & 0xFFFFFFFF, 5 << 4, flags, window, 0, 0))
+    if len(src) == 4:
+        pseudo = dst + src + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
+        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, ttl, socket.IPPROTO_TCP, 0, dst, src))
+        struct.pack_into("!H", ip, 10, inet_checksum(bytes(ip)))
+    else:
+        pseudo = dst + src + struct.pack("!I3xB", len(tcp), socket.IPPROTO_TCP)
+        ip = bytearray(struct.pack("!IHBB16s16s", 0x60000000, len(tcp), socket.IPPROTO_TCP, ttl, dst, src))
+    struct.pack_into("!H", tcp, 16, inet_checksum(pseudo + tcp))
+    return bytes(ip + tcp)
+
+
+def tun(dev, answers):
+    import fcntl
+    rules = {}
+    for a in answers.split(","):
+        port, kind, ttl = a.split(":")
+        rules[int(port)] = (kind, int(ttl))
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", dev.encode(), IFF_TUN | IFF_NO_PI))
+    print("ready", os.getpid(), flush=True)
+    while True:
+        answer = tun_answer(os.read(fd, 65535), rules)
+        if answer:
+            os.write(fd, answer)
+
+
 def main(argv):
     args = argv[1:]
     untrusted_names(args)
+    if args and args[0] == "tun":
+        tun(args[1], args[2])
+        return
     if args and args[0] in ("bind", "listen-twice", "landlock", "exhaust", "storm"):
         extra(args)
         return
