@@ -775,8 +775,12 @@ def sc_closed_fold(t, k, pas):
     c.eq("individual + kernel-folded + user-folded", len(single) + folded + sum(r.get("count", 0) for r in user), refused)
     c.true("some refusals folded in the kernel (%d individual)" % len(single), folded > 0)
     for r in kernel:
-        c.eq("summary cause", r.get("cause"), "never_listened")
+        c.eq("summary reason, cause", (r.get("reason"), r.get("cause")), ("no_listener", "never_listened"))
+        c.eq("summary summarized_kind", ev(r).get("summarized_kind"), "refusal")
         c.eq("summary local_clients", ev(r).get("local_clients"), r.get("count"))
+        c.true("summary client.comm %r is not python's" % (r.get("client") or {}).get("comm"),
+               str((r.get("client") or {}).get("comm")).startswith("python"))
+        c.true("summary first_ts/last_ts missing", bool(r.get("first_ts")) and bool(r.get("last_ts")))
     c.true("no connect_failure for a folded refusal's client",
            not any(r.get("kind") == "connect_failure" and mine(r) for r in own.records()))
     r = single[0] if single else None
