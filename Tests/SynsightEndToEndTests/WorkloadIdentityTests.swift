@@ -66,6 +66,38 @@ struct WorkloadIdentityEndToEndTests {
         #expect(r.object("process")?["cgroup"] as? String == cgroup.path)
     }
 
+    @Test("a namespace deleted and its inode given to the next one made: the refusal names the namespace it happened in")
+    func netnsNameAfterInodeReuse() throws {
+        let port = randomPort()
+        let trace = try TraceSession(["--port", String(port)])
+        let first = try NetNS()
+        defer { first.remove() }
+        _ = try Peer.connect(from: first, addr: "127.0.0.1", port: port)
+        let r1 = trace.waitForRecord { $0.int("netns") == first.inode && $0.int("port") == port }
+        #expect(r1?.string("netns_name") == first.name, "\(String(describing: r1))")
+        let inode = first.inode
+        first.remove()
+        // The kernel hands the freed inode number (freed once the namespace
+        // is cleaned up, asynchronously) to a later namespace: make them
+        // until one has it, keeping the others until the end.
+        var made: [NetNS] = []
+        defer { made.forEach { $0.remove() } }
+        var second: NetNS?
+        _ = try waitUntil(timeout: 10) {
+            let ns = try NetNS()
+            made.append(ns)
+            if ns.inode == inode { second = ns }
+            return second != nil
+        }
+        let reused = try #require(second, "no namespace made in 10 s got the deleted one's inode \(inode)")
+        let c = try Peer.connect(from: reused, addr: "127.0.0.1", port: port)
+        let r = try #require(trace.waitForRecord {
+            $0.int("netns") == inode && $0.int("port") == port && $0.pid("client") == c.pid
+        }, "stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("netns_name") == reused.name, "\(r)")
+    }
+
     @Test("doctor names this host's identity sources: cgroup layout, pod log root, /run/netns, node")
     func doctorSources() throws {
         let logs = tempDir()

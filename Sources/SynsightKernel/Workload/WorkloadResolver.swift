@@ -195,7 +195,12 @@ public final class WorkloadResolver {
 
     /// `ip netns` name of a namespace, else the container or pod living in it.
     public func netnsName(_ inode: UInt32) -> String? {
-        if let n = netnsNames[inode] { return n }
+        if let n = netnsNames[inode] {
+            // The kernel gives a deleted namespace's inode to the next one
+            // made: the name must still be that namespace's, else relist.
+            if ProcFS.nsInode(WorkloadSources.netnsDir + "/" + n) == inode { return n }
+            netnsListedAt = nil
+        }
         let now = Self.monotonicNow()
         if sources.netnsDirExists, Self.due(netnsListedAt, now) {
             netnsListedAt = now
