@@ -18,7 +18,8 @@ import SynsightNftables
 ///   log directory may appear just after its process);
 /// - Docker names per container id (one config.v2.json read);
 /// - kubelet's pod directories and /run/netns, listed again only on a miss
-///   and at most once per `relistNs`.
+///   and at most once per `relistNs` (/run/netns also at once when a cached
+///   name's namespace is gone: its inode number went to a newer one).
 /// Each table is emptied when it reaches `maxEntries`.
 public final class WorkloadResolver {
     public let sources: WorkloadSources
