@@ -15,12 +15,10 @@ extension DockerWorkloadTests {
 
     @Test("the image from deploy/kubernetes/Dockerfile, built without a registry, traces and names a container's refusal and a namespace's")
     func containerImage() throws {
-        #expect(FileManager.default.isExecutableFile(atPath: DockerDaemon.dockerd),
-                "docker.io is not installed: run scripts/install-deps.sh")
-        guard FileManager.default.isExecutableFile(atPath: DockerDaemon.dockerd) else { return }
+        guard DockerDaemon.installed() else { return }
         let daemon = try DockerDaemon()
         defer { daemon.stop() }
-        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let tag = randomTag()
         let image = "synsight-e2e:\(tag)"
         // The base image is made once and cached (.build/container-image); the binary is this build's.
         let built = try sh(["bash", Self.script, "--host", "unix://" + daemon.socket, "--tag", image,
@@ -28,21 +26,13 @@ extension DockerWorkloadTests {
         #expect(built.hasSuffix(image + "\n"), "container-image.sh: \(built)")
 
         // A workload container, listening on `port` only.
-        try daemon.importBusybox(tag: "synsight-e2e-busybox:\(tag)")
+        let busybox = try daemon.importBusybox(tag: tag)
         let name = "synsight-e2e-app-\(tag)"
         let port = randomPort()
-        let id = try daemon.docker(["run", "-d", "--name", name, "--network", "none", "synsight-e2e-busybox:\(tag)",
+        let id = try daemon.docker(["run", "-d", "--name", name, "--network", "none", busybox,
                                     "/bin/sh", "-c", "httpd -f -p 127.0.0.1:\(port) & while true; do sleep 1; done"])
             .split(separator: "\n").last.map(String.init) ?? ""
-        let pid1 = try #require(Int(try daemon.docker(["inspect", "-f", "{{.State.Pid}}", name])
-            .trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(waitUntil {
-            !((try? sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "ss", "-Hltn", "sport = :\(port)"])) ?? "").isEmpty
-        }, "httpd did not listen in the container")
-        let httpd = try sh(["ps", "-o", "pid=,comm=", "--ppid", String(pid1)]).split(separator: "\n")
-            .first { $0.hasSuffix("httpd") }.flatMap { Int($0.split(separator: " ").first ?? "") }
-        let netns = try #require(Int(try sh(["stat", "-L", "-c", "%i", "/proc/\(pid1)/ns/net"])
-            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let (pid1, httpd, netns) = try daemon.httpd(in: name, port: port)
         let ns = try NetNS()
         defer { ns.remove() }
 

@@ -4,7 +4,10 @@ import Testing
 /// Handshake segments the kernel drops for reasons other than a firewall
 /// verdict (`drop` / `packet_dropped`), provoked for real in namespaces each
 /// test creates and deletes: strict reverse-path filtering with asymmetric
-/// routes, a router namespace without a route, a tc ingress BPF program.
+/// routes, a router namespace without a route, an IPv6 SYN dropped by a tc
+/// ingress BPF program, a cgroup skb program, generic XDP. The IPv4 tc
+/// ingress and egress drops (and the program named) are kernel-matrix
+/// scenarios (sc_drop_tc, sc_drop_tc_egress), run on this kernel too.
 /// The reason names asserted are the running kernel's (read from its BTF by
 /// synsight; the tests read nothing from it), on 6.18: ip_rpfilter,
 /// ip_innoroutes, tc_ingress.
@@ -17,17 +20,26 @@ struct DropTests {
 
     /// A veth pair between two namespaces: `a` in `left` with `aAddr`/24, `b` in `right` with `bAddr`/24.
     static func veth(_ left: NetNS, _ a: String, _ aAddr: String, _ right: NetNS, _ b: String, _ bAddr: String) throws {
-        try sh(["ip", "link", "add", a, "netns", left.name, "type", "veth", "peer", "name", b, "netns", right.name])
-        try sh(["ip", "-n", left.name, "addr", "add", "\(aAddr)/24", "dev", a])
-        try sh(["ip", "-n", right.name, "addr", "add", "\(bAddr)/24", "dev", b])
-        try sh(["ip", "-n", left.name, "link", "set", a, "up"])
-        try sh(["ip", "-n", right.name, "link", "set", b, "up"])
+        try left.veth(a, aAddr, to: right, b, bAddr)
     }
 
     func record(_ trace: TraceSession, netns: NetNS, port: Int, timeout: Double = 8) -> JSONRecord? {
         trace.waitForRecord(timeout: timeout) {
             $0.string("reason") == "packet_dropped" && $0.int("netns") == netns.inode && $0.int("port") == port
         }
+    }
+
+    /// One traced connect from the pair's client to `addr`:`port` whose SYN
+    /// is dropped (the client times out): the client and the packet_dropped
+    /// record in the server's namespace.
+    func droppedConnect(_ pair: NetNSPair, to addr: String, port: Int) throws
+        -> (client: (pid: Int, errno: Int), record: JSONRecord) {
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: pair.client, addr: addr, port: port, timeout: 2)
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = record(trace, netns: pair.server, port: port)
+        trace.stop()
+        return (c, try #require(r, "no packet_dropped record for port \(port): \(trace.stdout)"))
     }
 
     func assertDrop(_ r: JSONRecord?, cause: String, dropReason: String, port: Int, interface: String,
@@ -280,9 +292,9 @@ struct DropTests {
         if let failure = outcome.failure { throw CommandFailure(description: failure) }
     }
 
-    /// Compiles a tc direct-action program that drops TCP to `port` (from
-    /// it with `source`), with the clang that builds synsight's own BPF programs.
-    func tcProgram(port: Int, source: Bool = false, dir: String) throws -> String {
+    /// Compiles a tc direct-action program that drops TCP (IPv4 or IPv6) to
+    /// `port`, with the clang that builds synsight's own BPF programs.
+    func tcProgram(port: Int, dir: String) throws -> String {
         let src = "\(dir)/drop.c", obj = "\(dir)/drop.o"
         try """
             #include <linux/bpf.h>
@@ -313,7 +325,7 @@ struct DropTests {
             \t}
             \tif ((void *)(th + 1) > end)
             \t\treturn 0;
-            \treturn th->\(source ? "source" : "dest") == __builtin_bswap16(\(port)) ? 2 /* TC_ACT_SHOT */ : 0;
+            \treturn th->dest == __builtin_bswap16(\(port)) ? 2 /* TC_ACT_SHOT */ : 0;
             }
             char _license[] __attribute__((section("license"), used)) = "GPL";
             """.write(toFile: src, atomically: true, encoding: .utf8)
@@ -336,19 +348,6 @@ struct DropTests {
         try sh(["ip", "netns", "exec", ns.name, "tc", "qdisc", "add", "dev", dev, "clsact"])
         try sh(["ip", "netns", "exec", ns.name, "tc", "filter", "add", "dev", dev, direction, "bpf", "da",
                 "obj", obj, "sec", "tc"])
-    }
-
-    /// The program of the one bpf filter on `dev` in `direction`, as `tc -j filter show` reports it
-    /// (independently of synsight): id, name, tag, pref and the filter's name.
-    func tcFilterProgram(_ dev: String, in ns: NetNS, direction: String) throws -> [String: Any] {
-        let out = try sh(["ip", "netns", "exec", ns.name, "tc", "-j", "filter", "show", "dev", dev, direction])
-        let filters = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [[String: Any]])
-        let f = try #require(filters.first { $0["options"] != nil }, "no bpf filter on \(dev): \(out)")
-        let options = try #require(f["options"] as? [String: Any])
-        var prog = try #require(options["prog"] as? [String: Any])
-        prog["pref"] = f["pref"]
-        prog["bpf_name"] = options["bpf_name"]
-        return prog
     }
 
     /// The record names the program: `bpf_programs` holds exactly `expected` (id, name, tag, type) at `attach`,
@@ -375,103 +374,19 @@ struct DropTests {
         #expect(hint.contains("`bpftool prog show id \(id)`") && hint.contains(inspect), "\(hint)", sourceLocation: sourceLocation)
     }
 
-    @Test("a tc ingress BPF program drops the SYN")
-    func tcIngress() throws {
-        let server = try NetNS(), client = try NetNS()
-        defer { server.remove(); client.remove() }
-        let n = server.number
-        let (s1, c1) = ("drs\(n)t", "drc\(n)t")
-        try Self.veth(server, s1, "198.18.44.1", client, c1, "198.18.44.2")
-        let port = randomPort()
-        let dir = tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let obj = try tcProgram(port: port, dir: dir)
-        try attachTC(obj, to: s1, in: server, direction: "ingress")
-        let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
-
-        let trace = try TraceSession([])
-        let c = try Peer.connect(from: client, addr: "198.18.44.1", port: port, timeout: 2)
-        #expect(c.errno == Int(ETIMEDOUT))
-        let r = record(trace, netns: server, port: port)
-        trace.stop()
-        assertDrop(r, cause: "bpf_program", dropReason: "tc_ingress", port: port, interface: s1,
-                   direction: "ingress", clientPid: c.pid, remote: "198.18.44.2")
-        #expect(r?.pid("process") == listener.pid, "\(String(describing: r))")
-        #expect(r?.evidence["attach_point"] as? String == "tc ingress")
-        assertNamed(r, program: try tcFilterProgram(s1, in: server, direction: "ingress"), type: "sched_cls",
-                    attach: "tc ingress on \(s1)", inspect: "`tc filter show dev \(s1) ingress`")
-    }
-
-    @Test("a tc egress BPF program on the server drops its SYN-ACKs")
-    func tcEgressSynAck() throws {
-        let server = try NetNS(), client = try NetNS()
-        defer { server.remove(); client.remove() }
-        let n = server.number
-        let (s1, c1) = ("drs\(n)e", "drc\(n)e")
-        try Self.veth(server, s1, "198.18.45.1", client, c1, "198.18.45.2")
-        let port = randomPort()
-        let dir = tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let obj = try tcProgram(port: port, source: true, dir: dir)
-        try attachTC(obj, to: s1, in: server, direction: "egress")
-        let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
-
-        let trace = try TraceSession([])
-        let c = try Peer.connect(from: client, addr: "198.18.45.1", port: port, timeout: 2)
-        #expect(c.errno == Int(ETIMEDOUT))
-        let r = record(trace, netns: server, port: port)
-        trace.stop()
-        guard let r else {
-            Issue.record("no packet_dropped record for port \(port): \(trace.stdout)")
-            return
-        }
-        #expect(r.string("kind") == "drop" && r.string("reason") == "packet_dropped", "\(r)")
-        #expect(r.string("cause") == "bpf_program", "\(r)")
-        #expect(r.int("port") == port)
-        // The server is `local` whichever way the segment went.
-        #expect((r.object("local")?["addr"] as? String) == "198.18.45.1", "\(r)")
-        #expect((r.object("remote")?["addr"] as? String) == "198.18.45.2", "\(r)")
-        let ev = r.evidence
-        #expect(ev["drop_reason"] as? String == "tc_egress", "\(r)")
-        #expect(ev["segment"] as? String == "syn_ack", "\(r)")
-        #expect(ev["direction"] as? String == "egress", "\(r)")
-        #expect(ev["interface"] as? String == s1, "\(r)")
-        #expect(ev["attach_point"] as? String == "tc egress", "\(r)")
-        #expect(r.pid("process") == listener.pid, "\(r)")
-        #expect(r.pid("client") == c.pid, "\(r)")
-        assertNamed(r, program: try tcFilterProgram(s1, in: server, direction: "egress"), type: "sched_cls",
-                    attach: "tc egress on \(s1)", inspect: "`tc filter show dev \(s1) egress`")
-    }
-
     @Test("a tc ingress BPF program drops an IPv6 SYN")
     func tcIngressIPv6() throws {
-        let server = try NetNS(), client = try NetNS()
-        defer { server.remove(); client.remove() }
-        let n = server.number
-        let (s1, c1) = ("drs\(n)6", "drc\(n)6")
-        try Self.veth(server, s1, "198.18.46.1", client, c1, "198.18.46.2")
-        try sh(["ip", "-n", server.name, "addr", "add", "fd00:5e:46::1/64", "dev", s1, "nodad"])
-        try sh(["ip", "-n", client.name, "addr", "add", "fd00:5e:46::2/64", "dev", c1, "nodad"])
-        let ready = waitUntil(timeout: 5) {
-            [(server.name, s1), (client.name, c1)].allSatisfy { ns, dev in
-                ((try? sh(["ip", "-n", ns, "link", "show", "dev", dev])) ?? "").contains("state UP")
-            }
-        }
-        #expect(ready)
+        let pair = try NetNSPair(subnet: "198.18.46", v6: "fd00:5e:46::")
+        defer { pair.remove() }
         let port = randomPort()
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let obj = try tcProgram(port: port, dir: dir)
-        try attachTC(obj, to: s1, in: server, direction: "ingress")
-
-        let trace = try TraceSession([])
-        let c = try Peer.connect(from: client, addr: "fd00:5e:46::1", port: port, timeout: 2)
-        #expect(c.errno == Int(ETIMEDOUT))
-        let r = record(trace, netns: server, port: port)
-        trace.stop()
-        assertDrop(r, cause: "bpf_program", dropReason: "tc_ingress", port: port, interface: s1,
-                   direction: "ingress", clientPid: c.pid, remote: "fd00:5e:46::2")
-        #expect(r?.string("family") == "ipv6")
+        try attachTC(obj, to: pair.serverDev, in: pair.server, direction: "ingress")
+        let (c, r) = try droppedConnect(pair, to: pair.serverAddr6!, port: port)
+        assertDrop(r, cause: "bpf_program", dropReason: "tc_ingress", port: port, interface: pair.serverDev,
+                   direction: "ingress", clientPid: c.pid, remote: pair.clientAddr6!)
+        #expect(r.string("family") == "ipv6")
     }
 
     /// Compiles a cgroup skb program that drops every packet of sockets bound to `port`.
@@ -492,16 +407,13 @@ struct DropTests {
     @Test("a cgroup inet ingress BPF program on the listener's cgroup drops the SYN")
     func cgroupIngress() throws {
         let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy on this host")
-        let server = try NetNS(), client = try NetNS()
-        defer { server.remove(); client.remove() }
-        let n = server.number
-        let (s1, c1) = ("drs\(n)g", "drc\(n)g")
-        try Self.veth(server, s1, "198.18.47.1", client, c1, "198.18.47.2")
+        let pair = try NetNSPair(subnet: "198.18.47")
+        defer { pair.remove() }
         let port = randomPort()
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let obj = try cgroupProgram(port: port, dir: dir)
-        let cgroup = try CgroupTree(root: root, components: ["synsight-e2e-bpf-\(getpid())-\(n)"])
+        let cgroup = try CgroupTree(root: root, components: ["synsight-e2e-bpf-\(getpid())-\(pair.server.number)"])
         defer { cgroup.remove() }
         // Loaded and attached from a private mount namespace (bpftool needs a
         // bpffs pin, the host's mounts stay as they are); the attachment keeps
@@ -518,21 +430,9 @@ struct DropTests {
         let info = try sh(["bpftool", "-j", "prog", "show", "id", String(id)])
         expected = try #require(try JSONSerialization.jsonObject(with: Data(info.utf8)) as? [String: Any])
         // The listener's socket is made inside the cgroup: cgroup programs run for the socket's cgroup.
-        let listener = try Peer(runIn: server, ["listen", "0.0.0.0", String(port), "--await-cgroup", cgroup.path],
-                                readyPrefix: "waiting")
-        try String(listener.pid).write(toFile: cgroup.leaf + "/cgroup.procs", atomically: false, encoding: .utf8)
-        #expect(waitUntil { listener.output.contains("ready") }, "peer output: \(listener.output)")
-
-        let trace = try TraceSession([])
-        let c = try Peer.connect(from: client, addr: "198.18.47.1", port: port, timeout: 2)
-        #expect(c.errno == Int(ETIMEDOUT))
-        let r = record(trace, netns: server, port: port)
-        trace.stop()
-        listener.killHard()
-        guard let r else {
-            Issue.record("no packet_dropped record for port \(port): \(trace.stdout)")
-            return
-        }
+        let listener = try Peer(listenIn: pair.server, addr: "0.0.0.0", port: port, cgroup: cgroup)
+        defer { listener.killHard() }
+        let (c, r) = try droppedConnect(pair, to: pair.serverAddr, port: port)
         // tcp_filter() runs the listener's cgroup ingress programs: SOCKET_FILTER on 6.x.
         #expect(r.string("cause") == "socket_filter", "\(r)")
         #expect(r.evidence["drop_reason"] as? String == "socket_filter", "\(r)")
@@ -544,11 +444,9 @@ struct DropTests {
 
     @Test("a generic-mode XDP program drops the SYN: the record names it and its mode")
     func xdpGeneric() throws {
-        let server = try NetNS(), client = try NetNS()
-        defer { server.remove(); client.remove() }
-        let n = server.number
-        let (s1, c1) = ("drs\(n)x", "drc\(n)x")
-        try Self.veth(server, s1, "198.18.48.1", client, c1, "198.18.48.2")
+        let pair = try NetNSPair(subnet: "198.18.48")
+        defer { pair.remove() }
+        let (server, s1) = (pair.server, pair.serverDev)
         let port = randomPort()
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -582,16 +480,7 @@ struct DropTests {
         let info = try #require((try JSONSerialization.jsonObject(with: Data(link.utf8)) as? [[String: Any]])?.first)
         let expected = try #require((info["xdp"] as? [String: Any])?["prog"] as? [String: Any], "no xdp program: \(link)")
         let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
-
-        let trace = try TraceSession([])
-        let c = try Peer.connect(from: client, addr: "198.18.48.1", port: port, timeout: 2)
-        #expect(c.errno == Int(ETIMEDOUT))
-        let r = record(trace, netns: server, port: port)
-        trace.stop()
-        guard let r else {
-            Issue.record("no packet_dropped record for port \(port): \(trace.stdout)")
-            return
-        }
+        let (c, r) = try droppedConnect(pair, to: pair.serverAddr, port: port)
         // 6.18 frees it without a reason in do_xdp_generic; a kernel may name it XDP.
         #expect(["unspecified", "bpf_program"].contains(r.string("cause") ?? ""), "\(r)")
         #expect(r.pid("process") == listener.pid, "\(r)")

@@ -87,17 +87,13 @@ struct KernelFoldTests {
         let bound = 5 * cpus * (Int(seconds) + 2)
         #expect(t.individual + t.userFolded <= bound, "\(t.individual + t.userFolded) refusals crossed the ring buffer (bound \(bound))")
         #expect(t.kernelFolded >= s.resets - bound && t.kernelFolded > 0)
-        // Attributed like the key's individual refusals, local clients counted.
+        // The summaries' attributed fields are sc_closed_fold's (kernel
+        // matrix); here the accounting under a 2 s storm: a client's error
+        // may be counted in the read after its RST's (a read falls between
+        // the two), so per record within one per CPU.
         for r in t.kernelSummaries {
-            #expect(r.string("reason") == "no_listener" && r.string("cause") == "never_listened", "\(r.line)")
-            #expect(r.object("evidence")?["summarized_kind"] as? String == "refusal", "\(r.line)")
-            // A client's error may be counted in the read after its RST's (a
-            // read falls between the two): per record within one per CPU.
             let local = r.object("evidence")?["local_clients"] as? Int ?? -1
             #expect(abs(local - (r.int("count") ?? 0)) <= cpus, "\(r.line)")
-            #expect(r.object("client")?["comm"] as? String == "python3", "\(r.line)")
-            #expect(r.int("netns") == ns.inode, "\(r.line)")
-            #expect(r.string("first_ts") != nil && r.string("last_ts") != nil, "\(r.line)")
         }
         // Over the storm every folded refusal's local client is counted.
         let localClients = t.kernelSummaries.reduce(0) { $0 + (($1.object("evidence")?["local_clients"] as? Int) ?? 0) }

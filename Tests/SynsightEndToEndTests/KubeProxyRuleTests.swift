@@ -14,7 +14,7 @@ struct KubeProxyRuleTests {
 
     @Test("kube-proxy no-endpoints reject: cause service_without_endpoints, the Service named from the rule's comment")
     func serviceWithoutEndpoints() throws {
-        let pair = try FirewallTests.Pair()
+        let pair = try NetNSPair(subnet: "198.18.7")
         defer { pair.remove() }
         let port = randomPort()
         let server = pair.server.name
@@ -24,7 +24,7 @@ struct KubeProxyRuleTests {
                 "-m", "comment", "--comment", "shop/api:http has no endpoints",
                 "-j", "REJECT", "--reject-with", "icmp-port-unreachable"])
         let trace = try TraceSession([])
-        let c = try Peer.connect(from: pair.client, addr: FirewallTests.v4Server, port: port, timeout: 2)
+        let c = try Peer.connect(from: pair.client, addr: pair.serverAddr, port: port, timeout: 2)
         #expect(c.errno == Int(ECONNREFUSED))
         let r = try #require(trace.waitForRecord(timeout: 8) {
             ($0.string("reason") ?? "").hasPrefix("firewall_") && $0.int("netns") == pair.server.inode && $0.int("port") == port

@@ -286,7 +286,7 @@ struct MetricsTests {
     @Test("workload labels: refusals and folded storms counted by the systemd unit of the killed listener; the second unit past --metrics-max-workloads 1 is \"other\"")
     func workloadLabels() throws {
         let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy mounted")
-        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let tag = randomTag()
         let units = ["synsight-e2e-metrics-a-\(tag).service", "synsight-e2e-metrics-b-\(tag).service"]
         let cgroups = try units.map { try CgroupTree(root: root, components: ["system.slice", $0]) }
         // The second tree shares the first's system.slice: removed first.
@@ -300,10 +300,7 @@ struct MetricsTests {
                                      + ["--fold", "1", "--metrics-address", String(metricsPort), "--metrics-max-workloads", "1"])
         // A listener in each unit's cgroup, killed: its refusals are attributed to it, and to its unit.
         for (cgroup, port) in zip(cgroups, ports) {
-            let listener = try Peer(runIn: ns, ["listen", "127.0.0.1", String(port), "--await-cgroup", cgroup.path],
-                                    readyPrefix: "waiting")
-            try String(listener.pid).write(toFile: cgroup.leaf + "/cgroup.procs", atomically: false, encoding: .utf8)
-            #expect(waitUntil { listener.output.contains("ready") }, "peer output: \(listener.output)")
+            let listener = try Peer(listenIn: ns, addr: "127.0.0.1", port: port, cgroup: cgroup)
             listener.killHard()
         }
         let storm = 6
@@ -368,17 +365,14 @@ struct MetricsTests {
     @Test("listener gauges name the workload holding the socket: a listener in a systemd-shaped unit cgroup, and none for one outside")
     func listenerGaugeWorkload() throws {
         let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy mounted")
-        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let tag = randomTag()
         let unit = "synsight-e2e-gauge-\(tag).service"
         let cgroup = try CgroupTree(root: root, components: ["system.slice", unit])
         defer { cgroup.remove() }
         let ns = try NetNS()
         defer { ns.remove() }
         let ports = [randomPort(), randomPort() + 10_000]
-        let inUnit = try Peer(runIn: ns, ["listen", "127.0.0.1", String(ports[0]), "--await-cgroup", cgroup.path],
-                              readyPrefix: "waiting")
-        try String(inUnit.pid).write(toFile: cgroup.leaf + "/cgroup.procs", atomically: false, encoding: .utf8)
-        #expect(waitUntil { inUnit.output.contains("ready") }, "peer output: \(inUnit.output)")
+        let inUnit = try Peer(listenIn: ns, addr: "127.0.0.1", port: ports[0], cgroup: cgroup)
         let outside = try Peer(listenIn: ns, addr: "127.0.0.1", port: ports[1])
         let metricsPort = Self.freePort()
         let trace = try TraceSession(ports.flatMap { ["--port", String($0)] } + ["--metrics-address", String(metricsPort)])

@@ -24,8 +24,8 @@ struct NATTests {
             router = try NetNS()
             server = try NetNS()
             let n = router.number
-            try Self.veth(client, NATTests.clientAddr, "natc\(n)", router, NATTests.routerFront, "natr\(n)")
-            try Self.veth(server, NATTests.serverAddr, "nats\(n)", router, NATTests.routerBack, "natb\(n)")
+            try client.veth("natc\(n)", NATTests.clientAddr, to: router, "natr\(n)", NATTests.routerFront)
+            try server.veth("nats\(n)", NATTests.serverAddr, to: router, "natb\(n)", NATTests.routerBack)
             try sh(["ip", "-n", client.name, "route", "add", "default", "via", NATTests.routerFront])
             try sh(["ip", "-n", server.name, "route", "add", "default", "via", NATTests.routerBack])
             try sh(["ip", "netns", "exec", router.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
@@ -37,14 +37,6 @@ struct NATTests {
                 }
                 """
             try router.loadNft(ruleset)
-        }
-
-        static func veth(_ a: NetNS, _ aAddr: String, _ aDev: String, _ b: NetNS, _ bAddr: String, _ bDev: String) throws {
-            try sh(["ip", "link", "add", aDev, "netns", a.name, "type", "veth", "peer", "name", bDev, "netns", b.name])
-            try sh(["ip", "-n", a.name, "addr", "add", "\(aAddr)/24", "dev", aDev])
-            try sh(["ip", "-n", b.name, "addr", "add", "\(bAddr)/24", "dev", bDev])
-            try sh(["ip", "-n", a.name, "link", "set", aDev, "up"])
-            try sh(["ip", "-n", b.name, "link", "set", bDev, "up"])
         }
 
         func remove() {
@@ -108,38 +100,5 @@ struct NATTests {
         // One record for the connection: no separate client-side failure.
         #expect(!trace.records.contains { $0.string("reason") == "connection_refused" || $0.string("cause") == "connection_refused" },
                 "\(trace.stdout)")
-    }
-
-    /// DNAT inside the server's own namespace: the original destination comes
-    /// from the SYN's conntrack entry (read in BPF), and the client is joined on it.
-    @Test("DNAT in the refusing namespace: original_destination from conntrack, and the client")
-    func dnatInTheSameNamespace() throws {
-        let pair = try FirewallTests.Pair()
-        defer { pair.remove() }
-        let published = randomPort(), target = published + 1
-        let ruleset = """
-            table ip synsight_nat {
-                chain prerouting {
-                    type nat hook prerouting priority dstnat; policy accept;
-                    tcp dport \(published) dnat to \(FirewallTests.v4Server):\(target)
-                }
-            }
-            """
-        try pair.server.loadNft(ruleset)
-        let trace = try TraceSession([])
-        let c = try Peer.connect(from: pair.client, addr: FirewallTests.v4Server, port: published, timeout: 2)
-        #expect(c.errno == Int(ECONNREFUSED))
-        let r = try #require(trace.waitForRecord {
-            $0.string("kind") == "refusal" && $0.int("netns") == pair.server.inode && $0.int("port") == target
-        }, "no refusal on the translated port; stderr: \(trace.stderr)")
-        trace.stop()
-        #expect(r.string("reason") == "no_listener")
-        // never_listened, or other_netns when a concurrent test listens on that port elsewhere.
-        #expect(["never_listened", "other_netns"].contains(r.string("cause") ?? ""), "record: \(r)")
-        #expect((r.object("local")?["port"] as? Int) == target)
-        #expect(r.object("original_destination")?["addr"] as? String == FirewallTests.v4Server, "record: \(r)")
-        #expect(r.object("original_destination")?["port"] as? Int == published, "record: \(r)")
-        #expect(r.pid("client") == c.pid, "record: \(r)")
-        #expect((r.string("hint") ?? "").contains("the client connected to \(FirewallTests.v4Server):\(published)"))
     }
 }

@@ -648,6 +648,19 @@ def expect_common(c, r, kind, reason, cause, port, family="ipv4"):
     c.eq("family", r.get("family"), family)
     c.eq("v", r.get("v"), 1)
     c.true("hint is empty", bool(r.get("hint")))
+    c.true("ts %r is not RFC 3339 UTC" % r.get("ts"), str(r.get("ts") or "").endswith("Z"))
+
+
+def addr_of(r, key):
+    return (r.get(key) or {}).get("addr")
+
+
+def hint_has(c, r, text):
+    c.true("hint lacks %r: %r" % (text, r.get("hint")), text in (r.get("hint") or ""))
+
+
+def listeners_of(r):
+    return ev(r).get("listeners") or []
 
 
 # --------------------------------------------------------------------------
@@ -684,6 +697,21 @@ def no_listener_record(t, ns, port, family=None, timeout=10):
                   and (family is None or r.get("family") == family), timeout)
 
 
+def refusal_check(c, r, cause, port, client_pid, process_pid=None, family="ipv4"):
+    """What every no_listener refusal carries: the common fields, the refused
+    port as local.port, the connecting client, and the listener's process
+    (none for a port nobody listened on)."""
+    expect_common(c, r, "refusal", "no_listener", cause, port, family)
+    c.eq("local.port", (r.get("local") or {}).get("port"), port)
+    c.eq("client.pid", pid_of(r, "client"), client_pid)
+    if process_pid is None:
+        c.eq("process", r.get("process"), None)
+    else:
+        c.eq("process.pid", pid_of(r, "process"), process_pid)
+        c.true("process.comm %r is not python's" % (r.get("process") or {}).get("comm"),
+               str((r.get("process") or {}).get("comm")).startswith("python"))
+
+
 @scenario("closed port, IPv4", "no_listener/never_listened", passes=("default", "kprobe", "kfree_skb"))
 def sc_closed_v4(t, k, pas):
     ns = NetNS()
@@ -693,9 +721,11 @@ def sc_closed_v4(t, k, pas):
     c.eq("connect errno", err, errno.ECONNREFUSED)
     r = no_listener_record(t, ns, port, "ipv4")
     if r:
-        expect_common(c, r, "refusal", "no_listener", "never_listened", port)
-        c.eq("client.pid", pid_of(r, "client"), pid)
-        c.eq("local.addr", (r.get("local") or {}).get("addr"), "127.0.0.1")
+        refusal_check(c, r, "never_listened", port, pid)
+        c.true("client.comm %r is not python's" % (r.get("client") or {}).get("comm"),
+               str((r.get("client") or {}).get("comm")).startswith("python"))
+        c.eq("local.addr", addr_of(r, "local"), "127.0.0.1")
+        c.eq("remote.addr", addr_of(r, "remote"), "127.0.0.1")
     return r, c, k.reset_hook(pas if pas != "default" else None)
 
 
@@ -747,8 +777,12 @@ def sc_closed_fold(t, k, pas):
     c.eq("individual + kernel-folded + user-folded", len(single) + folded + sum(r.get("count", 0) for r in user), refused)
     c.true("some refusals folded in the kernel (%d individual)" % len(single), folded > 0)
     for r in kernel:
-        c.eq("summary cause", r.get("cause"), "never_listened")
+        c.eq("summary reason, cause", (r.get("reason"), r.get("cause")), ("no_listener", "never_listened"))
+        c.eq("summary summarized_kind", ev(r).get("summarized_kind"), "refusal")
         c.eq("summary local_clients", ev(r).get("local_clients"), r.get("count"))
+        c.true("summary client.comm %r is not python's" % (r.get("client") or {}).get("comm"),
+               str((r.get("client") or {}).get("comm")).startswith("python"))
+        c.true("summary first_ts/last_ts missing", bool(r.get("first_ts")) and bool(r.get("last_ts")))
     c.true("no connect_failure for a folded refusal's client",
            not any(r.get("kind") == "connect_failure" and mine(r) for r in own.records()))
     r = single[0] if single else None
@@ -764,9 +798,8 @@ def sc_closed_v6(t, k, pas):
     c.eq("connect errno", err, errno.ECONNREFUSED)
     r = no_listener_record(t, ns, port, "ipv6")
     if r:
-        expect_common(c, r, "refusal", "no_listener", "never_listened", port, "ipv6")
-        c.eq("client.pid", pid_of(r, "client"), pid)
-        c.eq("local.addr", (r.get("local") or {}).get("addr"), "::1")
+        refusal_check(c, r, "never_listened", port, pid, family="ipv6")
+        c.eq("local.addr", addr_of(r, "local"), "::1")
     return r, c, k.reset_hook(pas if pas != "default" else None)
 
 
@@ -781,10 +814,10 @@ def sc_listener_exited(t, k, pas):
     c.eq("connect errno", err, errno.ECONNREFUSED)
     r = no_listener_record(t, ns, port)
     if r:
-        expect_common(c, r, "refusal", "no_listener", "listener_exited", port)
-        c.eq("process.pid", pid_of(r, "process"), listener.pid)
-        c.eq("client.pid", pid_of(r, "client"), pid)
+        refusal_check(c, r, "listener_exited", port, pid, listener.pid)
         c.eq("evidence.signal", ev(r).get("signal"), 9)
+        c.eq("evidence.signal_name", ev(r).get("signal_name"), "SIGKILL")
+        c.true("evidence.exited_at missing", isinstance(ev(r).get("exited_at"), str))
     return r, c, k.reset_hook()
 
 
@@ -798,9 +831,9 @@ def sc_listener_closed(t, k, pas):
     pid, err = connect(ns, "127.0.0.1", port)
     r = no_listener_record(t, ns, port)
     if r:
-        expect_common(c, r, "refusal", "no_listener", "listener_closed", port)
-        c.eq("process.pid", pid_of(r, "process"), listener.pid)
-        c.eq("client.pid", pid_of(r, "client"), pid)
+        refusal_check(c, r, "listener_closed", port, pid, listener.pid)
+        c.true("evidence.closed_at missing", isinstance(ev(r).get("closed_at"), str))
+        c.eq("evidence.exited_at", ev(r).get("exited_at"), None)
     return r, c, k.reset_hook()
 
 
@@ -815,10 +848,13 @@ def sc_bound_other(t, k, pas):
     c.eq("connect errno", err, errno.ECONNREFUSED)
     r = no_listener_record(t, server, port)
     if r:
-        expect_common(c, r, "refusal", "no_listener", "bound_to_other_address", port)
-        c.eq("process.pid", pid_of(r, "process"), listener.pid)
-        c.eq("client.pid", pid_of(r, "client"), pid)
-        c.eq("remote.addr", (r.get("remote") or {}).get("addr"), "198.18.0.2")
+        # The client lives in another namespace of this host: still joined.
+        refusal_check(c, r, "bound_to_other_address", port, pid, listener.pid)
+        c.eq("local.addr", addr_of(r, "local"), "198.18.0.1")
+        c.eq("remote.addr", addr_of(r, "remote"), "198.18.0.2")
+        c.true("evidence.listeners %r lacks 127.0.0.1 with the listener's pid" % listeners_of(r),
+               any(l.get("addr") == "127.0.0.1" and l.get("pid") == listener.pid for l in listeners_of(r)))
+        hint_has(c, r, "127.0.0.1")
     return r, c, k.reset_hook()
 
 
@@ -829,11 +865,13 @@ def sc_family(t, k, pas):
     listener = Peer(ns, ["listen", "::", str(port), "--v6only"])
     pid, err = connect(ns, "127.0.0.1", port)
     c = Check()
+    c.eq("connect errno", err, errno.ECONNREFUSED)
     r = no_listener_record(t, ns, port)
     if r:
-        expect_common(c, r, "refusal", "no_listener", "family_mismatch", port)
-        c.eq("process.pid", pid_of(r, "process"), listener.pid)
-        c.eq("client.pid", pid_of(r, "client"), pid)
+        refusal_check(c, r, "family_mismatch", port, pid, listener.pid)
+        first = (listeners_of(r) or [{}])[0]
+        c.eq("evidence.listeners[0].ipv6only", first.get("ipv6only"), True)
+        c.eq("evidence.listeners[0].family", first.get("family"), "ipv6")
     return r, c, k.reset_hook()
 
 
@@ -846,9 +884,9 @@ def sc_other_netns(t, k, pas):
     c = Check()
     r = no_listener_record(t, client, port)
     if r:
-        expect_common(c, r, "refusal", "no_listener", "other_netns", port)
-        c.eq("process.pid", pid_of(r, "process"), listener.pid)
-        c.eq("client.pid", pid_of(r, "client"), pid)
+        refusal_check(c, r, "other_netns", port, pid, listener.pid)
+        c.true("evidence.listeners %r lacks the server's namespace" % listeners_of(r),
+               any(l.get("netns") == server.inode for l in listeners_of(r)))
     return r, c, k.reset_hook()
 
 
@@ -857,13 +895,15 @@ def overflow_record(t, ns, port, reason, stage=None, timeout=10):
                   and (stage is None or ev(r).get("stage") == stage), timeout)
 
 
-@scenario("accept queue full at the SYN (backlog 1, never accepts)", "accept_queue_full/listener_not_accepting",
-          passes=("default", "kprobe"))
-def sc_accept_full(t, k, pas):
-    ns = NetNS()
-    port = rnd_port()
-    server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1"])
-    holders = [Peer(ns, ["hold", "127.0.0.1", str(port), "--seconds", "60"], ready="connected") for _ in range(2)]
+def fill_accept_queue(ns, port):
+    """Two held connections: a backlog-1 listener's accept queue (2) is full."""
+    return [Peer(ns, ["hold", "127.0.0.1", str(port), "--seconds", "60"], ready="connected") for _ in range(2)]
+
+
+def accept_full(t, ns, port, server):
+    """A third connect to `server` (stalled, backlog 1, queue filled): its
+    SYN is dropped at the SYN stage, with the queue's evidence."""
+    holders = fill_accept_queue(ns, port)
     pid, err = connect(ns, "127.0.0.1", port, timeout=1.5)
     c = Check()
     c.true("third connect completed", err != 0)
@@ -875,8 +915,31 @@ def sc_accept_full(t, k, pas):
         c.eq("evidence.stage", ev(r).get("stage"), "syn")
         c.eq("evidence.max_backlog", ev(r).get("max_backlog"), 1)
         c.eq("evidence.accept_queue", ev(r).get("accept_queue"), 2)
+        c.true("evidence.somaxconn %r" % ev(r).get("somaxconn"), (ev(r).get("somaxconn") or 0) > 0)
+        hint_has(c, r, "backlog")
     del holders
+    return r, c
+
+
+@scenario("accept queue full at the SYN (backlog 1, never accepts)", "accept_queue_full/listener_not_accepting",
+          passes=("default", "kprobe"))
+def sc_accept_full(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1"])
+    r, c = accept_full(t, ns, port, server)
     return r, c, k.syn_overflow_method(pas if pas == "kprobe" else None)
+
+
+@scenario("accept queue full at the SYN with tcp_abort_on_overflow: still a drop",
+          "accept_queue_full/listener_not_accepting (abort_on_overflow, syn)")
+def sc_accept_full_abort(t, k, pas):
+    ns = NetNS()
+    ns.exec("sysctl", "-qw", "net.ipv4.tcp_abort_on_overflow=1")
+    port = rnd_port()
+    server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1"])
+    r, c = accept_full(t, ns, port, server)
+    return r, c, k.syn_overflow_method()
 
 
 def prestart_stalled_server():
@@ -890,17 +953,7 @@ def prestart_stalled_server():
           "accept_queue_full/listener_not_accepting (predates)")
 def sc_accept_full_predates(t, k, pas):
     ns, port, server = prestarted("sc_accept_full_predates")
-    holders = [Peer(ns, ["hold", "127.0.0.1", str(port), "--seconds", "60"], ready="connected") for _ in range(2)]
-    pid, err = connect(ns, "127.0.0.1", port, timeout=1.5)
-    c = Check()
-    c.true("third connect completed", err != 0)
-    r = overflow_record(t, ns, port, "accept_queue_full")
-    if r:
-        expect_common(c, r, "drop", "accept_queue_full", "listener_not_accepting", port)
-        c.eq("process.pid", pid_of(r, "process"), server.pid)
-        c.eq("client.pid", pid_of(r, "client"), pid)
-        c.eq("evidence.max_backlog", ev(r).get("max_backlog"), 1)
-    del holders
+    r, c = accept_full(t, ns, port, server)
     return r, c, k.syn_overflow_method()
 
 
@@ -924,16 +977,12 @@ def sc_predates_no_listener(t, k, pas):
     r1 = no_listener_record(t, ns, port)
     c.true("no bound_to_other_address record", r1 is not None)
     if r1:
-        expect_common(c, r1, "refusal", "no_listener", "bound_to_other_address", port)
-        c.eq("process.pid (first)", pid_of(r1, "process"), listener.pid)
-        c.eq("client.pid (first)", pid_of(r1, "client"), pid1)
+        refusal_check(c, r1, "bound_to_other_address", port, pid1, listener.pid)
     listener.kill()
     pid2, _ = connect(ns, "127.0.0.1", port)
     r = t.wait(lambda r: r.get("netns") == ns.inode and r.get("port") == port and r.get("cause") == "listener_exited")
     if r:
-        expect_common(c, r, "refusal", "no_listener", "listener_exited", port)
-        c.eq("process.pid", pid_of(r, "process"), listener.pid)
-        c.eq("client.pid", pid_of(r, "client"), pid2)
+        refusal_check(c, r, "listener_exited", port, pid2, listener.pid)
         c.eq("evidence.signal", ev(r).get("signal"), 9)
     return r, c, k.reset_hook()
 
@@ -946,13 +995,14 @@ def sc_fd_exhausted(t, k, pas):
     ns = NetNS()
     port = rnd_port()
     server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1", "--emfile"])
-    holders = [Peer(ns, ["hold", "127.0.0.1", str(port), "--seconds", "60"], ready="connected") for _ in range(2)]
+    holders = fill_accept_queue(ns, port)
     c = Check()
     fd = t.wait(lambda r: r.get("reason") == "fd_exhausted" and pid_of(r, "process") == server.pid, 10)
     c.true("no fd_exhausted overflow record for the server", fd is not None)
     if fd:
         c.eq("fd_exhausted.kind", fd.get("kind"), "overflow")
         c.eq("fd_exhausted.errno", ev(fd).get("errno"), "EMFILE")
+        c.true("fd_exhausted.nofile_limit %r" % ev(fd).get("nofile_limit"), (ev(fd).get("nofile_limit") or 0) > 0)
         c.eq("fd_exhausted.port", fd.get("port"), port)
     pid, err = connect(ns, "127.0.0.1", port, timeout=1.5)
     r = overflow_record(t, ns, port, "accept_queue_full")
@@ -981,6 +1031,7 @@ def syn_queue(t, k, pas, cookies):
     if r:
         if cookies == 0:
             expect_common(c, r, "drop", "syn_queue_full", "syncookies_off", port)
+            hint_has(c, r, "tcp_syncookies")
         else:
             expect_common(c, r, "overflow", "syn_queue_full", "syncookies_sent", port)
         c.eq("process.pid", pid_of(r, "process"), listener.pid)
@@ -1081,10 +1132,14 @@ def sc_dnat(t, k, pas):
     c.eq("connect errno", err, errno.ECONNREFUSED)
     r = no_listener_record(t, server, target)
     if r:
+        # never_listened, or other_netns when another scenario listens on that port elsewhere.
         expect_common(c, r, "refusal", "no_listener", None, target)
+        c.true("cause %r" % r.get("cause"), r.get("cause") in ("never_listened", "other_netns"))
+        c.eq("local.port", (r.get("local") or {}).get("port"), target)
+        c.eq("client.pid", pid_of(r, "client"), pid)
         c.eq("original_destination", r.get("original_destination"), {"addr": V4S, "port": published})
         c.eq("evidence.nat", ev(r).get("nat"), "dnat")
-        c.eq("client.pid", pid_of(r, "client"), pid)
+        hint_has(c, r, "the client connected to %s:%d" % (V4S, published))
     return r, c, k.reset_hook()
 
 
@@ -1145,9 +1200,7 @@ def killed_in_cgroup(t, components):
     c.eq("connect errno", err, errno.ECONNREFUSED)
     r = no_listener_record(t, ns, port)
     if r:
-        expect_common(c, r, "refusal", "no_listener", "listener_exited", port)
-        c.eq("process.pid", pid_of(r, "process"), listener.pid)
-        c.eq("client.pid", pid_of(r, "client"), pid)
+        refusal_check(c, r, "listener_exited", port, pid, listener.pid)
         c.eq("process.cgroup", (r.get("process") or {}).get("cgroup"), path)
     return r, c
 
@@ -1159,6 +1212,7 @@ def sc_identity_unit(t, k, pas):
     if r:
         p = r.get("process") or {}
         c.eq("process.unit", p.get("unit"), "km-svc-%d.service" % os.getpid())
+        c.eq("process.cgroup (escaped unit name)", p.get("cgroup"), "/system.slice/" + unit)
         c.true("no container or pod", p.get("container") is None and p.get("pod") is None)
     return r, c, k.reset_hook()
 
@@ -1189,6 +1243,8 @@ def sc_identity_pod(t, k, pas):
         c.eq("process.pod", p.get("pod"), {"namespace": "shop", "name": "api-km", "uid": uid, "container": "api",
                                            "qos": "besteffort"})
         c.eq("process.container", p.get("container"), {"runtime": "containerd", "id": cid})
+        c.eq("process.unit", p.get("unit"), None)
+        hint_has(c, r, "pod shop/api-km")
     return r, c, k.reset_hook()
 
 
@@ -1200,14 +1256,36 @@ def fw_record(t, ns, port, timeout=10):
                   and r.get("port") == port, timeout)
 
 
-def fw_check(c, r, reject, port, client_pid, table, chain, rule_contains, family="ipv4", method=None):
+def fw_check(c, r, reject, port, client_pid, table, chain, rule_contains, family="ipv4", method=None,
+             handle=None, reject_with=None):
+    """A firewall record names the table, chain, hook and rule (and its nft
+    handle when given: read with `nft -a list ruleset`, independently of
+    synsight), found in the namespace's ruleset."""
     expect_common(c, r, "refusal" if reject else "drop", "firewall_reject" if reject else "firewall_drop", None, port, family)
+    c.eq("local.port", (r.get("local") or {}).get("port"), port)
     c.eq("client.pid", pid_of(r, "client"), client_pid)
-    c.eq("evidence.table", ev(r).get("table"), table)
-    c.eq("evidence.chain", ev(r).get("chain"), chain)
-    c.true("evidence.rule %r lacks %r" % (ev(r).get("rule"), rule_contains), rule_contains in (ev(r).get("rule") or ""))
+    e = ev(r)
+    c.eq("evidence.table", e.get("table"), table)
+    c.eq("evidence.chain", e.get("chain"), chain)
+    c.eq("evidence.chain_hook", e.get("chain_hook"), chain.lower())
+    c.true("evidence.rule %r lacks %r" % (e.get("rule"), rule_contains), rule_contains in (e.get("rule") or ""))
+    c.true("evidence.rule_method %r: the rule was not looked up" % e.get("rule_method"),
+           e.get("rule_method") not in (None, "ruleset_unavailable"))
+    if handle is not None:
+        c.eq("evidence.handle", e.get("handle"), handle)
+    if reject_with:
+        c.eq("evidence.reject_with", e.get("reject_with"), reject_with)
     if method:
-        c.eq("evidence.method", ev(r).get("method"), method)
+        c.eq("evidence.method", e.get("method"), method)
+    hint_has(c, r, str(port))
+
+
+def nft_handle(ns, match):
+    """The handle nft gave the rule whose text contains `match`."""
+    for line in ns.exec("nft", "-a", "list", "ruleset").splitlines():
+        if match in line and "# handle " in line:
+            return int(line.rsplit("# handle ", 1)[1].strip())
+    return None
 
 
 FW_HOOK = "tp_btf/kfree_skb (NETFILTER_DROP)"
@@ -1217,19 +1295,25 @@ def fw_expected(k):
     return (FW_HOOK, None) if k.btf.has_name("SKB_DROP_REASON_NETFILTER_DROP") else (None, "no NETFILTER_DROP before 5.18")
 
 
+def fw_input_rule(server, port, rule, comment=""):
+    """One nft rule `tcp dport PORT RULE` in an inet input chain; its handle."""
+    nft_load(server, 'table inet filter { chain input { type filter hook input priority 0; policy accept;\n'
+             'tcp dport %d %s\n}\n}\n' % (port, rule + comment))
+    return nft_handle(server, "tcp dport %d " % port)
+
+
 @scenario("nft INPUT reject with tcp reset, IPv4", "firewall_reject (tcp reset)")
 def sc_fw_in_reset(t, k, pas):
     server, client = fw_pair()
     port = rnd_port()
-    nft_load(server, 'table inet filter { chain input { type filter hook input priority 0; policy accept;\n'
-             'tcp dport %d counter reject with tcp reset comment "km"\n}\n}\n' % port)
+    handle = fw_input_rule(server, port, "counter reject with tcp reset", ' comment "km"')
     pid, err = connect(client, V4S, port)
     c = Check()
     c.eq("connect errno", err, errno.ECONNREFUSED)
     r = fw_record(t, server, port)
     if r:
-        fw_check(c, r, True, port, pid, "inet filter", "input", 'reject with tcp reset comment "km"', method="client_errno")
-        c.eq("evidence.reject_with", ev(r).get("reject_with"), "tcp-reset")
+        fw_check(c, r, True, port, pid, "inet filter", "input", 'reject with tcp reset comment "km"', method="client_errno",
+                 handle=handle, reject_with="tcp-reset")
     return r, c, fw_expected(k)
 
 
@@ -1237,15 +1321,15 @@ def sc_fw_in_reset(t, k, pas):
 def sc_fw_in_icmp(t, k, pas):
     server, client = fw_pair()
     port = rnd_port()
-    nft_load(server, 'table inet filter { chain input { type filter hook input priority 0; policy accept;\n'
-             'tcp dport %d reject\n}\n}\n' % port)
+    handle = fw_input_rule(server, port, "reject")
     pid, err = connect(client, V4S, port)
     c = Check()
     c.eq("connect errno", err, errno.ECONNREFUSED)
     r = fw_record(t, server, port)
     if r:
         fw_check(c, r, True, port, pid, "inet filter", "input", "tcp dport %d reject" % port,
-                 method="icmp_send" if k.btf.tp_nargs("icmp_send") >= 0 else None)
+                 method="icmp_send" if k.btf.tp_nargs("icmp_send") >= 0 else None,
+                 handle=handle, reject_with="icmp port-unreachable")
     return r, c, fw_expected(k)
 
 
@@ -1253,15 +1337,35 @@ def sc_fw_in_icmp(t, k, pas):
 def sc_fw_in_drop(t, k, pas):
     server, client = fw_pair()
     port = rnd_port()
-    nft_load(server, 'table inet filter { chain input { type filter hook input priority 0; policy accept;\n'
-             'tcp dport %d drop\n}\n}\n' % port)
+    handle = fw_input_rule(server, port, "drop")
     pid, err = connect(client, V4S, port, timeout=2)
     c = Check()
     c.eq("connect errno", err, errno.ETIMEDOUT)
     r = fw_record(t, server, port)
     if r:
-        fw_check(c, r, False, port, pid, "inet filter", "input", "tcp dport %d drop" % port, method="retransmission")
+        fw_check(c, r, False, port, pid, "inet filter", "input", "tcp dport %d drop" % port, method="retransmission",
+                 handle=handle)
+        c.eq("remote.addr", addr_of(r, "remote"), V4C)
+        # One record per connection attempt, not one per retransmitted SYN.
+        time.sleep(0.5 * SLOW)
+        mine = [x for x in t.records()[t.start:] if x.get("port") == port and x.get("netns") == server.inode]
+        c.eq("records for the dropped attempt", len(mine), 1)
     return r, c, fw_expected(k)
+
+
+def fw_reject_and_drop(t, client, rules_ns, dest, port):
+    """Connects to `port` (rejected with a reset) and `port + 1` (dropped);
+    returns the check and (record, client pid) for each, looked up in
+    `rules_ns`, where the rules are."""
+    pid, err = connect(client, dest, port)
+    pid2, err2 = connect(client, dest, port + 1, timeout=2)
+    c = Check()
+    c.eq("connect errno (reject)", err, errno.ECONNREFUSED)
+    c.eq("connect errno (drop)", err2, errno.ETIMEDOUT)
+    r = fw_record(t, rules_ns, port)
+    r2 = fw_record(t, rules_ns, port + 1)
+    c.true("no drop record", r2 is not None)
+    return c, (r, pid), (r2, pid2)
 
 
 @scenario("nft INPUT reject with tcp reset and drop, IPv6", "firewall_reject/firewall_drop (IPv6)")
@@ -1270,18 +1374,15 @@ def sc_fw_v6(t, k, pas):
     port = rnd_port()
     nft_load(server, 'table ip6 filter6 { chain input { type filter hook input priority 0; policy accept;\n'
              'tcp dport %d reject with tcp reset\ntcp dport %d drop\n}\n}\n' % (port, port + 1))
-    pid, err = connect(client, V6P + "1", port)
-    pid2, err2 = connect(client, V6P + "1", port + 1, timeout=2)
-    c = Check()
-    c.eq("connect errno", err, errno.ECONNREFUSED)
-    c.eq("connect errno (drop)", err2, errno.ETIMEDOUT)
-    r = fw_record(t, server, port)
-    r2 = fw_record(t, server, port + 1)
-    c.true("no IPv6 drop record", r2 is not None)
+    handles = [nft_handle(server, "tcp dport %d " % p) for p in (port, port + 1)]
+    c, (r, pid), (r2, pid2) = fw_reject_and_drop(t, client, server, V6P + "1", port)
     if r:
-        fw_check(c, r, True, port, pid, "ip6 filter6", "input", "reject with tcp reset", "ipv6")
+        fw_check(c, r, True, port, pid, "ip6 filter6", "input", "reject with tcp reset", "ipv6", method="client_errno",
+                 handle=handles[0])
+        c.eq("remote.addr", addr_of(r, "remote"), V6P + "2")
     if r2:
-        fw_check(c, r2, False, port + 1, pid2, "ip6 filter6", "input", "tcp dport %d drop" % (port + 1), "ipv6")
+        fw_check(c, r2, False, port + 1, pid2, "ip6 filter6", "input", "tcp dport %d drop" % (port + 1), "ipv6",
+                 handle=handles[1])
     return r, c, fw_expected(k)
 
 
@@ -1291,16 +1392,14 @@ def sc_fw_out(t, k, pas):
     port = rnd_port()
     nft_load(client, 'table inet out { chain output { type filter hook output priority 0; policy accept;\n'
              'tcp dport %d reject with tcp reset\ntcp dport %d drop\n}\n}\n' % (port, port + 1))
-    pid, err = connect(client, V4S, port)
-    pid2, err2 = connect(client, V4S, port + 1, timeout=2)
-    c = Check()
-    r = fw_record(t, client, port)
-    r2 = fw_record(t, client, port + 1)
-    c.true("no OUTPUT drop record", r2 is not None)
+    handles = [nft_handle(client, "tcp dport %d " % p) for p in (port, port + 1)]
+    # OUTPUT drops happen in the client's namespace.
+    c, (r, pid), (r2, pid2) = fw_reject_and_drop(t, client, client, V4S, port)
     if r:
-        fw_check(c, r, True, port, pid, "inet out", "output", "reject with tcp reset")
+        fw_check(c, r, True, port, pid, "inet out", "output", "reject with tcp reset", handle=handles[0])
+        c.eq("evidence.local_socket", ev(r).get("local_socket"), True)
     if r2:
-        fw_check(c, r2, False, port + 1, pid2, "inet out", "output", "tcp dport %d drop" % (port + 1))
+        fw_check(c, r2, False, port + 1, pid2, "inet out", "output", "tcp dport %d drop" % (port + 1), handle=handles[1])
         c.eq("evidence.client_context", ev(r2).get("client_context"), "process")
     return r, c, fw_expected(k)
 
@@ -1311,14 +1410,10 @@ def sc_fw_iptables(t, k, pas):
     port = rnd_port()
     server.exec("iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(port), "-j", "REJECT", "--reject-with", "tcp-reset")
     server.exec("iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(port + 1), "-j", "DROP")
-    pid, err = connect(client, V4S, port)
-    pid2, err2 = connect(client, V4S, port + 1, timeout=2)
-    c = Check()
-    r = fw_record(t, server, port)
-    r2 = fw_record(t, server, port + 1)
-    c.true("no iptables DROP record", r2 is not None)
+    c, (r, pid), (r2, pid2) = fw_reject_and_drop(t, client, server, V4S, port)
     if r:
-        fw_check(c, r, True, port, pid, "ip filter", "INPUT", "tcp dport %d" % port)
+        fw_check(c, r, True, port, pid, "ip filter", "INPUT", "tcp dport %d" % port, reject_with="tcp-reset")
+        hint_has(c, r, "iptables")
     if r2:
         fw_check(c, r2, False, port + 1, pid2, "ip filter", "INPUT", "tcp dport %d" % (port + 1))
     return r, c, fw_expected(k)
@@ -1351,6 +1446,10 @@ def sc_bind_in_use(t, k, pas):
         c.eq("process.pid (holder)", pid_of(r, "process"), holder.pid)
         c.eq("client.pid", pid_of(r, "client"), pid)
         c.eq("evidence.failed_in", ev(r).get("failed_in"), "bind")
+        h = ev(r).get("holder") or {}
+        c.eq("evidence.holder", (h.get("state"), h.get("pid"), h.get("port")), ("LISTEN", holder.pid, port))
+        c.eq("evidence.requested.addr", (ev(r).get("requested") or {}).get("addr"), "127.0.0.1")
+        c.eq("local.port", (r.get("local") or {}).get("port"), port)
     return r, c, (k.syscall_hook(), None)
 
 
@@ -1365,8 +1464,12 @@ def sc_listen_in_use(t, k, pas):
     if r:
         expect_common(c, r, "bind_failure", "address_in_use", None, port)
         c.eq("evidence.failed_in", ev(r).get("failed_in"), "listen")
+        c.eq("evidence.call", ev(r).get("call"), "listen")
         c.eq("client.pid", pid_of(r, "client"), pid)
+        # The first socket of the same process holds it.
         c.eq("process.pid", pid_of(r, "process"), pid)
+        c.eq("evidence.holder.state", (ev(r).get("holder") or {}).get("state"), "LISTEN")
+        c.eq("local.addr", addr_of(r, "local"), "127.0.0.1")
     return r, c, (k.syscall_hook(), None)
 
 
@@ -1382,6 +1485,7 @@ def sc_privileged(t, k, pas):
         c.eq("process.pid", pid_of(r, "process"), pid)
         c.eq("evidence.uid", ev(r).get("uid"), 65534)
         c.eq("evidence.capability", ev(r).get("capability"), "CAP_NET_BIND_SERVICE")
+        c.eq("evidence.ip_unprivileged_port_start", ev(r).get("ip_unprivileged_port_start"), 1024)
     return r, c, (k.cap_check(), None)
 
 
@@ -1396,7 +1500,9 @@ def sc_addr_not_avail(t, k, pas):
     if r:
         expect_common(c, r, "bind_failure", "address_not_available", None, port)
         c.eq("process.pid", pid_of(r, "process"), pid)
-        c.eq("local.addr", (r.get("local") or {}).get("addr"), "192.0.2.1")
+        c.eq("local.addr", addr_of(r, "local"), "192.0.2.1")
+        c.eq("evidence.addr", ev(r).get("addr"), "192.0.2.1")
+        hint_has(c, r, "ip_nonlocal_bind")
     return r, c, (k.syscall_hook(), None)
 
 
@@ -1419,6 +1525,11 @@ def sc_landlock(t, k, pas):
         if rec:
             expect_common(c, rec, "denial", "lsm_denied", "landlock", rec.get("port"))
             c.eq("evidence.operation (%s)" % op, ev(rec).get("operation"), op)
+    if r:
+        c.eq("evidence.sandboxed_pid (bind)", ev(r).get("sandboxed_pid"), b[0])
+    if r2:
+        c.eq("client.pid (connect)", pid_of(r2, "client"), cn[0])
+        c.eq("remote.port (connect)", (r2.get("remote") or {}).get("port"), port + 1)
     return r, c, (k.syscall_hook(), None)
 
 
@@ -1431,10 +1542,14 @@ def sc_ephemeral(t, k, pas):
     f = peer(ns, "exhaust", "127.0.0.1", port, 2)
     c = Check()
     c.eq("connect errno", f[1], errno.EADDRNOTAVAIL)
+    c.eq("connections made before the failure", f[2:], [2])
     r = sys_record(t, ns, "connect_failure", "ephemeral_ports_exhausted", port, pid=f[0], key="client")
     if r:
         expect_common(c, r, "connect_failure", "ephemeral_ports_exhausted", None, port)
         c.eq("process.pid", pid_of(r, "process"), f[0])
+        c.eq("remote.port", (r.get("remote") or {}).get("port"), port)
+        c.eq("evidence.ip_local_port_range", ev(r).get("ip_local_port_range"), "40000 40001")
+        c.eq("evidence.ports_in_range", ev(r).get("ports_in_range"), 2)
     return r, c, (k.syscall_hook(), None)
 
 
@@ -1450,6 +1565,8 @@ def sc_host_unreach(t, k, pas):
     if r:
         expect_common(c, r, "connect_failure", "unknown", "host_unreachable", port)
         c.eq("process.pid", pid_of(r, "process"), pid)
+        c.eq("remote.addr", addr_of(r, "remote"), "198.18.0.77")
+        c.eq("evidence.errno", ev(r).get("errno"), "EHOSTUNREACH")
     return r, c, (k.client_error_hook(), None)
 
 
@@ -1470,6 +1587,18 @@ def timeout_record(t, ns, port):
     return t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("netns") == ns.inode and r.get("port") == port, 15)
 
 
+def timeout_check(c, r, client, dev=None):
+    """An explained timeout: ETIMEDOUT, the SYN retransmissions the client's
+    namespace counted (at least one), the egress interface."""
+    e = ev(r)
+    c.eq("evidence.errno", e.get("errno"), "ETIMEDOUT")
+    retrans = tcp_retrans_segs(client)
+    c.true("SYNs retransmitted (RetransSegs %d)" % retrans, retrans >= 1)
+    c.eq("evidence.syn_retransmits", e.get("syn_retransmits"), retrans)
+    if dev is not None:
+        c.eq("evidence.egress_interface", e.get("egress_interface"), dev)
+
+
 @scenario("SYNs that vanish: ETIMEDOUT", "connect_failure/connect_timeout/no_answer_past_host (veth)")
 def sc_timed_out(t, k, pas):
     client, other = NetNS(), NetNS()
@@ -1484,9 +1613,10 @@ def sc_timed_out(t, k, pas):
     if r:
         if timeout_explained(k):
             expect_common(c, r, "connect_failure", "connect_timeout", "no_answer_past_host", port)
-            c.eq("evidence.egress_interface", ev(r).get("egress_interface"), dev)
+            timeout_check(c, r, client, dev)
             c.eq("evidence.next_hop", ev(r).get("next_hop"), "directly connected")
-            c.eq("evidence.syn_retransmits", ev(r).get("syn_retransmits"), tcp_retrans_segs(client))
+            c.true("evidence.after_ms %r < 1000" % ev(r).get("after_ms"), (ev(r).get("after_ms") or 0) >= 1000)
+            hint_has(c, r, "198.18.0.88")
         else:
             expect_common(c, r, "connect_failure", "unknown", "timed_out", port)
         c.eq("process.pid", pid_of(r, "process"), pid)
@@ -1527,12 +1657,11 @@ def timeout_past_host(t, k, v6):
         expect_common(c, r, "connect_failure", "connect_timeout", "no_answer_past_host", port,
                       "ipv6" if v6 else "ipv4")
         e = ev(r)
-        c.eq("evidence.egress_interface", e.get("egress_interface"), dev)
+        timeout_check(c, r, client, dev)
         c.eq("evidence.ifindex", e.get("ifindex"), index)
         c.eq("evidence.next_hop", e.get("next_hop"), "fd00:77::1" if v6 else "198.18.77.1")
-        retrans = tcp_retrans_segs(client)
-        c.true("SYNs retransmitted (RetransSegs %d)" % retrans, retrans >= 1)
-        c.eq("evidence.syn_retransmits", e.get("syn_retransmits"), retrans)
+        c.eq("remote.addr", addr_of(r, "remote"), "fd00:78::9" if v6 else "198.18.78.9")
+        hint_has(c, r, dev)
         # IPv6 drops the socket's route at each retransmission timeout
         # (ip6_negative_advice): the last retransmitted SYN's route is used.
         c.eq("evidence.route_from", e.get("route_from"), "last_retransmit" if v6 else "socket")
@@ -1555,8 +1684,7 @@ def sc_timeout_dropped(t, k, pas):
     server, client = fw_pair()
     client.exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=1")
     port = rnd_port()
-    nft_load(server, 'table inet filter { chain input { type filter hook input priority 0; policy accept;\n'
-             'tcp dport %d drop\n}\n}\n' % port)
+    fw_input_rule(server, port, "drop", ' comment "km-tmo-%d"' % port)
     pid, err = connect(client, V4S, port, timeout=15)
     c = Check()
     c.eq("connect errno", err, errno.ETIMEDOUT)
@@ -1573,8 +1701,13 @@ def sc_timeout_dropped(t, k, pas):
         c.eq("evidence.drop.table", d.get("table"), "inet filter")
         c.eq("evidence.drop.chain", d.get("chain"), "input")
         c.true("evidence.drop.rule names the rule: %r" % d.get("rule"), "tcp dport %d drop" % port in (d.get("rule") or ""))
-        c.eq("evidence.syn_retransmits", ev(r).get("syn_retransmits"), tcp_retrans_segs(client))
+        c.eq("evidence.drop.rule_comment", d.get("rule_comment"), "km-tmo-%d" % port)
+        timeout_check(c, r, client)
         c.eq("process.pid", pid_of(r, "process"), pid)
+        hint_has(c, r, "dropped on this host")
+        # The drop itself is its own record, with the same client.
+        fw = fw_record(t, server, port, timeout=2)
+        c.eq("the firewall_drop record's client.pid", pid_of(fw, "client") if fw else None, pid)
     return r, c, (k.client_error_hook(), None)
 
 
@@ -1904,21 +2037,53 @@ char _license[] __attribute__((section("license"), used)) = "GPL";
 """
 
 
-def tc_programs_check(c, k, r, method, attach, reason):
-    """The record names the filter's BPF program (id, attach point) when it
-    is one (`bpf da`), and an empty list for u32 + gact (no BPF program at
-    that attach point); either way every attach point was read."""
+def tc_filter_program(ns, dev, where):
+    """The program of the one bpf filter on `dev` at `where`, as `tc -j
+    filter show` reports it (independently of synsight), with the filter's
+    pref and name."""
+    filters = json.loads(ns.exec("tc", "-j", "filter", "show", "dev", dev, where))
+    f = next((f for f in filters if f.get("options")), {})
+    prog = dict((f.get("options") or {}).get("prog") or {})
+    prog["pref"], prog["bpf_name"] = f.get("pref"), (f.get("options") or {}).get("bpf_name")
+    return prog
+
+
+def tc_programs_check(c, k, r, method, ns, dev, where, reason):
+    """The record names the filter's BPF program (id, name, tag, type, tc
+    pref and filter name, attach point; the hint says how to inspect it)
+    when it is one (`bpf da`), and an empty list for u32 + gact (no BPF
+    program at that attach point); either way every attach point was read."""
     if not k.btf.has_name("SKB_DROP_REASON_" + reason):
         return
     e = ev(r)
     progs = e.get("bpf_programs")
     if method == "bpf da":
-        c.eq("evidence.bpf_programs[].attach", [p.get("attach") for p in progs or []], [attach])
+        want = tc_filter_program(ns, dev, where)
+        c.eq("evidence.bpf_programs[].attach", [p.get("attach") for p in progs or []], ["tc %s on %s" % (where, dev)])
         c.eq("evidence.bpf_programs[].name", [p.get("name") for p in progs or []], ["km_drop"])
-        c.true("evidence.bpf_programs[].id %r" % progs, all(isinstance(p.get("id"), int) and p["id"] > 0 for p in progs or []))
+        p = (progs or [{}])[0]
+        c.true("evidence.bpf_programs[0].id %r" % p.get("id"), isinstance(p.get("id"), int) and p["id"] > 0)
+        c.eq("evidence.bpf_programs[0] (id, tag, type, tc_pref, tc_name, owner)",
+             (p.get("id"), p.get("tag"), p.get("type"), p.get("tc_pref"), p.get("tc_name"), p.get("owner")),
+             (want.get("id"), want.get("tag"), "sched_cls", want.get("pref"), want.get("bpf_name"), None))
+        hint_has(c, r, "`bpftool prog show id %s`" % p.get("id"))
+        hint_has(c, r, "`tc filter show dev %s %s`" % (dev, where))
     else:
         c.eq("evidence.bpf_programs (a u32 filter is no BPF program)", progs, [])
     c.eq("evidence.bpf_programs_unavailable", e.get("bpf_programs_unavailable"), None)
+
+
+def tc_drop_check(c, r, port, listener, client_addr):
+    """A handshake segment a tc filter dropped: the listener it was for, the
+    connecting client's address."""
+    c.eq("process.pid", pid_of(r, "process"), listener.pid)
+    c.eq("local.port", (r.get("local") or {}).get("port"), port)
+    c.eq("remote.addr", addr_of(r, "remote"), client_addr)
+
+
+def require_tc():
+    if not os.access("/usr/sbin/tc", os.X_OK) and not shutil.which("tc"):
+        raise Unavailable("tc (iproute2) is not installed")
 
 
 def tc_drop_filter(ns, dev, port, egress=False):
@@ -1948,11 +2113,11 @@ def tc_drop_filter(ns, dev, port, egress=False):
 
 @scenario("tc ingress filter drops the SYN", "packet_dropped/bpf_program")
 def sc_drop_tc(t, k, pas):
-    if not os.access("/usr/sbin/tc", os.X_OK) and not shutil.which("tc"):
-        raise Unavailable("tc (iproute2) is not installed")
+    require_tc()
     server, client = NetNS(), NetNS()
     s1, _ = server.link(client, v4="198.18.44")
     port = rnd_port()
+    listener = Peer(server, ["listen", "0.0.0.0", str(port)])
     method = tc_drop_filter(server, s1, port)
     pid, err = connect(client, "198.18.44.1", port, timeout=2)
     c = Check()
@@ -1960,16 +2125,18 @@ def sc_drop_tc(t, k, pas):
     r = drop_record(t, server, port)
     if r:
         drop_check(c, k, r, port, pid, "TC_INGRESS", "bpf_program", s1, "ingress")
+        tc_drop_check(c, r, port, listener, "198.18.44.2")
+        hint_has(c, r, s1)
+        c.eq("evidence.segment", ev(r).get("segment"), "syn")
         if k.btf.has_name("SKB_DROP_REASON_TC_INGRESS"):
             c.eq("evidence.attach_point", ev(r).get("attach_point"), "tc ingress")
-        tc_programs_check(c, k, r, method, "tc ingress on " + s1, "TC_INGRESS")
+        tc_programs_check(c, k, r, method, server, s1, "ingress", "TC_INGRESS")
     return r, c, drop_expected(k)
 
 
 @scenario("tc egress filter on the server drops its SYN-ACK", "packet_dropped/bpf_program (syn_ack)")
 def sc_drop_tc_egress(t, k, pas):
-    if not os.access("/usr/sbin/tc", os.X_OK) and not shutil.which("tc"):
-        raise Unavailable("tc (iproute2) is not installed")
+    require_tc()
     server, client = NetNS(), NetNS()
     s1, _ = server.link(client, v4="198.18.45")
     port = rnd_port()
@@ -1987,10 +2154,13 @@ def sc_drop_tc_egress(t, k, pas):
         c.eq("evidence.segment", ev(r).get("segment"), "syn_ack")
         c.eq("evidence.direction", ev(r).get("direction"), "egress")
         c.eq("evidence.interface", ev(r).get("interface"), s1)
-        c.eq("local.addr", (r.get("local") or {}).get("addr"), "198.18.45.1")
-        c.eq("process.pid", pid_of(r, "process"), listener.pid)
+        # The server is `local` whichever way the segment went.
+        c.eq("local.addr", addr_of(r, "local"), "198.18.45.1")
         c.eq("client.pid", pid_of(r, "client"), pid)
-        tc_programs_check(c, k, r, method, "tc egress on " + s1, "TC_EGRESS")
+        tc_drop_check(c, r, port, listener, "198.18.45.2")
+        if want:
+            c.eq("evidence.attach_point", ev(r).get("attach_point"), "tc egress")
+        tc_programs_check(c, k, r, method, server, s1, "egress", "TC_EGRESS")
     return r, c, drop_expected(k)
 
 

@@ -18,7 +18,8 @@ import SynsightNftables
 ///   log directory may appear just after its process);
 /// - Docker names per container id (one config.v2.json read);
 /// - kubelet's pod directories and /run/netns, listed again only on a miss
-///   and at most once per `relistNs`.
+///   and at most once per `relistNs` (/run/netns also at once when a cached
+///   name's namespace is gone: its inode number went to a newer one).
 /// Each table is emptied when it reaches `maxEntries`.
 public final class WorkloadResolver {
     public let sources: WorkloadSources
@@ -195,7 +196,12 @@ public final class WorkloadResolver {
 
     /// `ip netns` name of a namespace, else the container or pod living in it.
     public func netnsName(_ inode: UInt32) -> String? {
-        if let n = netnsNames[inode] { return n }
+        if let n = netnsNames[inode] {
+            // The kernel gives a deleted namespace's inode to the next one
+            // made: the name must still be that namespace's, else relist.
+            if ProcFS.nsInode(WorkloadSources.netnsDir + "/" + n) == inode { return n }
+            netnsListedAt = nil
+        }
         let now = Self.monotonicNow()
         if sources.netnsDirExists, Self.due(netnsListedAt, now) {
             netnsListedAt = now

@@ -281,6 +281,9 @@ final class TraceSession {
 
 func randomPort() -> Int { Int.random(in: 20000...29999) }
 
+/// A random hex tag that keeps one test's names (units, images, containers) apart.
+func randomTag() -> String { String(UInt32.random(in: 0...UInt32.max), radix: 16) }
+
 /// A fresh temporary directory.
 func tempDir() -> String {
     var template = Array((NSTemporaryDirectory() + "synsight-e2e-rec-XXXXXX").utf8CString)
