@@ -92,14 +92,17 @@ struct AttributionStormTests {
     @Test(.timeLimit(.minutes(1))) func remoteRefusalStormIsBoundedAndLinear() throws {
         var e = engine(joinWindowNs: 200_000_000)
         let remote = Endpoint(addr: v4(10, 1, 2, 3), port: 9)
-        var records = 0
+        var records = 0, mostWaiting = 0
         let n = 100_000
         for i in 0..<n {
             let client = Endpoint(addr: v4(10, 0, 0, 1), port: UInt16(1024 + i % 60_000))
             let ts = 1_000_000 + UInt64(i) * 1_000  // 1M/s: 200k inside one window
             records += e.ingest(connectFailure(at: ts, from: client, to: remote, errno: 111)).count
-            #expect(e.earlyClients.count <= AttributionEngine.maxEarlyClients)
+            mostWaiting = max(mostWaiting, e.earlyClients.count)
         }
+        // One expectation, not one per event: 100,000 of them cost more than
+        // the engine under a loaded full run.
+        #expect(mostWaiting <= AttributionEngine.maxEarlyClients)
         records += e.finish().count
         #expect(records == n)
     }
