@@ -151,14 +151,8 @@ struct DropTests {
 
     @Test("a router namespace without a route drops the forwarded SYN")
     func noRoute() throws {
-        let router = try NetNS(), client = try NetNS()
+        let (router, client, r1) = try Self.routerWithoutRoute(ipv6: false)
         defer { router.remove(); client.remove() }
-        let n = router.number
-        let (r1, c1) = ("drr\(n)a", "drc\(n)a")
-        try Self.veth(router, r1, "198.18.42.1", client, c1, "198.18.42.2")
-        try sh(["ip", "netns", "exec", router.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
-        // The client routes 198.18.43.0/24 through the router, which has no route there.
-        try sh(["ip", "-n", client.name, "route", "add", "198.18.43.0/24", "via", "198.18.42.1"])
         let port = randomPort()
 
         let trace = try TraceSession([])
@@ -186,17 +180,8 @@ struct DropTests {
 
     @Test("an IPv6 router namespace without a route: the forwarded SYN's failed lookup, replayed")
     func noRouteIPv6() throws {
-        let router = try NetNS(), client = try NetNS()
+        let (router, client, r1) = try Self.routerWithoutRoute(ipv6: true)
         defer { router.remove(); client.remove() }
-        let n = router.number
-        let (r1, c1) = ("drr\(n)6", "drc\(n)6")
-        try sh(["ip", "link", "add", r1, "netns", router.name, "type", "veth", "peer", "name", c1, "netns", client.name])
-        try sh(["ip", "-n", router.name, "addr", "add", "fd00:5e:42::1/64", "dev", r1, "nodad"])
-        try sh(["ip", "-n", client.name, "addr", "add", "fd00:5e:42::2/64", "dev", c1, "nodad"])
-        try sh(["ip", "-n", router.name, "link", "set", r1, "up"])
-        try sh(["ip", "-n", client.name, "link", "set", c1, "up"])
-        try sh(["ip", "netns", "exec", router.name, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
-        try sh(["ip", "-n", client.name, "-6", "route", "add", "fd00:5e:43::/64", "via", "fd00:5e:42::1"])
         let port = randomPort()
 
         let trace = try TraceSession(["--port", String(port)])
@@ -216,13 +201,8 @@ struct DropTests {
 
     @Test("a router namespace deleted right after its no-route drop: the lookup was made in it in time")
     func noRouteNamespaceDeleted() throws {
-        let router = try NetNS(), client = try NetNS()
+        let (router, client, r1) = try Self.routerWithoutRoute(ipv6: false)
         defer { router.remove(); client.remove() }
-        let n = router.number
-        let (r1, c1) = ("drr\(n)a", "drc\(n)a")
-        try Self.veth(router, r1, "198.18.42.1", client, c1, "198.18.42.2")
-        try sh(["ip", "netns", "exec", router.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
-        try sh(["ip", "-n", client.name, "route", "add", "198.18.43.0/24", "via", "198.18.42.1"])
         let port = randomPort()
 
         let trace = try TraceSession(["--port", String(port)])
@@ -240,6 +220,35 @@ struct DropTests {
         let lookup = r.evidence["route_lookup"] as? [String: Any]
         #expect(lookup?["iif"] as? String == r1 && lookup?["result"] as? String == "no_route", "\(r)")
         #expect(r.evidence["route_unavailable"] == nil, "\(r)")
+    }
+
+    /// A client namespace that routes 198.18.43.0/24 (IPv6: fd00:5e:43::/64)
+    /// through a forwarding router namespace that has no route there; the
+    /// router's end of their link is `routerLink`. The caller removes both.
+    static func routerWithoutRoute(ipv6: Bool) throws -> (router: NetNS, client: NetNS, routerLink: String) {
+        let router = try NetNS(), client = try NetNS()
+        do {
+            let n = router.number
+            let (r1, c1) = ("drr\(n)\(ipv6 ? "6" : "a")", "drc\(n)\(ipv6 ? "6" : "a")")
+            if ipv6 {
+                try sh(["ip", "link", "add", r1, "netns", router.name, "type", "veth", "peer", "name", c1, "netns", client.name])
+                try sh(["ip", "-n", router.name, "addr", "add", "fd00:5e:42::1/64", "dev", r1, "nodad"])
+                try sh(["ip", "-n", client.name, "addr", "add", "fd00:5e:42::2/64", "dev", c1, "nodad"])
+                try sh(["ip", "-n", router.name, "link", "set", r1, "up"])
+                try sh(["ip", "-n", client.name, "link", "set", c1, "up"])
+                try sh(["ip", "netns", "exec", router.name, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+                try sh(["ip", "-n", client.name, "-6", "route", "add", "fd00:5e:43::/64", "via", "fd00:5e:42::1"])
+            } else {
+                try veth(router, r1, "198.18.42.1", client, c1, "198.18.42.2")
+                try sh(["ip", "netns", "exec", router.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+                try sh(["ip", "-n", client.name, "route", "add", "198.18.43.0/24", "via", "198.18.42.1"])
+            }
+            return (router, client, r1)
+        } catch {
+            router.remove()
+            client.remove()
+            throw error
+        }
     }
 
     /// From a thread of this process: enter `ns`, send one SYN to `addr`
