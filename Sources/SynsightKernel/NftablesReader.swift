@@ -50,22 +50,20 @@ public final class NftablesReader: @unchecked Sendable {
     let maxPins = 64
     /// A deliberately slow source, for tests of the pipeline's deadlines.
     let delayNs: UInt64
+    /// Entering a namespace and coming back (synsight's own: `ownNetns`).
+    let visit = NetnsVisit()
     /// synsight's own network namespace (the host's, normally).
-    public let ownNetns: UInt32?
-    /// synsight's own network namespace, to return to after each read.
-    let home: Int32
+    public var ownNetns: UInt32? { visit.ownNetns }
 
     public init(ttlNs: UInt64 = 1_000_000_000, delayMs: Int = 0) {
         self.ttlNs = ttlNs
         self.delayNs = UInt64(max(0, delayMs)) * 1_000_000
-        ownNetns = ProcFS.nsInode("/proc/self/ns/net")
-        home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
     }
 
     deinit {
         stop()
         for pin in pins.values where pin.fd >= 0 { close(pin.fd) }
-        if home >= 0 { close(home) }
+        visit.close()
     }
 
     /// A drop was seen in `netns`: open it and read its ruleset now, unless a
@@ -181,11 +179,8 @@ public final class NftablesReader: @unchecked Sendable {
     /// Unpins namespaces without a drop for `idleNs`, then the longest idle
     /// ones beyond `maxPins` (never one with a read queued).
     func evictLocked(now: UInt64) {
-        var idle = pins.filter { !$0.value.queued && $0.value.lastWanted &+ idleNs <= now }.map(\.key)
-        let over = pins.count - idle.count - maxPins
-        if over > 0 {
-            idle += pins.filter { !$0.value.queued && !idle.contains($0.key) }
-                .sorted { $0.value.lastWanted < $1.value.lastWanted }.prefix(over).map(\.key)
+        let idle = NetnsVisit.evictable(pins.mapValues(\.lastWanted), now: now, idleNs: idleNs, maxPins: maxPins) {
+            pins[$0]?.queued == true
         }
         for ns in idle {
             if let fd = pins.removeValue(forKey: ns)?.fd, fd >= 0 { close(fd) }
@@ -195,24 +190,16 @@ public final class NftablesReader: @unchecked Sendable {
     /// Reads on the reader thread: opens the namespace if `fd` is not yet
     /// open, enters it, lists the ruleset, comes back. Returns the fd to keep.
     func read(_ netns: UInt32, fd: Int32) -> (Outcome, Int32) {
-        if netns == 0 || netns == ownNetns { return (list(), -1) }
-        var fd = fd
-        if fd < 0 { fd = NetnsPaths.open(netns) }
-        guard fd >= 0 else {
-            return (.unavailable("network namespace \(netns) is gone (not in /run/netns, no process in it)"), -1)
-        }
-        guard home >= 0 else { return (.unavailable("cannot open synsight's own network namespace"), fd) }
-        let rc = syn_setns_net(fd)
-        guard rc == 0 else {
-            return (.unavailable("cannot enter network namespace \(netns): \(String(cString: strerror(-rc)))"), fd)
-        }
-        let outcome = list()
-        if syn_setns_net(home) != 0 {
+        let (result, kept, stranded) = visit.run(netns, fd: fd) { list() }
+        if stranded {
             // The thread is stranded in another namespace: every later read
             // would list the wrong ruleset. Refuse them all instead.
             lock.withLock { workerFailure = "the ruleset reader could not return to its own network namespace" }
         }
-        return (outcome, fd)
+        switch result {
+        case .success(let outcome): return (outcome, kept)
+        case .failure(let why): return (.unavailable(why.description), kept)
+        }
     }
 
     /// `list ruleset` in the current thread's namespace, as JSON (for the

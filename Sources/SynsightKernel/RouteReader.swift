@@ -40,20 +40,19 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
     static let maxPins = 64
     static let maxEntries = 4096
     static let maxQueued = 256
-    public let ownNetns: UInt32?
-    let home: Int32
+    /// Entering a namespace and coming back (synsight's own: `ownNetns`).
+    let visit = NetnsVisit()
+    public var ownNetns: UInt32? { visit.ownNetns }
 
     public init(reasons: DropReasonNames, timeoutMs: Int = 1000) {
         codes = reasons.codes(of: [.rpFilter, .noRoute])
         timeoutNs = UInt64(max(1, timeoutMs)) * 1_000_000
-        ownNetns = ProcFS.nsInode("/proc/self/ns/net")
-        home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
     }
 
     deinit {
         stop()
         for pin in pins.values where pin.fd >= 0 { close(pin.fd) }
-        if home >= 0 { close(home) }
+        visit.close()
     }
 
     public func pin(_ drop: PacketDrop) {
@@ -164,12 +163,11 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
             entries = entries.filter { $0.value.findings == nil || $0.value.queuedAt &+ keepNs > now }
             if entries.count >= Self.maxEntries { entries = entries.filter { $0.value.findings == nil } }
         }
-        var idle = pins.filter { $0.value.lastWanted &+ idleNs <= now }.map(\.key)
-        let over = pins.count - idle.count - Self.maxPins
-        if over > 0 {
-            idle += pins.filter { !idle.contains($0.key) }.sorted { $0.value.lastWanted < $1.value.lastWanted }.prefix(over).map(\.key)
+        let queued = Set(queue.map(\.netns))
+        let idle = NetnsVisit.evictable(pins.mapValues(\.lastWanted), now: now, idleNs: idleNs, maxPins: Self.maxPins) {
+            queued.contains($0)
         }
-        for ns in idle where !queue.contains(where: { $0.netns == ns }) {
+        for ns in idle {
             if let fd = pins.removeValue(forKey: ns)?.fd, fd >= 0 { close(fd) }
         }
     }
@@ -177,23 +175,17 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
     /// On the reader thread: enters the namespace (opening it through /proc
     /// when it was not pinned), reads, comes back. Returns the fd to keep.
     func read(_ q: DropRouteQuery, fd: Int32) -> (DropRouteFindings, Int32) {
-        if q.netns == 0 || q.netns == ownNetns { return (Self.readHere(q), -1) }
-        let fd = fd >= 0 ? fd : NetnsPaths.open(q.netns)
-        guard fd >= 0 else {
-            return (DropRouteFindings(unavailable: [
-                "network namespace \(q.netns) is gone (not in /run/netns, no process in it): its routes and sysctls cannot be read"]), -1)
-        }
-        guard home >= 0 else { return (DropRouteFindings(unavailable: ["cannot open synsight's own network namespace"]), fd) }
-        let rc = syn_setns_net(fd)
-        guard rc == 0 else {
-            return (DropRouteFindings(unavailable: ["cannot enter network namespace \(q.netns): \(ErrnoName.name(-rc))"]), fd)
-        }
-        let findings = Self.readHere(q)
-        if syn_setns_net(home) != 0 {
+        let (result, kept, stranded) = visit.run(q.netns, fd: fd) { Self.readHere(q) }
+        if stranded {
             // Stranded in another namespace: every later read would be wrong. Refuse them.
             lock.withLock { workerFailure = "the route reader could not return to its own network namespace" }
         }
-        return (findings, fd)
+        switch result {
+        case .success(let findings): return (findings, kept)
+        case .failure(.gone):
+            return (DropRouteFindings(unavailable: ["\(NetnsVisit.Failure.gone(q.netns).description): its routes and sysctls cannot be read"]), kept)
+        case .failure(let why): return (DropRouteFindings(unavailable: [why.description]), kept)
+        }
     }
 
     /// In the current thread's namespace.
