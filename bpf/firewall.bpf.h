@@ -13,6 +13,7 @@
 #include "defs.bpf.h"
 #include "config.bpf.h"
 #include "conntab.bpf.h"
+#include "conntrack.bpf.h"
 #include "ringbuf.bpf.h"
 #include "skb.bpf.h"
 #include "skb_where.bpf.h"
@@ -22,7 +23,7 @@
  * by the kfree_skb program, which checked the reason and parsed the packet
  * (`t`, `tcp_flags`). */
 static __always_inline int fw_drop(struct sk_buff *skb, void *location, const struct syn_tuple *t,
-				   __u8 tcp_flags)
+				   __u8 tcp_flags, __u32 reason)
 {
 	if (!port_wanted(t->lport))
 		return 0;
@@ -39,8 +40,26 @@ static __always_inline int fw_drop(struct sk_buff *skb, void *location, const st
 	e->mark = BPF_CORE_READ(skb, mark);
 	e->tcp_flags = tcp_flags;
 	e->hook = w.hook;
+	__builtin_memset(e->ifname, 0, sizeof(e->ifname));
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	if (dev)
+		bpf_core_read_str(e->ifname, sizeof(e->ifname), &dev->name);
+	e->ct_state = skb_ct_state(skb);
+	e->ct_count = 0;
+	e->reason = reason;
+	/* No entry: a `ct state invalid` rule, or conntrack itself refusing to
+	 * create one (its table full: nf_conntrack_in returns NF_DROP). The
+	 * namespace's table use tells them apart in user space. */
+	if (e->ct_state == SYN_CT_INVALID) {
+		struct sock *sk = BPF_CORE_READ(skb, sk);
+		struct net *net = dev ? BPF_CORE_READ(dev, nd_net.net) : sk ? BPF_CORE_READ(sk, __sk_common.skc_net.net) : NULL;
+		__s64 count = ct_netns_count(net);
+		if (count >= 0) {
+			e->ct_count = (__u32)count;
+			w.flags |= SYN_FW_F_CT_COUNT;
+		}
+	}
 	e->flags = w.flags;
-	e->_pad = 0;
 	submit_urgent(e);
 	return 0;
 }
