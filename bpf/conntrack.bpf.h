@@ -82,6 +82,26 @@ static __always_inline struct nf_conntrack_net *ct_net_at(struct net_generic *ge
 
 #define CT_NET_ID_SCAN 64
 
+struct ct_scan {
+	struct net_generic *gen;
+	__u32 len;
+	__u32 found;
+};
+
+/* One slot of the scan (bpf_loop: the verifier checks the body once, not
+ * once per iteration, which 6.1's verifier could not afford). */
+static long ct_scan_slot(__u32 i, void *ctx)
+{
+	struct ct_scan *s = ctx;
+	if (i >= s->len)
+		return 1;
+	if (ct_net_at(s->gen, i)) {
+		s->found = i;
+		return 1;
+	}
+	return 0;
+}
+
 /* The number of conntrack entries of `net` (nf_conntrack_count(net)), or
  * -1 when it cannot be read. Before 5.13 it is net->ct.count; since then
  * nf_conntrack_net.count in net_generic (c53bd0e96662). */
@@ -104,13 +124,12 @@ static __noinline __s64 ct_netns_count(struct net *net)
 	if (id && id < len)
 		cnet = ct_net_at(gen, id);
 	if (!cnet) {
-		/* ptr[0..2] overlay s.len and s.rcu (MIN_PERNET_OPS_ID). */
-		for (__u32 i = 1; i < CT_NET_ID_SCAN && i < len; i++) {
-			cnet = ct_net_at(gen, i);
-			if (cnet) {
-				ct_net_id = i;
-				break;
-			}
+		/* ptr[0..2] overlay s.len and s.rcu (MIN_PERNET_OPS_ID): they never match. */
+		struct ct_scan scan = { .gen = gen, .len = len, .found = 0 };
+		bpf_loop(CT_NET_ID_SCAN, ct_scan_slot, &scan, 0);
+		if (scan.found) {
+			ct_net_id = scan.found;
+			cnet = ct_net_at(gen, scan.found);
 		}
 	}
 	if (!cnet)

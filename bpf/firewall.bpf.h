@@ -25,7 +25,9 @@
 static __always_inline int fw_drop(struct sk_buff *skb, void *location, const struct syn_tuple *t,
 				   __u8 tcp_flags, __u32 reason)
 {
-	if (!port_wanted(t->lport))
+	/* The service's port: a SYN-ACK's source (its destination is the client's). */
+	bool syn_ack = (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK);
+	if (!port_wanted(syn_ack ? t->rport : t->lport))
 		return 0;
 	struct syn_ev_fw_drop *e = reserve(sizeof(*e), SYN_EV_FW_DROP);
 	if (!e)

@@ -87,10 +87,13 @@ struct ConntrackTests {
         let l1 = try Peer(listenIn: server, addr: "0.0.0.0", port: nftPort)
         let l2 = try Peer(listenIn: server, addr: "0.0.0.0", port: iptPort)
 
-        let trace = try TraceSession([])
+        // Filtered on the service's ports: a SYN-ACK is kept by its source port.
+        let trace = try TraceSession(["--port", String(nftPort), "--port", String(iptPort)])
+        var pids: [Int] = []
         for port in [nftPort, iptPort] {
             let c = try Peer.connect(from: client, addr: "198.18.60.1", port: port, timeout: 2)
             #expect(c.errno == Int(ETIMEDOUT), "errno \(c.errno)")
+            pids.append(c.pid)
         }
         let match = { (port: Int) in { (r: JSONRecord) in
             r.string("reason") == "firewall_drop" && r.int("netns") == client.inode && r.int("port") == port
@@ -100,6 +103,9 @@ struct ConntrackTests {
         trace.stop()
         assertInvalid(nft, port: nftPort, table: "inet ctinv", chain: "in", handle: nftHandle)
         assertInvalid(ipt, port: iptPort, table: "ip filter", chain: "INPUT", handle: iptHandle)
+        // The client whose connection died: the SYN-ACK carried its connecting socket (early demux).
+        #expect(nft?.pid("client") == pids[0], "\(String(describing: nft))")
+        #expect(ipt?.pid("client") == pids[1], "\(String(describing: ipt))")
         // Only the rule that matched the kernel's state is named (no candidates list of others).
         #expect(nft?.evidence["candidates"] == nil, "\(String(describing: nft))")
         withExtendedLifetime((l1, l2)) {}
@@ -197,15 +203,22 @@ final class ConntrackMaxGuard {
         let watchdog = Process()
         watchdog.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
         watchdog.arguments = ["-f", "/bin/sh", "-c", """
+            echo $$ > "$3.watching"
             end=$(( $(date +%s) + \(Self.deadline) ))
             while [ -e "$3" ] && kill -0 "$2" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done
             if [ -e "$3" ]; then echo "$1" > \(Self.path); rm -f "$3"; fi
+            rm -f "$3.watching"
             """, "synsight-ctmax-watchdog", original, String(getpid()), marker]
         watchdog.standardInput = FileHandle.nullDevice
         watchdog.standardOutput = FileHandle.nullDevice
         watchdog.standardError = FileHandle.nullDevice
+        // Not waited for: Foundation's waitUntilExit would wait for the
+        // detached watchdog itself. Its own sign of life is waited for instead.
         try watchdog.run()
-        watchdog.waitUntilExit()
+        guard waitUntil(timeout: 5, { FileManager.default.fileExists(atPath: marker + ".watching") }) else {
+            try? FileManager.default.removeItem(atPath: marker)
+            throw CommandFailure(description: "the nf_conntrack_max watchdog did not start")
+        }
         do {
             try String(Self.entries).write(toFile: Self.path, atomically: false, encoding: .utf8)
         } catch {
