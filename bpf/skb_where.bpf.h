@@ -54,14 +54,10 @@ static __always_inline void skb_where(const struct sk_buff *skb, const struct sy
 	}
 	if (local_sk)
 		flags |= SYN_FW_F_SK;
-	/* A SYN's skb->sk is the connecting socket; so is a received SYN-ACK's
-	 * when early demux found it (SYN_SENT). A SYN-ACK sent from here carries
-	 * a request or listener socket. */
-	__u8 hs = tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK);
-	bool connecting = hs == TCP_FLAG_SYN ||
-		(hs == (TCP_FLAG_SYN | TCP_FLAG_ACK) && sk && !local_sk &&
-		 BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT);
-	if (sk && connecting) {
+	/* Only a SYN's skb->sk is the connecting socket (a SYN-ACK's is a
+	 * request or listener socket, or, received, the connecting socket early
+	 * demux found: not looked up, 6.1's verifier cannot afford the paths). */
+	if (sk && (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
 		/* The client socket of a locally generated SYN: its connect()
 		 * caller was captured in process context (connect.bpf.h). */
 		struct connect_info ci;
@@ -70,7 +66,7 @@ static __always_inline void skb_where(const struct sk_buff *skb, const struct sy
 			flags |= SYN_FW_F_TASK;
 			/* The first SYN is dropped inside connect(); retransmissions
 			 * run from the timer, where current is unrelated. */
-			if (hs == TCP_FLAG_SYN && (bpf_get_current_pid_tgid() >> 32) == ci.task.pid)
+			if ((bpf_get_current_pid_tgid() >> 32) == ci.task.pid)
 				flags |= SYN_FW_F_PROC_CTX;
 		}
 	}

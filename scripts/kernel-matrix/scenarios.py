@@ -1797,12 +1797,13 @@ def in_netns(ns, fn):
 def prestart_ct_invalid():
     server, client = NetNS(), NetNS()
     server.link(client, v4="198.18.62")
-    client.exec("sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0")
     # No port in the rules (the trace's port filter has no room for more):
-    # every TCP packet of this namespace is the scenario's.
+    # every TCP packet of this namespace is the scenario's. The rules load
+    # nf_conntrack where it is a module (its sysctls come with it).
     nft_load(client, "table inet km_ct {\n"
              " chain out { type filter hook output priority raw; meta l4proto tcp notrack; }\n"
              " chain in { type filter hook input priority 0; ct state invalid counter drop; }\n}\n")
+    client.exec("sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0")
     return server, client
 
 
