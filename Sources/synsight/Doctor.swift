@@ -179,7 +179,7 @@ enum DoctorReport {
         guard ct.isSupported else { return "    conntrack              UNAVAILABLE -- \(ct.detail)" }
         return "    conntrack              at NETFILTER_DROP: ct state from skb->_nfct, the namespace's table use from "
             + "nf_conntrack_net.count (net->gen), \(ConntrackLimits.maxSysctl) from /proc -- a `ct state invalid` rule: "
-            + "firewall_drop/conntrack_invalid; a full table (no rule): packet_dropped/conntrack_full (\(ct.detail))"
+            + "cause conntrack_invalid; a full table (no rule): cause conntrack_full (\(ct.detail))"
     }
 }
 
