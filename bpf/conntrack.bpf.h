@@ -88,8 +88,9 @@ struct ct_scan {
 	__u32 found;
 };
 
-/* One slot of the scan (bpf_loop: the verifier checks the body once, not
- * once per iteration, which 6.1's verifier could not afford). */
+/* One slot of the scan (bpf_loop, 5.17+ like NETFILTER_DROP: the verifier
+ * checks the body once, not once per iteration, in a program near its limit
+ * on 6.1). */
 static long ct_scan_slot(__u32 i, void *ctx)
 {
 	struct ct_scan *s = ctx;
