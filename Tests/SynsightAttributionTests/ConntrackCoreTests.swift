@@ -159,6 +159,17 @@ struct ConntrackDecisionTests {
         #expect(hint.contains("ct state invalid") && hint.contains("asymmetric routing") && hint.contains("nf_conntrack_tcp_be_liberal"))
     }
 
+    @Test("the local client whose SYN-ACK was dropped is joined by its retransmitted SYN")
+    func synAckClient() throws {
+        var e = engine()
+        _ = e.ingest(.firewallDrop(Self.synAck(ts: 1_000, state: .invalid)))
+        let out = e.ingest(.synRetransmit(SynRetransmit(ts: 1_000_000_000, family: .ipv4, local: fwClient, remote: fwServer,
+                                                        task: TaskInfo(pid: 4242, comm: "curl"), netns: 8)))
+        let r = try #require(out.first)
+        #expect(out.count == 1 && r.cause == .firewall(.conntrackInvalid) && r.client?.pid == 4242, "\(out.map(\.json))")
+        #expect(r.evidence(.method)?.stringValue == "retransmission")
+    }
+
     @Test("a `ct state invalid` reject rule: firewall_reject/conntrack_invalid")
     func invalidReject() throws {
         let r = try #require(Self.invalidRecords().first { $0.reason == .firewallReject })

@@ -89,9 +89,11 @@ struct ConntrackTests {
 
         // Filtered on the service's ports: a SYN-ACK is kept by its source port.
         let trace = try TraceSession(["--port", String(nftPort), "--port", String(iptPort)])
+        var pids: [Int] = []
         for port in [nftPort, iptPort] {
             let c = try Peer.connect(from: client, addr: "198.18.60.1", port: port, timeout: 2)
             #expect(c.errno == Int(ETIMEDOUT), "errno \(c.errno)")
+            pids.append(c.pid)
         }
         let match = { (port: Int) in { (r: JSONRecord) in
             r.string("reason") == "firewall_drop" && r.int("netns") == client.inode && r.int("port") == port
@@ -101,6 +103,9 @@ struct ConntrackTests {
         trace.stop()
         assertInvalid(nft, port: nftPort, table: "inet ctinv", chain: "in", handle: nftHandle)
         assertInvalid(ipt, port: iptPort, table: "ip filter", chain: "INPUT", handle: iptHandle)
+        // The client whose connection died, joined by its retransmitted SYN.
+        #expect(nft?.pid("client") == pids[0], "\(String(describing: nft))")
+        #expect(ipt?.pid("client") == pids[1], "\(String(describing: ipt))")
         // Only the rule that matched the kernel's state is named (no candidates list of others).
         #expect(nft?.evidence["candidates"] == nil, "\(String(describing: nft))")
         withExtendedLifetime((l1, l2)) {}

@@ -89,7 +89,10 @@ extension AttributionEngine {
     }
 
     package mutating func firewallDrop(_ d: FirewallDrop) -> [Record] {
-        let key = JoinKey(client: d.remote, server: d.local)
+        // A SYN-ACK goes from the server to the client: keyed like its SYN, so
+        // the local client's retransmitted SYN and connect() error join it.
+        let key = d.servicePort == d.remote.port && d.tcpFlags & 0x12 == 0x12
+            ? JoinKey(client: d.local, server: d.remote) : JoinKey(client: d.remote, server: d.local)
         var icmp: FirewallICMP?
         if let i = firewall.icmpBySkb.removeValue(forKey: d.skbAddr), i.local == d.local, i.remote == d.remote {
             icmp = i
