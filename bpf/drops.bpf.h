@@ -103,7 +103,7 @@ static __noinline int drops_on_kfree_skb(struct sk_buff *skb, void *location, __
 	if (!parse_tcp(skb, &t, &tcp_flags))
 		return 0;
 	if (netfilter)
-		return fw_drop(skb, location, &t, tcp_flags);
+		return fw_drop(skb, location, &t, tcp_flags, reason);
 	/* Besides a firewall's drop, only a handshake segment is of interest. */
 	if (!(tcp_flags & TCP_FLAG_SYN))
 		return 0;

@@ -13,19 +13,45 @@
 #include "defs.bpf.h"
 #include "config.bpf.h"
 #include "conntab.bpf.h"
+#include "conntrack.bpf.h"
 #include "ringbuf.bpf.h"
 #include "skb.bpf.h"
 #include "skb_where.bpf.h"
 #include "sock.bpf.h"
 
+/* The packet's conntrack side, packed in one scalar so the caller has no
+ * branch on it: bits 0..31 the namespace's conntrack count, 32..39 the ct
+ * state (enum syn_ct_state), bit 40 set when the count was read. Only a
+ * packet without an entry needs the count: a `ct state invalid` rule, or
+ * conntrack itself refusing to create one (its table full: nf_conntrack_in
+ * returns NF_DROP); the table's use tells them apart in user space. Not
+ * inlined, and called before skb_where branches: the kfree_skb program
+ * stays within 6.1's verifier limit (1M instructions). */
+static __noinline __u64 fw_conntrack(const struct sk_buff *skb)
+{
+	__u64 state = skb_ct_state(skb);
+	if (state != SYN_CT_INVALID)
+		return state << 32;
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct net *net = dev ? BPF_CORE_READ(dev, nd_net.net) : sk ? BPF_CORE_READ(sk, __sk_common.skc_net.net) : NULL;
+	__s64 count = ct_netns_count(net);
+	if (count < 0)
+		return state << 32;
+	return (1ULL << 40) | (state << 32) | (__u32)count;
+}
+
 /* A TCP packet freed with NETFILTER_DROP: a firewall REJECT or DROP. Called
  * by the kfree_skb program, which checked the reason and parsed the packet
  * (`t`, `tcp_flags`). */
 static __always_inline int fw_drop(struct sk_buff *skb, void *location, const struct syn_tuple *t,
-				   __u8 tcp_flags)
+				   __u8 tcp_flags, __u32 reason)
 {
-	if (!port_wanted(t->lport))
+	/* The service's port: a SYN-ACK's source (its destination is the client's). */
+	bool syn_ack = (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK);
+	if (!port_wanted(syn_ack ? t->rport : t->lport))
 		return 0;
+	__u64 ct = fw_conntrack(skb);
 	struct syn_ev_fw_drop *e = reserve(sizeof(*e), SYN_EV_FW_DROP);
 	if (!e)
 		return 0;
@@ -39,8 +65,14 @@ static __always_inline int fw_drop(struct sk_buff *skb, void *location, const st
 	e->mark = BPF_CORE_READ(skb, mark);
 	e->tcp_flags = tcp_flags;
 	e->hook = w.hook;
-	e->flags = w.flags;
-	e->_pad = 0;
+	/* Read even without a device: the failed read leaves it zeroed. */
+	__builtin_memset(e->ifname, 0, sizeof(e->ifname));
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	bpf_core_read_str(e->ifname, sizeof(e->ifname), &dev->name);
+	e->ct_state = (ct >> 32) & 0xff;
+	e->ct_count = (__u32)ct;
+	e->reason = reason;
+	e->flags = w.flags | (((ct >> 40) & 1) * SYN_FW_F_CT_COUNT);
 	submit_urgent(e);
 	return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "defs.bpf.h"
 #include "config.bpf.h"
+#include "conntrack.bpf.h"
 #include "listeners.bpf.h"
 #include "ringbuf.bpf.h"
 #include "skb.bpf.h"
@@ -33,19 +34,16 @@ static __always_inline bool parse_syn(const struct sk_buff *skb,
 }
 
 /* The conntrack entry of the SYN (skb->_nfct, attached in PREROUTING and
- * kept on tcp_v{4,6}_rcv's no-socket path): its original destination is the
- * address the client used before DNAT. nf_conn is in a module on many
- * kernels: without its BTF (module not loaded) the branch is compiled out. */
+ * kept on tcp_v{4,6}_rcv's no-socket path; bpf/conntrack.bpf.h): its
+ * original destination is the address the client used before DNAT. */
 static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn_ev_no_socket_rst *e)
 {
 	e->has_ct = 0;
 	e->orig_dport = 0;
 	__builtin_memset(e->orig_dst, 0, sizeof(e->orig_dst));
 	__builtin_memset(e->_pad2, 0, sizeof(e->_pad2));
-	if (!bpf_core_type_exists(struct nf_conn))
-		return;
-	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
-	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	__u8 ctinfo;
+	struct nf_conn *ct = skb_conntrack(skb, &ctinfo);
 	if (!ct)
 		return;
 	union nf_inet_addr dst = {};

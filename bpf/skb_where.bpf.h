@@ -41,18 +41,22 @@ static __always_inline void skb_where(const struct sk_buff *skb, const struct sy
 	if (refdst)
 		flags |= SYN_FW_F_DST;
 	/* A packet from a socket of another namespace still carries it until
-	 * ip_rcv orphans it (veth, tc ingress): received, not sent, here. */
+	 * ip_rcv orphans it (veth, tc ingress): received, not sent, here. And a
+	 * received packet gets a socket again from early demux (a SYN-ACK in
+	 * INPUT carries its connecting socket): skb_iif is set for every
+	 * received packet, never for one sent from here. */
 	bool local_sk = false;
 	if (sk) {
 		__u32 sk_ns = sock_netns(sk);
-		local_sk = !w->netns || w->netns == sk_ns;
+		local_sk = (!w->netns || w->netns == sk_ns) && !BPF_CORE_READ(skb, skb_iif);
 		if (!w->netns)
 			w->netns = sk_ns;
 	}
 	if (local_sk)
 		flags |= SYN_FW_F_SK;
 	/* Only a SYN's skb->sk is the connecting socket (a SYN-ACK's is a
-	 * request or listener socket). */
+	 * request or listener socket, or, received, the connecting socket early
+	 * demux found: not looked up, 6.1's verifier cannot afford the paths). */
 	if (sk && (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
 		/* The client socket of a locally generated SYN: its connect()
 		 * caller was captured in process context (connect.bpf.h). */

@@ -232,6 +232,18 @@ enum syn_fw_hook {
 #define SYN_FW_F_DST 0x04       /* the skb had a route (dst) */
 #define SYN_FW_F_TASK 0x08      /* task is the connect() caller of skb->sk */
 #define SYN_FW_F_PROC_CTX 0x10  /* the drop ran in that caller's own context */
+#define SYN_FW_F_CT_COUNT 0x20  /* ct_count was read (the namespace's conntrack entries at the drop) */
+
+/* syn_ev_fw_drop.ct_state: what nft's `ct state` saw for the packet
+ * (skb->_nfct at the drop; bpf/conntrack.bpf.h). */
+enum syn_ct_state {
+	SYN_CT_UNKNOWN = 0,    /* conntrack's types are not in the kernel's BTF */
+	SYN_CT_INVALID = 1,    /* no entry: invalid, or conntrack refused to create one */
+	SYN_CT_NEW = 2,
+	SYN_CT_ESTABLISHED = 3,
+	SYN_CT_RELATED = 4,
+	SYN_CT_UNTRACKED = 5,  /* notrack */
+};
 
 struct syn_ev_fw_drop {
 	struct syn_hdr hdr;
@@ -245,7 +257,10 @@ struct syn_ev_fw_drop {
 	__u8 tcp_flags;
 	__u8 hook;           /* enum syn_fw_hook */
 	__u8 flags;          /* SYN_FW_F_* */
-	__u8 _pad;
+	__u8 ct_state;       /* enum syn_ct_state */
+	__u32 ct_count;      /* with SYN_FW_F_CT_COUNT: conntrack entries of the namespace (read for INVALID only) */
+	__u32 reason;        /* the kernel's drop reason (NETFILTER_DROP on this kernel's numbering) */
+	char ifname[16];     /* skb->dev's name (SYN_IFNAMSIZ), empty without a device */
 };
 
 struct syn_ev_fw_icmp {
@@ -450,7 +465,7 @@ _Static_assert(sizeof(struct syn_ev_no_socket_rst) == 88, "syn_ev_no_socket_rst 
 _Static_assert(sizeof(struct syn_ev_listen) == 112, "syn_ev_listen layout");
 _Static_assert(sizeof(struct syn_ev_exit) == 64, "syn_ev_exit layout");
 _Static_assert(sizeof(struct syn_ev_connect_error) == 112, "syn_ev_connect_error layout");
-_Static_assert(sizeof(struct syn_ev_fw_drop) == 128, "syn_ev_fw_drop layout");
+_Static_assert(sizeof(struct syn_ev_fw_drop) == 152, "syn_ev_fw_drop layout");
 _Static_assert(sizeof(struct syn_ev_fw_icmp) == 72, "syn_ev_fw_icmp layout");
 _Static_assert(sizeof(struct syn_ev_fw_syn_retrans) == 112, "syn_ev_fw_syn_retrans layout");
 _Static_assert(sizeof(struct syn_avc) == 304, "syn_avc layout");

@@ -107,9 +107,14 @@ public struct NetnsSysctls: Sendable, Hashable {
     public var tcpMaxSynBacklog: Int?
     public var tcpSyncookies: Int?
     public var tcpAbortOnOverflow: Int?
+    /// The namespace's conntrack entries and net.netfilter.nf_conntrack_max (nil: conntrack not there).
+    public var conntrackCount: Int?
+    public var conntrackMax: Int?
 
     public init(somaxconn: Int? = nil, tcpMaxSynBacklog: Int? = nil, tcpSyncookies: Int? = nil,
-                tcpAbortOnOverflow: Int? = nil) {
+                tcpAbortOnOverflow: Int? = nil, conntrackCount: Int? = nil, conntrackMax: Int? = nil) {
+        self.conntrackCount = conntrackCount
+        self.conntrackMax = conntrackMax
         self.somaxconn = somaxconn
         self.tcpMaxSynBacklog = tcpMaxSynBacklog
         self.tcpSyncookies = tcpSyncookies
@@ -607,7 +612,23 @@ struct Analysis {
                             "net.ipv4.tcp_syncookies=0 in \(n.label): a full SYN queue drops connections instead of answering with cookies",
                             netns: ns))
             }
+            conntrackTable(n)
         }
+    }
+
+    /// The namespace's conntrack table at (or within 10% of) nf_conntrack_max:
+    /// conntrack drops every new connection's first packet when it is full.
+    mutating func conntrackTable(_ n: ExplainNamespace) {
+        guard let count = n.sysctls.conntrackCount, let max = n.sysctls.conntrackMax, max > 0, count * 10 >= max * 9 else { return }
+        let full = count >= max
+        var facts = Advice.Facts()
+        facts.conntrackMax = UInt32(clamping: max)
+        let fix = Advice.for(reason: .packetDropped, cause: .packetDropped(.conntrackFull), facts: facts).fix
+        add(Finding(full ? .critical : .warning, "conntrack_table_full",
+                    "the conntrack table of \(n.label) holds \(count) of \(ConntrackLimits.maxSysctl)=\(max) entries"
+                        + (full ? ": conntrack drops the first packet of every new connection" : ": new connections will be dropped when it fills"),
+                    remediation: fix, netns: n.inode,
+                    evidence: [EvidenceKey.conntrackCount(.int(Int64(count))), EvidenceKey.conntrackMax(.int(Int64(max)))]))
     }
 
     // MARK: firewall
@@ -776,6 +797,7 @@ struct Analysis {
         case (.acceptQueueFull?, _): return ["accept_queue_full", "accept_queue_at_limit"]
         case (.synQueueFull?, _): return ["syn_queue_full"]
         case (.firewallDrop?, _), (.firewallReject?, _): return ["firewall_drop", "firewall_reject"]
+        case (.packetDropped?, .packetDropped(.conntrackFull)?): return ["conntrack_table_full"]
         // A timeout explained by a drop here: a firewall finding on the current state covers it.
         case (.connectTimeout?, .connectTimeout(.droppedOnHost)?): return ["firewall_drop", "firewall_reject"]
         default: return []

@@ -14,6 +14,9 @@ public struct FirewallProbes: Sendable {
     public var retransmit: ProbeResult = .unsupported("not probed")
     /// tp_btf/inet_sk_error_report (5.14, e6a3e4434000): an ICMP error queued on a connecting socket.
     public var softError: ProbeResult = .unsupported("not probed")
+    /// conntrack's types in the kernel's BTF (vmlinux, or the nf_conntrack module's, loaded):
+    /// bpf/conntrack.bpf.h reads a dropped packet's ct state and its namespace's table use.
+    public var conntrack: ProbeResult = .unsupported("not probed")
 
     public init() {}
 
@@ -39,7 +42,22 @@ public struct FirewallProbes: Sendable {
         p.icmp = tpBtf("icmp_send", "loads: IPv4 REJECT with ICMP is seen", enoent: " (tracepoint added in 6.10, commit db3efdcf70c7)")
         p.retransmit = tpBtf("tcp_retransmit_skb", "loads", enoent: "")
         p.softError = tpBtf("inet_sk_error_report", "loads", enoent: " (added in 5.14)")
+        p.conntrack = conntrackBTF()
         return p
+    }
+
+    /// Where struct nf_conn and nf_conntrack_net are described: built in
+    /// (vmlinux BTF) or the nf_conntrack module's BTF. CO-RE resolves them
+    /// when synsight loads: a module loaded later is not seen until restart.
+    static func conntrackBTF() -> ProbeResult {
+        if syn_btf_has("struct", "nf_conn") == 1 && syn_btf_has("struct", "nf_conntrack_net") == 1 {
+            return .supports("vmlinux BTF", "struct nf_conn, nf_conntrack_net in vmlinux BTF (nf_conntrack built in)")
+        }
+        if access("/sys/kernel/btf/nf_conntrack", R_OK) == 0 {
+            return .supports("nf_conntrack BTF", "struct nf_conn, nf_conntrack_net in the nf_conntrack module's BTF")
+        }
+        return .unsupported("nf_conntrack is not loaded (no /sys/kernel/btf/nf_conntrack): ct state and table use are not read; "
+            + "restart synsight after it is loaded")
     }
 
     /// tp_btf/`name`: supported with "tp_btf/name <loaded>", else why (`enoent`: what a missing tracepoint means).

@@ -16,9 +16,12 @@ public struct FirewallPacket: Sendable, Hashable {
     public var hook: FirewallHook
     public var mark: UInt32
     public var isSyn: Bool
+    /// The packet's conntrack state at the drop (what `ct state` tested); unknown: not read.
+    public var ctState: ConntrackState
 
     public init(netns: UInt32, family: AddressFamily, local: Endpoint, remote: Endpoint,
-                hook: FirewallHook, mark: UInt32 = 0, isSyn: Bool = true) {
+                hook: FirewallHook, mark: UInt32 = 0, isSyn: Bool = true, ctState: ConntrackState = .unknown) {
+        self.ctState = ctState
         self.netns = netns
         self.family = family
         self.local = local
@@ -60,10 +63,14 @@ public struct FirewallRule: Sendable, Hashable {
     public var comment: String?
     /// The tool managing the chain or table, when its names say so.
     public var owner: FirewallOwner?
+    /// The packet's conntrack state that a `ct state` match of the rule
+    /// matched (the kernel's, read at the drop); nil: the rule tests none, or it was not known.
+    public var ctStateMatched: ConntrackState?
 
     public init(table: String, chain: String, handle: Int?, text: String, verdict: FirewallVerdict,
                 packets: UInt64? = nil, exact: Bool = true, iptables: Bool = false,
-                comment: String? = nil, owner: FirewallOwner? = nil) {
+                comment: String? = nil, owner: FirewallOwner? = nil, ctStateMatched: ConntrackState? = nil) {
+        self.ctStateMatched = ctStateMatched
         self.comment = comment
         self.owner = owner
         self.table = table
@@ -221,12 +228,13 @@ public struct NftRuleset: Sendable {
             var verdict: FirewallVerdict?
             var packets: UInt64?
             var fits = true
+            var ctMatched: ConntrackState?
             for e in r.expr {
                 if let m = e["match"] {
                     switch NftMatch.evaluate(m, p) {
                     case .no: fits = false
                     case .unknown: unknown = true
-                    case .yes: break
+                    case .yes: if NftMatch.isCtState(m), p.ctState != .unknown { ctMatched = p.ctState }
                     }
                     if !fits { break }
                 } else if let c = e["counter"] {
@@ -241,8 +249,18 @@ public struct NftRuleset: Sendable {
                         if name == "REJECT" { verdict = .reject(xtRejectWith(r)) } else if name == "DROP" { verdict = .drop }
                         break
                     }
-                    // A comment matches every packet; other xt matches are not evaluated here.
-                    if name != "comment" { unknown = true }
+                    if name == "conntrack" || name == "state" {
+                        // iptables' -m conntrack --ctstate / -m state --state: nft prints them translated.
+                        switch NftMatch.xtCtState(texts[NftRuleset.key(r.family, r.table, r.chain, r.handle)] ?? "", p) {
+                        case .no: fits = false
+                        case .unknown: unknown = true
+                        case .yes: if p.ctState != .unknown { ctMatched = p.ctState }
+                        }
+                        if !fits { break }
+                    } else if name != "comment" {
+                        // A comment matches every packet; other xt matches are not evaluated here.
+                        unknown = true
+                    }
                 } else if e["accept"] != nil || e["jump"] != nil || e["goto"] != nil || e["return"] != nil || e["queue"] != nil {
                     break
                 }
@@ -253,7 +271,8 @@ public struct NftRuleset: Sendable {
             let rule = FirewallRule(table: "\(r.family) \(r.table)", chain: r.chain, handle: r.handle, text: text,
                                     verdict: verdict, packets: packets, exact: !unknown,
                                     iptables: isIptables(r.family, r.table), comment: r.comment,
-                                    owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain))
+                                    owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain),
+                                    ctStateMatched: ctMatched)
             if unknown { loose.append(rule) } else { exact.append(rule) }
         }
         for c in chains where c.policy == "drop" && c.hook != nil && familyFits(c.family, p.family) && hookFits(c.hook, p.hook) {
@@ -356,11 +375,14 @@ package enum NftMatch {
             case "mark": value = .int(Int64(p.mark))
             default: return .unknown  // iifname, oifname, skuid, ...
             }
-        } else if let ct = left["ct"], ct["key"]?.stringValue == "state" {
-            guard p.isSyn else { return .unknown }
+        } else if isCtState(m) {
+            // The state the kernel gave the packet (read at the drop); without
+            // it, a SYN is taken to be new and anything else is not known.
+            let state = p.ctState.name ?? (p.isSyn ? "new" : nil)
+            guard let state else { return .unknown }
             let states = strings(right)
             guard !states.isEmpty else { return .unknown }
-            let has = states.contains("new")
+            let has = states.contains(state)
             if op == "!=" { return has ? .no : .yes }
             return has ? .yes : .no
         } else {
@@ -372,6 +394,26 @@ package enum NftMatch {
         case "!=": return r ? .no : .yes
         default: return .unknown
         }
+    }
+
+    /// An iptables conntrack/state match, from the rule's text as nft prints
+    /// it ("ct state invalid", "ct state != established,related"): only a
+    /// match on the state alone, against a state the kernel gave.
+    package static func xtCtState(_ text: String, _ p: FirewallPacket) -> Result {
+        let words = text.split(separator: " ").map(String.init)
+        let ct = words.indices.filter { words[$0] == "ct" }
+        guard ct.count == 1, let i = ct.first, i + 2 < words.count, words[i + 1] == "state",
+              let state = p.ctState.name else { return .unknown }
+        let negated = words[i + 2] == "!="
+        let list = negated ? (i + 3 < words.count ? words[i + 3] : "") : words[i + 2]
+        let states = list.split(separator: ",").map(String.init)
+        guard !states.isEmpty else { return .unknown }
+        return states.contains(state) != negated ? .yes : .no
+    }
+
+    /// A `ct state` match.
+    package static func isCtState(_ m: JSONValue) -> Bool {
+        m["left"]?["ct"]?["key"]?.stringValue == "state"
     }
 
     package static func strings(_ v: JSONValue) -> [String] {

@@ -189,7 +189,17 @@ enum DoctorReport {
                 + (icmp.isSupported ? " + tp_btf/icmp_send (IPv4 ICMP)" : " (no icmp_send: \(icmp.detail))") + "; \(rules)",
             "  firewall_drop            tp_btf/kfree_skb NETFILTER_DROP + retransmitted SYN"
                 + (retrans.isSupported ? " (and tp_btf/tcp_retransmit_skb for local clients)" : " (no tcp_retransmit_skb: \(retrans.detail))"),
+            conntrackLine(f),
         ]
+    }
+
+    /// Conntrack's own drops and `ct state invalid` rules (bpf/conntrack.bpf.h).
+    static func conntrackLine(_ f: KernelFeatures) -> String {
+        let ct = f.firewall.conntrack
+        guard ct.isSupported else { return "    conntrack              UNAVAILABLE -- \(ct.detail)" }
+        return "    conntrack              at NETFILTER_DROP: ct state from skb->_nfct, the namespace's table use from "
+            + "nf_conntrack_net.count (net->gen), \(ConntrackLimits.maxSysctl) from /proc -- a `ct state invalid` rule: "
+            + "cause conntrack_invalid; a full table (no rule): cause conntrack_full (\(ct.detail))"
     }
 }
 

@@ -28,8 +28,11 @@ struct FirewallDecodeTests {
         e.skbaddr = 0xFFFF_8888_0000_1000; e.location = 0xFFFF_FFFF_8100_0000
         e.netns = 4026531840; e.mark = 0x1140; e.ifindex = 3; e.tcp_flags = 0x02
         e.hook = UInt8(SYN_FW_HOOK_OUTPUT.rawValue)
-        e.flags = UInt8(SYN_FW_F_SK | SYN_FW_F_TASK | SYN_FW_F_PROC_CTX)
+        e.flags = UInt8(SYN_FW_F_SK | SYN_FW_F_TASK | SYN_FW_F_PROC_CTX | SYN_FW_F_CT_COUNT)
+        e.ct_state = UInt8(SYN_CT_INVALID.rawValue); e.ct_count = 64; e.reason = 12
+        withUnsafeMutableBytes(of: &e.ifname) { $0[0] = UInt8(ascii: "v"); $0[1] = UInt8(ascii: "0") }
         guard case .firewallDrop(let d) = try EventDecoder.decode(bytes(e)) else { Issue.record("wrong case"); return }
+        #expect(d.ctState == .invalid && d.ctCount == 64 && d.reasonCode == 12 && d.ifname == "v0")
         #expect(d.ts == 123 && d.family == .ipv4 && d.netns == 4026531840 && d.mark == 0x1140 && d.ifindex == 3)
         #expect(d.local == fwServer)
         #expect(d.remote == fwClient)
@@ -45,6 +48,7 @@ struct FirewallDecodeTests {
         e.t.family = 10; e.tcp_flags = 0x12; e.task.pid = 99
         guard case .firewallDrop(let d) = try EventDecoder.decode(bytes(e)) else { Issue.record("wrong case"); return }
         #expect(d.client == nil && !d.isSyn && d.family == .ipv6 && d.hook == .unknown)
+        #expect(d.ctState == .unknown && d.ctCount == nil && d.ifname.isEmpty)
     }
 
     @Test("SYN_EV_FW_ICMP, SYN_EV_FW_SYN_RETRANS and SYN_EV_FW_SOFT_ERROR decode")
@@ -77,7 +81,7 @@ struct FirewallDecodeTests {
             raw[0] = UInt8(kind); raw[1] = UInt8(SYN_ABI_VERSION)
             #expect(throws: DecodeError.truncated(kind: UInt8(kind), got: size - 1, need: size)) { try EventDecoder.decode(raw) }
         }
-        #expect(MemoryLayout<syn_ev_fw_drop>.size == 128)
+        #expect(MemoryLayout<syn_ev_fw_drop>.size == 152)
         #expect(MemoryLayout<syn_ev_fw_icmp>.size == 72)
         #expect(MemoryLayout<syn_ev_fw_syn_retrans>.size == 112)
     }

@@ -31,7 +31,8 @@ struct SchemaRecordsTests {
     /// of each; openvswitch by its subsystem; other for a name no table has).
     static func packetDrops() -> [Record] {
         let e = engine()
-        return DropCause.allCases.map { cause in
+        // conntrack_full comes from the firewall area's NETFILTER_DROP (ConntrackCoreTests).
+        return DropCause.allCases.filter { $0 != .conntrackFull }.map { cause in
             let name: DropReasonName
             switch cause {
             case .openvswitch:
@@ -101,6 +102,7 @@ struct SchemaRecordsTests {
         out += Self.packetDrops()
         out += Self.namedProgramDrops()
         out += DropRoutesTests.records()
+        out += ConntrackDecisionTests.fullRecords() + ConntrackDecisionTests.invalidRecords()
         out += WorkloadIdentityTests.restartingRecords()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 

@@ -505,6 +505,23 @@ struct ExplainVerdictTests {
         #expect(codes(pressure, .critical) == ["syn_queue_full"])
     }
 
+    @Test("conntrack table at nf_conntrack_max: critical; within 10%: a warning; below: nothing")
+    func conntrackTable() throws {
+        func with(count: Int, max: Int) -> ExplainReport {
+            var ns = F.namespace()
+            ns.sysctls.conntrackCount = count
+            ns.sysctls.conntrackMax = max
+            return Explain.analyze(F.input([F.listener()], namespaces: [ns]))
+        }
+        let full = with(count: 64, max: 64)
+        let f = try #require(full.findings.first { $0.code == "conntrack_table_full" })
+        #expect(f.severity == .critical && f.message.contains("holds 64 of net.netfilter.nf_conntrack_max=64"))
+        #expect(f.remediation?.contains("nf_conntrack_max=128") == true)
+        #expect(f.evidence.first { $0.0 == "conntrack_count" }?.1 == .int(64))
+        #expect(codes(with(count: 60, max: 64), .warning).contains("conntrack_table_full"))
+        #expect(!codes(with(count: 10, max: 64)).contains("conntrack_table_full"))
+    }
+
     @Test("counters that grew during the trace: listen_drops")
     func counters() throws {
         var ns = F.namespace()

@@ -2164,6 +2164,178 @@ def sc_drop_tc_egress(t, k, pas):
     return r, c, drop_expected(k)
 
 
+# Conntrack: a `ct state invalid` rule (firewall_drop/conntrack_invalid) and
+# a full table (packet_dropped/conntrack_full). Where conntrack is a module,
+# its BTF must be there when synsight loads: the rules are loaded by prestart.
+CT_MAX = "/proc/sys/net/netfilter/nf_conntrack_max"
+CT_HELD = 64
+
+
+def in_netns(ns, fn):
+    """Runs fn() in a thread that joined `ns` (setns is per thread): the
+    sockets it makes stay in that namespace. Returns fn's value."""
+    import threading
+    out = {}
+
+    def run():
+        fd = os.open("/run/netns/" + ns.name, os.O_RDONLY)
+        try:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            out["v"] = fn()
+        except BaseException as e:
+            out["e"] = e
+        finally:
+            os.close(fd)
+    th = threading.Thread(target=run)
+    th.start()
+    th.join()
+    if "e" in out:
+        raise out["e"]
+    return out["v"]
+
+
+def prestart_ct_invalid():
+    server, client = NetNS(), NetNS()
+    server.link(client, v4="198.18.62")
+    # No port in the rules (the trace's port filter has no room for more):
+    # every TCP packet of this namespace is the scenario's. The rules load
+    # nf_conntrack where it is a module (its sysctls come with it).
+    nft_load(client, "table inet km_ct {\n"
+             " chain out { type filter hook output priority raw; meta l4proto tcp notrack; }\n"
+             " chain in { type filter hook input priority 0; ct state invalid counter drop; }\n}\n")
+    client.exec("sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=0")
+    return server, client
+
+
+@scenario("untracked SYN, its SYN-ACK dropped by `ct state invalid`", "firewall_drop/conntrack_invalid")
+def sc_ct_invalid(t, k, pas):
+    server, client = prestarted("sc_ct_invalid")
+    port = rnd_port()
+    Peer(server, ["listen", "0.0.0.0", str(port)])
+    pid, err = connect(client, "198.18.62.1", port, timeout=2)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = fw_record(t, client, port)
+    if r:
+        expect_common(c, r, "drop", "firewall_drop", "conntrack_invalid", port)
+        e = ev(r)
+        c.eq("evidence.ct_state", e.get("ct_state"), "invalid")
+        c.eq("evidence.table", e.get("table"), "inet km_ct")
+        c.eq("evidence.chain", e.get("chain"), "in")
+        c.true("evidence.rule %r lacks ct state invalid" % e.get("rule"), "ct state invalid" in (e.get("rule") or ""))
+        c.eq("evidence.tcp_flags", e.get("tcp_flags"), 0x12)
+    return r, c, fw_expected(k)
+
+
+sc_ct_invalid.prestart = prestart_ct_invalid
+
+
+def prestart_ct_full():
+    server, client = NetNS(), NetNS()
+    dev, _ = server.link(client, v4="198.18.63")
+    nft_load(server, "table inet km_ctf {\n chain in { type filter hook input priority 0; "
+             "ct state invalid drop; ct state established,related accept; }\n}\n")
+    return server, client, dev
+
+
+def ct_max_watchdog(original):
+    """Restores nf_conntrack_max if this process dies (or after 60 s) unless
+    the returned marker file is gone first: the host must never stay changed.
+    The guests' initramfs has no setsid: a guest is thrown away after its run."""
+    if shutil.which("setsid") is None:
+        return None
+    fd, marker = tempfile.mkstemp(prefix="km-ctmax-")
+    os.close(fd)
+    subprocess.run(["setsid", "-f", "/bin/sh", "-c",
+                    'end=$(( $(date +%s) + 60 )); '
+                    'while [ -e "$3" ] && kill -0 "$2" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done; '
+                    'if [ -e "$3" ]; then echo "$1" > ' + CT_MAX + '; rm -f "$3"; fi',
+                    "km-ctmax-watchdog", original, str(os.getpid()), marker],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return marker
+
+
+@scenario("conntrack table full: the SYN dropped by conntrack itself", "packet_dropped/conntrack_full")
+def sc_ct_full(t, k, pas):
+    import socket
+    server, client, dev = prestarted("sc_ct_full")
+    port = rnd_port()
+    held = []
+    CLEANUP.append(lambda: [x.close() for x in held])
+
+    def serve():
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("0.0.0.0", port))
+        ls.listen(128)
+        held.append(ls)
+        return ls
+    ls = in_netns(server, serve)
+
+    def accept_loop():
+        while True:
+            try:
+                a, _ = ls.accept()
+            except OSError:
+                return
+            held.append(a)
+            try:
+                if a.recv(1):
+                    a.sendall(b"y")
+            except OSError:
+                pass
+    import threading
+    threading.Thread(target=accept_loop, daemon=True).start()
+
+    def hold():
+        for _ in range(CT_HELD):
+            s = socket.socket()
+            s.settimeout(5 * SLOW)
+            s.connect(("198.18.63.1", port))
+            s.sendall(b"x")
+            if s.recv(1) != b"y":
+                raise Failure("no answer on a held connection")
+            held.append(s)
+    in_netns(client, hold)
+    count = lambda: int(server.exec("cat", "/proc/sys/net/netfilter/nf_conntrack_count").strip() or -1)
+    c = Check()
+    c.true("the server's namespace holds %d conntrack entries, not %d" % (count(), CT_HELD),
+           wait_until(lambda: count() == CT_HELD, 5))
+    original = open(CT_MAX).read().strip()
+    if int(original) <= CT_HELD:
+        raise Unavailable("nf_conntrack_max is already %s" % original)
+    marker = ct_max_watchdog(original)
+    try:
+        with open(CT_MAX, "w") as f:
+            f.write(str(CT_HELD))
+        pid, err = connect(client, "198.18.63.1", port, timeout=2)
+        r = drop_record(t, server, port)
+    finally:
+        with open(CT_MAX, "w") as f:
+            f.write(original)
+        if marker:
+            os.unlink(marker)
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    c.eq("nf_conntrack_max restored", open(CT_MAX).read().strip(), original)
+    if r:
+        expect_common(c, r, "drop", "packet_dropped", "conntrack_full", port)
+        e = ev(r)
+        c.eq("evidence.conntrack_count", e.get("conntrack_count"), CT_HELD)
+        c.eq("evidence.conntrack_max", e.get("conntrack_max"), CT_HELD)
+        c.eq("evidence.sysctl", e.get("sysctl"), "net.netfilter.nf_conntrack_max")
+        c.eq("evidence.drop_reason", e.get("drop_reason"), "netfilter_drop")
+        c.eq("evidence.interface", e.get("interface"), dev)
+        c.eq("evidence.chain_hook", e.get("chain_hook"), "prerouting")
+        c.true("evidence.location %r is not a symbol" % e.get("location"),
+               isinstance(e.get("location"), str) and not e["location"].startswith("0x"))
+        c.true("a rule was named: %r" % e.get("rule"), e.get("rule") is None)
+    return r, c, fw_expected(k)
+
+
+sc_ct_full.prestart = prestart_ct_full
+
+
 SELINUX_TEST_CONTEXT = "system_u:system_r:km_test_t:s0"  # scripts/kernel-matrix/selinux/km_test.cil
 
 

@@ -23,6 +23,8 @@ public struct FirewallState {
     public var rules: (any FirewallRuleSource)?
     /// How long a first drop waits for the signals above.
     public var decisionWindowNs: UInt64 = 1_500_000_000
+    /// The conntrack table's limit, for drops conntrack itself made (ConntrackFull.swift); nil: not read.
+    public var conntrack: (any ConntrackLimitSource)?
 
     struct Attempt {
         package var first: FirewallDrop
@@ -31,6 +33,8 @@ public struct FirewallState {
         package var client: TaskInfo?
         package var processContext = false
         var retransmitted = false
+        /// The conntrack limit when the first drop was ingested (it had no entry).
+        var conntrackLimits: ConntrackLimits?
         package var deadline: UInt64
         package var serial: UInt64
     }
@@ -85,7 +89,10 @@ extension AttributionEngine {
     }
 
     package mutating func firewallDrop(_ d: FirewallDrop) -> [Record] {
-        let key = JoinKey(client: d.remote, server: d.local)
+        // A SYN-ACK goes from the server to the client: keyed like its SYN, so
+        // the local client's retransmitted SYN and connect() error join it.
+        let key = d.servicePort == d.remote.port && d.tcpFlags & 0x12 == 0x12
+            ? JoinKey(client: d.local, server: d.remote) : JoinKey(client: d.remote, server: d.local)
         var icmp: FirewallICMP?
         if let i = firewall.icmpBySkb.removeValue(forKey: d.skbAddr), i.local == d.local, i.remote == d.remote {
             icmp = i
@@ -103,6 +110,8 @@ extension AttributionEngine {
         firewall.serial += 1
         var a = FirewallState.Attempt(first: d, icmp: icmp, client: d.client, processContext: d.processContext,
                                       deadline: d.ts + firewall.decisionWindowNs, serial: firewall.serial)
+        // Read now, close to the drop: the limit may change before the attempt is decided.
+        if d.ctCount != nil, d.ctState == .invalid { a.conntrackLimits = firewall.conntrack?.limits() }
         if let ce = firewall.earlyErrors.removeValue(forKey: key), ce.ts + firewall.decisionWindowNs > d.ts {
             a.client = a.client ?? ce.task
             firewall.attempts[key] = a
@@ -167,8 +176,9 @@ extension AttributionEngine {
 
     func firewallRecord(_ a: FirewallState.Attempt, method: FirewallMethod, errno: Int32?) -> Record {
         let d = a.first
+        if let full = conntrackFullRecord(a) { return full }
         let packet = FirewallPacket(netns: d.netns, family: d.family, local: d.local, remote: d.remote,
-                                    hook: d.hook, mark: d.mark, isSyn: d.isSyn)
+                                    hook: d.hook, mark: d.mark, isSyn: d.isSyn, ctState: d.ctState)
         let lookup = firewall.rules?.lookup(packet)
 
         // Reject or drop: the strongest signal seen decides.
@@ -221,6 +231,7 @@ extension AttributionEngine {
             ev.append((EvidenceKey.icmp.rawValue, .object([("type", .int(Int64(icmp.type))), ("code", .int(Int64(icmp.code)))])))
         }
         ev.append((EvidenceKey.mark.rawValue, .int(Int64(d.mark))))
+        if let state = d.ctState.name { ev.append(EvidenceKey.ctState(.string(state))) }
         ev.append((EvidenceKey.drops.rawValue, .int(Int64(a.drops))))
         if !d.isSyn { ev.append((EvidenceKey.syn.rawValue, .bool(false))); ev.append((EvidenceKey.tcpFlags.rawValue, .int(Int64(d.tcpFlags)))) }
         if d.hasSocket { ev.append((EvidenceKey.localSocket.rawValue, .bool(true))) }
@@ -235,6 +246,8 @@ extension AttributionEngine {
             if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
                 record.cause = .firewall(.serviceWithoutEndpoints)
                 ev.append((EvidenceKey.service.rawValue, .string(service)))
+            } else if rule.ctStateMatched == .invalid {
+                record.cause = .firewall(.conntrackInvalid)
             }
             if let p = rule.packets { ev.append((EvidenceKey.rulePackets.rawValue, .int(Int64(clamping: p)))) }
             ev.append((EvidenceKey.ruleMethod.rawValue, .string(lookup?.method ?? "ruleset_match")))
@@ -278,6 +291,10 @@ extension AttributionEngine {
         }
         facts.rule = Advice.Rule(table: rule.table, chain: rule.chain, handle: rule.handle, iptables: rule.iptables,
                                  policyDrop: rule.verdict == .policyDrop)
+        if rule.ctStateMatched == .invalid {
+            return "rule \"\(rule.text)\" in table \(rule.table) chain \(rule.chain) \(verb) \(what) to port \(port) that conntrack "
+                + "had no entry for (ct state invalid)\(effect): " + fix(.firewall(.conntrackInvalid))
+        }
         let owned = rule.owner.map { "; " + $0.advice(port: port) } ?? ""
         let commented = rule.comment.map { " (comment \"\($0)\")" } ?? ""
         if rule.verdict == .policyDrop {

@@ -31,7 +31,7 @@ struct TimeoutDropNote {
         "table", "chain", "handle", "rule", "rule_comment", "rule_owner", "service", "chain_hook",
         "drop_reason", "drop_reason_code", "drop_reason_subsystem", "location", "interface", "ifindex",
         "direction", "segment", "stack_hook", "attach_point", "bpf_programs", "bpf_programs_unavailable", "sysctl", "syn", "tcp_flags",
-        "stage", "accept_queue", "max_backlog", "syn_queue", "somaxconn", "listener_drops",
+        "stage", "accept_queue", "max_backlog", "syn_queue", "somaxconn", "listener_drops", "ct_state", "conntrack_count", "conntrack_max",
         EvidenceKey.rpFilter.rawValue, EvidenceKey.routeBack.rawValue, EvidenceKey.routeLookup.rawValue,
         EvidenceKey.routeUnavailable.rawValue,
     ]

@@ -18,7 +18,11 @@ extension EventDecoder {
                 skbAddr: e.skbaddr, location: e.location,
                 hasSocket: flags & SYN_FW_F_SK != 0,
                 client: hasTask ? task(e.task) : nil,
-                processContext: hasTask && flags & SYN_FW_F_PROC_CTX != 0))
+                processContext: hasTask && flags & SYN_FW_F_PROC_CTX != 0,
+                ctState: ConntrackState(rawValue: e.ct_state) ?? .unknown,
+                ctCount: flags & SYN_FW_F_CT_COUNT != 0 ? e.ct_count : nil,
+                ifname: withUnsafeBytes(of: e.ifname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) },
+                reasonCode: e.reason))
         case SYN_EV_FW_ICMP.rawValue:
             let e = raw.loadUnaligned(as: syn_ev_fw_icmp.self)
             let t = try tuple(e.t)

@@ -24,6 +24,32 @@ public enum FirewallHook: UInt8, Sendable, Hashable {
     }
 }
 
+/// The conntrack state the kernel had given a packet when it was dropped
+/// (skb->_nfct; bpf/conntrack.bpf.h), as nft's `ct state` names it.
+public enum ConntrackState: UInt8, Sendable, Hashable {
+    /// conntrack's types are not in the kernel's BTF: not read.
+    case unknown = 0
+    /// No entry: `ct state invalid`, or conntrack could not create one (table full).
+    case invalid = 1
+    case new = 2
+    case established = 3
+    case related = 4
+    /// Exempted from tracking (`notrack`).
+    case untracked = 5
+
+    /// The `ct state` keyword ("invalid", "new", ...); nil when unknown.
+    public var name: String? {
+        switch self {
+        case .unknown: return nil
+        case .invalid: return "invalid"
+        case .new: return "new"
+        case .established: return "established"
+        case .related: return "related"
+        case .untracked: return "untracked"
+        }
+    }
+}
+
 /// A TCP packet freed with reason NETFILTER_DROP: a REJECT or DROP verdict.
 /// `local` is the packet's destination (the service), `remote` its source.
 public struct FirewallDrop: Sendable, Hashable {
@@ -44,11 +70,20 @@ public struct FirewallDrop: Sendable, Hashable {
     public var client: TaskInfo?
     /// The drop ran in the client's own context (the first SYN, inside connect()).
     public var processContext: Bool
+    /// The packet's conntrack state at the drop.
+    public var ctState: ConntrackState
+    /// The conntrack entries of its namespace at the drop (read when it had no entry); nil: not read.
+    public var ctCount: UInt32?
+    /// skb->dev's name, empty without a device.
+    public var ifname: String
+    /// The kernel's drop reason (NETFILTER_DROP in this kernel's numbering); 0: not given.
+    public var reasonCode: UInt32
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint, netns: UInt32,
                 mark: UInt32 = 0, ifindex: UInt32 = 0, tcpFlags: UInt8 = 0x02, hook: FirewallHook = .input,
                 skbAddr: UInt64 = 0, location: UInt64 = 0, hasSocket: Bool = false,
-                client: TaskInfo? = nil, processContext: Bool = false) {
+                client: TaskInfo? = nil, processContext: Bool = false,
+                ctState: ConntrackState = .unknown, ctCount: UInt32? = nil, ifname: String = "", reasonCode: UInt32 = 0) {
         self.ts = ts
         self.family = family
         self.local = local
@@ -63,6 +98,10 @@ public struct FirewallDrop: Sendable, Hashable {
         self.hasSocket = hasSocket
         self.client = client
         self.processContext = processContext
+        self.ctState = ctState
+        self.ctCount = ctCount
+        self.ifname = ifname
+        self.reasonCode = reasonCode
     }
 
     /// A connection attempt: SYN without ACK.
@@ -70,6 +109,16 @@ public struct FirewallDrop: Sendable, Hashable {
 
     /// The service port: the destination, except for a SYN-ACK (sent by the service).
     public var servicePort: UInt16 { tcpFlags & 0x12 == 0x12 ? remote.port : local.port }
+
+    /// Which way the packet was going on this host (as `PacketDrop.direction`).
+    public var direction: String {
+        if hasSocket { return "egress" }
+        switch hook {
+        case .forward: return "forward"
+        case .output, .postrouting: return "egress"
+        default: return "ingress"
+        }
+    }
 }
 
 /// An IPv4 ICMP error sent for a TCP packet (icmp:icmp_send). `local` is the
@@ -135,6 +184,9 @@ public struct SynRetransmit: Sendable, Hashable {
 public enum FirewallCause: String, Sendable, Hashable, CaseIterable {
     /// kube-proxy rejects connections to a Service that has no ready endpoints.
     case serviceWithoutEndpoints = "service_without_endpoints"
+    /// A `ct state invalid` rule dropped a packet conntrack had no entry for
+    /// (asymmetric routing, mid-stream pickup, a NAT reusing tuples, window tracking).
+    case conntrackInvalid = "conntrack_invalid"
 }
 
 /// How a firewall verdict was reached (the record's `evidence.method`).

@@ -59,6 +59,8 @@ public struct Advice: Sendable, Hashable {
         public var serviceNamespace: String?
         /// Where a connection's SYNs left this host: the gateway, or the interface (connect_timeout).
         public var nextHop: String?
+        /// net.netfilter.nf_conntrack_max when the table was full (conntrack_full).
+        public var conntrackMax: UInt32?
 
         public init(port: UInt16? = nil, pid: UInt32? = nil, address: IPAddress? = nil, family: AddressFamily? = nil,
                     listenerFamily: AddressFamily? = nil, killedBySignal: Bool = false, somaxconnCap: Int32? = nil,
@@ -127,6 +129,7 @@ public struct Advice: Sendable, Hashable {
         case .packetDropped?:
             let drop: DropCause
             if case .packetDropped(let c)? = cause { drop = c } else { drop = .other }
+            if drop == .conntrackFull { return conntrackFull(facts) }
             return Advice(fix: drop.remediation,
                           steps: [drop.remediation,
                                   "Watch it live with sudo synsight trace --port \(portText(facts)); the evidence names the interface and the kernel function."])
@@ -296,7 +299,37 @@ public struct Advice: Sendable, Hashable {
                            "Raise net.ipv4.tcp_max_syn_backlog and the listen backlog/net.core.somaxconn.",
                            "If it is an attack, rate-limit SYNs upstream (firewall, load balancer)."]
 
+    /// The namespace's conntrack table was full (packet_dropped/conntrack_full).
+    static func conntrackFull(_ f: Facts) -> Advice {
+        let raise = f.conntrackMax.map { "sysctl -w net.netfilter.nf_conntrack_max=\(UInt64($0) * 2)" }
+            ?? "sysctl -w net.netfilter.nf_conntrack_max=<larger>"
+        return Advice(fix: "raise the table's size (\(raise), and the hash size with it: "
+                        + "echo <max/4> > /sys/module/nf_conntrack/parameters/hashsize), shorten the timeouts that keep entries "
+                        + "(net.netfilter.nf_conntrack_tcp_timeout_established, _time_wait), and find who fills it "
+                        + "(conntrack -C; conntrack -L | awk '{print $5}' | sort | uniq -c | sort -n)",
+                      steps: [DropCause.conntrackFull.remediation,
+                              "See the use: conntrack -C (or /proc/sys/net/netfilter/nf_conntrack_count) against net.netfilter.nf_conntrack_max; "
+                                + "the kernel logs \"nf_conntrack: table full, dropping packet\".",
+                              "Raise the limit (\(raise); persist it in /etc/sysctl.d) and the hash size "
+                                + "(/sys/module/nf_conntrack/parameters/hashsize, about max/4).",
+                              "Find who fills it: conntrack -L | awk '{print $5}' | sort | uniq -c | sort -n (entries by source); "
+                                + "shorten nf_conntrack_tcp_timeout_established / _time_wait, or exempt heavy traffic from tracking (notrack)."])
+    }
+
     static func firewall(_ cause: RecordCause?, _ f: Facts) -> Advice {
+        if case .firewall(.conntrackInvalid)? = cause {
+            return Advice(fix: "find why conntrack saw the packet as invalid: asymmetric routing (it saw only one direction), "
+                            + "a mid-stream pickup refused with net.netfilter.nf_conntrack_tcp_loose=0, a NAT reusing tuples, or TCP "
+                            + "window tracking (net.netfilter.nf_conntrack_tcp_be_liberal=1 relaxes it); "
+                            + "conntrack -E and the invalid counter of conntrack -S show it live. Do not just delete the rule: "
+                            + ruleFix(f),
+                          steps: ["A `ct state invalid` rule dropped a handshake packet conntrack had no entry for (evidence ct_state).",
+                                  "Usual causes: asymmetric routing (replies take another path, so conntrack saw one direction only); "
+                                    + "the connection started before conntrack (nf_conntrack_tcp_loose=0 refuses mid-stream pickup); "
+                                    + "a NAT reusing tuples; TCP window tracking (nf_conntrack_tcp_be_liberal=1 relaxes it).",
+                                  "Watch it: conntrack -S (invalid counter), conntrack -E, sysctl net.netfilter.nf_conntrack_log_invalid=255 "
+                                    + "(logs why each packet is invalid)."])
+        }
         if case .firewall(.serviceWithoutEndpoints)? = cause {
             return Advice(fix: "check that the Service's selector matches running pods and that they pass their readiness probes "
                             + "(kubectl get endpointslices -n \(f.serviceNamespace ?? "<namespace>"))",

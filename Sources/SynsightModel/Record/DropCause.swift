@@ -21,6 +21,10 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
     case malformed
     case queueFull = "queue_full"
     case tcpState = "tcp_state"
+    /// conntrack could not create an entry: the namespace's table held
+    /// nf_conntrack_max entries (a NETFILTER_DROP by nf_conntrack_in, no rule;
+    /// decided by the firewall area from the table's use at the drop).
+    case conntrackFull = "conntrack_full"
     case openvswitch
     case unspecified
     case other
@@ -55,6 +59,9 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
         .unspecified: ["not_specified"],
     ]
 
+    /// The kernel's reason for a netfilter drop (a rule's, or conntrack's own: `conntrack_full`).
+    public static let netfilterDrop = "netfilter_drop"
+
     static let byReason: [String: DropCause] = {
         var m: [String: DropCause] = [:]
         for (cause, names) in reasons { for n in names { m[n] = cause } }
@@ -81,6 +88,7 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
         switch self {
         case .rpFilter: return family == .ipv4 ? "net.ipv4.conf.\(dev).rp_filter" : nil
         case .ipv6Disabled: return "net.ipv6.conf.\(dev).disable_ipv6"
+        case .conntrackFull: return "net.netfilter.nf_conntrack_max"
         default: return nil
         }
     }
@@ -107,6 +115,7 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
         case .queueFull: return "A queue was full or memory short: check qdisc statistics (tc -s qdisc), netdev_max_backlog and memory pressure."
         case .tcpState: return "TCP rejected stale or out-of-window handshakes: look for a NAT reusing 4-tuples, or timestamp (PAWS) problems."
         case .openvswitch: return "Open vSwitch dropped it: check the bridge's flows (ovs-ofctl dump-flows)."
+        case .conntrackFull: return "The conntrack table was full: raise net.netfilter.nf_conntrack_max (and the hash size, nf_conntrack_buckets), shorten the conntrack timeouts, and find who fills the table (conntrack -C, conntrack -L by source)."
         case .unspecified, .other: return "The kernel dropped the handshake: the evidence names the reason and the kernel function that dropped it."
         }
     }
@@ -159,6 +168,8 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
             return "\(what): a queue was full or memory short (\(reason.name)): check `tc -s qdisc show dev \(dev)`, netdev_max_backlog and memory pressure"
         case .tcpState:
             return "\(what): TCP rejected the segment (\(reason.name)): a stale or out-of-window handshake, often a NAT reusing a 4-tuple or timestamps (PAWS)"
+        case .conntrackFull:
+            return "\(what): the conntrack table was full: " + remediation
         case .openvswitch:
             return "\(what): Open vSwitch dropped it (\(reason.name)): check the bridge's flows (`ovs-ofctl dump-flows`, `ovs-appctl dpctl/dump-flows`)"
         case .unspecified:

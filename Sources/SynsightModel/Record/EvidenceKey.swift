@@ -30,7 +30,10 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case closedAt = "closed_at"
     case closedAtExact = "closed_at_exact"
     case closedBy = "closed_by"
+    case conntrackCount = "conntrack_count"
+    case conntrackMax = "conntrack_max"
     case coreDumped = "core_dumped"
+    case ctState = "ct_state"
     case denials
     case destination
     case direction

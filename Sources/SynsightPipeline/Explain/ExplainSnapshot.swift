@@ -94,7 +94,9 @@ public enum ExplainSnapshot {
                     somaxconn: PortState.sysctl("net/core/somaxconn"),
                     tcpMaxSynBacklog: PortState.sysctl("net/ipv4/tcp_max_syn_backlog"),
                     tcpSyncookies: PortState.sysctl("net/ipv4/tcp_syncookies"),
-                    tcpAbortOnOverflow: PortState.sysctl("net/ipv4/tcp_abort_on_overflow"))
+                    tcpAbortOnOverflow: PortState.sysctl("net/ipv4/tcp_abort_on_overflow"),
+                    conntrackCount: PortState.sysctl("net/netfilter/nf_conntrack_count"),
+                    conntrackMax: PortState.sysctl("net/netfilter/nf_conntrack_max"))
                 if let text = ProcFS.read("/proc/thread-self/net/netstat") {
                     state.counters = ProcText.netstat(text)
                 } else {

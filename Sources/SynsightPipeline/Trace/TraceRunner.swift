@@ -118,6 +118,7 @@ public enum TraceRunner {
         let rules = NftRuleSource(delayMs: s.rulesetDelayMs)
         defer { rules.reader.stop() }
         engine.firewall.rules = rules
+        engine.firewall.conntrack = ConntrackLimitReader()
         engine.hostNetns = rules.reader.ownNetns
         // Reason names now (one enum of the BTF libbpf already parsed); kallsyms on the first drop.
         // tc/tcx/cgroup programs at a BPF drop's attach points, synsight's own excluded.

@@ -127,11 +127,13 @@ final class Peer {
     }
 
     /// Starts `peer.py <args>` inside `ns` and waits until its output starts with `readyPrefix`.
-    init(runIn ns: NetNS, _ args: [String], readyPrefix: String = "ready", timeout: Double = 10) throws {
+    /// `script`: another peer script of Support/.
+    init(runIn ns: NetNS, _ args: [String], readyPrefix: String = "ready", timeout: Double = 10,
+         script: String = Peer.script) throws {
         outFile = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-peer-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", ns.name, "/usr/bin/python3", Peer.script] + args
+        process.arguments = ["netns", "exec", ns.name, "/usr/bin/python3", script] + args
         process.standardOutput = try FileHandle(forWritingTo: outFile)
         process.standardError = process.standardOutput
         try process.run()
