@@ -118,6 +118,13 @@ struct TimeoutCoreTests {
         let r = try single(e.ingest(connectFailure(at: 3_000_000_100, from: Self.client, to: Self.server, errno: 110)))
         #expect(r.reason == .connectTimeout && r.cause?.rawValue == Cause.ConnectTimeout.droppedOnHost.rawValue)
         #expect(r.hint?.contains("full accept queue (5 of 4 waiting)") == true, "\(r.hint ?? "")")
+        // The drop carries the queue's sizes as its record wrote them, not its listener or method.
+        guard case .object(let fields)? = r.connectTimeoutEvidence?.drop else { Issue.record("no drop evidence: \(r.json)"); return }
+        let queueKeys: Set<EvidenceKey> = [.stage, .acceptQueue, .maxBacklog, .synQueue, .somaxconn, .listenerDrops]
+        let expected = d.evidence.filter { EvidenceKey(rawValue: $0.0).map(queueKeys.contains) ?? false }
+        #expect(fields.map(\.0) == ["reason", "cause", "netns", "ts"] + expected.map(\.0))
+        #expect(JSONValue.object(Array(fields.dropFirst(4))) == .object(expected))
+        #expect(expected.map(\.0).starts(with: ["stage", "accept_queue", "max_backlog"]))
 
         let other = Endpoint(addr: Self.client.addr, port: 41002)
         #expect(e.ingest(Self.route(ts: 4_000_000_000, from: other, egress: .init(ifname: "lo", ifindex: 1, loopback: true))).isEmpty)

@@ -80,7 +80,7 @@ struct ReasonEvidenceTests {
 
     @Test("each typed reason's struct carries that reason, and its keys are distinct")
     func reasonsAndKeys() {
-        #expect(Self.typed.count >= 9)
+        #expect(Self.typed.count >= 12)
         for (reason, type) in Self.typed {
             #expect(Self.reasons(type).contains(reason), "\(type) does not list \(reason.rawValue)")
             let keys = Self.kinds(type).map(\.key)
@@ -151,5 +151,37 @@ struct ReasonEvidenceTests {
         #expect(r.overflowEvidence?.nofileLimit == 64)
         r.reason = nil
         #expect(r.evidence(as: OverflowEvidence.self) == nil)
+    }
+
+    @Test("client failures and timeouts: one struct for reset_by_peer and unknown, and connect_timeout's drop kept as written")
+    func clientFailureAndTimeout() {
+        let drop: JSONValue = .object([("reason", .string("firewall_drop")), ("netns", .int(7)),
+                                       ("ts", .string("2026-01-01T00:00:00.000000000Z")), ("rule", .string("tcp dport 80 drop")),
+                                       ("table", .string("inet filter"))])
+        let timeout: [(String, JSONValue)] = [
+            EvidenceKey.errno(.string("ETIMEDOUT")), EvidenceKey.afterMs(.int(1023)), EvidenceKey.hook(.string("h")),
+            EvidenceKey.synRetransmits(.int(3)), EvidenceKey.drop(drop),
+        ]
+        var r = Record(ts: 0, kind: .connectFailure, reason: .connectTimeout, evidence: timeout)
+        #expect(r.connectTimeoutEvidence?.synRetransmits == 3)
+        #expect(r.connectTimeoutEvidence?.drop == drop)
+        #expect(r.connectTimeoutEvidence?.egressInterface == nil)
+        #expect(JSONValue.object(r.connectTimeoutEvidence?.fields ?? []) == .object(timeout))
+        #expect(r.clientFailureEvidence == nil)
+
+        let reset: JSONValue = .object([("field", .string("ttl")), ("verdict", .string("differs"))])
+        r = Record(ts: 0, kind: .connectFailure, reason: .unknown,
+                   evidence: [EvidenceKey.errno(.string("ECONNREFUSED")), EvidenceKey.afterMs(.int(0)),
+                              EvidenceKey.hook(.string("h")), EvidenceKey.reset(reset)])
+        #expect(r.clientFailureEvidence?.errno == "ECONNREFUSED")
+        #expect(r.clientFailureEvidence?.reset == reset)
+        #expect(r.clientFailureEvidence?.state == nil)
+        #expect(r.connectTimeoutEvidence == nil)
+        r.reason = .resetByPeer
+        r.evidence = [EvidenceKey.errno(.string("ECONNRESET")), EvidenceKey.afterMs(.int(5)), EvidenceKey.hook(.string("h")),
+                      EvidenceKey.state(.string(ClientFailureEvidence.established)), EvidenceKey.behindProxy(.object([]))]
+        #expect(r.clientFailureEvidence?.state == "established")
+        // behind_proxy is joined after attribution: skipped, not kept.
+        #expect(r.clientFailureEvidence?.fields.map(\.0) == ["errno", "after_ms", "hook", "state"])
     }
 }

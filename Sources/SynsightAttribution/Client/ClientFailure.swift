@@ -23,9 +23,10 @@ extension AttributionEngine {
                                workload: resolver?.workload(task: ce.task))
         let who = "\(ce.task.comm) (pid \(ce.task.pid))"
         let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
-        var evidence: [(String, JSONValue)] = [EvidenceKey.errno(.string(ErrnoName.name(ce.errno))),
-                                               EvidenceKey.afterMs(.int(elapsedMs)),
-                                               EvidenceKey.hook(.string(clientErrorHook.rawValue))]
+        var evidence = ClientFailureEvidence()
+        evidence.errno = ErrnoName.name(ce.errno)
+        evidence.afterMs = elapsedMs
+        evidence.hook = clientErrorHook.rawValue
         // What was seen; the fix comes from the advice catalogue.
         let seen: String
         switch ce.errno {
@@ -51,7 +52,7 @@ extension AttributionEngine {
             r.cause = .resetByPeer(.resetAfterSetup)
             seen = "\(dest) reset the connection \(elapsedMs) ms after \(who) connected: a server refusing after the handshake "
                 + "(e.g. its accept queue overflowed with tcp_abort_on_overflow=1, or it closed with unread data)"
-            evidence.append(EvidenceKey.state(.string("established")))
+            evidence.state = ClientFailureEvidence.established
         default:
             r.reason = .unknown
             r.cause = .unknown(.connectError)
@@ -60,7 +61,7 @@ extension AttributionEngine {
         let advice = Advice.for(reason: r.reason, cause: r.cause,
                                 facts: Advice.Facts(port: dest.port, pid: ce.task.pid, address: dest.addr, family: ce.family))
         r.hint = seen + (r.cause == .unknown(.connectError) ? "" : ": " + advice.fix)
-        r.evidence = evidence
+        r.evidence = evidence.fields
         return r
     }
 }

@@ -24,16 +24,18 @@ struct TimeoutDropNote {
     var cause: RecordCause?
     var netns: UInt32?
     var hint: String?
-    /// The fields of the drop's evidence that say what dropped it.
+    /// A firewall or kernel drop's evidence fields that say what dropped
+    /// it, or a full queue's sizes, as the drop's record wrote them.
     var evidence: [(String, JSONValue)]
+    /// A full queue's sizes (`accept_queue_full`, `syn_queue_full`).
+    var queues: OverflowEvidence?
 
-    static let copied: Set<String> = [
-        "table", "chain", "handle", "rule", "rule_comment", "rule_owner", "service", "chain_hook",
-        "drop_reason", "drop_reason_code", "drop_reason_subsystem", "location", "interface", "ifindex",
-        "direction", "segment", "stack_hook", "attach_point", "bpf_programs", "bpf_programs_unavailable", "sysctl", "syn", "tcp_flags",
-        "stage", "accept_queue", "max_backlog", "syn_queue", "somaxconn", "listener_drops", "ct_state", "conntrack_count", "conntrack_max",
-        EvidenceKey.rpFilter.rawValue, EvidenceKey.routeBack.rawValue, EvidenceKey.routeLookup.rawValue,
-        EvidenceKey.routeUnavailable.rawValue,
+    /// The fields of a firewall or kernel drop that are copied.
+    static let copied: Set<EvidenceKey> = [
+        .table, .chain, .handle, .rule, .ruleComment, .ruleOwner, .service, .chainHook,
+        .dropReason, .dropReasonCode, .dropReasonSubsystem, .location, .interface, .ifindex,
+        .direction, .segment, .stackHook, .attachPoint, .bpfPrograms, .bpfProgramsUnavailable, .sysctl, .syn, .tcpFlags,
+        .rpFilter, .routeBack, .routeLookup, .routeUnavailable, .ctState, .conntrackCount, .conntrackMax,
     ]
 
     /// Drop records that can explain a timeout: the firewall's, the
@@ -46,36 +48,54 @@ struct TimeoutDropNote {
         cause = r.cause
         netns = r.netns
         hint = r.hint
-        evidence = r.evidence.filter { Self.copied.contains($0.0) }
+        if let o = r.overflowEvidence {
+            let q = Self.queues(o)
+            queues = q
+            evidence = q.fields
+        } else {
+            evidence = r.evidence.filter { EvidenceKey(rawValue: $0.0).map(Self.copied.contains) ?? false }
+        }
+    }
+
+    /// The queue sizes of a full queue's evidence (what dropped the SYN or ACK), without its listener and method.
+    static func queues(_ o: OverflowEvidence) -> OverflowEvidence {
+        var q = OverflowEvidence()
+        q.stage = o.stage
+        q.acceptQueue = o.acceptQueue
+        q.maxBacklog = o.maxBacklog
+        q.synQueue = o.synQueue
+        q.somaxconn = o.somaxconn
+        q.listenerDrops = o.listenerDrops
+        return q
     }
 
     /// A SYN-ACK on its way back (packet_dropped's `segment`, a firewall drop's `tcp_flags`).
     var isSynAck: Bool {
-        if let segment = field("segment") { return segment == "syn_ack" }
-        return field("tcp_flags").flatMap { Int($0) }.map { $0 & 0x12 == 0x12 } ?? false
+        if let segment = field(.segment) { return segment == "syn_ack" }
+        return field(.tcpFlags).flatMap { Int($0) }.map { $0 & 0x12 == 0x12 } ?? false
     }
 
-    func field(_ name: String) -> String? {
-        guard let v = evidence.first(where: { $0.0 == name })?.1 else { return nil }
+    func field(_ key: EvidenceKey) -> String? {
+        guard let v = evidence.first(where: { $0.0 == key.rawValue })?.1 else { return nil }
         return v.stringValue ?? v.intValue.map(String.init)
     }
 
     /// "nft rule `tcp dport 80 drop` (table inet filter, chain input)" or
     /// "kernel drop reason ip_rpfilter at ip_rcv_finish_core+0x1c3 on veth0".
     var actor: String {
-        if let rule = field("rule") {
+        if let rule = field(.rule) {
             var where_: [String] = []
-            if let t = field("table") { where_.append("table \(t)") }
-            if let c = field("chain") { where_.append("chain \(c)") }
+            if let t = field(.table) { where_.append("table \(t)") }
+            if let c = field(.chain) { where_.append("chain \(c)") }
             return "the firewall rule `\(rule)`" + (where_.isEmpty ? "" : " (\(where_.joined(separator: ", ")))")
         }
-        if reason == .acceptQueueFull || reason == .synQueueFull {
+        if let q = queues {
             let queue = reason == .synQueueFull ? "SYN queue" : "accept queue"
-            return "the listener's full \(queue)" + (field("accept_queue").map { " (\($0) of \(field("max_backlog") ?? "?") waiting)" } ?? "")
+            return "the listener's full \(queue)" + (q.acceptQueue.map { " (\($0) of \(q.maxBacklog.map(String.init) ?? "?") waiting)" } ?? "")
         }
-        if let r = field("drop_reason") {
-            return "the kernel (drop reason \(r)" + (field("location").map { " at \($0)" } ?? "")
-                + (field("interface").map { " on \($0)" } ?? "") + ")"
+        if let r = field(.dropReason) {
+            return "the kernel (drop reason \(r)" + (field(.location).map { " at \($0)" } ?? "")
+                + (field(.interface).map { " on \($0)" } ?? "") + ")"
         }
         return reason == .firewallDrop ? "a firewall rule" : "the kernel"
     }
@@ -179,21 +199,24 @@ extension AttributionEngine {
                        port: ce.remote.port, family: ce.family, netns: ce.netns, local: ce.local, remote: ce.remote)
         r.process = clientRef(ce)
         let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
-        var ev: [(String, JSONValue)] = [EvidenceKey.errno(.string(ErrnoName.name(ce.errno))), EvidenceKey.afterMs(.int(elapsedMs)),
-                                         EvidenceKey.hook(.string(clientErrorHook.rawValue))]
+        var ev = ConnectTimeoutEvidence()
+        ev.errno = ErrnoName.name(ce.errno)
+        ev.afterMs = elapsedMs
+        ev.hook = clientErrorHook.rawValue
         if let route {
-            ev.append(EvidenceKey.synRetransmits(.int(Int64(route.synRetransmits))))
+            ev.synRetransmits = route.synRetransmits
             if let e = route.egress {
-                ev += [EvidenceKey.egressInterface(.string(e.ifname)), EvidenceKey.ifindex(.int(Int64(e.ifindex))),
-                       EvidenceKey.nextHop(.string(e.nextHop)),
-                       EvidenceKey.routeFrom(.string(route.fromLastRetransmit ? "last_retransmit" : "socket"))]
+                ev.egressInterface = e.ifname
+                ev.ifindex = e.ifindex
+                ev.nextHop = e.nextHop
+                ev.routeFrom = route.fromLastRetransmit ? "last_retransmit" : "socket"
             }
         }
         let who = "\(ce.task.comm) (pid \(ce.task.pid))"
         let sent = route.map { "\($0.synRetransmits + 1) SYNs" } ?? "SYNs"
         if let drop {
             r.cause = .connectTimeout(.droppedOnHost)
-            ev.append(EvidenceKey.drop(drop.json))
+            ev.drop = drop.json
             let segment = drop.isSynAck ? "the SYN-ACKs coming back" : "its SYNs"
             r.hint = "connect() from \(who) to \(ce.remote) timed out after \(elapsedMs) ms: \(segment) were dropped on this host by "
                 + drop.actor + " (the \(drop.reason.rawValue) record at the first drop)" + (drop.hint.map { ": " + $0 } ?? "")
@@ -206,7 +229,7 @@ extension AttributionEngine {
             r.hint = "\(ce.remote) never answered \(who)'s \(sent), which left this host through \(e.ifname) (ifindex \(e.ifindex)) \(via), "
                 + "and nothing on this host dropped them: " + advice.fix
         }
-        r.evidence = ev
+        r.evidence = ev.fields
         return r
     }
 }

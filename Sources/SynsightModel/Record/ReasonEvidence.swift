@@ -52,7 +52,9 @@ extension Reason {
         case .addressNotAvailable: return AddressNotAvailableEvidence.self
         case .ephemeralPortsExhausted: return EphemeralPortsEvidence.self
         case .lsmDenied: return LSMDeniedEvidence.self
-        case .firewallReject, .firewallDrop, .resetByPeer, .packetDropped, .connectTimeout, .unknown: return nil
+        case .connectTimeout: return ConnectTimeoutEvidence.self
+        case .resetByPeer, .unknown: return ClientFailureEvidence.self
+        case .firewallReject, .firewallDrop, .packetDropped: return nil
         }
     }
 }

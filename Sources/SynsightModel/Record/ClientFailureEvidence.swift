@@ -1,0 +1,32 @@
+import SynsightBase
+/// The evidence of a local connect() that failed and that no server-side
+/// event on this host explains: `reset_by_peer` and `unknown`
+/// (`$defs/evidence_client_failure`). ClientFailure.swift fills it;
+/// ResetTTLAttribution.swift adds `reset` to a refusal whose RST was read.
+public struct ClientFailureEvidence: ReasonEvidence {
+    public static let reasons: Set<Reason> = [.resetByPeer, .unknown]
+
+    /// The connect()'s error (`ErrnoName`).
+    public var errno: String?
+    /// Milliseconds from connect() to the error.
+    public var afterMs: Int64?
+    /// The kernel hook that saw the error (`ClientErrorHook`).
+    public var hook: String?
+    /// `established`: a reset after setup.
+    public var state: String?
+    public static let established = "established"
+    /// The refusing RST's TTL against the peer's (`ResetTTLEvidence.json`).
+    public var reset: JSONValue?
+
+    public init() {}
+
+    public static let layout: [EvidenceField<ClientFailureEvidence>] = [
+        .string(.errno, \.errno), .int(.afterMs, \.afterMs), .string(.hook, \.hook), .string(.state, \.state),
+        .value(.reset, \.reset),
+    ]
+}
+
+extension Record {
+    /// The typed evidence of a `reset_by_peer` or `unknown` record; nil for any other reason.
+    public var clientFailureEvidence: ClientFailureEvidence? { evidence(as: ClientFailureEvidence.self) }
+}
