@@ -11,5 +11,9 @@ public enum ProcessMemory {
     /// this first thing in `main`, before any thread exists.
     public static func useOneArena() {
         _ = syn_single_malloc_arena()
+        // Start-up's large transient buffers (kallsyms, three parses of the
+        // kernel's BTF) go back to the kernel as soon as they are freed,
+        // rather than raising the peak RSS while the next one is parsed.
+        _ = syn_fixed_mmap_threshold()
     }
 }

@@ -14,6 +14,11 @@ static inline int syn_malloc_trim(void) { return malloc_trim(0); }
  * given back by syn_malloc_trim instead of staying resident in that
  * thread's arena. */
 static inline int syn_single_malloc_arena(void) { return mallopt(M_ARENA_MAX, 1); }
+/* Large blocks (256 KB and up: /proc/kallsyms, the kernel's BTF while
+ * libbpf parses it) always get their own mapping, given back to the kernel
+ * when freed. glibc otherwise raises this threshold to the largest block
+ * freed so far, and the next ones stay in the heap until malloc_trim. */
+static inline int syn_fixed_mmap_threshold(void) { return mallopt(M_MMAP_THRESHOLD, 256 * 1024); }
 
 /* libbpf's print callback is variadic (va_list) and has no context pointer.
  * This trampoline formats each message and hands a plain C string to the

@@ -92,7 +92,10 @@ extension AttributionEngine {
         }
         drops.decided[key] = d.ts
         var record = dropRecord(d, reason: reason, location: location)
-        if repeated { record.evidence.insert((EvidenceKey.drops.rawValue, .int(2)), at: record.evidence.count - 1) }
+        if repeated, var ev = record.packetDropEvidence {
+            ev.drops = 2
+            record.evidence = ev.fields
+        }
         return [record]
     }
 
@@ -115,31 +118,30 @@ extension AttributionEngine {
         if let l = localListener(port: port, netns: d.netns, family: d.family, addr: d.server.addr) {
             record.process = l.process
         }
-        var ev: [(String, JSONValue)] = [
-            (EvidenceKey.dropReason.rawValue, .string(reason.name)),
-            (EvidenceKey.dropReasonCode.rawValue, .int(Int64(d.reasonCode))),
-        ]
-        if let sub = reason.subsystem { ev.append((EvidenceKey.dropReasonSubsystem.rawValue, .string(sub))) }
-        if let location {
-            ev.append((EvidenceKey.location.rawValue, .string(location.offset == 0 ? location.name : "\(location.name)+0x\(String(location.offset, radix: 16))")))
-        } else if d.location != 0 {
-            ev.append((EvidenceKey.location.rawValue, .string("0x" + String(d.location, radix: 16))))
-        }
-        ev.append((EvidenceKey.segment.rawValue, .string(d.isSynAck ? "syn_ack" : "syn")))
-        ev.append((EvidenceKey.direction.rawValue, .string(d.direction)))
-        if !d.ifname.isEmpty { ev.append((EvidenceKey.interface.rawValue, .string(d.ifname))) }
-        if d.ifindex != 0 { ev.append((EvidenceKey.ifindex.rawValue, .int(Int64(d.ifindex)))) }
-        if let h = d.hook.name { ev.append((EvidenceKey.stackHook.rawValue, .string(h))) }
-        if let s = cause.sysctl(family: d.family, interface: d.ifname) { ev.append((EvidenceKey.sysctl.rawValue, .string(s))) }
-        if let a = DropCause.attachPoint(reason) { ev.append((EvidenceKey.attachPoint.rawValue, .string(a))) }
-        let named = dropProgramEvidence(d, reason: reason, function: location?.name, record: record)
-        ev += named.evidence
-        let routed = dropRouteEvidence(d, cause: cause, port: port)
-        ev += routed.evidence
-        ev.append((EvidenceKey.hook.rawValue, .string("tp_btf/kfree_skb")))
-        record.evidence = ev
-        record.hint = named.hint ?? routed.hint ?? cause.hint(d, reason: reason, port: port)
+        var ev = PacketDropEvidence()
+        ev.dropReason = reason.name
+        ev.dropReasonCode = Int64(d.reasonCode)
+        ev.dropReasonSubsystem = reason.subsystem
+        ev.location = Self.locationText(location, address: d.location)
+        ev.segment = d.isSynAck ? "syn_ack" : "syn"
+        ev.direction = d.direction
+        ev.interface = d.ifname.isEmpty ? nil : d.ifname
+        ev.ifindex = d.ifindex == 0 ? nil : d.ifindex
+        ev.stackHook = d.hook.name
+        ev.sysctl = cause.sysctl(family: d.family, interface: d.ifname)
+        ev.attachPoint = DropCause.attachPoint(reason)
+        let named = dropProgramEvidence(d, reason: reason, function: location?.name, record: record, into: &ev)
+        let routed = dropRouteEvidence(d, cause: cause, port: port, into: &ev)
+        ev.hook = "tp_btf/kfree_skb"
+        record.evidence = ev.fields
+        record.hint = named ?? routed ?? cause.hint(d, reason: reason, port: port)
         return record
+    }
+
+    /// A drop location as evidence: symbol+offset, else the address; nil without one.
+    static func locationText(_ symbol: (name: String, offset: UInt64)?, address: UInt64) -> String? {
+        if let symbol { return symbol.offset == 0 ? symbol.name : "\(symbol.name)+0x\(String(symbol.offset, radix: 16))" }
+        return address == 0 ? nil : "0x" + String(address, radix: 16)
     }
 
     /// The listener of the handshake in the drop's namespace (a SYN's

@@ -53,12 +53,12 @@ struct DropProgramSite: Equatable {
 }
 
 extension AttributionEngine {
-    /// Evidence and hint naming the programs that could have dropped `d`
-    /// (nothing when the drop was not at a BPF hook or no source is set).
+    /// Evidence (into `ev`) and hint naming the programs that could have
+    /// dropped `d` (nothing when the drop was not at a BPF hook or no source is set).
     func dropProgramEvidence(_ d: PacketDrop, reason: DropReasonName, function: String?,
-                             record: Record) -> (evidence: [(String, JSONValue)], hint: String?) {
+                             record: Record, into ev: inout PacketDropEvidence) -> String? {
         guard let source = drops.programs, let site = DropProgramSite.of(d, reason: reason, function: function) else {
-            return ([], nil)
+            return nil
         }
         let owner = site.socketOwner(d, listener: record.process?.pid, client: record.client?.pid)
         let q = BPFProgramQuery(netns: d.netns, ifindex: d.ifindex, ifname: d.ifname, ingress: site.ingress,
@@ -70,11 +70,9 @@ extension AttributionEngine {
         if site.cgroup && owner == nil {
             found.unavailable.append("the socket's owner is not known: its cgroup programs cannot be read")
         }
-        var ev: [(String, JSONValue)] = [EvidenceKey.bpfPrograms(.array(found.programs.map(Self.programJSON)))]
-        if !found.unavailable.isEmpty {
-            ev.append(EvidenceKey.bpfProgramsUnavailable(.string(found.unavailable.joined(separator: "; "))))
-        }
-        return (ev, Self.programHint(found.programs, d, port: d.server.port))
+        ev.bpfPrograms = found.programs.map(Self.programJSON)
+        if !found.unavailable.isEmpty { ev.bpfProgramsUnavailable = found.unavailable.joined(separator: "; ") }
+        return Self.programHint(found.programs, d, port: d.server.port)
     }
 
     static func programJSON(_ p: BPFProgramRef) -> JSONValue {

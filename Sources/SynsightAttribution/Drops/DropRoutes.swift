@@ -50,29 +50,26 @@ enum RPFilterDecision: Equatable {
 }
 
 extension AttributionEngine {
-    /// Evidence and hint from the drop's route state (nothing for other
-    /// causes, or when no source is set).
-    func dropRouteEvidence(_ d: PacketDrop, cause: DropCause, port: UInt16) -> (evidence: [(String, JSONValue)], hint: String?) {
-        guard let source = drops.routes, let q = DropRouteQuery.of(d, cause: cause) else { return ([], nil) }
+    /// Evidence (into `ev`) and hint from the drop's route state (nothing
+    /// for other causes, or when no source is set).
+    func dropRouteEvidence(_ d: PacketDrop, cause: DropCause, port: UInt16, into ev: inout PacketDropEvidence) -> String? {
+        guard let source = drops.routes, let q = DropRouteQuery.of(d, cause: cause) else { return nil }
         let found = source.lookup(q)
-        var ev: [(String, JSONValue)] = []
         var hint: String?
         switch q.purpose {
         case .reversePath:
             let decision = RPFilterDecision.of(found.rpFilter, route: found.route, arrivedOn: d.ifname)
-            if let s = found.rpFilter { ev.append(EvidenceKey.rpFilter(Self.rpFilterJSON(s, decision: decision))) }
-            if let r = found.route { ev.append(EvidenceKey.routeBack(Self.routeJSON(r, iifName: nil))) }
+            ev.rpFilter = found.rpFilter.map { Self.rpFilterJSON($0, decision: decision) }
+            ev.routeBack = found.route.map { Self.routeJSON($0, iifName: nil) }
             hint = Self.rpFilterHint(d, decision: decision, sysctls: found.rpFilter, route: found.route)
         case .forward:
             if let r = found.route {
-                ev.append(EvidenceKey.routeLookup(Self.routeJSON(r, iifName: r.request.iif == nil ? nil : d.ifname)))
+                ev.routeLookup = Self.routeJSON(r, iifName: r.request.iif == nil ? nil : d.ifname)
                 hint = Self.noRouteHint(d, route: r, port: port)
             }
         }
-        if !found.unavailable.isEmpty {
-            ev.append(EvidenceKey.routeUnavailable(.string(found.unavailable.joined(separator: "; "))))
-        }
-        return (ev, hint)
+        if !found.unavailable.isEmpty { ev.routeUnavailable = found.unavailable.joined(separator: "; ") }
+        return hint
     }
 
     static func rpFilterJSON(_ s: RPFilterSysctls, decision: RPFilterDecision) -> JSONValue {

@@ -31,26 +31,23 @@ extension AttributionEngine {
             record.process = l.process
         }
         let reason = drops.reasons.name(d.reasonCode)
-        var ev: [(String, JSONValue)] = [EvidenceKey.dropReason(.string(reason.known ? reason.name : DropCause.netfilterDrop)),
-                                         EvidenceKey.dropReasonCode(.int(Int64(d.reasonCode)))]
-        if let location = drops.symbols?.symbolize(d.location) {
-            ev.append(EvidenceKey.location(.string(location.offset == 0 ? location.name : "\(location.name)+0x\(String(location.offset, radix: 16))")))
-        } else if d.location != 0 {
-            ev.append(EvidenceKey.location(.string("0x" + String(d.location, radix: 16))))
-        }
-        ev.append(EvidenceKey.segment(.string("syn")))
-        ev.append(EvidenceKey.direction(.string(d.direction)))
-        if !d.ifname.isEmpty { ev.append(EvidenceKey.interface(.string(d.ifname))) }
-        if d.ifindex != 0 { ev.append(EvidenceKey.ifindex(.int(Int64(d.ifindex)))) }
-        if let h = d.hook.name { ev.append(EvidenceKey.chainHook(.string(h))) }
-        ev.append(EvidenceKey.ctState(.string(ConntrackState.invalid.name ?? "")))
-        ev.append(EvidenceKey.conntrackCount(.int(Int64(count))))
-        ev.append(EvidenceKey.conntrackMax(.int(Int64(limits.max))))
-        ev.append(EvidenceKey.sysctl(.string(ConntrackLimits.maxSysctl)))
-        ev.append(EvidenceKey.drops(.int(Int64(a.drops))))
-        if a.client != nil { ev.append(EvidenceKey.clientContext(.string(a.processContext ? "process" : "joined"))) }
-        ev.append(EvidenceKey.hook(.string("tp_btf/kfree_skb (NETFILTER_DROP)")))
-        record.evidence = ev
+        var ev = PacketDropEvidence()
+        ev.dropReason = reason.known ? reason.name : DropCause.netfilterDrop
+        ev.dropReasonCode = Int64(d.reasonCode)
+        ev.location = Self.locationText(drops.symbols?.symbolize(d.location), address: d.location)
+        ev.segment = "syn"
+        ev.direction = d.direction
+        ev.interface = d.ifname.isEmpty ? nil : d.ifname
+        ev.ifindex = d.ifindex == 0 ? nil : d.ifindex
+        ev.chainHook = d.hook.name
+        ev.ctState = ConntrackState.invalid.name ?? ""
+        ev.conntrackCount = Int64(count)
+        ev.conntrackMax = Int64(limits.max)
+        ev.sysctl = ConntrackLimits.maxSysctl
+        ev.drops = Int64(a.drops)
+        if a.client != nil { ev.clientContext = a.processContext ? "process" : "joined" }
+        ev.hook = "tp_btf/kfree_skb (NETFILTER_DROP)"
+        record.evidence = ev.fields
         var facts = Advice.Facts(port: d.servicePort)
         facts.conntrackMax = limits.max
         let fix = Advice.for(reason: .packetDropped, cause: .packetDropped(cause), facts: facts).fix

@@ -223,52 +223,59 @@ extension AttributionEngine {
             record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
                                        workload: resolver?.workload(task: c))
         }
-        var ev: [(String, JSONValue)] = [(EvidenceKey.method.rawValue, .string(method.rawValue))]
-        if let errno { ev.append((EvidenceKey.clientErrno.rawValue, .int(Int64(errno)))) }
-        if let h = d.hook.name { ev.append((EvidenceKey.chainHook.rawValue, .string(h))) }
-        if let rejectWith, reject { ev.append((EvidenceKey.rejectWith.rawValue, .string(rejectWith))) }
-        if let icmp = a.icmp {
-            ev.append((EvidenceKey.icmp.rawValue, .object([("type", .int(Int64(icmp.type))), ("code", .int(Int64(icmp.code)))])))
+        var ev = FirewallEvidence()
+        ev.method = method.rawValue
+        ev.clientErrno = errno.map(Int64.init)
+        ev.chainHook = d.hook.name
+        if reject { ev.rejectWith = rejectWith }
+        ev.icmp = a.icmp.map { .object([("type", .int(Int64($0.type))), ("code", .int(Int64($0.code)))]) }
+        ev.mark = d.mark
+        ev.ctState = d.ctState.name
+        ev.drops = Int64(a.drops)
+        if !d.isSyn {
+            ev.syn = false
+            ev.tcpFlags = Int64(d.tcpFlags)
         }
-        ev.append((EvidenceKey.mark.rawValue, .int(Int64(d.mark))))
-        if let state = d.ctState.name { ev.append(EvidenceKey.ctState(.string(state))) }
-        ev.append((EvidenceKey.drops.rawValue, .int(Int64(a.drops))))
-        if !d.isSyn { ev.append((EvidenceKey.syn.rawValue, .bool(false))); ev.append((EvidenceKey.tcpFlags.rawValue, .int(Int64(d.tcpFlags)))) }
-        if d.hasSocket { ev.append((EvidenceKey.localSocket.rawValue, .bool(true))) }
-        if a.client != nil { ev.append((EvidenceKey.clientContext.rawValue, .string(a.processContext ? "process" : "joined"))) }
+        if d.hasSocket { ev.localSocket = true }
+        if a.client != nil { ev.clientContext = a.processContext ? "process" : "joined" }
         if let rule {
-            ev.append((EvidenceKey.table.rawValue, .string(rule.table)))
-            ev.append((EvidenceKey.chain.rawValue, .string(rule.chain)))
-            if let h = rule.handle { ev.append((EvidenceKey.handle.rawValue, .int(Int64(h)))) }
-            ev.append((EvidenceKey.rule.rawValue, .string(rule.text)))
-            if let c = rule.comment { ev.append((EvidenceKey.ruleComment.rawValue, .string(c))) }
-            if let o = rule.owner { ev.append((EvidenceKey.ruleOwner.rawValue, .string(o.rawValue))) }
-            if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
-                record.cause = .firewall(.serviceWithoutEndpoints)
-                ev.append((EvidenceKey.service.rawValue, .string(service)))
-            } else if rule.ctStateMatched == .invalid {
-                record.cause = .firewall(.conntrackInvalid)
-            }
-            if let p = rule.packets { ev.append((EvidenceKey.rulePackets.rawValue, .int(Int64(clamping: p)))) }
-            ev.append((EvidenceKey.ruleMethod.rawValue, .string(lookup?.method ?? "ruleset_match")))
-            if candidates.count > 1 {
-                ev.append((EvidenceKey.candidates.rawValue, .array(candidates.prefix(8).map { c in
-                    var f: [(String, JSONValue)] = [("table", .string(c.table)), ("chain", .string(c.chain))]
-                    if let h = c.handle { f.append(("handle", .int(Int64(h)))) }
-                    f.append(("rule", .string(c.text)))
-                    if let comment = c.comment { f.append(("rule_comment", .string(comment))) }
-                    return .object(f)
-                })))
-            }
+            record.cause = Self.ruleCause(rule, into: &ev)
+            ev.ruleMethod = lookup?.method ?? "ruleset_match"
+            if candidates.count > 1 { ev.candidates = candidates.prefix(8).map(Self.candidateJSON) }
         } else if firewall.rules != nil {
             let unavailable = lookup == nil || lookup?.unavailable != nil
-            ev.append((EvidenceKey.ruleMethod.rawValue, .string(unavailable ? "ruleset_unavailable" : "no_match")))
-            if let why = lookup?.unavailable { ev.append((EvidenceKey.rulesetError.rawValue, .string(why))) }
+            ev.ruleMethod = unavailable ? "ruleset_unavailable" : "no_match"
+            ev.rulesetError = lookup?.unavailable
         }
-        ev.append((EvidenceKey.hook.rawValue, .string("tp_btf/kfree_skb (NETFILTER_DROP)")))
-        record.evidence = ev
+        ev.hook = "tp_btf/kfree_skb (NETFILTER_DROP)"
+        record.evidence = ev.fields
         record.hint = firewallHint(record: record, rule: rule, reject: reject, port: d.servicePort, isSyn: d.isSyn)
         return record
+    }
+
+    /// The rule's fields, and the finer cause it gives (nil: none).
+    static func ruleCause(_ rule: FirewallRule, into ev: inout FirewallEvidence) -> RecordCause? {
+        ev.table = rule.table
+        ev.chain = rule.chain
+        ev.handle = rule.handle.map { Int64($0) }
+        ev.rule = rule.text
+        ev.ruleComment = rule.comment
+        ev.ruleOwner = rule.owner?.rawValue
+        ev.rulePackets = rule.packets.map { Int64(clamping: $0) }
+        if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
+            ev.service = service
+            return .firewall(.serviceWithoutEndpoints)
+        }
+        return rule.ctStateMatched == .invalid ? .firewall(.conntrackInvalid) : nil
+    }
+
+    /// Another rule that matches the packet too.
+    static func candidateJSON(_ c: FirewallRule) -> JSONValue {
+        var f: [(String, JSONValue)] = [("table", .string(c.table)), ("chain", .string(c.chain))]
+        if let h = c.handle { f.append(("handle", .int(Int64(h)))) }
+        f.append(("rule", .string(c.text)))
+        if let comment = c.comment { f.append(("rule_comment", .string(comment))) }
+        return .object(f)
     }
 
     func firewallHint(record: Record, rule: FirewallRule?, reject: Bool, port: UInt16, isSyn: Bool) -> String {

@@ -40,8 +40,7 @@ extension Record {
 }
 
 extension Reason {
-    /// The typed evidence of this reason; nil where it is still built as a
-    /// list of `EvidenceKey` fields (docs/architecture.md, "The record contract").
+    /// The typed evidence of this reason (docs/architecture.md, "The record contract").
     public var evidenceType: (any ReasonEvidence.Type)? {
         switch self {
         case .noListener: return NoListenerEvidence.self
@@ -54,7 +53,8 @@ extension Reason {
         case .lsmDenied: return LSMDeniedEvidence.self
         case .connectTimeout: return ConnectTimeoutEvidence.self
         case .resetByPeer, .unknown: return ClientFailureEvidence.self
-        case .firewallReject, .firewallDrop, .packetDropped: return nil
+        case .firewallReject, .firewallDrop: return FirewallEvidence.self
+        case .packetDropped: return PacketDropEvidence.self
         }
     }
 }

@@ -1,0 +1,64 @@
+import SynsightBase
+/// The evidence of a `firewall_reject` / `firewall_drop` record
+/// (`$defs/reason_firewall`): how the verdict was reached, what the kernel
+/// saw of the packet, and the rule. FirewallAttribution.swift fills it.
+public struct FirewallEvidence: ReasonEvidence {
+    public static let reasons: Set<Reason> = [.firewallReject, .firewallDrop]
+
+    /// How reject was told from drop (`FirewallMethod`).
+    public var method: String?
+    /// The client's connect() errno, when it decided.
+    public var clientErrno: Int64?
+    /// The netfilter hook of the drop (prerouting, input, output, ...).
+    public var chainHook: String?
+    /// What the client was sent (`tcp-reset`, `icmp port-unreachable`, ...).
+    public var rejectWith: String?
+    /// The ICMP error sent: {type, code}.
+    public var icmp: JSONValue?
+    public var mark: UInt32?
+    /// The conntrack state the kernel gave the packet (`ConntrackState`).
+    public var ctState: String?
+    /// Dropped segments of this attempt.
+    public var drops: Int64?
+    /// false: not a SYN (then `tcpFlags` says what it was).
+    public var syn: Bool?
+    public var tcpFlags: Int64?
+    /// true: sent from a socket of this namespace.
+    public var localSocket: Bool?
+    /// How the client was found (`process`, `joined`).
+    public var clientContext: String?
+    /// The rule: table, chain, handle, text, comment, owner, counter.
+    public var table: String?
+    public var chain: String?
+    public var handle: Int64?
+    public var rule: String?
+    public var ruleComment: String?
+    public var ruleOwner: String?
+    /// kube-proxy's Service without endpoints (`ns/svc:port`).
+    public var service: String?
+    public var rulePackets: Int64?
+    /// How the rule was found (`ruleset_match`, `no_match`, `ruleset_unavailable`, ...).
+    public var ruleMethod: String?
+    /// Other rules that match the packet as well, as {table, chain, handle, rule, rule_comment}.
+    public var candidates: [JSONValue]?
+    public var rulesetError: String?
+    public var hook: String?
+
+    public init() {}
+
+    public static let layout: [EvidenceField<FirewallEvidence>] = [
+        .string(.method, \.method), .int(.clientErrno, \.clientErrno), .string(.chainHook, \.chainHook),
+        .string(.rejectWith, \.rejectWith), .value(.icmp, \.icmp), .int(.mark, \.mark), .string(.ctState, \.ctState),
+        .int(.drops, \.drops), .bool(.syn, \.syn), .int(.tcpFlags, \.tcpFlags), .bool(.localSocket, \.localSocket),
+        .string(.clientContext, \.clientContext), .string(.table, \.table), .string(.chain, \.chain),
+        .int(.handle, \.handle), .string(.rule, \.rule), .string(.ruleComment, \.ruleComment),
+        .string(.ruleOwner, \.ruleOwner), .string(.service, \.service), .int(.rulePackets, \.rulePackets),
+        .string(.ruleMethod, \.ruleMethod), .array(.candidates, \.candidates), .string(.rulesetError, \.rulesetError),
+        .string(.hook, \.hook),
+    ]
+}
+
+extension Record {
+    /// The typed evidence of a `firewall_reject` / `firewall_drop` record; nil for any other reason.
+    public var firewallEvidence: FirewallEvidence? { evidence(as: FirewallEvidence.self) }
+}
