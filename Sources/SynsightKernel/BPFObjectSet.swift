@@ -165,10 +165,11 @@ final class BPFObjectSet {
         for (i, (g, result)) in zip(groups, results).enumerated().dropFirst() {
             nonisolated(unsafe) let obj = g
             // Each load first reads and parses the kernel's BTF (two copies
-            // of ~5.5 MB while it parses): started 25 ms apart, the parses do
-            // not overlap and start-up's peak RSS stays ~6 MB lower, while
-            // the verifier (the long part) still runs in parallel.
-            let stagger = UInt32(i) * 25_000
+            // of ~5.5 MB while it parses; 4-15 ms here): started 12 ms
+            // apart, the parses do not overlap and start-up's peak RSS stays
+            // ~5 MB lower, while the verifier (the long part) still runs in
+            // parallel.
+            let stagger = UInt32(i) * 12_000
             if let t = try? WorkerThread(name: "BPF load", {
                 usleep(stagger)
                 result.rc = bpf_object__load(obj)
