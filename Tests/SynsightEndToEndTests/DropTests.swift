@@ -256,33 +256,10 @@ struct DropTests {
     /// `deleting` as `ip netns del` does (detach and remove its /run/netns
     /// mount): the deletion follows the drop closely whatever the load.
     static func synThenDelete(from ns: NetNS, to addr: String, port: Int, deleting victim: NetNS, afterMs: Int) throws {
-        typealias SetNS = @convention(c) (Int32, Int32) -> Int32
-        typealias Umount2 = @convention(c) (UnsafePointer<CChar>, Int32) -> Int32
-        // glibc declares setns only with _GNU_SOURCE: not in Swift's Glibc module.
-        let libc = dlopen(nil, RTLD_NOW)
-        guard let setnsSym = dlsym(libc, "setns"), let umountSym = dlsym(libc, "umount2") else {
-            throw CommandFailure(description: "setns/umount2 not found")
-        }
-        let setns = unsafeBitCast(setnsSym, to: SetNS.self)
-        let umount2 = unsafeBitCast(umountSym, to: Umount2.self)
-        let (CLONE_NEWNET, MNT_DETACH): (Int32, Int32) = (0x4000_0000, 2)
-        final class Outcome: @unchecked Sendable { var failure: String? }
-        let outcome = Outcome()
-        let from = "/run/netns/\(ns.name)", path = "/run/netns/\(victim.name)"
         var target = in_addr()
         guard inet_pton(AF_INET, addr, &target) == 1 else { throw CommandFailure(description: "bad address \(addr)") }
         let destination = target
-        let done = DispatchSemaphore(value: 0)
-        let runner = Thread {
-            defer { done.signal() }
-            let home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
-            let inside = open(from, O_RDONLY | O_CLOEXEC)
-            defer { close(home) }
-            guard home >= 0, inside >= 0, setns(inside, CLONE_NEWNET) == 0 else {
-                outcome.failure = "cannot enter \(from)"
-                return
-            }
-            close(inside)
+        _ = try NamespaceVisit.run(in: ns, deleting: victim, afterMs: afterMs, {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             var sa = sockaddr_in()
             sa.sin_family = sa_family_t(AF_INET)
@@ -291,14 +268,8 @@ struct DropTests {
             _ = withUnsafePointer(to: &sa) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            _ = setns(home, CLONE_NEWNET)
-            usleep(UInt32(afterMs * 1000))
-            if umount2(path, MNT_DETACH) != 0 || unlink(path) != 0 { outcome.failure = "cannot delete \(path)" }
-            close(fd)
-        }
-        runner.start()
-        done.wait()
-        if let failure = outcome.failure { throw CommandFailure(description: failure) }
+            return fd
+        }, after: { fd in close(fd) })
     }
 
     /// Compiles a tc direct-action program that drops TCP (IPv4 or IPv6) to

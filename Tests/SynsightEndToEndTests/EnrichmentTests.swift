@@ -151,30 +151,7 @@ struct EnrichmentTests {
     /// millisecond whatever the machine's load. Returns the connect's errno
     /// and the wall-clock time after the deletion.
     static func connectThenDelete(_ ns: NetNS, port: Int, afterMs: Int) throws -> (Int32, Double) {
-        typealias SetNS = @convention(c) (Int32, Int32) -> Int32
-        typealias Umount2 = @convention(c) (UnsafePointer<CChar>, Int32) -> Int32
-        // glibc declares setns only with _GNU_SOURCE: not in Swift's Glibc module.
-        let libc = dlopen(nil, RTLD_NOW)
-        guard let setnsSym = dlsym(libc, "setns"), let umountSym = dlsym(libc, "umount2") else {
-            throw CommandFailure(description: "setns/umount2 not found")
-        }
-        let setns = unsafeBitCast(setnsSym, to: SetNS.self)
-        let umount2 = unsafeBitCast(umountSym, to: Umount2.self)
-        let (CLONE_NEWNET, MNT_DETACH): (Int32, Int32) = (0x4000_0000, 2)
-        final class Outcome: @unchecked Sendable { var errno: Int32 = -1; var at = 0.0; var failure: String? }
-        let outcome = Outcome()
-        let path = "/run/netns/\(ns.name)"
-        let done = DispatchSemaphore(value: 0)
-        let runner = Thread {
-            defer { done.signal() }
-            let home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
-            let target = open(path, O_RDONLY | O_CLOEXEC)
-            defer { close(home) }
-            guard home >= 0, target >= 0, setns(target, CLONE_NEWNET) == 0 else {
-                outcome.failure = "cannot enter \(path)"
-                return
-            }
-            close(target)
+        let (err, at) = try NamespaceVisit.run(in: ns, deleting: ns, afterMs: afterMs) { () -> Int32 in
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var addr = sockaddr_in()
             addr.sin_family = sa_family_t(AF_INET)
@@ -183,16 +160,10 @@ struct EnrichmentTests {
             let rc = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            outcome.errno = rc == 0 ? 0 : errno
+            let e = rc == 0 ? 0 : errno
             close(fd)
-            _ = setns(home, CLONE_NEWNET)
-            usleep(UInt32(afterMs * 1000))
-            if umount2(path, MNT_DETACH) != 0 || unlink(path) != 0 { outcome.failure = "cannot delete \(path)" }
-            outcome.at = Date().timeIntervalSince1970
+            return e
         }
-        runner.start()
-        done.wait()
-        if let failure = outcome.failure { throw CommandFailure(description: failure) }
-        return (outcome.errno, outcome.at)
+        return (err, at)
     }
 }
