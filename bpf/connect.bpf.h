@@ -103,6 +103,32 @@ static __always_inline int conn_on_connect(struct bpf_sock_addr *ctx)
 }
 
 
+/* The entry of the connect() of `sk`, removed: from `connecting`, else
+ * (given up there) from `connecting_retry`. False when there is none or
+ * it was taken already: one report per connection. */
+static __always_inline bool conn_take(const struct sock *sk, struct connect_info *out)
+{
+	/* The table keeps entries past CLOSE: the cookie tells this socket's
+	 * own connect() from an earlier socket's at the same address. */
+	__u64 key = sk_key(sk);
+	struct conn_set *set;
+	int way;
+	struct connect_info *ref = conn_ref(key, &set, &way);
+	if (ref) {
+		*out = *ref;
+		barrier();
+		if (out->cookie == bpf_get_socket_cookie((void *)sk)) {
+			if (!conn_del(set, way, key))
+				return false;
+			/* A copy kept at a SYN retransmission must not report it again. */
+			struct connect_info kept;
+			conn_kept(sk, key, &kept, true);
+			return true;
+		}
+	}
+	return conn_kept(sk, key, out, true);
+}
+
 /* inet_sk_error_report, with SYN_CFG_NO_STATE_HOOK. A TCP socket's error:
  * sk_err is set before the report. A connection that never saw the peer's
  * SYN-ACK has rcv_nxt 0 (tcp_connect_init): a failed connect(); otherwise a
@@ -117,18 +143,9 @@ static __always_inline int conn_on_error_report(const struct sock *sk)
 	int err = sk->sk_err;
 	if (err == 0)
 		return 0;
-	/* The table keeps entries past CLOSE: the cookie tells this socket's
-	 * own connect() from an earlier socket's at the same address. */
-	__u64 key = sk_key(sk);
-	struct conn_set *set;
-	int way;
-	struct connect_info *ref = conn_ref(key, &set, &way);
-	if (!ref)
+	struct connect_info ci;
+	if (!conn_take(sk, &ci))
 		return 0;
-	struct connect_info ci = *ref;
-	barrier();
-	if (ci.cookie != bpf_get_socket_cookie((void *)sk) || !conn_del(set, way, key))
-		return 0; /* not this socket's, or already reported: one report per connection */
 	bool failed = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) == 0;
 	bool reset_after_setup = !failed && err == ECONNRESET &&
 		bpf_ktime_get_boot_ns() - ci.ts_ns < RESET_AFTER_SETUP_NS;

@@ -38,7 +38,7 @@ struct connect_info {
  * SYN_SENT and the first seconds after setup matter). Readers copy an entry
  * and check that its key did not change meanwhile.
  */
-#define CONN_SET_BITS 13
+#define CONN_SET_BITS SYN_CONN_SET_BITS
 #define CONN_SETS (1 << CONN_SET_BITS)
 #define CONN_WAYS 8
 #define CONN_BUSY 1ULL /* low bit of a key: the slot is being written */
@@ -95,6 +95,8 @@ static __always_inline __u64 sk_key(const struct sock *sk)
 static __always_inline struct conn_set *conn_set_of(__u64 sk)
 {
 	__u32 i = (__u32)((sk * 0x9E3779B97F4A7C15ULL) >> (64 - CONN_SET_BITS));
+	if (cfg.conn_sets)
+		i &= cfg.conn_sets - 1;
 	return bpf_map_lookup_elem(&connecting, &i);
 }
 
@@ -176,6 +178,46 @@ static __always_inline void conn_put(__u64 sk, __u16 dport, const struct connect
 static __always_inline bool conn_del(struct conn_set *s, int way, __u64 sk)
 {
 	return __sync_val_compare_and_swap(&s->sk[way & (CONN_WAYS - 1)], sk, 0) == sk;
+}
+
+/*
+ * The connecting sockets that retransmitted their SYN: a copy of their
+ * entry, kept apart from `connecting`. A connect() that gets no answer
+ * fails only after its SYN retries (~127 s by default, tcp_syn_retries=6),
+ * while `connecting` gives up its entries first in, first out: on a host
+ * making 1,000 connections a second, an entry lives about a minute. The
+ * first retransmission (1 s after connect()) copies the entry here, so the
+ * timeout, or a late refusal, still names its caller. Written only on a
+ * SYN retransmission: nothing for healthy traffic. An LRU hash: a storm of
+ * unanswered connects gives up its oldest.
+ */
+#define CONN_RETRY_ENTRIES 16384
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CONN_RETRY_ENTRIES);
+	__type(key, __u64);
+	__type(value, struct connect_info);
+} connecting_retry SEC(".maps");
+
+/* Keep `ci` (the entry of `key`) past `connecting`'s eviction. */
+static __always_inline void conn_keep(__u64 key, const struct connect_info *ci)
+{
+	bpf_map_update_elem(&connecting_retry, &key, ci, BPF_ANY);
+}
+
+/* The kept entry of socket `sk` at `key` (its cookie must match: the
+ * address may be another socket's by now), removed when `take`. */
+static __always_inline bool conn_kept(const struct sock *sk, __u64 key, struct connect_info *out, bool take)
+{
+	struct connect_info *ci = bpf_map_lookup_elem(&connecting_retry, &key);
+	if (!ci)
+		return false;
+	*out = *ci;
+	/* The delete decides between two CPUs taking it at once. */
+	if (take && bpf_map_delete_elem(&connecting_retry, &key) != 0)
+		return false;
+	return out->cookie == bpf_get_socket_cookie((void *)sk);
 }
 
 /*

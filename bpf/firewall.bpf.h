@@ -109,8 +109,9 @@ static __always_inline int fw_on_icmp_send(const struct sk_buff *skb, int type, 
 }
 
 /* A SYN retransmitted by a local client: its first SYN got no answer.
- * Only SYN_SENT sockets whose connect() was seen are reported; every other
- * retransmission costs a state read. Only the first argument is read: 6.18
+ * Only SYN_SENT sockets whose connect() was seen are reported, and their
+ * entry is kept for the outcome (conntab.bpf.h, connecting_retry); every
+ * other retransmission costs a state read. Only the first argument is read: 6.18
  * has (sk, skb, err), older kernels (sk, skb). */
 static __always_inline int fw_on_syn_retransmit(const struct sock *sk)
 {
@@ -120,8 +121,14 @@ static __always_inline int fw_on_syn_retransmit(const struct sock *sk)
 		return 0;
 	__u64 key = sk_key(sk);
 	struct connect_info ci;
-	if (!conn_get(key, &ci))
+	if (conn_get(key, &ci)) {
+		/* Kept past `connecting`'s eviction until the outcome (only
+		 * entries with a cookie are ever evicted: SYN_CFG_NO_STATE_HOOK). */
+		if (ci.cookie)
+			conn_keep(key, &ci);
+	} else if (!conn_kept(sk, key, &ci, false)) {
 		return 0;
+	}
 	/* The retransmitted SYN is processed on this CPU (loopback, veth): a
 	 * listener's overflow finds its client here (find_client). */
 	conn_mark_cpu(key);

@@ -420,6 +420,9 @@ enum syn_config_flags {
 					 * the one tcp_send_reset program serves the overflow area too) */
 };
 
+/* The connecting-socket table (bpf/conntab.bpf.h): 2^SYN_CONN_SET_BITS sets. */
+#define SYN_CONN_SET_BITS 13
+
 struct syn_config {
 	__u16 ports[SYN_MAX_FILTER_PORTS]; /* only report RSTs for these local ports */
 	__u32 nports;
@@ -432,7 +435,10 @@ struct syn_config {
 	 * second, this many records cross the ring buffer one by one, the
 	 * rest are counted in the `folded` map. 0: no folding. */
 	__u32 fold_per_window;
-	__u32 _pad;
+	/* The sets of the connecting-socket table in use (a power of two up
+	 * to 2^SYN_CONN_SET_BITS); 0: every set. Tests shrink the table to
+	 * make its first-in-first-out eviction happen (bpf/conntab.bpf.h). */
+	__u32 conn_sets;
 };
 
 /* The key of a folded storm (map `folded`, bpf/fold.bpf.h). */

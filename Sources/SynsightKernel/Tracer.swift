@@ -20,6 +20,12 @@ public struct TracerOptions: Sendable {
     /// second, this many records are sent one by one, the rest counted.
     /// 0: every record crosses the ring buffer.
     public var foldPerWindow: UInt32 = 0
+    /// Tests only: use this many sets of the connecting-socket table (a
+    /// power of two up to `connectTableSets`; 0: all), so that its
+    /// first-in-first-out eviction happens after a few connections.
+    public var connectTableSetsInUse: UInt32 = 0
+    /// The sets of the connecting-socket table (bpf/conntab.bpf.h).
+    public static let connectTableSets = 1 << Int(SYN_CONN_SET_BITS)
 
     public init() {}
 }
@@ -109,6 +115,7 @@ public final class Tracer {
             cfg.nports = UInt32(options.ports.count)
             cfg.flags = plan.configFlags
             cfg.fold_per_window = options.foldPerWindow
+            cfg.conn_sets = options.connectTableSetsInUse
             if let r = features.tcpRcvStateProcess {
                 cfg.trs_start = r.start
                 cfg.trs_end = r.end

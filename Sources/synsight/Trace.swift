@@ -74,6 +74,9 @@ struct Trace: ParsableCommand {
     @Option(help: .hidden)
     var testRulesetDelayMs: Int = 0
 
+    @Option(help: .hidden)
+    var testConnectTableSets: Int = 0
+
     @OptionGroup(title: "Diagnostics")
     var diagnostics: DiagnosticOptions
 
@@ -112,6 +115,10 @@ struct Trace: ParsableCommand {
         if Set(ports).count > 16 {
             throw ValidationError("at most 16 different --port values are supported, got \(Set(ports).count)")
         }
+        let sets = testConnectTableSets
+        if sets != 0, !(1...TracerOptions.connectTableSets).contains(sets) || sets & (sets - 1) != 0 {
+            throw ValidationError("--test-connect-table-sets must be a power of two up to \(TracerOptions.connectTableSets), got \(sets)")
+        }
         if let resetHook, Self.parseHook(resetHook) == nil {
             throw ValidationError("--reset-hook must be one of tcp_send_reset, fentry, kprobe, kfree_skb; got '\(resetHook)'")
         }
@@ -137,6 +144,7 @@ struct Trace: ParsableCommand {
         settings.duration = duration
         settings.count = count
         settings.rulesetDelayMs = testRulesetDelayMs
+        settings.connectTableSetsInUse = testConnectTableSets
         let metricsEndpoint = try metrics.start(command: "trace", ports: settings.ports)
         defer { metricsEndpoint?.stop() }
         settings.metrics = metricsEndpoint?.counters

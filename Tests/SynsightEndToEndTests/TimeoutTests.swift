@@ -44,22 +44,83 @@ struct TimeoutTests {
             """)
         let trace = try TraceSession([])
         let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port, timeout: 15)
-        #expect(c.errno == Int(ETIMEDOUT))
-        let r = try #require(timeout(trace, ns: client, port: port), "stdout: \(trace.stdout)")
+        #expect(c.errno == Int(ETIMEDOUT), "client pid \(c.pid); records: \(trace.stdout)")
+        let r = try #require(timeout(trace, ns: client, port: port), "stdout: \(trace.stdout)\nstderr: \(trace.stderr)")
         trace.stop()
         _ = listener
-        #expect(r.string("reason") == "connect_timeout", "\(r)")
-        #expect(r.string("cause") == "dropped_on_host", "\(r)")
-        #expect(r.pid("process") == c.pid)
-        let drop = try #require(r.evidence["drop"] as? [String: Any], "\(r)")
-        #expect((drop["reason"] as? String) == "firewall_drop")
-        #expect((drop["netns"] as? Int) == client.inode)
-        #expect((drop["tcp_flags"] as? Int) == 0x12, "\(drop)")
+        // Every record of the session on failure: which drop was seen, and when.
+        let all = "\(r)\nall records: \(trace.stdout)"
+        #expect(r.string("reason") == "connect_timeout", "\(all)")
+        #expect(r.string("cause") == "dropped_on_host", "\(all)")
+        #expect(r.pid("process") == c.pid, "\(all)")
+        let drop = try #require(r.evidence["drop"] as? [String: Any], "\(all)")
+        #expect((drop["reason"] as? String) == "firewall_drop", "\(all)")
+        #expect((drop["netns"] as? Int) == client.inode, "\(all)")
+        #expect((drop["tcp_flags"] as? Int) == 0x12, "\(all)")
         // The rule itself is not asserted: the firewall area infers the hook
         // from the skb's state and places this received SYN-ACK at
         // postrouting (likely: early demux has set skb->sk to the connecting
         // socket before INPUT), where the input rule is not looked for.
         #expect(r.string("hint")?.contains("SYN-ACKs coming back") == true, "\(r)")
+    }
+
+    @Test("a connect() that times out keeps its process after the connecting-socket table gave its entry up to later connect()s")
+    func timeoutAfterEviction() throws {
+        let client = try NetNS(), server = try NetNS(), other = try NetNS()
+        defer { client.remove(); server.remove(); other.remove() }
+        try server.link(to: client)  // server 198.18.0.1, client .2
+        try synRetries(client)
+        let port = randomPort()
+        try server.loadNft("""
+            table inet tmo_test {
+              chain input {
+                type filter hook input priority 0; policy accept;
+                tcp dport \(port) drop comment "tmo-evict-\(port)"
+              }
+            }
+            """)
+        // One set of 8 ways: the storm below gives every entry up several
+        // times over while the connect() still waits for its SYN-ACK.
+        let trace = try TraceSession(["--test-connect-table-sets", "1"])
+        // 64 healthy connections in another namespace, from 1.5 s on: past
+        // the first SYN retransmission (1 s), before the timeout (3 s). A
+        // healthy connection's entry is never removed (a failed one's is, at
+        // its error), so these fill the table; they stay open until all are
+        // made: a closed socket's memory is the next one's, which would take
+        // the same entry again.
+        let storm = Process()
+        storm.executableURL = URL(fileURLWithPath: "/bin/sh")
+        storm.arguments = ["-c", """
+            sleep 1.5; exec ip netns exec \(other.name) /usr/bin/python3 -c '
+            import socket
+            server = socket.socket()
+            server.bind(("127.0.0.1", 0))
+            server.listen(128)
+            held, made = [], 0
+            for _ in range(64):
+                s = socket.socket()
+                held.append(s)
+                s.connect(server.getsockname())
+                made += 1
+            print(made)'
+            """]
+        let stormOut = Pipe()
+        storm.standardOutput = stormOut
+        try storm.run()
+        let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port, timeout: 15)
+        storm.waitUntilExit()
+        let stormResult = String(decoding: stormOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(stormResult.trimmingCharacters(in: .whitespacesAndNewlines) == "64", "storm: \(stormResult)")
+        #expect(c.errno == Int(ETIMEDOUT), "storm: \(stormResult)")
+        let r = try #require(timeout(trace, ns: client, port: port), "stdout: \(trace.stdout)")
+        trace.stop()
+        let all = "\(r)\nall records: \(trace.stdout)"
+        #expect(r.string("reason") == "connect_timeout", "\(all)")
+        #expect(r.string("cause") == "dropped_on_host", "\(all)")
+        #expect(r.pid("process") == c.pid, "\(all)")
+        let drop = try #require(r.evidence["drop"] as? [String: Any], "\(all)")
+        #expect((drop["reason"] as? String) == "firewall_drop", "\(all)")
+        #expect((drop["netns"] as? Int) == server.inode, "\(all)")
     }
 
     @Test("SYNs dropped by a listener's full accept queue over loopback: dropped_on_host names the queue")

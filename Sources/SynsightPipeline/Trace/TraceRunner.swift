@@ -51,6 +51,8 @@ public struct TraceSettings {
     /// and second (bpf/fold.bpf.h); false: every record crosses the ring
     /// buffer and storms are folded in user space only (--no-kernel-fold).
     public var kernelFold = true
+    /// Tests only: the connecting-socket table's sets in use (TracerOptions.connectTableSetsInUse).
+    public var connectTableSetsInUse = 0
 }
 
 /// The tracing loop: load and attach, snapshot listeners, read the ring,
@@ -65,6 +67,7 @@ public enum TraceRunner {
         options.hooks = s.hooks
         options.verbose = s.verbose
         if s.kernelFold, let n = s.aggregate { options.foldPerWindow = UInt32(clamping: n) }
+        options.connectTableSetsInUse = UInt32(clamping: s.connectTableSetsInUse)
         return options
     }
 
