@@ -681,6 +681,16 @@ PRESTARTED = {}          # scenario function name -> what its prestart returned 
 PRESTARTED_CLEANUP = {}  # scenario function name -> cleanups of what it started
 
 
+def release_prestarted():
+    """Clean up what prestart hooks made for scenarios that did not run
+    (the pass's trace failed to start, or a scenario was never reached)."""
+    for cleanups in PRESTARTED_CLEANUP.values():
+        CLEANUP.extend(cleanups)
+    PRESTARTED_CLEANUP.clear()
+    PRESTARTED.clear()
+    cleanup()
+
+
 def prestarted(name):
     """What the scenario's prestart made; consumed by the first attempt."""
     v = PRESTARTED.pop(name, None)
@@ -2518,6 +2528,7 @@ def main():
             for n, r, fn in selected:
                 emit({"type": "scenario", "pass": pas, "name": n, "reason": r, "status": "fail", "detail": str(e)})
             ok = False
+            release_prestarted()
             continue
         try:
             for n, r, fn in selected:
@@ -2529,6 +2540,7 @@ def main():
             for rec in trace.records():
                 emit({"type": "record", "pass": pas, "record": rec})
             trace.remove_files()
+            release_prestarted()
         emit({"type": "trace", "pass": pas, "stderr": summary[-4000:]})
     emit({"type": "done"})
     return 0 if ok else 1
@@ -2538,4 +2550,4 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     finally:
-        cleanup()
+        release_prestarted()
