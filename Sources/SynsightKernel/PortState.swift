@@ -3,7 +3,6 @@ import Glibc
 import SynsightBase
 import SynsightModel
 import SynsightNftables
-import SynsightKernel
 
 /// The live state of one TCP port for `explain`, in every network namespace
 /// of the host: listening sockets and SYN-queue request sockets (sock_diag),

@@ -53,7 +53,7 @@ struct RouteReaderTests {
         let reader = RouteReader(reasons: Self.names)
         defer { reader.stop() }
         reader.pin(Self.drop(reason: 5, netns: Self.noNetns))
-        #expect(reader.lock.withLock { reader.entries.isEmpty && reader.worker == nil })
+        #expect(reader.reader.lock.withLock { reader.reader.slots.isEmpty && reader.reader.worker == nil })
     }
 
     @Test("a lookup that cannot be made waits a bounded time, then says why")
