@@ -22,6 +22,22 @@ struct TimeoutTests {
         }
     }
 
+    /// The timed-out connect() of `client` (pid), its SYNs or SYN-ACKs
+    /// dropped on this host by a firewall rule in `dropNetns`; returns the
+    /// drop. Every record of the session is printed on failure.
+    @discardableResult
+    func expectFirewallTimeout(_ r: JSONRecord, _ trace: TraceSession, pid: Int, dropNetns: Int,
+                               sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        let all = "\(r)\nall records: \(trace.stdout)"
+        #expect(r.string("reason") == "connect_timeout", "\(all)", sourceLocation: sourceLocation)
+        #expect(r.string("cause") == "dropped_on_host", "\(all)", sourceLocation: sourceLocation)
+        #expect(r.pid("process") == pid, "\(all)", sourceLocation: sourceLocation)
+        let drop = try #require(r.evidence["drop"] as? [String: Any], "\(all)", sourceLocation: sourceLocation)
+        #expect((drop["reason"] as? String) == "firewall_drop", "\(all)", sourceLocation: sourceLocation)
+        #expect((drop["netns"] as? Int) == dropNetns, "\(all)", sourceLocation: sourceLocation)
+        return drop
+    }
+
     func synRetries(_ ns: NetNS) throws {
         try sh(["ip", "netns", "exec", ns.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])
     }
@@ -48,15 +64,8 @@ struct TimeoutTests {
         let r = try #require(timeout(trace, ns: client, port: port), "stdout: \(trace.stdout)\nstderr: \(trace.stderr)")
         trace.stop()
         _ = listener
-        // Every record of the session on failure: which drop was seen, and when.
-        let all = "\(r)\nall records: \(trace.stdout)"
-        #expect(r.string("reason") == "connect_timeout", "\(all)")
-        #expect(r.string("cause") == "dropped_on_host", "\(all)")
-        #expect(r.pid("process") == c.pid, "\(all)")
-        let drop = try #require(r.evidence["drop"] as? [String: Any], "\(all)")
-        #expect((drop["reason"] as? String) == "firewall_drop", "\(all)")
-        #expect((drop["netns"] as? Int) == client.inode, "\(all)")
-        #expect((drop["tcp_flags"] as? Int) == 0x12, "\(all)")
+        let drop = try expectFirewallTimeout(r, trace, pid: c.pid, dropNetns: client.inode)
+        #expect((drop["tcp_flags"] as? Int) == 0x12, "\(r)")
         // The rule itself is not asserted: the firewall area infers the hook
         // from the skb's state and places this received SYN-ACK at
         // postrouting (likely: early demux has set skb->sk to the connecting
@@ -114,13 +123,7 @@ struct TimeoutTests {
         #expect(c.errno == Int(ETIMEDOUT), "storm: \(stormResult)")
         let r = try #require(timeout(trace, ns: client, port: port), "stdout: \(trace.stdout)")
         trace.stop()
-        let all = "\(r)\nall records: \(trace.stdout)"
-        #expect(r.string("reason") == "connect_timeout", "\(all)")
-        #expect(r.string("cause") == "dropped_on_host", "\(all)")
-        #expect(r.pid("process") == c.pid, "\(all)")
-        let drop = try #require(r.evidence["drop"] as? [String: Any], "\(all)")
-        #expect((drop["reason"] as? String) == "firewall_drop", "\(all)")
-        #expect((drop["netns"] as? Int) == server.inode, "\(all)")
+        try expectFirewallTimeout(r, trace, pid: c.pid, dropNetns: server.inode)
     }
 
     @Test("SYNs dropped by a listener's full accept queue over loopback: dropped_on_host names the queue")
