@@ -16,9 +16,9 @@ import SynsightBase
 ///
 /// Its own thread, not the ring-buffer consumer's: the sweep and the
 /// attach (a bpf() call that may wait for RCU) must never delay a read.
-/// The consumer thread only reads `armed`. `@unchecked Sendable`: the
-/// libbpf program and link are touched on the sweep thread only (and in
-/// `stop`, after it is joined); the rest is guarded by `lock`.
+/// `@unchecked Sendable`: the libbpf program and link are touched on the
+/// sweep thread only (and in `stop`, after it is joined); the rest is
+/// guarded by `lock`.
 final class OverflowArming: @unchecked Sendable {
     /// How often the listeners are looked at. A queue that fills is usually
     /// full for seconds (a stalled server, a flood), so 250 ms arms the
@@ -39,7 +39,6 @@ final class OverflowArming: @unchecked Sendable {
     let lock = ConditionLock()
     /// Guarded by `lock`.
     var stopping = false
-    var attached = false
     var worker: WorkerThread?
     /// Sweep thread only.
     var link: OpaquePointer?
@@ -76,9 +75,6 @@ final class OverflowArming: @unchecked Sendable {
         w?.join()
         setLink(nil)
     }
-
-    /// Whether ovf_consume_skb is attached now (tests, doctor, summary).
-    var armed: Bool { lock.withLock { attached } }
 
     func loop() {
         while waitPeriod() {
@@ -123,7 +119,6 @@ final class OverflowArming: @unchecked Sendable {
     func setLink(_ l: OpaquePointer?) {
         if let link, link != l { bpf_link__destroy(link) }
         link = l
-        lock.withLock { attached = l != nil }
     }
 }
 

@@ -49,8 +49,4 @@ extension Tracer {
 
     /// Whether the baseline program is attached now (tests, doctor).
     public var resetBaselineAttached: Bool { baselineLink != nil }
-
-    /// Whether the per-SYN overflow program on consume_skb is attached now;
-    /// nil where it is not armed on anomaly (OverflowArming).
-    public var overflowArmed: Bool? { overflowArming?.armed }
 }
