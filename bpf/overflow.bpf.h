@@ -129,13 +129,11 @@ __noinline int check_listener(__u64 key, const struct syn_tuple *t)
 	__u32 ack = BPF_CORE_READ(sk, sk_ack_backlog);
 	__u8 cookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
 
-	if (drops != li->drops_seen) {
-		/* A plain store: a compare-and-swap (as run_ovf_watch claims a
-		 * rise) takes this frame past BPF's 512 bytes of stack in
-		 * ovf_consume_skb. The sweep can count this SYN too only if it
-		 * reads sk_drops between tcp_conn_request's increment and this
-		 * consume, microseconds in one softirq. */
-		li->drops_seen = drops;
+	__u32 seen = li->drops_seen;
+	if (drops != seen) {
+		/* Claimed once: run_ovf_watch may be counting the same rise. */
+		if (__sync_val_compare_and_swap(&li->drops_seen, seen, drops) != seen)
+			return 0;
 		/* tcp_conn_request checks the SYN queue first (a drop there only
 		 * without syncookies), then the accept queue. */
 		__u8 stage;
