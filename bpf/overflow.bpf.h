@@ -35,6 +35,29 @@ static __always_inline __u32 listener_drops(const struct sock *sk)
 	return BPF_CORE_READ(sk, sk_drops.counter);
 }
 
+/* The listener's side of an overflow record (every method). */
+static __always_inline void fill_overflow(struct syn_ev_listen_overflow *e, const struct sock *sk,
+					  const struct listen_info *li, __u32 netns, __u8 stage, __u8 method)
+{
+	e->listener_ino = li ? li->ino : 0;
+	e->netns = netns;
+	e->listener_pid = li ? li->tgid : 0;
+	e->ack_backlog = BPF_CORE_READ(sk, sk_ack_backlog);
+	e->max_ack_backlog = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	e->syn_qlen = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_accept_queue.qlen.counter);
+	e->drops = listener_drops(sk);
+	e->somaxconn = BPF_CORE_READ(sk, __sk_common.skc_net.net, core.sysctl_somaxconn);
+	e->suppressed = 0;
+	e->stage = stage;
+	e->method = method;
+	e->_pad = 0;
+	e->counted = 0;
+	__builtin_memset(&e->client, 0, sizeof(e->client));
+	e->client_found = SYN_CLIENT_NOT_FOUND;
+}
+
+/* Not built on fill_overflow: that costs ovf_consume_skb's chain of calls
+ * 16 bytes of stack it does not have (BPF's 512). */
 static __always_inline int emit_overflow(const struct sock *sk, struct listen_info *li,
 					 const struct syn_tuple *t, __u32 netns,
 					 __u8 stage, __u8 method, __u32 suppressed)
@@ -54,7 +77,8 @@ static __always_inline int emit_overflow(const struct sock *sk, struct listen_in
 	e->suppressed = suppressed;
 	e->stage = stage;
 	e->method = method;
-	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	e->_pad = 0;
+	e->counted = 0;
 	__builtin_memset(&e->client, 0, sizeof(e->client));
 	e->client_found = find_client(t, &e->client);
 	submit(e);
@@ -105,8 +129,11 @@ __noinline int check_listener(__u64 key, const struct syn_tuple *t)
 	__u32 ack = BPF_CORE_READ(sk, sk_ack_backlog);
 	__u8 cookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
 
-	if (drops != li->drops_seen) {
-		li->drops_seen = drops;
+	__u32 seen = li->drops_seen;
+	if (drops != seen) {
+		/* Claimed once: run_ovf_watch may be counting the same rise. */
+		if (__sync_val_compare_and_swap(&li->drops_seen, seen, drops) != seen)
+			return 0;
 		/* tcp_conn_request checks the SYN queue first (a drop there only
 		 * without syncookies), then the accept queue. */
 		__u8 stage;
@@ -190,6 +217,80 @@ static __always_inline int ovf_on_consume_skb(struct sk_buff *skb, void *locatio
 			break;
 	}
 	return 0;
+}
+
+/*
+ * Overflow armed on anomaly (where the per-SYN hook is consume_skb, which
+ * runs for every consumed packet): ovf_consume_skb is attached only while
+ * some listener's queue is full or its drop counter moves
+ * (Sources/SynsightKernel/OverflowArming.swift). User space runs
+ * run_ovf_watch (BPF_PROG_TEST_RUN, on its own thread) every few hundred
+ * ms: it walks the listener registry and
+ *  - reports the sk_drops rise no per-SYN record claimed as one record per
+ *    listener (SYN_OVF_M_COUNTER, `counted`: no SYN seen, so no client and
+ *    no remote), classified by the queues as the sweep finds them;
+ *  - returns the number of listeners that moved or whose queue is full or
+ *    one connection from it, which arms ovf_consume_skb.
+ * A rise with no queue full at the sweep is absorbed unreported, as
+ * check_listener does: sk_drops also counts drops of other causes.
+ */
+struct ovf_watch_ctx {
+	__u32 anomalies;
+};
+
+/* The kernel drops when len > max (sk_acceptq_is_full,
+ * inet_csk_reqsk_queue_is_full); len == max is one SYN from it. */
+static __always_inline bool queue_at_limit(__u32 len, __u32 max)
+{
+	return len > 0 && len >= max;
+}
+
+static __always_inline void emit_counted(const struct sock *sk, const struct listen_info *li,
+					 __u32 counted, __u8 stage)
+{
+	struct syn_ev_listen_overflow *e = reserve(sizeof(*e), SYN_EV_LISTEN_OVERFLOW);
+	if (!e)
+		return;
+	fill_overflow(e, sk, li, li->netns, stage, SYN_OVF_M_COUNTER);
+	__builtin_memset(&e->t, 0, sizeof(e->t));
+	sock_local(sk, &e->t);
+	__builtin_memset(e->t.remote, 0, 16);
+	e->t.rport = 0;
+	e->t.lport = li->port;
+	e->counted = counted;
+	submit(e);
+}
+
+static long ovf_watch_cb(struct bpf_map *map, __u64 *key, struct listen_info *li, struct ovf_watch_ctx *ctx)
+{
+	__u64 k = *key;
+	const struct sock *sk = (const struct sock *)k;
+	if (no_state_hook() && !listener_alive(k, li->port))
+		return 0; /* the reap sweep's business */
+	struct listener_queue q;
+	read_listener_queue(sk, &q);
+	__u32 ack = BPF_CORE_READ(sk, sk_ack_backlog);
+	__u32 seen = li->drops_seen;
+	if (queue_at_limit(ack, q.max) || queue_at_limit(q.qlen, q.max) || q.drops != seen)
+		ctx->anomalies++;
+	if (q.drops == seen)
+		return 0;
+	if (__sync_val_compare_and_swap(&li->drops_seen, seen, q.drops) != seen)
+		return 0; /* a per-SYN record claimed the rise meanwhile */
+	__u8 cookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
+	if (q.qlen > q.max && cookies == 0)
+		emit_counted(sk, li, q.drops - seen, SYN_OVF_SYN_SYNQ_DROP);
+	else if (ack > q.max)
+		emit_counted(sk, li, q.drops - seen, SYN_OVF_SYN_ACCEPTQ);
+	return 0;
+}
+
+/* Returns how many listeners are anomalous (ovf_watch_cb). */
+static __always_inline int ovf_watch(void)
+{
+	struct ovf_watch_ctx ctx = {};
+	bpf_for_each_map_elem(&listen_socks, ovf_watch_cb, &ctx, 0);
+	return ctx.anomalies;
 }
 
 /*

@@ -249,6 +249,15 @@ int run_reap_listeners(void *ctx)
 	return 0;
 }
 
+/* Run by user space (BPF_PROG_TEST_RUN) every few hundred ms where the
+ * per-SYN overflow hook is armed on anomaly; returns the anomalous
+ * listeners' count (overflow.bpf.h, ovf_watch). */
+SEC("raw_tp")
+int run_ovf_watch(void *ctx)
+{
+	return ovf_watch();
+}
+
 /* ---- Processes ---- */
 
 /* Only the first argument is declared: 6.18 added group_dead, 6.12 has (p). */

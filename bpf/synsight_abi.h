@@ -176,6 +176,8 @@ enum syn_overflow_method {
 	SYN_OVF_M_CONN_REQUEST_KPROBE = 5, /* kprobe/tcp_conn_request: the same where trampolines are refused */
 	SYN_OVF_M_SYN_RECV_FEXIT = 6,      /* fexit/tcp_v{4,6}_syn_recv_sock: no child, accept queue full */
 	SYN_OVF_M_SYN_RECV_KRETPROBE = 7,  /* kretprobe/tcp_v{4,6}_syn_recv_sock: the same */
+	SYN_OVF_M_COUNTER = 8,     /* run_ovf_watch: drops counted from the listener's sk_drops while
+				    * ovf_consume_skb was not attached (no SYN seen: no client, no remote) */
 };
 
 struct syn_ev_listen_overflow {
@@ -194,7 +196,8 @@ struct syn_ev_listen_overflow {
 	__u8 stage;              /* enum syn_overflow_stage */
 	__u8 method;             /* enum syn_overflow_method */
 	__u8 client_found;       /* enum syn_client_lookup */
-	__u8 _pad[5];
+	__u8 _pad;
+	__u32 counted;           /* SYN_OVF_M_COUNTER: the drops this record counts (else 0) */
 };
 
 /* How the overflowed SYN's (or ACK's) local client was looked for. */

@@ -399,3 +399,12 @@ int syn_prog_test_run(int prog_fd)
 	LIBBPF_OPTS(bpf_test_run_opts, opts);
 	return bpf_prog_test_run_opts(prog_fd, &opts) == 0 ? 0 : -errno;
 }
+
+int syn_prog_test_run_retval(int prog_fd, uint32_t *retval)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
+	if (bpf_prog_test_run_opts(prog_fd, &opts) != 0)
+		return -errno;
+	*retval = opts.retval;
+	return 0;
+}

@@ -117,7 +117,10 @@ public struct OverflowProbes: Sendable {
             return KernelFeatures.lackingPrivileges("/proc/kallsyms", errno: EACCES)
                 ?? .unsupported("tcp_rcv_state_process not found in /proc/kallsyms (kptr_restrict?)")
         }
-        return .supports("tp_btf/consume_skb", "consume_skb in tcp_rcv_state_process + listener sk_drops, per SYN")
+        return .supports("tp_btf/consume_skb", "tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops, "
+            + "armed on anomaly: attached only while a listener's queue is full or its drop counter moves (a sweep every "
+            + "\(OverflowArming.periodText)), detached after \(OverflowArming.quietText) quiet; drops before it is attached "
+            + "are counted from the listener's sk_drops (one record per listener and sweep, no client)")
     }
 
     static func probeAccept(_ syscalls: SyscallProbes) -> (fexit: ProbeResult, tracepoints: ProbeResult) {
@@ -190,7 +193,8 @@ extension ReasonArea {
         } else if p.connRequestKprobe.isSupported {
             programs.insert(.ovfKprobeConnRequest)
         } else if p.consumeSkb.isSupported {
-            programs.insert(.ovfConsumeSkb)
+            // Attached on anomaly by OverflowArming, which runs the watch.
+            programs.formUnion([.ovfConsumeSkb, .runOvfWatch])
         }
         if p.ackDrop.isSupported { programs.insert(.onKfreeSkb) }
         if p.ackReset.isSupported { programs.insert(.onTcpSendReset) }

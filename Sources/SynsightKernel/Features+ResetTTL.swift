@@ -73,10 +73,3 @@ extension ReasonArea {
         }
     }
 }
-
-extension BPFProgram {
-    /// Loaded with the plan but attached only while a refused peer is
-    /// watched (Tracer+ResetTTL.swift): it runs once per completed outgoing
-    /// handshake, a cost paid only after a refusal.
-    public var attachOnDemand: Bool { self == .rttlFentryFinishConnect || self == .rttlKprobeFinishConnect }
-}

@@ -24,7 +24,10 @@ public struct HookCadence: Sendable, Equatable {
         case .connConnect6: return .h("every IPv6 connect() on the host (TCP: the caller is remembered)")
         case .runReapListeners: return .f("every 5 s, run by synsight: a walk of its listener registry")
         case .onSkErrorReport: return .f("every socket error report (refused, reset, timed out, unreachable)")
-        case .ovfConsumeSkb: return .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it)")
+        case .ovfConsumeSkb:
+            return .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it), attached only "
+                + "while a listener's queue is full or its drop counter moves, until \(OverflowArming.quietText) pass without either")
+        case .runOvfWatch: return .f("every \(OverflowArming.periodText), run by synsight: a walk of its listener registry (queues, drop counters)")
         case .onKfreeSkb: return kfreeSkb
         case .ovfFentryConnRequest, .ovfKprobeConnRequest: return .h("every SYN to a listener")
         case .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .ovfKprobeSynRecvV4, .ovfKprobeSynRecvV6,
@@ -57,8 +60,18 @@ public struct HookCadence: Sendable, Equatable {
 
 extension BPFProgram {
     /// Run by synsight itself instead of attached: the iterator
-    /// (Tracer.seedListeners) and the listener sweep (Tracer.sweepListeners).
-    public var runOnDemand: Bool { self == .iterListeners || self == .runReapListeners }
+    /// (Tracer.seedListeners), the listener sweep (Tracer.sweepListeners)
+    /// and the overflow watch (OverflowArming).
+    public var runOnDemand: Bool { self == .iterListeners || self == .runReapListeners || self == .runOvfWatch }
+
+    /// Loaded with the plan but attached only while needed: the baseline
+    /// of injected resets while a refused peer is watched
+    /// (Tracer+ResetTTL.swift; once per completed outgoing handshake), and
+    /// the per-SYN consume_skb program while a listener's queue is full or
+    /// its drop counter moves (OverflowArming; every consumed packet).
+    public var attachOnDemand: Bool {
+        self == .rttlFentryFinishConnect || self == .rttlKprobeFinishConnect || self == .ovfConsumeSkb
+    }
 
     /// When it runs (HookCadence).
     public var cadence: HookCadence { HookCadence.of(self) }

@@ -25,7 +25,8 @@ extension Tracer {
 
     /// The loaded programs that are attached for the run (iterators are
     /// run once at start-up, not attached; the injected-reset baseline
-    /// program only while armed, Tracer+ResetTTL.swift: 0 runs otherwise).
+    /// program and the consume_skb overflow program only while armed,
+    /// Tracer+ResetTTL.swift and OverflowArming: 0 runs otherwise).
     var attachedPrograms: [OpaquePointer] {
         objects.loadedPrograms.filter { !Self.runOnDemand($0) }
     }
@@ -34,8 +35,8 @@ extension Tracer {
     /// kernel's BPF statistics are on: BPFStatistics).
     public func programStats() -> [SelfCost.Program] {
         var programs = attachedPrograms
-        if let reap = program(.runReapListeners) {
-            programs.append(reap)  // run by the sweep: synsight's cost too
+        for sweep in [BPFProgram.runReapListeners, .runOvfWatch] {
+            if let p = program(sweep) { programs.append(p) }  // run by a sweep: synsight's cost too
         }
         return programs.map { p in
             var runs: UInt64 = 0, ns: UInt64 = 0

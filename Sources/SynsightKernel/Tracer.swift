@@ -26,6 +26,10 @@ public struct TracerOptions: Sendable {
     public var connectTableSetsInUse: UInt32 = 0
     /// The sets of the connecting-socket table (bpf/conntab.bpf.h).
     public static let connectTableSets = 1 << Int(SYN_CONN_SET_BITS)
+    /// Where the per-SYN overflow program is armed on anomaly: how long
+    /// nothing must move before it is detached (nil: OverflowArming's
+    /// default). Tests shorten it.
+    public var overflowQuietNs: UInt64? = nil
 
     public init() {}
 }
@@ -77,6 +81,9 @@ public final class Tracer {
     var baselineLink: OpaquePointer?
     var resetRecordSeen = false
     var lastResetRecord: UInt64 = 0
+    /// The per-SYN overflow program armed on anomaly (OverflowArming), nil
+    /// where tcp_conn_request is hooked directly.
+    let overflowArming: OverflowArming?
 
     /// Opens, configures, loads and attaches the programs `plan` selects
     /// (probed now with `options.hooks` when not given). Fallible libbpf work
@@ -136,7 +143,8 @@ public final class Tracer {
         for p in objects.loadedPrograms {
             // Iterators are attached on demand (seedListeners), not here;
             // `run_` programs are run by user space (sweepListeners).
-            // The baseline program of injected resets is attached on demand (Tracer+ResetTTL.swift).
+            // So are the baseline program of injected resets (Tracer+ResetTTL.swift)
+            // and the per-SYN overflow program on consume_skb (OverflowArming).
             if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true {
                 // cgroup programs attach to the root cgroup v2 (the link holds it).
                 if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
@@ -174,9 +182,15 @@ public final class Tracer {
         self.foldPerWindow = options.foldPerWindow
         self.listenerPidsFD = bpf_map__fd(objects.map("listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
+        if let watch = objects.program(.runOvfWatch), let perSYN = objects.program(.ovfConsumeSkb) {
+            overflowArming = OverflowArming(watch: watch, perSYN: perSYN, quietNs: options.overflowQuietNs)
+        } else {
+            overflowArming = nil
+        }
     }
 
     deinit {
+        overflowArming?.stop()  // joins its thread, then detaches
         syn_ring_positions_unmap(&ringPositions)
         if let ring { ring_buffer__free(ring) }
         if let baselineLink { bpf_link__destroy(baselineLink) }
@@ -263,6 +277,11 @@ public final class Tracer {
         }
         ring = rb
         defer { ring_buffer__free(rb); ring = nil }
+        // Started here, not in init: a thread created inside init's private
+        // mount namespace (TraceFS) would share the creator's fs and keep
+        // it from returning (setns refuses a shared fs).
+        overflowArming?.start()
+        defer { overflowArming?.stop() }
         while !shouldStop() {
             let n = ring_buffer__poll(rb, tickMs)
             if n < 0 && n != -EINTR {

@@ -219,11 +219,15 @@ extension DoctorReport {
                         ackReset.isSupported ? "abort_on_overflow RST: \(ackReset.detail)"
                             : synRecv.isSupported ? "abort_on_overflow RST: \(synRecv.hook!.name) with tcp_abort_on_overflow set"
                             : "abort_on_overflow RST UNAVAILABLE (\(ackReset.detail); \(synRecv.detail))"]
+        // consume_skb serves the SYN stage: attached on anomaly (OverflowProbes.probeConsumeSkb).
+        let armed = syn.isSupported && !o.connRequestFentry.isSupported && !o.connRequestKprobe.isSupported
         let accept = o.accept
         let acceptHook = o.acceptFexit.isSupported ? "fexit/__sys_accept4" : "syscalls:sys_exit_accept{,4}"
         return [
             "  accept_queue_full        \(synStage); " + ackStage.joined(separator: "; ") + seed,
-            "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)" : "UNAVAILABLE (\(syn.detail))") + seed,
+            "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)"
+                + (armed ? "; consume_skb armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")
+                : "UNAVAILABLE (\(syn.detail))") + seed,
             "  fd_exhausted             " + (accept.isSupported ? "\(acceptHook) EMFILE/ENFILE on a listener (1 report/s per process), and as the cause of its overflows" : "UNAVAILABLE (\(accept.detail))"),
         ]
     }

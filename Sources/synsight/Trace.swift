@@ -76,6 +76,9 @@ struct Trace: ParsableCommand {
 
     @Option(help: .hidden)
     var testConnectTableSets: Int = 0
+    /// Tests only: the overflow program is detached after this much quiet (OverflowArming).
+    @Option(help: .hidden)
+    var testOverflowQuietMs: Int? = nil
 
     @OptionGroup(title: "Diagnostics")
     var diagnostics: DiagnosticOptions
@@ -145,6 +148,7 @@ struct Trace: ParsableCommand {
         settings.count = count
         settings.rulesetDelayMs = testRulesetDelayMs
         settings.connectTableSetsInUse = testConnectTableSets
+        settings.overflowQuietNs = testOverflowQuietMs.map { UInt64(max(0, $0)) * 1_000_000 }
         let metricsEndpoint = try metrics.start(command: "trace", ports: settings.ports)
         defer { metricsEndpoint?.stop() }
         settings.metrics = metricsEndpoint?.counters

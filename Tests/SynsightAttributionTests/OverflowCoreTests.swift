@@ -7,7 +7,7 @@ import Testing
 import SynsightTestSupport
 
 func overflowRecordBytes(stage: UInt8, method: UInt8 = 1, clientFound: Bool = true, clientLookup: UInt8? = nil, ack: UInt32 = 2,
-                         max: UInt32 = 1, qlen: UInt32 = 0, suppressed: UInt32 = 0) -> [UInt8] {
+                         max: UInt32 = 1, qlen: UInt32 = 0, suppressed: UInt32 = 0, counted: UInt32 = 0) -> [UInt8] {
     var e = syn_ev_listen_overflow()
     e.hdr = header(SYN_EV_LISTEN_OVERFLOW, size: MemoryLayout<syn_ev_listen_overflow>.size, ts: 9_000)
     e.t = tuple(local: mapped(127, 0, 0, 1), lport: 8080, remote: mapped(127, 0, 0, 1), rport: 50_000, family: 2)
@@ -24,6 +24,7 @@ func overflowRecordBytes(stage: UInt8, method: UInt8 = 1, clientFound: Bool = tr
     e.suppressed = suppressed
     e.stage = stage
     e.method = method
+    e.counted = counted
     return rawBytes(of: e)
 }
 
@@ -123,6 +124,30 @@ struct OverflowCoreTests {
         #expect(r.evidence("stage")?.stringValue == "syn")
         // The backlog equals somaxconn: the hint says to raise somaxconn too.
         #expect(r.hint?.contains("somaxconn") == true)
+    }
+
+    @Test("drops counted from the listener's counter (consume_skb not armed yet): one record with the count, no client, no remote")
+    func countedDrops() throws {
+        let bytes = overflowRecordBytes(stage: UInt8(SYN_OVF_SYN_ACCEPTQ.rawValue), method: UInt8(SYN_OVF_M_COUNTER.rawValue),
+                                        clientFound: false, counted: 4)
+        guard case .listenOverflow(let o) = try EventDecoder.decode(bytes) else {
+            Issue.record("expected listenOverflow")
+            return
+        }
+        #expect(o.method == .counter && o.counted == 4)
+        var e = seeded()
+        let r = try single(e.ingest(.listenOverflow(o)))
+        #expect(r.reason == .acceptQueueFull && r.kind == .drop && r.cause?.rawValue == "listener_not_accepting")
+        #expect(r.process?.pid == 77 && r.client == nil && r.remote == nil)
+        #expect(r.count == 4)
+        #expect(r.overflowEvidence?.countedDrops == 4)
+        #expect(r.overflowEvidence?.method?.hasPrefix("counter:") == true)
+        #expect(r.hint?.hasPrefix("4 SYNs were dropped before synsight watched SYNs one by one") == true)
+        // A SYN seen one by one carries no count.
+        var e2 = seeded()
+        let seen = try single(e2.ingest(.listenOverflow(try #require(
+            { if case .listenOverflow(let x) = try EventDecoder.decode(overflowRecordBytes(stage: 1)) { return x }; return nil }()))))
+        #expect(seen.overflowEvidence?.countedDrops == nil && seen.client?.pid == 321)
     }
 
     @Test func acceptErrorMakesTheCauseFdExhausted() throws {

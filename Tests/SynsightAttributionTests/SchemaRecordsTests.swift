@@ -113,6 +113,13 @@ struct SchemaRecordsTests {
                 client: TaskInfo(pid: 777, comm: "curl"), listenerInode: 90, netns: hostNS, listenerPID: 800,
                 acceptQueue: 2, maxBacklog: 1, suppressed: stage == .synCookie ? 4 : 0, stage: stage)))
         }
+        // Drops counted from the listener's counter before consume_skb was armed: no client, no remote.
+        for stage in [OverflowStage.synAcceptQueue, .synQueueDrop] {
+            out += e.ingest(.listenOverflow(ListenOverflow(
+                ts: 60_100 + UInt64(stage.rawValue), family: .ipv4, local: server, remote: Endpoint(addr: v4(0, 0, 0, 0), port: 0),
+                listenerInode: 90, netns: hostNS, listenerPID: 800, acceptQueue: 2, maxBacklog: 1,
+                stage: stage, method: .counter, counted: 3)))
+        }
         for errno: Int32 in [24, 23] {
             out += e.ingest(.acceptError(AcceptError(ts: 70_000, task: TaskInfo(pid: 800, comm: "srv"), listenerInode: 90,
                                                      netns: hostNS, errno: errno, nofileLimit: 64, port: 8080)))

@@ -76,7 +76,7 @@ struct ProbePlanTests {
         #expect(plan.programs == [
             .onTcpSendReset, .onProcessExit, .connConnect4, .connConnect6, .onSkErrorReport, .runReapListeners,
             .onKfreeSkb, .fwIcmpSend, .fwSynRetransmit,
-            .ovfConsumeSkb, .iterListeners, .ovfExitAccept4, .ovfExitAccept,
+            .ovfConsumeSkb, .runOvfWatch, .iterListeners, .ovfExitAccept4, .ovfExitAccept,
             .scTpEnterBind, .scTpExitBind, .scTpEnterListen, .scTpExitListen, .scTpExitConnect,
             .scCapCapable, .scSelinuxAudited, .scTpExitLandlock, .scLandlockFork,
         ])
@@ -192,9 +192,12 @@ struct ProbePlanTests {
         #expect(ProbePlan(trampolineKernel()).plan(for: .injectedResets).programs == [.rttlFentryReset, .rttlFentryFinishConnect])
         let kprobe = ProbePlan(trampolineKernel { $0.resetTTL.hook = .kprobe })
         #expect(kprobe.plan(for: .injectedResets).programs == [.rttlKprobeReset, .rttlKprobeFinishConnect])
-        #expect(BPFProgram.allCases.filter(\.attachOnDemand) == [.rttlFentryFinishConnect, .rttlKprobeFinishConnect])
+        #expect(BPFProgram.allCases.filter(\.attachOnDemand).sorted { $0.rawValue < $1.rawValue }
+                == [.ovfConsumeSkb, .rttlFentryFinishConnect, .rttlKprobeFinishConnect])
         #expect(!BPFProgram.rttlFentryReset.attachOnDemand && !BPFProgram.rttlFentryReset.cadence.healthy)
         #expect(BPFProgram.rttlFentryFinishConnect.cadence.trigger.contains("only after a refusal"))
+        #expect(BPFProgram.ovfConsumeSkb.cadence.trigger.contains("attached only while a listener's queue is full"))
+        #expect(BPFProgram.runOvfWatch.runOnDemand && !BPFProgram.runOvfWatch.cadence.healthy)
         guard case .cannotRun(let why) = ProbePlan(hostLike()).plan(for: .injectedResets) else {
             Issue.record("injected resets run without fentry or kprobes")
             return

@@ -30,7 +30,7 @@ enum PrometheusTools {
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("metrics.prom"), output = dir.appendingPathComponent("out")
         try Data(text).write(to: input)
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try binary("promtool"))
         p.arguments = ["check", "metrics"]

@@ -46,7 +46,7 @@ struct RecorderLockTests {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let victim = dir + "/victim"
-        FileManager.default.createFile(atPath: victim, contents: Data("keep\n".utf8))
+        _ = FileManager.default.createFile(atPath: victim, contents: Data("keep\n".utf8))
         symlink(victim, dir + "/" + RecorderLock.fileName)
         do {
             _ = try RecorderLock(directory: dir)

@@ -47,7 +47,7 @@ struct RecorderTests {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let victim = dir + "/victim"
-        FileManager.default.createFile(atPath: victim, contents: Data("keep\n".utf8))
+        _ = FileManager.default.createFile(atPath: victim, contents: Data("keep\n".utf8))
         symlink(victim, dir + "/" + Recorder.activeName)
         let r = Recorder(options: .init(directory: dir))
         #expect(throws: RecorderError.self) { try r.open() }

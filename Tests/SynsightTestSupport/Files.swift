@@ -17,7 +17,7 @@ package func shell(_ command: String) -> Int32 {
 }
 
 package func writeFile(_ path: String, _ bytes: [UInt8]) {
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
 }
 
 package func readBytes(_ path: String) -> [UInt8] {

@@ -93,6 +93,9 @@ int syn_private_cgroup2_root(void);
  * context. 0 or a negative errno. */
 int syn_prog_test_run(int prog_fd);
 
+/* The same, and the program's return value in *retval. */
+int syn_prog_test_run_retval(int prog_fd, uint32_t *retval);
+
 /* Is the kprobe PMU present (CONFIG_KPROBES)? */
 bool syn_kprobes_available(void);
 

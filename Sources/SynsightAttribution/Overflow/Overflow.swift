@@ -68,8 +68,10 @@ extension AttributionEngine {
         }
         if reason == .acceptQueueFull, recentAcceptError != nil { cause = .acceptQueueFull(.fdExhausted) }
 
+        // Counted drops (the sweep that arms consume_skb): no SYN was seen, no remote end.
+        let counted = o.method == .counter
         var r = Record(ts: clock.epoch(o.ts), kind: kind, reason: reason, cause: cause, port: port,
-                       family: o.family, netns: o.netns, local: o.local, remote: o.remote)
+                       family: o.family, netns: o.netns, local: o.local, remote: counted ? nil : o.remote)
         let pid = listener?.pid ?? o.listenerPID
         let comm = listener?.comm ?? recentAcceptError?.task.comm
         if pid != 0 {
@@ -82,6 +84,7 @@ extension AttributionEngine {
         }
         r.evidence = Self.overflowEvidence(o, listener: listener, acceptError: recentAcceptError).fields
         if o.suppressed > 0 { r.count = UInt64(o.suppressed) + 1 }
+        if counted && o.counted > 1 { r.count = UInt64(o.counted) }
 
         let who = pid != 0 ? "\(comm ?? "the listener") (pid \(pid))" : "the listener"
         let capped = o.somaxconn > 0 && UInt32(o.somaxconn) == o.maxBacklog
@@ -98,8 +101,16 @@ extension AttributionEngine {
             situation = "the SYN queue of port \(port) is full (\(o.synQueue)/\(o.maxBacklog)): syncookies keep connections working, but this is a SYN flood or a backlog too small for the load; "
         }
         let facts = Advice.Facts(port: port, pid: pid != 0 ? pid : nil, somaxconnCap: capped ? o.somaxconn : nil)
-        r.hint = situation + Advice.for(reason: reason, cause: cause, facts: facts).fix
+        r.hint = Self.countedNote(o) + situation + Advice.for(reason: reason, cause: cause, facts: facts).fix
         return [r]
+    }
+
+    /// How a counted record's drops were known (empty for SYNs seen one by one).
+    static func countedNote(_ o: ListenOverflow) -> String {
+        guard o.method == .counter else { return "" }
+        let n = o.counted == 1 ? "1 SYN was" : "\(o.counted) SYNs were"
+        return "\(n) dropped before synsight watched SYNs one by one (counted from the listener's drop counter; "
+            + "the clients are unknown): "
     }
 
     static func overflowEvidence(_ o: ListenOverflow, listener: ListenerInfo?, acceptError: AcceptError?) -> OverflowEvidence {
@@ -113,6 +124,7 @@ extension AttributionEngine {
         ev.method = o.method.name
         ev.tcpAbortOnOverflow = o.stage == .ackReset
         if o.suppressed > 0 { ev.folded = o.suppressed }
+        if o.method == .counter { ev.countedDrops = max(1, o.counted) }
         if o.client == nil, o.clientNotLookedUp {
             ev.clientLookup = "skipped: this CPU's client lookups for the last 100 ms were spent (overflow storm)"
         }

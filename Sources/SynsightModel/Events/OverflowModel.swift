@@ -29,6 +29,9 @@ public enum OverflowMethod: UInt8, Sendable, CaseIterable {
     case connRequestKprobe = 5
     case synRecvFexit = 6
     case synRecvKretprobe = 7
+    /// No SYN seen: drops counted from the listener's counter by the sweep
+    /// that arms consume_skb (`ListenOverflow.counted`).
+    case counter = 8
 
     public var name: String {
         switch self {
@@ -39,6 +42,7 @@ public enum OverflowMethod: UInt8, Sendable, CaseIterable {
         case .consumeSkb: return "tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops"
         case .kfreeSkb: return "tp_btf/kfree_skb TCP_LISTEN_OVERFLOW"
         case .sendReset: return "tp_btf/tcp_send_reset from the listener (INVALID_SYN)"
+        case .counter: return "counter: the listener's sk_drops, read by synsight's sweep while tp_btf/consume_skb was not attached"
         }
     }
 }
@@ -65,11 +69,14 @@ public struct ListenOverflow: Sendable, Hashable {
     public var suppressed: UInt32
     public var stage: OverflowStage
     public var method: OverflowMethod
+    /// `.counter` records: how many drops this record counts (0 otherwise).
+    /// No SYN was seen, so there is no client and no remote end.
+    public var counted: UInt32 = 0
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint, client: TaskInfo? = nil,
                 clientNotLookedUp: Bool = false, listenerInode: UInt64, netns: UInt32, listenerPID: UInt32 = 0, acceptQueue: UInt32,
                 maxBacklog: UInt32, synQueue: UInt32 = 0, drops: UInt32 = 0, somaxconn: Int32 = 4096,
-                suppressed: UInt32 = 0, stage: OverflowStage, method: OverflowMethod = .consumeSkb) {
+                suppressed: UInt32 = 0, stage: OverflowStage, method: OverflowMethod = .consumeSkb, counted: UInt32 = 0) {
         self.ts = ts
         self.family = family
         self.local = local
@@ -87,6 +94,7 @@ public struct ListenOverflow: Sendable, Hashable {
         self.suppressed = suppressed
         self.stage = stage
         self.method = method
+        self.counted = counted
     }
 }
 
@@ -138,7 +146,7 @@ extension EventDecoder {
             clientNotLookedUp: e.client_found == UInt8(SYN_CLIENT_NOT_LOOKED_UP.rawValue), listenerInode: e.listener_ino,
             netns: e.netns, listenerPID: e.listener_pid, acceptQueue: e.ack_backlog,
             maxBacklog: e.max_ack_backlog, synQueue: e.syn_qlen, drops: e.drops, somaxconn: e.somaxconn,
-            suppressed: e.suppressed, stage: stage, method: method))
+            suppressed: e.suppressed, stage: stage, method: method, counted: e.counted))
     }
 }
 

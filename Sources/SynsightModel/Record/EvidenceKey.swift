@@ -33,6 +33,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case conntrackCount = "conntrack_count"
     case conntrackMax = "conntrack_max"
     case coreDumped = "core_dumped"
+    case countedDrops = "counted_drops"
     case ctState = "ct_state"
     case denials
     case destination

@@ -21,6 +21,9 @@ public struct OverflowEvidence: ReasonEvidence {
     public var tcpAbortOnOverflow = false
     /// Overflows of the same listener folded into this record by the kernel.
     public var folded: UInt32?
+    /// Drops counted from the listener's drop counter, not seen one by one
+    /// (method `counter`: the per-SYN program was not attached yet).
+    public var countedDrops: UInt32?
     /// Why the client was not looked up, when it was not.
     public var clientLookup: String?
     /// The listener (`ListenerInfo.json`).
@@ -35,7 +38,7 @@ public struct OverflowEvidence: ReasonEvidence {
         .string(.stage, \.stage), .int(.acceptQueue, \.acceptQueue), .int(.maxBacklog, \.maxBacklog),
         .int(.synQueue, \.synQueue), .int(.somaxconn, \.somaxconn), .int(.listenerDrops, \.listenerDrops),
         .string(.method, \.method), .flag(.tcpAbortOnOverflow, \.tcpAbortOnOverflow, default: false),
-        .int(.folded, \.folded), .string(.clientLookup, \.clientLookup), .value(.listener, \.listener),
+        .int(.folded, \.folded), .int(.countedDrops, \.countedDrops), .string(.clientLookup, \.clientLookup), .value(.listener, \.listener),
         .string(.acceptErrno, \.acceptErrno), .int(.nofileLimit, \.nofileLimit),
     ]
 }

@@ -1,5 +1,4 @@
 import SynsightBase
-import SynsightModel
 /// Ties the two halves of a refusal behind a userland proxy (docker-proxy):
 /// the proxy's own connection refused inside the container (a record whose
 /// client is the proxy, with `evidence.proxy`), and the real client's

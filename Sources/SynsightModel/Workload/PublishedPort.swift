@@ -1,5 +1,4 @@
 import SynsightBase
-import SynsightModel
 /// A port published by a userland proxy (Docker's `docker-proxy`): the
 /// address clients use on the host, and where the proxy connects to.
 public struct PublishedPort: Sendable, Hashable {

@@ -43,6 +43,8 @@ public struct TraceSettings {
     public var metrics: EventCounters? = nil
     /// Tests only: every ruleset read takes this much longer (a slow rule source).
     public var rulesetDelayMs = 0
+    /// Tests only: quiet time before the per-SYN overflow program is detached (TracerOptions).
+    public var overflowQuietNs: UInt64? = nil
     /// synsight's own cost in the metrics (--metrics-address), updated every second.
     public var costMetrics: SelfCostMetrics? = nil
     /// Turn on the kernel's BPF statistics for the run (--bpf-stats).
@@ -66,6 +68,7 @@ public enum TraceRunner {
         options.ports = s.ports
         options.hooks = s.hooks
         options.verbose = s.verbose
+        options.overflowQuietNs = s.overflowQuietNs
         if s.kernelFold, let n = s.aggregate { options.foldPerWindow = UInt32(clamping: n) }
         options.connectTableSetsInUse = UInt32(clamping: s.connectTableSetsInUse)
         return options

@@ -1,0 +1,129 @@
+import CLibBPF
+import CSynsightShim
+import Glibc
+import SynsightBase
+
+/// Overflow armed on anomaly (issue 16's rule: no program per healthy
+/// packet). Where the per-SYN overflow hook is consume_skb, which runs for
+/// every packet the host consumes, ovf_consume_skb is loaded with the plan
+/// but attached only while a listener needs it: a sweep thread runs
+/// run_ovf_watch (BPF_PROG_TEST_RUN, bpf/overflow.bpf.h) every `periodNs`,
+/// which walks the listener registry, reports the drops no per-SYN record
+/// claimed as counted records, and returns how many listeners have a queue
+/// full (or one SYN from it) or a drop counter that moved. Any: the program
+/// is attached; none for `quietNs`: detached. Where fentry or kprobe on
+/// tcp_conn_request loads, none of this runs (that hook runs per SYN only).
+///
+/// Its own thread, not the ring-buffer consumer's: the sweep and the
+/// attach (a bpf() call that may wait for RCU) must never delay a read.
+/// `@unchecked Sendable`: the libbpf program and link are touched on the
+/// sweep thread only (and in `stop`, after it is joined); the rest is
+/// guarded by `lock`.
+final class OverflowArming: @unchecked Sendable {
+    /// How often the listeners are looked at. A queue that fills is usually
+    /// full for seconds (a stalled server, a flood), so 250 ms arms the
+    /// per-SYN program before most of an incident's drops. The sweep walks
+    /// every bucket of the registry's hash map (about 0.2 ms with BPF
+    /// statistics on, this host): 4 a second is under 0.1% of one CPU, and
+    /// nothing per connection.
+    static let periodNs: UInt64 = 250_000_000
+    /// How long nothing must move before the program is detached: an
+    /// incident that pauses for a few seconds (clients backing off: SYN
+    /// retransmits at 1, 3, 7 s) keeps its SYNs seen one by one.
+    static let defaultQuietNs: UInt64 = 20_000_000_000
+
+    let watch: OpaquePointer
+    let perSYN: OpaquePointer
+    let periodNs: UInt64
+    let quietNs: UInt64
+    let lock = ConditionLock()
+    /// Guarded by `lock`.
+    var stopping = false
+    var worker: WorkerThread?
+    /// Sweep thread only.
+    var link: OpaquePointer?
+    var lastAnomaly: UInt64 = 0
+    /// An attach failed (warned once): not retried every period.
+    var attachFailed = false
+
+    init(watch: OpaquePointer, perSYN: OpaquePointer, quietNs: UInt64?) {
+        self.watch = watch
+        self.perSYN = perSYN
+        self.periodNs = Self.periodNs
+        self.quietNs = quietNs ?? Self.defaultQuietNs
+    }
+
+    /// Starts the sweep thread. A thread that cannot start leaves the
+    /// program attached for the whole run (the cost of before, not a loss).
+    func start() {
+        do {
+            let w = try WorkerThread(name: "synsight-ovf") { [unowned self] in self.loop() }
+            lock.withLock { worker = w }
+        } catch {
+            Diagnostics.log.warning("\(error): ovf_consume_skb stays attached for the whole run")
+            setLink(attach())
+        }
+    }
+
+    /// Stops and joins the sweep thread, then detaches the program.
+    func stop() {
+        let w: WorkerThread? = lock.withLock {
+            stopping = true
+            lock.broadcast()
+            return worker
+        }
+        w?.join()
+        setLink(nil)
+    }
+
+    func loop() {
+        while waitPeriod() {
+            sweep(now: bootTimeNow())
+        }
+    }
+
+    /// Sleeps one period; false once stopping.
+    func waitPeriod() -> Bool {
+        lock.withLock {
+            let deadline = ConditionLock.now() &+ periodNs
+            while !stopping && lock.wait(until: deadline) {}
+            return !stopping
+        }
+    }
+
+    /// One sweep: counted records go out through the ring buffer; the
+    /// return value (anomalous listeners) arms or, after `quietNs`, disarms.
+    func sweep(now: UInt64) {
+        var anomalies: UInt32 = 0
+        guard syn_prog_test_run_retval(bpf_program__fd(watch), &anomalies) == 0 else { return }
+        if anomalies > 0 {
+            lastAnomaly = now
+            if link == nil && !attachFailed { setLink(attach()) }
+        } else if link != nil, now &- lastAnomaly >= quietNs {
+            setLink(nil)
+            Diagnostics.log.debug("no listener queue full or drop for \(quietNs / 1_000_000_000) s: ovf_consume_skb detached")
+        }
+    }
+
+    func attach() -> OpaquePointer? {
+        guard let l = bpf_program__attach(perSYN) else {
+            attachFailed = true
+            let e = ErrnoName.name(errno)
+            Diagnostics.log.warning("cannot attach ovf_consume_skb: \(e); SYN-stage overflows are counted from the listeners' drop counters only")
+            return nil
+        }
+        Diagnostics.log.debug("a listener's queue is full or its drop counter moved: ovf_consume_skb attached")
+        return l
+    }
+
+    func setLink(_ l: OpaquePointer?) {
+        if let link, link != l { bpf_link__destroy(link) }
+        link = l
+    }
+}
+
+extension OverflowArming {
+    /// The periods as `doctor` and the hook cadence say them.
+    static var periodText: String { "\(periodNs / 1_000_000) ms" }
+    static var quietText: String { "\(defaultQuietNs / 1_000_000_000) s" }
+}
