@@ -109,6 +109,7 @@ public final class Tracer {
             cfg.nports = UInt32(options.ports.count)
             cfg.flags = plan.configFlags
             cfg.fold_per_window = options.foldPerWindow
+            cfg.answer_drop_reasons = Self.answerDropReasons(features.dropReasons)
             if let r = features.tcpRcvStateProcess {
                 cfg.trs_start = r.start
                 cfg.trs_end = r.end
