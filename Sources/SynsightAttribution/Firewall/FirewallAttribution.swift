@@ -256,6 +256,10 @@ extension AttributionEngine {
             record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
                                        workload: resolver?.workload(task: c))
         }
+        // The handshake's final ACK reached this host's listener's namespace: the listener keeps the request.
+        if segment == .ack, let l = localListener(port: d.servicePort, netns: d.netns, family: d.family, addr: d.local.addr) {
+            record.process = l.process
+        }
         var ev = FirewallEvidence()
         ev.method = method.rawValue
         ev.clientErrno = errno.map(Int64.init)
