@@ -1521,6 +1521,28 @@ def sc_fw_icmp_out(t, k, pas):
     return r, c, fw_expected(k)
 
 
+@scenario("nft INPUT reject whose ICMPv6 error an OUTPUT rule drops, IPv6", "firewall_drop (segment icmp, IPv6)")
+def sc_fw_icmp6_out(t, k, pas):
+    server, client = fw_pair()
+    port = rnd_port()
+    nft_load(server, 'table ip6 fw6 { chain input { type filter hook input priority 0; policy accept;\n'
+             'tcp dport %d reject with icmpv6 type admin-prohibited\n}\n'
+             'chain output { type filter hook output priority 0; policy accept;\n'
+             'icmpv6 type destination-unreachable drop\n}\n}\n' % port)
+    handle = nft_handle(server, "icmpv6 type destination-unreachable drop")
+    pid, err = connect(client, V6P + "1", port, timeout=2)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = fw_segment_record(t, server, port, "icmp")
+    if r:
+        expect_common(c, r, "drop", "firewall_drop", None, port, "ipv6")
+        e = ev(r)
+        c.eq("evidence.(table, chain, handle)", (e.get("table"), e.get("chain"), e.get("handle")), ("ip6 fw6", "output", handle))
+        c.eq("evidence.icmp", e.get("icmp"), {"type": 1, "code": 1})
+        answer_check(c, r, V6P + "1", V6P + "2", "never learns it was refused")
+    return r, c, fw_expected(k)
+
+
 @scenario("nft FORWARD drop in a router namespace between two namespaces", "firewall_drop (forward)")
 def sc_fw_forward(t, k, pas):
     client, router, server = reset_ttl_topology()
@@ -2287,14 +2309,16 @@ def sc_drop_tc_egress(t, k, pas):
     return r, c, drop_expected(k)
 
 
-def tc_ack_drop_filter(ns, dev, port):
-    """A tc ingress filter dropping pure ACKs (flags exactly ACK) to `port`:
-    u32 + gact where the kernel has them, else a direct-action BPF program
-    built with the host's clang (as tc_drop_filter)."""
+def tc_flags_drop_filter(ns, dev, port, flags, egress=False):
+    """A tc filter dropping TCP segments whose flags are exactly `flags`
+    (0x10: a pure ACK, 0x14: RST|ACK) to `port` at ingress (from it at
+    egress): u32 + gact where the kernel has them, else a direct-action BPF
+    program built with the host's clang (as tc_drop_filter)."""
+    where, field, cfield = ("egress", "sport", "source") if egress else ("ingress", "dport", "dest")
     ns.exec("tc", "qdisc", "add", "dev", dev, "clsact")
-    gact = subprocess.run(["ip", "netns", "exec", ns.name, "tc", "filter", "add", "dev", dev, "ingress",
-                           "protocol", "ip", "u32", "match", "ip", "dport", str(port), "0xffff",
-                           "match", "u8", "0x10", "0xff", "at", "33", "action", "drop"],
+    gact = subprocess.run(["ip", "netns", "exec", ns.name, "tc", "filter", "add", "dev", dev, where,
+                           "protocol", "ip", "u32", "match", "ip", field, str(port), "0xffff",
+                           "match", "u8", "0x%x" % flags, "0xff", "at", "33", "action", "drop"],
                           capture_output=True, text=True)
     if gact.returncode == 0:
         return "u32 action drop"
@@ -2305,11 +2329,11 @@ def tc_ack_drop_filter(ns, dev, port):
     CLEANUP.append(lambda: shutil.rmtree(d, ignore_errors=True))
     with open(os.path.join(d, "drop.c"), "w") as f:
         f.write(TC_PROG.replace("th->FIELD == __builtin_bswap16(PORT)",
-                                "th->dest == __builtin_bswap16(PORT) && ((unsigned char *)th)[13] == 0x10")
+                                "th->%s == __builtin_bswap16(PORT) && ((unsigned char *)th)[13] == %d" % (cfield, flags))
                 .replace("PORT", str(port)))
     sh(clang, "-target", "bpf", "-O2", "-I/usr/include/%s-linux-gnu" % os.uname().machine,
        "-c", os.path.join(d, "drop.c"), "-o", os.path.join(d, "drop.o"))
-    ns.exec("tc", "filter", "add", "dev", dev, "ingress", "bpf", "da", "obj", os.path.join(d, "drop.o"), "sec", "tc")
+    ns.exec("tc", "filter", "add", "dev", dev, where, "bpf", "da", "obj", os.path.join(d, "drop.o"), "sec", "tc")
     return "bpf da"
 
 
@@ -2320,7 +2344,7 @@ def sc_drop_tc_ack(t, k, pas):
     s1, _ = server.link(client, v4="198.18.46")
     port = rnd_port()
     listener = Peer(server, ["listen", "0.0.0.0", str(port)])
-    method = tc_ack_drop_filter(server, s1, port)
+    method = tc_flags_drop_filter(server, s1, port, 0x10)
     pid, err = connect(client, "198.18.46.1", port)
     c = Check()
     # The client believes it is connected.
@@ -2344,6 +2368,33 @@ def sc_drop_tc_ack(t, k, pas):
     # Where TC_INGRESS is not a reason of the kernel, the ACK's drop is not one synsight reports.
     return r, c, drop_expected(k) if k.btf.has_name("SKB_DROP_REASON_TC_INGRESS") \
         else (None, "no TC_INGRESS drop reason: a pure ACK's drop is reported only with a failure's reason")
+
+
+@scenario("tc egress filter drops the RST refusing a SYN", "packet_dropped/bpf_program (rst)")
+def sc_drop_tc_rst(t, k, pas):
+    require_tc()
+    server, client = NetNS(), NetNS()
+    s1, _ = server.link(client, v4="198.18.47")
+    port = rnd_port()
+    method = tc_flags_drop_filter(server, s1, port, 0x14, egress=True)
+    pid, err = connect(client, "198.18.47.1", port, timeout=2)
+    c = Check()
+    # No listener, but the refusal never arrives.
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = drop_record(t, server, port)
+    if r:
+        want = "tc_egress" if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") else None
+        expect_common(c, r, "drop", "packet_dropped", "bpf_program" if want else None, port)
+        if want:
+            c.eq("evidence.drop_reason", ev(r).get("drop_reason"), want)
+            c.eq("evidence.attach_point", ev(r).get("attach_point"), "tc egress")
+        c.eq("evidence.segment", ev(r).get("segment"), "rst")
+        c.eq("evidence.direction", ev(r).get("direction"), "egress")
+        c.eq("evidence.interface", ev(r).get("interface"), s1)
+        answer_check(c, r, "198.18.47.1", "198.18.47.2", "never learns it was refused")
+        tc_programs_check(c, k, r, method, server, s1, "egress", "TC_EGRESS")
+    return r, c, drop_expected(k) if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") \
+        else (None, "no TC_EGRESS drop reason: a RST's drop is reported only with a failure's reason")
 
 
 # Conntrack: a `ct state invalid` rule (firewall_drop/conntrack_invalid) and
