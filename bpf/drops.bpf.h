@@ -24,6 +24,7 @@
 #include "ringbuf.bpf.h"
 #include "skb.bpf.h"
 #include "skb_where.bpf.h"
+#include "sock.bpf.h"
 
 /* Not a drop: kfree_skb_reason(skb, SKB_CONSUMED) is traced as consume_skb
  * since 6.3, but not on every kernel that has the value. A reason the
@@ -49,6 +50,36 @@ static __always_inline bool answer_drop_reason(__u32 reason)
 	if (reason >= 256)
 		return false;
 	return (cfg.answer_drop_reasons[(reason >> 6) & 3] >> (reason & 63)) & 1;
+}
+
+/* A payload-free ACK that is not a handshake's final ACK, told from the
+ * socket the skb carries (docs/kernel-notes.md §2, "The rest of a
+ * handshake"): received, early demux (ip_rcv_finish_core, before routing
+ * and INPUT) set skb->sk to the socket the 4-tuple has here: the request
+ * socket (TCP_NEW_SYN_RECV) for a handshake's ACK, an established or
+ * TIME_WAIT socket otherwise; sent, the sending socket: a connection's own
+ * ACK before any data came in is its handshake's (or the answer to a
+ * retransmitted SYN-ACK), a later one or a control socket's is not. A
+ * received skb may still carry its sender's socket from another namespace
+ * (veth, until ip_rcv orphans it: tc ingress), and nothing may be known
+ * (tc, PREROUTING, forwarded, early demux off): then it is taken for the
+ * handshake's. Not inlined: one verification, outside the kfree_skb
+ * program's branches (6.1's 1M-instruction limit). */
+static __noinline bool ack_not_handshake(const struct sk_buff *skb)
+{
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	if (!sk)
+		return false;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (BPF_CORE_READ(skb, skb_iif)) {
+		struct net_device *dev = BPF_CORE_READ(skb, dev);
+		if (!dev || BPF_CORE_READ(dev, nd_net.net, ns.inum) != sock_netns(sk))
+			return false;
+		return state != TCP_NEW_SYN_RECV;
+	}
+	if (state != TCP_ESTABLISHED)
+		return true;
+	return BPF_CORE_READ((struct tcp_sock *)sk, bytes_received) != 0;
 }
 
 /* The service's side sent it: a SYN-ACK, or a RST answering a SYN (its
@@ -134,6 +165,8 @@ static __noinline int drops_on_kfree_skb(struct sk_buff *skb, void *location, __
 	__u8 tcp_flags = 0, icmp_code = 0, shape = 0;
 	if (parse_tcp_seg(skb, &t, &tcp_flags, &seg)) {
 		shape = handshake_shape(tcp_flags, &seg) ? SYN_FW_F_HANDSHAKE : 0;
+		if (shape && (tcp_flags & (TCP_FLAG_SYN | SYN_TCP_FLAG_RST)) == 0 && ack_not_handshake(skb))
+			shape = 0;
 	} else {
 		/* Not TCP: an ICMP error answering a SYN, dropped by netfilter
 		 * or with a failure's reason. */

@@ -29,6 +29,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -1461,6 +1462,42 @@ def sc_fw_ack_drop(t, k, pas):
         mine = [x for x in t.records()[t.start:] if x.get("port") == port and x.get("netns") == server.inode
                 and (x.get("reason") or "").startswith("firewall_")]
         c.eq("firewall records for the connection", len(mine), 1)
+    return r, c, fw_expected(k)
+
+
+@scenario("nft INPUT drops an established connection's ACKs: not a handshake's", "firewall_drop (no segment)")
+def sc_fw_established_ack(t, k, pas):
+    server, client = fw_pair()
+    port = rnd_port()
+
+    def listen():
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((V4S, port))
+        s.listen(4)
+        return s
+    ls = in_netns(server, listen)
+    cs = in_netns(client, lambda: socket.create_connection((V4S, port), timeout=5))
+    conn, _ = ls.accept()
+    # After the handshake: the client's ACKs of the server's data are dropped
+    # (early demux gives them the established socket, not a request socket).
+    handle = fw_input_rule(server, port, "tcp flags & (syn | ack | fin | rst) == ack drop")
+    c = Check()
+    try:
+        for _ in range(2):
+            conn.sendall(b"x" * 100)
+            cs.settimeout(5)
+            c.eq("bytes received", len(cs.recv(100)), 100)
+        r = fw_record(t, server, port)
+    finally:
+        for so in (cs, conn, ls):
+            so.close()
+    if r:
+        expect_common(c, r, "drop", "firewall_drop", None, port)
+        e = ev(r)
+        c.eq("evidence.handle", e.get("handle"), handle)
+        c.eq("evidence.tcp_flags", e.get("tcp_flags"), 0x10)
+        c.eq("evidence.segment (none: not a handshake segment)", e.get("segment"), None)
+        c.true("hint speaks of no handshake ACK: %r" % r.get("hint"), "handshake" not in (r.get("hint") or ""))
     return r, c, fw_expected(k)
 
 
