@@ -2434,6 +2434,66 @@ def sc_drop_tc_rst(t, k, pas):
         else (None, "no TC_EGRESS drop reason: a RST's drop is reported only with a failure's reason")
 
 
+TC_ICMP_PROG = r"""
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+__attribute__((section("tc"), used)) int km_drop(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || eth->h_proto != __builtin_bswap16(ETH_P_IP))
+		return 0;
+	return ip->protocol == IPPROTO_ICMP ? 2 : 0;
+}
+char _license[] __attribute__((section("license"), used)) = "GPL";
+"""
+
+
+@scenario("tc egress filter drops the ICMP error a REJECT answers a SYN with", "packet_dropped/bpf_program (icmp)")
+def sc_drop_tc_icmp(t, k, pas):
+    require_tc()
+    server, client = NetNS(), NetNS()
+    s1, _ = server.link(client, v4="198.18.48")
+    port = rnd_port()
+    nft_load(server, 'table ip fw { chain input { type filter hook input priority 0; policy accept;\n'
+             'tcp dport %d reject with icmp type admin-prohibited\n}\n}\n' % port)
+    server.exec("tc", "qdisc", "add", "dev", s1, "clsact")
+    gact = subprocess.run(["ip", "netns", "exec", server.name, "tc", "filter", "add", "dev", s1, "egress", "protocol", "ip",
+                           "u32", "match", "ip", "protocol", "1", "0xff", "action", "drop"], capture_output=True, text=True)
+    method = "u32 action drop"
+    if gact.returncode != 0:
+        clang = next((p for p in ("/opt/swift/usr/bin/clang", "/usr/bin/clang") if os.access(p, os.X_OK)), None)
+        if not clang:
+            raise Unavailable("tc: no gact action (%s) and no clang for a BPF filter" % gact.stderr.strip())
+        d = tempfile.mkdtemp(prefix="km-tc-")
+        CLEANUP.append(lambda: shutil.rmtree(d, ignore_errors=True))
+        with open(os.path.join(d, "drop.c"), "w") as f:
+            f.write(TC_ICMP_PROG)
+        sh(clang, "-target", "bpf", "-O2", "-I/usr/include/%s-linux-gnu" % os.uname().machine,
+           "-c", os.path.join(d, "drop.c"), "-o", os.path.join(d, "drop.o"))
+        server.exec("tc", "filter", "add", "dev", s1, "egress", "bpf", "da", "obj", os.path.join(d, "drop.o"), "sec", "tc")
+        method = "bpf da"
+    pid, err = connect(client, "198.18.48.1", port, timeout=2)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = drop_record(t, server, port)
+    if r:
+        want = "tc_egress" if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") else None
+        expect_common(c, r, "drop", "packet_dropped", "bpf_program" if want else None, port)
+        if want:
+            c.eq("evidence.drop_reason", ev(r).get("drop_reason"), want)
+        c.eq("evidence.segment", ev(r).get("segment"), "icmp")
+        c.eq("evidence.icmp", ev(r).get("icmp"), {"type": 3, "code": 13})
+        c.eq("evidence.direction", ev(r).get("direction"), "egress")
+        answer_check(c, r, "198.18.48.1", "198.18.48.2", "never learns it was refused")
+        tc_programs_check(c, k, r, method, server, s1, "egress", "TC_EGRESS")
+    return r, c, drop_expected(k) if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") \
+        else (None, "no TC_EGRESS drop reason: an ICMP answer's drop is reported only with a failure's reason")
+
+
 # Conntrack: a `ct state invalid` rule (firewall_drop/conntrack_invalid) and
 # a full table (packet_dropped/conntrack_full). Where conntrack is a module,
 # its BTF must be there when synsight loads: the rules are loaded by prestart.
