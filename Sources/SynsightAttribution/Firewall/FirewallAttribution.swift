@@ -230,7 +230,7 @@ extension AttributionEngine {
         // The rule: the best candidate whose verdict agrees with what was seen.
         var rule: FirewallRule?
         var candidates = lookup?.candidates ?? []
-        if method == .singleDrop, d.isSyn || segment == nil, let best = candidates.first {
+        if method == .singleDrop, let best = candidates.first {
             // No signal from the client side: the rule's own verdict is better evidence.
             reject = best.verdict.isReject
         }
