@@ -5,8 +5,11 @@
  * kfree_skb fires only when the kernel drops a packet (a normal free is
  * consume_skb), so healthy traffic never runs this. A drop costs one reason
  * comparison for the reasons other areas own or that are not a failed
- * connection attempt, then a parse of the IP and TCP headers: only a SYN or
- * SYN-ACK crosses to user space, with the kernel's own reason number.
+ * connection attempt, then a parse of the IP and TCP headers: only a
+ * handshake segment crosses to user space, with the kernel's own reason
+ * number: a SYN or SYN-ACK with any reason (user space sets aside the few
+ * benign ones), and the handshake's final ACK, or the RST or ICMP error
+ * answering a SYN, only with a reason of cfg.answer_drop_reasons (below).
  * User space names that number from the running kernel's BTF (the enum is
  * renumbered between kernels and split into subsystems since 6.4); nothing
  * here depends on its numbering except the few reasons tested below, which
@@ -21,6 +24,7 @@
 #include "ringbuf.bpf.h"
 #include "skb.bpf.h"
 #include "skb_where.bpf.h"
+#include "sock.bpf.h"
 
 /* Not a drop: kfree_skb_reason(skb, SKB_CONSUMED) is traced as consume_skb
  * since 6.3, but not on every kernel that has the value. A reason the
@@ -32,12 +36,70 @@ static __always_inline bool drop_reason_consumed(__u32 reason)
 	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED);
 }
 
-/* A SYN or SYN-ACK dropped with any other reason. */
-static __always_inline int handshake_drop(struct sk_buff *skb, void *location, __u32 reason,
-					  const struct syn_tuple *t, __u8 tcp_flags)
+/* A freed ACK or answer (RST, ICMP) is a failure only with one of these
+ * reasons: healthy connections free pure ACKs too (a closing connection's
+ * last ACK with TCP_CLOSE, NO_SOCKET, NOT_SPECIFIED, an old or out-of-window
+ * ACK with TCP_OLD_ACK, TCP_INVALID_SEQUENCE, ...), and they must cost no
+ * ring-buffer record. User space sets the bits from DropCause's families
+ * of anomalies (rp_filter, no route, BPF programs, XFRM, socket filter,
+ * martian source, bad destination, checksums, TCP MD5/AO, minimum TTL,
+ * security hooks, IPv6 disabled), named in this kernel's BTF; netfilter's
+ * drops take the firewall path. Core reasons only (< 256). */
+static __always_inline bool answer_drop_reason(__u32 reason)
 {
-	bool synack = tcp_flags & TCP_FLAG_ACK;
-	/* The service port: a SYN's destination, a SYN-ACK's source. */
+	if (reason >= 256)
+		return false;
+	return (cfg.answer_drop_reasons[(reason >> 6) & 3] >> (reason & 63)) & 1;
+}
+
+/* A payload-free ACK that is not a handshake's final ACK, told from the
+ * socket the skb carries (docs/kernel-notes.md §2, "The rest of a
+ * handshake"): received, early demux (ip_rcv_finish_core, before routing
+ * and INPUT) set skb->sk to the socket the 4-tuple has here: the request
+ * socket (TCP_NEW_SYN_RECV) for a handshake's ACK, an established or
+ * TIME_WAIT socket otherwise; sent, the sending socket: a connection's own
+ * ACK before any data came in is its handshake's (or the answer to a
+ * retransmitted SYN-ACK), a later one or a control socket's is not. A
+ * received skb may still carry its sender's socket from another namespace
+ * (veth, until ip_rcv orphans it: tc ingress), and nothing may be known
+ * (tc, PREROUTING, forwarded, early demux off): then it is taken for the
+ * handshake's. Not inlined: one verification, outside the kfree_skb
+ * program's branches (6.1's 1M-instruction limit). */
+static __noinline bool ack_not_handshake(const struct sk_buff *skb)
+{
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	if (!sk)
+		return false;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (BPF_CORE_READ(skb, skb_iif)) {
+		struct net_device *dev = BPF_CORE_READ(skb, dev);
+		if (!dev || BPF_CORE_READ(dev, nd_net.net, ns.inum) != sock_netns(sk))
+			return false;
+		return state != TCP_NEW_SYN_RECV;
+	}
+	if (state != TCP_ESTABLISHED)
+		return true;
+	return BPF_CORE_READ((struct tcp_sock *)sk, bytes_received) != 0;
+}
+
+/* The service's side sent it: a SYN-ACK, or a RST answering a SYN (its
+ * destination is the client). An ICMP's tuple is already the SYN's. */
+static __always_inline bool answer_from_service(__u8 tcp_flags, __u8 shape)
+{
+	if (shape & SYN_FW_F_ICMP)
+		return false;
+	return (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK) ||
+	       (tcp_flags & SYN_TCP_FLAG_RST);
+}
+
+/* A handshake segment dropped with any other reason: a SYN or SYN-ACK, the
+ * handshake's final ACK, a RST answering a SYN, or an ICMP error quoting a
+ * SYN (`shape`: SYN_FW_F_HANDSHAKE or SYN_FW_F_ICMP, `icmp_code`). */
+static __always_inline int handshake_drop(struct sk_buff *skb, void *location, __u32 reason,
+					  const struct syn_tuple *t, __u8 tcp_flags, __u8 shape, __u8 icmp_code)
+{
+	bool synack = answer_from_service(tcp_flags, shape);
+	/* The service port: a SYN's or ACK's destination, a SYN-ACK's or RST's source. */
 	if (!port_wanted(synack ? t->rport : t->lport))
 		return 0;
 	struct syn_ev_pkt_drop *e = reserve(sizeof(*e), SYN_EV_PKT_DROP);
@@ -74,8 +136,8 @@ static __always_inline int handshake_drop(struct sk_buff *skb, void *location, _
 	e->ifindex = w.ifindex;
 	e->tcp_flags = tcp_flags;
 	e->hook = w.hook;
-	e->flags = w.flags;
-	e->_pad = 0;
+	e->flags = w.flags | shape;
+	e->icmp_code = icmp_code;
 	/* Urgent, like a firewall drop: user space reads the drop's namespace
 	 * (its route lookup, its interface's programs), which may be deleted
 	 * right after the drop. */
@@ -99,13 +161,30 @@ static __noinline int drops_on_kfree_skb(struct sk_buff *skb, void *location, __
 	if (!netfilter && drop_reason_consumed(reason))
 		return 0;
 	struct syn_tuple t;
-	__u8 tcp_flags = 0;
-	if (!parse_tcp(skb, &t, &tcp_flags))
-		return 0;
+	struct tcp_seg seg = {};
+	__u8 tcp_flags = 0, icmp_code = 0, shape = 0;
+	if (parse_tcp_seg(skb, &t, &tcp_flags, &seg)) {
+		shape = handshake_shape(tcp_flags, &seg) ? SYN_FW_F_HANDSHAKE : 0;
+		if (shape && (tcp_flags & (TCP_FLAG_SYN | SYN_TCP_FLAG_RST)) == 0 && ack_not_handshake(skb))
+			shape = 0;
+	} else {
+		/* Not TCP: an ICMP error answering a SYN, dropped by netfilter
+		 * or with a failure's reason. */
+		if (!netfilter && !answer_drop_reason(reason))
+			return 0;
+		if (!parse_icmp_tcp(skb, &t, &tcp_flags, &icmp_code) || !is_first_syn(tcp_flags))
+			return 0;
+		shape = SYN_FW_F_ICMP;
+	}
 	if (netfilter)
-		return fw_drop(skb, location, &t, tcp_flags, reason);
-	/* Besides a firewall's drop, only a handshake segment is of interest. */
-	if (!(tcp_flags & TCP_FLAG_SYN))
+		return fw_drop(skb, location, &t, tcp_flags, reason, shape, icmp_code);
+	/* Besides a firewall's drop, only a handshake segment is of interest:
+	 * a SYN or SYN-ACK with any reason, the rest with a failure's. */
+	if (!shape)
 		return 0;
-	return handshake_drop(skb, location, reason, &t, tcp_flags);
+	if (!(tcp_flags & TCP_FLAG_SYN) || (shape & SYN_FW_F_ICMP)) {
+		if (!answer_drop_reason(reason))
+			return 0;
+	}
+	return handshake_drop(skb, location, reason, &t, tcp_flags, shape, icmp_code);
 }

@@ -41,15 +41,19 @@ static __noinline __u64 fw_conntrack(const struct sk_buff *skb)
 	return (1ULL << 40) | (state << 32) | (__u32)count;
 }
 
-/* A TCP packet freed with NETFILTER_DROP: a firewall REJECT or DROP. Called
- * by the kfree_skb program, which checked the reason and parsed the packet
- * (`t`, `tcp_flags`). */
+/* A TCP packet, or an ICMP error quoting a SYN, freed with NETFILTER_DROP: a
+ * firewall REJECT or DROP. Called by the kfree_skb program, which checked
+ * the reason and parsed the packet (`t`, `tcp_flags`; `shape`: the
+ * SYN_FW_F_HANDSHAKE / SYN_FW_F_ICMP flags, `icmp_code` with the latter). */
 static __always_inline int fw_drop(struct sk_buff *skb, void *location, const struct syn_tuple *t,
-				   __u8 tcp_flags, __u32 reason)
+				   __u8 tcp_flags, __u32 reason, __u8 shape, __u8 icmp_code)
 {
-	/* The service's port: a SYN-ACK's source (its destination is the client's). */
-	bool syn_ack = (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK);
-	if (!port_wanted(syn_ack ? t->rport : t->lport))
+	/* The service's port: a SYN-ACK's or a SYN's RST's source (their
+	 * destination is the client's); an ICMP's tuple is the quoted SYN's. */
+	bool from_service = !(shape & SYN_FW_F_ICMP) &&
+		((tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK) ||
+		 ((shape & SYN_FW_F_HANDSHAKE) && (tcp_flags & SYN_TCP_FLAG_RST)));
+	if (!port_wanted(from_service ? t->rport : t->lport))
 		return 0;
 	__u64 ct = fw_conntrack(skb);
 	struct syn_ev_fw_drop *e = reserve(sizeof(*e), SYN_EV_FW_DROP);
@@ -70,9 +74,14 @@ static __always_inline int fw_drop(struct sk_buff *skb, void *location, const st
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	bpf_core_read_str(e->ifname, sizeof(e->ifname), &dev->name);
 	e->ct_state = (ct >> 32) & 0xff;
-	e->ct_count = (__u32)ct;
 	e->reason = reason;
-	e->flags = w.flags | (((ct >> 40) & 1) * SYN_FW_F_CT_COUNT);
+	if (shape & SYN_FW_F_ICMP) {
+		e->ct_count = icmp_code;
+		e->flags = w.flags | shape;
+	} else {
+		e->ct_count = (__u32)ct;
+		e->flags = w.flags | shape | (((ct >> 40) & 1) * SYN_FW_F_CT_COUNT);
+	}
 	submit_urgent(e);
 	return 0;
 }

@@ -4,13 +4,26 @@
 
 #include "defs.bpf.h"
 
+#define SYN_IPPROTO_ICMPV6 58
+#define SYN_TCP_FLAG_FIN 0x01
+#define SYN_TCP_FLAG_RST 0x04
+
+/* What parse_tcp_seg reads besides the tuple and flags. */
+struct tcp_seg {
+	__u32 seq;      /* the sequence number, host order */
+	__u32 payload;  /* bytes after the TCP header (IP length - headers) */
+};
+
 /*
  * Parse a received TCP segment: local = its destination, remote = its
- * sender. Returns false if it is not TCP over IPv4/IPv6.
+ * sender. Returns false if it is not TCP over IPv4/IPv6. `seg` (may be
+ * NULL, a constant for the inlined callers) gets its sequence number and
+ * payload length.
  */
-static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tuple *t,
-				      __u8 *tcp_flags)
+static __always_inline bool parse_tcp_seg(const struct sk_buff *skb, struct syn_tuple *t,
+					  __u8 *tcp_flags, struct tcp_seg *seg)
 {
+	__u32 iplen = 0;  /* the IP packet's length past the network header */
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 nh = BPF_CORE_READ(skb, network_header);
 	__u16 th = BPF_CORE_READ(skb, transport_header);
@@ -28,6 +41,7 @@ static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tupl
 		/* transport_header is set by ip_local_deliver before tcp_v4_rcv,
 		 * but compute it from ihl in case a caller has not. */
 		th = nh + ip.ihl * 4;
+		iplen = bpf_ntohs(ip.tot_len);
 		v4_mapped(t->local, ip.daddr);
 		v4_mapped(t->remote, ip.saddr);
 		t->family = AF_INET;
@@ -52,6 +66,7 @@ static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tupl
 		if (next != IPPROTO_TCP)
 			return false;
 		th = off;
+		iplen = bpf_ntohs(ip6.payload_len) + sizeof(ip6);
 		__builtin_memcpy(t->local, &ip6.daddr, 16);
 		__builtin_memcpy(t->remote, &ip6.saddr, 16);
 		t->family = AF_INET6;
@@ -64,6 +79,78 @@ static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tupl
 	t->lport = bpf_ntohs(tcp.dest);
 	t->rport = bpf_ntohs(tcp.source);
 	t->_pad = 0;
+	if (seg) {
+		__u32 hdrs = (__u32)(th - nh) + tcp.doff * 4;
+		seg->seq = bpf_ntohl(tcp.seq);
+		seg->payload = iplen > hdrs ? iplen - hdrs : 0;
+	}
+	return true;
+}
+
+static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tuple *t,
+				      __u8 *tcp_flags)
+{
+	return parse_tcp_seg(skb, t, tcp_flags, NULL);
+}
+
+/*
+ * An ICMP destination unreachable (IPv4 type 3, ICMPv6 type 1) quoting a
+ * TCP segment: `t` gets the quoted segment's view (local = its destination,
+ * remote = its source), `tcp_flags` its flags and `code` the ICMP's code.
+ * The quote holds the offending packet's IP header and, from Linux
+ * (icmp_send, icmp6_send: as much as fits in 576/1280 bytes), its whole TCP
+ * header; a quote too short for the flags (RFC 792's 8 bytes) is not read.
+ * IPv6: the ICMPv6 header directly after the fixed header only.
+ */
+static __noinline bool parse_icmp_tcp(const struct sk_buff *skb, struct syn_tuple *t, __u8 *tcp_flags,
+				      __u8 *code)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u8 vbyte = 0, icmp[2];
+	struct tcphdr tcp;
+	__u16 off;
+
+	if (!head || bpf_probe_read_kernel(&vbyte, 1, head + nh))
+		return false;
+	if ((vbyte >> 4) == 4) {
+		struct iphdr ip, inner;
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh) || ip.protocol != IPPROTO_ICMP)
+			return false;
+		off = nh + ip.ihl * 4;
+		if (bpf_probe_read_kernel(icmp, sizeof(icmp), head + off) || icmp[0] != 3)
+			return false;
+		off += 8;
+		if (bpf_probe_read_kernel(&inner, sizeof(inner), head + off) || inner.protocol != IPPROTO_TCP)
+			return false;
+		off += inner.ihl * 4;
+		v4_mapped(t->local, inner.daddr);
+		v4_mapped(t->remote, inner.saddr);
+		t->family = AF_INET;
+	} else if ((vbyte >> 4) == 6) {
+		struct ipv6hdr ip6, inner6;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) || ip6.nexthdr != SYN_IPPROTO_ICMPV6)
+			return false;
+		off = nh + sizeof(ip6);
+		if (bpf_probe_read_kernel(icmp, sizeof(icmp), head + off) || icmp[0] != 1)
+			return false;
+		off += 8;
+		if (bpf_probe_read_kernel(&inner6, sizeof(inner6), head + off) || inner6.nexthdr != IPPROTO_TCP)
+			return false;
+		off += sizeof(inner6);
+		__builtin_memcpy(t->local, &inner6.daddr, 16);
+		__builtin_memcpy(t->remote, &inner6.saddr, 16);
+		t->family = AF_INET6;
+	} else {
+		return false;
+	}
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + off))
+		return false;
+	*tcp_flags = ((__u8 *)&tcp)[13];
+	*code = icmp[1];
+	t->lport = bpf_ntohs(tcp.dest);
+	t->rport = bpf_ntohs(tcp.source);
+	t->_pad = 0;
 	return true;
 }
 
@@ -71,4 +158,20 @@ static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tupl
 static __always_inline bool is_first_syn(__u8 flags)
 {
 	return (flags & TCP_FLAG_SYN) && !(flags & TCP_FLAG_ACK);
+}
+
+/* A segment with the shape of a handshake's: a SYN or SYN-ACK, an ACK
+ * without SYN/RST/FIN and without payload (the handshake's final ACK; an
+ * established connection's pure ACKs have this shape too), or a RST|ACK
+ * with sequence 0 (what tcp_v{4,6}_send_reset and nft/iptables' tcp reset
+ * answer a SYN with: seq 0, ack = the SYN's seq + 1; an abortive close
+ * sends its snd_nxt). */
+static __always_inline bool handshake_shape(__u8 flags, const struct tcp_seg *seg)
+{
+	__u8 f = flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | SYN_TCP_FLAG_RST | SYN_TCP_FLAG_FIN);
+	if (f & TCP_FLAG_SYN)
+		return !(f & (SYN_TCP_FLAG_RST | SYN_TCP_FLAG_FIN));
+	if (f == TCP_FLAG_ACK)
+		return seg->payload == 0;
+	return f == (SYN_TCP_FLAG_RST | TCP_FLAG_ACK) && seg->seq == 0;
 }

@@ -236,6 +236,13 @@ enum syn_fw_hook {
 #define SYN_FW_F_TASK 0x08      /* task is the connect() caller of skb->sk */
 #define SYN_FW_F_PROC_CTX 0x10  /* the drop ran in that caller's own context */
 #define SYN_FW_F_CT_COUNT 0x20  /* ct_count was read (the namespace's conntrack entries at the drop) */
+#define SYN_FW_F_ICMP 0x40      /* the packet is an ICMP destination unreachable (v4 type 3, v6 type 1)
+				 * quoting a TCP SYN: `t` and tcp_flags are the quoted SYN's (local = its
+				 * destination, the server; remote = its source, the client) and the
+				 * ICMP's code is in ct_count (syn_ev_fw_drop) or icmp_code (syn_ev_pkt_drop) */
+#define SYN_FW_F_HANDSHAKE 0x80 /* the TCP segment has a handshake segment's shape: a SYN, a SYN-ACK, an
+				 * ACK without SYN/RST/FIN and without payload (the handshake's final
+				 * ACK), or a RST|ACK with sequence 0 (the answer to a SYN) */
 
 /* syn_ev_fw_drop.ct_state: what nft's `ct state` saw for the packet
  * (skb->_nfct at the drop; bpf/conntrack.bpf.h). */
@@ -261,7 +268,8 @@ struct syn_ev_fw_drop {
 	__u8 hook;           /* enum syn_fw_hook */
 	__u8 flags;          /* SYN_FW_F_* */
 	__u8 ct_state;       /* enum syn_ct_state */
-	__u32 ct_count;      /* with SYN_FW_F_CT_COUNT: conntrack entries of the namespace (read for INVALID only) */
+	__u32 ct_count;      /* with SYN_FW_F_CT_COUNT: conntrack entries of the namespace (read for INVALID
+			      * only); with SYN_FW_F_ICMP: the dropped ICMP's code */
 	__u32 reason;        /* the kernel's drop reason (NETFILTER_DROP on this kernel's numbering) */
 	char ifname[16];     /* skb->dev's name (SYN_IFNAMSIZ), empty without a device */
 };
@@ -302,7 +310,7 @@ struct syn_ev_pkt_drop {
 	__u8 tcp_flags;
 	__u8 hook;           /* enum syn_fw_hook: where in the stack (from the skb's state) */
 	__u8 flags;          /* SYN_FW_F_* */
-	__u8 _pad;
+	__u8 icmp_code;      /* with SYN_FW_F_ICMP: the dropped ICMP's code */
 	char ifname[SYN_IFNAMSIZ]; /* skb->dev->name, NUL-terminated unless it fills the field */
 };
 
@@ -442,6 +450,11 @@ struct syn_config {
 	 * to 2^SYN_CONN_SET_BITS); 0: every set. Tests shrink the table to
 	 * make its first-in-first-out eviction happen (bpf/conntab.bpf.h). */
 	__u32 conn_sets;
+	/* The kernel's drop reasons (core values 0..255, bit n of word n/64)
+	 * that count as a failure when they free a handshake's final ACK or
+	 * the RST/ICMP answering a SYN (bpf/drops.bpf.h): user space sets
+	 * them from the reasons' names in this kernel's BTF (DropCause). */
+	__u64 answer_drop_reasons[4];
 };
 
 /* The key of a folded storm (map `folded`, bpf/fold.bpf.h). */
@@ -479,7 +492,7 @@ _Static_assert(sizeof(struct syn_ev_fw_icmp) == 72, "syn_ev_fw_icmp layout");
 _Static_assert(sizeof(struct syn_ev_fw_syn_retrans) == 112, "syn_ev_fw_syn_retrans layout");
 _Static_assert(sizeof(struct syn_avc) == 304, "syn_avc layout");
 _Static_assert(sizeof(struct syn_ev_sockcall) == 440, "syn_ev_sockcall layout");
-_Static_assert(sizeof(struct syn_config) == 64, "syn_config layout");
+_Static_assert(sizeof(struct syn_config) == 96, "syn_config layout");
 _Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_overflow layout");
 _Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");
 _Static_assert(sizeof(struct syn_ev_pkt_drop) == 136, "syn_ev_pkt_drop layout");

@@ -123,6 +123,7 @@ public final class Tracer {
             cfg.flags = plan.configFlags
             cfg.fold_per_window = options.foldPerWindow
             cfg.conn_sets = options.connectTableSetsInUse
+            cfg.answer_drop_reasons = Self.answerDropReasons(features.dropReasons)
             if let r = features.tcpRcvStateProcess {
                 cfg.trs_start = r.start
                 cfg.trs_end = r.end

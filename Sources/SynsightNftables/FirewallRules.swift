@@ -18,10 +18,16 @@ public struct FirewallPacket: Sendable, Hashable {
     public var isSyn: Bool
     /// The packet's conntrack state at the drop (what `ct state` tested); unknown: not read.
     public var ctState: ConntrackState
+    /// An ICMP (v4) / ICMPv6 error, not TCP: `local` and `remote` are its
+    /// destination and source taken from the TCP segment it quotes (the
+    /// answered SYN's client and server); its TCP ports match nothing.
+    public var icmp: Bool
 
     public init(netns: UInt32, family: AddressFamily, local: Endpoint, remote: Endpoint,
-                hook: FirewallHook, mark: UInt32 = 0, isSyn: Bool = true, ctState: ConntrackState = .unknown) {
+                hook: FirewallHook, mark: UInt32 = 0, isSyn: Bool = true, ctState: ConntrackState = .unknown,
+                icmp: Bool = false) {
         self.ctState = ctState
+        self.icmp = icmp
         self.netns = netns
         self.family = family
         self.local = local
@@ -347,7 +353,12 @@ package enum NftMatch {
         if let pl = left["payload"] {
             let proto = pl["protocol"]?.stringValue ?? ""
             let field = pl["field"]?.stringValue ?? ""
+            let l4: Int64 = p.icmp ? (p.family == .ipv4 ? 1 : 58) : 6
             switch (proto, field) {
+            case ("tcp", _) where p.icmp, ("th", _) where p.icmp:
+                return op == "!=" ? .yes : .no
+            case ("icmp", _) where p.icmp && p.family == .ipv4, ("icmpv6", _) where p.icmp && p.family == .ipv6:
+                return .unknown
             case ("tcp", "dport"), ("th", "dport"): value = .int(Int64(p.local.port))
             case ("tcp", "sport"), ("th", "sport"): value = .int(Int64(p.remote.port))
             case ("udp", _), ("sctp", _), ("dccp", _), ("udplite", _), ("icmp", _), ("icmpv6", _):
@@ -360,17 +371,17 @@ package enum NftMatch {
                 value = .addr(field == "saddr" ? p.remote.addr : p.local.addr)
             case ("ip", "protocol"):
                 guard p.family == .ipv4 else { return .no }
-                value = .proto(6)
+                value = .proto(l4)
             case ("ip6", "nexthdr"):
                 guard p.family == .ipv6 else { return .no }
-                value = .proto(6)
+                value = .proto(l4)
             case ("tcp", "flags"):
                 return .unknown
             default: return .unknown
             }
         } else if let meta = left["meta"] {
             switch meta["key"]?.stringValue ?? "" {
-            case "l4proto": value = .proto(6)
+            case "l4proto": value = .proto(p.icmp ? (p.family == .ipv4 ? 1 : 58) : 6)
             case "nfproto": value = .proto(p.family == .ipv4 ? 2 : 10)
             case "mark": value = .int(Int64(p.mark))
             default: return .unknown  // iifname, oifname, skuid, ...
@@ -452,6 +463,8 @@ package enum NftMatch {
             if let s = right.stringValue {
                 switch s {
                 case "tcp": return v == 6
+                case "icmp": return v == 1
+                case "icmpv6", "ipv6-icmp": return v == 58
                 case "ipv4": return v == 2
                 case "ipv6": return v == 10
                 default: return false

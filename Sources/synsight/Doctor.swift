@@ -137,7 +137,9 @@ enum DoctorReport {
         let probe = f.packetDropProbe
         let head = probe.isSupported
             ? "  packet_dropped           tp_btf/kfree_skb, a SYN or SYN-ACK with any reason but NETFILTER_DROP, NO_SOCKET, "
-                + "TCP_LISTEN_OVERFLOW -- \(f.packetDropDetail())"
+                + "TCP_LISTEN_OVERFLOW; the final ACK, or the RST or ICMP error answering a SYN, with a reason of "
+                + "\(DropCause.answerFailures.map(\.rawValue).sorted().joined(separator: ", ")) "
+                + "(\(f.dropReasons.codes(of: DropCause.answerFailures).count) on this kernel) -- \(f.packetDropDetail())"
             : "  packet_dropped           UNAVAILABLE -- \(probe.detail)"
         let families = DropFamilyCoverage.of(plan, names: plan.features.dropReasons, readers: .probe())
         return [head] + families.map { c in

@@ -101,6 +101,12 @@ struct SchemaRecordsTests {
         out += NATJoinTests.wrongPortBehindDNAT()
         out += Self.packetDrops()
         out += Self.namedProgramDrops()
+        // The final ACK, and the RST and ICMP answering a SYN: packet_dropped and firewall_drop.
+        for segment in [HandshakeSegment.ack, .rst, .icmp] {
+            var a = AnswerDropTests.engine()
+            out += a.ingest(.packetDrop(AnswerDropTests.drop(ts: 3_000, segment)))
+        }
+        out += AnswerDropTests.firewallRecords()
         out += DropRoutesTests.records()
         out += ConntrackDecisionTests.fullRecords() + ConntrackDecisionTests.invalidRecords()
         out += WorkloadIdentityTests.restartingRecords()

@@ -101,6 +101,8 @@ struct SchemaContractTests {
         }
         #expect(Self.enumValues(Self.at(s, "$defs", "evidence_firewall", "properties", "method"))
                 == Set(FirewallMethod.allCases.map(\.rawValue)))
+        #expect(Self.enumValues(Self.at(s, "$defs", "handshake_segment"))
+                == Set(HandshakeSegment.allCases.map(\.rawValue)))
         #expect(Self.enumValues(Self.at(s, "$defs", "evidence_overflow", "properties", "stage"))
                 == Set(OverflowStage.allCases.map(\.name)))
         #expect(Self.enumValues(Self.at(s, "$defs", "evidence_call", "properties", "call"))

@@ -5,10 +5,15 @@ import SynsightNftables
 /// do not own (`drop` / `packet_dropped`): the kernel's reason, named from
 /// the running kernel's BTF, decides the cause (DropCause); the interface,
 /// namespace, location and the processes on either side are the evidence.
+/// The segments: a SYN, a SYN-ACK, the handshake's final ACK, and the RST or
+/// ICMP error answering a SYN (BPF sends the last three only with a reason
+/// of `DropCause.answerFailures`). All are shown from the SYN's view: `local`
+/// is the server end, `remote` the client.
 ///
 /// A dropped SYN is retransmitted (1 s, 3 s, 7 s, ...): one record per
-/// connection attempt, the first drop; the local client's later ETIMEDOUT is
-/// the same failure and is not reported again.
+/// connection attempt and segment, the first drop; the local client's later
+/// ETIMEDOUT is the same failure and is not reported again. An ACK dropped
+/// by a policy that drops the whole connection is reported once per 4-tuple.
 
 /// The engine's drop state (one stored property of `AttributionEngine`).
 public struct DropState {
@@ -20,8 +25,15 @@ public struct DropState {
     public var programs: (any BPFProgramSource)?
     /// The route state of rp_filter and no-route drops (DropRoutes.swift); nil: not read.
     public var routes: (any DropRouteSource)?
-    /// Attempts already reported, by 4-tuple, with the first drop's time.
-    var decided: [JoinKey: UInt64] = [:]
+    /// Attempts already reported, by 4-tuple and segment, with the first drop's time.
+    var decided: [DecidedKey: UInt64] = [:]
+
+    /// A SYN and the RST answering it (or the ACK after its SYN-ACK) are
+    /// different drops of one attempt: each is reported once.
+    struct DecidedKey: Hashable {
+        var key: JoinKey
+        var segment: HandshakeSegment
+    }
     /// First drops of a family that healthy handshakes also produce now and
     /// then, waiting for a second drop of the same attempt.
     var unconfirmed: [JoinKey: UInt64] = [:]
@@ -60,7 +72,7 @@ public struct DropState {
 
     func isBenign(_ d: PacketDrop, reason: DropReasonName, function: String?) -> Bool {
         Self.benign.contains { b in
-            guard b.reason == reason.name, !b.synOnly || !d.isSynAck else { return false }
+            guard b.reason == reason.name, !b.synOnly || d.kind == .syn else { return false }
             guard let functions = b.functions else { return true }
             return function.map(functions.contains) ?? false
         }
@@ -76,7 +88,8 @@ extension AttributionEngine {
         // with EHOSTUNREACH, reported as connect_failure/host_unreachable.
         if d.hasSocket, DropCause.of(reason) == .neighbourFailed { return [] }
         let key = JoinKey(client: d.clientEnd, server: d.server)
-        if let seen = drops.decided[key], seen + DropState.decidedTTL > d.ts { return [] }
+        let dedupKey = DropState.DecidedKey(key: key, segment: d.kind)
+        if let seen = drops.decided[dedupKey], seen + DropState.decidedTTL > d.ts { return [] }
         var repeated = false
         if DropState.confirmedByRepeat.contains(DropCause.of(reason)) {
             guard let first = drops.unconfirmed.removeValue(forKey: key), first + DropState.decidedTTL > d.ts else {
@@ -90,7 +103,7 @@ extension AttributionEngine {
             drops.decided = drops.decided.filter { $0.value + DropState.decidedTTL > d.ts }
             if drops.decided.count >= DropState.maxDecided { drops.decided.removeAll() }
         }
-        drops.decided[key] = d.ts
+        drops.decided[dedupKey] = d.ts
         var record = dropRecord(d, reason: reason, location: location)
         if repeated, var ev = record.packetDropEvidence {
             ev.drops = 2
@@ -103,8 +116,13 @@ extension AttributionEngine {
     /// the dropping router gave it) after its SYN was dropped on this host:
     /// already reported by the drop.
     func dropExplains(_ ce: ConnectError) -> Bool {
-        guard [110, 113, 101].contains(ce.errno), let seen = drops.decided[JoinKey(client: ce.local, server: ce.remote)] else { return false }
-        return ce.ts >= seen && ce.ts - seen < DropState.decidedTTL
+        guard [110, 113, 101].contains(ce.errno) else { return false }
+        let key = JoinKey(client: ce.local, server: ce.remote)
+        // The drops that leave a client waiting: its SYN, the SYN-ACK, the answer that would have refused it.
+        return [HandshakeSegment.syn, .synAck, .rst, .icmp].contains { segment in
+            guard let seen = drops.decided[DropState.DecidedKey(key: key, segment: segment)] else { return false }
+            return ce.ts >= seen && ce.ts - seen < DropState.decidedTTL
+        }
     }
 
     func dropRecord(_ d: PacketDrop, reason: DropReasonName, location: (name: String, offset: UInt64)?) -> Record {
@@ -123,7 +141,8 @@ extension AttributionEngine {
         ev.dropReasonCode = Int64(d.reasonCode)
         ev.dropReasonSubsystem = reason.subsystem
         ev.location = Self.locationText(location, address: d.location)
-        ev.segment = d.isSynAck ? "syn_ack" : "syn"
+        ev.segment = d.kind.rawValue
+        ev.icmp = d.icmpCode.map { .object([("type", .int(d.family == .ipv4 ? 3 : 1)), ("code", .int(Int64($0)))]) }
         ev.direction = d.direction
         ev.interface = d.ifname.isEmpty ? nil : d.ifname
         ev.ifindex = d.ifindex == 0 ? nil : d.ifindex
@@ -135,6 +154,9 @@ extension AttributionEngine {
         ev.hook = "tp_btf/kfree_skb"
         record.evidence = ev.fields
         record.hint = named ?? routed ?? cause.hint(d, reason: reason, port: port)
+        if let consequence = d.kind.consequence, let hint = record.hint {
+            record.hint = "the \(d.segment) of \(d.clientEnd) was dropped (\(consequence)); " + hint
+        }
         return record
     }
 

@@ -48,7 +48,7 @@ struct DropProgramSite: Equatable {
     /// The socket a cgroup program ran for: the receiver on ingress (a SYN's
     /// listener, a SYN-ACK's client), the sender on egress.
     func socketOwner(_ d: PacketDrop, listener: UInt32?, client: UInt32?) -> UInt32? {
-        ingress == !d.isSynAck ? listener : client
+        ingress == !d.kind.fromService ? listener : client
     }
 }
 

@@ -47,6 +47,11 @@ public struct FirewallState {
     static let maxEarlyErrors = 16384
     /// 4-tuples already reported: later retransmissions are not new refusals.
     var decided: [JoinKey: UInt64] = [:]
+    /// Attempts whose answer (a RST or ICMP error) was dropped and reported,
+    /// by the answered SYN's 4-tuple: kept apart from `decided`, because the
+    /// SYN itself may have been dropped by a REJECT rule whose answer is then
+    /// dropped too (two records: the rule that rejected, the one that dropped the answer).
+    var answered: [JoinKey: UInt64] = [:]
     package var serial: UInt64 = 0
 
     static let maxAttempts = 65536
@@ -89,10 +94,10 @@ extension AttributionEngine {
     }
 
     package mutating func firewallDrop(_ d: FirewallDrop) -> [Record] {
+        if d.segment?.isRefusal == true { return firewallAnswerDrop(d) }
         // A SYN-ACK goes from the server to the client: keyed like its SYN, so
         // the local client's retransmitted SYN and connect() error join it.
-        let key = d.servicePort == d.remote.port && d.tcpFlags & 0x12 == 0x12
-            ? JoinKey(client: d.local, server: d.remote) : JoinKey(client: d.remote, server: d.local)
+        let key = JoinKey(client: d.clientEnd, server: d.serverEnd)
         var icmp: FirewallICMP?
         if let i = firewall.icmpBySkb.removeValue(forKey: d.skbAddr), i.local == d.local, i.remote == d.remote {
             icmp = i
@@ -128,13 +133,32 @@ extension AttributionEngine {
         return out
     }
 
+    /// A RST or ICMP error answering a SYN, dropped: decided at once (it is
+    /// a drop whatever the rule says: the client never sees the answer), at
+    /// most once per answered attempt (its retransmitted SYNs are answered
+    /// and dropped again).
+    mutating func firewallAnswerDrop(_ d: FirewallDrop) -> [Record] {
+        let key = JoinKey(client: d.clientEnd, server: d.serverEnd)
+        if let seen = firewall.answered[key], seen + FirewallState.decidedTTL > d.ts { return [] }
+        if firewall.answered.count >= FirewallState.maxDecided {
+            firewall.answered = firewall.answered.filter { $0.value + FirewallState.decidedTTL > d.ts }
+            if firewall.answered.count >= FirewallState.maxDecided { firewall.answered.removeAll() }
+        }
+        firewall.answered[key] = d.ts
+        firewall.serial += 1
+        let a = FirewallState.Attempt(first: d, client: d.client, processContext: d.processContext,
+                                      deadline: d.ts, serial: firewall.serial)
+        return [firewallRecord(a, method: .answerDropped, errno: nil)]
+    }
+
     /// A local connect() failed: if it answers a pending firewall drop, decide
     /// it. Returns nil when the error is not about a firewall drop (so the
     /// no-listener join may use it).
     mutating func firewallClientOutcome(_ ce: ConnectError) -> [Record]? {
         let key = JoinKey(client: ce.local, server: ce.remote)
         guard var a = firewall.attempts[key] else {
-            if firewall.decided[key] != nil { return [] }  // e.g. ETIMEDOUT long after a reported DROP
+            // e.g. ETIMEDOUT long after a reported DROP, or after its RST was dropped.
+            if firewall.decided[key] != nil || firewall.answered[key] != nil { return [] }
             // Every refused connect passes here (a storm: hundreds of
             // thousands a second): expiry is O(1) amortized, oldest first.
             _ = firewall.earlyErrors.expire(now: ce.ts)
@@ -177,8 +201,13 @@ extension AttributionEngine {
     func firewallRecord(_ a: FirewallState.Attempt, method: FirewallMethod, errno: Int32?) -> Record {
         let d = a.first
         if let full = conntrackFullRecord(a) { return full }
-        let packet = FirewallPacket(netns: d.netns, family: d.family, local: d.local, remote: d.remote,
-                                    hook: d.hook, mark: d.mark, isSyn: d.isSyn, ctState: d.ctState)
+        let segment = d.segment
+        // An ICMP error goes from the server's side to the client: its
+        // addresses are the quoted SYN's, reversed.
+        let icmp = segment == .icmp
+        let packet = FirewallPacket(netns: d.netns, family: d.family, local: icmp ? d.remote : d.local,
+                                    remote: icmp ? d.local : d.remote, hook: d.hook, mark: d.mark, isSyn: d.isSyn,
+                                    ctState: d.ctState, icmp: icmp)
         let lookup = firewall.rules?.lookup(packet)
 
         // Reject or drop: the strongest signal seen decides.
@@ -193,6 +222,8 @@ extension AttributionEngine {
             reject = false
         case .singleDrop:
             reject = true
+        case .answerDropped:
+            reject = false
         }
         if let icmp = a.icmp { rejectWith = icmp.rejectWith }
 
@@ -215,13 +246,19 @@ extension AttributionEngine {
         // Only a SYN is answered for the client by a REJECT that it sees as
         // a refusal; other packets (SYN-ACK, data) are dropped for it.
         if !d.isSyn && a.icmp == nil && method != .clientErrno { reject = false }
+        // A refusal's answer is shown from the answered SYN's view (the client is the remote end).
+        let synView = segment?.isRefusal == true
         var record = Record(ts: clock.epoch(d.ts), kind: reject ? .refusal : .drop,
                             reason: reject ? .firewallReject : .firewallDrop,
                             port: d.servicePort, family: d.family, netns: d.netns,
-                            local: d.local, remote: d.remote)
+                            local: synView ? d.serverEnd : d.local, remote: synView ? d.clientEnd : d.remote)
         if let c = a.client {
             record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
                                        workload: resolver?.workload(task: c))
+        }
+        // The handshake's final ACK reached this host's listener's namespace: the listener keeps the request.
+        if segment == .ack, let l = localListener(port: d.servicePort, netns: d.netns, family: d.family, addr: d.local.addr) {
+            record.process = l.process
         }
         var ev = FirewallEvidence()
         ev.method = method.rawValue
@@ -229,6 +266,7 @@ extension AttributionEngine {
         ev.chainHook = d.hook.name
         if reject { ev.rejectWith = rejectWith }
         ev.icmp = a.icmp.map { .object([("type", .int(Int64($0.type))), ("code", .int(Int64($0.code)))]) }
+            ?? d.icmpCode.map { Self.icmpJSON(family: d.family, code: $0) }
         ev.mark = d.mark
         ev.ctState = d.ctState.name
         ev.drops = Int64(a.drops)
@@ -236,6 +274,7 @@ extension AttributionEngine {
             ev.syn = false
             ev.tcpFlags = Int64(d.tcpFlags)
         }
+        ev.segment = segment?.rawValue
         if d.hasSocket { ev.localSocket = true }
         if a.client != nil { ev.clientContext = a.processContext ? "process" : "joined" }
         if let rule {
@@ -249,8 +288,17 @@ extension AttributionEngine {
         }
         ev.hook = "tp_btf/kfree_skb (NETFILTER_DROP)"
         record.evidence = ev.fields
-        record.hint = firewallHint(record: record, rule: rule, reject: reject, port: d.servicePort, isSyn: d.isSyn)
+        record.hint = firewallHint(record: record, rule: rule, reject: reject, port: d.servicePort, isSyn: d.isSyn,
+                                   segment: segment)
+        if let segment, let consequence = segment.consequence {
+            record.hint = "the \(segment.text) \(record.remote.map { "of \($0) " } ?? "")was dropped (\(consequence)); " + (record.hint ?? "")
+        }
         return record
+    }
+
+    /// A dropped ICMP destination unreachable (IPv4 type 3, ICMPv6 type 1) as evidence `icmp`.
+    static func icmpJSON(family: AddressFamily, code: UInt8) -> JSONValue {
+        .object([("type", .int(family == .ipv4 ? 3 : 1)), ("code", .int(Int64(code)))])
     }
 
     /// The rule's fields, and the finer cause it gives (nil: none).
@@ -278,10 +326,18 @@ extension AttributionEngine {
         return .object(f)
     }
 
-    func firewallHint(record: Record, rule: FirewallRule?, reject: Bool, port: UInt16, isSyn: Bool) -> String {
-        let what = isSyn ? "SYNs" : "packets"
+    func firewallHint(record: Record, rule: FirewallRule?, reject: Bool, port: UInt16, isSyn: Bool,
+                      segment: HandshakeSegment? = nil) -> String {
+        let what: String
+        switch segment {
+        case .ack?: what = "handshake ACKs"
+        case .rst?: what = "RSTs answering SYNs"
+        case .icmp?: what = "ICMP errors answering SYNs"
+        default: what = isSyn ? "SYNs" : "packets"
+        }
         let verb = reject ? "rejects" : "drops"
-        let effect = reject ? "" : " (the client times out)"
+        // The consequence of a dropped ACK or answer is said before (firewallRecord).
+        let effect = reject || segment?.consequence != nil ? "" : " (the client times out)"
         // What was seen; the fix comes from the catalogue (Advice.swift).
         var facts = Advice.Facts(port: port)
         func fix(_ cause: RecordCause? = nil) -> String {

@@ -69,10 +69,20 @@ struct TimeoutDropNote {
         return q
     }
 
-    /// A SYN-ACK on its way back (packet_dropped's `segment`, a firewall drop's `tcp_flags`).
-    var isSynAck: Bool {
-        if let segment = field(.segment) { return segment == "syn_ack" }
-        return field(.tcpFlags).flatMap { Int($0) }.map { $0 & 0x12 == 0x12 } ?? false
+    /// The segment dropped (`segment`, else a firewall drop's `tcp_flags`): its SYNs, the SYN-ACKs, or the answers.
+    var segment: HandshakeSegment {
+        if let s = field(.segment).flatMap(HandshakeSegment.init(rawValue:)) { return s }
+        return field(.tcpFlags).flatMap { UInt8($0) }.flatMap { HandshakeSegment(tcpFlags: $0) } ?? .syn
+    }
+
+    /// What was dropped, for the timeout's hint.
+    var droppedText: String {
+        switch segment {
+        case .synAck: return "the SYN-ACKs coming back"
+        case .rst: return "the RSTs refusing it (answering its SYNs)"
+        case .icmp: return "the ICMP errors refusing it (answering its SYNs)"
+        case .syn, .ack: return "its SYNs"
+        }
     }
 
     func field(_ key: EvidenceKey) -> String? {
@@ -217,8 +227,7 @@ extension AttributionEngine {
         if let drop {
             r.cause = .connectTimeout(.droppedOnHost)
             ev.drop = drop.json
-            let segment = drop.isSynAck ? "the SYN-ACKs coming back" : "its SYNs"
-            r.hint = "connect() from \(who) to \(ce.remote) timed out after \(elapsedMs) ms: \(segment) were dropped on this host by "
+            r.hint = "connect() from \(who) to \(ce.remote) timed out after \(elapsedMs) ms: \(drop.droppedText) were dropped on this host by "
                 + drop.actor + " (the \(drop.reason.rawValue) record at the first drop)" + (drop.hint.map { ": " + $0 } ?? "")
         } else if let e = route?.egress, pastHost {
             r.cause = .connectTimeout(.noAnswerPastHost)

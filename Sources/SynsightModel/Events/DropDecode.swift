@@ -14,6 +14,7 @@ extension EventDecoder {
             reasonCode: e.reason, location: e.location, ifindex: e.ifindex, ifname: ifname,
             tcpFlags: e.tcp_flags, hook: FirewallHook(rawValue: e.hook) ?? .unknown,
             hasSocket: flags & SYN_FW_F_SK != 0,
-            client: flags & SYN_FW_F_TASK != 0 ? task(e.task) : nil))
+            client: flags & SYN_FW_F_TASK != 0 ? task(e.task) : nil,
+            icmpCode: flags & SYN_FW_F_ICMP != 0 ? e.icmp_code : nil))
     }
 }

@@ -4,8 +4,10 @@ import SynsightBase
 /// terms. The kernel's reason is a number of the running kernel's
 /// `enum skb_drop_reason`; `DropReasonNames` names it.
 
-/// A SYN or SYN-ACK freed by kfree_skb. `local` is the packet's destination,
-/// `remote` its source (as the ABI sends it).
+/// A handshake segment freed by kfree_skb: a SYN or SYN-ACK, the
+/// handshake's final ACK, a RST answering a SYN, or an ICMP error quoting a
+/// SYN. `local` is the packet's destination, `remote` its source (as the ABI
+/// sends it); for an ICMP error, the quoted SYN's (local = the server).
 public struct PacketDrop: Sendable, Hashable {
     public var ts: UInt64
     public var family: AddressFamily
@@ -25,11 +27,13 @@ public struct PacketDrop: Sendable, Hashable {
     public var hasSocket: Bool
     /// The local connect() caller, found by its socket or by 4-tuple.
     public var client: TaskInfo?
+    /// An ICMP destination unreachable quoting the SYN (`tcpFlags` are the SYN's): its code.
+    public var icmpCode: UInt8?
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint, netns: UInt32,
                 reasonCode: UInt32, location: UInt64 = 0, ifindex: UInt32 = 0, ifname: String = "",
                 tcpFlags: UInt8 = 0x02, hook: FirewallHook = .prerouting, hasSocket: Bool = false,
-                client: TaskInfo? = nil) {
+                client: TaskInfo? = nil, icmpCode: UInt8? = nil) {
         self.ts = ts
         self.family = family
         self.local = local
@@ -43,13 +47,17 @@ public struct PacketDrop: Sendable, Hashable {
         self.hook = hook
         self.hasSocket = hasSocket
         self.client = client
+        self.icmpCode = icmpCode
     }
 
-    public var isSynAck: Bool { tcpFlags & 0x12 == 0x12 }
-    /// The server end (a SYN's destination, a SYN-ACK's source) and the client end.
-    public var server: Endpoint { isSynAck ? remote : local }
-    public var clientEnd: Endpoint { isSynAck ? local : remote }
-    public var segment: String { isSynAck ? "SYN-ACK" : "SYN" }
+    public var isSynAck: Bool { icmpCode == nil && tcpFlags & 0x12 == 0x12 }
+    /// Which handshake segment this is.
+    public var kind: HandshakeSegment { HandshakeSegment(tcpFlags: tcpFlags, icmp: icmpCode != nil) ?? .syn }
+    /// The server end (a SYN's, ACK's or ICMP's quoted destination, a
+    /// SYN-ACK's or RST's source) and the client end.
+    public var server: Endpoint { kind.fromService ? remote : local }
+    public var clientEnd: Endpoint { kind.fromService ? local : remote }
+    public var segment: String { kind.text }
 
     /// Which way the packet was going on this host when it was dropped.
     public var direction: String {
@@ -58,6 +66,59 @@ public struct PacketDrop: Sendable, Hashable {
         case .forward: return "forward"
         case .output, .postrouting: return "egress"
         default: return "ingress"
+        }
+    }
+}
+
+/// The handshake segments a drop record names (evidence `segment`).
+public enum HandshakeSegment: String, Sendable, Hashable, CaseIterable {
+    case syn
+    case synAck = "syn_ack"
+    /// The handshake's final ACK (client to server; an ACK without SYN/RST/FIN or payload).
+    case ack
+    /// A RST|ACK answering a SYN (a refusal).
+    case rst
+    /// An ICMP destination unreachable answering a SYN.
+    case icmp
+
+    /// From a segment's TCP flags (an ICMP's: the quoted SYN's); nil: not a handshake segment's flags.
+    public init?(tcpFlags f: UInt8, icmp: Bool = false) {
+        if icmp { self = .icmp; return }
+        switch f & 0x17 {
+        case 0x02: self = .syn
+        case 0x12: self = .synAck
+        case 0x10: self = .ack
+        case 0x14: self = .rst
+        default: return nil
+        }
+    }
+
+    /// Sent by the service's side (a SYN-ACK, a RST): its destination is the client.
+    public var fromService: Bool { self == .synAck || self == .rst }
+    /// Answers the client's SYN with a refusal (the client would fail fast).
+    public var isRefusal: Bool { self == .rst || self == .icmp }
+    /// What the drop does to the connection, for the hint; nil for a SYN or
+    /// SYN-ACK (the client times out, as every drop's hint already says).
+    public var consequence: String? {
+        switch self {
+        case .syn, .synAck: return nil
+        case .ack:
+            return "the client believes it is connected, while the server keeps the request in its SYN queue and "
+                + "retransmits the SYN-ACK; the client's first data is dropped or reset, or the server gives up on the request"
+        case .rst, .icmp:
+            return "the client never learns it was refused: it retransmits its SYN until connect() times out, "
+                + "instead of failing at once"
+        }
+    }
+
+    /// For people: "SYN", "SYN-ACK", "handshake's final ACK", ...
+    public var text: String {
+        switch self {
+        case .syn: return "SYN"
+        case .synAck: return "SYN-ACK"
+        case .ack: return "handshake's final ACK"
+        case .rst: return "RST answering the SYN"
+        case .icmp: return "ICMP error answering the SYN"
         }
     }
 }

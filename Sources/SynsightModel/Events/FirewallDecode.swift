@@ -11,6 +11,7 @@ extension EventDecoder {
             let t = try tuple(e.t)
             let flags = Int32(e.flags)
             let hasTask = flags & SYN_FW_F_TASK != 0
+            let icmp = flags & SYN_FW_F_ICMP != 0
             return .firewallDrop(FirewallDrop(
                 ts: e.hdr.ts_ns, family: t.family, local: t.local, remote: t.remote, netns: e.netns,
                 mark: e.mark, ifindex: e.ifindex, tcpFlags: e.tcp_flags,
@@ -20,9 +21,10 @@ extension EventDecoder {
                 client: hasTask ? task(e.task) : nil,
                 processContext: hasTask && flags & SYN_FW_F_PROC_CTX != 0,
                 ctState: ConntrackState(rawValue: e.ct_state) ?? .unknown,
-                ctCount: flags & SYN_FW_F_CT_COUNT != 0 ? e.ct_count : nil,
+                ctCount: !icmp && flags & SYN_FW_F_CT_COUNT != 0 ? e.ct_count : nil,
                 ifname: withUnsafeBytes(of: e.ifname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) },
-                reasonCode: e.reason))
+                reasonCode: e.reason, handshakeShape: flags & SYN_FW_F_HANDSHAKE != 0,
+                icmpCode: icmp ? UInt8(truncatingIfNeeded: e.ct_count) : nil))
         case SYN_EV_FW_ICMP.rawValue:
             let e = raw.loadUnaligned(as: syn_ev_fw_icmp.self)
             let t = try tuple(e.t)

@@ -78,12 +78,19 @@ public struct FirewallDrop: Sendable, Hashable {
     public var ifname: String
     /// The kernel's drop reason (NETFILTER_DROP in this kernel's numbering); 0: not given.
     public var reasonCode: UInt32
+    /// The segment had a handshake segment's shape (SYN_FW_F_HANDSHAKE: a
+    /// payload-free ACK, a RST|ACK with sequence 0, ...); false: other TCP.
+    public var handshakeShape: Bool
+    /// An ICMP destination unreachable quoting a SYN (`tcpFlags`, `local`
+    /// and `remote` are the SYN's): its code.
+    public var icmpCode: UInt8?
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint, netns: UInt32,
                 mark: UInt32 = 0, ifindex: UInt32 = 0, tcpFlags: UInt8 = 0x02, hook: FirewallHook = .input,
                 skbAddr: UInt64 = 0, location: UInt64 = 0, hasSocket: Bool = false,
                 client: TaskInfo? = nil, processContext: Bool = false,
-                ctState: ConntrackState = .unknown, ctCount: UInt32? = nil, ifname: String = "", reasonCode: UInt32 = 0) {
+                ctState: ConntrackState = .unknown, ctCount: UInt32? = nil, ifname: String = "", reasonCode: UInt32 = 0,
+                handshakeShape: Bool = true, icmpCode: UInt8? = nil) {
         self.ts = ts
         self.family = family
         self.local = local
@@ -102,13 +109,27 @@ public struct FirewallDrop: Sendable, Hashable {
         self.ctCount = ctCount
         self.ifname = ifname
         self.reasonCode = reasonCode
+        self.handshakeShape = handshakeShape
+        self.icmpCode = icmpCode
     }
 
-    /// A connection attempt: SYN without ACK.
-    public var isSyn: Bool { tcpFlags & 0x02 != 0 && tcpFlags & 0x10 == 0 }
+    /// A connection attempt: SYN without ACK (an ICMP quoting one is not).
+    public var isSyn: Bool { icmpCode == nil && tcpFlags & 0x02 != 0 && tcpFlags & 0x10 == 0 }
 
-    /// The service port: the destination, except for a SYN-ACK (sent by the service).
-    public var servicePort: UInt16 { tcpFlags & 0x12 == 0x12 ? remote.port : local.port }
+    /// The handshake segment this is; nil: other TCP (data, FIN, another RST).
+    public var segment: HandshakeSegment? {
+        if icmpCode != nil { return .icmp }
+        return handshakeShape ? HandshakeSegment(tcpFlags: tcpFlags) : nil
+    }
+
+    /// Sent by the service: a SYN-ACK, or a RST answering a SYN.
+    var fromService: Bool { segment?.fromService ?? (tcpFlags & 0x12 == 0x12) }
+
+    /// The service port: the destination, except for what the service sends (a SYN-ACK, a SYN's RST).
+    public var servicePort: UInt16 { fromService ? remote.port : local.port }
+    /// The connection's two ends (for an ICMP, the quoted SYN's).
+    public var serverEnd: Endpoint { fromService ? remote : local }
+    public var clientEnd: Endpoint { fromService ? local : remote }
 
     /// Which way the packet was going on this host (as `PacketDrop.direction`).
     public var direction: String {
@@ -195,4 +216,6 @@ package enum FirewallMethod: String, CaseIterable {
     case icmpSend = "icmp_send"
     case retransmission
     case singleDrop = "single_drop"
+    /// A RST or ICMP error answering a SYN was dropped: a drop by nature (the client never sees the answer).
+    case answerDropped = "answer_dropped"
 }

@@ -59,6 +59,21 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
         .unspecified: ["not_specified"],
     ]
 
+    /// The families whose reasons make a dropped handshake ACK, or a dropped
+    /// RST or ICMP answering a SYN, a failure (bpf/drops.bpf.h,
+    /// `answer_drop_reason`; the loader sets their values in
+    /// `syn_config.answer_drop_reasons`). Left out: what healthy
+    /// connections free pure ACKs with (`tcp_state`: TCP_CLOSE, old or
+    /// out-of-window ACKs; `unspecified`), congestion (`queue_full`),
+    /// `neighbour_failed` (the SYN just went the same way), `malformed`,
+    /// bridge flooding (OTHERHOST, not in a family) and reasons this version
+    /// does not know (`other`, `openvswitch`). Netfilter's drops of any of
+    /// them are the firewall's, always.
+    public static let answerFailures: Set<DropCause> = [
+        .rpFilter, .noRoute, .bpfProgram, .xfrmPolicy, .socketFilter, .martianSource, .badDestination,
+        .checksum, .tcpMD5, .tcpAO, .minTTL, .securityHook, .ipv6Disabled,
+    ]
+
     /// The kernel's reason for a netfilter drop (a rule's, or conntrack's own: `conntrack_full`).
     public static let netfilterDrop = "netfilter_drop"
 

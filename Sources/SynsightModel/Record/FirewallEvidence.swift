@@ -23,6 +23,9 @@ public struct FirewallEvidence: ReasonEvidence {
     /// false: not a SYN (then `tcpFlags` says what it was).
     public var syn: Bool?
     public var tcpFlags: Int64?
+    /// The handshake segment dropped (`HandshakeSegment`: syn, syn_ack, ack,
+    /// rst, icmp); absent for other TCP (data, FIN, another RST).
+    public var segment: String?
     /// true: sent from a socket of this namespace.
     public var localSocket: Bool?
     /// How the client was found (`process`, `joined`).
@@ -49,7 +52,7 @@ public struct FirewallEvidence: ReasonEvidence {
     public static let layout: [EvidenceField<FirewallEvidence>] = [
         .string(.method, \.method), .int(.clientErrno, \.clientErrno), .string(.chainHook, \.chainHook),
         .string(.rejectWith, \.rejectWith), .value(.icmp, \.icmp), .int(.mark, \.mark), .string(.ctState, \.ctState),
-        .int(.drops, \.drops), .bool(.syn, \.syn), .int(.tcpFlags, \.tcpFlags), .bool(.localSocket, \.localSocket),
+        .int(.drops, \.drops), .bool(.syn, \.syn), .int(.tcpFlags, \.tcpFlags), .string(.segment, \.segment), .bool(.localSocket, \.localSocket),
         .string(.clientContext, \.clientContext), .string(.table, \.table), .string(.chain, \.chain),
         .int(.handle, \.handle), .string(.rule, \.rule), .string(.ruleComment, \.ruleComment),
         .string(.ruleOwner, \.ruleOwner), .string(.service, \.service), .int(.rulePackets, \.rulePackets),

@@ -12,8 +12,11 @@ public struct PacketDropEvidence: ReasonEvidence {
     public var dropReasonSubsystem: String?
     /// Where it was dropped (symbol+offset, or an address).
     public var location: String?
-    /// `syn` or `syn_ack`.
+    /// `HandshakeSegment`: `syn`, `syn_ack`, `ack` (the handshake's final
+    /// ACK), `rst` or `icmp` (the answer to a SYN).
     public var segment: String?
+    /// The dropped ICMP error ({type, code}), for segment `icmp`.
+    public var icmp: JSONValue?
     public var direction: String?
     public var interface: String?
     public var ifindex: UInt32?
@@ -45,7 +48,7 @@ public struct PacketDropEvidence: ReasonEvidence {
     public static let layout: [EvidenceField<PacketDropEvidence>] = [
         .string(.dropReason, \.dropReason), .int(.dropReasonCode, \.dropReasonCode),
         .string(.dropReasonSubsystem, \.dropReasonSubsystem), .string(.location, \.location),
-        .string(.segment, \.segment), .string(.direction, \.direction), .string(.interface, \.interface),
+        .string(.segment, \.segment), .value(.icmp, \.icmp), .string(.direction, \.direction), .string(.interface, \.interface),
         .int(.ifindex, \.ifindex), .string(.stackHook, \.stackHook), .string(.chainHook, \.chainHook),
         .string(.ctState, \.ctState), .int(.conntrackCount, \.conntrackCount), .int(.conntrackMax, \.conntrackMax),
         .string(.sysctl, \.sysctl), .string(.attachPoint, \.attachPoint), .array(.bpfPrograms, \.bpfPrograms),
