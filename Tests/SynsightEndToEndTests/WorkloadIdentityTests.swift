@@ -70,26 +70,31 @@ struct WorkloadIdentityEndToEndTests {
     func netnsNameAfterInodeReuse() throws {
         let port = randomPort()
         let trace = try TraceSession(["--port", String(port)])
-        let first = try NetNS()
-        defer { first.remove() }
-        _ = try Peer.connect(from: first, addr: "127.0.0.1", port: port)
-        let r1 = trace.waitForRecord { $0.int("netns") == first.inode && $0.int("port") == port }
-        #expect(r1?.string("netns_name") == first.name, "\(String(describing: r1))")
-        let inode = first.inode
-        first.remove()
-        // The kernel hands the freed inode number (freed once the namespace
-        // is cleaned up, asynchronously) to a later namespace: make them
-        // until one has it, keeping the others until the end.
+        // The kernel hands a freed inode number (freed once the namespace is
+        // cleaned up, asynchronously) to the next namespace made on the
+        // host: namespaces are made until one has it, keeping the others
+        // until the end. Another test's namespace may take it first (the
+        // suites run in parallel): then the whole sequence is tried again.
         var made: [NetNS] = []
         defer { made.forEach { $0.remove() } }
         var second: NetNS?
-        _ = try waitUntil(timeout: 10) {
-            let ns = try NetNS()
-            made.append(ns)
-            if ns.inode == inode { second = ns }
-            return second != nil
+        var inode = 0
+        for _ in 0..<5 where second == nil {
+            let first = try NetNS()
+            defer { first.remove() }
+            _ = try Peer.connect(from: first, addr: "127.0.0.1", port: port)
+            let r1 = trace.waitForRecord { $0.int("netns") == first.inode && $0.int("port") == port }
+            #expect(r1?.string("netns_name") == first.name, "\(String(describing: r1))")
+            inode = first.inode
+            first.remove()
+            _ = try waitUntil(timeout: 4) {
+                let ns = try NetNS()
+                made.append(ns)
+                if ns.inode == inode { second = ns }
+                return second != nil
+            }
         }
-        let reused = try #require(second, "no namespace made in 10 s got the deleted one's inode \(inode)")
+        let reused = try #require(second, "in 5 tries no namespace made got the deleted one's inode")
         let c = try Peer.connect(from: reused, addr: "127.0.0.1", port: port)
         let r = try #require(trace.waitForRecord {
             $0.int("netns") == inode && $0.int("port") == port && $0.pid("client") == c.pid
