@@ -216,7 +216,13 @@ final class TraceSession {
         _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: TraceSession.binary)
-        process.arguments = ["trace", "--json"] + args
+        // The suites run in parallel and some make refusal storms on the
+        // host (tens of thousands a second). A trace that chose no folding
+        // folds them as `record` does (past 100 identical records per key
+        // and second), so another suite's storm cannot fill its pipeline
+        // queue and cost it its own events (reported as `lost`).
+        let folding = args.contains { ["--fold", "--no-fold", "--no-kernel-fold"].contains($0) }
+        process.arguments = ["trace", "--json"] + (folding ? [] : ["--fold", "100"]) + args
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
