@@ -16,6 +16,10 @@ public struct HookCadence: Sendable, Equatable {
     static let kfreeSkb = h("every packet freed with a drop reason (a closing connection frees one)")
     static let synRecv = h("every handshake a listener completes")
     static let anyRST = f("every RST the host sends")
+    /// Where consume_skb serves SYN-stage overflows (BPFProgram.armedWithOverflow).
+    static var armedAccept: String {
+        "; where consume_skb is armed on anomaly, attached only with it (\(OverflowArming.periodText) sweep, \(OverflowArming.quietText) quiet)"
+    }
 
     public static func of(_ program: BPFProgram) -> HookCadence {
         switch program {
@@ -32,8 +36,8 @@ public struct HookCadence: Sendable, Equatable {
         case .ovfFentryConnRequest, .ovfKprobeConnRequest: return .h("every SYN to a listener")
         case .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .ovfKprobeSynRecvV4, .ovfKprobeSynRecvV6,
              .ovfKretprobeSynRecvV4, .ovfKretprobeSynRecvV6: return synRecv
-        case .ovfExitAccept: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)")
-        case .ovfExitAccept4: return .h("every accept4() on the host (one compare unless EMFILE/ENFILE)")
+        case .ovfExitAccept: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)" + armedAccept)
+        case .ovfExitAccept4: return .h("every accept4() on the host (one compare unless EMFILE/ENFILE)" + armedAccept)
         case .ovfFxExitAccept4: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)")
         case .iterListeners: return .f("once per network namespace at start, run by synsight")
         case .scRawEnter, .scRawExit: return .h("every system call on the host")
@@ -72,6 +76,14 @@ extension BPFProgram {
     public var attachOnDemand: Bool {
         self == .rttlFentryFinishConnect || self == .rttlKprobeFinishConnect || self == .ovfConsumeSkb
     }
+
+    /// Where the per-SYN overflow program is armed on anomaly (its plan has
+    /// `runOvfWatch`), the accept() exits are armed with it: they report
+    /// only EMFILE/ENFILE, which matters to a handshake once the listener's
+    /// accept queue fills, and that is what arms them (OverflowArming). The
+    /// fexit program stays: where it loads, so does fentry on
+    /// tcp_conn_request, and nothing is armed.
+    public var armedWithOverflow: Bool { self == .ovfConsumeSkb || self == .ovfExitAccept || self == .ovfExitAccept4 }
 
     /// When it runs (HookCadence).
     public var cadence: HookCadence { HookCadence.of(self) }

@@ -6,12 +6,15 @@ import SynsightBase
 /// Overflow armed on anomaly (issue 16's rule: no program per healthy
 /// packet). Where the per-SYN overflow hook is consume_skb, which runs for
 /// every packet the host consumes, ovf_consume_skb is loaded with the plan
-/// but attached only while a listener needs it: a sweep thread runs
+/// but attached only while a listener needs it, and with it the accept()
+/// exit tracepoints (BPFProgram.armedWithOverflow: an EMFILE explains a
+/// queue that fills; each otherwise runs once per accepted connection): a
+/// sweep thread runs
 /// run_ovf_watch (BPF_PROG_TEST_RUN, bpf/overflow.bpf.h) every `periodNs`,
 /// which walks the listener registry, reports the drops no per-SYN record
 /// claimed as counted records, and returns how many listeners have a queue
 /// full (or one SYN from it) or a drop counter that moved. Any: the program
-/// is attached; none for `quietNs`: detached. Where fentry or kprobe on
+/// are attached; none for `quietNs`: detached. Where fentry or kprobe on
 /// tcp_conn_request loads, none of this runs (that hook runs per SYN only).
 ///
 /// Its own thread, not the ring-buffer consumer's: the sweep and the
@@ -33,22 +36,24 @@ final class OverflowArming: @unchecked Sendable {
     static let defaultQuietNs: UInt64 = 20_000_000_000
 
     let watch: OpaquePointer
-    let perSYN: OpaquePointer
+    /// The programs armed together (ovf_consume_skb and the accept() exits).
+    let programs: [(BPFProgram, OpaquePointer)]
     let periodNs: UInt64
     let quietNs: UInt64
     let lock = ConditionLock()
     /// Guarded by `lock`.
     var stopping = false
     var worker: WorkerThread?
-    /// Sweep thread only.
-    var link: OpaquePointer?
+    /// Sweep thread only: the links while armed.
+    var links: [OpaquePointer] = []
+    var armed = false
     var lastAnomaly: UInt64 = 0
-    /// An attach failed (warned once): not retried every period.
-    var attachFailed = false
+    /// Programs whose attach failed (warned once): not retried every period.
+    var attachFailed: Set<BPFProgram> = []
 
-    init(watch: OpaquePointer, perSYN: OpaquePointer, quietNs: UInt64?) {
+    init(watch: OpaquePointer, programs: [(BPFProgram, OpaquePointer)], quietNs: UInt64?) {
         self.watch = watch
-        self.perSYN = perSYN
+        self.programs = programs
         self.periodNs = Self.periodNs
         self.quietNs = quietNs ?? Self.defaultQuietNs
     }
@@ -60,8 +65,8 @@ final class OverflowArming: @unchecked Sendable {
             let w = try WorkerThread(name: "synsight-ovf") { [unowned self] in self.loop() }
             lock.withLock { worker = w }
         } catch {
-            Diagnostics.log.warning("\(error): ovf_consume_skb stays attached for the whole run")
-            setLink(attach())
+            Diagnostics.log.warning("\(error): \(names) stay attached for the whole run")
+            arm()
         }
     }
 
@@ -73,7 +78,7 @@ final class OverflowArming: @unchecked Sendable {
             return worker
         }
         w?.join()
-        setLink(nil)
+        disarm()
     }
 
     func loop() {
@@ -98,27 +103,46 @@ final class OverflowArming: @unchecked Sendable {
         guard syn_prog_test_run_retval(bpf_program__fd(watch), &anomalies) == 0 else { return }
         if anomalies > 0 {
             lastAnomaly = now
-            if link == nil && !attachFailed { setLink(attach()) }
-        } else if link != nil, now &- lastAnomaly >= quietNs {
-            setLink(nil)
-            Diagnostics.log.debug("no listener queue full or drop for \(quietNs / 1_000_000_000) s: ovf_consume_skb detached")
+            if !armed { arm() }
+        } else if armed, now &- lastAnomaly >= quietNs {
+            disarm()
+            Diagnostics.log.debug("no listener queue full or drop for \(quietNs / 1_000_000_000) s: \(names) detached")
         }
     }
 
-    func attach() -> OpaquePointer? {
-        guard let l = bpf_program__attach(perSYN) else {
-            attachFailed = true
-            let e = ErrnoName.name(errno)
-            Diagnostics.log.warning("cannot attach ovf_consume_skb: \(e); SYN-stage overflows are counted from the listeners' drop counters only")
-            return nil
-        }
-        Diagnostics.log.debug("a listener's queue is full or its drop counter moved: ovf_consume_skb attached")
-        return l
+    /// Attaches every armed program (one that fails is warned about once and left out).
+    func arm() {
+        armed = true
+        // The accept() exits are classic tracepoints: libbpf reads their ids
+        // from tracefs, which this thread may have to mount privately (TraceFS).
+        TraceFS.withAccess { attachAll() }
+        Diagnostics.log.debug("a listener's queue is full or its drop counter moved: \(names) attached")
     }
 
-    func setLink(_ l: OpaquePointer?) {
-        if let link, link != l { bpf_link__destroy(link) }
-        link = l
+    func attachAll() {
+        for (which, p) in programs where !attachFailed.contains(which) {
+            guard let l = bpf_program__attach(p) else {
+                attachFailed.insert(which)
+                let e = ErrnoName.name(errno)
+                Diagnostics.log.warning("cannot attach \(which.rawValue): \(e); \(Self.without(which))")
+                continue
+            }
+            links.append(l)
+        }
+    }
+
+    func disarm() {
+        for l in links { bpf_link__destroy(l) }
+        links.removeAll()
+        armed = false
+    }
+
+    var names: String { programs.map(\.0.rawValue).joined(separator: ", ") }
+
+    /// What is lost without `p`.
+    static func without(_ p: BPFProgram) -> String {
+        p == .ovfConsumeSkb ? "SYN-stage overflows are counted from the listeners' drop counters only"
+            : "accept() failures (EMFILE, ENFILE) are not seen"
     }
 }
 

@@ -146,7 +146,7 @@ public final class Tracer {
             // `run_` programs are run by user space (sweepListeners).
             // So are the baseline program of injected resets (Tracer+ResetTTL.swift)
             // and the per-SYN overflow program on consume_skb (OverflowArming).
-            if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true {
+            if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true, !Self.armedOnAnomaly(p, plan: plan) {
                 // cgroup programs attach to the root cgroup v2 (the link holds it).
                 if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
                     switch CgroupRoot.open() {
@@ -183,8 +183,9 @@ public final class Tracer {
         self.foldPerWindow = options.foldPerWindow
         self.listenerPidsFD = bpf_map__fd(objects.map("listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
-        if let watch = objects.program(.runOvfWatch), let perSYN = objects.program(.ovfConsumeSkb) {
-            overflowArming = OverflowArming(watch: watch, perSYN: perSYN, quietNs: options.overflowQuietNs)
+        if let watch = objects.program(.runOvfWatch), objects.program(.ovfConsumeSkb) != nil {
+            let armed = BPFProgram.allCases.filter(\.armedWithOverflow).compactMap { p in objects.program(p).map { (p, $0) } }
+            overflowArming = OverflowArming(watch: watch, programs: armed, quietNs: options.overflowQuietNs)
         } else {
             overflowArming = nil
         }

@@ -230,7 +230,9 @@ extension DoctorReport {
             "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)"
                 + (armed ? "; consume_skb armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")
                 : "UNAVAILABLE (\(syn.detail))") + seed,
-            "  fd_exhausted             " + (accept.isSupported ? "\(acceptHook) EMFILE/ENFILE on a listener (1 report/s per process), and as the cause of its overflows" : "UNAVAILABLE (\(accept.detail))"),
+            "  fd_exhausted             " + (accept.isSupported ? "\(acceptHook) EMFILE/ENFILE on a listener (1 report/s per process), and as the cause of its overflows"
+                + (armed && !o.acceptFexit.isSupported ? "; armed with consume_skb: seen once a listener's queue fills (an EMFILE before that does not stop a handshake)" : "")
+                : "UNAVAILABLE (\(accept.detail))"),
         ]
     }
 
