@@ -164,6 +164,11 @@ static __noinline int drops_on_kfree_skb(struct sk_buff *skb, void *location, __
 	struct tcp_seg seg = {};
 	__u8 tcp_flags = 0, icmp_code = 0, shape = 0;
 	if (parse_tcp_seg(skb, &t, &tcp_flags, &seg)) {
+		/* A healthy connection frees about one segment with a reason as
+		 * it closes: out with one bitmap test, before the socket reads of
+		 * ack_not_handshake. */
+		if (!netfilter && !(tcp_flags & TCP_FLAG_SYN) && !answer_drop_reason(reason))
+			return 0;
 		shape = handshake_shape(tcp_flags, &seg) ? SYN_FW_F_HANDSHAKE : 0;
 		if (shape && (tcp_flags & (TCP_FLAG_SYN | SYN_TCP_FLAG_RST)) == 0 && ack_not_handshake(skb))
 			shape = 0;
