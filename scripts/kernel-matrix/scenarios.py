@@ -1565,49 +1565,40 @@ def sc_fw_rst_out(t, k, pas):
     return r, c, fw_expected(k)
 
 
-@scenario("nft INPUT reject whose ICMP error an OUTPUT rule drops", "firewall_drop (segment icmp)")
-def sc_fw_icmp_out(t, k, pas):
+def icmp_answer_dropped(t, k, v6):
+    """An nft INPUT reject (ICMP or ICMPv6 admin-prohibited) whose error an
+    OUTPUT rule drops: the client never learns it was refused."""
     server, client = fw_pair()
     port = rnd_port()
-    nft_load(server, 'table ip fw { chain input { type filter hook input priority 0; policy accept;\n'
-             'tcp dport %d reject with icmp type admin-prohibited\n}\n'
+    table, icmp, want = ("ip6 fw6", "icmpv6", {"type": 1, "code": 1}) if v6 else ("ip fw", "icmp", {"type": 3, "code": 13})
+    nft_load(server, 'table %s { chain input { type filter hook input priority 0; policy accept;\n'
+             'tcp dport %d reject with %s type admin-prohibited\n}\n'
              'chain output { type filter hook output priority 0; policy accept;\n'
-             'icmp type destination-unreachable drop\n}\n}\n' % port)
-    handle = nft_handle(server, "icmp type destination-unreachable drop")
-    pid, err = connect(client, V4S, port, timeout=2)
+             '%s type destination-unreachable drop\n}\n}\n' % (table, port, icmp, icmp))
+    handle = nft_handle(server, "%s type destination-unreachable drop" % icmp)
+    (srv, cli) = (V6P + "1", V6P + "2") if v6 else (V4S, V4C)
+    pid, err = connect(client, srv, port, timeout=2)
     c = Check()
     c.eq("connect errno", err, errno.ETIMEDOUT)
     r = fw_segment_record(t, server, port, "icmp")
     if r:
-        expect_common(c, r, "drop", "firewall_drop", None, port)
+        expect_common(c, r, "drop", "firewall_drop", None, port, "ipv6" if v6 else "ipv4")
         e = ev(r)
-        c.eq("evidence.(table, chain, handle)", (e.get("table"), e.get("chain"), e.get("handle")), ("ip fw", "output", handle))
-        c.eq("evidence.icmp", e.get("icmp"), {"type": 3, "code": 13})
+        c.eq("evidence.(table, chain, handle)", (e.get("table"), e.get("chain"), e.get("handle")), (table, "output", handle))
+        c.eq("evidence.icmp", e.get("icmp"), want)
         c.eq("evidence.method", e.get("method"), "answer_dropped")
-        answer_check(c, r, V4S, V4C, "never learns it was refused")
+        answer_check(c, r, srv, cli, "never learns it was refused")
     return r, c, fw_expected(k)
+
+
+@scenario("nft INPUT reject whose ICMP error an OUTPUT rule drops", "firewall_drop (segment icmp)")
+def sc_fw_icmp_out(t, k, pas):
+    return icmp_answer_dropped(t, k, v6=False)
 
 
 @scenario("nft INPUT reject whose ICMPv6 error an OUTPUT rule drops, IPv6", "firewall_drop (segment icmp, IPv6)")
 def sc_fw_icmp6_out(t, k, pas):
-    server, client = fw_pair()
-    port = rnd_port()
-    nft_load(server, 'table ip6 fw6 { chain input { type filter hook input priority 0; policy accept;\n'
-             'tcp dport %d reject with icmpv6 type admin-prohibited\n}\n'
-             'chain output { type filter hook output priority 0; policy accept;\n'
-             'icmpv6 type destination-unreachable drop\n}\n}\n' % port)
-    handle = nft_handle(server, "icmpv6 type destination-unreachable drop")
-    pid, err = connect(client, V6P + "1", port, timeout=2)
-    c = Check()
-    c.eq("connect errno", err, errno.ETIMEDOUT)
-    r = fw_segment_record(t, server, port, "icmp")
-    if r:
-        expect_common(c, r, "drop", "firewall_drop", None, port, "ipv6")
-        e = ev(r)
-        c.eq("evidence.(table, chain, handle)", (e.get("table"), e.get("chain"), e.get("handle")), ("ip6 fw6", "output", handle))
-        c.eq("evidence.icmp", e.get("icmp"), {"type": 1, "code": 1})
-        answer_check(c, r, V6P + "1", V6P + "2", "never learns it was refused")
-    return r, c, fw_expected(k)
+    return icmp_answer_dropped(t, k, v6=True)
 
 
 @scenario("nft FORWARD drop in a router namespace between two namespaces", "firewall_drop (forward)")
@@ -2298,16 +2289,18 @@ def require_tc():
         raise Unavailable("tc (iproute2) is not installed")
 
 
-def tc_drop_filter(ns, dev, port, egress=False):
-    """A tc filter dropping TCP to `port` at ingress (from it at egress): u32
-    + gact where the kernel has them (the guests' modules), else a
-    direct-action BPF program built with the host's clang; Unavailable when
-    neither can be had."""
-    where, field = ("egress", "sport") if egress else ("ingress", "dport")
+def tc_drop_filter(ns, dev, port, egress=False, flags=None):
+    """A tc filter dropping TCP to `port` at ingress (from it at egress),
+    only segments whose flags are exactly `flags` when given (0x10: a pure
+    ACK, 0x14: RST|ACK): u32 + gact where the kernel has them (the guests'
+    modules), else a direct-action BPF program built with the host's clang;
+    Unavailable when neither can be had."""
+    where, field, cfield = ("egress", "sport", "source") if egress else ("ingress", "dport", "dest")
     ns.exec("tc", "qdisc", "add", "dev", dev, "clsact")
+    match_flags = ["match", "u8", "0x%x" % flags, "0xff", "at", "33"] if flags is not None else []
     gact = subprocess.run(["ip", "netns", "exec", ns.name, "tc", "filter", "add", "dev", dev, where,
-                           "protocol", "ip", "u32", "match", "ip", field, str(port), "0xffff", "action", "drop"],
-                          capture_output=True, text=True)
+                           "protocol", "ip", "u32", "match", "ip", field, str(port), "0xffff"] + match_flags
+                          + ["action", "drop"], capture_output=True, text=True)
     if gact.returncode == 0:
         return "u32 action drop"
     clang = next((p for p in ("/opt/swift/usr/bin/clang", "/usr/bin/clang") if os.access(p, os.X_OK)), None)
@@ -2315,8 +2308,11 @@ def tc_drop_filter(ns, dev, port, egress=False):
         raise Unavailable("tc: no gact action (%s) and no clang for a BPF filter" % gact.stderr.strip())
     d = tempfile.mkdtemp(prefix="km-tc-")
     CLEANUP.append(lambda: shutil.rmtree(d, ignore_errors=True))
+    cond = "th->%s == __builtin_bswap16(%d)" % (cfield, port)
+    if flags is not None:
+        cond += " && ((unsigned char *)th)[13] == %d" % flags
     with open(os.path.join(d, "drop.c"), "w") as f:
-        f.write(TC_PROG.replace("PORT", str(port)).replace("FIELD", "source" if egress else "dest"))
+        f.write(TC_PROG.replace("th->FIELD == __builtin_bswap16(PORT)", cond))
     sh(clang, "-target", "bpf", "-O2", "-I/usr/include/%s-linux-gnu" % os.uname().machine,
        "-c", os.path.join(d, "drop.c"), "-o", os.path.join(d, "drop.o"))
     ns.exec("tc", "filter", "add", "dev", dev, where, "bpf", "da", "obj", os.path.join(d, "drop.o"), "sec", "tc")
@@ -2376,34 +2372,6 @@ def sc_drop_tc_egress(t, k, pas):
     return r, c, drop_expected(k)
 
 
-def tc_flags_drop_filter(ns, dev, port, flags, egress=False):
-    """A tc filter dropping TCP segments whose flags are exactly `flags`
-    (0x10: a pure ACK, 0x14: RST|ACK) to `port` at ingress (from it at
-    egress): u32 + gact where the kernel has them, else a direct-action BPF
-    program built with the host's clang (as tc_drop_filter)."""
-    where, field, cfield = ("egress", "sport", "source") if egress else ("ingress", "dport", "dest")
-    ns.exec("tc", "qdisc", "add", "dev", dev, "clsact")
-    gact = subprocess.run(["ip", "netns", "exec", ns.name, "tc", "filter", "add", "dev", dev, where,
-                           "protocol", "ip", "u32", "match", "ip", field, str(port), "0xffff",
-                           "match", "u8", "0x%x" % flags, "0xff", "at", "33", "action", "drop"],
-                          capture_output=True, text=True)
-    if gact.returncode == 0:
-        return "u32 action drop"
-    clang = next((p for p in ("/opt/swift/usr/bin/clang", "/usr/bin/clang") if os.access(p, os.X_OK)), None)
-    if not clang:
-        raise Unavailable("tc: no gact action (%s) and no clang for a BPF filter" % gact.stderr.strip())
-    d = tempfile.mkdtemp(prefix="km-tc-")
-    CLEANUP.append(lambda: shutil.rmtree(d, ignore_errors=True))
-    with open(os.path.join(d, "drop.c"), "w") as f:
-        f.write(TC_PROG.replace("th->FIELD == __builtin_bswap16(PORT)",
-                                "th->%s == __builtin_bswap16(PORT) && ((unsigned char *)th)[13] == %d" % (cfield, flags))
-                .replace("PORT", str(port)))
-    sh(clang, "-target", "bpf", "-O2", "-I/usr/include/%s-linux-gnu" % os.uname().machine,
-       "-c", os.path.join(d, "drop.c"), "-o", os.path.join(d, "drop.o"))
-    ns.exec("tc", "filter", "add", "dev", dev, where, "bpf", "da", "obj", os.path.join(d, "drop.o"), "sec", "tc")
-    return "bpf da"
-
-
 @scenario("tc ingress filter drops the handshake's final ACK", "packet_dropped/bpf_program (ack)")
 def sc_drop_tc_ack(t, k, pas):
     require_tc()
@@ -2411,7 +2379,7 @@ def sc_drop_tc_ack(t, k, pas):
     s1, _ = server.link(client, v4="198.18.46")
     port = rnd_port()
     listener = Peer(server, ["listen", "0.0.0.0", str(port)])
-    method = tc_flags_drop_filter(server, s1, port, 0x10)
+    method = tc_drop_filter(server, s1, port, flags=0x10)
     pid, err = connect(client, "198.18.46.1", port)
     c = Check()
     # The client believes it is connected.
@@ -2443,7 +2411,7 @@ def sc_drop_tc_rst(t, k, pas):
     server, client = NetNS(), NetNS()
     s1, _ = server.link(client, v4="198.18.47")
     port = rnd_port()
-    method = tc_flags_drop_filter(server, s1, port, 0x14, egress=True)
+    method = tc_drop_filter(server, s1, port, egress=True, flags=0x14)
     pid, err = connect(client, "198.18.47.1", port, timeout=2)
     c = Check()
     # No listener, but the refusal never arrives.
