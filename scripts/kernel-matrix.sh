@@ -62,7 +62,8 @@ mkdir -p "$run"
 ls -1dt "$cache"/results/*/ 2>/dev/null | tail -n +11 | xargs -r rm -rf
 cols=()
 scenario_args="--passes $passes"
-[[ -n $only ]] && scenario_args+=" --only $only"
+# Full runs also count the BPF program runs per healthy connection (issue 16).
+[[ -n $only ]] && scenario_args+=" --only $only" || scenario_args+=" --cost ${KERNEL_MATRIX_COST_CONNECTIONS:-300}"
 
 # boot LABEL KERNEL_DIR INITRD APPEND: one guest, results in $run/LABEL.jsonl.
 boot() {

@@ -99,22 +99,13 @@ def delta(a, b):
     return {p: (b[p][0], b[p][1] - a.get(p, (0, 0, 0))[1], b[p][2] - a.get(p, (0, 0, 0))[2]) for p in b}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--connections", type=int, default=4000)
-    ap.add_argument("--synsight", default=None, help="the synsight binary (default: .build/release, else .build/debug)")
-    ap.add_argument("--json", help="also write the result as JSON to this file")
-    ap.add_argument("--force-hook", action="append", default=[], metavar="AREA=HOOK",
-                    help="passed to record (e.g. connect=inet_sock_set_state measures the state-change hook)")
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("per-connection: needs root (BPF, network namespaces)")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    binary = args.synsight or next((p for p in (f"{root}/.build/release/synsight", f"{root}/.build/debug/synsight")
-                                    if os.access(p, os.X_OK)), None)
-    if not binary:
-        sys.exit("per-connection: no synsight binary: run `swift build -c release` (or pass --synsight)")
-
+def measure(binary, n, force_hooks=(), extra=(), idle=5.0):
+    """Runs `record --bpf-stats` and `n` healthy loopback connections in a
+    namespace of its own; returns {"connections", "seconds", "programs":
+    [{program, hook, runs, ns, background_runs_per_s}], "total_runs",
+    "total_ns"} per connection, the background of an idle window of `idle`
+    seconds subtracted. Also used by the kernel matrix (scenarios.py) in its
+    guests, where the run counts are exact."""
     tmp = tempfile.mkdtemp(prefix="synsight-per-conn.")
     rec = client = None
     subprocess.run(["ip", "netns", "add", NS], check=True)
@@ -122,32 +113,30 @@ def main():
         subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
         mport = free_port()
         err = open(f"{tmp}/record.err", "w+")
-        rec = subprocess.Popen([binary, "record", "--dir", f"{tmp}/rec", "--bpf-stats"] + os.environ.get("PER_CONN_EXTRA", "").split()
-                               + [a for h in args.force_hook for a in ("--force-hook", h)] + [
+        rec = subprocess.Popen([binary, "record", "--dir", f"{tmp}/rec", "--bpf-stats"] + list(extra)
+                               + [a for h in force_hooks for a in ("--force-hook", h)] + [
                                 "--metrics-address", f"127.0.0.1:{mport}"], stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300
         while "synsight: tracing" not in open(f"{tmp}/record.err").read():
             if rec.poll() is not None or time.monotonic() > deadline:
-                sys.exit("per-connection: record did not start: " + open(f"{tmp}/record.err").read())
+                raise RuntimeError("record did not start: " + open(f"{tmp}/record.err").read())
             time.sleep(0.1)
-        client = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-c", CLIENT,
-                                   str(args.connections), str(free_port())],
+        client = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-c", CLIENT, str(n), str(free_port())],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if client.stdout.readline().strip() != "ready":
-            sys.exit("per-connection: the client did not start")
+            raise RuntimeError("the client did not start")
         time.sleep(1.5)  # metrics are updated about every second
         s0, t0 = scrape(mport)
         # Idle window: the host's background on the same programs.
         log("idle window (background)...")
-        time.sleep(5)
-        time.sleep(1.2)
+        time.sleep(idle + 1.2)
         s1, t1 = scrape(mport)
-        log(f"{args.connections} connections...")
+        log(f"{n} connections...")
         start = time.monotonic()
         client.stdin.write("go\n")
         client.stdin.flush()
         if client.stdout.readline().strip() != "done":
-            sys.exit("per-connection: the client failed")
+            raise RuntimeError("the client failed")
         busy = time.monotonic() - start
         time.sleep(1.2)
         s2, t2 = scrape(mport)
@@ -165,7 +154,6 @@ def main():
 
     bg, fg = delta(s0, s1), delta(s1, s2)
     scale = (t2 - t1) / (t1 - t0)
-    n = args.connections
     rows = []
     for prog, (hook, runs, secs) in fg.items():
         _, bruns, bsecs = bg.get(prog, (hook, 0, 0))
@@ -174,22 +162,43 @@ def main():
         rows.append({"program": prog, "hook": hook, "runs": round(r, 2), "ns": round(ns),
                      "background_runs_per_s": round(bruns / (t1 - t0), 1)})
     rows.sort(key=lambda r: (-r["ns"], -r["runs"], r["program"]))
-    total_runs = sum(r["runs"] for r in rows)
-    total_ns = sum(r["ns"] for r in rows)
+    return {"connections": n, "seconds": busy, "idle_seconds": t1 - t0, "busy_seconds": t2 - t1, "programs": rows,
+            "total_runs": round(sum(r["runs"] for r in rows), 2), "total_ns": sum(r["ns"] for r in rows)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--connections", type=int, default=4000)
+    ap.add_argument("--synsight", default=None, help="the synsight binary (default: .build/release, else .build/debug)")
+    ap.add_argument("--json", help="also write the result as JSON to this file")
+    ap.add_argument("--force-hook", action="append", default=[], metavar="AREA=HOOK",
+                    help="passed to record (e.g. connect=inet_sock_set_state measures the state-change hook)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("per-connection: needs root (BPF, network namespaces)")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    binary = args.synsight or next((p for p in (f"{root}/.build/release/synsight", f"{root}/.build/debug/synsight")
+                                    if os.access(p, os.X_OK)), None)
+    if not binary:
+        sys.exit("per-connection: no synsight binary: run `swift build -c release` (or pass --synsight)")
+    try:
+        res = measure(binary, args.connections, args.force_hook, os.environ.get("PER_CONN_EXTRA", "").split())
+    except RuntimeError as e:
+        sys.exit(f"per-connection: {e}")
+    n, busy = res["connections"], res["seconds"]
     print(f"{n} healthy loopback connections in {busy:.1f} s ({n / busy:,.0f}/s), both ends on this host; "
-          f"background subtracted (idle {t1 - t0:.1f} s, busy {t2 - t1:.1f} s)")
+          f"background subtracted (idle {res['idle_seconds']:.1f} s, busy {res['busy_seconds']:.1f} s)")
     print()
     print("| program | hook | runs per connection | BPF ns per connection | background runs/s |")
     print("|---|---|---|---|---|")
-    for r in rows:
+    for r in res["programs"]:
         if r["runs"] < 0.005 and r["ns"] < 1:
             continue
         print(f"| `{r['program']}` | `{r['hook']}` | {r['runs']:.2f} | {r['ns']:,} | {r['background_runs_per_s']:,} |")
-    print(f"| **total** | | **{total_runs:.2f}** | **{total_ns:,}** | |")
+    print(f"| **total** | | **{res['total_runs']:.2f}** | **{res['total_ns']:,}** | |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"connections": n, "seconds": busy, "programs": rows,
-                       "total_runs": total_runs, "total_ns": total_ns}, f, indent=1)
+            json.dump(res, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ if [[ -f $base && -f $base.list ]] && (( $(stat -c %Y "$base") >= newest )); the
         case $lib in /lib/* | /lib64/*) lib=/usr$lib ;; esac
         grep -qxF ".$lib" "$base.list" || { mkdir -p "$stage$(dirname "$lib")"; cp -L "$lib" "$stage$lib"; }
     done
-    cp "$here/scenarios.py" "$repo/Tests/SynsightEndToEndTests/Support/peer.py" "$stage/km/"
+    cp "$here/scenarios.py" "$repo/Tests/SynsightEndToEndTests/Support/peer.py" "$repo/scripts/bench/per_connection.py" "$stage/km/"
     cp "$here/guest-init.sh" "$stage/init"
     chmod +x "$stage/init"
     [[ -n $extra && -d $extra ]] && cp -a "$extra"/. "$stage/"

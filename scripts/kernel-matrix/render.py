@@ -11,11 +11,11 @@ import sys
 
 
 def load(path):
-    env, doctor, rows, done, exit_line, traces = {}, "", [], False, None, []
+    env, doctor, rows, done, exit_line, traces, cost = {}, "", [], False, None, [], None
     try:
         lines = open(path, errors="replace").read().splitlines()
     except OSError as e:
-        return {"error": str(e), "env": {}, "doctor": "", "rows": [], "done": False, "traces": []}
+        return {"error": str(e), "env": {}, "doctor": "", "rows": [], "done": False, "traces": [], "cost": None}
     for line in lines:
         line = line.strip()
         if line.startswith("KM-EXIT"):
@@ -36,9 +36,38 @@ def load(path):
             rows.append(o)
         elif t == "trace":
             traces.append(o)
+        elif t == "cost":
+            cost = o
         elif t == "done":
             done = True
-    return {"env": env, "doctor": doctor, "rows": rows, "done": done, "exit": exit_line, "traces": traces}
+    return {"env": env, "doctor": doctor, "rows": rows, "done": done, "exit": exit_line, "traces": traces, "cost": cost}
+
+
+def cost_table(cols):
+    """BPF program runs per healthy loopback connection on each kernel
+    (scripts/bench/per_connection.py, run by scenarios.py --cost): exact
+    counts even in the TCG guests; their times are not (emulated CPU)."""
+    measured = [(l, res["cost"]) for l, res in cols if res.get("cost")]
+    if not measured:
+        return []
+    md = ["## BPF program runs per healthy connection", "",
+          "`scripts/bench/per_connection.py` on each kernel (issue 16): healthy loopback connections, both ends on "
+          "the machine, `record --bpf-stats`, an idle window's background subtracted. Run counts are exact in the "
+          "guests too; their run times are not shown (TCG emulates the CPU; the host's are in docs/benchmarks.md).", ""]
+    programs = sorted({p["program"] for _, c in measured for p in c.get("programs", []) if p.get("runs", 0) >= 0.005})
+    md.append("| program | " + " | ".join(l for l, _ in measured) + " |")
+    md.append("|---|" + "---|" * len(measured))
+    for prog in programs:
+        cells = []
+        for _, c in measured:
+            r = next((p for p in c.get("programs", []) if p["program"] == prog), None)
+            cells.append("%.2f" % r["runs"] if r and r["runs"] >= 0.005 else "")
+        md.append("| `%s` | %s |" % (prog, " | ".join(cells)))
+    md.append("| **total** | %s |" % " | ".join(
+        ("**%.2f**" % c["total_runs"]) if "total_runs" in c else esc(c.get("error", "?")) for _, c in measured))
+    md.append("| connections | %s |" % " | ".join(str(c.get("connections", "")) for _, c in measured))
+    md.append("")
+    return md
 
 
 def cell(r):
@@ -110,6 +139,7 @@ def main():
             cells.append(cell(r))
         md.append("| %s | %s | `%s` | %s |" % (k[0], esc(k[1]), reason, " | ".join(cells)))
     md.append("")
+    md += cost_table(cols)
     for label, res in cols:
         counts = {}
         for r in res["rows"]:

@@ -2792,6 +2792,19 @@ def attempt(k, trace, pas, name, reason, fn, doctor):
     return res
 
 
+def measure_cost(connections):
+    """BPF program runs per healthy connection on this kernel
+    (scripts/bench/per_connection.py: next to this file in a guest)."""
+    for d in (HERE, os.path.join(HERE, "..", "bench")):
+        if os.path.exists(os.path.join(d, "per_connection.py")) and d not in sys.path:
+            sys.path.insert(0, d)
+    try:
+        import per_connection
+        return {"type": "cost", **per_connection.measure(SYNSIGHT, connections, idle=2.0 * SLOW)}
+    except Exception as e:
+        return {"type": "cost", "error": "%s: %s" % (type(e).__name__, e)}
+
+
 def main():
     global SYNSIGHT, PEER, SLOW
     args = sys.argv[1:]
@@ -2860,6 +2873,9 @@ def main():
             trace.remove_files()
             release_prestarted()
         emit({"type": "trace", "pass": pas, "stderr": summary[-4000:]})
+    cost = int(opt("--cost", "0"))
+    if cost > 0:
+        emit(measure_cost(cost))
     emit({"type": "done"})
     return 0 if ok else 1
 
