@@ -121,8 +121,7 @@ static __always_inline bool conn_take(const struct sock *sk, struct connect_info
 			if (!conn_del(set, way, key))
 				return false;
 			/* A copy kept at a SYN retransmission must not report it again. */
-			struct connect_info kept;
-			conn_kept(sk, key, &kept, true);
+			bpf_map_delete_elem(&connecting_retry, &key);
 			return true;
 		}
 	}

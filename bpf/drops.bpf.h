@@ -184,12 +184,9 @@ static __noinline int drops_on_kfree_skb(struct sk_buff *skb, void *location, __
 	if (netfilter)
 		return fw_drop(skb, location, &t, tcp_flags, reason, shape, icmp_code);
 	/* Besides a firewall's drop, only a handshake segment is of interest:
-	 * a SYN or SYN-ACK with any reason, the rest with a failure's. */
+	 * a SYN or SYN-ACK with any reason, the rest with a failure's (both
+	 * tested above, before parsing further). */
 	if (!shape)
 		return 0;
-	if (!(tcp_flags & TCP_FLAG_SYN) || (shape & SYN_FW_F_ICMP)) {
-		if (!answer_drop_reason(reason))
-			return 0;
-	}
 	return handshake_drop(skb, location, reason, &t, tcp_flags, shape, icmp_code);
 }
