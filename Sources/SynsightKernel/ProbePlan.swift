@@ -51,6 +51,10 @@ public struct ProbePlan: Sendable {
     /// callers from cgroup/connect{4,6}, errors from inet_sk_error_report.
     public var noStateHook: Bool { features.connectWithoutStateHook.isSupported }
 
+    /// The overflow programs are attached on anomaly (OverflowArming): the
+    /// plan has the sweep that arms them (BPFProgram.armedWithOverflow).
+    public var armsOverflow: Bool { programs.contains(.runOvfWatch) }
+
     /// The syn_config flags that tell the loaded programs how they are used.
     public var configFlags: UInt32 {
         features.overflow.synRecvFlags

@@ -23,12 +23,6 @@ extension Tracer {
         program(p)?.runOnDemand ?? false
     }
 
-    /// Attached by OverflowArming while a listener needs it, not at start:
-    /// where the plan arms the overflow programs (BPFProgram.armedWithOverflow).
-    static func armedOnAnomaly(_ p: OpaquePointer, plan: ProbePlan) -> Bool {
-        plan.programs.contains(.runOvfWatch) && program(p)?.armedWithOverflow == true
-    }
-
     /// The loaded programs that are attached for the run (iterators are
     /// run once at start-up, not attached; the injected-reset baseline
     /// program and the consume_skb overflow program only while armed,

@@ -141,12 +141,14 @@ public final class Tracer {
         var links: [OpaquePointer] = []
         var cgroupFD: Int32 = -1
         defer { if cgroupFD >= 0 { close(cgroupFD) } }
+        let armsOverflow = plan.armsOverflow
         for p in objects.loadedPrograms {
             // Iterators are attached on demand (seedListeners), not here;
             // `run_` programs are run by user space (sweepListeners).
             // So are the baseline program of injected resets (Tracer+ResetTTL.swift)
-            // and the per-SYN overflow program on consume_skb (OverflowArming).
-            if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true, !Self.armedOnAnomaly(p, plan: plan) {
+            // and the overflow programs armed on anomaly (OverflowArming).
+            let armed = armsOverflow && Self.program(p)?.armedWithOverflow == true  // OverflowArming attaches it
+            if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true, !armed {
                 // cgroup programs attach to the root cgroup v2 (the link holds it).
                 if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
                     switch CgroupRoot.open() {
@@ -183,7 +185,7 @@ public final class Tracer {
         self.foldPerWindow = options.foldPerWindow
         self.listenerPidsFD = bpf_map__fd(objects.map("listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
-        if let watch = objects.program(.runOvfWatch), objects.program(.ovfConsumeSkb) != nil {
+        if armsOverflow, let watch = objects.program(.runOvfWatch) {
             let armed = BPFProgram.allCases.filter(\.armedWithOverflow).compactMap { p in objects.program(p).map { (p, $0) } }
             overflowArming = OverflowArming(watch: watch, programs: armed, quietNs: options.overflowQuietNs)
         } else {

@@ -123,7 +123,7 @@ enum DoctorReport {
         l.append(contentsOf: packetDropLines(plan))
         l.append(connectTimeoutLine(f))
         l.append(injectedResetLine(f))
-        l.append(contentsOf: overflowLines(f))
+        l.append(contentsOf: overflowLines(f, armed: plan.armsOverflow))
         l.append(contentsOf: syscallLines(f))
         l.append(contentsOf: planLines(plan))
         l.append(contentsOf: costLines(plan))
@@ -207,7 +207,8 @@ enum DoctorReport {
 
 extension DoctorReport {
     /// Listen-queue overflow and accept() failures (bpf/overflow.bpf.h).
-    static func overflowLines(_ f: KernelFeatures) -> [String] {
+    /// `armed`: the plan attaches the overflow programs on anomaly (ProbePlan.armsOverflow).
+    static func overflowLines(_ f: KernelFeatures, armed: Bool) -> [String] {
         let o = f.overflow
         let syn = o.perSYN, ackDrop = o.ackDrop, ackReset = o.ackReset
         let seed = o.iterTCP.isSupported ? "" : "; listeners that predate synsight are not watched (\(o.iterTCP.detail))"
@@ -221,8 +222,6 @@ extension DoctorReport {
                         ackReset.isSupported ? "abort_on_overflow RST: \(ackReset.detail)"
                             : synRecv.isSupported ? "abort_on_overflow RST: \(synRecv.hook!.name) with tcp_abort_on_overflow set"
                             : "abort_on_overflow RST UNAVAILABLE (\(ackReset.detail); \(synRecv.detail))"]
-        // consume_skb serves the SYN stage: attached on anomaly (OverflowProbes.probeConsumeSkb).
-        let armed = syn.isSupported && !o.connRequestFentry.isSupported && !o.connRequestKprobe.isSupported
         let accept = o.accept
         let acceptHook = o.acceptFexit.isSupported ? "fexit/__sys_accept4" : "syscalls:sys_exit_accept{,4}"
         return [
