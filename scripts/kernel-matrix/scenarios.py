@@ -2342,6 +2342,19 @@ def sc_drop_tc(t, k, pas):
     return r, c, drop_expected(k)
 
 
+def tc_egress_drop_check(c, k, r, port, segment):
+    """What every record of a segment a tc egress filter dropped carries:
+    packet_dropped, bpf_program where the kernel names TC_EGRESS (returned,
+    else None), the segment, direction egress."""
+    want = "tc_egress" if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") else None
+    expect_common(c, r, "drop", "packet_dropped", "bpf_program" if want else None, port)
+    if want:
+        c.eq("evidence.drop_reason", ev(r).get("drop_reason"), want)
+    c.eq("evidence.segment", ev(r).get("segment"), segment)
+    c.eq("evidence.direction", ev(r).get("direction"), "egress")
+    return want
+
+
 @scenario("tc egress filter on the server drops its SYN-ACK", "packet_dropped/bpf_program (syn_ack)")
 def sc_drop_tc_egress(t, k, pas):
     require_tc()
@@ -2355,12 +2368,7 @@ def sc_drop_tc_egress(t, k, pas):
     c.eq("connect errno", err, errno.ETIMEDOUT)
     r = drop_record(t, server, port)
     if r:
-        want = "tc_egress" if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") else None
-        expect_common(c, r, "drop", "packet_dropped", "bpf_program" if want else None, port)
-        if want:
-            c.eq("evidence.drop_reason", ev(r).get("drop_reason"), want)
-        c.eq("evidence.segment", ev(r).get("segment"), "syn_ack")
-        c.eq("evidence.direction", ev(r).get("direction"), "egress")
+        want = tc_egress_drop_check(c, k, r, port, "syn_ack")
         c.eq("evidence.interface", ev(r).get("interface"), s1)
         # The server is `local` whichever way the segment went.
         c.eq("local.addr", addr_of(r, "local"), "198.18.45.1")
@@ -2418,13 +2426,8 @@ def sc_drop_tc_rst(t, k, pas):
     c.eq("connect errno", err, errno.ETIMEDOUT)
     r = drop_record(t, server, port)
     if r:
-        want = "tc_egress" if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") else None
-        expect_common(c, r, "drop", "packet_dropped", "bpf_program" if want else None, port)
-        if want:
-            c.eq("evidence.drop_reason", ev(r).get("drop_reason"), want)
+        if tc_egress_drop_check(c, k, r, port, "rst"):
             c.eq("evidence.attach_point", ev(r).get("attach_point"), "tc egress")
-        c.eq("evidence.segment", ev(r).get("segment"), "rst")
-        c.eq("evidence.direction", ev(r).get("direction"), "egress")
         c.eq("evidence.interface", ev(r).get("interface"), s1)
         answer_check(c, r, "198.18.47.1", "198.18.47.2", "never learns it was refused")
         tc_programs_check(c, k, r, method, server, s1, "egress", "TC_EGRESS")
@@ -2479,13 +2482,8 @@ def sc_drop_tc_icmp(t, k, pas):
     c.eq("connect errno", err, errno.ETIMEDOUT)
     r = drop_record(t, server, port)
     if r:
-        want = "tc_egress" if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") else None
-        expect_common(c, r, "drop", "packet_dropped", "bpf_program" if want else None, port)
-        if want:
-            c.eq("evidence.drop_reason", ev(r).get("drop_reason"), want)
-        c.eq("evidence.segment", ev(r).get("segment"), "icmp")
+        tc_egress_drop_check(c, k, r, port, "icmp")
         c.eq("evidence.icmp", ev(r).get("icmp"), {"type": 3, "code": 13})
-        c.eq("evidence.direction", ev(r).get("direction"), "egress")
         answer_check(c, r, "198.18.48.1", "198.18.48.2", "never learns it was refused")
         tc_programs_check(c, k, r, method, server, s1, "egress", "TC_EGRESS")
     return r, c, drop_expected(k) if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") \
