@@ -346,6 +346,16 @@ int syn_prog_run_stats(int prog_fd, uint64_t *run_cnt, uint64_t *run_time_ns)
 	return 0;
 }
 
+uint32_t syn_prog_verified_insns(int prog_fd)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0)
+		return 0;
+	return info.verified_insns;
+}
+
 int syn_ring_positions_map(int map_fd, struct syn_ring_positions *out)
 {
 	long page = sysconf(_SC_PAGESIZE);

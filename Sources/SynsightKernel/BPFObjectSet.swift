@@ -1,6 +1,7 @@
 import CLibBPF
 import CSynsightShim
 import Glibc
+import Synchronization
 import SynsightBase
 import SynsightModel
 
@@ -20,35 +21,54 @@ import SynsightModel
 ///   maps' fds (`bpf_map__reuse_fd`), so all programs share one set of maps
 ///   and see the same frozen configuration. The groups load on threads of
 ///   their own, one per CPU the process may run on (at most 4), shares balanced by
-///   instruction count.
+///   the verifier's expected work (VerifierWeight.swift).
 /// Each group parses the kernel's BTF for its CO-RE relocations (freed after
 /// loading; ProcessMemory.useOneArena keeps those pages from staying
 /// resident); that is the price of the parallelism.
-final class BPFObjectSet {
+///
+/// Programs attached only on anomaly (OverflowArming) may be `deferred`:
+/// opened in a group of their own that reuses the maps but is loaded later,
+/// by `loadDeferred` on the arming thread, so that start-up does not wait
+/// for their verification (ovf_consume_skb: 40k verified instructions).
+///
+/// `@unchecked Sendable`: after `load` returns, nothing is mutated but the
+/// deferred group, loaded once by `loadDeferred` and published through
+/// `deferredLoaded`; every reader of its programs checks that flag first.
+final class BPFObjectSet: @unchecked Sendable {
     /// The maps (and the configuration) of every program.
     let maps: OpaquePointer
     /// The objects holding the loaded programs.
     let groups: [OpaquePointer]
+    /// The deferred programs' object (opened, maps reused), nil when none.
+    let deferredGroup: OpaquePointer?
+    /// `deferredGroup` is loaded (set once, after a successful load).
+    let deferredLoaded = Atomic<Bool>(false)
+    let loadFix: String?
 
-    private init(maps: OpaquePointer, groups: [OpaquePointer]) {
+    private init(maps: OpaquePointer, groups: [OpaquePointer], deferred: OpaquePointer?, loadFix: String?) {
         self.maps = maps
         self.groups = groups
+        self.deferredGroup = deferred
+        self.loadFix = loadFix
     }
 
     deinit {
+        if let deferredGroup { bpf_object__close(deferredGroup) }
         for g in groups { bpf_object__close(g) }
         bpf_object__close(maps)
     }
 
     /// Opens the object from `bytes`, lets `configure` set the maps' object
-    /// up (configuration, ring size) and loads `selected` in parallel groups.
-    static func load(bytes: [UInt8], selected: Set<BPFProgram>, loadFix: String?,
+    /// up (configuration, ring size) and loads `selected` in parallel
+    /// groups, except `deferred` (opened, left to `loadDeferred`).
+    static func load(bytes: [UInt8], selected: Set<BPFProgram>, deferred: Set<BPFProgram> = [], loadFix: String?,
                      configure: (OpaquePointer) throws(KernelError) -> Void) throws(KernelError) -> BPFObjectSet {
         let maps = try open(bytes)
         let shares: [Set<BPFProgram>]
+        let later = deferred.intersection(selected)
         do throws(KernelError) {
             try configure(maps)
-            shares = self.shares(of: selected, in: maps)
+            shares = self.shares(of: selected.subtracting(later), in: maps)
             select(maps, [])
             let rc = bpf_object__load(maps)
             if rc != 0 { throw KernelError.sys("creating the BPF maps", code: rc) }
@@ -57,6 +77,7 @@ final class BPFObjectSet {
             throw error
         }
         var groups: [OpaquePointer] = []
+        var deferredGroup: OpaquePointer?
         do throws(KernelError) {
             for share in shares {
                 let g = try open(bytes)
@@ -64,35 +85,74 @@ final class BPFObjectSet {
                 select(g, share)
                 try reuseMaps(of: maps, in: g)
             }
+            if !later.isEmpty {
+                let g = try open(bytes)
+                deferredGroup = g
+                select(g, later)
+                try reuseMaps(of: maps, in: g)
+            }
             try loadInParallel(groups, fix: loadFix)
         } catch {
+            if let deferredGroup { bpf_object__close(deferredGroup) }
             for g in groups { bpf_object__close(g) }
             bpf_object__close(maps)
             throw error
         }
-        return BPFObjectSet(maps: maps, groups: groups)
+        let set = BPFObjectSet(maps: maps, groups: groups, deferred: deferredGroup, loadFix: loadFix)
+        Diagnostics.log.debug("verified instructions: \(set.verifiedInstructions.map { "\($0.0.rawValue) \($0.1)" }.joined(separator: ", "))")
+        return set
+    }
+
+    /// Instructions the verifier walked for each loaded program, most first
+    /// (`bpf_prog_info.verified_insns`, 5.16+; what the shares' weights estimate).
+    var verifiedInstructions: [(BPFProgram, Int)] {
+        loadedPrograms.compactMap { p in
+            BPFProgram(rawValue: String(cString: bpf_program__name(p))).map { ($0, Int(syn_prog_verified_insns(bpf_program__fd(p)))) }
+        }.sorted { $0.1 > $1.1 }
     }
 
     /// A map by name.
     func map(_ name: String) -> OpaquePointer? { bpf_object__find_map_by_name(maps, name) }
 
-    /// A loaded program, nil when the plan left it out.
+    /// A loaded program, nil when the plan left it out or it is deferred and not loaded yet.
     func program(_ which: BPFProgram) -> OpaquePointer? {
-        for g in groups {
+        for g in loadedGroups {
             if let p = bpf_object__find_program_by_name(g, which.rawValue), bpf_program__autoload(p) { return p }
         }
         return nil
     }
 
     /// Every loaded program.
-    var loadedPrograms: [OpaquePointer] {
+    var loadedPrograms: [OpaquePointer] { loadedGroups.flatMap(Self.selected) }
+
+    /// The deferred programs while they wait for `loadDeferred` (named,
+    /// not loaded: no fd); empty once loaded.
+    var pendingPrograms: [OpaquePointer] {
+        guard let deferredGroup, !deferredLoaded.load(ordering: .acquiring) else { return [] }
+        return Self.selected(deferredGroup)
+    }
+
+    /// Loads the deferred group (once; later calls return at once). Called
+    /// from one thread only (OverflowArming's).
+    func loadDeferred() throws(KernelError) {
+        guard let deferredGroup, !deferredLoaded.load(ordering: .acquiring) else { return }
+        let rc = bpf_object__load(deferredGroup)
+        if rc != 0 { throw KernelError.sys("loading the BPF programs armed on anomaly", code: rc, fix: loadFix) }
+        deferredLoaded.store(true, ordering: .releasing)
+    }
+
+    private var loadedGroups: [OpaquePointer] {
+        guard let deferredGroup, deferredLoaded.load(ordering: .acquiring) else { return groups }
+        return groups + [deferredGroup]
+    }
+
+    /// The programs `obj` loads (autoload set by `select`).
+    private static func selected(_ obj: OpaquePointer) -> [OpaquePointer] {
         var out: [OpaquePointer] = []
-        for g in groups {
-            var prog = bpf_object__next_program(g, nil)
-            while let p = prog {
-                if bpf_program__autoload(p) { out.append(p) }
-                prog = bpf_object__next_program(g, p)
-            }
+        var prog = bpf_object__next_program(obj, nil)
+        while let p = prog {
+            if bpf_program__autoload(p) { out.append(p) }
+            prog = bpf_object__next_program(obj, p)
         }
         return out
     }
@@ -129,8 +189,8 @@ final class BPFObjectSet {
         }
     }
 
-    /// `selected` split into one share per group, balanced by instruction
-    /// count (a stand-in for verification time); no empty share.
+    /// `selected` split into one share per group, balanced by the
+    /// verifier's expected work (BPFProgram.verifierWeight); no empty share.
     /// `obj` is opened, not loaded.
     static func shares(of selected: Set<BPFProgram>, in obj: OpaquePointer) -> [Set<BPFProgram>] {
         let cpus = Int(min(4, syn_cpus_allowed()))
@@ -138,7 +198,7 @@ final class BPFObjectSet {
         var prog = bpf_object__next_program(obj, nil)
         while let p = prog {
             if let which = BPFProgram(rawValue: String(cString: bpf_program__name(p))), selected.contains(which) {
-                sized.append((which, Int(bpf_program__insn_cnt(p))))
+                sized.append((which, which.verifierWeight(instructions: Int(bpf_program__insn_cnt(p)))))
             }
             prog = bpf_object__next_program(obj, p)
         }

@@ -110,8 +110,11 @@ public final class Tracer {
         }
         // Load exactly the programs some area's plan selected.
         Diagnostics.log.debug("loading the planned programs: \(plan.orderedPrograms.map(\.rawValue).joined(separator: ", "))")
+        // The programs armed on anomaly load after start-up, on the arming thread.
+        let armsOverflow = plan.armsOverflow
+        let armed: Set<BPFProgram> = armsOverflow ? plan.programs.filter(\.armedWithOverflow) : []
         let objects = try BPFObjectSet.load(
-            bytes: bytes, selected: plan.programs,
+            bytes: bytes, selected: plan.programs, deferred: armed,
             loadFix: options.verbose ? nil : "run with --verbose for the verifier log"
         ) { (obj) throws(KernelError) in
             var cfg = syn_config()
@@ -141,14 +144,13 @@ public final class Tracer {
         var links: [OpaquePointer] = []
         var cgroupFD: Int32 = -1
         defer { if cgroupFD >= 0 { close(cgroupFD) } }
-        let armsOverflow = plan.armsOverflow
         for p in objects.loadedPrograms {
             // Iterators are attached on demand (seedListeners), not here;
             // `run_` programs are run by user space (sweepListeners).
-            // So are the baseline program of injected resets (Tracer+ResetTTL.swift)
-            // and the overflow programs armed on anomaly (OverflowArming).
-            let armed = armsOverflow && Self.program(p)?.armedWithOverflow == true  // OverflowArming attaches it
-            if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true, !armed {
+            // So is the baseline program of injected resets (Tracer+ResetTTL.swift).
+            // The overflow programs armed on anomaly are not loaded yet (`armed`:
+            // OverflowArming loads and attaches them).
+            if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true {
                 // cgroup programs attach to the root cgroup v2 (the link holds it).
                 if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
                     switch CgroupRoot.open() {
@@ -186,8 +188,9 @@ public final class Tracer {
         self.listenerPidsFD = bpf_map__fd(objects.map("listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
         if armsOverflow, let watch = objects.program(.runOvfWatch) {
-            let armed = BPFProgram.allCases.filter(\.armedWithOverflow).compactMap { p in objects.program(p).map { (p, $0) } }
-            overflowArming = OverflowArming(watch: watch, programs: armed, quietNs: options.overflowQuietNs)
+            overflowArming = OverflowArming(watch: watch, objects: objects,
+                                            programs: BPFProgram.allCases.filter(armed.contains),
+                                            quietNs: options.overflowQuietNs)
         } else {
             overflowArming = nil
         }

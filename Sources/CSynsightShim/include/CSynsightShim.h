@@ -123,6 +123,8 @@ int syn_enable_bpf_stats(void);
 /* run_cnt and run_time_ns of the program behind `prog_fd` (zero while BPF
  * statistics are off). 0 or a negative errno. */
 int syn_prog_run_stats(int prog_fd, uint64_t *run_cnt, uint64_t *run_time_ns);
+/* Instructions the verifier walked loading it (5.16+; 0 when unknown). */
+uint32_t syn_prog_verified_insns(int prog_fd);
 
 /* A read-only view of a BPF ring buffer's consumer and producer positions
  * (its first two pages; libbpf 1.1 has no ring__avail_data_size). */
