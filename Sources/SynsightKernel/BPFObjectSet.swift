@@ -43,6 +43,8 @@ final class BPFObjectSet: @unchecked Sendable {
     let deferredGroup: OpaquePointer?
     /// `deferredGroup` is loaded (set once, after a successful load).
     let deferredLoaded = Atomic<Bool>(false)
+    /// Why the deferred group did not load (written by `loadDeferred` only).
+    private var deferredFailure: KernelError?
     let loadFix: String?
 
     private init(maps: OpaquePointer, groups: [OpaquePointer], deferred: OpaquePointer?, loadFix: String?) {
@@ -132,12 +134,18 @@ final class BPFObjectSet: @unchecked Sendable {
         return Self.selected(deferredGroup)
     }
 
-    /// Loads the deferred group (once; later calls return at once). Called
-    /// from one thread only (OverflowArming's).
+    /// Loads the deferred group once; later calls return at once, or throw
+    /// the first call's error again. Called by one thread at a time
+    /// (Tracer.startDeferredLoad's, joined before OverflowArming starts).
     func loadDeferred() throws(KernelError) {
         guard let deferredGroup, !deferredLoaded.load(ordering: .acquiring) else { return }
+        if let deferredFailure { throw deferredFailure }
         let rc = bpf_object__load(deferredGroup)
-        if rc != 0 { throw KernelError.sys("loading the BPF programs armed on anomaly", code: rc, fix: loadFix) }
+        if rc != 0 {
+            let e = KernelError.sys("loading the BPF programs armed on anomaly", code: rc, fix: loadFix)
+            deferredFailure = e
+            throw e
+        }
         deferredLoaded.store(true, ordering: .releasing)
     }
 

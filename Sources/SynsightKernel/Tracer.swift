@@ -84,6 +84,9 @@ public final class Tracer {
     /// The per-SYN overflow program armed on anomaly (OverflowArming), nil
     /// where tcp_conn_request is hooked directly.
     let overflowArming: OverflowArming?
+    /// Loads the programs armed on anomaly while start-up goes on
+    /// (startDeferredLoad); joined before the ring is read.
+    var deferredLoad: WorkerThread?
 
     /// Opens, configures, loads and attaches the programs `plan` selects
     /// (probed now with `options.hooks` when not given). Fallible libbpf work
@@ -197,6 +200,7 @@ public final class Tracer {
     }
 
     deinit {
+        deferredLoad?.join()
         overflowArming?.stop()  // joins its thread, then detaches
         syn_ring_positions_unmap(&ringPositions)
         if let ring { ring_buffer__free(ring) }
@@ -267,6 +271,7 @@ public final class Tracer {
             onRecord(raw)
         })
         defer { box.release() }
+        finishDeferredLoad()
         // Start-up is over: libbpf's parsed vmlinux BTF (CO-RE, feature
         // probes) and the /proc snapshot were freed, but malloc keeps the
         // pages. Give them back before the ring is mapped (it adds twice its
