@@ -121,7 +121,8 @@ static __always_inline bool conn_take(const struct sock *sk, struct connect_info
 			if (!conn_del(set, way, key))
 				return false;
 			/* A copy kept at a SYN retransmission must not report it again. */
-			bpf_map_delete_elem(&connecting_retry, &key);
+			if (conn_maybe_kept(out->ts_ns))
+				bpf_map_delete_elem(&connecting_retry, &key);
 			return true;
 		}
 	}

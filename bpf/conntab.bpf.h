@@ -201,9 +201,24 @@ struct {
 } connecting_retry SEC(".maps");
 
 /* Keep `ci` (the entry of `key`) past `connecting`'s eviction. */
+/* When conn_keep last kept an entry (boot ns). An entry whose connect() is
+ * later than that has no kept copy: taking it needs no delete from
+ * `connecting_retry` (an LRU hash delete, bucket lock included, on every
+ * failed connect() of a refusal storm otherwise). */
+__u64 conn_last_keep_ns = 0;
+
 static __always_inline void conn_keep(__u64 key, const struct connect_info *ci)
 {
 	bpf_map_update_elem(&connecting_retry, &key, ci, BPF_ANY);
+	/* After the update (whose bucket lock orders it): a taker that sees
+	 * this time also finds the copy. */
+	*(volatile __u64 *)&conn_last_keep_ns = bpf_ktime_get_boot_ns();
+}
+
+/* Can the entry of a connect() made at `connect_ns` have a kept copy? */
+static __always_inline bool conn_maybe_kept(__u64 connect_ns)
+{
+	return READ_ONCE_U64(conn_last_keep_ns) >= connect_ns;
 }
 
 /* The kept entry of socket `sk` at `key` (its cookie must match: the
