@@ -36,6 +36,17 @@ static __always_inline bool drop_reason_consumed(__u32 reason)
 	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED);
 }
 
+/* Freed from a socket's queue as the socket closes or is disconnected
+ * (__skb_queue_purge_reason, 6.8+): every Connection: close request frees
+ * one (the server's unread bytes), and none is a handshake's segment in
+ * flight (a Fast Open SYN's data queued on its child belongs to an
+ * established connection). Out before the packet is parsed. */
+static __always_inline bool drop_reason_purge(__u32 reason)
+{
+	return bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE) &&
+	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE);
+}
+
 /* A freed ACK or answer (RST, ICMP) is a failure only with one of these
  * reasons: healthy connections free pure ACKs too (a closing connection's
  * last ACK with TCP_CLOSE, NO_SOCKET, NOT_SPECIFIED, an old or out-of-window
@@ -158,7 +169,7 @@ static __noinline int drops_on_kfree_skb(struct sk_buff *skb, void *location, __
 	if (!bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
 		return 0;
 	bool netfilter = reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP);
-	if (!netfilter && drop_reason_consumed(reason))
+	if (!netfilter && (drop_reason_consumed(reason) || drop_reason_purge(reason)))
 		return 0;
 	struct syn_tuple t;
 	struct tcp_seg seg = {};

@@ -1,7 +1,6 @@
 import CLibBPF
 import CSynsightShim
 import Glibc
-import Synchronization
 import SynsightBase
 import SynsightModel
 
@@ -25,52 +24,31 @@ import SynsightModel
 /// Each group parses the kernel's BTF for its CO-RE relocations (freed after
 /// loading; ProcessMemory.useOneArena keeps those pages from staying
 /// resident); that is the price of the parallelism.
-///
-/// Programs attached only on anomaly (OverflowArming) may be `deferred`:
-/// opened in a group of their own that reuses the maps but is loaded later,
-/// by `loadDeferred` on the arming thread, so that start-up does not wait
-/// for their verification (ovf_consume_skb: 40k verified instructions).
-///
-/// `@unchecked Sendable`: after `load` returns, nothing is mutated but the
-/// deferred group, loaded once by `loadDeferred` and published through
-/// `deferredLoaded`; every reader of its programs checks that flag first.
-final class BPFObjectSet: @unchecked Sendable {
+final class BPFObjectSet {
     /// The maps (and the configuration) of every program.
     let maps: OpaquePointer
     /// The objects holding the loaded programs.
     let groups: [OpaquePointer]
-    /// The deferred programs' object (opened, maps reused), nil when none.
-    let deferredGroup: OpaquePointer?
-    /// `deferredGroup` is loaded (set once, after a successful load).
-    let deferredLoaded = Atomic<Bool>(false)
-    /// Why the deferred group did not load (written by `loadDeferred` only).
-    private var deferredFailure: KernelError?
-    let loadFix: String?
 
-    private init(maps: OpaquePointer, groups: [OpaquePointer], deferred: OpaquePointer?, loadFix: String?) {
+    private init(maps: OpaquePointer, groups: [OpaquePointer]) {
         self.maps = maps
         self.groups = groups
-        self.deferredGroup = deferred
-        self.loadFix = loadFix
     }
 
     deinit {
-        if let deferredGroup { bpf_object__close(deferredGroup) }
         for g in groups { bpf_object__close(g) }
         bpf_object__close(maps)
     }
 
     /// Opens the object from `bytes`, lets `configure` set the maps' object
-    /// up (configuration, ring size) and loads `selected` in parallel
-    /// groups, except `deferred` (opened, left to `loadDeferred`).
-    static func load(bytes: [UInt8], selected: Set<BPFProgram>, deferred: Set<BPFProgram> = [], loadFix: String?,
+    /// up (configuration, ring size) and loads `selected` in parallel groups.
+    static func load(bytes: [UInt8], selected: Set<BPFProgram>, loadFix: String?,
                      configure: (OpaquePointer) throws(KernelError) -> Void) throws(KernelError) -> BPFObjectSet {
         let maps = try open(bytes)
         let shares: [Set<BPFProgram>]
-        let later = deferred.intersection(selected)
         do throws(KernelError) {
             try configure(maps)
-            shares = self.shares(of: selected.subtracting(later), in: maps)
+            shares = self.shares(of: selected, in: maps)
             select(maps, [])
             let rc = bpf_object__load(maps)
             if rc != 0 { throw KernelError.sys("creating the BPF maps", code: rc) }
@@ -79,7 +57,6 @@ final class BPFObjectSet: @unchecked Sendable {
             throw error
         }
         var groups: [OpaquePointer] = []
-        var deferredGroup: OpaquePointer?
         do throws(KernelError) {
             for share in shares {
                 let g = try open(bytes)
@@ -87,20 +64,13 @@ final class BPFObjectSet: @unchecked Sendable {
                 select(g, share)
                 try reuseMaps(of: maps, in: g)
             }
-            if !later.isEmpty {
-                let g = try open(bytes)
-                deferredGroup = g
-                select(g, later)
-                try reuseMaps(of: maps, in: g)
-            }
             try loadInParallel(groups, fix: loadFix)
         } catch {
-            if let deferredGroup { bpf_object__close(deferredGroup) }
             for g in groups { bpf_object__close(g) }
             bpf_object__close(maps)
             throw error
         }
-        let set = BPFObjectSet(maps: maps, groups: groups, deferred: deferredGroup, loadFix: loadFix)
+        let set = BPFObjectSet(maps: maps, groups: groups)
         Diagnostics.log.debug("verified instructions: \(set.verifiedInstructions.map { "\($0.0.rawValue) \($0.1)" }.joined(separator: ", "))")
         return set
     }
@@ -116,51 +86,23 @@ final class BPFObjectSet: @unchecked Sendable {
     /// A map by name.
     func map(_ name: String) -> OpaquePointer? { bpf_object__find_map_by_name(maps, name) }
 
-    /// A loaded program, nil when the plan left it out or it is deferred and not loaded yet.
+    /// A loaded program, nil when the plan left it out.
     func program(_ which: BPFProgram) -> OpaquePointer? {
-        for g in loadedGroups {
+        for g in groups {
             if let p = bpf_object__find_program_by_name(g, which.rawValue), bpf_program__autoload(p) { return p }
         }
         return nil
     }
 
     /// Every loaded program.
-    var loadedPrograms: [OpaquePointer] { loadedGroups.flatMap(Self.selected) }
-
-    /// The deferred programs while they wait for `loadDeferred` (named,
-    /// not loaded: no fd); empty once loaded.
-    var pendingPrograms: [OpaquePointer] {
-        guard let deferredGroup, !deferredLoaded.load(ordering: .acquiring) else { return [] }
-        return Self.selected(deferredGroup)
-    }
-
-    /// Loads the deferred group once; later calls return at once, or throw
-    /// the first call's error again. Called by one thread at a time
-    /// (Tracer.startDeferredLoad's, joined before OverflowArming starts).
-    func loadDeferred() throws(KernelError) {
-        guard let deferredGroup, !deferredLoaded.load(ordering: .acquiring) else { return }
-        if let deferredFailure { throw deferredFailure }
-        let rc = bpf_object__load(deferredGroup)
-        if rc != 0 {
-            let e = KernelError.sys("loading the BPF programs armed on anomaly", code: rc, fix: loadFix)
-            deferredFailure = e
-            throw e
-        }
-        deferredLoaded.store(true, ordering: .releasing)
-    }
-
-    private var loadedGroups: [OpaquePointer] {
-        guard let deferredGroup, deferredLoaded.load(ordering: .acquiring) else { return groups }
-        return groups + [deferredGroup]
-    }
-
-    /// The programs `obj` loads (autoload set by `select`).
-    private static func selected(_ obj: OpaquePointer) -> [OpaquePointer] {
+    var loadedPrograms: [OpaquePointer] {
         var out: [OpaquePointer] = []
-        var prog = bpf_object__next_program(obj, nil)
-        while let p = prog {
-            if bpf_program__autoload(p) { out.append(p) }
-            prog = bpf_object__next_program(obj, p)
+        for g in groups {
+            var prog = bpf_object__next_program(g, nil)
+            while let p = prog {
+                if bpf_program__autoload(p) { out.append(p) }
+                prog = bpf_object__next_program(g, p)
+            }
         }
         return out
     }

@@ -36,14 +36,8 @@ final class OverflowArming: @unchecked Sendable {
     static let defaultQuietNs: UInt64 = 20_000_000_000
 
     let watch: OpaquePointer
-    /// Holds the armed programs, loaded by the sweep thread before its
-    /// first sweep (BPFObjectSet's deferred group: start-up does not wait
-    /// for their verification).
-    let objects: BPFObjectSet
     /// The programs armed together (ovf_consume_skb and the accept() exits).
-    let planned: [BPFProgram]
-    /// Sweep thread only: `planned` once loaded (empty when the load failed).
-    var programs: [(BPFProgram, OpaquePointer)] = []
+    let programs: [(BPFProgram, OpaquePointer)]
     let periodNs: UInt64
     let quietNs: UInt64
     let lock = ConditionLock()
@@ -57,10 +51,9 @@ final class OverflowArming: @unchecked Sendable {
     /// Programs whose attach failed (warned once): not retried every period.
     var attachFailed: Set<BPFProgram> = []
 
-    init(watch: OpaquePointer, objects: BPFObjectSet, programs: [BPFProgram], quietNs: UInt64?) {
+    init(watch: OpaquePointer, programs: [(BPFProgram, OpaquePointer)], quietNs: UInt64?) {
         self.watch = watch
-        self.objects = objects
-        self.planned = programs
+        self.programs = programs
         self.periodNs = Self.periodNs
         self.quietNs = quietNs ?? Self.defaultQuietNs
     }
@@ -72,24 +65,8 @@ final class OverflowArming: @unchecked Sendable {
             let w = try WorkerThread(name: "synsight-ovf") { [unowned self] in self.loop() }
             lock.withLock { worker = w }
         } catch {
-            Diagnostics.log.warning("\(error): \(plannedNames) stay attached for the whole run")
-            loadPrograms()
+            Diagnostics.log.warning("\(error): \(names) stay attached for the whole run")
             arm()
-        }
-    }
-
-    /// Loads the armed programs (the deferred group). A failure is warned
-    /// about and leaves the counted records only: the sweep still runs.
-    func loadPrograms() {
-        do throws(KernelError) {
-            try objects.loadDeferred()
-        } catch {
-            Diagnostics.log.warning("\(error); SYN-stage overflows are counted from the listeners' drop counters only")
-        }
-        programs = planned.compactMap { p in objects.program(p).map { (p, $0) } }
-        if Diagnostics.log.logLevel <= .debug {
-            let walked = programs.map { "\($0.0.rawValue) \(syn_prog_verified_insns(bpf_program__fd($0.1)))" }
-            Diagnostics.log.debug("verified instructions (armed on anomaly): \(walked.joined(separator: ", "))")
         }
     }
 
@@ -105,7 +82,6 @@ final class OverflowArming: @unchecked Sendable {
     }
 
     func loop() {
-        loadPrograms()
         while waitPeriod() {
             sweep(now: bootTimeNow())
         }
@@ -162,7 +138,6 @@ final class OverflowArming: @unchecked Sendable {
     }
 
     var names: String { programs.map(\.0.rawValue).joined(separator: ", ") }
-    var plannedNames: String { planned.map(\.rawValue).joined(separator: ", ") }
 
     /// What is lost without `p`.
     static func without(_ p: BPFProgram) -> String {

@@ -38,13 +38,7 @@ extension Tracer {
         for sweep in [BPFProgram.runReapListeners, .runOvfWatch] {
             if let p = program(sweep) { programs.append(p) }  // run by a sweep: synsight's cost too
         }
-        // Armed on anomaly and not loaded yet (BPFObjectSet's deferred
-        // group): listed with no runs, as they are once loaded and disarmed.
-        let pending = objects.pendingPrograms.map { p in
-            SelfCost.Program(name: String(cString: bpf_program__name(p)),
-                             hook: String(cString: bpf_program__section_name(p)), runs: 0, runNs: 0)
-        }
-        return pending + programs.map { p in
+        return programs.map { p in
             var runs: UInt64 = 0, ns: UInt64 = 0
             _ = syn_prog_run_stats(bpf_program__fd(p), &runs, &ns)
             return SelfCost.Program(name: String(cString: bpf_program__name(p)),

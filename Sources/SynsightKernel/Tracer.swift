@@ -84,9 +84,6 @@ public final class Tracer {
     /// The per-SYN overflow program armed on anomaly (OverflowArming), nil
     /// where tcp_conn_request is hooked directly.
     let overflowArming: OverflowArming?
-    /// Loads the programs armed on anomaly while start-up goes on
-    /// (startDeferredLoad); joined before the ring is read.
-    var deferredLoad: WorkerThread?
 
     /// Opens, configures, loads and attaches the programs `plan` selects
     /// (probed now with `options.hooks` when not given). Fallible libbpf work
@@ -113,11 +110,8 @@ public final class Tracer {
         }
         // Load exactly the programs some area's plan selected.
         Diagnostics.log.debug("loading the planned programs: \(plan.orderedPrograms.map(\.rawValue).joined(separator: ", "))")
-        // The programs armed on anomaly load after start-up, on the arming thread.
-        let armsOverflow = plan.armsOverflow
-        let armed: Set<BPFProgram> = armsOverflow ? plan.programs.filter(\.armedWithOverflow) : []
         let objects = try BPFObjectSet.load(
-            bytes: bytes, selected: plan.programs, deferred: armed,
+            bytes: bytes, selected: plan.programs,
             loadFix: options.verbose ? nil : "run with --verbose for the verifier log"
         ) { (obj) throws(KernelError) in
             var cfg = syn_config()
@@ -147,13 +141,14 @@ public final class Tracer {
         var links: [OpaquePointer] = []
         var cgroupFD: Int32 = -1
         defer { if cgroupFD >= 0 { close(cgroupFD) } }
+        let armsOverflow = plan.armsOverflow
         for p in objects.loadedPrograms {
             // Iterators are attached on demand (seedListeners), not here;
             // `run_` programs are run by user space (sweepListeners).
-            // So is the baseline program of injected resets (Tracer+ResetTTL.swift).
-            // The overflow programs armed on anomaly are not loaded yet (`armed`:
-            // OverflowArming loads and attaches them).
-            if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true {
+            // So are the baseline program of injected resets (Tracer+ResetTTL.swift)
+            // and the overflow programs armed on anomaly (OverflowArming).
+            let armed = armsOverflow && Self.program(p)?.armedWithOverflow == true  // OverflowArming attaches it
+            if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true, !armed {
                 // cgroup programs attach to the root cgroup v2 (the link holds it).
                 if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
                     switch CgroupRoot.open() {
@@ -191,16 +186,14 @@ public final class Tracer {
         self.listenerPidsFD = bpf_map__fd(objects.map("listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
         if armsOverflow, let watch = objects.program(.runOvfWatch) {
-            overflowArming = OverflowArming(watch: watch, objects: objects,
-                                            programs: BPFProgram.allCases.filter(armed.contains),
-                                            quietNs: options.overflowQuietNs)
+            let armed = BPFProgram.allCases.filter(\.armedWithOverflow).compactMap { p in objects.program(p).map { (p, $0) } }
+            overflowArming = OverflowArming(watch: watch, programs: armed, quietNs: options.overflowQuietNs)
         } else {
             overflowArming = nil
         }
     }
 
     deinit {
-        deferredLoad?.join()
         overflowArming?.stop()  // joins its thread, then detaches
         syn_ring_positions_unmap(&ringPositions)
         if let ring { ring_buffer__free(ring) }
@@ -271,7 +264,6 @@ public final class Tracer {
             onRecord(raw)
         })
         defer { box.release() }
-        finishDeferredLoad()
         // Start-up is over: libbpf's parsed vmlinux BTF (CO-RE, feature
         // probes) and the /proc snapshot were freed, but malloc keeps the
         // pages. Give them back before the ring is mapped (it adds twice its

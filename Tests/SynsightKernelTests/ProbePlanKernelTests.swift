@@ -55,15 +55,7 @@ struct ProbePlanKernelTests {
         let loaded = Set(Self.ownPrograms()).subtracting(before)
         // The kernel truncates program names to 15 bytes (BPF_OBJ_NAME_LEN).
         let planned = Set(plan.programs.map { String($0.rawValue.prefix(15)) })
-        // The programs armed on anomaly load after start-up (OverflowArming
-        // calls loadDeferred on its thread).
-        let armedPrograms = plan.armsOverflow ? plan.programs.filter(\.armedWithOverflow) : []
-        let armed = Set(armedPrograms.map { String($0.rawValue.prefix(15)) })
-        #expect(loaded == planned.subtracting(armed))
-        #expect(tracer.objects.pendingPrograms.count == armedPrograms.count)
-        try tracer.objects.loadDeferred()
-        #expect(Set(Self.ownPrograms()).subtracting(before) == planned)
-        #expect(tracer.objects.pendingPrograms.isEmpty)
+        #expect(loaded == planned)
         for p in [BPFProgram.scLandlockFork, .scTpExitLandlock, .scFxExitLandlock] {
             #expect(!loaded.contains(String(p.rawValue.prefix(15))), "\(p) loaded")
         }
@@ -91,7 +83,6 @@ struct ProbePlanKernelTests {
     func verifierWeights() throws {
         try Root.check()
         let tracer = try Tracer(options: TracerOptions(), plan: ProbePlan.probe())
-        try tracer.objects.loadDeferred()
         let walked = tracer.objects.verifiedInstructions
         #expect(!walked.isEmpty && walked.allSatisfy { $0.1 > 0 }, "verified_insns is reported since 5.16")
         for (program, steps) in walked {

@@ -398,6 +398,33 @@ class Bench:
             os.close(stats_fd)
         self.results["storms"] = dict(rounds=rounds, seconds=secs, workers=self.workers)
 
+    # -- target 1, rate: the refusal rate with `record` running against the
+    # rate without it, interleaved pairs, BPF statistics off (they add two
+    # clock reads to every program run: the storms above need them for the
+    # CPU comparison, so their rates understate what `record` allows)
+    def storm_rates(self, ns):
+        secs = self.args.storm_seconds
+        pairs = []
+        for i in range(self.args.rounds):
+            order = ("untraced", "synsight") if i % 2 == 0 else ("synsight", "untraced")
+            pair = {}
+            for tool in order:
+                p = None
+                if tool == "synsight":
+                    p, _ = self.syn.start_record(self.tmp(f"rate-{i}"))
+                    time.sleep(0.5)
+                r0 = out_rsts(ns)
+                _, _, _, wall = self.storm(ns, secs, self.workers)
+                pair[tool] = (out_rsts(ns) - r0) / wall
+                if p:
+                    self.syn.stop_record(p)
+            pair["ratio"] = pair["synsight"] / pair["untraced"]
+            pairs.append(pair)
+            log(f"storm rate #{i}: untraced {pair['untraced']:,.0f}/s, with record {pair['synsight']:,.0f}/s "
+                f"({pair['ratio'] * 100:.1f}%)")
+        self.results["storm_rates"] = dict(pairs=pairs, seconds=secs, workers=self.workers,
+                                           median=median([x["ratio"] for x in pairs]))
+
     def one_storm(self, tool, ns, inode, secs, i):
         d = self.tmp(f"storm-{tool}-{i}")
         if tool == "synsight":
@@ -812,6 +839,7 @@ def main():
             b.calibrate(storm_ns)
         if "storms" in only:
             b.storms(storm_ns)
+            b.storm_rates(storm_ns)
         if "startup" in only:
             b.startup()
         if "memory" in only:

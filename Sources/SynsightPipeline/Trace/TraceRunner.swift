@@ -99,8 +99,6 @@ public enum TraceRunner {
             }
         }
 
-        // Verified while the rest of start-up runs; awaited before the ring is read.
-        tracer.startDeferredLoad()
         // Attach first, then snapshot: a listener born in between is in both
         // (the engine deduplicates), and none is missed.
         let taken = ListenerSnapshot.take()

@@ -247,9 +247,12 @@ final class TraceSession {
 
     /// Every complete line so far, parsed. A line that does not parse is a test failure.
     var records: [JSONRecord] {
+        // A line still being written (no newline yet) is not complete: read
+        // while the trace writes, it would not parse.
         let text = stdout
+        let complete = text.lastIndex(of: "\n").map { text[...$0] } ?? ""
         var out: [JSONRecord] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+        for line in complete.split(separator: "\n", omittingEmptySubsequences: true) {
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 Issue.record("unparsable JSON line: \(line)")
                 continue
