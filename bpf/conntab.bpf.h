@@ -349,7 +349,7 @@ static __always_inline void emit_connect_error(const struct sock *sk, const stru
 					       __u8 kind, int err, bool filter)
 {
 	struct syn_tuple t = {};
-	sock_local(sk, &t);
+	sock_local_of(sk, &t, true); /* from tp_btf programs only: a BTF-typed socket */
 	/* The answer to a refusal the kernel folded: counted with it, not sent
 	 * (checked before reserving: a discard wakes the consumer). */
 	if (err == ECONNREFUSED && fold_client(&t))

@@ -20,14 +20,19 @@ struct netns_ct___old {
 
 /* The skb's conntrack entry (skb->_nfct: the nf_conn pointer with the
  * ip_conntrack_info in the low 3 bits); NULL without one. */
-static __always_inline struct nf_conn *skb_conntrack(const struct sk_buff *skb, __u8 *ctinfo)
+static __always_inline struct nf_conn *skb_conntrack_of(const struct sk_buff *skb, __u8 *ctinfo, bool btf)
 {
 	*ctinfo = 0;
 	if (!bpf_core_type_exists(struct nf_conn))
 		return NULL;
-	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+	unsigned long nfct = BTF_READ(btf, skb, _nfct);
 	*ctinfo = nfct & 7UL;
 	return (struct nf_conn *)(nfct & ~7UL);
+}
+
+static __always_inline struct nf_conn *skb_conntrack(const struct sk_buff *skb, __u8 *ctinfo)
+{
+	return skb_conntrack_of(skb, ctinfo, false);
 }
 
 /* The state nft's `ct state` sees for the skb (nft_ct_get_eval): no entry is

@@ -37,6 +37,16 @@
 
 #define CAP_NET_BIND_SERVICE 10
 
+/* A field of `p` (an sk_buff, a sock). Where `btf` (a constant after
+ * inlining) says the pointer is BTF-typed (tp_btf and fentry arguments), a
+ * direct load, which the verifier allows and guards; otherwise (kprobe
+ * arguments, or addresses kept as numbers) one bpf_probe_read_kernel. A
+ * refusal storm's programs read a dozen such fields per refusal, one helper
+ * call each before (issue 16: 490 -> 340 ns for on_tcp_send_reset). Only a
+ * field of the pointer's own type: a cast to a larger socket type
+ * (inet_sock, tcp_sock) is outside the type the verifier knows. */
+#define BTF_READ(btf, p, field) ((btf) ? (p)->field : BPF_CORE_READ(p, field))
+
 #define READ_ONCE_U64(x) (*(volatile __u64 *)&(x))
 #ifndef barrier
 #define barrier() asm volatile("" ::: "memory")

@@ -167,9 +167,10 @@ static __always_inline int fw_on_syn_retransmit(const struct sock *sk)
  * unlocked one fails at once with sk_err, reported by connect.bpf.h). */
 static __always_inline int fw_on_soft_error(const struct sock *sk)
 {
-	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+	/* tp_btf/inet_sk_error_report's socket: direct loads (BTF_READ). */
+	if (!sk || sk->__sk_common.skc_state != TCP_SYN_SENT)
 		return 0;
-	if (BPF_CORE_READ(sk, sk_err) != 0 || !BPF_CORE_READ(sk, sk_lock.owned))
+	if (sk->sk_err != 0 || !sk->sk_lock.owned)
 		return 0;
 	struct connect_info ci;
 	if (!conn_get(sk_key(sk), &ci))

@@ -20,10 +20,10 @@
 
 /* A SYN for which no socket matched: local = the port nobody listens on. */
 static __always_inline bool parse_syn(const struct sk_buff *skb,
-				      struct syn_ev_no_socket_rst *e)
+				      struct syn_ev_no_socket_rst *e, bool btf)
 {
 	__u8 flags = 0;
-	if (!parse_tcp(skb, &e->t, &flags))
+	if (!parse_tcp_seg_of(skb, &e->t, &flags, NULL, btf))
 		return false;
 	/* Only the first packet of a connection attempt: a SYN without ACK. A
 	 * stray segment of a vanished connection is a different story. */
@@ -36,14 +36,14 @@ static __always_inline bool parse_syn(const struct sk_buff *skb,
 /* The conntrack entry of the SYN (skb->_nfct, attached in PREROUTING and
  * kept on tcp_v{4,6}_rcv's no-socket path; bpf/conntrack.bpf.h): its
  * original destination is the address the client used before DNAT. */
-static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn_ev_no_socket_rst *e)
+static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn_ev_no_socket_rst *e, bool btf)
 {
 	e->has_ct = 0;
 	e->orig_dport = 0;
 	__builtin_memset(e->orig_dst, 0, sizeof(e->orig_dst));
 	__builtin_memset(e->_pad2, 0, sizeof(e->_pad2));
 	__u8 ctinfo;
-	struct nf_conn *ct = skb_conntrack(skb, &ctinfo);
+	struct nf_conn *ct = skb_conntrack_of(skb, &ctinfo, btf);
 	if (!ct)
 		return;
 	union nf_inet_addr dst = {};
@@ -65,16 +65,17 @@ static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn
 /* A storm past cfg.fold_per_window per second on this CPU (bpf/fold.bpf.h):
  * counted per (netns, port, family), not sent. A DNATed SYN is never folded
  * (user space joins its client across the NAT). */
-static __always_inline bool fold_no_socket_rst(const struct sk_buff *skb, const struct syn_ev_no_socket_rst *ev)
+static __always_inline bool fold_no_socket_rst(const struct sk_buff *skb, const struct syn_ev_no_socket_rst *ev,
+						bool btf)
 {
 	if (cfg.fold_per_window == 0)
 		return false;
 	struct syn_ev_no_socket_rst ct = {};
-	read_conntrack(skb, &ct);
+	read_conntrack(skb, &ct, btf);
 	if (ct.has_ct && (ct.orig_dport != ev->t.lport || !fold_addr_eq(ct.orig_dst, ev->t.local)))
 		return false;
 	struct syn_fold_key key = {};
-	key.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	key.netns = skb_netns_of(skb, btf);
 	key.port = ev->t.lport;
 	key.kind = SYN_EV_NO_SOCKET_RST;
 	key.family = (__u8)ev->t.family;
@@ -89,24 +90,26 @@ static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 so
 {
 	struct syn_ev_no_socket_rst ev = {};
 	struct syn_ev_no_socket_rst *e;
+	/* Every source but kprobes passes a BTF-typed skb (SKB_READ). */
+	bool btf = source != SYN_RST_SRC_KPROBE;
 
-	if (!parse_syn(skb, &ev))
+	if (!parse_syn(skb, &ev, btf))
 		return 0;
 	/* Without the state-change hook, a listener that closed on this port
 	 * is found now, and its close reaches user space before the refusal. */
 	if (no_state_hook())
 		listeners_reap(ev.t.lport);
-	if (fold_no_socket_rst(skb, &ev))
+	if (fold_no_socket_rst(skb, &ev, btf))
 		return 0;
 	e = reserve(sizeof(*e), SYN_EV_NO_SOCKET_RST);
 	if (!e)
 		return 0;
 	e->t = ev.t;
 	e->tcp_flags = ev.tcp_flags;
-	e->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	e->netns = skb_netns_of(skb, btf);
 	e->source = source;
 	e->_pad = 0;
-	read_conntrack(skb, e);
+	read_conntrack(skb, e, btf);
 	submit(e);
 	return 0;
 }

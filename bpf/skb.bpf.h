@@ -8,6 +8,13 @@
 #define SYN_TCP_FLAG_FIN 0x01
 #define SYN_TCP_FLAG_RST 0x04
 
+/* The network namespace of the device `skb` came in on (SKB_READ: a direct
+ * load of each pointer where `btf`). */
+static __always_inline __u32 skb_netns_of(const struct sk_buff *skb, bool btf)
+{
+	return btf ? skb->dev->nd_net.net->ns.inum : BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+}
+
 /* What parse_tcp_seg reads besides the tuple and flags. */
 struct tcp_seg {
 	__u32 seq;      /* the sequence number, host order */
@@ -20,13 +27,13 @@ struct tcp_seg {
  * NULL, a constant for the inlined callers) gets its sequence number and
  * payload length.
  */
-static __always_inline bool parse_tcp_seg(const struct sk_buff *skb, struct syn_tuple *t,
-					  __u8 *tcp_flags, struct tcp_seg *seg)
+static __always_inline bool parse_tcp_seg_of(const struct sk_buff *skb, struct syn_tuple *t,
+					     __u8 *tcp_flags, struct tcp_seg *seg, bool btf)
 {
 	__u32 iplen = 0;  /* the IP packet's length past the network header */
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 th = BPF_CORE_READ(skb, transport_header);
+	unsigned char *head = BTF_READ(btf, skb, head);
+	__u16 nh = BTF_READ(btf, skb, network_header);
+	__u16 th = BTF_READ(btf, skb, transport_header);
 	__u8 vbyte = 0;
 	struct tcphdr tcp;
 
@@ -87,10 +94,16 @@ static __always_inline bool parse_tcp_seg(const struct sk_buff *skb, struct syn_
 	return true;
 }
 
+static __always_inline bool parse_tcp_seg(const struct sk_buff *skb, struct syn_tuple *t,
+					  __u8 *tcp_flags, struct tcp_seg *seg)
+{
+	return parse_tcp_seg_of(skb, t, tcp_flags, seg, false);
+}
+
 static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tuple *t,
 				      __u8 *tcp_flags)
 {
-	return parse_tcp_seg(skb, t, tcp_flags, NULL);
+	return parse_tcp_seg_of(skb, t, tcp_flags, NULL, false);
 }
 
 /*

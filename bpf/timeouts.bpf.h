@@ -122,9 +122,10 @@ static __always_inline void timeout_on_error_report(const struct sock *sk)
 {
 	if (!sk)
 		return;
-	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+	/* tp_btf/inet_sk_error_report's socket: direct loads (BTF_READ). */
+	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
 		return;
-	if (BPF_CORE_READ(sk, sk_err) != ETIMEDOUT)
+	if (sk->sk_err != ETIMEDOUT)
 		return;
 	if (BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) != 0)
 		return; /* answered once: an established connection's timeout */
