@@ -200,13 +200,13 @@ struct {
 	__type(value, struct connect_info);
 } connecting_retry SEC(".maps");
 
-/* Keep `ci` (the entry of `key`) past `connecting`'s eviction. */
 /* When conn_keep last kept an entry (boot ns). An entry whose connect() is
  * later than that has no kept copy: taking it needs no delete from
  * `connecting_retry` (an LRU hash delete, bucket lock included, on every
  * failed connect() of a refusal storm otherwise). */
 __u64 conn_last_keep_ns = 0;
 
+/* Keep `ci` (the entry of `key`) past `connecting`'s eviction. */
 static __always_inline void conn_keep(__u64 key, const struct connect_info *ci)
 {
 	bpf_map_update_elem(&connecting_retry, &key, ci, BPF_ANY);

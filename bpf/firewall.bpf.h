@@ -167,7 +167,8 @@ static __always_inline int fw_on_syn_retransmit(const struct sock *sk)
  * unlocked one fails at once with sk_err, reported by connect.bpf.h). */
 static __always_inline int fw_on_soft_error(const struct sock *sk)
 {
-	/* tp_btf/inet_sk_error_report's socket: direct loads (BTF_READ). */
+	/* Called from tp_btf/inet_sk_error_report only: a BTF-typed socket,
+	 * read with direct loads (see BTF_READ). */
 	if (!sk || sk->__sk_common.skc_state != TCP_SYN_SENT)
 		return 0;
 	if (sk->sk_err != 0 || !sk->sk_lock.owned)

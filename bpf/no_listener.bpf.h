@@ -90,7 +90,7 @@ static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 so
 {
 	struct syn_ev_no_socket_rst ev = {};
 	struct syn_ev_no_socket_rst *e;
-	/* Every source but kprobes passes a BTF-typed skb (SKB_READ). */
+	/* Every source but kprobes passes a BTF-typed skb (BTF_READ). */
 	bool btf = source != SYN_RST_SRC_KPROBE;
 
 	if (!parse_syn(skb, &ev, btf))

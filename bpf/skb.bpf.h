@@ -8,8 +8,8 @@
 #define SYN_TCP_FLAG_FIN 0x01
 #define SYN_TCP_FLAG_RST 0x04
 
-/* The network namespace of the device `skb` came in on (SKB_READ: a direct
- * load of each pointer where `btf`). */
+/* The network namespace of the device `skb` came in on (as BTF_READ: a
+ * direct load of each pointer where `btf`). */
 static __always_inline __u32 skb_netns_of(const struct sk_buff *skb, bool btf)
 {
 	return btf ? skb->dev->nd_net.net->ns.inum : BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);

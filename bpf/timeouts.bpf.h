@@ -122,7 +122,8 @@ static __always_inline void timeout_on_error_report(const struct sock *sk)
 {
 	if (!sk)
 		return;
-	/* tp_btf/inet_sk_error_report's socket: direct loads (BTF_READ). */
+	/* Called from tp_btf/inet_sk_error_report only: a BTF-typed socket,
+	 * read with direct loads (see BTF_READ). */
 	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
 		return;
 	if (sk->sk_err != ETIMEDOUT)

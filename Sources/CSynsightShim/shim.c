@@ -334,13 +334,20 @@ int syn_enable_bpf_stats(void)
 	return fd >= 0 ? fd : -errno;
 }
 
+/* The kernel's view of the program behind `prog_fd`. 0 or a negative errno. */
+static int prog_info(int prog_fd, struct bpf_prog_info *info)
+{
+	__u32 len = sizeof(*info);
+	memset(info, 0, sizeof(*info));
+	return bpf_obj_get_info_by_fd(prog_fd, info, &len) != 0 ? -errno : 0;
+}
+
 int syn_prog_run_stats(int prog_fd, uint64_t *run_cnt, uint64_t *run_time_ns)
 {
 	struct bpf_prog_info info;
-	__u32 len = sizeof(info);
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0)
-		return -errno;
+	int rc = prog_info(prog_fd, &info);
+	if (rc != 0)
+		return rc;
 	*run_cnt = info.run_cnt;
 	*run_time_ns = info.run_time_ns;
 	return 0;
@@ -349,11 +356,7 @@ int syn_prog_run_stats(int prog_fd, uint64_t *run_cnt, uint64_t *run_time_ns)
 uint32_t syn_prog_verified_insns(int prog_fd)
 {
 	struct bpf_prog_info info;
-	__u32 len = sizeof(info);
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0)
-		return 0;
-	return info.verified_insns;
+	return prog_info(prog_fd, &info) == 0 ? info.verified_insns : 0;
 }
 
 int syn_ring_positions_map(int map_fd, struct syn_ring_positions *out)

@@ -32,33 +32,29 @@ struct AnswerDropTests {
                           icmpCode: segment == .icmp ? icmpCode : nil)
     }
 
-    func bytes<T>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value) { Array($0) } }
-
     @Test("the ICMP and handshake-shape flags decode: an ICMP's code, the segment, the service end")
     func decode() throws {
         var p = syn_ev_pkt_drop()
-        p.hdr.kind = UInt8(SYN_EV_PKT_DROP.rawValue); p.hdr.abi = UInt8(SYN_ABI_VERSION)
-        p.hdr.size = UInt16(MemoryLayout<syn_ev_pkt_drop>.size)
+        p.hdr = header(SYN_EV_PKT_DROP, size: MemoryLayout<syn_ev_pkt_drop>.size, ts: 0)
         p.t.lport = 8080; p.t.rport = 40000; p.t.family = 2; p.tcp_flags = 0x02
         p.flags = UInt8(SYN_FW_F_ICMP | SYN_FW_F_SK); p.icmp_code = 13
-        guard case .packetDrop(let d) = try EventDecoder.decode(bytes(p)) else { Issue.record("wrong case"); return }
+        guard case .packetDrop(let d) = try EventDecoder.decode(rawBytes(of: p)) else { Issue.record("wrong case"); return }
         #expect(d.icmpCode == 13 && d.kind == .icmp && d.server.port == 8080 && d.clientEnd.port == 40000)
 
         var f = syn_ev_fw_drop()
-        f.hdr.kind = UInt8(SYN_EV_FW_DROP.rawValue); f.hdr.abi = UInt8(SYN_ABI_VERSION)
-        f.hdr.size = UInt16(MemoryLayout<syn_ev_fw_drop>.size)
+        f.hdr = header(SYN_EV_FW_DROP, size: MemoryLayout<syn_ev_fw_drop>.size, ts: 0)
         // A RST|ACK sent by the service (port 8080) to the client.
         f.t.lport = 40000; f.t.rport = 8080; f.t.family = 2; f.tcp_flags = 0x14
         f.flags = UInt8(SYN_FW_F_HANDSHAKE | SYN_FW_F_SK); f.ct_count = 5
-        guard case .firewallDrop(let r) = try EventDecoder.decode(bytes(f)) else { Issue.record("wrong case"); return }
+        guard case .firewallDrop(let r) = try EventDecoder.decode(rawBytes(of: f)) else { Issue.record("wrong case"); return }
         #expect(r.segment == .rst && r.servicePort == 8080 && r.clientEnd.port == 40000 && r.icmpCode == nil)
         // Without the shape flag a RST is other TCP (an abortive close), keyed as it travels.
         f.flags = UInt8(SYN_FW_F_SK)
-        guard case .firewallDrop(let o) = try EventDecoder.decode(bytes(f)) else { Issue.record("wrong case"); return }
+        guard case .firewallDrop(let o) = try EventDecoder.decode(rawBytes(of: f)) else { Issue.record("wrong case"); return }
         #expect(o.segment == nil && o.servicePort == 40000)
         // An ICMP's code travels in ct_count, and no conntrack count is read from it.
         f.flags = UInt8(SYN_FW_F_ICMP | SYN_FW_F_CT_COUNT); f.tcp_flags = 0x02; f.ct_count = 3
-        guard case .firewallDrop(let i) = try EventDecoder.decode(bytes(f)) else { Issue.record("wrong case"); return }
+        guard case .firewallDrop(let i) = try EventDecoder.decode(rawBytes(of: f)) else { Issue.record("wrong case"); return }
         #expect(i.segment == .icmp && i.icmpCode == 3 && i.ctCount == nil && !i.isSyn)
     }
 
