@@ -88,25 +88,32 @@ struct TimeoutTests {
               }
             }
             """)
-        // One set of 8 ways: the storm below gives every entry up several
-        // times over while the connect() still waits for its SYN-ACK.
-        let trace = try TraceSession(["--test-connect-table-sets", "1"])
-        // 64 healthy connections in another namespace, from 1.5 s on: past
-        // the first SYN retransmission (1 s), before the timeout (3 s). A
-        // healthy connection's entry is never removed (a failed one's is, at
-        // its error), so these fill the table; they stay open until all are
-        // made: a closed socket's memory is the next one's, which would take
-        // the same entry again.
+        // 64 sets of 8 ways (512 entries): small enough for the storm below
+        // to give every set's entries up several times over while the
+        // connect() still waits for its SYN-ACK, large enough that the
+        // connect()s other tests make meanwhile (the suites run in
+        // parallel) do not give this one's entry up before its first SYN
+        // retransmission (1 s) keeps a copy: that would take 8 of them in
+        // its one set, about 500 a second host-wide.
+        let trace = try TraceSession(["--test-connect-table-sets", "64"])
+        // 2,048 healthy connections in another namespace, from 1.5 s on:
+        // past the first SYN retransmission (1 s), before the timeout (3 s);
+        // 32 per set on average. A healthy connection's entry is never
+        // removed (a failed one's is, at its error), so these fill the
+        // table; they stay open (queued on a listener nobody accepts from)
+        // until all are made: a closed socket's memory is the next one's,
+        // which would take the same entry again.
         let storm = Process()
         storm.executableURL = URL(fileURLWithPath: "/bin/sh")
         storm.arguments = ["-c", """
             sleep 1.5; exec ip netns exec \(other.name) /usr/bin/python3 -c '
-            import socket
+            import resource, socket
+            resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
             server = socket.socket()
             server.bind(("127.0.0.1", 0))
-            server.listen(128)
+            server.listen(4096)
             held, made = [], 0
-            for _ in range(64):
+            for _ in range(2048):
                 s = socket.socket()
                 held.append(s)
                 s.connect(server.getsockname())
@@ -119,7 +126,7 @@ struct TimeoutTests {
         let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port, timeout: 15)
         storm.waitUntilExit()
         let stormResult = String(decoding: stormOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(stormResult.trimmingCharacters(in: .whitespacesAndNewlines) == "64", "storm: \(stormResult)")
+        #expect(stormResult.trimmingCharacters(in: .whitespacesAndNewlines) == "2048", "storm: \(stormResult)")
         #expect(c.errno == Int(ETIMEDOUT), "storm: \(stormResult)")
         let r = try #require(timeout(trace, ns: client, port: port), "stdout: \(trace.stdout)")
         trace.stop()
