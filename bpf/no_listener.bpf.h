@@ -30,7 +30,7 @@ static __always_inline bool parse_syn(const struct sk_buff *skb,
 	if (!is_first_syn(flags))
 		return false;
 	e->tcp_flags = flags;
-	return port_wanted(e->t.lport);
+	return true;
 }
 
 /* The conntrack entry of the SYN (skb->_nfct, attached in PREROUTING and
@@ -60,6 +60,22 @@ static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn
 	}
 	e->orig_dport = bpf_ntohs(port);
 	e->has_ct = 1;
+}
+
+/* The --port filter for a refused SYN: the port nobody listens on, or the
+ * port its client connected to before DNAT (a published port, a Service's
+ * port): `--port 8080` for `-p 8080:80` sees the refusals at port 80 of the
+ * container. The conntrack read only under a filter that missed. */
+static __always_inline bool refusal_wanted(const struct sk_buff *skb, const struct syn_ev_no_socket_rst *ev, bool btf)
+{
+	if (port_wanted(ev->t.lport))
+		return true;
+	__u8 ctinfo;
+	struct nf_conn *ct = skb_conntrack_of(skb, &ctinfo, btf);
+	__be16 port = 0;
+	if (!ct || bpf_core_read(&port, sizeof(port), &ct->tuplehash[0].tuple.dst.u.tcp.port))
+		return false;
+	return port_wanted(bpf_ntohs(port));
 }
 
 /* A storm past cfg.fold_per_window per second on this CPU (bpf/fold.bpf.h):
@@ -93,7 +109,7 @@ static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 so
 	/* Every source but kprobes passes a BTF-typed skb (BTF_READ). */
 	bool btf = source != SYN_RST_SRC_KPROBE;
 
-	if (!parse_syn(skb, &ev, btf))
+	if (!parse_syn(skb, &ev, btf) || !refusal_wanted(skb, &ev, btf))
 		return 0;
 	/* Without the state-change hook, a listener that closed on this port
 	 * is found now, and its close reaches user space before the refusal. */

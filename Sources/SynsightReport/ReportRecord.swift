@@ -138,6 +138,9 @@ public struct ReportEvent: Sendable {
     /// The record's cause, typed under its reason (`.other` when this version does not know it).
     public var cause: RecordCause?
     public var port: Int?
+    /// The port the client connected to before DNAT (`original_destination`):
+    /// `--port` matches it too (a published port, a Service's port).
+    public var originalPort: Int?
     public var process: ReportProcess?
     public var client: ReportProcess?
     /// Events this record stands for: `count` for summary and lost records, else 1.
@@ -161,7 +164,8 @@ public struct ReportEvent: Sendable {
     /// The fields `decode` reads; every other field of a line is validated
     /// and skipped by `decode(line:)`.
     static let decodedFields: Set<String> = ["v", "ts", "kind", "reason", "cause", "hint", "port", "count",
-                                             "first_ts", "last_ts", "process", "client", "node"]
+                                             "first_ts", "last_ts", "process", "client", "node",
+                                             "original_destination"]
 
     /// The name of a key `decode` reads, or nil: matched on the raw bytes by
     /// length, then content (no String, no allocation per key).
@@ -177,6 +181,7 @@ public struct ReportEvent: Sendable {
         case 6: return eq("reason") ? "reason" : eq("client") ? "client" : nil
         case 7: return eq("process") ? "process" : eq("last_ts") ? "last_ts" : nil
         case 8: return eq("first_ts") ? "first_ts" : nil
+        case 20: return eq("original_destination") ? "original_destination" : nil
         default: return nil
         }
     }
@@ -310,8 +315,10 @@ public struct ReportEvent: Sendable {
             }
             if first > last { swap(&first, &last) }
         }
-        return .success(ReportEvent(ts: ts, kind: kind, reason: reason, cause: cause, port: port, process: proc,
-                                    client: client, count: count, firstTs: first, lastTs: last, hint: hint,
+        var originalPort: Int?
+        if case .int(let p)? = v["original_destination"]?["port"], (0...65535).contains(p) { originalPort = Int(p) }
+        return .success(ReportEvent(ts: ts, kind: kind, reason: reason, cause: cause, port: port,
+                                    originalPort: originalPort, process: proc, client: client, count: count, firstTs: first, lastTs: last, hint: hint,
                                     node: ReportNode.decode(v["node"]), rawValue: v, rawLine: nil))
     }
 }

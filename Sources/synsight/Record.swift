@@ -73,7 +73,7 @@ struct RecordCommand: ParsableCommand {
     @Flag(help: "Gzip rotated files in the background (default: off).")
     var compress = false
 
-    @Option(name: .customLong("port"), parsing: .unconditionalSingleValue, help: ArgumentHelp("Only record events on this port (repeatable, at most 16).", valueName: "port"))
+    @Option(name: .customLong("port"), parsing: .unconditionalSingleValue, help: ArgumentHelp("Only record events at this port, or whose client used it before a DNAT (repeatable, at most 16).", valueName: "port"))
     var ports: [Int] = []
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))

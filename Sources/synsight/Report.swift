@@ -69,7 +69,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only records at or before this time (RFC 3339).", valueName: "time"))
     var until: String?
 
-    @Option(name: .customLong("port"), help: ArgumentHelp("Only this port (repeatable).", valueName: "port"))
+    @Option(name: .customLong("port"), help: ArgumentHelp("Only records at this port, or whose client used it before a DNAT (repeatable).", valueName: "port"))
     var ports: [Int] = []
 
     @Option(name: .customLong("node"),

@@ -45,7 +45,7 @@ struct Trace: ParsableCommand {
     var count: Int?
 
     @Option(name: .customLong("port"), parsing: .unconditionalSingleValue,
-            help: ArgumentHelp("Only report refusals on this local port (repeatable, at most 16).", valueName: "port"))
+            help: ArgumentHelp("Only events at this port, or whose client used it before a DNAT (repeatable, at most 16).", valueName: "port"))
     var ports: [Int] = []
 
     @Option(parsing: .unconditional, help: ArgumentHelp(

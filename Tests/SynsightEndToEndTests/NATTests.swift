@@ -101,4 +101,43 @@ struct NATTests {
         #expect(!trace.records.contains { $0.string("reason") == "connection_refused" || $0.string("cause") == "connection_refused" },
                 "\(trace.stdout)")
     }
+
+    @Test("--port with the port before a DNAT in the listener's own namespace keeps the refusal, filtered in the kernel")
+    func portFilterMatchesTheOriginalPort() throws {
+        // A redirect in the server's own namespace (REDIRECT, a DNAT to a
+        // local process, a node's NodePort): the refused SYN still carries
+        // its conntrack entry, whose original port the kernel's filter
+        // reads. (Across namespaces, as for a container's published port,
+        // the entry stays behind in the namespace that translated: see the
+        // README's --port.)
+        let published = randomPort()
+        let target = published + 1
+        let client = try NetNS(), server = try NetNS()
+        defer { client.remove(); server.remove() }
+        try server.link(to: client)  // server 198.18.0.1, client .2
+        try server.loadNft("""
+            table ip synsight_nat {
+              chain prerouting { type nat hook prerouting priority -100;
+                tcp dport \(published) redirect to :\(target) comment "redirect"
+              }
+            }
+            """)
+        let trace = try TraceSession(["--port", String(published)])
+        // First a refusal at a port the filter names neither way: not reported.
+        let other = try Peer.connect(from: client, addr: "198.18.0.1", port: target)
+        #expect(other.errno == Int(ECONNREFUSED))
+        let c = try Peer.connect(from: client, addr: "198.18.0.1", port: published)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let r = trace.waitForRecord { $0.string("reason") == "no_listener" && $0.int("port") == target }
+        trace.stop()
+        guard let r else {
+            Issue.record("no refusal for port \(target) under --port \(published): \(trace.stdout)\n\(trace.stderr)")
+            return
+        }
+        #expect(r.int("netns") == server.inode, "\(r)")
+        #expect(r.pid("client") == c.pid, "\(r)")
+        #expect(r.object("original_destination")?["port"] as? Int == published, "\(r)")
+        let refusals = trace.records.filter { $0.string("reason") == "no_listener" }
+        #expect(refusals.count == 1, "only the redirected port's refusal: \(trace.stdout)")
+    }
 }

@@ -191,6 +191,19 @@ struct ReportBuilderTests {
         #expect(r.totals.lost == 2)
     }
 
+    @Test("--port matches the port the client connected to before DNAT (a published port) too")
+    func portFilterMatchesTheOriginalDestination() {
+        func published(_ p: Int) -> [(String, JSONValue)] {
+            [("original_destination", .object([("addr", .string("198.18.9.1")), ("port", .int(Int64(p)))]))]
+        }
+        let r = session([
+            reportLine(at: 1, port: 80, extra: published(8080)), reportLine(at: 2, port: 80, extra: published(9090)),
+            reportLine(at: 3, port: 8080), reportLine(at: 4, port: 81),
+        ], options: ReportOptions(ports: [8080])).builder.report()
+        #expect(r.ports.map(\.port).sorted() == [80, 8080])
+        #expect(r.totals.events == 2)
+    }
+
     @Test func recordsWithoutPortOrReasonAreGrouped() {
         let r = session([reportLine(at: 1, kind: "connect_failure", reason: nil, port: nil)]).builder.report()
         #expect(r.ports.first?.port == -1)

@@ -219,6 +219,14 @@ public struct Record: Sendable, Hashable {
         return .object(f)
     }
 
+    /// Kept by a `--port` filter: the record's port, or the port its client
+    /// connected to before DNAT (`original_destination`: a published port,
+    /// a Service's port). Records of lost events name no port and are kept.
+    public func matches(ports: Set<UInt16>) -> Bool {
+        if ports.isEmpty || kind == .lost { return true }
+        return [port, originalDestination?.port].contains { $0.map(ports.contains) == true }
+    }
+
     package static func endpoint(_ e: Endpoint) -> JSONValue {
         .object([("addr", .string(e.addr.description)), ("port", .int(Int64(e.port)))])
     }

@@ -118,7 +118,7 @@ final class PipelineStage: @unchecked Sendable {
 
     func emit(_ records: [Record]) {
         for r in records {
-            if !portFilter.isEmpty, r.kind != .lost, !portFilter.contains(r.port ?? 0) { continue }
+            if !r.matches(ports: portFilter) { continue }
             noteFoldSample(r)
             if aggregator != nil {
                 for a in aggregator!.add(r) { deliver(a) }
