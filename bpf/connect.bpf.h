@@ -93,7 +93,7 @@ static __always_inline int conn_on_connect(struct bpf_sock_addr *ctx)
 	if (!bsk)
 		return 1;
 	struct connect_info ci = {};
-	fill_task(&ci.task);
+	fill_task_direct(&ci.task);
 	ci.ts_ns = bpf_ktime_get_boot_ns();
 	ci.cookie = bpf_get_socket_cookie(ctx);
 	__u64 key = sk_key((const struct sock *)bsk);
