@@ -143,6 +143,17 @@ static __always_inline int conn_on_error_report(const struct sock *sk)
 	int err = sk->sk_err;
 	if (err == 0)
 		return 0;
+	/* A refusal the kernel folded (a storm): its client is counted with it
+	 * before the table is searched (a cookie, a compare-and-swap: ~100 ns
+	 * per refusal). ECONNREFUSED is set only in SYN_SENT: a failed
+	 * connect(). Its entry stays until the set gives it up, as a healthy
+	 * connection's does. */
+	if (err == ECONNREFUSED) {
+		struct syn_tuple t = {};
+		sock_local_of(sk, &t, true);
+		if (fold_client(&t))
+			return 0;
+	}
 	struct connect_info ci;
 	if (!conn_take(sk, &ci))
 		return 0;

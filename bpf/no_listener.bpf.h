@@ -111,12 +111,14 @@ static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 so
 
 	if (!parse_syn(skb, &ev, btf) || !refusal_wanted(skb, &ev, btf))
 		return 0;
-	/* Without the state-change hook, a listener that closed on this port
-	 * is found now, and its close reaches user space before the refusal. */
-	if (no_state_hook())
-		listeners_reap(ev.t.lport);
 	if (fold_no_socket_rst(skb, &ev, btf))
 		return 0;
+	/* Without the state-change hook, a listener that closed on this port
+	 * is found now, and its close reaches user space before the refusal.
+	 * Not for a folded refusal: the first ones of each namespace and port
+	 * every second are not folded, and reap it. */
+	if (no_state_hook())
+		listeners_reap(ev.t.lport);
 	e = reserve(sizeof(*e), SYN_EV_NO_SOCKET_RST);
 	if (!e)
 		return 0;
