@@ -173,6 +173,27 @@ def bpf_run_time(pid):
     return ns, cnt, sorted(seen)
 
 
+def linked_programs(pid):
+    """Names of the BPF programs `pid` holds that are attached (have a BPF
+    link): not the ones loaded but attached only on anomaly (the per-SYN
+    overflow programs, OverflowArming) or run on demand (iterators)."""
+    linked = {l["prog_id"] for l in json.loads(run(["bpftool", "link", "show", "-j"]).stdout)}
+    names = {p["id"]: p.get("name", "?") for p in json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)}
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-prog":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        except OSError:
+            continue
+        pid_ = int(info["prog_id"])
+        if pid_ in linked:
+            out.add(names.get(pid_, str(pid_)))
+    return out
+
+
 def bpf_programs(pid):
     """{program name: (run_time_ns, run_cnt)} of the BPF programs `pid` holds."""
     names = {p["id"]: p.get("name", "?") for p in json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)}
@@ -493,7 +514,7 @@ class Bench:
         ("one_client", dict(workers=1, threads=1, conns=32, tracer="synsight", stats=True)),
         ("saturated", dict(workers=None, threads=None, conns=64, tracer="synsight", stats=False)),
         ("syscall_tp", dict(workers=1, threads=1, conns=32, tracer="syscall_tp", stats=False)),
-        ("hooks_floor", dict(workers=1, threads=1, conns=32, tracer="floor", stats=False, floor_skip=())),
+        ("hooks_floor", dict(workers=1, threads=1, conns=32, tracer="floor", stats=True, floor_skip=())),
         ("hooks_floor_no_syscalls", dict(workers=1, threads=1, conns=32, tracer="floor", stats=False,
                                          floor_skip=("tracepoint/syscalls/",))),
     )
@@ -518,12 +539,12 @@ class Bench:
 
     def _build_floors(self):
         """Writes and compiles the hooks-only copies of what `record` attaches
-        here: the names of the programs a running `record` holds, each with
+        here: the names of the programs a running `record` has attached (with a BPF link), each with
         its section (hook) from synsight's BPF object, body `return 0`.
         Returns {config name: (object path, [(name, section)])}."""
         p, _ = self.syn.start_record(self.tmp("floor-probe"))
         try:
-            attached = set(bpf_programs(p.pid))
+            attached = linked_programs(p.pid)
         finally:
             self.syn.stop_record(p)
         sections = dict(line.split(" ", 1) for line in
@@ -605,6 +626,10 @@ http {{
         return lambda: stop(p, signal.SIGINT)
 
     def _start_floor(self, obj, programs):
+        return self._spawn_floor(obj, programs)[1]
+
+    def _spawn_floor(self, obj, programs):
+        """The floor loader, attached: (its process, a function stopping it)."""
         # Its classic syscall tracepoints need tracefs.
         p = spawn(with_tracefs(f"{self.args.floor_loader} attach {obj}"),
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -613,7 +638,7 @@ http {{
         if not line.startswith("floor: attached") or sorted(line.split()[2:]) != want:
             stop(p)
             raise RuntimeError(f"floor-loader did not attach {want}: {line}{p.stderr.read()}")
-        return lambda: stop(p, signal.SIGINT)
+        return p, lambda: stop(p, signal.SIGINT)
 
     def _healthy_config(self, ns, name, c):
         nginx = self._nginx(ns, c["workers"])
@@ -641,16 +666,22 @@ http {{
                 log(f"http {name} pair {i}: without {pair['without']:,.0f} req/s, with {pair['with']:,.0f} req/s, "
                     f"ratio {pair['ratio']:.3f}")
             if c["stats"]:
-                breakdown = self._healthy_breakdown(wrk, secs)
+                breakdown = self._healthy_breakdown(wrk, secs, name if c["tracer"] == "floor" else None)
         finally:
             stop(nginx, signal.SIGQUIT)
         return dict(runs=runs, seconds=secs, breakdown=breakdown, workers=c["workers"], threads=c["threads"],
                     conns=c["conns"], tracer=c["tracer"], median_ratio=median([r["ratio"] for r in runs]))
 
-    def _healthy_breakdown(self, wrk, secs):
+    def _healthy_breakdown(self, wrk, secs, floor=None):
         # Where the overhead goes: one more run with BPF statistics on (not
-        # part of the ratio: the statistics cost time themselves).
-        p, _ = self.syn.start_record(self.tmp("http-stats"))
+        # part of the ratio: the statistics cost time themselves). For a
+        # floor configuration, its empty programs: what the statistics
+        # measure for programs that do nothing, on the same hooks.
+        if floor:
+            p, stop_it = self._spawn_floor(*self.floors[floor])
+        else:
+            p, _ = self.syn.start_record(self.tmp("http-stats"))
+            stop_it = lambda: self.syn.stop_record(p)
         time.sleep(0.3)
         stats_fd = enable_bpf_stats()
         try:
@@ -661,7 +692,7 @@ http {{
             after = bpf_programs(p.pid)
         finally:
             os.close(stats_fd)
-        self.syn.stop_record(p)
+        stop_it()
         requests = rps * secs
         per_prog = {}
         for name, (t, c) in after.items():
