@@ -154,8 +154,15 @@ def enable_bpf_stats():
 def bpf_run_time(pid):
     """Sum of run_time_ns and run_cnt of the BPF programs `pid` holds open
     (from /proc/<pid>/fdinfo of its bpf-prog fds; each program counted once)."""
-    ns = cnt = 0
-    seen = set()
+    progs = dict(held_programs(pid))
+    ns = sum(int(info.get("run_time_ns", 0)) for info in progs.values())
+    cnt = sum(int(info.get("run_cnt", 0)) for info in progs.values())
+    return ns, cnt, sorted(progs)
+
+
+def held_programs(pid):
+    """(program id, fdinfo fields) of each BPF program `pid` holds an fd of."""
+    out = []
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-prog":
@@ -164,13 +171,12 @@ def bpf_run_time(pid):
                 info = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
         except OSError:
             continue
-        pid_ = int(info["prog_id"])
-        if pid_ in seen:
-            continue
-        seen.add(pid_)
-        ns += int(info.get("run_time_ns", 0))
-        cnt += int(info.get("run_cnt", 0))
-    return ns, cnt, sorted(seen)
+        out.append((int(info["prog_id"]), info))
+    return out
+
+
+def program_names():
+    return {p["id"]: p.get("name", "?") for p in json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)}
 
 
 def linked_programs(pid):
@@ -178,37 +184,15 @@ def linked_programs(pid):
     link): not the ones loaded but attached only on anomaly (the per-SYN
     overflow programs, OverflowArming) or run on demand (iterators)."""
     linked = {l["prog_id"] for l in json.loads(run(["bpftool", "link", "show", "-j"]).stdout)}
-    names = {p["id"]: p.get("name", "?") for p in json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)}
-    out = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-prog":
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                info = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
-        except OSError:
-            continue
-        pid_ = int(info["prog_id"])
-        if pid_ in linked:
-            out.add(names.get(pid_, str(pid_)))
-    return out
+    names = program_names()
+    return {names.get(i, str(i)) for i, _ in held_programs(pid) if i in linked}
 
 
 def bpf_programs(pid):
     """{program name: (run_time_ns, run_cnt)} of the BPF programs `pid` holds."""
-    names = {p["id"]: p.get("name", "?") for p in json.loads(run(["bpftool", "prog", "show", "-j"]).stdout)}
-    out = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-prog":
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                info = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
-        except OSError:
-            continue
-        name = names.get(int(info["prog_id"]), info["prog_id"].strip())
-        out[name] = (int(info.get("run_time_ns", 0)), int(info.get("run_cnt", 0)))
-    return out
+    names = program_names()
+    return {names.get(i, str(i)): (int(info.get("run_time_ns", 0)), int(info.get("run_cnt", 0)))
+            for i, info in held_programs(pid)}
 
 
 def with_tracefs(command):

@@ -37,6 +37,16 @@ def http_verdict(h, target=HTTP_RATIO):
     return ratio, ratios, iqr, result
 
 
+def program_table(p, b, heading):
+    """A healthy run's BPF programs (statistics on), costliest first."""
+    p(f"| {heading} | runs per request | ns per request |")
+    p("|---|---|---|")
+    for pname, v in sorted(b["programs"].items(), key=lambda kv: -kv[1]["ns_per_request"]):
+        if v["ns_per_request"] >= 1:
+            p(f"| `{pname}` | {v['runs_per_request']:.2f} | {v['ns_per_request']:.0f} |")
+    p("")
+
+
 def http_noisy(iqr, target=HTTP_RATIO):
     # A median ratio is only a verdict when the pairs agree to better than
     # twice the margin being tested (1.5% for 98.5%); on a noisy host they do not.
@@ -360,24 +370,14 @@ def main():
                   "statistics' own clock reads and each program's call, the least any program on these hooks "
                   "is counted for.")
                 p("")
-                p("| BPF program (empty) | runs per request | ns per request |")
-                p("|---|---|---|")
-                for pname, v in sorted(b["programs"].items(), key=lambda kv: -kv[1]["ns_per_request"]):
-                    if v["ns_per_request"] >= 1:
-                        p(f"| `{pname}` | {v['runs_per_request']:.2f} | {v['ns_per_request']:.0f} |")
-                p("")
+                program_table(p, b, "BPF program (empty)")
             elif b:
                 p(f"Where the overhead goes (one more run with BPF statistics on, {b['requests_per_s']:,.0f} req/s): "
                   f"{b['bpf_ns_per_request']:.0f} ns of BPF programs and {b['user_cpu_us_per_request']:.2f} µs of "
                   "synsight's own CPU per request (each request is one connection). BPF statistics add two clock "
                   "reads to every program run, so small programs look dearer here than they are.")
                 p("")
-                p("| BPF program | runs per request | ns per request |")
-                p("|---|---|---|")
-                for pname, v in sorted(b["programs"].items(), key=lambda kv: -kv[1]["ns_per_request"]):
-                    if v["ns_per_request"] >= 1:
-                        p(f"| `{pname}` | {v['runs_per_request']:.2f} | {v['ns_per_request']:.0f} |")
-                p("")
+                program_table(p, b, "BPF program")
 
     if st:
         p("## Start-up (target 4)")
