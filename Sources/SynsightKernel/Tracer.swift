@@ -8,7 +8,9 @@ import SynsightModel
 import SynsightNftables
 
 public struct TracerOptions: Sendable {
-    /// Only report refusals to these local ports (at most 16; empty = all).
+    /// How many ports the kernel's --port filter holds.
+    public static let maxPorts = Int(SYN_MAX_FILTER_PORTS)
+    /// Only report refusals to these local ports (at most `maxPorts`; empty = all).
     public var ports: [UInt16] = []
     /// Hooks chosen instead of the probed ones (--reset-hook, --force-hook).
     public var hooks = HookChoices()
@@ -97,8 +99,8 @@ public final class Tracer {
         let plan = given ?? ProbePlan.probe(options.hooks)
         let features = plan.features
         try plan.requireTraceable()
-        if options.ports.count > Int(SYN_MAX_FILTER_PORTS) {
-            throw KernelError(what: "too many --port filters", why: "at most \(SYN_MAX_FILTER_PORTS) are supported")
+        if options.ports.count > TracerOptions.maxPorts {
+            throw KernelError(what: "too many --port filters", why: "at most \(TracerOptions.maxPorts) are supported")
         }
         guard let hook = plan.resetHook else {
             throw KernelError(what: "no no-listener hook was planned", why: "the probe plan chose none",

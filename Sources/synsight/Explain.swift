@@ -123,6 +123,7 @@ struct Explain: ParsableCommand {
         settings.podLogDir = diagnostics.podLogDir
         settings.verbose = verbose
         settings.duration = duration
+        settings.followPublishedPorts()
         let tracer: Tracer
         do {
             tracer = try Tracer(options: TraceRunner.options(for: settings))

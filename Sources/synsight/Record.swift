@@ -73,7 +73,7 @@ struct RecordCommand: ParsableCommand {
     @Flag(help: "Gzip rotated files in the background (default: off).")
     var compress = false
 
-    @Option(name: .customLong("port"), parsing: .unconditionalSingleValue, help: ArgumentHelp("Only record events at this port, or whose client used it before a DNAT (repeatable, at most 16).", valueName: "port"))
+    @Option(name: .customLong("port"), parsing: .unconditionalSingleValue, help: ArgumentHelp("Only record events at this port, behind it when a Docker container publishes it, or whose client used it before a DNAT (repeatable, at most 16).", valueName: "port"))
     var ports: [Int] = []
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
@@ -194,6 +194,7 @@ struct RecordCommand: ParsableCommand {
         settings.verbose = verbose
         settings.hooks = diagnostics.hookChoices
         settings.podLogDir = diagnostics.podLogDir
+        settings.followPublishedPorts()
         settings.duration = duration
         settings.aggregate = aggregate > 0 ? aggregate : nil
         settings.reopenOnHUP = true

@@ -45,7 +45,7 @@ struct Trace: ParsableCommand {
     var count: Int?
 
     @Option(name: .customLong("port"), parsing: .unconditionalSingleValue,
-            help: ArgumentHelp("Only events at this port, or whose client used it before a DNAT (repeatable, at most 16).", valueName: "port"))
+            help: ArgumentHelp("Only events at this port, behind it when a Docker container publishes it, or whose client used it before a DNAT (repeatable, at most 16).", valueName: "port"))
     var ports: [Int] = []
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
@@ -144,6 +144,7 @@ struct Trace: ParsableCommand {
         settings.podLogDir = diagnostics.podLogDir
         settings.verbose = verbose
         settings.joinWindowMs = joinWindowMs
+        settings.followPublishedPorts()
         settings.duration = duration
         settings.count = count
         settings.rulesetDelayMs = testRulesetDelayMs

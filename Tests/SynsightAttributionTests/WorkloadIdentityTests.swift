@@ -336,6 +336,46 @@ struct WorkloadIdentityTests {
         #expect(r.hint == "nothing listens (the client is docker-proxy, forwarding the published port 127.0.0.1:18300 to 172.17.0.2:80 in container web)")
     }
 
+    @Test("a running container's config: each published TCP port to each of its addresses; nothing when stopped")
+    func dockerConfigPublishedPorts() {
+        func config(running: Bool) -> [UInt8] {
+            Array("""
+                {"ID":"abc","Name":"/web","State":{"Running":\(running),"Pid":42},
+                 "NetworkSettings":{"Ports":{"80/tcp":[{"HostIp":"","HostPort":"8080"},{"HostIp":"::","HostPort":"8080"}],
+                                            "443/tcp":null,"53/udp":[{"HostIp":"0.0.0.0","HostPort":"5353"}],
+                                            "81/tcp":[{"HostIp":"127.0.0.1","HostPort":"9090"}]},
+                  "Networks":{"bridge":{"IPAddress":"172.17.0.2","GlobalIPv6Address":"fd00::2"},
+                              "other":{"IPAddress":"","GlobalIPv6Address":""}}}}
+                """.utf8)
+        }
+        let ports = PublishedPort.docker(configJSON: config(running: true))
+        #expect(Set(ports) == [
+            PublishedPort(published: "0.0.0.0:8080", target: "172.17.0.2:80"),
+            PublishedPort(published: "0.0.0.0:8080", target: "[fd00::2]:80"),
+            PublishedPort(published: "[::]:8080", target: "172.17.0.2:80"),
+            PublishedPort(published: "[::]:8080", target: "[fd00::2]:80"),
+            PublishedPort(published: "127.0.0.1:9090", target: "172.17.0.2:81"),
+            PublishedPort(published: "127.0.0.1:9090", target: "[fd00::2]:81"),
+        ])
+        #expect(ports.first { $0.target == "172.17.0.2:81" }.map { [$0.hostPort, $0.targetPort] } == [9090, 81])
+        #expect(PublishedPort.docker(configJSON: config(running: false)).isEmpty)
+        #expect(PublishedPort.docker(configJSON: Array("{}".utf8)).isEmpty)
+        #expect(PublishedPort.docker(configJSON: Array("not json".utf8)).isEmpty)
+    }
+
+    @Test("--port keeps a record at the container's end of a published port it names")
+    func portFilterFollowsPublishedPorts() {
+        var r = Record(ts: 1, kind: .refusal, reason: .noListener, port: 80, hint: "nothing listens")
+        r.local = Endpoint(addr: IPAddress(v4: 172, 17, 0, 2), port: 80)
+        #expect(!r.matches(ports: [8080]))
+        #expect(r.matches(ports: [8080], publishedTargets: ["172.17.0.2:80"]))
+        #expect(!r.matches(ports: [8080], publishedTargets: ["172.17.0.3:80"]))
+        #expect(r.matches(ports: [80]))
+        r.originalDestination = Endpoint(addr: IPAddress(v4: 192, 0, 2, 1), port: 8080)
+        #expect(r.matches(ports: [8080]))
+        #expect(Record(ts: 1, kind: .lost, hint: "x").matches(ports: [8080]))
+    }
+
     @Test("the client's reset by docker-proxy names the refusal behind the published port")
     func proxyJoin() {
         var join = ProxyJoin()

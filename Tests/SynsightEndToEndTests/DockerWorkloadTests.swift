@@ -81,7 +81,10 @@ struct DockerWorkloadTests {
         #expect((owner?["container"] as? [String: Any])?["name"] as? String == name, "\(report)")
         #expect(report.namespaces.first { ($0["netns"] as? Int) == netns }?["name"] as? String == "container \(name)")
 
-        let trace = try TraceSession([])
+        // Only the published port: synsight follows it to the container's
+        // port 80 (the container's config), where the refusal happens.
+        let trace = try TraceSession(["--port", String(published)])
+        #expect(trace.stderr.contains("port \(published) (published to \(ip):80)"), "\(trace.stderr)")
         // A client on the host uses the published address; docker-proxy accepts and connects to the container.
         // Like curl: it sends a request and waits for the answer. The proxy
         // closes with the request unread, so the client gets a reset; when
@@ -177,7 +180,9 @@ struct DockerWorkloadTests {
         let nat = try sh(["iptables", "-w", "-t", "nat", "-S", "DOCKER"])
         #expect(nat.contains("-d \(Self.hostFront)/32") && nat.contains("--dport \(published) -j DNAT"), "nat DOCKER: \(nat)")
 
-        let trace = try TraceSession([])
+        // Only the published ports: the refusal happens at the container's
+        // port 80, which the kernel's filter follows from the container's config.
+        let trace = try TraceSession(["--port", String(published)] + (userlandProxy ? [] : ["--port", String(loopback)]))
         let c = try Peer.connect(from: client, addr: Self.hostFront, port: published)
         #expect(c.errno == Int(ECONNREFUSED), "connect through Docker's DNAT: errno \(c.errno)")
         let r = try #require(trace.waitForRecord {

@@ -341,9 +341,12 @@ struct ExplainTests {
             return nil
         }
         let hDrop = try #require(handle("dport \(pDrop)")), hReject = try #require(handle("dport \(pReject)"))
+        // The test's namespace only: the host's own rules (Docker's, while a
+        // Docker test runs in parallel) are reported too, in the host's.
+        let here: ([String: Any]) -> Bool = { $0["netns"] as? Int == ns.inode }
 
         let (_, drop) = try explain([String(pDrop), "--netns", ns.name, "--duration", "0"])
-        let d = try #require(drop.finding("firewall_drop"), "\(drop)")
+        let d = try #require(drop.finding("firewall_drop", where: here), "\(drop)")
         #expect(d["severity"] as? String == "critical")
         #expect(d["netns"] as? Int == ns.inode)
         #expect(drop.evidence(d)["handle"] as? Int == hDrop)
@@ -356,15 +359,15 @@ struct ExplainTests {
         #expect(drop.status == "broken")
 
         let (_, reject) = try explain([String(pReject), "--netns", ns.name, "--duration", "0"])
-        let j = try #require(reject.finding("firewall_reject"), "\(reject)")
+        let j = try #require(reject.finding("firewall_reject", where: here), "\(reject)")
         #expect(j["severity"] as? String == "critical")
         #expect(reject.evidence(j)["handle"] as? Int == hReject)
         #expect(reject.evidence(j)["reject_with"] as? String == "tcp-reset")
-        #expect(reject.finding("firewall_drop") == nil, "the drop rule is for another port: \(reject)")
+        #expect(reject.finding("firewall_drop", where: here) == nil, "the drop rule is for another port: \(reject)")
 
         // A rule limited to some sources applies to some clients only.
         let (_, cond) = try explain([String(pCond), "--netns", ns.name, "--duration", "0"])
-        let c = try #require(cond.finding("firewall_drop"), "\(cond)")
+        let c = try #require(cond.finding("firewall_drop", where: here), "\(cond)")
         #expect(c["severity"] as? String == "warning")
         #expect(cond.evidence(c)["confidence"] as? String == "conditional")
         #expect((cond.evidence(c)["conditions"] as? [String])?.contains { $0.contains("10.0.0.0/8") } == true, "\(c)")
@@ -393,7 +396,8 @@ struct ExplainTests {
         #expect(r.status == "healthy", "\(r)")
         #expect(status == 0)
         #expect(r.serious.isEmpty, "\(r.serious)")
-        let fw = r.findings.filter { ($0["code"] as? String)?.hasPrefix("firewall_") == true }
+        // The test's namespace only (the host's own rules are reported in the host's).
+        let fw = r.findings.filter { ($0["code"] as? String)?.hasPrefix("firewall_") == true && $0["netns"] as? Int == ns.inode }
         #expect(fw.isEmpty, "forward-hook rules reported for a local listener: \(fw)")
         #expect(r.summary.contains("no firewall rule stops it"), "\(r.summary)")
         #expect(r.summary.contains("pid \(listener.pid)"))

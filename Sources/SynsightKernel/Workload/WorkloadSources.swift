@@ -86,6 +86,18 @@ public struct WorkloadSources: Sendable {
         return roots.filter { seen.insert($0).inserted && isDirectory($0 + "/containers") }
     }
 
+    /// The TCP ports running Docker containers publish (every data root's
+    /// container configs): what `--port` of a published port follows into
+    /// the container. Read once, at start-up.
+    public func dockerPublishedPorts() -> [PublishedPort] {
+        dockerDataRoots.flatMap { root in
+            ProcFS.list(root + "/containers").flatMap { id in
+                ProcFS.readBytes("\(root)/containers/\(id)/config.v2.json", limit: WorkloadResolver.maxConfigBytes)
+                    .map(PublishedPort.docker(configJSON:)) ?? []
+            }
+        }
+    }
+
     /// One line per source, for `doctor`.
     public var doctorLines: [String] {
         [

@@ -219,12 +219,15 @@ public struct Record: Sendable, Hashable {
         return .object(f)
     }
 
-    /// Kept by a `--port` filter: the record's port, or the port its client
+    /// Kept by a `--port` filter: the record's port, the port its client
     /// connected to before DNAT (`original_destination`: a published port,
-    /// a Service's port). Records of lost events name no port and are kept.
-    public func matches(ports: Set<UInt16>) -> Bool {
+    /// a Service's port), or its local end is the container's end of a
+    /// published port the filter names (`publishedTargets`, `addr:port`).
+    /// Records of lost events name no port and are kept.
+    public func matches(ports: Set<UInt16>, publishedTargets: Set<String> = []) -> Bool {
         if ports.isEmpty || kind == .lost { return true }
-        return [port, originalDestination?.port].contains { $0.map(ports.contains) == true }
+        if [port, originalDestination?.port].contains(where: { $0.map(ports.contains) == true }) { return true }
+        return local.map { publishedTargets.contains($0.description) } == true
     }
 
     package static func endpoint(_ e: Endpoint) -> JSONValue {

@@ -20,8 +20,48 @@ public struct PublishedPort: Sendable, Hashable {
             if args[i].hasPrefix("-") { opts[String(args[i].drop { $0 == "-" })] = args[i + 1]; i += 2 } else { i += 1 }
         }
         guard let hostPort = opts["host-port"], let cip = opts["container-ip"], let cport = opts["container-port"] else { return nil }
-        func join(_ ip: String, _ port: String) -> String { ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
-        self.init(published: join(opts["host-ip"] ?? "0.0.0.0", hostPort), target: join(cip, cport))
+        self.init(published: Self.join(opts["host-ip"] ?? "0.0.0.0", hostPort), target: Self.join(cip, cport))
+    }
+
+    /// `addr:port`, as `Endpoint.description` prints it (IPv6 in brackets).
+    static func join(_ ip: String, _ port: String) -> String { ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
+
+    /// The published (host) port: what clients connect to.
+    public var hostPort: UInt16? { Self.port(of: published) }
+    /// The container's port the published one leads to.
+    public var targetPort: UInt16? { Self.port(of: target) }
+
+    static func port(of endpoint: String) -> UInt16? {
+        endpoint.lastIndex(of: ":").flatMap { UInt16(endpoint[endpoint.index(after: $0)...]) }
+    }
+
+    /// The TCP ports a running Docker container publishes, from its
+    /// `<data-root>/containers/<id>/config.v2.json`: each of
+    /// `NetworkSettings.Ports` ("80/tcp": [{"HostIp", "HostPort"}]) to each
+    /// of the container's addresses (`NetworkSettings.Networks`). Reached by
+    /// Docker's DNAT rules and by docker-proxy alike. None for a stopped
+    /// container, or one on the host's network (it publishes nothing).
+    public static func docker(configJSON bytes: [UInt8]) -> [PublishedPort] {
+        guard let root = JSONReader.parse(bytes), root["State"]?["Running"] == .bool(true),
+              let settings = root["NetworkSettings"], case .object(let ports)? = settings["Ports"],
+              case .object(let networks)? = settings["Networks"] else { return [] }
+        let addresses = networks.flatMap { _, n in
+            ["IPAddress", "GlobalIPv6Address"].compactMap { n[$0]?.stringValue }.filter { !$0.isEmpty }
+        }
+        var out: [PublishedPort] = []
+        for (key, bindings) in ports {
+            let parts = key.split(separator: "/")
+            guard parts.count == 2, parts[1] == "tcp", let containerPort = UInt16(parts[0]),
+                  case .array(let list) = bindings else { continue }
+            for b in list {
+                guard let hostPort = b["HostPort"]?.stringValue.flatMap(UInt16.init) else { continue }
+                let hostIP = b["HostIp"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
+                for a in addresses {
+                    out.append(PublishedPort(published: join(hostIP, String(hostPort)), target: join(a, String(containerPort))))
+                }
+            }
+        }
+        return out
     }
 }
 

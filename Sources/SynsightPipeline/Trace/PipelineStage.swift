@@ -41,6 +41,8 @@ final class PipelineStage: @unchecked Sendable {
     var foldSamples: [FoldSampleKey: Record] = [:]
     var lastFoldRead: UInt64 = 0
     let portFilter: Set<UInt16>
+    /// Container ends of published ports the filter names (TraceSettings.published).
+    let publishedTargets: Set<String>
     let output: (Record) -> Void
     let tick: () -> Bool
     let verbose: Bool
@@ -63,6 +65,7 @@ final class PipelineStage: @unchecked Sendable {
         // The kernel filters what it can (no-listener RSTs); every other
         // record is filtered here by its port.
         self.portFilter = Set(settings.ports)
+        self.publishedTargets = Set(settings.published.map(\.target))
         self.output = output
         self.tick = tick
         self.verbose = settings.verbose
@@ -118,7 +121,7 @@ final class PipelineStage: @unchecked Sendable {
 
     func emit(_ records: [Record]) {
         for r in records {
-            if !r.matches(ports: portFilter) { continue }
+            if !r.matches(ports: portFilter, publishedTargets: publishedTargets) { continue }
             noteFoldSample(r)
             if aggregator != nil {
                 for a in aggregator!.add(r) { deliver(a) }

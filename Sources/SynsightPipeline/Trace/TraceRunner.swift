@@ -26,6 +26,10 @@ public struct TraceSettings {
     public init() {}
 
     public var ports: [UInt16] = []
+    /// Ports among `ports` that Docker containers publish, followed into the
+    /// containers (followPublishedPorts): the kernel filters for their
+    /// container ports too, and a record at a container's end of one is kept.
+    public var published: [PublishedPort] = []
     /// Hooks chosen instead of the probed ones (--reset-hook, --force-hook).
     public var hooks = HookChoices()
     /// kubelet's pod log root when not the default (--pod-log-dir).
@@ -57,6 +61,37 @@ public struct TraceSettings {
     public var connectTableSetsInUse = 0
 }
 
+extension TraceSettings {
+    /// With --port: the mappings of the running Docker containers that
+    /// publish one of `ports` (their configs, read now: containers started
+    /// later are not followed). A refusal behind a published port happens at
+    /// the container's port, in the container's namespace, where neither the
+    /// kernel nor a client outside the host sees the published one.
+    public mutating func followPublishedPorts() {
+        guard !ports.isEmpty else { return }
+        let wanted = Set(ports)
+        var seen = Set<PublishedPort>()
+        published = WorkloadSources.probe(podLogRoot: podLogDir).dockerPublishedPorts()
+            .filter { $0.hostPort.map(wanted.contains) == true && seen.insert($0).inserted }
+    }
+
+    /// The ports the kernel filters for: `ports`, then the container ports
+    /// of the published ones, as many as its filter holds.
+    public var kernelPorts: [UInt16] {
+        var out = ports
+        for p in published.compactMap(\.targetPort) where !out.contains(p) { out.append(p) }
+        return Array(out.prefix(TracerOptions.maxPorts))
+    }
+
+    /// The start-up line's "port …" part, and what was followed where.
+    var portNote: String {
+        guard !ports.isEmpty else { return "all ports" }
+        let followed = published.isEmpty ? ""
+            : " (published to " + Array(Set(published.map(\.target))).sorted().joined(separator: ", ") + ")"
+        return "port " + ports.map(String.init).joined(separator: ", ") + followed
+    }
+}
+
 /// The tracing loop: load and attach, snapshot listeners, read the ring,
 /// attribute, and hand every final record to `emit`. `tick` runs after each
 /// poll (about every 50 ms) and returns false to stop. Returns the summary
@@ -65,7 +100,7 @@ public struct TraceSettings {
 public enum TraceRunner {
     public static func options(for s: TraceSettings) -> TracerOptions {
         var options = TracerOptions()
-        options.ports = s.ports
+        options.ports = s.kernelPorts
         options.hooks = s.hooks
         options.verbose = s.verbose
         options.overflowQuietNs = s.overflowQuietNs
@@ -150,8 +185,13 @@ public enum TraceRunner {
         if s.reopenOnHUP { signal(SIGHUP) { _ in reopenRequested.store(true, ordering: .relaxed) } }
         signal(SIGPIPE, SIG_IGN)
 
-        let portNote = s.ports.isEmpty ? "all ports" : "port " + s.ports.map(String.init).joined(separator: ", ")
-        Output.stderr("synsight: tracing refusals on \(portNote) (hook \(tracer.resetHook.name), "
+        let dropped = Set(s.published.compactMap(\.targetPort)).subtracting(s.kernelPorts)
+        if !dropped.isEmpty {
+            Output.stderr("synsight: the kernel's port filter holds \(TracerOptions.maxPorts) ports: container ports "
+                + "\(dropped.sorted().map(String.init).joined(separator: ", ")) of published ports are not followed; "
+                + "name fewer ports\n")
+        }
+        Output.stderr("synsight: tracing refusals on \(s.portNote) (hook \(tracer.resetHook.name), "
             + "\(snapshot.count) listener\(snapshot.count == 1 ? "" : "s") known). Ctrl-C to stop.\n")
 
         let started = bootTimeNow()
