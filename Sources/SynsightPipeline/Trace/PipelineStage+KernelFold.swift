@@ -38,7 +38,14 @@ extension PipelineStage {
     func readKernelFolds(now: UInt64, force: Bool = false) {
         guard let kernelFold, force || now &- lastFoldRead >= Self.foldReadIntervalNs else { return }
         lastFoldRead = now
-        for storm in kernelFold.read() { deliver(foldSummary(storm)) }
+        for storm in kernelFold.read() {
+            // The kernel's filter also passes the container ports of followed
+            // published ports, in every namespace: only the storms at a
+            // followed container end (known from the key's latest record) or
+            // at a named port are the filter's.
+            let s = foldSummary(storm)
+            if s.matches(ports: portFilter, publishedTargets: publishedTargets) { deliver(s) }
+        }
     }
 
     func foldSummary(_ storm: FoldedStorm) -> Record {
