@@ -148,12 +148,10 @@ static __always_inline int conn_on_error_report(const struct sock *sk)
 	 * per refusal). ECONNREFUSED is set only in SYN_SENT: a failed
 	 * connect(). Its entry stays until the set gives it up, as a healthy
 	 * connection's does. */
-	if (err == ECONNREFUSED) {
-		struct syn_tuple t = {};
-		sock_local_of(sk, &t, true);
-		if (fold_client(&t))
-			return 0;
-	}
+	struct syn_tuple t = {};
+	sock_local_of(sk, &t, true);
+	if (connect_error_folded(&t, err))
+		return 0;
 	struct connect_info ci;
 	if (!conn_take(sk, &ci))
 		return 0;
@@ -161,7 +159,7 @@ static __always_inline int conn_on_error_report(const struct sock *sk)
 	bool reset_after_setup = !failed && err == ECONNRESET &&
 		bpf_ktime_get_boot_ns() - ci.ts_ns < RESET_AFTER_SETUP_NS;
 	if (failed || reset_after_setup)
-		emit_connect_error(sk, &ci, SYN_EV_CONNECT_ERROR, err, false);
+		emit_connect_error_of(sk, &t, &ci, SYN_EV_CONNECT_ERROR, err, false);
 	return 0;
 }
 

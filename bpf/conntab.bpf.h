@@ -343,21 +343,24 @@ static __always_inline void conn_mark_cpu(__u64 sk)
 		c->last_sk = sk;
 }
 
-/* The client's failed connect, with the task captured at connect() time.
- * `filter`: apply the --port filter to the destination port. */
-static __always_inline void emit_connect_error(const struct sock *sk, const struct connect_info *ci,
-					       __u8 kind, int err, bool filter)
+/* The answer to a refusal the kernel folded (`t`: the client socket's
+ * tuple): counted with it, not sent. Checked before reserving: a discard
+ * wakes the consumer. */
+static __always_inline bool connect_error_folded(const struct syn_tuple *t, int err)
 {
-	struct syn_tuple t = {};
-	sock_local_of(sk, &t, true); /* from tp_btf programs only: a BTF-typed socket */
-	/* The answer to a refusal the kernel folded: counted with it, not sent
-	 * (checked before reserving: a discard wakes the consumer). */
-	if (err == ECONNREFUSED && fold_client(&t))
-		return;
+	return err == ECONNREFUSED && fold_client(t);
+}
+
+/* The client's failed connect, with the task captured at connect() time,
+ * for a caller that has the socket's tuple `t` and checked the fold.
+ * `filter`: apply the --port filter to the destination port. */
+static __always_inline void emit_connect_error_of(const struct sock *sk, const struct syn_tuple *t,
+						  const struct connect_info *ci, __u8 kind, int err, bool filter)
+{
 	struct syn_ev_connect_error *e = reserve(sizeof(*e), kind);
 	if (!e)
 		return;
-	e->t = t;
+	e->t = *t;
 	if (filter && !port_wanted(e->t.rport)) {
 		bpf_ringbuf_discard(e, 0);
 		return;
@@ -367,5 +370,14 @@ static __always_inline void emit_connect_error(const struct sock *sk, const stru
 	e->netns = sock_netns(sk);
 	e->err = err;
 	submit(e);
+}
+
+static __always_inline void emit_connect_error(const struct sock *sk, const struct connect_info *ci,
+					       __u8 kind, int err, bool filter)
+{
+	struct syn_tuple t = {};
+	sock_local_of(sk, &t, true); /* from tp_btf programs only: a BTF-typed socket */
+	if (!connect_error_folded(&t, err))
+		emit_connect_error_of(sk, &t, ci, kind, err, filter);
 }
 

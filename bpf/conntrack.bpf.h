@@ -35,6 +35,17 @@ static __always_inline struct nf_conn *skb_conntrack(const struct sk_buff *skb, 
 	return skb_conntrack_of(skb, ctinfo, false);
 }
 
+/* The destination port of `ct`'s original tuple (before NAT: the port the
+ * client connected to), host order; false when it cannot be read. */
+static __always_inline bool ct_orig_dport(const struct nf_conn *ct, __u16 *port)
+{
+	__be16 p = 0;
+	if (bpf_core_read(&p, sizeof(p), &ct->tuplehash[0].tuple.dst.u.tcp.port))
+		return false;
+	*port = bpf_ntohs(p);
+	return true;
+}
+
 /* The state nft's `ct state` sees for the skb (nft_ct_get_eval): no entry is
  * INVALID unless conntrack marked it untracked (IP_CT_UNTRACKED, NULL ct). */
 static __always_inline __u8 skb_ct_state(const struct sk_buff *skb)

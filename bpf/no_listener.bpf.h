@@ -47,9 +47,8 @@ static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn
 	if (!ct)
 		return;
 	union nf_inet_addr dst = {};
-	__be16 port = 0;
-	if (bpf_core_read(&dst, sizeof(dst), &ct->tuplehash[0].tuple.dst.u3) ||
-	    bpf_core_read(&port, sizeof(port), &ct->tuplehash[0].tuple.dst.u.tcp.port))
+	__u16 port = 0;
+	if (bpf_core_read(&dst, sizeof(dst), &ct->tuplehash[0].tuple.dst.u3) || !ct_orig_dport(ct, &port))
 		return;
 	if (e->t.family == AF_INET) {
 		e->orig_dst[10] = 0xff;
@@ -58,7 +57,7 @@ static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn
 	} else {
 		__builtin_memcpy(e->orig_dst, &dst.ip6, 16);
 	}
-	e->orig_dport = bpf_ntohs(port);
+	e->orig_dport = port;
 	e->has_ct = 1;
 }
 
@@ -72,10 +71,8 @@ static __always_inline bool refusal_wanted(const struct sk_buff *skb, const stru
 		return true;
 	__u8 ctinfo;
 	struct nf_conn *ct = skb_conntrack_of(skb, &ctinfo, btf);
-	__be16 port = 0;
-	if (!ct || bpf_core_read(&port, sizeof(port), &ct->tuplehash[0].tuple.dst.u.tcp.port))
-		return false;
-	return port_wanted(bpf_ntohs(port));
+	__u16 port;
+	return ct && ct_orig_dport(ct, &port) && port_wanted(port);
 }
 
 /* A storm past cfg.fold_per_window per second on this CPU (bpf/fold.bpf.h):
