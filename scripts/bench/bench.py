@@ -523,8 +523,9 @@ class Bench:
 
     def _build_floors(self):
         """Writes and compiles the hooks-only copies of what `record` attaches
-        here: the names of the programs a running `record` has attached (with a BPF link), each with
-        its section (hook) from synsight's BPF object, body `return 0`.
+        here: the names of the programs a running `record` has attached (with
+        a BPF link), each with its section (hook) from synsight's BPF object,
+        body `return 0`.
         Returns {config name: (object path, [(name, section)])}."""
         p, _ = self.syn.start_record(self.tmp("floor-probe"))
         try:
