@@ -4,8 +4,8 @@
 ///
 /// The object's own instruction count (`bpf_program__insn_cnt` before
 /// loading) is a poor guide: the verifier walks every path of the inlined
-/// helpers, so `on_kfree_skb` (3,857 instructions) takes it 78,015 steps
-/// and ~100 ms, while `sc_tp_exit_connect` (2,928) takes 21,375. Balanced
+/// helpers, so `on_kfree_skb` (3,912 instructions) takes it 41,298 steps
+/// and ~45 ms, while `sc_tp_exit_connect` (2,928) takes 21,375. Balanced
 /// by instruction count, the 2-CPU start-up put on_kfree_skb,
 /// on_tcp_send_reset and ovf_consume_skb in one share: one thread verified
 /// for 260 ms while the other idled after 20.
@@ -17,8 +17,9 @@ extension BPFProgram {
     /// verifier walked"). Programs that load only on other kernels (fentry,
     /// kprobe) weigh their instruction count.
     static let verifiedInstructions618: [BPFProgram: Int] = [
-        .onKfreeSkb: 78_015, .ovfConsumeSkb: 40_271, .onTcpSendReset: 38_320, .scTpExitConnect: 21_375,
+        .onKfreeSkb: 41_298, .scTpExitConnect: 21_375, .ovfConsumeSkb: 15_322, .onTcpSendReset: 13_472,
         .scTpExitListen: 10_463, .scTpExitBind: 10_463, .runOvfWatch: 5_952, .iterListeners: 4_612,
+        .onSkErrorReport: 4_575,
     ]
 
     /// The share weight of a program of `instructions` instructions.
