@@ -10,6 +10,11 @@
 
 const volatile struct syn_config cfg = {};
 
+/* tcp_rcv_state_process's text (overflow.bpf.h's consume_skb filter), in a
+ * data section of its own: user space writes it after loading, before
+ * attaching (Tracer.writeTextRanges). Until then it is empty and matches nothing. */
+struct syn_text_range trs_range SEC(".data.trs") = {};
+
 static __always_inline bool cfg_flag(__u32 flag)
 {
 	return cfg.flags & flag;

@@ -189,7 +189,7 @@ static __always_inline int ovf_on_consume_skb(struct sk_buff *skb, void *locatio
 	bool parsed = false;
 
 	/* Hot path: every consumed skb on the host. Two compares and out. */
-	if (loc < cfg.trs_start || loc >= cfg.trs_end)
+	if (loc < trs_range.start || loc >= trs_range.end)
 		return 0;
 	/* Consumed by tcp_rcv_state_process: ~3 segments per connection, one of
 	 * them a SYN to a listener. tcp_rcv_state_process itself reads the

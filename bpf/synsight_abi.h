@@ -434,14 +434,18 @@ enum syn_config_flags {
 /* The connecting-socket table (bpf/conntab.bpf.h): 2^SYN_CONN_SET_BITS sets. */
 #define SYN_CONN_SET_BITS 13
 
+/* [start, end) of a kernel function's text, from /proc/kallsyms. Written
+ * after the programs load (not in syn_config): reading kallsyms takes the
+ * kernel ~60 ms, done while the verifier runs. */
+struct syn_text_range {
+	__u64 start;
+	__u64 end;
+};
+
 struct syn_config {
 	__u16 ports[SYN_MAX_FILTER_PORTS]; /* only report RSTs for these local ports */
 	__u32 nports;
 	__u32 flags;   /* SYN_CFG_*: which handlers of a shared hook run */
-	/* [start, end) of tcp_rcv_state_process from /proc/kallsyms: a SYN
-	 * consumed there was handled by a listener (see overflow.bpf.h). */
-	__u64 trs_start;
-	__u64 trs_end;
 	/* Storms folded in the kernel (bpf/fold.bpf.h): per key, CPU and
 	 * second, this many records cross the ring buffer one by one, the
 	 * rest are counted in the `folded` map. 0: no folding. */
@@ -492,7 +496,8 @@ _Static_assert(sizeof(struct syn_ev_fw_icmp) == 72, "syn_ev_fw_icmp layout");
 _Static_assert(sizeof(struct syn_ev_fw_syn_retrans) == 112, "syn_ev_fw_syn_retrans layout");
 _Static_assert(sizeof(struct syn_avc) == 304, "syn_avc layout");
 _Static_assert(sizeof(struct syn_ev_sockcall) == 440, "syn_ev_sockcall layout");
-_Static_assert(sizeof(struct syn_config) == 96, "syn_config layout");
+_Static_assert(sizeof(struct syn_config) == 80, "syn_config layout");
+_Static_assert(sizeof(struct syn_text_range) == 16, "syn_text_range layout");
 _Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_overflow layout");
 _Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");
 _Static_assert(sizeof(struct syn_ev_pkt_drop) == 136, "syn_ev_pkt_drop layout");

@@ -54,7 +54,7 @@ public struct OverflowProbes: Sendable {
             | (ackReset.isSupported ? 0 : UInt32(SYN_CFG_ACK_RESET_SYN_RECV.rawValue))
     }
 
-    static func probe(_ f: KernelFeatures, symbols: [String: KernelSymbols.Range]) -> OverflowProbes {
+    static func probe(_ f: KernelFeatures, symbols: PendingSymbols) -> OverflowProbes {
         var p = OverflowProbes()
         let btf = f.btf.isSupported
         let kprobeForced = f.choices.overflow == .kprobe
@@ -71,7 +71,7 @@ public struct OverflowProbes: Sendable {
         p.connRequestKprobe = p.connRequestFentry.isSupported ? .unsupported("fentry/tcp_conn_request is used")
             : KernelFeatures.kprobeTarget("tcp_conn_request", symbols, purpose: "queue state as each SYN arrives")
         p.consumeSkb = p.connRequestFentry.isSupported || p.connRequestKprobe.isSupported
-            ? .unsupported("tcp_conn_request is hooked directly") : probeConsumeSkb(btf: f.btf, symbols: symbols)
+            ? .unsupported("tcp_conn_request is hooked directly") : probeConsumeSkb(btf: f.btf)
         p.ackDrop = btf && syn_btf_enum_has("skb_drop_reason", "SKB_DROP_REASON_TCP_LISTEN_OVERFLOW") == 1 && syn_btf_tp_nargs("kfree_skb") >= 4
             ? .supports("tp_btf/kfree_skb", "kfree_skb TCP_LISTEN_OVERFLOW with rx_sk (6.15+)")
             : .unsupported(btf ? "no TCP_LISTEN_OVERFLOW drop reason before 6.15 (ACK-stage drops are NOT_SPECIFIED)" : "no kernel BTF")
@@ -89,7 +89,7 @@ public struct OverflowProbes: Sendable {
     /// The ACK-stage overflow hook where no tracepoint reports it (before
     /// 6.15 for drops, 6.10 for abort_on_overflow RSTs).
     static func probeSynRecv(_ p: OverflowProbes, btf: Bool, kprobeForced: Bool,
-                             symbols: [String: KernelSymbols.Range]) -> (ProbeResult, SynRecvHook?) {
+                             symbols: PendingSymbols) -> (ProbeResult, SynRecvHook?) {
         if p.ackDrop.isSupported && p.ackReset.isSupported {
             return (.unsupported("ACK-stage overflows are traced (kfree_skb and tcp_send_reset reasons)"), nil)
         }
@@ -108,14 +108,21 @@ public struct OverflowProbes: Sendable {
 
     /// Per-SYN overflow detection: consume_skb must carry its call site
     /// (6.12+) and tcp_rcv_state_process's address range must be readable.
-    static func probeConsumeSkb(btf: ProbeResult, symbols: [String: KernelSymbols.Range]) -> ProbeResult {
+    /// Decided without waiting for /proc/kallsyms (PendingSymbols): the
+    /// function is in the kernel's BTF (so not inlined: it is exported) and
+    /// kallsyms shows addresses. The Tracer reads its range after loading and
+    /// says so if it is missing after all.
+    static func probeConsumeSkb(btf: ProbeResult) -> ProbeResult {
         guard btf.isSupported else { return .unsupported("no kernel BTF") }
         guard syn_btf_tp_nargs("consume_skb") >= 2 else {
             return .unsupported("consume_skb has no call-site argument before 6.12: use fentry/tcp_conn_request where allowed")
         }
-        guard symbols["tcp_rcv_state_process"] != nil else {
+        guard syn_btf_has("func", "tcp_rcv_state_process") == 1 else {
+            return .unsupported("tcp_rcv_state_process is not in the kernel's BTF")
+        }
+        guard KernelSymbolTable.addressesVisible() else {
             return KernelFeatures.lackingPrivileges("/proc/kallsyms", errno: EACCES)
-                ?? .unsupported("tcp_rcv_state_process not found in /proc/kallsyms (kptr_restrict?)")
+                ?? .unsupported("/proc/kallsyms shows no addresses (kptr_restrict)")
         }
         return .supports("tp_btf/consume_skb", "tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops, "
             + "armed on anomaly: attached only while a listener's queue is full or its drop counter moves (a sweep every "
@@ -161,9 +168,9 @@ extension KernelFeatures {
 
     /// A function kprobes can attach to: the kprobe PMU exists and the
     /// symbol is in /proc/kallsyms (`symbols`, read once; not inlined away on this build).
-    static func kprobeTarget(_ function: String, _ symbols: [String: KernelSymbols.Range], purpose: String) -> ProbeResult {
+    static func kprobeTarget(_ function: String, _ symbols: PendingSymbols, purpose: String) -> ProbeResult {
         guard syn_kprobes_available() else { return .unsupported("kernel built without CONFIG_KPROBES") }
-        guard symbols[function] != nil else {
+        guard symbols.has(function) else {
             // Without privileges /proc/kallsyms shows no addresses.
             return lackingPrivileges("/proc/kallsyms", errno: EACCES)
                 ?? .unsupported("\(function) is not in /proc/kallsyms (inlined, or kptr_restrict)")

@@ -23,7 +23,7 @@ public struct ResetTTLProbes: Sendable {
 
     var allResults: [ProbeResult] { [reset, baseline] }
 
-    static func probe(_ f: KernelFeatures, symbols: [String: KernelSymbols.Range]) -> ResetTTLProbes {
+    static func probe(_ f: KernelFeatures, symbols: PendingSymbols) -> ResetTTLProbes {
         var p = ResetTTLProbes()
         var fentry: ProbeResult
         if !f.btf.isSupported {

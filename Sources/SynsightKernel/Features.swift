@@ -36,8 +36,11 @@ public struct KernelFeatures: Sendable {
     public var connectWithoutStateHook: ProbeResult = .unsupported("not probed")
     /// The kernel's drop-reason names (enum skb_drop_reason and subsystems), read with the probes.
     public var dropReasons = DropReasonNames()
-    /// [start, end) of tcp_rcv_state_process (the consume_skb call-site filter).
-    public var tcpRcvStateProcess: KernelSymbols.Range?
+    /// The probed symbols' addresses, read in the background (PendingSymbols).
+    var symbols = PendingSymbols(known: [:])
+    /// [start, end) of tcp_rcv_state_process (the consume_skb call-site
+    /// filter); waits for /proc/kallsyms.
+    public var tcpRcvStateProcess: KernelSymbols.Range? { symbols.wait()["tcp_rcv_state_process"] }
 
     public init() {}
 
@@ -55,9 +58,10 @@ public struct KernelFeatures: Sendable {
             ? .supports(btfPath)
             : .unsupported("\(btfPath) is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF")
         f.privileges = Privileges.current
-        // One pass over /proc/kallsyms for every symbol a probe needs.
-        let symbols = KernelSymbols.find(KernelSymbols.probed)
-        f.tcpRcvStateProcess = symbols["tcp_rcv_state_process"]
+        // One pass over /proc/kallsyms for every symbol a probe needs, on a
+        // thread of its own (PendingSymbols): only the kprobe probes wait for it.
+        let symbols = PendingSymbols(KernelSymbols.probed)
+        f.symbols = symbols
         f.probeResets(symbols)
         f.inetSockSetState = probeTpBtf("inet_sock_set_state", btf: f.btf, missing: "4.16+")
         f.schedProcessExit = probeTpBtf("sched_process_exit", btf: f.btf, missing: "")
@@ -75,7 +79,7 @@ public struct KernelFeatures: Sendable {
     }
 
     /// The four no-listener RST hooks.
-    mutating func probeResets(_ symbols: [String: KernelSymbols.Range]) {
+    mutating func probeResets(_ symbols: PendingSymbols) {
         tcpSendResetNoSocket = Self.probeTpBtf("tcp_send_reset", btf: btf, missing: "")
         if tcpSendResetNoSocket.isSupported {
             tcpSendResetNoSocket = syn_btf_enum_has("sk_rst_reason", "SK_RST_REASON_NO_SOCKET") == 1

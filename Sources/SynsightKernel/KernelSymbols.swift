@@ -9,11 +9,12 @@ public enum KernelSymbols {
         public var end: UInt64
     }
 
-    /// The symbols the probes need, found in one read (KernelFeatures.probe).
+    /// The symbols the probes need, found in one read (KernelFeatures.probe, PendingSymbols).
     static let probed = ["tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_conn_request", "tcp_v4_syn_recv_sock",
                          "tcp_v6_syn_recv_sock", "tcp_rcv_state_process", "tcp_reset", "tcp_finish_connect"]
 
-    /// Reads of /proc/kallsyms so far (the probe-plan tests check there is one per probe run).
+    /// Reads of /proc/kallsyms started so far (PendingSymbols; the probe-plan
+    /// tests check there is one per probe run).
     static let reads = Atomic<Int>(0)
 
     /// The ranges of `names` that /proc/kallsyms has, from one pass over its
@@ -21,8 +22,7 @@ public enum KernelSymbols {
     /// synsight's start-up (about 2 s of 3.6 s on a 2-vCPU VM,
     /// docs/benchmarks.md); as bytes it is a few ms on top of the kernel's
     /// own time to generate the file.
-    static func find(_ names: [String]) -> [String: Range] {
-        reads.add(1, ordering: .relaxed)
+    static func ranges(of names: [String]) -> [String: Range] {
         guard let bytes = ProcFS.readBytes("/proc/kallsyms", limit: 64 << 20) else { return [:] }
         let found = find(names.map { Array($0.utf8) }, in: bytes)
         var out: [String: Range] = [:]

@@ -126,10 +126,6 @@ public final class Tracer {
             cfg.fold_per_window = options.foldPerWindow
             cfg.conn_sets = options.connectTableSetsInUse
             cfg.answer_drop_reasons = Self.answerDropReasons(features.dropReasons)
-            if let r = features.tcpRcvStateProcess {
-                cfg.trs_start = r.start
-                cfg.trs_end = r.end
-            }
             let rc = syn_set_config(obj, &cfg)
             if rc != 0 { throw KernelError.sys("writing the BPF configuration", code: rc) }
 
@@ -139,6 +135,8 @@ public final class Tracer {
             let ringRC = bpf_map__set_max_entries(ringMap, options.ringBytes)
             if ringRC != 0 { throw KernelError.sys("sizing the ring buffer to \(options.ringBytes) bytes", code: ringRC) }
         }
+
+        try Self.writeTextRanges(objects, plan: plan)
 
         var links: [OpaquePointer] = []
         var cgroupFD: Int32 = -1
