@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -235,6 +236,45 @@ bool syn_kprobes_available(void)
 struct bpf_object *syn_open_object(const void *buf, size_t len, const char *name)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
+	return bpf_object__open_mem(buf, len, &opts);
+}
+
+/* An empty raw BTF (header and the one empty string) in a memfd, created
+ * once: libbpf parses its btf_custom_path only to relocate the programs it
+ * loads, and otherwise skips the kernel's BTF when one is given. */
+static char empty_btf[64];
+
+static void make_empty_btf(void)
+{
+	struct btf_header hdr = {
+		.magic = BTF_MAGIC, .version = BTF_VERSION, .hdr_len = sizeof(hdr),
+		.type_off = 0, .type_len = 0, .str_off = 0, .str_len = 1,
+	};
+	char blob[sizeof(hdr) + 1] = {0};
+	memcpy(blob, &hdr, sizeof(hdr));
+	int m = memfd_create("synsight-empty-btf", MFD_CLOEXEC);
+	if (m < 0)
+		return;
+	if (write(m, blob, sizeof(blob)) != (ssize_t)sizeof(blob)) {
+		close(m);
+		return;
+	}
+	snprintf(empty_btf, sizeof(empty_btf), "/proc/self/fd/%d", m);
+}
+
+static const char *empty_btf_path(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, make_empty_btf);
+	return empty_btf[0] ? empty_btf : NULL;
+}
+
+struct bpf_object *syn_open_object_maps_only(const void *buf, size_t len, const char *name)
+{
+	const char *empty = empty_btf_path();
+	if (!empty)
+		return syn_open_object(buf, len, name);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name, .btf_custom_path = empty);
 	return bpf_object__open_mem(buf, len, &opts);
 }
 

@@ -44,7 +44,7 @@ final class BPFObjectSet {
     /// up (configuration, ring size) and loads `selected` in parallel groups.
     static func load(bytes: [UInt8], selected: Set<BPFProgram>, loadFix: String?,
                      configure: (OpaquePointer) throws(KernelError) -> Void) throws(KernelError) -> BPFObjectSet {
-        let maps = try open(bytes)
+        let maps = try open(bytes, mapsOnly: true)
         let shares: [Set<BPFProgram>]
         do throws(KernelError) {
             try configure(maps)
@@ -107,9 +107,11 @@ final class BPFObjectSet {
         return out
     }
 
-    private static func open(_ bytes: [UInt8]) throws(KernelError) -> OpaquePointer {
+    /// `mapsOnly`: no program of it will load (its CO-RE target is empty, syn_open_object_maps_only).
+    private static func open(_ bytes: [UInt8], mapsOnly: Bool = false) throws(KernelError) -> OpaquePointer {
         let obj: OpaquePointer? = bytes.withUnsafeBytes { raw in
-            syn_open_object(raw.baseAddress, raw.count, "synsight")
+            mapsOnly ? syn_open_object_maps_only(raw.baseAddress, raw.count, "synsight")
+                : syn_open_object(raw.baseAddress, raw.count, "synsight")
         }
         guard let obj else { throw KernelError.sys("opening the BPF object", code: errno) }
         return obj

@@ -107,6 +107,11 @@ struct syn_config;
  * into Swift). NULL and errno set on failure. */
 struct bpf_object *syn_open_object(const void *buf, size_t len, const char *name);
 
+/* As syn_open_object, for an object none of whose programs will load (the
+ * maps' object): its CO-RE target is an empty BTF, so loading it does not
+ * parse the kernel's (~10 ms, nothing to relocate). NULL and errno set on failure. */
+struct bpf_object *syn_open_object_maps_only(const void *buf, size_t len, const char *name);
+
 /* Writes `cfg` over the `cfg` variable of the object's .rodata, located
  * through the object's BTF (DATASEC ".rodata"). Between open and load.
  * 0 or a negative errno. */
