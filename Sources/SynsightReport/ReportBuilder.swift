@@ -222,7 +222,8 @@ public struct ReportBuilder: Sendable {
         if let since = options.since, e.lastTs < since { return false }
         if let until = options.until, e.firstTs > until { return false }
         if !options.ports.isEmpty, e.kind != RecordKind.lost.rawValue {
-            guard [e.port, e.originalPort].contains(where: { $0.map(options.ports.contains) == true }) else { return false }
+            guard [e.port, e.originalPort].contains(where: { $0.map(options.ports.contains) == true })
+                || e.proxyPublishedPort.map(options.ports.contains) == true else { return false }
         }
         if !options.nodes.isEmpty {
             guard let n = e.node, options.nodes.contains(where: n.matches) else { return false }

@@ -154,6 +154,35 @@ public struct ReportEvent: Sendable {
     /// from the line when asked for: a report reads millions of lines and
     /// shows a few of them, and building every line's tree (then freeing
     /// it) was most of `report`'s time (docs/benchmarks.md).
+    /// The published port docker-proxy forwarded (`evidence.proxy.published`):
+    /// a refusal behind it happens at the container's port, and `--port`
+    /// matches it too. Read on demand (the fast decode skips `evidence`),
+    /// and only from a line that has a proxy object at all.
+    public var proxyPublishedPort: Int? {
+        if let rawLine, !Self.contains(rawLine, Self.proxyNeedle) { return nil }
+        guard case .string(let p)? = raw["evidence"]?[EvidenceKey.proxy.rawValue]?["published"] else { return nil }
+        return PublishedPort.port(of: p).map(Int.init)
+    }
+    static let proxyNeedle = Array("\"\(EvidenceKey.proxy.rawValue)\":".utf8)
+
+    /// Does `hay` contain `needle`? (memchr for its first byte, then memcmp.)
+    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, hay.count >= needle.count else { return false }
+        return hay.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { n in
+                var i = 0
+                let last = h.count - n.count
+                while i <= last {
+                    guard let hit = memchr(h.baseAddress! + i, Int32(first), last - i + 1) else { return false }
+                    let at = UnsafePointer<UInt8>(hit.assumingMemoryBound(to: UInt8.self)) - h.baseAddress!
+                    if memcmp(h.baseAddress! + at, n.baseAddress!, n.count) == 0 { return true }
+                    i = at + 1
+                }
+                return false
+            }
+        }
+    }
+
     public var raw: JSONValue {
         get { rawValue ?? rawLine.flatMap { JSONReader.parse($0) } ?? .null }
         set { rawValue = newValue; rawLine = nil }

@@ -204,6 +204,21 @@ struct ReportBuilderTests {
         #expect(r.totals.events == 2)
     }
 
+    @Test("--port matches the published port docker-proxy forwarded to the refusing container's port")
+    func portFilterMatchesTheProxiedPublishedPort() {
+        func proxied(_ published: String) -> [(String, JSONValue)] {
+            [("proxy", .object([("tool", .string("docker-proxy")), ("published", .string(published)),
+                                ("target", .string("172.17.0.2:80"))]))]
+        }
+        let r = session([
+            reportLine(at: 1, port: 80, evidence: proxied("127.0.0.1:8080")), reportLine(at: 2, port: 80, evidence: proxied("[::]:9090")),
+            reportLine(at: 3, port: 80),
+        ], options: ReportOptions(ports: [8080])).builder.report()
+        #expect(r.totals.events == 1)
+        let v6 = session([reportLine(at: 2, port: 80, evidence: proxied("[::]:9090"))], options: ReportOptions(ports: [9090]))
+        #expect(v6.builder.report().totals.events == 1)
+    }
+
     @Test func recordsWithoutPortOrReasonAreGrouped() {
         let r = session([reportLine(at: 1, kind: "connect_failure", reason: nil, port: nil)]).builder.report()
         #expect(r.ports.first?.port == -1)

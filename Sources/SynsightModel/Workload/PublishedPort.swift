@@ -31,7 +31,8 @@ public struct PublishedPort: Sendable, Hashable {
     /// The container's port the published one leads to.
     public var targetPort: UInt16? { Self.port(of: target) }
 
-    static func port(of endpoint: String) -> UInt16? {
+    /// The port of an `addr:port` string (IPv6 in brackets).
+    public static func port(of endpoint: String) -> UInt16? {
         endpoint.lastIndex(of: ":").flatMap { UInt16(endpoint[endpoint.index(after: $0)...]) }
     }
 
