@@ -127,7 +127,7 @@ let package = Package(
         // The kernel module without root (host readers, the probe plan on
         // synthetic probe results) and, as root, the probe plan on this
         // kernel (probes cached, unselected programs not loaded).
-        .testTarget(name: "SynsightKernelTests", dependencies: ["SynsightBase", "SynsightModel", "SynsightKernel", "CLibBPF", "CSynsightShim"]),
+        .testTarget(name: "SynsightKernelTests", dependencies: ["SynsightBase", "SynsightModel", "SynsightKernel", "CLibBPF", "CSynsightShim", "CSynsightABI"]),
         // Root-only: real BPF, real sockets, in namespaces the tests create.
         .testTarget(
             name: "SynsightEndToEndTests",

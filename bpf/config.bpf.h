@@ -32,15 +32,36 @@ static __always_inline bool connect_exit_only(void)
 	return cfg_flag(SYN_CFG_CONNECT_EXIT_ONLY);
 }
 
-/* The --port filter. */
-static __always_inline bool port_wanted(__u16 port)
+/* The --port filter's ports (struct syn_port_filter), written by user space
+ * after loading and grown while tracing (Tracer.writePortFilter). */
+struct syn_port_filter port_filter SEC(".data.ports") = {};
+
+/* Is `port` one of the filter's? A global function: verified once, not at
+ * each of its callers' sites (its loop reads a count the verifier cannot
+ * know). Its argument and result are 64-bit (GLOBAL_ARG): a caller need
+ * not zero-extend a narrower one, and clang's BPF code for this callee
+ * compared a __u16 argument as 32 bits, so a port with stale upper bits in
+ * its register missed the filter (refusals silently not reported). */
+__noinline __u64 port_in_filter(__u64 wanted)
 {
-	if (cfg.nports == 0)
+	__u16 port = (__u16)wanted;
+	__u32 n = port_filter.nports;
+
+	if (n == 0)
 		return true;
-#pragma unroll
 	for (int i = 0; i < SYN_MAX_FILTER_PORTS; i++) {
-		if (i < cfg.nports && cfg.ports[i] == port)
+		if (i >= n)
+			break;
+		if (port_filter.ports[i] == port)
 			return true;
 	}
 	return false;
+}
+
+/* The --port filter: without --port (the flag a constant), no code at all. */
+static __always_inline bool port_wanted(__u16 port)
+{
+	if (!cfg_flag(SYN_CFG_PORT_FILTER))
+		return true;
+	return port_in_filter(port) != 0;
 }

@@ -138,6 +138,21 @@ static __always_inline bool conn_get(__u64 sk, struct connect_info *out)
 	return READ_ONCE_U64(s->sk[w]) == sk;
 }
 
+/* conn_get's task only, written straight to `out` (a ring-buffer record's
+ * field: no 64-byte copy on the caller's stack). On false `out` may hold a
+ * stale task: the caller must not report it. */
+static __always_inline bool conn_get_task(__u64 sk, struct syn_task *out)
+{
+	struct conn_set *s;
+	int w;
+	struct connect_info *ci = conn_ref(sk, &s, &w);
+	if (!ci)
+		return false;
+	*out = ci->task;
+	barrier();
+	return READ_ONCE_U64(s->sk[w]) == sk;
+}
+
 static __always_inline void conn_put(__u64 sk, __u16 dport, const struct connect_info *ci)
 {
 	struct conn_set *s = conn_set_of(sk);
@@ -261,7 +276,7 @@ struct find_client_ctx {
  * CONN_WAYS calls in every state that reaches them (static, it was 60-80%
  * of the instructions the verifier walked for each program calling
  * find_client: ~31k of on_tcp_send_reset's 38k, start-up's longest part). */
-__noinline bool sock_is_client(__u64 key, const struct syn_tuple *want)
+__noinline int sock_is_client(__u64 key, const struct syn_tuple *want)
 {
 	struct syn_tuple t = {};
 
@@ -308,6 +323,41 @@ static __always_inline bool find_client_here(struct conn_cpu *c, const struct sy
 		return false;
 	*out = ci.task;
 	return true;
+}
+
+/* The local client of a handshake segment that carries no connecting
+ * socket, from this CPU's latest connect() (as find_client_here): a first
+ * SYN's answers (SYN-ACK, RST, an ICMP error) and the client's SYN and
+ * final ACK as the server receives them are processed inside it. `t` as
+ * the packet's receiver sees it (an ICMP error's is the quoted SYN's);
+ * `from_service`: a SYN-ACK or RST, whose receiver is the client; `answer`:
+ * one of those or an ICMP error, whose skb->sk is not the client's;
+ * `flags`: skb_where's. Returns the SYN_FW_F_* flags to add: TASK when
+ * `out` was filled, PROC_CTX when this is the client's own context.
+ * Arguments and result 64-bit (see port_in_filter in config.bpf.h).
+ * A global function returning flags, so that its callers (the kfree_skb
+ * handlers) neither branch on it, which multiplied the states the verifier
+ * walked after it, nor hold its stack (the server's view, the table
+ * entry), which took 6.1's combined stack past 512 bytes. */
+__noinline __u64 handshake_client_flags(const struct syn_tuple *t, __u64 from_service, __u64 answer, __u64 flags,
+					struct syn_task *out)
+{
+	if (!t || !out || (flags & SYN_FW_F_TASK) || (!(answer & 1) && (flags & SYN_FW_F_SK)))
+		return 0;
+	struct syn_tuple server_view = *t;
+	if (from_service & 1) {
+		__builtin_memcpy(server_view.local, t->remote, 16);
+		__builtin_memcpy(server_view.remote, t->local, 16);
+		server_view.lport = t->rport;
+		server_view.rport = t->lport;
+	}
+	__u32 zero = 0;
+	struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
+	if (!c || !c->last_sk || !sock_is_client(c->last_sk, &server_view) || !conn_get_task(c->last_sk, out))
+		return 0;
+	if ((bpf_get_current_pid_tgid() >> 32) == out->pid)
+		return SYN_FW_F_TASK | SYN_FW_F_PROC_CTX;
+	return SYN_FW_F_TASK;
 }
 
 /* A global function: verified once, not inline in every overflow program. */

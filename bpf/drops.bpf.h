@@ -60,7 +60,13 @@ static __always_inline bool answer_drop_reason(__u32 reason)
 {
 	if (reason >= 256)
 		return false;
-	return (cfg.answer_drop_reasons[(reason >> 6) & 3] >> (reason & 63)) & 1;
+	/* The compiler, knowing reason < 256, may drop the `& 3` and index
+	 * with a copy of `reason` reloaded from the stack, whose bound the
+	 * verifier no longer knows (seen with one codegen: "invalid access to
+	 * map value"): hide the bound from it so the mask stays. */
+	__u32 r = reason;
+	asm volatile("" : "+r"(r));
+	return (cfg.answer_drop_reasons[(r >> 6) & 3] >> (r & 63)) & 1;
 }
 
 /* A payload-free ACK that is not a handshake's final ACK, told from the
@@ -119,24 +125,13 @@ static __always_inline int handshake_drop(struct sk_buff *skb, void *location, _
 	e->t = *t;
 	struct skb_where w;
 	skb_where(skb, t, tcp_flags, &e->task, &w);
-	if (!(w.flags & SYN_FW_F_TASK) && (synack || !(w.flags & SYN_FW_F_SK))) {
-		/* A received SYN's client, or any SYN-ACK's (its skb->sk is the
-		 * server's), may be a local socket in another namespace (veth,
-		 * bridge): the socket of this CPU's latest connect(), if its
-		 * 4-tuple matches. Only the first drop of an attempt is
-		 * reported, and that one runs inside the client's connect(). */
-		struct syn_tuple server_view = *t;
-		if (synack) {
-			__builtin_memcpy(server_view.local, t->remote, 16);
-			__builtin_memcpy(server_view.remote, t->local, 16);
-			server_view.lport = t->rport;
-			server_view.rport = t->lport;
-		}
-		__u32 zero = 0;
-		struct conn_cpu *c = bpf_map_lookup_elem(&conn_cpu, &zero);
-		if (c && find_client_here(c, &server_view, &e->task))
-			w.flags |= SYN_FW_F_TASK;
-	}
+	/* A received SYN's or ACK's client, or any answer's (a SYN-ACK's or
+	 * RST's skb->sk is the server's, an ICMP error's the ICMP socket's),
+	 * may be a local socket in another namespace (veth, bridge): the socket
+	 * of this CPU's latest connect(), if its 4-tuple matches. Only the first
+	 * drop of an attempt is reported, and that one runs inside the client's
+	 * connect(). */
+	w.flags |= handshake_client_flags(t, synack, synack || (shape & SYN_FW_F_ICMP), w.flags, &e->task);
 	__builtin_memset(e->ifname, 0, sizeof(e->ifname));
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	if (dev)

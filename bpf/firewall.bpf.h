@@ -62,6 +62,12 @@ static __always_inline int fw_drop(struct sk_buff *skb, void *location, const st
 	e->t = *t;
 	struct skb_where w;
 	skb_where(skb, t, tcp_flags, &e->task, &w);
+	/* A handshake segment without the client's socket (a SYN or its final
+	 * ACK as the server receives them, a SYN-ACK or RST from the server, an
+	 * ICMP error quoting the SYN): the client of this CPU's latest connect(),
+	 * as drops.bpf.h does. */
+	if (shape & (SYN_FW_F_HANDSHAKE | SYN_FW_F_ICMP))
+		w.flags |= handshake_client_flags(t, from_service, from_service || (shape & SYN_FW_F_ICMP), w.flags, &e->task);
 	e->netns = w.netns;
 	e->ifindex = w.ifindex;
 	e->skbaddr = (__u64)skb;

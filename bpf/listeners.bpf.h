@@ -16,7 +16,7 @@
 #include "task.bpf.h"
 
 /* Drops the listeners of `port` that are no longer listening (below). */
-int listeners_reap(__u16 port);
+int listeners_reap(__u64 port);
 
 /* Thread-group ids that have called listen(): only their exits are reported.
  * User space seeds it with the listeners found in the start-up snapshot. */
@@ -136,9 +136,11 @@ static __always_inline void emit_lazy_close(const struct listen_info *li)
 	submit(e);
 }
 
-/* A global function (verified once). Returns how many were reaped. */
-__noinline int listeners_reap(__u16 port)
+/* A global function (verified once). Returns how many were reaped. The
+ * port is passed 64-bit (see port_in_filter in config.bpf.h). */
+__noinline int listeners_reap(__u64 wanted)
 {
+	__u16 port = (__u16)wanted;
 	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
 	int reaped = 0;
 	if (!ls)

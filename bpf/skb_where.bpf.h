@@ -56,7 +56,8 @@ static __always_inline void skb_where(const struct sk_buff *skb, const struct sy
 		flags |= SYN_FW_F_SK;
 	/* Only a SYN's skb->sk is the connecting socket (a SYN-ACK's is a
 	 * request or listener socket, or, received, the connecting socket early
-	 * demux found: not looked up, 6.1's verifier cannot afford the paths). */
+	 * demux found: the callers look a handshake segment's client up by its
+	 * 4-tuple instead, handshake_client_here in conntab.bpf.h). */
 	if (sk && (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
 		/* The client socket of a locally generated SYN: its connect()
 		 * caller was captured in process context (connect.bpf.h). */

@@ -429,6 +429,7 @@ enum syn_config_flags {
 					 * kfree_skb program serves other areas too) */
 	SYN_CFG_RST_SEND_RESET = 32,    /* the no-listener RST from tcp_send_reset NO_SOCKET (6.10+;
 					 * the one tcp_send_reset program serves the overflow area too) */
+	SYN_CFG_PORT_FILTER = 64,       /* --port: records are kept for the ports of `port_filter` only */
 };
 
 /* The connecting-socket table (bpf/conntab.bpf.h): 2^SYN_CONN_SET_BITS sets. */
@@ -442,9 +443,17 @@ struct syn_text_range {
 	__u64 end;
 };
 
-struct syn_config {
-	__u16 ports[SYN_MAX_FILTER_PORTS]; /* only report RSTs for these local ports */
+/* The --port filter (bpf/config.bpf.h's port_wanted), in a data section of
+ * its own so that it can grow while tracing: user space writes it after
+ * loading, and again when a container starts to publish a named port (its
+ * container port is added). Entries are only appended, so a reader never
+ * sees a port vanish mid-update. nports 0: every port (more ports than fit). */
+struct syn_port_filter {
+	__u16 ports[SYN_MAX_FILTER_PORTS];
 	__u32 nports;
+};
+
+struct syn_config {
 	__u32 flags;   /* SYN_CFG_*: which handlers of a shared hook run */
 	/* Storms folded in the kernel (bpf/fold.bpf.h): per key, CPU and
 	 * second, this many records cross the ring buffer one by one, the
@@ -496,7 +505,8 @@ _Static_assert(sizeof(struct syn_ev_fw_icmp) == 72, "syn_ev_fw_icmp layout");
 _Static_assert(sizeof(struct syn_ev_fw_syn_retrans) == 112, "syn_ev_fw_syn_retrans layout");
 _Static_assert(sizeof(struct syn_avc) == 304, "syn_avc layout");
 _Static_assert(sizeof(struct syn_ev_sockcall) == 440, "syn_ev_sockcall layout");
-_Static_assert(sizeof(struct syn_config) == 80, "syn_config layout");
+_Static_assert(sizeof(struct syn_config) == 48, "syn_config layout");
+_Static_assert(sizeof(struct syn_port_filter) == 36, "syn_port_filter layout");
 _Static_assert(sizeof(struct syn_text_range) == 16, "syn_text_range layout");
 _Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_overflow layout");
 _Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");

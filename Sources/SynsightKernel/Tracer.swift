@@ -10,7 +10,8 @@ import SynsightNftables
 public struct TracerOptions: Sendable {
     /// How many ports the kernel's --port filter holds.
     public static let maxPorts = Int(SYN_MAX_FILTER_PORTS)
-    /// Only report refusals to these local ports (at most `maxPorts`; empty = all).
+    /// Only report refusals to these local ports (empty = all). Past
+    /// `maxPorts` the kernel passes every port and user space filters (PortFilter).
     public var ports: [UInt16] = []
     /// Hooks chosen instead of the probed ones (--reset-hook, --force-hook).
     public var hooks = HookChoices()
@@ -55,6 +56,8 @@ public final class Tracer {
     public let plan: ProbePlan
     public var features: KernelFeatures { plan.features }
     public let resetHook: ResetHook
+    /// The kernel's --port filter, nil without --port (PortFilter).
+    public let portFilter: PortFilter?
     /// inet_sock_set_state is not attached (SYN_CFG_NO_STATE_HOOK): connect()
     /// callers from cgroup/connect{4,6}, errors from inet_sk_error_report.
     public let noStateHook: Bool
@@ -99,9 +102,6 @@ public final class Tracer {
         let plan = given ?? ProbePlan.probe(options.hooks)
         let features = plan.features
         try plan.requireTraceable()
-        if options.ports.count > TracerOptions.maxPorts {
-            throw KernelError(what: "too many --port filters", why: "at most \(TracerOptions.maxPorts) are supported")
-        }
         guard let hook = plan.resetHook else {
             throw KernelError(what: "no no-listener hook was planned", why: "the probe plan chose none",
                               fix: "run `synsight doctor` for details")
@@ -117,12 +117,7 @@ public final class Tracer {
             loadFix: options.verbose ? nil : "run with --verbose for the verifier log"
         ) { (obj) throws(KernelError) in
             var cfg = syn_config()
-            withUnsafeMutableBytes(of: &cfg.ports) { raw in
-                let ports = raw.bindMemory(to: UInt16.self)
-                for (i, p) in options.ports.enumerated() { ports[i] = p }
-            }
-            cfg.nports = UInt32(options.ports.count)
-            cfg.flags = plan.configFlags
+            cfg.flags = plan.configFlags | (options.ports.isEmpty ? 0 : UInt32(SYN_CFG_PORT_FILTER.rawValue))
             cfg.fold_per_window = options.foldPerWindow
             cfg.conn_sets = options.connectTableSetsInUse
             cfg.answer_drop_reasons = Self.answerDropReasons(features.dropReasons)
@@ -137,6 +132,7 @@ public final class Tracer {
         }
 
         try Self.writeTextRanges(objects, plan: plan)
+        let portFilter = try Self.portFilter(objects, ports: options.ports)
 
         var links: [OpaquePointer] = []
         var cgroupFD: Int32 = -1
@@ -171,6 +167,7 @@ public final class Tracer {
         }
 
         self.plan = plan
+        self.portFilter = portFilter
         self.resetHook = hook
         self.noStateHook = plan.noStateHook
         self.objects = objects

@@ -17,9 +17,9 @@ extension BPFProgram {
     /// verifier walked"). Programs that load only on other kernels (fentry,
     /// kprobe) weigh their instruction count.
     static let verifiedInstructions618: [BPFProgram: Int] = [
-        .onKfreeSkb: 41_298, .scTpExitConnect: 21_375, .ovfConsumeSkb: 15_322, .onTcpSendReset: 13_472,
-        .scTpExitListen: 10_463, .scTpExitBind: 10_463, .runOvfWatch: 5_952, .iterListeners: 4_612,
-        .onSkErrorReport: 4_575,
+        .onKfreeSkb: 36_117, .scTpExitConnect: 21_310, .ovfConsumeSkb: 15_322, .onTcpSendReset: 13_459,
+        .scTpExitListen: 10_567, .scTpExitBind: 10_567, .runOvfWatch: 5_952, .iterListeners: 4_612,
+        .onSkErrorReport: 4_580,
     ]
 
     /// The share weight of a program of `instructions` instructions.

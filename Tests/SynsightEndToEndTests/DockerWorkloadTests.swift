@@ -128,6 +128,49 @@ struct DockerWorkloadTests {
         #expect(hint.contains("published port 127.0.0.1:\(published)"), "\(hint)")
     }
 
+    @Test("a container started after the trace publishes the named port: followed to its container port, in the kernel's filter and the records'")
+    func publishedAfterStart() throws {
+        guard DockerDaemon.installed() else { return }
+        let daemon = try DockerDaemon(bridge: "198.19.250.1/24")
+        defer { daemon.stop() }
+        let tag = randomTag()
+        let image = try daemon.importBusybox(tag: tag)
+        let name = "synsight-e2e-late-\(tag)"
+        let published = randomPort()
+        // The trace first: nothing publishes the port yet, so the kernel
+        // filters for it alone and a refusal at the container's port 80
+        // would not even cross the ring buffer.
+        let trace = try TraceSession(["--port", String(published)])
+        #expect(trace.stderr.contains("tracing refusals on port \(published) (hook"), "\(trace.stderr)")
+        // The app listens on 81, the mapping sends the published port to 80.
+        try daemon.docker(["run", "-d", "--name", name, "-p", "127.0.0.1:\(published):80", image,
+                           "/bin/sh", "-c", "httpd -f -p 81 & while true; do sleep 1; done"])
+        let (_, httpd, netns) = try daemon.httpd(in: name, port: 81)
+        let ip = try daemon.docker(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", name])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let note = "port \(published) is now published to \(ip):80: followed there"
+        #expect(waitUntil(timeout: 10) { trace.stderr.contains(note) }, "\(trace.stderr)")
+        // docker-proxy accepts the host client and connects to the container's port 80: refused there.
+        _ = try sh(["/usr/bin/python3", "-c", """
+            import socket
+            s = socket.create_connection(("127.0.0.1", \(published)), 2)
+            s.settimeout(2)
+            try:
+                s.recv(1)
+            except OSError:
+                pass
+            """])
+        let r = try #require(trace.waitForRecord {
+            $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == 80
+        }, "no refusal in the container; stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("cause") == "wrong_port", "record: \(r)")
+        #expect(r.pid("process") == httpd)
+        #expect((r.object("process")?["container"] as? [String: Any])?["name"] as? String == name)
+        #expect(r.object("client")?["comm"] as? String == "docker-proxy")
+        #expect((r.evidence["proxy"] as? [String: Any])?["target"] as? String == "\(ip):80", "record: \(r)")
+    }
+
     /// Docker's own iptables rules (`--iptables=true`): a client in a test
     /// namespace, on a veth to the host, connects to a port the container
     /// publishes on the host's side of that veth; Docker's DNAT rule (nat

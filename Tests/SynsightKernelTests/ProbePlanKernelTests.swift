@@ -1,4 +1,5 @@
 import CLibBPF
+import CSynsightABI
 import Foundation
 import Glibc
 import SynsightModel
@@ -97,6 +98,33 @@ struct ProbePlanKernelTests {
                 #expect(ratio > 0.5 && ratio < 2, "\(program): weight \(weight), verifier walked \(steps)")
             }
         }
+    }
+
+    @Test("the --port filter: written after loading, grown by appending, past 16 ports every port passes")
+    func portFilterGrows() throws {
+        try Root.check()
+        var options = TracerOptions()
+        options.ports = [8080, 8443]
+        let tracer = try Tracer(options: options, plan: ProbePlan.probe())
+        let filter = try #require(tracer.portFilter)
+        let fd = bpf_map__fd(try #require(tracer.objects.map(Tracer.portFilterSection)))
+        func kernel() -> (ports: [UInt16], n: UInt32) {
+            var key: UInt32 = 0
+            var v = syn_port_filter()
+            #expect(bpf_map_lookup_elem(fd, &key, &v) == 0)
+            let ports = withUnsafeBytes(of: v.ports) { Array($0.bindMemory(to: UInt16.self)) }
+            return (Array(ports.prefix(Int(v.nports))), v.nports)
+        }
+        #expect(kernel().ports == [8080, 8443])
+        #expect(try filter.add([80, 8080]) == [80])
+        #expect(kernel().ports == [8080, 8443, 80])
+        #expect(filter.kernelPorts == [8080, 8443, 80])
+        // 3 + 14 = 17 ports: more than the kernel's filter holds.
+        try filter.add((1...14).map { UInt16(20_000 + $0) })
+        #expect(filter.kernelPorts == nil)
+        #expect(kernel().n == 0, "nports 0: the kernel passes every port")
+        // Without --port there is no filter (its code is not even verified).
+        #expect(try Tracer(options: TracerOptions(), plan: ProbePlan.probe()).portFilter == nil)
     }
 
     /// The names of the BPF programs this process holds open, from the

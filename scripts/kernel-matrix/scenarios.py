@@ -1457,11 +1457,14 @@ def fw_segment_record(t, ns, port, segment, timeout=10):
                   and r.get("port") == port and ev(r).get("segment") == segment, timeout)
 
 
-def answer_check(c, r, server_addr, client_addr, consequence):
+def answer_check(c, r, server_addr, client_addr, consequence, client_pid):
     """A dropped answer or final ACK is shown from the SYN's view (the
-    server local, the client remote) and its hint says what it means."""
+    server local, the client remote), names the client's connect() caller
+    (found in the kernel: the CPU's latest connect()), and its hint says
+    what it means."""
     c.eq("local.addr", addr_of(r, "local"), server_addr)
     c.eq("remote.addr", addr_of(r, "remote"), client_addr)
+    c.eq("client.pid (the connect() caller)", pid_of(r, "client"), client_pid)
     hint_has(c, r, consequence)
 
 
@@ -1486,7 +1489,7 @@ def sc_fw_ack_drop(t, k, pas):
         c.true("evidence.rule %r" % e.get("rule"), "tcp dport %d" % port in (e.get("rule") or ""))
         c.eq("evidence.tcp_flags", e.get("tcp_flags"), 0x10)
         c.eq("process.pid (the listener)", pid_of(r, "process"), listener.pid)
-        answer_check(c, r, V4S, V4C, "believes it is connected")
+        answer_check(c, r, V4S, V4C, "believes it is connected", pid)
         # One record per 4-tuple: the ACKs answering the retransmitted SYN-ACKs are not new records.
         time.sleep(2 * SLOW)
         mine = [x for x in t.records()[t.start:] if x.get("port") == port and x.get("netns") == server.inode
@@ -1551,7 +1554,7 @@ def sc_fw_rst_out(t, k, pas):
              (e.get("table"), e.get("chain"), e.get("chain_hook"), e.get("handle")), ("inet out", "output", "output", handle))
         c.eq("evidence.method", e.get("method"), "answer_dropped")
         c.eq("evidence.tcp_flags", e.get("tcp_flags"), 0x14)
-        answer_check(c, r, V4S, V4C, "never learns it was refused")
+        answer_check(c, r, V4S, V4C, "never learns it was refused", pid)
         if timeout_explained(k):
             tr = timeout_record(t, client, port)
             c.true("a connect_timeout record", tr is not None)
@@ -1587,7 +1590,7 @@ def icmp_answer_dropped(t, k, v6):
         c.eq("evidence.(table, chain, handle)", (e.get("table"), e.get("chain"), e.get("handle")), (table, "output", handle))
         c.eq("evidence.icmp", e.get("icmp"), want)
         c.eq("evidence.method", e.get("method"), "answer_dropped")
-        answer_check(c, r, srv, cli, "never learns it was refused")
+        answer_check(c, r, srv, cli, "never learns it was refused", pid)
     return r, c, fw_expected(k)
 
 
@@ -2403,6 +2406,7 @@ def sc_drop_tc_ack(t, k, pas):
         c.eq("evidence.direction", ev(r).get("direction"), "ingress")
         c.eq("evidence.interface", ev(r).get("interface"), s1)
         tc_drop_check(c, r, port, listener, "198.18.46.2")
+        c.eq("client.pid (the connect() caller)", pid_of(r, "client"), pid)
         hint_has(c, r, "believes it is connected")
         tc_programs_check(c, k, r, method, server, s1, "ingress", "TC_INGRESS")
         time.sleep(2 * SLOW)
@@ -2429,7 +2433,7 @@ def sc_drop_tc_rst(t, k, pas):
         if tc_egress_drop_check(c, k, r, port, "rst"):
             c.eq("evidence.attach_point", ev(r).get("attach_point"), "tc egress")
         c.eq("evidence.interface", ev(r).get("interface"), s1)
-        answer_check(c, r, "198.18.47.1", "198.18.47.2", "never learns it was refused")
+        answer_check(c, r, "198.18.47.1", "198.18.47.2", "never learns it was refused", pid)
         tc_programs_check(c, k, r, method, server, s1, "egress", "TC_EGRESS")
     return r, c, drop_expected(k) if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") \
         else (None, "no TC_EGRESS drop reason: a RST's drop is reported only with a failure's reason")
@@ -2484,7 +2488,7 @@ def sc_drop_tc_icmp(t, k, pas):
     if r:
         tc_egress_drop_check(c, k, r, port, "icmp")
         c.eq("evidence.icmp", ev(r).get("icmp"), {"type": 3, "code": 13})
-        answer_check(c, r, "198.18.48.1", "198.18.48.2", "never learns it was refused")
+        answer_check(c, r, "198.18.48.1", "198.18.48.2", "never learns it was refused", pid)
         tc_programs_check(c, k, r, method, server, s1, "egress", "TC_EGRESS")
     return r, c, drop_expected(k) if k.btf.has_name("SKB_DROP_REASON_TC_EGRESS") \
         else (None, "no TC_EGRESS drop reason: an ICMP answer's drop is reported only with a failure's reason")

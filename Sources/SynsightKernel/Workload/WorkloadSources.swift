@@ -88,14 +88,9 @@ public struct WorkloadSources: Sendable {
 
     /// The TCP ports running Docker containers publish (every data root's
     /// container configs): what `--port` of a published port follows into
-    /// the container. Read once, at start-up.
+    /// the container (DockerPortReader; PublishedPortFollower reads them again while tracing).
     public func dockerPublishedPorts() -> [PublishedPort] {
-        dockerDataRoots.flatMap { root in
-            ProcFS.list(root + "/containers").flatMap { id in
-                ProcFS.readBytes("\(root)/containers/\(id)/config.v2.json", limit: WorkloadResolver.maxConfigBytes)
-                    .map(PublishedPort.docker(configJSON:)) ?? []
-            }
-        }
+        DockerPortReader(roots: dockerDataRoots).read()
     }
 
     /// One line per source, for `doctor`.

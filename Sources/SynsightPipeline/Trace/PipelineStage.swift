@@ -41,8 +41,13 @@ final class PipelineStage: @unchecked Sendable {
     var foldSamples: [FoldSampleKey: Record] = [:]
     var lastFoldRead: UInt64 = 0
     let portFilter: Set<UInt16>
-    /// Container ends of published ports the filter names (TraceSettings.published).
-    let publishedTargets: Set<String>
+    /// Container ends of published ports the filter names (TraceSettings.published,
+    /// then as `follower` finds them).
+    var publishedTargets: Set<String>
+    /// --port followed into containers started later (PipelineStage+Published.swift).
+    let follower: PublishedPortFollower?
+    /// The kernel's --port filter, grown with the follower's container ports.
+    let kernelPortFilter: PortFilter?
     let output: (Record) -> Void
     let tick: () -> Bool
     let verbose: Bool
@@ -54,7 +59,7 @@ final class PipelineStage: @unchecked Sendable {
     let stopWanted = Atomic<Bool>(false)
 
     init(settings: TraceSettings, engine: AttributionEngine, workloads: WorkloadResolver, node: NodeIdentity,
-         kernelFold: KernelFold? = nil,
+         kernelFold: KernelFold? = nil, portFilter: PortFilter? = nil,
          output: @escaping (Record) -> Void, tick: @escaping () -> Bool) {
         self.settings = settings
         self.kernelFold = kernelFold
@@ -66,6 +71,9 @@ final class PipelineStage: @unchecked Sendable {
         // record is filtered here by its port.
         self.portFilter = Set(settings.ports)
         self.publishedTargets = Set(settings.published.map(\.target))
+        self.follower = PublishedPortFollower(ports: settings.ports, published: settings.published,
+                                              sources: settings.workloadSources)
+        self.kernelPortFilter = portFilter
         self.output = output
         self.tick = tick
         self.verbose = settings.verbose
@@ -95,6 +103,7 @@ final class PipelineStage: @unchecked Sendable {
         case .tick(let now):
             emit(engine.expire(now: now))
             readKernelFolds(now: now)
+            followPublishedPorts(now: now)
             if let a = aggregator?.expire(nowEpochNs: engine.clock.epoch(now)) { for r in a { deliver(r) } }
             if !tick() { stopWanted.store(true, ordering: .relaxed) }
         case .lost(let total):

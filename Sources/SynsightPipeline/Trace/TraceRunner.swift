@@ -30,6 +30,9 @@ public struct TraceSettings {
     /// containers (followPublishedPorts): the kernel filters for their
     /// container ports too, and a record at a container's end of one is kept.
     public var published: [PublishedPort] = []
+    /// The workload sources, when followPublishedPorts probed them (the
+    /// tracer's resolver uses them instead of probing again).
+    public var workloadSources: WorkloadSources? = nil
     /// Hooks chosen instead of the probed ones (--reset-hook, --force-hook).
     public var hooks = HookChoices()
     /// kubelet's pod log root when not the default (--pod-log-dir).
@@ -63,24 +66,28 @@ public struct TraceSettings {
 
 extension TraceSettings {
     /// With --port: the mappings of the running Docker containers that
-    /// publish one of `ports` (their configs, read now: containers started
-    /// later are not followed). A refusal behind a published port happens at
-    /// the container's port, in the container's namespace, where neither the
-    /// kernel nor a client outside the host sees the published one.
+    /// publish one of `ports` (their configs, read now; while tracing,
+    /// PublishedPortFollower reads them again for containers started later).
+    /// A refusal behind a published port happens at the container's port, in
+    /// the container's namespace, where neither the kernel nor a client
+    /// outside the host sees the published one.
     public mutating func followPublishedPorts() {
         guard !ports.isEmpty else { return }
         let wanted = Set(ports)
         var seen = Set<PublishedPort>()
-        published = WorkloadSources.probe(podLogRoot: podLogDir).dockerPublishedPorts()
+        let sources = WorkloadSources.probe(podLogRoot: podLogDir)
+        workloadSources = sources
+        published = sources.dockerPublishedPorts()
             .filter { $0.hostPort.map(wanted.contains) == true && seen.insert($0).inserted }
     }
 
     /// The ports the kernel filters for: `ports`, then the container ports
-    /// of the published ones, as many as its filter holds.
+    /// of the published ones (past TracerOptions.maxPorts, the kernel passes
+    /// every port and the records are filtered in user space only).
     public var kernelPorts: [UInt16] {
         var out = ports
         for p in published.compactMap(\.targetPort) where !out.contains(p) { out.append(p) }
-        return Array(out.prefix(TracerOptions.maxPorts))
+        return out
     }
 
     /// The start-up line's "port …" part, and what was followed where.
@@ -139,7 +146,7 @@ public enum TraceRunner {
         let taken = ListenerSnapshot.take()
         // Workload identity (cgroup, unit, container, pod) of the listeners
         // alive now; the sources are found here, before the ring is read.
-        let workloads = WorkloadResolver(sources: .probe(podLogRoot: s.podLogDir))
+        let workloads = WorkloadResolver(sources: s.workloadSources ?? .probe(podLogRoot: s.podLogDir))
         let node = NodeIdentityReader.read()
         let snapshot = taken.listeners.map { l in
             var l = l
@@ -185,11 +192,8 @@ public enum TraceRunner {
         if s.reopenOnHUP { signal(SIGHUP) { _ in reopenRequested.store(true, ordering: .relaxed) } }
         signal(SIGPIPE, SIG_IGN)
 
-        let dropped = Set(s.published.compactMap(\.targetPort)).subtracting(s.kernelPorts)
-        if !dropped.isEmpty {
-            Output.stderr("synsight: the kernel's port filter holds \(TracerOptions.maxPorts) ports: container ports "
-                + "\(dropped.sorted().map(String.init).joined(separator: ", ")) of published ports are not followed; "
-                + "name fewer ports\n")
+        if let filter = tracer.portFilter, filter.kernelPorts == nil {
+            Output.stderr(PortFilter.fullNote + "\n")
         }
         Output.stderr("synsight: tracing refusals on \(s.portNote) (hook \(tracer.resetHook.name), "
             + "\(snapshot.count) listener\(snapshot.count == 1 ? "" : "s") known). Ctrl-C to stop.\n")
@@ -203,7 +207,8 @@ public enum TraceRunner {
         let queue = HandoffQueue<PipelineItem>(capacity: Self.queueCapacity)
         let summary = try withoutActuallyEscaping(tick) { tick in
             let stage = PipelineStage(settings: s, engine: engine, workloads: workloads, node: node,
-                                      kernelFold: tracer.kernelFold(), output: output, tick: tick)
+                                      kernelFold: tracer.kernelFold(), portFilter: tracer.portFilter,
+                                      output: output, tick: tick)
             let pipeline: WorkerThread
             do {
                 pipeline = try WorkerThread(name: "synsight-pipe") { stage.run(queue) }

@@ -1,0 +1,51 @@
+import Foundation
+import Glibc
+import Testing
+@testable import SynsightKernel
+@testable import SynsightModel
+
+/// Docker's container configs read again while tracing (DockerPortReader):
+/// a new container, a changed config and a removed one, in a data root the
+/// test writes (no Docker, no root).
+@Suite("docker published ports, read again")
+struct DockerPortReaderTests {
+    static func config(ip: String, hostPort: Int, running: Bool = true) -> String {
+        """
+        {"ID":"x","Name":"/web","State":{"Running":\(running),"Pid":42},
+         "NetworkSettings":{"Ports":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"\(hostPort)"}]},
+          "Networks":{"bridge":{"IPAddress":"\(ip)","GlobalIPv6Address":""}}}}
+        """
+    }
+
+    /// Writes a config the way Docker does: a new file renamed over the old one.
+    static func write(_ root: String, _ id: String, _ text: String) throws {
+        let dir = "\(root)/containers/\(id)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try text.write(toFile: dir + "/config.v2.json.tmp", atomically: false, encoding: .utf8)
+        #expect(rename(dir + "/config.v2.json.tmp", dir + "/config.v2.json") == 0)
+    }
+
+    @Test("a container added, re-created with another address, stopped, removed: each read says what runs now")
+    func followsChanges() throws {
+        let root = NSTemporaryDirectory() + "synsight-docker-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/containers", withIntermediateDirectories: true)
+        let reader = DockerPortReader(roots: [root])
+        #expect(reader.read().isEmpty)
+
+        try Self.write(root, "a", Self.config(ip: "172.17.0.2", hostPort: 8080))
+        #expect(reader.read() == [PublishedPort(published: "127.0.0.1:8080", target: "172.17.0.2:80")])
+        // Unchanged: from the cache (the same answer, nothing re-parsed).
+        #expect(reader.read() == [PublishedPort(published: "127.0.0.1:8080", target: "172.17.0.2:80")])
+
+        try Self.write(root, "a", Self.config(ip: "172.17.0.3", hostPort: 8080))
+        try Self.write(root, "b", Self.config(ip: "172.17.0.4", hostPort: 9090))
+        #expect(Set(reader.read()) == [PublishedPort(published: "127.0.0.1:8080", target: "172.17.0.3:80"),
+                                       PublishedPort(published: "127.0.0.1:9090", target: "172.17.0.4:80")])
+
+        try Self.write(root, "a", Self.config(ip: "172.17.0.3", hostPort: 8080, running: false))
+        try FileManager.default.removeItem(atPath: root + "/containers/b")
+        #expect(reader.read().isEmpty)
+        #expect(reader.cache.count == 1, "a removed container's entry is dropped")
+    }
+}
