@@ -321,6 +321,11 @@ int syn_setns_net(int fd)
 	return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
 }
 
+int syn_unshare_fs(void)
+{
+	return unshare(CLONE_FS) == 0 ? 0 : -errno;
+}
+
 int syn_private_tracefs(int *saved_ns, int *saved_cwd)
 {
 	*saved_ns = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);

@@ -1,3 +1,5 @@
+import CSynsightShim
+import Glibc
 import Synchronization
 import SynsightBase
 
@@ -28,7 +30,20 @@ final class PendingSymbols: Sendable {
         self.names = names
         KernelSymbols.reads.add(1, ordering: .relaxed)
         let slot = self.slot
-        let worker = try? WorkerThread(name: "kallsyms") { slot.found = KernelSymbols.ranges(of: names) }
+        // The thread first stops sharing this thread's filesystem context,
+        // and init waits for that (microseconds): started inside a private
+        // tracefs scope (TraceFS.enter), a thread sharing it would make the
+        // scope's setns() back fail and leave the caller in the private mount
+        // namespace (ProbePlanKernelTests checks the thread's namespace).
+        let unshared = Atomic<Bool>(false)
+        let worker = try? WorkerThread(name: "kallsyms") {
+            _ = syn_unshare_fs()
+            unshared.store(true, ordering: .releasing)
+            slot.found = KernelSymbols.ranges(of: names)
+        }
+        if worker != nil {
+            while !unshared.load(ordering: .acquiring) { sched_yield() }
+        }
         state.withLock { $0.worker = worker }
     }
 

@@ -105,6 +105,12 @@ struct syn_config;
 
 /* bpf_object__open_mem with the object named (LIBBPF_OPTS does not import
  * into Swift). NULL and errno set on failure. */
+/* unshare(CLONE_FS) for the calling thread: a helper thread started inside
+ * a private tracefs scope (syn_private_tracefs) shares its creator's
+ * fs_struct, and setns() back to the saved mount namespace then fails
+ * (EINVAL) until it stops sharing. 0 or -errno. */
+int syn_unshare_fs(void);
+
 struct bpf_object *syn_open_object(const void *buf, size_t len, const char *name);
 
 /* As syn_open_object, for an object none of whose programs will load (the
