@@ -19,9 +19,7 @@ extension Tracer {
             Diagnostics.log.warning("tcp_rcv_state_process is not in /proc/kallsyms: \(OverflowArming.without(.ovfConsumeSkb))")
             return
         }
-        guard let map = objects.map(textRangeSection) else {
-            throw KernelError(what: "BPF object", why: "map `\(textRangeSection)` missing", fix: "rebuild synsight")
-        }
+        let map = try sectionMap(objects, textRangeSection)
         var key: UInt32 = 0
         var range = syn_text_range(start: r.start, end: r.end)
         let rc = bpf_map_update_elem(bpf_map__fd(map), &key, &range, 0)
@@ -35,11 +33,17 @@ extension Tracer {
     /// nil without ports (the filter's code is then not even verified).
     static func portFilter(_ objects: BPFObjectSet, ports: [UInt16]) throws(KernelError) -> PortFilter? {
         guard !ports.isEmpty else { return nil }
-        guard let map = objects.map(portFilterSection) else {
-            throw KernelError(what: "BPF object", why: "map `\(portFilterSection)` missing", fix: "rebuild synsight")
-        }
+        let map = try sectionMap(objects, portFilterSection)
         let filter = PortFilter(fd: bpf_map__fd(map))
         try filter.add(ports)
         return filter
+    }
+
+    /// The map of one of the object's own data sections (`.data.trs`, `.data.ports`).
+    static func sectionMap(_ objects: BPFObjectSet, _ name: String) throws(KernelError) -> OpaquePointer {
+        guard let map = objects.map(name) else {
+            throw KernelError(what: "BPF object", why: "map `\(name)` missing", fix: "rebuild synsight")
+        }
+        return map
     }
 }

@@ -107,7 +107,7 @@ struct ProbePlanKernelTests {
         options.ports = [8080, 8443]
         let tracer = try Tracer(options: options, plan: ProbePlan.probe())
         let filter = try #require(tracer.portFilter)
-        let fd = bpf_map__fd(try #require(tracer.objects.map(Tracer.portFilterSection)))
+        let fd = bpf_map__fd(try Tracer.sectionMap(tracer.objects, Tracer.portFilterSection))
         func kernel() -> (ports: [UInt16], n: UInt32) {
             var key: UInt32 = 0
             var v = syn_port_filter()

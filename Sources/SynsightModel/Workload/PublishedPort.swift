@@ -31,6 +31,13 @@ public struct PublishedPort: Sendable, Hashable {
     /// The container's port the published one leads to.
     public var targetPort: UInt16? { Self.port(of: target) }
 
+    /// The distinct mappings among `all` whose published (host) port is one
+    /// of `ports`: what `--port` follows into containers.
+    public static func publishing(_ ports: Set<UInt16>, in all: [PublishedPort]) -> [PublishedPort] {
+        var seen = Set<PublishedPort>()
+        return all.filter { $0.hostPort.map(ports.contains) == true && seen.insert($0).inserted }
+    }
+
     /// The port of an `addr:port` string (IPv6 in brackets).
     public static func port(of endpoint: String) -> UInt16? {
         endpoint.lastIndex(of: ":").flatMap { UInt16(endpoint[endpoint.index(after: $0)...]) }

@@ -31,8 +31,7 @@ final class PublishedPortFollower {
     func refresh(now: UInt64) -> [PublishedPort]? {
         guard now &- lastRead >= Self.periodNs else { return nil }
         lastRead = now
-        var seen = Set<PublishedPort>()
-        let current = reader.read().filter { $0.hostPort.map(wanted.contains) == true && seen.insert($0).inserted }
+        let current = PublishedPort.publishing(wanted, in: reader.read())
         guard Set(current) != Set(published) else { return nil }
         let before = Set(published)
         published = current

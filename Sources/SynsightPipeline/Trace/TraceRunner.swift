@@ -73,12 +73,9 @@ extension TraceSettings {
     /// outside the host sees the published one.
     public mutating func followPublishedPorts() {
         guard !ports.isEmpty else { return }
-        let wanted = Set(ports)
-        var seen = Set<PublishedPort>()
         let sources = WorkloadSources.probe(podLogRoot: podLogDir)
         workloadSources = sources
-        published = sources.dockerPublishedPorts()
-            .filter { $0.hostPort.map(wanted.contains) == true && seen.insert($0).inserted }
+        published = PublishedPort.publishing(Set(ports), in: sources.dockerPublishedPorts())
     }
 
     /// The ports the kernel filters for: `ports`, then the container ports
