@@ -113,7 +113,8 @@ static __always_inline bool answer_from_service(__u8 tcp_flags, __u8 shape)
  * handshake's final ACK, a RST answering a SYN, or an ICMP error quoting a
  * SYN (`shape`: SYN_FW_F_HANDSHAKE or SYN_FW_F_ICMP, `icmp_code`). */
 static __always_inline int handshake_drop(struct sk_buff *skb, void *location, __u32 reason,
-					  const struct syn_tuple *t, __u8 tcp_flags, __u8 shape, __u8 icmp_code)
+					  const struct syn_tuple *t, __u8 tcp_flags, __u8 shape, __u8 icmp_code,
+					  __u32 isn)
 {
 	bool synack = answer_from_service(tcp_flags, shape);
 	/* The service port: a SYN's or ACK's destination, a SYN-ACK's or RST's source. */
@@ -144,6 +145,8 @@ static __always_inline int handshake_drop(struct sk_buff *skb, void *location, _
 	e->hook = w.hook;
 	e->flags = w.flags | shape;
 	e->icmp_code = icmp_code;
+	e->isn = isn;
+	e->_pad = 0;
 	/* Urgent, like a firewall drop: user space reads the drop's namespace
 	 * (its route lookup, its interface's programs), which may be deleted
 	 * right after the drop. */
@@ -183,16 +186,18 @@ static __noinline int drops_on_kfree_skb(struct sk_buff *skb, void *location, __
 		 * or with a failure's reason. */
 		if (!netfilter && !answer_drop_reason(reason))
 			return 0;
-		if (!parse_icmp_tcp(skb, &t, &tcp_flags, &icmp_code) || !is_first_syn(tcp_flags))
+		__s64 quoted = parse_icmp_tcp(skb, &t, &tcp_flags, &icmp_code);
+		if (quoted < 0 || !is_first_syn(tcp_flags))
 			return 0;
+		seg.isn = quoted;
 		shape = SYN_FW_F_ICMP;
 	}
 	if (netfilter)
-		return fw_drop(skb, location, &t, tcp_flags, reason, shape, icmp_code);
+		return fw_drop(skb, location, &t, tcp_flags, reason, shape, icmp_code, seg.isn);
 	/* Besides a firewall's drop, only a handshake segment is of interest:
 	 * a SYN or SYN-ACK with any reason, the rest with a failure's (both
 	 * tested above, before parsing further). */
 	if (!shape)
 		return 0;
-	return handshake_drop(skb, location, reason, &t, tcp_flags, shape, icmp_code);
+	return handshake_drop(skb, location, reason, &t, tcp_flags, shape, icmp_code, seg.isn);
 }

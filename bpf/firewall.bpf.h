@@ -44,9 +44,10 @@ static __noinline __u64 fw_conntrack(const struct sk_buff *skb)
 /* A TCP packet, or an ICMP error quoting a SYN, freed with NETFILTER_DROP: a
  * firewall REJECT or DROP. Called by the kfree_skb program, which checked
  * the reason and parsed the packet (`t`, `tcp_flags`; `shape`: the
- * SYN_FW_F_HANDSHAKE / SYN_FW_F_ICMP flags, `icmp_code` with the latter). */
+ * SYN_FW_F_HANDSHAKE / SYN_FW_F_ICMP flags, `icmp_code` with the latter;
+ * `isn` the attempt's client ISN, seg_isn). */
 static __always_inline int fw_drop(struct sk_buff *skb, void *location, const struct syn_tuple *t,
-				   __u8 tcp_flags, __u32 reason, __u8 shape, __u8 icmp_code)
+				   __u8 tcp_flags, __u32 reason, __u8 shape, __u8 icmp_code, __u32 isn)
 {
 	/* The service's port: a SYN-ACK's or a SYN's RST's source (their
 	 * destination is the client's); an ICMP's tuple is the quoted SYN's. */
@@ -81,6 +82,9 @@ static __always_inline int fw_drop(struct sk_buff *skb, void *location, const st
 	bpf_core_read_str(e->ifname, sizeof(e->ifname), &dev->name);
 	e->ct_state = (ct >> 32) & 0xff;
 	e->reason = reason;
+	/* Other TCP (data, a FIN) is one "attempt" per 4-tuple: no ISN. */
+	e->isn = shape ? isn : 0;
+	e->_pad = 0;
 	if (shape & SYN_FW_F_ICMP) {
 		e->ct_count = icmp_code;
 		e->flags = w.flags | shape;

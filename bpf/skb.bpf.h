@@ -17,15 +17,33 @@ static __always_inline __u32 skb_netns_of(const struct sk_buff *skb, bool btf)
 
 /* What parse_tcp_seg reads besides the tuple and flags. */
 struct tcp_seg {
-	__u32 seq;      /* the sequence number, host order */
-	__u32 payload;  /* bytes after the TCP header (IP length - headers) */
-};
+	__u32 isn;      /* the attempt's client ISN (seg_isn) */
+	__u16 payload;  /* bytes after the TCP header (IP length - headers) */
+	__u8 seq_zero;  /* the sequence number is 0 */
+	__u8 _pad;
+};  /* 8 bytes: drops_on_kfree_skb's frame is at 6.1's combined limit (32-byte rounding) */
+
+/* The client's initial sequence number of the handshake a segment belongs
+ * to: the same for a segment and its retransmissions, different for a new
+ * attempt that reuses the 4-tuple (an ISN is a hash of the 4-tuple plus a
+ * clock of 64 ns ticks, RFC 6528). A SYN carries it; a SYN-ACK and a RST
+ * answering a SYN acknowledge it + 1; the final ACK's sequence is it + 1;
+ * an ICMP error quotes the SYN. User space tells a retransmission from a
+ * new attempt with it. */
+static __always_inline __u32 seg_isn(__u8 flags, __u32 seq, __u32 ack)
+{
+	if ((flags & TCP_FLAG_SYN) && !(flags & TCP_FLAG_ACK))
+		return seq;
+	if (flags & (TCP_FLAG_SYN | SYN_TCP_FLAG_RST))
+		return ack - 1;
+	return seq - 1;
+}
 
 /*
  * Parse a received TCP segment: local = its destination, remote = its
  * sender. Returns false if it is not TCP over IPv4/IPv6. `seg` (may be
- * NULL, a constant for the inlined callers) gets its sequence number and
- * payload length.
+ * NULL, a constant for the inlined callers) gets its attempt's ISN, its
+ * payload length and whether its sequence number is 0.
  */
 static __always_inline bool parse_tcp_seg_of(const struct sk_buff *skb, struct syn_tuple *t,
 					     __u8 *tcp_flags, struct tcp_seg *seg, bool btf)
@@ -88,8 +106,10 @@ static __always_inline bool parse_tcp_seg_of(const struct sk_buff *skb, struct s
 	t->_pad = 0;
 	if (seg) {
 		__u32 hdrs = (__u32)(th - nh) + tcp.doff * 4;
-		seg->seq = bpf_ntohl(tcp.seq);
+		__u32 seq = bpf_ntohl(tcp.seq);
+		seg->seq_zero = seq == 0;
 		seg->payload = iplen > hdrs ? iplen - hdrs : 0;
+		seg->isn = seg_isn(*tcp_flags, seq, bpf_ntohl(tcp.ack_seq));
 	}
 	return true;
 }
@@ -110,13 +130,17 @@ static __always_inline bool parse_tcp(const struct sk_buff *skb, struct syn_tupl
  * An ICMP destination unreachable (IPv4 type 3, ICMPv6 type 1) quoting a
  * TCP segment: `t` gets the quoted segment's view (local = its destination,
  * remote = its source), `tcp_flags` its flags and `code` the ICMP's code.
+ * Returns the quoted segment's sequence number (its ISN when it is a SYN),
+ * or -1 when the packet is not such an ICMP error: a result and not an
+ * out-parameter, which would put the caller's copy on its stack (the
+ * kfree_skb program's frames are at 6.1's combined limit).
  * The quote holds the offending packet's IP header and, from Linux
  * (icmp_send, icmp6_send: as much as fits in 576/1280 bytes), its whole TCP
  * header; a quote too short for the flags (RFC 792's 8 bytes) is not read.
  * IPv6: the ICMPv6 header directly after the fixed header only.
  */
-static __noinline bool parse_icmp_tcp(const struct sk_buff *skb, struct syn_tuple *t, __u8 *tcp_flags,
-				      __u8 *code)
+static __noinline __s64 parse_icmp_tcp(const struct sk_buff *skb, struct syn_tuple *t, __u8 *tcp_flags,
+				       __u8 *code)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 nh = BPF_CORE_READ(skb, network_header);
@@ -125,17 +149,17 @@ static __noinline bool parse_icmp_tcp(const struct sk_buff *skb, struct syn_tupl
 	__u16 off;
 
 	if (!head || bpf_probe_read_kernel(&vbyte, 1, head + nh))
-		return false;
+		return -1;
 	if ((vbyte >> 4) == 4) {
 		struct iphdr ip, inner;
 		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh) || ip.protocol != IPPROTO_ICMP)
-			return false;
+			return -1;
 		off = nh + ip.ihl * 4;
 		if (bpf_probe_read_kernel(icmp, sizeof(icmp), head + off) || icmp[0] != 3)
-			return false;
+			return -1;
 		off += 8;
 		if (bpf_probe_read_kernel(&inner, sizeof(inner), head + off) || inner.protocol != IPPROTO_TCP)
-			return false;
+			return -1;
 		off += inner.ihl * 4;
 		v4_mapped(t->local, inner.daddr);
 		v4_mapped(t->remote, inner.saddr);
@@ -143,28 +167,28 @@ static __noinline bool parse_icmp_tcp(const struct sk_buff *skb, struct syn_tupl
 	} else if ((vbyte >> 4) == 6) {
 		struct ipv6hdr ip6, inner6;
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) || ip6.nexthdr != SYN_IPPROTO_ICMPV6)
-			return false;
+			return -1;
 		off = nh + sizeof(ip6);
 		if (bpf_probe_read_kernel(icmp, sizeof(icmp), head + off) || icmp[0] != 1)
-			return false;
+			return -1;
 		off += 8;
 		if (bpf_probe_read_kernel(&inner6, sizeof(inner6), head + off) || inner6.nexthdr != IPPROTO_TCP)
-			return false;
+			return -1;
 		off += sizeof(inner6);
 		__builtin_memcpy(t->local, &inner6.daddr, 16);
 		__builtin_memcpy(t->remote, &inner6.saddr, 16);
 		t->family = AF_INET6;
 	} else {
-		return false;
+		return -1;
 	}
 	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + off))
-		return false;
+		return -1;
 	*tcp_flags = ((__u8 *)&tcp)[13];
 	*code = icmp[1];
 	t->lport = bpf_ntohs(tcp.dest);
 	t->rport = bpf_ntohs(tcp.source);
 	t->_pad = 0;
-	return true;
+	return bpf_ntohl(tcp.seq);
 }
 
 /* A SYN without ACK: the first packet of a connection attempt. */
@@ -186,5 +210,5 @@ static __always_inline bool handshake_shape(__u8 flags, const struct tcp_seg *se
 		return !(f & (SYN_TCP_FLAG_RST | SYN_TCP_FLAG_FIN));
 	if (f == TCP_FLAG_ACK)
 		return seg->payload == 0;
-	return f == (SYN_TCP_FLAG_RST | TCP_FLAG_ACK) && seg->seq == 0;
+	return f == (SYN_TCP_FLAG_RST | TCP_FLAG_ACK) && seg->seq_zero;
 }

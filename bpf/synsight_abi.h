@@ -272,6 +272,10 @@ struct syn_ev_fw_drop {
 			      * only); with SYN_FW_F_ICMP: the dropped ICMP's code */
 	__u32 reason;        /* the kernel's drop reason (NETFILTER_DROP on this kernel's numbering) */
 	char ifname[16];     /* skb->dev's name (SYN_IFNAMSIZ), empty without a device */
+	__u32 isn;           /* the attempt's client ISN: equal for a retransmission, not for a new
+			      * attempt reusing the 4-tuple (skb.bpf.h, seg_isn); 0 for a segment
+			      * without SYN_FW_F_HANDSHAKE or SYN_FW_F_ICMP */
+	__u32 _pad;
 };
 
 struct syn_ev_fw_icmp {
@@ -312,6 +316,8 @@ struct syn_ev_pkt_drop {
 	__u8 flags;          /* SYN_FW_F_* */
 	__u8 icmp_code;      /* with SYN_FW_F_ICMP: the dropped ICMP's code */
 	char ifname[SYN_IFNAMSIZ]; /* skb->dev->name, NUL-terminated unless it fills the field */
+	__u32 isn;           /* the attempt's client ISN, as syn_ev_fw_drop's */
+	__u32 _pad;
 };
 
 /* syn_ev_connect_timeout.flags */
@@ -500,7 +506,7 @@ _Static_assert(sizeof(struct syn_ev_no_socket_rst) == 88, "syn_ev_no_socket_rst 
 _Static_assert(sizeof(struct syn_ev_listen) == 112, "syn_ev_listen layout");
 _Static_assert(sizeof(struct syn_ev_exit) == 64, "syn_ev_exit layout");
 _Static_assert(sizeof(struct syn_ev_connect_error) == 112, "syn_ev_connect_error layout");
-_Static_assert(sizeof(struct syn_ev_fw_drop) == 152, "syn_ev_fw_drop layout");
+_Static_assert(sizeof(struct syn_ev_fw_drop) == 160, "syn_ev_fw_drop layout");
 _Static_assert(sizeof(struct syn_ev_fw_icmp) == 72, "syn_ev_fw_icmp layout");
 _Static_assert(sizeof(struct syn_ev_fw_syn_retrans) == 112, "syn_ev_fw_syn_retrans layout");
 _Static_assert(sizeof(struct syn_avc) == 304, "syn_avc layout");
@@ -510,7 +516,7 @@ _Static_assert(sizeof(struct syn_port_filter) == 36, "syn_port_filter layout");
 _Static_assert(sizeof(struct syn_text_range) == 16, "syn_text_range layout");
 _Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_overflow layout");
 _Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");
-_Static_assert(sizeof(struct syn_ev_pkt_drop) == 136, "syn_ev_pkt_drop layout");
+_Static_assert(sizeof(struct syn_ev_pkt_drop) == 144, "syn_ev_pkt_drop layout");
 _Static_assert(sizeof(struct syn_ev_connect_timeout) == 112, "syn_ev_connect_timeout layout");
 _Static_assert(sizeof(struct syn_ev_connect_reset) == 80, "syn_ev_connect_reset layout");
 #endif

@@ -126,12 +126,12 @@ struct DropAttributionTests {
     }
 
     func drop(ts: UInt64, code: UInt32 = 16, flags: UInt8 = 0x02, location: UInt64 = 0xFFFF_FFFF_8100_0260,
-              client: TaskInfo? = TaskInfo(pid: 31, comm: "curl")) -> PacketDrop {
+              client: TaskInfo? = TaskInfo(pid: 31, comm: "curl"), isn: UInt32 = 0x5EED) -> PacketDrop {
         let synack = flags & 0x12 == 0x12
         return PacketDrop(ts: ts, family: .ipv4, local: synack ? Self.client : Self.server,
                           remote: synack ? Self.server : Self.client, netns: 77, reasonCode: code,
                           location: location, ifindex: 2, ifname: "veth-s1", tcpFlags: flags,
-                          hook: .prerouting, client: client)
+                          hook: .prerouting, client: client, isn: isn)
     }
 
     @Test("SYN_EV_PKT_DROP decodes every field")
@@ -145,7 +145,9 @@ struct DropAttributionTests {
         e.location = 0xFFFF_FFFF_8100_0260; e.netns = 77; e.reason = 0x20001; e.ifindex = 2; e.tcp_flags = 0x02
         e.hook = UInt8(SYN_FW_HOOK_PREROUTING.rawValue); e.flags = UInt8(SYN_FW_F_TASK)
         withUnsafeMutableBytes(of: &e.ifname) { for (i, c) in "eth0".utf8.enumerated() { $0[i] = c } }
+        e.isn = 0xDEAD_BEEF
         guard case .packetDrop(let d) = try EventDecoder.decode(bytes(e)) else { Issue.record("wrong case"); return }
+        #expect(d.isn == 0xDEAD_BEEF)
         #expect(d.ts == 9 && d.local == Endpoint(addr: IPAddress(v4: 198, 18, 40, 1), port: 8080) && d.remote.port == 40000)
         #expect(d.reasonCode == 0x20001 && d.location == 0xFFFF_FFFF_8100_0260 && d.netns == 77)
         #expect(d.ifindex == 2 && d.ifname == "eth0" && d.hook == .prerouting && !d.hasSocket)
@@ -153,7 +155,7 @@ struct DropAttributionTests {
 
         var raw = bytes(e)
         raw.removeLast()
-        #expect(throws: DecodeError.truncated(kind: UInt8(SYN_EV_PKT_DROP.rawValue), got: 135, need: 136)) {
+        #expect(throws: DecodeError.truncated(kind: UInt8(SYN_EV_PKT_DROP.rawValue), got: 143, need: 144)) {
             try EventDecoder.decode(raw)
         }
     }
@@ -189,6 +191,22 @@ struct DropAttributionTests {
         refused.local.port = 40001
         _ = e.ingest(.connectError(refused))
         #expect(!e.finish().isEmpty)
+    }
+
+    @Test("a new attempt reusing the 4-tuple (another ISN) is reported again; its SYN's retransmission is not")
+    func reusedTuple() {
+        var e = engine()
+        #expect(e.ingest(.packetDrop(drop(ts: 1_000, isn: 1))).count == 1)
+        #expect(e.ingest(.packetDrop(drop(ts: 1_001_000_000, isn: 1))).isEmpty)
+        let again = e.ingest(.packetDrop(drop(ts: 2_000_000_000, isn: 2)))
+        #expect(again.count == 1 && again.first?.cause?.rawValue == "rp_filter")
+        #expect(e.ingest(.packetDrop(drop(ts: 3_000_000_000, isn: 2))).isEmpty)
+        // TCP's own rejections need the same attempt twice: two attempts once each are not confirmed.
+        var t = AttributionEngine(clock: ClockMapping(bootToEpochOffsetNs: 0))
+        t.drops = DropState(reasons: DropReasonNames(core: kernel618 + [("SKB_DROP_REASON_TCP_INVALID_SYN", 46)]))
+        #expect(t.ingest(.packetDrop(drop(ts: 1, code: 46, flags: 0x12, isn: 1))).isEmpty)
+        #expect(t.ingest(.packetDrop(drop(ts: 2, code: 46, flags: 0x12, isn: 2))).isEmpty)
+        #expect(t.ingest(.packetDrop(drop(ts: 3, code: 46, flags: 0x12, isn: 2))).count == 1)
     }
 
     @Test("a SYN-ACK drop: the service port is its source, the server is `local`")

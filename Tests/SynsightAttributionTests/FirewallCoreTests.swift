@@ -31,7 +31,9 @@ struct FirewallDecodeTests {
         e.flags = UInt8(SYN_FW_F_SK | SYN_FW_F_TASK | SYN_FW_F_PROC_CTX | SYN_FW_F_CT_COUNT)
         e.ct_state = UInt8(SYN_CT_INVALID.rawValue); e.ct_count = 64; e.reason = 12
         withUnsafeMutableBytes(of: &e.ifname) { $0[0] = UInt8(ascii: "v"); $0[1] = UInt8(ascii: "0") }
+        e.isn = 0x0102_0304
         guard case .firewallDrop(let d) = try EventDecoder.decode(bytes(e)) else { Issue.record("wrong case"); return }
+        #expect(d.isn == 0x0102_0304)
         #expect(d.ctState == .invalid && d.ctCount == 64 && d.reasonCode == 12 && d.ifname == "v0")
         #expect(d.ts == 123 && d.family == .ipv4 && d.netns == 4026531840 && d.mark == 0x1140 && d.ifindex == 3)
         #expect(d.local == fwServer)
@@ -81,7 +83,7 @@ struct FirewallDecodeTests {
             raw[0] = UInt8(kind); raw[1] = UInt8(SYN_ABI_VERSION)
             #expect(throws: DecodeError.truncated(kind: UInt8(kind), got: size - 1, need: size)) { try EventDecoder.decode(raw) }
         }
-        #expect(MemoryLayout<syn_ev_fw_drop>.size == 152)
+        #expect(MemoryLayout<syn_ev_fw_drop>.size == 160)
         #expect(MemoryLayout<syn_ev_fw_icmp>.size == 72)
         #expect(MemoryLayout<syn_ev_fw_syn_retrans>.size == 112)
     }
@@ -150,6 +152,39 @@ struct FirewallDecisionTests {
         #expect(out.first?.hint?.contains("policy drop") == true)
         #expect(e.ingest(.firewallDrop(fwDrop(ts: 3_001_000_000, port: 9112, skb: 3))).isEmpty)
         #expect(e.ingest(.connectError(fwConnectError(ts: 130_000_000_000, port: 9112, errno: 110))).isEmpty)
+    }
+
+    @Test("a client reusing its 4-tuple after a reported attempt starts a new attempt (another ISN): reported again")
+    func reusedTupleAfterDecision() {
+        var e = engine()
+        #expect(e.ingest(.firewallDrop(fwDrop(ts: 1_000, port: 9112, isn: 100))).isEmpty)
+        #expect(e.ingest(.firewallDrop(fwDrop(ts: 1_001_000_000, port: 9112, isn: 100))).count == 1)
+        // The same attempt again: a retransmission, not reported.
+        #expect(e.ingest(.firewallDrop(fwDrop(ts: 3_001_000_000, port: 9112, isn: 100))).isEmpty)
+        // A new attempt 5 s later, same 4-tuple: pending, then refused.
+        #expect(e.ingest(.firewallDrop(fwDrop(ts: 5_000_000_000, port: 9112, isn: 7_000))).isEmpty)
+        let out = e.ingest(.connectError(fwConnectError(ts: 5_000_100_000, port: 9112, errno: 111)))
+        #expect(out.count == 1)
+        #expect(out.first?.reason == .firewallReject && out.first?.client?.pid == 4242)
+        #expect(out.first?.json["evidence"]?["method"]?.stringValue == "client_errno")
+        #expect(out.first?.json["evidence"]?["drops"]?.intValue == 1)
+    }
+
+    @Test("a new attempt on a pending attempt's 4-tuple decides the pending one (single_drop) and waits itself")
+    func reusedTupleWhilePending() {
+        var e = engine()
+        #expect(e.ingest(.firewallDrop(fwDrop(ts: 1_000, port: 9200, isn: 1))).isEmpty)
+        // The first attempt was answered (its refused client closed without an error
+        // seen here); the client's next attempt reuses the port 1 ms later.
+        let first = e.ingest(.firewallDrop(fwDrop(ts: 1_001_000, port: 9200, isn: 2)))
+        #expect(first.count == 1)
+        #expect(first.first?.json["evidence"]?["method"]?.stringValue == "single_drop")
+        #expect(first.first?.json["evidence"]?["drops"]?.intValue == 1)
+        #expect(first.first?.ts == ClockMapping(bootToEpochOffsetNs: 0).epoch(1_000))
+        let second = e.finish()
+        #expect(second.count == 1)
+        #expect(second.first?.ts == ClockMapping(bootToEpochOffsetNs: 0).epoch(1_001_000))
+        #expect(second.first?.json["evidence"]?["drops"]?.intValue == 1)
     }
 
     @Test("the local client's SYN retransmission decides DROP and names the client")

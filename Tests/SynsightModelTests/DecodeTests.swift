@@ -33,7 +33,7 @@ struct ABILayoutTests {
         #expect(MemoryLayout<syn_ev_listen>.size == 112)
         #expect(MemoryLayout<syn_ev_exit>.size == 64)
         #expect(MemoryLayout<syn_ev_connect_error>.size == 112)
-        #expect(MemoryLayout<syn_ev_pkt_drop>.size == 136)
+        #expect(MemoryLayout<syn_ev_pkt_drop>.size == 144)
         #expect(EventDecoder.abiVersion == 1)
     }
 }

@@ -46,9 +46,9 @@ package let fwServer = Endpoint(addr: IPAddress(v4: 198, 18, 7, 1), port: 9110)
 package let fwClient = Endpoint(addr: IPAddress(v4: 198, 18, 7, 2), port: 40000)
 
 package func fwDrop(ts: UInt64, port: UInt16 = 9110, skb: UInt64 = 0xAA, client: TaskInfo? = nil, flags: UInt8 = 0x02,
-            hook: FirewallHook = .input) -> FirewallDrop {
+            hook: FirewallHook = .input, isn: UInt32 = 0x5EED) -> FirewallDrop {
     FirewallDrop(ts: ts, family: .ipv4, local: Endpoint(addr: fwServer.addr, port: port), remote: fwClient, netns: 7,
-                 tcpFlags: flags, hook: hook, skbAddr: skb, client: client, processContext: client != nil)
+                 tcpFlags: flags, hook: hook, skbAddr: skb, client: client, processContext: client != nil, isn: isn)
 }
 
 package func fwConnectError(ts: UInt64, port: UInt16 = 9110, errno: Int32) -> ConnectError {

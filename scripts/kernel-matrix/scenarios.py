@@ -1384,6 +1384,43 @@ def sc_fw_in_drop(t, k, pas):
     return r, c, fw_expected(k)
 
 
+@scenario("a client reusing its 4-tuple: each attempt reported once (by its ISN)",
+          "firewall_reject/firewall_drop (reused 4-tuple)")
+def sc_fw_reused_tuple(t, k, pas):
+    """Two attempts from one source port to a rejected port, then two to a
+    dropped one (each retransmitted once): a new attempt on a 4-tuple
+    already reported is a failure of its own, its retransmissions are not."""
+    server, client = fw_pair()
+    port = rnd_port()
+    nft_load(server, 'table inet reuse { chain input { type filter hook input priority 0; policy accept;\n'
+             'tcp dport %d reject with tcp reset\ntcp dport %d drop\n}\n}\n' % (port, port + 1))
+    sport = 41000 + port % 1000
+    pids, c = [], Check()
+    for dport, timeout, want in ((port, 3, errno.ECONNREFUSED), (port, 3, errno.ECONNREFUSED),
+                                 (port + 1, 1.5, errno.ETIMEDOUT), (port + 1, 1.5, errno.ETIMEDOUT)):
+        pid, err = peer(client, "connect", V4S, dport, "--timeout", timeout, "--sport", sport)
+        c.eq("connect errno to %d" % dport, err, want)
+        pids.append(pid)
+    for dport, reject, pair in ((port, True, pids[:2]), (port + 1, False, pids[2:])):
+        got = [t.wait(lambda r, p=p, d=dport: (r.get("reason") or "").startswith("firewall_")
+                      and r.get("port") == d and pid_of(r, "client") == p) for p in pair]
+        for r, pid in zip(got, pair):
+            c.true("no record of attempt %d to port %d" % (pid, dport), r is not None)
+            if r:
+                fw_check(c, r, reject, dport, pid, "inet reuse", "input", "tcp dport %d " % dport)
+                c.eq("remote.port", (r.get("remote") or {}).get("port"), sport)
+                # A dropped attempt is decided by its client's retransmission (drops 1) or by
+                # the retransmitted SYN's drop (drops 2), whichever comes first.
+                c.eq("evidence.method", ev(r).get("method"), "client_errno" if reject else "retransmission")
+                if reject:
+                    c.eq("evidence.drops", ev(r).get("drops"), 1)
+    # One record per attempt: the retransmissions and the ETIMEDOUTs add none.
+    time.sleep(0.5 * SLOW)
+    mine = [x for x in t.records()[t.start:] if x.get("port") in (port, port + 1) and x.get("netns") == server.inode]
+    c.eq("records for the 4 attempts", len(mine), 4)
+    return (mine[0] if mine else None), c, fw_expected(k)
+
+
 def fw_reject_and_drop(t, client, rules_ns, dest, port):
     """Connects to `port` (rejected with a reset) and `port + 1` (dropped);
     returns the check and (record, client pid) for each, looked up in

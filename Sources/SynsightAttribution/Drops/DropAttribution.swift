@@ -25,8 +25,8 @@ public struct DropState {
     public var programs: (any BPFProgramSource)?
     /// The route state of rp_filter and no-route drops (DropRoutes.swift); nil: not read.
     public var routes: (any DropRouteSource)?
-    /// Attempts already reported, by 4-tuple and segment, with the first drop's time.
-    var decided: [DecidedKey: UInt64] = [:]
+    /// Attempts already reported, by 4-tuple and segment.
+    var decided = ReportedAttempts<DecidedKey>()
 
     /// A SYN and the RST answering it (or the ACK after its SYN-ACK) are
     /// different drops of one attempt: each is reported once.
@@ -36,7 +36,7 @@ public struct DropState {
     }
     /// First drops of a family that healthy handshakes also produce now and
     /// then, waiting for a second drop of the same attempt.
-    var unconfirmed: [JoinKey: UInt64] = [:]
+    var unconfirmed: [JoinKey: ReportedAttempts<JoinKey>.Entry] = [:]
 
     /// TCP's own rejections (`tcp_state`) also hit a healthy handshake: a
     /// duplicate SYN-ACK reaching a client already ESTABLISHED, a
@@ -44,9 +44,6 @@ public struct DropState {
     /// retransmits and is dropped again: these are reported at the second drop.
     static let confirmedByRepeat: Set<DropCause> = [.tcpState]
 
-    static let maxDecided = 65536
-    /// A SYN is retransmitted for up to ~130 s (tcp_syn_retries=6).
-    static let decidedTTL: UInt64 = 140_000_000_000
 
     public init(reasons: DropReasonNames = DropReasonNames(), symbols: (any KernelSymbolizer)? = nil,
                 programs: (any BPFProgramSource)? = nil, routes: (any DropRouteSource)? = nil) {
@@ -89,21 +86,19 @@ extension AttributionEngine {
         if d.hasSocket, DropCause.of(reason) == .neighbourFailed { return [] }
         let key = JoinKey(client: d.clientEnd, server: d.server)
         let dedupKey = DropState.DecidedKey(key: key, segment: d.kind)
-        if let seen = drops.decided[dedupKey], seen + DropState.decidedTTL > d.ts { return [] }
+        if drops.decided.contains(dedupKey, isn: d.isn, at: d.ts) { return [] }
         var repeated = false
         if DropState.confirmedByRepeat.contains(DropCause.of(reason)) {
-            guard let first = drops.unconfirmed.removeValue(forKey: key), first + DropState.decidedTTL > d.ts else {
-                if drops.unconfirmed.count >= DropState.maxDecided { drops.unconfirmed.removeAll() }
-                drops.unconfirmed[key] = d.ts
+            // Confirmed by a retransmission: the same attempt dropped again.
+            guard let first = drops.unconfirmed.removeValue(forKey: key), first.isn == d.isn,
+                  first.ts &+ ReportedAttempts<JoinKey>.ttl > d.ts else {
+                if drops.unconfirmed.count >= ReportedAttempts<JoinKey>.capacity { drops.unconfirmed.removeAll() }
+                drops.unconfirmed[key] = .init(ts: d.ts, isn: d.isn)
                 return []
             }
             repeated = true
         }
-        if drops.decided.count >= DropState.maxDecided {
-            drops.decided = drops.decided.filter { $0.value + DropState.decidedTTL > d.ts }
-            if drops.decided.count >= DropState.maxDecided { drops.decided.removeAll() }
-        }
-        drops.decided[dedupKey] = d.ts
+        drops.decided.insert(dedupKey, isn: d.isn, ts: d.ts, now: d.ts)
         var record = dropRecord(d, reason: reason, location: location)
         if repeated, var ev = record.packetDropEvidence {
             ev.drops = 2
@@ -120,8 +115,7 @@ extension AttributionEngine {
         let key = JoinKey(client: ce.local, server: ce.remote)
         // The drops that leave a client waiting: its SYN, the SYN-ACK, the answer that would have refused it.
         return [HandshakeSegment.syn, .synAck, .rst, .icmp].contains { segment in
-            guard let seen = drops.decided[DropState.DecidedKey(key: key, segment: segment)] else { return false }
-            return ce.ts >= seen && ce.ts - seen < DropState.decidedTTL
+            drops.decided.reported(DropState.DecidedKey(key: key, segment: segment), before: ce.ts)
         }
     }
 

@@ -10,8 +10,8 @@ import SynsightNftables
 /// - `icmp_send`: an ICMP error was sent for the very same skb just before
 ///   it was freed (IPv4 REJECT with ICMP);
 /// - `retransmission`: the client sent the SYN again (it got no answer), seen
-///   as a second drop of the same 4-tuple or as the local client's
-///   tcp_retransmit_skb;
+///   as a second drop of the same attempt (4-tuple and client ISN) or as the
+///   local client's tcp_retransmit_skb;
 /// - `single_drop`: none of these within the decision window. A client that
 ///   got no answer retransmits after 1 s (the initial RTO), so one drop and
 ///   silence most likely means it got an answer: REJECT, unless the rule
@@ -45,19 +45,16 @@ public struct FirewallState {
     /// Client outcomes that arrived before the drop they answer.
     var earlyErrors = ExpiringMap<JoinKey, ConnectError>()
     static let maxEarlyErrors = 16384
-    /// 4-tuples already reported: later retransmissions are not new refusals.
-    var decided: [JoinKey: UInt64] = [:]
+    /// Attempts already reported: their later retransmissions are not new refusals.
+    var decided = ReportedAttempts<JoinKey>()
     /// Attempts whose answer (a RST or ICMP error) was dropped and reported,
     /// by the answered SYN's 4-tuple: kept apart from `decided`, because the
     /// SYN itself may have been dropped by a REJECT rule whose answer is then
     /// dropped too (two records: the rule that rejected, the one that dropped the answer).
-    var answered: [JoinKey: UInt64] = [:]
+    var answered = ReportedAttempts<JoinKey>()
     package var serial: UInt64 = 0
 
     static let maxAttempts = 65536
-    static let maxDecided = 65536
-    /// A decided connection attempt retransmits for up to ~130 s (tcp_syn_retries=6).
-    static let decidedTTL: UInt64 = 140_000_000_000
 
     public init(rules: (any FirewallRuleSource)? = nil) {
         self.rules = rules
@@ -102,15 +99,21 @@ extension AttributionEngine {
         if let i = firewall.icmpBySkb.removeValue(forKey: d.skbAddr), i.local == d.local, i.remote == d.remote {
             icmp = i
         }
-        if let seen = firewall.decided[key], seen + FirewallState.decidedTTL > d.ts {
+        if firewall.decided.contains(key, isn: d.isn, at: d.ts) {
             return []  // a retransmission of an attempt already reported
         }
+        var out: [Record] = []
         if var a = firewall.attempts[key] {
-            a.drops += 1
-            if let icmp { a.icmp = icmp }
-            if a.client == nil, let c = d.client { a.client = c }
-            firewall.attempts[key] = a
-            return decideFirewall(key, a.icmp != nil ? .icmpSend : .retransmission, now: d.ts)
+            guard a.first.isn != d.isn else {
+                a.drops += 1
+                if let icmp { a.icmp = icmp }
+                if a.client == nil, let c = d.client { a.client = c }
+                firewall.attempts[key] = a
+                return decideFirewall(key, a.icmp != nil ? .icmpSend : .retransmission, now: d.ts)
+            }
+            // A new attempt reusing the 4-tuple: the pending one ended
+            // without a retransmission (its client got an answer, or gave up).
+            out = decideFirewall(key, .singleDrop, now: d.ts)
         }
         firewall.serial += 1
         var a = FirewallState.Attempt(first: d, icmp: icmp, client: d.client, processContext: d.processContext,
@@ -120,15 +123,14 @@ extension AttributionEngine {
         if let ce = firewall.earlyErrors.removeValue(forKey: key), ce.ts + firewall.decisionWindowNs > d.ts {
             a.client = a.client ?? ce.task
             firewall.attempts[key] = a
-            return firewallClientOutcome(ce) ?? []
+            return out + (firewallClientOutcome(ce) ?? [])
         }
         firewall.attempts[key] = a
         // Even with an ICMP (REJECT, certain) the attempt waits for the local
         // client: a client still inside connect() when the ICMP arrives only
         // notes a soft error, retransmits after 1 s and fails then.
-        var out: [Record] = []
         if firewall.attempts.count > FirewallState.maxAttempts {
-            out = expireFirewall(now: UInt64.max, limit: firewall.attempts.count - FirewallState.maxAttempts)
+            out += expireFirewall(now: UInt64.max, limit: firewall.attempts.count - FirewallState.maxAttempts)
         }
         return out
     }
@@ -136,15 +138,11 @@ extension AttributionEngine {
     /// A RST or ICMP error answering a SYN, dropped: decided at once (it is
     /// a drop whatever the rule says: the client never sees the answer), at
     /// most once per answered attempt (its retransmitted SYNs are answered
-    /// and dropped again).
+    /// and dropped again, acknowledging the same ISN).
     mutating func firewallAnswerDrop(_ d: FirewallDrop) -> [Record] {
         let key = JoinKey(client: d.clientEnd, server: d.serverEnd)
-        if let seen = firewall.answered[key], seen + FirewallState.decidedTTL > d.ts { return [] }
-        if firewall.answered.count >= FirewallState.maxDecided {
-            firewall.answered = firewall.answered.filter { $0.value + FirewallState.decidedTTL > d.ts }
-            if firewall.answered.count >= FirewallState.maxDecided { firewall.answered.removeAll() }
-        }
-        firewall.answered[key] = d.ts
+        if firewall.answered.contains(key, isn: d.isn, at: d.ts) { return [] }
+        firewall.answered.insert(key, isn: d.isn, ts: d.ts, now: d.ts)
         firewall.serial += 1
         let a = FirewallState.Attempt(first: d, client: d.client, processContext: d.processContext,
                                       deadline: d.ts, serial: firewall.serial)
@@ -158,7 +156,7 @@ extension AttributionEngine {
         let key = JoinKey(client: ce.local, server: ce.remote)
         guard var a = firewall.attempts[key] else {
             // e.g. ETIMEDOUT long after a reported DROP, or after its RST was dropped.
-            if firewall.decided[key] != nil || firewall.answered[key] != nil { return [] }
+            if firewall.decided.holds(key) || firewall.answered.holds(key) { return [] }
             // Every refused connect passes here (a storm: hundreds of
             // thousands a second): expiry is O(1) amortized, oldest first.
             _ = firewall.earlyErrors.expire(now: ce.ts)
@@ -190,11 +188,7 @@ extension AttributionEngine {
         guard let a = firewall.attempts.removeValue(forKey: key) else { return [] }
         // The ICMP error generated for the packet is the most direct evidence.
         let method: FirewallMethod = a.icmp != nil ? .icmpSend : method
-        if firewall.decided.count >= FirewallState.maxDecided {
-            firewall.decided = firewall.decided.filter { $0.value + FirewallState.decidedTTL > now }
-            if firewall.decided.count >= FirewallState.maxDecided { firewall.decided.removeAll() }
-        }
-        firewall.decided[key] = a.first.ts
+        firewall.decided.insert(key, isn: a.first.isn, ts: a.first.ts, now: now)
         return [firewallRecord(a, method: method, errno: errno)]
     }
 

@@ -129,7 +129,7 @@ public struct TimeoutState {
 
     static let maxEntries = 16384
     /// A SYN is retransmitted for up to ~130 s (tcp_syn_retries=6).
-    static let dropTTL: Int64 = Int64(DropState.decidedTTL)
+    static let dropTTL: Int64 = Int64(ReportedAttempts<JoinKey>.ttl)
 
     public init() {}
 

@@ -15,6 +15,6 @@ extension EventDecoder {
             tcpFlags: e.tcp_flags, hook: FirewallHook(rawValue: e.hook) ?? .unknown,
             hasSocket: flags & SYN_FW_F_SK != 0,
             client: flags & SYN_FW_F_TASK != 0 ? task(e.task) : nil,
-            icmpCode: flags & SYN_FW_F_ICMP != 0 ? e.icmp_code : nil))
+            icmpCode: flags & SYN_FW_F_ICMP != 0 ? e.icmp_code : nil, isn: e.isn))
     }
 }

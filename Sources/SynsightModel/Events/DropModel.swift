@@ -29,11 +29,13 @@ public struct PacketDrop: Sendable, Hashable {
     public var client: TaskInfo?
     /// An ICMP destination unreachable quoting the SYN (`tcpFlags` are the SYN's): its code.
     public var icmpCode: UInt8?
+    /// The attempt's client ISN, as `FirewallDrop.isn`.
+    public var isn: UInt32
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint, netns: UInt32,
                 reasonCode: UInt32, location: UInt64 = 0, ifindex: UInt32 = 0, ifname: String = "",
                 tcpFlags: UInt8 = 0x02, hook: FirewallHook = .prerouting, hasSocket: Bool = false,
-                client: TaskInfo? = nil, icmpCode: UInt8? = nil) {
+                client: TaskInfo? = nil, icmpCode: UInt8? = nil, isn: UInt32 = 0) {
         self.ts = ts
         self.family = family
         self.local = local
@@ -48,6 +50,7 @@ public struct PacketDrop: Sendable, Hashable {
         self.hasSocket = hasSocket
         self.client = client
         self.icmpCode = icmpCode
+        self.isn = isn
     }
 
     public var isSynAck: Bool { icmpCode == nil && tcpFlags & 0x12 == 0x12 }

@@ -24,7 +24,7 @@ extension EventDecoder {
                 ctCount: !icmp && flags & SYN_FW_F_CT_COUNT != 0 ? e.ct_count : nil,
                 ifname: withUnsafeBytes(of: e.ifname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) },
                 reasonCode: e.reason, handshakeShape: flags & SYN_FW_F_HANDSHAKE != 0,
-                icmpCode: icmp ? UInt8(truncatingIfNeeded: e.ct_count) : nil))
+                icmpCode: icmp ? UInt8(truncatingIfNeeded: e.ct_count) : nil, isn: e.isn))
         case SYN_EV_FW_ICMP.rawValue:
             let e = raw.loadUnaligned(as: syn_ev_fw_icmp.self)
             let t = try tuple(e.t)

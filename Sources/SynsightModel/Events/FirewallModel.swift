@@ -84,13 +84,16 @@ public struct FirewallDrop: Sendable, Hashable {
     /// An ICMP destination unreachable quoting a SYN (`tcpFlags`, `local`
     /// and `remote` are the SYN's): its code.
     public var icmpCode: UInt8?
+    /// The attempt's client ISN (bpf/skb.bpf.h, seg_isn): the same for a
+    /// retransmission, another for a new attempt reusing the 4-tuple.
+    public var isn: UInt32
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint, netns: UInt32,
                 mark: UInt32 = 0, ifindex: UInt32 = 0, tcpFlags: UInt8 = 0x02, hook: FirewallHook = .input,
                 skbAddr: UInt64 = 0, location: UInt64 = 0, hasSocket: Bool = false,
                 client: TaskInfo? = nil, processContext: Bool = false,
                 ctState: ConntrackState = .unknown, ctCount: UInt32? = nil, ifname: String = "", reasonCode: UInt32 = 0,
-                handshakeShape: Bool = true, icmpCode: UInt8? = nil) {
+                handshakeShape: Bool = true, icmpCode: UInt8? = nil, isn: UInt32 = 0) {
         self.ts = ts
         self.family = family
         self.local = local
@@ -111,6 +114,7 @@ public struct FirewallDrop: Sendable, Hashable {
         self.reasonCode = reasonCode
         self.handshakeShape = handshakeShape
         self.icmpCode = icmpCode
+        self.isn = isn
     }
 
     /// A connection attempt: SYN without ACK (an ICMP quoting one is not).

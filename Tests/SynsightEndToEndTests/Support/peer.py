@@ -56,13 +56,16 @@ def listen(addr, port, v6only, close_after):
         time.sleep(3600)
 
 
-def connect(addr, port, timeout, source=None):
+def connect(addr, port, timeout, source=None, sport=0):
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     s.settimeout(timeout)
     code = 0
     try:
-        if source:
-            s.bind((source, 0))
+        if sport:
+            # A fixed source port: the same 4-tuple as an earlier attempt.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if source or sport:
+            s.bind((source or "", sport))
         s.connect((addr, port))
     except OSError as e:
         code = e.errno if e.errno is not None else errno.ETIMEDOUT
@@ -345,6 +348,9 @@ def main(argv):
         elif args[i] == "--source":
             opts["source"] = args[i + 1]
             i += 1
+        elif args[i] == "--sport":
+            opts["sport"] = int(args[i + 1])
+            i += 1
         else:
             pos.append(args[i])
         i += 1
@@ -356,7 +362,7 @@ def main(argv):
     elif cmd == "hold":
         hold(addr, port, opts.get("seconds", 30.0))
     elif cmd == "connect":
-        connect(addr, port, opts.get("timeout", 5.0), opts.get("source"))
+        connect(addr, port, opts.get("timeout", 5.0), opts.get("source"), opts.get("sport", 0))
     else:
         sys.exit("unknown command " + cmd)
 

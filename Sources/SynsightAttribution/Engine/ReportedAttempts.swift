@@ -1,0 +1,48 @@
+/// Connection attempts already reported, by key (a 4-tuple, with the
+/// segment where one attempt can give several records), each with its
+/// client ISN (bpf/skb.bpf.h, seg_isn) and the first drop's time.
+///
+/// A dropped SYN is retransmitted with the same ISN for up to ~130 s
+/// (tcp_syn_retries=6): a later drop of the same attempt is not a new
+/// failure. A client that reuses its 4-tuple (a port freed by a refusal,
+/// a storm cycling through the ephemeral range, a fixed source port) starts
+/// a new attempt with a new ISN: that one is reported too.
+struct ReportedAttempts<Key: Hashable> {
+    struct Entry {
+        var ts: UInt64
+        var isn: UInt32
+    }
+
+    private var entries: [Key: Entry] = [:]
+
+    /// A SYN is retransmitted for up to ~130 s (tcp_syn_retries=6).
+    static var ttl: UInt64 { 140_000_000_000 }
+    static var capacity: Int { 65536 }
+
+    /// `isn`'s attempt of `key` was reported in the TTL before `ts`.
+    func contains(_ key: Key, isn: UInt32, at ts: UInt64) -> Bool {
+        guard let e = entries[key] else { return false }
+        return e.isn == isn && e.ts &+ Self.ttl > ts
+    }
+
+    /// Some attempt of `key` was reported in the TTL before `ts` (for a
+    /// client's error, which carries no ISN).
+    func reported(_ key: Key, before ts: UInt64) -> Bool {
+        guard let e = entries[key] else { return false }
+        return ts >= e.ts && ts - e.ts < Self.ttl
+    }
+
+    /// Some attempt of `key` was ever reported and is still held.
+    func holds(_ key: Key) -> Bool { entries[key] != nil }
+
+    /// Notes `isn`'s attempt of `key`, first dropped at `ts` (`now`: the
+    /// time expired entries are measured against). Past the capacity the
+    /// expired entries go, and if none has, all of them.
+    mutating func insert(_ key: Key, isn: UInt32, ts: UInt64, now: UInt64) {
+        if entries.count >= Self.capacity, entries[key] == nil {
+            entries = entries.filter { $0.value.ts &+ Self.ttl > now }
+            if entries.count >= Self.capacity { entries.removeAll() }
+        }
+        entries[key] = Entry(ts: ts, isn: isn)
+    }
+}
