@@ -678,7 +678,8 @@ struct Analysis {
         let matters: Bool
         var ceiling: Severity = .critical
         switch m.direction {
-        case .inbound, .reply: matters = listening && !m.forwardedOnly
+        case .inbound: matters = listening && !m.forwardedOnly
+        case .reply: matters = (m.refusalsOnly ? !listening : listening) && !m.forwardedOnly
         case .outbound:
             matters = isViewpoint || listening
             if !isViewpoint { ceiling = .warning }
@@ -695,7 +696,7 @@ struct Analysis {
         let what: String
         switch m.direction {
         case .inbound: what = "incoming connections to port \(port)"
-        case .reply: what = "the replies of port \(port)'s listener"
+        case .reply: what = m.refusalsOnly ? "the RSTs refusing connections to port \(port)" : "the replies of port \(port)'s listener"
         case .outbound: what = "connections from \(ns.label) to port \(port)"
         }
         var msg = "\(m.name) \(m.verb) tcp \(m.direction == .reply ? "sport" : "dport") \(port) (\(what), \(m.confidence.rawValue)"

@@ -83,6 +83,10 @@ public struct PortRuleMatch: Sendable, Hashable {
     }
 
     public var verb: String { rule.verdict.isReject ? "rejects" : "drops" }
+
+    /// A reply rule that stops only the RSTs refusing connections (`tcp flags & rst == rst`):
+    /// it matters where nothing listens, turning refusals into timeouts.
+    public var refusalsOnly: Bool { direction == .reply && conditions.contains(PortMatch.refusalRSTsOnly) }
 }
 
 /// How one match of a rule relates to the port's traffic.
@@ -295,6 +299,7 @@ enum PortMatch {
             default: return .unknown(render(m))
             }
         }
+        if TCPFlagsMatch.isFlags(m) { return flags(m, direction: direction) }
         if let pl = left["payload"] {
             let proto = pl["protocol"]?.stringValue ?? ""
             let field = pl["field"]?.stringValue ?? ""
@@ -350,6 +355,24 @@ enum PortMatch {
         return .depends(render(m))
     }
 
+    /// The condition a reply rule that stops only the RSTs refusing connections carries.
+    static let refusalRSTsOnly = "only the RSTs refusing connections (nothing listening, a full queue with "
+        + "tcp_abort_on_overflow): those clients time out instead of being refused"
+
+    /// A `tcp flags` match, tested like a `ct state` one against the
+    /// direction's handshake segment: the SYN (inbound, outbound) or the
+    /// listener's SYN-ACK (reply). A reply rule that lets the SYN-ACK pass
+    /// but stops the RST|ACK refusing a SYN (`tcp flags & rst == rst`, a
+    /// "stealth" rule) turns refusals into timeouts.
+    static func flags(_ m: JSONValue, direction: PortRuleMatch.Direction) -> PortMatchResult {
+        let first: UInt8 = direction == .reply ? 0x12 : 0x02
+        guard let hit = TCPFlagsMatch.passes(m, flags: first) else { return .unknown(render(m)) }
+        if hit { return .yes }
+        guard direction == .reply else { return .no }
+        guard let rst = TCPFlagsMatch.passes(m, flags: 0x14) else { return .unknown(render(m)) }
+        return rst ? .depends(refusalRSTsOnly) : .no
+    }
+
     /// A match as nft prints it, roughly ("ip saddr 10.0.0.0/8", "iifname \"eth0\"").
     package static func render(_ m: JSONValue) -> String {
         let op = m["op"]?.stringValue ?? "=="
@@ -365,6 +388,9 @@ enum PortMatch {
             return "\(pl["protocol"]?.stringValue ?? "?") \(pl["field"]?.stringValue ?? "?")"
         }
         if let meta = v["meta"] { return meta["key"]?.stringValue ?? "meta" }
+        for op in ["&", "|"] {
+            if case .array(let a)? = v[op], a.count == 2 { return "\(renderOperand(a[0])) \(op) \(renderOperand(a[1]))" }
+        }
         if let ct = v["ct"] { return "ct \(ct["key"]?.stringValue ?? "?")" }
         if let p = v["prefix"] {
             return "\(p["addr"].map(renderOperand) ?? "?")/\(p["len"]?.intValue.map(String.init) ?? "?")"

@@ -16,6 +16,8 @@ public struct FirewallPacket: Sendable, Hashable {
     public var hook: FirewallHook
     public var mark: UInt32
     public var isSyn: Bool
+    /// The TCP segment's flags (what `tcp flags` tested); nil: not known, or not TCP.
+    public var tcpFlags: UInt8?
     /// The packet's conntrack state at the drop (what `ct state` tested); unknown: not read.
     public var ctState: ConntrackState
     /// An ICMP (v4) / ICMPv6 error, not TCP: `local` and `remote` are its
@@ -25,7 +27,8 @@ public struct FirewallPacket: Sendable, Hashable {
 
     public init(netns: UInt32, family: AddressFamily, local: Endpoint, remote: Endpoint,
                 hook: FirewallHook, mark: UInt32 = 0, isSyn: Bool = true, ctState: ConntrackState = .unknown,
-                icmp: Bool = false) {
+                icmp: Bool = false, tcpFlags: UInt8? = nil) {
+        self.tcpFlags = tcpFlags
         self.ctState = ctState
         self.icmp = icmp
         self.netns = netns
@@ -350,6 +353,11 @@ package enum NftMatch {
         guard let left = m["left"], let right = m["right"] else { return .unknown }
         let op = m["op"]?.stringValue ?? "=="
         let value: Value
+        if TCPFlagsMatch.isFlags(m) {
+            if p.icmp { return op == "!=" ? .yes : .no }
+            guard let flags = p.tcpFlags, let r = TCPFlagsMatch.passes(m, flags: flags) else { return .unknown }
+            return r ? .yes : .no
+        }
         if let pl = left["payload"] {
             let proto = pl["protocol"]?.stringValue ?? ""
             let field = pl["field"]?.stringValue ?? ""
@@ -375,8 +383,6 @@ package enum NftMatch {
             case ("ip6", "nexthdr"):
                 guard p.family == .ipv6 else { return .no }
                 value = .proto(l4)
-            case ("tcp", "flags"):
-                return .unknown
             default: return .unknown
             }
         } else if let meta = left["meta"] {

@@ -374,6 +374,35 @@ struct ExplainTests {
         _ = listeners
     }
 
+    @Test("iptables' \"stealth\" rule (OUTPUT drops RSTs) where nothing listens: a warning that refusals become timeouts, the trace names the rule")
+    func stealthRSTRule() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        try sh(["ip", "netns", "exec", ns.name, "iptables", "-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"])
+        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "3"])
+        try run.waitForTrace()
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port, timeout: 1.5)
+        #expect(c.errno == Int(ETIMEDOUT), "the RST is dropped: the client times out instead of being refused")
+        let (_, r) = try run.finish()
+        let here: ([String: Any]) -> Bool = { $0["netns"] as? Int == ns.inode }
+        let f = try #require(r.finding("firewall_drop", where: here), "\(r)")
+        #expect(f["severity"] as? String == "warning")
+        #expect(r.evidence(f)["direction"] as? String == "reply")
+        #expect(r.evidence(f)["confidence"] as? String == "conditional")
+        #expect(r.evidence(f)["iptables"] as? Bool == true)
+        #expect((f["message"] as? String)?.contains("the RSTs refusing connections to port \(port)") == true, "\(f)")
+        // The trace saw the dropped RST and named the same rule, exactly.
+        let recent = try #require(r.recentFinding(reason: "firewall_drop"), "\(r)")
+        let latest = try #require(r.evidence(recent)["latest"] as? [String: Any])
+        let ev = try #require(latest["evidence"] as? [String: Any])
+        #expect(ev["segment"] as? String == "rst")
+        #expect(ev["rule"] as? String == "tcp flags & rst == rst drop", "\(ev)")
+        #expect(ev["table"] as? String == "ip filter" && ev["chain"] as? String == "OUTPUT")
+        #expect(ev["rule_method"] as? String == "ruleset_match")
+        #expect(pid(latest["client"]) == c.pid)
+    }
+
     @Test("a forward chain with policy drop and a local listener: healthy, no firewall finding (forward sees routed traffic only)")
     func forwardPolicyLocalListener() throws {
         let ns = try NetNS()

@@ -602,3 +602,45 @@ struct ExplainVerdictTests {
         #expect(text.contains("VERDICT: BROKEN"))
     }
 }
+
+@Suite("explain: tcp flags rules")
+struct ExplainTCPFlagsTests {
+    typealias F = ExplainFixture
+    /// Output drops every RST (a "stealth" rule); input drops new non-SYNs
+    /// (a hardening rule that never stops a SYN) and the SYNs of port 9300.
+    static let json = #"""
+    {"nftables": [{"chain": {"family": "inet", "table": "t", "name": "out", "handle": 1, "type": "filter", "hook": "output", "prio": 0, "policy": "accept"}},
+    {"rule": {"family": "inet", "table": "t", "chain": "out", "handle": 2, "expr": [{"match": {"op": "==", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, "rst"]}, "right": "rst"}}, {"drop": null}]}},
+    {"chain": {"family": "inet", "table": "t", "name": "in", "handle": 3, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
+    {"rule": {"family": "inet", "table": "t", "chain": "in", "handle": 4, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}, {"match": {"op": "!=", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, ["fin", "syn", "rst", "ack"]]}, "right": "syn"}}, {"drop": null}]}},
+    {"rule": {"family": "inet", "table": "t", "chain": "in", "handle": 5, "expr": [{"match": {"op": "in", "left": {"payload": {"protocol": "tcp", "field": "flags"}}, "right": "syn"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 9300}}, {"drop": null}]}}]}
+    """#
+
+    @Test("a SYN rule is certain, a non-SYN rule never stops a handshake, an RST rule stops refusals only")
+    func matches() throws {
+        let ms = try #require(NftRuleset(json: Self.json)).portMatches(port: 9300)
+        let syn = try #require(ms.first { $0.rule.handle == 5 })
+        #expect(syn.direction == .inbound && syn.confidence == .certain && syn.portSpecific)
+        #expect(!ms.contains { $0.rule.handle == 4 }, "new non-SYN packets: no SYN is one")
+        let rst = try #require(ms.first { $0.rule.handle == 2 && $0.direction == .reply })
+        #expect(rst.confidence == .conditional && rst.refusalsOnly && !rst.portSpecific)
+        #expect(!ms.contains { $0.rule.handle == 2 && $0.direction == .outbound }, "a client's SYN has no RST")
+    }
+
+    @Test("the RST rule is a warning where nothing listens (refusals become timeouts), info where the port listens")
+    func findings() throws {
+        let rs = try #require(NftRuleset(json: Self.json))
+        var input = F.input([], namespaces: [F.namespace(firewall: .ruleset(rs))])
+        input.port = 9301
+        let r = Explain.analyze(input)
+        let f = try #require(r.findings.first { $0.code == "firewall_drop" })
+        #expect(f.severity == .warning)
+        #expect(f.message.contains("the RSTs refusing connections to port 9301"))
+        #expect(f.message.contains("time out instead of being refused"))
+        var l = F.listener()
+        l.local.port = 9301
+        var listening = input
+        listening.listeners = [l]
+        #expect(Explain.analyze(listening).findings.first { $0.code == "firewall_drop" }?.severity == .info)
+    }
+}

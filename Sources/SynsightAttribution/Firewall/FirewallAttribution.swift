@@ -201,7 +201,7 @@ extension AttributionEngine {
         let icmp = segment == .icmp
         let packet = FirewallPacket(netns: d.netns, family: d.family, local: icmp ? d.remote : d.local,
                                     remote: icmp ? d.local : d.remote, hook: d.hook, mark: d.mark, isSyn: d.isSyn,
-                                    ctState: d.ctState, icmp: icmp)
+                                    ctState: d.ctState, icmp: icmp, tcpFlags: icmp ? nil : d.tcpFlags)
         let lookup = firewall.rules?.lookup(packet)
 
         // Reject or drop: the strongest signal seen decides.
