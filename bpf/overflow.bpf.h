@@ -220,10 +220,12 @@ static __always_inline int ovf_on_consume_skb(struct sk_buff *skb, void *locatio
 }
 
 /*
- * Overflow armed on anomaly (where the per-SYN hook is consume_skb, which
- * runs for every consumed packet): ovf_consume_skb is attached only while
- * some listener's queue is full or its drop counter moves
- * (Sources/SynsightKernel/OverflowArming.swift). User space runs
+ * Overflow armed on anomaly: the per-SYN programs (ovf_consume_skb, which
+ * runs for every consumed packet, or fentry/kprobe on tcp_conn_request,
+ * for every SYN to a listener), the ACK-stage fexit/kretprobes and the
+ * accept() exits are attached only while some listener's queue is full or
+ * its drop counter moves (Sources/SynsightKernel/OverflowArming.swift).
+ * User space runs
  * run_ovf_watch (BPF_PROG_TEST_RUN, on its own thread) every few hundred
  * ms: it walks the listener registry and
  *  - reports the sk_drops rise no per-SYN record claimed as one record per
@@ -271,9 +273,12 @@ static long ovf_watch_cb(struct bpf_map *map, __u64 *key, struct listen_info *li
 	read_listener_queue(sk, &q);
 	__u32 ack = BPF_CORE_READ(sk, sk_ack_backlog);
 	__u32 seen = li->drops_seen;
-	if (queue_at_limit(ack, q.max) || queue_at_limit(q.qlen, q.max) || q.drops != seen)
+	/* Negative: per-SYN programs claimed drops the kernel is about to
+	 * count (ovf_claim_drop); nothing is unclaimed. */
+	__s32 unclaimed = (__s32)(q.drops - seen);
+	if (queue_at_limit(ack, q.max) || queue_at_limit(q.qlen, q.max) || unclaimed > 0)
 		ctx->anomalies++;
-	if (q.drops == seen)
+	if (unclaimed <= 0)
 		return 0;
 	if (__sync_val_compare_and_swap(&li->drops_seen, seen, q.drops) != seen)
 		return 0; /* a per-SYN record claimed the rise meanwhile */
@@ -291,6 +296,17 @@ static __always_inline int ovf_watch(void)
 	struct ovf_watch_ctx ctx = {};
 	bpf_for_each_map_elem(&listen_socks, ovf_watch_cb, &ctx, 0);
 	return ctx.anomalies;
+}
+
+/* A drop reported one by one is claimed in the listener's `drops_seen`, so
+ * run_ovf_watch does not count it again: by one, atomically (SYNs of one
+ * listener are dropped on several CPUs at once). tcp_conn_request's entry
+ * claims a drop the kernel counts just after (tcp_listendrop); a sweep in
+ * between sees the claim ahead of sk_drops and takes nothing. */
+static __always_inline void ovf_claim_drop(struct listen_info *li)
+{
+	if (li)
+		__sync_fetch_and_add(&li->drops_seen, 1);
 }
 
 /*
@@ -317,10 +333,14 @@ static __always_inline int ovf_on_conn_request(const struct sock *sk, const stru
 	__u8 cookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
 	bool synq_full = cookies == 2 || qlen > max;
 
-	if (synq_full && cookies == 0)
+	if (synq_full && cookies == 0) {
+		ovf_claim_drop(li);
 		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_SYNQ_DROP, method, 0);
-	if (ack > max)
+	}
+	if (ack > max) {
+		ovf_claim_drop(li);
 		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_ACCEPTQ, method, 0);
+	}
 	if (synq_full && cookies == 1 && li) {
 		__u64 now = bpf_ktime_get_boot_ns();
 		if (now - li->last_emit_ns < SYN_COOKIE_EVENT_GAP_NS) {
@@ -361,8 +381,7 @@ static __always_inline int ovf_on_syn_recv_done(const struct sock *sk, const str
 		return 0;
 	__u64 key = (__u64)sk;
 	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
-	if (li)
-		li->drops_seen = listener_drops(sk);
+	ovf_claim_drop(li); /* counted already (tcp_listendrop before the return) */
 	return emit_overflow(sk, li, &t, sock_netns(sk), abort ? SYN_OVF_ACK_RESET : SYN_OVF_ACK_DROP, method, 0);
 }
 

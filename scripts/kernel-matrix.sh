@@ -15,6 +15,8 @@
 #
 # SYNSIGHT_BIN selects the binary under test (default: built here with
 # `swift build`, scratch path KERNEL_MATRIX_SCRATCH or .build).
+# KERNEL_MATRIX_COST_CONNECTIONS: healthy connections for the BPF program
+# runs per connection (default 300; with --only measured only when set).
 # Exit status: 0 when no scenario failed on any kernel, every guest finished,
 # and every record synsight wrote matches docs/schema/synsight-record-v1.schema.json.
 set -euo pipefail
@@ -63,7 +65,14 @@ ls -1dt "$cache"/results/*/ 2>/dev/null | tail -n +11 | xargs -r rm -rf
 cols=()
 scenario_args="--passes $passes"
 # Full runs also count the BPF program runs per healthy connection (issue 16).
-[[ -n $only ]] && scenario_args+=" --only $only" || scenario_args+=" --cost ${KERNEL_MATRIX_COST_CONNECTIONS:-300}"
+# The runs per healthy connection are measured on a full run, and on a
+# narrow one (--only) when KERNEL_MATRIX_COST_CONNECTIONS is set.
+if [[ -n $only ]]; then
+    scenario_args+=" --only $only"
+    [[ -n ${KERNEL_MATRIX_COST_CONNECTIONS:-} ]] && scenario_args+=" --cost $KERNEL_MATRIX_COST_CONNECTIONS"
+else
+    scenario_args+=" --cost ${KERNEL_MATRIX_COST_CONNECTIONS:-300}"
+fi
 
 # boot LABEL KERNEL_DIR INITRD APPEND: one guest, results in $run/LABEL.jsonl.
 boot() {

@@ -124,10 +124,7 @@ public struct OverflowProbes: Sendable {
             return KernelFeatures.lackingPrivileges("/proc/kallsyms", errno: EACCES)
                 ?? .unsupported("/proc/kallsyms shows no addresses (kptr_restrict)")
         }
-        return .supports("tp_btf/consume_skb", "tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops, "
-            + "armed on anomaly: attached only while a listener's queue is full or its drop counter moves (a sweep every "
-            + "\(OverflowArming.periodText)), detached after \(OverflowArming.quietText) quiet; drops before it is attached "
-            + "are counted from the listener's sk_drops (one record per listener and sweep, no client)")
+        return .supports("tp_btf/consume_skb", "tp_btf/consume_skb in tcp_rcv_state_process + listener sk_drops")
     }
 
     static func probeAccept(_ syscalls: SyscallProbes) -> (fexit: ProbeResult, tracepoints: ProbeResult) {
@@ -189,18 +186,19 @@ extension KernelFeatures {
 }
 
 extension ReasonArea {
-    /// Per SYN: fentry, else kprobe on tcp_conn_request, else consume_skb.
+    /// Per SYN: fentry, else kprobe on tcp_conn_request, else consume_skb,
+    /// each attached on anomaly by OverflowArming, which runs the watch.
     /// ACK stage: the kfree_skb and tcp_send_reset reasons, else fexit or
-    /// kretprobe on tcp_v{4,6}_syn_recv_sock. iter/tcp for older listeners.
+    /// kretprobe on tcp_v{4,6}_syn_recv_sock (armed with the per-SYN
+    /// program). iter/tcp for older listeners.
     static func overflowPlan(_ f: KernelFeatures) -> AreaPlan {
         let p = f.overflow
         var programs: Set<BPFProgram> = []
         if p.connRequestFentry.isSupported {
-            programs.insert(.ovfFentryConnRequest)
+            programs.formUnion([.ovfFentryConnRequest, .runOvfWatch])
         } else if p.connRequestKprobe.isSupported {
-            programs.insert(.ovfKprobeConnRequest)
+            programs.formUnion([.ovfKprobeConnRequest, .runOvfWatch])
         } else if p.consumeSkb.isSupported {
-            // Attached on anomaly by OverflowArming, which runs the watch.
             programs.formUnion([.ovfConsumeSkb, .runOvfWatch])
         }
         if p.ackDrop.isSupported { programs.insert(.onKfreeSkb) }

@@ -14,11 +14,15 @@ public struct HookCadence: Sendable, Equatable {
     static let connectCall = h("every connect() on the host (one compare unless it failed)")
     static let bindListen = f("every bind(), listen() or landlock_restrict_self() on the host")
     static let kfreeSkb = h("every packet freed with a drop reason (a closing connection frees one)")
-    static let synRecv = h("every handshake a listener completes")
+    static let synRecv = h("every handshake a listener completes" + armed)
     static let anyRST = f("every RST the host sends")
-    /// Where consume_skb serves SYN-stage overflows (BPFProgram.armedWithOverflow).
-    static var armedAccept: String {
-        "; where consume_skb is armed on anomaly, attached only with it (\(OverflowArming.periodText) sweep, \(OverflowArming.quietText) quiet)"
+    /// What arming the overflow programs means, for `doctor`.
+    public static var armedOnAnomaly: String { OverflowArming.armedText }
+
+    /// The overflow programs armed on anomaly (BPFProgram.armedWithOverflow).
+    static var armed: String {
+        ", attached only while a listener's queue is full or its drop counter moves, until \(OverflowArming.quietText) "
+            + "pass without either (\(OverflowArming.periodText) sweep)"
     }
 
     public static func of(_ program: BPFProgram) -> HookCadence {
@@ -28,17 +32,15 @@ public struct HookCadence: Sendable, Equatable {
         case .connConnect6: return .h("every IPv6 connect() on the host (TCP: the caller is remembered)")
         case .runReapListeners: return .f("every 5 s, run by synsight: a walk of its listener registry")
         case .onSkErrorReport: return .f("every socket error report (refused, reset, timed out, unreachable)")
-        case .ovfConsumeSkb:
-            return .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it), attached only "
-                + "while a listener's queue is full or its drop counter moves, until \(OverflowArming.quietText) pass without either")
+        case .ovfConsumeSkb: return .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it)" + armed)
         case .runOvfWatch: return .f("every \(OverflowArming.periodText), run by synsight: a walk of its listener registry (queues, drop counters)")
         case .onKfreeSkb: return kfreeSkb
-        case .ovfFentryConnRequest, .ovfKprobeConnRequest: return .h("every SYN to a listener")
+        case .ovfFentryConnRequest, .ovfKprobeConnRequest: return .h("every SYN to a listener" + armed)
         case .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .ovfKprobeSynRecvV4, .ovfKprobeSynRecvV6,
              .ovfKretprobeSynRecvV4, .ovfKretprobeSynRecvV6: return synRecv
-        case .ovfExitAccept: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)" + armedAccept)
-        case .ovfExitAccept4: return .h("every accept4() on the host (one compare unless EMFILE/ENFILE)" + armedAccept)
-        case .ovfFxExitAccept4: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)")
+        case .ovfExitAccept: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)" + armed)
+        case .ovfExitAccept4: return .h("every accept4() on the host (one compare unless EMFILE/ENFILE)" + armed)
+        case .ovfFxExitAccept4: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)" + armed)
         case .iterListeners: return .f("once per network namespace at start, run by synsight")
         case .scRawEnter, .scRawExit: return .h("every system call on the host")
         case .scCapCapable: return .h("every capability check on the host (one compare unless CAP_NET_BIND_SERVICE)")
@@ -77,13 +79,28 @@ extension BPFProgram {
         self == .rttlFentryFinishConnect || self == .rttlKprobeFinishConnect || self == .ovfConsumeSkb
     }
 
-    /// Where the per-SYN overflow program is armed on anomaly (its plan has
-    /// `runOvfWatch`), the accept() exits are armed with it: they report
-    /// only EMFILE/ENFILE, which matters to a handshake once the listener's
-    /// accept queue fills, and that is what arms them (OverflowArming). The
-    /// fexit program stays: where it loads, so does fentry on
-    /// tcp_conn_request, and nothing is armed.
-    public var armedWithOverflow: Bool { self == .ovfConsumeSkb || self == .ovfExitAccept || self == .ovfExitAccept4 }
+    /// Attached only while a listener's queue is full or its drop counter
+    /// moves (OverflowArming; the overflow plan has `runOvfWatch`): the
+    /// per-SYN program (consume_skb, or fentry/kprobe on tcp_conn_request:
+    /// every SYN to a listener is one healthy connection's), the ACK-stage
+    /// fexit or kprobe/kretprobe on tcp_v{4,6}_syn_recv_sock (an ACK
+    /// overflows only a full accept queue) and the accept() exits (an
+    /// EMFILE/ENFILE matters to a handshake once the queue fills). Drops
+    /// before they are attached are counted from the listeners' sk_drops.
+    public var armedWithOverflow: Bool {
+        switch self {
+        case .ovfConsumeSkb, .ovfFentryConnRequest, .ovfKprobeConnRequest,
+             .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .ovfKprobeSynRecvV4, .ovfKprobeSynRecvV6,
+             .ovfKretprobeSynRecvV4, .ovfKretprobeSynRecvV6,
+             .ovfExitAccept, .ovfExitAccept4, .ovfFxExitAccept4: return true
+        default: return false
+        }
+    }
+
+    /// A return probe, attached after (and detached before) its entry
+    /// probe, which saves the arguments it reads (bpf/overflow.bpf.h,
+    /// syn_recv_args): never a return without its call's entry.
+    public var isReturnProbe: Bool { section.hasPrefix("kretprobe/") }
 
     /// When it runs (HookCadence).
     public var cadence: HookCadence { HookCadence.of(self) }

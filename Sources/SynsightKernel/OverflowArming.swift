@@ -4,18 +4,17 @@ import Glibc
 import SynsightBase
 
 /// Overflow armed on anomaly (issue 16's rule: no program per healthy
-/// packet). Where the per-SYN overflow hook is consume_skb, which runs for
-/// every packet the host consumes, ovf_consume_skb is loaded with the plan
-/// but attached only while a listener needs it, and with it the accept()
-/// exit tracepoints (BPFProgram.armedWithOverflow: an EMFILE explains a
-/// queue that fills; each otherwise runs once per accepted connection): a
-/// sweep thread runs
-/// run_ovf_watch (BPF_PROG_TEST_RUN, bpf/overflow.bpf.h) every `periodNs`,
-/// which walks the listener registry, reports the drops no per-SYN record
-/// claimed as counted records, and returns how many listeners have a queue
-/// full (or one SYN from it) or a drop counter that moved. Any: the program
-/// are attached; none for `quietNs`: detached. Where fentry or kprobe on
-/// tcp_conn_request loads, none of this runs (that hook runs per SYN only).
+/// packet). The per-SYN overflow program (ovf_consume_skb, which runs for
+/// every packet the host consumes, or fentry/kprobe on tcp_conn_request,
+/// once per healthy connection's SYN), the ACK-stage fexit or kretprobes of
+/// kernels without the drop reasons, and the accept() exits
+/// (BPFProgram.armedWithOverflow) are loaded with the plan but attached
+/// only while a listener needs them: a sweep thread runs run_ovf_watch
+/// (BPF_PROG_TEST_RUN, bpf/overflow.bpf.h) every `periodNs`, which walks
+/// the listener registry, reports the drops no per-SYN record claimed as
+/// counted records, and returns how many listeners have a queue full (or
+/// one SYN from it) or a drop counter that moved. Any: the programs are
+/// attached; none for `quietNs`: detached.
 ///
 /// Its own thread, not the ring-buffer consumer's: the sweep and the
 /// attach (a bpf() call that may wait for RCU) must never delay a read.
@@ -36,7 +35,7 @@ final class OverflowArming: @unchecked Sendable {
     static let defaultQuietNs: UInt64 = 20_000_000_000
 
     let watch: OpaquePointer
-    /// The programs armed together (ovf_consume_skb and the accept() exits).
+    /// The programs armed together, entry probes before return probes.
     let programs: [(BPFProgram, OpaquePointer)]
     let periodNs: UInt64
     let quietNs: UInt64
@@ -132,7 +131,7 @@ final class OverflowArming: @unchecked Sendable {
     }
 
     func disarm() {
-        for l in links { bpf_link__destroy(l) }
+        for l in links.reversed() { bpf_link__destroy(l) }  // return probes before their entries
         links.removeAll()
         armed = false
     }
@@ -141,8 +140,14 @@ final class OverflowArming: @unchecked Sendable {
 
     /// What is lost without `p`.
     static func without(_ p: BPFProgram) -> String {
-        p == .ovfConsumeSkb ? "SYN-stage overflows are counted from the listeners' drop counters only"
-            : "accept() failures (EMFILE, ENFILE) are not seen"
+        switch p {
+        case .ovfConsumeSkb, .ovfFentryConnRequest, .ovfKprobeConnRequest:
+            return "SYN-stage overflows are counted from the listeners' drop counters only"
+        case .ovfExitAccept, .ovfExitAccept4, .ovfFxExitAccept4:
+            return "accept() failures (EMFILE, ENFILE) are not seen"
+        default:
+            return "ACK-stage overflows are counted from the listeners' drop counters only"
+        }
     }
 }
 
@@ -150,4 +155,10 @@ extension OverflowArming {
     /// The periods as `doctor` and the hook cadence say them.
     static var periodText: String { "\(periodNs / 1_000_000) ms" }
     static var quietText: String { "\(defaultQuietNs / 1_000_000_000) s" }
+    /// What arming means, as `doctor` says it (HookCadence.armedOnAnomaly).
+    static var armedText: String {
+        "armed on anomaly: attached only while a listener's queue is full or its drop counter moves (a sweep every "
+            + "\(periodText)), detached after \(quietText) quiet; drops before it is attached are counted from the "
+            + "listener's sk_drops (one record per listener and sweep, no client)"
+    }
 }

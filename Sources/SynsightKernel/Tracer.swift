@@ -183,7 +183,9 @@ public final class Tracer {
         self.listenerPidsFD = bpf_map__fd(objects.map("listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
         if armsOverflow, let watch = objects.program(.runOvfWatch) {
-            let armed = BPFProgram.allCases.filter(\.armedWithOverflow).compactMap { p in objects.program(p).map { (p, $0) } }
+            // Entry probes first: a return probe reads what its entry saved.
+            let armed = BPFProgram.allCases.filter(\.armedWithOverflow).sorted { !$0.isReturnProbe && $1.isReturnProbe }
+                .compactMap { p in objects.program(p).map { (p, $0) } }
             overflowArming = OverflowArming(watch: watch, programs: armed, quietNs: options.overflowQuietNs)
         } else {
             overflowArming = nil

@@ -213,7 +213,7 @@ extension DoctorReport {
         let syn = o.perSYN, ackDrop = o.ackDrop, ackReset = o.ackReset
         let seed = o.iterTCP.isSupported ? "" : "; listeners that predate synsight are not watched (\(o.iterTCP.detail))"
         let synStage = syn.isSupported
-            ? "per SYN: \(syn.detail)"
+            ? "per SYN: \(syn.detail)" + (armed ? ", \(HookCadence.armedOnAnomaly)" : "")
             : "SYN stage UNAVAILABLE (\(syn.detail))"
         let synRecv = o.synRecv
         let ackStage = [ackDrop.isSupported ? "ACK stage: \(ackDrop.detail)"
@@ -227,10 +227,10 @@ extension DoctorReport {
         return [
             "  accept_queue_full        \(synStage); " + ackStage.joined(separator: "; ") + seed,
             "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)"
-                + (armed ? "; consume_skb armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")
+                + (armed ? "; armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")
                 : "UNAVAILABLE (\(syn.detail))") + seed,
             "  fd_exhausted             " + (accept.isSupported ? "\(acceptHook) EMFILE/ENFILE on a listener (1 report/s per process), and as the cause of its overflows"
-                + (armed && !o.acceptFexit.isSupported ? "; armed with consume_skb: seen once a listener's queue fills (an EMFILE before that does not stop a handshake)" : "")
+                + (armed ? "; armed with the per-SYN program: seen once a listener's queue fills (an EMFILE before that does not stop a handshake)" : "")
                 : "UNAVAILABLE (\(accept.detail))"),
         ]
     }

@@ -1,15 +1,15 @@
 import Foundation
 import Testing
 
-/// The SYN-stage overflow program armed on anomaly (issue 16), against the
-/// real kernel with its BPF statistics: where the per-SYN hook is
-/// consume_skb (this repository's 6.18 host), healthy connections run
-/// `ovf_consume_skb` 0 times; a full accept queue attaches it (the first
+/// The overflow programs armed on anomaly (issue 16), against the real
+/// kernel with its BPF statistics: healthy connections run the per-SYN
+/// program (consume_skb on this repository's 6.18 host; fentry or kprobe on
+/// tcp_conn_request where they load, as in the kernel matrix's guests) and
+/// the accept() exits 0 times; a full accept queue attaches them (the first
 /// dropped SYN may only be counted from the listener's sk_drops, the
 /// retransmitted one is seen with its client); once the queue is gone and a
-/// shortened quiet period passed, healthy connections run it 0 times again.
-/// Where fentry or kprobe on tcp_conn_request loads (the kernel matrix's
-/// guests), doctor says so and nothing is armed. Run counts are host-wide:
+/// shortened quiet period passed, healthy connections run them 0 times again.
+/// Run counts are host-wide:
 /// another process's overflow on the host arms the program too, so each
 /// healthy window is tried a few times.
 @Suite("SYN-stage overflow armed on anomaly, end to end", .serialized, .enabled(if: Privileged.enabled))
@@ -19,8 +19,11 @@ struct OverflowArmingTests {
         NetNS.removeStale()
     }
 
+    /// The per-SYN overflow programs, whichever this kernel's plan has.
+    static let perSYN = ["ovf_consume_skb", "ovf_fentry_conn_request", "ovf_kprobe_conn_request"]
+
     /// A program's run count from the metrics (nil: no such series, the program is not in the plan).
-    static func runs(_ metricsPort: Int, _ program: String = "ovf_consume_skb") throws -> Int? {
+    static func runs(_ metricsPort: Int, _ program: String) throws -> Int? {
         let body = try MetricsTests.http(port: metricsPort).body
         let prefix = "synsight_bpf_program_runs_total{program=\"\(program)\","
         guard let line = body.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
@@ -31,12 +34,17 @@ struct OverflowArmingTests {
     /// The metrics are updated about every second: a value read after that.
     static func settledRuns(_ metricsPort: Int) throws -> Int {
         Thread.sleep(forTimeInterval: 1.3)
-        return try #require(try runs(metricsPort), "no ovf_consume_skb series in the metrics")
+        let counts = try perSYN.compactMap { try Self.runs(metricsPort, $0) }
+        return try #require(counts.first, "no per-SYN overflow program in the metrics")
     }
 
-    /// The programs armed with the overflow program (accept() exits armed
-    /// with it: they run once per accepted connection otherwise).
-    static let armed = ["ovf_consume_skb", "ovf_exit_accept4", "ovf_exit_accept"]
+    /// The programs armed with the per-SYN program: the ACK-stage ones of
+    /// kernels without the drop reasons and the accept() exits (each runs
+    /// once per accepted connection otherwise).
+    static let armed = perSYN + [
+        "ovf_fexit_syn_recv_v4", "ovf_fexit_syn_recv_v6", "ovf_kprobe_syn_recv_v4", "ovf_kretprobe_syn_recv_v4",
+        "ovf_kprobe_syn_recv_v6", "ovf_kretprobe_syn_recv_v6", "ovf_exit_accept4", "ovf_exit_accept", "ovf_fx_exit_accept4",
+    ]
 
     /// Their summed run count (programs not in the plan count 0).
     static func armedRuns(_ metricsPort: Int) throws -> Int {
@@ -58,7 +66,7 @@ struct OverflowArmingTests {
         return deltas
     }
 
-    @Test("healthy connections: 0 runs of ovf_consume_skb and the accept() exits; a full accept queue attaches it (counted drops, then SYNs with their client); quiet: detached again")
+    @Test("healthy connections: 0 runs of the per-SYN overflow program and the accept() exits; a full accept queue attaches them (counted drops, then SYNs with their client); quiet: detached again")
     func armsAndDisarms() throws {
         let doctor = try sh([TraceSession.binary, "doctor"])
         let ns = try NetNS()
@@ -67,17 +75,12 @@ struct OverflowArmingTests {
         let trace = try TraceSession(["--bpf-stats", "--metrics-address", "127.0.0.1:\(metricsPort)",
                                       "--test-overflow-quiet-ms", "1500"])
         _ = waitUntil(timeout: 5) { (try? MetricsTests.http(port: metricsPort).body.contains("synsight_bpf_program_runs_total{")) == true }
-        guard try Self.runs(metricsPort) != nil else {
-            let line = doctor.split(separator: "\n").first { $0.hasPrefix("  accept_queue_full ") } ?? ""
-            #expect(line.contains("tcp_conn_request") && !line.contains("armed on anomaly"), "\(line)")
-            trace.stop()
-            return
-        }
-        #expect(doctor.contains("armed on anomaly"), "\(doctor)")
+        let line = doctor.split(separator: "\n").first { $0.hasPrefix("  accept_queue_full ") } ?? ""
+        #expect(line.contains("armed on anomaly"), "\(doctor)")
 
         // 1. Healthy connections: the program is not attached.
         let healthy = try Self.healthyWindowWithoutRuns(ns, metricsPort)
-        #expect(healthy.last == 0, "ovf_consume_skb or an accept() exit ran for healthy connections in every window: \(healthy)")
+        #expect(healthy.last == 0, "an armed overflow program ran for healthy connections in every window: \(healthy)")
 
         // 2. A stalled server (backlog 1), its queue filled, and a third connect.
         let port = randomPort()
@@ -98,7 +101,7 @@ struct OverflowArmingTests {
             #expect(r.pid("process") == server?.pid, "\(r)")
         }
         let armed = try Self.settledRuns(metricsPort)
-        #expect(armed > before, "ovf_consume_skb did not run during the overflow: \(before) -> \(armed)")
+        #expect(armed > before, "the per-SYN overflow program did not run during the overflow: \(before) -> \(armed)")
 
         // 3. The queue is gone; after the quiet period the program is detached.
         holders.forEach { $0.killHard() }
@@ -107,7 +110,7 @@ struct OverflowArmingTests {
         server = nil
         Thread.sleep(forTimeInterval: 2.0)
         let quiet = try Self.healthyWindowWithoutRuns(ns, metricsPort)
-        #expect(quiet.last == 0, "ovf_consume_skb or an accept() exit still ran for healthy connections after the quiet period: \(quiet)")
+        #expect(quiet.last == 0, "an armed overflow program still ran for healthy connections after the quiet period: \(quiet)")
         trace.stop()
     }
 }

@@ -67,10 +67,10 @@ struct SelfCostEndToEndTests {
         return ("sock_state", "tp_btf/inet_sock_set_state", 4)
     }
 
-    /// The tcp_conn_request program in the metrics' program list, nil where
-    /// consume_skb serves the SYN stage (armed on anomaly).
+    /// The per-SYN overflow program in the metrics' program list: fentry or
+    /// kprobe on tcp_conn_request, else consume_skb.
     static func perSYNOverflowProgram(_ body: String) -> String? {
-        ["ovf_fentry_conn_request", "ovf_kprobe_conn_request"].first { body.contains("program=\"\($0)\"") }
+        ["ovf_fentry_conn_request", "ovf_kprobe_conn_request", "ovf_consume_skb"].first { body.contains("program=\"\($0)\"") }
     }
 
     @Test("--bpf-stats: healthy connections show in each program's run count, in the summary and in the metrics; the sysctl is never written")
@@ -103,26 +103,18 @@ struct SelfCostEndToEndTests {
         #expect(MetricsTests.sum(body, "synsight_bpf_program_runs_total",
                                  ["program": identity.name, "hook": identity.hook]) ?? 0 >= Double(identity.perConnection * n))
         #expect(MetricsTests.sum(body, "synsight_bpf_program_run_seconds_total", ["program": identity.name]) ?? 0 > 0)
-        // The per-SYN overflow check: fentry or kprobe on tcp_conn_request runs
-        // for every SYN to a listener; consume_skb, where it serves instead,
-        // is attached only on anomaly (OverflowArmingTests counts its 0 runs).
+        // The per-SYN overflow program is listed; whichever hook it is, it is
+        // attached only on anomaly (OverflowArmingTests counts its 0 runs).
         let perSYN = Self.perSYNOverflowProgram(body)
-        if let perSYN {
-            #expect(MetricsTests.sum(body, "synsight_bpf_program_runs_total", ["program": perSYN]) ?? 0 >= Double(n))
-        } else {
-            #expect(body.contains("program=\"ovf_consume_skb\""), "no per-SYN overflow program in the metrics: \(body)")
-        }
+        #expect(perSYN != nil, "no per-SYN overflow program in the metrics: \(body)")
         // Whichever hook serves connect() and accept() exits on this kernel.
         let connectRuns = body.split(separator: "\n").filter { $0.hasPrefix("synsight_bpf_program_runs_total{program=\"sc_") && $0.contains("exit_connect") }
         #expect(!connectRuns.isEmpty && connectRuns.allSatisfy { (Double($0.split(separator: " ").last ?? "") ?? 0) >= Double(n) },
                 "\(connectRuns)")
-        // The accept() exits run for every accept, except where they are
-        // armed with consume_skb (OverflowArmingTests counts their 0 runs).
+        // The accept() exits are listed, armed with the per-SYN program
+        // (OverflowArmingTests counts their 0 runs).
         let acceptRuns = body.split(separator: "\n").filter { $0.hasPrefix("synsight_bpf_program_runs_total{program=\"ovf_") && $0.contains("accept4") }
         #expect(!acceptRuns.isEmpty, "no accept() exit program in the metrics: \(body)")
-        if perSYN != nil {
-            #expect(acceptRuns.allSatisfy { (Double($0.split(separator: " ").last ?? "") ?? 0) >= Double(n) }, "\(acceptRuns)")
-        }
         #expect(MetricsTests.sum(body, "synsight_consumer_cpu_seconds_total", [:]) ?? 0 > 0)
         let fill = MetricsTests.sum(body, "synsight_ringbuf_fill_ratio", [:])
         #expect(fill != nil && fill! >= 0 && fill! <= 1)
@@ -133,7 +125,6 @@ struct SelfCostEndToEndTests {
         #expect(summary.contains("synsight's own cost: "), "\(summary)")
         let runs = Self.summaryRuns(summary)
         #expect((runs[identity.name] ?? 0) >= identity.perConnection * n, "\(summary)")
-        if let perSYN { #expect((runs[perSYN] ?? 0) >= n, "\(summary)") }
         #expect(try String(contentsOfFile: "/proc/sys/kernel/bpf_stats_enabled", encoding: .utf8) == sysctlBefore)
     }
 

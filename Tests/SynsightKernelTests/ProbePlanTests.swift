@@ -180,7 +180,13 @@ struct ProbePlanTests {
             .scCapCapable, .scSelinuxAudited,
         ])
         #expect(plan.plan(for: .landlock).programs == [.scFxExitLandlock, .scLandlockFork, .onProcessExit])
-        #expect(plan.plan(for: .overflow).programs == [.ovfFentryConnRequest, .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .iterListeners])
+        #expect(plan.plan(for: .overflow).programs == [.ovfFentryConnRequest, .runOvfWatch, .ovfFexitSynRecvV4, .ovfFexitSynRecvV6,
+                                                       .iterListeners])
+        // Armed on anomaly by the watch: none runs per healthy connection.
+        let attached = plan.plan(for: .overflow).programs.filter { !$0.runOnDemand && $0 != .iterListeners }
+            + plan.plan(for: .fdExhausted).programs
+        let notArmed = attached.filter { !$0.armedWithOverflow }
+        #expect(notArmed.isEmpty)
         #expect(plan.plan(for: .fdExhausted).programs == [.ovfFxExitAccept4])
         #expect(!plan.programs.contains { $0.section.hasPrefix("tracepoint/") || $0.section.hasPrefix("kprobe/") })
         #expect(plan.configFlags & UInt32(SYN_CFG_ACK_DROP_SYN_RECV.rawValue) != 0)
@@ -207,7 +213,7 @@ struct ProbePlanTests {
     }
 
     @Test("overflow forced to kprobes (--force-hook overflow=kprobe): kprobe and kretprobe programs, no fentry/fexit")
-    func overflowKprobes() {
+    func overflowKprobes() throws {
         let plan = ProbePlan(trampolineKernel { f in
             f.overflow.connRequestFentry = .unsupported("disabled by --force-hook overflow=kprobe")
             f.overflow.connRequestKprobe = .supports("kprobe/tcp_conn_request")
@@ -215,9 +221,14 @@ struct ProbePlanTests {
             f.overflow.synRecvHook = .kretprobe
         })
         #expect(plan.plan(for: .overflow).programs == [
-            .ovfKprobeConnRequest, .ovfKprobeSynRecvV4, .ovfKretprobeSynRecvV4, .ovfKprobeSynRecvV6,
+            .ovfKprobeConnRequest, .runOvfWatch, .ovfKprobeSynRecvV4, .ovfKretprobeSynRecvV4, .ovfKprobeSynRecvV6,
             .ovfKretprobeSynRecvV6, .iterListeners,
         ])
+        // Armed entries first: a kretprobe never runs without its call's entry.
+        let armed = BPFProgram.allCases.filter { $0.armedWithOverflow }.sorted { !$0.isReturnProbe && $1.isReturnProbe }
+        let firstReturn = try #require(armed.firstIndex { $0.isReturnProbe })
+        let lastEntry = armed.lastIndex { !$0.isReturnProbe } ?? -1
+        #expect(firstReturn > lastEntry)
     }
 
     @Test("every program of the object is selected by some kernel's plan (none is dead weight)")
