@@ -170,6 +170,15 @@ struct FirewallDecisionTests {
         #expect(out.first?.json["evidence"]?["drops"]?.intValue == 1)
     }
 
+    @Test("a segment without an ISN (data, a FIN) joins the reported attempt of its 4-tuple")
+    func noISNJoins() {
+        var e = engine()
+        #expect(e.ingest(.firewallDrop(fwDrop(ts: 1_000, port: 9112, isn: 100))).isEmpty)
+        #expect(e.ingest(.firewallDrop(fwDrop(ts: 2_000, port: 9112, flags: 0x18, isn: 0))).count == 1)
+        #expect(e.ingest(.firewallDrop(fwDrop(ts: 3_000, port: 9112, flags: 0x18, isn: 0))).isEmpty)
+        #expect(e.finish().isEmpty)
+    }
+
     @Test("a new attempt on a pending attempt's 4-tuple decides the pending one (single_drop) and waits itself")
     func reusedTupleWhilePending() {
         var e = engine()

@@ -6,7 +6,9 @@
 /// (tcp_syn_retries=6): a later drop of the same attempt is not a new
 /// failure. A client that reuses its 4-tuple (a port freed by a refusal,
 /// a storm cycling through the ephemeral range, a fixed source port) starts
-/// a new attempt with a new ISN: that one is reported too.
+/// a new attempt with a new ISN: that one is reported too. A segment with
+/// no ISN (0: other TCP than a handshake's, a data segment or a FIN) belongs
+/// to whichever attempt of its 4-tuple was reported.
 struct ReportedAttempts<Key: Hashable> {
     struct Entry {
         var ts: UInt64
@@ -22,8 +24,12 @@ struct ReportedAttempts<Key: Hashable> {
     /// `isn`'s attempt of `key` was reported in the TTL before `ts`.
     func contains(_ key: Key, isn: UInt32, at ts: UInt64) -> Bool {
         guard let e = entries[key] else { return false }
-        return e.isn == isn && e.ts &+ Self.ttl > ts
+        return Self.sameAttempt(e.isn, isn) && e.ts &+ Self.ttl > ts
     }
+
+    /// `later` is a segment of the attempt whose ISN is `first`: the same
+    /// ISN, or none known (0).
+    static func sameAttempt(_ first: UInt32, _ later: UInt32) -> Bool { later == 0 || first == later }
 
     /// Some attempt of `key` was reported in the TTL before `ts` (for a
     /// client's error, which carries no ISN).

@@ -104,7 +104,7 @@ extension AttributionEngine {
         }
         var out: [Record] = []
         if var a = firewall.attempts[key] {
-            guard a.first.isn != d.isn else {
+            guard !ReportedAttempts<JoinKey>.sameAttempt(a.first.isn, d.isn) else {
                 a.drops += 1
                 if let icmp { a.icmp = icmp }
                 if a.client == nil, let c = d.client { a.client = c }
