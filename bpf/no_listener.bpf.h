@@ -23,13 +23,15 @@ static __always_inline bool parse_syn(const struct sk_buff *skb,
 				      struct syn_ev_no_socket_rst *e, bool btf)
 {
 	__u8 flags = 0;
-	if (!parse_tcp_seg_of(skb, &e->t, &flags, NULL, btf))
+	struct tcp_seg seg;
+	if (!parse_tcp_seg_of(skb, &e->t, &flags, &seg, btf))
 		return false;
 	/* Only the first packet of a connection attempt: a SYN without ACK. A
 	 * stray segment of a vanished connection is a different story. */
 	if (!is_first_syn(flags))
 		return false;
 	e->tcp_flags = flags;
+	e->isn = seg.isn;
 	return true;
 }
 
@@ -41,7 +43,7 @@ static __always_inline void read_conntrack(const struct sk_buff *skb, struct syn
 	e->has_ct = 0;
 	e->orig_dport = 0;
 	__builtin_memset(e->orig_dst, 0, sizeof(e->orig_dst));
-	__builtin_memset(e->_pad2, 0, sizeof(e->_pad2));
+	e->_pad2 = 0;
 	__u8 ctinfo;
 	struct nf_conn *ct = skb_conntrack_of(skb, &ctinfo, btf);
 	if (!ct)
@@ -124,6 +126,7 @@ static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 so
 	e->netns = skb_netns_of(skb, btf);
 	e->source = source;
 	e->_pad = 0;
+	e->isn = ev.isn;
 	read_conntrack(skb, e, btf);
 	submit(e);
 	return 0;

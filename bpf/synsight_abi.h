@@ -129,7 +129,8 @@ struct syn_ev_no_socket_rst {
 	 * (published ports, Service NAT, REDIRECT). 16 bytes, IPv4 mapped. */
 	__u8 orig_dst[16];
 	__u16 orig_dport;
-	__u8 _pad2[6];
+	__u16 _pad2;
+	__u32 isn;           /* the SYN's sequence number: a retransmitted SYN (its RST was lost) repeats it */
 };
 
 struct syn_ev_listen {

@@ -42,6 +42,17 @@ struct AttributionCauseTests {
         #expect(hint.contains("port 9"))
     }
 
+    @Test("a SYN retransmitted because its RST was lost is the same refused attempt; a new ISN is a new one")
+    func retransmittedSYNRefusedAgain() {
+        var e = engine()
+        let local = Endpoint(addr: v4(127, 0, 0, 1), port: 9)
+        let first = run(&e, [rst(at: 1_000, to: local, from: client1, isn: 77)])
+        let again = run(&e, [rst(at: 1_000_001_000, to: local, from: client1, isn: 77),
+                             rst(at: 3_000_001_000, to: local, from: client1, isn: 77)])
+        let next = run(&e, [rst(at: 4_000_000_000, to: local, from: client1, isn: 78)])
+        #expect(first.count == 1 && again.isEmpty && next.count == 1, "\(first) \(again) \(next)")
+    }
+
     @Test func listenerClosed() throws {
         var e = engine()
         let addr = Endpoint(addr: .any4, port: 8080)

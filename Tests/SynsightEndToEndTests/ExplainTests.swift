@@ -401,6 +401,10 @@ struct ExplainTests {
         #expect(ev["table"] as? String == "ip filter" && ev["chain"] as? String == "OUTPUT")
         #expect(ev["rule_method"] as? String == "ruleset_match")
         #expect(pid(latest["client"]) == c.pid)
+        // One attempt refused: its retransmitted SYN (the RST was dropped) is refused
+        // again with the same ISN, and is not a second refusal.
+        let notListening = try #require(r.finding("not_listening"), "\(r)")
+        #expect(r.evidence(notListening)["refused"] as? Int == 1, "\(notListening)")
     }
 
     @Test("a forward chain with policy drop and a local listener: healthy, no firewall finding (forward sees routed traffic only)")

@@ -43,7 +43,7 @@ struct ABILayoutTests {
 @Suite("EventDecoder: records")
 struct DecodeRecordTests {
     @Test func noSocketResetIPv4() throws {
-        let event = try EventDecoder.decode(rstRecord())
+        let event = try EventDecoder.decode(rstRecord(isn: 0xA1B2_C3D4))
         guard case .noSocketReset(let r) = event else {
             Issue.record("expected noSocketReset, got \(event)")
             return
@@ -60,6 +60,7 @@ struct DecodeRecordTests {
         #expect(r.netns == 4_026_531_840)
         #expect(r.hook == .kfreeSkb)
         #expect(r.tcpFlags == 0x02)
+        #expect(r.isn == 0xA1B2_C3D4)
     }
 
     @Test func noSocketResetIPv6() throws {

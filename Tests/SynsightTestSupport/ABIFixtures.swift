@@ -60,13 +60,15 @@ package func task(pid: UInt32, tid: UInt32, uid: UInt32, cgroup: UInt64, comm: [
 package func rstRecord(local: [UInt8] = mapped(10, 0, 0, 1), lport: UInt16 = 8080,
                remote: [UInt8] = mapped(10, 0, 0, 2), rport: UInt16 = 54321,
                family: UInt16 = 2, netns: UInt32 = 4_026_531_840, source: UInt8 = 2,
-               flags: UInt8 = 0x02, ts: UInt64 = 123_456_789_000, abi: UInt8 = EventDecoder.abiVersion) -> [UInt8] {
+               flags: UInt8 = 0x02, ts: UInt64 = 123_456_789_000, abi: UInt8 = EventDecoder.abiVersion,
+               isn: UInt32 = 0) -> [UInt8] {
     var e = syn_ev_no_socket_rst()
     e.hdr = header(SYN_EV_NO_SOCKET_RST, size: MemoryLayout<syn_ev_no_socket_rst>.size, ts: ts, cpu: 3, abi: abi)
     e.t = tuple(local: local, lport: lport, remote: remote, rport: rport, family: family)
     e.netns = netns
     e.source = source
     e.tcp_flags = flags
+    e.isn = isn
     return rawBytes(of: e)
 }
 

@@ -17,9 +17,9 @@ package func engine(joinWindowNs: UInt64 = 200_000_000, resolver: (any ProcessRe
 package func v4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> IPAddress { IPAddress(v4: a, b, c, d) }
 
 package func rst(at ts: UInt64, to local: Endpoint, from remote: Endpoint, netns: UInt32 = hostNS,
-         hook: ResetHook = .tcpSendReset) -> KernelEvent {
+         hook: ResetHook = .tcpSendReset, isn: UInt32 = 0) -> KernelEvent {
     .noSocketReset(NoSocketReset(ts: ts, family: local.addr.isV4Mapped ? .ipv4 : .ipv6,
-                                 local: local, remote: remote, netns: netns, hook: hook))
+                                 local: local, remote: remote, netns: netns, hook: hook, isn: isn))
 }
 
 package func listenerChange(at ts: UInt64, on local: Endpoint, family: AddressFamily? = nil, pid: UInt32, comm: String,

@@ -1602,6 +1602,11 @@ def sc_fw_rst_out(t, k, pas):
                      (d.get("reason"), d.get("segment"), d.get("chain")), ("firewall_drop", "rst", "output"))
                 c.eq("connect_timeout process.pid", pid_of(tr, "process"), pid)
                 hint_has(c, tr, "the RSTs refusing it")
+        # The SYN and its retransmission were both refused; one attempt, one refusal (same ISN).
+        time.sleep(0.5 * SLOW)
+        refused = [x for x in t.records()[t.start:]
+                   if x.get("reason") == "no_listener" and x.get("port") == port and x.get("netns") == server.inode]
+        c.eq("no_listener records for the one attempt", len(refused), 1)
     return r, c, fw_expected(k)
 
 

@@ -92,7 +92,7 @@ extension AttributionEngine {
             // Confirmed by a retransmission: the same attempt dropped again.
             guard let first = drops.unconfirmed.removeValue(forKey: key), ReportedAttempts<JoinKey>.sameAttempt(first.isn, d.isn),
                   first.ts &+ ReportedAttempts<JoinKey>.ttl > d.ts else {
-                if drops.unconfirmed.count >= ReportedAttempts<JoinKey>.capacity { drops.unconfirmed.removeAll() }
+                if drops.unconfirmed.count >= ReportedAttempts<JoinKey>.defaultCapacity { drops.unconfirmed.removeAll() }
                 drops.unconfirmed[key] = .init(ts: d.ts, isn: d.isn)
                 return []
             }

@@ -56,6 +56,11 @@ public struct AttributionEngine {
     var pending: [JoinKey: Pending] = [:]
     package var serial: UInt64 = 0
     var earlyClients = ExpiringMap<JoinKey, ConnectError>()
+    /// Refused attempts by 4-tuple and ISN: a SYN retransmitted because its
+    /// RST was lost or dropped is refused again, and is not a new refusal.
+    /// Only refusals that cross the ring are here (a storm's are folded in
+    /// the kernel): 16,384 entries, about 2 MB at most.
+    var refusedAttempts = ReportedAttempts<JoinKey>(capacity: 16384)
     /// Refusals and their clients across a destination NAT (NATJoin.swift).
     var natJoin = NATJoinState()
     /// synsight's own (the host's) network namespace: a namespace with a few
@@ -178,6 +183,7 @@ public struct AttributionEngine {
             }
             return []
         case .noSocketReset(let r):
+            if refusedAgain(r) { return [] }
             var record = attribute(r)
             // The client connected to the address before DNAT: join on that.
             let key = JoinKey(client: r.remote, server: r.originalDestination ?? r.local)
@@ -246,6 +252,17 @@ public struct AttributionEngine {
             natJoin.noteEarly(key)
             return out
         }
+    }
+
+    /// A SYN retransmitted because its RST was lost or dropped (a
+    /// firewall's answer-drop record says where) is refused again: the same
+    /// attempt, already reported. Notes the attempt otherwise.
+    mutating func refusedAgain(_ r: NoSocketReset) -> Bool {
+        guard r.isn != 0 else { return false }
+        let attempt = JoinKey(client: r.remote, server: r.local)
+        if refusedAttempts.contains(attempt, isn: r.isn, at: r.ts) { return true }
+        refusedAttempts.insert(attempt, isn: r.isn, ts: r.ts, now: r.ts)
+        return false
     }
 
     /// inet_csk_listen_start enters LISTEN before it takes the port, so a

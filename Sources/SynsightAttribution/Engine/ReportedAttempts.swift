@@ -16,10 +16,17 @@ struct ReportedAttempts<Key: Hashable> {
     }
 
     private var entries: [Key: Entry] = [:]
+    /// Past it, expired entries go, and if none has, all of them (a storm
+    /// of distinct attempts then loses only the retransmissions' dedup).
+    let capacity: Int
 
     /// A SYN is retransmitted for up to ~130 s (tcp_syn_retries=6).
     static var ttl: UInt64 { 140_000_000_000 }
-    static var capacity: Int { 65536 }
+    static var defaultCapacity: Int { 65536 }
+
+    init(capacity: Int = Self.defaultCapacity) {
+        self.capacity = capacity
+    }
 
     /// `isn`'s attempt of `key` was reported in the TTL before `ts`.
     func contains(_ key: Key, isn: UInt32, at ts: UInt64) -> Bool {
@@ -42,12 +49,11 @@ struct ReportedAttempts<Key: Hashable> {
     func holds(_ key: Key) -> Bool { entries[key] != nil }
 
     /// Notes `isn`'s attempt of `key`, first dropped at `ts` (`now`: the
-    /// time expired entries are measured against). Past the capacity the
-    /// expired entries go, and if none has, all of them.
+    /// time expired entries are measured against).
     mutating func insert(_ key: Key, isn: UInt32, ts: UInt64, now: UInt64) {
-        if entries.count >= Self.capacity, entries[key] == nil {
+        if entries.count >= capacity, entries[key] == nil {
             entries = entries.filter { $0.value.ts &+ Self.ttl > now }
-            if entries.count >= Self.capacity { entries.removeAll() }
+            if entries.count >= capacity { entries.removeAll() }
         }
         entries[key] = Entry(ts: ts, isn: isn)
     }

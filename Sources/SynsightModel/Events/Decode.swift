@@ -71,7 +71,7 @@ public enum EventDecoder {
             return .noSocketReset(NoSocketReset(
                 ts: e.hdr.ts_ns, family: t.family, local: t.local, remote: t.remote,
                 netns: e.netns, hook: hook,
-                tcpFlags: e.tcp_flags, originalDestination: original))
+                tcpFlags: e.tcp_flags, originalDestination: original, isn: e.isn))
         case SYN_EV_LISTEN.rawValue, SYN_EV_LISTEN_CLOSE.rawValue:
             let e = raw.loadUnaligned(as: syn_ev_listen.self)
             let t = try tuple(e.t)

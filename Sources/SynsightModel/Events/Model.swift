@@ -148,11 +148,15 @@ public struct NoSocketReset: Sendable, Hashable {
     /// Where the client sent the SYN before DNAT (conntrack's original
     /// destination), when it differs from `local`; nil without NAT.
     public var originalDestination: Endpoint?
+    /// The SYN's sequence number: a retransmitted SYN, whose first RST was
+    /// lost or dropped, repeats it (FirewallDrop.isn); 0: not known.
+    public var isn: UInt32
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint,
                 netns: UInt32, hook: ResetHook = .tcpSendReset, tcpFlags: UInt8 = 0x02,
-                originalDestination: Endpoint? = nil) {
+                originalDestination: Endpoint? = nil, isn: UInt32 = 0) {
         self.originalDestination = originalDestination
+        self.isn = isn
         self.ts = ts
         self.family = family
         self.local = local
