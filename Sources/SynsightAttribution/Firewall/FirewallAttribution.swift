@@ -103,18 +103,29 @@ extension AttributionEngine {
             return []  // a retransmission of an attempt already reported
         }
         var out: [Record] = []
-        if var a = firewall.attempts[key] {
-            guard !ReportedAttempts<JoinKey>.sameAttempt(a.first.isn, d.isn) else {
-                a.drops += 1
-                if let icmp { a.icmp = icmp }
-                if a.client == nil, let c = d.client { a.client = c }
-                firewall.attempts[key] = a
-                return decideFirewall(key, a.icmp != nil ? .icmpSend : .retransmission, now: d.ts)
-            }
+        if let a = firewall.attempts[key] {
+            if ReportedAttempts<JoinKey>.sameAttempt(a.first.isn, d.isn) { return droppedAgain(key, d, icmp: icmp) }
             // A new attempt reusing the 4-tuple: the pending one ended
             // without a retransmission (its client got an answer, or gave up).
             out = decideFirewall(key, .singleDrop, now: d.ts)
         }
+        return out + startAttempt(key, d, icmp: icmp)
+    }
+
+    /// The pending attempt dropped again: its client got no answer (DROP),
+    /// unless an ICMP error was sent for it (REJECT).
+    mutating func droppedAgain(_ key: JoinKey, _ d: FirewallDrop, icmp: FirewallICMP?) -> [Record] {
+        guard var a = firewall.attempts[key] else { return [] }
+        a.drops += 1
+        if let icmp { a.icmp = icmp }
+        if a.client == nil, let c = d.client { a.client = c }
+        firewall.attempts[key] = a
+        return decideFirewall(key, a.icmp != nil ? .icmpSend : .retransmission, now: d.ts)
+    }
+
+    /// An attempt's first drop: it waits for the signals that decide it,
+    /// unless its client's outcome came first.
+    mutating func startAttempt(_ key: JoinKey, _ d: FirewallDrop, icmp: FirewallICMP?) -> [Record] {
         firewall.serial += 1
         var a = FirewallState.Attempt(first: d, icmp: icmp, client: d.client, processContext: d.processContext,
                                       deadline: d.ts + firewall.decisionWindowNs, serial: firewall.serial)
@@ -123,16 +134,14 @@ extension AttributionEngine {
         if let ce = firewall.earlyErrors.removeValue(forKey: key), ce.ts + firewall.decisionWindowNs > d.ts {
             a.client = a.client ?? ce.task
             firewall.attempts[key] = a
-            return out + (firewallClientOutcome(ce) ?? [])
+            return firewallClientOutcome(ce) ?? []
         }
         firewall.attempts[key] = a
         // Even with an ICMP (REJECT, certain) the attempt waits for the local
         // client: a client still inside connect() when the ICMP arrives only
         // notes a soft error, retransmits after 1 s and fails then.
-        if firewall.attempts.count > FirewallState.maxAttempts {
-            out += expireFirewall(now: UInt64.max, limit: firewall.attempts.count - FirewallState.maxAttempts)
-        }
-        return out
+        guard firewall.attempts.count > FirewallState.maxAttempts else { return [] }
+        return expireFirewall(now: UInt64.max, limit: firewall.attempts.count - FirewallState.maxAttempts)
     }
 
     /// A RST or ICMP error answering a SYN, dropped: decided at once (it is
