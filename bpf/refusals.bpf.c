@@ -401,13 +401,6 @@ int BPF_PROG(sc_raw_exit, struct pt_regs *regs, long ret)
 	return sc_on_raw_exit(regs, ret);
 }
 
-SEC("tp_btf/cap_capable")
-int BPF_PROG(sc_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
-	     const struct user_namespace *capable_ns, int cap, int ret)
-{
-	return sc_on_cap_capable(cap, ret);
-}
-
 SEC("tp_btf/selinux_audited")
 int BPF_PROG(sc_selinux_audited, struct selinux_audit_data *sad, char *scontext,
 	     char *tcontext, const char *tclass)

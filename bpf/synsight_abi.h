@@ -373,11 +373,14 @@ enum syn_sockcall_op {
 	SYN_CALL_CONNECT = 3,
 };
 
-/* CAP_NET_BIND_SERVICE as seen by the cap_capable tracepoint during the call. */
+/* CAP_NET_BIND_SERVICE at a failed bind() (EACCES/EPERM), decided from the
+ * caller's credentials over the socket's network namespace as the kernel's
+ * capability check decides it (bind_cap_state in syscalls.bpf.h). */
 enum syn_cap_state {
-	SYN_CAP_NOT_SEEN = 0,  /* no check (or the hook is not attached) */
+	SYN_CAP_NOT_SEEN = 0,     /* not checked: port 0 or not below ip_unprivileged_port_start */
 	SYN_CAP_GRANTED = 1,
-	SYN_CAP_DENIED = 2,
+	SYN_CAP_DENIED = 2,       /* not in the effective set */
+	SYN_CAP_OTHER_USERNS = 3, /* the netns belongs to a user namespace outside the caller's */
 };
 
 #define SYN_AVC_CTX_LEN 128

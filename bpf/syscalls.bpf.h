@@ -13,9 +13,11 @@
 /*
  * bind(), listen() and connect() failures, and why: EADDRINUSE (with the
  * requested address, never the 0 the kernel leaves behind), EADDRNOTAVAIL,
- * EACCES/EPERM told apart by what happened *during the call in the same
- * thread*: a failed CAP_NET_BIND_SERVICE check (tp_btf/cap_capable, 6.14+),
- * an SELinux denial (tp_btf/selinux_audited, 5.10+), or a Landlock-sandboxed
+ * EACCES/EPERM told apart by the caller's credentials and by what happened
+ * *during the call in the same thread*: CAP_NET_BIND_SERVICE over the
+ * socket's network namespace, decided at the failing bind()'s exit as the
+ * kernel decides it (bind_cap_state; no hook on capability checks), an
+ * SELinux denial (tp_btf/selinux_audited, 5.10+), or a Landlock-sandboxed
  * process (Landlock has no tracepoint; landlock_restrict_self is remembered).
  * See docs/kernel-notes.md §5, §6, §8.
  *
@@ -70,7 +72,7 @@ struct sockcall_inflight {
 	__u64 start_ns;
 	__s32 fd;
 	__u8 op;
-	__u8 cap_state;
+	__u8 _pad0;
 	__u8 avc_count;
 	__u8 lazy;            /* made by sc_selinux_audited inside an exit-only connect() */
 };
@@ -188,6 +190,69 @@ static __always_inline void netns_sysctls(struct syn_ev_sockcall *e)
 	compat_local_port_range(net, &e->port_range_lo, &e->port_range_hi);
 }
 
+/*
+ * CAP_NET_BIND_SERVICE at a failed bind(), decided from the caller's
+ * credentials as the kernel decides it: __inet_bind/__inet6_bind check
+ * ns_capable(sock_net(sk)->user_ns, CAP_NET_BIND_SERVICE) only for a port
+ * below the socket namespace's ip_unprivileged_port_start, and commoncap's
+ * cap_capable_helper walks from that user namespace up to the caller's:
+ * the effective set where they meet, every capability for the owner of a
+ * child namespace, none where the walk passes the caller's level.
+ *
+ * This replaces a hook on the cap_capable tracepoint (6.14+), which ran for
+ * every capability check on the host -- the kernel's memory accounting
+ * checks CAP_SYS_ADMIN on brk/mmap/mprotect -- about 0.3 times per healthy
+ * connection on a busy host, for a question asked only when bind() fails.
+ * Not seen by this: an LSM refusing the capability itself (SELinux shows as
+ * its own denial; AppArmor's has no hook).
+ */
+#define SYN_MAX_USERNS_DEPTH 33 /* the kernel nests at most 32 */
+
+static __always_inline __u8 cap_effective_state(const struct cred *cred)
+{
+	/* kernel_cap_t: a u64 from 6.3, two u32 before; the same 8 bytes on a
+	 * little-endian machine. */
+	__u64 eff = 0;
+	bpf_core_read(&eff, sizeof(eff), &cred->cap_effective);
+	return (eff >> CAP_NET_BIND_SERVICE) & 1 ? SYN_CAP_GRANTED : SYN_CAP_DENIED;
+}
+
+/* cap_capable_helper's walk, in closed form for the verifier: going up from
+ * the target, only the ancestor one level below the caller's namespace can
+ * have the caller's namespace as parent (then its owner has every
+ * capability, anyone else the effective set); any other path ends below the
+ * caller's level without meeting it. One read per level climbed. */
+static __always_inline __u8 bind_cap_state(struct sock *sk, __u16 port)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct net *net = sk ? BPF_CORE_READ(sk, __sk_common.skc_net.net) : BPF_CORE_READ(task, nsproxy, net_ns);
+
+	if (!net || !port || !bpf_core_field_exists(net->ipv4.sysctl_ip_prot_sock) ||
+	    (int)port >= BPF_CORE_READ(net, ipv4.sysctl_ip_prot_sock))
+		return SYN_CAP_NOT_SEEN; /* the kernel does not check */
+
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	struct user_namespace *cred_ns = BPF_CORE_READ(cred, user_ns);
+	struct user_namespace *ns = BPF_CORE_READ(net, user_ns);
+	if (ns == cred_ns)
+		return cap_effective_state(cred);
+	int d = BPF_CORE_READ(ns, level) - BPF_CORE_READ(cred_ns, level);
+	if (d <= 0)
+		return SYN_CAP_OTHER_USERNS;
+	if (d >= SYN_MAX_USERNS_DEPTH)
+		return SYN_CAP_NOT_SEEN;
+	for (int i = 1; i < SYN_MAX_USERNS_DEPTH; i++) {
+		if (i >= d || !ns)
+			break;
+		ns = BPF_CORE_READ(ns, parent);
+	}
+	if (!ns || BPF_CORE_READ(ns, parent) != cred_ns)
+		return SYN_CAP_OTHER_USERNS;
+	if (BPF_CORE_READ(ns, owner.val) == BPF_CORE_READ(cred, euid.val))
+		return SYN_CAP_GRANTED;
+	return cap_effective_state(cred);
+}
+
 /* Reports the call `in` (a map entry, or the stack copy of an exit-only
  * connect) if it failed with a reported error or met an SELinux denial. */
 static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *in, long ret)
@@ -260,7 +325,9 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 	e->fd = in->fd;
 	e->op = in->op;
 	e->sock_type = type;
-	e->cap_state = in->cap_state;
+	e->cap_state = SYN_CAP_NOT_SEEN;
+	if (in->op == SYN_CALL_BIND && (ret == -EACCES || ret == -EPERM))
+		e->cap_state = bind_cap_state(sk, in->t.lport);
 	__u32 tgid = id >> 32;
 	e->landlocked = bpf_map_lookup_elem(&landlocked, &tgid) != NULL;
 	e->avc_count = in->avc_count;
@@ -401,24 +468,6 @@ static __always_inline int sc_on_raw_exit(struct pt_regs *regs, long ret)
 		return sockcall_exit(ret);
 	if (nr == SYN_NR_LANDLOCK_RESTRICT_SELF)
 		return landlock_restricted(ret);
-	return 0;
-}
-
-/* cap_capable (6.14+, "security: add trace event for cap_capable", Jordan
- * Rome): a failed CAP_NET_BIND_SERVICE check inside bind() is the
- * privileged-port EACCES. */
-static __always_inline int sc_on_cap_capable(int cap, int ret)
-{
-	if (cap != CAP_NET_BIND_SERVICE)
-		return 0;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct sockcall_inflight *in = bpf_map_lookup_elem(&sockcalls, &id);
-	if (!in)
-		return 0;
-	if (ret != 0)
-		in->cap_state = SYN_CAP_DENIED;
-	else if (in->cap_state == SYN_CAP_NOT_SEEN)
-		in->cap_state = SYN_CAP_GRANTED;
 	return 0;
 }
 

@@ -17,8 +17,6 @@ public struct SyscallProbes: Sendable {
     public var classic: ProbeResult = .unsupported("not probed")
     /// tp_btf/sys_enter + sys_exit: every syscall, filtered in BPF; no tracefs needed.
     public var raw: ProbeResult = .unsupported("not probed")
-    /// tp_btf/cap_capable (6.14+): tells the privileged-port EACCES apart.
-    public var capCapable: ProbeResult = .unsupported("not probed")
     /// tp_btf/selinux_audited (5.10+), and whether SELinux is enforcing at all.
     public var selinuxAudited: ProbeResult = .unsupported("not probed")
     public var selinuxState = ""
@@ -31,7 +29,7 @@ public struct SyscallProbes: Sendable {
 
     public init() {}
 
-    var allResults: [ProbeResult] { [trampoline, classic, raw, capCapable, selinuxAudited, landlock] }
+    var allResults: [ProbeResult] { [trampoline, classic, raw, selinuxAudited, landlock] }
 
     /// The entry group in use: trampolines, else classic, else raw.
     public var entry: ProbeResult { trampoline.isSupported ? trampoline : classic.isSupported ? classic : raw }
@@ -40,10 +38,6 @@ public struct SyscallProbes: Sendable {
         guard classic.isSupported else { return "tp_btf/sys_enter + sys_exit (raw_syscalls)" }
         return connectExitOnly ? "syscalls:sys_{enter,exit}_{bind,listen} + sys_exit_connect"
             : "syscalls:sys_{enter,exit}_{bind,listen,connect}"
-    }
-
-    public var hookSet: SyscallHookSet {
-        SyscallHookSet(capability: capCapable.isSupported, selinux: selinuxAudited.isSupported)
     }
 
     /// libbpf 1.1 reads tracepoint ids from /sys/kernel/debug/tracing when it
@@ -102,7 +96,6 @@ public struct SyscallProbes: Sendable {
         let trampoline: ProbeResult = btf.isSupported ? probeTrampolines(forced: forced) : .unsupported("no kernel BTF")
         var raw = tp("sys_enter", "raw_syscalls tracepoint missing")
         if raw.isSupported { raw = tp("sys_exit", "raw_syscalls tracepoint missing") }
-        let cap = tp("cap_capable", "tracepoint added in 6.14; privileged ports are inferred from ip_unprivileged_port_start")
         let avc = tp("selinux_audited", "needs 5.10+ with CONFIG_SECURITY_SELINUX")
         let selinuxState: String
         if let s = ProcFS.read("/sys/fs/selinux/enforce")?.first {
@@ -127,7 +120,7 @@ public struct SyscallProbes: Sendable {
                 : raw
         }
         var p = SyscallProbes()
-        (p.trampoline, p.classic, p.raw, p.capCapable, p.selinuxAudited) = (trampoline, classic, raw, cap, avc)
+        (p.trampoline, p.classic, p.raw, p.selinuxAudited) = (trampoline, classic, raw, avc)
         (p.selinuxState, p.landlock, p.connectExitOnly) = (selinuxState, landlock, KernelFeatures.hasTaskPtRegs)
         return p
     }
@@ -135,7 +128,9 @@ public struct SyscallProbes: Sendable {
 
 extension ReasonArea {
     /// One entry group (trampolines, else classic tracepoints, else raw
-    /// syscalls), plus cap_capable and selinux_audited where they load.
+    /// syscalls), plus selinux_audited where it loads. CAP_NET_BIND_SERVICE
+    /// needs no hook: the failing bind()'s exit reads the caller's
+    /// credentials (bind_cap_state in bpf/syscalls.bpf.h).
     static func syscallsPlan(_ f: KernelFeatures) -> AreaPlan {
         let s = f.syscalls
         var programs: Set<BPFProgram>
@@ -151,7 +146,6 @@ extension ReasonArea {
         } else {
             return .cannotRun(CannotRun(needs: "a bind/listen/connect hook", probe: s.entry))
         }
-        if s.capCapable.isSupported { programs.insert(.scCapCapable) }
         if s.selinuxAudited.isSupported { programs.insert(.scSelinuxAudited) }
         return .run(programs)
     }

@@ -43,7 +43,6 @@ public struct HookCadence: Sendable, Equatable {
         case .ovfFxExitAccept4: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)" + armed)
         case .iterListeners: return .f("once per network namespace at start, run by synsight")
         case .scRawEnter, .scRawExit: return .h("every system call on the host")
-        case .scCapCapable: return .h("every capability check on the host (one compare unless CAP_NET_BIND_SERVICE)")
         case .scTpEnterConnect, .scTpExitConnect, .scFxExitConnect: return connectCall
         case .scTpEnterBind, .scTpExitBind, .scTpEnterListen, .scTpExitListen, .scTpExitLandlock,
              .scFxEnterBind, .scFxExitBind, .scFxEnterListen, .scFxExitListen, .scFxExitLandlock: return bindListen

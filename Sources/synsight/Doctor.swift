@@ -247,9 +247,8 @@ extension DoctorReport {
         let cost = s.trampoline.isSupported ? ""
             : s.classic.isSupported ? " (every syscall takes the slow path while attached; no BPF trampolines: \(s.trampoline.detail))"
             : " (runs on every syscall: mount tracefs for the cheaper per-syscall tracepoints)"
-        let cap = s.capCapable.isSupported
-            ? "full: + tp_btf/cap_capable (CAP_NET_BIND_SERVICE denied in the same thread)"
-            : "inferred: port < ip_unprivileged_port_start and no other explanation (\(s.capCapable.detail))"
+        let cap = "full: CAP_NET_BIND_SERVICE judged from the caller's credentials at the failing bind()'s exit "
+            + "(effective set, user namespace of the socket's network namespace); no hook on capability checks"
         let selinux = s.selinuxAudited.isSupported
             ? "SELinux via tp_btf/selinux_audited (\(s.selinuxState))" : "SELinux UNAVAILABLE (\(s.selinuxAudited.detail))"
         let landlock = s.landlock.isSupported ? "Landlock via landlock_restrict_self + fork inheritance" : "Landlock UNAVAILABLE (\(s.landlock.detail))"

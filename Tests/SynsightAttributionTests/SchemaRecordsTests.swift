@@ -167,8 +167,7 @@ struct SchemaRecordsTests {
                                                                    result: 0, tclass: "tcp_socket", scontext: "a:b:c_t:s0", tcontext: "a:b:d_t:s0")),
         ]
         for c in calls { out += s.ingest(c) }
-        var inferred = sysEngine(fake, hooks: SyscallHookSet(capability: false))
-        out += inferred.ingest(call(errno: 13, local: Endpoint(addr: .any4, port: 80)))
+        out += s.ingest(call(errno: 13, local: Endpoint(addr: .any4, port: 80), cap: .otherUserNamespace))
 
         // Firewall: reject (client errno, ICMP), drop (retransmission), and a lookup with no rule source.
         var f = engine()

@@ -70,9 +70,9 @@ final class FakeHolders: PortHolderLookup {
     func selinuxPermissions(tclass: String) -> [String: UInt32]? { perms[tclass] }
 }
 
-func sysEngine(_ fake: FakeHolders = FakeHolders(), hooks: SyscallHookSet = SyscallHookSet()) -> AttributionEngine {
+func sysEngine(_ fake: FakeHolders = FakeHolders()) -> AttributionEngine {
     var e = engine()
-    e.syscalls = SyscallState(holders: fake, hooks: hooks)
+    e.syscalls = SyscallState(holders: fake)
     return e
 }
 
@@ -219,7 +219,7 @@ struct SyscallAttributionTests {
         #expect(r.process?.pid == 500)
     }
 
-    @Test("privileged_port from a denied cap_capable; inferred without the hook")
+    @Test("privileged_port from the kernel's capability verdict: not effective, or held in another user namespace")
     func privileged() throws {
         var e = sysEngine()
         let r = try single(run(&e, [call(errno: 13, local: Endpoint(addr: .any4, port: 80), cap: .denied)]))
@@ -229,16 +229,25 @@ struct SyscallAttributionTests {
         #expect(r.evidence("capability")?.stringValue == "CAP_NET_BIND_SERVICE")
         #expect(r.evidence("ip_unprivileged_port_start")?.intValue == 1024)
         #expect(r.evidence("uid")?.intValue == 1000)
+        #expect(r.evidence("check")?.stringValue == PrivilegedPortEvidence.credentialsCheck)
+        #expect(r.evidence("capability_check")?.stringValue == CapabilityCheck.denied.text)
+        #expect(r.hint?.contains("lacks CAP_NET_BIND_SERVICE") == true)
 
-        var old = sysEngine(hooks: SyscallHookSet(capability: false, selinux: false))
-        let i = try single(run(&old, [call(errno: 13, local: Endpoint(addr: .any4, port: 443))]))
-        #expect(i.reason == .privilegedPort)
-        #expect(i.evidence("check")?.stringValue?.hasPrefix("inferred") == true)
+        let u = try single(run(&e, [call(errno: 13, local: Endpoint(addr: .any4, port: 443), uid: 0, cap: .otherUserNamespace)]))
+        #expect(u.reason == .privilegedPort)
+        #expect(u.evidence("capability_check")?.stringValue == CapabilityCheck.otherUserNamespace.text)
+        #expect(u.hint?.contains("only in its own user namespace") == true)
+        #expect(u.hint?.contains("network namespace created inside its user namespace") == true)
 
-        // With the hook attached, no capability check means something refused earlier.
-        var now = sysEngine()
-        let o = try single(run(&now, [call(errno: 13, local: Endpoint(addr: .any4, port: 443))]))
-        #expect(o.reason == .lsmDenied && o.cause?.rawValue == "other_lsm")
+        // Granted, or not checked: something else refused the call.
+        for cap in [CapabilityCheck.granted, .notSeen] {
+            let o = try single(run(&e, [call(errno: 13, local: Endpoint(addr: .any4, port: 443), cap: cap)]))
+            #expect(o.reason == .lsmDenied && o.cause?.rawValue == "other_lsm")
+            #expect(o.evidence("capability_check")?.stringValue == cap.text)
+        }
+        // EPERM is not the capability check's (a cgroup bind program's, say).
+        let p = try single(run(&e, [call(errno: 1, local: Endpoint(addr: .any4, port: 80), cap: .denied)]))
+        #expect(p.reason == .lsmDenied)
     }
 
     @Test("address_not_available on bind; ephemeral exhaustion and 4-tuple reuse on connect")

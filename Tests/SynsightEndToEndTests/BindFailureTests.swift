@@ -14,14 +14,15 @@ struct BindFailureTests {
         NetNS.removeStale()
     }
 
-    /// Runs a peer.py helper subcommand in `ns`; returns its printed integers (pid, errno, ...).
+    static let nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all"]
+
+    /// Runs a peer.py helper subcommand in `ns`, under `wrap` (setpriv,
+    /// unshare, ...); returns its printed integers (pid, errno, ...).
     @discardableResult
-    func peer(_ ns: NetNS, unprivileged: Bool = false, _ args: [String]) throws -> [Int] {
+    func peer(_ ns: NetNS, unprivileged: Bool = false, wrap: [String] = [], _ args: [String]) throws -> [Int] {
         var cmd = ["ip", "netns", "exec", ns.name]
-        if unprivileged {
-            cmd += ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all"]
-        }
-        cmd += ["/usr/bin/python3", Peer.script] + args
+        if unprivileged { cmd += Self.nobody }
+        cmd += wrap + ["/usr/bin/python3", Peer.script] + args
         let out = try sh(cmd)
         let f = out.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
         guard f.count >= 2 else { throw CommandFailure(description: "bad peer output: \(out)") }
@@ -48,6 +49,46 @@ struct BindFailureTests {
         trace.stop()
         #expect(r.pid("process") == f[0])
         #expect(r.evidence["ip_unprivileged_port_start"] as? Int == 3000)
+    }
+
+    @Test("root of its own user namespace binding port 80 of a namespace it does not own: privileged_port, other user namespace")
+    func privilegedPortOtherUserNamespace() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let trace = try TraceSession([])
+        // uid 0 with every capability, but in a new user namespace: the
+        // network namespace belongs to the initial one (a rootless container
+        // on the host's network).
+        let f = try peer(ns, wrap: ["unshare", "--user", "--map-root-user"], ["bind", "0.0.0.0", "80"])
+        #expect(f[1] == Int(EACCES))
+        let r = try #require(record(trace, ns, kind: "bind_failure", reason: "privileged_port", port: 80),
+                             "stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.pid("process") == f[0])
+        #expect(r.evidence["uid"] as? Int == 0)
+        #expect(r.evidence["capability_check"] as? String == "held only in the process's own user namespace, not in the one owning the network namespace")
+        #expect((r.string("hint") ?? "").contains("network namespace created inside its user namespace"))
+    }
+
+    @Test("CAP_NET_BIND_SERVICE granted but Landlock refuses port 80: lsm_denied (landlock), not privileged_port")
+    func grantedCapabilityLandlockRefuses() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let trace = try TraceSession([])
+        let wrap = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                    "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service"]
+        // Allowed to bind 81 only; without Landlock, binding 80 succeeds (the
+        // capability is in the effective set).
+        let ok = try peer(ns, wrap: wrap, ["bind", "127.0.0.1", "80"])
+        #expect(ok[1] == 0)
+        let f = try peer(ns, wrap: wrap, ["landlock", "81", "bind", "127.0.0.1", "80"])
+        #expect(f[1] == Int(EACCES))
+        let r = try #require(record(trace, ns, kind: "denial", reason: "lsm_denied", port: 80), "stderr: \(trace.stderr)")
+        let wrong = trace.records.first { $0.string("reason") == "privileged_port" && $0.int("netns") == ns.inode }
+        trace.stop()
+        #expect(r.string("cause") == "landlock")
+        #expect(r.pid("process") == f[0])
+        #expect(wrong == nil)
     }
 
     @Test("raw tp_btf/sys_enter+sys_exit entry (no tracefs needed) reports the same failures")

@@ -19,7 +19,6 @@ func hostLike(_ edit: (inout KernelFeatures) -> Void = { _ in }) -> KernelFeatur
     f.syscalls.trampoline = .unsupported("BPF trampolines refused (EPERM)")
     f.syscalls.classic = .supports("syscalls:sys_{enter,exit}_{bind,listen,connect}")
     f.syscalls.raw = .supports("tp_btf/sys_enter")
-    f.syscalls.capCapable = .supports("tp_btf/cap_capable")
     f.syscalls.selinuxAudited = .supports("tp_btf/selinux_audited")
     f.syscalls.landlock = .supports("syscalls:sys_exit_landlock_restrict_self")
     f.syscalls.connectExitOnly = true
@@ -78,7 +77,7 @@ struct ProbePlanTests {
             .onKfreeSkb, .fwIcmpSend, .fwSynRetransmit,
             .ovfConsumeSkb, .runOvfWatch, .iterListeners, .ovfExitAccept4, .ovfExitAccept,
             .scTpEnterBind, .scTpExitBind, .scTpEnterListen, .scTpExitListen, .scTpExitConnect,
-            .scCapCapable, .scSelinuxAudited, .scTpExitLandlock, .scLandlockFork,
+            .scSelinuxAudited, .scTpExitLandlock, .scLandlockFork,
         ])
         // Every area runs but injected resets (no fentry or kprobe on tcp_reset here).
         #expect(plan.areas.allSatisfy { $0.plan.runs || $0.area == .injectedResets })
@@ -177,7 +176,7 @@ struct ProbePlanTests {
         #expect(plan.plan(for: .noListener).programs == [.rstFentryV4, .rstFentryV6])
         #expect(plan.plan(for: .syscalls).programs == [
             .scFxEnterBind, .scFxExitBind, .scFxEnterListen, .scFxExitListen, .scFxExitConnect,
-            .scCapCapable, .scSelinuxAudited,
+            .scSelinuxAudited,
         ])
         #expect(plan.plan(for: .landlock).programs == [.scFxExitLandlock, .scLandlockFork, .onProcessExit])
         #expect(plan.plan(for: .overflow).programs == [.ovfFentryConnRequest, .runOvfWatch, .ovfFexitSynRecvV4, .ovfFexitSynRecvV6,

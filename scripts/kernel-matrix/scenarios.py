@@ -258,7 +258,9 @@ class Kernel:
         return "tp_btf/inet_sock_set_state"
 
     def cap_check(self):
-        return "tp_btf/cap_capable" if self.btf.tp_nargs("cap_capable") >= 0 else "inferred"
+        """privileged_port: the caller's credentials, judged at the failing
+        bind()'s exit (every kernel: no capability hook)."""
+        return "credentials at the failing bind()"
 
 
 def landlock_abi():
@@ -357,6 +359,7 @@ def cleanup():
 
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
 _peer_module = None
 
 
@@ -378,7 +381,7 @@ class Child:
     uid/gid 65534 without capabilities (a root -> non-root setresuid drops
     them all, like `setpriv --reuid 65534 --inh-caps=-all`)."""
 
-    def __init__(self, ns, args, unprivileged=False, selinux_context=None):
+    def __init__(self, ns, args, unprivileged=False, selinux_context=None, userns=False):
         m = peer_module()
         args = [str(a) for a in args]
         nsfd = os.open("/run/netns/" + ns.name, os.O_RDONLY)
@@ -394,6 +397,10 @@ class Child:
                 os.dup2(w, 2)
                 if _libc.setns(nsfd, CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), "setns")
+                # Root of a user namespace of its own (as `unshare --user`):
+                # every capability there, none over the network namespace.
+                if userns and _libc.unshare(CLONE_NEWUSER) != 0:
+                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
                 if unprivileged:
                     os.setgroups([])
                     os.setresgid(65534, 65534, 65534)
@@ -474,9 +481,9 @@ def Peer(ns, args, ready="ready", timeout=15):
     return c
 
 
-def peer(ns, *args, unprivileged=False, timeout=30):
+def peer(ns, *args, unprivileged=False, userns=False, timeout=30):
     """A one-shot peer.py command; returns the integers it printed (pid, errno, ...)."""
-    return Child(ns, args, unprivileged).result(timeout)
+    return Child(ns, args, unprivileged, userns=userns).result(timeout)
 
 
 # Connect timeouts are not stretched for a slow guest: the connects that
@@ -1734,6 +1741,27 @@ def sc_privileged(t, k, pas):
         c.eq("evidence.uid", ev(r).get("uid"), 65534)
         c.eq("evidence.capability", ev(r).get("capability"), "CAP_NET_BIND_SERVICE")
         c.eq("evidence.ip_unprivileged_port_start", ev(r).get("ip_unprivileged_port_start"), 1024)
+        c.eq("evidence.capability_check", ev(r).get("capability_check"), "not in the effective set")
+    return r, c, (k.cap_check(), None)
+
+
+@scenario("privileged port as root of its own user namespace", "privileged_port")
+def sc_privileged_userns(t, k, pas):
+    """uid 0 with every capability, but in its own user namespace: the
+    network namespace belongs to the initial one (a rootless container on
+    the host's network)."""
+    ns = NetNS()
+    pid, err = peer(ns, "bind", "0.0.0.0", 80, userns=True)
+    c = Check()
+    c.eq("bind errno", err, errno.EACCES)
+    r = sys_record(t, ns, "bind_failure", "privileged_port", 80)
+    if r:
+        expect_common(c, r, "bind_failure", "privileged_port", None, 80)
+        c.eq("process.pid", pid_of(r, "process"), pid)
+        c.eq("evidence.uid", ev(r).get("uid"), 0)
+        c.eq("evidence.capability_check", ev(r).get("capability_check"),
+             "held only in the process's own user namespace, not in the one owning the network namespace")
+        hint_has(c, r, "network namespace created inside its user namespace")
     return r, c, (k.cap_check(), None)
 
 

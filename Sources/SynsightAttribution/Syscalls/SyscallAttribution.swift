@@ -14,7 +14,6 @@ import SynsightNftables
 public struct SyscallState {
     /// Live lookups (/proc, /sys); nil: only the listener registry is used.
     public var holders: (any PortHolderLookup)?
-    public var hooks: SyscallHookSet
     /// Recent holder lookups, so a crash-looping service retrying bind()
     /// does not cost a /proc scan per attempt.
     var holderCache: [HolderKey: (ts: UInt64, holders: [PortHolder])] = [:]
@@ -23,9 +22,8 @@ public struct SyscallState {
 
     static let holderCacheNs: UInt64 = 1_000_000_000
 
-    public init(holders: (any PortHolderLookup)? = nil, hooks: SyscallHookSet = SyscallHookSet()) {
+    public init(holders: (any PortHolderLookup)? = nil) {
         self.holders = holders
-        self.hooks = hooks
     }
 }
 
@@ -49,12 +47,9 @@ extension AttributionEngine {
         case 99:
             return [addressNotAvailable(e)]
         case 13, 1:
-            if e.call == .bind && e.capability == .denied { return [privilegedPort(e, inferred: false)] }
+            // The capability check returns EACCES; a cgroup bind program's EPERM is not it.
+            if e.call == .bind && e.errno == 13 && e.capability.refuses { return [privilegedPort(e)] }
             if e.landlocked && e.call != .listen { return [landlockDenial(e)] }
-            if e.call == .bind, e.errno == 13, !syscalls.hooks.capability, e.capability == .notSeen,
-               let start = e.unprivilegedPortStart, e.local.port != 0, Int32(e.local.port) < start, e.task.uid != 0 {
-                return [privilegedPort(e, inferred: true)]
-            }
             return [otherLSMDenial(e)]
         default:
             return []
@@ -236,7 +231,7 @@ extension AttributionEngine {
         return " (\(r.lowerBound)-\(r.upperBound), \(r.count) port\(r.count == 1 ? "" : "s"))"
     }
 
-    package func privilegedPort(_ e: SocketCallFailure, inferred: Bool) -> Record {
+    package func privilegedPort(_ e: SocketCallFailure) -> Record {
         var r = baseRecord(e, kind: .bindFailure, reason: .privilegedPort)
         r.process = failing(e)
         var ev = PrivilegedPortEvidence(call: e)
@@ -244,12 +239,18 @@ extension AttributionEngine {
         ev.ipUnprivilegedPortStart = e.unprivilegedPortStart
         ev.capability = "CAP_NET_BIND_SERVICE"
         ev.uid = e.task.uid
-        ev.check = inferred ? "inferred from the port (no cap_capable tracepoint)" : "tp_btf/cap_capable"
+        ev.check = PrivilegedPortEvidence.credentialsCheck
+        ev.capabilityCheck = e.capability.text
         r.evidence = ev.fields
         let start = e.unprivilegedPortStart.map(String.init) ?? "1024"
-        r.hint = "port \(e.local.port) is below net.ipv4.ip_unprivileged_port_start (\(start)) and \(who(e)), uid \(e.task.uid), lacks CAP_NET_BIND_SERVICE: "
-            + Advice.for(reason: .privilegedPort, cause: nil,
-                         facts: Advice.Facts(unprivilegedPortStart: e.unprivilegedPortStart.map { Int($0) })).fix
+        let lacks = e.capability == .otherUserNamespace
+            ? "holds CAP_NET_BIND_SERVICE only in its own user namespace, not in the one owning network namespace \(e.netns)"
+            : "lacks CAP_NET_BIND_SERVICE"
+        var facts = Advice.Facts(unprivilegedPortStart: e.unprivilegedPortStart.map { Int($0) })
+        facts.otherUserNamespace = e.capability == .otherUserNamespace
+        r.hint = "port \(e.local.port) is below net.ipv4.ip_unprivileged_port_start (\(start)) and \(who(e)), uid \(e.task.uid), \(lacks): "
+            + Advice.for(reason: .privilegedPort, cause: nil, facts: facts).fix
+            + (e.landlocked ? " (it is also sandboxed by Landlock: its ruleset must allow binding this port too)" : "")
         return r
     }
 
@@ -279,7 +280,7 @@ extension AttributionEngine {
         var ev = LSMDeniedEvidence(call: e)
         let lsms = activeLSMs()
         ev.activeLsms = .some(lsms)
-        if e.call == .bind { ev.capabilityCheck = capabilityText(e.capability) }
+        if e.call == .bind { ev.capabilityCheck = e.capability.text }
         r.evidence = ev.fields
         let others = (lsms ?? []).filter { !["capability", "lockdown", "yama", "landlock", "selinux"].contains($0) }
         var where_ = others.isEmpty ? "the active LSMs" : others.joined(separator: ", ")
@@ -287,14 +288,6 @@ extension AttributionEngine {
         r.hint = "\(e.call.name)() on port \(e.port) by \(who(e)) was refused with \(ErrnoName.name(e.errno)), not by capabilities, SELinux or Landlock: "
             + Advice.for(reason: .lsmDenied, cause: r.cause, facts: Advice.Facts(port: e.port, lsmsToCheck: where_)).fix
         return r
-    }
-
-    func capabilityText(_ c: CapabilityCheck) -> String {
-        switch c {
-        case .notSeen: return syscalls.hooks.capability ? "not reached (refused before the capability check)" : "unknown (no cap_capable hook)"
-        case .granted: return "granted"
-        case .denied: return "denied"
-        }
     }
 
     package mutating func activeLSMs() -> [String]? {

@@ -20,12 +20,32 @@ public enum SocketCall: UInt8, Sendable, Hashable, CaseIterable {
     }
 }
 
-/// CAP_NET_BIND_SERVICE as seen by the cap_capable tracepoint during the call.
+/// CAP_NET_BIND_SERVICE at a failed bind(), decided in the kernel from the
+/// caller's credentials over the socket's network namespace, as the kernel's
+/// own check decides it (`bind_cap_state` in bpf/syscalls.bpf.h).
 public enum CapabilityCheck: UInt8, Sendable, Hashable {
-    /// No check seen: none happened, or the cap_capable hook is not attached.
+    /// Not checked by the kernel: port 0, or not below ip_unprivileged_port_start.
     case notSeen = 0
     case granted = 1
+    /// Not in the caller's effective set.
     case denied = 2
+    /// The network namespace belongs to a user namespace outside the
+    /// caller's (an ancestor's, or unrelated): capabilities the caller holds
+    /// in its own user namespace do not count there.
+    case otherUserNamespace = 3
+
+    /// The kernel refuses the privileged port.
+    public var refuses: Bool { self == .denied || self == .otherUserNamespace }
+
+    /// As the evidence and `otherLSMDenial` state it.
+    public var text: String {
+        switch self {
+        case .notSeen: return "not checked (port 0 or not below ip_unprivileged_port_start)"
+        case .granted: return "granted"
+        case .denied: return "not in the effective set"
+        case .otherUserNamespace: return "held only in the process's own user namespace, not in the one owning the network namespace"
+        }
+    }
 }
 
 /// The first SELinux denial audited during the call (avc:selinux_audited).
@@ -115,18 +135,6 @@ public struct SocketCallFailure: Sendable, Hashable {
     public var protocolName: String { socketType == 2 ? "udp" : "tcp" }
 }
 
-/// Which optional hooks serve the syscall reasons on this kernel (from the
-/// kernel feature probe). Without cap_capable, a privileged-port EACCES is
-/// inferred from the port and ip_unprivileged_port_start.
-public struct SyscallHookSet: Sendable, Hashable {
-    public var capability: Bool
-    public var selinux: Bool
-
-    public init(capability: Bool = true, selinux: Bool = true) {
-        self.capability = capability
-        self.selinux = selinux
-    }
-}
 
 /// A socket holding a port, as found in the listener registry or in /proc.
 public struct PortHolder: Sendable, Hashable {

@@ -35,6 +35,9 @@ public struct Advice: Sendable, Hashable {
         public var outgoing = false
         /// net.ipv4.ip_unprivileged_port_start (privileged_port).
         public var unprivilegedPortStart: Int?
+        /// The caller holds CAP_NET_BIND_SERVICE only in its own user
+        /// namespace, not in the one owning the network namespace (privileged_port).
+        public var otherUserNamespace = false
         /// The firewall rule that matched (firewall_reject, firewall_drop).
         public var rule: Rule?
         /// "nginx (pid 4410)": the process whose limit is meant.
@@ -410,6 +413,12 @@ public struct Advice: Sendable, Hashable {
             return Advice(fix: addressInUseFix(f),
                           steps: ["Another process holds the port (see the holder in the evidence; ss -ltnp 'sport = :\(port)').",
                                   "Stop the old instance or move one service to another port; use SO_REUSEADDR for restarts over TIME_WAIT."])
+        case (.privilegedPort?, _) where f.otherUserNamespace:
+            let start = f.unprivilegedPortStart.map(String.init) ?? "1024"
+            return Advice(fix: "run it in a network namespace created inside its user namespace (a rootless container's own network, not the host's), "
+                            + "use a port >= \(start), or lower net.ipv4.ip_unprivileged_port_start in that network namespace",
+                          steps: ["The process is root only in its own user namespace (rootless container, unshare -U); the network namespace belongs to another, where it has no capabilities.",
+                                  "Give it a network namespace of its own (created inside its user namespace), publish the port through the runtime, or use a port >= \(start)."])
         case (.privilegedPort?, _):
             let start = f.unprivilegedPortStart.map(String.init) ?? "1024"
             return Advice(fix: "grant it (AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit, or setcap cap_net_bind_service=+ep on the binary), "

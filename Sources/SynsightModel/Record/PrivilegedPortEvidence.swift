@@ -13,14 +13,23 @@ public struct PrivilegedPortEvidence: SocketCallEvidence {
     /// The capability that was missing (CAP_NET_BIND_SERVICE).
     public var capability: String?
     public var uid: UInt32?
-    /// How the denial was established: the cap_capable hook, or inferred from the port.
+    /// How the denial was established (`credentialsCheck`).
     public var check: String?
+    /// What the kernel's capability check decides for the caller
+    /// (`CapabilityCheck.text`): not in the effective set, or held only in
+    /// the caller's own user namespace.
+    public var capabilityCheck: String?
+
+    /// The one way `check` is established: the caller's credentials, read at
+    /// the failing bind()'s exit and judged as the kernel judges them.
+    public static let credentialsCheck = "credentials at the failing bind(): CAP_NET_BIND_SERVICE over the socket's network namespace"
 
     public init() {}
 
     public static let layout: [EvidenceField<PrivilegedPortEvidence>] = callLayout + [
         .int(.port, \.port), .int(.ipUnprivilegedPortStart, \.ipUnprivilegedPortStart),
         .string(.capability, \.capability), .int(.uid, \.uid), .string(.check, \.check),
+        .string(.capabilityCheck, \.capabilityCheck),
     ]
 }
 

@@ -159,7 +159,7 @@ public enum TraceRunner {
         var engine = AttributionEngine(clock: currentClockMapping(),
                                        joinWindowNs: UInt64(s.joinWindowMs) * 1_000_000, resolver: resolver)
         engine.seed(snapshot)
-        engine.syscalls = SyscallState(holders: ProcfsPortHolders(), hooks: tracer.features.syscalls.hookSet)
+        engine.syscalls = SyscallState(holders: ProcfsPortHolders())
         let rules = NftRuleSource(delayMs: s.rulesetDelayMs)
         defer { rules.reader.stop() }
         engine.firewall.rules = rules
