@@ -51,37 +51,60 @@ struct {
 
 /* Listeners by local port, across namespaces: where a SYN's namespace is no
  * longer readable (skb->dev is gone when tcp_rcv_state_process consumes it),
- * the listener whose own counters moved is the one. */
-#define LISTEN_SLOTS 8
+ * the listener whose own counters moved is the one. 32 per port: the pods of
+ * a node listening on the same port each in its namespace, or an
+ * SO_REUSEPORT group (one listener per worker) in one. A listener past
+ * them is still registered: its drops come as counted records (the watch
+ * sweep), without the client. 8,192 ports x 256 bytes, preallocated: about
+ * the memory 16,384 ports x 8 slots took. */
+#define LISTEN_SLOTS 32
 struct listen_slots {
 	__u64 sk[LISTEN_SLOTS];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 8192);
 	__type(key, __u16); /* local port */
 	__type(value, struct listen_slots);
 } listen_ports SEC(".maps");
 
-static __always_inline void port_slot_add(__u16 port, __u64 sk)
+/* A socket pointer as the plain number the slots keep. A global function
+ * takes only numbers (or context and memory pointers) as arguments, and the
+ * verifier types a socket pointer a program was given (tp_btf, iter) as a
+ * pointer through any cast: read back as bytes, it is a number. */
+static __always_inline __u64 sock_number(const void *sk)
 {
-	struct listen_slots empty = {};
+	__u64 p = (__u64)sk, n = 0;
+	bpf_probe_read_kernel(&n, sizeof(n), &p);
+	return n;
+}
+
+/* Global functions (verified once, not at every caller: the slots' loops
+ * are long); the port is passed 64-bit (see port_in_filter in config.bpf.h),
+ * the listener as sock_number(). */
+/* A port's first slots, copied from here: 256 bytes are too many for the
+ * stack of a call chain (BPF's 512 bytes are for all frames together). */
+struct listen_slots listen_slots_empty = {};
+
+__noinline int port_slot_add(__u64 wanted, __u64 sk)
+{
+	__u16 port = (__u16)wanted;
 	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
 	if (!ls) {
-		bpf_map_update_elem(&listen_ports, &port, &empty, BPF_NOEXIST);
+		bpf_map_update_elem(&listen_ports, &port, &listen_slots_empty, BPF_NOEXIST);
 		ls = bpf_map_lookup_elem(&listen_ports, &port);
 		if (!ls)
-			return;
+			return 0;
 	}
 	for (int i = 0; i < LISTEN_SLOTS; i++) {
 		if (ls->sk[i] == sk)
-			return;
+			return 0;
 	}
 	for (int i = 0; i < LISTEN_SLOTS; i++) {
 		if (ls->sk[i] == 0) {
 			ls->sk[i] = sk;
-			return;
+			return 0;
 		}
 	}
 	/* Full: without the state-change hook closed listeners stay until
@@ -90,21 +113,24 @@ static __always_inline void port_slot_add(__u16 port, __u64 sk)
 		for (int i = 0; i < LISTEN_SLOTS; i++) {
 			if (ls->sk[i] == 0) {
 				ls->sk[i] = sk;
-				return;
+				return 0;
 			}
 		}
 	}
+	return 0;
 }
 
-static __always_inline void port_slot_del(__u16 port, __u64 sk)
+__noinline int port_slot_del(__u64 wanted, __u64 sk)
 {
+	__u16 port = (__u16)wanted;
 	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
 	if (!ls)
-		return;
+		return 0;
 	for (int i = 0; i < LISTEN_SLOTS; i++) {
 		if (ls->sk[i] == sk)
 			ls->sk[i] = 0;
 	}
+	return 0;
 }
 
 /* Is the socket at `key` still a listener on `port`? TCP sockets are
@@ -136,8 +162,24 @@ static __always_inline void emit_lazy_close(const struct listen_info *li)
 	submit(e);
 }
 
-/* A global function (verified once). Returns how many were reaped. The
- * port is passed 64-bit (see port_in_filter in config.bpf.h). */
+/* The listener `key` of `port` if it is dead: its close reported and its
+ * registration dropped; 1, else 0. A global function, so that the loop
+ * over a port's slots stays short for the verifier. */
+__noinline int reap_if_dead(__u64 key, __u64 wanted)
+{
+	if (listener_alive(key, (__u16)wanted))
+		return 0;
+	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
+	if (li) {
+		emit_lazy_close(li);
+		bpf_map_delete_elem(&listen_socks, &key);
+	}
+	return 1;
+}
+
+/* A global function (verified once). 1 if any listener of the port was
+ * reaped, else 0. The port is passed 64-bit (see port_in_filter in
+ * config.bpf.h). */
 __noinline int listeners_reap(__u64 wanted)
 {
 	__u16 port = (__u16)wanted;
@@ -147,15 +189,10 @@ __noinline int listeners_reap(__u64 wanted)
 		return 0;
 	for (int i = 0; i < LISTEN_SLOTS; i++) {
 		__u64 key = ls->sk[i];
-		if (key == 0 || listener_alive(key, port))
-			continue;
-		struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
-		if (li) {
-			emit_lazy_close(li);
-			bpf_map_delete_elem(&listen_socks, &key);
+		if (key && reap_if_dead(key, port)) {
+			ls->sk[i] = 0;
+			reaped = 1;
 		}
-		ls->sk[i] = 0;
-		reaped++;
 	}
 	return reaped;
 }
@@ -171,10 +208,10 @@ static __always_inline void track_listener(const struct sock *sk, __u8 kind, con
 			.port = e->t.lport, .family = e->t.family,
 		};
 		bpf_map_update_elem(&listen_socks, &key, &li, BPF_ANY);
-		port_slot_add(e->t.lport, key);
+		port_slot_add(e->t.lport, sock_number(sk));
 	} else {
 		bpf_map_delete_elem(&listen_socks, &key);
-		port_slot_del(e->t.lport, key);
+		port_slot_del(e->t.lport, sock_number(sk));
 	}
 }
 
@@ -244,5 +281,5 @@ static __always_inline void listeners_seed(struct sock_common *skc)
 		.family = skc->skc_family,
 	};
 	bpf_map_update_elem(&listen_socks, &key, &li, BPF_NOEXIST);
-	port_slot_add(li.port, key);
+	port_slot_add(li.port, sock_number(sk));
 }

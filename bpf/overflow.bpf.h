@@ -7,9 +7,10 @@
  * tracepoint of its own (docs/kernel-notes.md §3): tcp_conn_request drops it, bumps
  * the listener's sk_drops, and tcp_rcv_state_process *consumes* it. So, on
  * kernels where consume_skb carries its call site (6.12+), the SYN consumed
- * inside tcp_rcv_state_process is matched to its listener (by netns and
- * port, from listen_ports) and the listener's sk_drops and queue lengths are
- * compared with what was seen before: a rise means this very SYN was dropped.
+ * inside tcp_rcv_state_process is matched to its listener (by port, from
+ * listen_ports: up to LISTEN_SLOTS listeners of the port across namespaces)
+ * and each listener's sk_drops and queue lengths are compared with what was
+ * seen before: a rise means this very SYN was dropped.
  * Where fentry is allowed, tcp_conn_request gives the same per SYN (kernel
  * matrix).
  *
@@ -164,19 +165,21 @@ __noinline int check_listener(__u64 key, const struct syn_tuple *t)
 	return 0;
 }
 
-/* The listener `key` is tracked and its queue moved (listener_queue_moved). */
-static __always_inline bool listener_moved(__u64 key)
+/* The listener `key` is tracked and its queue moved (listener_queue_moved).
+ * A global function (verified once, not once per slot of the caller's
+ * loop); 1 or 0. */
+__noinline int listener_moved(__u64 key)
 {
 	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
 	if (!li)
-		return false;
+		return 0;
 	/* Without the state-change hook a closed listener stays registered
 	 * until found dead: its memory may be another socket's now. */
 	if (no_state_hook() && !listener_alive(key, li->port))
-		return false;
+		return 0;
 	struct listener_queue q;
 	read_listener_queue((const struct sock *)key, &q);
-	return listener_queue_moved(li, &q);
+	return listener_queue_moved(li, &q) ? 1 : 0;
 }
 
 /* consume_skb: every consumed skb on the host. */
@@ -186,7 +189,6 @@ static __always_inline int ovf_on_consume_skb(struct sk_buff *skb, void *locatio
 	struct syn_tuple t = {};
 	struct tcphdr th;
 	__u8 flags = 0;
-	bool parsed = false;
 
 	/* Hot path: every consumed skb on the host. Two compares and out. */
 	if (loc < trs_range.start || loc >= trs_range.end)
@@ -204,16 +206,20 @@ static __always_inline int ovf_on_consume_skb(struct sk_buff *skb, void *locatio
 	struct listen_slots *ls = bpf_map_lookup_elem(&listen_ports, &port);
 	if (!ls)
 		return 0;
+	/* Two passes, each one path for the verifier whatever the slots
+	 * hold: did any listener of the port move? Then parse the SYN once
+	 * and let each listener that moved claim it. */
+	int moved = 0;
 	for (int i = 0; i < LISTEN_SLOTS; i++) {
 		__u64 key = ls->sk[i];
-		if (key == 0 || !listener_moved(key))
-			continue;
-		if (!parsed) {
-			if (!parse_tcp(skb, &t, &flags) || !is_first_syn(flags))
-				return 0;
-			parsed = true;
-		}
-		if (check_listener(key, &t) > 0)
+		if (key)
+			moved |= listener_moved(key);
+	}
+	if (!moved || !parse_tcp(skb, &t, &flags) || !is_first_syn(flags))
+		return 0;
+	for (int i = 0; i < LISTEN_SLOTS; i++) {
+		__u64 key = ls->sk[i];
+		if (key && check_listener(key, &t) > 0)
 			break;
 	}
 	return 0;

@@ -217,13 +217,17 @@ static __always_inline __u8 cap_effective_state(const struct cred *cred)
 	return (eff >> CAP_NET_BIND_SERVICE) & 1 ? SYN_CAP_GRANTED : SYN_CAP_DENIED;
 }
 
-/* cap_capable_helper's walk, in closed form for the verifier: going up from
+/* A global function (verified once, not on every path of sockcall_finish);
+ * arguments 64-bit (see port_in_filter in config.bpf.h).
+ * cap_capable_helper's walk, in closed form for the verifier: going up from
  * the target, only the ancestor one level below the caller's namespace can
  * have the caller's namespace as parent (then its owner has every
  * capability, anyone else the effective set); any other path ends below the
  * caller's level without meeting it. One read per level climbed. */
-static __always_inline __u8 bind_cap_state(struct sock *sk, __u16 port)
+__noinline int bind_cap_state(__u64 sock, __u64 wanted)
 {
+	struct sock *sk = (struct sock *)sock;
+	__u16 port = (__u16)wanted;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct net *net = sk ? BPF_CORE_READ(sk, __sk_common.skc_net.net) : BPF_CORE_READ(task, nsproxy, net_ns);
 
@@ -327,7 +331,7 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 	e->sock_type = type;
 	e->cap_state = SYN_CAP_NOT_SEEN;
 	if (in->op == SYN_CALL_BIND && (ret == -EACCES || ret == -EPERM))
-		e->cap_state = bind_cap_state(sk, in->t.lport);
+		e->cap_state = (__u8)bind_cap_state((__u64)sk, in->t.lport);
 	__u32 tgid = id >> 32;
 	e->landlocked = bpf_map_lookup_elem(&landlocked, &tgid) != NULL;
 	e->avc_count = in->avc_count;

@@ -17,9 +17,9 @@ extension BPFProgram {
     /// verifier walked"). Programs that load only on other kernels (fentry,
     /// kprobe) weigh their instruction count.
     static let verifiedInstructions618: [BPFProgram: Int] = [
-        .onKfreeSkb: 36_117, .scTpExitConnect: 21_310, .ovfConsumeSkb: 15_322, .onTcpSendReset: 13_459,
-        .scTpExitListen: 10_567, .scTpExitBind: 10_567, .runOvfWatch: 5_952, .iterListeners: 4_612,
-        .onSkErrorReport: 4_580,
+        .onKfreeSkb: 36_086, .scTpExitConnect: 25_994, .scTpExitListen: 13_750, .scTpExitBind: 13_750,
+        .ovfConsumeSkb: 10_112, .onTcpSendReset: 9_517, .runOvfWatch: 5_824, .onSkErrorReport: 3_630,
+        .iterListeners: 2_206,
     ]
 
     /// The share weight of a program of `instructions` instructions.

@@ -965,6 +965,24 @@ def sc_accept_full(t, k, pas):
     return r, c, k.syn_overflow_method(pas if pas == "kprobe" else None)
 
 
+@scenario("accept queue full at the SYN, 12th listener of its port (one per namespace)",
+          "accept_queue_full/listener_not_accepting (crowded port)")
+def sc_accept_full_crowded(t, k, pas):
+    """A node whose pods all listen on the same port: on kernels that match
+    a consumed SYN to its listener by port (consume_skb), the 12th listener
+    of the port must still be seen SYN by SYN, with its client."""
+    port = rnd_port()
+    others = []
+    for _ in range(11):
+        ns = NetNS()
+        others.append(Peer(ns, ["listen", "127.0.0.1", str(port)]))
+    ns = NetNS()
+    server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1"])
+    r, c = accept_full(t, ns, port, server)
+    del others
+    return r, c, k.syn_overflow_method()
+
+
 @scenario("accept queue full at the SYN with tcp_abort_on_overflow: still a drop",
           "accept_queue_full/listener_not_accepting (abort_on_overflow, syn)")
 def sc_accept_full_abort(t, k, pas):
