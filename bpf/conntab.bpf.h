@@ -124,6 +124,14 @@ static __always_inline struct connect_info *conn_ref(__u64 sk, struct conn_set *
 	return &s->ci[w];
 }
 
+/* After copying from the entry of `sk` at (s, w): was it still sk's
+ * entry, not given up to another socket while being copied? */
+static __always_inline bool conn_still_sk(const struct conn_set *s, int w, __u64 sk)
+{
+	barrier();
+	return READ_ONCE_U64(s->sk[w]) == sk;
+}
+
 /* A copy of the entry of `sk`; false if there is none or it was replaced
  * while being copied. */
 static __always_inline bool conn_get(__u64 sk, struct connect_info *out)
@@ -134,8 +142,7 @@ static __always_inline bool conn_get(__u64 sk, struct connect_info *out)
 	if (!ci)
 		return false;
 	*out = *ci;
-	barrier();
-	return READ_ONCE_U64(s->sk[w]) == sk;
+	return conn_still_sk(s, w, sk);
 }
 
 /* conn_get's task only, written straight to `out` (a ring-buffer record's
@@ -149,8 +156,7 @@ static __always_inline bool conn_get_task(__u64 sk, struct syn_task *out)
 	if (!ci)
 		return false;
 	*out = ci->task;
-	barrier();
-	return READ_ONCE_U64(s->sk[w]) == sk;
+	return conn_still_sk(s, w, sk);
 }
 
 static __always_inline void conn_put(__u64 sk, __u16 dport, const struct connect_info *ci)
