@@ -1746,20 +1746,28 @@ def sc_listen_in_use(t, k, pas):
     return r, c, (k.syscall_hook(), None)
 
 
-@scenario("privileged port as uid 65534", "privileged_port")
-def sc_privileged(t, k, pas):
+def privileged_bind(t, k, uid, capability_check, **who):
+    """bind() to port 80 of a new namespace as `who` (peer()'s unprivileged=
+    or userns=): EACCES, one privileged_port record with the caller's uid
+    and the capability check's verdict."""
     ns = NetNS()
-    pid, err = peer(ns, "bind", "0.0.0.0", 80, unprivileged=True)
+    pid, err = peer(ns, "bind", "0.0.0.0", 80, **who)
     c = Check()
     c.eq("bind errno", err, errno.EACCES)
     r = sys_record(t, ns, "bind_failure", "privileged_port", 80)
     if r:
         expect_common(c, r, "bind_failure", "privileged_port", None, 80)
         c.eq("process.pid", pid_of(r, "process"), pid)
-        c.eq("evidence.uid", ev(r).get("uid"), 65534)
+        c.eq("evidence.uid", ev(r).get("uid"), uid)
         c.eq("evidence.capability", ev(r).get("capability"), "CAP_NET_BIND_SERVICE")
         c.eq("evidence.ip_unprivileged_port_start", ev(r).get("ip_unprivileged_port_start"), 1024)
-        c.eq("evidence.capability_check", ev(r).get("capability_check"), "not in the effective set")
+        c.eq("evidence.capability_check", ev(r).get("capability_check"), capability_check)
+    return r, c
+
+
+@scenario("privileged port as uid 65534", "privileged_port")
+def sc_privileged(t, k, pas):
+    r, c = privileged_bind(t, k, 65534, "not in the effective set", unprivileged=True)
     return r, c, (k.cap_check(), None)
 
 
@@ -1768,17 +1776,9 @@ def sc_privileged_userns(t, k, pas):
     """uid 0 with every capability, but in its own user namespace: the
     network namespace belongs to the initial one (a rootless container on
     the host's network)."""
-    ns = NetNS()
-    pid, err = peer(ns, "bind", "0.0.0.0", 80, userns=True)
-    c = Check()
-    c.eq("bind errno", err, errno.EACCES)
-    r = sys_record(t, ns, "bind_failure", "privileged_port", 80)
+    r, c = privileged_bind(t, k, 0, "held only in the process's own user namespace, not in the one owning the network namespace",
+                           userns=True)
     if r:
-        expect_common(c, r, "bind_failure", "privileged_port", None, 80)
-        c.eq("process.pid", pid_of(r, "process"), pid)
-        c.eq("evidence.uid", ev(r).get("uid"), 0)
-        c.eq("evidence.capability_check", ev(r).get("capability_check"),
-             "held only in the process's own user namespace, not in the one owning the network namespace")
         hint_has(c, r, "network namespace created inside its user namespace")
     return r, c, (k.cap_check(), None)
 
