@@ -80,12 +80,13 @@ static __always_inline __u64 sock_number(const void *sk)
 	return n;
 }
 
-/* Global functions (verified once, not at every caller: the slots' loops
- * are long); the port is passed 64-bit (see port_in_filter in config.bpf.h),
- * the listener as sock_number(). */
 /* A port's first slots, copied from here: 256 bytes are too many for the
  * stack of a call chain (BPF's 512 bytes are for all frames together). */
 struct listen_slots listen_slots_empty = {};
+
+/* Global functions (verified once, not at every caller: the slots' loops
+ * are long); the port is passed 64-bit (see port_in_filter in config.bpf.h),
+ * the listener as sock_number(). */
 
 __noinline int port_slot_add(__u64 wanted, __u64 sk)
 {

@@ -377,7 +377,7 @@ enum syn_sockcall_op {
  * caller's credentials over the socket's network namespace as the kernel's
  * capability check decides it (bind_cap_state in syscalls.bpf.h). */
 enum syn_cap_state {
-	SYN_CAP_NOT_SEEN = 0,     /* not checked: port 0 or not below ip_unprivileged_port_start */
+	SYN_CAP_NOT_CHECKED = 0,     /* not checked: port 0 or not below ip_unprivileged_port_start */
 	SYN_CAP_GRANTED = 1,
 	SYN_CAP_DENIED = 2,       /* not in the effective set */
 	SYN_CAP_OTHER_USERNS = 3, /* the netns belongs to a user namespace outside the caller's */

@@ -233,7 +233,7 @@ __noinline int bind_cap_state(__u64 sock, __u64 wanted)
 
 	if (!net || !port || !bpf_core_field_exists(net->ipv4.sysctl_ip_prot_sock) ||
 	    (int)port >= BPF_CORE_READ(net, ipv4.sysctl_ip_prot_sock))
-		return SYN_CAP_NOT_SEEN; /* the kernel does not check */
+		return SYN_CAP_NOT_CHECKED; /* the kernel does not check */
 
 	const struct cred *cred = BPF_CORE_READ(task, cred);
 	struct user_namespace *cred_ns = BPF_CORE_READ(cred, user_ns);
@@ -244,7 +244,7 @@ __noinline int bind_cap_state(__u64 sock, __u64 wanted)
 	if (d <= 0)
 		return SYN_CAP_OTHER_USERNS;
 	if (d >= SYN_MAX_USERNS_DEPTH)
-		return SYN_CAP_NOT_SEEN;
+		return SYN_CAP_NOT_CHECKED; /* deeper than the kernel nests: not judged */
 	for (int i = 1; i < SYN_MAX_USERNS_DEPTH; i++) {
 		if (i >= d || !ns)
 			break;
@@ -329,7 +329,7 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 	e->fd = in->fd;
 	e->op = in->op;
 	e->sock_type = type;
-	e->cap_state = SYN_CAP_NOT_SEEN;
+	e->cap_state = SYN_CAP_NOT_CHECKED;
 	if (in->op == SYN_CALL_BIND && (ret == -EACCES || ret == -EPERM))
 		e->cap_state = (__u8)bind_cap_state((__u64)sk, in->t.lport);
 	__u32 tgid = id >> 32;

@@ -15,7 +15,7 @@ import SynsightTestSupport
 func sockcallRecord(op: syn_sockcall_op = SYN_CALL_BIND, ret: Int32 = -98,
                     local: [UInt8] = mapped(127, 0, 0, 1), lport: UInt16 = 8080,
                     remote: [UInt8] = mapped(0, 0, 0, 0), rport: UInt16 = 0, family: UInt16 = 2,
-                    cap: syn_cap_state = SYN_CAP_NOT_SEEN, landlocked: UInt8 = 0,
+                    cap: syn_cap_state = SYN_CAP_NOT_CHECKED, landlocked: UInt8 = 0,
                     unprivStart: Int32 = 1024, range: (UInt16, UInt16) = (32768, 60999),
                     avc: (requested: UInt32, denied: UInt32, result: Int32, tclass: String, s: String, t: String)? = nil,
                     comm: String = "nginx", pid: UInt32 = 4242, uid: UInt32 = 33) -> [UInt8] {
@@ -77,7 +77,7 @@ func sysEngine(_ fake: FakeHolders = FakeHolders()) -> AttributionEngine {
 }
 
 func call(_ c: SocketCall = .bind, errno: Int32, local: Endpoint = Endpoint(addr: v4(127, 0, 0, 1), port: 8080),
-          remote: Endpoint? = nil, pid: UInt32 = 500, uid: UInt32 = 1000, cap: CapabilityCheck = .notSeen,
+          remote: Endpoint? = nil, pid: UInt32 = 500, uid: UInt32 = 1000, cap: CapabilityCheck = .notChecked,
           landlocked: Bool = false, avc: AVCDenial? = nil, ts: UInt64 = 10_000) -> KernelEvent {
     .socketCall(SocketCallFailure(ts: ts, call: c, family: .ipv4, local: local, remote: remote,
                                   task: TaskInfo(pid: pid, uid: uid, comm: "svc"), netns: hostNS, errno: errno,
@@ -98,7 +98,7 @@ struct SyscallDecodeTests {
         #expect(s.netns == hostNS)
         #expect(s.unprivilegedPortStart == 1024)
         #expect(s.localPortRange == 32768...60999)
-        #expect(s.capability == .notSeen)
+        #expect(s.capability == .notChecked)
         #expect(!s.landlocked)
         #expect(s.avc == nil)
         #expect(s.fd == 5 && s.startTs == 8_999_000)
@@ -240,7 +240,7 @@ struct SyscallAttributionTests {
         #expect(u.hint?.contains("network namespace created inside its user namespace") == true)
 
         // Granted, or not checked: something else refused the call.
-        for cap in [CapabilityCheck.granted, .notSeen] {
+        for cap in [CapabilityCheck.granted, .notChecked] {
             let o = try single(run(&e, [call(errno: 13, local: Endpoint(addr: .any4, port: 443), cap: cap)]))
             #expect(o.reason == .lsmDenied && o.cause?.rawValue == "other_lsm")
             #expect(o.evidence("capability_check")?.stringValue == cap.text)

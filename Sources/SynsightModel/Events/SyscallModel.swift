@@ -25,7 +25,7 @@ public enum SocketCall: UInt8, Sendable, Hashable, CaseIterable {
 /// own check decides it (`bind_cap_state` in bpf/syscalls.bpf.h).
 public enum CapabilityCheck: UInt8, Sendable, Hashable {
     /// Not checked by the kernel: port 0, or not below ip_unprivileged_port_start.
-    case notSeen = 0
+    case notChecked = 0
     case granted = 1
     /// Not in the caller's effective set.
     case denied = 2
@@ -40,7 +40,7 @@ public enum CapabilityCheck: UInt8, Sendable, Hashable {
     /// As the evidence and `otherLSMDenial` state it.
     public var text: String {
         switch self {
-        case .notSeen: return "not checked (port 0 or not below ip_unprivileged_port_start)"
+        case .notChecked: return "not checked (port 0 or not below ip_unprivileged_port_start)"
         case .granted: return "granted"
         case .denied: return "not in the effective set"
         case .otherUserNamespace: return "held only in the process's own user namespace, not in the one owning the network namespace"
@@ -107,7 +107,7 @@ public struct SocketCallFailure: Sendable, Hashable {
                 local: Endpoint, remote: Endpoint? = nil, task: TaskInfo, netns: UInt32, errno: Int32,
                 fd: Int32 = 3, unprivilegedPortStart: Int32? = 1024,
                 localPortRange: ClosedRange<UInt16>? = 32768...60999, socketType: UInt8 = 1,
-                capability: CapabilityCheck = .notSeen, landlocked: Bool = false,
+                capability: CapabilityCheck = .notChecked, landlocked: Bool = false,
                 nonlocalBind: Bool = false, avcCount: UInt8 = 0, avc: AVCDenial? = nil) {
         self.ts = ts
         self.startTs = startTs
@@ -134,7 +134,6 @@ public struct SocketCallFailure: Sendable, Hashable {
 
     public var protocolName: String { socketType == 2 ? "udp" : "tcp" }
 }
-
 
 /// A socket holding a port, as found in the listener registry or in /proc.
 public struct PortHolder: Sendable, Hashable {
@@ -198,7 +197,7 @@ enum SocketCallDecoder {
             errno: e.ret < 0 ? -e.ret : 0, fd: e.fd,
             unprivilegedPortStart: e.unpriv_port_start < 0 ? nil : e.unpriv_port_start,
             localPortRange: range, socketType: e.sock_type,
-            capability: CapabilityCheck(rawValue: e.cap_state) ?? .notSeen,
+            capability: CapabilityCheck(rawValue: e.cap_state) ?? .notChecked,
             landlocked: e.landlocked != 0, nonlocalBind: e.nonlocal_bind != 0,
             avcCount: e.avc_count, avc: avc))
     }
