@@ -117,7 +117,7 @@ let package = Package(
         ),
         .testTarget(name: "SynsightBaseTests", dependencies: ["SynsightTestSupport", "SynsightBase"]),
         .testTarget(name: "SynsightModelTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "CSynsightABI"]),
-        .testTarget(name: "SynsightNftablesTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightNftables"]),
+        .testTarget(name: "SynsightNftablesTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightNftables", "SynsightExplain"]),
         .testTarget(name: "SynsightAttributionTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightNftables", "SynsightAttribution", "CSynsightABI"]),
         .testTarget(name: "SynsightRecordingTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightRecording"]),
         .testTarget(name: "SynsightReportTests", dependencies: ["SynsightTestSupport", "SynsightBase", "SynsightModel", "SynsightReport"]),

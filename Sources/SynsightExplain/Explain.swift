@@ -707,7 +707,8 @@ struct Analysis {
 
         // The same fix as the record's hint (Advice.swift).
         let rule = Advice.Rule(table: m.rule.table, chain: m.rule.chain, handle: m.rule.handle, iptables: m.rule.iptables,
-                               policyDrop: m.rule.verdict == .policyDrop, portMatch: m.direction == .reply ? "sport" : "dport")
+                               policyDrop: m.rule.verdict == .policyDrop, portMatch: m.direction == .reply ? "sport" : "dport",
+                               legacy: m.rule.legacy)
         let fix = Advice.for(reason: m.rule.verdict.isReject ? .firewallReject : .firewallDrop, cause: nil,
                              facts: Advice.Facts(port: port, rule: rule)).fix
         let remediation = m.rule.verdict == .policyDrop

@@ -79,6 +79,7 @@ public struct PortRuleMatch: Sendable, Hashable {
     /// "nft rule inet filter input handle 7" / "iptables rule ip filter INPUT handle 2" / "chain policy ...".
     public var name: String {
         if rule.verdict == .policyDrop { return "policy drop of chain \(rule.table) \(rule.chain)" }
+        if rule.legacy { return "rule \(rule.table) \(rule.chain) number \(rule.handle.map(String.init) ?? "?")" }
         return "\(rule.iptables ? "iptables" : "nft") rule \(rule.table) \(rule.chain) handle \(rule.handle.map(String.init) ?? "?")"
     }
 
@@ -104,7 +105,7 @@ extension NftRuleset {
     /// traffic of `port`, in ruleset order, best-established first within a chain.
     public func portMatches(port: UInt16) -> [PortRuleMatch] {
         var out: [PortRuleMatch] = []
-        let baseChains = chains.filter { $0.family == "inet" || $0.family == "ip" || $0.family == "ip6" }
+        let baseChains = chains.filter { !NftRuleset.addressFamilies($0.family).isEmpty }
         let reaching = hooksReaching()
         for chain in baseChains {
             let hook = chain.hook
@@ -155,11 +156,11 @@ extension NftRuleset {
     /// another address, through the forward hook. Empty when none does.
     public func dnatRules(port: UInt16) -> [Int] {
         rules.filter { r in
-            guard r.family == "inet" || r.family == "ip" || r.family == "ip6" else { return false }
+            let families = NftRuleset.addressFamilies(r.family)
+            guard !families.isEmpty else { return false }
             let dnat = r.expr.contains { x in
                 x["dnat"] != nil || (x["xt"]?["type"]?.stringValue == "target" && x["xt"]?["name"]?.stringValue == "DNAT")
             }
-            let families: Set<AddressFamily> = r.family == "ip" ? [.ipv4] : r.family == "ip6" ? [.ipv6] : [.ipv4, .ipv6]
             return dnat && evaluate(rule: r, port: port, direction: .inbound, families: families) != nil
         }.map(\.handle)
     }
@@ -183,17 +184,19 @@ extension NftRuleset {
         var out: [PortRuleMatch] = []
         var acceptedBefore: [(handle: Int, conditions: [String], certain: Bool)] = []
         var jumpedBefore: [Int] = []
-        let chainFamilies: Set<AddressFamily> = chain.family == "ip" ? [.ipv4] : chain.family == "ip6" ? [.ipv6] : [.ipv4, .ipv6]
+        let chainFamilies = NftRuleset.addressFamilies(chain.family)
+        let legacy = IptablesLegacy.addressFamily(chain.family) != nil
+        let ruleWord = legacy ? "rule" : "handle"  // a legacy rule's handle is its position
 
         func confidence(base: PortRuleMatch.Confidence, conditions: inout [String]) -> (PortRuleMatch.Confidence, Int?) {
             if let full = acceptedBefore.first(where: { $0.certain }) { return (.shadowed, full.handle) }
             var c = base
             for a in acceptedBefore {
-                conditions.append("not accepted earlier by handle \(a.handle) (\(a.conditions.joined(separator: " ")))")
+                conditions.append("not accepted earlier by \(ruleWord) \(a.handle) (\(a.conditions.joined(separator: " ")))")
                 if c == .certain { c = .conditional }
             }
             if !jumpedBefore.isEmpty {
-                conditions.append("not decided earlier in a chain jumped to by handle \(jumpedBefore.map(String.init).joined(separator: ", "))")
+                conditions.append("not decided earlier in a chain jumped to by \(ruleWord) \(jumpedBefore.map(String.init).joined(separator: ", "))")
                 if c == .certain { c = .conditional }
             }
             return (c, nil)
@@ -216,10 +219,10 @@ extension NftRuleset {
             if !e.portSpecific && base == .certain { base = .possible }
             let (c, shadow) = confidence(base: base, conditions: &conditions)
             let text = texts[NftRuleset.key(r.family, r.table, r.chain, r.handle)]
-                ?? (r.comment.map { "... comment \"\($0)\"" } ?? "handle \(r.handle)")
+                ?? (r.comment.map { "... comment \"\($0)\"" } ?? "\(ruleWord) \(r.handle)")
             let rule = FirewallRule(table: "\(r.family) \(r.table)", chain: r.chain, handle: r.handle, text: text,
                                     verdict: verdict, packets: e.packets, exact: e.unknown.isEmpty,
-                                    iptables: isIptables(r.family, r.table))
+                                    iptables: isIptables(r.family, r.table), legacy: legacy)
             out.append(PortRuleMatch(rule: rule, hook: chain.hook, direction: direction, confidence: c,
                                      conditions: conditions, families: e.families.sorted { $0.rawValue < $1.rawValue },
                                      portSpecific: e.portSpecific, shadowedBy: shadow, forwardedOnly: forwardedOnly))
@@ -234,7 +237,7 @@ extension NftRuleset {
             }
             let rule = FirewallRule(table: "\(chain.family) \(chain.table)", chain: chain.name, handle: nil,
                                     text: "policy drop", verdict: .policyDrop, exact: false,
-                                    iptables: isIptables(chain.family, chain.table))
+                                    iptables: isIptables(chain.family, chain.table), legacy: legacy)
             out.append(PortRuleMatch(rule: rule, hook: chain.hook, direction: direction, confidence: c,
                                      conditions: conditions, families: chainFamilies.sorted { $0.rawValue < $1.rawValue },
                                      portSpecific: false, shadowedBy: shadow, forwardedOnly: forwardedOnly))

@@ -63,6 +63,7 @@ public final class NftablesReader: @unchecked Sendable {
                 let text = try? run(flags: UInt32(NFT_CTX_OUTPUT_HANDLE)).get()
                 if var rs = NftRuleset(json: json, text: text) {
                     attachIptablesComments(&rs)
+                    addIptablesLegacy(&rs)
                     return .ruleset(rs)
                 }
                 lastError = "unparsable JSON: \(json.prefix(120))"
@@ -92,6 +93,46 @@ public final class NftablesReader: @unchecked Sendable {
         return save
     }()
 
+    /// iptables-legacy tables (x_tables: nft does not list them) of the
+    /// namespace this thread has entered, from `iptables-legacy-save -c`
+    /// spawned from this thread; only where the kernel has such a table.
+    static func addIptablesLegacy(_ rs: inout NftRuleset) {
+        for (family, names) in [(AddressFamily.ipv4, "ip_tables_names"), (.ipv6, "ip6_tables_names")] {
+            guard let tables = ProcFS.read("/proc/thread-self/net/\(names)")?.split(separator: "\n"), !tables.isEmpty else {
+                continue
+            }
+            let list = tables.joined(separator: ", ")
+            guard let tool = legacySave[family] else {
+                rs.legacyUnread.append("iptables-legacy tables (\(list)) exist but \(family == .ipv6 ? "ip6" : "i")ptables-legacy-save "
+                                       + "is not installed: their rules are not checked")
+                continue
+            }
+            guard let save = Subprocess.capture([tool, "-c"]) else {
+                rs.legacyUnread.append("\(tool) -c failed: the iptables-legacy tables (\(list)) are not checked")
+                continue
+            }
+            rs.addIptablesLegacy(save: save, family: family)
+        }
+    }
+
+    /// iptables-legacy-save / ip6tables-legacy-save, or a plain
+    /// iptables-save that is legacy (iptables before 1.8 has no nf_tables
+    /// backend; 1.8 says which it is in its version).
+    static let legacySave: [AddressFamily: String] = {
+        var save: [AddressFamily: String] = [:]
+        func executable(_ paths: [String]) -> String? { paths.first { access($0, X_OK) == 0 } }
+        for (family, tool) in [(AddressFamily.ipv4, "iptables"), (.ipv6, "ip6tables")] {
+            if let named = executable(["/usr/sbin/\(tool)-legacy-save", "/sbin/\(tool)-legacy-save"]) {
+                save[family] = named
+            } else if let plain = executable(["/usr/sbin/\(tool)-save", "/sbin/\(tool)-save"]),
+                      let version = Subprocess.capture([plain.replacingSuffix("-save", with: ""), "--version"]),
+                      !version.contains("nf_tables") {
+                save[family] = plain
+            }
+        }
+        return save
+    }()
+
     struct ListError: Error { let message: String }
 
     static func run(flags: UInt32) -> Result<String, ListError> {
@@ -116,6 +157,7 @@ extension NftablesReader.ListError: CustomStringConvertible { var description: S
 
 private extension String {
     func trimmingSuffix(_ s: String) -> String { hasSuffix(s) ? String(dropLast(s.count)) : self }
+    func replacingSuffix(_ s: String, with r: String) -> String { hasSuffix(s) ? String(dropLast(s.count)) + r : self }
 }
 
 func sleepNs(_ ns: UInt64) {

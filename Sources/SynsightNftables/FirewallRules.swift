@@ -68,6 +68,9 @@ public struct FirewallRule: Sendable, Hashable {
     public var exact: Bool
     /// iptables-nft manages the table (use iptables, not nft, to change it).
     public var iptables: Bool
+    /// An iptables-legacy rule (table "iptables-legacy filter", ...): change
+    /// it with iptables-legacy; `handle` is its position in the chain.
+    public var legacy: Bool
     /// The rule's comment (nft `comment`, iptables `-m comment --comment`). Untrusted.
     public var comment: String?
     /// The tool managing the chain or table, when its names say so.
@@ -78,7 +81,9 @@ public struct FirewallRule: Sendable, Hashable {
 
     public init(table: String, chain: String, handle: Int?, text: String, verdict: FirewallVerdict,
                 packets: UInt64? = nil, exact: Bool = true, iptables: Bool = false,
-                comment: String? = nil, owner: FirewallOwner? = nil, ctStateMatched: ConntrackState? = nil) {
+                comment: String? = nil, owner: FirewallOwner? = nil, ctStateMatched: ConntrackState? = nil,
+                legacy: Bool = false) {
+        self.legacy = legacy
         self.ctStateMatched = ctStateMatched
         self.comment = comment
         self.owner = owner
@@ -145,8 +150,20 @@ public struct NftRuleset: Sendable {
     public var rules: [Rule] = []
     /// Rule text by "family table chain handle", from `nft -a list ruleset`.
     public var texts: [String: String] = [:]
+    /// iptables-legacy tables that exist but could not be read (why), so
+    /// that "no rule" is not claimed for them.
+    public var legacyUnread: [String] = []
 
     public init() {}
+
+    /// Adds the iptables-legacy tables of `save` (`iptables-legacy-save -c`,
+    /// or ip6tables' for IPv6), which nft does not list.
+    public mutating func addIptablesLegacy(save: String, family: AddressFamily) {
+        let legacy = IptablesLegacy.parse(save, family: family)
+        chains += legacy.chains
+        rules += legacy.rules
+        texts.merge(legacy.texts) { _, new in new }
+    }
 
     /// Parses `nft -j list ruleset` and, optionally, `nft -a list ruleset`.
     public init?(json: String, text: String? = nil) {
@@ -281,30 +298,39 @@ public struct NftRuleset: Sendable {
                                     verdict: verdict, packets: packets, exact: !unknown,
                                     iptables: isIptables(r.family, r.table), comment: r.comment,
                                     owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain),
-                                    ctStateMatched: ctMatched)
+                                    ctStateMatched: ctMatched, legacy: IptablesLegacy.addressFamily(r.family) != nil)
             if unknown { loose.append(rule) } else { exact.append(rule) }
         }
         for c in chains where c.policy == "drop" && c.hook != nil && familyFits(c.family, p.family) && hookFits(c.hook, p.hook) {
             policies.append(FirewallRule(table: "\(c.family) \(c.table)", chain: c.name, handle: nil,
                                          text: "policy drop", verdict: .policyDrop, exact: false,
                                          iptables: isIptables(c.family, c.table),
-                                         owner: FirewallOwner.recognise(table: "\(c.family) \(c.table)", chain: c.name)))
+                                         owner: FirewallOwner.recognise(table: "\(c.family) \(c.table)", chain: c.name),
+                                         legacy: IptablesLegacy.addressFamily(c.family) != nil))
         }
         return exact + loose + policies
     }
 
     package func isIptables(_ family: String, _ table: String) -> Bool {
-        (family == "ip" || family == "ip6") && ["filter", "raw", "mangle", "nat", "security"].contains(table)
+        if IptablesLegacy.addressFamily(family) != nil { return true }
+        return (family == "ip" || family == "ip6") && ["filter", "raw", "mangle", "nat", "security"].contains(table)
             && chains.contains { $0.family == family && $0.table == table && $0.name == $0.name.uppercased() && $0.hook != nil }
     }
 
-    func familyFits(_ f: String, _ pf: AddressFamily) -> Bool {
-        switch f {
-        case "inet": return true
-        case "ip": return pf == .ipv4
-        case "ip6": return pf == .ipv6
-        default: return false
+    /// The address families a table of `family` sees: inet both, ip and
+    /// iptables-legacy IPv4, ip6 and ip6tables-legacy IPv6; none for the
+    /// others (arp, bridge, netdev).
+    package static func addressFamilies(_ family: String) -> Set<AddressFamily> {
+        switch family {
+        case "inet": return [.ipv4, .ipv6]
+        case "ip": return [.ipv4]
+        case "ip6": return [.ipv6]
+        default: return IptablesLegacy.addressFamily(family).map { [$0] } ?? []
         }
+    }
+
+    func familyFits(_ f: String, _ pf: AddressFamily) -> Bool {
+        Self.addressFamilies(f).contains(pf)
     }
 
     /// A rule in a non-base chain (reached by jump) fits any hook.
@@ -321,7 +347,8 @@ public struct NftRuleset: Sendable {
         let type = rj["type"]?.stringValue
         let expr = rj["expr"]?.stringValue
         if type == "tcp reset" { return "tcp-reset" }
-        let t = type ?? (family == "ip" ? "icmp" : family == "ip6" ? "icmpv6" : "icmpx")
+        let families = Self.addressFamilies(family)
+        let t = type ?? (families == [.ipv4] ? "icmp" : families == [.ipv6] ? "icmpv6" : "icmpx")
         return "\(t) \(expr ?? "port-unreachable")"
     }
 
@@ -334,7 +361,7 @@ public struct NftRuleset: Sendable {
             let rest = text[range.upperBound...].split(separator: " ").prefix(2).joined(separator: " ")
             if rest.hasPrefix("icmp") { return rest }
         }
-        return r.family == "ip6" ? "icmpv6 port-unreachable" : "icmp port-unreachable"
+        return Self.addressFamilies(r.family) == [.ipv6] ? "icmpv6 port-unreachable" : "icmp port-unreachable"
     }
 }
 

@@ -407,6 +407,34 @@ struct ExplainTests {
         #expect(r.evidence(notListening)["refused"] as? Int == 1, "\(notListening)")
     }
 
+    @Test("an iptables-legacy REJECT (nft does not show it): a certain finding naming the rule by position, and the trace names it")
+    func iptablesLegacyReject() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        try sh(["ip", "netns", "exec", ns.name, "iptables-legacy", "-w", "-A", "INPUT", "-p", "tcp", "--dport", String(port),
+                "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"])
+        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "3"])
+        try run.waitForTrace()
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port, timeout: 1.5)
+        #expect(c.errno == Int(EHOSTUNREACH), "admin-prohibited reaches the client as EHOSTUNREACH")
+        let (_, r) = try run.finish()
+        let here: ([String: Any]) -> Bool = { $0["netns"] as? Int == ns.inode }
+        let f = try #require(r.finding("firewall_reject", where: here), "\(r)")
+        #expect(r.evidence(f)["table"] as? String == "iptables-legacy filter")
+        #expect(r.evidence(f)["chain"] as? String == "INPUT" && r.evidence(f)["handle"] as? Int == 1)
+        #expect(r.evidence(f)["confidence"] as? String == "certain")
+        #expect(r.evidence(f)["reject_with"] as? String == "icmp admin-prohibited")
+        #expect((f["remediation"] as? String)?.contains("iptables-legacy -D INPUT 1") == true, "\(f)")
+        #expect(!r.namespaces.contains { ($0["problems"] as? [String])?.isEmpty == false },
+                "legacy tables were read: no problem is reported: \(r)")
+        let recent = try #require(r.recentFinding(reason: "firewall_reject"), "\(r)")
+        let latest = try #require(r.evidence(recent)["latest"] as? [String: Any])
+        let ev = try #require(latest["evidence"] as? [String: Any])
+        #expect(ev["table"] as? String == "iptables-legacy filter" && ev["handle"] as? Int == 1, "\(ev)")
+        #expect(pid(latest["client"]) == c.pid)
+    }
+
     @Test("a forward chain with policy drop and a local listener: healthy, no firewall finding (forward sees routed traffic only)")
     func forwardPolicyLocalListener() throws {
         let ns = try NetNS()

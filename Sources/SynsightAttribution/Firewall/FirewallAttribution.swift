@@ -356,7 +356,7 @@ extension AttributionEngine {
                 + "(rule in table \(rule.table) chain \(rule.chain)): " + fix(.firewall(.serviceWithoutEndpoints))
         }
         facts.rule = Advice.Rule(table: rule.table, chain: rule.chain, handle: rule.handle, iptables: rule.iptables,
-                                 policyDrop: rule.verdict == .policyDrop)
+                                 policyDrop: rule.verdict == .policyDrop, legacy: rule.legacy)
         if rule.ctStateMatched == .invalid {
             return "rule \"\(rule.text)\" in table \(rule.table) chain \(rule.chain) \(verb) \(what) to port \(port) that conntrack "
                 + "had no entry for (ct state invalid)\(effect): " + fix(.firewall(.conntrackInvalid))
@@ -366,7 +366,7 @@ extension AttributionEngine {
         if rule.verdict == .policyDrop {
             return "chain \(rule.chain) of table \(rule.table) has policy drop and no rule accepts TCP port \(port)\(effect): " + fix() + owned
         }
-        let handle = rule.handle.map { " (handle \($0))" } ?? ""
+        let handle = rule.handle.map { rule.legacy ? " (rule \($0))" : " (handle \($0))" } ?? ""
         return "rule \"\(rule.text)\"\(rule.text.contains("comment") ? "" : commented) in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port)\(effect): "
             + fix() + owned
     }

@@ -103,20 +103,35 @@ public struct Advice: Sendable, Hashable {
         public var table: String
         public var chain: String
         public var handle: Int?
-        /// An iptables rule (iptables-nft), not a native nft one.
+        /// An iptables rule (iptables-nft, or iptables-legacy), not a native nft one.
         public var iptables: Bool
+        /// An iptables-legacy rule (table "iptables-legacy filter"): `handle`
+        /// is its position in the chain.
+        public var legacy: Bool
         /// The chain's policy drops (no rule to delete: an accept rule is missing).
         public var policyDrop: Bool
         /// The match the accept rule needs: `dport` for the service's connections, `sport` for its replies.
         public var portMatch: String
 
-        public init(table: String, chain: String, handle: Int?, iptables: Bool, policyDrop: Bool, portMatch: String = "dport") {
+        public init(table: String, chain: String, handle: Int?, iptables: Bool, policyDrop: Bool, portMatch: String = "dport",
+                    legacy: Bool = false) {
+            self.legacy = legacy
             self.table = table
             self.chain = chain
             self.handle = handle
             self.iptables = iptables
             self.policyDrop = policyDrop
             self.portMatch = portMatch
+        }
+
+        /// The iptables command that changes the rule, with its table:
+        /// "iptables", "ip6tables -t raw", "iptables-legacy" (the table is
+        /// "FAMILY NAME": "ip filter", "ip6 raw", "iptables-legacy filter").
+        var iptablesCommand: String {
+            let words = table.split(separator: " ").map(String.init)
+            let tool = legacy ? (words.first ?? "iptables-legacy") : words.first == "ip6" ? "ip6tables" : "iptables"
+            let name = words.count > 1 ? words[1] : "filter"
+            return name == "filter" ? tool : "\(tool) -t \(name)"
         }
     }
 
@@ -354,13 +369,18 @@ public struct Advice: Sendable, Hashable {
         }
         if r.policyDrop {
             let add = r.iptables
-                ? "iptables -I \(r.chain) -p tcp --\(r.portMatch) \(port) -j ACCEPT"
+                ? "\(r.iptablesCommand) -I \(r.chain) -p tcp --\(r.portMatch) \(port) -j ACCEPT"
                 : "nft insert rule \(r.table) \(r.chain) tcp \(r.portMatch) \(port) accept"
             return "add an accept rule for port \(port) (\(add))"
         }
-        let delete = r.iptables
-            ? "iptables -D \(r.chain) ... (see `iptables -L \(r.chain) --line-numbers`)"
-            : "nft delete rule \(r.table) \(r.chain)" + (r.handle.map { " handle \($0)" } ?? "")
+        let delete: String
+        if r.legacy, let position = r.handle {
+            delete = "\(r.iptablesCommand) -D \(r.chain) \(position), after checking with `\(r.iptablesCommand) -L \(r.chain) -n --line-numbers`"
+        } else if r.iptables {
+            delete = "\(r.iptablesCommand) -D \(r.chain) ... (see `\(r.iptablesCommand) -L \(r.chain) --line-numbers`)"
+        } else {
+            delete = "nft delete rule \(r.table) \(r.chain)" + (r.handle.map { " handle \($0)" } ?? "")
+        }
         return "delete it (\(delete)) or add an accept rule before it"
     }
 

@@ -34,7 +34,10 @@ public enum ExplainSnapshot {
         for ns in states.indices { rules.pin(netns: states[ns].inode) }
         for i in states.indices {
             switch rules.ruleset(netns: states[i].inode) {
-            case .ruleset(let rs): states[i].firewall = .ruleset(rs)
+            case .ruleset(let rs):
+                states[i].firewall = .ruleset(rs)
+                // iptables-legacy tables it could not read: say so rather than report "no rule".
+                states[i].problems += rs.legacyUnread
             case .unavailable(let why): states[i].firewall = .unavailable(why)
             }
         }
@@ -103,11 +106,6 @@ public enum ExplainSnapshot {
                     state.problems.append("cannot read /proc/net/netstat")
                 }
                 state.countersAtStart = countersAtStart?[ns.inode]
-                // iptables-legacy tables are invisible to nft: say so rather than report "no rule".
-                if let legacy = ProcFS.read("/proc/thread-self/net/ip_tables_names"), !legacy.isEmpty {
-                    let names = legacy.split(separator: "\n").joined(separator: ", ")
-                    state.problems.append("iptables-legacy tables (\(names)) exist and are not checked: see `iptables-legacy -L -n -v`")
-                }
             }
             if entered { states.append(state) } else { vanished.append(ns.inode) }
         }
