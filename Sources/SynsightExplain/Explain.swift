@@ -433,6 +433,30 @@ struct Analysis {
         }
     }
 
+    /// Loopback of one family only: clients of the other ("localhost"
+    /// resolved to 127.0.0.1 while the service listens on [::1], as Node.js
+    /// 17+ does by default, or the reverse) are refused on the same host.
+    mutating func loopbackFamily(_ ls: [ExplainListener], port: UInt16, ns: UInt32, label: String,
+                                 evidence ev: [(String, JSONValue)]) {
+        guard let first = ls.first else { return }
+        let v4 = ls.contains(where: \.takesIPv4), v6 = ls.contains(where: \.takesIPv6)
+        guard v4 != v6 else { return }
+        let fix = Advice.for(reason: .noListener, cause: .noListener(.familyMismatch),
+                             facts: Advice.Facts(port: port, listenerFamily: v6 ? .ipv6 : .ipv4,
+                                                 listenerAddress: first.local.addr)).fix
+        if v6 {
+            add(Finding(.warning, "ipv6_only",
+                        "\(first.owner) listens on IPv6 loopback only (\(first.address), \(label)): IPv4 clients of this loopback "
+                            + "(127.0.0.1:\(port), what \"localhost\" often resolves to) are refused",
+                        remediation: fix, netns: ns, evidence: ev + [("ipv6only", .bool(false))]))
+        } else {
+            add(Finding(.info, "ipv4_only",
+                        "\(first.owner) listens on IPv4 loopback only (\(first.address), \(label)): IPv6 clients of this loopback "
+                            + "([::1]:\(port)) are refused",
+                        remediation: "if IPv6 clients should connect: " + fix, netns: ns, evidence: ev))
+        }
+    }
+
     mutating func addresses(in ns: UInt32) {
         let ls = input.listeners.filter { $0.netns == ns }
         guard let first = ls.first else { return }
@@ -447,6 +471,7 @@ struct Analysis {
                         remediation: "if other hosts should connect: "
                             + Advice.for(reason: .noListener, cause: .noListener(.boundToOtherAddress), facts: Advice.Facts(port: port)).fix,
                         netns: ns, evidence: ev))
+            loopbackFamily(ls, port: port, ns: ns, label: label, evidence: ev)
             return
         }
         let v4 = ls.filter(\.takesIPv4), v6 = ls.filter(\.takesIPv6)
@@ -461,7 +486,8 @@ struct Analysis {
                 : "\(first.owner) listens on IPv6 \(list) only (\(label)): IPv4 clients are refused"
             add(Finding(.warning, "ipv6_only", msg,
                         remediation: Advice.for(reason: .noListener, cause: .noListener(.familyMismatch),
-                                                facts: Advice.Facts(port: port, listenerFamily: .ipv6)).fix,
+                                                facts: Advice.Facts(port: port, listenerFamily: .ipv6,
+                                                                    listenerAddress: (v6only ?? first).local.addr)).fix,
                         netns: ns, evidence: ev + [("ipv6only", .bool(v6only != nil))]))
             return
         }
@@ -469,7 +495,8 @@ struct Analysis {
             add(Finding(.info, "ipv4_only", "\(first.owner) listens on IPv4 only (\(list), \(label)): IPv6 clients are refused",
                         remediation: "if IPv6 clients should connect: "
                             + Advice.for(reason: .noListener, cause: .noListener(.familyMismatch),
-                                         facts: Advice.Facts(port: port, listenerFamily: .ipv4)).fix,
+                                         facts: Advice.Facts(port: port, listenerFamily: .ipv4,
+                                                             listenerAddress: first.local.addr)).fix,
                         netns: ns, evidence: ev))
         }
         let wildcard = ls.contains { $0.local.addr.isUnspecified }

@@ -259,6 +259,36 @@ struct AttributionCauseTests {
         #expect(hint.contains("envoy"))
     }
 
+    /// "localhost" split: the service on [::1] (the kernel marks a socket
+    /// bound to a specific IPv6 address IPV6_V6ONLY), the client on
+    /// 127.0.0.1. Clearing IPV6_V6ONLY would not help: the fix is a
+    /// 127.0.0.1 socket, [::] for both, or the client using [::1].
+    @Test func familyMismatchIPv6LoopbackListenerIPv4SYN() throws {
+        var e = engine()
+        let r = try single(run(&e, [
+            .listen(listenerChange(at: 100, on: Endpoint(addr: ip6(0, 0, 0, 0, 0, 0, 0, 1), port: 3000), pid: 720, comm: "node",
+                                   inode: 16, ipv6Only: true)),
+            rst(at: 200, to: Endpoint(addr: v4(127, 0, 0, 1), port: 3000), from: client1),
+        ]))
+        #expect(r.cause?.rawValue == "family_mismatch")
+        let hint = try #require(r.hint)
+        #expect(hint.contains("also listen on 127.0.0.1:3000"), "\(hint)")
+        #expect(hint.contains("connect to [::1]:3000") && hint.contains("localhost"), "\(hint)")
+        #expect(!hint.contains("clear IPV6_V6ONLY"), "\(hint)")
+    }
+
+    @Test func familyMismatchIPv4LoopbackListenerIPv6SYN() throws {
+        var e = engine()
+        let local = Endpoint(addr: ip6(0, 0, 0, 0, 0, 0, 0, 1), port: 3001)
+        let r = try single(run(&e, [
+            .listen(listenerChange(at: 100, on: Endpoint(addr: v4(127, 0, 0, 1), port: 3001), pid: 730, comm: "py", inode: 17)),
+            rst(at: 200, to: local, from: Endpoint(addr: ip6(0, 0, 0, 0, 0, 0, 0, 1), port: 50_001)),
+        ]))
+        #expect(r.cause?.rawValue == "family_mismatch")
+        let hint = try #require(r.hint)
+        #expect(hint.contains("also listen on [::1]:3001") && hint.contains("127.0.0.1:3001") && hint.contains("localhost"), "\(hint)")
+    }
+
     @Test func familyMismatchIPv4ListenerIPv6SYN() throws {
         var e = engine()
         let local = Endpoint(addr: ip6(0, 0, 0, 0, 0, 0, 0, 1), port: 8080)

@@ -228,6 +228,29 @@ struct ExplainTests {
         #expect(r.status == "broken")
     }
 
+    @Test("\"localhost\" split: a listener on [::1], a client on 127.0.0.1: ipv6_only naming 127.0.0.1, family_mismatch with a 127.0.0.1 fix")
+    func localhostSplit() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let listener = try Peer(listenIn: ns, addr: "::1", port: port)
+        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "2"])
+        try run.waitForTrace()
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let (_, r) = try run.finish()
+        let f = try #require(r.finding("ipv6_only"), "\(r)")
+        #expect(f["severity"] as? String == "warning")
+        #expect((f["message"] as? String)?.contains("127.0.0.1:\(port)") == true, "\(f)")
+        #expect((f["remediation"] as? String)?.contains("also listen on 127.0.0.1:\(port)") == true, "\(f)")
+        #expect(r.finding("loopback_only") != nil)
+        let recent = try #require(r.recentFinding(reason: "no_listener", cause: "family_mismatch"), "\(r)")
+        let latest = try #require(r.evidence(recent)["latest"] as? [String: Any])
+        #expect((latest["hint"] as? String)?.contains("also listen on 127.0.0.1:\(port)") == true, "\(latest)")
+        #expect(pid(latest["process"]) == listener.pid)
+        #expect(pid(latest["client"]) == c.pid)
+    }
+
     @Test("listener only in another namespace: other_netns_only names it")
     func otherNetns() throws {
         let server = try NetNS()

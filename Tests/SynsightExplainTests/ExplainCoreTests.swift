@@ -433,6 +433,20 @@ struct ExplainVerdictTests {
         #expect(f.severity == .warning)
         #expect(f.message.contains("127.0.0.1:8080 only"))
         #expect(f.remediation?.contains("0.0.0.0") == true)
+        // IPv4 loopback only: IPv6 clients of localhost ([::1]) are refused too (info).
+        #expect(codes(r, .info) == ["ipv4_only"])
+        #expect(r.findings.first { $0.code == "ipv4_only" }?.remediation?.contains("[::1]:8080") == true)
+    }
+
+    @Test("IPv6 loopback only ([::1], as \"localhost\" may resolve): IPv4 clients of localhost refused, a warning naming 127.0.0.1")
+    func loopbackIPv6() throws {
+        let r = Explain.analyze(F.input([F.listener(IPAddress(high: 0, low: 1), family: .ipv6, v6only: true)]))
+        #expect(codes(r, .warning) == ["loopback_only", "ipv6_only"])
+        let f = try #require(r.findings.first { $0.code == "ipv6_only" })
+        #expect(f.message.contains("127.0.0.1:8080"), "\(f.message)")
+        // V6ONLY or not, [::1] takes no IPv4: the fix is a 127.0.0.1 socket, not clearing IPV6_V6ONLY.
+        #expect(f.remediation?.contains("also listen on 127.0.0.1:8080") == true, "\(f.remediation ?? "")")
+        #expect(f.remediation?.contains("clear IPV6_V6ONLY") == false)
     }
 
     @Test("IPv6-only socket: warning with IPV6_V6ONLY; unknown V6ONLY says nothing; IPv4-only is info")

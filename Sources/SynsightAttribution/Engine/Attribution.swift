@@ -345,6 +345,7 @@ public struct AttributionEngine {
                 let other = l.effectiveFamily == .ipv6 ? "IPv6" : "IPv4"
                 let asked = r.family == .ipv6 ? "IPv6" : "IPv4"
                 facts.listenerFamily = l.effectiveFamily
+                facts.listenerAddress = l.local.addr
                 situation = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
                     + (l.effectiveFamily == .ipv6 && l.ipv6Only == true ? " (IPV6_V6ONLY)" : "")
                     + " but the client used \(asked)"

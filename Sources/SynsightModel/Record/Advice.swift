@@ -27,6 +27,9 @@ public struct Advice: Sendable, Hashable {
         public var family: AddressFamily?
         /// The family a listener listens for (family_mismatch).
         public var listenerFamily: AddressFamily?
+        /// The address it listens on (family_mismatch: a specific IPv6 address
+        /// takes no IPv4 connections whatever IPV6_V6ONLY says).
+        public var listenerAddress: IPAddress?
         /// The listener was killed by a signal (listener_exited).
         public var killedBySignal = false
         /// net.core.somaxconn, when it caps the listen backlog (accept_queue_full).
@@ -66,7 +69,8 @@ public struct Advice: Sendable, Hashable {
         public var conntrackMax: UInt32?
 
         public init(port: UInt16? = nil, pid: UInt32? = nil, address: IPAddress? = nil, family: AddressFamily? = nil,
-                    listenerFamily: AddressFamily? = nil, killedBySignal: Bool = false, somaxconnCap: Int32? = nil,
+                    listenerFamily: AddressFamily? = nil, listenerAddress: IPAddress? = nil,
+                    killedBySignal: Bool = false, somaxconnCap: Int32? = nil,
                     outgoing: Bool = false, unprivilegedPortStart: Int? = nil, rule: Rule? = nil,
                     serviceNamespace: String? = nil, processLabel: String? = nil, nofileHard: String? = nil,
                     backlog: UInt32? = nil, namespaceLabel: String? = nil, call: SocketCall? = nil,
@@ -77,6 +81,7 @@ public struct Advice: Sendable, Hashable {
             self.address = address
             self.family = family
             self.listenerFamily = listenerFamily
+            self.listenerAddress = listenerAddress
             self.killedBySignal = killedBySignal
             self.somaxconnCap = somaxconnCap
             self.outgoing = outgoing
@@ -241,12 +246,10 @@ public struct Advice: Sendable, Hashable {
                           steps: ["Fix the bind address: listen on 0.0.0.0/:: or the address clients use, not 127.0.0.1 or another interface.",
                                   "Check the service's listen/bind setting and restart it; verify with ss -ltnp."])
         case .familyMismatch:
-            return Advice(fix: f.listenerFamily == .ipv6
-                            ? "also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (setsockopt IPV6_V6ONLY 0; net.ipv6.bindv6only=0 for the default), "
-                                + "or connect over IPv6"
-                            : "also listen on [::]:\(port), or connect over IPv4",
+            return Advice(fix: familyMismatchFix(f, port),
                           steps: ["The listener is IPv4-only or IPv6-only: listen on both (:: with net.ipv6.bindv6only=0, or two sockets).",
-                                  "Or point clients at the family the service listens on (check DNS A/AAAA records)."])
+                                  "Or point clients at the family the service listens on (check DNS A/AAAA records, and what "
+                                    + "\"localhost\" resolves to on each side: /etc/hosts, getent ahosts localhost)."])
         case .otherNetns:
             return Advice(fix: "connect from inside that namespace or to an address routed to it, publish the port (container port mapping), "
                             + "or run the service in this namespace",
@@ -358,6 +361,28 @@ public struct Advice: Sendable, Hashable {
         return Advice(fix: ruleFix(f), steps: ["A firewall rule blocks this traffic: find it (the rule in the evidence; nft list ruleset / iptables -S).",
                               "Change the rule (or add an accept rule before it) for the intended sources, and persist the change.",
                               "Check every layer: host firewall, container/Kubernetes network policy, cloud security groups."])
+    }
+
+    /// family_mismatch. A wildcard IPv6 listener with IPV6_V6ONLY can take
+    /// IPv4 too; a specific IPv6 address (::1) never can: the IPv4 address
+    /// needs a socket of its own. Loopback on one side and the other is
+    /// "localhost" resolved differently by the service and the client.
+    static func familyMismatchFix(_ f: Facts, _ port: String) -> String {
+        let addr = f.listenerAddress
+        let loopback = addr?.isLoopback == true
+        let localhost = loopback ? "; \"localhost\" resolving to ::1 for one side and 127.0.0.1 for the other is the usual cause" : ""
+        guard f.listenerFamily == .ipv6 else {
+            let v6 = loopback ? "[::1]" : "[::]"
+            return "also listen on \(v6):\(port), or connect over IPv4\(loopback ? " (127.0.0.1:\(port))" : "")\(localhost)"
+        }
+        if let addr, !addr.isUnspecified {
+            let v4 = loopback ? "127.0.0.1:\(port)" : "the IPv4 address clients use"
+            return "also listen on \(v4) (an IPv6 address other than [::] never takes IPv4 connections, IPV6_V6ONLY or not; "
+                + "or listen on [::]:\(port) with IPV6_V6ONLY off for both families), or connect to "
+                + "\(Endpoint(addr: addr, port: f.port ?? 0))\(localhost)"
+        }
+        return "also listen on 0.0.0.0:\(port), clear IPV6_V6ONLY (setsockopt IPV6_V6ONLY 0; net.ipv6.bindv6only=0 for the default), "
+            + "or connect over IPv6"
     }
 
     /// Delete the rule, or add the accept rule a policy drop lacks; without a
