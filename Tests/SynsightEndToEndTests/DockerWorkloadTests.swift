@@ -128,6 +128,50 @@ struct DockerWorkloadTests {
         #expect(hint.contains("published port 127.0.0.1:\(published)"), "\(hint)")
     }
 
+    @Test("an app bound to 127.0.0.1 inside its container, reached through a published port: bound_to_other_address, with a fix for containers")
+    func loopbackInContainer() throws {
+        guard DockerDaemon.installed() else { return }
+        let daemon = try DockerDaemon(bridge: "198.19.249.1/24")
+        defer { daemon.stop() }
+        let tag = randomTag()
+        let image = try daemon.importBusybox(tag: tag)
+        let name = "synsight-e2e-local-\(tag)"
+        let published = randomPort()
+        // The classic: the app listens on the container's loopback only (a
+        // development server's default), so the published port reaches nothing.
+        try daemon.docker(["run", "-d", "--name", name, "-p", "127.0.0.1:\(published):80", image,
+                           "/bin/sh", "-c", "httpd -f -p 127.0.0.1:80 & while true; do sleep 1; done"])
+        let (_, httpd, netns) = try daemon.httpd(in: name, port: 80)
+        let ip = try daemon.docker(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", name])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let trace = try TraceSession([])
+        for _ in 0..<3 {
+            _ = try sh(["/usr/bin/python3", "-c", """
+                import socket
+                s = socket.create_connection(("127.0.0.1", \(published)), 2)
+                s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+                s.settimeout(2)
+                try:
+                    s.recv(1)
+                except OSError:
+                    pass
+                """])
+            if trace.waitForRecord(timeout: 3, { $0.int("netns") == netns && $0.int("port") == 80 }) != nil { break }
+        }
+        let r = try #require(trace.waitForRecord {
+            $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == 80
+        }, "no refusal in the container; stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("cause") == "bound_to_other_address", "record: \(r)")
+        #expect(r.pid("process") == httpd)
+        #expect((r.object("process")?["container"] as? [String: Any])?["name"] as? String == name)
+        #expect(r.object("local")?["addr"] as? String == ip)
+        let hint = r.string("hint") ?? ""
+        #expect(hint.contains("listens on 127.0.0.1:80 only"), "\(hint)")
+        #expect(hint.contains("listen on 0.0.0.0:80 inside the container"), "\(hint)")
+        #expect(!hint.contains("connect to the address it listens on"), "a host cannot reach a container's loopback: \(hint)")
+    }
+
     @Test("a container started after the trace publishes the named port: followed to its container port, in the kernel's filter and the records'")
     func publishedAfterStart() throws {
         guard DockerDaemon.installed() else { return }

@@ -340,6 +340,10 @@ public struct AttributionEngine {
                 cause = .boundToOtherAddress
                 let addrs = sameFamily.map { Endpoint(addr: $0.local.addr, port: port).description }
                 situation = "\(l.label) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local)"
+                if sameFamily.allSatisfy({ $0.local.addr.isLoopback }) {
+                    facts.listenerAddress = l.local.addr
+                    facts.listenerWorkload = l.workload?.pod != nil ? "pod" : l.workload?.container != nil ? "container" : nil
+                }
             } else {
                 cause = .familyMismatch
                 let other = l.effectiveFamily == .ipv6 ? "IPv6" : "IPv4"
@@ -347,7 +351,9 @@ public struct AttributionEngine {
                 facts.listenerFamily = l.effectiveFamily
                 facts.listenerAddress = l.local.addr
                 situation = "\(l.label) listens on \(Endpoint(addr: l.local.addr, port: port)) for \(other) only"
-                    + (l.effectiveFamily == .ipv6 && l.ipv6Only == true ? " (IPV6_V6ONLY)" : "")
+                    // A [::] listener that did not take an IPv4 SYN is IPV6_V6ONLY,
+                    // also when the start-up snapshot could not say so.
+                    + (l.effectiveFamily == .ipv6 && l.local.addr.isUnspecified && l.ipv6Only != false ? " (IPV6_V6ONLY)" : "")
                     + " but the client used \(asked)"
             }
         } else if let closed = history[NetnsPort(netns: r.netns, port: port)] {

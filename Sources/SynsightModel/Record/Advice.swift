@@ -30,6 +30,9 @@ public struct Advice: Sendable, Hashable {
         /// The address it listens on (family_mismatch: a specific IPv6 address
         /// takes no IPv4 connections whatever IPV6_V6ONLY says).
         public var listenerAddress: IPAddress?
+        /// "container" or "pod": the kind of workload the listener runs in
+        /// (bound_to_other_address on its loopback).
+        public var listenerWorkload: String?
         /// The listener was killed by a signal (listener_exited).
         public var killedBySignal = false
         /// net.core.somaxconn, when it caps the listen backlog (accept_queue_full).
@@ -241,8 +244,18 @@ public struct Advice: Sendable, Hashable {
                                   "Restart the service; for zero-downtime reloads hand the socket over (systemd socket activation, SO_REUSEPORT)."])
         case .boundToOtherAddress:
             let wildcard = f.family.map { $0 == .ipv6 ? "[::]" : "0.0.0.0" } ?? "0.0.0.0 (or [::] for IPv4 and IPv6)"
-            return Advice(fix: "bind the service to \(wildcard) or to \(f.address.map { "\($0)" } ?? "the address clients use"), "
-                            + "or connect to the address it listens on",
+            let fix: String
+            if let kind = f.listenerWorkload, f.listenerAddress?.isLoopback == true {
+                // Nothing outside a container reaches its loopback: "connect to
+                // the address it listens on" is no fix for a published port.
+                fix = "make it listen on \(wildcard):\(port) inside the \(kind) (its listen or bind setting, e.g. --host 0.0.0.0): "
+                    + "the \(kind)'s loopback takes connections from inside the \(kind) only, and a published port or a Service "
+                    + "arrives at the \(kind)'s own address\(f.address.map { " (\($0))" } ?? "")"
+            } else {
+                fix = "bind the service to \(wildcard) or to \(f.address.map { "\($0)" } ?? "the address clients use"), "
+                    + "or connect to the address it listens on"
+            }
+            return Advice(fix: fix,
                           steps: ["Fix the bind address: listen on 0.0.0.0/:: or the address clients use, not 127.0.0.1 or another interface.",
                                   "Check the service's listen/bind setting and restart it; verify with ss -ltnp."])
         case .familyMismatch:
