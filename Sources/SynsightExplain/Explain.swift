@@ -433,6 +433,19 @@ struct Analysis {
         }
     }
 
+    /// The fix for a loopback-only listener; in a container or pod, listening
+    /// on all addresses inside it (nothing outside reaches its loopback).
+    func loopbackFix(_ l: ExplainListener, port: UInt16) -> String {
+        var facts = Advice.Facts(port: port)
+        let workload = l.processes.first?.workload
+        if let kind = workload?.pod != nil ? "pod" : workload?.container != nil ? "container" : nil {
+            facts.family = l.family
+            facts.listenerAddress = l.local.addr
+            facts.listenerWorkload = kind
+        }
+        return Advice.for(reason: .noListener, cause: .noListener(.boundToOtherAddress), facts: facts).fix
+    }
+
     /// Loopback of one family only: clients of the other ("localhost"
     /// resolved to 127.0.0.1 while the service listens on [::1], as Node.js
     /// 17+ does by default, or the reverse) are refused on the same host.
@@ -468,8 +481,7 @@ struct Analysis {
             add(Finding(.warning, "loopback_only",
                         "\(first.owner) listens on \(list) only (\(label)): unreachable from "
                             + (isHost ? "other hosts" : "other hosts and namespaces") + "; only clients inside \(isHost ? "this host" : "that namespace") can connect",
-                        remediation: "if other hosts should connect: "
-                            + Advice.for(reason: .noListener, cause: .noListener(.boundToOtherAddress), facts: Advice.Facts(port: port)).fix,
+                        remediation: "if other hosts should connect: " + loopbackFix(first, port: port),
                         netns: ns, evidence: ev))
             loopbackFamily(ls, port: port, ns: ns, label: label, evidence: ev)
             return

@@ -144,6 +144,10 @@ struct DockerWorkloadTests {
         let (_, httpd, netns) = try daemon.httpd(in: name, port: 80)
         let ip = try daemon.docker(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", name])
             .trimmingCharacters(in: .whitespacesAndNewlines)
+        // explain says the same: loopback only, listen on 0.0.0.0 inside the container.
+        let (_, report) = try ExplainTests.Run(["--json", "80", "--duration", "0"]).finish()
+        let loopback = report.finding("loopback_only") { ($0["netns"] as? Int) == netns }
+        #expect((loopback?["remediation"] as? String)?.contains("listen on 0.0.0.0:80 inside the container") == true, "\(report)")
         let trace = try TraceSession([])
         for _ in 0..<3 {
             _ = try sh(["/usr/bin/python3", "-c", """
