@@ -53,6 +53,7 @@ struct ReportCommand: ParsableCommand {
             Examples:
               synsight report /var/log/synsight
               synsight report --port 8080 --since 2026-11-22T03:00:00Z refusals.jsonl
+              synsight report --since 2h /var/log/synsight
               synsight report --node web-3 --workload shop/api node-*/synsight
               synsight report --format markdown /var/log/synsight > incident.md
               synsight report --format html /var/log/synsight > incident.html
@@ -62,11 +63,12 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("JSON Lines files, or directories of *.jsonl files.", valueName: "file-or-dir"))
     var inputs: [String] = []
 
-    @Option(help: ArgumentHelp("Only records at or after this time (RFC 3339, e.g. 2026-11-22T03:00:00Z).",
-                               valueName: "time"))
+    @Option(help: ArgumentHelp("Only records at or after this time: RFC 3339 (e.g. 2026-11-22T03:00:00Z), or how long "
+                               + "before now (e.g. 90s, 30m, 2h, 7d).", valueName: "time"))
     var since: String?
 
-    @Option(help: ArgumentHelp("Only records at or before this time (RFC 3339).", valueName: "time"))
+    @Option(help: ArgumentHelp("Only records at or before this time: RFC 3339, or how long before now (e.g. 10m).",
+                               valueName: "time"))
     var until: String?
 
     @Option(name: .customLong("port"), help: ArgumentHelp("Only records at this port, or whose client used it before a DNAT (repeatable).", valueName: "port"))
@@ -89,7 +91,14 @@ struct ReportCommand: ParsableCommand {
         case .success(let t):
             return t
         case .failure(.syntax):
-            throw ValidationError("\(option) must be an RFC 3339 timestamp like 2026-11-22T03:00:00Z, got '\(TerminalText.escape(s))'")
+            // "2h": that long before now (a unit is required: a bare number is no time).
+            if let unit = s.last, !unit.isNumber, case .value(let seconds) = RecordCommand.parseAge(s) {
+                var now = timespec()
+                clock_gettime(CLOCK_REALTIME, &now)
+                return (Int64(now.tv_sec) - seconds) * 1_000_000_000 + Int64(now.tv_nsec)
+            }
+            throw ValidationError("\(option) must be an RFC 3339 timestamp like 2026-11-22T03:00:00Z or a duration before now "
+                                  + "like 30m, 2h or 7d, got '\(TerminalText.escape(s))'")
         case .failure(.outOfRange):
             throw ValidationError("\(option) must be from \(RFC3339.representableRangeText) (the range of synsight's "
                                   + "nanosecond timestamps), got '\(TerminalText.escape(s))'")

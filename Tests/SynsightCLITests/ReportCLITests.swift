@@ -94,6 +94,23 @@ struct ReportCLITests {
         #expect(ports?.first?["port"] as? Int == 9090)
     }
 
+    @Test("--since and --until as a duration before now: 1h keeps the record of 30 minutes ago, not the one of 3 hours ago")
+    func relativeTimes() throws {
+        let stamp = ISO8601DateFormatter()
+        func line(_ ago: TimeInterval, port: Int) -> String {
+            #"{"v":1,"ts":"\#(stamp.string(from: Date().addingTimeInterval(-ago)))","kind":"refusal","reason":"no_listener","port":\#(port)}"#
+        }
+        let dir = try ReportFixtureDir(files: ["a.jsonl": line(3 * 3600, port: 7001) + "\n" + line(1800, port: 7002) + "\n"])
+        defer { dir.remove() }
+        let recent = try synsight("report", "--format", "json", "--since", "1h", dir.path("a.jsonl"))
+        #expect(recent.status == 0, "stderr: \(recent.stderr)")
+        let ports = ((try JSONSerialization.jsonObject(with: Data(recent.stdout.utf8)) as? [String: Any])?["ports"] as? [[String: Any]])
+        #expect(ports?.map { $0["port"] as? Int } == [7002], "\(recent.stdout)")
+        let older = try synsight("report", "--format", "json", "--until", "60m", dir.path("a.jsonl"))
+        let old = ((try JSONSerialization.jsonObject(with: Data(older.stdout.utf8)) as? [String: Any])?["ports"] as? [[String: Any]])
+        #expect(old?.map { $0["port"] as? Int } == [7001], "\(older.stdout)")
+    }
+
     @Test func markdownFormat() throws {
         let dir = try ReportFixtureDir(files: ["a.jsonl": rotatedFixture])
         defer { dir.remove() }
@@ -235,6 +252,8 @@ struct ReportCLITests {
     @Test(arguments: [
         (["report"], "at least one file"),
         (["report", "--since", "yesterday", "x"], "--since"),
+        (["report", "--since", "3600", "x"], "duration before now"),
+        (["report", "--since", "0h", "x"], "--since"),
         (["report", "--until", "2026-11-22", "x"], "--until"),
         (["report", "--since", "2026-11-22T04:00:00Z", "--until", "2026-11-22T03:00:00Z", "x"], "--since"),
         (["report", "--port", "0", "x"], "--port"),
