@@ -166,6 +166,28 @@ struct WorkloadIdentityTests {
         #expect(!WorkloadNames.isDockerd(commandLine: []))
     }
 
+    @Test("Podman names: conmon's -c/-n (for that container only), the container store, storage.conf's graphroot")
+    func podmanNames() {
+        let id = String(repeating: "ab", count: 32)
+        let conmon = ["/usr/bin/conmon", "--api-version", "1", "-c", id, "-u", id, "-r", "/usr/bin/runc", "-n", "web",
+                      "--exit-dir", "/run/libpod/exits"]
+        #expect(WorkloadNames.conmonName(commandLine: conmon, containerID: id) == "web")
+        #expect(WorkloadNames.conmonName(commandLine: conmon, containerID: String(repeating: "cd", count: 32)) == nil)
+        #expect(WorkloadNames.conmonName(commandLine: ["/usr/bin/crun", "-c", id, "-n", "web"], containerID: id) == nil)
+        #expect(WorkloadNames.conmonName(commandLine: ["conmon", "-c", id, "-n"], containerID: id) == nil)
+        let store = #"[{"id":"\#(id)","names":["web","alias"],"image":"x"},{"id":"ff","names":[]},{"names":["x"]}]"#
+        #expect(WorkloadNames.podmanNames(containersJSON: Array(store.utf8)) == [id: "web"])
+        #expect(WorkloadNames.podmanNames(containersJSON: Array("{}".utf8)).isEmpty)
+        let conf = """
+            [storage]
+            driver = "overlay"
+            # graphroot = "/not/this"
+            graphroot = "/srv/containers" # moved to the big disk
+            """
+        #expect(WorkloadNames.storageGraphRoot(storageConf: conf) == "/srv/containers")
+        #expect(WorkloadNames.storageGraphRoot(storageConf: "graphroot = \"relative\"") == nil)
+    }
+
     @Test func podLogDirectories() {
         let p = WorkloadNames.podLogDirectory("shop_api-7d9f_\(podUID)")
         #expect(p?.namespace == "shop" && p?.pod == "api-7d9f" && p?.uid == podUID)

@@ -16,7 +16,9 @@ import SynsightNftables
 /// - per cgroup path, the named identity (names are looked for again after
 ///   `retryNamesNs` when one was missing: a container's config or a pod's
 ///   log directory may appear just after its process);
-/// - Docker names per container id (one config.v2.json read);
+/// - Docker names per container id (one config.v2.json read); Podman names
+///   from the container's conmon (a few /proc/<pid>/stat reads up the
+///   parent chain, then its command line), else Podman's container store;
 /// - kubelet's pod directories and /run/netns, listed again only on a miss
 ///   and at most once per `relistNs` (/run/netns also at once when a cached
 ///   name's namespace is gone: its inode number went to a newer one).
@@ -50,6 +52,7 @@ public final class WorkloadResolver {
     var byPid: [UInt32: PidEntry] = [:]
     var byCgroup: [String: Named] = [:]
     var dockerNames: [String: String] = [:]
+    var podmanNames: [String: String] = [:]
     var pods: [String: PodDir] = [:]
     var podsListedAt: UInt64?
     var containerLinks: [String: String] = [:]
@@ -91,7 +94,7 @@ public final class WorkloadResolver {
         }
         var identity: WorkloadIdentity?
         if let raw = CgroupIdentity.identity(cgroupFile: text) {
-            identity = named(raw, now: now)
+            identity = named(raw, now: now, pid: pid)
             if let id = identity, let label = Self.netnsLabel(id), let ns = ProcFS.nsInode("/proc/\(pid)/ns/net") {
                 Self.bound(&workloadNetns)
                 workloadNetns[ns] = label
@@ -102,7 +105,8 @@ public final class WorkloadResolver {
         return identity
     }
 
-    func named(_ raw: WorkloadIdentity, now: UInt64) -> WorkloadIdentity {
+    /// `pid`: a live process of the cgroup (Podman's conmon is its ancestor).
+    func named(_ raw: WorkloadIdentity, now: UInt64, pid: UInt32? = nil) -> WorkloadIdentity {
         guard let key = raw.cgroup else { return raw }
         if let hit = byCgroup[key], hit.complete || now &- hit.namedAt < Self.retryNamesNs { return hit.identity }
         var id = raw
@@ -113,6 +117,10 @@ public final class WorkloadResolver {
         } else if var c = id.container, c.runtime == .docker || c.runtime == nil {
             c.name = dockerName(id: c.id)
             complete = c.name != nil || sources.dockerDataRoots.isEmpty
+            id.container = c
+        } else if var c = id.container, c.runtime == .podman {
+            c.name = podmanName(id: c.id, pid: pid)
+            complete = c.name != nil
             id.container = c
         }
         Self.bound(&byCgroup)
@@ -153,6 +161,45 @@ public final class WorkloadResolver {
             Self.bound(&dockerNames)
             dockerNames[id] = name
             return name
+        }
+        return nil
+    }
+
+    // MARK: - Podman
+
+    /// Podman keeps no per-container config file a reader can find from the
+    /// id alone (its store may be anywhere: --root, rootless users'), but each
+    /// running container's conmon has `-c <id> -n <name>` on its command line.
+    func podmanName(id: String, pid: UInt32?) -> String? {
+        if let hit = podmanNames[id] { return hit }
+        var name = pid.flatMap { conmonName(above: $0, containerID: id) }
+        if name == nil {
+            for root in sources.podmanStorageRoots {
+                for dir in ProcFS.list(root) where dir.hasSuffix("-containers") {
+                    guard let bytes = ProcFS.readBytes("\(root)/\(dir)/containers.json", limit: 8 << 20) else { continue }
+                    if let n = WorkloadNames.podmanNames(containersJSON: bytes)[id] { name = n }
+                }
+            }
+        }
+        if let name {
+            Self.bound(&podmanNames)
+            podmanNames[id] = name
+        }
+        return name
+    }
+
+    /// The container name on the command line of the conmon above `pid`
+    /// (its first process's parent; at most 8 generations up).
+    func conmonName(above pid: UInt32, containerID: String) -> String? {
+        var p = pid
+        for _ in 0..<8 {
+            guard let stat = ProcFS.read("/proc/\(p)/stat", limit: 4096), let close = stat.lastIndex(of: ")"),
+                  let ppid = stat[stat.index(after: close)...].split(separator: " ").dropFirst().first.flatMap({ UInt32($0) }),
+                  ppid > 1 else { return nil }
+            p = ppid
+            guard ProcFS.comm(p) == "conmon" else { continue }
+            let args = (ProcFS.read("/proc/\(p)/cmdline", limit: 65536) ?? "").split(separator: "\0").map(String.init)
+            return WorkloadNames.conmonName(commandLine: args, containerID: containerID)
         }
         return nil
     }

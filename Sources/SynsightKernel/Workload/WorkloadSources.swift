@@ -17,11 +17,15 @@ public struct WorkloadSources: Sendable {
     /// Default kubelet pod log root; the hidden `--pod-log-dir` overrides it (tests).
     public static let defaultPodLogRoot = "/var/log/pods"
     public static let defaultDockerDataRoot = "/var/lib/docker"
+    public static let defaultPodmanStorageRoot = "/var/lib/containers/storage"
+    public static let storageConf = "/etc/containers/storage.conf"
     public static let netnsDir = "/run/netns"
 
     public var cgroupMode: CgroupMode
     /// Docker data roots that exist: from running dockerd command lines and the default.
     public var dockerDataRoots: [String]
+    /// Podman's container stores (graphroots) that exist: the default and storage.conf's.
+    public var podmanStorageRoots: [String] = []
     /// kubelet's pod log directories, and the `containers` symlink directory next to it.
     public var podLogRoot: String
     public var podLogRootExists: Bool
@@ -51,9 +55,11 @@ public struct WorkloadSources: Sendable {
     public static func probe(podLogRoot: String? = nil) -> WorkloadSources {
         let podRoot = podLogRoot ?? defaultPodLogRoot
         let parent = podRoot.split(separator: "/").dropLast().joined(separator: "/")
-        return WorkloadSources(cgroupMode: cgroupMode(), dockerDataRoots: dockerDataRoots(), podLogRoot: podRoot,
-                               podLogRootExists: isDirectory(podRoot), containerLogRoot: "/" + parent + "/containers",
-                               netnsDirExists: isDirectory(netnsDir))
+        var sources = WorkloadSources(cgroupMode: cgroupMode(), dockerDataRoots: dockerDataRoots(), podLogRoot: podRoot,
+                                      podLogRootExists: isDirectory(podRoot), containerLogRoot: "/" + parent + "/containers",
+                                      netnsDirExists: isDirectory(netnsDir))
+        sources.podmanStorageRoots = podmanStorageRoots()
+        return sources
     }
 
     static func isDirectory(_ path: String) -> Bool {
@@ -86,6 +92,16 @@ public struct WorkloadSources: Sendable {
         return roots.filter { seen.insert($0).inserted && isDirectory($0 + "/containers") }
     }
 
+    /// Podman's graphroot from storage.conf, and the default; those that exist.
+    static func podmanStorageRoots() -> [String] {
+        var roots = [defaultPodmanStorageRoot]
+        if let conf = ProcFS.read(storageConf, limit: 65536), let root = WorkloadNames.storageGraphRoot(storageConf: conf) {
+            roots.insert(root, at: 0)
+        }
+        var seen = Set<String>()
+        return roots.filter { seen.insert($0).inserted && isDirectory($0) }
+    }
+
     /// The TCP ports running Docker containers publish (every data root's
     /// container configs): what `--port` of a published port follows into
     /// the container (DockerPortReader; PublishedPortFollower reads them again while tracing).
@@ -100,6 +116,8 @@ public struct WorkloadSources: Sendable {
             "docker names             " + (dockerDataRoots.isEmpty
                 ? "no Docker data root found (no dockerd running, no \(Self.defaultDockerDataRoot)/containers): containers named by id only"
                 : "container configs in " + dockerDataRoots.joined(separator: ", ")),
+            "podman names             conmon's command line (running containers)" + (podmanStorageRoots.isEmpty
+                ? "" : ", container stores in " + podmanStorageRoots.joined(separator: ", ")),
             "pod names                " + (podLogRootExists
                 ? "kubelet pod log directories in \(podLogRoot)"
                 : "\(podLogRoot) absent (no kubelet): pods named by UID only"),

@@ -31,6 +31,54 @@ public enum WorkloadNames {
         return roots.filter { $0.hasPrefix("/") }
     }
 
+    /// Podman's (and CRI-O's) container monitor: conmon runs as the parent
+    /// of a container's first process with `-c <id>` and `-n <name>` on its
+    /// command line. The name, when the command line is conmon's for `containerID`.
+    public static func conmonName(commandLine args: [String], containerID: String) -> String? {
+        guard let first = args.first, first == "conmon" || first.hasSuffix("/conmon") else { return nil }
+        var id: String?, name: String?
+        var i = 1
+        while i + 1 < args.count {
+            switch args[i] {
+            case "-c", "--cid": id = args[i + 1]; i += 2
+            case "-n", "--name": name = args[i + 1]; i += 2
+            default: i += 1
+            }
+        }
+        guard id == containerID, let name, !name.isEmpty else { return nil }
+        return name
+    }
+
+    /// Podman's container store, `<graphroot>/<driver>-containers/containers.json`:
+    /// container id -> its first name.
+    public static func podmanNames(containersJSON bytes: [UInt8]) -> [String: String] {
+        guard let root = JSONReader.parse(bytes), case .array(let items) = root else { return [:] }
+        var out: [String: String] = [:]
+        for item in items {
+            guard let id = item["id"]?.stringValue, case .array(let names)? = item["names"],
+                  let name = names.first?.stringValue, !name.isEmpty else { continue }
+            out[id] = name
+        }
+        return out
+    }
+
+    /// `graphroot = "/path"` of containers-storage.conf(5) (its [storage] table).
+    public static func storageGraphRoot(storageConf text: String) -> String? {
+        for raw in text.split(separator: "\n") {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let kv = line.split(separator: "=", maxSplits: 1).map { trim($0, " \t") }
+            guard kv.count == 2, kv[0] == "graphroot" else { continue }
+            let value = trim(Substring(kv[1]), "\"'")
+            return value.hasPrefix("/") ? value : nil
+        }
+        return nil
+    }
+
+    static func trim(_ s: Substring, _ set: String) -> String {
+        let chars = Set(set)
+        return String(s.drop { chars.contains($0) }.reversed().drop { chars.contains($0) }.reversed())
+    }
+
     /// Is this process a Docker daemon (argv[0] ending in `dockerd`)?
     public static func isDockerd(commandLine args: [String]) -> Bool {
         guard let first = args.first else { return false }
