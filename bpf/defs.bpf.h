@@ -28,12 +28,15 @@
 /* errno values (asm-generic/errno-base.h, errno.h). */
 #define EPERM 1
 #define EACCES 13
+#define EINVAL 22
 #define ENFILE 23
 #define EMFILE 24
 #define EADDRINUSE 98
 #define EADDRNOTAVAIL 99
 #define ECONNRESET 104
+#define ENETUNREACH 101
 #define ECONNREFUSED 111
+#define EHOSTUNREACH 113
 
 #define CAP_NET_BIND_SERVICE 10
 

@@ -142,18 +142,31 @@ static __always_inline bool read_user_sockaddr(const void *uaddr, long len, __u8
 	return true;
 }
 
+/* The errors synsight reports, one bit per errno (below 64, and 64-127):
+ * any call's EPERM and EACCES (capabilities, LSMs, cgroup programs); bind()
+ * and listen() EADDRINUSE; bind() and connect() EADDRNOTAVAIL; connect()
+ * refused by the routing table: ENETUNREACH (no route), EHOSTUNREACH and
+ * EINVAL (unreachable and blackhole routes; prohibit is EACCES), which user
+ * space checks by replaying the lookup. Masks rather than a switch: the
+ * verifier then does not follow each errno as a constant through
+ * sockcall_finish (twice the instructions walked). */
+#define SC_BIT(e) (1ULL << ((e) & 63))
+#define SC_ANY_LO (SC_BIT(EPERM) | SC_BIT(EACCES))
 static __always_inline bool sockcall_reported(__u8 op, long err)
 {
-	switch (err) {
-	case EADDRINUSE:
-		return op != SYN_CALL_CONNECT;
-	case EADDRNOTAVAIL:
-		return op != SYN_CALL_LISTEN;
-	case EACCES:
-	case EPERM:
-		return true;
+	__u64 lo = SC_ANY_LO, hi;
+
+	if (op == SYN_CALL_CONNECT) {
+		lo |= SC_BIT(EINVAL);
+		hi = SC_BIT(EADDRNOTAVAIL) | SC_BIT(ENETUNREACH) | SC_BIT(EHOSTUNREACH);
+	} else if (op == SYN_CALL_BIND) {
+		hi = SC_BIT(EADDRINUSE) | SC_BIT(EADDRNOTAVAIL);
+	} else {
+		hi = SC_BIT(EADDRINUSE);
 	}
-	return false;
+	if (err <= 0 || err >= 128)
+		return false;
+	return ((err < 64 ? lo : hi) >> (err & 63)) & 1;
 }
 
 static __always_inline int sockcall_enter(__u8 op, long fd, const void *uaddr, long len)
@@ -293,6 +306,13 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 	/* connect() returns EACCES for a UDP send to broadcast, EPERM for ...:
 	 * only stream sockets are connections being refused. */
 	if (in->op == SYN_CALL_CONNECT && type != SOCK_STREAM && !avc)
+		goto out;
+	/* A blocking connect() returns the error its handshake met (an ICMP
+	 * error, a failed neighbour): the socket still has its destination
+	 * port, and inet_sk_error_report saw the error (connect.bpf.h). Every
+	 * failure of tcp_v{4,6}_connect itself (no route, no local port) and
+	 * every check before it (LSMs, cgroup connect programs) leaves it 0. */
+	if (in->op == SYN_CALL_CONNECT && !avc && sk && BPF_CORE_READ(sk, __sk_common.skc_dport) != 0)
 		goto out;
 
 	struct syn_tuple bound = {};

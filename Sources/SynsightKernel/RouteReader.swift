@@ -37,6 +37,11 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
         reader.want(q)
     }
 
+    public func pin(connect: SocketCallFailure) {
+        guard let q = DropRouteQuery.of(connect: connect) else { return }
+        reader.want(q)
+    }
+
     public func lookup(_ q: DropRouteQuery) -> DropRouteFindings {
         reader.answer(q, timeoutNs: timeoutNs) { queued in
             "the route lookup did not finish within \(timeoutNs / 1_000_000) ms"

@@ -17,7 +17,7 @@ extension BPFProgram {
     /// verifier walked"). Programs that load only on other kernels (fentry,
     /// kprobe) weigh their instruction count.
     static let verifiedInstructions618: [BPFProgram: Int] = [
-        .onKfreeSkb: 36_086, .scTpExitConnect: 25_994, .scTpExitListen: 13_750, .scTpExitBind: 13_750,
+        .onKfreeSkb: 36_086, .scTpExitConnect: 13_151, .scTpExitListen: 8_709, .scTpExitBind: 8_709,
         .ovfConsumeSkb: 10_112, .onTcpSendReset: 9_517, .runOvfWatch: 5_824, .onSkErrorReport: 3_630,
         .iterListeners: 2_206,
     ]

@@ -44,7 +44,7 @@ extension Report {
         .noListener: "#d62728", .acceptQueueFull: "#ff7f0e", .synQueueFull: "#e6b800",
         .firewallReject: "#9467bd", .firewallDrop: "#5b2c83", .lsmDenied: "#8c564b",
         .addressInUse: "#1f77b4", .privilegedPort: "#17becf", .addressNotAvailable: "#2ca02c",
-        .fdExhausted: "#e377c2", .ephemeralPortsExhausted: "#7f7f7f", .resetByPeer: "#bcbd22",
+        .fdExhausted: "#e377c2", .ephemeralPortsExhausted: "#7f7f7f", .noRoute: "#393b79", .resetByPeer: "#bcbd22",
         .connectTimeout: "#aec7e8",
     ]
     /// By the series name (a reason's raw value, or a kind).

@@ -48,7 +48,7 @@ enum DoctorReport {
 
     static let reasons = ([.noListener, .firewallReject, .firewallDrop, .acceptQueueFull, .synQueueFull,
                            .fdExhausted, .addressInUse, .privilegedPort, .addressNotAvailable, .lsmDenied,
-                           .ephemeralPortsExhausted] as [Reason]).map(\.rawValue)
+                           .ephemeralPortsExhausted, .noRoute] as [Reason]).map(\.rawValue)
 
     static func hooks(_ f: KernelFeatures) -> [(String, ProbeResult)] {
         [("tp_btf/tcp_send_reset (no-socket)", f.tcpSendResetNoSocket),
@@ -240,7 +240,7 @@ extension DoctorReport {
         let s = f.syscalls
         guard s.entry.isSupported else {
             let why = "\(s.classic.detail); \(s.raw.detail)"
-            return ["address_in_use", "privileged_port", "address_not_available", "lsm_denied", "ephemeral_ports_exhausted"]
+            return ["address_in_use", "privileged_port", "address_not_available", "lsm_denied", "ephemeral_ports_exhausted", "no_route"]
                 .map { "  \($0.padding(24)) UNAVAILABLE -- \(why)" }
         }
         let entry = s.entryName
@@ -258,6 +258,8 @@ extension DoctorReport {
             "  address_not_available    \(entry) -- full: requested address, ip_nonlocal_bind of the netns",
             "  lsm_denied               \(entry) on bind/connect -- \(selinux); \(landlock); other LSMs and cgroup BPF by elimination",
             "  ephemeral_ports_exhausted \(entry) connect() EADDRNOTAVAIL -- full: destination, ip_local_port_range of the netns",
+            "  no_route                 \(entry) connect() ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL -- full: the destination's route "
+                + "lookup replayed in the caller's netns (RTM_GETROUTE): no route, or an unreachable, prohibit or blackhole route or rule",
         ]
     }
 }

@@ -168,6 +168,14 @@ struct SchemaRecordsTests {
         ]
         for c in calls { out += s.ingest(c) }
         out += s.ingest(call(errno: 13, local: Endpoint(addr: .any4, port: 80), cap: .otherUserNamespace))
+        // no_route: each cause from its replayed lookup, one with the routes changed since, one without a route reader.
+        s.drops.routes = FakeRoutes()
+        for (last, errno) in [(1, 101), (2, 113), (3, 13), (4, 22), (5, 101)] as [(UInt8, Int32)] {
+            out += s.ingest(call(.connect, errno: errno, local: Endpoint(addr: .any4, port: 0),
+                                 remote: Endpoint(addr: v4(203, 0, 113, last), port: 443)))
+        }
+        s.drops.routes = nil
+        out += s.ingest(call(.connect, errno: 113, local: Endpoint(addr: .any4, port: 0), remote: Endpoint(addr: v4(203, 0, 113, 2), port: 443)))
 
         // Firewall: reject (client errno, ICMP), drop (retransmission), and a lookup with no rule source.
         var f = engine()

@@ -76,6 +76,20 @@ func sysEngine(_ fake: FakeHolders = FakeHolders()) -> AttributionEngine {
     return e
 }
 
+/// Route lookups as the kernel answers them for 203.0.113.x (x: 1 no route,
+/// 2 unreachable, 3 prohibit, 4 blackhole, 5 a unicast route now), and a
+/// unicast route for everything else.
+struct FakeRoutes: DropRouteSource {
+    func pin(_ drop: PacketDrop) {}
+    func lookup(_ q: DropRouteQuery) -> DropRouteFindings {
+        let failures: [UInt64: Int32] = [1: 101, 2: 113, 3: 13, 4: 22]
+        let last = q.lookup.dst.low & 0xFF
+        let answer: RouteGet.Answer = q.lookup.dst.low >> 8 & 0xFF_FFFF == 0xCB_0071 && failures[last] != nil
+            ? .failed(failures[last]!) : .route(RouteGet.Route(type: 1, table: 254, oif: 2, gateway: v4(10, 0, 0, 1)))
+        return DropRouteFindings(route: RouteLookupResult(request: q.lookup, answer: answer, oifName: "eth0"))
+    }
+}
+
 func call(_ c: SocketCall = .bind, errno: Int32, local: Endpoint = Endpoint(addr: v4(127, 0, 0, 1), port: 8080),
           remote: Endpoint? = nil, pid: UInt32 = 500, uid: UInt32 = 1000, cap: CapabilityCheck = .notChecked,
           landlocked: Bool = false, avc: AVCDenial? = nil, ts: UInt64 = 10_000) -> KernelEvent {
@@ -381,5 +395,58 @@ struct SyscallSELinuxTests {
         #expect(p.permissive)
         p.denied = 0
         #expect(!p.permissive)
+    }
+}
+
+@Suite("no_route: connect() refused by the routing table")
+struct NoRouteTests {
+    func connect(_ errno: Int32, to last: UInt8, routes: (any DropRouteSource)? = FakeRoutes()) -> [Record] {
+        var e = sysEngine()
+        e.drops.routes = routes
+        return e.ingest(call(.connect, errno: errno, local: Endpoint(addr: .any4, port: 0),
+                             remote: Endpoint(addr: v4(203, 0, 113, last), port: 443), pid: 321))
+    }
+
+    @Test("ENETUNREACH: no_matching_route, the failed lookup as evidence, the client named, a default-route fix")
+    func noMatchingRoute() throws {
+        let r = try #require(connect(101, to: 1).first)
+        #expect(r.kind == .connectFailure && r.reason == .noRoute && r.cause?.rawValue == "no_matching_route")
+        #expect(r.port == 443 && r.client?.pid == 321 && r.process?.pid == 321)
+        let ev = try #require(r.noRouteEvidence)
+        #expect(ev.errno == "ENETUNREACH" && ev.call == "connect")
+        #expect(ev.routeLookup?["result"]?.stringValue == "no_route" && ev.routeLookup?["destination"]?.stringValue == "203.0.113.1")
+        let hint = try #require(r.hint)
+        #expect(hint.contains("no IPv4 route to 203.0.113.1") && hint.contains("ip route add default via"), "\(hint)")
+    }
+
+    @Test("EHOSTUNREACH, EACCES, EINVAL: the route type the lookup answers names the cause")
+    func routeTypes() {
+        #expect(connect(113, to: 2).first?.cause?.rawValue == "unreachable_route")
+        #expect(connect(13, to: 3).first?.cause?.rawValue == "prohibit_route")
+        #expect(connect(22, to: 4).first?.cause?.rawValue == "blackhole_route")
+        #expect(connect(13, to: 3).first?.hint?.contains("ip route show table all type prohibit") == true)
+    }
+
+    @Test("EACCES without a prohibit answer stays an LSM denial; EINVAL without a blackhole is not reported")
+    func notTheRoutes() {
+        let lsm = connect(13, to: 9)
+        #expect(lsm.first?.reason == .lsmDenied && lsm.first?.cause?.rawValue == "other_lsm")
+        #expect(connect(22, to: 9).isEmpty)
+        #expect(connect(13, to: 9, routes: nil).first?.reason == .lsmDenied)
+    }
+
+    @Test("a route that exists by the time of the lookup: the errno's cause, and the hint says the routes changed")
+    func changedSince() throws {
+        let r = try #require(connect(101, to: 5).first)
+        #expect(r.cause?.rawValue == "no_matching_route")
+        #expect(r.noRouteEvidence?.routeLookup?["type"]?.stringValue == "unicast")
+        #expect(r.hint?.contains("the routes changed since") == true, "\(r.hint ?? "")")
+    }
+
+    @Test("without a route reader: the errno's cause, and the evidence says the lookup was not replayed")
+    func noReader() throws {
+        let r = try #require(connect(113, to: 2, routes: nil).first)
+        #expect(r.cause?.rawValue == "unreachable_route")
+        #expect(r.noRouteEvidence?.routeUnavailable?.contains("not replayed") == true)
     }
 }

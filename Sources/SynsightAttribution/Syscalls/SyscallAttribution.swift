@@ -41,6 +41,9 @@ extension AttributionEngine {
         if let avc = e.avc, avc.denied != 0, e.errno == 0 || e.errno == 13 || e.errno == 1 {
             return [selinuxDenial(e, avc)]
         }
+        // connect() refused by the routing table (its errnos: ENETUNREACH,
+        // EHOSTUNREACH, and EACCES / EINVAL when a prohibit / blackhole route says so).
+        if let r = noRoute(e) { return [r] }
         switch e.errno {
         case 98:
             return [addressInUse(e)]

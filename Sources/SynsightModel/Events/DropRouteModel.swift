@@ -37,6 +37,17 @@ public struct DropRouteQuery: Sendable, Hashable {
     /// source, from the destination. no_route: a packet that arrived on an
     /// interface (forwarded, or to this host) is looked up as input on it,
     /// from its source; one this host sent, as output.
+    /// The lookup behind a connect() that failed with a routing errno
+    /// (ENETUNREACH, EHOSTUNREACH, EACCES from a prohibit route, EINVAL from
+    /// a blackhole): the output lookup to its destination, replayed in the
+    /// caller's namespace; nil for any other failure.
+    public static func of(connect e: SocketCallFailure) -> DropRouteQuery? {
+        guard e.call == .connect, Cause.NoRoute(errno: e.errno) != nil else { return nil }
+        let family: AddressFamily = e.family == .ipv4 || e.remote.addr.isV4Mapped ? .ipv4 : .ipv6
+        return DropRouteQuery(purpose: .forward, netns: e.netns, ifname: "",
+                              lookup: RouteGet.Request(family: family, dst: e.remote.addr))
+    }
+
     public static func of(_ d: PacketDrop, cause: DropCause) -> DropRouteQuery? {
         switch cause {
         case .rpFilter:
@@ -124,11 +135,18 @@ public struct DropRouteFindings: Sendable, Hashable {
     }
 }
 
-/// Reads the route state of drops (SynsightKernel implements it).
+extension DropRouteSource {
+    public func pin(connect: SocketCallFailure) {}
+}
+
+/// Reads the route state of drops and of failed connect()s (SynsightKernel implements it).
 public protocol DropRouteSource {
     /// A drop was decoded (ring-buffer thread: must not block): pin its
     /// namespace and start the read when the drop wants one.
     func pin(_ drop: PacketDrop)
+    /// A connect() failure was decoded (ring-buffer thread): start the
+    /// lookup of its destination when its errno may be the routes'.
+    func pin(connect: SocketCallFailure)
     /// The findings of `query` (pipeline thread): waits a bounded time for
     /// a read in progress, starts one when none was pinned.
     func lookup(_ query: DropRouteQuery) -> DropRouteFindings

@@ -161,6 +161,8 @@ public struct Advice: Sendable, Hashable {
                                   "Watch it live with sudo synsight trace --port \(portText(facts)); the evidence names the interface and the kernel function."])
         case .connectTimeout?:
             return connectTimeout(cause, facts)
+        case .noRoute?:
+            return noRoute(cause, facts)
         case .resetByPeer?:
             return Advice(fix: "check the server",
                           steps: ["The peer reset the connection: check the peer's logs and its own refusals (run synsight there)."])
@@ -374,6 +376,26 @@ public struct Advice: Sendable, Hashable {
         return Advice(fix: ruleFix(f), steps: ["A firewall rule blocks this traffic: find it (the rule in the evidence; nft list ruleset / iptables -S).",
                               "Change the rule (or add an accept rule before it) for the intended sources, and persist the change.",
                               "Check every layer: host firewall, container/Kubernetes network policy, cloud security groups."])
+    }
+
+    /// no_route. `facts.address`: the destination; `facts.family`: its family.
+    static func noRoute(_ cause: RecordCause?, _ f: Facts) -> Advice {
+        let dst = f.address.map { "\($0)" } ?? "<destination>"
+        let see = "see which route or rule answers: ip route get \(dst); ip rule; ip route show table all type "
+        guard case .noRoute(let c)? = cause, c != .noMatchingRoute else {
+            let v6 = f.family == .ipv6
+            return Advice(fix: v6
+                            ? "make the client use IPv4 (or prefer IPv4 for names with both addresses), or add IPv6 routing"
+                            : "add a route to \(dst) (usually a default route: ip route add default via <gateway>), or connect to an address this network namespace can reach",
+                          steps: ["connect() found no route: ip route get \(dst) shows the same error.",
+                                  "In a container or pod, check its network: attached to a network with a gateway (docker network inspect, the CNI's routes)?",
+                                  "After a network change (DHCP lease lost, VPN down, interface down), restore the default route."])
+        }
+        return Advice(fix: "such a route or rule sends \(dst) nowhere on purpose; "
+                        + "remove it if this destination should be reachable (\(see)\(c.routeType))",
+                      steps: ["connect() was refused by the routing table, not by the peer or a firewall rule.",
+                              "Find it: ip route show table all type \(c.routeType); ip rule (a rule can be of type \(c.routeType) too).",
+                              "Routing daemons and VPN clients add such routes (kill switches, bogon filters): change their configuration, not only the route."])
     }
 
     /// family_mismatch. A wildcard IPv6 listener with IPV6_V6ONLY can take

@@ -81,6 +81,46 @@ public enum Cause {
         case connectError = "connect_error"
     }
 
+    /// `no_route`: what the destination's route lookup gave, and the errno
+    /// connect() returned for it (fib_props: unreachable EHOSTUNREACH,
+    /// prohibit EACCES, blackhole EINVAL; no route at all ENETUNREACH).
+    public enum NoRoute: String, Sendable, Hashable, CaseIterable {
+        case noMatchingRoute = "no_matching_route"
+        case unreachableRoute = "unreachable_route"
+        case prohibitRoute = "prohibit_route"
+        case blackholeRoute = "blackhole_route"
+
+        public init?(errno: Int32) {
+            switch errno {
+            case 101: self = .noMatchingRoute
+            case 113: self = .unreachableRoute
+            case 13: self = .prohibitRoute
+            case 22: self = .blackholeRoute
+            default: return nil
+            }
+        }
+
+        /// The route type (enum rtm_type) that gives this cause; nil for no route.
+        public init?(routeType: UInt8) {
+            switch routeType {
+            case 6: self = .blackholeRoute
+            case 7: self = .unreachableRoute
+            case 8: self = .prohibitRoute
+            default: return nil
+            }
+        }
+
+        /// The route type as `ip route` names it ("" for no route at all).
+        public var routeType: String {
+            switch self {
+            case .noMatchingRoute: return ""
+            case .unreachableRoute: return "unreachable"
+            case .prohibitRoute: return "prohibit"
+            case .blackholeRoute: return "blackhole"
+            }
+        }
+    }
+
     /// The causes a record of `reason` may carry; empty: it carries none.
     /// Exhaustive, so a new `Reason` does not compile until it is decided here.
     public static func values(for reason: Reason) -> [String] {
@@ -93,6 +133,7 @@ public enum Cause {
         case .lsmDenied: return LSMDenied.allCases.map(\.rawValue)
         case .resetByPeer: return ResetByPeer.allCases.map(\.rawValue)
         case .connectTimeout: return ConnectTimeout.allCases.map(\.rawValue)
+        case .noRoute: return NoRoute.allCases.map(\.rawValue)
         case .unknown: return Unknown.allCases.map(\.rawValue)
         case .packetDropped: return PacketDropped.allCases.map(\.rawValue)
         case .firewallReject, .firewallDrop: return Firewall.allCases.map(\.rawValue)

@@ -50,6 +50,7 @@ extension Reason {
         case .privilegedPort: return PrivilegedPortEvidence.self
         case .addressNotAvailable: return AddressNotAvailableEvidence.self
         case .ephemeralPortsExhausted: return EphemeralPortsEvidence.self
+        case .noRoute: return NoRouteEvidence.self
         case .lsmDenied: return LSMDeniedEvidence.self
         case .connectTimeout: return ConnectTimeoutEvidence.self
         case .resetByPeer, .unknown: return ClientFailureEvidence.self

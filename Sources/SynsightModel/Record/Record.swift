@@ -21,6 +21,9 @@ public enum Reason: String, Sendable, Hashable, CaseIterable {
     case addressNotAvailable = "address_not_available"
     case fdExhausted = "fd_exhausted"
     case ephemeralPortsExhausted = "ephemeral_ports_exhausted"
+    /// connect() failed at once: no route to the destination, or a route
+    /// (or policy rule) of type unreachable, prohibit or blackhole.
+    case noRoute = "no_route"
     case resetByPeer = "reset_by_peer"
     /// A handshake segment dropped by the kernel for any other reason (DropAttribution.swift).
     case packetDropped = "packet_dropped"

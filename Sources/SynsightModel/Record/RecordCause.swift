@@ -15,6 +15,7 @@ public enum RecordCause: Sendable, Hashable, CustomStringConvertible {
     case unknown(Cause.Unknown)
     case packetDropped(Cause.PacketDropped)
     case connectTimeout(Cause.ConnectTimeout)
+    case noRoute(Cause.NoRoute)
     /// `firewall_reject` and `firewall_drop`.
     case firewall(Cause.Firewall)
     /// A cause read from a file that this version's enums lack (or one under
@@ -34,6 +35,7 @@ public enum RecordCause: Sendable, Hashable, CustomStringConvertible {
         case .unknown(let c): return c.rawValue
         case .packetDropped(let c): return c.rawValue
         case .connectTimeout(let c): return c.rawValue
+        case .noRoute(let c): return c.rawValue
         case .firewall(let c): return c.rawValue
         case .other(let s): return s
         }
@@ -58,6 +60,7 @@ public enum RecordCause: Sendable, Hashable, CustomStringConvertible {
         case .unknown?: self = typed(Cause.Unknown.self, RecordCause.unknown)
         case .packetDropped?: self = typed(Cause.PacketDropped.self, RecordCause.packetDropped)
         case .connectTimeout?: self = typed(Cause.ConnectTimeout.self, RecordCause.connectTimeout)
+        case .noRoute?: self = typed(Cause.NoRoute.self, RecordCause.noRoute)
         case .firewallReject?, .firewallDrop?: self = typed(Cause.Firewall.self, RecordCause.firewall)
         case .addressInUse?, .privilegedPort?, .ephemeralPortsExhausted?, nil: self = .other(raw)
         }

@@ -247,6 +247,8 @@ public enum TraceRunner {
                         if case .firewallDrop(let d) = event { rules.pin(netns: d.netns) }
                         // rp_filter / no-route drops: their route lookup starts now.
                         if case .packetDrop(let d) = event { routes.pin(d) }
+                        // connect() without a route: the same, for its destination.
+                        if case .socketCall(let s) = event { routes.pin(connect: s) }
                         batch.append(.event(event))
                     } catch {
                         batch.append(.undecodable("\(error)"))
