@@ -10,6 +10,22 @@ struct DockerWorkloadTests {
         try Privileged.check()
     }
 
+    /// Like curl on the host: connect to the published port on 127.0.0.1,
+    /// send a request and wait for the answer (docker-proxy accepts, then
+    /// connects to the container).
+    func requestPublished(_ published: Int) throws {
+        _ = try sh(["/usr/bin/python3", "-c", """
+            import socket
+            s = socket.create_connection(("127.0.0.1", \(published)), 2)
+            s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+            s.settimeout(2)
+            try:
+                s.recv(1)
+            except OSError:
+                pass
+            """])
+    }
+
     @Test("a Docker container: a wrong port, then its killed listener, named by the container from its config")
     func killedInContainer() throws {
         guard DockerDaemon.installed() else { return }
@@ -92,16 +108,7 @@ struct DockerWorkloadTests {
         // is a plain FIN: try again, up to three connections.
         var reset: JSONRecord?
         for _ in 0..<3 where reset == nil {
-            _ = try sh(["/usr/bin/python3", "-c", """
-                import socket
-                s = socket.create_connection(("127.0.0.1", \(published)), 2)
-                s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-                s.settimeout(2)
-                try:
-                    s.recv(1)
-                except OSError:
-                    pass
-                """])
+            try requestPublished(published)
             reset = trace.waitForRecord(timeout: 3) {
                 $0.string("reason") == "reset_by_peer" && ($0.object("remote")?["port"] as? Int) == published
             }
@@ -150,16 +157,7 @@ struct DockerWorkloadTests {
         #expect((loopback?["remediation"] as? String)?.contains("listen on 0.0.0.0:80 inside the container") == true, "\(report)")
         let trace = try TraceSession([])
         for _ in 0..<3 {
-            _ = try sh(["/usr/bin/python3", "-c", """
-                import socket
-                s = socket.create_connection(("127.0.0.1", \(published)), 2)
-                s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-                s.settimeout(2)
-                try:
-                    s.recv(1)
-                except OSError:
-                    pass
-                """])
+            try requestPublished(published)
             if trace.waitForRecord(timeout: 3, { $0.int("netns") == netns && $0.int("port") == 80 }) != nil { break }
         }
         let r = try #require(trace.waitForRecord {

@@ -13,6 +13,17 @@ struct ExplainTests {
         NetNS.removeStale()
     }
 
+    /// `explain --json PORT --netns NS` while one client in `ns` connects to
+    /// `addr`: the client's (pid, errno) and the report.
+    func explainWhileConnecting(_ ns: NetNS, port: Int, to addr: String, duration: String = "2",
+                                timeout: Double = 3) throws -> (client: (pid: Int, errno: Int), report: Report) {
+        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", duration])
+        try run.waitForTrace()
+        let c = try Peer.connect(from: ns, addr: addr, port: port, timeout: timeout)
+        let (_, r) = try run.finish()
+        return (c, r)
+    }
+
     /// One run of `synsight explain`, started in the background so a test can
     /// act while its short trace runs.
     final class Run {
@@ -209,11 +220,8 @@ struct ExplainTests {
         defer { ns.remove() }
         let port = randomPort()
         let listener = try Peer(listenIn: ns, addr: "::", port: port, extra: ["--v6only"])
-        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "2"])
-        try run.waitForTrace()
-        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        let (c, r) = try explainWhileConnecting(ns, port: port, to: "127.0.0.1", duration: "2")
         #expect(c.errno == Int(ECONNREFUSED))
-        let (_, r) = try run.finish()
 
         let f = try #require(r.finding("ipv6_only"), "\(r)")
         #expect(f["severity"] as? String == "warning")
@@ -234,11 +242,8 @@ struct ExplainTests {
         defer { ns.remove() }
         let port = randomPort()
         let listener = try Peer(listenIn: ns, addr: "::1", port: port)
-        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "2"])
-        try run.waitForTrace()
-        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        let (c, r) = try explainWhileConnecting(ns, port: port, to: "127.0.0.1", duration: "2")
         #expect(c.errno == Int(ECONNREFUSED))
-        let (_, r) = try run.finish()
         let f = try #require(r.finding("ipv6_only"), "\(r)")
         #expect(f["severity"] as? String == "warning")
         #expect((f["message"] as? String)?.contains("127.0.0.1:\(port)") == true, "\(f)")
@@ -403,11 +408,8 @@ struct ExplainTests {
         defer { ns.remove() }
         let port = randomPort()
         try sh(["ip", "netns", "exec", ns.name, "iptables", "-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"])
-        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "3"])
-        try run.waitForTrace()
-        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port, timeout: 1.5)
+        let (c, r) = try explainWhileConnecting(ns, port: port, to: "127.0.0.1", duration: "3", timeout: 1.5)
         #expect(c.errno == Int(ETIMEDOUT), "the RST is dropped: the client times out instead of being refused")
-        let (_, r) = try run.finish()
         let here: ([String: Any]) -> Bool = { $0["netns"] as? Int == ns.inode }
         let f = try #require(r.finding("firewall_drop", where: here), "\(r)")
         #expect(f["severity"] as? String == "warning")
@@ -437,11 +439,8 @@ struct ExplainTests {
         let port = randomPort()
         try sh(["ip", "netns", "exec", ns.name, "iptables-legacy", "-w", "-A", "INPUT", "-p", "tcp", "--dport", String(port),
                 "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"])
-        let run = try Run(["--json", String(port), "--netns", ns.name, "--duration", "3"])
-        try run.waitForTrace()
-        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port, timeout: 1.5)
+        let (c, r) = try explainWhileConnecting(ns, port: port, to: "127.0.0.1", duration: "3", timeout: 1.5)
         #expect(c.errno == Int(EHOSTUNREACH), "admin-prohibited reaches the client as EHOSTUNREACH")
-        let (_, r) = try run.finish()
         let here: ([String: Any]) -> Bool = { $0["netns"] as? Int == ns.inode }
         let f = try #require(r.finding("firewall_reject", where: here), "\(r)")
         #expect(r.evidence(f)["table"] as? String == "iptables-legacy filter")

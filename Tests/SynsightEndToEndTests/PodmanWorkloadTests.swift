@@ -24,16 +24,8 @@ struct PodmanWorkloadTests {
         let id = try podman.run(name: name, image: image, command: "httpd -f -p 127.0.0.1:\(port) & while true; do sleep 1; done")
         let pid1 = try #require(Int(try podman.podman(["inspect", "-f", "{{.State.Pid}}", name])
             .trimmingCharacters(in: .whitespacesAndNewlines)))
-        var httpd: Int?
-        #expect(waitUntil {
-            httpd = (try? sh(["ps", "-o", "pid=,comm=", "--ppid", String(pid1)]))?.split(separator: "\n")
-                .first { $0.hasSuffix("httpd") }.flatMap { Int($0.split(separator: " ").first ?? "") }
-            let listening = (try? sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "ss", "-Hltn", "sport = :\(port)"])) ?? ""
-            return httpd != nil && !listening.isEmpty
-        }, "httpd did not listen on \(port) in container \(name)")
+        let (httpd, netns) = try ContainerHttpd.find(pid1: pid1, port: port, container: name)
         let listener = try #require(httpd)
-        let netns = try #require(Int(try sh(["stat", "-L", "-c", "%i", "/proc/\(pid1)/ns/net"])
-            .trimmingCharacters(in: .whitespacesAndNewlines)))
 
         let out = try sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "/usr/bin/python3", Peer.script, "connect",
                           "127.0.0.1", String(port + 1), "--timeout", "2"])

@@ -1847,6 +1847,38 @@ def sc_ephemeral(t, k, pas):
     return r, c, (k.syscall_hook(), None)
 
 
+@scenario("connect() refused by the routing table: no route, unreachable, prohibit, blackhole (v4), prohibit (v6)", "no_route")
+def sc_no_route(t, k, pas):
+    """The routing table refuses the connect() itself; each refusal named
+    from the destination's lookup replayed in the namespace, and a prohibit
+    route's EACCES is no LSM denial."""
+    ns = NetNS()
+    for kind, addr in (("unreachable", "203.0.113.2"), ("prohibit", "203.0.113.3"), ("blackhole", "203.0.113.4")):
+        ns.exec("ip", "route", "add", kind, addr)
+    ns.exec("ip", "-6", "route", "add", "prohibit", "2001:db8::3")
+    port = rnd_port()
+    c = Check()
+    for addr, want, cause, result in (("203.0.113.1", errno.ENETUNREACH, "no_matching_route", "no_route"),
+                                      ("203.0.113.2", errno.EHOSTUNREACH, "unreachable_route", "unreachable"),
+                                      ("203.0.113.3", errno.EACCES, "prohibit_route", "prohibit"),
+                                      ("203.0.113.4", errno.EINVAL, "blackhole_route", "invalid"),
+                                      ("2001:db8::3", errno.EACCES, "prohibit_route", "prohibit")):
+        pid, err = connect(ns, addr, port, timeout=2)
+        c.eq("connect errno to %s" % addr, err, want)
+        r = t.wait(lambda r: r.get("reason") == "no_route" and r.get("netns") == ns.inode
+                   and addr_of(r, "remote") == addr, 10)
+        c.true("no no_route record for %s" % addr, r is not None)
+        if not r:
+            return None, c, (k.syscall_hook(), None)
+        expect_common(c, r, "connect_failure", "no_route", cause, port, "ipv6" if ":" in addr else "ipv4")
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        c.eq("evidence.errno", ev(r).get("errno"), errno.errorcode[want])
+        c.eq("evidence.route_lookup.result", (ev(r).get("route_lookup") or {}).get("result"), result)
+    c.true("a prohibit route's EACCES reported as an LSM denial",
+           t.wait(lambda r: r.get("reason") == "lsm_denied" and r.get("netns") == ns.inode, 1) is None)
+    return r, c, (k.syscall_hook(), None)
+
+
 @scenario("no ARP answer: EHOSTUNREACH", "connect_failure/host_unreachable")
 def sc_host_unreach(t, k, pas):
     client, other = NetNS(), NetNS()

@@ -72,15 +72,7 @@ final class DockerDaemon {
         -> (pid1: Int, httpd: Int?, netns: Int) {
         let pid1 = try #require(Int(try docker(["inspect", "-f", "{{.State.Pid}}", name])
             .trimmingCharacters(in: .whitespacesAndNewlines)), sourceLocation: sourceLocation)
-        var httpd: Int?
-        #expect(waitUntil {
-            httpd = (try? sh(["ps", "-o", "pid=,comm=", "--ppid", String(pid1)]))?.split(separator: "\n")
-                .first { $0.hasSuffix("httpd") }.flatMap { Int($0.split(separator: " ").first ?? "") }
-            let listening = (try? sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "ss", "-Hltn", "sport = :\(port)"])) ?? ""
-            return httpd != nil && !listening.isEmpty
-        }, "httpd did not listen on \(port) in container \(name)", sourceLocation: sourceLocation)
-        let netns = try #require(Int(try sh(["stat", "-L", "-c", "%i", "/proc/\(pid1)/ns/net"])
-            .trimmingCharacters(in: .whitespacesAndNewlines)), sourceLocation: sourceLocation)
+        let (httpd, netns) = try ContainerHttpd.find(pid1: pid1, port: port, container: name, sourceLocation: sourceLocation)
         return (pid1, httpd, netns)
     }
 
@@ -96,12 +88,7 @@ final class DockerDaemon {
     @discardableResult
     func importBusybox(tag: String) throws -> String {
         let image = "synsight-e2e-busybox:\(tag)"
-        let rootfs = root + "/rootfs"
-        try FileManager.default.createDirectory(atPath: rootfs + "/bin", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
-        for applet in ["sh", "sleep", "httpd"] {
-            try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
-        }
+        let rootfs = try ContainerHttpd.busyboxRootfs(in: root)
         try sh(["/bin/sh", "-c", "tar -C '\(rootfs)' -c . | '\(Self.client)' -H 'unix://\(socket)' import - '\(image)'"])
         return image
     }

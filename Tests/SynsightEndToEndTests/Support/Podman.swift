@@ -39,12 +39,7 @@ final class Podman {
     /// busybox and its applets as `synsight-e2e-busybox:<tag>`; returns that name.
     func importBusybox(tag: String) throws -> String {
         let image = "synsight-e2e-busybox:\(tag)"
-        let rootfs = root + "/rootfs"
-        try FileManager.default.createDirectory(atPath: rootfs + "/bin", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
-        for applet in ["sh", "sleep", "httpd"] {
-            try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
-        }
+        let rootfs = try ContainerHttpd.busyboxRootfs(in: root)
         try sh(["/bin/sh", "-c", "tar -C '\(rootfs)' -c . | '\(Self.binary)' --root '\(root)/root' --runroot '\(root)/run' "
                 + "--tmpdir '\(root)/tmp' --storage-driver vfs --cgroup-manager cgroupfs --events-backend file import - '\(image)'"])
         return image
