@@ -1,15 +1,32 @@
 import Foundation
 import Testing
 
-/// A kube-proxy-shaped iptables-nft rule (INPUT -> KUBE-SERVICES, a REJECT
-/// with kube-proxy's "has no endpoints" comment) in a server namespace the
-/// test creates, reached over a veth from a client namespace: the refusal
-/// must carry the rule's comment, its owner, and name the Service.
-@Suite("kube-proxy rule comments, end to end", .serialized, .enabled(if: Privileged.enabled))
+/// Firewall rules of tools, in a server namespace the test creates, reached
+/// over a veth from a client namespace: a kube-proxy-shaped iptables-nft
+/// rule (INPUT -> KUBE-SERVICES, a REJECT with kube-proxy's "has no
+/// endpoints" comment) must carry the rule's comment, its owner, and name the
+/// Service; an iptables-legacy rule (x_tables: `nft list ruleset` does not
+/// show it) must be named from `iptables-legacy-save -c` in the packet's
+/// namespace, with its position, comment and owner, and a fix using
+/// iptables-legacy.
+@Suite("tools' firewall rules (kube-proxy, iptables-legacy), end to end", .serialized, .enabled(if: Privileged.enabled))
 struct KubeProxyRuleTests {
     init() throws {
         try Privileged.check()
         NetNS.removeStale()
+    }
+
+    /// A client of `pair` connects to `port` of the server namespace, whose
+    /// firewall rejects it: the firewall record, and the client's (pid, errno).
+    static func refusedByRule(_ pair: NetNSPair, port: Int) throws -> (JSONRecord, (pid: Int, errno: Int)) {
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: pair.client, addr: pair.serverAddr, port: port, timeout: 2)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let r = try #require(trace.waitForRecord(timeout: 8) {
+            ($0.string("reason") ?? "").hasPrefix("firewall_") && $0.int("netns") == pair.server.inode && $0.int("port") == port
+        }, "no firewall record; stderr: \(trace.stderr)")
+        trace.stop()
+        return (r, c)
     }
 
     @Test("kube-proxy no-endpoints reject: cause service_without_endpoints, the Service named from the rule's comment")
@@ -23,13 +40,7 @@ struct KubeProxyRuleTests {
         try sh(["ip", "netns", "exec", server, "iptables", "-A", "KUBE-SERVICES", "-p", "tcp", "--dport", String(port),
                 "-m", "comment", "--comment", "shop/api:http has no endpoints",
                 "-j", "REJECT", "--reject-with", "icmp-port-unreachable"])
-        let trace = try TraceSession([])
-        let c = try Peer.connect(from: pair.client, addr: pair.serverAddr, port: port, timeout: 2)
-        #expect(c.errno == Int(ECONNREFUSED))
-        let r = try #require(trace.waitForRecord(timeout: 8) {
-            ($0.string("reason") ?? "").hasPrefix("firewall_") && $0.int("netns") == pair.server.inode && $0.int("port") == port
-        }, "no firewall record; stderr: \(trace.stderr)")
-        trace.stop()
+        let (r, c) = try Self.refusedByRule(pair, port: port)
         #expect(r.string("kind") == "refusal")
         #expect(r.string("reason") == "firewall_reject")
         #expect(r.string("cause") == "service_without_endpoints", "record: \(r)")
@@ -41,5 +52,35 @@ struct KubeProxyRuleTests {
         #expect(r.pid("client") == c.pid)
         #expect((r.string("hint") ?? "").contains("Service shop/api:http has no ready endpoints"))
         #expect(r.string("netns_name") == server)
+    }
+
+    @Test("a REJECT in a ufw-style user chain of iptables-legacy: table, chain, position, comment, owner, counter, fix")
+    func rejectInUserChain() throws {
+        let pair = try NetNSPair(subnet: "198.18.65")
+        defer { pair.remove() }
+        let port = randomPort()
+        let server = pair.server.name
+        let ipt = ["ip", "netns", "exec", server, "iptables-legacy", "-w"]
+        try sh(ipt + ["-N", "ufw-user-input"])
+        try sh(ipt + ["-A", "INPUT", "-j", "ufw-user-input"])
+        // An unrelated rule first: the matching one is the chain's second.
+        try sh(ipt + ["-A", "ufw-user-input", "-p", "tcp", "--dport", String(port &+ 1), "-j", "DROP"])
+        try sh(ipt + ["-A", "ufw-user-input", "-p", "tcp", "--dport", String(port), "-m", "comment", "--comment",
+                      "deny \"legacy\" api", "-j", "REJECT", "--reject-with", "tcp-reset"])
+        let nft = try sh(["ip", "netns", "exec", server, "nft", "list", "ruleset"])
+        #expect(!nft.contains("ufw-user-input"), "the rule must be invisible to nft: \(nft)")
+        let (r, c) = try Self.refusedByRule(pair, port: port)
+        #expect(r.string("reason") == "firewall_reject")
+        #expect(r.evidence["table"] as? String == "iptables-legacy filter", "record: \(r)")
+        #expect(r.evidence["chain"] as? String == "ufw-user-input")
+        #expect(r.evidence["handle"] as? Int == 2)
+        #expect(r.evidence["rule"] as? String == "-A ufw-user-input -p tcp -m tcp --dport \(port) -m comment --comment "
+                + "\"deny \\\"legacy\\\" api\" -j REJECT --reject-with tcp-reset")
+        #expect(r.evidence["rule_comment"] as? String == "deny \"legacy\" api")
+        #expect(r.evidence["rule_owner"] as? String == "ufw")
+        #expect(r.evidence["reject_with"] as? String == "tcp-reset")
+        #expect((r.evidence["rule_packets"] as? Int ?? 0) >= 1)
+        #expect(r.pid("client") == c.pid)
+        #expect((r.string("hint") ?? "").contains("iptables-legacy -D ufw-user-input 2"), "hint: \(r.string("hint") ?? "")")
     }
 }
