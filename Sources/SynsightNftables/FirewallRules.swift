@@ -146,7 +146,11 @@ public struct NftRuleset: Sendable {
         public var expr: [JSONValue]
     }
 
-    public var chains: [Chain] = []
+    /// Set with the ruleset (read-only after: `chainIndex` follows it).
+    public private(set) var chains: [Chain] = []
+    /// "family table name" -> position in `chains`: a kube-proxy ruleset has
+    /// thousands of chains, looked up once per rule per packet.
+    var chainIndex: [String: Int] = [:]
     public var rules: [Rule] = []
     /// Rule text by "family table chain handle", from `nft -a list ruleset`.
     public var texts: [String: String] = [:]
@@ -161,6 +165,7 @@ public struct NftRuleset: Sendable {
     public mutating func addIptablesLegacy(save: String, family: AddressFamily) {
         let legacy = IptablesLegacy.parse(save, family: family)
         chains += legacy.chains
+        chainIndex = Self.index(chains)
         rules += legacy.rules
         texts.merge(legacy.texts) { _, new in new }
     }
@@ -182,6 +187,7 @@ public struct NftRuleset: Sendable {
             }
         }
         if let text { texts = NftRuleset.ruleTexts(text) }
+        chainIndex = Self.index(chains)
     }
 
     /// Rules that carry an iptables `-m comment` (nft shows only the match, not its text).
@@ -241,7 +247,15 @@ public struct NftRuleset: Sendable {
     }
 
     package func chain(_ family: String, _ table: String, _ name: String) -> Chain? {
-        chains.first { $0.family == family && $0.table == table && $0.name == name }
+        chainIndex["\(family) \(table) \(name)"].map { chains[$0] }
+    }
+
+    static func index(_ chains: [Chain]) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for (i, c) in chains.enumerated() where out["\(c.family) \(c.table) \(c.name)"] == nil {
+            out["\(c.family) \(c.table) \(c.name)"] = i
+        }
+        return out
     }
 
     /// Rules (and base-chain drop policies) that may have dropped `p`: exact

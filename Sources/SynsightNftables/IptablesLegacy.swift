@@ -36,10 +36,14 @@ public enum IptablesLegacy {
         var chains: [NftRuleset.Chain] = [], rules: [NftRuleset.Rule] = [], texts: [String: String] = [:]
         var table = ""
         var position: [String: Int] = [:]
+        // User chains of the current table (declared before its rules): a
+        // kube-proxy table has thousands of chains and rules.
+        var userChains = Set<String>()
         for raw in text.split(separator: "\n") {
             let line = raw.trimmingCharacters(in: " \t\r")
             if line.hasPrefix("*") {
                 table = String(line.dropFirst())
+                userChains.removeAll()
                 continue
             }
             if line.hasPrefix(":") {
@@ -48,6 +52,7 @@ public enum IptablesLegacy {
                 let policy = words.count > 1 && words[1] != "-" ? words[1].lowercased() : nil
                 chains.append(NftRuleset.Chain(family: fam, table: table, name: name,
                                                hook: policy == nil ? nil : name.lowercased(), policy: policy))
+                if policy == nil { userChains.insert(name) }
                 continue
             }
             let (packets, body) = counters(line)
@@ -56,7 +61,6 @@ public enum IptablesLegacy {
             guard words.count >= 2 else { continue }
             let chain = words[1]
             position[chain, default: 0] += 1
-            let userChains = Set(chains.filter { $0.table == table && $0.hook == nil }.map(\.name))
             var parser = RuleWords(words: Array(words.dropFirst(2)), family: family, userChains: userChains)
             var rule = parser.parse()
             if let packets {

@@ -797,10 +797,16 @@ def sc_closed_fold(t, k, pas):
     for r in kernel:
         c.eq("summary reason, cause", (r.get("reason"), r.get("cause")), ("no_listener", "never_listened"))
         c.eq("summary summarized_kind", ev(r).get("summarized_kind"), "refusal")
-        c.eq("summary local_clients", ev(r).get("local_clients"), r.get("count"))
+        # A read between a refusal's fold and its client's (microseconds
+        # apart, on one CPU) counts that client in the next summary: within
+        # one per CPU of the count (KernelFoldTests asserts the same).
+        short = r.get("count", 0) - ev(r).get("local_clients", 0)
+        c.true("summary local_clients %r of count %r" % (ev(r).get("local_clients"), r.get("count")),
+               abs(short) <= (os.cpu_count() or 1))
         c.true("summary client.comm %r is not python's" % (r.get("client") or {}).get("comm"),
                str((r.get("client") or {}).get("comm")).startswith("python"))
         c.true("summary first_ts/last_ts missing", bool(r.get("first_ts")) and bool(r.get("last_ts")))
+    c.eq("local clients over the storm", sum(ev(r).get("local_clients", 0) for r in kernel), folded)
     c.true("no connect_failure for a folded refusal's client",
            not any(r.get("kind") == "connect_failure" and mine(r) for r in own.records()))
     r = single[0] if single else None
