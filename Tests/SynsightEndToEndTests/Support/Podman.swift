@@ -77,7 +77,15 @@ final class Podman {
                 return f.count > 4 && f[4].hasPrefix(root) ? String(f[4]) : nil
             }
         for m in mounts.sorted(by: { $0.count > $1.count }) { _ = umount2(m, Int32(MNT_DETACH)) }
-        for dir in Self.libpodCgroups().subtracting(cgroupsBefore).sorted(by: { $0.count > $1.count }) { rmdir(dir) }
+        // conmon leaves its cgroup only when it exits, a moment after the
+        // container is removed: retry until each directory made here is gone.
+        _ = waitUntil(timeout: 15) {
+            let left = Self.libpodCgroups().subtracting(cgroupsBefore)
+            for dir in left.sorted(by: { $0.count > $1.count }) { rmdir(dir) }
+            return Self.libpodCgroups().subtracting(cgroupsBefore).isEmpty
+        }
+        let left = Self.libpodCgroups().subtracting(cgroupsBefore)
+        #expect(left.isEmpty, "Podman's cgroups could not be removed: \(left.sorted())")
         if !hadVarLib { try? FileManager.default.removeItem(atPath: Self.varLib) }
         try? FileManager.default.removeItem(atPath: root)
     }
