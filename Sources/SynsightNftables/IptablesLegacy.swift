@@ -35,14 +35,15 @@ public enum IptablesLegacy {
         let fam = Self.family(family)
         var chains: [NftRuleset.Chain] = [], rules: [NftRuleset.Rule] = [], texts: [String: String] = [:]
         var table = ""
+        // A rule's position in its chain, and the user chains (declared before
+        // the rules: a kube-proxy table has thousands), of the current table.
         var position: [String: Int] = [:]
-        // User chains of the current table (declared before its rules): a
-        // kube-proxy table has thousands of chains and rules.
         var userChains = Set<String>()
         for raw in text.split(separator: "\n") {
             let line = raw.trimmingCharacters(in: " \t\r")
             if line.hasPrefix("*") {
                 table = String(line.dropFirst())
+                position.removeAll()
                 userChains.removeAll()
                 continue
             }

@@ -105,6 +105,28 @@ struct IptablesLegacyTests {
         #expect(rs.rules.first { $0.handle == 5 && $0.chain == "INPUT" }?.comment == #"a "quoted" \ comment"#)
     }
 
+    @Test("positions count per table: a nat chain's rules after the filter table's start at 1 again")
+    func positionsPerTable() {
+        let save = """
+            *filter
+            :OUTPUT ACCEPT [0:0]
+            [0:0] -A OUTPUT -p tcp -m tcp --dport 1 -j DROP
+            [0:0] -A OUTPUT -p tcp -m tcp --dport 2 -j DROP
+            COMMIT
+            *raw
+            :OUTPUT ACCEPT [0:0]
+            [0:0] -A OUTPUT -p tcp -m tcp --dport 3 -j DROP
+            COMMIT
+            """
+        var rs = NftRuleset()
+        rs.addIptablesLegacy(save: save, family: .ipv4)
+        #expect(rs.rules.map { "\($0.table) \($0.handle)" } == ["filter 1", "filter 2", "raw 1"])
+        var p = packet(3)
+        p.hook = .output
+        let c = rs.candidates(for: p).first
+        #expect(c?.table == "iptables-legacy raw" && c?.handle == 1 && c?.text == "-A OUTPUT -p tcp -m tcp --dport 3 -j DROP")
+    }
+
     @Test("IPv6 tables apply to IPv6 packets only")
     func ipv6() {
         let c = rs.candidates(for: packet(99, v6: true)).first
