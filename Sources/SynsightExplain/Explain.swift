@@ -437,8 +437,7 @@ struct Analysis {
     /// on all addresses inside it (nothing outside reaches its loopback).
     func loopbackFix(_ l: ExplainListener, port: UInt16) -> String {
         var facts = Advice.Facts(port: port)
-        let workload = l.processes.first?.workload
-        if let kind = workload?.pod != nil ? "pod" : workload?.container != nil ? "container" : nil {
+        if let kind = l.processes.first?.workload?.isolationKind {
             facts.family = l.family
             facts.listenerAddress = l.local.addr
             facts.listenerWorkload = kind

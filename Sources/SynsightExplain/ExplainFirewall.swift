@@ -185,8 +185,8 @@ extension NftRuleset {
         var acceptedBefore: [(handle: Int, conditions: [String], certain: Bool)] = []
         var jumpedBefore: [Int] = []
         let chainFamilies = NftRuleset.addressFamilies(chain.family)
-        let legacy = IptablesLegacy.addressFamily(chain.family) != nil
-        let ruleWord = legacy ? "rule" : "handle"  // a legacy rule's handle is its position
+        let legacy = IptablesLegacy.isLegacy(chain.family)
+        let ruleWord = IptablesLegacy.handleWord(legacy: legacy)
 
         func confidence(base: PortRuleMatch.Confidence, conditions: inout [String]) -> (PortRuleMatch.Confidence, Int?) {
             if let full = acceptedBefore.first(where: { $0.certain }) { return (.shadowed, full.handle) }

@@ -312,7 +312,7 @@ public struct NftRuleset: Sendable {
                                     verdict: verdict, packets: packets, exact: !unknown,
                                     iptables: isIptables(r.family, r.table), comment: r.comment,
                                     owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain),
-                                    ctStateMatched: ctMatched, legacy: IptablesLegacy.addressFamily(r.family) != nil)
+                                    ctStateMatched: ctMatched, legacy: IptablesLegacy.isLegacy(r.family))
             if unknown { loose.append(rule) } else { exact.append(rule) }
         }
         for c in chains where c.policy == "drop" && c.hook != nil && familyFits(c.family, p.family) && hookFits(c.hook, p.hook) {
@@ -320,13 +320,13 @@ public struct NftRuleset: Sendable {
                                          text: "policy drop", verdict: .policyDrop, exact: false,
                                          iptables: isIptables(c.family, c.table),
                                          owner: FirewallOwner.recognise(table: "\(c.family) \(c.table)", chain: c.name),
-                                         legacy: IptablesLegacy.addressFamily(c.family) != nil))
+                                         legacy: IptablesLegacy.isLegacy(c.family)))
         }
         return exact + loose + policies
     }
 
     package func isIptables(_ family: String, _ table: String) -> Bool {
-        if IptablesLegacy.addressFamily(family) != nil { return true }
+        if IptablesLegacy.isLegacy(family) { return true }
         return (family == "ip" || family == "ip6") && ["filter", "raw", "mangle", "nat", "security"].contains(table)
             && chains.contains { $0.family == family && $0.table == table && $0.name == $0.name.uppercased() && $0.hook != nil }
     }
@@ -588,15 +588,5 @@ extension String {
         }
         out.append(String(rest))
         return out
-    }
-}
-
-extension StringProtocol {
-    package func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        var s = Substring(self)
-        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
-        while let l = s.last, chars.contains(l) { s = s.dropLast() }
-        return String(s)
     }
 }

@@ -28,6 +28,12 @@ public enum IptablesLegacy {
         }
     }
 
+    /// Is `nftFamily` one of the legacy families?
+    public static func isLegacy(_ nftFamily: String) -> Bool { addressFamily(nftFamily) != nil }
+
+    /// What a rule's handle is called: its position in the chain for a legacy rule.
+    public static func handleWord(legacy: Bool) -> String { legacy ? "rule" : "handle" }
+
     /// The tables of one save text: chains, rules and each rule's text (the
     /// saved line, counters removed), keyed like NftRuleset.texts.
     public static func parse(_ text: String, family: AddressFamily)

@@ -342,7 +342,7 @@ public struct AttributionEngine {
                 situation = "\(l.label) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local)"
                 if sameFamily.allSatisfy({ $0.local.addr.isLoopback }) {
                     facts.listenerAddress = l.local.addr
-                    facts.listenerWorkload = l.workload?.pod != nil ? "pod" : l.workload?.container != nil ? "container" : nil
+                    facts.listenerWorkload = l.workload?.isolationKind
                 }
             } else {
                 cause = .familyMismatch

@@ -366,7 +366,7 @@ extension AttributionEngine {
         if rule.verdict == .policyDrop {
             return "chain \(rule.chain) of table \(rule.table) has policy drop and no rule accepts TCP port \(port)\(effect): " + fix() + owned
         }
-        let handle = rule.handle.map { rule.legacy ? " (rule \($0))" : " (handle \($0))" } ?? ""
+        let handle = rule.handle.map { " (\(IptablesLegacy.handleWord(legacy: rule.legacy)) \($0))" } ?? ""
         return "rule \"\(rule.text)\"\(rule.text.contains("comment") ? "" : commented) in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port)\(effect): "
             + fix() + owned
     }

@@ -13,7 +13,7 @@ extension AttributionEngine {
         guard let byErrno = Cause.NoRoute(errno: e.errno), let q = DropRouteQuery.of(connect: e) else { return nil }
         let found = drops.routes?.lookup(q)
         let byLookup = found?.route.flatMap(Self.noRouteCause)
-        if e.errno == 13 || e.errno == 22 {
+        if byErrno == .prohibitRoute || byErrno == .blackholeRoute {
             guard byLookup == byErrno else { return nil }
         }
         let cause = byLookup ?? byErrno
@@ -27,7 +27,7 @@ extension AttributionEngine {
         if let missing = found?.unavailable, !missing.isEmpty { ev.routeUnavailable = missing.joined(separator: "; ") }
         if drops.routes == nil { ev.routeUnavailable = "no route reader (the lookup was not replayed)" }
         r.evidence = ev.fields
-        r.hint = noRouteSituation(e, cause: cause, lookup: found?.route)
+        r.hint = noRouteSituation(e, family: q.lookup.family, cause: cause, lookup: found?.route)
             + Advice.for(reason: .noRoute, cause: r.cause, facts: Advice.Facts(address: e.remote.addr, family: q.lookup.family)).fix
         return r
     }
@@ -41,12 +41,13 @@ extension AttributionEngine {
         }
     }
 
-    func noRouteSituation(_ e: SocketCallFailure, cause: Cause.NoRoute, lookup: RouteLookupResult?) -> String {
-        let family = e.family == .ipv4 || e.remote.addr.isV4Mapped ? "IPv4" : "IPv6"
+    /// `family`: the destination's (an IPv4-mapped one on an IPv6 socket is IPv4).
+    func noRouteSituation(_ e: SocketCallFailure, family: AddressFamily, cause: Cause.NoRoute,
+                          lookup: RouteLookupResult?) -> String {
         var s: String
         switch cause {
         case .noMatchingRoute:
-            s = "\(who(e)) could not connect to \(e.remote): network namespace \(e.netns) has no \(family) route to \(e.remote.addr) (\(ErrnoName.name(e.errno)))"
+            s = "\(who(e)) could not connect to \(e.remote): network namespace \(e.netns) has no \(family == .ipv4 ? "IPv4" : "IPv6") route to \(e.remote.addr) (\(ErrnoName.name(e.errno)))"
         default:
             let article = cause == .unreachableRoute ? "an" : "a"
             s = "\(who(e)) could not connect to \(e.remote): \(article) \(cause.routeType) route or rule answers for \(e.remote.addr) (\(ErrnoName.name(e.errno)))"

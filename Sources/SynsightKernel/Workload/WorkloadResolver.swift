@@ -173,12 +173,11 @@ public final class WorkloadResolver {
     func podmanName(id: String, pid: UInt32?) -> String? {
         if let hit = podmanNames[id] { return hit }
         var name = pid.flatMap { conmonName(above: $0, containerID: id) }
-        if name == nil {
-            for root in sources.podmanStorageRoots {
-                for dir in ProcFS.list(root) where dir.hasSuffix("-containers") {
-                    guard let bytes = ProcFS.readBytes("\(root)/\(dir)/containers.json", limit: 8 << 20) else { continue }
-                    if let n = WorkloadNames.podmanNames(containersJSON: bytes)[id] { name = n }
-                }
+        stores: for root in sources.podmanStorageRoots where name == nil {
+            for dir in ProcFS.list(root) where dir.hasSuffix("-containers") {
+                guard let bytes = ProcFS.readBytes("\(root)/\(dir)/containers.json", limit: 8 << 20) else { continue }
+                name = WorkloadNames.podmanNames(containersJSON: bytes)[id]
+                if name != nil { break stores }
             }
         }
         if let name {

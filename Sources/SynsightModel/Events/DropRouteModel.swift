@@ -28,15 +28,6 @@ public struct DropRouteQuery: Sendable, Hashable {
         self.lookup = lookup
     }
 
-    /// The query for a drop of `cause`; nil for causes without route state.
-    ///
-    /// rp_filter (IPv4 only, like the sysctl): the kernel's check
-    /// (fib_validate_source) looks up the packet's source with its
-    /// destination as source address, and strict mode wants the answer to
-    /// leave by the interface the packet came in on: an output lookup to the
-    /// source, from the destination. no_route: a packet that arrived on an
-    /// interface (forwarded, or to this host) is looked up as input on it,
-    /// from its source; one this host sent, as output.
     /// The lookup behind a connect() that failed with a routing errno
     /// (ENETUNREACH, EHOSTUNREACH, EACCES from a prohibit route, EINVAL from
     /// a blackhole): the output lookup to its destination, replayed in the
@@ -48,6 +39,15 @@ public struct DropRouteQuery: Sendable, Hashable {
                               lookup: RouteGet.Request(family: family, dst: e.remote.addr))
     }
 
+    /// The query for a drop of `cause`; nil for causes without route state.
+    ///
+    /// rp_filter (IPv4 only, like the sysctl): the kernel's check
+    /// (fib_validate_source) looks up the packet's source with its
+    /// destination as source address, and strict mode wants the answer to
+    /// leave by the interface the packet came in on: an output lookup to the
+    /// source, from the destination. no_route: a packet that arrived on an
+    /// interface (forwarded, or to this host) is looked up as input on it,
+    /// from its source; one this host sent, as output.
     public static func of(_ d: PacketDrop, cause: DropCause) -> DropRouteQuery? {
         switch cause {
         case .rpFilter:

@@ -101,6 +101,10 @@ public struct WorkloadIdentity: Sendable, Hashable {
 
     public var isEmpty: Bool { cgroup == nil && unit == nil && container == nil && pod == nil }
 
+    /// "pod" or "container" when the process runs in one (a pod's container
+    /// is the pod's), else nil.
+    public var isolationKind: String? { pod != nil ? "pod" : container != nil ? "container" : nil }
+
     /// The fields added to a process object (`cgroup`, `unit`, `user_manager`,
     /// `container`, `pod`), in that order; absent parts are left out.
     public var jsonFields: [(String, JSONValue)] {

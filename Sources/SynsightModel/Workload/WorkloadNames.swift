@@ -66,17 +66,12 @@ public enum WorkloadNames {
     public static func storageGraphRoot(storageConf text: String) -> String? {
         for raw in text.split(separator: "\n") {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            let kv = line.split(separator: "=", maxSplits: 1).map { trim($0, " \t") }
+            let kv = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: " \t") }
             guard kv.count == 2, kv[0] == "graphroot" else { continue }
-            let value = trim(Substring(kv[1]), "\"'")
+            let value = kv[1].trimmingCharacters(in: "\"'")
             return value.hasPrefix("/") ? value : nil
         }
         return nil
-    }
-
-    static func trim(_ s: Substring, _ set: String) -> String {
-        let chars = Set(set)
-        return String(s.drop { chars.contains($0) }.reversed().drop { chars.contains($0) }.reversed())
     }
 
     /// Is this process a Docker daemon (argv[0] ending in `dockerd`)?
