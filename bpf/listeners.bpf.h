@@ -14,6 +14,7 @@
 #include "ringbuf.bpf.h"
 #include "sock.bpf.h"
 #include "task.bpf.h"
+#include "dev.bpf.h"
 
 /* Drops the listeners of `port` that are no longer listening (below). */
 int listeners_reap(__u64 port);
@@ -230,6 +231,7 @@ static __always_inline int on_listen_change(const struct sock *sk, __u8 kind)
 	e->ipv6only = e->t.family == AF_INET6 ?
 		BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only) : 0;
 	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	sock_bound_dev(sk, &e->bound);
 	__u32 tgid = e->task.pid; /* e is gone after submit */
 	track_listener(sk, kind, e);
 	submit(e);
@@ -263,24 +265,33 @@ static __always_inline void listeners_sweep(void)
 
 /* A listener that predates tracing, found by the iter/tcp program user
  * space runs once in each network namespace. */
-static __always_inline void listeners_seed(struct sock_common *skc)
+/* A listener that predates tracing (iter/tcp): tracked like one seen in
+ * listen(); `out` gets what /proc/net/tcp does not show (its bound device,
+ * IPV6_V6ONLY). False for any other socket. */
+static __always_inline bool listeners_seed(struct sock_common *skc, struct syn_seed_listener *out)
 {
 	if (!skc || skc->skc_state != TCP_LISTEN)
-		return;
+		return false;
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
-		return;
+		return false;
 	const struct sock *sk = (const struct sock *)tp;
+	out->sock_ino = sock_inode(sk);
+	out->netns = sock_netns(sk);
+	out->ipv6only = skc->skc_family == AF_INET6 ?
+		BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_ipv6only) : 0;
+	sock_bound_dev(sk, &out->bound);
 	__u64 key = (__u64)sk;
 	if (bpf_map_lookup_elem(&listen_socks, &key))
-		return;
+		return true;
 	struct listen_info li = {
-		.ino = sock_inode(sk),
-		.netns = sock_netns(sk),
+		.ino = out->sock_ino,
+		.netns = out->netns,
 		.drops_seen = BPF_CORE_READ(sk, sk_drops.counter),
 		.port = skc->skc_num,
 		.family = skc->skc_family,
 	};
 	bpf_map_update_elem(&listen_socks, &key, &li, BPF_NOEXIST);
 	port_slot_add(li.port, sock_number(sk));
+	return true;
 }

@@ -14,6 +14,7 @@
 #include "config.bpf.h"
 #include "conntrack.bpf.h"
 #include "listeners.bpf.h"
+#include "dev.bpf.h"
 #include "ringbuf.bpf.h"
 #include "skb.bpf.h"
 #include "fold.bpf.h"
@@ -128,6 +129,7 @@ static __always_inline int emit_no_socket_rst(const struct sk_buff *skb, __u8 so
 	e->_pad = 0;
 	e->isn = ev.isn;
 	read_conntrack(skb, e, btf);
+	skb_in_dev(skb, ev.t.family, &e->in_dev, &e->in_vrf);
 	submit(e);
 	return 0;
 }

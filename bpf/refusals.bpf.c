@@ -233,11 +233,14 @@ int BPF_PROG(fw_syn_retransmit, const struct sock *sk)
 }
 
 /* Listeners that predate tracing: user space runs this iterator once in
- * each network namespace (an iterator walks its creator's netns). */
+ * each network namespace (an iterator walks its creator's netns) and reads
+ * one struct syn_seed_listener per listener from it. */
 SEC("iter/tcp")
 int iter_listeners(struct bpf_iter__tcp *ctx)
 {
-	listeners_seed(ctx->sk_common);
+	struct syn_seed_listener out = {};
+	if (listeners_seed(ctx->sk_common, &out))
+		bpf_seq_write(ctx->meta->seq, &out, sizeof(out));
 	return 0;
 }
 

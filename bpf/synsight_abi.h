@@ -116,6 +116,16 @@ struct syn_task {
 	char comm[SYN_COMM_LEN];
 };
 
+/* A network device, named in BPF where the event happens (bpf/dev.bpf.h):
+ * a device renamed or deleted afterwards is still named as it was. */
+struct syn_dev {
+	__u32 ifindex;       /* 0: none (unbound socket; not an L3 slave) */
+	__u8 l3mdev;         /* 1: an L3 master device (a VRF) */
+	__u8 found;          /* 1: name is set (the device was found in its namespace) */
+	__u8 _pad[2];
+	char name[16];
+};
+
 struct syn_ev_no_socket_rst {
 	struct syn_hdr hdr;
 	struct syn_tuple t;  /* local = where the SYN was sent; remote = the sender */
@@ -131,6 +141,11 @@ struct syn_ev_no_socket_rst {
 	__u16 orig_dport;
 	__u16 _pad2;
 	__u32 isn;           /* the SYN's sequence number: a retransmitted SYN (its RST was lost) repeats it */
+	/* Where the SYN came in: the device it arrived on (an L3 slave's own
+	 * device when it came through a VRF), and that VRF (ifindex 0: none).
+	 * The kernel's socket lookup compares them with sk_bound_dev_if. */
+	struct syn_dev in_dev;
+	struct syn_dev in_vrf;
 };
 
 struct syn_ev_listen {
@@ -141,6 +156,17 @@ struct syn_ev_listen {
 	__u32 netns;
 	__u8 ipv6only;       /* IPV6_V6ONLY set on an AF_INET6 listener */
 	__u8 _pad[3];
+	struct syn_dev bound; /* sk_bound_dev_if: SO_BINDTODEVICE, `ip vrf exec` (ifindex 0: any) */
+};
+
+/* What iter/tcp writes (bpf_seq_write) for each listener it finds: what
+ * /proc/net/tcp does not show, for the start-up snapshot. */
+struct syn_seed_listener {
+	__u64 sock_ino;
+	__u32 netns;
+	__u8 ipv6only;
+	__u8 _pad[3];
+	struct syn_dev bound;
 };
 
 struct syn_ev_exit {
@@ -506,8 +532,10 @@ _Static_assert(sizeof(struct syn_fold_key) == 8, "syn_fold_key layout");
 _Static_assert(sizeof(struct syn_fold_val) == 48, "syn_fold_val layout");
 _Static_assert(sizeof(struct syn_tuple) == 40, "syn_tuple layout");
 _Static_assert(sizeof(struct syn_task) == 40, "syn_task layout");
-_Static_assert(sizeof(struct syn_ev_no_socket_rst) == 88, "syn_ev_no_socket_rst layout");
-_Static_assert(sizeof(struct syn_ev_listen) == 112, "syn_ev_listen layout");
+_Static_assert(sizeof(struct syn_dev) == 24, "syn_dev layout");
+_Static_assert(sizeof(struct syn_ev_no_socket_rst) == 136, "syn_ev_no_socket_rst layout");
+_Static_assert(sizeof(struct syn_ev_listen) == 136, "syn_ev_listen layout");
+_Static_assert(sizeof(struct syn_seed_listener) == 40, "syn_seed_listener layout");
 _Static_assert(sizeof(struct syn_ev_exit) == 64, "syn_ev_exit layout");
 _Static_assert(sizeof(struct syn_ev_connect_error) == 112, "syn_ev_connect_error layout");
 _Static_assert(sizeof(struct syn_ev_fw_drop) == 160, "syn_ev_fw_drop layout");

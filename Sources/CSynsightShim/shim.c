@@ -7,6 +7,11 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <net/if.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -319,6 +324,25 @@ int syn_set_config(struct bpf_object *obj, const struct syn_config *cfg)
 int syn_setns_net(int fd)
 {
 	return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
+}
+
+int syn_ethtool_driver(const char *ifname, char *out, size_t out_len)
+{
+	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
+	struct ifreq ifr;
+	if (!out || out_len == 0 || strlen(ifname) >= sizeof(ifr.ifr_name))
+		return -EINVAL;
+	memset(&ifr, 0, sizeof(ifr));
+	strncpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name) - 1);
+	ifr.ifr_data = (void *)&info;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int rc = ioctl(fd, SIOCETHTOOL, &ifr) == 0 ? 0 : -errno;
+	close(fd);
+	if (rc == 0)
+		snprintf(out, out_len, "%.*s", (int)sizeof(info.driver), info.driver);
+	return rc;
 }
 
 int syn_unshare_fs(void)

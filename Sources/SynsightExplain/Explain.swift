@@ -67,10 +67,14 @@ public struct ExplainListener: Sendable, Hashable {
     public var drops: UInt32?
     /// Processes with the socket open (lowest PID first).
     public var processes: [ExplainProcess]
+    /// The device it is bound to (SO_BINDTODEVICE, `ip vrf exec`); nil: any
+    /// (or not known: /proc does not show it).
+    public var boundDevice: NetDevice?
 
     public init(netns: UInt32, family: AddressFamily, local: Endpoint, ipv6Only: Bool? = nil, inode: UInt64,
                 acceptQueue: UInt32? = nil, maxBacklog: UInt32? = nil, synQueue: UInt32? = nil,
-                drops: UInt32? = nil, processes: [ExplainProcess] = []) {
+                drops: UInt32? = nil, processes: [ExplainProcess] = [], boundDevice: NetDevice? = nil) {
+        self.boundDevice = boundDevice
         self.netns = netns
         self.family = family
         self.local = local
@@ -363,7 +367,10 @@ struct Analysis {
 
     package mutating func run() {
         presence()
-        for ns in listenerNetns { addresses(in: ns) }
+        for ns in listenerNetns {
+            addresses(in: ns)
+            devices(in: ns)
+        }
         queues()
         limits()
         counters()
@@ -518,6 +525,28 @@ struct Analysis {
                             + Advice.for(reason: .noListener, cause: .noListener(.boundToOtherAddress), facts: Advice.Facts(port: port)).fix,
                         netns: ns, evidence: ev))
         }
+    }
+
+    /// Listeners bound to a device or VRF: SYNs that come in elsewhere,
+    /// loopback included, find nobody. A warning when every listener of the
+    /// namespace on the port is bound so.
+    mutating func devices(in ns: UInt32) {
+        let ls = input.listeners.filter { $0.netns == ns }
+        let bound = ls.filter { $0.boundDevice != nil }
+        guard let first = bound.first, let device = first.boundDevice else { return }
+        let label = input.label(ns)
+        let all = bound.count == ls.count
+        let list = bound.map { "\($0.address)%\($0.boundDevice!.reference)" }.joined(separator: ", ")
+        let cause: NoListenerCause = device.isVRF ? .otherVRF : .boundToOtherDevice
+        let only = device.isVRF
+            ? "in \(device.label) only: clients outside that VRF are refused, loopback included"
+            : "bound to device \(device.label) only (SO_BINDTODEVICE): SYNs that come in on other devices, loopback included, are refused"
+        let fix = Advice.for(reason: .noListener, cause: .noListener(cause),
+                             facts: Advice.Facts(port: port, listenerDevice: device)).fix
+        add(Finding(all ? .warning : .info, "bound_to_device",
+                    "\(first.owner) listens on \(list) (\(label)), \(only)" + (all ? "" : "; other listeners on the port take the rest"),
+                    remediation: (all ? "" : "if clients of other devices should reach it: ") + fix,
+                    netns: ns, evidence: [("bound_devices", .array(bound.compactMap { $0.boundDevice?.json }))]))
     }
 
     // MARK: queues
@@ -832,6 +861,7 @@ struct Analysis {
         case (.noListener?, .noListener(.boundToOtherAddress)?): return ["loopback_only", "specific_address"]
         case (.noListener?, .noListener(.familyMismatch)?): return ["ipv6_only"]
         case (.noListener?, .noListener(.otherNetns)?): return ["other_netns_only"]
+        case (.noListener?, .noListener(.boundToOtherDevice)?), (.noListener?, .noListener(.otherVRF)?): return ["bound_to_device"]
         case (.noListener?, _): return ["not_listening"]
         case (.acceptQueueFull?, .acceptQueueFull(.fdExhausted)?), (.fdExhausted?, _): return ["fd_limit_reached"]
         case (.acceptQueueFull?, _): return ["accept_queue_full", "accept_queue_at_limit"]

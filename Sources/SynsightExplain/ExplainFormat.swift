@@ -72,6 +72,7 @@ public enum ExplainFormat {
             ("port", .int(Int64(l.local.port))),
         ]
         if let v = l.ipv6Only { o.append(("ipv6only", .bool(v))) }
+        if let d = l.boundDevice { o.append(("bound_device", d.json)) }
         o.append(("inode", .int(Int64(clamping: l.inode))))
         if let q = l.acceptQueue { o.append(("accept_queue", .int(Int64(q)))) }
         if let m = l.maxBacklog { o.append(("max_backlog", .int(Int64(m)))) }

@@ -169,7 +169,13 @@ public enum PortState {
             }
             if failure != nil { break }
         }
-        guard let failure else { return (out, "sock_diag") }
+        guard let failure else {
+            // Named here, in the sockets' namespace (the caller's thread is in it).
+            for i in out.indices {
+                if let d = out[i].boundDevice { out[i].boundDevice = NetDeviceLookup.here(d.ifindex) ?? d }
+            }
+            return (out, "sock_diag")
+        }
         out = []
         for (file, family) in [("tcp", AddressFamily.ipv4), ("tcp6", .ipv6)] {
             guard let text = ProcFS.read("/proc/thread-self/net/\(file)") else { continue }

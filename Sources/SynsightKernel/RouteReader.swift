@@ -76,7 +76,7 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
                 }
             }
             var result = RouteLookupResult(request: q.lookup, answer: answer, withoutSource: without)
-            if case .route(let r) = answer, let oif = r.oif { result.oifName = interfaceName(oif) }
+            if case .route(let r) = answer, let oif = r.oif { result.oifName = NetDeviceLookup.name(oif) }
             out.route = result
         case .failure(let why):
             out.unavailable.append(why.description)
@@ -106,10 +106,4 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
         return .success(RPFilterSysctls(all: all, device: dev))
     }
 
-    /// The interface's name in the current thread's namespace.
-    static func interfaceName(_ index: UInt32) -> String? {
-        var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
-        guard if_indextoname(index, &buf) != nil else { return nil }
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
 }

@@ -208,40 +208,62 @@ public final class Tracer {
         }
     }
 
+    /// What seeding found: each listener's seed, and the namespaces that
+    /// could not be entered (their listeners are not seeded).
+    public struct Seeding: Sendable {
+        public var seeds: [ListenerSeed] = []
+        public var failed: [UInt32] = []
+    }
+
     /// Registers, for the overflow programs, the listening sockets that
     /// existed before tracing, by running iter/tcp once inside each network
-    /// namespace (an iterator walks its creator's namespace). `netnsPids`
-    /// maps a namespace inode to a PID living in it. Returns the namespaces
-    /// that could not be entered.
-    @discardableResult
-    public func seedListeners(netnsPids: [UInt32: UInt32]) -> [UInt32] {
+    /// namespace (an iterator walks its creator's namespace), and reads
+    /// what the iterator writes of each (bound device, IPV6_V6ONLY).
+    /// `netnsPids` maps a namespace inode to a PID living in it.
+    public func seedListeners(netnsPids: [UInt32: UInt32]) -> Seeding {
+        var out = Seeding()
         guard let prog = program(.iterListeners),
               bpf_program__autoload(prog),
-              let link = bpf_program__attach_iter(prog, nil) else { return Array(netnsPids.keys) }
+              let link = bpf_program__attach_iter(prog, nil) else { return Seeding(failed: Array(netnsPids.keys)) }
         defer { bpf_link__destroy(link) }
         let home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
-        guard home >= 0 else { return Array(netnsPids.keys) }
+        guard home >= 0 else { return Seeding(failed: Array(netnsPids.keys)) }
         defer { close(home) }
-        var failed: [UInt32] = []
         for (ns, pid) in netnsPids.sorted(by: { $0.key < $1.key }) {
             let fd = open("/proc/\(pid)/ns/net", O_RDONLY | O_CLOEXEC)
             guard fd >= 0, syn_setns_net(fd) == 0 else {
                 if fd >= 0 { close(fd) }
-                failed.append(ns)
+                out.failed.append(ns)
                 continue
             }
             close(fd)
-            let iter = bpf_iter_create(bpf_link__fd(link))
-            if iter >= 0 {
-                var buf = [UInt8](repeating: 0, count: 4096)
-                while buf.withUnsafeMutableBytes({ read(iter, $0.baseAddress, $0.count) }) > 0 {}
-                close(iter)
+            if let bytes = Self.readIterator(link) {
+                out.seeds += ListenerSeed.decode(bytes)
             } else {
-                failed.append(ns)
+                out.failed.append(ns)
             }
             _ = syn_setns_net(home)
         }
-        return failed
+        return out
+    }
+
+    /// One run of an attached iterator, all it wrote; nil if it could not run.
+    static func readIterator(_ link: OpaquePointer) -> [UInt8]? {
+        let iter = bpf_iter_create(bpf_link__fd(link))
+        guard iter >= 0 else { return nil }
+        defer { close(iter) }
+        var all: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(iter, $0.baseAddress, $0.count) }
+            if n > 0 {
+                all += buf.prefix(n)
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return all
+            }
+        }
     }
 
     /// Total ring-buffer reservations that failed, summed over CPUs.

@@ -17,9 +17,9 @@ extension BPFProgram {
     /// verifier walked"). Programs that load only on other kernels (fentry,
     /// kprobe) weigh their instruction count.
     static let verifiedInstructions618: [BPFProgram: Int] = [
-        .onKfreeSkb: 36_086, .scTpExitConnect: 13_151, .scTpExitListen: 8_709, .scTpExitBind: 8_709,
-        .ovfConsumeSkb: 10_112, .onTcpSendReset: 9_517, .runOvfWatch: 5_824, .onSkErrorReport: 3_630,
-        .iterListeners: 2_206,
+        .onKfreeSkb: 36_086, .scTpExitConnect: 13_292, .scTpExitListen: 9_002, .scTpExitBind: 9_002,
+        .ovfConsumeSkb: 10_112, .onTcpSendReset: 10_322, .runOvfWatch: 5_824, .onSkErrorReport: 3_630,
+        .iterListeners: 2_685,
     ]
 
     /// The share weight of a program of `instructions` instructions.

@@ -110,6 +110,7 @@ struct SchemaRecordsTests {
         out += DropRoutesTests.records()
         out += ConntrackDecisionTests.fullRecords() + ConntrackDecisionTests.invalidRecords()
         out += WorkloadIdentityTests.restartingRecords()
+        out += DeviceBindingTests.records()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 
         // accept_queue_full, syn_queue_full (every stage), fd_exhausted (EMFILE, ENFILE, and as the overflow's cause).

@@ -256,6 +256,37 @@ struct ExplainTests {
         #expect(pid(latest["client"]) == c.pid)
     }
 
+    @Test("listener bound to a device (SO_BINDTODEVICE), client on loopback: bound_to_device names the device from sock_diag, bound_to_other_device in the trace")
+    func boundToDevice() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        // A second device of the namespace's own (ifb: a dummy without dummy.ko).
+        let dev = "ssdev\(getpid() % 100_000)"
+        if (try? sh(["ip", "-n", ns.name, "link", "add", dev, "type", "dummy"])) == nil {
+            _ = try sh(["ip", "-n", ns.name, "link", "add", dev, "type", "ifb"])
+        }
+        _ = try sh(["ip", "-n", ns.name, "addr", "add", "198.19.0.1/24", "dev", dev])
+        _ = try sh(["ip", "-n", ns.name, "link", "set", dev, "up"])
+        let port = randomPort()
+        let listener = try Peer(listenIn: ns, addr: "0.0.0.0", port: port, extra: ["--device", dev])
+        let (c, r) = try explainWhileConnecting(ns, port: port, to: "127.0.0.1", duration: "2")
+        #expect(c.errno == Int(ECONNREFUSED))
+        let f = try #require(r.finding("bound_to_device"), "\(r)")
+        #expect(f["severity"] as? String == "warning")
+        #expect((f["message"] as? String)?.contains("0.0.0.0:\(port)%\(dev)") == true, "\(f)")
+        #expect((f["remediation"] as? String)?.contains("SO_BINDTODEVICE \(dev)") == true, "\(f)")
+        let devices = r.evidence(f)["bound_devices"] as? [[String: Any]]
+        #expect(devices?.first?["name"] as? String == dev, "\(f)")
+        let recent = try #require(r.recentFinding(reason: "no_listener", cause: "bound_to_other_device"), "\(r)")
+        let latest = try #require(r.evidence(recent)["latest"] as? [String: Any])
+        #expect(pid(latest["process"]) == listener.pid)
+        #expect(pid(latest["client"]) == c.pid)
+        #expect(((latest["evidence"] as? [String: Any])?["syn_device"] as? [String: Any])?["name"] as? String == "lo", "\(latest)")
+        // The listener as explain lists it carries its device too.
+        let listed = r.listeners.first { ($0["port"] as? Int) == port }
+        #expect((listed?["bound_device"] as? [String: Any])?["name"] as? String == dev, "\(r.listeners)")
+    }
+
     @Test("listener only in another namespace: other_netns_only names it")
     func otherNetns() throws {
         let server = try NetNS()

@@ -438,6 +438,26 @@ struct ExplainVerdictTests {
         #expect(r.findings.first { $0.code == "ipv4_only" }?.remediation?.contains("[::1]:8080") == true)
     }
 
+    @Test("a listener bound to a device: a warning naming it; beside an unbound one, info")
+    func boundToDevice() throws {
+        var l = F.listener()
+        l.boundDevice = NetDevice(ifindex: 7, name: "eth1")
+        let r = Explain.analyze(F.input([l]))
+        let f = try #require(r.findings.first { $0.code == "bound_to_device" })
+        #expect(f.severity == .warning)
+        #expect(f.message.contains("0.0.0.0:8080%eth1") && f.message.contains("loopback included"), "\(f.message)")
+        #expect(f.remediation?.contains("SO_BINDTODEVICE eth1") == true, "\(f.remediation ?? "")")
+        #expect(f.evidence.first { $0.0 == "bound_devices" }?.1 == .array([.object([("ifindex", .int(7)), ("name", .string("eth1"))])]))
+
+        var vrf = F.listener(IPAddress(v4: 127, 0, 0, 1))
+        vrf.boundDevice = NetDevice(ifindex: 9, name: "blue", isVRF: true)
+        let mixed = Explain.analyze(F.input([F.listener(), vrf]))
+        let g = try #require(mixed.findings.first { $0.code == "bound_to_device" })
+        #expect(g.severity == .info)
+        #expect(g.message.contains("in VRF blue only"), "\(g.message)")
+        #expect(g.remediation?.contains("ip vrf exec blue") == true, "\(g.remediation ?? "")")
+    }
+
     @Test("IPv6 loopback only ([::1], as \"localhost\" may resolve): IPv4 clients of localhost refused, a warning naming 127.0.0.1")
     func loopbackIPv6() throws {
         let r = Explain.analyze(F.input([F.listener(IPAddress(high: 0, low: 1), family: .ipv6, v6only: true)]))

@@ -29,8 +29,10 @@ struct ABILayoutTests {
         #expect(MemoryLayout<syn_hdr>.size == 16)
         #expect(MemoryLayout<syn_tuple>.size == 40)
         #expect(MemoryLayout<syn_task>.size == 40)
-        #expect(MemoryLayout<syn_ev_no_socket_rst>.size == 88)
-        #expect(MemoryLayout<syn_ev_listen>.size == 112)
+        #expect(MemoryLayout<syn_dev>.size == 24)
+        #expect(MemoryLayout<syn_ev_no_socket_rst>.size == 136)
+        #expect(MemoryLayout<syn_ev_listen>.size == 136)
+        #expect(MemoryLayout<syn_seed_listener>.size == 40)
         #expect(MemoryLayout<syn_ev_exit>.size == 64)
         #expect(MemoryLayout<syn_ev_connect_error>.size == 112)
         #expect(MemoryLayout<syn_ev_pkt_drop>.size == 144)
@@ -116,6 +118,67 @@ struct DecodeRecordTests {
         #expect(c.socketInode == 987_654)
         #expect(c.netns == 4_026_532_000)
         #expect(c.ipv6Only == true)
+    }
+
+    @Test("a listener's bound device, a SYN's device and VRF: named as BPF saw them; ifindex 0 is none")
+    func devices() throws {
+        var bound = syn_dev()
+        bound.ifindex = 7
+        bound.found = 1
+        fill(&bound.name, with: Array("eth1".utf8))
+        guard case .listen(let c) = try EventDecoder.decode(listenRecord(bound: bound)) else {
+            Issue.record("not a listen")
+            return
+        }
+        #expect(c.boundDevice == NetDevice(ifindex: 7, name: "eth1"))
+        guard case .listen(let plain) = try EventDecoder.decode(listenRecord()) else { return }
+        #expect(plain.boundDevice == nil)
+
+        var dev = syn_dev(), vrf = syn_dev(), gone = syn_dev()
+        dev.ifindex = 12
+        dev.found = 1
+        fill(&dev.name, with: Array("veth\u{1b}x".utf8))
+        vrf.ifindex = 9
+        vrf.found = 1
+        vrf.l3mdev = 1
+        fill(&vrf.name, with: Array("blue".utf8))
+        guard case .noSocketReset(let r) = try EventDecoder.decode(rstRecord(inDev: dev, inVRF: vrf)) else {
+            Issue.record("not a reset")
+            return
+        }
+        #expect(r.inDevice == NetDevice(ifindex: 12, name: "veth\\x1bx"))
+        #expect(r.inVRF == NetDevice(ifindex: 9, name: "blue", isVRF: true))
+        #expect(r.inVRF?.label == "VRF blue")
+        // Found by index but not by name (deleted under the lookup): the index stands in.
+        gone.ifindex = 5
+        guard case .noSocketReset(let g) = try EventDecoder.decode(rstRecord(inDev: gone)) else { return }
+        #expect(g.inDevice == NetDevice(ifindex: 5, name: nil))
+        #expect(g.inDevice?.label == "ifindex 5")
+        #expect(g.inVRF == nil)
+    }
+
+    @Test("iter/tcp's output: one seed per listener; a partial one at the end is ignored")
+    func seeds() {
+        var a = syn_seed_listener(), b = syn_seed_listener()
+        a.sock_ino = 11
+        a.netns = 4_026_531_840
+        a.ipv6only = 1
+        b.sock_ino = 12
+        b.netns = 4_026_531_840
+        b.bound.ifindex = 3
+        b.bound.found = 1
+        fill(&b.bound.name, with: Array("eth0".utf8))
+        let bytes = rawBytes(of: a) + rawBytes(of: b) + [1, 2, 3]
+        let seeds = ListenerSeed.decode(bytes)
+        #expect(seeds == [ListenerSeed(netns: 4_026_531_840, socketInode: 11, ipv6Only: true),
+                          ListenerSeed(netns: 4_026_531_840, socketInode: 12, ipv6Only: false,
+                                       boundDevice: NetDevice(ifindex: 3, name: "eth0"))])
+        var l = ListenerInfo(netns: 4_026_531_840, family: .ipv6, local: Endpoint(addr: .any6, port: 80), ipv6Only: nil,
+                             socketInode: 11, pid: 1, comm: "x")
+        l.apply(seeds[1])  // another socket's: ignored
+        #expect(l.ipv6Only == nil)
+        l.apply(seeds[0])
+        #expect(l.ipv6Only == true && l.boundDevice == nil)
     }
 
     @Test func listenIPv4WithoutV6Only() throws {
@@ -270,9 +333,9 @@ struct DecodeErrorTests {
     }
 
     @Test(arguments: [
-        (UInt8(SYN_EV_NO_SOCKET_RST.rawValue), 88),
-        (UInt8(SYN_EV_LISTEN.rawValue), 112),
-        (UInt8(SYN_EV_LISTEN_CLOSE.rawValue), 112),
+        (UInt8(SYN_EV_NO_SOCKET_RST.rawValue), 136),
+        (UInt8(SYN_EV_LISTEN.rawValue), 136),
+        (UInt8(SYN_EV_LISTEN_CLOSE.rawValue), 136),
         (UInt8(SYN_EV_EXIT.rawValue), 64),
         (UInt8(SYN_EV_CONNECT_ERROR.rawValue), 112),
     ])

@@ -61,8 +61,10 @@ package func rstRecord(local: [UInt8] = mapped(10, 0, 0, 1), lport: UInt16 = 808
                remote: [UInt8] = mapped(10, 0, 0, 2), rport: UInt16 = 54321,
                family: UInt16 = 2, netns: UInt32 = 4_026_531_840, source: UInt8 = 2,
                flags: UInt8 = 0x02, ts: UInt64 = 123_456_789_000, abi: UInt8 = EventDecoder.abiVersion,
-               isn: UInt32 = 0) -> [UInt8] {
+               isn: UInt32 = 0, inDev: syn_dev = syn_dev(), inVRF: syn_dev = syn_dev()) -> [UInt8] {
     var e = syn_ev_no_socket_rst()
+    e.in_dev = inDev
+    e.in_vrf = inVRF
     e.hdr = header(SYN_EV_NO_SOCKET_RST, size: MemoryLayout<syn_ev_no_socket_rst>.size, ts: ts, cpu: 3, abi: abi)
     e.t = tuple(local: local, lport: lport, remote: remote, rport: rport, family: family)
     e.netns = netns
@@ -74,8 +76,9 @@ package func rstRecord(local: [UInt8] = mapped(10, 0, 0, 1), lport: UInt16 = 808
 
 package func listenRecord(kind: syn_event_kind = SYN_EV_LISTEN, local: [UInt8] = v6(0, 0, 0, 0, 0, 0, 0, 0),
                   lport: UInt16 = 443, family: UInt16 = 10, comm: [UInt8] = Array("nginx".utf8),
-                  ipv6only: UInt8 = 1, ts: UInt64 = 5_000) -> [UInt8] {
+                  ipv6only: UInt8 = 1, ts: UInt64 = 5_000, bound: syn_dev = syn_dev()) -> [UInt8] {
     var e = syn_ev_listen()
+    e.bound = bound
     e.hdr = header(kind, size: MemoryLayout<syn_ev_listen>.size, ts: ts)
     e.t = tuple(local: local, lport: lport, remote: [UInt8](repeating: 0, count: 16), rport: 0, family: family)
     e.task = task(pid: 4242, tid: 4243, uid: 1000, cgroup: 77, comm: comm)

@@ -120,8 +120,8 @@ for d in net lib crypto; do
 done
 cp -a "$mdir"/kernel/drivers/net/veth.ko* "$stage/lib/modules/$rel/kernel/drivers/net/"
 # dummy and ifb: devices that consume what they are sent (connect timeouts past this host);
-# tun: a user-space peer past this host (injected resets).
-for m in dummy ifb tun; do
+# tun: a user-space peer past this host (injected resets); vrf: listeners in another VRF.
+for m in dummy ifb tun vrf; do
     if compgen -G "$mdir/kernel/drivers/net/$m.ko*" >/dev/null; then
         cp -a "$mdir"/kernel/drivers/net/$m.ko* "$stage/lib/modules/$rel/kernel/drivers/net/"
     fi

@@ -914,6 +914,108 @@ def sc_other_netns(t, k, pas):
     return r, c, k.reset_hook()
 
 
+def device_namespace():
+    """A namespace with a second device (dummy; ifb where dummy.ko is missing)
+    holding 198.19.0.1/24: a listener bound to it takes only SYNs that come
+    in on it. Returns (namespace, device)."""
+    ns = NetNS()
+    dev = "kmd%d" % ns.number
+    if subprocess.run(["ip", "-n", ns.name, "link", "add", dev, "type", "dummy"], capture_output=True).returncode != 0:
+        sh("ip", "-n", ns.name, "link", "add", dev, "type", "ifb")
+    sh("ip", "-n", ns.name, "addr", "add", "198.19.0.1/24", "dev", dev)
+    sh("ip", "-n", ns.name, "link", "set", dev, "up")
+    return ns, dev
+
+
+def device_of(r, key):
+    d = ev(r).get(key)
+    return d.get("name") if isinstance(d, dict) else None
+
+
+def bound_device_check(c, t, ns, dev, port, listener):
+    """A SYN to 127.0.0.1 (in on lo) for a 0.0.0.0 listener bound to `dev`."""
+    pid, err = connect(ns, "127.0.0.1", port)
+    c.eq("connect errno", err, errno.ECONNREFUSED)
+    r = no_listener_record(t, ns, port)
+    if r:
+        refusal_check(c, r, "bound_to_other_device", port, pid, listener.pid)
+        c.eq("evidence.syn_device.name", device_of(r, "syn_device"), "lo")
+        bound = [(l.get("bound_device") or {}).get("name") for l in listeners_of(r)]
+        c.true("evidence.listeners %r lack the bound device %s" % (listeners_of(r), dev), dev in bound)
+        hint_has(c, r, "SO_BINDTODEVICE")
+    return r
+
+
+@scenario("listener bound to a device (SO_BINDTODEVICE) reached on loopback", "no_listener/bound_to_other_device")
+def sc_bound_device(t, k, pas):
+    ns, dev = device_namespace()
+    port = rnd_port()
+    listener = Peer(ns, ["listen", "0.0.0.0", str(port), "--device", dev])
+    c = Check()
+    return bound_device_check(c, t, ns, dev, port, listener), c, k.reset_hook()
+
+
+def prestart_bound_listener():
+    ns, dev = device_namespace()
+    # The port of sc_predates_no_listener's listener (the --port filter holds
+    # 16 ports): no other scenario refuses on it, and each of the two finds
+    # its own namespace's listener before one in another namespace.
+    port = prestart_port(1)
+    return ns, dev, port, Peer(ns, ["listen", "0.0.0.0", str(port), "--device", dev])
+
+
+@scenario("device-bound listener started before synsight (the iterator names its device)",
+          "no_listener/bound_to_other_device (predates)")
+def sc_bound_device_predates(t, k, pas):
+    ns, dev, port, listener = prestarted("sc_bound_device_predates")
+    c = Check()
+    return bound_device_check(c, t, ns, dev, port, listener), c, k.reset_hook()
+
+
+sc_bound_device_predates.prestart = prestart_bound_listener
+
+
+@scenario("VRF: a default-VRF listener reached through a VRF, and a VRF listener reached on loopback",
+          "no_listener/other_vrf")
+def sc_other_vrf(t, k, pas):
+    server, client = NetNS(), NetNS()
+    vrf = "kmvrf%d" % server.number
+    if subprocess.run(["ip", "-n", server.name, "link", "add", vrf, "type", "vrf", "table", "10"],
+                      capture_output=True).returncode != 0:
+        raise Unavailable("no VRF support (CONFIG_NET_VRF, vrf.ko)")
+    sh("ip", "-n", server.name, "link", "set", vrf, "up")
+    a, _ = server.link(client)
+    sh("ip", "-n", server.name, "link", "set", a, "master", vrf)
+    sh("ip", "-n", server.name, "addr", "replace", "198.18.0.1/24", "dev", a)
+    server.exec("sysctl", "-qw", "net.ipv4.tcp_l3mdev_accept=0")
+    port = rnd_port()
+    listener = Peer(server, ["listen", "0.0.0.0", str(port)])
+    c = Check()
+    pid, err = connect(client, "198.18.0.1", port)
+    c.eq("connect errno (through the VRF)", err, errno.ECONNREFUSED)
+    r = no_listener_record(t, server, port)
+    if r:
+        refusal_check(c, r, "other_vrf", port, pid, listener.pid)
+        c.eq("evidence.syn_vrf.name", device_of(r, "syn_vrf"), vrf)
+        c.eq("evidence.syn_vrf.vrf", (ev(r).get("syn_vrf") or {}).get("vrf"), True)
+        c.eq("evidence.syn_device.name", device_of(r, "syn_device"), a)
+        hint_has(c, r, "tcp_l3mdev_accept")
+    # The other way round: a listener in the VRF, a client on the default VRF's loopback.
+    port2 = port + 1
+    inside = Peer(server, ["listen", "0.0.0.0", str(port2), "--device", vrf])
+    pid2, err2 = connect(server, "127.0.0.1", port2)
+    c.eq("connect errno (loopback, listener in the VRF)", err2, errno.ECONNREFUSED)
+    r2 = no_listener_record(t, server, port2)
+    c.true("no record for the VRF listener reached on loopback", r2 is not None)
+    if r2:
+        refusal_check(c, r2, "other_vrf", port2, pid2, inside.pid)
+        bound = [l.get("bound_device") or {} for l in listeners_of(r2)]
+        c.true("evidence.listeners %r lack VRF %s" % (listeners_of(r2), vrf),
+               any(b.get("name") == vrf and b.get("vrf") is True for b in bound))
+        hint_has(c, r2, "ip vrf exec " + vrf)
+    return r, c, k.reset_hook()
+
+
 def counted(r):
     """A record of drops counted from the listener's counter (consume_skb armed on anomaly, not yet attached)."""
     return (ev(r).get("method") or "").startswith("counter")

@@ -62,6 +62,11 @@ int syn_btf_tp_nargs(const char *tp);
  * only under _GNU_SOURCE, which Swift's Glibc import does not define). */
 int syn_setns_net(int fd);
 
+/* The driver name of network device `ifname` (ETHTOOL_GDRVINFO) in the
+ * calling thread's network namespace, into `out`; 0 or a negative errno.
+ * The ethtool structs do not import into Swift. */
+int syn_ethtool_driver(const char *ifname, char *out, size_t out_len);
+
 /* Gives the calling thread a mount namespace of its own (a slave: nothing
  * propagates to the host, the host's later mounts such as /run/netns/<name>
  * still arrive) and mounts tracefs at /sys/kernel/tracing in it. The host's

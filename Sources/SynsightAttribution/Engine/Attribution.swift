@@ -143,7 +143,7 @@ public struct AttributionEngine {
             add(ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
                              socketInode: c.socketInode, pid: c.task.pid, comm: c.task.comm,
                              exe: resolver?.exe(pid: c.task.pid), since: c.ts,
-                             workload: resolver?.workload(task: c.task)))
+                             workload: resolver?.workload(task: c.task), boundDevice: c.boundDevice))
             return []
         case .listenClose(let c):
             let id = ListenerID(netns: c.netns, inode: c.socketInode)
@@ -325,13 +325,26 @@ public struct AttributionEngine {
         // Listeners that would have taken this SYN say the registry raced with
         // the kernel (closing right now); they explain nothing.
         let here = onPort.filter { $0.netns == r.netns && !$0.accepts(family: r.family, addr: r.local.addr) }
+        // Listeners on the address that the SYN's device kept from taking it.
+        let elsewhere = onPort.filter {
+            $0.netns == r.netns && $0.accepts(family: r.family, addr: r.local.addr) && !$0.takes(device: r.inDevice, vrf: r.inVRF)
+        }
         var evidence = NoListenerEvidence()
         var cause: NoListenerCause
         // What was seen; the hint ends with the catalogue's fix (Advice.swift).
         var situation: String
         var facts = Advice.Facts(port: port, address: r.local.addr, family: r.family)
 
-        if !here.isEmpty {
+        if let l = elsewhere.first {
+            record.process = l.process
+            evidence.listeners = elsewhere.map(\.json)
+            evidence.synDevice = r.inDevice?.json
+            evidence.synVRF = r.inVRF?.json
+            facts.listenerDevice = l.boundDevice
+            facts.synDevice = r.inDevice
+            facts.synVRF = r.inVRF
+            (cause, situation) = Self.deviceMismatch(l, r)
+        } else if !here.isEmpty {
             let sameFamily = here.filter { $0.effectiveFamily == r.family }
             let l = (sameFamily.first ?? here[0])
             record.process = l.process
@@ -423,6 +436,21 @@ public struct AttributionEngine {
 }
 
 extension AttributionEngine {
+    /// A listener on the SYN's address that its device binding, or the
+    /// SYN's VRF, kept from taking it: the cause and what was seen.
+    static func deviceMismatch(_ l: ListenerInfo, _ r: NoSocketReset) -> (NoListenerCause, String) {
+        let came = (r.inDevice.map { "came in on \($0.label)" } ?? "came in on another device")
+            + (r.inVRF.map { " through \($0.label)" } ?? "")
+        let at = Endpoint(addr: l.local.addr, port: l.local.port)
+        guard let bound = l.boundDevice else {
+            return (.otherVRF, "\(l.label) listens on \(at) in the default VRF, but the SYN \(came) "
+                        + "and net.ipv4.tcp_l3mdev_accept is 0 in this namespace")
+        }
+        let what = bound.isVRF ? "in \(bound.label) (bound to it)" : "bound to device \(bound.label) (SO_BINDTODEVICE)"
+        let cause: NoListenerCause = bound.isVRF ? .otherVRF : .boundToOtherDevice
+        return (cause, "\(l.label) listens on \(at) \(what), but the SYN \(came)")
+    }
+
     /// The most common container mistake: the SYN was sent (or mapped) to
     /// one port, the service in that namespace listens on another. The
     /// listeners of the container or pod owning the namespace; else, for a

@@ -71,13 +71,15 @@ public enum EventDecoder {
             return .noSocketReset(NoSocketReset(
                 ts: e.hdr.ts_ns, family: t.family, local: t.local, remote: t.remote,
                 netns: e.netns, hook: hook,
-                tcpFlags: e.tcp_flags, originalDestination: original, isn: e.isn))
+                tcpFlags: e.tcp_flags, originalDestination: original, isn: e.isn,
+                inDevice: NetDevice(e.in_dev), inVRF: NetDevice(e.in_vrf)))
         case SYN_EV_LISTEN.rawValue, SYN_EV_LISTEN_CLOSE.rawValue:
             let e = raw.loadUnaligned(as: syn_ev_listen.self)
             let t = try tuple(e.t)
             let change = ListenerChange(
                 ts: e.hdr.ts_ns, family: t.family, local: t.local, task: task(e.task),
-                socketInode: e.sock_ino, netns: e.netns, ipv6Only: e.ipv6only != 0)
+                socketInode: e.sock_ino, netns: e.netns, ipv6Only: e.ipv6only != 0,
+                boundDevice: NetDevice(e.bound))
             return UInt32(kind) == SYN_EV_LISTEN.rawValue ? .listen(change) : .listenClose(change)
         case SYN_EV_EXIT.rawValue:
             let e = raw.loadUnaligned(as: syn_ev_exit.self)

@@ -16,10 +16,15 @@ public struct ListenerInfo: Sendable, Hashable {
     /// Captured when it started listening (or at the start-up snapshot), so a
     /// refusal after the process or its container died still names them.
     public var workload: WorkloadIdentity?
+    /// The device it is bound to (SO_BINDTODEVICE, `ip vrf exec`): it takes
+    /// only SYNs that came in on that device (or through that VRF). nil:
+    /// any device (or, from a /proc-only snapshot, not known).
+    public var boundDevice: NetDevice?
 
     public init(netns: UInt32, family: AddressFamily, local: Endpoint, ipv6Only: Bool?,
                 socketInode: UInt64, pid: UInt32, comm: String, exe: String? = nil, since: UInt64? = nil,
-                workload: WorkloadIdentity? = nil) {
+                workload: WorkloadIdentity? = nil, boundDevice: NetDevice? = nil) {
+        self.boundDevice = boundDevice
         self.workload = workload
         self.netns = netns
         self.family = family
@@ -50,8 +55,19 @@ public struct ListenerInfo: Sendable, Hashable {
             ("pid", .int(Int64(pid))), ("comm", .string(comm)),
         ]
         if let ipv6Only { f.append(("ipv6only", .bool(ipv6Only))) }
+        if let boundDevice { f.append(("bound_device", boundDevice.json)) }
         if let workload { f += workload.jsonFields }
         return .object(f)
+    }
+
+    /// Would the kernel's socket lookup (inet_bound_dev_eq) give this
+    /// listener a SYN that came in on `device` through `vrf`? A listener
+    /// bound to a device takes what came in on it or through it; one bound
+    /// to none takes what came through a VRF only with
+    /// net.ipv4.tcp_l3mdev_accept=1, which a refusal it did not take rules out.
+    package func takes(device: NetDevice?, vrf: NetDevice?) -> Bool {
+        guard let bound = boundDevice else { return vrf == nil }
+        return bound.ifindex == device?.ifindex || bound.ifindex == vrf?.ifindex
     }
 
     /// Would this listener accept a SYN of `family` sent to `addr`?

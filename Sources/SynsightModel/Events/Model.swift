@@ -151,10 +151,17 @@ public struct NoSocketReset: Sendable, Hashable {
     /// The SYN's sequence number: a retransmitted SYN, whose first RST was
     /// lost or dropped, repeats it (FirewallDrop.isn); 0: not known.
     public var isn: UInt32
+    /// The device the SYN came in on (an L3 slave's own device when it came
+    /// through a VRF) and that VRF; nil when not known (or, for the VRF, none).
+    public var inDevice: NetDevice?
+    public var inVRF: NetDevice?
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint,
                 netns: UInt32, hook: ResetHook = .tcpSendReset, tcpFlags: UInt8 = 0x02,
-                originalDestination: Endpoint? = nil, isn: UInt32 = 0) {
+                originalDestination: Endpoint? = nil, isn: UInt32 = 0,
+                inDevice: NetDevice? = nil, inVRF: NetDevice? = nil) {
+        self.inDevice = inDevice
+        self.inVRF = inVRF
         self.originalDestination = originalDestination
         self.isn = isn
         self.ts = ts
@@ -176,9 +183,12 @@ public struct ListenerChange: Sendable, Hashable {
     public var socketInode: UInt64
     public var netns: UInt32
     public var ipv6Only: Bool
+    /// sk_bound_dev_if (SO_BINDTODEVICE, `ip vrf exec`); nil: any device.
+    public var boundDevice: NetDevice?
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, task: TaskInfo,
-                socketInode: UInt64, netns: UInt32, ipv6Only: Bool = false) {
+                socketInode: UInt64, netns: UInt32, ipv6Only: Bool = false, boundDevice: NetDevice? = nil) {
+        self.boundDevice = boundDevice
         self.ts = ts
         self.family = family
         self.local = local

@@ -69,6 +69,9 @@ public enum SockDiag {
         public var inode: UInt64
         public var ipv6Only: Bool?
         public var drops: UInt32?
+        /// idiag_if: the device the socket is bound to (SO_BINDTODEVICE),
+        /// nameless until named in its namespace (PortState.portSockets).
+        public var boundDevice: NetDevice?
 
         public init(family: AddressFamily, state: UInt8, local: Endpoint, remote: Endpoint, rqueue: UInt32 = 0,
                     wqueue: UInt32 = 0, uid: UInt32 = 0, inode: UInt64, ipv6Only: Bool? = nil, drops: UInt32? = nil) {
@@ -139,6 +142,8 @@ public enum SockDiag {
         var s = Socket(family: family, state: state, local: local, remote: remote,
                        rqueue: u32(b, tail + 4), wqueue: u32(b, tail + 8), uid: u32(b, tail + 12),
                        inode: UInt64(u32(b, tail + 16)))
+        let ifindex = u32(b, id + 36)
+        if ifindex != 0 { s.boundDevice = NetDevice(ifindex: ifindex, name: nil) }
         // Attributes (struct rtattr: len, type; 4-byte aligned).
         var a = start + messageSize
         while a + 4 <= end {

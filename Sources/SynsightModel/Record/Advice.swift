@@ -33,6 +33,11 @@ public struct Advice: Sendable, Hashable {
         /// "container" or "pod": the kind of workload the listener runs in
         /// (bound_to_other_address on its loopback).
         public var listenerWorkload: String?
+        /// The device or VRF the listener is bound to, and where the SYN came
+        /// in (bound_to_other_device, other_vrf).
+        public var listenerDevice: NetDevice?
+        public var synDevice: NetDevice?
+        public var synVRF: NetDevice?
         /// The listener was killed by a signal (listener_exited).
         public var killedBySignal = false
         /// net.core.somaxconn, when it caps the listen backlog (accept_queue_full).
@@ -73,6 +78,7 @@ public struct Advice: Sendable, Hashable {
 
         public init(port: UInt16? = nil, pid: UInt32? = nil, address: IPAddress? = nil, family: AddressFamily? = nil,
                     listenerFamily: AddressFamily? = nil, listenerAddress: IPAddress? = nil,
+                    listenerDevice: NetDevice? = nil,
                     killedBySignal: Bool = false, somaxconnCap: Int32? = nil,
                     outgoing: Bool = false, unprivilegedPortStart: Int? = nil, rule: Rule? = nil,
                     serviceNamespace: String? = nil, processLabel: String? = nil, nofileHard: String? = nil,
@@ -85,6 +91,7 @@ public struct Advice: Sendable, Hashable {
             self.family = family
             self.listenerFamily = listenerFamily
             self.listenerAddress = listenerAddress
+            self.listenerDevice = listenerDevice
             self.killedBySignal = killedBySignal
             self.somaxconnCap = somaxconnCap
             self.outgoing = outgoing
@@ -276,6 +283,19 @@ public struct Advice: Sendable, Hashable {
                           steps: ["The service in that container, pod or namespace listens on another port (named in the evidence): "
                                     + "fix the port mapping (docker run -p HOST:CONTAINER, the Service's targetPort) or the service's listen port.",
                                   "Verify inside the namespace with nsenter -n -t <pid> ss -ltnp."])
+        case .boundToOtherDevice:
+            return Advice(fix: boundDeviceFix(f, port),
+                          steps: ["The listener is bound to one network device (SO_BINDTODEVICE; a bind-interface or device setting "
+                                    + "of the service): the kernel gives it only SYNs that arrive on that device.",
+                                  "Remove the device binding (or bind to the device clients come in on), or have clients connect "
+                                    + "through that device's network; check with ss -ltnp (the %device after the address)."])
+        case .otherVRF:
+            return Advice(fix: otherVRFFix(f, port),
+                          steps: ["The listener and the SYN are in different VRFs: a socket in the default VRF takes SYNs that came "
+                                    + "through a VRF only with net.ipv4.tcp_l3mdev_accept=1; a socket bound to a VRF (ip vrf exec) "
+                                    + "takes only that VRF's.",
+                                  "Run the service in the clients' VRF (ip vrf exec <vrf> <command>), or set net.ipv4.tcp_l3mdev_accept=1 "
+                                    + "so a default-VRF service serves every VRF; check with ss -ltnp (the %vrf after the address)."])
         case .restarting:
             return Advice(fix: "traffic reaches it before it is ready; wait for it, or route only to ready instances "
                             + "(readiness probe, systemd Type=notify, a health-checked load balancer)",
@@ -283,6 +303,26 @@ public struct Advice: Sendable, Hashable {
                                   "Route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer), "
                                     + "and find why the previous process exited (evidence.previous)."])
         }
+    }
+
+    /// A listener bound to one device, the SYN in on another.
+    static func boundDeviceFix(_ f: Facts, _ port: String) -> String {
+        let bound = f.listenerDevice?.reference ?? "its device"
+        // Binding to the loopback instead is no fix: then only this host connects.
+        let instead = f.synDevice.flatMap { $0.isLoopback ? nil : ", or bind it to \($0.reference), where the SYN came in" } ?? ""
+        return "remove its device binding (SO_BINDTODEVICE \(bound), the service's bind-interface setting) so it takes "
+            + "connections from every device\(instead), or have clients reach port \(port) through \(bound) (an address routed over it)"
+    }
+
+    /// The listener and the SYN in different VRFs.
+    static func otherVRFFix(_ f: Facts, _ port: String) -> String {
+        if let vrf = f.synVRF, f.listenerDevice == nil {
+            return "run the service in VRF \(vrf.reference) (ip vrf exec \(vrf.reference) <command>), or let default-VRF sockets "
+                + "take SYNs from every VRF: sysctl -w net.ipv4.tcp_l3mdev_accept=1 (it applies to listeners at once)"
+        }
+        let bound = f.listenerDevice?.reference ?? "<vrf>"
+        return "connect from VRF \(bound) (ip vrf exec \(bound) <client>) or to an address routed through it, or run the "
+            + "service in the default VRF with net.ipv4.tcp_l3mdev_accept=1 so it serves port \(port) in every VRF"
     }
 
     static func neverListened(_ port: String) -> Advice {

@@ -109,7 +109,10 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case state
     case summarizedKind = "summarized_kind"
     case syn
+    /// The device a refused SYN came in on, and the VRF it came through (NetDevice.json).
+    case synDevice = "syn_device"
     case synQueue = "syn_queue"
+    case synVRF = "syn_vrf"
     case synRetransmits = "syn_retransmits"
     case sysctl
     case table

@@ -23,6 +23,9 @@ public struct NoListenerEvidence: ReasonEvidence {
     public var previous: JSONValue?
     /// The kernel hook that saw the refusal.
     public var hook: String?
+    /// Where the SYN came in (`NetDevice.json`): bound_to_other_device, other_vrf.
+    public var synDevice: JSONValue?
+    public var synVRF: JSONValue?
 
     public init() {}
 
@@ -33,6 +36,7 @@ public struct NoListenerEvidence: ReasonEvidence {
         .flag(.closedAtExact, \.closedAtExact, default: true), .string(.exitedAt, \.exitedAt),
         .int(.signal, \.signal), .string(.signalName, \.signalName), .flag(.coreDumped, \.coreDumped, default: false),
         .int(.exitStatus, \.exitStatus), .value(.closedBy, \.closedBy), .value(.previous, \.previous), .string(.hook, \.hook),
+        .value(.synDevice, \.synDevice), .value(.synVRF, \.synVRF),
     ]
 }
 

@@ -46,6 +46,13 @@ public enum NoListenerCause: String, Sendable, Hashable, CaseIterable {
     /// The listener exited and a new process has started in its unit,
     /// container or pod, but does not listen yet.
     case restarting
+    /// A listener on the address is bound to a device (SO_BINDTODEVICE), and
+    /// the SYN came in on another one.
+    case boundToOtherDevice = "bound_to_other_device"
+    /// A listener on the address is in another VRF than the one the SYN came
+    /// through: bound to a VRF (`ip vrf exec`), or in the default VRF with
+    /// net.ipv4.tcp_l3mdev_accept=0 while the SYN came through a VRF.
+    case otherVRF = "other_vrf"
 }
 
 /// The process an event is attributed to (or the local client).

@@ -50,7 +50,8 @@ public enum ExplainSnapshot {
             var here = listening.map { s in
                 ExplainListener(netns: ns, family: s.family, local: s.local,
                                 ipv6Only: s.family == .ipv6 ? s.ipv6Only : nil, inode: s.inode,
-                                acceptQueue: s.rqueue, maxBacklog: s.wqueue, synQueue: 0, drops: s.drops)
+                                acceptQueue: s.rqueue, maxBacklog: s.wqueue, synQueue: 0, drops: s.drops,
+                                boundDevice: s.boundDevice)
             }
             if states.first(where: { $0.inode == ns })?.socketSource != "sock_diag" {
                 // /proc has the accept queue but neither the backlog nor IPV6_V6ONLY.

@@ -145,16 +145,20 @@ public enum TraceRunner {
         // alive now; the sources are found here, before the ring is read.
         let workloads = WorkloadResolver(sources: s.workloadSources ?? .probe(podLogRoot: s.podLogDir))
         let node = NodeIdentityReader.read()
+        let seeding = tracer.seedListeners(netnsPids: taken.namespaces)
+        if s.verbose && !seeding.failed.isEmpty {
+            Output.stderr("synsight: could not enter network namespaces \(seeding.failed.sorted()): overflows of their "
+                          + "pre-existing listeners are not seen, nor the devices they are bound to\n")
+        }
+        // Socket inodes are unique across namespaces (one sockfs); apply checks the netns too.
+        let seeds = Dictionary(seeding.seeds.map { ($0.socketInode, $0) }, uniquingKeysWith: { a, _ in a })
         let snapshot = taken.listeners.map { l in
             var l = l
             l.workload = workloads.identity(pid: l.pid)
+            if let seed = seeds[l.socketInode] { l.apply(seed) }
             return l
         }
         tracer.watchExits(of: Array(Set(snapshot.map(\.pid))))
-        let unseeded = tracer.seedListeners(netnsPids: taken.namespaces)
-        if s.verbose && !unseeded.isEmpty {
-            Output.stderr("synsight: could not enter network namespaces \(unseeded): overflows of their pre-existing listeners are not seen\n")
-        }
         let resolver = ProcfsResolver(workloads: workloads)
         var engine = AttributionEngine(clock: currentClockMapping(),
                                        joinWindowNs: UInt64(s.joinWindowMs) * 1_000_000, resolver: resolver)

@@ -40,9 +40,12 @@ def family_of(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
-def listen(addr, port, v6only, close_after):
+def listen(addr, port, v6only, close_after, device=None):
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if device:
+        # SO_BINDTODEVICE: what a service's bind-interface setting (or `ip vrf exec`) does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
     if family_of(addr) == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
     s.bind((addr, port))
@@ -345,6 +348,9 @@ def main(argv):
         elif args[i] in ("--close-after", "--timeout", "--backlog", "--seconds"):
             opts[args[i][2:]] = float(args[i + 1])
             i += 1
+        elif args[i] == "--device":
+            opts["device"] = args[i + 1]
+            i += 1
         elif args[i] == "--source":
             opts["source"] = args[i + 1]
             i += 1
@@ -356,7 +362,7 @@ def main(argv):
         i += 1
     cmd, addr, port = pos[0], pos[1], int(pos[2])
     if cmd == "listen":
-        listen(addr, port, opts.get("v6only", False), opts.get("close-after"))
+        listen(addr, port, opts.get("v6only", False), opts.get("close-after"), opts.get("device"))
     elif cmd == "stall":
         stall(addr, port, int(opts.get("backlog", 1)), opts.get("emfile", False))
     elif cmd == "hold":

@@ -1,0 +1,28 @@
+import CSynsightShim
+import Glibc
+import SynsightModel
+
+/// A device by ifindex in the calling thread's network namespace: its
+/// name (SIOCGIFNAME, what if_indextoname does) and whether it is a VRF
+/// (the ethtool driver name "vrf"). The namespace readers and explain's
+/// namespace walk call it from inside the namespace; no netlink needed.
+enum NetDeviceLookup {
+    static func name(_ ifindex: UInt32) -> String? {
+        var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        guard if_indextoname(ifindex, &buf) != nil else { return nil }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// nil when no device has that index here.
+    static func here(_ ifindex: UInt32) -> NetDevice? {
+        guard let name = name(ifindex) else { return nil }
+        return NetDevice(ifindex: ifindex, name: name, isVRF: driver(name) == "vrf")
+    }
+
+    /// The device's driver (ETHTOOL_GDRVINFO); nil if it does not say.
+    static func driver(_ name: String) -> String? {
+        var out = [CChar](repeating: 0, count: 33)
+        guard syn_ethtool_driver(name, &out, out.count) == 0 else { return nil }
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
