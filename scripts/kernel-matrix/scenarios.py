@@ -946,13 +946,14 @@ def bound_device_check(c, t, ns, dev, port, listener):
     return r
 
 
-@scenario("listener bound to a device (SO_BINDTODEVICE) reached on loopback", "no_listener/bound_to_other_device")
+@scenario("listener bound to a device (SO_BINDTODEVICE) reached on loopback", "no_listener/bound_to_other_device",
+          passes=("default", "kprobe"))
 def sc_bound_device(t, k, pas):
     ns, dev = device_namespace()
     port = rnd_port()
     listener = Peer(ns, ["listen", "0.0.0.0", str(port), "--device", dev])
     c = Check()
-    return bound_device_check(c, t, ns, dev, port, listener), c, k.reset_hook()
+    return bound_device_check(c, t, ns, dev, port, listener), c, k.reset_hook(pas if pas != "default" else None)
 
 
 def prestart_bound_listener():
@@ -984,9 +985,12 @@ def sc_other_vrf(t, k, pas):
                       capture_output=True).returncode != 0:
         raise Unavailable("no VRF support (CONFIG_NET_VRF, vrf.ko)")
     sh("ip", "-n", server.name, "link", "set", vrf, "up")
-    a, _ = server.link(client)
+    a, b = server.link(client)
     sh("ip", "-n", server.name, "link", "set", a, "master", vrf)
+    # Enslaving cycles the device: (re)address it after, IPv6 without DAD.
     sh("ip", "-n", server.name, "addr", "replace", "198.18.0.1/24", "dev", a)
+    sh("ip", "-n", server.name, "-6", "addr", "replace", "fd00:5e::1/64", "dev", a, "nodad")
+    sh("ip", "-n", client.name, "-6", "addr", "replace", "fd00:5e::2/64", "dev", b, "nodad")
     server.exec("sysctl", "-qw", "net.ipv4.tcp_l3mdev_accept=0")
     port = rnd_port()
     listener = Peer(server, ["listen", "0.0.0.0", str(port)])
@@ -1013,6 +1017,17 @@ def sc_other_vrf(t, k, pas):
         c.true("evidence.listeners %r lack VRF %s" % (listeners_of(r2), vrf),
                any(b.get("name") == vrf and b.get("vrf") is True for b in bound))
         hint_has(c, r2, "ip vrf exec " + vrf)
+    # IPv6 through the VRF (the L3 slave's index is in IP6CB, not IPCB): a dual-stack listener.
+    port3 = port + 2
+    dual = Peer(server, ["listen", "::", str(port3)])
+    pid3, err3 = connect(client, "fd00:5e::1", port3)
+    c.eq("connect errno (IPv6 through the VRF)", err3, errno.ECONNREFUSED)
+    r3 = no_listener_record(t, server, port3, family="ipv6")
+    c.true("no record for the IPv6 SYN through the VRF", r3 is not None)
+    if r3:
+        refusal_check(c, r3, "other_vrf", port3, pid3, dual.pid, family="ipv6")
+        c.eq("evidence.syn_vrf.name (IPv6)", device_of(r3, "syn_vrf"), vrf)
+        c.eq("evidence.syn_device.name (IPv6)", device_of(r3, "syn_device"), a)
     return r, c, k.reset_hook()
 
 
