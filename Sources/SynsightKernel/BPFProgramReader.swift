@@ -60,8 +60,15 @@ public final class BPFProgramReader: BPFProgramSource, @unchecked Sendable {
             }
         }
         if let pid = q.cgroupOf {
-            switch cgroupPrograms(pid: pid, ingress: q.ingress) {
-            case .success(let found): attached += found.map { ($0.id, $0.kind, $0.path, nil, nil, $0.dir) }
+            let hooks: [BPFAttachKind] = q.cgroupHooks.isEmpty ? [q.ingress ? .cgroupIngress : .cgroupEgress] : q.cgroupHooks
+            switch cgroupLeaf(pid: pid, cgroupID: q.cgroupID) {
+            case .success(let leaf):
+                for kind in hooks {
+                    switch cgroupPrograms(leaf: leaf, kind: kind) {
+                    case .success(let found): attached += found.map { ($0.id, $0.kind, $0.path, nil, nil, $0.dir) }
+                    case .failure(let why): out.unavailable.append(why.description)
+                    }
+                }
             case .failure(let why): out.unavailable.append(why.description)
             }
         }
@@ -189,21 +196,45 @@ public final class BPFProgramReader: BPFProgramSource, @unchecked Sendable {
         var dir: String
     }
 
-    func cgroupPrograms(pid: UInt32, ingress: Bool) -> Result<[CgroupProgram], ReadError> {
+    /// The process's cgroup v2 path (relative to the root): from
+    /// /proc/<pid>/cgroup while it lives, else from the cgroup id its event
+    /// carried (open_by_handle_at on the v2 mount), while the cgroup exists.
+    func cgroupLeaf(pid: UInt32, cgroupID: UInt64) -> Result<String, ReadError> {
         guard let root = CgroupRoot.mountPoint() else {
             return .failure(ReadError("no cgroup v2 hierarchy is mounted: the cgroup programs of process \(pid) cannot be read"))
         }
-        guard let text = ProcFS.read("/proc/\(pid)/cgroup", limit: 64 << 10),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else {
-            return .failure(ReadError("process \(pid) is gone (or has no cgroup v2): its cgroup programs cannot be read"))
+        if let text = ProcFS.read("/proc/\(pid)/cgroup", limit: 64 << 10),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) {
+            return .success(String(line.dropFirst(3)))
         }
-        let leaf = String(line.dropFirst(3))
-        let kind: BPFAttachKind = ingress ? .cgroupIngress : .cgroupEgress
-        let type = ingress ? BPF_CGROUP_INET_INGRESS : BPF_CGROUP_INET_EGRESS
+        if cgroupID != 0, let full = Self.cgroupPath(id: cgroupID, root: root) {
+            return .success(full == root ? "/" : String(full.dropFirst(root.count)))
+        }
+        return .failure(ReadError("process \(pid) is gone (or has no cgroup v2), and its cgroup with it: its cgroup programs cannot be read"))
+    }
+
+    static func cgroupPath(id: UInt64, root: String) -> String? {
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = syn_cgroup_path(fd, id, &buf, buf.count)
+        guard n > 0 else { return nil }
+        let full = String(decoding: buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return full == root || full.hasPrefix(root + "/") ? full : nil
+    }
+
+    /// The programs in effect at `kind` on cgroup `leaf`, each with the
+    /// cgroup it is attached to (the leaf or an ancestor), in run order.
+    func cgroupPrograms(leaf: String, kind: BPFAttachKind) -> Result<[CgroupProgram], ReadError> {
+        guard let root = CgroupRoot.mountPoint() else {
+            return .failure(ReadError("no cgroup v2 hierarchy is mounted: the cgroup programs of \(leaf) cannot be read"))
+        }
+        guard let type = Self.attachType(kind) else { return .success([]) }
         let effective: [UInt32]
-        switch Self.query(path: root + leaf, type: type, flags: UInt32(BPF_F_QUERY_EFFECTIVE)) {
+        switch Self.query(path: root + (leaf == "/" ? "" : leaf), type: type, flags: UInt32(BPF_F_QUERY_EFFECTIVE)) {
         case .success(let ids): effective = ids
-        case .failure(let e): return .failure(ReadError("cannot query the cgroup programs of \(leaf): \(e.description)"))
+        case .failure(let e): return .failure(ReadError("cannot query the \(kind.rawValue) programs of \(leaf): \(e.description)"))
         }
         // Where each effective program is attached: the nearest cgroup, up from the leaf.
         var out: [CgroupProgram] = []
@@ -221,6 +252,20 @@ public final class BPFProgramReader: BPFProgramSource, @unchecked Sendable {
         out += left.sorted().map { CgroupProgram(id: $0, kind: kind, path: leaf, dir: root + leaf) }
         let order = Dictionary(effective.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         return .success(out.sorted { order[$0.id, default: 0] < order[$1.id, default: 0] })
+    }
+
+    static func attachType(_ kind: BPFAttachKind) -> bpf_attach_type? {
+        switch kind {
+        case .cgroupIngress: return BPF_CGROUP_INET_INGRESS
+        case .cgroupEgress: return BPF_CGROUP_INET_EGRESS
+        case .cgroupBind4: return BPF_CGROUP_INET4_BIND
+        case .cgroupBind6: return BPF_CGROUP_INET6_BIND
+        case .cgroupPostBind4: return BPF_CGROUP_INET4_POST_BIND
+        case .cgroupPostBind6: return BPF_CGROUP_INET6_POST_BIND
+        case .cgroupConnect4: return BPF_CGROUP_INET4_CONNECT
+        case .cgroupConnect6: return BPF_CGROUP_INET6_CONNECT
+        default: return nil
+        }
     }
 
     static func query(path: String, type: bpf_attach_type, flags: UInt32) -> Result<[UInt32], ReadError> {

@@ -111,6 +111,7 @@ struct SchemaRecordsTests {
         out += ConntrackDecisionTests.fullRecords() + ConntrackDecisionTests.invalidRecords()
         out += WorkloadIdentityTests.restartingRecords()
         out += DeviceBindingTests.records()
+        out += CgroupProgramDenialTests.records()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 
         // accept_queue_full, syn_queue_full (every stage), fd_exhausted (EMFILE, ENFILE, and as the overflow's cause).

@@ -27,6 +27,7 @@ import errno
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -381,7 +382,7 @@ class Child:
     uid/gid 65534 without capabilities (a root -> non-root setresuid drops
     them all, like `setpriv --reuid 65534 --inh-caps=-all`)."""
 
-    def __init__(self, ns, args, unprivileged=False, selinux_context=None, userns=False):
+    def __init__(self, ns, args, unprivileged=False, selinux_context=None, userns=False, cgroup_dir=None):
         m = peer_module()
         args = [str(a) for a in args]
         nsfd = os.open("/run/netns/" + ns.name, os.O_RDONLY)
@@ -397,6 +398,10 @@ class Child:
                 os.dup2(w, 2)
                 if _libc.setns(nsfd, CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), "setns")
+                if cgroup_dir:
+                    # As a service manager starts a unit's process: in its cgroup from the start.
+                    with open(cgroup_dir + "/cgroup.procs", "w") as f:
+                        f.write(str(os.getpid()))
                 # Root of a user namespace of its own (as `unshare --user`):
                 # every capability there, none over the network namespace.
                 if userns and _libc.unshare(CLONE_NEWUSER) != 0:
@@ -481,9 +486,9 @@ def Peer(ns, args, ready="ready", timeout=15):
     return c
 
 
-def peer(ns, *args, unprivileged=False, userns=False, timeout=30):
+def peer(ns, *args, unprivileged=False, userns=False, cgroup_dir=None, timeout=30):
     """A one-shot peer.py command; returns the integers it printed (pid, errno, ...)."""
-    return Child(ns, args, unprivileged, userns=userns).result(timeout)
+    return Child(ns, args, unprivileged, userns=userns, cgroup_dir=cgroup_dir).result(timeout)
 
 
 # Connect timeouts are not stretched for a slow guest: the connects that
@@ -1826,6 +1831,79 @@ SYSCALL_HOOK_FX = "fentry+fexit/__sys_{bind,listen} + fexit/__sys_connect"
 def sys_record(t, ns, kind, reason, port, pid=None, key="process", timeout=10):
     return t.wait(lambda r: r.get("kind") == kind and r.get("reason") == reason and r.get("netns") == ns.inode
                   and r.get("port") == port and (pid is None or pid_of(r, key) == pid), timeout)
+
+
+BPF_PROG_TYPE_CGROUP_SOCK_ADDR = 18
+BPF_PROG_ATTACH = 8
+BPF_CGROUP_INET4_BIND = 8
+BPF_CGROUP_INET4_CONNECT = 10
+BPF_F_ALLOW_MULTI = 2
+
+
+def cgroup_deny(cgroup_dir, attach_type, name):
+    """Loads a cgroup sock_addr program that refuses every call (r0 = 0:
+    EPERM), named `name`, and attaches it to `cgroup_dir` (raw bpf(2), as
+    systemd's SocketBindDeny= attaches its `sd_bind4`). The cgroup's removal
+    detaches it. Returns its program id."""
+    insns = struct.pack("<BBhi", 0xB7, 0, 0, 0) + struct.pack("<BBhi", 0x95, 0, 0, 0)  # r0 = 0; exit
+    ibuf = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(b"GPL")
+    attr = bytearray(128)
+    struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 2, ctypes.addressof(ibuf), ctypes.addressof(lic))
+    struct.pack_into("16s", attr, 48, name.encode())
+    struct.pack_into("<I", attr, 68, attach_type)
+    abuf = ctypes.create_string_buffer(bytes(attr), len(attr))
+    fd = _libc.syscall(SYS_bpf, BPF_PROG_LOAD, abuf, len(attr))
+    if fd < 0:
+        raise Failure("loading a cgroup sock_addr program: %s" % os.strerror(ctypes.get_errno()))
+    try:
+        cg = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            at = ctypes.create_string_buffer(struct.pack("<IIII4x", cg, fd, attach_type, BPF_F_ALLOW_MULTI), 20)
+            if _libc.syscall(SYS_bpf, BPF_PROG_ATTACH, at, 20) != 0:
+                raise Failure("attaching it to %s: %s" % (cgroup_dir, os.strerror(ctypes.get_errno())))
+        finally:
+            os.close(cg)
+        prog_id = int(re.search(r"prog_id:\s*(\d+)", open("/proc/self/fdinfo/%d" % fd).read()).group(1))
+    finally:
+        os.close(fd)
+    return prog_id
+
+
+def bpf_programs_of(r):
+    return [p for p in (ev(r).get("bpf_programs") or []) if isinstance(p, dict)]
+
+
+@scenario("bind() and connect() refused by cgroup BPF programs (systemd SocketBindDeny= style)", "lsm_denied/cgroup_bpf")
+def sc_cgroup_bpf(t, k, pas):
+    path, d = cgroup_tree(["system.slice", "synsight-km-%d-deny.service" % os.getpid()])
+    bind_id = cgroup_deny(d, BPF_CGROUP_INET4_BIND, "sd_bind4")
+    conn_id = cgroup_deny(d, BPF_CGROUP_INET4_CONNECT, "deny_connect4")
+    ns = NetNS()
+    port = rnd_port()
+    c = Check()
+    pid, err = peer(ns, "bind", "127.0.0.1", port, cgroup_dir=d)
+    c.eq("bind errno", err, errno.EPERM)
+    r = sys_record(t, ns, "denial", "lsm_denied", port)
+    if r:
+        expect_common(c, r, "denial", "lsm_denied", "cgroup_bpf", port)
+        c.eq("process.pid", pid_of(r, "process"), pid)
+        progs = bpf_programs_of(r)
+        c.true("evidence.bpf_programs %r lack program %d" % (progs, bind_id), any(p.get("id") == bind_id for p in progs))
+        c.eq("evidence.bpf_programs[0].attach", (progs or [{}])[0].get("attach"), "cgroup bind4 " + path)
+        c.eq("evidence.bpf_programs[0].owner", (progs or [{}])[0].get("owner"), "systemd")
+        hint_has(c, r, "SocketBindAllow=")
+    pid2, err2 = peer(ns, "connect", "127.0.0.1", port + 1, cgroup_dir=d)
+    c.eq("connect errno", err2, errno.EPERM)
+    r2 = sys_record(t, ns, "denial", "lsm_denied", port + 1)
+    c.true("no record of the refused connect()", r2 is not None)
+    if r2:
+        expect_common(c, r2, "denial", "lsm_denied", "cgroup_bpf", port + 1)
+        c.eq("client.pid", pid_of(r2, "client"), pid2)
+        progs = bpf_programs_of(r2)
+        c.true("evidence.bpf_programs %r lack program %d" % (progs, conn_id), any(p.get("id") == conn_id for p in progs))
+        hint_has(c, r2, "bpftool cgroup detach %s connect4 id %d" % (d, conn_id))
+    return r, c, (k.syscall_hook(), None)
 
 
 @scenario("bind() EADDRINUSE with a listening holder", "address_in_use")

@@ -90,10 +90,21 @@ extension AttributionEngine {
     /// "tc ingress program 42 "drop" on eth0 ... `bpftool prog show id 42`, `tc filter show dev eth0 ingress`".
     static func programHint(_ programs: [BPFProgramRef], _ d: PacketDrop, port: UInt16) -> String? {
         guard !programs.isEmpty else { return nil }
+        let (inspect, detach) = programCommands(programs)
+        return "\(programsNamed(programs)) (network namespace \(d.netns)) dropped the \(d.segment) to port \(port): "
+            + "inspect it with \(inspect.joined(separator: ", ")); allow the port in the policy that loaded it, or detach it (\(detach.joined(separator: ", ")))"
+    }
+
+    /// "BPF program 42 "drop" (cilium) at tc ingress on eth0", or "one of the BPF programs ...".
+    static func programsNamed(_ programs: [BPFProgramRef]) -> String {
         let named = programs.map { p in
             "\(p.id)" + (p.name.isEmpty ? "" : " \"\(p.name)\"") + (p.owner.map { " (\($0.rawValue))" } ?? "") + " at \(p.attach)"
         }
-        let who = programs.count == 1 ? "BPF program \(named[0])" : "one of the BPF programs \(named.joined(separator: ", "))"
+        return named.count == 1 ? "BPF program \(named[0])" : "one of the BPF programs \(named.joined(separator: ", "))"
+    }
+
+    /// The commands that show the programs and those that detach them, each once.
+    static func programCommands(_ programs: [BPFProgramRef]) -> (inspect: [String], detach: [String]) {
         var inspect = programs.map { "`bpftool prog show id \($0.id)`" }
         var detach: [String] = []
         for p in programs {
@@ -108,16 +119,14 @@ extension AttributionEngine {
             case .xdpGeneric, .xdpDriver, .xdpOffload:
                 inspect.append("`ip link show dev \(p.target)`")
                 detach.append("`ip link set dev \(p.target) \(p.kind.rawValue) off`")
-            case .cgroupIngress, .cgroupEgress:
+            case .cgroupIngress, .cgroupEgress, .cgroupBind4, .cgroupBind6, .cgroupPostBind4, .cgroupPostBind6,
+                 .cgroupConnect4, .cgroupConnect6:
                 let path = p.cgroupDir ?? "<cgroup2 mount>\(p.target)"
                 inspect.append("`bpftool cgroup show \(path)`")
-                detach.append("`bpftool cgroup detach \(path) \(dir) id \(p.id)`")
+                detach.append("`bpftool cgroup detach \(path) \(p.kind.bpftoolAttachType ?? dir) id \(p.id)`")
             }
         }
         var seen = Set<String>()
-        inspect = inspect.filter { seen.insert($0).inserted }
-        detach = detach.filter { seen.insert($0).inserted }
-        return "\(who) (network namespace \(d.netns)) dropped the \(d.segment) to port \(port): "
-            + "inspect it with \(inspect.joined(separator: ", ")); allow the port in the policy that loaded it, or detach it (\(detach.joined(separator: ", ")))"
+        return (inspect.filter { seen.insert($0).inserted }, detach.filter { seen.insert($0).inserted })
     }
 }

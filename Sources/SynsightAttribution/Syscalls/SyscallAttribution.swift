@@ -53,6 +53,7 @@ extension AttributionEngine {
             // The capability check returns EACCES; a cgroup bind program's EPERM is not it.
             if e.call == .bind && e.errno == 13 && e.capability.refuses { return [privilegedPort(e)] }
             if e.landlocked && e.call != .listen { return [landlockDenial(e)] }
+            if let r = cgroupProgramDenial(e) { return [r] }
             return [otherLSMDenial(e)]
         default:
             return []

@@ -19,9 +19,30 @@ public enum BPFAttachKind: String, Sendable, Hashable, CaseIterable {
     case xdpGeneric = "xdpgeneric"
     case xdpDriver = "xdpdrv"
     case xdpOffload = "xdpoffload"
+    /// cgroup sock_addr and sock programs that can refuse bind() and connect()
+    /// (EPERM, or what bpf_set_retval set): systemd's SocketBindDeny=, policy agents.
+    case cgroupBind4 = "cgroup bind4"
+    case cgroupBind6 = "cgroup bind6"
+    case cgroupPostBind4 = "cgroup post_bind4"
+    case cgroupPostBind6 = "cgroup post_bind6"
+    case cgroupConnect4 = "cgroup connect4"
+    case cgroupConnect6 = "cgroup connect6"
 
     public var isIngress: Bool { ![.tcEgress, .tcxEgress, .cgroupEgress].contains(self) }
-    public var isCgroup: Bool { self == .cgroupIngress || self == .cgroupEgress }
+    public var isCgroup: Bool { rawValue.hasPrefix("cgroup ") }
+
+    /// The hooks that run in bind() and connect(), both families.
+    public static let bindHooks: [BPFAttachKind] = [.cgroupBind4, .cgroupBind6, .cgroupPostBind4, .cgroupPostBind6]
+    public static let connectHooks: [BPFAttachKind] = [.cgroupConnect4, .cgroupConnect6]
+
+    /// bpftool's name of a cgroup attach type (`bpftool cgroup detach DIR bind4 id N`).
+    public var bpftoolAttachType: String? {
+        switch self {
+        case .cgroupIngress: return "ingress"
+        case .cgroupEgress: return "egress"
+        default: return isCgroup ? String(rawValue.dropFirst("cgroup ".count)) : nil
+        }
+    }
 
     /// "tc ingress on eth0", "cgroup inet egress /system.slice/x.service".
     public func describe(at target: String) -> String {
@@ -77,11 +98,13 @@ public enum BPFProgramOwner: String, Sendable, Hashable, CaseIterable {
     /// Name prefixes of each tool's programs: Cilium's `cil_from_container`,
     /// `tail_handle_ipv4` (and its object files `bpf_lxc.o`, `bpf_host.o`);
     /// Calico's `calico_tc_main`, `cali_*`; systemd's IPAddressDeny/Allow
-    /// and IPIngressFilterPath programs `sd_fw_ingress`, `sd_fw_egress`.
+    /// and IPIngressFilterPath programs `sd_fw_ingress`, `sd_fw_egress`, its
+    /// SocketBindAllow/Deny programs `sd_bind4`, `sd_bind6` and its
+    /// RestrictNetworkInterfaces programs `sd_restrictif_e`, `sd_restrictif_i`.
     static let prefixes: [(BPFProgramOwner, [String])] = [
         (.cilium, ["cil_", "tail_", "bpf_lxc", "bpf_host", "bpf_overlay", "bpf_netdev"]),
         (.calico, ["calico_", "cali_"]),
-        (.systemd, ["sd_fw_"]),
+        (.systemd, ["sd_fw_", "sd_bind", "sd_restrictif"]),
     ]
 
     public static func of(names: [String]) -> BPFProgramOwner? {
@@ -105,9 +128,16 @@ public struct BPFProgramQuery: Sendable, Hashable {
     public var cgroupOf: UInt32?
     /// Read the interface's XDP programs (every mode).
     public var xdp: Bool
+    /// The cgroup sock hooks to read (bind, connect) for `cgroupOf`, and the
+    /// process's cgroup v2 id for when it has exited (a service that fails to
+    /// bind often exits at once).
+    public var cgroupHooks: [BPFAttachKind]
+    public var cgroupID: UInt64
 
     public init(netns: UInt32, ifindex: UInt32, ifname: String, ingress: Bool, tc: Bool, cgroupOf: UInt32?,
-                xdp: Bool = false) {
+                xdp: Bool = false, cgroupHooks: [BPFAttachKind] = [], cgroupID: UInt64 = 0) {
+        self.cgroupHooks = cgroupHooks
+        self.cgroupID = cgroupID
         self.netns = netns
         self.ifindex = ifindex
         self.ifname = ifname

@@ -69,6 +69,10 @@ public struct Advice: Sendable, Hashable {
         public var socketProtocol: String?
         /// Other LSMs: where to look ("apparmor", "the active LSMs").
         public var lsmsToCheck: String?
+        /// The tool owning a cgroup BPF program that refused the call, and the
+        /// caller's systemd unit (cgroup_bpf).
+        public var bpfOwner: BPFProgramOwner?
+        public var unit: String?
         /// The Kubernetes namespace of a Service without endpoints.
         public var serviceNamespace: String?
         /// Where a connection's SYNs left this host: the gateway, or the interface (connect_timeout).
@@ -84,7 +88,9 @@ public struct Advice: Sendable, Hashable {
                     serviceNamespace: String? = nil, processLabel: String? = nil, nofileHard: String? = nil,
                     backlog: UInt32? = nil, namespaceLabel: String? = nil, call: SocketCall? = nil,
                     holderState: String? = nil, selinuxDomain: String? = nil, deniedPermissions: [String] = [],
-                    socketProtocol: String? = nil, lsmsToCheck: String? = nil, nextHop: String? = nil) {
+                    socketProtocol: String? = nil, lsmsToCheck: String? = nil, nextHop: String? = nil,
+                    bpfOwner: BPFProgramOwner? = nil) {
+            self.bpfOwner = bpfOwner
             self.port = port
             self.pid = pid
             self.address = address
@@ -514,6 +520,23 @@ public struct Advice: Sendable, Hashable {
         }
     }
 
+    /// A cgroup BPF program refused bind() or connect(): where its policy lives.
+    static func cgroupBPFFix(_ f: Facts) -> String {
+        let port = portText(f)
+        switch f.bpfOwner {
+        case .systemd?:
+            let unit = f.unit ?? "<unit>"
+            return f.call == .connect
+                ? "allow the destination in IPAddressAllow=/IPAddressDeny= of \(unit) (systemctl cat \(unit); its slice's too)"
+                : "allow the port in SocketBindAllow= of \(unit) (tcp:\(port)) or drop it from its SocketBindDeny= "
+                    + "(systemctl cat \(unit); its slice's too), then restart it"
+        case let owner?:
+            return "allow port \(port) in \(owner.rawValue)'s policy for this workload"
+        case nil:
+            return "allow port \(port) in the policy of whoever attached the program (bpftool cgroup tree), or detach it"
+        }
+    }
+
     static func calls(_ reason: Reason?, _ cause: RecordCause?, _ f: Facts) -> Advice {
         let port = portText(f)
         switch (reason, cause) {
@@ -526,6 +549,13 @@ public struct Advice: Sendable, Hashable {
         case (.lsmDenied?, .lsmDenied(.otherLSM)?):
             return Advice(fix: "check \(f.lsmsToCheck ?? "the active LSMs") (AppArmor: `aa-status` and apparmor=\"DENIED\" in the audit log)",
                           steps: lsmSteps(port))
+        case (.lsmDenied?, .lsmDenied(.cgroupBPF)?):
+            return Advice(fix: cgroupBPFFix(f),
+                          steps: ["A cgroup BPF program on the process's cgroup (or an ancestor) refused the call: the evidence names it "
+                                    + "and where it is attached (bpftool cgroup tree lists them all).",
+                                  "systemd: SocketBindAllow=/SocketBindDeny= (bind) or IPAddressDeny= of the unit or its slice; "
+                                    + "otherwise the policy agent that attached it (Cilium, Calico, a security tool): allow the port there, "
+                                    + "or detach the program (bpftool cgroup detach <dir> <type> id <id>)."])
         case (.lsmDenied?, _):
             return Advice(fix: "read the denial in the audit log and fix the policy or the port's label",
                           steps: lsmSteps(port))

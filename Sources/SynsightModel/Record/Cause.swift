@@ -52,6 +52,9 @@ public enum Cause {
         case selinux
         case landlock
         case otherLSM = "other_lsm"
+        /// A cgroup BPF program on the caller's cgroup (bind4/6, post_bind4/6,
+        /// connect4/6): systemd's SocketBindDeny=, a policy agent.
+        case cgroupBPF = "cgroup_bpf"
     }
 
     /// `reset_by_peer`: a connection reset right after setup.

@@ -29,6 +29,9 @@ public struct LSMDeniedEvidence: SocketCallEvidence {
     // written as null) and the capability check for bind().
     public var activeLsms: [String]??
     public var capabilityCheck: String?
+    // cgroup_bpf: the programs in effect at the call's hooks, and what could not be read.
+    public var bpfPrograms: [JSONValue]?
+    public var bpfProgramsUnavailable: String?
 
     public init() {}
 
@@ -38,6 +41,7 @@ public struct LSMDeniedEvidence: SocketCallEvidence {
         .string(.mode, \.mode), .int(.result, \.result), .int(.denials, \.denials),
         .string(.lsm, \.lsm), .string(.operation, \.operation), .int(.sandboxedPid, \.sandboxedPid), .string(.access, \.access),
         .nullableStrings(.activeLsms, \.activeLsms), .string(.capabilityCheck, \.capabilityCheck),
+        .array(.bpfPrograms, \.bpfPrograms), .string(.bpfProgramsUnavailable, \.bpfProgramsUnavailable),
     ]
 }
 
