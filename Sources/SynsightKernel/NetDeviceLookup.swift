@@ -1,5 +1,6 @@
 import CSynsightShim
 import Glibc
+import SynsightBase
 import SynsightModel
 
 /// A device by ifindex in the calling thread's network namespace: its
@@ -10,7 +11,8 @@ enum NetDeviceLookup {
     static func name(_ ifindex: UInt32) -> String? {
         var buf = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
         guard if_indextoname(ifindex, &buf) != nil else { return nil }
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Interface names may hold any byte but '/', ':' and white space.
+        return NameBytes.string(buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) })
     }
 
     /// nil when no device has that index here.
@@ -23,6 +25,6 @@ enum NetDeviceLookup {
     static func driver(_ name: String) -> String? {
         var out = [CChar](repeating: 0, count: 33)
         guard syn_ethtool_driver(name, &out, out.count) == 0 else { return nil }
-        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return NameBytes.string(out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) })
     }
 }

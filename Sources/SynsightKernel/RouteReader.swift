@@ -4,7 +4,8 @@ import SynsightBase
 import SynsightModel
 
 /// Reads the route state behind rp_filter and no-route drops in the drop's
-/// network namespace, on a NamespaceReader's thread: the rp_filter sysctls
+/// network namespace, on a NamespaceReader's thread (and, for a bind() that
+/// failed with EADDRNOTAVAIL, the addresses of its namespace): the rp_filter sysctls
 /// (`/proc/sys/net/ipv4/conf/{all,<dev>}/rp_filter`, which show the
 /// namespace of the reading thread) and one RTM_GETROUTE exchange
 /// (RouteGet), what `ip route get` does, in-process (no `ip` spawned).
@@ -37,8 +38,8 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
         reader.want(q)
     }
 
-    public func pin(connect: SocketCallFailure) {
-        guard let q = DropRouteQuery.of(connect: connect) else { return }
+    public func pin(call: SocketCallFailure) {
+        guard let q = DropRouteQuery.of(call: call) else { return }
         reader.want(q)
     }
 
@@ -55,6 +56,13 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
     /// In the current thread's namespace.
     static func readHere(_ q: DropRouteQuery) -> DropRouteFindings {
         var out = DropRouteFindings()
+        if q.purpose == .localAddress {
+            switch LocalAddresses.here(family: q.lookup.family) {
+            case .success(let found): out.addresses = found
+            case .failure(let why): out.unavailable.append(why.description)
+            }
+            return out
+        }
         if q.purpose == .reversePath {
             switch rpFilterSysctls(device: q.ifname) {
             case .success(let s): out.rpFilter = s

@@ -255,8 +255,10 @@ extension DoctorReport {
         return [
             "  address_in_use           \(entry)\(cost) -- full: requested address from bind()/listen(), holder from the listener registry, else /proc (LISTEN, TIME_WAIT, ...)",
             "  privileged_port          \(entry) -- \(cap)",
-            "  address_not_available    \(entry) -- full: requested address, ip_nonlocal_bind of the netns",
-            "  lsm_denied               \(entry) on bind/connect -- \(selinux); \(landlock); other LSMs and cgroup BPF by elimination",
+            "  address_not_available    \(entry) -- full: requested address, ip_nonlocal_bind of the netns, and the netns's addresses "
+                + "read when the failure is decoded (/proc/net/if_inet6 with IPv6 DAD state, getifaddrs): not configured, added since, tentative, DAD failed",
+            "  lsm_denied               \(entry) on bind/connect -- \(selinux); \(landlock); cgroup BPF programs named "
+                + "(bind4/6, post_bind4/6, connect4/6 of the caller's cgroup, bpf_prog_query); other LSMs by elimination",
             "  ephemeral_ports_exhausted \(entry) connect() EADDRNOTAVAIL -- full: destination, ip_local_port_range of the netns",
             "  no_route                 \(entry) connect() ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL -- full: the destination's route "
                 + "lookup replayed in the caller's netns (RTM_GETROUTE): no route, or an unreachable, prohibit or blackhole route or rule",

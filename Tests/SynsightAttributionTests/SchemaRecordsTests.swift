@@ -112,6 +112,8 @@ struct SchemaRecordsTests {
         out += WorkloadIdentityTests.restartingRecords()
         out += DeviceBindingTests.records()
         out += CgroupProgramDenialTests.records()
+        out += (try? BindAddressTests.records()) ?? []
+        out += ListenerRunStateTests.records()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 
         // accept_queue_full, syn_queue_full (every stage), fd_exhausted (EMFILE, ENFILE, and as the overflow's cause).

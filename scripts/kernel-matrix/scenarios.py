@@ -1061,23 +1061,24 @@ def fill_accept_queue(ns, port):
     return [Peer(ns, ["hold", "127.0.0.1", str(port), "--seconds", "60"], ready="connected") for _ in range(2)]
 
 
-def accept_full(t, ns, port, server):
+def accept_full(t, ns, port, server, cause="listener_not_accepting", c=None):
     """A third connect to `server` (stalled, backlog 1, queue filled): its
     SYN is dropped at the SYN stage, with the queue's evidence."""
     holders = fill_accept_queue(ns, port)
     pid, err = connect(ns, "127.0.0.1", port, timeout=1.5)
-    c = Check()
+    c = c or Check()
     c.true("third connect completed", err != 0)
     r = overflow_record(t, ns, port, "accept_queue_full")
     if r:
-        expect_common(c, r, "drop", "accept_queue_full", "listener_not_accepting", port)
+        expect_common(c, r, "drop", "accept_queue_full", cause, port)
         c.eq("process.pid", pid_of(r, "process"), server.pid)
         c.eq("client.pid", pid_of(r, "client"), pid)
         c.eq("evidence.stage", ev(r).get("stage"), "syn")
         c.eq("evidence.max_backlog", ev(r).get("max_backlog"), 1)
         c.eq("evidence.accept_queue", ev(r).get("accept_queue"), 2)
         c.true("evidence.somaxconn %r" % ev(r).get("somaxconn"), (ev(r).get("somaxconn") or 0) > 0)
-        hint_has(c, r, "backlog")
+        if cause == "listener_not_accepting":
+            hint_has(c, r, "backlog")
     check_counted(c, t, ns, port)
     del holders
     return r, c
@@ -1091,6 +1092,30 @@ def sc_accept_full(t, k, pas):
     server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1"])
     r, c = accept_full(t, ns, port, server)
     return r, c, k.syn_overflow_method(pas if pas == "kprobe" else None)
+
+
+def proc_state(pid):
+    try:
+        stat = open("/proc/%d/stat" % pid).read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
+
+
+@scenario("accept queue full at the SYN, the listener stopped (SIGSTOP)", "accept_queue_full/listener_stopped")
+def sc_accept_full_stopped(t, k, pas):
+    ns = NetNS()
+    port = rnd_port()
+    server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1"])
+    os.kill(server.pid, signal.SIGSTOP)
+    c = Check()
+    c.true("the listener did not stop: state %r" % proc_state(server.pid), wait_until(lambda: proc_state(server.pid) == "T", 5))
+    r, c = accept_full(t, ns, port, server, cause="listener_stopped", c=c)
+    if r:
+        c.eq("evidence.listener_state.threads", (ev(r).get("listener_state") or {}).get("threads"), {"T": 1})
+        hint_has(c, r, "kill -CONT %d" % server.pid)
+    os.kill(server.pid, signal.SIGCONT)
+    return r, c, k.syn_overflow_method()
 
 
 @scenario("accept queue full at the SYN, 12th listener of its port (one per namespace)",
@@ -1993,11 +2018,74 @@ def sc_addr_not_avail(t, k, pas):
     c.eq("bind errno", err, errno.EADDRNOTAVAIL)
     r = sys_record(t, ns, "bind_failure", "address_not_available", port)
     if r:
-        expect_common(c, r, "bind_failure", "address_not_available", None, port)
+        expect_common(c, r, "bind_failure", "address_not_available", "not_configured", port)
         c.eq("process.pid", pid_of(r, "process"), pid)
         c.eq("local.addr", addr_of(r, "local"), "192.0.2.1")
         c.eq("evidence.addr", ev(r).get("addr"), "192.0.2.1")
+        # The namespace's own addresses, read when the failure was decoded: its loopback only.
+        c.eq("evidence.addresses", [(a.get("addr"), a.get("interface")) for a in ev(r).get("addresses") or []],
+             [("127.0.0.1", "lo")])
         hint_has(c, r, "ip_nonlocal_bind")
+    # The host's own address, bound inside a namespace (a container given its host's address):
+    # where the host has a global IPv4 address (this machine's eth0; a guest has none).
+    m = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/\d+ .*scope global", sh("ip", "-4", "addr", "show"))
+    if m:
+        host = m.group(1)
+        pid2, err2 = peer(ns, "bind", host, port + 1)
+        c.eq("bind errno (the host's address)", err2, errno.EADDRNOTAVAIL)
+        r2 = sys_record(t, ns, "bind_failure", "address_not_available", port + 1)
+        c.true("no record for the host's address bound in a namespace", r2 is not None)
+        if r2:
+            expect_common(c, r2, "bind_failure", "address_not_available", "not_configured", port + 1)
+            c.eq("evidence.host_address.addr", (ev(r2).get("host_address") or {}).get("addr"), host)
+            hint_has(c, r2, "published port")
+    return r, c, (k.syscall_hook(), None)
+
+
+def v6_addr_flags(ns, dev, addr):
+    out = sh("ip", "-n", ns.name, "-6", "addr", "show", "dev", dev)
+    line = next((l for l in out.splitlines() if (" %s/" % addr) in l), "")
+    return line
+
+
+@scenario("bind() to an IPv6 address whose DAD cannot finish (no carrier) and to one another host has",
+          "address_not_available/tentative + duplicate_address")
+def sc_addr_dad(t, k, pas):
+    if not os.path.exists("/proc/net/if_inet6"):
+        raise Unavailable("no IPv6 in this kernel")
+    # Tentative: a veth whose peer is down has no carrier, so DAD never starts.
+    a, b = NetNS(), NetNS()
+    da, db = a.link(b)
+    sh("ip", "-n", b.name, "link", "set", db, "down")
+    sh("ip", "-n", a.name, "-6", "addr", "add", "fd00:5f::1/64", "dev", da)
+    c = Check()
+    c.true("fd00:5f::1 is not tentative: %s" % v6_addr_flags(a, da, "fd00:5f::1"),
+           wait_until(lambda: "tentative" in v6_addr_flags(a, da, "fd00:5f::1"), 5))
+    port = rnd_port()
+    pid, err = peer(a, "bind", "fd00:5f::1", port)
+    c.eq("bind errno (tentative)", err, errno.EADDRNOTAVAIL)
+    r = sys_record(t, a, "bind_failure", "address_not_available", port)
+    if r:
+        expect_common(c, r, "bind_failure", "address_not_available", "tentative", port, family="ipv6")
+        c.eq("process.pid", pid_of(r, "process"), pid)
+        conf = ev(r).get("configured") or {}
+        c.eq("evidence.configured", (conf.get("addr"), conf.get("interface"), conf.get("tentative")), ("fd00:5f::1", da, True))
+        hint_has(c, r, "IPV6_FREEBIND")
+    # Duplicate: both ends of a live veth take the same address; each one's DAD sees the other's.
+    x, y = NetNS(), NetNS()
+    dx, dy = x.link(y)
+    for ns, dev in ((x, dx), (y, dy)):
+        sh("ip", "-n", ns.name, "-6", "addr", "add", "fd00:60::1/64", "dev", dev)
+    c.true("fd00:60::1 never failed DAD: %s" % v6_addr_flags(x, dx, "fd00:60::1"),
+           wait_until(lambda: "dadfailed" in v6_addr_flags(x, dx, "fd00:60::1"), 15))
+    pid2, err2 = peer(x, "bind", "fd00:60::1", port + 1)
+    c.eq("bind errno (dadfailed)", err2, errno.EADDRNOTAVAIL)
+    r2 = sys_record(t, x, "bind_failure", "address_not_available", port + 1)
+    c.true("no record for the DAD-failed address", r2 is not None)
+    if r2:
+        expect_common(c, r2, "bind_failure", "address_not_available", "duplicate_address", port + 1, family="ipv6")
+        c.eq("evidence.configured.dadfailed", (ev(r2).get("configured") or {}).get("dadfailed"), True)
+        hint_has(c, r2, "another host")
     return r, c, (k.syscall_hook(), None)
 
 

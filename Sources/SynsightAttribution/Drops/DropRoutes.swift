@@ -67,6 +67,8 @@ extension AttributionEngine {
                 ev.routeLookup = Self.routeJSON(r, iifName: r.request.iif == nil ? nil : d.ifname)
                 hint = Self.noRouteHint(d, route: r, port: port)
             }
+        case .localAddress:
+            break  // a bind()'s query (BindAddressAttribution.swift), never a drop's
         }
         if !found.unavailable.isEmpty { ev.routeUnavailable = found.unavailable.joined(separator: "; ") }
         return hint

@@ -67,12 +67,17 @@ extension AttributionEngine {
         case .synCookie: kind = .overflow; reason = .synQueueFull; cause = .synQueueFull(.syncookiesSent)
         }
         if reason == .acceptQueueFull, recentAcceptError != nil { cause = .acceptQueueFull(.fdExhausted) }
+        let pid = listener?.pid ?? o.listenerPID
+        // Why it does not accept: a process that cannot run accepts nothing.
+        let state = reason == .acceptQueueFull && pid != 0 ? resolver?.runState(pid: pid) : nil
+        if cause == .acceptQueueFull(.listenerNotAccepting), let state {
+            if state.stopped { cause = .acceptQueueFull(.listenerStopped) } else if state.blocked { cause = .acceptQueueFull(.listenerBlocked) }
+        }
 
         // Counted drops (the sweep that arms consume_skb): no SYN was seen, no remote end.
         let counted = o.method == .counter
         var r = Record(ts: clock.epoch(o.ts), kind: kind, reason: reason, cause: cause, port: port,
                        family: o.family, netns: o.netns, local: o.local, remote: counted ? nil : o.remote)
-        let pid = listener?.pid ?? o.listenerPID
         let comm = listener?.comm ?? recentAcceptError?.task.comm
         if pid != 0 {
             r.process = ProcessRef(pid: pid, comm: comm ?? "?", exe: listener?.exe ?? resolver?.exe(pid: pid),
@@ -82,7 +87,9 @@ extension AttributionEngine {
             r.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
                                   workload: resolver?.workload(task: c))
         }
-        r.evidence = Self.overflowEvidence(o, listener: listener, acceptError: recentAcceptError).fields
+        var ev = Self.overflowEvidence(o, listener: listener, acceptError: recentAcceptError)
+        ev.listenerState = state?.json
+        r.evidence = ev.fields
         if o.suppressed > 0 { r.count = UInt64(o.suppressed) + 1 }
         if counted && o.counted > 1 { r.count = UInt64(o.counted) }
 
@@ -93,6 +100,13 @@ extension AttributionEngine {
         switch (reason, cause) {
         case (.acceptQueueFull, .acceptQueueFull(.fdExhausted)):
             situation = "\(who) cannot accept on port \(port): accept() fails with \(recentAcceptError?.errnoName ?? "EMFILE") (open-file limit \(recentAcceptError?.nofileLimit ?? 0)); "
+        case (.acceptQueueFull, .acceptQueueFull(.listenerStopped)):
+            situation = "\(who) is stopped (\(state?.summary ?? "every thread stopped")): nothing accepts on port \(port) "
+                + "and its accept queue is full (\(o.acceptQueue)/\(o.maxBacklog)): "
+        case (.acceptQueueFull, .acceptQueueFull(.listenerBlocked)):
+            let wait = state.map { $0.waitChannels.isEmpty ? "" : ", waiting in \($0.waitChannels.joined(separator: ", "))" } ?? ""
+            situation = "\(who) is blocked in the kernel (\(state?.summary ?? "uninterruptible sleep")\(wait)): nothing accepts on port \(port) "
+                + "and its accept queue is full (\(o.acceptQueue)/\(o.maxBacklog)): "
         case (.acceptQueueFull, _):
             situation = "\(who) is not accepting connections on port \(port) fast enough (accept queue \(o.acceptQueue)/\(o.maxBacklog)): "
         case (.synQueueFull, .synQueueFull(.syncookiesOff)):

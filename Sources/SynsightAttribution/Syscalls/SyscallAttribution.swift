@@ -217,17 +217,7 @@ extension AttributionEngine {
                 + Advice.for(reason: .ephemeralPortsExhausted, cause: nil, facts: Advice.Facts(outgoing: true)).fix
             return r
         }
-        var r = baseRecord(e, kind: .bindFailure, reason: .addressNotAvailable)
-        r.process = failing(e)
-        let family: AddressFamily = e.family == .ipv4 || e.local.addr.isV4Mapped ? .ipv4 : .ipv6
-        var ev = AddressNotAvailableEvidence(call: e)
-        ev.addr = e.local.addr.description
-        ev.requested = Record.endpoint(e.local)
-        ev.ipNonlocalBind = e.nonlocalBind
-        r.evidence = ev.fields
-        r.hint = "\(e.local.addr) is not configured on any interface of network namespace \(e.netns): "
-            + Advice.for(reason: .addressNotAvailable, cause: nil, facts: Advice.Facts(family: family)).fix
-        return r
+        return bindAddressNotAvailable(e)
     }
 
     func rangeText(_ e: SocketCallFailure) -> String {

@@ -13,6 +13,9 @@ public struct DropRouteQuery: Sendable, Hashable {
         case reversePath
         /// no_route: the lookup the kernel made for the packet, replayed.
         case forward
+        /// address_not_available: the namespace's addresses of the bind()'s
+        /// family (`lookup.dst` is the address asked for), no route lookup.
+        case localAddress
     }
 
     public var purpose: Purpose
@@ -38,6 +41,19 @@ public struct DropRouteQuery: Sendable, Hashable {
         return DropRouteQuery(purpose: .forward, netns: e.netns, ifname: "",
                               lookup: RouteGet.Request(family: family, dst: e.remote.addr))
     }
+
+    /// A bind() refused with EADDRNOTAVAIL: the caller's namespace's
+    /// addresses, read when the failure is decoded (IPv6 duplicate address
+    /// detection finishes a second later; a floating address comes and goes).
+    public static func of(bind e: SocketCallFailure) -> DropRouteQuery? {
+        guard e.call == .bind, e.errno == 99 else { return nil }
+        let family: AddressFamily = e.family == .ipv4 || e.local.addr.isV4Mapped ? .ipv4 : .ipv6
+        return DropRouteQuery(purpose: .localAddress, netns: e.netns, ifname: "",
+                              lookup: RouteGet.Request(family: family, dst: e.local.addr))
+    }
+
+    /// What a failed socket call wants read: its route, or its namespace's addresses.
+    public static func of(call e: SocketCallFailure) -> DropRouteQuery? { of(connect: e) ?? of(bind: e) }
 
     /// The query for a drop of `cause`; nil for causes without route state.
     ///
@@ -126,9 +142,13 @@ public struct RPFilterSysctls: Sendable, Hashable {
 public struct DropRouteFindings: Sendable, Hashable {
     public var rpFilter: RPFilterSysctls?
     public var route: RouteLookupResult?
+    /// localAddress: the namespace's addresses of the family.
+    public var addresses: [LocalAddress]?
     public var unavailable: [String]
 
-    public init(rpFilter: RPFilterSysctls? = nil, route: RouteLookupResult? = nil, unavailable: [String] = []) {
+    public init(rpFilter: RPFilterSysctls? = nil, route: RouteLookupResult? = nil, addresses: [LocalAddress]? = nil,
+                unavailable: [String] = []) {
+        self.addresses = addresses
         self.rpFilter = rpFilter
         self.route = route
         self.unavailable = unavailable
@@ -136,7 +156,7 @@ public struct DropRouteFindings: Sendable, Hashable {
 }
 
 extension DropRouteSource {
-    public func pin(connect: SocketCallFailure) {}
+    public func pin(call: SocketCallFailure) {}
 }
 
 /// Reads the route state of drops and of failed connect()s (SynsightKernel implements it).
@@ -144,9 +164,10 @@ public protocol DropRouteSource {
     /// A drop was decoded (ring-buffer thread: must not block): pin its
     /// namespace and start the read when the drop wants one.
     func pin(_ drop: PacketDrop)
-    /// A connect() failure was decoded (ring-buffer thread): start the
-    /// lookup of its destination when its errno may be the routes'.
-    func pin(connect: SocketCallFailure)
+    /// A socket call's failure was decoded (ring-buffer thread): start the
+    /// lookup of a connect()'s destination when its errno may be the
+    /// routes', the read of a bind()'s namespace's addresses on EADDRNOTAVAIL.
+    func pin(call: SocketCallFailure)
     /// The findings of `query` (pipeline thread): waits a bounded time for
     /// a read in progress, starts one when none was pinned.
     func lookup(_ query: DropRouteQuery) -> DropRouteFindings

@@ -12,11 +12,14 @@ public protocol ProcessResolver {
     /// `startedAfter` (kernel boot ns), other than `pid`: the supervisor's
     /// restart of a listener that exited.
     func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef?
+    /// What the process's threads are doing now; nil if it is gone.
+    func runState(pid: UInt32) -> ProcessRunState?
 }
 
 extension ProcessResolver {
     public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? { nil }
     public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
+    public func runState(pid: UInt32) -> ProcessRunState? { nil }
     public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
     public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }
 }

@@ -1,6 +1,8 @@
 import SynsightBase
 /// The evidence of `address_not_available`: bind() to an address not on this
-/// host (`addr`, `requested`, `ipNonlocalBind`), or, cause
+/// host (`addr`, `requested`, `ipNonlocalBind`; the namespace's addresses
+/// or the address's IPv6 DAD state: causes not_configured, configured_since,
+/// tentative, duplicate_address), or, cause
 /// `four_tuple_in_use`, connect() from a fixed port whose connection to the
 /// destination exists (`destination`, `bound`).
 public struct AddressNotAvailableEvidence: SocketCallEvidence {
@@ -16,12 +18,25 @@ public struct AddressNotAvailableEvidence: SocketCallEvidence {
     public var addr: String?
     public var requested: JSONValue?
     public var ipNonlocalBind: Bool?
+    /// bind(): the address as configured (tentative, dadfailed), or the
+    /// namespace's addresses of that family (at most `maxAddresses`), read
+    /// when the failure was decoded (`LocalAddress.json`); why not, if not.
+    public var configured: JSONValue?
+    public var addresses: [JSONValue]?
+    public var addressesUnavailable: String?
+    /// not_configured in a namespace other than the host's: the address as
+    /// the host's namespace has it (a container given its host's address).
+    public var hostAddress: JSONValue?
+
+    public static let maxAddresses = 16
 
     public init() {}
 
     public static let layout: [EvidenceField<AddressNotAvailableEvidence>] = callLayout + [
         .value(.destination, \.destination), .value(.bound, \.bound),
         .string(.addr, \.addr), .value(.requested, \.requested), .bool(.ipNonlocalBind, \.ipNonlocalBind),
+        .value(.configured, \.configured), .array(.addresses, \.addresses), .string(.addressesUnavailable, \.addressesUnavailable),
+        .value(.hostAddress, \.hostAddress),
     ]
 }
 

@@ -69,6 +69,10 @@ public struct Advice: Sendable, Hashable {
         public var socketProtocol: String?
         /// Other LSMs: where to look ("apparmor", "the active LSMs").
         public var lsmsToCheck: String?
+        /// The interface holding an address (address_not_available).
+        public var device: String?
+        /// The address is the host's, the bind() was in another namespace (address_not_available).
+        public var hostHasAddress = false
         /// The tool owning a cgroup BPF program that refused the call, and the
         /// caller's systemd unit (cgroup_bpf).
         public var bpfOwner: BPFProgramOwner?
@@ -350,6 +354,19 @@ public struct Advice: Sendable, Hashable {
     static func queues(_ reason: Reason?, _ cause: RecordCause?, _ f: Facts) -> Advice {
         let inNamespace = f.namespaceLabel.map { " in " + $0 } ?? ""
         switch cause {
+        case .acceptQueueFull(.listenerStopped)?:
+            let pid = f.pid.map(String.init) ?? "<pid>"
+            return Advice(fix: "resume it (kill -CONT \(pid)) and find who stopped it: a debugger or tracer attached "
+                            + "(grep TracerPid /proc/\(pid)/status), a SIGSTOP or SIGTSTP (a job control ^Z, a supervisor's pause, docker pause)",
+                          steps: ["Every thread of the listening process is stopped: it accepts nothing until it is resumed.",
+                                  "Resume it (kill -CONT <pid>, docker unpause, detach the debugger) and find who stopped it."])
+        case .acceptQueueFull(.listenerBlocked)?:
+            let pid = f.pid.map(String.init) ?? "<pid>"
+            return Advice(fix: "find what its threads wait for (cat /proc/\(pid)/task/*/stack as root; a hung NFS or FUSE mount, "
+                            + "a failing disk, a kernel lock): the service resumes accepting when that returns",
+                          steps: ["No thread of the listening process can run: all are in uninterruptible sleep in the kernel (state D).",
+                                  "Read where they wait (the wait channels in the evidence, /proc/<pid>/task/*/stack) and fix that: "
+                                    + "an unreachable NFS server, a dying disk, a stuck FUSE daemon."])
         case .acceptQueueFull(.fdExhausted)?:
             return Advice(fix: raiseFdLimit(f),
                           steps: ["The service cannot accept: accept() fails with EMFILE/ENFILE, so its accept queue fills up."] + fdSteps)
@@ -579,6 +596,38 @@ public struct Advice: Sendable, Hashable {
             return Advice(fix: "do not bind() client sockets to a fixed port (or use IP_BIND_ADDRESS_NO_PORT)",
                           steps: ["The client binds its socket to a fixed local port that already has a connection to this destination.",
                                   "Do not bind() client sockets to a fixed port; let the kernel choose (or use IP_BIND_ADDRESS_NO_PORT)."])
+        case (.addressNotAvailable?, .addressNotAvailable(.tentative)?):
+            let dev = f.device ?? "<interface>"
+            return Advice(fix: "start the service once the address is usable (after network-online.target, "
+                            + "with systemd-networkd-wait-online or NetworkManager-wait-online), or let it bind early: "
+                            + "IPV6_FREEBIND (IP_FREEBIND) or net.ipv6.ip_nonlocal_bind=1; if \(dev) has no carrier, bring its link up",
+                          steps: ["The IPv6 address is tentative: duplicate address detection (about a second after the address "
+                                    + "or its link comes up) has not finished, or cannot start because the link has no carrier.",
+                                  "Order the service after network-online.target (and make that target wait for addresses), or bind "
+                                    + "with IPV6_FREEBIND / net.ipv6.ip_nonlocal_bind=1; on links where DAD is not wanted, "
+                                    + "net.ipv6.conf.\(dev).accept_dad=0 or optimistic_dad=1."])
+        case (.addressNotAvailable?, .addressNotAvailable(.duplicateAddress)?):
+            let dev = f.device ?? "<interface>"
+            return Advice(fix: "find the other host that has \(f.address.map { "\($0)" } ?? "the address") on the link of \(dev) "
+                            + "(ip -6 neigh, the switch's tables) and give one of them another address; then remove and re-add it here",
+                          steps: ["IPv6 duplicate address detection failed: another host on the link answered for the address, so the kernel "
+                                    + "keeps it unusable (dadfailed in ip -6 addr).",
+                                  "Give one of the hosts another address (static configuration copied between hosts, a cloned VM's "
+                                    + "stable address), then remove and re-add it (ip -6 addr del / add) to run DAD again."])
+        case (.addressNotAvailable?, .addressNotAvailable(.configuredSince)?):
+            return Advice(fix: "start the service after its address is configured (After=network-online.target and a wait-online service), "
+                            + "or let it bind before: IP_FREEBIND / net.\(f.family == .ipv6 ? "ipv6" : "ipv4").ip_nonlocal_bind=1",
+                          steps: ["The address exists now but did not when the service bound it: the service started before the network "
+                                    + "(or a floating address moved here later).",
+                                  "Order the unit after network-online.target with a wait-online service, retry the bind, "
+                                    + "or set IP_FREEBIND / ip_nonlocal_bind for addresses that come and go."])
+        case (.addressNotAvailable?, .addressNotAvailable(.notConfigured)?) where f.hostHasAddress:
+            return Advice(fix: "bind to 0.0.0.0 (or [::]) or to the namespace's own address inside the container or pod, "
+                            + "and reach it through a published port or a Service: a namespace has only its own addresses",
+                          steps: ["The service runs in a container or pod (its own network namespace) but was configured with "
+                                    + "the host's address, which exists only in the host's namespace.",
+                                  "Listen on 0.0.0.0/:: inside the container and publish the port (docker run -p HOSTADDR:PORT:PORT), "
+                                    + "or run it on the host's network (--network host, hostNetwork: true) if it must own that address."])
         case (.addressNotAvailable?, _):
             let v = f.family == .ipv6 ? "ipv6" : "ipv4"
             return Advice(fix: "bind to the right (or wildcard) address, add the address first, "

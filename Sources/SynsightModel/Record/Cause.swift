@@ -19,6 +19,11 @@ public enum Cause {
         case listenerNotAccepting = "listener_not_accepting"
         /// accept() on the listener fails with EMFILE/ENFILE.
         case fdExhausted = "fd_exhausted"
+        /// Every thread of the listening process is stopped (SIGSTOP, a debugger).
+        case listenerStopped = "listener_stopped"
+        /// No thread of it can run: blocked in the kernel (uninterruptible
+        /// sleep: a hung NFS mount, a stuck disk, a kernel lock).
+        case listenerBlocked = "listener_blocked"
     }
 
     /// `syn_queue_full`: whether the kernel fell back to syncookies.
@@ -45,6 +50,16 @@ public enum Cause {
     /// `address_not_available`: set only when connect() reuses a fixed local port.
     public enum AddressNotAvailable: String, Sendable, Hashable, CaseIterable {
         case fourTupleInUse = "four_tuple_in_use"
+        /// bind(): the address is on no interface of the namespace.
+        case notConfigured = "not_configured"
+        /// bind(): the address is there now: it was added after the call
+        /// (the service started before its address).
+        case configuredSince = "configured_since"
+        /// bind(): an IPv6 address whose duplicate address detection has
+        /// not finished (or cannot start: no carrier).
+        case tentative
+        /// bind(): an IPv6 address another host on the link answered for.
+        case duplicateAddress = "duplicate_address"
     }
 
     /// `lsm_denied`: which security module refused.

@@ -11,6 +11,9 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case access
     case activeLsms = "active_lsms"
     case addr
+    /// address_not_available: the namespace's addresses of the family, and why they could not be read.
+    case addresses
+    case addressesUnavailable = "addresses_unavailable"
     case afterMs = "after_ms"
     case attachPoint = "attach_point"
     case behindProxy = "behind_proxy"
@@ -30,6 +33,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case closedAt = "closed_at"
     case closedAtExact = "closed_at_exact"
     case closedBy = "closed_by"
+    /// address_not_available: the address as configured (IPv6 DAD state).
+    case configured
     case conntrackCount = "conntrack_count"
     case conntrackMax = "conntrack_max"
     case coreDumped = "core_dumped"
@@ -52,6 +57,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case folded
     case handle
     case holder
+    /// address_not_available: the address as the host's namespace has it.
+    case hostAddress = "host_address"
     case holders
     case hook
     case icmp
@@ -63,6 +70,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case listenedOn = "listened_on"
     case listener
     case listenerDrops = "listener_drops"
+    /// accept_queue_full: the listener's threads by state, and where the blocked ones wait.
+    case listenerState = "listener_state"
     case listeners
     case localSocket = "local_socket"
     case location

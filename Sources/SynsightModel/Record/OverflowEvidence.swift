@@ -31,6 +31,8 @@ public struct OverflowEvidence: ReasonEvidence {
     /// The listener's recent accept() failure (errno name) and its open-file limit.
     public var acceptErrno: String?
     public var nofileLimit: UInt64?
+    /// accept_queue_full: what the listener's threads were doing (`ProcessRunState.json`).
+    public var listenerState: JSONValue?
 
     public init() {}
 
@@ -39,7 +41,7 @@ public struct OverflowEvidence: ReasonEvidence {
         .int(.synQueue, \.synQueue), .int(.somaxconn, \.somaxconn), .int(.listenerDrops, \.listenerDrops),
         .string(.method, \.method), .flag(.tcpAbortOnOverflow, \.tcpAbortOnOverflow, default: false),
         .int(.folded, \.folded), .int(.countedDrops, \.countedDrops), .string(.clientLookup, \.clientLookup), .value(.listener, \.listener),
-        .string(.acceptErrno, \.acceptErrno), .int(.nofileLimit, \.nofileLimit),
+        .string(.acceptErrno, \.acceptErrno), .int(.nofileLimit, \.nofileLimit), .value(.listenerState, \.listenerState),
     ]
 }
 

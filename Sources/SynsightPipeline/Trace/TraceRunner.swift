@@ -251,8 +251,9 @@ public enum TraceRunner {
                         if case .firewallDrop(let d) = event { rules.pin(netns: d.netns) }
                         // rp_filter / no-route drops: their route lookup starts now.
                         if case .packetDrop(let d) = event { routes.pin(d) }
-                        // connect() without a route: the same, for its destination.
-                        if case .socketCall(let s) = event { routes.pin(connect: s) }
+                        // connect() without a route: the same, for its destination;
+                        // bind() EADDRNOTAVAIL: its namespace's addresses (IPv6 DAD ends within a second).
+                        if case .socketCall(let s) = event { routes.pin(call: s) }
                         batch.append(.event(event))
                     } catch {
                         batch.append(.undecodable("\(error)"))
