@@ -24,6 +24,8 @@ public struct ExplainProcess: Sendable, Hashable {
     public var openFds: Int?
     /// Its cgroup, unit, container, pod.
     public var workload: WorkloadIdentity?
+    /// What its threads were doing when read.
+    public var runState: ProcessRunState?
 
     public init(pid: UInt32, comm: String, exe: String? = nil, nofileSoft: UInt64? = nil, nofileHard: UInt64? = nil,
                 limitsKnown: Bool = false, openFds: Int? = nil) {
@@ -372,6 +374,7 @@ struct Analysis {
             devices(in: ns)
         }
         queues()
+        runStates()
         limits()
         counters()
         sysctls()
@@ -620,6 +623,31 @@ struct Analysis {
         }
     }
 
+    /// Listeners whose every process is stopped or blocked in the kernel:
+    /// nothing accepts, whatever the queue says yet.
+    mutating func runStates() {
+        for l in input.listeners {
+            let states = l.processes.compactMap(\.runState)
+            guard !states.isEmpty, states.count == l.processes.count else { continue }
+            let cause: Cause.AcceptQueueFull
+            if states.allSatisfy(\.stopped) {
+                cause = .listenerStopped
+            } else if states.allSatisfy({ $0.blocked || $0.stopped }) {
+                cause = .listenerBlocked
+            } else {
+                continue
+            }
+            let p = l.processes[0]
+            let what = cause == .listenerStopped ? "is stopped" : "is blocked in the kernel"
+            let waits = Set(states.flatMap(\.waitChannels)).sorted()
+            let msg = "\(l.owner) \(what) (\(states[0].summary)\(waits.isEmpty ? "" : ", waiting in " + waits.joined(separator: ", "))): "
+                + "nothing accepts on \(l.address) (\(input.label(l.netns))); connections queue until the backlog, then are dropped"
+            add(Finding(.critical, cause.rawValue, msg,
+                        remediation: Advice.for(reason: .acceptQueueFull, cause: .acceptQueueFull(cause), facts: Advice.Facts(pid: p.pid)).fix,
+                        netns: l.netns, evidence: [("listener_state", states[0].json)]))
+        }
+    }
+
     // MARK: limits
 
     static func raiseFdLimit(_ p: ExplainProcess) -> String {
@@ -864,6 +892,8 @@ struct Analysis {
         case (.noListener?, .noListener(.boundToOtherDevice)?), (.noListener?, .noListener(.otherVRF)?): return ["bound_to_device"]
         case (.noListener?, _): return ["not_listening"]
         case (.acceptQueueFull?, .acceptQueueFull(.fdExhausted)?), (.fdExhausted?, _): return ["fd_limit_reached"]
+        case (.acceptQueueFull?, .acceptQueueFull(.listenerStopped)?): return ["listener_stopped"]
+        case (.acceptQueueFull?, .acceptQueueFull(.listenerBlocked)?): return ["listener_blocked"]
         case (.acceptQueueFull?, _): return ["accept_queue_full", "accept_queue_at_limit"]
         case (.synQueueFull?, _): return ["syn_queue_full"]
         case (.firewallDrop?, _), (.firewallReject?, _): return ["firewall_drop", "firewall_reject"]

@@ -60,6 +60,7 @@ public enum ExplainFormat {
             o.append(("nofile_hard", p.nofileHard.map { .int(Int64(clamping: $0)) } ?? .string("unlimited")))
         }
         if let n = p.openFds { o.append(("open_fds", .int(Int64(n)))) }
+        if let st = p.runState { o.append(("threads", st.json["threads"] ?? .null)) }
         if let w = p.workload { o += w.jsonFields }
         return .object(o)
     }

@@ -30,6 +30,29 @@ package enum ProcFS {
         return NameBytes.string(buf[0..<n])
     }
 
+    /// Every thread's state letter, and the wait channels of those in
+    /// uninterruptible sleep. At most `maxThreads` threads are read (a
+    /// thread pool of thousands is sampled, not walked).
+    package static func runState(pid: UInt32) -> ProcessRunState? {
+        let tids = ProcFS.list("/proc/\(pid)/task").prefix(Self.maxThreads)
+        guard !tids.isEmpty else { return nil }
+        var threads: [Character: Int] = [:]
+        var channels: [String: Int] = [:]
+        for tid in tids {
+            guard let stat = ProcFS.read("/proc/\(pid)/task/\(tid)/stat", limit: 4096),
+                  let state = ProcessRunState.stateLetter(stat: stat) else { continue }
+            threads[state, default: 0] += 1
+            if state == "D", let w = ProcFS.read("/proc/\(pid)/task/\(tid)/wchan", limit: 256), !w.isEmpty, w != "0" {
+                channels[NameBytes.string(Array(w.utf8)), default: 0] += 1
+            }
+        }
+        guard !threads.isEmpty else { return nil }
+        return ProcessRunState(threads: threads,
+                               waitChannels: channels.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(4).map(\.key))
+    }
+
+    static let maxThreads = 256
+
     package static func list(_ path: String) -> [String] {
         guard let d = opendir(path) else { return [] }
         defer { closedir(d) }
@@ -144,26 +167,6 @@ public final class ProcfsResolver: ProcessResolver {
 
     public func forget(pid: UInt32) { cache[pid] = nil }
 
-    /// Every thread's state letter, and the wait channels of those in
-    /// uninterruptible sleep. At most `maxThreads` threads are read (a
-    /// thread pool of thousands is sampled, not walked).
-    public func runState(pid: UInt32) -> ProcessRunState? {
-        let tids = ProcFS.list("/proc/\(pid)/task").prefix(Self.maxThreads)
-        guard !tids.isEmpty else { return nil }
-        var threads: [Character: Int] = [:]
-        var channels: [String: Int] = [:]
-        for tid in tids {
-            guard let stat = ProcFS.read("/proc/\(pid)/task/\(tid)/stat", limit: 4096),
-                  let state = ProcessRunState.stateLetter(stat: stat) else { continue }
-            threads[state, default: 0] += 1
-            if state == "D", let w = ProcFS.read("/proc/\(pid)/task/\(tid)/wchan", limit: 256), !w.isEmpty, w != "0" {
-                channels[NameBytes.string(Array(w.utf8)), default: 0] += 1
-            }
-        }
-        guard !threads.isEmpty else { return nil }
-        return ProcessRunState(threads: threads,
-                               waitChannels: channels.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(4).map(\.key))
-    }
-
-    static let maxThreads = 256
+    /// What its threads are doing now (ProcFS.runState).
+    public func runState(pid: UInt32) -> ProcessRunState? { ProcFS.runState(pid: pid) }
 }

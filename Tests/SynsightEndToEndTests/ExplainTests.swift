@@ -351,6 +351,25 @@ struct ExplainTests {
         #expect(r.finding("fd_limit_reached") == nil)
     }
 
+    @Test("a stopped listener (SIGSTOP): listener_stopped names it and kill -CONT, its threads in the listener's process")
+    func stoppedListener() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let (server, holders) = try stalledServer(ns, port: port)
+        kill(pid_t(server.pid), SIGSTOP)
+        defer { kill(pid_t(server.pid), SIGCONT) }
+        #expect(waitUntil(timeout: 5) { (try? String(contentsOfFile: "/proc/\(server.pid)/stat", encoding: .utf8))?.contains(") T ") == true })
+        let (_, r) = try explain([String(port), "--netns", ns.name, "--duration", "0"])
+        _ = holders
+        let f = try #require(r.finding("listener_stopped"), "\(r)")
+        #expect(f["severity"] as? String == "critical")
+        #expect((f["remediation"] as? String)?.contains("kill -CONT \(server.pid)") == true, "\(f)")
+        #expect((r.evidence(f)["listener_state"] as? [String: Any])?["threads"] as? [String: Int] == ["T": 1], "\(f)")
+        let procs = r.listeners.first?["processes"] as? [[String: Any]]
+        #expect(procs?.first?["threads"] as? [String: Int] == ["T": 1], "\(r.listeners)")
+    }
+
     @Test("fd exhaustion: fd_limit_reached with the limit and the open fds; the full queue blames EMFILE")
     func fdExhausted() throws {
         let ns = try NetNS()

@@ -438,6 +438,24 @@ struct ExplainVerdictTests {
         #expect(r.findings.first { $0.code == "ipv4_only" }?.remediation?.contains("[::1]:8080") == true)
     }
 
+    @Test("a stopped listener process: listener_stopped (critical) with kill -CONT; one runnable thread: nothing")
+    func stoppedListener() throws {
+        var p = F.proc()
+        p.runState = ProcessRunState(threads: ["T": 2])
+        let r = Explain.analyze(F.input([F.listener(processes: [p])]))
+        let f = try #require(r.findings.first { $0.code == "listener_stopped" }, "\(r.findings.map(\.code))")
+        #expect(f.severity == .critical)
+        #expect(f.message.contains("is stopped (2 threads: 2 T (stopped))"), "\(f.message)")
+        #expect(f.remediation?.contains("kill -CONT \(p.pid)") == true)
+        var blocked = F.proc()
+        blocked.runState = ProcessRunState(threads: ["D": 1], waitChannels: ["nfs_wait_bit_killable"])
+        let b = Explain.analyze(F.input([F.listener(processes: [blocked])]))
+        #expect(b.findings.first { $0.code == "listener_blocked" }?.message.contains("waiting in nfs_wait_bit_killable") == true)
+        var busy = F.proc()
+        busy.runState = ProcessRunState(threads: ["S": 4, "T": 1])
+        #expect(!codes(Explain.analyze(F.input([F.listener(processes: [busy])]))).contains { $0.hasPrefix("listener_") })
+    }
+
     @Test("a listener bound to a device: a warning naming it; beside an unbound one, info")
     func boundToDevice() throws {
         var l = F.listener()

@@ -120,6 +120,7 @@ public enum ExplainSnapshot {
             p.nofileHard = lim.hard
             p.limitsKnown = true
         }
+        p.runState = ProcFS.runState(pid: pid)
         let fds = ProcFS.list("/proc/\(pid)/fd")
         // An empty list is a process that is gone (or unreadable), not one with no fds.
         if !fds.isEmpty { p.openFds = fds.count }
