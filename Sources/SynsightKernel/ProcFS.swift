@@ -169,4 +169,20 @@ public final class ProcfsResolver: ProcessResolver {
 
     /// What its threads are doing now (ProcFS.runState).
     public func runState(pid: UInt32) -> ProcessRunState? { ProcFS.runState(pid: pid) }
+
+    /// Stopped Docker containers' port bindings, read at most every
+    /// `stoppedTTLNs` (a refusal storm on a dead published port reads the
+    /// configs once, not per refusal).
+    var stopped: (at: UInt64, list: [StoppedPublisher])?
+    lazy var dockerPorts: DockerPortReader? = workloads.flatMap {
+        $0.sources.dockerDataRoots.isEmpty ? nil : DockerPortReader(roots: $0.sources.dockerDataRoots)
+    }
+    static let stoppedTTLNs: UInt64 = 2_000_000_000
+
+    public func stoppedPublisher(port: UInt16) -> StoppedPublisher? {
+        guard let reader = dockerPorts else { return nil }
+        let now = ConditionLock.now()
+        if stopped == nil || now &- stopped!.at > Self.stoppedTTLNs { stopped = (now, reader.stopped()) }
+        return stopped?.list.first { $0.hostPort == port }
+    }
 }

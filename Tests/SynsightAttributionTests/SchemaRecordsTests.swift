@@ -114,6 +114,7 @@ struct SchemaRecordsTests {
         out += CgroupProgramDenialTests.records()
         out += (try? BindAddressTests.records()) ?? []
         out += ListenerRunStateTests.records()
+        out += StoppedPublisherTests.records()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 
         // accept_queue_full, syn_queue_full (every stage), fd_exhausted (EMFILE, ENFILE, and as the overflow's cause).

@@ -174,6 +174,36 @@ struct DockerWorkloadTests {
         #expect(!hint.contains("connect to the address it listens on"), "a host cannot reach a container's loopback: \(hint)")
     }
 
+    @Test("a stopped container's published port: the host refuses it, publisher_stopped names the container and its exit")
+    func stoppedPublisher() throws {
+        guard DockerDaemon.installed() else { return }
+        let daemon = try DockerDaemon(bridge: "198.19.247.1/24")
+        defer { daemon.stop() }
+        let tag = randomTag()
+        let image = try daemon.importBusybox(tag: tag)
+        let name = "synsight-e2e-stopped-\(tag)"
+        let published = randomPort()
+        // A service that dies with status 3 a moment after it starts.
+        try daemon.docker(["run", "-d", "--name", name, "-p", "127.0.0.1:\(published):80", image, "/bin/sh", "-c", "sleep 1; exit 3"])
+        #expect(waitUntil(timeout: 20) {
+            (try? daemon.docker(["inspect", "-f", "{{.State.Running}}", name]))?.hasPrefix("false") == true
+        })
+        let trace = try TraceSession(["--port", String(published)])
+        // A client on the host, where the published port was.
+        let out = try sh(["/usr/bin/python3", Peer.script, "connect", "127.0.0.1", String(published), "--timeout", "3"])
+        #expect(out.split(separator: "\n").last?.split(separator: " ").last == Substring(String(ECONNREFUSED)), "\(out)")
+        let r = try #require(trace.waitForRecord { $0.string("kind") == "refusal" && $0.int("port") == published },
+                             "no refusal; stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("cause") == "publisher_stopped", "record: \(r)")
+        let container = r.object("evidence")?["container"] as? [String: Any]
+        #expect(container?["name"] as? String == name, "record: \(r)")
+        #expect(container?["exit_code"] as? Int == 3)
+        #expect(container?["published"] as? String == "127.0.0.1:\(published)")
+        #expect(container?["container_port"] as? Int == 80)
+        #expect((r.string("hint") ?? "").contains("docker start \(name)"), "\(r.string("hint") ?? "")")
+    }
+
     @Test("a container started after the trace publishes the named port: followed to its container port, in the kernel's filter and the records'")
     func publishedAfterStart() throws {
         guard DockerDaemon.installed() else { return }

@@ -189,7 +189,8 @@ struct JSONLinesTests {
             "refusal", "drop", "bind_failure", "connect_failure", "overflow", "denial", "lost", "summary"])
         #expect(Set(NoListenerCause.allCases.map(\.rawValue)) == [
             "never_listened", "listener_closed", "listener_exited", "bound_to_other_address",
-            "family_mismatch", "other_netns", "wrong_port", "restarting", "bound_to_other_device", "other_vrf"])
+            "family_mismatch", "other_netns", "wrong_port", "restarting", "bound_to_other_device", "other_vrf",
+            "publisher_stopped"])
     }
 }
 

@@ -412,6 +412,12 @@ public struct AttributionEngine {
             record.process = l.process
             evidence.listeners = onPort.filter { $0.netns != r.netns }.map(\.json)
             situation = "port \(port) listens in network namespace \(l.netns) (\(l.label)), but the SYN arrived in namespace \(r.netns)"
+        } else if r.netns == hostNetns, let c = resolver?.stoppedPublisher(port: port) {
+            cause = .publisherStopped
+            evidence.container = c.json
+            facts.containerName = c.label
+            situation = "nothing listens on port \(port) of the host: container \(c.label) publishes it "
+                + "(\(c.published) to its port \(c.containerPort)) but is not running: \(c.how)"
         } else {
             cause = .neverListened
             situation = "nothing has listened on port \(port) in this network namespace since synsight started"

@@ -2,21 +2,25 @@ import Glibc
 import SynsightModel
 
 /// The TCP ports running Docker containers publish, from their configs
-/// (`<data root>/containers/<id>/config.v2.json`, `NetworkSettings.Ports`).
-/// A config is parsed again only when it changed (Docker replaces it on
-/// every state change: a new inode, size or mtime), so following the
-/// containers every few seconds costs one stat per container.
+/// (`<data root>/containers/<id>/config.v2.json`, `NetworkSettings.Ports`),
+/// and those of containers that are not running (`hostconfig.json`'s
+/// PortBindings outlive the run). A config is parsed again only when it
+/// changed (Docker replaces it on every state change: a new inode, size or
+/// mtime), so following the containers every few seconds costs one stat per
+/// container.
 ///
 /// Not Sendable: one owner (start-up, then the pipeline thread).
 public final class DockerPortReader {
     let roots: [String]
-    struct Entry {
+    /// What identifies one version of a config file.
+    struct FileIdentity: Equatable {
         var inode: UInt64
         var size: Int
-        var mtime: timespec
-        var ports: [PublishedPort]
+        var sec: Int
+        var nsec: Int
     }
-    var cache: [String: Entry] = [:]
+    var cache: [String: (file: FileIdentity, ports: [PublishedPort])] = [:]
+    var stoppedCache: [String: (file: FileIdentity, stopped: [StoppedPublisher])] = [:]
 
     /// `roots`: Docker data roots (WorkloadSources.dockerDataRoots).
     public init(roots: [String]) {
@@ -25,28 +29,55 @@ public final class DockerPortReader {
 
     /// Every running container's published ports, now.
     public func read() -> [PublishedPort] {
-        var seen = Set<String>()
         var out: [PublishedPort] = []
-        for root in roots {
-            for id in ProcFS.list(root + "/containers") {
-                let path = "\(root)/containers/\(id)/config.v2.json"
-                seen.insert(path)
-                out += ports(at: path)
+        let dirs = containerDirs()
+        for (dir, _) in dirs {
+            let path = dir + "/config.v2.json"
+            guard let file = Self.identity(path) else { continue }
+            if let hit = cache[path], hit.file == file {
+                out += hit.ports
+                continue
             }
+            let ports = ProcFS.readBytes(path, limit: WorkloadResolver.maxConfigBytes).map(PublishedPort.docker(configJSON:)) ?? []
+            cache[path] = (file, ports)
+            out += ports
         }
+        let seen = Set(dirs.map { $0.dir + "/config.v2.json" })
         cache = cache.filter { seen.contains($0.key) }
         return out
     }
 
-    private func ports(at path: String) -> [PublishedPort] {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return [] }
-        if let e = cache[path], e.inode == UInt64(st.st_ino), e.size == Int(st.st_size),
-           e.mtime.tv_sec == st.st_mtim.tv_sec, e.mtime.tv_nsec == st.st_mtim.tv_nsec {
-            return e.ports
+    /// Every container that publishes a TCP port and is not running.
+    public func stopped() -> [StoppedPublisher] {
+        var out: [StoppedPublisher] = []
+        let dirs = containerDirs()
+        for (dir, id) in dirs {
+            guard let file = Self.identity(dir + "/config.v2.json") else { continue }
+            if let hit = stoppedCache[dir], hit.file == file {
+                out += hit.stopped
+                continue
+            }
+            var found: [StoppedPublisher] = []
+            if let config = ProcFS.readBytes(dir + "/config.v2.json", limit: WorkloadResolver.maxConfigBytes),
+               let host = ProcFS.readBytes(dir + "/hostconfig.json", limit: WorkloadResolver.maxConfigBytes) {
+                found = StoppedPublisher.docker(id: id, configJSON: config, hostConfigJSON: host)
+            }
+            stoppedCache[dir] = (file, found)
+            out += found
         }
-        let ports = ProcFS.readBytes(path, limit: WorkloadResolver.maxConfigBytes).map(PublishedPort.docker(configJSON:)) ?? []
-        cache[path] = Entry(inode: UInt64(st.st_ino), size: Int(st.st_size), mtime: st.st_mtim, ports: ports)
-        return ports
+        let seen = Set(dirs.map(\.dir))
+        stoppedCache = stoppedCache.filter { seen.contains($0.key) }
+        return out
+    }
+
+    /// Each container's directory, with its id, under every data root.
+    func containerDirs() -> [(dir: String, id: String)] {
+        roots.flatMap { root in ProcFS.list(root + "/containers").map { ("\(root)/containers/\($0)", $0) } }
+    }
+
+    static func identity(_ path: String) -> FileIdentity? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return FileIdentity(inode: UInt64(st.st_ino), size: Int(st.st_size), sec: st.st_mtim.tv_sec, nsec: st.st_mtim.tv_nsec)
     }
 }

@@ -14,12 +14,15 @@ public protocol ProcessResolver {
     func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef?
     /// What the process's threads are doing now; nil if it is gone.
     func runState(pid: UInt32) -> ProcessRunState?
+    /// A container, not running, that publishes TCP port `port` on the host.
+    func stoppedPublisher(port: UInt16) -> StoppedPublisher?
 }
 
 extension ProcessResolver {
     public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? { nil }
     public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
     public func runState(pid: UInt32) -> ProcessRunState? { nil }
+    public func stoppedPublisher(port: UInt16) -> StoppedPublisher? { nil }
     public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
     public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }
 }

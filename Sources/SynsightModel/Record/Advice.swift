@@ -71,6 +71,8 @@ public struct Advice: Sendable, Hashable {
         public var lsmsToCheck: String?
         /// The interface holding an address (address_not_available).
         public var device: String?
+        /// The container that publishes the port (publisher_stopped).
+        public var containerName: String?
         /// The address is the host's, the bind() was in another namespace (address_not_available).
         public var hostHasAddress = false
         /// The tool owning a cgroup BPF program that refused the call, and the
@@ -299,6 +301,14 @@ public struct Advice: Sendable, Hashable {
                                     + "of the service): the kernel gives it only SYNs that arrive on that device.",
                                   "Remove the device binding (or bind to the device clients come in on), or have clients connect "
                                     + "through that device's network; check with ss -ltnp (the %device after the address)."])
+        case .publisherStopped:
+            let c = f.containerName ?? "<container>"
+            return Advice(fix: "start it (docker start \(c)) and find why it stopped (docker logs \(c), docker inspect \(c) --format '{{json .State}}'); "
+                            + "give it a restart policy (docker update --restart unless-stopped \(c))",
+                          steps: ["The port is published by a Docker container that is not running: its DNAT rules and docker-proxy "
+                                    + "left with it, so the host refuses the port.",
+                                  "Start it and read why it stopped (exit code, OOM kill: docker inspect); set a restart policy "
+                                    + "or run it under a supervisor."])
         case .otherVRF:
             return Advice(fix: otherVRFFix(f, port),
                           steps: ["The listener and the SYN are in different VRFs: a socket in the default VRF takes SYNs that came "

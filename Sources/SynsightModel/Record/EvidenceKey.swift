@@ -35,6 +35,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case closedBy = "closed_by"
     /// address_not_available: the address as configured (IPv6 DAD state).
     case configured
+    /// publisher_stopped: the stopped container that publishes the port.
+    case container
     case conntrackCount = "conntrack_count"
     case conntrackMax = "conntrack_max"
     case coreDumped = "core_dumped"

@@ -26,6 +26,8 @@ public struct NoListenerEvidence: ReasonEvidence {
     /// Where the SYN came in (`NetDevice.json`): bound_to_other_device, other_vrf.
     public var synDevice: JSONValue?
     public var synVRF: JSONValue?
+    /// publisher_stopped: the container that publishes the port (`StoppedPublisher.json`).
+    public var container: JSONValue?
 
     public init() {}
 
@@ -36,7 +38,7 @@ public struct NoListenerEvidence: ReasonEvidence {
         .flag(.closedAtExact, \.closedAtExact, default: true), .string(.exitedAt, \.exitedAt),
         .int(.signal, \.signal), .string(.signalName, \.signalName), .flag(.coreDumped, \.coreDumped, default: false),
         .int(.exitStatus, \.exitStatus), .value(.closedBy, \.closedBy), .value(.previous, \.previous), .string(.hook, \.hook),
-        .value(.synDevice, \.synDevice), .value(.synVRF, \.synVRF),
+        .value(.synDevice, \.synDevice), .value(.synVRF, \.synVRF), .value(.container, \.container),
     ]
 }
 

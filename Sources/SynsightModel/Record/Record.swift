@@ -53,6 +53,10 @@ public enum NoListenerCause: String, Sendable, Hashable, CaseIterable {
     /// through: bound to a VRF (`ip vrf exec`), or in the default VRF with
     /// net.ipv4.tcp_l3mdev_accept=0 while the SYN came through a VRF.
     case otherVRF = "other_vrf"
+    /// Nothing listens on the port in the host's namespace, and a Docker
+    /// container that publishes it is not running (its DNAT rules and
+    /// docker-proxy went with it).
+    case publisherStopped = "publisher_stopped"
 }
 
 /// The process an event is attributed to (or the local client).

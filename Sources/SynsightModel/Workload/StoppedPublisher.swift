@@ -1,0 +1,81 @@
+import SynsightBase
+
+/// A Docker container that publishes a port but is not running: its DNAT
+/// rules and docker-proxy went with it, so its port is refused by the host
+/// itself (`no_listener/publisher_stopped`). From the container's
+/// `config.v2.json` (State, Name) and `hostconfig.json` (PortBindings, which
+/// outlive the run; NetworkSettings.Ports does not).
+public struct StoppedPublisher: Sendable, Hashable {
+    public var id: String
+    /// Docker's name, without the leading "/".
+    public var name: String?
+    /// "0.0.0.0", "127.0.0.1", "::": the host address of the binding.
+    public var hostIP: String
+    public var hostPort: UInt16
+    public var containerPort: UInt16
+    public var exitCode: Int64?
+    /// RFC 3339 (Docker's FinishedAt); nil if it never ran.
+    public var finishedAt: String?
+    public var oomKilled: Bool
+    /// Docker is restarting it (a restart policy between attempts).
+    public var restarting: Bool
+
+    public init(id: String, name: String?, hostIP: String, hostPort: UInt16, containerPort: UInt16, exitCode: Int64? = nil,
+                finishedAt: String? = nil, oomKilled: Bool = false, restarting: Bool = false) {
+        self.id = id
+        self.name = name
+        self.hostIP = hostIP
+        self.hostPort = hostPort
+        self.containerPort = containerPort
+        self.exitCode = exitCode
+        self.finishedAt = finishedAt
+        self.oomKilled = oomKilled
+        self.restarting = restarting
+    }
+
+    /// The TCP port bindings of a container that is not running; none for a running one.
+    public static func docker(id: String, configJSON: [UInt8], hostConfigJSON: [UInt8]) -> [StoppedPublisher] {
+        guard let config = JSONReader.parse(configJSON), let state = config["State"], state["Running"] != .bool(true),
+              let host = JSONReader.parse(hostConfigJSON), case .object(let bindings)? = host["PortBindings"] else { return [] }
+        let name = config["Name"]?.stringValue.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 }
+        let finished = state["FinishedAt"]?.stringValue.flatMap { $0.hasPrefix("0001-") ? nil : $0 }
+        var out: [StoppedPublisher] = []
+        for (key, list) in bindings {
+            let parts = key.split(separator: "/")
+            guard parts.count == 2, parts[1] == "tcp", let containerPort = UInt16(parts[0]), case .array(let bs) = list else { continue }
+            for b in bs {
+                guard let hostPort = b["HostPort"]?.stringValue.flatMap(UInt16.init) else { continue }
+                out.append(StoppedPublisher(
+                    id: id, name: name, hostIP: b["HostIp"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0",
+                    hostPort: hostPort, containerPort: containerPort, exitCode: state["ExitCode"]?.intValue,
+                    finishedAt: finished, oomKilled: state["OOMKilled"] == .bool(true), restarting: state["Restarting"] == .bool(true)))
+            }
+        }
+        return out.sorted { ($0.hostPort, $0.hostIP) < ($1.hostPort, $1.hostIP) }
+    }
+
+    /// "0.0.0.0:8080", "[::]:8080": where it publishes the port.
+    public var published: String { PublishedPort.join(hostIP, String(hostPort)) }
+
+    /// "web", else the short id.
+    public var label: String { name ?? String(id.prefix(12)) }
+
+    /// "exited with code 137 at 2026-12-06T12:00:00Z (OOM-killed)", "never started".
+    public var how: String {
+        if restarting { return "restarting (its restart policy between attempts)" }
+        guard let finishedAt else { return "created but never started" }
+        return "exited" + (exitCode.map { " with code \($0)" } ?? "") + " at \(finishedAt)" + (oomKilled ? " (OOM-killed)" : "")
+    }
+
+    package var json: JSONValue {
+        var o: [(String, JSONValue)] = [("runtime", .string("docker")), ("id", .string(id))]
+        if let name { o.append(("name", .string(name))) }
+        o.append(("published", .string(published)))
+        o.append(("container_port", .int(Int64(containerPort))))
+        if let exitCode { o.append(("exit_code", .int(exitCode))) }
+        if let finishedAt { o.append(("finished_at", .string(finishedAt))) }
+        if oomKilled { o.append(("oom_killed", .bool(true))) }
+        if restarting { o.append(("restarting", .bool(true))) }
+        return .object(o)
+    }
+}
