@@ -226,9 +226,13 @@ public struct ExplainInput: Sendable {
     public var recent: RecentActivity
     /// Anything that could not be gathered, host-wide.
     public var notes: [String]
+    /// Docker containers that publish the port on the host and are not running.
+    public var stoppedPublishers: [StoppedPublisher]
 
     public init(port: UInt16, ts: Int64, viewpoint: UInt32, namespaces: [ExplainNamespace],
-                listeners: [ExplainListener], recent: RecentActivity, notes: [String] = []) {
+                listeners: [ExplainListener], recent: RecentActivity, notes: [String] = [],
+                stoppedPublishers: [StoppedPublisher] = []) {
+        self.stoppedPublishers = stoppedPublishers
         self.port = port
         self.ts = ts
         self.viewpoint = viewpoint
@@ -397,6 +401,7 @@ struct Analysis {
     }
 
     mutating func presence() {
+        stoppedPublishers()
         if input.listeners.isEmpty {
             var msg = "nothing listens on port \(port) in any of the \(input.namespaces.count) network namespace\(input.namespaces.count == 1 ? "" : "s") of this host"
             var remediation = Advice.for(reason: .noListener, cause: .noListener(.neverListened), facts: Advice.Facts(port: port)).fix
@@ -440,6 +445,20 @@ struct Analysis {
                             + Advice.for(reason: .noListener, cause: .noListener(.otherNetns), facts: Advice.Facts(port: port)).fix,
                         netns: input.viewpoint,
                         evidence: [("listener_netns", .array(listenerNetns.map { .int(Int64($0)) }))]))
+        }
+    }
+
+    /// A stopped container that publishes the port, when nothing listens on
+    /// it in the host's namespace: its DNAT rules and proxy left with it.
+    mutating func stoppedPublishers() {
+        guard let host = input.namespaces.first(where: \.isHost)?.inode,
+              !input.listeners.contains(where: { $0.netns == host }) else { return }
+        for c in input.stoppedPublishers {
+            add(Finding(.critical, NoListenerCause.publisherStopped.rawValue,
+                        "container \(c.label) publishes port \(port) (\(c.published) to its port \(c.containerPort)) but is not running: \(c.how)",
+                        remediation: Advice.for(reason: .noListener, cause: .noListener(.publisherStopped),
+                                                facts: Advice.Facts(port: port, containerName: c.label)).fix,
+                        netns: host, evidence: [("container", c.json)]))
         }
     }
 
@@ -889,6 +908,7 @@ struct Analysis {
         case (.noListener?, .noListener(.boundToOtherAddress)?): return ["loopback_only", "specific_address"]
         case (.noListener?, .noListener(.familyMismatch)?): return ["ipv6_only"]
         case (.noListener?, .noListener(.otherNetns)?): return ["other_netns_only"]
+        case (.noListener?, .noListener(.publisherStopped)?): return ["publisher_stopped"]
         case (.noListener?, .noListener(.boundToOtherDevice)?), (.noListener?, .noListener(.otherVRF)?): return ["bound_to_device"]
         case (.noListener?, _): return ["not_listening"]
         case (.acceptQueueFull?, .acceptQueueFull(.fdExhausted)?), (.fdExhausted?, _): return ["fd_limit_reached"]

@@ -202,6 +202,11 @@ struct DockerWorkloadTests {
         #expect(container?["published"] as? String == "127.0.0.1:\(published)")
         #expect(container?["container_port"] as? Int == 80)
         #expect((r.string("hint") ?? "").contains("docker start \(name)"), "\(r.string("hint") ?? "")")
+        // explain says the same from Docker's files alone.
+        let (_, report) = try ExplainTests.Run(["--json", String(published), "--duration", "0"]).finish()
+        let f = report.finding("publisher_stopped")
+        #expect(f?["severity"] as? String == "critical", "\(report)")
+        #expect((report.evidence(f)["container"] as? [String: Any])?["name"] as? String == name, "\(report)")
     }
 
     @Test("a container started after the trace publishes the named port: followed to its container port, in the kernel's filter and the records'")

@@ -438,6 +438,26 @@ struct ExplainVerdictTests {
         #expect(r.findings.first { $0.code == "ipv4_only" }?.remediation?.contains("[::1]:8080") == true)
     }
 
+    @Test("nothing listens on the host and a stopped container publishes the port: publisher_stopped with docker start")
+    func stoppedPublisher() throws {
+        var host = F.namespace()
+        host.isHost = true
+        var input = F.input([], namespaces: [host])
+        input.stoppedPublishers = [StoppedPublisher(id: "4f2a9c0000000000", name: "web", hostIP: "0.0.0.0", hostPort: 8080,
+                                                    containerPort: 80, exitCode: 1, finishedAt: "2026-12-06T12:00:00Z")]
+        let r = Explain.analyze(input)
+        let f = try #require(r.findings.first { $0.code == "publisher_stopped" }, "\(r.findings.map(\.code))")
+        #expect(f.severity == .critical)
+        #expect(f.message == "container web publishes port 8080 (0.0.0.0:8080 to its port 80) but is not running: exited with code 1 at 2026-12-06T12:00:00Z")
+        #expect(f.remediation?.contains("docker start web") == true)
+        // Something listens on the host's port after all: the container is not the story.
+        var l = F.listener()
+        l.netns = host.inode
+        var listening = F.input([l], namespaces: [host])
+        listening.stoppedPublishers = input.stoppedPublishers
+        #expect(!codes(Explain.analyze(listening)).contains("publisher_stopped"))
+    }
+
     @Test("a stopped listener process: listener_stopped (critical) with kill -CONT; one runnable thread: nothing")
     func stoppedListener() throws {
         var p = F.proc()

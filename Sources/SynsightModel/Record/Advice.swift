@@ -95,8 +95,9 @@ public struct Advice: Sendable, Hashable {
                     backlog: UInt32? = nil, namespaceLabel: String? = nil, call: SocketCall? = nil,
                     holderState: String? = nil, selinuxDomain: String? = nil, deniedPermissions: [String] = [],
                     socketProtocol: String? = nil, lsmsToCheck: String? = nil, nextHop: String? = nil,
-                    bpfOwner: BPFProgramOwner? = nil) {
+                    bpfOwner: BPFProgramOwner? = nil, containerName: String? = nil) {
             self.bpfOwner = bpfOwner
+            self.containerName = containerName
             self.port = port
             self.pid = pid
             self.address = address

@@ -15,6 +15,8 @@ public enum ExplainSnapshot {
         public var namespaces: [ExplainNamespace]
         public var listeners: [ExplainListener]
         public var notes: [String]
+        /// Docker containers that publish the port and are not running.
+        public var stoppedPublishers: [StoppedPublisher] = []
     }
 
     /// Reads everything `explain` needs about `port`. `podLogRoot`: kubelet's
@@ -79,7 +81,9 @@ public enum ExplainSnapshot {
             }
         }
         if geteuid() != 0 { notes.append("not root: sockets, fds and limits of other users' processes may be missing") }
-        return Gathered(namespaces: states, listeners: listeners, notes: notes)
+        let docker = WorkloadSources.probe(podLogRoot: podLogRoot).dockerDataRoots
+        let stopped = docker.isEmpty ? [] : DockerPortReader(roots: docker).stopped().filter { $0.hostPort == port }
+        return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped)
     }
 
     /// Per-namespace reads, on the namespace-hopping thread.
