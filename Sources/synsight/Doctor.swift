@@ -104,7 +104,9 @@ enum DoctorReport {
             case .fentry, .kprobe: fidelity = "full: the function that sends the no-socket RST"
             case .kfreeSkb: fidelity = "full, at higher cost: filters every dropped packet for NO_SOCKET"
             }
-            l.append("  no_listener              \(hook.name) -- \(fidelity)")
+            l.append("  no_listener              \(hook.name) -- \(fidelity); the SYN's arrival device and VRF and "
+                     + "each listener's bound device named in BPF (device- and VRF-bound listeners); a stopped Docker "
+                     + "container's published port from its hostconfig.json")
         case (.cannotRun(let why), _):
             l.append("  no_listener              UNAVAILABLE -- \(why.error.why)")
         case (.run, nil):
@@ -225,7 +227,8 @@ extension DoctorReport {
         let accept = o.accept
         let acceptHook = o.acceptFexit.isSupported ? "fexit/__sys_accept4" : "syscalls:sys_exit_accept{,4}"
         return [
-            "  accept_queue_full        \(synStage); " + ackStage.joined(separator: "; ") + seed,
+            "  accept_queue_full        \(synStage); " + ackStage.joined(separator: "; ") + seed
+                + "; the listener's threads read as the overflow is attributed (stopped, blocked in the kernel)",
             "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)"
                 + (armed ? "; armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")
                 : "UNAVAILABLE (\(syn.detail))") + seed,
