@@ -167,8 +167,20 @@ public final class ProcfsResolver: ProcessResolver {
 
     public func forget(pid: UInt32) { cache[pid] = nil }
 
-    /// What its threads are doing now (ProcFS.runState).
-    public func runState(pid: UInt32) -> ProcessRunState? { ProcFS.runState(pid: pid) }
+    /// What its threads are doing now (ProcFS.runState), read at most once
+    /// per `runStateTTLNs` per process: an overflow storm on a big thread
+    /// pool walks its task directory once, not per record.
+    var runStates: [UInt32: (at: UInt64, state: ProcessRunState?)] = [:]
+    static let runStateTTLNs: UInt64 = 500_000_000
+
+    public func runState(pid: UInt32) -> ProcessRunState? {
+        let now = ConditionLock.now()
+        if let hit = runStates[pid], now &- hit.at < Self.runStateTTLNs { return hit.state }
+        if runStates.count > 1024 { runStates.removeAll(keepingCapacity: true) }
+        let state = ProcFS.runState(pid: pid)
+        runStates[pid] = (now, state)
+        return state
+    }
 
     /// Stopped Docker containers' port bindings, read at most every
     /// `stoppedTTLNs` (a refusal storm on a dead published port reads the
