@@ -2071,13 +2071,16 @@ def sc_addr_dad(t, k, pas):
         conf = ev(r).get("configured") or {}
         c.eq("evidence.configured", (conf.get("addr"), conf.get("interface"), conf.get("tentative")), ("fd00:5f::1", da, True))
         hint_has(c, r, "IPV6_FREEBIND")
-    # Duplicate: both ends of a live veth take the same address; each one's DAD sees the other's.
+    # Duplicate: the other end of a live veth already has the address (no DAD there); this end's
+    # DAD asks for it and is answered, so it fails (not a race between two tentative addresses).
     x, y = NetNS(), NetNS()
     dx, dy = x.link(y)
-    for ns, dev in ((x, dx), (y, dy)):
-        sh("ip", "-n", ns.name, "-6", "addr", "add", "fd00:60::1/64", "dev", dev)
+    sh("ip", "-n", y.name, "-6", "addr", "add", "fd00:60::1/64", "dev", dy, "nodad")
+    c.true("fd00:60::1 on the peer stayed tentative: %s" % v6_addr_flags(y, dy, "fd00:60::1"),
+           wait_until(lambda: "tentative" not in v6_addr_flags(y, dy, "fd00:60::1"), 10))
+    sh("ip", "-n", x.name, "-6", "addr", "add", "fd00:60::1/64", "dev", dx)
     c.true("fd00:60::1 never failed DAD: %s" % v6_addr_flags(x, dx, "fd00:60::1"),
-           wait_until(lambda: "dadfailed" in v6_addr_flags(x, dx, "fd00:60::1"), 15))
+           wait_until(lambda: "dadfailed" in v6_addr_flags(x, dx, "fd00:60::1"), 20))
     pid2, err2 = peer(x, "bind", "fd00:60::1", port + 1)
     c.eq("bind errno (dadfailed)", err2, errno.EADDRNOTAVAIL)
     r2 = sys_record(t, x, "bind_failure", "address_not_available", port + 1)
