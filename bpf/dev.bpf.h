@@ -62,11 +62,8 @@ static __always_inline void dev_fill(const struct net *net, int ifindex, struct 
 static __always_inline void sock_bound_dev(const struct sock *sk, struct syn_dev *out)
 {
 	int ifindex = BPF_CORE_READ(sk, __sk_common.skc_bound_dev_if);
-	if (ifindex <= 0) {
-		__builtin_memset(out, 0, sizeof(*out));
-		return;
-	}
-	dev_fill(BPF_CORE_READ(sk, __sk_common.skc_net.net), ifindex, out);
+	/* dev_fill zeroes `out` for an unbound socket: its namespace is read only for a bound one. */
+	dev_fill(ifindex > 0 ? BPF_CORE_READ(sk, __sk_common.skc_net.net) : NULL, ifindex, out);
 }
 
 /* Where a received segment came in, as tcp_v{4,6}_rcv's socket lookup sees

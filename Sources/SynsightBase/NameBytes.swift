@@ -16,6 +16,12 @@
 /// library's UTF-8 parser because that one reports the length of an
 /// ill-formed sequence but not its bytes, which are what must be kept.
 public enum NameBytes {
+    /// A bounded C string from a fixed array of a kernel record (a comm, an
+    /// interface name, an SELinux context): up to the first NUL, or all of it.
+    public static func string<T>(cField field: T) -> String {
+        withUnsafeBytes(of: field) { raw in string(raw.prefix { $0 != 0 }) }
+    }
+
     public static func string<C: Collection>(_ raw: C) -> String where C.Element == UInt8 {
         // Fast path (the ring-buffer consumer decodes a comm per event):
         // plain printable ASCII needs no escape.

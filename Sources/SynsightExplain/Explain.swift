@@ -647,15 +647,7 @@ struct Analysis {
     mutating func runStates() {
         for l in input.listeners {
             let states = l.processes.compactMap(\.runState)
-            guard !states.isEmpty, states.count == l.processes.count else { continue }
-            let cause: Cause.AcceptQueueFull
-            if states.allSatisfy(\.stopped) {
-                cause = .listenerStopped
-            } else if states.allSatisfy({ $0.blocked || $0.stopped }) {
-                cause = .listenerBlocked
-            } else {
-                continue
-            }
+            guard states.count == l.processes.count, let cause = ProcessRunState.cannotRun(states) else { continue }
             let p = l.processes[0]
             let what = cause == .listenerStopped ? "is stopped" : "is blocked in the kernel"
             let waits = Set(states.flatMap(\.waitChannels)).sorted()

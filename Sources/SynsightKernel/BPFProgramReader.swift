@@ -207,21 +207,18 @@ public final class BPFProgramReader: BPFProgramSource, @unchecked Sendable {
            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) {
             return .success(String(line.dropFirst(3)))
         }
-        if cgroupID != 0, let full = Self.cgroupPath(id: cgroupID, root: root) {
-            return .success(full == root ? "/" : String(full.dropFirst(root.count)))
+        if cgroupID != 0, let path = Self.cgroupPath(id: cgroupID, root: root) {
+            return .success(path)
         }
         return .failure(ReadError("process \(pid) is gone (or has no cgroup v2), and its cgroup with it: its cgroup programs cannot be read"))
     }
 
+    /// Cgroup `id`'s path relative to the v2 root mounted at `root`.
     static func cgroupPath(id: UInt64, root: String) -> String? {
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var buf = [CChar](repeating: 0, count: 4096)
-        let n = syn_cgroup_path(fd, id, &buf, buf.count)
-        guard n > 0 else { return nil }
-        let full = String(decoding: buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return full == root || full.hasPrefix(root + "/") ? full : nil
+        return CgroupRoot.path(id: id, mountFD: fd, mount: root)
     }
 
     /// The programs in effect at `kind` on cgroup `leaf`, each with the

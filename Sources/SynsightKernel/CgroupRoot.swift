@@ -24,6 +24,19 @@ public enum CgroupRoot {
         return nil
     }
 
+    /// The path of cgroup v2 `id` relative to the hierarchy mounted at
+    /// `mount` ("/" for its root), through an fd of that mount
+    /// (open_by_handle_at): a cgroup named after its processes exited, while
+    /// it exists. nil when it is gone or outside the mount.
+    static func path(id: UInt64, mountFD: Int32, mount: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = syn_cgroup_path(mountFD, id, &buf, buf.count)
+        guard n > 0 else { return nil }
+        let full = String(decoding: buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if full == mount { return "/" }
+        return full.hasPrefix(mount + "/") ? String(full.dropFirst(mount.count)) : nil
+    }
+
     /// An fd of the root cgroup, or why there is none.
     public static func open() -> Result<Int32, KernelError> {
         if let path = mountPoint() {

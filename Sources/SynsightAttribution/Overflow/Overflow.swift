@@ -70,8 +70,8 @@ extension AttributionEngine {
         let pid = listener?.pid ?? o.listenerPID
         // Why it does not accept: a process that cannot run accepts nothing.
         let state = reason == .acceptQueueFull && pid != 0 ? resolver?.runState(pid: pid) : nil
-        if cause == .acceptQueueFull(.listenerNotAccepting), let state {
-            if state.stopped { cause = .acceptQueueFull(.listenerStopped) } else if state.blocked { cause = .acceptQueueFull(.listenerBlocked) }
+        if cause == .acceptQueueFull(.listenerNotAccepting), let state, let why = ProcessRunState.cannotRun([state]) {
+            cause = .acceptQueueFull(why)
         }
 
         // Counted drops (the sweep that arms consume_skb): no SYN was seen, no remote end.

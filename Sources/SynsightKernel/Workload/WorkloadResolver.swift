@@ -132,13 +132,7 @@ public final class WorkloadResolver {
     func cgroupPath(id: UInt64) -> String? {
         if let hit = byCgroupID[id] { return hit }
         guard let fd = v2MountFD, let mount = sources.cgroupV2Mount else { return nil }
-        var buf = [CChar](repeating: 0, count: 4096)
-        let n = syn_cgroup_path(fd, id, &buf, buf.count)
-        var path: String?
-        if n > 0 {
-            let full = String(decoding: buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if full == mount { path = "/" } else if full.hasPrefix(mount + "/") { path = String(full.dropFirst(mount.count)) }
-        }
+        let path = CgroupRoot.path(id: id, mountFD: fd, mount: mount)
         Self.bound(&byCgroupID)
         byCgroupID[id] = .some(path)
         return path

@@ -130,7 +130,7 @@ public enum EventDecoder {
     }
 
     package static func task(_ t: syn_task) -> TaskInfo {
-        let comm = withUnsafeBytes(of: t.comm) { NameBytes.string($0.prefix { $0 != 0 }) }
+        let comm = NameBytes.string(cField: t.comm)
         return TaskInfo(pid: t.pid, tid: t.tid, uid: t.uid, cgroupID: t.cgroup_id, comm: comm)
     }
 }

@@ -21,7 +21,7 @@ public struct NetDevice: Sendable, Hashable {
     init?(_ d: syn_dev) {
         guard d.ifindex != 0 else { return nil }
         ifindex = d.ifindex
-        name = d.found != 0 ? withUnsafeBytes(of: d.name) { NameBytes.string($0.prefix { $0 != 0 }) } : nil
+        name = d.found != 0 ? NameBytes.string(cField: d.name) : nil
         isVRF = d.l3mdev != 0
     }
 

@@ -28,6 +28,14 @@ public struct ProcessRunState: Sendable, Hashable {
         return total > 0 && runnable == 0 && (threads["D"] ?? 0) > 0
     }
 
+    /// Why the processes holding a listener accept nothing, when none of them
+    /// can run: all stopped, or (some blocked in the kernel) none runnable;
+    /// nil when any can run, or none was read.
+    public static func cannotRun(_ states: [ProcessRunState]) -> Cause.AcceptQueueFull? {
+        guard !states.isEmpty, states.allSatisfy({ $0.stopped || $0.blocked }) else { return nil }
+        return states.allSatisfy(\.stopped) ? .listenerStopped : .listenerBlocked
+    }
+
     /// "3 threads: 2 D (uninterruptible), 1 T (stopped)".
     public var summary: String {
         let names: [Character: String] = ["R": "running", "S": "sleeping", "D": "uninterruptible", "T": "stopped",

@@ -186,8 +186,8 @@ enum SocketCallDecoder {
         var avc: AVCDenial?
         if e.avc_count != 0 {
             avc = AVCDenial(requested: e.avc.requested, denied: e.avc.denied, audited: e.avc.audited,
-                            result: e.avc.result, tclass: cString(e.avc.tclass),
-                            scontext: cString(e.avc.scontext), tcontext: cString(e.avc.tcontext))
+                            result: e.avc.result, tclass: NameBytes.string(cField: e.avc.tclass),
+                            scontext: NameBytes.string(cField: e.avc.scontext), tcontext: NameBytes.string(cField: e.avc.tcontext))
         }
         let range: ClosedRange<UInt16>? =
             (e.port_range_lo != 0 && e.port_range_lo <= e.port_range_hi) ? e.port_range_lo...e.port_range_hi : nil
@@ -200,11 +200,5 @@ enum SocketCallDecoder {
             capability: CapabilityCheck(rawValue: e.cap_state) ?? .notChecked,
             landlocked: e.landlocked != 0, nonlocalBind: e.nonlocal_bind != 0,
             avcCount: e.avc_count, avc: avc))
-    }
-
-    /// A bounded C string from a fixed array: up to the first NUL, or all of
-    /// it; in the escaped form of `NameBytes` (contexts are untrusted bytes).
-    static func cString<T>(_ field: T) -> String {
-        withUnsafeBytes(of: field) { raw in NameBytes.string(raw.prefix { $0 != 0 }) }
     }
 }

@@ -64,7 +64,9 @@ public enum ExplainSnapshot {
         }
         let owners = PortState.socketOwners(Set(listeners.map(\.inode).filter { $0 != 0 }))
         var processes: [UInt32: ExplainProcess] = [:]
-        let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: .probe(podLogRoot: podLogRoot))
+        // One probe (it walks /proc for dockerd's data roots) for the workloads and the stopped publishers.
+        let sources = WorkloadSources.probe(podLogRoot: podLogRoot)
+        let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: sources)
         for i in listeners.indices {
             listeners[i].processes = (owners[listeners[i].inode] ?? []).sorted().map { pid in
                 if let p = processes[pid] { return p }
@@ -81,7 +83,7 @@ public enum ExplainSnapshot {
             }
         }
         if geteuid() != 0 { notes.append("not root: sockets, fds and limits of other users' processes may be missing") }
-        let docker = WorkloadSources.probe(podLogRoot: podLogRoot).dockerDataRoots
+        let docker = sources.dockerDataRoots
         let stopped = docker.isEmpty ? [] : DockerPortReader(roots: docker).stopped().filter { $0.hostPort == port }
         return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped)
     }
