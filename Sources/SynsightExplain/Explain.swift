@@ -26,6 +26,8 @@ public struct ExplainProcess: Sendable, Hashable {
     public var workload: WorkloadIdentity?
     /// What its threads were doing when read.
     public var runState: ProcessRunState?
+    /// The CPU limit over it and its throttling (two readings a moment apart).
+    public var cpuThrottle: CPUThrottle?
 
     public init(pid: UInt32, comm: String, exe: String? = nil, nofileSoft: UInt64? = nil, nofileHard: UInt64? = nil,
                 limitsKnown: Bool = false, openFds: Int? = nil) {
@@ -657,6 +659,29 @@ struct Analysis {
                         remediation: Advice.for(reason: .acceptQueueFull, cause: .acceptQueueFull(cause), facts: Advice.Facts(pid: p.pid)).fix,
                         netns: l.netns, evidence: [("listener_state", states[0].json)]))
         }
+        throttled()
+    }
+
+    /// Listeners whose processes are at their CPU limit: throttled for the
+    /// rest of each period, they accept late; with a full queue, not at all.
+    mutating func throttled() {
+        for l in input.listeners where !l.processes.isEmpty {
+            let throttles = l.processes.compactMap(\.cpuThrottle)
+            // Every process throttled: one that runs freely can still accept.
+            guard throttles.count == l.processes.count, throttles.allSatisfy(\.throttling), let t = throttles.first else { continue }
+            let p = l.processes[0]
+            let full: Bool
+            if let q = l.acceptQueue, let max = l.maxBacklog { full = max > 0 && q >= max } else { full = false }
+            let msg = "\(l.owner) is throttled at its CPU limit (\(t.limitPhrase), cgroup \(t.cgroup); \(t.summary)): "
+                + (full ? "its accept queue on \(l.address) (\(input.label(l.netns))) is full and new connections are dropped"
+                        : "it accepts late on \(l.address) (\(input.label(l.netns))), and a burst overflows its accept queue")
+            var facts = Advice.Facts(pid: p.pid)
+            facts.cpuThrottle = t
+            facts.workload = p.workload
+            add(Finding(full ? .critical : .warning, Cause.AcceptQueueFull.listenerThrottled.rawValue, msg,
+                        remediation: Advice.for(reason: .acceptQueueFull, cause: .acceptQueueFull(.listenerThrottled), facts: facts).fix,
+                        netns: l.netns, evidence: [("cpu_throttle", t.json)]))
+        }
     }
 
     // MARK: limits
@@ -906,6 +931,7 @@ struct Analysis {
         case (.acceptQueueFull?, .acceptQueueFull(.fdExhausted)?), (.fdExhausted?, _): return ["fd_limit_reached"]
         case (.acceptQueueFull?, .acceptQueueFull(.listenerStopped)?): return ["listener_stopped"]
         case (.acceptQueueFull?, .acceptQueueFull(.listenerBlocked)?): return ["listener_blocked"]
+        case (.acceptQueueFull?, .acceptQueueFull(.listenerThrottled)?): return ["listener_throttled"]
         case (.acceptQueueFull?, _): return ["accept_queue_full", "accept_queue_at_limit"]
         case (.synQueueFull?, _): return ["syn_queue_full"]
         case (.firewallDrop?, _), (.firewallReject?, _): return ["firewall_drop", "firewall_reject"]

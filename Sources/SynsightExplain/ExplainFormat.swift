@@ -61,6 +61,7 @@ public enum ExplainFormat {
         }
         if let n = p.openFds { o.append(("open_fds", .int(Int64(n)))) }
         if let st = p.runState { o.append(("threads", st.json["threads"] ?? .null)) }
+        if let t = p.cpuThrottle { o.append(("cpu_throttle", t.json)) }
         if let w = p.workload { o += w.jsonFields }
         return .object(o)
     }

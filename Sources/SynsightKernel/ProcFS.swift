@@ -182,6 +182,20 @@ public final class ProcfsResolver: ProcessResolver {
         return state
     }
 
+    /// The CPU limit over a process (CPUThrottleReader), read at most once
+    /// per `runStateTTLNs` per process, like its run state.
+    lazy var cpuLimits = CPUThrottleReader()
+    var throttles: [UInt32: (at: UInt64, throttle: CPUThrottle?)] = [:]
+
+    public func cpuThrottle(pid: UInt32) -> CPUThrottle? {
+        let now = ConditionLock.now()
+        if let hit = throttles[pid], now &- hit.at < Self.runStateTTLNs { return hit.throttle }
+        if throttles.count > 1024 { throttles.removeAll(keepingCapacity: true) }
+        let t = cpuLimits.read(pid: pid, now: now)
+        throttles[pid] = (now, t)
+        return t
+    }
+
     /// Stopped Docker containers' port bindings, read at most every
     /// `stoppedTTLNs` (a refusal storm on a dead published port reads the
     /// configs once, not per refusal).

@@ -228,7 +228,9 @@ extension DoctorReport {
         let acceptHook = o.acceptFexit.isSupported ? "fexit/__sys_accept4" : "syscalls:sys_exit_accept{,4}"
         return [
             "  accept_queue_full        \(synStage); " + ackStage.joined(separator: "; ") + seed
-                + "; the listener's threads read as the overflow is attributed (stopped, blocked in the kernel)",
+                + "; the listener's threads read as the overflow is attributed (stopped, blocked in the kernel)"
+                + (CPUThrottleReader().sources.map { ", and the CPU limit over it (throttled: \($0))" }
+                    ?? "; CPU throttling not judged: no cgroup hierarchy has the cpu controller"),
             "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)"
                 + (armed ? "; armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")
                 : "UNAVAILABLE (\(syn.detail))") + seed,

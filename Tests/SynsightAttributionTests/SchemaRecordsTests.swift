@@ -114,6 +114,7 @@ struct SchemaRecordsTests {
         out += CgroupProgramDenialTests.records()
         out += (try? BindAddressTests.records()) ?? []
         out += ListenerRunStateTests.records()
+        out += ListenerThrottleTests.records()
         out += StoppedPublisherTests.records()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 

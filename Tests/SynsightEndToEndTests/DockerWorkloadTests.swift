@@ -209,6 +209,72 @@ struct DockerWorkloadTests {
         #expect((report.evidence(f)["container"] as? [String: Any])?["name"] as? String == name, "\(report)")
     }
 
+    /// A listener that never accepts (backlog 1) and a child that burns CPU:
+    /// at a CPU limit, the cgroup is throttled every period. Static, for a
+    /// busybox image; built with the clang that builds synsight's BPF.
+    static func stallAndSpin(in dir: String) throws -> String {
+        let src = dir + "/stall-spin.c", bin = dir + "/stall-spin"
+        try """
+            #include <netinet/in.h>
+            #include <stdlib.h>
+            #include <sys/socket.h>
+            #include <unistd.h>
+            int main(int argc, char **argv) {
+                int s = socket(AF_INET, SOCK_STREAM, 0);
+                struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
+                if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 1)) return 1;
+                if (fork() == 0) for (;;) ;
+                for (;;) pause();
+            }
+            """.write(toFile: src, atomically: true, encoding: .utf8)
+        let clang = ["/opt/swift/usr/bin/clang", "/usr/bin/clang", "/usr/bin/cc"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "cc"
+        try sh([clang, "-static", "-O2", "-o", bin, src])
+        return bin
+    }
+
+    @Test("a container at its CPU limit (docker run --cpus): its overflow is listener_throttled, with the limit, its cgroup and docker update")
+    func throttledContainer() throws {
+        guard DockerDaemon.installed() else { return }
+        let daemon = try DockerDaemon()
+        defer { daemon.stop() }
+        let tag = randomTag()
+        let build = FileManager.default.temporaryDirectory.appendingPathComponent("synsight-stall-\(tag)").path
+        try FileManager.default.createDirectory(atPath: build, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: build) }
+        let image = try daemon.importBusybox(tag: tag, binaries: ["stall-spin": try Self.stallAndSpin(in: build)])
+        let name = "synsight-e2e-throttled-\(tag)"
+        let port = randomPort()
+        let trace = try TraceSession(["--port", String(port)])
+        let id = try daemon.docker(["run", "-d", "--name", name, "--network", "none", "--cpus", "0.1", image,
+                                    "/bin/stall-spin", String(port)]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let pid1 = try #require(Int(try daemon.docker(["inspect", "-f", "{{.State.Pid}}", name])
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let ns = try NetNS(attachTo: pid1)
+        defer { ns.remove() }
+        #expect(waitUntil(timeout: 10) {
+            ((try? sh(["ip", "netns", "exec", ns.name, "ss", "-Hltn", "sport = :\(port)"])) ?? "").contains("LISTEN")
+        }, "the container does not listen on \(port)")
+        // Two connections fill the queue (backlog 1 holds 2); the third SYN is dropped.
+        let holders = try (0..<2).map { _ in
+            try Peer(runIn: ns, ["hold", "127.0.0.1", String(port), "--seconds", "20"], readyPrefix: "connected")
+        }
+        _ = try Peer.connect(from: ns, addr: "127.0.0.1", port: port, timeout: 1.5)
+        let r = try #require(trace.waitForRecord { $0.string("reason") == "accept_queue_full" && $0.int("port") == port },
+                             "no overflow record; stderr: \(trace.stderr)")
+        trace.stop()
+        _ = holders
+        #expect(r.string("cause") == "listener_throttled", "record: \(r)")
+        #expect(r.pid("process") == pid1)
+        #expect((r.object("process")?["container"] as? [String: Any])?["name"] as? String == name, "record: \(r)")
+        let t = try #require(r.evidence["cpu_throttle"] as? [String: Any], "record: \(r)")
+        // Docker's cgroupfs driver on this hybrid host puts the limit in v1's cpu hierarchy; a v2 host in cpu.max.
+        #expect((t["cgroup"] as? String)?.hasSuffix(id) == true, "record: \(r)")
+        #expect(t["quota_us"] as? Int == 10_000 && t["period_us"] as? Int == 100_000, "record: \(r)")
+        #expect(t["throttling"] as? Bool == true && (t["throttled_periods"] as? Int ?? 0) > 0, "record: \(r)")
+        let hint = r.string("hint") ?? ""
+        #expect(hint.contains("0.1 CPU (10 ms per 100 ms period)") && hint.contains("docker update --cpus <more> \(name)"), "\(hint)")
+    }
+
     @Test("a container started after the trace publishes the named port: followed to its container port, in the kernel's filter and the records'")
     func publishedAfterStart() throws {
         guard DockerDaemon.installed() else { return }

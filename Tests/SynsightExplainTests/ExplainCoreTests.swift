@@ -476,6 +476,29 @@ struct ExplainVerdictTests {
         #expect(!codes(Explain.analyze(F.input([F.listener(processes: [busy])]))).contains { $0.hasPrefix("listener_") })
     }
 
+    @Test("a listener throttled at its CPU limit: critical with a full queue, a warning otherwise; one process not throttled: nothing")
+    func throttledListener() throws {
+        let t = CPUThrottle(cgroup: "/docker/abc", hierarchy: .v1, quotaUs: 10_000, periodUs: 100_000,
+                            periods: 3, throttled: 3, throttledUs: 240_000, windowNs: 300_000_000)
+        var p = F.proc()
+        p.cpuThrottle = t
+        p.workload = WorkloadIdentity(container: ContainerRef(runtime: .docker, id: String(repeating: "ab", count: 32), name: "web"))
+        let full = Explain.analyze(F.input([F.listener(queue: 129, backlog: 128, processes: [p])]))
+        let f = try #require(full.findings.first { $0.code == "listener_throttled" }, "\(full.findings.map(\.code))")
+        #expect(f.severity == .critical)
+        #expect(f.message.contains("is throttled at its CPU limit (0.1 CPU (10 ms per 100 ms period), cgroup /docker/abc; "
+                                   + "throttled in 3 of 3 periods (240 ms) in the last 300 ms)"), "\(f.message)")
+        #expect(f.remediation?.contains("docker update --cpus <more> web") == true, "\(f.remediation ?? "")")
+        let idle = Explain.analyze(F.input([F.listener(processes: [p])]))
+        #expect(idle.findings.first { $0.code == "listener_throttled" }?.severity == .warning)
+        var free = F.proc()
+        free.pid += 1
+        #expect(!codes(Explain.analyze(F.input([F.listener(processes: [p, free])]))).contains("listener_throttled"))
+        var calm = p
+        calm.cpuThrottle?.throttled = 0
+        #expect(!codes(Explain.analyze(F.input([F.listener(processes: [calm])]))).contains("listener_throttled"))
+    }
+
     @Test("a listener bound to a device: a warning naming it; beside an unbound one, info")
     func boundToDevice() throws {
         var l = F.listener()

@@ -478,9 +478,9 @@ class Child:
         return nums
 
 
-def Peer(ns, args, ready="ready", timeout=15):
+def Peer(ns, args, ready="ready", timeout=15, cgroup_dir=None):
     """A long-running peer (listen, stall, hold), once it printed `ready`."""
-    c = Child(ns, args)
+    c = Child(ns, args, cgroup_dir=cgroup_dir)
     if not wait_until(lambda: c.output().startswith(ready) or c.poll() is not None, timeout) or c.poll() is not None:
         raise Failure("peer %s did not start: %s" % (" ".join(args), c.output()))
     return c
@@ -1115,6 +1115,87 @@ def sc_accept_full_stopped(t, k, pas):
         c.eq("evidence.listener_state.threads", (ev(r).get("listener_state") or {}).get("threads"), {"T": 1})
         hint_has(c, r, "kill -CONT %d" % server.pid)
     os.kill(server.pid, signal.SIGCONT)
+    return r, c, k.syn_overflow_method()
+
+
+def cpu_limited_cgroup(name, quota_us, period_us=100000):
+    """A cgroup with a CPU quota (CFS bandwidth control), as `docker run
+    --cpus` or a pod's resources.limits.cpu sets one: in cgroup v2 where its
+    cpu controller is available (the guests), else in v1's cpu hierarchy
+    (this host is hybrid: Docker's cgroupfs driver limits CPU there).
+    Registers its removal (and the root's +cpu, if this enabled it).
+    Returns (path as /proc/<pid>/cgroup shows it, directory, hierarchy)."""
+    v2 = next((r for r in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+               if os.path.exists(r + "/cgroup.controllers")), None)
+    if v2 and "cpu" in open(v2 + "/cgroup.controllers").read().split():
+        if "cpu" not in open(v2 + "/cgroup.subtree_control").read().split():
+            with open(v2 + "/cgroup.subtree_control", "w") as f:
+                f.write("+cpu")
+
+            def disable():
+                with open(v2 + "/cgroup.subtree_control", "w") as f:
+                    f.write("-cpu")
+            CLEANUP.append(disable)
+        path, d = cgroup_tree([name])
+        with open(d + "/cpu.max", "w") as f:
+            f.write("%d %d" % (quota_us, period_us))
+        return path, d, "v2"
+    v1 = None
+    for line in open("/proc/self/mountinfo"):
+        left, _, right = line.partition(" - ")
+        f, tail = left.split(), right.split()
+        if len(tail) >= 3 and tail[0] == "cgroup" and "cpu" in tail[2].split(",") and f[3] == "/":
+            v1 = f[4]
+            break
+    if v1 is None:
+        raise Unavailable("no cgroup hierarchy with the cpu controller")
+    d = v1 + "/" + name
+    os.mkdir(d)
+
+    def remove():
+        try:
+            for pid in open(d + "/cgroup.procs").read().split():
+                with open(v1 + "/cgroup.procs", "w") as f:
+                    f.write(pid)
+        except OSError:
+            pass
+        wait_until(lambda: not os.path.isdir(d) or _rmdir(d), 5)
+    CLEANUP.append(remove)
+    with open(d + "/cpu.cfs_period_us", "w") as f:
+        f.write(str(period_us))
+    with open(d + "/cpu.cfs_quota_us", "w") as f:
+        f.write(str(quota_us))
+    return "/" + name, d, "v1"
+
+
+def nr_throttled(d):
+    for line in open(d + "/cpu.stat"):
+        k, _, v = line.partition(" ")
+        if k == "nr_throttled":
+            return int(v)
+    return 0
+
+
+@scenario("accept queue full, the listener throttled at its cgroup's CPU limit (0.1 CPU, a thread spinning)",
+          "accept_queue_full/listener_throttled")
+def sc_accept_full_throttled(t, k, pas):
+    path, d, hierarchy = cpu_limited_cgroup("synsight-km-%d-cpu" % os.getpid(), 10000, 100000)
+    ns = NetNS()
+    port = rnd_port()
+    server = Peer(ns, ["stall", "127.0.0.1", str(port), "--backlog", "1", "--spin"], cgroup_dir=d)
+    c = Check()
+    c.true("the cgroup was never throttled", wait_until(lambda: nr_throttled(d) > 0, 10))
+    r, c = accept_full(t, ns, port, server, cause="listener_throttled", c=c)
+    if r:
+        th = ev(r).get("cpu_throttle") or {}
+        c.eq("evidence.cpu_throttle.cgroup", th.get("cgroup"), path)
+        c.eq("evidence.cpu_throttle.hierarchy", th.get("hierarchy"), hierarchy)
+        c.eq("evidence.cpu_throttle.quota_us", th.get("quota_us"), 10000)
+        c.eq("evidence.cpu_throttle.period_us", th.get("period_us"), 100000)
+        c.eq("evidence.cpu_throttle.throttling", th.get("throttling"), True)
+        c.true("evidence.cpu_throttle.throttled_periods %r" % th.get("throttled_periods"), (th.get("throttled_periods") or 0) > 0)
+        hint_has(c, r, "0.1 CPU (10 ms per 100 ms period)")
+        hint_has(c, r, path)
     return r, c, k.syn_overflow_method()
 
 

@@ -73,6 +73,11 @@ extension AttributionEngine {
         if cause == .acceptQueueFull(.listenerNotAccepting), let state, let why = ProcessRunState.cannotRun([state]) {
             cause = .acceptQueueFull(why)
         }
+        // Or runs only part of each period: its cgroup is at its CPU limit.
+        let throttle = reason == .acceptQueueFull && pid != 0 ? resolver?.cpuThrottle(pid: pid) : nil
+        if cause == .acceptQueueFull(.listenerNotAccepting), throttle?.throttling == true {
+            cause = .acceptQueueFull(.listenerThrottled)
+        }
 
         // Counted drops (the sweep that arms consume_skb): no SYN was seen, no remote end.
         let counted = o.method == .counter
@@ -89,6 +94,7 @@ extension AttributionEngine {
         }
         var ev = Self.overflowEvidence(o, listener: listener, acceptError: recentAcceptError)
         ev.listenerState = state?.json
+        ev.cpuThrottle = throttle?.json
         r.evidence = ev.fields
         if o.suppressed > 0 { r.count = UInt64(o.suppressed) + 1 }
         if counted && o.counted > 1 { r.count = UInt64(o.counted) }
@@ -107,6 +113,10 @@ extension AttributionEngine {
             let wait = state.map { $0.waitChannels.isEmpty ? "" : ", waiting in \($0.waitChannels.joined(separator: ", "))" } ?? ""
             situation = "\(who) is blocked in the kernel (\(state?.summary ?? "uninterruptible sleep")\(wait)): nothing accepts on port \(port) "
                 + "and its accept queue is full (\(o.acceptQueue)/\(o.maxBacklog)): "
+        case (.acceptQueueFull, .acceptQueueFull(.listenerThrottled)):
+            let limit = throttle.map { "\($0.limitPhrase), cgroup \($0.cgroup); \($0.summary)" } ?? "its cgroup's CPU limit"
+            situation = "\(who) is throttled at its CPU limit (\(limit)): it accepts too slowly on port \(port) "
+                + "and its accept queue is full (\(o.acceptQueue)/\(o.maxBacklog)): "
         case (.acceptQueueFull, _):
             situation = "\(who) is not accepting connections on port \(port) fast enough (accept queue \(o.acceptQueue)/\(o.maxBacklog)): "
         case (.synQueueFull, .synQueueFull(.syncookiesOff)):
@@ -114,7 +124,9 @@ extension AttributionEngine {
         default:
             situation = "the SYN queue of port \(port) is full (\(o.synQueue)/\(o.maxBacklog)): syncookies keep connections working, but this is a SYN flood or a backlog too small for the load; "
         }
-        let facts = Advice.Facts(port: port, pid: pid != 0 ? pid : nil, somaxconnCap: capped ? o.somaxconn : nil)
+        var facts = Advice.Facts(port: port, pid: pid != 0 ? pid : nil, somaxconnCap: capped ? o.somaxconn : nil)
+        facts.cpuThrottle = throttle
+        facts.workload = r.process?.workload
         r.hint = Self.countedNote(o) + situation + Advice.for(reason: reason, cause: cause, facts: facts).fix
         return [r]
     }

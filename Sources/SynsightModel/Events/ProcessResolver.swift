@@ -16,6 +16,8 @@ public protocol ProcessResolver {
     func runState(pid: UInt32) -> ProcessRunState?
     /// A container, not running, that publishes TCP port `port` on the host.
     func stoppedPublisher(port: UInt16) -> StoppedPublisher?
+    /// The CPU limit over the process and its recent throttling; nil when it has none.
+    func cpuThrottle(pid: UInt32) -> CPUThrottle?
 }
 
 extension ProcessResolver {
@@ -23,6 +25,7 @@ extension ProcessResolver {
     public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
     public func runState(pid: UInt32) -> ProcessRunState? { nil }
     public func stoppedPublisher(port: UInt16) -> StoppedPublisher? { nil }
+    public func cpuThrottle(pid: UInt32) -> CPUThrottle? { nil }
     public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
     public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }
 }

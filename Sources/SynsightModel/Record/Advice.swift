@@ -85,6 +85,10 @@ public struct Advice: Sendable, Hashable {
         public var nextHop: String?
         /// net.netfilter.nf_conntrack_max when the table was full (conntrack_full).
         public var conntrackMax: UInt32?
+        /// The CPU limit that throttles the listener, and the workload it
+        /// runs in, which says where the limit is set (listener_throttled).
+        public var cpuThrottle: CPUThrottle?
+        public var workload: WorkloadIdentity?
 
         public init(port: UInt16? = nil, pid: UInt32? = nil, address: IPAddress? = nil, family: AddressFamily? = nil,
                     listenerFamily: AddressFamily? = nil, listenerAddress: IPAddress? = nil,
@@ -378,6 +382,12 @@ public struct Advice: Sendable, Hashable {
                           steps: ["No thread of the listening process can run: all are in uninterruptible sleep in the kernel (state D).",
                                   "Read where they wait (the wait channels in the evidence, /proc/<pid>/task/*/stack) and fix that: "
                                     + "an unreachable NFS server, a dying disk, a stuck FUSE daemon."])
+        case .acceptQueueFull(.listenerThrottled)?:
+            return Advice(fix: raiseCPULimit(f),
+                          steps: ["The listening process is at the CPU limit of its cgroup: once its quota is spent the kernel takes it "
+                                    + "off the CPU for the rest of each period, and its accept loop falls behind.",
+                                  "Raise or remove the limit where it is set (docker update --cpus, a pod's resources.limits.cpu, "
+                                    + "systemd CPUQuota=), or make the service use less CPU; watch nr_throttled in the cgroup's cpu.stat."])
         case .acceptQueueFull(.fdExhausted)?:
             return Advice(fix: raiseFdLimit(f),
                           steps: ["The service cannot accept: accept() fails with EMFILE/ENFILE, so its accept queue fills up."] + fdSteps)
@@ -403,6 +413,28 @@ public struct Advice: Sendable, Hashable {
                                   "Raise the listen backlog in the service and net.core.somaxconn (the backlog is capped by it).",
                                   "Check for fd exhaustion behind it (EMFILE on accept) and for CPU starvation of the process."])
         }
+    }
+
+    /// Where the CPU limit of a throttled listener is raised, by the kind of
+    /// workload that set it.
+    static func raiseCPULimit(_ f: Facts) -> String {
+        let now = f.cpuThrottle.map { " (now \($0.limitPhrase))" } ?? ""
+        let w = f.workload
+        if let pod = w?.pod {
+            let container = pod.container.map { " of container \($0)" } ?? ""
+            return "raise or remove resources.limits.cpu\(container) in pod \(pod.label)'s spec\(now), "
+                + "or give it more replicas: throttled, it accepts nothing for the rest of each period"
+        }
+        if let c = w?.container {
+            return "raise or remove the container's CPU limit\(now): docker update --cpus <more> \(c.name ?? c.shortID) "
+                + "(or --cpus in its run command or compose file's cpus:)"
+        }
+        if let unit = w?.unit {
+            return "raise or remove CPUQuota= of \(unit)\(now): systemctl set-property \(unit) CPUQuota=<more>% "
+                + "(or the unit's slice, if the limit is there)"
+        }
+        let file = f.cpuThrottle.map { $0.hierarchy == .v2 ? "cpu.max of cgroup \($0.cgroup)" : "cpu.cfs_quota_us of cgroup \($0.cgroup)" }
+        return "raise or remove the CPU limit\(now) in \(file ?? "the process's cgroup") (whoever manages that cgroup sets it)"
     }
 
     static let synSteps = ["Likely a SYN flood or a burst: keep net.ipv4.tcp_syncookies=1.",

@@ -24,6 +24,9 @@ public enum Cause {
         /// No thread of it can run: blocked in the kernel (uninterruptible
         /// sleep: a hung NFS mount, a stuck disk, a kernel lock).
         case listenerBlocked = "listener_blocked"
+        /// Its cgroup (or an ancestor) is at its CPU limit: the kernel
+        /// throttles it for the rest of each period (CFS bandwidth control).
+        case listenerThrottled = "listener_throttled"
     }
 
     /// `syn_queue_full`: whether the kernel fell back to syncookies.

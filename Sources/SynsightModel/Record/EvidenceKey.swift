@@ -74,6 +74,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case listenerDrops = "listener_drops"
     /// accept_queue_full: the listener's threads by state, and where the blocked ones wait.
     case listenerState = "listener_state"
+    case cpuThrottle = "cpu_throttle"
     case listeners
     case localSocket = "local_socket"
     case location

@@ -33,6 +33,8 @@ public struct OverflowEvidence: ReasonEvidence {
     public var nofileLimit: UInt64?
     /// accept_queue_full: what the listener's threads were doing (`ProcessRunState.json`).
     public var listenerState: JSONValue?
+    /// accept_queue_full: the CPU limit over the listener and its throttling (`CPUThrottle.json`).
+    public var cpuThrottle: JSONValue?
 
     public init() {}
 
@@ -42,6 +44,7 @@ public struct OverflowEvidence: ReasonEvidence {
         .string(.method, \.method), .flag(.tcpAbortOnOverflow, \.tcpAbortOnOverflow, default: false),
         .int(.folded, \.folded), .int(.countedDrops, \.countedDrops), .string(.clientLookup, \.clientLookup), .value(.listener, \.listener),
         .string(.acceptErrno, \.acceptErrno), .int(.nofileLimit, \.nofileLimit), .value(.listenerState, \.listenerState),
+        .value(.cpuThrottle, \.cpuThrottle),
     ]
 }
 

@@ -76,6 +76,7 @@ public enum ExplainSnapshot {
                 return p
             }
         }
+        readThrottles(&listeners)
         // A namespace without an `ip netns` name takes the container's or pod's listening in it.
         if let workloads {
             for i in states.indices where states[i].name == nil && !states[i].isHost {
@@ -118,6 +119,25 @@ public enum ExplainSnapshot {
         }
         return (states, sockets, vanished)
     }
+
+    /// The CPU limits over the listeners' processes, read twice
+    /// `throttleWindowUs` apart when any has one: throttling is judged on
+    /// the moment, not on the cgroup's whole life (CPUThrottleReader).
+    static func readThrottles(_ listeners: inout [ExplainListener]) {
+        let reader = CPUThrottleReader()
+        let pids = Set(listeners.flatMap { $0.processes.map(\.pid) })
+        let limited = pids.filter { reader.read(pid: $0) != nil }
+        guard !limited.isEmpty else { return }
+        usleep(throttleWindowUs)
+        let now = Dictionary(uniqueKeysWithValues: limited.map { ($0, reader.read(pid: $0)) })
+        for i in listeners.indices {
+            for j in listeners[i].processes.indices {
+                listeners[i].processes[j].cpuThrottle = now[listeners[i].processes[j].pid] ?? nil
+            }
+        }
+    }
+
+    static let throttleWindowUs: UInt32 = 300_000
 
     static func process(_ pid: UInt32) -> ExplainProcess {
         var p = ExplainProcess(pid: pid, comm: ProcFS.comm(pid) ?? "?", exe: ProcFS.readlink("/proc/\(pid)/exe"))

@@ -84,11 +84,13 @@ final class DockerDaemon {
     }
 
     /// An image with busybox (from Debian's busybox-static) and its applets,
+    /// and `binaries` (name in /bin -> a static executable on the host),
     /// imported as `synsight-e2e-busybox:<tag>`; returns that name.
     @discardableResult
-    func importBusybox(tag: String) throws -> String {
+    func importBusybox(tag: String, binaries: [String: String] = [:]) throws -> String {
         let image = "synsight-e2e-busybox:\(tag)"
         let rootfs = try ContainerHttpd.busyboxRootfs(in: root)
+        for (name, path) in binaries { try FileManager.default.copyItem(atPath: path, toPath: rootfs + "/bin/" + name) }
         try sh(["/bin/sh", "-c", "tar -C '\(rootfs)' -c . | '\(Self.client)' -H 'unix://\(socket)' import - '\(image)'"])
         return image
     }

@@ -57,22 +57,40 @@ final class NetNS {
     let name: String
     let inode: Int
     let number: Int
+    /// A name given to another's namespace (a container's): removing it
+    /// removes the name only.
+    let attached: Bool
 
     init() throws {
         number = NetNS.counter.add(1, ordering: .relaxed).newValue
         name = "\(NetNS.prefix)\(getpid())-\(number)"
+        attached = false
         try sh(["ip", "netns", "add", name])
         try sh(["ip", "-n", name, "link", "set", "lo", "up"])
+        inode = try Self.inode(name)
+    }
+
+    /// A name for the network namespace of `pid` (`ip netns attach`), so
+    /// peers run in a container's namespace as in a test's own.
+    init(attachTo pid: Int) throws {
+        number = NetNS.counter.add(1, ordering: .relaxed).newValue
+        name = "\(NetNS.prefix)\(getpid())-\(number)"
+        attached = true
+        try sh(["ip", "netns", "attach", name, String(pid)])
+        inode = try Self.inode(name)
+    }
+
+    static func inode(_ name: String) throws -> Int {
         var st = stat()
         guard stat("/run/netns/\(name)", &st) == 0 else {
             throw CommandFailure(description: "no /run/netns/\(name)")
         }
-        inode = Int(st.st_ino)
+        return Int(st.st_ino)
     }
 
     /// Kills whatever still runs inside, then deletes the namespace.
     func remove() {
-        if let pids = try? sh(["ip", "netns", "pids", name], allowFailure: true) {
+        if !attached, let pids = try? sh(["ip", "netns", "pids", name], allowFailure: true) {
             for pid in pids.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
         }
         _ = try? sh(["ip", "netns", "del", name], allowFailure: true)

@@ -75,9 +75,11 @@ def connect(addr, port, timeout, source=None, sport=0):
     print(os.getpid(), code, flush=True)
 
 
-def stall(addr, port, backlog, emfile):
+def stall(addr, port, backlog, emfile, spin=False):
     """Listen with a small backlog and never accept (or, with emfile, try to
-    accept at the open-file limit so every accept() fails with EMFILE)."""
+    accept at the open-file limit so every accept() fails with EMFILE).
+    With spin, a thread burns CPU from then on (in a cgroup with a CPU
+    quota: throttled every period)."""
     import resource
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -91,6 +93,13 @@ def stall(addr, port, backlog, emfile):
         # The next fd accept() would take is the lowest free one: forbid it.
         resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
     print("ready", os.getpid(), flush=True)
+    if spin:
+        import threading
+
+        def burn():
+            while True:
+                pass
+        threading.Thread(target=burn, daemon=True).start()
     while True:
         if emfile:
             try:
@@ -337,6 +346,8 @@ def main(argv):
             opts["v6only"] = True
         elif args[i] == "--emfile":
             opts["emfile"] = True
+        elif args[i] == "--spin":
+            opts["spin"] = True
         elif args[i] == "--await-cgroup":
             print("waiting", os.getpid(), flush=True)
             deadline = time.monotonic() + 10
@@ -364,7 +375,7 @@ def main(argv):
     if cmd == "listen":
         listen(addr, port, opts.get("v6only", False), opts.get("close-after"), opts.get("device"))
     elif cmd == "stall":
-        stall(addr, port, int(opts.get("backlog", 1)), opts.get("emfile", False))
+        stall(addr, port, int(opts.get("backlog", 1)), opts.get("emfile", False), opts.get("spin", False))
     elif cmd == "hold":
         hold(addr, port, opts.get("seconds", 30.0))
     elif cmd == "connect":
