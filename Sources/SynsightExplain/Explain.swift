@@ -774,6 +774,7 @@ struct Analysis {
                     add(Finding(.info, "firewall_not_checked", "the firewall of \(ns.label) was not checked: \(why)", netns: ns.inode))
                 }
             case .ruleset(let rs):
+                ipvsServices(rs, ns: ns)
                 var matches = rs.portMatches(port: port)
                 if listening.contains(ns.inode) { matches = Self.forLocalListener(matches, dnat: rs.dnatRules(port: port)) }
                 guard !matches.isEmpty else { continue }
@@ -782,6 +783,21 @@ struct Analysis {
                     add(ruleFinding(m, ns: ns, listening: listening.contains(ns.inode)))
                 }
             }
+        }
+    }
+
+    /// The namespace's IPVS virtual services on the port that IPVS cannot
+    /// schedule: every connection to them is refused, with no rule to find.
+    mutating func ipvsServices(_ rs: NftRuleset, ns: ExplainNamespace) {
+        for svc in rs.ipvs where svc.proto == "TCP" && svc.endpoint.port == port && svc.usable.isEmpty {
+            var facts = Advice.Facts(port: port, address: svc.endpoint.addr)
+            facts.ipvsService = svc.endpoint.description
+            let servers = svc.destinations.isEmpty ? "no real server" : "no real server with weight > 0"
+            add(Finding(.critical, FirewallCause.ipvsNoDestination.rawValue,
+                        "IPVS virtual service \(svc.label) in \(ns.label) (scheduler \(svc.scheduler)) has \(servers): "
+                            + "IPVS refuses every connection to it (ICMP port unreachable), and no firewall rule shows it",
+                        remediation: Advice.for(reason: .firewallReject, cause: .firewall(.ipvsNoDestination), facts: facts).fix,
+                        netns: ns.inode, evidence: [("ipvs", svc.json)]))
         }
     }
 
@@ -934,6 +950,8 @@ struct Analysis {
         case (.acceptQueueFull?, .acceptQueueFull(.listenerThrottled)?): return ["listener_throttled"]
         case (.acceptQueueFull?, _): return ["accept_queue_full", "accept_queue_at_limit"]
         case (.synQueueFull?, _): return ["syn_queue_full"]
+        case (.firewallDrop?, .firewall(.ipvsNoDestination)?), (.firewallReject?, .firewall(.ipvsNoDestination)?):
+            return ["ipvs_no_destination"]
         case (.firewallDrop?, _), (.firewallReject?, _): return ["firewall_drop", "firewall_reject"]
         case (.packetDropped?, .packetDropped(.conntrackFull)?): return ["conntrack_table_full"]
         // A timeout explained by a drop here: a firewall finding on the current state covers it.

@@ -29,7 +29,9 @@ public final class NftRuleSource: FirewallRuleSource, @unchecked Sendable {
             Diagnostics.log.debug("no ruleset for netns \(packet.netns): \(why)")
             return FirewallRuleLookup(candidates: [], method: "ruleset_unavailable", unavailable: why)
         case .ruleset(let rs):
-            return Self.rank(rs.candidates(for: packet))
+            var lookup = Self.rank(rs.candidates(for: packet))
+            if !packet.icmp { lookup.ipvs = rs.ipvsService(to: packet.local) }
+            return lookup
         }
     }
 

@@ -64,6 +64,8 @@ public final class NftablesReader: @unchecked Sendable {
                 if var rs = NftRuleset(json: json, text: text) {
                     attachIptablesComments(&rs)
                     addIptablesLegacy(&rs)
+                    // IPVS (a netfilter module nft does not list): absent without ip_vs loaded.
+                    rs.ipvs = ProcFS.read("/proc/thread-self/net/ip_vs").map(IPVSService.parse) ?? []
                     return .ruleset(rs)
                 }
                 lastError = "unparsable JSON: \(json.prefix(120))"

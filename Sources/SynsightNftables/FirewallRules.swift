@@ -107,11 +107,16 @@ public struct FirewallRuleLookup: Sendable, Hashable {
     /// Why the ruleset could not be read (the namespace was gone, the read
     /// was too slow, ...); nil when it was read.
     public var unavailable: String?
+    /// The namespace's IPVS virtual service the packet was sent to, if any
+    /// (IPVS drops what it cannot schedule, with no rule to name).
+    public var ipvs: IPVSService?
 
-    public init(candidates: [FirewallRule], method: String = "ruleset_match", unavailable: String? = nil) {
+    public init(candidates: [FirewallRule], method: String = "ruleset_match", unavailable: String? = nil,
+                ipvs: IPVSService? = nil) {
         self.candidates = candidates
         self.method = method
         self.unavailable = unavailable
+        self.ipvs = ipvs
     }
 }
 
@@ -157,8 +162,15 @@ public struct NftRuleset: Sendable {
     /// iptables-legacy tables that exist but could not be read (why), so
     /// that "no rule" is not claimed for them.
     public var legacyUnread: [String] = []
+    /// The namespace's IPVS virtual services (/proc/net/ip_vs), read with the ruleset.
+    public var ipvs: [IPVSService] = []
 
     public init() {}
+
+    /// The IPVS service a TCP packet to `destination` is for.
+    public func ipvsService(to destination: Endpoint) -> IPVSService? {
+        ipvs.first { $0.serves(tcp: destination) }
+    }
 
     /// Adds the iptables-legacy tables of `save` (`iptables-legacy-save -c`,
     /// or ip6tables' for IPv6), which nft does not list.

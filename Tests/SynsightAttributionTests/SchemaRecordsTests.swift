@@ -115,6 +115,7 @@ struct SchemaRecordsTests {
         out += (try? BindAddressTests.records()) ?? []
         out += ListenerRunStateTests.records()
         out += ListenerThrottleTests.records()
+        out += IPVSRefusalTests.records()
         out += StoppedPublisherTests.records()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 

@@ -499,6 +499,21 @@ struct ExplainVerdictTests {
         #expect(!codes(Explain.analyze(F.input([F.listener(processes: [calm])]))).contains("listener_throttled"))
     }
 
+    @Test("an IPVS virtual service on the port without a schedulable server: ipvs_no_destination (critical); with one, nothing")
+    func ipvsWithoutServers() throws {
+        var rs = NftRuleset()
+        let vip = Endpoint(addr: IPAddress(v4: 10, 96, 0, 10), port: 8080)
+        rs.ipvs = [IPVSService(proto: "TCP", endpoint: vip, scheduler: "rr")]
+        let r = Explain.analyze(F.input([], namespaces: [F.namespace(firewall: .ruleset(rs))]))
+        let f = try #require(r.findings.first { $0.code == "ipvs_no_destination" }, "\(r.findings.map(\.code))")
+        #expect(f.severity == .critical)
+        #expect(f.message.contains("IPVS virtual service TCP 10.96.0.10:8080 in") && f.message.contains("has no real server"), "\(f.message)")
+        #expect(f.remediation?.contains("ipvsadm -Ln -t 10.96.0.10:8080") == true)
+        rs.ipvs[0].destinations = [.init(endpoint: Endpoint(addr: IPAddress(v4: 10, 244, 0, 5), port: 80), forward: "Masq",
+                                         weight: 1, active: 0, inactive: 0)]
+        #expect(!codes(Explain.analyze(F.input([], namespaces: [F.namespace(firewall: .ruleset(rs))]))).contains("ipvs_no_destination"))
+    }
+
     @Test("a listener bound to a device: a warning naming it; beside an unbound one, info")
     func boundToDevice() throws {
         var l = F.listener()

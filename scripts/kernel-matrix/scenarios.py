@@ -1731,6 +1731,53 @@ def sc_fw_out(t, k, pas):
     return r, c, fw_expected(k)
 
 
+IP_VS_SO_SET_ADD = 64 + 1024 + 64 + 2
+
+
+def ipvs_service(ns, vip, port):
+    """An IPVS virtual service TCP vip:port (scheduler rr) with no real
+    servers, added in `ns` through IPVS's setsockopt interface (what
+    `ipvsadm -A -t vip:port -s rr` does; kube-proxy in IPVS mode keeps a
+    Service without ready endpoints so). The VIP on a dummy device, as
+    kube-proxy puts ClusterIPs on kube-ipvs0."""
+    if subprocess.run(["modprobe", "ip_vs_rr"], capture_output=True).returncode != 0:
+        raise Unavailable("no IPVS (ip_vs.ko, ip_vs_rr.ko)")
+    ns.exec("ip", "link", "add", "kube-ipvs0", "type", "dummy")
+    ns.exec("ip", "addr", "add", vip + "/32", "dev", "kube-ipvs0")
+    # struct ip_vs_service_user: protocol, addr, port, fwmark, sched_name, flags, timeout, netmask.
+    ns.exec("python3", "-c", "import socket, struct\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n"
+            "s.setsockopt(socket.IPPROTO_IP, %d, struct.pack('=H2x4sH2xI16sIII', 6, socket.inet_aton('%s'), "
+            "socket.htons(%d), 0, b'rr', 0, 0, 0xffffffff))\n" % (IP_VS_SO_SET_ADD, vip, port))
+
+
+@scenario("IPVS virtual service without real servers (kube-proxy IPVS mode, a Service without endpoints): "
+          "a client on the node and one routed to it", "firewall_reject/ipvs_no_destination")
+def sc_ipvs_no_dest(t, k, pas):
+    server, client = fw_pair()
+    vip, port = "10.96.%d.10" % (server.number % 250), rnd_port()
+    ipvs_service(server, vip, port)
+    client.exec("ip", "route", "add", vip + "/32", "via", V4S)
+    c = Check()
+    out = []
+    for who, ns in (("remote", client), ("local", server)):
+        pid, err = connect(ns, vip, port)
+        c.eq("connect errno (%s client)" % who, err, errno.ECONNREFUSED)
+        r = t.wait(lambda r: r.get("reason") == "firewall_reject" and r.get("netns") == server.inode
+                   and r.get("port") == port and pid_of(r, "client") == pid, 10)
+        c.true("no record for the %s client" % who, r is not None)
+        if r:
+            expect_common(c, r, "refusal", "firewall_reject", "ipvs_no_destination", port)
+            ipvs = ev(r).get("ipvs") or {}
+            c.eq("evidence.ipvs.service (%s)" % who, ipvs.get("service"), "TCP %s:%d" % (vip, port))
+            c.eq("evidence.ipvs.scheduler (%s)" % who, ipvs.get("scheduler"), "rr")
+            c.eq("evidence.ipvs.destinations (%s)" % who, ipvs.get("destinations"), [])
+            c.eq("evidence.chain_hook (%s)" % who, ev(r).get("chain_hook"), "input" if who == "remote" else "output")
+            hint_has(c, r, "ipvsadm -Ln -t %s:%d" % (vip, port))
+            out.append(r)
+    return (out[0] if out else None), c, fw_expected(k)
+
+
 @scenario("iptables (nft backend) REJECT tcp-reset and DROP", "firewall_reject/firewall_drop (iptables)")
 def sc_fw_iptables(t, k, pas):
     server, client = fw_pair()

@@ -284,6 +284,11 @@ extension AttributionEngine {
             record.cause = Self.ruleCause(rule, into: &ev)
             ev.ruleMethod = lookup?.method ?? "ruleset_match"
             if candidates.count > 1 { ev.candidates = candidates.prefix(8).map(Self.candidateJSON) }
+        } else if let ipvs = lookup?.ipvs, d.isSyn {
+            // No rule: IPVS (which nft does not list) refused what it cannot schedule.
+            ev.ruleMethod = "ipvs_service"
+            ev.ipvs = ipvs.json
+            if ipvs.usable.isEmpty { record.cause = .firewall(.ipvsNoDestination) }
         } else if firewall.rules != nil {
             let unavailable = lookup == nil || lookup?.unavailable != nil
             ev.ruleMethod = unavailable ? "ruleset_unavailable" : "no_match"
@@ -291,12 +296,35 @@ extension AttributionEngine {
         }
         ev.hook = "tp_btf/kfree_skb (NETFILTER_DROP)"
         record.evidence = ev.fields
-        record.hint = firewallHint(record: record, rule: rule, reject: reject, port: d.servicePort, isSyn: d.isSyn,
-                                   segment: segment)
+        if rule == nil, d.isSyn, let ipvs = lookup?.ipvs {
+            record.hint = ipvsHint(ipvs, record: record, reject: reject)
+        } else {
+            record.hint = firewallHint(record: record, rule: rule, reject: reject, port: d.servicePort, isSyn: d.isSyn,
+                                       segment: segment)
+        }
         if let segment, let consequence = segment.consequence {
             record.hint = "the \(segment.text) \(record.remote.map { "of \($0) " } ?? "")was dropped (\(consequence)); " + (record.hint ?? "")
         }
         return record
+    }
+
+    /// IPVS refused (or dropped) a SYN for one of its virtual services and no rule matched.
+    func ipvsHint(_ ipvs: IPVSService, record: Record, reject: Bool) -> String {
+        var facts = Advice.Facts(port: ipvs.endpoint.port)
+        facts.ipvsService = ipvs.endpoint.description
+        facts.address = ipvs.endpoint.addr
+        let inNetns = record.netns.map { " in network namespace \($0)" } ?? ""
+        let answer = reject ? "answers its SYNs with ICMP port unreachable" : "drops its SYNs"
+        guard ipvs.usable.isEmpty else {
+            return "no firewall rule matches, and \(ipvs.endpoint) is IPVS virtual service \(ipvs.label)\(inNetns) "
+                + "(scheduler \(ipvs.scheduler), \(ipvs.usable.count) real server\(ipvs.usable.count == 1 ? "" : "s") with weight > 0): "
+                + "IPVS \(answer) when it cannot schedule one (servers over their connection threshold, a scheduler that "
+                + "found none); ipvsadm -Ln -t \(ipvs.endpoint) --stats shows them"
+        }
+        let servers = ipvs.destinations.isEmpty ? "no real server" : "no real server with weight > 0 (\(ipvs.destinations.count) quiesced at weight 0)"
+        return "IPVS virtual service \(ipvs.label)\(inNetns) (scheduler \(ipvs.scheduler)) has \(servers), so IPVS \(answer); "
+            + "no firewall rule is involved: "
+            + Advice.for(reason: reject ? .firewallReject : .firewallDrop, cause: .firewall(.ipvsNoDestination), facts: facts).fix
     }
 
     /// A dropped ICMP destination unreachable (IPv4 type 3, ICMPv6 type 1) as evidence `icmp`.

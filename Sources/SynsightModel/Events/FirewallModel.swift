@@ -212,6 +212,10 @@ public enum FirewallCause: String, Sendable, Hashable, CaseIterable {
     /// A `ct state invalid` rule dropped a packet conntrack had no entry for
     /// (asymmetric routing, mid-stream pickup, a NAT reusing tuples, window tracking).
     case conntrackInvalid = "conntrack_invalid"
+    /// No rule: an IPVS virtual service with no real server it can schedule
+    /// (none, or all at weight 0) answered the SYN with ICMP port unreachable
+    /// (kube-proxy in IPVS mode: a Service without ready endpoints).
+    case ipvsNoDestination = "ipvs_no_destination"
 }
 
 /// How a firewall verdict was reached (the record's `evidence.method`).

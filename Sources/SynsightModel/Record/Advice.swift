@@ -85,6 +85,8 @@ public struct Advice: Sendable, Hashable {
         public var nextHop: String?
         /// net.netfilter.nf_conntrack_max when the table was full (conntrack_full).
         public var conntrackMax: UInt32?
+        /// The IPVS virtual service that refused ("TCP 10.96.0.10:80" is shown; `ipvsadm -t` takes "10.96.0.10:80").
+        public var ipvsService: String?
         /// The CPU limit that throttles the listener, and the workload it
         /// runs in, which says where the limit is set (listener_throttled).
         public var cpuThrottle: CPUThrottle?
@@ -471,6 +473,17 @@ public struct Advice: Sendable, Hashable {
                                     + "a NAT reusing tuples; TCP window tracking (nf_conntrack_tcp_be_liberal=1 relaxes it).",
                                   "Watch it: conntrack -S (invalid counter), conntrack -E, sysctl net.netfilter.nf_conntrack_log_invalid=255 "
                                     + "(logs why each packet is invalid)."])
+        }
+        if case .firewall(.ipvsNoDestination)? = cause {
+            let svc = f.ipvsService ?? "<vip>:<port>"
+            return Advice(fix: "give IPVS virtual service \(svc) a real server with weight > 0 (ipvsadm -Ln -t \(svc) lists them; "
+                            + "ipvsadm -a -t \(svc) -r <server:port> -m adds one); with kube-proxy in IPVS mode, the Service "
+                            + "of this ClusterIP has no ready endpoints: kubectl get svc -A -o wide | grep \(f.address.map { "\($0)" } ?? "<vip>"), then check its "
+                            + "selector and its pods' readiness (kubectl get endpointslices)",
+                          steps: ["IPVS refuses connections to a virtual service it cannot schedule: no real server, or all at weight 0 "
+                                    + "(quiesced by a health checker). No firewall rule is involved: nft and iptables do not list IPVS.",
+                                  "ipvsadm -Ln shows the service and its servers; with kube-proxy (IPVS mode) find the Service by its "
+                                    + "ClusterIP and why it has no ready endpoints; with keepalived, why its checks fail."])
         }
         if case .firewall(.serviceWithoutEndpoints)? = cause {
             return Advice(fix: "check that the Service's selector matches running pods and that they pass their readiness probes "

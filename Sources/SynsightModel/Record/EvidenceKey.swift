@@ -75,6 +75,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     /// accept_queue_full: the listener's threads by state, and where the blocked ones wait.
     case listenerState = "listener_state"
     case cpuThrottle = "cpu_throttle"
+    case ipvs
     case listeners
     case localSocket = "local_socket"
     case location

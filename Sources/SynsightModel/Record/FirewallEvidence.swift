@@ -45,6 +45,8 @@ public struct FirewallEvidence: ReasonEvidence {
     /// Other rules that match the packet as well, as {table, chain, handle, rule, rule_comment}.
     public var candidates: [JSONValue]?
     public var rulesetError: String?
+    /// The IPVS virtual service the SYN was for, when IPVS refused it: service, scheduler, destinations.
+    public var ipvs: JSONValue?
     public var hook: String?
 
     public init() {}
@@ -57,7 +59,7 @@ public struct FirewallEvidence: ReasonEvidence {
         .int(.handle, \.handle), .string(.rule, \.rule), .string(.ruleComment, \.ruleComment),
         .string(.ruleOwner, \.ruleOwner), .string(.service, \.service), .int(.rulePackets, \.rulePackets),
         .string(.ruleMethod, \.ruleMethod), .array(.candidates, \.candidates), .string(.rulesetError, \.rulesetError),
-        .string(.hook, \.hook),
+        .value(.ipvs, \.ipvs), .string(.hook, \.hook),
     ]
 }
 
