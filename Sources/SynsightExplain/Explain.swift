@@ -229,11 +229,11 @@ public struct ExplainInput: Sendable {
     /// Anything that could not be gathered, host-wide.
     public var notes: [String]
     /// Docker containers that publish the port on the host and are not running.
-    public var stoppedPublishers: [StoppedPublisher]
+    public var stoppedPublishers: [DockerPortBinding]
 
     public init(port: UInt16, ts: Int64, viewpoint: UInt32, namespaces: [ExplainNamespace],
                 listeners: [ExplainListener], recent: RecentActivity, notes: [String] = [],
-                stoppedPublishers: [StoppedPublisher] = []) {
+                stoppedPublishers: [DockerPortBinding] = []) {
         self.stoppedPublishers = stoppedPublishers
         self.port = port
         self.ts = ts

@@ -196,19 +196,19 @@ public final class ProcfsResolver: ProcessResolver {
         return t
     }
 
-    /// Stopped Docker containers' port bindings, read at most every
-    /// `stoppedTTLNs` (a refusal storm on a dead published port reads the
-    /// configs once, not per refusal).
-    var stopped: (at: UInt64, list: [StoppedPublisher])?
+    /// Docker containers' port bindings, read at most every `bindingsTTLNs`
+    /// (a refusal storm on a published port reads the configs once, not per
+    /// refusal).
+    var bindings: (at: UInt64, list: [DockerPortBinding])?
     lazy var dockerPorts: DockerPortReader? = workloads.flatMap {
         $0.sources.dockerDataRoots.isEmpty ? nil : DockerPortReader(roots: $0.sources.dockerDataRoots)
     }
-    static let stoppedTTLNs: UInt64 = 2_000_000_000
+    static let bindingsTTLNs: UInt64 = 2_000_000_000
 
-    public func stoppedPublisher(port: UInt16) -> StoppedPublisher? {
-        guard let reader = dockerPorts else { return nil }
+    public func publishers(port: UInt16) -> [DockerPortBinding] {
+        guard let reader = dockerPorts else { return [] }
         let now = ConditionLock.now()
-        if stopped == nil || now &- stopped!.at > Self.stoppedTTLNs { stopped = (now, reader.stopped()) }
-        return stopped?.list.first { $0.hostPort == port }
+        if bindings == nil || now &- bindings!.at > Self.bindingsTTLNs { bindings = (now, reader.bindings()) }
+        return bindings?.list.filter { $0.hostPort == port } ?? []
     }
 }

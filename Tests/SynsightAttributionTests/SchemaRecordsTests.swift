@@ -116,7 +116,7 @@ struct SchemaRecordsTests {
         out += ListenerRunStateTests.records()
         out += ListenerThrottleTests.records()
         out += IPVSRefusalTests.records()
-        out += StoppedPublisherTests.records()
+        out += DockerPortBindingTests.records()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
 
         // accept_queue_full, syn_queue_full (every stage), fd_exhausted (EMFILE, ENFILE, and as the overflow's cause).

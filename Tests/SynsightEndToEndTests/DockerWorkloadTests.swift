@@ -275,6 +275,53 @@ struct DockerWorkloadTests {
         #expect(hint.contains("0.1 CPU (10 ms per 100 ms period)") && hint.contains("docker update --cpus <more> \(name)"), "\(hint)")
     }
 
+    /// A running container published on 127.0.0.1 only: a SYN to
+    /// 127.0.0.2:H is refused beside docker-proxy's listener on 127.0.0.1:H
+    /// (or, without docker-proxy, beside the listener dockerd keeps to hold
+    /// the port). With docker-proxy killed before synsight started (nothing
+    /// saw it exit), 127.0.0.1:H itself is refused: not forwarded.
+    @Test("a running container published on 127.0.0.1 only: another address is bound_to_other_address naming it; its docker-proxy gone, publisher_not_forwarded",
+          arguments: [true, false])
+    func publishedOnLoopbackOnly(userlandProxy: Bool) throws {
+        guard DockerDaemon.installed() else { return }
+        let daemon = try DockerDaemon(bridge: "198.19.246.1/24", userlandProxy: userlandProxy)
+        defer { daemon.stop() }
+        let tag = randomTag()
+        let image = try daemon.importBusybox(tag: tag)
+        let name = "synsight-e2e-pub-\(tag)"
+        let published = randomPort()
+        try daemon.docker(["run", "-d", "--name", name, "-p", "127.0.0.1:\(published):80", image,
+                           "/bin/sh", "-c", "httpd -f -p 80 & while true; do sleep 1; done"])
+        _ = try daemon.httpd(in: name, port: 80)
+        func refusedAt(_ addr: String, _ trace: TraceSession) throws -> JSONRecord {
+            let out = try sh(["/usr/bin/python3", Peer.script, "connect", addr, String(published), "--timeout", "3"])
+            #expect(out.split(separator: "\n").last?.split(separator: " ").last == Substring(String(ECONNREFUSED)), "\(addr): \(out)")
+            return try #require(trace.waitForRecord {
+                $0.string("kind") == "refusal" && $0.int("port") == published && ($0.object("local")?["addr"] as? String) == addr
+            }, "no refusal at \(addr); stderr: \(trace.stderr)")
+        }
+        let trace = try TraceSession(["--port", String(published)])
+        let other = try refusedAt("127.0.0.2", trace)
+        trace.stop()
+        #expect(other.string("cause") == "bound_to_other_address", "record: \(other)")
+        #expect((other.evidence["container"] as? [String: Any])?["name"] as? String == name, "record: \(other)")
+        let hint = other.string("hint") ?? ""
+        #expect(hint.contains("container \(name) publishes port \(published) on 127.0.0.1 only"), "\(hint)")
+        #expect(hint.contains("-p 127.0.0.2:\(published):<container port>"), "\(hint)")
+        #expect(other.object("process")?["comm"] as? String == (userlandProxy ? "docker-proxy" : "dockerd"), "record: \(other)")
+        guard userlandProxy else { return }
+
+        let proxy = try sh(["pgrep", "-f", "docker-proxy .*-host-port \(published) "]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try sh(["kill", "-KILL", proxy])
+        #expect(waitUntil(timeout: 5) { ((try? sh(["ss", "-Hltn", "sport = :\(published)"])) ?? "x").isEmpty })
+        let after = try TraceSession(["--port", String(published)])
+        let gone = try refusedAt("127.0.0.1", after)
+        after.stop()
+        #expect(gone.string("cause") == "publisher_not_forwarded", "record: \(gone)")
+        #expect((gone.evidence["container"] as? [String: Any])?["published"] as? String == "127.0.0.1:\(published)")
+        #expect((gone.string("hint") ?? "").contains("Docker's forwarding of it is gone"), "\(gone)")
+    }
+
     @Test("a container started after the trace publishes the named port: followed to its container port, in the kernel's filter and the records'")
     func publishedAfterStart() throws {
         guard DockerDaemon.installed() else { return }

@@ -443,7 +443,7 @@ struct ExplainVerdictTests {
         var host = F.namespace()
         host.isHost = true
         var input = F.input([], namespaces: [host])
-        input.stoppedPublishers = [StoppedPublisher(id: "4f2a9c0000000000", name: "web", hostIP: "0.0.0.0", hostPort: 8080,
+        input.stoppedPublishers = [DockerPortBinding(id: "4f2a9c0000000000", name: "web", hostIP: "0.0.0.0", hostPort: 8080,
                                                     containerPort: 80, exitCode: 1, finishedAt: "2026-12-06T12:00:00Z")]
         let r = Explain.analyze(input)
         let f = try #require(r.findings.first { $0.code == "publisher_stopped" }, "\(r.findings.map(\.code))")

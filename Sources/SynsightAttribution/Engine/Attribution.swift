@@ -334,6 +334,8 @@ public struct AttributionEngine {
         // What was seen; the hint ends with the catalogue's fix (Advice.swift).
         var situation: String
         var facts = Advice.Facts(port: port, address: r.local.addr, family: r.family)
+        // Docker's bindings of the port (cached by the resolver): who publishes it on the host.
+        let publishers = r.netns == hostNetns ? resolver?.publishers(port: port) ?? [] : []
 
         if let l = elsewhere.first {
             record.process = l.process
@@ -353,6 +355,16 @@ public struct AttributionEngine {
                 cause = .boundToOtherAddress
                 let addrs = sameFamily.map { Endpoint(addr: $0.local.addr, port: port).description }
                 situation = "\(l.label) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local)"
+                // docker-proxy, or dockerd's own listener holding the port without it (--userland-proxy=false).
+                if l.comm == "docker-proxy" || l.comm == "dockerd", r.netns == hostNetns,
+                   let c = publishers.first(where: { p in p.running && sameFamily.contains { p.covers($0.local.addr) } }) {
+                    // docker-proxy listens where the container is published: the fix is the publish address.
+                    evidence.container = c.json
+                    facts.containerName = c.label
+                    facts.publishedOn = c.hostIP
+                    situation = "container \(c.label) publishes port \(port) on \(c.hostIP) only (\(l.comm) listens there, "
+                        + "to its port \(c.containerPort)), but the SYN was sent to \(r.local)"
+                }
                 if sameFamily.allSatisfy({ $0.local.addr.isLoopback }) {
                     facts.listenerAddress = l.local.addr
                     facts.listenerWorkload = l.workload?.isolationKind
@@ -412,12 +424,22 @@ public struct AttributionEngine {
             record.process = l.process
             evidence.listeners = onPort.filter { $0.netns != r.netns }.map(\.json)
             situation = "port \(port) listens in network namespace \(l.netns) (\(l.label)), but the SYN arrived in namespace \(r.netns)"
-        } else if r.netns == hostNetns, let c = resolver?.stoppedPublisher(port: port) {
-            cause = .publisherStopped
+        } else if r.netns == hostNetns, let (c, why) = Self.publisherCause(publishers, synTo: r.local) {
+            cause = why
             evidence.container = c.json
             facts.containerName = c.label
-            situation = "nothing listens on port \(port) of the host: container \(c.label) publishes it "
-                + "(\(c.published) to its port \(c.containerPort)) but is not running: \(c.how)"
+            facts.publishedOn = c.hostIP
+            switch why {
+            case .publisherStopped:
+                situation = "nothing listens on port \(port) of the host: container \(c.label) publishes it "
+                    + "(\(c.published) to its port \(c.containerPort)) but is not running: \(c.how)"
+            case .publisherNotForwarded:
+                situation = "container \(c.label) is running and publishes \(c.published) (to its port \(c.containerPort)), "
+                    + "but nothing on the host takes the port: Docker's forwarding of it is gone"
+            default:
+                situation = "container \(c.label) publishes port \(port) on \(c.hostIP) only (to its port \(c.containerPort)), "
+                    + "but the SYN was sent to \(r.local)"
+            }
         } else {
             cause = .neverListened
             situation = "nothing has listened on port \(port) in this network namespace since synsight started"
@@ -442,6 +464,18 @@ public struct AttributionEngine {
 }
 
 extension AttributionEngine {
+    /// What a Docker container publishing the refused host port says, if
+    /// any does: running on the SYN's address, Docker's forwarding of it is
+    /// gone (nothing else refuses it there); running on other addresses only,
+    /// the client used an address it does not publish on; not running, it
+    /// stopped.
+    static func publisherCause(_ bindings: [DockerPortBinding], synTo dst: Endpoint) -> (DockerPortBinding, NoListenerCause)? {
+        if let c = bindings.first(where: { $0.running && $0.covers(dst.addr) }) { return (c, .publisherNotForwarded) }
+        if let c = bindings.first(where: \.running) { return (c, .boundToOtherAddress) }
+        if let c = bindings.first(where: { !$0.running }) { return (c, .publisherStopped) }
+        return nil
+    }
+
     /// A listener on the SYN's address that its device binding, or the
     /// SYN's VRF, kept from taking it: the cause and what was seen.
     static func deviceMismatch(_ l: ListenerInfo, _ r: NoSocketReset) -> (NoListenerCause, String) {

@@ -20,7 +20,7 @@ public final class DockerPortReader {
         var nsec: Int
     }
     var cache: [String: (file: FileIdentity, ports: [PublishedPort])] = [:]
-    var stoppedCache: [String: (file: FileIdentity, stopped: [StoppedPublisher])] = [:]
+    var bindingCache: [String: (file: FileIdentity, bindings: [DockerPortBinding])] = [:]
 
     /// `roots`: Docker data roots (WorkloadSources.dockerDataRoots).
     public init(roots: [String]) {
@@ -47,28 +47,31 @@ public final class DockerPortReader {
         return out
     }
 
-    /// Every container that publishes a TCP port and is not running.
-    public func stopped() -> [StoppedPublisher] {
-        var out: [StoppedPublisher] = []
+    /// Every TCP port binding of every container, running or not.
+    public func bindings() -> [DockerPortBinding] {
+        var out: [DockerPortBinding] = []
         let dirs = containerDirs()
         for (dir, id) in dirs {
             guard let file = Self.identity(dir + "/config.v2.json") else { continue }
-            if let hit = stoppedCache[dir], hit.file == file {
-                out += hit.stopped
+            if let hit = bindingCache[dir], hit.file == file {
+                out += hit.bindings
                 continue
             }
-            var found: [StoppedPublisher] = []
+            var found: [DockerPortBinding] = []
             if let config = ProcFS.readBytes(dir + "/config.v2.json", limit: WorkloadResolver.maxConfigBytes),
                let host = ProcFS.readBytes(dir + "/hostconfig.json", limit: WorkloadResolver.maxConfigBytes) {
-                found = StoppedPublisher.docker(id: id, configJSON: config, hostConfigJSON: host)
+                found = DockerPortBinding.docker(id: id, configJSON: config, hostConfigJSON: host)
             }
-            stoppedCache[dir] = (file, found)
+            bindingCache[dir] = (file, found)
             out += found
         }
         let seen = Set(dirs.map(\.dir))
-        stoppedCache = stoppedCache.filter { seen.contains($0.key) }
+        bindingCache = bindingCache.filter { seen.contains($0.key) }
         return out
     }
+
+    /// Every binding of a container that is not running.
+    public func stopped() -> [DockerPortBinding] { bindings().filter { !$0.running } }
 
     /// Each container's directory, with its id, under every data root.
     func containerDirs() -> [(dir: String, id: String)] {

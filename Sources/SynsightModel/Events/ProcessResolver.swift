@@ -14,8 +14,8 @@ public protocol ProcessResolver {
     func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef?
     /// What the process's threads are doing now; nil if it is gone.
     func runState(pid: UInt32) -> ProcessRunState?
-    /// A container, not running, that publishes TCP port `port` on the host.
-    func stoppedPublisher(port: UInt16) -> StoppedPublisher?
+    /// The containers that publish TCP port `port` on the host, running or not.
+    func publishers(port: UInt16) -> [DockerPortBinding]
     /// The CPU limit over the process and its recent throttling; nil when it has none.
     func cpuThrottle(pid: UInt32) -> CPUThrottle?
 }
@@ -24,7 +24,7 @@ extension ProcessResolver {
     public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? { nil }
     public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
     public func runState(pid: UInt32) -> ProcessRunState? { nil }
-    public func stoppedPublisher(port: UInt16) -> StoppedPublisher? { nil }
+    public func publishers(port: UInt16) -> [DockerPortBinding] { [] }
     public func cpuThrottle(pid: UInt32) -> CPUThrottle? { nil }
     public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
     public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }

@@ -71,8 +71,11 @@ public struct Advice: Sendable, Hashable {
         public var lsmsToCheck: String?
         /// The interface holding an address (address_not_available).
         public var device: String?
-        /// The container that publishes the port (publisher_stopped).
+        /// The container that publishes the port (publisher_stopped,
+        /// publisher_not_forwarded, bound_to_other_address), and the host
+        /// address it publishes on ("0.0.0.0", "127.0.0.1").
         public var containerName: String?
+        public var publishedOn: String?
         /// The address is the host's, the bind() was in another namespace (address_not_available).
         public var hostHasAddress = false
         /// The tool owning a cgroup BPF program that refused the call, and the
@@ -273,7 +276,12 @@ public struct Advice: Sendable, Hashable {
         case .boundToOtherAddress:
             let wildcard = f.family.map { $0 == .ipv6 ? "[::]" : "0.0.0.0" } ?? "0.0.0.0 (or [::] for IPv4 and IPv6)"
             let fix: String
-            if let kind = f.listenerWorkload, f.listenerAddress?.isLoopback == true {
+            if let c = f.containerName, let on = f.publishedOn {
+                // A Docker container published on one host address: the fix is its -p, not a bind setting.
+                fix = "publish the port on the address clients use: docker run -p \(port):<container port> (every address) or "
+                    + "-p \(f.address.map { "\($0)" } ?? "<address>"):\(port):<container port> (compose: ports:), re-creating "
+                    + "container \(c); it is published on \(on) only"
+            } else if let kind = f.listenerWorkload, f.listenerAddress?.isLoopback == true {
                 // Nothing outside a container reaches its loopback: "connect to
                 // the address it listens on" is no fix for a published port.
                 fix = "make it listen on \(wildcard):\(port) inside the \(kind) (its listen or bind setting, e.g. --host 0.0.0.0): "
@@ -316,6 +324,16 @@ public struct Advice: Sendable, Hashable {
                                     + "left with it, so the host refuses the port.",
                                   "Start it and read why it stopped (exit code, OOM kill: docker inspect); set a restart policy "
                                     + "or run it under a supervisor."])
+        case .publisherNotForwarded:
+            let c = f.containerName ?? "<container>"
+            return Advice(fix: "make Docker forward it again: restart the Docker daemon (it re-creates its DNAT rules and docker-proxy) "
+                            + "or the container (docker restart \(c)), and find what removed them: a firewall reload or flush "
+                            + "(firewall-cmd --reload, ufw reload, iptables-restore or iptables -F, nft flush ruleset) — with firewalld, "
+                            + "put Docker's bridge in its docker zone; check with iptables -t nat -S DOCKER | grep \(port) and pgrep -a docker-proxy",
+                          steps: ["A running container publishes the port, but nothing on the host takes it: Docker's DNAT rules for it "
+                                    + "(and its docker-proxy, if the daemon uses one) are gone.",
+                                  "Restart the daemon or the container to restore them, and stop whatever flushes Docker's rules "
+                                    + "(a firewall reload, an iptables-restore of a saved ruleset, a tool that flushes nftables)."])
         case .otherVRF:
             return Advice(fix: otherVRFFix(f, port),
                           steps: ["The listener and the SYN are in different VRFs: a socket in the default VRF takes SYNs that came "

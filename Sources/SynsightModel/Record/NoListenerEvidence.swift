@@ -26,7 +26,7 @@ public struct NoListenerEvidence: ReasonEvidence {
     /// Where the SYN came in (`NetDevice.json`): bound_to_other_device, other_vrf.
     public var synDevice: JSONValue?
     public var synVRF: JSONValue?
-    /// publisher_stopped: the container that publishes the port (`StoppedPublisher.json`).
+    /// publisher_stopped: the container that publishes the port (`DockerPortBinding.json`).
     public var container: JSONValue?
 
     public init() {}

@@ -57,6 +57,11 @@ public enum NoListenerCause: String, Sendable, Hashable, CaseIterable {
     /// container that publishes it is not running (its DNAT rules and
     /// docker-proxy went with it).
     case publisherStopped = "publisher_stopped"
+    /// Nothing listens on the host's port, and a running Docker container
+    /// publishes it on the SYN's address: Docker's forwarding of it is gone
+    /// (its DNAT rules flushed by a firewall reload or `iptables -F`, its
+    /// docker-proxy killed).
+    case publisherNotForwarded = "publisher_not_forwarded"
 }
 
 /// The process an event is attributed to (or the local client).

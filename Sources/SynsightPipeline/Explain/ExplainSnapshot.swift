@@ -16,7 +16,7 @@ public enum ExplainSnapshot {
         public var listeners: [ExplainListener]
         public var notes: [String]
         /// Docker containers that publish the port and are not running.
-        public var stoppedPublishers: [StoppedPublisher] = []
+        public var stoppedPublishers: [DockerPortBinding] = []
     }
 
     /// Reads everything `explain` needs about `port`. `podLogRoot`: kubelet's

@@ -1,11 +1,14 @@
 import SynsightBase
 
-/// A Docker container that publishes a port but is not running: its DNAT
-/// rules and docker-proxy went with it, so its port is refused by the host
-/// itself (`no_listener/publisher_stopped`). From the container's
-/// `config.v2.json` (State, Name) and `hostconfig.json` (PortBindings, which
-/// outlive the run; NetworkSettings.Ports does not).
-public struct StoppedPublisher: Sendable, Hashable {
+/// A TCP port a Docker container publishes on the host, from the
+/// container's `config.v2.json` (State, Name) and `hostconfig.json`
+/// (PortBindings, which outlive the run; NetworkSettings.Ports does not).
+/// Not running: its DNAT rules and docker-proxy went with it, so its port is
+/// refused by the host itself (`no_listener/publisher_stopped`). Running: a
+/// refusal of its port means the SYN went to an address it does not publish
+/// on (`bound_to_other_address`), or Docker's forwarding of the port is gone
+/// (`publisher_not_forwarded`).
+public struct DockerPortBinding: Sendable, Hashable {
     public var id: String
     /// Docker's name, without the leading "/".
     public var name: String?
@@ -19,9 +22,12 @@ public struct StoppedPublisher: Sendable, Hashable {
     public var oomKilled: Bool
     /// Docker is restarting it (a restart policy between attempts).
     public var restarting: Bool
+    /// The container is running (State.Running).
+    public var running: Bool
 
     public init(id: String, name: String?, hostIP: String, hostPort: UInt16, containerPort: UInt16, exitCode: Int64? = nil,
-                finishedAt: String? = nil, oomKilled: Bool = false, restarting: Bool = false) {
+                finishedAt: String? = nil, oomKilled: Bool = false, restarting: Bool = false, running: Bool = false) {
+        self.running = running
         self.id = id
         self.name = name
         self.hostIP = hostIP
@@ -33,22 +39,23 @@ public struct StoppedPublisher: Sendable, Hashable {
         self.restarting = restarting
     }
 
-    /// The TCP port bindings of a container that is not running; none for a running one.
-    public static func docker(id: String, configJSON: [UInt8], hostConfigJSON: [UInt8]) -> [StoppedPublisher] {
-        guard let config = JSONReader.parse(configJSON), let state = config["State"], state["Running"] != .bool(true),
+    /// The TCP port bindings of a container, running or not.
+    public static func docker(id: String, configJSON: [UInt8], hostConfigJSON: [UInt8]) -> [DockerPortBinding] {
+        guard let config = JSONReader.parse(configJSON), let state = config["State"],
               let host = JSONReader.parse(hostConfigJSON), case .object(let bindings)? = host["PortBindings"] else { return [] }
         let name = config["Name"]?.stringValue.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 }
         let finished = state["FinishedAt"]?.stringValue.flatMap { $0.hasPrefix("0001-") ? nil : $0 }
-        var out: [StoppedPublisher] = []
+        var out: [DockerPortBinding] = []
         for (key, list) in bindings {
             let parts = key.split(separator: "/")
             guard parts.count == 2, parts[1] == "tcp", let containerPort = UInt16(parts[0]), case .array(let bs) = list else { continue }
             for b in bs {
                 guard let hostPort = b["HostPort"]?.stringValue.flatMap(UInt16.init) else { continue }
-                out.append(StoppedPublisher(
+                out.append(DockerPortBinding(
                     id: id, name: name, hostIP: b["HostIp"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0",
                     hostPort: hostPort, containerPort: containerPort, exitCode: state["ExitCode"]?.intValue,
-                    finishedAt: finished, oomKilled: state["OOMKilled"] == .bool(true), restarting: state["Restarting"] == .bool(true)))
+                    finishedAt: finished, oomKilled: state["OOMKilled"] == .bool(true), restarting: state["Restarting"] == .bool(true),
+                    running: state["Running"] == .bool(true)))
             }
         }
         return out.sorted { ($0.hostPort, $0.hostIP) < ($1.hostPort, $1.hostIP) }
@@ -56,6 +63,18 @@ public struct StoppedPublisher: Sendable, Hashable {
 
     /// "0.0.0.0:8080", "[::]:8080": where it publishes the port.
     public var published: String { PublishedPort.join(hostIP, String(hostPort)) }
+
+    /// Whether a SYN to `addr` on the host is this binding's: its host
+    /// address, or any address of the family for 0.0.0.0 / :: (Docker's
+    /// "0.0.0.0" binding serves IPv6 too when the daemon has IPv6 on; an
+    /// IPv6 SYN is not claimed for it here).
+    public func covers(_ addr: IPAddress) -> Bool {
+        switch hostIP {
+        case "0.0.0.0": return addr.isV4Mapped
+        case "::": return true
+        default: return "\(addr)" == hostIP
+        }
+    }
 
     /// "web", else the short id.
     public var label: String { name ?? String(id.prefix(12)) }
@@ -76,6 +95,7 @@ public struct StoppedPublisher: Sendable, Hashable {
         if let finishedAt { o.append(("finished_at", .string(finishedAt))) }
         if oomKilled { o.append(("oom_killed", .bool(true))) }
         if restarting { o.append(("restarting", .bool(true))) }
+        if running { o.append(("running", .bool(true))) }
         return .object(o)
     }
 }
