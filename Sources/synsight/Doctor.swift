@@ -187,7 +187,8 @@ enum DoctorReport {
             return ["  firewall_reject          UNAVAILABLE -- \(drop.detail)",
                     "  firewall_drop            UNAVAILABLE -- \(drop.detail)"]
         }
-        let rules = "rule named from the netns ruleset (read in-process with libnftables, read-only)"
+        let rules = "rule named from the netns ruleset (read in-process with libnftables, read-only; iptables-legacy tables with "
+            + "iptables-legacy-save; IPVS virtual services from /proc/net/ip_vs where ip_vs is loaded, for SYNs IPVS refused)"
         return [
             "  firewall_reject          tp_btf/kfree_skb NETFILTER_DROP + client errno"
                 + (icmp.isSupported ? " + tp_btf/icmp_send (IPv4 ICMP)" : " (no icmp_send: \(icmp.detail))") + "; \(rules)",

@@ -1151,16 +1151,7 @@ def cpu_limited_cgroup(name, quota_us, period_us=100000):
         raise Unavailable("no cgroup hierarchy with the cpu controller")
     d = v1 + "/" + name
     os.mkdir(d)
-
-    def remove():
-        try:
-            for pid in open(d + "/cgroup.procs").read().split():
-                with open(v1 + "/cgroup.procs", "w") as f:
-                    f.write(pid)
-        except OSError:
-            pass
-        wait_until(lambda: not os.path.isdir(d) or _rmdir(d), 5)
-    CLEANUP.append(remove)
+    CLEANUP.append(lambda: remove_cgroup(d, v1))
     with open(d + "/cpu.cfs_period_us", "w") as f:
         f.write(str(period_us))
     with open(d + "/cpu.cfs_quota_us", "w") as f:
@@ -1454,15 +1445,20 @@ def cgroup_tree(components):
 
     def remove():
         for x in reversed(created):
-            try:
-                for pid in open(x + "/cgroup.procs").read().split():
-                    with open(root + "/cgroup.procs", "w") as f:
-                        f.write(pid)
-            except OSError:
-                pass
-            wait_until(lambda: not os.path.isdir(x) or _rmdir(x), 5)
+            remove_cgroup(x, root)
     CLEANUP.append(remove)
     return "/" + "/".join(components), d
+
+
+def remove_cgroup(d, root):
+    """Moves what is left in cgroup `d` to its hierarchy's `root`, then removes it."""
+    try:
+        for pid in open(d + "/cgroup.procs").read().split():
+            with open(root + "/cgroup.procs", "w") as f:
+                f.write(pid)
+    except OSError:
+        pass
+    wait_until(lambda: not os.path.isdir(d) or _rmdir(d), 5)
 
 
 def _rmdir(d):
