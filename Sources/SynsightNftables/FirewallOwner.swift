@@ -54,7 +54,18 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
     /// kube-proxy's comment on the reject for a Service without endpoints:
     /// "shop/api:http has no endpoints" -> "shop/api:http".
     public static func serviceWithoutEndpoints(comment: String?) -> String? {
-        let suffix = " has no endpoints"
+        service(comment, suffix: " has no endpoints")
+    }
+
+    /// kube-proxy's comment on the drop for a Service whose traffic policy is
+    /// Local (externalTrafficPolicy for NodePorts, load-balancer and external
+    /// IPs; internalTrafficPolicy for its ClusterIP) on a node without a ready
+    /// endpoint of it: "shop/web:http has no local endpoints" -> "shop/web:http".
+    public static func serviceWithoutLocalEndpoints(comment: String?) -> String? {
+        service(comment, suffix: " has no local endpoints")
+    }
+
+    static func service(_ comment: String?, suffix: String) -> String? {
         guard let comment, comment.hasSuffix(suffix) else { return nil }
         let service = String(comment.dropLast(suffix.count))
         return service.isEmpty || service.contains(" ") ? nil : service

@@ -124,6 +124,37 @@ struct FirewallOwnerTests {
         #expect(r.hint?.contains("kube-proxy rewrites these rules") == true)
     }
 
+    /// kube-proxy's drop for a Service with a Local traffic policy on a node without its endpoints.
+    struct NoLocalEndpointRule: FirewallRuleSource {
+        func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
+            FirewallRuleLookup(candidates: [FirewallRule(
+                table: "ip filter", chain: "KUBE-EXTERNAL-SERVICES", handle: 12,
+                text: "meta l4proto tcp fib daddr type local tcp dport 30080 # xt_comment counter packets 3 bytes 180 drop",
+                verdict: .drop, comment: "shop/web:http has no local endpoints", owner: .kubeProxy)])
+        }
+    }
+
+    /// That rule and a client's connect() ending with `errno` (110: timed
+    /// out, the drop; 111: refused by something else on the way).
+    static func noLocalEndpointsRecords(errno: Int32) -> [Record] {
+        var e = AttributionEngine(clock: ClockMapping(bootToEpochOffsetNs: 0))
+        e.firewall.rules = NoLocalEndpointRule()
+        var out = e.ingest(.firewallDrop(fwDrop(ts: 1_000, port: 30080)))
+        out += e.ingest(.connectError(fwConnectError(ts: 2_000, port: 30080, errno: errno)))
+        return (out + e.finish()).filter { $0.reason == .firewallDrop || $0.reason == .firewallReject }
+    }
+
+    @Test("kube-proxy's drop for a Local traffic policy on a node without endpoints: service_without_local_endpoints, the policy in the fix")
+    func serviceWithoutLocalEndpoints() throws {
+        let r = try single(Self.noLocalEndpointsRecords(errno: 110))
+        #expect(r.reason == .firewallDrop && r.cause?.rawValue == "service_without_local_endpoints")
+        #expect(r.json["evidence"]?["service"]?.stringValue == "shop/web:http")
+        let hint = try #require(r.hint)
+        #expect(hint.contains("Kubernetes Service shop/web:http has no ready endpoint on this node and its traffic policy is Local, "
+                              + "so kube-proxy drops connections arriving here (the client times out)"), "\(hint)")
+        #expect(hint.contains("healthCheckNodePort") && hint.contains("kubectl get svc -n shop web -o jsonpath"), "\(hint)")
+    }
+
     /// A kube-proxy no-endpoints rule and a client's connect() ending with
     /// `errno` (111: refused, a reject; 110: timed out, a drop).
     static func serviceWithoutEndpointsRecords(errno: Int32) -> [Record] {

@@ -118,6 +118,7 @@ struct SchemaRecordsTests {
         out += IPVSRefusalTests.records()
         out += DockerPortBindingTests.records()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
+        out += FirewallOwnerTests.noLocalEndpointsRecords(errno: 110) + FirewallOwnerTests.noLocalEndpointsRecords(errno: 111)
 
         // accept_queue_full, syn_queue_full (every stage), fd_exhausted (EMFILE, ENFILE, and as the overflow's cause).
         for stage in OverflowStage.allCases {

@@ -54,6 +54,35 @@ struct KubeProxyRuleTests {
         #expect(r.string("netns_name") == server)
     }
 
+    @Test("kube-proxy's drop for a Local traffic policy on a node without endpoints: service_without_local_endpoints, the client times out")
+    func serviceWithoutLocalEndpoints() throws {
+        let pair = try NetNSPair(subnet: "198.18.7")
+        defer { pair.remove() }
+        let port = randomPort()
+        let server = pair.server.name
+        // As kube-proxy (1.26+) writes it for externalTrafficPolicy: Local on a node without a ready endpoint.
+        try sh(["ip", "netns", "exec", server, "iptables", "-N", "KUBE-EXTERNAL-SERVICES"])
+        try sh(["ip", "netns", "exec", server, "iptables", "-A", "INPUT", "-m", "conntrack", "--ctstate", "NEW",
+                "-j", "KUBE-EXTERNAL-SERVICES"])
+        try sh(["ip", "netns", "exec", server, "iptables", "-A", "KUBE-EXTERNAL-SERVICES", "-p", "tcp",
+                "-m", "comment", "--comment", "shop/web:http has no local endpoints",
+                "-m", "addrtype", "--dst-type", "LOCAL", "-m", "tcp", "--dport", String(port), "-j", "DROP"])
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: pair.client, addr: pair.serverAddr, port: port, timeout: 2)
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = try #require(trace.waitForRecord(timeout: 8) {
+            $0.string("reason") == "firewall_drop" && $0.int("netns") == pair.server.inode && $0.int("port") == port
+        }, "no firewall record; stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("cause") == "service_without_local_endpoints", "record: \(r)")
+        #expect(r.evidence["service"] as? String == "shop/web:http")
+        #expect(r.evidence["rule_owner"] as? String == "kube-proxy")
+        #expect(r.evidence["chain"] as? String == "KUBE-EXTERNAL-SERVICES")
+        #expect(r.pid("client") == c.pid)
+        #expect((r.string("hint") ?? "").contains("Service shop/web:http has no ready endpoint on this node and its traffic policy is Local"),
+                "\(r.string("hint") ?? "")")
+    }
+
     @Test("a REJECT in a ufw-style user chain of iptables-legacy: table, chain, position, comment, owner, counter, fix")
     func rejectInUserChain() throws {
         let pair = try NetNSPair(subnet: "198.18.65")

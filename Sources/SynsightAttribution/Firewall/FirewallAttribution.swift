@@ -345,6 +345,10 @@ extension AttributionEngine {
             ev.service = service
             return .firewall(.serviceWithoutEndpoints)
         }
+        if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutLocalEndpoints(comment: rule.comment) {
+            ev.service = service
+            return .firewall(.serviceWithoutLocalEndpoints)
+        }
         return rule.ctStateMatched == .invalid ? .firewall(.conntrackInvalid) : nil
     }
 
@@ -382,6 +386,13 @@ extension AttributionEngine {
             facts.serviceNamespace = service.split(separator: "/").first.map(String.init)
             return "Kubernetes Service \(service) has no ready endpoints, so kube-proxy \(verb) connections to it "
                 + "(rule in table \(rule.table) chain \(rule.chain)): " + fix(.firewall(.serviceWithoutEndpoints))
+        }
+        if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutLocalEndpoints(comment: rule.comment) {
+            facts.serviceNamespace = service.split(separator: "/").first.map(String.init)
+            facts.serviceName = service
+            return "Kubernetes Service \(service) has no ready endpoint on this node and its traffic policy is Local, so kube-proxy "
+                + "\(verb) connections arriving here\(effect) (rule in table \(rule.table) chain \(rule.chain)): "
+                + fix(.firewall(.serviceWithoutLocalEndpoints))
         }
         facts.rule = Advice.Rule(table: rule.table, chain: rule.chain, handle: rule.handle, iptables: rule.iptables,
                                  policyDrop: rule.verdict == .policyDrop, legacy: rule.legacy)

@@ -209,6 +209,9 @@ public struct SynRetransmit: Sendable, Hashable {
 public enum FirewallCause: String, Sendable, Hashable, CaseIterable {
     /// kube-proxy rejects connections to a Service that has no ready endpoints.
     case serviceWithoutEndpoints = "service_without_endpoints"
+    /// kube-proxy drops connections to a Service whose traffic policy is
+    /// Local arriving at a node without a ready endpoint of it.
+    case serviceWithoutLocalEndpoints = "service_without_local_endpoints"
     /// A `ct state invalid` rule dropped a packet conntrack had no entry for
     /// (asymmetric routing, mid-stream pickup, a NAT reusing tuples, window tracking).
     case conntrackInvalid = "conntrack_invalid"

@@ -82,8 +82,10 @@ public struct Advice: Sendable, Hashable {
         /// caller's systemd unit (cgroup_bpf).
         public var bpfOwner: BPFProgramOwner?
         public var unit: String?
-        /// The Kubernetes namespace of a Service without endpoints.
+        /// The Kubernetes namespace of a Service without endpoints, and the
+        /// Service as kube-proxy names it ("shop/web:http").
         public var serviceNamespace: String?
+        public var serviceName: String?
         /// Where a connection's SYNs left this host: the gateway, or the interface (connect_timeout).
         public var nextHop: String?
         /// net.netfilter.nf_conntrack_max when the table was full (conntrack_full).
@@ -502,6 +504,21 @@ public struct Advice: Sendable, Hashable {
                                     + "(quiesced by a health checker). No firewall rule is involved: nft and iptables do not list IPVS.",
                                   "ipvsadm -Ln shows the service and its servers; with kube-proxy (IPVS mode) find the Service by its "
                                     + "ClusterIP and why it has no ready endpoints; with keepalived, why its checks fail."])
+        }
+        if case .firewall(.serviceWithoutLocalEndpoints)? = cause {
+            let svc = f.serviceName.map { s -> String in
+                let parts = s.split(separator: "/", maxSplits: 1)
+                let name = parts.count == 2 ? parts[1].split(separator: ":").first.map(String.init) ?? "<name>" : "<name>"
+                return "-n \(parts.first ?? "<namespace>") \(name)"
+            } ?? "-n <namespace> <name>"
+            return Advice(fix: "send this traffic only to nodes with a ready endpoint (the load balancer's health check on the Service's "
+                            + "healthCheckNodePort does that), run an endpoint on every node that receives it (a DaemonSet, topology "
+                            + "spread), or set the policy to Cluster if the client's source address need not be kept "
+                            + "(kubectl get svc \(svc) -o jsonpath='{.spec.externalTrafficPolicy} {.spec.internalTrafficPolicy}')",
+                          steps: ["With externalTrafficPolicy (or internalTrafficPolicy) Local, kube-proxy drops connections arriving at a "
+                                    + "node that has no ready endpoint of the Service: no hop to another node, to keep the client's address.",
+                                  "Make the load balancer or the clients use only nodes with endpoints (healthCheckNodePort), place "
+                                    + "endpoints on every node that gets traffic, or switch the policy to Cluster."])
         }
         if case .firewall(.serviceWithoutEndpoints)? = cause {
             return Advice(fix: "check that the Service's selector matches running pods and that they pass their readiness probes "
