@@ -775,6 +775,7 @@ struct Analysis {
                 }
             case .ruleset(let rs):
                 ipvsServices(rs, ns: ns)
+                kubeProxyMapElements(rs, ns: ns)
                 var matches = rs.portMatches(port: port)
                 if listening.contains(ns.inode) { matches = Self.forLocalListener(matches, dnat: rs.dnatRules(port: port)) }
                 guard !matches.isEmpty else { continue }
@@ -798,6 +799,29 @@ struct Analysis {
                             + "IPVS refuses every connection to it (ICMP port unreachable), and no firewall rule shows it",
                         remediation: Advice.for(reason: .firewallReject, cause: .firewall(.ipvsNoDestination), facts: facts).fix,
                         netns: ns.inode, evidence: [("ipvs", svc.json)]))
+        }
+    }
+
+    /// kube-proxy's nftables mode: elements of its `no-endpoint-*` verdict
+    /// maps whose key holds the port (a ClusterIP, load-balancer or node
+    /// port of a Service without endpoints, or without local ones).
+    mutating func kubeProxyMapElements(_ rs: NftRuleset, ns: ExplainNamespace) {
+        for map in rs.maps.values where map.name.hasPrefix("no-endpoint-") && FirewallOwner.recognise(table: "\(map.family) \(map.table)", chain: "") == .kubeProxy {
+            for e in map.elements where e.key.contains(.int(Int64(port))) {
+                guard let service = e.comment, !service.isEmpty else { continue }
+                let localOnly = e.verdict["drop"] != nil
+                let cause: FirewallCause = localOnly ? .serviceWithoutLocalEndpoints : .serviceWithoutEndpoints
+                var facts = Advice.Facts(port: port)
+                facts.serviceNamespace = service.split(separator: "/").first.map(String.init)
+                facts.serviceName = service
+                let key = NftVerdictMap.keyText(e.key)
+                let what = localOnly ? "has no ready endpoint on this node and a Local traffic policy: kube-proxy drops connections to \(key) arriving here"
+                                     : "has no ready endpoints: kube-proxy rejects connections to \(key)"
+                add(Finding(localOnly ? .warning : .critical, cause.rawValue,
+                            "Kubernetes Service \(service) \(what) (element of map \(map.family) \(map.table) \(map.name) in \(ns.label))",
+                            remediation: Advice.for(reason: localOnly ? .firewallDrop : .firewallReject, cause: .firewall(cause), facts: facts).fix,
+                            netns: ns.inode, evidence: [("service", .string(service)), ("element", .string(key))]))
+            }
         }
     }
 

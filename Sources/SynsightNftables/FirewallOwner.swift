@@ -65,6 +65,24 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
         service(comment, suffix: " has no local endpoints")
     }
 
+    /// The Service a kube-proxy rule refuses for want of endpoints, and
+    /// whether only local ones are missing (a Local traffic policy): from an
+    /// iptables rule's comment ("ns/svc:port has no endpoints", "… has no
+    /// local endpoints"), or, in nftables mode, from the element of its
+    /// `no-endpoint-services` / `no-endpoint-nodeports` map that decided
+    /// (comment "ns/svc:port"; a goto to its reject chain: no endpoints;
+    /// drop: no local endpoints).
+    public static func kubeProxyNoEndpoints(_ rule: FirewallRule) -> (service: String, localOnly: Bool)? {
+        guard rule.owner == .kubeProxy else { return nil }
+        if let e = rule.element {
+            guard e.map.hasPrefix("no-endpoint-"), let svc = service(e.comment, suffix: "") else { return nil }
+            return (svc, e.verdict == "drop")
+        }
+        if let svc = serviceWithoutEndpoints(comment: rule.comment) { return (svc, false) }
+        if let svc = serviceWithoutLocalEndpoints(comment: rule.comment) { return (svc, true) }
+        return nil
+    }
+
     static func service(_ comment: String?, suffix: String) -> String? {
         guard let comment, comment.hasSuffix(suffix) else { return nil }
         let service = String(comment.dropLast(suffix.count))

@@ -78,6 +78,8 @@ public struct FirewallRule: Sendable, Hashable {
     /// The packet's conntrack state that a `ct state` match of the rule
     /// matched (the kernel's, read at the drop); nil: the rule tests none, or it was not known.
     public var ctStateMatched: ConntrackState?
+    /// The verdict map element that decided (a `vmap @map` rule): `comment` is then the element's.
+    public var element: NftVerdictMap.ElementRef?
 
     public init(table: String, chain: String, handle: Int?, text: String, verdict: FirewallVerdict,
                 packets: UInt64? = nil, exact: Bool = true, iptables: Bool = false,
@@ -164,6 +166,8 @@ public struct NftRuleset: Sendable {
     public var legacyUnread: [String] = []
     /// The namespace's IPVS virtual services (/proc/net/ip_vs), read with the ruleset.
     public var ipvs: [IPVSService] = []
+    /// Verdict maps by "family table name" (kube-proxy's nftables mode decides by their elements).
+    public var maps: [String: NftVerdictMap] = [:]
 
     public init() {}
 
@@ -190,6 +194,8 @@ public struct NftRuleset: Sendable {
                 chains.append(Chain(family: c["family"]?.stringValue ?? "", table: c["table"]?.stringValue ?? "",
                                     name: c["name"]?.stringValue ?? "", hook: c["hook"]?.stringValue,
                                     policy: c["policy"]?.stringValue))
+            } else if let m = item["map"], let map = NftVerdictMap(json: m) {
+                maps[map.id] = map
             } else if let r = item["rule"] {
                 var expr: [JSONValue] = []
                 if case .array(let e)? = r["expr"] { expr = e }
@@ -274,6 +280,7 @@ public struct NftRuleset: Sendable {
     /// matches first, then rules with matches not understood, then policies.
     public func candidates(for p: FirewallPacket) -> [FirewallRule] {
         var exact: [FirewallRule] = [], loose: [FirewallRule] = [], policies: [FirewallRule] = []
+        var mapped: [FirewallRule] = []
         for r in rules {
             guard familyFits(r.family, p.family), let c = chain(r.family, r.table, r.chain), hookFits(c.hook, p.hook) else { continue }
             var unknown = false
@@ -281,6 +288,7 @@ public struct NftRuleset: Sendable {
             var packets: UInt64?
             var fits = true
             var ctMatched: ConntrackState?
+            var element: NftVerdictMap.ElementRef?
             for e in r.expr {
                 if let m = e["match"] {
                     switch NftMatch.evaluate(m, p) {
@@ -295,6 +303,10 @@ public struct NftRuleset: Sendable {
                     verdict = .drop; break
                 } else if let rj = e["reject"] {
                     verdict = .reject(rejectWith(rj, family: r.family)); break
+                } else if let vm = e["vmap"] {
+                    // The element the packet selects decides; none: the rule goes on without a verdict.
+                    if let hit = vmapVerdict(vm, family: r.family, table: r.table, p) { (verdict, element) = hit }
+                    break
                 } else if let xt = e["xt"] {
                     let name = xt["name"]?.stringValue ?? ""
                     if xt["type"]?.stringValue == "target" {
@@ -325,7 +337,14 @@ public struct NftRuleset: Sendable {
                                     iptables: isIptables(r.family, r.table), comment: r.comment,
                                     owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain),
                                     ctStateMatched: ctMatched, legacy: IptablesLegacy.isLegacy(r.family))
-            if unknown { loose.append(rule) } else { exact.append(rule) }
+            if let element {
+                // The element that decided is the most specific evidence there is.
+                var rule = rule
+                rule.element = element
+                rule.comment = element.comment
+                rule.text += " (element \(element.key)\(element.comment.map { " comment \"\($0)\"" } ?? ""): \(element.verdict))"
+                mapped.append(rule)
+            } else if unknown { loose.append(rule) } else { exact.append(rule) }
         }
         for c in chains where c.policy == "drop" && c.hook != nil && familyFits(c.family, p.family) && hookFits(c.hook, p.hook) {
             policies.append(FirewallRule(table: "\(c.family) \(c.table)", chain: c.name, handle: nil,
@@ -334,7 +353,7 @@ public struct NftRuleset: Sendable {
                                          owner: FirewallOwner.recognise(table: "\(c.family) \(c.table)", chain: c.name),
                                          legacy: IptablesLegacy.isLegacy(c.family)))
         }
-        return exact + loose + policies
+        return mapped + exact + loose + policies
     }
 
     package func isIptables(_ family: String, _ table: String) -> Bool {

@@ -83,6 +83,58 @@ struct KubeProxyRuleTests {
                 "\(r.string("hint") ?? "")")
     }
 
+    /// kube-proxy's nftables mode: Services without endpoints are elements
+    /// of its `no-endpoint-services` verdict map (`goto reject-chain`; `drop`
+    /// for a Local policy without local endpoints), looked up by one rule.
+    @Test("kube-proxy nftables mode: the no-endpoint-services element that decided names the Service, reject and drop")
+    func nftablesModeNoEndpoints() throws {
+        let pair = try NetNSPair(subnet: "198.18.7")
+        defer { pair.remove() }
+        let port = randomPort()
+        try pair.server.loadNft("""
+            table ip kube-proxy {
+              comment "rules for kube-proxy"
+              map no-endpoint-services {
+                type ipv4_addr . inet_proto . inet_service : verdict
+                comment "vmap to drop or reject packets to services with no endpoints"
+                elements = { \(pair.serverAddr) . tcp . \(port) comment "shop/api:http" : goto reject-chain,
+                             \(pair.serverAddr) . tcp . \(port + 1) comment "shop/web:http" : drop }
+              }
+              chain filter-input { type filter hook input priority -110; policy accept;
+                ct state new jump service-endpoints-check
+              }
+              chain service-endpoints-check {
+                ip daddr . meta l4proto . th dport vmap @no-endpoint-services
+              }
+              chain reject-chain {
+                comment "helper for @no-endpoint-services / @no-endpoint-nodeports"
+                reject
+              }
+            }
+            """)
+        let trace = try TraceSession([])
+        let refused = try Peer.connect(from: pair.client, addr: pair.serverAddr, port: port, timeout: 2)
+        let dropped = try Peer.connect(from: pair.client, addr: pair.serverAddr, port: port + 1, timeout: 2)
+        #expect(refused.errno == Int(ECONNREFUSED) && dropped.errno == Int(ETIMEDOUT))
+        func record(_ p: Int) -> JSONRecord? {
+            trace.waitForRecord(timeout: 8) {
+                ($0.string("reason") ?? "").hasPrefix("firewall_") && $0.int("netns") == pair.server.inode && $0.int("port") == p
+            }
+        }
+        let r = try #require(record(port), "no record of the reject; stderr: \(trace.stderr)")
+        let d = try #require(record(port + 1), "no record of the drop; stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("reason") == "firewall_reject" && r.string("cause") == "service_without_endpoints", "record: \(r)")
+        #expect(r.evidence["service"] as? String == "shop/api:http" && r.evidence["rule_owner"] as? String == "kube-proxy")
+        #expect(r.evidence["chain"] as? String == "service-endpoints-check", "record: \(r)")
+        #expect((r.evidence["rule"] as? String)?.contains("comment \"shop/api:http\": goto reject-chain") == true, "record: \(r)")
+        #expect(r.pid("client") == refused.pid)
+        #expect(d.string("reason") == "firewall_drop" && d.string("cause") == "service_without_local_endpoints", "record: \(d)")
+        #expect(d.evidence["service"] as? String == "shop/web:http")
+        #expect((d.string("hint") ?? "").contains("element \(pair.serverAddr) . tcp . \(port + 1) of map no-endpoint-services"),
+                "\(d.string("hint") ?? "")")
+    }
+
     @Test("a REJECT in a ufw-style user chain of iptables-legacy: table, chain, position, comment, owner, counter, fix")
     func rejectInUserChain() throws {
         let pair = try NetNSPair(subnet: "198.18.65")

@@ -514,6 +514,17 @@ struct ExplainVerdictTests {
         #expect(!codes(Explain.analyze(F.input([], namespaces: [F.namespace(firewall: .ruleset(rs))]))).contains("ipvs_no_destination"))
     }
 
+    @Test("kube-proxy nftables mode: a no-endpoint-services element on the port names the Service (critical; drop: no local endpoints, a warning)")
+    func kubeProxyMapElements() throws {
+        let rs = try #require(NftRuleset(json: VerdictMapFixture.json))
+        let r = Explain.analyze(F.input([], namespaces: [F.namespace(firewall: .ruleset(rs))]))
+        let f = try #require(r.findings.first { $0.code == "service_without_endpoints" }, "\(r.findings.map(\.code))")
+        #expect(f.severity == .critical && f.message.contains("Kubernetes Service shop/api:http has no ready endpoints"), "\(f.message)")
+        #expect(f.remediation?.contains("kubectl get endpointslices -n shop") == true)
+        let l = try #require(r.findings.first { $0.code == "service_without_local_endpoints" }, "\(r.findings.map(\.code))")
+        #expect(l.severity == .warning && l.message.contains("shop/web:http"))
+    }
+
     @Test("a listener bound to a device: a warning naming it; beside an unbound one, info")
     func boundToDevice() throws {
         var l = F.listener()
@@ -753,4 +764,16 @@ struct ExplainTCPFlagsTests {
         listening.listeners = [l]
         #expect(Explain.analyze(listening).findings.first { $0.code == "firewall_drop" }?.severity == .info)
     }
+}
+
+/// kube-proxy's nftables-mode map: port 8080 of one ClusterIP rejected, of another dropped, as nft -j lists it.
+enum VerdictMapFixture {
+    static let json = """
+        {"nftables": [{"table": {"family": "ip", "name": "kube-proxy", "handle": 1}},
+         {"map": {"family": "ip", "name": "no-endpoint-services", "table": "kube-proxy", "handle": 4, "map": "verdict",
+                  "type": ["ipv4_addr", "inet_proto", "inet_service"],
+                  "elem": [[{"elem": {"val": {"concat": ["10.96.0.10", "tcp", 8080]}, "comment": "shop/api:http"}},
+                            {"goto": {"target": "reject-chain"}}],
+                           [{"elem": {"val": {"concat": ["10.96.0.11", "tcp", 8080]}, "comment": "shop/web:http"}}, {"drop": null}]]}}]}
+        """
 }

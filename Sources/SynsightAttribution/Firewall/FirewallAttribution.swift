@@ -341,13 +341,9 @@ extension AttributionEngine {
         ev.ruleComment = rule.comment
         ev.ruleOwner = rule.owner?.rawValue
         ev.rulePackets = rule.packets.map { Int64(clamping: $0) }
-        if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
+        if let (service, localOnly) = FirewallOwner.kubeProxyNoEndpoints(rule) {
             ev.service = service
-            return .firewall(.serviceWithoutEndpoints)
-        }
-        if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutLocalEndpoints(comment: rule.comment) {
-            ev.service = service
-            return .firewall(.serviceWithoutLocalEndpoints)
+            return .firewall(localOnly ? .serviceWithoutLocalEndpoints : .serviceWithoutEndpoints)
         }
         return rule.ctStateMatched == .invalid ? .firewall(.conntrackInvalid) : nil
     }
@@ -382,17 +378,16 @@ extension AttributionEngine {
             let where_ = record.netns.map { " in network namespace \($0)" } ?? ""
             return "a firewall rule\(where_) \(verb) TCP \(what) to port \(port)\(effect): " + fix()
         }
-        if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutEndpoints(comment: rule.comment) {
-            facts.serviceNamespace = service.split(separator: "/").first.map(String.init)
-            return "Kubernetes Service \(service) has no ready endpoints, so kube-proxy \(verb) connections to it "
-                + "(rule in table \(rule.table) chain \(rule.chain)): " + fix(.firewall(.serviceWithoutEndpoints))
-        }
-        if rule.owner == .kubeProxy, let service = FirewallOwner.serviceWithoutLocalEndpoints(comment: rule.comment) {
+        if let (service, localOnly) = FirewallOwner.kubeProxyNoEndpoints(rule) {
             facts.serviceNamespace = service.split(separator: "/").first.map(String.init)
             facts.serviceName = service
-            return "Kubernetes Service \(service) has no ready endpoint on this node and its traffic policy is Local, so kube-proxy "
-                + "\(verb) connections arriving here\(effect) (rule in table \(rule.table) chain \(rule.chain)): "
-                + fix(.firewall(.serviceWithoutLocalEndpoints))
+            let at = "rule in table \(rule.table) chain \(rule.chain)" + (rule.element.map { ", element \($0.key) of map \($0.map)" } ?? "")
+            if localOnly {
+                return "Kubernetes Service \(service) has no ready endpoint on this node and its traffic policy is Local, so kube-proxy "
+                    + "\(verb) connections arriving here\(effect) (\(at)): " + fix(.firewall(.serviceWithoutLocalEndpoints))
+            }
+            return "Kubernetes Service \(service) has no ready endpoints, so kube-proxy \(verb) connections to it "
+                + "(\(at)): " + fix(.firewall(.serviceWithoutEndpoints))
         }
         facts.rule = Advice.Rule(table: rule.table, chain: rule.chain, handle: rule.handle, iptables: rule.iptables,
                                  policyDrop: rule.verdict == .policyDrop, legacy: rule.legacy)
