@@ -806,13 +806,12 @@ struct Analysis {
     /// maps whose key holds the port (a ClusterIP, load-balancer or node
     /// port of a Service without endpoints, or without local ones).
     mutating func kubeProxyMapElements(_ rs: NftRuleset, ns: ExplainNamespace) {
-        for map in rs.maps.values where map.name.hasPrefix("no-endpoint-") && FirewallOwner.recognise(table: "\(map.family) \(map.table)", chain: "") == .kubeProxy {
+        for map in rs.maps.values where FirewallOwner.recognise(table: "\(map.family) \(map.table)", chain: "") == .kubeProxy {
             for e in map.elements where e.key.contains(.int(Int64(port))) {
-                guard let service = e.comment, !service.isEmpty else { continue }
-                let localOnly = e.verdict["drop"] != nil
+                guard let (service, localOnly) = FirewallOwner.kubeProxyNoEndpoints(map: map.name, comment: e.comment, drops: e.drops)
+                else { continue }
                 let cause: FirewallCause = localOnly ? .serviceWithoutLocalEndpoints : .serviceWithoutEndpoints
                 var facts = Advice.Facts(port: port)
-                facts.serviceNamespace = service.split(separator: "/").first.map(String.init)
                 facts.serviceName = service
                 let key = NftVerdictMap.keyText(e.key)
                 let what = localOnly ? "has no ready endpoint on this node and a Local traffic policy: kube-proxy drops connections to \(key) arriving here"

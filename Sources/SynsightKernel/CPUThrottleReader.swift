@@ -12,21 +12,15 @@ import SynsightModel
 /// its whole life. Read on the pipeline thread (never the ring-buffer
 /// consumer's), or by explain. Not thread-safe.
 package final class CPUThrottleReader {
-    /// A cgroup hierarchy mounted at `point` whose root is `root` (mountinfo's
-    /// fourth field: "/" unless the mount shows a sub-tree).
-    struct Mount: Hashable {
-        var root: String
-        var point: String
-    }
-
     struct Counters: Hashable {
         var periods: UInt64
         var throttled: UInt64
         var throttledUs: UInt64
     }
 
-    let v2: Mount?
-    let v1CPU: Mount?
+    /// The cgroup v2 mount, and the v1 mount carrying the `cpu` controller.
+    let v2: MountInfo?
+    let v1CPU: MountInfo?
     var baselines: [String: (at: UInt64, counters: Counters)] = [:]
 
     /// A baseline older than this is replaced after use, so windows stay a
@@ -38,23 +32,9 @@ package final class CPUThrottleReader {
     static let maxBaselines = 1024
 
     package init(mountinfo: String? = ProcFS.read("/proc/self/mountinfo")) {
-        (v2, v1CPU) = Self.mounts(mountinfo ?? "")
-    }
-
-    /// The cgroup v2 mount and the v1 mount carrying the `cpu` controller.
-    static func mounts(_ mountinfo: String) -> (v2: Mount?, v1CPU: Mount?) {
-        var v2: Mount?, v1: Mount?
-        for line in mountinfo.split(separator: "\n") {
-            // id parent major:minor root mountpoint options... - fstype source superopts
-            let halves = line.split(separator: " - ", maxSplits: 1)
-            guard halves.count == 2 else { continue }
-            let f = halves[0].split(separator: " "), tail = halves[1].split(separator: " ")
-            guard f.count >= 5, tail.count >= 3 else { continue }
-            let m = Mount(root: String(f[3]), point: String(f[4]))
-            if tail[0] == "cgroup2", v2 == nil { v2 = m }
-            if tail[0] == "cgroup", v1 == nil, tail[2].split(separator: ",").contains("cpu") { v1 = m }
-        }
-        return (v2, v1)
+        let mounts = MountInfo.parse(mountinfo ?? "")
+        v2 = mounts.first { $0.fsType == "cgroup2" }
+        v1CPU = mounts.first { $0.fsType == "cgroup" && $0.superOptions.contains("cpu") }
     }
 
     /// Where limits are read, for doctor: "cgroup v2 at /sys/fs/cgroup",
@@ -93,7 +73,7 @@ package final class CPUThrottleReader {
     }
 
     /// Every cgroup from `path` up to the hierarchy's root that has a quota, deepest first.
-    func limited(path: String, in mount: Mount, hierarchy: CPUThrottle.Hierarchy, now: UInt64) -> [CPUThrottle] {
+    func limited(path: String, in mount: MountInfo, hierarchy: CPUThrottle.Hierarchy, now: UInt64) -> [CPUThrottle] {
         guard let relative = Self.relative(path, to: mount.root) else { return [] }
         var out: [CPUThrottle] = []
         var components = relative.split(separator: "/").map(String.init)

@@ -12,16 +12,7 @@ import SynsightNftables
 public enum CgroupRoot {
     /// The mount point of a cgroup2 filesystem whose root is the hierarchy's root.
     static func mountPoint() -> String? {
-        guard let text = ProcFS.read("/proc/self/mountinfo") else { return nil }
-        for line in text.split(separator: "\n") {
-            // id parent major:minor root mountpoint options... - fstype source superopts
-            let halves = line.split(separator: " - ", maxSplits: 1)
-            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
-            let f = halves[0].split(separator: " ")
-            guard f.count >= 5, f[3] == "/" else { continue }
-            return String(f[4])
-        }
-        return nil
+        MountInfo.current().first { $0.fsType == "cgroup2" && $0.root == "/" }?.point
     }
 
     /// The path of cgroup v2 `id` relative to the hierarchy mounted at

@@ -167,33 +167,21 @@ public final class ProcfsResolver: ProcessResolver {
 
     public func forget(pid: UInt32) { cache[pid] = nil }
 
-    /// What its threads are doing now (ProcFS.runState), read at most once
-    /// per `runStateTTLNs` per process: an overflow storm on a big thread
-    /// pool walks its task directory once, not per record.
-    var runStates: [UInt32: (at: UInt64, state: ProcessRunState?)] = [:]
-    static let runStateTTLNs: UInt64 = 500_000_000
+    /// What its threads are doing now (ProcFS.runState), and the CPU limit
+    /// over it (CPUThrottleReader), each read at most once per 500 ms per
+    /// process: an overflow storm on a big thread pool walks its task
+    /// directory and its cgroup files once, not per record.
+    var runStates = TimedCache<UInt32, ProcessRunState?>(ttlNs: 500_000_000, limit: 1024)
+    var throttles = TimedCache<UInt32, CPUThrottle?>(ttlNs: 500_000_000, limit: 1024)
+    lazy var cpuLimits = CPUThrottleReader()
 
     public func runState(pid: UInt32) -> ProcessRunState? {
-        let now = ConditionLock.now()
-        if let hit = runStates[pid], now &- hit.at < Self.runStateTTLNs { return hit.state }
-        if runStates.count > 1024 { runStates.removeAll(keepingCapacity: true) }
-        let state = ProcFS.runState(pid: pid)
-        runStates[pid] = (now, state)
-        return state
+        runStates.value(pid, now: ConditionLock.now()) { ProcFS.runState(pid: pid) }
     }
-
-    /// The CPU limit over a process (CPUThrottleReader), read at most once
-    /// per `runStateTTLNs` per process, like its run state.
-    lazy var cpuLimits = CPUThrottleReader()
-    var throttles: [UInt32: (at: UInt64, throttle: CPUThrottle?)] = [:]
 
     public func cpuThrottle(pid: UInt32) -> CPUThrottle? {
         let now = ConditionLock.now()
-        if let hit = throttles[pid], now &- hit.at < Self.runStateTTLNs { return hit.throttle }
-        if throttles.count > 1024 { throttles.removeAll(keepingCapacity: true) }
-        let t = cpuLimits.read(pid: pid, now: now)
-        throttles[pid] = (now, t)
-        return t
+        return throttles.value(pid, now: now) { cpuLimits.read(pid: pid, now: now) }
     }
 
     /// Docker containers' port bindings, read at most every `bindingsTTLNs`

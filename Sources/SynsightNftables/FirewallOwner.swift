@@ -74,13 +74,18 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
     /// drop: no local endpoints).
     public static func kubeProxyNoEndpoints(_ rule: FirewallRule) -> (service: String, localOnly: Bool)? {
         guard rule.owner == .kubeProxy else { return nil }
-        if let e = rule.element {
-            guard e.map.hasPrefix("no-endpoint-"), let svc = service(e.comment, suffix: "") else { return nil }
-            return (svc, e.verdict == "drop")
-        }
+        if let e = rule.element { return kubeProxyNoEndpoints(map: e.map, comment: e.comment, drops: e.verdict == "drop") }
         if let svc = serviceWithoutEndpoints(comment: rule.comment) { return (svc, false) }
         if let svc = serviceWithoutLocalEndpoints(comment: rule.comment) { return (svc, true) }
         return nil
+    }
+
+    /// An element of a kube-proxy (nftables mode) verdict map: one of its
+    /// `no-endpoint-*` maps names a Service; `drops` (rather than going to
+    /// its reject chain) when only local endpoints are missing.
+    public static func kubeProxyNoEndpoints(map: String, comment: String?, drops: Bool) -> (service: String, localOnly: Bool)? {
+        guard map.hasPrefix("no-endpoint-"), let svc = service(comment, suffix: "") else { return nil }
+        return (svc, drops)
     }
 
     static func service(_ comment: String?, suffix: String) -> String? {

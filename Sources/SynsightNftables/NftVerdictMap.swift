@@ -14,6 +14,9 @@ public struct NftVerdictMap: Sendable {
         public var key: [JSONValue]
         public var comment: String?
         public var verdict: JSONValue
+
+        /// The element's verdict is `drop`.
+        public var drops: Bool { verdict["drop"] != nil }
     }
 
     /// The element that decided a packet, as a record names it.
@@ -118,7 +121,7 @@ extension NftRuleset {
         guard values.count == selectors.count, let e = map.element(for: values) else { return nil }
         let verdict: FirewallVerdict
         let said: String
-        if e.verdict["drop"] != nil {
+        if e.drops {
             (verdict, said) = (.drop, "drop")
         } else if let target = (e.verdict["goto"] ?? e.verdict["jump"])?["target"]?.stringValue,
                   let v = firstVerdict(family: family, table: table, chain: target) {

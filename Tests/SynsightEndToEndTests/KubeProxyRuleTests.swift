@@ -17,11 +17,12 @@ struct KubeProxyRuleTests {
     }
 
     /// A client of `pair` connects to `port` of the server namespace, whose
-    /// firewall rejects it: the firewall record, and the client's (pid, errno).
-    static func refusedByRule(_ pair: NetNSPair, port: Int) throws -> (JSONRecord, (pid: Int, errno: Int)) {
+    /// firewall rejects it (or, `errno` ETIMEDOUT, drops it): the firewall
+    /// record, and the client's (pid, errno).
+    static func refusedByRule(_ pair: NetNSPair, port: Int, errno: Int32 = ECONNREFUSED) throws -> (JSONRecord, (pid: Int, errno: Int)) {
         let trace = try TraceSession([])
         let c = try Peer.connect(from: pair.client, addr: pair.serverAddr, port: port, timeout: 2)
-        #expect(c.errno == Int(ECONNREFUSED))
+        #expect(c.errno == Int(errno))
         let r = try #require(trace.waitForRecord(timeout: 8) {
             ($0.string("reason") ?? "").hasPrefix("firewall_") && $0.int("netns") == pair.server.inode && $0.int("port") == port
         }, "no firewall record; stderr: \(trace.stderr)")
@@ -67,13 +68,8 @@ struct KubeProxyRuleTests {
         try sh(["ip", "netns", "exec", server, "iptables", "-A", "KUBE-EXTERNAL-SERVICES", "-p", "tcp",
                 "-m", "comment", "--comment", "shop/web:http has no local endpoints",
                 "-m", "addrtype", "--dst-type", "LOCAL", "-m", "tcp", "--dport", String(port), "-j", "DROP"])
-        let trace = try TraceSession([])
-        let c = try Peer.connect(from: pair.client, addr: pair.serverAddr, port: port, timeout: 2)
-        #expect(c.errno == Int(ETIMEDOUT))
-        let r = try #require(trace.waitForRecord(timeout: 8) {
-            $0.string("reason") == "firewall_drop" && $0.int("netns") == pair.server.inode && $0.int("port") == port
-        }, "no firewall record; stderr: \(trace.stderr)")
-        trace.stop()
+        let (r, c) = try Self.refusedByRule(pair, port: port, errno: ETIMEDOUT)
+        #expect(r.string("reason") == "firewall_drop")
         #expect(r.string("cause") == "service_without_local_endpoints", "record: \(r)")
         #expect(r.evidence["service"] as? String == "shop/web:http")
         #expect(r.evidence["rule_owner"] as? String == "kube-proxy")
@@ -112,18 +108,8 @@ struct KubeProxyRuleTests {
               }
             }
             """)
-        let trace = try TraceSession([])
-        let refused = try Peer.connect(from: pair.client, addr: pair.serverAddr, port: port, timeout: 2)
-        let dropped = try Peer.connect(from: pair.client, addr: pair.serverAddr, port: port + 1, timeout: 2)
-        #expect(refused.errno == Int(ECONNREFUSED) && dropped.errno == Int(ETIMEDOUT))
-        func record(_ p: Int) -> JSONRecord? {
-            trace.waitForRecord(timeout: 8) {
-                ($0.string("reason") ?? "").hasPrefix("firewall_") && $0.int("netns") == pair.server.inode && $0.int("port") == p
-            }
-        }
-        let r = try #require(record(port), "no record of the reject; stderr: \(trace.stderr)")
-        let d = try #require(record(port + 1), "no record of the drop; stderr: \(trace.stderr)")
-        trace.stop()
+        let (r, refused) = try Self.refusedByRule(pair, port: port)
+        let (d, _) = try Self.refusedByRule(pair, port: port + 1, errno: ETIMEDOUT)
         #expect(r.string("reason") == "firewall_reject" && r.string("cause") == "service_without_endpoints", "record: \(r)")
         #expect(r.evidence["service"] as? String == "shop/api:http" && r.evidence["rule_owner"] as? String == "kube-proxy")
         #expect(r.evidence["chain"] as? String == "service-endpoints-check", "record: \(r)")

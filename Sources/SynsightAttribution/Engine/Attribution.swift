@@ -334,7 +334,7 @@ public struct AttributionEngine {
         // What was seen; the hint ends with the catalogue's fix (Advice.swift).
         var situation: String
         var facts = Advice.Facts(port: port, address: r.local.addr, family: r.family)
-        // Docker's bindings of the port (cached by the resolver): who publishes it on the host.
+        // Docker's bindings of the port (cached by the resolver): who publishes it on the host (none elsewhere).
         let publishers = r.netns == hostNetns ? resolver?.publishers(port: port) ?? [] : []
 
         if let l = elsewhere.first {
@@ -356,7 +356,7 @@ public struct AttributionEngine {
                 let addrs = sameFamily.map { Endpoint(addr: $0.local.addr, port: port).description }
                 situation = "\(l.label) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local)"
                 // docker-proxy, or dockerd's own listener holding the port without it (--userland-proxy=false).
-                if l.comm == "docker-proxy" || l.comm == "dockerd", r.netns == hostNetns,
+                if l.comm == "docker-proxy" || l.comm == "dockerd",
                    let c = publishers.first(where: { p in p.running && sameFamily.contains { p.covers($0.local.addr) } }) {
                     // docker-proxy listens where the container is published: the fix is the publish address.
                     evidence.container = c.json
@@ -424,7 +424,7 @@ public struct AttributionEngine {
             record.process = l.process
             evidence.listeners = onPort.filter { $0.netns != r.netns }.map(\.json)
             situation = "port \(port) listens in network namespace \(l.netns) (\(l.label)), but the SYN arrived in namespace \(r.netns)"
-        } else if r.netns == hostNetns, let (c, why) = Self.publisherCause(publishers, synTo: r.local) {
+        } else if let (c, why) = Self.publisherCause(publishers, synTo: r.local) {
             cause = why
             evidence.container = c.json
             facts.containerName = c.label

@@ -379,7 +379,6 @@ extension AttributionEngine {
             return "a firewall rule\(where_) \(verb) TCP \(what) to port \(port)\(effect): " + fix()
         }
         if let (service, localOnly) = FirewallOwner.kubeProxyNoEndpoints(rule) {
-            facts.serviceNamespace = service.split(separator: "/").first.map(String.init)
             facts.serviceName = service
             let at = "rule in table \(rule.table) chain \(rule.chain)" + (rule.element.map { ", element \($0.key) of map \($0.map)" } ?? "")
             if localOnly {

@@ -82,10 +82,14 @@ public struct Advice: Sendable, Hashable {
         /// caller's systemd unit (cgroup_bpf).
         public var bpfOwner: BPFProgramOwner?
         public var unit: String?
-        /// The Kubernetes namespace of a Service without endpoints, and the
-        /// Service as kube-proxy names it ("shop/web:http").
-        public var serviceNamespace: String?
+        /// A Service without endpoints (or local ones), as kube-proxy names it ("shop/web:http").
         public var serviceName: String?
+        /// Its Kubernetes namespace and name ("shop", "web").
+        public var serviceNamespace: String? { serviceName?.split(separator: "/", maxSplits: 1).first.map(String.init) }
+        public var serviceShortName: String? {
+            guard let parts = serviceName?.split(separator: "/", maxSplits: 1), parts.count == 2 else { return nil }
+            return parts[1].split(separator: ":").first.map(String.init)
+        }
         /// Where a connection's SYNs left this host: the gateway, or the interface (connect_timeout).
         public var nextHop: String?
         /// net.netfilter.nf_conntrack_max when the table was full (conntrack_full).
@@ -102,7 +106,7 @@ public struct Advice: Sendable, Hashable {
                     listenerDevice: NetDevice? = nil,
                     killedBySignal: Bool = false, somaxconnCap: Int32? = nil,
                     outgoing: Bool = false, unprivilegedPortStart: Int? = nil, rule: Rule? = nil,
-                    serviceNamespace: String? = nil, processLabel: String? = nil, nofileHard: String? = nil,
+                    serviceName: String? = nil, processLabel: String? = nil, nofileHard: String? = nil,
                     backlog: UInt32? = nil, namespaceLabel: String? = nil, call: SocketCall? = nil,
                     holderState: String? = nil, selinuxDomain: String? = nil, deniedPermissions: [String] = [],
                     socketProtocol: String? = nil, lsmsToCheck: String? = nil, nextHop: String? = nil,
@@ -121,7 +125,7 @@ public struct Advice: Sendable, Hashable {
             self.outgoing = outgoing
             self.unprivilegedPortStart = unprivilegedPortStart
             self.rule = rule
-            self.serviceNamespace = serviceNamespace
+            self.serviceName = serviceName
             self.processLabel = processLabel
             self.nofileHard = nofileHard
             self.nextHop = nextHop
@@ -506,11 +510,7 @@ public struct Advice: Sendable, Hashable {
                                     + "ClusterIP and why it has no ready endpoints; with keepalived, why its checks fail."])
         }
         if case .firewall(.serviceWithoutLocalEndpoints)? = cause {
-            let svc = f.serviceName.map { s -> String in
-                let parts = s.split(separator: "/", maxSplits: 1)
-                let name = parts.count == 2 ? parts[1].split(separator: ":").first.map(String.init) ?? "<name>" : "<name>"
-                return "-n \(parts.first ?? "<namespace>") \(name)"
-            } ?? "-n <namespace> <name>"
+            let svc = "-n \(f.serviceNamespace ?? "<namespace>") \(f.serviceShortName ?? "<name>")"
             return Advice(fix: "send this traffic only to nodes with a ready endpoint (the load balancer's health check on the Service's "
                             + "healthCheckNodePort does that), run an endpoint on every node that receives it (a DaemonSet, topology "
                             + "spread), or set the policy to Cluster if the client's source address need not be kept "
