@@ -461,19 +461,40 @@ void syn_ring_positions_unmap(struct syn_ring_positions *p)
 	p->pages = NULL;
 }
 
-int syn_private_cgroup2_root(void)
+int syn_cgroup2_detached_root(void)
 {
-	const char *at = "/sys/fs/cgroup";
-	if (unshare(CLONE_NEWNS) != 0)
+	int fs = fsopen("cgroup2", FSOPEN_CLOEXEC);
+	if (fs < 0)
 		return -errno;
-	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0)
-		return -errno;
-	if (mount("cgroup2", at, "cgroup2", 0, NULL) != 0)
-		return -errno;
-	int fd = open(at, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
+		int e = errno;
+		close(fs);
+		return -e;
+	}
+	int mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0);
 	int e = errno;
-	umount2(at, MNT_DETACH);
+	close(fs);
+	if (mnt < 0)
+		return -e;
+	/* fsmount's fd is O_PATH, which BPF attach and reads refuse: reopen it
+	 * through its magic link; the open directory keeps the mount alive. */
+	char link[64];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", mnt);
+	int fd = open(link, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	e = errno;
+	close(mnt);
 	return fd >= 0 ? fd : -e;
+}
+
+int syn_join_cgroupns(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = setns(fd, CLONE_NEWCGROUP);
+	int e = errno;
+	close(fd);
+	return rc == 0 ? 0 : -e;
 }
 
 int syn_prog_test_run(int prog_fd)

@@ -200,31 +200,23 @@ public final class BPFProgramReader: BPFProgramSource, @unchecked Sendable {
     /// /proc/<pid>/cgroup while it lives, else from the cgroup id its event
     /// carried (open_by_handle_at on the v2 mount), while the cgroup exists.
     func cgroupLeaf(pid: UInt32, cgroupID: UInt64) -> Result<String, ReadError> {
-        guard let root = CgroupRoot.mountPoint() else {
+        guard CgroupRoot.path != nil else {
             return .failure(ReadError("no cgroup v2 hierarchy is mounted: the cgroup programs of process \(pid) cannot be read"))
         }
         if let text = ProcFS.read("/proc/\(pid)/cgroup", limit: 64 << 10),
            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) {
             return .success(String(line.dropFirst(3)))
         }
-        if cgroupID != 0, let path = Self.cgroupPath(id: cgroupID, root: root) {
+        if cgroupID != 0, let path = CgroupRoot.path(id: cgroupID) {
             return .success(path)
         }
         return .failure(ReadError("process \(pid) is gone (or has no cgroup v2), and its cgroup with it: its cgroup programs cannot be read"))
     }
 
-    /// Cgroup `id`'s path relative to the v2 root mounted at `root`.
-    static func cgroupPath(id: UInt64, root: String) -> String? {
-        let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        return CgroupRoot.path(id: id, mountFD: fd, mount: root)
-    }
-
     /// The programs in effect at `kind` on cgroup `leaf`, each with the
     /// cgroup it is attached to (the leaf or an ancestor), in run order.
     func cgroupPrograms(leaf: String, kind: BPFAttachKind) -> Result<[CgroupProgram], ReadError> {
-        guard let root = CgroupRoot.mountPoint() else {
+        guard let root = CgroupRoot.path else {
             return .failure(ReadError("no cgroup v2 hierarchy is mounted: the cgroup programs of \(leaf) cannot be read"))
         }
         guard let type = Self.attachType(kind) else { return .success([]) }

@@ -31,10 +31,18 @@ package final class CPUThrottleReader {
     static let longWindowNs: UInt64 = 60_000_000_000
     static let maxBaselines = 1024
 
-    package init(mountinfo: String? = ProcFS.read("/proc/self/mountinfo")) {
+    /// `wholeV2`: a path that opens the whole v2 hierarchy (CgroupRoot),
+    /// used before `mountinfo`'s v2 mount, which may be a sub-tree.
+    package init(mountinfo: String?, wholeV2: String? = nil) {
         let mounts = MountInfo.parse(mountinfo ?? "")
-        v2 = mounts.first { $0.fsType == "cgroup2" }
+        v2 = wholeV2.map { MountInfo(root: "/", point: $0, fsType: "cgroup2", superOptions: []) }
+            ?? mounts.first { $0.fsType == "cgroup2" }
         v1CPU = mounts.first { $0.fsType == "cgroup" && $0.superOptions.contains("cpu") }
+    }
+
+    /// The reader of this host's limits.
+    package static func host() -> CPUThrottleReader {
+        CPUThrottleReader(mountinfo: ProcFS.read("/proc/self/mountinfo"), wholeV2: CgroupRoot.path)
     }
 
     /// Where limits are read, for doctor: "cgroup v2 at /sys/fs/cgroup",

@@ -4,50 +4,73 @@ import SynsightBase
 import SynsightModel
 import SynsightNftables
 
-/// The root of the cgroup v2 hierarchy, where synsight's cgroup/connect
-/// programs attach so that every connect() on the host runs them (issue 16).
-/// Found in /proc/self/mountinfo (hybrid hosts mount it at
-/// /sys/fs/cgroup/unified); where none is mounted, mounted privately
-/// (syn_private_cgroup2_root): the host's mounts never change.
+/// The whole cgroup v2 hierarchy, as synsight reaches it: where its
+/// cgroup/connect programs attach (the root: every connect() on the host
+/// runs them, issue 16), where a cgroup id is named, and where limits and
+/// members are read. A cgroup2 mount of the whole hierarchy from
+/// /proc/self/mountinfo (hybrid hosts mount it at /sys/fs/cgroup/unified);
+/// where there is none (nothing mounted, or only synsight's container's own
+/// sub-tree), a detached mount of its own (syn_cgroup2_detached_root): the
+/// host's mounts never change.
 public enum CgroupRoot {
-    /// The mount point of a cgroup2 filesystem whose root is the hierarchy's root.
-    static func mountPoint() -> String? {
-        MountInfo.current().first { $0.fsType == "cgroup2" && $0.root == "/" }?.point
+    public struct Hierarchy: Sendable {
+        /// Opens the root: the mount point, or /proc/self/fd/N of a detached mount.
+        public let path: String
+        /// The root, open for the process's life (a detached mount lives by it).
+        let fd: Int32
+        /// Where it comes from, for doctor.
+        public let source: String
     }
 
-    /// The path of cgroup v2 `id` relative to the hierarchy mounted at
-    /// `mount` ("/" for its root), through an fd of that mount
-    /// (open_by_handle_at): a cgroup named after its processes exited, while
-    /// it exists. nil when it is gone or outside the mount.
-    static func path(id: UInt64, mountFD: Int32, mount: String) -> String? {
+    /// Found once, on first use.
+    public static let v2: Result<Hierarchy, KernelError> = find()
+
+    /// The path that opens the root, when there is a hierarchy.
+    public static var path: String? { try? v2.get().path }
+
+    static func find() -> Result<Hierarchy, KernelError> {
+        let mounts = MountInfo.current().filter { $0.fsType == "cgroup2" }
+        if let whole = mounts.first(where: { $0.root == "/" }) {
+            let fd = Glibc.open(whole.point, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 {
+                return .success(Hierarchy(path: whole.point, fd: fd, source: "mounted at \(whole.point)"))
+            }
+        }
+        let fd = syn_cgroup2_detached_root()
+        guard fd >= 0 else {
+            return .failure(KernelError.sys("opening the root cgroup v2 (no cgroup2 mount of the whole hierarchy, and a detached mount failed)", code: fd))
+        }
+        let why = mounts.first.map { "only its sub-tree \($0.root) is mounted, at \($0.point)" } ?? "none is mounted"
+        return .success(Hierarchy(path: "/proc/self/fd/\(fd)", fd: fd, source: "a detached mount of synsight's own (\(why))"))
+    }
+
+    /// The path of cgroup v2 `id` relative to the hierarchy's root ("/" for
+    /// the root): a cgroup named after its processes exited, while it exists
+    /// (open_by_handle_at). nil when it is gone or there is no hierarchy.
+    public static func path(id: UInt64) -> String? {
+        guard let h = try? v2.get() else { return nil }
         var buf = [CChar](repeating: 0, count: 4096)
-        let n = syn_cgroup_path(mountFD, id, &buf, buf.count)
+        let n = syn_cgroup_path(h.fd, id, &buf, buf.count)
         guard n > 0 else { return nil }
-        let full = String(decoding: buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if full == mount { return "/" }
-        return full.hasPrefix(mount + "/") ? String(full.dropFirst(mount.count)) : nil
+        return String(decoding: buf.prefix(Int(n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// An fd of the root cgroup, or why there is none.
+    /// A new fd of the root cgroup (the caller closes it), or why there is none.
     public static func open() -> Result<Int32, KernelError> {
-        if let path = mountPoint() {
-            let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if fd >= 0 { return .success(fd) }
+        v2.flatMap { h in
+            let fd = Glibc.open(h.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            return fd >= 0 ? .success(fd) : .failure(KernelError.sys("opening the root cgroup v2 (\(h.path))", code: -errno))
         }
-        let fd = syn_private_cgroup2_root()
-        if fd >= 0 { return .success(fd) }
-        return .failure(KernelError.sys("opening the root cgroup v2 (none mounted, and mounting one privately failed)", code: fd))
     }
 
-    /// Is there a cgroup v2 root to attach to (mounted, or mountable privately)?
+    /// Is there a root to attach to, and is it the host's?
     public static var available: ProbeResult {
-        if let path = mountPoint() { return .supports("cgroup/connect{4,6}", "cgroup v2 at \(path)") }
-        // Mounting privately is the only way to know that it works.
-        let fd = syn_private_cgroup2_root()
-        if fd >= 0 {
-            close(fd)
-            return .supports("cgroup/connect{4,6}", "no cgroup v2 mounted: one is mounted privately")
+        guard CgroupNamespace.state.isHost else {
+            return .unsupported("synsight's cgroup namespace is " + CgroupNamespace.state.detail)
         }
-        return .unsupported("no cgroup v2 mounted, and mounting one privately failed (\(ErrnoName.name(-fd)))")
+        switch v2 {
+        case .success(let h): return .supports("cgroup/connect{4,6}", "cgroup v2 root, \(h.source)")
+        case .failure(let e): return .unsupported(e.description)
+        }
     }
 }

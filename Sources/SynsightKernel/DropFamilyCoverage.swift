@@ -26,7 +26,7 @@ public struct DropFamilyCoverage: Sendable {
         }
 
         public static func probe() -> Readers {
-            Readers(routeLookup: RouteReader.probe(), cgroupV2: CgroupRoot.mountPoint() != nil)
+            Readers(routeLookup: RouteReader.probe(), cgroupV2: CgroupRoot.path != nil)
         }
     }
 

@@ -173,7 +173,7 @@ public final class ProcfsResolver: ProcessResolver {
     /// directory and its cgroup files once, not per record.
     var runStates = TimedCache<UInt32, ProcessRunState?>(ttlNs: 500_000_000, limit: 1024)
     var throttles = TimedCache<UInt32, CPUThrottle?>(ttlNs: 500_000_000, limit: 1024)
-    lazy var cpuLimits = CPUThrottleReader()
+    lazy var cpuLimits = CPUThrottleReader.host()
 
     public func runState(pid: UInt32) -> ProcessRunState? {
         runStates.value(pid, now: ConditionLock.now()) { ProcFS.runState(pid: pid) }

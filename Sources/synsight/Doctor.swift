@@ -230,7 +230,7 @@ extension DoctorReport {
         return [
             "  accept_queue_full        \(synStage); " + ackStage.joined(separator: "; ") + seed
                 + "; the listener's threads read as the overflow is attributed (stopped, blocked in the kernel)"
-                + (CPUThrottleReader().sources.map { ", and the CPU limit over it (throttled: \($0))" }
+                + (CPUThrottleReader.host().sources.map { ", and the CPU limit over it (throttled: \($0))" }
                     ?? "; CPU throttling not judged: no cgroup hierarchy has the cpu controller"),
             "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)"
                 + (armed ? "; armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")

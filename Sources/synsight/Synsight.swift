@@ -31,6 +31,7 @@ struct Synsight: ParsableCommand {
 
     static func main() {
         ProcessMemory.useOneArena()  // before any thread exists
+        _ = CgroupNamespace.state     // joins the host's, before any thread exists
         main(nil)
     }
 }

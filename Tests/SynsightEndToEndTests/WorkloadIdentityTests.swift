@@ -17,16 +17,18 @@ struct WorkloadIdentityEndToEndTests {
 
     /// A listener in `cgroup`, killed `settle` seconds after listen(), then
     /// refused: the record, with the namespace's name and this node's identity.
-    func killedListenerRefusal(cgroup: CgroupTree, settle: Double) throws -> (JSONRecord, NetNS, Peer) {
+    /// `launcher`: how synsight is started (TraceSession); `clientCgroup`: where the client runs.
+    func killedListenerRefusal(cgroup: CgroupTree, settle: Double, launcher: [String] = [],
+                               clientCgroup: CgroupTree? = nil) throws -> (JSONRecord, NetNS, Peer) {
         let ns = try NetNS()
         let port = randomPort()
-        let trace = try TraceSession([])
+        let trace = try TraceSession([], launcher: launcher)
         let listener = try Peer(listenIn: ns, addr: "127.0.0.1", port: port, cgroup: cgroup)
         let inCgroup = (try? String(contentsOfFile: "/proc/\(listener.pid)/cgroup", encoding: .utf8)) ?? ""
         #expect(inCgroup.contains(cgroup.path), "the listener was not moved: \(inCgroup)")
         if settle > 0 { Thread.sleep(forTimeInterval: settle) }
         listener.killHard()
-        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port, cgroupDir: clientCgroup?.leaf)
         #expect(c.errno == Int(ECONNREFUSED))
         let r = trace.waitForRecord {
             $0.string("kind") == "refusal" && $0.int("netns") == ns.inode && $0.int("port") == port
@@ -64,6 +66,37 @@ struct WorkloadIdentityEndToEndTests {
         defer { ns.remove() }
         #expect(r.object("process")?["unit"] as? String == unit, "record: \(r)")
         #expect(r.object("process")?["cgroup"] as? String == cgroup.path)
+    }
+
+    @Test("synsight in a pod's own cgroup namespace (its /sys/fs/cgroup only its sub-tree): it joins the host's, so another pod's killed listener and its client are named with their full cgroup paths, and the client is seen at all")
+    func inPodCgroupNamespace() throws {
+        let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy")
+        // synsight's pod, and the application's (removed first: they share kubepods.slice).
+        let own = try CgroupTree.podContainer(root: root, qos: "burstable")
+        defer { own.cgroup.remove() }
+        let app = try CgroupTree.podContainer(root: root, qos: "besteffort")
+        defer { app.cgroup.remove() }
+        let launcher = [RecordSchema.repo + "/Tests/SynsightEndToEndTests/Support/in-cgroupns.sh", own.cgroup.leaf, root]
+        let (r, ns, _) = try killedListenerRefusal(cgroup: app.cgroup, settle: 0.5, launcher: launcher, clientCgroup: app.cgroup)
+        defer { ns.remove() }
+        for side in ["process", "client"] {
+            let p = r.object(side)
+            #expect(p?["cgroup"] as? String == app.cgroup.path, "\(side): record \(r)")
+            #expect((p?["pod"] as? [String: Any])?["uid"] as? String == app.podUID, "\(side): record \(r)")
+            #expect((p?["container"] as? [String: Any])?["id"] as? String == app.containerID, "\(side): record \(r)")
+        }
+    }
+
+    @Test("synsight in a pod's own cgroup namespace: doctor says it joined the host's and reads the whole v2 hierarchy through a detached mount")
+    func doctorInPodCgroupNamespace() throws {
+        let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy")
+        let own = try CgroupTree.podContainer(root: root, qos: "burstable")
+        defer { own.cgroup.remove() }
+        let out = try sh([RecordSchema.repo + "/Tests/SynsightEndToEndTests/Support/in-cgroupns.sh", own.cgroup.leaf, root,
+                          TraceSession.binary, "doctor"])
+        #expect(out.contains("cgroup namespace         the host's: synsight had its container's own and joined the host's at start-up"), "\(out)")
+        #expect(out.contains("a detached mount of synsight's own (only its sub-tree \(own.cgroup.path) is mounted, at \(root))"), "\(out)")
+        #expect(out.contains("local client identity  cgroup/connect{4,6} on the root cgroup v2"), "\(out)")
     }
 
     @Test("a namespace deleted and its inode given to the next one made: the refusal names the namespace it happened in")

@@ -87,4 +87,14 @@ struct CPUThrottleReaderTests {
         #expect(t.cgroup == "/kubepods/abc" && t.quotaUs == 20_000 && t.throttling)
         #expect(reader.read(procCgroup: "0::/elsewhere/abc\n", now: 1) == nil)
     }
+
+    @Test("the whole hierarchy (CgroupRoot's detached mount) before a sub-tree mount: paths outside the sub-tree are read")
+    func wholeHierarchyFirst() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try write("/whole/kubepods/other/cpu.max", "20000 100000\n")
+        try write("/whole/kubepods/other/cpu.stat", v2Stat(10, 9, 900_000))
+        let reader = CPUThrottleReader(mountinfo: "30 23 0:26 /kubepods/mine \(root)/sub rw - cgroup2 cgroup2 rw\n", wholeV2: root + "/whole")
+        let t = try #require(reader.read(procCgroup: "0::/kubepods/other\n", now: 1))
+        #expect(t.cgroup == "/kubepods/other" && t.quotaUs == 20_000 && t.throttling)
+    }
 }

@@ -87,12 +87,19 @@ int syn_private_tracefs(int *saved_ns, int *saved_cwd);
  * syn_private_tracefs saved, and closes the saved fds; 0 or -errno. */
 int syn_leave_private_tracefs(int saved_ns, int saved_cwd);
 
-/* An O_RDONLY fd of the root of the cgroup v2 hierarchy mounted privately:
- * a mount namespace of the calling thread's own (a slave, as above), cgroup2
- * mounted over /sys/fs/cgroup there, opened, and unmounted again (the fd
- * keeps it). For hosts that mount no cgroup2 anywhere. The host's mounts are
- * untouched. An fd or a negative errno. */
-int syn_private_cgroup2_root(void);
+/* An O_RDONLY fd of the root of the cgroup v2 hierarchy, from a detached
+ * mount of its own (fsopen/fsmount: attached nowhere, so no mount namespace
+ * or mount point changes; it lives as long as the fd). The root is the one
+ * of the calling thread's cgroup namespace. For hosts that mount no cgroup2,
+ * and for synsight in a container whose /sys/fs/cgroup is its own sub-tree.
+ * Files below it are reached as /proc/self/fd/<fd>/<path>. An fd or a
+ * negative errno. */
+int syn_cgroup2_detached_root(void);
+
+/* Moves the calling thread into the cgroup namespace of the nsfs file `path`
+ * (/proc/1/ns/cgroup): setns(CLONE_NEWCGROUP). Threads it starts afterwards
+ * inherit it. 0 or a negative errno. */
+int syn_join_cgroupns(const char *path);
 
 /* Runs the (raw_tp) program `prog_fd` once with BPF_PROG_TEST_RUN and no
  * context. 0 or a negative errno. */

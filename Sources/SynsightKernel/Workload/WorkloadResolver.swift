@@ -63,19 +63,8 @@ public final class WorkloadResolver {
     var workloadNetns: [UInt32: String] = [:]
     /// cgroup v2 id -> path, for processes gone before they were looked at.
     var byCgroupID: [UInt64: String?] = [:]
-    /// The v2 mount, opened once (nil: no v2 hierarchy, or it cannot be opened).
-    lazy var v2MountFD: Int32? = {
-        guard let m = sources.cgroupV2Mount else { return nil }
-        let fd = open(m, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        return fd >= 0 ? fd : nil
-    }()
-
     public init(sources: WorkloadSources) {
         self.sources = sources
-    }
-
-    deinit {
-        if let fd = v2MountFD { close(fd) }
     }
 
     // MARK: - Processes
@@ -131,8 +120,8 @@ public final class WorkloadResolver {
     /// The v2 directory of a cgroup id, relative to the mount ("/system.slice/x.service").
     func cgroupPath(id: UInt64) -> String? {
         if let hit = byCgroupID[id] { return hit }
-        guard let fd = v2MountFD, let mount = sources.cgroupV2Mount else { return nil }
-        let path = CgroupRoot.path(id: id, mountFD: fd, mount: mount)
+        guard sources.cgroupV2Mount != nil else { return nil }
+        let path = CgroupRoot.path(id: id)
         Self.bound(&byCgroupID)
         byCgroupID[id] = .some(path)
         return path

@@ -32,14 +32,12 @@ public struct WorkloadSources: Sendable {
     public var containerLogRoot: String
     public var netnsDirExists: Bool
 
-    /// Where the v2 hierarchy is mounted (names a cgroup by its kernel id).
-    public var cgroupV2Mount: String? {
-        switch cgroupMode {
-        case .v2: return "/sys/fs/cgroup"
-        case .hybrid: return "/sys/fs/cgroup/unified"
-        case .v1, .none: return nil
-        }
-    }
+    /// The path that opens the whole v2 hierarchy (members of a cgroup are
+    /// read there): its mount, or synsight's detached mount (CgroupRoot).
+    public var cgroupV2Mount: String?
+    /// Where that hierarchy comes from, and synsight's cgroup namespace (doctor).
+    public var cgroupV2Source: String?
+    public var cgroupNamespace: CgroupNamespace.State = .host
 
     public init(cgroupMode: CgroupMode, dockerDataRoots: [String], podLogRoot: String, podLogRootExists: Bool,
                 containerLogRoot: String, netnsDirExists: Bool) {
@@ -49,6 +47,11 @@ public struct WorkloadSources: Sendable {
         self.podLogRootExists = podLogRootExists
         self.containerLogRoot = containerLogRoot
         self.netnsDirExists = netnsDirExists
+        switch cgroupMode {
+        case .v2: cgroupV2Mount = "/sys/fs/cgroup"
+        case .hybrid: cgroupV2Mount = "/sys/fs/cgroup/unified"
+        case .v1, .none: cgroupV2Mount = nil
+        }
     }
 
     /// Probe this host. `podLogRoot`: kubelet's pod log root, when not the default.
@@ -59,6 +62,11 @@ public struct WorkloadSources: Sendable {
                                       podLogRootExists: isDirectory(podRoot), containerLogRoot: "/" + parent + "/containers",
                                       netnsDirExists: isDirectory(netnsDir))
         sources.podmanStorageRoots = podmanStorageRoots()
+        sources.cgroupNamespace = CgroupNamespace.state
+        if let h = try? CgroupRoot.v2.get() {
+            sources.cgroupV2Mount = h.path
+            sources.cgroupV2Source = h.source
+        }
         return sources
     }
 
@@ -112,7 +120,8 @@ public struct WorkloadSources: Sendable {
     /// One line per source, for `doctor`.
     public var doctorLines: [String] {
         [
-            "cgroups                  \(cgroupMode.rawValue)",
+            "cgroups                  \(cgroupMode.rawValue)" + (cgroupV2Source.map { "; v2 read through \($0)" } ?? ""),
+            "cgroup namespace         " + cgroupNamespace.detail,
             "docker names             " + (dockerDataRoots.isEmpty
                 ? "no Docker data root found (no dockerd running, no \(Self.defaultDockerDataRoot)/containers): containers named by id only"
                 : "container configs in " + dockerDataRoots.joined(separator: ", ")),

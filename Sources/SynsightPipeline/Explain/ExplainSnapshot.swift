@@ -124,7 +124,7 @@ public enum ExplainSnapshot {
     /// `throttleWindowUs` apart when any has one: throttling is judged on
     /// the moment, not on the cgroup's whole life (CPUThrottleReader).
     static func readThrottles(_ listeners: inout [ExplainListener]) {
-        let reader = CPUThrottleReader()
+        let reader = CPUThrottleReader.host()
         let pids = Set(listeners.flatMap { $0.processes.map(\.pid) })
         let limited = pids.filter { reader.read(pid: $0) != nil }
         guard !limited.isEmpty else { return }

@@ -29,6 +29,17 @@ final class CgroupTree {
         return (try CgroupTree(root: root, components: ["system.slice", unit]), unit)
     }
 
+    /// One container of a pod as kubelet (systemd driver) and containerd lay
+    /// it out under `root`: kubepods.slice/kubepods-<qos>.slice/
+    /// kubepods-<qos>-pod<uid with _>.slice/cri-containerd-<id>.scope.
+    static func podContainer(root: String, qos: String) throws -> (cgroup: CgroupTree, podUID: String, containerID: String) {
+        let uid = UUID().uuidString.lowercased()
+        let id = (0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined()
+        let pod = "kubepods-\(qos)-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice"
+        let tree = try CgroupTree(root: root, components: ["kubepods.slice", "kubepods-\(qos).slice", pod, "cri-containerd-\(id).scope"])
+        return (tree, uid, id)
+    }
+
     init(root: String, components: [String]) throws {
         self.root = root
         path = "/" + components.joined(separator: "/")

@@ -177,9 +177,12 @@ final class Peer {
 
     /// One connect() from inside `ns`; returns the connecting PID and errno.
     /// `source`: bind to this local address first; `extra`: more peer.py options.
+    /// `cgroupDir`: a cgroup directory the client is moved into before it starts.
     static func connect(from ns: NetNS, addr: String, port: Int, timeout: Double = 3,
-                        source: String? = nil, extra: [String] = []) throws -> (pid: Int, errno: Int) {
-        let out = try sh(["ip", "netns", "exec", ns.name, "/usr/bin/python3", script, "connect", addr, String(port),
+                        source: String? = nil, extra: [String] = [], cgroupDir: String? = nil) throws -> (pid: Int, errno: Int) {
+        // Moved before `ip netns exec`, which mounts a sysfs of the namespace's own over /sys.
+        let moved = cgroupDir.map { ["/bin/sh", "-c", #"echo $$ > "$0/cgroup.procs" && exec "$@""#, $0] } ?? []
+        let out = try sh(moved + ["ip", "netns", "exec", ns.name, "/usr/bin/python3", script, "connect", addr, String(port),
                           "--timeout", String(timeout)] + (source.map { ["--source", $0] } ?? []) + extra)
         // The answer is the line "<pid> <errno>"; stderr shares the pipe, so
         // a warning from `ip netns exec` or python may surround it.
@@ -226,21 +229,23 @@ final class TraceSession {
     /// The records were checked against the schema (at stop, or at deinit).
     var validated = false
 
-    /// `environment`: added to synsight's own.
-    init(_ args: [String], environment: [String: String] = [:]) throws {
+    /// `environment`: added to synsight's own. `launcher`: a command that
+    /// ends by exec'ing its arguments (synsight's), e.g. to start it in namespaces of its own.
+    init(_ args: [String], environment: [String: String] = [:], launcher: [String] = []) throws {
         let tmp = FileManager.default.temporaryDirectory
         outFile = tmp.appendingPathComponent("synsight-out-\(UUID().uuidString)")
         errFile = tmp.appendingPathComponent("synsight-err-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: TraceSession.binary)
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? TraceSession.binary)
         // The suites run in parallel and some make refusal storms on the
         // host (tens of thousands a second). A trace that chose no folding
         // folds them as `record` does (past 100 identical records per key
         // and second), so another suite's storm cannot fill its pipeline
         // queue and cost it its own events (reported as `lost`).
         let folding = args.contains { ["--fold", "--no-fold", "--no-kernel-fold"].contains($0) }
-        process.arguments = ["trace", "--json"] + (folding ? [] : ["--fold", "100"]) + args
+        process.arguments = (launcher.isEmpty ? [] : launcher.dropFirst() + [TraceSession.binary])
+            + ["trace", "--json"] + (folding ? [] : ["--fold", "100"]) + args
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
