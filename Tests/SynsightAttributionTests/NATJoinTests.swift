@@ -77,4 +77,29 @@ struct NATJoinTests {
             + e.finish()
         #expect(out.first?.cause?.rawValue == NoListenerCause.neverListened.rawValue)
     }
+
+    /// A local client masqueraded on its way into the container (DNAT from
+    /// 127.0.0.1, then SNAT to the bridge address): joined by its port, the
+    /// refusal first (the order the kernel sees them); its port with another
+    /// address in the same namespace as the client, or the same address, is not.
+    @Test func masqueradedLocalClient() throws {
+        let lo = Endpoint(addr: v4(127, 0, 0, 1), port: 40003)
+        let loPublished = Endpoint(addr: v4(127, 0, 0, 1), port: 18300)
+        let masqueraded = Endpoint(addr: v4(198, 18, 10, 1), port: 40003)
+        var e = Self.containerEngine()
+        var out = e.ingest(rst(at: 10, to: Self.translated, from: masqueraded, netns: otherNS))
+        out += e.ingest(connectFailure(at: 11, from: lo, to: loPublished, pid: 557, netns: hostNS))
+        out += e.finish()
+        #expect(out.count == 1, "\(out.map(\.json))")
+        let r = try #require(out.first)
+        #expect(r.client?.pid == 557 && r.originalDestination == loPublished)
+        #expect(r.evidence("translated_source") == Record.endpoint(masqueraded))
+        #expect(r.hint?.contains("its source masqueraded to 198.18.10.1:40003") == true, "\(r.hint ?? "")")
+
+        var same = Self.containerEngine()
+        var apart = same.ingest(rst(at: 10, to: Endpoint(addr: v4(127, 0, 0, 1), port: 80), from: masqueraded, netns: hostNS))
+        apart += same.ingest(connectFailure(at: 11, from: lo, to: loPublished, pid: 558, netns: hostNS))
+        apart += same.finish()
+        #expect(apart.count == 2 && apart.allSatisfy { $0.originalDestination == nil }, "\(apart.map(\.json))")
+    }
 }

@@ -102,6 +102,52 @@ struct NATTests {
                 "\(trace.stdout)")
     }
 
+    @Test("a local client of a published port, translated into another namespace and masqueraded (Podman's and Docker's loopback forwarding, a NodePort from the node): one record, with the client, its original destination and its masqueraded source")
+    func localClientMasqueraded() throws {
+        let published = randomPort()
+        let target = published + 1, actual = published + 2
+        // The "host" (client and NAT in one namespace, as on a node) and a "container".
+        let host = try NetNS(), container = try NetNS()
+        defer { host.remove(); container.remove() }
+        let n = host.number
+        try host.veth("natm\(n)", Self.routerBack, to: container, "natn\(n)", Self.serverAddr)
+        // Loopback-sourced packets may leave through the veth only with
+        // route_localnet (CNI's portmap and Docker set it on their bridges).
+        try sh(["ip", "netns", "exec", host.name, "sysctl", "-qw", "net.ipv4.conf.natm\(n).route_localnet=1"])
+        try host.loadNft("""
+            table ip synsight_masq {
+              chain output { type nat hook output priority -100;
+                ip daddr 127.0.0.1 tcp dport \(published) dnat to \(Self.serverAddr):\(target)
+              }
+              chain postrouting { type nat hook postrouting priority 100;
+                ip daddr \(Self.serverAddr) masquerade
+              }
+            }
+            """)
+        let trace = try TraceSession([])
+        let listener = try Peer(listenIn: container, addr: "0.0.0.0", port: actual)
+        let c = try Peer.connect(from: host, addr: "127.0.0.1", port: published)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let r = trace.waitForRecord { $0.string("reason") == "no_listener" && $0.int("port") == target }
+        Thread.sleep(forTimeInterval: 0.5)  // past the join window: a separate client-side record would be out
+        trace.stop()
+        guard let r else {
+            Issue.record("no refusal for port \(target): \(trace.stdout)")
+            return
+        }
+        #expect(r.string("cause") == "wrong_port", "\(r)")
+        #expect(r.int("netns") == container.inode)
+        #expect(r.pid("process") == listener.pid, "\(r)")
+        #expect(r.pid("client") == c.pid, "\(r)")
+        #expect(r.object("original_destination")?["addr"] as? String == "127.0.0.1", "\(r)")
+        #expect(r.object("original_destination")?["port"] as? Int == published, "\(r)")
+        #expect(r.evidence["nat"] as? String == "dnat", "\(r)")
+        #expect((r.evidence["translated_source"] as? [String: Any])?["addr"] as? String == Self.routerBack, "\(r)")
+        #expect((r.string("hint") ?? "").contains("its source masqueraded to \(Self.routerBack):"), "\(r)")
+        // One record for the connection: no client-side "nothing on this host explains it".
+        #expect(!trace.records.contains { $0.int("port") == published }, "\(trace.stdout)")
+    }
+
     @Test("--port with the port before a DNAT in the listener's own namespace keeps the refusal, filtered in the kernel")
     func portFilterMatchesTheOriginalPort() throws {
         // A redirect in the server's own namespace (REDIRECT, a DNAT to a

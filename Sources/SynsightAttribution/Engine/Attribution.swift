@@ -243,6 +243,11 @@ public struct AttributionEngine {
                 applyNAT(&p.record, clientDestination: ce.remote)
                 return [p.record]
             }
+            if case (var p, let seenFrom)? = natMasqueradedRefusal(for: ce) {
+                p.record.client = clientRef(ce)
+                applyNAT(&p.record, clientDestination: ce.remote, translatedSource: seenFrom)
+                return [p.record]
+            }
             // Wait one join window for a server-side RST of this host.
             var out = pruneEarlyClients(now: ce.ts)
             if earlyClients.count >= Self.maxEarlyClients, let old = earlyClients.removeOldest() {

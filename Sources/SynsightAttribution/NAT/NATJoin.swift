@@ -20,6 +20,9 @@ struct NATJoinState {
     var pendingByClient: [Endpoint: JoinKey] = [:]
     /// Refused connect()s waiting for a refusal, by client endpoint.
     var earlyByClient: [Endpoint: JoinKey] = [:]
+    /// Refusals waiting for their client, by the client's port alone: a
+    /// masqueraded client keeps its port, not its address (`natMasqueradedRefusal`).
+    var pendingByClientPort: [UInt16: JoinKey] = [:]
     /// Entries are checked against the maps they index when used; past this
     /// many (stale ones accumulate) an index is cleared.
     package static let maxEntries = 16_384
@@ -30,6 +33,8 @@ struct NATJoinState {
         guard Self.joinable(key.client) else { return }
         if pendingByClient.count >= Self.maxEntries { pendingByClient.removeAll() }
         pendingByClient[key.client] = key
+        if pendingByClientPort.count >= Self.maxEntries { pendingByClientPort.removeAll() }
+        pendingByClientPort[key.client.port] = key
     }
 
     mutating func noteEarly(_ key: JoinKey) {
@@ -55,14 +60,36 @@ extension AttributionEngine {
         return pending.removeValue(forKey: other)
     }
 
+    /// A refusal waiting under the connection as NAT rewrote it on this host,
+    /// destination and source both: a host-local client of a published port
+    /// (Docker with `--userland-proxy=false`, Podman's CNI or netavark port
+    /// mappings) or of a NodePort or Service reached from the node is
+    /// translated (DNAT) into another namespace and masqueraded (its source
+    /// becomes the host's address on that bridge), so neither endpoint
+    /// matches. Masquerading keeps the source port when it can, so: the
+    /// refusal waiting in another namespace for a client with this client's
+    /// port, another address, and another server. (The conntrack entry that
+    /// would say so for certain is gone by then: the RST kills it before the
+    /// client sees it.)
+    mutating func natMasqueradedRefusal(for ce: ConnectError) -> (Pending, seenFrom: Endpoint)? {
+        guard let key = natJoin.pendingByClientPort[ce.local.port], key.client.addr != ce.local.addr,
+              key.server != ce.remote, let p = pending[key], p.record.netns != ce.netns else { return nil }
+        natJoin.pendingByClientPort.removeValue(forKey: ce.local.port)
+        pending.removeValue(forKey: key)
+        return (p, key.client)
+    }
+
     /// The client's view joined into a refusal it never saw directly: where
-    /// it connected to, and that the destination was translated.
-    func applyNAT(_ record: inout Record, clientDestination: Endpoint) {
+    /// it connected to, and that the destination was translated;
+    /// `translatedSource`: its own address after masquerading, when that was too.
+    func applyNAT(_ record: inout Record, clientDestination: Endpoint, translatedSource: Endpoint? = nil) {
         guard let local = record.local, clientDestination != local, record.originalDestination == nil else { return }
         record.originalDestination = clientDestination
         record.evidence.append((EvidenceKey.nat.rawValue, .string("dnat")))
+        if let translatedSource { record.evidence.append((EvidenceKey.translatedSource.rawValue, Record.endpoint(translatedSource))) }
         if let hint = record.hint {
-            record.hint = "the client connected to \(clientDestination), translated (DNAT) to \(local): " + hint
+            let source = translatedSource.map { ", its source masqueraded to \($0)" } ?? ""
+            record.hint = "the client connected to \(clientDestination), translated (DNAT) to \(local)\(source): " + hint
         }
     }
 }

@@ -121,6 +121,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case stage
     case state
     case summarizedKind = "summarized_kind"
+    /// The local client's address and port after source NAT (masquerading), as the refusing side saw it.
+    case translatedSource = "translated_source"
     case syn
     /// The device a refused SYN came in on, and the VRF it came through (NetDevice.json).
     case synDevice = "syn_device"
