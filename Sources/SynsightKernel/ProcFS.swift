@@ -184,19 +184,26 @@ public final class ProcfsResolver: ProcessResolver {
         return throttles.value(pid, now: now) { cpuLimits.read(pid: pid, now: now) }
     }
 
-    /// Docker containers' port bindings, read at most every `bindingsTTLNs`
-    /// (a refusal storm on a published port reads the configs once, not per
-    /// refusal).
+    /// Docker's and Podman's port bindings, read at most every
+    /// `bindingsTTLNs` (a refusal storm on a published port reads the
+    /// configs once, not per refusal).
     var bindings: (at: UInt64, list: [DockerPortBinding])?
     lazy var dockerPorts: DockerPortReader? = workloads.flatMap {
         $0.sources.dockerDataRoots.isEmpty ? nil : DockerPortReader(roots: $0.sources.dockerDataRoots)
     }
+    lazy var podmanPorts: PodmanPortReader? = workloads.flatMap {
+        $0.sources.podmanStorageRoots.isEmpty ? nil : PodmanPortReader(roots: $0.sources.podmanStorageRoots)
+    }
     static let bindingsTTLNs: UInt64 = 2_000_000_000
 
-    public func publishers(port: UInt16) -> [DockerPortBinding] {
-        guard let reader = dockerPorts else { return [] }
+    public func publishers(port: UInt16) -> [DockerPortBinding] { publishers(port: port, freshSince: 0) }
+
+    public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] {
+        guard dockerPorts != nil || podmanPorts != nil else { return [] }
         let now = ConditionLock.now()
-        if bindings == nil || now &- bindings!.at > Self.bindingsTTLNs { bindings = (now, reader.bindings()) }
+        if bindings == nil || now &- bindings!.at > Self.bindingsTTLNs || bindings!.at < freshSince {
+            bindings = (now, (dockerPorts?.bindings() ?? []) + (podmanPorts?.bindings() ?? []))
+        }
         return bindings?.list.filter { $0.hostPort == port } ?? []
     }
 }

@@ -117,6 +117,7 @@ struct SchemaRecordsTests {
         out += ListenerThrottleTests.records()
         out += IPVSRefusalTests.records()
         out += DockerPortBindingTests.records()
+        out += PodmanPortBindingTests.records()
         out += FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 111) + FirewallOwnerTests.serviceWithoutEndpointsRecords(errno: 110)
         out += FirewallOwnerTests.noLocalEndpointsRecords(errno: 110) + FirewallOwnerTests.noLocalEndpointsRecords(errno: 111)
 

@@ -340,7 +340,9 @@ public struct AttributionEngine {
         var situation: String
         var facts = Advice.Facts(port: port, address: r.local.addr, family: r.family)
         // Docker's bindings of the port (cached by the resolver): who publishes it on the host (none elsewhere).
-        let publishers = r.netns == hostNetns ? resolver?.publishers(port: port) ?? [] : []
+        // Read again after the port's listener was found closed (a container just stopped).
+        let publishers = r.netns == hostNetns
+            ? resolver?.publishers(port: port, freshSince: history[NetnsPort(netns: r.netns, port: port)]?.closedAt ?? 0) ?? [] : []
 
         if let l = elsewhere.first {
             record.process = l.process
@@ -360,13 +362,14 @@ public struct AttributionEngine {
                 cause = .boundToOtherAddress
                 let addrs = sameFamily.map { Endpoint(addr: $0.local.addr, port: port).description }
                 situation = "\(l.label) listens on \(addrs.joined(separator: ", ")) only, but the SYN was sent to \(r.local)"
-                // docker-proxy, or dockerd's own listener holding the port without it (--userland-proxy=false).
-                if l.comm == "docker-proxy" || l.comm == "dockerd",
-                   let c = publishers.first(where: { p in p.running && sameFamily.contains { p.covers($0.local.addr) } }) {
+                // docker-proxy, or dockerd's own listener holding the port without it
+                // (--userland-proxy=false), or Podman's conmon holding it for its container.
+                if let c = Self.holderPublisher(l, publishers, on: sameFamily) {
                     // docker-proxy listens where the container is published: the fix is the publish address.
                     evidence.container = c.json
                     facts.containerName = c.label
                     facts.publishedOn = c.hostIP
+                    facts.containerRuntime = c.runtime
                     situation = "container \(c.label) publishes port \(port) on \(c.hostIP) only (\(l.comm) listens there, "
                         + "to its port \(c.containerPort)), but the SYN was sent to \(r.local)"
                 }
@@ -386,6 +389,18 @@ public struct AttributionEngine {
                     + (l.effectiveFamily == .ipv6 && l.local.addr.isUnspecified && l.ipv6Only != false ? " (IPV6_V6ONLY)" : "")
                     + " but the client used \(asked)"
             }
+        } else if let closed = history[NetnsPort(netns: r.netns, port: port)],
+                  let c = Self.stoppedPodmanPublisher(closed.listener, publishers, synTo: r.local) {
+            // Podman's port reservation (podman, then the container's conmon) is gone: the container stopped.
+            cause = .publisherStopped
+            record.process = closed.listener.process
+            evidence.listenedOn = Endpoint(addr: closed.listener.local.addr, port: port).description
+            evidence.container = c.json
+            facts.containerName = c.label
+            facts.publishedOn = c.hostIP
+            facts.containerRuntime = .podman
+            situation = "nothing listens on port \(port) of the host: Podman container \(c.label) publishes it (\(c.published) to its "
+                + "port \(c.containerPort)), and its port reservation (\(closed.listener.label)) is gone: \(c.how)"
         } else if let closed = history[NetnsPort(netns: r.netns, port: port)] {
             let l = closed.listener
             record.process = l.process
@@ -434,9 +449,10 @@ public struct AttributionEngine {
             evidence.container = c.json
             facts.containerName = c.label
             facts.publishedOn = c.hostIP
+            facts.containerRuntime = c.runtime
             switch why {
             case .publisherStopped:
-                situation = "nothing listens on port \(port) of the host: container \(c.label) publishes it "
+                situation = "nothing listens on port \(port) of the host: \(c.runtime == .podman ? "Podman " : "")container \(c.label) publishes it "
                     + "(\(c.published) to its port \(c.containerPort)) but is not running: \(c.how)"
             case .publisherNotForwarded:
                 situation = "container \(c.label) is running and publishes \(c.published) (to its port \(c.containerPort)), "
@@ -469,6 +485,32 @@ public struct AttributionEngine {
 }
 
 extension AttributionEngine {
+    /// The running container a forwarding listener holds the port for:
+    /// docker-proxy's or dockerd's (a running Docker container), or conmon's
+    /// or podman's (Podman's port reservation: its container runs while it is held).
+    static func holderPublisher(_ l: ListenerInfo, _ publishers: [DockerPortBinding], on listeners: [ListenerInfo]) -> DockerPortBinding? {
+        let runtime: ContainerRuntime
+        if ["docker-proxy", "dockerd"].contains(l.comm) {
+            runtime = .docker
+        } else if PodmanPortBindings.portHolders.contains(l.comm) {
+            runtime = .podman
+        } else {
+            return nil
+        }
+        guard var p = publishers.first(where: { p in
+            p.runtime == runtime && (p.running || runtime == .podman) && listeners.contains { p.covers($0.local.addr) }
+        }) else { return nil }
+        p.running = true
+        return p
+    }
+
+    /// The Podman container whose port reservation was the closed listener
+    /// (podman or its conmon) and that publishes the SYN's address.
+    static func stoppedPodmanPublisher(_ l: ListenerInfo, _ publishers: [DockerPortBinding], synTo dst: Endpoint) -> DockerPortBinding? {
+        guard PodmanPortBindings.portHolders.contains(l.comm) else { return nil }
+        return publishers.first { $0.runtime == .podman && $0.covers(dst.addr) }
+    }
+
     /// What a Docker container publishing the refused host port says, if
     /// any does: running on the SYN's address, Docker's forwarding of it is
     /// gone (nothing else refuses it there); running on other addresses only,

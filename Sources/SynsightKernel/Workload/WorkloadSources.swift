@@ -19,6 +19,10 @@ public struct WorkloadSources: Sendable {
     public static let defaultDockerDataRoot = "/var/lib/docker"
     public static let defaultPodmanStorageRoot = "/var/lib/containers/storage"
     public static let storageConf = "/etc/containers/storage.conf"
+    /// storage.conf as Podman finds it: `CONTAINERS_STORAGE_CONF` when set.
+    static var storageConfPath: String {
+        getenv("CONTAINERS_STORAGE_CONF").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? storageConf
+    }
     public static let netnsDir = "/run/netns"
 
     public var cgroupMode: CgroupMode
@@ -103,7 +107,7 @@ public struct WorkloadSources: Sendable {
     /// Podman's graphroot from storage.conf, and the default; those that exist.
     static func podmanStorageRoots() -> [String] {
         var roots = [defaultPodmanStorageRoot]
-        if let conf = ProcFS.read(storageConf, limit: 65536), let root = WorkloadNames.storageGraphRoot(storageConf: conf) {
+        if let conf = ProcFS.read(storageConfPath, limit: 65536), let root = WorkloadNames.storageGraphRoot(storageConf: conf) {
             roots.insert(root, at: 0)
         }
         var seen = Set<String>()
@@ -126,7 +130,8 @@ public struct WorkloadSources: Sendable {
                 ? "no Docker data root found (no dockerd running, no \(Self.defaultDockerDataRoot)/containers): containers named by id only"
                 : "container configs in " + dockerDataRoots.joined(separator: ", ")),
             "podman names             conmon's command line (running containers)" + (podmanStorageRoots.isEmpty
-                ? "" : ", container stores in " + podmanStorageRoots.joined(separator: ", ")),
+                ? "" : ", container stores in " + podmanStorageRoots.joined(separator: ", ")
+                    + " (published ports from libpod/bolt_state.db there; CONTAINERS_STORAGE_CONF names another store)"),
             "pod names                " + (podLogRootExists
                 ? "kubelet pod log directories in \(podLogRoot)"
                 : "\(podLogRoot) absent (no kubelet): pods named by UID only"),

@@ -16,6 +16,9 @@ public protocol ProcessResolver {
     func runState(pid: UInt32) -> ProcessRunState?
     /// The containers that publish TCP port `port` on the host, running or not.
     func publishers(port: UInt16) -> [DockerPortBinding]
+    /// The same, read again when what is known was read before `freshSince`
+    /// (kernel monotonic ns: when the port's listener was found closed).
+    func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding]
     /// The CPU limit over the process and its recent throttling; nil when it has none.
     func cpuThrottle(pid: UInt32) -> CPUThrottle?
 }
@@ -25,6 +28,7 @@ extension ProcessResolver {
     public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
     public func runState(pid: UInt32) -> ProcessRunState? { nil }
     public func publishers(port: UInt16) -> [DockerPortBinding] { [] }
+    public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] { publishers(port: port) }
     public func cpuThrottle(pid: UInt32) -> CPUThrottle? { nil }
     public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
     public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }

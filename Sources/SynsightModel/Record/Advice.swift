@@ -76,6 +76,8 @@ public struct Advice: Sendable, Hashable {
         /// address it publishes on ("0.0.0.0", "127.0.0.1").
         public var containerName: String?
         public var publishedOn: String?
+        /// The runtime of `containerName` (its commands name the fix).
+        public var containerRuntime: ContainerRuntime = .docker
         /// The address is the host's, the bind() was in another namespace (address_not_available).
         public var hostHasAddress = false
         /// The tool owning a cgroup BPF program that refused the call, and the
@@ -283,8 +285,8 @@ public struct Advice: Sendable, Hashable {
             let wildcard = f.family.map { $0 == .ipv6 ? "[::]" : "0.0.0.0" } ?? "0.0.0.0 (or [::] for IPv4 and IPv6)"
             let fix: String
             if let c = f.containerName, let on = f.publishedOn {
-                // A Docker container published on one host address: the fix is its -p, not a bind setting.
-                fix = "publish the port on the address clients use: docker run -p \(port):<container port> (every address) or "
+                // A container published on one host address: the fix is its -p, not a bind setting.
+                fix = "publish the port on the address clients use: \(f.containerRuntime.rawValue) run -p \(port):<container port> (every address) or "
                     + "-p \(f.address.map { "\($0)" } ?? "<address>"):\(port):<container port> (compose: ports:), re-creating "
                     + "container \(c); it is published on \(on) only"
             } else if let kind = f.listenerWorkload, f.listenerAddress?.isLoopback == true {
@@ -324,6 +326,15 @@ public struct Advice: Sendable, Hashable {
                                     + "through that device's network; check with ss -ltnp (the %device after the address)."])
         case .publisherStopped:
             let c = f.containerName ?? "<container>"
+            if f.containerRuntime == .podman {
+                return Advice(fix: "start it (podman start \(c)) and find why it stopped (podman logs \(c), podman inspect \(c) --format "
+                                + "'{{json .State}}'); give it a restart policy (podman run --restart=always, or run it from a Quadlet or "
+                                + "systemd unit)",
+                              steps: ["The port is published by a Podman container that is not running: its port reservation (held by "
+                                        + "its conmon) and its DNAT rules left with it, so the host refuses the port.",
+                                      "Start it and read why it stopped (exit code, OOM kill: podman inspect); set a restart policy "
+                                        + "or run it under systemd."])
+            }
             return Advice(fix: "start it (docker start \(c)) and find why it stopped (docker logs \(c), docker inspect \(c) --format '{{json .State}}'); "
                             + "give it a restart policy (docker update --restart unless-stopped \(c))",
                           steps: ["The port is published by a Docker container that is not running: its DNAT rules and docker-proxy "

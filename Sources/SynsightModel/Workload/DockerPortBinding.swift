@@ -9,6 +9,8 @@ import SynsightBase
 /// on (`bound_to_other_address`), or Docker's forwarding of the port is gone
 /// (`publisher_not_forwarded`).
 public struct DockerPortBinding: Sendable, Hashable {
+    /// Docker, or Podman (PodmanPortBindings: its port reservations are held by conmon).
+    public var runtime: ContainerRuntime = .docker
     public var id: String
     /// Docker's name, without the leading "/".
     public var name: String?
@@ -82,12 +84,13 @@ public struct DockerPortBinding: Sendable, Hashable {
     /// "exited with code 137 at 2026-12-06T12:00:00Z (OOM-killed)", "never started".
     public var how: String {
         if restarting { return "restarting (its restart policy between attempts)" }
-        guard let finishedAt else { return "created but never started" }
+        // Podman's last stop comes from its database, which may not say.
+        guard let finishedAt else { return runtime == .podman ? "not running" : "created but never started" }
         return "exited" + (exitCode.map { " with code \($0)" } ?? "") + " at \(finishedAt)" + (oomKilled ? " (OOM-killed)" : "")
     }
 
     package var json: JSONValue {
-        var o: [(String, JSONValue)] = [("runtime", .string("docker")), ("id", .string(id))]
+        var o: [(String, JSONValue)] = [("runtime", .string(runtime.rawValue)), ("id", .string(id))]
         if let name { o.append(("name", .string(name))) }
         o.append(("published", .string(published)))
         o.append(("container_port", .int(Int64(containerPort))))

@@ -80,6 +80,7 @@ struct HostNetworkState {
 /// its DOCKER, DOCKER-USER and DOCKER-ISOLATION-STAGE-* chains in the filter
 /// and nat tables, for iptables-nft and iptables-legacy (whichever holds
 /// them), and the nft tables iptables-nft created that did not exist before.
+/// With `chainPrefix` "CNI-", what CNI's plugins leave (Podman's networks).
 enum DockerFirewall {
     /// iptables-nft, and iptables-legacy only where the legacy tables are
     /// loaded: iptables-legacy-save would otherwise load the ip_tables module.
@@ -87,16 +88,16 @@ enum DockerFirewall {
         ["iptables-nft"] + (FileManager.default.fileExists(atPath: "/proc/net/ip_tables_names") ? ["iptables-legacy"] : [])
     }
 
-    static func remove(bridge: String, tablesBefore: Set<String>) {
+    static func remove(bridge: String, tablesBefore: Set<String>, chainPrefix: String = "DOCKER") {
         for variant in variants() {
             // Read through -save first: listing a legacy table with -S would create it.
             let save = (try? sh([variant + "-save"], allowFailure: true)) ?? ""
-            guard save.contains("DOCKER") || save.contains(bridge) else { continue }
+            guard save.contains(chainPrefix) || save.contains(bridge) else { continue }
             for table in ["nat", "filter"] where save.contains("*\(table)") {
-                removeRules(variant, table, bridge: bridge)
+                removeRules(variant, table, bridge: bridge, chainPrefix: chainPrefix)
             }
         }
-        for table in ["ip nat", "ip filter"] where !tablesBefore.contains("table " + table) {
+        for table in ["ip nat", "ip filter", "ip6 nat", "ip6 filter"] where !tablesBefore.contains("table " + table) {
             let listed = (try? sh(["nft", "list", "table"] + table.split(separator: " ").map(String.init),
                                   allowFailure: true)) ?? ""
             // Only tables that hold nothing but empty chains (what iptables-nft creates).
@@ -108,18 +109,37 @@ enum DockerFirewall {
         }
     }
 
-    static func removeRules(_ iptables: String, _ table: String, bridge: String) {
+    static func removeRules(_ iptables: String, _ table: String, bridge: String, chainPrefix: String) {
         let spec = ((try? sh([iptables, "-w", "-t", table, "-S"], allowFailure: true)) ?? "").split(separator: "\n")
-        let dockerChains = spec.filter { $0.hasPrefix("-N DOCKER") }.map { String($0.dropFirst(3)) }
+        let dockerChains = spec.filter { $0.hasPrefix("-N " + chainPrefix) }.map { String($0.dropFirst(3)) }
         // Rules in the other chains that jump to Docker's chains or name its bridge.
         for rule in spec where rule.hasPrefix("-A ") {
-            let words = rule.split(separator: " ").map(String.init)
+            let words = Self.words(rule)
             guard words.count > 2, !dockerChains.contains(words[1]) else { continue }
             let jumpsToDocker = words.contains { dockerChains.contains($0) }
             guard jumpsToDocker || words.contains(bridge) else { continue }
             _ = try? sh([iptables, "-w", "-t", table, "-D"] + words.dropFirst(), allowFailure: true)
         }
         for chain in dockerChains { _ = try? sh([iptables, "-w", "-t", table, "-F", chain], allowFailure: true) }
+        // Chains that jump to each other (CNI's) are deleted once none refers to another.
         for chain in dockerChains { _ = try? sh([iptables, "-w", "-t", table, "-X", chain], allowFailure: true) }
+    }
+
+    /// The words of one `iptables -S` line, a quoted comment one word (without its quotes).
+    static func words(_ line: Substring) -> [String] {
+        var out: [String] = [], word = "", quoted = false, escaped = false, any = false
+        for c in line {
+            if escaped { word.append(c); escaped = false; continue }
+            if quoted && c == "\\" { escaped = true; continue }
+            if c == "\"" { quoted.toggle(); any = true; continue }
+            if c == " " && !quoted {
+                if any || !word.isEmpty { out.append(word) }
+                word = ""; any = false
+                continue
+            }
+            word.append(c)
+        }
+        if any || !word.isEmpty { out.append(word) }
+        return out
     }
 }

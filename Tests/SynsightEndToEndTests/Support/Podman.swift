@@ -10,15 +10,38 @@ import Testing
 final class Podman {
     static let binary = "/usr/bin/podman"
     static let varLib = "/var/lib/containers"
+    /// libcni's result cache (its default cache directory), written on every network set-up.
+    static let varLibCNI = "/var/lib/cni"
     let root: String
     let hadVarLib: Bool
+    let hadVarLibCNI: Bool
     let cgroupsBefore: Set<String>
+    /// With a network: its CNI configuration directory, bridge, and the host before.
+    let network: (dir: String, name: String, bridge: String, hostBefore: HostNetworkState)?
     private var stopped = false
 
-    init() throws {
+    /// `network`: a CNI bridge network of the test's own (its configuration
+    /// and IP allocations under the temporary directory, a bridge `br-pm…` in
+    /// 198.19.241.0/24, port mappings by CNI's portmap plugin, as Podman 4
+    /// sets up `-p`): what it leaves on the host (the bridge, CNI's iptables
+    /// chains, ip_forward) is removed in `stop()`, and the host compared.
+    init(network: Bool = false) throws {
         root = tempDir()
         hadVarLib = FileManager.default.fileExists(atPath: Self.varLib)
+        hadVarLibCNI = FileManager.default.fileExists(atPath: Self.varLibCNI)
         cgroupsBefore = Self.libpodCgroups()
+        guard network else { self.network = nil; return }
+        let hostBefore = HostNetworkState.capture()
+        let dir = root + "/net", name = "synsight-e2e", bridge = "br-pm" + String(randomTag().prefix(6))
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try """
+            {"cniVersion": "0.4.0", "name": "\(name)", "plugins": [
+              {"type": "bridge", "bridge": "\(bridge)", "isGateway": true, "ipMasq": false,
+               "ipam": {"type": "host-local", "dataDir": "\(root)/cni",
+                        "ranges": [[{"subnet": "198.19.241.0/24", "gateway": "198.19.241.1"}]]}},
+              {"type": "portmap", "capabilities": {"portMappings": true}}]}
+            """.write(toFile: dir + "/\(name).conflist", atomically: true, encoding: .utf8)
+        self.network = (dir, name, bridge, hostBefore)
     }
 
     deinit { stop() }
@@ -30,32 +53,54 @@ final class Podman {
         return ok
     }
 
+    /// Podman's global options: everything of its own under `root`.
+    var globalOptions: [String] {
+        ["--root", root + "/root", "--runroot", root + "/run", "--tmpdir", root + "/tmp",
+         "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+            + (network.map { ["--network-config-dir", $0.dir] } ?? [])
+    }
+
+    /// A storage.conf naming this store, for synsight (`CONTAINERS_STORAGE_CONF`).
+    func storageConf() throws -> String {
+        let path = root + "/storage.conf"
+        try "[storage]\ndriver = \"vfs\"\ngraphroot = \"\(root)/root\"\nrunroot = \"\(root)/run\"\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     @discardableResult
     func podman(_ args: [String]) throws -> String {
-        try sh([Self.binary, "--root", root + "/root", "--runroot", root + "/run", "--tmpdir", root + "/tmp",
-                "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"] + args)
+        try sh([Self.binary] + globalOptions + args)
     }
 
     /// busybox and its applets as `synsight-e2e-busybox:<tag>`; returns that name.
     func importBusybox(tag: String) throws -> String {
         let image = "synsight-e2e-busybox:\(tag)"
         let rootfs = try ContainerHttpd.busyboxRootfs(in: root)
-        try sh(["/bin/sh", "-c", "tar -C '\(rootfs)' -c . | '\(Self.binary)' --root '\(root)/root' --runroot '\(root)/run' "
-                + "--tmpdir '\(root)/tmp' --storage-driver vfs --cgroup-manager cgroupfs --events-backend file import - '\(image)'"])
+        let options = globalOptions.map { "'\($0)'" }.joined(separator: " ")
+        try sh(["/bin/sh", "-c", "tar -C '\(rootfs)' -c . | '\(Self.binary)' \(options) import - '\(image)'"])
         return image
     }
 
-    /// `podman run -d` without a network; returns the container's id. The
-    /// rlimits are set low: Podman's defaults are above this sandbox's hard
-    /// limits (no CAP_SYS_RESOURCE). The conmon it leaves running inherits
-    /// every descriptor podman had, and Foundation's Process waits for all
-    /// of its own to close: podman runs from Python with only 0-2 open, its
-    /// output in a file.
-    func run(name: String, image: String, command: String) throws -> String {
-        let args = [Self.binary, "--root", root + "/root", "--runroot", root + "/run", "--tmpdir", root + "/tmp",
-                    "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
-                    "run", "-d", "--name", name, "--network", "none", "--ulimit", "nofile=1024:1024",
-                    "--ulimit", "nproc=4096:4096", image, "/bin/sh", "-c", command]
+    /// `podman run -d` (on the test's network with `publish`, else without
+    /// one); returns the container's id. The rlimits are set low: Podman's
+    /// defaults are above this sandbox's hard limits (no CAP_SYS_RESOURCE).
+    func run(name: String, image: String, command: String, publish: [String] = []) throws -> String {
+        let net = network.map { ["--network", $0.name] + publish.flatMap { ["-p", $0] } } ?? ["--network", "none"]
+        try detached([Self.binary] + globalOptions + ["run", "-d", "--name", name] + net
+                     + ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", image, "/bin/sh", "-c", command])
+        return try podman(["inspect", "-f", "{{.Id}}", name]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `podman start` or `stop`: through `detached` too (start leaves a conmon).
+    func lifecycle(_ verb: String, _ name: String) throws {
+        try detached([Self.binary] + globalOptions + (verb == "stop" ? ["stop", "-t", "0", name] : [verb, name]))
+    }
+
+    /// The conmon a podman command leaves running inherits every descriptor
+    /// podman had, and Foundation's Process waits for all of its own to
+    /// close: podman runs from Python with only 0-2 open, its output in a file.
+    func detached(_ args: [String]) throws {
         let script = """
             import subprocess, sys
             with open(sys.argv[1], "w") as log:
@@ -64,7 +109,6 @@ final class Podman {
             sys.exit(rc)
             """
         try sh(["/usr/bin/python3", "-c", script, root + "/run.log"] + args)
-        return try podman(["inspect", "-f", "{{.Id}}", name]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     func stop() {
@@ -87,6 +131,15 @@ final class Podman {
         let left = Self.libpodCgroups().subtracting(cgroupsBefore)
         #expect(left.isEmpty, "Podman's cgroups could not be removed: \(left.sorted())")
         if !hadVarLib { try? FileManager.default.removeItem(atPath: Self.varLib) }
+        if !hadVarLibCNI { try? FileManager.default.removeItem(atPath: Self.varLibCNI) }
+        if let network {
+            // CNI's DEL took the container's rules; portmap's chains, the bridge and ip_forward stay.
+            _ = try? sh(["ip", "link", "del", network.bridge], allowFailure: true)
+            DockerFirewall.remove(bridge: network.bridge, tablesBefore: network.hostBefore.nftTables, chainPrefix: "CNI-")
+            network.hostBefore.restoreSysctls()
+            let changes = HostNetworkState.capture().changes(since: network.hostBefore)
+            #expect(changes.isEmpty, "Podman's network left the host changed: \(changes)")
+        }
         try? FileManager.default.removeItem(atPath: root)
     }
 

@@ -1,0 +1,148 @@
+import SynsightBase
+
+/// The TCP ports Podman containers publish (`podman run -p`), running or
+/// not, from libpod's state database `<graphroot>/libpod/bolt_state.db`
+/// (BoltDB: Podman 4's default). Pure: bytes in, bindings out.
+///
+/// Read by scanning, not as a database: BoltDB keeps each value contiguous
+/// (in its leaf page, or in consecutive overflow pages), and libpod stores a
+/// container's configuration and its state as JSON values, so both are
+/// found as the JSON objects that open with `{"spec":` and `{"state":`.
+/// BoltDB's copy-on-write leaves older copies in free pages: a
+/// configuration never changes after creation (its copies agree), of a
+/// state's copies the one with the latest `finishedTime` is the container's
+/// last stop, and only containers still in the store's `containers.json`
+/// (`live`) count, so one removed since is never named. Podman 5's SQLite
+/// database (`db.sql`) splits large values across pages and is not read.
+public enum PodmanPortBindings {
+    /// The processes that hold a rootful Podman container's published ports
+    /// (listening sockets that never accept, so that nothing else takes the
+    /// port): podman binds them and hands them to the container's conmon.
+    public static let portHolders: Set<String> = ["podman", "conmon"]
+
+    static let configOpening = Array(#"{"spec":"#.utf8)
+    static let stateOpening = Array(#"{"state":"#.utf8)
+    /// A JSON object longer than this is not one of libpod's.
+    static let maxObject = 4 << 20
+    /// Port ranges (`-p 8000-8100:8000-8100`) are expanded up to this many ports.
+    static let maxRange = 1024
+
+    /// `live`: container id -> name, from the store's containers.json (WorkloadNames.podmanNames).
+    public static func parse(state bytes: [UInt8], live: [String: String]) -> [DockerPortBinding] {
+        var configs: [String: JSONValue] = [:]
+        for object in objects(in: bytes, opening: configOpening) {
+            guard let c = JSONReader.parse(object), let id = c["id"]?.stringValue, live[id] != nil else { continue }
+            configs[id] = c
+        }
+        let stops = lastStops(bytes, ids: Set(configs.keys))
+        var out: [DockerPortBinding] = []
+        for (id, config) in configs {
+            let name = config["name"]?.stringValue ?? live[id]
+            for m in mappings(config) {
+                var b = DockerPortBinding(id: id, name: name, hostIP: m.hostIP, hostPort: m.hostPort, containerPort: m.containerPort,
+                                          exitCode: stops[id]?.exitCode, finishedAt: stops[id]?.finishedAt,
+                                          oomKilled: stops[id]?.oomKilled ?? false)
+                b.runtime = .podman
+                out.append(b)
+            }
+        }
+        return out.sorted { ($0.hostPort, $0.hostIP, $0.id) < ($1.hostPort, $1.hostIP, $1.id) }
+    }
+
+    struct Mapping: Hashable {
+        var hostIP: String
+        var hostPort: UInt16
+        var containerPort: UInt16
+    }
+
+    /// Podman 4's `newPortMappings` (host_ip, host_port, container_port,
+    /// range, protocol), or Podman 3's `portMappings` (CNI's hostIP, hostPort, containerPort).
+    static func mappings(_ config: JSONValue) -> [Mapping] {
+        var out: [Mapping] = []
+        if case .array(let list)? = config["newPortMappings"] {
+            for m in list {
+                guard (m["protocol"]?.stringValue ?? "tcp").split(separator: ",").contains("tcp"),
+                      let host = m["host_port"]?.intValue, let container = m["container_port"]?.intValue else { continue }
+                let ip = m["host_ip"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
+                let range = max(1, min(Int(m["range"]?.intValue ?? 1), maxRange))
+                for i in 0..<range {
+                    guard let h = UInt16(exactly: host + Int64(i)), let c = UInt16(exactly: container + Int64(i)) else { break }
+                    out.append(Mapping(hostIP: ip, hostPort: h, containerPort: c))
+                }
+            }
+        } else if case .array(let list)? = config["portMappings"] {
+            for m in list {
+                guard (m["protocol"]?.stringValue ?? "tcp") == "tcp", let host = m["hostPort"]?.intValue.flatMap({ UInt16(exactly: $0) }),
+                      let container = m["containerPort"]?.intValue.flatMap({ UInt16(exactly: $0) }) else { continue }
+                out.append(Mapping(hostIP: m["hostIP"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0",
+                                   hostPort: host, containerPort: container))
+            }
+        }
+        return out
+    }
+
+    struct Stop {
+        var finishedAt: String
+        var exitCode: Int64?
+        var oomKilled: Bool
+    }
+
+    /// Each container's last stop: of its state copies, the latest
+    /// `finishedTime` (its id from `configPath`, ".../<id>/userdata/config.json").
+    static func lastStops(_ bytes: [UInt8], ids: Set<String>) -> [String: Stop] {
+        var out: [String: Stop] = [:]
+        for object in objects(in: bytes, opening: stateOpening) {
+            guard let s = JSONReader.parse(object), let path = s["configPath"]?.stringValue,
+                  let finished = s["finishedTime"]?.stringValue, !finished.hasPrefix("0001-") else { continue }
+            let parts = path.split(separator: "/")
+            guard let u = parts.lastIndex(of: "userdata"), u > 0, ids.contains(String(parts[u - 1])) else { continue }
+            let id = String(parts[u - 1])
+            // RFC 3339 with the same zone: later sorts later.
+            if let known = out[id], known.finishedAt >= finished { continue }
+            out[id] = Stop(finishedAt: finished, exitCode: s["exitCode"]?.intValue, oomKilled: s["oomKilled"] == .bool(true))
+        }
+        return out
+    }
+
+    /// The JSON objects of `bytes` that start with `opening`: from each
+    /// occurrence to its matching brace, strings and escapes skipped.
+    static func objects(in bytes: [UInt8], opening: [UInt8]) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        var i = 0
+        let first = opening[0]
+        while i + opening.count <= bytes.count {
+            guard bytes[i] == first, bytes[i..<(i + opening.count)].elementsEqual(opening) else { i += 1; continue }
+            if let end = objectEnd(bytes, from: i) {
+                out.append(Array(bytes[i...end]))
+                i = end + 1
+            } else {
+                i += opening.count
+            }
+        }
+        return out
+    }
+
+    /// The index of the brace that closes the object opening at `start`.
+    static func objectEnd(_ b: [UInt8], from start: Int) -> Int? {
+        var depth = 0, inString = false, escaped = false
+        var i = start
+        let limit = min(b.count, start + maxObject)
+        while i < limit {
+            let c = b[i]
+            if inString {
+                if escaped { escaped = false } else if c == 0x5C { escaped = true } else if c == 0x22 { inString = false }
+            } else if c == 0x22 {
+                inString = true
+            } else if c == 0x7B {
+                depth += 1
+            } else if c == 0x7D {
+                depth -= 1
+                if depth == 0 { return i }
+            } else if c < 0x20 && c != 0x09 && c != 0x0A && c != 0x0D {
+                return nil  // a page header or binary: not one contiguous JSON value
+            }
+            i += 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,113 @@
+@testable import SynsightModel
+@testable import SynsightAttribution
+import Testing
+import SynsightTestSupport
+
+/// A refused host port that a Podman container publishes: libpod's state
+/// database scanned for the container's configuration and last stop, and the
+/// records: its port reservation (podman, then conmon) gone, or held on
+/// another address. The end-to-end PodmanWorkloadTests read a real one.
+@Suite("no_listener: the port a Podman container publishes")
+struct PodmanPortBindingTests {
+    static let id = String(repeating: "ab", count: 32)
+    static let removed = String(repeating: "cd", count: 32)
+
+    static func config(_ id: String, name: String) -> String {
+        #"{"spec":{"ociVersion":"1.0.2","process":{"args":["/bin/sh","-c","echo {\"x\": 1}"]}},"id":"\#(id)","name":"\#(name)","#
+            + #""newPortMappings":[{"host_ip":"127.0.0.1","container_port":80,"host_port":18080,"range":1,"protocol":"tcp"},"#
+            + #"{"host_ip":"","container_port":9000,"host_port":19000,"range":3,"protocol":"tcp"},"#
+            + #"{"host_ip":"","container_port":53,"host_port":5353,"range":1,"protocol":"udp"}]}"#
+    }
+
+    static func state(_ id: String, finished: String, exit: Int) -> String {
+        #"{"state":6,"configPath":"/var/lib/containers/storage/overlay-containers/\#(id)/userdata/config.json","#
+            + #""startedTime":"2026-12-06T10:00:00Z","finishedTime":"\#(finished)","exitCode":\#(exit),"exited":true}"#
+    }
+
+    /// BoltDB-like bytes: page headers and keys around the JSON values, an
+    /// older state copy left in a free page, a removed container's config.
+    static var database: [UInt8] {
+        var b: [UInt8] = [0x00, 0x10, 0xED, 0xDA, 0x0C, 0x02, 0, 0] + Array("ctr".utf8) + [0x01, 0x00]
+        b += Array(config(id, name: "web").utf8) + [0x00, 0x04, 0x00]
+        b += Array(state(id, finished: "2026-12-06T11:00:00.5Z", exit: 0).utf8) + [0xFF, 0x00]
+        b += Array(state(id, finished: "2026-12-06T12:30:00.25Z", exit: 137).utf8) + [0x02]
+        b += Array(config(removed, name: "gone").utf8)
+        // A value cut by a page boundary: not one object, skipped.
+        b += Array(#"{"spec":{"id":"#.utf8) + [0x00, 0x01, 0x02] + Array("\"}".utf8)
+        return b
+    }
+
+    static let live = [id: "web"]
+
+    @Test("libpod's database: TCP bindings of live containers (ranges expanded), the latest stop of the state copies")
+    func parse() {
+        let b = PodmanPortBindings.parse(state: Self.database, live: Self.live)
+        #expect(b.map(\.published) == ["127.0.0.1:18080", "0.0.0.0:19000", "0.0.0.0:19001", "0.0.0.0:19002"])
+        #expect(b.allSatisfy { $0.runtime == .podman && $0.id == Self.id && $0.name == "web" && !$0.running })
+        #expect(b[2].containerPort == 9001)
+        #expect(b[0].exitCode == 137 && b[0].finishedAt == "2026-12-06T12:30:00.25Z")
+        #expect(b[0].how == "exited with code 137 at 2026-12-06T12:30:00.25Z")
+        #expect(b[0].json["runtime"]?.stringValue == "podman")
+        // Podman 3's CNI-style portMappings.
+        let old = Array(#"{"spec":{},"id":"\#(Self.id)","name":"web","portMappings":[{"hostIP":"","hostPort":8080,"containerPort":80,"protocol":"tcp"}]}"#.utf8)
+        #expect(PodmanPortBindings.parse(state: old, live: Self.live).map(\.published) == ["0.0.0.0:8080"])
+        #expect(PodmanPortBindings.parse(state: Self.database, live: [:]).isEmpty)
+    }
+
+    struct Resolver: ProcessResolver {
+        func exe(pid: UInt32) -> String? { nil }
+        func publishers(port: UInt16) -> [DockerPortBinding] {
+            PodmanPortBindings.parse(state: PodmanPortBindingTests.database, live: PodmanPortBindingTests.live).filter { $0.hostPort == port }
+        }
+    }
+
+    static let published = Endpoint(addr: v4(127, 0, 0, 1), port: 18080)
+
+    @Test("its reservation (podman's listener, handed to conmon) found closed: publisher_stopped naming the Podman container and podman start")
+    func stopped() throws {
+        var e = engine(resolver: Resolver())
+        e.hostNetns = hostNS
+        let r = try single(run(&e, [
+            .listen(listenerChange(at: 100, on: Self.published, pid: 880, comm: "podman", inode: 31)),
+            .listenClose(listenerChange(at: 200, on: Self.published, pid: 0, comm: "", inode: 31)),
+            rst(at: 300, to: Self.published, from: client1),
+        ]))
+        #expect(r.cause?.rawValue == "publisher_stopped")
+        #expect(r.evidence("container")?["runtime"]?.stringValue == "podman" && r.evidence("container")?["name"]?.stringValue == "web")
+        let hint = try #require(r.hint)
+        #expect(hint.contains("Podman container web publishes it (127.0.0.1:18080 to its port 80), and its port reservation (podman (pid 880)) is gone: exited with code 137"), "\(hint)")
+        #expect(hint.contains("podman start web") && !hint.contains("docker"), "\(hint)")
+        // Never seen listening (synsight started after the stop): the same cause from the database.
+        var later = engine(resolver: Resolver())
+        later.hostNetns = hostNS
+        let r2 = try single(run(&later, [rst(at: 300, to: Self.published, from: client1)]))
+        #expect(r2.cause?.rawValue == "publisher_stopped" && (r2.hint ?? "").contains("Podman container web publishes it"), "\(r2.hint ?? "")")
+    }
+
+    @Test("conmon holding 127.0.0.1:18080, the SYN to another address: bound_to_other_address naming the container and podman run -p")
+    func heldElsewhere() throws {
+        var e = engine(resolver: Resolver())
+        e.hostNetns = hostNS
+        let r = try single(run(&e, [
+            .listen(listenerChange(at: 100, on: Self.published, pid: 881, comm: "conmon", inode: 32)),
+            rst(at: 300, to: Endpoint(addr: v4(192, 0, 2, 10), port: 18080), from: client1),
+        ]))
+        #expect(r.cause?.rawValue == "bound_to_other_address")
+        #expect(r.evidence("container")?["runtime"]?.stringValue == "podman")
+        let hint = try #require(r.hint)
+        #expect(hint.contains("container web publishes port 18080 on 127.0.0.1 only (conmon listens there, to its port 80)"), "\(hint)")
+        #expect(hint.contains("podman run -p 18080:<container port>"), "\(hint)")
+    }
+
+    /// One record of each Podman case (SchemaRecordsTests validates them).
+    static func records() -> [Record] {
+        var e = engine(resolver: Resolver())
+        e.hostNetns = hostNS
+        return run(&e, [
+            .listen(listenerChange(at: 100, on: published, pid: 881, comm: "conmon", inode: 32)),
+            rst(at: 300, to: Endpoint(addr: v4(192, 0, 2, 10), port: 18080), from: client1),
+            .listenClose(listenerChange(at: 400, on: published, pid: 0, comm: "", inode: 32)),
+            rst(at: 500, to: published, from: client1),
+        ])
+    }
+}
