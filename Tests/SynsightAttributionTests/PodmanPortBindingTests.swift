@@ -63,11 +63,16 @@ struct PodmanPortBindingTests {
 
     static let published = Endpoint(addr: v4(127, 0, 0, 1), port: 18080)
 
-    @Test("its reservation (podman's listener, handed to conmon) found closed: publisher_stopped naming the Podman container and podman start")
-    func stopped() throws {
+    /// The records of `events` on the host's namespace, with libpod's bindings above.
+    static func refusals(_ events: [KernelEvent]) -> [Record] {
         var e = engine(resolver: Resolver())
         e.hostNetns = hostNS
-        let r = try single(run(&e, [
+        return run(&e, events)
+    }
+
+    @Test("its reservation (podman's listener, handed to conmon) found closed: publisher_stopped naming the Podman container and podman start")
+    func stopped() throws {
+        let r = try single(Self.refusals([
             .listen(listenerChange(at: 100, on: Self.published, pid: 880, comm: "podman", inode: 31)),
             .listenClose(listenerChange(at: 200, on: Self.published, pid: 0, comm: "", inode: 31)),
             rst(at: 300, to: Self.published, from: client1),
@@ -78,17 +83,13 @@ struct PodmanPortBindingTests {
         #expect(hint.contains("Podman container web publishes it (127.0.0.1:18080 to its port 80), and its port reservation (podman (pid 880)) is gone: exited with code 137"), "\(hint)")
         #expect(hint.contains("podman start web") && !hint.contains("docker"), "\(hint)")
         // Never seen listening (synsight started after the stop): the same cause from the database.
-        var later = engine(resolver: Resolver())
-        later.hostNetns = hostNS
-        let r2 = try single(run(&later, [rst(at: 300, to: Self.published, from: client1)]))
+        let r2 = try single(Self.refusals([rst(at: 300, to: Self.published, from: client1)]))
         #expect(r2.cause?.rawValue == "publisher_stopped" && (r2.hint ?? "").contains("Podman container web publishes it"), "\(r2.hint ?? "")")
     }
 
     @Test("conmon holding 127.0.0.1:18080, the SYN to another address: bound_to_other_address naming the container and podman run -p")
     func heldElsewhere() throws {
-        var e = engine(resolver: Resolver())
-        e.hostNetns = hostNS
-        let r = try single(run(&e, [
+        let r = try single(Self.refusals([
             .listen(listenerChange(at: 100, on: Self.published, pid: 881, comm: "conmon", inode: 32)),
             rst(at: 300, to: Endpoint(addr: v4(192, 0, 2, 10), port: 18080), from: client1),
         ]))
@@ -101,9 +102,7 @@ struct PodmanPortBindingTests {
 
     /// One record of each Podman case (SchemaRecordsTests validates them).
     static func records() -> [Record] {
-        var e = engine(resolver: Resolver())
-        e.hostNetns = hostNS
-        return run(&e, [
+        refusals([
             .listen(listenerChange(at: 100, on: published, pid: 881, comm: "conmon", inode: 32)),
             rst(at: 300, to: Endpoint(addr: v4(192, 0, 2, 10), port: 18080), from: client1),
             .listenClose(listenerChange(at: 400, on: published, pid: 0, comm: "", inode: 32)),
