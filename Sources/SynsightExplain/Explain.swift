@@ -451,15 +451,18 @@ struct Analysis {
     }
 
     /// A stopped container that publishes the port, when nothing listens on
-    /// it in the host's namespace: its DNAT rules and proxy left with it.
+    /// it in the host's namespace: its DNAT rules and proxy (Docker) or port
+    /// reservation (Podman) left with it.
     mutating func stoppedPublishers() {
         guard let host = input.namespaces.first(where: \.isHost)?.inode,
               !input.listeners.contains(where: { $0.netns == host }) else { return }
         for c in input.stoppedPublishers {
+            var facts = Advice.Facts(port: port, containerName: c.label)
+            facts.containerRuntime = c.runtime
             add(Finding(.critical, NoListenerCause.publisherStopped.rawValue,
-                        "container \(c.label) publishes port \(port) (\(c.published) to its port \(c.containerPort)) but is not running: \(c.how)",
-                        remediation: Advice.for(reason: .noListener, cause: .noListener(.publisherStopped),
-                                                facts: Advice.Facts(port: port, containerName: c.label)).fix,
+                        "\(c.runtime == .podman ? "Podman " : "")container \(c.label) publishes port \(port) (\(c.published) to its port "
+                            + "\(c.containerPort)) but is not running: \(c.how)",
+                        remediation: Advice.for(reason: .noListener, cause: .noListener(.publisherStopped), facts: facts).fix,
                         netns: host, evidence: [("container", c.json)]))
         }
     }

@@ -184,6 +184,19 @@ public final class ProcfsResolver: ProcessResolver {
         return throttles.value(pid, now: now) { cpuLimits.read(pid: pid, now: now) }
     }
 
+    /// The addresses of synsight's own namespace (the pipeline thread's, where
+    /// this is asked), per family, read at most every 2 s; other namespaces: nil.
+    var ownAddresses = TimedCache<AddressFamily, Set<IPAddress>>(ttlNs: 2_000_000_000, limit: 2)
+    lazy var ownNetns = ProcFS.nsInode("/proc/thread-self/ns/net")
+
+    public func isLocalAddress(_ addr: IPAddress, netns: UInt32) -> Bool? {
+        guard netns == ownNetns else { return nil }
+        let family: AddressFamily = addr.isV4Mapped ? .ipv4 : .ipv6
+        return ownAddresses.value(family, now: ConditionLock.now()) {
+            Set(((try? LocalAddresses.here(family: family).get()) ?? []).map(\.addr))
+        }.contains(addr)
+    }
+
     /// Docker's and Podman's port bindings, read at most every
     /// `bindingsTTLNs` (a refusal storm on a published port reads the
     /// configs once, not per refusal).

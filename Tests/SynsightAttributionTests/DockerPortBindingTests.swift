@@ -94,4 +94,22 @@ struct DockerPortBindingTests {
         // A namespace other than the host's: Docker publishes on the host only.
         #expect(Self.refused(port: 8443, netns: hostNS + 1, running: true)?.cause?.rawValue == "never_listened")
     }
+
+    @Test("traced from before the stop: docker-proxy's listener gone with the container is publisher_stopped, not docker-proxy's exit")
+    func forwarderGone() throws {
+        var e = engine(resolver: Resolver())
+        e.hostNetns = hostNS
+        let at = Endpoint(addr: v4(127, 0, 0, 1), port: 8080)
+        let r = try single(run(&e, [
+            .listen(listenerChange(at: 100, on: at, pid: 990, comm: "docker-proxy", inode: 41)),
+            .listenClose(listenerChange(at: 200, on: at, pid: 0, comm: "", inode: 41)),
+            exitEvent(at: 210, pid: 990, comm: "docker-proxy", code: 0),
+            rst(at: 300, to: at, from: client1),
+        ]))
+        #expect(r.cause?.rawValue == "publisher_stopped" && r.process?.pid == 990)
+        let hint = try #require(r.hint)
+        #expect(hint.contains("container web publishes it (127.0.0.1:8080 to its port 80), and its port forwarding (docker-proxy (pid 990)) is gone: "
+                              + "exited with code 137"), "\(hint)")
+        #expect(hint.contains("docker start web"), "\(hint)")
+    }
 }

@@ -101,5 +101,18 @@ struct NATJoinTests {
         apart += same.ingest(connectFailure(at: 11, from: lo, to: loPublished, pid: 558, netns: hostNS))
         apart += same.finish()
         #expect(apart.count == 2 && apart.allSatisfy { $0.originalDestination == nil }, "\(apart.map(\.json))")
+
+        // A refusal whose client address is not one of the client's namespace's: a remote
+        // client that happens to use the same port, not this one masqueraded.
+        struct NotLocal: ProcessResolver {
+            func exe(pid: UInt32) -> String? { nil }
+            func isLocalAddress(_ addr: IPAddress, netns: UInt32) -> Bool? { false }
+        }
+        var remote = engine(resolver: NotLocal())
+        remote.hostNetns = hostNS
+        var twoRecords = remote.ingest(rst(at: 10, to: Self.translated, from: masqueraded, netns: otherNS))
+        twoRecords += remote.ingest(connectFailure(at: 11, from: lo, to: loPublished, pid: 559, netns: hostNS))
+        twoRecords += remote.finish()
+        #expect(twoRecords.count == 2 && twoRecords.allSatisfy { $0.originalDestination == nil }, "\(twoRecords.map(\.json))")
     }
 }

@@ -6,7 +6,7 @@ import SynsightTestSupport
 /// A refused host port that a Podman container publishes: libpod's state
 /// database scanned for the container's configuration and last stop, and the
 /// records: its port reservation (podman, then conmon) gone, or held on
-/// another address. The end-to-end PodmanWorkloadTests read a real one.
+/// another address. The end-to-end Podman tests (PodmanWorkloadTests.swift) read a real one.
 @Suite("no_listener: the port a Podman container publishes")
 struct PodmanPortBindingTests {
     static let id = String(repeating: "ab", count: 32)

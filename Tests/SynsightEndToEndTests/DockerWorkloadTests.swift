@@ -174,8 +174,9 @@ struct DockerWorkloadTests {
         #expect(!hint.contains("connect to the address it listens on"), "a host cannot reach a container's loopback: \(hint)")
     }
 
-    @Test("a stopped container's published port: the host refuses it, publisher_stopped names the container and its exit")
-    func stoppedPublisher() throws {
+    @Test("a stopped container's published port: the host refuses it, publisher_stopped names the container and its exit (traced from before it started: its docker-proxy's exit is not the cause)",
+          arguments: [false, true])
+    func stoppedPublisher(traceFirst: Bool) throws {
         guard DockerDaemon.installed() else { return }
         let daemon = try DockerDaemon(bridge: "198.19.247.1/24")
         defer { daemon.stop() }
@@ -183,12 +184,14 @@ struct DockerWorkloadTests {
         let image = try daemon.importBusybox(tag: tag)
         let name = "synsight-e2e-stopped-\(tag)"
         let published = randomPort()
+        // Traced from the start, synsight sees docker-proxy listen on the port and exit with the container.
+        let early = traceFirst ? try TraceSession(["--port", String(published)]) : nil
         // A service that dies with status 3 a moment after it starts.
         try daemon.docker(["run", "-d", "--name", name, "-p", "127.0.0.1:\(published):80", image, "/bin/sh", "-c", "sleep 1; exit 3"])
         #expect(waitUntil(timeout: 20) {
             (try? daemon.docker(["inspect", "-f", "{{.State.Running}}", name]))?.hasPrefix("false") == true
         })
-        let trace = try TraceSession(["--port", String(published)])
+        let trace = try early ?? TraceSession(["--port", String(published)])
         // A client on the host, where the published port was.
         let out = try sh(["/usr/bin/python3", Peer.script, "connect", "127.0.0.1", String(published), "--timeout", "3"])
         #expect(out.split(separator: "\n").last?.split(separator: " ").last == Substring(String(ECONNREFUSED)), "\(out)")
@@ -202,6 +205,10 @@ struct DockerWorkloadTests {
         #expect(container?["published"] as? String == "127.0.0.1:\(published)")
         #expect(container?["container_port"] as? Int == 80)
         #expect((r.string("hint") ?? "").contains("docker start \(name)"), "\(r.string("hint") ?? "")")
+        if traceFirst {
+            #expect(r.object("process")?["comm"] as? String == "docker-proxy", "record: \(r)")
+            #expect((r.string("hint") ?? "").contains("its port forwarding (docker-proxy (pid"), "\(r.string("hint") ?? "")")
+        }
         // explain says the same from Docker's files alone.
         let (_, report) = try ExplainTests.Run(["--json", String(published), "--duration", "0"]).finish()
         let f = report.finding("publisher_stopped")

@@ -31,7 +31,8 @@ struct ExplainTests {
         let outFile: URL
         let errFile: URL
 
-        init(_ args: [String], asUser: Int? = nil) throws {
+        /// `environment`: added to synsight's own.
+        init(_ args: [String], asUser: Int? = nil, environment: [String: String] = [:]) throws {
             let tmp = FileManager.default.temporaryDirectory
             outFile = tmp.appendingPathComponent("synsight-explain-out-\(UUID().uuidString)")
             errFile = tmp.appendingPathComponent("synsight-explain-err-\(UUID().uuidString)")
@@ -44,6 +45,9 @@ struct ExplainTests {
             } else {
                 process.executableURL = URL(fileURLWithPath: TraceSession.binary)
                 process.arguments = ["explain"] + args
+            }
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
             }
             process.standardOutput = try FileHandle(forWritingTo: outFile)
             process.standardError = try FileHandle(forWritingTo: errFile)

@@ -1,16 +1,14 @@
 import Foundation
 import Testing
 
-/// A real Podman container (rootful, its store in a temporary directory:
-/// nothing the default store or a storage.conf could name): a refusal in its
-/// network namespace must name the container by the name it was run with,
-/// found on its conmon's command line, with runtime podman.
-@Suite("podman workload identity, end to end", .serialized, .enabled(if: Privileged.enabled))
-struct PodmanWorkloadTests {
-    init() throws {
-        try Privileged.check()
-    }
-
+/// Real Podman containers (rootful, their store in a temporary directory:
+/// nothing the default store names). In the Docker suite, which runs one
+/// test at a time: Podman's cleanup removes the cgroups and caches it made,
+/// and its network's test compares the host's bridges, iptables chains and
+/// ip_forward before and after, state dockerd changes too.
+extension DockerWorkloadTests {
+    /// A refusal in a container's network namespace must name the container
+    /// by the name it was run with, found on its conmon's command line, with runtime podman.
     @Test("a Podman container: a wrong port names the container (runtime podman, its name from conmon), and explain names it too")
     func wrongPortInPodmanContainer() throws {
         guard Podman.installed() else { return }
@@ -105,5 +103,11 @@ struct PodmanWorkloadTests {
         #expect((stopped.string("hint") ?? "").contains("podman start \(name)"), "\(stopped)")
         // One record per connection: no client-side "nothing on this host explains it".
         #expect(!trace.records.contains { $0.string("cause") == "connection_refused" }, "\(trace.stdout)")
+        // explain names the stopped container too.
+        let (_, report) = try ExplainTests.Run(["--json", String(port), "--duration", "0"],
+                                               environment: ["CONTAINERS_STORAGE_CONF": try podman.storageConf()]).finish()
+        let finding = report.finding("publisher_stopped")
+        #expect((finding?["message"] as? String ?? "").contains("Podman container \(name) publishes port \(port)"), "\(report.findings)")
+        #expect((finding?["remediation"] as? String ?? "").contains("podman start \(name)"), "\(report.findings)")
     }
 }

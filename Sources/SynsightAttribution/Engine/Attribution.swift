@@ -390,17 +390,18 @@ public struct AttributionEngine {
                     + " but the client used \(asked)"
             }
         } else if let closed = history[NetnsPort(netns: r.netns, port: port)],
-                  let c = Self.stoppedPodmanPublisher(closed.listener, publishers, synTo: r.local) {
-            // Podman's port reservation (podman, then the container's conmon) is gone: the container stopped.
+                  let c = Self.stoppedPublisher(closed.listener, publishers, synTo: r.local) {
+            // The container's forwarding (docker-proxy, dockerd) or reservation (podman, conmon) went with it.
             cause = .publisherStopped
             record.process = closed.listener.process
             evidence.listenedOn = Endpoint(addr: closed.listener.local.addr, port: port).description
             evidence.container = c.json
             facts.containerName = c.label
             facts.publishedOn = c.hostIP
-            facts.containerRuntime = .podman
-            situation = "nothing listens on port \(port) of the host: Podman container \(c.label) publishes it (\(c.published) to its "
-                + "port \(c.containerPort)), and its port reservation (\(closed.listener.label)) is gone: \(c.how)"
+            facts.containerRuntime = c.runtime
+            let role = c.runtime == .podman ? "port reservation" : "port forwarding"
+            situation = "nothing listens on port \(port) of the host: \(c.runtime == .podman ? "Podman " : "")container \(c.label) "
+                + "publishes it (\(c.published) to its port \(c.containerPort)), and its \(role) (\(closed.listener.label)) is gone: \(c.how)"
         } else if let closed = history[NetnsPort(netns: r.netns, port: port)] {
             let l = closed.listener
             record.process = l.process
@@ -485,30 +486,29 @@ public struct AttributionEngine {
 }
 
 extension AttributionEngine {
-    /// The running container a forwarding listener holds the port for:
-    /// docker-proxy's or dockerd's (a running Docker container), or conmon's
-    /// or podman's (Podman's port reservation: its container runs while it is held).
+    /// The runtime whose forwarding or reservation of a published port a
+    /// listener of this program is: docker-proxy's or dockerd's (Docker),
+    /// podman's or conmon's (Podman's port reservation); nil for any other.
+    static func forwarderRuntime(_ comm: String) -> ContainerRuntime? {
+        if ["docker-proxy", "dockerd"].contains(comm) { return .docker }
+        return PodmanPortBindings.portHolders.contains(comm) ? .podman : nil
+    }
+
+    /// The running container a forwarding listener holds the port for (a
+    /// Podman container runs while its reservation is held).
     static func holderPublisher(_ l: ListenerInfo, _ publishers: [DockerPortBinding], on listeners: [ListenerInfo]) -> DockerPortBinding? {
-        let runtime: ContainerRuntime
-        if ["docker-proxy", "dockerd"].contains(l.comm) {
-            runtime = .docker
-        } else if PodmanPortBindings.portHolders.contains(l.comm) {
-            runtime = .podman
-        } else {
-            return nil
-        }
-        guard var p = publishers.first(where: { p in
+        guard let runtime = forwarderRuntime(l.comm), var p = publishers.first(where: { p in
             p.runtime == runtime && (p.running || runtime == .podman) && listeners.contains { p.covers($0.local.addr) }
         }) else { return nil }
         p.running = true
         return p
     }
 
-    /// The Podman container whose port reservation was the closed listener
-    /// (podman or its conmon) and that publishes the SYN's address.
-    static func stoppedPodmanPublisher(_ l: ListenerInfo, _ publishers: [DockerPortBinding], synTo dst: Endpoint) -> DockerPortBinding? {
-        guard PodmanPortBindings.portHolders.contains(l.comm) else { return nil }
-        return publishers.first { $0.runtime == .podman && $0.covers(dst.addr) }
+    /// The container, not running now, whose forwarding or reservation the
+    /// closed listener was, and that publishes the SYN's address.
+    static func stoppedPublisher(_ l: ListenerInfo, _ publishers: [DockerPortBinding], synTo dst: Endpoint) -> DockerPortBinding? {
+        guard let runtime = forwarderRuntime(l.comm) else { return nil }
+        return publishers.first { $0.runtime == runtime && !$0.running && $0.covers(dst.addr) }
     }
 
     /// What a Docker container publishing the refused host port says, if

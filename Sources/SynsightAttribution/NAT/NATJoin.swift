@@ -66,14 +66,16 @@ extension AttributionEngine {
     /// mappings) or of a NodePort or Service reached from the node is
     /// translated (DNAT) into another namespace and masqueraded (its source
     /// becomes the host's address on that bridge), so neither endpoint
-    /// matches. Masquerading keeps the source port when it can, so: the
+    /// matches. Masquerading keeps the source port when it can, and the
+    /// source it gives is an address of the client's own namespace, so: the
     /// refusal waiting in another namespace for a client with this client's
-    /// port, another address, and another server. (The conntrack entry that
-    /// would say so for certain is gone by then: the RST kills it before the
-    /// client sees it.)
+    /// port, another address that is one of the client's namespace's, and
+    /// another server. (The conntrack entry that would say so for certain is
+    /// gone by then: the RST kills it before the client sees it.)
     mutating func natMasqueradedRefusal(for ce: ConnectError) -> (Pending, seenFrom: Endpoint)? {
         guard let key = natJoin.pendingByClientPort[ce.local.port], key.client.addr != ce.local.addr,
-              key.server != ce.remote, let p = pending[key], p.record.netns != ce.netns else { return nil }
+              key.server != ce.remote, let p = pending[key], p.record.netns != ce.netns,
+              resolver?.isLocalAddress(key.client.addr, netns: ce.netns) != false else { return nil }
         natJoin.pendingByClientPort.removeValue(forKey: ce.local.port)
         pending.removeValue(forKey: key)
         return (p, key.client)

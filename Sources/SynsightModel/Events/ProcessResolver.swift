@@ -21,6 +21,8 @@ public protocol ProcessResolver {
     func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding]
     /// The CPU limit over the process and its recent throttling; nil when it has none.
     func cpuThrottle(pid: UInt32) -> CPUThrottle?
+    /// Whether `addr` is an address of network namespace `netns`; nil when that cannot be read.
+    func isLocalAddress(_ addr: IPAddress, netns: UInt32) -> Bool?
 }
 
 extension ProcessResolver {
@@ -30,6 +32,7 @@ extension ProcessResolver {
     public func publishers(port: UInt16) -> [DockerPortBinding] { [] }
     public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] { publishers(port: port) }
     public func cpuThrottle(pid: UInt32) -> CPUThrottle? { nil }
+    public func isLocalAddress(_ addr: IPAddress, netns: UInt32) -> Bool? { nil }
     public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
     public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }
 }

@@ -84,8 +84,10 @@ public enum ExplainSnapshot {
             }
         }
         if geteuid() != 0 { notes.append("not root: sockets, fds and limits of other users' processes may be missing") }
-        let docker = sources.dockerDataRoots
-        let stopped = docker.isEmpty ? [] : DockerPortReader(roots: docker).stopped().filter { $0.hostPort == port }
+        let docker = sources.dockerDataRoots, podman = sources.podmanStorageRoots
+        // Podman's bindings say nothing of running: its running containers' conmon holds the port (explain checks that).
+        let stopped = ((docker.isEmpty ? [] : DockerPortReader(roots: docker).stopped())
+            + (podman.isEmpty ? [] : PodmanPortReader(roots: podman).bindings())).filter { $0.hostPort == port }
         return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped)
     }
 
