@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <dlfcn.h>
 #include <sys/mount.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -509,5 +510,99 @@ int syn_prog_test_run_retval(int prog_fd, uint32_t *retval)
 	if (bpf_prog_test_run_opts(prog_fd, &opts) != 0)
 		return -errno;
 	*retval = opts.retval;
+	return 0;
+}
+
+/* SQLite, loaded when first needed (dlopen of the runtime library every
+ * Debian system has, libsqlite3.so.0: no build dependency and no header),
+ * for Podman 5's state database. */
+struct syn_sqlite_api {
+	int (*open_v2)(const char *, void **, int, const char *);
+	int (*busy_timeout)(void *, int);
+	int (*prepare_v2)(void *, const char *, int, void **, const char **);
+	int (*step)(void *);
+	const unsigned char *(*column_text)(void *, int);
+	int (*column_bytes)(void *, int);
+	int (*finalize)(void *);
+	int (*close_v2)(void *);
+};
+
+static int syn_sqlite_load(struct syn_sqlite_api *api)
+{
+	static void *lib;
+	if (!lib)
+		lib = dlopen("libsqlite3.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!lib)
+		return -ENOENT;
+	api->open_v2 = (int (*)(const char *, void **, int, const char *))dlsym(lib, "sqlite3_open_v2");
+	api->busy_timeout = (int (*)(void *, int))dlsym(lib, "sqlite3_busy_timeout");
+	api->prepare_v2 = (int (*)(void *, const char *, int, void **, const char **))dlsym(lib, "sqlite3_prepare_v2");
+	api->step = (int (*)(void *))dlsym(lib, "sqlite3_step");
+	api->column_text = (const unsigned char *(*)(void *, int))dlsym(lib, "sqlite3_column_text");
+	api->column_bytes = (int (*)(void *, int))dlsym(lib, "sqlite3_column_bytes");
+	api->finalize = (int (*)(void *))dlsym(lib, "sqlite3_finalize");
+	api->close_v2 = (int (*)(void *))dlsym(lib, "sqlite3_close_v2");
+	if (!api->open_v2 || !api->busy_timeout || !api->prepare_v2 || !api->step || !api->column_text ||
+	    !api->column_bytes || !api->finalize || !api->close_v2)
+		return -ENOSYS;
+	return 0;
+}
+
+static int syn_buf_append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
+{
+	if (*len + n > *cap) {
+		size_t c = *cap ? *cap : 4096;
+		while (c < *len + n)
+			c *= 2;
+		char *b = realloc(*buf, c);
+		if (!b)
+			return -ENOMEM;
+		*buf = b;
+		*cap = c;
+	}
+	memcpy(*buf + *len, p, n);
+	*len += n;
+	return 0;
+}
+
+int syn_sqlite_query(const char *path, const char *sql, int columns, int busy_ms, char **out, size_t *out_len)
+{
+	struct syn_sqlite_api api;
+	int rc = syn_sqlite_load(&api);
+	if (rc)
+		return rc;
+	void *db = NULL, *st = NULL;
+	if (api.open_v2(path, &db, 0x00000001 /* SQLITE_OPEN_READONLY */, NULL) != 0) {
+		if (db)
+			api.close_v2(db);
+		return -EIO;
+	}
+	api.busy_timeout(db, busy_ms);
+	if (api.prepare_v2(db, sql, -1, &st, NULL) != 0 || !st) {
+		api.close_v2(db);
+		return -EINVAL;
+	}
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int step, err = 0;
+	while (!err && (step = api.step(st)) == 100 /* SQLITE_ROW */) {
+		for (int c = 0; c < columns && !err; c++) {
+			const unsigned char *text = api.column_text(st, c);
+			uint32_t n = text ? (uint32_t)api.column_bytes(st, c) : UINT32_MAX;
+			err = syn_buf_append(&buf, &len, &cap, &n, sizeof n);
+			if (!err && text)
+				err = syn_buf_append(&buf, &len, &cap, text, n);
+		}
+	}
+	if (!err && step != 101 /* SQLITE_DONE */)
+		err = -EIO;
+	api.finalize(st);
+	api.close_v2(db);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	*out = buf;
+	*out_len = len;
 	return 0;
 }

@@ -101,6 +101,15 @@ int syn_cgroup2_detached_root(void);
  * inherit it. 0 or a negative errno. */
 int syn_join_cgroupns(const char *path);
 
+/* Runs `sql` on the SQLite database `path`, opened read-only (waiting at
+ * most `busy_ms` for a writer's lock), through libsqlite3.so.0 loaded with
+ * dlopen. `*out` (malloc'd, the caller frees it) holds every row's first
+ * `columns` columns as text, each a native-endian u32 length then its bytes
+ * (length 0xffffffff and no bytes: NULL). 0, or a negative errno: ENOENT
+ * no library, EIO the database could not be opened or read, EINVAL the
+ * statement did not prepare (another schema). */
+int syn_sqlite_query(const char *path, const char *sql, int columns, int busy_ms, char **out, size_t *out_len);
+
 /* Runs the (raw_tp) program `prog_fd` once with BPF_PROG_TEST_RUN and no
  * context. 0 or a negative errno. */
 int syn_prog_test_run(int prog_fd);

@@ -131,7 +131,8 @@ public struct WorkloadSources: Sendable {
                 : "container configs in " + dockerDataRoots.joined(separator: ", ")),
             "podman names             conmon's command line (running containers)" + (podmanStorageRoots.isEmpty
                 ? "" : ", container stores in " + podmanStorageRoots.joined(separator: ", ")
-                    + " (published ports from libpod/bolt_state.db there; CONTAINERS_STORAGE_CONF names another store)"),
+                    + " (published ports from db.sql there, through libsqlite3, or libpod/bolt_state.db; "
+                    + "CONTAINERS_STORAGE_CONF names another store)"),
             "pod names                " + (podLogRootExists
                 ? "kubelet pod log directories in \(podLogRoot)"
                 : "\(podLogRoot) absent (no kubelet): pods named by UID only"),

@@ -1,10 +1,11 @@
 import SynsightBase
 
 /// The TCP ports Podman containers publish (`podman run -p`), running or
-/// not, from libpod's state database `<graphroot>/libpod/bolt_state.db`
-/// (BoltDB: Podman 4's default). Pure: bytes in, bindings out.
+/// not, from libpod's state database: `<graphroot>/libpod/bolt_state.db`
+/// (BoltDB: Podman 4's default) or `<graphroot>/db.sql` (SQLite: Podman 5's).
+/// Pure: bytes in, bindings out.
 ///
-/// Read by scanning, not as a database: BoltDB keeps each value contiguous
+/// BoltDB is read by scanning, not as a database: it keeps each value contiguous
 /// (in its leaf page, or in consecutive overflow pages), and libpod stores a
 /// container's configuration and its state as JSON values, so both are
 /// found as the JSON objects that open with `{"spec":` and `{"state":`.
@@ -13,7 +14,8 @@ import SynsightBase
 /// state's copies the one with the latest `finishedTime` is the container's
 /// last stop, and only containers still in the store's `containers.json`
 /// (`live`) count, so one removed since is never named. Podman 5's SQLite
-/// database (`db.sql`) splits large values across pages and is not read.
+/// database splits large values across pages: it is read through SQLite
+/// itself (`parse(rows:)`, PodmanPortReader).
 public enum PodmanPortBindings {
     /// The processes that hold a rootful Podman container's published ports
     /// (listening sockets that never accept, so that nothing else takes the
@@ -34,10 +36,26 @@ public enum PodmanPortBindings {
             guard let c = JSONReader.parse(object), let id = c["id"]?.stringValue, live[id] != nil else { continue }
             configs[id] = c
         }
-        let stops = lastStops(bytes, ids: Set(configs.keys))
+        return bindings(configs, stops: lastStops(bytes, ids: Set(configs.keys)), names: live)
+    }
+
+    /// Podman 5's SQLite database (`<graphroot>/db.sql`), read as rows of
+    /// its ContainerConfig and ContainerState JSON columns: one current copy
+    /// each, no store to check against.
+    public static func parse(rows: [(config: [UInt8], state: [UInt8]?)]) -> [DockerPortBinding] {
+        var configs: [String: JSONValue] = [:], stops: [String: Stop] = [:]
+        for row in rows {
+            guard let c = JSONReader.parse(row.config), let id = c["id"]?.stringValue else { continue }
+            configs[id] = c
+            if let s = row.state.flatMap({ JSONReader.parse($0) }), let stop = stop(s) { stops[id] = stop }
+        }
+        return bindings(configs, stops: stops, names: [:])
+    }
+
+    static func bindings(_ configs: [String: JSONValue], stops: [String: Stop], names: [String: String]) -> [DockerPortBinding] {
         var out: [DockerPortBinding] = []
         for (id, config) in configs {
-            let name = config["name"]?.stringValue ?? live[id]
+            let name = config["name"]?.stringValue ?? names[id]
             for m in mappings(config) {
                 var b = DockerPortBinding(id: id, name: name, hostIP: m.hostIP, hostPort: m.hostPort, containerPort: m.containerPort,
                                           exitCode: stops[id]?.exitCode, finishedAt: stops[id]?.finishedAt,
@@ -92,16 +110,21 @@ public enum PodmanPortBindings {
     static func lastStops(_ bytes: [UInt8], ids: Set<String>) -> [String: Stop] {
         var out: [String: Stop] = [:]
         for object in objects(in: bytes, opening: stateOpening) {
-            guard let s = JSONReader.parse(object), let path = s["configPath"]?.stringValue,
-                  let finished = s["finishedTime"]?.stringValue, !finished.hasPrefix("0001-") else { continue }
+            guard let s = JSONReader.parse(object), let path = s["configPath"]?.stringValue, let stop = stop(s) else { continue }
             let parts = path.split(separator: "/")
             guard let u = parts.lastIndex(of: "userdata"), u > 0, ids.contains(String(parts[u - 1])) else { continue }
             let id = String(parts[u - 1])
             // RFC 3339 with the same zone: later sorts later.
-            if let known = out[id], known.finishedAt >= finished { continue }
-            out[id] = Stop(finishedAt: finished, exitCode: s["exitCode"]?.intValue, oomKilled: s["oomKilled"] == .bool(true))
+            if let known = out[id], known.finishedAt >= stop.finishedAt { continue }
+            out[id] = stop
         }
         return out
+    }
+
+    /// A state's stop: nil when it never ran (finishedTime is Go's zero time).
+    static func stop(_ s: JSONValue) -> Stop? {
+        guard let finished = s["finishedTime"]?.stringValue, !finished.hasPrefix("0001-") else { return nil }
+        return Stop(finishedAt: finished, exitCode: s["exitCode"]?.intValue, oomKilled: s["oomKilled"] == .bool(true))
     }
 
     /// The JSON objects of `bytes` that start with `opening`: from each
