@@ -63,10 +63,11 @@ extension AttributionEngine {
     /// A refusal waiting under the connection as NAT rewrote it on this host,
     /// destination and source both: a host-local client of a published port
     /// (Docker with `--userland-proxy=false`, Podman's CNI or netavark port
-    /// mappings) or of a NodePort or Service reached from the node is
+    /// mappings, a CNI hostPort reached from the node) is
     /// translated (DNAT) into another namespace and masqueraded (its source
     /// becomes the host's address on that bridge), so neither endpoint
-    /// matches. Masquerading keeps the source port when it can, and the
+    /// matches. Masquerading keeps the source port when it can (not with
+    /// `--random-fully`, as kube-proxy masquerades: no join then), and the
     /// source it gives is an address of the client's own namespace, so: the
     /// refusal waiting in another namespace for a client with this client's
     /// port, another address that is one of the client's namespace's, and
