@@ -213,7 +213,10 @@ public final class ProcfsResolver: ProcessResolver {
 
     public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] {
         guard dockerPorts != nil || podmanPorts != nil else { return [] }
-        let now = ConditionLock.now()
+        // CLOCK_BOOTTIME, the kernel events' clock, which `freshSince` is on.
+        var t = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &t)
+        let now = UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
         if bindings == nil || now &- bindings!.at > Self.bindingsTTLNs || bindings!.at < freshSince {
             bindings = (now, (dockerPorts?.bindings() ?? []) + (podmanPorts?.bindings() ?? []))
         }

@@ -17,7 +17,7 @@ public protocol ProcessResolver {
     /// The containers that publish TCP port `port` on the host, running or not.
     func publishers(port: UInt16) -> [DockerPortBinding]
     /// The same, read again when what is known was read before `freshSince`
-    /// (kernel monotonic ns: when the port's listener was found closed).
+    /// (CLOCK_BOOTTIME ns, as kernel events carry: when the port's listener was found closed).
     func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding]
     /// The CPU limit over the process and its recent throttling; nil when it has none.
     func cpuThrottle(pid: UInt32) -> CPUThrottle?
