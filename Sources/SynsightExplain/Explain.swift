@@ -457,10 +457,10 @@ struct Analysis {
         guard let host = input.namespaces.first(where: \.isHost)?.inode,
               !input.listeners.contains(where: { $0.netns == host }) else { return }
         for c in input.stoppedPublishers {
-            var facts = Advice.Facts(port: port, containerName: c.label)
-            facts.containerRuntime = c.runtime
+            var facts = Advice.Facts(port: port)
+            facts.publisher(c)
             add(Finding(.critical, NoListenerCause.publisherStopped.rawValue,
-                        "\(c.runtime == .podman ? "Podman " : "")container \(c.label) publishes port \(port) (\(c.published) to its port "
+                        "\(c.phrase) publishes port \(port) (\(c.published) to its port "
                             + "\(c.containerPort)) but is not running: \(c.how)",
                         remediation: Advice.for(reason: .noListener, cause: .noListener(.publisherStopped), facts: facts).fix,
                         netns: host, evidence: [("container", c.json)]))

@@ -209,14 +209,9 @@ public final class ProcfsResolver: ProcessResolver {
     }
     static let bindingsTTLNs: UInt64 = 2_000_000_000
 
-    public func publishers(port: UInt16) -> [DockerPortBinding] { publishers(port: port, freshSince: 0) }
-
     public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] {
         guard dockerPorts != nil || podmanPorts != nil else { return [] }
-        // CLOCK_BOOTTIME, the kernel events' clock, which `freshSince` is on.
-        var t = timespec()
-        clock_gettime(CLOCK_BOOTTIME, &t)
-        let now = UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+        let now = bootTimeNow()  // the kernel events' clock, which `freshSince` is on
         if bindings == nil || now &- bindings!.at > Self.bindingsTTLNs || bindings!.at < freshSince {
             bindings = (now, (dockerPorts?.bindings() ?? []) + (podmanPorts?.bindings() ?? []))
         }

@@ -25,7 +25,7 @@ struct DockerPortBindingTests {
     struct Resolver: ProcessResolver {
         var running = false
         func exe(pid: UInt32) -> String? { nil }
-        func publishers(port: UInt16) -> [DockerPortBinding] {
+        func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] {
             DockerPortBinding.docker(id: "4f2a9c", configJSON: running ? DockerPortBindingTests.runningConfig : DockerPortBindingTests.config,
                                      hostConfigJSON: DockerPortBindingTests.hostConfig).filter { $0.hostPort == port }
         }

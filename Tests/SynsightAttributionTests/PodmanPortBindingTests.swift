@@ -56,7 +56,7 @@ struct PodmanPortBindingTests {
 
     struct Resolver: ProcessResolver {
         func exe(pid: UInt32) -> String? { nil }
-        func publishers(port: UInt16) -> [DockerPortBinding] {
+        func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] {
             PodmanPortBindings.parse(state: PodmanPortBindingTests.database, live: PodmanPortBindingTests.live).filter { $0.hostPort == port }
         }
     }

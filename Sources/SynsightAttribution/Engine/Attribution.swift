@@ -367,9 +367,7 @@ public struct AttributionEngine {
                 if let c = Self.holderPublisher(l, publishers, on: sameFamily) {
                     // docker-proxy listens where the container is published: the fix is the publish address.
                     evidence.container = c.json
-                    facts.containerName = c.label
-                    facts.publishedOn = c.hostIP
-                    facts.containerRuntime = c.runtime
+                    facts.publisher(c)
                     situation = "container \(c.label) publishes port \(port) on \(c.hostIP) only (\(l.comm) listens there, "
                         + "to its port \(c.containerPort)), but the SYN was sent to \(r.local)"
                 }
@@ -396,11 +394,9 @@ public struct AttributionEngine {
             record.process = closed.listener.process
             evidence.listenedOn = Endpoint(addr: closed.listener.local.addr, port: port).description
             evidence.container = c.json
-            facts.containerName = c.label
-            facts.publishedOn = c.hostIP
-            facts.containerRuntime = c.runtime
+            facts.publisher(c)
             let role = c.runtime == .podman ? "port reservation" : "port forwarding"
-            situation = "nothing listens on port \(port) of the host: \(c.runtime == .podman ? "Podman " : "")container \(c.label) "
+            situation = "nothing listens on port \(port) of the host: \(c.phrase) "
                 + "publishes it (\(c.published) to its port \(c.containerPort)), and its \(role) (\(closed.listener.label)) is gone: \(c.how)"
         } else if let closed = history[NetnsPort(netns: r.netns, port: port)] {
             let l = closed.listener
@@ -448,12 +444,10 @@ public struct AttributionEngine {
         } else if let (c, why) = Self.publisherCause(publishers, synTo: r.local) {
             cause = why
             evidence.container = c.json
-            facts.containerName = c.label
-            facts.publishedOn = c.hostIP
-            facts.containerRuntime = c.runtime
+            facts.publisher(c)
             switch why {
             case .publisherStopped:
-                situation = "nothing listens on port \(port) of the host: \(c.runtime == .podman ? "Podman " : "")container \(c.label) publishes it "
+                situation = "nothing listens on port \(port) of the host: \(c.phrase) publishes it "
                     + "(\(c.published) to its port \(c.containerPort)) but is not running: \(c.how)"
             case .publisherNotForwarded:
                 situation = "container \(c.label) is running and publishes \(c.published) (to its port \(c.containerPort)), "

@@ -14,9 +14,8 @@ public protocol ProcessResolver {
     func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef?
     /// What the process's threads are doing now; nil if it is gone.
     func runState(pid: UInt32) -> ProcessRunState?
-    /// The containers that publish TCP port `port` on the host, running or not.
-    func publishers(port: UInt16) -> [DockerPortBinding]
-    /// The same, read again when what is known was read before `freshSince`
+    /// The containers that publish TCP port `port` on the host, running or
+    /// not; read again when what is known was read before `freshSince`
     /// (CLOCK_BOOTTIME ns, as kernel events carry: when the port's listener was found closed).
     func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding]
     /// The CPU limit over the process and its recent throttling; nil when it has none.
@@ -29,8 +28,7 @@ extension ProcessResolver {
     public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? { nil }
     public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
     public func runState(pid: UInt32) -> ProcessRunState? { nil }
-    public func publishers(port: UInt16) -> [DockerPortBinding] { [] }
-    public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] { publishers(port: port) }
+    public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] { [] }
     public func cpuThrottle(pid: UInt32) -> CPUThrottle? { nil }
     public func isLocalAddress(_ addr: IPAddress, netns: UInt32) -> Bool? { nil }
     public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }

@@ -78,6 +78,13 @@ public struct Advice: Sendable, Hashable {
         public var publishedOn: String?
         /// The runtime of `containerName` (its commands name the fix).
         public var containerRuntime: ContainerRuntime = .docker
+
+        /// The container that publishes the port: its name, where it publishes it, its runtime.
+        public mutating func publisher(_ c: DockerPortBinding) {
+            containerName = c.label
+            publishedOn = c.hostIP
+            containerRuntime = c.runtime
+        }
         /// The address is the host's, the bind() was in another namespace (address_not_available).
         public var hostHasAddress = false
         /// The tool owning a cgroup BPF program that refused the call, and the

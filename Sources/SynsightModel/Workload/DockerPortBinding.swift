@@ -81,6 +81,9 @@ public struct DockerPortBinding: Sendable, Hashable {
     /// "web", else the short id.
     public var label: String { name ?? String(id.prefix(12)) }
 
+    /// "container web", "Podman container web": how a hint names it.
+    public var phrase: String { (runtime == .podman ? "Podman " : "") + "container \(label)" }
+
     /// "exited with code 137 at 2026-12-06T12:00:00Z (OOM-killed)", "never started".
     public var how: String {
         if restarting { return "restarting (its restart policy between attempts)" }
