@@ -14,9 +14,10 @@ set -euo pipefail
 # Report/deploy tests: python3-venv (the venv of test validators below), gzip (.gz fixtures),
 # debootstrap (the Debian 12 base image scripts/container-image.sh builds locally: no registry).
 # Podman workload tests: podman (rootful, its store in a test directory; no daemon, no service).
+# Compose workload tests: docker-compose (Debian's v1; it labels containers as docker compose v2 does; no service).
 PACKAGES=(libbpf-dev libnftables-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux bpftool
           qemu-system-x86 busybox-static kmod cpio policycoreutils semodule-utils
-          python3-venv gzip debootstrap podman)
+          python3-venv gzip debootstrap podman docker-compose)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -52,6 +52,15 @@ struct PodmanPortBindingTests {
         let old = Array(#"{"spec":{},"id":"\#(Self.id)","name":"web","portMappings":[{"hostIP":"","hostPort":8080,"containerPort":80,"protocol":"tcp"}]}"#.utf8)
         #expect(PodmanPortBindings.parse(state: old, live: Self.live).map(\.published) == ["0.0.0.0:8080"])
         #expect(PodmanPortBindings.parse(state: Self.database, live: [:]).isEmpty)
+        #expect(b[0].service == nil)
+        // podman-compose's labels, in the container's config.
+        let composed: String = #"{"spec":{},"id":"\#(Self.id)","name":"blog_web_1","labels":{"io.podman.compose.project":"blog","#
+            + #""com.docker.compose.service":"web","com.docker.compose.project.working_dir":"/srv/blog","#
+            + #""com.docker.compose.project.config_files":"podman-compose.yml"},"#
+            + #""newPortMappings":[{"host_ip":"","container_port":80,"host_port":8080,"range":1,"protocol":"tcp"}]}"#
+        let c = PodmanPortBindings.parse(state: Array(composed.utf8), live: Self.live).first
+        #expect(c?.service?.label == "blog/web" && c?.service?.configFiles == ["/srv/blog/podman-compose.yml"])
+        #expect(c?.phrase == "Podman container blog_web_1 (compose service blog/web)")
     }
 
     struct Resolver: ProcessResolver {

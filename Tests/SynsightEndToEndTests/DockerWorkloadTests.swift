@@ -26,6 +26,18 @@ struct DockerWorkloadTests {
             """])
     }
 
+    /// A client in the namespace of a container's first process (`pid1`)
+    /// refused at 127.0.0.1:`port`, and the trace's refusal of it there.
+    func refusedInContainer(_ trace: TraceSession, pid1: Int, netns: Int, port: Int,
+                            sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONRecord {
+        let out = try sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "/usr/bin/python3", Peer.script, "connect",
+                          "127.0.0.1", String(port), "--timeout", "2"])
+        #expect(out.hasSuffix(" \(ECONNREFUSED)\n"), "connect: \(out)", sourceLocation: sourceLocation)
+        return try #require(trace.waitForRecord {
+            $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == port
+        }, "no refusal; stderr: \(trace.stderr)", sourceLocation: sourceLocation)
+    }
+
     @Test("a Docker container: a wrong port, then its killed listener, named by the container from its config")
     func killedInContainer() throws {
         guard DockerDaemon.installed() else { return }
@@ -45,24 +57,14 @@ struct DockerWorkloadTests {
         let listener = try #require(httpd)
 
         // The wrong port first: nothing on port+1, the container listens on port.
-        let wrong = try sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "/usr/bin/python3", Peer.script, "connect",
-                            "127.0.0.1", String(port + 1), "--timeout", "2"])
-        #expect(wrong.hasSuffix(" \(ECONNREFUSED)\n"), "connect: \(wrong)")
-        let w = try #require(trace.waitForRecord {
-            $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == port + 1
-        }, "no wrong-port refusal; stderr: \(trace.stderr)")
+        let w = try refusedInContainer(trace, pid1: pid1, netns: netns, port: port + 1)
         #expect(w.string("cause") == "wrong_port", "record: \(w)")
         #expect(w.pid("process") == listener)
         #expect((w.object("process")?["container"] as? [String: Any])?["name"] as? String == name)
         #expect((w.string("hint") ?? "").contains("container \(name)) listens on \(port) only"), "\(w)")
 
         kill(pid_t(listener), SIGKILL)
-        let out = try sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "/usr/bin/python3", Peer.script, "connect",
-                          "127.0.0.1", String(port), "--timeout", "2"])
-        #expect(out.hasSuffix(" \(ECONNREFUSED)\n"), "connect: \(out)")
-        let r = try #require(trace.waitForRecord {
-            $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == port
-        }, "no refusal; stderr: \(trace.stderr)")
+        let r = try refusedInContainer(trace, pid1: pid1, netns: netns, port: port)
         trace.stop()
         #expect(r.string("cause") == "listener_exited", "record: \(r)")
         #expect(r.pid("process") == listener)
@@ -174,6 +176,24 @@ struct DockerWorkloadTests {
         #expect(!hint.contains("connect to the address it listens on"), "a host cannot reach a container's loopback: \(hint)")
     }
 
+    /// A client on the host refused at the published port of `container`,
+    /// which exited with status 3: the trace's record (trace stopped), a
+    /// publisher_stopped naming the container, and its `evidence.container`.
+    func refusedPublisher(_ trace: TraceSession, published: Int, container name: String,
+                          sourceLocation: SourceLocation = #_sourceLocation) throws -> (JSONRecord, [String: Any]?) {
+        let out = try sh(["/usr/bin/python3", Peer.script, "connect", "127.0.0.1", String(published), "--timeout", "3"])
+        #expect(out.split(separator: "\n").last?.split(separator: " ").last == Substring(String(ECONNREFUSED)), "\(out)",
+                sourceLocation: sourceLocation)
+        let r = try #require(trace.waitForRecord { $0.string("kind") == "refusal" && $0.int("port") == published },
+                             "no refusal of the published port; stderr: \(trace.stderr)", sourceLocation: sourceLocation)
+        trace.stop()
+        #expect(r.string("cause") == "publisher_stopped", "record: \(r)", sourceLocation: sourceLocation)
+        let container = r.object("evidence")?["container"] as? [String: Any]
+        #expect(container?["name"] as? String == name, "record: \(r)", sourceLocation: sourceLocation)
+        #expect(container?["exit_code"] as? Int == 3, sourceLocation: sourceLocation)
+        return (r, container)
+    }
+
     @Test("a stopped container's published port: the host refuses it, publisher_stopped names the container and its exit (traced from before it started: its docker-proxy's exit is not the cause)",
           arguments: [false, true])
     func stoppedPublisher(traceFirst: Bool) throws {
@@ -192,16 +212,7 @@ struct DockerWorkloadTests {
             (try? daemon.docker(["inspect", "-f", "{{.State.Running}}", name]))?.hasPrefix("false") == true
         })
         let trace = try early ?? TraceSession(["--port", String(published)])
-        // A client on the host, where the published port was.
-        let out = try sh(["/usr/bin/python3", Peer.script, "connect", "127.0.0.1", String(published), "--timeout", "3"])
-        #expect(out.split(separator: "\n").last?.split(separator: " ").last == Substring(String(ECONNREFUSED)), "\(out)")
-        let r = try #require(trace.waitForRecord { $0.string("kind") == "refusal" && $0.int("port") == published },
-                             "no refusal; stderr: \(trace.stderr)")
-        trace.stop()
-        #expect(r.string("cause") == "publisher_stopped", "record: \(r)")
-        let container = r.object("evidence")?["container"] as? [String: Any]
-        #expect(container?["name"] as? String == name, "record: \(r)")
-        #expect(container?["exit_code"] as? Int == 3)
+        let (r, container) = try refusedPublisher(trace, published: published, container: name)
         #expect(container?["published"] as? String == "127.0.0.1:\(published)")
         #expect(container?["container_port"] as? Int == 80)
         #expect((r.string("hint") ?? "").contains("docker start \(name)"), "\(r.string("hint") ?? "")")

@@ -25,12 +25,7 @@ extension DockerWorkloadTests {
         let (httpd, netns) = try ContainerHttpd.find(pid1: pid1, port: port, container: name)
         let listener = try #require(httpd)
 
-        let out = try sh(["nsenter", "--net=/proc/\(pid1)/ns/net", "/usr/bin/python3", Peer.script, "connect",
-                          "127.0.0.1", String(port + 1), "--timeout", "2"])
-        #expect(out.hasSuffix(" \(ECONNREFUSED)\n"), "connect: \(out)")
-        let r = try #require(trace.waitForRecord {
-            $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == port + 1
-        }, "no refusal; stderr: \(trace.stderr)")
+        let r = try refusedInContainer(trace, pid1: pid1, netns: netns, port: port + 1)
         trace.stop()
         #expect(r.string("cause") == "wrong_port", "record: \(r)")
         #expect(r.pid("process") == listener)

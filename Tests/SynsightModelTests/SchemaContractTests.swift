@@ -109,6 +109,8 @@ struct SchemaContractTests {
                 == Set(SocketCall.allCases.map(\.name)))
         #expect(Self.enumValues(Self.at(s, "$defs", "bpf_program", "properties", "owner"))
                 == Set(BPFProgramOwner.allCases.map(\.rawValue)))
+        #expect(Self.enumValues(Self.at(s, "$defs", "compose_service", "properties", "orchestrator"))
+                == Set(ComposeService.Orchestrator.allCases.map(\.rawValue)))
         let errno = Self.at(s, "$defs", "reason_fd_exhausted", "properties", "evidence", "properties", "errno")
         #expect(Self.enumValues(errno) == Set(Cause.FdExhausted.allCases.map { $0.rawValue.uppercased() }))
     }

@@ -368,7 +368,7 @@ public struct AttributionEngine {
                     // docker-proxy listens where the container is published: the fix is the publish address.
                     evidence.container = c.json
                     facts.publisher(c)
-                    situation = "container \(c.label) publishes port \(port) on \(c.hostIP) only (\(l.comm) listens there, "
+                    situation = "\(c.phrase) publishes port \(port) on \(c.hostIP) only (\(l.comm) listens there, "
                         + "to its port \(c.containerPort)), but the SYN was sent to \(r.local)"
                 }
                 if sameFamily.allSatisfy({ $0.local.addr.isLoopback }) {
@@ -450,10 +450,10 @@ public struct AttributionEngine {
                 situation = "nothing listens on port \(port) of the host: \(c.phrase) publishes it "
                     + "(\(c.published) to its port \(c.containerPort)) but is not running: \(c.how)"
             case .publisherNotForwarded:
-                situation = "container \(c.label) is running and publishes \(c.published) (to its port \(c.containerPort)), "
+                situation = "\(c.phrase) is running and publishes \(c.published) (to its port \(c.containerPort)), "
                     + "but nothing on the host takes the port: Docker's forwarding of it is gone"
             default:
-                situation = "container \(c.label) publishes port \(port) on \(c.hostIP) only (to its port \(c.containerPort)), "
+                situation = "\(c.phrase) publishes port \(port) on \(c.hostIP) only (to its port \(c.containerPort)), "
                     + "but the SYN was sent to \(r.local)"
             }
         } else {
@@ -472,6 +472,7 @@ public struct AttributionEngine {
         evidence.hook = r.hook.name
         record.cause = .noListener(cause)
         record.evidence = evidence.fields
+        facts.workload = record.process?.workload
         record.hint = situation + ": " + Advice.for(reason: .noListener, cause: record.cause, facts: facts).fix
         // The SYN's own conntrack entry (DNAT in this namespace) names where the client connected to.
         if let o = r.originalDestination { applyNAT(&record, clientDestination: o) }

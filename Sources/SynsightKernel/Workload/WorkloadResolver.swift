@@ -51,7 +51,8 @@ public final class WorkloadResolver {
 
     var byPid: [UInt32: PidEntry] = [:]
     var byCgroup: [String: Named] = [:]
-    var dockerNames: [String: String] = [:]
+    /// Docker container id -> its name and Compose service (config.v2.json).
+    var dockerNames: [String: (name: String, service: ComposeService?)] = [:]
     var podmanNames: [String: String] = [:]
     var pods: [String: PodDir] = [:]
     var podsListedAt: UInt64?
@@ -104,7 +105,9 @@ public final class WorkloadResolver {
             complete = namePod(&pod, containerID: id.container?.id, now: now)
             id.pod = pod
         } else if var c = id.container, c.runtime == .docker || c.runtime == nil {
-            c.name = dockerName(id: c.id)
+            let named = dockerName(id: c.id)
+            c.name = named?.name
+            c.service = named?.service
             complete = c.name != nil || sources.dockerDataRoots.isEmpty
             id.container = c
         } else if var c = id.container, c.runtime == .podman {
@@ -136,14 +139,16 @@ public final class WorkloadResolver {
 
     // MARK: - Docker
 
-    func dockerName(id: String) -> String? {
+    /// Its name and the Compose (or Swarm) service its labels name.
+    func dockerName(id: String) -> (name: String, service: ComposeService?)? {
         if let hit = dockerNames[id] { return hit }
         for root in sources.dockerDataRoots {
-            guard let bytes = ProcFS.readBytes("\(root)/containers/\(id)/config.v2.json", limit: Self.maxConfigBytes),
-                  let name = WorkloadNames.dockerName(configJSON: bytes) else { continue }
+            guard let bytes = ProcFS.readBytes("\(root)/containers/\(id)/config.v2.json", limit: Self.maxConfigBytes) else { continue }
+            let found = WorkloadNames.dockerContainer(configJSON: bytes)
+            guard let name = found.name else { continue }
             Self.bound(&dockerNames)
-            dockerNames[id] = name
-            return name
+            dockerNames[id] = (name, found.service)
+            return (name, found.service)
         }
         return nil
     }

@@ -78,12 +78,16 @@ public struct Advice: Sendable, Hashable {
         public var publishedOn: String?
         /// The runtime of `containerName` (its commands name the fix).
         public var containerRuntime: ContainerRuntime = .docker
+        /// The Compose (or Swarm) service of `containerName`: its fix is in
+        /// the service's file, applied with `docker compose up`.
+        public var containerService: ComposeService?
 
-        /// The container that publishes the port: its name, where it publishes it, its runtime.
+        /// The container that publishes the port: its name, where it publishes it, its runtime, its service.
         public mutating func publisher(_ c: DockerPortBinding) {
             containerName = c.label
             publishedOn = c.hostIP
             containerRuntime = c.runtime
+            containerService = c.service
         }
         /// The address is the host's, the bind() was in another namespace (address_not_available).
         public var hostHasAddress = false
@@ -278,9 +282,9 @@ public struct Advice: Sendable, Hashable {
         case .neverListened:
             return neverListened(port)
         case .listenerExited:
-            return Advice(fix: f.killedBySignal
+            return Advice(fix: workloadExitedFix(f) ?? (f.killedBySignal
                             ? "restart the service and find out who sent the signal (OOM killer: dmesg; supervisor: journalctl)"
-                            : "restart the service and check its logs for why it exited",
+                            : "restart the service and check its logs for why it exited"),
                           steps: ["Find why the service exited (journalctl -u <unit>, dmesg for the OOM killer, the exit signal in the evidence).",
                                   "Restart it, and make the supervisor restart it (systemd Restart=on-failure, a liveness probe).",
                                   "Keep clients from hammering a dead port: retries with backoff, health-checked load balancing."])
@@ -291,7 +295,12 @@ public struct Advice: Sendable, Hashable {
         case .boundToOtherAddress:
             let wildcard = f.family.map { $0 == .ipv6 ? "[::]" : "0.0.0.0" } ?? "0.0.0.0 (or [::] for IPv4 and IPv6)"
             let fix: String
-            if let c = f.containerName, let on = f.publishedOn {
+            if let c = f.containerName, let on = f.publishedOn, let service = f.containerService, service.orchestrator == .compose {
+                // A Compose container is re-created from its file, not with `docker run`.
+                fix = "publish the port on the address clients use in the ports: of \(service.definedIn) (\"\(port):<container port>\" "
+                    + "for every address, or \"\(f.address.map { "\($0)" } ?? "<address>"):\(port):<container port>\"), then "
+                    + "\(service.upCommand(runtime: f.containerRuntime)); container \(c) publishes it on \(on) only"
+            } else if let c = f.containerName, let on = f.publishedOn {
                 // A container published on one host address: the fix is its -p, not a bind setting.
                 fix = "publish the port on the address clients use: \(f.containerRuntime.rawValue) run -p \(port):<container port> (every address) or "
                     + "-p \(f.address.map { "\($0)" } ?? "<address>"):\(port):<container port> (compose: ports:), re-creating "
@@ -333,6 +342,9 @@ public struct Advice: Sendable, Hashable {
                                     + "through that device's network; check with ss -ltnp (the %device after the address)."])
         case .publisherStopped:
             let c = f.containerName ?? "<container>"
+            if let service = f.containerService {
+                return composePublisherStopped(service, container: c, runtime: f.containerRuntime)
+            }
             if f.containerRuntime == .podman {
                 return Advice(fix: "start it (podman start \(c)) and find why it stopped (podman logs \(c), podman inspect \(c) --format "
                                 + "'{{json .State}}'); give it a restart policy (podman run --restart=always, or run it from a Quadlet or "
@@ -372,6 +384,56 @@ public struct Advice: Sendable, Hashable {
                                   "Route only to ready instances (readiness probe, systemd Type=notify, a health-checked load balancer), "
                                     + "and find why the previous process exited (evidence.previous)."])
         }
+    }
+
+    /// Where a listener that exited is read about and restarted, in the
+    /// terms of what runs it: a pod's container, a Compose service, a
+    /// container, a systemd unit. nil: none known.
+    static func workloadExitedFix(_ f: Facts) -> String? {
+        let why = f.killedBySignal ? "who killed it (the OOM killer: dmesg; its supervisor)" : "why it exited"
+        guard let w = f.workload else { return nil }
+        if let pod = w.pod, let name = pod.name {
+            let ns = pod.namespace.map { "-n \(ShellWord.quoted($0)) " } ?? ""
+            let c = pod.container.map { " -c \(ShellWord.quoted($0))" } ?? ""
+            return "find \(why) (kubectl logs \(ns)\(ShellWord.quoted(name))\(c) --previous; kubectl describe pod "
+                + "\(ns)\(ShellWord.quoted(name)): last state, OOMKilled, liveness probe); kubelet restarts it by its restartPolicy"
+        }
+        if let c = w.container, let label = c.name {
+            let tool = (c.runtime ?? .docker) == .podman ? "podman" : "docker"
+            let name = ShellWord.quoted(label)
+            if let service = c.service, service.orchestrator == .compose {
+                return "find \(why) (\(tool) logs \(name), \(tool) inspect \(name) --format '{{json .State}}') and bring "
+                    + "\(service.phrase) back (\(service.upCommand(runtime: c.runtime ?? .docker)); a process that died inside a "
+                    + "running container needs \(tool) restart \(name)); a restart policy (restart: in \(service.definedIn)) "
+                    + "restarts it only when the container's main process exits"
+            }
+            return "find \(why) (\(tool) logs \(name), \(tool) inspect \(name) --format '{{json .State}}') and restart it "
+                + "(\(tool) restart \(name)); a restart policy (\(tool) update --restart unless-stopped \(name)) restarts it only "
+                + "when the container's main process exits"
+        }
+        // A .scope (a login session, a container) is not restarted by systemctl.
+        if let unit = w.unit, unit.hasSuffix(".service"), !unit.hasPrefix("user@") {
+            let u = ShellWord.quoted(unit)
+            let user = w.userManager != nil ? "--user " : ""
+            return "find \(why) (journalctl \(user)-u \(u)) and restart it (systemctl \(user)restart \(u)); "
+                + "make systemd restart it (Restart=on-failure in the unit)"
+        }
+        return nil
+    }
+
+    /// A stopped container of a Compose or Swarm service: brought back with
+    /// its service, and given a restart policy in its file.
+    static func composePublisherStopped(_ service: ComposeService, container c: String, runtime: ContainerRuntime) -> Advice {
+        let tool = runtime.rawValue
+        let policy = service.orchestrator == .compose
+            ? "give the service a restart policy (restart: unless-stopped in \(service.definedIn))"
+            : "check the service's restart policy (docker service inspect --format '{{json .Spec.TaskTemplate.RestartPolicy}}' \(ShellWord.quoted(service.name)))"
+        return Advice(fix: "bring \(service.phrase) up again (\(service.upCommand(runtime: runtime))) and find why container \(c) "
+                        + "stopped (\(tool) logs \(c), \(tool) inspect \(c) --format '{{json .State}}'); \(policy)",
+                      steps: ["The port is published by a container of \(service.phrase) that is not running: its forwarding left "
+                                + "with it, so the host refuses the port.",
+                              "Bring the service up and read why it stopped (exit code, OOM kill: \(tool) inspect); set a restart policy "
+                                + "in its definition, not on the container (a re-created container loses docker update's)."])
     }
 
     /// A listener bound to one device, the SYN in on another.
@@ -468,6 +530,11 @@ public struct Advice: Sendable, Hashable {
             let container = pod.container.map { " of container \($0)" } ?? ""
             return "raise or remove resources.limits.cpu\(container) in pod \(pod.label)'s spec\(now), "
                 + "or give it more replicas: throttled, it accepts nothing for the rest of each period"
+        }
+        if let c = w?.container, let service = c.service, service.orchestrator == .compose {
+            return "raise or remove cpus: (or deploy.resources.limits.cpus) of \(service.definedIn)\(now), then "
+                + "\(service.upCommand(runtime: c.runtime ?? .docker)) (docker update --cpus on container \(c.name ?? c.shortID) "
+                + "lasts until Compose re-creates it)"
         }
         if let c = w?.container {
             return "raise or remove the container's CPU limit\(now): docker update --cpus <more> \(c.name ?? c.shortID) "

@@ -14,6 +14,8 @@ public struct DockerPortBinding: Sendable, Hashable {
     public var id: String
     /// Docker's name, without the leading "/".
     public var name: String?
+    /// The Compose or Swarm service it was created for (its labels).
+    public var service: ComposeService?
     /// "0.0.0.0", "127.0.0.1", "::": the host address of the binding.
     public var hostIP: String
     public var hostPort: UInt16
@@ -27,11 +29,12 @@ public struct DockerPortBinding: Sendable, Hashable {
     /// The container is running (State.Running).
     public var running: Bool
 
-    public init(id: String, name: String?, hostIP: String, hostPort: UInt16, containerPort: UInt16, exitCode: Int64? = nil,
+    public init(id: String, name: String?, service: ComposeService? = nil, hostIP: String, hostPort: UInt16, containerPort: UInt16, exitCode: Int64? = nil,
                 finishedAt: String? = nil, oomKilled: Bool = false, restarting: Bool = false, running: Bool = false) {
         self.running = running
         self.id = id
         self.name = name
+        self.service = service
         self.hostIP = hostIP
         self.hostPort = hostPort
         self.containerPort = containerPort
@@ -45,7 +48,8 @@ public struct DockerPortBinding: Sendable, Hashable {
     public static func docker(id: String, configJSON: [UInt8], hostConfigJSON: [UInt8]) -> [DockerPortBinding] {
         guard let config = JSONReader.parse(configJSON), let state = config["State"],
               let host = JSONReader.parse(hostConfigJSON), case .object(let bindings)? = host["PortBindings"] else { return [] }
-        let name = config["Name"]?.stringValue.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 }
+        let name = WorkloadNames.dockerName(config)
+        let service = ComposeService(labels: ComposeService.labels(config["Config"]?["Labels"]))
         let finished = state["FinishedAt"]?.stringValue.flatMap { $0.hasPrefix("0001-") ? nil : $0 }
         var out: [DockerPortBinding] = []
         for (key, list) in bindings {
@@ -54,7 +58,7 @@ public struct DockerPortBinding: Sendable, Hashable {
             for b in bs {
                 guard let hostPort = b["HostPort"]?.stringValue.flatMap(UInt16.init) else { continue }
                 out.append(DockerPortBinding(
-                    id: id, name: name, hostIP: b["HostIp"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0",
+                    id: id, name: name, service: service, hostIP: b["HostIp"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0",
                     hostPort: hostPort, containerPort: containerPort, exitCode: state["ExitCode"]?.intValue,
                     finishedAt: finished, oomKilled: state["OOMKilled"] == .bool(true), restarting: state["Restarting"] == .bool(true),
                     running: state["Running"] == .bool(true)))
@@ -81,8 +85,11 @@ public struct DockerPortBinding: Sendable, Hashable {
     /// "web", else the short id.
     public var label: String { name ?? String(id.prefix(12)) }
 
-    /// "container web", "Podman container web": how a hint names it.
-    public var phrase: String { (runtime == .podman ? "Podman " : "") + "container \(label)" }
+    /// "container web", "Podman container web", "container shop-web-1
+    /// (compose service shop/web)": how a hint names it.
+    public var phrase: String {
+        (runtime == .podman ? "Podman " : "") + "container \(label)" + (service.map { " (\($0.phrase))" } ?? "")
+    }
 
     /// "exited with code 137 at 2026-12-06T12:00:00Z (OOM-killed)", "never started".
     public var how: String {
@@ -95,6 +102,7 @@ public struct DockerPortBinding: Sendable, Hashable {
     package var json: JSONValue {
         var o: [(String, JSONValue)] = [("runtime", .string(runtime.rawValue)), ("id", .string(id))]
         if let name { o.append(("name", .string(name))) }
+        if let service { o.append(("service", service.json)) }
         o.append(("published", .string(published)))
         o.append(("container_port", .int(Int64(containerPort))))
         if let exitCode { o.append(("exit_code", .int(exitCode))) }

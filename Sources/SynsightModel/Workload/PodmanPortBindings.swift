@@ -56,8 +56,10 @@ public enum PodmanPortBindings {
         var out: [DockerPortBinding] = []
         for (id, config) in configs {
             let name = config["name"]?.stringValue ?? names[id]
+            // podman-compose labels its containers as Compose does.
+            let service = ComposeService(labels: ComposeService.labels(config["labels"]))
             for m in mappings(config) {
-                var b = DockerPortBinding(id: id, name: name, hostIP: m.hostIP, hostPort: m.hostPort, containerPort: m.containerPort,
+                var b = DockerPortBinding(id: id, name: name, service: service, hostIP: m.hostIP, hostPort: m.hostPort, containerPort: m.containerPort,
                                           exitCode: stops[id]?.exitCode, finishedAt: stops[id]?.finishedAt,
                                           oomKilled: stops[id]?.oomKilled ?? false)
                 b.runtime = .podman

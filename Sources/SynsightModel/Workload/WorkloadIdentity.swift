@@ -21,11 +21,14 @@ public struct ContainerRef: Sendable, Hashable {
     public var id: String
     /// Docker's container name (without the leading "/"), when known.
     public var name: String?
+    /// The Compose or Swarm service it was created for (its labels).
+    public var service: ComposeService?
 
-    public init(runtime: ContainerRuntime?, id: String, name: String? = nil) {
+    public init(runtime: ContainerRuntime?, id: String, name: String? = nil, service: ComposeService? = nil) {
         self.runtime = runtime
         self.id = id
         self.name = name
+        self.service = service
     }
 
     /// The first 12 digits, as `docker ps` shows them.
@@ -36,6 +39,7 @@ public struct ContainerRef: Sendable, Hashable {
         if let runtime { f.append(("runtime", .string(runtime.rawValue))) }
         f.append(("id", .string(id)))
         if let name { f.append(("name", .string(name))) }
+        if let service { f.append(("service", service.json)) }
         return .object(f)
     }
 }
@@ -126,6 +130,7 @@ public struct WorkloadIdentity: Sendable, Hashable {
             if let c = pod.container { out.append("container \(c)") }
             else if let c = container { out.append("container \(c.name ?? c.shortID)") }
         } else if let c = container {
+            if let service = c.service { out.append(service.phrase) }
             out.append("container \(c.name ?? c.shortID)")
         } else if let unit {
             out.append("unit \(unit)" + (userManager.map { " (\($0))" } ?? ""))

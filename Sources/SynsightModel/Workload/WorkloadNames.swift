@@ -6,7 +6,19 @@ public enum WorkloadNames {
     /// Docker's `<data-root>/containers/<id>/config.v2.json`: its `Name`
     /// ("/web") without the leading slash.
     public static func dockerName(configJSON bytes: [UInt8]) -> String? {
-        guard let root = JSONReader.parse(bytes), var name = root["Name"]?.stringValue else { return nil }
+        dockerContainer(configJSON: bytes).name
+    }
+
+    /// The name and the Compose or Swarm service (its `Config.Labels`) of
+    /// Docker's `config.v2.json`; both nil when it does not parse.
+    public static func dockerContainer(configJSON bytes: [UInt8]) -> (name: String?, service: ComposeService?) {
+        guard let root = JSONReader.parse(bytes) else { return (nil, nil) }
+        return (dockerName(root), ComposeService(labels: ComposeService.labels(root["Config"]?["Labels"])))
+    }
+
+    /// `Name` of a parsed `config.v2.json` ("/web") without the leading slash.
+    static func dockerName(_ config: JSONValue) -> String? {
+        guard var name = config["Name"]?.stringValue else { return nil }
         if name.hasPrefix("/") { name.removeFirst() }
         return name.isEmpty ? nil : name
     }
