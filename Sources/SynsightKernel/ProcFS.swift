@@ -167,6 +167,15 @@ public final class ProcfsResolver: ProcessResolver {
 
     public func forget(pid: UInt32) { cache[pid] = nil }
 
+    let starts = NamespaceStarts()
+
+    public func namespaceStart(netns: UInt32) -> NamespaceStart? {
+        guard let first = starts.first(netns: netns, now: ConditionLock.now()), let comm = ProcFS.comm(first.pid) else { return nil }
+        return NamespaceStart(process: ProcessRef(pid: first.pid, comm: comm, exe: exe(pid: first.pid),
+                                                  workload: workloads?.identity(pid: first.pid)),
+                              startedAt: first.startedAt)
+    }
+
     /// What its threads are doing now (ProcFS.runState), and the CPU limit
     /// over it (CPUThrottleReader), each read at most once per 500 ms per
     /// process: an overflow storm on a big thread pool walks its task

@@ -8,7 +8,7 @@ import Testing
 extension DockerWorkloadTests {
     static let compose = "/usr/bin/docker-compose"
 
-    @Test("a Compose project: a service's killed listener names the compose service; another service's stopped published port is publisher_stopped with its compose file and docker compose up")
+    @Test("a Compose project: a service's killed listener names the compose service; a service still starting is starting, with depends_on in the fix; another service's stopped published port is publisher_stopped with its compose file and docker compose up")
     func composeProject() throws {
         guard DockerDaemon.installed() else { return }
         #expect(FileManager.default.isExecutableFile(atPath: Self.compose), "docker-compose is not installed: run scripts/install-deps.sh")
@@ -29,6 +29,10 @@ extension DockerWorkloadTests {
                 image: \(image)
                 network_mode: none
                 command: ["/bin/sh", "-c", "httpd -f -p 127.0.0.1:\(port) & while true; do sleep 1; done"]
+              db:
+                image: \(image)
+                network_mode: none
+                command: ["/bin/sh", "-c", "sleep 60; httpd -f -p 127.0.0.1:\(port)"]
               web:
                 image: \(image)
                 network_mode: bridge
@@ -57,6 +61,21 @@ extension DockerWorkloadTests {
         #expect(service?["config_files"] as? [String] == [file])
         #expect(service?["working_dir"] as? String == dir)
         #expect((r.string("hint") ?? "").contains("compose service \(project)/api container \(api)"), "\(r.string("hint") ?? "")")
+
+        // The db service is still starting (it listens after 60 s): a client in its namespace now.
+        let db = "\(project)_db_1"
+        let dbPid = try #require(Int(try daemon.docker(["inspect", "-f", "{{.State.Pid}}", db])
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let dbNetns = try #require(Int(try sh(["stat", "-L", "-c", "%i", "/proc/\(dbPid)/ns/net"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let early = try refusedInContainer(trace, pid1: dbPid, netns: dbNetns, port: port)
+        #expect(early.string("cause") == "starting", "record: \(early)")
+        #expect(early.pid("process") == dbPid, "record: \(early)")
+        #expect(((early.object("process")?["container"] as? [String: Any])?["service"] as? [String: Any])?["name"] as? String == "db")
+        let startup = try #require(early.object("evidence")?["startup_ms"] as? Int, "record: \(early)")
+        #expect(startup >= 0 && startup < 60_000, "record: \(early)")
+        #expect(early.object("evidence")?["started_at"] is String)
+        #expect((early.string("hint") ?? "").contains("depends_on: {db: {condition: service_healthy}}"), "\(early.string("hint") ?? "")")
 
         // The web service exited: its published port refused on the host.
         let (s, publisher) = try refusedPublisher(trace, published: published, container: web)

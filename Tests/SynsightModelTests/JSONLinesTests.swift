@@ -190,7 +190,7 @@ struct JSONLinesTests {
         #expect(Set(NoListenerCause.allCases.map(\.rawValue)) == [
             "never_listened", "listener_closed", "listener_exited", "bound_to_other_address",
             "family_mismatch", "other_netns", "wrong_port", "restarting", "bound_to_other_device", "other_vrf",
-            "publisher_stopped", "publisher_not_forwarded"])
+            "publisher_stopped", "publisher_not_forwarded", "starting"])
     }
 }
 

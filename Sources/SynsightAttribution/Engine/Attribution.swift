@@ -436,6 +436,13 @@ public struct AttributionEngine {
             evidence.listeners = sorted.prefix(8).map(\.json)
             let ports = Set(sorted.filter { $0.pid == l.pid }.map(\.local.port)).sorted().map(String.init)
             situation = "nothing listens on port \(port) in this namespace, but \(l.label) listens on \(ports.joined(separator: ", ")) only"
+        } else if let start = startingWorkload(netns: r.netns, synAt: r.ts) {
+            cause = .starting
+            record.process = start.process
+            evidence.startedAt = RFC3339.format(nanosecondsSinceEpoch: clock.epoch(start.startedAt))
+            evidence.startupMs = Int64((r.ts - start.startedAt) / 1_000_000)
+            situation = "\(start.process.label) started \(SelfCostFormat.seconds(Double(r.ts - start.startedAt) / 1e9)) before this SYN and nothing "
+                + "listens in its namespace yet"
         } else if let l = onPort.first(where: { $0.netns != r.netns }) {
             cause = .otherNetns
             record.process = l.process
@@ -552,5 +559,15 @@ extension AttributionEngine {
     }
 
     static let maxWrongPortPorts = 4
+
+    /// The container or pod living in a namespace other than the host's that
+    /// started within `startingWindowNs` before the SYN, when nothing listens
+    /// anywhere in that namespace: it is starting, not down.
+    func startingWorkload(netns: UInt32, synAt ts: UInt64) -> NamespaceStart? {
+        guard let hostNetns, netns != hostNetns, !listeners.values.contains(where: { $0.netns == netns }),
+              let start = resolver?.namespaceStart(netns: netns), start.process.workload?.isolationKind != nil,
+              start.startedAt <= ts, ts - start.startedAt < NoListenerEvidence.startingWindowNs else { return nil }
+        return start
+    }
 }
 

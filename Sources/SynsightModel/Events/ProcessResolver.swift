@@ -22,6 +22,9 @@ public protocol ProcessResolver {
     func cpuThrottle(pid: UInt32) -> CPUThrottle?
     /// Whether `addr` is an address of network namespace `netns`; nil when that cannot be read.
     func isLocalAddress(_ addr: IPAddress, netns: UInt32) -> Bool?
+    /// The first process of network namespace `netns` (not a pod's pause
+    /// process) with its workload, and its start; nil when none is found.
+    func namespaceStart(netns: UInt32) -> NamespaceStart?
 }
 
 extension ProcessResolver {
@@ -31,6 +34,7 @@ extension ProcessResolver {
     public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] { [] }
     public func cpuThrottle(pid: UInt32) -> CPUThrottle? { nil }
     public func isLocalAddress(_ addr: IPAddress, netns: UInt32) -> Bool? { nil }
+    public func namespaceStart(netns: UInt32) -> NamespaceStart? { nil }
     public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
     public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }
 }

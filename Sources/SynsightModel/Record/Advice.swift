@@ -360,6 +360,12 @@ public struct Advice: Sendable, Hashable {
                                     + "left with it, so the host refuses the port.",
                                   "Start it and read why it stopped (exit code, OOM kill: docker inspect); set a restart policy "
                                     + "or run it under a supervisor."])
+        case .starting:
+            return Advice(fix: startingFix(f),
+                          steps: ["The container or pod living in the namespace started moments before the SYN and listens on "
+                                    + "nothing yet: the client connected before the service was ready (startup ordering).",
+                                  "Make clients wait for readiness (a health check or readiness probe gating them) and retry "
+                                    + "connections with backoff; if it never comes to listen on the port, check its configuration and logs."])
         case .publisherNotForwarded:
             let c = f.containerName ?? "<container>"
             return Advice(fix: "make Docker forward it again: restart the Docker daemon (it re-creates its DNAT rules and docker-proxy) "
@@ -419,6 +425,27 @@ public struct Advice: Sendable, Hashable {
                 + "make systemd restart it (Restart=on-failure in the unit)"
         }
         return nil
+    }
+
+    /// A client that came before its service was ready, in the terms of
+    /// what runs the service (starting).
+    static func startingFix(_ f: Facts) -> String {
+        let retry = "and make the client retry with backoff"
+        if let pod = f.workload?.pod {
+            return "give pod \(pod.label) a readinessProbe (Services send connections only to ready pods) and a startupProbe "
+                + "if it starts slowly, \(retry)"
+        }
+        if let c = f.workload?.container {
+            if let service = c.service, service.orchestrator == .compose {
+                return "make its clients wait until \(service.phrase) is ready: a healthcheck: on it and depends_on: "
+                    + "{\(service.name): {condition: service_healthy}} on theirs (\(service.definedIn)), \(retry)"
+            }
+            let tool = (c.runtime ?? .docker) == .podman ? "podman" : "docker"
+            let name = c.name.map { ShellWord.quoted($0) } ?? c.shortID
+            return "start the client once container \(name) is ready (a HEALTHCHECK, waited for with \(tool) inspect "
+                + "--format '{{.State.Health.Status}}' \(name)), \(retry)"
+        }
+        return "start the client once the service is ready (systemd: Type=notify and After= on the client's unit), \(retry)"
     }
 
     /// A stopped container of a Compose or Swarm service: brought back with

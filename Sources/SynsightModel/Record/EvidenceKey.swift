@@ -118,6 +118,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case signalName = "signal_name"
     case somaxconn
     case stackHook = "stack_hook"
+    case startedAt = "started_at"
+    case startupMs = "startup_ms"
     case stage
     case state
     case summarizedKind = "summarized_kind"

@@ -28,6 +28,15 @@ public struct NoListenerEvidence: ReasonEvidence {
     public var synVRF: JSONValue?
     /// publisher_stopped: the container that publishes the port (`DockerPortBinding.json`).
     public var container: JSONValue?
+    /// starting: when the namespace's first process started (RFC 3339), and
+    /// how long before the SYN (ms).
+    public var startedAt: String?
+    public var startupMs: Int64?
+
+    /// How recently a container or pod must have started for a refusal in
+    /// its namespace, where nothing listens yet, to be `starting`: longer
+    /// than most services take to listen (JVMs, databases initialising).
+    public static let startingWindowNs: UInt64 = 120_000_000_000
 
     public init() {}
 
@@ -39,6 +48,7 @@ public struct NoListenerEvidence: ReasonEvidence {
         .int(.signal, \.signal), .string(.signalName, \.signalName), .flag(.coreDumped, \.coreDumped, default: false),
         .int(.exitStatus, \.exitStatus), .value(.closedBy, \.closedBy), .value(.previous, \.previous), .string(.hook, \.hook),
         .value(.synDevice, \.synDevice), .value(.synVRF, \.synVRF), .value(.container, \.container),
+        .string(.startedAt, \.startedAt), .int(.startupMs, \.startupMs),
     ]
 }
 

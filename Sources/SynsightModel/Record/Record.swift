@@ -62,6 +62,10 @@ public enum NoListenerCause: String, Sendable, Hashable, CaseIterable {
     /// (its DNAT rules flushed by a firewall reload or `iptables -F`, its
     /// docker-proxy killed).
     case publisherNotForwarded = "publisher_not_forwarded"
+    /// Nothing listens anywhere in the namespace, and the container or pod
+    /// living in it started moments ago (`NoListenerEvidence.startingWindowNs`):
+    /// the client came before the service was ready.
+    case starting
 }
 
 /// The process an event is attributed to (or the local client).
