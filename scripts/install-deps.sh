@@ -35,15 +35,22 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Workload identity tests with a real container: Debian's Docker engine
-# (docker.io: dockerd, containerd, runc). The tests start their own dockerd
-# (own data root, socket; a test bridge and iptables rules only where a test
-# needs them, all removed) and stop it; the package's
-# own service must not start, so invoke-rc.d is told no while it installs.
-if ! dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok installed"; then
+# Workload identity tests with real containers: Debian's Docker engine
+# (docker.io: dockerd, containerd, runc) and LXC (lxc: lxc-execute). The
+# tests start their own dockerd (own data root, socket; a test bridge and
+# iptables rules only where a test needs them, all removed) and their own
+# LXC application containers, and stop them; the packages' own services
+# (dockerd, LXC's lxc-net bridge) must not start, so invoke-rc.d is told no
+# while they install.
+SERVICE_PACKAGES=(docker.io lxc)
+missing_services=()
+for p in "${SERVICE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_services+=("$p")
+done
+if ((${#missing_services[@]})); then
     SUDO=""
     [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-    echo "install-deps: installing docker.io (its service is not started)" >&2
+    echo "install-deps: installing ${missing_services[*]} (their services are not started)" >&2
     policy_added=""
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
@@ -52,9 +59,9 @@ if ! dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok in
     fi
     $SUDO apt-get update -qq
     status=0
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker.io >/dev/null || status=$?
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing_services[@]}" >/dev/null || status=$?
     [[ -n "$policy_added" ]] && $SUDO rm -f /usr/sbin/policy-rc.d
-    ((status == 0)) || { echo "install-deps: installing docker.io failed (apt-get exit $status)" >&2; exit 1; }
+    ((status == 0)) || { echo "install-deps: installing ${missing_services[*]} failed (apt-get exit $status)" >&2; exit 1; }
 fi
 
 if ! command -v swift >/dev/null && [[ ! -x /opt/swift/usr/bin/swift ]]; then

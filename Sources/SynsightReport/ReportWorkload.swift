@@ -9,6 +9,9 @@ public struct ReportWorkload: Hashable, Sendable {
         public var runtime: String?
         public var id: String?
         public var name: String?
+        /// Its Compose or Swarm service (`container.service`): "compose", "shop/web".
+        public var orchestrator: String?
+        public var service: String?
     }
 
     public struct Pod: Hashable, Sendable {
@@ -29,7 +32,13 @@ public struct ReportWorkload: Hashable, Sendable {
         var w = ReportWorkload()
         w.unit = p["unit"]?.stringValue
         if let c = p["container"], case .object = c {
-            let v = Container(runtime: c["runtime"]?.stringValue, id: c["id"]?.stringValue, name: c["name"]?.stringValue)
+            var v = Container(runtime: c["runtime"]?.stringValue, id: c["id"]?.stringValue, name: c["name"]?.stringValue)
+            if let service = c["service"], let name = service["name"]?.stringValue {
+                v.orchestrator = service["orchestrator"]?.stringValue
+                // Swarm's service name has the stack in it already (ComposeService.label).
+                let project = v.orchestrator == "compose" ? service["project"]?.stringValue : nil
+                v.service = project.map { "\($0)/\(name)" } ?? name
+            }
             if v.id != nil || v.name != nil { w.container = v }
         }
         if let o = p["pod"], case .object = o {
@@ -55,15 +64,17 @@ public struct ReportWorkload: Hashable, Sendable {
             return s
         }
         if let container {
-            return "container " + (container.name ?? String((container.id ?? "?").prefix(12)))
+            let service = container.service.map { "\(container.orchestrator ?? "compose") service \($0) " } ?? ""
+            return service + "container " + (container.name ?? String((container.id ?? "?").prefix(12)))
         }
         return "unit " + (unit ?? "?")
     }
 
     /// Whether `--workload w` selects it: the unit, the container's name or
-    /// a prefix of its id, or the pod's `namespace/name`.
+    /// a prefix of its id, its Compose service as `project/service` (every
+    /// replica), or the pod's `namespace/name`.
     public func matches(_ w: String) -> Bool {
-        if unit == w || container?.name == w || podName == w { return true }
+        if unit == w || container?.name == w || container?.service == w || podName == w { return true }
         if let id = container?.id, id.hasPrefix(w) { return true }
         return false
     }
@@ -76,7 +87,9 @@ public struct ReportWorkload: Hashable, Sendable {
         }
         var f: [(String, JSONValue)] = [("workload", .string(label))]
         if let unit { f.append(("unit", .string(unit))) }
-        if let c = container { f.append(("container", obj([("runtime", c.runtime), ("id", c.id), ("name", c.name)]))) }
+        if let c = container {
+            f.append(("container", obj([("runtime", c.runtime), ("id", c.id), ("name", c.name), ("service", c.service)])))
+        }
         if let p = pod {
             f.append(("pod", obj([("namespace", p.namespace), ("name", p.name), ("uid", p.uid), ("container", p.container)])))
         }

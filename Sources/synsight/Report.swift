@@ -34,7 +34,8 @@ struct ReportCommand: ParsableCommand {
             recordings of many nodes can be reported together: --node keeps the records of a \
             node (its hostname or machine id), --workload those whose process or client \
             belongs to a workload: a systemd unit (nginx.service), a container (its name, or \
-            its id or a prefix of it) or a Kubernetes pod (namespace/name). Both repeat; a \
+            its id or a prefix of it), a Compose service (project/service: all its \
+            containers) or a Kubernetes pod (namespace/name). Both repeat; a \
             record matches any of the values given. The sections name the workload next to \
             each process and client, and, when the records come from several nodes, the \
             nodes of each reason and the events per node.
@@ -122,10 +123,11 @@ struct ReportCommand: ParsableCommand {
         }
         for n in nodes { try Self.checkName(n, "--node", "a hostname or a machine id") }
         for w in workloads {
-            try Self.checkName(w, "--workload", "a unit, a container name or id prefix, or a pod as namespace/name")
+            try Self.checkName(w, "--workload", "a unit, a container name or id prefix, a Compose service or a pod as namespace/name")
             let parts = w.split(separator: "/", omittingEmptySubsequences: false)
             if parts.count > 2 || (parts.count == 2 && parts.contains { $0.isEmpty }) {
-                throw ValidationError("--workload: a pod is given as namespace/name, got '\(TerminalText.escape(w))'")
+                throw ValidationError("--workload: a pod is given as namespace/name (a Compose service as project/service), "
+                                      + "got '\(TerminalText.escape(w))'")
             }
         }
         if ReportFormat(rawValue: format) == nil {

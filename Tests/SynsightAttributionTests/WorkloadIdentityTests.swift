@@ -93,6 +93,18 @@ let cgroupCases: [CgroupCase] = [
                cgroup: "/machine.slice/libpod-conmon-\(dockerID).scope", unit: "libpod-conmon-\(dockerID).scope"),
     CgroupCase(name: "podman, cgroupfs driver", text: "0::/libpod_parent/libpod-\(dockerID)\n",
                cgroup: "/libpod_parent/libpod-\(dockerID)", runtime: .podman, containerID: dockerID),
+    CgroupCase(name: "LXC 4+, LXD, Incus: the payload cgroup names the container (read from a real lxc-execute)",
+               text: (1...9).map { "\($0):x\($0):/lxc.payload.web" }.joined(separator: "\n") + "\n0::/lxc.payload.web\n",
+               cgroup: "/lxc.payload.web", runtime: .lxc, containerID: "web"),
+    CgroupCase(name: "a system container running systemd: the unit inside it is kept",
+               text: "0::/lxc.payload.web/system.slice/nginx.service\n",
+               cgroup: "/lxc.payload.web/system.slice/nginx.service", unit: "nginx.service", runtime: .lxc, containerID: "web"),
+    CgroupCase(name: "Proxmox VE: /lxc/<vmid>/ns", text: "0::/lxc/101/ns/system.slice/postgresql.service\n",
+               cgroup: "/lxc/101/ns/system.slice/postgresql.service", unit: "postgresql.service", runtime: .lxc, containerID: "101"),
+    CgroupCase(name: "LXC's monitor (lxc-start) is not the container", text: "0::/lxc.monitor.web\n", cgroup: "/lxc.monitor.web"),
+    CgroupCase(name: "docker running systemd (cgroupns): the unit inside", text: "0::/docker/\(dockerID)/system.slice/sshd.service\n",
+               cgroup: "/docker/\(dockerID)/system.slice/sshd.service", unit: "sshd.service", runtime: .docker, containerID: dockerID),
+    CgroupCase(name: "lxc below the top is a plain directory", text: "0::/system.slice/lxc/web\n", cgroup: "/system.slice/lxc/web"),
     CgroupCase(name: "read from inside a cgroup namespace (synsight in a pod)",
                text: "0::/../../../system.slice/nginx.service\n",
                cgroup: "/system.slice/nginx.service", unit: "nginx.service"),
@@ -240,6 +252,26 @@ struct WorkloadIdentityTests {
         #expect(!text.contains("\u{1b}") && !text.contains("\u{202e}") && !text.contains("\u{7}") && !text.contains("\n"))
         #expect(text.contains("client curl[7] pod shop/api-7d9f container api"))
         #expect(text.contains("process nginx[4410] container web"))
+    }
+
+    @Test("a container with systemd inside: container, then the unit it runs")
+    func containerAndInnerUnit() {
+        let id = CgroupIdentity.identity(path: "/lxc.payload.web/system.slice/nginx.service")
+        #expect(id.words == ["container web", "unit nginx.service"])
+    }
+
+    @Test("an LXC container's fixes are LXC's, LXD's, Incus's and Proxmox's: no docker commands")
+    func lxcAdvice() {
+        let web = CgroupIdentity.identity(path: "/lxc.payload.web/system.slice/nginx.service")
+        var f = Advice.Facts(killedBySignal: true)
+        f.workload = web
+        let exited = Advice.for(reason: .noListener, cause: .noListener(.listenerExited), facts: f).fix
+        #expect(exited.contains("inside container web") && exited.contains("lxc-attach -n web --")
+                && exited.contains("systemctl restart nginx.service"), "\(exited)")
+        let starting = Advice.for(reason: .noListener, cause: .noListener(.starting), facts: f).fix
+        let throttled = Advice.for(reason: .acceptQueueFull, cause: .acceptQueueFull(.listenerThrottled), facts: f).fix
+        #expect(throttled.contains("incus config set web limits.cpu"), "\(throttled)")
+        for fix in [exited, starting, throttled] { #expect(!fix.contains("docker"), "\(fix)") }
     }
 
     @Test func textShowsUnitOrContainerCompactly() {

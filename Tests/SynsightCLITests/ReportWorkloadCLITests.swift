@@ -74,6 +74,24 @@ struct ReportWorkloadCLITests {
         #expect(try events("--workload", "api-7d9f") == (0, 3))  // a pod needs its namespace
     }
 
+    @Test("a Compose service: --workload project/service selects every replica; the text names the service")
+    func composeService() throws {
+        func line(_ container: String, _ id: Character) -> String {
+            let service = #"{"orchestrator":"compose","project":"shop","name":"web","config_files":["/srv/shop/compose.yaml"]}"#
+            return #"{"v":1,"ts":"2026-11-22T03:10:30.000000000Z","kind":"refusal","reason":"no_listener","cause":"starting","port":8080,"#
+                + #""process":{"pid":200,"comm":"httpd","container":{"runtime":"docker","id":"\#(String(repeating: id, count: 64))","#
+                + #""name":"\#(container)","service":\#(service)}},"evidence":{}}"#
+        }
+        let d = try ReportFixtureDir(files: ["a.jsonl": [line("shop_web_1", "a"), line("shop_web_2", "b")].joined(separator: "\n") + "\n"])
+        defer { d.remove() }
+        let selected = try run(["report", "--format", "json", "--workload", "shop/web", d.url.path])
+        #expect(selected.status == 0, "\(selected.stderr)")
+        let totals = try #require(try json(selected)["totals"] as? [String: Any])
+        #expect(totals["events"] as? Int == 2, "\(selected.stdout)")
+        let text = try run(["report", d.url.path])
+        #expect(text.stdout.contains("compose service shop/web container shop_web_1"), "\(text.stdout)")
+    }
+
     @Test func textNamesWorkloadsAndNodes() throws {
         let r = try report()
         #expect(r.status == 0, "\(r.stderr)")

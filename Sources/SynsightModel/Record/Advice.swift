@@ -404,6 +404,13 @@ public struct Advice: Sendable, Hashable {
             return "find \(why) (kubectl logs \(ns)\(ShellWord.quoted(name))\(c) --previous; kubectl describe pod "
                 + "\(ns)\(ShellWord.quoted(name)): last state, OOMKilled, liveness probe); kubelet restarts it by its restartPolicy"
         }
+        if let c = w.container, c.runtime == .lxc {
+            let name = ShellWord.quoted(c.id)
+            let inside = w.unit.map { "journalctl -u \(ShellWord.quoted($0)), systemctl restart \(ShellWord.quoted($0))" }
+                ?? "its service's logs, and restart it"
+            return "find \(why) inside container \(name) and restart it there (lxc-attach -n \(name) --, or lxc exec / "
+                + "incus exec \(name) -- for LXD and Incus, pct enter on Proxmox: \(inside))"
+        }
         if let c = w.container, let label = c.name {
             let tool = (c.runtime ?? .docker) == .podman ? "podman" : "docker"
             let name = ShellWord.quoted(label)
@@ -439,6 +446,10 @@ public struct Advice: Sendable, Hashable {
             if let service = c.service, service.orchestrator == .compose {
                 return "make its clients wait until \(service.phrase) is ready: a healthcheck: on it and depends_on: "
                     + "{\(service.name): {condition: service_healthy}} on theirs (\(service.definedIn)), \(retry)"
+            }
+            if c.runtime == .lxc {
+                return "start the client once the service in container \(ShellWord.quoted(c.id)) listens (a systemd unit ordering, "
+                    + "a wait-for-port in the client's start), \(retry)"
             }
             let tool = (c.runtime ?? .docker) == .podman ? "podman" : "docker"
             let name = c.name.map { ShellWord.quoted($0) } ?? c.shortID
@@ -562,6 +573,10 @@ public struct Advice: Sendable, Hashable {
             return "raise or remove cpus: (or deploy.resources.limits.cpus) of \(service.definedIn)\(now), then "
                 + "\(service.upCommand(runtime: c.runtime ?? .docker)) (docker update --cpus on container \(c.name ?? c.shortID) "
                 + "lasts until Compose re-creates it)"
+        }
+        if let c = w?.container, c.runtime == .lxc {
+            return "raise or remove container \(ShellWord.quoted(c.id))'s CPU limit\(now): lxc.cgroup2.cpu.max (lxc.cgroup.cpu.cfs_quota_us) "
+                + "in its config, lxc config set / incus config set \(ShellWord.quoted(c.id)) limits.cpu for LXD and Incus, pct set --cpulimit on Proxmox"
         }
         if let c = w?.container {
             return "raise or remove the container's CPU limit\(now): docker update --cpus <more> \(c.name ?? c.shortID) "

@@ -11,6 +11,11 @@ import SynsightBase
 ///   `cri-containerd-<id>.scope`, `crio-<id>.scope`, `libpod-<id>.scope`;
 ///   and under the cgroupfs driver: `/docker/<id>`, `/libpod_parent/libpod-<id>`,
 ///   `/kubepods/<qos>/pod<uid>/<id>`;
+/// - LXC, LXD and Incus (`/lxc.payload.<name>`), older LXC and Proxmox VE
+///   (`/lxc/<name or vmid>`): the container's name is in the path;
+/// - systemd inside a container (a system container, or `--cgroupns` Docker
+///   running systemd): a unit below the container's cgroup is the unit the
+///   process runs in there (`/lxc.payload.web/system.slice/nginx.service`);
 /// - kubelet: `kubepods-<qos>-pod<uid with _>.slice` (systemd driver),
 ///   `/kubepods/<qos>/pod<uid>` (cgroupfs driver); guaranteed pods have no
 ///   QoS level.
@@ -73,13 +78,19 @@ public enum CgroupIdentity {
     public static func identity(path: String) -> WorkloadIdentity {
         var id = WorkloadIdentity(cgroup: path)
         let parts = path.split(separator: "/").map(String.init)
+        var innerUnit: String?
         for (i, part) in parts.enumerated() {
             let parent = i > 0 ? parts[i - 1] : nil
             if let pod = pod(component: part, parent: parent, inKubepods: parts[..<i].contains { $0.hasPrefix("kubepods") }) {
                 id.pod = pod
-            } else if let c = container(component: part, parent: parent) {
+            } else if let c = container(component: part, parent: parent) ?? lxc(component: part, index: i, parts: parts) {
                 id.container = c
-            } else if id.container == nil, id.pod == nil, let unit = unit(component: part) {
+                innerUnit = nil
+            } else if let unit = unit(component: part) {
+                if id.container != nil || id.pod != nil {
+                    innerUnit = unit  // systemd inside the container
+                    continue
+                }
                 if id.unit.map({ $0.hasPrefix("user@") && $0.hasSuffix(".service") }) == true {
                     id.userManager = id.unit
                 }
@@ -87,7 +98,7 @@ public enum CgroupIdentity {
             }
         }
         if id.container != nil || id.pod != nil {
-            id.unit = nil
+            id.unit = innerUnit
             id.userManager = nil
         }
         return id
@@ -118,6 +129,21 @@ public enum CgroupIdentity {
             if isContainerID(id) { return ContainerRef(runtime: runtime, id: id) }
         }
         return nil
+    }
+
+    /// LXC's (and LXD's, Incus's) payload cgroup `lxc.payload.<name>`, and
+    /// `/lxc/<name>` at the top (LXC before 4, Proxmox VE's `/lxc/<vmid>`).
+    /// `lxc.monitor.<name>` holds lxc-start, not the container. The name is
+    /// the container's only id.
+    package static func lxc(component c: String, index i: Int, parts: [String]) -> ContainerRef? {
+        var name: Substring?
+        if c.hasPrefix("lxc.payload.") {
+            name = c.dropFirst("lxc.payload.".count)
+        } else if i == 1, parts[0] == "lxc" {
+            name = Substring(c)
+        }
+        guard let name, !name.isEmpty, !name.hasPrefix(".") else { return nil }
+        return ContainerRef(runtime: .lxc, id: String(name), name: String(name))
     }
 
     static func isContainerID(_ s: String) -> Bool {

@@ -12,6 +12,8 @@ public enum ContainerRuntime: String, Sendable, Hashable, CaseIterable {
     case containerd
     case crio = "cri-o"
     case podman
+    /// LXC, and LXD and Incus, which run their containers with it.
+    case lxc
 }
 
 public struct ContainerRef: Sendable, Hashable {
@@ -132,6 +134,7 @@ public struct WorkloadIdentity: Sendable, Hashable {
         } else if let c = container {
             if let service = c.service { out.append(service.phrase) }
             out.append("container \(c.name ?? c.shortID)")
+            if let unit { out.append("unit \(unit)") }
         } else if let unit {
             out.append("unit \(unit)" + (userManager.map { " (\($0))" } ?? ""))
         }
