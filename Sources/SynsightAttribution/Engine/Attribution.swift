@@ -33,6 +33,8 @@ struct JoinKey: Hashable {
 
 struct Pending {
     package var record: Record
+    /// A `restarting` record's `listener_exited` alternative (`joinClient`).
+    package var exited: Record?
     package var deadline: UInt64
     package var serial: UInt64
 }
@@ -184,22 +186,22 @@ public struct AttributionEngine {
             return []
         case .noSocketReset(let r):
             if refusedAgain(r) { return [] }
-            var record = attribute(r)
+            let (record, exited) = attributeRefusal(r)
             // The client connected to the address before DNAT: join on that.
             let key = JoinKey(client: r.remote, server: r.originalDestination ?? r.local)
             if let ce = earlyClients.removeValue(forKey: key), ce.ts &+ joinWindowNs > r.ts {
-                record.client = clientRef(ce)
-                return [record] + pruneEarlyClients(now: r.ts)
+                return [joinClient(ce, to: record, exited: exited)] + pruneEarlyClients(now: r.ts)
             }
             if let ce = natEarlyClient(for: r, key: key) {
-                record.client = clientRef(ce)
-                applyNAT(&record, clientDestination: ce.remote)
-                return [record] + pruneEarlyClients(now: r.ts)
+                var joined = joinClient(ce, to: record, exited: exited)
+                applyNAT(&joined, clientDestination: ce.remote)
+                return [joined] + pruneEarlyClients(now: r.ts)
             }
             let expiredClients = pruneEarlyClients(now: r.ts)
             serial += 1
             natJoin.notePending(key)
-            if let displaced = pending.updateValue(Pending(record: record, deadline: r.ts + joinWindowNs, serial: serial), forKey: key) {
+            if let displaced = pending.updateValue(Pending(record: record, exited: exited, deadline: r.ts + joinWindowNs, serial: serial),
+                                                   forKey: key) {
                 return expiredClients + [displaced.record]
             }
             var out: [Record] = expiredClients
@@ -221,9 +223,8 @@ public struct AttributionEngine {
             // no-listener RST is already waiting for this very client. A
             // no-socket RST is not a firewall's, so the firewall's
             // bookkeeping is skipped (it used to remember every such error).
-            if ce.errno == 111, firewall.attempts[key] == nil, var p = pending.removeValue(forKey: key) {
-                p.record.client = clientRef(ce)
-                return [p.record]
+            if ce.errno == 111, firewall.attempts[key] == nil, let p = pending.removeValue(forKey: key) {
+                return [joinClient(ce, to: p.record, exited: p.exited)]
             }
             if dropExplains(ce) { return [] }
             if let fw = firewallClientOutcome(ce) { return fw }
@@ -234,19 +235,18 @@ public struct AttributionEngine {
             }
             // Only ECONNREFUSED answers a no-listener RST; other errors stand alone.
             guard ce.errno == 111 else { return [clientFailureRecord(ce)] }
-            if var p = pending.removeValue(forKey: key) {
-                p.record.client = clientRef(ce)
-                return [p.record]
+            if let p = pending.removeValue(forKey: key) {
+                return [joinClient(ce, to: p.record, exited: p.exited)]
             }
-            if var p = natPendingRefusal(for: ce, key: key) {
-                p.record.client = clientRef(ce)
-                applyNAT(&p.record, clientDestination: ce.remote)
-                return [p.record]
+            if let p = natPendingRefusal(for: ce, key: key) {
+                var joined = joinClient(ce, to: p.record, exited: p.exited)
+                applyNAT(&joined, clientDestination: ce.remote)
+                return [joined]
             }
-            if case (var p, let seenFrom)? = natMasqueradedRefusal(for: ce) {
-                p.record.client = clientRef(ce)
-                applyNAT(&p.record, clientDestination: ce.remote, translatedSource: seenFrom)
-                return [p.record]
+            if case (let p, let seenFrom)? = natMasqueradedRefusal(for: ce) {
+                var joined = joinClient(ce, to: p.record, exited: p.exited)
+                applyNAT(&joined, clientDestination: ce.remote, translatedSource: seenFrom)
+                return [joined]
             }
             // Wait one join window for a server-side RST of this host.
             var out = pruneEarlyClients(now: ce.ts)
@@ -320,7 +320,11 @@ public struct AttributionEngine {
 
     // MARK: - Causes
 
-    package func attribute(_ r: NoSocketReset) -> Record {
+    package func attribute(_ r: NoSocketReset) -> Record { attributeRefusal(r).record }
+
+    /// The refusal's record, and, when it is `restarting`, the
+    /// `listener_exited` record that stands if the new process turns out to be the client.
+    package func attributeRefusal(_ r: NoSocketReset) -> (record: Record, exited: Record?) {
         var record = Record(ts: clock.epoch(r.ts), kind: .refusal, reason: .noListener,
                             port: r.local.port, family: r.family, netns: r.netns,
                             local: r.local, remote: r.remote)
@@ -467,16 +471,27 @@ public struct AttributionEngine {
             cause = .neverListened
             situation = "nothing has listened on port \(port) in this network namespace since synsight started"
         }
+        evidence.hook = r.hook.name
+        var exited: Record?
         if cause == .listenerExited, let closed = history[NetnsPort(netns: r.netns, port: port)],
            let w = closed.listener.workload, let scope = w.phrase, let x = exits[closed.listener.pid],
            let next = resolver?.successor(of: w, excluding: closed.listener.pid, comm: closed.listener.comm, startedAfter: x.ts) {
             // Restarted by its supervisor, not listening yet: the new process is the one to look at.
+            // Unless it is the refused client itself (`joinClient`): then this is the record.
+            exited = finish(record, cause, evidence, facts, situation, r)
             cause = .restarting
             evidence.previous = closed.listener.process.json
             record.process = next
             situation = "\(next.label) has started in the same \(scope) since \(closed.listener.label) exited, but does not listen on port \(port) yet"
         }
-        evidence.hook = r.hook.name
+        return (finish(record, cause, evidence, facts, situation, r), exited)
+    }
+
+    /// The record with its cause, evidence and hint (situation, then the catalogue's fix).
+    func finish(_ record: Record, _ cause: NoListenerCause, _ evidence: NoListenerEvidence, _ facts: Advice.Facts,
+                       _ situation: String, _ r: NoSocketReset) -> Record {
+        var record = record
+        var facts = facts
         record.cause = .noListener(cause)
         record.evidence = evidence.fields
         facts.workload = record.process?.workload
@@ -484,6 +499,17 @@ public struct AttributionEngine {
         // The SYN's own conntrack entry (DNAT in this namespace) names where the client connected to.
         if let o = r.originalDestination { applyNAT(&record, clientDestination: o) }
         return record
+    }
+
+    /// `record` with its refused client: a `restarting` record whose new
+    /// process is that client (the same program in the same unit or pod,
+    /// started after the listener exited: a health check, a sidecar) was no
+    /// restart, and `exited` (its `listener_exited` record) stands instead.
+    func joinClient(_ ce: ConnectError, to record: Record, exited: Record?) -> Record {
+        var out = record
+        if let exited, record.process?.pid == ce.task.pid { out = exited }
+        out.client = clientRef(ce)
+        return out
     }
 }
 
