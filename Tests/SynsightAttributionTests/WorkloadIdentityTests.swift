@@ -353,14 +353,7 @@ struct WorkloadIdentityTests {
     /// The records of a refusal to a unit restarted but not listening yet (the schema suite uses them too).
     @Test("the 'restarted' process is the refused client itself (same program, same unit, started after the exit): listener_exited, not restarting")
     func restartedProcessIsTheClient() {
-        var e = AttributionEngine(clock: ClockMapping(bootToEpochOffsetNs: 0), joinWindowNs: 1_000_000, resolver: RestartedResolver())
-        let unit = WorkloadIdentity(cgroup: "/system.slice/web.service", unit: "web.service")
-        e.seed([ListenerInfo(netns: 1, family: .ipv4, local: Endpoint(addr: .any4, port: 8080), ipv6Only: nil,
-                             socketInode: 9, pid: 50, comm: "web", workload: unit)])
-        let task = TaskInfo(pid: 50, comm: "web")
-        _ = e.ingest(.listenClose(ListenerChange(ts: 10, family: .ipv4, local: Endpoint(addr: .any4, port: 8080),
-                                                 task: task, socketInode: 9, netns: 1)))
-        _ = e.ingest(.exit(ProcessExit(ts: 11, task: task, exitCode: 9)))
+        var e = Self.exitedWebService(joinWindowNs: 1_000_000)
         let lo = IPAddress(v4: 127, 0, 0, 1)
         let (server, client) = (Endpoint(addr: lo, port: 8080), Endpoint(addr: lo, port: 5555))
         #expect(e.ingest(.noSocketReset(NoSocketReset(ts: 20, family: .ipv4, local: server, remote: client, netns: 1))).isEmpty)
@@ -371,8 +364,9 @@ struct WorkloadIdentityTests {
         #expect(r?.hint?.hasPrefix("web (pid 50, unit web.service) was killed by SIGKILL") == true, "\(r?.hint ?? "")")
     }
 
-    static func restartingRecords() -> [Record] {
-        var e = AttributionEngine(clock: ClockMapping(bootToEpochOffsetNs: 0), joinWindowNs: 0, resolver: RestartedResolver())
+    /// web.service's listener on 8080 (pid 50) closed and killed; the resolver has pid 81 as its successor.
+    static func exitedWebService(joinWindowNs: UInt64) -> AttributionEngine {
+        var e = AttributionEngine(clock: ClockMapping(bootToEpochOffsetNs: 0), joinWindowNs: joinWindowNs, resolver: RestartedResolver())
         let unit = WorkloadIdentity(cgroup: "/system.slice/web.service", unit: "web.service")
         e.seed([ListenerInfo(netns: 1, family: .ipv4, local: Endpoint(addr: .any4, port: 8080), ipv6Only: nil,
                              socketInode: 9, pid: 50, comm: "web", workload: unit)])
@@ -380,6 +374,11 @@ struct WorkloadIdentityTests {
         _ = e.ingest(.listenClose(ListenerChange(ts: 10, family: .ipv4, local: Endpoint(addr: .any4, port: 8080),
                                                  task: task, socketInode: 9, netns: 1)))
         _ = e.ingest(.exit(ProcessExit(ts: 11, task: task, exitCode: 9)))
+        return e
+    }
+
+    static func restartingRecords() -> [Record] {
+        var e = exitedWebService(joinWindowNs: 0)
         let lo = IPAddress(v4: 127, 0, 0, 1)
         var out = e.ingest(.noSocketReset(NoSocketReset(ts: 20, family: .ipv4, local: Endpoint(addr: lo, port: 8080),
                                                         remote: Endpoint(addr: lo, port: 5555), netns: 1)))
