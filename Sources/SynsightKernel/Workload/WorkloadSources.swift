@@ -128,11 +128,13 @@ public struct WorkloadSources: Sendable {
             "cgroup namespace         " + cgroupNamespace.detail,
             "docker names             " + (dockerDataRoots.isEmpty
                 ? "no Docker data root found (no dockerd running, no \(Self.defaultDockerDataRoot)/containers): containers named by id only"
-                : "container configs in " + dockerDataRoots.joined(separator: ", ")),
+                : "container configs in " + dockerDataRoots.joined(separator: ", ")
+                    + " (names, and Compose and Swarm services from their labels)"),
             "podman names             conmon's command line (running containers)" + (podmanStorageRoots.isEmpty
                 ? "" : ", container stores in " + podmanStorageRoots.joined(separator: ", ")
                     + " (published ports from db.sql there, through libsqlite3, or libpod/bolt_state.db; "
                     + "CONTAINERS_STORAGE_CONF names another store)"),
+            "lxc names                the payload cgroup (/lxc.payload.<name>: LXC, LXD, Incus; /lxc/<name>: older LXC, Proxmox VE)",
             "pod names                " + (podLogRootExists
                 ? "kubelet pod log directories in \(podLogRoot)"
                 : "\(podLogRoot) absent (no kubelet): pods named by UID only"),
