@@ -412,7 +412,7 @@ public struct Advice: Sendable, Hashable {
                 + "incus exec \(name) -- for LXD and Incus, pct enter on Proxmox: \(inside))"
         }
         if let c = w.container, let label = c.name {
-            let tool = (c.runtime ?? .docker) == .podman ? "podman" : "docker"
+            let tool = (c.runtime ?? .docker).cli
             let name = ShellWord.quoted(label)
             if let service = c.service, service.orchestrator == .compose {
                 return "find \(why) (\(tool) logs \(name), \(tool) inspect \(name) --format '{{json .State}}') and bring "
@@ -451,7 +451,7 @@ public struct Advice: Sendable, Hashable {
                 return "start the client once the service in container \(ShellWord.quoted(c.id)) listens (a systemd unit ordering, "
                     + "a wait-for-port in the client's start), \(retry)"
             }
-            let tool = (c.runtime ?? .docker) == .podman ? "podman" : "docker"
+            let tool = (c.runtime ?? .docker).cli
             let name = c.name.map { ShellWord.quoted($0) } ?? c.shortID
             return "start the client once container \(name) is ready (a HEALTHCHECK, waited for with \(tool) inspect "
                 + "--format '{{.State.Health.Status}}' \(name)), \(retry)"
@@ -462,7 +462,7 @@ public struct Advice: Sendable, Hashable {
     /// A stopped container of a Compose or Swarm service: brought back with
     /// its service, and given a restart policy in its file.
     static func composePublisherStopped(_ service: ComposeService, container c: String, runtime: ContainerRuntime) -> Advice {
-        let tool = runtime.rawValue
+        let tool = runtime.cli
         let policy = service.orchestrator == .compose
             ? "give the service a restart policy (restart: unless-stopped in \(service.definedIn))"
             : "check the service's restart policy (docker service inspect --format '{{json .Spec.TaskTemplate.RestartPolicy}}' \(ShellWord.quoted(service.name)))"

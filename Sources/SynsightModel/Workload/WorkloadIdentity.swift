@@ -14,6 +14,18 @@ public enum ContainerRuntime: String, Sendable, Hashable, CaseIterable {
     case podman
     /// LXC, and LXD and Incus, which run their containers with it.
     case lxc
+
+    /// The command that inspects, logs and restarts its named containers
+    /// (the fixes name Docker's and Podman's; LXC's have their own words).
+    public var cli: String {
+        switch self {
+        case .podman: return "podman"
+        case .lxc: return "lxc-attach"
+        case .containerd: return "nerdctl"
+        case .crio: return "crictl"
+        case .docker: return "docker"
+        }
+    }
 }
 
 public struct ContainerRef: Sendable, Hashable {
