@@ -13,7 +13,7 @@ struct NamespaceStartsTests {
         first.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         first.arguments = ["--net", "/bin/sleep", "30"]
         try first.run()
-        defer { first.terminate(); first.waitUntilExit() }
+        defer { kill(first.processIdentifier, SIGKILL); first.waitUntilExit() }
         let pid = UInt32(first.processIdentifier)
         var netns: UInt32?
         #expect(Self.waitFor { netns = Self.netns(pid); return netns != nil && netns != Self.netns(UInt32(getpid())) })
@@ -23,7 +23,7 @@ struct NamespaceStartsTests {
         second.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
         second.arguments = ["--net=/proc/\(pid)/ns/net", "/bin/sleep", "30"]
         try second.run()
-        defer { second.terminate(); second.waitUntilExit() }
+        defer { kill(second.processIdentifier, SIGKILL); second.waitUntilExit() }
         #expect(Self.waitFor { Self.netns(UInt32(second.processIdentifier)) == ns })
 
         let starts = NamespaceStarts()

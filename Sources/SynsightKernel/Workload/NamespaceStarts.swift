@@ -23,6 +23,9 @@ final class NamespaceStarts {
     /// Namespaces a walk made for them did not find, and when.
     var missed: [UInt32: UInt64] = [:]
     lazy var nsPerTick: UInt64 = 1_000_000_000 / UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
+    /// synsight's own namespace (the host's): never asked for, so its
+    /// processes, most of a host's, cost one readlink each and no stat read.
+    lazy var ownNetns = ProcFS.nsInode("/proc/self/ns/net")
 
     /// The namespace's first process and its start (boot ns); nil when none was found.
     func first(netns: UInt32, now: UInt64) -> (pid: UInt32, startedAt: UInt64)? {
@@ -43,7 +46,7 @@ final class NamespaceStarts {
         walkedAt = now
         var found: [UInt32: (pid: UInt32, ticks: UInt64)] = [:]
         for pid in ProcFS.pids() {
-            guard let ns = ProcFS.nsInode("/proc/\(pid)/ns/net"),
+            guard let ns = ProcFS.nsInode("/proc/\(pid)/ns/net"), ns != ownNetns,
                   let stat = ProcFS.read("/proc/\(pid)/stat", limit: 4096), let ticks = ProcStat.startTicks(stat),
                   found[ns].map({ ticks < $0.ticks }) ?? true,
                   !Self.sandboxComms.contains(ProcFS.comm(pid) ?? "") else { continue }
