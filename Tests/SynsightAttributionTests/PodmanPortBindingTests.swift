@@ -61,6 +61,10 @@ struct PodmanPortBindingTests {
         let c = PodmanPortBindings.parse(state: Array(composed.utf8), live: Self.live).first
         #expect(c?.service?.label == "blog/web" && c?.service?.configFiles == ["/srv/blog/podman-compose.yml"])
         #expect(c?.phrase == "Podman container blog_web_1 (compose service blog/web)")
+        // Every live container's service, with ports or without; from Podman 5's rows too.
+        #expect(PodmanPortBindings.services(state: Array(composed.utf8), live: Self.live)[Self.id]?.label == "blog/web")
+        #expect(PodmanPortBindings.services(state: Self.database, live: Self.live).isEmpty)
+        #expect(PodmanPortBindings.services(rows: [(Array(composed.utf8), nil)])[Self.id]?.name == "web")
     }
 
     struct Resolver: ProcessResolver {

@@ -9,7 +9,7 @@ import Testing
 extension DockerWorkloadTests {
     /// A refusal in a container's network namespace must name the container
     /// by the name it was run with, found on its conmon's command line, with runtime podman.
-    @Test("a Podman container: a wrong port names the container (runtime podman, its name from conmon), and explain names it too")
+    @Test("a Podman container: a wrong port names the container (runtime podman, its name from conmon, its Compose service from libpod's database), and explain names it too")
     func wrongPortInPodmanContainer() throws {
         guard Podman.installed() else { return }
         let podman = try Podman()
@@ -18,8 +18,12 @@ extension DockerWorkloadTests {
         let image = try podman.importBusybox(tag: tag)
         let name = "synsight-e2e-pm-\(tag)"
         let port = randomPort()
-        let trace = try TraceSession([])
-        let id = try podman.run(name: name, image: image, command: "httpd -f -p 127.0.0.1:\(port) & while true; do sleep 1; done")
+        let trace = try TraceSession([], environment: ["CONTAINERS_STORAGE_CONF": try podman.storageConf()])
+        // Labelled as podman-compose labels its containers.
+        let labels = ["io.podman.compose.project": "blog", "com.docker.compose.project": "blog", "com.docker.compose.service": "web",
+                      "com.docker.compose.project.working_dir": "/srv/blog", "com.docker.compose.project.config_files": "podman-compose.yml"]
+        let id = try podman.run(name: name, image: image, command: "httpd -f -p 127.0.0.1:\(port) & while true; do sleep 1; done",
+                                labels: labels)
         let pid1 = try #require(Int(try podman.podman(["inspect", "-f", "{{.State.Pid}}", name])
             .trimmingCharacters(in: .whitespacesAndNewlines)))
         let (httpd, netns) = try ContainerHttpd.find(pid1: pid1, port: port, container: name)
@@ -33,6 +37,9 @@ extension DockerWorkloadTests {
         #expect(container?["runtime"] as? String == "podman", "record: \(r)")
         #expect(container?["id"] as? String == id)
         #expect(container?["name"] as? String == name)
+        let service = container?["service"] as? [String: Any]
+        #expect(service?["project"] as? String == "blog" && service?["name"] as? String == "web", "record: \(r)")
+        #expect(service?["config_files"] as? [String] == ["/srv/blog/podman-compose.yml"], "record: \(r)")
         #expect(r.string("netns_name") == "container \(name)")
         #expect((r.string("hint") ?? "").contains("container \(name)) listens on \(port) only"), "\(r)")
 

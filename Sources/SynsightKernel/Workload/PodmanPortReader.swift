@@ -11,8 +11,15 @@ import SynsightModel
 /// Not Sendable: one owner (the pipeline thread, through ProcfsResolver).
 public final class PodmanPortReader {
     let roots: [String]
+    /// What one store's database gives: its published ports, and the
+    /// Compose services of its containers (podman-compose's labels).
+    struct Store {
+        var bindings: [DockerPortBinding]
+        var services: [String: ComposeService]
+    }
+
     /// Per store: the files' identities, and what they gave.
-    var cache: [String: (files: [DockerPortReader.FileIdentity], bindings: [DockerPortBinding])] = [:]
+    var cache: [String: (files: [DockerPortReader.FileIdentity], store: Store)] = [:]
     /// libpod's database is small (kilobytes per container); past this it is not read.
     static let maxDatabaseBytes = 64 << 20
     /// A writer holding SQLite's lock is waited for this long, no longer (the pipeline thread reads).
@@ -25,29 +32,38 @@ public final class PodmanPortReader {
         self.roots = roots
     }
 
-    public func bindings() -> [DockerPortBinding] {
-        roots.flatMap { root -> [DockerPortBinding] in
-            let sqlite = root + "/db.sql"
-            if let db = DockerPortReader.identity(sqlite) {
-                // The write-ahead log changes while the database file does not.
-                let files = [db] + [DockerPortReader.identity(sqlite + "-wal")].compactMap { $0 }
-                return cached(root, files) { Self.sqliteRows(sqlite).map(PodmanPortBindings.parse(rows:)) }
+    public func bindings() -> [DockerPortBinding] { roots.flatMap { store($0).bindings } }
+
+    /// The Compose service of container `id`, if its labels name one.
+    public func service(id: String) -> ComposeService? {
+        for root in roots { if let s = store(root).services[id] { return s } }
+        return nil
+    }
+
+    func store(_ root: String) -> Store {
+        let sqlite = root + "/db.sql"
+        if let db = DockerPortReader.identity(sqlite) {
+            // The write-ahead log changes while the database file does not.
+            let files = [db] + [DockerPortReader.identity(sqlite + "-wal")].compactMap { $0 }
+            return cached(root, files) {
+                Self.sqliteRows(sqlite).map { Store(bindings: PodmanPortBindings.parse(rows: $0), services: PodmanPortBindings.services(rows: $0)) }
             }
-            let database = root + "/libpod/bolt_state.db"
-            guard let stores = ProcFS.list(root).first(where: { $0.hasSuffix("-containers") }).map({ root + "/" + $0 + "/containers.json" }),
-                  let db = DockerPortReader.identity(database), let names = DockerPortReader.identity(stores) else { return [] }
-            return cached(root, [db, names]) {
-                guard let bytes = ProcFS.readBytes(database, limit: Self.maxDatabaseBytes),
-                      let json = ProcFS.readBytes(stores, limit: Self.maxDatabaseBytes) else { return nil }
-                return PodmanPortBindings.parse(state: bytes, live: WorkloadNames.podmanNames(containersJSON: json))
-            }
+        }
+        let database = root + "/libpod/bolt_state.db"
+        guard let stores = ProcFS.list(root).first(where: { $0.hasSuffix("-containers") }).map({ root + "/" + $0 + "/containers.json" }),
+              let db = DockerPortReader.identity(database), let names = DockerPortReader.identity(stores) else { return Store(bindings: [], services: [:]) }
+        return cached(root, [db, names]) {
+            guard let bytes = ProcFS.readBytes(database, limit: Self.maxDatabaseBytes),
+                  let json = ProcFS.readBytes(stores, limit: Self.maxDatabaseBytes) else { return nil }
+            let live = WorkloadNames.podmanNames(containersJSON: json)
+            return Store(bindings: PodmanPortBindings.parse(state: bytes, live: live), services: PodmanPortBindings.services(state: bytes, live: live))
         }
     }
 
     /// What `read` gives for these versions of the store's files, read again when one changed.
-    func cached(_ root: String, _ files: [DockerPortReader.FileIdentity], _ read: () -> [DockerPortBinding]?) -> [DockerPortBinding] {
-        if let hit = cache[root], hit.files == files { return hit.bindings }
-        guard let found = read() else { return [] }
+    func cached(_ root: String, _ files: [DockerPortReader.FileIdentity], _ read: () -> Store?) -> Store {
+        if let hit = cache[root], hit.files == files { return hit.store }
+        guard let found = read() else { return Store(bindings: [], services: [:]) }
         cache[root] = (files, found)
         return found
     }

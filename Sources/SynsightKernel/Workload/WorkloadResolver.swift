@@ -112,6 +112,7 @@ public final class WorkloadResolver {
             id.container = c
         } else if var c = id.container, c.runtime == .podman {
             c.name = podmanName(id: c.id, pid: pid)
+            c.service = podmanStores.service(id: c.id)
             complete = c.name != nil
             id.container = c
         }
@@ -154,6 +155,9 @@ public final class WorkloadResolver {
     }
 
     // MARK: - Podman
+
+    /// libpod's databases: the labels of a container (its Compose service).
+    lazy var podmanStores = PodmanPortReader(roots: sources.podmanStorageRoots)
 
     /// Podman keeps no per-container config file a reader can find from the
     /// id alone (its store may be anywhere: --root, rootless users'), but each

@@ -31,12 +31,37 @@ public enum PodmanPortBindings {
 
     /// `live`: container id -> name, from the store's containers.json (WorkloadNames.podmanNames).
     public static func parse(state bytes: [UInt8], live: [String: String]) -> [DockerPortBinding] {
+        let configs = configs(state: bytes, live: live)
+        return bindings(configs, stops: lastStops(bytes, ids: Set(configs.keys)), names: live)
+    }
+
+    /// The live containers' configurations in BoltDB bytes, by id.
+    static func configs(state bytes: [UInt8], live: [String: String]) -> [String: JSONValue] {
         var configs: [String: JSONValue] = [:]
         for object in objects(in: bytes, opening: configOpening) {
             guard let c = JSONReader.parse(object), let id = c["id"]?.stringValue, live[id] != nil else { continue }
             configs[id] = c
         }
-        return bindings(configs, stops: lastStops(bytes, ids: Set(configs.keys)), names: live)
+        return configs
+    }
+
+    /// The Compose services of the live containers (podman-compose's labels), by id.
+    public static func services(state bytes: [UInt8], live: [String: String]) -> [String: ComposeService] {
+        services(configs(state: bytes, live: live))
+    }
+
+    /// The Compose services of the containers of Podman 5's database, by id.
+    public static func services(rows: [(config: [UInt8], state: [UInt8]?)]) -> [String: ComposeService] {
+        var configs: [String: JSONValue] = [:]
+        for row in rows {
+            guard let c = JSONReader.parse(row.config), let id = c["id"]?.stringValue else { continue }
+            configs[id] = c
+        }
+        return services(configs)
+    }
+
+    static func services(_ configs: [String: JSONValue]) -> [String: ComposeService] {
+        configs.compactMapValues { ComposeService(labels: ComposeService.labels($0["labels"])) }
     }
 
     /// Podman 5's SQLite database (`<graphroot>/db.sql`), read as rows of

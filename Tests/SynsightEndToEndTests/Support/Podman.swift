@@ -85,9 +85,11 @@ final class Podman {
     /// `podman run -d` (on the test's network with `publish`, else without
     /// one); returns the container's id. The rlimits are set low: Podman's
     /// defaults are above this sandbox's hard limits (no CAP_SYS_RESOURCE).
-    func run(name: String, image: String, command: String, publish: [String] = []) throws -> String {
+    /// `labels`: as podman-compose labels its containers.
+    func run(name: String, image: String, command: String, publish: [String] = [], labels: [String: String] = [:]) throws -> String {
         let net = network.map { ["--network", $0.name] + publish.flatMap { ["-p", $0] } } ?? ["--network", "none"]
         try detached([Self.binary] + globalOptions + ["run", "-d", "--name", name] + net
+                     + labels.sorted { $0.key < $1.key }.flatMap { ["--label", "\($0.key)=\($0.value)"] }
                      + ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", image, "/bin/sh", "-c", command])
         return try podman(["inspect", "-f", "{{.Id}}", name]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
