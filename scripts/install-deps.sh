@@ -15,9 +15,10 @@ set -euo pipefail
 # debootstrap (the Debian 12 base image scripts/container-image.sh builds locally: no registry).
 # Podman workload tests: podman (rootful, its store in a test directory; no daemon, no service).
 # Compose workload tests: docker-compose (Debian's v1; it labels containers as docker compose v2 does; no service).
+# Rootless Podman tests: uidmap (newuidmap, newgidmap) and slirp4netns (its network; rootlessport publishes its ports).
 PACKAGES=(libbpf-dev libnftables-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux bpftool
           qemu-system-x86 busybox-static kmod cpio policycoreutils semodule-utils
-          python3-venv gzip debootstrap podman docker-compose)
+          python3-venv gzip debootstrap podman docker-compose uidmap slirp4netns)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -214,7 +214,7 @@ public final class ProcfsResolver: ProcessResolver {
         $0.sources.dockerDataRoots.isEmpty ? nil : DockerPortReader(roots: $0.sources.dockerDataRoots)
     }
     lazy var podmanPorts: PodmanPortReader? = workloads.flatMap {
-        $0.sources.podmanStorageRoots.isEmpty ? nil : PodmanPortReader(roots: $0.sources.podmanStorageRoots)
+        $0.sources.podmanStorageRoots.isEmpty ? nil : PodmanPortReader(roots: $0.sources.podmanStorageRoots, owners: $0.sources.podmanRootlessOwners)
     }
     static let bindingsTTLNs: UInt64 = 2_000_000_000
 

@@ -399,7 +399,7 @@ public struct AttributionEngine {
             evidence.listenedOn = Endpoint(addr: closed.listener.local.addr, port: port).description
             evidence.container = c.json
             facts.publisher(c)
-            let role = c.runtime == .podman ? "port reservation" : "port forwarding"
+            let role = c.runtime == .podman && c.rootlessUser == nil ? "port reservation" : "port forwarding"
             situation = "nothing listens on port \(port) of the host: \(c.phrase) "
                 + "publishes it (\(c.published) to its port \(c.containerPort)), and its \(role) (\(closed.listener.label)) is gone: \(c.how)"
         } else if let closed = history[NetnsPort(netns: r.netns, port: port)] {

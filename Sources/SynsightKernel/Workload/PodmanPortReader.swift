@@ -27,12 +27,20 @@ public final class PodmanPortReader {
     static let sqliteQuery = "SELECT ContainerConfig.JSON, ContainerState.JSON FROM ContainerConfig "
         + "LEFT JOIN ContainerState ON ContainerConfig.ID = ContainerState.ID"
 
+    /// Rootless stores: store -> its user (WorkloadSources.podmanRootlessOwners).
+    let owners: [String: String]
+
     /// `roots`: Podman's graphroots (WorkloadSources.podmanStorageRoots).
-    public init(roots: [String]) {
+    public init(roots: [String], owners: [String: String] = [:]) {
         self.roots = roots
+        self.owners = owners
     }
 
-    public func bindings() -> [DockerPortBinding] { roots.flatMap { store($0).bindings } }
+    public func bindings() -> [DockerPortBinding] {
+        roots.flatMap { root in
+            store(root).bindings.map { var b = $0; b.rootlessUser = owners[root]; return b }
+        }
+    }
 
     /// The Compose service of container `id`, if its labels name one.
     public func service(id: String) -> ComposeService? {

@@ -30,6 +30,9 @@ public struct WorkloadSources: Sendable {
     public var dockerDataRoots: [String]
     /// Podman's container stores (graphroots) that exist: the default and storage.conf's.
     public var podmanStorageRoots: [String] = []
+    /// Rootless Podman's stores among them (`~/.local/share/containers/storage`
+    /// of the users that have one): store -> its user's name.
+    public var podmanRootlessOwners: [String: String] = [:]
     /// kubelet's pod log directories, and the `containers` symlink directory next to it.
     public var podLogRoot: String
     public var podLogRootExists: Bool
@@ -66,6 +69,10 @@ public struct WorkloadSources: Sendable {
                                       podLogRootExists: isDirectory(podRoot), containerLogRoot: "/" + parent + "/containers",
                                       netnsDirExists: isDirectory(netnsDir))
         sources.podmanStorageRoots = podmanStorageRoots()
+        for (root, user) in podmanRootlessStores() where !sources.podmanStorageRoots.contains(root) {
+            sources.podmanStorageRoots.append(root)
+            sources.podmanRootlessOwners[root] = user
+        }
         sources.cgroupNamespace = CgroupNamespace.state
         if let h = try? CgroupRoot.v2.get() {
             sources.cgroupV2Mount = h.path
@@ -112,6 +119,14 @@ public struct WorkloadSources: Sendable {
         }
         var seen = Set<String>()
         return roots.filter { seen.insert($0).inserted && isDirectory($0) }
+    }
+
+    /// The stores of rootless Podman users: the default graphroot
+    /// (`$HOME/.local/share/containers/storage`) of every user of
+    /// /etc/passwd other than root that has one. Read at start-up: a user's
+    /// first container made while synsight runs is not seen.
+    static func podmanRootlessStores(passwd: String = ProcFS.read("/etc/passwd", limit: 1 << 20) ?? "") -> [(root: String, user: String)] {
+        WorkloadNames.rootlessStores(passwd: passwd).filter { isDirectory($0.root) }
     }
 
     /// The TCP ports running Docker containers publish (every data root's

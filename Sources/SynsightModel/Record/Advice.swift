@@ -81,6 +81,8 @@ public struct Advice: Sendable, Hashable {
         /// The Compose (or Swarm) service of `containerName`: its fix is in
         /// the service's file, applied with `docker compose up`.
         public var containerService: ComposeService?
+        /// A rootless Podman container's user: its commands run as that user.
+        public var containerUser: String?
 
         /// The container that publishes the port: its name, where it publishes it, its runtime, its service.
         public mutating func publisher(_ c: DockerPortBinding) {
@@ -88,6 +90,7 @@ public struct Advice: Sendable, Hashable {
             publishedOn = c.hostIP
             containerRuntime = c.runtime
             containerService = c.service
+            containerUser = c.rootlessUser
         }
         /// The address is the host's, the bind() was in another namespace (address_not_available).
         public var hostHasAddress = false
@@ -344,6 +347,17 @@ public struct Advice: Sendable, Hashable {
             let c = f.containerName ?? "<container>"
             if let service = f.containerService {
                 return composePublisherStopped(service, container: c, runtime: f.containerRuntime)
+            }
+            if f.containerRuntime == .podman, let user = f.containerUser {
+                let u = ShellWord.quoted(user)
+                return Advice(fix: "start it as user \(user) (runuser -u \(u) -- podman start \(c), in a session of \(user)'s) and find "
+                                + "why it stopped (podman logs \(c), podman inspect \(c) --format '{{json .State}}'); a rootless "
+                                + "container stops with its user's last session unless lingering is on (loginctl enable-linger \(u)): "
+                                + "run it from a Quadlet or user unit with a restart policy",
+                              steps: ["The port is published by user \(user)'s rootless Podman container, which is not running: its "
+                                        + "rootlessport forwarder left with it, so the host refuses the port.",
+                                      "Start it as that user and read why it stopped; keep it running past logouts (loginctl "
+                                        + "enable-linger) under a user unit with a restart policy."])
             }
             if f.containerRuntime == .podman {
                 return Advice(fix: "start it (podman start \(c)) and find why it stopped (podman logs \(c), podman inspect \(c) --format "

@@ -16,6 +16,9 @@ public struct DockerPortBinding: Sendable, Hashable {
     public var name: String?
     /// The Compose or Swarm service it was created for (its labels).
     public var service: ComposeService?
+    /// A rootless Podman container's user (its store is in that user's home):
+    /// its commands are that user's.
+    public var rootlessUser: String?
     /// "0.0.0.0", "127.0.0.1", "::": the host address of the binding.
     public var hostIP: String
     public var hostPort: UInt16
@@ -88,7 +91,8 @@ public struct DockerPortBinding: Sendable, Hashable {
     /// "container web", "Podman container web", "container shop-web-1
     /// (compose service shop/web)": how a hint names it.
     public var phrase: String {
-        (runtime == .podman ? "Podman " : "") + "container \(label)" + (service.map { " (\($0.phrase))" } ?? "")
+        (runtime == .podman ? (rootlessUser.map { "user \($0)'s rootless Podman " } ?? "Podman ") : "") + "container \(label)"
+            + (service.map { " (\($0.phrase))" } ?? "")
     }
 
     /// "exited with code 137 at 2026-12-06T12:00:00Z (OOM-killed)", "never started".
@@ -103,6 +107,7 @@ public struct DockerPortBinding: Sendable, Hashable {
         var o: [(String, JSONValue)] = [("runtime", .string(runtime.rawValue)), ("id", .string(id))]
         if let name { o.append(("name", .string(name))) }
         if let service { o.append(("service", service.json)) }
+        if let rootlessUser { o.append(("rootless_user", .string(rootlessUser))) }
         o.append(("published", .string(published)))
         o.append(("container_port", .int(Int64(containerPort))))
         if let exitCode { o.append(("exit_code", .int(exitCode))) }

@@ -20,7 +20,9 @@ public enum PodmanPortBindings {
     /// The processes that hold a rootful Podman container's published ports
     /// (listening sockets that never accept, so that nothing else takes the
     /// port): podman binds them and hands them to the container's conmon.
-    public static let portHolders: Set<String> = ["podman", "conmon"]
+    /// Rootless Podman forwards them from `rootlessport`, in the host's
+    /// namespace, into the container's.
+    public static let portHolders: Set<String> = ["podman", "conmon", "rootlessport"]
 
     static let configOpening = Array(#"{"spec":"#.utf8)
     static let stateOpening = Array(#"{"state":"#.utf8)

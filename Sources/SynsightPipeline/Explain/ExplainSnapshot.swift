@@ -87,7 +87,7 @@ public enum ExplainSnapshot {
         let docker = sources.dockerDataRoots, podman = sources.podmanStorageRoots
         // Podman's bindings say nothing of running: its running containers' conmon holds the port (explain checks that).
         let stopped = ((docker.isEmpty ? [] : DockerPortReader(roots: docker).stopped())
-            + (podman.isEmpty ? [] : PodmanPortReader(roots: podman).bindings())).filter { $0.hostPort == port }
+            + (podman.isEmpty ? [] : PodmanPortReader(roots: podman, owners: sources.podmanRootlessOwners).bindings())).filter { $0.hostPort == port }
         return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped)
     }
 

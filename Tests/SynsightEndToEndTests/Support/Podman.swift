@@ -102,7 +102,9 @@ final class Podman {
     /// The conmon a podman command leaves running inherits every descriptor
     /// podman had, and Foundation's Process waits for all of its own to
     /// close: podman runs from Python with only 0-2 open, its output in a file.
-    func detached(_ args: [String]) throws {
+    func detached(_ args: [String]) throws { try Self.detached(args, log: root + "/run.log") }
+
+    static func detached(_ args: [String], log: String) throws {
         let script = """
             import subprocess, sys
             with open(sys.argv[1], "w") as log:
@@ -110,7 +112,7 @@ final class Podman {
             sys.stderr.write(open(sys.argv[1]).read() if rc else "")
             sys.exit(rc)
             """
-        try sh(["/usr/bin/python3", "-c", script, root + "/run.log"] + args)
+        try sh(["/usr/bin/python3", "-c", script, log] + args)
     }
 
     func stop() {

@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+
+/// Rootless Podman (a user of the test's own, RootlessPodman): its
+/// published ports are forwarded by `rootlessport` in the host's namespace,
+/// and its containers live in the user's own store, which synsight finds in
+/// the user's home. In the Docker suite, which runs one test at a time.
+extension DockerWorkloadTests {
+    @Test("a rootless Podman container's published port: rootlessport traced while it forwards, then the container stops: publisher_stopped names the container, its user, and the fix as that user")
+    func rootlessPublisherStopped() throws {
+        guard Podman.installed() else { return }
+        let rl = try RootlessPodman()
+        defer { rl.stop() }
+        let tag = randomTag()
+        // The user's store exists before synsight starts (it looks for rootless stores at start-up).
+        let image = try rl.importBusybox(tag: tag)
+        let name = "synsight-e2e-rl-\(tag)"
+        let published = randomPort()
+        let trace = try TraceSession(["--port", String(published)])
+        let listening = { ((try? sh(["ss", "-Hltn", "sport = :\(published)"])) ?? "").isEmpty == false }
+        try rl.run(["--name", name, "-p", "127.0.0.1:\(published):80", image, "/bin/sh", "-c", "sleep 8; exit 3"])
+        #expect(waitUntil(timeout: 3, listening), "rootlessport does not listen on \(published)")
+        #expect(waitUntil(timeout: 30) {
+            (try? rl.podman(["inspect", "-f", "{{.State.Running}}", name]))?.hasPrefix("false") == true && !listening()
+        }, "the container did not stop, or its port stayed open")
+        let (r, container) = try refusedPublisher(trace, published: published, container: name)
+        #expect(container?["runtime"] as? String == "podman", "record: \(r)")
+        #expect(container?["rootless_user"] as? String == rl.user, "record: \(r)")
+        #expect(r.object("process")?["comm"] as? String == "rootlessport", "record: \(r)")
+        let hint = r.string("hint") ?? ""
+        #expect(hint.contains("user \(rl.user)'s rootless Podman container \(name)"), "\(hint)")
+        #expect(hint.contains("its port forwarding (rootlessport (pid"), "\(hint)")
+        #expect(hint.contains("runuser -u \(rl.user) -- podman start \(name)") && hint.contains("loginctl enable-linger \(rl.user)"), "\(hint)")
+    }
+}

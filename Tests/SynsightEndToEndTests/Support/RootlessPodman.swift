@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+/// Rootless Podman as a user of the test's own: the user (home in a
+/// temporary directory), its subordinate ids in /etc/subuid and /etc/subgid,
+/// its runtime directory /run/user/<uid>, and /dev/net/tun usable by it for
+/// slirp4netns (this sandbox makes it root-only; hosts make it 0666).
+/// `stop()` kills every process of the user (rootlessport, conmon,
+/// slirp4netns, Podman's pause process), unmounts what its store left,
+/// deletes the user and its home, removes its lines and directories, and
+/// puts /dev/net/tun's mode back.
+final class RootlessPodman {
+    static let tun = "/dev/net/tun"
+    let user: String
+    let uid: UInt32
+    let home: String
+    let subordinate: String
+    let tunMode: mode_t?
+    let hadRunUser = FileManager.default.fileExists(atPath: "/run/user")
+    private var stopped = false
+
+    init() throws {
+        user = "synrl" + randomTag()
+        let dir = tempDir()
+        _ = chmod(dir, 0o755)  // mkdtemp's 0700 would keep the user out of its own home
+        home = dir + "/home"
+        try sh(["useradd", "-m", "-d", home, "-s", "/bin/sh", user])
+        uid = try #require(UInt32(try sh(["id", "-u", user]).trimmingCharacters(in: .whitespacesAndNewlines)))
+        subordinate = "\(user):\(400_000 + (uid % 1000) * 65_536):65536"
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let h = try #require(FileHandle(forWritingAtPath: file))
+            h.seekToEndOfFile()
+            h.write(Data((subordinate + "\n").utf8))
+            h.closeFile()
+        }
+        try FileManager.default.createDirectory(atPath: "/run/user/\(uid)", withIntermediateDirectories: true)
+        _ = chown("/run/user/\(uid)", uid_t(uid), gid_t(uid))
+        _ = chmod("/run/user/\(uid)", 0o700)
+        var st = stat()
+        tunMode = stat(Self.tun, &st) == 0 ? st.st_mode & 0o777 : nil
+        if tunMode != nil { _ = chmod(Self.tun, 0o666) }
+    }
+
+    deinit { stop() }
+
+    /// `podman args...` as the user, in its home.
+    @discardableResult
+    func podman(_ args: [String]) throws -> String { try sh(asUser(args)) }
+
+    /// `podman run -d ...` as the user: detached from the test's pipes, which
+    /// the conmon and rootlessport it leaves would hold open (Podman.detached).
+    func run(_ args: [String]) throws { try Podman.detached(asUser(["run", "-d"] + args), log: home + "/../run.log") }
+
+    func asUser(_ args: [String]) -> [String] {
+        ["runuser", "-u", user, "--", "env", "XDG_RUNTIME_DIR=/run/user/\(uid)", "HOME=\(home)",
+         "/bin/sh", "-c", "cd \"$HOME\" && exec \"$0\" \"$@\"", Podman.binary] + args
+    }
+
+    /// Busybox and its applets imported into the user's store (which this makes).
+    func importBusybox(tag: String) throws -> String {
+        let image = "synsight-e2e-busybox:\(tag)"
+        let rootfs = try ContainerHttpd.busyboxRootfs(in: home)
+        try sh(["chown", "-R", "\(user):", rootfs])
+        try sh(["runuser", "-u", user, "--", "env", "XDG_RUNTIME_DIR=/run/user/\(uid)", "HOME=\(home)",
+                "/bin/sh", "-c", "tar -C '\(rootfs)' -c . | \(Podman.binary) import - '\(image)'"])
+        return image
+    }
+
+    /// The user's store, as synsight finds it.
+    var store: String { home + "/.local/share/containers/storage" }
+
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        _ = try? podman(["rm", "-a", "-f", "-t", "0"])
+        _ = try? sh(["pkill", "-9", "-u", user], allowFailure: true)
+        _ = waitUntil(timeout: 10) { ((try? sh(["pgrep", "-u", user], allowFailure: true)) ?? "").isEmpty }
+        let mounts = ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "")
+            .split(separator: "\n").compactMap { line -> String? in
+                let f = line.split(separator: " ")
+                return f.count > 4 && f[4].hasPrefix(home) ? String(f[4]) : nil
+            }
+        for m in mounts.sorted(by: { $0.count > $1.count }) { umount2(m, Int32(MNT_DETACH)) }
+        _ = try? sh(["userdel", "-r", "-f", user], allowFailure: true)
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { $0 != Substring(subordinate) }
+            try? kept.joined(separator: "\n").write(toFile: file, atomically: false, encoding: .utf8)
+        }
+        try? FileManager.default.removeItem(atPath: "/run/user/\(uid)")
+        if !hadRunUser { rmdir("/run/user") }
+        try? FileManager.default.removeItem(atPath: (home as NSString).deletingLastPathComponent)
+        if let tunMode { _ = chmod(Self.tun, tunMode) }
+    }
+}
