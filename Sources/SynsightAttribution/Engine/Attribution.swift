@@ -33,10 +33,17 @@ struct JoinKey: Hashable {
 
 struct Pending {
     package var record: Record
-    /// A `restarting` record's `listener_exited` alternative (`joinClient`).
-    package var exited: Record?
+    /// A `restarting` record's `listener_exited` alternative (`joinClient`),
+    /// boxed: nil for nearly every refusal, and a storm moves many Pendings.
+    package var exited: ExitedRecord?
     package var deadline: UInt64
     package var serial: UInt64
+}
+
+/// A `restarting` record's `listener_exited` alternative, by reference.
+package final class ExitedRecord {
+    package let record: Record
+    init(_ record: Record) { self.record = record }
 }
 
 public struct AttributionEngine {
@@ -186,16 +193,17 @@ public struct AttributionEngine {
             return []
         case .noSocketReset(let r):
             if refusedAgain(r) { return [] }
-            let (record, exited) = attributeRefusal(r)
+            var (record, exited) = attributeRefusal(r)
             // The client connected to the address before DNAT: join on that.
             let key = JoinKey(client: r.remote, server: r.originalDestination ?? r.local)
             if let ce = earlyClients.removeValue(forKey: key), ce.ts &+ joinWindowNs > r.ts {
-                return [joinClient(ce, to: record, exited: exited)] + pruneEarlyClients(now: r.ts)
+                joinClient(ce, to: &record, exited: exited)
+                return [record] + pruneEarlyClients(now: r.ts)
             }
             if let ce = natEarlyClient(for: r, key: key) {
-                var joined = joinClient(ce, to: record, exited: exited)
-                applyNAT(&joined, clientDestination: ce.remote)
-                return [joined] + pruneEarlyClients(now: r.ts)
+                joinClient(ce, to: &record, exited: exited)
+                applyNAT(&record, clientDestination: ce.remote)
+                return [record] + pruneEarlyClients(now: r.ts)
             }
             let expiredClients = pruneEarlyClients(now: r.ts)
             serial += 1
@@ -223,8 +231,9 @@ public struct AttributionEngine {
             // no-listener RST is already waiting for this very client. A
             // no-socket RST is not a firewall's, so the firewall's
             // bookkeeping is skipped (it used to remember every such error).
-            if ce.errno == 111, firewall.attempts[key] == nil, let p = pending.removeValue(forKey: key) {
-                return [joinClient(ce, to: p.record, exited: p.exited)]
+            if ce.errno == 111, firewall.attempts[key] == nil, var p = pending.removeValue(forKey: key) {
+                joinClient(ce, to: &p.record, exited: p.exited)
+                return [p.record]
             }
             if dropExplains(ce) { return [] }
             if let fw = firewallClientOutcome(ce) { return fw }
@@ -235,18 +244,19 @@ public struct AttributionEngine {
             }
             // Only ECONNREFUSED answers a no-listener RST; other errors stand alone.
             guard ce.errno == 111 else { return [clientFailureRecord(ce)] }
-            if let p = pending.removeValue(forKey: key) {
-                return [joinClient(ce, to: p.record, exited: p.exited)]
+            if var p = pending.removeValue(forKey: key) {
+                joinClient(ce, to: &p.record, exited: p.exited)
+                return [p.record]
             }
-            if let p = natPendingRefusal(for: ce, key: key) {
-                var joined = joinClient(ce, to: p.record, exited: p.exited)
-                applyNAT(&joined, clientDestination: ce.remote)
-                return [joined]
+            if var p = natPendingRefusal(for: ce, key: key) {
+                joinClient(ce, to: &p.record, exited: p.exited)
+                applyNAT(&p.record, clientDestination: ce.remote)
+                return [p.record]
             }
-            if case (let p, let seenFrom)? = natMasqueradedRefusal(for: ce) {
-                var joined = joinClient(ce, to: p.record, exited: p.exited)
-                applyNAT(&joined, clientDestination: ce.remote, translatedSource: seenFrom)
-                return [joined]
+            if case (var p, let seenFrom)? = natMasqueradedRefusal(for: ce) {
+                joinClient(ce, to: &p.record, exited: p.exited)
+                applyNAT(&p.record, clientDestination: ce.remote, translatedSource: seenFrom)
+                return [p.record]
             }
             // Wait one join window for a server-side RST of this host.
             var out = pruneEarlyClients(now: ce.ts)
@@ -324,7 +334,7 @@ public struct AttributionEngine {
 
     /// The refusal's record, and, when it is `restarting`, the
     /// `listener_exited` record that stands if the new process turns out to be the client.
-    package func attributeRefusal(_ r: NoSocketReset) -> (record: Record, exited: Record?) {
+    package func attributeRefusal(_ r: NoSocketReset) -> (record: Record, exited: ExitedRecord?) {
         var record = Record(ts: clock.epoch(r.ts), kind: .refusal, reason: .noListener,
                             port: r.local.port, family: r.family, netns: r.netns,
                             local: r.local, remote: r.remote)
@@ -472,25 +482,27 @@ public struct AttributionEngine {
             situation = "nothing has listened on port \(port) in this network namespace since synsight started"
         }
         evidence.hook = r.hook.name
-        var exited: Record?
+        var exited: ExitedRecord?
         if cause == .listenerExited, let closed = history[NetnsPort(netns: r.netns, port: port)],
            let w = closed.listener.workload, let scope = w.phrase, let x = exits[closed.listener.pid],
            let next = resolver?.successor(of: w, excluding: closed.listener.pid, comm: closed.listener.comm, startedAfter: x.ts) {
             // Restarted by its supervisor, not listening yet: the new process is the one to look at.
             // Unless it is the refused client itself (`joinClient`): then this is the record.
-            exited = finish(record, cause, evidence, facts, situation, r)
+            var alternative = record
+            finish(&alternative, cause, evidence, facts, situation, r)
+            exited = ExitedRecord(alternative)
             cause = .restarting
             evidence.previous = closed.listener.process.json
             record.process = next
             situation = "\(next.label) has started in the same \(scope) since \(closed.listener.label) exited, but does not listen on port \(port) yet"
         }
-        return (finish(record, cause, evidence, facts, situation, r), exited)
+        finish(&record, cause, evidence, facts, situation, r)
+        return (record, exited)
     }
 
     /// The record with its cause, evidence and hint (situation, then the catalogue's fix).
-    func finish(_ record: Record, _ cause: NoListenerCause, _ evidence: NoListenerEvidence, _ facts: Advice.Facts,
-                       _ situation: String, _ r: NoSocketReset) -> Record {
-        var record = record
+    func finish(_ record: inout Record, _ cause: NoListenerCause, _ evidence: NoListenerEvidence, _ facts: Advice.Facts,
+                _ situation: String, _ r: NoSocketReset) {
         var facts = facts
         record.cause = .noListener(cause)
         record.evidence = evidence.fields
@@ -498,18 +510,15 @@ public struct AttributionEngine {
         record.hint = situation + ": " + Advice.for(reason: .noListener, cause: record.cause, facts: facts).fix
         // The SYN's own conntrack entry (DNAT in this namespace) names where the client connected to.
         if let o = r.originalDestination { applyNAT(&record, clientDestination: o) }
-        return record
     }
 
     /// `record` with its refused client: a `restarting` record whose new
     /// process is that client (the same program in the same unit or pod,
     /// started after the listener exited: a health check, a sidecar) was no
     /// restart, and `exited` (its `listener_exited` record) stands instead.
-    func joinClient(_ ce: ConnectError, to record: Record, exited: Record?) -> Record {
-        var out = record
-        if let exited, record.process?.pid == ce.task.pid { out = exited }
-        out.client = clientRef(ce)
-        return out
+    func joinClient(_ ce: ConnectError, to record: inout Record, exited: ExitedRecord?) {
+        if let exited, record.process?.pid == ce.task.pid { record = exited.record }
+        record.client = clientRef(ce)
     }
 }
 
