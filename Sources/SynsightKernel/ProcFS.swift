@@ -82,6 +82,9 @@ package enum ProcFS {
         list("/proc").compactMap { UInt32($0) }
     }
 
+    /// Nanoseconds per clock tick of /proc/<pid>/stat's start time (ProcStat.startTicks).
+    static let nsPerTick: UInt64 = 1_000_000_000 / UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
+
     /// A process's name, in the escaped form of `NameBytes` (any 15 bytes).
     package static func comm(_ pid: UInt32) -> String? {
         guard var b = readBytes("/proc/\(pid)/comm", limit: 64) else { return nil }
@@ -214,7 +217,7 @@ public final class ProcfsResolver: ProcessResolver {
         $0.sources.dockerDataRoots.isEmpty ? nil : DockerPortReader(roots: $0.sources.dockerDataRoots)
     }
     lazy var podmanPorts: PodmanPortReader? = workloads.flatMap {
-        $0.sources.podmanStorageRoots.isEmpty ? nil : PodmanPortReader(roots: $0.sources.podmanStorageRoots, owners: $0.sources.podmanRootlessOwners)
+        $0.sources.podmanStorageRoots.isEmpty ? nil : $0.podmanStores
     }
     static let bindingsTTLNs: UInt64 = 2_000_000_000
 

@@ -62,9 +62,9 @@ struct PodmanPortBindingTests {
         #expect(c?.service?.label == "blog/web" && c?.service?.configFiles == ["/srv/blog/podman-compose.yml"])
         #expect(c?.phrase == "Podman container blog_web_1 (compose service blog/web)")
         // Every live container's service, with ports or without; from Podman 5's rows too.
-        #expect(PodmanPortBindings.services(state: Array(composed.utf8), live: Self.live)[Self.id]?.label == "blog/web")
-        #expect(PodmanPortBindings.services(state: Self.database, live: Self.live).isEmpty)
-        #expect(PodmanPortBindings.services(rows: [(Array(composed.utf8), nil)])[Self.id]?.name == "web")
+        #expect(PodmanPortBindings.read(state: Array(composed.utf8), live: Self.live).services[Self.id]?.label == "blog/web")
+        #expect(PodmanPortBindings.read(state: Self.database, live: Self.live).services.isEmpty)
+        #expect(PodmanPortBindings.read(rows: [(Array(composed.utf8), nil)]).services[Self.id]?.name == "web")
     }
 
     @Test("rootless Podman: the users' stores from /etc/passwd (not root's, not a home of /), the container named with its user, the fix as that user")

@@ -22,7 +22,6 @@ final class NamespaceStarts {
     var walkedAt: UInt64?
     /// Namespaces a walk made for them did not find, and when.
     var missed: [UInt32: UInt64] = [:]
-    lazy var nsPerTick: UInt64 = 1_000_000_000 / UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
     /// synsight's own namespace (the host's): never asked for, so its
     /// processes, most of a host's, cost one readlink each and no stat read.
     lazy var ownNetns = ProcFS.nsInode("/proc/self/ns/net")
@@ -39,7 +38,7 @@ final class NamespaceStarts {
                 missed[netns] = now
             }
         }
-        return firsts[netns].map { ($0.pid, $0.ticks * nsPerTick) }
+        return firsts[netns].map { ($0.pid, $0.ticks * ProcFS.nsPerTick) }
     }
 
     func walk(now: UInt64) {

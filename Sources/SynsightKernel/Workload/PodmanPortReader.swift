@@ -8,18 +8,12 @@ import SynsightModel
 /// Podman 4's BoltDB `libpod/bolt_state.db` with the store's containers.json.
 /// Read again only when one of those files changed (a stat each otherwise).
 ///
-/// Not Sendable: one owner (the pipeline thread, through ProcfsResolver).
+/// Not Sendable: one owner (the pipeline thread: WorkloadResolver's, which
+/// ProcfsResolver's published-port lookup uses too).
 public final class PodmanPortReader {
     let roots: [String]
-    /// What one store's database gives: its published ports, and the
-    /// Compose services of its containers (podman-compose's labels).
-    struct Store {
-        var bindings: [DockerPortBinding]
-        var services: [String: ComposeService]
-    }
-
     /// Per store: the files' identities, and what they gave.
-    var cache: [String: (files: [DockerPortReader.FileIdentity], store: Store)] = [:]
+    var cache: [String: (files: [DockerPortReader.FileIdentity], store: PodmanPortBindings.Contents)] = [:]
     /// libpod's database is small (kilobytes per container); past this it is not read.
     static let maxDatabaseBytes = 64 << 20
     /// A writer holding SQLite's lock is waited for this long, no longer (the pipeline thread reads).
@@ -48,30 +42,32 @@ public final class PodmanPortReader {
         return nil
     }
 
-    func store(_ root: String) -> Store {
+    /// What one store's database gives: its published ports, and the
+    /// Compose services of its containers.
+    func store(_ root: String) -> PodmanPortBindings.Contents {
         let sqlite = root + "/db.sql"
         if let db = DockerPortReader.identity(sqlite) {
             // The write-ahead log changes while the database file does not.
             let files = [db] + [DockerPortReader.identity(sqlite + "-wal")].compactMap { $0 }
             return cached(root, files) {
-                Self.sqliteRows(sqlite).map { Store(bindings: PodmanPortBindings.parse(rows: $0), services: PodmanPortBindings.services(rows: $0)) }
+                Self.sqliteRows(sqlite).map(PodmanPortBindings.read(rows:))
             }
         }
         let database = root + "/libpod/bolt_state.db"
         guard let stores = ProcFS.list(root).first(where: { $0.hasSuffix("-containers") }).map({ root + "/" + $0 + "/containers.json" }),
-              let db = DockerPortReader.identity(database), let names = DockerPortReader.identity(stores) else { return Store(bindings: [], services: [:]) }
+              let db = DockerPortReader.identity(database), let names = DockerPortReader.identity(stores) else { return .init() }
         return cached(root, [db, names]) {
             guard let bytes = ProcFS.readBytes(database, limit: Self.maxDatabaseBytes),
                   let json = ProcFS.readBytes(stores, limit: Self.maxDatabaseBytes) else { return nil }
-            let live = WorkloadNames.podmanNames(containersJSON: json)
-            return Store(bindings: PodmanPortBindings.parse(state: bytes, live: live), services: PodmanPortBindings.services(state: bytes, live: live))
+            return PodmanPortBindings.read(state: bytes, live: WorkloadNames.podmanNames(containersJSON: json))
         }
     }
 
     /// What `read` gives for these versions of the store's files, read again when one changed.
-    func cached(_ root: String, _ files: [DockerPortReader.FileIdentity], _ read: () -> Store?) -> Store {
+    func cached(_ root: String, _ files: [DockerPortReader.FileIdentity],
+                _ read: () -> PodmanPortBindings.Contents?) -> PodmanPortBindings.Contents {
         if let hit = cache[root], hit.files == files { return hit.store }
-        guard let found = read() else { return Store(bindings: [], services: [:]) }
+        guard let found = read() else { return .init() }
         cache[root] = (files, found)
         return found
     }

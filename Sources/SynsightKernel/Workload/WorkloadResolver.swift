@@ -156,8 +156,9 @@ public final class WorkloadResolver {
 
     // MARK: - Podman
 
-    /// libpod's databases: the labels of a container (its Compose service).
-    lazy var podmanStores = PodmanPortReader(roots: sources.podmanStorageRoots)
+    /// libpod's databases: a container's Compose service here, the published
+    /// ports for ProcfsResolver.publishers (one reader: each database parsed once per change).
+    lazy var podmanStores = PodmanPortReader(roots: sources.podmanStorageRoots, owners: sources.podmanRootlessOwners)
 
     /// Podman keeps no per-container config file a reader can find from the
     /// id alone (its store may be anywhere: --root, rootless users'), but each
@@ -285,7 +286,6 @@ public final class WorkloadResolver {
     static let membersTTLNs: UInt64 = 500_000_000
     /// Start times are in clock ticks: a restart within a tick of the exit still counts.
     static let startSlackNs: UInt64 = 20_000_000
-    lazy var nsPerTick: UInt64 = 1_000_000_000 / UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
 
     /// A process now in the workload's unit, container or pod (for a pod,
     /// in any of its containers: a restarted container gets a new one)
@@ -301,7 +301,7 @@ public final class WorkloadResolver {
         var found: UInt32?
         for p in members(of: scope, descend: w.pod != nil) where p != pid {
             guard let stat = ProcFS.read("/proc/\(p)/stat", limit: 4096), let ticks = ProcStat.startTicks(stat),
-                  ticks * nsPerTick + Self.startSlackNs >= startedAfter, ProcFS.comm(p) == comm else { continue }
+                  ticks * ProcFS.nsPerTick + Self.startSlackNs >= startedAfter, ProcFS.comm(p) == comm else { continue }
             found = p
             break
         }

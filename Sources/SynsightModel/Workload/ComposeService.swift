@@ -66,9 +66,15 @@ public struct ComposeService: Sendable, Hashable {
         }
     }
 
-    /// `Config.Labels` of a Docker `config.v2.json` (parsed), or the
-    /// `labels` object of a Podman container config: string values only.
-    public static func labels(_ object: JSONValue?) -> [String: String] {
+    /// The service a parsed Docker `config.v2.json` names (its `Config.Labels`).
+    public init?(dockerConfig config: JSONValue) { self.init(labels: Self.labels(config["Config"]?["Labels"])) }
+
+    /// The service a libpod container configuration names (its `labels`:
+    /// podman-compose labels its containers as Compose does).
+    public init?(podmanConfig config: JSONValue) { self.init(labels: Self.labels(config["labels"])) }
+
+    /// A labels object: string values only.
+    static func labels(_ object: JSONValue?) -> [String: String] {
         guard case .object(let fields)? = object else { return [:] }
         var out: [String: String] = [:]
         for (k, v) in fields { if let s = v.stringValue { out[k] = s } }

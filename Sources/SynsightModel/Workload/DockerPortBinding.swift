@@ -52,7 +52,7 @@ public struct DockerPortBinding: Sendable, Hashable {
         guard let config = JSONReader.parse(configJSON), let state = config["State"],
               let host = JSONReader.parse(hostConfigJSON), case .object(let bindings)? = host["PortBindings"] else { return [] }
         let name = WorkloadNames.dockerName(config)
-        let service = ComposeService(labels: ComposeService.labels(config["Config"]?["Labels"]))
+        let service = ComposeService(dockerConfig: config)
         let finished = state["FinishedAt"]?.stringValue.flatMap { $0.hasPrefix("0001-") ? nil : $0 }
         var out: [DockerPortBinding] = []
         for (key, list) in bindings {

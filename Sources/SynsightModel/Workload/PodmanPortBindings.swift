@@ -31,62 +31,60 @@ public enum PodmanPortBindings {
     /// Port ranges (`-p 8000-8100:8000-8100`) are expanded up to this many ports.
     static let maxRange = 1024
 
-    /// `live`: container id -> name, from the store's containers.json (WorkloadNames.podmanNames).
-    public static func parse(state bytes: [UInt8], live: [String: String]) -> [DockerPortBinding] {
-        let configs = configs(state: bytes, live: live)
-        return bindings(configs, stops: lastStops(bytes, ids: Set(configs.keys)), names: live)
+    /// What a store's database says: its containers' TCP port bindings, and
+    /// their Compose services (podman-compose's labels) by id, from one parse.
+    public struct Contents: Sendable {
+        public var bindings: [DockerPortBinding] = []
+        public var services: [String: ComposeService] = [:]
+        public init() {}
     }
 
-    /// The live containers' configurations in BoltDB bytes, by id.
-    static func configs(state bytes: [UInt8], live: [String: String]) -> [String: JSONValue] {
+    /// `live`: container id -> name, from the store's containers.json (WorkloadNames.podmanNames).
+    public static func parse(state bytes: [UInt8], live: [String: String]) -> [DockerPortBinding] {
+        read(state: bytes, live: live).bindings
+    }
+
+    /// Podman 4's BoltDB bytes: its live containers' configurations.
+    public static func read(state bytes: [UInt8], live: [String: String]) -> Contents {
         var configs: [String: JSONValue] = [:]
         for object in objects(in: bytes, opening: configOpening) {
             guard let c = JSONReader.parse(object), let id = c["id"]?.stringValue, live[id] != nil else { continue }
             configs[id] = c
         }
-        return configs
-    }
-
-    /// The Compose services of the live containers (podman-compose's labels), by id.
-    public static func services(state bytes: [UInt8], live: [String: String]) -> [String: ComposeService] {
-        services(configs(state: bytes, live: live))
-    }
-
-    /// The Compose services of the containers of Podman 5's database, by id.
-    public static func services(rows: [(config: [UInt8], state: [UInt8]?)]) -> [String: ComposeService] {
-        var configs: [String: JSONValue] = [:]
-        for row in rows {
-            guard let c = JSONReader.parse(row.config), let id = c["id"]?.stringValue else { continue }
-            configs[id] = c
-        }
-        return services(configs)
-    }
-
-    static func services(_ configs: [String: JSONValue]) -> [String: ComposeService] {
-        configs.compactMapValues { ComposeService(labels: ComposeService.labels($0["labels"])) }
+        return contents(configs, stops: lastStops(bytes, ids: Set(configs.keys)), names: live)
     }
 
     /// Podman 5's SQLite database (`<graphroot>/db.sql`), read as rows of
     /// its ContainerConfig and ContainerState JSON columns: one current copy
     /// each, no store to check against.
     public static func parse(rows: [(config: [UInt8], state: [UInt8]?)]) -> [DockerPortBinding] {
+        read(rows: rows).bindings
+    }
+
+    public static func read(rows: [(config: [UInt8], state: [UInt8]?)]) -> Contents {
         var configs: [String: JSONValue] = [:], stops: [String: Stop] = [:]
         for row in rows {
             guard let c = JSONReader.parse(row.config), let id = c["id"]?.stringValue else { continue }
             configs[id] = c
             if let s = row.state.flatMap({ JSONReader.parse($0) }), let stop = stop(s) { stops[id] = stop }
         }
-        return bindings(configs, stops: stops, names: [:])
+        return contents(configs, stops: stops, names: [:])
     }
 
-    static func bindings(_ configs: [String: JSONValue], stops: [String: Stop], names: [String: String]) -> [DockerPortBinding] {
+    static func contents(_ configs: [String: JSONValue], stops: [String: Stop], names: [String: String]) -> Contents {
+        var c = Contents()
+        c.services = configs.compactMapValues { ComposeService(podmanConfig: $0) }
+        c.bindings = bindings(configs, stops: stops, names: names, services: c.services)
+        return c
+    }
+
+    static func bindings(_ configs: [String: JSONValue], stops: [String: Stop], names: [String: String],
+                         services: [String: ComposeService]) -> [DockerPortBinding] {
         var out: [DockerPortBinding] = []
         for (id, config) in configs {
             let name = config["name"]?.stringValue ?? names[id]
-            // podman-compose labels its containers as Compose does.
-            let service = ComposeService(labels: ComposeService.labels(config["labels"]))
             for m in mappings(config) {
-                var b = DockerPortBinding(id: id, name: name, service: service, hostIP: m.hostIP, hostPort: m.hostPort, containerPort: m.containerPort,
+                var b = DockerPortBinding(id: id, name: name, service: services[id], hostIP: m.hostIP, hostPort: m.hostPort, containerPort: m.containerPort,
                                           exitCode: stops[id]?.exitCode, finishedAt: stops[id]?.finishedAt,
                                           oomKilled: stops[id]?.oomKilled ?? false)
                 b.runtime = .podman

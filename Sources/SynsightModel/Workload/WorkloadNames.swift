@@ -13,7 +13,7 @@ public enum WorkloadNames {
     /// Docker's `config.v2.json`; both nil when it does not parse.
     public static func dockerContainer(configJSON bytes: [UInt8]) -> (name: String?, service: ComposeService?) {
         guard let root = JSONReader.parse(bytes) else { return (nil, nil) }
-        return (dockerName(root), ComposeService(labels: ComposeService.labels(root["Config"]?["Labels"])))
+        return (dockerName(root), ComposeService(dockerConfig: root))
     }
 
     /// `Name` of a parsed `config.v2.json` ("/web") without the leading slash.

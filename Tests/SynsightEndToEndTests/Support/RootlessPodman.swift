@@ -52,8 +52,12 @@ final class RootlessPodman {
     func run(_ args: [String]) throws { try Podman.detached(asUser(["run", "-d"] + args), log: home + "/../run.log") }
 
     func asUser(_ args: [String]) -> [String] {
-        ["runuser", "-u", user, "--", "env", "XDG_RUNTIME_DIR=/run/user/\(uid)", "HOME=\(home)",
-         "/bin/sh", "-c", "cd \"$HOME\" && exec \"$0\" \"$@\"", Podman.binary] + args
+        userShell + ["cd \"$HOME\" && exec \"$0\" \"$@\"", Podman.binary] + args
+    }
+
+    /// `sh -c` as the user, with its runtime directory and home.
+    var userShell: [String] {
+        ["runuser", "-u", user, "--", "env", "XDG_RUNTIME_DIR=/run/user/\(uid)", "HOME=\(home)", "/bin/sh", "-c"]
     }
 
     /// Busybox and its applets imported into the user's store (which this makes).
@@ -61,8 +65,7 @@ final class RootlessPodman {
         let image = "synsight-e2e-busybox:\(tag)"
         let rootfs = try ContainerHttpd.busyboxRootfs(in: home)
         try sh(["chown", "-R", "\(user):", rootfs])
-        try sh(["runuser", "-u", user, "--", "env", "XDG_RUNTIME_DIR=/run/user/\(uid)", "HOME=\(home)",
-                "/bin/sh", "-c", "tar -C '\(rootfs)' -c . | \(Podman.binary) import - '\(image)'"])
+        try sh(userShell + ["tar -C '\(rootfs)' -c . | \(Podman.binary) import - '\(image)'"])
         return image
     }
 
