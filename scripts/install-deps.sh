@@ -13,12 +13,13 @@ set -euo pipefail
 # policycoreutils + semodule-utils (Debian's SELinux reference policy built for the SELinux guest).
 # Report/deploy tests: python3-venv (the venv of test validators below), gzip (.gz fixtures),
 # debootstrap (the Debian 12 base image scripts/container-image.sh builds locally: no registry).
-# Podman workload tests: podman (rootful, its store in a test directory; no daemon, no service).
+# Podman workload tests: podman (rootful, its store in a test directory; no daemon, no service) run with runc (crun refuses hybrid hosts whose v2 hierarchy holds a controller).
 # Compose workload tests: docker-compose (Debian's v1; it labels containers as docker compose v2 does; no service).
 # Rootless Podman tests: uidmap (newuidmap, newgidmap) and slirp4netns (its network; rootlessport publishes its ports).
+# Rootless Docker tests: rootlesskit (docker.io's dockerd-rootless.sh runs dockerd under it; it forwards published ports).
 PACKAGES=(libbpf-dev libnftables-dev libelf-dev zlib1g-dev pkg-config iproute2 python3 procps nftables iptables util-linux bpftool
           qemu-system-x86 busybox-static kmod cpio policycoreutils semodule-utils
-          python3-venv gzip debootstrap podman docker-compose uidmap slirp4netns)
+          python3-venv gzip debootstrap podman docker-compose uidmap slirp4netns rootlesskit runc)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

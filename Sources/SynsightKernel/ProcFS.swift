@@ -82,6 +82,13 @@ package enum ProcFS {
         list("/proc").compactMap { UInt32($0) }
     }
 
+    /// The owner of /proc/<pid>: the process's effective uid (root's for a
+    /// process that is not dumpable).
+    static func ownerUID(pid: UInt32) -> UInt32? {
+        var st = stat()
+        return stat("/proc/\(pid)", &st) == 0 ? st.st_uid : nil
+    }
+
     /// Nanoseconds per clock tick of /proc/<pid>/stat's start time (ProcStat.startTicks).
     static let nsPerTick: UInt64 = 1_000_000_000 / UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
 
@@ -214,7 +221,7 @@ public final class ProcfsResolver: ProcessResolver {
     /// configs once, not per refusal).
     var bindings: (at: UInt64, list: [DockerPortBinding])?
     lazy var dockerPorts: DockerPortReader? = workloads.flatMap {
-        $0.sources.dockerDataRoots.isEmpty ? nil : DockerPortReader(roots: $0.sources.dockerDataRoots)
+        $0.sources.dockerDataRoots.isEmpty ? nil : DockerPortReader(roots: $0.sources.dockerDataRoots, owners: $0.sources.rootlessOwners)
     }
     lazy var podmanPorts: PodmanPortReader? = workloads.flatMap {
         $0.sources.podmanStorageRoots.isEmpty ? nil : $0.podmanStores

@@ -24,10 +24,13 @@ struct DockerPortBindingTests {
 
     struct Resolver: ProcessResolver {
         var running = false
+        /// A rootless dockerd's container, of this user.
+        var rootless: RootlessUser?
         func exe(pid: UInt32) -> String? { nil }
         func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] {
             DockerPortBinding.docker(id: "4f2a9c", configJSON: running ? DockerPortBindingTests.runningConfig : DockerPortBindingTests.config,
-                                     hostConfigJSON: DockerPortBindingTests.hostConfig).filter { $0.hostPort == port }
+                                     hostConfigJSON: DockerPortBindingTests.hostConfig)
+                .filter { $0.hostPort == port }.map { var b = $0; b.rootless = rootless; return b }
         }
     }
 
@@ -111,5 +114,44 @@ struct DockerPortBindingTests {
         #expect(hint.contains("container web publishes it (127.0.0.1:8080 to its port 80), and its port forwarding (docker-proxy (pid 990)) is gone: "
                               + "exited with code 137"), "\(hint)")
         #expect(hint.contains("docker start web"), "\(hint)")
+    }
+
+    @Test("rootless Docker: rootlesskit's listener gone with the container is publisher_stopped naming the user, the fix as that user through its daemon's socket")
+    func rootlessForwarderGone() throws {
+        let alice = RootlessUser(name: "alice", uid: 1000, home: "/home/alice")
+        var e = engine(resolver: Resolver(rootless: alice))
+        e.hostNetns = hostNS
+        let at = Endpoint(addr: v4(127, 0, 0, 1), port: 8080)
+        let r = try single(run(&e, [
+            .listen(listenerChange(at: 100, on: at, pid: 4997, comm: "rootlesskit", inode: 41)),
+            .listenClose(listenerChange(at: 200, on: at, pid: 0, comm: "", inode: 41)),
+            rst(at: 300, to: at, from: client1),
+        ]))
+        #expect(r.cause?.rawValue == "publisher_stopped" && r.process?.pid == 4997)
+        let hint = try #require(r.hint)
+        #expect(hint.contains("user alice's rootless Docker container web publishes it (127.0.0.1:8080 to its port 80), and its port "
+                              + "forwarding (rootlesskit (pid 4997)) is gone"), "\(hint)")
+        #expect(hint.contains("runuser -u alice -- docker -H unix:///run/user/1000/docker.sock start web"), "\(hint)")
+        #expect(hint.contains("runuser -u alice -- docker -H unix:///run/user/1000/docker.sock logs web"), "\(hint)")
+        #expect(hint.contains("loginctl enable-linger alice") && hint.contains("systemctl --user start docker"), "\(hint)")
+        #expect(r.evidence.first { $0.0 == "container" }?.1["rootless_user"]?.stringValue == "alice")
+    }
+
+    @Test("a rootless dockerd's data root: XDG_DATA_HOME's, else its home's; a rootful dockerd's is not rootless")
+    func rootlessDataRoot() {
+        let env = RootlessUser.environment("HOME=/home/alice\0ROOTLESSKIT_STATE_DIR=/tmp/rootlesskit1\0PATH=/usr/bin:/bin\0")
+        #expect(env["PATH"] == "/usr/bin:/bin")
+        #expect(RootlessUser.dockerDataRoot(environment: env) == "/home/alice/.local/share/docker")
+        var xdg = env
+        xdg["XDG_DATA_HOME"] = "/data/alice"
+        #expect(RootlessUser.dockerDataRoot(environment: xdg) == "/data/alice/docker")
+        #expect(RootlessUser.dockerDataRoot(environment: ["HOME": "/root"]) == nil)
+        #expect(RootlessUser.dockerDataRoot(environment: ["ROOTLESSKIT_STATE_DIR": "/tmp/r", "HOME": "/"]) == nil)
+        let alice = RootlessUser(name: "alice", uid: 1000, home: "/home/alice")
+        #expect(alice.dockerDataRoot == "/home/alice/.local/share/docker" && alice.dockerSocket == "/run/user/1000/docker.sock")
+        var b = DockerPortBinding(id: "4f2a9c", name: "web", hostIP: "127.0.0.1", hostPort: 8080, containerPort: 80)
+        #expect(b.phrase == "container web")
+        b.rootless = alice
+        #expect(b.phrase == "user alice's rootless Docker container web")
     }
 }

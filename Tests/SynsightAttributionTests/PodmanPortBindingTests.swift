@@ -71,18 +71,19 @@ struct PodmanPortBindingTests {
     func rootless() {
         let passwd = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"
             + "alice:x:1000:1000:Alice:/home/alice/:/bin/bash\nsys:x:3:3::/:/usr/sbin/nologin\nbroken line\n"
-        let stores = WorkloadNames.rootlessStores(passwd: passwd)
-        #expect(stores.map(\.root) == ["/nonexistent/.local/share/containers/storage", "/home/alice/.local/share/containers/storage"])
-        #expect(stores.map(\.user) == ["nobody", "alice"])
+        let users = RootlessUser.users(passwd: passwd)
+        #expect(users.map(\.podmanStore) == ["/nonexistent/.local/share/containers/storage", "/home/alice/.local/share/containers/storage"])
+        #expect(users.map(\.name) == ["nobody", "alice"] && users.map(\.uid) == [65534, 1000])
         var b = DockerPortBinding(id: Self.id, name: "web", hostIP: "127.0.0.1", hostPort: 18080, containerPort: 80)
         b.runtime = .podman
-        b.rootlessUser = "alice"
+        b.rootless = users.last
         #expect(b.phrase == "user alice's rootless Podman container web")
         #expect(b.json["rootless_user"]?.stringValue == "alice")
         var f = Advice.Facts(port: 18080)
         f.publisher(b)
         let fix = Advice.for(reason: .noListener, cause: .noListener(.publisherStopped), facts: f).fix
         #expect(fix.contains("runuser -u alice -- podman start web") && fix.contains("loginctl enable-linger alice"), "\(fix)")
+        #expect(fix.contains("runuser -u alice -- podman logs web"), "\(fix)")
     }
 
     struct Resolver: ProcessResolver {

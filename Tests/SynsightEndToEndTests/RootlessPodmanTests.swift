@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Rootless Podman (a user of the test's own, RootlessPodman): its
+/// Rootless Podman (a user of the test's own, RootlessAccount): its
 /// published ports are forwarded by `rootlessport` in the host's namespace,
 /// and its containers live in the user's own store, which synsight finds in
 /// the user's home. In the Docker suite, which runs one test at a time.
@@ -9,7 +9,7 @@ extension DockerWorkloadTests {
     @Test("a rootless Podman container's published port: rootlessport traced while it forwards, then the container stops: publisher_stopped names the container, its user, and the fix as that user")
     func rootlessPublisherStopped() throws {
         guard Podman.installed() else { return }
-        let rl = try RootlessPodman()
+        let rl = try RootlessAccount()
         defer { rl.stop() }
         let tag = randomTag()
         // The user's store exists before synsight starts (it looks for rootless stores at start-up).

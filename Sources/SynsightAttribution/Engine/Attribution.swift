@@ -409,7 +409,7 @@ public struct AttributionEngine {
             evidence.listenedOn = Endpoint(addr: closed.listener.local.addr, port: port).description
             evidence.container = c.json
             facts.publisher(c)
-            let role = c.runtime == .podman && c.rootlessUser == nil ? "port reservation" : "port forwarding"
+            let role = c.runtime == .podman && c.rootless == nil ? "port reservation" : "port forwarding"
             situation = "nothing listens on port \(port) of the host: \(c.phrase) "
                 + "publishes it (\(c.published) to its port \(c.containerPort)), and its \(role) (\(closed.listener.label)) is gone: \(c.how)"
         } else if let closed = history[NetnsPort(netns: r.netns, port: port)] {
@@ -524,10 +524,11 @@ public struct AttributionEngine {
 
 extension AttributionEngine {
     /// The runtime whose forwarding or reservation of a published port a
-    /// listener of this program is: docker-proxy's or dockerd's (Docker),
-    /// podman's or conmon's (Podman's port reservation); nil for any other.
+    /// listener of this program is: docker-proxy's, dockerd's or rootless
+    /// Docker's rootlesskit (Docker), podman's, conmon's or rootless
+    /// Podman's rootlessport (Podman); nil for any other.
     static func forwarderRuntime(_ comm: String) -> ContainerRuntime? {
-        if ["docker-proxy", "dockerd"].contains(comm) { return .docker }
+        if DockerPortBinding.portHolders.contains(comm) { return .docker }
         return PodmanPortBindings.portHolders.contains(comm) ? .podman : nil
     }
 

@@ -22,16 +22,20 @@ public final class DockerPortReader {
     var cache: [String: (file: FileIdentity, ports: [PublishedPort])] = [:]
     var bindingCache: [String: (file: FileIdentity, bindings: [DockerPortBinding])] = [:]
 
+    /// Rootless data roots: data root -> its user (WorkloadSources.rootlessOwners).
+    let owners: [String: RootlessUser]
+
     /// `roots`: Docker data roots (WorkloadSources.dockerDataRoots).
-    public init(roots: [String]) {
+    public init(roots: [String], owners: [String: RootlessUser] = [:]) {
         self.roots = roots
+        self.owners = owners
     }
 
     /// Every running container's published ports, now.
     public func read() -> [PublishedPort] {
         var out: [PublishedPort] = []
         let dirs = containerDirs()
-        for (dir, _) in dirs {
+        for (_, dir, _) in dirs {
             let path = dir + "/config.v2.json"
             guard let file = Self.identity(path) else { continue }
             if let hit = cache[path], hit.file == file {
@@ -51,7 +55,7 @@ public final class DockerPortReader {
     public func bindings() -> [DockerPortBinding] {
         var out: [DockerPortBinding] = []
         let dirs = containerDirs()
-        for (dir, id) in dirs {
+        for (root, dir, id) in dirs {
             guard let file = Self.identity(dir + "/config.v2.json") else { continue }
             if let hit = bindingCache[dir], hit.file == file {
                 out += hit.bindings
@@ -61,6 +65,7 @@ public final class DockerPortReader {
             if let config = ProcFS.readBytes(dir + "/config.v2.json", limit: WorkloadResolver.maxConfigBytes),
                let host = ProcFS.readBytes(dir + "/hostconfig.json", limit: WorkloadResolver.maxConfigBytes) {
                 found = DockerPortBinding.docker(id: id, configJSON: config, hostConfigJSON: host)
+                    .map { var b = $0; b.rootless = owners[root]; return b }
             }
             bindingCache[dir] = (file, found)
             out += found
@@ -73,9 +78,9 @@ public final class DockerPortReader {
     /// Every binding of a container that is not running.
     public func stopped() -> [DockerPortBinding] { bindings().filter { !$0.running } }
 
-    /// Each container's directory, with its id, under every data root.
-    func containerDirs() -> [(dir: String, id: String)] {
-        roots.flatMap { root in ProcFS.list(root + "/containers").map { ("\(root)/containers/\($0)", $0) } }
+    /// Each container's directory, with its data root and id, under every data root.
+    func containerDirs() -> [(root: String, dir: String, id: String)] {
+        roots.flatMap { root in ProcFS.list(root + "/containers").map { (root, "\(root)/containers/\($0)", $0) } }
     }
 
     static func identity(_ path: String) -> FileIdentity? {

@@ -21,18 +21,18 @@ public final class PodmanPortReader {
     static let sqliteQuery = "SELECT ContainerConfig.JSON, ContainerState.JSON FROM ContainerConfig "
         + "LEFT JOIN ContainerState ON ContainerConfig.ID = ContainerState.ID"
 
-    /// Rootless stores: store -> its user (WorkloadSources.podmanRootlessOwners).
-    let owners: [String: String]
+    /// Rootless stores: store -> its user (WorkloadSources.rootlessOwners).
+    let owners: [String: RootlessUser]
 
     /// `roots`: Podman's graphroots (WorkloadSources.podmanStorageRoots).
-    public init(roots: [String], owners: [String: String] = [:]) {
+    public init(roots: [String], owners: [String: RootlessUser] = [:]) {
         self.roots = roots
         self.owners = owners
     }
 
     public func bindings() -> [DockerPortBinding] {
         roots.flatMap { root in
-            store(root).bindings.map { var b = $0; b.rootlessUser = owners[root]; return b }
+            store(root).bindings.map { var b = $0; b.rootless = owners[root]; return b }
         }
     }
 

@@ -158,7 +158,7 @@ public final class WorkloadResolver {
 
     /// libpod's databases: a container's Compose service here, the published
     /// ports for ProcfsResolver.publishers (one reader: each database parsed once per change).
-    lazy var podmanStores = PodmanPortReader(roots: sources.podmanStorageRoots, owners: sources.podmanRootlessOwners)
+    lazy var podmanStores = PodmanPortReader(roots: sources.podmanStorageRoots, owners: sources.rootlessOwners)
 
     /// Podman keeps no per-container config file a reader can find from the
     /// id alone (its store may be anywhere: --root, rootless users'), but each

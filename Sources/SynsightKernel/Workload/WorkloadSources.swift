@@ -26,13 +26,16 @@ public struct WorkloadSources: Sendable {
     public static let netnsDir = "/run/netns"
 
     public var cgroupMode: CgroupMode
-    /// Docker data roots that exist: from running dockerd command lines and the default.
+    /// Docker data roots that exist: from running dockerd command lines
+    /// (a rootless dockerd's from its environment), the default, and
+    /// rootless Docker's of every user that has one.
     public var dockerDataRoots: [String]
     /// Podman's container stores (graphroots) that exist: the default and storage.conf's.
     public var podmanStorageRoots: [String] = []
-    /// Rootless Podman's stores among them (`~/.local/share/containers/storage`
-    /// of the users that have one): store -> its user's name.
-    public var podmanRootlessOwners: [String: String] = [:]
+    /// The rootless ones among those stores and data roots (rootless
+    /// Podman's `~/.local/share/containers/storage`, rootless Docker's
+    /// `~/.local/share/docker`): store or data root -> its user.
+    public var rootlessOwners: [String: RootlessUser] = [:]
     /// kubelet's pod log directories, and the `containers` symlink directory next to it.
     public var podLogRoot: String
     public var podLogRootExists: Bool
@@ -65,13 +68,16 @@ public struct WorkloadSources: Sendable {
     public static func probe(podLogRoot: String? = nil) -> WorkloadSources {
         let podRoot = podLogRoot ?? defaultPodLogRoot
         let parent = podRoot.split(separator: "/").dropLast().joined(separator: "/")
-        var sources = WorkloadSources(cgroupMode: cgroupMode(), dockerDataRoots: dockerDataRoots(), podLogRoot: podRoot,
+        let users = RootlessUser.users(passwd: ProcFS.read("/etc/passwd", limit: 1 << 20) ?? "")
+        let docker = dockerDataRoots(users: users)
+        var sources = WorkloadSources(cgroupMode: cgroupMode(), dockerDataRoots: docker.roots, podLogRoot: podRoot,
                                       podLogRootExists: isDirectory(podRoot), containerLogRoot: "/" + parent + "/containers",
                                       netnsDirExists: isDirectory(netnsDir))
+        sources.rootlessOwners = docker.owners
         sources.podmanStorageRoots = podmanStorageRoots()
-        for (root, user) in podmanRootlessStores() where !sources.podmanStorageRoots.contains(root) {
-            sources.podmanStorageRoots.append(root)
-            sources.podmanRootlessOwners[root] = user
+        for user in users where isDirectory(user.podmanStore) && !sources.podmanStorageRoots.contains(user.podmanStore) {
+            sources.podmanStorageRoots.append(user.podmanStore)
+            sources.rootlessOwners[user.podmanStore] = user
         }
         sources.cgroupNamespace = CgroupNamespace.state
         if let h = try? CgroupRoot.v2.get() {
@@ -95,20 +101,38 @@ public struct WorkloadSources: Sendable {
         return isDirectory("/sys/fs/cgroup/systemd") || isDirectory("/sys/fs/cgroup/memory") ? .v1 : .none
     }
 
-    /// `--data-root` of every running dockerd, plus /var/lib/docker; only
-    /// those with a `containers` directory.
-    static func dockerDataRoots() -> [String] {
+    /// `--data-root` of every running dockerd (a rootless one's default from
+    /// its environment), /var/lib/docker, and the rootless data root of every
+    /// user (`users`) that has one (its dockerd runs only in the user's
+    /// sessions, unless lingering); only those with a `containers`
+    /// directory. Rootless ones map to their user (by uid for a running
+    /// dockerd). Read at start-up: a user's first rootless Docker container
+    /// made while synsight runs is not seen.
+    static func dockerDataRoots(users: [RootlessUser]) -> (roots: [String], owners: [String: RootlessUser]) {
         var roots: [String] = []
+        var owners: [String: RootlessUser] = [:]
         for pid in ProcFS.pids() {
             guard let cmd = ProcFS.read("/proc/\(pid)/cmdline", limit: 65536) else { continue }
             let args = cmd.split(separator: "\0", omittingEmptySubsequences: false).map(String.init)
             guard WorkloadNames.isDockerd(commandLine: args) else { continue }
             let named = WorkloadNames.dockerDataRoots(commandLine: args)
-            roots += named.isEmpty ? [defaultDockerDataRoot] : named
+            let env = RootlessUser.environment(ProcFS.read("/proc/\(pid)/environ", limit: 1 << 20) ?? "")
+            guard let rootless = RootlessUser.dockerDataRoot(environment: env) else {
+                roots += named.isEmpty ? [defaultDockerDataRoot] : named
+                continue
+            }
+            let root = named.first ?? rootless
+            roots.append(root)
+            if let uid = ProcFS.ownerUID(pid: pid), let user = users.first(where: { $0.uid == uid }) { owners[root] = user }
         }
         roots.append(defaultDockerDataRoot)
+        for user in users {
+            roots.append(user.dockerDataRoot)
+            owners[user.dockerDataRoot] = owners[user.dockerDataRoot] ?? user
+        }
         var seen = Set<String>()
-        return roots.filter { seen.insert($0).inserted && isDirectory($0 + "/containers") }
+        let found = roots.filter { seen.insert($0).inserted && isDirectory($0 + "/containers") }
+        return (found, owners.filter { found.contains($0.key) })
     }
 
     /// Podman's graphroot from storage.conf, and the default; those that exist.
@@ -121,19 +145,17 @@ public struct WorkloadSources: Sendable {
         return roots.filter { seen.insert($0).inserted && isDirectory($0) }
     }
 
-    /// The stores of rootless Podman users: the default graphroot
-    /// (`$HOME/.local/share/containers/storage`) of every user of
-    /// /etc/passwd other than root that has one. Read at start-up: a user's
-    /// first container made while synsight runs is not seen.
-    static func podmanRootlessStores(passwd: String = ProcFS.read("/etc/passwd", limit: 1 << 20) ?? "") -> [(root: String, user: String)] {
-        WorkloadNames.rootlessStores(passwd: passwd).filter { isDirectory($0.root) }
-    }
-
     /// The TCP ports running Docker containers publish (every data root's
     /// container configs): what `--port` of a published port follows into
     /// the container (DockerPortReader; PublishedPortFollower reads them again while tracing).
     public func dockerPublishedPorts() -> [PublishedPort] {
-        DockerPortReader(roots: dockerDataRoots).read()
+        DockerPortReader(roots: dockerDataRoots, owners: rootlessOwners).read()
+    }
+
+    /// "; rootless: alice's, bob's" for the rootless ones among `roots`.
+    func rootlessNote(_ roots: [String]) -> String {
+        let users = roots.compactMap { rootlessOwners[$0]?.name }
+        return users.isEmpty ? "" : "; rootless: " + users.map { $0 + "'s" }.joined(separator: ", ")
     }
 
     /// One line per source, for `doctor`.
@@ -144,11 +166,12 @@ public struct WorkloadSources: Sendable {
             "docker names             " + (dockerDataRoots.isEmpty
                 ? "no Docker data root found (no dockerd running, no \(Self.defaultDockerDataRoot)/containers): containers named by id only"
                 : "container configs in " + dockerDataRoots.joined(separator: ", ")
-                    + " (names, and Compose and Swarm services from their labels)"),
+                    + " (names, and Compose and Swarm services from their labels)"
+                    + rootlessNote(dockerDataRoots)),
             "podman names             conmon's command line (running containers)" + (podmanStorageRoots.isEmpty
                 ? "" : ", container stores in " + podmanStorageRoots.joined(separator: ", ")
                     + " (published ports from db.sql there, through libsqlite3, or libpod/bolt_state.db; "
-                    + "CONTAINERS_STORAGE_CONF names another store)"),
+                    + "CONTAINERS_STORAGE_CONF names another store)" + rootlessNote(podmanStorageRoots)),
             "lxc names                the payload cgroup (/lxc.payload.<name>: LXC, LXD, Incus; /lxc/<name>: older LXC, Proxmox VE)",
             "pod names                " + (podLogRootExists
                 ? "kubelet pod log directories in \(podLogRoot)"

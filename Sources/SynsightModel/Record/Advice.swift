@@ -81,8 +81,8 @@ public struct Advice: Sendable, Hashable {
         /// The Compose (or Swarm) service of `containerName`: its fix is in
         /// the service's file, applied with `docker compose up`.
         public var containerService: ComposeService?
-        /// A rootless Podman container's user: its commands run as that user.
-        public var containerUser: String?
+        /// A rootless container's user: its commands run as that user.
+        public var containerOwner: RootlessUser?
 
         /// The container that publishes the port: its name, where it publishes it, its runtime, its service.
         public mutating func publisher(_ c: DockerPortBinding) {
@@ -90,7 +90,7 @@ public struct Advice: Sendable, Hashable {
             publishedOn = c.hostIP
             containerRuntime = c.runtime
             containerService = c.service
-            containerUser = c.rootlessUser
+            containerOwner = c.rootless
         }
         /// The address is the host's, the bind() was in another namespace (address_not_available).
         public var hostHasAddress = false
@@ -348,16 +348,8 @@ public struct Advice: Sendable, Hashable {
             if let service = f.containerService {
                 return composePublisherStopped(service, container: c, runtime: f.containerRuntime)
             }
-            if f.containerRuntime == .podman, let user = f.containerUser {
-                let u = ShellWord.quoted(user)
-                return Advice(fix: "start it as user \(user) (runuser -u \(u) -- podman start \(c), in a session of \(user)'s) and find "
-                                + "why it stopped (podman logs \(c), podman inspect \(c) --format '{{json .State}}'); a rootless "
-                                + "container stops with its user's last session unless lingering is on (loginctl enable-linger \(u)): "
-                                + "run it from a Quadlet or user unit with a restart policy",
-                              steps: ["The port is published by user \(user)'s rootless Podman container, which is not running: its "
-                                        + "rootlessport forwarder left with it, so the host refuses the port.",
-                                      "Start it as that user and read why it stopped; keep it running past logouts (loginctl "
-                                        + "enable-linger) under a user unit with a restart policy."])
+            if let owner = f.containerOwner {
+                return rootlessPublisherStopped(owner, container: c, runtime: f.containerRuntime)
             }
             if f.containerRuntime == .podman {
                 return Advice(fix: "start it (podman start \(c)) and find why it stopped (podman logs \(c), podman inspect \(c) --format "
@@ -486,6 +478,28 @@ public struct Advice: Sendable, Hashable {
                                 + "with it, so the host refuses the port.",
                               "Bring the service up and read why it stopped (exit code, OOM kill: \(tool) inspect); set a restart policy "
                                 + "in its definition, not on the container (a re-created container loses docker update's)."])
+    }
+
+    /// A rootless container that publishes the port is not running: started
+    /// as its user (rootless Docker's CLI through the user's own daemon's
+    /// socket), kept running past the user's last logout (lingering).
+    static func rootlessPublisherStopped(_ owner: RootlessUser, container c: String, runtime: ContainerRuntime) -> Advice {
+        let u = ShellWord.quoted(owner.name)
+        let tool = runtime == .podman ? "podman" : "docker -H unix://\(owner.dockerSocket)"
+        let (forwarder, daemon) = runtime == .podman
+            ? ("rootlessport", "")
+            : ("rootlesskit", "; if that socket is gone, the user's rootless dockerd is not running either (systemctl --user start docker, "
+                + "in a session of \(owner.name)'s)")
+        let unit = runtime == .podman ? "run it from a Quadlet or user unit with a restart policy"
+            : "give it a restart policy (docker update --restart unless-stopped \(c), as the user) and enable the user's docker.service"
+        let asUser = "runuser -u \(u) -- \(tool)"
+        return Advice(fix: "start it as user \(owner.name) (\(asUser) start \(c)\(daemon)) and find why it stopped "
+                        + "(\(asUser) logs \(c), \(asUser) inspect \(c) --format '{{json .State}}'); a rootless container "
+                        + "stops with its user's last session unless lingering is on (loginctl enable-linger \(u)): \(unit)",
+                      steps: ["The port is published by user \(owner.name)'s rootless \(runtime == .podman ? "Podman" : "Docker") container, "
+                                + "which is not running: its \(forwarder) forwarder left with it, so the host refuses the port.",
+                              "Start it as that user and read why it stopped; keep it running past logouts (loginctl "
+                                + "enable-linger) under a user unit with a restart policy."])
     }
 
     /// A listener bound to one device, the SYN in on another.

@@ -9,6 +9,12 @@ import SynsightBase
 /// on (`bound_to_other_address`), or Docker's forwarding of the port is gone
 /// (`publisher_not_forwarded`).
 public struct DockerPortBinding: Sendable, Hashable {
+    /// The programs that listen on a Docker container's published port for
+    /// it: docker-proxy (the userland proxy), dockerd (its reservation
+    /// without the proxy), rootlesskit (rootless Docker's port driver, in
+    /// the host's namespace). Podman's: PodmanPortBindings.portHolders.
+    public static let portHolders: Set<String> = ["docker-proxy", "dockerd", "rootlesskit"]
+
     /// Docker, or Podman (PodmanPortBindings: its port reservations are held by conmon).
     public var runtime: ContainerRuntime = .docker
     public var id: String
@@ -16,9 +22,9 @@ public struct DockerPortBinding: Sendable, Hashable {
     public var name: String?
     /// The Compose or Swarm service it was created for (its labels).
     public var service: ComposeService?
-    /// A rootless Podman container's user (its store is in that user's home):
-    /// its commands are that user's.
-    public var rootlessUser: String?
+    /// A rootless container's user (rootless Podman's store, or rootless
+    /// Docker's data root, is in that user's home): its commands are that user's.
+    public var rootless: RootlessUser?
     /// "0.0.0.0", "127.0.0.1", "::": the host address of the binding.
     public var hostIP: String
     public var hostPort: UInt16
@@ -88,11 +94,13 @@ public struct DockerPortBinding: Sendable, Hashable {
     /// "web", else the short id.
     public var label: String { name ?? String(id.prefix(12)) }
 
-    /// "container web", "Podman container web", "container shop-web-1
-    /// (compose service shop/web)": how a hint names it.
+    /// "container web", "Podman container web", "user alice's rootless
+    /// Docker container web", "container shop-web-1 (compose service
+    /// shop/web)": how a hint names it.
     public var phrase: String {
-        (runtime == .podman ? (rootlessUser.map { "user \($0)'s rootless Podman " } ?? "Podman ") : "") + "container \(label)"
-            + (service.map { " (\($0.phrase))" } ?? "")
+        let runtimeName = runtime == .podman ? "Podman " : "Docker "
+        let owner = rootless.map { "user \($0.name)'s rootless " + runtimeName } ?? (runtime == .podman ? runtimeName : "")
+        return owner + "container \(label)" + (service.map { " (\($0.phrase))" } ?? "")
     }
 
     /// "exited with code 137 at 2026-12-06T12:00:00Z (OOM-killed)", "never started".
@@ -107,7 +115,7 @@ public struct DockerPortBinding: Sendable, Hashable {
         var o: [(String, JSONValue)] = [("runtime", .string(runtime.rawValue)), ("id", .string(id))]
         if let name { o.append(("name", .string(name))) }
         if let service { o.append(("service", service.json)) }
-        if let rootlessUser { o.append(("rootless_user", .string(rootlessUser))) }
+        if let rootless { o.append(("rootless_user", .string(rootless.name))) }
         o.append(("published", .string(published)))
         o.append(("container_port", .int(Int64(containerPort))))
         if let exitCode { o.append(("exit_code", .int(exitCode))) }

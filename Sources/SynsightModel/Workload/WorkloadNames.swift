@@ -74,17 +74,6 @@ public enum WorkloadNames {
         return out
     }
 
-    /// Rootless Podman's default store of each user of an /etc/passwd text
-    /// other than root (uid 0) with an absolute home: `<home>/.local/share/containers/storage`.
-    public static func rootlessStores(passwd: String) -> [(root: String, user: String)] {
-        passwd.split(separator: "\n").compactMap { line in
-            let f = line.split(separator: ":", omittingEmptySubsequences: false)
-            guard f.count >= 7, !f[0].isEmpty, let uid = UInt32(f[2]), uid != 0, f[5].hasPrefix("/"), f[5] != "/" else { return nil }
-            let home = f[5].hasSuffix("/") ? String(f[5].dropLast()) : String(f[5])
-            return (home + "/.local/share/containers/storage", String(f[0]))
-        }
-    }
-
     /// `graphroot = "/path"` of containers-storage.conf(5) (its [storage] table).
     public static func storageGraphRoot(storageConf text: String) -> String? {
         for raw in text.split(separator: "\n") {

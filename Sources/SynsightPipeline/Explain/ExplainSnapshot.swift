@@ -86,8 +86,8 @@ public enum ExplainSnapshot {
         if geteuid() != 0 { notes.append("not root: sockets, fds and limits of other users' processes may be missing") }
         let docker = sources.dockerDataRoots, podman = sources.podmanStorageRoots
         // Podman's bindings say nothing of running: its running containers' conmon holds the port (explain checks that).
-        let stopped = ((docker.isEmpty ? [] : DockerPortReader(roots: docker).stopped())
-            + (podman.isEmpty ? [] : PodmanPortReader(roots: podman, owners: sources.podmanRootlessOwners).bindings())).filter { $0.hostPort == port }
+        let stopped = ((docker.isEmpty ? [] : DockerPortReader(roots: docker, owners: sources.rootlessOwners).stopped())
+            + (podman.isEmpty ? [] : PodmanPortReader(roots: podman, owners: sources.rootlessOwners).bindings())).filter { $0.hostPort == port }
         return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped)
     }
 

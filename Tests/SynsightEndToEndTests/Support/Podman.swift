@@ -9,6 +9,11 @@ import Testing
 /// and its blob cache in /var/lib/containers when that did not exist.
 final class Podman {
     static let binary = "/usr/bin/podman"
+    /// The OCI runtime: runc (installed with docker.io), not Podman's default
+    /// crun, which refuses a hybrid host whose v2 hierarchy holds any
+    /// controller ("cgroups in hybrid mode not supported": hugetlb is there
+    /// on some boots of this host); runc uses the v1 hierarchies.
+    static let runtime = ["--runtime", "/usr/sbin/runc"]
     static let varLib = "/var/lib/containers"
     /// libcni's result cache (its default cache directory), written on every network set-up.
     static let varLibCNI = "/var/lib/cni"
@@ -56,7 +61,7 @@ final class Podman {
     /// Podman's global options: everything of its own under `root`.
     var globalOptions: [String] {
         ["--root", root + "/root", "--runroot", root + "/run", "--tmpdir", root + "/tmp",
-         "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+         "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"] + Self.runtime
             + (network.map { ["--network-config-dir", $0.dir] } ?? [])
     }
 

@@ -1,15 +1,17 @@
 import Foundation
 import Testing
 
-/// Rootless Podman as a user of the test's own: the user (home in a
-/// temporary directory), its subordinate ids in /etc/subuid and /etc/subgid,
-/// its runtime directory /run/user/<uid>, and /dev/net/tun usable by it for
-/// slirp4netns (this sandbox makes it root-only; hosts make it 0666).
-/// `stop()` kills every process of the user (rootlessport, conmon,
-/// slirp4netns, Podman's pause process), unmounts what its store left,
-/// deletes the user and its home, removes its lines and directories, and
-/// puts /dev/net/tun's mode back.
-final class RootlessPodman {
+/// Rootless containers (Podman's, Docker's: RootlessDocker.swift) as a user
+/// of the test's own: the user (home in a temporary directory), its
+/// subordinate ids in /etc/subuid and /etc/subgid, its runtime directory
+/// /run/user/<uid>, and /dev/net/tun usable by it for slirp4netns (this
+/// sandbox makes it root-only; hosts make it 0666). Its temporary files
+/// (RootlessKit's state directory) go to its home. `stop()` kills every
+/// process of the user (rootlessport, conmon, slirp4netns, Podman's pause
+/// process; rootlesskit, dockerd, containerd), unmounts what its store
+/// left, deletes the user and its home, removes its lines and directories,
+/// and puts /dev/net/tun's mode back.
+final class RootlessAccount {
     static let tun = "/dev/net/tun"
     let user: String
     let uid: UInt32
@@ -18,6 +20,8 @@ final class RootlessPodman {
     let tunMode: mode_t?
     let hadRunUser = FileManager.default.fileExists(atPath: "/run/user")
     private var stopped = false
+    /// A rootless dockerd was started (startDockerd).
+    var dockerd = false
 
     init() throws {
         user = "synrl" + randomTag()
@@ -52,12 +56,12 @@ final class RootlessPodman {
     func run(_ args: [String]) throws { try Podman.detached(asUser(["run", "-d"] + args), log: home + "/../run.log") }
 
     func asUser(_ args: [String]) -> [String] {
-        userShell + ["cd \"$HOME\" && exec \"$0\" \"$@\"", Podman.binary] + args
+        userShell + ["cd \"$HOME\" && exec \"$0\" \"$@\"", Podman.binary] + Podman.runtime + args
     }
 
     /// `sh -c` as the user, with its runtime directory and home.
     var userShell: [String] {
-        ["runuser", "-u", user, "--", "env", "XDG_RUNTIME_DIR=/run/user/\(uid)", "HOME=\(home)", "/bin/sh", "-c"]
+        ["runuser", "-u", user, "--", "env", "XDG_RUNTIME_DIR=/run/user/\(uid)", "HOME=\(home)", "TMPDIR=\(home)", "/bin/sh", "-c"]
     }
 
     /// Busybox and its applets imported into the user's store (which this makes).
@@ -75,7 +79,8 @@ final class RootlessPodman {
     func stop() {
         guard !stopped else { return }
         stopped = true
-        _ = try? podman(["rm", "-a", "-f", "-t", "0"])
+        if dockerd { _ = try? docker(["rm", "-f"] + ((try? docker(["ps", "-aq"])) ?? "").split(separator: "\n").map(String.init)) }
+        if FileManager.default.fileExists(atPath: store) { _ = try? podman(["rm", "-a", "-f", "-t", "0"]) }
         _ = try? sh(["pkill", "-9", "-u", user], allowFailure: true)
         _ = waitUntil(timeout: 10) { ((try? sh(["pgrep", "-u", user], allowFailure: true)) ?? "").isEmpty }
         let mounts = ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "")

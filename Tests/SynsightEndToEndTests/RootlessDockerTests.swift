@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+/// Rootless Docker (a user of the test's own running `dockerd-rootless.sh`,
+/// RootlessAccount): its published ports are forwarded by `rootlesskit` in
+/// the host's namespace, and its containers' configurations are in the
+/// user's home, which synsight finds from the running dockerd's environment
+/// or, once the daemon is gone too (the user logged out), from
+/// /etc/passwd. In the Docker suite, which runs one test at a time.
+extension DockerWorkloadTests {
+    @Test("a rootless Docker container's published port: rootlesskit traced while it forwards, the container stops: publisher_stopped names the container, its user and the fix as that user; and again after its daemon left")
+    func rootlessDockerPublisherStopped() throws {
+        guard DockerDaemon.installed(), RootlessAccount.rootlessDockerInstalled() else { return }
+        let rl = try RootlessAccount()
+        defer { rl.stop() }
+        try rl.startDockerd()
+        let tag = randomTag()
+        let image = try rl.importBusyboxToDocker(tag: tag)
+        let name = "synsight-e2e-rld-\(tag)"
+        let published = randomPort()
+        let trace = try TraceSession(["--port", String(published)])
+        let listening = { ((try? sh(["ss", "-Hltnp", "sport = :\(published)"])) ?? "") }
+        try rl.docker(["run", "-d", "--name", name, "-p", "127.0.0.1:\(published):80", image, "/bin/sh", "-c", "sleep 6; exit 3"])
+        #expect(waitUntil(timeout: 5) { listening().contains("rootlesskit") }, "rootlesskit does not listen on \(published): \(listening())")
+        #expect(waitUntil(timeout: 30) {
+            (try? rl.docker(["inspect", "-f", "{{.State.Running}}", name]))?.hasPrefix("false") == true && listening().isEmpty
+        }, "the container did not stop, or its port stayed open")
+        let (r, container) = try refusedPublisher(trace, published: published, container: name)
+        #expect(container?["runtime"] as? String == "docker", "record: \(r)")
+        #expect(container?["rootless_user"] as? String == rl.user, "record: \(r)")
+        #expect(r.object("process")?["comm"] as? String == "rootlesskit", "record: \(r)")
+        let hint = r.string("hint") ?? ""
+        let cli = "runuser -u \(rl.user) -- docker -H unix://\(rl.dockerSocket)"
+        #expect(hint.contains("user \(rl.user)'s rootless Docker container \(name)"), "\(hint)")
+        #expect(hint.contains("its port forwarding (rootlesskit (pid"), "\(hint)")
+        #expect(hint.contains("\(cli) start \(name)") && hint.contains("loginctl enable-linger \(rl.user)"), "\(hint)")
+
+        // The user logs out: its dockerd, rootlesskit and the rest leave.
+        // A synsight started now finds the data root in the user's home.
+        _ = try sh(["pkill", "-TERM", "-u", rl.user], allowFailure: true)
+        #expect(waitUntil(timeout: 20) { ((try? sh(["pgrep", "-u", rl.user], allowFailure: true)) ?? "").isEmpty },
+                "the user's rootless Docker processes did not exit")
+        let later = try TraceSession(["--port", String(published)])
+        let (again, stopped) = try refusedPublisher(later, published: published, container: name)
+        #expect(stopped?["rootless_user"] as? String == rl.user, "record: \(again)")
+        #expect(again.object("process") == nil, "record: \(again)")
+        #expect(again.string("hint")?.contains("\(cli) start \(name)") == true, "\(again)")
+    }
+}
