@@ -229,9 +229,13 @@ public final class ProcfsResolver: ProcessResolver {
     static let bindingsTTLNs: UInt64 = 2_000_000_000
 
     public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] {
-        guard dockerPorts != nil || podmanPorts != nil else { return [] }
+        guard workloads != nil else { return [] }
         let now = bootTimeNow()  // the kernel events' clock, which `freshSince` is on
         if bindings == nil || now &- bindings!.at > Self.bindingsTTLNs || bindings!.at < freshSince {
+            if let workloads, workloads.rediscoverRootless() {
+                dockerPorts = DockerPortReader(roots: workloads.sources.dockerDataRoots, owners: workloads.sources.rootlessOwners)
+                podmanPorts = workloads.podmanStores
+            }
             bindings = (now, (dockerPorts?.bindings() ?? []) + (podmanPorts?.bindings() ?? []))
         }
         return bindings?.list.filter { $0.hostPort == port } ?? []

@@ -4,21 +4,24 @@ import Testing
 /// Rootless Docker (a user of the test's own running `dockerd-rootless.sh`,
 /// RootlessAccount): its published ports are forwarded by `rootlesskit` in
 /// the host's namespace, and its containers' configurations are in the
-/// user's home, which synsight finds from the running dockerd's environment
-/// or, once the daemon is gone too (the user logged out), from
-/// /etc/passwd. In the Docker suite, which runs one test at a time.
+/// user's home, which synsight finds when the user's first dockerd made it
+/// while synsight ran, and at start-up once the daemon is gone too (the
+/// user logged out) from /etc/passwd. In the Docker suite, which runs one
+/// test at a time.
 extension DockerWorkloadTests {
-    @Test("a rootless Docker container's published port: rootlesskit traced while it forwards, the container stops: publisher_stopped names the container, its user and the fix as that user; and again after its daemon left")
+    @Test("a rootless Docker container's published port: rootlesskit traced while it forwards, the container stops: publisher_stopped names the container (its data root new since start-up), its user and the fix as that user; and again after its daemon left")
     func rootlessDockerPublisherStopped() throws {
         guard DockerDaemon.installed(), RootlessAccount.rootlessDockerInstalled() else { return }
         let rl = try RootlessAccount()
         defer { rl.stop() }
+        let published = randomPort()
+        // Started before the user's first rootless dockerd: its data root
+        // appears while synsight runs, and is found when a refusal needs it.
+        let trace = try TraceSession(["--port", String(published)])
         try rl.startDockerd()
         let tag = randomTag()
         let image = try rl.importBusyboxToDocker(tag: tag)
         let name = "synsight-e2e-rld-\(tag)"
-        let published = randomPort()
-        let trace = try TraceSession(["--port", String(published)])
         let listening = { ((try? sh(["ss", "-Hltnp", "sport = :\(published)"])) ?? "") }
         try rl.docker(["run", "-d", "--name", name, "-p", "127.0.0.1:\(published):80", image, "/bin/sh", "-c", "sleep 6; exit 3"])
         #expect(waitUntil(timeout: 5) { listening().contains("rootlesskit") }, "rootlesskit does not listen on \(published): \(listening())")

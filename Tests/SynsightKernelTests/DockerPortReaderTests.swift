@@ -49,3 +49,35 @@ struct DockerPortReaderTests {
         #expect(reader.cache.count == 1, "a removed container's entry is dropped")
     }
 }
+
+/// Rootless stores and data roots in users' homes, found at start-up and
+/// again while tracing (a user's first rootless container), in homes the
+/// test makes (no Docker, no Podman).
+@Suite("rootless stores and data roots, found again")
+struct RootlessRootsTests {
+    @Test("a user's rootless Docker data root and Podman store added once they appear, each with its user; nothing twice")
+    func addsNewRoots() throws {
+        let base = NSTemporaryDirectory() + "synsight-rootless-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let alice = RootlessUser(name: "alice", uid: 1000, home: base + "/alice")
+        let bob = RootlessUser(name: "bob", uid: 1001, home: base + "/bob")
+        var sources = WorkloadSources(cgroupMode: .none, dockerDataRoots: ["/var/lib/docker"], podLogRoot: "/x", podLogRootExists: false,
+                                      containerLogRoot: "/y", netnsDirExists: false)
+        var added = sources.addRootless(users: [alice, bob])
+        #expect(!added)
+        // Docker's data root counts once it has containers (dockerd made the directory).
+        try FileManager.default.createDirectory(atPath: alice.dockerDataRoot, withIntermediateDirectories: true)
+        added = sources.addRootless(users: [alice, bob])
+        #expect(!added)
+        try FileManager.default.createDirectory(atPath: alice.dockerDataRoot + "/containers", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: bob.podmanStore, withIntermediateDirectories: true)
+        added = sources.addRootless(users: [alice, bob])
+        #expect(added)
+        #expect(sources.dockerDataRoots == ["/var/lib/docker", alice.dockerDataRoot])
+        #expect(sources.podmanStorageRoots == [bob.podmanStore])
+        #expect(sources.rootlessOwners[alice.dockerDataRoot] == alice && sources.rootlessOwners[bob.podmanStore] == bob)
+        added = sources.addRootless(users: [alice, bob])
+        #expect(!added)
+        #expect(sources.doctorLines.contains { $0.contains("rootless: alice's") })
+    }
+}

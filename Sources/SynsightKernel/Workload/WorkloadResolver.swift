@@ -24,7 +24,9 @@ import SynsightNftables
 ///   name's namespace is gone: its inode number went to a newer one).
 /// Each table is emptied when it reaches `maxEntries`.
 public final class WorkloadResolver {
-    public let sources: WorkloadSources
+    /// What this host has; rootless stores and data roots are added while
+    /// tracing (rediscoverRootless).
+    public private(set) var sources: WorkloadSources
 
     static let maxEntries = 4096
     static let pidTTLNs: UInt64 = 1_000_000_000
@@ -151,7 +153,31 @@ public final class WorkloadResolver {
             dockerNames[id] = (name, found.service)
             return (name, found.service)
         }
-        return nil
+        // A rootless dockerd's container, its data root new since start-up?
+        return rediscoverRootless() ? dockerName(id: id) : nil
+    }
+
+    // MARK: - Rootless stores
+
+    /// At most this often, /etc/passwd's users' homes are looked at again
+    /// for rootless stores and data roots that appeared (a user's first
+    /// rootless container, made while synsight runs).
+    static let rootlessRecheckNs: UInt64 = 10_000_000_000
+    var rootlessCheckedAt: UInt64?
+
+    /// Looks for new rootless stores and data roots (when a refusal of a
+    /// published port or a container's name needs them, at most every
+    /// `rootlessRecheckNs`): /etc/passwd read again, and a stat or two per
+    /// user. Returns whether any was added; the Podman reader is then made
+    /// again with them.
+    @discardableResult
+    public func rediscoverRootless() -> Bool {
+        let now = Self.monotonicNow()
+        if let at = rootlessCheckedAt, now &- at < Self.rootlessRecheckNs { return false }
+        rootlessCheckedAt = now
+        guard sources.addRootless(users: WorkloadSources.passwdUsers()) else { return false }
+        podmanStores = PodmanPortReader(roots: sources.podmanStorageRoots, owners: sources.rootlessOwners)
+        return true
     }
 
     // MARK: - Podman

@@ -68,17 +68,14 @@ public struct WorkloadSources: Sendable {
     public static func probe(podLogRoot: String? = nil) -> WorkloadSources {
         let podRoot = podLogRoot ?? defaultPodLogRoot
         let parent = podRoot.split(separator: "/").dropLast().joined(separator: "/")
-        let users = RootlessUser.users(passwd: ProcFS.read("/etc/passwd", limit: 1 << 20) ?? "")
+        let users = passwdUsers()
         let docker = dockerDataRoots(users: users)
         var sources = WorkloadSources(cgroupMode: cgroupMode(), dockerDataRoots: docker.roots, podLogRoot: podRoot,
                                       podLogRootExists: isDirectory(podRoot), containerLogRoot: "/" + parent + "/containers",
                                       netnsDirExists: isDirectory(netnsDir))
         sources.rootlessOwners = docker.owners
         sources.podmanStorageRoots = podmanStorageRoots()
-        for user in users where isDirectory(user.podmanStore) && !sources.podmanStorageRoots.contains(user.podmanStore) {
-            sources.podmanStorageRoots.append(user.podmanStore)
-            sources.rootlessOwners[user.podmanStore] = user
-        }
+        sources.addRootless(users: users)
         sources.cgroupNamespace = CgroupNamespace.state
         if let h = try? CgroupRoot.v2.get() {
             sources.cgroupV2Mount = h.path
@@ -101,13 +98,41 @@ public struct WorkloadSources: Sendable {
         return isDirectory("/sys/fs/cgroup/systemd") || isDirectory("/sys/fs/cgroup/memory") ? .v1 : .none
     }
 
+    static let passwdPath = "/etc/passwd"
+
+    /// Adds the rootless stores and data roots of `users` not known yet:
+    /// rootless Podman's store where it exists, rootless Docker's data root
+    /// where it has a `containers` directory (its dockerd runs only in the
+    /// user's sessions, unless lingering). At start-up, and again while
+    /// tracing (WorkloadResolver.rediscoverRootless: a user's first rootless
+    /// container). Returns whether any was added.
+    @discardableResult
+    public mutating func addRootless(users: [RootlessUser]) -> Bool {
+        var added = false
+        for user in users {
+            if !dockerDataRoots.contains(user.dockerDataRoot), Self.isDirectory(user.dockerDataRoot + "/containers") {
+                dockerDataRoots.append(user.dockerDataRoot)
+                rootlessOwners[user.dockerDataRoot] = user
+                added = true
+            }
+            if !podmanStorageRoots.contains(user.podmanStore), Self.isDirectory(user.podmanStore) {
+                podmanStorageRoots.append(user.podmanStore)
+                rootlessOwners[user.podmanStore] = user
+                added = true
+            }
+        }
+        return added
+    }
+
+    /// /etc/passwd's users, read now (RootlessUser.users).
+    public static func passwdUsers() -> [RootlessUser] {
+        RootlessUser.users(passwd: ProcFS.read(passwdPath, limit: 1 << 20) ?? "")
+    }
+
     /// `--data-root` of every running dockerd (a rootless one's default from
-    /// its environment), /var/lib/docker, and the rootless data root of every
-    /// user (`users`) that has one (its dockerd runs only in the user's
-    /// sessions, unless lingering); only those with a `containers`
-    /// directory. Rootless ones map to their user (by uid for a running
-    /// dockerd). Read at start-up: a user's first rootless Docker container
-    /// made while synsight runs is not seen.
+    /// its environment: mapped to its user, by uid) and /var/lib/docker;
+    /// only those with a `containers` directory. The users' rootless data
+    /// roots that no running dockerd names come from `addRootless`.
     static func dockerDataRoots(users: [RootlessUser]) -> (roots: [String], owners: [String: RootlessUser]) {
         var roots: [String] = []
         var owners: [String: RootlessUser] = [:]
@@ -126,10 +151,6 @@ public struct WorkloadSources: Sendable {
             if let uid = ProcFS.ownerUID(pid: pid), let user = users.first(where: { $0.uid == uid }) { owners[root] = user }
         }
         roots.append(defaultDockerDataRoot)
-        for user in users {
-            roots.append(user.dockerDataRoot)
-            owners[user.dockerDataRoot] = owners[user.dockerDataRoot] ?? user
-        }
         var seen = Set<String>()
         let found = roots.filter { seen.insert($0).inserted && isDirectory($0 + "/containers") }
         return (found, owners.filter { found.contains($0.key) })
