@@ -116,21 +116,22 @@ struct DockerPortBindingTests {
         #expect(hint.contains("docker start web"), "\(hint)")
     }
 
-    @Test("rootless Docker: rootlesskit's listener gone with the container is publisher_stopped naming the user, the fix as that user through its daemon's socket")
-    func rootlessForwarderGone() throws {
+    @Test("rootless Docker: rootlesskit's listener (or slirp4netns's, its other port driver) gone with the container is publisher_stopped naming the user, the fix as that user through its daemon's socket",
+          arguments: ["rootlesskit", "slirp4netns"])
+    func rootlessForwarderGone(comm: String) throws {
         let alice = RootlessUser(name: "alice", uid: 1000, home: "/home/alice")
         var e = engine(resolver: Resolver(rootless: alice))
         e.hostNetns = hostNS
         let at = Endpoint(addr: v4(127, 0, 0, 1), port: 8080)
         let r = try single(run(&e, [
-            .listen(listenerChange(at: 100, on: at, pid: 4997, comm: "rootlesskit", inode: 41)),
+            .listen(listenerChange(at: 100, on: at, pid: 4997, comm: comm, inode: 41)),
             .listenClose(listenerChange(at: 200, on: at, pid: 0, comm: "", inode: 41)),
             rst(at: 300, to: at, from: client1),
         ]))
         #expect(r.cause?.rawValue == "publisher_stopped" && r.process?.pid == 4997)
         let hint = try #require(r.hint)
         #expect(hint.contains("user alice's rootless Docker container web publishes it (127.0.0.1:8080 to its port 80), and its port "
-                              + "forwarding (rootlesskit (pid 4997)) is gone"), "\(hint)")
+                              + "forwarding (\(comm) (pid 4997)) is gone"), "\(hint)")
         #expect(hint.contains("runuser -u alice -- docker -H unix:///run/user/1000/docker.sock start web"), "\(hint)")
         #expect(hint.contains("runuser -u alice -- docker -H unix:///run/user/1000/docker.sock logs web"), "\(hint)")
         #expect(hint.contains("loginctl enable-linger alice") && hint.contains("systemctl --user start docker"), "\(hint)")

@@ -119,6 +119,19 @@ struct PodmanPortBindingTests {
         #expect(r2.cause?.rawValue == "publisher_stopped" && (r2.hint ?? "").contains("Podman container web publishes it"), "\(r2.hint ?? "")")
     }
 
+    @Test("a rootless forwarder that exited with its container (Podman 5's pasta, pasta.avx2, slirp4netns as port handler): publisher_stopped, not its exit",
+          arguments: ["pasta", "pasta.avx2", "slirp4netns", "rootlessport"])
+    func rootlessForwarderExited(comm: String) throws {
+        let r = try single(Self.refusals([
+            .listen(listenerChange(at: 100, on: Self.published, pid: 882, comm: comm, inode: 33)),
+            .listenClose(listenerChange(at: 200, on: Self.published, pid: 0, comm: "", inode: 33)),
+            exitEvent(at: 210, pid: 882, comm: comm, code: 0),
+            rst(at: 300, to: Self.published, from: client1),
+        ]))
+        #expect(r.cause?.rawValue == "publisher_stopped" && r.process?.pid == 882, "\(r.hint ?? "")")
+        #expect((r.hint ?? "").contains("Podman container web publishes it"), "\(r.hint ?? "")")
+    }
+
     @Test("conmon holding 127.0.0.1:18080, the SYN to another address: bound_to_other_address naming the container and podman run -p")
     func heldElsewhere() throws {
         let r = try single(Self.refusals([

@@ -6,8 +6,9 @@ import Testing
 /// and its containers live in the user's own store, which synsight finds in
 /// the user's home. In the Docker suite, which runs one test at a time.
 extension DockerWorkloadTests {
-    @Test("a rootless Podman container's published port: rootlessport traced while it forwards, then the container stops: publisher_stopped names the container, its user, and the fix as that user")
-    func rootlessPublisherStopped() throws {
+    @Test("a rootless Podman container's published port: its forwarder (rootlessport, or slirp4netns as port handler) traced while it forwards, then the container stops: publisher_stopped names the container, its user, and the fix as that user",
+          arguments: ["rootlessport", "slirp4netns"])
+    func rootlessPublisherStopped(forwarder: String) throws {
         guard Podman.installed() else { return }
         let rl = try RootlessAccount()
         defer { rl.stop() }
@@ -18,18 +19,20 @@ extension DockerWorkloadTests {
         let published = randomPort()
         let trace = try TraceSession(["--port", String(published)])
         let listening = { ((try? sh(["ss", "-Hltn", "sport = :\(published)"])) ?? "").isEmpty == false }
-        try rl.run(["--name", name, "-p", "127.0.0.1:\(published):80", image, "/bin/sh", "-c", "sleep 8; exit 3"])
-        #expect(waitUntil(timeout: 3, listening), "rootlessport does not listen on \(published)")
+        // rootlessport is the default port handler of slirp4netns networks (Podman 4's default).
+        let network = forwarder == "slirp4netns" ? ["--network", "slirp4netns:port_handler=slirp4netns"] : []
+        try rl.run(["--name", name] + network + ["-p", "127.0.0.1:\(published):80", image, "/bin/sh", "-c", "sleep 8; exit 3"])
+        #expect(waitUntil(timeout: 3, listening), "\(forwarder) does not listen on \(published)")
         #expect(waitUntil(timeout: 30) {
             (try? rl.podman(["inspect", "-f", "{{.State.Running}}", name]))?.hasPrefix("false") == true && !listening()
         }, "the container did not stop, or its port stayed open")
         let (r, container) = try refusedPublisher(trace, published: published, container: name)
         #expect(container?["runtime"] as? String == "podman", "record: \(r)")
         #expect(container?["rootless_user"] as? String == rl.user, "record: \(r)")
-        #expect(r.object("process")?["comm"] as? String == "rootlessport", "record: \(r)")
+        #expect(r.object("process")?["comm"] as? String == forwarder, "record: \(r)")
         let hint = r.string("hint") ?? ""
         #expect(hint.contains("user \(rl.user)'s rootless Podman container \(name)"), "\(hint)")
-        #expect(hint.contains("its port forwarding (rootlessport (pid"), "\(hint)")
+        #expect(hint.contains("its port forwarding (\(forwarder) (pid"), "\(hint)")
         #expect(hint.contains("runuser -u \(rl.user) -- podman start \(name)") && hint.contains("loginctl enable-linger \(rl.user)"), "\(hint)")
     }
 }

@@ -523,20 +523,13 @@ public struct AttributionEngine {
 }
 
 extension AttributionEngine {
-    /// The runtime whose forwarding or reservation of a published port a
-    /// listener of this program is: docker-proxy's, dockerd's or rootless
-    /// Docker's rootlesskit (Docker), podman's, conmon's or rootless
-    /// Podman's rootlessport (Podman); nil for any other.
-    static func forwarderRuntime(_ comm: String) -> ContainerRuntime? {
-        if DockerPortBinding.portHolders.contains(comm) { return .docker }
-        return PodmanPortBindings.portHolders.contains(comm) ? .podman : nil
-    }
-
-    /// The running container a forwarding listener holds the port for (a
-    /// Podman container runs while its reservation is held).
+    /// The running container a forwarding listener holds the port for
+    /// (DockerPortBinding.heldBy: docker-proxy, dockerd, podman, conmon and
+    /// the rootless forwarders; a Podman container runs while its
+    /// reservation is held).
     static func holderPublisher(_ l: ListenerInfo, _ publishers: [DockerPortBinding], on listeners: [ListenerInfo]) -> DockerPortBinding? {
-        guard let runtime = forwarderRuntime(l.comm), var p = publishers.first(where: { p in
-            p.runtime == runtime && (p.running || runtime == .podman) && listeners.contains { p.covers($0.local.addr) }
+        guard var p = publishers.first(where: { p in
+            p.heldBy(l.comm) && (p.running || p.runtime == .podman) && listeners.contains { p.covers($0.local.addr) }
         }) else { return nil }
         p.running = true
         return p
@@ -545,8 +538,7 @@ extension AttributionEngine {
     /// The container, not running now, whose forwarding or reservation the
     /// closed listener was, and that publishes the SYN's address.
     static func stoppedPublisher(_ l: ListenerInfo, _ publishers: [DockerPortBinding], synTo dst: Endpoint) -> DockerPortBinding? {
-        guard let runtime = forwarderRuntime(l.comm) else { return nil }
-        return publishers.first { $0.runtime == runtime && !$0.running && $0.covers(dst.addr) }
+        publishers.first { $0.heldBy(l.comm) && !$0.running && $0.covers(dst.addr) }
     }
 
     /// What a Docker container publishing the refused host port says, if

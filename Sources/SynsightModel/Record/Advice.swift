@@ -487,8 +487,8 @@ public struct Advice: Sendable, Hashable {
         let u = ShellWord.quoted(owner.name)
         let tool = runtime == .podman ? "podman" : "docker -H unix://\(owner.dockerSocket)"
         let (forwarder, daemon) = runtime == .podman
-            ? ("rootlessport", "")
-            : ("rootlesskit", "; if that socket is gone, the user's rootless dockerd is not running either (systemctl --user start docker, "
+            ? ("rootlessport, pasta or slirp4netns", "")
+            : ("rootlesskit or slirp4netns", "; if that socket is gone, the user's rootless dockerd is not running either (systemctl --user start docker, "
                 + "in a session of \(owner.name)'s)")
         let unit = runtime == .podman ? "run it from a Quadlet or user unit with a restart policy"
             : "give it a restart policy (docker update --restart unless-stopped \(c), as the user) and enable the user's docker.service"
@@ -497,7 +497,7 @@ public struct Advice: Sendable, Hashable {
                         + "(\(asUser) logs \(c), \(asUser) inspect \(c) --format '{{json .State}}'); a rootless container "
                         + "stops with its user's last session unless lingering is on (loginctl enable-linger \(u)): \(unit)",
                       steps: ["The port is published by user \(owner.name)'s rootless \(runtime == .podman ? "Podman" : "Docker") container, "
-                                + "which is not running: its \(forwarder) forwarder left with it, so the host refuses the port.",
+                                + "which is not running: its port forwarder in the host's namespace (\(forwarder)) left with it, so the host refuses the port.",
                               "Start it as that user and read why it stopped; keep it running past logouts (loginctl "
                                 + "enable-linger) under a user unit with a restart policy."])
     }

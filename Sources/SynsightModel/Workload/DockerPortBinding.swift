@@ -11,9 +11,16 @@ import SynsightBase
 public struct DockerPortBinding: Sendable, Hashable {
     /// The programs that listen on a Docker container's published port for
     /// it: docker-proxy (the userland proxy), dockerd (its reservation
-    /// without the proxy), rootlesskit (rootless Docker's port driver, in
-    /// the host's namespace). Podman's: PodmanPortBindings.portHolders.
-    public static let portHolders: Set<String> = ["docker-proxy", "dockerd", "rootlesskit"]
+    /// without the proxy), rootlesskit (rootless Docker's builtin port
+    /// driver, in the host's namespace), slirp4netns (its slirp4netns port
+    /// driver). Podman's: PodmanPortBindings.portHolders.
+    public static let portHolders: Set<String> = ["docker-proxy", "dockerd", "rootlesskit", "slirp4netns"]
+
+    /// Whether a listener of this program may hold or forward a published
+    /// port of this binding's runtime (slirp4netns does for both).
+    public func heldBy(_ comm: String) -> Bool {
+        (runtime == .podman ? PodmanPortBindings.portHolders : Self.portHolders).contains(comm)
+    }
 
     /// Docker, or Podman (PodmanPortBindings: its port reservations are held by conmon).
     public var runtime: ContainerRuntime = .docker

@@ -20,9 +20,12 @@ public enum PodmanPortBindings {
     /// The processes that hold a rootful Podman container's published ports
     /// (listening sockets that never accept, so that nothing else takes the
     /// port): podman binds them and hands them to the container's conmon.
-    /// Rootless Podman forwards them from `rootlessport`, in the host's
-    /// namespace, into the container's.
-    public static let portHolders: Set<String> = ["podman", "conmon", "rootlessport"]
+    /// Rootless Podman forwards them from the host's namespace into the
+    /// container's: `rootlessport` (slirp4netns networks, Podman 4's
+    /// default), `pasta` (Podman 5's default: pasta, or `pasta.avx2` as
+    /// passt re-executes itself where AVX2 is), or slirp4netns itself
+    /// (`port_handler=slirp4netns`).
+    public static let portHolders: Set<String> = ["podman", "conmon", "rootlessport", "pasta", "pasta.avx2", "slirp4netns"]
 
     static let configOpening = Array(#"{"spec":"#.utf8)
     static let stateOpening = Array(#"{"state":"#.utf8)
