@@ -88,6 +88,13 @@ let cgroupCases: [CgroupCase] = [
                text: "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-\(dockerID).scope/container\n",
                cgroup: "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-\(dockerID).scope/container",
                runtime: .podman, containerID: dockerID),
+    CgroupCase(name: "nerdctl, systemd driver",
+               text: "0::/system.slice/nerdctl-\(dockerID).scope\n",
+               cgroup: "/system.slice/nerdctl-\(dockerID).scope", runtime: .containerd, containerID: dockerID),
+    CgroupCase(name: "rootless docker, systemd driver, user session",
+               text: "0::/user.slice/user-1000.slice/user@1000.service/user.slice/docker-\(dockerID).scope\n",
+               cgroup: "/user.slice/user-1000.slice/user@1000.service/user.slice/docker-\(dockerID).scope",
+               runtime: .docker, containerID: dockerID),
     CgroupCase(name: "podman conmon is not the container",
                text: "0::/machine.slice/libpod-conmon-\(dockerID).scope\n",
                cgroup: "/machine.slice/libpod-conmon-\(dockerID).scope", unit: "libpod-conmon-\(dockerID).scope"),
@@ -480,5 +487,35 @@ struct WorkloadIdentityTests {
         #expect(late.hint == "reset")
         #expect(PublishedPort(published: "0.0.0.0:18300", target: "x").isPublished(at: "10.0.0.1:18300"))
         #expect(!PublishedPort(published: "127.0.0.1:18300", target: "x").isPublished(at: "127.0.0.2:18300"))
+    }
+}
+
+/// A process whose cgroup names no container (a rootless container where
+/// cgroups are not delegated): the container monitor above it does.
+@Suite("container monitors' command lines")
+struct MonitoredContainerTests {
+    static let id = String(repeating: "ab", count: 32)
+
+    @Test("containerd's shim (Docker's moby namespace, others containerd's) and conmon (Podman, with its name); anything else nil")
+    func monitors() {
+        let shim = WorkloadNames.monitoredContainer(commandLine: ["/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-id", Self.id,
+                                                                 "-address", "/run/user/1000/docker/containerd/containerd.sock"])
+        #expect(shim == ContainerRef(runtime: .docker, id: Self.id))
+        let nerdctl = WorkloadNames.monitoredContainer(commandLine: ["containerd-shim-runc-v2", "-namespace", "default", "-id", Self.id])
+        #expect(nerdctl?.runtime == .containerd)
+        let conmon = WorkloadNames.monitoredContainer(commandLine: ["/usr/bin/conmon", "--api-version", "1", "-c", Self.id, "-u", Self.id,
+                                                                   "-n", "web", "-r", "/usr/bin/crun"])
+        #expect(conmon == ContainerRef(runtime: .podman, id: Self.id, name: "web"))
+        #expect(WorkloadNames.monitoredContainer(commandLine: ["containerd-shim-runc-v2", "-namespace", "moby", "-id", "web"]) == nil)
+        #expect(WorkloadNames.monitoredContainer(commandLine: ["/usr/sbin/nginx", "-c", Self.id]) == nil)
+        #expect(WorkloadNames.monitoredContainer(commandLine: []) == nil)
+    }
+
+    @Test("/proc/<pid>/stat: the name between the first '(' and the last ')', the parent after it")
+    func stat() {
+        let text = "4242 (a (b) c) S 17 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10\n"
+        #expect(ProcStat.comm(text) == "a (b) c")
+        #expect(ProcStat.parent(text) == 17)
+        #expect(ProcStat.startTicks(text) == 12345)
     }
 }

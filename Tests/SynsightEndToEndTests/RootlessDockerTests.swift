@@ -49,4 +49,41 @@ extension DockerWorkloadTests {
         #expect(again.object("process") == nil, "record: \(again)")
         #expect(again.string("hint")?.contains("\(cli) start \(name)") == true, "\(again)")
     }
+
+    @Test("a rootless Docker container where cgroups are not delegated (its processes in the root cgroup): a wrong port, then its killed listener, named by the container from the containerd shim above it")
+    func rootlessDockerInContainer() throws {
+        guard DockerDaemon.installed(), RootlessAccount.rootlessDockerInstalled() else { return }
+        let rl = try RootlessAccount()
+        defer { rl.stop() }
+        try rl.startDockerd()
+        let tag = randomTag()
+        let image = try rl.importBusyboxToDocker(tag: tag)
+        let name = "synsight-e2e-rldw-\(tag)"
+        let port = randomPort()
+        let trace = try TraceSession([])
+        let id = try rl.docker(["run", "-d", "--name", name, "--network", "none", image,
+                                "/bin/sh", "-c", "httpd -f -p 127.0.0.1:\(port) & while true; do sleep 1; done"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let pid1 = try #require(Int(try rl.docker(["inspect", "-f", "{{.State.Pid}}", name]).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let (httpd, netns) = try ContainerHttpd.find(pid1: pid1, port: port, container: name)
+        let listener = try #require(httpd)
+        // What this host gives a rootless container: no cgroup of its own.
+        let cgroup = try String(contentsOfFile: "/proc/\(listener)/cgroup", encoding: .utf8)
+        #expect(!cgroup.contains(id), "the container has a cgroup of its own here: \(cgroup)")
+
+        let w = try refusedInContainer(trace, pid1: pid1, netns: netns, port: port + 1)
+        #expect(w.string("cause") == "wrong_port", "record: \(w)")
+        #expect(w.pid("process") == listener)
+        #expect((w.object("process")?["container"] as? [String: Any])?["name"] as? String == name, "record: \(w)")
+
+        kill(pid_t(listener), SIGKILL)
+        let r = try refusedInContainer(trace, pid1: pid1, netns: netns, port: port)
+        trace.stop()
+        #expect(r.string("cause") == "listener_exited", "record: \(r)")
+        let container = r.object("process")?["container"] as? [String: Any]
+        #expect(container?["runtime"] as? String == "docker" && container?["id"] as? String == id && container?["name"] as? String == name,
+                "record: \(r)")
+        #expect(r.string("netns_name") == "container \(name)", "record: \(r)")
+        #expect((r.string("hint") ?? "").contains("container \(name)"), "\(r)")
+    }
 }

@@ -35,4 +35,27 @@ extension DockerWorkloadTests {
         #expect(hint.contains("its port forwarding (\(forwarder) (pid"), "\(hint)")
         #expect(hint.contains("runuser -u \(rl.user) -- podman start \(name)") && hint.contains("loginctl enable-linger \(rl.user)"), "\(hint)")
     }
+
+    @Test("a rootless Podman container where cgroups are not delegated: a wrong port named by the container from the conmon above it")
+    func rootlessPodmanInContainer() throws {
+        guard Podman.installed() else { return }
+        let rl = try RootlessAccount()
+        defer { rl.stop() }
+        let tag = randomTag()
+        let image = try rl.importBusybox(tag: tag)
+        let name = "synsight-e2e-rlw-\(tag)"
+        let port = randomPort()
+        let trace = try TraceSession([])
+        try rl.run(["--name", name, "--network", "none", image, "/bin/sh", "-c", "httpd -f -p 127.0.0.1:\(port) & while true; do sleep 1; done"])
+        let pid1 = try #require(Int(try rl.podman(["inspect", "-f", "{{.State.Pid}}", name]).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let (httpd, netns) = try ContainerHttpd.find(pid1: pid1, port: port, container: name)
+        let listener = try #require(httpd)
+        let w = try refusedInContainer(trace, pid1: pid1, netns: netns, port: port + 1)
+        trace.stop()
+        #expect(w.string("cause") == "wrong_port", "record: \(w)")
+        #expect(w.pid("process") == listener)
+        let container = w.object("process")?["container"] as? [String: Any]
+        #expect(container?["runtime"] as? String == "podman" && container?["name"] as? String == name, "record: \(w)")
+        #expect(w.string("netns_name") == "container \(name)", "record: \(w)")
+    }
 }

@@ -84,13 +84,16 @@ public final class WorkloadResolver {
             let raw = CgroupIdentity.identity(path: path)
             return raw.cgroup == "/" ? nil : named(raw, now: now)
         }
-        var identity: WorkloadIdentity?
-        if let raw = CgroupIdentity.identity(cgroupFile: text) {
-            identity = named(raw, now: now, pid: pid)
-            if let id = identity, let label = Self.netnsLabel(id), let ns = ProcFS.nsInode("/proc/\(pid)/ns/net") {
-                Self.bound(&workloadNetns)
-                workloadNetns[ns] = label
-            }
+        var identity = CgroupIdentity.identity(cgroupFile: text).map { named($0, now: now, pid: pid) }
+        if identity?.container == nil, identity?.pod == nil, var c = rootlessContainer(pid: pid) {
+            nameContainer(&c, pid: pid)
+            // Its cgroup is its user's (a session's, or the unit running its
+            // daemon), which is not the container's unit.
+            identity = WorkloadIdentity(cgroup: identity?.cgroup, container: c)
+        }
+        if let id = identity, let label = Self.netnsLabel(id), let ns = ProcFS.nsInode("/proc/\(pid)/ns/net") {
+            Self.bound(&workloadNetns)
+            workloadNetns[ns] = label
         }
         Self.bound(&byPid)
         byPid[pid] = PidEntry(identity: identity, readAt: now)
@@ -106,21 +109,32 @@ public final class WorkloadResolver {
         if var pod = id.pod {
             complete = namePod(&pod, containerID: id.container?.id, now: now)
             id.pod = pod
-        } else if var c = id.container, c.runtime == .docker || c.runtime == nil {
-            let named = dockerName(id: c.id)
-            c.name = named?.name
-            c.service = named?.service
-            complete = c.name != nil || sources.dockerDataRoots.isEmpty
-            id.container = c
-        } else if var c = id.container, c.runtime == .podman {
-            c.name = podmanName(id: c.id, pid: pid)
-            c.service = podmanStores.service(id: c.id)
-            complete = c.name != nil
+        } else if var c = id.container {
+            complete = nameContainer(&c, pid: pid)
             id.container = c
         }
         Self.bound(&byCgroup)
         byCgroup[key] = Named(identity: id, namedAt: now, complete: complete)
         return id
+    }
+
+    /// Names a Docker or Podman container and its Compose service; whether
+    /// that is all there is to find (another runtime's has no names here).
+    @discardableResult
+    func nameContainer(_ c: inout ContainerRef, pid: UInt32?) -> Bool {
+        switch c.runtime {
+        case .docker?, nil:
+            let named = dockerName(id: c.id)
+            c.name = named?.name ?? c.name
+            c.service = named?.service
+            return c.name != nil || sources.dockerDataRoots.isEmpty
+        case .podman?:
+            c.name = c.name ?? podmanName(id: c.id, pid: pid)
+            c.service = podmanStores.service(id: c.id)
+            return c.name != nil
+        default:
+            return true
+        }
     }
 
     /// The v2 directory of a cgroup id, relative to the mount ("/system.slice/x.service").
@@ -209,18 +223,40 @@ public final class WorkloadResolver {
     /// The container name on the command line of the conmon above `pid`
     /// (its first process's parent; at most 8 generations up).
     func conmonName(above pid: UInt32, containerID: String) -> String? {
-        var p = pid
-        for _ in 0..<8 {
-            guard let stat = ProcFS.read("/proc/\(p)/stat", limit: 4096), let close = stat.lastIndex(of: ")"),
-                  let ppid = stat[stat.index(after: close)...].split(separator: " ").dropFirst().first.flatMap({ UInt32($0) }),
-                  ppid > 1 else { return nil }
-            p = ppid
-            guard ProcFS.comm(p) == "conmon" else { continue }
-            let args = (ProcFS.read("/proc/\(p)/cmdline", limit: 65536) ?? "").split(separator: "\0").map(String.init)
-            return WorkloadNames.conmonName(commandLine: args, containerID: containerID)
+        monitor(above: pid) { $0 == "conmon" }.flatMap { WorkloadNames.conmonName(commandLine: $0, containerID: containerID) }
+    }
+
+    /// The command line of the nearest ancestor of `pid` whose name
+    /// `matches` (at most `maxMonitorDepth` generations up, below pid 1):
+    /// one /proc/<pid>/stat read per generation, then its command line.
+    func monitor(above pid: UInt32, matches: (Substring) -> Bool) -> [String]? {
+        guard var stat = ProcFS.read("/proc/\(pid)/stat", limit: 4096) else { return nil }
+        for _ in 0..<Self.maxMonitorDepth {
+            guard let ppid = ProcStat.parent(stat), ppid > 1,
+                  let parent = ProcFS.read("/proc/\(ppid)/stat", limit: 4096), let name = ProcStat.comm(parent) else { return nil }
+            if matches(name) {
+                return (ProcFS.read("/proc/\(ppid)/cmdline", limit: 65536) ?? "").split(separator: "\0").map(String.init)
+            }
+            stat = parent
         }
         return nil
     }
+
+    static let maxMonitorDepth = 8
+
+    /// The container of a process in a user namespace other than
+    /// synsight's whose cgroup names none: a rootless container where
+    /// cgroups are not delegated (cgroup v1, no systemd), found by the
+    /// conmon or containerd shim above it (WorkloadNames.monitoredContainer).
+    /// nil at once for a process in synsight's user namespace (a rootful
+    /// container's cgroup names it).
+    func rootlessContainer(pid: UInt32) -> ContainerRef? {
+        guard let userns = ProcFS.nsInode("/proc/\(pid)/ns/user"), userns != ownUserNS,
+              let args = monitor(above: pid, matches: { $0 == "conmon" || $0.hasPrefix("containerd-shim") }) else { return nil }
+        return WorkloadNames.monitoredContainer(commandLine: args)
+    }
+
+    lazy var ownUserNS = ProcFS.nsInode("/proc/self/ns/user")
 
     // MARK: - Kubernetes
 

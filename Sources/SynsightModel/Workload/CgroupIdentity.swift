@@ -8,7 +8,8 @@ import SynsightBase
 ///   `/user.slice/user-1000.slice/user@1000.service/app.slice/x.service`,
 ///   unit names escaped as systemd does (`\x2d`);
 /// - container runtimes under the systemd cgroup driver: `docker-<id>.scope`,
-///   `cri-containerd-<id>.scope`, `crio-<id>.scope`, `libpod-<id>.scope`;
+///   `cri-containerd-<id>.scope`, `nerdctl-<id>.scope`, `crio-<id>.scope`,
+///   `libpod-<id>.scope` (rootless ones below the user's manager);
 ///   and under the cgroupfs driver: `/docker/<id>`, `/libpod_parent/libpod-<id>`,
 ///   `/kubepods/<qos>/pod<uid>/<id>`;
 /// - LXC, LXD and Incus (`/lxc.payload.<name>`), older LXC and Proxmox VE
@@ -114,7 +115,7 @@ public enum CgroupIdentity {
     }
 
     static let scopePrefixes: [(String, ContainerRuntime)] = [
-        ("docker-", .docker), ("cri-containerd-", .containerd), ("crio-", .crio), ("libpod-", .podman),
+        ("docker-", .docker), ("cri-containerd-", .containerd), ("nerdctl-", .containerd), ("crio-", .crio), ("libpod-", .podman),
     ]
 
     /// `docker-<id>.scope`, `/docker/<id>`, `<id>` (kubelet cgroupfs), `libpod-<id>`.
@@ -146,7 +147,7 @@ public enum CgroupIdentity {
         return ContainerRef(runtime: .lxc, id: String(name), name: String(name))
     }
 
-    static func isContainerID(_ s: String) -> Bool {
+    package static func isContainerID(_ s: String) -> Bool {
         s.utf8.count == 64 && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 
@@ -205,9 +206,21 @@ public enum SystemdEscape {
     }
 }
 
-/// /proc/<pid>/stat: the process's start time (field 22, clock ticks since
-/// boot, the boot-time clock the kernel events use).
+/// /proc/<pid>/stat: the process's name (field 2), parent (field 4) and
+/// start time (field 22, clock ticks since boot, the boot-time clock the
+/// kernel events use).
 public enum ProcStat {
+    /// The name between the first '(' and the last ')' (a name may hold either).
+    public static func comm(_ text: String) -> Substring? {
+        guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")"), open < close else { return nil }
+        return text[text.index(after: open)..<close]
+    }
+
+    public static func parent(_ text: String) -> UInt32? {
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: close)...].split(separator: " ").dropFirst().first.flatMap { UInt32($0) }
+    }
+
     public static func startTicks(_ text: String) -> UInt64? {
         // comm (field 2) is in parentheses and may hold spaces or ')'.
         guard let close = text.lastIndex(of: ")") else { return nil }

@@ -86,6 +86,35 @@ public enum WorkloadNames {
         return nil
     }
 
+    /// The container a container monitor's command line runs: conmon's
+    /// (Podman, CRI-O: `-c <id>`, `-n <name>`) or a containerd shim's
+    /// (`containerd-shim-runc-v2 -namespace <ns> -id <id>`: Docker's
+    /// containerd namespace is `moby`; nerdctl's and ctr's others). For a
+    /// process whose cgroup names no container (rootless containers where
+    /// cgroups are not delegated: cgroup v1, or no systemd), the monitor
+    /// above it does. nil for any other command line, or an id that is not
+    /// a runtime's 64 hex digits.
+    public static func monitoredContainer(commandLine args: [String]) -> ContainerRef? {
+        guard let first = args.first else { return nil }
+        let program = first.split(separator: "/").last.map(String.init) ?? first
+        let isConmon = program == "conmon", isShim = program.hasPrefix("containerd-shim")
+        guard isConmon || isShim else { return nil }
+        let idFlags: Set<String> = isConmon ? ["-c", "--cid"] : ["-id", "--id"]
+        let nameFlags: Set<String> = isConmon ? ["-n", "--name"] : []
+        let namespaceFlags: Set<String> = isShim ? ["-namespace", "--namespace"] : []
+        var id: String?, name: String?, namespace: String?
+        var i = 1
+        while i + 1 < args.count {
+            let flag = args[i], value = args[i + 1]
+            if idFlags.contains(flag) { id = value } else if nameFlags.contains(flag) { name = value }
+            else if namespaceFlags.contains(flag) { namespace = value } else { i += 1; continue }
+            i += 2
+        }
+        guard let id, CgroupIdentity.isContainerID(id) else { return nil }
+        if isConmon { return ContainerRef(runtime: .podman, id: id, name: name.flatMap { $0.isEmpty ? nil : $0 }) }
+        return ContainerRef(runtime: namespace == "moby" ? .docker : .containerd, id: id)
+    }
+
     /// Is this process a Docker daemon (argv[0] ending in `dockerd`)?
     public static func isDockerd(commandLine args: [String]) -> Bool {
         guard let first = args.first else { return false }
