@@ -47,18 +47,8 @@ public enum WorkloadNames {
     /// of a container's first process with `-c <id>` and `-n <name>` on its
     /// command line. The name, when the command line is conmon's for `containerID`.
     public static func conmonName(commandLine args: [String], containerID: String) -> String? {
-        guard let first = args.first, first == "conmon" || first.hasSuffix("/conmon") else { return nil }
-        var id: String?, name: String?
-        var i = 1
-        while i + 1 < args.count {
-            switch args[i] {
-            case "-c", "--cid": id = args[i + 1]; i += 2
-            case "-n", "--name": name = args[i + 1]; i += 2
-            default: i += 1
-            }
-        }
-        guard id == containerID, let name, !name.isEmpty else { return nil }
-        return name
+        guard let c = monitoredContainer(commandLine: args), c.runtime == .podman, c.id == containerID else { return nil }
+        return c.name
     }
 
     /// Podman's container store, `<graphroot>/<driver>-containers/containers.json`:
