@@ -89,6 +89,15 @@ package enum ProcFS {
         return stat("/proc/\(pid)", &st) == 0 ? st.st_uid : nil
     }
 
+    /// The children of every thread of `pid` (`/proc/<pid>/task/<tid>/children`,
+    /// CONFIG_PROC_CHILDREN; at most `maxThreads` threads): a supervisor's
+    /// processes without a walk of /proc.
+    static func children(of pid: UInt32) -> [UInt32] {
+        list("/proc/\(pid)/task").prefix(maxThreads).flatMap { tid in
+            (read("/proc/\(pid)/task/\(tid)/children", limit: 1 << 16) ?? "").split(separator: " ").compactMap { UInt32($0) }
+        }
+    }
+
     /// Nanoseconds per clock tick of /proc/<pid>/stat's start time (ProcStat.startTicks).
     static let nsPerTick: UInt64 = 1_000_000_000 / UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
 
@@ -165,6 +174,32 @@ public final class ProcfsResolver: ProcessResolver {
         // Same comm by construction: no read per refusal.
         return ProcessRef(pid: next, comm: comm, exe: exe(pid: next),
                           workload: workloads?.identity(pid: next))
+    }
+
+    public func launch(pid: UInt32) -> ProcessLaunch? {
+        guard let stat = ProcFS.read("/proc/\(pid)/stat", limit: 4096), let parent = ProcStat.parent(stat), parent > 1,
+              let parentStat = ProcFS.read("/proc/\(parent)/stat", limit: 4096), let parentComm = ProcStat.comm(parentStat),
+              let cmdline = ProcFS.readBytes("/proc/\(pid)/cmdline", limit: 65536) else { return nil }
+        return ProcessLaunch(parent: parent, parentComm: String(parentComm), commandLineHash: ProcessLaunch.hash(commandLine: cmdline))
+    }
+
+    /// Per (parent, exited pid, exit time): what the parent's children gave,
+    /// for `WorkloadResolver.membersTTLNs` (a refusal storm on a restarting
+    /// service reads them once, not per refusal).
+    var relaunches = TimedCache<[UInt64], UInt32?>(ttlNs: WorkloadResolver.membersTTLNs, limit: 256)
+
+    public func relaunch(of launch: ProcessLaunch, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? {
+        let key = [UInt64(launch.parent), UInt64(pid), startedAfter]
+        let found = relaunches.value(key, now: ConditionLock.now()) {
+            ProcFS.children(of: launch.parent).first { child in
+                guard child != pid, let stat = ProcFS.read("/proc/\(child)/stat", limit: 4096), ProcStat.comm(stat) == Substring(comm),
+                      let ticks = ProcStat.startTicks(stat), ticks * ProcFS.nsPerTick + WorkloadResolver.startSlackNs >= startedAfter,
+                      let cmdline = ProcFS.readBytes("/proc/\(child)/cmdline", limit: 65536) else { return false }
+                return ProcessLaunch.hash(commandLine: cmdline) == launch.commandLineHash
+            }
+        }
+        guard let next = found else { return nil }
+        return ProcessRef(pid: next, comm: comm, exe: exe(pid: next), workload: workloads?.identity(pid: next))
     }
 
     public func exe(pid: UInt32) -> String? {

@@ -110,6 +110,7 @@ struct SchemaRecordsTests {
         out += DropRoutesTests.records()
         out += ConntrackDecisionTests.fullRecords() + ConntrackDecisionTests.invalidRecords()
         out += WorkloadIdentityTests.restartingRecords()
+        out += WorkloadIdentityTests.relaunchedRecords()
         out += StartingWorkloadTests.records()
         out += DeviceBindingTests.records()
         out += CgroupProgramDenialTests.records()

@@ -393,6 +393,51 @@ struct WorkloadIdentityTests {
         return out
     }
 
+    /// A supervisor (pid 40) that started web again as pid 91, where no cgroup groups them.
+    struct RelaunchedResolver: ProcessResolver {
+        static let launch = ProcessLaunch(parent: 40, parentComm: "supervisord", commandLineHash: 7)
+        func exe(pid: UInt32) -> String? { pid == 40 ? "/usr/bin/python3" : nil }
+        func launch(pid: UInt32) -> ProcessLaunch? { pid == 60 ? Self.launch : nil }
+        func relaunch(of launch: ProcessLaunch, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? {
+            launch == Self.launch && pid == 60 && comm == "web" && startedAfter == 11 ? ProcessRef(pid: 91, comm: "web") : nil
+        }
+    }
+
+    /// web (pid 60, no unit) listened on 8080 under supervisord, then was killed; refused after.
+    static func relaunchedRecords() -> [Record] {
+        var e = AttributionEngine(clock: ClockMapping(bootToEpochOffsetNs: 0), joinWindowNs: 0, resolver: RelaunchedResolver())
+        let task = TaskInfo(pid: 60, comm: "web")
+        let at = Endpoint(addr: .any4, port: 8080), lo = IPAddress(v4: 127, 0, 0, 1)
+        _ = e.ingest(.listen(ListenerChange(ts: 5, family: .ipv4, local: at, task: task, socketInode: 9, netns: 1)))
+        _ = e.ingest(.listenClose(ListenerChange(ts: 10, family: .ipv4, local: at, task: task, socketInode: 9, netns: 1)))
+        _ = e.ingest(.exit(ProcessExit(ts: 11, task: task, exitCode: 9)))
+        var out = e.ingest(.noSocketReset(NoSocketReset(ts: 20, family: .ipv4, local: Endpoint(addr: lo, port: 8080),
+                                                        remote: Endpoint(addr: lo, port: 5555), netns: 1)))
+        out += e.finish()
+        return out
+    }
+
+    @Test("no unit, container or pod (no systemd): the same parent started the same command line again, not listening yet: restarting names it and the parent")
+    func restartedByItsParent() throws {
+        let r = try #require(Self.relaunchedRecords().first)
+        #expect(r.cause == .noListener(.restarting), "\(r.json)")
+        #expect(r.process?.pid == 91)
+        #expect(r.json["evidence"]?["previous"]?["pid"]?.intValue == 60)
+        #expect(r.json["evidence"]?["restarted_by"]?["pid"]?.intValue == 40)
+        #expect(r.json["evidence"]?["restarted_by"]?["comm"]?.stringValue == "supervisord")
+        #expect(r.hint?.hasPrefix("web (pid 91) has been started again by supervisord (pid 40) since web (pid 60) exited, but does not listen on port 8080 yet")
+                == true, "\(r.hint ?? "")")
+        // The unit-scoped restart does not name a parent.
+        #expect(Self.restartingRecords().first?.json["evidence"]?["restarted_by"] == nil)
+    }
+
+    @Test("a launch's command-line hash: equal bytes equal, another argument another")
+    func launchHash() {
+        let a = ProcessLaunch.hash(commandLine: Array("python3\0-m\0http.server\08080\0".utf8))
+        #expect(a == ProcessLaunch.hash(commandLine: Array("python3\0-m\0http.server\08080\0".utf8)))
+        #expect(a != ProcessLaunch.hash(commandLine: Array("python3\0-m\0http.server\08081\0".utf8)))
+    }
+
     @Test func procStatStartTime() {
         let stat = "4410 (ngi) nx) S 1 4410 4410 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000000 200 18446744073709551615"
         #expect(ProcStat.startTicks(stat) == 123456)

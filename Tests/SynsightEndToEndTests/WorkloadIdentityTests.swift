@@ -205,4 +205,64 @@ struct WorkloadIdentityEndToEndTests {
         #expect(r.evidence["signal_name"] as? String == "SIGKILL")
         #expect((r.string("hint") ?? "").contains("has started in the same unit \(unit)"))
     }
+
+    @Test("restarted by a shell loop where no cgroup groups the service (this host has no systemd): restarting names the new process and the loop that started it")
+    func restartedByShellLoop() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The same command line every time: the first run listens at once,
+        // the later ones only after 30 s (a slow start).
+        let server = """
+            import os, socket, sys, time
+            marker = sys.argv[2]
+            if os.path.exists(marker):
+                time.sleep(30)
+            open(marker, "w").close()
+            s = socket.socket()
+            s.bind(("127.0.0.1", int(sys.argv[1])))
+            s.listen(16)
+            time.sleep(600)
+            """
+        let trace = try TraceSession([])
+        // ip netns exec execs the loop: it keeps this pid.
+        let loop = Process()
+        loop.executableURL = URL(fileURLWithPath: "/usr/bin/ip")
+        loop.arguments = ["netns", "exec", ns.name, "/bin/sh", "-c",
+                          "while true; do /usr/bin/python3 -c \"$0\" \"$1\" \"$2\"; done", server, String(port), dir + "/started"]
+        try loop.run()
+        defer {
+            // Stopped first, so that it starts no server between the two kills.
+            kill(loop.processIdentifier, SIGSTOP)
+            _ = try? sh(["pkill", "-KILL", "-P", String(loop.processIdentifier)], allowFailure: true)
+            kill(loop.processIdentifier, SIGKILL)
+            kill(loop.processIdentifier, SIGCONT)
+            _ = waitUntil(timeout: 5) { !loop.isRunning }
+        }
+        let children = { ((try? sh(["pgrep", "-P", String(loop.processIdentifier)], allowFailure: true)) ?? "")
+            .split(separator: "\n").compactMap { Int($0) } }
+        var first: Int?
+        #expect(waitUntil(timeout: 10) {
+            first = children().first
+            return first != nil && !((try? sh(["ip", "netns", "exec", ns.name, "ss", "-Hltn", "sport = :\(port)"])) ?? "").isEmpty
+        }, "the loop's server did not listen")
+        let old = try #require(first)
+        kill(pid_t(old), SIGKILL)
+        var second: Int?
+        #expect(waitUntil(timeout: 10) { second = children().first { $0 != old }; return second != nil }, "the loop did not start it again")
+        let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
+        #expect(c.errno == Int(ECONNREFUSED))
+        let r = try #require(trace.waitForRecord {
+            $0.string("kind") == "refusal" && $0.int("netns") == ns.inode && $0.int("port") == port
+        }, "no refusal; stderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("cause") == "restarting", "record: \(r)")
+        #expect(r.pid("process") == second, "record: \(r)")
+        #expect((r.evidence["previous"] as? [String: Any])?["pid"] as? Int == old, "record: \(r)")
+        let by = r.evidence["restarted_by"] as? [String: Any]
+        #expect(by?["pid"] as? Int == Int(loop.processIdentifier) && by?["comm"] as? String == "sh", "record: \(r)")
+        #expect((r.string("hint") ?? "").contains("has been started again by sh (pid \(loop.processIdentifier))"), "\(r)")
+    }
 }

@@ -149,10 +149,12 @@ public struct AttributionEngine {
             return ingestAcceptError(a)
         case .listen(let c):
             exits.removeValue(forKey: c.task.pid)  // a PID that listens again is alive
-            add(ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
-                             socketInode: c.socketInode, pid: c.task.pid, comm: c.task.comm,
-                             exe: resolver?.exe(pid: c.task.pid), since: c.ts,
-                             workload: resolver?.workload(task: c.task), boundDevice: c.boundDevice))
+            var info = ListenerInfo(netns: c.netns, family: c.family, local: c.local, ipv6Only: c.ipv6Only,
+                                    socketInode: c.socketInode, pid: c.task.pid, comm: c.task.comm,
+                                    exe: resolver?.exe(pid: c.task.pid), since: c.ts,
+                                    workload: resolver?.workload(task: c.task), boundDevice: c.boundDevice)
+            info.launch = resolver?.launch(pid: c.task.pid)
+            add(info)
             return []
         case .listenClose(let c):
             let id = ListenerID(netns: c.netns, inode: c.socketInode)
@@ -484,8 +486,7 @@ public struct AttributionEngine {
         evidence.hook = r.hook.name
         var exited: ExitedRecord?
         if cause == .listenerExited, let closed = history[NetnsPort(netns: r.netns, port: port)],
-           let w = closed.listener.workload, let scope = w.phrase, let x = exits[closed.listener.pid],
-           let next = resolver?.successor(of: w, excluding: closed.listener.pid, comm: closed.listener.comm, startedAfter: x.ts) {
+           let x = exits[closed.listener.pid], let (next, how) = restart(of: closed.listener, exitedAt: x.ts) {
             // Restarted by its supervisor, not listening yet: the new process is the one to look at.
             // Unless it is the refused client itself (`joinClient`): then this is the record.
             var alternative = record
@@ -493,11 +494,29 @@ public struct AttributionEngine {
             exited = ExitedRecord(alternative)
             cause = .restarting
             evidence.previous = closed.listener.process.json
+            if let launch = closed.listener.launch, how == nil {
+                evidence.restartedBy = ProcessRef(pid: launch.parent, comm: launch.parentComm, exe: resolver?.exe(pid: launch.parent)).json
+            }
             record.process = next
-            situation = "\(next.label) has started in the same \(scope) since \(closed.listener.label) exited, but does not listen on port \(port) yet"
+            situation = "\(next.label) has \(how ?? "been started again by \(closed.listener.launch?.parentLabel ?? "its parent")") since "
+                + "\(closed.listener.label) exited, but does not listen on port \(port) yet"
         }
         finish(&record, cause, evidence, facts, situation, r)
         return (record, exited)
+    }
+
+    /// The process that restarted a listener that exited at `exitedAt`, and
+    /// how it is related: "started in the same unit nginx.service" (its
+    /// unit, container or pod), or nil when it is the same parent's child
+    /// with the same command line (no cgroup groups them).
+    func restart(of l: ListenerInfo, exitedAt: UInt64) -> (ProcessRef, String?)? {
+        if let w = l.workload, let scope = w.phrase,
+           let next = resolver?.successor(of: w, excluding: l.pid, comm: l.comm, startedAfter: exitedAt) {
+            return (next, "started in the same \(scope)")
+        }
+        guard let launch = l.launch,
+              let next = resolver?.relaunch(of: launch, excluding: l.pid, comm: l.comm, startedAfter: exitedAt) else { return nil }
+        return (next, nil)
     }
 
     /// The record with its cause, evidence and hint (situation, then the catalogue's fix).

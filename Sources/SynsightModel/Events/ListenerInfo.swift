@@ -20,6 +20,9 @@ public struct ListenerInfo: Sendable, Hashable {
     /// only SYNs that came in on that device (or through that VRF). nil:
     /// any device (or, from a /proc-only snapshot, not known).
     public var boundDevice: NetDevice?
+    /// Its parent and command line when it started listening: its restart
+    /// where no cgroup groups a service (ProcessResolver.relaunch).
+    public var launch: ProcessLaunch?
 
     public init(netns: UInt32, family: AddressFamily, local: Endpoint, ipv6Only: Bool?,
                 socketInode: UInt64, pid: UInt32, comm: String, exe: String? = nil, since: UInt64? = nil,

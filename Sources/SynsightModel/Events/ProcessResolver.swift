@@ -12,6 +12,14 @@ public protocol ProcessResolver {
     /// `startedAfter` (kernel boot ns), other than `pid`: the supervisor's
     /// restart of a listener that exited.
     func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef?
+    /// Its parent and command line (ProcessLaunch); nil when its parent is
+    /// init (PID 1) or it is gone.
+    func launch(pid: UInt32) -> ProcessLaunch?
+    /// A child of `launch`'s parent, other than `pid`, running the same
+    /// command line as the process `launch` describes (`comm` its name),
+    /// started at or after `startedAfter` (kernel boot ns): its restart by
+    /// that parent, where no cgroup groups the service's processes.
+    func relaunch(of launch: ProcessLaunch, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef?
     /// What the process's threads are doing now; nil if it is gone.
     func runState(pid: UInt32) -> ProcessRunState?
     /// The containers that publish TCP port `port` on the host, running or
@@ -30,6 +38,8 @@ public protocol ProcessResolver {
 extension ProcessResolver {
     public func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? { nil }
     public func successor(of workload: WorkloadIdentity, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
+    public func launch(pid: UInt32) -> ProcessLaunch? { nil }
+    public func relaunch(of launch: ProcessLaunch, excluding pid: UInt32, comm: String, startedAfter: UInt64) -> ProcessRef? { nil }
     public func runState(pid: UInt32) -> ProcessRunState? { nil }
     public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] { [] }
     public func cpuThrottle(pid: UInt32) -> CPUThrottle? { nil }

@@ -96,6 +96,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case proxy
     case rejectWith = "reject_with"
     case requested
+    case restartedBy = "restarted_by"
     /// The TTL of the RST that refused a local client, and the peer's usual one (ResetTTLEvidence).
     case reset
     case result

@@ -21,6 +21,9 @@ public struct NoListenerEvidence: ReasonEvidence {
     public var closedBy: JSONValue?
     /// The process that listened before a restart (`ProcessRef.json`).
     public var previous: JSONValue?
+    /// The parent that started it again, where no unit, container or pod
+    /// groups the service (`ProcessRef.json`: a supervisor, a shell loop).
+    public var restartedBy: JSONValue?
     /// The kernel hook that saw the refusal.
     public var hook: String?
     /// Where the SYN came in (`NetDevice.json`): bound_to_other_device, other_vrf.
@@ -46,7 +49,8 @@ public struct NoListenerEvidence: ReasonEvidence {
         .array(.listeners, \.listeners), .string(.listenedOn, \.listenedOn), .string(.closedAt, \.closedAt),
         .flag(.closedAtExact, \.closedAtExact, default: true), .string(.exitedAt, \.exitedAt),
         .int(.signal, \.signal), .string(.signalName, \.signalName), .flag(.coreDumped, \.coreDumped, default: false),
-        .int(.exitStatus, \.exitStatus), .value(.closedBy, \.closedBy), .value(.previous, \.previous), .string(.hook, \.hook),
+        .int(.exitStatus, \.exitStatus), .value(.closedBy, \.closedBy), .value(.previous, \.previous),
+        .value(.restartedBy, \.restartedBy), .string(.hook, \.hook),
         .value(.synDevice, \.synDevice), .value(.synVRF, \.synVRF), .value(.container, \.container),
         .string(.startedAt, \.startedAt), .int(.startupMs, \.startupMs),
     ]

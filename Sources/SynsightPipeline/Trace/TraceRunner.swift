@@ -152,14 +152,15 @@ public enum TraceRunner {
         }
         // Socket inodes are unique across namespaces (one sockfs); apply checks the netns too.
         let seeds = Dictionary(seeding.seeds.map { ($0.socketInode, $0) }, uniquingKeysWith: { a, _ in a })
+        let resolver = ProcfsResolver(workloads: workloads)
         let snapshot = taken.listeners.map { l in
             var l = l
             l.workload = workloads.identity(pid: l.pid)
+            l.launch = resolver.launch(pid: l.pid)
             if let seed = seeds[l.socketInode] { l.apply(seed) }
             return l
         }
         tracer.watchExits(of: Array(Set(snapshot.map(\.pid))))
-        let resolver = ProcfsResolver(workloads: workloads)
         var engine = AttributionEngine(clock: currentClockMapping(),
                                        joinWindowNs: UInt64(s.joinWindowMs) * 1_000_000, resolver: resolver)
         engine.seed(snapshot)
