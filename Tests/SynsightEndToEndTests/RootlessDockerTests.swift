@@ -48,6 +48,12 @@ extension DockerWorkloadTests {
         #expect(stopped?["rootless_user"] as? String == rl.user, "record: \(again)")
         #expect(again.object("process") == nil, "record: \(again)")
         #expect(again.string("hint")?.contains("\(cli) start \(name)") == true, "\(again)")
+
+        // explain says the same from the user's data root alone.
+        let (_, report) = try ExplainTests.Run(["--json", String(published), "--duration", "0"]).finish()
+        let f = report.finding("publisher_stopped")
+        #expect((report.evidence(f)["container"] as? [String: Any])?["rootless_user"] as? String == rl.user, "\(report)")
+        #expect((f?["remediation"] as? String ?? "").contains("\(cli) start \(name)"), "\(report)")
     }
 
     @Test("a rootless Docker container where cgroups are not delegated (its processes in the root cgroup): a wrong port, then its killed listener, named by the container from the containerd shim above it")
