@@ -81,3 +81,35 @@ struct RootlessRootsTests {
         #expect(sources.doctorLines.contains { $0.contains("rootless: alice's") })
     }
 }
+
+/// nerdctl's names (its documented data store layout,
+/// `<data root>/<address hash>/names/<namespace>/<name>` holding the id),
+/// in a data root the test writes: nerdctl is not packaged in Debian 12.
+@Suite("nerdctl names")
+struct NerdctlNamesTests {
+    @Test("a containerd container named from nerdctl's names files; a bare cgroupfs id becomes containerd's when nerdctl names it")
+    func names() throws {
+        let root = NSTemporaryDirectory() + "synsight-nerdctl-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let web = String(repeating: "a1", count: 32), db = String(repeating: "b2", count: 32)
+        for (ns, name, id) in [("default", "web", web), ("k8s.io", "db", db), ("default", "junk", "not-an-id")] {
+            let dir = "\(root)/1935db59/names/\(ns)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try id.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8)
+        }
+        var sources = WorkloadSources(cgroupMode: .none, dockerDataRoots: [], podLogRoot: "/x", podLogRootExists: false,
+                                      containerLogRoot: "/y", netnsDirExists: false)
+        sources.nerdctlDataRoots = [root]
+        let resolver = WorkloadResolver(sources: sources)
+        var scoped = ContainerRef(runtime: .containerd, id: web)
+        #expect(resolver.nameContainer(&scoped, pid: nil))
+        #expect(scoped.name == "web")
+        var bare = ContainerRef(runtime: nil, id: db)
+        resolver.nameContainer(&bare, pid: nil)
+        #expect(bare.runtime == .containerd && bare.name == "db")
+        var unknown = ContainerRef(runtime: .containerd, id: String(repeating: "c3", count: 32))
+        #expect(!resolver.nameContainer(&unknown, pid: nil))
+        #expect(unknown.name == nil && resolver.nerdctlNames.count == 2)
+        #expect(sources.doctorLines.contains { $0.hasPrefix("nerdctl names") && $0.contains(root) })
+    }
+}

@@ -56,6 +56,9 @@ public final class WorkloadResolver {
     /// Docker container id -> its name and Compose service (config.v2.json).
     var dockerNames: [String: (name: String, service: ComposeService?)] = [:]
     var podmanNames: [String: String] = [:]
+    /// containerd container id -> its nerdctl name, listed again on a miss (at most every `relistNs`).
+    var nerdctlNames: [String: String] = [:]
+    var nerdctlListedAt: UInt64?
     var pods: [String: PodDir] = [:]
     var podsListedAt: UInt64?
     var containerLinks: [String: String] = [:]
@@ -127,7 +130,15 @@ public final class WorkloadResolver {
             let named = dockerName(id: c.id)
             c.name = named?.name ?? c.name
             c.service = named?.service
+            // A bare id (cgroupfs: /<namespace>/<id>) may be nerdctl's.
+            if c.name == nil, c.runtime == nil, let name = nerdctlName(id: c.id) {
+                c.runtime = .containerd
+                c.name = name
+            }
             return c.name != nil || sources.dockerDataRoots.isEmpty
+        case .containerd?:
+            c.name = c.name ?? nerdctlName(id: c.id)
+            return c.name != nil || sources.nerdctlDataRoots.isEmpty
         case .podman?:
             c.name = c.name ?? podmanName(id: c.id, pid: pid)
             c.service = podmanStores.service(id: c.id)
@@ -257,6 +268,33 @@ public final class WorkloadResolver {
     }
 
     lazy var ownUserNS = ProcFS.nsInode("/proc/self/ns/user")
+
+    // MARK: - nerdctl
+
+    /// nerdctl's name for a containerd container: a file per name under
+    /// `<data root>/<address hash>/names/<namespace>/`, holding the id
+    /// (nerdctl keeps no per-id file with the name); listed again on a miss.
+    func nerdctlName(id: String) -> String? {
+        guard !sources.nerdctlDataRoots.isEmpty else { return nil }
+        let now = Self.monotonicNow()
+        if nerdctlNames[id] == nil, Self.due(nerdctlListedAt, now) {
+            nerdctlListedAt = now
+            nerdctlNames.removeAll(keepingCapacity: true)
+            for root in sources.nerdctlDataRoots {
+                for hash in ProcFS.list(root) {
+                    let names = "\(root)/\(hash)/names"
+                    for ns in ProcFS.list(names) {
+                        for name in ProcFS.list("\(names)/\(ns)").prefix(Self.maxEntries) where nerdctlNames.count < Self.maxEntries {
+                            guard let text = ProcFS.read("\(names)/\(ns)/\(name)", limit: 256),
+                                  let found = WorkloadNames.nerdctlNameFile(text) else { continue }
+                            nerdctlNames[found] = name
+                        }
+                    }
+                }
+            }
+        }
+        return nerdctlNames[id]
+    }
 
     // MARK: - Kubernetes
 

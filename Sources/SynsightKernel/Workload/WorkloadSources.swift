@@ -24,6 +24,7 @@ public struct WorkloadSources: Sendable {
         getenv("CONTAINERS_STORAGE_CONF").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? storageConf
     }
     public static let netnsDir = "/run/netns"
+    public static let defaultNerdctlDataRoot = "/var/lib/nerdctl"
 
     public var cgroupMode: CgroupMode
     /// Docker data roots that exist: from running dockerd command lines
@@ -32,6 +33,9 @@ public struct WorkloadSources: Sendable {
     public var dockerDataRoots: [String]
     /// Podman's container stores (graphroots) that exist: the default and storage.conf's.
     public var podmanStorageRoots: [String] = []
+    /// nerdctl's data roots that exist (its default, rootless users'):
+    /// `<root>/<address hash>/names/<namespace>/<name>` holds a container's id.
+    public var nerdctlDataRoots: [String] = []
     /// The rootless ones among those stores and data roots (rootless
     /// Podman's `~/.local/share/containers/storage`, rootless Docker's
     /// `~/.local/share/docker`): store or data root -> its user.
@@ -75,6 +79,7 @@ public struct WorkloadSources: Sendable {
                                       netnsDirExists: isDirectory(netnsDir))
         sources.rootlessOwners = docker.owners
         sources.podmanStorageRoots = podmanStorageRoots()
+        sources.nerdctlDataRoots = isDirectory(defaultNerdctlDataRoot) ? [defaultNerdctlDataRoot] : []
         sources.addRootless(users: users)
         sources.cgroupNamespace = CgroupNamespace.state
         if let h = try? CgroupRoot.v2.get() {
@@ -101,8 +106,8 @@ public struct WorkloadSources: Sendable {
     static let passwdPath = "/etc/passwd"
 
     /// Adds the rootless stores and data roots of `users` not known yet:
-    /// rootless Podman's store where it exists, rootless Docker's data root
-    /// where it has a `containers` directory (its dockerd runs only in the
+    /// rootless Podman's store and nerdctl's data root where they exist,
+    /// rootless Docker's data root where it has a `containers` directory (its dockerd runs only in the
     /// user's sessions, unless lingering). At start-up, and again while
     /// tracing (WorkloadResolver.rediscoverRootless: a user's first rootless
     /// container). Returns whether any was added.
@@ -118,6 +123,11 @@ public struct WorkloadSources: Sendable {
             if !podmanStorageRoots.contains(user.podmanStore), Self.isDirectory(user.podmanStore) {
                 podmanStorageRoots.append(user.podmanStore)
                 rootlessOwners[user.podmanStore] = user
+                added = true
+            }
+            if !nerdctlDataRoots.contains(user.nerdctlDataRoot), Self.isDirectory(user.nerdctlDataRoot) {
+                nerdctlDataRoots.append(user.nerdctlDataRoot)
+                rootlessOwners[user.nerdctlDataRoot] = user
                 added = true
             }
         }
@@ -193,6 +203,9 @@ public struct WorkloadSources: Sendable {
                 ? "" : ", container stores in " + podmanStorageRoots.joined(separator: ", ")
                     + " (published ports from db.sql there, through libsqlite3, or libpod/bolt_state.db; "
                     + "CONTAINERS_STORAGE_CONF names another store)" + rootlessNote(podmanStorageRoots)),
+            "nerdctl names            " + (nerdctlDataRoots.isEmpty
+                ? "no nerdctl data root (\(Self.defaultNerdctlDataRoot)): containerd's containers named by id only"
+                : "names/<namespace>/<name> files in " + nerdctlDataRoots.joined(separator: ", ") + rootlessNote(nerdctlDataRoots)),
             "lxc names                the payload cgroup (/lxc.payload.<name>: LXC, LXD, Incus; /lxc/<name>: older LXC, Proxmox VE)",
             "pod names                " + (podLogRootExists
                 ? "kubelet pod log directories in \(podLogRoot)"

@@ -32,6 +32,9 @@ public struct RootlessUser: Sendable, Hashable {
     /// Rootless Docker's default data root (`$XDG_DATA_HOME/docker`).
     public var dockerDataRoot: String { home + "/.local/share/docker" }
 
+    /// Rootless nerdctl's data root (its container names).
+    public var nerdctlDataRoot: String { home + "/.local/share/nerdctl" }
+
     /// The socket of the user's rootless dockerd (`$XDG_RUNTIME_DIR/docker.sock`).
     public var dockerSocket: String { "/run/user/\(uid)/docker.sock" }
 

@@ -105,6 +105,13 @@ public enum WorkloadNames {
         return ContainerRef(runtime: namespace == "moby" ? .docker : .containerd, id: id)
     }
 
+    /// A nerdctl name file's content (`<data root>/<address hash>/names/<namespace>/<name>`):
+    /// the container id it names, when it is one.
+    public static func nerdctlNameFile(_ text: String) -> String? {
+        let id = text.trimmingCharacters(in: " \n")
+        return CgroupIdentity.isContainerID(id) ? id : nil
+    }
+
     /// Is this process a Docker daemon (argv[0] ending in `dockerd`)?
     public static func isDockerd(commandLine args: [String]) -> Bool {
         guard let first = args.first else { return false }
