@@ -78,7 +78,9 @@ struct TimeoutTests {
         let client = try NetNS(), server = try NetNS(), other = try NetNS()
         defer { client.remove(); server.remove(); other.remove() }
         try server.link(to: client)  // server 198.18.0.1, client .2
-        try synRetries(client)
+        // Two SYN retransmissions (1 s, 3 s; the timeout at 7 s): the storm
+        // below starts after the first and has until the timeout.
+        try sh(["ip", "netns", "exec", client.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=2"])
         let port = randomPort()
         try server.loadNft("""
             table inet tmo_test {
@@ -96,9 +98,11 @@ struct TimeoutTests {
         // retransmission (1 s) keeps a copy: that would take 8 of them in
         // its one set, about 500 a second host-wide.
         let trace = try TraceSession(["--test-connect-table-sets", "64"])
-        // 2,048 healthy connections in another namespace, from 1.5 s on:
-        // past the first SYN retransmission (1 s), before the timeout (3 s);
-        // 32 per set on average. A healthy connection's entry is never
+        // 2,048 healthy connections in another namespace, once the
+        // connect()'s first SYN retransmission is done (its socket's timer
+        // says so: a fixed delay raced the client's start on a loaded
+        // machine, and an entry given up before that retransmission has no
+        // copy), before the timeout; 32 per set on average. A healthy connection's entry is never
         // removed (a failed one's is, at its error), so these fill the
         // table; they stay open (queued on a listener nobody accepts from)
         // until all are made: a closed socket's memory is the next one's,
@@ -106,7 +110,11 @@ struct TimeoutTests {
         let storm = Process()
         storm.executableURL = URL(fileURLWithPath: "/bin/sh")
         storm.arguments = ["-c", """
-            sleep 1.5; exec ip netns exec \(other.name) /usr/bin/python3 -c '
+            for i in $(seq 300); do
+              ip netns exec \(client.name) ss -Htno state syn-sent "dport = :\(port)" | grep -q 'timer:(on,[^,]*,[1-9]' && break
+              sleep 0.05
+            done
+            exec ip netns exec \(other.name) /usr/bin/python3 -c '
             import resource, socket
             resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
             server = socket.socket()
