@@ -103,10 +103,18 @@ static __always_inline int conn_on_connect(struct bpf_sock_addr *ctx)
 }
 
 
+/* What conn_take found. */
+enum conn_taken {
+	CONN_RACED = -1, /* another CPU took it: one report per connection */
+	CONN_NONE = 0,   /* no entry: given up before a SYN retransmission kept a
+			  * copy (more connect()s than the table holds within a
+			  * second), or its connect() came before synsight */
+	CONN_TAKEN = 1,
+};
+
 /* The entry of the connect() of `sk`, removed: from `connecting`, else
- * (given up there) from `connecting_retry`. False when there is none or
- * it was taken already: one report per connection. */
-static __always_inline bool conn_take(const struct sock *sk, struct connect_info *out)
+ * (given up there) from `connecting_retry`. */
+static __always_inline enum conn_taken conn_take(const struct sock *sk, struct connect_info *out)
 {
 	/* The table keeps entries past CLOSE: the cookie tells this socket's
 	 * own connect() from an earlier socket's at the same address. */
@@ -119,14 +127,16 @@ static __always_inline bool conn_take(const struct sock *sk, struct connect_info
 		barrier();
 		if (out->cookie == bpf_get_socket_cookie((void *)sk)) {
 			if (!conn_del(set, way, key))
-				return false;
+				return CONN_RACED;
 			/* A copy kept at a SYN retransmission must not report it again. */
 			if (conn_maybe_kept(out->ts_ns))
 				bpf_map_delete_elem(&connecting_retry, &key);
-			return true;
+			return CONN_TAKEN;
 		}
 	}
-	return conn_kept(sk, key, out, true);
+	if (!bpf_map_lookup_elem(&connecting_retry, &key))
+		return CONN_NONE;
+	return conn_kept(sk, key, out, true) ? CONN_TAKEN : CONN_RACED;
 }
 
 /* inet_sk_error_report, with SYN_CFG_NO_STATE_HOOK. A TCP socket's error:
@@ -152,11 +162,16 @@ static __always_inline int conn_on_error_report(const struct sock *sk)
 	sock_local_of(sk, &t, true);
 	if (connect_error_folded(&t, err))
 		return 0;
-	struct connect_info ci;
-	if (!conn_take(sk, &ci))
+	struct connect_info ci = {};
+	enum conn_taken taken = conn_take(sk, &ci);
+	if (taken == CONN_RACED)
 		return 0;
 	bool failed = BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) == 0;
-	bool reset_after_setup = !failed && err == ECONNRESET &&
+	/* A failed connect() without its entry is still reported, with no task
+	 * (pid 0) and no connect() time: never a silent loss. */
+	if (taken == CONN_NONE && !failed)
+		return 0;
+	bool reset_after_setup = taken == CONN_TAKEN && !failed && err == ECONNRESET &&
 		bpf_ktime_get_boot_ns() - ci.ts_ns < RESET_AFTER_SETUP_NS;
 	if (failed || reset_after_setup)
 		emit_connect_error_of(sk, &t, &ci, SYN_EV_CONNECT_ERROR, err, false);

@@ -179,8 +179,10 @@ struct syn_ev_exit {
 struct syn_ev_connect_error {
 	struct syn_hdr hdr;
 	struct syn_tuple t;  /* local = client address/port; remote = destination */
-	struct syn_task task;/* captured at connect() (CLOSE->SYN_SENT), process context */
-	__u64 connect_ts_ns; /* when connect() started, CLOCK_BOOTTIME */
+	struct syn_task task;/* captured at connect() (CLOSE->SYN_SENT), process context;
+			      * all 0 when that connect() was not seen (before synsight,
+			      * or its entry given up before a retransmission kept a copy) */
+	__u64 connect_ts_ns; /* when connect() started, CLOCK_BOOTTIME; 0: not seen */
 	__u32 netns;
 	__s32 err;           /* sk->sk_err when leaving SYN_SENT: 111, 110, 113, ... */
 };

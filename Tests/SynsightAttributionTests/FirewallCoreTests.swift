@@ -71,7 +71,7 @@ struct FirewallDecodeTests {
         s.hdr.kind = UInt8(SYN_EV_FW_SOFT_ERROR.rawValue); s.hdr.abi = UInt8(SYN_ABI_VERSION)
         s.t.family = 2; s.err = 111; s.task.pid = 78
         guard case .connectError(let ce) = try EventDecoder.decode(bytes(s)) else { Issue.record("wrong case"); return }
-        #expect(ce.errno == 111 && ce.task.pid == 78)
+        #expect(ce.errno == 111 && ce.task?.pid == 78)
     }
 
     @Test("truncated firewall records are rejected with their size")

@@ -111,6 +111,7 @@ struct SchemaRecordsTests {
         out += ConntrackDecisionTests.fullRecords() + ConntrackDecisionTests.invalidRecords()
         out += WorkloadIdentityTests.restartingRecords()
         out += WorkloadIdentityTests.relaunchedRecords()
+        out += TimeoutCoreTests.unseenClientRecords()
         out += StartingWorkloadTests.records()
         out += DeviceBindingTests.records()
         out += CgroupProgramDenialTests.records()

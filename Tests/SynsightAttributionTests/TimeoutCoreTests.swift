@@ -54,6 +54,32 @@ struct TimeoutCoreTests {
         #expect(e.finish().isEmpty)
     }
 
+    /// Timeouts of a connect() the kernel side did not see (no task, no
+    /// connect() time): explained past the host, and not explained.
+    static func unseenClientRecords() -> [Record] {
+        var e = engine()
+        let unseen = { (ts: UInt64) -> KernelEvent in
+            .connectError(ConnectError(ts: ts, connectTs: nil, family: .ipv4, local: client, remote: server,
+                                       task: nil, netns: hostNS, errno: 110))
+        }
+        var out = e.ingest(route(ts: 3_000_000_000))
+        out += e.ingest(unseen(3_000_000_100))
+        out += e.ingest(unseen(5_000_000_000))
+        return out + e.finish()
+    }
+
+    @Test("a timed-out connect() whose connect() was not seen (its entry given up, or before synsight): still reported, without a process or a time")
+    func unseenClient() throws {
+        let records = Self.unseenClientRecords()
+        #expect(records.count == 2)
+        let past = try #require(records.first { $0.reason == .connectTimeout })
+        #expect(past.process == nil && past.evidence("after_ms") == nil && past.evidence("client_seen") == .bool(false))
+        #expect(past.hint?.contains("never answered \(ConnectError.unseenClient)'s 2 SYNs") == true, "\(past.hint ?? "")")
+        let unknown = try #require(records.first { $0.reason == .unknown })
+        #expect(unknown.process == nil && unknown.cause?.rawValue == Cause.Unknown.timedOut.rawValue)
+        #expect(unknown.hint?.contains(ConnectError.unseenClient) == true, "\(unknown.hint ?? "")")
+    }
+
     @Test("ETIMEDOUT then route (the report after tcp_done): joined when the route comes; directly connected")
     func errorFirst() throws {
         var e = engine()

@@ -141,6 +141,45 @@ struct TimeoutTests {
         try expectFirewallTimeout(r, trace, pid: c.pid, dropNetns: server.inode)
     }
 
+    @Test("a connect() made before synsight started, then timed out: still reported (dropped_on_host, the drop named), without a process: client_seen false")
+    func timeoutOfUnseenConnect() throws {
+        let client = try NetNS(), server = try NetNS()
+        defer { client.remove(); server.remove() }
+        try server.link(to: client)  // server 198.18.0.1, client .2
+        // Two SYN retransmissions (1 s, 3 s; the timeout at 7 s): synsight starts in between.
+        try sh(["ip", "netns", "exec", client.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=2"])
+        let port = randomPort()
+        try server.loadNft("""
+            table inet tmo_test {
+              chain input {
+                type filter hook input priority 0; policy accept;
+                tcp dport \(port) drop comment "tmo-unseen-\(port)"
+              }
+            }
+            """)
+        let connect = Process()
+        connect.executableURL = URL(fileURLWithPath: "/usr/bin/ip")
+        connect.arguments = ["netns", "exec", client.name, "/usr/bin/python3", Peer.script, "connect", "198.18.0.1", String(port),
+                             "--timeout", "15"]
+        let out = Pipe()
+        connect.standardOutput = out
+        try connect.run()
+        #expect(waitUntil(timeout: 5) {
+            !((try? sh(["ip", "netns", "exec", client.name, "ss", "-Htn", "state", "syn-sent", "dport = :\(port)"])) ?? "").isEmpty
+        }, "the connect() did not start")
+        let trace = try TraceSession([])
+        connect.waitUntilExit()
+        let answer = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(answer.hasSuffix(" \(ETIMEDOUT)\n"), "connect: \(answer)")
+        let r = try #require(timeout(trace, ns: client, port: port), "stdout: \(trace.stdout)\nstderr: \(trace.stderr)")
+        trace.stop()
+        #expect(r.string("reason") == "connect_timeout" && r.string("cause") == "dropped_on_host", "\(r)")
+        #expect(r.object("process") == nil, "\(r)")
+        #expect(r.evidence["client_seen"] as? Bool == false && r.evidence["after_ms"] == nil, "\(r)")
+        #expect((r.evidence["drop"] as? [String: Any])?["netns"] as? Int == server.inode, "\(r)")
+        #expect((r.string("hint") ?? "").hasPrefix("connect() from an unseen client to 198.18.0.1:\(port) timed out:"), "\(r)")
+    }
+
     @Test("SYNs dropped by a listener's full accept queue over loopback: dropped_on_host names the queue")
     func acceptQueueFullOnHost() throws {
         let ns = try NetNS()

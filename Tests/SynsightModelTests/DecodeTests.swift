@@ -253,12 +253,24 @@ struct DecodeRecordTests {
         #expect(ce.family == .ipv4)
         #expect(ce.local.description == "127.0.0.1:40000")
         #expect(ce.remote.description == "127.0.0.1:9")
-        #expect(ce.task.pid == 777)
-        #expect(ce.task.tid == 778)
-        #expect(ce.task.uid == 1001)
-        #expect(ce.task.comm == "curl")
+        #expect(ce.task?.pid == 777)
+        #expect(ce.task?.tid == 778)
+        #expect(ce.task?.uid == 1001)
+        #expect(ce.task?.comm == "curl")
         #expect(ce.netns == 4_026_531_840)
         #expect(ce.errno == 111)
+        #expect(ce.elapsedMs == 0 && ce.clientLabel == "curl (pid 777)")
+    }
+
+    @Test("a connect() error whose connect() the kernel side did not see (no entry: all zero): no task, no connect() time")
+    func connectErrorUnseen() throws {
+        guard case .connectError(let ce) = try EventDecoder.decode(connectErrorRecord(err: 110, seen: false)) else {
+            Issue.record("expected connectError")
+            return
+        }
+        #expect(ce.task == nil && ce.connectTs == nil && ce.elapsedMs == nil)
+        #expect(ce.clientLabel == ConnectError.unseenClient)
+        #expect(ce.errno == 110 && ce.remote.description == "127.0.0.1:9")
     }
 
     @Test func connectErrorIPv6Timeout() throws {

@@ -97,12 +97,16 @@ package func exitRecord(exitCode: UInt32, comm: [UInt8] = Array("redis-server".u
 }
 
 package func connectErrorRecord(err: Int32 = 111, family: UInt16 = 2,
-                        local: [UInt8] = mapped(127, 0, 0, 1), remote: [UInt8] = mapped(127, 0, 0, 1)) -> [UInt8] {
+                        local: [UInt8] = mapped(127, 0, 0, 1), remote: [UInt8] = mapped(127, 0, 0, 1),
+                        seen: Bool = true) -> [UInt8] {
     var e = syn_ev_connect_error()
     e.hdr = header(SYN_EV_CONNECT_ERROR, size: MemoryLayout<syn_ev_connect_error>.size, ts: 2_000_500)
     e.t = tuple(local: local, lport: 40_000, remote: remote, rport: 9, family: family)
-    e.task = task(pid: 777, tid: 778, uid: 1001, cgroup: 9, comm: Array("curl".utf8))
-    e.connect_ts_ns = 2_000_000
+    // Not seen: the kernel side had no entry of its connect() (all zero).
+    if seen {
+        e.task = task(pid: 777, tid: 778, uid: 1001, cgroup: 9, comm: Array("curl".utf8))
+        e.connect_ts_ns = 2_000_000
+    }
     e.netns = 4_026_531_840
     e.err = err
     return rawBytes(of: e)

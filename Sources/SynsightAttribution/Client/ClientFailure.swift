@@ -19,13 +19,13 @@ extension AttributionEngine {
         let dest = ce.remote
         var r = Record(ts: clock.epoch(ce.ts), kind: .connectFailure, port: dest.port, family: ce.family,
                        netns: ce.netns, local: ce.local, remote: ce.remote)
-        r.process = ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid),
-                               workload: resolver?.workload(task: ce.task))
-        let who = "\(ce.task.comm) (pid \(ce.task.pid))"
-        let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
+        r.process = clientRef(ce)
+        let who = ce.clientLabel
+        let elapsedMs = ce.elapsedMs
         var evidence = ClientFailureEvidence()
         evidence.errno = ErrnoName.name(ce.errno)
         evidence.afterMs = elapsedMs
+        evidence.clientSeen = ce.task != nil
         evidence.hook = clientErrorHook.rawValue
         // What was seen; the fix comes from the advice catalogue.
         let seen: String
@@ -50,7 +50,7 @@ extension AttributionEngine {
         case 104:
             r.reason = .resetByPeer
             r.cause = .resetByPeer(.resetAfterSetup)
-            seen = "\(dest) reset the connection \(elapsedMs) ms after \(who) connected: a server refusing after the handshake "
+            seen = "\(dest) reset the connection \(elapsedMs ?? 0) ms after \(who) connected: a server refusing after the handshake "
                 + "(e.g. its accept queue overflowed with tcp_abort_on_overflow=1, or it closed with unread data)"
             evidence.state = ClientFailureEvidence.established
         default:
@@ -59,7 +59,7 @@ extension AttributionEngine {
             seen = "connect() from \(who) to \(dest) failed with \(ErrnoName.name(ce.errno))"
         }
         let advice = Advice.for(reason: r.reason, cause: r.cause,
-                                facts: Advice.Facts(port: dest.port, pid: ce.task.pid, address: dest.addr, family: ce.family))
+                                facts: Advice.Facts(port: dest.port, pid: ce.task?.pid, address: dest.addr, family: ce.family))
         r.hint = seen + (r.cause == .unknown(.connectError) ? "" : ": " + advice.fix)
         r.evidence = evidence.fields
         return r

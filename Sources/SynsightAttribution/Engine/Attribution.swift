@@ -297,9 +297,9 @@ public struct AttributionEngine {
         }
     }
 
-    func clientRef(_ ce: ConnectError) -> ProcessRef {
-        ProcessRef(pid: ce.task.pid, comm: ce.task.comm, exe: resolver?.exe(pid: ce.task.pid),
-                   workload: resolver?.workload(task: ce.task))
+    /// The client of a connect() error; nil when its connect() was not seen.
+    func clientRef(_ ce: ConnectError) -> ProcessRef? {
+        ce.task.map { ProcessRef(pid: $0.pid, comm: $0.comm, exe: resolver?.exe(pid: $0.pid), workload: resolver?.workload(task: $0)) }
     }
 
     /// Emit refusals whose join window has passed (`now` in kernel boot ns).
@@ -536,7 +536,7 @@ public struct AttributionEngine {
     /// started after the listener exited: a health check, a sidecar) was no
     /// restart, and `exited` (its `listener_exited` record) stands instead.
     func joinClient(_ ce: ConnectError, to record: inout Record, exited: ExitedRecord?) {
-        if let exited, record.process?.pid == ce.task.pid { record = exited.record }
+        if let exited, let pid = ce.task?.pid, record.process?.pid == pid { record = exited.record }
         record.client = clientRef(ce)
     }
 }

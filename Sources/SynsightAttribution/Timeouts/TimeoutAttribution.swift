@@ -208,10 +208,11 @@ extension AttributionEngine {
         var r = Record(ts: clock.epoch(ce.ts), kind: .connectFailure, reason: .connectTimeout,
                        port: ce.remote.port, family: ce.family, netns: ce.netns, local: ce.local, remote: ce.remote)
         r.process = clientRef(ce)
-        let elapsedMs = ce.ts >= ce.connectTs ? Int64((ce.ts - ce.connectTs) / 1_000_000) : 0
+        let elapsedMs = ce.elapsedMs
         var ev = ConnectTimeoutEvidence()
         ev.errno = ErrnoName.name(ce.errno)
         ev.afterMs = elapsedMs
+        ev.clientSeen = ce.task != nil
         ev.hook = clientErrorHook.rawValue
         if let route {
             ev.synRetransmits = route.synRetransmits
@@ -222,12 +223,12 @@ extension AttributionEngine {
                 ev.routeFrom = route.fromLastRetransmit ? "last_retransmit" : "socket"
             }
         }
-        let who = "\(ce.task.comm) (pid \(ce.task.pid))"
+        let who = ce.clientLabel
         let sent = route.map { "\($0.synRetransmits + 1) SYNs" } ?? "SYNs"
         if let drop {
             r.cause = .connectTimeout(.droppedOnHost)
             ev.drop = drop.json
-            r.hint = "connect() from \(who) to \(ce.remote) timed out after \(elapsedMs) ms: \(drop.droppedText) were dropped on this host by "
+            r.hint = "connect() from \(who) to \(ce.remote) timed out\(elapsedMs.map { " after \($0) ms" } ?? ""): \(drop.droppedText) were dropped on this host by "
                 + drop.actor + " (the \(drop.reason.rawValue) record at the first drop)" + (drop.hint.map { ": " + $0 } ?? "")
         } else if let e = route?.egress, pastHost {
             r.cause = .connectTimeout(.noAnswerPastHost)

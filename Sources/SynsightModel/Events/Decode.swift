@@ -112,8 +112,10 @@ public enum EventDecoder {
     /// SYN_EV_CONNECT_ERROR and SYN_EV_FW_SOFT_ERROR share this layout.
     package static func connectError(_ e: syn_ev_connect_error) throws(DecodeError) -> ConnectError {
         let t = try tuple(e.t)
-        return ConnectError(ts: e.hdr.ts_ns, connectTs: e.connect_ts_ns, family: t.family,
-                            local: t.local, remote: t.remote, task: task(e.task),
+        // pid 0: the kernel side had no entry of its connect() (no task, no time).
+        let seen = e.task.pid != 0
+        return ConnectError(ts: e.hdr.ts_ns, connectTs: seen ? e.connect_ts_ns : nil, family: t.family,
+                            local: t.local, remote: t.remote, task: seen ? task(e.task) : nil,
                             netns: e.netns, errno: e.err)
     }
 

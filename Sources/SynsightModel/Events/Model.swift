@@ -221,17 +221,21 @@ public struct ProcessExit: Sendable, Hashable {
 /// at connect() time; `local` is the client end.
 public struct ConnectError: Sendable, Hashable {
     public var ts: UInt64
-    public var connectTs: UInt64
+    /// When connect() started; nil when it was not seen (with `task`).
+    public var connectTs: UInt64?
     public var family: AddressFamily
     public var local: Endpoint
     public var remote: Endpoint
-    public var task: TaskInfo
+    /// nil when synsight did not see the connect(): it came before synsight
+    /// started, or its connecting-socket entry was given up (more connect()s
+    /// host-wide than the table holds) before a SYN retransmission kept a copy.
+    public var task: TaskInfo?
     public var netns: UInt32
     /// Positive errno (111 ECONNREFUSED, 110 ETIMEDOUT, 113 EHOSTUNREACH, ...).
     public var errno: Int32
 
-    public init(ts: UInt64, connectTs: UInt64, family: AddressFamily, local: Endpoint,
-                remote: Endpoint, task: TaskInfo, netns: UInt32, errno: Int32) {
+    public init(ts: UInt64, connectTs: UInt64?, family: AddressFamily, local: Endpoint,
+                remote: Endpoint, task: TaskInfo?, netns: UInt32, errno: Int32) {
         self.ts = ts
         self.connectTs = connectTs
         self.family = family
@@ -240,6 +244,17 @@ public struct ConnectError: Sendable, Hashable {
         self.task = task
         self.netns = netns
         self.errno = errno
+    }
+
+    /// "curl (pid 4410)", or what is known of a client whose connect() was not seen.
+    public var clientLabel: String { task.map { "\($0.comm) (pid \($0.pid))" } ?? ConnectError.unseenClient }
+
+    /// How a hint names a client whose connect() was not seen (evidence `client_seen: false` says why).
+    public static let unseenClient = "an unseen client"
+
+    /// Milliseconds from connect() to the error; nil when connect() was not seen.
+    public var elapsedMs: Int64? {
+        connectTs.map { ts >= $0 ? Int64((ts - $0) / 1_000_000) : 0 }
     }
 }
 

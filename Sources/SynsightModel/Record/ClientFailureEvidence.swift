@@ -8,6 +8,9 @@ public struct ClientFailureEvidence: ReasonEvidence {
 
     /// The connect()'s error (`ErrnoName`).
     public var errno: String?
+    /// false when synsight did not see the connect() (ConnectError.task
+    /// nil): no process, no `afterMs`.
+    public var clientSeen = true
     /// Milliseconds from connect() to the error.
     public var afterMs: Int64?
     /// The kernel hook that saw the error (`ClientErrorHook`).
@@ -22,7 +25,7 @@ public struct ClientFailureEvidence: ReasonEvidence {
 
     public static let layout: [EvidenceField<ClientFailureEvidence>] = [
         .string(.errno, \.errno), .int(.afterMs, \.afterMs), .string(.hook, \.hook), .string(.state, \.state),
-        .value(.reset, \.reset),
+        .value(.reset, \.reset), .flag(.clientSeen, \.clientSeen, default: true),
     ]
 }
 

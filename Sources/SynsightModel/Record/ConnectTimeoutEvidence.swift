@@ -8,6 +8,9 @@ public struct ConnectTimeoutEvidence: ReasonEvidence {
 
     /// ETIMEDOUT.
     public var errno: String?
+    /// false when synsight did not see the connect() (ConnectError.task
+    /// nil): no process, no `afterMs`.
+    public var clientSeen = true
     /// Milliseconds from connect() to the timeout.
     public var afterMs: Int64?
     /// The kernel hook that saw the error (`ClientErrorHook`).
@@ -30,7 +33,7 @@ public struct ConnectTimeoutEvidence: ReasonEvidence {
         .string(.errno, \.errno), .int(.afterMs, \.afterMs), .string(.hook, \.hook),
         .int(.synRetransmits, \.synRetransmits), .string(.egressInterface, \.egressInterface),
         .int(.ifindex, \.ifindex), .string(.nextHop, \.nextHop), .string(.routeFrom, \.routeFrom),
-        .value(.drop, \.drop),
+        .value(.drop, \.drop), .flag(.clientSeen, \.clientSeen, default: true),
     ]
 }
 

@@ -30,6 +30,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case clientContext = "client_context"
     case clientErrno = "client_errno"
     case clientLookup = "client_lookup"
+    case clientSeen = "client_seen"
     case closedAt = "closed_at"
     case closedAtExact = "closed_at_exact"
     case closedBy = "closed_by"
