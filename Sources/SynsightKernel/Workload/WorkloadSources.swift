@@ -195,7 +195,8 @@ public struct WorkloadSources: Sendable {
             "cgroups                  \(cgroupMode.rawValue)" + (cgroupV2Source.map { "; v2 read through \($0)" } ?? ""),
             "cgroup namespace         " + cgroupNamespace.detail,
             "docker names             " + (dockerDataRoots.isEmpty
-                ? "no Docker data root found (no dockerd running, no \(Self.defaultDockerDataRoot)/containers): containers named by id only"
+                ? "no Docker data root found (no dockerd running, no \(Self.defaultDockerDataRoot)/containers, no user's "
+                    + "~/.local/share/docker/containers: looked for again, at most every 10 s, when needed): containers named by id only"
                 : "container configs in " + dockerDataRoots.joined(separator: ", ")
                     + " (names, and Compose and Swarm services from their labels)"
                     + rootlessNote(dockerDataRoots)),
