@@ -5,8 +5,9 @@ import Testing
 /// (`--root`, `--runroot`, `--tmpdir`; vfs storage, the cgroupfs manager,
 /// file events: no systemd here) and containers without a network (no
 /// bridge, no firewall rules). What Podman leaves on the host anyway is
-/// removed in `stop()`: its cgroups (`libpod_parent` in every hierarchy)
-/// and its blob cache in /var/lib/containers when that did not exist.
+/// removed in `stop()`: its cgroups (`libpod_parent` in every hierarchy),
+/// its blob cache in /var/lib/containers and runc's state root /run/runc
+/// when they did not exist.
 final class Podman {
     static let binary = "/usr/bin/podman"
     /// The OCI runtime: runc (installed with docker.io), not Podman's default
@@ -17,9 +18,12 @@ final class Podman {
     static let varLib = "/var/lib/containers"
     /// libcni's result cache (its default cache directory), written on every network set-up.
     static let varLibCNI = "/var/lib/cni"
+    /// runc's default state root, which Podman's runc leaves behind.
+    static let runRunc = "/run/runc"
     let root: String
     let hadVarLib: Bool
     let hadVarLibCNI: Bool
+    let hadRunRunc: Bool
     let cgroupsBefore: Set<String>
     /// With a network: its CNI configuration directory, bridge, and the host before.
     let network: (dir: String, name: String, bridge: String, hostBefore: HostNetworkState)?
@@ -34,6 +38,7 @@ final class Podman {
         root = tempDir()
         hadVarLib = FileManager.default.fileExists(atPath: Self.varLib)
         hadVarLibCNI = FileManager.default.fileExists(atPath: Self.varLibCNI)
+        hadRunRunc = FileManager.default.fileExists(atPath: Self.runRunc)
         cgroupsBefore = Self.libpodCgroups()
         guard network else { self.network = nil; return }
         let hostBefore = HostNetworkState.capture()
@@ -141,6 +146,7 @@ final class Podman {
         #expect(left.isEmpty, "Podman's cgroups could not be removed: \(left.sorted())")
         if !hadVarLib { try? FileManager.default.removeItem(atPath: Self.varLib) }
         if !hadVarLibCNI { try? FileManager.default.removeItem(atPath: Self.varLibCNI) }
+        if !hadRunRunc { rmdir(Self.runRunc) }  // empty once its containers are gone
         if let network {
             // CNI's DEL took the container's rules; portmap's chains, the bridge and ip_forward stay.
             _ = try? sh(["ip", "link", "del", network.bridge], allowFailure: true)
