@@ -121,8 +121,9 @@ public final class WorkloadResolver {
         return id
     }
 
-    /// Names a Docker or Podman container and its Compose service; whether
-    /// that is all there is to find (another runtime's has no names here).
+    /// Names a Docker, Podman or nerdctl container (and a Docker or Podman
+    /// one's Compose service); whether that is all there is to find (CRI-O's
+    /// and LXC's have no names to look up here).
     @discardableResult
     func nameContainer(_ c: inout ContainerRef, pid: UInt32?) -> Bool {
         switch c.runtime {
