@@ -11,13 +11,15 @@ import Testing
 /// the veths on it if it created it, unmounts what it left, removes Docker's
 /// chains and rules (`DockerFirewall`), writes back the sysctls it changed
 /// and removes everything it created on the host (its directories,
-/// /etc/docker/key.json, /run/containerd, /opt/containerd, its `docker`
+/// /etc/docker/key.json, /run/containerd, /opt/containerd, /run/runc, its `docker`
 /// cgroups) that did not exist before.
 final class DockerDaemon {
     static let dockerd = "/usr/sbin/dockerd"
     static let client = "/usr/bin/docker"
-    /// Host paths dockerd, its containerd and its BuildKit create outside the roots given to them.
-    static let sideEffects = ["/etc/docker", "/run/docker", "/run/containerd", "/opt/containerd"]
+    /// Host paths dockerd, its containerd and its BuildKit create outside the
+    /// roots given to them (BuildKit's RUN steps leave runc's default state
+    /// root, /run/runc).
+    static let sideEffects = ["/etc/docker", "/run/docker", "/run/containerd", "/opt/containerd", "/run/runc"]
         + ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd", "unified", ""]
             .map { "/sys/fs/cgroup/\($0)\($0.isEmpty ? "" : "/")docker" }
             .flatMap { [$0 + "/buildkit", $0] }  // BuildKit's (image builds), before its parent

@@ -137,16 +137,20 @@ final class Podman {
         for m in mounts.sorted(by: { $0.count > $1.count }) { _ = umount2(m, Int32(MNT_DETACH)) }
         // conmon leaves its cgroup only when it exits, a moment after the
         // container is removed: retry until each directory made here is gone.
+        // runc's state root likewise empties only once its containers' state is gone.
         _ = waitUntil(timeout: 15) {
             let left = Self.libpodCgroups().subtracting(cgroupsBefore)
             for dir in left.sorted(by: { $0.count > $1.count }) { rmdir(dir) }
+            if !hadRunRunc { rmdir(Self.runRunc) }
             return Self.libpodCgroups().subtracting(cgroupsBefore).isEmpty
+                && (hadRunRunc || !FileManager.default.fileExists(atPath: Self.runRunc))
         }
         let left = Self.libpodCgroups().subtracting(cgroupsBefore)
         #expect(left.isEmpty, "Podman's cgroups could not be removed: \(left.sorted())")
         if !hadVarLib { try? FileManager.default.removeItem(atPath: Self.varLib) }
         if !hadVarLibCNI { try? FileManager.default.removeItem(atPath: Self.varLibCNI) }
-        if !hadRunRunc { rmdir(Self.runRunc) }  // empty once its containers are gone
+        #expect(hadRunRunc || !FileManager.default.fileExists(atPath: Self.runRunc),
+                "runc's state root \(Self.runRunc) was left: \((try? FileManager.default.contentsOfDirectory(atPath: Self.runRunc)) ?? [])")
         if let network {
             // CNI's DEL took the container's rules; portmap's chains, the bridge and ip_forward stay.
             _ = try? sh(["ip", "link", "del", network.bridge], allowFailure: true)
