@@ -179,8 +179,13 @@ public final class ProcfsResolver: ProcessResolver {
     public func launch(pid: UInt32) -> ProcessLaunch? {
         guard let stat = ProcFS.read("/proc/\(pid)/stat", limit: 4096), let parent = ProcStat.parent(stat), parent > 1,
               let parentStat = ProcFS.read("/proc/\(parent)/stat", limit: 4096), let parentComm = ProcStat.comm(parentStat),
-              let cmdline = ProcFS.readBytes("/proc/\(pid)/cmdline", limit: 65536) else { return nil }
-        return ProcessLaunch(parent: parent, parentComm: String(parentComm), commandLineHash: ProcessLaunch.hash(commandLine: cmdline))
+              let hash = Self.commandLineHash(pid) else { return nil }
+        return ProcessLaunch(parent: parent, parentComm: String(parentComm), commandLineHash: hash)
+    }
+
+    /// ProcessLaunch.hash of /proc/<pid>/cmdline; nil when it cannot be read.
+    static func commandLineHash(_ pid: UInt32) -> UInt64? {
+        ProcFS.readBytes("/proc/\(pid)/cmdline", limit: 65536).map(ProcessLaunch.hash(commandLine:))
     }
 
     /// Per (parent, exited pid, exit time): what the parent's children gave,
@@ -193,9 +198,9 @@ public final class ProcfsResolver: ProcessResolver {
         let found = relaunches.value(key, now: ConditionLock.now()) {
             ProcFS.children(of: launch.parent).first { child in
                 guard child != pid, let stat = ProcFS.read("/proc/\(child)/stat", limit: 4096), ProcStat.comm(stat) == Substring(comm),
-                      let ticks = ProcStat.startTicks(stat), ticks * ProcFS.nsPerTick + WorkloadResolver.startSlackNs >= startedAfter,
-                      let cmdline = ProcFS.readBytes("/proc/\(child)/cmdline", limit: 65536) else { return false }
-                return ProcessLaunch.hash(commandLine: cmdline) == launch.commandLineHash
+                      let ticks = ProcStat.startTicks(stat), ticks * ProcFS.nsPerTick + WorkloadResolver.startSlackNs >= startedAfter
+                else { return false }
+                return Self.commandLineHash(child) == launch.commandLineHash
             }
         }
         guard let next = found else { return nil }
@@ -253,25 +258,17 @@ public final class ProcfsResolver: ProcessResolver {
 
     /// Docker's and Podman's port bindings, read at most every
     /// `bindingsTTLNs` (a refusal storm on a published port reads the
-    /// configs once, not per refusal).
+    /// configs once, not per refusal), through the workload resolver's
+    /// readers (one per runtime, made again when rootless roots appear).
     var bindings: (at: UInt64, list: [DockerPortBinding])?
-    lazy var dockerPorts: DockerPortReader? = workloads.flatMap {
-        $0.sources.dockerDataRoots.isEmpty ? nil : DockerPortReader(roots: $0.sources.dockerDataRoots, owners: $0.sources.rootlessOwners)
-    }
-    lazy var podmanPorts: PodmanPortReader? = workloads.flatMap {
-        $0.sources.podmanStorageRoots.isEmpty ? nil : $0.podmanStores
-    }
     static let bindingsTTLNs: UInt64 = 2_000_000_000
 
     public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] {
-        guard workloads != nil else { return [] }
+        guard let workloads else { return [] }
         let now = bootTimeNow()  // the kernel events' clock, which `freshSince` is on
         if bindings == nil || now &- bindings!.at > Self.bindingsTTLNs || bindings!.at < freshSince {
-            if let workloads, workloads.rediscoverRootless() {
-                dockerPorts = DockerPortReader(roots: workloads.sources.dockerDataRoots, owners: workloads.sources.rootlessOwners)
-                podmanPorts = workloads.podmanStores
-            }
-            bindings = (now, (dockerPorts?.bindings() ?? []) + (podmanPorts?.bindings() ?? []))
+            workloads.rediscoverRootless()
+            bindings = (now, workloads.dockerPorts.bindings() + workloads.podmanStores.bindings())
         }
         return bindings?.list.filter { $0.hostPort == port } ?? []
     }

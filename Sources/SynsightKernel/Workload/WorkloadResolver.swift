@@ -194,23 +194,32 @@ public final class WorkloadResolver {
     /// Looks for new rootless stores and data roots (when a refusal of a
     /// published port or a container's name needs them, at most every
     /// `rootlessRecheckNs`): /etc/passwd read again, and a stat or two per
-    /// user. Returns whether any was added; the Podman reader is then made
-    /// again with them.
+    /// user. Returns whether any was added; the Docker and Podman readers
+    /// are then made again with them.
     @discardableResult
     public func rediscoverRootless() -> Bool {
         let now = Self.monotonicNow()
         if let at = rootlessCheckedAt, now &- at < Self.rootlessRecheckNs { return false }
         rootlessCheckedAt = now
         guard sources.addRootless(users: WorkloadSources.passwdUsers()) else { return false }
-        podmanStores = PodmanPortReader(roots: sources.podmanStorageRoots, owners: sources.rootlessOwners)
+        dockerPorts = Self.dockerPorts(sources)
+        podmanStores = Self.podmanStores(sources)
         return true
     }
+
+    /// Docker's published ports, running or not (ProcfsResolver.publishers):
+    /// one reader, made again when rediscovery adds a data root.
+    lazy var dockerPorts = Self.dockerPorts(sources)
+
+    static func dockerPorts(_ s: WorkloadSources) -> DockerPortReader { DockerPortReader(roots: s.dockerDataRoots, owners: s.rootlessOwners) }
 
     // MARK: - Podman
 
     /// libpod's databases: a container's Compose service here, the published
     /// ports for ProcfsResolver.publishers (one reader: each database parsed once per change).
-    lazy var podmanStores = PodmanPortReader(roots: sources.podmanStorageRoots, owners: sources.rootlessOwners)
+    lazy var podmanStores = Self.podmanStores(sources)
+
+    static func podmanStores(_ s: WorkloadSources) -> PodmanPortReader { PodmanPortReader(roots: s.podmanStorageRoots, owners: s.rootlessOwners) }
 
     /// Podman keeps no per-container config file a reader can find from the
     /// id alone (its store may be anywhere: --root, rootless users'), but each

@@ -115,23 +115,21 @@ public struct WorkloadSources: Sendable {
     public mutating func addRootless(users: [RootlessUser]) -> Bool {
         var added = false
         for user in users {
-            if !dockerDataRoots.contains(user.dockerDataRoot), Self.isDirectory(user.dockerDataRoot + "/containers") {
-                dockerDataRoots.append(user.dockerDataRoot)
-                rootlessOwners[user.dockerDataRoot] = user
-                added = true
-            }
-            if !podmanStorageRoots.contains(user.podmanStore), Self.isDirectory(user.podmanStore) {
-                podmanStorageRoots.append(user.podmanStore)
-                rootlessOwners[user.podmanStore] = user
-                added = true
-            }
-            if !nerdctlDataRoots.contains(user.nerdctlDataRoot), Self.isDirectory(user.nerdctlDataRoot) {
-                nerdctlDataRoots.append(user.nerdctlDataRoot)
-                rootlessOwners[user.nerdctlDataRoot] = user
-                added = true
-            }
+            added = adopt(user.dockerDataRoot, of: user, into: \.dockerDataRoots, once: user.dockerDataRoot + "/containers") || added
+            added = adopt(user.podmanStore, of: user, into: \.podmanStorageRoots) || added
+            added = adopt(user.nerdctlDataRoot, of: user, into: \.nerdctlDataRoots) || added
         }
         return added
+    }
+
+    /// Adds `root`, `user`'s, to `roots` once the directory `once` (the root
+    /// itself by default) exists; whether it was added now.
+    mutating func adopt(_ root: String, of user: RootlessUser, into roots: WritableKeyPath<WorkloadSources, [String]>,
+                        once present: String? = nil) -> Bool {
+        guard !self[keyPath: roots].contains(root), Self.isDirectory(present ?? root) else { return false }
+        self[keyPath: roots].append(root)
+        rootlessOwners[root] = user
+        return true
     }
 
     /// /etc/passwd's users, read now (RootlessUser.users).
