@@ -38,8 +38,22 @@ struct TimeoutTests {
         return drop
     }
 
-    func synRetries(_ ns: NetNS) throws {
-        try sh(["ip", "netns", "exec", ns.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])
+    /// `retries` SYN retransmissions before connect() times out in `ns`
+    /// (1: at 1 s, the timeout at 3 s; 2: at 1 s and 3 s, the timeout at 7 s).
+    func synRetries(_ ns: NetNS, _ retries: Int = 1) throws {
+        try sh(["ip", "netns", "exec", ns.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=\(retries)"])
+    }
+
+    /// An nft input rule in `server` dropping every SYN to `port` (`tag` names it).
+    func dropSYNs(in server: NetNS, port: Int, tag: String) throws {
+        try server.loadNft("""
+            table inet tmo_test {
+              chain input {
+                type filter hook input priority 0; policy accept;
+                tcp dport \(port) drop comment "tmo-\(tag)-\(port)"
+              }
+            }
+            """)
     }
 
     @Test("SYN-ACKs dropped by an nft rule in the client's own namespace: dropped_on_host, the SYN-ACK named")
@@ -80,16 +94,9 @@ struct TimeoutTests {
         try server.link(to: client)  // server 198.18.0.1, client .2
         // Two SYN retransmissions (1 s, 3 s; the timeout at 7 s): the storm
         // below starts after the first and has until the timeout.
-        try sh(["ip", "netns", "exec", client.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=2"])
+        try synRetries(client, 2)
         let port = randomPort()
-        try server.loadNft("""
-            table inet tmo_test {
-              chain input {
-                type filter hook input priority 0; policy accept;
-                tcp dport \(port) drop comment "tmo-evict-\(port)"
-              }
-            }
-            """)
+        try dropSYNs(in: server, port: port, tag: "evict")
         // 64 sets of 8 ways (512 entries): small enough for the storm below
         // to give every set's entries up several times over while the
         // connect() still waits for its SYN-ACK, large enough that the
@@ -147,16 +154,9 @@ struct TimeoutTests {
         defer { client.remove(); server.remove() }
         try server.link(to: client)  // server 198.18.0.1, client .2
         // Two SYN retransmissions (1 s, 3 s; the timeout at 7 s): synsight starts in between.
-        try sh(["ip", "netns", "exec", client.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=2"])
+        try synRetries(client, 2)
         let port = randomPort()
-        try server.loadNft("""
-            table inet tmo_test {
-              chain input {
-                type filter hook input priority 0; policy accept;
-                tcp dport \(port) drop comment "tmo-unseen-\(port)"
-              }
-            }
-            """)
+        try dropSYNs(in: server, port: port, tag: "unseen")
         let connect = Process()
         connect.executableURL = URL(fileURLWithPath: "/usr/bin/ip")
         connect.arguments = ["netns", "exec", client.name, "/usr/bin/python3", Peer.script, "connect", "198.18.0.1", String(port),

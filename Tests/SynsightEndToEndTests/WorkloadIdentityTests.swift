@@ -178,6 +178,13 @@ struct WorkloadIdentityEndToEndTests {
         #expect(text.contains("unit \(unit)"), "\(text)")
     }
 
+    /// The trace's refusal of `port` in `ns`.
+    func refusal(_ trace: TraceSession, in ns: NetNS, port: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONRecord {
+        try #require(trace.waitForRecord {
+            $0.string("kind") == "refusal" && $0.int("netns") == ns.inode && $0.int("port") == port
+        }, "no refusal; stderr: \(trace.stderr)", sourceLocation: sourceLocation)
+    }
+
     @Test("restarted by its supervisor, not listening yet: cause restarting names the new process, the dead listener stays in the evidence")
     func restartedNotListening() throws {
         let root = try #require(CgroupTree.v2Root, "no cgroup v2 hierarchy mounted")
@@ -194,9 +201,7 @@ struct WorkloadIdentityEndToEndTests {
         defer { second.killHard() }
         let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
         #expect(c.errno == Int(ECONNREFUSED))
-        let r = try #require(trace.waitForRecord {
-            $0.string("kind") == "refusal" && $0.int("netns") == ns.inode && $0.int("port") == port
-        }, "no refusal; stderr: \(trace.stderr)")
+        let r = try refusal(trace, in: ns, port: port)
         trace.stop()
         #expect(r.string("cause") == "restarting", "record: \(r)")
         #expect(r.pid("process") == second.pid)
@@ -254,9 +259,7 @@ struct WorkloadIdentityEndToEndTests {
         #expect(waitUntil(timeout: 10) { second = children().first { $0 != old }; return second != nil }, "the loop did not start it again")
         let c = try Peer.connect(from: ns, addr: "127.0.0.1", port: port)
         #expect(c.errno == Int(ECONNREFUSED))
-        let r = try #require(trace.waitForRecord {
-            $0.string("kind") == "refusal" && $0.int("netns") == ns.inode && $0.int("port") == port
-        }, "no refusal; stderr: \(trace.stderr)")
+        let r = try refusal(trace, in: ns, port: port)
         trace.stop()
         #expect(r.string("cause") == "restarting", "record: \(r)")
         #expect(r.pid("process") == second, "record: \(r)")
