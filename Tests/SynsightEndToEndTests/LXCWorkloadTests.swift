@@ -47,7 +47,7 @@ extension WorkloadIdentityEndToEndTests {
                           "127.0.0.1", String(port), "--timeout", "2"])
         #expect(out.hasSuffix(" \(ECONNREFUSED)\n"), "connect: \(out)")
         let r = try #require(trace.waitForRecord {
-            $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == port && $0.string("cause") != "starting"
+            $0.string("kind") == "refusal" && $0.int("netns") == netns && $0.int("port") == port && $0.string("ts") != s.string("ts")
         }, "no refusal; stderr: \(trace.stderr)")
         trace.stop()
         #expect(r.string("cause") == "listener_exited", "record: \(r)")

@@ -42,6 +42,49 @@ struct NamespaceStartsTests {
         #expect(starts.walkedAt == later, "walked again for a namespace it just missed")
     }
 
+    @Test("a namespace created moments after a walk is found by reading only the new processes; a spent budget looks no further and does not mark it missed")
+    func namespaceAfterWalk() throws {
+        let starts = NamespaceStarts()
+        let now = ConditionLock.now()
+        _ = starts.first(netns: 1, now: now)
+        #expect(starts.walkedAt == now)
+        let seen = starts.seen.count
+
+        let late = try Self.unshared()
+        defer { kill(late.process.processIdentifier, SIGKILL); late.process.waitUntilExit() }
+        // Within retryNs: no full walk, yet the new namespace is found.
+        let found = starts.first(netns: late.netns, now: now + 1)
+        #expect(found?.pid == UInt32(late.process.processIdentifier))
+        #expect(starts.walkedAt == now, "walked all of /proc again within retryNs")
+        #expect(starts.newWalks == 1 && starts.seen.count > seen)
+
+        // The budget spent: nothing read, and the namespace not marked missed.
+        starts.newWalks = NamespaceStarts.newWalkBudget
+        let other = try Self.unshared()
+        defer { kill(other.process.processIdentifier, SIGKILL); other.process.waitUntilExit() }
+        #expect(starts.first(netns: other.netns, now: now + 2) == nil)
+        #expect(starts.missed[other.netns] == nil)
+        // retryNs after the full walk: walks all of /proc again, and finds it.
+        #expect(starts.first(netns: other.netns, now: now + NamespaceStarts.retryNs)?.pid == UInt32(other.process.processIdentifier))
+        #expect(starts.walkedAt == now + NamespaceStarts.retryNs && starts.newWalks == 0)
+    }
+
+    /// `sleep` in a network namespace of its own, and that namespace.
+    static func unshared() throws -> (process: Process, netns: UInt32) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        p.arguments = ["--net", "/bin/sleep", "30"]
+        try p.run()
+        let pid = UInt32(p.processIdentifier)
+        var netns: UInt32?
+        guard waitFor({ netns = Self.netns(pid); return netns != nil && netns != Self.netns(UInt32(getpid())) }), let ns = netns else {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            throw POSIXError(.ETIMEDOUT)
+        }
+        return (p, ns)
+    }
+
     static func netns(_ pid: UInt32) -> UInt32? {
         var st = stat()
         return stat("/proc/\(pid)/ns/net", &st) == 0 ? UInt32(truncatingIfNeeded: st.st_ino) : nil
