@@ -445,9 +445,17 @@ struct syn_ev_sockcall {
 	__u8 landlocked;         /* the process called landlock_restrict_self (or descends from one) */
 	__u8 avc_count;          /* SELinux denials audited during the call; the first is in avc */
 	__u8 nonlocal_bind;      /* net.ipv4.ip_nonlocal_bind of the netns */
-	__u8 _pad[6];
+	__u8 _pad[2];
+	/* The socket's routing keys, as tcp_v{4,6}_connect passes them to the
+	 * route lookup (a no_route connect's lookup is replayed with them):
+	 * SO_BINDTODEVICE (0: none; a VRF's slaves and `ip vrf exec` too),
+	 * SO_MARK, and the socket's owner (SYN_UID_UNKNOWN: no socket read). */
+	__u32 bound_ifindex;
 	struct syn_avc avc;      /* zero unless avc_count != 0 */
+	__u32 mark;
+	__u32 sk_uid;
 };
+#define SYN_UID_UNKNOWN 0xffffffffu
 
 /*
  * Read-only configuration (.rodata), written by user space between open and
@@ -544,7 +552,7 @@ _Static_assert(sizeof(struct syn_ev_fw_drop) == 160, "syn_ev_fw_drop layout");
 _Static_assert(sizeof(struct syn_ev_fw_icmp) == 72, "syn_ev_fw_icmp layout");
 _Static_assert(sizeof(struct syn_ev_fw_syn_retrans) == 112, "syn_ev_fw_syn_retrans layout");
 _Static_assert(sizeof(struct syn_avc) == 304, "syn_avc layout");
-_Static_assert(sizeof(struct syn_ev_sockcall) == 440, "syn_ev_sockcall layout");
+_Static_assert(sizeof(struct syn_ev_sockcall) == 448, "syn_ev_sockcall layout");
 _Static_assert(sizeof(struct syn_config) == 48, "syn_config layout");
 _Static_assert(sizeof(struct syn_port_filter) == 36, "syn_port_filter layout");
 _Static_assert(sizeof(struct syn_text_range) == 16, "syn_text_range layout");

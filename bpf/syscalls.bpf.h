@@ -356,6 +356,9 @@ static __always_inline int sockcall_finish(__u64 id, struct sockcall_inflight *i
 	e->landlocked = bpf_map_lookup_elem(&landlocked, &tgid) != NULL;
 	e->avc_count = in->avc_count;
 	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	e->bound_ifindex = sk ? BPF_CORE_READ(sk, __sk_common.skc_bound_dev_if) : 0;
+	e->mark = sk ? BPF_CORE_READ(sk, sk_mark) : 0;
+	e->sk_uid = sk ? BPF_CORE_READ(sk, sk_uid.val) : SYN_UID_UNKNOWN;
 	if (avc)
 		bpf_probe_read_kernel(&e->avc, sizeof(e->avc), avc);
 	else

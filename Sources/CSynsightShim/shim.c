@@ -346,6 +346,23 @@ int syn_ethtool_driver(const char *ifname, char *out, size_t out_len)
 	return rc;
 }
 
+int syn_if_flags(const char *ifname, unsigned int *flags)
+{
+	struct ifreq ifr;
+	if (!flags || strlen(ifname) >= sizeof(ifr.ifr_name))
+		return -EINVAL;
+	memset(&ifr, 0, sizeof(ifr));
+	strncpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name) - 1);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int rc = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 ? 0 : -errno;
+	close(fd);
+	if (rc == 0)
+		*flags = (unsigned short)ifr.ifr_flags;
+	return rc;
+}
+
 int syn_unshare_fs(void)
 {
 	return unshare(CLONE_FS) == 0 ? 0 : -errno;

@@ -21,6 +21,14 @@ enum NetDeviceLookup {
         return NetDevice(ifindex: ifindex, name: name, isVRF: driver(name) == "vrf")
     }
 
+    /// `here`, with whether it is up (IFF_UP; nil when unreadable).
+    static func withState(_ ifindex: UInt32) -> NetDevice? {
+        guard var dev = here(ifindex), let name = dev.name else { return nil }
+        var flags: UInt32 = 0
+        if syn_if_flags(name, &flags) == 0 { dev.up = flags & 0x1 != 0 }  // IFF_UP
+        return dev
+    }
+
     /// The device's driver (ETHTOOL_GDRVINFO); nil if it does not say.
     static func driver(_ name: String) -> String? {
         var out = [CChar](repeating: 0, count: 33)

@@ -69,6 +69,9 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
             case .failure(let why): out.unavailable.append(why.description)
             }
         }
+        if let oif = q.lookup.oif {
+            out.boundDevice = NetDeviceLookup.withState(oif) ?? NetDevice(ifindex: oif, name: nil)
+        }
         switch RouteSocket.get(q.lookup) {
         case .success(var answer):
             // rp_filter's lookup is from the packet's destination; an output

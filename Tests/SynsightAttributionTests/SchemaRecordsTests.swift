@@ -186,6 +186,11 @@ struct SchemaRecordsTests {
             out += s.ingest(call(.connect, errno: errno, local: Endpoint(addr: .any4, port: 0),
                                  remote: Endpoint(addr: v4(203, 0, 113, last), port: 443)))
         }
+        // Sockets bound to a device that is down, and to a VRF: bound_device, route_lookup's oif, mark, uid.
+        for ifindex in [7, 8] as [UInt32] {
+            out += s.ingest(call(.connect, errno: 101, local: Endpoint(addr: .any4, port: 0), remote: Endpoint(addr: v4(203, 0, 113, 1), port: 443),
+                                 routing: SocketRouting(boundIfindex: ifindex, mark: 9, uid: 1000)))
+        }
         s.drops.routes = nil
         out += s.ingest(call(.connect, errno: 113, local: Endpoint(addr: .any4, port: 0), remote: Endpoint(addr: v4(203, 0, 113, 2), port: 443)))
 

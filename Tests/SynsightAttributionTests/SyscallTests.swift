@@ -18,7 +18,8 @@ func sockcallRecord(op: syn_sockcall_op = SYN_CALL_BIND, ret: Int32 = -98,
                     cap: syn_cap_state = SYN_CAP_NOT_CHECKED, landlocked: UInt8 = 0,
                     unprivStart: Int32 = 1024, range: (UInt16, UInt16) = (32768, 60999),
                     avc: (requested: UInt32, denied: UInt32, result: Int32, tclass: String, s: String, t: String)? = nil,
-                    comm: String = "nginx", pid: UInt32 = 4242, uid: UInt32 = 33) -> [UInt8] {
+                    comm: String = "nginx", pid: UInt32 = 4242, uid: UInt32 = 33,
+                    routing: (ifindex: UInt32, mark: UInt32, uid: UInt32) = (0, 0, SYN_UID_UNKNOWN)) -> [UInt8] {
     var e = syn_ev_sockcall()
     e.hdr = header(SYN_EV_SOCKCALL, size: MemoryLayout<syn_ev_sockcall>.size, ts: 9_000_000)
     e.t = tuple(local: local, lport: lport, remote: remote, rport: rport, family: family)
@@ -34,6 +35,9 @@ func sockcallRecord(op: syn_sockcall_op = SYN_CALL_BIND, ret: Int32 = -98,
     e.sock_type = 1
     e.cap_state = UInt8(cap.rawValue)
     e.landlocked = landlocked
+    e.bound_ifindex = routing.ifindex
+    e.mark = routing.mark
+    e.sk_uid = routing.uid
     if let avc {
         e.avc_count = 1
         e.avc.requested = avc.requested
@@ -86,16 +90,19 @@ struct FakeRoutes: DropRouteSource {
         let last = q.lookup.dst.low & 0xFF
         let answer: RouteGet.Answer = q.lookup.dst.low >> 8 & 0xFF_FFFF == 0xCB_0071 && failures[last] != nil
             ? .failed(failures[last]!) : .route(RouteGet.Route(type: 1, table: 254, oif: 2, gateway: v4(10, 0, 0, 1)))
-        return DropRouteFindings(route: RouteLookupResult(request: q.lookup, answer: answer, oifName: "eth0"))
+        // A socket bound to ifindex 7 ("wg0", down) or 8 (VRF "blue", up).
+        let device = q.lookup.oif.map { NetDevice(ifindex: $0, name: $0 == 8 ? "blue" : "wg0", isVRF: $0 == 8, up: $0 != 7) }
+        return DropRouteFindings(route: RouteLookupResult(request: q.lookup, answer: answer, oifName: "eth0"), boundDevice: device)
     }
 }
 
 func call(_ c: SocketCall = .bind, errno: Int32, local: Endpoint = Endpoint(addr: v4(127, 0, 0, 1), port: 8080),
           remote: Endpoint? = nil, pid: UInt32 = 500, uid: UInt32 = 1000, cap: CapabilityCheck = .notChecked,
-          landlocked: Bool = false, avc: AVCDenial? = nil, ts: UInt64 = 10_000) -> KernelEvent {
+          landlocked: Bool = false, avc: AVCDenial? = nil, ts: UInt64 = 10_000, routing: SocketRouting? = nil) -> KernelEvent {
     .socketCall(SocketCallFailure(ts: ts, call: c, family: .ipv4, local: local, remote: remote,
                                   task: TaskInfo(pid: pid, uid: uid, comm: "svc"), netns: hostNS, errno: errno,
-                                  capability: cap, landlocked: landlocked, avcCount: avc == nil ? 0 : 1, avc: avc))
+                                  capability: cap, landlocked: landlocked, avcCount: avc == nil ? 0 : 1, avc: avc,
+                                  routing: routing))
 }
 
 @Suite("Syscall records: decoding")
@@ -165,9 +172,19 @@ struct SyscallDecodeTests {
         #expect(throws: Never.self) { try EventDecoder.decode(full + [0, 0, 0, 0, 0, 0, 0, 0]) }
     }
 
+    @Test("a connect()'s socket keys decode (device, mark, owner); a socket the kernel side could not read has none")
+    func routingKeys() throws {
+        let keyed = try decodedCall(sockcallRecord(op: SYN_CALL_CONNECT, ret: -101, routing: (7, 0x20, 1000)))
+        #expect(keyed.routing == SocketRouting(boundIfindex: 7, mark: 0x20, uid: 1000))
+        #expect(try decodedCall(sockcallRecord(op: SYN_CALL_CONNECT, ret: -101)).routing == nil)
+    }
+
     @Test("ABI layout is pinned")
     func layout() {
-        #expect(MemoryLayout<syn_ev_sockcall>.size == 440)
+        #expect(MemoryLayout<syn_ev_sockcall>.size == 448)
+        #expect(MemoryLayout<syn_ev_sockcall>.offset(of: \syn_ev_sockcall.bound_ifindex) == 132)
+        #expect(MemoryLayout<syn_ev_sockcall>.offset(of: \syn_ev_sockcall.mark) == 440)
+        #expect(MemoryLayout<syn_ev_sockcall>.offset(of: \syn_ev_sockcall.sk_uid) == 444)
         #expect(MemoryLayout<syn_avc>.size == 304)
         #expect(SYN_EV_SOCKCALL.rawValue == 6)
     }
@@ -400,11 +417,59 @@ struct SyscallSELinuxTests {
 
 @Suite("no_route: connect() refused by the routing table")
 struct NoRouteTests {
-    func connect(_ errno: Int32, to last: UInt8, routes: (any DropRouteSource)? = FakeRoutes()) -> [Record] {
+    func connect(_ errno: Int32, to last: UInt8, routes: (any DropRouteSource)? = FakeRoutes(),
+                 routing: SocketRouting? = nil) -> [Record] {
         var e = sysEngine()
         e.drops.routes = routes
         return e.ingest(call(.connect, errno: errno, local: Endpoint(addr: .any4, port: 0),
-                             remote: Endpoint(addr: v4(203, 0, 113, last), port: 443), pid: 321))
+                             remote: Endpoint(addr: v4(203, 0, 113, last), port: 443), pid: 321, routing: routing))
+    }
+
+    @Test("the lookup is replayed with the socket's keys: its device, mark, owner, the TCP port")
+    func socketKeys() throws {
+        let e = SocketCallFailure(ts: 1, call: .connect, family: .ipv4, local: Endpoint(addr: .any4, port: 0),
+                                  remote: Endpoint(addr: v4(203, 0, 113, 1), port: 443), task: TaskInfo(pid: 1, comm: "curl"),
+                                  netns: hostNS, errno: 101, routing: SocketRouting(boundIfindex: 7, mark: 0x20, uid: 1000))
+        let q = try #require(DropRouteQuery.of(connect: e))
+        #expect(q.lookup.oif == 7 && q.lookup.mark == 0x20 && q.lookup.uid == 1000 && q.lookup.tcpDport == 443)
+        #expect(q.lookup.tcpSport == nil && q.lookup.src == nil)
+        var unbound = e
+        unbound.routing = SocketRouting(uid: 0)
+        unbound.local = Endpoint(addr: v4(10, 0, 0, 2), port: 40000)
+        let u = try #require(DropRouteQuery.of(connect: unbound))
+        #expect(u.lookup.oif == nil && u.lookup.mark == nil && u.lookup.uid == 0)
+        #expect(u.lookup.src == v4(10, 0, 0, 2) && u.lookup.tcpSport == 40000)
+    }
+
+    @Test("a socket bound to a device that is down: bound_device_down, the device in the evidence and the lookup, bring it up or unbind")
+    func boundDeviceDown() throws {
+        let r = try #require(connect(101, to: 1, routing: SocketRouting(boundIfindex: 7, mark: 0x20, uid: 1000)).first)
+        #expect(r.cause?.rawValue == "bound_device_down")
+        let ev = try #require(r.noRouteEvidence)
+        #expect(ev.boundDevice?["name"]?.stringValue == "wg0" && ev.boundDevice?["up"] == .bool(false))
+        #expect(ev.routeLookup?["oif"]?.stringValue == "wg0" && ev.routeLookup?["mark"]?.intValue == 0x20
+                && ev.routeLookup?["uid"]?.intValue == 1000)
+        let hint = try #require(r.hint)
+        #expect(hint.contains("bound to wg0 (SO_BINDTODEVICE), which is down") && hint.contains("ip link set wg0 up"), "\(hint)")
+    }
+
+    @Test("a uid- or mark-routed client's fix shows its own lookup (ip route get ... mark ... uid ...), not root's")
+    func ownLookupInFix() throws {
+        let r = try #require(connect(13, to: 3, routing: SocketRouting(mark: 7, uid: 65534)).first)
+        #expect(r.cause?.rawValue == "prohibit_route")
+        #expect(r.hint?.contains("ip route get 203.0.113.3 mark 0x7 uid 65534;") == true, "\(r.hint ?? "")")
+        let root = try #require(connect(13, to: 3, routing: SocketRouting(uid: 0)).first)
+        #expect(root.hint?.contains("ip route get 203.0.113.3;") == true, "\(root.hint ?? "")")
+    }
+
+    @Test("a socket in a VRF whose table has no route: no_matching_route, said of the VRF's table, the route added there")
+    func vrfWithoutRoute() throws {
+        let r = try #require(connect(101, to: 1, routing: SocketRouting(boundIfindex: 8, uid: 0)).first)
+        #expect(r.cause?.rawValue == "no_matching_route")
+        #expect(r.noRouteEvidence?.boundDevice?["vrf"] == .bool(true) && r.noRouteEvidence?.routeLookup?["mark"] == nil)
+        let hint = try #require(r.hint)
+        #expect(hint.contains("bound to VRF blue") && hint.contains("VRF blue's table has no IPv4 route to 203.0.113.1")
+                && hint.contains("vrf blue"), "\(hint)")
     }
 
     @Test("ENETUNREACH: no_matching_route, the failed lookup as evidence, the client named, a default-route fix")

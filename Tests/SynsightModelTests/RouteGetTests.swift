@@ -36,6 +36,19 @@ struct RouteGetTests {
         #expect(six == Self.bytes("300000001a00010001000000000000000a800000000000000010000014000100fd000000000000000000000000000005"))
     }
 
+    @Test("a socket's lookup: its device, mark, owner and TCP destination port as connect() passes them (RTA_OIF, RTA_MARK, RTA_UID, RTA_IP_PROTO, RTA_DPORT)")
+    func socketKeys() {
+        var q = RouteGet.Request(family: .ipv4, dst: IPAddress(v4: 203, 0, 113, 1), oif: 3, mark: 7, uid: 1000)
+        q.tcpDport = 443
+        #expect(RouteGet.request(q, seq: 1) == Self.bytes(
+            "4c0000001a000100010000000000000002200000000000000010000008000100cb007101"
+                + "0800040003000000" + "0800100007000000" + "08001900e8030000"
+                + "05001b000600000006001d0001bb0000"))
+        q.tcpSport = 40000
+        let withSport = RouteGet.request(q, seq: 1)
+        #expect(withSport.count == 84 && Array(withSport[68..<76]) == Self.bytes("06001c009c400000"))
+    }
+
     @Test("a route through a gateway: type, table, output interface, gateway")
     func gatewayRoute() {
         let a = Self.parse("700000001800000001000000db49000002202000fe0000010002000008000f00fe000000080001000a080102080002000a0900010800040003000000080005000a0900fe080019000000000024000c000200000000000000000000000000000000000000000000000000000000000000")

@@ -2292,7 +2292,48 @@ def sc_no_route(t, k, pas):
         c.eq("evidence.route_lookup.result", (ev(r).get("route_lookup") or {}).get("result"), result)
     c.true("a prohibit route's EACCES reported as an LSM denial",
            t.wait(lambda r: r.get("reason") == "lsm_denied" and r.get("netns") == ns.inode, 1) is None)
+    no_route_socket_keys(t, ns, port, c)
     return r, c, (k.syscall_hook(), None)
+
+
+def no_route_socket_keys(t, ns, port, c):
+    """The lookup is replayed with the socket's own keys. With a default
+    route in place, root's lookup finds a route for each of these; the
+    socket's does not: bound (SO_BINDTODEVICE) to a device that is down;
+    owned by a user a uidrange rule prohibits (EACCES: not an LSM); marked
+    (SO_MARK) for a blackhole fwmark rule."""
+    # veth pairs inside the namespace (this host's kernel has no dummy driver).
+    ns.exec("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
+    ns.exec("ip", "link", "set", "up0p", "up")
+    ns.exec("ip", "link", "set", "up0", "up")
+    ns.exec("ip", "addr", "add", "198.51.100.1/24", "dev", "up0")
+    ns.exec("ip", "route", "add", "default", "via", "198.51.100.254")
+    ns.exec("ip", "link", "add", "down0", "type", "veth", "peer", "name", "down0p")
+    ns.exec("ip", "rule", "add", "uidrange", "65534-65534", "prohibit")
+    ns.exec("ip", "rule", "add", "fwmark", "0x7", "blackhole")
+    cases = ((["--device", "down0"], False, errno.ENETUNREACH, "bound_device_down", "no_route", "203.0.113.10"),
+             ([], True, errno.EACCES, "prohibit_route", "prohibit", "203.0.113.11"),
+             (["--mark", "7"], False, errno.EINVAL, "blackhole_route", "invalid", "203.0.113.12"))
+    for opts, unpriv, want, cause, result, addr in cases:
+        pid, err = peer(ns, "connect", addr, port, "--timeout", 2, *opts, unprivileged=unpriv)
+        c.eq("connect errno to %s (%s)" % (addr, cause), err, want)
+        r = t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("netns") == ns.inode
+                   and addr_of(r, "remote") == addr, 10)
+        c.true("no record for %s (%s)" % (addr, cause), r is not None)
+        if not r:
+            continue
+        expect_common(c, r, "connect_failure", "no_route", cause, port)
+        c.eq("client.pid (%s)" % cause, pid_of(r, "client"), pid)
+        lookup = ev(r).get("route_lookup") or {}
+        c.eq("evidence.route_lookup.result (%s)" % cause, lookup.get("result"), result)
+        c.eq("evidence.route_lookup.uid (%s)" % cause, lookup.get("uid"), 65534 if unpriv else 0)
+        if opts[:1] == ["--device"]:
+            c.eq("evidence.route_lookup.oif", lookup.get("oif"), "down0")
+            dev = ev(r).get("bound_device") or {}
+            c.eq("evidence.bound_device", (dev.get("name"), dev.get("up")), ("down0", False))
+            hint_has(c, r, "ip link set down0 up")
+        if opts[:1] == ["--mark"]:
+            c.eq("evidence.route_lookup.mark", lookup.get("mark"), 7)
 
 
 @scenario("no ARP answer: EHOSTUNREACH", "connect_failure/host_unreachable")

@@ -66,6 +66,9 @@ int syn_setns_net(int fd);
  * calling thread's network namespace, into `out`; 0 or a negative errno.
  * The ethtool structs do not import into Swift. */
 int syn_ethtool_driver(const char *ifname, char *out, size_t out_len);
+/* The device's interface flags (SIOCGIFFLAGS) in the calling thread's
+ * network namespace, into *flags; 0 or -errno. */
+int syn_if_flags(const char *ifname, unsigned int *flags);
 
 /* Gives the calling thread a mount namespace of its own (a slave: nothing
  * propagates to the host, the host's later mounts such as /run/netns/<name>

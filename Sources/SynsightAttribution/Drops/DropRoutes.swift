@@ -82,10 +82,14 @@ extension AttributionEngine {
     }
 
     /// A lookup as `ip route get` would show it: what was asked, what came back.
-    static func routeJSON(_ r: RouteLookupResult, iifName: String?) -> JSONValue {
+    /// `oifName`: the device the lookup was bound to (a socket's SO_BINDTODEVICE).
+    static func routeJSON(_ r: RouteLookupResult, iifName: String?, oifName: String? = nil) -> JSONValue {
         var o: [(String, JSONValue)] = [("destination", .string("\(r.request.dst)"))]
         if let src = r.request.src, !r.withoutSource { o.append(("source", .string("\(src)"))) }
         if let iifName, !iifName.isEmpty { o.append(("iif", .string(iifName))) }
+        if let oif = r.request.oif { o.append(("oif", .string(oifName ?? "\(oif)"))) }
+        if let mark = r.request.mark { o.append(("mark", .int(Int64(mark)))) }
+        if let uid = r.request.uid { o.append(("uid", .int(Int64(uid)))) }
         o.append(("result", .string(r.result)))
         switch r.answer {
         case .failed(let e):

@@ -16,20 +16,36 @@ extension AttributionEngine {
         if byErrno == .prohibitRoute || byErrno == .blackholeRoute {
             guard byLookup == byErrno else { return nil }
         }
-        let cause = byLookup ?? byErrno
+        let device = found?.boundDevice
+        var cause = byLookup ?? byErrno
+        if cause == .noMatchingRoute, device?.up == false { cause = .boundDeviceDown }
         var r = baseRecord(e, kind: .connectFailure, reason: .noRoute)
         r.cause = .noRoute(cause)
         r.process = failing(e)
         r.client = failing(e)
         var ev = NoRouteEvidence(call: e)
         ev.destination = Record.endpoint(e.remote)
-        ev.routeLookup = found?.route.map { Self.routeJSON($0, iifName: nil) }
+        ev.routeLookup = found?.route.map { Self.routeJSON($0, iifName: nil, oifName: device?.reference) }
+        ev.boundDevice = device?.json
         if let missing = found?.unavailable, !missing.isEmpty { ev.routeUnavailable = missing.joined(separator: "; ") }
         if drops.routes == nil { ev.routeUnavailable = "no route reader (the lookup was not replayed)" }
         r.evidence = ev.fields
-        r.hint = noRouteSituation(e, family: q.lookup.family, cause: cause, lookup: found?.route)
-            + Advice.for(reason: .noRoute, cause: r.cause, facts: Advice.Facts(address: e.remote.addr, family: q.lookup.family)).fix
+        var facts = Advice.Facts(address: e.remote.addr, family: q.lookup.family)
+        facts.boundDevice = device
+        facts.routeGetKeys = Self.routeGetKeys(q.lookup, device: device)
+        r.hint = noRouteSituation(e, family: q.lookup.family, cause: cause, lookup: found?.route, device: device)
+            + Advice.for(reason: .noRoute, cause: r.cause, facts: facts).fix
         return r
+    }
+
+    /// The socket's lookup keys as `ip route get` takes them; the uid only
+    /// when it is not root's (the command's own).
+    static func routeGetKeys(_ q: RouteGet.Request, device: NetDevice?) -> String {
+        var s = ""
+        if let oif = q.oif { s += " oif \(device?.name ?? "<ifindex \(oif)>")" }
+        if let mark = q.mark { s += " mark 0x\(String(mark, radix: 16))" }
+        if let uid = q.uid, uid != 0 { s += " uid \(uid)" }
+        return s
     }
 
     /// The cause a replayed lookup gives: its failure's errno, or the type of
@@ -43,11 +59,19 @@ extension AttributionEngine {
 
     /// `family`: the destination's (an IPv4-mapped one on an IPv6 socket is IPv4).
     func noRouteSituation(_ e: SocketCallFailure, family: AddressFamily, cause: Cause.NoRoute,
-                          lookup: RouteLookupResult?) -> String {
+                          lookup: RouteLookupResult?, device: NetDevice?) -> String {
         var s: String
+        let fam = family == .ipv4 ? "IPv4" : "IPv6"
         switch cause {
+        case .boundDeviceDown:
+            s = "\(who(e)) could not connect to \(e.remote): its socket is bound to \(device?.label ?? "a device") (SO_BINDTODEVICE), which is down (\(ErrnoName.name(e.errno)))"
         case .noMatchingRoute:
-            s = "\(who(e)) could not connect to \(e.remote): network namespace \(e.netns) has no \(family == .ipv4 ? "IPv4" : "IPv6") route to \(e.remote.addr) (\(ErrnoName.name(e.errno)))"
+            if let device {
+                let table = device.isVRF ? "VRF \(device.reference)'s table has" : "\(device.reference) (or the VRF it belongs to) has"
+                s = "\(who(e)) could not connect to \(e.remote): its socket is bound to \(device.label) (SO_BINDTODEVICE), and \(table) no \(fam) route to \(e.remote.addr) (\(ErrnoName.name(e.errno)))"
+            } else {
+                s = "\(who(e)) could not connect to \(e.remote): network namespace \(e.netns) has no \(fam) route to \(e.remote.addr) (\(ErrnoName.name(e.errno)))"
+            }
         default:
             let article = cause == .unreachableRoute ? "an" : "a"
             s = "\(who(e)) could not connect to \(e.remote): \(article) \(cause.routeType) route or rule answers for \(e.remote.addr) (\(ErrnoName.name(e.errno)))"

@@ -34,12 +34,21 @@ public struct DropRouteQuery: Sendable, Hashable {
     /// The lookup behind a connect() that failed with a routing errno
     /// (ENETUNREACH, EHOSTUNREACH, EACCES from a prohibit route, EINVAL from
     /// a blackhole): the output lookup to its destination, replayed in the
-    /// caller's namespace; nil for any other failure.
+    /// caller's namespace with the socket's keys (its device, mark, owner,
+    /// ports: `SocketRouting`) and its bound source; nil for any other failure.
     public static func of(connect e: SocketCallFailure) -> DropRouteQuery? {
         guard e.call == .connect, Cause.NoRoute(errno: e.errno) != nil else { return nil }
         let family: AddressFamily = e.family == .ipv4 || e.remote.addr.isV4Mapped ? .ipv4 : .ipv6
-        return DropRouteQuery(purpose: .forward, netns: e.netns, ifname: "",
-                              lookup: RouteGet.Request(family: family, dst: e.remote.addr))
+        var lookup = RouteGet.Request(family: family, dst: e.remote.addr)
+        if !e.local.addr.isUnspecified { lookup.src = e.local.addr }
+        if let k = e.routing {
+            lookup.oif = k.boundIfindex == 0 ? nil : k.boundIfindex
+            lookup.mark = k.mark == 0 ? nil : k.mark
+            lookup.uid = k.uid
+        }
+        lookup.tcpDport = e.remote.port
+        lookup.tcpSport = e.local.port == 0 ? nil : e.local.port
+        return DropRouteQuery(purpose: .forward, netns: e.netns, ifname: "", lookup: lookup)
     }
 
     /// A bind() refused with EADDRNOTAVAIL: the caller's namespace's
@@ -144,11 +153,15 @@ public struct DropRouteFindings: Sendable, Hashable {
     public var route: RouteLookupResult?
     /// localAddress: the namespace's addresses of the family.
     public var addresses: [LocalAddress]?
+    /// A lookup with `oif` (a socket bound to a device): that device, named
+    /// with its state; without a name when no device has the index now.
+    public var boundDevice: NetDevice?
     public var unavailable: [String]
 
     public init(rpFilter: RPFilterSysctls? = nil, route: RouteLookupResult? = nil, addresses: [LocalAddress]? = nil,
-                unavailable: [String] = []) {
+                boundDevice: NetDevice? = nil, unavailable: [String] = []) {
         self.addresses = addresses
+        self.boundDevice = boundDevice
         self.rpFilter = rpFilter
         self.route = route
         self.unavailable = unavailable

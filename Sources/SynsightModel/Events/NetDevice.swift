@@ -10,11 +10,14 @@ public struct NetDevice: Sendable, Hashable {
     public var name: String?
     /// An L3 master device: a VRF.
     public var isVRF: Bool
+    /// Administratively up (IFF_UP); nil when not read.
+    public var up: Bool?
 
-    public init(ifindex: UInt32, name: String?, isVRF: Bool = false) {
+    public init(ifindex: UInt32, name: String?, isVRF: Bool = false, up: Bool? = nil) {
         self.ifindex = ifindex
         self.name = name
         self.isVRF = isVRF
+        self.up = up
     }
 
     /// nil for ifindex 0 (no device: an unbound socket, no VRF).
@@ -41,6 +44,7 @@ public struct NetDevice: Sendable, Hashable {
         var f: [(String, JSONValue)] = [("ifindex", .int(Int64(ifindex)))]
         if let name { f.append(("name", .string(name))) }
         if isVRF { f.append(("vrf", .bool(true))) }
+        if let up { f.append(("up", .bool(up))) }
         return .object(f)
     }
 }

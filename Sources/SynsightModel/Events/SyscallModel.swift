@@ -102,13 +102,16 @@ public struct SocketCallFailure: Sendable, Hashable {
     public var nonlocalBind: Bool
     public var avcCount: UInt8
     public var avc: AVCDenial?
+    /// The socket's device, mark and owner; nil when it could not be read.
+    public var routing: SocketRouting?
 
     public init(ts: UInt64, startTs: UInt64 = 0, call: SocketCall, family: AddressFamily,
                 local: Endpoint, remote: Endpoint? = nil, task: TaskInfo, netns: UInt32, errno: Int32,
                 fd: Int32 = 3, unprivilegedPortStart: Int32? = 1024,
                 localPortRange: ClosedRange<UInt16>? = 32768...60999, socketType: UInt8 = 1,
                 capability: CapabilityCheck = .notChecked, landlocked: Bool = false,
-                nonlocalBind: Bool = false, avcCount: UInt8 = 0, avc: AVCDenial? = nil) {
+                nonlocalBind: Bool = false, avcCount: UInt8 = 0, avc: AVCDenial? = nil,
+                routing: SocketRouting? = nil) {
         self.ts = ts
         self.startTs = startTs
         self.call = call
@@ -127,6 +130,7 @@ public struct SocketCallFailure: Sendable, Hashable {
         self.nonlocalBind = nonlocalBind
         self.avcCount = avcCount
         self.avc = avc
+        self.routing = routing
     }
 
     /// The service port in question: the requested/bound port, or the destination for connect().
@@ -199,6 +203,6 @@ enum SocketCallDecoder {
             localPortRange: range, socketType: e.sock_type,
             capability: CapabilityCheck(rawValue: e.cap_state) ?? .notChecked,
             landlocked: e.landlocked != 0, nonlocalBind: e.nonlocal_bind != 0,
-            avcCount: e.avc_count, avc: avc))
+            avcCount: e.avc_count, avc: avc, routing: SocketRouting.of(e)))
     }
 }

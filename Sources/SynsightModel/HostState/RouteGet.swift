@@ -25,24 +25,45 @@ public enum RouteGet {
     static let rtaGateway: UInt16 = 5
     static let rtaPrefSrc: UInt16 = 7
     static let rtaTable: UInt16 = 15
+    static let rtaMark: UInt16 = 16
+    static let rtaUID: UInt16 = 25
+    static let rtaIPProto: UInt16 = 27
+    static let rtaSport: UInt16 = 28
+    static let rtaDport: UInt16 = 29
+    static let ipprotoTCP: UInt8 = 6
 
     static let afInet: UInt8 = 2
     static let afInet6: UInt8 = 10
 
     /// One lookup: an output lookup (what a local socket sending to `dst`
     /// gets) without `iif`, an input lookup (a packet arriving on `iif`, as
-    /// forwarding decides it) with it.
+    /// forwarding decides it) with it. An output lookup for a socket also
+    /// carries the socket's keys, as its connect() passed them: the device
+    /// it is bound to (`oif`), its mark, its owner (without `uid` the
+    /// kernel looks up as the asking process: root), and the TCP ports
+    /// (policy rules can match `ipproto`, `sport`, `dport`).
     public struct Request: Sendable, Hashable {
         public var family: AddressFamily
         public var dst: IPAddress
         public var src: IPAddress?
         public var iif: UInt32?
+        public var oif: UInt32?
+        public var mark: UInt32?
+        public var uid: UInt32?
+        /// A TCP lookup to this port (and from `tcpSport` when the socket
+        /// has one): what connect() asks.
+        public var tcpDport: UInt16?
+        public var tcpSport: UInt16?
 
-        public init(family: AddressFamily, dst: IPAddress, src: IPAddress? = nil, iif: UInt32? = nil) {
+        public init(family: AddressFamily, dst: IPAddress, src: IPAddress? = nil, iif: UInt32? = nil,
+                    oif: UInt32? = nil, mark: UInt32? = nil, uid: UInt32? = nil) {
             self.family = family
             self.dst = dst
             self.src = src
             self.iif = iif
+            self.oif = oif
+            self.mark = mark
+            self.uid = uid
         }
     }
 
@@ -93,10 +114,20 @@ public enum RouteGet {
         let v4 = r.family == .ipv4
         attr(rtaDst, addressBytes(r.dst, v4: v4))
         if let src = r.src { attr(rtaSrc, addressBytes(src, v4: v4)) }
-        if let iif = r.iif {
+        func attr32(_ type: UInt16, _ v: UInt32?) {
+            guard let v else { return }
             var b: [UInt8] = []
-            u32(iif, &b)
-            attr(rtaIIF, b)
+            u32(v, &b)
+            attr(type, b)
+        }
+        attr32(rtaIIF, r.iif)
+        attr32(rtaOIF, r.oif)
+        attr32(rtaMark, r.mark)
+        attr32(rtaUID, r.uid)
+        if let dport = r.tcpDport {
+            attr(rtaIPProto, [ipprotoTCP])
+            if let sport = r.tcpSport, sport != 0 { attr(rtaSport, [UInt8(sport >> 8), UInt8(sport & 0xff)]) }
+            attr(rtaDport, [UInt8(dport >> 8), UInt8(dport & 0xff)])
         }
         var out: [UInt8] = []
         u32(UInt32(headerSize + rtmsgSize + attrs.count), &out)

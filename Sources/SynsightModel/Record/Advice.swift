@@ -38,6 +38,11 @@ public struct Advice: Sendable, Hashable {
         public var listenerDevice: NetDevice?
         public var synDevice: NetDevice?
         public var synVRF: NetDevice?
+        /// The device a failed connect()'s socket is bound to (no_route).
+        public var boundDevice: NetDevice?
+        /// `ip route get`'s words for the socket's own lookup keys
+        /// (" oif wg0 mark 0x7 uid 1000"; empty: root's lookup is the same).
+        public var routeGetKeys = ""
         /// The listener was killed by a signal (listener_exited).
         public var killedBySignal = false
         /// net.core.somaxconn, when it caps the listen backlog (accept_queue_full).
@@ -690,13 +695,30 @@ public struct Advice: Sendable, Hashable {
     /// no_route. `facts.address`: the destination; `facts.family`: its family.
     static func noRoute(_ cause: RecordCause?, _ f: Facts) -> Advice {
         let dst = f.address.map { "\($0)" } ?? "<destination>"
-        let see = "see which route or rule answers: ip route get \(dst); ip rule; ip route show table all type "
+        let get = "ip route get \(dst)\(f.routeGetKeys)"
+        let see = "see which route or rule answers: \(get); ip rule; ip route show table all type "
+        let unbind = "or stop binding the client to it (curl --interface, SO_BINDTODEVICE, a bind-interface setting)"
+        if case .noRoute(.boundDeviceDown)? = cause {
+            let dev = f.boundDevice?.reference ?? "<device>"
+            return Advice(fix: "bring \(dev) up (ip link set \(dev) up; for a VPN or tunnel, start it), \(unbind)",
+                          steps: ["The socket is bound to \(dev) (SO_BINDTODEVICE), which is down: the kernel refuses any route through it.",
+                                  "Bring it up (ip link set \(dev) up), or start what owns it (a VPN client, wg-quick, a tunnel).",
+                                  "If the client should not be tied to it, remove its interface binding."])
+        }
+        if case .noRoute(.noMatchingRoute)? = cause, let dev = f.boundDevice {
+            let name = dev.reference
+            let add = dev.isVRF ? "ip route add \(dst) via <gateway> vrf \(name)" : "ip route add \(dst) via <gateway> dev \(name)"
+            return Advice(fix: "add a route to \(dst) \(dev.isVRF ? "in VRF \(name)'s table" : "that leaves by \(name)") (\(add)), \(unbind)",
+                          steps: ["The socket is bound to \(dev.label) (SO_BINDTODEVICE, or ip vrf exec): only routes through it (its VRF's table) count.",
+                                  "See what it has: \(get); ip route show \(dev.isVRF ? "vrf" : "dev") \(name).",
+                                  "Add the route there, or bind the client to the interface that reaches \(dst)."])
+        }
         guard case .noRoute(let c)? = cause, c != .noMatchingRoute else {
             let v6 = f.family == .ipv6
             return Advice(fix: v6
                             ? "make the client use IPv4 (or prefer IPv4 for names with both addresses), or add IPv6 routing"
                             : "add a route to \(dst) (usually a default route: ip route add default via <gateway>), or connect to an address this network namespace can reach",
-                          steps: ["connect() found no route: ip route get \(dst) shows the same error.",
+                          steps: ["connect() found no route: \(get) shows the same error.",
                                   "In a container or pod, check its network: attached to a network with a gateway (docker network inspect, the CNI's routes)?",
                                   "After a network change (DHCP lease lost, VPN down, interface down), restore the default route."])
         }

@@ -110,6 +110,9 @@ public enum Cause {
         case unreachableRoute = "unreachable_route"
         case prohibitRoute = "prohibit_route"
         case blackholeRoute = "blackhole_route"
+        /// ENETUNREACH for a socket bound to a device (SO_BINDTODEVICE)
+        /// that is down: the kernel refuses the lookup before any route.
+        case boundDeviceDown = "bound_device_down"
 
         public init?(errno: Int32) {
             switch errno {
@@ -134,7 +137,7 @@ public enum Cause {
         /// The route type as `ip route` names it ("" for no route at all).
         public var routeType: String {
             switch self {
-            case .noMatchingRoute: return ""
+            case .noMatchingRoute, .boundDeviceDown: return ""
             case .unreachableRoute: return "unreachable"
             case .prohibitRoute: return "prohibit"
             case .blackholeRoute: return "blackhole"

@@ -20,6 +20,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case bound
     case bpfPrograms = "bpf_programs"
     case bpfProgramsUnavailable = "bpf_programs_unavailable"
+    /// A socket bound to a device (SO_BINDTODEVICE): that device and its state (NetDevice.json).
+    case boundDevice = "bound_device"
     case call
     case candidates
     case capability

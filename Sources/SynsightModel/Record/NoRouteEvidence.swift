@@ -14,12 +14,14 @@ public struct NoRouteEvidence: SocketCallEvidence {
     /// {destination, result, errno | interface, next_hop, table, type, ...}.
     public var routeLookup: JSONValue?
     public var routeUnavailable: String?
+    /// The device the socket is bound to (SO_BINDTODEVICE), with its state.
+    public var boundDevice: JSONValue?
 
     public init() {}
 
     public static let layout: [EvidenceField<NoRouteEvidence>] = callLayout + [
         .value(.destination, \.destination), .value(.routeLookup, \.routeLookup),
-        .string(.routeUnavailable, \.routeUnavailable),
+        .string(.routeUnavailable, \.routeUnavailable), .value(.boundDevice, \.boundDevice),
     ]
 }
 

@@ -8,9 +8,10 @@ test's network namespaces with `ip netns exec`. Standard library only.
       --await-cgroup: first print "waiting <pid>" and wait until
       /proc/self/cgroup contains TEXT (the test moves it: `ip netns exec`
       mounts its own /sys, without the cgroup hierarchies), then listen.
-  peer.py connect ADDR PORT [--timeout SEC] [--source ADDR]
-      one connect() (bound to ADDR first with --source); print "<pid> <errno>"
-      (0 on success).
+  peer.py connect ADDR PORT [--timeout SEC] [--source ADDR] [--device DEV] [--mark N]
+      one connect() (bound to ADDR first with --source, to device DEV with
+      SO_BINDTODEVICE, marked N with SO_MARK); print "<pid> <errno>" (0 on
+      success).
 
   peer.py tun DEV ANSWERS
       a remote TCP peer in user space, behind tun device DEV (created here,
@@ -59,10 +60,15 @@ def listen(addr, port, v6only, close_after, device=None):
         time.sleep(3600)
 
 
-def connect(addr, port, timeout, source=None, sport=0):
+def connect(addr, port, timeout, source=None, sport=0, device=None, mark=0):
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     s.settimeout(timeout)
     code = 0
+    if device:
+        # As `curl --interface DEV` (or a client's bind-interface setting) does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+    if mark:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
     try:
         if sport:
             # A fixed source port: the same 4-tuple as an earlier attempt.
@@ -365,8 +371,8 @@ def main(argv):
         elif args[i] == "--source":
             opts["source"] = args[i + 1]
             i += 1
-        elif args[i] == "--sport":
-            opts["sport"] = int(args[i + 1])
+        elif args[i] in ("--sport", "--mark"):
+            opts[args[i][2:]] = int(args[i + 1], 0)
             i += 1
         else:
             pos.append(args[i])
@@ -379,7 +385,8 @@ def main(argv):
     elif cmd == "hold":
         hold(addr, port, opts.get("seconds", 30.0))
     elif cmd == "connect":
-        connect(addr, port, opts.get("timeout", 5.0), opts.get("source"), opts.get("sport", 0))
+        connect(addr, port, opts.get("timeout", 5.0), opts.get("source"), opts.get("sport", 0),
+                opts.get("device"), opts.get("mark", 0))
     else:
         sys.exit("unknown command " + cmd)
 
