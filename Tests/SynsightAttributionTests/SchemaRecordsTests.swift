@@ -26,6 +26,17 @@ struct SchemaRecordsTests {
         }
     }
 
+    /// Docker's rule isolating a network, or closing an internal one.
+    struct DockerNetworkDrop: FirewallRuleSource {
+        var chain: String
+        func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
+            FirewallRuleLookup(candidates: [
+                FirewallRule(table: "ip filter", chain: chain, handle: 33, text: #"oifname "br-77cbccdf6295" drop"#, verdict: .drop,
+                             iptables: true, owner: .docker),
+            ])
+        }
+    }
+
     /// Records for every reason and cause, from events as the decoder would deliver them.
     /// packet_dropped: a record of every cause family (a kernel reason name
     /// of each; openvswitch by its subsystem; other for a name no table has).
@@ -213,6 +224,13 @@ struct SchemaRecordsTests {
         var g = engine()
         _ = g.ingest(drop(200_000, 44000, 5))
         out += g.finish()
+        // Docker's network isolation and internal network drops.
+        for chain in ["DOCKER-ISOLATION-STAGE-2", "DOCKER-ISOLATION-STAGE-1"] {
+            var d = engine()
+            d.firewall.rules = DockerNetworkDrop(chain: chain)
+            _ = d.ingest(drop(300_000, 45000, 6))
+            out += d.finish()
+        }
 
         // connect_timeout: the DROP above explains 43002's timeout (dropped_on_host, the rule);
         // SYNs that left via a gateway (IPv4) or directly connected (IPv6): no_answer_past_host.

@@ -308,6 +308,23 @@ extension AttributionEngine {
         return record
     }
 
+    /// Docker's rule keeping its networks apart: which container's SYNs,
+    /// to where, on which network, and Docker's fix rather than the rule's.
+    func dockerNetworkHint(_ docker: DockerNetworkRule, rule: FirewallRule, record: Record, verb: String, what: String,
+                           port: UInt16, effect: String) -> String {
+        var facts = Advice.Facts(port: port)
+        facts.dockerNetwork = docker.network ?? docker.bridge
+        facts.clientContainer = record.client?.workload?.container.map { $0.name ?? $0.shortID }
+        let client = record.client.map { c in facts.clientContainer.map { "container \($0)" } ?? "\(c.comm) (pid \(c.pid))" } ?? "a client"
+        let net = docker.network.map { n in docker.bridge.map { "\(n) (bridge \($0))" } ?? n } ?? docker.bridge ?? "another network"
+        let to = record.local.map { " to \($0)" } ?? " to port \(port)"
+        let at = "rule \"\(rule.text)\" in table \(rule.table) chain \(rule.chain)"
+        let situation = docker.kind == .isolation
+            ? "Docker \(verb) \(what) from \(client)\(to) on network \(net), which it isolates from the client's network\(effect) (\(at)): "
+            : "Docker \(verb) \(what) from \(client)\(to) at the edge of internal network \(net)\(effect) (\(at)): "
+        return situation + Advice.for(reason: .firewallDrop, cause: .firewall(docker.cause), facts: facts).fix
+    }
+
     /// IPVS refused (or dropped) a SYN for one of its virtual services and no rule matched.
     func ipvsHint(_ ipvs: IPVSService, record: Record, reject: Bool) -> String {
         var facts = Advice.Facts(port: ipvs.endpoint.port)
@@ -344,6 +361,11 @@ extension AttributionEngine {
         if let (service, localOnly) = FirewallOwner.kubeProxyNoEndpoints(rule) {
             ev.service = service
             return .firewall(localOnly ? .serviceWithoutLocalEndpoints : .serviceWithoutEndpoints)
+        }
+        if let docker = DockerNetworkRule(rule) {
+            ev.dockerNetwork = docker.network
+            ev.bridge = docker.bridge
+            return .firewall(docker.cause)
         }
         return rule.ctStateMatched == .invalid ? .firewall(.conntrackInvalid) : nil
     }
@@ -387,6 +409,9 @@ extension AttributionEngine {
             }
             return "Kubernetes Service \(service) has no ready endpoints, so kube-proxy \(verb) connections to it "
                 + "(\(at)): " + fix(.firewall(.serviceWithoutEndpoints))
+        }
+        if let docker = DockerNetworkRule(rule) {
+            return dockerNetworkHint(docker, rule: rule, record: record, verb: verb, what: what, port: port, effect: effect)
         }
         facts.rule = Advice.Rule(table: rule.table, chain: rule.chain, handle: rule.handle, iptables: rule.iptables,
                                  policyDrop: rule.verdict == .policyDrop, legacy: rule.legacy)

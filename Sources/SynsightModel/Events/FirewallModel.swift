@@ -219,6 +219,12 @@ public enum FirewallCause: String, Sendable, Hashable, CaseIterable {
     /// (none, or all at weight 0) answered the SYN with ICMP port unreachable
     /// (kube-proxy in IPVS mode: a Service without ready endpoints).
     case ipvsNoDestination = "ipvs_no_destination"
+    /// Docker's rule isolating its networks from one another
+    /// (DOCKER-ISOLATION-STAGE-2) dropped a container's SYN to another network.
+    case networkIsolation = "network_isolation"
+    /// Docker's rule keeping an internal network (`--internal`) closed
+    /// dropped a SYN into or out of it.
+    case internalNetwork = "internal_network"
 }
 
 /// How a firewall verdict was reached (the record's `evidence.method`).

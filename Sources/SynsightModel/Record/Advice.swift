@@ -40,6 +40,11 @@ public struct Advice: Sendable, Hashable {
         public var synVRF: NetDevice?
         /// The device a failed connect()'s socket is bound to (no_route).
         public var boundDevice: NetDevice?
+        /// The Docker network a rule keeps apart (network_isolation,
+        /// internal_network), as `docker network` takes it, and the client's
+        /// container, as `docker` takes it.
+        public var dockerNetwork: String?
+        public var clientContainer: String?
         /// `ip route get`'s words for the socket's own lookup keys
         /// (" oif wg0 mark 0x7 uid 1000"; empty: root's lookup is the same).
         public var routeGetKeys = ""
@@ -669,6 +674,9 @@ public struct Advice: Sendable, Hashable {
                                   "ipvsadm -Ln shows the service and its servers; with kube-proxy (IPVS mode) find the Service by its "
                                     + "ClusterIP and why it has no ready endpoints; with keepalived, why its checks fail."])
         }
+        if case .firewall(let c)? = cause, c == .networkIsolation || c == .internalNetwork {
+            return dockerNetworkAdvice(c, f)
+        }
         if case .firewall(.serviceWithoutLocalEndpoints)? = cause {
             let svc = "-n \(f.serviceNamespace ?? "<namespace>") \(f.serviceShortName ?? "<name>")"
             return Advice(fix: "send this traffic only to nodes with a ready endpoint (the load balancer's health check on the Service's "
@@ -690,6 +698,30 @@ public struct Advice: Sendable, Hashable {
         return Advice(fix: ruleFix(f), steps: ["A firewall rule blocks this traffic: find it (the rule in the evidence; nft list ruleset / iptables -S).",
                               "Change the rule (or add an accept rule before it) for the intended sources, and persist the change.",
                               "Check every layer: host firewall, container/Kubernetes network policy, cloud security groups."])
+    }
+
+    /// network_isolation, internal_network: Docker keeps its networks
+    /// apart on purpose; its rule comes back when deleted.
+    static func dockerNetworkAdvice(_ c: FirewallCause, _ f: Facts) -> Advice {
+        let net = f.dockerNetwork ?? "<network>"
+        let client = f.clientContainer ?? "<client container>"
+        let inspect = "docker inspect -f '{{json .NetworkSettings.Networks}}' \(client)"
+        if c == .internalNetwork {
+            return Advice(fix: "network \(net) is internal (docker network create --internal): only its own containers reach each other; "
+                            + "if \(client) must reach beyond it, connect it to a network that is not internal as well "
+                            + "(docker network connect <network> \(client)), or recreate \(net) without --internal; "
+                            + "Docker writes its rule again if it is deleted",
+                          steps: ["Docker drops traffic into and out of an internal network: by design, not a fault of the rule.",
+                                  "See the network and its containers: docker network inspect \(net); the client's networks: \(inspect).",
+                                  "Give the container a second, non-internal network, or drop --internal from the network's definition."])
+        }
+        return Advice(fix: "Docker isolates its networks from one another: connect \(client) to network \(net) as well "
+                        + "(docker network connect \(net) \(client)), or put both services on one shared network "
+                        + "(Compose: the same entry under networks:); Docker writes its rule again if it is deleted",
+                      steps: ["Docker drops traffic between containers on different networks (DOCKER-ISOLATION-STAGE-2): by design, not a fault of the rule.",
+                              "See where each one is: \(inspect); docker network inspect \(net).",
+                              "Attach the client to the server's network (docker network connect), or define one network both services join, "
+                                + "and reach the server there by its container or service name."])
     }
 
     /// no_route. `facts.address`: the destination; `facts.family`: its family.

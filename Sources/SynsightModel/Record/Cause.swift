@@ -160,7 +160,9 @@ public enum Cause {
         case .noRoute: return NoRoute.allCases.map(\.rawValue)
         case .unknown: return Unknown.allCases.map(\.rawValue)
         case .packetDropped: return PacketDropped.allCases.map(\.rawValue)
-        case .firewallReject, .firewallDrop: return Firewall.allCases.map(\.rawValue)
+        case .firewallDrop: return Firewall.allCases.map(\.rawValue)
+        // Docker's rules keeping networks apart drop (DockerNetworkRule).
+        case .firewallReject: return Firewall.allCases.filter { $0 != .networkIsolation && $0 != .internalNetwork }.map(\.rawValue)
         case .addressInUse, .privilegedPort, .ephemeralPortsExhausted:
             return []
         }

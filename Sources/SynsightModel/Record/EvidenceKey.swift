@@ -22,6 +22,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case bpfProgramsUnavailable = "bpf_programs_unavailable"
     /// A socket bound to a device (SO_BINDTODEVICE): that device and its state (NetDevice.json).
     case boundDevice = "bound_device"
+    /// The bridge device a Docker network rule names.
+    case bridge
     case call
     case candidates
     case capability
@@ -53,6 +55,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case dropReason = "drop_reason"
     case dropReasonCode = "drop_reason_code"
     case dropReasonSubsystem = "drop_reason_subsystem"
+    /// The Docker network a rule keeps apart, as `docker network` takes it.
+    case dockerNetwork = "docker_network"
     case drops
     case egressInterface = "egress_interface"
     case errno

@@ -39,6 +39,11 @@ public struct FirewallEvidence: ReasonEvidence {
     public var ruleOwner: String?
     /// kube-proxy's Service without endpoints (`ns/svc:port`).
     public var service: String?
+    /// network_isolation, internal_network: the Docker network the rule
+    /// keeps apart, as `docker network` takes it (an id prefix, `bridge`),
+    /// and its bridge device.
+    public var dockerNetwork: String?
+    public var bridge: String?
     public var rulePackets: Int64?
     /// How the rule was found (`ruleset_match`, `no_match`, `ruleset_unavailable`, ...).
     public var ruleMethod: String?
@@ -57,7 +62,8 @@ public struct FirewallEvidence: ReasonEvidence {
         .int(.drops, \.drops), .bool(.syn, \.syn), .int(.tcpFlags, \.tcpFlags), .string(.segment, \.segment), .bool(.localSocket, \.localSocket),
         .string(.clientContext, \.clientContext), .string(.table, \.table), .string(.chain, \.chain),
         .int(.handle, \.handle), .string(.rule, \.rule), .string(.ruleComment, \.ruleComment),
-        .string(.ruleOwner, \.ruleOwner), .string(.service, \.service), .int(.rulePackets, \.rulePackets),
+        .string(.ruleOwner, \.ruleOwner), .string(.service, \.service), .string(.dockerNetwork, \.dockerNetwork), .string(.bridge, \.bridge),
+        .int(.rulePackets, \.rulePackets),
         .string(.ruleMethod, \.ruleMethod), .array(.candidates, \.candidates), .string(.rulesetError, \.rulesetError),
         .value(.ipvs, \.ipvs), .string(.hook, \.hook),
     ]

@@ -5,12 +5,12 @@ import Testing
 /// system, and finding the httpd a container runs.
 enum ContainerHttpd {
     /// `dir`/rootfs with /bin/busybox (Debian's busybox-static) and the
-    /// applets the tests run (sh, sleep, httpd); returns its path.
+    /// applets the tests run (sh, sleep, httpd, nc); returns its path.
     static func busyboxRootfs(in dir: String) throws -> String {
         let rootfs = dir + "/rootfs"
         try FileManager.default.createDirectory(atPath: rootfs + "/bin", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
-        for applet in ["sh", "sleep", "httpd"] {
+        for applet in ["sh", "sleep", "httpd", "nc"] {
             try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
         }
         return rootfs

@@ -64,8 +64,8 @@ final class DockerDaemon {
     }
 
     @discardableResult
-    func docker(_ args: [String]) throws -> String {
-        try sh([Self.client, "-H", "unix://" + socket] + args)
+    func docker(_ args: [String], allowFailure: Bool = false) throws -> String {
+        try sh([Self.client, "-H", "unix://" + socket] + args, allowFailure: allowFailure)
     }
 
     /// Busybox httpd in container `name`, once it listens on `port`: the

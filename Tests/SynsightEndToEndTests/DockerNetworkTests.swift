@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+
+/// Docker's own isolation of its networks from one another: a container on
+/// one user-defined network connecting to a container on another is dropped
+/// by the DOCKER-ISOLATION-STAGE-2 rule Docker wrote (the host forwards
+/// between the two bridges). In the Docker suite, which runs one test at a time.
+extension DockerWorkloadTests {
+    @Test("two Docker networks: a container's connect to a container on the other network is dropped by Docker's isolation rule; the drop and the client's timeout name the rule, both containers, and Docker's fix (docker network connect)")
+    func isolatedNetworks() throws {
+        guard DockerDaemon.installed() else { return }
+        let before = HostNetworkState.capture()
+        try crossNetworkConnect()
+        let changes = HostNetworkState.capture().changes(since: before)
+        #expect(changes.isEmpty, "the host was left changed:\n\(changes.joined(separator: "\n"))")
+    }
+
+    func crossNetworkConnect() throws {
+        let daemon = try DockerDaemon(bridge: "198.19.238.1/24", iptables: true)
+        defer { daemon.stop() }
+        let tag = randomTag()
+        let image = try daemon.importBusybox(tag: tag)
+        let (front, back) = ("synsight-e2e-front-\(tag)", "synsight-e2e-back-\(tag)")
+        try daemon.docker(["network", "create", "--subnet", "198.19.236.0/24", front])
+        defer { _ = try? daemon.docker(["network", "rm", front]) }
+        try daemon.docker(["network", "create", "--subnet", "198.19.237.0/24", back])
+        defer { _ = try? daemon.docker(["network", "rm", back]) }
+        let (web, api) = ("synsight-e2e-web-\(tag)", "synsight-e2e-api-\(tag)")
+        let port = randomPort()
+        try daemon.docker(["run", "-d", "--name", api, "--network", back, "--ip", "198.19.237.10", image,
+                           "/bin/sh", "-c", "httpd -f -p \(port) & while true; do sleep 1; done"])
+        defer { _ = try? daemon.docker(["rm", "-f", api]) }
+        try daemon.docker(["run", "-d", "--name", web, "--network", front, image,
+                           "/bin/sh", "-c", "while true; do sleep 1; done"])
+        defer { _ = try? daemon.docker(["rm", "-f", web]) }
+        _ = try daemon.httpd(in: api, port: port)
+        // The host routes between the two bridges (forwarding on the client's
+        // bridge only; the bridge and its sysctl go with the network).
+        let frontBridge = "br-" + String(try daemon.docker(["network", "inspect", "-f", "{{.Id}}", front]).prefix(12))
+        try sh(["sysctl", "-qw", "net.ipv4.conf.\(frontBridge).forwarding=1"])
+        let isolation = try sh(["iptables", "-w", "-S", "DOCKER-ISOLATION-STAGE-2"])
+        #expect(isolation.contains("-j DROP"), "Docker wrote no isolation rule: \(isolation)")
+
+        // The client gives up after one SYN retransmission (its container's own sysctl).
+        let webPid = try #require(Int(try daemon.docker(["inspect", "-f", "{{.State.Pid}}", web]).trimmingCharacters(in: .whitespacesAndNewlines)))
+        try sh(["nsenter", "--net=/proc/\(webPid)/ns/net", "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])
+        let backID = try daemon.docker(["network", "inspect", "-f", "{{.Id}}", back]).prefix(12)
+
+        let trace = try TraceSession(["--port", String(port)])
+        _ = try daemon.docker(["exec", web, "nc", "198.19.237.10", String(port)], allowFailure: true)
+        let drop = try #require(trace.waitForRecord {
+            $0.string("kind") == "drop" && $0.int("port") == port
+        }, "no drop record; stderr: \(trace.stderr); records: \(trace.stdout)")
+        #expect(drop.string("reason") == "firewall_drop" && drop.string("cause") == "network_isolation", "record: \(drop)")
+        #expect(drop.evidence["chain"] as? String == "DOCKER-ISOLATION-STAGE-2" && drop.evidence["rule_owner"] as? String == "docker")
+        #expect(drop.evidence["docker_network"] as? String == String(backID) && drop.evidence["bridge"] as? String == "br-\(backID)",
+                "record: \(drop)")
+        #expect(((drop.object("client")?["container"] as? [String: Any])?["name"] as? String) == web, "record: \(drop)")
+        let hint = drop.string("hint") ?? ""
+        #expect(hint.contains("from container \(web) to 198.19.237.10:\(port) on network \(backID) (bridge br-\(backID))"), "\(hint)")
+        #expect(hint.contains("docker network connect \(backID) \(web)") && !hint.contains("iptables -D"), "\(hint)")
+        // The client's timeout is explained by that drop, with Docker's fix.
+        let timeout = try #require(trace.waitForRecord(timeout: 15) { $0.string("kind") == "connect_failure" && $0.int("port") == port },
+                                   "no timeout record; records: \(trace.stdout)")
+        #expect(timeout.string("reason") == "connect_timeout" && timeout.string("cause") == "dropped_on_host", "record: \(timeout)")
+        #expect(timeout.string("netns_name") == "container \(web)")
+        #expect((timeout.string("hint") ?? "").contains("docker network connect \(backID) \(web)"), "record: \(timeout)")
+
+        // A network created --internal: Docker drops what crosses its edge,
+        // here web's SYN to a container on it.
+        let internalNet = "synsight-e2e-int-\(tag)", job = "synsight-e2e-job-\(tag)"
+        try daemon.docker(["network", "create", "--internal", "--subnet", "198.19.235.0/24", internalNet])
+        defer { _ = try? daemon.docker(["network", "rm", internalNet]) }
+        try daemon.docker(["run", "-d", "--name", job, "--network", internalNet, "--ip", "198.19.235.10", image,
+                           "/bin/sh", "-c", "httpd -f -p \(port) & while true; do sleep 1; done"])
+        defer { _ = try? daemon.docker(["rm", "-f", job]) }
+        _ = try daemon.httpd(in: job, port: port)
+        let internalID = try daemon.docker(["network", "inspect", "-f", "{{.Id}}", internalNet]).prefix(12)
+        _ = try daemon.docker(["exec", web, "nc", "198.19.235.10", String(port)], allowFailure: true)
+        let closed = try #require(trace.waitForRecord {
+            $0.string("kind") == "drop" && $0.int("port") == port && ($0.object("local")?["addr"] as? String) == "198.19.235.10"
+        }, "no drop record at the internal network; records: \(trace.stdout)")
+        #expect(closed.string("cause") == "internal_network" && closed.evidence["chain"] as? String == "DOCKER-ISOLATION-STAGE-1",
+                "record: \(closed)")
+        #expect(closed.evidence["docker_network"] as? String == String(internalID), "record: \(closed)")
+        let internalHint = closed.string("hint") ?? ""
+        #expect(internalHint.contains("at the edge of internal network \(internalID)") && internalHint.contains("--internal"), "\(internalHint)")
+        trace.stop()
+    }
+}
