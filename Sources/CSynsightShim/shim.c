@@ -327,20 +327,32 @@ int syn_setns_net(int fd)
 	return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
 }
 
+/* One interface ioctl `req` on `ifr` (its name set from `ifname`, the
+ * rest as the caller filled it) through a datagram socket of the calling
+ * thread's network namespace; 0 or -errno. */
+static int ifreq_ioctl(const char *ifname, unsigned long req, struct ifreq *ifr)
+{
+	if (strlen(ifname) >= sizeof(ifr->ifr_name))
+		return -EINVAL;
+	strncpy(ifr->ifr_name, ifname, sizeof(ifr->ifr_name) - 1);
+	ifr->ifr_name[sizeof(ifr->ifr_name) - 1] = 0;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int rc = ioctl(fd, req, ifr) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
 int syn_ethtool_driver(const char *ifname, char *out, size_t out_len)
 {
 	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
 	struct ifreq ifr;
-	if (!out || out_len == 0 || strlen(ifname) >= sizeof(ifr.ifr_name))
+	if (!out || out_len == 0)
 		return -EINVAL;
 	memset(&ifr, 0, sizeof(ifr));
-	strncpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name) - 1);
 	ifr.ifr_data = (void *)&info;
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int rc = ioctl(fd, SIOCETHTOOL, &ifr) == 0 ? 0 : -errno;
-	close(fd);
+	int rc = ifreq_ioctl(ifname, SIOCETHTOOL, &ifr);
 	if (rc == 0)
 		snprintf(out, out_len, "%.*s", (int)sizeof(info.driver), info.driver);
 	return rc;
@@ -349,15 +361,10 @@ int syn_ethtool_driver(const char *ifname, char *out, size_t out_len)
 int syn_if_flags(const char *ifname, unsigned int *flags)
 {
 	struct ifreq ifr;
-	if (!flags || strlen(ifname) >= sizeof(ifr.ifr_name))
+	if (!flags)
 		return -EINVAL;
 	memset(&ifr, 0, sizeof(ifr));
-	strncpy(ifr.ifr_name, ifname, sizeof(ifr.ifr_name) - 1);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int rc = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 ? 0 : -errno;
-	close(fd);
+	int rc = ifreq_ioctl(ifname, SIOCGIFFLAGS, &ifr);
 	if (rc == 0)
 		*flags = (unsigned short)ifr.ifr_flags;
 	return rc;
