@@ -95,6 +95,15 @@ struct DropCauseTests {
         #expect(all.count == Set(all).count)
     }
 
+    @Test("IP_INADDRERRORS: forwarding off for IPv4 (ip_error sets it only then), for IPv6 only at ip6_forward (else a destination it cannot take)")
+    func forwardingDisabled() {
+        #expect(DropCause.of(name("ip_inaddrerrors"), family: .ipv4, function: "ip_error") == .forwardingDisabled)
+        #expect(DropCause.of(name("ip_inaddrerrors"), family: .ipv6, function: "ip6_forward") == .forwardingDisabled)
+        #expect(DropCause.of(name("ip_inaddrerrors"), family: .ipv6, function: "ip6_pkt_drop") == .badDestination)
+        #expect(DropCause.of(name("ip_inaddrerrors"), family: .ipv6, function: nil) == .badDestination)
+        #expect(DropCause.forwardingDisabled.sysctl(family: .ipv4, interface: "docker0") == "net.ipv4.conf.docker0.forwarding")
+    }
+
     @Test("a subsystem's reasons: openvswitch, else other")
     func subsystemFamily() {
         #expect(DropCause.of(DropReasonName(name: "openvswitch:last_action", code: 0x20001, subsystem: "openvswitch", known: true)) == .openvswitch)

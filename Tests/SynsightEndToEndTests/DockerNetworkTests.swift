@@ -6,7 +6,7 @@ import Testing
 /// by the DOCKER-ISOLATION-STAGE-2 rule Docker wrote (the host forwards
 /// between the two bridges). In the Docker suite, which runs one test at a time.
 extension DockerWorkloadTests {
-    @Test("two Docker networks: a container's connect to a container on the other network is dropped by Docker's isolation rule; the drop and the client's timeout name the rule, both containers, and Docker's fix (docker network connect)")
+    @Test("two Docker networks: a container's connect to a container on the other network is dropped by Docker's isolation rule; the drop and the client's timeout name the rule, the client's container, the network and Docker's fix (docker network connect); an --internal network's edge drops (and the host not forwarding its bridge), and a container without a network has no route")
     func isolatedNetworks() throws {
         guard DockerDaemon.installed() else { return }
         let before = HostNetworkState.capture()
@@ -76,6 +76,8 @@ extension DockerWorkloadTests {
         defer { _ = try? daemon.docker(["rm", "-f", job]) }
         _ = try daemon.httpd(in: job, port: port)
         let internalID = try daemon.docker(["network", "inspect", "-f", "{{.Id}}", internalNet]).prefix(12)
+        let jobPid = try #require(Int(try daemon.docker(["inspect", "-f", "{{.State.Pid}}", job]).trimmingCharacters(in: .whitespacesAndNewlines)))
+        try sh(["nsenter", "--net=/proc/\(jobPid)/ns/net", "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])
         _ = try daemon.docker(["exec", web, "nc", "198.19.235.10", String(port)], allowFailure: true)
         let closed = try #require(trace.waitForRecord {
             $0.string("kind") == "drop" && $0.int("port") == port && ($0.object("local")?["addr"] as? String) == "198.19.235.10"
@@ -85,6 +87,38 @@ extension DockerWorkloadTests {
         #expect(closed.evidence["docker_network"] as? String == String(internalID), "record: \(closed)")
         let internalHint = closed.string("hint") ?? ""
         #expect(internalHint.contains("at the edge of internal network \(internalID)") && internalHint.contains("--internal"), "\(internalHint)")
+
+        // Out of the internal network, while the host does not forward what
+        // arrives on its bridge: the kernel drops it before any rule.
+        let internalBridge = "br-\(internalID)"
+        _ = try daemon.docker(["exec", job, "nc", "198.19.237.10", String(port)], allowFailure: true)
+        let unforwarded = try #require(trace.waitForRecord {
+            $0.string("reason") == "packet_dropped" && $0.int("port") == port && ($0.object("remote")?["addr"] as? String) == "198.19.235.10"
+        }, "no drop record for the unforwarded SYN; records: \(trace.stdout)")
+        #expect(unforwarded.string("cause") == "forwarding_disabled" && unforwarded.evidence["interface"] as? String == internalBridge,
+                "record: \(unforwarded)")
+        #expect(unforwarded.evidence["sysctl"] as? String == "net.ipv4.conf.\(internalBridge).forwarding")
+        #expect((unforwarded.string("hint") ?? "").contains("does not forward IPv4 arriving on \(internalBridge)"), "record: \(unforwarded)")
+        // Forwarding on: Docker's own rule closes the internal network's edge.
+        try sh(["sysctl", "-qw", "net.ipv4.conf.\(internalBridge).forwarding=1"])
+        _ = try daemon.docker(["exec", job, "nc", "198.19.237.10", String(port)], allowFailure: true)
+        let out = try #require(trace.waitForRecord {
+            $0.string("reason") == "firewall_drop" && $0.int("port") == port && ($0.object("remote")?["addr"] as? String) == "198.19.235.10"
+        }, "no firewall drop out of the internal network; records: \(trace.stdout)")
+        #expect(out.string("cause") == "internal_network" && out.evidence["bridge"] as? String == internalBridge, "record: \(out)")
+        #expect(((out.object("client")?["container"] as? [String: Any])?["name"] as? String) == job, "record: \(out)")
+
+        // A container without a network (--network none): no route at all.
+        let solo = "synsight-e2e-solo-\(tag)"
+        try daemon.docker(["run", "-d", "--name", solo, "--network", "none", image, "/bin/sh", "-c", "while true; do sleep 1; done"])
+        defer { _ = try? daemon.docker(["rm", "-f", solo]) }
+        _ = try daemon.docker(["exec", solo, "nc", "198.19.237.10", String(port)], allowFailure: true)
+        let noRoute = try #require(trace.waitForRecord { $0.string("reason") == "no_route" && $0.int("port") == port },
+                                   "no no_route record from the container without a network; records: \(trace.stdout)")
+        #expect(noRoute.string("cause") == "no_matching_route" && noRoute.string("netns_name") == "container \(solo)", "record: \(noRoute)")
+        let noRouteHint = noRoute.string("hint") ?? ""
+        #expect(noRouteHint.contains("container \(solo) has no IPv4 route out") && noRouteHint.contains("docker network connect <network> \(solo)"),
+                "\(noRouteHint)")
         trace.stop()
     }
 }

@@ -2798,6 +2798,43 @@ def sc_drop_no_route(t, k, pas):
     return r, c, drop_expected(k)
 
 
+@scenario("router namespace with forwarding off: forwarded SYN dropped (v4, v6)", "packet_dropped/forwarding_disabled")
+def sc_drop_forwarding_off(t, k, pas):
+    """A namespace routes for the client but forwards nothing
+    (net.ipv4.ip_forward and net.ipv6.conf.all.forwarding 0, a new
+    namespace's defaults): what a host with containers behind it sees after
+    something turned forwarding off."""
+    router, client = NetNS(), NetNS()
+    r1, _ = router.link(client, v4="198.18.44", v6="fd00:44::")
+    # Routes for the destination (back out the client's link: never used,
+    # the packet is dropped before; IPv6 makes a route through lo a reject route).
+    router.exec("ip", "route", "add", "198.18.45.0/24", "via", "198.18.44.2")
+    router.exec("ip", "-6", "route", "add", "fd00:45::/64", "via", "fd00:44::2")
+    client.exec("ip", "route", "add", "198.18.45.0/24", "via", "198.18.44.1")
+    client.exec("ip", "-6", "route", "add", "fd00:45::/64", "via", "fd00:44::1")
+    port = rnd_port()
+    c = Check()
+    r = None
+    for addr, family, sysctl in (("198.18.45.9", "ipv4", "net.ipv4.conf.%s.forwarding" % r1),
+                                 ("fd00:45::9", "ipv6", "net.ipv6.conf.all.forwarding")):
+        pid, err = connect(client, addr, port, timeout=2)
+        c.true("connect errno %r (%s)" % (err, family), err == errno.ETIMEDOUT)
+        r = t.wait(lambda r: r.get("reason") == "packet_dropped" and r.get("netns") == router.inode
+                   and r.get("port") == port and addr_of(r, "local") == addr, 10)
+        c.true("no drop record for %s" % addr, r is not None)
+        if not r:
+            continue
+        expect_common(c, r, "drop", "packet_dropped", None, port, family)
+        if k.btf.has_name("SKB_DROP_REASON_IP_INADDRERRORS"):
+            c.eq("cause (%s)" % family, r.get("cause"), "forwarding_disabled")
+            c.eq("evidence.drop_reason (%s)" % family, ev(r).get("drop_reason"), "ip_inaddrerrors")
+            c.eq("evidence.sysctl (%s)" % family, ev(r).get("sysctl"), sysctl)
+            hint_has(c, r, "does not forward")
+        c.eq("evidence.interface (%s)" % family, ev(r).get("interface"), r1)
+        c.eq("client.pid (%s)" % family, pid_of(r, "client"), pid)
+    return r, c, drop_expected(k)
+
+
 TC_PROG = r"""
 #include <linux/bpf.h>
 #include <linux/if_ether.h>

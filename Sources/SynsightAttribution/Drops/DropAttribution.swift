@@ -120,7 +120,7 @@ extension AttributionEngine {
     }
 
     func dropRecord(_ d: PacketDrop, reason: DropReasonName, location: (name: String, offset: UInt64)?) -> Record {
-        let cause = DropCause.of(reason)
+        let cause = DropCause.of(reason, family: d.family, function: location?.name)
         let port = d.server.port
         var record = Record(ts: clock.epoch(d.ts), kind: .drop, reason: .packetDropped, cause: .packetDropped(cause),
                             port: port, family: d.family, netns: d.netns, local: d.server, remote: d.clientEnd)

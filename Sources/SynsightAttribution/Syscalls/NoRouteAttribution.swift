@@ -32,6 +32,12 @@ extension AttributionEngine {
         r.evidence = ev.fields
         var facts = Advice.Facts(address: e.remote.addr, family: q.lookup.family)
         facts.boundDevice = device
+        // A Docker, Podman or nerdctl container: its network's fix (`network connect`).
+        if let c = r.process?.workload?.container, device == nil, let runtime = c.runtime,
+           [.docker, .podman, .containerd].contains(runtime) {
+            facts.clientContainer = c.name ?? c.shortID
+            facts.containerRuntime = runtime
+        }
         facts.routeGetKeys = Self.routeGetKeys(q.lookup, device: device)
         r.hint = noRouteSituation(e, family: q.lookup.family, cause: cause, lookup: found?.route, device: device)
             + Advice.for(reason: .noRoute, cause: r.cause, facts: facts).fix

@@ -372,6 +372,13 @@ public final class WorkloadResolver {
     /// is Docker's userland proxy (its command line, read once per pid).
     public func enrich(_ r: inout Record) {
         if r.netnsName == nil, let ns = r.netns { r.netnsName = netnsName(ns) }
+        // A failed call's or connection's own process lives in the record's
+        // namespace, and may have been named from its cgroup id alone (no
+        // /proc read that would have mapped its namespace).
+        if r.netnsName == nil, [.bindFailure, .connectFailure, .denial].contains(r.kind),
+           let id = r.process?.workload, let label = Self.netnsLabel(id) {
+            r.netnsName = label
+        }
         guard let c = r.client, c.comm == "docker-proxy" else { return }
         if proxies[c.pid] == nil {
             let cmd = ProcFS.read("/proc/\(c.pid)/cmdline", limit: 4096) ?? ""

@@ -745,6 +745,15 @@ public struct Advice: Sendable, Hashable {
                                   "See what it has: \(get); ip route show \(dev.isVRF ? "vrf" : "dev") \(name).",
                                   "Add the route there, or bind the client to the interface that reaches \(dst)."])
         }
+        if case .noRoute(.noMatchingRoute)? = cause, f.family != .ipv6, let client = f.clientContainer {
+            let cli = f.containerRuntime.cli
+            return Advice(fix: "container \(client) has no IPv4 route out: its networks have no gateway (an --internal network, "
+                            + "--network none); connect it to a network that has one (\(cli) network connect <network> \(client)), "
+                            + "or reach \(dst) through a service on its own network",
+                          steps: ["connect() found no route in the container's namespace: \(cli) exec \(client) ip route shows no default route.",
+                                  "See its networks: \(cli) inspect -f '{{json .NetworkSettings.Networks}}' \(client).",
+                                  "Attach it to a network with a gateway, or drop --internal / --network none from its definition."])
+        }
         guard case .noRoute(let c)? = cause, c != .noMatchingRoute else {
             let v6 = f.family == .ipv6
             return Advice(fix: v6

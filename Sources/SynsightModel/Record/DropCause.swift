@@ -12,6 +12,11 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
     case socketFilter = "socket_filter"
     case martianSource = "martian_source"
     case badDestination = "bad_destination"
+    /// A packet to forward arrived on an interface that does not forward
+    /// (IPv4: ip_error's IP_INADDRERRORS, set only when the input device's
+    /// forwarding is off; IPv6: ip6_forward's, with all.forwarding off):
+    /// the containers, VMs or namespaces behind it reach nothing beyond.
+    case forwardingDisabled = "forwarding_disabled"
     case checksum
     case tcpMD5 = "tcp_md5"
     case tcpAO = "tcp_ao"
@@ -40,7 +45,8 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
         .xfrmPolicy: ["xfrm_policy"],
         .socketFilter: ["socket_filter"],
         .martianSource: ["ip_invalid_source", "ip_local_source", "ip_localnet", "mac_invalid_source"],
-        .badDestination: ["ip_invalid_dest", "ip_inaddrerrors"],
+        .badDestination: ["ip_invalid_dest"],
+        .forwardingDisabled: ["ip_inaddrerrors"],
         .checksum: ["tcp_csum", "ip_csum", "skb_csum", "icmp_csum"],
         .tcpMD5: ["tcp_md5notfound", "tcp_md5unexpected", "tcp_md5failure"],
         .tcpAO: ["tcp_auth_hdr", "tcp_aonotfound", "tcp_aounexpected", "tcp_aokeynotfound", "tcp_aofailure"],
@@ -71,7 +77,7 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
     /// them are the firewall's, always.
     public static let answerFailures: Set<DropCause> = [
         .rpFilter, .noRoute, .bpfProgram, .xfrmPolicy, .socketFilter, .martianSource, .badDestination,
-        .checksum, .tcpMD5, .tcpAO, .minTTL, .securityHook, .ipv6Disabled,
+        .forwardingDisabled, .checksum, .tcpMD5, .tcpAO, .minTTL, .securityHook, .ipv6Disabled,
     ]
 
     /// The kernel's reason for a netfilter drop (a rule's, or conntrack's own: `conntrack_full`).
@@ -89,6 +95,17 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
         return byReason[reason.name] ?? .other
     }
 
+    /// The family of one drop, where the reason alone does not say: IPv6
+    /// also gives IP_INADDRERRORS for a destination it cannot take (an
+    /// unspecified one, a multicast group not joined); only ip6_forward's
+    /// is forwarding switched off (`function`: the dropping function, nil
+    /// when not symbolized).
+    public static func of(_ reason: DropReasonName, family: AddressFamily, function: String?) -> DropCause {
+        let cause = of(reason)
+        if cause == .forwardingDisabled, family == .ipv6, function != "ip6_forward" { return .badDestination }
+        return cause
+    }
+
     /// Where each BPF-hook reason was dropped (evidence `attach_point`).
     static let attachPoints: [String: String] = [
         "tc_ingress": "tc ingress", "tc_egress": "tc egress", "bpf_cgroup_egress": "cgroup egress",
@@ -103,6 +120,7 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
         switch self {
         case .rpFilter: return family == .ipv4 ? "net.ipv4.conf.\(dev).rp_filter" : nil
         case .ipv6Disabled: return "net.ipv6.conf.\(dev).disable_ipv6"
+        case .forwardingDisabled: return family == .ipv4 ? "net.ipv4.conf.\(dev).forwarding" : "net.ipv6.conf.all.forwarding"
         case .conntrackFull: return "net.netfilter.nf_conntrack_max"
         default: return nil
         }
@@ -120,6 +138,7 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
         case .socketFilter: return "A socket filter on the listener rejected it: check the filter attached to the listening socket."
         case .martianSource: return "The source address is invalid on that interface (martian): fix the sender's address or the NAT in front of it."
         case .badDestination: return "The destination is not a valid unicast address here: fix the client's target address."
+        case .forwardingDisabled: return "The host does not forward packets arriving on that interface: set net.ipv4.ip_forward=1 (net.ipv6.conf.all.forwarding=1), and find what turned it off (a sysctl.d file, a hardening script); Docker, libvirt and Kubernetes need it on."
         case .checksum: return "Bad checksums: check NIC offloads (ethtool -k) and the path for a corrupting middlebox."
         case .tcpMD5: return "TCP MD5 signatures differ: configure the same TCP_MD5SIG key on both ends."
         case .tcpAO: return "TCP-AO failed: configure matching TCP-AO keys on both ends."
@@ -165,6 +184,12 @@ public enum DropCause: String, Sendable, Hashable, CaseIterable {
             return "\(what): its source \(src) is invalid on \(dev) (martian: loopback, local or multicast source): fix the sender's address or NAT"
         case .badDestination:
             return "\(what): its destination \(dst) is not a valid unicast address here: check the client's target address"
+        case .forwardingDisabled:
+            let all = d.family == .ipv4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding"
+            let sysctl = sysctl(family: d.family, interface: d.ifname) ?? all
+            return "\(what): this host does not forward \(d.family == .ipv4 ? "IPv4" : "IPv6") arriving on \(dev) (\(sysctl) is 0), so what sits behind it "
+                + "(containers, VMs, namespaces) cannot reach \(dst): set \(all)=1 (sysctl -w \(all)=1, and in /etc/sysctl.d to keep it) "
+                + "and find what turned it off (Docker, libvirt and Kubernetes turn it on at start-up; a sysctl.d file or a script applied later turns it off)"
         case .checksum:
             return "\(what): bad checksum (a NIC offload, a broken middlebox or corrupted link): check `ethtool -k \(dev)` offloads and the path"
         case .tcpMD5:
