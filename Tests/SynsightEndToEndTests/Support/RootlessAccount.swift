@@ -17,8 +17,6 @@ final class RootlessAccount {
     let uid: UInt32
     let home: String
     let subordinate: String
-    let tunMode: mode_t?
-    let hadRunUser = FileManager.default.fileExists(atPath: "/run/user")
     private var stopped = false
     /// A rootless dockerd was started (startDockerd).
     var dockerd = false
@@ -31,18 +29,10 @@ final class RootlessAccount {
         try sh(["useradd", "-m", "-d", home, "-s", "/bin/sh", user])
         uid = try #require(UInt32(try sh(["id", "-u", user]).trimmingCharacters(in: .whitespacesAndNewlines)))
         subordinate = "\(user):\(400_000 + (uid % 1000) * 65_536):65536"
-        for file in ["/etc/subuid", "/etc/subgid"] {
-            let h = try #require(FileHandle(forWritingAtPath: file))
-            h.seekToEndOfFile()
-            h.write(Data((subordinate + "\n").utf8))
-            h.closeFile()
-        }
+        try RootlessHostShare.shared.acquire(subordinate: subordinate)
         try FileManager.default.createDirectory(atPath: "/run/user/\(uid)", withIntermediateDirectories: true)
         _ = chown("/run/user/\(uid)", uid_t(uid), gid_t(uid))
         _ = chmod("/run/user/\(uid)", 0o700)
-        var st = stat()
-        tunMode = stat(Self.tun, &st) == 0 ? st.st_mode & 0o777 : nil
-        if tunMode != nil { _ = chmod(Self.tun, 0o666) }
     }
 
     deinit { stop() }
@@ -90,14 +80,53 @@ final class RootlessAccount {
             }
         for m in mounts.sorted(by: { $0.count > $1.count }) { umount2(m, Int32(MNT_DETACH)) }
         _ = try? sh(["userdel", "-r", "-f", user], allowFailure: true)
+        try? FileManager.default.removeItem(atPath: "/run/user/\(uid)")
+        RootlessHostShare.shared.release(subordinate: subordinate)
+        try? FileManager.default.removeItem(atPath: (home as NSString).deletingLastPathComponent)
+    }
+}
+
+/// What rootless accounts change on the host, shared by the accounts that
+/// live at once (the rootless suites run in parallel): their lines in
+/// /etc/subuid and /etc/subgid, /run/user, and /dev/net/tun's mode. The
+/// first account takes the host's state, the last one puts it back; the
+/// files are edited under one lock, so no account loses another's line.
+final class RootlessHostShare: @unchecked Sendable {
+    static let shared = RootlessHostShare()
+    let lock = NSLock()
+    var accounts = 0
+    var hadRunUser = false
+    var tunMode: mode_t?
+
+    func acquire(subordinate: String) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if accounts == 0 {
+            hadRunUser = FileManager.default.fileExists(atPath: "/run/user")
+            var st = stat()
+            tunMode = stat(RootlessAccount.tun, &st) == 0 ? st.st_mode & 0o777 : nil
+            if tunMode != nil { _ = chmod(RootlessAccount.tun, 0o666) }
+        }
+        accounts += 1
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let h = try #require(FileHandle(forWritingAtPath: file))
+            h.seekToEndOfFile()
+            h.write(Data((subordinate + "\n").utf8))
+            h.closeFile()
+        }
+    }
+
+    func release(subordinate: String) {
+        lock.lock()
+        defer { lock.unlock() }
         for file in ["/etc/subuid", "/etc/subgid"] {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
             let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { $0 != Substring(subordinate) }
             try? kept.joined(separator: "\n").write(toFile: file, atomically: false, encoding: .utf8)
         }
-        try? FileManager.default.removeItem(atPath: "/run/user/\(uid)")
+        accounts -= 1
+        guard accounts == 0 else { return }
         if !hadRunUser { rmdir("/run/user") }
-        try? FileManager.default.removeItem(atPath: (home as NSString).deletingLastPathComponent)
-        if let tunMode { _ = chmod(Self.tun, tunMode) }
+        if let tunMode { _ = chmod(RootlessAccount.tun, tunMode) }
     }
 }
