@@ -263,6 +263,16 @@ public final class ProcfsResolver: ProcessResolver {
     var bindings: (at: UInt64, list: [DockerPortBinding])?
     static let bindingsTTLNs: UInt64 = 2_000_000_000
 
+    /// Docker's networks (id -> name), read at most every `bindingsTTLNs`.
+    var networks: (at: UInt64, map: [String: String])?
+
+    public func dockerNetworkName(idPrefix: String) -> String? {
+        guard let workloads, !idPrefix.isEmpty else { return nil }
+        let now = bootTimeNow()
+        if networks == nil || now &- networks!.at > Self.bindingsTTLNs { networks = (now, workloads.dockerPorts.networks()) }
+        return networks?.map.first { $0.key.hasPrefix(idPrefix) }?.value
+    }
+
     public func publishers(port: UInt16, freshSince: UInt64) -> [DockerPortBinding] {
         guard let workloads else { return [] }
         let now = bootTimeNow()  // the kernel events' clock, which `freshSince` is on

@@ -42,6 +42,14 @@ struct DockerNetworkRuleTests {
         #expect(DockerNetworkRule(foreign) == nil)
     }
 
+    @Test("a container's networks from its config.v2.json (NetworkSettings.Networks): id -> name")
+    func networksOfConfig() {
+        let config = #"{"Name":"/web","NetworkSettings":{"Networks":{"back":{"NetworkID":"77cbccdf6295aa","IPAddress":"198.19.237.10"},"#
+            + #""front":{"NetworkID":"f837317ae2e2bb"},"none":{"NetworkID":""}}}}"#
+        #expect(WorkloadNames.dockerNetworks(configJSON: Array(config.utf8)) == ["77cbccdf6295aa": "back", "f837317ae2e2bb": "front"])
+        #expect(WorkloadNames.dockerNetworks(configJSON: Array("{}".utf8)).isEmpty)
+    }
+
     @Test("the fix is Docker's: docker network connect for isolation, --internal for an internal network; never deleting the rule")
     func advice() {
         var f = Advice.Facts(port: 80)

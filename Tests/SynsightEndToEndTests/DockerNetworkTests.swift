@@ -57,14 +57,15 @@ extension DockerWorkloadTests {
                 "record: \(drop)")
         #expect(((drop.object("client")?["container"] as? [String: Any])?["name"] as? String) == web, "record: \(drop)")
         let hint = drop.string("hint") ?? ""
-        #expect(hint.contains("from container \(web) to 198.19.237.10:\(port) on network \(backID) (bridge br-\(backID))"), "\(hint)")
-        #expect(hint.contains("docker network connect \(backID) \(web)") && !hint.contains("iptables -D"), "\(hint)")
+        #expect(drop.evidence["docker_network_name"] as? String == back, "record: \(drop)")
+        #expect(hint.contains("from container \(web) to 198.19.237.10:\(port) on network \(back) (id \(backID), bridge br-\(backID))"), "\(hint)")
+        #expect(hint.contains("docker network connect \(back) \(web)") && !hint.contains("iptables -D"), "\(hint)")
         // The client's timeout is explained by that drop, with Docker's fix.
         let timeout = try #require(trace.waitForRecord(timeout: 15) { $0.string("kind") == "connect_failure" && $0.int("port") == port },
                                    "no timeout record; records: \(trace.stdout)")
         #expect(timeout.string("reason") == "connect_timeout" && timeout.string("cause") == "dropped_on_host", "record: \(timeout)")
         #expect(timeout.string("netns_name") == "container \(web)")
-        #expect((timeout.string("hint") ?? "").contains("docker network connect \(backID) \(web)"), "record: \(timeout)")
+        #expect((timeout.string("hint") ?? "").contains("docker network connect \(back) \(web)"), "record: \(timeout)")
 
         // A network created --internal: Docker drops what crosses its edge,
         // here web's SYN to a container on it.
@@ -86,7 +87,7 @@ extension DockerWorkloadTests {
                 "record: \(closed)")
         #expect(closed.evidence["docker_network"] as? String == String(internalID), "record: \(closed)")
         let internalHint = closed.string("hint") ?? ""
-        #expect(internalHint.contains("at the edge of internal network \(internalID)") && internalHint.contains("--internal"), "\(internalHint)")
+        #expect(internalHint.contains("at the edge of internal network \(internalNet) (id \(internalID)") && internalHint.contains("--internal"), "\(internalHint)")
 
         // Out of the internal network, while the host does not forward what
         // arrives on its bridge: the kernel drops it before any rule.

@@ -282,6 +282,7 @@ extension AttributionEngine {
         if a.client != nil { ev.clientContext = a.processContext ? "process" : "joined" }
         if let rule {
             record.cause = Self.ruleCause(rule, into: &ev)
+            ev.dockerNetworkName = dockerNetworkName(DockerNetworkRule(rule))
             ev.ruleMethod = lookup?.method ?? "ruleset_match"
             if candidates.count > 1 { ev.candidates = candidates.prefix(8).map(Self.candidateJSON) }
         } else if let ipvs = lookup?.ipvs, d.isSyn {
@@ -313,16 +314,32 @@ extension AttributionEngine {
     func dockerNetworkHint(_ docker: DockerNetworkRule, rule: FirewallRule, record: Record, verb: String, what: String,
                            port: UInt16, effect: String) -> String {
         var facts = Advice.Facts(port: port)
-        facts.dockerNetwork = docker.network ?? docker.bridge
+        let name = dockerNetworkName(docker)
+        facts.dockerNetwork = name ?? docker.network ?? docker.bridge
         facts.clientContainer = record.client?.workload?.container.map { $0.name ?? $0.shortID }
         let client = record.client.map { c in facts.clientContainer.map { "container \($0)" } ?? "\(c.comm) (pid \(c.pid))" } ?? "a client"
-        let net = docker.network.map { n in docker.bridge.map { "\(n) (bridge \($0))" } ?? n } ?? docker.bridge ?? "another network"
+        let bridge = docker.bridge.map { "bridge \($0)" }
+        let net: String
+        if let name {
+            net = name + " (" + ([docker.network.map { "id \($0)" }, bridge].compactMap { $0 }.joined(separator: ", ")) + ")"
+        } else if let id = docker.network {
+            net = id + (bridge.map { " (\($0))" } ?? "")
+        } else {
+            net = docker.bridge ?? "another network"
+        }
         let to = record.local.map { " to \($0)" } ?? " to port \(port)"
         let at = "rule \"\(rule.text)\" in table \(rule.table) chain \(rule.chain)"
         let situation = docker.kind == .isolation
             ? "Docker \(verb) \(what) from \(client)\(to) on network \(net), which it isolates from the client's network\(effect) (\(at)): "
             : "Docker \(verb) \(what) from \(client)\(to) at the edge of internal network \(net)\(effect) (\(at)): "
         return situation + Advice.for(reason: .firewallDrop, cause: .firewall(docker.cause), facts: facts).fix
+    }
+
+    /// The name of the Docker network a rule keeps apart, from the configs
+    /// of its containers; nil when unknown (or docker0's, `bridge` already).
+    func dockerNetworkName(_ docker: DockerNetworkRule?) -> String? {
+        guard let id = docker?.network, id != "bridge" else { return nil }
+        return resolver?.dockerNetworkName(idPrefix: id)
     }
 
     /// IPVS refused (or dropped) a SYN for one of its virtual services and no rule matched.

@@ -75,6 +75,28 @@ public final class DockerPortReader {
         return out
     }
 
+    var networkCache: [String: (file: FileIdentity, networks: [String: String])] = [:]
+
+    /// Every network a container (running or not) is attached to: id -> name.
+    public func networks() -> [String: String] {
+        var out: [String: String] = [:]
+        let dirs = containerDirs()
+        for (_, dir, _) in dirs {
+            let path = dir + "/config.v2.json"
+            guard let file = Self.identity(path) else { continue }
+            if let hit = networkCache[path], hit.file == file {
+                out.merge(hit.networks) { a, _ in a }
+                continue
+            }
+            let found = ProcFS.readBytes(path, limit: WorkloadResolver.maxConfigBytes).map(WorkloadNames.dockerNetworks(configJSON:)) ?? [:]
+            networkCache[path] = (file, found)
+            out.merge(found) { a, _ in a }
+        }
+        let seen = Set(dirs.map { $0.dir + "/config.v2.json" })
+        networkCache = networkCache.filter { seen.contains($0.key) }
+        return out
+    }
+
     /// Every binding of a container that is not running.
     public func stopped() -> [DockerPortBinding] { bindings().filter { !$0.running } }
 

@@ -33,6 +33,9 @@ public protocol ProcessResolver {
     /// The first process of network namespace `netns` (not a pod's pause
     /// process) with its workload, and its start; nil when none is found.
     func namespaceStart(netns: UInt32) -> NamespaceStart?
+    /// The name of the Docker network whose id starts with `idPrefix`, from
+    /// the configs of the containers attached to it; nil when none is.
+    func dockerNetworkName(idPrefix: String) -> String?
 }
 
 extension ProcessResolver {
@@ -45,6 +48,7 @@ extension ProcessResolver {
     public func cpuThrottle(pid: UInt32) -> CPUThrottle? { nil }
     public func isLocalAddress(_ addr: IPAddress, netns: UInt32) -> Bool? { nil }
     public func namespaceStart(netns: UInt32) -> NamespaceStart? { nil }
+    public func dockerNetworkName(idPrefix: String) -> String? { nil }
     public func workload(pid: UInt32) -> WorkloadIdentity? { workload(pid: pid, cgroupID: 0) }
     public func workload(task: TaskInfo) -> WorkloadIdentity? { workload(pid: task.pid, cgroupID: task.cgroupID) }
 }

@@ -57,6 +57,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case dropReasonSubsystem = "drop_reason_subsystem"
     /// The Docker network a rule keeps apart, as `docker network` takes it.
     case dockerNetwork = "docker_network"
+    case dockerNetworkName = "docker_network_name"
     case drops
     case egressInterface = "egress_interface"
     case errno

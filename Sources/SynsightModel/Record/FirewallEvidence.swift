@@ -43,6 +43,8 @@ public struct FirewallEvidence: ReasonEvidence {
     /// keeps apart, as `docker network` takes it (an id prefix, `bridge`),
     /// and its bridge device.
     public var dockerNetwork: String?
+    /// Its name, from the configs of the containers attached to it.
+    public var dockerNetworkName: String?
     public var bridge: String?
     public var rulePackets: Int64?
     /// How the rule was found (`ruleset_match`, `no_match`, `ruleset_unavailable`, ...).
@@ -62,7 +64,8 @@ public struct FirewallEvidence: ReasonEvidence {
         .int(.drops, \.drops), .bool(.syn, \.syn), .int(.tcpFlags, \.tcpFlags), .string(.segment, \.segment), .bool(.localSocket, \.localSocket),
         .string(.clientContext, \.clientContext), .string(.table, \.table), .string(.chain, \.chain),
         .int(.handle, \.handle), .string(.rule, \.rule), .string(.ruleComment, \.ruleComment),
-        .string(.ruleOwner, \.ruleOwner), .string(.service, \.service), .string(.dockerNetwork, \.dockerNetwork), .string(.bridge, \.bridge),
+        .string(.ruleOwner, \.ruleOwner), .string(.service, \.service), .string(.dockerNetwork, \.dockerNetwork),
+        .string(.dockerNetworkName, \.dockerNetworkName), .string(.bridge, \.bridge),
         .int(.rulePackets, \.rulePackets),
         .string(.ruleMethod, \.ruleMethod), .array(.candidates, \.candidates), .string(.rulesetError, \.rulesetError),
         .value(.ipvs, \.ipvs), .string(.hook, \.hook),

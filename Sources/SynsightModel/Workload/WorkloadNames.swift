@@ -16,6 +16,18 @@ public enum WorkloadNames {
         return (dockerName(root), ComposeService(dockerConfig: root))
     }
 
+    /// The networks a container of Docker's `config.v2.json` is attached
+    /// to: network id -> name (`NetworkSettings.Networks`); what names the
+    /// network behind a bridge `br-<id prefix>`.
+    public static func dockerNetworks(configJSON bytes: [UInt8]) -> [String: String] {
+        guard let root = JSONReader.parse(bytes), case .object(let nets)? = root["NetworkSettings"]?["Networks"] else { return [:] }
+        var out: [String: String] = [:]
+        for (name, net) in nets {
+            if let id = net["NetworkID"]?.stringValue, !id.isEmpty, !name.isEmpty { out[id] = name }
+        }
+        return out
+    }
+
     /// `Name` of a parsed `config.v2.json` ("/web") without the leading slash.
     static func dockerName(_ config: JSONValue) -> String? {
         guard var name = config["Name"]?.stringValue else { return nil }
