@@ -126,7 +126,11 @@ final class RootlessHostShare: @unchecked Sendable {
         }
         accounts -= 1
         guard accounts == 0 else { return }
-        if !hadRunUser { rmdir("/run/user") }
         if let tunMode { _ = chmod(RootlessAccount.tun, tunMode) }
+        // Made for these accounts: whatever their daemons left in it goes too.
+        if !hadRunUser, FileManager.default.fileExists(atPath: "/run/user") {
+            try? FileManager.default.removeItem(atPath: "/run/user")
+            #expect(!FileManager.default.fileExists(atPath: "/run/user"), "/run/user, made for the rootless accounts, could not be removed")
+        }
     }
 }
