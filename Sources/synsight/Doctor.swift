@@ -267,7 +267,8 @@ extension DoctorReport {
                 + "(bind4/6, post_bind4/6, connect4/6 of the caller's cgroup, bpf_prog_query); other LSMs by elimination",
             "  ephemeral_ports_exhausted \(entry) connect() EADDRNOTAVAIL -- full: destination, ip_local_port_range of the netns",
             "  no_route                 \(entry) connect() ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL -- full: the destination's route "
-                + "lookup replayed in the caller's netns (RTM_GETROUTE): no route, or an unreachable, prohibit or blackhole route or rule",
+                + "lookup replayed in the caller's netns (RTM_GETROUTE) with the socket's device, mark and owner: no route, "
+                + "an unreachable, prohibit or blackhole route or rule, or a bound device that is down",
         ]
     }
 }
