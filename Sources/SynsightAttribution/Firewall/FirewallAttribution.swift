@@ -314,7 +314,7 @@ extension AttributionEngine {
     func dockerNetworkHint(_ docker: DockerNetworkRule, rule: FirewallRule, record: Record, verb: String, what: String,
                            port: UInt16, effect: String) -> String {
         var facts = Advice.Facts(port: port)
-        let name = dockerNetworkName(docker)
+        let name = record.firewallEvidence?.dockerNetworkName  // looked up once, with the evidence
         facts.dockerNetwork = name ?? docker.network ?? docker.bridge
         facts.clientContainer = record.client?.workload?.container.map { $0.name ?? $0.shortID }
         let client = record.client.map { c in facts.clientContainer.map { "container \($0)" } ?? "\(c.comm) (pid \(c.pid))" } ?? "a client"

@@ -19,8 +19,10 @@ public final class DockerPortReader {
         var sec: Int
         var nsec: Int
     }
-    var cache: [String: (file: FileIdentity, ports: [PublishedPort])] = [:]
-    var bindingCache: [String: (file: FileIdentity, bindings: [DockerPortBinding])] = [:]
+    /// Per container directory: its config's identity, and what was made of it.
+    var cache: [String: (file: FileIdentity, value: [PublishedPort])] = [:]
+    var bindingCache: [String: (file: FileIdentity, value: [DockerPortBinding])] = [:]
+    var networkCache: [String: (file: FileIdentity, value: [String: String])] = [:]
 
     /// Rootless data roots: data root -> its user (WorkloadSources.rootlessOwners).
     let owners: [String: RootlessUser]
@@ -33,67 +35,47 @@ public final class DockerPortReader {
 
     /// Every running container's published ports, now.
     public func read() -> [PublishedPort] {
-        var out: [PublishedPort] = []
-        let dirs = containerDirs()
-        for (_, dir, _) in dirs {
-            let path = dir + "/config.v2.json"
-            guard let file = Self.identity(path) else { continue }
-            if let hit = cache[path], hit.file == file {
-                out += hit.ports
-                continue
-            }
-            let ports = ProcFS.readBytes(path, limit: WorkloadResolver.maxConfigBytes).map(PublishedPort.docker(configJSON:)) ?? []
-            cache[path] = (file, ports)
-            out += ports
-        }
-        let seen = Set(dirs.map { $0.dir + "/config.v2.json" })
-        cache = cache.filter { seen.contains($0.key) }
-        return out
+        perContainer(&cache) { _, dir, _ in
+            ProcFS.readBytes(dir + "/config.v2.json", limit: WorkloadResolver.maxConfigBytes).map(PublishedPort.docker(configJSON:)) ?? []
+        }.flatMap { $0 }
     }
 
     /// Every TCP port binding of every container, running or not.
     public func bindings() -> [DockerPortBinding] {
-        var out: [DockerPortBinding] = []
-        let dirs = containerDirs()
-        for (root, dir, id) in dirs {
-            guard let file = Self.identity(dir + "/config.v2.json") else { continue }
-            if let hit = bindingCache[dir], hit.file == file {
-                out += hit.bindings
-                continue
-            }
-            var found: [DockerPortBinding] = []
-            if let config = ProcFS.readBytes(dir + "/config.v2.json", limit: WorkloadResolver.maxConfigBytes),
-               let host = ProcFS.readBytes(dir + "/hostconfig.json", limit: WorkloadResolver.maxConfigBytes) {
-                found = DockerPortBinding.docker(id: id, configJSON: config, hostConfigJSON: host)
-                    .map { var b = $0; b.rootless = owners[root]; return b }
-            }
-            bindingCache[dir] = (file, found)
-            out += found
-        }
-        let seen = Set(dirs.map(\.dir))
-        bindingCache = bindingCache.filter { seen.contains($0.key) }
-        return out
+        perContainer(&bindingCache) { root, dir, id in
+            guard let config = ProcFS.readBytes(dir + "/config.v2.json", limit: WorkloadResolver.maxConfigBytes),
+                  let host = ProcFS.readBytes(dir + "/hostconfig.json", limit: WorkloadResolver.maxConfigBytes) else { return [] }
+            return DockerPortBinding.docker(id: id, configJSON: config, hostConfigJSON: host)
+                .map { var b = $0; b.rootless = owners[root]; return b }
+        }.flatMap { $0 }
     }
-
-    var networkCache: [String: (file: FileIdentity, networks: [String: String])] = [:]
 
     /// Every network a container (running or not) is attached to: id -> name.
     public func networks() -> [String: String] {
-        var out: [String: String] = [:]
+        perContainer(&networkCache) { _, dir, _ in
+            ProcFS.readBytes(dir + "/config.v2.json", limit: WorkloadResolver.maxConfigBytes).map(WorkloadNames.dockerNetworks(configJSON:)) ?? [:]
+        }.reduce(into: [:]) { all, one in all.merge(one) { kept, _ in kept } }
+    }
+
+    /// One value per container directory, made again (`make(root, dir, id)`)
+    /// only when its config.v2.json changed; `cache` keeps only the
+    /// directories there now.
+    func perContainer<T>(_ cache: inout [String: (file: FileIdentity, value: T)],
+                         _ make: (_ root: String, _ dir: String, _ id: String) -> T) -> [T] {
+        var out: [T] = []
         let dirs = containerDirs()
-        for (_, dir, _) in dirs {
-            let path = dir + "/config.v2.json"
-            guard let file = Self.identity(path) else { continue }
-            if let hit = networkCache[path], hit.file == file {
-                out.merge(hit.networks) { a, _ in a }
+        for (root, dir, id) in dirs {
+            guard let file = Self.identity(dir + "/config.v2.json") else { continue }
+            if let hit = cache[dir], hit.file == file {
+                out.append(hit.value)
                 continue
             }
-            let found = ProcFS.readBytes(path, limit: WorkloadResolver.maxConfigBytes).map(WorkloadNames.dockerNetworks(configJSON:)) ?? [:]
-            networkCache[path] = (file, found)
-            out.merge(found) { a, _ in a }
+            let value = make(root, dir, id)
+            cache[dir] = (file, value)
+            out.append(value)
         }
-        let seen = Set(dirs.map { $0.dir + "/config.v2.json" })
-        networkCache = networkCache.filter { seen.contains($0.key) }
+        let seen = Set(dirs.map(\.dir))
+        cache = cache.filter { seen.contains($0.key) }
         return out
     }
 
