@@ -269,7 +269,10 @@ public final class ProcfsResolver: ProcessResolver {
     public func dockerNetworkName(idPrefix: String) -> String? {
         guard let workloads, !idPrefix.isEmpty else { return nil }
         let now = bootTimeNow()
-        if networks == nil || now &- networks!.at > Self.bindingsTTLNs { networks = (now, workloads.dockerPorts.networks()) }
+        if networks == nil || now &- networks!.at > Self.bindingsTTLNs {
+            workloads.rediscoverRootless()  // a rootless dockerd started since: its networks too
+            networks = (now, workloads.dockerPorts.networks())
+        }
         return networks?.map.first { $0.key.hasPrefix(idPrefix) }?.value
     }
 

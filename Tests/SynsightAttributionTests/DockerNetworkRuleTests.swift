@@ -50,6 +50,22 @@ struct DockerNetworkRuleTests {
         #expect(WorkloadNames.dockerNetworks(configJSON: Array("{}".utf8)).isEmpty)
     }
 
+    @Test("every network in libnetwork's store (local-kv.db): id -> name, from BoltDB pages, an old copy in a free page included")
+    func networksOfStore() {
+        func network(_ id: String, _ name: String) -> [UInt8] {
+            Array((#"{"addrSpace":"LocalDefault","attachable":false,"created":"2026-12-07T07:00:00Z","enableIPv6":false,"#
+                + #""generic":{"com.docker.network.generic":{"com.docker.network.bridge.name":"br-x"}},"id":"\#(id)","#
+                + #""internal":false,"ipamType":"default","name":"\#(name)","networkType":"bridge","scope":"local"}"#).utf8)
+        }
+        let page: [UInt8] = [0x02, 0x00, 0x10, 0x00, 0x01, 0x00, 0x00, 0x00] + Array(repeating: 0, count: 8)
+        let key = Array("docker/network/v1.0/network/77cbccdf6295aa/".utf8)
+        var db = page + key + network("77cbccdf6295aa", "empty") + page + Array(#"{"BridgeName":"br-77cbccdf6295"}"#.utf8)
+        db += page + network("f837317ae2e2bb", "front") + page + network("f837317ae2e2bb", "front")
+        db += Array(#"{"addrSpace":"cut"#.utf8) + [0x00, 0x01]  // a copy cut by a page boundary
+        #expect(WorkloadNames.dockerNetworks(localKV: db) == ["77cbccdf6295aa": "empty", "f837317ae2e2bb": "front"])
+        #expect(WorkloadNames.dockerNetworks(localKV: page).isEmpty)
+    }
+
     @Test("the fix is Docker's: docker network connect for isolation, --internal for an internal network; never deleting the rule")
     func advice() {
         var f = Advice.Facts(port: 80)

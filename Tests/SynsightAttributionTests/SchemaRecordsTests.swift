@@ -202,6 +202,11 @@ struct SchemaRecordsTests {
             out += s.ingest(call(.connect, errno: 101, local: Endpoint(addr: .any4, port: 0), remote: Endpoint(addr: v4(203, 0, 113, 1), port: 443),
                                  routing: SocketRouting(boundIfindex: ifindex, mark: 9, uid: 1000)))
         }
+        // An IPv6 route through lo: loopback_route.
+        s.drops.routes = NoRouteTests.LoopbackRoutes()
+        out += s.ingest(.socketCall(SocketCallFailure(ts: 10_000, call: .connect, family: .ipv6, local: Endpoint(addr: .any6, port: 0),
+                                                      remote: Endpoint(addr: IPAddress(high: 0x2001_0db8_0005_0000, low: 1), port: 443),
+                                                      task: TaskInfo(pid: 500, uid: 1000, comm: "svc"), netns: hostNS, errno: 101)))
         s.drops.routes = nil
         out += s.ingest(call(.connect, errno: 113, local: Endpoint(addr: .any4, port: 0), remote: Endpoint(addr: v4(203, 0, 113, 2), port: 443)))
 

@@ -453,6 +453,32 @@ struct NoRouteTests {
         #expect(hint.contains("bound to wg0 (SO_BINDTODEVICE), which is down") && hint.contains("ip link set wg0 up"), "\(hint)")
     }
 
+    /// `ip -6 route add <prefix> dev lo`: the lookup answers `unicast dev lo`.
+    struct LoopbackRoutes: DropRouteSource {
+        func pin(_ drop: PacketDrop) {}
+        func lookup(_ q: DropRouteQuery) -> DropRouteFindings {
+            DropRouteFindings(route: RouteLookupResult(request: q.lookup, answer: .route(RouteGet.Route(type: 1, table: 254, oif: 1)),
+                                                       oifName: "lo"))
+        }
+    }
+
+    @Test("an IPv6 route through lo: loopback_route, never 'a route exists now'; an IPv4 one is not")
+    func loopbackRoute() throws {
+        let dst = IPAddress(bytes: [0x20, 0x01, 0x0d, 0xb8, 0, 5] + [UInt8](repeating: 0, count: 9) + [1])
+        let e = SocketCallFailure(ts: 1, call: .connect, family: .ipv6, local: Endpoint(addr: .any6, port: 0),
+                                  remote: Endpoint(addr: dst, port: 443), task: TaskInfo(pid: 9, comm: "curl"),
+                                  netns: hostNS, errno: 101)
+        var engine = sysEngine()
+        engine.drops.routes = LoopbackRoutes()
+        let r = try #require(engine.ingest(.socketCall(e)).first)
+        #expect(r.cause?.rawValue == "loopback_route")
+        let hint = try #require(r.hint)
+        #expect(hint.contains("routes 2001:db8:5::1 through lo") && !hint.contains("exists now")
+                && hint.contains("ip -6 route replace"), "\(hint)")
+        let v4 = RouteLookupResult(request: RouteGet.Request(family: .ipv4, dst: v4(10, 0, 0, 1)), answer: .route(RouteGet.Route(type: 1, table: 254, oif: 1)))
+        #expect(!v4.isLoopbackReject)
+    }
+
     @Test("a uid- or mark-routed client's fix shows its own lookup (ip route get ... mark ... uid ...), not root's")
     func ownLookupInFix() throws {
         let r = try #require(connect(13, to: 3, routing: SocketRouting(mark: 7, uid: 65534)).first)

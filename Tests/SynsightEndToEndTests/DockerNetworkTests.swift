@@ -6,7 +6,7 @@ import Testing
 /// by the DOCKER-ISOLATION-STAGE-2 rule Docker wrote (the host forwards
 /// between the two bridges). In the Docker suite, which runs one test at a time.
 extension DockerWorkloadTests {
-    @Test("two Docker networks: a container's connect to a container on the other network is dropped by Docker's isolation rule; the drop and the client's timeout name the rule, the client's container, the network and Docker's fix (docker network connect); an --internal network's edge drops (and the host not forwarding its bridge), and a container without a network has no route")
+    @Test("two Docker networks: a container's connect to a container on the other network is dropped by Docker's isolation rule; the drop and the client's timeout name the rule, the client's container, the network and Docker's fix (docker network connect), a network no container is on named from Docker's store; an --internal network's edge drops (and the host not forwarding its bridge), and a container without a network has no route")
     func isolatedNetworks() throws {
         guard DockerDaemon.installed() else { return }
         let before = HostNetworkState.capture()
@@ -66,6 +66,21 @@ extension DockerWorkloadTests {
         #expect(timeout.string("reason") == "connect_timeout" && timeout.string("cause") == "dropped_on_host", "record: \(timeout)")
         #expect(timeout.string("netns_name") == "container \(web)")
         #expect((timeout.string("hint") ?? "").contains("docker network connect \(back) \(web)"), "record: \(timeout)")
+
+        // A network no container is attached to (its containers removed, a
+        // client still dialling an old address): named from libnetwork's
+        // store, since no container's config names it.
+        let empty = "synsight-e2e-empty-\(tag)"
+        try daemon.docker(["network", "create", "--subnet", "198.19.234.0/24", empty])
+        defer { _ = try? daemon.docker(["network", "rm", empty]) }
+        let emptyID = try daemon.docker(["network", "inspect", "-f", "{{.Id}}", empty]).prefix(12)
+        _ = try daemon.docker(["exec", web, "nc", "198.19.234.10", String(port)], allowFailure: true)
+        let unattached = try #require(trace.waitForRecord {
+            $0.string("kind") == "drop" && $0.int("port") == port && ($0.object("local")?["addr"] as? String) == "198.19.234.10"
+        }, "no drop record for the network without containers; records: \(trace.stdout)")
+        #expect(unattached.string("cause") == "network_isolation" && unattached.evidence["docker_network"] as? String == String(emptyID),
+                "record: \(unattached)")
+        #expect(unattached.evidence["docker_network_name"] as? String == empty, "record: \(unattached)")
 
         // A network created --internal: Docker drops what crosses its edge,
         // here web's SYN to a container on it.

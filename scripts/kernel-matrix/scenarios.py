@@ -2263,7 +2263,7 @@ def sc_ephemeral(t, k, pas):
     return r, c, (k.syscall_hook(), None)
 
 
-@scenario("connect() refused by the routing table: no route, unreachable, prohibit, blackhole (v4), prohibit (v6)", "no_route")
+@scenario("connect() refused by the routing table: no route, unreachable, prohibit, blackhole (v4), prohibit and a route through lo (v6)", "no_route")
 def sc_no_route(t, k, pas):
     """The routing table refuses the connect() itself; each refusal named
     from the destination's lookup replayed in the namespace, and a prohibit
@@ -2272,6 +2272,8 @@ def sc_no_route(t, k, pas):
     for kind, addr in (("unreachable", "203.0.113.2"), ("prohibit", "203.0.113.3"), ("blackhole", "203.0.113.4")):
         ns.exec("ip", "route", "add", kind, addr)
     ns.exec("ip", "-6", "route", "add", "prohibit", "2001:db8::3")
+    # IPv6 makes a route through lo a reject route, which `ip -6 route get` answers as unicast dev lo.
+    ns.exec("ip", "-6", "route", "add", "2001:db8:5::/64", "dev", "lo")
     port = rnd_port()
     c = Check()
     for addr, want, cause, result in (("203.0.113.1", errno.ENETUNREACH, "no_matching_route", "no_route"),
@@ -2290,10 +2292,40 @@ def sc_no_route(t, k, pas):
         c.eq("client.pid", pid_of(r, "client"), pid)
         c.eq("evidence.errno", ev(r).get("errno"), errno.errorcode[want])
         c.eq("evidence.route_lookup.result", (ev(r).get("route_lookup") or {}).get("result"), result)
+    no_route_through_lo(t, ns, port, c)
     c.true("a prohibit route's EACCES reported as an LSM denial",
            t.wait(lambda r: r.get("reason") == "lsm_denied" and r.get("netns") == ns.inode, 1) is None)
     no_route_socket_keys(t, ns, port, c)
     return r, c, (k.syscall_hook(), None)
+
+
+def no_route_through_lo(t, ns, port, c):
+    """IPv6 makes a route through lo a reject route without an error of its
+    own: connect() sends the SYN, the kernel discards it on the way out
+    (ip6_pkt_discard_out) and its ICMPv6 error fails the connect() with
+    ENETUNREACH, while `ip -6 route get` answers `unicast ... dev lo`.
+    The drop names the client and says the route rejects (never that a
+    route exists now); where the drop is not seen, the connect()'s
+    ENETUNREACH is loopback_route."""
+    addr = "2001:db8:5::1"
+    pid, err = connect(ns, addr, port, timeout=2)
+    c.eq("connect errno to %s (a route through lo)" % addr, err, errno.ENETUNREACH)
+    r = t.wait(lambda r: r.get("netns") == ns.inode and r.get("port") == port and "no_route" in (r.get("reason"), r.get("cause"))
+               and addr in (addr_of(r, "remote"), addr_of(r, "local")), 10)
+    c.true("no record for the route through lo", r is not None)
+    if not r:
+        return
+    hint = r.get("hint") or ""
+    c.true("the hint says the route through lo rejects, not that a route exists now: %r" % hint,
+           "through lo" in hint and "exists now" not in hint and "finds one now" not in hint)
+    c.eq("evidence.route_lookup (result, interface)", ((ev(r).get("route_lookup") or {}).get("result"),
+         (ev(r).get("route_lookup") or {}).get("interface")), ("route", "lo"))
+    if r.get("reason") == "packet_dropped":
+        c.eq("client.pid (the SYN dropped on the way out)", pid_of(r, "client"), pid)
+        c.eq("evidence.direction", ev(r).get("direction"), "egress")
+    else:
+        c.eq("cause (connect() only)", (r.get("reason"), r.get("cause")), ("no_route", "loopback_route"))
+        c.eq("client.pid", pid_of(r, "client"), pid)
 
 
 def no_route_socket_keys(t, ns, port, c):

@@ -134,6 +134,11 @@ extension AttributionEngine {
         if route.request.iif != nil, !d.ifname.isEmpty { ask += " iif \(d.ifname)" }
         let what = "the kernel dropped the \(d.segment) \(d.remote) -> \(d.local) (port \(port))"
             + (d.ifname.isEmpty ? "" : " on \(d.ifname)") + " (network namespace \(d.netns))"
+        if route.isLoopbackReject {
+            return "\(what): `\(ask)` in that namespace answers a route through lo, which IPv6 makes a reject route "
+                + "for an address that is not local; route \(dst) through the interface that reaches it (ip -6 route replace <prefix> via <gateway> dev <interface>), "
+                + "or, if it is meant to discard, say so (ip -6 route replace unreachable <prefix>)"
+        }
         guard case .failed(let e) = route.answer else {
             let by = route.oifName.map { " by \($0)" } ?? ""
             return "\(what): no route to \(dst) then; `\(ask)` finds one now\(by): the route was added since the drop"

@@ -59,7 +59,7 @@ extension AttributionEngine {
     static func noRouteCause(_ r: RouteLookupResult) -> Cause.NoRoute? {
         switch r.answer {
         case .failed(let errno): return Cause.NoRoute(errno: errno)
-        case .route(let route): return Cause.NoRoute(routeType: route.type)
+        case .route(let route): return r.isLoopbackReject ? .loopbackRoute : Cause.NoRoute(routeType: route.type)
         }
     }
 
@@ -78,11 +78,14 @@ extension AttributionEngine {
             } else {
                 s = "\(who(e)) could not connect to \(e.remote): network namespace \(e.netns) has no \(fam) route to \(e.remote.addr) (\(ErrnoName.name(e.errno)))"
             }
+        case .loopbackRoute:
+            s = "\(who(e)) could not connect to \(e.remote): network namespace \(e.netns) routes \(e.remote.addr) through lo, "
+                + "which IPv6 makes a reject route for an address that is not local (\(ErrnoName.name(e.errno)))"
         default:
             let article = cause == .unreachableRoute ? "an" : "a"
             s = "\(who(e)) could not connect to \(e.remote): \(article) \(cause.routeType) route or rule answers for \(e.remote.addr) (\(ErrnoName.name(e.errno)))"
         }
-        if let route = lookup?.route, Cause.NoRoute(routeType: route.type) == nil {
+        if let lookup, let route = lookup.route, Cause.NoRoute(routeType: route.type) == nil, !lookup.isLoopbackReject {
             s += "; a route exists now (\(route.typeName), table \(route.table)): the routes changed since"
         }
         return s + ": "

@@ -23,6 +23,11 @@ public final class DockerPortReader {
     var cache: [String: (file: FileIdentity, value: [PublishedPort])] = [:]
     var bindingCache: [String: (file: FileIdentity, value: [DockerPortBinding])] = [:]
     var networkCache: [String: (file: FileIdentity, value: [String: String])] = [:]
+    /// Per data root: libnetwork's store, and its networks (id -> name).
+    var storeCache: [String: (file: FileIdentity, value: [String: String])] = [:]
+    /// libnetwork's store is a few hundred KB on a busy host; past this it
+    /// is not read (the containers' configs still name their networks).
+    static let maxStoreBytes = 64 << 20
 
     /// Rootless data roots: data root -> its user (WorkloadSources.rootlessOwners).
     let owners: [String: RootlessUser]
@@ -50,11 +55,26 @@ public final class DockerPortReader {
         }.flatMap { $0 }
     }
 
-    /// Every network a container (running or not) is attached to: id -> name.
+    /// Every network Docker knows: id -> name, from libnetwork's store
+    /// (each data root's `network/files/local-kv.db`, read again only when
+    /// it changed), and from the configs of the containers attached to one
+    /// (running or not) where the store cannot be read.
     public func networks() -> [String: String] {
-        perContainer(&networkCache) { _, dir, _ in
+        var all = perContainer(&networkCache) { _, dir, _ in
             ProcFS.readBytes(dir + "/config.v2.json", limit: WorkloadResolver.maxConfigBytes).map(WorkloadNames.dockerNetworks(configJSON:)) ?? [:]
         }.reduce(into: [:]) { all, one in all.merge(one) { kept, _ in kept } }
+        for root in roots { all.merge(storeNetworks(root)) { _, stored in stored } }
+        return all
+    }
+
+    /// libnetwork's store of one data root, parsed again only when it changed.
+    func storeNetworks(_ root: String) -> [String: String] {
+        let path = root + "/network/files/local-kv.db"
+        guard let file = Self.identity(path) else { storeCache[root] = nil; return [:] }
+        if let hit = storeCache[root], hit.file == file { return hit.value }
+        let value = ProcFS.readBytes(path, limit: Self.maxStoreBytes).map(WorkloadNames.dockerNetworks(localKV:)) ?? [:]
+        storeCache[root] = (file, value)
+        return value
     }
 
     /// One value per container directory, made again (`make(root, dir, id)`)

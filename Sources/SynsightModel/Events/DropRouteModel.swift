@@ -110,6 +110,16 @@ public struct RouteLookupResult: Sendable, Hashable {
     /// The route found, if any.
     public var route: RouteGet.Route? { if case .route(let r) = answer { return r } else { return nil } }
 
+    /// An IPv6 unicast route through the loopback device (ifindex 1 in every
+    /// namespace) to an address that is not local: the kernel makes it a
+    /// reject route (`fib6_is_reject`), so packets and connect()s to it fail
+    /// with ENETUNREACH, yet `ip -6 route get` answers it as a plain
+    /// `unicast … dev lo`: a lookup that "finds a route" here found none.
+    public var isLoopbackReject: Bool {
+        guard let r = route, request.family == .ipv6, !request.dst.isLoopback else { return false }
+        return r.type == 1 && r.oif == 1
+    }
+
     /// What the lookup gave, in one word: `route`, or why it failed.
     public var result: String {
         switch answer {

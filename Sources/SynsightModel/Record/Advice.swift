@@ -737,6 +737,15 @@ public struct Advice: Sendable, Hashable {
                                   "Bring it up (ip link set \(dev) up), or start what owns it (a VPN client, wg-quick, a tunnel).",
                                   "If the client should not be tied to it, remove its interface binding."])
         }
+        if case .noRoute(.loopbackRoute)? = cause {
+            return Advice(fix: "route \(dst) through the interface that reaches it (ip -6 route replace <prefix> via <gateway> dev <interface>); "
+                            + "a route through lo is a reject route in IPv6 — if it is meant to discard, say so (ip -6 route replace unreachable <prefix>)",
+                          steps: ["\(get) answers `unicast \(dst) dev lo`: for an address that is not local the kernel rejects it (ENETUNREACH), "
+                                    + "though ip -6 route lists it as an ordinary route.",
+                                  "Find it: ip -6 route show table all dev lo (the longest prefix containing \(dst)).",
+                                  "Routing daemons (BIRD, FRR) and scripts install such routes for aggregates or anycast: "
+                                    + "change their configuration, not only the route."])
+        }
         if case .noRoute(.noMatchingRoute)? = cause, let dev = f.boundDevice {
             let name = dev.reference
             let add = dev.isVRF ? "ip route add \(dst) via <gateway> vrf \(name)" : "ip route add \(dst) via <gateway> dev \(name)"

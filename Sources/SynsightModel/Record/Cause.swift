@@ -113,6 +113,11 @@ public enum Cause {
         /// ENETUNREACH for a socket bound to a device (SO_BINDTODEVICE)
         /// that is down: the kernel refuses the lookup before any route.
         case boundDeviceDown = "bound_device_down"
+        /// ENETUNREACH from an IPv6 route through `lo` (`ip -6 route add
+        /// <prefix> dev lo`) to addresses that are not local: the kernel
+        /// turns it into a reject route, though `ip -6 route` shows it as
+        /// an ordinary one.
+        case loopbackRoute = "loopback_route"
 
         public init?(errno: Int32) {
             switch errno {
@@ -137,7 +142,7 @@ public enum Cause {
         /// The route type as `ip route` names it ("" for no route at all).
         public var routeType: String {
             switch self {
-            case .noMatchingRoute, .boundDeviceDown: return ""
+            case .noMatchingRoute, .boundDeviceDown, .loopbackRoute: return ""
             case .unreachableRoute: return "unreachable"
             case .prohibitRoute: return "prohibit"
             case .blackholeRoute: return "blackhole"

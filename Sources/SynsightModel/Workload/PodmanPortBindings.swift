@@ -29,8 +29,6 @@ public enum PodmanPortBindings {
 
     static let configOpening = Array(#"{"spec":"#.utf8)
     static let stateOpening = Array(#"{"state":"#.utf8)
-    /// A JSON object longer than this is not one of libpod's.
-    static let maxObject = 4 << 20
     /// Port ranges (`-p 8000-8100:8000-8100`) are expanded up to this many ports.
     static let maxRange = 1024
 
@@ -50,7 +48,7 @@ public enum PodmanPortBindings {
     /// Podman 4's BoltDB bytes: its live containers' configurations.
     public static func read(state bytes: [UInt8], live: [String: String]) -> Contents {
         var configs: [String: JSONValue] = [:]
-        for object in objects(in: bytes, opening: configOpening) {
+        for object in BoltScan.objects(in: bytes, opening: configOpening) {
             guard let c = JSONReader.parse(object), let id = c["id"]?.stringValue, live[id] != nil else { continue }
             configs[id] = c
         }
@@ -139,7 +137,7 @@ public enum PodmanPortBindings {
     /// `finishedTime` (its id from `configPath`, ".../<id>/userdata/config.json").
     static func lastStops(_ bytes: [UInt8], ids: Set<String>) -> [String: Stop] {
         var out: [String: Stop] = [:]
-        for object in objects(in: bytes, opening: stateOpening) {
+        for object in BoltScan.objects(in: bytes, opening: stateOpening) {
             guard let s = JSONReader.parse(object), let path = s["configPath"]?.stringValue, let stop = stop(s) else { continue }
             let parts = path.split(separator: "/")
             guard let u = parts.lastIndex(of: "userdata"), u > 0, ids.contains(String(parts[u - 1])) else { continue }
@@ -155,47 +153,5 @@ public enum PodmanPortBindings {
     static func stop(_ s: JSONValue) -> Stop? {
         guard let finished = s["finishedTime"]?.stringValue, !finished.hasPrefix("0001-") else { return nil }
         return Stop(finishedAt: finished, exitCode: s["exitCode"]?.intValue, oomKilled: s["oomKilled"] == .bool(true))
-    }
-
-    /// The JSON objects of `bytes` that start with `opening`: from each
-    /// occurrence to its matching brace, strings and escapes skipped.
-    static func objects(in bytes: [UInt8], opening: [UInt8]) -> [[UInt8]] {
-        var out: [[UInt8]] = []
-        var i = 0
-        let first = opening[0]
-        while i + opening.count <= bytes.count {
-            guard bytes[i] == first, bytes[i..<(i + opening.count)].elementsEqual(opening) else { i += 1; continue }
-            if let end = objectEnd(bytes, from: i) {
-                out.append(Array(bytes[i...end]))
-                i = end + 1
-            } else {
-                i += opening.count
-            }
-        }
-        return out
-    }
-
-    /// The index of the brace that closes the object opening at `start`.
-    static func objectEnd(_ b: [UInt8], from start: Int) -> Int? {
-        var depth = 0, inString = false, escaped = false
-        var i = start
-        let limit = min(b.count, start + maxObject)
-        while i < limit {
-            let c = b[i]
-            if inString {
-                if escaped { escaped = false } else if c == 0x5C { escaped = true } else if c == 0x22 { inString = false }
-            } else if c == 0x22 {
-                inString = true
-            } else if c == 0x7B {
-                depth += 1
-            } else if c == 0x7D {
-                depth -= 1
-                if depth == 0 { return i }
-            } else if c < 0x20 && c != 0x09 && c != 0x0A && c != 0x0D {
-                return nil  // a page header or binary: not one contiguous JSON value
-            }
-            i += 1
-        }
-        return nil
     }
 }

@@ -28,6 +28,21 @@ public enum WorkloadNames {
         return out
     }
 
+    /// Every network libnetwork's store knows (`<data-root>/network/files/
+    /// local-kv.db`, BoltDB): network id -> name, attached containers or
+    /// not. libnetwork writes a network as a Go map, keys sorted, so each
+    /// opens with `{"addrSpace":`; an id's name never changes (networks are
+    /// not renamed), so an older copy in a free page names it as well.
+    public static func dockerNetworks(localKV bytes: [UInt8]) -> [String: String] {
+        var out: [String: String] = [:]
+        for object in BoltScan.objects(in: bytes, opening: Array(#"{"addrSpace":"#.utf8)) {
+            guard let n = JSONReader.parse(object), let id = n["id"]?.stringValue, let name = n["name"]?.stringValue,
+                  !id.isEmpty, !name.isEmpty else { continue }
+            out[id] = name
+        }
+        return out
+    }
+
     /// `Name` of a parsed `config.v2.json` ("/web") without the leading slash.
     static func dockerName(_ config: JSONValue) -> String? {
         guard var name = config["Name"]?.stringValue else { return nil }
