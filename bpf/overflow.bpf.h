@@ -10,7 +10,8 @@
  * inside tcp_rcv_state_process is matched to its listener (by port, from
  * listen_ports: up to LISTEN_SLOTS listeners of the port across namespaces)
  * and each listener's sk_drops and queue lengths are compared with what was
- * seen before: a rise means this very SYN was dropped.
+ * seen before: a rise means this very SYN was dropped (with neither queue
+ * full: left unanswered, SYN_OVF_SYN_UNANSWERED, e.g. no route back).
  * Where fentry is allowed, tcp_conn_request gives the same per SYN (kernel
  * matrix).
  *
@@ -143,7 +144,13 @@ __noinline int check_listener(__u64 key, const struct syn_tuple *t)
 		else if (ack > max)
 			stage = SYN_OVF_SYN_ACCEPTQ;
 		else
-			return 0; /* sk_drops rose for another reason (e.g. an ACK-stage drop) */
+			/* Neither queue full, yet the listener counted a drop as
+			 * this SYN was consumed: tcp_conn_request dropped it past
+			 * the queue checks, most often because its SYN-ACK has no
+			 * route back (route_req). Another cause (an ACK-stage or
+			 * socket-filter drop in between) is told apart in user
+			 * space, which replays the route back. */
+			stage = SYN_OVF_SYN_UNANSWERED;
 		emit_overflow(sk, li, t, li->netns, stage, SYN_OVF_M_CONSUME_SKB, 0);
 		return 1;
 	}

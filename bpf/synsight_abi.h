@@ -194,6 +194,10 @@ enum syn_overflow_stage {
 	SYN_OVF_SYN_COOKIE = 3,    /* SYN queue full, answered with a syncookie (not a drop) */
 	SYN_OVF_ACK_DROP = 4,      /* handshake ACK dropped: accept queue full */
 	SYN_OVF_ACK_RESET = 5,     /* handshake ACK answered with RST (tcp_abort_on_overflow) */
+	SYN_OVF_SYN_UNANSWERED = 6, /* SYN dropped with neither queue full: tcp_conn_request could
+				     * not answer it (no route back for its SYN-ACK, an LSM's
+				     * inet_conn_request hook, no memory); user space replays the
+				     * route back and reports only a failing one */
 };
 
 /* How the overflow was seen. */

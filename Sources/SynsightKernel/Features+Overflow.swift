@@ -44,6 +44,20 @@ public struct OverflowProbes: Sendable {
         [connRequestFentry, connRequestKprobe, consumeSkb].first(where: \.isSupported) ?? consumeSkb
     }
 
+    /// A SYN a listener drops with neither queue full (no_route_back): seen
+    /// only where the per-SYN method is consume_skb, which runs after
+    /// tcp_conn_request decided; fentry and kprobes see the queues as the
+    /// SYN arrives, before the drop.
+    public var unanswered: ProbeResult {
+        let per = perSYN
+        guard per.isSupported else { return per }
+        guard per == consumeSkb else {
+            return .unsupported("the per-SYN hook \(per.hook?.name ?? "in use") runs before tcp_conn_request decides; "
+                + "only tp_btf/consume_skb (6.12+, where trampolines and kprobes are not available) sees a SYN left unanswered")
+        }
+        return per
+    }
+
     /// The accept() exit in use (fexit, else the classic tracepoints).
     public var accept: ProbeResult { acceptFexit.isSupported ? acceptFexit : acceptTracepoints }
 

@@ -43,6 +43,11 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
         reader.want(q)
     }
 
+    public func pin(overflow: ListenOverflow) {
+        guard let q = DropRouteQuery.of(routeBack: overflow) else { return }
+        reader.want(q)
+    }
+
     public func lookup(_ q: DropRouteQuery) -> DropRouteFindings {
         reader.answer(q, timeoutNs: timeoutNs) { queued in
             "the route lookup did not finish within \(timeoutNs / 1_000_000) ms"

@@ -45,7 +45,7 @@ extension Report {
         .firewallReject: "#9467bd", .firewallDrop: "#5b2c83", .lsmDenied: "#8c564b",
         .addressInUse: "#1f77b4", .privilegedPort: "#17becf", .addressNotAvailable: "#2ca02c",
         .fdExhausted: "#e377c2", .ephemeralPortsExhausted: "#7f7f7f", .noRoute: "#393b79", .resetByPeer: "#bcbd22",
-        .connectTimeout: "#aec7e8",
+        .connectTimeout: "#aec7e8", .noRouteBack: "#6b6ecf",
     ]
     /// By the series name (a reason's raw value, or a kind).
     static let reasonColors: [String: String] = Dictionary(uniqueKeysWithValues: colorOfReason.map { ($0.key.rawValue, $0.value) })

@@ -48,7 +48,7 @@ enum DoctorReport {
 
     static let reasons = ([.noListener, .firewallReject, .firewallDrop, .acceptQueueFull, .synQueueFull,
                            .fdExhausted, .addressInUse, .privilegedPort, .addressNotAvailable, .lsmDenied,
-                           .ephemeralPortsExhausted, .noRoute] as [Reason]).map(\.rawValue)
+                           .ephemeralPortsExhausted, .noRoute, .noRouteBack] as [Reason]).map(\.rawValue)
 
     static func hooks(_ f: KernelFeatures) -> [(String, ProbeResult)] {
         [("tp_btf/tcp_send_reset (no-socket)", f.tcpSendResetNoSocket),
@@ -235,6 +235,11 @@ extension DoctorReport {
             "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)"
                 + (armed ? "; armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")
                 : "UNAVAILABLE (\(syn.detail))") + seed,
+            "  no_route_back            " + (o.unanswered.isSupported
+                ? "per SYN a listener drops with neither queue full (its drop counter rose as tp_btf/consume_skb saw the SYN consumed)"
+                    + (armed ? ", armed on anomaly as above (an attempt's first SYN arms it, its retransmission is reported)" : "")
+                    + ": the SYN-ACK's route back replayed in the listener's namespace (RTM_GETROUTE); reported only when it fails"
+                : "UNAVAILABLE (\(o.unanswered.detail))") + seed,
             "  fd_exhausted             " + (accept.isSupported ? "\(acceptHook) EMFILE/ENFILE on a listener (1 report/s per process), and as the cause of its overflows"
                 + (armed ? "; armed with the per-SYN program: seen once a listener's queue fills (an EMFILE before that does not stop a handshake)" : "")
                 : "UNAVAILABLE (\(accept.detail))"),

@@ -142,6 +142,14 @@ struct SchemaRecordsTests {
                 client: TaskInfo(pid: 777, comm: "curl"), listenerInode: 90, netns: hostNS, listenerPID: 800,
                 acceptQueue: 2, maxBacklog: 1, suppressed: stage == .synCookie ? 4 : 0, stage: stage)))
         }
+        // no_route_back: a SYN left unanswered, each cause from the route back (FakeRoutes: 203.0.113.1-4 fail).
+        e.drops.routes = FakeRoutes()
+        for last: UInt8 in 1...4 {
+            out += e.ingest(.listenOverflow(ListenOverflow(
+                ts: 60_050 + UInt64(last), family: .ipv4, local: server, remote: Endpoint(addr: v4(203, 0, 113, last), port: 40_000),
+                listenerInode: 90, netns: hostNS, listenerPID: 800, acceptQueue: 0, maxBacklog: 128, stage: .synUnanswered)))
+        }
+        e.drops.routes = nil
         // Drops counted from the listener's counter before consume_skb was armed: no client, no remote.
         for stage in [OverflowStage.synAcceptQueue, .synQueueDrop] {
             out += e.ingest(.listenOverflow(ListenOverflow(

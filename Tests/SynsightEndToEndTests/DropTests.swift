@@ -149,6 +149,46 @@ struct DropTests {
         #expect((r?.string("hint") ?? "").contains("there is no route back to 198.18.45.2"), "\(String(describing: r))")
     }
 
+    @Test("rp_filter off and no route back: the listener drops the SYN unanswered (no drop reason, no RST, only its drop counter); no_route_back names it, the lookup back, and the client's timeout points at it")
+    func noRouteBackUnanswered() throws {
+        let server = try NetNS(), client = try NetNS()
+        defer { server.remove(); client.remove() }
+        let n = server.number
+        let (s1, c1) = ("drs\(n)n", "drc\(n)n")
+        try Self.veth(server, s1, "198.18.46.1", client, c1, "198.18.46.2")
+        // The client also owns 198.18.47.2, which the server has no route to;
+        // reverse-path filtering is off (a new namespace's default), so the
+        // SYN gets in and only the SYN-ACK has nowhere to go.
+        try sh(["ip", "-n", client.name, "addr", "add", "198.18.47.2/32", "dev", c1])
+        try sh(["ip", "netns", "exec", server.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.\(s1).rp_filter=0"])
+        // The client gives up after one retransmission (3 s): its own ETIMEDOUT.
+        try sh(["ip", "netns", "exec", client.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])
+        let port = randomPort()
+        let listener = try Peer(listenIn: server, addr: "0.0.0.0", port: port)
+
+        let trace = try TraceSession(["--port", String(port)])
+        let c = try Peer.connect(from: client, addr: "198.18.46.1", port: port, timeout: 8, source: "198.18.47.2")
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = try #require(trace.waitForRecord(timeout: 8) { $0.string("reason") == "no_route_back" && $0.int("port") == port },
+                             "no no_route_back record; records: \(trace.stdout)")
+        let timeout = trace.waitForRecord(timeout: 8) { $0.string("reason") == "connect_timeout" && $0.int("port") == port }
+        trace.stop()
+        #expect(r.string("kind") == "drop" && r.string("cause") == "no_matching_route" && r.int("netns") == server.inode, "\(r)")
+        #expect(r.pid("process") == listener.pid && r.pid("client") == c.pid, "\(r)")
+        #expect((r.object("local")?["addr"] as? String) == "198.18.46.1" && (r.object("remote")?["addr"] as? String) == "198.18.47.2", "\(r)")
+        let back = r.evidence["route_back"] as? [String: Any]
+        #expect(back?["destination"] as? String == "198.18.47.2" && back?["source"] as? String == "198.18.46.1", "\(r)")
+        #expect(back?["result"] as? String == "no_route" && back?["errno"] as? String == "ENETUNREACH", "\(r)")
+        #expect(r.evidence["stage"] as? String == "syn" && (r.evidence["accept_queue"] as? Int ?? -1) < (r.evidence["max_backlog"] as? Int ?? 0), "\(r)")
+        #expect((r.string("hint") ?? "").contains("has no route back to 198.18.47.2"), "\(r)")
+        // One record for the attempt (its retransmitted SYN is the same failure);
+        // the client's timeout is explained by it.
+        #expect(trace.records.filter { $0.string("reason") == "no_route_back" && $0.int("port") == port }.count == 1, "\(trace.stdout)")
+        let t = try #require(timeout, "no connect_timeout record; records: \(trace.stdout)")
+        #expect(t.string("cause") == "dropped_on_host" && t.pid("process") == c.pid, "\(t)")
+        #expect(((t.evidence["drop"] as? [String: Any])?["reason"] as? String) == "no_route_back", "\(t)")
+    }
+
     @Test("a router namespace without a route drops the forwarded SYN")
     func noRoute() throws {
         let (router, client, r1) = try Self.routerWithoutRoute(ipv6: false)

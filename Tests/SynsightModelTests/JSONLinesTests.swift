@@ -182,7 +182,7 @@ struct JSONLinesTests {
         #expect(Set(Reason.allCases.map(\.rawValue)) == [
             "no_listener", "accept_queue_full", "syn_queue_full", "firewall_reject", "firewall_drop",
             "lsm_denied", "address_in_use", "privileged_port", "address_not_available", "fd_exhausted",
-            "ephemeral_ports_exhausted", "reset_by_peer", "packet_dropped", "connect_timeout", "no_route", "unknown"])
+            "ephemeral_ports_exhausted", "reset_by_peer", "packet_dropped", "connect_timeout", "no_route", "no_route_back", "unknown"])
         let snakeDigits = try Regex("^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
         for c in DropCause.allCases { #expect(c.rawValue.wholeMatch(of: snakeDigits) != nil, "\(c)") }
         #expect(Set(RecordKind.allCases.map(\.rawValue)) == [

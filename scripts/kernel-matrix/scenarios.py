@@ -2807,6 +2807,39 @@ def sc_drop_rp_filter(t, k, pas):
     return r, c, drop_expected(k)
 
 
+@scenario("rp_filter off, no route back: the listener drops the SYN unanswered", "no_route_back")
+def sc_no_route_back(t, k, pas):
+    """A multi-homed host's classic: the client sends from an address the
+    server has no route to, reverse-path filtering (off) lets the SYN in,
+    and tcp_conn_request drops it because the SYN-ACK cannot be routed: no
+    drop reason, no RST, only the listener's drop counter. Seen where the
+    per-SYN hook is consume_skb (it runs after the decision)."""
+    method, why = k.syn_overflow_method()
+    want = (method, None) if method == "tp_btf/consume_skb" else \
+        (None, why or "the per-SYN hook %s runs before tcp_conn_request decides" % method)
+    server, client = NetNS(), NetNS()
+    s1, c1 = server.link(client, v4="198.18.46")
+    client.exec("ip", "addr", "add", "198.18.47.2/32", "dev", c1)
+    server.exec("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0")
+    server.exec("sysctl", "-qw", "net.ipv4.conf.%s.rp_filter=0" % s1)
+    port = rnd_port()
+    listener = Peer(server, ["listen", "0.0.0.0", str(port)])
+    # The first SYN arms the per-SYN program; its retransmission (1 s) is reported.
+    pid, err = peer(client, "connect", "198.18.46.1", port, "--timeout", 4 * SLOW, "--source", "198.18.47.2")
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = t.wait(lambda r: r.get("reason") == "no_route_back" and r.get("port") == port, 10 if want[0] else 3)
+    if r:
+        expect_common(c, r, "drop", "no_route_back", "no_matching_route", port)
+        c.eq("process.pid (the listener)", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        back = ev(r).get("route_back") or {}
+        c.eq("evidence.route_back (destination, source, result, errno)",
+             (back.get("destination"), back.get("source"), back.get("result"), back.get("errno")),
+             ("198.18.47.2", "198.18.46.1", "no_route", "ENETUNREACH"))
+    return r, c, want
+
+
 @scenario("router namespace without a route: forwarded SYN dropped", "packet_dropped/no_route")
 def sc_drop_no_route(t, k, pas):
     router, client = NetNS(), NetNS()

@@ -11,6 +11,8 @@ struct OverflowState {
     var acceptErrorsByPID: [UInt32: AcceptError] = [:]
     /// ACK-stage resets already reported, so the kfree_skb of the same ACK is not reported twice.
     var recentResets: [JoinKey: UInt64] = [:]
+    /// Attempts already reported as no_route_back (their retransmitted SYNs are not new failures).
+    var unanswered = ReportedAttempts<JoinKey>(capacity: 4096)
 
     /// An accept() failure explains overflows for this long afterwards.
     static let acceptErrorValidityNs: UInt64 = 30_000_000_000
@@ -41,6 +43,7 @@ extension AttributionEngine {
     }
 
     mutating func ingestOverflow(_ o: ListenOverflow) -> [Record] {
+        if o.stage == .synUnanswered { return noRouteBack(o).map { [$0] } ?? [] }
         let key = JoinKey(client: o.remote, server: o.local)
         if o.stage == .ackReset {
             overflow.recentResets[key] = o.ts
@@ -65,6 +68,7 @@ extension AttributionEngine {
         case .ackReset: kind = .refusal; reason = .acceptQueueFull; cause = .acceptQueueFull(.listenerNotAccepting)
         case .synQueueDrop: kind = .drop; reason = .synQueueFull; cause = .synQueueFull(.syncookiesOff)
         case .synCookie: kind = .overflow; reason = .synQueueFull; cause = .synQueueFull(.syncookiesSent)
+        case .synUnanswered: return []  // noRouteBack, above
         }
         if reason == .acceptQueueFull, recentAcceptError != nil { cause = .acceptQueueFull(.fdExhausted) }
         let pid = listener?.pid ?? o.listenerPID

@@ -12,7 +12,7 @@ extension AttributionEngine {
     mutating func noRoute(_ e: SocketCallFailure) -> Record? {
         guard let byErrno = Cause.NoRoute(errno: e.errno), let q = DropRouteQuery.of(connect: e) else { return nil }
         let found = drops.routes?.lookup(q)
-        let byLookup = found?.route.flatMap(Self.noRouteCause)
+        let byLookup = found?.route.flatMap(Cause.NoRoute.of)
         if byErrno == .prohibitRoute || byErrno == .blackholeRoute {
             guard byLookup == byErrno else { return nil }
         }
@@ -52,15 +52,6 @@ extension AttributionEngine {
         if let mark = q.mark { s += " mark 0x\(String(mark, radix: 16))" }
         if let uid = q.uid, uid != 0 { s += " uid \(uid)" }
         return s
-    }
-
-    /// The cause a replayed lookup gives: its failure's errno, or the type of
-    /// the route it found; nil when it now finds a usable route.
-    static func noRouteCause(_ r: RouteLookupResult) -> Cause.NoRoute? {
-        switch r.answer {
-        case .failed(let errno): return Cause.NoRoute(errno: errno)
-        case .route(let route): return r.isLoopbackReject ? .loopbackRoute : Cause.NoRoute(routeType: route.type)
-        }
     }
 
     /// `family`: the destination's (an IPv4-mapped one on an IPv6 socket is IPv4).

@@ -40,7 +40,7 @@ struct TimeoutDropNote {
 
     /// Drop records that can explain a timeout: the firewall's, the
     /// kernel's other drops, and a listener's full queue (kind `drop`).
-    static let reasons: Set<Reason> = [.firewallDrop, .packetDropped, .acceptQueueFull, .synQueueFull]
+    static let reasons: Set<Reason> = [.firewallDrop, .packetDropped, .acceptQueueFull, .synQueueFull, .noRouteBack]
 
     init(_ r: Record, reason: Reason) {
         ts = r.ts
@@ -48,7 +48,7 @@ struct TimeoutDropNote {
         cause = r.cause
         netns = r.netns
         hint = r.hint
-        if let o = r.overflowEvidence {
+        if let o = r.overflowEvidence, reason != .noRouteBack {
             let q = Self.queues(o)
             queues = q
             evidence = q.fields
@@ -98,6 +98,9 @@ struct TimeoutDropNote {
             if let t = field(.table) { where_.append("table \(t)") }
             if let c = field(.chain) { where_.append("chain \(c)") }
             return "the firewall rule `\(rule)`" + (where_.isEmpty ? "" : " (\(where_.joined(separator: ", ")))")
+        }
+        if reason == .noRouteBack {
+            return "the listener, which had no route back to it (\(cause?.rawValue ?? "no route")): its SYNs were left unanswered"
         }
         if let q = queues {
             let queue = reason == .synQueueFull ? "SYN queue" : "accept queue"

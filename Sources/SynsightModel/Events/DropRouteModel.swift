@@ -61,6 +61,18 @@ public struct DropRouteQuery: Sendable, Hashable {
                               lookup: RouteGet.Request(family: family, dst: e.local.addr))
     }
 
+    /// A SYN a listener dropped with neither queue full: its SYN-ACK's
+    /// lookup back to the client (tcp_v{4,6}_route_req), replayed in the
+    /// listener's namespace from the address the SYN was sent to; nil for
+    /// any other overflow, and for one counted without its SYN.
+    public static func of(routeBack o: ListenOverflow) -> DropRouteQuery? {
+        guard o.stage == .synUnanswered, o.method != .counter, !o.remote.addr.isUnspecified else { return nil }
+        var lookup = RouteGet.Request(family: o.family, dst: o.remote.addr, src: o.local.addr)
+        lookup.tcpDport = o.remote.port
+        lookup.tcpSport = o.local.port
+        return DropRouteQuery(purpose: .forward, netns: o.netns, ifname: "", lookup: lookup)
+    }
+
     /// What a failed socket call wants read: its route, or its namespace's addresses.
     public static func of(call e: SocketCallFailure) -> DropRouteQuery? { of(connect: e) ?? of(bind: e) }
 
@@ -180,6 +192,7 @@ public struct DropRouteFindings: Sendable, Hashable {
 
 extension DropRouteSource {
     public func pin(call: SocketCallFailure) {}
+    public func pin(overflow: ListenOverflow) {}
 }
 
 /// Reads the route state of drops and of failed connect()s (SynsightKernel implements it).
@@ -191,6 +204,9 @@ public protocol DropRouteSource {
     /// lookup of a connect()'s destination when its errno may be the
     /// routes', the read of a bind()'s namespace's addresses on EADDRNOTAVAIL.
     func pin(call: SocketCallFailure)
+    /// A listener's unanswered SYN was decoded (ring-buffer thread): start
+    /// the lookup of the route back to its client.
+    func pin(overflow: ListenOverflow)
     /// The findings of `query` (pipeline thread): waits a bounded time for
     /// a read in progress, starts one when none was pinned.
     func lookup(_ query: DropRouteQuery) -> DropRouteFindings

@@ -8,10 +8,13 @@ public enum OverflowStage: UInt8, Sendable, CaseIterable {
     case synCookie = 3
     case ackDrop = 4
     case ackReset = 5
+    /// The listener dropped the SYN with neither queue full (no route back
+    /// for its SYN-ACK, usually): not an overflow (NoRouteBack.swift).
+    case synUnanswered = 6
 
     public var name: String {
         switch self {
-        case .synAcceptQueue: return "syn"
+        case .synAcceptQueue, .synUnanswered: return "syn"
         case .synQueueDrop: return "syn"
         case .synCookie: return "syn"
         case .ackDrop: return "ack"

@@ -224,6 +224,8 @@ public struct Advice: Sendable, Hashable {
             return connectTimeout(cause, facts)
         case .noRoute?:
             return noRoute(cause, facts)
+        case .noRouteBack?:
+            return noRouteBack(cause, facts)
         case .resetByPeer?:
             return Advice(fix: "check the server",
                           steps: ["The peer reset the connection: check the peer's logs and its own refusals (run synsight there)."])
@@ -725,6 +727,32 @@ public struct Advice: Sendable, Hashable {
     }
 
     /// no_route. `facts.address`: the destination; `facts.family`: its family.
+    /// no_route_back: the listener's namespace cannot route the SYN-ACK to
+    /// the client. `address` is the client's, `listenerAddress` the SYN's
+    /// destination (the SYN-ACK's source).
+    static func noRouteBack(_ cause: RecordCause?, _ f: Facts) -> Advice {
+        let client = f.address.map { "\($0)" } ?? "<client>"
+        let from = f.listenerAddress.map { " from \($0)" } ?? ""
+        let get = "ip route get \(client)\(from)"
+        if case .noRoute(let c)? = cause, c != .noMatchingRoute, !c.routeType.isEmpty {
+            return Advice(fix: "a \(c.routeType) route or rule answers for \(client) in the server's namespace (\(get)); "
+                            + "remove it, or add a more specific route back to the clients' network",
+                          steps: ["The SYN arrived and the listener would have answered, but the SYN-ACK's route back is of type \(c.routeType): "
+                                    + "the kernel drops the SYN (nstat: TcpExtListenDrops, IpOutNoRoutes) and the client times out.",
+                                  "Find it: ip route show table all type \(c.routeType); ip rule.",
+                                  "Routing daemons and VPN clients add such routes: change their configuration, not only the route."])
+        }
+        return Advice(fix: "add a route back to \(client)'s network in the server's namespace (ip route add <client network> via <gateway>, "
+                        + "or a default route), or make the client use a source address this host can reach (\(get) fails)",
+                      steps: ["The SYN arrived (reverse-path filtering off or loose let it in) and the listener would have answered, "
+                                + "but no route leads back to \(client): the kernel drops the SYN (nstat: TcpExtListenDrops, IpOutNoRoutes) "
+                                + "and the client times out, with no reset and no ICMP error.",
+                              "Usual causes: a multi-homed host missing the route of a second network; a client whose source address "
+                                + "(a VPN or secondary address) this host does not know; a namespace or container without a default route; "
+                                + "policy routing (ip rule) that sends replies to a table without the route.",
+                              "Check: \(get); ip rule; ip route show table all."])
+    }
+
     static func noRoute(_ cause: RecordCause?, _ f: Facts) -> Advice {
         let dst = f.address.map { "\($0)" } ?? "<destination>"
         let get = "ip route get \(dst)\(f.routeGetKeys)"

@@ -139,6 +139,20 @@ public enum Cause {
             }
         }
 
+        /// `no_route_back`'s causes: what the lookup back to the client gave
+        /// (a socket bound to a device, an IPv6 route through lo: not there).
+        public static let routeBackCauses: [NoRoute] = [.noMatchingRoute, .unreachableRoute, .prohibitRoute, .blackholeRoute]
+
+        /// The cause a replayed lookup gives: its failure's errno, or the type
+        /// of the route it found (an IPv6 route through lo rejects too); nil
+        /// when it finds a usable route.
+        public static func of(_ r: RouteLookupResult) -> NoRoute? {
+            switch r.answer {
+            case .failed(let errno): return NoRoute(errno: errno)
+            case .route(let route): return r.isLoopbackReject ? .loopbackRoute : NoRoute(routeType: route.type)
+            }
+        }
+
         /// The route type as `ip route` names it ("" for no route at all).
         public var routeType: String {
             switch self {
@@ -163,6 +177,8 @@ public enum Cause {
         case .resetByPeer: return ResetByPeer.allCases.map(\.rawValue)
         case .connectTimeout: return ConnectTimeout.allCases.map(\.rawValue)
         case .noRoute: return NoRoute.allCases.map(\.rawValue)
+        // The lookup back to the client: its failure or the reject route it found.
+        case .noRouteBack: return NoRoute.routeBackCauses.map(\.rawValue)
         case .unknown: return Unknown.allCases.map(\.rawValue)
         case .packetDropped: return PacketDropped.allCases.map(\.rawValue)
         case .firewallDrop: return Firewall.allCases.map(\.rawValue)

@@ -4,7 +4,7 @@ import SynsightBase
 /// dropped (bpf/overflow.bpf.h), and the accept() failure that explains a
 /// full accept queue.
 public struct OverflowEvidence: ReasonEvidence {
-    public static let reasons: Set<Reason> = [.acceptQueueFull, .synQueueFull]
+    public static let reasons: Set<Reason> = [.acceptQueueFull, .synQueueFull, .noRouteBack]
 
     /// syn or ack (`OverflowStage.name`).
     public var stage: String?
@@ -35,6 +35,10 @@ public struct OverflowEvidence: ReasonEvidence {
     public var listenerState: JSONValue?
     /// accept_queue_full: the CPU limit over the listener and its throttling (`CPUThrottle.json`).
     public var cpuThrottle: JSONValue?
+    /// no_route_back: the lookup of the SYN-ACK's route back to the client,
+    /// replayed in the listener's namespace (`routeJSON`), or why it is missing.
+    public var routeBack: JSONValue?
+    public var routeUnavailable: String?
 
     public init() {}
 
@@ -44,7 +48,7 @@ public struct OverflowEvidence: ReasonEvidence {
         .string(.method, \.method), .flag(.tcpAbortOnOverflow, \.tcpAbortOnOverflow, default: false),
         .int(.folded, \.folded), .int(.countedDrops, \.countedDrops), .string(.clientLookup, \.clientLookup), .value(.listener, \.listener),
         .string(.acceptErrno, \.acceptErrno), .int(.nofileLimit, \.nofileLimit), .value(.listenerState, \.listenerState),
-        .value(.cpuThrottle, \.cpuThrottle),
+        .value(.cpuThrottle, \.cpuThrottle), .value(.routeBack, \.routeBack), .string(.routeUnavailable, \.routeUnavailable),
     ]
 }
 

@@ -44,7 +44,7 @@ extension Reason {
     public var evidenceType: (any ReasonEvidence.Type)? {
         switch self {
         case .noListener: return NoListenerEvidence.self
-        case .acceptQueueFull, .synQueueFull: return OverflowEvidence.self
+        case .acceptQueueFull, .synQueueFull, .noRouteBack: return OverflowEvidence.self
         case .fdExhausted: return FdExhaustedEvidence.self
         case .addressInUse: return AddressInUseEvidence.self
         case .privilegedPort: return PrivilegedPortEvidence.self

@@ -29,6 +29,9 @@ public enum Reason: String, Sendable, Hashable, CaseIterable {
     case packetDropped = "packet_dropped"
     /// A local connect() timed out (ETIMEDOUT), explained (TimeoutAttribution.swift).
     case connectTimeout = "connect_timeout"
+    /// A listener dropped a SYN without a full queue because the kernel
+    /// could not route its SYN-ACK back to the client (NoRouteBack.swift).
+    case noRouteBack = "no_route_back"
     case unknown
 }
 

@@ -60,7 +60,7 @@ public enum RecordCause: Sendable, Hashable, CustomStringConvertible {
         case .unknown?: self = typed(Cause.Unknown.self, RecordCause.unknown)
         case .packetDropped?: self = typed(Cause.PacketDropped.self, RecordCause.packetDropped)
         case .connectTimeout?: self = typed(Cause.ConnectTimeout.self, RecordCause.connectTimeout)
-        case .noRoute?: self = typed(Cause.NoRoute.self, RecordCause.noRoute)
+        case .noRoute?, .noRouteBack?: self = typed(Cause.NoRoute.self, RecordCause.noRoute)
         case .firewallReject?, .firewallDrop?: self = typed(Cause.Firewall.self, RecordCause.firewall)
         case .addressInUse?, .privilegedPort?, .ephemeralPortsExhausted?, nil: self = .other(raw)
         }

@@ -255,6 +255,8 @@ public enum TraceRunner {
                         // connect() without a route: the same, for its destination;
                         // bind() EADDRNOTAVAIL: its namespace's addresses (IPv6 DAD ends within a second).
                         if case .socketCall(let s) = event { routes.pin(call: s) }
+                        // A SYN a listener left unanswered: the route back to its client.
+                        if case .listenOverflow(let o) = event { routes.pin(overflow: o) }
                         batch.append(.event(event))
                     } catch {
                         batch.append(.undecodable("\(error)"))
