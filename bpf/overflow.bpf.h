@@ -369,6 +369,29 @@ static __always_inline int ovf_on_conn_request(const struct sock *sk, const stru
 }
 
 /*
+ * A SYN left unanswered where the per-SYN hook runs before the decision
+ * (fentry/kprobe on tcp_conn_request): tcp_conn_request asks
+ * af_ops->route_req (tcp_v{4,6}_route_req: the LSM's inet_conn_request
+ * hook, then the SYN-ACK's route) and drops the SYN when it returns no
+ * route (`goto drop_and_free`, then tcp_listendrop: 6.1, 6.12). fexit sees
+ * the NULL; the drop is claimed ahead of the count, like the fentry's.
+ */
+static __always_inline int ovf_on_route_req_done(const struct sock *sk, const struct sk_buff *skb, __u64 dst, __u8 method)
+{
+	struct syn_tuple t = {};
+	__u8 flags = 0;
+
+	if (dst || !sk || !skb)
+		return 0;
+	if (!parse_tcp(skb, &t, &flags) || !is_first_syn(flags))
+		return 0;
+	__u64 key = (__u64)sk;
+	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
+	ovf_claim_drop(li);
+	return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_UNANSWERED, method, 0);
+}
+
+/*
  * ACK stage where the kernel has neither the TCP_LISTEN_OVERFLOW drop
  * reason (6.15) nor reset reasons (6.10): tcp_v{4,6}_syn_recv_sock returns
  * no child when the accept queue is full (`if (sk_acceptq_is_full(sk)) goto

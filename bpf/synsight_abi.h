@@ -211,6 +211,8 @@ enum syn_overflow_method {
 	SYN_OVF_M_SYN_RECV_KRETPROBE = 7,  /* kretprobe/tcp_v{4,6}_syn_recv_sock: the same */
 	SYN_OVF_M_COUNTER = 8,     /* run_ovf_watch: drops counted from the listener's sk_drops while
 				    * ovf_consume_skb was not attached (no SYN seen: no client, no remote) */
+	SYN_OVF_M_ROUTE_REQ_FEXIT = 9, /* fexit/tcp_v{4,6}_route_req: no route for the SYN-ACK
+					* (SYN_OVF_SYN_UNANSWERED where the per-SYN hook is fentry) */
 };
 
 struct syn_ev_listen_overflow {

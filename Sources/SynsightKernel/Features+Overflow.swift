@@ -23,6 +23,9 @@ public struct OverflowProbes: Sendable {
     /// kretprobe, on tcp_v{4,6}_syn_recv_sock (`synRecvHook` says which).
     public var synRecv: ProbeResult = .unsupported("not probed")
     public var synRecvHook: SynRecvHook?
+    /// fexit on tcp_v{4,6}_route_req: a SYN left unanswered for want of a
+    /// route back, where the per-SYN hook (fentry) runs before the decision.
+    public var routeReqFexit: ProbeResult = .unsupported("not probed")
     /// iter/tcp: listeners that predate synsight.
     public var iterTCP: ProbeResult = .unsupported("not probed")
     /// accept()/accept4() failing with EMFILE/ENFILE: fexit/__sys_accept4
@@ -36,7 +39,7 @@ public struct OverflowProbes: Sendable {
     public init() {}
 
     var allResults: [ProbeResult] {
-        [connRequestFentry, connRequestKprobe, consumeSkb, ackDrop, ackReset, synRecv, iterTCP, acceptFexit, acceptTracepoints]
+        [connRequestFentry, connRequestKprobe, consumeSkb, ackDrop, ackReset, synRecv, routeReqFexit, iterTCP, acceptFexit, acceptTracepoints]
     }
 
     /// The per-SYN method in use, in order of preference (fentry, kprobe, consume_skb).
@@ -51,11 +54,10 @@ public struct OverflowProbes: Sendable {
     public var unanswered: ProbeResult {
         let per = perSYN
         guard per.isSupported else { return per }
-        guard per == consumeSkb else {
-            return .unsupported("the per-SYN hook \(per.hook?.name ?? "in use") runs before tcp_conn_request decides; "
-                + "only tp_btf/consume_skb (6.12+, where trampolines and kprobes are not available) sees a SYN left unanswered")
-        }
-        return per
+        if per == consumeSkb { return per }
+        if routeReqFexit.isSupported { return routeReqFexit }
+        return .unsupported("the per-SYN hook \(per.hook?.name ?? "in use") runs before tcp_conn_request decides, and "
+            + "fexit/tcp_v{4,6}_route_req does not load (\(routeReqFexit.detail))")
     }
 
     /// The accept() exit in use (fexit, else the classic tracepoints).
@@ -93,6 +95,7 @@ public struct OverflowProbes: Sendable {
             ? .supports("tp_btf/tcp_send_reset", "tcp_send_reset from the listener, reason INVALID_SYN (6.10+)")
             : .unsupported("tcp_send_reset has no reset reason before 6.10")
         (p.synRecv, p.synRecvHook) = probeSynRecv(p, btf: btf, kprobeForced: kprobeForced, symbols: symbols)
+        p.routeReqFexit = probeRouteReq(p, btf: btf)
         p.iterTCP = !btf ? .unsupported("no kernel BTF")
             : syn_btf_has("struct", "bpf_iter__tcp") == 1 ? .supports("iter/tcp", "iter/tcp, run in each network namespace")
             : .unsupported("no iter/tcp before 5.9")
@@ -118,6 +121,19 @@ public struct OverflowProbes: Sendable {
                               "kretprobe/tcp_v{4,6}_syn_recv_sock: no child socket with the accept queue full"), .kretprobe)
         }
         return (.unsupported("no fexit (BPF trampolines refused or no BTF) and \(k4.isSupported ? k6.detail : k4.detail)"), nil)
+    }
+
+    /// Only beside fentry on tcp_conn_request (consume_skb sees the drop
+    /// itself; kprobe kernels have no trampolines).
+    static func probeRouteReq(_ p: OverflowProbes, btf: Bool) -> ProbeResult {
+        guard p.connRequestFentry.isSupported else {
+            return .unsupported("used only beside fentry/tcp_conn_request")
+        }
+        for f in ["tcp_v4_route_req", "tcp_v6_route_req"] {
+            let rc = ProgramProbe.fexit(f)
+            if rc != 0 { return KernelFeatures.trampolineRefusal("fexit/\(f)", rc) }
+        }
+        return .supports("fexit/tcp_v{4,6}_route_req", "fexit/tcp_v{4,6}_route_req: no route for the SYN-ACK")
     }
 
     /// Per-SYN overflow detection: consume_skb must carry its call site
@@ -210,6 +226,7 @@ extension ReasonArea {
         var programs: Set<BPFProgram> = []
         if p.connRequestFentry.isSupported {
             programs.formUnion([.ovfFentryConnRequest, .runOvfWatch])
+            if p.routeReqFexit.isSupported { programs.formUnion([.ovfFexitRouteReqV4, .ovfFexitRouteReqV6]) }
         } else if p.connRequestKprobe.isSupported {
             programs.formUnion([.ovfKprobeConnRequest, .runOvfWatch])
         } else if p.consumeSkb.isSupported {

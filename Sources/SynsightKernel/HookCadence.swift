@@ -36,6 +36,7 @@ public struct HookCadence: Sendable, Equatable {
         case .runOvfWatch: return .f("every \(OverflowArming.periodText), run by synsight: a walk of its listener registry (queues, drop counters)")
         case .onKfreeSkb: return kfreeSkb
         case .ovfFentryConnRequest, .ovfKprobeConnRequest: return .h("every SYN to a listener" + armed)
+        case .ovfFexitRouteReqV4, .ovfFexitRouteReqV6: return .h("every SYN to a listener (one compare unless its SYN-ACK has no route)" + armed)
         case .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .ovfKprobeSynRecvV4, .ovfKprobeSynRecvV6,
              .ovfKretprobeSynRecvV4, .ovfKretprobeSynRecvV6: return synRecv
         case .ovfExitAccept: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)" + armed)
@@ -88,7 +89,7 @@ extension BPFProgram {
     /// before they are attached are counted from the listeners' sk_drops.
     public var armedWithOverflow: Bool {
         switch self {
-        case .ovfConsumeSkb, .ovfFentryConnRequest, .ovfKprobeConnRequest,
+        case .ovfConsumeSkb, .ovfFentryConnRequest, .ovfKprobeConnRequest, .ovfFexitRouteReqV4, .ovfFexitRouteReqV6,
              .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .ovfKprobeSynRecvV4, .ovfKprobeSynRecvV6,
              .ovfKretprobeSynRecvV4, .ovfKretprobeSynRecvV6,
              .ovfExitAccept, .ovfExitAccept4, .ovfFxExitAccept4: return true

@@ -83,7 +83,8 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
             // lookup refuses a source that is not local (a forwarded packet's):
             // made again without it.
             var without = false
-            if q.purpose == .reversePath, q.lookup.src != nil, case .failed(let e) = answer, e == ENETUNREACH || e == EINVAL {
+            if q.purpose == .reversePath || q.purpose == .routeBack, q.lookup.src != nil,
+               case .failed(let e) = answer, e == ENETUNREACH || e == EINVAL {
                 var plain = q.lookup
                 plain.src = nil
                 if case .success(let again) = RouteSocket.get(plain), case .route = again {

@@ -236,7 +236,8 @@ extension DoctorReport {
                 + (armed ? "; armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")
                 : "UNAVAILABLE (\(syn.detail))") + seed,
             "  no_route_back            " + (o.unanswered.isSupported
-                ? "per SYN a listener drops with neither queue full (its drop counter rose as tp_btf/consume_skb saw the SYN consumed)"
+                ? "per SYN a listener drops with neither queue full (" + (o.unanswered == o.consumeSkb
+                    ? "its drop counter rose as tp_btf/consume_skb saw the SYN consumed)" : "fexit/tcp_v{4,6}_route_req returned no route)")
                     + (armed ? ", armed on anomaly as above (an attempt's first SYN arms it, its retransmission is reported)" : "")
                     + ": the SYN-ACK's route back replayed in the listener's namespace (RTM_GETROUTE); reported only when it fails"
                 : "UNAVAILABLE (\(o.unanswered.detail))") + seed,

@@ -1,3 +1,4 @@
+import CSynsightABI
 @testable import SynsightBase
 @testable import SynsightModel
 @testable import SynsightAttribution
@@ -37,6 +38,19 @@ struct NoRouteBackTests {
                 "\(hint)")
     }
 
+    @Test("seen by fexit/tcp_v{4,6}_route_req (beside fentry/tcp_conn_request): the same record, the method named; decoded from the ABI")
+    func routeReqFexit() throws {
+        var e = seeded()
+        let r = try #require(e.ingest(unanswered(from: 2, method: .routeReqFexit)).first)
+        #expect(r.reason == .noRouteBack && r.cause?.rawValue == "unreachable_route")
+        #expect(r.overflowEvidence?.method?.hasPrefix("fexit/tcp_v{4,6}_route_req") == true)
+        guard case .listenOverflow(let o) = try EventDecoder.decode(overflowRecordBytes(stage: 6, method: 9)) else {
+            Issue.record("expected listenOverflow")
+            return
+        }
+        #expect(o.stage == .synUnanswered && o.method == .routeReqFexit)
+    }
+
     @Test("a reject route back: its type is the cause, and the fix removes it")
     func rejectRoute() throws {
         var e = seeded()
@@ -58,6 +72,24 @@ struct NoRouteBackTests {
         #expect(e.ingest(unanswered(from: 1, ts: 1_000)).count == 1)
         #expect(e.ingest(unanswered(from: 1, ts: 1_000_000_000)).isEmpty)
         #expect(e.ingest(unanswered(from: 1, port: 40_001, ts: 2_000_000_000)).count == 1)
+    }
+
+    /// The SYN's destination is not a local address (a route through lo
+    /// delivered it): the lookup finds a route only without it as source.
+    struct NonLocalSource: DropRouteSource {
+        func pin(_ drop: PacketDrop) {}
+        func lookup(_ q: DropRouteQuery) -> DropRouteFindings {
+            #expect(q.purpose == .routeBack && q.lookup.src == v4(10, 77, 0, 1) && q.lookup.tcpSport == 8080)
+            return DropRouteFindings(route: RouteLookupResult(request: q.lookup, answer: .route(RouteGet.Route(type: 1, table: 254, oif: 1)),
+                                                              withoutSource: true))
+        }
+    }
+
+    @Test("a SYN to an address that is not local (found only without it as source): not a missing route back, nothing")
+    func nonLocalDestination() {
+        var e = seeded()
+        e.drops.routes = NonLocalSource()
+        #expect(e.ingest(unanswered(from: 1)).isEmpty)
     }
 
     @Test("counted without its SYN (no client address): no lookup, no record")

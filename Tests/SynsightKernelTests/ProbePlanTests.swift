@@ -57,6 +57,7 @@ func trampolineKernel(_ edit: (inout KernelFeatures) -> Void = { _ in }) -> Kern
         f.overflow.ackReset = .unsupported("tcp_send_reset has no reset reason before 6.10")
         f.overflow.synRecv = .supports("fexit/tcp_v{4,6}_syn_recv_sock")
         f.overflow.synRecvHook = .fexit
+        f.overflow.routeReqFexit = .supports("fexit/tcp_v{4,6}_route_req")
         f.overflow.acceptFexit = .supports("fexit/__sys_accept4")
         f.overflow.acceptTracepoints = .unsupported("fexit/__sys_accept4 is used")
         f.resetTTL.reset = .supports("fentry/tcp_reset")
@@ -179,8 +180,10 @@ struct ProbePlanTests {
             .scSelinuxAudited,
         ])
         #expect(plan.plan(for: .landlock).programs == [.scFxExitLandlock, .scLandlockFork, .onProcessExit])
-        #expect(plan.plan(for: .overflow).programs == [.ovfFentryConnRequest, .runOvfWatch, .ovfFexitSynRecvV4, .ovfFexitSynRecvV6,
-                                                       .iterListeners])
+        #expect(plan.plan(for: .overflow).programs == [.ovfFentryConnRequest, .runOvfWatch, .ovfFexitRouteReqV4, .ovfFexitRouteReqV6,
+                                                       .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .iterListeners])
+        // A SYN left unanswered: beside the fentry, which runs before the decision, fexit on route_req.
+        #expect(plan.features.overflow.unanswered.hook?.name == "fexit/tcp_v{4,6}_route_req")
         // Armed on anomaly by the watch: none runs per healthy connection.
         let attached = plan.plan(for: .overflow).programs.filter { !$0.runOnDemand && $0 != .iterListeners }
             + plan.plan(for: .fdExhausted).programs

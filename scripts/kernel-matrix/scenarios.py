@@ -242,6 +242,18 @@ class Kernel:
         return None, ("no TCP_LISTEN_OVERFLOW drop reason before 6.15" if not abort
                       else "no reset reason before 6.10") + ", and no fexit/kretprobe"
 
+    def unanswered_syn_method(self):
+        """Who sees a SYN a listener leaves unanswered (no_route_back):
+        consume_skb, which runs after tcp_conn_request decided, or, beside
+        fentry on tcp_conn_request (which runs before), fexit on route_req."""
+        method, why = self.syn_overflow_method()
+        if method == "tp_btf/consume_skb":
+            return method, None
+        if method == "fentry/tcp_conn_request" and self.fentry_ok("tcp_v4_route_req", BPF_TRACE_FEXIT) \
+                and self.fentry_ok("tcp_v6_route_req", BPF_TRACE_FEXIT):
+            return "fexit/tcp_v{4,6}_route_req", None
+        return None, why or "the per-SYN hook %s runs before tcp_conn_request decides, and no fexit/tcp_v4_route_req" % method
+
     def syscall_hook(self):
         fx = all(self.fentry_ok(f, t) for f, t in (("__sys_connect", BPF_TRACE_FEXIT), ("__sys_bind", BPF_TRACE_FENTRY),
                                                    ("__sys_bind", BPF_TRACE_FEXIT), ("__sys_listen", BPF_TRACE_FENTRY),
@@ -2812,11 +2824,10 @@ def sc_no_route_back(t, k, pas):
     """A multi-homed host's classic: the client sends from an address the
     server has no route to, reverse-path filtering (off) lets the SYN in,
     and tcp_conn_request drops it because the SYN-ACK cannot be routed: no
-    drop reason, no RST, only the listener's drop counter. Seen where the
-    per-SYN hook is consume_skb (it runs after the decision)."""
-    method, why = k.syn_overflow_method()
-    want = (method, None) if method == "tp_btf/consume_skb" else \
-        (None, why or "the per-SYN hook %s runs before tcp_conn_request decides" % method)
+    drop reason, no RST, only the listener's drop counter. Seen by
+    consume_skb (it runs after the decision), or beside fentry on
+    tcp_conn_request by fexit on tcp_v{4,6}_route_req."""
+    want = k.unanswered_syn_method()
     server, client = NetNS(), NetNS()
     s1, c1 = server.link(client, v4="198.18.46")
     client.exec("ip", "addr", "add", "198.18.47.2/32", "dev", c1)

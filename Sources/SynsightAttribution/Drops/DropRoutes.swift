@@ -67,8 +67,8 @@ extension AttributionEngine {
                 ev.routeLookup = Self.routeJSON(r, iifName: r.request.iif == nil ? nil : d.ifname)
                 hint = Self.noRouteHint(d, route: r, port: port)
             }
-        case .localAddress:
-            break  // a bind()'s query (BindAddressAttribution.swift), never a drop's
+        case .localAddress, .routeBack:
+            break  // a bind()'s or a listener's query (BindAddressAttribution.swift, NoRouteBack.swift), never a drop's
         }
         if !found.unavailable.isEmpty { ev.routeUnavailable = found.unavailable.joined(separator: "; ") }
         return hint

@@ -19,7 +19,9 @@ extension AttributionEngine {
         let attempt = JoinKey(client: o.remote, server: o.local)
         guard !overflow.unanswered.contains(attempt, isn: 0, at: o.ts) else { return nil }
         guard let q = DropRouteQuery.of(routeBack: o), let found = drops.routes?.lookup(q),
-              let lookup = found.route, let cause = Cause.NoRoute.of(lookup),
+              // Found only without the SYN's destination as source: that address is not local (a SYN
+              // delivered by a route through lo), not a route missing back.
+              let lookup = found.route, !lookup.withoutSource, let cause = Cause.NoRoute.of(lookup),
               Cause.NoRoute.routeBackCauses.contains(cause) else { return nil }
         overflow.unanswered.insert(attempt, isn: 0, ts: o.ts, now: o.ts)
         var r = Record(ts: clock.epoch(o.ts), kind: .drop, reason: .noRouteBack, cause: .noRoute(cause), port: o.local.port,

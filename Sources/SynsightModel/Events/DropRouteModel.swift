@@ -13,6 +13,11 @@ public struct DropRouteQuery: Sendable, Hashable {
         case reversePath
         /// no_route: the lookup the kernel made for the packet, replayed.
         case forward
+        /// no_route_back: a listener's SYN-ACK's lookup back to the client,
+        /// from the SYN's destination; made again without that source when
+        /// the kernel refuses it (EINVAL is a blackhole route, or a source
+        /// that is not local: told apart by `withoutSource`).
+        case routeBack
         /// address_not_available: the namespace's addresses of the bind()'s
         /// family (`lookup.dst` is the address asked for), no route lookup.
         case localAddress
@@ -70,7 +75,7 @@ public struct DropRouteQuery: Sendable, Hashable {
         var lookup = RouteGet.Request(family: o.family, dst: o.remote.addr, src: o.local.addr)
         lookup.tcpDport = o.remote.port
         lookup.tcpSport = o.local.port
-        return DropRouteQuery(purpose: .forward, netns: o.netns, ifname: "", lookup: lookup)
+        return DropRouteQuery(purpose: .routeBack, netns: o.netns, ifname: "", lookup: lookup)
     }
 
     /// What a failed socket call wants read: its route, or its namespace's addresses.

@@ -35,6 +35,9 @@ public enum OverflowMethod: UInt8, Sendable, CaseIterable {
     /// No SYN seen: drops counted from the listener's counter by the sweep
     /// that arms consume_skb (`ListenOverflow.counted`).
     case counter = 8
+    /// fexit/tcp_v{4,6}_route_req returned no route: a SYN left unanswered
+    /// (`synUnanswered`) where the per-SYN hook is fentry.
+    case routeReqFexit = 9
 
     public var name: String {
         switch self {
@@ -46,6 +49,7 @@ public enum OverflowMethod: UInt8, Sendable, CaseIterable {
         case .kfreeSkb: return "tp_btf/kfree_skb TCP_LISTEN_OVERFLOW"
         case .sendReset: return "tp_btf/tcp_send_reset from the listener (INVALID_SYN)"
         case .counter: return "counter: the listener's sk_drops, read by synsight's sweep while tp_btf/consume_skb was not attached"
+        case .routeReqFexit: return "fexit/tcp_v{4,6}_route_req: no route for the SYN-ACK"
         }
     }
 }
