@@ -117,15 +117,8 @@ struct DropTests {
 
     @Test("loose rp_filter drops a SYN whose source has no route back at all; the record says there is none")
     func rpFilterLooseNoRouteBack() throws {
-        let server = try NetNS(), client = try NetNS()
+        let (server, client, s1, c1) = try Self.unreachableSource(tag: "l", link: "198.18.44", source: "198.18.45.2", rpFilter: 2)
         defer { server.remove(); client.remove() }
-        let n = server.number
-        let (s1, c1) = ("drs\(n)l", "drc\(n)l")
-        try Self.veth(server, s1, "198.18.44.1", client, c1, "198.18.44.2")
-        // The client also owns 198.18.45.2, which the server has no route to (and no default route).
-        try sh(["ip", "-n", client.name, "addr", "add", "198.18.45.2/32", "dev", c1])
-        try sh(["ip", "netns", "exec", server.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2",
-                "net.ipv4.conf.\(s1).rp_filter=0"])
         let link = try sh(["ip", "-n", server.name, "-j", "link", "show", "dev", s1])
         let mac = try #require((try JSONSerialization.jsonObject(with: Data(link.utf8)) as? [[String: Any]])?.first?["address"] as? String)
         try sh(["ip", "-n", client.name, "neigh", "replace", "198.18.44.1", "lladdr", mac, "dev", c1, "nud", "permanent"])
@@ -151,16 +144,10 @@ struct DropTests {
 
     @Test("rp_filter off and no route back: the listener drops the SYN unanswered (no drop reason, no RST, only its drop counter); no_route_back names it, the lookup back, and the client's timeout points at it")
     func noRouteBackUnanswered() throws {
-        let server = try NetNS(), client = try NetNS()
+        // Reverse-path filtering off (a new namespace's default): the SYN
+        // gets in and only the SYN-ACK has nowhere to go.
+        let (server, client, _, _) = try Self.unreachableSource(tag: "n", link: "198.18.46", source: "198.18.47.2", rpFilter: 0)
         defer { server.remove(); client.remove() }
-        let n = server.number
-        let (s1, c1) = ("drs\(n)n", "drc\(n)n")
-        try Self.veth(server, s1, "198.18.46.1", client, c1, "198.18.46.2")
-        // The client also owns 198.18.47.2, which the server has no route to;
-        // reverse-path filtering is off (a new namespace's default), so the
-        // SYN gets in and only the SYN-ACK has nowhere to go.
-        try sh(["ip", "-n", client.name, "addr", "add", "198.18.47.2/32", "dev", c1])
-        try sh(["ip", "netns", "exec", server.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.\(s1).rp_filter=0"])
         // The client gives up after one retransmission (3 s): its own ETIMEDOUT.
         try sh(["ip", "netns", "exec", client.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])
         let port = randomPort()
@@ -265,6 +252,28 @@ struct DropTests {
     /// A client namespace that routes 198.18.43.0/24 (IPv6: fd00:5e:43::/64)
     /// through a forwarding router namespace that has no route there; the
     /// router's end of their link is `routerLink`. The caller removes both.
+    /// A server and a client joined by one link (`<link>.1`, `<link>.2`; the
+    /// devices `drs<n><tag>`, `drc<n><tag>`). The client also owns `source`,
+    /// which the server has no route to (and no default route); the server's
+    /// net.ipv4.conf.all.rp_filter is `rpFilter`, the link's own 0.
+    static func unreachableSource(tag: String, link: String, source: String, rpFilter: Int) throws
+        -> (server: NetNS, client: NetNS, serverDev: String, clientDev: String) {
+        let server = try NetNS(), client = try NetNS()
+        do {
+            let n = server.number
+            let (s1, c1) = ("drs\(n)\(tag)", "drc\(n)\(tag)")
+            try veth(server, s1, link + ".1", client, c1, link + ".2")
+            try sh(["ip", "-n", client.name, "addr", "add", source + "/32", "dev", c1])
+            try sh(["ip", "netns", "exec", server.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=\(rpFilter)",
+                    "net.ipv4.conf.\(s1).rp_filter=0"])
+            return (server, client, s1, c1)
+        } catch {
+            server.remove()
+            client.remove()
+            throw error
+        }
+    }
+
     static func routerWithoutRoute(ipv6: Bool) throws -> (router: NetNS, client: NetNS, routerLink: String) {
         let router = try NetNS(), client = try NetNS()
         do {

@@ -135,9 +135,11 @@ extension AttributionEngine {
         let what = "the kernel dropped the \(d.segment) \(d.remote) -> \(d.local) (port \(port))"
             + (d.ifname.isEmpty ? "" : " on \(d.ifname)") + " (network namespace \(d.netns))"
         if route.isLoopbackReject {
+            // The fix is connect()'s for the same route (Advice, loopback_route).
+            let fix = Advice.for(reason: .noRoute, cause: .noRoute(.loopbackRoute),
+                                 facts: Advice.Facts(address: route.request.dst, family: route.request.family)).fix
             return "\(what): `\(ask)` in that namespace answers a route through lo, which IPv6 makes a reject route "
-                + "for an address that is not local; route \(dst) through the interface that reaches it (ip -6 route replace <prefix> via <gateway> dev <interface>), "
-                + "or, if it is meant to discard, say so (ip -6 route replace unreachable <prefix>)"
+                + "for an address that is not local: " + fix
         }
         guard case .failed(let e) = route.answer else {
             let by = route.oifName.map { " by \($0)" } ?? ""

@@ -298,8 +298,12 @@ public struct AttributionEngine {
     }
 
     /// The client of a connect() error; nil when its connect() was not seen.
-    func clientRef(_ ce: ConnectError) -> ProcessRef? {
-        ce.task.map { ProcessRef(pid: $0.pid, comm: $0.comm, exe: resolver?.exe(pid: $0.pid), workload: resolver?.workload(task: $0)) }
+    func clientRef(_ ce: ConnectError) -> ProcessRef? { ce.task.map(processRef) }
+
+    /// A process BPF named (a client, a failing caller): its comm as the
+    /// event carried it, its executable and workload from the resolver.
+    func processRef(_ t: TaskInfo) -> ProcessRef {
+        ProcessRef(pid: t.pid, comm: t.comm, exe: resolver?.exe(pid: t.pid), workload: resolver?.workload(task: t))
     }
 
     /// Emit refusals whose join window has passed (`now` in kernel boot ns).

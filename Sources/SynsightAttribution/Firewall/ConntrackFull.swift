@@ -23,10 +23,7 @@ extension AttributionEngine {
         let cause = DropCause.conntrackFull
         var record = Record(ts: clock.epoch(d.ts), kind: .drop, reason: .packetDropped, cause: .packetDropped(cause),
                             port: d.servicePort, family: d.family, netns: d.netns, local: d.local, remote: d.remote)
-        if let c = a.client {
-            record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
-                                       workload: resolver?.workload(task: c))
-        }
+        record.client = a.client.map(processRef)
         if let l = localListener(port: d.servicePort, netns: d.netns, family: d.family, addr: d.local.addr) {
             record.process = l.process
         }

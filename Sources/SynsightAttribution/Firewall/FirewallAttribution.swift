@@ -255,10 +255,7 @@ extension AttributionEngine {
                             reason: reject ? .firewallReject : .firewallDrop,
                             port: d.servicePort, family: d.family, netns: d.netns,
                             local: synView ? d.serverEnd : d.local, remote: synView ? d.clientEnd : d.remote)
-        if let c = a.client {
-            record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
-                                       workload: resolver?.workload(task: c))
-        }
+        record.client = a.client.map(processRef)
         // The handshake's final ACK reached this host's listener's namespace: the listener keeps the request.
         if segment == .ack, let l = localListener(port: d.servicePort, netns: d.netns, family: d.family, addr: d.local.addr) {
             record.process = l.process

@@ -27,14 +27,8 @@ extension AttributionEngine {
         var r = Record(ts: clock.epoch(o.ts), kind: .drop, reason: .noRouteBack, cause: .noRoute(cause), port: o.local.port,
                        family: o.family, netns: o.netns, local: o.local, remote: o.remote)
         let listener = listeners[ListenerID(netns: o.netns, inode: o.listenerInode)]
-        let pid = listener?.pid ?? o.listenerPID
-        if pid != 0 {
-            r.process = ProcessRef(pid: pid, comm: listener?.comm ?? "?", exe: listener?.exe ?? resolver?.exe(pid: pid),
-                                   workload: listener?.workload ?? resolver?.workload(pid: pid))
-        }
-        if let c = o.client {
-            r.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid), workload: resolver?.workload(task: c))
-        }
+        r.process = listenerRef(pid: listener?.pid ?? o.listenerPID, comm: listener?.comm, listener: listener)
+        r.client = o.client.map(processRef)
         var ev = Self.overflowEvidence(o, listener: listener, acceptError: nil)
         ev.routeBack = Self.routeJSON(lookup, iifName: nil)
         if !found.unavailable.isEmpty { ev.routeUnavailable = found.unavailable.joined(separator: "; ") }

@@ -88,14 +88,8 @@ extension AttributionEngine {
         var r = Record(ts: clock.epoch(o.ts), kind: kind, reason: reason, cause: cause, port: port,
                        family: o.family, netns: o.netns, local: o.local, remote: counted ? nil : o.remote)
         let comm = listener?.comm ?? recentAcceptError?.task.comm
-        if pid != 0 {
-            r.process = ProcessRef(pid: pid, comm: comm ?? "?", exe: listener?.exe ?? resolver?.exe(pid: pid),
-                                   workload: listener?.workload ?? resolver?.workload(pid: pid))
-        }
-        if let c = o.client {
-            r.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid),
-                                  workload: resolver?.workload(task: c))
-        }
+        r.process = listenerRef(pid: pid, comm: comm, listener: listener)
+        r.client = o.client.map(processRef)
         var ev = Self.overflowEvidence(o, listener: listener, acceptError: recentAcceptError)
         ev.listenerState = state?.json
         ev.cpuThrottle = throttle?.json
@@ -133,6 +127,14 @@ extension AttributionEngine {
         facts.workload = r.process?.workload
         r.hint = Self.countedNote(o) + situation + Advice.for(reason: reason, cause: cause, facts: facts).fix
         return [r]
+    }
+
+    /// The listener of an overflow record (nil for pid 0): the registry's
+    /// view of it, else the resolver's; `comm` "?" when neither knows it.
+    func listenerRef(pid: UInt32, comm: String?, listener: ListenerInfo?) -> ProcessRef? {
+        guard pid != 0 else { return nil }
+        return ProcessRef(pid: pid, comm: comm ?? "?", exe: listener?.exe ?? resolver?.exe(pid: pid),
+                          workload: listener?.workload ?? resolver?.workload(pid: pid))
     }
 
     /// How a counted record's drops were known (empty for SYNs seen one by one).

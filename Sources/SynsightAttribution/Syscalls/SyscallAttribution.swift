@@ -74,10 +74,7 @@ extension AttributionEngine {
         return r
     }
 
-    func failing(_ e: SocketCallFailure) -> ProcessRef {
-        ProcessRef(pid: e.task.pid, comm: e.task.comm, exe: resolver?.exe(pid: e.task.pid),
-                   workload: resolver?.workload(task: e.task))
-    }
+    func failing(_ e: SocketCallFailure) -> ProcessRef { processRef(e.task) }
 
     func who(_ e: SocketCallFailure) -> String { "\(e.task.comm) (pid \(e.task.pid))" }
 
