@@ -115,11 +115,18 @@ struct GuaranteeTests {
         #expect(fields["status"] == 1, "\(text) \(stderr)")
         let written = try #require(fields["lines"], "\(text)")
         let lines = stderr.split(separator: "\n").map(String.init)
-        let summary = try #require(lines.first { $0.hasPrefix("synsight: 100 events in ") }, "\(stderr)")
+        let summary = try #require(lines.first { $0.hasPrefix("synsight: ") && $0.contains(" events in ") }, "\(stderr)")
+        let events = try #require(summary.range(of: #"(?<=^synsight: )\d+"#, options: .regularExpression)
+            .flatMap { Int(summary[$0]) }, "\(summary)")
         let notWritten = try #require(summary.range(of: #"\d+(?= records? not written to standard output$)"#, options: .regularExpression)
             .flatMap { Int(summary[$0]) }, "\(summary)")
         #expect(written > 0 && notWritten > 0, "\(summary); \(written) lines written")
-        #expect(written + notWritten == 100, "\(summary); \(written) whole lines in the file")
+        // The trace ends at the failed write: under load the storm's tail may
+        // still be in the ring buffer then and is not read. Every event it
+        // did count is a line in the file or a record counted as not written,
+        // and the summary is taken after the last of them.
+        #expect(events <= 100, "\(summary)")
+        #expect(written + notWritten == events, "\(summary); \(written) whole lines in the file")
         #expect(lines.last == "synsight: error: cannot write to standard output: No space left on device (ENOSPC); "
             + "\(notWritten) records not written (free space, or write elsewhere)", "\(stderr)")
     }

@@ -217,11 +217,15 @@ public enum TraceRunner {
             } catch {
                 throw TraceError("cannot start the pipeline thread: \(error)")
             }
-            defer {
-                queue.close()
-                pipeline.join()
+            do {
+                defer {
+                    queue.close()
+                    pipeline.join()
+                }
+                try readRing(tracer, into: queue, rules: rules, routes: routes, stage: stage, deadline: deadline, costMetrics: s.costMetrics)
             }
-            try readRing(tracer, into: queue, rules: rules, routes: routes, stage: stage, deadline: deadline, costMetrics: s.costMetrics)
+            // Read only once the pipeline thread has drained the queue and
+            // ended: before, it is still counting (and writing) records.
             return stage.summary
         }
         let elapsed = Double(bootTimeNow() - started) / 1e9
