@@ -131,7 +131,7 @@ let package = Package(
         // Root-only: real BPF, real sockets, in namespaces the tests create.
         .testTarget(
             name: "SynsightEndToEndTests",
-            exclude: ["Support/peer.py", "Support/conntrack_peer.py", "Support/healthy.py"]
+            exclude: ["Support/peer.py", "Support/conntrack_peer.py", "Support/healthy.py", "Support/in-cgroupns.sh"]
         ),
     ]
 )

@@ -90,6 +90,6 @@ extension DockerWorkloadTests {
         let f = report.finding("publisher_stopped")
         let named = report.evidence(f)["container"] as? [String: Any]
         #expect((named?["service"] as? [String: Any])?["project"] as? String == project, "\(report)")
-        #expect((f?["remediation"] as? String ?? "").contains("up -d web"), "\(report)")
+        #expect((f?["remediation"] as? String)?.contains("up -d web") == true, "\(report)")
     }
 }

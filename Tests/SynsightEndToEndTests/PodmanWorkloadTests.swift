@@ -109,7 +109,7 @@ extension DockerWorkloadTests {
         let (_, report) = try ExplainTests.Run(["--json", String(port), "--duration", "0"],
                                                environment: ["CONTAINERS_STORAGE_CONF": try podman.storageConf()]).finish()
         let finding = report.finding("publisher_stopped")
-        #expect((finding?["message"] as? String ?? "").contains("Podman container \(name) publishes port \(port)"), "\(report.findings)")
-        #expect((finding?["remediation"] as? String ?? "").contains("podman start \(name)"), "\(report.findings)")
+        #expect((finding?["message"] as? String)?.contains("Podman container \(name) publishes port \(port)") == true, "\(report.findings)")
+        #expect((finding?["remediation"] as? String)?.contains("podman start \(name)") == true, "\(report.findings)")
     }
 }

@@ -149,7 +149,7 @@ struct RecordTests {
 
         // Fill the filesystem, then refuse 20 connections: they cannot all be written.
         let filler = inside + "/filler"
-        FileManager.default.createFile(atPath: filler, contents: nil)
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
         let fh = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
         let chunk = Data(repeating: 0x41, count: 4096)
         while (try? fh.write(contentsOf: chunk)) != nil {}

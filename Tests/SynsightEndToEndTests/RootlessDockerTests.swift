@@ -53,7 +53,7 @@ extension DockerWorkloadTests {
         let (_, report) = try ExplainTests.Run(["--json", String(published), "--duration", "0"]).finish()
         let f = report.finding("publisher_stopped")
         #expect((report.evidence(f)["container"] as? [String: Any])?["rootless_user"] as? String == rl.user, "\(report)")
-        #expect((f?["remediation"] as? String ?? "").contains("\(cli) start \(name)"), "\(report)")
+        #expect((f?["remediation"] as? String)?.contains("\(cli) start \(name)") == true, "\(report)")
     }
 
     @Test("a rootless Docker container where cgroups are not delegated (its processes in the root cgroup): a wrong port, then its killed listener, named by the container from the containerd shim above it")

@@ -382,6 +382,9 @@ def peer_module():
     global _peer_module
     if _peer_module is None:
         import importlib.util
+        # No __pycache__ next to peer.py: it is in the Swift test target's
+        # sources, where SwiftPM would warn about an unhandled file.
+        sys.dont_write_bytecode = True
         spec = importlib.util.spec_from_file_location("synsight_peer", PEER)
         _peer_module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(_peer_module)
