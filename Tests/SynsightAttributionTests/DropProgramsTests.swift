@@ -51,6 +51,7 @@ struct DropProgramsTests {
         #expect(DropProgramSite.of(syn, reason: name("not_specified"), function: "sk_filter_trim_cap") == DropProgramSite(tc: false, cgroup: true, ingress: true))
         #expect(DropProgramSite.of(syn, reason: name("xdp"), function: nil) == DropProgramSite(tc: false, cgroup: false, ingress: true, xdp: true))
         #expect(DropProgramSite.of(syn, reason: name("not_specified"), function: "do_xdp_generic") == DropProgramSite(tc: false, cgroup: false, ingress: true, xdp: true))
+        #expect(DropProgramSite.of(syn, reason: name("not_specified"), function: "veth_xdp_rcv_skb") == DropProgramSite(tc: false, cgroup: false, ingress: true, xdp: true))
         #expect(DropProgramSite.of(syn, reason: name("not_specified"), function: "tcp_v4_rcv") == nil)
         #expect(DropProgramSite.of(syn, reason: name("ip_rpfilter"), function: "tcf_classify") == nil)
         // The receiving socket on ingress, the sending one on egress.

@@ -124,9 +124,7 @@ extension AttributionEngine {
         let port = d.server.port
         var record = Record(ts: clock.epoch(d.ts), kind: .drop, reason: .packetDropped, cause: .packetDropped(cause),
                             port: port, family: d.family, netns: d.netns, local: d.server, remote: d.clientEnd)
-        if let c = d.client {
-            record.client = ProcessRef(pid: c.pid, comm: c.comm, exe: resolver?.exe(pid: c.pid))
-        }
+        if let c = d.client { record.client = processRef(c) }
         if let l = localListener(port: port, netns: d.netns, family: d.family, addr: d.server.addr) {
             record.process = l.process
         }

@@ -26,8 +26,12 @@ struct DropProgramSite: Equatable {
     /// Kernels that drop without a reason (not_specified) there: the freeing function says which hook.
     static let tcFunctions: Set<String> = ["tcf_classify", "tc_run", "sch_handle_ingress", "sch_handle_egress", "tcx_run"]
     static let cgroupFunctions: Set<String> = ["sk_filter_trim_cap", "__cgroup_bpf_run_filter_skb"]
-    /// Generic (skb) XDP's XDP_DROP: kfree_skb without a reason in do_xdp_generic on 6.18.
-    static let xdpFunctions: Set<String> = ["do_xdp_generic", "netif_receive_generic_xdp", "bpf_prog_run_generic_xdp"]
+    /// XDP_DROP of a packet that was an skb: kfree_skb without a reason in
+    /// do_xdp_generic (generic XDP, 6.18) and in veth_xdp_rcv_skb (native XDP
+    /// on a veth, the container-side case; measured on 6.18). A native XDP
+    /// drop on a physical NIC happens before any skb exists: no drop event.
+    static let xdpFunctions: Set<String> = ["do_xdp_generic", "netif_receive_generic_xdp", "bpf_prog_run_generic_xdp",
+                                            "veth_xdp_rcv_skb"]
 
     static func of(_ d: PacketDrop, reason: DropReasonName, function: String?) -> DropProgramSite? {
         let ingress = d.direction != "egress"
