@@ -882,8 +882,12 @@ struct Analysis {
         let rule = Advice.Rule(table: m.rule.table, chain: m.rule.chain, handle: m.rule.handle, iptables: m.rule.iptables,
                                policyDrop: m.rule.verdict == .policyDrop, portMatch: m.direction == .reply ? "sport" : "dport",
                                legacy: m.rule.legacy)
-        let fix = Advice.for(reason: m.rule.verdict.isReject ? .firewallReject : .firewallDrop, cause: nil,
-                             facts: Advice.Facts(port: port, rule: rule)).fix
+        var facts = Advice.Facts(port: port, rule: rule)
+        // kube-router's reject of what a pod's NetworkPolicies do not allow: the policies are the fix.
+        let policy = NetworkPolicyRule(m.rule)
+        facts.policyPod = policy?.pod
+        let fix = Advice.for(reason: m.rule.verdict.isReject ? .firewallReject : .firewallDrop,
+                             cause: policy.map { .firewall($0.cause) }, facts: facts).fix
         let remediation = m.rule.verdict == .policyDrop
             ? "chain \(m.rule.chain) of table \(m.rule.table) drops what no rule accepts: " + fix
             : fix
@@ -906,6 +910,10 @@ struct Analysis {
         ev.append(("families", .array(m.families.map { .string($0.rawValue) })))
         if let p = m.rule.packets { ev.append(("packets", .int(Int64(clamping: p)))) }
         if m.rule.iptables { ev.append(("iptables", .bool(true))) }
+        if let policy {
+            ev.append(("cause", .string(policy.cause.rawValue)))
+            if let pod = policy.pod { ev.append(("policy_pod", .string(pod))) }
+        }
         return Finding(severity, m.rule.verdict.isReject ? "firewall_reject" : "firewall_drop", msg,
                        remediation: remediation, netns: ns.inode, evidence: ev)
     }

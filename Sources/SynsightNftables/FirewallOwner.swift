@@ -5,6 +5,9 @@ import SynsightModel
 /// manages comes back when deleted by hand).
 public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
     case kubeProxy = "kube-proxy"
+    /// kube-router's NetworkPolicy controller (built into k3s): its chains
+    /// start with KUBE- too, but they enforce NetworkPolicies, not Services.
+    case kubeRouter = "kube-router"
     case docker
     case ufw
     case firewalld
@@ -20,8 +23,10 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
         case "kube-proxy": return .kubeProxy
         case "firewalld": return .firewalld
         case "calico": return .calico
+        case "kube-router-filter-ipv4", "kube-router-filter-ipv6": return .kubeRouter
         default: break
         }
+        if kubeRouterChainPrefixes.contains(where: chain.hasPrefix) { return .kubeRouter }
         if chain.hasPrefix("KUBE-") { return .kubeProxy }
         if chain == "DOCKER" || chain.hasPrefix("DOCKER-") { return .docker }
         if chain.hasPrefix("ufw-") || chain.hasPrefix("ufw6-") { return .ufw }
@@ -37,10 +42,14 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
         return nil
     }
 
+    /// kube-router's chains: its top-level ones, one per NetworkPolicy, one per pod it guards.
+    static let kubeRouterChainPrefixes = ["KUBE-ROUTER-", "KUBE-NWPLCY-", "KUBE-POD-FW-"]
+
     /// How to change what this tool manages, instead of editing its rules.
     public func advice(port: UInt16) -> String {
         switch self {
         case .kubeProxy: return "kube-proxy rewrites these rules from the cluster's Services: fix the Service or its endpoints, not the rule"
+        case .kubeRouter: return "kube-router (the NetworkPolicy controller, built into k3s) rewrites these rules from the cluster's NetworkPolicies: change the NetworkPolicy, not the rule"
         case .docker: return "Docker manages this chain: change the container's published ports, or add your own rule to DOCKER-USER"
         case .ufw: return "ufw manages this chain: `ufw allow \(port)/tcp` (or remove the deny rule with `ufw delete`)"
         case .firewalld: return "firewalld manages this table: `firewall-cmd --add-port=\(port)/tcp` (with --permanent to keep it)"

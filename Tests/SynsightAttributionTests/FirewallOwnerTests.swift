@@ -60,6 +60,10 @@ struct FirewallOwnerTests {
         ("inet firewalld", "filter_IN_public_allow", .firewalld), ("ip filter", "IN_public_deny", .firewalld),
         ("ip filter", "cali-INPUT", .calico), ("ip filter", "CILIUM_INPUT", .cilium), ("ip filter", "f2b-sshd", .fail2ban),
         ("ip filter", "LIBVIRT_INP", .libvirt),
+        // kube-router's chains start with KUBE- too: they are not kube-proxy's.
+        ("ip filter", "KUBE-ROUTER-INPUT", .kubeRouter), ("ip filter", "KUBE-POD-FW-4JXQGNVHCQ3Y2DIM", .kubeRouter),
+        ("ip filter", "KUBE-NWPLCY-ZQG7X6CJLK4XAB2M", .kubeRouter), ("ip kube-router-filter-ipv4", "KUBE-POD-FW-X", .kubeRouter),
+        ("ip6 kube-router-filter-ipv6", "input", .kubeRouter), ("ip filter", "KUBE-FIREWALL", .kubeProxy),
     ])
     func recognisesOwners(_ table: String, _ chain: String, _ owner: FirewallOwner) {
         #expect(FirewallOwner.recognise(table: table, chain: chain) == owner)

@@ -37,6 +37,18 @@ struct SchemaRecordsTests {
         }
     }
 
+    /// kube-router's reject (or drop) of what no NetworkPolicy selecting a pod allows.
+    struct NetworkPolicyReject: FirewallRuleSource {
+        var verdict: FirewallVerdict
+        func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
+            FirewallRuleLookup(candidates: [
+                FirewallRule(table: "ip filter", chain: "KUBE-POD-FW-4JXQGNVHCQ3Y2DIM", handle: 12,
+                             text: "mark and 0x10000 != 0x10000 counter reject", verdict: verdict, iptables: true,
+                             comment: "rule to REJECT traffic destined for POD name:web-1 namespace: shop", owner: .kubeRouter),
+            ])
+        }
+    }
+
     /// Records for every reason and cause, from events as the decoder would deliver them.
     /// packet_dropped: a record of every cause family (a kernel reason name
     /// of each; openvswitch by its subsystem; other for a name no table has).
@@ -244,6 +256,16 @@ struct SchemaRecordsTests {
             _ = d.ingest(drop(300_000, 45000, 6))
             out += d.finish()
         }
+        // kube-router's NetworkPolicy reject (the client's ECONNREFUSED) and a drop.
+        var np = engine()
+        np.firewall.rules = NetworkPolicyReject(verdict: .reject("icmp port-unreachable"))
+        _ = np.ingest(drop(400_000, 46000, 7))
+        out += np.ingest(connectFailure(at: 400_100, from: Endpoint(addr: v4(127, 0, 0, 1), port: 46000), to: server))
+        out += np.finish()
+        var npDrop = engine()
+        npDrop.firewall.rules = NetworkPolicyReject(verdict: .drop)
+        _ = npDrop.ingest(drop(500_000, 47000, 8))
+        out += npDrop.finish()
 
         // connect_timeout: the DROP above explains 43002's timeout (dropped_on_host, the rule);
         // SYNs that left via a gateway (IPv4) or directly connected (IPv6): no_answer_past_host.

@@ -5,11 +5,12 @@ import Testing
 /// over a veth from a client namespace: a kube-proxy-shaped iptables-nft
 /// rule (INPUT -> KUBE-SERVICES, a REJECT with kube-proxy's "has no
 /// endpoints" comment) must carry the rule's comment, its owner, and name the
-/// Service; an iptables-legacy rule (x_tables: `nft list ruleset` does not
+/// Service; kube-router's NetworkPolicy reject must name the pod and the
+/// policies, not kube-proxy; an iptables-legacy rule (x_tables: `nft list ruleset` does not
 /// show it) must be named from `iptables-legacy-save -c` in the packet's
 /// namespace, with its position, comment and owner, and a fix using
 /// iptables-legacy.
-@Suite("tools' firewall rules (kube-proxy, iptables-legacy), end to end", .serialized, .enabled(if: Privileged.enabled))
+@Suite("tools' firewall rules (kube-proxy, kube-router, iptables-legacy), end to end", .serialized, .enabled(if: Privileged.enabled))
 struct KubeProxyRuleTests {
     init() throws {
         try Privileged.check()
@@ -119,6 +120,49 @@ struct KubeProxyRuleTests {
         #expect(d.evidence["service"] as? String == "shop/web:http")
         #expect((d.string("hint") ?? "").contains("element \(pair.serverAddr) . tcp . \(port + 1) of map no-endpoint-services"),
                 "\(d.string("hint") ?? "")")
+    }
+
+    /// kube-router's NetworkPolicy enforcement (k3s), as it writes it with
+    /// iptables-nft: INPUT -> KUBE-ROUTER-INPUT -> the pod's KUBE-POD-FW chain,
+    /// which runs the policy chains (they mark what they allow) and rejects
+    /// what is left unmarked. A client the policy allows is served; another
+    /// is refused, and the record names the pod, not kube-proxy.
+    @Test("kube-router's NetworkPolicy reject (k3s): cause network_policy, the pod named from the rule's comment, owner kube-router; an allowed client connects")
+    func kubeRouterNetworkPolicy() throws {
+        let pair = try NetNSPair(subnet: "198.18.9")
+        defer { pair.remove() }
+        let port = randomPort()
+        let ipt = ["ip", "netns", "exec", pair.server.name, "iptables", "-w"]
+        let (podChain, policyChain) = ("KUBE-POD-FW-\(randomTag().uppercased())", "KUBE-NWPLCY-\(randomTag().uppercased())")
+        for chain in ["KUBE-ROUTER-INPUT", podChain, policyChain] { try sh(ipt + ["-N", chain]) }
+        try sh(ipt + ["-A", "INPUT", "-m", "comment", "--comment", "kube-router netpol - 4IA2OSFRMVNDXBVV", "-j", "KUBE-ROUTER-INPUT"])
+        try sh(ipt + ["-A", "KUBE-ROUTER-INPUT", "-d", pair.serverAddr, "-m", "comment", "--comment",
+                      "rule to jump traffic destined to POD name:web-7d9f namespace: shop to chain \(podChain)", "-j", podChain])
+        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "rule for stateful firewall for pod",
+                      "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"])
+        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "run through nw policy allow-frontend", "-j", policyChain])
+        // The policy allows the pod's own address only (a stand-in for its frontend pods): the client is not allowed.
+        try sh(ipt + ["-A", policyChain, "-s", "198.18.9.250/32", "-p", "tcp", "--dport", String(port),
+                      "-j", "MARK", "--set-xmark", "0x10000/0x10000"])
+        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "rule to log dropped traffic POD name:web-7d9f namespace: shop",
+                      "-m", "mark", "!", "--mark", "0x10000/0x10000", "-j", "NFLOG", "--nflog-group", "100"])
+        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "rule to REJECT traffic destined for POD name:web-7d9f namespace: shop",
+                      "-m", "mark", "!", "--mark", "0x10000/0x10000", "-j", "REJECT"])
+        try sh(ipt + ["-A", podChain, "-j", "MARK", "--set-mark", "0/0x10000"])
+        let listener = try Peer(listenIn: pair.server, addr: "0.0.0.0", port: port)
+        let (r, c) = try Self.refusedByRule(pair, port: port)
+        #expect(r.string("reason") == "firewall_reject" && r.string("cause") == "network_policy", "record: \(r)")
+        #expect(r.evidence["policy_pod"] as? String == "shop/web-7d9f", "record: \(r)")
+        #expect(r.evidence["rule_owner"] as? String == "kube-router", "record: \(r)")
+        #expect(r.evidence["chain"] as? String == podChain && r.evidence["table"] as? String == "ip filter", "record: \(r)")
+        #expect(r.pid("client") == c.pid && r.pid("process") == listener.pid, "record: \(r)")
+        let hint = r.string("hint") ?? ""
+        #expect(hint.contains("pod shop/web-7d9f is selected by Kubernetes NetworkPolicies and none of them allows this connection"), "\(hint)")
+        #expect(hint.contains("kubectl get networkpolicy -n shop") && !hint.contains("kube-proxy"), "\(hint)")
+        // The policy's own address is allowed: the same rules let it connect.
+        try sh(["ip", "-n", pair.server.name, "addr", "add", "198.18.9.250/32", "dev", "lo"])
+        let allowed = try Peer.connect(from: pair.server, addr: pair.serverAddr, port: port, source: "198.18.9.250")
+        #expect(allowed.errno == 0, "the allowed source was refused: errno \(allowed.errno)")
     }
 
     @Test("a REJECT in a ufw-style user chain of iptables-legacy: table, chain, position, comment, owner, counter, fix")

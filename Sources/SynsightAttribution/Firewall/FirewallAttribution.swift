@@ -256,8 +256,11 @@ extension AttributionEngine {
                             port: d.servicePort, family: d.family, netns: d.netns,
                             local: synView ? d.serverEnd : d.local, remote: synView ? d.clientEnd : d.remote)
         record.client = a.client.map(processRef)
-        // The handshake's final ACK reached this host's listener's namespace: the listener keeps the request.
-        if segment == .ack, let l = localListener(port: d.servicePort, netns: d.netns, family: d.family, addr: d.local.addr) {
+        // The listener the rule kept the SYN from (the service the operator
+        // knows: its process and workload); for the handshake's final ACK,
+        // the listener that keeps the request.
+        if segment == .ack || (d.isSyn && !synView),
+           let l = localListener(port: d.servicePort, netns: d.netns, family: d.family, addr: d.serverEnd.addr) {
             record.process = l.process
         }
         var ev = FirewallEvidence()
@@ -381,6 +384,10 @@ extension AttributionEngine {
             ev.bridge = docker.bridge
             return .firewall(docker.cause)
         }
+        if let policy = NetworkPolicyRule(rule) {
+            ev.policyPod = policy.pod
+            return .firewall(policy.cause)
+        }
         return rule.ctStateMatched == .invalid ? .firewall(.conntrackInvalid) : nil
     }
 
@@ -426,6 +433,13 @@ extension AttributionEngine {
         }
         if let docker = DockerNetworkRule(rule) {
             return dockerNetworkHint(docker, rule: rule, record: record, verb: verb, what: what, port: port, effect: effect)
+        }
+        if let policy = NetworkPolicyRule(rule) {
+            facts.policyPod = policy.pod
+            let pod = policy.pod.map { "pod \($0)" } ?? "the pod behind chain \(rule.chain)"
+            return "\(pod) is selected by Kubernetes NetworkPolicies and none of them allows this connection, so kube-router "
+                + "\(verb) \(what) to port \(port)\(effect) (rule in table \(rule.table) chain \(rule.chain)): "
+                + fix(.firewall(.networkPolicy))
         }
         facts.rule = Advice.Rule(table: rule.table, chain: rule.chain, handle: rule.handle, iptables: rule.iptables,
                                  policyDrop: rule.verdict == .policyDrop, legacy: rule.legacy)

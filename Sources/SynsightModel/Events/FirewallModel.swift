@@ -225,6 +225,10 @@ public enum FirewallCause: String, Sendable, Hashable, CaseIterable {
     /// Docker's rule keeping an internal network (`--internal`) closed
     /// dropped a SYN into or out of it.
     case internalNetwork = "internal_network"
+    /// A Kubernetes NetworkPolicy enforcer's final reject (kube-router, k3s's
+    /// built-in controller): a pod is selected by NetworkPolicies and none
+    /// of them allows the connection.
+    case networkPolicy = "network_policy"
 }
 
 /// How a firewall verdict was reached (the record's `evidence.method`).

@@ -110,6 +110,8 @@ public struct Advice: Sendable, Hashable {
         public var unit: String?
         /// A Service without endpoints (or local ones), as kube-proxy names it ("shop/web:http").
         public var serviceName: String?
+        /// network_policy: the pod whose NetworkPolicies allow no such connection ("shop/web-1").
+        public var policyPod: String?
         /// Its Kubernetes namespace and name ("shop", "web").
         public var serviceNamespace: String? { serviceName?.split(separator: "/", maxSplits: 1).first.map(String.init) }
         public var serviceShortName: String? {
@@ -690,6 +692,9 @@ public struct Advice: Sendable, Hashable {
                                   "Make the load balancer or the clients use only nodes with endpoints (healthCheckNodePort), place "
                                     + "endpoints on every node that gets traffic, or switch the policy to Cluster."])
         }
+        if case .firewall(.networkPolicy)? = cause {
+            return networkPolicyAdvice(f)
+        }
         if case .firewall(.serviceWithoutEndpoints)? = cause {
             return Advice(fix: "check that the Service's selector matches running pods and that they pass their readiness probes "
                             + "(kubectl get endpointslices -n \(f.serviceNamespace ?? "<namespace>"))",
@@ -700,6 +705,22 @@ public struct Advice: Sendable, Hashable {
         return Advice(fix: ruleFix(f), steps: ["A firewall rule blocks this traffic: find it (the rule in the evidence; nft list ruleset / iptables -S).",
                               "Change the rule (or add an accept rule before it) for the intended sources, and persist the change.",
                               "Check every layer: host firewall, container/Kubernetes network policy, cloud security groups."])
+    }
+
+    /// network_policy: the pod's NetworkPolicies, not the rule, are what to change.
+    static func networkPolicyAdvice(_ f: Facts) -> Advice {
+        let parts = f.policyPod?.split(separator: "/", maxSplits: 1).map(String.init)
+        let ns = parts?.first ?? "<namespace>"
+        let pod = parts.flatMap { $0.count == 2 ? $0[1] : nil } ?? "<pod>"
+        let port = f.port.map(String.init) ?? "<port>"
+        return Advice(fix: "allow this client in a NetworkPolicy that selects pod \(pod) in namespace \(ns) (kubectl get networkpolicy -n \(ns); "
+                        + "an ingress rule whose from: matches the client's pods, namespace or ipBlock, with port \(port)), "
+                        + "or, if the pod is the client, in its egress rules; kube-router writes its rules again from the policies",
+                      steps: ["Once any NetworkPolicy selects a pod, only what one of those policies allows reaches it (ingress), "
+                                + "or leaves it (egress): kube-router rejects the rest at the end of the pod's chain.",
+                              "See which policies select it: kubectl get networkpolicy -n \(ns) -o wide; kubectl describe networkpolicy -n \(ns).",
+                              "Compare the client's labels, namespace labels and address with their from:/to: and ports: entries; "
+                                + "a policy without an ingress section (a default deny) allows nothing."])
     }
 
     /// network_isolation, internal_network: Docker keeps its networks
@@ -735,15 +756,15 @@ public struct Advice: Sendable, Hashable {
         let from = f.listenerAddress.map { " from \($0)" } ?? ""
         let get = "ip route get \(client)\(from)"
         if case .noRoute(let c)? = cause, c != .noMatchingRoute, !c.routeType.isEmpty {
-            return Advice(fix: "a \(c.routeType) route or rule answers for \(client) in the server's namespace (\(get)); "
+            return Advice(fix: "a \(c.routeType) route or rule answers for \(client) in the server's namespace: "
                             + "remove it, or add a more specific route back to the clients' network",
                           steps: ["The SYN arrived and the listener would have answered, but the SYN-ACK's route back is of type \(c.routeType): "
                                     + "the kernel drops the SYN (nstat: TcpExtListenDrops, IpOutNoRoutes) and the client times out.",
-                                  "Find it: ip route show table all type \(c.routeType); ip rule.",
+                                  "Find it: \(get); ip route show table all type \(c.routeType); ip rule.",
                                   "Routing daemons and VPN clients add such routes: change their configuration, not only the route."])
         }
         return Advice(fix: "add a route back to \(client)'s network in the server's namespace (ip route add <client network> via <gateway>, "
-                        + "or a default route), or make the client use a source address this host can reach (\(get) fails)",
+                        + "or a default route), or make the client use a source address this host can reach",
                       steps: ["The SYN arrived (reverse-path filtering off or loose let it in) and the listener would have answered, "
                                 + "but no route leads back to \(client): the kernel drops the SYN (nstat: TcpExtListenDrops, IpOutNoRoutes) "
                                 + "and the client times out, with no reset and no ICMP error.",

@@ -117,6 +117,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case ruleComment = "rule_comment"
     case ruleMethod = "rule_method"
     case ruleOwner = "rule_owner"
+    case policyPod = "policy_pod"
     case rulePackets = "rule_packets"
     case rulesetError = "ruleset_error"
     case sandboxedPid = "sandboxed_pid"

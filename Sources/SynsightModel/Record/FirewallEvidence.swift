@@ -39,6 +39,9 @@ public struct FirewallEvidence: ReasonEvidence {
     public var ruleOwner: String?
     /// kube-proxy's Service without endpoints (`ns/svc:port`).
     public var service: String?
+    /// network_policy: the pod whose NetworkPolicies allow no such
+    /// connection (`namespace/name`), from the enforcer's rule comment.
+    public var policyPod: String?
     /// network_isolation, internal_network: the Docker network the rule
     /// keeps apart, as `docker network` takes it (an id prefix, `bridge`),
     /// and its bridge device.
@@ -64,7 +67,8 @@ public struct FirewallEvidence: ReasonEvidence {
         .int(.drops, \.drops), .bool(.syn, \.syn), .int(.tcpFlags, \.tcpFlags), .string(.segment, \.segment), .bool(.localSocket, \.localSocket),
         .string(.clientContext, \.clientContext), .string(.table, \.table), .string(.chain, \.chain),
         .int(.handle, \.handle), .string(.rule, \.rule), .string(.ruleComment, \.ruleComment),
-        .string(.ruleOwner, \.ruleOwner), .string(.service, \.service), .string(.dockerNetwork, \.dockerNetwork),
+        .string(.ruleOwner, \.ruleOwner), .string(.service, \.service), .string(.policyPod, \.policyPod),
+        .string(.dockerNetwork, \.dockerNetwork),
         .string(.dockerNetworkName, \.dockerNetworkName), .string(.bridge, \.bridge),
         .int(.rulePackets, \.rulePackets),
         .string(.ruleMethod, \.ruleMethod), .array(.candidates, \.candidates), .string(.rulesetError, \.rulesetError),

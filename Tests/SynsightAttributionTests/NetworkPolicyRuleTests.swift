@@ -1,0 +1,52 @@
+@testable import SynsightModel
+@testable import SynsightNftables
+import Testing
+
+/// kube-router's NetworkPolicy rejects (k3s runs it built in), as
+/// iptables-nft lists them and with both comment formats it writes.
+@Suite("kube-router's NetworkPolicy rejects")
+struct NetworkPolicyRuleTests {
+    func rule(_ chain: String, comment: String?, verdict: FirewallVerdict = .reject("icmp port-unreachable"),
+              table: String = "ip filter", ctState: ConntrackState? = nil) -> FirewallRule {
+        FirewallRule(table: table, chain: chain, handle: 9, text: "mark and 0x10000 != 0x10000 counter reject", verdict: verdict,
+                     iptables: true, comment: comment, owner: FirewallOwner.recognise(table: table, chain: chain),
+                     ctStateMatched: ctState)
+    }
+
+    @Test("the pod from the iptables comment and from the newer namespace/name format")
+    func podFromComment() throws {
+        let old = try #require(NetworkPolicyRule(rule("KUBE-POD-FW-4JXQGNVHCQ3Y2DIM",
+                                                      comment: "rule to REJECT traffic destined for POD name:web-7d9f-x2 namespace: shop")))
+        #expect(old.pod == "shop/web-7d9f-x2" && old.cause == .networkPolicy)
+        let spaced = NetworkPolicyRule(rule("KUBE-POD-FW-A", comment: "rule to REJECT traffic destined for POD name: db-0 namespace: data"))
+        #expect(spaced?.pod == "data/db-0")
+        let newer = NetworkPolicyRule(rule("KUBE-POD-FW-A", comment: "shop/web-1 reject", table: "ip kube-router-filter-ipv4"))
+        #expect(newer?.pod == "shop/web-1")
+    }
+
+    @Test("a pod chain's reject with a comment it cannot read still is network_policy, without a pod; other rules are not")
+    func whatIsNot() {
+        #expect(NetworkPolicyRule(rule("KUBE-POD-FW-A", comment: nil)) == NetworkPolicyRule(pod: nil))
+        #expect(NetworkPolicyRule(rule("KUBE-POD-FW-A", comment: "shop/web 1 reject"))?.pod == nil)
+        // kube-router's drop of invalid conntrack state is conntrack_invalid's.
+        #expect(NetworkPolicyRule(rule("KUBE-NWPLCY-COMMON", comment: "rule to drop invalid state for pod", verdict: .drop,
+                                       ctState: .invalid)) == nil)
+        #expect(NetworkPolicyRule(rule("KUBE-POD-FW-A", comment: nil, verdict: .drop, ctState: .invalid)) == nil)
+        // The same comment on a chain kube-router does not own: not its rule.
+        #expect(NetworkPolicyRule(rule("INPUT", comment: "shop/web-1 reject")) == nil)
+        // Names Kubernetes would refuse (an escape, upper case) are not taken for a pod.
+        #expect(NetworkPolicyRule.pod(comment: "rule to REJECT traffic destined for POD name:Web\u{1b}[2J namespace: shop") == nil)
+    }
+
+    @Test("the fix is the pod's NetworkPolicies, with its namespace and the port; never the rule")
+    func advice() {
+        var f = Advice.Facts(port: 8080)
+        f.policyPod = "shop/web-1"
+        let a = Advice.for(reason: .firewallReject, cause: .firewall(.networkPolicy), facts: f)
+        #expect(a.fix.contains("selects pod web-1 in namespace shop") && a.fix.contains("kubectl get networkpolicy -n shop"))
+        #expect(a.fix.contains("port 8080") && !a.fix.contains("delete"))
+        #expect(a.steps.contains { $0.contains("kubectl describe networkpolicy -n shop") })
+        let unknown = Advice.for(reason: .firewallDrop, cause: .firewall(.networkPolicy), facts: Advice.Facts(port: 80)).fix
+        #expect(unknown.contains("namespace <namespace>"))
+    }
+}
