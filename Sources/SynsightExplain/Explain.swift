@@ -886,6 +886,8 @@ struct Analysis {
         // kube-router's reject of what a pod's NetworkPolicies do not allow: the policies are the fix.
         let policy = NetworkPolicyRule(m.rule)
         facts.policyPod = policy?.pod
+        facts.policyEnforcer = policy?.enforcerName
+        facts.policyEgress = policy?.direction == .fromPod
         let fix = Advice.for(reason: m.rule.verdict.isReject ? .firewallReject : .firewallDrop,
                              cause: policy.map { .firewall($0.cause) }, facts: facts).fix
         let remediation = m.rule.verdict == .policyDrop

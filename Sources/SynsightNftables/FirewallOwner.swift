@@ -118,11 +118,18 @@ public enum IptablesSave {
             guard words.count >= 2 else { continue }
             let key = table + " " + words[1]
             position[key, default: 0] += 1
-            if let i = words.firstIndex(of: "--comment"), i + 1 < words.count {
-                out[key, default: [:]][position[key]!] = words[i + 1]
-            }
+            if let comment = comment(words) { out[key, default: [:]][position[key]!] = comment }
         }
         return out
+    }
+
+    /// A rule's comment; of several, the ones that say something: Calico
+    /// tags each rule "cali:<id>" and describes it in a second comment
+    /// ("Drop if no policies passed packet").
+    static func comment(_ words: [String]) -> String? {
+        let all = words.indices.dropLast().filter { words[$0] == "--comment" }.map { words[$0 + 1] }
+        let said = all.count > 1 ? all.filter { !$0.hasPrefix("cali:") } : all
+        return said.isEmpty ? all.first : said.joined(separator: "; ")
     }
 
     /// Words of a saved rule; "..." quotes with \" and \\ escapes, as iptables-save writes them.

@@ -89,6 +89,17 @@ struct FirewallOwnerTests {
         #expect(c["filter KUBE-SERVICES"]?[2] == "shop/api:http has no endpoints")
         #expect(c["filter INPUT"] == nil)
         #expect(IptablesSave.comments("garbage\n-A\n*nat\n-A X -m comment --comment").isEmpty)
+        // Calico's rules: a "cali:<id>" tag and the comment that says what the rule does.
+        let calico = IptablesSave.comments("""
+            *filter
+            -A cali-tw-cali95aa86cbb2a -m comment --comment "cali:FUDVBYh1Yr6tVRgq" -m comment --comment "Drop if no policies passed packet" -m mark --mark 0x0/0x20000 -j DROP
+            -A cali-tw-cali95aa86cbb2a -m comment --comment "cali:q_zG8dAujKUIBe0Q" -j MARK --set-xmark 0x0/0x30000
+            -A X -m comment --comment "a" -m comment --comment "b" -j DROP
+            COMMIT
+            """)
+        #expect(calico["filter cali-tw-cali95aa86cbb2a"]?[1] == "Drop if no policies passed packet")
+        #expect(calico["filter cali-tw-cali95aa86cbb2a"]?[2] == "cali:q_zG8dAujKUIBe0Q")
+        #expect(calico["filter X"]?[1] == "a; b")
     }
 
     @Test("the comment of an iptables-nft rule is joined by position; the comment match does not make it inexact")

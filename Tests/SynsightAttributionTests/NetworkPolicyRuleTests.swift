@@ -26,7 +26,7 @@ struct NetworkPolicyRuleTests {
 
     @Test("a pod chain's reject with a comment it cannot read still is network_policy, without a pod; other rules are not")
     func whatIsNot() {
-        #expect(NetworkPolicyRule(rule("KUBE-POD-FW-A", comment: nil)) == NetworkPolicyRule(pod: nil))
+        #expect(NetworkPolicyRule(rule("KUBE-POD-FW-A", comment: nil)) == NetworkPolicyRule(enforcer: .kubeRouter))
         #expect(NetworkPolicyRule(rule("KUBE-POD-FW-A", comment: "shop/web 1 reject"))?.pod == nil)
         // kube-router's drop of invalid conntrack state is conntrack_invalid's.
         #expect(NetworkPolicyRule(rule("KUBE-NWPLCY-COMMON", comment: "rule to drop invalid state for pod", verdict: .drop,
@@ -38,6 +38,20 @@ struct NetworkPolicyRuleTests {
         #expect(NetworkPolicyRule.pod(comment: "rule to REJECT traffic destined for POD name:Web\u{1b}[2J namespace: shop") == nil)
     }
 
+    @Test("Calico's end-of-tier and end-of-profile drops and a policy's deny: the direction, and the interface a workload chain names")
+    func calico() throws {
+        let tw = try #require(NetworkPolicyRule(rule("cali-tw-cali95aa86cbb2a", comment: "Drop if no policies passed packet", verdict: .drop)))
+        #expect(tw == NetworkPolicyRule(enforcer: .calico, direction: .toPod, interface: "cali95aa86cbb2a"))
+        let fw = NetworkPolicyRule(rule("cali-fw-cali0ef24b1", comment: "Drop if no profiles matched", verdict: .drop))
+        #expect(fw?.direction == .fromPod && fw?.interface == "cali0ef24b1")
+        // Calico configured to reject (DropActionOverride / ACTION=REJECT).
+        #expect(NetworkPolicyRule(rule("cali-pi-_tTE-E7yY40ogArNVgKt", comment: nil))?.direction == .toPod)
+        #expect(NetworkPolicyRule(rule("cali-po-_kGm", comment: nil, verdict: .drop))?.interface == nil)
+        // Calico's other chains (its INPUT hooks, failsafes, the host endpoint's) are not a pod's policies.
+        #expect(NetworkPolicyRule(rule("cali-INPUT", comment: nil, verdict: .drop)) == nil)
+        #expect(NetworkPolicyRule(rule("cali-tw-cali95aa86cbb2a", comment: nil, verdict: .drop, ctState: .invalid)) == nil)
+    }
+
     @Test("the fix is the pod's NetworkPolicies, with its namespace and the port; never the rule")
     func advice() {
         var f = Advice.Facts(port: 8080)
@@ -46,6 +60,14 @@ struct NetworkPolicyRuleTests {
         #expect(a.fix.contains("selects pod web-1 in namespace shop") && a.fix.contains("kubectl get networkpolicy -n shop"))
         #expect(a.fix.contains("port 8080") && !a.fix.contains("delete"))
         #expect(a.steps.contains { $0.contains("kubectl describe networkpolicy -n shop") })
+        f.policyEnforcer = "kube-router"
+        #expect(Advice.for(reason: .firewallReject, cause: .firewall(.networkPolicy), facts: f).fix
+            .contains("kube-router writes its rules again"))
+        f.policyEnforcer = "Calico"
+        f.policyEgress = true
+        let egress = Advice.for(reason: .firewallDrop, cause: .firewall(.networkPolicy), facts: f)
+        #expect(egress.fix.contains("allow the server in an egress rule of a NetworkPolicy that selects pod web-1 in namespace shop"))
+        #expect(egress.steps.contains { $0.contains("globalnetworkpolicies.crd.projectcalico.org") })
         let unknown = Advice.for(reason: .firewallDrop, cause: .firewall(.networkPolicy), facts: Advice.Facts(port: 80)).fix
         #expect(unknown.contains("namespace <namespace>"))
     }

@@ -10,7 +10,7 @@ import Testing
 /// show it) must be named from `iptables-legacy-save -c` in the packet's
 /// namespace, with its position, comment and owner, and a fix using
 /// iptables-legacy.
-@Suite("tools' firewall rules (kube-proxy, kube-router, iptables-legacy), end to end", .serialized, .enabled(if: Privileged.enabled))
+@Suite("tools' firewall rules (kube-proxy, kube-router, Calico, iptables-legacy), end to end", .serialized, .enabled(if: Privileged.enabled))
 struct KubeProxyRuleTests {
     init() throws {
         try Privileged.check()
@@ -163,6 +163,32 @@ struct KubeProxyRuleTests {
         try sh(["ip", "-n", pair.server.name, "addr", "add", "198.18.9.250/32", "dev", "lo"])
         let allowed = try Peer.connect(from: pair.server, addr: pair.serverAddr, port: port, source: "198.18.9.250")
         #expect(allowed.errno == 0, "the allowed source was refused: errno \(allowed.errno)")
+    }
+
+    /// Calico's iptables dataplane ends a pod's chain cali-tw-<its interface>
+    /// with a drop of what no policy passed, tagged with two comments.
+    @Test("Calico's end-of-tier drop (two comments, one a cali: tag): cause network_policy, the pod's interface, owner calico, the client times out")
+    func calicoEndOfTierDrop() throws {
+        let pair = try NetNSPair(subnet: "198.18.10")
+        defer { pair.remove() }
+        let port = randomPort()
+        let ipt = ["ip", "netns", "exec", pair.server.name, "iptables", "-w"]
+        let chain = "cali-tw-\(pair.serverDev)"
+        try sh(ipt + ["-N", chain])
+        try sh(ipt + ["-A", "INPUT", "-p", "tcp", "--dport", String(port), "-j", chain])
+        try sh(ipt + ["-A", chain, "-m", "comment", "--comment", "cali:FUDVBYh1Yr6tVRgq", "-m", "comment", "--comment",
+                      "Drop if no policies passed packet", "-m", "mark", "--mark", "0x0/0x20000", "-j", "DROP"])
+        let listener = try Peer(listenIn: pair.server, addr: "0.0.0.0", port: port)
+        let (r, c) = try Self.refusedByRule(pair, port: port, errno: ETIMEDOUT)
+        #expect(r.string("reason") == "firewall_drop" && r.string("cause") == "network_policy", "record: \(r)")
+        #expect(r.evidence["rule_owner"] as? String == "calico" && r.evidence["chain"] as? String == chain, "record: \(r)")
+        #expect(r.evidence["rule_comment"] as? String == "Drop if no policies passed packet", "record: \(r)")
+        #expect(r.evidence["policy_pod"] == nil, "record: \(r)")
+        #expect(r.pid("client") == c.pid && r.pid("process") == listener.pid, "record: \(r)")
+        let hint = r.string("hint") ?? ""
+        #expect(hint.contains("the pod behind interface \(pair.serverDev) is selected by Kubernetes NetworkPolicies"), "\(hint)")
+        #expect(hint.contains("Calico drops SYNs to port \(port) (the client times out)") && hint.contains("Calico writes its rules again"),
+                "\(hint)")
     }
 
     @Test("a REJECT in a ufw-style user chain of iptables-legacy: table, chain, position, comment, owner, counter, fix")

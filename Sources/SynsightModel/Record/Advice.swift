@@ -110,8 +110,11 @@ public struct Advice: Sendable, Hashable {
         public var unit: String?
         /// A Service without endpoints (or local ones), as kube-proxy names it ("shop/web:http").
         public var serviceName: String?
-        /// network_policy: the pod whose NetworkPolicies allow no such connection ("shop/web-1").
+        /// network_policy: the pod whose NetworkPolicies allow no such connection ("shop/web-1"),
+        /// the tool enforcing them ("kube-router", "Calico"), and whether the pod's egress policies decided.
         public var policyPod: String?
+        public var policyEnforcer: String?
+        public var policyEgress = false
         /// Its Kubernetes namespace and name ("shop", "web").
         public var serviceNamespace: String? { serviceName?.split(separator: "/", maxSplits: 1).first.map(String.init) }
         public var serviceShortName: String? {
@@ -713,12 +716,19 @@ public struct Advice: Sendable, Hashable {
         let ns = parts?.first ?? "<namespace>"
         let pod = parts.flatMap { $0.count == 2 ? $0[1] : nil } ?? "<pod>"
         let port = f.port.map(String.init) ?? "<port>"
-        return Advice(fix: "allow this client in a NetworkPolicy that selects pod \(pod) in namespace \(ns) (kubectl get networkpolicy -n \(ns); "
-                        + "an ingress rule whose from: matches the client's pods, namespace or ipBlock, with port \(port)), "
-                        + "or, if the pod is the client, in its egress rules; kube-router writes its rules again from the policies",
+        let again = "\(f.policyEnforcer ?? "the policy controller") writes its rules again from the policies"
+        let fix = f.policyEgress
+            ? "allow the server in an egress rule of a NetworkPolicy that selects pod \(pod) in namespace \(ns) (kubectl get networkpolicy -n \(ns); "
+                + "to: the server's pods, namespace or ipBlock, with port \(port)); \(again)"
+            : "allow this client in a NetworkPolicy that selects pod \(pod) in namespace \(ns) (kubectl get networkpolicy -n \(ns); "
+                + "an ingress rule whose from: matches the client's pods, namespace or ipBlock, with port \(port)), "
+                + "or, if the pod is the client, in its egress rules; \(again)"
+        return Advice(fix: fix,
                       steps: ["Once any NetworkPolicy selects a pod, only what one of those policies allows reaches it (ingress), "
-                                + "or leaves it (egress): kube-router rejects the rest at the end of the pod's chain.",
-                              "See which policies select it: kubectl get networkpolicy -n \(ns) -o wide; kubectl describe networkpolicy -n \(ns).",
+                                + "or leaves it (egress): \(f.policyEnforcer ?? "the policy controller") stops the rest at the end of the pod's chain.",
+                              "See which policies select it: kubectl get networkpolicy -n \(ns) -o wide; kubectl describe networkpolicy -n \(ns)"
+                                + (f.policyEnforcer == "Calico" ? "; Calico's own and global ones too: kubectl get networkpolicies.crd.projectcalico.org,"
+                                    + "globalnetworkpolicies.crd.projectcalico.org -A (or calicoctl get globalnetworkpolicy)." : "."),
                               "Compare the client's labels, namespace labels and address with their from:/to: and ports: entries; "
                                 + "a policy without an ingress section (a default deny) allows nothing."])
     }
