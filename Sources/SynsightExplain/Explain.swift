@@ -899,6 +899,8 @@ struct Analysis {
         ]
         if let h = m.rule.handle { ev.append(("handle", .int(Int64(h)))) }
         ev.append(("rule", .string(m.rule.text)))
+        if let c = m.rule.comment { ev.append(("rule_comment", .string(c))) }
+        if let o = m.rule.owner { ev.append(("rule_owner", .string(o.rawValue))) }
         switch m.rule.verdict {
         case .drop: ev.append(("verdict", .string("drop")))
         case .policyDrop: ev.append(("verdict", .string("policy_drop")))

@@ -222,7 +222,8 @@ extension NftRuleset {
                 ?? (r.comment.map { "... comment \"\($0)\"" } ?? "\(ruleWord) \(r.handle)")
             let rule = FirewallRule(table: "\(r.family) \(r.table)", chain: r.chain, handle: r.handle, text: text,
                                     verdict: verdict, packets: e.packets, exact: e.unknown.isEmpty,
-                                    iptables: isIptables(r.family, r.table), legacy: legacy)
+                                    iptables: isIptables(r.family, r.table), comment: r.comment,
+                                    owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain), legacy: legacy)
             out.append(PortRuleMatch(rule: rule, hook: chain.hook, direction: direction, confidence: c,
                                      conditions: conditions, families: e.families.sorted { $0.rawValue < $1.rawValue },
                                      portSpecific: e.portSpecific, shadowedBy: shadow, forwardedOnly: forwardedOnly))
@@ -273,7 +274,8 @@ extension NftRuleset {
                     else if name == "ACCEPT" { e.accepts = true }
                     break
                 }
-                e.unknown.append("iptables match \(name)")
+                // A comment matches every packet (as in the trace's matcher).
+                if name != "comment" { e.unknown.append("iptables match \(name)") }
             } else if x["accept"] != nil {
                 e.accepts = true; break
             } else if x["jump"] != nil || x["goto"] != nil {

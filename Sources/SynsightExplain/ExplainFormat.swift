@@ -92,6 +92,8 @@ public enum ExplainFormat {
         ]
         if let h = m.rule.handle { o.append(("handle", .int(Int64(h)))) }
         o.append(("rule", .string(m.rule.text)))
+        if let c = m.rule.comment { o.append(("rule_comment", .string(c))) }
+        if let owner = m.rule.owner { o.append(("rule_owner", .string(owner.rawValue))) }
         switch m.rule.verdict {
         case .drop: o.append(("verdict", .string("drop")))
         case .policyDrop: o.append(("verdict", .string("policy_drop")))

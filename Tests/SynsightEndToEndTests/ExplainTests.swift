@@ -456,6 +456,27 @@ struct ExplainTests {
         _ = listeners
     }
 
+    @Test("kube-router's NetworkPolicy reject in front of the port: the finding names the pod and gives the NetworkPolicy fix, not the rule's")
+    func kubeRouterPolicy() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort()
+        let listener = try Peer(listenIn: ns, addr: "0.0.0.0", port: port)
+        _ = try KubeProxyRuleTests.installKubeRouterPolicy(in: ns, pod: "127.0.0.1", port: port, allowed: "127.0.0.2")
+        let here: ([String: Any]) -> Bool = { $0["netns"] as? Int == ns.inode }
+        let (_, r) = try explain([String(port), "--netns", ns.name, "--duration", "0"])
+        let f = try #require(r.finding("firewall_reject", where: here), "\(r)")
+        #expect(r.evidence(f)["cause"] as? String == "network_policy" && r.evidence(f)["policy_pod"] as? String == "shop/web-7d9f", "\(f)")
+        #expect(r.evidence(f)["rule_owner"] as? String == "kube-router", "\(f)")
+        #expect(r.evidence(f)["rule_comment"] as? String == "rule to REJECT traffic destined for POD name:web-7d9f namespace: shop", "\(f)")
+        // A comment match is no condition: the finding is conditional on the mark and the jump only.
+        #expect(r.evidence(f)["confidence"] as? String == "conditional", "\(f)")
+        let fix = f["remediation"] as? String ?? ""
+        #expect(fix.contains("NetworkPolicy that selects pod web-7d9f in namespace shop") && fix.contains("kube-router writes its rules again"),
+                "\(fix)")
+        _ = listener
+    }
+
     @Test("iptables' \"stealth\" rule (OUTPUT drops RSTs) where nothing listens: a warning that refusals become timeouts, the trace names the rule")
     func stealthRSTRule() throws {
         let ns = try NetNS()

@@ -122,6 +122,30 @@ struct KubeProxyRuleTests {
                 "\(d.string("hint") ?? "")")
     }
 
+    /// kube-router's rules for pod shop/web-7d9f at address `pod`, as it
+    /// writes them with iptables-nft: INPUT -> KUBE-ROUTER-INPUT -> the pod's
+    /// chain, which runs its one policy's chain (allowing `allowed` to `port`)
+    /// and rejects what that left unmarked. Returns the pod's chain.
+    static func installKubeRouterPolicy(in ns: NetNS, pod: String, port: Int, allowed: String) throws -> String {
+        let ipt = ["ip", "netns", "exec", ns.name, "iptables", "-w"]
+        let (podChain, policyChain) = ("KUBE-POD-FW-\(randomTag().uppercased())", "KUBE-NWPLCY-\(randomTag().uppercased())")
+        for chain in ["KUBE-ROUTER-INPUT", podChain, policyChain] { try sh(ipt + ["-N", chain]) }
+        try sh(ipt + ["-A", "INPUT", "-m", "comment", "--comment", "kube-router netpol - 4IA2OSFRMVNDXBVV", "-j", "KUBE-ROUTER-INPUT"])
+        try sh(ipt + ["-A", "KUBE-ROUTER-INPUT", "-d", pod, "-m", "comment", "--comment",
+                      "rule to jump traffic destined to POD name:web-7d9f namespace: shop to chain \(podChain)", "-j", podChain])
+        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "rule for stateful firewall for pod",
+                      "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"])
+        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "run through nw policy allow-frontend", "-j", policyChain])
+        try sh(ipt + ["-A", policyChain, "-s", "\(allowed)/32", "-p", "tcp", "--dport", String(port),
+                      "-j", "MARK", "--set-xmark", "0x10000/0x10000"])
+        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "rule to log dropped traffic POD name:web-7d9f namespace: shop",
+                      "-m", "mark", "!", "--mark", "0x10000/0x10000", "-j", "NFLOG", "--nflog-group", "100"])
+        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "rule to REJECT traffic destined for POD name:web-7d9f namespace: shop",
+                      "-m", "mark", "!", "--mark", "0x10000/0x10000", "-j", "REJECT"])
+        try sh(ipt + ["-A", podChain, "-j", "MARK", "--set-mark", "0/0x10000"])
+        return podChain
+    }
+
     /// kube-router's NetworkPolicy enforcement (k3s), as it writes it with
     /// iptables-nft: INPUT -> KUBE-ROUTER-INPUT -> the pod's KUBE-POD-FW chain,
     /// which runs the policy chains (they mark what they allow) and rejects
@@ -132,23 +156,7 @@ struct KubeProxyRuleTests {
         let pair = try NetNSPair(subnet: "198.18.9")
         defer { pair.remove() }
         let port = randomPort()
-        let ipt = ["ip", "netns", "exec", pair.server.name, "iptables", "-w"]
-        let (podChain, policyChain) = ("KUBE-POD-FW-\(randomTag().uppercased())", "KUBE-NWPLCY-\(randomTag().uppercased())")
-        for chain in ["KUBE-ROUTER-INPUT", podChain, policyChain] { try sh(ipt + ["-N", chain]) }
-        try sh(ipt + ["-A", "INPUT", "-m", "comment", "--comment", "kube-router netpol - 4IA2OSFRMVNDXBVV", "-j", "KUBE-ROUTER-INPUT"])
-        try sh(ipt + ["-A", "KUBE-ROUTER-INPUT", "-d", pair.serverAddr, "-m", "comment", "--comment",
-                      "rule to jump traffic destined to POD name:web-7d9f namespace: shop to chain \(podChain)", "-j", podChain])
-        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "rule for stateful firewall for pod",
-                      "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"])
-        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "run through nw policy allow-frontend", "-j", policyChain])
-        // The policy allows the pod's own address only (a stand-in for its frontend pods): the client is not allowed.
-        try sh(ipt + ["-A", policyChain, "-s", "198.18.9.250/32", "-p", "tcp", "--dport", String(port),
-                      "-j", "MARK", "--set-xmark", "0x10000/0x10000"])
-        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "rule to log dropped traffic POD name:web-7d9f namespace: shop",
-                      "-m", "mark", "!", "--mark", "0x10000/0x10000", "-j", "NFLOG", "--nflog-group", "100"])
-        try sh(ipt + ["-A", podChain, "-m", "comment", "--comment", "rule to REJECT traffic destined for POD name:web-7d9f namespace: shop",
-                      "-m", "mark", "!", "--mark", "0x10000/0x10000", "-j", "REJECT"])
-        try sh(ipt + ["-A", podChain, "-j", "MARK", "--set-mark", "0/0x10000"])
+        let podChain = try Self.installKubeRouterPolicy(in: pair.server, pod: pair.serverAddr, port: port, allowed: "198.18.9.250")
         let listener = try Peer(listenIn: pair.server, addr: "0.0.0.0", port: port)
         let (r, c) = try Self.refusedByRule(pair, port: port)
         #expect(r.string("reason") == "firewall_reject" && r.string("cause") == "network_policy", "record: \(r)")
