@@ -125,7 +125,8 @@ extension AttributionEngine {
         var record = Record(ts: clock.epoch(d.ts), kind: .drop, reason: .packetDropped, cause: .packetDropped(cause),
                             port: port, family: d.family, netns: d.netns, local: d.server, remote: d.clientEnd)
         if let c = d.client { record.client = processRef(c) }
-        if let l = localListener(port: port, netns: d.netns, family: d.family, addr: d.server.addr) {
+        if let l = serverListener(port: port, netns: d.netns, family: d.family, server: d.server.addr,
+                                  fromServer: d.kind.fromService, direction: d.direction) {
             record.process = l.process
         }
         var ev = PacketDropEvidence()
@@ -156,6 +157,20 @@ extension AttributionEngine {
     static func locationText(_ symbol: (name: String, offset: UInt64)?, address: UInt64) -> String? {
         if let symbol { return symbol.offset == 0 ? symbol.name : "\(symbol.name)+0x\(String(symbol.offset, radix: 16))" }
         return address == 0 ? nil : "0x" + String(address, radix: 16)
+    }
+
+    /// The listener at the handshake's server end, when that end is in the
+    /// drop's namespace: a segment for the server that was arriving, or one
+    /// the server sent that was leaving. A forwarded segment's server is
+    /// elsewhere; so is, unless its address is loopback or one of the
+    /// namespace's, the server of a SYN leaving or a SYN-ACK arriving (a
+    /// local listener on the same port and a wildcard address is not it).
+    func serverListener(port: UInt16, netns: UInt32, family: AddressFamily, server: IPAddress,
+                        fromServer: Bool, direction: String) -> ListenerInfo? {
+        if direction == "forward" { return nil }
+        if fromServer == (direction == "ingress"),
+           !server.isLoopback, resolver?.isLocalAddress(server, netns: netns) != true { return nil }
+        return localListener(port: port, netns: netns, family: family, addr: server)
     }
 
     /// The listener of the handshake in the drop's namespace (a SYN's

@@ -24,7 +24,8 @@ extension AttributionEngine {
         var record = Record(ts: clock.epoch(d.ts), kind: .drop, reason: .packetDropped, cause: .packetDropped(cause),
                             port: d.servicePort, family: d.family, netns: d.netns, local: d.local, remote: d.remote)
         record.client = a.client.map(processRef)
-        if let l = localListener(port: d.servicePort, netns: d.netns, family: d.family, addr: d.local.addr) {
+        if let l = serverListener(port: d.servicePort, netns: d.netns, family: d.family, server: d.local.addr,
+                                  fromServer: false, direction: d.direction) {
             record.process = l.process
         }
         let reason = drops.reasons.name(d.reasonCode)

@@ -260,7 +260,8 @@ extension AttributionEngine {
         // knows: its process and workload); for the handshake's final ACK,
         // the listener that keeps the request.
         if segment == .ack || (d.isSyn && !synView),
-           let l = localListener(port: d.servicePort, netns: d.netns, family: d.family, addr: d.serverEnd.addr) {
+           let l = serverListener(port: d.servicePort, netns: d.netns, family: d.family, server: d.serverEnd.addr,
+                                  fromServer: false, direction: d.direction) {
             record.process = l.process
         }
         var ev = FirewallEvidence()
