@@ -46,6 +46,38 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
     static let kubeRouterChainPrefixes = ["KUBE-ROUTER-", "KUBE-NWPLCY-", "KUBE-POD-FW-"]
 
     /// How to change what this tool manages, instead of editing its rules.
+    /// `chain`: the rule's (firewalld names a zone's chains after it);
+    /// `interface`: where the packet arrived (the zone of an interface).
+    public func advice(port: UInt16, chain: String, interface: String?) -> String {
+        guard self == .firewalld else { return advice(port: port) }
+        let zone: String
+        if let z = Self.firewalldZone(chain: chain) {
+            zone = "--zone=\(z) "
+        } else if let interface, !interface.isEmpty, interface.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x27 }) {
+            zone = "--zone=\"$(firewall-cmd --get-zone-of-interface=\(interface))\" "
+        } else {
+            zone = ""
+        }
+        return "firewalld manages this table: `firewall-cmd \(zone)--add-port=\(port)/tcp` (with --permanent to keep it)"
+    }
+
+    /// The zone a firewalld chain belongs to: `filter_IN_<zone>[_allow|_deny|_pre|_post|_log]`
+    /// (nftables backend), `IN_<zone>[...]` (iptables backend); nil for its shared chains.
+    public static func firewalldZone(chain: String) -> String? {
+        var name = Substring(chain)
+        if name.hasPrefix("filter_") { name = name.dropFirst("filter_".count) }
+        guard name.hasPrefix("IN_") else { return nil }
+        name = name.dropFirst(3)
+        for suffix in ["_allow", "_deny", "_pre", "_post", "_log"] where name.hasSuffix(suffix) {
+            name = name.dropLast(suffix.count)
+            break
+        }
+        guard !name.isEmpty, name != "ZONES",
+              name.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F || $0 == 0x2D })
+        else { return nil }
+        return String(name)
+    }
+
     public func advice(port: UInt16) -> String {
         switch self {
         case .kubeProxy: return "kube-proxy rewrites these rules from the cluster's Services: fix the Service or its endpoints, not the rule"

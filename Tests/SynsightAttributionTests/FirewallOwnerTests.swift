@@ -69,6 +69,23 @@ struct FirewallOwnerTests {
         #expect(FirewallOwner.recognise(table: table, chain: chain) == owner)
     }
 
+    @Test("firewalld's fix names the zone: from the zone's chain, else the zone of the interface the SYN came in on")
+    func firewalldZone() {
+        #expect(FirewallOwner.firewalldZone(chain: "filter_IN_public_deny") == "public")
+        #expect(FirewallOwner.firewalldZone(chain: "filter_IN_my_zone") == "my_zone")
+        #expect(FirewallOwner.firewalldZone(chain: "IN_internal_allow") == "internal")
+        #expect(FirewallOwner.firewalldZone(chain: "filter_INPUT") == nil)
+        #expect(FirewallOwner.firewalldZone(chain: "filter_INPUT_ZONES") == nil)
+        #expect(FirewallOwner.firewalldZone(chain: "INPUT_ZONES") == nil)
+        let f = FirewallOwner.firewalld
+        #expect(f.advice(port: 8080, chain: "filter_IN_public_deny", interface: "eth0").contains("`firewall-cmd --zone=public --add-port=8080/tcp`"))
+        #expect(f.advice(port: 8080, chain: "filter_INPUT", interface: "eth0")
+            .contains(#"`firewall-cmd --zone="$(firewall-cmd --get-zone-of-interface=eth0)" --add-port=8080/tcp`"#))
+        #expect(f.advice(port: 8080, chain: "filter_INPUT", interface: nil).contains("`firewall-cmd --add-port=8080/tcp`"))
+        #expect(f.advice(port: 8080, chain: "filter_INPUT", interface: "a'b").contains("`firewall-cmd --add-port=8080/tcp`"))
+        #expect(FirewallOwner.ufw.advice(port: 22, chain: "ufw-user-input", interface: "eth0") == FirewallOwner.ufw.advice(port: 22))
+    }
+
     @Test func unknownChainsHaveNoOwner() {
         #expect(FirewallOwner.recognise(table: "inet filter", chain: "input") == nil)
         #expect(FirewallOwner.recognise(table: "ip filter", chain: "INPUT") == nil)

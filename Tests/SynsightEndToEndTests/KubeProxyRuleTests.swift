@@ -10,7 +10,7 @@ import Testing
 /// show it) must be named from `iptables-legacy-save -c` in the packet's
 /// namespace, with its position, comment and owner, and a fix using
 /// iptables-legacy.
-@Suite("tools' firewall rules (kube-proxy, kube-router, Calico, iptables-legacy), end to end", .serialized, .enabled(if: Privileged.enabled))
+@Suite("tools' firewall rules (kube-proxy, kube-router, Calico, firewalld, iptables-legacy), end to end", .serialized, .enabled(if: Privileged.enabled))
 struct KubeProxyRuleTests {
     init() throws {
         try Privileged.check()
@@ -196,6 +196,50 @@ struct KubeProxyRuleTests {
         let hint = r.string("hint") ?? ""
         #expect(hint.contains("the pod behind interface \(pair.serverDev) is selected by Kubernetes NetworkPolicies"), "\(hint)")
         #expect(hint.contains("Calico drops SYNs to port \(port) (the client times out)") && hint.contains("Calico writes its rules again"),
+                "\(hint)")
+    }
+
+    /// firewalld (nftables backend) as it lays out a zone: the packet goes to
+    /// its interface's zone chain, nothing there accepts the port, and
+    /// filter_INPUT's final reject refuses it. The fix names the zone.
+    @Test("firewalld's final reject after a zone allowed nothing: owner firewalld, the fix opens the port in the interface's zone")
+    func firewalldZoneReject() throws {
+        let pair = try NetNSPair(subnet: "198.18.11")
+        defer { pair.remove() }
+        let port = randomPort()
+        try pair.server.loadNft("""
+            table inet firewalld {
+              chain filter_INPUT { type filter hook input priority filter + 10; policy accept;
+                ct state { established, related } accept
+                iifname "lo" accept
+                ct state invalid drop
+                jump filter_INPUT_ZONES
+                reject with icmpx admin-prohibited
+              }
+              chain filter_INPUT_ZONES {
+                iifname "\(pair.serverDev)" goto filter_IN_public
+                goto filter_IN_public
+              }
+              chain filter_IN_public {
+                jump filter_IN_public_pre
+                jump filter_IN_public_deny
+                jump filter_IN_public_allow
+                meta l4proto { icmp, ipv6-icmp } accept
+              }
+              chain filter_IN_public_pre { }
+              chain filter_IN_public_deny { }
+              chain filter_IN_public_allow {
+                tcp dport 22 ct state { new, untracked } accept
+              }
+            }
+            """)
+        let listener = try Peer(listenIn: pair.server, addr: "0.0.0.0", port: port)
+        let (r, c) = try Self.refusedByRule(pair, port: port, errno: EHOSTUNREACH)
+        #expect(r.string("reason") == "firewall_reject", "record: \(r)")
+        #expect(r.evidence["rule_owner"] as? String == "firewalld" && r.evidence["chain"] as? String == "filter_INPUT", "record: \(r)")
+        #expect(r.pid("client") == c.pid && r.pid("process") == listener.pid, "record: \(r)")
+        let hint = r.string("hint") ?? ""
+        #expect(hint.contains(#"`firewall-cmd --zone="$(firewall-cmd --get-zone-of-interface=\#(pair.serverDev))" --add-port=\#(port)/tcp`"#),
                 "\(hint)")
     }
 

@@ -302,7 +302,7 @@ extension AttributionEngine {
             record.hint = ipvsHint(ipvs, record: record, reject: reject)
         } else {
             record.hint = firewallHint(record: record, rule: rule, reject: reject, port: d.servicePort, isSyn: d.isSyn,
-                                       segment: segment)
+                                       segment: segment, interface: d.ifname)
         }
         if let segment, let consequence = segment.consequence {
             record.hint = "the \(segment.text) \(record.remote.map { "of \($0) " } ?? "")was dropped (\(consequence)); " + (record.hint ?? "")
@@ -421,7 +421,7 @@ extension AttributionEngine {
     }
 
     func firewallHint(record: Record, rule: FirewallRule?, reject: Bool, port: UInt16, isSyn: Bool,
-                      segment: HandshakeSegment? = nil) -> String {
+                      segment: HandshakeSegment? = nil, interface: String? = nil) -> String {
         let what: String
         switch segment {
         case .ack?: what = "handshake ACKs"
@@ -463,7 +463,7 @@ extension AttributionEngine {
             return "rule \"\(rule.text)\" in table \(rule.table) chain \(rule.chain) \(verb) \(what) to port \(port) that conntrack "
                 + "had no entry for (ct state invalid)\(effect): " + fix(.firewall(.conntrackInvalid))
         }
-        let owned = rule.owner.map { "; " + $0.advice(port: port) } ?? ""
+        let owned = rule.owner.map { "; " + $0.advice(port: port, chain: rule.chain, interface: interface) } ?? ""
         let commented = rule.comment.map { " (comment \"\($0)\")" } ?? ""
         if rule.verdict == .policyDrop {
             return "chain \(rule.chain) of table \(rule.table) has policy drop and no rule accepts TCP port \(port)\(effect): " + fix() + owned
