@@ -1,5 +1,7 @@
 @testable import SynsightModel
 @testable import SynsightNftables
+@testable import SynsightAttribution
+import SynsightTestSupport
 import Testing
 
 /// kube-router's NetworkPolicy rejects (k3s runs it built in), as
@@ -70,5 +72,49 @@ struct NetworkPolicyRuleTests {
         #expect(egress.steps.contains { $0.contains("globalnetworkpolicies.crd.projectcalico.org") })
         let unknown = Advice.for(reason: .firewallDrop, cause: .firewall(.networkPolicy), facts: Advice.Facts(port: 80)).fix
         #expect(unknown.contains("namespace <namespace>"))
+    }
+}
+
+/// The hint names the pod a Calico chain does not: the listener's for a
+/// drop on the way to it, the local client's for one on the way out of it.
+@Suite("network_policy: the pod from the listener's or the client's workload")
+struct NetworkPolicyPodTests {
+    struct Pods: ProcessResolver {
+        func exe(pid: UInt32) -> String? { nil }
+        func workload(pid: UInt32, cgroupID: UInt64) -> WorkloadIdentity? {
+            let name = pid == 500 ? "web-1" : pid == 777 ? "client-1" : nil
+            return name.map { WorkloadIdentity(cgroup: "/kubepods/pod\($0)", pod: PodRef(uid: "u-\($0)", namespace: "shop", name: $0)) }
+        }
+    }
+
+    struct CalicoDrop: FirewallRuleSource {
+        var chain: String
+        func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
+            FirewallRuleLookup(candidates: [
+                FirewallRule(table: "ip filter", chain: chain, handle: 5, text: "meta mark & 0x00020000 == 0x00000000 counter drop",
+                             verdict: .drop, iptables: true, comment: "Drop if no policies passed packet", owner: .calico),
+            ])
+        }
+    }
+
+    func hint(chain: String) -> String? {
+        var e = engine(resolver: Pods())
+        e.firewall.rules = CalicoDrop(chain: chain)
+        let server = Endpoint(addr: v4(10, 42, 0, 7), port: 8080)
+        _ = e.ingest(.listen(listenerChange(at: 10, on: Endpoint(addr: v4(0, 0, 0, 0), port: 8080), pid: 500, comm: "web", inode: 11)))
+        _ = e.ingest(.firewallDrop(FirewallDrop(ts: 1_000, family: .ipv4, local: server, remote: Endpoint(addr: v4(10, 42, 0, 9), port: 41000),
+                                                netns: hostNS, hook: .input, skbAddr: 1, client: TaskInfo(pid: 777, comm: "curl"))))
+        return e.finish().first { $0.reason == .firewallDrop }?.hint
+    }
+
+    @Test func ingressNamesTheListenersPod() {
+        #expect(hint(chain: "cali-tw-cali95aa86cbb2a")?.contains("pod shop/web-1 is selected by Kubernetes NetworkPolicies") == true,
+                "\(hint(chain: "cali-tw-cali95aa86cbb2a") ?? "")")
+    }
+
+    @Test func egressNamesTheClientsPod() {
+        let h = hint(chain: "cali-fw-cali0ef24b1") ?? ""
+        #expect(h.contains("the egress NetworkPolicies of pod shop/client-1 (the client) allow no such connection, so Calico drops"), "\(h)")
+        #expect(h.contains("allow the server in an egress rule of a NetworkPolicy that selects pod client-1 in namespace shop"), "\(h)")
     }
 }

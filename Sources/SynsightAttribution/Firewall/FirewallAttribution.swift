@@ -365,20 +365,20 @@ extension AttributionEngine {
     /// network_policy: the pod named by the rule, else by the listener (its
     /// ingress policies) or the local client (its egress policies).
     func networkPolicyHint(_ policy: NetworkPolicyRule, rule: FirewallRule, record: Record, facts: Advice.Facts,
-                           verb: String, what: String, effect: String) -> String {
+                           reject: Bool, what: String, effect: String) -> String {
         var facts = facts
         let egress = policy.direction == .fromPod
         let end = egress ? record.client : record.process
-        facts.policyPod = policy.pod ?? end?.workload?.pod.flatMap { p in p.namespace.flatMap { ns in p.name.map { "\(ns)/\($0)" } } }
+        facts.policyPod = policy.pod ?? end?.workload?.pod?.qualifiedName
         facts.policyEnforcer = policy.enforcerName
         facts.policyEgress = egress
         let pod = facts.policyPod.map { "pod \($0)" }
             ?? policy.interface.map { "the pod behind interface \($0)" } ?? "the pod of chain \(rule.chain)"
         let situation = egress ? "the egress NetworkPolicies of \(pod) (the client) allow no such connection"
                                : "\(pod) is selected by Kubernetes NetworkPolicies and none of them allows this connection"
-        return "\(situation), so \(policy.enforcerName) \(verb) \(what) to port \(facts.port ?? 0)\(effect) "
+        return "\(situation), so \(policy.enforcerName) \(reject ? "rejects" : "drops") \(what) to port \(facts.port ?? 0)\(effect) "
             + "(rule in table \(rule.table) chain \(rule.chain)): "
-            + Advice.for(reason: verb == "rejects" ? .firewallReject : .firewallDrop, cause: .firewall(.networkPolicy), facts: facts).fix
+            + Advice.for(reason: reject ? .firewallReject : .firewallDrop, cause: .firewall(.networkPolicy), facts: facts).fix
     }
 
     /// A dropped ICMP destination unreachable (IPv4 type 3, ICMPv6 type 1) as evidence `icmp`.
@@ -455,7 +455,7 @@ extension AttributionEngine {
             return dockerNetworkHint(docker, rule: rule, record: record, verb: verb, what: what, port: port, effect: effect)
         }
         if let policy = NetworkPolicyRule(rule) {
-            return networkPolicyHint(policy, rule: rule, record: record, facts: facts, verb: verb, what: what, effect: effect)
+            return networkPolicyHint(policy, rule: rule, record: record, facts: facts, reject: reject, what: what, effect: effect)
         }
         facts.rule = Advice.Rule(table: rule.table, chain: rule.chain, handle: rule.handle, iptables: rule.iptables,
                                  policyDrop: rule.verdict == .policyDrop, legacy: rule.legacy)

@@ -90,6 +90,9 @@ public struct PodRef: Sendable, Hashable {
         return .object(f)
     }
 
+    /// "shop/api-7d9f" when both are known (as `kubectl -n shop` takes them).
+    public var qualifiedName: String? { namespace.flatMap { ns in name.map { "\(ns)/\($0)" } } }
+
     /// "shop/api-7d9f", or the UID when the name is unknown.
     public var label: String {
         if let name { return namespace.map { "\($0)/\(name)" } ?? name }
