@@ -74,6 +74,7 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
             case .failure(let why): out.unavailable.append(why.description)
             }
         }
+        if q.purpose == .routeBack { out.synBacklog = synBacklogSysctls() }
         if let oif = q.lookup.oif {
             out.boundDevice = NetDeviceLookup.withState(oif) ?? NetDevice(ifindex: oif, name: nil)
         }
@@ -103,6 +104,15 @@ public final class RouteReader: DropRouteSource, @unchecked Sendable {
 
     struct ReadError: Error, CustomStringConvertible {
         var description: String
+    }
+
+    /// tcp_syncookies and tcp_max_syn_backlog (the reading thread's namespace); nil when unreadable.
+    static func synBacklogSysctls() -> SynBacklogSysctls? {
+        func value(_ name: String) -> Int? {
+            ProcFS.read("/proc/sys/net/ipv4/\(name)", limit: 64).flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } }
+        }
+        guard let cookies = value("tcp_syncookies"), let max = value("tcp_max_syn_backlog") else { return nil }
+        return SynBacklogSysctls(syncookies: cookies, maxSynBacklog: max)
     }
 
     /// `all` and the device's rp_filter (the reading thread's namespace).

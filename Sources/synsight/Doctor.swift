@@ -234,6 +234,9 @@ extension DoctorReport {
                     ?? "; CPU throttling not judged: no cgroup hierarchy has the cpu controller"),
             "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)"
                 + (armed ? "; armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")
+                + (o.unanswered.isSupported && o.unanswered == o.consumeSkb
+                    ? "; with syncookies off, a SYN dropped to keep tcp_max_syn_backlog's last quarter (queue not full) as a SYN left unanswered with a route back"
+                    : "; with syncookies off, a SYN dropped to keep tcp_max_syn_backlog's last quarter (queue not full) is not seen: the per-SYN hook runs before that decision")
                 : "UNAVAILABLE (\(syn.detail))") + seed,
             "  no_route_back            " + (o.unanswered.isSupported
                 ? "per SYN a listener drops with neither queue full (" + (o.unanswered == o.consumeSkb

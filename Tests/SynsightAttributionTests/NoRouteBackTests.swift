@@ -92,6 +92,46 @@ struct NoRouteBackTests {
         #expect(e.ingest(unanswered(from: 1)).isEmpty)
     }
 
+    /// A route back, and the namespace's syncookies and SYN backlog.
+    struct Backlog: DropRouteSource {
+        var sysctls: SynBacklogSysctls
+        func pin(_ drop: PacketDrop) {}
+        func lookup(_ q: DropRouteQuery) -> DropRouteFindings {
+            DropRouteFindings(route: RouteLookupResult(request: q.lookup, answer: .route(RouteGet.Route(type: 1, table: 254, oif: 2))),
+                              synBacklog: sysctls)
+        }
+    }
+
+    func withSynQueue(_ qlen: UInt32, from last: UInt8 = 9) -> KernelEvent {
+        guard case .listenOverflow(var o) = unanswered(from: last) else { return unanswered(from: last) }
+        o.synQueue = qlen
+        return .listenOverflow(o)
+    }
+
+    @Test("a route back, syncookies off and the SYN queue past three quarters of tcp_max_syn_backlog: syn_queue_full, the reserve named")
+    func synBacklogReserve() throws {
+        var e = seeded()
+        e.drops.routes = Backlog(sysctls: SynBacklogSysctls(syncookies: 0, maxSynBacklog: 16))
+        let r = try #require(e.ingest(withSynQueue(13)).first)
+        #expect(r.kind == .drop && r.reason == .synQueueFull && r.cause?.rawValue == "syncookies_off")
+        #expect(r.process?.pid == 77 && r.client?.pid == 321)
+        #expect(r.overflowEvidence?.maxSynBacklog == 16 && r.overflowEvidence?.synQueue == 13)
+        let hint = try #require(r.hint)
+        #expect(hint.contains("holds 13 requests, past three quarters of net.ipv4.tcp_max_syn_backlog (16)") && hint.contains("tcp_syncookies=1"),
+                "\(hint)")
+        // Its retransmission is the same attempt.
+        #expect(e.ingest(withSynQueue(14)).isEmpty)
+    }
+
+    @Test("the reserve not reached, or syncookies on: nothing")
+    func synBacklogReserveNot() {
+        var e = seeded()
+        e.drops.routes = Backlog(sysctls: SynBacklogSysctls(syncookies: 0, maxSynBacklog: 16))
+        #expect(e.ingest(withSynQueue(12)).isEmpty)  // 16 - 12 == 16 / 4: not fewer
+        e.drops.routes = Backlog(sysctls: SynBacklogSysctls(syncookies: 1, maxSynBacklog: 16))
+        #expect(e.ingest(withSynQueue(15, from: 8)).isEmpty)
+    }
+
     @Test("counted without its SYN (no client address): no lookup, no record")
     func counted() {
         var e = seeded()

@@ -182,6 +182,47 @@ struct DropTests {
         #expect(((t.evidence["drop"] as? [String: Any])?["reason"] as? String) == "no_route_back", "\(t)")
     }
 
+    @Test("syncookies off: past three quarters of tcp_max_syn_backlog the listener drops new clients' SYNs unanswered with its queues far from full; syn_queue_full names the reserve")
+    func synBacklogReserve() throws {
+        let pair = try NetNSPair(subnet: "198.18.12")
+        defer { pair.remove() }
+        let port = randomPort()
+        try sh(["ip", "netns", "exec", pair.server.name, "sysctl", "-qw", "net.ipv4.tcp_syncookies=0", "net.ipv4.tcp_max_syn_backlog=16"])
+        // The client never completes a handshake (its SYN-ACKs are dropped): the server's requests wait in its SYN queue.
+        try pair.client.loadNft("""
+            table inet synsight_e2e {
+              chain in { type filter hook input priority 0; policy accept;
+                tcp sport \(port) tcp flags & (syn | ack) == syn | ack drop
+              }
+            }
+            """)
+        let listener = try Peer(runIn: pair.server, ["stall", "0.0.0.0", String(port), "--backlog", "64"])
+        let trace = try TraceSession(["--port", String(port)])
+        // 24 attempts at once, kept 4 s (their SYNs are retransmitted at 1 s and 3 s): from the 13th on
+        // fewer than 16 / 4 request slots are left and the kernel drops the SYN of a client it has not talked to before.
+        try sh(["ip", "netns", "exec", pair.client.name, "/usr/bin/python3", "-c", """
+            import socket, time
+            socks = []
+            for _ in range(24):
+                s = socket.socket()
+                s.setblocking(False)
+                try: s.connect(("\(pair.serverAddr)", \(port)))
+                except BlockingIOError: pass
+                socks.append(s)
+            time.sleep(4)
+            """])
+        let r = try #require(trace.waitForRecord(timeout: 8) { $0.string("reason") == "syn_queue_full" && $0.int("port") == port },
+                             "no syn_queue_full record; records: \(trace.stdout)")
+        trace.stop()
+        #expect(r.string("kind") == "drop" && r.string("cause") == "syncookies_off" && r.int("netns") == pair.server.inode, "\(r)")
+        #expect(r.pid("process") == listener.pid, "\(r)")
+        #expect(r.evidence["max_syn_backlog"] as? Int == 16 && (r.evidence["syn_queue"] as? Int ?? 0) >= 13, "\(r)")
+        #expect((r.evidence["syn_queue"] as? Int ?? 64) < (r.evidence["max_backlog"] as? Int ?? 0), "\(r)")
+        #expect(r.string("hint")?.contains("past three quarters of net.ipv4.tcp_max_syn_backlog (16)") == true, "\(r)")
+        #expect(!trace.records.contains { $0.string("reason") == "no_route_back" }, "\(trace.stdout)")
+        listener.killHard()
+    }
+
     @Test("a router namespace without a route drops the forwarded SYN")
     func noRoute() throws {
         let (router, client, r1) = try Self.routerWithoutRoute(ipv6: false)

@@ -11,7 +11,8 @@ import SynsightModel
 /// back, replayed in the listener's namespace when the SYN is decoded
 /// (`DropRouteSource.pin(overflow:)`), decides: only a failing lookup (or a
 /// reject route) is reported, so a drop counted for another reason in
-/// between is never called a routing failure.
+/// between is never called a routing failure. With a route back, the SYN
+/// backlog's reserve (syncookies off) is the next suspect: SynBacklogReserve.swift.
 
 extension AttributionEngine {
     mutating func noRouteBack(_ o: ListenOverflow) -> Record? {
@@ -21,8 +22,13 @@ extension AttributionEngine {
         guard let q = DropRouteQuery.of(routeBack: o), let found = drops.routes?.lookup(q),
               // Found only without the SYN's destination as source: that address is not local (a SYN
               // delivered by a route through lo), not a route missing back.
-              let lookup = found.route, !lookup.withoutSource, let cause = Cause.NoRoute.of(lookup),
-              Cause.NoRoute.routeBackCauses.contains(cause) else { return nil }
+              let lookup = found.route, !lookup.withoutSource else { return nil }
+        guard let cause = Cause.NoRoute.of(lookup), Cause.NoRoute.routeBackCauses.contains(cause) else {
+            // A route back: tcp_conn_request's next drop is the SYN backlog's reserve (SynBacklogReserve.swift).
+            guard let backlog = found.synBacklog, backlog.reserveRefuses(synQueue: o.synQueue) else { return nil }
+            overflow.unanswered.insert(attempt, isn: 0, ts: o.ts, now: o.ts)
+            return synBacklogReserve(o, backlog)
+        }
         overflow.unanswered.insert(attempt, isn: 0, ts: o.ts, now: o.ts)
         var r = Record(ts: clock.epoch(o.ts), kind: .drop, reason: .noRouteBack, cause: .noRoute(cause), port: o.local.port,
                        family: o.family, netns: o.netns, local: o.local, remote: o.remote)

@@ -151,6 +151,26 @@ public struct RouteLookupResult: Sendable, Hashable {
     static let failures: [Int32: String] = [101: "no_route", 113: "unreachable", 13: "prohibit", 22: "invalid"]
 }
 
+/// The listener namespace's SYN backlog settings, read with the route back
+/// of an unanswered SYN: without syncookies (`tcp_syncookies` 0) the kernel
+/// keeps the last quarter of `tcp_max_syn_backlog` for clients it has
+/// talked to before (tcp_conn_request: a SYN from an unproven peer is dropped,
+/// unanswered, once fewer than max/4 request slots are left).
+public struct SynBacklogSysctls: Sendable, Hashable {
+    public var syncookies: Int
+    public var maxSynBacklog: Int
+
+    public init(syncookies: Int, maxSynBacklog: Int) {
+        self.syncookies = syncookies
+        self.maxSynBacklog = maxSynBacklog
+    }
+
+    /// The kernel's test, with the listener's SYN queue length.
+    public func reserveRefuses(synQueue: UInt32) -> Bool {
+        syncookies == 0 && maxSynBacklog > 0 && maxSynBacklog - Int(synQueue) < maxSynBacklog >> 2
+    }
+}
+
 /// The reverse-path filter's settings in the drop's namespace: the kernel
 /// applies the larger of `all` and the device's (IN_DEV_MAXCONF).
 public struct RPFilterSysctls: Sendable, Hashable {
@@ -183,10 +203,13 @@ public struct DropRouteFindings: Sendable, Hashable {
     /// A lookup with `oif` (a socket bound to a device): that device, named
     /// with its state; without a name when no device has the index now.
     public var boundDevice: NetDevice?
+    /// routeBack: the namespace's syncookies and SYN backlog (nil: not read).
+    public var synBacklog: SynBacklogSysctls?
     public var unavailable: [String]
 
     public init(rpFilter: RPFilterSysctls? = nil, route: RouteLookupResult? = nil, addresses: [LocalAddress]? = nil,
-                boundDevice: NetDevice? = nil, unavailable: [String] = []) {
+                boundDevice: NetDevice? = nil, synBacklog: SynBacklogSysctls? = nil, unavailable: [String] = []) {
+        self.synBacklog = synBacklog
         self.addresses = addresses
         self.boundDevice = boundDevice
         self.rpFilter = rpFilter

@@ -90,6 +90,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case lsm
     case mark
     case maxBacklog = "max_backlog"
+    case maxSynBacklog = "max_syn_backlog"
     case method
     case mode
     case nat

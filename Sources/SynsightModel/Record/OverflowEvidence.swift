@@ -39,6 +39,8 @@ public struct OverflowEvidence: ReasonEvidence {
     /// replayed in the listener's namespace (`routeJSON`), or why it is missing.
     public var routeBack: JSONValue?
     public var routeUnavailable: String?
+    /// syn_queue_full from the SYN backlog's reserve: net.ipv4.tcp_max_syn_backlog of the listener's namespace.
+    public var maxSynBacklog: Int64?
 
     public init() {}
 
@@ -49,6 +51,7 @@ public struct OverflowEvidence: ReasonEvidence {
         .int(.folded, \.folded), .int(.countedDrops, \.countedDrops), .string(.clientLookup, \.clientLookup), .value(.listener, \.listener),
         .string(.acceptErrno, \.acceptErrno), .int(.nofileLimit, \.nofileLimit), .value(.listenerState, \.listenerState),
         .value(.cpuThrottle, \.cpuThrottle), .value(.routeBack, \.routeBack), .string(.routeUnavailable, \.routeUnavailable),
+        .int(.maxSynBacklog, \.maxSynBacklog),
     ]
 }
 
