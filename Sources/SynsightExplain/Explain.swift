@@ -643,8 +643,28 @@ struct Analysis {
                                 remediation: Advice.for(reason: .synQueueFull, cause: .synQueueFull(.syncookiesSent)).fix,
                                 netns: l.netns, evidence: ev))
                 }
+            } else if let reserve = Self.synBacklogReserve(cookies: cookies, maxSynBacklog: maxSyn, backlog: max) {
+                var ev = queueEvidence(l, somaxconn: somax)
+                ev.append(("tcp_syncookies", .int(0)))
+                ev.append(("tcp_max_syn_backlog", .int(Int64(maxSyn ?? 0))))
+                add(Finding(.warning, "syn_backlog_reserve",
+                            "syncookies are off in \(label) and \(l.address)'s listen backlog (\(max)) is above three quarters of "
+                                + "net.ipv4.tcp_max_syn_backlog (\(maxSyn ?? 0)): from \(reserve) half-open connections on, the kernel drops "
+                                + "new clients' SYNs unanswered, before the SYN queue is full (its last quarter is kept for clients it has talked to before)",
+                            remediation: Advice.for(reason: .synQueueFull, cause: .synQueueFull(.syncookiesOff),
+                                                    facts: Advice.Facts(namespaceLabel: label)).fix,
+                            netns: l.netns, evidence: ev))
             }
         }
+    }
+
+    /// With syncookies off, the SYN queue length from which tcp_conn_request
+    /// drops unproven peers' SYNs (fewer than max/4 slots left), when that is
+    /// below the listen backlog (the queue's own limit); nil otherwise.
+    static func synBacklogReserve(cookies: Int?, maxSynBacklog: Int?, backlog: UInt32) -> Int? {
+        guard cookies == 0, let m = maxSynBacklog, m > 0 else { return nil }
+        let from = m - (m >> 2) + 1
+        return from <= Int(backlog) ? from : nil
     }
 
     /// Listeners whose every process is stopped or blocked in the kernel:

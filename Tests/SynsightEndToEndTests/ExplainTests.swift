@@ -456,6 +456,27 @@ struct ExplainTests {
         _ = listeners
     }
 
+    @Test("syncookies off and a listen backlog above three quarters of tcp_max_syn_backlog: a warning that new clients are dropped before the queue is full; a smaller backlog: none")
+    func synBacklogReserve() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        try sh(["ip", "netns", "exec", ns.name, "sysctl", "-qw", "net.ipv4.tcp_syncookies=0", "net.ipv4.tcp_max_syn_backlog=16"])
+        let (wide, narrow) = (randomPort(), randomPort() + 1)
+        let a = try Peer(runIn: ns, ["stall", "127.0.0.1", String(wide), "--backlog", "64"])
+        let b = try Peer(runIn: ns, ["stall", "127.0.0.1", String(narrow), "--backlog", "8"])
+        let here: ([String: Any]) -> Bool = { $0["netns"] as? Int == ns.inode }
+        let (_, r) = try explain([String(wide), "--netns", ns.name, "--duration", "0"])
+        let f = try #require(r.finding("syn_backlog_reserve", where: here), "\(r)")
+        #expect(f["severity"] as? String == "warning", "\(f)")
+        #expect((f["message"] as? String)?.contains("from 13 half-open connections on, the kernel drops new clients' SYNs unanswered") == true, "\(f)")
+        #expect(r.evidence(f)["tcp_max_syn_backlog"] as? Int == 16 && r.evidence(f)["tcp_syncookies"] as? Int == 0, "\(f)")
+        #expect((f["remediation"] as? String)?.contains("tcp_syncookies=1") == true, "\(f)")
+        let (_, n) = try explain([String(narrow), "--netns", ns.name, "--duration", "0"])
+        #expect(n.finding("syn_backlog_reserve", where: here) == nil, "\(n)")
+        a.killHard()
+        b.killHard()
+    }
+
     @Test("kube-router's NetworkPolicy reject in front of the port: the finding names the pod and gives the NetworkPolicy fix, not the rule's")
     func kubeRouterPolicy() throws {
         let ns = try NetNS()
