@@ -643,7 +643,8 @@ struct Analysis {
                                 remediation: Advice.for(reason: .synQueueFull, cause: .synQueueFull(.syncookiesSent)).fix,
                                 netns: l.netns, evidence: ev))
                 }
-            } else if let reserve = Self.synBacklogReserve(cookies: cookies, maxSynBacklog: maxSyn, backlog: max) {
+            } else if let c = cookies, let m = maxSyn, let reserve = SynBacklogSysctls(syncookies: c, maxSynBacklog: m).reserveStart,
+                      reserve <= Int(max) {
                 var ev = queueEvidence(l, somaxconn: somax)
                 ev.append(("tcp_syncookies", .int(0)))
                 ev.append(("tcp_max_syn_backlog", .int(Int64(maxSyn ?? 0))))
@@ -656,15 +657,6 @@ struct Analysis {
                             netns: l.netns, evidence: ev))
             }
         }
-    }
-
-    /// With syncookies off, the SYN queue length from which tcp_conn_request
-    /// drops unproven peers' SYNs (fewer than max/4 slots left), when that is
-    /// below the listen backlog (the queue's own limit); nil otherwise.
-    static func synBacklogReserve(cookies: Int?, maxSynBacklog: Int?, backlog: UInt32) -> Int? {
-        guard cookies == 0, let m = maxSynBacklog, m > 0 else { return nil }
-        let from = m - (m >> 2) + 1
-        return from <= Int(backlog) ? from : nil
     }
 
     /// Listeners whose every process is stopped or blocked in the kernel:
@@ -905,32 +897,13 @@ struct Analysis {
         var facts = Advice.Facts(port: port, rule: rule)
         // kube-router's reject of what a pod's NetworkPolicies do not allow: the policies are the fix.
         let policy = NetworkPolicyRule(m.rule)
-        facts.policyPod = policy?.pod
-        facts.policyEnforcer = policy?.enforcerName
-        facts.policyEgress = policy?.direction == .fromPod
+        if let policy { facts.networkPolicy(policy) }
         let fix = Advice.for(reason: m.rule.verdict.isReject ? .firewallReject : .firewallDrop,
                              cause: policy.map { .firewall($0.cause) }, facts: facts).fix
         let remediation = m.rule.verdict == .policyDrop
             ? "chain \(m.rule.chain) of table \(m.rule.table) drops what no rule accepts: " + fix
             : fix
-        var ev: [(String, JSONValue)] = [
-            ("table", .string(m.rule.table)), ("chain", .string(m.rule.chain)),
-            ("hook", m.hook.map { .string($0) } ?? .null),
-        ]
-        if let h = m.rule.handle { ev.append(("handle", .int(Int64(h)))) }
-        ev.append(("rule", .string(m.rule.text)))
-        if let c = m.rule.comment { ev.append(("rule_comment", .string(c))) }
-        if let o = m.rule.owner { ev.append(("rule_owner", .string(o.rawValue))) }
-        switch m.rule.verdict {
-        case .drop: ev.append(("verdict", .string("drop")))
-        case .policyDrop: ev.append(("verdict", .string("policy_drop")))
-        case .reject(let with):
-            ev.append(("verdict", .string("reject")))
-            ev.append(("reject_with", .string(with)))
-        }
-        ev.append(("direction", .string(m.direction.rawValue)))
-        ev.append(("confidence", .string(m.confidence.rawValue)))
-        if !m.conditions.isEmpty { ev.append(("conditions", .array(m.conditions.map { .string($0) }))) }
+        var ev = ExplainFormat.ruleFields(m)
         ev.append(("families", .array(m.families.map { .string($0.rawValue) })))
         if let p = m.rule.packets { ev.append(("packets", .int(Int64(clamping: p)))) }
         if m.rule.iptables { ev.append(("iptables", .bool(true))) }

@@ -86,6 +86,14 @@ public enum ExplainFormat {
     }
 
     static func ruleJSON(_ m: PortRuleMatch) -> JSONValue {
+        var o = ruleFields(m)
+        if let s = m.shadowedBy { o.append(("shadowed_by", .int(Int64(s)))) }
+        return .object(o)
+    }
+
+    /// A rule found for the port, as the namespace's rule list and a
+    /// firewall finding's evidence both begin it.
+    static func ruleFields(_ m: PortRuleMatch) -> [(String, JSONValue)] {
         var o: [(String, JSONValue)] = [
             ("table", .string(m.rule.table)), ("chain", .string(m.rule.chain)),
             ("hook", m.hook.map { .string($0) } ?? .null),
@@ -102,8 +110,7 @@ public enum ExplainFormat {
         o.append(("direction", .string(m.direction.rawValue)))
         o.append(("confidence", .string(m.confidence.rawValue)))
         if !m.conditions.isEmpty { o.append(("conditions", .array(m.conditions.map { .string($0) }))) }
-        if let s = m.shadowedBy { o.append(("shadowed_by", .int(Int64(s)))) }
-        return .object(o)
+        return o
     }
 
     static func namespaceJSON(_ n: ExplainNamespace, report: ExplainReport) -> JSONValue {

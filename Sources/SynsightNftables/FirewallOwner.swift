@@ -84,7 +84,7 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
         case .kubeRouter: return "kube-router (the NetworkPolicy controller, built into k3s) rewrites these rules from the cluster's NetworkPolicies: change the NetworkPolicy, not the rule"
         case .docker: return "Docker manages this chain: change the container's published ports, or add your own rule to DOCKER-USER"
         case .ufw: return "ufw manages this chain: `ufw allow \(port)/tcp` (or remove the deny rule with `ufw delete`)"
-        case .firewalld: return "firewalld manages this table: `firewall-cmd --add-port=\(port)/tcp` (with --permanent to keep it)"
+        case .firewalld: return advice(port: port, chain: "", interface: nil)  // the default zone
         case .calico: return "Calico manages this chain from its network policies: change the NetworkPolicy / GlobalNetworkPolicy"
         case .cilium: return "Cilium manages this chain: change the CiliumNetworkPolicy or Service"
         case .fail2ban: return "fail2ban banned the client: `fail2ban-client unban <address>` if the ban is wrong"

@@ -103,3 +103,14 @@ public struct NetworkPolicyRule: Sendable, Hashable {
     /// The enforcer as its users write it.
     public var enforcerName: String { enforcer == .calico ? "Calico" : enforcer.rawValue }
 }
+
+extension Advice.Facts {
+    /// network_policy's facts: the enforcer, whose policies decided (the
+    /// pod's egress ones for a rule on traffic from it), and the pod: the
+    /// rule's, else `pod` (found another way).
+    public mutating func networkPolicy(_ p: NetworkPolicyRule, pod: String? = nil) {
+        policyPod = p.pod ?? pod
+        policyEnforcer = p.enforcerName
+        policyEgress = p.direction == .fromPod
+    }
+}

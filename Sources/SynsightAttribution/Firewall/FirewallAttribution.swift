@@ -368,10 +368,7 @@ extension AttributionEngine {
                            reject: Bool, what: String, effect: String) -> String {
         var facts = facts
         let egress = policy.direction == .fromPod
-        let end = egress ? record.client : record.process
-        facts.policyPod = policy.pod ?? end?.workload?.pod?.qualifiedName
-        facts.policyEnforcer = policy.enforcerName
-        facts.policyEgress = egress
+        facts.networkPolicy(policy, pod: (egress ? record.client : record.process)?.workload?.pod?.qualifiedName)
         let pod = facts.policyPod.map { "pod \($0)" }
             ?? policy.interface.map { "the pod behind interface \($0)" } ?? "the pod of chain \(rule.chain)"
         let situation = egress ? "the egress NetworkPolicies of \(pod) (the client) allow no such connection"

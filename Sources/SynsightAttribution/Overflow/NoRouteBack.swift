@@ -30,12 +30,7 @@ extension AttributionEngine {
             return synBacklogReserve(o, backlog)
         }
         overflow.unanswered.insert(attempt, isn: 0, ts: o.ts, now: o.ts)
-        var r = Record(ts: clock.epoch(o.ts), kind: .drop, reason: .noRouteBack, cause: .noRoute(cause), port: o.local.port,
-                       family: o.family, netns: o.netns, local: o.local, remote: o.remote)
-        let listener = listeners[ListenerID(netns: o.netns, inode: o.listenerInode)]
-        r.process = listenerRef(pid: listener?.pid ?? o.listenerPID, comm: listener?.comm, listener: listener)
-        r.client = o.client.map(processRef)
-        var ev = Self.overflowEvidence(o, listener: listener, acceptError: nil)
+        var (r, ev) = unansweredRecord(o, reason: .noRouteBack, cause: .noRoute(cause))
         ev.routeBack = Self.routeJSON(lookup, iifName: nil)
         if !found.unavailable.isEmpty { ev.routeUnavailable = found.unavailable.joined(separator: "; ") }
         r.evidence = ev.fields
@@ -45,6 +40,17 @@ extension AttributionEngine {
         r.hint = Self.noRouteBackSituation(o, who: r.process, lookup: lookup)
             + Advice.for(reason: .noRouteBack, cause: r.cause, facts: facts).fix
         return r
+    }
+
+    /// A drop record for a SYN the listener left unanswered: the listener,
+    /// the client and the overflow evidence; the caller adds its own.
+    func unansweredRecord(_ o: ListenOverflow, reason: Reason, cause: RecordCause) -> (Record, OverflowEvidence) {
+        var r = Record(ts: clock.epoch(o.ts), kind: .drop, reason: reason, cause: cause, port: o.local.port,
+                       family: o.family, netns: o.netns, local: o.local, remote: o.remote)
+        let listener = listeners[ListenerID(netns: o.netns, inode: o.listenerInode)]
+        r.process = listenerRef(pid: listener?.pid ?? o.listenerPID, comm: listener?.comm, listener: listener)
+        r.client = o.client.map(processRef)
+        return (r, Self.overflowEvidence(o, listener: listener, acceptError: nil))
     }
 
     static func noRouteBackSituation(_ o: ListenOverflow, who: ProcessRef?, lookup: RouteLookupResult) -> String {

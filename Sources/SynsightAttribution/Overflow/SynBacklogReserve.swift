@@ -14,12 +14,7 @@ import SynsightModel
 
 extension AttributionEngine {
     func synBacklogReserve(_ o: ListenOverflow, _ backlog: SynBacklogSysctls) -> Record {
-        var r = Record(ts: clock.epoch(o.ts), kind: .drop, reason: .synQueueFull, cause: .synQueueFull(.syncookiesOff),
-                       port: o.local.port, family: o.family, netns: o.netns, local: o.local, remote: o.remote)
-        let listener = listeners[ListenerID(netns: o.netns, inode: o.listenerInode)]
-        r.process = listenerRef(pid: listener?.pid ?? o.listenerPID, comm: listener?.comm, listener: listener)
-        r.client = o.client.map(processRef)
-        var ev = Self.overflowEvidence(o, listener: listener, acceptError: nil)
+        var (r, ev) = unansweredRecord(o, reason: .synQueueFull, cause: .synQueueFull(.syncookiesOff))
         ev.maxSynBacklog = Int64(backlog.maxSynBacklog)
         r.evidence = ev.fields
         let who = r.process.map { "\($0.comm) (pid \($0.pid))" } ?? "the listener"

@@ -165,9 +165,15 @@ public struct SynBacklogSysctls: Sendable, Hashable {
         self.maxSynBacklog = maxSynBacklog
     }
 
+    /// The SYN queue length from which the kernel refuses unproven peers
+    /// (`max - len < max >> 2`, so `len >= max - max/4 + 1`); nil with syncookies on.
+    public var reserveStart: Int? {
+        syncookies == 0 && maxSynBacklog > 0 ? maxSynBacklog - (maxSynBacklog >> 2) + 1 : nil
+    }
+
     /// The kernel's test, with the listener's SYN queue length.
     public func reserveRefuses(synQueue: UInt32) -> Bool {
-        syncookies == 0 && maxSynBacklog > 0 && maxSynBacklog - Int(synQueue) < maxSynBacklog >> 2
+        reserveStart.map { Int(synQueue) >= $0 } ?? false
     }
 }
 
