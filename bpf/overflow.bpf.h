@@ -323,6 +323,65 @@ static __always_inline void ovf_claim_drop(struct listen_info *li)
 }
 
 /*
+ * A SYN left unanswered where the per-SYN hook runs before the decision
+ * (fentry/kprobe on tcp_conn_request). Past the queue checks,
+ * tcp_conn_request drops a SYN with no drop reason, no RST and no ICMP
+ * error (`goto drop_and_free`, then tcp_listendrop; 6.1, 6.12) when
+ * af_ops->route_req finds no route for the SYN-ACK (or the LSM's
+ * inet_conn_request hook refuses it), when syncookies are off and the SYN
+ * backlog's reserve is reached for a peer it has not talked to before
+ * (pr_drop_req), or when no request can be allocated. The entry keeps the
+ * listener's sk_drops and SYN queue length per CPU (softirq: the call does
+ * not nest on one CPU); at the exit a drop counted meanwhile with no
+ * request added to the SYN queue is this SYN's. User space tells the
+ * causes apart (NoRouteBack.swift, SynBacklogReserve.swift), replaying
+ * the route back: a drop on another CPU in the same microseconds while a
+ * request of this listener left its SYN queue would be taken for this
+ * SYN's, and is reported only if this client's route back fails too.
+ */
+struct conn_request_entry {
+	__u64 sk;  /* 0: no first SYN pending, or its drop already claimed */
+	__u64 skb;
+	__u64 ts;
+	__u32 drops;
+	__u32 qlen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conn_request_entry);
+} conn_request_entry SEC(".maps");
+
+/* A return probe seen without its entry (attached in between) has nothing
+ * to compare with: an entry older than this is not its call's. */
+#define CONN_REQUEST_ENTRY_MAX_NS (100 * 1000 * 1000ULL)
+
+/* The per-CPU entry, emptied: the exit compares only what this call kept. */
+static __always_inline struct conn_request_entry *ovf_conn_request_entry(void)
+{
+	__u32 zero = 0;
+	struct conn_request_entry *e = bpf_map_lookup_elem(&conn_request_entry, &zero);
+	if (e)
+		e->sk = 0;
+	return e;
+}
+
+/* A first SYN past the queue checks: what its exit compares. */
+static __always_inline void ovf_conn_request_keep(struct conn_request_entry *e, const struct sock *sk,
+						  const struct sk_buff *skb, __u32 qlen)
+{
+	if (!e)
+		return;
+	e->sk = (__u64)sk;
+	e->skb = (__u64)skb;
+	e->ts = bpf_ktime_get_ns();
+	e->drops = listener_drops(sk);
+	e->qlen = qlen;
+}
+
+/*
  * Where BPF trampolines or kprobes exist: the queue state as tcp_conn_request
  * starts, which decides the SYN's fate exactly as the kernel will:
  *   if ((syncookies == 2 || reqsk_queue_len > max) && !isn)
@@ -336,6 +395,7 @@ static __always_inline int ovf_on_conn_request(const struct sock *sk, const stru
 	struct syn_tuple t = {};
 	__u8 flags = 0;
 
+	struct conn_request_entry *e = ovf_conn_request_entry();
 	if (!parse_tcp(skb, &t, &flags) || !is_first_syn(flags))
 		return 0;
 	__u64 key = (__u64)sk;
@@ -365,29 +425,43 @@ static __always_inline int ovf_on_conn_request(const struct sock *sk, const stru
 		li->last_emit_ns = now;
 		return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_COOKIE, method, folded);
 	}
+	if (!synq_full)
+		ovf_conn_request_keep(e, sk, skb, qlen);
 	return 0;
 }
 
-/*
- * A SYN left unanswered where the per-SYN hook runs before the decision
- * (fentry/kprobe on tcp_conn_request): tcp_conn_request asks
- * af_ops->route_req (tcp_v{4,6}_route_req: the LSM's inet_conn_request
- * hook, then the SYN-ACK's route) and drops the SYN when it returns no
- * route (`goto drop_and_free`, then tcp_listendrop: 6.1, 6.12). fexit sees
- * the NULL; the drop is claimed ahead of the count, like the fentry's.
- */
-static __always_inline int ovf_on_route_req_done(const struct sock *sk, const struct sk_buff *skb, __u64 dst, __u8 method)
+/* `sk`, `skb`: fexit's arguments; NULL for a kretprobe, which has only the
+ * entry's. */
+static __always_inline int ovf_on_conn_request_done(const struct sock *sk, const struct sk_buff *skb, __u8 method)
 {
+	__u32 zero = 0;
+	struct conn_request_entry *e = bpf_map_lookup_elem(&conn_request_entry, &zero);
+	if (!e || !e->sk)
+		return 0;
+	__u64 esk = e->sk, eskb = e->skb;
+	e->sk = 0;
+	if (sk ? (esk != (__u64)sk || eskb != (__u64)skb) : bpf_ktime_get_ns() - e->ts > CONN_REQUEST_ENTRY_MAX_NS)
+		return 0;
+	sk = (const struct sock *)esk;
+	skb = (const struct sk_buff *)eskb;
+	struct listener_queue q;
+	read_listener_queue(sk, &q);
+	if (q.drops == e->drops || q.qlen > e->qlen)
+		return 0; /* not dropped, or a request was queued: answered */
 	struct syn_tuple t = {};
 	__u8 flags = 0;
-
-	if (dst || !sk || !skb)
+	if (!parse_tcp(skb, &t, &flags))
 		return 0;
-	if (!parse_tcp(skb, &t, &flags) || !is_first_syn(flags))
-		return 0;
-	__u64 key = (__u64)sk;
+	__u64 key = esk;
 	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
-	ovf_claim_drop(li);
+	/* Counted already (tcp_listendrop before the return): claimed unless
+	 * run_ovf_watch took the rise meanwhile (it absorbs a rise with
+	 * neither queue full without a record). */
+	if (li) {
+		__u32 seen = li->drops_seen;
+		if ((__s32)(q.drops - seen) > 0)
+			__sync_val_compare_and_swap(&li->drops_seen, seen, seen + 1);
+	}
 	return emit_overflow(sk, li, &t, sock_netns(sk), SYN_OVF_SYN_UNANSWERED, method, 0);
 }
 

@@ -120,23 +120,19 @@ int BPF_KPROBE(ovf_kprobe_conn_request, struct request_sock_ops *rsk_ops,
 	return ovf_on_conn_request(sk, skb, SYN_OVF_M_CONN_REQUEST_KPROBE);
 }
 
-/* Where the per-SYN hook is fentry on tcp_conn_request: a SYN whose
- * SYN-ACK has no route (overflow.bpf.h). The return value is read with
- * bpf_get_func_ret (6.12 added an argument). */
-SEC("fexit/tcp_v4_route_req")
-int BPF_PROG(ovf_fexit_route_req_v4, const struct sock *sk, struct sk_buff *skb)
+/* Beside them: a SYN tcp_conn_request dropped past its queue checks (no
+ * route back, the SYN backlog's reserve; overflow.bpf.h). */
+SEC("fexit/tcp_conn_request")
+int BPF_PROG(ovf_fexit_conn_request, struct request_sock_ops *rsk_ops,
+	     const struct tcp_request_sock_ops *af_ops, struct sock *sk, struct sk_buff *skb)
 {
-	__u64 ret = 0;
-	bpf_get_func_ret(ctx, &ret);
-	return ovf_on_route_req_done(sk, skb, ret, SYN_OVF_M_ROUTE_REQ_FEXIT);
+	return ovf_on_conn_request_done(sk, skb, SYN_OVF_M_CONN_REQUEST_FEXIT);
 }
 
-SEC("fexit/tcp_v6_route_req")
-int BPF_PROG(ovf_fexit_route_req_v6, const struct sock *sk, struct sk_buff *skb)
+SEC("kretprobe/tcp_conn_request")
+int BPF_KRETPROBE(ovf_kretprobe_conn_request)
 {
-	__u64 ret = 0;
-	bpf_get_func_ret(ctx, &ret);
-	return ovf_on_route_req_done(sk, skb, ret, SYN_OVF_M_ROUTE_REQ_FEXIT);
+	return ovf_on_conn_request_done(NULL, NULL, SYN_OVF_M_CONN_REQUEST_KRETPROBE);
 }
 
 /* ACK stage where no tracepoint reports it. The return value is read with

@@ -196,8 +196,9 @@ enum syn_overflow_stage {
 	SYN_OVF_ACK_RESET = 5,     /* handshake ACK answered with RST (tcp_abort_on_overflow) */
 	SYN_OVF_SYN_UNANSWERED = 6, /* SYN dropped with neither queue full: tcp_conn_request could
 				     * not answer it (no route back for its SYN-ACK, an LSM's
-				     * inet_conn_request hook, no memory); user space replays the
-				     * route back and reports only a failing one */
+				     * inet_conn_request hook, the SYN backlog's reserve with
+				     * syncookies off, no memory); user space replays the route
+				     * back and reports a failing one, or the reserve */
 };
 
 /* How the overflow was seen. */
@@ -211,8 +212,9 @@ enum syn_overflow_method {
 	SYN_OVF_M_SYN_RECV_KRETPROBE = 7,  /* kretprobe/tcp_v{4,6}_syn_recv_sock: the same */
 	SYN_OVF_M_COUNTER = 8,     /* run_ovf_watch: drops counted from the listener's sk_drops while
 				    * ovf_consume_skb was not attached (no SYN seen: no client, no remote) */
-	SYN_OVF_M_ROUTE_REQ_FEXIT = 9, /* fexit/tcp_v{4,6}_route_req: no route for the SYN-ACK
-					* (SYN_OVF_SYN_UNANSWERED where the per-SYN hook is fentry) */
+	SYN_OVF_M_CONN_REQUEST_FEXIT = 10, /* fexit/tcp_conn_request: the listener's drop counter rose and no
+					    * request was queued (SYN_OVF_SYN_UNANSWERED beside fentry) */
+	SYN_OVF_M_CONN_REQUEST_KRETPROBE = 11, /* kretprobe/tcp_conn_request: the same beside the kprobe */
 };
 
 struct syn_ev_listen_overflow {

@@ -623,17 +623,20 @@ struct Analysis {
             let cookies = ns?.sysctls.tcpSyncookies
             let maxSyn = ns?.sysctls.tcpMaxSynBacklog
             // inet_csk_reqsk_queue_is_full: more request sockets than the backlog;
-            // with syncookies off, tcp_conn_request also drops once fewer than a
-            // quarter of tcp_max_syn_backlog remain.
+            // with syncookies off, tcp_conn_request also drops new clients once fewer
+            // than a quarter of tcp_max_syn_backlog remain (the kernel's own test).
             let synFull = sq > max
-            let synPressure = cookies == 0 && maxSyn.map { $0 > 0 && Int(sq) >= $0 - ($0 >> 2) } == true
+            let backlogs = cookies.flatMap { c in maxSyn.map { SynBacklogSysctls(syncookies: c, maxSynBacklog: $0) } }
+            let synPressure = backlogs?.reserveRefuses(synQueue: sq) == true
             if synFull || synPressure {
                 var ev = queueEvidence(l, somaxconn: somax)
                 if let c = cookies { ev.append(("tcp_syncookies", .int(Int64(c)))) }
                 if let m = maxSyn { ev.append(("tcp_max_syn_backlog", .int(Int64(m)))) }
                 if cookies == 0 {
                     add(Finding(.critical, "syn_queue_full",
-                                "SYN queue full \(sq)/\(synFull ? max : UInt32(maxSyn ?? 0)) on \(l.address) (\(label)) and syncookies are off: new SYNs are dropped",
+                                (synFull ? "SYN queue full \(sq)/\(max) on \(l.address) (\(label))"
+                                    : "SYN queue of \(l.address) (\(label)) at \(sq), past three quarters of net.ipv4.tcp_max_syn_backlog (\(maxSyn ?? 0)), kept for clients the host has talked to before,")
+                                    + " and syncookies are off: new SYNs are dropped",
                                 remediation: Advice.for(reason: .synQueueFull, cause: .synQueueFull(.syncookiesOff),
                                                         facts: Advice.Facts(namespaceLabel: label)).fix,
                                 netns: l.netns, evidence: ev))
@@ -643,8 +646,7 @@ struct Analysis {
                                 remediation: Advice.for(reason: .synQueueFull, cause: .synQueueFull(.syncookiesSent)).fix,
                                 netns: l.netns, evidence: ev))
                 }
-            } else if let c = cookies, let m = maxSyn, let reserve = SynBacklogSysctls(syncookies: c, maxSynBacklog: m).reserveStart,
-                      reserve <= Int(max) {
+            } else if let reserve = backlogs?.reserveStart, reserve <= Int(max) {
                 var ev = queueEvidence(l, somaxconn: somax)
                 ev.append(("tcp_syncookies", .int(0)))
                 ev.append(("tcp_max_syn_backlog", .int(Int64(maxSyn ?? 0))))

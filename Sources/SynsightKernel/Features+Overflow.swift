@@ -22,10 +22,13 @@ public struct OverflowProbes: Sendable {
     /// The ACK-stage hook where no tracepoint reports it: fexit, else
     /// kretprobe, on tcp_v{4,6}_syn_recv_sock (`synRecvHook` says which).
     public var synRecv: ProbeResult = .unsupported("not probed")
-    public var synRecvHook: SynRecvHook?
-    /// fexit on tcp_v{4,6}_route_req: a SYN left unanswered for want of a
-    /// route back, where the per-SYN hook (fentry) runs before the decision.
-    public var routeReqFexit: ProbeResult = .unsupported("not probed")
+    public var synRecvHook: ReturnHook?
+    /// The per-SYN hook's exit beside it, fexit or kretprobe on
+    /// tcp_conn_request (`connRequestExitHook` says which): a SYN left
+    /// unanswered (no route back, the SYN backlog's reserve), which the
+    /// entry, running before the decision, cannot see.
+    public var connRequestExit: ProbeResult = .unsupported("not probed")
+    public var connRequestExitHook: ReturnHook?
     /// iter/tcp: listeners that predate synsight.
     public var iterTCP: ProbeResult = .unsupported("not probed")
     /// accept()/accept4() failing with EMFILE/ENFILE: fexit/__sys_accept4
@@ -34,12 +37,13 @@ public struct OverflowProbes: Sendable {
     public var acceptFexit: ProbeResult = .unsupported("not probed")
     public var acceptTracepoints: ProbeResult = .unsupported("not probed")
 
-    public enum SynRecvHook: Sendable, Equatable { case fexit, kretprobe }
+    /// How a function's return is hooked: fexit, else a kretprobe.
+    public enum ReturnHook: Sendable, Equatable { case fexit, kretprobe }
 
     public init() {}
 
     var allResults: [ProbeResult] {
-        [connRequestFentry, connRequestKprobe, consumeSkb, ackDrop, ackReset, synRecv, routeReqFexit, iterTCP, acceptFexit, acceptTracepoints]
+        [connRequestFentry, connRequestKprobe, consumeSkb, ackDrop, ackReset, synRecv, connRequestExit, iterTCP, acceptFexit, acceptTracepoints]
     }
 
     /// The per-SYN method in use, in order of preference (fentry, kprobe, consume_skb).
@@ -47,17 +51,17 @@ public struct OverflowProbes: Sendable {
         [connRequestFentry, connRequestKprobe, consumeSkb].first(where: \.isSupported) ?? consumeSkb
     }
 
-    /// A SYN a listener drops with neither queue full (no_route_back): seen
-    /// only where the per-SYN method is consume_skb, which runs after
-    /// tcp_conn_request decided; fentry and kprobes see the queues as the
-    /// SYN arrives, before the drop.
+    /// A SYN a listener drops with neither queue full (no_route_back, the
+    /// SYN backlog's reserve): consume_skb runs after tcp_conn_request
+    /// decided; fentry and kprobes see the queues as the SYN arrives, before
+    /// the drop, so their exit beside them sees it.
     public var unanswered: ProbeResult {
         let per = perSYN
         guard per.isSupported else { return per }
         if per == consumeSkb { return per }
-        if routeReqFexit.isSupported { return routeReqFexit }
+        if connRequestExit.isSupported { return connRequestExit }
         return .unsupported("the per-SYN hook \(per.hook?.name ?? "in use") runs before tcp_conn_request decides, and "
-            + "fexit/tcp_v{4,6}_route_req does not load (\(routeReqFexit.detail))")
+            + "its exit does not load (\(connRequestExit.detail))")
     }
 
     /// The accept() exit in use (fexit, else the classic tracepoints).
@@ -95,7 +99,7 @@ public struct OverflowProbes: Sendable {
             ? .supports("tp_btf/tcp_send_reset", "tcp_send_reset from the listener, reason INVALID_SYN (6.10+)")
             : .unsupported("tcp_send_reset has no reset reason before 6.10")
         (p.synRecv, p.synRecvHook) = probeSynRecv(p, btf: btf, kprobeForced: kprobeForced, symbols: symbols)
-        p.routeReqFexit = probeRouteReq(p, btf: btf)
+        (p.connRequestExit, p.connRequestExitHook) = probeConnRequestExit(p)
         p.iterTCP = !btf ? .unsupported("no kernel BTF")
             : syn_btf_has("struct", "bpf_iter__tcp") == 1 ? .supports("iter/tcp", "iter/tcp, run in each network namespace")
             : .unsupported("no iter/tcp before 5.9")
@@ -106,7 +110,7 @@ public struct OverflowProbes: Sendable {
     /// The ACK-stage overflow hook where no tracepoint reports it (before
     /// 6.15 for drops, 6.10 for abort_on_overflow RSTs).
     static func probeSynRecv(_ p: OverflowProbes, btf: Bool, kprobeForced: Bool,
-                             symbols: PendingSymbols) -> (ProbeResult, SynRecvHook?) {
+                             symbols: PendingSymbols) -> (ProbeResult, ReturnHook?) {
         if p.ackDrop.isSupported && p.ackReset.isSupported {
             return (.unsupported("ACK-stage overflows are traced (kfree_skb and tcp_send_reset reasons)"), nil)
         }
@@ -123,17 +127,20 @@ public struct OverflowProbes: Sendable {
         return (.unsupported("no fexit (BPF trampolines refused or no BTF) and \(k4.isSupported ? k6.detail : k4.detail)"), nil)
     }
 
-    /// Only beside fentry on tcp_conn_request (consume_skb sees the drop
-    /// itself; kprobe kernels have no trampolines).
-    static func probeRouteReq(_ p: OverflowProbes, btf: Bool) -> ProbeResult {
-        guard p.connRequestFentry.isSupported else {
-            return .unsupported("used only beside fentry/tcp_conn_request")
+    /// Only beside the fentry or kprobe on tcp_conn_request, as its own
+    /// kind (consume_skb sees the drop itself).
+    static func probeConnRequestExit(_ p: OverflowProbes) -> (ProbeResult, ReturnHook?) {
+        let purpose = "a SYN tcp_conn_request dropped past its queue checks (no route back, the SYN backlog's reserve)"
+        if p.connRequestFentry.isSupported {
+            let rc = ProgramProbe.fexit("tcp_conn_request")
+            return rc == 0 ? (.supports("fexit/tcp_conn_request", "fexit/tcp_conn_request: \(purpose)"), .fexit)
+                : (KernelFeatures.trampolineRefusal("fexit/tcp_conn_request", rc), nil)
         }
-        for f in ["tcp_v4_route_req", "tcp_v6_route_req"] {
-            let rc = ProgramProbe.fexit(f)
-            if rc != 0 { return KernelFeatures.trampolineRefusal("fexit/\(f)", rc) }
+        if p.connRequestKprobe.isSupported {
+            // The kprobe's symbol is the kretprobe's.
+            return (.supports("kretprobe/tcp_conn_request", "kretprobe/tcp_conn_request: \(purpose)"), .kretprobe)
         }
-        return .supports("fexit/tcp_v{4,6}_route_req", "fexit/tcp_v{4,6}_route_req: no route for the SYN-ACK")
+        return (.unsupported("used only beside fentry or kprobe on tcp_conn_request"), nil)
     }
 
     /// Per-SYN overflow detection: consume_skb must carry its call site
@@ -226,9 +233,10 @@ extension ReasonArea {
         var programs: Set<BPFProgram> = []
         if p.connRequestFentry.isSupported {
             programs.formUnion([.ovfFentryConnRequest, .runOvfWatch])
-            if p.routeReqFexit.isSupported { programs.formUnion([.ovfFexitRouteReqV4, .ovfFexitRouteReqV6]) }
+            if p.connRequestExit.isSupported { programs.insert(.ovfFexitConnRequest) }
         } else if p.connRequestKprobe.isSupported {
             programs.formUnion([.ovfKprobeConnRequest, .runOvfWatch])
+            if p.connRequestExit.isSupported { programs.insert(.ovfKretprobeConnRequest) }
         } else if p.consumeSkb.isSupported {
             programs.formUnion([.ovfConsumeSkb, .runOvfWatch])
         }

@@ -36,7 +36,8 @@ public struct HookCadence: Sendable, Equatable {
         case .runOvfWatch: return .f("every \(OverflowArming.periodText), run by synsight: a walk of its listener registry (queues, drop counters)")
         case .onKfreeSkb: return kfreeSkb
         case .ovfFentryConnRequest, .ovfKprobeConnRequest: return .h("every SYN to a listener" + armed)
-        case .ovfFexitRouteReqV4, .ovfFexitRouteReqV6: return .h("every SYN to a listener (one compare unless its SYN-ACK has no route)" + armed)
+        case .ovfFexitConnRequest, .ovfKretprobeConnRequest:
+            return .h("every SYN to a listener (one compare unless the listener's drop counter rose)" + armed)
         case .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .ovfKprobeSynRecvV4, .ovfKprobeSynRecvV6,
              .ovfKretprobeSynRecvV4, .ovfKretprobeSynRecvV6: return synRecv
         case .ovfExitAccept: return .h("every accept() on the host (one compare unless EMFILE/ENFILE)" + armed)
@@ -89,7 +90,7 @@ extension BPFProgram {
     /// before they are attached are counted from the listeners' sk_drops.
     public var armedWithOverflow: Bool {
         switch self {
-        case .ovfConsumeSkb, .ovfFentryConnRequest, .ovfKprobeConnRequest, .ovfFexitRouteReqV4, .ovfFexitRouteReqV6,
+        case .ovfConsumeSkb, .ovfFentryConnRequest, .ovfKprobeConnRequest, .ovfFexitConnRequest, .ovfKretprobeConnRequest,
              .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .ovfKprobeSynRecvV4, .ovfKprobeSynRecvV6,
              .ovfKretprobeSynRecvV4, .ovfKretprobeSynRecvV6,
              .ovfExitAccept, .ovfExitAccept4, .ovfFxExitAccept4: return true
@@ -97,10 +98,11 @@ extension BPFProgram {
         }
     }
 
-    /// A return probe, attached after (and detached before) its entry
-    /// probe, which saves the arguments it reads (bpf/overflow.bpf.h,
-    /// syn_recv_args): never a return without its call's entry.
-    public var isReturnProbe: Bool { section.hasPrefix("kretprobe/") }
+    /// A return probe (kretprobe or fexit), attached after (and detached
+    /// before) its entry probe, which saves what it reads or compares
+    /// (bpf/overflow.bpf.h: syn_recv_args, conn_request_entry): never a
+    /// return without its call's entry.
+    public var isReturnProbe: Bool { section.hasPrefix("kretprobe/") || section.hasPrefix("fexit/") }
 
     /// When it runs (HookCadence).
     public var cadence: HookCadence { HookCadence.of(self) }

@@ -145,8 +145,8 @@ final class OverflowArming: @unchecked Sendable {
             return "SYN-stage overflows are counted from the listeners' drop counters only"
         case .ovfExitAccept, .ovfExitAccept4, .ovfFxExitAccept4:
             return "accept() failures (EMFILE, ENFILE) are not seen"
-        case .ovfFexitRouteReqV4, .ovfFexitRouteReqV6:
-            return "SYNs a listener leaves unanswered for want of a route back (no_route_back) are not seen"
+        case .ovfFexitConnRequest, .ovfKretprobeConnRequest:
+            return "SYNs a listener leaves unanswered past its queue checks (no_route_back, the SYN backlog's reserve) are not seen"
         default:
             return "ACK-stage overflows are counted from the listeners' drop counters only"
         }

@@ -234,13 +234,14 @@ extension DoctorReport {
                     ?? "; CPU throttling not judged: no cgroup hierarchy has the cpu controller"),
             "  syn_queue_full           " + (syn.isSupported ? "per SYN: drop (syncookies off) or cookie sent (on, rate-limited per listener)"
                 + (armed ? "; armed on anomaly as above: drops before it is attached are counted, cookies sent before it are not reported" : "")
-                + (o.unanswered.isSupported && o.unanswered == o.consumeSkb
-                    ? "; with syncookies off, a SYN dropped to keep tcp_max_syn_backlog's last quarter (queue not full) as a SYN left unanswered with a route back"
+                + (o.unanswered.isSupported
+                    ? "; with syncookies off, a SYN dropped to keep tcp_max_syn_backlog's last quarter (queue not full) as a SYN left unanswered with a route back (\(o.unanswered.hook?.name ?? ""))"
                     : "; with syncookies off, a SYN dropped to keep tcp_max_syn_backlog's last quarter (queue not full) is not seen: the per-SYN hook runs before that decision")
                 : "UNAVAILABLE (\(syn.detail))") + seed,
             "  no_route_back            " + (o.unanswered.isSupported
                 ? "per SYN a listener drops with neither queue full (" + (o.unanswered == o.consumeSkb
-                    ? "its drop counter rose as tp_btf/consume_skb saw the SYN consumed)" : "fexit/tcp_v{4,6}_route_req returned no route)")
+                    ? "its drop counter rose as tp_btf/consume_skb saw the SYN consumed)"
+                    : "its drop counter rose during tcp_conn_request and no request was queued: \(o.unanswered.hook?.name ?? ""))")
                     + (armed ? ", armed on anomaly as above (an attempt's first SYN arms it, its retransmission is reported)" : "")
                     + ": the SYN-ACK's route back replayed in the listener's namespace (RTM_GETROUTE); reported only when it fails"
                 : "UNAVAILABLE (\(o.unanswered.detail))") + seed,

@@ -38,17 +38,18 @@ struct NoRouteBackTests {
                 "\(hint)")
     }
 
-    @Test("seen by fexit/tcp_v{4,6}_route_req (beside fentry/tcp_conn_request): the same record, the method named; decoded from the ABI")
-    func routeReqFexit() throws {
+    @Test("seen by fexit or kretprobe on tcp_conn_request (beside its fentry or kprobe): the same record, the method named; decoded from the ABI",
+          arguments: [(OverflowMethod.connRequestFexit, "fexit/tcp_conn_request"), (.connRequestKretprobe, "kretprobe/tcp_conn_request")])
+    func connRequestExit(method: OverflowMethod, hook: String) throws {
         var e = seeded()
-        let r = try #require(e.ingest(unanswered(from: 2, method: .routeReqFexit)).first)
+        let r = try #require(e.ingest(unanswered(from: 2, method: method)).first)
         #expect(r.reason == .noRouteBack && r.cause?.rawValue == "unreachable_route")
-        #expect(r.overflowEvidence?.method?.hasPrefix("fexit/tcp_v{4,6}_route_req") == true)
-        guard case .listenOverflow(let o) = try EventDecoder.decode(overflowRecordBytes(stage: 6, method: 9)) else {
+        #expect(r.overflowEvidence?.method?.hasPrefix(hook) == true)
+        guard case .listenOverflow(let o) = try EventDecoder.decode(overflowRecordBytes(stage: 6, method: method.rawValue)) else {
             Issue.record("expected listenOverflow")
             return
         }
-        #expect(o.stage == .synUnanswered && o.method == .routeReqFexit)
+        #expect(o.stage == .synUnanswered && o.method == method)
     }
 
     @Test("a reject route back: its type is the cause, and the fix removes it")

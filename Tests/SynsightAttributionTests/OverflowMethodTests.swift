@@ -20,6 +20,8 @@ struct OverflowMethodTests {
         (SYN_OVF_M_CONN_REQUEST_KPROBE, "kprobe/tcp_conn_request"),
         (SYN_OVF_M_SYN_RECV_FEXIT, "fexit/tcp_v{4,6}_syn_recv_sock"),
         (SYN_OVF_M_SYN_RECV_KRETPROBE, "kretprobe/tcp_v{4,6}_syn_recv_sock"),
+        (SYN_OVF_M_CONN_REQUEST_FEXIT, "fexit/tcp_conn_request"),
+        (SYN_OVF_M_CONN_REQUEST_KRETPROBE, "kretprobe/tcp_conn_request"),
     ])
     func decodedName(method: syn_overflow_method, prefix: String) throws {
         let bytes = overflowRecordBytes(stage: UInt8(SYN_OVF_ACK_DROP.rawValue), method: UInt8(method.rawValue))

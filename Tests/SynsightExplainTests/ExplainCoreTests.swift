@@ -621,9 +621,14 @@ struct ExplainVerdictTests {
         #expect(codes(off).contains("syncookies_off"))
         let on = Explain.analyze(F.input([F.listener(backlog: 4, syn: 5)]))
         #expect(codes(on, .warning) == ["syn_queue_full"])
-        // Syncookies off: tcp_max_syn_backlog (512) drops once fewer than a quarter remain.
-        let pressure = Explain.analyze(F.input([F.listener(backlog: 4096, syn: 400)], namespaces: [F.namespace(syncookies: 0)]))
+        // Syncookies off: tcp_max_syn_backlog (512) drops new clients once fewer than a quarter
+        // remain: `512 - len < 128`, from 385 requests on; at 384 only the warning that it is near.
+        let pressure = Explain.analyze(F.input([F.listener(backlog: 4096, syn: 385)], namespaces: [F.namespace(syncookies: 0)]))
         #expect(codes(pressure, .critical) == ["syn_queue_full"])
+        #expect(pressure.findings.first { $0.code == "syn_queue_full" }?.message
+                    .contains("at 385, past three quarters of net.ipv4.tcp_max_syn_backlog (512)") == true)
+        let below = Explain.analyze(F.input([F.listener(backlog: 4096, syn: 384)], namespaces: [F.namespace(syncookies: 0)]))
+        #expect(codes(below, .critical).isEmpty && codes(below, .warning).contains("syn_backlog_reserve"))
     }
 
     @Test("conntrack table at nf_conntrack_max: critical; within 10%: a warning; below: nothing")

@@ -57,7 +57,8 @@ func trampolineKernel(_ edit: (inout KernelFeatures) -> Void = { _ in }) -> Kern
         f.overflow.ackReset = .unsupported("tcp_send_reset has no reset reason before 6.10")
         f.overflow.synRecv = .supports("fexit/tcp_v{4,6}_syn_recv_sock")
         f.overflow.synRecvHook = .fexit
-        f.overflow.routeReqFexit = .supports("fexit/tcp_v{4,6}_route_req")
+        f.overflow.connRequestExit = .supports("fexit/tcp_conn_request")
+        f.overflow.connRequestExitHook = .fexit
         f.overflow.acceptFexit = .supports("fexit/__sys_accept4")
         f.overflow.acceptTracepoints = .unsupported("fexit/__sys_accept4 is used")
         f.resetTTL.reset = .supports("fentry/tcp_reset")
@@ -180,10 +181,10 @@ struct ProbePlanTests {
             .scSelinuxAudited,
         ])
         #expect(plan.plan(for: .landlock).programs == [.scFxExitLandlock, .scLandlockFork, .onProcessExit])
-        #expect(plan.plan(for: .overflow).programs == [.ovfFentryConnRequest, .runOvfWatch, .ovfFexitRouteReqV4, .ovfFexitRouteReqV6,
+        #expect(plan.plan(for: .overflow).programs == [.ovfFentryConnRequest, .runOvfWatch, .ovfFexitConnRequest,
                                                        .ovfFexitSynRecvV4, .ovfFexitSynRecvV6, .iterListeners])
-        // A SYN left unanswered: beside the fentry, which runs before the decision, fexit on route_req.
-        #expect(plan.features.overflow.unanswered.hook?.name == "fexit/tcp_v{4,6}_route_req")
+        // A SYN left unanswered: beside the fentry, which runs before the decision, its fexit.
+        #expect(plan.features.overflow.unanswered.hook?.name == "fexit/tcp_conn_request")
         // Armed on anomaly by the watch: none runs per healthy connection.
         let attached = plan.plan(for: .overflow).programs.filter { !$0.runOnDemand && $0 != .iterListeners }
             + plan.plan(for: .fdExhausted).programs
@@ -221,12 +222,15 @@ struct ProbePlanTests {
             f.overflow.connRequestKprobe = .supports("kprobe/tcp_conn_request")
             f.overflow.synRecv = .supports("kretprobe/tcp_v{4,6}_syn_recv_sock")
             f.overflow.synRecvHook = .kretprobe
+            f.overflow.connRequestExit = .supports("kretprobe/tcp_conn_request")
+            f.overflow.connRequestExitHook = .kretprobe
         })
         #expect(plan.plan(for: .overflow).programs == [
-            .ovfKprobeConnRequest, .runOvfWatch, .ovfKprobeSynRecvV4, .ovfKretprobeSynRecvV4, .ovfKprobeSynRecvV6,
-            .ovfKretprobeSynRecvV6, .iterListeners,
+            .ovfKprobeConnRequest, .runOvfWatch, .ovfKretprobeConnRequest, .ovfKprobeSynRecvV4, .ovfKretprobeSynRecvV4,
+            .ovfKprobeSynRecvV6, .ovfKretprobeSynRecvV6, .iterListeners,
         ])
-        // Armed entries first: a kretprobe never runs without its call's entry.
+        #expect(plan.features.overflow.unanswered.hook?.name == "kretprobe/tcp_conn_request")
+        // Armed entries first: a kretprobe or fexit never runs without its call's entry.
         let armed = BPFProgram.allCases.filter { $0.armedWithOverflow }.sorted { !$0.isReturnProbe && $1.isReturnProbe }
         let firstReturn = try #require(armed.firstIndex { $0.isReturnProbe })
         let lastEntry = armed.lastIndex { !$0.isReturnProbe } ?? -1
@@ -245,6 +249,7 @@ struct ProbePlanTests {
                 f.overflow.connRequestFentry = .unsupported("x")
                 f.overflow.connRequestKprobe = .supports("kprobe/tcp_conn_request")
                 f.overflow.synRecvHook = .kretprobe
+                f.overflow.connRequestExit = .supports("kretprobe/tcp_conn_request")
                 f.resetTTL.hook = .kprobe
             },
         ].map(ProbePlan.init)

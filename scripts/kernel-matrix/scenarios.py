@@ -242,17 +242,19 @@ class Kernel:
         return None, ("no TCP_LISTEN_OVERFLOW drop reason before 6.15" if not abort
                       else "no reset reason before 6.10") + ", and no fexit/kretprobe"
 
-    def unanswered_syn_method(self):
-        """Who sees a SYN a listener leaves unanswered (no_route_back):
-        consume_skb, which runs after tcp_conn_request decided, or, beside
-        fentry on tcp_conn_request (which runs before), fexit on route_req."""
-        method, why = self.syn_overflow_method()
+    def unanswered_syn_method(self, forced=None):
+        """Who sees a SYN a listener leaves unanswered (no_route_back, the
+        SYN backlog's reserve): consume_skb, which runs after
+        tcp_conn_request decided, or, beside fentry or kprobe on
+        tcp_conn_request (which run before), its fexit or kretprobe."""
+        method, why = self.syn_overflow_method(forced)
         if method == "tp_btf/consume_skb":
             return method, None
-        if method == "fentry/tcp_conn_request" and self.fentry_ok("tcp_v4_route_req", BPF_TRACE_FEXIT) \
-                and self.fentry_ok("tcp_v6_route_req", BPF_TRACE_FEXIT):
-            return "fexit/tcp_v{4,6}_route_req", None
-        return None, why or "the per-SYN hook %s runs before tcp_conn_request decides, and no fexit/tcp_v4_route_req" % method
+        if method == "fentry/tcp_conn_request" and self.fentry_ok("tcp_conn_request", BPF_TRACE_FEXIT):
+            return "fexit/tcp_conn_request", None
+        if method == "kprobe/tcp_conn_request":
+            return "kretprobe/tcp_conn_request", None
+        return None, why or "the per-SYN hook %s runs before tcp_conn_request decides, and no fexit/tcp_conn_request" % method
 
     def syscall_hook(self):
         fx = all(self.fentry_ok(f, t) for f, t in (("__sys_connect", BPF_TRACE_FEXIT), ("__sys_bind", BPF_TRACE_FENTRY),
@@ -2822,15 +2824,16 @@ def sc_drop_rp_filter(t, k, pas):
     return r, c, drop_expected(k)
 
 
-@scenario("rp_filter off, no route back: the listener drops the SYN unanswered", "no_route_back")
+@scenario("rp_filter off, no route back: the listener drops the SYN unanswered", "no_route_back",
+          passes=("default", "kprobe"))
 def sc_no_route_back(t, k, pas):
     """A multi-homed host's classic: the client sends from an address the
     server has no route to, reverse-path filtering (off) lets the SYN in,
     and tcp_conn_request drops it because the SYN-ACK cannot be routed: no
     drop reason, no RST, only the listener's drop counter. Seen by
-    consume_skb (it runs after the decision), or beside fentry on
-    tcp_conn_request by fexit on tcp_v{4,6}_route_req."""
-    want = k.unanswered_syn_method()
+    consume_skb (it runs after the decision), or beside fentry or kprobe on
+    tcp_conn_request by its fexit or kretprobe."""
+    want = k.unanswered_syn_method(pas if pas == "kprobe" else None)
     server, client = NetNS(), NetNS()
     s1, c1 = server.link(client, v4="198.18.46")
     client.exec("ip", "addr", "add", "198.18.47.2/32", "dev", c1)
@@ -2851,6 +2854,45 @@ def sc_no_route_back(t, k, pas):
         c.eq("evidence.route_back (destination, source, result, errno)",
              (back.get("destination"), back.get("source"), back.get("result"), back.get("errno")),
              ("198.18.47.2", "198.18.46.1", "no_route", "ENETUNREACH"))
+    return r, c, want
+
+
+@scenario("syncookies off, the SYN backlog's reserve: new clients' SYNs dropped before the queue is full",
+          "syn_queue_full/syncookies_off (reserve)", passes=("default", "kprobe"))
+def sc_syn_backlog_reserve(t, k, pas):
+    """With tcp_syncookies 0, tcp_conn_request keeps the last quarter of
+    tcp_max_syn_backlog for peers it has talked to before: a new client's
+    SYN is dropped unanswered from max - max/4 + 1 half-open connections
+    on, however large the listen() backlog. 24 clients whose SYN-ACKs are
+    dropped hold the SYN queue of a listen(64) listener with
+    tcp_max_syn_backlog 16: from the 13th on they are refused; their
+    retransmitted SYNs (1 s, 3 s) are the ones reported once the first
+    burst armed the per-SYN programs."""
+    want = k.unanswered_syn_method(pas if pas == "kprobe" else None)
+    server, client = NetNS(), NetNS()
+    server.link(client)
+    server.exec("sysctl", "-qw", "net.ipv4.tcp_syncookies=0", "net.ipv4.tcp_max_syn_backlog=16")
+    client.exec("nft", "add table inet t; add chain inet t in { type filter hook input priority 0; }; "
+                "add rule inet t in tcp flags & (syn | ack) == (syn | ack) drop")
+    port = rnd_port()
+    listener = Peer(server, ["stall", "0.0.0.0", str(port), "--backlog", "64"])
+    client.exec(sys.executable, "-c", "import socket, time\nsocks = []\nfor _ in range(24):\n"
+                "    s = socket.socket(); s.setblocking(False)\n"
+                "    try: s.connect(('198.18.0.1', %d))\n    except BlockingIOError: pass\n"
+                "    socks.append(s)\ntime.sleep(4)\n" % port)
+    r = overflow_record(t, server, port, "syn_queue_full", timeout=10 if want[0] else 3)
+    c = Check()
+    if r:
+        expect_common(c, r, "drop", "syn_queue_full", "syncookies_off", port)
+        c.eq("process.pid (the listener)", pid_of(r, "process"), listener.pid)
+        c.eq("evidence.max_syn_backlog", ev(r).get("max_syn_backlog"), 16)
+        c.true("evidence.syn_queue %r in 13..63 (past the reserve, below the backlog)" % ev(r).get("syn_queue"),
+               13 <= (ev(r).get("syn_queue") or 0) < 64)
+        c.eq("evidence.max_backlog", ev(r).get("max_backlog"), 64)
+        c.eq("remote.addr", (r.get("remote") or {}).get("addr"), "198.18.0.2")
+        hint_has(c, r, "past three quarters of net.ipv4.tcp_max_syn_backlog (16)")
+    c.true("no no_route_back record for the port", not any(
+        x.get("reason") == "no_route_back" and x.get("port") == port for x in t.records()[t.start:]))
     return r, c, want
 
 

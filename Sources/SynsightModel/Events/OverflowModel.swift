@@ -35,9 +35,11 @@ public enum OverflowMethod: UInt8, Sendable, CaseIterable {
     /// No SYN seen: drops counted from the listener's counter by the sweep
     /// that arms consume_skb (`ListenOverflow.counted`).
     case counter = 8
-    /// fexit/tcp_v{4,6}_route_req returned no route: a SYN left unanswered
-    /// (`synUnanswered`) where the per-SYN hook is fentry.
-    case routeReqFexit = 9
+    /// fexit/tcp_conn_request (beside the fentry) or kretprobe (beside the
+    /// kprobe): the listener's drop counter rose during the call and no
+    /// request was queued, a SYN left unanswered (`synUnanswered`).
+    case connRequestFexit = 10
+    case connRequestKretprobe = 11
 
     public var name: String {
         switch self {
@@ -49,7 +51,8 @@ public enum OverflowMethod: UInt8, Sendable, CaseIterable {
         case .kfreeSkb: return "tp_btf/kfree_skb TCP_LISTEN_OVERFLOW"
         case .sendReset: return "tp_btf/tcp_send_reset from the listener (INVALID_SYN)"
         case .counter: return "counter: the listener's sk_drops, read by synsight's sweep while tp_btf/consume_skb was not attached"
-        case .routeReqFexit: return "fexit/tcp_v{4,6}_route_req: no route for the SYN-ACK"
+        case .connRequestFexit: return "fexit/tcp_conn_request: the listener's drop counter rose, no request queued"
+        case .connRequestKretprobe: return "kretprobe/tcp_conn_request: the listener's drop counter rose, no request queued"
         }
     }
 }
