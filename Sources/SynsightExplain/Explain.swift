@@ -889,19 +889,23 @@ struct Analysis {
         var msg = "\(m.name) \(m.verb) tcp \(m.direction == .reply ? "sport" : "dport") \(port) (\(what), \(m.confidence.rawValue)"
         if !m.conditions.isEmpty { msg += ": " + m.conditions.joined(separator: "; ") }
         msg += ") in \(ns.label)"
-        if m.rule.verdict != .policyDrop { msg += ": \"\(m.rule.text)\"" }
+        if m.rule.verdict != .policyDrop { msg += ": \"\(m.rule.shownText)\"" }
         if !m.portSpecific && m.rule.verdict != .policyDrop { msg += " (matches every port)" }
 
         // The same fix as the record's hint (Advice.swift).
         let rule = Advice.Rule(table: m.rule.table, chain: m.rule.chain, handle: m.rule.handle, iptables: m.rule.iptables,
                                policyDrop: m.rule.verdict == .policyDrop, portMatch: m.direction == .reply ? "sport" : "dport",
-                               legacy: m.rule.legacy)
+                               legacy: m.rule.legacy, saved: m.rule.saved)
         var facts = Advice.Facts(port: port, rule: rule)
         // kube-router's reject of what a pod's NetworkPolicies do not allow: the policies are the fix.
         let policy = NetworkPolicyRule(m.rule)
         if let policy { facts.networkPolicy(policy) }
+        // A limit: exempt the clients that should not be under it, or raise it.
+        let limit = policy == nil ? RateLimitRule(m.rule) : nil
+        if let limit { facts.rateLimited(limit, client: nil) }
+        let cause: FirewallCause? = policy?.cause ?? limit?.cause
         let fix = Advice.for(reason: m.rule.verdict.isReject ? .firewallReject : .firewallDrop,
-                             cause: policy.map { .firewall($0.cause) }, facts: facts).fix
+                             cause: cause.map { .firewall($0) }, facts: facts).fix
         let remediation = m.rule.verdict == .policyDrop
             ? "chain \(m.rule.chain) of table \(m.rule.table) drops what no rule accepts: " + fix
             : fix
@@ -909,9 +913,11 @@ struct Analysis {
         ev.append(("families", .array(m.families.map { .string($0.rawValue) })))
         if let p = m.rule.packets { ev.append(("packets", .int(Int64(clamping: p)))) }
         if m.rule.iptables { ev.append(("iptables", .bool(true))) }
-        if let policy {
-            ev.append(("cause", .string(policy.cause.rawValue)))
-            if let pod = policy.pod { ev.append(("policy_pod", .string(pod))) }
+        if let cause { ev.append(("cause", .string(cause.rawValue))) }
+        if let pod = policy?.pod { ev.append(("policy_pod", .string(pod))) }
+        if let limit {
+            ev.append(("rate_limit", .string(limit.limit)))
+            if let per = limit.per { ev.append(("rate_limit_per", .string(per))) }
         }
         return Finding(severity, m.rule.verdict.isReject ? "firewall_reject" : "firewall_drop", msg,
                        remediation: remediation, netns: ns.inode, evidence: ev)

@@ -210,20 +210,27 @@ extension NftRuleset {
             }
             if e.jumps { jumpedBefore.append(r.handle); continue }
             guard let verdict = e.verdict else { continue }
-            var conditions = e.conditions
+            let text = texts[NftRuleset.key(r.family, r.table, r.chain, r.handle)]
+                ?? (r.comment.map { "... comment \"\($0)\"" } ?? "\(ruleWord) \(r.handle)")
+            var rule = FirewallRule(table: "\(r.family) \(r.table)", chain: r.chain, handle: r.handle, text: text,
+                                    verdict: verdict, packets: e.packets, iptables: isIptables(r.family, r.table), comment: r.comment,
+                                    owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain), legacy: legacy,
+                                    saved: r.saved)
+            var conditions = e.conditions, unknown = e.unknown
+            // A limit applies to some clients only: a condition, said as the rule writes it.
+            if let limit = RateLimitRule(rule) {
+                conditions.removeAll { $0 == "rate limit" }
+                unknown.removeAll { u in RateLimitRule.xtMatchNames.contains { u == "iptables match \($0)" } }
+                conditions.append(limit.condition)
+            }
+            rule.exact = unknown.isEmpty
             if chain.hook == nil { conditions.append("only when another chain jumps to \(chain.name)") }
             if forwardedOnly { conditions.append(PortRuleMatch.forwardedCondition) }
             var base: PortRuleMatch.Confidence = .certain
-            if !e.unknown.isEmpty { base = .possible; conditions += e.unknown.map { "\($0) (not evaluated)" } }
+            if !unknown.isEmpty { base = .possible; conditions += unknown.map { "\($0) (not evaluated)" } }
             else if !conditions.isEmpty { base = .conditional }
             if !e.portSpecific && base == .certain { base = .possible }
             let (c, shadow) = confidence(base: base, conditions: &conditions)
-            let text = texts[NftRuleset.key(r.family, r.table, r.chain, r.handle)]
-                ?? (r.comment.map { "... comment \"\($0)\"" } ?? "\(ruleWord) \(r.handle)")
-            let rule = FirewallRule(table: "\(r.family) \(r.table)", chain: r.chain, handle: r.handle, text: text,
-                                    verdict: verdict, packets: e.packets, exact: e.unknown.isEmpty,
-                                    iptables: isIptables(r.family, r.table), comment: r.comment,
-                                    owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain), legacy: legacy)
             out.append(PortRuleMatch(rule: rule, hook: chain.hook, direction: direction, confidence: c,
                                      conditions: conditions, families: e.families.sorted { $0.rawValue < $1.rawValue },
                                      portSpecific: e.portSpecific, shadowedBy: shadow, forwardedOnly: forwardedOnly))

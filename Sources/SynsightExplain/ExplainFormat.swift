@@ -100,6 +100,7 @@ public enum ExplainFormat {
         ]
         if let h = m.rule.handle { o.append(("handle", .int(Int64(h)))) }
         o.append(("rule", .string(m.rule.text)))
+        if let saved = m.rule.iptablesRule { o.append(("iptables_rule", .string(saved))) }
         if let c = m.rule.comment { o.append(("rule_comment", .string(c))) }
         if let owner = m.rule.owner { o.append(("rule_owner", .string(owner.rawValue))) }
         switch m.rule.verdict {

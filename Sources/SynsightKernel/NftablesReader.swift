@@ -62,7 +62,7 @@ public final class NftablesReader: @unchecked Sendable {
             case .success(let json):
                 let text = try? run(flags: UInt32(NFT_CTX_OUTPUT_HANDLE)).get()
                 if var rs = NftRuleset(json: json, text: text) {
-                    attachIptablesComments(&rs)
+                    attachIptablesSave(&rs)
                     addIptablesLegacy(&rs)
                     // IPVS (a netfilter module nft does not list): absent without ip_vs loaded.
                     rs.ipvs = ProcFS.read("/proc/thread-self/net/ip_vs").map(IPVSService.parse) ?? []
@@ -74,14 +74,15 @@ public final class NftablesReader: @unchecked Sendable {
         return .unavailable("libnftables could not list the ruleset: \(lastError)")
     }
 
-    /// nft shows an iptables-nft rule's `-m comment` only as a match without
-    /// its text: iptables-nft-save prints it. Spawned from this thread, the
-    /// tool runs in the namespace the thread has entered; only when the
-    /// ruleset has such a rule.
-    static func attachIptablesComments(_ rs: inout NftRuleset) {
-        guard rs.hasIptablesComments else { return }
+    /// nft shows an iptables-nft rule's `-m comment` and `xt match`es
+    /// without their text and options: iptables-nft-save prints them, and
+    /// the words `iptables -D` takes. Spawned from this thread, the tool
+    /// runs in the namespace the thread has entered; only when the ruleset
+    /// has iptables-nft rules.
+    static func attachIptablesSave(_ rs: inout NftRuleset) {
+        guard rs.hasIptablesNftRules else { return }
         for (family, tool) in Self.iptablesSave.sorted(by: { $0.key < $1.key }) {
-            if let save = Subprocess.capture([tool]) { rs.attachIptablesComments(save: save, family: family) }
+            if let save = Subprocess.capture([tool]) { rs.attachIptablesSave(save, family: family) }
         }
     }
 

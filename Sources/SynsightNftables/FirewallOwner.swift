@@ -136,11 +136,11 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
     }
 }
 
-/// `iptables-save` output: the `-m comment --comment` of each rule, by
-/// table, chain and position (1-based, the order nft lists them in).
+/// `iptables-save` output: each rule's words, by "table chain" and
+/// position (1-based, the order nft lists them in).
 public enum IptablesSave {
-    public static func comments(_ text: String) -> [String: [Int: String]] {
-        var out: [String: [Int: String]] = [:]
+    public static func rules(_ text: String) -> [String: [Int: [String]]] {
+        var out: [String: [Int: [String]]] = [:]
         var table = ""
         var position: [String: Int] = [:]
         for raw in text.split(separator: "\n") {
@@ -150,7 +150,7 @@ public enum IptablesSave {
             guard words.count >= 2 else { continue }
             let key = table + " " + words[1]
             position[key, default: 0] += 1
-            if let comment = comment(words) { out[key, default: [:]][position[key]!] = comment }
+            out[key, default: [:]][position[key]!] = words
         }
         return out
     }

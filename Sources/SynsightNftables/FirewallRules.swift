@@ -80,11 +80,24 @@ public struct FirewallRule: Sendable, Hashable {
     public var ctStateMatched: ConntrackState?
     /// The verdict map element that decided (a `vmap @map` rule): `comment` is then the element's.
     public var element: NftVerdictMap.ElementRef?
+    /// An iptables rule as iptables-save wrote it, in words ("-A", chain,
+    /// options): what nft cannot print of an iptables-nft rule (`xt match`
+    /// options), and what `iptables -D` takes. nil for a native nft rule, or
+    /// when iptables-save could not be run.
+    public var saved: [String]?
+
+    /// An iptables-nft rule as iptables-save writes it, quoted for the shell
+    /// (nil for an iptables-legacy rule: its `text` is that line already).
+    public var iptablesRule: String? { legacy ? nil : saved.map { $0.map(ShellWord.quoted).joined(separator: " ") } }
+
+    /// The rule as the tool that manages it writes it: what a hint quotes.
+    public var shownText: String { iptablesRule ?? text }
 
     public init(table: String, chain: String, handle: Int?, text: String, verdict: FirewallVerdict,
                 packets: UInt64? = nil, exact: Bool = true, iptables: Bool = false,
                 comment: String? = nil, owner: FirewallOwner? = nil, ctStateMatched: ConntrackState? = nil,
-                legacy: Bool = false) {
+                legacy: Bool = false, saved: [String]? = nil) {
+        self.saved = saved
         self.legacy = legacy
         self.ctStateMatched = ctStateMatched
         self.comment = comment
@@ -151,6 +164,19 @@ public struct NftRuleset: Sendable {
         public var handle: Int
         public var comment: String?
         public var expr: [JSONValue]
+        /// An iptables rule's words as iptables-save wrote them (FirewallRule.saved).
+        public var saved: [String]?
+
+        public init(family: String, table: String, chain: String, handle: Int, comment: String?, expr: [JSONValue],
+                    saved: [String]? = nil) {
+            self.family = family
+            self.table = table
+            self.chain = chain
+            self.handle = handle
+            self.comment = comment
+            self.expr = expr
+            self.saved = saved
+        }
     }
 
     /// Set with the ruleset (read-only after: `chainIndex` follows it).
@@ -208,22 +234,26 @@ public struct NftRuleset: Sendable {
         chainIndex = Self.index(chains)
     }
 
-    /// Rules that carry an iptables `-m comment` (nft shows only the match, not its text).
-    public var hasIptablesComments: Bool {
-        rules.contains { r in r.comment == nil && r.expr.contains { $0["xt"]?["name"]?.stringValue == "comment" } }
+    /// Rules in tables iptables-nft manages, whose text nft prints only in
+    /// part (an `xt match` without its options, a `-m comment` without its
+    /// text) and which `iptables -D` deletes by their iptables-save words.
+    public var hasIptablesNftRules: Bool {
+        rules.contains { ($0.family == "ip" || $0.family == "ip6") && isIptables($0.family, $0.table) }
     }
 
-    /// Takes the comments of iptables-nft rules from `iptables-save` (or
-    /// `ip6tables-save` for `family` "ip6"): the n-th rule of a chain in nft's
-    /// listing is the n-th `-A` of that chain.
-    public mutating func attachIptablesComments(save text: String, family: String) {
-        let comments = IptablesSave.comments(text)
-        guard !comments.isEmpty else { return }
+    /// Takes iptables-nft rules as `iptables-save` (or `ip6tables-save` for
+    /// `family` "ip6") wrote them, and their comments: the n-th rule of a
+    /// chain in nft's listing is the n-th `-A` of that chain.
+    public mutating func attachIptablesSave(_ text: String, family: String) {
+        let saved = IptablesSave.rules(text)
+        guard !saved.isEmpty else { return }
         var position: [String: Int] = [:]
         for i in rules.indices where rules[i].family == family {
             let key = rules[i].table + " " + rules[i].chain
             position[key, default: 0] += 1
-            if rules[i].comment == nil, let c = comments[key]?[position[key]!] { rules[i].comment = c }
+            guard let words = saved[key]?[position[key]!] else { continue }
+            rules[i].saved = words
+            if rules[i].comment == nil { rules[i].comment = IptablesSave.comment(words) }
         }
     }
 
@@ -336,7 +366,7 @@ public struct NftRuleset: Sendable {
                                     verdict: verdict, packets: packets, exact: !unknown,
                                     iptables: isIptables(r.family, r.table), comment: r.comment,
                                     owner: FirewallOwner.recognise(table: "\(r.family) \(r.table)", chain: r.chain),
-                                    ctStateMatched: ctMatched, legacy: IptablesLegacy.isLegacy(r.family))
+                                    ctStateMatched: ctMatched, legacy: IptablesLegacy.isLegacy(r.family), saved: r.saved)
             if let element {
                 // The element that decided is the most specific evidence there is.
                 var rule = rule

@@ -75,7 +75,7 @@ public enum IptablesLegacy {
             }
             let handle = position[chain]!
             rules.append(NftRuleset.Rule(family: fam, table: table, chain: chain, handle: handle,
-                                         comment: rule.comment, expr: rule.expr))
+                                         comment: rule.comment, expr: rule.expr, saved: words))
             texts[NftRuleset.key(fam, table, chain, handle)] = body
         }
         return (chains, rules, texts)

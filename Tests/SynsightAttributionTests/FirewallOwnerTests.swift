@@ -43,7 +43,7 @@ enum KubeProxyFixture {
 struct KubeProxyRules: FirewallRuleSource {
     let ruleset: NftRuleset = {
         var rs = NftRuleset(json: KubeProxyFixture.json, text: KubeProxyFixture.text)!
-        rs.attachIptablesComments(save: KubeProxyFixture.save, family: "ip")
+        rs.attachIptablesSave(KubeProxyFixture.save, family: "ip")
         return rs
     }()
     func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
@@ -100,14 +100,19 @@ struct FirewallOwnerTests {
         #expect(FirewallOwner.serviceWithoutEndpoints(comment: nil) == nil)
     }
 
+    /// Each saved rule's comment, by "table chain" and position.
+    func comments(_ save: String) -> [String: [Int: String]] {
+        IptablesSave.rules(save).mapValues { $0.compactMapValues(IptablesSave.comment) }.filter { !$0.value.isEmpty }
+    }
+
     @Test func iptablesSaveComments() {
-        let c = IptablesSave.comments(KubeProxyFixture.save)
+        let c = comments(KubeProxyFixture.save)
         #expect(c["filter KUBE-SERVICES"]?[1] == "other/web \"quoted\"")
         #expect(c["filter KUBE-SERVICES"]?[2] == "shop/api:http has no endpoints")
         #expect(c["filter INPUT"] == nil)
-        #expect(IptablesSave.comments("garbage\n-A\n*nat\n-A X -m comment --comment").isEmpty)
+        #expect(comments("garbage\n-A\n*nat\n-A X -m comment --comment").isEmpty)
         // Calico's rules: a "cali:<id>" tag and the comment that says what the rule does.
-        let calico = IptablesSave.comments("""
+        let calico = comments("""
             *filter
             -A cali-tw-cali95aa86cbb2a -m comment --comment "cali:FUDVBYh1Yr6tVRgq" -m comment --comment "Drop if no policies passed packet" -m mark --mark 0x0/0x20000 -j DROP
             -A cali-tw-cali95aa86cbb2a -m comment --comment "cali:q_zG8dAujKUIBe0Q" -j MARK --set-xmark 0x0/0x30000
@@ -152,7 +157,10 @@ struct FirewallOwnerTests {
         let r = e.ingest(.connectError(fwConnectError(ts: 2_000, port: 30002, errno: 111)))[0]
         #expect(r.cause == nil)
         #expect(r.json["evidence"]?["rule_comment"]?.stringValue == "other/web \"quoted\"")
-        #expect(r.hint?.contains("(comment \"other/web \"quoted\"\")") == true)
+        // Quoted as iptables-save wrote the rule, shell-quoted: the hint's rule is the one `iptables -D` takes.
+        #expect(r.hint?.contains(#"rule "-A KUBE-SERVICES -p tcp -m tcp --dport 30002 -m comment --comment 'other/web "quoted"' -j REJECT"#) == true,
+                "\(r.hint ?? "")")
+        #expect(r.hint?.contains(#"iptables -D KUBE-SERVICES -p tcp -m tcp --dport 30002 -m comment --comment 'other/web "quoted"' -j REJECT --reject-with icmp-port-unreachable"#) == true)
         #expect(r.hint?.contains("kube-proxy rewrites these rules") == true)
     }
 

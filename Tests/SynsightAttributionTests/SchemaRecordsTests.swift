@@ -49,6 +49,22 @@ struct SchemaRecordsTests {
         }
     }
 
+    /// A connlimit REJECT of iptables-nft, with the words iptables-save
+    /// wrote, and an nft `limit rate over` drop.
+    struct RateLimits: FirewallRuleSource {
+        var reject: Bool
+        func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
+            FirewallRuleLookup(candidates: [reject
+                ? FirewallRule(table: "ip filter", chain: "INPUT", handle: 2, text: "tcp dport 8080 xt match connlimit reject with tcp reset",
+                               verdict: .reject("tcp reset"), iptables: true,
+                               saved: ["-A", "INPUT", "-p", "tcp", "-m", "tcp", "--dport", "8080", "-m", "connlimit", "--connlimit-above", "2",
+                                       "-j", "REJECT", "--reject-with", "tcp-reset"])
+                : FirewallRule(table: "inet t", chain: "in", handle: 4, text: "tcp dport 8080 limit rate over 5/minute burst 3 packets drop",
+                               verdict: .drop),
+            ])
+        }
+    }
+
     /// Records for every reason and cause, from events as the decoder would deliver them.
     /// packet_dropped: a record of every cause family (a kernel reason name
     /// of each; openvswitch by its subsystem; other for a name no table has).
@@ -266,6 +282,17 @@ struct SchemaRecordsTests {
         npDrop.firewall.rules = NetworkPolicyReject(verdict: .drop)
         _ = npDrop.ingest(drop(500_000, 47000, 8))
         out += npDrop.finish()
+        // A client past a connlimit (rate_limited, the iptables rule as saved), and past an nft rate.
+        var limited = engine()
+        limited.firewall.rules = RateLimits(reject: true)
+        _ = limited.ingest(drop(600_000, 48000, 9))
+        out += limited.ingest(connectFailure(at: 600_100, from: Endpoint(addr: v4(127, 0, 0, 1), port: 48000), to: server))
+        out += limited.finish()
+        var rated = engine()
+        rated.firewall.rules = RateLimits(reject: false)
+        _ = rated.ingest(drop(700_000, 49000, 10))
+        out += rated.ingest(drop(1_700_000, 49000, 11))
+        out += rated.finish()
 
         // connect_timeout: the DROP above explains 43002's timeout (dropped_on_host, the rule);
         // SYNs that left via a gateway (IPv4) or directly connected (IPv6): no_answer_past_host.

@@ -225,6 +225,39 @@ struct ExplainFirewallTests {
         let ssh = try #require(rs.portMatches(port: 22).first { $0.rule.handle == 5 })
         #expect(ssh.confidence == .shadowed && ssh.shadowedBy == 4)
     }
+
+    @Test("a rule that refuses past a limit (nft meter, iptables connlimit): conditional on the limit, cause rate_limited, a fix that exempts clients")
+    func rateLimits() throws {
+        let json = #"""
+        {"nftables": [{"chain": {"family": "inet", "table": "fw", "name": "in", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "fw", "chain": "in", "handle": 2, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}},
+          {"meter": {"key": {"payload": {"protocol": "ip", "field": "saddr"}}, "stmt": {"ct count": {"val": 4, "inv": true}}, "size": 65535, "name": "m"}}, {"reject": {"type": "tcp reset"}}]}},
+        {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
+        {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 2, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}},
+          {"xt": {"type": "match", "name": "connlimit"}}, {"xt": {"type": "target", "name": "REJECT"}}]}}]}
+        """#
+        var rs = try #require(NftRuleset(json: json, text: """
+            table inet fw {
+              chain in {
+                tcp dport 8080 meter m size 65535 { ip saddr ct count over 4 } reject with tcp reset # handle 2
+              }
+            }
+            """))
+        rs.attachIptablesSave("*filter\n-A INPUT -p tcp -m tcp --dport 8080 -m connlimit --connlimit-above 9 --connlimit-mask 32 --connlimit-saddr -j REJECT\nCOMMIT\n",
+                              family: "ip")
+        let meter = try #require(rs.portMatches(port: 8080).first { $0.rule.table == "inet fw" })
+        #expect(meter.confidence == .conditional && meter.conditions == ["past its limit (ct count over 4, counted per ip saddr)"], "\(meter)")
+        let conn = try #require(rs.portMatches(port: 8080).first { $0.rule.table == "ip filter" })
+        #expect(conn.confidence == .conditional && conn.conditions.first?.hasPrefix("past its limit (-m connlimit --connlimit-above 9") == true,
+                "\(conn)")
+        typealias F = ExplainFixture
+        let r = Explain.analyze(F.input([F.listener()], namespaces: [F.namespace(firewall: .ruleset(rs))]))
+        let f = try #require(r.findings.first { $0.code == "firewall_reject" && $0.message.contains("ct count over 4") })
+        #expect(f.evidence.first { $0.0 == "cause" }?.1 == .string("rate_limited"))
+        #expect(f.evidence.first { $0.0 == "rate_limit" }?.1 == .string("ct count over 4"))
+        #expect(f.remediation?.contains("exempt its address before the limit (nft insert rule inet fw in ip saddr <client> tcp dport 8080 accept)") == true,
+                "\(f.remediation ?? "")")
+    }
 }
 
 /// A Docker-like host: input accepts, forward drops by policy and through a

@@ -329,7 +329,7 @@ extension AttributionEngine {
             net = docker.bridge ?? "another network"
         }
         let to = record.local.map { " to \($0)" } ?? " to port \(port)"
-        let at = "rule \"\(rule.text)\" in table \(rule.table) chain \(rule.chain)"
+        let at = "rule \"\(rule.shownText)\" in table \(rule.table) chain \(rule.chain)"
         let situation = docker.kind == .isolation
             ? "Docker \(verb) \(what) from \(client)\(to) on network \(net), which it isolates from the client's network\(effect) (\(at)): "
             : "Docker \(verb) \(what) from \(client)\(to) at the edge of internal network \(net)\(effect) (\(at)): "
@@ -391,6 +391,7 @@ extension AttributionEngine {
         ev.rule = rule.text
         ev.ruleComment = rule.comment
         ev.ruleOwner = rule.owner?.rawValue
+        ev.iptablesRule = rule.iptablesRule
         ev.rulePackets = rule.packets.map { Int64(clamping: $0) }
         if let (service, localOnly) = FirewallOwner.kubeProxyNoEndpoints(rule) {
             ev.service = service
@@ -405,7 +406,22 @@ extension AttributionEngine {
             ev.policyPod = policy.pod
             return .firewall(policy.cause)
         }
-        return rule.ctStateMatched == .invalid ? .firewall(.conntrackInvalid) : nil
+        if rule.ctStateMatched == .invalid { return .firewall(.conntrackInvalid) }
+        if let limit = RateLimitRule(rule) {
+            ev.rateLimit = limit.limit
+            ev.rateLimitPer = limit.per
+            return .firewall(limit.cause)
+        }
+        return nil
+    }
+
+    /// What a rule that refuses past a limit did, before its fix.
+    func rateLimitSituation(_ limit: RateLimitRule, rule: FirewallRule, verb: String, what: String, port: UInt16,
+                            client: Endpoint?, effect: String) -> String {
+        let handle = rule.handle.map { " (\(IptablesLegacy.handleWord(legacy: rule.legacy)) \($0))" } ?? ""
+        let who = client.map { "\($0.addr)" } ?? "the client"
+        return "rule \"\(rule.shownText)\" in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port) "
+            + "\(limit.condition), and \(who) went over it\(effect): "
     }
 
     /// Another rule that matches the packet too.
@@ -455,10 +471,16 @@ extension AttributionEngine {
             return networkPolicyHint(policy, rule: rule, record: record, facts: facts, reject: reject, what: what, effect: effect)
         }
         facts.rule = Advice.Rule(table: rule.table, chain: rule.chain, handle: rule.handle, iptables: rule.iptables,
-                                 policyDrop: rule.verdict == .policyDrop, legacy: rule.legacy)
+                                 policyDrop: rule.verdict == .policyDrop, legacy: rule.legacy, saved: rule.saved)
         if rule.ctStateMatched == .invalid {
-            return "rule \"\(rule.text)\" in table \(rule.table) chain \(rule.chain) \(verb) \(what) to port \(port) that conntrack "
+            return "rule \"\(rule.shownText)\" in table \(rule.table) chain \(rule.chain) \(verb) \(what) to port \(port) that conntrack "
                 + "had no entry for (ct state invalid)\(effect): " + fix(.firewall(.conntrackInvalid))
+        }
+        if let limit = RateLimitRule(rule) {
+            // The situation says the limit; the fix names the client to exempt.
+            facts.limitedClient = record.remote?.addr
+            return rateLimitSituation(limit, rule: rule, verb: verb, what: what, port: port, client: record.remote, effect: effect)
+                + fix(.firewall(.rateLimited))
         }
         let owned = rule.owner.map { "; " + $0.advice(port: port, chain: rule.chain, interface: interface) } ?? ""
         let commented = rule.comment.map { " (comment \"\($0)\")" } ?? ""
@@ -466,7 +488,7 @@ extension AttributionEngine {
             return "chain \(rule.chain) of table \(rule.table) has policy drop and no rule accepts TCP port \(port)\(effect): " + fix() + owned
         }
         let handle = rule.handle.map { " (\(IptablesLegacy.handleWord(legacy: rule.legacy)) \($0))" } ?? ""
-        return "rule \"\(rule.text)\"\(rule.text.contains("comment") ? "" : commented) in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port)\(effect): "
+        return "rule \"\(rule.shownText)\"\(rule.shownText.contains("comment") ? "" : commented) in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port)\(effect): "
             + fix() + owned
     }
 }

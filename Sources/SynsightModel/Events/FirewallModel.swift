@@ -229,6 +229,10 @@ public enum FirewallCause: String, Sendable, Hashable, CaseIterable {
     /// built-in controller): a pod is selected by NetworkPolicies and none
     /// of them allows the connection.
     case networkPolicy = "network_policy"
+    /// The rule applies past a limit (`ct count over`, `limit rate over`,
+    /// connlimit, hashlimit, recent's hit count, ufw's `limit`): the client
+    /// opened more connections, or new ones faster, than it allows.
+    case rateLimited = "rate_limited"
 }
 
 /// How a firewall verdict was reached (the record's `evidence.method`).

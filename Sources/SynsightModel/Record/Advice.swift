@@ -115,6 +115,11 @@ public struct Advice: Sendable, Hashable {
         public var policyPod: String?
         public var policyEnforcer: String?
         public var policyEgress = false
+        /// rate_limited: the limiting match, what it counts per, and the
+        /// client's address (the one to exempt).
+        public var rateLimit: String?
+        public var rateLimitPer: String?
+        public var limitedClient: IPAddress?
         /// Its Kubernetes namespace and name ("shop", "web").
         public var serviceNamespace: String? { serviceName?.split(separator: "/", maxSplits: 1).first.map(String.init) }
         public var serviceShortName: String? {
@@ -186,9 +191,13 @@ public struct Advice: Sendable, Hashable {
         public var policyDrop: Bool
         /// The match the accept rule needs: `dport` for the service's connections, `sport` for its replies.
         public var portMatch: String
+        /// An iptables rule's words as iptables-save wrote them ("-A", chain,
+        /// options): `iptables -D` deletes it by them.
+        public var saved: [String]?
 
         public init(table: String, chain: String, handle: Int?, iptables: Bool, policyDrop: Bool, portMatch: String = "dport",
-                    legacy: Bool = false) {
+                    legacy: Bool = false, saved: [String]? = nil) {
+            self.saved = saved
             self.legacy = legacy
             self.table = table
             self.chain = chain
@@ -698,6 +707,9 @@ public struct Advice: Sendable, Hashable {
         if case .firewall(.networkPolicy)? = cause {
             return networkPolicyAdvice(f)
         }
+        if case .firewall(.rateLimited)? = cause {
+            return rateLimitAdvice(f)
+        }
         if case .firewall(.serviceWithoutEndpoints)? = cause {
             return Advice(fix: "check that the Service's selector matches running pods and that they pass their readiness probes "
                             + "(kubectl get endpointslices -n \(f.serviceNamespace ?? "<namespace>"))",
@@ -708,6 +720,33 @@ public struct Advice: Sendable, Hashable {
         return Advice(fix: ruleFix(f), steps: ["A firewall rule blocks this traffic: find it (the rule in the evidence; nft list ruleset / iptables -S).",
                               "Change the rule (or add an accept rule before it) for the intended sources, and persist the change.",
                               "Check every layer: host firewall, container/Kubernetes network policy, cloud security groups."])
+    }
+
+    /// rate_limited: the limit works as written; the question is whether
+    /// this client should be under it.
+    static func rateLimitAdvice(_ f: Facts) -> Advice {
+        let port = portText(f)
+        let client = f.limitedClient.map { "\($0)" } ?? "<client>"
+        let exempt: String
+        if let r = f.rule, r.chain == "ufw-user-limit" || r.chain == "ufw6-user-limit" {
+            exempt = "ufw insert 1 allow from \(client) to any port \(port) proto tcp; or `ufw allow \(port)/tcp` in place of `ufw limit`"
+        } else if let r = f.rule, r.iptables {
+            exempt = "\(r.iptablesCommand) -I \(r.chain) -s \(client) -p tcp --dport \(port) -j ACCEPT"
+        } else if let r = f.rule {
+            let family = f.limitedClient.map { $0.isV4Mapped ? "ip" : "ip6" } ?? "ip"
+            exempt = "nft insert rule \(r.table) \(r.chain) \(family) saddr \(client) tcp dport \(port) accept"
+        } else {
+            exempt = "an accept rule for \(client) before the limit"
+        }
+        let limit = f.rateLimit.map { " (\($0)\(f.rateLimitPer.map { ", counted per \($0)" } ?? ""))" } ?? ""
+        return Advice(fix: "if this client should get through (many users behind one NAT address, a connection pool, a load balancer "
+                        + "or health checker, a tool opening sessions in a loop), exempt its address before the limit (\(exempt)) "
+                        + "or raise the limit\(limit); if it should not, the limit is doing its job",
+                      steps: ["A firewall rule refuses connections past a limit\(limit): the client opened more connections, "
+                                + "or new ones faster, than it allows.",
+                              "Decide whether the client should be under it: clients behind one NAT address or proxy share one limit; "
+                                + "connection pools and health checkers open many at once.",
+                              "Exempt the client with an accept rule before the limit, or raise the limit; persist the change."])
     }
 
     /// network_policy: the pod's NetworkPolicies, not the rule, are what to change.
@@ -876,6 +915,8 @@ public struct Advice: Sendable, Hashable {
         let delete: String
         if r.legacy, let position = r.handle {
             delete = "\(r.iptablesCommand) -D \(r.chain) \(position), after checking with `\(r.iptablesCommand) -L \(r.chain) -n --line-numbers`"
+        } else if r.iptables, let saved = r.saved, saved.count > 2, saved[0] == "-A" {
+            delete = "\(r.iptablesCommand) -D \(saved.dropFirst().map(ShellWord.quoted).joined(separator: " "))"
         } else if r.iptables {
             delete = "\(r.iptablesCommand) -D \(r.chain) ... (see `\(r.iptablesCommand) -L \(r.chain) --line-numbers`)"
         } else {

@@ -119,6 +119,11 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case ruleMethod = "rule_method"
     case ruleOwner = "rule_owner"
     case policyPod = "policy_pod"
+    /// rate_limited: the limiting match, and what it counts per.
+    case rateLimit = "rate_limit"
+    case rateLimitPer = "rate_limit_per"
+    /// An iptables rule as iptables-save writes it (nft prints an iptables-nft rule's matches without their options).
+    case iptablesRule = "iptables_rule"
     case rulePackets = "rule_packets"
     case rulesetError = "ruleset_error"
     case sandboxedPid = "sandboxed_pid"

@@ -42,6 +42,14 @@ public struct FirewallEvidence: ReasonEvidence {
     /// network_policy: the pod whose NetworkPolicies allow no such
     /// connection (`namespace/name`), from the enforcer's rule comment.
     public var policyPod: String?
+    /// rate_limited: the limiting match as the rule writes it ("ct count
+    /// over 2", "-m connlimit --connlimit-above 2 ..."), and what it is
+    /// counted per ("ip saddr", "source address"), when it says.
+    public var rateLimit: String?
+    public var rateLimitPer: String?
+    /// The rule as iptables-save writes it (iptables-nft: nft prints its
+    /// `xt match`es without their options).
+    public var iptablesRule: String?
     /// network_isolation, internal_network: the Docker network the rule
     /// keeps apart, as `docker network` takes it (an id prefix, `bridge`),
     /// and its bridge device.
@@ -67,7 +75,8 @@ public struct FirewallEvidence: ReasonEvidence {
         .int(.drops, \.drops), .bool(.syn, \.syn), .int(.tcpFlags, \.tcpFlags), .string(.segment, \.segment), .bool(.localSocket, \.localSocket),
         .string(.clientContext, \.clientContext), .string(.table, \.table), .string(.chain, \.chain),
         .int(.handle, \.handle), .string(.rule, \.rule), .string(.ruleComment, \.ruleComment),
-        .string(.ruleOwner, \.ruleOwner), .string(.service, \.service), .string(.policyPod, \.policyPod),
+        .string(.ruleOwner, \.ruleOwner), .string(.iptablesRule, \.iptablesRule), .string(.service, \.service),
+        .string(.policyPod, \.policyPod), .string(.rateLimit, \.rateLimit), .string(.rateLimitPer, \.rateLimitPer),
         .string(.dockerNetwork, \.dockerNetwork),
         .string(.dockerNetworkName, \.dockerNetworkName), .string(.bridge, \.bridge),
         .int(.rulePackets, \.rulePackets),
