@@ -900,10 +900,13 @@ struct Analysis {
         // kube-router's reject of what a pod's NetworkPolicies do not allow: the policies are the fix.
         let policy = NetworkPolicyRule(m.rule)
         if let policy { facts.networkPolicy(policy) }
-        // A limit: exempt the clients that should not be under it, or raise it.
-        let limit = policy == nil ? RateLimitRule(m.rule) : nil
+        // A ban of fail2ban, sshguard or CrowdSec: lift it the tool's way. A limit: exempt
+        // the clients that should not be under it, or raise it.
+        let ban = policy == nil ? BanListRule(m.rule) : nil
+        if let ban { facts.banned(ban, client: nil) }
+        let limit = policy == nil && ban == nil ? RateLimitRule(m.rule) : nil
         if let limit { facts.rateLimited(limit, client: nil) }
-        let cause: FirewallCause? = policy?.cause ?? limit?.cause
+        let cause: FirewallCause? = policy?.cause ?? ban?.cause ?? limit?.cause
         let fix = Advice.for(reason: m.rule.verdict.isReject ? .firewallReject : .firewallDrop,
                              cause: cause.map { .firewall($0) }, facts: facts).fix
         let remediation = m.rule.verdict == .policyDrop
@@ -915,6 +918,10 @@ struct Analysis {
         if m.rule.iptables { ev.append(("iptables", .bool(true))) }
         if let cause { ev.append(("cause", .string(cause.rawValue))) }
         if let pod = policy?.pod { ev.append(("policy_pod", .string(pod))) }
+        if let ban {
+            ev.append(("banned_by", .string(ban.tool.rawValue)))
+            if let list = ban.list { ev.append(("ban_list", .string(list))) }
+        }
         if let limit {
             ev.append(("rate_limit", .string(limit.limit)))
             if let per = limit.per { ev.append(("rate_limit_per", .string(per))) }

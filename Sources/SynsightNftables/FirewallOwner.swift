@@ -14,6 +14,8 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
     case calico
     case cilium
     case fail2ban
+    case sshguard
+    case crowdsec
     case libvirt
 
     /// From the table ("inet firewalld", "ip kube-proxy") and chain names.
@@ -24,6 +26,8 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
         case "firewalld": return .firewalld
         case "calico": return .calico
         case "kube-router-filter-ipv4", "kube-router-filter-ipv6": return .kubeRouter
+        case "sshguard": return .sshguard
+        case "crowdsec", "crowdsec6": return .crowdsec
         default: break
         }
         if kubeRouterChainPrefixes.contains(where: chain.hasPrefix) { return .kubeRouter }
@@ -33,6 +37,8 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
         if chain.hasPrefix("cali-") { return .calico }
         if chain.hasPrefix("CILIUM_") || chain.hasPrefix("cilium-") { return .cilium }
         if chain.hasPrefix("f2b-") { return .fail2ban }
+        if chain == "sshguard" { return .sshguard }
+        if chain.hasPrefix("CROWDSEC") || chain.hasPrefix("crowdsec") { return .crowdsec }
         if chain.hasPrefix("LIBVIRT_") { return .libvirt }
         // firewalld's iptables backend.
         if ["INPUT_direct", "OUTPUT_direct", "FORWARD_direct", "INPUT_ZONES", "FORWARD_IN_ZONES", "FORWARD_OUT_ZONES"].contains(chain)
@@ -88,6 +94,8 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
         case .calico: return "Calico manages this chain from its network policies: change the NetworkPolicy / GlobalNetworkPolicy"
         case .cilium: return "Cilium manages this chain: change the CiliumNetworkPolicy or Service"
         case .fail2ban: return "fail2ban banned the client: `fail2ban-client unban <address>` if the ban is wrong"
+        case .sshguard: return "sshguard manages this table from the failures it counts: lift a wrong ban from its set, and whitelist the address"
+        case .crowdsec: return "CrowdSec's firewall bouncer manages this table from its decisions: `cscli decisions list`, `cscli decisions delete --ip <address>`"
         case .libvirt: return "libvirt manages this chain for its virtual networks: change the network's definition (virsh net-edit)"
         }
     }

@@ -194,6 +194,9 @@ public struct NftRuleset: Sendable {
     public var ipvs: [IPVSService] = []
     /// Verdict maps by "family table name" (kube-proxy's nftables mode decides by their elements).
     public var maps: [String: NftVerdictMap] = [:]
+    /// Named sets' elements by "family table name": `ip saddr @banned` is
+    /// decided by them (fail2ban's, sshguard's and CrowdSec's bans, firewalld's ipsets).
+    public var sets: [String: [JSONValue]] = [:]
 
     public init() {}
 
@@ -222,6 +225,9 @@ public struct NftRuleset: Sendable {
                                     policy: c["policy"]?.stringValue))
             } else if let m = item["map"], let map = NftVerdictMap(json: m) {
                 maps[map.id] = map
+            } else if let s = item["set"], let family = s["family"]?.stringValue, let table = s["table"]?.stringValue,
+                      let name = s["name"]?.stringValue {
+                if case .array(let elems)? = s["elem"] { sets["\(family) \(table) \(name)"] = elems } else { sets["\(family) \(table) \(name)"] = [] }
             } else if let r = item["rule"] {
                 var expr: [JSONValue] = []
                 if case .array(let e)? = r["expr"] { expr = e }
@@ -298,6 +304,16 @@ public struct NftRuleset: Sendable {
         chainIndex["\(family) \(table) \(name)"].map { chains[$0] }
     }
 
+    /// A match against a named set (`"right": "@name"`) with the set's
+    /// elements in its place; as is when the set is not known.
+    func resolvingSet(_ m: JSONValue, family: String, table: String) -> JSONValue {
+        guard case .object(var fields) = m, let i = fields.firstIndex(where: { key, _ in key == "right" }),
+              let name = fields[i].1.stringValue, name.hasPrefix("@"),
+              let elems = sets["\(family) \(table) \(name.dropFirst())"] else { return m }
+        fields[i].1 = .object([("set", .array(elems))])
+        return .object(fields)
+    }
+
     static func index(_ chains: [Chain]) -> [String: Int] {
         var out: [String: Int] = [:]
         for (i, c) in chains.enumerated() where out["\(c.family) \(c.table) \(c.name)"] == nil {
@@ -321,7 +337,7 @@ public struct NftRuleset: Sendable {
             var element: NftVerdictMap.ElementRef?
             for e in r.expr {
                 if let m = e["match"] {
-                    switch NftMatch.evaluate(m, p) {
+                    switch NftMatch.evaluate(resolvingSet(m, family: r.family, table: r.table), p) {
                     case .no: fits = false
                     case .unknown: unknown = true
                     case .yes: if NftMatch.isCtState(m), p.ctState != .unknown { ctMatched = p.ctState }
@@ -544,6 +560,8 @@ package enum NftMatch {
 
     /// Does `value` equal / fall in `right`? nil when `right` is not understood.
     package static func compare(_ value: Value, _ right: JSONValue) -> Bool? {
+        // A set element with a timeout: {"elem": {"val": ..., "timeout": ..., "expires": ...}}.
+        if let v = right["elem"]?["val"] { return compare(value, v) }
         if case .object(let f) = right, f.first?.0 == "set", case .array(let items) = f[0].1 {
             var unknown = false
             for item in items {

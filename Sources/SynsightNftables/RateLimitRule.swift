@@ -123,6 +123,6 @@ extension Advice.Facts {
     public mutating func rateLimited(_ l: RateLimitRule, client: IPAddress?) {
         rateLimit = l.limit
         rateLimitPer = l.per
-        limitedClient = client
+        clientAddress = client
     }
 }

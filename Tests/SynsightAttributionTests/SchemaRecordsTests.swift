@@ -65,6 +65,17 @@ struct SchemaRecordsTests {
         }
     }
 
+    /// fail2ban's iptables action: the jail's chain rejects the banned address.
+    struct Fail2banBan: FirewallRuleSource {
+        var verdict: FirewallVerdict
+        func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
+            FirewallRuleLookup(candidates: [
+                FirewallRule(table: "ip filter", chain: "f2b-sshd", handle: 5, text: "ip saddr 127.0.0.1 counter reject",
+                             verdict: verdict, iptables: true, owner: .fail2ban),
+            ])
+        }
+    }
+
     /// Records for every reason and cause, from events as the decoder would deliver them.
     /// packet_dropped: a record of every cause family (a kernel reason name
     /// of each; openvswitch by its subsystem; other for a name no table has).
@@ -288,6 +299,16 @@ struct SchemaRecordsTests {
         _ = limited.ingest(drop(600_000, 48000, 9))
         out += limited.ingest(connectFailure(at: 600_100, from: Endpoint(addr: v4(127, 0, 0, 1), port: 48000), to: server))
         out += limited.finish()
+        var f2b = engine()
+        f2b.firewall.rules = Fail2banBan(verdict: .reject("icmp port-unreachable"))
+        _ = f2b.ingest(drop(650_000, 48500, 12))
+        out += f2b.ingest(connectFailure(at: 650_100, from: Endpoint(addr: v4(127, 0, 0, 1), port: 48500), to: server))
+        out += f2b.finish()
+        var f2bDrop = engine()
+        f2bDrop.firewall.rules = Fail2banBan(verdict: .drop)
+        _ = f2bDrop.ingest(drop(660_000, 48600, 13))
+        out += f2bDrop.ingest(drop(1_660_000, 48600, 14))
+        out += f2bDrop.finish()
         var rated = engine()
         rated.firewall.rules = RateLimits(reject: false)
         _ = rated.ingest(drop(700_000, 49000, 10))

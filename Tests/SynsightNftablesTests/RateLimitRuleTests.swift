@@ -69,7 +69,7 @@ struct RateLimitRuleTests {
         #expect(ipt.fix.contains("iptables -I INPUT -s 198.18.77.2 -p tcp --dport 2222 -j ACCEPT"), "\(ipt.fix)")
         #expect(ipt.fix.contains("raise the limit (-m connlimit --connlimit-above 2, counted per source address)") && !ipt.fix.contains("delete"))
         facts.rule = Advice.Rule(table: "inet t", chain: "in", handle: 3, iptables: false, policyDrop: false)
-        facts.limitedClient = IPAddress(high: 0x2001_0db8_0000_0000, low: 5)
+        facts.clientAddress = IPAddress(high: 0x2001_0db8_0000_0000, low: 5)
         #expect(Advice.for(reason: .firewallDrop, cause: .firewall(.rateLimited), facts: facts).fix
                     .contains("nft insert rule inet t in ip6 saddr 2001:db8::5 tcp dport 2222 accept"))
         facts.rule = Advice.Rule(table: "ip filter", chain: "ufw-user-limit", handle: 9, iptables: true, policyDrop: false)

@@ -407,6 +407,11 @@ extension AttributionEngine {
             return .firewall(policy.cause)
         }
         if rule.ctStateMatched == .invalid { return .firewall(.conntrackInvalid) }
+        if let ban = BanListRule(rule) {
+            ev.bannedBy = ban.tool.rawValue
+            ev.banList = ban.list
+            return .firewall(ban.cause)
+        }
         if let limit = RateLimitRule(rule) {
             ev.rateLimit = limit.limit
             ev.rateLimitPer = limit.per
@@ -476,9 +481,15 @@ extension AttributionEngine {
             return "rule \"\(rule.shownText)\" in table \(rule.table) chain \(rule.chain) \(verb) \(what) to port \(port) that conntrack "
                 + "had no entry for (ct state invalid)\(effect): " + fix(.firewall(.conntrackInvalid))
         }
+        if let ban = BanListRule(rule) {
+            facts.banned(ban, client: record.remote?.addr)
+            let handle = rule.handle.map { " (\(IptablesLegacy.handleWord(legacy: rule.legacy)) \($0))" } ?? ""
+            return "\(ban.who) banned \(record.remote.map { "\($0.addr)" } ?? "the client"): rule \"\(rule.shownText)\" in table \(rule.table) "
+                + "chain \(rule.chain)\(handle) \(verb) its \(what) to port \(port)\(effect): " + fix(.firewall(.addressBanned))
+        }
         if let limit = RateLimitRule(rule) {
             // The situation says the limit; the fix names the client to exempt.
-            facts.limitedClient = record.remote?.addr
+            facts.clientAddress = record.remote?.addr
             return rateLimitSituation(limit, rule: rule, verb: verb, what: what, port: port, client: record.remote, effect: effect)
                 + fix(.firewall(.rateLimited))
         }

@@ -233,6 +233,9 @@ public enum FirewallCause: String, Sendable, Hashable, CaseIterable {
     /// connlimit, hashlimit, recent's hit count, ufw's `limit`): the client
     /// opened more connections, or new ones faster, than it allows.
     case rateLimited = "rate_limited"
+    /// An intrusion-prevention tool (fail2ban, sshguard, CrowdSec) banned
+    /// the client's address: its rule refuses everything from it.
+    case addressBanned = "address_banned"
 }
 
 /// How a firewall verdict was reached (the record's `evidence.method`).

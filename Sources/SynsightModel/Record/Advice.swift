@@ -115,11 +115,14 @@ public struct Advice: Sendable, Hashable {
         public var policyPod: String?
         public var policyEnforcer: String?
         public var policyEgress = false
-        /// rate_limited: the limiting match, what it counts per, and the
-        /// client's address (the one to exempt).
+        /// rate_limited: the limiting match and what it counts per;
+        /// address_banned: the tool that banned the client and its jail or set.
         public var rateLimit: String?
         public var rateLimitPer: String?
-        public var limitedClient: IPAddress?
+        public var bannedBy: String?
+        public var banList: String?
+        /// The client a firewall rule refused: the address to exempt or unban.
+        public var clientAddress: IPAddress?
         /// Its Kubernetes namespace and name ("shop", "web").
         public var serviceNamespace: String? { serviceName?.split(separator: "/", maxSplits: 1).first.map(String.init) }
         public var serviceShortName: String? {
@@ -710,6 +713,9 @@ public struct Advice: Sendable, Hashable {
         if case .firewall(.rateLimited)? = cause {
             return rateLimitAdvice(f)
         }
+        if case .firewall(.addressBanned)? = cause {
+            return banAdvice(f)
+        }
         if case .firewall(.serviceWithoutEndpoints)? = cause {
             return Advice(fix: "check that the Service's selector matches running pods and that they pass their readiness probes "
                             + "(kubectl get endpointslices -n \(f.serviceNamespace ?? "<namespace>"))",
@@ -726,14 +732,14 @@ public struct Advice: Sendable, Hashable {
     /// this client should be under it.
     static func rateLimitAdvice(_ f: Facts) -> Advice {
         let port = portText(f)
-        let client = f.limitedClient.map { "\($0)" } ?? "<client>"
+        let client = f.clientAddress.map { "\($0)" } ?? "<client>"
         let exempt: String
         if let r = f.rule, r.chain == "ufw-user-limit" || r.chain == "ufw6-user-limit" {
             exempt = "ufw insert 1 allow from \(client) to any port \(port) proto tcp; or `ufw allow \(port)/tcp` in place of `ufw limit`"
         } else if let r = f.rule, r.iptables {
             exempt = "\(r.iptablesCommand) -I \(r.chain) -s \(client) -p tcp --dport \(port) -j ACCEPT"
         } else if let r = f.rule {
-            let family = f.limitedClient.map { $0.isV4Mapped ? "ip" : "ip6" } ?? "ip"
+            let family = f.clientAddress.map { $0.isV4Mapped ? "ip" : "ip6" } ?? "ip"
             exempt = "nft insert rule \(r.table) \(r.chain) \(family) saddr \(client) tcp dport \(port) accept"
         } else {
             exempt = "an accept rule for \(client) before the limit"
@@ -747,6 +753,34 @@ public struct Advice: Sendable, Hashable {
                               "Decide whether the client should be under it: clients behind one NAT address or proxy share one limit; "
                                 + "connection pools and health checkers open many at once.",
                               "Exempt the client with an accept rule before the limit, or raise the limit; persist the change."])
+    }
+
+    /// address_banned: lift the ban the tool's way, and keep it from coming back.
+    static func banAdvice(_ f: Facts) -> Advice {
+        let client = f.clientAddress.map { "\($0)" } ?? "<client>"
+        let lift: String, keep: String
+        switch f.bannedBy {
+        case "fail2ban"?:
+            lift = "fail2ban-client set \(f.banList ?? "<jail>") unbanip \(client)"
+            keep = "add it to ignoreip in /etc/fail2ban/jail.local"
+        case "sshguard"?:
+            let set = f.banList ?? "attackers"
+            lift = set.hasPrefix("sshguard") ? "ipset del \(set) \(client)" : "nft delete element ip sshguard \(set) { \(client) }"
+            keep = "list it in sshguard's whitelist (WHITELIST_FILE in sshguard.conf)"
+        case "crowdsec"?:
+            lift = "cscli decisions delete --ip \(client)"
+            keep = "add it to an allowlist (cscli allowlists add, or a whitelist parser)"
+        default:
+            lift = "remove \(client) from the ban list"
+            keep = "allow it in the tool's configuration"
+        }
+        return Advice(fix: "if the ban is wrong (a shared NAT address, a monitoring or CI host, a user who mistyped a password), "
+                        + "lift it (\(lift)) and \(keep); if it is right, the client was failing to log in or attacking: "
+                        + "the ban is doing its job",
+                      steps: ["An intrusion-prevention tool (\(f.bannedBy ?? "fail2ban, sshguard, CrowdSec")) banned the client's address "
+                                + "after failures it counted; its rule refuses every connection from it until the ban expires.",
+                              "Check why in the tool's log (fail2ban-client status <jail>; journalctl -u sshguard; cscli decisions list).",
+                              "If the ban is wrong, lift it (\(lift)) and \(keep)."])
     }
 
     /// network_policy: the pod's NetworkPolicies, not the rule, are what to change.

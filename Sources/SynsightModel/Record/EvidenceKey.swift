@@ -121,6 +121,9 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case policyPod = "policy_pod"
     /// rate_limited: the limiting match, and what it counts per.
     case rateLimit = "rate_limit"
+    /// address_banned: the tool that banned the client, and its jail or set.
+    case bannedBy = "banned_by"
+    case banList = "ban_list"
     case rateLimitPer = "rate_limit_per"
     /// An iptables rule as iptables-save writes it (nft prints an iptables-nft rule's matches without their options).
     case iptablesRule = "iptables_rule"

@@ -47,6 +47,10 @@ public struct FirewallEvidence: ReasonEvidence {
     /// counted per ("ip saddr", "source address"), when it says.
     public var rateLimit: String?
     public var rateLimitPer: String?
+    /// address_banned: the tool (fail2ban, sshguard, crowdsec), and its
+    /// jail or the set holding the address.
+    public var bannedBy: String?
+    public var banList: String?
     /// The rule as iptables-save writes it (iptables-nft: nft prints its
     /// `xt match`es without their options).
     public var iptablesRule: String?
@@ -77,6 +81,7 @@ public struct FirewallEvidence: ReasonEvidence {
         .int(.handle, \.handle), .string(.rule, \.rule), .string(.ruleComment, \.ruleComment),
         .string(.ruleOwner, \.ruleOwner), .string(.iptablesRule, \.iptablesRule), .string(.service, \.service),
         .string(.policyPod, \.policyPod), .string(.rateLimit, \.rateLimit), .string(.rateLimitPer, \.rateLimitPer),
+        .string(.bannedBy, \.bannedBy), .string(.banList, \.banList),
         .string(.dockerNetwork, \.dockerNetwork),
         .string(.dockerNetworkName, \.dockerNetworkName), .string(.bridge, \.bridge),
         .int(.rulePackets, \.rulePackets),
