@@ -283,37 +283,24 @@ struct SchemaRecordsTests {
             _ = d.ingest(drop(300_000, 45000, 6))
             out += d.finish()
         }
-        // kube-router's NetworkPolicy reject (the client's ECONNREFUSED) and a drop.
-        var np = engine()
-        np.firewall.rules = NetworkPolicyReject(verdict: .reject("icmp port-unreachable"))
-        _ = np.ingest(drop(400_000, 46000, 7))
-        out += np.ingest(connectFailure(at: 400_100, from: Endpoint(addr: v4(127, 0, 0, 1), port: 46000), to: server))
-        out += np.finish()
-        var npDrop = engine()
-        npDrop.firewall.rules = NetworkPolicyReject(verdict: .drop)
-        _ = npDrop.ingest(drop(500_000, 47000, 8))
-        out += npDrop.finish()
-        // A client past a connlimit (rate_limited, the iptables rule as saved), and past an nft rate.
-        var limited = engine()
-        limited.firewall.rules = RateLimits(reject: true)
-        _ = limited.ingest(drop(600_000, 48000, 9))
-        out += limited.ingest(connectFailure(at: 600_100, from: Endpoint(addr: v4(127, 0, 0, 1), port: 48000), to: server))
-        out += limited.finish()
-        var f2b = engine()
-        f2b.firewall.rules = Fail2banBan(verdict: .reject("icmp port-unreachable"))
-        _ = f2b.ingest(drop(650_000, 48500, 12))
-        out += f2b.ingest(connectFailure(at: 650_100, from: Endpoint(addr: v4(127, 0, 0, 1), port: 48500), to: server))
-        out += f2b.finish()
-        var f2bDrop = engine()
-        f2bDrop.firewall.rules = Fail2banBan(verdict: .drop)
-        _ = f2bDrop.ingest(drop(660_000, 48600, 13))
-        out += f2bDrop.ingest(drop(1_660_000, 48600, 14))
-        out += f2bDrop.finish()
-        var rated = engine()
-        rated.firewall.rules = RateLimits(reject: false)
-        _ = rated.ingest(drop(700_000, 49000, 10))
-        out += rated.ingest(drop(1_700_000, 49000, 11))
-        out += rated.finish()
+        // A rule source's reject (the client's ECONNREFUSED joins it) and its drop (a retransmitted SYN).
+        func refused(by rules: any FirewallRuleSource, at ts: UInt64, port: UInt16, skb: UInt64, reject: Bool) -> [Record] {
+            var e = engine()
+            e.firewall.rules = rules
+            _ = e.ingest(drop(ts, port, skb))
+            let next = reject
+                ? e.ingest(connectFailure(at: ts + 100, from: Endpoint(addr: v4(127, 0, 0, 1), port: port), to: server))
+                : e.ingest(drop(ts + 1_000_000, port, skb + 100))
+            return next + e.finish()
+        }
+        // kube-router's NetworkPolicy verdicts; a client past a connlimit (rate_limited, the iptables
+        // rule as saved) and past an nft rate; fail2ban's bans.
+        out += refused(by: NetworkPolicyReject(verdict: .reject("icmp port-unreachable")), at: 400_000, port: 46000, skb: 7, reject: true)
+        out += refused(by: NetworkPolicyReject(verdict: .drop), at: 500_000, port: 47000, skb: 8, reject: false)
+        out += refused(by: RateLimits(reject: true), at: 600_000, port: 48000, skb: 9, reject: true)
+        out += refused(by: RateLimits(reject: false), at: 700_000, port: 49000, skb: 10, reject: false)
+        out += refused(by: Fail2banBan(verdict: .reject("icmp port-unreachable")), at: 800_000, port: 48500, skb: 12, reject: true)
+        out += refused(by: Fail2banBan(verdict: .drop), at: 900_000, port: 48600, skb: 13, reject: false)
 
         // connect_timeout: the DROP above explains 43002's timeout (dropped_on_host, the rule);
         // SYNs that left via a gateway (IPv4) or directly connected (IPv6): no_answer_past_host.
