@@ -249,15 +249,20 @@ public struct NftRuleset: Sendable {
 
     /// Takes iptables-nft rules as `iptables-save` (or `ip6tables-save` for
     /// `family` "ip6") wrote them, and their comments: the n-th rule of a
-    /// chain in nft's listing is the n-th `-A` of that chain.
+    /// chain in nft's listing is the n-th `-A` of that chain. A chain whose
+    /// rule count differs between the two (a rule added or deleted between
+    /// the listing and the save: fail2ban banning meanwhile) is left as nft
+    /// listed it, rather than given another rule's words.
     public mutating func attachIptablesSave(_ text: String, family: String) {
         let saved = IptablesSave.rules(text)
         guard !saved.isEmpty else { return }
+        var listed: [String: Int] = [:]
+        for r in rules where r.family == family { listed[r.table + " " + r.chain, default: 0] += 1 }
         var position: [String: Int] = [:]
         for i in rules.indices where rules[i].family == family {
             let key = rules[i].table + " " + rules[i].chain
             position[key, default: 0] += 1
-            guard let words = saved[key]?[position[key]!] else { continue }
+            guard saved[key]?.count == listed[key], let words = saved[key]?[position[key]!] else { continue }
             rules[i].saved = words
             if rules[i].comment == nil { rules[i].comment = IptablesSave.comment(words) }
         }

@@ -105,6 +105,11 @@ struct RateLimitRuleTests {
                                                             remote: Endpoint(addr: IPAddress(v4: 10, 0, 0, 2), port: 40000), hook: .input)).first)
         #expect(c.comment == "per-client cap" && c.saved?.first == "-A" && c.saved?.last == "REJECT")
         #expect(RateLimitRule(c)?.limit == "-m connlimit --connlimit-above 2")
+        // A rule added between nft's listing and iptables-save: the chain's rules keep nft's text only.
+        var raced = try #require(NftRuleset(json: json))
+        raced.attachIptablesSave("*filter\n-A INPUT -s 203.0.113.9/32 -j DROP\n-A INPUT -p tcp -m tcp --dport 2222 -m connlimit --connlimit-above 2 -j REJECT\nCOMMIT\n",
+                                 family: "ip")
+        #expect(raced.rules.allSatisfy { $0.saved == nil })
         #expect(!(try #require(NftRuleset(json: #"{"nftables": [{"chain": {"family": "inet", "table": "t", "name": "in", "hook": "input"}}]}"#))).hasIptablesNftRules)
     }
 }
