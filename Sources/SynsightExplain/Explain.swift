@@ -797,7 +797,9 @@ struct Analysis {
                 if listening.contains(ns.inode) { matches = Self.forLocalListener(matches, dnat: rs.dnatRules(port: port)) }
                 guard !matches.isEmpty else { continue }
                 firewall[ns.inode] = matches
-                for m in matches where m.confidence != .shadowed {
+                let (bans, rest) = foldedBans(matches, ns: ns, listening: listening.contains(ns.inode))
+                for f in bans { add(f) }
+                for m in rest where m.confidence != .shadowed {
                     add(ruleFinding(m, ns: ns, listening: listening.contains(ns.inode)))
                 }
             }

@@ -67,6 +67,22 @@ public struct BanListRule: Sendable, Hashable {
         return words.first { $0.hasPrefix("@") && $0.count > 1 }.map { String($0.dropFirst()) }
     }
 
+    /// The one address a per-address ban rule refuses (fail2ban's iptables
+    /// actions: `-s 203.0.113.4/32`, nft `ip saddr 203.0.113.4`); nil for a
+    /// rule that tests a set.
+    public static func bannedSource(_ rule: FirewallRule) -> String? {
+        if let saved = rule.saved {
+            guard let i = saved.indices.dropLast().first(where: { saved[$0] == "-s" || saved[$0] == "--source" }),
+                  i == 0 || saved[i - 1] != "!" else { return nil }
+            let source = saved[i + 1]
+            return source.hasSuffix("/32") || source.hasSuffix("/128") ? String(source.prefix { $0 != "/" }) : source
+        }
+        let words = rule.text.split(separator: " ").map(String.init)
+        guard let i = words.indices.dropLast().first(where: { (words[$0] == "ip" || words[$0] == "ip6") && words[$0 + 1] == "saddr" }),
+              i + 2 < words.count, !words[i + 2].hasPrefix("@"), !words[i + 2].hasPrefix("!"), !words[i + 2].hasPrefix("{") else { return nil }
+        return words[i + 2]
+    }
+
     /// The tool's name as the hint says it ("fail2ban's jail sshd").
     public var who: String {
         switch tool {

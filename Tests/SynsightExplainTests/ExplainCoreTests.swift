@@ -226,6 +226,33 @@ struct ExplainFirewallTests {
         #expect(ssh.confidence == .shadowed && ssh.shadowedBy == 4)
     }
 
+    @Test("fail2ban's rules, one per banned address: one finding for the jail, the count and the addresses; a single ban stays a rule finding")
+    func foldedBans() throws {
+        func rule(_ h: Int, _ addr: String) -> String {
+            #"{"rule": {"family": "ip", "table": "filter", "chain": "f2b-sshd", "handle": \#(h), "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "\#(addr)"}}, {"xt": {"type": "target", "name": "REJECT"}}]}}"#
+        }
+        let addrs = (1...25).map { "192.0.2.\($0)" }
+        let json = #"{"nftables": [{"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, {"chain": {"family": "ip", "table": "filter", "name": "f2b-sshd", "handle": 2}}, "#
+            + addrs.enumerated().map { rule($0.offset + 3, $0.element) }.joined(separator: ", ") + "]}"
+        var rs = try #require(NftRuleset(json: json))
+        rs.attachIptablesSave("*filter\n" + addrs.map { "-A f2b-sshd -s \($0)/32 -j REJECT --reject-with icmp-port-unreachable\n" }.joined() + "COMMIT\n",
+                              family: "ip")
+        typealias F = ExplainFixture
+        let r = Explain.analyze(F.input([F.listener()], namespaces: [F.namespace(firewall: .ruleset(rs))]))
+        let bans = r.findings.filter { $0.code == "firewall_reject" }
+        #expect(bans.count == 1, "\(bans.map(\.message))")
+        let f = try #require(bans.first)
+        #expect(f.message.hasPrefix("fail2ban's jail sshd rejects tcp dport 8080 from 25 banned addresses") && f.message.hasSuffix("192.0.2.20, and 5 more"),
+                "\(f.message)")
+        #expect(f.evidence.first { $0.0 == "banned_count" }?.1 == .int(25) && f.evidence.first { $0.0 == "cause" }?.1 == .string("address_banned"))
+        #expect(f.remediation?.contains("fail2ban-client set sshd unbanip") == true)
+        // One banned address: the rule's own finding, with its cause.
+        var one = try #require(NftRuleset(json: #"{"nftables": [{"chain": {"family": "ip", "table": "filter", "name": "f2b-sshd", "handle": 2}}, "# + rule(3, "192.0.2.1") + "]}"))
+        one.attachIptablesSave("*filter\n-A f2b-sshd -s 192.0.2.1/32 -j REJECT\nCOMMIT\n", family: "ip")
+        let single = Explain.analyze(F.input([F.listener()], namespaces: [F.namespace(firewall: .ruleset(one))]))
+        #expect(single.findings.filter { $0.code == "firewall_reject" }.map { $0.message.contains("\"-A f2b-sshd -s 192.0.2.1/32 -j REJECT\"") } == [true])
+    }
+
     @Test("a rule that refuses past a limit (nft meter, iptables connlimit): conditional on the limit, cause rate_limited, a fix that exempts clients")
     func rateLimits() throws {
         let json = #"""

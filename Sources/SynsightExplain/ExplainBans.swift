@@ -1,0 +1,52 @@
+import SynsightBase
+import SynsightModel
+import SynsightNftables
+
+/// fail2ban's iptables actions write a rule per banned address in the
+/// jail's chain (`-A f2b-sshd -s 203.0.113.4/32 -j REJECT`): a busy jail has
+/// hundreds. They are one ban list, so explain says it once: the tool, the
+/// jail, how many addresses, the first of them, and how to lift a ban.
+extension Analysis {
+    /// How many banned addresses a folded finding lists (its count says the rest).
+    static let bannedShown = 20
+
+    /// The findings of the ban rules that fold (two or more of one tool's
+    /// list in one chain), and the matches left to report one by one.
+    func foldedBans(_ matches: [PortRuleMatch], ns: ExplainNamespace, listening: Bool) -> (findings: [Finding], rest: [PortRuleMatch]) {
+        var groups: [String: [PortRuleMatch]] = [:]
+        var order: [String] = []
+        var rest: [PortRuleMatch] = []
+        for m in matches {
+            guard m.confidence != .shadowed, let ban = BanListRule(m.rule), BanListRule.bannedSource(m.rule) != nil else {
+                rest.append(m)
+                continue
+            }
+            let key = "\(ban.tool.rawValue) \(ban.list ?? "") \(m.rule.table) \(m.rule.chain) \(m.rule.verdict.isReject) \(m.direction.rawValue)"
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(m)
+        }
+        var findings: [Finding] = []
+        for key in order {
+            guard let group = groups[key] else { continue }
+            if group.count == 1 { rest += group; continue }
+            findings.append(banFinding(group, ns: ns, listening: listening))
+        }
+        return (findings, rest)
+    }
+
+    /// One finding for a ban list's rules: the first rule's severity, cause and fix.
+    func banFinding(_ group: [PortRuleMatch], ns: ExplainNamespace, listening: Bool) -> Finding {
+        var f = ruleFinding(group[0], ns: ns, listening: listening)
+        let ban = BanListRule(group[0].rule)
+        let addresses = group.compactMap { BanListRule.bannedSource($0.rule) }
+        let shown = addresses.prefix(Self.bannedShown).joined(separator: ", ")
+        let more = addresses.count > Self.bannedShown ? ", and \(addresses.count - Self.bannedShown) more" : ""
+        let handles = group.compactMap(\.rule.handle)
+        let word = IptablesLegacy.handleWord(legacy: group[0].rule.legacy)
+        f.message = "\(ban?.who ?? "a ban list") \(group[0].verb) tcp dport \(port) from \(addresses.count) banned addresses in \(ns.label) "
+            + "(table \(group[0].rule.table) chain \(group[0].rule.chain), \(word)s \(handles.map(String.init).joined(separator: ", "))): \(shown)\(more)"
+        f.evidence.append(("banned_count", .int(Int64(addresses.count))))
+        f.evidence.append(("banned_addresses", .array(addresses.prefix(Self.bannedShown).map { .string($0) })))
+        return f
+    }
+}
