@@ -797,7 +797,7 @@ struct Analysis {
                 if listening.contains(ns.inode) { matches = Self.forLocalListener(matches, dnat: rs.dnatRules(port: port)) }
                 guard !matches.isEmpty else { continue }
                 firewall[ns.inode] = matches
-                let (bans, rest) = foldedBans(matches, ns: ns, listening: listening.contains(ns.inode))
+                let (bans, rest) = foldedBans(matches, ns: ns, listening: listening.contains(ns.inode), sets: rs.sets)
                 for f in bans { add(f) }
                 for m in rest where m.confidence != .shadowed {
                     add(ruleFinding(m, ns: ns, listening: listening.contains(ns.inode)))

@@ -59,7 +59,7 @@ public struct BanListRule: Sendable, Hashable {
 
     /// The set the rule tests the address against: nft's `@name`, or
     /// iptables' `-m set --match-set NAME`.
-    static func setName(_ rule: FirewallRule) -> String? {
+    public static func setName(_ rule: FirewallRule) -> String? {
         if let saved = rule.saved, let i = saved.indices.dropLast().first(where: { saved[$0] == "--match-set" }) {
             return saved[i + 1]
         }

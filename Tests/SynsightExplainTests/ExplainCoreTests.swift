@@ -251,6 +251,19 @@ struct ExplainFirewallTests {
         one.attachIptablesSave("*filter\n-A f2b-sshd -s 192.0.2.1/32 -j REJECT\nCOMMIT\n", family: "ip")
         let single = Explain.analyze(F.input([F.listener()], namespaces: [F.namespace(firewall: .ruleset(one))]))
         #expect(single.findings.filter { $0.code == "firewall_reject" }.map { $0.message.contains("\"-A f2b-sshd -s 192.0.2.1/32 -j REJECT\"") } == [true])
+        // fail2ban's nftables action: one rule testing the jail's set; the finding counts its addresses.
+        let set = try #require(NftRuleset(json: #"""
+            {"nftables": [{"set": {"family": "inet", "name": "addr-set-sshd", "table": "f2b-table", "type": "ipv4_addr",
+                                   "elem": ["192.0.2.7", {"elem": {"val": "192.0.2.8", "timeout": 600, "expires": 500}}]}},
+              {"chain": {"family": "inet", "table": "f2b-table", "name": "f2b-chain", "handle": 1, "type": "filter", "hook": "input", "prio": -1, "policy": "accept"}},
+              {"rule": {"family": "inet", "table": "f2b-table", "chain": "f2b-chain", "handle": 2, "expr": [
+                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}},
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@addr-set-sshd"}}, {"reject": null}]}}]}
+            """#, text: "table inet f2b-table {\n chain f2b-chain {\n  tcp dport 8080 ip saddr @addr-set-sshd reject # handle 2\n }\n}\n"))
+        let s = try #require(Explain.analyze(F.input([F.listener()], namespaces: [F.namespace(firewall: .ruleset(set))])).findings
+            .first { $0.code == "firewall_reject" })
+        #expect(s.message.hasSuffix("(set addr-set-sshd: 2 banned addresses: 192.0.2.7, 192.0.2.8)"), "\(s.message)")
+        #expect(s.evidence.first { $0.0 == "banned_count" }?.1 == .int(2) && s.evidence.first { $0.0 == "ban_list" }?.1 == .string("sshd"))
     }
 
     @Test("a rule that refuses past a limit (nft meter, iptables connlimit): conditional on the limit, cause rate_limited, a fix that exempts clients")
