@@ -254,6 +254,11 @@ struct SchemaRecordsTests {
         out += s.ingest(.socketCall(SocketCallFailure(ts: 10_000, call: .connect, family: .ipv6, local: Endpoint(addr: .any6, port: 0),
                                                       remote: Endpoint(addr: IPAddress(high: 0x2001_0db8_0005_0000, low: 1), port: 443),
                                                       task: TaskInfo(pid: 500, uid: 1000, comm: "svc"), netns: hostNS, errno: 101)))
+        // An IPv6 link-local destination without an interface: link_local_without_scope.
+        s.drops.routes = NoRouteTests.LinkLocalRoutes()
+        out += s.ingest(.socketCall(SocketCallFailure(ts: 10_500, call: .connect, family: .ipv6, local: Endpoint(addr: .any6, port: 0),
+                                                      remote: Endpoint(addr: IPAddress(high: 0xfe80_0000_0000_0000, low: 1), port: 443),
+                                                      task: TaskInfo(pid: 500, uid: 1000, comm: "svc"), netns: hostNS, errno: 22)))
         s.drops.routes = nil
         out += s.ingest(call(.connect, errno: 113, local: Endpoint(addr: .any4, port: 0), remote: Endpoint(addr: v4(203, 0, 113, 2), port: 443)))
 

@@ -479,6 +479,35 @@ struct NoRouteTests {
         #expect(!v4.isLoopbackReject)
     }
 
+    /// The main table's answer for a link-local destination (eth0's fe80::/64).
+    struct LinkLocalRoutes: DropRouteSource {
+        func pin(_ drop: PacketDrop) {}
+        func lookup(_ q: DropRouteQuery) -> DropRouteFindings {
+            DropRouteFindings(route: RouteLookupResult(request: q.lookup, answer: .route(RouteGet.Route(type: 1, table: 254, oif: 2)),
+                                                       oifName: "eth0"))
+        }
+    }
+
+    @Test("EINVAL for an IPv6 link-local destination without an interface: link_local_without_scope, the scope id as the fix; other EINVALs are not routes'")
+    func linkLocalWithoutScope() throws {
+        let linkLocal = IPAddress(high: 0xfe80_0000_0000_0000, low: 1)
+        func failure(to addr: IPAddress, errno: Int32 = 22) -> SocketCallFailure {
+            SocketCallFailure(ts: 1, call: .connect, family: .ipv6, local: Endpoint(addr: .any6, port: 0),
+                              remote: Endpoint(addr: addr, port: 8080), task: TaskInfo(pid: 9, comm: "app"), netns: hostNS, errno: errno)
+        }
+        var engine = sysEngine()
+        engine.drops.routes = LinkLocalRoutes()
+        let r = try #require(engine.ingest(.socketCall(failure(to: linkLocal))).first)
+        #expect(r.reason == .noRoute && r.cause?.rawValue == "link_local_without_scope")
+        let hint = try #require(r.hint)
+        #expect(hint.contains("fe80::1 is an IPv6 link-local address, and the connect() named no interface") && !hint.contains("exists now")
+                && hint.contains("fe80::1%<interface>"), "\(hint)")
+        // A global address's EINVAL with a unicast route is not a routing failure; nor is fe80::/10's neighbour fec0::.
+        #expect(engine.ingest(.socketCall(failure(to: IPAddress(high: 0x2001_0db8_0000_0000, low: 1)))).isEmpty)
+        #expect(engine.ingest(.socketCall(failure(to: IPAddress(high: 0xfec0_0000_0000_0000, low: 1)))).isEmpty)
+        #expect(IPAddress(high: 0xfebf_ffff_0000_0000, low: 0).isLinkLocalV6 && !IPAddress(high: 0xfe00_0000_0000_0000, low: 0).isLinkLocalV6)
+    }
+
     @Test("a uid- or mark-routed client's fix shows its own lookup (ip route get ... mark ... uid ...), not root's")
     func ownLookupInFix() throws {
         let r = try #require(connect(13, to: 3, routing: SocketRouting(mark: 7, uid: 65534)).first)

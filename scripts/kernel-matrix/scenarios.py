@@ -2310,10 +2310,29 @@ def sc_no_route(t, k, pas):
         c.eq("evidence.errno", ev(r).get("errno"), errno.errorcode[want])
         c.eq("evidence.route_lookup.result", (ev(r).get("route_lookup") or {}).get("result"), result)
     no_route_through_lo(t, ns, port, c)
+    no_route_link_local(t, ns, port, c)
     c.true("a prohibit route's EACCES reported as an LSM denial",
            t.wait(lambda r: r.get("reason") == "lsm_denied" and r.get("netns") == ns.inode, 1) is None)
     no_route_socket_keys(t, ns, port, c)
     return r, c, (k.syscall_hook(), None)
+
+
+def no_route_link_local(t, ns, port, c):
+    """An IPv6 link-local destination without a scope id (and a socket bound
+    to no device): tcp_v6_connect refuses it with EINVAL before any route,
+    whatever links the namespace has: link_local_without_scope."""
+    ns.exec("ip", "link", "add", "km-ll0", "type", "veth", "peer", "name", "km-ll1")
+    ns.exec("ip", "link", "set", "km-ll0", "up")
+    ns.exec("ip", "link", "set", "km-ll1", "up")
+    addr = "fe80::1"
+    pid, err = connect(ns, addr, port, timeout=2)
+    c.eq("connect errno to %s (no scope id)" % addr, err, errno.EINVAL)
+    r = t.wait(lambda r: r.get("reason") == "no_route" and r.get("netns") == ns.inode and addr_of(r, "remote") == addr, 10)
+    c.true("no no_route record for %s" % addr, r is not None)
+    if r:
+        expect_common(c, r, "connect_failure", "no_route", "link_local_without_scope", port, "ipv6")
+        c.eq("client.pid", pid_of(r, "client"), pid)
+        hint_has(c, r, "fe80::1%<interface>")
 
 
 def no_route_through_lo(t, ns, port, c):

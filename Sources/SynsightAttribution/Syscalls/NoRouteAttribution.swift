@@ -6,18 +6,20 @@ import SynsightModel
 /// (EINVAL). The destination's lookup, replayed in the caller's namespace as
 /// soon as the failure is decoded (`DropRouteSource.pin(connect:)`), is the
 /// evidence, and decides EACCES and EINVAL: without a prohibit or blackhole
-/// answer they are not the routes' (an LSM; a bad address).
+/// answer they are not the routes' (an LSM; a bad address), except EINVAL for
+/// an IPv6 link-local destination named without an interface.
 
 extension AttributionEngine {
     mutating func noRoute(_ e: SocketCallFailure) -> Record? {
         guard let byErrno = Cause.NoRoute(errno: e.errno), let q = DropRouteQuery.of(connect: e) else { return nil }
         let found = drops.routes?.lookup(q)
+        let device = found?.boundDevice
         let byLookup = found?.route.flatMap(Cause.NoRoute.of)
-        if byErrno == .prohibitRoute || byErrno == .blackholeRoute {
+        let linkLocal = byErrno == .blackholeRoute && e.remote.addr.isLinkLocalV6 && device == nil && q.lookup.oif == nil
+        if (byErrno == .prohibitRoute || byErrno == .blackholeRoute) && !linkLocal {
             guard byLookup == byErrno else { return nil }
         }
-        let device = found?.boundDevice
-        var cause = byLookup ?? byErrno
+        var cause = linkLocal ? .linkLocalWithoutScope : byLookup ?? byErrno
         if cause == .noMatchingRoute, device?.up == false { cause = .boundDeviceDown }
         var r = baseRecord(e, kind: .connectFailure, reason: .noRoute)
         r.cause = .noRoute(cause)
@@ -69,6 +71,9 @@ extension AttributionEngine {
             } else {
                 s = "\(who(e)) could not connect to \(e.remote): network namespace \(e.netns) has no \(fam) route to \(e.remote.addr) (\(ErrnoName.name(e.errno)))"
             }
+        case .linkLocalWithoutScope:
+            s = "\(who(e)) could not connect to \(e.remote): \(e.remote.addr) is an IPv6 link-local address, and the connect() named "
+                + "no interface (no scope id, no SO_BINDTODEVICE), so the kernel cannot tell which link it is on (\(ErrnoName.name(e.errno)))"
         case .loopbackRoute:
             s = "\(who(e)) could not connect to \(e.remote): network namespace \(e.netns) routes \(e.remote.addr) through lo, "
                 + "which IPv6 makes a reject route for an address that is not local (\(ErrnoName.name(e.errno)))"
@@ -76,7 +81,8 @@ extension AttributionEngine {
             let article = cause == .unreachableRoute ? "an" : "a"
             s = "\(who(e)) could not connect to \(e.remote): \(article) \(cause.routeType) route or rule answers for \(e.remote.addr) (\(ErrnoName.name(e.errno)))"
         }
-        if let lookup, let route = lookup.route, Cause.NoRoute(routeType: route.type) == nil, !lookup.isLoopbackReject {
+        if let lookup, let route = lookup.route, Cause.NoRoute(routeType: route.type) == nil, !lookup.isLoopbackReject,
+           cause != .linkLocalWithoutScope {
             s += "; a route exists now (\(route.typeName), table \(route.table)): the routes changed since"
         }
         return s + ": "

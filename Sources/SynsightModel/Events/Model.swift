@@ -46,6 +46,8 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     public static let any4 = IPAddress(v4: 0, 0, 0, 0)
 
     public var isV4Mapped: Bool { high == 0 && (low >> 32) == 0xFFFF }
+    /// IPv6 link-local unicast (fe80::/10): meaningful only with an interface.
+    public var isLinkLocalV6: Bool { high >> 54 == 0x3FA }
     public var isUnspecified: Bool { (high == 0 && low == 0) || (isV4Mapped && low & 0xFFFF_FFFF == 0) }
     public var isLoopback: Bool {
         if isV4Mapped { return (low >> 24) & 0xFF == 127 }

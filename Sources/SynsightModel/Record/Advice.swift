@@ -869,6 +869,15 @@ public struct Advice: Sendable, Hashable {
                                   "Bring it up (ip link set \(dev) up), or start what owns it (a VPN client, wg-quick, a tunnel).",
                                   "If the client should not be tied to it, remove its interface binding."])
         }
+        if case .noRoute(.linkLocalWithoutScope)? = cause {
+            return Advice(fix: "name the interface: connect to \(dst)%<interface> (the address's scope id, as in [\(dst)%eth0]:port; "
+                            + "ip -6 neigh show \(dst) says on which link it answers), or bind the socket to that interface (SO_BINDTODEVICE); "
+                            + "or use the host's global or ULA address",
+                          steps: ["A link-local address (fe80::/10) exists on every link at once: connect() needs to know which one, "
+                                    + "from the address's scope id (%eth0) or the socket's bound device, and fails with EINVAL without either.",
+                                  "Add the scope id where the address is configured ([fe80::1%eth0]:port), or bind the client to the interface.",
+                                  "Or give the server a global or unique-local address and connect to that."])
+        }
         if case .noRoute(.loopbackRoute)? = cause {
             return Advice(fix: "route \(dst) through the interface that reaches it (ip -6 route replace <prefix> via <gateway> dev <interface>); "
                             + "a route through lo is a reject route in IPv6 — if it is meant to discard, say so (ip -6 route replace unreachable <prefix>)",

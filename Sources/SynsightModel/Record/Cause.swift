@@ -118,6 +118,10 @@ public enum Cause {
         /// turns it into a reject route, though `ip -6 route` shows it as
         /// an ordinary one.
         case loopbackRoute = "loopback_route"
+        /// EINVAL for an IPv6 link-local destination (fe80::/10) named
+        /// without an interface: no scope id in the address, and the socket
+        /// not bound to a device. The kernel cannot tell which link is meant.
+        case linkLocalWithoutScope = "link_local_without_scope"
 
         public init?(errno: Int32) {
             switch errno {
@@ -156,7 +160,7 @@ public enum Cause {
         /// The route type as `ip route` names it ("" for no route at all).
         public var routeType: String {
             switch self {
-            case .noMatchingRoute, .boundDeviceDown, .loopbackRoute: return ""
+            case .noMatchingRoute, .boundDeviceDown, .loopbackRoute, .linkLocalWithoutScope: return ""
             case .unreachableRoute: return "unreachable"
             case .prohibitRoute: return "prohibit"
             case .blackholeRoute: return "blackhole"
