@@ -27,9 +27,13 @@ public struct BanListRule: Sendable, Hashable {
 
     public var cause: FirewallCause { .addressBanned }
 
+    /// `list` is kept only when it is a name a shell command can carry as is
+    /// (letters, digits, `_ - . :`): the fix pastes it into one.
     public init(tool: Tool, list: String? = nil) {
         self.tool = tool
-        self.list = list
+        self.list = list.flatMap { l in
+            !l.isEmpty && l.utf8.allSatisfy { $0 < 0x80 && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber || "_-.:".utf8.contains($0)) } ? l : nil
+        }
     }
 
     public init?(_ rule: FirewallRule) {

@@ -21,6 +21,8 @@ struct BanListRuleTests {
                                      saved: "-A INPUT -p tcp -m multiport --dports 22 -m set --match-set f2b-sshd src -j REJECT --reject-with icmp-port-unreachable"))
         #expect(ipset == BanListRule(tool: .fail2ban, list: "sshd"))
         #expect(ipset?.who == "fail2ban's jail sshd" && ipset?.cause == .addressBanned)
+        // A name the unban command could not carry as is is left out, never pasted into it.
+        #expect(BanListRule(rule("ip saddr 203.0.113.4 reject", table: "ip filter", chain: "f2b-x;reboot")) == BanListRule(tool: .fail2ban))
     }
 
     @Test("sshguard and CrowdSec by their tables, chains and sets; other rules are not bans")
