@@ -742,7 +742,7 @@ public struct Advice: Sendable, Hashable {
             let family = f.clientAddress.map { $0.isV4Mapped ? "ip" : "ip6" } ?? "ip"
             exempt = "nft insert rule \(r.table) \(r.chain) \(family) saddr \(client) tcp dport \(port) accept"
         } else {
-            exempt = "an accept rule for \(client) before the limit"
+            exempt = "an accept rule for \(client) ahead of the limiting rule"
         }
         let limit = f.rateLimit.map { " (\($0)\(f.rateLimitPer.map { ", counted per \($0)" } ?? ""))" } ?? ""
         return Advice(fix: "if this client should get through (many users behind one NAT address, a connection pool, a load balancer "
