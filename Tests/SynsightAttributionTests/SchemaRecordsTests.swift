@@ -250,12 +250,12 @@ struct SchemaRecordsTests {
                                  routing: SocketRouting(boundIfindex: ifindex, mark: 9, uid: 1000)))
         }
         // An IPv6 route through lo: loopback_route.
-        s.drops.routes = NoRouteTests.LoopbackRoutes()
+        s.drops.routes = NoRouteTests.loopbackRoutes
         out += s.ingest(.socketCall(SocketCallFailure(ts: 10_000, call: .connect, family: .ipv6, local: Endpoint(addr: .any6, port: 0),
                                                       remote: Endpoint(addr: IPAddress(high: 0x2001_0db8_0005_0000, low: 1), port: 443),
                                                       task: TaskInfo(pid: 500, uid: 1000, comm: "svc"), netns: hostNS, errno: 101)))
         // An IPv6 link-local destination without an interface: link_local_without_scope.
-        s.drops.routes = NoRouteTests.LinkLocalRoutes()
+        s.drops.routes = NoRouteTests.linkLocalRoutes
         out += s.ingest(.socketCall(SocketCallFailure(ts: 10_500, call: .connect, family: .ipv6, local: Endpoint(addr: .any6, port: 0),
                                                       remote: Endpoint(addr: IPAddress(high: 0xfe80_0000_0000_0000, low: 1), port: 443),
                                                       task: TaskInfo(pid: 500, uid: 1000, comm: "svc"), netns: hostNS, errno: 22)))

@@ -453,14 +453,21 @@ struct NoRouteTests {
         #expect(hint.contains("bound to wg0 (SO_BINDTODEVICE), which is down") && hint.contains("ip link set wg0 up"), "\(hint)")
     }
 
-    /// `ip -6 route add <prefix> dev lo`: the lookup answers `unicast dev lo`.
-    struct LoopbackRoutes: DropRouteSource {
+    /// Every lookup answers a unicast route of the main table through one device.
+    struct UnicastRoutes: DropRouteSource {
+        var oif: UInt32
+        var name: String
         func pin(_ drop: PacketDrop) {}
         func lookup(_ q: DropRouteQuery) -> DropRouteFindings {
-            DropRouteFindings(route: RouteLookupResult(request: q.lookup, answer: .route(RouteGet.Route(type: 1, table: 254, oif: 1)),
-                                                       oifName: "lo"))
+            DropRouteFindings(route: RouteLookupResult(request: q.lookup, answer: .route(RouteGet.Route(type: 1, table: 254, oif: oif)),
+                                                       oifName: name))
         }
     }
+
+    /// `ip -6 route add <prefix> dev lo`: the lookup answers `unicast dev lo`.
+    static let loopbackRoutes = UnicastRoutes(oif: 1, name: "lo")
+    /// The main table's answer for a link-local destination (eth0's fe80::/64).
+    static let linkLocalRoutes = UnicastRoutes(oif: 2, name: "eth0")
 
     @Test("an IPv6 route through lo: loopback_route, never 'a route exists now'; an IPv4 one is not")
     func loopbackRoute() throws {
@@ -469,7 +476,7 @@ struct NoRouteTests {
                                   remote: Endpoint(addr: dst, port: 443), task: TaskInfo(pid: 9, comm: "curl"),
                                   netns: hostNS, errno: 101)
         var engine = sysEngine()
-        engine.drops.routes = LoopbackRoutes()
+        engine.drops.routes = Self.loopbackRoutes
         let r = try #require(engine.ingest(.socketCall(e)).first)
         #expect(r.cause?.rawValue == "loopback_route")
         let hint = try #require(r.hint)
@@ -477,15 +484,6 @@ struct NoRouteTests {
                 && hint.contains("ip -6 route replace"), "\(hint)")
         let v4 = RouteLookupResult(request: RouteGet.Request(family: .ipv4, dst: v4(10, 0, 0, 1)), answer: .route(RouteGet.Route(type: 1, table: 254, oif: 1)))
         #expect(!v4.isLoopbackReject)
-    }
-
-    /// The main table's answer for a link-local destination (eth0's fe80::/64).
-    struct LinkLocalRoutes: DropRouteSource {
-        func pin(_ drop: PacketDrop) {}
-        func lookup(_ q: DropRouteQuery) -> DropRouteFindings {
-            DropRouteFindings(route: RouteLookupResult(request: q.lookup, answer: .route(RouteGet.Route(type: 1, table: 254, oif: 2)),
-                                                       oifName: "eth0"))
-        }
     }
 
     @Test("EINVAL for an IPv6 link-local destination without an interface: link_local_without_scope, the scope id as the fix; other EINVALs are not routes'")
@@ -496,7 +494,7 @@ struct NoRouteTests {
                               remote: Endpoint(addr: addr, port: 8080), task: TaskInfo(pid: 9, comm: "app"), netns: hostNS, errno: errno)
         }
         var engine = sysEngine()
-        engine.drops.routes = LinkLocalRoutes()
+        engine.drops.routes = Self.linkLocalRoutes
         let r = try #require(engine.ingest(.socketCall(failure(to: linkLocal))).first)
         #expect(r.reason == .noRoute && r.cause?.rawValue == "link_local_without_scope")
         let hint = try #require(r.hint)
