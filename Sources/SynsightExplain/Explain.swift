@@ -899,18 +899,11 @@ struct Analysis {
                                policyDrop: m.rule.verdict == .policyDrop, portMatch: m.direction == .reply ? "sport" : "dport",
                                legacy: m.rule.legacy, saved: m.rule.saved)
         var facts = Advice.Facts(port: port, rule: rule)
-        // kube-router's reject of what a pod's NetworkPolicies do not allow: the policies are the fix.
-        let policy = NetworkPolicyRule(m.rule)
-        if let policy { facts.networkPolicy(policy) }
-        // A ban of fail2ban, sshguard or CrowdSec: lift it the tool's way. A limit: exempt
-        // the clients that should not be under it, or raise it.
-        let ban = policy == nil ? BanListRule(m.rule) : nil
-        if let ban { facts.banned(ban, client: nil) }
-        let limit = policy == nil && ban == nil ? RateLimitRule(m.rule) : nil
-        if let limit { facts.rateLimited(limit, client: nil) }
-        let cause: FirewallCause? = policy?.cause ?? ban?.cause ?? limit?.cause
+        // A NetworkPolicy's verdict, a ban, a limit: the policies, the ban or the limit are the fix, not the rule.
+        let verdict = RuleVerdict(m.rule)
+        verdict?.facts(&facts)
         let fix = Advice.for(reason: m.rule.verdict.isReject ? .firewallReject : .firewallDrop,
-                             cause: cause.map { .firewall($0) }, facts: facts).fix
+                             cause: verdict.map { .firewall($0.cause) }, facts: facts).fix
         let remediation = m.rule.verdict == .policyDrop
             ? "chain \(m.rule.chain) of table \(m.rule.table) drops what no rule accepts: " + fix
             : fix
@@ -918,15 +911,9 @@ struct Analysis {
         ev.append(("families", .array(m.families.map { .string($0.rawValue) })))
         if let p = m.rule.packets { ev.append(("packets", .int(Int64(clamping: p)))) }
         if m.rule.iptables { ev.append(("iptables", .bool(true))) }
-        if let cause { ev.append(("cause", .string(cause.rawValue))) }
-        if let pod = policy?.pod { ev.append(("policy_pod", .string(pod))) }
-        if let ban {
-            ev.append(("banned_by", .string(ban.tool.rawValue)))
-            if let list = ban.list { ev.append(("ban_list", .string(list))) }
-        }
-        if let limit {
-            ev.append(("rate_limit", .string(limit.limit)))
-            if let per = limit.per { ev.append(("rate_limit_per", .string(per))) }
+        if let verdict {
+            ev.append(("cause", .string(verdict.cause.rawValue)))
+            ev += verdict.evidence.map { ($0.0.rawValue, .string($0.1)) }
         }
         return Finding(severity, m.rule.verdict.isReject ? "firewall_reject" : "firewall_drop", msg,
                        remediation: remediation, netns: ns.inode, evidence: ev)

@@ -93,6 +93,9 @@ public struct FirewallRule: Sendable, Hashable {
     /// The rule as the tool that manages it writes it: what a hint quotes.
     public var shownText: String { iptablesRule ?? text }
 
+    /// " (handle 7)", " (rule 3)" for an iptables-legacy rule (its position); "" for a chain policy.
+    public var handleLabel: String { handle.map { " (\(IptablesLegacy.handleWord(legacy: legacy)) \($0))" } ?? "" }
+
     public init(table: String, chain: String, handle: Int?, text: String, verdict: FirewallVerdict,
                 packets: UInt64? = nil, exact: Bool = true, iptables: Bool = false,
                 comment: String? = nil, owner: FirewallOwner? = nil, ctStateMatched: ConntrackState? = nil,
@@ -563,10 +566,13 @@ package enum NftMatch {
         return []
     }
 
-    /// Does `value` equal / fall in `right`? nil when `right` is not understood.
-    package static func compare(_ value: Value, _ right: JSONValue) -> Bool? {
-        // A set element with a timeout: {"elem": {"val": ..., "timeout": ..., "expires": ...}}.
-        if let v = right["elem"]?["val"] { return compare(value, v) }
+    /// A set element's value: as is, or unwrapped from the object nft writes
+    /// for an element with a timeout ({"elem": {"val": ..., "timeout": ..., "expires": ...}}).
+    package static func elementValue(_ e: JSONValue) -> JSONValue { e["elem"]?["val"] ?? e }
+
+    /// Does `value` equal / fall in `element` (a match's right side, or one element of a set)? nil when it is not understood.
+    package static func compare(_ value: Value, _ element: JSONValue) -> Bool? {
+        let right = elementValue(element)
         if case .object(let f) = right, f.first?.0 == "set", case .array(let items) = f[0].1 {
             var unknown = false
             for item in items {

@@ -402,30 +402,27 @@ extension AttributionEngine {
             ev.bridge = docker.bridge
             return .firewall(docker.cause)
         }
-        if let policy = NetworkPolicyRule(rule) {
-            ev.policyPod = policy.pod
-            return .firewall(policy.cause)
+        guard let verdict = RuleVerdict(rule) else {
+            return rule.ctStateMatched == .invalid ? .firewall(.conntrackInvalid) : nil
         }
-        if rule.ctStateMatched == .invalid { return .firewall(.conntrackInvalid) }
-        if let ban = BanListRule(rule) {
+        switch verdict {
+        case .networkPolicy(let policy):
+            ev.policyPod = policy.pod
+        case .banned(let ban):
             ev.bannedBy = ban.tool.rawValue
             ev.banList = ban.list
-            return .firewall(ban.cause)
-        }
-        if let limit = RateLimitRule(rule) {
+        case .rateLimited(let limit):
             ev.rateLimit = limit.limit
             ev.rateLimitPer = limit.per
-            return .firewall(limit.cause)
         }
-        return nil
+        return .firewall(verdict.cause)
     }
 
     /// What a rule that refuses past a limit did, before its fix.
     func rateLimitSituation(_ limit: RateLimitRule, rule: FirewallRule, verb: String, what: String, port: UInt16,
                             client: Endpoint?, effect: String) -> String {
-        let handle = rule.handle.map { " (\(IptablesLegacy.handleWord(legacy: rule.legacy)) \($0))" } ?? ""
         let who = client.map { "\($0.addr)" } ?? "the client"
-        return "rule \"\(rule.shownText)\" in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port) "
+        return "rule \"\(rule.shownText)\" in table \(rule.table) chain \(rule.chain)\(rule.handleLabel) \(verb) \(what) to port \(port) "
             + "\(limit.condition), and \(who) went over it\(effect): "
     }
 
@@ -472,7 +469,8 @@ extension AttributionEngine {
         if let docker = DockerNetworkRule(rule) {
             return dockerNetworkHint(docker, rule: rule, record: record, verb: verb, what: what, port: port, effect: effect)
         }
-        if let policy = NetworkPolicyRule(rule) {
+        let verdict = RuleVerdict(rule)
+        if case .networkPolicy(let policy)? = verdict {
             return networkPolicyHint(policy, rule: rule, record: record, facts: facts, reject: reject, what: what, effect: effect)
         }
         facts.rule = Advice.Rule(table: rule.table, chain: rule.chain, handle: rule.handle, iptables: rule.iptables,
@@ -481,25 +479,25 @@ extension AttributionEngine {
             return "rule \"\(rule.shownText)\" in table \(rule.table) chain \(rule.chain) \(verb) \(what) to port \(port) that conntrack "
                 + "had no entry for (ct state invalid)\(effect): " + fix(.firewall(.conntrackInvalid))
         }
-        if let ban = BanListRule(rule) {
+        switch verdict {
+        case .banned(let ban)?:
             facts.banned(ban, client: record.remote?.addr)
-            let handle = rule.handle.map { " (\(IptablesLegacy.handleWord(legacy: rule.legacy)) \($0))" } ?? ""
             return "\(ban.who) banned \(record.remote.map { "\($0.addr)" } ?? "the client"): rule \"\(rule.shownText)\" in table \(rule.table) "
-                + "chain \(rule.chain)\(handle) \(verb) its \(what) to port \(port)\(effect): " + fix(.firewall(.addressBanned))
-        }
-        if let limit = RateLimitRule(rule) {
+                + "chain \(rule.chain)\(rule.handleLabel) \(verb) its \(what) to port \(port)\(effect): " + fix(.firewall(.addressBanned))
+        case .rateLimited(let limit)?:
             // The situation says the limit; the fix names the client to exempt.
             facts.clientAddress = record.remote?.addr
             return rateLimitSituation(limit, rule: rule, verb: verb, what: what, port: port, client: record.remote, effect: effect)
                 + fix(.firewall(.rateLimited))
+        case .networkPolicy?, nil:
+            break
         }
         let owned = rule.owner.map { "; " + $0.advice(port: port, chain: rule.chain, interface: interface) } ?? ""
         let commented = rule.comment.map { " (comment \"\($0)\")" } ?? ""
         if rule.verdict == .policyDrop {
             return "chain \(rule.chain) of table \(rule.table) has policy drop and no rule accepts TCP port \(port)\(effect): " + fix() + owned
         }
-        let handle = rule.handle.map { " (\(IptablesLegacy.handleWord(legacy: rule.legacy)) \($0))" } ?? ""
-        return "rule \"\(rule.shownText)\"\(rule.shownText.contains("comment") ? "" : commented) in table \(rule.table) chain \(rule.chain)\(handle) \(verb) \(what) to port \(port)\(effect): "
+        return "rule \"\(rule.shownText)\"\(rule.shownText.contains("comment") ? "" : commented) in table \(rule.table) chain \(rule.chain)\(rule.handleLabel) \(verb) \(what) to port \(port)\(effect): "
             + fix() + owned
     }
 }
