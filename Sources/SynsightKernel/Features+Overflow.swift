@@ -23,12 +23,11 @@ public struct OverflowProbes: Sendable {
     /// kretprobe, on tcp_v{4,6}_syn_recv_sock (`synRecvHook` says which).
     public var synRecv: ProbeResult = .unsupported("not probed")
     public var synRecvHook: ReturnHook?
-    /// The per-SYN hook's exit beside it, fexit or kretprobe on
-    /// tcp_conn_request (`connRequestExitHook` says which): a SYN left
+    /// The per-SYN hook's exit beside it, fexit (beside the fentry) or
+    /// kretprobe (beside the kprobe) on tcp_conn_request: a SYN left
     /// unanswered (no route back, the SYN backlog's reserve), which the
     /// entry, running before the decision, cannot see.
     public var connRequestExit: ProbeResult = .unsupported("not probed")
-    public var connRequestExitHook: ReturnHook?
     /// iter/tcp: listeners that predate synsight.
     public var iterTCP: ProbeResult = .unsupported("not probed")
     /// accept()/accept4() failing with EMFILE/ENFILE: fexit/__sys_accept4
@@ -99,7 +98,7 @@ public struct OverflowProbes: Sendable {
             ? .supports("tp_btf/tcp_send_reset", "tcp_send_reset from the listener, reason INVALID_SYN (6.10+)")
             : .unsupported("tcp_send_reset has no reset reason before 6.10")
         (p.synRecv, p.synRecvHook) = probeSynRecv(p, btf: btf, kprobeForced: kprobeForced, symbols: symbols)
-        (p.connRequestExit, p.connRequestExitHook) = probeConnRequestExit(p)
+        p.connRequestExit = probeConnRequestExit(p)
         p.iterTCP = !btf ? .unsupported("no kernel BTF")
             : syn_btf_has("struct", "bpf_iter__tcp") == 1 ? .supports("iter/tcp", "iter/tcp, run in each network namespace")
             : .unsupported("no iter/tcp before 5.9")
@@ -129,18 +128,18 @@ public struct OverflowProbes: Sendable {
 
     /// Only beside the fentry or kprobe on tcp_conn_request, as its own
     /// kind (consume_skb sees the drop itself).
-    static func probeConnRequestExit(_ p: OverflowProbes) -> (ProbeResult, ReturnHook?) {
+    static func probeConnRequestExit(_ p: OverflowProbes) -> ProbeResult {
         let purpose = "a SYN tcp_conn_request dropped past its queue checks (no route back, the SYN backlog's reserve)"
         if p.connRequestFentry.isSupported {
             let rc = ProgramProbe.fexit("tcp_conn_request")
-            return rc == 0 ? (.supports("fexit/tcp_conn_request", "fexit/tcp_conn_request: \(purpose)"), .fexit)
-                : (KernelFeatures.trampolineRefusal("fexit/tcp_conn_request", rc), nil)
+            return rc == 0 ? .supports("fexit/tcp_conn_request", "fexit/tcp_conn_request: \(purpose)")
+                : KernelFeatures.trampolineRefusal("fexit/tcp_conn_request", rc)
         }
         if p.connRequestKprobe.isSupported {
             // The kprobe's symbol is the kretprobe's.
-            return (.supports("kretprobe/tcp_conn_request", "kretprobe/tcp_conn_request: \(purpose)"), .kretprobe)
+            return .supports("kretprobe/tcp_conn_request", "kretprobe/tcp_conn_request: \(purpose)")
         }
-        return (.unsupported("used only beside fentry or kprobe on tcp_conn_request"), nil)
+        return .unsupported("used only beside fentry or kprobe on tcp_conn_request")
     }
 
     /// Per-SYN overflow detection: consume_skb must carry its call site

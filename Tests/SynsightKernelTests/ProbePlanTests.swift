@@ -58,7 +58,6 @@ func trampolineKernel(_ edit: (inout KernelFeatures) -> Void = { _ in }) -> Kern
         f.overflow.synRecv = .supports("fexit/tcp_v{4,6}_syn_recv_sock")
         f.overflow.synRecvHook = .fexit
         f.overflow.connRequestExit = .supports("fexit/tcp_conn_request")
-        f.overflow.connRequestExitHook = .fexit
         f.overflow.acceptFexit = .supports("fexit/__sys_accept4")
         f.overflow.acceptTracepoints = .unsupported("fexit/__sys_accept4 is used")
         f.resetTTL.reset = .supports("fentry/tcp_reset")
@@ -223,7 +222,6 @@ struct ProbePlanTests {
             f.overflow.synRecv = .supports("kretprobe/tcp_v{4,6}_syn_recv_sock")
             f.overflow.synRecvHook = .kretprobe
             f.overflow.connRequestExit = .supports("kretprobe/tcp_conn_request")
-            f.overflow.connRequestExitHook = .kretprobe
         })
         #expect(plan.plan(for: .overflow).programs == [
             .ovfKprobeConnRequest, .runOvfWatch, .ovfKretprobeConnRequest, .ovfKprobeSynRecvV4, .ovfKretprobeSynRecvV4,
