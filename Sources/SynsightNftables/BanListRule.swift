@@ -64,9 +64,7 @@ public struct BanListRule: Sendable, Hashable {
     /// The set the rule tests the address against: nft's `@name`, or
     /// iptables' `-m set --match-set NAME`.
     public static func setName(_ rule: FirewallRule) -> String? {
-        if let saved = rule.saved, let i = saved.indices.dropLast().first(where: { saved[$0] == "--match-set" }) {
-            return saved[i + 1]
-        }
+        if let saved = rule.saved, let set = IptablesSave.option("--match-set", in: saved) { return set }
         let words = rule.text.split(separator: " ")
         return words.first { $0.hasPrefix("@") && $0.count > 1 }.map { String($0.dropFirst()) }
     }

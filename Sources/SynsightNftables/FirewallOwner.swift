@@ -163,6 +163,11 @@ public enum IptablesSave {
         return out
     }
 
+    /// The value of a saved rule's first `option` (`--connlimit-mask 32` -> "32").
+    static func option(_ option: String, in words: [String]) -> String? {
+        words.indices.dropLast().first { words[$0] == option }.map { words[$0 + 1] }
+    }
+
     /// A rule's comment; of several, the ones that say something: Calico
     /// tags each rule "cali:<id>" and describes it in a second comment
     /// ("Drop if no policies passed packet").

@@ -63,10 +63,10 @@ public struct RateLimitRule: Sendable, Hashable {
             let limit = (["-m", name] + options).joined(separator: " ")
             switch name {
             case "connlimit" where has("--connlimit-above"):
-                let global = value("--connlimit-mask", in: options) == "0"
+                let global = IptablesSave.option("--connlimit-mask", in: options) == "0"
                 return RateLimitRule(limit: limit, per: global ? nil : has("--connlimit-daddr") ? "destination address" : "source address")
             case "hashlimit" where has("--hashlimit-above"):
-                let mode = value("--hashlimit-mode", in: options) ?? ""
+                let mode = IptablesSave.option("--hashlimit-mode", in: options) ?? ""
                 return RateLimitRule(limit: limit, per: mode.contains("srcip") ? "source address" : mode.contains("dstip") ? "destination address" : nil)
             case "recent" where has("--hitcount") && (has("--update") || has("--rcheck")):
                 return RateLimitRule(limit: limit, per: has("--rdest") ? "destination address" : "source address")
@@ -85,9 +85,6 @@ public struct RateLimitRule: Sendable, Hashable {
         return Array(words[(m + 2)..<end])
     }
 
-    static func value(_ option: String, in words: [String]) -> String? {
-        words.indices.dropLast().first { words[$0] == option }.map { words[$0 + 1] }
-    }
 
     /// nft's `ct count over N` or `limit rate over R/unit [burst B packets]`,
     /// with the key of the meter or set it is counted per.
