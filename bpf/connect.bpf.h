@@ -26,6 +26,7 @@
 #include "listeners.bpf.h"
 #include "ringbuf.bpf.h"
 #include "task.bpf.h"
+#include "timeouts.bpf.h"
 
 /* inet_sock_set_state. Runs ~10 times per TCP connection on the host: a
  * direct load (sk is a BTF pointer here), not a bpf_probe_read_kernel call. */
@@ -76,6 +77,13 @@ static __always_inline int conn_on_state_change(const struct sock *sk, const int
 	if (!conn_del(set, way, key))
 		return 0;
 	int err = BPF_CORE_READ(sk, sk_err);
+	if (oldstate == TCP_SYN_SENT && err == 0) {
+		/* Closed while connecting: given up, if its SYN went unanswered. */
+		struct tmo_stash s;
+		if (tmo_take_abandoned(sk, &s))
+			tmo_emit_abandoned(sk, &s, &ci);
+		return 0;
+	}
 	bool failed = oldstate == TCP_SYN_SENT && err != 0;
 	bool reset_after_setup = ci.established_ns != 0 && err == ECONNRESET &&
 		bpf_ktime_get_boot_ns() - ci.established_ns < RESET_AFTER_SETUP_NS;
@@ -175,6 +183,22 @@ static __always_inline int conn_on_error_report(const struct sock *sk)
 		bpf_ktime_get_boot_ns() - ci.ts_ns < RESET_AFTER_SETUP_NS;
 	if (failed || reset_after_setup)
 		emit_connect_error_of(sk, &t, &ci, SYN_EV_CONNECT_ERROR, err, false);
+	return 0;
+}
+
+/* tcp_destroy_sock, with SYN_CFG_NO_STATE_HOOK (armed by user space while
+ * a connecting socket's SYN is unanswered: run_tmo_watch): a socket closed
+ * while connecting, unanswered, with no error, is a connect() its
+ * application gave up; the caller's entry goes with it. */
+static __always_inline int conn_on_destroy(const struct sock *sk)
+{
+	struct tmo_stash s;
+	if (!sk || !tmo_take_abandoned(sk, &s))
+		return 0;
+	struct connect_info ci = {};
+	if (conn_take(sk, &ci) == CONN_RACED)
+		return 0;
+	tmo_emit_abandoned(sk, &s, &ci);
 	return 0;
 }
 

@@ -267,6 +267,24 @@ int run_reap_listeners(void *ctx)
 	return 0;
 }
 
+/* A TCP socket's destruction: attached only while a connecting socket's
+ * SYN is unanswered (run_tmo_watch), to see the connect() its application
+ * gives up (connect.bpf.h, conn_on_destroy). */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(tmo_destroy_sock, struct sock *sk)
+{
+	return conn_on_destroy(sk);
+}
+
+/* Run by user space (BPF_PROG_TEST_RUN) every 100 ms while the destroy
+ * program is armed on demand; returns the connecting sockets with an
+ * unanswered SYN (timeouts.bpf.h, tmo_watch). */
+SEC("raw_tp")
+int run_tmo_watch(void *ctx)
+{
+	return tmo_watch();
+}
+
 /* Run by user space (BPF_PROG_TEST_RUN) every few hundred ms where the
  * per-SYN overflow hook is armed on anomaly; returns the anomalous
  * listeners' count (overflow.bpf.h, ovf_watch). */

@@ -78,6 +78,12 @@ enum syn_event_kind {
 	 * Sent from tcp_reset, before the client's SYN_EV_CONNECT_ERROR;
 	 * user space joins the two by 4-tuple and namespace. */
 	SYN_EV_CONNECT_RESET = 21,
+	/* A local client's connect() the application gave up on: a socket
+	 * whose SYNs went unanswered past at least one retransmission, closed
+	 * in SYN_SENT with no error (curl --connect-timeout, a dialer's
+	 * deadline, the process exiting). Where its SYNs left this host and
+	 * who connected and who closed (bpf/timeouts.bpf.h). */
+	SYN_EV_CONNECT_ABANDONED = 22,
 };
 
 /* Which kernel hook produced a SYN_EV_NO_SOCKET_RST record. */
@@ -365,19 +371,42 @@ struct syn_ev_pkt_drop {
 #define SYN_TMO_F_LOOPBACK 0x08 /* the route's device is a loopback (IFF_LOOPBACK): the SYNs never left
 				 * the host (a local destination, or one NAT sent elsewhere after routing) */
 
+/* The route a connecting socket's SYNs left by: its cached route at the
+ * outcome, else the last retransmitted SYN's (bpf/timeouts.bpf.h). */
+struct syn_egress {
+	__u8 gateway[16];    /* next hop with SYN_TMO_F_GATEWAY (IPv4 mapped, or IPv6) */
+	__u32 ifindex;       /* egress device of the route (dst->dev), with SYN_TMO_F_ROUTE */
+	__u16 gw_family;     /* AF_INET or AF_INET6 (an IPv4 route may go via an IPv6 gateway) */
+	__u8 flags;          /* SYN_TMO_F_* */
+	__u8 _pad;
+	char ifname[SYN_IFNAMSIZ]; /* dst->dev->name, NUL-terminated unless it fills the field */
+};
+
 /* Where a timed-out connect()'s SYNs left this host (SYN_EV_CONNECT_TIMEOUT). */
 struct syn_ev_connect_timeout {
 	struct syn_hdr hdr;
 	struct syn_tuple t;  /* local = client address/port; remote = destination */
-	__u8 gateway[16];    /* next hop with SYN_TMO_F_GATEWAY (IPv4 mapped, or IPv6) */
+	struct syn_egress route;
 	__u32 netns;
-	__u32 ifindex;       /* egress device of the route (dst->dev), with SYN_TMO_F_ROUTE */
 	__u32 syn_retransmits; /* SYN retransmissions: icsk_retransmits (else tcp_sock.total_retrans) */
 	__u32 total_retrans; /* tcp_sock.total_retrans */
-	__u16 gw_family;     /* AF_INET or AF_INET6 (an IPv4 route may go via an IPv6 gateway) */
-	__u8 flags;          /* SYN_TMO_F_* */
-	__u8 _pad[5];
-	char ifname[SYN_IFNAMSIZ]; /* dst->dev->name, NUL-terminated unless it fills the field */
+	__u32 _pad;
+};
+
+/* A connect() given up by its application (SYN_EV_CONNECT_ABANDONED): the
+ * connecting socket was closed in SYN_SENT, unanswered, with no error
+ * reported, after at least one SYN retransmission. */
+struct syn_ev_connect_abandoned {
+	struct syn_hdr hdr;
+	struct syn_tuple t;    /* local = client address/port; remote = destination */
+	struct syn_task task;  /* the connect() caller, as syn_ev_connect_error's (pid 0: not seen) */
+	struct syn_task closer;/* the task that closed the socket (process context of close()/exit) */
+	__u64 connect_ts_ns;   /* when connect() started, CLOCK_BOOTTIME; 0: not seen */
+	struct syn_egress route;
+	__u32 netns;
+	__u32 syn_retransmits; /* SYNs sent again after the first (icsk_retransmits) */
+	__u8 closer_exiting;   /* 1: the closer was exiting (PF_EXITING): the process died while connecting */
+	__u8 _pad[7];
 };
 
 /* Which kernel hook produced a SYN_EV_CONNECT_RESET record. */
@@ -567,7 +596,9 @@ _Static_assert(sizeof(struct syn_text_range) == 16, "syn_text_range layout");
 _Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_overflow layout");
 _Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");
 _Static_assert(sizeof(struct syn_ev_pkt_drop) == 144, "syn_ev_pkt_drop layout");
+_Static_assert(sizeof(struct syn_egress) == 40, "syn_egress layout");
 _Static_assert(sizeof(struct syn_ev_connect_timeout) == 112, "syn_ev_connect_timeout layout");
+_Static_assert(sizeof(struct syn_ev_connect_abandoned) == 200, "syn_ev_connect_abandoned layout");
 _Static_assert(sizeof(struct syn_ev_connect_reset) == 80, "syn_ev_connect_reset layout");
 #endif
 

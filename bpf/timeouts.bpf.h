@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* synsight: where a timed-out connect()'s SYNs went (issue 17, "timeouts
- * explained"). A library header: refusals.bpf.c's inet_sk_error_report and
- * tcp_retransmit_skb programs call the two functions below; its own map
- * (tmo_routes) and record (SYN_EV_CONNECT_TIMEOUT) are nobody else's.
+/* synsight: where an unanswered connect()'s SYNs went (issue 17, "timeouts
+ * explained"), whether the kernel timed it out or its application gave up.
+ * A library header: refusals.bpf.c's inet_sk_error_report and
+ * tcp_retransmit_skb programs call it, and connect.bpf.h at a connecting
+ * socket's close; its map (tmo_pending) and records
+ * (SYN_EV_CONNECT_TIMEOUT, SYN_EV_CONNECT_ABANDONED) are nobody else's.
  *
  * A connect() that is never answered fails in tcp_write_err /
  * tcp_done_with_error with sk_err ETIMEDOUT (when no ICMP error set
@@ -10,6 +12,18 @@
  * host, or were dropped on it (user space joins the drop records). The
  * record says through which device and next hop they left (the socket's
  * cached route, sk_dst_cache) and how many SYNs were retransmitted.
+ *
+ * Most clients do not wait for that (about 130 s with tcp_syn_retries 6):
+ * curl --connect-timeout, a dialer's deadline, a proxy's connect timeout
+ * close the socket in SYN_SENT, and the kernel reports no error. A socket
+ * whose SYN was retransmitted (unanswered for a second) is kept in
+ * tmo_pending until its outcome: an error report takes it; a close in
+ * SYN_SENT with no error, never answered (rcv_nxt 0), is the abandoned
+ * attempt (SYN_EV_CONNECT_ABANDONED), seen where the socket is destroyed
+ * (tcp_destroy_sock, armed by user space only while tmo_pending holds a
+ * connecting socket: run_tmo_watch) or, with the state-change hook, at
+ * SYN_SENT -> CLOSE. An application that gives up before the first
+ * retransmission (1 s) is not seen.
  *
  * Kernel differences: before 6.10 the report comes before tcp_done (state
  * still SYN_SENT), since then after it (state CLOSE); the cached route
@@ -25,34 +39,34 @@
 #include "conntab.bpf.h"
 #include "ringbuf.bpf.h"
 #include "sock.bpf.h"
+#include "task.bpf.h"
 
 #ifndef ETIMEDOUT
 #define ETIMEDOUT 110
 #endif
 #define RTF_GATEWAY 0x0002
 #define IFF_LOOPBACK 0x8
+#define PF_EXITING 0x00000004
 
-struct tmo_route {
-	__u64 cookie;            /* bpf_get_socket_cookie: the stash is this socket's */
-	__u8 gateway[16];
-	__u32 ifindex;
-	__u16 gw_family;
-	__u8 flags;              /* SYN_TMO_F_ROUTE | SYN_TMO_F_GATEWAY | SYN_TMO_F_LOOPBACK */
-	__u8 _pad;
-	char ifname[SYN_IFNAMSIZ];
+/* A connecting socket whose SYN was retransmitted, until its outcome. */
+struct tmo_stash {
+	__u64 cookie;            /* bpf_get_socket_cookie: the entry is this socket's */
+	struct syn_egress route; /* of its last retransmitted SYN */
+	__u8 closed_seen;        /* run_tmo_watch found it closed once: forgotten at the next sweep */
+	__u8 _pad[7];
 };
 
-/* The route of each connecting socket's last retransmitted SYN (rare: a SYN
- * is retransmitted only when unanswered for a second). */
+/* Connecting sockets with a retransmitted SYN (rare: a SYN is retransmitted
+ * only when unanswered for a second), by socket. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
-	__type(value, struct tmo_route);
-} tmo_routes SEC(".maps");
+	__type(value, struct tmo_stash);
+} tmo_pending SEC(".maps");
 
 /* The socket's cached route: device, and gateway if it has one. */
-static __always_inline bool tmo_read_route(const struct sock *sk, struct tmo_route *r)
+static __always_inline bool tmo_read_route(const struct sock *sk, struct syn_egress *r)
 {
 	struct dst_entry *dst = BPF_CORE_READ(sk, sk_dst_cache);
 	if (!dst)
@@ -92,19 +106,31 @@ static __always_inline bool tmo_read_route(const struct sock *sk, struct tmo_rou
 	return true;
 }
 
+/* The route at the outcome: the socket's own, else (IPv6, reset on
+ * retransmission) the last retransmitted SYN's from `stashed`. */
+static __always_inline void tmo_route_at_outcome(const struct sock *sk, const struct tmo_stash *stashed,
+						 struct syn_egress *r)
+{
+	if (tmo_read_route(sk, r) || !stashed)
+		return;
+	*r = stashed->route;
+	r->flags |= SYN_TMO_F_STASHED;
+}
+
 /* From tcp_retransmit_skb (after the SYN went out, so the socket has a
- * route again): remember a connecting socket's route for the error report.
- * Only SYN_SENT sockets: a SYN retransmission is rare, other ones skip here. */
+ * route again): remember a connecting socket until its outcome, with its
+ * route. Only SYN_SENT sockets: a SYN retransmission is rare, other ones
+ * skip here. */
 static __always_inline void timeout_on_syn_retransmit(const struct sock *sk)
 {
 	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
 		return;
-	struct tmo_route r = {};
-	if (!tmo_read_route(sk, &r))
+	struct tmo_stash s = {};
+	if (!tmo_read_route(sk, &s.route))
 		return;
-	r.cookie = bpf_get_socket_cookie((void *)sk);
+	s.cookie = bpf_get_socket_cookie((void *)sk);
 	__u64 key = sk_key(sk);
-	bpf_map_update_elem(&tmo_routes, &key, &r, BPF_ANY);
+	bpf_map_update_elem(&tmo_pending, &key, &s, BPF_ANY);
 }
 
 /* SYN retransmissions so far: icsk_retransmits, else (a kernel without the
@@ -117,7 +143,9 @@ static __always_inline __u32 tmo_syn_retransmits(const struct sock *sk)
 	return BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
 }
 
-/* From inet_sk_error_report: a connect() that timed out unanswered. */
+/* From inet_sk_error_report: any error is the outcome of a pending socket
+ * (its entry goes); a connect() that timed out unanswered is reported with
+ * its route. */
 static __always_inline void timeout_on_error_report(const struct sock *sk)
 {
 	if (!sk)
@@ -126,20 +154,24 @@ static __always_inline void timeout_on_error_report(const struct sock *sk)
 	 * read with direct loads (see BTF_READ). */
 	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
 		return;
-	if (sk->sk_err != ETIMEDOUT)
+	int err = sk->sk_err;
+	if (err == 0)
+		return; /* an ICMP soft error: the connect() may still be answered */
+	/* Only a socket whose SYN was retransmitted is pending: a refusal
+	 * storm's errors (answered at once) skip the lookup. */
+	if (err != ETIMEDOUT && tmo_syn_retransmits(sk) == 0)
 		return;
-	if (BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) != 0)
-		return; /* answered once: an established connection's timeout */
 	__u64 key = sk_key(sk);
-	struct tmo_route r = {};
-	bool have = tmo_read_route(sk, &r);
-	struct tmo_route *stashed = bpf_map_lookup_elem(&tmo_routes, &key);
-	if (!have && stashed && stashed->cookie == bpf_get_socket_cookie((void *)sk)) {
-		r = *stashed;
-		r.flags |= SYN_TMO_F_STASHED;
+	struct tmo_stash s = {};
+	struct tmo_stash *stashed = bpf_map_lookup_elem(&tmo_pending, &key);
+	bool mine = false;
+	if (stashed) {
+		s = *stashed;
+		mine = s.cookie == bpf_get_socket_cookie((void *)sk);
+		bpf_map_delete_elem(&tmo_pending, &key);
 	}
-	if (stashed)
-		bpf_map_delete_elem(&tmo_routes, &key);
+	if (err != ETIMEDOUT || BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) != 0)
+		return; /* another error, or an established connection's timeout */
 
 	struct syn_ev_connect_timeout *e = reserve(sizeof(*e), SYN_EV_CONNECT_TIMEOUT);
 	if (!e)
@@ -149,14 +181,94 @@ static __always_inline void timeout_on_error_report(const struct sock *sk)
 		bpf_ringbuf_discard(e, 0);
 		return;
 	}
-	__builtin_memcpy(e->gateway, r.gateway, 16);
-	__builtin_memcpy(e->ifname, r.ifname, SYN_IFNAMSIZ);
+	__builtin_memset(&e->route, 0, sizeof(e->route));
+	tmo_route_at_outcome(sk, mine ? &s : NULL, &e->route);
 	e->netns = sock_netns(sk);
-	e->ifindex = r.ifindex;
 	e->syn_retransmits = tmo_syn_retransmits(sk);
 	e->total_retrans = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
-	e->gw_family = r.gw_family;
-	e->flags = r.flags;
+	e->_pad = 0;
+	submit(e);
+}
+
+/* At a connecting socket's close (tp_btf programs: a BTF-typed socket):
+ * true, with its entry taken into `out`, when the socket was pending and
+ * ends unanswered with no error reported: its application gave up. */
+static __always_inline bool tmo_take_abandoned(const struct sock *sk, struct tmo_stash *out)
+{
+	__u64 key = sk_key(sk);
+	struct tmo_stash *s = bpf_map_lookup_elem(&tmo_pending, &key);
+	if (!s)
+		return false;
+	*out = *s;
+	if (bpf_map_delete_elem(&tmo_pending, &key) != 0)
+		return false; /* run_tmo_watch forgot it meanwhile */
+	if (out->cookie != bpf_get_socket_cookie((void *)sk))
+		return false; /* an earlier socket's entry at the same address */
+	if (BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) != 0)
+		return false; /* answered: it connected */
+	/* An error was reported (or an ICMP soft error seen through SO_ERROR):
+	 * the connect() failed, reported as such. */
+	return sk->sk_err == 0 && sk->sk_err_soft == 0;
+}
+
+/* SYN_EV_CONNECT_ABANDONED, from the close's process context: `ci` is the
+ * connect() caller's entry (zero: not seen). */
+static __always_inline void tmo_emit_abandoned(const struct sock *sk, const struct tmo_stash *stashed,
+					       const struct connect_info *ci)
+{
+	struct syn_ev_connect_abandoned *e = reserve(sizeof(*e), SYN_EV_CONNECT_ABANDONED);
+	if (!e)
+		return;
+	sock_local_of(sk, &e->t, true);
+	if (!port_wanted(e->t.rport)) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	e->task = ci->task;
+	fill_task(&e->closer);
+	e->connect_ts_ns = ci->ts_ns;
+	__builtin_memset(&e->route, 0, sizeof(e->route));
+	tmo_route_at_outcome(sk, stashed, &e->route);
+	e->netns = sock_netns(sk);
+	e->syn_retransmits = tmo_syn_retransmits(sk);
+	struct task_struct *cur = bpf_get_current_task_btf();
+	e->closer_exiting = (cur->flags & PF_EXITING) ? 1 : 0;
 	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
 	submit(e);
+}
+
+/*
+ * run_tmo_watch: user space runs it (BPF_PROG_TEST_RUN) every 100 ms where
+ * the destroy program is armed on demand, and attaches tcp_destroy_sock
+ * while the count it returns is not zero. It walks tmo_pending: a socket
+ * still connecting counts; one that connected (any other state) or whose
+ * memory is another socket's now (its cookie changed) is forgotten; one
+ * found closed counts once more (its destroy is due: the program must
+ * still be attached when it comes) and is forgotten at the next sweep.
+ */
+static long tmo_watch_cb(struct bpf_map *map, __u64 *key, struct tmo_stash *s, __u32 *pending)
+{
+	__u64 k = *key;
+	const struct sock *sk = (const struct sock *)k;
+	bool same = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter) == s->cookie;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (same && state == TCP_SYN_SENT) {
+		(*pending)++;
+		return 0;
+	}
+	if (same && state == TCP_CLOSE && !s->closed_seen) {
+		s->closed_seen = 1;
+		(*pending)++;
+		return 0;
+	}
+	bpf_map_delete_elem(&tmo_pending, &k);
+	return 0;
+}
+
+/* The pending sockets' count (tmo_watch_cb). */
+static __always_inline int tmo_watch(void)
+{
+	__u32 pending = 0;
+	bpf_for_each_map_elem(&tmo_pending, tmo_watch_cb, &pending, 0);
+	return pending;
 }

@@ -24,6 +24,9 @@ public struct KernelFeatures: Sendable {
     public var kprobeSendReset: ProbeResult = .unsupported("not probed")
     public var inetSockSetState: ProbeResult = .unsupported("not probed")
     public var schedProcessExit: ProbeResult = .unsupported("not probed")
+    /// tp_btf/tcp_destroy_sock (5.11): a connect() its application gives up
+    /// on, armed while a SYN is unanswered (bpf/timeouts.bpf.h).
+    public var tcpDestroySock: ProbeResult = .unsupported("not probed")
     /// How bind/listen/connect failures are seen.
     public var syscalls = SyscallProbes()
     /// Firewall drops, ICMP rejects, retransmitted SYNs, soft errors.
@@ -65,6 +68,7 @@ public struct KernelFeatures: Sendable {
         f.probeResets(symbols)
         f.inetSockSetState = probeTpBtf("inet_sock_set_state", btf: f.btf, missing: "4.16+")
         f.schedProcessExit = probeTpBtf("sched_process_exit", btf: f.btf, missing: "")
+        f.tcpDestroySock = probeTpBtf("tcp_destroy_sock", btf: f.btf, missing: "5.11+")
         f.syscalls = SyscallProbes.probe(btf: f.btf, forced: choices.syscallEntry)
         f.firewall = FirewallProbes.probe(btf: f.btf)
         f.overflow = OverflowProbes.probe(f, symbols: symbols)
@@ -168,7 +172,7 @@ public struct KernelFeatures: Sendable {
     /// Every probe result, for what `doctor` could not probe without privileges.
     public var allResults: [ProbeResult] {
         [btf, privileges, tcpSendResetNoSocket, fentrySendReset, kprobeSendReset, kfreeSkbNoSocket,
-         inetSockSetState, schedProcessExit, connectWithoutStateHook]
+         inetSockSetState, schedProcessExit, tcpDestroySock, connectWithoutStateHook]
             + syscalls.allResults + firewall.allResults + overflow.allResults + resetTTL.allResults
     }
 }

@@ -17,12 +17,12 @@ public struct HookCadence: Sendable, Equatable {
     static let synRecv = h("every handshake a listener completes" + armed)
     static let anyRST = f("every RST the host sends")
     /// What arming the overflow programs means, for `doctor`.
-    public static var armedOnAnomaly: String { OverflowArming.armedText }
+    public static var armedOnAnomaly: String { ArmingPurpose.overflowArmedText }
 
     /// The overflow programs armed on anomaly (BPFProgram.armedWithOverflow).
     static var armed: String {
-        ", attached only while a listener's queue is full or its drop counter moves, until \(OverflowArming.quietText) "
-            + "pass without either (\(OverflowArming.periodText) sweep)"
+        ", attached only while a listener's queue is full or its drop counter moves, until \(ArmingPurpose.overflow.quietText) "
+            + "pass without either (\(ArmingPurpose.overflow.periodText) sweep)"
     }
 
     public static func of(_ program: BPFProgram) -> HookCadence {
@@ -33,7 +33,12 @@ public struct HookCadence: Sendable, Equatable {
         case .runReapListeners: return .f("every 5 s, run by synsight: a walk of its listener registry")
         case .onSkErrorReport: return .f("every socket error report (refused, reset, timed out, unreachable)")
         case .ovfConsumeSkb: return .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it)" + armed)
-        case .runOvfWatch: return .f("every \(OverflowArming.periodText), run by synsight: a walk of its listener registry (queues, drop counters)")
+        case .runOvfWatch: return .f("every \(ArmingPurpose.overflow.periodText), run by synsight: a walk of its listener registry (queues, drop counters)")
+        case .runTmoWatch:
+            return .f("every \(ArmingPurpose.abandonedConnects.periodText), run by synsight: a walk of the connecting sockets with an unanswered SYN")
+        case .tmoDestroySock:
+            return .h("every TCP socket destroyed on the host (a lookup), attached only while a connect()'s SYN is unanswered, "
+                + "until \(ArmingPurpose.abandonedConnects.quietText) after the last one's outcome")
         case .onKfreeSkb: return kfreeSkb
         case .ovfFentryConnRequest, .ovfKprobeConnRequest: return .h("every SYN to a listener" + armed)
         case .ovfFexitConnRequest, .ovfKretprobeConnRequest:
@@ -68,20 +73,24 @@ public struct HookCadence: Sendable, Equatable {
 extension BPFProgram {
     /// Run by synsight itself instead of attached: the iterator
     /// (Tracer.seedListeners), the listener sweep (Tracer.sweepListeners)
-    /// and the overflow watch (OverflowArming).
-    public var runOnDemand: Bool { self == .iterListeners || self == .runReapListeners || self == .runOvfWatch }
+    /// and the watches that arm programs (HookArming).
+    public var runOnDemand: Bool {
+        self == .iterListeners || self == .runReapListeners || self == .runOvfWatch || self == .runTmoWatch
+    }
 
     /// Loaded with the plan but attached only while needed: the baseline
     /// of injected resets while a refused peer is watched
     /// (Tracer+ResetTTL.swift; once per completed outgoing handshake), and
     /// the per-SYN consume_skb program while a listener's queue is full or
-    /// its drop counter moves (OverflowArming; every consumed packet).
+    /// its drop counter moves (HookArming; every consumed packet), and
+    /// tcp_destroy_sock while a connect()'s SYN is unanswered (HookArming).
     public var attachOnDemand: Bool {
         self == .rttlFentryFinishConnect || self == .rttlKprobeFinishConnect || self == .ovfConsumeSkb
+            || self == .tmoDestroySock
     }
 
     /// Attached only while a listener's queue is full or its drop counter
-    /// moves (OverflowArming; the overflow plan has `runOvfWatch`): the
+    /// moves (HookArming; the overflow plan has `runOvfWatch`): the
     /// per-SYN program (consume_skb, or fentry/kprobe on tcp_conn_request:
     /// every SYN to a listener is one healthy connection's), the ACK-stage
     /// fexit or kprobe/kretprobe on tcp_v{4,6}_syn_recv_sock (an ACK

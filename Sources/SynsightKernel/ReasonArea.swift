@@ -59,13 +59,17 @@ public enum ReasonArea: String, Sendable, CaseIterable {
     }
 
     /// Listener exits always; connections without the state-change hook
-    /// where they can be, else inet_sock_set_state.
+    /// where they can be, else inet_sock_set_state. Without it, the
+    /// connect() an application gives up on is seen by tcp_destroy_sock,
+    /// armed by its watch (HookArming); with it, at SYN_SENT -> CLOSE.
     static func connectionsPlan(_ f: KernelFeatures) -> AreaPlan {
         guard f.schedProcessExit.isSupported else {
             return .cannotRun(CannotRun(needs: "tp_btf/sched_process_exit", probe: f.schedProcessExit))
         }
         if f.connectWithoutStateHook.isSupported {
-            return .run([.onProcessExit, .connConnect4, .connConnect6, .onSkErrorReport, .runReapListeners])
+            var programs: Set<BPFProgram> = [.onProcessExit, .connConnect4, .connConnect6, .onSkErrorReport, .runReapListeners]
+            if f.tcpDestroySock.isSupported { programs.formUnion([.tmoDestroySock, .runTmoWatch]) }
+            return .run(programs)
         }
         guard f.inetSockSetState.isSupported else {
             return .cannotRun(CannotRun(needs: "tp_btf/inet_sock_set_state", probe: f.inetSockSetState))

@@ -26,7 +26,7 @@ extension Tracer {
     /// The loaded programs that are attached for the run (iterators are
     /// run once at start-up, not attached; the injected-reset baseline
     /// program and the consume_skb overflow program only while armed,
-    /// Tracer+ResetTTL.swift and OverflowArming: 0 runs otherwise).
+    /// Tracer+ResetTTL.swift and HookArming: 0 runs otherwise).
     var attachedPrograms: [OpaquePointer] {
         objects.loadedPrograms.filter { !Self.runOnDemand($0) }
     }
@@ -35,7 +35,7 @@ extension Tracer {
     /// kernel's BPF statistics are on: BPFStatistics).
     public func programStats() -> [SelfCost.Program] {
         var programs = attachedPrograms
-        for sweep in [BPFProgram.runReapListeners, .runOvfWatch] {
+        for sweep in [BPFProgram.runReapListeners, .runOvfWatch, .runTmoWatch] {
             if let p = program(sweep) { programs.append(p) }  // run by a sweep: synsight's cost too
         }
         return programs.map { p in

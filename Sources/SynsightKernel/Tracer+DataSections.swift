@@ -16,7 +16,7 @@ extension Tracer {
     static func writeTextRanges(_ objects: BPFObjectSet, plan: ProbePlan) throws(KernelError) {
         guard plan.programs.contains(.ovfConsumeSkb) else { return }
         guard let r = plan.features.tcpRcvStateProcess else {
-            Diagnostics.log.warning("tcp_rcv_state_process is not in /proc/kallsyms: \(OverflowArming.without(.ovfConsumeSkb))")
+            Diagnostics.log.warning("tcp_rcv_state_process is not in /proc/kallsyms: \(ArmingPurpose.without(.ovfConsumeSkb))")
             return
         }
         let map = try sectionMap(objects, textRangeSection)

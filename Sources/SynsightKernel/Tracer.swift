@@ -30,7 +30,7 @@ public struct TracerOptions: Sendable {
     /// The sets of the connecting-socket table (bpf/conntab.bpf.h).
     public static let connectTableSets = 1 << Int(SYN_CONN_SET_BITS)
     /// Where the per-SYN overflow program is armed on anomaly: how long
-    /// nothing must move before it is detached (nil: OverflowArming's
+    /// nothing must move before it is detached (nil: ArmingPurpose.overflow's
     /// default). Tests shorten it.
     public var overflowQuietNs: UInt64? = nil
 
@@ -86,9 +86,10 @@ public final class Tracer {
     var baselineLink: OpaquePointer?
     var resetRecordSeen = false
     var lastResetRecord: UInt64 = 0
-    /// The per-SYN overflow program armed on anomaly (OverflowArming), nil
-    /// where tcp_conn_request is hooked directly.
-    let overflowArming: OverflowArming?
+    /// The programs armed on anomaly (HookArming): the overflow programs
+    /// where the plan has their watch, tcp_destroy_sock where the plan has
+    /// the abandoned connects' watch.
+    let armings: [HookArming]
 
     /// Opens, configures, loads and attaches the programs `plan` selects
     /// (probed now with `options.hooks` when not given). Fallible libbpf work
@@ -142,8 +143,8 @@ public final class Tracer {
             // Iterators are attached on demand (seedListeners), not here;
             // `run_` programs are run by user space (sweepListeners).
             // So are the baseline program of injected resets (Tracer+ResetTTL.swift)
-            // and the overflow programs armed on anomaly (OverflowArming).
-            let armed = armsOverflow && Self.program(p)?.armedWithOverflow == true  // OverflowArming attaches it
+            // and the overflow programs armed on anomaly (HookArming).
+            let armed = armsOverflow && Self.program(p)?.armedWithOverflow == true  // HookArming attaches it
             if !Self.runOnDemand(p), Self.program(p)?.attachOnDemand != true, !armed {
                 // cgroup programs attach to the root cgroup v2 (the link holds it).
                 if String(cString: bpf_program__section_name(p)).hasPrefix("cgroup/") && cgroupFD < 0 {
@@ -182,18 +183,21 @@ public final class Tracer {
         self.foldPerWindow = options.foldPerWindow
         self.listenerPidsFD = bpf_map__fd(objects.map("listener_pids"))
         self.ncpus = Int(max(1, libbpf_num_possible_cpus()))
+        var armings: [HookArming] = []
         if armsOverflow, let watch = objects.program(.runOvfWatch) {
             // Entry probes first: a return probe reads what its entry saved.
             let armed = BPFProgram.allCases.filter(\.armedWithOverflow).sorted { !$0.isReturnProbe && $1.isReturnProbe }
                 .compactMap { p in objects.program(p).map { (p, $0) } }
-            overflowArming = OverflowArming(watch: watch, programs: armed, quietNs: options.overflowQuietNs)
-        } else {
-            overflowArming = nil
+            armings.append(HookArming(.overflow, watch: watch, programs: armed, quietNs: options.overflowQuietNs))
         }
+        if let watch = objects.program(.runTmoWatch), let destroy = objects.program(.tmoDestroySock) {
+            armings.append(HookArming(.abandonedConnects, watch: watch, programs: [(.tmoDestroySock, destroy)], quietNs: nil))
+        }
+        self.armings = armings
     }
 
     deinit {
-        overflowArming?.stop()  // joins its thread, then detaches
+        for a in armings { a.stop() }  // joins its thread, then detaches
         syn_ring_positions_unmap(&ringPositions)
         if let ring { ring_buffer__free(ring) }
         if let baselineLink { bpf_link__destroy(baselineLink) }
@@ -305,8 +309,8 @@ public final class Tracer {
         // Started here, not in init: a thread created inside init's private
         // mount namespace (TraceFS) would share the creator's fs and keep
         // it from returning (setns refuses a shared fs).
-        overflowArming?.start()
-        defer { overflowArming?.stop() }
+        for a in armings { a.start() }
+        defer { for a in armings { a.stop() } }
         while !shouldStop() {
             let n = ring_buffer__poll(rb, tickMs)
             if n < 0 && n != -EINTR {

@@ -124,6 +124,7 @@ enum DoctorReport {
         l.append(contentsOf: firewallLines(f))
         l.append(contentsOf: packetDropLines(plan))
         l.append(connectTimeoutLine(f))
+        l.append(abandonedConnectLine(plan))
         l.append(injectedResetLine(f))
         l.append(contentsOf: overflowLines(f, armed: plan.armsOverflow))
         l.append(contentsOf: syscallLines(f))
@@ -157,6 +158,25 @@ enum DoctorReport {
             ? "IPv6 route from tp_btf/tcp_retransmit_skb" : "IPv6 route UNAVAILABLE (\(retransmit.detail))"
         return "  connect_timeout          tp_btf/inet_sk_error_report (ETIMEDOUT): egress device, gateway, SYN retransmissions "
             + "from the socket; \(ipv6); joined with this host's drops of the same attempt"
+    }
+
+    /// A connect() its application gives up on, unanswered (bpf/timeouts.bpf.h).
+    static func abandonedConnectLine(_ plan: ProbePlan) -> String {
+        let f = plan.features
+        let head = "    abandoned_by           "
+        guard f.firewall.retransmit.isSupported else {
+            return head + "UNAVAILABLE -- needs tp_btf/tcp_retransmit_skb: \(f.firewall.retransmit.detail) "
+                + "(a connect() the application gives up on is not reported; the kernel's ETIMEDOUT is)"
+        }
+        if plan.programs.contains(.tmoDestroySock) {
+            return head + "tp_btf/tcp_destroy_sock (a socket closed in SYN_SENT, unanswered, no error), "
+                + "\(ArmingPurpose.abandonedConnects.periodText) watch; attached only while a connect()'s SYN is unanswered "
+                + "(it runs for every TCP socket destroyed meanwhile); an application that gives up within 1 s is not seen"
+        }
+        if plan.programs.contains(.sockState) {
+            return head + "tp_btf/inet_sock_set_state (SYN_SENT -> CLOSE with no error, after a SYN retransmission)"
+        }
+        return head + "UNAVAILABLE -- \(f.tcpDestroySock.detail) (a connect() the application gives up on is not reported)"
     }
 
     /// Injected resets: the refusing RST's TTL against the peer's (bpf/resets.bpf.h).

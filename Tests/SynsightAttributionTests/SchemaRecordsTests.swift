@@ -313,6 +313,7 @@ struct SchemaRecordsTests {
                                     to: Endpoint(addr: v4(127, 0, 0, 1), port: 8080), errno: 110))
         out += f.finish()
         out += TimeoutCoreTests.pastHostRecords()
+        out += AbandonedConnectTests.records() + FirewallAbandonFixture.records()
         out += ResetTTLTests.remoteRefusals()
 
         // lost and summary records, as the trace loop and the aggregator make them.

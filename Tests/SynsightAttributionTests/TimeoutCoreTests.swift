@@ -164,18 +164,18 @@ struct TimeoutCoreTests {
         e.hdr.kind = UInt8(SYN_EV_CONNECT_TIMEOUT.rawValue); e.hdr.abi = UInt8(SYN_ABI_VERSION); e.hdr.ts_ns = 9
         e.hdr.size = UInt16(MemoryLayout<syn_ev_connect_timeout>.size)
         withUnsafeMutableBytes(of: &e.t.local) { $0[10] = 0xFF; $0[11] = 0xFF; $0[12] = 198; $0[13] = 18; $0[14] = 77; $0[15] = 2 }
-        withUnsafeMutableBytes(of: &e.gateway) { $0[10] = 0xFF; $0[11] = 0xFF; $0[12] = 198; $0[13] = 18; $0[14] = 77; $0[15] = 1 }
+        withUnsafeMutableBytes(of: &e.route.gateway) { $0[10] = 0xFF; $0[11] = 0xFF; $0[12] = 198; $0[13] = 18; $0[14] = 77; $0[15] = 1 }
         e.t.lport = 41000; e.t.rport = 443; e.t.family = 2
-        e.netns = 77; e.ifindex = 3; e.syn_retransmits = 2; e.total_retrans = 2; e.gw_family = 2
-        e.flags = UInt8(SYN_TMO_F_ROUTE | SYN_TMO_F_GATEWAY | SYN_TMO_F_STASHED | SYN_TMO_F_LOOPBACK)
-        withUnsafeMutableBytes(of: &e.ifname) { for (i, c) in "dummy0".utf8.enumerated() { $0[i] = c } }
+        e.netns = 77; e.route.ifindex = 3; e.syn_retransmits = 2; e.total_retrans = 2; e.route.gw_family = 2
+        e.route.flags = UInt8(SYN_TMO_F_ROUTE | SYN_TMO_F_GATEWAY | SYN_TMO_F_STASHED | SYN_TMO_F_LOOPBACK)
+        withUnsafeMutableBytes(of: &e.route.ifname) { for (i, c) in "dummy0".utf8.enumerated() { $0[i] = c } }
         let raw = withUnsafeBytes(of: e) { Array($0) }
         guard case .connectTimeout(let t) = try EventDecoder.decode(raw) else { Issue.record("wrong case"); return }
         #expect(t.ts == 9 && t.local == Self.client && t.remote.port == 443 && t.netns == 77)
         #expect(t.egress == .init(ifname: "dummy0", ifindex: 3, gateway: Self.gateway, loopback: true))
         #expect(t.synRetransmits == 2 && t.fromLastRetransmit)
 
-        e.flags = 0
+        e.route.flags = 0
         guard case .connectTimeout(let none) = try EventDecoder.decode(withUnsafeBytes(of: e) { Array($0) }) else { return }
         #expect(none.egress == nil && !none.fromLastRetransmit)
         #expect(throws: DecodeError.truncated(kind: UInt8(SYN_EV_CONNECT_TIMEOUT.rawValue), got: 111, need: 112)) {

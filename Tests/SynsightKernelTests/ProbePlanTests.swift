@@ -36,6 +36,7 @@ func hostLike(_ edit: (inout KernelFeatures) -> Void = { _ in }) -> KernelFeatur
     f.overflow.acceptFexit = .unsupported("BPF trampolines not in use for syscalls")
     f.overflow.acceptTracepoints = .supports("syscalls:sys_exit_accept4, syscalls:sys_exit_accept")
     f.connectWithoutStateHook = .supports("cgroup/connect{4,6}")
+    f.tcpDestroySock = .supports("tp_btf/tcp_destroy_sock")
     f.resetTTL.reset = .unsupported("BPF trampolines refused (EPERM); kernel built without CONFIG_KPROBES")
     f.resetTTL.baseline = f.resetTTL.reset
     edit(&f)
@@ -75,7 +76,7 @@ struct ProbePlanTests {
         #expect(plan.resetHook == .tcpSendReset)
         #expect(plan.programs == [
             .onTcpSendReset, .onProcessExit, .connConnect4, .connConnect6, .onSkErrorReport, .runReapListeners,
-            .onKfreeSkb, .fwIcmpSend, .fwSynRetransmit,
+            .tmoDestroySock, .runTmoWatch, .onKfreeSkb, .fwIcmpSend, .fwSynRetransmit,
             .ovfConsumeSkb, .runOvfWatch, .iterListeners, .ovfExitAccept4, .ovfExitAccept,
             .scTpEnterBind, .scTpExitBind, .scTpEnterListen, .scTpExitListen, .scTpExitConnect,
             .scSelinuxAudited, .scTpExitLandlock, .scLandlockFork,
@@ -157,6 +158,22 @@ struct ProbePlanTests {
         #expect(cannot.error.why == "BPF trampolines refused (EPERM)")
     }
 
+    @Test("a connect() given up: tcp_destroy_sock and its watch without the state-change hook, attached on demand; none with it")
+    func abandonedConnects() {
+        let plan = ProbePlan(hostLike())
+        #expect(plan.plan(for: .connections).programs == [
+            .onProcessExit, .connConnect4, .connConnect6, .onSkErrorReport, .runReapListeners, .tmoDestroySock, .runTmoWatch,
+        ])
+        #expect(BPFProgram.tmoDestroySock.attachOnDemand && BPFProgram.tmoDestroySock.cadence.healthy)
+        #expect(BPFProgram.tmoDestroySock.cadence.trigger.contains("attached only while a connect()'s SYN is unanswered"))
+        #expect(BPFProgram.runTmoWatch.runOnDemand && !BPFProgram.runTmoWatch.cadence.healthy)
+        let old = ProbePlan(hostLike { $0.tcpDestroySock = .unsupported("tp_btf/tcp_destroy_sock: ENOENT") })
+        #expect(!old.plan(for: .connections).programs.contains(.tmoDestroySock))
+        #expect(!old.plan(for: .connections).programs.contains(.runTmoWatch))
+        let state = ProbePlan(hostLike { $0.connectWithoutStateHook = .unsupported("x") })
+        #expect(!state.plan(for: .connections).programs.contains(.tmoDestroySock))
+    }
+
     @Test("without the state-change-free set, inet_sock_set_state replaces cgroup/connect and the sweep")
     func stateHook() {
         let plan = ProbePlan(hostLike { $0.connectWithoutStateHook = .unsupported("disabled by --force-hook connect=inet_sock_set_state") })
@@ -201,7 +218,7 @@ struct ProbePlanTests {
         let kprobe = ProbePlan(trampolineKernel { $0.resetTTL.hook = .kprobe })
         #expect(kprobe.plan(for: .injectedResets).programs == [.rttlKprobeReset, .rttlKprobeFinishConnect])
         #expect(BPFProgram.allCases.filter(\.attachOnDemand).sorted { $0.rawValue < $1.rawValue }
-                == [.ovfConsumeSkb, .rttlFentryFinishConnect, .rttlKprobeFinishConnect])
+                == [.ovfConsumeSkb, .rttlFentryFinishConnect, .rttlKprobeFinishConnect, .tmoDestroySock])
         #expect(!BPFProgram.rttlFentryReset.attachOnDemand && !BPFProgram.rttlFentryReset.cadence.healthy)
         #expect(BPFProgram.rttlFentryFinishConnect.cadence.trigger.contains("only after a refusal"))
         #expect(BPFProgram.ovfConsumeSkb.cadence.trigger.contains("attached only while a listener's queue is full"))

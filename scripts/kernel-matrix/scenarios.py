@@ -2562,6 +2562,90 @@ def sc_timeout_dropped(t, k, pas):
     return r, c, (k.client_error_hook(), None)
 
 
+# A connect() its application gives up on (bpf/timeouts.bpf.h): python's
+# socket timeout (2.5 s) closes the socket in SYN_SENT long before the
+# kernel's own ETIMEDOUT (tcp_syn_retries 3: 15 s), after two SYN
+# retransmissions (1 s, 3 s... the second is not reached).
+ABANDON_AFTER = 2.5
+
+
+def abandon_hook(k):
+    """Where the close of a connecting socket is seen: tcp_destroy_sock
+    (armed while a SYN is unanswered) without the state-change hook, else
+    the state change SYN_SENT -> CLOSE."""
+    if k.client_error_hook() == "tp_btf/inet_sk_error_report":
+        if k.btf.tp_nargs("tcp_destroy_sock") < 0:
+            raise Unavailable("no tp_btf/tcp_destroy_sock (5.11+): a connect() given up is not seen")
+        return "tp_btf/tcp_destroy_sock"
+    return "tp_btf/inet_sock_set_state"
+
+
+def abandoned_connect(client, addr, port):
+    """One connect() python gives up on after ABANDON_AFTER s: (pid, errno)."""
+    client.exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=3")
+    return connect(client, addr, port, timeout=ABANDON_AFTER)
+
+
+def abandon_check(c, r, client, pid):
+    """Given up by the application: no errno, the SYNs the namespace
+    retransmitted, after_ms the application's timeout, the client."""
+    e = ev(r)
+    c.eq("evidence.abandoned_by", e.get("abandoned_by"), "application")
+    c.eq("evidence.errno (none was reported)", e.get("errno"), None)
+    retrans = tcp_retrans_segs(client)
+    c.true("SYNs retransmitted (RetransSegs %d)" % retrans, retrans >= 1)
+    c.eq("evidence.syn_retransmits", e.get("syn_retransmits"), retrans)
+    after, wanted = e.get("after_ms") or 0, int(ABANDON_AFTER * 1000)
+    c.true("evidence.after_ms %r is not the application's timeout (%d ms)" % (after, wanted), wanted <= after < wanted + 1500)
+    c.eq("process.pid", pid_of(r, "process"), pid)
+    hint_has(c, r, "gave up connecting")
+
+
+@scenario("connect() given up by its application after 2.5 s, SYNs into a dummy route",
+          "connect_timeout/no_answer_past_host, abandoned_by application")
+def sc_connect_abandoned(t, k, pas):
+    if not timeout_explained(k):
+        raise Unavailable("no tp_btf/inet_sk_error_report (5.14+): timeouts stay unknown/timed_out")
+    hook = abandon_hook(k)
+    client, dev, index = timeout_dummy_client(False)
+    port = rnd_port()
+    pid, err = abandoned_connect(client, "198.18.78.9", port)
+    c = Check()
+    c.eq("connect errno (python's own timeout)", err, errno.ETIMEDOUT)
+    r = timeout_record(t, client, port)
+    if r:
+        expect_common(c, r, "connect_failure", "connect_timeout", "no_answer_past_host", port)
+        abandon_check(c, r, client, pid)
+        c.eq("evidence.egress_interface", ev(r).get("egress_interface"), dev)
+        c.eq("evidence.ifindex", ev(r).get("ifindex"), index)
+        c.eq("evidence.next_hop", ev(r).get("next_hop"), "198.18.77.1")
+    return r, c, (hook, None)
+
+
+@scenario("connect() given up by its application after 2.5 s, its SYNs dropped by nft in the peer namespace",
+          "connect_timeout/dropped_on_host, abandoned_by application")
+def sc_connect_abandoned_dropped(t, k, pas):
+    if not timeout_explained(k):
+        raise Unavailable("no tp_btf/inet_sk_error_report (5.14+): timeouts stay unknown/timed_out")
+    if fw_expected(k)[0] is None:
+        raise Unavailable(fw_expected(k)[1])
+    hook = abandon_hook(k)
+    server, client = fw_pair()
+    port = rnd_port()
+    fw_input_rule(server, port, "drop", ' comment "km-abandon-%d"' % port)
+    pid, err = abandoned_connect(client, V4S, port)
+    c = Check()
+    c.eq("connect errno (python's own timeout)", err, errno.ETIMEDOUT)
+    r = timeout_record(t, client, port)
+    if r:
+        expect_common(c, r, "connect_failure", "connect_timeout", "dropped_on_host", port)
+        abandon_check(c, r, client, pid)
+        d = ev(r).get("drop") or {}
+        c.eq("evidence.drop.reason", d.get("reason"), "firewall_drop")
+        c.eq("evidence.drop.rule_comment", d.get("rule_comment"), "km-abandon-%d" % port)
+    return r, c, (hook, None)
+
+
 # Injected resets (bpf/resets.bpf.h): a client namespace reaches a server
 # namespace through a router namespace. The server's own RSTs arrive with
 # TTL 63 (64, one router), the router's `reject with tcp reset` with 64.

@@ -7,6 +7,14 @@ public enum ClientErrorHook: String, Sendable {
     case stateChange = "tp_btf/inet_sock_set_state (sk_err)"
     /// inet_sk_error_report, without the state-change hook (issue 16).
     case errorReport = "tp_btf/inet_sk_error_report (sk_err)"
+
+    /// Where a connect() its application gave up on is seen (ConnectAbandoned).
+    public var abandonHook: String {
+        switch self {
+        case .stateChange: return "tp_btf/inet_sock_set_state (SYN_SENT -> CLOSE, no sk_err)"
+        case .errorReport: return "tp_btf/tcp_destroy_sock (closed in SYN_SENT, no sk_err)"
+        }
+    }
 }
 
 /// The client's view: a local connect() that failed, or a connection reset

@@ -223,6 +223,8 @@ public struct AttributionEngine {
             return noteHandshakeDrops(ingestDrop(d))
         case .connectTimeout(let route):
             return ingestConnectTimeout(route)
+        case .connectAbandoned(let a):
+            return connectAbandoned(a)  // TimeoutAttribution.swift
         case .connectReset(let reset):
             return noteConnectReset(reset)  // ResetTTLAttribution.swift
         case .connectError(let ce) where ce.errno == 110:

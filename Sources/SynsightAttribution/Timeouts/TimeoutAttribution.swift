@@ -14,6 +14,11 @@ import SynsightModel
 /// Without either (no route record: the kernel lacks inet_sk_error_report,
 /// or the record was lost), the client's view stays `unknown`/`timed_out`.
 ///
+/// A connect() its application gave up on while its SYNs went unanswered
+/// (ConnectAbandoned: closed in SYN_SENT after a retransmission, no error)
+/// is explained the same way, with `abandoned_by` and no errno: most
+/// clients give up long before the kernel's ETIMEDOUT.
+///
 /// The route record and the ETIMEDOUT come from one error report, in either
 /// order: the first to arrive waits one join window for the other.
 
@@ -194,6 +199,22 @@ extension AttributionEngine {
         return decided
     }
 
+    /// A connect() given up by its application, unanswered. A firewall
+    /// attempt still waiting for the client's outcome is decided as the
+    /// drop the retransmissions said it was; the record carries the route
+    /// (one kernel record has both: no join).
+    mutating func connectAbandoned(_ a: ConnectAbandoned) -> [Record] {
+        let ce = a.attempt
+        let key = JoinKey(client: ce.local, server: ce.remote)
+        var decided: [Record] = []
+        if var attempt = firewall.attempts[key] {
+            attempt.client = attempt.client ?? ce.task
+            firewall.attempts[key] = attempt
+            decided = noteHandshakeDrops(decideFirewall(key, .retransmission, now: ce.ts))
+        }
+        return decided + [timeoutRecord(ce, route: a.route.netns == ce.netns ? a.route : nil, abandoned: a)]
+    }
+
     /// Timeouts whose route record did not come within the window.
     mutating func expireTimeouts(now: UInt64) -> [Record] {
         if !timeouts.routes.isEmpty { _ = timeouts.routes.expire(now: now) }
@@ -201,22 +222,30 @@ extension AttributionEngine {
         return timeouts.waiting.expire(now: now).map { timeoutRecord($0, route: nil) }
     }
 
-    func timeoutRecord(_ ce: ConnectError, route: ConnectTimeoutRoute?) -> Record {
+    /// The record of an unanswered connect(): timed out (ETIMEDOUT), or
+    /// given up by its application (`abandoned`).
+    func timeoutRecord(_ ce: ConnectError, route: ConnectTimeoutRoute?, abandoned: ConnectAbandoned? = nil) -> Record {
         let key = JoinKey(client: ce.local, server: ce.remote)
         let drop = timeouts.drop(key, before: clock.epoch(ce.ts))
         // A loopback egress never left the host: not "past this host" (a
         // local destination, or a NAT's, whose drop, if any, was not joined).
         let pastHost = route?.egress.map { !$0.loopback } ?? false
-        guard drop != nil || pastHost else { return clientFailureRecord(ce) }
+        guard drop != nil || pastHost else {
+            return abandoned.map { abandonedUnexplained($0, route: route) } ?? clientFailureRecord(ce)
+        }
         var r = Record(ts: clock.epoch(ce.ts), kind: .connectFailure, reason: .connectTimeout,
                        port: ce.remote.port, family: ce.family, netns: ce.netns, local: ce.local, remote: ce.remote)
         r.process = clientRef(ce)
         let elapsedMs = ce.elapsedMs
         var ev = ConnectTimeoutEvidence()
-        ev.errno = ErrnoName.name(ce.errno)
         ev.afterMs = elapsedMs
         ev.clientSeen = ce.task != nil
-        ev.hook = clientErrorHook.rawValue
+        if let abandoned {
+            noteAbandonment(abandoned, into: &ev)
+        } else {
+            ev.errno = ErrnoName.name(ce.errno)
+            ev.hook = clientErrorHook.rawValue
+        }
         if let route {
             ev.synRetransmits = route.synRetransmits
             if let e = route.egress {
@@ -228,10 +257,12 @@ extension AttributionEngine {
         }
         let who = ce.clientLabel
         let sent = route.map { "\($0.synRetransmits + 1) SYNs" } ?? "SYNs"
+        let outcome = abandoned.map { Self.abandonedText($0, sent: sent) }
+            ?? "connect() from \(who) to \(ce.remote) timed out\(elapsedMs.map { " after \($0) ms" } ?? "")"
         if let drop {
             r.cause = .connectTimeout(.droppedOnHost)
             ev.drop = drop.json
-            r.hint = "connect() from \(who) to \(ce.remote) timed out\(elapsedMs.map { " after \($0) ms" } ?? ""): \(drop.droppedText) were dropped on this host by "
+            r.hint = outcome + ": \(drop.droppedText) were dropped on this host by "
                 + drop.actor + " (the \(drop.reason.rawValue) record at the first drop)" + (drop.hint.map { ": " + $0 } ?? "")
         } else if let e = route?.egress, pastHost {
             r.cause = .connectTimeout(.noAnswerPastHost)
@@ -239,8 +270,9 @@ extension AttributionEngine {
             let advice = Advice.for(reason: .connectTimeout, cause: r.cause,
                                     facts: Advice.Facts(port: ce.remote.port, address: ce.remote.addr,
                                                         nextHop: e.gateway.map { "\($0)" } ?? e.ifname))
-            r.hint = "\(ce.remote) never answered \(who)'s \(sent), which left this host through \(e.ifname) (ifindex \(e.ifindex)) \(via), "
+            let unanswered = "\(ce.remote) never answered \(who)'s \(sent), which left this host through \(e.ifname) (ifindex \(e.ifindex)) \(via), "
                 + "and nothing on this host dropped them: " + advice.fix
+            r.hint = abandoned == nil ? unanswered : outcome + ": " + unanswered
         }
         r.evidence = ev.fields
         return r

@@ -59,17 +59,21 @@ extension EventDecoder {
     static func decodeConnectTimeout(_ raw: UnsafeRawBufferPointer) throws(DecodeError) -> KernelEvent {
         let e = raw.loadUnaligned(as: syn_ev_connect_timeout.self)
         let t = try tuple(e.t)
-        let flags = Int32(e.flags)
+        return .connectTimeout(route(e.route, ts: e.hdr.ts_ns, tuple: t, netns: e.netns, synRetransmits: e.syn_retransmits))
+    }
+
+    /// The route of a connecting socket's SYNs (struct syn_egress), as the records of its outcome carry it.
+    static func route(_ r: syn_egress, ts: UInt64, tuple t: (family: AddressFamily, local: Endpoint, remote: Endpoint),
+                      netns: UInt32, synRetransmits: UInt32) -> ConnectTimeoutRoute {
+        let flags = Int32(r.flags)
         var egress: ConnectTimeoutRoute.Egress?
         if flags & SYN_TMO_F_ROUTE != 0 {
-            let ifname = withUnsafeBytes(of: e.ifname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            egress = .init(ifname: ifname, ifindex: e.ifindex,
-                           gateway: flags & SYN_TMO_F_GATEWAY != 0 ? address(e.gateway) : nil,
+            egress = .init(ifname: NameBytes.string(cField: r.ifname), ifindex: r.ifindex,
+                           gateway: flags & SYN_TMO_F_GATEWAY != 0 ? address(r.gateway) : nil,
                            loopback: flags & SYN_TMO_F_LOOPBACK != 0)
         }
-        return .connectTimeout(ConnectTimeoutRoute(
-            ts: e.hdr.ts_ns, family: t.family, local: t.local, remote: t.remote, netns: e.netns,
-            egress: egress, synRetransmits: e.syn_retransmits,
-            fromLastRetransmit: flags & SYN_TMO_F_STASHED != 0))
+        return ConnectTimeoutRoute(ts: ts, family: t.family, local: t.local, remote: t.remote, netns: netns,
+                                   egress: egress, synRetransmits: synRetransmits,
+                                   fromLastRetransmit: flags & SYN_TMO_F_STASHED != 0)
     }
 }

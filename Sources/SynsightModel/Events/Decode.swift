@@ -48,6 +48,7 @@ public enum EventDecoder {
         case SYN_EV_PKT_DROP.rawValue: need = MemoryLayout<syn_ev_pkt_drop>.size
         case SYN_EV_CONNECT_TIMEOUT.rawValue: need = MemoryLayout<syn_ev_connect_timeout>.size
         case SYN_EV_CONNECT_RESET.rawValue: need = MemoryLayout<syn_ev_connect_reset>.size
+        case SYN_EV_CONNECT_ABANDONED.rawValue: need = MemoryLayout<syn_ev_connect_abandoned>.size
         default:
             guard let size = overflowSizes[UInt32(kind)] else { throw .unknownKind(kind) }
             need = size
@@ -94,6 +95,8 @@ public enum EventDecoder {
             return try decodeConnectTimeout(raw)
         case SYN_EV_CONNECT_RESET.rawValue:
             return try decodeConnectReset(raw)
+        case SYN_EV_CONNECT_ABANDONED.rawValue:
+            return try decodeConnectAbandoned(raw)
         default:
             return .connectError(try connectError(raw.loadUnaligned(as: syn_ev_connect_error.self)))
         }

@@ -277,6 +277,8 @@ public enum KernelEvent: Sendable, Hashable {
     case connectTimeout(ConnectTimeoutRoute)
     /// A RST that refused a local connect(), with its TTL (ConnectReset.swift).
     case connectReset(ConnectReset)
+    /// A connect() its application gave up on while unanswered (ConnectAbandoned.swift).
+    case connectAbandoned(ConnectAbandoned)
 
     public var ts: UInt64 {
         switch self {
@@ -293,6 +295,7 @@ public enum KernelEvent: Sendable, Hashable {
         case .packetDrop(let e): return e.ts
         case .connectTimeout(let e): return e.ts
         case .connectReset(let e): return e.ts
+        case .connectAbandoned(let e): return e.attempt.ts
         }
     }
 }

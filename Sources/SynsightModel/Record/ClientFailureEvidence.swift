@@ -6,8 +6,13 @@ import SynsightBase
 public struct ClientFailureEvidence: ReasonEvidence {
     public static let reasons: Set<Reason> = [.resetByPeer, .unknown]
 
-    /// The connect()'s error (`ErrnoName`).
+    /// The connect()'s error (`ErrnoName`); nil when its application gave up
+    /// on it unanswered (`abandonedBy`): no error was reported.
     public var errno: String?
+    /// As in `ConnectTimeoutEvidence`: who gave up on the unanswered connect().
+    public var abandonedBy: String?
+    /// The process that closed it, when not the client itself.
+    public var closedBy: JSONValue?
     /// false when synsight did not see the connect() (ConnectError.task
     /// nil): no process, no `afterMs`.
     public var clientSeen = true
@@ -24,7 +29,8 @@ public struct ClientFailureEvidence: ReasonEvidence {
     public init() {}
 
     public static let layout: [EvidenceField<ClientFailureEvidence>] = [
-        .string(.errno, \.errno), .int(.afterMs, \.afterMs), .string(.hook, \.hook), .string(.state, \.state),
+        .string(.errno, \.errno), .string(.abandonedBy, \.abandonedBy), .value(.closedBy, \.closedBy),
+        .int(.afterMs, \.afterMs), .string(.hook, \.hook), .string(.state, \.state),
         .value(.reset, \.reset), .flag(.clientSeen, \.clientSeen, default: true),
     ]
 }

@@ -1,17 +1,23 @@
 import SynsightBase
 /// The evidence of `connect_timeout` (`$defs/reason_connect_timeout`): the
-/// local connect() that timed out, the route its SYNs left by (read at the
-/// timeout, bpf/timeouts.bpf.h), and the drop record of this host that named
-/// the same attempt before it (TimeoutAttribution.swift).
+/// local connect() that timed out (or that its application gave up on,
+/// unanswered), the route its SYNs left by (read at the outcome,
+/// bpf/timeouts.bpf.h), and the drop record of this host that named the
+/// same attempt before it (TimeoutAttribution.swift).
 public struct ConnectTimeoutEvidence: ReasonEvidence {
     public static let reasons: Set<Reason> = [.connectTimeout]
 
-    /// ETIMEDOUT.
+    /// ETIMEDOUT; nil when the application gave up (`abandonedBy`): no error was reported.
     public var errno: String?
+    /// `ConnectAbandoned.By`: the application closed the socket while it
+    /// was still connecting, or its process exited.
+    public var abandonedBy: String?
+    /// The process that closed it, when not the client itself.
+    public var closedBy: JSONValue?
     /// false when synsight did not see the connect() (ConnectError.task
     /// nil): no process, no `afterMs`.
     public var clientSeen = true
-    /// Milliseconds from connect() to the timeout.
+    /// Milliseconds from connect() to the timeout (or to the close: the application's own timeout).
     public var afterMs: Int64?
     /// The kernel hook that saw the error (`ClientErrorHook`).
     public var hook: String?
@@ -30,7 +36,8 @@ public struct ConnectTimeoutEvidence: ReasonEvidence {
     public init() {}
 
     public static let layout: [EvidenceField<ConnectTimeoutEvidence>] = [
-        .string(.errno, \.errno), .int(.afterMs, \.afterMs), .string(.hook, \.hook),
+        .string(.errno, \.errno), .string(.abandonedBy, \.abandonedBy), .value(.closedBy, \.closedBy),
+        .int(.afterMs, \.afterMs), .string(.hook, \.hook),
         .int(.synRetransmits, \.synRetransmits), .string(.egressInterface, \.egressInterface),
         .int(.ifindex, \.ifindex), .string(.nextHop, \.nextHop), .string(.routeFrom, \.routeFrom),
         .value(.drop, \.drop), .flag(.clientSeen, \.clientSeen, default: true),

@@ -6,6 +6,8 @@ import SynsightBase
 /// a key missing here. Nested objects (listeners, processes, endpoints) keep
 /// the field names of their own types.
 public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
+    /// connect_timeout: who gave up on an unanswered connect() (`ConnectAbandoned.By`).
+    case abandonedBy = "abandoned_by"
     case acceptErrno = "accept_errno"
     case acceptQueue = "accept_queue"
     case access

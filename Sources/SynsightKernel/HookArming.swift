@@ -1,0 +1,131 @@
+import CLibBPF
+import CSynsightShim
+import Glibc
+import SynsightBase
+
+/// Programs armed on anomaly (issue 16's rule: no program per healthy
+/// packet): loaded with the plan but attached only while a watch program
+/// says they are needed. A sweep thread runs the watch (a `run_` program,
+/// BPF_PROG_TEST_RUN) every `purpose.periodNs`; a non-zero return arms
+/// them, zero for `quietNs` disarms. Two purposes (ArmingPurpose):
+/// - the overflow programs (BPFProgram.armedWithOverflow: the per-SYN
+///   program, which runs for every packet the host consumes or every SYN
+///   to a listener, the ACK-stage fexit or kretprobes of kernels without
+///   the drop reasons, and the accept() exits) while a listener's queue is
+///   full or its drop counter moves (run_ovf_watch, bpf/overflow.bpf.h,
+///   which also reports the drops no per-SYN record claimed);
+/// - tcp_destroy_sock, which runs for every TCP socket destroyed on the
+///   host, while a connecting socket's SYN goes unanswered
+///   (run_tmo_watch, bpf/timeouts.bpf.h): it sees the connect() an
+///   application gives up on.
+///
+/// Its own thread, not the ring-buffer consumer's: the sweep and the
+/// attach (a bpf() call that may wait for RCU) must never delay a read.
+/// `@unchecked Sendable`: the libbpf program and link are touched on the
+/// sweep thread only (and in `stop`, after it is joined); the rest is
+/// guarded by `lock`.
+final class HookArming: @unchecked Sendable {
+    let purpose: ArmingPurpose
+    let watch: OpaquePointer
+    /// The programs armed together, entry probes before return probes.
+    let programs: [(BPFProgram, OpaquePointer)]
+    let quietNs: UInt64
+    let lock = ConditionLock()
+    /// Guarded by `lock`.
+    var stopping = false
+    var worker: WorkerThread?
+    /// Sweep thread only: the links while armed.
+    var links: [OpaquePointer] = []
+    var armed = false
+    var lastAnomaly: UInt64 = 0
+    /// Programs whose attach failed (warned once): not retried every period.
+    var attachFailed: Set<BPFProgram> = []
+
+    init(_ purpose: ArmingPurpose, watch: OpaquePointer, programs: [(BPFProgram, OpaquePointer)], quietNs: UInt64?) {
+        self.purpose = purpose
+        self.watch = watch
+        self.programs = programs
+        self.quietNs = quietNs ?? purpose.defaultQuietNs
+    }
+
+    /// Starts the sweep thread. A thread that cannot start leaves the
+    /// programs attached for the whole run (the cost of before, not a loss).
+    func start() {
+        do {
+            let w = try WorkerThread(name: purpose.threadName) { [unowned self] in self.loop() }
+            lock.withLock { worker = w }
+        } catch {
+            Diagnostics.log.warning("\(error): \(names) stay attached for the whole run")
+            arm()
+        }
+    }
+
+    /// Stops and joins the sweep thread, then detaches the programs.
+    func stop() {
+        let w: WorkerThread? = lock.withLock {
+            stopping = true
+            lock.broadcast()
+            return worker
+        }
+        w?.join()
+        disarm()
+    }
+
+    func loop() {
+        while waitPeriod() {
+            sweep(now: bootTimeNow())
+        }
+    }
+
+    /// Sleeps one period; false once stopping.
+    func waitPeriod() -> Bool {
+        lock.withLock {
+            let deadline = ConditionLock.now() &+ purpose.periodNs
+            while !stopping && lock.wait(until: deadline) {}
+            return !stopping
+        }
+    }
+
+    /// One sweep: the watch's return value (what needs the programs) arms
+    /// or, after `quietNs`, disarms.
+    func sweep(now: UInt64) {
+        var anomalies: UInt32 = 0
+        guard syn_prog_test_run_retval(bpf_program__fd(watch), &anomalies) == 0 else { return }
+        if anomalies > 0 {
+            lastAnomaly = now
+            if !armed { arm() }
+        } else if armed, now &- lastAnomaly >= quietNs {
+            disarm()
+            Diagnostics.log.debug("\(purpose.quietLog) for \(quietNs / 1_000_000) ms: \(names) detached")
+        }
+    }
+
+    /// Attaches every armed program (one that fails is warned about once and left out).
+    func arm() {
+        armed = true
+        // The accept() exits are classic tracepoints: libbpf reads their ids
+        // from tracefs, which this thread may have to mount privately (TraceFS).
+        TraceFS.withAccess { attachAll() }
+        Diagnostics.log.debug("\(purpose.armLog): \(names) attached")
+    }
+
+    func attachAll() {
+        for (which, p) in programs where !attachFailed.contains(which) {
+            guard let l = bpf_program__attach(p) else {
+                attachFailed.insert(which)
+                let e = ErrnoName.name(errno)
+                Diagnostics.log.warning("cannot attach \(which.rawValue): \(e); \(ArmingPurpose.without(which))")
+                continue
+            }
+            links.append(l)
+        }
+    }
+
+    func disarm() {
+        for l in links.reversed() { bpf_link__destroy(l) }  // return probes before their entries
+        links.removeAll()
+        armed = false
+    }
+
+    var names: String { programs.map(\.0.rawValue).joined(separator: ", ") }
+}

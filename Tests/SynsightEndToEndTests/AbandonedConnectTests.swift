@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+/// A connect() its application gives up on before the kernel's ETIMEDOUT
+/// (bpf/timeouts.bpf.h, AbandonedConnects.swift): a client with a 2.5 s
+/// connect timeout whose SYNs an nft rule drops, a client killed while
+/// connecting, and one answered after a retransmission (not given up: no
+/// record). The SYNs-into-a-dummy-route case (no_answer_past_host) is the
+/// kernel-matrix scenario sc_connect_abandoned, run on this kernel too.
+/// Namespaces and rules are the test's own; tcp_syn_retries stays at its
+/// default in the client's namespace (the kernel would wait about 127 s).
+@Suite("connect() given up by its application, end to end", .serialized, .enabled(if: Privileged.enabled))
+struct AbandonedConnectEndToEndTests {
+    init() throws {
+        try Privileged.check()
+        NetNS.removeStale()
+    }
+
+    /// An nft input rule in `server` dropping every SYN to `port`.
+    func dropSYNs(in server: NetNS, port: Int) throws {
+        try server.loadNft("""
+            table inet abandon_test {
+              chain input {
+                type filter hook input priority 0; policy accept;
+                tcp dport \(port) drop comment "abandon-\(port)"
+              }
+            }
+            """)
+    }
+
+    func failure(_ trace: TraceSession, ns: NetNS, port: Int, timeout: Double = 10) -> JSONRecord? {
+        trace.waitForRecord(timeout: timeout) {
+            $0.string("kind") == "connect_failure" && $0.int("netns") == ns.inode && $0.int("port") == port
+        }
+    }
+
+    /// The SYN retransmissions `ns` counted (/proc/net/snmp RetransSegs): its one connect()'s.
+    func retransmitted(_ ns: NetNS) throws -> Int {
+        let rows = try sh(["ip", "netns", "exec", ns.name, "cat", "/proc/net/snmp"]).split(separator: "\n")
+            .filter { $0.hasPrefix("Tcp:") }.map { $0.split(separator: " ") }
+        guard rows.count == 2, let i = rows[0].firstIndex(of: "RetransSegs") else { return -1 }
+        return Int(rows[1][i]) ?? -1
+    }
+
+    @Test("a 2.5 s connect timeout, SYNs dropped by nft: connect_timeout/dropped_on_host, abandoned_by application, no errno, the rule")
+    func givenUp() throws {
+        let client = try NetNS(), server = try NetNS()
+        defer { client.remove(); server.remove() }
+        try server.link(to: client)  // server 198.18.0.1, client .2
+        let port = randomPort()
+        try dropSYNs(in: server, port: port)
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port, timeout: 2.5)
+        #expect(c.errno == Int(ETIMEDOUT), "python's own timeout; records: \(trace.stdout)")
+        let r = try #require(failure(trace, ns: client, port: port), "stdout: \(trace.stdout)\nstderr: \(trace.stderr)")
+        trace.stop()
+        let all = "\(r)\nall records: \(trace.stdout)"
+        #expect(r.string("reason") == "connect_timeout" && r.string("cause") == "dropped_on_host", "\(all)")
+        #expect(r.pid("process") == c.pid, "\(all)")
+        #expect(r.evidence["abandoned_by"] as? String == "application", "\(all)")
+        #expect(r.evidence["errno"] == nil, "no error was reported: \(all)")
+        let after = r.evidence["after_ms"] as? Int ?? 0
+        #expect(after >= 2500 && after < 4000, "the application's timeout: \(all)")
+        let retrans = try retransmitted(client)
+        #expect(retrans >= 1 && r.evidence["syn_retransmits"] as? Int == retrans, "RetransSegs \(retrans): \(all)")
+        #expect((r.evidence["hook"] as? String)?.hasPrefix("tp_btf/tcp_destroy_sock") == true, "\(all)")
+        let drop = try #require(r.evidence["drop"] as? [String: Any], "\(all)")
+        #expect(drop["reason"] as? String == "firewall_drop" && drop["rule_comment"] as? String == "abandon-\(port)", "\(all)")
+        #expect(r.string("hint")?.contains("gave up connecting to 198.18.0.1:\(port) after") == true, "\(all)")
+    }
+
+    @Test("a client killed while connecting: abandoned_by process_exit, the client named")
+    func killed() throws {
+        let client = try NetNS(), server = try NetNS()
+        defer { client.remove(); server.remove() }
+        try server.link(to: client)
+        let port = randomPort()
+        try dropSYNs(in: server, port: port)
+        let trace = try TraceSession([])
+        let peer = try Peer(runIn: client, ["connect", "198.18.0.1", String(port), "--timeout", "60"], readyPrefix: "")
+        // Killed once its first SYN was retransmitted (the socket's timer
+        // says so: a fixed delay would race the client's start).
+        let retried = waitUntil(timeout: 10) { ((try? retransmitted(client)) ?? 0) >= 1 }
+        #expect(retried, "no SYN retransmission in 10 s")
+        let pid = peer.pid
+        peer.killHard()
+        let r = try #require(failure(trace, ns: client, port: port), "stdout: \(trace.stdout)\nstderr: \(trace.stderr)")
+        trace.stop()
+        let all = "\(r)\nall records: \(trace.stdout)"
+        #expect(r.string("reason") == "connect_timeout" && r.string("cause") == "dropped_on_host", "\(all)")
+        #expect(r.evidence["abandoned_by"] as? String == "process_exit", "\(all)")
+        #expect(r.pid("process") == pid && r.evidence["closed_by"] == nil, "\(all)")
+        #expect(r.string("hint")?.contains("exited while connecting") == true, "\(all)")
+    }
+
+    @Test("answered after a retransmission, then closed: not given up, no connect_failure")
+    func answeredLate() throws {
+        let client = try NetNS(), server = try NetNS()
+        defer { client.remove(); server.remove() }
+        try server.link(to: client)
+        let port = randomPort()
+        let listener = try Peer(listenIn: server, addr: "198.18.0.1", port: port)
+        try dropSYNs(in: server, port: port)
+        let trace = try TraceSession([])
+        // The rule goes after the first retransmission (1 s: the socket's
+        // timer counts it); the second (3 s) is answered.
+        let lift = Process()
+        lift.executableURL = URL(fileURLWithPath: "/bin/sh")
+        lift.arguments = ["-c", """
+            for i in $(seq 200); do
+              ip netns exec \(client.name) ss -Htno state syn-sent "dport = :\(port)" | grep -q 'timer:(on,[^,]*,[1-9]' && break
+              sleep 0.05
+            done
+            exec ip netns exec \(server.name) nft delete table inet abandon_test
+            """]
+        try lift.run()
+        defer { if lift.isRunning { lift.terminate() }; lift.waitUntilExit() }
+        let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port, timeout: 10)
+        #expect(c.errno == 0, "records: \(trace.stdout)")
+        // The drops were seen (the attempt was pending), and its close is not a failure.
+        let fw = trace.waitForRecord { $0.string("reason") == "firewall_drop" && $0.int("port") == port }
+        #expect(fw != nil, "no firewall_drop of the first SYNs: \(trace.stdout)")
+        #expect(failure(trace, ns: client, port: port, timeout: 3) == nil, "\(trace.stdout)")
+        trace.stop()
+        _ = listener
+    }
+}
