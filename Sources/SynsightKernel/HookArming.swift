@@ -30,6 +30,12 @@ final class HookArming: @unchecked Sendable {
     /// The programs armed together, entry probes before return probes.
     let programs: [(BPFProgram, OpaquePointer)]
     let quietNs: UInt64
+    /// A one-entry array map counting what the watch would find (the
+    /// abandoned connects' `tmo_added`): while disarmed, the watch runs only
+    /// when it moved since a sweep found nothing. nil: the watch runs every period.
+    let gateFD: Int32?
+    /// Sweep thread only: the gate's value when a sweep last found nothing.
+    var gateSeen: UInt64?
     let lock = ConditionLock()
     /// Guarded by `lock`.
     var stopping = false
@@ -41,11 +47,13 @@ final class HookArming: @unchecked Sendable {
     /// Programs whose attach failed (warned once): not retried every period.
     var attachFailed: Set<BPFProgram> = []
 
-    init(_ purpose: ArmingPurpose, watch: OpaquePointer, programs: [(BPFProgram, OpaquePointer)], quietNs: UInt64?) {
+    init(_ purpose: ArmingPurpose, watch: OpaquePointer, programs: [(BPFProgram, OpaquePointer)], quietNs: UInt64?,
+         gateFD: Int32? = nil) {
         self.purpose = purpose
         self.watch = watch
         self.programs = programs
         self.quietNs = quietNs ?? purpose.defaultQuietNs
+        self.gateFD = gateFD
     }
 
     /// Starts the sweep thread. A thread that cannot start leaves the
@@ -89,8 +97,11 @@ final class HookArming: @unchecked Sendable {
     /// One sweep: the watch's return value (what needs the programs) arms
     /// or, after `quietNs`, disarms.
     func sweep(now: UInt64) {
+        let gate = gateValue()
+        if !armed, let gate, gate == gateSeen { return }  // nothing new since the watch found nothing
         var anomalies: UInt32 = 0
         guard syn_prog_test_run_retval(bpf_program__fd(watch), &anomalies) == 0 else { return }
+        gateSeen = anomalies == 0 ? gate : nil
         if anomalies > 0 {
             lastAnomaly = now
             if !armed { arm() }
@@ -98,6 +109,14 @@ final class HookArming: @unchecked Sendable {
             disarm()
             Diagnostics.log.debug("\(purpose.quietLog) for \(quietNs / 1_000_000) ms: \(names) detached")
         }
+    }
+
+    /// The gate's count (read before the watch runs: what is added after it
+    /// moves the count for the next sweep); nil without a gate.
+    func gateValue() -> UInt64? {
+        guard let fd = gateFD else { return nil }
+        var key: UInt32 = 0, value: UInt64 = 0
+        return bpf_map_lookup_elem(fd, &key, &value) == 0 ? value : nil
     }
 
     /// Attaches every armed program (one that fails is warned about once and left out).

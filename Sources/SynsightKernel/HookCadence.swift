@@ -35,7 +35,8 @@ public struct HookCadence: Sendable, Equatable {
         case .ovfConsumeSkb: return .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it)" + armed)
         case .runOvfWatch: return .f("every \(ArmingPurpose.overflow.periodText), run by synsight: a walk of its listener registry (queues, drop counters)")
         case .runTmoWatch:
-            return .f("every \(ArmingPurpose.abandonedConnects.periodText), run by synsight: a walk of the connecting sockets with an unanswered SYN")
+            return .f("run by synsight every \(ArmingPurpose.abandonedConnects.periodText) once a SYN was retransmitted (else not: "
+                + "a map read): a walk of the connecting sockets with an unanswered SYN")
         case .tmoDestroySock:
             return .h("every TCP socket destroyed on the host (a lookup), attached only while a connect()'s SYN is unanswered, "
                 + "until \(ArmingPurpose.abandonedConnects.quietText) after the last one's outcome")

@@ -191,7 +191,9 @@ public final class Tracer {
             armings.append(HookArming(.overflow, watch: watch, programs: armed, quietNs: options.overflowQuietNs))
         }
         if let watch = objects.program(.runTmoWatch), let destroy = objects.program(.tmoDestroySock) {
-            armings.append(HookArming(.abandonedConnects, watch: watch, programs: [(.tmoDestroySock, destroy)], quietNs: nil))
+            let gate = objects.map("tmo_added").map { bpf_map__fd($0) }
+            armings.append(HookArming(.abandonedConnects, watch: watch, programs: [(.tmoDestroySock, destroy)], quietNs: nil,
+                                      gateFD: gate))
         }
         self.armings = armings
     }
