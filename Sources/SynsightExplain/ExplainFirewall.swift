@@ -117,9 +117,14 @@ extension NftRuleset {
             }
             let via = reaching[NftRuleset.chainKey(chain.family, chain.table, chain.name)] ?? []
             let forwardedOnly = hook == "forward" || (hook == nil && via == ["forward"])
+            var entry: ChainReach = .unknown
+            if hook == nil {
+                entry = inboundReach(chain, port: port)
+                if case .unreachable = entry { continue }  // no jump sends the port's traffic there
+            }
             let chainRules = rules.filter { $0.family == chain.family && $0.table == chain.table && $0.chain == chain.name }
             for dir in directions {
-                out += evaluate(chain: chain, rules: chainRules, port: port, direction: dir, forwardedOnly: forwardedOnly)
+                out += evaluate(chain: chain, rules: chainRules, port: port, direction: dir, forwardedOnly: forwardedOnly, entry: entry)
             }
         }
         return out
@@ -179,8 +184,9 @@ extension NftRuleset {
         package var packets: UInt64?
     }
 
+    /// `entry`: how the port's traffic reaches a regular chain (ChainEntry.swift).
     package func evaluate(chain: Chain, rules chainRules: [Rule], port: UInt16,
-                  direction: PortRuleMatch.Direction, forwardedOnly: Bool = false) -> [PortRuleMatch] {
+                  direction: PortRuleMatch.Direction, forwardedOnly: Bool = false, entry: ChainReach = .unknown) -> [PortRuleMatch] {
         var out: [PortRuleMatch] = []
         var acceptedBefore: [(handle: Int, conditions: [String], certain: Bool)] = []
         var jumpedBefore: [Int] = []
@@ -224,16 +230,24 @@ extension NftRuleset {
                 conditions.append(limit.condition)
             }
             rule.exact = unknown.isEmpty
-            if chain.hook == nil { conditions.append("only when another chain jumps to \(chain.name)") }
+            var portSpecific = e.portSpecific
+            if chain.hook == nil {
+                if case .via(let into) = entry {
+                    conditions = into.conditions + conditions
+                    portSpecific = portSpecific || into.portSpecific
+                } else {
+                    conditions.append("only when another chain jumps to \(chain.name)")
+                }
+            }
             if forwardedOnly { conditions.append(PortRuleMatch.forwardedCondition) }
             var base: PortRuleMatch.Confidence = .certain
             if !unknown.isEmpty { base = .possible; conditions += unknown.map { "\($0) (not evaluated)" } }
             else if !conditions.isEmpty { base = .conditional }
-            if !e.portSpecific && base == .certain { base = .possible }
+            if !portSpecific && base == .certain { base = .possible }
             let (c, shadow) = confidence(base: base, conditions: &conditions)
             out.append(PortRuleMatch(rule: rule, hook: chain.hook, direction: direction, confidence: c,
                                      conditions: conditions, families: e.families.sorted { $0.rawValue < $1.rawValue },
-                                     portSpecific: e.portSpecific, shadowedBy: shadow, forwardedOnly: forwardedOnly))
+                                     portSpecific: portSpecific, shadowedBy: shadow, forwardedOnly: forwardedOnly))
         }
         if chain.policy == "drop", chain.hook != nil {
             var conditions: [String] = []

@@ -233,6 +233,7 @@ struct ExplainFirewallTests {
         }
         let addrs = (1...25).map { "192.0.2.\($0)" }
         let json = #"{"nftables": [{"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, {"chain": {"family": "ip", "table": "filter", "name": "f2b-sshd", "handle": 2}}, "#
+            + #"{"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 99, "expr": [{"jump": {"target": "f2b-sshd"}}]}}, "#
             + addrs.enumerated().map { rule($0.offset + 3, $0.element) }.joined(separator: ", ") + "]}"
         var rs = try #require(NftRuleset(json: json))
         rs.attachIptablesSave("*filter\n" + addrs.map { "-A f2b-sshd -s \($0)/32 -j REJECT --reject-with icmp-port-unreachable\n" }.joined() + "COMMIT\n",
@@ -247,7 +248,8 @@ struct ExplainFirewallTests {
         #expect(f.evidence.first { $0.0 == "banned_count" }?.1 == .int(25) && f.evidence.first { $0.0 == "cause" }?.1 == .string("address_banned"))
         #expect(f.remediation?.contains("fail2ban-client set sshd unbanip") == true)
         // One banned address: the rule's own finding, with its cause.
-        var one = try #require(NftRuleset(json: #"{"nftables": [{"chain": {"family": "ip", "table": "filter", "name": "f2b-sshd", "handle": 2}}, "# + rule(3, "192.0.2.1") + "]}"))
+        var one = try #require(NftRuleset(json: #"{"nftables": [{"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, {"chain": {"family": "ip", "table": "filter", "name": "f2b-sshd", "handle": 2}}, "#
+            + #"{"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 99, "expr": [{"jump": {"target": "f2b-sshd"}}]}}, "# + rule(3, "192.0.2.1") + "]}"))
         one.attachIptablesSave("*filter\n-A f2b-sshd -s 192.0.2.1/32 -j REJECT\nCOMMIT\n", family: "ip")
         let single = Explain.analyze(F.input([F.listener()], namespaces: [F.namespace(firewall: .ruleset(one))]))
         #expect(single.findings.filter { $0.code == "firewall_reject" }.map { $0.message.contains("\"-A f2b-sshd -s 192.0.2.1/32 -j REJECT\"") } == [true])
@@ -365,7 +367,7 @@ struct ExplainForwardTests {
         #expect(rs.hooksReaching()["ip t b"] == ["forward"])
         let m = rs.portMatches(port: 8080)
         #expect(m.first { $0.rule.handle == 8 }?.forwardedOnly == true, "reached through a, by goto")
-        #expect(m.first { $0.rule.handle == 9 }?.forwardedOnly == false, "no chain jumps to it: as before")
+        #expect(m.first { $0.rule.handle == 9 } == nil, "no chain jumps to it: never reached (ChainEntry.swift)")
     }
 
     @Test("DNAT rules of a port: dnat names them, a redirect or another port does not")
