@@ -115,4 +115,35 @@ struct NATJoinTests {
         twoRecords += remote.finish()
         #expect(twoRecords.count == 2 && twoRecords.allSatisfy { $0.originalDestination == nil }, "\(twoRecords.map(\.json))")
     }
+
+    /// Masqueraded with `--random-fully`: the port changes too. The one
+    /// refusal that could be the client's, in the window, is joined; two
+    /// candidates, or one older than the window, join nothing.
+    @Test func masqueradedRandomFully() throws {
+        let lo = Endpoint(addr: v4(127, 0, 0, 1), port: 40004)
+        let loPublished = Endpoint(addr: v4(127, 0, 0, 1), port: 18300)
+        let masqueraded = Endpoint(addr: v4(198, 18, 10, 1), port: 61_234)
+        var e = Self.containerEngine()
+        var out = e.ingest(rst(at: 10, to: Self.translated, from: masqueraded, netns: otherNS))
+        out += e.ingest(connectFailure(at: 11, from: lo, to: loPublished, pid: 560, netns: hostNS))
+        out += e.finish()
+        #expect(out.count == 1, "\(out.map(\.json))")
+        let r = try #require(out.first)
+        #expect(r.client?.pid == 560 && r.originalDestination == loPublished)
+        #expect(r.evidence("translated_source") == Record.endpoint(masqueraded))
+        #expect(r.evidence("nat_match") == .string("only_candidate"))
+
+        var two = Self.containerEngine()
+        var apart = two.ingest(rst(at: 10, to: Self.translated, from: masqueraded, netns: otherNS))
+        apart += two.ingest(rst(at: 12, to: Self.translated, from: Endpoint(addr: masqueraded.addr, port: 61_999), netns: otherNS))
+        apart += two.ingest(connectFailure(at: 13, from: lo, to: loPublished, pid: 561, netns: hostNS))
+        apart += two.finish()
+        #expect(apart.count == 3 && apart.allSatisfy { $0.originalDestination == nil }, "\(apart.map(\.json))")
+
+        var late = Self.containerEngine()
+        var old = late.ingest(rst(at: 10, to: Self.translated, from: masqueraded, netns: otherNS))
+        old += late.ingest(connectFailure(at: 10 + 300_000_000, from: lo, to: loPublished, pid: 562, netns: hostNS))
+        old += late.finish()
+        #expect(old.count == 2 && old.allSatisfy { $0.originalDestination == nil }, "\(old.map(\.json))")
+    }
 }

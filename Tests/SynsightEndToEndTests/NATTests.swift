@@ -104,6 +104,15 @@ struct NATTests {
 
     @Test("a local client of a published port, translated into another namespace and masqueraded (Podman's and Docker's loopback forwarding, a NodePort from the node): one record, with the client, its original destination and its masqueraded source")
     func localClientMasqueraded() throws {
+        try masqueraded(randomFully: false)
+    }
+
+    @Test("the same, masqueraded with fully-random (kube-proxy's --random-fully): the port changes too; joined as the one candidate")
+    func localClientMasqueradedRandomFully() throws {
+        try masqueraded(randomFully: true)
+    }
+
+    func masqueraded(randomFully: Bool) throws {
         let published = randomPort()
         let target = published + 1, actual = published + 2
         // The "host" (client and NAT in one namespace, as on a node) and a "container".
@@ -120,7 +129,7 @@ struct NATTests {
                 ip daddr 127.0.0.1 tcp dport \(published) dnat to \(Self.serverAddr):\(target)
               }
               chain postrouting { type nat hook postrouting priority 100;
-                ip daddr \(Self.serverAddr) masquerade
+                ip daddr \(Self.serverAddr) masquerade\(randomFully ? " fully-random" : "")
               }
             }
             """)
@@ -143,6 +152,7 @@ struct NATTests {
         #expect(r.object("original_destination")?["port"] as? Int == published, "\(r)")
         #expect(r.evidence["nat"] as? String == "dnat", "\(r)")
         #expect((r.evidence["translated_source"] as? [String: Any])?["addr"] as? String == Self.routerBack, "\(r)")
+        #expect(r.evidence["nat_match"] as? String == (randomFully ? "only_candidate" : "source_port"), "\(r)")
         #expect((r.string("hint") ?? "").contains("its source masqueraded to \(Self.routerBack):"), "\(r)")
         // One record for the connection: no client-side "nothing on this host explains it".
         #expect(!trace.records.contains { $0.int("port") == published }, "\(trace.stdout)")

@@ -257,9 +257,9 @@ public struct AttributionEngine {
                 applyNAT(&p.record, clientDestination: ce.remote)
                 return [p.record]
             }
-            if case (var p, let seenFrom)? = natMasqueradedRefusal(for: ce) {
+            if case (var p, let seenFrom, let match)? = natMasqueradedRefusal(for: ce) {
                 joinClient(ce, to: &p.record, exited: p.exited)
-                applyNAT(&p.record, clientDestination: ce.remote, translatedSource: seenFrom)
+                applyNAT(&p.record, clientDestination: ce.remote, translatedSource: seenFrom, match: match)
                 return [p.record]
             }
             // Wait one join window for a server-side RST of this host.

@@ -23,6 +23,10 @@ struct NATJoinState {
     /// Refusals waiting for their client, by the client's port alone: a
     /// masqueraded client keeps its port, not its address (`natMasqueradedRefusal`).
     var pendingByClientPort: [UInt16: JoinKey] = [:]
+    /// The latest refusals noted, oldest first: a client masqueraded with
+    /// `--random-fully` keeps neither address nor port (`onlyMasqueradedCandidate`).
+    var recentPending: [JoinKey] = []
+    static let recentCount = 64
     /// Entries are checked against the maps they index when used; past this
     /// many (stale ones accumulate) an index is cleared.
     package static let maxEntries = 16_384
@@ -35,6 +39,16 @@ struct NATJoinState {
         pendingByClient[key.client] = key
         if pendingByClientPort.count >= Self.maxEntries { pendingByClientPort.removeAll() }
         pendingByClientPort[key.client.port] = key
+        if recentPending.count >= Self.recentCount { recentPending.removeFirst(recentPending.count - Self.recentCount + 1) }
+        recentPending.append(key)
+    }
+
+    /// How a masqueraded client was joined to its refusal (evidence `nat_match`).
+    enum MasqueradeMatch: String {
+        /// Masquerading kept the client's port.
+        case sourcePort = "source_port"
+        /// The port changed (`--random-fully`): the one refusal that could be this client's.
+        case onlyCandidate = "only_candidate"
     }
 
     mutating func noteEarly(_ key: JoinKey) {
@@ -67,29 +81,54 @@ extension AttributionEngine {
     /// translated (DNAT) into another namespace and masqueraded (its source
     /// becomes the host's address on that bridge), so neither endpoint
     /// matches. Masquerading keeps the source port when it can (not with
-    /// `--random-fully`, as kube-proxy masquerades: no join then), and the
+    /// `--random-fully`, as kube-proxy masquerades: `onlyMasqueradedCandidate`), and the
     /// source it gives is an address of the client's own namespace, so: the
     /// refusal waiting in another namespace for a client with this client's
     /// port, another address that is one of the client's namespace's, and
     /// another server. (The conntrack entry that would say so for certain is
     /// gone by then: the RST kills it before the client sees it.)
-    mutating func natMasqueradedRefusal(for ce: ConnectError) -> (Pending, seenFrom: Endpoint)? {
+    mutating func natMasqueradedRefusal(for ce: ConnectError) -> (Pending, seenFrom: Endpoint, NATJoinState.MasqueradeMatch)? {
         guard let key = natJoin.pendingByClientPort[ce.local.port], key.client.addr != ce.local.addr,
               key.server != ce.remote, let p = pending[key], p.record.netns != ce.netns,
-              resolver?.isLocalAddress(key.client.addr, netns: ce.netns) != false else { return nil }
+              resolver?.isLocalAddress(key.client.addr, netns: ce.netns) != false else {
+            return onlyMasqueradedCandidate(for: ce).map { ($0.0, $0.seenFrom, .onlyCandidate) }
+        }
         natJoin.pendingByClientPort.removeValue(forKey: ce.local.port)
         pending.removeValue(forKey: key)
+        return (p, key.client, .sourcePort)
+    }
+
+    /// Masquerading with `--random-fully` (kube-proxy's, where iptables
+    /// supports it) gives the client another port too: no endpoint is
+    /// shared. The refusal is then joined only when it is the one candidate
+    /// among the latest: in another namespace, within one join window before
+    /// the error, from an address of the client's namespace (as far as the
+    /// resolver can tell: it reads synsight's own namespace's addresses
+    /// only) that is not the client's own, to another server. Two candidates (two clients refused at once, or a client of
+    /// the container's address straight from this namespace) join nothing.
+    mutating func onlyMasqueradedCandidate(for ce: ConnectError) -> (Pending, seenFrom: Endpoint)? {
+        var found: JoinKey?
+        for key in natJoin.recentPending.reversed() where key.client.addr != ce.local.addr && key.server != ce.remote {
+            guard let p = pending[key], p.record.netns != ce.netns, p.deadline > ce.ts, p.deadline &- joinWindowNs <= ce.ts,
+                  resolver?.isLocalAddress(key.client.addr, netns: ce.netns) != false else { continue }
+            if found != nil, found != key { return nil }
+            found = key
+        }
+        guard let key = found, let p = pending.removeValue(forKey: key) else { return nil }
+        natJoin.recentPending.removeAll { $0 == key }
         return (p, key.client)
     }
 
     /// The client's view joined into a refusal it never saw directly: where
     /// it connected to, and that the destination was translated;
     /// `translatedSource`: its own address after masquerading, when that was too.
-    func applyNAT(_ record: inout Record, clientDestination: Endpoint, translatedSource: Endpoint? = nil) {
+    func applyNAT(_ record: inout Record, clientDestination: Endpoint, translatedSource: Endpoint? = nil,
+                  match: NATJoinState.MasqueradeMatch? = nil) {
         guard let local = record.local, clientDestination != local, record.originalDestination == nil else { return }
         record.originalDestination = clientDestination
         record.evidence.append((EvidenceKey.nat.rawValue, .string("dnat")))
         if let translatedSource { record.evidence.append((EvidenceKey.translatedSource.rawValue, Record.endpoint(translatedSource))) }
+        if let match { record.evidence.append((EvidenceKey.natMatch.rawValue, .string(match.rawValue))) }
         if let hint = record.hint {
             let source = translatedSource.map { ", its source masqueraded to \($0)" } ?? ""
             record.hint = "the client connected to \(clientDestination), translated (DNAT) to \(local)\(source): " + hint

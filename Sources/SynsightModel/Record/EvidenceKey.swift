@@ -146,6 +146,8 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case summarizedKind = "summarized_kind"
     /// The local client's address and port after source NAT (masquerading), as the refusing side saw it.
     case translatedSource = "translated_source"
+    /// How a masqueraded local client was joined to a refusal in another namespace (`source_port`, `only_candidate`).
+    case natMatch = "nat_match"
     case syn
     /// The device a refused SYN came in on, and the VRF it came through (NetDevice.json).
     case synDevice = "syn_device"
