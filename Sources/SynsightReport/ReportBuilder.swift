@@ -95,9 +95,6 @@ public struct ReportGroupKey: Hashable, Sendable, Comparable {
         self.typedCause = e.cause
     }
 
-    /// The report's fix steps for this group, from the advice catalogue.
-    public var steps: [String] { Advice.for(reason: typedReason, cause: typedCause).steps }
-
     public static func < (a: Self, b: Self) -> Bool { (a.port, a.reason, a.cause) < (b.port, b.reason, b.cause) }
 }
 
@@ -121,6 +118,18 @@ public struct ReportGroup: Sendable {
         processes = BoundedCounter(capacity: top)
         clients = BoundedCounter(capacity: top)
         nodes = BoundedCounter(capacity: top)
+    }
+
+    /// The group's fix steps, from the advice catalogue, with what all its
+    /// events share: the port, and the process when there is only one (the
+    /// catalogue writes `<port>`, `<pid>` where it is not known).
+    public var steps: [String] {
+        var facts = Advice.Facts()
+        if key.port >= 0 { facts.port = UInt16(exactly: key.port) }
+        if processes.counts.count == 1, processes.others == 0, let p = processes.counts.keys.first {
+            facts.pid = UInt32(exactly: p.pid)
+        }
+        return Advice.for(reason: key.typedReason, cause: key.typedCause, facts: facts).steps
     }
 }
 

@@ -189,7 +189,7 @@ extension Report {
                     if let h = l.hint { out.append("    hint:      " + esc(h)) }
                 }
                 out.append("    fix:")
-                for s in g.key.steps { out.append("      - " + s) }
+                for s in g.steps { out.append("      - " + s) }
             }
         }
         let t = timeline.compacted(rows: Report.timelineRows)
@@ -259,7 +259,7 @@ extension Report {
                     if let h = l.hint { out.append("- Hint: " + esc(h)) }
                 }
                 out.append("- Fix:")
-                for s in g.key.steps { out.append("  1. " + esc(s)) }
+                for s in g.steps { out.append("  1. " + esc(s)) }
             }
         }
         if multiNode {
@@ -330,7 +330,7 @@ extension Report {
                     }
                     f.append(("latest", g.latest?.raw ?? .null))
                     f.append(("hint", g.latest?.hint.map { .string($0) } ?? .null))
-                    f.append(("remediation", .array(g.key.steps.map { .string($0) })))
+                    f.append(("remediation", .array(g.steps.map { .string($0) })))
                     return .object(f)
                 })),
             ])

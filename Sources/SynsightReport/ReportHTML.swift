@@ -289,7 +289,7 @@ extension Report {
                     if let hint = l.hint { out.append("<dt>Hint</dt><dd class=\"hint\">\(esc(hint))</dd>") }
                 }
                 out.append("<dt>Fix</dt><dd><ol class=\"fix\">")
-                for step in g.key.steps { out.append("<li>\(esc(step))</li>") }
+                for step in g.steps { out.append("<li>\(esc(step))</li>") }
                 out.append("</ol></dd>")
                 out.append("</dl>")
                 out.append("</article>")

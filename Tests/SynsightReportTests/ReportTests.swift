@@ -410,6 +410,14 @@ struct ReportFormatTests {
         #expect(reasons.first?["latest"]?["kind"] == .string("summary"))
         guard case .array(let steps)? = reasons.first?["remediation"] else { Issue.record("no remediation"); return }
         #expect(!steps.isEmpty)
+        // A group's port, and its one process, fill the catalogue's `<port>` and `<pid>`.
+        var g = ReportGroup(key: ReportGroupKey(port: 9090, reason: "fd_exhausted", cause: ""), top: 4)
+        g.processes.add(ReportProcess(pid: 77, comm: "java"), 3)
+        #expect(g.steps.contains { $0.contains("/proc/77/fd") }, "\(g.steps)")
+        g.processes.add(ReportProcess(pid: 78, comm: "java"), 1)
+        #expect(g.steps.contains { $0.contains("/proc/<pid>/fd") }, "two processes: \(g.steps)")
+        let unknown = ReportGroup(key: ReportGroupKey(port: 8443, reason: "unknown", cause: "timed_out"), top: 4)
+        #expect(unknown.steps.joined().contains("--port 8443") && !unknown.steps.joined().contains("<port>"), "\(unknown.steps)")
         #expect(v["timeline"]?["bucket_seconds"] == .int(60))
     }
 

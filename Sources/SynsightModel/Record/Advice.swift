@@ -306,6 +306,7 @@ public struct Advice: Sendable, Hashable {
     }
 
     static func portText(_ f: Facts) -> String { f.port.map(String.init) ?? "<port>" }
+    static func pidText(_ f: Facts) -> String { f.pid.map(String.init) ?? "<pid>" }
 
     static func noListener(_ cause: RecordCause?, _ f: Facts) -> Advice {
         let port = portText(f)
@@ -365,7 +366,7 @@ public struct Advice: Sendable, Hashable {
                             + "(a container port mapped to the wrong port is the usual cause)",
                           steps: ["The service in that container, pod or namespace listens on another port (named in the evidence): "
                                     + "fix the port mapping (docker run -p HOST:CONTAINER, the Service's targetPort) or the service's listen port.",
-                                  "Verify inside the namespace with nsenter -n -t <pid> ss -ltnp."])
+                                  "Verify inside the namespace with nsenter -n -t \(pidText(f)) ss -ltnp."])
         case .boundToOtherDevice:
             return Advice(fix: boundDeviceFix(f, port),
                           steps: ["The listener is bound to one network device (SO_BINDTODEVICE; a bind-interface or device setting "
@@ -557,8 +558,10 @@ public struct Advice: Sendable, Hashable {
                        "Check that the service's configured port matches what clients use; verify with ss -ltnp."])
     }
 
-    static let fdSteps = ["The process ran out of file descriptors: raise its limit (systemd LimitNOFILE=, ulimit -n).",
-                          "Look for a descriptor leak (ls /proc/<pid>/fd | wc -l over time); check fs.file-max for ENFILE."]
+    static func fdSteps(_ f: Facts) -> [String] {
+        ["The process ran out of file descriptors: raise its limit (systemd LimitNOFILE=, ulimit -n).",
+         "Look for a descriptor leak (ls /proc/\(pidText(f))/fd | wc -l over time); check fs.file-max for ENFILE."]
+    }
 
     /// The fix for a process at its open-file limit (EMFILE).
     static func raiseFdLimit(_ f: Facts) -> String {
@@ -591,9 +594,9 @@ public struct Advice: Sendable, Hashable {
                                     + "systemd CPUQuota=), or make the service use less CPU; watch nr_throttled in the cgroup's cpu.stat."])
         case .acceptQueueFull(.fdExhausted)?:
             return Advice(fix: raiseFdLimit(f),
-                          steps: ["The service cannot accept: accept() fails with EMFILE/ENFILE, so its accept queue fills up."] + fdSteps)
+                          steps: ["The service cannot accept: accept() fails with EMFILE/ENFILE, so its accept queue fills up."] + fdSteps(f))
         case .fdExhausted(.enfile)?:
-            return Advice(fix: "raise fs.file-max, or find the process leaking files", steps: fdSteps)
+            return Advice(fix: "raise fs.file-max, or find the process leaking files", steps: fdSteps(f))
         case .synQueueFull(.syncookiesOff)?:
             return Advice(fix: "enable net.ipv4.tcp_syncookies=1\(inNamespace), raise the listen() backlog and net.ipv4.tcp_max_syn_backlog, "
                             + "and look for a SYN flood or clients that never finish the handshake",
@@ -605,7 +608,7 @@ public struct Advice: Sendable, Hashable {
         case .synQueueFull?:
             return Advice(fix: "raise the listen() backlog and look for a SYN flood or clients that never finish the handshake", steps: synSteps)
         case .fdExhausted?:
-            return Advice(fix: raiseFdLimit(f), steps: fdSteps)
+            return Advice(fix: raiseFdLimit(f), steps: fdSteps(f))
         default:
             return Advice(fix: "speed up or add workers to its accept loop, and raise the listen() backlog"
                             + (f.backlog.map { " (now \($0))" } ?? "")
