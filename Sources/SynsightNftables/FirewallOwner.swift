@@ -17,6 +17,12 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
     case sshguard
     case crowdsec
     case libvirt
+    /// Podman's netavark backend: iptables chains NETAVARK_* / NETAVARK-*,
+    /// or its nftables table `inet netavark`.
+    case netavark
+    /// CNI plugins (bridge, portmap, firewall): Podman's CNI backend, a
+    /// Kubernetes node's hostPorts under containerd or CRI-O.
+    case cni
 
     /// From the table ("inet firewalld", "ip kube-proxy") and chain names.
     public static func recognise(table: String, chain: String) -> FirewallOwner? {
@@ -28,6 +34,7 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
         case "kube-router-filter-ipv4", "kube-router-filter-ipv6": return .kubeRouter
         case "sshguard": return .sshguard
         case "crowdsec", "crowdsec6": return .crowdsec
+        case "netavark": return .netavark
         default: break
         }
         if kubeRouterChainPrefixes.contains(where: chain.hasPrefix) { return .kubeRouter }
@@ -40,6 +47,8 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
         if chain == "sshguard" { return .sshguard }
         if chain.hasPrefix("CROWDSEC") || chain.hasPrefix("crowdsec") { return .crowdsec }
         if chain.hasPrefix("LIBVIRT_") { return .libvirt }
+        if chain.hasPrefix("NETAVARK") { return .netavark }
+        if chain.hasPrefix("CNI-") { return .cni }
         // firewalld's iptables backend.
         if ["INPUT_direct", "OUTPUT_direct", "FORWARD_direct", "INPUT_ZONES", "FORWARD_IN_ZONES", "FORWARD_OUT_ZONES"].contains(chain)
             || chain.hasPrefix("IN_") || chain.hasPrefix("FWDI_") || chain.hasPrefix("FWDO_") || chain.hasPrefix("FWD_") {
@@ -97,6 +106,12 @@ public enum FirewallOwner: String, Sendable, Hashable, CaseIterable {
         case .sshguard: return "sshguard manages this table from the failures it counts: lift a wrong ban from its set, and whitelist the address"
         case .crowdsec: return "CrowdSec's firewall bouncer manages this table from its decisions: `cscli decisions list`, `cscli decisions delete --ip <address>`"
         case .libvirt: return "libvirt manages this chain for its virtual networks: change the network's definition (virsh net-edit)"
+        case .netavark:
+            return "Podman (netavark) writes these rules from its networks and containers: change the container's published ports "
+                + "(podman run -p) or networks (podman network connect; a network created with isolate is kept apart by design), not the rule"
+        case .cni:
+            return "CNI plugins write these rules for containers' networks (Podman's CNI backend, a Kubernetes hostPort): change the "
+                + "container's port mapping or network (or the pod's hostPort), not the rule"
         }
     }
 

@@ -60,6 +60,9 @@ struct FirewallOwnerTests {
         ("inet firewalld", "filter_IN_public_allow", .firewalld), ("ip filter", "IN_public_deny", .firewalld),
         ("ip filter", "cali-INPUT", .calico), ("ip filter", "CILIUM_INPUT", .cilium), ("ip filter", "f2b-sshd", .fail2ban),
         ("ip filter", "LIBVIRT_INP", .libvirt),
+        // Podman: netavark's iptables chains and nftables table, CNI plugins' chains.
+        ("ip filter", "NETAVARK_FORWARD", .netavark), ("ip filter", "NETAVARK_ISOLATION_3", .netavark),
+        ("inet netavark", "FORWARD", .netavark), ("ip filter", "CNI-FORWARD", .cni), ("ip nat", "CNI-HOSTPORT-DNAT", .cni),
         // kube-router's chains start with KUBE- too: they are not kube-proxy's.
         ("ip filter", "KUBE-ROUTER-INPUT", .kubeRouter), ("ip filter", "KUBE-POD-FW-4JXQGNVHCQ3Y2DIM", .kubeRouter),
         ("ip filter", "KUBE-NWPLCY-ZQG7X6CJLK4XAB2M", .kubeRouter), ("ip kube-router-filter-ipv4", "KUBE-POD-FW-X", .kubeRouter),
