@@ -106,13 +106,8 @@ struct AbandonedConnectEndToEndTests {
         // timer counts it); the second (3 s) is answered.
         let lift = Process()
         lift.executableURL = URL(fileURLWithPath: "/bin/sh")
-        lift.arguments = ["-c", """
-            for i in $(seq 200); do
-              ip netns exec \(client.name) ss -Htno state syn-sent "dport = :\(port)" | grep -q 'timer:(on,[^,]*,[1-9]' && break
-              sleep 0.05
-            done
-            exec ip netns exec \(server.name) nft delete table inet abandon_test
-            """]
+        lift.arguments = ["-c", waitForSYNRetransmitShell(in: client, port: port)
+                            + "exec ip netns exec \(server.name) nft delete table inet abandon_test\n"]
         try lift.run()
         defer { if lift.isRunning { lift.terminate() }; lift.waitUntilExit() }
         let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port, timeout: 10)

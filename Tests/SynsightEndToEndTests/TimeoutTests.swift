@@ -116,11 +116,7 @@ struct TimeoutTests {
         // which would take the same entry again.
         let storm = Process()
         storm.executableURL = URL(fileURLWithPath: "/bin/sh")
-        storm.arguments = ["-c", """
-            for i in $(seq 300); do
-              ip netns exec \(client.name) ss -Htno state syn-sent "dport = :\(port)" | grep -q 'timer:(on,[^,]*,[1-9]' && break
-              sleep 0.05
-            done
+        storm.arguments = ["-c", waitForSYNRetransmitShell(in: client, port: port, seconds: 15) + """
             exec ip netns exec \(other.name) /usr/bin/python3 -c '
             import resource, socket
             resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))

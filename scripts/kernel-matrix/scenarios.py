@@ -2573,6 +2573,8 @@ def abandon_hook(k):
     """Where the close of a connecting socket is seen: tcp_destroy_sock
     (armed while a SYN is unanswered) without the state-change hook, else
     the state change SYN_SENT -> CLOSE."""
+    if not timeout_explained(k):
+        raise Unavailable("no tp_btf/inet_sk_error_report (5.14+): timeouts stay unknown/timed_out")
     if k.client_error_hook() == "tp_btf/inet_sk_error_report":
         if k.btf.tp_nargs("tcp_destroy_sock") < 0:
             raise Unavailable("no tp_btf/tcp_destroy_sock (5.11+): a connect() given up is not seen")
@@ -2581,9 +2583,13 @@ def abandon_hook(k):
 
 
 def abandoned_connect(client, addr, port):
-    """One connect() python gives up on after ABANDON_AFTER s: (pid, errno)."""
+    """One connect() python gives up on after ABANDON_AFTER s: its pid, and
+    the check that python did (its own timeout)."""
     client.exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=3")
-    return connect(client, addr, port, timeout=ABANDON_AFTER)
+    pid, err = connect(client, addr, port, timeout=ABANDON_AFTER)
+    c = Check()
+    c.eq("connect errno (python's own timeout)", err, errno.ETIMEDOUT)
+    return pid, c
 
 
 def abandon_check(c, r, client, pid):
@@ -2604,14 +2610,10 @@ def abandon_check(c, r, client, pid):
 @scenario("connect() given up by its application after 2.5 s, SYNs into a dummy route",
           "connect_timeout/no_answer_past_host, abandoned_by application")
 def sc_connect_abandoned(t, k, pas):
-    if not timeout_explained(k):
-        raise Unavailable("no tp_btf/inet_sk_error_report (5.14+): timeouts stay unknown/timed_out")
     hook = abandon_hook(k)
     client, dev, index = timeout_dummy_client(False)
     port = rnd_port()
-    pid, err = abandoned_connect(client, "198.18.78.9", port)
-    c = Check()
-    c.eq("connect errno (python's own timeout)", err, errno.ETIMEDOUT)
+    pid, c = abandoned_connect(client, "198.18.78.9", port)
     r = timeout_record(t, client, port)
     if r:
         expect_common(c, r, "connect_failure", "connect_timeout", "no_answer_past_host", port)
@@ -2625,17 +2627,13 @@ def sc_connect_abandoned(t, k, pas):
 @scenario("connect() given up by its application after 2.5 s, its SYNs dropped by nft in the peer namespace",
           "connect_timeout/dropped_on_host, abandoned_by application")
 def sc_connect_abandoned_dropped(t, k, pas):
-    if not timeout_explained(k):
-        raise Unavailable("no tp_btf/inet_sk_error_report (5.14+): timeouts stay unknown/timed_out")
+    hook = abandon_hook(k)
     if fw_expected(k)[0] is None:
         raise Unavailable(fw_expected(k)[1])
-    hook = abandon_hook(k)
     server, client = fw_pair()
     port = rnd_port()
     fw_input_rule(server, port, "drop", ' comment "km-abandon-%d"' % port)
-    pid, err = abandoned_connect(client, V4S, port)
-    c = Check()
-    c.eq("connect errno (python's own timeout)", err, errno.ETIMEDOUT)
+    pid, c = abandoned_connect(client, V4S, port)
     r = timeout_record(t, client, port)
     if r:
         expect_common(c, r, "connect_failure", "connect_timeout", "dropped_on_host", port)

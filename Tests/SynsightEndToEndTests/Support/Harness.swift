@@ -381,3 +381,16 @@ enum RecordSchema {
         check(lines: lines.joined(separator: "\n"), what, sourceLocation: sourceLocation)
     }
 }
+
+/// A shell loop (for `sh -c`) that waits up to `seconds` until the connect()
+/// from `ns` to `port` has retransmitted its SYN: its socket's timer counts
+/// it (a fixed delay races the client's start on a loaded machine).
+func waitForSYNRetransmitShell(in ns: NetNS, port: Int, seconds: Int = 10) -> String {
+    """
+    for i in $(seq \(seconds * 20)); do
+      ip netns exec \(ns.name) ss -Htno state syn-sent "dport = :\(port)" | grep -q 'timer:(on,[^,]*,[1-9]' && break
+      sleep 0.05
+    done
+
+    """
+}
