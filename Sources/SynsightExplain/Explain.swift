@@ -230,11 +230,14 @@ public struct ExplainInput: Sendable {
     public var notes: [String]
     /// Docker containers that publish the port on the host and are not running.
     public var stoppedPublishers: [DockerPortBinding]
+    /// Local sockets connecting to the port (SYN_SENT), every namespace.
+    public var connecting: [ExplainConnecting]
 
     public init(port: UInt16, ts: Int64, viewpoint: UInt32, namespaces: [ExplainNamespace],
                 listeners: [ExplainListener], recent: RecentActivity, notes: [String] = [],
-                stoppedPublishers: [DockerPortBinding] = []) {
+                stoppedPublishers: [DockerPortBinding] = [], connecting: [ExplainConnecting] = []) {
         self.stoppedPublishers = stoppedPublishers
+        self.connecting = connecting
         self.port = port
         self.ts = ts
         self.viewpoint = viewpoint
@@ -385,6 +388,7 @@ struct Analysis {
         counters()
         sysctls()
         firewallRules()
+        unansweredConnects()
         recent()
         for n in input.notes { add(Finding(.info, "incomplete", n)) }
         for ns in input.namespaces {

@@ -156,15 +156,18 @@ public enum PortState {
         return s.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).first.flatMap { Int($0) }
     }
 
-    /// LISTEN and request sockets on `port` in the current namespace, from
-    /// sock_diag; /proc/net/tcp{,6} when sock_diag is unavailable (no
-    /// tcp_diag module).
+    /// LISTEN and request sockets on `port` in the current namespace, and
+    /// the sockets connecting to it (SYN_SENT), from sock_diag;
+    /// /proc/net/tcp{,6} when sock_diag is unavailable (no tcp_diag
+    /// module: listeners and requests only).
     package static func portSockets(_ port: UInt16) -> ([SockDiag.Socket], String) {
         var out: [SockDiag.Socket] = []
         var failure: String?
+        let states = [SockDiag.stateListen, SockDiag.stateNewSynRecv, SockDiag.stateSynSent]
         for family in [AddressFamily.ipv4, .ipv6] {
-            switch diagDump(family: family) {
-            case .success(let all): out += all.filter { $0.local.port == port }
+            switch diagDump(family: family, states: states) {
+            case .success(let all):
+                out += all.filter { $0.state == SockDiag.stateSynSent ? $0.remote.port == port : $0.local.port == port }
             case .failure(let e): failure = e.why
             }
             if failure != nil { break }
@@ -188,13 +191,15 @@ public enum PortState {
         return (out, "/proc/net/tcp (sock_diag failed: \(failure))")
     }
 
-    static func diagDump(family: AddressFamily) -> Result<[SockDiag.Socket], DiagError> {
+    /// Every TCP socket of `family` in `states` (LISTEN and request sockets unless told).
+    static func diagDump(family: AddressFamily, states: [UInt8] = [SockDiag.stateListen, SockDiag.stateNewSynRecv])
+        -> Result<[SockDiag.Socket], DiagError> {
         let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), SockDiag.netlinkSockDiag)
         guard fd >= 0 else { return .failure(DiagError("socket(AF_NETLINK, NETLINK_SOCK_DIAG): \(String(cString: strerror(errno)))")) }
         defer { close(fd) }
         var tv = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let req = SockDiag.dumpRequest(family: family, states: [SockDiag.stateListen, SockDiag.stateNewSynRecv], seq: 1)
+        let req = SockDiag.dumpRequest(family: family, states: states, seq: 1)
         let sent = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         guard sent == req.count else { return .failure(DiagError("send: \(String(cString: strerror(errno)))")) }
         var buf = [UInt8](repeating: 0, count: 64 << 10)

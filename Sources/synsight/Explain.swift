@@ -103,7 +103,8 @@ struct Explain: ParsableCommand {
                                                    podLogRoot: diagnostics.podLogDir)
             let input = ExplainInput(port: port, ts: currentClockMapping().epoch(bootTimeNow()), viewpoint: viewpoint,
                                      namespaces: state.namespaces, listeners: state.listeners,
-                                     recent: recent, notes: state.notes, stoppedPublishers: state.stoppedPublishers)
+                                     recent: recent, notes: state.notes, stoppedPublishers: state.stoppedPublishers,
+                                     connecting: state.connecting)
             let report = SynsightExplain.Explain.analyze(input)
             let text = json ? ExplainFormat.jsonLine(report) : ExplainFormat.text(report)
             try Output.stdoutOrFail(text)

@@ -314,6 +314,32 @@ struct ExplainTests {
         #expect(scanned.isSuperset(of: [server.inode, client.inode]))
     }
 
+    @Test("a local connect() whose SYNs an nft rule drops: connects_unanswered names the destination, its retransmissions and the client")
+    func unansweredConnect() throws {
+        let client = try NetNS(), server = try NetNS()
+        defer { client.remove(); server.remove() }
+        try server.link(to: client)  // server 198.18.0.1, client .2
+        let port = randomPort()
+        try server.loadNft("""
+            table inet explain_test {
+              chain input { type filter hook input priority 0; policy accept; tcp dport \(port) drop; }
+            }
+            """)
+        let connecting = try Peer(runIn: client, ["connect", "198.18.0.1", String(port), "--timeout", "30"], readyPrefix: "")
+        let waiting = Process()
+        waiting.executableURL = URL(fileURLWithPath: "/bin/sh")
+        waiting.arguments = ["-c", waitForSYNRetransmitShell(in: client, port: port)]
+        try waiting.run()
+        waiting.waitUntilExit()
+        let (_, r) = try explain([String(port), "--netns", client.name, "--duration", "0"])
+        let f = try #require(r.finding("connects_unanswered"), "\(r)")
+        #expect(f["severity"] as? String == "warning" && f["netns"] as? Int == client.inode, "\(f)")
+        let dest = try #require((r.evidence(f)["destinations"] as? [[String: Any]])?.first, "\(f)")
+        #expect(dest["addr"] as? String == "198.18.0.1" && dest["port"] as? Int == port, "\(dest)")
+        #expect((dest["max_syn_retransmits"] as? Int ?? 0) >= 1 && dest["pids"] as? [Int] == [connecting.pid], "\(dest)")
+        #expect((f["message"] as? String)?.contains("pid \(connecting.pid)") == true, "\(f)")
+    }
+
     // MARK: queues and limits
 
     /// A stalled server (backlog 1: the accept queue holds 2) and two held connections.

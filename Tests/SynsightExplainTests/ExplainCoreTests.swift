@@ -20,8 +20,8 @@ struct DiagBytes {
 
     /// One SOCK_DIAG_BY_FAMILY message: inet_diag_msg plus attributes.
     mutating func socket(family: UInt8, state: UInt8, sport: UInt16, src: [UInt8], rqueue: UInt32, wqueue: UInt32,
-                         inode: UInt32, attrs: [(UInt16, [UInt8])] = []) {
-        var body: [UInt8] = [family, state, 0, 0]
+                         inode: UInt32, retrans: UInt8 = 0, attrs: [(UInt16, [UInt8])] = []) {
+        var body: [UInt8] = [family, state, retrans > 0 ? 1 : 0, retrans]
         body += [UInt8(sport >> 8), UInt8(sport & 0xFF), 0, 0]           // sport, dport (big-endian)
         body += src + [UInt8](repeating: 0, count: 16 - src.count)       // src[4] words
         body += [UInt8](repeating: 0, count: 16)                          // dst
@@ -73,9 +73,12 @@ struct ExplainParsingTests {
         d.socket(family: 10, state: 10, sport: 8080, src: [], rqueue: 3, wqueue: 128, inode: 4242,
                  attrs: [(8, [0]), (11, [1]), (7, mem.bytes)])
         d.socket(family: 2, state: 3, sport: 8080, src: [127, 0, 0, 1], rqueue: 0, wqueue: 0, inode: 0)
+        d.socket(family: 2, state: 2, sport: 41000, src: [127, 0, 0, 1], rqueue: 0, wqueue: 0, inode: 77, retrans: 3)
         var out: [SockDiag.Socket] = []
         #expect(SockDiag.parse(d.bytes, into: &out) == .more)
-        #expect(out.count == 2)
+        #expect(out.count == 3)
+        #expect(out[2].state == SockDiag.stateSynSent && out[2].retransmits == 3 && out[2].inode == 77)
+        #expect(out[0].retransmits == 0)
         let l = out[0]
         #expect(l.family == .ipv6 && l.state == 10)
         #expect(l.local == Endpoint(addr: .any6, port: 8080))

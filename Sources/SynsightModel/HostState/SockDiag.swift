@@ -22,6 +22,7 @@ public enum SockDiag {
     static let messageSize = 72                       // struct inet_diag_msg
 
     /// Kernel TCP states (include/net/tcp_states.h).
+    public static let stateSynSent: UInt8 = 2
     public static let stateSynRecv: UInt8 = 3
     public static let stateListen: UInt8 = 10
     public static let stateNewSynRecv: UInt8 = 12
@@ -72,6 +73,9 @@ public enum SockDiag {
         /// idiag_if: the device the socket is bound to (SO_BINDTODEVICE),
         /// nameless until named in its namespace (PortState.portSockets).
         public var boundDevice: NetDevice?
+        /// idiag_retrans: a connecting socket's SYN retransmissions so far
+        /// (icsk_retransmits while its retransmission timer runs).
+        public var retransmits: UInt8 = 0
 
         public init(family: AddressFamily, state: UInt8, local: Endpoint, remote: Endpoint, rqueue: UInt32 = 0,
                     wqueue: UInt32 = 0, uid: UInt32 = 0, inode: UInt64, ipv6Only: Bool? = nil, drops: UInt32? = nil) {
@@ -144,6 +148,7 @@ public enum SockDiag {
                        inode: UInt64(u32(b, tail + 16)))
         let ifindex = u32(b, id + 36)
         if ifindex != 0 { s.boundDevice = NetDevice(ifindex: ifindex, name: nil) }
+        s.retransmits = b[start + 3]
         // Attributes (struct rtattr: len, type; 4-byte aligned).
         var a = start + messageSize
         while a + 4 <= end {

@@ -17,6 +17,8 @@ public enum ExplainSnapshot {
         public var notes: [String]
         /// Docker containers that publish the port and are not running.
         public var stoppedPublishers: [DockerPortBinding] = []
+        /// Local sockets connecting to the port, their SYN retransmitted (SYN_SENT).
+        public var connecting: [ExplainConnecting] = []
     }
 
     /// Reads everything `explain` needs about `port`. `podLogRoot`: kubelet's
@@ -44,8 +46,9 @@ public enum ExplainSnapshot {
             }
         }
 
-        // Listeners, their SYN queues, and the processes holding them.
+        // Listeners, their SYN queues, the sockets connecting to the port, and the processes holding them.
         var listeners: [ExplainListener] = []
+        var connecting: [ExplainConnecting] = []
         for (ns, found) in sockets {
             let listening = found.filter { $0.state == SockDiag.stateListen }
             let requests = found.filter { $0.state == SockDiag.stateSynRecv && $0.inode == 0 }
@@ -61,14 +64,17 @@ public enum ExplainSnapshot {
             }
             Explain.assignSynQueues(&here, requests: requests.map { ($0.family, $0.local) })
             listeners += here
+            connecting += found.filter { $0.state == SockDiag.stateSynSent && $0.retransmits > 0 }.map {
+                ExplainConnecting(netns: ns, local: $0.local, remote: $0.remote, retransmits: $0.retransmits, inode: $0.inode)
+            }
         }
-        let owners = PortState.socketOwners(Set(listeners.map(\.inode).filter { $0 != 0 }))
+        let owners = PortState.socketOwners(Set((listeners.map(\.inode) + connecting.map(\.inode)).filter { $0 != 0 }))
         var processes: [UInt32: ExplainProcess] = [:]
         // One probe (it walks /proc for dockerd's data roots) for the workloads and the stopped publishers.
         let sources = WorkloadSources.probe(podLogRoot: podLogRoot)
         let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: sources)
-        for i in listeners.indices {
-            listeners[i].processes = (owners[listeners[i].inode] ?? []).sorted().map { pid in
+        func holders(_ inode: UInt64) -> [ExplainProcess] {
+            (owners[inode] ?? []).sorted().map { pid in
                 if let p = processes[pid] { return p }
                 var p = process(pid)
                 p.workload = workloads?.identity(pid: pid)
@@ -76,6 +82,8 @@ public enum ExplainSnapshot {
                 return p
             }
         }
+        for i in listeners.indices { listeners[i].processes = holders(listeners[i].inode) }
+        for i in connecting.indices { connecting[i].processes = holders(connecting[i].inode) }
         readThrottles(&listeners)
         // A namespace without an `ip netns` name takes the container's or pod's listening in it.
         if let workloads {
@@ -88,7 +96,7 @@ public enum ExplainSnapshot {
         // Podman's bindings say nothing of running: its running containers' conmon holds the port (explain checks that).
         let stopped = ((docker.isEmpty ? [] : DockerPortReader(roots: docker, owners: sources.rootlessOwners).stopped())
             + (podman.isEmpty ? [] : PodmanPortReader(roots: podman, owners: sources.rootlessOwners).bindings())).filter { $0.hostPort == port }
-        return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped)
+        return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped, connecting: connecting)
     }
 
     /// Per-namespace reads, on the namespace-hopping thread.

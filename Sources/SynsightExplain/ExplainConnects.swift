@@ -1,0 +1,68 @@
+import SynsightBase
+import SynsightModel
+
+/// A local socket connecting to the port whose SYN has gone unanswered
+/// (SYN_SENT, retransmitted at least once), read live with sock_diag: the
+/// client side of an incident ("the app hangs connecting to the database"),
+/// seen without a trace.
+public struct ExplainConnecting: Sendable, Hashable {
+    public var netns: UInt32
+    public var local: Endpoint
+    public var remote: Endpoint
+    /// SYNs sent again so far (idiag_retrans).
+    public var retransmits: UInt8
+    public var inode: UInt64
+    /// Processes holding it (lowest PID first).
+    public var processes: [ExplainProcess]
+
+    public init(netns: UInt32, local: Endpoint, remote: Endpoint, retransmits: UInt8, inode: UInt64,
+                processes: [ExplainProcess] = []) {
+        self.netns = netns
+        self.local = local
+        self.remote = remote
+        self.retransmits = retransmits
+        self.inode = inode
+        self.processes = processes
+    }
+}
+
+extension Analysis {
+    /// Local connect()s to the port waiting on unanswered SYNs: one finding
+    /// per namespace, by destination. The first SYN is retransmitted after
+    /// a second unanswered: a socket with none is a handshake in flight.
+    mutating func unansweredConnects() {
+        let waiting = input.connecting.filter { $0.retransmits > 0 }
+        var byNetns: [UInt32: [ExplainConnecting]] = [:]
+        for c in waiting { byNetns[c.netns, default: []].append(c) }
+        for (ns, sockets) in byNetns.sorted(by: { $0.key < $1.key }) {
+            add(unansweredFinding(ns: ns, sockets))
+        }
+    }
+
+    func unansweredFinding(ns: UInt32, _ sockets: [ExplainConnecting]) -> Finding {
+        var destinations: [(Endpoint, [ExplainConnecting])] = []
+        for s in sockets {
+            if let i = destinations.firstIndex(where: { $0.0 == s.remote }) { destinations[i].1.append(s) } else { destinations.append((s.remote, [s])) }
+        }
+        destinations.sort { ($0.1.count, "\($1.0)") > ($1.1.count, "\($0.0)") }
+        let shown = destinations.prefix(5).map { d, s in
+            let owners = Set(s.flatMap { $0.processes.map(\.label) }).sorted()
+            return "\(d) (\(s.count) socket\(s.count == 1 ? "" : "s"), up to \(s.map(\.retransmits).max() ?? 0) SYN retransmissions"
+                + (owners.isEmpty ? "" : ", " + owners.prefix(3).joined(separator: ", ")) + ")"
+        }
+        let n = sockets.count
+        let msg = "\(n) connect()\(n == 1 ? "" : "s") to port \(port) from \(input.label(ns)) \(n == 1 ? "is" : "are") waiting on unanswered SYNs (SYN_SENT): "
+            + shown.joined(separator: "; ") + (destinations.count > 5 ? "; and \(destinations.count - 5) more destinations" : "")
+        let remediation = "run `sudo synsight trace --port \(port)`: it says where their SYNs go (a rule or a drop on this host, "
+            + "or the interface and gateway they leave by) and reports each attempt as connect_timeout when it times out or is given up"
+        let evidence: [(String, JSONValue)] = [
+            ("connecting", .int(Int64(n))),
+            ("destinations", .array(destinations.prefix(20).map { d, s in
+                .object([("addr", .string("\(d.addr)")), ("port", .int(Int64(d.port))), ("sockets", .int(Int64(s.count))),
+                         ("max_syn_retransmits", .int(Int64(s.map(\.retransmits).max() ?? 0))),
+                         ("pids", .array(Set(s.flatMap { $0.processes.map(\.pid) }).sorted().map { .int(Int64($0)) }))])
+            })),
+        ]
+        return Finding(.warning, "connects_unanswered", msg, remediation: remediation, netns: ns, evidence: evidence)
+    }
+}
