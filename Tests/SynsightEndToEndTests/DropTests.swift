@@ -116,9 +116,13 @@ struct DropTests {
         #expect(back?["next_hop"] as? String == "directly connected" && back?["table"] as? Int == 254, "\(String(describing: r))")
         #expect(r?.evidence["route_unavailable"] == nil, "\(String(describing: r))")
         #expect(r?.string("hint")?.contains("the route back to 198.18.41.2 leaves by \(s2), not \(s1)") == true, "\(String(describing: r))")
-        // One record per attempt: the retransmitted SYNs and the client's ETIMEDOUT are the same failure.
+        // One drop record per attempt (the retransmitted SYN is the same one), and the client's own
+        // failure: it gave up after 2 s (python's timeout), its SYNs dropped on this host by that drop.
         let mine = trace.records.filter { $0.int("port") == port }
-        #expect(mine.count == 1, "\(mine)")
+        #expect(mine.count == 2, "\(mine)")
+        let gaveUp = mine.first { $0.string("reason") == "connect_timeout" }
+        #expect(gaveUp?.string("cause") == "dropped_on_host" && gaveUp?.evidence["abandoned_by"] as? String == "application", "\(mine)")
+        #expect(gaveUp?.pid("process") == c.pid && (gaveUp?.evidence["drop"] as? [String: Any])?["cause"] as? String == "rp_filter", "\(mine)")
     }
 
     @Test("loose rp_filter drops a SYN whose source has no route back at all; the record says there is none")
