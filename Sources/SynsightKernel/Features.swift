@@ -24,7 +24,7 @@ public struct KernelFeatures: Sendable {
     public var kprobeSendReset: ProbeResult = .unsupported("not probed")
     public var inetSockSetState: ProbeResult = .unsupported("not probed")
     public var schedProcessExit: ProbeResult = .unsupported("not probed")
-    /// tp_btf/tcp_destroy_sock (5.11): a connect() its application gives up
+    /// tp_btf/tcp_destroy_sock (every kernel with tp_btf has it): a connect() its application gives up
     /// on, armed while a SYN is unanswered (bpf/timeouts.bpf.h).
     public var tcpDestroySock: ProbeResult = .unsupported("not probed")
     /// How bind/listen/connect failures are seen.
@@ -68,7 +68,7 @@ public struct KernelFeatures: Sendable {
         f.probeResets(symbols)
         f.inetSockSetState = probeTpBtf("inet_sock_set_state", btf: f.btf, missing: "4.16+")
         f.schedProcessExit = probeTpBtf("sched_process_exit", btf: f.btf, missing: "")
-        f.tcpDestroySock = probeTpBtf("tcp_destroy_sock", btf: f.btf, missing: "5.11+")
+        f.tcpDestroySock = probeTpBtf("tcp_destroy_sock", btf: f.btf, missing: "")
         f.syscalls = SyscallProbes.probe(btf: f.btf, forced: choices.syscallEntry)
         f.firewall = FirewallProbes.probe(btf: f.btf)
         f.overflow = OverflowProbes.probe(f, symbols: symbols)

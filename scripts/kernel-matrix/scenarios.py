@@ -2577,7 +2577,7 @@ def abandon_hook(k):
         raise Unavailable("no tp_btf/inet_sk_error_report (5.14+): timeouts stay unknown/timed_out")
     if k.client_error_hook() == "tp_btf/inet_sk_error_report":
         if k.btf.tp_nargs("tcp_destroy_sock") < 0:
-            raise Unavailable("no tp_btf/tcp_destroy_sock (5.11+): a connect() given up is not seen")
+            raise Unavailable("no tp_btf/tcp_destroy_sock: a connect() given up is not seen")
         return "tp_btf/tcp_destroy_sock"
     return "tp_btf/inet_sock_set_state"
 
