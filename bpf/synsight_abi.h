@@ -393,6 +393,16 @@ struct syn_ev_connect_timeout {
 	__u32 _pad;
 };
 
+/* The two __u64 entries of the `tmo_gate` array map (bpf/timeouts.bpf.h):
+ * SYN_TMO_GATE_ADDED counts the sockets ever added to tmo_pending (BPF);
+ * SYN_TMO_GATE_QUIET_AT is that count as user space read it before a
+ * run_tmo_watch walk that found none pending (HookArming). Equal: no socket
+ * can be pending, and neither the watch nor the error report's lookup is needed. */
+enum syn_tmo_gate_entry {
+	SYN_TMO_GATE_ADDED = 0,
+	SYN_TMO_GATE_QUIET_AT = 1,
+};
+
 /* A connect() given up by its application (SYN_EV_CONNECT_ABANDONED): the
  * connecting socket was closed in SYN_SENT, unanswered, with no error
  * reported, after at least one SYN retransmission. */

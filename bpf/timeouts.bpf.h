@@ -65,16 +65,27 @@ struct {
 	__type(value, struct tmo_stash);
 } tmo_pending SEC(".maps");
 
-/* How many times a socket was added to tmo_pending: user space runs
- * run_tmo_watch only when it moved since a sweep found nothing pending
- * (HookArming's gate), so an idle host pays one map read per period, not
- * a walk of tmo_pending's buckets (about 110 us with BPF statistics on). */
+/* enum syn_tmo_gate_entry: user space runs run_tmo_watch only when a socket
+ * was added since a walk found none pending (HookArming's gate), so an idle
+ * host pays one map read per period, not a walk of tmo_pending's buckets
+ * (about 110 us with BPF statistics on); the error report skips its lookup
+ * while nothing can be pending (a refusal storm's errors). Two entries, not
+ * one struct: user space writes its own without touching the count. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
-} tmo_added SEC(".maps");
+} tmo_gate SEC(".maps");
+
+/* Can a socket be in tmo_pending? (two inlined array lookups) */
+static __always_inline bool tmo_maybe_pending(void)
+{
+	__u32 a = SYN_TMO_GATE_ADDED, q = SYN_TMO_GATE_QUIET_AT;
+	__u64 *added = bpf_map_lookup_elem(&tmo_gate, &a);
+	__u64 *quiet = bpf_map_lookup_elem(&tmo_gate, &q);
+	return !added || !quiet || READ_ONCE_U64(*added) != READ_ONCE_U64(*quiet);
+}
 
 /* The socket's cached route: device, and gateway if it has one. */
 static __always_inline bool tmo_read_route(const struct sock *sk, struct syn_egress *r)
@@ -142,8 +153,8 @@ static __always_inline void timeout_on_syn_retransmit(const struct sock *sk)
 	s.cookie = bpf_get_socket_cookie((void *)sk);
 	__u64 key = sk_key(sk);
 	bpf_map_update_elem(&tmo_pending, &key, &s, BPF_ANY);
-	__u32 zero = 0;
-	__u64 *added = bpf_map_lookup_elem(&tmo_added, &zero);
+	__u32 a = SYN_TMO_GATE_ADDED;
+	__u64 *added = bpf_map_lookup_elem(&tmo_gate, &a);
 	if (added)
 		__sync_fetch_and_add(added, 1);
 }
@@ -173,8 +184,9 @@ static __always_inline void timeout_on_error_report(const struct sock *sk)
 	if (err == 0)
 		return; /* an ICMP soft error: the connect() may still be answered */
 	/* Only a socket whose SYN was retransmitted is pending: a refusal
-	 * storm's errors (answered at once) skip the lookup. */
-	if (err != ETIMEDOUT && tmo_syn_retransmits(sk) == 0)
+	 * storm's errors (answered at once) skip the lookup, and while no
+	 * socket can be pending, the read of its retransmissions too. */
+	if (err != ETIMEDOUT && (!tmo_maybe_pending() || tmo_syn_retransmits(sk) == 0))
 		return;
 	__u64 key = sk_key(sk);
 	struct tmo_stash s = {};

@@ -1,4 +1,5 @@
 import CLibBPF
+import CSynsightABI
 import CSynsightShim
 import Glibc
 import SynsightBase
@@ -30,12 +31,12 @@ final class HookArming: @unchecked Sendable {
     /// The programs armed together, entry probes before return probes.
     let programs: [(BPFProgram, OpaquePointer)]
     let quietNs: UInt64
-    /// A one-entry array map counting what the watch would find (the
-    /// abandoned connects' `tmo_added`): while disarmed, the watch runs only
-    /// when it moved since a sweep found nothing. nil: the watch runs every period.
+    /// The abandoned connects' `tmo_gate` array map (enum
+    /// syn_tmo_gate_entry): while disarmed, the watch runs only when a
+    /// socket was added since a walk found none; after a walk that found
+    /// none, the count read before it is written as `quiet_at` (the error
+    /// report then skips its lookup too). nil: the watch runs every period.
     let gateFD: Int32?
-    /// Sweep thread only: the gate's value when a sweep last found nothing.
-    var gateSeen: UInt64?
     let lock = ConditionLock()
     /// Guarded by `lock`.
     var stopping = false
@@ -98,10 +99,11 @@ final class HookArming: @unchecked Sendable {
     /// or, after `quietNs`, disarms.
     func sweep(now: UInt64) {
         let gate = gateValue()
-        if !armed, let gate, gate == gateSeen { return }  // nothing new since the watch found nothing
+        if !armed, let gate, gate.added == gate.quietAt { return }  // nothing added since a walk found none
         var anomalies: UInt32 = 0
         guard syn_prog_test_run_retval(bpf_program__fd(watch), &anomalies) == 0 else { return }
-        gateSeen = anomalies == 0 ? gate : nil
+        // Read before the walk: a socket added during it moves the count past this.
+        if anomalies == 0, let gate, let fd = gateFD { Self.write(fd, SYN_TMO_GATE_QUIET_AT, gate.added) }
         if anomalies > 0 {
             lastAnomaly = now
             if !armed { arm() }
@@ -111,12 +113,18 @@ final class HookArming: @unchecked Sendable {
         }
     }
 
-    /// The gate's count (read before the watch runs: what is added after it
-    /// moves the count for the next sweep); nil without a gate.
-    func gateValue() -> UInt64? {
+    /// The gate (nil without one, or unreadable: the watch then runs).
+    func gateValue() -> (added: UInt64, quietAt: UInt64)? {
         guard let fd = gateFD else { return nil }
-        var key: UInt32 = 0, value: UInt64 = 0
-        return bpf_map_lookup_elem(fd, &key, &value) == 0 ? value : nil
+        var a = UInt32(SYN_TMO_GATE_ADDED.rawValue), q = UInt32(SYN_TMO_GATE_QUIET_AT.rawValue)
+        var added: UInt64 = 0, quiet: UInt64 = 0
+        guard bpf_map_lookup_elem(fd, &a, &added) == 0, bpf_map_lookup_elem(fd, &q, &quiet) == 0 else { return nil }
+        return (added, quiet)
+    }
+
+    static func write(_ fd: Int32, _ entry: syn_tmo_gate_entry, _ value: UInt64) {
+        var key = UInt32(entry.rawValue), v = value
+        _ = bpf_map_update_elem(fd, &key, &v, UInt64(BPF_ANY))
     }
 
     /// Attaches every armed program (one that fails is warned about once and left out).

@@ -191,7 +191,7 @@ public final class Tracer {
             armings.append(HookArming(.overflow, watch: watch, programs: armed, quietNs: options.overflowQuietNs))
         }
         if let watch = objects.program(.runTmoWatch), let destroy = objects.program(.tmoDestroySock) {
-            let gate = objects.map("tmo_added").map { bpf_map__fd($0) }
+            let gate = objects.map("tmo_gate").map { bpf_map__fd($0) }
             armings.append(HookArming(.abandonedConnects, watch: watch, programs: [(.tmoDestroySock, destroy)], quietNs: nil,
                                       gateFD: gate))
         }
