@@ -107,6 +107,7 @@ extension NftRuleset {
         var out: [PortRuleMatch] = []
         let baseChains = chains.filter { !NftRuleset.addressFamilies($0.family).isEmpty }
         let reaching = hooksReaching()
+        var index = ChainIndex(self)
         for chain in baseChains {
             let hook = chain.hook
             let directions: [PortRuleMatch.Direction]
@@ -119,10 +120,10 @@ extension NftRuleset {
             let forwardedOnly = hook == "forward" || (hook == nil && via == ["forward"])
             var entry: ChainReach = .unknown
             if hook == nil {
-                entry = inboundReach(chain, port: port)
+                entry = inboundReach(chain, port: port, index: &index)
                 if case .unreachable = entry { continue }  // no jump sends the port's traffic there
             }
-            let chainRules = rules.filter { $0.family == chain.family && $0.table == chain.table && $0.chain == chain.name }
+            let chainRules = index.rules[NftRuleset.chainKey(chain.family, chain.table, chain.name)] ?? []
             for dir in directions {
                 out += evaluate(chain: chain, rules: chainRules, port: port, direction: dir, forwardedOnly: forwardedOnly, entry: entry)
             }
