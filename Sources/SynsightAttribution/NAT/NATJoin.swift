@@ -23,9 +23,12 @@ struct NATJoinState {
     /// Refusals waiting for their client, by the client's port alone: a
     /// masqueraded client keeps its port, not its address (`natMasqueradedRefusal`).
     var pendingByClientPort: [UInt16: JoinKey] = [:]
-    /// The latest refusals noted, oldest first: a client masqueraded with
-    /// `--random-fully` keeps neither address nor port (`onlyMasqueradedCandidate`).
-    var recentPending: [JoinKey] = []
+    /// The latest refusals noted, a ring (`recentNext` the oldest slot): a
+    /// client masqueraded with `--random-fully` keeps neither address nor
+    /// port (`onlyMasqueradedCandidate`). A ring, not an array shifted at
+    /// each insert: every refusal of a storm passes here.
+    var recentPending = [JoinKey?](repeating: nil, count: recentCount)
+    var recentNext = 0
     static let recentCount = 64
     /// Entries are checked against the maps they index when used; past this
     /// many (stale ones accumulate) an index is cleared.
@@ -39,8 +42,8 @@ struct NATJoinState {
         pendingByClient[key.client] = key
         if pendingByClientPort.count >= Self.maxEntries { pendingByClientPort.removeAll() }
         pendingByClientPort[key.client.port] = key
-        if recentPending.count >= Self.recentCount { recentPending.removeFirst(recentPending.count - Self.recentCount + 1) }
-        recentPending.append(key)
+        recentPending[recentNext] = key
+        recentNext = (recentNext + 1) % Self.recentCount
     }
 
     /// How a masqueraded client was joined to its refusal (evidence `nat_match`).
@@ -108,14 +111,14 @@ extension AttributionEngine {
     /// the container's address straight from this namespace) join nothing.
     mutating func onlyMasqueradedCandidate(for ce: ConnectError) -> (Pending, seenFrom: Endpoint)? {
         var found: JoinKey?
-        for key in natJoin.recentPending.reversed() where key.client.addr != ce.local.addr && key.server != ce.remote {
+        for case let key? in natJoin.recentPending where key.client.addr != ce.local.addr && key.server != ce.remote {
             guard let p = pending[key], p.record.netns != ce.netns, p.deadline > ce.ts, p.deadline &- joinWindowNs <= ce.ts,
                   resolver?.isLocalAddress(key.client.addr, netns: ce.netns) != false else { continue }
             if found != nil, found != key { return nil }
             found = key
         }
         guard let key = found, let p = pending.removeValue(forKey: key) else { return nil }
-        natJoin.recentPending.removeAll { $0 == key }
+        for i in natJoin.recentPending.indices where natJoin.recentPending[i] == key { natJoin.recentPending[i] = nil }
         return (p, key.client)
     }
 
