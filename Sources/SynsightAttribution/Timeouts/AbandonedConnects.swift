@@ -47,7 +47,7 @@ extension AttributionEngine {
         ev.closedBy = closerJSON(a)
         ev.hook = clientErrorHook.abandonHook
         r.evidence = ev.fields
-        let sent = route.map { "\($0.synRetransmits + 1) SYNs" } ?? "SYNs"
+        let sent = Self.synsSent(route)
         let advice = Advice.for(reason: .unknown, cause: r.cause,
                                 facts: Advice.Facts(port: ce.remote.port, pid: ce.task?.pid, address: ce.remote.addr, family: ce.family))
         r.hint = Self.abandonedText(a, sent: sent) + ", and nothing traced on this host explains why they went unanswered: " + advice.fix

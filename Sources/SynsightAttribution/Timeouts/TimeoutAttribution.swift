@@ -222,6 +222,11 @@ extension AttributionEngine {
         return timeouts.waiting.expire(now: now).map { timeoutRecord($0, route: nil) }
     }
 
+    /// "3 SYNs" (the first and its retransmissions), "SYNs" without the route record.
+    static func synsSent(_ route: ConnectTimeoutRoute?) -> String {
+        route.map { "\($0.synRetransmits + 1) SYNs" } ?? "SYNs"
+    }
+
     /// The record of an unanswered connect(): timed out (ETIMEDOUT), or
     /// given up by its application (`abandoned`).
     func timeoutRecord(_ ce: ConnectError, route: ConnectTimeoutRoute?, abandoned: ConnectAbandoned? = nil) -> Record {
@@ -256,7 +261,7 @@ extension AttributionEngine {
             }
         }
         let who = ce.clientLabel
-        let sent = route.map { "\($0.synRetransmits + 1) SYNs" } ?? "SYNs"
+        let sent = Self.synsSent(route)
         let outcome = abandoned.map { Self.abandonedText($0, sent: sent) }
             ?? "connect() from \(who) to \(ce.remote) timed out\(elapsedMs.map { " after \($0) ms" } ?? "")"
         if let drop {

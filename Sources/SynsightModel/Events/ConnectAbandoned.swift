@@ -41,11 +41,7 @@ extension EventDecoder {
     static func decodeConnectAbandoned(_ raw: UnsafeRawBufferPointer) throws(DecodeError) -> KernelEvent {
         let e = raw.loadUnaligned(as: syn_ev_connect_abandoned.self)
         let t = try tuple(e.t)
-        // pid 0: the kernel side had no entry of its connect() (no task, no time).
-        let seen = e.task.pid != 0
-        let attempt = ConnectError(ts: e.hdr.ts_ns, connectTs: seen ? e.connect_ts_ns : nil, family: t.family,
-                                   local: t.local, remote: t.remote, task: seen ? task(e.task) : nil,
-                                   netns: e.netns, errno: 0)
+        let attempt = connectError(ts: e.hdr.ts_ns, tuple: t, caller: e.task, connectTs: e.connect_ts_ns, netns: e.netns, errno: 0)
         return .connectAbandoned(ConnectAbandoned(
             attempt: attempt,
             route: route(e.route, ts: e.hdr.ts_ns, tuple: t, netns: e.netns, synRetransmits: e.syn_retransmits),

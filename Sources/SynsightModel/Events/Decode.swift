@@ -114,12 +114,16 @@ public enum EventDecoder {
 
     /// SYN_EV_CONNECT_ERROR and SYN_EV_FW_SOFT_ERROR share this layout.
     package static func connectError(_ e: syn_ev_connect_error) throws(DecodeError) -> ConnectError {
-        let t = try tuple(e.t)
-        // pid 0: the kernel side had no entry of its connect() (no task, no time).
-        let seen = e.task.pid != 0
-        return ConnectError(ts: e.hdr.ts_ns, connectTs: seen ? e.connect_ts_ns : nil, family: t.family,
-                            local: t.local, remote: t.remote, task: seen ? task(e.task) : nil,
-                            netns: e.netns, errno: e.err)
+        connectError(ts: e.hdr.ts_ns, tuple: try tuple(e.t), caller: e.task, connectTs: e.connect_ts_ns, netns: e.netns, errno: e.err)
+    }
+
+    /// A connect()'s outcome with its caller as the connecting-socket table
+    /// kept it: pid 0 means the kernel side had no entry of its connect() (no task, no time).
+    static func connectError(ts: UInt64, tuple t: (family: AddressFamily, local: Endpoint, remote: Endpoint), caller: syn_task,
+                             connectTs: UInt64, netns: UInt32, errno: Int32) -> ConnectError {
+        let seen = caller.pid != 0
+        return ConnectError(ts: ts, connectTs: seen ? connectTs : nil, family: t.family, local: t.local, remote: t.remote,
+                            task: seen ? task(caller) : nil, netns: netns, errno: errno)
     }
 
     static func tuple(_ t: syn_tuple) throws(DecodeError) -> (family: AddressFamily, local: Endpoint, remote: Endpoint) {
