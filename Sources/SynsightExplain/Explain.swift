@@ -408,6 +408,11 @@ struct Analysis {
 
     mutating func presence() {
         stoppedPublishers()
+        if input.listeners.isEmpty, lastListener == nil, input.stoppedPublishers.isEmpty,
+           !input.recent.events.contains(where: { $0.reason == .noListener }), case let clients = remoteClients, !clients.isEmpty {
+            add(notServedHere(clients))
+            return
+        }
         if input.listeners.isEmpty {
             var msg = "nothing listens on port \(port) in any of the \(input.namespaces.count) network namespace\(input.namespaces.count == 1 ? "" : "s") of this host"
             var remediation = Advice.for(reason: .noListener, cause: .noListener(.neverListened), facts: Advice.Facts(port: port)).fix
@@ -1005,6 +1010,10 @@ struct Analysis {
         var parts: [String] = []
         let ls = input.listeners.filter { $0.netns == input.viewpoint }
         let shown = ls.isEmpty ? input.listeners : ls
+        if shown.isEmpty {
+            // Healthy without a listener: only a port this host uses (notServedHere).
+            parts.append("nothing on this host serves port \(port); this host is a client of it (see the findings)")
+        }
         if let first = shown.first {
             parts.append("\(first.owner) listens on \(shown.map(\.address).joined(separator: ", ")) (\(input.label(first.netns)))")
             let queues = shown.compactMap { l -> String? in
@@ -1017,7 +1026,7 @@ struct Analysis {
             if case .ruleset = input.namespace(ns)?.firewall { return true } else { return false }
         }
         let mayApply = listenerNetns.contains { ns in (firewall[ns] ?? []).contains { $0.confidence != .shadowed } }
-        if checked { parts.append(mayApply ? "only firewall rules that may apply (see the findings)" : "no firewall rule stops it") }
+        if checked && !shown.isEmpty { parts.append(mayApply ? "only firewall rules that may apply (see the findings)" : "no firewall rule stops it") }
         if input.recent.status == .ran { parts.append("no refusals in the last \(input.recent.secondsText) s") }
         return "healthy: " + parts.joined(separator: "; ")
     }

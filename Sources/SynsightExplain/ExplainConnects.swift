@@ -1,10 +1,11 @@
 import SynsightBase
 import SynsightModel
 
-/// A local socket connecting to the port whose SYN has gone unanswered
-/// (SYN_SENT, retransmitted at least once), read live with sock_diag: the
-/// client side of an incident ("the app hangs connecting to the database"),
-/// seen without a trace.
+/// A local client socket of the port, read live with sock_diag: one
+/// connecting whose SYN has gone unanswered (SYN_SENT, retransmitted at
+/// least once), the client side of an incident ("the app hangs connecting
+/// to the database") seen without a trace; or one `established` with a
+/// server of the port, which says this host uses the port.
 public struct ExplainConnecting: Sendable, Hashable {
     public var netns: UInt32
     public var local: Endpoint
@@ -14,16 +15,23 @@ public struct ExplainConnecting: Sendable, Hashable {
     public var inode: UInt64
     /// Processes holding it (lowest PID first).
     public var processes: [ExplainProcess]
+    /// Connected (ESTABLISHED), not connecting.
+    public var established: Bool
 
     public init(netns: UInt32, local: Endpoint, remote: Endpoint, retransmits: UInt8, inode: UInt64,
-                processes: [ExplainProcess] = []) {
+                processes: [ExplainProcess] = [], established: Bool = false) {
         self.netns = netns
         self.local = local
         self.remote = remote
         self.retransmits = retransmits
         self.inode = inode
         self.processes = processes
+        self.established = established
     }
+
+    /// To another host's server, as far as the socket tells: neither a
+    /// loopback address nor its own.
+    var toElsewhere: Bool { !remote.addr.isLoopback && remote.addr != local.addr }
 }
 
 extension Analysis {
@@ -31,7 +39,7 @@ extension Analysis {
     /// per namespace, by destination. The first SYN is retransmitted after
     /// a second unanswered: a socket with none is a handshake in flight.
     mutating func unansweredConnects() {
-        let waiting = input.connecting.filter { $0.retransmits > 0 }
+        let waiting = input.connecting.filter { !$0.established && $0.retransmits > 0 }
         var byNetns: [UInt32: [ExplainConnecting]] = [:]
         for c in waiting { byNetns[c.netns, default: []].append(c) }
         for (ns, sockets) in byNetns.sorted(by: { $0.key < $1.key }) {
@@ -64,5 +72,37 @@ extension Analysis {
             })),
         ]
         return Finding(.warning, "connects_unanswered", msg, remediation: remediation, netns: ns, evidence: evidence)
+    }
+
+    /// This host's client sockets of the port to servers elsewhere
+    /// (connected, or waiting on unanswered SYNs).
+    var remoteClients: [ExplainConnecting] {
+        input.connecting.filter { ($0.established || $0.retransmits > 0) && $0.toElsewhere }
+    }
+
+    /// Nothing listens on the port anywhere on this host, nothing asked for
+    /// it here during the trace, and this host's own sockets use the port
+    /// on other hosts: most likely a port it uses rather than serves (a
+    /// client host asked about its database's port). Info when the trace
+    /// ran and saw no refusal; a warning when no trace could tell.
+    func notServedHere(_ clients: [ExplainConnecting]) -> Finding {
+        var servers: [Endpoint] = []
+        for c in clients where !servers.contains(c.remote) { servers.append(c.remote) }
+        let connected = clients.filter(\.established).count, waiting = clients.count - connected
+        let owners = Set(clients.flatMap { $0.processes.map(\.label) }).sorted()
+        let ran = input.recent.status == .ran
+        var msg = "nothing listens on port \(port) on this host, which is a client of it: "
+            + [connected > 0 ? "\(connected) connection\(connected == 1 ? "" : "s") established" : nil,
+               waiting > 0 ? "\(waiting) waiting on unanswered SYNs" : nil].compactMap { $0 }.joined(separator: " and ")
+            + " to " + servers.prefix(3).map { "\($0)" }.joined(separator: ", ")
+            + (servers.count > 3 ? " and \(servers.count - 3) more" : "")
+            + (owners.isEmpty ? "" : " (" + owners.prefix(3).joined(separator: ", ") + ")")
+        msg += ran ? "; no connection to it was refused here during the \(input.recent.secondsText) s trace"
+                   : "; no trace ran to tell whether clients of this host are refused"
+        let fix = Advice.for(reason: .noListener, cause: .noListener(.neverListened), facts: Advice.Facts(port: port)).fix
+        return Finding(ran ? .info : .warning, "not_served_here", msg,
+                       remediation: "nothing to do if port \(port) is served by those hosts; if this host should serve it too: " + fix,
+                       evidence: [("client_sockets", .int(Int64(clients.count))),
+                                  ("servers", .array(servers.prefix(20).map { .string("\($0)") }))])
     }
 }

@@ -170,6 +170,10 @@ public enum PortState {
                 out += all.filter { $0.state == SockDiag.stateSynSent ? $0.remote.port == port : $0.local.port == port }
             case .failure(let e): failure = e.why
             }
+            // Connections to the port's servers (this host as their client), filtered by the kernel.
+            if failure == nil, case .success(let clients) = diagDump(family: family, states: [SockDiag.stateEstablished], remotePort: port) {
+                out += clients.filter { $0.remote.port == port }
+            }
             if failure != nil { break }
         }
         guard let failure else {
@@ -192,14 +196,14 @@ public enum PortState {
     }
 
     /// Every TCP socket of `family` in `states` (LISTEN and request sockets unless told).
-    static func diagDump(family: AddressFamily, states: [UInt8] = [SockDiag.stateListen, SockDiag.stateNewSynRecv])
-        -> Result<[SockDiag.Socket], DiagError> {
+    static func diagDump(family: AddressFamily, states: [UInt8] = [SockDiag.stateListen, SockDiag.stateNewSynRecv],
+                         remotePort: UInt16? = nil) -> Result<[SockDiag.Socket], DiagError> {
         let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), SockDiag.netlinkSockDiag)
         guard fd >= 0 else { return .failure(DiagError("socket(AF_NETLINK, NETLINK_SOCK_DIAG): \(String(cString: strerror(errno)))")) }
         defer { close(fd) }
         var tv = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let req = SockDiag.dumpRequest(family: family, states: states, seq: 1)
+        let req = SockDiag.dumpRequest(family: family, states: states, seq: 1, remotePort: remotePort)
         let sent = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         guard sent == req.count else { return .failure(DiagError("send: \(String(cString: strerror(errno)))")) }
         var buf = [UInt8](repeating: 0, count: 64 << 10)

@@ -340,6 +340,28 @@ struct ExplainTests {
         #expect((f["message"] as? String)?.contains("pid \(connecting.pid)") == true, "\(f)")
     }
 
+    @Test("a port this host only uses: no listener anywhere, a connection established to a server elsewhere: not_served_here, not critical")
+    func notServedHere() throws {
+        let client = try NetNS(), server = try NetNS()
+        defer { client.remove(); server.remove() }
+        try server.link(to: client)  // server 198.18.0.1, client .2
+        let port = randomPort()
+        // The server accepts one connection and closes its listening socket:
+        // a connected client and no listener on the host, as on a client host.
+        let served = try Peer(listenIn: server, addr: "0.0.0.0", port: port, extra: ["--accept-one"])
+        let held = try Peer(runIn: client, ["hold", "198.18.0.1", String(port), "--seconds", "30"], readyPrefix: "connected")
+        #expect(waitUntil(timeout: 5) { served.output.contains("served") }, "\(served.output)")
+        let (status, r) = try explain([String(port), "--netns", client.name, "--duration", "1"])
+
+        let f = try #require(r.finding("not_served_here"), "\(r)")
+        #expect(f["severity"] as? String == "info", "\(f)")
+        #expect((f["message"] as? String)?.contains("1 connection established to 198.18.0.1:\(port)") == true, "\(f)")
+        #expect((f["message"] as? String)?.contains("pid \(held.pid)") == true, "\(f)")
+        #expect(r.evidence(f)["servers"] as? [String] == ["198.18.0.1:\(port)"], "\(f)")
+        #expect(r.finding("not_listening") == nil, "\(r)")
+        #expect(r.status == "healthy" && status == 0, "\(r)")
+    }
+
     // MARK: queues and limits
 
     /// A stalled server (backlog 1: the accept queue holds 2) and two held connections.

@@ -65,6 +65,17 @@ struct ExplainParsingTests {
         #expect(r[24...].allSatisfy { $0 == 0 })
     }
 
+    @Test("dump request with a remote port: an INET_DIAG_REQ_BYTECODE attribute of one D_EQ comparison")
+    func requestRemotePort() {
+        let r = SockDiag.dumpRequest(family: .ipv4, states: [SockDiag.stateEstablished], seq: 1, remotePort: 5432)
+        #expect(r.count == 84)
+        #expect(r[0] == 84 && r[1] == 0)                         // nlmsg_len covers the attribute
+        #expect(r[20] == 1 << 1)                                 // TCPF_ESTABLISHED
+        #expect(Array(r[72..<76]) == [12, 0, 1, 0])              // nla_len 12, INET_DIAG_REQ_BYTECODE
+        #expect(Array(r[76..<80]) == [12, 8, 12, 0])             // INET_DIAG_BC_D_EQ, yes 8 (accept), no 12 (reject)
+        #expect(Array(r[80..<84]) == [0, 0, 0x38, 0x15])         // the port, 5432, in `no`
+    }
+
     @Test("a dump: listener with IPV6_V6ONLY and sk_drops, a request socket, then NLMSG_DONE")
     func parse() {
         var d = DiagBytes()

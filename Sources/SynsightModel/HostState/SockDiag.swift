@@ -22,6 +22,7 @@ public enum SockDiag {
     static let messageSize = 72                       // struct inet_diag_msg
 
     /// Kernel TCP states (include/net/tcp_states.h).
+    public static let stateEstablished: UInt8 = 1
     public static let stateSynSent: UInt8 = 2
     public static let stateSynRecv: UInt8 = 3
     public static let stateListen: UInt8 = 10
@@ -32,15 +33,24 @@ public enum SockDiag {
     static let attrSkV6Only: UInt16 = 11              // INET_DIAG_SKV6ONLY: u8
     static let skMemInfoDrops = 8                     // SK_MEMINFO_DROPS
 
+    /// INET_DIAG_REQ_BYTECODE, and the filter op comparing the remote port (INET_DIAG_BC_D_EQ, 4.16+).
+    static let attrReqBytecode: UInt16 = 1
+    static let bcDestinationEquals: UInt8 = 12
+    static let bytecodeAttrSize = 4 + 8                // struct nlattr + two struct inet_diag_bc_op
+
     /// A dump request for TCP sockets of `family` in the given states (a
-    /// bit per TCP state), asking for SKMEMINFO (the drop counter).
-    public static func dumpRequest(family: AddressFamily, states: [UInt8], seq: UInt32) -> [UInt8] {
+    /// bit per TCP state), asking for SKMEMINFO (the drop counter). With
+    /// `remotePort`, the kernel returns only sockets connected (or
+    /// connecting) to that port: a filter program of one comparison, so a
+    /// busy host's established sockets are not all copied out.
+    public static func dumpRequest(family: AddressFamily, states: [UInt8], seq: UInt32, remotePort: UInt16? = nil) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(headerSize + requestSize)
+        let size = headerSize + requestSize + (remotePort == nil ? 0 : bytecodeAttrSize)
+        out.reserveCapacity(size)
         func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         // struct nlmsghdr (host byte order; every Linux target Swift runs on is little-endian)
-        u32(UInt32(headerSize + requestSize))
+        u32(UInt32(size))
         u16(sockDiagByFamily)
         u16(flagsDumpRequest)
         u32(seq)
@@ -52,6 +62,18 @@ public enum SockDiag {
         out.append(0)                                  // pad
         u32(states.reduce(UInt32(0)) { $0 | (1 << UInt32($1)) })  // idiag_states
         out.append(contentsOf: [UInt8](repeating: 0, count: 48))  // struct inet_diag_sockid: no filter
+        if let remotePort {
+            u16(UInt16(bytecodeAttrSize))              // struct nlattr: nla_len, nla_type
+            u16(attrReqBytecode)
+            // {code, yes, no}: a match jumps to the program's end (8 bytes: accept),
+            // a mismatch past it (12: reject); the operand's port rides in `no`.
+            out.append(bcDestinationEquals)
+            out.append(8)
+            u16(12)
+            out.append(0)
+            out.append(0)
+            u16(remotePort)
+        }
         return out
     }
 

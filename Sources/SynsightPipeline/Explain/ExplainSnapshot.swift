@@ -64,8 +64,11 @@ public enum ExplainSnapshot {
             }
             Explain.assignSynQueues(&here, requests: requests.map { ($0.family, $0.local) })
             listeners += here
-            connecting += found.filter { $0.state == SockDiag.stateSynSent && $0.retransmits > 0 }.map {
-                ExplainConnecting(netns: ns, local: $0.local, remote: $0.remote, retransmits: $0.retransmits, inode: $0.inode)
+            connecting += found.filter {
+                ($0.state == SockDiag.stateSynSent && $0.retransmits > 0) || $0.state == SockDiag.stateEstablished
+            }.map {
+                ExplainConnecting(netns: ns, local: $0.local, remote: $0.remote, retransmits: $0.retransmits, inode: $0.inode,
+                                  established: $0.state == SockDiag.stateEstablished)
             }
         }
         let owners = PortState.socketOwners(Set((listeners.map(\.inode) + connecting.map(\.inode)).filter { $0 != 0 }))

@@ -2,9 +2,11 @@
 """Test peer for synsight's end-to-end tests: real sockets, run inside the
 test's network namespaces with `ip netns exec`. Standard library only.
 
-  peer.py listen ADDR PORT [--v6only] [--close-after SEC] [--await-cgroup TEXT]
+  peer.py listen ADDR PORT [--v6only] [--close-after SEC] [--accept-one] [--await-cgroup TEXT]
       bind+listen, print "ready <pid>", then stay until killed (or close the
-      listening socket after SEC seconds and print "closed", staying alive).
+      listening socket after SEC seconds and print "closed", staying alive;
+      or, with --accept-one, accept one connection, close the listening
+      socket, print "served" and keep that connection open).
       --await-cgroup: first print "waiting <pid>" and wait until
       /proc/self/cgroup contains TEXT (the test moves it: `ip netns exec`
       mounts its own /sys, without the cgroup hierarchies), then listen.
@@ -41,7 +43,7 @@ def family_of(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
-def listen(addr, port, v6only, close_after, device=None):
+def listen(addr, port, v6only, close_after, device=None, accept_one=False):
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if device:
@@ -52,6 +54,10 @@ def listen(addr, port, v6only, close_after, device=None):
     s.bind((addr, port))
     s.listen(16)
     print("ready", os.getpid(), flush=True)
+    if accept_one:
+        conn, _ = s.accept()
+        s.close()
+        print("served", flush=True)
     if close_after is not None:
         time.sleep(close_after)
         s.close()
@@ -354,6 +360,8 @@ def main(argv):
             opts["emfile"] = True
         elif args[i] == "--spin":
             opts["spin"] = True
+        elif args[i] == "--accept-one":
+            opts["accept-one"] = True
         elif args[i] == "--await-cgroup":
             print("waiting", os.getpid(), flush=True)
             deadline = time.monotonic() + 10
@@ -379,7 +387,8 @@ def main(argv):
         i += 1
     cmd, addr, port = pos[0], pos[1], int(pos[2])
     if cmd == "listen":
-        listen(addr, port, opts.get("v6only", False), opts.get("close-after"), opts.get("device"))
+        listen(addr, port, opts.get("v6only", False), opts.get("close-after"), opts.get("device"),
+               opts.get("accept-one", False))
     elif cmd == "stall":
         stall(addr, port, int(opts.get("backlog", 1)), opts.get("emfile", False), opts.get("spin", False))
     elif cmd == "hold":
