@@ -43,12 +43,32 @@ struct listen_info {
 	__u32 _pad;
 };
 
+#define LISTEN_SOCKS_MAX 16384
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, LISTEN_SOCKS_MAX);
 	__type(key, __u64); /* struct sock * of the listener */
 	__type(value, struct listen_info);
 } listen_socks SEC(".maps");
+
+/* Moves after every change to listen_socks' keys (listen_reg_put and
+ * listen_reg_del are the only writers): the overflow watch keeps a dense
+ * copy of the keys and rebuilds it when this moved (overflow.bpf.h,
+ * ovf_watch). Incremented after the change, so a walk that read it before
+ * starting either saw the change or sees the count move next time. */
+volatile __u64 listen_gen;
+
+static __always_inline void listen_reg_put(__u64 key, const struct listen_info *li, __u64 flags)
+{
+	if (bpf_map_update_elem(&listen_socks, &key, li, flags) == 0)
+		__sync_fetch_and_add(&listen_gen, 1);
+}
+
+static __always_inline void listen_reg_del(__u64 key)
+{
+	if (bpf_map_delete_elem(&listen_socks, &key) == 0)
+		__sync_fetch_and_add(&listen_gen, 1);
+}
 
 /* Listeners by local port, across namespaces: where a SYN's namespace is no
  * longer readable (skb->dev is gone when tcp_rcv_state_process consumes it),
@@ -174,7 +194,7 @@ __noinline int reap_if_dead(__u64 key, __u64 wanted)
 	struct listen_info *li = bpf_map_lookup_elem(&listen_socks, &key);
 	if (li) {
 		emit_lazy_close(li);
-		bpf_map_delete_elem(&listen_socks, &key);
+		listen_reg_del(key);
 	}
 	return 1;
 }
@@ -209,10 +229,10 @@ static __always_inline void track_listener(const struct sock *sk, __u8 kind, con
 			.drops_seen = BPF_CORE_READ(sk, sk_drops.counter),
 			.port = e->t.lport, .family = e->t.family,
 		};
-		bpf_map_update_elem(&listen_socks, &key, &li, BPF_ANY);
+		listen_reg_put(key, &li, BPF_ANY);
 		port_slot_add(e->t.lport, sock_number(sk));
 	} else {
-		bpf_map_delete_elem(&listen_socks, &key);
+		listen_reg_del(key);
 		port_slot_del(e->t.lport, sock_number(sk));
 	}
 }
@@ -250,7 +270,7 @@ static long reap_cb(struct bpf_map *map, __u64 *key, struct listen_info *li, voi
 		return 0;
 	emit_lazy_close(li);
 	port_slot_del(li->port, k);
-	bpf_map_delete_elem(&listen_socks, &k);
+	listen_reg_del(k);
 	return 0;
 }
 
@@ -291,7 +311,7 @@ static __always_inline bool listeners_seed(struct sock_common *skc, struct syn_s
 		.port = skc->skc_num,
 		.family = skc->skc_family,
 	};
-	bpf_map_update_elem(&listen_socks, &key, &li, BPF_NOEXIST);
+	listen_reg_put(key, &li, BPF_NOEXIST);
 	port_slot_add(li.port, sock_number(sk));
 	return true;
 }
