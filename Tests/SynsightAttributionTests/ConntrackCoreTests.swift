@@ -177,6 +177,35 @@ struct ConntrackDecisionTests {
         #expect(r.evidence(.rejectWith)?.stringValue == "tcp-reset" && r.evidence(.ctState)?.stringValue == "invalid")
     }
 
+    /// A plain `tcp dport 9110 drop` (no ct match).
+    struct DropPort: FirewallRuleSource {
+        func lookup(_ packet: FirewallPacket) -> FirewallRuleLookup? {
+            let rs = NftRuleset(json: #"{"nftables": [{"chain": {"family": "inet", "table": "t", "name": "in", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, {"rule": {"family": "inet", "table": "t", "chain": "in", "handle": 4, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 9110}}, {"drop": null}]}}]}"#)!
+            return FirewallRuleLookup(candidates: rs.candidates(for: packet))
+        }
+    }
+
+    @Test("no entry in a namespace conntrack does not track (count 0): no `ct_state: invalid` beside a rule that never asked")
+    func conntrackIdle() throws {
+        var e = engine()
+        e.firewall.rules = DropPort()
+        _ = e.ingest(.firewallDrop(Self.syn(ts: 1_000, count: 0, hook: .input)))
+        let r = try #require(e.finish().first)
+        #expect(r.reason == .firewallDrop && r.evidence(.handle)?.intValue == 4, "\(r.json)")
+        #expect(r.evidence(.ctState) == nil, "\(r.json)")
+        // Entries in the namespace: conntrack tracks it, and gave this SYN none (what nft calls invalid).
+        e = engine()
+        e.firewall.rules = DropPort()
+        _ = e.ingest(.firewallDrop(Self.syn(ts: 1_000, count: 5, hook: .input)))
+        #expect(e.finish().first?.evidence(.ctState)?.stringValue == "invalid")
+        // A `ct state invalid` rule that matched keeps it, count 0 or not.
+        var k = engine()
+        k.firewall.rules = RejectInvalid()
+        _ = k.ingest(.firewallDrop(Self.syn(ts: 2_000, count: 0, hook: .input)))
+        let kept = k.ingest(.connectError(fwConnectError(ts: 3_000, errno: 111))) + k.finish()
+        #expect(kept.first?.evidence(.ctState)?.stringValue == "invalid", "\(kept.map(\.json))")
+    }
+
     @Test("an established SYN-ACK is not blamed on the `ct state invalid` rule")
     func establishedNotInvalid() throws {
         var e = engine()

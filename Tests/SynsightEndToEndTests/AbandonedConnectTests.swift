@@ -66,6 +66,8 @@ struct AbandonedConnectEndToEndTests {
         #expect((r.evidence["hook"] as? String)?.hasPrefix("tp_btf/tcp_destroy_sock") == true, "\(all)")
         let drop = try #require(r.evidence["drop"] as? [String: Any], "\(all)")
         #expect(drop["reason"] as? String == "firewall_drop" && drop["rule_comment"] as? String == "abandon-\(port)", "\(all)")
+        // Nothing in the server's namespace uses conntrack: no "invalid" state beside a plain port rule.
+        #expect(drop["ct_state"] == nil, "\(all)")
         #expect(r.string("hint")?.contains("gave up connecting to 198.18.0.1:\(port) after") == true, "\(all)")
     }
 

@@ -272,7 +272,8 @@ extension AttributionEngine {
         ev.icmp = a.icmp.map { .object([("type", .int(Int64($0.type))), ("code", .int(Int64($0.code)))]) }
             ?? d.icmpCode.map { Self.icmpJSON(family: d.family, code: $0) }
         ev.mark = d.mark
-        ev.ctState = d.ctState.name
+        // "invalid" only where conntrack tracks the namespace, or a rule matched on it.
+        ev.ctState = d.conntrackIdle && rule?.ctStateMatched == nil ? nil : d.ctState.name
         ev.drops = Int64(a.drops)
         if !d.isSyn {
             ev.syn = false

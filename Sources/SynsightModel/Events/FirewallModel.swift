@@ -74,6 +74,13 @@ public struct FirewallDrop: Sendable, Hashable {
     public var ctState: ConntrackState
     /// The conntrack entries of its namespace at the drop (read when it had no entry); nil: not read.
     public var ctCount: UInt32?
+
+    /// No conntrack entry for the packet, and none at all in its namespace
+    /// (the count read at the drop is 0): conntrack is not tracking that
+    /// namespace — no rule or NAT there asks it to; a SYN it tracks has an
+    /// entry of its own from the `raw` priority on. nft's `ct state` would
+    /// say "invalid", which is no finding about the connection then.
+    public var conntrackIdle: Bool { ctState == .invalid && ctCount == 0 }
     /// skb->dev's name, empty without a device.
     public var ifname: String
     /// The kernel's drop reason (NETFILTER_DROP in this kernel's numbering); 0: not given.
