@@ -414,7 +414,7 @@ struct Analysis {
             return
         }
         if input.listeners.isEmpty {
-            var msg = "nothing listens on port \(port) in any of the \(input.namespaces.count) network namespace\(input.namespaces.count == 1 ? "" : "s") of this host"
+            var msg = "nothing listens on port \(port) on this host (" + ExplainFormat.namespacesScanned(input.namespaces.count) + ")"
             var remediation = Advice.for(reason: .noListener, cause: .noListener(.neverListened), facts: Advice.Facts(port: port)).fix
             var ev: [(String, JSONValue)] = []
             if let last = lastListener, let p = last.process {

@@ -8,6 +8,11 @@ import SynsightNftables
 public enum ExplainFormat {
     public static let schemaVersion = 1
 
+    /// "1 network namespace scanned", "12 network namespaces scanned".
+    package static func namespacesScanned(_ n: Int) -> String {
+        "\(n) network namespace\(n == 1 ? "" : "s") scanned"
+    }
+
     package static func seconds(_ s: Double) -> String {
         let tenths = Int((s * 10).rounded())
         return tenths % 10 == 0 ? String(tenths / 10) : "\(tenths / 10).\(tenths % 10)"
@@ -171,7 +176,7 @@ public enum ExplainFormat {
 
         l.append("")
         l.append("listeners")
-        if i.listeners.isEmpty { l.append("  none on port \(i.port) in \(i.namespaces.count) network namespaces") }
+        if i.listeners.isEmpty { l.append("  none on port \(i.port) (" + namespacesScanned(i.namespaces.count) + ")") }
         for x in i.listeners {
             var head = "  \(x.address)  \(x.family.rawValue)"
             if let v = x.ipv6Only, x.family == .ipv6 { head += v ? "  IPV6_V6ONLY" : "  dual-stack" }

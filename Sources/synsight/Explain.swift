@@ -124,6 +124,8 @@ struct Explain: ParsableCommand {
         settings.podLogDir = diagnostics.podLogDir
         settings.verbose = verbose
         settings.duration = duration
+        settings.startNote = "explain: watching port \(port) for \(ExplainFormat.seconds(duration)) s "
+            + "before reading its state; Ctrl-C ends the watch early"
         settings.followPublishedPorts()
         let tracer: Tracer
         do {

@@ -65,7 +65,7 @@ struct ExplainTests {
 
         /// Waits until the short trace is attached (its banner is on stderr).
         func waitForTrace() throws {
-            let ok = waitUntil(timeout: 20) { stderr.contains("synsight: tracing") || !process.isRunning }
+            let ok = waitUntil(timeout: 20) { stderr.contains("synsight: explain: watching port") || !process.isRunning }
             guard ok, process.isRunning else { throw CommandFailure(description: "explain's trace did not start: \(stderr)") }
         }
 

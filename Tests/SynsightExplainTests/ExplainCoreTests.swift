@@ -500,7 +500,7 @@ struct ExplainVerdictTests {
         #expect(r.status == .broken)
         let f = try #require(r.findings.first)
         #expect(f.code == "not_listening" && f.severity == .critical)
-        #expect(f.message == "nothing listens on port 8080 in any of the 1 network namespace of this host; the last listener, nginx pid 123, was killed by SIGKILL (seen by the trace); 1 connection refused in the last 3 s")
+        #expect(f.message == "nothing listens on port 8080 on this host (1 network namespace scanned); the last listener, nginx pid 123, was killed by SIGKILL (seen by the trace); 1 connection refused in the last 3 s")
         #expect(f.remediation == F.exitedRecord().hint)
         // The traced refusal says the same thing: one action, not two.
         #expect(codes(r).contains("recent_refusals"))

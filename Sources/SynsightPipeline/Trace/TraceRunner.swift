@@ -37,6 +37,9 @@ public struct TraceSettings {
     public var hooks = HookChoices()
     /// kubelet's pod log root when not the default (--pod-log-dir).
     public var podLogDir: String? = nil
+    /// What the start-up line says the run is for, instead of "tracing
+    /// refusals on <ports> ... Ctrl-C to stop" (explain's short trace).
+    public var startNote: String? = nil
     public var verbose = false
     public var joinWindowMs = 200
     public var duration: Double? = nil
@@ -197,8 +200,9 @@ public enum TraceRunner {
         if let filter = tracer.portFilter, filter.kernelPorts == nil {
             Output.stderr(PortFilter.fullNote + "\n")
         }
-        Output.stderr("synsight: tracing refusals on \(s.portNote) (hook \(tracer.resetHook.name), "
-            + "\(snapshot.count) listener\(snapshot.count == 1 ? "" : "s") known). Ctrl-C to stop.\n")
+        let known = "hook \(tracer.resetHook.name), \(snapshot.count) listener\(snapshot.count == 1 ? "" : "s") known"
+        Output.stderr(s.startNote.map { "synsight: \($0) (\(known))\n" }
+            ?? "synsight: tracing refusals on \(s.portNote) (\(known)). Ctrl-C to stop.\n")
 
         let started = bootTimeNow()
         let deadline = s.duration.map { started + UInt64($0 * 1e9) }
