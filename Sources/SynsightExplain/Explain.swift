@@ -232,12 +232,16 @@ public struct ExplainInput: Sendable {
     public var stoppedPublishers: [DockerPortBinding]
     /// Local sockets connecting to the port (SYN_SENT), every namespace.
     public var connecting: [ExplainConnecting]
+    /// Running containers' mappings of the port, with what listens at their end.
+    public var published: [ExplainPublished]
 
     public init(port: UInt16, ts: Int64, viewpoint: UInt32, namespaces: [ExplainNamespace],
                 listeners: [ExplainListener], recent: RecentActivity, notes: [String] = [],
-                stoppedPublishers: [DockerPortBinding] = [], connecting: [ExplainConnecting] = []) {
+                stoppedPublishers: [DockerPortBinding] = [], connecting: [ExplainConnecting] = [],
+                published: [ExplainPublished] = []) {
         self.stoppedPublishers = stoppedPublishers
         self.connecting = connecting
+        self.published = published
         self.port = port
         self.ts = ts
         self.viewpoint = viewpoint
@@ -378,6 +382,7 @@ struct Analysis {
 
     package mutating func run() {
         presence()
+        publishedTargets()
         for ns in listenerNetns {
             addresses(in: ns)
             devices(in: ns)

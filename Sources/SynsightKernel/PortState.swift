@@ -195,6 +195,24 @@ public enum PortState {
         return (out, "/proc/net/tcp (sock_diag failed: \(failure))")
     }
 
+    /// Every listening socket of the calling thread's namespace, both
+    /// families, any port (sock_diag); nil when the dump fails.
+    package static func listenersHere() -> [SockDiag.Socket]? {
+        var out: [SockDiag.Socket] = []
+        for family in [AddressFamily.ipv4, .ipv6] {
+            guard case .success(let all) = diagDump(family: family, states: [SockDiag.stateListen]) else { return nil }
+            out += all
+        }
+        return out
+    }
+
+    /// The addresses of the calling thread's namespace, both families (those it can read).
+    package static func addressesHere() -> [IPAddress] {
+        [AddressFamily.ipv4, .ipv6].flatMap { family in
+            (try? LocalAddresses.here(family: family).get())?.map(\.addr) ?? []
+        }
+    }
+
     /// Every TCP socket of `family` in `states` (LISTEN and request sockets unless told).
     static func diagDump(family: AddressFamily, states: [UInt8] = [SockDiag.stateListen, SockDiag.stateNewSynRecv],
                          remotePort: UInt16? = nil) -> Result<[SockDiag.Socket], DiagError> {

@@ -98,6 +98,11 @@ struct DockerWorkloadTests {
         let owner = (listener?["processes"] as? [[String: Any]])?.first
         #expect((owner?["container"] as? [String: Any])?["name"] as? String == name, "\(report)")
         #expect(report.namespaces.first { ($0["netns"] as? Int) == netns }?["name"] as? String == "container \(name)")
+        // explain of the published port follows it to the container's port 80, where nothing listens.
+        let (_, pub) = try ExplainTests.Run(["--json", String(published), "--duration", "0"]).finish()
+        let wrong = pub.finding("wrong_port") { ($0["netns"] as? Int) == netns }
+        #expect(wrong?["severity"] as? String == "critical" && pub.status == "broken", "\(pub)")
+        #expect((wrong?["message"] as? String)?.contains("nothing listens on port 80; httpd (pid \(httpd ?? -1), container \(name)) listens on 81 only") == true, "\(pub)")
 
         // Only the published port: synsight follows it to the container's
         // port 80 (the container's config), where the refusal happens.
@@ -157,6 +162,14 @@ struct DockerWorkloadTests {
         let (_, report) = try ExplainTests.Run(["--json", "80", "--duration", "0"]).finish()
         let loopback = report.finding("loopback_only") { ($0["netns"] as? Int) == netns }
         #expect((loopback?["remediation"] as? String)?.contains("listen on 0.0.0.0:80 inside the container") == true, "\(report)")
+        // Asked about the published port, explain follows it into the container:
+        // docker-proxy listening on the host is no sign of health.
+        let (_, pub) = try ExplainTests.Run(["--json", String(published), "--duration", "0"]).finish()
+        let behind = pub.finding("bound_to_other_address") { ($0["netns"] as? Int) == netns }
+        #expect(behind?["severity"] as? String == "critical" && pub.status == "broken", "\(pub)")
+        #expect((behind?["message"] as? String)?.contains("to \(ip):80, in ") == true, "\(pub)")
+        #expect((behind?["message"] as? String)?.contains("(pid \(httpd ?? -1), container \(name)) listens on 127.0.0.1:80 only") == true, "\(pub)")
+        #expect((behind?["remediation"] as? String)?.contains("listen on 0.0.0.0:80 inside the container") == true, "\(pub)")
         let trace = try TraceSession([])
         for _ in 0..<3 {
             try requestPublished(published)

@@ -19,6 +19,8 @@ public enum ExplainSnapshot {
         public var stoppedPublishers: [DockerPortBinding] = []
         /// Local sockets connecting to the port, their SYN retransmitted (SYN_SENT).
         public var connecting: [ExplainConnecting] = []
+        /// Running Docker containers' mappings of the port, with the listeners at their end.
+        public var published: [ExplainPublished] = []
     }
 
     /// Reads everything `explain` needs about `port`. `podLogRoot`: kubelet's
@@ -71,10 +73,12 @@ public enum ExplainSnapshot {
                                   established: $0.state == SockDiag.stateEstablished)
             }
         }
-        let owners = PortState.socketOwners(Set((listeners.map(\.inode) + connecting.map(\.inode)).filter { $0 != 0 }))
-        var processes: [UInt32: ExplainProcess] = [:]
-        // One probe (it walks /proc for dockerd's data roots) for the workloads and the stopped publishers.
+        // One probe (it walks /proc for dockerd's data roots) for the workloads and the publishers.
         let sources = WorkloadSources.probe(podLogRoot: podLogRoot)
+        var published = try publishedTargets(port: port, sources: sources, namespaces: namespaces)
+        let inodes = listeners.map(\.inode) + connecting.map(\.inode) + published.flatMap { $0.listeners.map(\.inode) }
+        let owners = PortState.socketOwners(Set(inodes.filter { $0 != 0 }))
+        var processes: [UInt32: ExplainProcess] = [:]
         let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: sources)
         func holders(_ inode: UInt64) -> [ExplainProcess] {
             (owners[inode] ?? []).sorted().map { pid in
@@ -87,6 +91,9 @@ public enum ExplainSnapshot {
         }
         for i in listeners.indices { listeners[i].processes = holders(listeners[i].inode) }
         for i in connecting.indices { connecting[i].processes = holders(connecting[i].inode) }
+        for i in published.indices {
+            for j in published[i].listeners.indices { published[i].listeners[j].processes = holders(published[i].listeners[j].inode) }
+        }
         readThrottles(&listeners)
         // A namespace without an `ip netns` name takes the container's or pod's listening in it.
         if let workloads {
@@ -99,7 +106,47 @@ public enum ExplainSnapshot {
         // Podman's bindings say nothing of running: its running containers' conmon holds the port (explain checks that).
         let stopped = ((docker.isEmpty ? [] : DockerPortReader(roots: docker, owners: sources.rootlessOwners).stopped())
             + (podman.isEmpty ? [] : PodmanPortReader(roots: podman, owners: sources.rootlessOwners).bindings())).filter { $0.hostPort == port }
-        return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped, connecting: connecting)
+        return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped, connecting: connecting,
+                        published: published)
+    }
+
+    /// The running Docker containers' mappings of `port`, each with every
+    /// listener of the namespace that holds its target address (found by
+    /// entering each namespace: its addresses, then its listeners).
+    static func publishedTargets(port: UInt16, sources: WorkloadSources, namespaces: [PortState.Namespace])
+        throws(KernelError) -> [ExplainPublished] {
+        let mappings = PublishedPort.publishing([port], in: sources.dockerPublishedPorts()).compactMap { p -> ExplainPublished? in
+            guard let target = endpoint(p.target) else { return nil }
+            return ExplainPublished(published: p.published, target: target, netns: nil, listeners: [])
+        }
+        guard !mappings.isEmpty else { return [] }
+        return try PortState.onOwnThread { () throws(KernelError) in
+            var out = mappings
+            for ns in namespaces {
+                _ = try PortState.inside(ns) {
+                    let here = Set(PortState.addressesHere())
+                    let mine = out.indices.filter { out[$0].netns == nil && here.contains(out[$0].target.addr) }
+                    guard !mine.isEmpty, let sockets = PortState.listenersHere() else { return }
+                    let listeners = sockets.sorted { $0.local.port < $1.local.port }.map { s in
+                        ExplainListener(netns: ns.inode, family: s.family, local: s.local,
+                                        ipv6Only: s.family == .ipv6 ? s.ipv6Only : nil, inode: s.inode)
+                    }
+                    for i in mine {
+                        out[i].netns = ns.inode
+                        out[i].listeners = listeners
+                    }
+                }
+            }
+            return out
+        }
+    }
+
+    /// "172.17.0.2:80", "[fd00::2]:80".
+    static func endpoint(_ text: String) -> Endpoint? {
+        guard let port = PublishedPort.port(of: text), let colon = text.lastIndex(of: ":") else { return nil }
+        var host = text[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        return IPAddress.parse(String(host)).map { Endpoint(addr: $0, port: port) }
     }
 
     /// Per-namespace reads, on the namespace-hopping thread.
