@@ -234,12 +234,15 @@ public struct ExplainInput: Sendable {
     public var connecting: [ExplainConnecting]
     /// Running containers' mappings of the port, with what listens at their end.
     public var published: [ExplainPublished]
+    /// Every container binding of the port (Docker's running and stopped, Podman's).
+    public var publishers: [DockerPortBinding]
 
     public init(port: UInt16, ts: Int64, viewpoint: UInt32, namespaces: [ExplainNamespace],
                 listeners: [ExplainListener], recent: RecentActivity, notes: [String] = [],
                 stoppedPublishers: [DockerPortBinding] = [], connecting: [ExplainConnecting] = [],
-                published: [ExplainPublished] = []) {
+                published: [ExplainPublished] = [], publishers: [DockerPortBinding] = []) {
         self.stoppedPublishers = stoppedPublishers
+        self.publishers = publishers
         self.connecting = connecting
         self.published = published
         self.port = port
@@ -485,7 +488,12 @@ struct Analysis {
     /// on all addresses inside it (nothing outside reaches its loopback).
     func loopbackFix(_ l: ExplainListener, port: UInt16) -> String {
         var facts = Advice.Facts(port: port)
-        if let kind = l.processes.first?.workload?.isolationKind {
+        if let holder = l.processes.first?.comm,
+           let b = input.publishers.first(where: { ($0.running || $0.runtime == .podman) && $0.heldBy(holder)
+               && IPAddress.parse($0.hostIP) == l.local.addr }) {
+            // A container published on loopback only: the fix is its -p, not a bind setting.
+            facts.publisher(b)
+        } else if let kind = l.processes.first?.workload?.isolationKind {
             facts.family = l.family
             facts.listenerAddress = l.local.addr
             facts.listenerWorkload = kind

@@ -104,7 +104,8 @@ struct Explain: ParsableCommand {
             let input = ExplainInput(port: port, ts: currentClockMapping().epoch(bootTimeNow()), viewpoint: viewpoint,
                                      namespaces: state.namespaces, listeners: state.listeners,
                                      recent: recent, notes: state.notes, stoppedPublishers: state.stoppedPublishers,
-                                     connecting: state.connecting, published: state.published)
+                                     connecting: state.connecting, published: state.published,
+                                     publishers: state.publishers)
             let report = SynsightExplain.Explain.analyze(input)
             let text = json ? ExplainFormat.jsonLine(report) : ExplainFormat.text(report)
             try Output.stdoutOrFail(text)

@@ -103,6 +103,10 @@ struct DockerWorkloadTests {
         let wrong = pub.finding("wrong_port") { ($0["netns"] as? Int) == netns }
         #expect(wrong?["severity"] as? String == "critical" && pub.status == "broken", "\(pub)")
         #expect((wrong?["message"] as? String)?.contains("nothing listens on port 80; httpd (pid \(httpd ?? -1), container \(name)) listens on 81 only") == true, "\(pub)")
+        // Published on 127.0.0.1 only: docker-proxy's loopback listener is fixed by the container's -p.
+        let loopbackProxy = pub.finding("loopback_only")
+        #expect((loopbackProxy?["remediation"] as? String)?.contains("docker run -p \(published):<container port>") == true, "\(pub)")
+        #expect((loopbackProxy?["remediation"] as? String)?.contains("container \(name); it is published on 127.0.0.1 only") == true, "\(pub)")
 
         // Only the published port: synsight follows it to the container's
         // port 80 (the container's config), where the refusal happens.

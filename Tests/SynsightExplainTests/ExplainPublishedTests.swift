@@ -45,6 +45,20 @@ struct ExplainPublishedTests {
         #expect(none.findings.contains { $0.code == "not_listening" && $0.netns == Self.container && $0.message.contains("nothing listens at all") })
     }
 
+    @Test("docker-proxy on 127.0.0.1 only for a running container: loopback_only's fix is the container's -p, not a bind setting")
+    func publishedOnLoopback() throws {
+        var input = F.input([F.listener(IPAddress(v4: 127, 0, 0, 1), processes: [F.proc(200, comm: "docker-proxy")])])
+        input.publishers = [DockerPortBinding(id: "0123456789abcdef", name: "web", hostIP: "127.0.0.1", hostPort: 8080,
+                                              containerPort: 80, running: true)]
+        let f = try #require(Explain.analyze(input).findings.first { $0.code == "loopback_only" })
+        #expect(f.remediation?.contains("docker run -p 8080:<container port>") == true, "\(f.remediation ?? "")")
+        #expect(f.remediation?.contains("container web; it is published on 127.0.0.1 only") == true, "\(f.remediation ?? "")")
+        // Not docker-proxy, or the container not running: the service's own bind setting.
+        input.publishers[0].running = false
+        let g = try #require(Explain.analyze(input).findings.first { $0.code == "loopback_only" })
+        #expect(g.remediation?.contains("docker run") == false, "\(g.remediation ?? "")")
+    }
+
     @Test("served: 0.0.0.0, the target address itself, or [::] taking IPv4; a target in no namespace of this host is not judged")
     func served() {
         for l in [Self.listener(.any4, 80), Self.listener(Self.target.addr, 80), Self.listener(.any6, 80, family: .ipv6, v6only: false)] {

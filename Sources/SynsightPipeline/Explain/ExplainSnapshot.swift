@@ -21,6 +21,8 @@ public enum ExplainSnapshot {
         public var connecting: [ExplainConnecting] = []
         /// Running Docker containers' mappings of the port, with the listeners at their end.
         public var published: [ExplainPublished] = []
+        /// Every container binding of the port: Docker's (running or not) and Podman's.
+        public var publishers: [DockerPortBinding] = []
     }
 
     /// Reads everything `explain` needs about `port`. `podLogRoot`: kubelet's
@@ -104,10 +106,11 @@ public enum ExplainSnapshot {
         if geteuid() != 0 { notes.append("not root: sockets, fds and limits of other users' processes may be missing") }
         let docker = sources.dockerDataRoots, podman = sources.podmanStorageRoots
         // Podman's bindings say nothing of running: its running containers' conmon holds the port (explain checks that).
-        let stopped = ((docker.isEmpty ? [] : DockerPortReader(roots: docker, owners: sources.rootlessOwners).stopped())
+        let publishers = ((docker.isEmpty ? [] : DockerPortReader(roots: docker, owners: sources.rootlessOwners).bindings())
             + (podman.isEmpty ? [] : PodmanPortReader(roots: podman, owners: sources.rootlessOwners).bindings())).filter { $0.hostPort == port }
+        let stopped = publishers.filter { $0.runtime == .podman || !$0.running }
         return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped, connecting: connecting,
-                        published: published)
+                        published: published, publishers: publishers)
     }
 
     /// The running Docker containers' mappings of `port`, each with every
