@@ -4,9 +4,14 @@ import SynsightModel
 /// A local client socket of the port, read live with sock_diag: one
 /// connecting whose SYN has gone unanswered (SYN_SENT, retransmitted at
 /// least once), the client side of an incident ("the app hangs connecting
-/// to the database") seen without a trace; or one `established` with a
-/// server of the port, which says this host uses the port.
+/// to the database") seen without a trace; or one connected to a server of
+/// the port, or closed by this end within the last minute (TIME_WAIT: a
+/// client of short connections), which says this host uses the port.
 public struct ExplainConnecting: Sendable, Hashable {
+    public enum Phase: Sendable, Hashable {
+        case connecting, established, closed
+    }
+
     public var netns: UInt32
     public var local: Endpoint
     public var remote: Endpoint
@@ -15,18 +20,17 @@ public struct ExplainConnecting: Sendable, Hashable {
     public var inode: UInt64
     /// Processes holding it (lowest PID first).
     public var processes: [ExplainProcess]
-    /// Connected (ESTABLISHED), not connecting.
-    public var established: Bool
+    public var phase: Phase
 
     public init(netns: UInt32, local: Endpoint, remote: Endpoint, retransmits: UInt8, inode: UInt64,
-                processes: [ExplainProcess] = [], established: Bool = false) {
+                processes: [ExplainProcess] = [], phase: Phase = .connecting) {
         self.netns = netns
         self.local = local
         self.remote = remote
         self.retransmits = retransmits
         self.inode = inode
         self.processes = processes
-        self.established = established
+        self.phase = phase
     }
 
     /// To another host's server, as far as the socket tells: neither a
@@ -39,7 +43,7 @@ extension Analysis {
     /// per namespace, by destination. The first SYN is retransmitted after
     /// a second unanswered: a socket with none is a handshake in flight.
     mutating func unansweredConnects() {
-        let waiting = input.connecting.filter { !$0.established && $0.retransmits > 0 }
+        let waiting = input.connecting.filter { $0.phase == .connecting && $0.retransmits > 0 }
         var byNetns: [UInt32: [ExplainConnecting]] = [:]
         for c in waiting { byNetns[c.netns, default: []].append(c) }
         for (ns, sockets) in byNetns.sorted(by: { $0.key < $1.key }) {
@@ -77,7 +81,7 @@ extension Analysis {
     /// This host's client sockets of the port to servers elsewhere
     /// (connected, or waiting on unanswered SYNs).
     var remoteClients: [ExplainConnecting] {
-        input.connecting.filter { ($0.established || $0.retransmits > 0) && $0.toElsewhere }
+        input.connecting.filter { ($0.phase != .connecting || $0.retransmits > 0) && $0.toElsewhere }
     }
 
     /// Nothing listens on the port anywhere on this host, nothing asked for
@@ -88,12 +92,14 @@ extension Analysis {
     func notServedHere(_ clients: [ExplainConnecting]) -> Finding {
         var servers: [Endpoint] = []
         for c in clients where !servers.contains(c.remote) { servers.append(c.remote) }
-        let connected = clients.filter(\.established).count, waiting = clients.count - connected
+        func count(_ phase: ExplainConnecting.Phase) -> Int { clients.filter { $0.phase == phase }.count }
+        let connected = count(.established), closed = count(.closed), waiting = count(.connecting)
         let owners = Set(clients.flatMap { $0.processes.map(\.label) }).sorted()
         let ran = input.recent.status == .ran
         var msg = "nothing listens on port \(port) on this host, which is a client of it: "
             + [connected > 0 ? "\(connected) connection\(connected == 1 ? "" : "s") established" : nil,
-               waiting > 0 ? "\(waiting) waiting on unanswered SYNs" : nil].compactMap { $0 }.joined(separator: " and ")
+               closed > 0 ? "\(closed) closed within the last minute" : nil,
+               waiting > 0 ? "\(waiting) waiting on unanswered SYNs" : nil].compactMap { $0 }.joined(separator: ", ")
             + " to " + servers.prefix(3).map { "\($0)" }.joined(separator: ", ")
             + (servers.count > 3 ? " and \(servers.count - 3) more" : "")
             + (owners.isEmpty ? "" : " (" + owners.prefix(3).joined(separator: ", ") + ")")

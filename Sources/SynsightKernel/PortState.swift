@@ -171,7 +171,8 @@ public enum PortState {
             case .failure(let e): failure = e.why
             }
             // Connections to the port's servers (this host as their client), filtered by the kernel.
-            if failure == nil, case .success(let clients) = diagDump(family: family, states: [SockDiag.stateEstablished], remotePort: port) {
+            if failure == nil, case .success(let clients) = diagDump(family: family, states: [SockDiag.stateEstablished, SockDiag.stateTimeWait],
+                                                                       remotePort: port) {
                 out += clients.filter { $0.remote.port == port }
             }
             if failure != nil { break }

@@ -46,20 +46,23 @@ struct ExplainConnectsTests {
         input.port = 5432
         let db = IPAddress(v4: 198, 51, 100, 7)
         var up = Self.connecting(input.viewpoint, to: db, sport: 40001, retrans: 0, pid: 300)
-        up.established = true
+        up.phase = .established
         input.connecting = [up, Self.connecting(input.viewpoint, to: db, sport: 40002, retrans: 2, pid: 300)]
         let r = Explain.analyze(input)
         let f = try #require(r.findings.first { $0.code == "not_served_here" }, "\(r.findings.map(\.code))")
         #expect(f.severity == .info, "\(f.message)")
-        #expect(f.message.contains("nothing listens on port 5432 on this host, which is a client of it: 1 connection established and 1 waiting on unanswered SYNs to 198.51.100.7:5432 (app (pid 300))"), "\(f.message)")
+        #expect(f.message.contains("nothing listens on port 5432 on this host, which is a client of it: 1 connection established, 1 waiting on unanswered SYNs to 198.51.100.7:5432 (app (pid 300))"), "\(f.message)")
         #expect(!r.findings.contains { $0.code == "not_listening" })
         #expect(r.findings.contains { $0.code == "connects_unanswered" && $0.severity == .warning })
         #expect(r.status == .degraded)  // the waiting connect() is a warning
 
+        var closed = Self.connecting(input.viewpoint, to: db, sport: 40009, retrans: 0)
+        closed.phase = .closed
         var healthy = input
-        healthy.connecting = [up]
+        healthy.connecting = [up, closed]
         let h = Explain.analyze(healthy)
         #expect(h.status == .healthy && h.summary.contains("nothing on this host serves port 5432; this host is a client of it"), "\(h.summary)")
+        #expect(h.findings.first { $0.code == "not_served_here" }?.message.contains("1 connection established, 1 closed within the last minute to") == true)
 
         // The same without a trace: a warning (nobody can tell whether clients are refused here).
         input.recent = RecentActivity(status: .unavailable, detail: "no BPF")
@@ -75,7 +78,7 @@ struct ExplainConnectsTests {
         // A client of a local address (loopback, or its own): not a server elsewhere.
         var local = F.input([], namespaces: [F.namespace()])
         var lo = Self.connecting(local.viewpoint, to: IPAddress(v4: 127, 0, 0, 1), sport: 40003, retrans: 1)
-        lo.established = true
+        lo.phase = .established
         local.connecting = [lo, Self.connecting(local.viewpoint, to: IPAddress(v4: 10, 0, 0, 2), sport: 40004, retrans: 3)]
         #expect(Explain.analyze(local).findings.contains { $0.code == "not_listening" && $0.severity == .critical })
     }

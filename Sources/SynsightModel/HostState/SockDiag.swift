@@ -25,6 +25,7 @@ public enum SockDiag {
     public static let stateEstablished: UInt8 = 1
     public static let stateSynSent: UInt8 = 2
     public static let stateSynRecv: UInt8 = 3
+    public static let stateTimeWait: UInt8 = 6
     public static let stateListen: UInt8 = 10
     public static let stateNewSynRecv: UInt8 = 12
 

@@ -68,11 +68,16 @@ public enum ExplainSnapshot {
             }
             Explain.assignSynQueues(&here, requests: requests.map { ($0.family, $0.local) })
             listeners += here
-            connecting += found.filter {
-                ($0.state == SockDiag.stateSynSent && $0.retransmits > 0) || $0.state == SockDiag.stateEstablished
-            }.map {
-                ExplainConnecting(netns: ns, local: $0.local, remote: $0.remote, retransmits: $0.retransmits, inode: $0.inode,
-                                  established: $0.state == SockDiag.stateEstablished)
+            connecting += found.compactMap { s in
+                let phase: ExplainConnecting.Phase
+                switch s.state {
+                case SockDiag.stateSynSent where s.retransmits > 0: phase = .connecting
+                case SockDiag.stateEstablished: phase = .established
+                case SockDiag.stateTimeWait: phase = .closed
+                default: return nil
+                }
+                return ExplainConnecting(netns: ns, local: s.local, remote: s.remote, retransmits: s.retransmits, inode: s.inode,
+                                         phase: phase)
             }
         }
         // One probe (it walks /proc for dockerd's data roots) for the workloads and the publishers.
