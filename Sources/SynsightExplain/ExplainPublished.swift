@@ -9,7 +9,9 @@ import SynsightModel
 public struct ExplainPublished: Sendable, Hashable {
     /// The host address and port clients use ("0.0.0.0:8080").
     public var published: String
-    /// The container's address and port the mapping leads to.
+    /// The container's address and port the mapping leads to; the address
+    /// unspecified when the runtime does not say it (Podman's bindings:
+    /// then any address of the container but its loopback serves).
     public var target: Endpoint
     /// The namespace holding the target address; nil when none on this host does (nothing is judged).
     public var netns: UInt32?
@@ -26,10 +28,15 @@ public struct ExplainPublished: Sendable, Hashable {
     /// Listeners on the target port that take connections to the target address.
     var serving: [ExplainListener] {
         listeners.filter { l in
-            l.local.port == target.port && (l.local.addr == target.addr
-                || (l.local.addr.isUnspecified && (target.addr.isV4Mapped ? l.takesIPv4 : l.takesIPv6)))
+            guard l.local.port == target.port else { return false }
+            if target.addr.isUnspecified { return !l.isLoopback }
+            return l.local.addr == target.addr
+                || (l.local.addr.isUnspecified && (target.addr.isV4Mapped ? l.takesIPv4 : l.takesIPv6))
         }
     }
+
+    /// "172.17.0.2:80", or "port 80" when the address is not known.
+    var targetText: String { target.addr.isUnspecified ? "port \(target.port)" : "\(target)" }
 }
 
 extension Analysis {
@@ -44,7 +51,7 @@ extension Analysis {
     }
 
     func publishedFinding(_ p: ExplainPublished, netns ns: UInt32) -> Finding {
-        let label = input.label(ns), target = "\(p.target)"
+        let label = input.label(ns), target = p.targetText
         let lead = "port \(port) is published on \(p.published) to \(target), in \(label), where "
         let onPort = p.listeners.filter { $0.local.port == p.target.port }
         let evidence: [(String, JSONValue)] = [
@@ -53,8 +60,12 @@ extension Analysis {
         ]
         if let first = onPort.first {
             var facts = Advice.Facts(port: p.target.port)
-            facts.address = p.target.addr
-            facts.family = p.target.addr.isV4Mapped ? .ipv4 : .ipv6
+            if !p.target.addr.isUnspecified {
+                facts.address = p.target.addr
+                facts.family = p.target.addr.isV4Mapped ? .ipv4 : .ipv6
+            } else {
+                facts.family = first.takesIPv4 ? .ipv4 : .ipv6
+            }
             facts.listenerAddress = first.local.addr
             facts.listenerWorkload = "container"
             return Finding(.critical, NoListenerCause.boundToOtherAddress.rawValue,

@@ -25,6 +25,8 @@ public enum PortState {
         public var name: String?
         public var processCount: Int
         public var isHost: Bool
+        /// One of its processes (the first found); nil when it has none.
+        public var pid: UInt32? = nil
     }
 
     /// Synsight's own network namespace.
@@ -40,7 +42,8 @@ public enum PortState {
         for pid in ProcFS.pids() {
             guard let ns = ProcFS.nsInode("/proc/\(pid)/ns/net") else { continue }
             if byInode[ns] == nil {
-                byInode[ns] = Namespace(inode: ns, path: "/proc/\(pid)/ns/net", name: nil, processCount: 0, isHost: ns == host)
+                byInode[ns] = Namespace(inode: ns, path: "/proc/\(pid)/ns/net", name: nil, processCount: 0, isHost: ns == host,
+                                        pid: pid)
             }
             byInode[ns]!.processCount += 1
         }

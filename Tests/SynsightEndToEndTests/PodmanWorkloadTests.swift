@@ -90,6 +90,14 @@ extension DockerWorkloadTests {
         let held = elsewhere.evidence["container"] as? [String: Any]
         #expect(held?["runtime"] as? String == "podman" && held?["name"] as? String == name && held?["id"] as? String == id, "\(elsewhere)")
         #expect((elsewhere.string("hint") ?? "").contains("podman run -p \(port):<container port>"), "\(elsewhere)")
+        // explain of the published port follows it into the container (conmon's reservation on the host is no sign of health).
+        let (_, running) = try ExplainTests.Run(["--json", String(port), "--duration", "0"],
+                                                environment: ["CONTAINERS_STORAGE_CONF": try podman.storageConf()]).finish()
+        let behind = running.finding("wrong_port") { ($0["netns"] as? Int) == netns }
+        #expect(behind?["severity"] as? String == "critical" && running.status == "broken", "\(running)")
+        #expect((behind?["message"] as? String)?.contains("to port 80, in ") == true, "\(running)")
+        #expect((behind?["message"] as? String)?.contains("nothing listens on port 80; httpd (pid \(httpd ?? -1), container \(name)) listens on 8000 only") == true,
+                "\(running)")
         // 3. Stopped: its reservation gone, the host refuses the port itself.
         try podman.lifecycle("stop", name)
         let after = try connect("127.0.0.1")

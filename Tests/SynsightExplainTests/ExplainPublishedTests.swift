@@ -70,4 +70,19 @@ struct ExplainPublishedTests {
         #expect(v6.findings.contains { $0.code == "bound_to_other_address" })
         #expect(Explain.analyze(Self.input([], netns: nil)).status == .healthy)
     }
+
+    @Test("a binding without the container's address (Podman's): any address but loopback serves; the message names the port")
+    func addressUnknown() throws {
+        func analyze(_ l: ExplainListener) -> ExplainReport {
+            var input = Self.input([l])
+            input.published[0].target = Endpoint(addr: .any4, port: 80)
+            return Explain.analyze(input)
+        }
+        #expect(analyze(Self.listener(.any4, 80)).status == .healthy)
+        #expect(analyze(Self.listener(IPAddress(v4: 10, 88, 0, 5), 80)).status == .healthy)
+        let r = analyze(Self.listener(IPAddress(v4: 127, 0, 0, 1), 80))
+        let f = try #require(r.findings.first { $0.code == "bound_to_other_address" })
+        #expect(f.message.contains("published on 0.0.0.0:8080 to port 80, in "), "\(f.message)")
+        #expect(f.remediation?.contains("listen on 0.0.0.0:80 inside the container") == true, "\(f.remediation ?? "")")
+    }
 }

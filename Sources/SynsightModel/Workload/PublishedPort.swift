@@ -24,7 +24,7 @@ public struct PublishedPort: Sendable, Hashable {
     }
 
     /// `addr:port`, as `Endpoint.description` prints it (IPv6 in brackets).
-    static func join(_ ip: String, _ port: String) -> String { ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
+    public static func join(_ ip: String, _ port: String) -> String { ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
 
     /// The published (host) port: what clients connect to.
     public var hostPort: UInt16? { Self.port(of: published) }

@@ -82,7 +82,11 @@ public enum ExplainSnapshot {
         }
         // One probe (it walks /proc for dockerd's data roots) for the workloads and the publishers.
         let sources = WorkloadSources.probe(podLogRoot: podLogRoot)
+        let docker = sources.dockerDataRoots, podman = sources.podmanStorageRoots
+        let podmanBindings = podman.isEmpty ? [] : PodmanPortReader(roots: podman, owners: sources.rootlessOwners).bindings()
+            .filter { $0.hostPort == port }
         var published = try publishedTargets(port: port, sources: sources, namespaces: namespaces)
+            + podmanTargets(podmanBindings, sources: sources, namespaces: namespaces)
         let inodes = listeners.map(\.inode) + connecting.map(\.inode) + published.flatMap { $0.listeners.map(\.inode) }
         let owners = PortState.socketOwners(Set(inodes.filter { $0 != 0 }))
         var processes: [UInt32: ExplainProcess] = [:]
@@ -109,10 +113,9 @@ public enum ExplainSnapshot {
             }
         }
         if geteuid() != 0 { notes.append("not root: sockets, fds and limits of other users' processes may be missing") }
-        let docker = sources.dockerDataRoots, podman = sources.podmanStorageRoots
         // Podman's bindings say nothing of running: its running containers' conmon holds the port (explain checks that).
-        let publishers = ((docker.isEmpty ? [] : DockerPortReader(roots: docker, owners: sources.rootlessOwners).bindings())
-            + (podman.isEmpty ? [] : PodmanPortReader(roots: podman, owners: sources.rootlessOwners).bindings())).filter { $0.hostPort == port }
+        let publishers = (docker.isEmpty ? [] : DockerPortReader(roots: docker, owners: sources.rootlessOwners).bindings()
+            .filter { $0.hostPort == port }) + podmanBindings
         let stopped = publishers.filter { $0.runtime == .podman || !$0.running }
         return Gathered(namespaces: states, listeners: listeners, notes: notes, stoppedPublishers: stopped, connecting: connecting,
                         published: published, publishers: publishers)
@@ -135,17 +138,44 @@ public enum ExplainSnapshot {
                     let here = Set(PortState.addressesHere())
                     let mine = out.indices.filter { out[$0].netns == nil && here.contains(out[$0].target.addr) }
                     guard !mine.isEmpty, let sockets = PortState.listenersHere() else { return }
-                    let listeners = sockets.sorted { $0.local.port < $1.local.port }.map { s in
-                        ExplainListener(netns: ns.inode, family: s.family, local: s.local,
-                                        ipv6Only: s.family == .ipv6 ? s.ipv6Only : nil, inode: s.inode)
-                    }
                     for i in mine {
                         out[i].netns = ns.inode
-                        out[i].listeners = listeners
+                        out[i].listeners = listeners(in: ns.inode, sockets)
                     }
                 }
             }
             return out
+        }
+    }
+
+    /// Podman's bindings of the port whose container runs here: its
+    /// namespace is the one whose processes' cgroups name the container (the
+    /// binding has no address), with every listener of it.
+    static func podmanTargets(_ bindings: [DockerPortBinding], sources: WorkloadSources, namespaces: [PortState.Namespace])
+        throws(KernelError) -> [ExplainPublished] {
+        guard !bindings.isEmpty else { return [] }
+        let workloads = WorkloadResolver(sources: sources)
+        var out: [(ExplainPublished, PortState.Namespace)] = []
+        for ns in namespaces where !ns.isHost {
+            guard let pid = ns.pid, let id = workloads.identity(pid: pid)?.container?.id,
+                  let b = bindings.first(where: { !$0.id.isEmpty && id.hasPrefix($0.id) }) else { continue }
+            let host = b.hostIP.isEmpty ? "0.0.0.0" : b.hostIP
+            out.append((ExplainPublished(published: PublishedPort.join(host, String(b.hostPort)),
+                                         target: Endpoint(addr: .any4, port: b.containerPort), netns: ns.inode, listeners: []), ns))
+        }
+        guard !out.isEmpty else { return [] }
+        return try PortState.onOwnThread { () throws(KernelError) in
+            try out.map { (p, ns) throws(KernelError) in
+                var p = p
+                _ = try PortState.inside(ns) { p.listeners = listeners(in: ns.inode, PortState.listenersHere() ?? []) }
+                return p
+            }
+        }
+    }
+
+    static func listeners(in ns: UInt32, _ sockets: [SockDiag.Socket]) -> [ExplainListener] {
+        sockets.sorted { $0.local.port < $1.local.port }.map { s in
+            ExplainListener(netns: ns, family: s.family, local: s.local, ipv6Only: s.family == .ipv6 ? s.ipv6Only : nil, inode: s.inode)
         }
     }
 
