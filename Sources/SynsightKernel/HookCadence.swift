@@ -33,7 +33,7 @@ public struct HookCadence: Sendable, Equatable {
         case .runReapListeners: return .f("every 5 s, run by synsight: a walk of its listener registry")
         case .onSkErrorReport: return .f("every socket error report (refused, reset, timed out, unreachable)")
         case .ovfConsumeSkb: return .h("every packet consumed on the host (two compares unless tcp_rcv_state_process consumed it)" + armed)
-        case .runOvfWatch: return .f("every \(ArmingPurpose.overflow.periodText), run by synsight: a walk of its listener registry (queues, drop counters)")
+        case .runOvfWatch: return .f("every \(ArmingPurpose.overflow.periodText), run by synsight: a look at each listener it knows (queues, drop counters; the registry walked again only when a listener came or went)")
         case .runTmoWatch:
             return .f("run by synsight every \(ArmingPurpose.abandonedConnects.periodText) once a SYN was retransmitted (else not: "
                 + "a map read): a walk of the connecting sockets with an unanswered SYN")
