@@ -431,6 +431,8 @@ static __always_inline void emit_connect_error_of(const struct sock *sk, const s
 	e->connect_ts_ns = ci->ts_ns;
 	e->netns = sock_netns(sk);
 	e->err = err;
+	e->segs_in = BPF_CORE_READ((const struct tcp_sock *)sk, segs_in);
+	e->_pad = 0;
 	submit(e);
 }
 

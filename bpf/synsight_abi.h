@@ -191,6 +191,10 @@ struct syn_ev_connect_error {
 	__u64 connect_ts_ns; /* when connect() started, CLOCK_BOOTTIME; 0: not seen */
 	__u32 netns;
 	__s32 err;           /* sk->sk_err when leaving SYN_SENT: 111, 110, 113, ... */
+	__u32 segs_in;       /* TCP segments the socket received (tcp_sock.segs_in, counted by
+			      * tcp_v{4,6}_rcv for every segment to it): 0 when an ICMP error,
+			      * not a reset, ended the connect() */
+	__u32 _pad;
 };
 
 /* Where in connection setup a listen-queue overflow happened. */
@@ -594,7 +598,7 @@ _Static_assert(sizeof(struct syn_ev_no_socket_rst) == 136, "syn_ev_no_socket_rst
 _Static_assert(sizeof(struct syn_ev_listen) == 136, "syn_ev_listen layout");
 _Static_assert(sizeof(struct syn_seed_listener) == 40, "syn_seed_listener layout");
 _Static_assert(sizeof(struct syn_ev_exit) == 64, "syn_ev_exit layout");
-_Static_assert(sizeof(struct syn_ev_connect_error) == 112, "syn_ev_connect_error layout");
+_Static_assert(sizeof(struct syn_ev_connect_error) == 120, "syn_ev_connect_error layout");
 _Static_assert(sizeof(struct syn_ev_fw_drop) == 160, "syn_ev_fw_drop layout");
 _Static_assert(sizeof(struct syn_ev_fw_icmp) == 72, "syn_ev_fw_icmp layout");
 _Static_assert(sizeof(struct syn_ev_fw_syn_retrans) == 112, "syn_ev_fw_syn_retrans layout");

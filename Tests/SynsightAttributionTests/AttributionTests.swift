@@ -514,6 +514,39 @@ struct AttributionJoinTests {
         #expect(all.filter { $0.kind == .connectFailure && $0.cause?.rawValue == "connection_refused" }.count == 2)
     }
 
+    @Test("refused with no TCP segment back (an ICMP port unreachable): rejected_with_icmp with a firewall fix; a reset: connection_refused")
+    func refusedByICMP() throws {
+        var e = engine()
+        _ = e.ingest(connectFailure(at: 1_000, from: client1, to: server, segmentsIn: 0))
+        let r = try single(e.finish())
+        #expect(r.kind == .connectFailure && r.reason == .unknown && r.cause == .unknown(.rejectedWithICMP), "\(r.json)")
+        #expect(r.evidence("refused_by") == .string("icmp") && r.evidence("errno") == .string("ECONNREFUSED"), "\(r.json)")
+        let hint = r.hint ?? ""
+        #expect(hint.contains("answered with an ICMP port unreachable, not a TCP reset") && hint.contains("iptables -j REJECT"), "\(hint)")
+        var f = engine()
+        _ = f.ingest(connectFailure(at: 1_000, from: client1, to: server, segmentsIn: 1))
+        let s = try single(f.finish())
+        #expect(s.cause == .unknown(.connectionRefused) && s.evidence("refused_by") == .string("tcp_reset"), "\(s.json)")
+    }
+
+    @Test("the kernel's second report of one connect()'s ICMP refusal (no caller: its entry was taken) is dropped: one record, with the caller")
+    func repeatedReport() throws {
+        for errno: Int32 in [111, 113] {
+            var e = engine()
+            var out = e.ingest(connectFailure(at: 1_000, from: client1, to: server, errno: errno, segmentsIn: 0))
+            var again = ConnectError(ts: 1_027, connectTs: nil, family: .ipv4, local: client1, remote: server, task: nil,
+                                     netns: hostNS, errno: errno)
+            again.segmentsIn = 0
+            out += e.ingest(.connectError(again)) + e.finish()
+            #expect(out.count == 1 && out.first?.process?.pid == 777, "\(errno): \(out.map(\.json))")
+            // A new connect() on the same 4-tuple, past the window: its own record.
+            var f = engine()
+            var both = f.ingest(connectFailure(at: 1_000, from: client1, to: server, errno: errno)) + f.finish()
+            both += f.ingest(connectFailure(at: 5_000_000, from: client1, to: server, errno: errno)) + f.finish()
+            #expect(both.count == 2, "\(errno): \(both.map(\.json))")
+        }
+    }
+
     @Test func ipv6Join() throws {
         var e = engine()
         let srv = Endpoint(addr: ip6(0, 0, 0, 0, 0, 0, 0, 1), port: 8443)

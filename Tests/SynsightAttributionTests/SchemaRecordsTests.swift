@@ -212,6 +212,10 @@ struct SchemaRecordsTests {
         out += e.finish()  // connection_refused (the client waited for a server-side RST that never came)
         _ = e.ingest(connectFailure(at: 90_000, from: Endpoint(addr: v4(10, 0, 0, 1), port: 42000), to: Endpoint(addr: v4(10, 0, 0, 2), port: 443)))
         out += e.finish()
+        // rejected_with_icmp: refused, and no TCP segment ever came back.
+        _ = e.ingest(connectFailure(at: 95_000, from: Endpoint(addr: v4(10, 0, 0, 1), port: 42001), to: Endpoint(addr: v4(10, 0, 0, 2), port: 443),
+                                    segmentsIn: 0))
+        out += e.finish()
 
         // Socket calls: address_in_use (holder and none, bind and listen), ephemeral ports (bind, connect),
         // address_not_available (bind, 4-tuple), privileged_port (seen, inferred), lsm_denied (each cause).

@@ -98,6 +98,43 @@ struct InjectedResetTests {
         trace.stop()
     }
 
+    @Test("a peer past this host (tun) rejecting with ICMP: port unreachable is rejected_with_icmp (refused_by icmp), admin prohibited host_unreachable with the firewall fix; a RST is refused_by tcp_reset")
+    func icmpRejects() throws {
+        let ns = try NetNS()
+        defer { ns.remove() }
+        let port = randomPort(), prohibited = port + 1, closed = port + 2
+        let dev = "ricmp\(ns.number)"
+        let peer = try Peer(runIn: ns, ["tun", dev, "\(port):icmp3:60,\(prohibited):icmp13:60,\(closed):rst:60"])
+        try sh(["ip", "-n", ns.name, "addr", "add", "198.18.67.2/24", "dev", dev])
+        try sh(["ip", "-n", ns.name, "link", "set", dev, "up"])
+        try sh(["ip", "-n", ns.name, "route", "add", "198.18.68.0/24", "dev", dev])
+        let trace = try TraceSession([])
+
+        let c1 = try Peer.connect(from: ns, addr: "198.18.68.1", port: port)
+        #expect(c1.errno == Int(ECONNREFUSED))
+        let icmp = try #require(trace.waitForRecord { $0.int("port") == port && $0.pid("process") == c1.pid }, "stdout: \(trace.stdout)")
+        #expect(icmp.string("kind") == "connect_failure" && icmp.string("reason") == "unknown", "\(icmp)")
+        #expect(icmp.string("cause") == "rejected_with_icmp" && icmp.evidence["refused_by"] as? String == "icmp", "\(icmp)")
+        #expect(icmp.string("hint")?.contains("ICMP port unreachable, not a TCP reset") == true, "\(icmp)")
+
+        let c2 = try Peer.connect(from: ns, addr: "198.18.68.1", port: prohibited)
+        #expect(c2.errno == Int(EHOSTUNREACH))
+        let filtered = try #require(trace.waitForRecord { $0.int("port") == prohibited && $0.pid("process") == c2.pid }, "stdout: \(trace.stdout)")
+        #expect(filtered.string("cause") == "host_unreachable", "\(filtered)")
+        #expect(filtered.string("hint")?.contains("firewalld's default reject") == true, "\(filtered)")
+
+        let c3 = try Peer.connect(from: ns, addr: "198.18.68.1", port: closed)
+        #expect(c3.errno == Int(ECONNREFUSED))
+        let reset = try #require(trace.waitForRecord { $0.int("port") == closed && $0.pid("process") == c3.pid }, "stdout: \(trace.stdout)")
+        #expect(reset.string("cause") == "connection_refused" && reset.evidence["refused_by"] as? String == "tcp_reset", "\(reset)")
+        trace.stop()
+        // One record per connect(): the kernel reports an ICMP refusal twice (6.18), the repeat is dropped.
+        for p in [port, prohibited, closed] {
+            #expect(trace.records.filter { $0.int("port") == p }.count == 1, "port \(p): \(trace.stdout)")
+        }
+        _ = peer
+    }
+
     @Test("a peer past this host (tun): unknown/injected_reset_suspected for a RST nearer than its SYN-ACKs (or: connection_refused without the hook)",
           arguments: [false, true])
     func remotePeer(v6: Bool) throws {

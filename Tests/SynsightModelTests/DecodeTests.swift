@@ -34,7 +34,7 @@ struct ABILayoutTests {
         #expect(MemoryLayout<syn_ev_listen>.size == 136)
         #expect(MemoryLayout<syn_seed_listener>.size == 40)
         #expect(MemoryLayout<syn_ev_exit>.size == 64)
-        #expect(MemoryLayout<syn_ev_connect_error>.size == 112)
+        #expect(MemoryLayout<syn_ev_connect_error>.size == 120)
         #expect(MemoryLayout<syn_ev_pkt_drop>.size == 144)
         #expect(EventDecoder.abiVersion == 1)
     }
@@ -349,7 +349,7 @@ struct DecodeErrorTests {
         (UInt8(SYN_EV_LISTEN.rawValue), 136),
         (UInt8(SYN_EV_LISTEN_CLOSE.rawValue), 136),
         (UInt8(SYN_EV_EXIT.rawValue), 64),
-        (UInt8(SYN_EV_CONNECT_ERROR.rawValue), 112),
+        (UInt8(SYN_EV_CONNECT_ERROR.rawValue), 120),
     ])
     func truncated(kind: UInt8, need: Int) throws {
         let full: [UInt8]

@@ -33,10 +33,11 @@ package func exitEvent(at ts: UInt64, pid: UInt32, comm: String, code: UInt32) -
 }
 
 package func connectFailure(at ts: UInt64, from local: Endpoint, to remote: Endpoint, pid: UInt32 = 777,
-                    comm: String = "curl", errno: Int32 = 111, netns: UInt32 = hostNS) -> KernelEvent {
-    .connectError(ConnectError(ts: ts, connectTs: ts / 2, family: local.addr.isV4Mapped ? .ipv4 : .ipv6,
-                               local: local, remote: remote, task: TaskInfo(pid: pid, comm: comm),
-                               netns: netns, errno: errno))
+                    comm: String = "curl", errno: Int32 = 111, netns: UInt32 = hostNS, segmentsIn: UInt32? = nil) -> KernelEvent {
+    var ce = ConnectError(ts: ts, connectTs: ts / 2, family: local.addr.isV4Mapped ? .ipv4 : .ipv6,
+                          local: local, remote: remote, task: TaskInfo(pid: pid, comm: comm), netns: netns, errno: errno)
+    ce.segmentsIn = segmentsIn
+    return .connectError(ce)
 }
 
 extension Record {

@@ -2760,6 +2760,57 @@ def sc_injected_reset_remote(t, k, pas):
     return injected_reset_remote(t, k, pas, False)
 
 
+@scenario("a peer past this host (tun) rejecting with ICMP: port unreachable, admin prohibited; a RST beside",
+          "connect_failure/unknown/rejected_with_icmp", passes=("default",))
+def sc_icmp_reject_remote(t, k, pas):
+    """ECONNREFUSED with no TCP segment received is an ICMP port unreachable
+    (a firewall's reject), told from a reset by tcp_sock.segs_in; one record
+    per connect() though the kernel may report an ICMP refusal twice."""
+    subprocess.run(["modprobe", "tun"], capture_output=True)
+    ns = NetNS()
+    port = rnd_port()
+    prohibited, closed = port + 1, port + 2
+    dev = "kmi%d" % ns.number
+    Peer(ns, ["tun", dev, "%d:icmp3:60,%d:icmp13:60,%d:rst:60" % (port, prohibited, closed)])
+    sh("ip", "-n", ns.name, "addr", "add", "198.18.69.2/24", "dev", dev)
+    sh("ip", "-n", ns.name, "link", "set", dev, "up")
+    sh("ip", "-n", ns.name, "route", "add", "198.18.70.0/24", "dev", dev)
+    remote = "198.18.70.1"
+    c = Check()
+
+    def client_record(p, pid):
+        return t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("port") == p and pid_of(r, "process") == pid, 10)
+
+    pid, err = connect(ns, remote, port)
+    c.eq("connect errno (port unreachable)", err, errno.ECONNREFUSED)
+    r = client_record(port, pid)
+    if r is None:
+        raise Failure("no connect_failure record with the client of the ICMP refusal (port %d)" % port)
+    expect_common(c, r, "connect_failure", "unknown", "rejected_with_icmp", port)
+    c.eq("evidence.refused_by", ev(r).get("refused_by"), "icmp")
+    pid2, err2 = connect(ns, remote, prohibited)
+    c.eq("connect errno (admin prohibited)", err2, errno.EHOSTUNREACH)
+    r2 = client_record(prohibited, pid2)
+    if r2 is None:
+        c.failures.append("no connect_failure record with the client of the prohibited port %d" % prohibited)
+    else:
+        expect_common(c, r2, "connect_failure", "unknown", "host_unreachable", prohibited)
+        c.true("host_unreachable hint names firewalld's reject: %r" % r2.get("hint"), "firewalld" in (r2.get("hint") or ""))
+    pid3, err3 = connect(ns, remote, closed)
+    c.eq("connect errno (reset)", err3, errno.ECONNREFUSED)
+    r3 = client_record(closed, pid3)
+    if r3 is None:
+        c.failures.append("no connect_failure record of the reset (port %d)" % closed)
+    else:
+        expect_common(c, r3, "connect_failure", "unknown", "connection_refused", closed)
+        c.eq("reset: evidence.refused_by", ev(r3).get("refused_by"), "tcp_reset")
+    time.sleep(0.5)
+    for p in (port, prohibited, closed):
+        n = sum(1 for x in t.records()[t.start:] if x.get("port") == p)
+        c.eq("records of port %d" % p, n, 1)
+    return r, c, (k.client_error_hook(), None)
+
+
 @scenario("IPv6: RST in the name of a peer past this host (tun, 4 hops): hop limit against its SYN-ACKs",
           "connect_failure/unknown/injected_reset_suspected (IPv6)", passes=("default",))
 def sc_injected_reset_remote_v6(t, k, pas):

@@ -38,9 +38,16 @@ extension AttributionEngine {
         // What was seen; the fix comes from the advice catalogue.
         let seen: String
         switch ce.errno {
+        case 111 where ce.refusedByICMP:
+            r.reason = .unknown
+            r.cause = .unknown(.rejectedWithICMP)
+            evidence.refusedBy = ClientFailureEvidence.refusedByICMP
+            seen = "\(who)'s SYN to \(dest) was answered with an ICMP port unreachable, not a TCP reset, and no firewall rule on "
+                + "this host explains it: a firewall rejects port \(dest.port) there or on the way"
         case 111:
             r.reason = .unknown
             r.cause = .unknown(.connectionRefused)
+            if ce.segmentsIn != nil { evidence.refusedBy = ClientFailureEvidence.refusedByReset }
             seen = "\(dest) answered \(who)'s SYN with a reset, and no listener or firewall rule on this host explains it: "
                 + "nothing listens on port \(dest.port) there, or a firewall rejects"
         case 110:
@@ -50,7 +57,7 @@ extension AttributionEngine {
         case 113:
             r.reason = .unknown
             r.cause = .unknown(.hostUnreachable)
-            seen = "no route to host \(dest.addr) (ICMP host unreachable or no ARP/NDP answer)"
+            seen = "no route to host \(dest.addr) (no ARP/NDP answer, or an ICMP host unreachable or host-prohibited came back)"
         case 101:
             r.reason = .unknown
             r.cause = .unknown(.networkUnreachable)

@@ -65,6 +65,8 @@ public struct AttributionEngine {
     var pending: [JoinKey: Pending] = [:]
     package var serial: UInt64 = 0
     var earlyClients = ExpiringMap<JoinKey, ConnectError>()
+    /// Connect errors just reported, so that the kernel's repeat of one is dropped.
+    var repeatedErrors = RepeatedErrorReports()
     /// Refused attempts by 4-tuple and ISN: a SYN retransmitted because its
     /// RST was lost or dropped is refused again, and is not a new refusal.
     /// Only refusals that cross the ring are here (a storm's are folded in
@@ -231,6 +233,7 @@ public struct AttributionEngine {
             return connectTimedOut(ce)  // TimeoutAttribution.swift
         case .connectError(let ce):
             let key = JoinKey(client: ce.local, server: ce.remote)
+            if repeatedErrors.isRepeat(ce, key: key) { return [] }  // the kernel's second report of it
             // The common case of a refusal storm: the server side's
             // no-listener RST is already waiting for this very client. A
             // no-socket RST is not a firewall's, so the firewall's

@@ -114,7 +114,10 @@ public enum EventDecoder {
 
     /// SYN_EV_CONNECT_ERROR and SYN_EV_FW_SOFT_ERROR share this layout.
     package static func connectError(_ e: syn_ev_connect_error) throws(DecodeError) -> ConnectError {
-        connectError(ts: e.hdr.ts_ns, tuple: try tuple(e.t), caller: e.task, connectTs: e.connect_ts_ns, netns: e.netns, errno: e.err)
+        var ce = connectError(ts: e.hdr.ts_ns, tuple: try tuple(e.t), caller: e.task, connectTs: e.connect_ts_ns, netns: e.netns,
+                              errno: e.err)
+        ce.segmentsIn = e.segs_in
+        return ce
     }
 
     /// A connect()'s outcome with its caller as the connecting-socket table

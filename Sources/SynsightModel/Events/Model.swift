@@ -235,6 +235,13 @@ public struct ConnectError: Sendable, Hashable {
     public var netns: UInt32
     /// Positive errno (111 ECONNREFUSED, 110 ETIMEDOUT, 113 EHOSTUNREACH, ...).
     public var errno: Int32
+    /// TCP segments the socket received before the error; nil when not
+    /// read. A connect() refused (ECONNREFUSED) with none was refused by an
+    /// ICMP port unreachable, not by a reset: a firewall's reject.
+    public var segmentsIn: UInt32?
+
+    /// ECONNREFUSED by an ICMP error (no TCP segment ever arrived), not a reset.
+    public var refusedByICMP: Bool { errno == 111 && segmentsIn == 0 }
 
     public init(ts: UInt64, connectTs: UInt64?, family: AddressFamily, local: Endpoint,
                 remote: Endpoint, task: TaskInfo?, netns: UInt32, errno: Int32) {

@@ -261,6 +261,14 @@ public struct Advice: Sendable, Hashable {
             return Advice(fix: "run synsight on that host to know which",
                           steps: ["The peer answered with a reset: nothing listens on the port there, or a firewall rejects. "
                                     + "Run synsight on that host to know which."])
+        case .unknown(.rejectedWithICMP)?:
+            return Advice(fix: "find the firewall that rejects port \(portText(f)) (iptables -j REJECT answers with icmp-port-unreachable "
+                            + "unless told otherwise; nft `reject`): on \(addr) (iptables -S, nft list ruleset, firewall-cmd --list-all) "
+                            + "or a router or security appliance between the hosts",
+                          steps: ["The SYN was answered with an ICMP port unreachable, not a TCP reset: a host's TCP stack answers a "
+                                    + "closed port with a reset, so a firewall rejected it, on \(addr) or on the path.",
+                                  "Check the firewall of \(addr) first (run synsight there: it names the rule), then the routers and "
+                                    + "appliances between the hosts."])
         case .unknown(.injectedResetSuspected)?:
             return Advice(fix: "a box on the path likely sent it in \(addr)'s name: capture on the path (tcpdump 'tcp[tcpflags] & tcp-rst != 0' "
                             + "on this host, and on \(addr) to see whether it sent one), compare with the server's own view, "
@@ -276,9 +284,13 @@ public struct Advice: Sendable, Hashable {
                           steps: ["Nothing answered: check the path (routes, firewalls between the hosts) and run synsight on the "
                                     + "server, where a drop or a full listen queue would be named.", live])
         case .unknown(.hostUnreachable)?:
-            return Advice(fix: "check that the host is up and the address right",
-                          steps: ["The host did not answer ARP/NDP, or a router sent ICMP host unreachable: check that \(addr) is up "
-                                    + "and the right address."])
+            return Advice(fix: "check that the host is up and the address right, and whether a firewall rejects the port with "
+                            + "icmp-host-prohibited or admin-prohibited (firewalld's default reject reads \"No route to host\")",
+                          steps: ["The host did not answer ARP/NDP, or an ICMP error came back: host unreachable from a router, or "
+                                    + "host-prohibited / admin-prohibited from a firewall's reject (firewalld rejects a port it does not "
+                                    + "open that way: the client reads \"No route to host\" though the host is up).",
+                                  "Check that \(addr) is up and the right address (ping, ip neigh), then its firewall (firewall-cmd "
+                                    + "--list-all, nft list ruleset) and the routers between."])
         case .unknown(.networkUnreachable)?:
             return Advice(fix: "check the routing table (ip route get \(addr))",
                           steps: ["No route to the network of \(addr): check the routing table (ip route get \(addr))."])

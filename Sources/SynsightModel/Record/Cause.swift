@@ -93,6 +93,10 @@ public enum Cause {
     /// `unknown`: a local connect() failure nothing on this host explains, by errno.
     public enum Unknown: String, Sendable, Hashable, CaseIterable {
         case connectionRefused = "connection_refused"
+        /// Refused by an ICMP port unreachable, not a reset (no TCP segment
+        /// came back): a firewall's reject on the path or at the peer; a TCP
+        /// stack answers a closed port with a reset.
+        case rejectedWithICMP = "rejected_with_icmp"
         /// Refused by a RST whose TTL says it came from another distance than
         /// the peer's own packets: a likely middlebox (ResetTTLAttribution.swift).
         case injectedResetSuspected = "injected_reset_suspected"

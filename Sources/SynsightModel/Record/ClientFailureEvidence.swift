@@ -25,13 +25,18 @@ public struct ClientFailureEvidence: ReasonEvidence {
     public static let established = "established"
     /// The refusing RST's TTL against the peer's (`ResetTTLEvidence.json`).
     public var reset: JSONValue?
+    /// ECONNREFUSED: what answered the SYN, `tcp_reset` or `icmp` (no TCP
+    /// segment came back: an ICMP port unreachable, a firewall's reject).
+    public var refusedBy: String?
+    public static let refusedByReset = "tcp_reset"
+    public static let refusedByICMP = "icmp"
 
     public init() {}
 
     public static let layout: [EvidenceField<ClientFailureEvidence>] = [
         .string(.errno, \.errno), .string(.abandonedBy, \.abandonedBy), .value(.closedBy, \.closedBy),
         .int(.afterMs, \.afterMs), .string(.hook, \.hook), .string(.state, \.state),
-        .value(.reset, \.reset), .flag(.clientSeen, \.clientSeen, default: true),
+        .value(.reset, \.reset), .string(.refusedBy, \.refusedBy), .flag(.clientSeen, \.clientSeen, default: true),
     ]
 }
 

@@ -49,6 +49,7 @@ public enum EvidenceKey: String, Sendable, Hashable, CaseIterable {
     case coreDumped = "core_dumped"
     case countedDrops = "counted_drops"
     case ctState = "ct_state"
+    case refusedBy = "refused_by"
     case denials
     case destination
     case direction

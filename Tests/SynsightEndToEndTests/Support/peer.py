@@ -18,9 +18,10 @@ test's network namespaces with `ip netns exec`. Standard library only.
   peer.py tun DEV ANSWERS
       a remote TCP peer in user space, behind tun device DEV (created here,
       IPv4 and IPv6, no packet info; the test addresses and routes it after "ready
-      <pid>"): each SYN to a port of ANSWERS ("PORT:synack:TTL,PORT:rst:TTL")
-      is answered with a SYN-ACK or a RST+ACK sent with that TTL (hop limit); nothing
-      else is answered. The kernel of the namespace sees a peer that no
+      <pid>"): each SYN to a port of ANSWERS ("PORT:synack:TTL,PORT:rst:TTL,PORT:icmp3:TTL")
+      is answered with a SYN-ACK, a RST+ACK, or (IPv4) an ICMP destination
+      unreachable of that code (3 port, 13 administratively prohibited), sent
+      with that TTL (hop limit); nothing else is answered. The kernel of the namespace sees a peer that no
       socket, rule or drop of this host stands for (injected resets).
 
 Options for any command (untrusted names, raw bytes given in hex):
@@ -311,6 +312,8 @@ def tun_answer(pkt, rules):
     if pkt[th + 13] & 0x12 != 0x02 or dport not in rules:  # a SYN without ACK, to a port answered
         return None
     kind, ttl = rules[dport]
+    if kind.startswith("icmp"):
+        return tun_icmp(pkt[:th + 8], int(kind[4:] or 3), ttl) if len(src) == 4 else None
     flags, window = (0x12, 65535) if kind == "synack" else (0x14, 0)  # SYN+ACK, or RST+ACK
     tcp = bytearray(struct.pack("!HHIIBBHHH", dport, sport, 1000 if kind == "synack" else 0,
                                 (seq + 1) & 0xFFFFFFFF, 5 << 4, flags, window, 0, 0))
@@ -323,6 +326,18 @@ def tun_answer(pkt, rules):
         ip = bytearray(struct.pack("!IHBB16s16s", 0x60000000, len(tcp), socket.IPPROTO_TCP, ttl, dst, src))
     struct.pack_into("!H", tcp, 16, inet_checksum(pseudo + tcp))
     return bytes(ip + tcp)
+
+
+def tun_icmp(quote, code, ttl):
+    """An ICMP destination unreachable (code 3: port, 13: administratively
+    prohibited) from the SYN's destination, quoting its IPv4 header and the
+    first 8 bytes of its TCP header, as a firewall's reject sends it."""
+    src, dst = quote[12:16], quote[16:20]
+    icmp = bytearray(struct.pack("!BBHI", 3, code, 0, 0) + quote)
+    struct.pack_into("!H", icmp, 2, inet_checksum(bytes(icmp)))
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 0, 0, ttl, socket.IPPROTO_ICMP, 0, dst, src))
+    struct.pack_into("!H", ip, 10, inet_checksum(bytes(ip)))
+    return bytes(ip + icmp)
 
 
 def tun(dev, answers):
