@@ -2760,27 +2760,44 @@ def sc_injected_reset_remote(t, k, pas):
     return injected_reset_remote(t, k, pas, False)
 
 
+def tun_peer(prefix, answers, local, remote):
+    """A namespace whose only way out is a tun device answered by peer.py tun
+    (a user-space peer past this host: ANSWERS as peer.py says), addressed
+    <local>.2 and routing <remote>.0 to it (IPv6 when the prefixes end in
+    ':': /64s, no DAD); returns the namespace and the peer's address <remote>.1."""
+    subprocess.run(["modprobe", "tun"], capture_output=True)
+    ns = NetNS()
+    dev = "%s%d" % (prefix, ns.number)
+    Peer(ns, ["tun", dev, answers])
+    v6 = local.endswith(":")
+    if v6:
+        sh("ip", "-n", ns.name, "-6", "addr", "add", local + ":2/64", "dev", dev, "nodad")
+    else:
+        sh("ip", "-n", ns.name, "addr", "add", local + ".2/24", "dev", dev)
+    sh("ip", "-n", ns.name, "link", "set", dev, "up")
+    if v6:
+        sh("ip", "-n", ns.name, "-6", "route", "add", remote + ":/64", "dev", dev)
+    else:
+        sh("ip", "-n", ns.name, "route", "add", remote + ".0/24", "dev", dev)
+    return ns, remote + (":1" if v6 else ".1")
+
+
+def remote_client_record(t, port, pid):
+    """The connect_failure record of `pid`'s connect() to `port`."""
+    return t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("port") == port and pid_of(r, "process") == pid, 10)
+
+
 @scenario("a peer past this host (tun) rejecting with ICMP: port unreachable, admin prohibited; a RST beside",
           "connect_failure/unknown/rejected_with_icmp", passes=("default",))
 def sc_icmp_reject_remote(t, k, pas):
     """ECONNREFUSED with no TCP segment received is an ICMP port unreachable
     (a firewall's reject), told from a reset by tcp_sock.segs_in; one record
     per connect() though the kernel may report an ICMP refusal twice."""
-    subprocess.run(["modprobe", "tun"], capture_output=True)
-    ns = NetNS()
     port = rnd_port()
     prohibited, closed = port + 1, port + 2
-    dev = "kmi%d" % ns.number
-    Peer(ns, ["tun", dev, "%d:icmp3:60,%d:icmp13:60,%d:rst:60" % (port, prohibited, closed)])
-    sh("ip", "-n", ns.name, "addr", "add", "198.18.69.2/24", "dev", dev)
-    sh("ip", "-n", ns.name, "link", "set", dev, "up")
-    sh("ip", "-n", ns.name, "route", "add", "198.18.70.0/24", "dev", dev)
-    remote = "198.18.70.1"
+    ns, remote = tun_peer("kmi", "%d:icmp3:60,%d:icmp13:60,%d:rst:60" % (port, prohibited, closed), "198.18.69", "198.18.70")
     c = Check()
-
-    def client_record(p, pid):
-        return t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("port") == p and pid_of(r, "process") == pid, 10)
-
+    client_record = lambda p, pid: remote_client_record(t, p, pid)
     pid, err = connect(ns, remote, port)
     c.eq("connect errno (port unreachable)", err, errno.ECONNREFUSED)
     r = client_record(port, pid)
@@ -2826,27 +2843,12 @@ def injected_reset_remote(t, k, pas, v6):
     if pas == "kprobe":
         want, why = ("kprobe/tcp_reset", None) if k.kprobe_ok("tcp_reset") and k.kprobe_ok("tcp_finish_connect") \
             else (None, "kernel has no kprobes (CONFIG_KPROBES)")
-    subprocess.run(["modprobe", "tun"], capture_output=True)
-    ns = NetNS()
     port = rnd_port()
     closed, injected = port + 1, port + 2
-    dev = "kmr%d" % ns.number
-    Peer(ns, ["tun", dev, "%d:synack:60,%d:rst:60,%d:rst:64" % (port, closed, injected)])
-    if v6:
-        sh("ip", "-n", ns.name, "-6", "addr", "add", "fd00:65::2/64", "dev", dev, "nodad")
-    else:
-        sh("ip", "-n", ns.name, "addr", "add", "198.18.65.2/24", "dev", dev)
-    sh("ip", "-n", ns.name, "link", "set", dev, "up")
-    if v6:
-        sh("ip", "-n", ns.name, "-6", "route", "add", "fd00:66::/64", "dev", dev)
-    else:
-        sh("ip", "-n", ns.name, "route", "add", "198.18.66.0/24", "dev", dev)
-    remote = "fd00:66::1" if v6 else "198.18.66.1"
+    answers = "%d:synack:60,%d:rst:60,%d:rst:64" % (port, closed, injected)
+    ns, remote = tun_peer("kmr", answers, "fd00:65:" if v6 else "198.18.65", "fd00:66:" if v6 else "198.18.66")
     c = Check()
-
-    def client_record(p, pid):
-        return t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("port") == p and pid_of(r, "process") == pid, 10)
-
+    client_record = lambda p, pid: remote_client_record(t, p, pid)
     pid, err = connect(ns, remote, closed)
     c.eq("connect errno (refused)", err, errno.ECONNREFUSED)
     first = client_record(closed, pid)
