@@ -29,8 +29,15 @@ public enum ExplainSnapshot {
     /// pod log root when not the default (--pod-log-dir).
     public static func gather(port: UInt16, namespaces: [PortState.Namespace], countersAtStart: [UInt32: [String: UInt64]]?,
                               podLogRoot: String? = nil) throws(KernelError) -> Gathered {
-        var (states, sockets, vanished) = try PortState.onOwnThread { () throws(KernelError) in
-            try readNamespaces(port: port, namespaces: namespaces, countersAtStart: countersAtStart)
+        // One probe (it walks /proc for dockerd's data roots) for the workloads and the publishers.
+        let sources = WorkloadSources.probe(podLogRoot: podLogRoot)
+        let resolver = WorkloadResolver(sources: sources)
+        let docker = sources.dockerDataRoots, podman = sources.podmanStorageRoots
+        let podmanBindings = podman.isEmpty ? [] : PodmanPortReader(roots: podman, owners: sources.rootlessOwners).bindings()
+            .filter { $0.hostPort == port }
+        let ends = PublishedEnds(port: port, sources: sources, podman: podmanBindings, resolver: resolver, namespaces: namespaces)
+        var (states, sockets, vanished, read) = try PortState.onOwnThread { () throws(KernelError) in
+            try readNamespaces(port: port, namespaces: namespaces, countersAtStart: countersAtStart, published: ends)
         }
         var notes: [String] = []
         if !vanished.isEmpty {
@@ -80,17 +87,11 @@ public enum ExplainSnapshot {
                                          phase: phase)
             }
         }
-        // One probe (it walks /proc for dockerd's data roots) for the workloads and the publishers.
-        let sources = WorkloadSources.probe(podLogRoot: podLogRoot)
-        let docker = sources.dockerDataRoots, podman = sources.podmanStorageRoots
-        let podmanBindings = podman.isEmpty ? [] : PodmanPortReader(roots: podman, owners: sources.rootlessOwners).bindings()
-            .filter { $0.hostPort == port }
-        var published = try publishedTargets(port: port, sources: sources, namespaces: namespaces)
-            + podmanTargets(podmanBindings, sources: sources, namespaces: namespaces)
+        var published = read.found
         let inodes = listeners.map(\.inode) + connecting.map(\.inode) + published.flatMap { $0.listeners.map(\.inode) }
         let owners = PortState.socketOwners(Set(inodes.filter { $0 != 0 }))
         var processes: [UInt32: ExplainProcess] = [:]
-        let workloads = owners.isEmpty ? nil : WorkloadResolver(sources: sources)
+        let workloads = owners.isEmpty ? nil : resolver
         func holders(_ inode: UInt64) -> [ExplainProcess] {
             (owners[inode] ?? []).sorted().map { pid in
                 if let p = processes[pid] { return p }
@@ -121,54 +122,50 @@ public enum ExplainSnapshot {
                         published: published, publishers: publishers)
     }
 
-    /// The running Docker containers' mappings of `port`, each with every
-    /// listener of the namespace that holds its target address (found by
-    /// entering each namespace: its addresses, then its listeners).
-    static func publishedTargets(port: UInt16, sources: WorkloadSources, namespaces: [PortState.Namespace])
-        throws(KernelError) -> [ExplainPublished] {
-        let mappings = PublishedPort.publishing([port], in: sources.dockerPublishedPorts()).compactMap { p -> ExplainPublished? in
-            guard let target = endpoint(p.target) else { return nil }
-            return ExplainPublished(published: p.published, target: target, netns: nil, listeners: [])
-        }
-        guard !mappings.isEmpty else { return [] }
-        return try PortState.onOwnThread { () throws(KernelError) in
-            var out = mappings
-            for ns in namespaces {
-                _ = try PortState.inside(ns) {
-                    let here = Set(PortState.addressesHere())
-                    let mine = out.indices.filter { out[$0].netns == nil && here.contains(out[$0].target.addr) }
-                    guard !mine.isEmpty, let sockets = PortState.listenersHere() else { return }
-                    for i in mine {
-                        out[i].netns = ns.inode
-                        out[i].listeners = listeners(in: ns.inode, sockets)
-                    }
-                }
-            }
-            return out
-        }
-    }
+    /// The running containers' mappings of the port, whose ends the
+    /// namespace walk reads: a running Docker container's by its target
+    /// address (the namespace holding it), a running Podman container's
+    /// (its binding has no address) in the namespace whose processes'
+    /// cgroups name the container, known before the walk. An end whose
+    /// namespace's listeners cannot be read is left unjudged (netns nil).
+    struct PublishedEnds {
+        var found: [ExplainPublished] = []
+        /// Podman's: the namespace of its container.
+        var knownNetns: [UInt32?] = []
 
-    /// Podman's bindings of the port whose container runs here: its
-    /// namespace is the one whose processes' cgroups name the container (the
-    /// binding has no address), with every listener of it.
-    static func podmanTargets(_ bindings: [DockerPortBinding], sources: WorkloadSources, namespaces: [PortState.Namespace])
-        throws(KernelError) -> [ExplainPublished] {
-        guard !bindings.isEmpty else { return [] }
-        let workloads = WorkloadResolver(sources: sources)
-        var out: [(ExplainPublished, PortState.Namespace)] = []
-        for ns in namespaces where !ns.isHost {
-            guard let pid = ns.pid, let id = workloads.identity(pid: pid)?.container?.id,
-                  let b = bindings.first(where: { !$0.id.isEmpty && id.hasPrefix($0.id) }) else { continue }
-            let host = b.hostIP.isEmpty ? "0.0.0.0" : b.hostIP
-            out.append((ExplainPublished(published: PublishedPort.join(host, String(b.hostPort)),
-                                         target: Endpoint(addr: .any4, port: b.containerPort), netns: ns.inode, listeners: []), ns))
+        init(port: UInt16, sources: WorkloadSources, podman: [DockerPortBinding], resolver: WorkloadResolver,
+             namespaces: [PortState.Namespace]) {
+            for p in PublishedPort.publishing([port], in: sources.dockerPublishedPorts()) {
+                guard let target = ExplainSnapshot.endpoint(p.target) else { continue }
+                append(ExplainPublished(published: p.published, target: target, netns: nil, listeners: []), in: nil)
+            }
+            guard !podman.isEmpty else { return }
+            for ns in namespaces where !ns.isHost {
+                guard let pid = ns.pid, let id = resolver.identity(pid: pid)?.container?.id,
+                      let b = podman.first(where: { !$0.id.isEmpty && id.hasPrefix($0.id) }) else { continue }
+                let host = b.hostIP.isEmpty ? "0.0.0.0" : b.hostIP
+                append(ExplainPublished(published: PublishedPort.join(host, String(b.hostPort)),
+                                        target: Endpoint(addr: .any4, port: b.containerPort), netns: nil, listeners: []), in: ns.inode)
+            }
         }
-        guard !out.isEmpty else { return [] }
-        return try PortState.onOwnThread { () throws(KernelError) in
-            try out.map { (p, ns) throws(KernelError) in
-                var p = p
-                _ = try PortState.inside(ns) { p.listeners = listeners(in: ns.inode, PortState.listenersHere() ?? []) }
-                return p
+
+        mutating func append(_ p: ExplainPublished, in ns: UInt32?) {
+            found.append(p)
+            knownNetns.append(ns)
+        }
+
+        /// In namespace `ns` (the walk's thread is in it): the ends it holds, with every listener of it.
+        mutating func read(in ns: UInt32) {
+            var mine = found.indices.filter { knownNetns[$0] == ns }
+            let byAddress = found.indices.filter { knownNetns[$0] == nil && found[$0].netns == nil }
+            if !byAddress.isEmpty {
+                let here = Set(PortState.addressesHere())
+                mine += byAddress.filter { here.contains(found[$0].target.addr) }
+            }
+            guard !mine.isEmpty, let sockets = PortState.listenersHere() else { return }
+            for i in mine {
+                found[i].netns = ns
+                found[i].listeners = ExplainSnapshot.listeners(in: ns, sockets)
             }
         }
     }
@@ -188,8 +185,10 @@ public enum ExplainSnapshot {
     }
 
     /// Per-namespace reads, on the namespace-hopping thread.
-    static func readNamespaces(port: UInt16, namespaces: [PortState.Namespace], countersAtStart: [UInt32: [String: UInt64]]?)
-        throws(KernelError) -> ([ExplainNamespace], [(ns: UInt32, sockets: [SockDiag.Socket])], [UInt32]) {
+    static func readNamespaces(port: UInt16, namespaces: [PortState.Namespace], countersAtStart: [UInt32: [String: UInt64]]?,
+                               published: PublishedEnds)
+        throws(KernelError) -> ([ExplainNamespace], [(ns: UInt32, sockets: [SockDiag.Socket])], [UInt32], PublishedEnds) {
+        var ends = published
         var states: [ExplainNamespace] = []
         var sockets: [(ns: UInt32, sockets: [SockDiag.Socket])] = []
         var vanished: [UInt32] = []
@@ -212,10 +211,11 @@ public enum ExplainSnapshot {
                     state.problems.append("cannot read /proc/net/netstat")
                 }
                 state.countersAtStart = countersAtStart?[ns.inode]
+                ends.read(in: ns.inode)
             }
             if entered { states.append(state) } else { vanished.append(ns.inode) }
         }
-        return (states, sockets, vanished)
+        return (states, sockets, vanished, ends)
     }
 
     /// The CPU limits over the listeners' processes, read twice
