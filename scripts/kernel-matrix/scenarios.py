@@ -2787,6 +2787,17 @@ def remote_client_record(t, port, pid):
     return t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("port") == port and pid_of(r, "process") == pid, 10)
 
 
+def missing_record(t, what, port, err, c):
+    """The Failure of a record that did not come: what the connect() got,
+    what was recorded for the port instead and the checks failed so far,
+    so that a failure on a CI machine explains itself."""
+    seen = ["%s/%s/%s pid=%s" % (r.get("kind"), r.get("reason"), r.get("cause"), pid_of(r, "process") or pid_of(r, "client"))
+            for r in t.records()[t.start:] if r.get("port") == port]
+    return Failure("no connect_failure record of %s (port %d; connect errno %s; records of the port: %s)%s"
+                   % (what, port, errno.errorcode.get(err, err), seen or "none",
+                      "; " + "; ".join(c.failures) if c.failures else ""))
+
+
 @scenario("a peer past this host (tun) rejecting with ICMP: port unreachable, admin prohibited; a RST beside",
           "connect_failure/unknown/rejected_with_icmp", passes=("default",))
 def sc_icmp_reject_remote(t, k, pas):
@@ -2802,7 +2813,7 @@ def sc_icmp_reject_remote(t, k, pas):
     c.eq("connect errno (port unreachable)", err, errno.ECONNREFUSED)
     r = client_record(port, pid)
     if r is None:
-        raise Failure("no connect_failure record with the client of the ICMP refusal (port %d)" % port)
+        raise missing_record(t, "the ICMP refusal with its client", port, err, c)
     expect_common(c, r, "connect_failure", "unknown", "rejected_with_icmp", port)
     c.eq("evidence.refused_by", ev(r).get("refused_by"), "icmp")
     pid2, err2 = connect(ns, remote, prohibited)
@@ -2853,7 +2864,7 @@ def injected_reset_remote(t, k, pas, v6):
     c.eq("connect errno (refused)", err, errno.ECONNREFUSED)
     first = client_record(closed, pid)
     if first is None:
-        raise Failure("no connect_failure record of the first refusal (port %d)" % closed)
+        raise missing_record(t, "the first refusal", closed, err, c)
     expect_common(c, first, "connect_failure", "unknown", "connection_refused", closed, family)
     if want is None:
         c.true("doctor reports injected_reset_suspected UNAVAILABLE: %r" % DOCTOR.get("injected_reset_suspected"),
@@ -2873,7 +2884,7 @@ def injected_reset_remote(t, k, pas, v6):
     c.eq("connect errno (injected)", err3, errno.ECONNREFUSED)
     r = client_record(injected, pid3)
     if r is None:
-        raise Failure("no connect_failure record of the injected reset (port %d)" % injected)
+        raise missing_record(t, "the injected reset", injected, err3, c)
     expect_common(c, r, "connect_failure", "unknown", "injected_reset_suspected", injected, family)
     e = ev(r).get("reset") or {}
     c.eq("injected: evidence.reset.ttl", e.get("ttl"), 64)
