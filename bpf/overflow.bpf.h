@@ -253,27 +253,6 @@ struct ovf_watch_ctx {
 	__u32 anomalies;
 };
 
-/* The registry's keys, dense, so that a sweep costs the listeners there are
- * and not the registry's size: bpf_for_each_map_elem on a hash visits every
- * one of its 16,384 buckets, about 0.38 ms a walk on an idle host (BPF
- * statistics of 6.18), 4 walks a second. A sweep rebuilds it first (a walk
- * of the whole registry that only copies keys) when listen_gen moved since
- * the last build, then loops over it (bpf_loop) and looks each key up,
- * skipping those gone: the sweep's body is inlined once, so the verifier
- * walks it once. Only run_ovf_watch writes it, run by one thread of user
- * space (`listen_dense_busy` keeps two overlapping runs from rebuilding at
- * once, should that ever happen: the second uses the keys as they are). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LISTEN_SOCKS_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} listen_dense SEC(".maps");
-/* listen_gen when listen_dense was built (both 0 at load: no listener). */
-volatile __u64 listen_dense_gen;
-volatile __u32 listen_dense_len;
-volatile __u32 listen_dense_busy;
-
 /* The kernel drops when len > max (sk_acceptq_is_full,
  * inet_csk_reqsk_queue_is_full); len == max is one SYN from it. */
 static __always_inline bool queue_at_limit(__u32 len, __u32 max)
@@ -322,18 +301,6 @@ static __always_inline void ovf_watch_one(__u64 k, struct listen_info *li, struc
 		emit_counted(sk, li, q.drops - seen, SYN_OVF_SYN_ACCEPTQ);
 }
 
-/* One key of the registry copied into listen_dense (the rebuild's walk). */
-static long ovf_index_cb(struct bpf_map *map, __u64 *key, void *li, __u32 *built)
-{
-	__u32 i = *built;
-	__u64 *slot = bpf_map_lookup_elem(&listen_dense, &i);
-	if (!slot)
-		return 1;
-	*slot = *key;
-	(*built)++;
-	return 0;
-}
-
 /* One key of listen_dense (a bpf_loop step). */
 static long ovf_dense_cb(__u32 i, void *data)
 {
@@ -348,18 +315,10 @@ static long ovf_dense_cb(__u32 i, void *data)
 	return 0;
 }
 
-/* Returns how many listeners are anomalous (ovf_watch_one), rebuilding
- * listen_dense first when the registry's keys changed since it was built. */
+/* Returns how many listeners are anomalous (ovf_watch_one). */
 static __always_inline int ovf_watch(void)
 {
-	__u64 gen = listen_gen;
-	if (gen != listen_dense_gen && __sync_val_compare_and_swap(&listen_dense_busy, 0, 1) == 0) {
-		__u32 built = 0;
-		bpf_for_each_map_elem(&listen_socks, ovf_index_cb, &built, 0);
-		listen_dense_len = built;
-		listen_dense_gen = gen;
-		listen_dense_busy = 0;
-	}
+	listen_dense_refresh();
 	struct ovf_watch_ctx ctx = {};
 	bpf_loop(listen_dense_len, ovf_dense_cb, &ctx, 0);
 	return ctx.anomalies;

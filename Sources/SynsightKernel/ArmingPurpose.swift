@@ -15,7 +15,7 @@ public struct ArmingPurpose: Sendable {
     /// 250 ms arms the per-SYN program before most of an incident's drops.
     /// The sweep loops over a dense copy of the registry's keys, rebuilt by
     /// a walk of its hash map's 16,384 buckets only when a listener came or
-    /// went (bpf/overflow.bpf.h, listen_dense): about 9 µs a sweep on an
+    /// went (bpf/listeners.bpf.h, listen_dense): about 9 µs a sweep on an
     /// idle host (BPF statistics on, this host, 2026-12-07; the walk alone
     /// took 0.37 ms, which every sweep paid before), so 4 a second is
     /// nothing measurable, and nothing per connection. Detached after 20 s without a full
