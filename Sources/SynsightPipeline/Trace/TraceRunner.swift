@@ -200,7 +200,8 @@ public enum TraceRunner {
         if let filter = tracer.portFilter, filter.kernelPorts == nil {
             Output.stderr(PortFilter.fullNote + "\n")
         }
-        let known = "hook \(tracer.resetHook.name), \(snapshot.count) listener\(snapshot.count == 1 ? "" : "s") known"
+        let known = "hook \(tracer.resetHook.name), " + Self.listenersKnown(
+            owned: snapshot.count, ownerless: Set(seeds.keys).subtracting(snapshot.map(\.socketInode)).count)
         Output.stderr(s.startNote.map { "synsight: \($0) (\(known))\n" }
             ?? "synsight: tracing refusals on \(s.portNote) (\(known)). Ctrl-C to stop.\n")
 
@@ -236,6 +237,16 @@ public enum TraceRunner {
         let cost = tracer.costSample()
         s.costMetrics?.update(tracer.costSample(window: true))
         return (summary, elapsed, SelfCostFormat.render(cost, durationSeconds: elapsed))
+    }
+
+    /// The start-up line's count of listeners: those a process holds (the
+    /// /proc walk) and those only the kernel's iterator found (held by a
+    /// process in another PID namespace, or no process any more), which the
+    /// kernel side tracks all the same.
+    static func listenersKnown(owned: Int, ownerless: Int) -> String {
+        let total = owned + ownerless
+        let count = "\(total) listener\(total == 1 ? "" : "s") known"
+        return ownerless == 0 ? count : count + ", \(ownerless) with no process visible"
     }
 
     /// At most this many decoded events wait for the pipeline (beyond it a
