@@ -25,8 +25,15 @@ public enum PortState {
         public var name: String?
         public var processCount: Int
         public var isHost: Bool
+        /// Its processes, the first `sampledPids` found in /proc (pid order):
+        /// a pod's namespace holds several containers' processes, and the
+        /// one a question is about (the infra container holding a pod's
+        /// port bindings) need not be the first.
+        public var pids: [UInt32] = []
         /// One of its processes (the first found); nil when it has none.
-        public var pid: UInt32? = nil
+        public var pid: UInt32? { pids.first }
+
+        public static let sampledPids = 64
     }
 
     /// Synsight's own network namespace.
@@ -42,10 +49,10 @@ public enum PortState {
         for pid in ProcFS.pids() {
             guard let ns = ProcFS.nsInode("/proc/\(pid)/ns/net") else { continue }
             if byInode[ns] == nil {
-                byInode[ns] = Namespace(inode: ns, path: "/proc/\(pid)/ns/net", name: nil, processCount: 0, isHost: ns == host,
-                                        pid: pid)
+                byInode[ns] = Namespace(inode: ns, path: "/proc/\(pid)/ns/net", name: nil, processCount: 0, isHost: ns == host)
             }
             byInode[ns]!.processCount += 1
+            if byInode[ns]!.pids.count < Namespace.sampledPids { byInode[ns]!.pids.append(pid) }
         }
         for dir in ["/run/netns", "/var/run/netns"] {
             for name in ProcFS.list(dir).sorted() {

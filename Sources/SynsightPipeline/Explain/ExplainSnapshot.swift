@@ -126,7 +126,9 @@ public enum ExplainSnapshot {
     /// namespace walk reads: a running Docker container's by its target
     /// address (the namespace holding it), a running Podman container's
     /// (its binding has no address) in the namespace whose processes'
-    /// cgroups name the container, known before the walk. An end whose
+    /// cgroups name the container (any of them: a pod's bindings are its
+    /// infra container's, whose process shares the namespace with the app
+    /// containers'), known before the walk. An end whose
     /// namespace's listeners cannot be read is left unjudged (netns nil).
     struct PublishedEnds {
         var found: [ExplainPublished] = []
@@ -141,12 +143,23 @@ public enum ExplainSnapshot {
             }
             guard !podman.isEmpty else { return }
             for ns in namespaces where !ns.isHost {
-                guard let pid = ns.pid, let id = resolver.identity(pid: pid)?.container?.id,
-                      let b = podman.first(where: { !$0.id.isEmpty && id.hasPrefix($0.id) }) else { continue }
+                guard let b = Self.podmanBinding(of: ns, podman, resolver) else { continue }
                 let host = b.hostIP.isEmpty ? "0.0.0.0" : b.hostIP
                 append(ExplainPublished(published: PublishedPort.join(host, String(b.hostPort)),
                                         target: Endpoint(addr: .any4, port: b.containerPort), netns: nil, listeners: []), in: ns.inode)
             }
+        }
+
+        /// The Podman binding of a container whose process lives in `ns`
+        /// (each container's identity resolved once).
+        static func podmanBinding(of ns: PortState.Namespace, _ podman: [DockerPortBinding],
+                                  _ resolver: WorkloadResolver) -> DockerPortBinding? {
+            var seen: Set<String> = []
+            for pid in ns.pids {
+                guard let id = resolver.identity(pid: pid)?.container?.id, seen.insert(id).inserted else { continue }
+                if let b = podman.first(where: { !$0.id.isEmpty && id.hasPrefix($0.id) }) { return b }
+            }
+            return nil
         }
 
         mutating func append(_ p: ExplainPublished, in ns: UInt32?) {
