@@ -37,6 +37,15 @@ static __always_inline __u32 listener_drops(const struct sock *sk)
 	return BPF_CORE_READ(sk, sk_drops.counter);
 }
 
+/* The listener's routing keys (struct syn_ev_listen_overflow). */
+static __always_inline void fill_routing(struct syn_ev_listen_overflow *e, const struct sock *sk)
+{
+	e->bound_ifindex = BPF_CORE_READ(sk, __sk_common.skc_bound_dev_if);
+	e->mark = BPF_CORE_READ(sk, sk_mark);
+	e->sk_uid = BPF_CORE_READ(sk, sk_uid.val);
+	e->_pad2 = 0;
+}
+
 /* The listener's side of an overflow record (every method). */
 static __always_inline void fill_overflow(struct syn_ev_listen_overflow *e, const struct sock *sk,
 					  const struct listen_info *li, __u32 netns, __u8 stage, __u8 method)
@@ -56,6 +65,7 @@ static __always_inline void fill_overflow(struct syn_ev_listen_overflow *e, cons
 	e->counted = 0;
 	__builtin_memset(&e->client, 0, sizeof(e->client));
 	e->client_found = SYN_CLIENT_NOT_FOUND;
+	fill_routing(e, sk);
 }
 
 /* Not built on fill_overflow: that costs ovf_consume_skb's chain of calls
@@ -83,6 +93,7 @@ static __always_inline int emit_overflow(const struct sock *sk, struct listen_in
 	e->counted = 0;
 	__builtin_memset(&e->client, 0, sizeof(e->client));
 	e->client_found = find_client(t, &e->client);
+	fill_routing(e, sk);
 	submit(e);
 	return 0;
 }

@@ -245,6 +245,15 @@ struct syn_ev_listen_overflow {
 	__u8 client_found;       /* enum syn_client_lookup */
 	__u8 _pad;
 	__u32 counted;           /* SYN_OVF_M_COUNTER: the drops this record counts (else 0) */
+	/* The listener's routing keys, as inet_csk_route_req and
+	 * inet6_csk_route_req pass them to the SYN-ACK's route lookup (a
+	 * no_route_back's lookup is replayed with them): SO_BINDTODEVICE (0:
+	 * none), SO_MARK (the SYN's own mark instead where the listener has none
+	 * and net.ipv4.tcp_fwmark_accept is set: not read here) and its owner. */
+	__u32 bound_ifindex;
+	__u32 mark;
+	__u32 sk_uid;
+	__u32 _pad2;
 };
 
 /* How the overflowed SYN's (or ACK's) local client was looked for. */
@@ -607,7 +616,7 @@ _Static_assert(sizeof(struct syn_ev_sockcall) == 448, "syn_ev_sockcall layout");
 _Static_assert(sizeof(struct syn_config) == 48, "syn_config layout");
 _Static_assert(sizeof(struct syn_port_filter) == 36, "syn_port_filter layout");
 _Static_assert(sizeof(struct syn_text_range) == 16, "syn_text_range layout");
-_Static_assert(sizeof(struct syn_ev_listen_overflow) == 144, "syn_ev_listen_overflow layout");
+_Static_assert(sizeof(struct syn_ev_listen_overflow) == 160, "syn_ev_listen_overflow layout");
 _Static_assert(sizeof(struct syn_ev_accept_error) == 88, "syn_ev_accept_error layout");
 _Static_assert(sizeof(struct syn_ev_pkt_drop) == 144, "syn_ev_pkt_drop layout");
 _Static_assert(sizeof(struct syn_egress) == 40, "syn_egress layout");

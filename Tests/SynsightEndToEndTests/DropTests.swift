@@ -186,6 +186,31 @@ struct DropTests {
         #expect(((t.evidence["drop"] as? [String: Any])?["reason"] as? String) == "no_route_back", "\(t)")
     }
 
+    @Test("a marked listener (SO_MARK) whose mark's policy rule routes its SYN-ACKs to an unreachable route, beside a main table that has the route back: no_route_back replays the lookup with the listener's mark and owner, and names them")
+    func noRouteBackMarkedListener() throws {
+        let pair = try NetNSPair(subnet: "198.18.48")
+        defer { pair.remove() }
+        // The main table routes the client back; the listener's mark (0x2a) is routed by table 142, which rejects.
+        try sh(["ip", "-n", pair.server.name, "rule", "add", "fwmark", "0x2a", "lookup", "142", "priority", "100"])
+        try sh(["ip", "-n", pair.server.name, "route", "add", "unreachable", "default", "table", "142"])
+        try sh(["ip", "netns", "exec", pair.client.name, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])
+        let port = randomPort()
+        let listener = try Peer(listenIn: pair.server, addr: "0.0.0.0", port: port, extra: ["--mark", "0x2a"])
+        let trace = try TraceSession(["--port", String(port)])
+        let c = try Peer.connect(from: pair.client, addr: "198.18.48.1", port: port, timeout: 8)
+        #expect(c.errno == Int(ETIMEDOUT))
+        let r = try #require(trace.waitForRecord(timeout: 8) { $0.string("reason") == "no_route_back" && $0.int("port") == port },
+                             "no no_route_back record; records: \(trace.stdout)")
+        trace.stop()
+        #expect(r.string("cause") == "unreachable_route" && r.int("netns") == pair.server.inode, "\(r)")
+        #expect(r.pid("process") == listener.pid && r.pid("client") == c.pid, "\(r)")
+        let back = r.evidence["route_back"] as? [String: Any]
+        #expect(back?["destination"] as? String == "198.18.48.2" && back?["mark"] as? Int == 0x2a && back?["uid"] as? Int == 0, "\(r)")
+        // The kernel's answer to the marked lookup: table 142's unreachable route (the main table's would be a unicast route).
+        #expect(back?["errno"] as? String == "EHOSTUNREACH" && back?["next_hop"] == nil, "\(r)")
+        #expect((r.string("hint") ?? "").contains("ip route get 198.18.48.2 from 198.18.48.1 mark 0x2a"), "\(r)")
+    }
+
     @Test("syncookies off: past three quarters of tcp_max_syn_backlog the listener drops new clients' SYNs unanswered with its queues far from full; syn_queue_full names the reserve")
     func synBacklogReserve() throws {
         let pair = try NetNSPair(subnet: "198.18.12")

@@ -3022,6 +3022,37 @@ def sc_no_route_back(t, k, pas):
     return r, c, want
 
 
+@scenario("a marked listener (SO_MARK) whose policy rule routes its SYN-ACKs to an unreachable route", "no_route_back (the listener's mark)",
+          passes=("default", "kprobe"))
+def sc_no_route_back_marked(t, k, pas):
+    """Policy routing by the listener's own mark: the main table routes the
+    client back, but the SYN-ACK's lookup carries the listener's SO_MARK,
+    which a rule sends to a table with an unreachable default route. The
+    route back is replayed with the listener's mark and owner, read by the
+    per-SYN program (or its fexit/kretprobe beside fentry/kprobe)."""
+    want = k.unanswered_syn_method(pas if pas == "kprobe" else None)
+    server, client = NetNS(), NetNS()
+    server.link(client, v4="198.18.49")
+    server.exec("ip", "rule", "add", "fwmark", "0x2a", "lookup", "142", "priority", "100")
+    server.exec("ip", "route", "add", "unreachable", "default", "table", "142")
+    port = rnd_port()
+    listener = Peer(server, ["listen", "0.0.0.0", str(port), "--mark", "0x2a"])
+    # The first SYN arms the per-SYN program; its retransmission (1 s) is reported.
+    pid, err = peer(client, "connect", "198.18.49.1", port, "--timeout", 4 * SLOW)
+    c = Check()
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = t.wait(lambda r: r.get("reason") == "no_route_back" and r.get("port") == port, 10 if want[0] else 3)
+    if r:
+        expect_common(c, r, "drop", "no_route_back", "unreachable_route", port)
+        c.eq("process.pid (the listener)", pid_of(r, "process"), listener.pid)
+        back = ev(r).get("route_back") or {}
+        c.eq("evidence.route_back (destination, mark, uid, errno)",
+             (back.get("destination"), back.get("mark"), back.get("uid"), back.get("errno")),
+             ("198.18.49.2", 0x2a, 0, "EHOSTUNREACH"))
+        c.true("hint's lookup carries the mark: %r" % r.get("hint"), "from 198.18.49.1 mark 0x2a" in (r.get("hint") or ""))
+    return r, c, want
+
+
 @scenario("syncookies off, the SYN backlog's reserve: new clients' SYNs dropped before the queue is full",
           "syn_queue_full/syncookies_off (reserve)", passes=("default", "kprobe"))
 def sc_syn_backlog_reserve(t, k, pas):

@@ -31,13 +31,14 @@ extension AttributionEngine {
         }
         overflow.unanswered.insert(attempt, isn: 0, ts: o.ts, now: o.ts)
         var (r, ev) = unansweredRecord(o, reason: .noRouteBack, cause: .noRoute(cause))
-        ev.routeBack = Self.routeJSON(lookup, iifName: nil)
+        ev.routeBack = Self.routeJSON(lookup, iifName: nil, oifName: found.boundDevice?.reference)
         if !found.unavailable.isEmpty { ev.routeUnavailable = found.unavailable.joined(separator: "; ") }
         r.evidence = ev.fields
         var facts = Advice.Facts(address: o.remote.addr, family: o.family)
         facts.listenerAddress = o.local.addr
         facts.port = o.local.port
-        r.hint = Self.noRouteBackSituation(o, who: r.process, lookup: lookup)
+        facts.routeGetKeys = Self.routeGetKeys(q.lookup, device: found.boundDevice)
+        r.hint = Self.noRouteBackSituation(o, who: r.process, lookup: lookup, keys: facts.routeGetKeys)
             + Advice.for(reason: .noRouteBack, cause: r.cause, facts: facts).fix
         return r
     }
@@ -53,7 +54,9 @@ extension AttributionEngine {
         return (r, Self.overflowEvidence(o, listener: listener, acceptError: nil))
     }
 
-    static func noRouteBackSituation(_ o: ListenOverflow, who: ProcessRef?, lookup: RouteLookupResult) -> String {
+    /// `keys`: the listener's own lookup keys as `ip route get` takes them
+    /// (its bound device, mark, owner), which its SYN-ACK's lookup used.
+    static func noRouteBackSituation(_ o: ListenOverflow, who: ProcessRef?, lookup: RouteLookupResult, keys: String) -> String {
         let listener = who.map { "\($0.comm) (pid \($0.pid))" } ?? "the listener"
         let answer: String
         switch lookup.answer {
@@ -61,7 +64,7 @@ extension AttributionEngine {
         case .route(let route): answer = lookup.isLoopbackReject ? "answers a route through lo (a reject route)" : "answers a \(route.typeName) route"
         }
         return "\(listener) on \(o.local) got a SYN from \(o.remote) and could not answer it: network namespace \(o.netns) "
-            + "has no route back to \(o.remote.addr) (`ip route get \(o.remote.addr) from \(o.local.addr)` \(answer)), "
+            + "has no route back to \(o.remote.addr) (`ip route get \(o.remote.addr) from \(o.local.addr)\(keys)` \(answer)), "
             + "so the kernel dropped the SYN without a SYN-ACK or a reset and the client waits until it times out: "
     }
 }

@@ -46,11 +46,7 @@ public struct DropRouteQuery: Sendable, Hashable {
         let family: AddressFamily = e.family == .ipv4 || e.remote.addr.isV4Mapped ? .ipv4 : .ipv6
         var lookup = RouteGet.Request(family: family, dst: e.remote.addr)
         if !e.local.addr.isUnspecified { lookup.src = e.local.addr }
-        if let k = e.routing {
-            lookup.oif = k.boundIfindex == 0 ? nil : k.boundIfindex
-            lookup.mark = k.mark == 0 ? nil : k.mark
-            lookup.uid = k.uid
-        }
+        if let k = e.routing { lookup.apply(k) }
         lookup.tcpDport = e.remote.port
         lookup.tcpSport = e.local.port == 0 ? nil : e.local.port
         return DropRouteQuery(purpose: .forward, netns: e.netns, ifname: "", lookup: lookup)
@@ -75,6 +71,7 @@ public struct DropRouteQuery: Sendable, Hashable {
         var lookup = RouteGet.Request(family: o.family, dst: o.remote.addr, src: o.local.addr)
         lookup.tcpDport = o.remote.port
         lookup.tcpSport = o.local.port
+        lookup.apply(o.routing)
         return DropRouteQuery(purpose: .routeBack, netns: o.netns, ifname: "", lookup: lookup)
     }
 

@@ -82,11 +82,15 @@ public struct ListenOverflow: Sendable, Hashable {
     /// `.counter` records: how many drops this record counts (0 otherwise).
     /// No SYN was seen, so there is no client and no remote end.
     public var counted: UInt32 = 0
+    /// The listener's routing keys, which its SYN-ACK's route lookup takes
+    /// (no_route_back replays it with them).
+    public var routing: SocketRouting = SocketRouting()
 
     public init(ts: UInt64, family: AddressFamily, local: Endpoint, remote: Endpoint, client: TaskInfo? = nil,
                 clientNotLookedUp: Bool = false, listenerInode: UInt64, netns: UInt32, listenerPID: UInt32 = 0, acceptQueue: UInt32,
                 maxBacklog: UInt32, synQueue: UInt32 = 0, drops: UInt32 = 0, somaxconn: Int32 = 4096,
-                suppressed: UInt32 = 0, stage: OverflowStage, method: OverflowMethod = .consumeSkb, counted: UInt32 = 0) {
+                suppressed: UInt32 = 0, stage: OverflowStage, method: OverflowMethod = .consumeSkb, counted: UInt32 = 0,
+                routing: SocketRouting = SocketRouting()) {
         self.ts = ts
         self.family = family
         self.local = local
@@ -105,6 +109,7 @@ public struct ListenOverflow: Sendable, Hashable {
         self.stage = stage
         self.method = method
         self.counted = counted
+        self.routing = routing
     }
 }
 
@@ -156,7 +161,8 @@ extension EventDecoder {
             clientNotLookedUp: e.client_found == UInt8(SYN_CLIENT_NOT_LOOKED_UP.rawValue), listenerInode: e.listener_ino,
             netns: e.netns, listenerPID: e.listener_pid, acceptQueue: e.ack_backlog,
             maxBacklog: e.max_ack_backlog, synQueue: e.syn_qlen, drops: e.drops, somaxconn: e.somaxconn,
-            suppressed: e.suppressed, stage: stage, method: method, counted: e.counted))
+            suppressed: e.suppressed, stage: stage, method: method, counted: e.counted,
+            routing: SocketRouting(boundIfindex: e.bound_ifindex, mark: e.mark, uid: e.sk_uid)))
     }
 }
 

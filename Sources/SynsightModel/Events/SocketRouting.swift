@@ -22,7 +22,18 @@ public struct SocketRouting: Sendable, Hashable {
     }
 
     /// From the event; nil when the kernel side could not read the socket.
+    /// (A listener's keys, on overflow records, are always read.)
     static func of(_ e: syn_ev_sockcall) -> SocketRouting? {
         e.sk_uid == SYN_UID_UNKNOWN ? nil : SocketRouting(boundIfindex: e.bound_ifindex, mark: e.mark, uid: e.sk_uid)
+    }
+}
+
+extension RouteGet.Request {
+    /// The lookup a socket with these keys makes: bound to its device, with
+    /// its mark, as its owner.
+    mutating func apply(_ k: SocketRouting) {
+        oif = k.boundIfindex == 0 ? nil : k.boundIfindex
+        mark = k.mark == 0 ? nil : k.mark
+        uid = k.uid
     }
 }

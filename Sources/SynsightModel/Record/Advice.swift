@@ -852,7 +852,7 @@ public struct Advice: Sendable, Hashable {
     static func noRouteBack(_ cause: RecordCause?, _ f: Facts) -> Advice {
         let client = f.address.map { "\($0)" } ?? "<client>"
         let from = f.listenerAddress.map { " from \($0)" } ?? ""
-        let get = "ip route get \(client)\(from)"
+        let get = "ip route get \(client)\(from)\(f.routeGetKeys)"
         if case .noRoute(let c)? = cause, c != .noMatchingRoute, !c.routeType.isEmpty {
             return Advice(fix: "a \(c.routeType) route or rule answers for \(client) in the server's namespace: "
                             + "remove it, or add a more specific route back to the clients' network",
@@ -868,7 +868,9 @@ public struct Advice: Sendable, Hashable {
                                 + "and the client times out, with no reset and no ICMP error.",
                               "Usual causes: a multi-homed host missing the route of a second network; a client whose source address "
                                 + "(a VPN or secondary address) this host does not know; a namespace or container without a default route; "
-                                + "policy routing (ip rule) that sends replies to a table without the route.",
+                                + "policy routing (ip rule) that sends replies to a table without the route — the listener's own "
+                                + "mark (SO_MARK), bound device (SO_BINDTODEVICE, a VRF) or owner (ip rule uidrange) choose the table its "
+                                + "SYN-ACKs are routed by.",
                               "Check: \(get); ip rule; ip route show table all."])
     }
 

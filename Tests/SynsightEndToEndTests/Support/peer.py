@@ -3,7 +3,9 @@
 test's network namespaces with `ip netns exec`. Standard library only.
 
   peer.py listen ADDR PORT [--v6only] [--close-after SEC] [--accept-one] [--await-cgroup TEXT]
-      bind+listen, print "ready <pid>", then stay until killed (or close the
+                 [--device DEV] [--mark N]
+      bind+listen (bound to device DEV, marked N with SO_MARK: its SYN-ACKs
+      are routed by the policy rules of that mark), print "ready <pid>", then stay until killed (or close the
       listening socket after SEC seconds and print "closed", staying alive;
       or, with --accept-one, accept one connection, close the listening
       socket, print "served" and keep that connection open).
@@ -44,9 +46,11 @@ def family_of(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
-def listen(addr, port, v6only, close_after, device=None, accept_one=False):
+def listen(addr, port, v6only, close_after, device=None, accept_one=False, mark=0):
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if mark:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
     if device:
         # SO_BINDTODEVICE: what a service's bind-interface setting (or `ip vrf exec`) does.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
@@ -403,7 +407,7 @@ def main(argv):
     cmd, addr, port = pos[0], pos[1], int(pos[2])
     if cmd == "listen":
         listen(addr, port, opts.get("v6only", False), opts.get("close-after"), opts.get("device"),
-               opts.get("accept-one", False))
+               opts.get("accept-one", False), opts.get("mark", 0))
     elif cmd == "stall":
         stall(addr, port, int(opts.get("backlog", 1)), opts.get("emfile", False), opts.get("spin", False))
     elif cmd == "hold":
