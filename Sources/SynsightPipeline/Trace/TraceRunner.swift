@@ -200,8 +200,10 @@ public enum TraceRunner {
         if let filter = tracer.portFilter, filter.kernelPorts == nil {
             Output.stderr(PortFilter.fullNote + "\n")
         }
+        // Sockets, not holders: a listener shared by forked workers counts once.
+        let owned = Set(snapshot.map(\.socketInode))
         let known = "hook \(tracer.resetHook.name), " + Self.listenersKnown(
-            owned: snapshot.count, ownerless: Set(seeds.keys).subtracting(snapshot.map(\.socketInode)).count)
+            owned: owned.count, ownerless: Set(seeds.keys).subtracting(owned).count)
         Output.stderr(s.startNote.map { "synsight: \($0) (\(known))\n" }
             ?? "synsight: tracing refusals on \(s.portNote) (\(known)). Ctrl-C to stop.\n")
 
