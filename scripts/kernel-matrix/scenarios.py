@@ -2782,9 +2782,19 @@ def tun_peer(prefix, answers, local, remote):
     return ns, remote + (":1" if v6 else ".1")
 
 
-def remote_client_record(t, port, pid):
-    """The connect_failure record of `pid`'s connect() to `port`."""
-    return t.wait(lambda r: r.get("kind") == "connect_failure" and r.get("port") == port and pid_of(r, "process") == pid, 10)
+def remote_refusal(t, c, ns, remote, port, want_errno, what, required=True):
+    """One connect() from `ns` to the tun peer's `port`, its errno checked,
+    and the client's connect_failure record of it. A record
+    that does not come fails the scenario (missing_record) when `required`,
+    else is one failed check and None."""
+    pid, err = connect(ns, remote, port)
+    c.eq("connect errno (%s)" % what, err, want_errno)
+    r = t.wait(lambda x: x.get("kind") == "connect_failure" and x.get("port") == port and pid_of(x, "process") == pid, 10)
+    if r is None:
+        if required:
+            raise missing_record(t, what, port, err, c)
+        c.failures.append("no connect_failure record with the client of %s (port %d)" % (what, port))
+    return r
 
 
 def missing_record(t, what, port, err, c):
@@ -2808,28 +2818,15 @@ def sc_icmp_reject_remote(t, k, pas):
     prohibited, closed = port + 1, port + 2
     ns, remote = tun_peer("kmi", "%d:icmp3:60,%d:icmp13:60,%d:rst:60" % (port, prohibited, closed), "198.18.69", "198.18.70")
     c = Check()
-    client_record = lambda p, pid: remote_client_record(t, p, pid)
-    pid, err = connect(ns, remote, port)
-    c.eq("connect errno (port unreachable)", err, errno.ECONNREFUSED)
-    r = client_record(port, pid)
-    if r is None:
-        raise missing_record(t, "the ICMP refusal with its client", port, err, c)
+    r = remote_refusal(t, c, ns, remote, port, errno.ECONNREFUSED, "the port unreachable")
     expect_common(c, r, "connect_failure", "unknown", "rejected_with_icmp", port)
     c.eq("evidence.refused_by", ev(r).get("refused_by"), "icmp")
-    pid2, err2 = connect(ns, remote, prohibited)
-    c.eq("connect errno (admin prohibited)", err2, errno.EHOSTUNREACH)
-    r2 = client_record(prohibited, pid2)
-    if r2 is None:
-        c.failures.append("no connect_failure record with the client of the prohibited port %d" % prohibited)
-    else:
+    r2 = remote_refusal(t, c, ns, remote, prohibited, errno.EHOSTUNREACH, "the admin prohibited", required=False)
+    if r2:
         expect_common(c, r2, "connect_failure", "unknown", "host_unreachable", prohibited)
         c.true("host_unreachable hint names firewalld's reject: %r" % r2.get("hint"), "firewalld" in (r2.get("hint") or ""))
-    pid3, err3 = connect(ns, remote, closed)
-    c.eq("connect errno (reset)", err3, errno.ECONNREFUSED)
-    r3 = client_record(closed, pid3)
-    if r3 is None:
-        c.failures.append("no connect_failure record of the reset (port %d)" % closed)
-    else:
+    r3 = remote_refusal(t, c, ns, remote, closed, errno.ECONNREFUSED, "the reset", required=False)
+    if r3:
         expect_common(c, r3, "connect_failure", "unknown", "connection_refused", closed)
         c.eq("reset: evidence.refused_by", ev(r3).get("refused_by"), "tcp_reset")
     time.sleep(0.5)
@@ -2859,12 +2856,7 @@ def injected_reset_remote(t, k, pas, v6):
     answers = "%d:synack:60,%d:rst:60,%d:rst:64" % (port, closed, injected)
     ns, remote = tun_peer("kmr", answers, "fd00:65:" if v6 else "198.18.65", "fd00:66:" if v6 else "198.18.66")
     c = Check()
-    client_record = lambda p, pid: remote_client_record(t, p, pid)
-    pid, err = connect(ns, remote, closed)
-    c.eq("connect errno (refused)", err, errno.ECONNREFUSED)
-    first = client_record(closed, pid)
-    if first is None:
-        raise missing_record(t, "the first refusal", closed, err, c)
+    first = remote_refusal(t, c, ns, remote, closed, errno.ECONNREFUSED, "the first refusal")
     expect_common(c, first, "connect_failure", "unknown", "connection_refused", closed, family)
     if want is None:
         c.true("doctor reports injected_reset_suspected UNAVAILABLE: %r" % DOCTOR.get("injected_reset_suspected"),
@@ -2880,22 +2872,15 @@ def injected_reset_remote(t, k, pas, v6):
     c.eq("first refusal: evidence.reset.field", r1.get("field"), "hop_limit" if v6 else "ttl")
     _, ok = connect(ns, remote, port)
     c.eq("connect errno (the peer's SYN-ACK)", ok, 0)
-    pid3, err3 = connect(ns, remote, injected)
-    c.eq("connect errno (injected)", err3, errno.ECONNREFUSED)
-    r = client_record(injected, pid3)
-    if r is None:
-        raise missing_record(t, "the injected reset", injected, err3, c)
+    r = remote_refusal(t, c, ns, remote, injected, errno.ECONNREFUSED, "the injected reset")
     expect_common(c, r, "connect_failure", "unknown", "injected_reset_suspected", injected, family)
     e = ev(r).get("reset") or {}
     c.eq("injected: evidence.reset.ttl", e.get("ttl"), 64)
     c.eq("injected: evidence.reset.verdict", e.get("verdict"), "differs")
     c.eq("injected: evidence.reset.hops_closer", e.get("hops_closer"), 4)
     c.eq("injected: evidence.reset.baseline.ttl_min", (e.get("baseline") or {}).get("ttl_min"), 60)
-    pid4, err4 = connect(ns, remote, closed)
-    again = client_record(closed, pid4)
-    if again is None:
-        c.failures.append("no record of the second refusal")
-    else:
+    again = remote_refusal(t, c, ns, remote, closed, errno.ECONNREFUSED, "the second refusal", required=False)
+    if again:
         c.eq("second refusal: cause", again.get("cause"), "connection_refused")
         c.eq("second refusal: evidence.reset.verdict", (ev(again).get("reset") or {}).get("verdict"), "consistent")
     # A refusal storm: every refusal has its record, at most 16 per second carry the RST's TTL.
