@@ -2974,6 +2974,21 @@ def sc_drop_rp_filter(t, k, pas):
     return r, c, drop_expected(k)
 
 
+def no_route_back_attempt(t, c, client, addr, port, want, listener, cause, *connect_args):
+    """A connect() from `client` that times out because the listener leaves
+    its SYNs unanswered (the first SYN arms the per-SYN program, its
+    retransmission at 1 s is reported), and the port's no_route_back record,
+    checked for `cause`, the listener and the client; None if none came."""
+    pid, err = peer(client, "connect", addr, port, "--timeout", 4 * SLOW, *connect_args)
+    c.eq("connect errno", err, errno.ETIMEDOUT)
+    r = t.wait(lambda r: r.get("reason") == "no_route_back" and r.get("port") == port, 10 if want[0] else 3)
+    if r:
+        expect_common(c, r, "drop", "no_route_back", cause, port)
+        c.eq("process.pid (the listener)", pid_of(r, "process"), listener.pid)
+        c.eq("client.pid", pid_of(r, "client"), pid)
+    return r
+
+
 @scenario("rp_filter off, no route back: the listener drops the SYN unanswered", "no_route_back",
           passes=("default", "kprobe"))
 def sc_no_route_back(t, k, pas):
@@ -2991,15 +3006,9 @@ def sc_no_route_back(t, k, pas):
     server.exec("sysctl", "-qw", "net.ipv4.conf.%s.rp_filter=0" % s1)
     port = rnd_port()
     listener = Peer(server, ["listen", "0.0.0.0", str(port)])
-    # The first SYN arms the per-SYN program; its retransmission (1 s) is reported.
-    pid, err = peer(client, "connect", "198.18.46.1", port, "--timeout", 4 * SLOW, "--source", "198.18.47.2")
     c = Check()
-    c.eq("connect errno", err, errno.ETIMEDOUT)
-    r = t.wait(lambda r: r.get("reason") == "no_route_back" and r.get("port") == port, 10 if want[0] else 3)
+    r = no_route_back_attempt(t, c, client, "198.18.46.1", port, want, listener, "no_matching_route", "--source", "198.18.47.2")
     if r:
-        expect_common(c, r, "drop", "no_route_back", "no_matching_route", port)
-        c.eq("process.pid (the listener)", pid_of(r, "process"), listener.pid)
-        c.eq("client.pid", pid_of(r, "client"), pid)
         back = ev(r).get("route_back") or {}
         c.eq("evidence.route_back (destination, source, result, errno)",
              (back.get("destination"), back.get("source"), back.get("result"), back.get("errno")),
@@ -3022,14 +3031,9 @@ def sc_no_route_back_marked(t, k, pas):
     server.exec("ip", "route", "add", "unreachable", "default", "table", "142")
     port = rnd_port()
     listener = Peer(server, ["listen", "0.0.0.0", str(port), "--mark", "0x2a"])
-    # The first SYN arms the per-SYN program; its retransmission (1 s) is reported.
-    pid, err = peer(client, "connect", "198.18.49.1", port, "--timeout", 4 * SLOW)
     c = Check()
-    c.eq("connect errno", err, errno.ETIMEDOUT)
-    r = t.wait(lambda r: r.get("reason") == "no_route_back" and r.get("port") == port, 10 if want[0] else 3)
+    r = no_route_back_attempt(t, c, client, "198.18.49.1", port, want, listener, "unreachable_route")
     if r:
-        expect_common(c, r, "drop", "no_route_back", "unreachable_route", port)
-        c.eq("process.pid (the listener)", pid_of(r, "process"), listener.pid)
         back = ev(r).get("route_back") or {}
         c.eq("evidence.route_back (destination, mark, uid, errno)",
              (back.get("destination"), back.get("mark"), back.get("uid"), back.get("errno")),
