@@ -148,7 +148,8 @@ static __always_inline enum conn_taken conn_take(const struct sock *sk, struct c
 }
 
 /* inet_sk_error_report, with SYN_CFG_NO_STATE_HOOK. A TCP socket's error:
- * sk_err is set before the report. A connection that never saw the peer's
+ * sk_err is set before the report (an application may take it first:
+ * tmo_reported_error). A connection that never saw the peer's
  * SYN-ACK has rcv_nxt 0 (tcp_connect_init): a failed connect(); otherwise a
  * reset within RESET_AFTER_SETUP_NS of connect() is a setup failure of its
  * own (reset_by_peer). */
@@ -158,7 +159,7 @@ static __always_inline int conn_on_error_report(const struct sock *sk)
 		return 0; /* conn_on_state_change reports it at CLOSE */
 	if (!sk || BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
-	int err = sk->sk_err;
+	int err = tmo_reported_error(sk); /* sk_err, or the timeout the application took first */
 	if (err == 0)
 		return 0;
 	/* A refusal the kernel folded (a storm): its client is counted with it

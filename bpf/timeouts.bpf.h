@@ -169,6 +169,38 @@ static __always_inline __u32 tmo_syn_retransmits(const struct sock *sk)
 	return BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
 }
 
+/* Was the connect() given up by its SYN retransmission timer? Asked of a
+ * socket the kernel already closed (tmo_reported_error): the timer had
+ * fired (its expiry, kept when tcp_done stops it, is not in the future)
+ * after at least one retransmission. When a RST or an ICMP error ends the
+ * attempt instead, the timer is still due for the next retransmission. */
+static __always_inline bool tmo_syn_timer_expired(const struct sock *sk)
+{
+	struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
+	if (tmo_syn_retransmits(sk) == 0)
+		return false;
+	__u64 expires = BPF_CORE_READ(icsk, icsk_retransmit_timer.expires);
+	return (__s64)(expires - bpf_jiffies64()) <= 0;
+}
+
+/* The error an inet_sk_error_report is about. Since 6.10 the report comes
+ * after tcp_done (tcp_done_with_error), whose state change already woke
+ * the application: one polling the socket can read SO_ERROR, which clears
+ * sk_err, before this program runs (seen under load on a 2-CPU VM). A
+ * connecting socket found closed, unanswered, with sk_err already 0, was
+ * given up by the kernel: when its SYN timer had expired, the error was
+ * tcp_write_err's (an ICMP soft error seen meanwhile, else ETIMEDOUT).
+ * Another taken error (a RST's, an ICMP hard error's) is not known: 0. */
+static __always_inline int tmo_reported_error(const struct sock *sk)
+{
+	int err = sk->sk_err;
+	if (err != 0 || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_CLOSE ||
+	    BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) != 0 || !tmo_syn_timer_expired(sk))
+		return err;
+	err = sk->sk_err_soft;
+	return err ? err : ETIMEDOUT;
+}
+
 /* From inet_sk_error_report: any error is the outcome of a pending socket
  * (its entry goes); a connect() that timed out unanswered is reported with
  * its route. */
@@ -180,7 +212,7 @@ static __always_inline void timeout_on_error_report(const struct sock *sk)
 	 * read with direct loads (see BTF_READ). */
 	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
 		return;
-	int err = sk->sk_err;
+	int err = tmo_reported_error(sk);
 	if (err == 0)
 		return; /* an ICMP soft error: the connect() may still be answered */
 	/* Only a socket whose SYN was retransmitted is pending: a refusal
@@ -235,7 +267,14 @@ static __always_inline bool tmo_take_abandoned(const struct sock *sk, struct tmo
 		return false; /* answered: it connected */
 	/* An error was reported (or an ICMP soft error seen through SO_ERROR):
 	 * the connect() failed, reported as such. */
-	return sk->sk_err == 0 && sk->sk_err_soft == 0;
+	if (sk->sk_err != 0 || sk->sk_err_soft != 0)
+		return false;
+	/* Closed by its application in SYN_SENT, the SYN is still queued for
+	 * retransmission (tcp_v4_destroy_sock purges the queue after this
+	 * tracepoint); a connect() the kernel failed (tcp_done_with_error,
+	 * tcp_write_err) had it purged first: its error was taken before the
+	 * report saw it (tmo_reported_error), not given up by the application. */
+	return BPF_CORE_READ(sk, tcp_rtx_queue.rb_node) != NULL;
 }
 
 /* SYN_EV_CONNECT_ABANDONED, from the close's process context: `ci` is the

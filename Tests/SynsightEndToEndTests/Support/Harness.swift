@@ -179,10 +179,11 @@ final class Peer {
     /// `source`: bind to this local address first; `extra`: more peer.py options.
     /// `cgroupDir`: a cgroup directory the client is moved into before it starts.
     static func connect(from ns: NetNS, addr: String, port: Int, timeout: Double = 3,
-                        source: String? = nil, extra: [String] = [], cgroupDir: String? = nil) throws -> (pid: Int, errno: Int) {
+                        source: String? = nil, extra: [String] = [], cgroupDir: String? = nil,
+                        command: String = "connect") throws -> (pid: Int, errno: Int) {
         // Moved before `ip netns exec`, which mounts a sysfs of the namespace's own over /sys.
         let moved = cgroupDir.map { ["/bin/sh", "-c", #"echo $$ > "$0/cgroup.procs" && exec "$@""#, $0] } ?? []
-        let out = try sh(moved + ["ip", "netns", "exec", ns.name, "/usr/bin/python3", script, "connect", addr, String(port),
+        let out = try sh(moved + ["ip", "netns", "exec", ns.name, "/usr/bin/python3", script, command, addr, String(port),
                           "--timeout", String(timeout)] + (source.map { ["--source", $0] } ?? []) + extra)
         // The answer is the line "<pid> <errno>"; stderr shares the pipe, so
         // a warning from `ip netns exec` or python may surround it.

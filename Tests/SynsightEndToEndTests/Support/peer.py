@@ -16,6 +16,12 @@ test's network namespaces with `ip netns exec`. Standard library only.
       one connect() (bound to ADDR first with --source, to device DEV with
       SO_BINDTODEVICE, marked N with SO_MARK); print "<pid> <errno>" (0 on
       success).
+  peer.py connect-polling ADDR PORT [--timeout SEC]
+      a non-blocking connect() whose caller reads SO_ERROR in a loop (as a
+      busy event loop may), from another CPU than the one its SYN timer runs
+      on, that CPU kept busy at nice 19: it takes a failure's error the
+      moment the kernel sets it, before the kernel reports it; print
+      "<pid> <errno>".
 
   peer.py tun DEV ANSWERS
       a remote TCP peer in user space, behind tun device DEV (created here,
@@ -36,6 +42,7 @@ Options for any command (untrusted names, raw bytes given in hex):
 """
 import errno
 import os
+import signal
 import socket
 import struct
 import sys
@@ -90,6 +97,48 @@ def connect(addr, port, timeout, source=None, sport=0, device=None, mark=0):
     except OSError as e:
         code = e.errno if e.errno is not None else errno.ETIMEDOUT
     print(os.getpid(), code, flush=True)
+
+
+def connect_polling(addr, port, timeout):
+    # The timer is armed on the CPU that connect()s (cpus[0]), where a busy
+    # process keeps it from being taken by another CPU; the poller reads
+    # SO_ERROR on cpus[1], so the error is read while the kernel is still
+    # between setting it and reporting it (tcp_done_with_error, 6.10+).
+    cpus = sorted(os.sched_getaffinity(0))
+    hog = None
+    if len(cpus) > 1:
+        hog = os.fork()
+        if hog == 0:
+            os.sched_setaffinity(0, {cpus[0]})
+            os.nice(19)
+            while True:
+                pass
+        os.sched_setaffinity(0, {cpus[0]})
+    s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    s.setblocking(False)
+    code = 0
+    try:
+        s.connect((addr, port))
+    except BlockingIOError:
+        pass
+    except OSError as e:
+        code = e.errno
+    if len(cpus) > 1:
+        os.sched_setaffinity(0, {cpus[1]})
+    deadline = time.monotonic() + timeout
+    while code == 0 and time.monotonic() < deadline:
+        code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code == 0:
+            try:
+                s.getpeername()
+                break  # connected
+            except OSError:
+                pass
+    if hog:
+        os.kill(hog, signal.SIGKILL)
+        os.waitpid(hog, 0)
+    print(os.getpid(), code if code or time.monotonic() < deadline else errno.ETIMEDOUT, flush=True)
+    s.close()
 
 
 def stall(addr, port, backlog, emfile, spin=False):
@@ -412,6 +461,8 @@ def main(argv):
         stall(addr, port, int(opts.get("backlog", 1)), opts.get("emfile", False), opts.get("spin", False))
     elif cmd == "hold":
         hold(addr, port, opts.get("seconds", 30.0))
+    elif cmd == "connect-polling":
+        connect_polling(addr, port, opts.get("timeout", 5.0))
     elif cmd == "connect":
         connect(addr, port, opts.get("timeout", 5.0), opts.get("source"), opts.get("sport", 0),
                 opts.get("device"), opts.get("mark", 0))
