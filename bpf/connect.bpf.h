@@ -81,7 +81,7 @@ static __always_inline int conn_on_state_change(const struct sock *sk, const int
 		/* Closed while connecting: given up, if its SYN went unanswered. */
 		struct tmo_stash s;
 		if (tmo_take_abandoned(sk, &s))
-			tmo_emit_abandoned(sk, &s, &ci);
+			tmo_emit_abandoned(sk, &s, &ci, false);
 		return 0;
 	}
 	bool failed = oldstate == TCP_SYN_SENT && err != 0;
@@ -147,6 +147,22 @@ static __always_inline enum conn_taken conn_take(const struct sock *sk, struct c
 	return conn_kept(sk, key, out, true) ? CONN_TAKEN : CONN_RACED;
 }
 
+/* inet_sk_error_report of a connecting socket closed with SO_LINGER 0
+ * (tmo_linger_abort), in the closer's context: a connect() given up, as at
+ * destroy, when its SYN went unanswered; the caller's entry goes with it.
+ * Not a failure of the connection: no SYN_EV_CONNECT_ERROR (its ECONNRESET
+ * would read as a reset by the peer, at port 0: the destination is gone). */
+static __always_inline int conn_on_linger_abort(const struct sock *sk)
+{
+	struct tmo_stash s;
+	bool pending = tmo_take_unanswered(sk, &s);
+	struct connect_info ci = {};
+	if (conn_take(sk, &ci) == CONN_RACED || !pending)
+		return 0;
+	tmo_emit_abandoned(sk, &s, &ci, true);
+	return 0;
+}
+
 /* inet_sk_error_report, with SYN_CFG_NO_STATE_HOOK. A TCP socket's error:
  * sk_err is set before the report (an application may take it first:
  * tmo_reported_error). A connection that never saw the peer's
@@ -162,6 +178,8 @@ static __always_inline int conn_on_error_report(const struct sock *sk)
 	int err = tmo_reported_error(sk); /* sk_err, or the timeout the application took first */
 	if (err == 0)
 		return 0;
+	if (tmo_linger_abort(sk, err))
+		return conn_on_linger_abort(sk);
 	/* A refusal the kernel folded (a storm): its client is counted with it
 	 * before the table is searched (a cookie, a compare-and-swap: ~100 ns
 	 * per refusal). ECONNREFUSED is set only in SYN_SENT: a failed
@@ -199,7 +217,7 @@ static __always_inline int conn_on_destroy(const struct sock *sk)
 	struct connect_info ci = {};
 	if (conn_take(sk, &ci) == CONN_RACED)
 		return 0;
-	tmo_emit_abandoned(sk, &s, &ci);
+	tmo_emit_abandoned(sk, &s, &ci, false);
 	return 0;
 }
 

@@ -429,7 +429,8 @@ struct syn_ev_connect_abandoned {
 	__u32 netns;
 	__u32 syn_retransmits; /* SYNs sent again after the first (icsk_retransmits) */
 	__u8 closer_exiting;   /* 1: the closer was exiting (PF_EXITING): the process died while connecting */
-	__u8 _pad[7];
+	__u8 aborted;          /* 1: closed with SO_LINGER 0 (tcp_disconnect's ECONNRESET, seen at its error report) */
+	__u8 _pad[6];
 };
 
 /* Which kernel hook produced a SYN_EV_CONNECT_RESET record. */

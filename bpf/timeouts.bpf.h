@@ -52,8 +52,10 @@
 struct tmo_stash {
 	__u64 cookie;            /* bpf_get_socket_cookie: the entry is this socket's */
 	struct syn_egress route; /* of its last retransmitted SYN */
+	struct syn_tuple t;      /* its addresses and ports then (a close with SO_LINGER 0 clears them) */
+	__u32 syn_retransmits;   /* icsk_retransmits then (the same) */
 	__u8 closed_seen;        /* run_tmo_watch found it closed once: forgotten at the next sweep */
-	__u8 _pad[7];
+	__u8 _pad[3];
 };
 
 /* Connecting sockets with a retransmitted SYN (rare: a SYN is retransmitted
@@ -139,6 +141,16 @@ static __always_inline void tmo_route_at_outcome(const struct sock *sk, const st
 	r->flags |= SYN_TMO_F_STASHED;
 }
 
+/* SYN retransmissions so far: icsk_retransmits, else (a kernel without the
+ * field) the socket's total retransmissions, which in SYN_SENT are SYNs. */
+static __always_inline __u32 tmo_syn_retransmits(const struct sock *sk)
+{
+	struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
+	if (bpf_core_field_exists(icsk->icsk_retransmits))
+		return BPF_CORE_READ(icsk, icsk_retransmits);
+	return BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+}
+
 /* From tcp_retransmit_skb (after the SYN went out, so the socket has a
  * route again): remember a connecting socket until its outcome, with its
  * route. Only SYN_SENT sockets: a SYN retransmission is rare, other ones
@@ -151,22 +163,14 @@ static __always_inline void timeout_on_syn_retransmit(const struct sock *sk)
 	if (!tmo_read_route(sk, &s.route))
 		return;
 	s.cookie = bpf_get_socket_cookie((void *)sk);
+	sock_local(sk, &s.t);
+	s.syn_retransmits = tmo_syn_retransmits(sk);
 	__u64 key = sk_key(sk);
 	bpf_map_update_elem(&tmo_pending, &key, &s, BPF_ANY);
 	__u32 a = SYN_TMO_GATE_ADDED;
 	__u64 *added = bpf_map_lookup_elem(&tmo_gate, &a);
 	if (added)
 		__sync_fetch_and_add(added, 1);
-}
-
-/* SYN retransmissions so far: icsk_retransmits, else (a kernel without the
- * field) the socket's total retransmissions, which in SYN_SENT are SYNs. */
-static __always_inline __u32 tmo_syn_retransmits(const struct sock *sk)
-{
-	struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
-	if (bpf_core_field_exists(icsk->icsk_retransmits))
-		return BPF_CORE_READ(icsk, icsk_retransmits);
-	return BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
 }
 
 /* Was the connect() given up by its SYN retransmission timer? Asked of a
@@ -181,6 +185,14 @@ static __always_inline bool tmo_syn_timer_expired(const struct sock *sk)
 		return false;
 	__u64 expires = BPF_CORE_READ(icsk, icsk_retransmit_timer.expires);
 	return (__s64)(expires - bpf_jiffies64()) <= 0;
+}
+
+/* A report of ECONNRESET for a socket never answered: tcp_disconnect in
+ * SYN_SENT (a close with SO_LINGER 0, or connect() with AF_UNSPEC), in the
+ * closer's context; a RST refusing a connect() is ECONNREFUSED. */
+static __always_inline bool tmo_linger_abort(const struct sock *sk, int err)
+{
+	return err == ECONNRESET && BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) == 0;
 }
 
 /* The error an inet_sk_error_report is about. Since 6.10 the report comes
@@ -215,6 +227,8 @@ static __always_inline void timeout_on_error_report(const struct sock *sk)
 	int err = tmo_reported_error(sk);
 	if (err == 0)
 		return; /* an ICMP soft error: the connect() may still be answered */
+	if (tmo_linger_abort(sk, err))
+		return; /* its application's: conn_on_error_report takes the entry */
 	/* Only a socket whose SYN was retransmitted is pending: a refusal
 	 * storm's errors (answered at once) skip the lookup, and while no
 	 * socket can be pending, the read of its retransmissions too. */
@@ -249,10 +263,9 @@ static __always_inline void timeout_on_error_report(const struct sock *sk)
 	submit(e);
 }
 
-/* At a connecting socket's close (tp_btf programs: a BTF-typed socket):
- * true, with its entry taken into `out`, when the socket was pending and
- * ends unanswered with no error reported: its application gave up. */
-static __always_inline bool tmo_take_abandoned(const struct sock *sk, struct tmo_stash *out)
+/* At a connecting socket's outcome: true, with its entry taken into `out`,
+ * when the socket was pending and is still unanswered. */
+static __always_inline bool tmo_take_unanswered(const struct sock *sk, struct tmo_stash *out)
 {
 	__u64 key = sk_key(sk);
 	struct tmo_stash *s = bpf_map_lookup_elem(&tmo_pending, &key);
@@ -263,8 +276,16 @@ static __always_inline bool tmo_take_abandoned(const struct sock *sk, struct tmo
 		return false; /* run_tmo_watch forgot it meanwhile */
 	if (out->cookie != bpf_get_socket_cookie((void *)sk))
 		return false; /* an earlier socket's entry at the same address */
-	if (BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) != 0)
-		return false; /* answered: it connected */
+	return BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) == 0; /* else answered: it connected */
+}
+
+/* At a connecting socket's close (tp_btf programs: a BTF-typed socket):
+ * true, with its entry taken into `out`, when the socket was pending and
+ * ends unanswered with no error reported: its application gave up. */
+static __always_inline bool tmo_take_abandoned(const struct sock *sk, struct tmo_stash *out)
+{
+	if (!tmo_take_unanswered(sk, out))
+		return false;
 	/* An error was reported (or an ICMP soft error seen through SO_ERROR):
 	 * the connect() failed, reported as such. */
 	if (sk->sk_err != 0 || sk->sk_err_soft != 0)
@@ -278,14 +299,20 @@ static __always_inline bool tmo_take_abandoned(const struct sock *sk, struct tmo
 }
 
 /* SYN_EV_CONNECT_ABANDONED, from the close's process context: `ci` is the
- * connect() caller's entry (zero: not seen). */
+ * connect() caller's entry (zero: not seen). `aborted`: closed with
+ * SO_LINGER 0, whose tcp_disconnect cleared the socket's destination, its
+ * unbound source address, route and retransmission count before the
+ * report: the stash's, of its last retransmitted SYN, are used. */
 static __always_inline void tmo_emit_abandoned(const struct sock *sk, const struct tmo_stash *stashed,
-					       const struct connect_info *ci)
+					       const struct connect_info *ci, bool aborted)
 {
 	struct syn_ev_connect_abandoned *e = reserve(sizeof(*e), SYN_EV_CONNECT_ABANDONED);
 	if (!e)
 		return;
-	sock_local_of(sk, &e->t, true);
+	if (aborted)
+		e->t = stashed->t;
+	else
+		sock_local_of(sk, &e->t, true);
 	if (!port_wanted(e->t.rport)) {
 		bpf_ringbuf_discard(e, 0);
 		return;
@@ -296,9 +323,10 @@ static __always_inline void tmo_emit_abandoned(const struct sock *sk, const stru
 	__builtin_memset(&e->route, 0, sizeof(e->route));
 	tmo_route_at_outcome(sk, stashed, &e->route);
 	e->netns = sock_netns(sk);
-	e->syn_retransmits = tmo_syn_retransmits(sk);
+	e->syn_retransmits = aborted ? stashed->syn_retransmits : tmo_syn_retransmits(sk);
 	struct task_struct *cur = bpf_get_current_task_btf();
 	e->closer_exiting = (cur->flags & PF_EXITING) ? 1 : 0;
+	e->aborted = aborted;
 	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
 	submit(e);
 }

@@ -171,7 +171,8 @@ enum DoctorReport {
         if plan.programs.contains(.tmoDestroySock) {
             return head + "tp_btf/tcp_destroy_sock (a socket closed in SYN_SENT, unanswered, no error), "
                 + "\(ArmingPurpose.abandonedConnects.periodText) watch; attached only while a connect()'s SYN is unanswered "
-                + "(it runs for every TCP socket destroyed meanwhile); an application that gives up within 1 s is not seen"
+                + "(it runs for every TCP socket destroyed meanwhile), or a close with SO_LINGER 0 at its tp_btf/inet_sk_error_report; "
+                + "an application that gives up within 1 s is not seen"
         }
         if plan.programs.contains(.sockState) {
             return head + "tp_btf/inet_sock_set_state (SYN_SENT -> CLOSE with no error, after a SYN retransmission)"

@@ -16,7 +16,7 @@ struct AbandonedConnectTests {
     static func abandoned(at ts: UInt64, from: Endpoint = client, to: Endpoint = server, pid: UInt32 = 42,
                           closer: UInt32? = nil, exiting: Bool = false, seen: Bool = true, after: UInt64 = 3_002_000_000,
                           egress: ConnectTimeoutRoute.Egress? = .init(ifname: "dummy0", ifindex: 3, gateway: TimeoutCoreTests.gateway),
-                          retransmits: UInt32 = 2) -> KernelEvent {
+                          retransmits: UInt32 = 2, aborted: Bool = false) -> KernelEvent {
         let family: AddressFamily = from.addr.isV4Mapped ? .ipv4 : .ipv6
         let task = TaskInfo(pid: pid, comm: "curl")
         let attempt = ConnectError(ts: ts, connectTs: seen ? ts - min(after, ts) : nil, family: family, local: from, remote: to,
@@ -25,7 +25,7 @@ struct AbandonedConnectTests {
                                         synRetransmits: retransmits)
         return .connectAbandoned(ConnectAbandoned(attempt: attempt, route: route,
                                                   closer: TaskInfo(pid: closer ?? pid, comm: closer == nil ? "curl" : "supervisor"),
-                                                  closerExiting: exiting))
+                                                  closerExiting: exiting, aborted: aborted))
     }
 
     /// One record of each shape: past the host, dropped on it, exited, unexplained.
@@ -50,11 +50,30 @@ struct AbandonedConnectTests {
         #expect(r.evidence("errno") == nil && r.evidence("closed_by") == nil)
         #expect(r.evidence("after_ms") == .int(3002))
         #expect(r.evidence("syn_retransmits") == .int(2) && r.evidence("egress_interface") == .string("dummy0"))
-        #expect(r.evidence("hook") == .string(ClientErrorHook.stateChange.abandonHook))
+        #expect(r.evidence("hook") == .string("tp_btf/inet_sock_set_state (SYN_SENT -> CLOSE, no sk_err)"))
         let hint = r.hint ?? ""
         #expect(hint.hasPrefix("curl (pid 42) gave up connecting to 198.18.78.9:443 after 3002 ms (3 SYNs unanswered"), "\(hint)")
         #expect(hint.contains("left this host through dummy0") && hint.contains("past this host"), "\(hint)")
         #expect(e.finish().isEmpty)
+    }
+
+    @Test("closed with SO_LINGER 0: abandoned_by application, the hint says it reset the socket, the hook names the close's report in either mode")
+    func lingerAbort() throws {
+        for hook in [ClientErrorHook.errorReport, .stateChange] {
+            var e = engine()
+            e.clientErrorHook = hook
+            let r = try single(e.ingest(Self.abandoned(at: 4_000_000_000, aborted: true)))
+            #expect(r.reason == .connectTimeout && r.evidence("abandoned_by") == .string("application"))
+            #expect(r.evidence("errno") == nil && r.port == 443 && r.local == Self.client)
+            #expect(r.evidence("hook") == .string("tp_btf/inet_sk_error_report (ECONNRESET of a close with SO_LINGER 0 in SYN_SENT)"))
+            let hint = r.hint ?? ""
+            #expect(hint.contains("it reset the socket with SO_LINGER 0 before the kernel's own timeout"), "\(hint)")
+        }
+        var e = engine()
+        e.clientErrorHook = .errorReport
+        let plain = try single(e.ingest(Self.abandoned(at: 4_000_000_000)))
+        #expect(plain.evidence("hook") == .string("tp_btf/tcp_destroy_sock (closed in SYN_SENT, no sk_err)"))
+        #expect(plain.hint?.contains("it closed the socket before") == true)
     }
 
     @Test("a drop of the same attempt first: dropped_on_host names it, as for ETIMEDOUT")
@@ -121,7 +140,11 @@ struct AbandonedConnectTests {
         #expect(a.attempt.local == Self.client && a.attempt.remote.port == 443 && a.attempt.task?.pid == 42)
         #expect(a.attempt.task?.comm == "curl" && a.closer.pid == 9 && a.closer.comm == "sh" && a.by == .processExit)
         #expect(a.route.egress == .init(ifname: "eth0", ifindex: 3, gateway: TimeoutCoreTests.gateway))
-        #expect(a.route.synRetransmits == 3 && a.route.fromLastRetransmit)
+        #expect(a.route.synRetransmits == 3 && a.route.fromLastRetransmit && !a.aborted)
+        e.aborted = 1
+        guard case .connectAbandoned(let aborted) = try EventDecoder.decode(withUnsafeBytes(of: e) { Array($0) }) else { return }
+        #expect(aborted.aborted)
+        e.aborted = 0
 
         e.task.pid = 0
         guard case .connectAbandoned(let unseen) = try EventDecoder.decode(withUnsafeBytes(of: e) { Array($0) }) else { return }

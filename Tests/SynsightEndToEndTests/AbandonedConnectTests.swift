@@ -71,6 +71,37 @@ struct AbandonedConnectEndToEndTests {
         #expect(r.string("hint")?.contains("gave up connecting to 198.18.0.1:\(port) after") == true, "\(all)")
     }
 
+    @Test("given up with SO_LINGER 0 (an abort: HAProxy's option nolinger): the same record, its destination and retransmissions from before the abort cleared them; no ECONNRESET connect failure")
+    func givenUpWithLingerZero() throws {
+        let client = try NetNS(), server = try NetNS()
+        defer { client.remove(); server.remove() }
+        try server.link(to: client)  // server 198.18.0.1, client .2
+        let port = randomPort()
+        try dropSYNs(in: server, port: port)
+        let trace = try TraceSession([])
+        let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port, timeout: 2.5, extra: ["--linger0"])
+        #expect(c.errno == Int(ETIMEDOUT), "python's own timeout; records: \(trace.stdout)")
+        let r = try #require(failure(trace, ns: client, port: port), "stdout: \(trace.stdout)\nstderr: \(trace.stderr)")
+        // Anything else of this client (the abort's ECONNRESET as a failure of its own) would come with it.
+        Thread.sleep(forTimeInterval: 1)
+        trace.stop()
+        let all = "\(r)\nall records: \(trace.stdout)"
+        #expect(r.string("reason") == "connect_timeout" && r.string("cause") == "dropped_on_host", "\(all)")
+        #expect(r.pid("process") == c.pid && r.evidence["abandoned_by"] as? String == "application", "\(all)")
+        #expect(r.evidence["errno"] == nil, "no error was reported: \(all)")
+        #expect((r.object("local")?["addr"] as? String) == "198.18.0.2" && (r.object("remote")?["addr"] as? String) == "198.18.0.1",
+                "\(all)")
+        let after = r.evidence["after_ms"] as? Int ?? 0
+        #expect(after >= 2500 && after < 4000, "the application's timeout: \(all)")
+        let retrans = try retransmitted(client)
+        #expect(retrans >= 1 && r.evidence["syn_retransmits"] as? Int == retrans, "RetransSegs \(retrans): \(all)")
+        let hook = r.evidence["hook"] as? String ?? ""
+        #expect(hook.contains("SO_LINGER 0") || hook.hasPrefix("tp_btf/inet_sock_set_state"), "\(all)")
+        #expect(r.string("hint")?.contains("gave up connecting to 198.18.0.1:\(port) after") == true, "\(all)")
+        let others = trace.records.filter { $0.pid("process") == c.pid && $0.line != r.line }
+        #expect(others.isEmpty, "one record of the client: \(others)")
+    }
+
     @Test("a client killed while connecting: abandoned_by process_exit, the client named")
     func killed() throws {
         let client = try NetNS(), server = try NetNS()

@@ -511,8 +511,8 @@ def peer(ns, *args, unprivileged=False, userns=False, cgroup_dir=None, timeout=3
 # Connect timeouts are not stretched for a slow guest: the connects that
 # time out are the ones expected to, and loopback connects that succeed
 # take milliseconds even under TCG.
-def connect(ns, addr, port, timeout=3):
-    return peer(ns, "connect", addr, port, "--timeout", timeout)
+def connect(ns, addr, port, timeout=3, *options):
+    return peer(ns, "connect", addr, port, "--timeout", timeout, *options)
 
 
 def connect_async(ns, addr, port, timeout=2):
@@ -2582,11 +2582,11 @@ def abandon_hook(k):
     return "tp_btf/inet_sock_set_state"
 
 
-def abandoned_connect(client, addr, port):
+def abandoned_connect(client, addr, port, *options):
     """One connect() python gives up on after ABANDON_AFTER s: its pid, and
     the check that python did (its own timeout)."""
     client.exec("sysctl", "-qw", "net.ipv4.tcp_syn_retries=3")
-    pid, err = connect(client, addr, port, timeout=ABANDON_AFTER)
+    pid, err = connect(client, addr, port, ABANDON_AFTER, *options)
     c = Check()
     c.eq("connect errno (python's own timeout)", err, errno.ETIMEDOUT)
     return pid, c
@@ -2641,6 +2641,34 @@ def sc_connect_abandoned_dropped(t, k, pas):
         d = ev(r).get("drop") or {}
         c.eq("evidence.drop.reason", d.get("reason"), "firewall_drop")
         c.eq("evidence.drop.rule_comment", d.get("rule_comment"), "km-abandon-%d" % port)
+    return r, c, (hook, None)
+
+
+@scenario("connect() given up after 2.5 s with SO_LINGER 0 (an abort), its SYNs dropped by nft in the peer namespace",
+          "connect_timeout/dropped_on_host, abandoned_by application; no ECONNRESET failure")
+def sc_connect_abandoned_linger0(t, k, pas):
+    # tcp_disconnect clears the destination, the route and the
+    # retransmission count before its ECONNRESET report: the record has
+    # them from the last retransmitted SYN.
+    hook = abandon_hook(k)
+    if hook == "tp_btf/tcp_destroy_sock":
+        hook = "tp_btf/inet_sk_error_report"
+    if fw_expected(k)[0] is None:
+        raise Unavailable(fw_expected(k)[1])
+    server, client = fw_pair()
+    port = rnd_port()
+    fw_input_rule(server, port, "drop", ' comment "km-linger0-%d"' % port)
+    pid, c = abandoned_connect(client, V4S, port, "--linger0")
+    r = timeout_record(t, client, port)
+    if r:
+        expect_common(c, r, "connect_failure", "connect_timeout", "dropped_on_host", port)
+        abandon_check(c, r, client, pid)
+        c.eq("remote.addr", (r.get("remote") or {}).get("addr"), V4S)
+        d = ev(r).get("drop") or {}
+        c.eq("evidence.drop.rule_comment", d.get("rule_comment"), "km-linger0-%d" % port)
+        time.sleep(1)
+        others = [o for o in t.records()[t.start:] if pid_of(o, "process") == pid and o is not r and o != r]
+        c.eq("other records of the client (an ECONNRESET failure)", others, [])
     return r, c, (hook, None)
 
 

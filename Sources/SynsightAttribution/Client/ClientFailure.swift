@@ -8,8 +8,13 @@ public enum ClientErrorHook: String, Sendable {
     /// inet_sk_error_report, without the state-change hook (issue 16).
     case errorReport = "tp_btf/inet_sk_error_report (sk_err)"
 
+    /// Where a connect() its application gave up on with SO_LINGER 0 is
+    /// seen without the state-change hook: tcp_disconnect's report.
+    public static let lingerAbortHook = "tp_btf/inet_sk_error_report (ECONNRESET of a close with SO_LINGER 0 in SYN_SENT)"
+
     /// Where a connect() its application gave up on is seen (ConnectAbandoned).
-    public var abandonHook: String {
+    public func abandonHook(_ a: ConnectAbandoned) -> String {
+        if a.aborted { return Self.lingerAbortHook }
         switch self {
         case .stateChange: return "tp_btf/inet_sock_set_state (SYN_SENT -> CLOSE, no sk_err)"
         case .errorReport: return "tp_btf/tcp_destroy_sock (closed in SYN_SENT, no sk_err)"

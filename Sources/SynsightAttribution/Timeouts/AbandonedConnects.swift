@@ -10,7 +10,7 @@ extension AttributionEngine {
     func noteAbandonment(_ a: ConnectAbandoned, into ev: inout ConnectTimeoutEvidence) {
         ev.abandonedBy = a.by.rawValue
         ev.closedBy = closerJSON(a)
-        ev.hook = clientErrorHook.abandonHook
+        ev.hook = clientErrorHook.abandonHook(a)
     }
 
     /// The closer, when it is not the client that connected.
@@ -26,7 +26,8 @@ extension AttributionEngine {
         let after = ce.elapsedMs.map { " after \($0) ms" } ?? ""
         switch a.by {
         case .application:
-            return "\(ce.clientLabel) gave up connecting to \(ce.remote)\(after) (\(sent) unanswered; it closed the socket "
+            let closed = a.aborted ? "reset the socket with SO_LINGER 0" : "closed the socket"
+            return "\(ce.clientLabel) gave up connecting to \(ce.remote)\(after) (\(sent) unanswered; it \(closed) "
                 + "before the kernel's own timeout)"
         case .processExit:
             return "\(ce.clientLabel) exited while connecting to \(ce.remote)\(after) (\(sent) unanswered)"
@@ -45,7 +46,7 @@ extension AttributionEngine {
         ev.clientSeen = ce.task != nil
         ev.abandonedBy = a.by.rawValue
         ev.closedBy = closerJSON(a)
-        ev.hook = clientErrorHook.abandonHook
+        ev.hook = clientErrorHook.abandonHook(a)
         r.evidence = ev.fields
         let sent = Self.synsSent(route)
         let advice = Advice.for(reason: .unknown, cause: r.cause,

@@ -17,12 +17,17 @@ public struct ConnectAbandoned: Sendable, Hashable {
     public var closer: TaskInfo
     /// The closer was exiting: the process died (or was killed) while connecting.
     public var closerExiting: Bool
+    /// Closed with SO_LINGER 0 (an abort: tcp_disconnect's ECONNRESET,
+    /// seen at its error report, not at the socket's destruction).
+    public var aborted: Bool
 
-    public init(attempt: ConnectError, route: ConnectTimeoutRoute, closer: TaskInfo, closerExiting: Bool) {
+    public init(attempt: ConnectError, route: ConnectTimeoutRoute, closer: TaskInfo, closerExiting: Bool,
+                aborted: Bool = false) {
         self.attempt = attempt
         self.route = route
         self.closer = closer
         self.closerExiting = closerExiting
+        self.aborted = aborted
     }
 
     /// Who gave up, as the record's evidence says it (`abandoned_by`).
@@ -45,6 +50,6 @@ extension EventDecoder {
         return .connectAbandoned(ConnectAbandoned(
             attempt: attempt,
             route: route(e.route, ts: e.hdr.ts_ns, tuple: t, netns: e.netns, synRetransmits: e.syn_retransmits),
-            closer: task(e.closer), closerExiting: e.closer_exiting != 0))
+            closer: task(e.closer), closerExiting: e.closer_exiting != 0, aborted: e.aborted != 0))
     }
 }

@@ -12,10 +12,11 @@ test's network namespaces with `ip netns exec`. Standard library only.
       --await-cgroup: first print "waiting <pid>" and wait until
       /proc/self/cgroup contains TEXT (the test moves it: `ip netns exec`
       mounts its own /sys, without the cgroup hierarchies), then listen.
-  peer.py connect ADDR PORT [--timeout SEC] [--source ADDR] [--device DEV] [--mark N]
+  peer.py connect ADDR PORT [--timeout SEC] [--source ADDR] [--device DEV] [--mark N] [--linger0]
       one connect() (bound to ADDR first with --source, to device DEV with
-      SO_BINDTODEVICE, marked N with SO_MARK); print "<pid> <errno>" (0 on
-      success).
+      SO_BINDTODEVICE, marked N with SO_MARK; with --linger0, SO_LINGER 0,
+      so closing it at the timeout aborts it: HAProxy's "option nolinger");
+      print "<pid> <errno>" (0 on success).
   peer.py connect-polling ADDR PORT [--timeout SEC]
       a non-blocking connect() whose caller reads SO_ERROR in a loop (as a
       busy event loop may), from another CPU than the one its SYN timer runs
@@ -78,9 +79,11 @@ def listen(addr, port, v6only, close_after, device=None, accept_one=False, mark=
         time.sleep(3600)
 
 
-def connect(addr, port, timeout, source=None, sport=0, device=None, mark=0):
+def connect(addr, port, timeout, source=None, sport=0, device=None, mark=0, linger0=False):
     s = socket.socket(family_of(addr), socket.SOCK_STREAM)
     s.settimeout(timeout)
+    if linger0:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     code = 0
     if device:
         # As `curl --interface DEV` (or a client's bind-interface setting) does.
@@ -97,6 +100,7 @@ def connect(addr, port, timeout, source=None, sport=0, device=None, mark=0):
     except OSError as e:
         code = e.errno if e.errno is not None else errno.ETIMEDOUT
     print(os.getpid(), code, flush=True)
+    s.close()
 
 
 def connect_polling(addr, port, timeout):
@@ -428,6 +432,8 @@ def main(argv):
             opts["emfile"] = True
         elif args[i] == "--spin":
             opts["spin"] = True
+        elif args[i] == "--linger0":
+            opts["linger0"] = True
         elif args[i] == "--accept-one":
             opts["accept-one"] = True
         elif args[i] == "--await-cgroup":
@@ -465,7 +471,7 @@ def main(argv):
         connect_polling(addr, port, opts.get("timeout", 5.0))
     elif cmd == "connect":
         connect(addr, port, opts.get("timeout", 5.0), opts.get("source"), opts.get("sport", 0),
-                opts.get("device"), opts.get("mark", 0))
+                opts.get("device"), opts.get("mark", 0), opts.get("linger0", False))
     else:
         sys.exit("unknown command " + cmd)
 
