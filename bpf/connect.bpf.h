@@ -147,11 +147,13 @@ static __always_inline enum conn_taken conn_take(const struct sock *sk, struct c
 	return conn_kept(sk, key, out, true) ? CONN_TAKEN : CONN_RACED;
 }
 
-/* inet_sk_error_report of a connecting socket closed with SO_LINGER 0
- * (tmo_linger_abort), in the closer's context: a connect() given up, as at
- * destroy, when its SYN went unanswered; the caller's entry goes with it.
- * Not a failure of the connection: no SYN_EV_CONNECT_ERROR (its ECONNRESET
- * would read as a reset by the peer, at port 0: the destination is gone). */
+/* inet_sk_error_report of a socket its application closed with SO_LINGER 0
+ * (tmo_linger_abort), in the closer's context: while connecting, a
+ * connect() given up, as at destroy, when its SYN went unanswered. Never a
+ * failure of the connection: no SYN_EV_CONNECT_ERROR (its ECONNRESET read
+ * as a reset by the peer, at port 0: a health check that connects and
+ * aborts, as HAProxy's with option nolinger, was reported as refused after
+ * the handshake). The caller's entry goes with it. */
 static __always_inline int conn_on_linger_abort(const struct sock *sk)
 {
 	struct tmo_stash s;

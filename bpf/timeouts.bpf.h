@@ -187,12 +187,13 @@ static __always_inline bool tmo_syn_timer_expired(const struct sock *sk)
 	return (__s64)(expires - bpf_jiffies64()) <= 0;
 }
 
-/* A report of ECONNRESET for a socket never answered: tcp_disconnect in
- * SYN_SENT (a close with SO_LINGER 0, or connect() with AF_UNSPEC), in the
- * closer's context; a RST refusing a connect() is ECONNREFUSED. */
+/* A report of tcp_disconnect's ECONNRESET: the socket's own application
+ * aborted it (a close with SO_LINGER 0, or connect() with AF_UNSPEC), in
+ * its context; tcp_disconnect clears the destination port before the
+ * report, which a peer's RST (tcp_reset) leaves in place. */
 static __always_inline bool tmo_linger_abort(const struct sock *sk, int err)
 {
-	return err == ECONNRESET && BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt) == 0;
+	return err == ECONNRESET && BPF_CORE_READ(sk, __sk_common.skc_dport) == 0;
 }
 
 /* The error an inet_sk_error_report is about. Since 6.10 the report comes

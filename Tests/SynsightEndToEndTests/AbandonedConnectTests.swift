@@ -102,6 +102,35 @@ struct AbandonedConnectEndToEndTests {
         #expect(others.isEmpty, "one record of the client: \(others)")
     }
 
+    @Test("a health check that connects and aborts with SO_LINGER 0 (HAProxy's option nolinger): no record; a refused connect() beside it is reported")
+    func healthCheckAbort() throws {
+        let client = try NetNS(), server = try NetNS()
+        defer { client.remove(); server.remove() }
+        try server.link(to: client)  // server 198.18.0.1, client .2
+        let port = randomPort(), closed = randomPort()
+        let listener = try Peer(listenIn: server, addr: "198.18.0.1", port: port)
+        let trace = try TraceSession([])
+        let out = try sh(["ip", "netns", "exec", client.name, "/usr/bin/python3", "-c", """
+            import os, socket, struct
+            for _ in range(3):
+                c = socket.create_connection(("198.18.0.1", \(port)))
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+            print(os.getpid())
+            """])
+        let checker = Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        // The refused connect() after them: once it is reported, the aborts' reports are in.
+        let refused = try Peer.connect(from: client, addr: "198.18.0.1", port: closed)
+        #expect(refused.errno == Int(ECONNREFUSED))
+        let r = try #require(trace.waitForRecord(timeout: 10) { $0.int("port") == closed && $0.pid("client") == refused.pid },
+                             "stdout: \(trace.stdout)\nstderr: \(trace.stderr)")
+        trace.stop()
+        _ = listener
+        #expect(r.string("reason") == "no_listener", "\(r)")
+        let aborts = trace.records.filter { $0.pid("process") == checker || $0.pid("client") == checker }
+        #expect(checker > 0 && aborts.isEmpty, "the health check's aborts are not failures: \(aborts)")
+    }
+
     @Test("a client killed while connecting: abandoned_by process_exit, the client named")
     func killed() throws {
         let client = try NetNS(), server = try NetNS()
