@@ -114,7 +114,18 @@ struct KernelFoldTests {
         let t = tally(trace.records, port: port)
         #expect(t.kernelFolded == 0 && t.kernelSummaries.isEmpty)
         #expect(t.userFolded > 0)
-        #expect(t.accounted == s.resets, "individual \(t.individual) + user \(t.userFolded) != \(s.resets)")
-        #expect(summary.contains("synsight: \(s.resets) events in "), "\(summary)")
+        if t.lost == 0 {
+            #expect(t.accounted == s.resets, "individual \(t.individual) + user \(t.userFolded) != \(s.resets)")
+            #expect(summary.contains("synsight: \(s.resets) events in "), "\(summary)")
+        } else {
+            // Two events per refusal (the RST and the client's error) cross
+            // the ring buffer here; on a loaded CI machine (2 CPUs, the
+            // suites in parallel) the reader fell behind once: 9,617 lost of
+            // about 124,000. Then every RST is accounted for or counted lost,
+            // never more, and the loss is said.
+            #expect(t.accounted < s.resets && t.accounted + t.lost >= s.resets,
+                    "individual \(t.individual) + user \(t.userFolded), lost \(t.lost), RSTs \(s.resets)")
+            #expect(summary.contains("synsight: \(t.accounted) events in ") && summary.contains(", \(t.lost) events lost"), "\(summary)")
+        }
     }
 }
