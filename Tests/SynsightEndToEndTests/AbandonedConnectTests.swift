@@ -42,64 +42,57 @@ struct AbandonedConnectEndToEndTests {
         return Int(rows[1][i]) ?? -1
     }
 
-    @Test("a 2.5 s connect timeout, SYNs dropped by nft: connect_timeout/dropped_on_host, abandoned_by application, no errno, the rule")
-    func givenUp() throws {
+    /// A connect() given up by python's 2.5 s timeout (`extra`: peer.py
+    /// connect options), its SYNs dropped by nft: the checks both closes
+    /// share (the record, its process, no errno, the application's timeout,
+    /// the namespace's retransmissions, the hint), then `more` on the record.
+    func givenUpAttempt(_ extra: [String] = [], settle: Double = 0,
+                        more: (_ r: JSONRecord, _ all: String, _ trace: TraceSession, _ pid: Int, _ port: Int) throws -> Void) throws {
         let client = try NetNS(), server = try NetNS()
         defer { client.remove(); server.remove() }
         try server.link(to: client)  // server 198.18.0.1, client .2
         let port = randomPort()
         try dropSYNs(in: server, port: port)
         let trace = try TraceSession([])
-        let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port, timeout: 2.5)
+        let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port, timeout: 2.5, extra: extra)
         #expect(c.errno == Int(ETIMEDOUT), "python's own timeout; records: \(trace.stdout)")
         let r = try #require(failure(trace, ns: client, port: port), "stdout: \(trace.stdout)\nstderr: \(trace.stderr)")
-        trace.stop()
-        let all = "\(r)\nall records: \(trace.stdout)"
-        #expect(r.string("reason") == "connect_timeout" && r.string("cause") == "dropped_on_host", "\(all)")
-        #expect(r.pid("process") == c.pid, "\(all)")
-        #expect(r.evidence["abandoned_by"] as? String == "application", "\(all)")
-        #expect(r.evidence["errno"] == nil, "no error was reported: \(all)")
-        let after = r.evidence["after_ms"] as? Int ?? 0
-        #expect(after >= 2500 && after < 4000, "the application's timeout: \(all)")
-        let retrans = try retransmitted(client)
-        #expect(retrans >= 1 && r.evidence["syn_retransmits"] as? Int == retrans, "RetransSegs \(retrans): \(all)")
-        #expect((r.evidence["hook"] as? String)?.hasPrefix("tp_btf/tcp_destroy_sock") == true, "\(all)")
-        let drop = try #require(r.evidence["drop"] as? [String: Any], "\(all)")
-        #expect(drop["reason"] as? String == "firewall_drop" && drop["rule_comment"] as? String == "abandon-\(port)", "\(all)")
-        // Nothing in the server's namespace uses conntrack: no "invalid" state beside a plain port rule.
-        #expect(drop["ct_state"] == nil, "\(all)")
-        #expect(r.string("hint")?.contains("gave up connecting to 198.18.0.1:\(port) after") == true, "\(all)")
-    }
-
-    @Test("given up with SO_LINGER 0 (an abort: HAProxy's option nolinger): the same record, its destination and retransmissions from before the abort cleared them; no ECONNRESET connect failure")
-    func givenUpWithLingerZero() throws {
-        let client = try NetNS(), server = try NetNS()
-        defer { client.remove(); server.remove() }
-        try server.link(to: client)  // server 198.18.0.1, client .2
-        let port = randomPort()
-        try dropSYNs(in: server, port: port)
-        let trace = try TraceSession([])
-        let c = try Peer.connect(from: client, addr: "198.18.0.1", port: port, timeout: 2.5, extra: ["--linger0"])
-        #expect(c.errno == Int(ETIMEDOUT), "python's own timeout; records: \(trace.stdout)")
-        let r = try #require(failure(trace, ns: client, port: port), "stdout: \(trace.stdout)\nstderr: \(trace.stderr)")
-        // Anything else of this client (the abort's ECONNRESET as a failure of its own) would come with it.
-        Thread.sleep(forTimeInterval: 1)
+        Thread.sleep(forTimeInterval: settle)
         trace.stop()
         let all = "\(r)\nall records: \(trace.stdout)"
         #expect(r.string("reason") == "connect_timeout" && r.string("cause") == "dropped_on_host", "\(all)")
         #expect(r.pid("process") == c.pid && r.evidence["abandoned_by"] as? String == "application", "\(all)")
         #expect(r.evidence["errno"] == nil, "no error was reported: \(all)")
-        #expect((r.object("local")?["addr"] as? String) == "198.18.0.2" && (r.object("remote")?["addr"] as? String) == "198.18.0.1",
-                "\(all)")
         let after = r.evidence["after_ms"] as? Int ?? 0
         #expect(after >= 2500 && after < 4000, "the application's timeout: \(all)")
         let retrans = try retransmitted(client)
         #expect(retrans >= 1 && r.evidence["syn_retransmits"] as? Int == retrans, "RetransSegs \(retrans): \(all)")
-        let hook = r.evidence["hook"] as? String ?? ""
-        #expect(hook.contains("SO_LINGER 0") || hook.hasPrefix("tp_btf/inet_sock_set_state"), "\(all)")
         #expect(r.string("hint")?.contains("gave up connecting to 198.18.0.1:\(port) after") == true, "\(all)")
-        let others = trace.records.filter { $0.pid("process") == c.pid && $0.line != r.line }
-        #expect(others.isEmpty, "one record of the client: \(others)")
+        try more(r, all, trace, c.pid, port)
+    }
+
+    @Test("a 2.5 s connect timeout, SYNs dropped by nft: connect_timeout/dropped_on_host, abandoned_by application, no errno, the rule")
+    func givenUp() throws {
+        try givenUpAttempt { r, all, _, _, port in
+            #expect((r.evidence["hook"] as? String)?.hasPrefix("tp_btf/tcp_destroy_sock") == true, "\(all)")
+            let drop = try #require(r.evidence["drop"] as? [String: Any], "\(all)")
+            #expect(drop["reason"] as? String == "firewall_drop" && drop["rule_comment"] as? String == "abandon-\(port)", "\(all)")
+            // Nothing in the server's namespace uses conntrack: no "invalid" state beside a plain port rule.
+            #expect(drop["ct_state"] == nil, "\(all)")
+        }
+    }
+
+    @Test("given up with SO_LINGER 0 (an abort: HAProxy's option nolinger): the same record, its destination and retransmissions from before the abort cleared them; no ECONNRESET connect failure")
+    func givenUpWithLingerZero() throws {
+        // settle: anything else of this client (the abort's ECONNRESET as a failure of its own) would come by then.
+        try givenUpAttempt(["--linger0"], settle: 1) { r, all, trace, pid, _ in
+            #expect((r.object("local")?["addr"] as? String) == "198.18.0.2" && (r.object("remote")?["addr"] as? String) == "198.18.0.1",
+                    "\(all)")
+            let hook = r.evidence["hook"] as? String ?? ""
+            #expect(hook.contains("SO_LINGER 0") || hook.hasPrefix("tp_btf/inet_sock_set_state"), "\(all)")
+            let others = trace.records.filter { $0.pid("process") == pid && $0.line != r.line }
+            #expect(others.isEmpty, "one record of the client: \(others)")
+        }
     }
 
     @Test("a health check that connects and aborts with SO_LINGER 0 (HAProxy's option nolinger): no record; a refused connect() beside it is reported")
