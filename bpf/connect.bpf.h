@@ -156,6 +156,8 @@ static __always_inline enum conn_taken conn_take(const struct sock *sk, struct c
  * the handshake). The caller's entry goes with it. */
 static __always_inline int conn_on_linger_abort(const struct sock *sk)
 {
+	if (!no_state_hook())
+		return 0; /* conn_on_state_change saw it at SYN_SENT -> CLOSE */
 	struct tmo_stash s;
 	bool pending = tmo_take_unanswered(sk, &s);
 	struct connect_info ci = {};
@@ -165,23 +167,17 @@ static __always_inline int conn_on_linger_abort(const struct sock *sk)
 	return 0;
 }
 
-/* inet_sk_error_report, with SYN_CFG_NO_STATE_HOOK. A TCP socket's error:
- * sk_err is set before the report (an application may take it first:
+/* inet_sk_error_report, with SYN_CFG_NO_STATE_HOOK. A TCP socket's error
+ * `err` (not 0, not its application's abort: refusals.bpf.c): sk_err, set
+ * before the report (an application may take it first:
  * tmo_reported_error). A connection that never saw the peer's
  * SYN-ACK has rcv_nxt 0 (tcp_connect_init): a failed connect(); otherwise a
  * reset within RESET_AFTER_SETUP_NS of connect() is a setup failure of its
  * own (reset_by_peer). */
-static __always_inline int conn_on_error_report(const struct sock *sk)
+static __always_inline int conn_on_error_report(const struct sock *sk, int err)
 {
 	if (!no_state_hook())
 		return 0; /* conn_on_state_change reports it at CLOSE */
-	if (!sk || BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
-	int err = tmo_reported_error(sk); /* sk_err, or the timeout the application took first */
-	if (err == 0)
-		return 0;
-	if (tmo_linger_abort(sk, err))
-		return conn_on_linger_abort(sk);
 	/* A refusal the kernel folded (a storm): its client is counted with it
 	 * before the table is searched (a cookie, a compare-and-swap: ~100 ns
 	 * per refusal). ECONNREFUSED is set only in SYN_SENT: a failed

@@ -228,15 +228,25 @@ SEC("cgroup/connect6")
 int conn_connect6(struct bpf_sock_addr *ctx) { return conn_on_connect(ctx); }
 
 /* A socket's error report: the firewall's ICMP soft error (sk_err still 0)
- * and, without the state-change hook, a connection's failure (sk_err set). */
+ * and, without the state-change hook, a connection's failure (sk_err set).
+ * The TCP error is read once for both readers of it (tmo_reported_error). */
 SEC("tp_btf/inet_sk_error_report")
 int BPF_PROG(on_sk_error_report, const struct sock *sk)
 {
 	if (!sk)
 		return 0;
 	fw_on_soft_error(sk);
-	timeout_on_error_report(sk); /* an unanswered connect()'s ETIMEDOUT: where its SYNs went */
-	return conn_on_error_report(sk);
+	/* Called from tp_btf/inet_sk_error_report only: a BTF-typed socket,
+	 * read with direct loads (see BTF_READ). */
+	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	int err = tmo_reported_error(sk); /* sk_err, or the timeout the application took first */
+	if (err == 0)
+		return 0; /* an ICMP soft error: the connect() may still be answered */
+	if (tmo_linger_abort(sk, err))
+		return conn_on_linger_abort(sk); /* its application's abort: no failure */
+	timeout_on_error_report(sk, err); /* an unanswered connect()'s ETIMEDOUT: where its SYNs went */
+	return conn_on_error_report(sk, err);
 }
 
 /* Only the first argument is declared: 6.18 has (sk, skb, err). */

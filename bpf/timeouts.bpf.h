@@ -214,22 +214,12 @@ static __always_inline int tmo_reported_error(const struct sock *sk)
 	return err ? err : ETIMEDOUT;
 }
 
-/* From inet_sk_error_report: any error is the outcome of a pending socket
- * (its entry goes); a connect() that timed out unanswered is reported with
- * its route. */
-static __always_inline void timeout_on_error_report(const struct sock *sk)
+/* From inet_sk_error_report, a TCP socket's error `err` (not 0, not its
+ * application's abort: refusals.bpf.c): any error is the outcome of a
+ * pending socket (its entry goes); a connect() that timed out unanswered
+ * is reported with its route. */
+static __always_inline void timeout_on_error_report(const struct sock *sk, int err)
 {
-	if (!sk)
-		return;
-	/* Called from tp_btf/inet_sk_error_report only: a BTF-typed socket,
-	 * read with direct loads (see BTF_READ). */
-	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
-		return;
-	int err = tmo_reported_error(sk);
-	if (err == 0)
-		return; /* an ICMP soft error: the connect() may still be answered */
-	if (tmo_linger_abort(sk, err))
-		return; /* its application's: conn_on_error_report takes the entry */
 	/* Only a socket whose SYN was retransmitted is pending: a refusal
 	 * storm's errors (answered at once) skip the lookup, and while no
 	 * socket can be pending, the read of its retransmissions too. */

@@ -2667,7 +2667,7 @@ def sc_connect_abandoned_linger0(t, k, pas):
         d = ev(r).get("drop") or {}
         c.eq("evidence.drop.rule_comment", d.get("rule_comment"), "km-linger0-%d" % port)
         time.sleep(1)
-        others = [o for o in t.records()[t.start:] if pid_of(o, "process") == pid and o is not r and o != r]
+        others = [o for o in t.records()[t.start:] if pid_of(o, "process") == pid and o != r]
         c.eq("other records of the client (an ECONNRESET failure)", others, [])
     return r, c, (hook, None)
 
